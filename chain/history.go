@@ -1,0 +1,88 @@
+package chain
+
+import (
+	"fmt"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/transparency-dev/merkle/compact"
+)
+
+// History is the Merkle Mountain Range over the hashes of blocks 0..Size()-1:
+// the compact range holds one peak per set bit of the size, so appending a
+// block and computing the root cost O(log n) hashes and the state is O(log n)
+// bytes. Header N's MixDigest is the root of the history of blocks 0..N-1, so
+// any block can later be proven an ancestor of a head with an RFC 6962
+// inclusion proof. Not safe for concurrent use.
+type History struct {
+	r *compact.Range
+}
+
+// NewHistory returns the empty history (the one block 0 commits to).
+func NewHistory() *History { return &History{r: rangeFactory.NewEmptyRange(0)} }
+
+// Size is the number of block hashes appended.
+func (h *History) Size() uint64 { return h.r.End() }
+
+// Append adds the hash of the next block.
+func (h *History) Append(blockHash common.Hash) {
+	if err := h.r.Append(Hasher{}.HashLeaf(blockHash.Bytes()), nil); err != nil {
+		panic(fmt.Sprintf("history append: %v", err)) // cannot fail for a range from 0
+	}
+}
+
+// Root returns the history root; the empty history's root is the zero hash.
+func (h *History) Root() common.Hash {
+	if h.r.End() == 0 {
+		return common.Hash{}
+	}
+	root, err := h.r.GetRootHash(nil)
+	if err != nil {
+		panic(fmt.Sprintf("history root: %v", err))
+	}
+	return common.BytesToHash(root)
+}
+
+// Clone returns an independent copy.
+func (h *History) Clone() *History {
+	// Append rewrites peaks in place, so the copy must not share them.
+	peaks := make([][]byte, len(h.r.Hashes()))
+	for i, p := range h.r.Hashes() {
+		peaks[i] = append([]byte(nil), p...)
+	}
+	c, err := rangeFactory.NewRange(0, h.r.End(), peaks)
+	if err != nil {
+		panic(fmt.Sprintf("history clone: %v", err))
+	}
+	return &History{r: c}
+}
+
+type historyRLP struct {
+	Size  uint64
+	Peaks [][]byte
+}
+
+// MarshalBinary encodes the size and peaks.
+func (h *History) MarshalBinary() ([]byte, error) {
+	return rlp.EncodeToBytes(historyRLP{Size: h.r.End(), Peaks: h.r.Hashes()})
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote, checking that the number
+// of peaks fits the size.
+func (h *History) UnmarshalBinary(b []byte) error {
+	var dec historyRLP
+	if err := rlp.DecodeBytes(b, &dec); err != nil {
+		return fmt.Errorf("decode history: %w", err)
+	}
+	for _, p := range dec.Peaks {
+		if len(p) != 32 {
+			return fmt.Errorf("decode history: peak of %d bytes", len(p))
+		}
+	}
+	r, err := rangeFactory.NewRange(0, dec.Size, dec.Peaks)
+	if err != nil {
+		return fmt.Errorf("decode history: %w", err)
+	}
+	h.r = r
+	return nil
+}

@@ -1,0 +1,123 @@
+// Command tallyd runs a Tally node.
+//
+//	tallyd --dev                         single-node chain on the embedded dev genesis
+//	tallyd --config node.toml            a node configured by file (docs/config.md)
+//
+// Flags override the config file. SIGINT and SIGTERM shut the node down
+// cleanly; a restart on the same data dir resumes where it stopped.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tally-ledger/tally/node"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tallyd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		dev      = fs.Bool("dev", false, "run a single-node chain on the embedded dev genesis (data in a temp dir unless --datadir)")
+		datadir  = fs.String("datadir", "", "data directory (node key, state, raft log)")
+		gen      = fs.String("genesis", "", "genesis file (default with --dev: the embedded dev genesis)")
+		config   = fs.String("config", "", "TOML config file (docs/config.md)")
+		httpAddr = fs.String("http.addr", "", "JSON-RPC listen address (default 127.0.0.1)")
+		httpPort = fs.Int("http.port", -1, "JSON-RPC listen port (default 8545)")
+		logLevel = fs.String("log.level", "", "log level: debug, info, warn, error")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: tallyd [flags]\n\nRuns a Tally node.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tallyd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg := node.DefaultConfig()
+	if *config != "" {
+		var err error
+		if cfg, err = node.LoadConfig(*config); err != nil {
+			fmt.Fprintf(stderr, "tallyd: %v\n", err)
+			return 2
+		}
+	}
+	if *dev {
+		cfg.Dev = true
+	}
+	if *datadir != "" {
+		cfg.DataDir = *datadir
+	}
+	if *gen != "" {
+		cfg.Genesis = *gen
+	}
+	if *httpAddr != "" {
+		cfg.HTTP.Addr = *httpAddr
+	}
+	if *httpPort >= 0 {
+		cfg.HTTP.Port = *httpPort
+	}
+	if *logLevel != "" {
+		cfg.Log.Level = *logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "tallyd: %v\n", err)
+		return 2
+	}
+	logger := newLogger(cfg.Log, stderr)
+	if cfg.DataDir == "" {
+		if !cfg.Dev {
+			fmt.Fprintln(stderr, "tallyd: --datadir (or datadir in the config) is required unless --dev")
+			return 2
+		}
+		dir, err := os.MkdirTemp("", "tally-dev-")
+		if err != nil {
+			fmt.Fprintf(stderr, "tallyd: %v\n", err)
+			return 1
+		}
+		cfg.DataDir = dir
+		logger.Info("dev data dir (temporary)", "datadir", dir)
+	}
+
+	n, err := node.New(cfg, logger)
+	if err != nil {
+		logger.Error("start failed", "err", err)
+		return 1
+	}
+	logger.Info("node started", "address", n.Address(), "rpc", "http://"+n.HTTPAddr(), "datadir", cfg.DataDir)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	logger.Info("shutting down", "signal", s.String())
+	if err := n.Close(); err != nil {
+		logger.Error("shutdown", "err", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+func newLogger(c node.LogConfig, w io.Writer) *slog.Logger {
+	level, _ := node.ParseLevel(c.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,321 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/state"
+)
+
+// BuilderConfig tunes block production.
+type BuilderConfig struct {
+	// MaxBlockTxs caps the transactions of one block.
+	MaxBlockTxs int
+	// MaxInflight is how many proposed blocks may be uncommitted at once;
+	// block N+1 is built while block N replicates.
+	MaxInflight int
+	// BlockInterval is the longest the builder waits to fill a block while
+	// another is in flight.
+	BlockInterval time.Duration
+	// Heartbeat is the idle interval after which an empty block is proposed,
+	// so tools waiting for confirmations do not hang.
+	Heartbeat time.Duration
+	// ApplyTimeout bounds how long raft.Apply may wait to enqueue a block.
+	ApplyTimeout time.Duration
+}
+
+// DefaultBuilderConfig is the builder configuration of a node that sets nothing.
+var DefaultBuilderConfig = BuilderConfig{
+	MaxBlockTxs:   5000,
+	MaxInflight:   2,
+	BlockInterval: 10 * time.Millisecond,
+	Heartbeat:     time.Second,
+	ApplyTimeout:  10 * time.Second,
+}
+
+// Proposer is what the builder proposes through: raft.Raft in a node.
+type Proposer interface {
+	Apply(cmd []byte, timeout time.Duration) raft.ApplyFuture
+}
+
+// specBlock is a block the builder proposed that it has not seen applied.
+type specBlock struct {
+	block   *chain.Block
+	writes  *state.Overlay
+	txs     []mempool.Pending
+	history *chain.History // including this block
+	timeMs  uint64
+}
+
+// Builder is the leader's block builder. It builds each block on its
+// speculative head (the last block it proposed, or the applied head), so
+// several blocks can be in flight; if any of them is not applied as built,
+// it starts again from the applied head and returns their transactions to
+// the pool.
+type Builder struct {
+	cfg      BuilderConfig
+	db       *state.DB
+	pool     *mempool.Pool
+	proposer Proposer
+	key      *crypto.PrivateKey
+	chainID  uint64
+	log      *slog.Logger
+	now      func() time.Time
+	// OnProposed is called after each proposal (metrics).
+	onProposed func(b *chain.Block)
+
+	mu      sync.Mutex
+	spec    []*specBlock
+	stale   bool          // a proposal failed: reset before the next build
+	changed chan struct{} // a proposal finished or a block was applied
+}
+
+// NewBuilder returns a builder proposing through p, signing with key.
+func NewBuilder(cfg BuilderConfig, db *state.DB, pool *mempool.Pool, p Proposer, key *crypto.PrivateKey, logger *slog.Logger, onProposed func(*chain.Block)) *Builder {
+	if onProposed == nil {
+		onProposed = func(*chain.Block) {}
+	}
+	return &Builder{
+		cfg: cfg, db: db, pool: pool, proposer: p, key: key, chainID: db.ChainID(), log: logger,
+		now: time.Now, onProposed: onProposed, changed: make(chan struct{}, 1),
+	}
+}
+
+// Notify wakes the builder; the FSM calls it after each applied block.
+func (b *Builder) Notify() {
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Run builds and proposes blocks until ctx ends. The caller runs it only
+// while this node is the leader, after a raft Barrier, so the applied head
+// includes every entry of earlier terms.
+func (b *Builder) Run(ctx context.Context) {
+	b.mu.Lock()
+	b.stale = true
+	b.mu.Unlock()
+	defer b.abandon()
+	lastProposal := b.now()
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		inflight := b.prune()
+		if inflight >= b.cfg.MaxInflight {
+			if !b.wait(ctx, nil, 0) {
+				return
+			}
+			continue
+		}
+		if !b.pool.HasReady() {
+			idle := b.cfg.Heartbeat - b.now().Sub(lastProposal)
+			if idle > 0 {
+				if !b.wait(ctx, b.pool.Ready(), idle) {
+					return
+				}
+				continue
+			}
+		} else if inflight > 0 {
+			b.fill(ctx)
+		}
+		if err := b.propose(); err != nil {
+			b.log.Error("propose block", "err", err)
+			if !b.wait(ctx, nil, b.cfg.BlockInterval) {
+				return
+			}
+			continue
+		}
+		lastProposal = b.now()
+	}
+}
+
+// wait blocks until something changes, ready fires, d passes (if > 0) or ctx
+// ends; it reports false when ctx ended.
+func (b *Builder) wait(ctx context.Context, ready <-chan struct{}, d time.Duration) bool {
+	var timer <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-b.changed:
+	case <-ready:
+	case <-timer:
+	}
+	return true
+}
+
+// fill waits up to BlockInterval for the pool to hold a full block, or for
+// an in-flight block to finish.
+func (b *Builder) fill(ctx context.Context) {
+	deadline := b.now().Add(b.cfg.BlockInterval)
+	for {
+		queued, _ := b.pool.Stats()
+		left := deadline.Sub(b.now())
+		if queued >= b.cfg.MaxBlockTxs || left <= 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.changed:
+			return
+		case <-time.After(min(left, time.Millisecond)):
+		}
+	}
+}
+
+// prune drops proposed blocks that are now applied and returns how many
+// are still in flight. If the applied chain diverged from what was
+// proposed, or a proposal failed, it resets to the applied head.
+func (b *Builder) prune() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	head, _ := b.db.Head()
+	for len(b.spec) > 0 && b.spec[0].block.Number() <= head.Number {
+		sb := b.spec[0]
+		if n, err := b.db.BlockNumberByHash(sb.block.Hash()); err != nil || n != sb.block.Number() {
+			b.stale = true
+			break
+		}
+		b.spec = b.spec[1:]
+	}
+	if b.stale {
+		b.resetLocked()
+	}
+	return len(b.spec)
+}
+
+// resetLocked forgets every proposal not applied and returns its
+// transactions to the pool. If such a block is applied after all, the
+// pool's Applied removes its transactions again.
+func (b *Builder) resetLocked() {
+	head, _ := b.db.Head()
+	for _, sb := range b.spec {
+		if sb.block.Number() > head.Number {
+			b.pool.Return(sb.txs)
+		}
+	}
+	b.spec = nil
+	b.stale = false
+}
+
+// abandon runs when leadership ends.
+func (b *Builder) abandon() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.resetLocked()
+}
+
+// parent is what the next block builds on.
+type parent struct {
+	hash, root common.Hash
+	number     uint64
+	timeMs     uint64
+	history    *chain.History
+	base       state.Reader
+}
+
+func (b *Builder) parentLocked() parent {
+	if n := len(b.spec); n > 0 {
+		sb := b.spec[n-1]
+		return parent{hash: sb.block.Hash(), root: sb.block.Header.Root, number: sb.block.Number(),
+			timeMs: sb.timeMs, history: sb.history, base: sb.writes}
+	}
+	tip := b.db.Tip()
+	return parent{hash: tip.Head.Hash, root: tip.Head.StateRoot, number: tip.Head.Number,
+		timeMs: tip.Head.TimeMs, history: tip.History, base: b.db}
+}
+
+// propose builds one block from the pool on the speculative head and hands
+// it to Raft.
+func (b *Builder) propose() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	par := b.parentLocked()
+	pend := b.pool.Take(b.cfg.MaxBlockTxs)
+	res := &state.Result{Writes: state.NewOverlay(par.base), Receipts: make([]*types.Receipt, 0, len(pend))}
+	txs := make([]*types.Transaction, 0, len(pend))
+	kept := pend[:0:0]
+	var tooLow, tooHigh []mempool.Pending
+	for _, p := range pend {
+		out, err := state.ExecuteTx(res.Writes, p.Tx, p.From, res.GasUsed)
+		switch {
+		case errors.Is(err, state.ErrNonceTooLow), errors.Is(err, state.ErrNonceMax):
+			tooLow = append(tooLow, p)
+			continue
+		case errors.Is(err, state.ErrNonceTooHigh):
+			tooHigh = append(tooHigh, p)
+			continue
+		case err != nil:
+			b.pool.Return(pend)
+			return fmt.Errorf("execute %s: %w", p.Tx.Hash(), err)
+		}
+		res.Add(out.Receipt)
+		txs = append(txs, p.Tx)
+		kept = append(kept, p)
+	}
+	b.pool.Discard(tooLow)
+	b.pool.Return(tooHigh)
+
+	timeMs := max(uint64(b.now().UnixMilli()), par.timeMs+1)
+	h := chain.NewHeader(par.hash, par.number+1, timeMs, b.key.Address())
+	h.MixDigest = par.history.Root()
+	if err := state.FinishHeader(h, par.root, txs, res); err != nil {
+		b.pool.Return(kept)
+		return err
+	}
+	if err := chain.Seal(h, b.chainID, b.key); err != nil {
+		b.pool.Return(kept)
+		return err
+	}
+	blk := chain.NewBlock(h, txs)
+	enc, err := blk.Encode()
+	if err != nil {
+		b.pool.Return(kept)
+		return err
+	}
+	hist := par.history.Clone()
+	hist.Append(blk.Hash())
+	sb := &specBlock{block: blk, writes: res.Writes, txs: kept, history: hist, timeMs: timeMs}
+	b.spec = append(b.spec, sb)
+	fut := b.proposer.Apply(enc, b.cfg.ApplyTimeout)
+	b.onProposed(blk)
+	go b.await(fut, sb)
+	return nil
+}
+
+// await settles one proposal. An error from Raft (lost leadership, timeout)
+// does not prove the entry was not committed, so the builder only resets
+// and lets the applied chain settle which transactions remain pending.
+func (b *Builder) await(fut raft.ApplyFuture, sb *specBlock) {
+	err := fut.Error()
+	if err == nil {
+		if rerr, ok := fut.Response().(error); ok {
+			err = rerr
+		}
+	}
+	if err != nil {
+		b.log.Warn("proposal not applied", "number", sb.block.Number(), "hash", sb.block.Hash(), "err", err)
+		b.mu.Lock()
+		b.stale = true
+		b.mu.Unlock()
+	}
+	b.Notify()
+}

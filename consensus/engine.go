@@ -1,0 +1,222 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/state"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Dir holds the Raft log and stable store (Dir/log) and snapshots (Dir/snapshots).
+	Dir string
+	// LocalID is this node's Raft server id (and, for now, its address).
+	LocalID raft.ServerID
+	// Transport carries Raft RPCs.
+	Transport raft.Transport
+	// Bootstrap is the initial configuration, used only when Dir holds no Raft state.
+	Bootstrap []raft.Server
+	// Key signs the blocks this node proposes.
+	Key *crypto.PrivateKey
+	// Builder tunes block production.
+	Builder BuilderConfig
+	// Raft timeouts; zero values take hashicorp/raft's defaults.
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
+	// SnapshotThreshold is how many entries after the last snapshot trigger a new one.
+	SnapshotThreshold uint64
+	// TrailingLogs is how many entries stay in the log after a snapshot.
+	TrailingLogs uint64
+	// SnapshotRetain is how many snapshots to keep.
+	SnapshotRetain int
+	// NoSync skips fsync in the Raft log (tests and benchmarks only).
+	NoSync bool
+	Logger *slog.Logger
+	// LogLevel is the level below which Raft's own logs are dropped.
+	LogLevel slog.Level
+	// OnApplied is called in the FSM goroutine after each applied block.
+	OnApplied func(*state.Applied)
+	// OnProposed is called after each block this node proposes.
+	OnProposed func(*chain.Block)
+}
+
+// Engine runs hashicorp/raft with the FSM, the Pebble log store, the
+// checkpoint snapshot store and, while this node leads, the block builder.
+type Engine struct {
+	cfg     Config
+	Raft    *raft.Raft
+	FSM     *FSM
+	builder *Builder
+	store   *RaftStore
+	snaps   *CheckpointStore
+	notify  chan bool
+	log     *slog.Logger
+
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+// Start opens the Raft stores, starts Raft (bootstrapping on first start)
+// and the leadership loop.
+func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCache) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft dir: %w", err)
+	}
+	store, err := OpenRaftStore(filepath.Join(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	retain := cfg.SnapshotRetain
+	if retain <= 0 {
+		retain = 2
+	}
+	snaps, err := NewCheckpointStore(filepath.Join(cfg.Dir, "snapshots"), retain, cfg.Logger)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, store: store, snaps: snaps, notify: make(chan bool, 16), log: cfg.Logger}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = cfg.LocalID
+	rc.NoSnapshotRestoreOnStart = true
+	rc.NotifyCh = e.notify
+	rc.Logger = newRaftLogger(cfg.Logger, cfg.LogLevel)
+	rc.NoLegacyTelemetry = true
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	}
+	if cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	if cfg.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	}
+	if cfg.CommitTimeout > 0 {
+		rc.CommitTimeout = cfg.CommitTimeout
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+
+	var builder *Builder
+	onApplied := func(a *state.Applied) {
+		pool.Applied(a.Block.Txs, a.Senders)
+		if cfg.OnApplied != nil {
+			cfg.OnApplied(a)
+		}
+		builder.Notify()
+	}
+	e.FSM = NewFSM(db, senders, cfg.Logger, onApplied, func(uint64, error) { builder.Notify() })
+
+	existing, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		e.closeStores()
+		return nil, fmt.Errorf("raft state: %w", err)
+	}
+	if !existing {
+		if len(cfg.Bootstrap) == 0 {
+			e.closeStores()
+			return nil, errors.New("raft: no existing state and no bootstrap configuration")
+		}
+		if err := raft.BootstrapCluster(rc, store, store, snaps, cfg.Transport, raft.Configuration{Servers: cfg.Bootstrap}); err != nil {
+			e.closeStores()
+			return nil, fmt.Errorf("raft bootstrap: %w", err)
+		}
+	}
+	r, err := raft.NewRaft(rc, e.FSM, store, store, snaps, cfg.Transport)
+	if err != nil {
+		e.closeStores()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	e.Raft = r
+	builder = NewBuilder(cfg.Builder, db, pool, r, cfg.Key, cfg.Logger, cfg.OnProposed)
+	e.builder = builder
+
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.wg.Add(1)
+	go e.leadership(ctx)
+	return e, nil
+}
+
+// leadership runs the builder while this node leads. It listens on NotifyCh,
+// which (unlike LeaderCh) never drops a transition.
+func (e *Engine) leadership(ctx context.Context) {
+	defer e.wg.Done()
+	var (
+		stop func()
+		done chan struct{}
+	)
+	stopBuilder := func() {
+		if stop != nil {
+			stop()
+			<-done
+			stop = nil
+		}
+	}
+	defer stopBuilder()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case leader := <-e.notify:
+			stopBuilder()
+			if !leader {
+				e.log.Info("lost leadership")
+				continue
+			}
+			e.log.Info("became leader", "term", e.Raft.Stats()["term"])
+			bctx, cancel := context.WithCancel(ctx)
+			stop, done = cancel, make(chan struct{})
+			go func(done chan struct{}) {
+				defer close(done)
+				// The applied head must include every entry of earlier
+				// terms before this node builds on it.
+				if err := e.Raft.Barrier(0).Error(); err != nil {
+					e.log.Warn("barrier after election failed", "err", err)
+					return
+				}
+				e.builder.Run(bctx)
+			}(done)
+		}
+	}
+}
+
+// IsLeader reports whether this node is the Raft leader.
+func (e *Engine) IsLeader() bool { return e.Raft.State() == raft.Leader }
+
+// Halted returns the error that halted the FSM, or nil.
+func (e *Engine) Halted() error { return e.FSM.Halted() }
+
+// Shutdown stops the builder and Raft and closes the Raft stores.
+func (e *Engine) Shutdown() error {
+	e.cancel()
+	e.wg.Wait()
+	err := e.Raft.Shutdown().Error()
+	if cerr := e.closeStores(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (e *Engine) closeStores() error {
+	return e.store.Close()
+}

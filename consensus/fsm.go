@@ -1,0 +1,145 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
+)
+
+// ErrHalted is returned by the FSM once it has met a broken invariant; the
+// node stops serving and needs an operator.
+var ErrHalted = errors.New("node halted")
+
+// FSM applies committed Raft entries (one block each) to the state database.
+// Every node runs the same FSM on the same entries, so skips are identical
+// everywhere (DESIGN.md decision 5).
+type FSM struct {
+	db      *state.DB
+	senders *chain.SenderCache
+	log     *slog.Logger
+	// OnApplied is called after a block is committed to the database, in
+	// the FSM goroutine: keep it short.
+	onApplied func(*state.Applied)
+	// onSkipped is called with the raft index and reason of a skipped entry.
+	onSkipped func(index uint64, err error)
+	halted    atomic.Pointer[error]
+}
+
+// NewFSM returns an FSM over db.
+func NewFSM(db *state.DB, senders *chain.SenderCache, logger *slog.Logger, onApplied func(*state.Applied), onSkipped func(uint64, error)) *FSM {
+	if onApplied == nil {
+		onApplied = func(*state.Applied) {}
+	}
+	if onSkipped == nil {
+		onSkipped = func(uint64, error) {}
+	}
+	return &FSM{db: db, senders: senders, log: logger, onApplied: onApplied, onSkipped: onSkipped}
+}
+
+// Halted returns the error that halted the FSM, or nil.
+func (f *FSM) Halted() error {
+	if e := f.halted.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (f *FSM) halt(err error) error {
+	err = fmt.Errorf("%w: %v", ErrHalted, err)
+	if f.halted.CompareAndSwap(nil, &err) {
+		f.log.Error("FSM halted: state can no longer be trusted; operator action needed", "err", err)
+	}
+	return err
+}
+
+// Apply implements raft.FSM. It returns *state.Applied for an applied block,
+// nil for an entry applied before (or not a command), and an error for a
+// skipped block or a halt.
+func (f *FSM) Apply(l *raft.Log) any {
+	if err := f.Halted(); err != nil {
+		return err
+	}
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	b, err := chain.DecodeBlock(l.Data)
+	if err != nil {
+		if rerr := f.db.RecordSkipped(l.Index); rerr != nil && !errors.Is(rerr, state.ErrAlreadyApplied) {
+			return f.halt(rerr)
+		}
+		f.onSkipped(l.Index, err)
+		return fmt.Errorf("%w: raft index %d: %v", state.ErrBlockRejected, l.Index, err)
+	}
+	applied, err := f.db.ApplyBlock(b, l.Index, f.senders)
+	switch {
+	case err == nil:
+		f.onApplied(applied)
+		return applied
+	case errors.Is(err, state.ErrAlreadyApplied):
+		return nil
+	case errors.Is(err, state.ErrBlockRejected):
+		f.log.Warn("skipped block", "raft_index", l.Index, "err", err)
+		f.onSkipped(l.Index, err)
+		return err
+	default:
+		return f.halt(fmt.Errorf("apply raft index %d: %w", l.Index, err))
+	}
+}
+
+// Snapshot implements raft.FSM. The checkpoint itself is taken in Persist,
+// concurrently with later applies; it may therefore hold entries after the
+// snapshot's index, which is harmless because re-applying an index the state
+// has recorded is a no-op.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{db: f.db}, nil
+}
+
+// Restore implements raft.FSM: it is given a tar stream of a Pebble
+// checkpoint from the leader. Installing it needs the node to reopen its
+// state database, which the node does through the restorer it registers.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	return fmt.Errorf("restore snapshot: installing a snapshot into a running state database is not supported by this node version")
+}
+
+type fsmSnapshot struct{ db *state.DB }
+
+// Persist writes a Pebble checkpoint into the sink: directly into its data
+// directory for the CheckpointStore, as a tar stream otherwise.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if cs, ok := sink.(*CheckpointSink); ok {
+		if err := s.db.Pebble().Checkpoint(cs.DataDir(), pebble.WithFlushedWAL()); err != nil {
+			sink.Cancel()
+			return fmt.Errorf("checkpoint state: %w", err)
+		}
+		return sink.Close()
+	}
+	tmp, err := os.MkdirTemp("", "tally-snapshot-")
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "data")
+	if err := s.db.Pebble().Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("checkpoint state: %w", err)
+	}
+	if _, err := WriteTar(sink, dir); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("stream checkpoint: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}

@@ -1,0 +1,45 @@
+package consensus
+
+import (
+	"bytes"
+	"log/slog"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// newRaftLogger returns an hclog.Logger (what hashicorp/raft logs through)
+// that forwards each line to slog at the level hclog tagged it with.
+func newRaftLogger(l *slog.Logger, level slog.Level) hclog.Logger {
+	hl := hclog.Info
+	switch {
+	case level <= slog.LevelDebug:
+		hl = hclog.Debug
+	case level >= slog.LevelError:
+		hl = hclog.Error
+	case level >= slog.LevelWarn:
+		hl = hclog.Warn
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:            "raft",
+		Level:           hl,
+		Output:          &slogWriter{l: l.With("component", "raft")},
+		DisableTime:     true,
+		IncludeLocation: false,
+	})
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	line := bytes.TrimSpace(p)
+	level := slog.LevelInfo
+	for tag, lv := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug, "[INFO]": slog.LevelInfo} {
+		if i := bytes.Index(line, []byte(tag)); i >= 0 {
+			level = lv
+			line = bytes.TrimSpace(line[i+len(tag):])
+			break
+		}
+	}
+	w.l.Log(nil, level, string(line)) //nolint:staticcheck // nil context is fine for slog
+	return len(p), nil
+}

@@ -1,0 +1,9 @@
+// Package genesis owns the genesis file: the chain id, the native asset, the
+// validators and the initial balances, and the embedded dev genesis.
+//
+// A genesis file is JSON (documented in docs/genesis.md). Load parses it
+// strictly (unknown fields are refused, naming the field) and Validate checks
+// it; Hash is keccak256 of its canonical re-encoding, which block 0 carries in
+// its extra data, so two different genesis files always give different
+// genesis block hashes. The state package turns a Genesis into block 0.
+package genesis

@@ -1,0 +1,17 @@
+// Package mempool holds the signed transactions a node has admitted but not
+// yet seen applied.
+//
+// Admission (Add) checks a transaction statically and by signature (the
+// sender is recovered once and cached by hash in chain.SenderCache), then
+// against the applied state: nonce not already used, funded, not known. Each
+// sender's transactions are kept in nonce order; a transaction whose nonce
+// leaves a gap is held until the gap fills.
+//
+// The leader's block builder calls Take for executable transactions (round
+// robin across senders, each sender in nonce order); they stay in the pool,
+// marked in flight, until Applied removes them or Return puts them back
+// (their block was skipped). Pending nonces count in-flight transactions.
+//
+// Everything a client can grow is bounded: per-account and total counts and
+// the nonce gap. All methods are safe for concurrent use.
+package mempool

@@ -1,0 +1,353 @@
+package mempool
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
+)
+
+// Admission errors (wrapped with detail; match with errors.Is).
+var (
+	ErrKnown             = errors.New("already known")
+	ErrAlreadyApplied    = errors.New("transaction already applied")
+	ErrNonceTooLow       = errors.New("nonce too low")
+	ErrNonceGap          = errors.New("nonce too far ahead of the account's next nonce")
+	ErrNonceTaken        = errors.New("a transaction with this nonce is already pending")
+	ErrInsufficientFunds = errors.New("insufficient funds for value")
+	ErrAccountFull       = errors.New("too many pending transactions for this account")
+	ErrPoolFull          = errors.New("mempool full")
+	ErrDataNotAllowed    = errors.New("calldata is only accepted by system addresses")
+)
+
+// Config bounds the pool.
+type Config struct {
+	// MaxPerAccount is the most pending transactions of one sender (and the
+	// largest nonce gap accepted).
+	MaxPerAccount int
+	// MaxTotal is the most pending transactions overall.
+	MaxTotal int
+}
+
+// DefaultConfig is the pool configuration of a node that sets nothing.
+var DefaultConfig = Config{MaxPerAccount: 4096, MaxTotal: 500_000}
+
+// State is the applied state the pool admits against.
+type State interface {
+	Nonce(a common.Address) (uint64, error)
+	Balance(asset uint32, a common.Address) (*big.Int, error)
+	HasTx(h common.Hash) (bool, error)
+}
+
+type entry struct {
+	tx       *types.Transaction
+	from     common.Address
+	inflight bool
+}
+
+type account struct {
+	next     uint64 // nonce of the next tx to hand to the builder
+	queued   map[uint64]*entry
+	inflight int
+	outflow  *big.Int // values of queued and in-flight txs
+	inReady  bool
+}
+
+// Pool is the mempool.
+type Pool struct {
+	cfg     Config
+	state   State
+	senders *chain.SenderCache
+
+	mu       sync.Mutex
+	accounts map[common.Address]*account
+	byHash   map[common.Hash]*entry
+	ready    []common.Address // FIFO of accounts with an executable tx
+	queued   int              // not in flight
+	notify   chan struct{}
+}
+
+// New returns an empty pool admitting against st.
+func New(cfg Config, st State, senders *chain.SenderCache) *Pool {
+	if cfg.MaxPerAccount <= 0 {
+		cfg.MaxPerAccount = DefaultConfig.MaxPerAccount
+	}
+	if cfg.MaxTotal <= 0 {
+		cfg.MaxTotal = DefaultConfig.MaxTotal
+	}
+	return &Pool{
+		cfg: cfg, state: st, senders: senders,
+		accounts: make(map[common.Address]*account),
+		byHash:   make(map[common.Hash]*entry),
+		notify:   make(chan struct{}, 1),
+	}
+}
+
+// Ready is signalled (without blocking) whenever an executable transaction
+// becomes available; the builder waits on it.
+func (p *Pool) Ready() <-chan struct{} { return p.notify }
+
+// Add admits tx and returns its sender. The sender is recovered before the
+// pool lock is taken, so admissions recover signatures in parallel.
+func (p *Pool) Add(tx *types.Transaction) (common.Address, error) {
+	from, err := p.senders.Sender(tx)
+	if err != nil {
+		return common.Address{}, err
+	}
+	if len(tx.Data()) != 0 {
+		return from, ErrDataNotAllowed
+	}
+	h := tx.Hash()
+	applied, err := p.state.HasTx(h)
+	if err != nil {
+		return from, err
+	}
+	if applied {
+		return from, fmt.Errorf("%w: %s", ErrAlreadyApplied, h)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.byHash[h]; ok {
+		return from, fmt.Errorf("%w: %s", ErrKnown, h)
+	}
+	acct, err := p.account(from)
+	if err != nil {
+		return from, err
+	}
+	n := tx.Nonce()
+	switch {
+	case n < acct.next:
+		return from, fmt.Errorf("%w: next nonce %d, tx nonce %d", ErrNonceTooLow, acct.next, n)
+	case n-acct.next >= uint64(p.cfg.MaxPerAccount):
+		return from, fmt.Errorf("%w: next nonce %d, tx nonce %d, limit %d", ErrNonceGap, acct.next, n, p.cfg.MaxPerAccount)
+	case acct.queued[n] != nil:
+		return from, fmt.Errorf("%w: nonce %d", ErrNonceTaken, n)
+	case len(acct.queued)+acct.inflight >= p.cfg.MaxPerAccount:
+		return from, fmt.Errorf("%w: limit %d", ErrAccountFull, p.cfg.MaxPerAccount)
+	case p.queued >= p.cfg.MaxTotal:
+		return from, fmt.Errorf("%w: limit %d", ErrPoolFull, p.cfg.MaxTotal)
+	}
+	bal, err := p.state.Balance(state.NativeAsset, from)
+	if err != nil {
+		return from, err
+	}
+	need := new(big.Int).Add(acct.outflow, tx.Value())
+	if bal.Cmp(need) < 0 {
+		return from, fmt.Errorf("%w: balance %s, pending outflow with this tx %s", ErrInsufficientFunds, bal, need)
+	}
+	e := &entry{tx: tx, from: from}
+	acct.queued[n] = e
+	acct.outflow = need
+	p.byHash[h] = e
+	p.queued++
+	if n == acct.next {
+		p.markReady(from, acct)
+	}
+	return from, nil
+}
+
+// account returns from's account, creating it from the applied state.
+// Caller holds p.mu.
+func (p *Pool) account(from common.Address) (*account, error) {
+	if a, ok := p.accounts[from]; ok {
+		return a, nil
+	}
+	n, err := p.state.Nonce(from)
+	if err != nil {
+		return nil, err
+	}
+	a := &account{next: n, queued: make(map[uint64]*entry), outflow: new(big.Int)}
+	p.accounts[from] = a
+	return a, nil
+}
+
+func (p *Pool) markReady(from common.Address, a *account) {
+	if a.inReady {
+		return
+	}
+	a.inReady = true
+	p.ready = append(p.ready, from)
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Pending is one executable transaction with its sender.
+type Pending struct {
+	Tx   *types.Transaction
+	From common.Address
+}
+
+// Take hands out up to max executable transactions, round robin across
+// senders and in nonce order within each, and marks them in flight.
+func (p *Pool) Take(max int) []Pending {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Pending, 0, min(max, p.queued))
+	for len(out) < max && len(p.ready) > 0 {
+		from := p.ready[0]
+		p.ready = p.ready[1:]
+		a := p.accounts[from]
+		a.inReady = false
+		e := a.queued[a.next]
+		if e == nil {
+			continue
+		}
+		delete(a.queued, a.next)
+		e.inflight = true
+		a.inflight++
+		a.next++
+		p.queued--
+		out = append(out, Pending{Tx: e.tx, From: from})
+		if a.queued[a.next] != nil {
+			a.inReady = true
+			p.ready = append(p.ready, from)
+		}
+	}
+	if len(p.ready) == 0 {
+		p.ready = nil // let the backing array go
+	}
+	return out
+}
+
+// HasReady reports whether Take would return something.
+func (p *Pool) HasReady() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ready) > 0
+}
+
+// Return puts in-flight transactions back (their block was not applied), so
+// they are handed out again in nonce order.
+func (p *Pool) Return(txs []Pending) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range txs {
+		e := p.byHash[t.Tx.Hash()]
+		if e == nil || !e.inflight {
+			continue
+		}
+		a := p.accounts[t.From]
+		e.inflight = false
+		a.inflight--
+		a.queued[t.Tx.Nonce()] = e
+		p.queued++
+		if t.Tx.Nonce() < a.next {
+			a.next = t.Tx.Nonce()
+		}
+	}
+	for _, t := range txs {
+		if a := p.accounts[t.From]; a != nil && a.queued[a.next] != nil {
+			p.markReady(t.From, a)
+		}
+	}
+}
+
+// Applied removes the transactions of an applied block, whoever proposed
+// it, and drops any pending transaction its nonces made stale.
+func (p *Pool) Applied(txs []*types.Transaction, senders []common.Address) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, tx := range txs {
+		from := senders[i]
+		a := p.accounts[from]
+		if e := p.byHash[tx.Hash()]; e != nil {
+			delete(p.byHash, tx.Hash())
+			a.outflow.Sub(a.outflow, tx.Value())
+			if e.inflight {
+				a.inflight--
+			} else {
+				delete(a.queued, tx.Nonce())
+				p.queued--
+			}
+		}
+		if a == nil {
+			continue
+		}
+		if tx.Nonce() >= a.next {
+			// Applied from elsewhere (another leader's block): move past it
+			// and drop what its nonce made stale.
+			for n, e := range a.queued {
+				if n <= tx.Nonce() {
+					p.dropLocked(a, n, e)
+				}
+			}
+			a.next = tx.Nonce() + 1
+			if a.queued[a.next] != nil {
+				p.markReady(from, a)
+			}
+		}
+		if len(a.queued) == 0 && a.inflight == 0 {
+			delete(p.accounts, from)
+		}
+	}
+}
+
+func (p *Pool) dropLocked(a *account, n uint64, e *entry) {
+	delete(a.queued, n)
+	delete(p.byHash, e.tx.Hash())
+	a.outflow.Sub(a.outflow, e.tx.Value())
+	p.queued--
+}
+
+// PendingNonce returns the nonce a's next transaction should carry: the
+// applied nonce plus every transaction of a pending without a gap.
+func (p *Pool) PendingNonce(a common.Address) (uint64, error) {
+	p.mu.Lock()
+	acct, ok := p.accounts[a]
+	if ok {
+		n := acct.next
+		for acct.queued[n] != nil {
+			n++
+		}
+		p.mu.Unlock()
+		return n, nil
+	}
+	p.mu.Unlock()
+	return p.state.Nonce(a)
+}
+
+// Get returns a pending transaction and its sender.
+func (p *Pool) Get(h common.Hash) (*types.Transaction, common.Address, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.byHash[h]
+	if !ok {
+		return nil, common.Address{}, false
+	}
+	return e.tx, e.from, true
+}
+
+// Stats returns how many transactions are queued and in flight.
+func (p *Pool) Stats() (queued, inflight int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.queued, len(p.byHash) - p.queued
+}
+
+// Discard removes in-flight transactions that can never be included (their
+// nonce is already used in the state the builder executed on).
+func (p *Pool) Discard(txs []Pending) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range txs {
+		e := p.byHash[t.Tx.Hash()]
+		if e == nil || !e.inflight {
+			continue
+		}
+		a := p.accounts[t.From]
+		delete(p.byHash, t.Tx.Hash())
+		a.inflight--
+		a.outflow.Sub(a.outflow, t.Tx.Value())
+		if len(a.queued) == 0 && a.inflight == 0 {
+			delete(p.accounts, t.From)
+		}
+	}
+}

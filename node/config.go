@@ -1,0 +1,203 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/tally-ledger/tally/consensus"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/rpc"
+)
+
+// Duration is a time.Duration written as "10ms", "1s" in config files.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (use e.g. \"10ms\", \"1s\")", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Config is a node's configuration file (docs/config.md documents every key).
+type Config struct {
+	// DataDir holds the node key, the state database and the Raft data.
+	DataDir string `toml:"datadir"`
+	// Genesis is the genesis file; empty with Dev set means the embedded dev genesis.
+	Genesis string `toml:"genesis"`
+	// Dev runs a single-node chain on the embedded dev genesis.
+	Dev bool `toml:"dev"`
+
+	HTTP    HTTPConfig    `toml:"http"`
+	Raft    RaftConfig    `toml:"raft"`
+	Builder BuilderConfig `toml:"builder"`
+	Mempool MempoolConfig `toml:"mempool"`
+	Log     LogConfig     `toml:"log"`
+}
+
+// HTTPConfig configures the JSON-RPC listener.
+type HTTPConfig struct {
+	Addr          string `toml:"addr"`
+	Port          int    `toml:"port"`
+	MaxBodyBytes  int    `toml:"max-body-bytes"`
+	MaxBatchItems int    `toml:"max-batch-items"`
+}
+
+// RaftConfig tunes Raft. Two-core machines under load need timeouts above
+// hashicorp/raft's 1 s defaults.
+type RaftConfig struct {
+	HeartbeatTimeout   Duration `toml:"heartbeat-timeout"`
+	ElectionTimeout    Duration `toml:"election-timeout"`
+	LeaderLeaseTimeout Duration `toml:"leader-lease-timeout"`
+	CommitTimeout      Duration `toml:"commit-timeout"`
+	SnapshotThreshold  uint64   `toml:"snapshot-threshold"`
+	TrailingLogs       uint64   `toml:"trailing-logs"`
+	// NoSync turns off fsync (benchmarks on throwaway data only).
+	NoSync bool `toml:"no-sync"`
+}
+
+// BuilderConfig tunes block production.
+type BuilderConfig struct {
+	MaxBlockTxs       int      `toml:"max-block-txs"`
+	MaxInflightBlocks int      `toml:"max-inflight-blocks"`
+	BlockInterval     Duration `toml:"block-interval"`
+	Heartbeat         Duration `toml:"heartbeat"`
+}
+
+// MempoolConfig bounds the mempool.
+type MempoolConfig struct {
+	MaxPerAccount int `toml:"max-per-account"`
+	MaxTotal      int `toml:"max-total"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is text or json.
+	Format string `toml:"format"`
+}
+
+// DefaultConfig returns the configuration of a node that sets nothing.
+func DefaultConfig() Config {
+	b := consensus.DefaultBuilderConfig
+	return Config{
+		HTTP: HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: rpc.DefaultLimits.MaxBodyBytes, MaxBatchItems: rpc.DefaultLimits.MaxBatchItems},
+		Raft: RaftConfig{
+			HeartbeatTimeout: Duration(time.Second), ElectionTimeout: Duration(time.Second),
+			LeaderLeaseTimeout: Duration(500 * time.Millisecond), CommitTimeout: Duration(5 * time.Millisecond),
+			SnapshotThreshold: 8192, TrailingLogs: 10240,
+		},
+		Builder: BuilderConfig{MaxBlockTxs: b.MaxBlockTxs, MaxInflightBlocks: b.MaxInflight,
+			BlockInterval: Duration(b.BlockInterval), Heartbeat: Duration(b.Heartbeat)},
+		Mempool: MempoolConfig{MaxPerAccount: mempool.DefaultConfig.MaxPerAccount, MaxTotal: mempool.DefaultConfig.MaxTotal},
+		Log:     LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// LoadConfig reads a TOML config file over the defaults. Unknown keys and
+// bad values are refused with an error naming the key.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := decodeConfig(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func decodeConfig(data []byte, cfg *Config) error {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			keys := make([]string, 0, len(strict.Errors))
+			for _, e := range strict.Errors {
+				keys = append(keys, strings.Join(e.Key(), "."))
+			}
+			return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return fmt.Errorf("key %s (line %d, column %d): %s", strings.Join(de.Key(), "."), row, col, de.Error())
+		}
+		return err
+	}
+	return cfg.Validate()
+}
+
+// Validate checks values; errors name the key.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("key %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if c.HTTP.Addr != "" && net.ParseIP(c.HTTP.Addr) == nil && c.HTTP.Addr != "localhost" {
+		return bad("http.addr", "%q is not an IP address", c.HTTP.Addr)
+	}
+	if c.HTTP.Port < 0 || c.HTTP.Port > 65535 {
+		return bad("http.port", "%d out of range 0..65535", c.HTTP.Port)
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		return bad("http.max-body-bytes", "must be at least 1024")
+	}
+	if c.HTTP.MaxBatchItems < 1 {
+		return bad("http.max-batch-items", "must be at least 1")
+	}
+	for key, d := range map[string]Duration{"raft.heartbeat-timeout": c.Raft.HeartbeatTimeout, "raft.election-timeout": c.Raft.ElectionTimeout,
+		"raft.leader-lease-timeout": c.Raft.LeaderLeaseTimeout, "raft.commit-timeout": c.Raft.CommitTimeout,
+		"builder.block-interval": c.Builder.BlockInterval, "builder.heartbeat": c.Builder.Heartbeat} {
+		if d <= 0 {
+			return bad(key, "must be a positive duration")
+		}
+	}
+	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
+		return bad("raft.leader-lease-timeout", "must not exceed raft.heartbeat-timeout")
+	}
+	if c.Builder.MaxBlockTxs < 1 || c.Builder.MaxBlockTxs > 100_000 {
+		return bad("builder.max-block-txs", "must be 1..100000")
+	}
+	if c.Builder.MaxInflightBlocks < 1 || c.Builder.MaxInflightBlocks > 16 {
+		return bad("builder.max-inflight-blocks", "must be 1..16")
+	}
+	if c.Mempool.MaxPerAccount < 1 {
+		return bad("mempool.max-per-account", "must be at least 1")
+	}
+	if c.Mempool.MaxTotal < c.Mempool.MaxPerAccount {
+		return bad("mempool.max-total", "must be at least mempool.max-per-account")
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		return bad("log.level", "%v", err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return bad("log.format", "%q: use text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// ParseLevel parses a log level name.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}

@@ -1,0 +1,10 @@
+// Package node wires a Tally node together and runs its lifecycle: the
+// configuration file, the node key, the state database, the mempool, the
+// consensus engine, the JSON-RPC server, metrics and health.
+//
+// Start order: config → node key → state DB (genesis written or checked) →
+// sender cache and mempool → consensus engine (Raft, FSM, builder) → HTTP
+// listener serving JSON-RPC at "/", Prometheus metrics at "/metrics" and
+// health at "/healthz". Close stops them in reverse order; a restart on the
+// same data dir resumes at the same height and state root.
+package node

@@ -1,0 +1,96 @@
+package node
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
+)
+
+// metrics are the node's Prometheus metrics, in its own registry.
+type metrics struct {
+	reg       *prometheus.Registry
+	height    prometheus.Gauge
+	txs       prometheus.Counter
+	blocks    prometheus.Counter
+	admitted  prometheus.Counter
+	commitLat prometheus.Histogram
+	blockTxs  prometheus.Histogram
+
+	proposedAt chan proposal
+}
+
+type proposal struct {
+	hash string
+	at   time.Time
+}
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{
+		reg:      prometheus.NewRegistry(),
+		height:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "tally_block_height", Help: "Height of the last applied block."}),
+		txs:      prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_applied_total", Help: "Transactions applied."}),
+		blocks:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_blocks_applied_total", Help: "Blocks applied."}),
+		admitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_admitted_total", Help: "Transactions admitted to the mempool."}),
+		commitLat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tally_block_commit_seconds",
+			Help:    "Time from proposing a block to applying it (leader only).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		blockTxs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tally_block_txs", Help: "Transactions per applied block.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		proposedAt: make(chan proposal, 64),
+	}
+	head, _ := n.db.Head()
+	m.height.Set(float64(head.Number))
+	m.reg.MustRegister(m.height, m.txs, m.blocks, m.admitted, m.commitLat, m.blockTxs,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_mempool_size", Help: "Transactions pending in the mempool (queued and in flight)."},
+			func() float64 { q, f := n.pool.Stats(); return float64(q + f) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_raft_state", Help: "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown."},
+			func() float64 {
+				if n.engine == nil {
+					return float64(raft.Shutdown)
+				}
+				return float64(n.engine.Raft.State())
+			}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// proposed records when this node proposed a block.
+func (m *metrics) proposed(b *chain.Block) {
+	select {
+	case m.proposedAt <- proposal{hash: b.Hash().Hex(), at: time.Now()}:
+	default: // metrics never block the builder
+	}
+}
+
+// applied runs in the FSM goroutine after each block.
+func (m *metrics) applied(a *state.Applied) {
+	m.height.Set(float64(a.Block.Number()))
+	m.blocks.Inc()
+	m.txs.Add(float64(len(a.Block.Txs)))
+	m.blockTxs.Observe(float64(len(a.Block.Txs)))
+	hash := a.Block.Hash().Hex()
+	for {
+		select {
+		case p := <-m.proposedAt:
+			if p.hash == hash {
+				m.commitLat.Observe(time.Since(p.at).Seconds())
+				return
+			}
+			continue // an older proposal that was never applied
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,253 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/consensus"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/rpc"
+	"github.com/tally-ledger/tally/state"
+)
+
+// Version is the node's version, reported by web3_clientVersion.
+var Version = "0.1.0"
+
+// SenderCacheSize is how many recovered senders the node remembers.
+const SenderCacheSize = 1 << 20
+
+// Node is a running Tally node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	key     *crypto.PrivateKey
+	genesis *genesis.Genesis
+
+	db      *state.DB
+	senders *chain.SenderCache
+	pool    *mempool.Pool
+	engine  *consensus.Engine
+	rpc     *rpc.Server
+	metrics *metrics
+
+	listener net.Listener
+	http     *http.Server
+	httpDone chan struct{}
+
+	closeOnce sync.Once
+}
+
+// New opens the node's stores and starts consensus and the HTTP listener.
+func New(cfg Config, logger *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("key datadir: required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("datadir: %w", err)
+	}
+	g, err := loadGenesis(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: logger, genesis: g}
+	if n.key, err = LoadOrCreateKey(filepath.Join(cfg.DataDir, "nodekey"), cfg.Dev); err != nil {
+		return nil, err
+	}
+	if err := n.open(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func loadGenesis(cfg Config) (*genesis.Genesis, error) {
+	switch {
+	case cfg.Genesis != "":
+		return genesis.Load(cfg.Genesis)
+	case cfg.Dev:
+		return genesis.Dev(), nil
+	}
+	return nil, errors.New("key genesis: a genesis file is required (or run with --dev)")
+}
+
+func (n *Node) open() error {
+	var err error
+	n.db, err = state.Open(filepath.Join(n.cfg.DataDir, "state"), state.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log})
+	if err != nil {
+		return err
+	}
+	if err := n.db.InitGenesis(n.genesis); err != nil {
+		return err
+	}
+	head, _ := n.db.Head()
+	n.log.Info("state opened", "height", head.Number, "hash", head.Hash, "state_root", head.StateRoot, "raft_index", head.RaftIndex)
+
+	n.senders = chain.NewSenderCache(chain.NewSigner(n.genesis.ChainIDBig()), SenderCacheSize)
+	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal}, n.db, n.senders)
+	n.metrics = newMetrics(n)
+
+	me := n.key.Address()
+	if !n.db.IsValidator(me) {
+		return fmt.Errorf("node key %s is not a validator of this chain (validators: %v)", me, n.db.Validators())
+	}
+	vals := n.db.Validators()
+	if len(vals) != 1 {
+		return fmt.Errorf("genesis has %d validators: this node version runs single-validator chains only", len(vals))
+	}
+	id := raft.ServerID(me.Hex())
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(id))
+	n.engine, err = consensus.Start(consensus.Config{
+		Dir:       filepath.Join(n.cfg.DataDir, "raft"),
+		LocalID:   id,
+		Transport: trans,
+		Bootstrap: []raft.Server{{Suffrage: raft.Voter, ID: id, Address: raft.ServerAddress(id)}},
+		Key:       n.key,
+		Builder: consensus.BuilderConfig{
+			MaxBlockTxs:   n.cfg.Builder.MaxBlockTxs,
+			MaxInflight:   n.cfg.Builder.MaxInflightBlocks,
+			BlockInterval: time.Duration(n.cfg.Builder.BlockInterval),
+			Heartbeat:     time.Duration(n.cfg.Builder.Heartbeat),
+			ApplyTimeout:  consensus.DefaultBuilderConfig.ApplyTimeout,
+		},
+		HeartbeatTimeout:   time.Duration(n.cfg.Raft.HeartbeatTimeout),
+		ElectionTimeout:    time.Duration(n.cfg.Raft.ElectionTimeout),
+		LeaderLeaseTimeout: time.Duration(n.cfg.Raft.LeaderLeaseTimeout),
+		CommitTimeout:      time.Duration(n.cfg.Raft.CommitTimeout),
+		SnapshotThreshold:  n.cfg.Raft.SnapshotThreshold,
+		TrailingLogs:       n.cfg.Raft.TrailingLogs,
+		NoSync:             n.cfg.Raft.NoSync,
+		Logger:             n.log,
+		LogLevel:           slog.LevelWarn,
+		OnApplied:          n.metrics.applied,
+		OnProposed:         n.metrics.proposed,
+	}, n.db, n.pool, n.senders)
+	if err != nil {
+		return err
+	}
+
+	limits := rpc.Limits{MaxBodyBytes: n.cfg.HTTP.MaxBodyBytes, MaxBatchItems: n.cfg.HTTP.MaxBatchItems, MaxBatchResponseBytes: rpc.DefaultLimits.MaxBatchResponseBytes}
+	n.rpc, err = rpc.NewServer(n, limits, "tally/v"+Version)
+	if err != nil {
+		return err
+	}
+	return n.serveHTTP()
+}
+
+func (n *Node) serveHTTP() error {
+	addr := net.JoinHostPort(n.cfg.HTTP.Addr, strconv.Itoa(n.cfg.HTTP.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("key http.port: listen %s: %w", addr, err)
+	}
+	n.listener = ln
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", n.metrics.handler())
+	mux.HandleFunc("/healthz", n.healthz)
+	mux.Handle("/", n.rpc)
+	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.httpDone = make(chan struct{})
+	go func() {
+		defer close(n.httpDone)
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server", "err", err)
+		}
+	}()
+	n.log.Info("JSON-RPC listening", "addr", "http://"+ln.Addr().String())
+	return nil
+}
+
+// HTTPAddr is the address the JSON-RPC listener is bound to.
+func (n *Node) HTTPAddr() string { return n.listener.Addr().String() }
+
+// Address is the node key's address (its validator identity).
+func (n *Node) Address() common.Address { return n.key.Address() }
+
+func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	head, _ := n.db.Head()
+	status, code := "ok", http.StatusOK
+	if err := n.engine.Halted(); err != nil {
+		status, code = "halted: "+err.Error(), http.StatusServiceUnavailable
+	} else if leader, _ := n.engine.Raft.LeaderWithID(); leader == "" {
+		status, code = "no leader", http.StatusServiceUnavailable
+	}
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "{\"status\":%q,\"height\":%d,\"raftState\":%q}\n", status, head.Number, n.engine.Raft.State().String())
+}
+
+// Close shuts the node down: HTTP first, then consensus, then the stores.
+func (n *Node) Close() error {
+	var errs []error
+	n.closeOnce.Do(func() {
+		if n.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, n.http.Shutdown(ctx))
+			cancel()
+			<-n.httpDone
+		}
+		if n.rpc != nil {
+			n.rpc.Stop()
+		}
+		if n.engine != nil {
+			errs = append(errs, n.engine.Shutdown())
+		}
+		if n.db != nil {
+			errs = append(errs, n.db.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Backend implementation for the rpc package.
+
+// State implements rpc.Backend.
+func (n *Node) State() *state.DB { return n.db }
+
+// Senders implements rpc.Backend.
+func (n *Node) Senders() *chain.SenderCache { return n.senders }
+
+// SubmitTx implements rpc.Backend: admission into the local pool.
+func (n *Node) SubmitTx(_ context.Context, tx *types.Transaction) error {
+	if err := n.engine.Halted(); err != nil {
+		return err
+	}
+	_, err := n.pool.Add(tx)
+	if err == nil {
+		n.metrics.admitted.Inc()
+	}
+	return err
+}
+
+// PendingNonce implements rpc.Backend.
+func (n *Node) PendingNonce(a common.Address) (uint64, error) { return n.pool.PendingNonce(a) }
+
+// PendingTx implements rpc.Backend.
+func (n *Node) PendingTx(h common.Hash) (*types.Transaction, common.Address, bool) {
+	return n.pool.Get(h)
+}
+
+// Syncing implements rpc.Backend: a single node is never behind.
+func (n *Node) Syncing() (bool, uint64, uint64) { return false, 0, 0 }
+
+// ChainID returns the chain id.
+func (n *Node) ChainID() *big.Int { return n.genesis.ChainIDBig() }

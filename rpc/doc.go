@@ -1,0 +1,20 @@
+// Package rpc serves Tally's JSON-RPC 2.0 API over HTTP: the eth_* subset
+// that wallets and client libraries (ethers.js, web3j, go-ethereum's
+// ethclient) need, net_* and web3_*, on go-ethereum's rpc server.
+//
+// Flow of a request: Server.ServeHTTP bounds the body (a JSON-RPC error
+// above the limit), and for a batch recovers the senders of every
+// eth_sendRawTransaction item in parallel into the node's sender cache,
+// because go-ethereum's server runs batch items one after another; then
+// go-ethereum's server decodes the call, checks parameter types and
+// dispatches to EthAPI, which reads the applied state (never a block that
+// is not committed and applied, so a receipt is final) and submits
+// transactions through the Backend.
+//
+// Errors follow go-ethereum's codes: -32700 parse error, -32600 invalid
+// request (including an oversized body or batch), -32601 unknown method,
+// -32602 invalid params (wrong types, missing params, numbers over 64 bits,
+// a malformed raw transaction), -32000 for a refused operation with
+// go-ethereum's messages ("nonce too low", "insufficient funds", "already
+// known") so client libraries classify them.
+package rpc

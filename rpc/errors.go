@@ -1,0 +1,55 @@
+package rpc
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/mempool"
+)
+
+// JSON-RPC error codes used by Tally (go-ethereum's values).
+const (
+	CodeInvalidRequest = -32600
+	CodeInvalidParams  = -32602
+	CodeServerError    = -32000
+	CodeUnavailable    = -32002
+)
+
+// Error is a JSON-RPC error with a code; go-ethereum's server reports Code.
+type Error struct {
+	Code int
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// ErrorCode implements go-ethereum's rpc.Error.
+func (e *Error) ErrorCode() int { return e.Code }
+
+func invalidParams(format string, args ...any) error {
+	return &Error{Code: CodeInvalidParams, Msg: fmt.Sprintf(format, args...)}
+}
+
+// submitError maps an admission error to the code and the message
+// go-ethereum would give, so client libraries classify it.
+func submitError(err error) error {
+	var msg string
+	switch {
+	case errors.Is(err, chain.ErrTxMalformed), errors.Is(err, chain.ErrTxTooLarge):
+		return &Error{Code: CodeInvalidParams, Msg: "invalid raw transaction: " + err.Error()}
+	case errors.Is(err, mempool.ErrNonceTooLow):
+		msg = "nonce too low: " + err.Error()
+	case errors.Is(err, mempool.ErrInsufficientFunds):
+		msg = "insufficient funds for transfer: " + err.Error()
+	case errors.Is(err, mempool.ErrKnown):
+		msg = "already known"
+	case errors.Is(err, chain.ErrWrongChain):
+		msg = "invalid chain id for signer: " + err.Error()
+	case errors.Is(err, chain.ErrBadSignature), errors.Is(err, chain.ErrHighS):
+		msg = "invalid sender: " + err.Error()
+	default:
+		msg = err.Error()
+	}
+	return &Error{Code: CodeServerError, Msg: msg}
+}

@@ -1,0 +1,429 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
+)
+
+// Backend is what the API needs from the node.
+type Backend interface {
+	// State is the applied chain and state.
+	State() *state.DB
+	// Senders is the node's sender cache.
+	Senders() *chain.SenderCache
+	// SubmitTx admits a signed transaction (or forwards it to the leader).
+	SubmitTx(ctx context.Context, tx *types.Transaction) error
+	// PendingNonce is the nonce an account's next transaction should carry.
+	PendingNonce(a common.Address) (uint64, error)
+	// PendingTx returns a transaction admitted but not yet applied.
+	PendingTx(h common.Hash) (*types.Transaction, common.Address, bool)
+	// Syncing reports whether the node knows it is behind the cluster, and how far.
+	Syncing() (behind bool, current, highest uint64)
+}
+
+// EthAPI serves the eth_* namespace.
+type EthAPI struct {
+	b       Backend
+	chainID *big.Int
+}
+
+// NewEthAPI returns the eth_* service.
+func NewEthAPI(b Backend) *EthAPI {
+	return &EthAPI{b: b, chainID: new(big.Int).SetUint64(b.State().ChainID())}
+}
+
+// ChainId returns the EIP-155 chain id.
+func (api *EthAPI) ChainId() *hexutil.Big { return (*hexutil.Big)(api.chainID) }
+
+// BlockNumber returns the height of the last applied block.
+func (api *EthAPI) BlockNumber() hexutil.Uint64 {
+	h, _ := api.b.State().Head()
+	return hexutil.Uint64(h.Number)
+}
+
+// Accounts returns no accounts: keys never leave the wallet.
+func (api *EthAPI) Accounts() []common.Address { return []common.Address{} }
+
+// GasPrice returns 0: Tally has no fees.
+func (api *EthAPI) GasPrice() *hexutil.Big { return (*hexutil.Big)(new(big.Int)) }
+
+// MaxPriorityFeePerGas returns 0: Tally has no fees.
+func (api *EthAPI) MaxPriorityFeePerGas() *hexutil.Big { return (*hexutil.Big)(new(big.Int)) }
+
+// Syncing returns false, or the progress object when the node is behind.
+func (api *EthAPI) Syncing() any {
+	behind, cur, high := api.b.Syncing()
+	if !behind {
+		return false
+	}
+	return map[string]hexutil.Uint64{"startingBlock": 0, "currentBlock": hexutil.Uint64(cur), "highestBlock": hexutil.Uint64(high)}
+}
+
+// MaxFeeHistory bounds eth_feeHistory's block count.
+const MaxFeeHistory = 1024
+
+// FeeHistory returns zero fees for the requested range, in the shape
+// go-ethereum gives, so wallets estimating EIP-1559 fees work.
+func (api *EthAPI) FeeHistory(blockCount hexutil.Uint64, newest gethrpc.BlockNumber, percentiles []float64) (map[string]any, error) {
+	if blockCount == 0 {
+		return nil, invalidParams("blockCount must be > 0")
+	}
+	if len(percentiles) > 100 {
+		return nil, invalidParams("at most 100 reward percentiles")
+	}
+	for i, p := range percentiles {
+		if p < 0 || p > 100 || (i > 0 && p < percentiles[i-1]) {
+			return nil, invalidParams("reward percentiles must be ascending and within [0, 100]")
+		}
+	}
+	last, err := api.resolveNumber(newest)
+	if err != nil {
+		return nil, err
+	}
+	n := min(uint64(blockCount), MaxFeeHistory, last+1)
+	oldest := last + 1 - n
+	baseFees := make([]*hexutil.Big, n+1)
+	ratios := make([]float64, n)
+	for i := range baseFees {
+		baseFees[i] = (*hexutil.Big)(new(big.Int))
+	}
+	out := map[string]any{
+		"oldestBlock":   (*hexutil.Big)(new(big.Int).SetUint64(oldest)),
+		"baseFeePerGas": baseFees,
+		"gasUsedRatio":  ratios,
+	}
+	if len(percentiles) > 0 {
+		rewards := make([][]*hexutil.Big, n)
+		for i := range rewards {
+			rewards[i] = make([]*hexutil.Big, len(percentiles))
+			for j := range rewards[i] {
+				rewards[i][j] = (*hexutil.Big)(new(big.Int))
+			}
+		}
+		out["reward"] = rewards
+	}
+	return out, nil
+}
+
+// resolveNumber turns a block number or tag into an applied height.
+func (api *EthAPI) resolveNumber(n gethrpc.BlockNumber) (uint64, error) {
+	head, _ := api.b.State().Head()
+	switch n {
+	case gethrpc.LatestBlockNumber, gethrpc.PendingBlockNumber, gethrpc.SafeBlockNumber, gethrpc.FinalizedBlockNumber:
+		// Finality is the receipt: the latest applied block is final.
+		return head.Number, nil
+	case gethrpc.EarliestBlockNumber:
+		return 0, nil
+	}
+	if n < 0 {
+		return 0, invalidParams("unsupported block tag %d", n)
+	}
+	if uint64(n) > head.Number {
+		return 0, &Error{Code: CodeServerError, Msg: fmt.Sprintf("block %d not found: head is %d", n, head.Number)}
+	}
+	return uint64(n), nil
+}
+
+// stateAt checks that the state asked for is the latest one: Tally keeps
+// only the latest state; older balances come from account history.
+func (api *EthAPI) stateAt(bnh gethrpc.BlockNumberOrHash) error {
+	head, _ := api.b.State().Head()
+	if n, ok := bnh.Number(); ok {
+		switch n {
+		case gethrpc.LatestBlockNumber, gethrpc.PendingBlockNumber, gethrpc.SafeBlockNumber, gethrpc.FinalizedBlockNumber:
+			return nil
+		}
+		if n >= 0 && uint64(n) == head.Number {
+			return nil
+		}
+		if n >= 0 && uint64(n) > head.Number {
+			return &Error{Code: CodeServerError, Msg: fmt.Sprintf("block %d not found: head is %d", n, head.Number)}
+		}
+		return &Error{Code: CodeServerError, Msg: fmt.Sprintf("state at block %v is not available: this node keeps only the latest state (block %d)", n, head.Number)}
+	}
+	if h, ok := bnh.Hash(); ok {
+		if h == head.Hash {
+			return nil
+		}
+		if _, err := api.b.State().BlockNumberByHash(h); err != nil {
+			return &Error{Code: CodeServerError, Msg: fmt.Sprintf("block %s not found", h)}
+		}
+		return &Error{Code: CodeServerError, Msg: fmt.Sprintf("state at block %s is not available: this node keeps only the latest state", h)}
+	}
+	return nil
+}
+
+// GetBalance returns the native balance of an account in the latest state.
+func (api *EthAPI) GetBalance(a common.Address, bnh gethrpc.BlockNumberOrHash) (*hexutil.Big, error) {
+	if err := api.stateAt(bnh); err != nil {
+		return nil, err
+	}
+	bal, err := api.b.State().Balance(state.NativeAsset, a)
+	if err != nil {
+		return nil, err
+	}
+	return (*hexutil.Big)(bal), nil
+}
+
+// GetTransactionCount returns the account's nonce: applied, or counting
+// admitted transactions for "pending".
+func (api *EthAPI) GetTransactionCount(a common.Address, bnh gethrpc.BlockNumberOrHash) (hexutil.Uint64, error) {
+	if n, ok := bnh.Number(); ok && n == gethrpc.PendingBlockNumber {
+		nonce, err := api.b.PendingNonce(a)
+		return hexutil.Uint64(nonce), err
+	}
+	if err := api.stateAt(bnh); err != nil {
+		return 0, err
+	}
+	nonce, err := api.b.State().Nonce(a)
+	return hexutil.Uint64(nonce), err
+}
+
+// GetCode returns empty code: ordinary accounts have none.
+func (api *EthAPI) GetCode(a common.Address, bnh gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
+	if err := api.stateAt(bnh); err != nil {
+		return nil, err
+	}
+	return hexutil.Bytes{}, nil
+}
+
+// SendRawTransaction admits a signed transaction and returns its hash.
+func (api *EthAPI) SendRawTransaction(ctx context.Context, raw hexutil.Bytes) (common.Hash, error) {
+	tx, err := chain.DecodeTx(raw)
+	if err != nil {
+		return common.Hash{}, submitError(err)
+	}
+	if err := api.b.SubmitTx(ctx, tx); err != nil {
+		return common.Hash{}, submitError(err)
+	}
+	return tx.Hash(), nil
+}
+
+// GetTransactionByHash returns an applied or pending transaction, or null.
+func (api *EthAPI) GetTransactionByHash(h common.Hash) (*txJSON, error) {
+	db := api.b.State()
+	n, idx, err := db.TxLocation(h)
+	if errors.Is(err, state.ErrNotFound) {
+		if tx, from, ok := api.b.PendingTx(h); ok {
+			return newTxJSON(tx, from, nil, 0), nil
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := db.BlockByNumber(n)
+	if err != nil {
+		return nil, err
+	}
+	tx := b.Txs[idx]
+	from, err := api.b.Senders().Sender(tx)
+	if err != nil {
+		return nil, err
+	}
+	return newTxJSON(tx, from, b, int(idx)), nil
+}
+
+// GetTransactionReceipt returns the receipt of an applied transaction, or
+// null. A receipt exists only for a committed, applied block: it is final.
+func (api *EthAPI) GetTransactionReceipt(h common.Hash) (map[string]any, error) {
+	db := api.b.State()
+	n, idx, err := db.TxLocation(h)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := db.BlockByNumber(n)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := db.Receipts(b)
+	if err != nil {
+		return nil, err
+	}
+	tx := b.Txs[idx]
+	from, err := api.b.Senders().Sender(tx)
+	if err != nil {
+		return nil, err
+	}
+	return receiptJSON(rs[idx], tx, from), nil
+}
+
+// GetBlockByNumber returns a block, or null if it does not exist yet.
+func (api *EthAPI) GetBlockByNumber(n gethrpc.BlockNumber, full bool) (map[string]any, error) {
+	num, err := api.resolveNumber(n)
+	if err != nil {
+		var rerr *Error
+		if errors.As(err, &rerr) && rerr.Code == CodeServerError {
+			return nil, nil // a future block is null, as in go-ethereum
+		}
+		return nil, err
+	}
+	return api.blockJSON(num, full)
+}
+
+// GetBlockByHash returns a block, or null.
+func (api *EthAPI) GetBlockByHash(h common.Hash, full bool) (map[string]any, error) {
+	num, err := api.b.State().BlockNumberByHash(h)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api.blockJSON(num, full)
+}
+
+// GetBlockTransactionCountByNumber returns how many transactions a block holds.
+func (api *EthAPI) GetBlockTransactionCountByNumber(n gethrpc.BlockNumber) (*hexutil.Uint, error) {
+	num, err := api.resolveNumber(n)
+	if err != nil {
+		return nil, nil
+	}
+	b, err := api.b.State().BlockByNumber(num)
+	if err != nil {
+		return nil, err
+	}
+	c := hexutil.Uint(len(b.Txs))
+	return &c, nil
+}
+
+func (api *EthAPI) blockJSON(num uint64, full bool) (map[string]any, error) {
+	b, err := api.b.State().BlockByNumber(num)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var senders []common.Address
+	if full {
+		var errs []error
+		senders, errs = api.b.Senders().Senders(b.Txs)
+		for _, e := range errs {
+			if e != nil {
+				return nil, fmt.Errorf("stored block %d: %w", num, e)
+			}
+		}
+	}
+	return blockJSON(b, senders, full)
+}
+
+// CallArgs are the arguments of eth_call and eth_estimateGas.
+type CallArgs struct {
+	From                 *common.Address   `json:"from"`
+	To                   *common.Address   `json:"to"`
+	Gas                  *hexutil.Uint64   `json:"gas"`
+	GasPrice             *hexutil.Big      `json:"gasPrice"`
+	MaxFeePerGas         *hexutil.Big      `json:"maxFeePerGas"`
+	MaxPriorityFeePerGas *hexutil.Big      `json:"maxPriorityFeePerGas"`
+	Value                *hexutil.Big      `json:"value"`
+	Nonce                *hexutil.Uint64   `json:"nonce"`
+	Data                 *hexutil.Bytes    `json:"data"`
+	Input                *hexutil.Bytes    `json:"input"`
+	AccessList           *types.AccessList `json:"accessList"`
+	ChainID              *hexutil.Big      `json:"chainId"`
+	Type                 *hexutil.Uint64   `json:"type"`
+}
+
+func (a *CallArgs) data() []byte {
+	if a.Input != nil {
+		return *a.Input
+	}
+	if a.Data != nil {
+		return *a.Data
+	}
+	return nil
+}
+
+// check validates a call against the latest state as the transaction
+// would be executed, returning go-ethereum's error for a failing one.
+func (api *EthAPI) check(args CallArgs) error {
+	if args.ChainID != nil && args.ChainID.ToInt().Cmp(api.chainID) != 0 {
+		return &Error{Code: CodeServerError, Msg: fmt.Sprintf("invalid chain id %v, want %v", args.ChainID.ToInt(), api.chainID)}
+	}
+	if args.To == nil {
+		return &Error{Code: CodeServerError, Msg: chain.ErrContractCreat.Error()}
+	}
+	if args.Input != nil && args.Data != nil && string(*args.Input) != string(*args.Data) {
+		return invalidParams("both \"data\" and \"input\" are set and not equal")
+	}
+	if len(args.data()) != 0 {
+		return &Error{Code: CodeServerError, Msg: state.ErrDataNotAllowed.Error()}
+	}
+	if args.Value != nil && args.Value.ToInt().Sign() > 0 {
+		from := common.Address{}
+		if args.From != nil {
+			from = *args.From
+		}
+		bal, err := api.b.State().Balance(state.NativeAsset, from)
+		if err != nil {
+			return err
+		}
+		if bal.Cmp(args.Value.ToInt()) < 0 {
+			return &Error{Code: CodeServerError, Msg: fmt.Sprintf("insufficient funds for transfer: address %s have %s want %s", from, bal, args.Value.ToInt())}
+		}
+	}
+	return nil
+}
+
+// Call executes a call on the latest state without a transaction. Plain
+// accounts have no code, so a call that would succeed returns empty data.
+func (api *EthAPI) Call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
+	if bnh != nil {
+		if err := api.stateAt(*bnh); err != nil {
+			return nil, err
+		}
+	}
+	if err := api.check(args); err != nil {
+		return nil, err
+	}
+	return hexutil.Bytes{}, nil
+}
+
+// EstimateGas returns the gas a transaction reports as used: 21000 for a
+// transfer. Gas is not charged; the value keeps client libraries working.
+func (api *EthAPI) EstimateGas(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Uint64, error) {
+	if bnh != nil {
+		if err := api.stateAt(*bnh); err != nil {
+			return 0, err
+		}
+	}
+	if err := api.check(args); err != nil {
+		return 0, err
+	}
+	return chain.GasPerTransfer, nil
+}
+
+// NetAPI serves net_*.
+type NetAPI struct{ chainID uint64 }
+
+// Version returns the network id (the chain id).
+func (n *NetAPI) Version() string { return fmt.Sprintf("%d", n.chainID) }
+
+// Listening reports that the node accepts connections.
+func (n *NetAPI) Listening() bool { return true }
+
+// Web3API serves web3_*.
+type Web3API struct{ version string }
+
+// ClientVersion returns the node's name and version.
+func (w *Web3API) ClientVersion() string { return w.version }
+
+// Sha3 returns keccak256 of the input.
+func (w *Web3API) Sha3(input hexutil.Bytes) hexutil.Bytes {
+	h := keccak(input)
+	return h[:]
+}

@@ -1,0 +1,386 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/rlp"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
+)
+
+// Errors of the database.
+var (
+	// ErrNotFound is returned by reads of a block, receipt or transaction that does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyApplied is returned by ApplyBlock for a Raft index at or below the recorded one.
+	ErrAlreadyApplied = errors.New("raft index already applied")
+	// ErrBlockRejected wraps every reason a block is skipped (decision 5).
+	ErrBlockRejected = errors.New("block rejected")
+	// ErrGenesisMismatch is returned when a data dir was created from another genesis.
+	ErrGenesisMismatch = errors.New("data dir belongs to a different genesis")
+	// ErrNoGenesis is returned when a data dir has not been initialised.
+	ErrNoGenesis = errors.New("data dir has no genesis")
+)
+
+// Head describes the last applied block and Raft entry.
+type Head struct {
+	Number    uint64
+	Hash      common.Hash
+	StateRoot common.Hash
+	TimeMs    uint64
+	// RaftIndex is the last Raft log index applied (a block or a skipped one).
+	RaftIndex uint64
+}
+
+// Tip is the head together with the history of every block up to and
+// including it. A Tip and its History are immutable once published; clone
+// the History before appending.
+type Tip struct {
+	Head    Head
+	History *chain.History
+}
+
+// Options configure Open.
+type Options struct {
+	// NoSync skips fsync on commit (tests and benchmarks only).
+	NoSync bool
+	Logger *slog.Logger
+	// CacheSize is Pebble's block cache size in bytes (0: 64 MiB).
+	CacheSize int64
+}
+
+// DB is the node's state database. Reads are safe concurrently with
+// ApplyBlock; ApplyBlock and InitGenesis must be called by one goroutine.
+type DB struct {
+	pdb     *pebble.DB
+	opts    Options
+	log     *slog.Logger
+	tip     atomic.Pointer[Tip]
+
+	chainID    uint64
+	validators atomic.Pointer[map[common.Address]bool]
+
+	closeOnce sync.Once
+}
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	cache := opts.CacheSize
+	if cache == 0 {
+		cache = 64 << 20
+	}
+	c := pebble.NewCache(cache)
+	defer c.Unref()
+	pdb, err := pebble.Open(dir, &pebble.Options{Cache: c, Logger: quietLogger{opts.Logger}})
+	if err != nil {
+		return nil, fmt.Errorf("open state db %s: %w", dir, err)
+	}
+	d := &DB{pdb: pdb, opts: opts, log: opts.Logger}
+	if err := d.load(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// load reads the head, history, chain id and validators, if initialised.
+func (d *DB) load() error {
+	v, err := d.get(keyHead)
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		return nil
+	}
+	var h Head
+	if err := rlp.DecodeBytes(v, &h); err != nil {
+		return fmt.Errorf("decode head: %w", err)
+	}
+	hv, err := d.get(keyHistory)
+	if err != nil {
+		return err
+	}
+	hist := chain.NewHistory()
+	if err := hist.UnmarshalBinary(hv); err != nil {
+		return err
+	}
+	if hist.Size() != h.Number+1 {
+		return fmt.Errorf("state db: history holds %d blocks, head is %d", hist.Size(), h.Number)
+	}
+	d.tip.Store(&Tip{Head: h, History: hist})
+	g, err := d.Genesis()
+	if err != nil {
+		return err
+	}
+	d.chainID = g.ChainID
+	return d.loadValidators()
+}
+
+func (d *DB) loadValidators() error {
+	set := map[common.Address]bool{}
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefixValidator, UpperBound: upperBound(prefixValidator)})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		set[common.BytesToAddress(it.Key()[len(prefixValidator):])] = true
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("read validators: %w", err)
+	}
+	d.validators.Store(&set)
+	return nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error {
+	var err error
+	d.closeOnce.Do(func() { err = d.pdb.Close() })
+	return err
+}
+
+// Pebble returns the underlying database, for checkpoints.
+func (d *DB) Pebble() *pebble.DB { return d.pdb }
+
+func (d *DB) get(key []byte) ([]byte, error) {
+	v, closer, err := d.pdb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state db get %x: %w", key, err)
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, nil
+}
+
+// Get implements Reader over the latest applied state.
+func (d *DB) Get(key []byte) ([]byte, error) { return d.get(key) }
+
+func (d *DB) writeOpts() *pebble.WriteOptions {
+	if d.opts.NoSync {
+		return pebble.NoSync
+	}
+	return pebble.Sync
+}
+
+// Head returns the last applied block; ok is false before genesis.
+func (d *DB) Head() (Head, bool) {
+	t := d.tip.Load()
+	if t == nil {
+		return Head{}, false
+	}
+	return t.Head, true
+}
+
+// Tip returns the head and history, consistent with each other; nil before genesis.
+func (d *DB) Tip() *Tip { return d.tip.Load() }
+
+// ChainID returns the chain id of the genesis the DB was created from.
+func (d *DB) ChainID() uint64 { return d.chainID }
+
+// IsValidator reports whether a is in the current validator set.
+func (d *DB) IsValidator(a common.Address) bool {
+	set := d.validators.Load()
+	return set != nil && (*set)[a]
+}
+
+// Validators returns the current validator set (a new slice, sorted by address).
+func (d *DB) Validators() []common.Address {
+	set := d.validators.Load()
+	if set == nil {
+		return nil
+	}
+	out := make([]common.Address, 0, len(*set))
+	for a := range *set {
+		out = append(out, a)
+	}
+	sortAddresses(out)
+	return out
+}
+
+// Genesis returns the genesis the DB was created from.
+func (d *DB) Genesis() (*genesis.Genesis, error) {
+	v, err := d.get(keyGenesis)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, ErrNoGenesis
+	}
+	return genesis.Parse(v)
+}
+
+// InitGenesis writes block 0 for g into an empty database, or checks that an
+// initialised one was created from g.
+func (d *DB) InitGenesis(g *genesis.Genesis) error {
+	if _, ok := d.Head(); ok {
+		stored, err := d.Genesis()
+		if err != nil {
+			return err
+		}
+		if stored.Hash() != g.Hash() {
+			return fmt.Errorf("%w: stored %s, given %s", ErrGenesisMismatch, stored.Hash(), g.Hash())
+		}
+		return nil
+	}
+	b, writes, err := GenesisBlock(g)
+	if err != nil {
+		return err
+	}
+	batch := d.pdb.NewBatch()
+	defer batch.Close()
+	if err := d.writeState(batch, writes); err != nil {
+		return err
+	}
+	if err := batch.Set(keyGenesis, g.Canonical(), nil); err != nil {
+		return err
+	}
+	d.chainID = g.ChainID
+	if err := d.commit(batch, b, nil, nil, 0); err != nil {
+		return fmt.Errorf("write genesis: %w", err)
+	}
+	return d.loadValidators()
+}
+
+// GenesisBlock derives block 0 and its state writes from g. Its extra data
+// carries g.Hash(), so it commits to the whole file.
+func GenesisBlock(g *genesis.Genesis) (*chain.Block, *Overlay, error) {
+	if err := g.Validate(); err != nil {
+		return nil, nil, err
+	}
+	o := NewOverlay(emptyReader{})
+	for i, v := range g.Validators {
+		a, err := v.Address()
+		if err != nil {
+			return nil, nil, err
+		}
+		name := v.Name
+		if name == "" {
+			name = fmt.Sprintf("validator-%d", i)
+		}
+		o.Set(validatorKey(a), []byte(name))
+	}
+	for _, al := range g.Alloc {
+		o.SetBalance(NativeAsset, al.Address, new(big.Int).Set(al.Balance.Int))
+	}
+	h := chain.NewHeader(common.Hash{}, 0, g.TimestampMs, common.Address{})
+	gh := g.Hash()
+	h.Extra = append(h.Extra, gh[:]...)
+	h.Root = o.Root(common.Hash{})
+	return chain.NewBlock(h, nil), o, nil
+}
+
+type emptyReader struct{}
+
+func (emptyReader) Get([]byte) ([]byte, error) { return nil, nil }
+
+func (d *DB) writeState(batch *pebble.Batch, o *Overlay) error {
+	for _, k := range o.sortedKeys() {
+		v := o.writes[k]
+		var err error
+		if len(v) == 0 {
+			err = batch.Delete([]byte(k), nil)
+		} else {
+			err = batch.Set([]byte(k), v, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("batch state write: %w", err)
+		}
+	}
+	return nil
+}
+
+// commit writes the block, receipts, indexes, head and history into batch
+// and commits it. State writes must already be in batch.
+func (d *DB) commit(batch *pebble.Batch, b *chain.Block, senders []common.Address, receipts []*types.Receipt, raftIndex uint64) error {
+	n := b.Number()
+	enc, err := b.Encode()
+	if err != nil {
+		return err
+	}
+	rcpts, err := chain.EncodeReceipts(receipts)
+	if err != nil {
+		return err
+	}
+	hash := b.Hash()
+	batch.Set(numKey(prefixBlock, n), enc, nil)
+	batch.Set(hashKey(prefixHash, hash), binary.BigEndian.AppendUint64(nil, n), nil)
+	batch.Set(numKey(prefixRcpt, n), rcpts, nil)
+	for i, tx := range b.Txs {
+		loc := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(make([]byte, 0, 12), n), uint32(i))
+		batch.Set(hashKey(prefixTx, tx.Hash()), loc, nil)
+	}
+	indexAccounts(batch, b, senders)
+	hist := chain.NewHistory()
+	if t := d.tip.Load(); t != nil {
+		hist = t.History.Clone()
+	}
+	hist.Append(hash)
+	hv, err := hist.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	batch.Set(keyHistory, hv, nil)
+	timeMs, err := chain.TimeMs(b.Header)
+	if err != nil {
+		return err
+	}
+	head := &Head{Number: n, Hash: hash, StateRoot: b.Header.Root, TimeMs: timeMs, RaftIndex: raftIndex}
+	if err := d.setHead(batch, head); err != nil {
+		return err
+	}
+	if err := batch.Commit(d.writeOpts()); err != nil {
+		return fmt.Errorf("commit block %d: %w", n, err)
+	}
+	d.tip.Store(&Tip{Head: *head, History: hist})
+	return nil
+}
+
+func (d *DB) setHead(batch *pebble.Batch, h *Head) error {
+	hv, err := rlp.EncodeToBytes(h)
+	if err != nil {
+		return err
+	}
+	return batch.Set(keyHead, hv, nil)
+}
+
+// indexAccounts writes the per-account history entries of b.
+func indexAccounts(batch *pebble.Batch, b *chain.Block, senders []common.Address) {
+	for i, tx := range b.Txs {
+		from, to := senders[i], *tx.To()
+		if from == to {
+			batch.Set(acctKey(from, b.Number(), uint32(i)), []byte{HistorySent | HistoryReceived}, nil)
+			continue
+		}
+		batch.Set(acctKey(from, b.Number(), uint32(i)), []byte{HistorySent}, nil)
+		batch.Set(acctKey(to, b.Number(), uint32(i)), []byte{HistoryReceived}, nil)
+	}
+}
+
+// quietLogger routes Pebble's logs into slog.
+type quietLogger struct{ l *slog.Logger }
+
+func (q quietLogger) Infof(format string, args ...any) {
+	q.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Errorf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

@@ -1,0 +1,26 @@
+// Package state owns the state transition and the node's Pebble database:
+// account nonces and balances, the validator set, and, written atomically
+// with them, the blocks, receipts, transaction index and per-account
+// history.
+//
+// Flow of one block (DB.ApplyBlock, called only by the consensus FSM, one
+// block at a time):
+//
+//	verify header (link, time, proposer, seal, tx root, history root)
+//	→ recover senders (parallel, cached) → execute every tx on an Overlay
+//	→ compare state root, receipt root, gas used and bloom with the header
+//	→ one Pebble batch, synced: state writes, block, receipts, indexes,
+//	  head and the Raft index of the entry.
+//
+// A block that fails a check is rejected (ErrBlockRejected) and only the Raft
+// index is recorded, so every node skips it identically and re-applying any
+// index already recorded is a no-op (ErrAlreadyApplied). Any other error is
+// a broken invariant or a broken disk, and the caller must halt.
+//
+// The state root is keccak256(parent root || sorted write set): cheap, and
+// unchanged by a block that writes no state (DESIGN.md decision 10).
+//
+// Execution never reads the clock or iterates a map into anything hashed;
+// Overlay is also what the leader's block builder executes on, layered over
+// the blocks it has proposed but not yet applied.
+package state

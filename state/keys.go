@@ -1,0 +1,76 @@
+package state
+
+import (
+	"encoding/binary"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// Key layout of the state database. Keys starting with 's' are state: the
+// state root commits to every write under that prefix, and nothing else is
+// under it.
+var (
+	prefixState     = byte('s')
+	prefixNonce     = []byte("sn") // + address → uint64 big-endian
+	prefixBalance   = []byte("sb") // + asset uint32 + address → big-endian magnitude
+	prefixValidator = []byte("sv") // + address → name
+
+	keyHead     = []byte("mhead")    // → headRLP
+	keyHistory  = []byte("mhistory") // → chain.History
+	keyGenesis  = []byte("mgenesis") // → genesis canonical JSON
+	prefixBlock = []byte("B")        // + number → encoded block
+	prefixHash  = []byte("H")        // + hash → number
+	prefixRcpt  = []byte("R")        // + number → encoded receipts
+	prefixTx    = []byte("T")        // + tx hash → number ++ index (uint32)
+	prefixAcct  = []byte("A")        // + address + number + index(uint32) → direction flags
+)
+
+// NativeAsset is the asset id of the native currency.
+const NativeAsset uint32 = 0
+
+// History index direction flags.
+const (
+	HistorySent     byte = 1
+	HistoryReceived byte = 2
+)
+
+func nonceKey(a common.Address) []byte { return append(append(make([]byte, 0, 22), prefixNonce...), a[:]...) }
+
+func balanceKey(asset uint32, a common.Address) []byte {
+	k := make([]byte, 0, 26)
+	k = append(k, prefixBalance...)
+	k = binary.BigEndian.AppendUint32(k, asset)
+	return append(k, a[:]...)
+}
+
+func validatorKey(a common.Address) []byte {
+	return append(append(make([]byte, 0, 22), prefixValidator...), a[:]...)
+}
+
+func numKey(prefix []byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+8), prefix...), n)
+}
+
+func hashKey(prefix []byte, h common.Hash) []byte {
+	return append(append(make([]byte, 0, len(prefix)+32), prefix...), h[:]...)
+}
+
+func acctKey(a common.Address, n uint64, idx uint32) []byte {
+	k := make([]byte, 0, 1+20+8+4)
+	k = append(k, prefixAcct...)
+	k = append(k, a[:]...)
+	k = binary.BigEndian.AppendUint64(k, n)
+	return binary.BigEndian.AppendUint32(k, idx)
+}
+
+// upperBound returns the smallest key greater than every key with prefix p.
+func upperBound(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}

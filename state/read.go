@@ -1,0 +1,119 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/big"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+)
+
+// BlockByNumber returns block n of the applied chain, or ErrNotFound.
+func (d *DB) BlockByNumber(n uint64) (*chain.Block, error) {
+	v, err := d.get(numKey(prefixBlock, n))
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, fmt.Errorf("block %d: %w", n, ErrNotFound)
+	}
+	b, err := chain.DecodeBlock(v)
+	if err != nil {
+		return nil, fmt.Errorf("stored block %d: %w", n, err)
+	}
+	return b, nil
+}
+
+// BlockNumberByHash returns the height of the block with hash h, or ErrNotFound.
+func (d *DB) BlockNumberByHash(h common.Hash) (uint64, error) {
+	v, err := d.get(hashKey(prefixHash, h))
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("block %s: %w", h, ErrNotFound)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Receipts returns the receipts of block b, every field derived.
+func (d *DB) Receipts(b *chain.Block) ([]*types.Receipt, error) {
+	v, err := d.get(numKey(prefixRcpt, b.Number()))
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, fmt.Errorf("receipts of block %d: %w", b.Number(), ErrNotFound)
+	}
+	return chain.DecodeReceipts(v, b)
+}
+
+// TxLocation returns the block height and index of an applied transaction.
+func (d *DB) TxLocation(h common.Hash) (number uint64, index uint32, err error) {
+	v, err := d.get(hashKey(prefixTx, h))
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(v) != 12 {
+		return 0, 0, fmt.Errorf("tx %s: %w", h, ErrNotFound)
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:]), nil
+}
+
+// HasTx reports whether a transaction with hash h was applied.
+func (d *DB) HasTx(h common.Hash) (bool, error) {
+	v, err := d.get(hashKey(prefixTx, h))
+	return v != nil, err
+}
+
+// Nonce returns the next nonce of a in the latest applied state.
+func (d *DB) Nonce(a common.Address) (uint64, error) { return readNonce(d, a) }
+
+// Balance returns a's balance of asset in the latest applied state.
+func (d *DB) Balance(asset uint32, a common.Address) (*big.Int, error) {
+	return readBalance(d, asset, a)
+}
+
+// HistoryEntry is one transaction in an account's history.
+type HistoryEntry struct {
+	Number uint64
+	Index  uint32
+	Flags  byte // HistorySent, HistoryReceived
+}
+
+// AccountHistory returns up to limit entries of a's history, newest first,
+// strictly older than (before.Number, before.Index) when before is non-nil.
+func (d *DB) AccountHistory(a common.Address, before *HistoryEntry, limit int) ([]HistoryEntry, error) {
+	lower := append(append([]byte(nil), prefixAcct...), a[:]...)
+	upper := upperBound(lower)
+	if before != nil {
+		upper = acctKey(a, before.Number, before.Index)
+	}
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	var out []HistoryEntry
+	for it.Last(); it.Valid() && len(out) < limit; it.Prev() {
+		k := it.Key()[len(lower):]
+		flags := byte(0)
+		if v := it.Value(); len(v) == 1 {
+			flags = v[0]
+		}
+		out = append(out, HistoryEntry{Number: binary.BigEndian.Uint64(k), Index: binary.BigEndian.Uint32(k[8:]), Flags: flags})
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("account history of %s: %w", a, err)
+	}
+	return out, nil
+}
+
+func sortAddresses(as []common.Address) {
+	slices.SortFunc(as, func(a, b common.Address) int { return bytes.Compare(a[:], b[:]) })
+}
