@@ -3,7 +3,6 @@ package consensus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -51,11 +50,8 @@ type Proposer interface {
 
 // specBlock is a block the builder proposed that it has not seen applied.
 type specBlock struct {
-	block   *chain.Block
-	writes  *state.Overlay
-	txs     []mempool.Pending
-	history *chain.History // including this block
-	timeMs  uint64
+	built *state.Built
+	txs   []mempool.Pending
 }
 
 // Builder is the leader's block builder. It builds each block on its
@@ -188,9 +184,9 @@ func (b *Builder) prune() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	head, _ := b.db.Head()
-	for len(b.spec) > 0 && b.spec[0].block.Number() <= head.Number {
+	for len(b.spec) > 0 && b.spec[0].built.Block.Number() <= head.Number {
 		sb := b.spec[0]
-		if n, err := b.db.BlockNumberByHash(sb.block.Hash()); err != nil || n != sb.block.Number() {
+		if n, err := b.db.BlockNumberByHash(sb.built.Block.Hash()); err != nil || n != sb.built.Block.Number() {
 			b.stale = true
 			break
 		}
@@ -208,7 +204,7 @@ func (b *Builder) prune() int {
 func (b *Builder) resetLocked() {
 	head, _ := b.db.Head()
 	for _, sb := range b.spec {
-		if sb.block.Number() > head.Number {
+		if sb.built.Block.Number() > head.Number {
 			b.pool.Return(sb.txs)
 		}
 	}
@@ -223,24 +219,13 @@ func (b *Builder) abandon() {
 	b.resetLocked()
 }
 
-// parent is what the next block builds on.
-type parent struct {
-	hash, root common.Hash
-	number     uint64
-	timeMs     uint64
-	history    *chain.History
-	base       state.Reader
-}
-
-func (b *Builder) parentLocked() parent {
+// parentLocked is what the next block builds on, and the state under it.
+func (b *Builder) parentLocked() (state.Parent, state.Reader) {
 	if n := len(b.spec); n > 0 {
-		sb := b.spec[n-1]
-		return parent{hash: sb.block.Hash(), root: sb.block.Header.Root, number: sb.block.Number(),
-			timeMs: sb.timeMs, history: sb.history, base: sb.writes}
+		sb := b.spec[n-1].built
+		return sb.AsParent(), sb.Writes
 	}
-	tip := b.db.Tip()
-	return parent{hash: tip.Head.Hash, root: tip.Head.StateRoot, number: tip.Head.Number,
-		timeMs: tip.Head.TimeMs, history: tip.History, base: b.db}
+	return b.db.Tip().Parent(), b.db
 }
 
 // propose builds one block from the pool on the speculative head and hands
@@ -248,55 +233,41 @@ func (b *Builder) parentLocked() parent {
 func (b *Builder) propose() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	par := b.parentLocked()
+	par, base := b.parentLocked()
 	pend := b.pool.Take(b.cfg.MaxBlockTxs)
-	res := &state.Result{Writes: state.NewOverlay(par.base), Receipts: make([]*types.Receipt, 0, len(pend))}
-	txs := make([]*types.Transaction, 0, len(pend))
-	kept := pend[:0:0]
+	txs := make([]*types.Transaction, len(pend))
+	froms := make([]common.Address, len(pend))
+	for i, p := range pend {
+		txs[i], froms[i] = p.Tx, p.From
+	}
+	built, err := state.Build(base, par, txs, froms, uint64(b.now().UnixMilli()), b.key, b.chainID)
+	if err != nil {
+		b.pool.Return(pend)
+		return err
+	}
 	var tooLow, tooHigh []mempool.Pending
-	for _, p := range pend {
-		out, err := state.ExecuteTx(res.Writes, p.Tx, p.From, res.GasUsed)
-		switch {
-		case errors.Is(err, state.ErrNonceTooLow), errors.Is(err, state.ErrNonceMax):
-			tooLow = append(tooLow, p)
-			continue
-		case errors.Is(err, state.ErrNonceTooHigh):
-			tooHigh = append(tooHigh, p)
-			continue
-		case err != nil:
-			b.pool.Return(pend)
-			return fmt.Errorf("execute %s: %w", p.Tx.Hash(), err)
+	for _, d := range built.Dropped {
+		if errors.Is(d.Err, state.ErrNonceTooHigh) {
+			tooHigh = append(tooHigh, pend[d.Index])
+		} else {
+			tooLow = append(tooLow, pend[d.Index])
 		}
-		res.Add(out.Receipt)
-		txs = append(txs, p.Tx)
-		kept = append(kept, p)
 	}
 	b.pool.Discard(tooLow)
 	b.pool.Return(tooHigh)
-
-	timeMs := max(uint64(b.now().UnixMilli()), par.timeMs+1)
-	h := chain.NewHeader(par.hash, par.number+1, timeMs, b.key.Address())
-	h.MixDigest = par.history.Root()
-	if err := state.FinishHeader(h, par.root, txs, res); err != nil {
-		b.pool.Return(kept)
-		return err
+	kept := make([]mempool.Pending, len(built.Included))
+	for i, idx := range built.Included {
+		kept[i] = pend[idx]
 	}
-	if err := chain.Seal(h, b.chainID, b.key); err != nil {
-		b.pool.Return(kept)
-		return err
-	}
-	blk := chain.NewBlock(h, txs)
-	enc, err := blk.Encode()
+	enc, err := built.Block.Encode()
 	if err != nil {
 		b.pool.Return(kept)
 		return err
 	}
-	hist := par.history.Clone()
-	hist.Append(blk.Hash())
-	sb := &specBlock{block: blk, writes: res.Writes, txs: kept, history: hist, timeMs: timeMs}
+	sb := &specBlock{built: built, txs: kept}
 	b.spec = append(b.spec, sb)
 	fut := b.proposer.Apply(enc, b.cfg.ApplyTimeout)
-	b.onProposed(blk)
+	b.onProposed(built.Block)
 	go b.await(fut, sb)
 	return nil
 }
@@ -312,7 +283,7 @@ func (b *Builder) await(fut raft.ApplyFuture, sb *specBlock) {
 		}
 	}
 	if err != nil {
-		b.log.Warn("proposal not applied", "number", sb.block.Number(), "hash", sb.block.Hash(), "err", err)
+		b.log.Warn("proposal not applied", "number", sb.built.Block.Number(), "hash", sb.built.Block.Hash(), "err", err)
 		b.mu.Lock()
 		b.stale = true
 		b.mu.Unlock()

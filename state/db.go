@@ -62,10 +62,10 @@ type Options struct {
 // DB is the node's state database. Reads are safe concurrently with
 // ApplyBlock; ApplyBlock and InitGenesis must be called by one goroutine.
 type DB struct {
-	pdb     *pebble.DB
-	opts    Options
-	log     *slog.Logger
-	tip     atomic.Pointer[Tip]
+	pdb  *pebble.DB
+	opts Options
+	log  *slog.Logger
+	tip  atomic.Pointer[Tip]
 
 	chainID    uint64
 	validators atomic.Pointer[map[common.Address]bool]

@@ -34,7 +34,9 @@ const (
 	HistoryReceived byte = 2
 )
 
-func nonceKey(a common.Address) []byte { return append(append(make([]byte, 0, 22), prefixNonce...), a[:]...) }
+func nonceKey(a common.Address) []byte {
+	return append(append(make([]byte, 0, 22), prefixNonce...), a[:]...)
+}
 
 func balanceKey(asset uint32, a common.Address) []byte {
 	k := make([]byte, 0, 26)

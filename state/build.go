@@ -1,0 +1,83 @@
+package state
+
+import (
+	"fmt"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+)
+
+// Parent is what a new block builds on: an applied block or one the leader
+// proposed and has not yet seen applied.
+type Parent struct {
+	Hash, Root common.Hash
+	Number     uint64
+	TimeMs     uint64
+	// History includes the parent itself.
+	History *chain.History
+}
+
+// Parent returns the tip as a parent.
+func (t *Tip) Parent() Parent {
+	return Parent{Hash: t.Head.Hash, Root: t.Head.StateRoot, Number: t.Head.Number, TimeMs: t.Head.TimeMs, History: t.History}
+}
+
+// Built is a sealed block with what building it produced.
+type Built struct {
+	Block *chain.Block
+	// Writes are the block's state writes, over the base it was built on.
+	Writes *Overlay
+	// Included[i] is the index in the candidate list of the block's tx i.
+	Included []int
+	// Dropped lists candidates that could not be included, with the reason
+	// (a nonce that is not the account's next).
+	Dropped []Dropped
+	// History includes the new block.
+	History *chain.History
+}
+
+// Dropped is a candidate transaction left out of a block.
+type Dropped struct {
+	Index int
+	Err   error
+}
+
+// AsParent returns the built block as the parent of the next one.
+func (b *Built) AsParent() Parent {
+	timeMs, _ := chain.TimeMs(b.Block.Header)
+	return Parent{Hash: b.Block.Hash(), Root: b.Block.Header.Root, Number: b.Block.Number(), TimeMs: timeMs, History: b.History}
+}
+
+// Build executes candidate transactions on base in order, leaves out those
+// that cannot be included, and returns the block sealed by key. The block
+// time is max(nowMs, parent + 1 ms), so it never goes back.
+func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.Address, nowMs uint64, key *crypto.PrivateKey, chainID uint64) (*Built, error) {
+	res := &Result{Writes: NewOverlay(base), Receipts: make([]*types.Receipt, 0, len(txs))}
+	out := &Built{Writes: res.Writes, Included: make([]int, 0, len(txs))}
+	included := make([]*types.Transaction, 0, len(txs))
+	for i, tx := range txs {
+		o, err := ExecuteTx(res.Writes, tx, senders[i], res.GasUsed)
+		if err != nil {
+			out.Dropped = append(out.Dropped, Dropped{Index: i, Err: err})
+			continue
+		}
+		res.Add(o.Receipt)
+		included = append(included, tx)
+		out.Included = append(out.Included, i)
+	}
+	h := chain.NewHeader(par.Hash, par.Number+1, max(nowMs, par.TimeMs+1), key.Address())
+	h.MixDigest = par.History.Root()
+	if err := FinishHeader(h, par.Root, included, res); err != nil {
+		return nil, fmt.Errorf("build block %d: %w", par.Number+1, err)
+	}
+	if err := chain.Seal(h, chainID, key); err != nil {
+		return nil, fmt.Errorf("build block %d: %w", par.Number+1, err)
+	}
+	out.Block = chain.NewBlock(h, included)
+	out.History = par.History.Clone()
+	out.History.Append(out.Block.Hash())
+	return out, nil
+}
