@@ -1,0 +1,261 @@
+package mempool
+
+import (
+	"errors"
+	"math/big"
+	"sync"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+)
+
+var chainID = big.NewInt(1337)
+
+// fakeState is an in-memory applied state; the pool only reads it.
+type fakeState struct {
+	mu      sync.Mutex
+	nonces  map[common.Address]uint64
+	bals    map[common.Address]*big.Int
+	applied map[common.Hash]bool
+}
+
+func newFakeState() *fakeState {
+	return &fakeState{nonces: map[common.Address]uint64{}, bals: map[common.Address]*big.Int{}, applied: map[common.Hash]bool{}}
+}
+
+func (s *fakeState) Nonce(a common.Address) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nonces[a], nil
+}
+
+func (s *fakeState) Balance(_ uint32, a common.Address) (*big.Int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.bals[a]; b != nil {
+		return new(big.Int).Set(b), nil
+	}
+	return new(big.Int), nil
+}
+
+func (s *fakeState) HasTx(h common.Hash) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied[h], nil
+}
+
+type fixture struct {
+	t    *testing.T
+	st   *fakeState
+	pool *Pool
+	keys []*crypto.PrivateKey
+}
+
+func newFixture(t *testing.T, cfg Config) *fixture {
+	f := &fixture{t: t, st: newFakeState()}
+	for i := uint32(0); i < 3; i++ {
+		k, err := crypto.KeyFromMnemonic(crypto.TestMnemonic, "", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.keys = append(f.keys, k)
+		f.st.bals[k.Address()] = big.NewInt(1_000_000)
+	}
+	f.pool = New(cfg, f.st, chain.NewSenderCache(chain.NewSigner(chainID), 1024))
+	return f
+}
+
+func (f *fixture) tx(key int, nonce uint64, value int64) *types.Transaction {
+	to := common.Address{9}
+	tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: chainID, Nonce: nonce, To: &to, Value: big.NewInt(value), Gas: 21000}), chainID, f.keys[key])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tx
+}
+
+func (f *fixture) add(tx *types.Transaction) error {
+	_, err := f.pool.Add(tx)
+	return err
+}
+
+func nonces(ps []Pending) []uint64 {
+	out := make([]uint64, len(ps))
+	for i, p := range ps {
+		out[i] = p.Tx.Nonce()
+	}
+	return out
+}
+
+func TestNonceOrderAndGaps(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	for _, n := range []uint64{2, 0, 3} {
+		if err := f.add(f.tx(0, n, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := f.pool.Take(10)
+	if len(got) != 1 || got[0].Tx.Nonce() != 0 {
+		t.Fatalf("took %v, want only nonce 0 (1 is missing)", nonces(got))
+	}
+	if n, _ := f.pool.PendingNonce(f.keys[0].Address()); n != 1 {
+		t.Fatalf("pending nonce %d, want 1", n)
+	}
+	if err := f.add(f.tx(0, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got = f.pool.Take(10)
+	if len(got) != 3 || got[0].Tx.Nonce() != 1 || got[2].Tx.Nonce() != 3 {
+		t.Fatalf("took %v, want 1 2 3", nonces(got))
+	}
+	if n, _ := f.pool.PendingNonce(f.keys[0].Address()); n != 4 {
+		t.Fatalf("pending nonce %d, want 4 (in-flight count)", n)
+	}
+}
+
+func TestRoundRobin(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	for n := uint64(0); n < 3; n++ {
+		f.add(f.tx(0, n, 1))
+		f.add(f.tx(1, n, 1))
+	}
+	got := f.pool.Take(4)
+	var senders []common.Address
+	for _, p := range got {
+		senders = append(senders, p.From)
+	}
+	if len(got) != 4 || senders[0] == senders[1] || senders[1] == senders[2] {
+		t.Fatalf("not round robin: %v", senders)
+	}
+}
+
+func TestAdmissionErrors(t *testing.T) {
+	f := newFixture(t, Config{MaxPerAccount: 4, MaxTotal: 6})
+	f.st.nonces[f.keys[0].Address()] = 5
+	applied := f.tx(1, 0, 1)
+	f.st.applied[applied.Hash()] = true
+	known := f.tx(2, 0, 1)
+	if err := f.add(known); err != nil {
+		t.Fatal(err)
+	}
+	to := common.Address{1}
+	withData, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: chainID, To: &to, Gas: 21000, Data: []byte{1}}), chainID, f.keys[2])
+	wrongChain, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), To: &to, Gas: 21000}), big.NewInt(1), f.keys[2])
+	cases := []struct {
+		name string
+		tx   *types.Transaction
+		want error
+	}{
+		{"nonce too low", f.tx(0, 4, 1), ErrNonceTooLow},
+		{"gap too large", f.tx(0, 9, 1), ErrNonceGap},
+		{"already applied", applied, ErrAlreadyApplied},
+		{"known", known, ErrKnown},
+		{"same nonce", f.tx(2, 0, 2), ErrNonceTaken},
+		{"unfunded", f.tx(2, 1, 1_000_000), ErrInsufficientFunds},
+		{"calldata", withData, ErrDataNotAllowed},
+		{"wrong chain", wrongChain, chain.ErrWrongChain},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := f.add(c.tx); !errors.Is(err, c.want) {
+				t.Fatalf("err %v, want %v", err, c.want)
+			}
+		})
+	}
+	// Limits: 4 per account, 6 in total.
+	for n := uint64(1); n < 4; n++ {
+		if err := f.add(f.tx(2, n, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.add(f.tx(2, 4, 1)); !errors.Is(err, ErrAccountFull) && !errors.Is(err, ErrNonceGap) {
+		t.Fatalf("5th tx of an account: %v", err)
+	}
+	f.add(f.tx(1, 0+1, 1)) // gapped (nonce 1 while 0 is applied elsewhere): still counts
+	f.add(f.tx(1, 2, 1))
+	if err := f.add(f.tx(1, 3, 1)); !errors.Is(err, ErrPoolFull) {
+		t.Fatalf("pool over total: %v", err)
+	}
+	if q, _ := f.pool.Stats(); q != 6 {
+		t.Fatalf("queued %d, want 6", q)
+	}
+}
+
+func TestAppliedAndReturn(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	a := f.keys[0].Address()
+	for n := uint64(0); n < 4; n++ {
+		f.add(f.tx(0, n, 10))
+	}
+	first := f.pool.Take(2)
+	// The block holding the first two is skipped: they come back in order.
+	f.pool.Return(first)
+	again := f.pool.Take(10)
+	if got := nonces(again); len(got) != 4 || got[0] != 0 || got[3] != 3 {
+		t.Fatalf("after return took %v", got)
+	}
+	// Two are applied; the state moves; the other two are returned.
+	f.st.nonces[a] = 2
+	f.pool.Applied([]*types.Transaction{again[0].Tx, again[1].Tx}, []common.Address{a, a})
+	f.pool.Return(again[2:])
+	if n, _ := f.pool.PendingNonce(a); n != 4 {
+		t.Fatalf("pending nonce %d, want 4", n)
+	}
+	if _, _, ok := f.pool.Get(again[0].Tx.Hash()); ok {
+		t.Fatal("applied tx still pending")
+	}
+	if err := f.add(again[0].Tx); !errors.Is(err, ErrNonceTooLow) {
+		t.Fatalf("re-adding an applied tx: %v", err)
+	}
+	// A block from elsewhere applies nonce 2 with a different tx: the pool's
+	// nonce-2 tx is stale and dropped, nonce 3 becomes next.
+	other := f.tx(0, 2, 99)
+	f.pool.Applied([]*types.Transaction{other}, []common.Address{a})
+	rest := f.pool.Take(10)
+	if got := nonces(rest); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("took %v, want [3]", got)
+	}
+	f.pool.Applied([]*types.Transaction{rest[0].Tx}, []common.Address{a})
+	if q, inflight := f.pool.Stats(); q != 0 || inflight != 0 {
+		t.Fatalf("stats %d %d, want empty", q, inflight)
+	}
+}
+
+func TestDiscard(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	f.add(f.tx(0, 0, 500_000))
+	got := f.pool.Take(1)
+	f.pool.Discard(got)
+	if q, inflight := f.pool.Stats(); q != 0 || inflight != 0 {
+		t.Fatalf("stats %d %d after discard", q, inflight)
+	}
+	// The outflow was released: a tx needing the whole balance is admitted.
+	f.st.nonces[f.keys[0].Address()] = 1
+	if err := f.add(f.tx(0, 1, 1_000_000)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConcurrentAdd(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	var wg sync.WaitGroup
+	for k := 0; k < 3; k++ {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			for n := uint64(0); n < 100; n++ {
+				if err := f.add(f.tx(k, n, 1)); err != nil {
+					t.Error(err)
+				}
+			}
+		}(k)
+	}
+	wg.Wait()
+	if got := f.pool.Take(1000); len(got) != 300 {
+		t.Fatalf("took %d", len(got))
+	}
+}
