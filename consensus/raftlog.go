@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +41,6 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
-	w.l.Log(nil, level, string(line)) //nolint:staticcheck // nil context is fine for slog
+	w.l.Log(context.Background(), level, string(line))
 	return len(p), nil
 }

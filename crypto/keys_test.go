@@ -241,6 +241,7 @@ func TestBytesIsACopy(t *testing.T) {
 		t.Fatal("zeroing Bytes() changed the key")
 	}
 	e := k.ECDSA()
+	//lint:ignore SA1019 the test checks that mutating the copy cannot reach the key.
 	e.D.SetInt64(1)
 	if !bytes.Equal(k.Bytes(), want) {
 		t.Fatal("modifying ECDSA() changed the key")

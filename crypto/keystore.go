@@ -47,6 +47,7 @@ func EncryptKey(k *PrivateKey, password string, scryptN, scryptP int) ([]byte, e
 	id[6] = id[6]&0x0f | 0x40 // UUID version 4
 	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
 	ecdsaKey := k.ECDSA()
+	//lint:ignore SA1019 go-ethereum's keystore takes an ecdsa.PrivateKey; wiping D is best effort.
 	defer ecdsaKey.D.SetInt64(0)
 	key := &keystore.Key{
 		Id:         id,
