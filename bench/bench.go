@@ -1,0 +1,359 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+)
+
+// Config describes one load run.
+type Config struct {
+	// RPC is the node's JSON-RPC URL.
+	RPC string
+	// Keys are the funded senders.
+	Keys []*crypto.PrivateKey
+	// Txs is the number of transfers to send in total.
+	Txs int
+	// Batch is the number of transactions per JSON-RPC batch.
+	Batch int
+	// Workers is the number of concurrent submitters (each owns some senders).
+	Workers int
+	// Legacy signs EIP-155 legacy transactions instead of EIP-1559 ones.
+	Legacy bool
+	// Timeout bounds waiting for the last inclusion.
+	Timeout time.Duration
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Txs         int           `json:"txs"`
+	Rejected    int           `json:"rejected"`
+	Included    int           `json:"included"`
+	Failed      int           `json:"failedStatus"`
+	FirstError  string        `json:"firstError,omitempty"`
+	SignTime    time.Duration `json:"signTimeNs"`
+	SubmitTime  time.Duration `json:"submitTimeNs"`
+	TotalTime   time.Duration `json:"totalTimeNs"`
+	TPS         float64       `json:"transfersPerSecond"`
+	LatencyP50  time.Duration `json:"latencyP50Ns"`
+	LatencyP99  time.Duration `json:"latencyP99Ns"`
+	LatencyMax  time.Duration `json:"latencyMaxNs"`
+	Blocks      int           `json:"blocks"`
+	StartHeight uint64        `json:"startHeight"`
+}
+
+// String renders the report for people.
+func (r *Report) String() string {
+	return fmt.Sprintf("%d transfers: %d included (%d with status 0), %d rejected at submission\n"+
+		"signing %v; submission %v; first submission to last inclusion %v over %d blocks\n"+
+		"throughput %.0f transfers/s; submit-to-inclusion p50 %v, p99 %v, max %v",
+		r.Txs, r.Included, r.Failed, r.Rejected,
+		r.SignTime.Round(time.Millisecond), r.SubmitTime.Round(time.Millisecond), r.TotalTime.Round(time.Millisecond), r.Blocks,
+		r.TPS, r.LatencyP50.Round(100*time.Microsecond), r.LatencyP99.Round(100*time.Microsecond), r.LatencyMax.Round(100*time.Microsecond))
+}
+
+type item struct {
+	raw       hexutil.Bytes
+	hash      common.Hash
+	submitted time.Time
+	included  time.Time
+}
+
+// Run performs the load run.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if len(cfg.Keys) == 0 || cfg.Txs <= 0 || cfg.Batch <= 0 {
+		return nil, errors.New("bench: need keys, txs > 0 and batch > 0")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.Workers > len(cfg.Keys) {
+		cfg.Workers = len(cfg.Keys)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Minute
+	}
+	client, err := gethrpc.DialContext(ctx, cfg.RPC)
+	if err != nil {
+		return nil, fmt.Errorf("bench: dial %s: %w", cfg.RPC, err)
+	}
+	defer client.Close()
+	var chainID hexutil.Big
+	if err := client.CallContext(ctx, &chainID, "eth_chainId"); err != nil {
+		return nil, fmt.Errorf("bench: eth_chainId: %w", err)
+	}
+	var start hexutil.Uint64
+	if err := client.CallContext(ctx, &start, "eth_blockNumber"); err != nil {
+		return nil, err
+	}
+	rep := &Report{Txs: cfg.Txs, StartHeight: uint64(start)}
+
+	// Pre-sign: sender i gets every len(keys)-th transfer.
+	t0 := time.Now()
+	perSender, err := sign(ctx, client, cfg, chainID.ToInt())
+	if err != nil {
+		return nil, err
+	}
+	rep.SignTime = time.Since(t0)
+
+	byHash := make(map[common.Hash]*item, cfg.Txs)
+	for _, items := range perSender {
+		for _, it := range items {
+			byHash[it.hash] = it
+		}
+	}
+	var mu sync.Mutex // guards item times
+	follow, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	followDone := make(chan error, 1)
+	go func() { followDone <- followBlocks(follow, client, uint64(start), byHash, &mu, rep) }()
+
+	// Submit: worker w owns senders w, w+W, ...; batches interleave them.
+	t1 := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, cfg.Workers)
+	var rejected sync.Map
+	for w := 0; w < cfg.Workers; w++ {
+		var mine [][]*item
+		for s := w; s < len(perSender); s += cfg.Workers {
+			mine = append(mine, perSender[s])
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := submit(ctx, client, interleave(mine), cfg.Batch, &mu, &rejected); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	rep.SubmitTime = time.Since(t1)
+	rejected.Range(func(k, v any) bool {
+		rep.Rejected++
+		if rep.FirstError == "" {
+			rep.FirstError = v.(string)
+		}
+		delete(byHash, k.(common.Hash))
+		return true
+	})
+
+	// Wait until every admitted transaction is in an applied block.
+	deadline := time.After(cfg.Timeout)
+	for {
+		mu.Lock()
+		pending := 0
+		for _, it := range byHash {
+			if it.included.IsZero() {
+				pending++
+			}
+		}
+		mu.Unlock()
+		if pending == 0 {
+			break
+		}
+		select {
+		case <-deadline:
+			return rep, fmt.Errorf("bench: %d transactions not included after %v", pending, cfg.Timeout)
+		case err := <-followDone:
+			return rep, fmt.Errorf("bench: following blocks: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopFollow()
+	<-followDone
+	finish(rep, byHash, t1)
+	return rep, checkReceipts(ctx, client, byHash, rep)
+}
+
+func sign(ctx context.Context, client *gethrpc.Client, cfg Config, chainID *big.Int) ([][]*item, error) {
+	out := make([][]*item, len(cfg.Keys))
+	var wg sync.WaitGroup
+	errs := make([]error, len(cfg.Keys))
+	for s, key := range cfg.Keys {
+		var nonce hexutil.Uint64
+		if err := client.CallContext(ctx, &nonce, "eth_getTransactionCount", key.Address(), "pending"); err != nil {
+			return nil, fmt.Errorf("bench: nonce of %s: %w", key.Address(), err)
+		}
+		n := cfg.Txs / len(cfg.Keys)
+		if s < cfg.Txs%len(cfg.Keys) {
+			n++
+		}
+		wg.Add(1)
+		go func(s int, key *crypto.PrivateKey, nonce uint64, n int) {
+			defer wg.Done()
+			to := common.BigToAddress(big.NewInt(int64(0x7a11e000 + s)))
+			for i := 0; i < n; i++ {
+				var inner types.TxData
+				if cfg.Legacy {
+					inner = &types.LegacyTx{Nonce: nonce + uint64(i), To: &to, Value: big.NewInt(1), Gas: 21000, GasPrice: new(big.Int)}
+				} else {
+					inner = &types.DynamicFeeTx{ChainID: chainID, Nonce: nonce + uint64(i), To: &to, Value: big.NewInt(1), Gas: 21000}
+				}
+				tx, err := chain.SignTx(types.NewTx(inner), chainID, key)
+				if err != nil {
+					errs[s] = err
+					return
+				}
+				raw, _ := tx.MarshalBinary()
+				out[s] = append(out[s], &item{raw: raw, hash: tx.Hash()})
+			}
+		}(s, key, uint64(nonce), n)
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// interleave merges per-sender lists round robin, keeping each in order.
+func interleave(lists [][]*item) []*item {
+	var out []*item
+	for i := 0; ; i++ {
+		added := false
+		for _, l := range lists {
+			if i < len(l) {
+				out = append(out, l[i])
+				added = true
+			}
+		}
+		if !added {
+			return out
+		}
+	}
+}
+
+func submit(ctx context.Context, client *gethrpc.Client, items []*item, batch int, mu *sync.Mutex, rejected *sync.Map) error {
+	for len(items) > 0 {
+		n := min(batch, len(items))
+		elems := make([]gethrpc.BatchElem, n)
+		hashes := make([]common.Hash, n)
+		for i, it := range items[:n] {
+			elems[i] = gethrpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{it.raw}, Result: &hashes[i]}
+		}
+		now := time.Now()
+		mu.Lock()
+		for _, it := range items[:n] {
+			it.submitted = now
+		}
+		mu.Unlock()
+		if err := client.BatchCallContext(ctx, elems); err != nil {
+			return fmt.Errorf("bench: batch: %w", err)
+		}
+		for i, e := range elems {
+			if e.Error != nil {
+				rejected.Store(items[i].hash, e.Error.Error())
+			}
+		}
+		items = items[n:]
+	}
+	return nil
+}
+
+// followBlocks polls for new blocks and stamps the inclusion time of each
+// transaction seen in one.
+func followBlocks(ctx context.Context, client *gethrpc.Client, from uint64, byHash map[common.Hash]*item, mu *sync.Mutex, rep *Report) error {
+	next := from + 1
+	for {
+		var head hexutil.Uint64
+		if err := client.CallContext(ctx, &head, "eth_blockNumber"); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for ; next <= uint64(head); next++ {
+			var blk struct {
+				Transactions []common.Hash `json:"transactions"`
+			}
+			if err := client.CallContext(ctx, &blk, "eth_getBlockByNumber", hexutil.Uint64(next), false); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			now := time.Now()
+			mu.Lock()
+			for _, h := range blk.Transactions {
+				if it := byHash[h]; it != nil && it.included.IsZero() {
+					it.included = now
+				}
+			}
+			if len(blk.Transactions) > 0 {
+				rep.Blocks++
+			}
+			mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+func finish(rep *Report, byHash map[common.Hash]*item, firstSubmit time.Time) {
+	lat := make([]time.Duration, 0, len(byHash))
+	var last time.Time
+	for _, it := range byHash {
+		lat = append(lat, it.included.Sub(it.submitted))
+		if it.included.After(last) {
+			last = it.included
+		}
+	}
+	slices.Sort(lat)
+	rep.Included = len(lat)
+	if len(lat) > 0 {
+		rep.LatencyP50 = lat[len(lat)/2]
+		rep.LatencyP99 = lat[min(len(lat)-1, len(lat)*99/100)]
+		rep.LatencyMax = lat[len(lat)-1]
+		rep.TotalTime = last.Sub(firstSubmit)
+		rep.TPS = float64(len(lat)) / rep.TotalTime.Seconds()
+	}
+}
+
+// checkReceipts fetches every receipt in batches and counts status 0.
+func checkReceipts(ctx context.Context, client *gethrpc.Client, byHash map[common.Hash]*item, rep *Report) error {
+	hashes := make([]common.Hash, 0, len(byHash))
+	for h := range byHash {
+		hashes = append(hashes, h)
+	}
+	for len(hashes) > 0 {
+		n := min(1000, len(hashes))
+		elems := make([]gethrpc.BatchElem, n)
+		res := make([]*struct {
+			Status hexutil.Uint64 `json:"status"`
+		}, n)
+		for i := range elems {
+			elems[i] = gethrpc.BatchElem{Method: "eth_getTransactionReceipt", Args: []any{hashes[i]}, Result: &res[i]}
+		}
+		if err := client.BatchCallContext(ctx, elems); err != nil {
+			return fmt.Errorf("bench: receipts: %w", err)
+		}
+		for i, e := range elems {
+			switch {
+			case e.Error != nil:
+				return fmt.Errorf("bench: receipt %s: %w", hashes[i], e.Error)
+			case res[i] == nil:
+				return fmt.Errorf("bench: no receipt for included tx %s", hashes[i])
+			case res[i].Status != 1:
+				rep.Failed++
+			}
+		}
+		hashes = hashes[n:]
+	}
+	return nil
+}

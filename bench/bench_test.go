@@ -1,0 +1,69 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/node"
+)
+
+func devKeys(t testing.TB, n int) []*crypto.PrivateKey {
+	var keys []*crypto.PrivateKey
+	for i := 0; i < n; i++ {
+		k, err := genesis.DevKey(uint32(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func startNode(t testing.TB) *node.Node {
+	cfg := node.DefaultConfig()
+	cfg.Dev = true
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Port = 0
+	cfg.Raft.HeartbeatTimeout = node.Duration(200 * time.Millisecond)
+	cfg.Raft.ElectionTimeout = node.Duration(200 * time.Millisecond)
+	cfg.Raft.LeaderLeaseTimeout = node.Duration(100 * time.Millisecond)
+	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// TestLegacyBatchLoad is the load-tool acceptance check: pre-signed legacy
+// transfers from the dev accounts, submitted in JSON-RPC batches, are all
+// included with status 1. TALLY_BENCH_TXS raises the count for a
+// measurement run.
+func TestLegacyBatchLoad(t *testing.T) {
+	txs := 4000
+	if s := os.Getenv("TALLY_BENCH_TXS"); s != "" {
+		txs, _ = strconv.Atoi(s)
+	}
+	n := startNode(t)
+	ctx := context.Background()
+	rep, err := Run(ctx, Config{RPC: "http://" + n.HTTPAddr(), Keys: devKeys(t, 20), Txs: txs, Batch: 500, Workers: 4, Legacy: true, Timeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(rep)
+	if rep.Rejected != 0 || rep.Failed != 0 || rep.Included != txs {
+		t.Fatalf("rejected %d (%s), status 0: %d, included %d of %d", rep.Rejected, rep.FirstError, rep.Failed, rep.Included, txs)
+	}
+	// A second run continues from the pending nonces, with EIP-1559 txs.
+	rep, err = Run(ctx, Config{RPC: "http://" + n.HTTPAddr(), Keys: devKeys(t, 5), Txs: 500, Batch: 100, Workers: 2})
+	if err != nil || rep.Included != 500 || rep.Failed != 0 {
+		t.Fatalf("second run: %v %+v", err, rep)
+	}
+}
