@@ -13,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rlp"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
@@ -50,6 +51,10 @@ type Tip struct {
 	History *chain.History
 }
 
+// decodedCacheBlocks is how many decoded blocks (and their receipts) the
+// DB keeps in memory.
+const decodedCacheBlocks = 64
+
 // Options configure Open.
 type Options struct {
 	// NoSync skips fsync on commit (tests and benchmarks only).
@@ -70,6 +75,11 @@ type DB struct {
 	chainID    uint64
 	validators atomic.Pointer[map[common.Address]bool]
 
+	// Decoded recent blocks and receipts: wallets ask for the receipts of
+	// the block just applied, one transaction at a time.
+	blocks   *lru.Cache[uint64, *chain.Block]
+	receipts *lru.Cache[uint64, []*types.Receipt]
+
 	closeOnce sync.Once
 }
 
@@ -89,6 +99,8 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open state db %s: %w", dir, err)
 	}
 	d := &DB{pdb: pdb, opts: opts, log: opts.Logger}
+	d.blocks, _ = lru.New[uint64, *chain.Block](decodedCacheBlocks)
+	d.receipts, _ = lru.New[uint64, []*types.Receipt](decodedCacheBlocks)
 	if err := d.load(); err != nil {
 		pdb.Close()
 		return nil, err
@@ -348,6 +360,7 @@ func (d *DB) commit(batch *pebble.Batch, b *chain.Block, senders []common.Addres
 		return fmt.Errorf("commit block %d: %w", n, err)
 	}
 	d.tip.Store(&Tip{Head: *head, History: hist})
+	d.blocks.Add(n, b)
 	return nil
 }
 

@@ -14,8 +14,12 @@ import (
 	"github.com/tally-ledger/tally/chain"
 )
 
-// BlockByNumber returns block n of the applied chain, or ErrNotFound.
+// BlockByNumber returns block n of the applied chain, or ErrNotFound. The
+// block may be shared with other callers: do not modify it.
 func (d *DB) BlockByNumber(n uint64) (*chain.Block, error) {
+	if b, ok := d.blocks.Get(n); ok {
+		return b, nil
+	}
 	v, err := d.get(numKey(prefixBlock, n))
 	if err != nil {
 		return nil, err
@@ -27,6 +31,7 @@ func (d *DB) BlockByNumber(n uint64) (*chain.Block, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stored block %d: %w", n, err)
 	}
+	d.blocks.Add(n, b)
 	return b, nil
 }
 
@@ -42,8 +47,12 @@ func (d *DB) BlockNumberByHash(h common.Hash) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-// Receipts returns the receipts of block b, every field derived.
+// Receipts returns the receipts of block b, every field derived. They may
+// be shared with other callers: do not modify them.
 func (d *DB) Receipts(b *chain.Block) ([]*types.Receipt, error) {
+	if rs, ok := d.receipts.Get(b.Number()); ok && len(rs) == len(b.Txs) && (len(rs) == 0 || rs[0].BlockHash == b.Hash()) {
+		return rs, nil
+	}
 	v, err := d.get(numKey(prefixRcpt, b.Number()))
 	if err != nil {
 		return nil, err
@@ -51,7 +60,12 @@ func (d *DB) Receipts(b *chain.Block) ([]*types.Receipt, error) {
 	if v == nil {
 		return nil, fmt.Errorf("receipts of block %d: %w", b.Number(), ErrNotFound)
 	}
-	return chain.DecodeReceipts(v, b)
+	rs, err := chain.DecodeReceipts(v, b)
+	if err != nil {
+		return nil, err
+	}
+	d.receipts.Add(b.Number(), rs)
+	return rs, nil
 }
 
 // TxLocation returns the block height and index of an applied transaction.
