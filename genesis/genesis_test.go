@@ -107,3 +107,19 @@ func TestParseRejects(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add(DevJSON())
+	f.Add([]byte(`{"chainId":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := Parse(data)
+		if err != nil {
+			return
+		}
+		// Whatever parses must validate, hash and re-parse to the same hash.
+		again, err := Parse(g.Canonical())
+		if err != nil || again.Hash() != g.Hash() {
+			t.Fatalf("canonical form does not round-trip: %v", err)
+		}
+	})
+}

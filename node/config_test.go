@@ -54,3 +54,16 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+func FuzzDecodeConfig(f *testing.F) {
+	f.Add([]byte("[http]\nport = 8545\n"))
+	f.Add([]byte("[builder]\nblock-interval = \"10ms\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := DefaultConfig()
+		if decodeConfig(data, &cfg) == nil {
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("accepted config fails validation: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,509 @@
+package consensus
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+)
+
+// ErrKeyNotFound is returned by RaftStore.Get and RaftStore.GetUint64 for a
+// key that was never set. hashicorp/raft does not use errors.Is here: it
+// compares err.Error() with "not found" (see raft.NewRaft and
+// raft.HasExistingState), exactly as raft-boltdb returns it, so the message
+// must not change and must not be wrapped.
+var ErrKeyNotFound = errors.New("not found")
+
+// Key layout of the Raft database. Each key starts with a one-byte prefix so
+// the log and the stable store never collide. Log keys are the prefix followed
+// by the big-endian index, so Pebble's byte order is index order.
+const (
+	logPrefix    byte = 0x01
+	stablePrefix byte = 0x02
+
+	logKeyLen = 1 + 8
+)
+
+// logEncodingV1 is the first byte of every encoded raft.Log value.
+const logEncodingV1 byte = 1
+
+// RaftStoreOptions configures OpenRaftStore.
+type RaftStoreOptions struct {
+	// NoSync disables fsync on commit. A crash may then lose acknowledged
+	// log entries or votes, which breaks Raft's safety: tests and benchmarks
+	// only.
+	NoSync bool
+	// Logger receives store events and Pebble's own messages; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// RaftStore is the durable raft.LogStore and raft.StableStore of one node:
+// a single Pebble database in its own directory, separate from the state
+// database so that Raft's fsync-per-append traffic and log truncation do not
+// interfere with state compactions.
+//
+// All methods are safe for concurrent use; hashicorp/raft calls them from the
+// main loop, the replication goroutines and the snapshot goroutine at the same
+// time. Writes (StoreLog, StoreLogs, DeleteRange, Set, SetUint64) are committed
+// with fsync unless RaftStoreOptions.NoSync is set, so once they return nil the
+// data survives a crash. FirstIndex and LastIndex are served from memory.
+//
+// The store never retains slices passed to it, and every slice it returns
+// (GetLog's Data and Extensions, Get's value) is a fresh copy owned by the
+// caller.
+type RaftStore struct {
+	db     *pebble.DB
+	dir    string
+	wo     *pebble.WriteOptions
+	logger *slog.Logger
+
+	// writeMu serialises log writes with the first/last cache updates so
+	// that a concurrent StoreLogs and DeleteRange cannot leave the cache
+	// disagreeing with the database. Readers only load the atomics.
+	writeMu sync.Mutex
+	first   atomic.Uint64
+	last    atomic.Uint64
+
+	closeMu sync.Mutex
+	closed  atomic.Bool
+}
+
+var (
+	_ raft.LogStore    = (*RaftStore)(nil)
+	_ raft.StableStore = (*RaftStore)(nil)
+)
+
+// OpenRaftStore opens (creating if needed) the Raft database in dir. dir must
+// be dedicated to this store.
+func OpenRaftStore(dir string, opts RaftStoreOptions) (*RaftStore, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("component", "raftstore")
+	db, err := pebble.Open(dir, &pebble.Options{
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
+	}
+	s := &RaftStore{db: db, dir: dir, wo: pebble.Sync, logger: logger}
+	if opts.NoSync {
+		s.wo = pebble.NoSync
+	}
+	first, last, err := s.loadBounds()
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
+	}
+	s.first.Store(first)
+	s.last.Store(last)
+	logger.Info("opened raft store", "dir", dir, "first_index", first, "last_index", last, "no_sync", opts.NoSync)
+	return s, nil
+}
+
+// Close closes the database. It is idempotent; no other method may be called
+// after (or concurrently with) Close.
+func (s *RaftStore) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed.Load() {
+		return nil
+	}
+	s.closed.Store(true)
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("raftstore: close %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+var errStoreClosed = errors.New("raftstore: store is closed")
+
+func (s *RaftStore) checkOpen() error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	return nil
+}
+
+// FirstIndex returns the lowest stored log index, or 0 if the log is empty.
+func (s *RaftStore) FirstIndex() (uint64, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, err
+	}
+	return s.first.Load(), nil
+}
+
+// LastIndex returns the highest stored log index, or 0 if the log is empty.
+func (s *RaftStore) LastIndex() (uint64, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, err
+	}
+	return s.last.Load(), nil
+}
+
+// GetLog reads the entry at index into log, returning raft.ErrLogNotFound if
+// there is none. log.Data and log.Extensions are freshly allocated.
+func (s *RaftStore) GetLog(index uint64, log *raft.Log) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	k := logKey(index)
+	v, closer, err := s.db.Get(k[:])
+	if errors.Is(err, pebble.ErrNotFound) {
+		return raft.ErrLogNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("raftstore: get log %d: %w", index, err)
+	}
+	// decodeLog copies v, which is only valid until closer.Close.
+	err = decodeLog(v, log)
+	_ = closer.Close()
+	if err != nil {
+		return fmt.Errorf("raftstore: get log %d: %w", index, err)
+	}
+	if log.Index != index {
+		return fmt.Errorf("raftstore: get log %d: stored entry has index %d", index, log.Index)
+	}
+	return nil
+}
+
+// StoreLog stores one entry; see StoreLogs.
+func (s *RaftStore) StoreLog(log *raft.Log) error {
+	return s.StoreLogs([]*raft.Log{log})
+}
+
+// StoreLogs stores the entries in one atomic batch with a single fsync. An
+// entry at an existing index is overwritten. Gaps in the index sequence are
+// allowed (raft leaves one after a user snapshot restore).
+func (s *RaftStore) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	lo, hi := uint64(math.MaxUint64), uint64(0)
+	b := s.db.NewBatch()
+	defer b.Close()
+	var buf []byte
+	for _, l := range logs {
+		if l.Index == 0 {
+			return fmt.Errorf("raftstore: store logs %d-%d: index 0 is reserved", logs[0].Index, logs[len(logs)-1].Index)
+		}
+		lo, hi = min(lo, l.Index), max(hi, l.Index)
+		k := logKey(l.Index)
+		buf = appendLog(buf[:0], l)
+		// Batch.Set copies key and value.
+		if err := b.Set(k[:], buf, nil); err != nil {
+			return fmt.Errorf("raftstore: store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+		}
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := b.Commit(s.wo); err != nil {
+		return fmt.Errorf("raftstore: store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+	}
+	if f := s.first.Load(); f == 0 || lo < f {
+		s.first.Store(lo)
+	}
+	if hi > s.last.Load() {
+		s.last.Store(hi)
+	}
+	return nil
+}
+
+// DeleteRange deletes the entries with lo <= index <= hi using a single
+// Pebble range tombstone.
+func (s *RaftStore) DeleteRange(lo, hi uint64) error {
+	if lo > hi {
+		return nil
+	}
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	start := logKey(lo)
+	var end []byte
+	if hi == math.MaxUint64 {
+		end = []byte{logPrefix + 1}
+	} else {
+		e := logKey(hi + 1)
+		end = e[:]
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.db.DeleteRange(start[:], end, s.wo); err != nil {
+		return fmt.Errorf("raftstore: delete logs %d-%d: %w", lo, hi, err)
+	}
+	// Re-read the bounds rather than deriving them, so holes and ranges that
+	// do not touch either end are handled exactly. Truncation is rare
+	// (compaction, conflicting suffix) and costs two seeks.
+	first, last, err := s.loadBounds()
+	if err != nil {
+		return fmt.Errorf("raftstore: delete logs %d-%d: reload bounds: %w", lo, hi, err)
+	}
+	s.first.Store(first)
+	s.last.Store(last)
+	return nil
+}
+
+// loadBounds reads the first and last log index from disk.
+func (s *RaftStore) loadBounds() (first, last uint64, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{logPrefix},
+		UpperBound: []byte{logPrefix + 1},
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if it.First() {
+		if first, err = parseLogKey(it.Key()); err != nil {
+			_ = it.Close()
+			return 0, 0, err
+		}
+		if !it.Last() {
+			_ = it.Close()
+			return 0, 0, fmt.Errorf("log has a first key but no last key: %w", it.Error())
+		}
+		if last, err = parseLogKey(it.Key()); err != nil {
+			_ = it.Close()
+			return 0, 0, err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return 0, 0, err
+	}
+	return first, last, nil
+}
+
+// Set stores val under key. Neither slice is retained.
+func (s *RaftStore) Set(key, val []byte) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if err := s.db.Set(stableKey(key), val, s.wo); err != nil {
+		return fmt.Errorf("raftstore: set %q: %w", key, err)
+	}
+	return nil
+}
+
+// Get returns a copy of the value stored under key, or (nil, ErrKeyNotFound).
+func (s *RaftStore) Get(key []byte) ([]byte, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	v, closer, err := s.db.Get(stableKey(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrKeyNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: get %q: %w", key, err)
+	}
+	out := bytes.Clone(v)
+	if out == nil {
+		out = []byte{}
+	}
+	_ = closer.Close()
+	return out, nil
+}
+
+// SetUint64 stores val under key as 8 big-endian bytes.
+func (s *RaftStore) SetUint64(key []byte, val uint64) error {
+	return s.Set(key, binary.BigEndian.AppendUint64(nil, val))
+}
+
+// GetUint64 returns the value stored by SetUint64, or (0, ErrKeyNotFound).
+func (s *RaftStore) GetUint64(key []byte) (uint64, error) {
+	v, err := s.Get(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("raftstore: get uint64 %q: value has %d bytes, want 8", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func logKey(index uint64) [logKeyLen]byte {
+	var k [logKeyLen]byte
+	k[0] = logPrefix
+	binary.BigEndian.PutUint64(k[1:], index)
+	return k
+}
+
+func parseLogKey(k []byte) (uint64, error) {
+	if len(k) != logKeyLen || k[0] != logPrefix {
+		return 0, fmt.Errorf("malformed log key %x", k)
+	}
+	return binary.BigEndian.Uint64(k[1:]), nil
+}
+
+func stableKey(key []byte) []byte {
+	k := make([]byte, 0, 1+len(key))
+	return append(append(k, stablePrefix), key...)
+}
+
+// Log value layout, version 1 (all integers are unsigned varints unless noted):
+//
+//	version byte (=1)
+//	index, term
+//	type byte
+//	len(data), data
+//	len(extensions), extensions
+//	appendedAt: signed varint of unix nanoseconds, 0 for the zero time.
+//
+// A new layout gets a new version byte; decodeLog rejects unknown versions
+// rather than guessing.
+
+// appendLog appends the encoding of l to dst.
+func appendLog(dst []byte, l *raft.Log) []byte {
+	dst = append(dst, logEncodingV1)
+	dst = binary.AppendUvarint(dst, l.Index)
+	dst = binary.AppendUvarint(dst, l.Term)
+	dst = append(dst, byte(l.Type))
+	dst = binary.AppendUvarint(dst, uint64(len(l.Data)))
+	dst = append(dst, l.Data...)
+	dst = binary.AppendUvarint(dst, uint64(len(l.Extensions)))
+	dst = append(dst, l.Extensions...)
+	var ns int64
+	if !l.AppendedAt.IsZero() {
+		ns = l.AppendedAt.UnixNano()
+	}
+	return binary.AppendVarint(dst, ns)
+}
+
+var errLogEncoding = errors.New("malformed log encoding")
+
+// decodeLog decodes b into l. It fails on truncated input, trailing bytes and
+// unknown versions. l's byte slices are copies; b is not retained.
+func decodeLog(b []byte, l *raft.Log) error {
+	d := logDecoder{b: b}
+	if v := d.byte(); d.err == nil && v != logEncodingV1 {
+		return fmt.Errorf("%w: unknown version %d", errLogEncoding, v)
+	}
+	index := d.uvarint()
+	term := d.uvarint()
+	typ := d.byte()
+	data := d.bytes()
+	ext := d.bytes()
+	ns := d.varint()
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes", errLogEncoding, len(d.b))
+	}
+	if d.err != nil {
+		return d.err
+	}
+	// One allocation for both payloads; full slice expressions keep an
+	// append to Data from overwriting Extensions.
+	var payload []byte
+	if n := len(data) + len(ext); n > 0 {
+		payload = make([]byte, n)
+		copy(payload, data)
+		copy(payload[len(data):], ext)
+	}
+	*l = raft.Log{Index: index, Term: term, Type: raft.LogType(typ)}
+	if len(data) > 0 {
+		l.Data = payload[:len(data):len(data)]
+	}
+	if len(ext) > 0 {
+		l.Extensions = payload[len(data):]
+	}
+	if ns != 0 {
+		l.AppendedAt = time.Unix(0, ns)
+	}
+	return nil
+}
+
+// logDecoder reads fields, remembering the first error so callers can check
+// once at the end.
+type logDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *logDecoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated or invalid %s", errLogEncoding, what)
+	}
+	d.b = nil
+}
+
+func (d *logDecoder) byte() byte {
+	if d.err != nil || len(d.b) < 1 {
+		d.fail("byte")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *logDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *logDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes returns a length-prefixed field aliasing d.b.
+func (d *logDecoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("length")
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// pebbleLogger routes Pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Info(fmt.Sprintf(format, args...), "source", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "source", "pebble")
+}
+
+// Fatalf must not return (Pebble's default logger exits); panicking keeps
+// deferred cleanup and the stack trace.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "source", "pebble", "fatal", true)
+	panic("pebble: " + msg)
+}

@@ -1,0 +1,805 @@
+package consensus
+
+import (
+	"archive/tar"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// On-disk layout of a CheckpointStore:
+//
+//	<dir>/<term>-<index>-<unixmillis>/meta.json   raft.SnapshotMeta, Size included
+//	<dir>/<term>-<index>-<unixmillis>/data/       the snapshot tree (a Pebble checkpoint)
+//	<dir>/<anything>.tmp/                         in progress or being deleted; never listed
+//
+// A snapshot directory only gets its final name by an atomic rename after its
+// data and meta.json have been fsynced, so a listed snapshot is always
+// complete; a crash leaves at most a .tmp directory, removed at the next open.
+const (
+	tmpSuffix   = ".tmp"
+	metaName    = "meta.json"
+	dataDirName = "data"
+
+	dirPerm  = 0o755
+	filePerm = 0o644
+)
+
+// CheckpointStore is a raft.SnapshotStore whose snapshots are directory trees
+// rather than byte streams: the FSM writes a Pebble checkpoint straight into
+// the sink's DataDir, so taking a snapshot costs hard links instead of a copy
+// of the database.
+//
+// raft still moves snapshots as streams (InstallSnapshot, FSM.Restore), so
+// Open serialises data/ as a deterministic tar (see WriteTar) and a sink fed
+// through Write extracts such a tar into data/. meta.Size is always exactly the
+// number of bytes Open streams: raft sends it in InstallSnapshotRequest and the
+// follower rejects the snapshot if the byte count differs. It is computed at
+// Close from file sizes alone (no data is read) and re-checked on every Open.
+//
+// Methods are safe for concurrent use. A snapshot being streamed by Open is
+// not deleted by retention until its reader is closed.
+type CheckpointStore struct {
+	dir    string
+	retain int
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	readers map[string]int // snapshot ID -> open Open streams
+}
+
+var _ raft.SnapshotStore = (*CheckpointStore)(nil)
+
+// NewCheckpointStore opens (creating if needed) a store in dir that keeps the
+// retain newest snapshots. Leftover .tmp directories from a crash are removed.
+// A nil logger means slog.Default().
+func NewCheckpointStore(dir string, retain int, logger *slog.Logger) (*CheckpointStore, error) {
+	if retain < 1 {
+		return nil, fmt.Errorf("snapshotstore: retain must be at least 1, got %d", retain)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &CheckpointStore{
+		dir:     dir,
+		retain:  retain,
+		logger:  logger.With("component", "snapshotstore"),
+		readers: make(map[string]int),
+	}
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return nil, fmt.Errorf("snapshotstore: create %s: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("snapshotstore: read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), tmpSuffix) {
+			p := filepath.Join(dir, e.Name())
+			s.logger.Warn("removing incomplete snapshot", "path", p)
+			if err := os.RemoveAll(p); err != nil {
+				return nil, fmt.Errorf("snapshotstore: remove incomplete snapshot %s: %w", p, err)
+			}
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("snapshotstore: open %s: %w", dir, err)
+	}
+	if err := s.reap(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Create starts a snapshot. The returned sink is a *CheckpointSink; fill it
+// either through DataDir (local snapshot) or through Write (tar stream from
+// the leader), never both, then Close or Cancel it. Only version 1 is
+// supported (as raft's FileSnapshotStore); meta.Peers is therefore left empty.
+func (s *CheckpointStore) Create(version raft.SnapshotVersion, index, term uint64,
+	configuration raft.Configuration, configurationIndex uint64, _ raft.Transport,
+) (raft.SnapshotSink, error) {
+	if version != 1 {
+		return nil, fmt.Errorf("snapshotstore: create snapshot %d-%d: unsupported snapshot version %d", term, index, version)
+	}
+	// The name must be unique among final and temporary directories; two
+	// snapshots of the same index within one millisecond get the next one.
+	ms := time.Now().UnixMilli()
+	var id, tmp string
+	for {
+		id = fmt.Sprintf("%d-%d-%d", term, index, ms)
+		tmp = filepath.Join(s.dir, id+tmpSuffix)
+		if _, err := os.Lstat(filepath.Join(s.dir, id)); errors.Is(err, fs.ErrNotExist) {
+			err = os.Mkdir(tmp, dirPerm)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, fs.ErrExist) {
+				return nil, fmt.Errorf("snapshotstore: create snapshot %s: %w", id, err)
+			}
+		} else if err != nil {
+			return nil, fmt.Errorf("snapshotstore: create snapshot %s: %w", id, err)
+		}
+		ms++
+	}
+	s.logger.Info("creating snapshot", "id", id, "term", term, "index", index)
+	return &CheckpointSink{
+		store: s,
+		tmp:   tmp,
+		meta: raft.SnapshotMeta{
+			Version:            version,
+			ID:                 id,
+			Index:              index,
+			Term:               term,
+			Configuration:      configuration,
+			ConfigurationIndex: configurationIndex,
+		},
+	}, nil
+}
+
+// List returns the complete snapshots, newest first (by term, index, then
+// creation time). Each meta's Size is what Open will stream.
+func (s *CheckpointStore) List() ([]*raft.SnapshotMeta, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("snapshotstore: list %s: %w", s.dir, err)
+	}
+	var metas []*raft.SnapshotMeta
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasSuffix(e.Name(), tmpSuffix) {
+			continue
+		}
+		meta, err := s.readMeta(e.Name())
+		if err != nil {
+			// Not ours or damaged by hand; never hand it to raft.
+			s.logger.Warn("ignoring unreadable snapshot", "id", e.Name(), "error", err)
+			continue
+		}
+		metas = append(metas, meta)
+	}
+	slices.SortFunc(metas, func(a, b *raft.SnapshotMeta) int {
+		return -cmp.Or(
+			cmp.Compare(a.Term, b.Term),
+			cmp.Compare(a.Index, b.Index),
+			cmp.Compare(idMillis(a.ID), idMillis(b.ID)),
+			strings.Compare(a.ID, b.ID),
+		)
+	})
+	return metas, nil
+}
+
+// Open returns the snapshot's meta and a tar stream of its data/ directory,
+// exactly meta.Size bytes long. The snapshot is protected from retention until
+// the reader is closed; the caller must close it.
+func (s *CheckpointStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	if !validID(id) {
+		return nil, nil, fmt.Errorf("snapshotstore: open snapshot %q: invalid id", id)
+	}
+	// Hold mu from the existence check to the reference so that a
+	// concurrent reap cannot remove the snapshot in between.
+	s.mu.Lock()
+	meta, err := s.readMeta(id)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, nil, fmt.Errorf("snapshotstore: open snapshot %s: %w", id, err)
+	}
+	s.readers[id]++
+	s.mu.Unlock()
+
+	dataDir := filepath.Join(s.dir, id, dataDirName)
+	entries, size, err := tarPlan(dataDir)
+	if err == nil && size != meta.Size {
+		err = fmt.Errorf("data is %d tar bytes but meta.json says %d; snapshot changed on disk", size, meta.Size)
+	}
+	if err != nil {
+		s.release(id)
+		return nil, nil, fmt.Errorf("snapshotstore: open snapshot %s: %w", id, err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := writeTarPlan(pw, dataDir, entries)
+		pw.CloseWithError(err) // nil -> EOF for the reader
+	}()
+	return meta, &snapshotReader{pr: pr, done: done, release: func() { s.release(id) }}, nil
+}
+
+// release drops one Open reference and applies retention deferred by it.
+func (s *CheckpointStore) release(id string) {
+	s.mu.Lock()
+	if s.readers[id]--; s.readers[id] <= 0 {
+		delete(s.readers, id)
+	}
+	s.mu.Unlock()
+	if err := s.reap(); err != nil {
+		s.logger.Error("snapshot retention failed", "error", err)
+	}
+}
+
+// reap deletes complete snapshots beyond the retain newest, skipping those
+// with open readers. Each victim is first renamed to a .tmp name under mu (so
+// Open and List stop seeing it atomically, and a crash mid-delete is cleaned
+// at the next open), then removed outside the lock.
+func (s *CheckpointStore) reap() error {
+	metas, err := s.List()
+	if err != nil {
+		return err
+	}
+	if len(metas) <= s.retain {
+		return nil
+	}
+	var doomed []string
+	s.mu.Lock()
+	for _, m := range metas[s.retain:] {
+		if s.readers[m.ID] > 0 {
+			continue
+		}
+		from := filepath.Join(s.dir, m.ID)
+		to := from + ".reap" + tmpSuffix
+		if err := os.Rename(from, to); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // reaped concurrently
+			}
+			s.mu.Unlock()
+			return fmt.Errorf("snapshotstore: reap snapshot %s: %w", m.ID, err)
+		}
+		doomed = append(doomed, to)
+		s.logger.Info("reaping snapshot", "id", m.ID)
+	}
+	s.mu.Unlock()
+	for _, p := range doomed {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("snapshotstore: reap %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func (s *CheckpointStore) readMeta(id string) (*raft.SnapshotMeta, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, id, metaName))
+	if err != nil {
+		return nil, err
+	}
+	var meta raft.SnapshotMeta
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", metaName, err)
+	}
+	if meta.ID != id {
+		return nil, fmt.Errorf("%s names snapshot %q", metaName, meta.ID)
+	}
+	return &meta, nil
+}
+
+// validID accepts only names Create produces, so Open cannot be pointed
+// outside the store.
+func validID(id string) bool {
+	parts := strings.Split(id, "-")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if _, err := strconv.ParseUint(p, 10, 64); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func idMillis(id string) uint64 {
+	i := strings.LastIndexByte(id, '-')
+	ms, _ := strconv.ParseUint(id[i+1:], 10, 64)
+	return ms
+}
+
+// snapshotReader is the stream Open returns. Close stops the tar writer,
+// waits for it and releases the snapshot.
+type snapshotReader struct {
+	pr      *io.PipeReader
+	done    chan struct{}
+	release func()
+	once    sync.Once
+}
+
+func (r *snapshotReader) Read(p []byte) (int, error) { return r.pr.Read(p) }
+
+func (r *snapshotReader) Close() error {
+	r.once.Do(func() {
+		_ = r.pr.Close()
+		<-r.done
+		r.release()
+	})
+	return nil
+}
+
+// CheckpointSink is the raft.SnapshotSink returned by CheckpointStore.Create.
+// It is filled in exactly one of two ways:
+//
+//   - Local snapshot: the FSM writes a tree (a Pebble checkpoint) at
+//     DataDir() and calls Close.
+//   - Installed snapshot: raft copies the leader's tar stream into Write;
+//     entries are extracted into data/ as they arrive and Close waits for
+//     the extractor.
+//
+// Close makes the snapshot durable and visible; Cancel discards it. A sink is
+// meant to be used by one goroutine; its methods are nonetheless serialised.
+type CheckpointSink struct {
+	store *CheckpointStore
+	tmp   string // <dir>/<id>.tmp
+	meta  raft.SnapshotMeta
+
+	mu       sync.Mutex
+	mode     sinkMode
+	done     bool  // Close or Cancel called
+	closeErr error // result of the first Close, returned by later ones
+	canceled bool
+	pw       *io.PipeWriter
+	extractC chan error
+}
+
+type sinkMode int
+
+const (
+	sinkUnused sinkMode = iota
+	sinkDir
+	sinkStream
+)
+
+var _ raft.SnapshotSink = (*CheckpointSink)(nil)
+
+// ID returns the snapshot ID, usable with Open once Close succeeded.
+func (k *CheckpointSink) ID() string { return k.meta.ID }
+
+// DataDir returns the path where the FSM must create the snapshot tree. The
+// directory does not exist yet (pebble's Checkpoint insists on creating its
+// target); its parent does. If nothing is created there, Close records an
+// empty snapshot. Mixing DataDir with Write makes Close fail.
+func (k *CheckpointSink) DataDir() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.mode == sinkUnused {
+		k.mode = sinkDir
+	}
+	return filepath.Join(k.tmp, dataDirName)
+}
+
+// Write receives part of a tar stream (the format Open produces) and extracts
+// it into data/ concurrently. Bytes after the tar end marker are discarded.
+func (k *CheckpointSink) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.done {
+		return 0, fmt.Errorf("snapshotstore: write snapshot %s: sink is closed", k.meta.ID)
+	}
+	switch k.mode {
+	case sinkDir:
+		return 0, fmt.Errorf("snapshotstore: write snapshot %s: DataDir already in use", k.meta.ID)
+	case sinkUnused:
+		k.mode = sinkStream
+		pr, pw := io.Pipe()
+		k.pw = pw
+		k.extractC = make(chan error, 1)
+		dataDir := filepath.Join(k.tmp, dataDirName)
+		go func() {
+			err := ExtractTar(pr, dataDir)
+			if err == nil {
+				// Keep Write from blocking on trailing padding.
+				_, err = io.Copy(io.Discard, pr)
+			}
+			if err != nil {
+				pr.CloseWithError(err) // fail the pending and later Writes
+			}
+			k.extractC <- err
+		}()
+	}
+	n, err := k.pw.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("snapshotstore: write snapshot %s: %w", k.meta.ID, err)
+	}
+	return n, nil
+}
+
+// Close finishes the snapshot: it waits for extraction (Write path), fsyncs
+// data/, writes meta.json with the exact tar Size, atomically renames the
+// directory into place and applies retention. On error the partial snapshot
+// is removed and nothing becomes listed.
+//
+// Close is idempotent: by convention FSMSnapshot.Persist closes the sink and
+// raft closes it again afterwards; later calls return the first result.
+func (k *CheckpointSink) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.canceled {
+		return fmt.Errorf("snapshotstore: close snapshot %s: sink was canceled", k.meta.ID)
+	}
+	if k.done {
+		return k.closeErr
+	}
+	k.done = true
+	if err := k.finish(); err != nil {
+		_ = os.RemoveAll(k.tmp)
+		k.closeErr = fmt.Errorf("snapshotstore: close snapshot %s: %w", k.meta.ID, err)
+		return k.closeErr
+	}
+	k.store.logger.Info("snapshot complete", "id", k.meta.ID, "size", k.meta.Size)
+	if err := k.store.reap(); err != nil {
+		// The new snapshot is durable; failing retention must not fail it.
+		k.store.logger.Error("snapshot retention failed", "error", err)
+	}
+	return nil
+}
+
+func (k *CheckpointSink) finish() error {
+	if k.mode == sinkStream {
+		_ = k.pw.Close()
+		if err := <-k.extractC; err != nil {
+			return fmt.Errorf("extract: %w", err)
+		}
+	}
+	dataDir := filepath.Join(k.tmp, dataDirName)
+	fi, err := os.Lstat(dataDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.Mkdir(dataDir, dirPerm); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dataDir)
+	}
+	if err := syncTree(dataDir); err != nil {
+		return err
+	}
+	_, size, err := tarPlan(dataDir)
+	if err != nil {
+		return err
+	}
+	k.meta.Size = size
+	b, err := json.Marshal(&k.meta)
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(k.tmp, metaName), b); err != nil {
+		return err
+	}
+	if err := syncDir(k.tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(k.tmp, filepath.Join(k.store.dir, k.meta.ID)); err != nil {
+		return err
+	}
+	return syncDir(k.store.dir)
+}
+
+// Cancel discards the snapshot. It is a no-op after Close.
+func (k *CheckpointSink) Cancel() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.done {
+		return nil
+	}
+	k.done, k.canceled = true, true
+	if k.mode == sinkStream {
+		_ = k.pw.CloseWithError(errors.New("snapshot canceled"))
+		<-k.extractC
+	}
+	if err := os.RemoveAll(k.tmp); err != nil {
+		return fmt.Errorf("snapshotstore: cancel snapshot %s: %w", k.meta.ID, err)
+	}
+	k.store.logger.Info("snapshot canceled", "id", k.meta.ID)
+	return nil
+}
+
+// WriteTar writes the tree under dir to w as an uncompressed tar and returns
+// the bytes written. Output is a function of names and file contents only:
+// entries in lexical path order, fixed modes (0755 dirs, 0644 files), zero
+// owners and a zero (1970) mtime, so equal trees give equal bytes and the size
+// is predictable from file sizes. dir itself is not an entry. Only regular
+// files and directories are allowed; anything else is an error.
+func WriteTar(w io.Writer, dir string) (int64, error) {
+	entries, _, err := tarPlan(dir)
+	if err != nil {
+		return 0, fmt.Errorf("snapshotstore: write tar of %s: %w", dir, err)
+	}
+	n, err := writeTarPlan(w, dir, entries)
+	if err != nil {
+		return n, fmt.Errorf("snapshotstore: write tar of %s: %w", dir, err)
+	}
+	return n, nil
+}
+
+// tarPlan lists the headers WriteTar will emit for dir and the exact size of
+// the resulting stream, without reading file contents.
+func tarPlan(dir string) ([]*tar.Header, int64, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer root.Close()
+	var hdrs []*tar.Header
+	var size int64
+	err = fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if name == "." {
+			return nil
+		}
+		hdr := &tar.Header{ModTime: time.Unix(0, 0)}
+		switch {
+		case d.IsDir():
+			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", dirPerm
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			hdr.Typeflag, hdr.Name, hdr.Mode, hdr.Size = tar.TypeReg, name, filePerm, fi.Size()
+		default:
+			return fmt.Errorf("%s: unsupported file type %v", name, d.Type())
+		}
+		// A header's encoding does not depend on earlier entries, so
+		// measuring it with a throwaway writer gives the exact length.
+		var c countingWriter
+		if err := tar.NewWriter(&c).WriteHeader(hdr); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		size += c.n + blockPad(hdr.Size)
+		hdrs = append(hdrs, hdr)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return hdrs, size + 2*tarBlock, nil // end-of-archive marker
+}
+
+const tarBlock = 512
+
+func blockPad(n int64) int64 { return (n + tarBlock - 1) / tarBlock * tarBlock }
+
+// writeTarPlan streams the entries of a plan. A file whose size changed since
+// planning is an error, so the stream never silently disagrees with the
+// planned size.
+func writeTarPlan(w io.Writer, dir string, hdrs []*tar.Header) (int64, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer root.Close()
+	cw := &countingWriter{w: w}
+	tw := tar.NewWriter(cw)
+	for _, hdr := range hdrs {
+		if err := tw.WriteHeader(hdr); err != nil {
+			return cw.n, fmt.Errorf("%s: %w", hdr.Name, err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		if err := copyFileExact(tw, root, hdr); err != nil {
+			return cw.n, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return cw.n, err
+	}
+	return cw.n, nil
+}
+
+func copyFileExact(tw *tar.Writer, root *os.Root, hdr *tar.Header) error {
+	f, err := root.Open(hdr.Name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != hdr.Size {
+		return fmt.Errorf("%s: changed while being archived", hdr.Name)
+	}
+	if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
+		return fmt.Errorf("%s: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+// ExtractTar extracts a tar stream into dir (created if missing) and fsyncs
+// what it wrote, so the tree is durable when it returns nil. It accepts only
+// regular files and directories with relative, "..-free" names, and refuses to
+// overwrite an existing file; all access goes through an os.Root, so nothing
+// outside dir is ever touched. On error dir may hold a partial tree; the
+// caller removes it.
+func ExtractTar(r io.Reader, dir string) error {
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return fmt.Errorf("snapshotstore: extract tar: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("snapshotstore: extract tar: %w", err)
+	}
+	defer root.Close()
+	dirs := map[string]struct{}{".": {}}
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("snapshotstore: extract tar into %s: %w", dir, err)
+		}
+		name, err := tarEntryName(hdr)
+		if err != nil {
+			return fmt.Errorf("snapshotstore: extract tar into %s: %w", dir, err)
+		}
+		// archive/tar expands GNU sparse entries (PAX flavour, typeflag
+		// still '0') to their logical size: a few bytes of stream could
+		// demand terabytes of zeros on disk. WriteTar never emits them.
+		for k := range hdr.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return fmt.Errorf("snapshotstore: extract tar into %s: %s: sparse entries are not supported", dir, hdr.Name)
+			}
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := root.MkdirAll(name, dirPerm); err != nil {
+				return fmt.Errorf("snapshotstore: extract tar into %s: %w", dir, err)
+			}
+			addDirs(dirs, name)
+		case tar.TypeReg:
+			parent := path.Dir(name)
+			if err := root.MkdirAll(parent, dirPerm); err != nil {
+				return fmt.Errorf("snapshotstore: extract tar into %s: %w", dir, err)
+			}
+			addDirs(dirs, parent)
+			if err := extractFile(root, name, tr); err != nil {
+				return fmt.Errorf("snapshotstore: extract tar into %s: %s: %w", dir, name, err)
+			}
+		default:
+			return fmt.Errorf("snapshotstore: extract tar into %s: %s: unsupported entry type %q", dir, hdr.Name, hdr.Typeflag)
+		}
+	}
+	for d := range dirs {
+		if err := syncRootDir(root, d); err != nil {
+			return fmt.Errorf("snapshotstore: extract tar into %s: sync %s: %w", dir, d, err)
+		}
+	}
+	return nil
+}
+
+// addDirs records d and its ancestors: MkdirAll may have created any of
+// them, and each new directory entry needs its parent fsynced.
+func addDirs(dirs map[string]struct{}, d string) {
+	for ; d != "."; d = path.Dir(d) {
+		if _, ok := dirs[d]; ok {
+			return
+		}
+		dirs[d] = struct{}{}
+	}
+}
+
+// tarEntryName validates a tar entry name and returns it in clean,
+// slash-separated, relative form.
+func tarEntryName(hdr *tar.Header) (string, error) {
+	raw := hdr.Name
+	name := strings.TrimSuffix(raw, "/")
+	if name == "" || strings.ContainsRune(name, 0) || strings.HasPrefix(name, "/") || strings.Contains(name, `\`) {
+		return "", fmt.Errorf("refusing entry name %q", raw)
+	}
+	for _, elem := range strings.Split(name, "/") {
+		if elem == ".." {
+			return "", fmt.Errorf("refusing entry name %q: contains a parent-directory element", raw)
+		}
+	}
+	name = path.Clean(name)
+	if name == "." || !filepath.IsLocal(filepath.FromSlash(name)) {
+		return "", fmt.Errorf("refusing entry name %q", raw)
+	}
+	return name, nil
+}
+
+func extractFile(root *os.Root, name string, r io.Reader) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+type countingWriter struct {
+	w io.Writer // nil: count only
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.w == nil {
+		c.n += int64(len(p))
+		return len(p), nil
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// syncTree fsyncs every file and directory under dir, dir included.
+func syncTree(dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return fmt.Errorf("%s: unsupported file type %v", name, d.Type())
+		}
+		return syncRootDir(root, name)
+	})
+}
+
+// syncRootDir fsyncs the file or directory name inside root.
+func syncRootDir(root *os.Root, name string) error {
+	f, err := root.Open(name)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func writeFileSync(name string, b []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
