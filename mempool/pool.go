@@ -20,7 +20,7 @@ var (
 	ErrNonceTooLow       = errors.New("nonce too low")
 	ErrNonceGap          = errors.New("nonce too far ahead of the account's next nonce")
 	ErrNonceTaken        = errors.New("a transaction with this nonce is already pending")
-	ErrInsufficientFunds = errors.New("insufficient funds for value")
+	ErrInsufficientFunds = errors.New("insufficient funds for transfer")
 	ErrAccountFull       = errors.New("too many pending transactions for this account")
 	ErrPoolFull          = errors.New("mempool full")
 	ErrDataNotAllowed    = errors.New("calldata is only accepted by system addresses")

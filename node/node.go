@@ -212,6 +212,9 @@ func (n *Node) Close() error {
 			errs = append(errs, n.engine.Shutdown())
 		}
 		if n.db != nil {
+			if head, ok := n.db.Head(); ok {
+				n.log.Info("state closed", "height", head.Number, "hash", head.Hash, "state_root", head.StateRoot, "raft_index", head.RaftIndex)
+			}
 			errs = append(errs, n.db.Close())
 		}
 	})

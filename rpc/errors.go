@@ -38,11 +38,8 @@ func submitError(err error) error {
 	switch {
 	case errors.Is(err, chain.ErrTxMalformed), errors.Is(err, chain.ErrTxTooLarge):
 		return &Error{Code: CodeInvalidParams, Msg: "invalid raw transaction: " + err.Error()}
-	case errors.Is(err, mempool.ErrNonceTooLow):
-		msg = "nonce too low: " + err.Error()
-	case errors.Is(err, mempool.ErrInsufficientFunds):
-		msg = "insufficient funds for transfer: " + err.Error()
-	case errors.Is(err, mempool.ErrKnown):
+	case errors.Is(err, mempool.ErrKnown), errors.Is(err, mempool.ErrAlreadyApplied):
+		// go-ethereum's words; client libraries match on them.
 		msg = "already known"
 	case errors.Is(err, chain.ErrWrongChain):
 		msg = "invalid chain id for signer: " + err.Error()
