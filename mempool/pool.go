@@ -258,25 +258,18 @@ func (p *Pool) Applied(txs []*types.Transaction, senders []common.Address) {
 	for i, tx := range txs {
 		from := senders[i]
 		a := p.accounts[from]
-		if e := p.byHash[tx.Hash()]; e != nil {
-			delete(p.byHash, tx.Hash())
-			a.outflow.Sub(a.outflow, tx.Value())
-			if e.inflight {
-				a.inflight--
-			} else {
-				delete(a.queued, tx.Nonce())
-				p.queued--
-			}
-		}
 		if a == nil {
 			continue
+		}
+		if e := p.byHash[tx.Hash()]; e != nil {
+			p.removeLocked(from, a, e)
 		}
 		if tx.Nonce() >= a.next {
 			// Applied from elsewhere (another leader's block): move past it
 			// and drop what its nonce made stale.
 			for n, e := range a.queued {
 				if n <= tx.Nonce() {
-					p.dropLocked(a, n, e)
+					p.removeLocked(from, a, e)
 				}
 			}
 			a.next = tx.Nonce() + 1
@@ -284,17 +277,22 @@ func (p *Pool) Applied(txs []*types.Transaction, senders []common.Address) {
 				p.markReady(from, a)
 			}
 		}
-		if len(a.queued) == 0 && a.inflight == 0 {
-			delete(p.accounts, from)
-		}
 	}
 }
 
-func (p *Pool) dropLocked(a *account, n uint64, e *entry) {
-	delete(a.queued, n)
+// removeLocked forgets e, queued or in flight, and its account once empty.
+func (p *Pool) removeLocked(from common.Address, a *account, e *entry) {
 	delete(p.byHash, e.tx.Hash())
 	a.outflow.Sub(a.outflow, e.tx.Value())
-	p.queued--
+	if e.inflight {
+		a.inflight--
+	} else {
+		delete(a.queued, e.tx.Nonce())
+		p.queued--
+	}
+	if len(a.queued) == 0 && a.inflight == 0 {
+		delete(p.accounts, from)
+	}
 }
 
 // PendingNonce returns the nonce a's next transaction should carry: the
@@ -342,12 +340,6 @@ func (p *Pool) Discard(txs []Pending) {
 		if e == nil || !e.inflight {
 			continue
 		}
-		a := p.accounts[t.From]
-		delete(p.byHash, t.Tx.Hash())
-		a.inflight--
-		a.outflow.Sub(a.outflow, t.Tx.Value())
-		if len(a.queued) == 0 && a.inflight == 0 {
-			delete(p.accounts, t.From)
-		}
+		p.removeLocked(t.From, p.accounts[t.From], e)
 	}
 }

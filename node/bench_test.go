@@ -17,13 +17,7 @@ import (
 
 // BenchmarkRPCRoundTrip measures one eth_blockNumber call over HTTP.
 func BenchmarkRPCRoundTrip(b *testing.B) {
-	n := startDevNode(&testing.T{}, b.TempDir())
-	defer n.Close()
-	rc, err := gethrpc.Dial("http://" + n.HTTPAddr())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rc.Close()
+	rc := benchNode(b)
 	ctx := context.Background()
 	var head hexutil.Uint64
 	b.ResetTimer()
@@ -37,13 +31,7 @@ func BenchmarkRPCRoundTrip(b *testing.B) {
 // BenchmarkSendRawTransactionBatch measures admission through RPC: batches
 // of 100 pre-signed transfers (decode, parallel sender recovery, mempool).
 func BenchmarkSendRawTransactionBatch(b *testing.B) {
-	n := startDevNode(&testing.T{}, b.TempDir())
-	defer n.Close()
-	rc, err := gethrpc.Dial("http://" + n.HTTPAddr())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rc.Close()
+	rc := benchNode(b)
 	const batch = 100
 	id := big.NewInt(genesis.DevChainID)
 	raws := make([]hexutil.Bytes, b.N*batch)
@@ -84,4 +72,10 @@ func BenchmarkSendRawTransactionBatch(b *testing.B) {
 type chainKey struct {
 	k     *crypto.PrivateKey
 	nonce uint64
+}
+
+// benchNode starts a dev node for a benchmark and dials it.
+func benchNode(b *testing.B) *gethrpc.Client {
+	_, rc := dial(b, startDevNode(b, b.TempDir()))
+	return rc
 }

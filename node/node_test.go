@@ -23,7 +23,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 )
 
-func startDevNode(t *testing.T, dir string) *Node {
+func startDevNode(t testing.TB, dir string) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Dev = true
@@ -47,7 +47,7 @@ func startDevNode(t *testing.T, dir string) *Node {
 	return n
 }
 
-func dial(t *testing.T, n *Node) (*ethclient.Client, *gethrpc.Client) {
+func dial(t testing.TB, n *Node) (*ethclient.Client, *gethrpc.Client) {
 	t.Helper()
 	rc, err := gethrpc.Dial("http://" + n.HTTPAddr())
 	if err != nil {

@@ -209,56 +209,63 @@ func (api *EthAPI) SendRawTransaction(ctx context.Context, raw hexutil.Bytes) (c
 	return tx.Hash(), nil
 }
 
-// GetTransactionByHash returns an applied or pending transaction, or null.
-func (api *EthAPI) GetTransactionByHash(h common.Hash) (*txJSON, error) {
+// appliedTx is an applied transaction with its block and sender.
+type appliedTx struct {
+	block *chain.Block
+	index int
+	tx    *types.Transaction
+	from  common.Address
+}
+
+// lookupTx finds an applied transaction; nil without error if there is none.
+func (api *EthAPI) lookupTx(h common.Hash) (*appliedTx, error) {
 	db := api.b.State()
 	n, idx, err := db.TxLocation(h)
 	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := db.BlockByNumber(n)
+	if err != nil {
+		return nil, err
+	}
+	tx := b.Txs[idx]
+	from, err := api.b.Senders().Sender(tx)
+	if err != nil {
+		return nil, err
+	}
+	return &appliedTx{block: b, index: int(idx), tx: tx, from: from}, nil
+}
+
+// GetTransactionByHash returns an applied or pending transaction, or null.
+func (api *EthAPI) GetTransactionByHash(h common.Hash) (*txJSON, error) {
+	at, err := api.lookupTx(h)
+	if err != nil {
+		return nil, err
+	}
+	if at == nil {
 		if tx, from, ok := api.b.PendingTx(h); ok {
 			return newTxJSON(tx, from, nil, 0), nil
 		}
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	b, err := db.BlockByNumber(n)
-	if err != nil {
-		return nil, err
-	}
-	tx := b.Txs[idx]
-	from, err := api.b.Senders().Sender(tx)
-	if err != nil {
-		return nil, err
-	}
-	return newTxJSON(tx, from, b, int(idx)), nil
+	return newTxJSON(at.tx, at.from, at.block, at.index), nil
 }
 
 // GetTransactionReceipt returns the receipt of an applied transaction, or
 // null. A receipt exists only for a committed, applied block: it is final.
 func (api *EthAPI) GetTransactionReceipt(h common.Hash) (map[string]any, error) {
-	db := api.b.State()
-	n, idx, err := db.TxLocation(h)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil, nil
+	at, err := api.lookupTx(h)
+	if err != nil || at == nil {
+		return nil, err
 	}
+	rs, err := api.b.State().Receipts(at.block)
 	if err != nil {
 		return nil, err
 	}
-	b, err := db.BlockByNumber(n)
-	if err != nil {
-		return nil, err
-	}
-	rs, err := db.Receipts(b)
-	if err != nil {
-		return nil, err
-	}
-	tx := b.Txs[idx]
-	from, err := api.b.Senders().Sender(tx)
-	if err != nil {
-		return nil, err
-	}
-	return receiptJSON(rs[idx], tx, from), nil
+	return receiptJSON(rs[at.index], at.tx, at.from), nil
 }
 
 // GetBlockByNumber returns a block, or null if it does not exist yet.
