@@ -125,6 +125,12 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 		builder.Notify()
 	}
 	e.FSM = NewFSM(db, senders, cfg.Logger, onApplied, func(uint64, error) { builder.Notify() })
+	e.FSM.onRestored = func() {
+		if err := pool.Resync(); err != nil {
+			cfg.Logger.Error("resync mempool after snapshot", "err", err)
+		}
+		builder.Notify()
+	}
 
 	existing, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {

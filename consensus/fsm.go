@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
@@ -32,7 +31,9 @@ type FSM struct {
 	onApplied func(*state.Applied)
 	// onSkipped is called with the raft index and reason of a skipped entry.
 	onSkipped func(index uint64, err error)
-	halted    atomic.Pointer[error]
+	// onRestored is called after a snapshot replaced the state.
+	onRestored func()
+	halted     atomic.Pointer[error]
 }
 
 // NewFSM returns an FSM over db.
@@ -43,7 +44,7 @@ func NewFSM(db *state.DB, senders *chain.SenderCache, logger *slog.Logger, onApp
 	if onSkipped == nil {
 		onSkipped = func(uint64, error) {}
 	}
-	return &FSM{db: db, senders: senders, log: logger, onApplied: onApplied, onSkipped: onSkipped}
+	return &FSM{db: db, senders: senders, log: logger, onApplied: onApplied, onSkipped: onSkipped, onRestored: func() {}}
 }
 
 // Halted returns the error that halted the FSM, or nil.
@@ -71,6 +72,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	if l.Type != raft.LogCommand {
 		return nil
+	}
+	if head, ok := f.db.Head(); ok && l.Index <= head.RaftIndex {
+		return nil // applied before this restart or snapshot
 	}
 	b, err := chain.DecodeBlock(l.Data)
 	if err != nil {
@@ -104,12 +108,29 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return &fsmSnapshot{db: f.db}, nil
 }
 
-// Restore implements raft.FSM: it is given a tar stream of a Pebble
-// checkpoint from the leader. Installing it needs the node to reopen its
-// state database, which the node does through the restorer it registers.
+// Restore implements raft.FSM: rc is a tar stream of a Pebble checkpoint
+// (a snapshot installed from the leader). It is extracted beside the state
+// database and swapped in; onRestored then lets the node resynchronise what
+// it derived from the old state (the mempool). Raft calls Restore only with
+// no Apply running.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	return fmt.Errorf("restore snapshot: installing a snapshot into a running state database is not supported by this node version")
+	dir := f.db.Dir() + ".restore"
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if err := ExtractTar(rc, dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if err := f.db.ReplaceWith(dir); err != nil {
+		// The database may be half swapped: nothing can be trusted.
+		return f.halt(err)
+	}
+	head, _ := f.db.Head()
+	f.log.Info("restored state from snapshot", "height", head.Number, "hash", head.Hash, "raft_index", head.RaftIndex)
+	f.onRestored()
+	return nil
 }
 
 type fsmSnapshot struct{ db *state.DB }
@@ -118,9 +139,9 @@ type fsmSnapshot struct{ db *state.DB }
 // directory for the CheckpointStore, as a tar stream otherwise.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	if cs, ok := sink.(*CheckpointSink); ok {
-		if err := s.db.Pebble().Checkpoint(cs.DataDir(), pebble.WithFlushedWAL()); err != nil {
+		if err := s.db.Checkpoint(cs.DataDir()); err != nil {
 			sink.Cancel()
-			return fmt.Errorf("checkpoint state: %w", err)
+			return err
 		}
 		return sink.Close()
 	}
@@ -131,9 +152,9 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	}
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, "data")
-	if err := s.db.Pebble().Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+	if err := s.db.Checkpoint(dir); err != nil {
 		sink.Cancel()
-		return fmt.Errorf("checkpoint state: %w", err)
+		return err
 	}
 	if _, err := WriteTar(sink, dir); err != nil {
 		sink.Cancel()

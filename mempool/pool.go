@@ -343,3 +343,31 @@ func (p *Pool) Discard(txs []Pending) {
 		p.removeLocked(t.From, p.accounts[t.From], e)
 	}
 }
+
+// Resync re-reads every pending account's nonce from the state after the
+// state was replaced (a snapshot was installed): transactions whose nonce
+// the new state has used are dropped, and each account resumes at its state
+// nonce.
+func (p *Pool) Resync() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for from, a := range p.accounts {
+		n, err := p.state.Nonce(from)
+		if err != nil {
+			return err
+		}
+		if n <= a.next {
+			continue
+		}
+		for nonce, e := range a.queued {
+			if nonce < n {
+				p.removeLocked(from, a, e)
+			}
+		}
+		a.next = n
+		if a.queued[a.next] != nil {
+			p.markReady(from, a)
+		}
+	}
+	return nil
+}

@@ -259,3 +259,23 @@ func TestConcurrentAdd(t *testing.T) {
 		t.Fatalf("took %d", len(got))
 	}
 }
+
+func TestResyncAfterSnapshot(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	a := f.keys[0].Address()
+	for n := uint64(0); n < 5; n++ {
+		f.add(f.tx(0, n, 1))
+	}
+	// An installed snapshot already holds nonces 0..2 of this account.
+	f.st.nonces[a] = 3
+	if err := f.pool.Resync(); err != nil {
+		t.Fatal(err)
+	}
+	got := f.pool.Take(10)
+	if n := nonces(got); len(n) != 2 || n[0] != 3 || n[1] != 4 {
+		t.Fatalf("took %v after resync, want [3 4]", n)
+	}
+	if q, inflight := f.pool.Stats(); q != 0 || inflight != 2 {
+		t.Fatalf("stats %d %d", q, inflight)
+	}
+}

@@ -90,6 +90,9 @@ func (api *EthAPI) FeeHistory(blockCount hexutil.Uint64, newest gethrpc.BlockNum
 	if err != nil {
 		return nil, err
 	}
+	if head, _ := api.b.State().Head(); last > head.Number {
+		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("request beyond head block: requested %d, head %d", last, head.Number)}
+	}
 	n := min(uint64(blockCount), MaxFeeHistory, last+1)
 	oldest := last + 1 - n
 	baseFees := make([]*hexutil.Big, n+1)
@@ -115,21 +118,20 @@ func (api *EthAPI) FeeHistory(blockCount hexutil.Uint64, newest gethrpc.BlockNum
 	return out, nil
 }
 
-// resolveNumber turns a block number or tag into an applied height.
+// resolveNumber turns a block number or tag into a height. A number is
+// returned as is: whether the block exists is the store's answer, which is
+// never behind a receipt the store has already served.
 func (api *EthAPI) resolveNumber(n gethrpc.BlockNumber) (uint64, error) {
-	head, _ := api.b.State().Head()
 	switch n {
 	case gethrpc.LatestBlockNumber, gethrpc.PendingBlockNumber, gethrpc.SafeBlockNumber, gethrpc.FinalizedBlockNumber:
 		// Finality is the receipt: the latest applied block is final.
+		head, _ := api.b.State().Head()
 		return head.Number, nil
 	case gethrpc.EarliestBlockNumber:
 		return 0, nil
 	}
 	if n < 0 {
 		return 0, invalidParams("unsupported block tag %d", n)
-	}
-	if uint64(n) > head.Number {
-		return 0, &Error{Code: CodeServerError, Msg: fmt.Sprintf("block %d not found: head is %d", n, head.Number)}
 	}
 	return uint64(n), nil
 }
@@ -272,13 +274,9 @@ func (api *EthAPI) GetTransactionReceipt(h common.Hash) (map[string]any, error) 
 func (api *EthAPI) GetBlockByNumber(n gethrpc.BlockNumber, full bool) (map[string]any, error) {
 	num, err := api.resolveNumber(n)
 	if err != nil {
-		var rerr *Error
-		if errors.As(err, &rerr) && rerr.Code == CodeServerError {
-			return nil, nil // a future block is null, as in go-ethereum
-		}
 		return nil, err
 	}
-	return api.blockJSON(num, full)
+	return api.blockJSON(num, full) // a future block is null, as in go-ethereum
 }
 
 // GetBlockByHash returns a block, or null.
@@ -297,9 +295,12 @@ func (api *EthAPI) GetBlockByHash(h common.Hash, full bool) (map[string]any, err
 func (api *EthAPI) GetBlockTransactionCountByNumber(n gethrpc.BlockNumber) (*hexutil.Uint, error) {
 	num, err := api.resolveNumber(n)
 	if err != nil {
-		return nil, nil
+		return nil, err
 	}
 	b, err := api.b.State().BlockByNumber(num)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -65,9 +65,15 @@ type Options struct {
 }
 
 // DB is the node's state database. Reads are safe concurrently with
-// ApplyBlock; ApplyBlock and InitGenesis must be called by one goroutine.
+// ApplyBlock; ApplyBlock, InitGenesis and ReplaceWith must be called by one
+// goroutine (the FSM's).
 type DB struct {
+	// mu guards pdb against ReplaceWith: readers hold it shared, the
+	// replacement exclusively. Writers are the FSM goroutine, which is also
+	// the only caller of ReplaceWith, so they need not hold it.
+	mu   sync.RWMutex
 	pdb  *pebble.DB
+	dir  string
 	opts Options
 	log  *slog.Logger
 	tip  atomic.Pointer[Tip]
@@ -88,17 +94,14 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	cache := opts.CacheSize
-	if cache == 0 {
-		cache = 64 << 20
+	if err := recoverReplace(dir); err != nil {
+		return nil, err
 	}
-	c := pebble.NewCache(cache)
-	defer c.Unref()
-	pdb, err := pebble.Open(dir, &pebble.Options{Cache: c, Logger: quietLogger{opts.Logger}})
+	pdb, err := openPebble(dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open state db %s: %w", dir, err)
+		return nil, err
 	}
-	d := &DB{pdb: pdb, opts: opts, log: opts.Logger}
+	d := &DB{pdb: pdb, dir: dir, opts: opts, log: opts.Logger}
 	d.blocks, _ = lru.New[uint64, *chain.Block](decodedCacheBlocks)
 	d.receipts, _ = lru.New[uint64, []*types.Receipt](decodedCacheBlocks)
 	if err := d.load(); err != nil {
@@ -108,6 +111,20 @@ func Open(dir string, opts Options) (*DB, error) {
 	return d, nil
 }
 
+func openPebble(dir string, opts Options) (*pebble.DB, error) {
+	size := opts.CacheSize
+	if size == 0 {
+		size = 64 << 20
+	}
+	c := pebble.NewCache(size)
+	defer c.Unref()
+	pdb, err := pebble.Open(dir, &pebble.Options{Cache: c, Logger: quietLogger{opts.Logger}})
+	if err != nil {
+		return nil, fmt.Errorf("open state db %s: %w", dir, err)
+	}
+	return pdb, nil
+}
+
 // load reads the head, history, chain id and validators, if initialised.
 func (d *DB) load() error {
 	v, err := d.get(keyHead)
@@ -115,6 +132,9 @@ func (d *DB) load() error {
 		return err
 	}
 	if v == nil {
+		if d.tip.Load() != nil {
+			return errors.New("state db has no head")
+		}
 		return nil
 	}
 	var h Head
@@ -143,6 +163,8 @@ func (d *DB) load() error {
 
 func (d *DB) loadValidators() error {
 	set := map[common.Address]bool{}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefixValidator, UpperBound: upperBound(prefixValidator)})
 	if err != nil {
 		return err
@@ -160,14 +182,31 @@ func (d *DB) loadValidators() error {
 // Close closes the database.
 func (d *DB) Close() error {
 	var err error
-	d.closeOnce.Do(func() { err = d.pdb.Close() })
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		err = d.pdb.Close()
+	})
 	return err
 }
 
-// Pebble returns the underlying database, for checkpoints.
-func (d *DB) Pebble() *pebble.DB { return d.pdb }
+// Dir is the database directory.
+func (d *DB) Dir() string { return d.dir }
+
+// Checkpoint writes a consistent copy of the database into dir, which must
+// not exist. It is safe concurrently with ApplyBlock.
+func (d *DB) Checkpoint(dir string) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if err := d.pdb.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("checkpoint state: %w", err)
+	}
+	return nil
+}
 
 func (d *DB) get(key []byte) ([]byte, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	v, closer, err := d.pdb.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil

@@ -109,6 +109,8 @@ func (d *DB) AccountHistory(a common.Address, before *HistoryEntry, limit int) (
 	if before != nil {
 		upper = acctKey(a, before.Number, before.Index)
 	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err

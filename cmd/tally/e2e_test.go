@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/wallet"
+	"github.com/tally-ledger/tally/wallet/wallettest"
+)
+
+// TestEndToEnd drives the command against a real tallyd dev node: import dev
+// account 0, send 2.5 CNY to a fresh address, and read it back with
+// balance, tx and block.
+func TestEndToEnd(t *testing.T) {
+	setup(t)
+	node := wallettest.StartDevNode(t)
+	rpc := []string{"--rpc", node.URL}
+	mn := writeFile(t, "mnemonic", crypto.TestMnemonic)
+	if r := tally(t, "", "wallet", "import", "--mnemonic-file", mn); r.code != exitOK || r.stdout != addr0+"\n" {
+		t.Fatalf("import: %+v", r)
+	}
+	fresh, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := fresh.Address().Hex()
+
+	r := tally(t, "", append([]string{"send", "--from", addr0, "--to", to, "--value", "2.5"}, rpc...)...)
+	if r.code != exitOK {
+		t.Fatalf("send: %+v", r)
+	}
+	m := regexp.MustCompile(`(?m)^hash: +(0x[0-9a-f]{64})$`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no hash in send output:\n%s", r.stdout)
+	}
+	hash := m[1]
+	if !strings.Contains(r.stdout, "status: 1 (success)") || !regexp.MustCompile(`(?m)^block: +[1-9]\d*$`).MatchString(r.stdout) {
+		t.Fatalf("send output lacks status 1 and a block:\n%s", r.stdout)
+	}
+
+	r = tally(t, "", append([]string{"balance", to}, rpc...)...)
+	if r.code != exitOK || r.stdout != "2.5 CNY (2500000000000000000 base units)\n" {
+		t.Fatalf("balance: %+v", r)
+	}
+
+	r = tally(t, "", append([]string{"tx", hash}, rpc...)...)
+	if r.code != exitOK {
+		t.Fatalf("tx: %+v", r)
+	}
+	for _, want := range []string{
+		"hash:   " + hash,
+		"status: 1 (success)",
+		"from:   " + addr0,
+		"to:     " + to,
+		"value:  2.5 CNY (2500000000000000000 base units)",
+		"type:   2 (EIP-1559)",
+	} {
+		if !strings.Contains(r.stdout, want+"\n") {
+			t.Errorf("tx output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	block := regexp.MustCompile(`(?m)^block: +(\d+)$`).FindStringSubmatch(r.stdout)
+	if block == nil {
+		t.Fatalf("no block in tx output:\n%s", r.stdout)
+	}
+
+	txOut := r.stdout
+	r = tally(t, "", append([]string{"block", "latest"}, rpc...)...)
+	latestOut := r.stdout
+	if r.code != exitOK {
+		t.Fatalf("block latest: %+v", r)
+	}
+	for _, field := range []string{"number:", "hash:", "parent:", "time:", "txs:", "proposer:"} {
+		if !strings.Contains(r.stdout, "\n"+field) && !strings.HasPrefix(r.stdout, field) {
+			t.Errorf("block output lacks %s:\n%s", field, r.stdout)
+		}
+	}
+	r = tally(t, "", append([]string{"block", block[1]}, rpc...)...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "number:   "+block[1]+"\n") || !regexp.MustCompile(`(?m)^txs: +[1-9]`).MatchString(r.stdout) {
+		t.Fatalf("block %s: %+v\nafter tx:\n%s\nand block latest:\n%s", block[1], r, txOut, latestOut)
+	}
+
+	// Legacy, in base units, without waiting; then the receipt comes.
+	r = tally(t, "", append([]string{"send", "--from", addr0, "--to", to, "--value", "500000000000000000wei", "--legacy", "--wait=false"}, rpc...)...)
+	if r.code != exitOK || strings.Contains(r.stdout, "status:") {
+		t.Fatalf("send --wait=false: %+v", r)
+	}
+	m = regexp.MustCompile(`(?m)^hash: +(0x[0-9a-f]{64})$`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no hash in send output:\n%s", r.stdout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := wallet.Dial(ctx, node.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if rc, err := c.WaitReceipt(ctx, common.HexToHash(m[1])); err != nil || rc.Status != 1 {
+		t.Fatalf("legacy send receipt: %v %v", rc, err)
+	}
+	if r = tally(t, "", append([]string{"tx", m[1]}, rpc...)...); !strings.Contains(r.stdout, "type:   0 (legacy, EIP-155)") {
+		t.Fatalf("tx legacy: %+v", r)
+	}
+	if r = tally(t, "", append([]string{"balance", to}, rpc...)...); r.stdout != "3 CNY (3000000000000000000 base units)\n" {
+		t.Fatalf("balance after legacy send: %+v", r)
+	}
+
+	// Failures exit 1 with one line.
+	unknown := "0x" + strings.Repeat("ab", 32)
+	if r = tally(t, "", append([]string{"tx", unknown}, rpc...)...); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("tx unknown: %+v", r)
+	}
+	if r = tally(t, "", append([]string{"block", "99999999"}, rpc...)...); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("block future: %+v", r)
+	}
+	// The fresh account has no key here and cannot send anyway.
+	if r = tally(t, "", append([]string{"send", "--from", to, "--to", addr0, "--value", "1"}, rpc...)...); r.code != exitFailure {
+		t.Fatalf("send from an account not in the keystore: %+v", r)
+	}
+}

@@ -1,0 +1,124 @@
+// Command tally is the Tally command-line client: a keystore wallet, and
+// queries of a node over JSON-RPC.
+//
+//	tally wallet new                         create a mnemonic and its first account
+//	tally wallet import --mnemonic-file F    import an account (or --private-key-file F)
+//	tally wallet address --mnemonic-file F   print the address at an HD index
+//	tally wallet list                        list the keystore's accounts
+//	tally send --from A --to B --value 1.5   sign locally, send, wait for the receipt
+//	tally balance ADDR                       an account's balance
+//	tally tx HASH                            a transaction and its receipt
+//	tally block N|latest                     a block's header
+//
+// Every command takes --help. Keys are encrypted in a keystore directory
+// (keystore v3 files, as go-ethereum writes them) and never leave the
+// process: tally signs locally and sends only signed transactions. Secrets
+// (mnemonics, private keys, passwords) are read from files, the terminal or
+// the environment, never from flag values, which leak through ps and shell
+// history.
+//
+// Exit status: 0 on success, 1 on failure, 2 on a usage error. Errors are
+// printed on one line as "tally: <message>".
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usage is the top-level help.
+const usage = `Usage: tally <command> [flags] [arguments]
+
+Wallet (keys stay on this machine, encrypted in the keystore):
+  wallet new [--words 12|24]          create a mnemonic and store its first account
+  wallet import --mnemonic-file F     import account --index N of a mnemonic
+  wallet import --private-key-file F  import a hex private key ("-" reads stdin)
+  wallet address [--mnemonic-file F --index N]
+                                      print the address at m/44'/60'/0'/0/N
+                                      (without a mnemonic: the keystore's accounts)
+  wallet list                         list the keystore's accounts
+
+Node (JSON-RPC, --rpc URL, default http://127.0.0.1:8545):
+  send --from ADDR --to ADDR --value AMOUNT [--legacy] [--wait=false]
+                                      sign and send a transfer of CNY
+  balance ADDR                        print an account's balance
+  tx HASH                             print a transaction and its receipt
+  block N|latest                      print a block's header
+
+Run 'tally <command> --help' for a command's flags.
+
+Environment:
+  TALLY_KEYSTORE   keystore directory (default $HOME/.tally/keystore)
+  TALLY_PASSWORD   keystore password, instead of a prompt or --password-file
+
+Exit status: 0 success, 1 failure, 2 usage error.
+`
+
+// run is the whole command, minus the process: tests call it in-process.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &cli{
+		stdin:   stdin,
+		stdout:  stdout,
+		stderr:  stderr,
+		getenv:  os.Getenv,
+		openTTY: openTTY,
+	}
+	return c.main(args)
+}
+
+// main dispatches to a command and turns its error into an exit status.
+func (c *cli) main(args []string) int {
+	err := c.dispatch(args)
+	if err == nil || errors.Is(err, errHelp) {
+		return exitOK
+	}
+	fmt.Fprintf(c.stderr, "tally: %s\n", oneLine(err.Error()))
+	var u *usageError
+	if errors.As(err, &u) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func (c *cli) dispatch(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, usage)
+		return usageErrorf("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(c.stderr, usage)
+		return errHelp
+	case "wallet":
+		return c.wallet(rest)
+	case "send":
+		return c.send(rest)
+	case "balance":
+		return c.balance(rest)
+	case "tx":
+		return c.tx(rest)
+	case "block":
+		return c.block(rest)
+	}
+	return usageErrorf("unknown command %q (run 'tally --help')", cmd)
+}
+
+// oneLine keeps an error message on one line, whatever a library put in it.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

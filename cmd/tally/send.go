@@ -1,0 +1,138 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/wallet"
+)
+
+func (c *cli) send(args []string) error {
+	cmd := newCommand("send", "--from ADDR --to ADDR --value AMOUNT [--legacy] [--wait=false]", `
+Unlocks --from's key from the keystore, signs a transfer of the native asset
+locally and sends it to the node. Prints the transaction hash, then waits for
+the receipt (final: Tally has no forks) and prints its status and block.
+
+AMOUNT is in CNY with up to 18 decimals (1.5, 0.000001), or in base units
+with the suffix "wei" (1500000000000000000wei). There are no fees.`)
+	from := cmd.fs.String("from", "", "sender `ADDR` (an account in the keystore)")
+	to := cmd.fs.String("to", "", "recipient `ADDR`")
+	value := cmd.fs.String("value", "", "`AMOUNT` in CNY (e.g. 1.5), or base units with suffix wei")
+	legacy := cmd.fs.Bool("legacy", false, "send an EIP-155 legacy (type 0) transaction instead of EIP-1559")
+	wait := cmd.fs.Bool("wait", true, "wait for the receipt")
+	ksDir := c.keystoreFlag(cmd.fs)
+	pwFile := passwordFileFlag(cmd.fs)
+	rpcURL, timeout := rpcFlags(cmd.fs)
+	pos, err := c.parse(cmd, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(cmd, pos); err != nil {
+		return err
+	}
+	// Check every argument before asking for a password.
+	fromAddr, err := parseAddress("send: --from", *from)
+	if err != nil {
+		return err
+	}
+	toAddr, err := parseAddress("send: --to", *to)
+	if err != nil {
+		return err
+	}
+	if *value == "" {
+		return usageErrorf("send: --value is required")
+	}
+	amount, err := parseValue(*value)
+	if err != nil {
+		return usageErrorf("send: --value: %v", err)
+	}
+	ctx, cancel, err := withTimeout(*timeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	client, err := dial(ctx, *rpcURL)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	ks, err := openKeystore(*ksDir)
+	if err != nil {
+		return err
+	}
+	accts, err := ks.Accounts()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(accts, fromAddr) {
+		return fmt.Errorf("send: --from %s: %w %s (import it with 'tally wallet import')", crypto.ChecksumAddress(fromAddr), wallet.ErrUnknownAccount, ks.Dir())
+	}
+	pw, err := c.password(*pwFile, false)
+	if err != nil {
+		return err
+	}
+	key, err := ks.Unlock(fromAddr, pw)
+	if err != nil {
+		return err
+	}
+
+	chainID, err := client.ChainID(ctx)
+	if err != nil {
+		return err
+	}
+	nonce, err := client.PendingNonce(ctx, fromAddr)
+	if err != nil {
+		return err
+	}
+	tx, err := wallet.SignTransfer(key, chainID, nonce, toAddr, amount, *legacy)
+	if err != nil {
+		return err
+	}
+	if err := client.SendSigned(ctx, tx); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "hash:   %s\n", tx.Hash())
+	if !*wait {
+		return nil
+	}
+	r, err := client.WaitReceipt(ctx, tx.Hash())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "status: %s\nblock:  %v\n", statusText(r.Status), r.BlockNumber)
+	if r.Status != types.ReceiptStatusSuccessful {
+		return errors.New("send: the transaction failed at execution (status 0)")
+	}
+	return nil
+}
+
+// parseValue parses --value: CNY with up to 18 decimals, or base units with
+// the suffix "wei".
+func parseValue(s string) (*big.Int, error) {
+	if digits, ok := strings.CutSuffix(s, "wei"); ok {
+		return wallet.ParseAmount(digits, 0)
+	}
+	return wallet.ParseAmount(s, wallet.NativeDecimals)
+}
+
+// statusText explains a receipt status.
+func statusText(status uint64) string {
+	switch status {
+	case types.ReceiptStatusSuccessful:
+		return "1 (success)"
+	case types.ReceiptStatusFailed:
+		return "0 (failed)"
+	}
+	return fmt.Sprint(status)
+}
+
+// formatValue renders base units as CNY, with the base units alongside.
+func formatValue(v *big.Int) string {
+	return fmt.Sprintf("%s %s (%s base units)", wallet.FormatAmount(v, wallet.NativeDecimals), wallet.NativeSymbol, v)
+}
