@@ -9,6 +9,7 @@
 //	tally balance ADDR                       an account's balance
 //	tally tx HASH                            a transaction and its receipt
 //	tally block N|latest                     a block's header
+//	tally bench --txs 20000                  load-test a node (docs/benchmarks.md)
 //
 // Every command takes --help. Keys are encrypted in a keystore directory
 // (keystore v3 files, as go-ethereum writes them) and never leave the
@@ -58,6 +59,7 @@ Node (JSON-RPC, --rpc URL, default http://127.0.0.1:8545):
   balance ADDR                        print an account's balance
   tx HASH                             print a transaction and its receipt
   block N|latest                      print a block's header
+  bench [--txs N --batch N]           load-test the node with signed transfers
 
 Run 'tally <command> --help' for a command's flags.
 
@@ -114,6 +116,8 @@ func (c *cli) dispatch(args []string) error {
 		return c.tx(rest)
 	case "block":
 		return c.block(rest)
+	case "bench":
+		return c.bench(rest)
 	}
 	return usageErrorf("unknown command %q (run 'tally --help')", cmd)
 }
