@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBadInvocations: a typo on the command line or in the config file
+// stops tallyd before it opens anything, with a message naming the flag or key.
+func TestBadInvocations(t *testing.T) {
+	dir := t.TempDir()
+	typo := filepath.Join(dir, "typo.toml")
+	os.WriteFile(typo, []byte("[http]\nprot = 8545\n"), 0o600)
+	badValue := filepath.Join(dir, "bad.toml")
+	os.WriteFile(badValue, []byte("[builder]\nblock-interval = \"fast\"\n"), 0o600)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"--http.port", "x"}, "http.port"},
+		{[]string{"--dev", "--http.port", "70000"}, "http.port"},
+		{[]string{"--dev", "--log.level", "loud"}, "log.level"},
+		{[]string{"--config", typo}, "unknown key http.prot"},
+		{[]string{"--config", badValue}, "builder.block-interval"},
+		{[]string{"--config", filepath.Join(dir, "missing.toml")}, "read config"},
+		{[]string{}, "--datadir"},
+		{[]string{"--dev", "extra"}, "unexpected argument"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run(c.args, &stderr); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), c.want) {
+				t.Fatalf("stderr %q does not mention %q", stderr.String(), c.want)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run([]string{"--help"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "--datadir") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
