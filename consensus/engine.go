@@ -2,7 +2,6 @@ package consensus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,7 +25,8 @@ type Config struct {
 	LocalID raft.ServerID
 	// Transport carries Raft RPCs.
 	Transport raft.Transport
-	// Bootstrap is the initial configuration, used only when Dir holds no Raft state.
+	// Bootstrap is the initial configuration, used only when Dir holds no
+	// Raft state. Empty: the node waits for a leader to add it (an observer).
 	Bootstrap []raft.Server
 	// Key signs the blocks this node proposes.
 	Key *crypto.PrivateKey
@@ -95,7 +95,7 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 	rc.LocalID = cfg.LocalID
 	rc.NoSnapshotRestoreOnStart = true
 	rc.NotifyCh = e.notify
-	rc.Logger = newRaftLogger(cfg.Logger, cfg.LogLevel)
+	rc.Logger = NewRaftLogger(cfg.Logger, cfg.LogLevel)
 	rc.NoLegacyTelemetry = true
 	if cfg.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
@@ -137,11 +137,10 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 		e.closeStores()
 		return nil, fmt.Errorf("raft state: %w", err)
 	}
-	if !existing {
-		if len(cfg.Bootstrap) == 0 {
-			e.closeStores()
-			return nil, errors.New("raft: no existing state and no bootstrap configuration")
-		}
+	switch {
+	case !existing && len(cfg.Bootstrap) == 0:
+		cfg.Logger.Info("raft: no state and no bootstrap configuration: waiting for a leader to add this node")
+	case !existing:
 		if err := raft.BootstrapCluster(rc, store, store, snaps, cfg.Transport, raft.Configuration{Servers: cfg.Bootstrap}); err != nil {
 			e.closeStores()
 			return nil, fmt.Errorf("raft bootstrap: %w", err)

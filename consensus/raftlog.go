@@ -8,9 +8,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// newRaftLogger returns an hclog.Logger (what hashicorp/raft logs through)
-// that forwards each line to slog at the level hclog tagged it with.
-func newRaftLogger(l *slog.Logger, level slog.Level) hclog.Logger {
+// NewRaftLogger returns an hclog.Logger (what hashicorp/raft and its
+// network transport log through) that forwards each line to slog at the
+// level hclog tagged it with.
+func NewRaftLogger(l *slog.Logger, level slog.Level) hclog.Logger {
 	hl := hclog.Info
 	switch {
 	case level <= slog.LevelDebug:

@@ -371,3 +371,15 @@ func (p *Pool) Resync() error {
 	}
 	return nil
 }
+
+// All returns every pending transaction (queued and in flight), in no
+// particular order. The slice is the caller's.
+func (p *Pool) All() []*types.Transaction {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*types.Transaction, 0, len(p.byHash))
+	for _, e := range p.byHash {
+		out = append(out, e.tx)
+	}
+	return out
+}

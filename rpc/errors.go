@@ -31,9 +31,10 @@ func invalidParams(format string, args ...any) error {
 	return &Error{Code: CodeInvalidParams, Msg: fmt.Sprintf(format, args...)}
 }
 
-// submitError maps an admission error to the code and the message
-// go-ethereum would give, so client libraries classify it.
-func submitError(err error) error {
+// ClientError maps an admission error to the code and the message
+// go-ethereum would give, so client libraries classify it. A leader words
+// its verdict on a forwarded transaction with it too.
+func ClientError(err error) error {
 	var msg string
 	switch {
 	case errors.Is(err, chain.ErrTxMalformed), errors.Is(err, chain.ErrTxTooLarge):
@@ -46,6 +47,10 @@ func submitError(err error) error {
 	case errors.Is(err, chain.ErrBadSignature), errors.Is(err, chain.ErrHighS):
 		msg = "invalid sender: " + err.Error()
 	default:
+		var rerr *Error
+		if errors.As(err, &rerr) {
+			return rerr
+		}
 		msg = err.Error()
 	}
 	return &Error{Code: CodeServerError, Msg: msg}

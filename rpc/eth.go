@@ -203,10 +203,10 @@ func (api *EthAPI) GetCode(a common.Address, bnh gethrpc.BlockNumberOrHash) (hex
 func (api *EthAPI) SendRawTransaction(ctx context.Context, raw hexutil.Bytes) (common.Hash, error) {
 	tx, err := chain.DecodeTx(raw)
 	if err != nil {
-		return common.Hash{}, submitError(err)
+		return common.Hash{}, ClientError(err)
 	}
 	if err := api.b.SubmitTx(ctx, tx); err != nil {
-		return common.Hash{}, submitError(err)
+		return common.Hash{}, ClientError(err)
 	}
 	return tx.Hash(), nil
 }

@@ -33,7 +33,7 @@ func TestSubmitErrorCodes(t *testing.T) {
 	}
 	for _, c := range cases {
 		var rerr *Error
-		if !errors.As(submitError(c.err), &rerr) || rerr.Code != c.code || !strings.Contains(rerr.Msg, c.msg) {
+		if !errors.As(ClientError(c.err), &rerr) || rerr.Code != c.code || !strings.Contains(rerr.Msg, c.msg) {
 			t.Errorf("%v → %+v, want code %d containing %q", c.err, rerr, c.code, c.msg)
 		}
 		if strings.Count(rerr.Msg, c.msg) > 1 {

@@ -1,0 +1,222 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/state"
+)
+
+// testCluster is n engines over raft's in-memory transport, each with its
+// own state database, pool and key: the whole consensus path without a
+// network.
+type testCluster struct {
+	t       *testing.T
+	engines []*Engine
+	dbs     []*state.DB
+	pools   []*mempool.Pool
+	keys    []*crypto.PrivateKey
+}
+
+func newTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	g := genesis.Dev()
+	g.Validators = nil
+	c := &testCluster{t: t}
+	for i := 0; i < n; i++ {
+		k, _ := crypto.GenerateKey()
+		c.keys = append(c.keys, k)
+		g.Validators = append(g.Validators, genesis.Validator{Name: fmt.Sprint(i), PublicKey: ethcrypto.CompressPubkey(&k.ECDSA().PublicKey)})
+	}
+	var servers []raft.Server
+	trans := make([]*raft.InmemTransport, n)
+	for i := range trans {
+		addr := raft.ServerAddress(c.keys[i].Address().Hex())
+		_, trans[i] = raft.NewInmemTransport(addr)
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(addr), Address: addr})
+	}
+	for i := range trans {
+		for j := range trans {
+			if i != j {
+				trans[i].Connect(trans[j].LocalAddr(), trans[j])
+			}
+		}
+	}
+	for i := 0; i < n; i++ {
+		db, err := state.Open(t.TempDir(), state.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InitGenesis(g); err != nil {
+			t.Fatal(err)
+		}
+		senders := chain.NewSenderCache(chain.NewSigner(g.ChainIDBig()), 1<<16)
+		pool := mempool.New(mempool.DefaultConfig, db, senders)
+		e, err := Start(Config{
+			Dir: t.TempDir(), LocalID: servers[i].ID, Transport: trans[i], Bootstrap: servers, Key: c.keys[i],
+			Builder:          BuilderConfig{MaxBlockTxs: 500, MaxInflight: 2, BlockInterval: 5 * time.Millisecond, Heartbeat: 200 * time.Millisecond, ApplyTimeout: 5 * time.Second},
+			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond,
+			CommitTimeout: 5 * time.Millisecond, NoSync: true, Logger: testLogger(t),
+		}, db, pool, senders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.engines, c.dbs, c.pools = append(c.engines, e), append(c.dbs, db), append(c.pools, pool)
+	}
+	t.Cleanup(func() {
+		for i, e := range c.engines {
+			e.Shutdown()
+			c.dbs[i].Close()
+		}
+	})
+	return c
+}
+
+func (c *testCluster) leader() int {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, e := range c.engines {
+			if e.IsLeader() {
+				return i
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatal("no leader elected")
+	return -1
+}
+
+// waitHeight waits until every node has applied height h.
+func (c *testCluster) waitHeight(h uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, db := range c.dbs {
+		for {
+			head, _ := db.Head()
+			if head.Number >= h {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("height %d not reached (at %d)", h, head.Number)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// sameChain checks that every node has the same hash and state root at
+// every height up to h.
+func (c *testCluster) sameChain(h uint64) {
+	c.t.Helper()
+	for n := uint64(0); n <= h; n++ {
+		ref, err := c.dbs[0].BlockByNumber(n)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for i, db := range c.dbs[1:] {
+			b, err := db.BlockByNumber(n)
+			if err != nil || b.Hash() != ref.Hash() || b.Header.Root != ref.Header.Root {
+				c.t.Fatalf("node %d differs at height %d: %v", i+1, n, err)
+			}
+		}
+	}
+}
+
+func TestClusterAppliesIdentically(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	id := big.NewInt(genesis.DevChainID)
+	var last common.Hash
+	for k := uint32(0); k < 5; k++ {
+		key, _ := genesis.DevKey(k)
+		for n := uint64(0); n < 60; n++ {
+			to := common.Address{byte(k), byte(n)}
+			tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: n, To: &to, Value: big.NewInt(1), Gas: 21000}), id, key)
+			if _, err := c.pools[l].Add(tx); err != nil {
+				t.Fatal(err)
+			}
+			last = tx.Hash()
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok := true
+		for _, db := range c.dbs {
+			if has, _ := db.HasTx(last); !has {
+				ok = false
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("transactions not applied on every node")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	head, _ := c.dbs[l].Head()
+	c.waitHeight(head.Number)
+	c.sameChain(head.Number)
+	for i, p := range c.pools {
+		if q, f := p.Stats(); q+f != 0 && i == l {
+			t.Fatalf("leader pool still holds %d+%d", q, f)
+		}
+	}
+}
+
+// TestNonValidatorBlockSkippedEverywhere: a block sealed by a key that is
+// not a validator, committed through Raft, is skipped by every node.
+func TestNonValidatorBlockSkippedEverywhere(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	c.waitHeight(1) // a heartbeat block
+	rogue, _ := crypto.GenerateKey()
+	tip := c.dbs[l].Tip()
+	built, err := state.Build(c.dbs[l], tip.Parent(), nil, nil, tip.Head.TimeMs+1, rogue, genesis.DevChainID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := built.Block.Encode()
+	fut := c.engines[l].Raft.Apply(enc, 5*time.Second)
+	if err := fut.Error(); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := fut.Response().(error)
+	if !errors.Is(resp, state.ErrBlockRejected) {
+		t.Fatalf("leader applied the rogue block: %v", fut.Response())
+	}
+	idx := fut.Index()
+	for i, db := range c.dbs {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			head, _ := db.Head()
+			if head.RaftIndex >= idx {
+				if b, _ := db.BlockNumberByHash(built.Block.Hash()); b != 0 {
+					t.Fatalf("node %d applied the rogue block", i)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d never reached raft index %d", i, idx)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// The chain goes on.
+	head, _ := c.dbs[l].Head()
+	c.waitHeight(head.Number + 1)
+	c.sameChain(head.Number + 1)
+}
