@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/tally-ledger/tally/consensus"
@@ -43,6 +45,8 @@ type Config struct {
 	Dev bool `toml:"dev"`
 
 	HTTP    HTTPConfig    `toml:"http"`
+	P2P     P2PConfig     `toml:"p2p"`
+	Admin   AdminConfig   `toml:"admin"`
 	Raft    RaftConfig    `toml:"raft"`
 	Builder BuilderConfig `toml:"builder"`
 	Mempool MempoolConfig `toml:"mempool"`
@@ -55,6 +59,28 @@ type HTTPConfig struct {
 	Port          int    `toml:"port"`
 	MaxBodyBytes  int    `toml:"max-body-bytes"`
 	MaxBatchItems int    `toml:"max-batch-items"`
+}
+
+// P2PConfig configures the libp2p host that carries Raft and forwarding.
+type P2PConfig struct {
+	// Listen are multiaddrs to listen on; empty runs without networking
+	// (a single-validator chain over an in-memory transport).
+	Listen []string `toml:"listen"`
+	// Peers are the other consortium nodes' multiaddrs, each ending in /p2p/<peer id>.
+	Peers []string `toml:"peers"`
+	// MaxForwardBatch bounds the transactions a follower forwards in one message.
+	MaxForwardBatch int `toml:"max-forward-batch"`
+}
+
+// AdminConfig configures the authenticated admin JSON-RPC listener.
+type AdminConfig struct {
+	// Addr is the listen address; keep it on localhost.
+	Addr string `toml:"addr"`
+	// Port is the admin port; 0 disables the admin listener.
+	Port int `toml:"port"`
+	// TokenFile holds the bearer token (created with a random token on first
+	// start if missing); relative paths are under the data dir.
+	TokenFile string `toml:"token-file"`
 }
 
 // RaftConfig tunes Raft. Two-core machines under load need timeouts above
@@ -96,7 +122,9 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	b := consensus.DefaultBuilderConfig
 	return Config{
-		HTTP: HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: rpc.DefaultLimits.MaxBodyBytes, MaxBatchItems: rpc.DefaultLimits.MaxBatchItems},
+		HTTP:  HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: rpc.DefaultLimits.MaxBodyBytes, MaxBatchItems: rpc.DefaultLimits.MaxBatchItems},
+		P2P:   P2PConfig{MaxForwardBatch: 1000},
+		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token"},
 		Raft: RaftConfig{
 			HeartbeatTimeout: Duration(time.Second), ElectionTimeout: Duration(time.Second),
 			LeaderLeaseTimeout: Duration(500 * time.Millisecond), CommitTimeout: Duration(5 * time.Millisecond),
@@ -155,6 +183,28 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.Port < 0 || c.HTTP.Port > 65535 {
 		return bad("http.port", "%d out of range 0..65535", c.HTTP.Port)
+	}
+	if c.Admin.Addr != "" && net.ParseIP(c.Admin.Addr) == nil && c.Admin.Addr != "localhost" {
+		return bad("admin.addr", "%q is not an IP address", c.Admin.Addr)
+	}
+	if c.Admin.Port < 0 || c.Admin.Port > 65535 {
+		return bad("admin.port", "%d out of range 0..65535", c.Admin.Port)
+	}
+	if c.Admin.Port > 0 && c.Admin.TokenFile == "" {
+		return bad("admin.token-file", "required when admin.port is set")
+	}
+	for i, a := range c.P2P.Listen {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			return bad(fmt.Sprintf("p2p.listen[%d]", i), "%q: %v", a, err)
+		}
+	}
+	for i, a := range c.P2P.Peers {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			return bad(fmt.Sprintf("p2p.peers[%d]", i), "%q: need a multiaddr ending in /p2p/<peer id>: %v", a, err)
+		}
+	}
+	if c.P2P.MaxForwardBatch < 1 || c.P2P.MaxForwardBatch > 10000 {
+		return bad("p2p.max-forward-batch", "must be 1..10000")
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		return bad("http.max-body-bytes", "must be at least 1024")

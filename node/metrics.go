@@ -20,6 +20,7 @@ type metrics struct {
 	txs       prometheus.Counter
 	blocks    prometheus.Counter
 	admitted  prometheus.Counter
+	forwarded prometheus.Counter
 	commitLat prometheus.Histogram
 	blockTxs  prometheus.Histogram
 
@@ -37,7 +38,8 @@ func newMetrics(n *Node) *metrics {
 		height:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "tally_block_height", Help: "Height of the last applied block."}),
 		txs:      prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_applied_total", Help: "Transactions applied."}),
 		blocks:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_blocks_applied_total", Help: "Blocks applied."}),
-		admitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_admitted_total", Help: "Transactions admitted to the mempool."}),
+		admitted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_admitted_total", Help: "Transactions admitted to the mempool."}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_forwarded_total", Help: "Transactions forwarded to the leader and admitted there."}),
 		commitLat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tally_block_commit_seconds",
 			Help:    "Time from proposing a block to applying it (leader only).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
@@ -47,7 +49,7 @@ func newMetrics(n *Node) *metrics {
 	}
 	head, _ := n.db.Head()
 	m.height.Set(float64(head.Number))
-	m.reg.MustRegister(m.height, m.txs, m.blocks, m.admitted, m.commitLat, m.blockTxs,
+	m.reg.MustRegister(m.height, m.txs, m.blocks, m.admitted, m.forwarded, m.commitLat, m.blockTxs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_mempool_size", Help: "Transactions pending in the mempool (queued and in flight)."},
 			func() float64 { q, f := n.pool.Stats(); return float64(q + f) }),

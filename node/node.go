@@ -16,13 +16,13 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/state"
 )
@@ -45,6 +45,15 @@ type Node struct {
 	pool    *mempool.Pool
 	engine  *consensus.Engine
 	rpc     *rpc.Server
+	admin   *adminServer
+
+	// Cluster networking; host is nil for a node without p2p.listen.
+	host      *p2p.Host
+	forwarder *p2p.Forwarder
+	fwdMu     sync.Mutex
+	fwd       map[common.Hash]*inflightForward // forwards started for a batch
+	stop      chan struct{}
+	bg        sync.WaitGroup
 	metrics *metrics
 
 	listener net.Listener
@@ -106,21 +115,15 @@ func (n *Node) open() error {
 	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal}, n.db, n.senders)
 	n.metrics = newMetrics(n)
 
-	me := n.key.Address()
-	if !n.db.IsValidator(me) {
-		return fmt.Errorf("node key %s is not a validator of this chain (validators: %v)", me, n.db.Validators())
+	net, err := n.openNetwork()
+	if err != nil {
+		return err
 	}
-	vals := n.db.Validators()
-	if len(vals) != 1 {
-		return fmt.Errorf("genesis has %d validators: this node version runs single-validator chains only", len(vals))
-	}
-	id := raft.ServerID(me.Hex())
-	_, trans := raft.NewInmemTransport(raft.ServerAddress(id))
 	n.engine, err = consensus.Start(consensus.Config{
 		Dir:       filepath.Join(n.cfg.DataDir, "raft"),
-		LocalID:   id,
-		Transport: trans,
-		Bootstrap: []raft.Server{{Suffrage: raft.Voter, ID: id, Address: raft.ServerAddress(id)}},
+		LocalID:   net.id,
+		Transport: net.transport,
+		Bootstrap: net.bootstrap,
 		Key:       n.key,
 		Builder: consensus.BuilderConfig{
 			MaxBlockTxs:   n.cfg.Builder.MaxBlockTxs,
@@ -144,10 +147,17 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	n.startCluster()
 
 	limits := rpc.Limits{MaxBodyBytes: n.cfg.HTTP.MaxBodyBytes, MaxBatchItems: n.cfg.HTTP.MaxBatchItems, MaxBatchResponseBytes: rpc.DefaultLimits.MaxBatchResponseBytes}
 	n.rpc, err = rpc.NewServer(n, limits, "tally/v"+Version)
 	if err != nil {
+		return err
+	}
+	if err := n.rpc.RegisterName("tally", &TallyAPI{n: n}); err != nil {
+		return err
+	}
+	if err := n.serveAdmin(); err != nil {
 		return err
 	}
 	return n.serveHTTP()
@@ -205,11 +215,24 @@ func (n *Node) Close() error {
 			cancel()
 			<-n.httpDone
 		}
+		if n.admin != nil {
+			errs = append(errs, n.admin.close())
+		}
 		if n.rpc != nil {
 			n.rpc.Stop()
 		}
+		if n.stop != nil {
+			close(n.stop)
+			n.bg.Wait()
+		}
+		if n.forwarder != nil {
+			n.forwarder.Close()
+		}
 		if n.engine != nil {
 			errs = append(errs, n.engine.Shutdown())
+		}
+		if n.host != nil {
+			errs = append(errs, n.host.Close())
 		}
 		if n.db != nil {
 			if head, ok := n.db.Head(); ok {
@@ -229,16 +252,33 @@ func (n *Node) State() *state.DB { return n.db }
 // Senders implements rpc.Backend.
 func (n *Node) Senders() *chain.SenderCache { return n.senders }
 
-// SubmitTx implements rpc.Backend: admission into the local pool.
-func (n *Node) SubmitTx(_ context.Context, tx *types.Transaction) error {
+// SubmitTx implements rpc.Backend: the leader admits into its pool; a
+// follower checks the transaction, forwards it to the leader and returns the
+// leader's verdict, keeping an admitted transaction in its own pool so it
+// can forward it again to a new leader until it is applied.
+func (n *Node) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 	if err := n.engine.Halted(); err != nil {
 		return err
 	}
-	_, err := n.pool.Add(tx)
-	if err == nil {
-		n.metrics.admitted.Inc()
+	if n.forwarder == nil || n.engine.IsLeader() {
+		_, err := n.pool.Add(tx)
+		if err == nil {
+			n.metrics.admitted.Inc()
+		}
+		return err
 	}
-	return err
+	if _, err := n.senders.Sender(tx); err != nil {
+		return err // decode, chain id and signature are checked here, not by the leader
+	}
+	if f, ok := n.takeForward(tx.Hash()); ok {
+		select {
+		case err := <-f.done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return n.forward(ctx, tx)
 }
 
 // PendingNonce implements rpc.Backend.
@@ -249,7 +289,8 @@ func (n *Node) PendingTx(h common.Hash) (*types.Transaction, common.Address, boo
 	return n.pool.Get(h)
 }
 
-// Syncing implements rpc.Backend: a single node is never behind.
+// Syncing implements rpc.Backend. Applied blocks are final, so a node
+// serves them as soon as it has them; it does not report catching up.
 func (n *Node) Syncing() (bool, uint64, uint64) { return false, 0, 0 }
 
 // ChainID returns the chain id.

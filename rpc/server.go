@@ -33,6 +33,7 @@ var DefaultLimits = Limits{MaxBodyBytes: 5 << 20, MaxBatchItems: 2000, MaxBatchR
 type Server struct {
 	rpc     *gethrpc.Server
 	senders *chain.SenderCache
+	batch   BatchSubmitter // nil when the backend has none
 	limits  Limits
 }
 
@@ -51,7 +52,8 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 			return nil, fmt.Errorf("register %s: %w", name, err)
 		}
 	}
-	return &Server{rpc: srv, senders: b.Senders(), limits: limits}, nil
+	bs, _ := b.(BatchSubmitter)
+	return &Server{rpc: srv, senders: b.Senders(), batch: bs, limits: limits}, nil
 }
 
 // RegisterName adds another namespace (tally_*, admin_* are added by the node).
@@ -122,7 +124,16 @@ func (s *Server) prerecover(body []byte) {
 		}
 	}
 	if len(txs) > 1 {
-		s.senders.Senders(txs)
+		_, errs := s.senders.Senders(txs)
+		if s.batch != nil {
+			valid := txs[:0]
+			for i, tx := range txs {
+				if errs == nil || errs[i] == nil {
+					valid = append(valid, tx)
+				}
+			}
+			s.batch.SubmitBatch(valid)
+		}
 	}
 }
 

@@ -61,6 +61,13 @@ Node (JSON-RPC, --rpc URL, default http://127.0.0.1:8545):
   block N|latest                      print a block's header
   bench [--txs N --batch N]           load-test the node with signed transfers
 
+Cluster:
+  testnet --nodes N --dir DIR         write an N-node local cluster (configs, keys, genesis)
+  admin checkpoint --out DIR          online backup of a node's state (admin API, --token-file)
+  admin raft-status                   a node's view of Raft
+  admin add-observer MULTIADDR        add a non-voting observer (call the leader)
+  admin remove-observer PEER_ID       remove an observer
+
 Run 'tally <command> --help' for a command's flags.
 
 Environment:
@@ -118,6 +125,10 @@ func (c *cli) dispatch(args []string) error {
 		return c.block(rest)
 	case "bench":
 		return c.bench(rest)
+	case "testnet":
+		return c.testnet(rest)
+	case "admin":
+		return c.admin(rest)
 	}
 	return usageErrorf("unknown command %q (run 'tally --help')", cmd)
 }

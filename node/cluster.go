@@ -1,0 +1,272 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/consensus"
+	"github.com/tally-ledger/tally/p2p"
+	"github.com/tally-ledger/tally/rpc"
+)
+
+// RaftProtocol is the libp2p protocol carrying Raft's RPCs.
+const RaftProtocol = "/tally/raft/1.0.0"
+
+// membershipRefresh is how often the node re-derives who may connect
+// (validators from the state, observers from the Raft configuration).
+const membershipRefresh = time.Second
+
+// network is what openNetwork gives the consensus engine.
+type network struct {
+	id        raft.ServerID
+	transport raft.Transport
+	bootstrap []raft.Server
+}
+
+// openNetwork starts the libp2p host (when p2p.listen is set) and returns
+// the Raft transport. Without p2p.listen the node runs a single-validator
+// chain over an in-memory transport (the dev chain).
+func (n *Node) openNetwork() (*network, error) {
+	validators, err := n.validatorPeers()
+	if err != nil {
+		return nil, err
+	}
+	isValidator := n.db.IsValidator(n.key.Address())
+	if len(n.cfg.P2P.Listen) == 0 {
+		if !isValidator || len(validators) != 1 {
+			return nil, errors.New("key p2p.listen: required unless this node is the chain's only validator")
+		}
+		id := raft.ServerID(validators[0].String())
+		_, trans := raft.NewInmemTransport(raft.ServerAddress(id))
+		return &network{id: id, transport: trans, bootstrap: []raft.Server{{Suffrage: raft.Voter, ID: id, Address: raft.ServerAddress(id)}}}, nil
+	}
+	n.host, err = p2p.New(p2p.Config{Key: n.key, ListenAddrs: n.cfg.P2P.Listen, Peers: n.cfg.P2P.Peers, Allowed: validators, Logger: n.log.With("component", "p2p")})
+	if err != nil {
+		return nil, fmt.Errorf("key p2p.listen: %w", err)
+	}
+	for _, v := range validators {
+		n.host.Protect(v)
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.host.StreamLayer(RaftProtocol),
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  consensus.NewRaftLogger(n.log, slog.LevelWarn),
+	})
+	net := &network{id: raft.ServerID(n.host.ID().String()), transport: trans}
+	if isValidator {
+		for _, v := range validators {
+			net.bootstrap = append(net.bootstrap, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v.String()), Address: raft.ServerAddress(v.String())})
+		}
+	}
+	n.log.Info("p2p host started", "peer_id", n.host.ID(), "addrs", n.host.Addrs(), "validator", isValidator)
+	return net, nil
+}
+
+// validatorPeers returns the peer IDs of the current validators.
+func (n *Node) validatorPeers() ([]peer.ID, error) {
+	var out []peer.ID
+	for i, v := range n.genesis.Validators {
+		addr, err := v.Address()
+		if err != nil {
+			return nil, err
+		}
+		if !n.db.IsValidator(addr) {
+			continue
+		}
+		id, err := p2p.PeerIDFromPublicKey(v.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("genesis validators[%d]: %w", i, err)
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// startCluster starts what a networked node runs besides Raft: the
+// forwarding service and client, and the membership loop.
+func (n *Node) startCluster() {
+	if n.host == nil {
+		return
+	}
+	n.stop = make(chan struct{})
+	n.fwd = make(map[common.Hash]*inflightForward)
+	p2p.ServeForward(n.host.Libp2p(), n.admitForwarded, n.log)
+	n.forwarder = p2p.NewForwarder(n.host.Libp2p(), n.leaderPeer, n.cfg.P2P.MaxForwardBatch, n.log)
+	n.bg.Add(1)
+	go n.membershipLoop()
+}
+
+// admitForwarded admits a transaction a follower forwarded into this
+// node's pool (should this node have just lost the lead, it forwards its
+// pool to the next leader); the verdict is worded as the JSON-RPC error the
+// follower's client gets.
+func (n *Node) admitForwarded(raw []byte) error {
+	tx, err := chain.DecodeTx(raw)
+	if err == nil {
+		_, err = n.pool.Add(tx)
+	}
+	if err != nil {
+		return rpc.ClientError(err)
+	}
+	n.metrics.admitted.Inc()
+	return nil
+}
+
+// leaderPeer returns the leader's peer ID unless this node leads.
+func (n *Node) leaderPeer() (peer.ID, bool) {
+	_, id := n.engine.Raft.LeaderWithID()
+	if id == "" || string(id) == n.host.ID().String() {
+		return "", false
+	}
+	pid, err := peer.Decode(string(id))
+	return pid, err == nil
+}
+
+// membershipLoop keeps the connection gater's allow list equal to the
+// validators plus the Raft configuration's members (observers), and
+// re-forwards pending transactions when the leader changes.
+func (n *Node) membershipLoop() {
+	defer n.bg.Done()
+	t := time.NewTicker(membershipRefresh)
+	defer t.Stop()
+	var lastLeader raft.ServerID
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.refreshAllowed()
+		if _, leader := n.engine.Raft.LeaderWithID(); leader != lastLeader {
+			lastLeader = leader
+			if leader != "" && string(leader) != n.host.ID().String() {
+				n.reforward()
+			}
+		}
+	}
+}
+
+// refreshAllowed sets the gater's allow list to the validators, the
+// members of the Raft configuration (observers) and extra.
+func (n *Node) refreshAllowed(extra ...peer.ID) {
+	allowed, err := n.validatorPeers()
+	if err != nil {
+		n.log.Error("membership", "err", err)
+		return
+	}
+	if f := n.engine.Raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if id, err := peer.Decode(string(s.ID)); err == nil {
+				extra = append(extra, id)
+			}
+		}
+	}
+	for _, id := range extra {
+		if !slices.Contains(allowed, id) {
+			allowed = append(allowed, id)
+		}
+	}
+	n.host.SetAllowed(allowed)
+}
+
+// reforward sends every pending transaction to a new leader; transactions
+// the leader already has come back "already known".
+func (n *Node) reforward() {
+	pending := n.pool.All()
+	if len(pending) == 0 {
+		return
+	}
+	n.log.Info("re-forwarding pending transactions to the new leader", "txs", len(pending))
+	for _, tx := range pending {
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			continue
+		}
+		if err := n.forwarder.Send(raw); err != nil {
+			n.log.Warn("re-forward", "err", err)
+			return
+		}
+	}
+}
+
+// forwardTTL bounds how long a batch's forwarded verdict waits for the
+// handler to collect it.
+const forwardTTL = time.Minute
+
+// inflightForward is a forward started for a batch item: its verdict
+// arrives on done.
+type inflightForward struct {
+	done    chan error
+	started time.Time
+}
+
+// SubmitBatch implements rpc.BatchSubmitter: on a follower it forwards a
+// batch's transactions to the leader together; SubmitTx collects each
+// verdict.
+func (n *Node) SubmitBatch(txs []*types.Transaction) {
+	if n.forwarder == nil || n.engine.IsLeader() || len(txs) == 0 {
+		return
+	}
+	now := time.Now()
+	n.fwdMu.Lock()
+	for h, f := range n.fwd {
+		if now.Sub(f.started) > forwardTTL {
+			delete(n.fwd, h)
+		}
+	}
+	starts := make([]*inflightForward, len(txs))
+	for i, tx := range txs {
+		if _, ok := n.fwd[tx.Hash()]; ok {
+			continue
+		}
+		f := &inflightForward{done: make(chan error, 1), started: now}
+		n.fwd[tx.Hash()] = f
+		starts[i] = f
+	}
+	n.fwdMu.Unlock()
+	for i, tx := range txs {
+		if starts[i] == nil {
+			continue
+		}
+		go func(tx *types.Transaction, f *inflightForward) {
+			ctx, cancel := context.WithTimeout(context.Background(), forwardTTL)
+			defer cancel()
+			f.done <- n.forward(ctx, tx)
+		}(tx, starts[i])
+	}
+}
+
+// forward sends tx to the leader and, once admitted there, keeps it in the
+// local pool so it can be sent again to a new leader until it is applied.
+func (n *Node) forward(ctx context.Context, tx *types.Transaction) error {
+	raw, err := tx.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := n.forwarder.Forward(ctx, raw); err != nil {
+		return err
+	}
+	n.metrics.forwarded.Inc()
+	n.pool.Add(tx) // the leader's verdict is the answer; a local refusal does not matter
+	return nil
+}
+
+// takeForward returns the verdict channel of a forward SubmitBatch started.
+func (n *Node) takeForward(h common.Hash) (*inflightForward, bool) {
+	n.fwdMu.Lock()
+	defer n.fwdMu.Unlock()
+	f, ok := n.fwd[h]
+	delete(n.fwd, h)
+	return f, ok
+}

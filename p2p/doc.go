@@ -1,0 +1,36 @@
+// Package p2p owns Tally's network layer: a go-libp2p host whose identity is
+// the node's secp256k1 key, that talks only to consortium peers, and that
+// carries hashicorp/raft's RPCs over libp2p streams.
+//
+// It owns, and nothing else in Tally does:
+//
+//   - the mapping from node keys (and the 33-byte compressed validator keys in
+//     the genesis file) to libp2p peer IDs (PeerIDFromKey, PeerIDFromPublicKey);
+//   - the libp2p host: TCP and QUIC transports, Noise and TLS security, yamux,
+//     a fixed-limit resource manager and a connection manager. Relay, NAT port
+//     mapping, hole punching, mDNS, AutoNAT services and metrics are off: a
+//     consortium node never talks to anyone it was not told about;
+//   - the allow list (decision 8 of DESIGN.md): a connection gater that refuses
+//     every peer not on it, or isolated by an operator or test, both before
+//     dialling (InterceptPeerDial) and right after the security handshake on
+//     either side (InterceptSecured), so no protocol ever runs with a stranger;
+//   - the background dialer that keeps a connection to every configured
+//     consortium peer, with capped exponential backoff;
+//   - StreamLayer, a raft.StreamLayer over libp2p streams. Raft's ServerID and
+//     ServerAddress are both the peer ID string, so Raft membership and the
+//     network identity are the same thing and no IP address is ever trusted.
+//
+// Flow: the node builds a Config from its key, listen addresses, peers and the
+// validator/observer set, calls New, registers its own protocols (transaction
+// forwarding, commit signatures) on Libp2p(), and hands StreamLayer(proto) to
+// raft.NewNetworkTransport. When the on-chain validator set or the observer
+// list changes, the node calls SetAllowed; peers dropped from the list are
+// disconnected at once. Isolate and Heal let operators and partition tests cut
+// a peer off without changing the allow list.
+//
+// Everything a remote peer can make grow is bounded: connections by the
+// resource manager and connection manager, inbound Raft streams per peer by
+// Config.MaxStreamsPerPeer, and streams waiting for Raft to accept them by
+// AcceptBacklog. p2p imports only crypto from Tally; it never imports node,
+// rpc or consensus.
+package p2p

@@ -1,0 +1,296 @@
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// ForwardProtocol carries transactions from a follower to the leader: one
+// request (a batch of raw transactions) and one response (a verdict per
+// transaction) per stream.
+const ForwardProtocol = protocol.ID("/tally/forward/1.0.0")
+
+// Bounds of the forwarding protocol.
+const (
+	// MaxForwardTxs caps the transactions in one forwarded batch.
+	MaxForwardTxs = 10000
+	// MaxForwardBytes caps one request or response frame.
+	MaxForwardBytes = 16 << 20
+	// ForwardQueue caps the transactions waiting to be forwarded.
+	ForwardQueue = 100000
+	// forwardTimeout bounds one batch's round trip.
+	forwardTimeout = 10 * time.Second
+)
+
+// Forwarding errors.
+var (
+	ErrNoLeader     = errors.New("no leader to forward to")
+	ErrForwardQueue = errors.New("forward queue full")
+)
+
+// RemoteError is the leader's verdict on a forwarded transaction, passed
+// back to the client unchanged.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return e.Msg }
+
+// SubmitFunc admits one forwarded raw transaction on the leader.
+type SubmitFunc func(raw []byte) error
+
+// ServeForward makes h answer forwarded batches with submit.
+func ServeForward(h host.Host, submit SubmitFunc, log *slog.Logger) {
+	h.SetStreamHandler(ForwardProtocol, func(s network.Stream) {
+		defer s.Close()
+		s.SetDeadline(time.Now().Add(forwardTimeout))
+		var raws [][]byte
+		if err := readFrame(s, &raws); err != nil {
+			log.Debug("bad forward request", "peer", s.Conn().RemotePeer(), "err", err)
+			s.Reset()
+			return
+		}
+		if len(raws) > MaxForwardTxs {
+			s.Reset()
+			return
+		}
+		verdicts := make([]string, len(raws))
+		for i, raw := range raws {
+			if err := submit(raw); err != nil {
+				verdicts[i] = err.Error()
+				if verdicts[i] == "" {
+					verdicts[i] = "rejected"
+				}
+			}
+		}
+		if err := writeFrame(s, verdicts); err != nil {
+			log.Debug("write forward response", "peer", s.Conn().RemotePeer(), "err", err)
+		}
+	})
+}
+
+// writeFrame writes v as RLP behind a uvarint length.
+func writeFrame(w io.Writer, v any) error {
+	b, err := rlp.EncodeToBytes(v)
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxForwardBytes {
+		return fmt.Errorf("frame of %d bytes over %d", len(b), MaxForwardBytes)
+	}
+	bw := bufio.NewWriter(w)
+	var n [binary.MaxVarintLen64]byte
+	bw.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+	bw.Write(b)
+	return bw.Flush()
+}
+
+// readFrame reads a bounded frame written by writeFrame into v.
+func readFrame(r io.Reader, v any) error {
+	br := bufio.NewReader(r)
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return err
+	}
+	if n > MaxForwardBytes {
+		return fmt.Errorf("frame of %d bytes over %d", n, MaxForwardBytes)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(br, b); err != nil {
+		return err
+	}
+	return rlp.DecodeBytes(b, v)
+}
+
+type forwardReq struct {
+	raw  []byte
+	done chan error
+}
+
+// Forwarder sends transactions to the current leader in batches and hands
+// each caller the leader's verdict. A batch that cannot be delivered (no
+// leader, the leader went away) is retried, against whichever node leads
+// next, until the caller's context ends.
+type Forwarder struct {
+	h        host.Host
+	leader   func() (peer.ID, bool)
+	maxBatch int
+	log      *slog.Logger
+	queue    chan forwardReq
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// forwardSenders is how many batches may be in flight at once.
+const forwardSenders = 2
+
+// NewForwarder starts a forwarder; leader reports the current leader's
+// peer ID (false when there is none or it is this node).
+func NewForwarder(h host.Host, leader func() (peer.ID, bool), maxBatch int, log *slog.Logger) *Forwarder {
+	if maxBatch <= 0 || maxBatch > MaxForwardTxs {
+		maxBatch = MaxForwardTxs
+	}
+	f := &Forwarder{h: h, leader: leader, maxBatch: maxBatch, log: log,
+		queue: make(chan forwardReq, ForwardQueue), stop: make(chan struct{})}
+	for i := 0; i < forwardSenders; i++ {
+		f.wg.Add(1)
+		go f.loop()
+	}
+	return f
+}
+
+// Forward sends raw to the leader and returns its verdict: nil when the
+// leader admitted it, a *RemoteError with the leader's message, or an error
+// when it could not be delivered before ctx ended.
+func (f *Forwarder) Forward(ctx context.Context, raw []byte) error {
+	req := forwardReq{raw: raw, done: make(chan error, 1)}
+	select {
+	case f.queue <- req:
+	default:
+		return ErrForwardQueue
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("forward to leader: %w", ctx.Err())
+	}
+}
+
+// Close stops the forwarder; queued transactions fail with ErrNoLeader.
+func (f *Forwarder) Close() {
+	close(f.stop)
+	f.wg.Wait()
+	for {
+		select {
+		case req := <-f.queue:
+			req.done <- ErrNoLeader
+		default:
+			return
+		}
+	}
+}
+
+func (f *Forwarder) loop() {
+	defer f.wg.Done()
+	for {
+		var batch []forwardReq
+		select {
+		case <-f.stop:
+			return
+		case req := <-f.queue:
+			batch = append(batch, req)
+		}
+	fill:
+		for len(batch) < f.maxBatch {
+			select {
+			case req := <-f.queue:
+				batch = append(batch, req)
+			default:
+				break fill
+			}
+		}
+		f.deliver(batch)
+	}
+}
+
+// deliver sends one batch, retrying while there is no reachable leader,
+// for up to forwardTimeout; callers whose context ended have stopped
+// waiting, and their verdicts are dropped.
+func (f *Forwarder) deliver(batch []forwardReq) {
+	deadline := time.Now().Add(forwardTimeout)
+	backoff := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		verdicts, err := f.send(batch)
+		if err == nil {
+			for i, req := range batch {
+				// A retried batch may have reached the leader before its
+				// response was lost: "already known" then means admitted.
+				if attempt > 0 && strings.HasPrefix(verdicts[i], "already known") {
+					verdicts[i] = ""
+				}
+				if verdicts[i] != "" {
+					req.done <- &RemoteError{Msg: verdicts[i]}
+				} else {
+					req.done <- nil
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			f.log.Warn("forwarding failed", "txs", len(batch), "err", err)
+			for _, req := range batch {
+				req.done <- fmt.Errorf("%w: %v", ErrNoLeader, err)
+			}
+			return
+		}
+		select {
+		case <-f.stop:
+			for _, req := range batch {
+				req.done <- ErrNoLeader
+			}
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+func (f *Forwarder) send(batch []forwardReq) ([]string, error) {
+	leader, ok := f.leader()
+	if !ok {
+		return nil, ErrNoLeader
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	defer cancel()
+	s, err := f.h.NewStream(ctx, leader, ForwardProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("open stream to leader %s: %w", leader, err)
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(forwardTimeout))
+	raws := make([][]byte, len(batch))
+	for i, req := range batch {
+		raws[i] = req.raw
+	}
+	if err := writeFrame(s, raws); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("forward to %s: %w", leader, err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	var verdicts []string
+	if err := readFrame(s, &verdicts); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("forward to %s: response: %w", leader, err)
+	}
+	if len(verdicts) != len(batch) {
+		return nil, fmt.Errorf("forward to %s: %d verdicts for %d txs", leader, len(verdicts), len(batch))
+	}
+	return verdicts, nil
+}
+
+// Send queues raw for the leader without waiting for the verdict (pending
+// transactions re-sent to a new leader).
+func (f *Forwarder) Send(raw []byte) error {
+	select {
+	case f.queue <- forwardReq{raw: raw, done: make(chan error, 1)}:
+		return nil
+	default:
+		return ErrForwardQueue
+	}
+}
