@@ -34,10 +34,10 @@ type proposal struct {
 
 func newMetrics(n *Node) *metrics {
 	m := &metrics{
-		reg:      prometheus.NewRegistry(),
-		height:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "tally_block_height", Help: "Height of the last applied block."}),
-		txs:      prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_applied_total", Help: "Transactions applied."}),
-		blocks:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_blocks_applied_total", Help: "Blocks applied."}),
+		reg:       prometheus.NewRegistry(),
+		height:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "tally_block_height", Help: "Height of the last applied block."}),
+		txs:       prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_applied_total", Help: "Transactions applied."}),
+		blocks:    prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_blocks_applied_total", Help: "Blocks applied."}),
 		admitted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_admitted_total", Help: "Transactions admitted to the mempool."}),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_forwarded_total", Help: "Transactions forwarded to the leader and admitted there."}),
 		commitLat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tally_block_commit_seconds",

@@ -54,7 +54,7 @@ type Node struct {
 	fwd       map[common.Hash]*inflightForward // forwards started for a batch
 	stop      chan struct{}
 	bg        sync.WaitGroup
-	metrics *metrics
+	metrics   *metrics
 
 	listener net.Listener
 	http     *http.Server

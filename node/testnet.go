@@ -134,4 +134,3 @@ func WriteTestnet(dir string, n, basePort int) ([]TestnetNode, error) {
 	}
 	return nodes, nil
 }
-
