@@ -160,6 +160,41 @@ func (api *AdminAPI) RemoveObserver(id string) error {
 	return fmt.Errorf("%s is not an observer of this cluster", id)
 }
 
+// IsolatePeer cuts this node off from a peer: the gater refuses it and
+// existing connections are closed, until HealPeer. For fencing a
+// misbehaving node, and for partition tests.
+func (api *AdminAPI) IsolatePeer(id string) error {
+	pid, err := api.peerArg(id)
+	if err != nil {
+		return err
+	}
+	api.n.host.Isolate(pid)
+	api.n.log.Warn("peer isolated by admin", "peer_id", pid)
+	return nil
+}
+
+// HealPeer undoes IsolatePeer.
+func (api *AdminAPI) HealPeer(id string) error {
+	pid, err := api.peerArg(id)
+	if err != nil {
+		return err
+	}
+	api.n.host.Heal(pid)
+	api.n.log.Info("peer healed by admin", "peer_id", pid)
+	return nil
+}
+
+func (api *AdminAPI) peerArg(id string) (peer.ID, error) {
+	if api.n.host == nil {
+		return "", errors.New("this node runs without p2p")
+	}
+	pid, err := peer.Decode(id)
+	if err != nil {
+		return "", fmt.Errorf("peer id: %w", err)
+	}
+	return pid, nil
+}
+
 // RaftServer is one member of the Raft configuration.
 type RaftServer struct {
 	ID       string `json:"id"`

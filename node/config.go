@@ -91,6 +91,7 @@ type RaftConfig struct {
 	LeaderLeaseTimeout Duration `toml:"leader-lease-timeout"`
 	CommitTimeout      Duration `toml:"commit-timeout"`
 	SnapshotThreshold  uint64   `toml:"snapshot-threshold"`
+	SnapshotInterval   Duration `toml:"snapshot-interval"`
 	TrailingLogs       uint64   `toml:"trailing-logs"`
 	// NoSync turns off fsync (benchmarks on throwaway data only).
 	NoSync bool `toml:"no-sync"`
@@ -128,7 +129,7 @@ func DefaultConfig() Config {
 		Raft: RaftConfig{
 			HeartbeatTimeout: Duration(time.Second), ElectionTimeout: Duration(time.Second),
 			LeaderLeaseTimeout: Duration(500 * time.Millisecond), CommitTimeout: Duration(5 * time.Millisecond),
-			SnapshotThreshold: 8192, TrailingLogs: 10240,
+			SnapshotThreshold: 8192, SnapshotInterval: Duration(2 * time.Minute), TrailingLogs: 10240,
 		},
 		Builder: BuilderConfig{MaxBlockTxs: b.MaxBlockTxs, MaxInflightBlocks: b.MaxInflight,
 			BlockInterval: Duration(b.BlockInterval), Heartbeat: Duration(b.Heartbeat)},
@@ -214,6 +215,7 @@ func (c *Config) Validate() error {
 	}
 	for key, d := range map[string]Duration{"raft.heartbeat-timeout": c.Raft.HeartbeatTimeout, "raft.election-timeout": c.Raft.ElectionTimeout,
 		"raft.leader-lease-timeout": c.Raft.LeaderLeaseTimeout, "raft.commit-timeout": c.Raft.CommitTimeout,
+		"raft.snapshot-interval": c.Raft.SnapshotInterval,
 		"builder.block-interval": c.Builder.BlockInterval, "builder.heartbeat": c.Builder.Heartbeat} {
 		if d <= 0 {
 			return bad(key, "must be a positive duration")

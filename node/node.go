@@ -137,6 +137,7 @@ func (n *Node) open() error {
 		LeaderLeaseTimeout: time.Duration(n.cfg.Raft.LeaderLeaseTimeout),
 		CommitTimeout:      time.Duration(n.cfg.Raft.CommitTimeout),
 		SnapshotThreshold:  n.cfg.Raft.SnapshotThreshold,
+		SnapshotInterval:   time.Duration(n.cfg.Raft.SnapshotInterval),
 		TrailingLogs:       n.cfg.Raft.TrailingLogs,
 		NoSync:             n.cfg.Raft.NoSync,
 		Logger:             n.log,

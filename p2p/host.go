@@ -210,7 +210,10 @@ func New(cfg Config) (*Host, error) {
 		libp2p.DisableMetrics(),
 	)
 	if err != nil {
-		// libp2p.New closes the managers it was given when it fails.
+		// libp2p closes the managers on some failure paths only; both
+		// Close methods are idempotent.
+		_ = rm.Close()
+		_ = cm.Close()
 		return nil, fmt.Errorf("p2p: libp2p host: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

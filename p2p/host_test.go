@@ -347,6 +347,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}{
 		{"no key", Config{}},
 		{"bad listen", Config{Key: k, ListenAddrs: []string{"127.0.0.1:8645"}}},
+		{"no transport for listen", Config{Key: k, ListenAddrs: []string{"/ip4/127.0.0.1/udp/0"}}},
 		{"peer without id", Config{Key: k, Peers: []string{"/ip4/127.0.0.1/tcp/1"}}},
 		{"bad peer", Config{Key: k, Peers: []string{"nonsense"}}},
 		{"low above high", Config{Key: k, ConnMgrLow: 10, ConnMgrHigh: 5}},

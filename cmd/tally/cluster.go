@@ -43,7 +43,7 @@ BASE+200+I. Start node I with: tallyd --config DIR/nodeI/config.toml`)
 
 func (c *cli) admin(args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("admin: missing subcommand (checkpoint, raft-status, add-observer, remove-observer)")
+		return usageErrorf("admin: missing subcommand (checkpoint, raft-status, add-observer, remove-observer, isolate-peer, heal-peer)")
 	}
 	sub, rest := args[0], args[1:]
 	var synopsis, help, method string
@@ -62,8 +62,12 @@ Adds a non-validator node as an observer (a Raft non-voter that replicates
 and serves reads). Call the leader. MULTIADDR ends in /p2p/<peer id>.`, "admin_addObserver"
 	case "remove-observer":
 		synopsis, help, method = "PEER_ID", "Removes an observer. Call the leader.", "admin_removeObserver"
+	case "isolate-peer":
+		synopsis, help, method = "PEER_ID", "Cuts the node off from a peer (fencing): refused and disconnected until heal-peer.", "admin_isolatePeer"
+	case "heal-peer":
+		synopsis, help, method = "PEER_ID", "Undoes isolate-peer.", "admin_healPeer"
 	default:
-		return usageErrorf("admin: unknown subcommand %q (checkpoint, raft-status, add-observer, remove-observer)", sub)
+		return usageErrorf("admin: unknown subcommand %q (checkpoint, raft-status, add-observer, remove-observer, isolate-peer, heal-peer)", sub)
 	}
 	cmd := newCommand("admin "+sub, synopsis, help+`
 
@@ -97,7 +101,7 @@ Authenticates with the bearer token in the node's admin.token-file.`)
 			return err
 		}
 		callArgs = []any{pos[0]}
-	case "remove-observer":
+	case "remove-observer", "isolate-peer", "heal-peer":
 		if err := wantArgs(cmd, pos, "PEER_ID"); err != nil {
 			return err
 		}
