@@ -32,6 +32,12 @@ type BuilderConfig struct {
 	Heartbeat time.Duration
 	// ApplyTimeout bounds how long raft.Apply may wait to enqueue a block.
 	ApplyTimeout time.Duration
+	// MaxVoterLag is how many blocks the slowest reachable voter may trail
+	// this node's applied head before the builder pauses; 0 disables it.
+	MaxVoterLag uint64
+	// SlowestVoter reports the lowest applied height among the other
+	// voters that answered recently (ok false when there is none).
+	SlowestVoter func() (height uint64, ok bool)
 }
 
 // DefaultBuilderConfig is the builder configuration of a node that sets nothing.
@@ -75,6 +81,8 @@ type Builder struct {
 	spec    []*specBlock
 	stale   bool          // a proposal failed: reset before the next build
 	changed chan struct{} // a proposal finished or a block was applied
+
+	lastLagLog time.Time // Run's goroutine only
 }
 
 // NewBuilder returns a builder proposing through p, signing with key.
@@ -110,6 +118,12 @@ func (b *Builder) Run(ctx context.Context) {
 			return
 		}
 		inflight := b.prune()
+		if b.votersTrail() {
+			if !b.wait(ctx, nil, b.cfg.BlockInterval) {
+				return
+			}
+			continue
+		}
 		if inflight >= b.cfg.MaxInflight {
 			if !b.wait(ctx, nil, 0) {
 				return
@@ -136,6 +150,27 @@ func (b *Builder) Run(ctx context.Context) {
 		}
 		lastProposal = b.now()
 	}
+}
+
+// votersTrail reports whether the slowest voter trails the applied head by
+// more than MaxVoterLag blocks; proposing more would only lengthen its queue.
+func (b *Builder) votersTrail() bool {
+	if b.cfg.MaxVoterLag == 0 || b.cfg.SlowestVoter == nil {
+		return false
+	}
+	slowest, ok := b.cfg.SlowestVoter()
+	if !ok {
+		return false
+	}
+	head, _ := b.db.Head()
+	if head.Number <= slowest+b.cfg.MaxVoterLag {
+		return false
+	}
+	if now := b.now(); now.Sub(b.lastLagLog) > 5*time.Second {
+		b.lastLagLog = now
+		b.log.Warn("pausing block production: a voter trails", "head", head.Number, "slowest_voter", slowest, "max_lag", b.cfg.MaxVoterLag)
+	}
+	return true
 }
 
 // wait blocks until something changes, ready fires, d passes (if > 0) or ctx

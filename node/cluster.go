@@ -101,10 +101,86 @@ func (n *Node) startCluster() {
 	}
 	n.stop = make(chan struct{})
 	n.fwd = make(map[common.Hash]*inflightForward)
+	n.heights = make(map[peer.ID]heightSample)
 	p2p.ServeForward(n.host.Libp2p(), n.admitForwarded, n.log)
+	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
 	n.forwarder = p2p.NewForwarder(n.host.Libp2p(), n.leaderPeer, n.cfg.P2P.MaxForwardBatch, n.log)
-	n.bg.Add(1)
+	n.bg.Add(2)
 	go n.membershipLoop()
+	go n.heightLoop()
+}
+
+// Voter height sampling, for the builder's MaxVoterLag.
+const (
+	heightPoll  = 200 * time.Millisecond
+	heightFresh = 2 * time.Second // older samples are ignored: that voter is unreachable
+)
+
+type heightSample struct {
+	height uint64
+	at     time.Time
+}
+
+// heightLoop, while this node leads, asks every other voter for its
+// applied height.
+func (n *Node) heightLoop() {
+	defer n.bg.Done()
+	t := time.NewTicker(heightPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if !n.engine.IsLeader() {
+			continue
+		}
+		f := n.engine.Raft.GetConfiguration()
+		if f.Error() != nil {
+			continue
+		}
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage != raft.Voter || string(s.ID) == n.host.ID().String() {
+				continue
+			}
+			id, err := peer.Decode(string(s.ID))
+			if err != nil {
+				continue
+			}
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), heightPoll)
+				defer cancel()
+				h, err := p2p.QueryHeight(ctx, n.host.Libp2p(), id)
+				if err != nil {
+					return
+				}
+				n.heightsMu.Lock()
+				n.heights[id] = heightSample{height: h, at: time.Now()}
+				n.heightsMu.Unlock()
+			}()
+		}
+	}
+}
+
+// slowestVoter returns the lowest recently sampled height of another voter.
+func (n *Node) slowestVoter() (uint64, bool) {
+	n.heightsMu.Lock()
+	defer n.heightsMu.Unlock()
+	var (
+		low uint64
+		ok  bool
+	)
+	for id, s := range n.heights {
+		if time.Since(s.at) > heightFresh {
+			delete(n.heights, id)
+			continue
+		}
+		if !ok || s.height < low {
+			low, ok = s.height, true
+		}
+	}
+	return low, ok
 }
 
 // admitForwarded admits a transaction a follower forwarded into this

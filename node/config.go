@@ -103,6 +103,9 @@ type BuilderConfig struct {
 	MaxInflightBlocks int      `toml:"max-inflight-blocks"`
 	BlockInterval     Duration `toml:"block-interval"`
 	Heartbeat         Duration `toml:"heartbeat"`
+	// MaxVoterLag pauses block production while the slowest reachable
+	// voter trails by more blocks than this (0: never).
+	MaxVoterLag uint64 `toml:"max-voter-lag"`
 }
 
 // MempoolConfig bounds the mempool.
@@ -132,7 +135,7 @@ func DefaultConfig() Config {
 			SnapshotThreshold: 8192, SnapshotInterval: Duration(2 * time.Minute), TrailingLogs: 10240,
 		},
 		Builder: BuilderConfig{MaxBlockTxs: b.MaxBlockTxs, MaxInflightBlocks: b.MaxInflight,
-			BlockInterval: Duration(b.BlockInterval), Heartbeat: Duration(b.Heartbeat)},
+			BlockInterval: Duration(b.BlockInterval), Heartbeat: Duration(b.Heartbeat), MaxVoterLag: 64},
 		Mempool: MempoolConfig{MaxPerAccount: mempool.DefaultConfig.MaxPerAccount, MaxTotal: mempool.DefaultConfig.MaxTotal},
 		Log:     LogConfig{Level: "info", Format: "text"},
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/consensus"
@@ -52,6 +53,8 @@ type Node struct {
 	forwarder *p2p.Forwarder
 	fwdMu     sync.Mutex
 	fwd       map[common.Hash]*inflightForward // forwards started for a batch
+	heightsMu sync.Mutex
+	heights   map[peer.ID]heightSample // other voters' applied heights (leader)
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	metrics   *metrics
@@ -131,6 +134,8 @@ func (n *Node) open() error {
 			BlockInterval: time.Duration(n.cfg.Builder.BlockInterval),
 			Heartbeat:     time.Duration(n.cfg.Builder.Heartbeat),
 			ApplyTimeout:  consensus.DefaultBuilderConfig.ApplyTimeout,
+			MaxVoterLag:   n.cfg.Builder.MaxVoterLag,
+			SlowestVoter:  n.slowestVoter,
 		},
 		HeartbeatTimeout:   time.Duration(n.cfg.Raft.HeartbeatTimeout),
 		ElectionTimeout:    time.Duration(n.cfg.Raft.ElectionTimeout),
