@@ -176,3 +176,27 @@ type bufSink struct {
 func (s *bufSink) ID() string    { return "buf" }
 func (s *bufSink) Cancel() error { return nil }
 func (s *bufSink) Close() error  { s.closed = true; return nil }
+
+func TestBuilderPausesForTrailingVoter(t *testing.T) {
+	e := newFSMEnv(t)
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	for i := 0; i < 5; i++ {
+		e.apply(e.block(val, 1))
+	}
+	var slowest uint64
+	var ok bool
+	cfg := DefaultBuilderConfig
+	cfg.MaxVoterLag = 2
+	cfg.SlowestVoter = func() (uint64, bool) { return slowest, ok }
+	b := NewBuilder(cfg, e.db, nil, nil, val, testLogger(t), nil)
+	for _, c := range []struct {
+		slowest uint64
+		ok      bool
+		pause   bool
+	}{{1, true, true}, {2, true, true}, {3, true, false}, {5, true, false}, {0, false, false}} {
+		slowest, ok = c.slowest, c.ok
+		if got := b.votersTrail(); got != c.pause {
+			t.Errorf("head 5, slowest voter %d (%v): pause %v, want %v", c.slowest, c.ok, got, c.pause)
+		}
+	}
+}

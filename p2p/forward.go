@@ -127,6 +127,8 @@ type Forwarder struct {
 	h        host.Host
 	leader   func() (peer.ID, bool)
 	maxBatch int
+	// retryFor bounds how long a batch is retried without a reachable leader.
+	retryFor time.Duration
 	log      *slog.Logger
 	queue    chan forwardReq
 	stop     chan struct{}
@@ -142,7 +144,7 @@ func NewForwarder(h host.Host, leader func() (peer.ID, bool), maxBatch int, log 
 	if maxBatch <= 0 || maxBatch > MaxForwardTxs {
 		maxBatch = MaxForwardTxs
 	}
-	f := &Forwarder{h: h, leader: leader, maxBatch: maxBatch, log: log,
+	f := &Forwarder{h: h, leader: leader, maxBatch: maxBatch, log: log, retryFor: forwardTimeout,
 		queue: make(chan forwardReq, ForwardQueue), stop: make(chan struct{})}
 	for i := 0; i < forwardSenders; i++ {
 		f.wg.Add(1)
@@ -210,7 +212,7 @@ func (f *Forwarder) loop() {
 // for up to forwardTimeout; callers whose context ended have stopped
 // waiting, and their verdicts are dropped.
 func (f *Forwarder) deliver(batch []forwardReq) {
-	deadline := time.Now().Add(forwardTimeout)
+	deadline := time.Now().Add(f.retryFor)
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		verdicts, err := f.send(batch)

@@ -1,0 +1,142 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// forwardPair is a leader that admits transactions unless their first
+// byte is 0xff, and a follower forwarding to it.
+func forwardPair(t *testing.T) (leader, follower *Host, admitted func() int) {
+	lk, fk := newKey(t), newKey(t)
+	lid, fid := peerID(t, lk), peerID(t, fk)
+	loop := []string{"/ip4/127.0.0.1/tcp/0"}
+	leader = newHost(t, lk, loop, fid)
+	follower = newHost(t, fk, loop, lid)
+	addPeers(t, follower, leader)
+	var mu sync.Mutex
+	n := 0
+	ServeForward(leader.Libp2p(), func(raw []byte) error {
+		if len(raw) > 0 && raw[0] == 0xff {
+			return fmt.Errorf("nonce too low: tx %x", raw)
+		}
+		mu.Lock()
+		n++
+		mu.Unlock()
+		return nil
+	}, testLogger())
+	return leader, follower, func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+func TestForwardVerdicts(t *testing.T) {
+	leader, follower, admitted := forwardPair(t)
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { return leader.ID(), true }, 100, testLogger())
+	defer fw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 500)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			raw := []byte{byte(i % 7), byte(i >> 8), byte(i)}
+			if i%50 == 0 {
+				raw[0] = 0xff
+			}
+			errs[i] = fw.Forward(ctx, raw)
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var remote *RemoteError
+		switch {
+		case i%50 == 0 && (!errors.As(err, &remote) || !bytes.Contains([]byte(remote.Msg), []byte("nonce too low"))):
+			t.Fatalf("tx %d: %v, want the leader's refusal", i, err)
+		case i%50 != 0 && err != nil:
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	if got := admitted(); got != 490 {
+		t.Fatalf("leader admitted %d, want 490", got)
+	}
+}
+
+func TestForwardWithoutLeader(t *testing.T) {
+	_, follower, _ := forwardPair(t)
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { return "", false }, 100, testLogger())
+	fw.retryFor = 300 * time.Millisecond
+	defer fw.Close()
+	start := time.Now()
+	err := fw.Forward(context.Background(), []byte{1})
+	if !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("err %v, want ErrNoLeader", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("forward did not give up")
+	}
+	// A caller's context bounds its wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := fw.Forward(ctx, []byte{2}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want deadline", err)
+	}
+}
+
+// TestForwardRetriesNewLeader: the first leader is unreachable, the next
+// one answers; the batch is delivered once a leader is reachable.
+func TestForwardRetriesNewLeader(t *testing.T) {
+	leader, follower, admitted := forwardPair(t)
+	stranger := peerID(t, newKey(t))
+	var mu sync.Mutex
+	current := stranger
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { mu.Lock(); defer mu.Unlock(); return current, true }, 100, testLogger())
+	defer fw.Close()
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		mu.Lock()
+		current = leader.ID()
+		mu.Unlock()
+	}()
+	if err := fw.Forward(context.Background(), []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if admitted() != 1 {
+		t.Fatal("not admitted by the new leader")
+	}
+}
+
+func TestFrameBounds(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeFrame(&buf, [][]byte{{1}, {2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]byte
+	if err := readFrame(&buf, &got); err != nil || len(got) != 2 {
+		t.Fatalf("round trip: %v %v", got, err)
+	}
+	// A length over the bound is refused before anything is allocated.
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0x7f}
+	if err := readFrame(bytes.NewReader(huge), &got); err == nil {
+		t.Fatal("oversized frame accepted")
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	var buf bytes.Buffer
+	writeFrame(&buf, [][]byte{{1, 2}, {3}})
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var raws [][]byte
+		readFrame(bytes.NewReader(data), &raws)
+		var verdicts []string
+		readFrame(bytes.NewReader(data), &verdicts)
+	})
+}
