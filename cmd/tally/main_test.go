@@ -114,6 +114,16 @@ func TestUsageErrors(t *testing.T) {
 		{"import both from stdin", []string{"wallet", "import", "--mnemonic-file", "-", "--password-file", "-"}, []string{"stdin"}},
 		{"address index without mnemonic", []string{"wallet", "address", "--index", "1"}, []string{"--index needs --mnemonic-file"}},
 		{"list extra argument", []string{"wallet", "list", "x"}, []string{"unexpected argument"}},
+		{"bench zero txs", []string{"bench", "--txs", "0"}, []string{"--txs"}},
+		{"bench bad accounts", []string{"bench", "--accounts", "0"}, []string{"--accounts"}},
+		{"testnet without dir", []string{"testnet", "--nodes", "3"}, []string{"--dir is required"}},
+		{"testnet too many nodes", []string{"testnet", "--nodes", "99", "--dir", t.TempDir()}, []string{"nodes"}},
+		{"testnet bad port", []string{"testnet", "--dir", t.TempDir(), "--base-port", "70000"}, []string{"base-port"}},
+		{"admin without subcommand", []string{"admin"}, []string{"admin: missing subcommand"}},
+		{"admin unknown subcommand", []string{"admin", "reboot"}, []string{`unknown subcommand "reboot"`}},
+		{"admin without token", []string{"admin", "raft-status"}, []string{"--token-file is required"}},
+		{"admin checkpoint without out", []string{"admin", "checkpoint", "--token-file", "x"}, []string{"--out is required"}},
+		{"admin add-observer without addr", []string{"admin", "add-observer", "--token-file", "x"}, []string{"missing MULTIADDR"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,6 +163,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"wallet", "address", "--help"}, true}, {[]string{"wallet", "list", "--help"}, true},
 		{[]string{"send", "--help"}, true}, {[]string{"balance", "--help"}, true},
 		{[]string{"tx", "--help"}, true}, {[]string{"block", "-help"}, true},
+		{[]string{"bench", "--help"}, true}, {[]string{"testnet", "--help"}, true},
+		{[]string{"admin", "checkpoint", "--help"}, true}, {[]string{"admin", "isolate-peer", "--help"}, true},
 	}
 	for _, tc := range tests {
 		r := tally(t, "", tc.args...)
@@ -341,5 +353,21 @@ func TestParseValue(t *testing.T) {
 		if _, err := parseValue(bad); err == nil {
 			t.Errorf("parseValue(%q) accepted", bad)
 		}
+	}
+}
+
+func TestTestnetCommand(t *testing.T) {
+	dir := t.TempDir()
+	r := tally(t, "", "testnet", "--nodes", "2", "--dir", dir, "--base-port", "23000")
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"node0  rpc http://127.0.0.1:23000", "node1  rpc http://127.0.0.1:23001", "tallyd --config " + filepath.Join(dir, "node1", "config.toml")} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r := tally(t, "", "testnet", "--nodes", "2", "--dir", dir); r.code != exitUsage || !strings.Contains(r.stderr, "already holds a testnet") {
+		t.Fatalf("second testnet in the same dir: exit %d: %s", r.code, r.stderr)
 	}
 }
