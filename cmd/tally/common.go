@@ -358,3 +358,18 @@ func withTimeout(d time.Duration) (context.Context, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	return ctx, cancel, nil
 }
+
+// connect dials the node within the command's timeout; done closes the
+// client and releases the timeout.
+func connect(rpcURL string, timeout time.Duration) (context.Context, *wallet.Client, func(), error) {
+	ctx, cancel, err := withTimeout(timeout)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	client, err := dial(ctx, rpcURL)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, client, func() { client.Close(); cancel() }, nil
+}

@@ -29,16 +29,11 @@ Prints the account's balance of the native asset in CNY, and in base units
 	if err != nil {
 		return err
 	}
-	ctx, cancel, err := withTimeout(*timeout)
+	ctx, client, done, err := connect(*rpcURL, *timeout)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	client, err := dial(ctx, *rpcURL)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+	defer done()
 	bal, err := client.Balance(ctx, addr)
 	if err != nil {
 		return err
@@ -64,16 +59,11 @@ to, value. A receipt is final.`)
 	if err != nil {
 		return err
 	}
-	ctx, cancel, err := withTimeout(*timeout)
+	ctx, client, done, err := connect(*rpcURL, *timeout)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	client, err := dial(ctx, *rpcURL)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+	defer done()
 	tx, pending, err := client.TransactionByHash(ctx, hash)
 	if errors.Is(err, wallet.ErrNotFound) {
 		return fmt.Errorf("tx %s: not found", hash)
@@ -150,16 +140,11 @@ proposer (the validator that built it, the header's miner field).`)
 		}
 		number = new(big.Int).SetUint64(n)
 	}
-	ctx, cancel, err := withTimeout(*timeout)
+	ctx, client, done, err := connect(*rpcURL, *timeout)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	client, err := dial(ctx, *rpcURL)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+	defer done()
 	b, err := client.BlockByNumber(ctx, number)
 	if errors.Is(err, wallet.ErrNotFound) {
 		return fmt.Errorf("block %s: not found", pos[0])

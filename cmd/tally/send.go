@@ -52,16 +52,11 @@ with the suffix "wei" (1500000000000000000wei). There are no fees.`)
 	if err != nil {
 		return usageErrorf("send: --value: %v", err)
 	}
-	ctx, cancel, err := withTimeout(*timeout)
+	ctx, client, done, err := connect(*rpcURL, *timeout)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	client, err := dial(ctx, *rpcURL)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+	defer done()
 	ks, err := openKeystore(*ksDir)
 	if err != nil {
 		return err
