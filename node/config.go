@@ -59,6 +59,10 @@ type HTTPConfig struct {
 	Port          int    `toml:"port"`
 	MaxBodyBytes  int    `toml:"max-body-bytes"`
 	MaxBatchItems int    `toml:"max-batch-items"`
+	// WSOrigins are the browser origins allowed to open a WebSocket.
+	WSOrigins []string `toml:"ws-origins"`
+	// MaxSubscriptions bounds eth_subscribe subscriptions across all clients.
+	MaxSubscriptions int `toml:"max-subscriptions"`
 }
 
 // P2PConfig configures the libp2p host that carries Raft and forwarding.
@@ -126,7 +130,8 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	b := consensus.DefaultBuilderConfig
 	return Config{
-		HTTP:  HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: rpc.DefaultLimits.MaxBodyBytes, MaxBatchItems: rpc.DefaultLimits.MaxBatchItems},
+		HTTP:  HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: rpc.DefaultLimits.MaxBodyBytes, MaxBatchItems: rpc.DefaultLimits.MaxBatchItems,
+			WSOrigins: []string{"*"}, MaxSubscriptions: 1000},
 		P2P:   P2PConfig{MaxForwardBatch: 1000},
 		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token"},
 		Raft: RaftConfig{
@@ -212,6 +217,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		return bad("http.max-body-bytes", "must be at least 1024")
+	}
+	if c.HTTP.MaxSubscriptions < 0 {
+		return bad("http.max-subscriptions", "must not be negative")
 	}
 	if c.HTTP.MaxBatchItems < 1 {
 		return bad("http.max-batch-items", "must be at least 1")

@@ -46,6 +46,7 @@ type Node struct {
 	pool    *mempool.Pool
 	engine  *consensus.Engine
 	rpc     *rpc.Server
+	heads   *rpc.HeadFeed
 	admin   *adminServer
 
 	// Cluster networking; host is nil for a node without p2p.listen.
@@ -117,6 +118,7 @@ func (n *Node) open() error {
 	n.senders = chain.NewSenderCache(chain.NewSigner(n.genesis.ChainIDBig()), SenderCacheSize)
 	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal}, n.db, n.senders)
 	n.metrics = newMetrics(n)
+	n.heads = rpc.NewHeadFeed(n.cfg.HTTP.MaxSubscriptions)
 
 	net, err := n.openNetwork()
 	if err != nil {
@@ -147,7 +149,7 @@ func (n *Node) open() error {
 		NoSync:             n.cfg.Raft.NoSync,
 		Logger:             n.log,
 		LogLevel:           slog.LevelWarn,
-		OnApplied:          n.metrics.applied,
+		OnApplied:          n.applied,
 		OnProposed:         n.metrics.proposed,
 	}, n.db, n.pool, n.senders)
 	if err != nil {
@@ -155,7 +157,8 @@ func (n *Node) open() error {
 	}
 	n.startCluster()
 
-	limits := rpc.Limits{MaxBodyBytes: n.cfg.HTTP.MaxBodyBytes, MaxBatchItems: n.cfg.HTTP.MaxBatchItems, MaxBatchResponseBytes: rpc.DefaultLimits.MaxBatchResponseBytes}
+	limits := rpc.Limits{MaxBodyBytes: n.cfg.HTTP.MaxBodyBytes, MaxBatchItems: n.cfg.HTTP.MaxBatchItems,
+		MaxBatchResponseBytes: rpc.DefaultLimits.MaxBatchResponseBytes, WSOrigins: n.cfg.HTTP.WSOrigins}
 	n.rpc, err = rpc.NewServer(n, limits, "tally/v"+Version)
 	if err != nil {
 		return err
@@ -285,6 +288,15 @@ func (n *Node) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 		}
 	}
 	return n.forward(ctx, tx)
+}
+
+// Heads implements rpc.Backend.
+func (n *Node) Heads() *rpc.HeadFeed { return n.heads }
+
+// applied runs in the FSM goroutine after each applied block.
+func (n *Node) applied(a *state.Applied) {
+	n.metrics.applied(a)
+	n.heads.Publish(a.Block)
 }
 
 // PendingNonce implements rpc.Backend.

@@ -241,3 +241,44 @@ func TestRestartResumes(t *testing.T) {
 func ethereumCall(from, to common.Address, value *big.Int) ethereum.CallMsg {
 	return ethereum.CallMsg{From: from, To: &to, Value: value}
 }
+
+func TestNewHeadsOverWebSocket(t *testing.T) {
+	n := startDevNode(t, t.TempDir())
+	ec, err := ethclient.Dial("ws://" + n.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ec.Close()
+	heads := make(chan *types.Header, 4)
+	sub, err := ec.SubscribeNewHead(context.Background(), heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	key, _ := genesis.DevKey(2)
+	id := big.NewInt(1337)
+	to := common.Address{0x77}
+	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(5), Gas: 21000}), id, key)
+	if err := ec.SendTransaction(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case h := <-heads:
+			b, err := ec.BlockByHash(context.Background(), h.Hash())
+			if err != nil {
+				t.Fatalf("head %s from the subscription is not a block: %v", h.Hash(), err)
+			}
+			for _, btx := range b.Transactions() {
+				if btx.Hash() == tx.Hash() {
+					return // the transfer's block arrived as a new head
+				}
+			}
+		case err := <-sub.Err():
+			t.Fatal(err)
+		case <-deadline:
+			t.Fatal("no head with the transfer")
+		}
+	}
+}

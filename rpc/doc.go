@@ -11,6 +11,10 @@
 // is not committed and applied, so a receipt is final) and submits
 // transactions through the Backend.
 //
+// WebSocket connections on the same port get the same API plus
+// eth_subscribe("newHeads"), fed by HeadFeed; every subscription is bounded
+// (a subscriber that falls behind is dropped, never stalling the node).
+//
 // Errors follow go-ethereum's codes: -32700 parse error, -32600 invalid
 // request (including an oversized body or batch), -32601 unknown method,
 // -32602 invalid params (wrong types, missing params, numbers over 64 bits,

@@ -29,6 +29,8 @@ type Backend interface {
 	PendingTx(h common.Hash) (*types.Transaction, common.Address, bool)
 	// Syncing reports whether the node knows it is behind the cluster, and how far.
 	Syncing() (behind bool, current, highest uint64)
+	// Heads is the feed of applied blocks.
+	Heads() *HeadFeed
 }
 
 // BatchSubmitter is implemented by a backend that can start admitting a
@@ -443,4 +445,35 @@ func (w *Web3API) ClientVersion() string { return w.version }
 func (w *Web3API) Sha3(input hexutil.Bytes) hexutil.Bytes {
 	h := keccak(input)
 	return h[:]
+}
+
+// NewHeads serves eth_subscribe("newHeads") over WebSocket: the header of
+// every applied (final) block.
+func (api *EthAPI) NewHeads(ctx context.Context) (*gethrpc.Subscription, error) {
+	notifier, ok := gethrpc.NotifierFromContext(ctx)
+	if !ok {
+		return nil, gethrpc.ErrNotificationsUnsupported
+	}
+	ch, unsubscribe, err := api.b.Heads().Subscribe()
+	if err != nil {
+		return nil, &Error{Code: CodeServerError, Msg: err.Error()}
+	}
+	sub := notifier.CreateSubscription()
+	go func() {
+		defer unsubscribe()
+		for {
+			select {
+			case b, ok := <-ch:
+				if !ok {
+					return // dropped: too slow
+				}
+				if err := notifier.Notify(sub.ID, headerFields(b.Header, b.Hash())); err != nil {
+					return
+				}
+			case <-sub.Err():
+				return
+			}
+		}
+	}()
+	return sub, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -24,14 +25,17 @@ type Limits struct {
 	MaxBatchItems int
 	// MaxBatchResponseBytes bounds a batch's response.
 	MaxBatchResponseBytes int
+	// WSOrigins are the browser origins allowed to open a WebSocket ("*": any).
+	WSOrigins []string
 }
 
 // DefaultLimits fit a batch of 1,000 raw transfers (about 250 KB).
-var DefaultLimits = Limits{MaxBodyBytes: 5 << 20, MaxBatchItems: 2000, MaxBatchResponseBytes: 25 << 20}
+var DefaultLimits = Limits{MaxBodyBytes: 5 << 20, MaxBatchItems: 2000, MaxBatchResponseBytes: 25 << 20, WSOrigins: []string{"*"}}
 
 // Server is the JSON-RPC endpoint.
 type Server struct {
 	rpc     *gethrpc.Server
+	ws      http.Handler
 	senders *chain.SenderCache
 	batch   BatchSubmitter // nil when the backend has none
 	limits  Limits
@@ -53,7 +57,8 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 		}
 	}
 	bs, _ := b.(BatchSubmitter)
-	return &Server{rpc: srv, senders: b.Senders(), batch: bs, limits: limits}, nil
+	srv.SetWebsocketReadLimit(int64(limits.MaxBodyBytes))
+	return &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), senders: b.Senders(), batch: bs, limits: limits}, nil
 }
 
 // RegisterName adds another namespace (tally_*, admin_* are added by the node).
@@ -65,6 +70,10 @@ func (s *Server) Stop() { s.rpc.Stop() }
 // ServeHTTP bounds the body, pre-recovers the senders of a batch's raw
 // transactions in parallel and hands the request to go-ethereum's server.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		s.ws.ServeHTTP(w, r)
+		return
+	}
 	if r.Method != http.MethodPost {
 		s.rpc.ServeHTTP(w, r)
 		return
