@@ -130,7 +130,7 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	b := consensus.DefaultBuilderConfig
 	return Config{
-		HTTP:  HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: rpc.DefaultLimits.MaxBodyBytes, MaxBatchItems: rpc.DefaultLimits.MaxBatchItems,
+		HTTP: HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: rpc.DefaultLimits.MaxBodyBytes, MaxBatchItems: rpc.DefaultLimits.MaxBatchItems,
 			WSOrigins: []string{"*"}, MaxSubscriptions: 1000},
 		P2P:   P2PConfig{MaxForwardBatch: 1000},
 		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token"},
