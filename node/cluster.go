@@ -303,8 +303,8 @@ func (n *Node) SubmitBatch(txs []*types.Transaction) {
 	}
 	starts := make([]*inflightForward, len(txs))
 	for i, tx := range txs {
-		if _, ok := n.fwd[tx.Hash()]; ok {
-			continue
+		if _, ok := n.fwd[tx.Hash()]; ok || len(n.fwd) >= p2p.ForwardQueue {
+			continue // SubmitTx forwards what is not started here
 		}
 		f := &inflightForward{done: make(chan error, 1), started: now}
 		n.fwd[tx.Hash()] = f
