@@ -118,13 +118,12 @@ func (b *Builder) Run(ctx context.Context) {
 			return
 		}
 		inflight := b.prune()
-		if b.votersTrail() {
-			if !b.wait(ctx, nil, b.cfg.BlockInterval) {
-				return
-			}
-			continue
+		maxInflight := b.cfg.MaxInflight
+		throttled := b.votersTrail()
+		if throttled {
+			maxInflight = 1
 		}
-		if inflight >= b.cfg.MaxInflight {
+		if inflight >= maxInflight {
 			if !b.wait(ctx, nil, 0) {
 				return
 			}
@@ -149,11 +148,21 @@ func (b *Builder) Run(ctx context.Context) {
 			continue
 		}
 		lastProposal = b.now()
+		if throttled && !b.sleep(ctx, b.cfg.BlockInterval) {
+			return
+		}
 	}
 }
 
+// laggardFactor: a voter trailing by more than this many times MaxVoterLag
+// is catching up (by log or snapshot) rather than slow, and pacing the
+// majority would not help it.
+const laggardFactor = 16
+
 // votersTrail reports whether the slowest voter trails the applied head by
-// more than MaxVoterLag blocks; proposing more would only lengthen its queue.
+// more than MaxVoterLag blocks (but is not simply catching up); the builder
+// then slows down, one block in flight at a time with a pause between, so
+// the voter's queue shrinks while writes and heartbeats go on.
 func (b *Builder) votersTrail() bool {
 	if b.cfg.MaxVoterLag == 0 || b.cfg.SlowestVoter == nil {
 		return false
@@ -163,14 +172,26 @@ func (b *Builder) votersTrail() bool {
 		return false
 	}
 	head, _ := b.db.Head()
-	if head.Number <= slowest+b.cfg.MaxVoterLag {
+	if head.Number <= slowest+b.cfg.MaxVoterLag || head.Number > slowest+laggardFactor*b.cfg.MaxVoterLag {
 		return false
 	}
 	if now := b.now(); now.Sub(b.lastLagLog) > 5*time.Second {
 		b.lastLagLog = now
-		b.log.Warn("pausing block production: a voter trails", "head", head.Number, "slowest_voter", slowest, "max_lag", b.cfg.MaxVoterLag)
+		b.log.Warn("slowing block production: a voter trails", "head", head.Number, "slowest_voter", slowest, "max_lag", b.cfg.MaxVoterLag)
 	}
 	return true
+}
+
+// sleep waits d unless ctx ends first; it reports false when ctx ended.
+func (b *Builder) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // wait blocks until something changes, ready fires, d passes (if > 0) or ctx

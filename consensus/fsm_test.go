@@ -194,6 +194,7 @@ func TestBuilderPausesForTrailingVoter(t *testing.T) {
 		ok      bool
 		pause   bool
 	}{{1, true, true}, {2, true, true}, {3, true, false}, {5, true, false}, {0, false, false}} {
+		// head 5, lag 2: trailing by 3 or 4 slows the builder; 32+ would be catching up.
 		slowest, ok = c.slowest, c.ok
 		if got := b.votersTrail(); got != c.pause {
 			t.Errorf("head 5, slowest voter %d (%v): pause %v, want %v", c.slowest, c.ok, got, c.pause)

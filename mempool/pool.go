@@ -1,6 +1,7 @@
 package mempool
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"math/big"
@@ -56,7 +57,8 @@ type account struct {
 	queued   map[uint64]*entry
 	inflight int
 	outflow  *big.Int // values of queued and in-flight txs
-	inReady  bool
+	// ready is the account's place in Pool.ready, nil when not there.
+	ready *list.Element
 }
 
 // Pool is the mempool.
@@ -68,7 +70,7 @@ type Pool struct {
 	mu       sync.Mutex
 	accounts map[common.Address]*account
 	byHash   map[common.Hash]*entry
-	ready    []common.Address // FIFO of accounts with an executable tx
+	ready    *list.List // FIFO of common.Address: accounts with an executable tx
 	queued   int              // not in flight
 	notify   chan struct{}
 }
@@ -85,6 +87,7 @@ func New(cfg Config, st State, senders *chain.SenderCache) *Pool {
 		cfg: cfg, state: st, senders: senders,
 		accounts: make(map[common.Address]*account),
 		byHash:   make(map[common.Hash]*entry),
+		ready:    list.New(),
 		notify:   make(chan struct{}, 1),
 	}
 }
@@ -168,11 +171,10 @@ func (p *Pool) account(from common.Address) (*account, error) {
 }
 
 func (p *Pool) markReady(from common.Address, a *account) {
-	if a.inReady {
+	if a.ready != nil {
 		return
 	}
-	a.inReady = true
-	p.ready = append(p.ready, from)
+	a.ready = p.ready.PushBack(from)
 	select {
 	case p.notify <- struct{}{}:
 	default:
@@ -191,11 +193,10 @@ func (p *Pool) Take(max int) []Pending {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]Pending, 0, min(max, p.queued))
-	for len(out) < max && len(p.ready) > 0 {
-		from := p.ready[0]
-		p.ready = p.ready[1:]
+	for len(out) < max && p.ready.Len() > 0 {
+		from := p.ready.Remove(p.ready.Front()).(common.Address)
 		a := p.accounts[from]
-		a.inReady = false
+		a.ready = nil
 		e := a.queued[a.next]
 		if e == nil {
 			continue
@@ -207,12 +208,8 @@ func (p *Pool) Take(max int) []Pending {
 		p.queued--
 		out = append(out, Pending{Tx: e.tx, From: from})
 		if a.queued[a.next] != nil {
-			a.inReady = true
-			p.ready = append(p.ready, from)
+			a.ready = p.ready.PushBack(from)
 		}
-	}
-	if len(p.ready) == 0 {
-		p.ready = nil // let the backing array go
 	}
 	return out
 }
@@ -221,7 +218,7 @@ func (p *Pool) Take(max int) []Pending {
 func (p *Pool) HasReady() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.ready) > 0
+	return p.ready.Len() > 0
 }
 
 // Return puts in-flight transactions back (their block was not applied), so
@@ -291,6 +288,11 @@ func (p *Pool) removeLocked(from common.Address, a *account, e *entry) {
 		p.queued--
 	}
 	if len(a.queued) == 0 && a.inflight == 0 {
+		// Invariant: every address in p.ready has an account.
+		if a.ready != nil {
+			p.ready.Remove(a.ready)
+			a.ready = nil
+		}
 		delete(p.accounts, from)
 	}
 }

@@ -279,3 +279,27 @@ func TestResyncAfterSnapshot(t *testing.T) {
 		t.Fatalf("stats %d %d", q, inflight)
 	}
 }
+
+// TestAppliedElsewhereThenTake: a follower's pool holds a forwarded
+// transaction that another node's block applies; the emptied account must
+// leave the ready queue, so a later Take (after this node becomes leader)
+// neither crashes nor keeps stale entries.
+func TestAppliedElsewhereThenTake(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	a := f.keys[0].Address()
+	tx := f.tx(0, 0, 1)
+	f.add(tx)
+	f.st.nonces[a] = 1
+	f.pool.Applied([]*types.Transaction{tx}, []common.Address{a})
+	if f.pool.HasReady() {
+		t.Fatal("emptied account still in the ready queue")
+	}
+	if got := f.pool.Take(10); len(got) != 0 {
+		t.Fatalf("took %v", nonces(got))
+	}
+	// The account comes back and is served once.
+	f.add(f.tx(0, 1, 1))
+	if got := f.pool.Take(10); len(got) != 1 {
+		t.Fatalf("took %d", len(got))
+	}
+}

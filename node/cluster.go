@@ -104,7 +104,7 @@ func (n *Node) startCluster() {
 	n.heights = make(map[peer.ID]heightSample)
 	p2p.ServeForward(n.host.Libp2p(), n.admitForwarded, n.log)
 	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
-	n.forwarder = p2p.NewForwarder(n.host.Libp2p(), n.leaderPeer, n.cfg.P2P.MaxForwardBatch, n.log)
+	n.forwarder = p2p.NewForwarder(n.host.Libp2p(), n.leaderPeer, n.admitForwarded, n.cfg.P2P.MaxForwardBatch, n.log)
 	n.bg.Add(2)
 	go n.membershipLoop()
 	go n.heightLoop()
@@ -199,10 +199,10 @@ func (n *Node) admitForwarded(raw []byte) error {
 	return nil
 }
 
-// leaderPeer returns the leader's peer ID unless this node leads.
+// leaderPeer returns the leader's peer ID (this node's own when it leads).
 func (n *Node) leaderPeer() (peer.ID, bool) {
 	_, id := n.engine.Raft.LeaderWithID()
-	if id == "" || string(id) == n.host.ID().String() {
+	if id == "" {
 		return "", false
 	}
 	pid, err := peer.Decode(string(id))

@@ -126,6 +126,8 @@ type forwardReq struct {
 type Forwarder struct {
 	h        host.Host
 	leader   func() (peer.ID, bool)
+	// local admits a batch when this node has become the leader.
+	local    SubmitFunc
 	maxBatch int
 	// retryFor bounds how long a batch is retried without a reachable leader.
 	retryFor time.Duration
@@ -139,12 +141,13 @@ type Forwarder struct {
 const forwardSenders = 2
 
 // NewForwarder starts a forwarder; leader reports the current leader's
-// peer ID (false when there is none or it is this node).
-func NewForwarder(h host.Host, leader func() (peer.ID, bool), maxBatch int, log *slog.Logger) *Forwarder {
+// peer ID (false when there is none). When the leader is this node, queued
+// transactions are admitted with local instead of being sent.
+func NewForwarder(h host.Host, leader func() (peer.ID, bool), local SubmitFunc, maxBatch int, log *slog.Logger) *Forwarder {
 	if maxBatch <= 0 || maxBatch > MaxForwardTxs {
 		maxBatch = MaxForwardTxs
 	}
-	f := &Forwarder{h: h, leader: leader, maxBatch: maxBatch, log: log, retryFor: forwardTimeout,
+	f := &Forwarder{h: h, leader: leader, local: local, maxBatch: maxBatch, log: log, retryFor: forwardTimeout,
 		queue: make(chan forwardReq, ForwardQueue), stop: make(chan struct{})}
 	for i := 0; i < forwardSenders; i++ {
 		f.wg.Add(1)
@@ -254,6 +257,15 @@ func (f *Forwarder) send(batch []forwardReq) ([]string, error) {
 	leader, ok := f.leader()
 	if !ok {
 		return nil, ErrNoLeader
+	}
+	if leader == f.h.ID() {
+		verdicts := make([]string, len(batch))
+		for i, req := range batch {
+			if err := f.local(req.raw); err != nil {
+				verdicts[i] = err.Error()
+			}
+		}
+		return verdicts, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 	defer cancel()

@@ -37,7 +37,7 @@ func forwardPair(t *testing.T) (leader, follower *Host, admitted func() int) {
 
 func TestForwardVerdicts(t *testing.T) {
 	leader, follower, admitted := forwardPair(t)
-	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { return leader.ID(), true }, 100, testLogger())
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { return leader.ID(), true }, nil, 100, testLogger())
 	defer fw.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -71,7 +71,7 @@ func TestForwardVerdicts(t *testing.T) {
 
 func TestForwardWithoutLeader(t *testing.T) {
 	_, follower, _ := forwardPair(t)
-	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { return "", false }, 100, testLogger())
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { return "", false }, nil, 100, testLogger())
 	fw.retryFor = 300 * time.Millisecond
 	defer fw.Close()
 	start := time.Now()
@@ -97,7 +97,7 @@ func TestForwardRetriesNewLeader(t *testing.T) {
 	stranger := peerID(t, newKey(t))
 	var mu sync.Mutex
 	current := stranger
-	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { mu.Lock(); defer mu.Unlock(); return current, true }, 100, testLogger())
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { mu.Lock(); defer mu.Unlock(); return current, true }, nil, 100, testLogger())
 	defer fw.Close()
 	go func() {
 		time.Sleep(200 * time.Millisecond)
@@ -139,4 +139,33 @@ func FuzzReadFrame(f *testing.F) {
 		var verdicts []string
 		readFrame(bytes.NewReader(data), &verdicts)
 	})
+}
+
+// TestForwardToSelfWhenLeader: once this node leads, queued transactions
+// are admitted locally instead of waiting for a remote leader.
+func TestForwardToSelfWhenLeader(t *testing.T) {
+	_, follower, _ := forwardPair(t)
+	var got [][]byte
+	var mu sync.Mutex
+	local := func(raw []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, raw)
+		if raw[0] == 0xff {
+			return errors.New("nonce too low")
+		}
+		return nil
+	}
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { return follower.ID(), true }, local, 100, testLogger())
+	defer fw.Close()
+	if err := fw.Forward(context.Background(), []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	var remote *RemoteError
+	if err := fw.Forward(context.Background(), []byte{0xff}); !errors.As(err, &remote) {
+		t.Fatalf("local refusal: %v", err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("admitted locally %d, want 2", len(got))
+	}
 }
