@@ -71,7 +71,7 @@ type Pool struct {
 	accounts map[common.Address]*account
 	byHash   map[common.Hash]*entry
 	ready    *list.List // FIFO of common.Address: accounts with an executable tx
-	queued   int              // not in flight
+	queued   int        // not in flight
 	notify   chan struct{}
 }
 

@@ -124,8 +124,8 @@ type forwardReq struct {
 // leader, the leader went away) is retried, against whichever node leads
 // next, until the caller's context ends.
 type Forwarder struct {
-	h        host.Host
-	leader   func() (peer.ID, bool)
+	h      host.Host
+	leader func() (peer.ID, bool)
 	// local admits a batch when this node has become the leader.
 	local    SubmitFunc
 	maxBatch int
