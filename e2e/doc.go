@@ -25,6 +25,23 @@
 //     message, the node stays up, and the state root, balances and nonces do
 //     not change (only empty heartbeat blocks are added).
 //
+// Cluster tests (node.WriteTestnet, three tallyd processes talking Raft
+// over libp2p on 127.0.0.1):
+//
+//   - TestClusterTransfersThroughFollower: 3,000 transfers submitted to a
+//     follower (forwarded to the leader) are receipted on every node, in the
+//     same block, and every height has the same hash and state root everywhere.
+//   - TestLeaderCrash: the leader is SIGKILLed under load; a new leader is
+//     elected, retrying clients succeed, the old leader catches up after a
+//     restart, and every receipted transaction is on every node exactly once.
+//   - TestFollowerCatchesUpBySnapshot: a follower stopped while the leader
+//     snapshots and compacts its log catches up by installing a snapshot.
+//   - TestPartitionFollowerAndLeader: an isolated follower stops, then
+//     catches up after healing; an isolated leader is replaced by the
+//     majority and serves no receipt while cut off; all nodes converge.
+//   - TestObserverJoinsAndLeaves: a non-validator added through the admin API
+//     catches up as a non-voter and serves reads; once removed it stops.
+//
 // The package has no non-test code besides this file. Run it with
 //
 //	go test ./e2e/ -count=1 -v
