@@ -273,9 +273,6 @@ func startConfigNode(t *testing.T, spec tnode.TestnetNode, logPath, name string)
 	return n, nil
 }
 
-// running reports whether node i's latest process runs.
-func (c *testCluster) running(i int) bool { return c.procs[i] != nil && !c.procs[i].exited() }
-
 // log returns node i's log of its latest run.
 func (c *testCluster) log(i int) string {
 	c.t.Helper()
