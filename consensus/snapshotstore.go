@@ -764,20 +764,13 @@ func syncTree(dir string) error {
 }
 
 // syncRootDir fsyncs the file or directory name inside root.
-func syncRootDir(root *os.Root, name string) error {
-	f, err := root.Open(name)
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
-}
+func syncRootDir(root *os.Root, name string) error { return syncClose(root.Open(name)) }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+// syncDir fsyncs a directory, so renames and creations in it are durable.
+func syncDir(dir string) error { return syncClose(os.Open(dir)) }
+
+// syncClose fsyncs and closes a file just opened (or returns its open error).
+func syncClose(f *os.File, err error) error {
 	if err != nil {
 		return err
 	}
