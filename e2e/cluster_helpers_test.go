@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -239,32 +238,9 @@ func startConfigNode(t *testing.T, spec tnode.TestnetNode, logPath, name string)
 	}
 	port, _ := strconv.Atoi(spec.RPC[strings.LastIndexByte(spec.RPC, ':')+1:])
 	n := &node{t: t, datadir: filepath.Join(spec.Dir, "data"), logPath: logPath, port: port, url: spec.RPC, done: make(chan struct{})}
-	f, err := os.Create(logPath)
-	if err != nil {
+	if err := n.launch(name, 40, "--config", spec.Config); err != nil {
 		return nil, err
 	}
-	n.logFile = f
-	n.cmd = exec.Command(tallydBin, "--config", spec.Config)
-	n.cmd.Stdout = f
-	n.cmd.Stderr = f
-	if err := n.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", tallydBin, err)
-	}
-	go func() {
-		n.waitErr = n.cmd.Wait()
-		n.logFile.Close()
-		close(n.done)
-	}()
-	t.Cleanup(func() {
-		if !n.exited() {
-			n.cmd.Process.Kill()
-			<-n.done
-		}
-		if t.Failed() {
-			t.Logf("tail of %s log %s (pid %d):\n%s", name, logPath, n.cmd.Process.Pid, tail(logPath, 40))
-		}
-	})
 	start := time.Now()
 	if err := n.waitReady(readyTimeout); err != nil {
 		return nil, fmt.Errorf("%s: %w\n%s", name, err, tail(logPath, 30))

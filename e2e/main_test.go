@@ -134,32 +134,9 @@ func tryStartNode(t *testing.T, datadir string, extraArgs []string) (*node, erro
 		done:    make(chan struct{}),
 	}
 	n.url = "http://127.0.0.1:" + strconv.Itoa(n.port)
-	f, err := os.Create(n.logPath)
-	if err != nil {
+	if err := n.launch("node", 60, append([]string{"--dev", "--datadir", datadir, "--http.port", strconv.Itoa(n.port)}, extraArgs...)...); err != nil {
 		return n, err
 	}
-	n.logFile = f
-	n.cmd = exec.Command(tallydBin, append([]string{"--dev", "--datadir", datadir, "--http.port", strconv.Itoa(n.port)}, extraArgs...)...)
-	n.cmd.Stdout = f
-	n.cmd.Stderr = f
-	if err := n.cmd.Start(); err != nil {
-		f.Close()
-		return n, fmt.Errorf("start %s: %w", tallydBin, err)
-	}
-	go func() {
-		n.waitErr = n.cmd.Wait()
-		n.logFile.Close()
-		close(n.done)
-	}()
-	t.Cleanup(func() {
-		if !n.exited() {
-			n.cmd.Process.Kill()
-			<-n.done
-		}
-		if t.Failed() {
-			t.Logf("tail of node log %s (pid %d):\n%s", n.logPath, n.cmd.Process.Pid, tail(n.logPath, 60))
-		}
-	})
 	start := time.Now()
 	if err := n.waitReady(readyTimeout); err != nil {
 		if !n.exited() {
@@ -170,6 +147,39 @@ func tryStartNode(t *testing.T, datadir string, extraArgs []string) (*node, erro
 	}
 	t.Logf("node pid %d ready on %s after %v (datadir %s, log %s)", n.cmd.Process.Pid, n.url, time.Since(start).Round(time.Millisecond), datadir, n.logPath)
 	return n, nil
+}
+
+// launch starts tallyd with args, its output going to n.logPath. The
+// test's cleanup kills the process if it still runs and, if the test
+// failed, prints the last tailLines lines of its log under label.
+func (n *node) launch(label string, tailLines int, args ...string) error {
+	f, err := os.Create(n.logPath)
+	if err != nil {
+		return err
+	}
+	n.logFile = f
+	n.cmd = exec.Command(tallydBin, args...)
+	n.cmd.Stdout = f
+	n.cmd.Stderr = f
+	if err := n.cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", tallydBin, err)
+	}
+	go func() {
+		n.waitErr = n.cmd.Wait()
+		n.logFile.Close()
+		close(n.done)
+	}()
+	n.t.Cleanup(func() {
+		if !n.exited() {
+			n.cmd.Process.Kill()
+			<-n.done
+		}
+		if n.t.Failed() {
+			n.t.Logf("tail of %s log %s (pid %d):\n%s", label, n.logPath, n.cmd.Process.Pid, tail(n.logPath, tailLines))
+		}
+	})
+	return nil
 }
 
 func (n *node) exited() bool {
