@@ -37,15 +37,23 @@ func TestDevGenesisFile(t *testing.T) {
 
 func TestDevGenesis(t *testing.T) {
 	g := Dev()
-	if g.ChainID != 1337 || len(g.Alloc) != DevAccounts {
+	if g.ChainID != 1337 || len(g.Alloc) != DevAccounts+6 {
 		t.Fatalf("chain id %d, %d allocations", g.ChainID, len(g.Alloc))
 	}
 	if g.Alloc[0].Address != common.HexToAddress("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266") {
 		t.Fatalf("dev account 0 is %s, want MetaMask's first test account", g.Alloc[0].Address)
 	}
-	for _, a := range g.Alloc {
-		if a.Balance.Cmp(DevBalance) != 0 {
-			t.Fatalf("%s has %s", a.Address, a.Balance)
+	for _, a := range g.Alloc[:DevAccounts] {
+		if a.Balances["CNY"].Cmp(DevBalance) != 0 || a.Balances["HKD"].Cmp(DevHKDBalance) != 0 || a.Tier != g.TopTier() {
+			t.Fatalf("%s has %v at tier %d", a.Address, a.Balances, a.Tier)
+		}
+	}
+	if g.Assets[0].Symbol != "CNY" || g.Assets[1].Symbol != "HKD" || g.Assets[1].Decimals != 2 {
+		t.Fatalf("assets %+v", g.Assets)
+	}
+	for i, want := range map[uint32]common.Address{DevBankAIndex: g.Assets[0].Banks[0], DevBankBIndex: g.Assets[1].Banks[0], DevComplianceIndex: g.Compliance, DevGovernanceIndex + 2: g.Governance.Members[2]} {
+		if a, _ := DevAddress(i); a != want {
+			t.Fatalf("role at index %d is %s, want %s", i, want, a)
 		}
 	}
 	k, err := DevKey(DevValidatorIndex)
@@ -63,9 +71,13 @@ func TestHashCommitsToEverything(t *testing.T) {
 	mods := map[string]func(g *Genesis){
 		"chainId":   func(g *Genesis) { g.ChainID++ },
 		"timestamp": func(g *Genesis) { g.TimestampMs++ },
-		"symbol":    func(g *Genesis) { g.NativeAsset.Symbol = "HKD" },
+		"symbol":    func(g *Genesis) { g.Assets[0].Symbol = "RMB" },
+		"bank":      func(g *Genesis) { g.Assets[1].Banks = g.Assets[1].Banks[:0] },
+		"tier":      func(g *Genesis) { g.Alloc[2].Tier = 1 },
+		"limit":     func(g *Genesis) { g.Tiers[1].Limits["HKD"].MaxTransfer.Add(g.Tiers[1].Limits["HKD"].MaxTransfer.Int, common.Big1) },
+		"threshold": func(g *Genesis) { g.Governance.Threshold = 3 },
 		"validator": func(g *Genesis) { g.Validators[0].Name = "other" },
-		"balance":   func(g *Genesis) { g.Alloc[3].Balance.Int.Add(g.Alloc[3].Balance.Int, common.Big1) },
+		"balance":   func(g *Genesis) { g.Alloc[3].Balances["HKD"].Add(g.Alloc[3].Balances["HKD"].Int, common.Big1) },
 		"drop":      func(g *Genesis) { g.Alloc = g.Alloc[1:] },
 	}
 	for name, mod := range mods {
@@ -92,8 +104,16 @@ func TestParseRejects(t *testing.T) {
 		"numeric balance": {strings.Replace(valid, `"1000000000000000000000000000000"`, `12`, 1), "decimal string"},
 		"trailing":        {valid + "{}", "trailing"},
 		"not json":        {"chainId = 5", "invalid"},
-		"no validators":   {`{"chainId":1,"nativeAsset":{"symbol":"X","decimals":18},"validators":[]}`, "validators"},
-		"bad pubkey":      {`{"chainId":1,"nativeAsset":{"symbol":"X","decimals":18},"validators":[{"publicKey":"0x02"}]}`, "publicKey"},
+		"no validators":   {strings.Replace(valid, `"name": "dev-validator"`, `"name": "x"}, {"name": "dev-validator"`, 1), "publicKey"},
+		"bad pubkey":      {strings.Replace(valid, `"0x0282b2ca`, `"0x0582b2ca`, 1), "publicKey"},
+		"unknown asset":   {strings.Replace(valid, `"HKD": "100000000000000"`, `"USD": "1"`, 1), "unknown asset"},
+		"bad symbol":      {strings.Replace(valid, `"symbol": "HKD"`, `"symbol": "hk$"`, 1), "symbol"},
+		"dup symbol":      {strings.Replace(valid, `"symbol": "HKD"`, `"symbol": "CNY"`, 1), "used twice"},
+		"tier missing":    {strings.Replace(valid, `"tier": 3`, `"tier": 9`, 1), "tier 9"},
+		"over max":        {strings.Replace(valid, `"tier": 3`, `"tier": 1`, 1), "maxBalance"},
+		"no compliance":   {strings.Replace(valid, `"compliance": "0x`, `"compliance": "0x0000000000000000000000000000000000000000", "x": "0x`, 1), "unknown field"},
+		"threshold":       {strings.Replace(valid, `"threshold": 2`, `"threshold": 4`, 1), "governance.threshold"},
+		"limit not text":  {strings.Replace(valid, `"maxTransfer": "0"`, `"maxTransfer": 0`, 1), "decimal string"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -28,7 +28,7 @@ func TestWriteTestnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(g.Validators) != 3 || len(g.Alloc) != genesis.DevAccounts || g.ChainID != genesis.DevChainID {
+	if len(g.Validators) != 3 || len(g.Alloc) != len(genesis.Dev().Alloc) || g.ChainID != genesis.DevChainID {
 		t.Fatalf("genesis: %d validators, %d allocations, chain %d", len(g.Validators), len(g.Alloc), g.ChainID)
 	}
 	for i, nd := range nodes {

@@ -81,7 +81,8 @@ func (d *DB) ApplyBlock(b *chain.Block, raftIndex uint64, senders *chain.SenderC
 	var res *Result
 	if rejectErr == nil {
 		var err error
-		res, err = Execute(d, b.Txs, froms)
+		timeMs, _ := chain.TimeMs(b.Header) // checked by VerifyHeader
+		res, err = Execute(d, BlockContext{Number: b.Number(), TimeMs: timeMs}, b.Txs, froms)
 		switch {
 		case err != nil:
 			rejectErr = rejectf("execute: %v", err)

@@ -55,11 +55,16 @@ func (b *Built) AsParent() Parent {
 // that cannot be included, and returns the block sealed by key. The block
 // time is max(nowMs, parent + 1 ms), so it never goes back.
 func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.Address, nowMs uint64, key *crypto.PrivateKey, chainID uint64) (*Built, error) {
+	rules, err := LoadRules(base)
+	if err != nil {
+		return nil, fmt.Errorf("build block %d: %w", par.Number+1, err)
+	}
+	blk := BlockContext{Number: par.Number + 1, TimeMs: max(nowMs, par.TimeMs+1)}
 	res := &Result{Writes: NewOverlay(base), Receipts: make([]*types.Receipt, 0, len(txs))}
 	out := &Built{Writes: res.Writes, Included: make([]int, 0, len(txs))}
 	included := make([]*types.Transaction, 0, len(txs))
 	for i, tx := range txs {
-		o, err := ExecuteTx(res.Writes, tx, senders[i], res.GasUsed)
+		o, err := ExecuteTx(res.Writes, rules, blk, tx, senders[i], res.GasUsed)
 		if err != nil {
 			out.Dropped = append(out.Dropped, Dropped{Index: i, Err: err})
 			continue
@@ -68,7 +73,7 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 		included = append(included, tx)
 		out.Included = append(out.Included, i)
 	}
-	h := chain.NewHeader(par.Hash, par.Number+1, max(nowMs, par.TimeMs+1), key.Address())
+	h := chain.NewHeader(par.Hash, blk.Number, blk.TimeMs, key.Address())
 	h.MixDigest = par.History.Root()
 	if err := FinishHeader(h, par.Root, included, res); err != nil {
 		return nil, fmt.Errorf("build block %d: %w", par.Number+1, err)

@@ -326,8 +326,22 @@ func GenesisBlock(g *genesis.Genesis) (*chain.Block, *Overlay, error) {
 		}
 		o.Set(validatorKey(a), []byte(name))
 	}
+	o.Set(keyRules, g.Rules.Encode())
+	minted := make([]*big.Int, len(g.Assets))
+	for i := range minted {
+		minted[i] = new(big.Int)
+	}
 	for _, al := range g.Alloc {
-		o.SetBalance(NativeAsset, al.Address, new(big.Int).Set(al.Balance.Int))
+		o.SetAccount(al.Address, Account{Tier: al.Tier})
+		for sym, bal := range al.Balances {
+			id, _ := g.AssetID(sym) // checked by Validate
+			o.SetBalance(id, al.Address, new(big.Int).Set(bal.Int))
+			minted[id].Add(minted[id], bal.Int)
+		}
+	}
+	// Genesis allocations count as minted at height 0 (DESIGN.md decision 9).
+	for id, m := range minted {
+		o.SetSupply(uint32(id), Supply{Minted: m, Burned: new(big.Int), Escrow: new(big.Int)})
 	}
 	h := chain.NewHeader(common.Hash{}, 0, g.TimestampMs, common.Address{})
 	gh := g.Hash()

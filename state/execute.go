@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -28,7 +29,6 @@ const (
 // Failure reasons of an included transaction with status 0. They are not
 // errors of the block; they are what eth_call and the CLI report.
 var (
-	ErrInsufficientBalance = errors.New("insufficient balance for transfer")
 	ErrDataNotAllowed      = errors.New("calldata is only accepted by system addresses")
 )
 
@@ -37,14 +37,16 @@ type Outcome struct {
 	Receipt *types.Receipt
 	// Reason says why a status-0 transaction failed; nil on success.
 	Reason error
+	// Output is a successful system call's ABI-encoded return value.
+	Output []byte
 }
 
-// ExecuteTx applies one transaction sent by from to o. cumGas is the block's
-// gas used before it. An error means the transaction cannot be included at
-// all (its nonce is not the account's next); o is then unchanged. A
-// transaction that fails at execution consumes its nonce and gets a receipt
-// with status 0 and a Reason.
-func ExecuteTx(o *Overlay, tx *types.Transaction, from common.Address, cumGas uint64) (Outcome, error) {
+// ExecuteTx applies one transaction sent by from to o under rules, in the
+// block blk. cumGas is the block's gas used before it. An error means the
+// transaction cannot be included at all (its nonce is not the account's
+// next); o is then unchanged. A transaction that fails at execution
+// consumes its nonce and gets a receipt with status 0 and a Reason.
+func ExecuteTx(o *Overlay, rules *Rules, blk BlockContext, tx *types.Transaction, from common.Address, cumGas uint64) (Outcome, error) {
 	nonce, err := o.Nonce(from)
 	if err != nil {
 		return Outcome{}, err
@@ -59,46 +61,65 @@ func ExecuteTx(o *Overlay, tx *types.Transaction, from common.Address, cumGas ui
 	}
 	o.SetNonce(from, nonce+1)
 
-	gas := uint64(chain.GasPerTransfer)
-	reason, err := transfer(o, tx, from)
-	if err != nil {
+	out, logs, gas, err := run(o, rules, blk, from, *tx.To(), tx.Value(), tx.Data(), tx.Gas())
+	reason, isRevert := IsRevert(err)
+	if err != nil && !isRevert {
 		return Outcome{}, err
 	}
-	status := StatusSuccess
-	if reason != nil {
-		status = StatusFailed
+	if isRevert {
+		return Outcome{Receipt: chain.NewReceipt(tx, StatusFailed, gas, cumGas+gas, nil), Reason: reason}, nil
 	}
-	return Outcome{Receipt: chain.NewReceipt(tx, status, gas, cumGas+gas, nil), Reason: reason}, nil
+	return Outcome{Receipt: chain.NewReceipt(tx, StatusSuccess, gas, cumGas+gas, logs), Output: out}, nil
 }
 
-// transfer moves the native value of tx. It returns the failure reason for a
-// status-0 receipt, or an error when the state cannot be read.
-func transfer(o *Overlay, tx *types.Transaction, from common.Address) (reason error, err error) {
-	if len(tx.Data()) != 0 {
-		return ErrDataNotAllowed, nil
+// run executes a transfer or a system call on o. On a *Revert, o holds none
+// of its writes. gasLimit below what the operation uses is a revert.
+func run(o *Overlay, rules *Rules, blk BlockContext, from, to common.Address, value *big.Int, data []byte, gasLimit uint64) (out []byte, logs []*types.Log, gas uint64, err error) {
+	x := &exec{o: o, rules: rules, blk: blk, from: from}
+	if !chain.IsSystemAddress(to) {
+		gas = chain.GasPerTransfer
+		if len(data) != 0 {
+			return nil, nil, gas, &Revert{Reason: ErrDataNotAllowed.Error()}
+		}
+		// move writes nothing unless every check passes.
+		return nil, nil, gas, x.move(NativeAsset, from, to, value, false)
 	}
-	to := *tx.To()
-	value := tx.Value()
-	if value.Sign() == 0 {
-		return nil, nil
+	gas = chain.GasPerSystemCall
+	switch {
+	case gasLimit < gas:
+		return nil, nil, gasLimit, revertf("out of gas: a system operation uses %d", gas)
+	case value.Sign() != 0:
+		return nil, nil, gas, revertf("system operations take no value")
 	}
-	fromBal, err := o.Balance(NativeAsset, from)
+	x.o = NewOverlay(o)
+	out, err = x.systemCall(to, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, gas, err
 	}
-	if fromBal.Cmp(value) < 0 {
-		return ErrInsufficientBalance, nil
+	x.o.mergeInto(o)
+	return out, x.logs, gas, nil
+}
+
+// mergeInto copies o's writes into parent (o's base).
+func (o *Overlay) mergeInto(parent *Overlay) {
+	for k, v := range o.writes {
+		parent.writes[k] = v
 	}
-	if from == to {
-		return nil, nil
-	}
-	toBal, err := o.Balance(NativeAsset, to)
+}
+
+// Call runs a transaction's effect on base without a transaction: no nonce,
+// no commit. It is eth_call and eth_estimateGas: it returns the outputs and
+// the gas the transaction would use, or the *Revert it would fail with.
+func Call(base Reader, blk BlockContext, from, to common.Address, value *big.Int, data []byte) (out []byte, gas uint64, err error) {
+	rules, err := LoadRules(base)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	o.SetBalance(NativeAsset, from, fromBal.Sub(fromBal, value))
-	o.SetBalance(NativeAsset, to, toBal.Add(toBal, value))
-	return nil, nil
+	if value == nil {
+		value = new(big.Int)
+	}
+	out, _, gas, err = run(NewOverlay(base), rules, blk, from, to, value, data, math.MaxUint64)
+	return out, gas, err
 }
 
 // Result is the outcome of executing a block's transactions.
@@ -109,12 +130,17 @@ type Result struct {
 	Bloom    types.Bloom
 }
 
-// Execute runs txs (with their senders) on a new overlay over base. Any
-// transaction that cannot be included makes the whole execution fail.
-func Execute(base Reader, txs []*types.Transaction, senders []common.Address) (*Result, error) {
+// Execute runs txs (with their senders) on a new overlay over base, in the
+// block blk. Any transaction that cannot be included makes the whole
+// execution fail.
+func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []common.Address) (*Result, error) {
+	rules, err := LoadRules(base)
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{Writes: NewOverlay(base), Receipts: make([]*types.Receipt, 0, len(txs))}
 	for i, tx := range txs {
-		out, err := ExecuteTx(res.Writes, tx, senders[i], res.GasUsed)
+		out, err := ExecuteTx(res.Writes, rules, blk, tx, senders[i], res.GasUsed)
 		if err != nil {
 			return nil, fmt.Errorf("tx %d (%s): %w", i, tx.Hash(), err)
 		}

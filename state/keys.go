@@ -14,6 +14,15 @@ var (
 	prefixNonce     = []byte("sn") // + address → uint64 big-endian
 	prefixBalance   = []byte("sb") // + asset uint32 + address → big-endian magnitude
 	prefixValidator = []byte("sv") // + address → name
+	keyRules        = []byte("sr") // → genesis.Rules canonical JSON
+	prefixAccount   = []byte("sk") // + address → tier byte ++ frozen byte
+	prefixOutflow   = []byte("so") // + asset + address → UTC day uint64 ++ amount magnitude
+	prefixSupply    = []byte("ss") // + asset → RLP supply{Minted, Burned, Escrow}
+	prefixBankRef   = []byte("sm") // + bankRef → asset uint32 ++ block number uint64
+	prefixWithdraw  = []byte("sw") // + id uint64 → RLP Withdrawal
+	keyWithdrawSeq  = []byte("sq") // → last withdrawal id uint64
+	prefixPayment   = []byte("sp") // + asset + merchant + ref + payer → RLP payment{Paid, Refunded}
+	prefixAllowance = []byte("sa") // + asset + owner + spender → amount magnitude
 
 	keyHead     = []byte("mhead")    // → headRLP
 	keyHistory  = []byte("mhistory") // → chain.History
@@ -44,6 +53,23 @@ func balanceKey(asset uint32, a common.Address) []byte {
 	k = binary.BigEndian.AppendUint32(k, asset)
 	return append(k, a[:]...)
 }
+
+// key concatenates a prefix and parts into a new key.
+func key(prefix []byte, parts ...[]byte) []byte {
+	n := len(prefix)
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 0, n)
+	k = append(k, prefix...)
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func validatorKey(a common.Address) []byte {
 	return append(append(make([]byte, 0, 22), prefixValidator...), a[:]...)

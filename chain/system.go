@@ -1,0 +1,109 @@
+package chain
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+
+	tally "github.com/tally-ledger/tally"
+	"github.com/tally-ledger/tally/crypto"
+)
+
+// System addresses. There is no EVM (DESIGN.md decision 2): a transaction to
+// one of these addresses calls a system operation with ABI-encoded calldata.
+//
+//	0x…1000 + id   the ERC-20 facade of asset id (id 0 is the native asset)
+//	0x…0c01        compliance (KYC tiers, freezes)
+var (
+	ComplianceAddress = common.HexToAddress("0x0000000000000000000000000000000000000c01")
+)
+
+// assetBase is the facade address of asset 0.
+const assetBase = 0x1000
+
+// MaxAssetID is the highest asset id with a facade address.
+const MaxAssetID = 0xefff
+
+// AssetAddress returns the ERC-20 facade address of asset id.
+func AssetAddress(id uint32) common.Address {
+	if id > MaxAssetID {
+		panic(fmt.Sprintf("asset id %d has no facade address", id))
+	}
+	var a common.Address
+	v := assetBase + id
+	a[18], a[19] = byte(v>>8), byte(v)
+	return a
+}
+
+// AssetID returns the asset id whose facade is at a.
+func AssetID(a common.Address) (uint32, bool) {
+	for _, b := range a[:18] {
+		if b != 0 {
+			return 0, false
+		}
+	}
+	v := uint32(a[18])<<8 | uint32(a[19])
+	if v < assetBase {
+		return 0, false
+	}
+	return v - assetBase, true
+}
+
+// IsSystemAddress reports whether a is a system contract address (an asset
+// facade or compliance). Whether an asset id exists is the state's business.
+func IsSystemAddress(a common.Address) bool {
+	_, ok := AssetID(a)
+	return ok || a == ComplianceAddress
+}
+
+// SystemCode is what eth_getCode returns at a system address: a single
+// INVALID opcode, so client libraries see a contract while nothing could
+// ever run it.
+var SystemCode = []byte{0xfe}
+
+// GasPerSystemCall is the gas a system operation uses, whatever it does;
+// gas is not charged (there are no fees), the value keeps clients working.
+const GasPerSystemCall = 60_000
+
+// MaxCalldata bounds a system call's calldata (the longest is a string
+// reason); longer calldata is refused at admission.
+const MaxCalldata = 4096
+
+// Contract ABIs, parsed once from the published files under abi/.
+var (
+	AssetABI      = mustABI("Asset")
+	ComplianceABI = mustABI("Compliance")
+)
+
+// ABIJSON returns the published ABI of a system contract ("Asset", "Compliance").
+func ABIJSON(contract string) ([]byte, error) {
+	return tally.ABIFiles.ReadFile("abi/" + contract + ".json")
+}
+
+func mustABI(name string) abi.ABI {
+	b, err := ABIJSON(name)
+	if err != nil {
+		panic(fmt.Sprintf("abi %s: %v", name, err))
+	}
+	a, err := abi.JSON(strings.NewReader(string(b)))
+	if err != nil {
+		panic(fmt.Sprintf("abi %s: %v", name, err)) // a test loads every file
+	}
+	return a
+}
+
+// errorSelector is the selector of Solidity's Error(string).
+var errorSelector = crypto.Keccak256([]byte("Error(string)"))
+
+// EncodeRevert returns the revert data of a failure reason: the ABI
+// encoding of Error(reason), as Solidity's require produces it.
+func EncodeRevert(reason string) []byte {
+	t, _ := abi.NewType("string", "", nil)
+	enc, err := abi.Arguments{{Type: t}}.Pack(reason)
+	if err != nil {
+		panic(fmt.Sprintf("pack revert reason: %v", err)) // a string always packs
+	}
+	return append(append([]byte{}, errorSelector[:4]...), enc...)
+}

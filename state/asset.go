@@ -1,0 +1,339 @@
+package state
+
+import (
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/tally-ledger/tally/chain"
+)
+
+// maxUint256 is what an unlimited allowance reports.
+var maxUint256 = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1))
+
+// asset runs operation name of asset id's facade (abi/Asset.json) with
+// decoded args and returns its outputs.
+func (x *exec) asset(id uint32, name string, args []any) ([]any, error) {
+	facade := chain.AssetAddress(id)
+	info := x.rules.Assets[id]
+	addr := func(i int) common.Address { return args[i].(common.Address) }
+	num := func(i int) *big.Int { return args[i].(*big.Int) }
+	hash := func(i int) common.Hash { return common.Hash(args[i].([32]byte)) }
+	ok := []any{true}
+
+	switch name {
+	case "name":
+		return []any{info.Name}, nil
+	case "symbol":
+		return []any{info.Symbol}, nil
+	case "decimals":
+		return []any{info.Decimals}, nil
+	case "totalSupply":
+		s, err := x.o.Supply(id)
+		if err != nil {
+			return nil, err
+		}
+		return []any{new(big.Int).Sub(s.Minted, s.Burned)}, nil
+	case "balanceOf":
+		if addr(0) == facade { // the facade holds the escrow, as its Transfer logs say
+			s, err := x.o.Supply(id)
+			if err != nil {
+				return nil, err
+			}
+			return []any{s.Escrow}, nil
+		}
+		bal, err := x.o.Balance(id, addr(0))
+		return []any{bal}, err
+	case "allowance":
+		v, err := x.o.Allowance(id, addr(0), addr(1))
+		return []any{v}, err
+	case "isIssuer":
+		return []any{x.rules.IsBank(id, addr(0))}, nil
+	case "bankRefUsed":
+		used, err := x.o.BankRefUsed(hash(0))
+		return []any{used}, err
+	case "withdrawal":
+		w, found, err := x.withdrawalOf(id, num(0))
+		if err != nil || !found {
+			return []any{common.Address{}, new(big.Int), [32]byte{}, uint8(0)}, err
+		}
+		return []any{w.Holder, w.Amount, [32]byte(w.PayoutRef), w.Status}, nil
+	case "paidUnderReference":
+		p, err := x.o.Payment(id, addr(0), hash(1), addr(2))
+		return []any{p.Paid, p.Refunded}, err
+	case "supply":
+		s, err := x.o.Supply(id)
+		if err != nil {
+			return nil, err
+		}
+		return []any{s.Minted, s.Burned, s.Escrow, s.Circulating()}, nil
+
+	case "transfer":
+		if err := x.move(id, x.from, addr(0), num(1), false); err != nil {
+			return nil, err
+		}
+		x.transferLog(id, x.from, addr(0), num(1))
+		return ok, nil
+	case "transferWithReference":
+		return ok, x.pay(id, addr(0), num(1), hash(2))
+	case "approve":
+		return ok, x.approve(id, addr(0), num(1))
+	case "transferFrom":
+		return ok, x.transferFrom(id, addr(0), addr(1), num(2))
+	case "refund":
+		return ok, x.refund(id, hash(0), addr(1), num(2))
+	case "mint":
+		return ok, x.mint(id, addr(0), num(1), hash(2))
+	case "requestWithdrawal":
+		wid, err := x.requestWithdrawal(id, num(0), hash(1))
+		return []any{new(big.Int).SetUint64(wid)}, err
+	case "settleWithdrawal":
+		return ok, x.closeWithdrawal(id, num(0), WithdrawalSettled, "")
+	case "refundWithdrawal":
+		return ok, x.closeWithdrawal(id, num(0), WithdrawalRefunded, args[1].(string))
+	case "forceTransfer":
+		return ok, x.forceTransfer(id, addr(0), addr(1), num(2), args[3].(string))
+	}
+	return nil, revertf("operation %s is not implemented by asset %s", name, info.Symbol)
+}
+
+// pay is transferWithReference: a transfer a merchant can match to an
+// order, and later refund up to what was paid under the reference.
+func (x *exec) pay(id uint32, to common.Address, amount *big.Int, ref common.Hash) error {
+	if err := x.move(id, x.from, to, amount, false); err != nil {
+		return err
+	}
+	p, err := x.o.Payment(id, to, ref, x.from)
+	if err != nil {
+		return err
+	}
+	p.Paid.Add(p.Paid, amount)
+	x.o.SetPayment(id, to, ref, x.from, p)
+	x.transferLog(id, x.from, to, amount)
+	x.log(chain.AssetAddress(id), chain.AssetABI.Events["PaymentReference"], []common.Hash{ref, addrTopic(x.from), addrTopic(to)}, amount)
+	return nil
+}
+
+// refund returns part of what to paid the caller (the merchant) under ref.
+func (x *exec) refund(id uint32, ref common.Hash, to common.Address, amount *big.Int) error {
+	if err := positive(amount); err != nil {
+		return err
+	}
+	p, err := x.o.Payment(id, x.from, ref, to)
+	if err != nil {
+		return err
+	}
+	left := new(big.Int).Sub(p.Paid, p.Refunded)
+	if amount.Cmp(left) > 0 {
+		return revertf("refund of %s is more than the %s %s paid under reference %s left to refund", amount, to, left, ref)
+	}
+	if err := x.move(id, x.from, to, amount, false); err != nil {
+		return err
+	}
+	p.Refunded.Add(p.Refunded, amount)
+	x.o.SetPayment(id, x.from, ref, to, p)
+	x.transferLog(id, x.from, to, amount)
+	x.log(chain.AssetAddress(id), chain.AssetABI.Events["Refund"], []common.Hash{ref, addrTopic(x.from), addrTopic(to)}, amount)
+	return nil
+}
+
+func (x *exec) approve(id uint32, spender common.Address, amount *big.Int) error {
+	acc, err := x.o.Account(x.from)
+	if err != nil {
+		return err
+	}
+	if acc.Frozen {
+		return revertf("account %s is frozen", x.from)
+	}
+	if spender == (common.Address{}) {
+		return revertf("approve to the zero address")
+	}
+	x.o.SetAllowance(id, x.from, spender, amount)
+	x.log(chain.AssetAddress(id), chain.AssetABI.Events["Approval"], []common.Hash{addrTopic(x.from), addrTopic(spender)}, amount)
+	return nil
+}
+
+// transferFrom moves owner's money by the caller's allowance; the owner's
+// tier and limits apply, and the caller must not be frozen either.
+func (x *exec) transferFrom(id uint32, owner, to common.Address, amount *big.Int) error {
+	acc, err := x.o.Account(x.from)
+	if err != nil {
+		return err
+	}
+	if acc.Frozen {
+		return revertf("account %s is frozen", x.from)
+	}
+	allowed, err := x.o.Allowance(id, owner, x.from)
+	if err != nil {
+		return err
+	}
+	if allowed.Cmp(amount) < 0 {
+		return revertf("allowance of %s from %s is %s, below %s", x.from, owner, allowed, amount)
+	}
+	if err := x.move(id, owner, to, amount, false); err != nil {
+		return err
+	}
+	x.o.SetAllowance(id, owner, x.from, allowed.Sub(allowed, amount))
+	x.transferLog(id, owner, to, amount)
+	return nil
+}
+
+// mint issues amount to `to` for one fiat deposit, identified by bankRef
+// forever (DESIGN.md decision 9).
+func (x *exec) mint(id uint32, to common.Address, amount *big.Int, bankRef common.Hash) error {
+	info := x.rules.Assets[id]
+	if !x.rules.IsBank(id, x.from) {
+		return revertf("%s is not an issuing bank of %s", x.from, info.Symbol)
+	}
+	if err := positive(amount); err != nil {
+		return err
+	}
+	if used, err := x.o.BankRefUsed(bankRef); err != nil || used {
+		if err != nil {
+			return err
+		}
+		return revertf("bank reference %s has already minted", bankRef)
+	}
+	bal, err := x.o.Balance(id, to)
+	if err != nil {
+		return err
+	}
+	bal.Add(bal, amount)
+	if err := x.checkRecipient(id, to, bal); err != nil {
+		return err
+	}
+	s, err := x.o.Supply(id)
+	if err != nil {
+		return err
+	}
+	s.Minted.Add(s.Minted, amount)
+	x.o.SetSupply(id, s)
+	x.o.SetBalance(id, to, bal)
+	x.o.useBankRef(bankRef, id, x.blk.Number)
+	x.transferLog(id, common.Address{}, to, amount)
+	x.log(chain.AssetAddress(id), chain.AssetABI.Events["Minted"], []common.Hash{bankRef, addrTopic(x.from), addrTopic(to)}, amount)
+	return nil
+}
+
+// requestWithdrawal moves amount from the caller into escrow until an
+// issuing bank settles or refunds it.
+func (x *exec) requestWithdrawal(id uint32, amount *big.Int, payoutRef common.Hash) (uint64, error) {
+	if err := positive(amount); err != nil {
+		return 0, err
+	}
+	outflow, err := x.checkSender(id, x.from, amount)
+	if err != nil {
+		return 0, err
+	}
+	bal, err := x.o.Balance(id, x.from)
+	if err != nil {
+		return 0, err
+	}
+	if bal.Cmp(amount) < 0 {
+		return 0, revertf("insufficient balance: %s has %s, needs %s", x.from, bal, amount)
+	}
+	s, err := x.o.Supply(id)
+	if err != nil {
+		return 0, err
+	}
+	wid, err := x.o.nextWithdrawalID()
+	if err != nil {
+		return 0, err
+	}
+	x.o.SetOutflow(id, x.from, x.blk.Day(), outflow)
+	x.o.SetBalance(id, x.from, bal.Sub(bal, amount))
+	s.Escrow.Add(s.Escrow, amount)
+	x.o.SetSupply(id, s)
+	x.o.SetWithdrawal(wid, Withdrawal{Asset: id, Holder: x.from, Amount: new(big.Int).Set(amount), PayoutRef: payoutRef, Status: WithdrawalPending})
+	facade := chain.AssetAddress(id)
+	x.transferLog(id, x.from, facade, amount)
+	x.log(facade, chain.AssetABI.Events["WithdrawalRequested"], []common.Hash{numTopic(wid), addrTopic(x.from)}, amount, [32]byte(payoutRef))
+	return wid, nil
+}
+
+// withdrawalOf returns withdrawal wid if it is of asset id.
+func (x *exec) withdrawalOf(id uint32, wid *big.Int) (Withdrawal, bool, error) {
+	if !wid.IsUint64() {
+		return Withdrawal{}, false, nil
+	}
+	w, found, err := x.o.Withdrawal(wid.Uint64())
+	if err != nil || !found || w.Asset != id {
+		return Withdrawal{}, false, err
+	}
+	return w, true, nil
+}
+
+// closeWithdrawal settles (burns the escrow) or refunds (returns it to the
+// holder) a pending withdrawal: exactly one of the two, once. A refund
+// returns the money even to a holder frozen or over its maximum since.
+func (x *exec) closeWithdrawal(id uint32, wid *big.Int, to uint8, reason string) error {
+	info := x.rules.Assets[id]
+	if !x.rules.IsBank(id, x.from) {
+		return revertf("%s is not an issuing bank of %s", x.from, info.Symbol)
+	}
+	if to == WithdrawalRefunded {
+		if err := reasonArg(reason); err != nil {
+			return err
+		}
+	}
+	w, found, err := x.withdrawalOf(id, wid)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !found:
+		return revertf("no %s withdrawal %s", info.Symbol, wid)
+	case w.Status == WithdrawalSettled:
+		return revertf("withdrawal %s is already settled", wid)
+	case w.Status == WithdrawalRefunded:
+		return revertf("withdrawal %s is already refunded", wid)
+	}
+	s, err := x.o.Supply(id)
+	if err != nil {
+		return err
+	}
+	s.Escrow.Sub(s.Escrow, w.Amount)
+	if s.Escrow.Sign() < 0 {
+		panic("state: escrow below zero") // invariant: escrow holds every pending withdrawal
+	}
+	facade := chain.AssetAddress(id)
+	topics := []common.Hash{numTopic(wid.Uint64()), addrTopic(x.from), addrTopic(w.Holder)}
+	if to == WithdrawalSettled {
+		s.Burned.Add(s.Burned, w.Amount)
+		x.transferLog(id, facade, common.Address{}, w.Amount)
+		x.log(facade, chain.AssetABI.Events["WithdrawalSettled"], topics, w.Amount)
+	} else {
+		bal, err := x.o.Balance(id, w.Holder)
+		if err != nil {
+			return err
+		}
+		x.o.SetBalance(id, w.Holder, bal.Add(bal, w.Amount))
+		x.transferLog(id, facade, w.Holder, w.Amount)
+		x.log(facade, chain.AssetABI.Events["WithdrawalRefunded"], topics, w.Amount, reason)
+	}
+	x.o.SetSupply(id, s)
+	w.Status = to
+	x.o.SetWithdrawal(wid.Uint64(), w)
+	return nil
+}
+
+// forceTransfer is the compliance authority moving money without the
+// holder's signature (court orders, lost-key recovery): the sender's freeze
+// and limits do not apply; the recipient's do.
+func (x *exec) forceTransfer(id uint32, from, to common.Address, amount *big.Int, reason string) error {
+	if x.from != x.rules.Compliance {
+		return revertf("only the compliance authority %s may force a transfer", x.rules.Compliance)
+	}
+	if err := reasonArg(reason); err != nil {
+		return err
+	}
+	if err := positive(amount); err != nil {
+		return err
+	}
+	if err := x.move(id, from, to, amount, true); err != nil {
+		return err
+	}
+	x.transferLog(id, from, to, amount)
+	x.log(chain.AssetAddress(id), chain.AssetABI.Events["ForcedTransfer"], []common.Hash{addrTopic(from), addrTopic(to)}, amount, reason)
+	return nil
+}

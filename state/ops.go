@@ -1,0 +1,258 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+)
+
+// Revert is why an operation failed. The transaction is included with
+// status 0 and changes nothing but its sender's nonce; eth_call and
+// eth_estimateGas return it as go-ethereum does (code 3, Error(string)).
+type Revert struct{ Reason string }
+
+func (r *Revert) Error() string { return r.Reason }
+
+func revertf(format string, args ...any) error {
+	return &Revert{Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsRevert returns the revert in err's chain, if any.
+func IsRevert(err error) (*Revert, bool) {
+	var r *Revert
+	ok := errors.As(err, &r)
+	return r, ok
+}
+
+// BlockContext is what execution knows of the block it runs in; it never
+// reads the clock (DESIGN.md decision 5).
+type BlockContext struct {
+	Number uint64
+	TimeMs uint64
+}
+
+// Day is the UTC day of the block time, the unit of daily limits.
+func (b BlockContext) Day() uint64 { return b.TimeMs / 86_400_000 }
+
+// maxReason bounds the reason strings operations record in logs.
+const maxReason = 256
+
+// exec runs one operation of one sender on an overlay and collects its logs.
+// A Revert leaves writes in the overlay: callers run operations on a child
+// overlay they discard on failure.
+type exec struct {
+	o     *Overlay
+	rules *Rules
+	blk   BlockContext
+	from  common.Address
+	logs  []*types.Log
+}
+
+func (x *exec) log(contract common.Address, ev abi.Event, topics []common.Hash, data ...any) {
+	enc, err := ev.Inputs.NonIndexed().Pack(data...)
+	if err != nil {
+		panic(fmt.Sprintf("pack %s log: %v", ev.Name, err)) // arguments are built here with the right types
+	}
+	x.logs = append(x.logs, &types.Log{Address: contract, Topics: append([]common.Hash{ev.ID}, topics...), Data: enc})
+}
+
+func addrTopic(a common.Address) common.Hash { return common.BytesToHash(a[:]) }
+
+func numTopic(n uint64) common.Hash { return common.BigToHash(new(big.Int).SetUint64(n)) }
+
+// checkSender checks that from may send amount of asset now and returns its
+// outflow for the day including amount.
+func (x *exec) checkSender(asset uint32, from common.Address, amount *big.Int) (*big.Int, error) {
+	acc, err := x.o.Account(from)
+	if err != nil {
+		return nil, err
+	}
+	if acc.Frozen {
+		return nil, revertf("account %s is frozen", from)
+	}
+	if acc.Tier < 1 {
+		return nil, revertf("account %s is not KYC-verified: tier 0 may only receive", from)
+	}
+	l := x.rules.limitsOf(acc.Tier, asset)
+	if l.maxTransfer != nil && amount.Cmp(l.maxTransfer) > 0 {
+		return nil, revertf("amount %s is over the per-transfer limit %s of tier %d", amount, l.maxTransfer, acc.Tier)
+	}
+	out, err := x.o.Outflow(asset, from, x.blk.Day())
+	if err != nil {
+		return nil, err
+	}
+	out.Add(out, amount)
+	if l.maxDaily != nil && out.Cmp(l.maxDaily) > 0 {
+		left := new(big.Int).Sub(l.maxDaily, out)
+		left.Add(left, amount)
+		return nil, revertf("amount %s is over the daily outflow limit %s of tier %d: %s left today (UTC)", amount, l.maxDaily, acc.Tier, left)
+	}
+	return out, nil
+}
+
+// checkRecipient checks that to may receive and hold newBalance of asset.
+func (x *exec) checkRecipient(asset uint32, to common.Address, newBalance *big.Int) error {
+	if to == (common.Address{}) {
+		return revertf("transfer to the zero address")
+	}
+	if chain.IsSystemAddress(to) {
+		return revertf("transfer to system address %s", to)
+	}
+	acc, err := x.o.Account(to)
+	if err != nil {
+		return err
+	}
+	if acc.Frozen {
+		return revertf("account %s is frozen", to)
+	}
+	l := x.rules.limitsOf(acc.Tier, asset)
+	if l.maxBalance != nil && newBalance.Cmp(l.maxBalance) > 0 {
+		return revertf("balance of %s would be %s, over the maximum %s of tier %d", to, newBalance, l.maxBalance, acc.Tier)
+	}
+	return nil
+}
+
+// move transfers amount of asset from → to after every check: the sender's
+// freeze, tier and limits (unless forced), its balance, and the recipient's
+// freeze and maximum balance. Nothing is written unless every check passes.
+func (x *exec) move(asset uint32, from, to common.Address, amount *big.Int, forced bool) error {
+	var outflow *big.Int
+	if !forced {
+		var err error
+		if outflow, err = x.checkSender(asset, from, amount); err != nil {
+			return err
+		}
+	}
+	fromBal, err := x.o.Balance(asset, from)
+	if err != nil {
+		return err
+	}
+	if fromBal.Cmp(amount) < 0 {
+		return revertf("insufficient balance: %s has %s, needs %s", from, fromBal, amount)
+	}
+	toBal := new(big.Int).Set(fromBal)
+	if from != to {
+		if toBal, err = x.o.Balance(asset, to); err != nil {
+			return err
+		}
+	}
+	toBal.Add(toBal, amount)
+	if from == to {
+		toBal.Sub(toBal, amount)
+	}
+	if err := x.checkRecipient(asset, to, toBal); err != nil {
+		return err
+	}
+	if outflow != nil && amount.Sign() > 0 {
+		x.o.SetOutflow(asset, from, x.blk.Day(), outflow)
+	}
+	if from != to {
+		x.o.SetBalance(asset, from, fromBal.Sub(fromBal, amount))
+		x.o.SetBalance(asset, to, toBal)
+	}
+	return nil
+}
+
+// transferLog emits ERC-20 Transfer on asset's facade.
+func (x *exec) transferLog(asset uint32, from, to common.Address, amount *big.Int) {
+	x.log(chain.AssetAddress(asset), chain.AssetABI.Events["Transfer"], []common.Hash{addrTopic(from), addrTopic(to)}, amount)
+}
+
+func reasonArg(reason string) error {
+	if reason == "" {
+		return revertf("a reason is required")
+	}
+	if len(reason) > maxReason {
+		return revertf("reason is longer than %d bytes", maxReason)
+	}
+	return nil
+}
+
+func positive(amount *big.Int) error {
+	if amount.Sign() <= 0 {
+		return revertf("amount must be positive")
+	}
+	return nil
+}
+
+// decodeCall finds the method of a calldata and decodes its arguments.
+// Calldata must be exactly the canonical encoding, so one operation has
+// one encoding.
+func decodeCall(a *abi.ABI, data []byte) (*abi.Method, []any, error) {
+	if len(data) < 4 {
+		return nil, nil, revertf("calldata has no 4-byte selector")
+	}
+	m, err := a.MethodById(data[:4])
+	if err != nil {
+		return nil, nil, revertf("unknown operation selector %#x", data[:4])
+	}
+	args, err := m.Inputs.Unpack(data[4:])
+	if err != nil {
+		return nil, nil, revertf("malformed calldata for %s: %v", m.Sig, err)
+	}
+	again, err := m.Inputs.Pack(args...)
+	if err != nil || !bytes.Equal(again, data[4:]) {
+		return nil, nil, revertf("malformed calldata for %s: not the canonical ABI encoding", m.Sig)
+	}
+	return m, args, nil
+}
+
+// CheckCall validates a system call's target and calldata as admission
+// does: the address is a system contract that exists under rules, and the
+// calldata names one of its operations with canonically encoded arguments.
+// The returned error is a *Revert.
+func CheckCall(rules *Rules, to common.Address, data []byte) error {
+	if len(data) > chain.MaxCalldata {
+		return revertf("calldata of %d bytes is over the %d-byte limit", len(data), chain.MaxCalldata)
+	}
+	var a *abi.ABI
+	switch id, ok := chain.AssetID(to); {
+	case to == chain.ComplianceAddress:
+		a = &chain.ComplianceABI
+	case ok && rules.HasAsset(id):
+		a = &chain.AssetABI
+	default:
+		return revertf("no system contract at %s", to)
+	}
+	_, _, err := decodeCall(a, data)
+	return err
+}
+
+// systemCall runs the operation data encodes on the system contract at to
+// and returns its ABI-encoded outputs.
+func (x *exec) systemCall(to common.Address, data []byte) ([]byte, error) {
+	if len(data) > chain.MaxCalldata {
+		return nil, revertf("calldata of %d bytes is over the %d-byte limit", len(data), chain.MaxCalldata)
+	}
+	if to == chain.ComplianceAddress {
+		m, args, err := decodeCall(&chain.ComplianceABI, data)
+		if err != nil {
+			return nil, err
+		}
+		out, err := x.compliance(m.Name, args)
+		if err != nil {
+			return nil, err
+		}
+		return m.Outputs.Pack(out...)
+	}
+	id, ok := chain.AssetID(to)
+	if !ok || !x.rules.HasAsset(id) {
+		return nil, revertf("no system contract at %s", to)
+	}
+	m, args, err := decodeCall(&chain.AssetABI, data)
+	if err != nil {
+		return nil, err
+	}
+	out, err := x.asset(id, m.Name, args)
+	if err != nil {
+		return nil, err
+	}
+	return m.Outputs.Pack(out...)
+}
