@@ -74,7 +74,9 @@ func TestHashCommitsToEverything(t *testing.T) {
 		"symbol":    func(g *Genesis) { g.Assets[0].Symbol = "RMB" },
 		"bank":      func(g *Genesis) { g.Assets[1].Banks = g.Assets[1].Banks[:0] },
 		"tier":      func(g *Genesis) { g.Alloc[2].Tier = 1 },
-		"limit":     func(g *Genesis) { g.Tiers[1].Limits["HKD"].MaxTransfer.Add(g.Tiers[1].Limits["HKD"].MaxTransfer.Int, common.Big1) },
+		"limit": func(g *Genesis) {
+			g.Tiers[1].Limits["HKD"].MaxTransfer.Add(g.Tiers[1].Limits["HKD"].MaxTransfer.Int, common.Big1)
+		},
 		"threshold": func(g *Genesis) { g.Governance.Threshold = 3 },
 		"validator": func(g *Genesis) { g.Validators[0].Name = "other" },
 		"balance":   func(g *Genesis) { g.Alloc[3].Balances["HKD"].Add(g.Alloc[3].Balances["HKD"].Int, common.Big1) },

@@ -29,7 +29,7 @@ const (
 // Failure reasons of an included transaction with status 0. They are not
 // errors of the block; they are what eth_call and the CLI report.
 var (
-	ErrDataNotAllowed      = errors.New("calldata is only accepted by system addresses")
+	ErrDataNotAllowed = errors.New("calldata is only accepted by system addresses")
 )
 
 // Outcome is what executing one transaction produced.
