@@ -25,6 +25,9 @@ var (
 	ErrAccountFull       = errors.New("too many pending transactions for this account")
 	ErrPoolFull          = errors.New("mempool full")
 	ErrDataNotAllowed    = errors.New("calldata is only accepted by system addresses")
+	ErrNotVerified       = errors.New("sender is not KYC-verified: tier 0 may only receive")
+	ErrIntrinsicGas      = errors.New("intrinsic gas too low")
+	ErrInvalidCall       = errors.New("invalid system call")
 )
 
 // Config bounds the pool.
@@ -44,6 +47,10 @@ type State interface {
 	Nonce(a common.Address) (uint64, error)
 	Balance(asset uint32, a common.Address) (*big.Int, error)
 	HasTx(h common.Hash) (bool, error)
+	// Account is the sender's compliance record (tier, frozen).
+	Account(a common.Address) (state.Account, error)
+	// Rules are the rules in force (assets that exist).
+	Rules() (*state.Rules, error)
 }
 
 type entry struct {
@@ -103,8 +110,8 @@ func (p *Pool) Add(tx *types.Transaction) (common.Address, error) {
 	if err != nil {
 		return common.Address{}, err
 	}
-	if len(tx.Data()) != 0 {
-		return from, ErrDataNotAllowed
+	if err := p.checkCall(tx, from); err != nil {
+		return from, err
 	}
 	h := tx.Hash()
 	applied, err := p.state.HasTx(h)
@@ -153,6 +160,45 @@ func (p *Pool) Add(tx *types.Transaction) (common.Address, error) {
 		p.markReady(from, acct)
 	}
 	return from, nil
+}
+
+// checkCall refuses what can never succeed, before it takes a nonce:
+// calldata to a plain account, a malformed or unknown system call, too
+// little gas, and a sender below tier 1 (DESIGN.md decision 8). What
+// depends on the state when the block runs (balances, limits, freezes) is
+// left to execution, which includes the transaction with status 0.
+func (p *Pool) checkCall(tx *types.Transaction, from common.Address) error {
+	to := *tx.To()
+	if !chain.IsSystemAddress(to) {
+		if len(tx.Data()) != 0 {
+			return ErrDataNotAllowed
+		}
+		if tx.Gas() < chain.GasPerTransfer {
+			return fmt.Errorf("%w: have %d, want %d", ErrIntrinsicGas, tx.Gas(), chain.GasPerTransfer)
+		}
+	} else {
+		if tx.Gas() < chain.GasPerSystemCall {
+			return fmt.Errorf("%w: have %d, want %d", ErrIntrinsicGas, tx.Gas(), chain.GasPerSystemCall)
+		}
+		if tx.Value().Sign() != 0 {
+			return fmt.Errorf("%w: system operations take no value", ErrInvalidCall)
+		}
+		rules, err := p.state.Rules()
+		if err != nil {
+			return err
+		}
+		if err := state.CheckCall(rules, to, tx.Data()); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidCall, err)
+		}
+	}
+	acc, err := p.state.Account(from)
+	if err != nil {
+		return err
+	}
+	if acc.Tier < 1 {
+		return fmt.Errorf("%w: %s", ErrNotVerified, from)
+	}
+	return nil
 }
 
 // account returns from's account, creating it from the applied state.

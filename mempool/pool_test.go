@@ -11,6 +11,8 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 var chainID = big.NewInt(1337)
@@ -21,10 +23,12 @@ type fakeState struct {
 	nonces  map[common.Address]uint64
 	bals    map[common.Address]*big.Int
 	applied map[common.Hash]bool
+	// unverified accounts are at tier 0.
+	unverified map[common.Address]bool
 }
 
 func newFakeState() *fakeState {
-	return &fakeState{nonces: map[common.Address]uint64{}, bals: map[common.Address]*big.Int{}, applied: map[common.Hash]bool{}}
+	return &fakeState{nonces: map[common.Address]uint64{}, bals: map[common.Address]*big.Int{}, applied: map[common.Hash]bool{}, unverified: map[common.Address]bool{}}
 }
 
 func (s *fakeState) Nonce(a common.Address) (uint64, error) {
@@ -41,6 +45,18 @@ func (s *fakeState) Balance(_ uint32, a common.Address) (*big.Int, error) {
 	}
 	return new(big.Int), nil
 }
+
+// Account reports every account at tier 1 except those in unverified.
+func (s *fakeState) Account(a common.Address) (state.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unverified[a] {
+		return state.Account{}, nil
+	}
+	return state.Account{Tier: 1}, nil
+}
+
+func (s *fakeState) Rules() (*state.Rules, error) { return state.CompileRules(&genesis.Dev().Rules) }
 
 func (s *fakeState) HasTx(h common.Hash) (bool, error) {
 	s.mu.Lock()
@@ -144,6 +160,22 @@ func TestAdmissionErrors(t *testing.T) {
 	}
 	to := common.Address{1}
 	withData, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: chainID, To: &to, Gas: 21000, Data: []byte{1}}), chainID, f.keys[2])
+	sys := chain.AssetAddress(1)
+	call := func(gas uint64, value int64, data []byte, to common.Address) *types.Transaction {
+		tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: chainID, To: &to, Gas: gas, Value: big.NewInt(value), Data: data}), chainID, f.keys[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	transfer, err := chain.AssetABI.Pack("transfer", common.Address{7}, big.NewInt(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unverified, _ := crypto.KeyFromMnemonic(crypto.TestMnemonic, "", 700)
+	f.st.unverified[unverified.Address()] = true
+	f.st.bals[unverified.Address()] = big.NewInt(100)
+	fromTier0, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: chainID, To: &to, Gas: 21000, Value: big.NewInt(1)}), chainID, unverified)
 	wrongChain, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), To: &to, Gas: 21000}), big.NewInt(1), f.keys[2])
 	cases := []struct {
 		name string
@@ -157,6 +189,13 @@ func TestAdmissionErrors(t *testing.T) {
 		{"same nonce", f.tx(2, 0, 2), ErrNonceTaken},
 		{"unfunded", f.tx(2, 1, 1_000_000), ErrInsufficientFunds},
 		{"calldata", withData, ErrDataNotAllowed},
+		{"transfer gas", call(20999, 1, nil, to), ErrIntrinsicGas},
+		{"system call gas", call(chain.GasPerSystemCall-1, 0, transfer, sys), ErrIntrinsicGas},
+		{"system call value", call(chain.GasPerSystemCall, 1, transfer, sys), ErrInvalidCall},
+		{"unknown selector", call(chain.GasPerSystemCall, 0, []byte{1, 2, 3, 4}, sys), ErrInvalidCall},
+		{"truncated args", call(chain.GasPerSystemCall, 0, transfer[:40], sys), ErrInvalidCall},
+		{"no such asset", call(chain.GasPerSystemCall, 0, transfer, chain.AssetAddress(9)), ErrInvalidCall},
+		{"tier 0 sender", fromTier0, ErrNotVerified},
 		{"wrong chain", wrongChain, chain.ErrWrongChain},
 	}
 	for _, c := range cases {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ethereum/go-ethereum/common/hexutil"
+
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/mempool"
 )
@@ -14,6 +16,9 @@ const (
 	CodeInvalidParams  = -32602
 	CodeServerError    = -32000
 	CodeUnavailable    = -32002
+	// CodeReverted is go-ethereum's code for a call that reverted; the
+	// error's data is the revert data (ABI-encoded Error(string)).
+	CodeReverted = 3
 )
 
 // Error is a JSON-RPC error with a code; go-ethereum's server reports Code.
@@ -26,6 +31,22 @@ func (e *Error) Error() string { return e.Msg }
 
 // ErrorCode implements go-ethereum's rpc.Error.
 func (e *Error) ErrorCode() int { return e.Code }
+
+// RevertError is a reverted eth_call or eth_estimateGas, worded as
+// go-ethereum words it ("execution reverted: reason") with the ABI-encoded
+// Error(reason) as data, which is where ethers.js and go-ethereum's bind
+// find the reason.
+type RevertError struct {
+	Reason string
+}
+
+func (e *RevertError) Error() string { return "execution reverted: " + e.Reason }
+
+// ErrorCode implements go-ethereum's rpc.Error.
+func (e *RevertError) ErrorCode() int { return CodeReverted }
+
+// ErrorData implements go-ethereum's rpc.DataError: the revert data, hex.
+func (e *RevertError) ErrorData() any { return hexutil.Encode(chain.EncodeRevert(e.Reason)) }
 
 func invalidParams(format string, args ...any) error {
 	return &Error{Code: CodeInvalidParams, Msg: fmt.Sprintf(format, args...)}

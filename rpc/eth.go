@@ -202,12 +202,23 @@ func (api *EthAPI) GetTransactionCount(a common.Address, bnh gethrpc.BlockNumber
 	return hexutil.Uint64(nonce), err
 }
 
-// GetCode returns empty code: ordinary accounts have none.
+// GetCode returns a marker code at the system contracts that exist, so
+// client libraries treat them as contracts, and empty code elsewhere.
 func (api *EthAPI) GetCode(a common.Address, bnh gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
 	if err := api.stateAt(bnh); err != nil {
 		return nil, err
 	}
-	return hexutil.Bytes{}, nil
+	if !chain.IsSystemAddress(a) {
+		return hexutil.Bytes{}, nil
+	}
+	rules, err := api.b.State().Rules()
+	if err != nil {
+		return nil, err
+	}
+	if id, ok := chain.AssetID(a); ok && !rules.HasAsset(id) {
+		return hexutil.Bytes{}, nil
+	}
+	return hexutil.Bytes(chain.SystemCode), nil
 }
 
 // SendRawTransaction admits a signed transaction and returns its hash.
@@ -367,63 +378,61 @@ func (a *CallArgs) data() []byte {
 	return nil
 }
 
-// check validates a call against the latest state as the transaction
-// would be executed, returning go-ethereum's error for a failing one.
-func (api *EthAPI) check(args CallArgs) error {
+// call runs args on the latest state as the transaction would execute,
+// returning its output and gas, or go-ethereum's error for a failing one.
+func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, uint64, error) {
+	if bnh != nil {
+		if err := api.stateAt(*bnh); err != nil {
+			return nil, 0, err
+		}
+	}
 	if args.ChainID != nil && args.ChainID.ToInt().Cmp(api.chainID) != 0 {
-		return &Error{Code: CodeServerError, Msg: fmt.Sprintf("invalid chain id %v, want %v", args.ChainID.ToInt(), api.chainID)}
+		return nil, 0, &Error{Code: CodeServerError, Msg: fmt.Sprintf("invalid chain id %v, want %v", args.ChainID.ToInt(), api.chainID)}
 	}
 	if args.To == nil {
-		return &Error{Code: CodeServerError, Msg: chain.ErrContractCreat.Error()}
+		return nil, 0, &Error{Code: CodeServerError, Msg: chain.ErrContractCreat.Error()}
 	}
 	if args.Input != nil && args.Data != nil && string(*args.Input) != string(*args.Data) {
-		return invalidParams("both \"data\" and \"input\" are set and not equal")
+		return nil, 0, invalidParams("both \"data\" and \"input\" are set and not equal")
 	}
-	if len(args.data()) != 0 {
-		return &Error{Code: CodeServerError, Msg: state.ErrDataNotAllowed.Error()}
+	if len(args.data()) > chain.MaxCalldata {
+		return nil, 0, invalidParams("calldata of %d bytes is over the %d-byte limit", len(args.data()), chain.MaxCalldata)
 	}
-	if args.Value != nil && args.Value.ToInt().Sign() > 0 {
-		from := common.Address{}
-		if args.From != nil {
-			from = *args.From
-		}
-		bal, err := api.b.State().Balance(state.NativeAsset, from)
-		if err != nil {
-			return err
-		}
-		if bal.Cmp(args.Value.ToInt()) < 0 {
-			return &Error{Code: CodeServerError, Msg: fmt.Sprintf("insufficient funds for transfer: address %s have %s want %s", from, bal, args.Value.ToInt())}
-		}
+	var from common.Address
+	if args.From != nil {
+		from = *args.From
 	}
-	return nil
+	db := api.b.State()
+	out, gas, err := state.Call(db, db.HeadContext(), from, *args.To, args.Value.ToInt(), args.data())
+	if r, ok := state.IsRevert(err); ok {
+		if !chain.IsSystemAddress(*args.To) {
+			// A plain transfer has no code to revert: go-ethereum reports
+			// its failure (insufficient funds) as a server error.
+			return nil, 0, &Error{Code: CodeServerError, Msg: r.Reason}
+		}
+		return nil, 0, &RevertError{Reason: r.Reason}
+	}
+	return out, gas, err
 }
 
-// Call executes a call on the latest state without a transaction. Plain
-// accounts have no code, so a call that would succeed returns empty data.
+// Call executes a call on the latest state without a transaction: a view
+// of a system contract returns its value; an operation returns what it
+// would return, or reverts as go-ethereum does (code 3, Error(reason)).
 func (api *EthAPI) Call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
-	if bnh != nil {
-		if err := api.stateAt(*bnh); err != nil {
-			return nil, err
-		}
+	out, _, err := api.call(args, bnh)
+	if out == nil && err == nil {
+		out = []byte{}
 	}
-	if err := api.check(args); err != nil {
-		return nil, err
-	}
-	return hexutil.Bytes{}, nil
+	return out, err
 }
 
-// EstimateGas returns the gas a transaction reports as used: 21000 for a
-// transfer. Gas is not charged; the value keeps client libraries working.
+// EstimateGas returns the gas the transaction's receipt would report
+// (21000 for a transfer, chain.GasPerSystemCall for a system operation), or
+// the revert it would fail with. Gas is not charged; the value keeps
+// client libraries working.
 func (api *EthAPI) EstimateGas(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Uint64, error) {
-	if bnh != nil {
-		if err := api.stateAt(*bnh); err != nil {
-			return 0, err
-		}
-	}
-	if err := api.check(args); err != nil {
-		return 0, err
-	}
-	return chain.GasPerTransfer, nil
+	_, gas, err := api.call(args, bnh)
+	return hexutil.Uint64(gas), err
 }
 
 // NetAPI serves net_*.

@@ -390,7 +390,7 @@ func (d *DB) commit(batch *pebble.Batch, b *chain.Block, senders []common.Addres
 		loc := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(make([]byte, 0, 12), n), uint32(i))
 		batch.Set(hashKey(prefixTx, tx.Hash()), loc, nil)
 	}
-	indexAccounts(batch, b, senders)
+	indexAccounts(batch, b, senders, receipts)
 	hist := chain.NewHistory()
 	if t := d.tip.Load(); t != nil {
 		hist = t.History.Clone()
@@ -425,16 +425,33 @@ func (d *DB) setHead(batch *pebble.Batch, h *Head) error {
 	return batch.Set(keyHead, hv, nil)
 }
 
-// indexAccounts writes the per-account history entries of b.
-func indexAccounts(batch *pebble.Batch, b *chain.Block, senders []common.Address) {
+// indexAccounts writes the per-account history entries of b: the sender,
+// a plain transfer's recipient, and both sides of every ERC-20 Transfer
+// log (so token transfers, mints and forced transfers appear in the
+// parties' histories).
+func indexAccounts(batch *pebble.Batch, b *chain.Block, senders []common.Address, receipts []*types.Receipt) {
+	transferID := chain.AssetABI.Events["Transfer"].ID
 	for i, tx := range b.Txs {
-		from, to := senders[i], *tx.To()
-		if from == to {
-			batch.Set(acctKey(from, b.Number(), uint32(i)), []byte{HistorySent | HistoryReceived}, nil)
-			continue
+		flags := map[common.Address]byte{senders[i]: HistorySent}
+		if to := *tx.To(); !chain.IsSystemAddress(to) {
+			flags[to] |= HistoryReceived
 		}
-		batch.Set(acctKey(from, b.Number(), uint32(i)), []byte{HistorySent}, nil)
-		batch.Set(acctKey(to, b.Number(), uint32(i)), []byte{HistoryReceived}, nil)
+		if i < len(receipts) {
+			for _, l := range receipts[i].Logs {
+				if len(l.Topics) != 3 || l.Topics[0] != transferID {
+					continue
+				}
+				for j, flag := range []byte{HistorySent, HistoryReceived} {
+					a := common.BytesToAddress(l.Topics[1+j][:])
+					if a != (common.Address{}) && !chain.IsSystemAddress(a) {
+						flags[a] |= flag
+					}
+				}
+			}
+		}
+		for a, f := range flags { // distinct keys: the order of writes into the batch does not matter
+			batch.Set(acctKey(a, b.Number(), uint32(i)), []byte{f}, nil)
+		}
 	}
 }
 

@@ -26,6 +26,14 @@ type limits struct {
 	maxBalance, maxTransfer, maxDaily *big.Int
 }
 
+// CompileRules compiles validated genesis rules.
+func CompileRules(gr *genesis.Rules) (*Rules, error) {
+	if err := gr.Validate(); err != nil {
+		return nil, err
+	}
+	return compileRules(gr.Encode())
+}
+
 func compileRules(raw []byte) (*Rules, error) {
 	gr, err := genesis.ParseRules(raw)
 	if err != nil {

@@ -1,0 +1,312 @@
+package rpc
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
+)
+
+// History page bounds of tally_getAccountHistory.
+const (
+	DefaultHistoryLimit = 50
+	MaxHistoryLimit     = 500
+)
+
+// LedgerAPI serves the tally_* methods about the ledger: accounts, supply,
+// assets and account history. (The node adds tally_nodeInfo.)
+type LedgerAPI struct{ b Backend }
+
+// NewLedgerAPI returns the ledger part of the tally_* namespace.
+func NewLedgerAPI(b Backend) *LedgerAPI { return &LedgerAPI{b: b} }
+
+// AssetInfo describes an asset and its facade.
+type AssetInfo struct {
+	ID       uint32           `json:"id"`
+	Symbol   string           `json:"symbol"`
+	Name     string           `json:"name"`
+	Decimals uint8            `json:"decimals"`
+	Address  common.Address   `json:"address"`
+	Banks    []common.Address `json:"banks"`
+	Native   bool             `json:"native"`
+}
+
+// Assets lists the assets in force with their ERC-20 facade addresses.
+func (api *LedgerAPI) Assets() ([]AssetInfo, error) {
+	rules, err := api.b.State().Rules()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AssetInfo, len(rules.Assets))
+	for i, a := range rules.Assets {
+		out[i] = AssetInfo{ID: uint32(i), Symbol: a.Symbol, Name: a.Name, Decimals: a.Decimals,
+			Address: chain.AssetAddress(uint32(i)), Banks: append([]common.Address{}, a.Banks...), Native: i == 0}
+	}
+	return out, nil
+}
+
+// AccountInfo is what tally_getAccount returns. Amounts are hex quantities
+// of base units, keyed by asset symbol.
+type AccountInfo struct {
+	Address  common.Address          `json:"address"`
+	Nonce    hexutil.Uint64          `json:"nonce"`
+	Balances map[string]*hexutil.Big `json:"balances"`
+	Tier     uint8                   `json:"tier"`
+	TierName string                  `json:"tierName"`
+	Frozen   bool                    `json:"frozen"`
+	// RemainingDaily is what the account may still send today (UTC day of
+	// the head block's time) per asset; null for an unlimited asset.
+	RemainingDaily map[string]*hexutil.Big `json:"remainingDaily"`
+}
+
+// GetAccount returns an account's balances, KYC tier, freeze flag and
+// remaining daily allowance.
+func (api *LedgerAPI) GetAccount(a common.Address) (*AccountInfo, error) {
+	db := api.b.State()
+	rules, err := db.Rules()
+	if err != nil {
+		return nil, err
+	}
+	acc, err := db.Account(a)
+	if err != nil {
+		return nil, err
+	}
+	nonce, err := db.Nonce(a)
+	if err != nil {
+		return nil, err
+	}
+	info := &AccountInfo{Address: a, Nonce: hexutil.Uint64(nonce), Tier: acc.Tier, Frozen: acc.Frozen,
+		Balances: map[string]*hexutil.Big{}, RemainingDaily: map[string]*hexutil.Big{}}
+	if int(acc.Tier) < len(rules.Tiers) {
+		info.TierName = rules.Tiers[acc.Tier].Name
+	}
+	for i, asset := range rules.Assets {
+		bal, err := db.Balance(uint32(i), a)
+		if err != nil {
+			return nil, err
+		}
+		info.Balances[asset.Symbol] = (*hexutil.Big)(bal)
+		left, err := db.RemainingDaily(uint32(i), a)
+		if err != nil {
+			return nil, err
+		}
+		info.RemainingDaily[asset.Symbol] = (*hexutil.Big)(left)
+	}
+	return info, nil
+}
+
+// SupplyInfo is what tally_getSupply returns (base units).
+type SupplyInfo struct {
+	Symbol      string         `json:"symbol"`
+	Address     common.Address `json:"address"`
+	Decimals    uint8          `json:"decimals"`
+	Minted      *hexutil.Big   `json:"minted"`
+	Burned      *hexutil.Big   `json:"burned"`
+	Escrow      *hexutil.Big   `json:"escrow"`
+	Circulating *hexutil.Big   `json:"circulating"`
+	// TotalSupply is minted − burned = circulating + escrow (DESIGN.md decision 9).
+	TotalSupply *hexutil.Big `json:"totalSupply"`
+}
+
+// GetSupply returns an asset's minted, burned, escrow and circulating amounts.
+func (api *LedgerAPI) GetSupply(symbol string) (*SupplyInfo, error) {
+	db := api.b.State()
+	rules, err := db.Rules()
+	if err != nil {
+		return nil, err
+	}
+	id, ok := rules.AssetID(symbol)
+	if !ok {
+		return nil, invalidParams("unknown asset %q", symbol)
+	}
+	s, err := db.Supply(id)
+	if err != nil {
+		return nil, err
+	}
+	return &SupplyInfo{
+		Symbol: symbol, Address: chain.AssetAddress(id), Decimals: rules.Assets[id].Decimals,
+		Minted: (*hexutil.Big)(s.Minted), Burned: (*hexutil.Big)(s.Burned), Escrow: (*hexutil.Big)(s.Escrow),
+		Circulating: (*hexutil.Big)(s.Circulating()), TotalSupply: (*hexutil.Big)(new(big.Int).Sub(s.Minted, s.Burned)),
+	}, nil
+}
+
+// HistoryPage is one page of tally_getAccountHistory, newest first.
+type HistoryPage struct {
+	Items []HistoryItem `json:"items"`
+	// NextCursor continues with older entries; null on the last page.
+	NextCursor *hexutil.Bytes `json:"nextCursor"`
+}
+
+// HistoryItem is one transaction in an account's history.
+type HistoryItem struct {
+	BlockNumber hexutil.Uint64 `json:"blockNumber"`
+	TxIndex     hexutil.Uint   `json:"transactionIndex"`
+	TxHash      common.Hash    `json:"transactionHash"`
+	TimestampMs uint64         `json:"timestampMs"`
+	// From is the transaction's sender; To its target (an account or a system contract).
+	From common.Address `json:"from"`
+	To   common.Address `json:"to"`
+	// Operation is "transfer" for a plain value transfer, else the system operation's name.
+	Operation string         `json:"operation"`
+	Status    hexutil.Uint64 `json:"status"`
+	// Direction is "sent", "received" or "self" from the account's side.
+	Direction string `json:"direction"`
+	// Transfers are the money movements the transaction made (none if it failed).
+	Transfers []TransferItem `json:"transfers"`
+	// Reference is the payment, bank or payout reference the operation carried.
+	Reference *common.Hash `json:"reference,omitempty"`
+	// WithdrawalID is set for withdrawal operations.
+	WithdrawalID *hexutil.Big `json:"withdrawalId,omitempty"`
+}
+
+// TransferItem is one movement of an asset.
+type TransferItem struct {
+	Asset  string         `json:"asset"`
+	From   common.Address `json:"from"`
+	To     common.Address `json:"to"`
+	Amount *hexutil.Big   `json:"amount"`
+}
+
+// GetAccountHistory pages through an account's transactions newest first:
+// everything it sent, and every transfer it received. cursor is the
+// previous page's nextCursor (null for the newest page).
+func (api *LedgerAPI) GetAccountHistory(a common.Address, cursor *hexutil.Bytes, limit *hexutil.Uint) (*HistoryPage, error) {
+	n := DefaultHistoryLimit
+	if limit != nil {
+		n = int(*limit)
+	}
+	if n < 1 || n > MaxHistoryLimit {
+		return nil, invalidParams("limit must be 1..%d", MaxHistoryLimit)
+	}
+	var before *state.HistoryEntry
+	if cursor != nil {
+		if len(*cursor) != 12 {
+			return nil, invalidParams("invalid cursor: use nextCursor of the previous page")
+		}
+		before = &state.HistoryEntry{Number: binary.BigEndian.Uint64((*cursor)[:8]), Index: binary.BigEndian.Uint32((*cursor)[8:])}
+	}
+	db := api.b.State()
+	rules, err := db.Rules()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := db.AccountHistory(a, before, n+1)
+	if err != nil {
+		return nil, err
+	}
+	page := &HistoryPage{Items: []HistoryItem{}}
+	if len(entries) > n {
+		entries = entries[:n]
+		last := entries[n-1]
+		c := hexutil.Bytes(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, last.Number), last.Index))
+		page.NextCursor = &c
+	}
+	for _, e := range entries {
+		item, err := api.historyItem(rules, e)
+		if err != nil {
+			return nil, err
+		}
+		page.Items = append(page.Items, *item)
+	}
+	return page, nil
+}
+
+func (api *LedgerAPI) historyItem(rules *state.Rules, e state.HistoryEntry) (*HistoryItem, error) {
+	db := api.b.State()
+	b, err := db.BlockByNumber(e.Number)
+	if err != nil {
+		return nil, fmt.Errorf("history block %d: %w", e.Number, err)
+	}
+	if int(e.Index) >= len(b.Txs) {
+		return nil, fmt.Errorf("history entry %d/%d: block has %d txs", e.Number, e.Index, len(b.Txs))
+	}
+	rs, err := db.Receipts(b)
+	if err != nil {
+		return nil, err
+	}
+	tx, r := b.Txs[e.Index], rs[e.Index]
+	from, err := api.b.Senders().Sender(tx)
+	if err != nil {
+		return nil, err
+	}
+	timeMs, _ := chain.TimeMs(b.Header)
+	item := &HistoryItem{
+		BlockNumber: hexutil.Uint64(e.Number), TxIndex: hexutil.Uint(e.Index), TxHash: tx.Hash(), TimestampMs: timeMs,
+		From: from, To: *tx.To(), Status: hexutil.Uint64(r.Status), Transfers: []TransferItem{},
+	}
+	switch e.Flags {
+	case state.HistorySent:
+		item.Direction = "sent"
+	case state.HistoryReceived:
+		item.Direction = "received"
+	default:
+		item.Direction = "self"
+	}
+	item.Operation = operationName(tx)
+	if !chain.IsSystemAddress(*tx.To()) {
+		if r.Status == types.ReceiptStatusSuccessful {
+			item.Transfers = append(item.Transfers, TransferItem{Asset: rules.Assets[state.NativeAsset].Symbol, From: from, To: *tx.To(), Amount: (*hexutil.Big)(tx.Value())})
+		}
+		return item, nil
+	}
+	decodeLogs(rules, r.Logs, item)
+	return item, nil
+}
+
+// operationName names what a transaction does.
+func operationName(tx *types.Transaction) string {
+	to := *tx.To()
+	if !chain.IsSystemAddress(to) {
+		return "transfer"
+	}
+	if len(tx.Data()) < 4 {
+		return "unknown"
+	}
+	a := &chain.AssetABI
+	if to == chain.ComplianceAddress {
+		a = &chain.ComplianceABI
+	}
+	m, err := a.MethodById(tx.Data()[:4])
+	if err != nil {
+		return "unknown"
+	}
+	return m.Name
+}
+
+// decodeLogs fills item's transfers and reference from a system call's logs.
+func decodeLogs(rules *state.Rules, logs []*types.Log, item *HistoryItem) {
+	ev := chain.AssetABI.Events
+	for _, l := range logs {
+		id, ok := chain.AssetID(l.Address)
+		if !ok || !rules.HasAsset(id) || len(l.Topics) == 0 {
+			continue
+		}
+		switch l.Topics[0] {
+		case ev["Transfer"].ID:
+			if len(l.Topics) == 3 {
+				item.Transfers = append(item.Transfers, TransferItem{
+					Asset: rules.Assets[id].Symbol, From: common.BytesToAddress(l.Topics[1][:]), To: common.BytesToAddress(l.Topics[2][:]),
+					Amount: (*hexutil.Big)(new(big.Int).SetBytes(l.Data)),
+				})
+			}
+		case ev["PaymentReference"].ID, ev["Refund"].ID, ev["Minted"].ID:
+			ref := l.Topics[1]
+			item.Reference = &ref
+		case ev["WithdrawalRequested"].ID:
+			item.WithdrawalID = (*hexutil.Big)(l.Topics[1].Big())
+			if vals, err := ev["WithdrawalRequested"].Inputs.NonIndexed().Unpack(l.Data); err == nil && len(vals) == 2 {
+				ref := common.Hash(vals[1].([32]byte))
+				item.Reference = &ref
+			}
+		case ev["WithdrawalSettled"].ID, ev["WithdrawalRefunded"].ID:
+			item.WithdrawalID = (*hexutil.Big)(l.Topics[1].Big())
+		}
+	}
+}
+
