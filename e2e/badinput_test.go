@@ -19,6 +19,7 @@ import (
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/holiman/uint256"
 
+	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
 )
 
@@ -29,6 +30,7 @@ const (
 	codeMethodNotFound = -32601
 	codeInvalidParams  = -32602
 	codeRefused        = -32000
+	codeReverted       = 3
 )
 
 type rpcError struct {
@@ -210,7 +212,23 @@ func TestBadInputNeverChangesState(t *testing.T) {
 	create := signTx(t, types.NewTx(&types.DynamicFeeTx{ChainID: chainID, Nonce: 1, GasTipCap: new(big.Int), GasFeeCap: new(big.Int), Gas: 53000, Value: big.NewInt(1), Data: []byte{0x60, 0x00}}), chainID, key0)
 	withData := signTx(t, types.NewTx(&types.DynamicFeeTx{ChainID: chainID, Nonce: 1, GasTipCap: new(big.Int), GasFeeCap: new(big.Int), Gas: 30000, To: &to, Value: big.NewInt(1), Data: []byte{1, 2, 3, 4}}), chainID, key0)
 
-	refusedTxs := []*types.Transaction{wrongChain, wrongChainLegacy, unprotected, highS1559, highSLegacy, badSig, zeroR, rIsN, badParity, offCurve, nonceTooLow, unfunded, blob, setCode, create, withData}
+	overBalance := signTx(t, newTransfer(1, chainID, 0, to, new(big.Int).Add(genesis.DevBalance, big.NewInt(1))), chainID, devKey(t, 1))
+	hkd := chain.AssetAddress(1)
+	sysCall := func(to common.Address, gas uint64, value int64, data []byte) *types.Transaction {
+		return signTx(t, types.NewTx(&types.DynamicFeeTx{ChainID: chainID, Nonce: 1, GasTipCap: new(big.Int), GasFeeCap: new(big.Int), Gas: gas, To: &to, Value: big.NewInt(value), Data: data}), chainID, key0)
+	}
+	hkdTransfer, err := chain.AssetABI.Pack("transfer", sink, big.NewInt(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknownOp := sysCall(hkd, chain.GasPerSystemCall, 0, []byte{0xde, 0xad, 0xbe, 0xef})
+	truncatedOp := sysCall(hkd, chain.GasPerSystemCall, 0, hkdTransfer[:36])
+	valueToSystem := sysCall(hkd, chain.GasPerSystemCall, 1, hkdTransfer)
+	lowGasCall := sysCall(hkd, chain.GasPerSystemCall-1, 0, hkdTransfer)
+	noSuchAsset := sysCall(chain.AssetAddress(77), chain.GasPerSystemCall, 0, hkdTransfer)
+
+	refusedTxs := []*types.Transaction{wrongChain, wrongChainLegacy, unprotected, highS1559, highSLegacy, badSig, zeroR, rIsN, badParity, offCurve, nonceTooLow, unfunded, overBalance,
+		blob, setCode, create, withData, unknownOp, truncatedOp, valueToSystem, lowGasCall, noSuchAsset}
 
 	oversized := append(append([]byte(`{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":["`), bytes.Repeat([]byte("a"), 6<<20)...), []byte(`"]}`)...)
 	var batch bytes.Buffer
@@ -257,14 +275,22 @@ func TestBadInputNeverChangesState(t *testing.T) {
 		{name: "sendRawTransaction unprotected legacy", body: sendRaw(unprotected), code: codeRefused, msg: "unprotected legacy transaction"},
 		{name: "sendRawTransaction high S (1559)", body: sendRaw(highS1559), code: codeRefused, msg: "not low-S"},
 		{name: "sendRawTransaction high S (legacy)", body: sendRaw(highSLegacy), code: codeRefused, msg: "not low-S"},
-		{name: "sendRawTransaction signature r=1 s=1 (recovers an unfunded address)", body: sendRaw(badSig), code: codeRefused, msg: "insufficient funds"},
+		{name: "sendRawTransaction signature r=1 s=1 (recovers an unknown tier-0 address)", body: sendRaw(badSig), code: codeRefused, msg: "not KYC-verified"},
 		{name: "sendRawTransaction signature r=0", body: sendRaw(zeroR), code: codeRefused, msg: "invalid sender: invalid transaction signature"},
 		{name: "sendRawTransaction signature r=n", body: sendRaw(rIsN), code: codeRefused, msg: "invalid sender: invalid transaction signature"},
 		{name: "sendRawTransaction signature r off the curve", body: sendRaw(offCurve), code: codeRefused, msg: "invalid sender: invalid transaction signature"},
 		{name: "sendRawTransaction signature yParity 2", body: sendRaw(badParity), code: codeRefused, msg: "invalid sender: invalid transaction signature"},
 		{name: "sendRawTransaction nonce too low", body: sendRaw(nonceTooLow), code: codeRefused, msg: "nonce too low"},
 		{name: "sendRawTransaction applied tx again", body: sendRaw(applied), code: codeRefused, msg: "already known"},
-		{name: "sendRawTransaction value above balance", body: sendRaw(unfunded), code: codeRefused, msg: "insufficient funds"},
+		{name: "sendRawTransaction from a tier-0 account", body: sendRaw(unfunded), code: codeRefused, msg: "sender is not KYC-verified: tier 0 may only receive"},
+		{name: "sendRawTransaction value above balance", body: sendRaw(overBalance), code: codeRefused, msg: "insufficient funds"},
+		{name: "sendRawTransaction unknown system operation", body: sendRaw(unknownOp), code: codeRefused, msg: "invalid system call: unknown operation selector 0xdeadbeef"},
+		{name: "sendRawTransaction truncated system call", body: sendRaw(truncatedOp), code: codeRefused, msg: "invalid system call: malformed calldata for transfer(address,uint256)"},
+		{name: "sendRawTransaction value to a system address", body: sendRaw(valueToSystem), code: codeRefused, msg: "system operations take no value"},
+		{name: "sendRawTransaction system call gas too low", body: sendRaw(lowGasCall), code: codeRefused, msg: "intrinsic gas too low"},
+		{name: "sendRawTransaction call to a missing asset", body: sendRaw(noSuchAsset), code: codeRefused, msg: "no system contract at"},
+		{name: "eth_call reverts with the reason", body: call("eth_call", map[string]any{"from": brokeAddr, "to": hkd, "data": hexutil.Encode(hkdTransfer)}, "latest"), code: codeReverted, msg: "execution reverted: account " + brokeAddr.Hex() + " is not KYC-verified"},
+		{name: "eth_estimateGas reverts with the reason", body: call("eth_estimateGas", map[string]any{"from": from0, "to": hkd, "data": hexutil.Encode(hkdTransfer[:4])}), code: codeReverted, msg: "execution reverted: malformed calldata"},
 		{name: "sendRawTransaction blob tx (type 3)", body: sendRaw(blob), code: codeRefused, msg: "transaction type not supported"},
 		{name: "sendRawTransaction set-code tx (type 4)", body: sendRaw(setCode), code: codeRefused, msg: "transaction type not supported"},
 		{name: "sendRawTransaction contract creation", body: sendRaw(create), code: codeRefused, msg: "contract creation is not supported"},
