@@ -240,7 +240,9 @@ func (x *exec) requestWithdrawal(id uint32, amount *big.Int, payoutRef common.Ha
 	if err != nil {
 		return 0, err
 	}
-	x.o.SetOutflow(id, x.from, x.blk.Day(), outflow)
+	if outflow != nil {
+		x.o.SetOutflow(id, x.from, x.blk.Day(), outflow)
+	}
 	x.o.SetBalance(id, x.from, bal.Sub(bal, amount))
 	s.Escrow.Add(s.Escrow, amount)
 	x.o.SetSupply(id, s)
