@@ -125,3 +125,67 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("send from an account not in the keystore: %+v", r)
 	}
 }
+
+// TestBankOperations drives 'tally op', 'account' and 'supply' against a
+// real dev node: bank B mints HKD under a reference, the customer pays a
+// merchant with a reference, a replayed mint is refused before signing
+// with the node's reason, and views print decoded results.
+func TestBankOperations(t *testing.T) {
+	setup(t)
+	node := wallettest.StartDevNode(t)
+	rpc := []string{"--rpc", node.URL}
+	mn := writeFile(t, "mnemonic", crypto.TestMnemonic)
+	bankB := "0x" + strings.Repeat("0", 40)
+	for _, index := range []string{"0", "101"} {
+		r := tally(t, "", "wallet", "import", "--mnemonic-file", mn, "--index", index)
+		if r.code != exitOK {
+			t.Fatalf("import index %s: %+v", index, r)
+		}
+		if index == "101" {
+			bankB = strings.TrimSpace(r.stdout)
+		}
+	}
+	fresh, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := fresh.Address().Hex()
+
+	r := tally(t, "", append([]string{"op", "--from", bankB, "--asset", "HKD", "mint", to, "100.25", "DEPOSIT-0001"}, rpc...)...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "status: 1 (success)") || !strings.Contains(r.stdout, "event:  Minted(") {
+		t.Fatalf("mint: %+v", r)
+	}
+	r = tally(t, "", append([]string{"op", "--from", bankB, "--asset", "HKD", "mint", to, "1", "DEPOSIT-0001"}, rpc...)...)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "mint reverted: bank reference") || !strings.Contains(r.stderr, "has already minted") {
+		t.Fatalf("replayed mint: %+v", r)
+	}
+	r = tally(t, "", append([]string{"op", "--asset", "HKD", "balanceOf", to}, rpc...)...)
+	if r.code != exitOK || r.stdout != "result0: 10025\n" {
+		t.Fatalf("balanceOf: %+v", r)
+	}
+	r = tally(t, "", append([]string{"op", "--from", addr0, "--asset", "HKD", "transferWithReference", to, "0.75", "ORDER-1"}, rpc...)...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "event:  PaymentReference(") {
+		t.Fatalf("transferWithReference: %+v", r)
+	}
+	r = tally(t, "", append([]string{"account", to}, rpc...)...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "tier:    0 (unverified)") || !strings.Contains(r.stdout, "HKD      balance 101, may send 0 more today") {
+		t.Fatalf("account: %+v", r)
+	}
+	r = tally(t, "", append([]string{"supply", "HKD"}, rpc...)...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "escrow:      0 HKD") || !strings.Contains(r.stdout, "address:     0x0000000000000000000000000000000000001001") {
+		t.Fatalf("supply: %+v", r)
+	}
+	// Bad arguments name the argument and never reach the node's state.
+	r = tally(t, "", append([]string{"op", "--from", addr0, "--asset", "HKD", "transfer", to, "0.001"}, rpc...)...)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "argument 2 (uint256 amount)") {
+		t.Fatalf("too many decimals: %+v", r)
+	}
+	r = tally(t, "", append([]string{"op", "--from", addr0, "--asset", "XYZ", "transfer", to, "1"}, rpc...)...)
+	if r.code != exitUsage || !strings.Contains(r.stderr, `unknown asset "XYZ"`) {
+		t.Fatalf("unknown asset: %+v", r)
+	}
+	r = tally(t, "", append([]string{"op", "--from", addr0, "--compliance", "mint", to, "1", "X"}, rpc...)...)
+	if r.code != exitUsage || !strings.Contains(r.stderr, `compliance has no operation "mint"`) {
+		t.Fatalf("wrong contract: %+v", r)
+	}
+}

@@ -57,6 +57,11 @@ Node (JSON-RPC, --rpc URL, default http://127.0.0.1:8545):
   send --from ADDR --to ADDR --value AMOUNT [--legacy] [--wait=false]
                                       sign and send a transfer of CNY
   balance ADDR                        print an account's balance
+  op [--from ADDR] (--asset SYM | --compliance) METHOD [ARG...]
+                                      call a system operation (mint, transferWithReference,
+                                      requestWithdrawal, setKycTier, ...) or a view
+  account ADDR                        balances per asset, KYC tier, frozen, daily allowance left
+  supply SYMBOL                       an asset's minted, burned, escrow and circulating
   tx HASH                             print a transaction and its receipt
   block N|latest                      print a block's header
   bench [--txs N --batch N]           load-test the node with signed transfers
@@ -117,6 +122,12 @@ func (c *cli) dispatch(args []string) error {
 		return c.wallet(rest)
 	case "send":
 		return c.send(rest)
+	case "op":
+		return c.op(rest)
+	case "account":
+		return c.account(rest)
+	case "supply":
+		return c.supply(rest)
 	case "balance":
 		return c.balance(rest)
 	case "tx":

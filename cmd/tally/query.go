@@ -161,3 +161,76 @@ proposer (the validator that built it, the header's miner field).`)
 		b.NumberU64(), b.Hash(), h.ParentHash, when, len(b.Transactions()), h.Coinbase.Hex())
 	return nil
 }
+
+func (c *cli) account(args []string) error {
+	cmd := newCommand("account", "ADDR", `
+Prints an account's balance of every asset, its KYC tier, whether it is
+frozen, and what it may still send today (UTC day of the last block's time).`)
+	rpcURL, timeout := rpcFlags(cmd.fs)
+	pos, err := c.parse(cmd, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(cmd, pos, "ADDR"); err != nil {
+		return err
+	}
+	addr, err := parseAddress("account: ADDR", pos[0])
+	if err != nil {
+		return err
+	}
+	ctx, client, done, err := connect(*rpcURL, *timeout)
+	if err != nil {
+		return err
+	}
+	defer done()
+	assets, err := client.Assets(ctx)
+	if err != nil {
+		return err
+	}
+	acc, err := client.Account(ctx, addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "address: %s\ntier:    %d (%s)\nfrozen:  %t\nnonce:   %d\n", acc.Address.Hex(), acc.Tier, acc.TierName, acc.Frozen, uint64(acc.Nonce))
+	for _, a := range assets {
+		bal := (*big.Int)(acc.Balances[a.Symbol])
+		left := "unlimited"
+		if v := acc.RemainingDaily[a.Symbol]; v != nil {
+			left = wallet.FormatAmount((*big.Int)(v), a.Decimals)
+		}
+		fmt.Fprintf(c.stdout, "%-7s  balance %s, may send %s more today\n", a.Symbol, wallet.FormatAmount(bal, a.Decimals), left)
+	}
+	return nil
+}
+
+func (c *cli) supply(args []string) error {
+	cmd := newCommand("supply", "SYMBOL", `
+Prints an asset's issuance: minted (genesis allocations and bank mints),
+burned (settled withdrawals), escrow (pending withdrawals) and circulating
+(held in balances). minted - burned = circulating + escrow always holds.`)
+	rpcURL, timeout := rpcFlags(cmd.fs)
+	pos, err := c.parse(cmd, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(cmd, pos, "SYMBOL"); err != nil {
+		return err
+	}
+	ctx, client, done, err := connect(*rpcURL, *timeout)
+	if err != nil {
+		return err
+	}
+	defer done()
+	s, err := client.Supply(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	for _, row := range []struct {
+		name string
+		v    *big.Int
+	}{{"minted", s.Minted.ToInt()}, {"burned", s.Burned.ToInt()}, {"escrow", s.Escrow.ToInt()}, {"circulating", s.Circulating.ToInt()}, {"totalSupply", s.TotalSupply.ToInt()}} {
+		fmt.Fprintf(c.stdout, "%-12s %s %s\n", row.name+":", wallet.FormatAmount(row.v, s.Decimals), s.Symbol)
+	}
+	fmt.Fprintf(c.stdout, "%-12s %s\n", "address:", s.Address.Hex())
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/crypto"
@@ -57,22 +58,7 @@ with the suffix "wei" (1500000000000000000wei). There are no fees.`)
 		return err
 	}
 	defer done()
-	ks, err := openKeystore(*ksDir)
-	if err != nil {
-		return err
-	}
-	accts, err := ks.Accounts()
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(accts, fromAddr) {
-		return fmt.Errorf("send: --from %s: %w %s (import it with 'tally wallet import')", crypto.ChecksumAddress(fromAddr), wallet.ErrUnknownAccount, ks.Dir())
-	}
-	pw, err := c.password(*pwFile, false)
-	if err != nil {
-		return err
-	}
-	key, err := ks.Unlock(fromAddr, pw)
+	key, err := c.unlock("send", *ksDir, *pwFile, fromAddr)
 	if err != nil {
 		return err
 	}
@@ -105,6 +91,26 @@ with the suffix "wei" (1500000000000000000wei). There are no fees.`)
 		return errors.New("send: the transaction failed at execution (status 0)")
 	}
 	return nil
+}
+
+// unlock asks for the password and unlocks from's key from the keystore.
+func (c *cli) unlock(cmdName, ksDir, pwFile string, from common.Address) (*crypto.PrivateKey, error) {
+	ks, err := openKeystore(ksDir)
+	if err != nil {
+		return nil, err
+	}
+	accts, err := ks.Accounts()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(accts, from) {
+		return nil, fmt.Errorf("%s: --from %s: %w %s (import it with 'tally wallet import')", cmdName, crypto.ChecksumAddress(from), wallet.ErrUnknownAccount, ks.Dir())
+	}
+	pw, err := c.password(pwFile, false)
+	if err != nil {
+		return nil, err
+	}
+	return ks.Unlock(from, pw)
 }
 
 // parseValue parses --value: CNY with up to 18 decimals, or base units with

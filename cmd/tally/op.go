@@ -1,0 +1,253 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/wallet"
+)
+
+const opHelp = `
+Calls a system operation (docs/operations.md): on an asset's ERC-20 facade
+with --asset SYMBOL, or on compliance with --compliance. METHOD is a
+function of abi/Asset.json or abi/Compliance.json; ARGs follow its inputs:
+
+  address   0x… (EIP-55 or lower case)
+  amount    an argument named "amount": in the asset's units with up to its
+            decimals (12.50), or base units with the suffix "wei"
+  uint      other integers (a withdrawal id, a tier)
+  bytes32   0x + 64 hex digits, or text of at most 32 bytes (ORDER-1234),
+            right-padded with zeros as Solidity does
+  string    as is (quote it in the shell)
+
+Examples:
+  tally op --from $BANK --asset HKD mint 0xAbc… 100.00 DEPOSIT-0001
+  tally op --from $ME --asset HKD transferWithReference $SHOP 12.50 ORDER-1234
+  tally op --from $ME --asset HKD requestWithdrawal 50 PAYOUT-77
+  tally op --from $COMPLIANCE --compliance setKycTier 0xAbc… 1
+  tally op --asset HKD balanceOf 0xAbc…        (a view: no --from, prints the result)`
+
+func (c *cli) op(args []string) error {
+	cmd := newCommand("op", "[--from ADDR] (--asset SYMBOL | --compliance) METHOD [ARG...]", opHelp+`
+
+An operation is first run on the node's latest state (eth_call): if it
+would fail, the reason is printed and nothing is signed. Otherwise the
+transaction is signed with --from's key and sent, and the receipt awaited.`)
+	from := cmd.fs.String("from", "", "sender `ADDR` (an account in the keystore); omit for a view")
+	symbol := cmd.fs.String("asset", "", "asset `SYMBOL` whose facade to call")
+	compliance := cmd.fs.Bool("compliance", false, "call the compliance contract")
+	wait := cmd.fs.Bool("wait", true, "wait for the receipt")
+	ksDir := c.keystoreFlag(cmd.fs)
+	pwFile := passwordFileFlag(cmd.fs)
+	rpcURL, timeout := rpcFlags(cmd.fs)
+	pos, err := c.parse(cmd, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErrorf("op: METHOD is required")
+	}
+	if (*symbol == "") == !*compliance {
+		return usageErrorf("op: give exactly one of --asset SYMBOL and --compliance")
+	}
+	contract, to := &chain.AssetABI, chain.ComplianceAddress
+	if *compliance {
+		contract = &chain.ComplianceABI
+	}
+	method, ok := contract.Methods[pos[0]]
+	if !ok {
+		return usageErrorf("op: %s has no operation %q", contractName(*compliance), pos[0])
+	}
+	if len(pos)-1 != len(method.Inputs) {
+		return usageErrorf("op: %s takes %d arguments (%s), got %d", method.Name, len(method.Inputs), method.Sig, len(pos)-1)
+	}
+	view := method.IsConstant()
+	var fromAddr common.Address
+	if !view {
+		if fromAddr, err = parseAddress("op: --from", *from); err != nil {
+			return err
+		}
+	}
+
+	ctx, client, done, err := connect(*rpcURL, *timeout)
+	if err != nil {
+		return err
+	}
+	defer done()
+	decimals := uint8(0)
+	if !*compliance {
+		asset, err := client.AssetBySymbol(ctx, *symbol)
+		if err != nil {
+			return usageErrorf("op: --asset: %v", err)
+		}
+		to, decimals = asset.Address, asset.Decimals
+	}
+	vals := make([]any, len(method.Inputs))
+	for i, in := range method.Inputs {
+		if vals[i], err = parseArg(in, pos[1+i], decimals); err != nil {
+			return usageErrorf("op: %s argument %d (%s %s): %v", method.Name, i+1, in.Type, in.Name, err)
+		}
+	}
+	data, err := contract.Pack(method.Name, vals...)
+	if err != nil {
+		return fmt.Errorf("op: encode %s: %w", method.Name, err)
+	}
+	op := wallet.Op{To: to, Data: data, Method: method.Name}
+	out, err := client.Simulate(ctx, fromAddr, op)
+	if err != nil {
+		return fmt.Errorf("op: %w", err)
+	}
+	if view {
+		res, err := method.Outputs.Unpack(out)
+		if err != nil {
+			return fmt.Errorf("op: decode %s: %w", method.Name, err)
+		}
+		for i, v := range res {
+			fmt.Fprintf(c.stdout, "%s: %s\n", outputName(method.Outputs[i], i), formatArg(v))
+		}
+		return nil
+	}
+	key, err := c.unlock("op", *ksDir, *pwFile, fromAddr)
+	if err != nil {
+		return err
+	}
+	tx, err := client.Send(ctx, key, op)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "hash:   %s\n", tx.Hash())
+	if !*wait {
+		return nil
+	}
+	r, err := client.WaitReceipt(ctx, tx.Hash())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "status: %s\nblock:  %v\n", statusText(r.Status), r.BlockNumber)
+	for _, l := range r.Logs {
+		fmt.Fprintf(c.stdout, "event:  %s\n", describeLog(l))
+	}
+	if r.Status != types.ReceiptStatusSuccessful {
+		return errors.New("op: the operation failed at execution (status 0); 'tally op' without changes shows the reason the state gives now")
+	}
+	return nil
+}
+
+func contractName(compliance bool) string {
+	if compliance {
+		return "compliance"
+	}
+	return "an asset"
+}
+
+// parseArg parses a command-line argument for an ABI input.
+func parseArg(in abi.Argument, s string, decimals uint8) (any, error) {
+	switch in.Type.T {
+	case abi.AddressTy:
+		if !common.IsHexAddress(s) {
+			return nil, fmt.Errorf("%q is not an address", s)
+		}
+		return common.HexToAddress(s), nil
+	case abi.UintTy:
+		var v *big.Int
+		var err error
+		switch {
+		case in.Name == "amount":
+			if digits, ok := strings.CutSuffix(s, "wei"); ok {
+				v, err = wallet.ParseAmount(digits, 0)
+			} else {
+				v, err = wallet.ParseAmount(s, decimals)
+			}
+		default:
+			v, err = wallet.ParseAmount(s, 0)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if in.Type.Size == 8 {
+			if !v.IsUint64() || v.Uint64() > 255 {
+				return nil, fmt.Errorf("%s does not fit uint8", s)
+			}
+			return uint8(v.Uint64()), nil
+		}
+		return v, nil
+	case abi.FixedBytesTy:
+		return parseRef(s)
+	case abi.StringTy:
+		return s, nil
+	}
+	return nil, fmt.Errorf("type %s is not supported on the command line", in.Type)
+}
+
+// parseRef reads a bytes32 reference: 0x + 64 hex digits, or up to 32
+// bytes of text, right-padded with zeros.
+func parseRef(s string) ([32]byte, error) {
+	var ref [32]byte
+	if strings.HasPrefix(s, "0x") && len(s) == 66 && isHex(s[2:]) {
+		copy(ref[:], common.FromHex(s))
+		return ref, nil
+	}
+	if len(s) == 0 || len(s) > 32 {
+		return ref, fmt.Errorf("a reference is 0x + 64 hex digits or 1..32 bytes of text, got %d bytes", len(s))
+	}
+	copy(ref[:], s)
+	return ref, nil
+}
+
+func outputName(a abi.Argument, i int) string {
+	if a.Name != "" {
+		return a.Name
+	}
+	return "result" + strconv.Itoa(i)
+}
+
+// formatArg renders a decoded ABI value.
+func formatArg(v any) string {
+	switch x := v.(type) {
+	case [32]byte:
+		return common.Hash(x).Hex()
+	case common.Address:
+		return x.Hex()
+	}
+	return fmt.Sprint(v)
+}
+
+// describeLog names a system contract's event and its fields.
+func describeLog(l *types.Log) string {
+	for _, a := range []*abi.ABI{&chain.AssetABI, &chain.ComplianceABI} {
+		if len(l.Topics) == 0 {
+			break
+		}
+		ev, err := a.EventByID(l.Topics[0])
+		if err != nil {
+			continue
+		}
+		fields := map[string]any{}
+		if err := a.UnpackIntoMap(fields, ev.Name, l.Data); err != nil {
+			return ev.Name + " (undecodable data)"
+		}
+		var indexed abi.Arguments
+		for _, in := range ev.Inputs {
+			if in.Indexed {
+				indexed = append(indexed, in)
+			}
+		}
+		if err := abi.ParseTopicsIntoMap(fields, indexed, l.Topics[1:]); err != nil {
+			return ev.Name + " (undecodable topics)"
+		}
+		parts := make([]string, 0, len(ev.Inputs))
+		for _, in := range ev.Inputs {
+			parts = append(parts, in.Name+"="+formatArg(fields[in.Name]))
+		}
+		return fmt.Sprintf("%s(%s) at %s", ev.Name, strings.Join(parts, ", "), l.Address.Hex())
+	}
+	return "log at " + l.Address.Hex()
+}

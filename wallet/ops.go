@@ -1,0 +1,213 @@
+package wallet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+)
+
+// Op is one system operation: the contract it calls and its calldata.
+// Build it with AssetOp or ComplianceOp, which check the arguments against
+// the published ABI before anything is signed.
+type Op struct {
+	To   common.Address
+	Data []byte
+	// Method is the operation's name, for messages.
+	Method string
+}
+
+// AssetOp builds operation method of asset id's ERC-20 facade
+// (abi/Asset.json), e.g. AssetOp(1, "transferWithReference", to, amount, ref).
+func AssetOp(id uint32, method string, args ...any) (Op, error) {
+	return op(chain.AssetAddress(id), &chain.AssetABI, method, args...)
+}
+
+// ComplianceOp builds a compliance operation (abi/Compliance.json).
+func ComplianceOp(method string, args ...any) (Op, error) {
+	return op(chain.ComplianceAddress, &chain.ComplianceABI, method, args...)
+}
+
+func op(to common.Address, a *abi.ABI, method string, args ...any) (Op, error) {
+	data, err := a.Pack(method, args...)
+	if err != nil {
+		return Op{}, fmt.Errorf("encode %s: %w", method, err)
+	}
+	return Op{To: to, Data: data, Method: method}, nil
+}
+
+// SignOp signs op as an EIP-1559 transaction with no fees and the gas a
+// system operation uses, with no network access.
+func SignOp(key *crypto.PrivateKey, chainID *big.Int, nonce uint64, op Op) (*types.Transaction, error) {
+	if key == nil {
+		return nil, errors.New("sign operation: nil key")
+	}
+	if chainID == nil || chainID.Sign() <= 0 {
+		return nil, fmt.Errorf("sign operation: chain id must be positive, got %v", chainID)
+	}
+	to := op.To
+	tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{
+		ChainID: new(big.Int).Set(chainID), Nonce: nonce, GasTipCap: new(big.Int), GasFeeCap: new(big.Int),
+		Gas: chain.GasPerSystemCall, To: &to, Value: new(big.Int), Data: op.Data,
+	}), chainID, key)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s: %w", op.Method, err)
+	}
+	return tx, nil
+}
+
+// Send signs op with the node's chain id and the account's pending nonce
+// and submits it; the node refuses at admission what can never succeed. It
+// returns once admitted: use WaitReceipt (status 0 means the operation
+// failed at execution; Simulate tells why).
+func (c *Client) Send(ctx context.Context, key *crypto.PrivateKey, op Op) (*types.Transaction, error) {
+	chainID, err := c.ChainID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op.Method, err)
+	}
+	nonce, err := c.PendingNonce(ctx, key.Address())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op.Method, err)
+	}
+	tx, err := SignOp(key, chainID, nonce, op)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SendSigned(ctx, tx); err != nil {
+		return nil, fmt.Errorf("%s: %w", op.Method, err)
+	}
+	return tx, nil
+}
+
+// RevertError is an operation the node says would fail, with its reason.
+type RevertError struct {
+	Method string
+	Reason string
+}
+
+func (e *RevertError) Error() string { return fmt.Sprintf("%s reverted: %s", e.Method, e.Reason) }
+
+// Simulate runs op from `from` on the node's latest state (eth_call) and
+// returns its ABI-encoded result, or a *RevertError with the reason it
+// would fail with.
+func (c *Client) Simulate(ctx context.Context, from common.Address, op Op) ([]byte, error) {
+	var out hexutil.Bytes
+	args := map[string]any{"from": from, "to": op.To, "data": hexutil.Bytes(op.Data)}
+	err := c.rpc.CallContext(ctx, &out, "eth_call", args, "latest")
+	var de rpc.DataError
+	if errors.As(err, &de) {
+		if s, ok := de.ErrorData().(string); ok {
+			if data, derr := hexutil.Decode(s); derr == nil {
+				if reason, uerr := abi.UnpackRevert(data); uerr == nil {
+					return nil, &RevertError{Method: op.Method, Reason: reason}
+				}
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op.Method, err)
+	}
+	return out, nil
+}
+
+// View calls a view of a system contract and unpacks its outputs.
+func (c *Client) View(ctx context.Context, op Op) ([]any, error) {
+	out, err := c.Simulate(ctx, common.Address{}, op)
+	if err != nil {
+		return nil, err
+	}
+	a := &chain.AssetABI
+	if op.To == chain.ComplianceAddress {
+		a = &chain.ComplianceABI
+	}
+	vals, err := a.Unpack(op.Method, out)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", op.Method, err)
+	}
+	return vals, nil
+}
+
+// Asset is an asset as tally_assets describes it.
+type Asset struct {
+	ID       uint32           `json:"id"`
+	Symbol   string           `json:"symbol"`
+	Name     string           `json:"name"`
+	Decimals uint8            `json:"decimals"`
+	Address  common.Address   `json:"address"`
+	Banks    []common.Address `json:"banks"`
+	Native   bool             `json:"native"`
+}
+
+// Assets lists the chain's assets (tally_assets).
+func (c *Client) Assets(ctx context.Context) ([]Asset, error) {
+	var out []Asset
+	if err := c.rpc.CallContext(ctx, &out, "tally_assets"); err != nil {
+		return nil, fmt.Errorf("tally_assets: %w", err)
+	}
+	return out, nil
+}
+
+// AssetBySymbol finds an asset by symbol.
+func (c *Client) AssetBySymbol(ctx context.Context, symbol string) (Asset, error) {
+	assets, err := c.Assets(ctx)
+	if err != nil {
+		return Asset{}, err
+	}
+	for _, a := range assets {
+		if a.Symbol == symbol {
+			return a, nil
+		}
+	}
+	return Asset{}, fmt.Errorf("unknown asset %q", symbol)
+}
+
+// Account is what tally_getAccount returns.
+type Account struct {
+	Address        common.Address          `json:"address"`
+	Nonce          hexutil.Uint64          `json:"nonce"`
+	Balances       map[string]*hexutil.Big `json:"balances"`
+	Tier           uint8                   `json:"tier"`
+	TierName       string                  `json:"tierName"`
+	Frozen         bool                    `json:"frozen"`
+	RemainingDaily map[string]*hexutil.Big `json:"remainingDaily"`
+}
+
+// Account returns an account's balances, tier, freeze flag and remaining
+// daily allowance (tally_getAccount).
+func (c *Client) Account(ctx context.Context, a common.Address) (*Account, error) {
+	var out Account
+	if err := c.rpc.CallContext(ctx, &out, "tally_getAccount", a); err != nil {
+		return nil, fmt.Errorf("tally_getAccount: %w", err)
+	}
+	return &out, nil
+}
+
+// Supply is what tally_getSupply returns.
+type Supply struct {
+	Symbol      string         `json:"symbol"`
+	Address     common.Address `json:"address"`
+	Decimals    uint8          `json:"decimals"`
+	Minted      *hexutil.Big   `json:"minted"`
+	Burned      *hexutil.Big   `json:"burned"`
+	Escrow      *hexutil.Big   `json:"escrow"`
+	Circulating *hexutil.Big   `json:"circulating"`
+	TotalSupply *hexutil.Big   `json:"totalSupply"`
+}
+
+// Supply returns an asset's issuance (tally_getSupply).
+func (c *Client) Supply(ctx context.Context, symbol string) (*Supply, error) {
+	var out Supply
+	if err := c.rpc.CallContext(ctx, &out, "tally_getSupply", symbol); err != nil {
+		return nil, fmt.Errorf("tally_getSupply: %w", err)
+	}
+	return &out, nil
+}
