@@ -1,5 +1,7 @@
-// Package genesis owns the genesis file: the chain id, the native asset, the
-// validators and the initial balances, and the embedded dev genesis.
+// Package genesis owns the genesis file: the chain id, the rules (assets and
+// their issuing banks, the compliance authority, governance members, KYC
+// tiers and their limits), the validators and the initial accounts (tier and
+// balances per asset), and the embedded dev genesis.
 //
 // A genesis file is JSON (documented in docs/genesis.md). Load parses it
 // strictly (unknown fields are refused, naming the field) and Validate checks

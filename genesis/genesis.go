@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
+	"slices"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 )
 
@@ -186,6 +189,9 @@ func (g *Genesis) Validate() error {
 	}
 	allocs := map[common.Address]bool{}
 	for i, a := range g.Alloc {
+		if err := accountAddress(a.Address); err != nil {
+			return invalid("alloc[%d].address: %v", i, err)
+		}
 		if allocs[a.Address] {
 			return invalid("alloc[%d]: duplicate address %s", i, a.Address)
 		}
@@ -193,7 +199,8 @@ func (g *Genesis) Validate() error {
 		if int(a.Tier) >= len(g.Tiers) {
 			return invalid("alloc[%d].tier %d: only tiers 0..%d exist", i, a.Tier, len(g.Tiers)-1)
 		}
-		for sym, bal := range a.Balances {
+		for _, sym := range slices.Sorted(maps.Keys(a.Balances)) { // sorted: the same file always gives the same error
+			bal := a.Balances[sym]
 			id, ok := g.AssetID(sym)
 			if !ok {
 				return invalid("alloc[%d].balances: unknown asset %q", i, sym)
@@ -239,8 +246,8 @@ func (r *Rules) Validate() error {
 			return invalid("assets[%d].banks: %v", i, err)
 		}
 	}
-	if r.Compliance == (common.Address{}) {
-		return invalid("compliance must be an account address")
+	if err := accountAddress(r.Compliance); err != nil {
+		return invalid("compliance: %v", err)
 	}
 	gm := r.Governance.Members
 	if len(gm) == 0 || len(gm) > MaxMembers {
@@ -256,7 +263,8 @@ func (r *Rules) Validate() error {
 		return invalid("tiers: need 1..%d, have %d", MaxTiers, len(r.Tiers))
 	}
 	for t, tier := range r.Tiers {
-		for sym, l := range tier.Limits {
+		for _, sym := range slices.Sorted(maps.Keys(tier.Limits)) {
+			l := tier.Limits[sym]
 			if !symbols[sym] {
 				return invalid("tiers[%d].limits: unknown asset %q", t, sym)
 			}
@@ -334,11 +342,23 @@ func validSymbol(s string) bool {
 	return true
 }
 
+// accountAddress refuses addresses no key can hold: the zero address and
+// the system contracts' (money allocated there could never move).
+func accountAddress(a common.Address) error {
+	if a == (common.Address{}) {
+		return errors.New("the zero address is not an account")
+	}
+	if chain.IsSystemAddress(a) {
+		return fmt.Errorf("%s is a system contract address, not an account", a)
+	}
+	return nil
+}
+
 func distinctNonZero(as []common.Address) error {
 	seen := map[common.Address]bool{}
 	for _, a := range as {
-		if a == (common.Address{}) {
-			return errors.New("the zero address is not an account")
+		if err := accountAddress(a); err != nil {
+			return err
 		}
 		if seen[a] {
 			return fmt.Errorf("%s appears twice", a)

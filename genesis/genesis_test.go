@@ -115,6 +115,8 @@ func TestParseRejects(t *testing.T) {
 		"over max":        {strings.Replace(valid, `"tier": 3`, `"tier": 1`, 1), "maxBalance"},
 		"no compliance":   {strings.Replace(valid, `"compliance": "0x`, `"compliance": "0x0000000000000000000000000000000000000000", "x": "0x`, 1), "unknown field"},
 		"threshold":       {strings.Replace(valid, `"threshold": 2`, `"threshold": 4`, 1), "governance.threshold"},
+		"alloc to facade": {strings.Replace(valid, `"address": "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"`, `"address": "0x0000000000000000000000000000000000001001"`, 1), "system contract address"},
+		"zero bank":       {strings.Replace(valid, `"banks": [`, `"banks": ["0x0000000000000000000000000000000000000000", `, 1), "zero address"},
 		"limit not text":  {strings.Replace(valid, `"maxTransfer": "0"`, `"maxTransfer": 0`, 1), "decimal string"},
 	}
 	for name, c := range cases {

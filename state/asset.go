@@ -125,7 +125,7 @@ func (x *exec) refund(id uint32, ref common.Hash, to common.Address, amount *big
 	}
 	left := new(big.Int).Sub(p.Paid, p.Refunded)
 	if amount.Cmp(left) > 0 {
-		return revertf("refund of %s is more than the %s %s paid under reference %s left to refund", amount, to, left, ref)
+		return revertf("refund of %s is more than the %s left to refund to %s under reference %s", amount, left, to, ref)
 	}
 	if err := x.move(id, x.from, to, amount, false); err != nil {
 		return err
@@ -181,9 +181,8 @@ func (x *exec) transferFrom(id uint32, owner, to common.Address, amount *big.Int
 // mint issues amount to `to` for one fiat deposit, identified by bankRef
 // forever (DESIGN.md decision 9).
 func (x *exec) mint(id uint32, to common.Address, amount *big.Int, bankRef common.Hash) error {
-	info := x.rules.Assets[id]
-	if !x.rules.IsBank(id, x.from) {
-		return revertf("%s is not an issuing bank of %s", x.from, info.Symbol)
+	if err := x.checkBank(id); err != nil {
+		return err
 	}
 	if err := positive(amount); err != nil {
 		return err
@@ -212,6 +211,22 @@ func (x *exec) mint(id uint32, to common.Address, amount *big.Int, bankRef commo
 	x.o.useBankRef(bankRef, id, x.blk.Number)
 	x.transferLog(id, common.Address{}, to, amount)
 	x.log(chain.AssetAddress(id), chain.AssetABI.Events["Minted"], []common.Hash{bankRef, addrTopic(x.from), addrTopic(to)}, amount)
+	return nil
+}
+
+// checkBank checks that the caller is an issuing bank of asset id and is
+// not frozen (a frozen account can neither send nor receive, banks included).
+func (x *exec) checkBank(id uint32) error {
+	if !x.rules.IsBank(id, x.from) {
+		return revertf("%s is not an issuing bank of %s", x.from, x.rules.Assets[id].Symbol)
+	}
+	acc, err := x.o.Account(x.from)
+	if err != nil {
+		return err
+	}
+	if acc.Frozen {
+		return revertf("account %s is frozen", x.from)
+	}
 	return nil
 }
 
@@ -270,8 +285,8 @@ func (x *exec) withdrawalOf(id uint32, wid *big.Int) (Withdrawal, bool, error) {
 // returns the money even to a holder frozen or over its maximum since.
 func (x *exec) closeWithdrawal(id uint32, wid *big.Int, to uint8, reason string) error {
 	info := x.rules.Assets[id]
-	if !x.rules.IsBank(id, x.from) {
-		return revertf("%s is not an issuing bank of %s", x.from, info.Symbol)
+	if err := x.checkBank(id); err != nil {
+		return err
 	}
 	if to == WithdrawalRefunded {
 		if err := reasonArg(reason); err != nil {
