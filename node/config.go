@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -51,6 +52,9 @@ type Config struct {
 	Builder BuilderConfig `toml:"builder"`
 	Mempool MempoolConfig `toml:"mempool"`
 	Log     LogConfig     `toml:"log"`
+
+	// RateLimit bounds how fast clients submit transactions to this node.
+	RateLimit RateLimitConfig `toml:"ratelimit"`
 }
 
 // HTTPConfig configures the JSON-RPC listener.
@@ -63,6 +67,27 @@ type HTTPConfig struct {
 	WSOrigins []string `toml:"ws-origins"`
 	// MaxSubscriptions bounds eth_subscribe subscriptions across all clients.
 	MaxSubscriptions int `toml:"max-subscriptions"`
+	// MaxLogBlockRange bounds the blocks one eth_getLogs covers (and one
+	// poll of a filter reads).
+	MaxLogBlockRange int `toml:"max-log-block-range"`
+	// MaxLogResults bounds the logs one eth_getLogs returns.
+	MaxLogResults int `toml:"max-log-results"`
+	// MaxFilters bounds the eth_newFilter and eth_newBlockFilter filters
+	// installed across all clients.
+	MaxFilters int `toml:"max-filters"`
+	// FilterTimeout removes a filter not polled for this long.
+	FilterTimeout Duration `toml:"filter-timeout"`
+}
+
+// WithLogLimits returns l with the log and filter bounds of the [http]
+// section (http.max-log-block-range, http.max-log-results,
+// http.max-filters, http.filter-timeout).
+func (h HTTPConfig) WithLogLimits(l rpc.Limits) rpc.Limits {
+	l.MaxLogBlockRange = uint64(h.MaxLogBlockRange)
+	l.MaxLogResults = h.MaxLogResults
+	l.MaxFilters = h.MaxFilters
+	l.FilterTimeout = time.Duration(h.FilterTimeout)
+	return l
 }
 
 // P2PConfig configures the libp2p host that carries Raft and forwarding.
@@ -118,6 +143,27 @@ type MempoolConfig struct {
 	MaxTotal      int `toml:"max-total"`
 }
 
+// RateLimitConfig is rpc.RateLimits in the config file: token buckets per
+// sender and per client IP on eth_sendRawTransaction, since with no fees
+// nothing else bounds spam (DESIGN.md decision 8).
+type RateLimitConfig struct {
+	// PerAccount is one sender's sustained rate in tx/s (0: off).
+	PerAccount   float64 `toml:"per-account"`
+	AccountBurst int     `toml:"account-burst"`
+	// PerIP is one client address's sustained rate in tx/s (0: off).
+	PerIP   float64 `toml:"per-ip"`
+	IPBurst int     `toml:"ip-burst"`
+	// MaxTracked bounds the senders, and the client addresses, tracked.
+	MaxTracked int `toml:"max-tracked"`
+	// ExemptTopTier exempts senders at the top KYC tier (not frozen) from
+	// both limits, so load tools on the genesis accounts run unthrottled.
+	ExemptTopTier bool `toml:"exempt-top-tier"`
+}
+
+// maxRateLimitTracked bounds ratelimit.max-tracked: a bucket and its LRU
+// entry take about 200 bytes, so two tables of 10^7 are about 4 GB.
+const maxRateLimitTracked = 10_000_000
+
 // LogConfig configures logging.
 type LogConfig struct {
 	// Level is debug, info, warn or error.
@@ -131,7 +177,9 @@ func DefaultConfig() Config {
 	b := consensus.DefaultBuilderConfig
 	return Config{
 		HTTP: HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: rpc.DefaultLimits.MaxBodyBytes, MaxBatchItems: rpc.DefaultLimits.MaxBatchItems,
-			WSOrigins: []string{"*"}, MaxSubscriptions: 1000},
+			WSOrigins: []string{"*"}, MaxSubscriptions: 1000,
+			MaxLogBlockRange: int(rpc.DefaultLimits.MaxLogBlockRange), MaxLogResults: rpc.DefaultLimits.MaxLogResults,
+			MaxFilters: rpc.DefaultLimits.MaxFilters, FilterTimeout: Duration(rpc.DefaultLimits.FilterTimeout)},
 		P2P:   P2PConfig{MaxForwardBatch: 1000},
 		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token"},
 		Raft: RaftConfig{
@@ -143,6 +191,10 @@ func DefaultConfig() Config {
 			BlockInterval: Duration(b.BlockInterval), Heartbeat: Duration(b.Heartbeat), MaxVoterLag: 64},
 		Mempool: MempoolConfig{MaxPerAccount: mempool.DefaultConfig.MaxPerAccount, MaxTotal: mempool.DefaultConfig.MaxTotal},
 		Log:     LogConfig{Level: "info", Format: "text"},
+
+		RateLimit: RateLimitConfig{PerAccount: rpc.DefaultLimits.Rate.PerAccount, AccountBurst: rpc.DefaultLimits.Rate.AccountBurst,
+			PerIP: rpc.DefaultLimits.Rate.PerIP, IPBurst: rpc.DefaultLimits.Rate.IPBurst, MaxTracked: rpc.DefaultLimits.Rate.MaxTracked,
+			ExemptTopTier: true},
 	}
 }
 
@@ -224,6 +276,18 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxBatchItems < 1 {
 		return bad("http.max-batch-items", "must be at least 1")
 	}
+	if c.HTTP.MaxLogBlockRange < 1 {
+		return bad("http.max-log-block-range", "must be at least 1")
+	}
+	if c.HTTP.MaxLogResults < 1 {
+		return bad("http.max-log-results", "must be at least 1")
+	}
+	if c.HTTP.MaxFilters < 1 {
+		return bad("http.max-filters", "must be at least 1")
+	}
+	if c.HTTP.FilterTimeout <= 0 {
+		return bad("http.filter-timeout", "must be a positive duration")
+	}
 	for key, d := range map[string]Duration{"raft.heartbeat-timeout": c.Raft.HeartbeatTimeout, "raft.election-timeout": c.Raft.ElectionTimeout,
 		"raft.leader-lease-timeout": c.Raft.LeaderLeaseTimeout, "raft.commit-timeout": c.Raft.CommitTimeout,
 		"raft.snapshot-interval": c.Raft.SnapshotInterval,
@@ -247,11 +311,42 @@ func (c *Config) Validate() error {
 	if c.Mempool.MaxTotal < c.Mempool.MaxPerAccount {
 		return bad("mempool.max-total", "must be at least mempool.max-per-account")
 	}
+	if err := c.RateLimit.validate(); err != nil {
+		return err
+	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return bad("log.level", "%v", err)
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return bad("log.format", "%q: use text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// validate checks the [ratelimit] keys as rpc.RateLimits.Validate does,
+// naming the key.
+func (r *RateLimitConfig) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("key ratelimit.%s: %s", key, fmt.Sprintf(format, args...))
+	}
+	for _, l := range []struct {
+		rateKey, burstKey string
+		rate              float64
+		burst             int
+	}{{"per-account", "account-burst", r.PerAccount, r.AccountBurst}, {"per-ip", "ip-burst", r.PerIP, r.IPBurst}} {
+		// !(rate >= 0) also catches nan, which TOML allows.
+		if !(l.rate >= 0) || math.IsInf(l.rate, 0) {
+			return bad(l.rateKey, "%v: must be a finite number of tx/s, at least 0 (0 turns the limit off)", l.rate)
+		}
+		if l.burst < 0 {
+			return bad(l.burstKey, "%d: must not be negative", l.burst)
+		}
+		if l.rate > 0 && l.burst < 1 {
+			return bad(l.burstKey, "%d: must be at least 1 while ratelimit.%s is set (a bucket of 0 refuses everything)", l.burst, l.rateKey)
+		}
+	}
+	if r.MaxTracked < 0 || r.MaxTracked > maxRateLimitTracked || ((r.PerAccount > 0 || r.PerIP > 0) && r.MaxTracked < 1) {
+		return bad("max-tracked", "%d: must be 1..%d", r.MaxTracked, maxRateLimitTracked)
 	}
 	return nil
 }

@@ -159,6 +159,12 @@ func (n *Node) open() error {
 
 	limits := rpc.Limits{MaxBodyBytes: n.cfg.HTTP.MaxBodyBytes, MaxBatchItems: n.cfg.HTTP.MaxBatchItems,
 		MaxBatchResponseBytes: rpc.DefaultLimits.MaxBatchResponseBytes, WSOrigins: n.cfg.HTTP.WSOrigins}
+	rl := n.cfg.RateLimit
+	limits.Rate = rpc.RateLimits{PerAccount: rl.PerAccount, AccountBurst: rl.AccountBurst, PerIP: rl.PerIP, IPBurst: rl.IPBurst, MaxTracked: rl.MaxTracked}
+	if rl.ExemptTopTier {
+		limits.Rate.Exempt = n.topTier
+	}
+	limits = n.cfg.HTTP.WithLogLimits(limits)
 	n.rpc, err = rpc.NewServer(n, limits, "tally/v"+Version)
 	if err != nil {
 		return err
@@ -193,6 +199,26 @@ func (n *Node) serveHTTP() error {
 	}()
 	n.log.Info("JSON-RPC listening", "addr", "http://"+ln.Addr().String())
 	return nil
+}
+
+// topTier reports whether a is at the top KYC tier of the rules in force
+// and not frozen: such accounts (the consortium's own, and the dev and
+// testnet genesis accounts load tools send from) are exempt from the rate
+// limits. A tier above the top one (left by governance removing tiers) has
+// the top tier's limits in execution, so it counts as top here too. A
+// frozen account is never exempt: its transactions are still admitted and
+// included (with status 0), so exempting it would let it spam unbounded.
+// A state read that fails exempts no one: the limits then apply.
+func (n *Node) topTier(a common.Address) bool {
+	rules, err := n.db.Rules()
+	if err != nil {
+		return false
+	}
+	acct, err := n.db.Account(a)
+	if err != nil {
+		return false
+	}
+	return !acct.Frozen && acct.Tier >= rules.TopTier()
 }
 
 // HTTPAddr is the address the JSON-RPC listener is bound to.

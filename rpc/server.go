@@ -2,11 +2,13 @@ package rpc
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -27,10 +29,26 @@ type Limits struct {
 	MaxBatchResponseBytes int
 	// WSOrigins are the browser origins allowed to open a WebSocket ("*": any).
 	WSOrigins []string
+	// Rate bounds how fast clients submit transactions (off when both
+	// rates are 0).
+	Rate RateLimits
+	// MaxLogBlockRange bounds the blocks one eth_getLogs covers, and one
+	// poll of a filter reads (0: the default).
+	MaxLogBlockRange uint64
+	// MaxLogResults bounds the logs one eth_getLogs returns (0: the default).
+	MaxLogResults int
+	// MaxFilters bounds the filters installed across all clients (0: the default).
+	MaxFilters int
+	// FilterTimeout removes a filter not polled for this long (0: the default).
+	FilterTimeout time.Duration
 }
 
-// DefaultLimits fit a batch of 1,000 raw transfers (about 250 KB).
-var DefaultLimits = Limits{MaxBodyBytes: 5 << 20, MaxBatchItems: 2000, MaxBatchResponseBytes: 25 << 20, WSOrigins: []string{"*"}}
+// DefaultLimits fit a batch of 1,000 raw transfers (about 250 KB). The
+// rate limits let a sender burst a 100-transaction batch and a client ten
+// such batches, sustained at 50 and 500 tx/s.
+var DefaultLimits = Limits{MaxBodyBytes: 5 << 20, MaxBatchItems: 2000, MaxBatchResponseBytes: 25 << 20, WSOrigins: []string{"*"},
+	MaxLogBlockRange: 10_000, MaxLogResults: 10_000, MaxFilters: 1000, FilterTimeout: 5 * time.Minute,
+	Rate: RateLimits{PerAccount: 50, AccountBurst: 100, PerIP: 500, IPBurst: 1000, MaxTracked: 100_000}}
 
 // Server is the JSON-RPC endpoint.
 type Server struct {
@@ -39,10 +57,23 @@ type Server struct {
 	senders *chain.SenderCache
 	batch   BatchSubmitter // nil when the backend has none
 	limits  Limits
+	limiter *RateLimiter // nil when rate limits are off
 }
 
-// NewServer registers the eth, net and web3 namespaces over b.
+// NewServer registers the eth, net and web3 namespaces over b. With rate
+// limits on, the API submits through a limitedBackend wrapping b.
 func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) {
+	// The node's own BatchSubmitter: the wrapper below hides it, and
+	// ServeHTTP hands it only what the limiter let through.
+	bs, _ := b.(BatchSubmitter)
+	var limiter *RateLimiter
+	if limits.Rate.Enabled() {
+		var err error
+		if limiter, err = NewRateLimiter(limits.Rate); err != nil {
+			return nil, err
+		}
+		b = &limitedBackend{Backend: b, limiter: limiter}
+	}
 	srv := gethrpc.NewServer()
 	srv.SetBatchLimits(limits.MaxBatchItems, limits.MaxBatchResponseBytes)
 	// The body is bounded in ServeHTTP with a JSON-RPC error; this is a backstop.
@@ -51,14 +82,18 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 		"eth":  NewEthAPI(b),
 		"net":  &NetAPI{chainID: b.State().ChainID()},
 		"web3": &Web3API{version: clientVersion},
+		// tally_* also gets tally_nodeInfo from the node.
+		"tally": NewLedgerAPI(b),
 	} {
 		if err := srv.RegisterName(name, svc); err != nil {
 			return nil, fmt.Errorf("register %s: %w", name, err)
 		}
 	}
-	bs, _ := b.(BatchSubmitter)
+	if err := srv.RegisterName("eth", NewFilterAPI(b, limits)); err != nil {
+		return nil, fmt.Errorf("register eth filters: %w", err)
+	}
 	srv.SetWebsocketReadLimit(int64(limits.MaxBodyBytes))
-	return &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), senders: b.Senders(), batch: bs, limits: limits}, nil
+	return &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), senders: b.Senders(), batch: bs, limits: limits, limiter: limiter}, nil
 }
 
 // RegisterName adds another namespace (tally_*, admin_* are added by the node).
@@ -68,7 +103,8 @@ func (s *Server) RegisterName(name string, svc any) error { return s.rpc.Registe
 func (s *Server) Stop() { s.rpc.Stop() }
 
 // ServeHTTP bounds the body, pre-recovers the senders of a batch's raw
-// transactions in parallel and hands the request to go-ethereum's server.
+// transactions in parallel, charges them to the rate limits and hands the
+// request to go-ethereum's server.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		s.ws.ServeHTTP(w, r)
@@ -89,7 +125,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if first := firstByte(body); first == '[' {
-		s.prerecover(body)
+		if v := s.prerecover(body, r.RemoteAddr); v != nil {
+			r = r.WithContext(context.WithValue(r.Context(), batchVerdictsKey{}, v))
+		}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
@@ -110,14 +148,17 @@ func firstByte(b []byte) byte {
 // prerecover decodes the raw transactions of a batch and recovers their
 // senders on all cores into the cache, so the sequential handling of the
 // batch finds them there. Anything malformed is left for the handler to
-// report.
-func (s *Server) prerecover(body []byte) {
+// report. With rate limits on, it charges the transactions to the client at
+// remoteAddr (the connection's address, as go-ethereum reports it to
+// SubmitTx) before the BatchSubmitter starts any, so a refused one is never
+// forwarded, and returns the verdicts for SubmitTx to answer with.
+func (s *Server) prerecover(body []byte, remoteAddr string) *batchVerdicts {
 	var calls []struct {
 		Method string            `json:"method"`
 		Params []json.RawMessage `json:"params"`
 	}
 	if json.Unmarshal(body, &calls) != nil || len(calls) > s.limits.MaxBatchItems {
-		return
+		return nil
 	}
 	txs := make([]*types.Transaction, 0, len(calls))
 	for _, c := range calls {
@@ -132,18 +173,26 @@ func (s *Server) prerecover(body []byte) {
 			txs = append(txs, tx)
 		}
 	}
-	if len(txs) > 1 {
-		_, errs := s.senders.Senders(txs)
-		if s.batch != nil {
-			valid := txs[:0]
-			for i, tx := range txs {
-				if errs == nil || errs[i] == nil {
-					valid = append(valid, tx)
-				}
-			}
-			s.batch.SubmitBatch(valid)
-		}
+	if len(txs) <= 1 {
+		return nil // a lone transaction is charged by SubmitTx
 	}
+	froms, errs := s.senders.Senders(txs)
+	var charged []error
+	var verdicts *batchVerdicts
+	if s.limiter != nil {
+		charged = s.limiter.chargeBatch(remoteAddr, txs, froms, errs)
+		verdicts = newBatchVerdicts(txs, charged)
+	}
+	if s.batch != nil {
+		valid := make([]*types.Transaction, 0, len(txs))
+		for i, tx := range txs {
+			if (errs == nil || errs[i] == nil) && (charged == nil || charged[i] == nil) {
+				valid = append(valid, tx)
+			}
+		}
+		s.batch.SubmitBatch(valid)
+	}
+	return verdicts
 }
 
 func writeError(w http.ResponseWriter, status, code int, msg string) {

@@ -309,4 +309,3 @@ func decodeLogs(rules *state.Rules, logs []*types.Log, item *HistoryItem) {
 		}
 	}
 }
-

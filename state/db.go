@@ -391,6 +391,7 @@ func (d *DB) commit(batch *pebble.Batch, b *chain.Block, senders []common.Addres
 		batch.Set(hashKey(prefixTx, tx.Hash()), loc, nil)
 	}
 	indexAccounts(batch, b, senders, receipts)
+	indexLogs(batch, n, receipts)
 	hist := chain.NewHistory()
 	if t := d.tip.Load(); t != nil {
 		hist = t.History.Clone()

@@ -1,0 +1,526 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/state"
+)
+
+// maxFilterValues bounds the addresses, and the topics at one position, of
+// a query: go-ethereum's defaults (LogQueryLimit and maxSubTopics, both
+// 1000), so a query cannot make the node seek the index without bound.
+const maxFilterValues = 1000
+
+// codeLogLimit is EIP-1474's "limit exceeded", which go-ethereum and the
+// hosted providers answer a query over their result bound with; client
+// libraries (viem, ethers) react to it by splitting the block range.
+const codeLogLimit = -32005
+
+// FilterCriteria is the argument of eth_getLogs, eth_newFilter and
+// eth_subscribe("logs"): go-ethereum's ethereum.FilterQuery with its JSON
+// form. A nil FromBlock or ToBlock means "latest".
+type FilterCriteria struct {
+	BlockHash *common.Hash
+	FromBlock *gethrpc.BlockNumber
+	ToBlock   *gethrpc.BlockNumber
+	Addresses []common.Address
+	Topics    [][]common.Hash
+}
+
+// UnmarshalJSON accepts what go-ethereum's filters.FilterCriteria accepts:
+// "address" a single address or an array; "topics" an array whose items
+// are null (any topic), a topic, or an array of topics (any of them; a null
+// in it makes the position match any topic); "blockHash" exclusive of
+// "fromBlock"/"toBlock".
+func (c *FilterCriteria) UnmarshalJSON(data []byte) error {
+	var raw struct {
+		BlockHash *common.Hash         `json:"blockHash"`
+		FromBlock *gethrpc.BlockNumber `json:"fromBlock"`
+		ToBlock   *gethrpc.BlockNumber `json:"toBlock"`
+		Addresses any                  `json:"address"`
+		Topics    []any                `json:"topics"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	*c = FilterCriteria{}
+	if raw.BlockHash != nil && (raw.FromBlock != nil || raw.ToBlock != nil) {
+		return errors.New("cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other")
+	}
+	c.BlockHash, c.FromBlock, c.ToBlock = raw.BlockHash, raw.FromBlock, raw.ToBlock
+
+	switch addrs := raw.Addresses.(type) {
+	case nil:
+	case string:
+		a, err := decodeFilterHex(addrs, common.AddressLength)
+		if err != nil {
+			return fmt.Errorf("invalid address: %w", err)
+		}
+		c.Addresses = []common.Address{common.BytesToAddress(a)}
+	case []any:
+		for i, item := range addrs {
+			s, ok := item.(string)
+			if !ok {
+				return fmt.Errorf("non-string address at index %d", i)
+			}
+			a, err := decodeFilterHex(s, common.AddressLength)
+			if err != nil {
+				return fmt.Errorf("invalid address at index %d: %w", i, err)
+			}
+			c.Addresses = append(c.Addresses, common.BytesToAddress(a))
+		}
+	default:
+		return errors.New("invalid addresses in query")
+	}
+
+	if len(raw.Topics) > state.MaxLogTopics {
+		return fmt.Errorf("exceed max topics: %d positions, at most %d", len(raw.Topics), state.MaxLogTopics)
+	}
+	if len(raw.Topics) > 0 {
+		c.Topics = make([][]common.Hash, len(raw.Topics))
+	}
+	for i, item := range raw.Topics {
+		switch t := item.(type) {
+		case nil: // any topic
+		case string:
+			h, err := decodeFilterHex(t, common.HashLength)
+			if err != nil {
+				return fmt.Errorf("invalid topic at position %d: %w", i, err)
+			}
+			c.Topics[i] = []common.Hash{common.BytesToHash(h)}
+		case []any:
+			if len(t) > maxFilterValues {
+				return fmt.Errorf("exceed max topics: %d at position %d, at most %d", len(t), i, maxFilterValues)
+			}
+			for _, sub := range t {
+				if sub == nil { // go-ethereum: a null alternative matches anything
+					c.Topics[i] = nil
+					break
+				}
+				s, ok := sub.(string)
+				if !ok {
+					return fmt.Errorf("invalid topic(s) at position %d", i)
+				}
+				h, err := decodeFilterHex(s, common.HashLength)
+				if err != nil {
+					return fmt.Errorf("invalid topic at position %d: %w", i, err)
+				}
+				c.Topics[i] = append(c.Topics[i], common.BytesToHash(h))
+			}
+		default:
+			return fmt.Errorf("invalid topic(s) at position %d", i)
+		}
+	}
+	return nil
+}
+
+func decodeFilterHex(s string, size int) ([]byte, error) {
+	b, err := hexutil.Decode(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != size {
+		return nil, fmt.Errorf("hex has invalid length %d after decoding; expected %d", len(b), size)
+	}
+	return b, nil
+}
+
+// checkValues bounds the work one query can ask of the index.
+func (c *FilterCriteria) checkValues() error {
+	if len(c.Addresses) > maxFilterValues {
+		return invalidParams("exceed max addresses or topics per search position: %d addresses, at most %d", len(c.Addresses), maxFilterValues)
+	}
+	if len(c.Topics) > state.MaxLogTopics {
+		return invalidParams("exceed max topics: %d positions, at most %d", len(c.Topics), state.MaxLogTopics)
+	}
+	for i, pos := range c.Topics {
+		if len(pos) > maxFilterValues {
+			return invalidParams("exceed max addresses or topics per search position: %d topics at position %d, at most %d", len(pos), i, maxFilterValues)
+		}
+	}
+	return nil
+}
+
+// FilterAPI serves the log and filter methods of the eth namespace:
+// eth_getLogs, eth_newFilter, eth_newBlockFilter, eth_getFilterChanges,
+// eth_getFilterLogs, eth_uninstallFilter and eth_subscribe("logs"). It is
+// registered under "eth" next to EthAPI (go-ethereum's server merges the
+// methods) because the installed filters are state that outlives a call.
+//
+// An installed filter is a cursor, not a buffer: it remembers the first
+// block it has not reported, and each poll reads the blocks since then
+// through the log index. So a filter costs no goroutine, no subscription to
+// the head feed and no memory that grows while nobody polls it, and a poll
+// covers at most MaxLogBlockRange blocks (the rest come with the next one).
+type FilterAPI struct {
+	b      Backend
+	limits Limits
+	now    func() time.Time
+
+	mu      sync.Mutex
+	filters map[gethrpc.ID]*installedFilter
+}
+
+// installedFilter is one eth_newFilter or eth_newBlockFilter.
+type installedFilter struct {
+	// crit is nil for a block filter.
+	crit *FilterCriteria
+	// from and to bound a log filter's blocks (its fromBlock and toBlock;
+	// "latest" leaves them open).
+	from, to uint64
+
+	// mu serialises polls, so that two concurrent polls never report the
+	// same block twice. It guards next.
+	mu sync.Mutex
+	// next is the first block not yet reported.
+	next uint64
+
+	// lastUsed is guarded by FilterAPI.mu.
+	lastUsed time.Time
+}
+
+// NewFilterAPI returns the filter service over b. Zero log and filter
+// bounds in limits take DefaultLimits' values.
+func NewFilterAPI(b Backend, limits Limits) *FilterAPI {
+	if limits.MaxLogBlockRange == 0 {
+		limits.MaxLogBlockRange = DefaultLimits.MaxLogBlockRange
+	}
+	if limits.MaxLogResults == 0 {
+		limits.MaxLogResults = DefaultLimits.MaxLogResults
+	}
+	if limits.MaxFilters == 0 {
+		limits.MaxFilters = DefaultLimits.MaxFilters
+	}
+	if limits.FilterTimeout == 0 {
+		limits.FilterTimeout = DefaultLimits.FilterTimeout
+	}
+	return &FilterAPI{b: b, limits: limits, now: time.Now, filters: make(map[gethrpc.ID]*installedFilter)}
+}
+
+// headNumber is the height of the last applied block.
+func (api *FilterAPI) headNumber() uint64 {
+	h, _ := api.b.State().Head()
+	return h.Number
+}
+
+// blockNumber resolves a block number or tag; nil is "latest". As
+// everywhere in Tally, every tag but "earliest" is the head: an applied
+// block is final, and nothing is pending outside the mempool.
+func blockNumber(n *gethrpc.BlockNumber, head uint64) (uint64, error) {
+	if n == nil {
+		return head, nil
+	}
+	switch *n {
+	case gethrpc.LatestBlockNumber, gethrpc.PendingBlockNumber, gethrpc.SafeBlockNumber, gethrpc.FinalizedBlockNumber:
+		return head, nil
+	case gethrpc.EarliestBlockNumber:
+		return 0, nil
+	}
+	if *n < 0 {
+		return 0, invalidParams("unsupported block tag %d", *n)
+	}
+	return uint64(*n), nil
+}
+
+// isLatest reports whether n leaves a filter's range open at the head.
+func isLatest(n *gethrpc.BlockNumber) bool {
+	if n == nil {
+		return true
+	}
+	switch *n {
+	case gethrpc.LatestBlockNumber, gethrpc.PendingBlockNumber, gethrpc.SafeBlockNumber, gethrpc.FinalizedBlockNumber:
+		return true
+	}
+	return false
+}
+
+// logQuery turns crit into a query over applied blocks: the block of
+// blockHash, or fromBlock..toBlock. As in go-ethereum, a range reaching
+// past the head is an error rather than an answer cut at the head: a
+// client that learnt a height from another node of the cluster must not
+// take "no logs" for blocks this node has not applied yet.
+func (api *FilterAPI) logQuery(crit *FilterCriteria) (q state.LogQuery, err error) {
+	if err := crit.checkValues(); err != nil {
+		return q, err
+	}
+	q = state.LogQuery{Addresses: crit.Addresses, Topics: crit.Topics, MaxResults: api.limits.MaxLogResults}
+	if crit.BlockHash != nil {
+		if crit.FromBlock != nil || crit.ToBlock != nil {
+			return q, invalidParams("can't specify fromBlock/toBlock with blockHash")
+		}
+		n, err := api.b.State().BlockNumberByHash(*crit.BlockHash)
+		if errors.Is(err, state.ErrNotFound) {
+			return q, &Error{Code: CodeServerError, Msg: fmt.Sprintf("unknown block %s", crit.BlockHash)}
+		}
+		if err != nil {
+			return q, err
+		}
+		q.FromBlock, q.ToBlock = n, n
+		return q, nil
+	}
+	head := api.headNumber()
+	if q.FromBlock, err = blockNumber(crit.FromBlock, head); err != nil {
+		return q, err
+	}
+	if q.ToBlock, err = blockNumber(crit.ToBlock, head); err != nil {
+		return q, err
+	}
+	if q.FromBlock > q.ToBlock {
+		return q, invalidParams("invalid block range params: fromBlock %d is after toBlock %d (head %d)", q.FromBlock, q.ToBlock, head)
+	}
+	if q.ToBlock > head {
+		return q, invalidParams("block range extends beyond current head block: toBlock %d, head %d", q.ToBlock, head)
+	}
+	if n := q.ToBlock - q.FromBlock + 1; n > api.limits.MaxLogBlockRange {
+		return q, invalidParams("exceed maximum block range: %d blocks requested (%d..%d), at most %d; split the range",
+			n, q.FromBlock, q.ToBlock, api.limits.MaxLogBlockRange)
+	}
+	return q, nil
+}
+
+// filterLogs runs q, answering a query over the result bound with
+// codeLogLimit and the words the hosted providers use.
+func (api *FilterAPI) filterLogs(ctx context.Context, q state.LogQuery) ([]*types.Log, error) {
+	logs, err := api.b.State().FilterLogs(ctx, q)
+	if errors.Is(err, state.ErrTooManyLogs) {
+		return nil, &Error{Code: codeLogLimit, Msg: fmt.Sprintf("query returned more than %d results; narrow the block range (%d..%d) or the addresses and topics",
+			q.MaxResults, q.FromBlock, q.ToBlock)}
+	}
+	return logs, err
+}
+
+// GetLogs serves eth_getLogs: the logs of applied blocks matching crit, in
+// chain order. A range covers at most MaxLogBlockRange blocks and may match
+// at most MaxLogResults logs; both bounds are errors, never a silently cut
+// answer.
+func (api *FilterAPI) GetLogs(ctx context.Context, crit FilterCriteria) ([]*types.Log, error) {
+	q, err := api.logQuery(&crit)
+	if err != nil {
+		return nil, err
+	}
+	return api.filterLogs(ctx, q)
+}
+
+// install registers f under a new id, first dropping the filters that
+// timed out, so that abandoned ones never keep a client from installing.
+func (api *FilterAPI) install(f *installedFilter) (gethrpc.ID, error) {
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	now := api.now()
+	for id, old := range api.filters {
+		if now.Sub(old.lastUsed) > api.limits.FilterTimeout {
+			delete(api.filters, id)
+		}
+	}
+	if len(api.filters) >= api.limits.MaxFilters {
+		return "", &Error{Code: codeLogLimit, Msg: fmt.Sprintf("too many installed filters (at most %d); uninstall unused ones with eth_uninstallFilter", api.limits.MaxFilters)}
+	}
+	f.lastUsed = now
+	id := gethrpc.NewID()
+	api.filters[id] = f
+	return id, nil
+}
+
+// lookup returns a live filter and marks it used; an expired one is removed.
+func (api *FilterAPI) lookup(id gethrpc.ID) (*installedFilter, error) {
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	f, ok := api.filters[id]
+	now := api.now()
+	if ok && now.Sub(f.lastUsed) > api.limits.FilterTimeout {
+		delete(api.filters, id)
+		ok = false
+	}
+	if !ok {
+		return nil, &Error{Code: CodeServerError, Msg: "filter not found"}
+	}
+	f.lastUsed = now
+	return f, nil
+}
+
+// NewFilter serves eth_newFilter: a log filter whose eth_getFilterChanges
+// returns the matching logs of blocks applied after it was installed (and
+// within its fromBlock..toBlock, if given). It times out after
+// FilterTimeout without a poll.
+func (api *FilterAPI) NewFilter(crit FilterCriteria) (gethrpc.ID, error) {
+	if err := crit.checkValues(); err != nil {
+		return "", err
+	}
+	if crit.BlockHash != nil {
+		return "", invalidParams("a filter follows new blocks: blockHash cannot be used with eth_newFilter")
+	}
+	head := api.headNumber()
+	f := &installedFilter{crit: &crit, to: math.MaxUint64, next: head + 1}
+	var err error
+	if !isLatest(crit.FromBlock) {
+		if f.from, err = blockNumber(crit.FromBlock, head); err != nil {
+			return "", err
+		}
+	}
+	if !isLatest(crit.ToBlock) {
+		if f.to, err = blockNumber(crit.ToBlock, head); err != nil {
+			return "", err
+		}
+	}
+	if f.from > f.to {
+		return "", invalidParams("invalid block range params: fromBlock %d is after toBlock %d", f.from, f.to)
+	}
+	return api.install(f)
+}
+
+// NewBlockFilter serves eth_newBlockFilter: eth_getFilterChanges returns
+// the hashes of the blocks applied since the last poll.
+func (api *FilterAPI) NewBlockFilter() (gethrpc.ID, error) {
+	return api.install(&installedFilter{next: api.headNumber() + 1})
+}
+
+// UninstallFilter serves eth_uninstallFilter; false if there was no such filter.
+func (api *FilterAPI) UninstallFilter(id gethrpc.ID) bool {
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	_, ok := api.filters[id]
+	delete(api.filters, id)
+	return ok
+}
+
+// GetFilterChanges serves eth_getFilterChanges: for a log filter the
+// matching logs, for a block filter the block hashes, of the blocks applied
+// since the last poll. One poll covers at most MaxLogBlockRange blocks and
+// stops at the first block that brings the logs to MaxLogResults; the next
+// poll continues from there, so nothing is lost and nothing repeats.
+func (api *FilterAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any, error) {
+	f, err := api.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	head := api.headNumber()
+	if f.crit == nil {
+		return api.blockChanges(f, head)
+	}
+	from := max(f.next, f.from)
+	to := min(head, f.to)
+	if from > to {
+		return []*types.Log{}, nil
+	}
+	to = min(to, from+api.limits.MaxLogBlockRange-1)
+	logs, through, err := api.b.State().FilterLogsPage(ctx, state.LogQuery{
+		FromBlock: from, ToBlock: to, Addresses: f.crit.Addresses, Topics: f.crit.Topics, MaxResults: api.limits.MaxLogResults,
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.next = through + 1
+	return logs, nil
+}
+
+// blockChanges returns the hashes of blocks f.next..head, at most
+// MaxLogBlockRange of them, and advances f. The caller holds f.mu.
+func (api *FilterAPI) blockChanges(f *installedFilter, head uint64) ([]common.Hash, error) {
+	hashes := []common.Hash{}
+	for n := f.next; n <= head && uint64(len(hashes)) < api.limits.MaxLogBlockRange; n++ {
+		b, err := api.b.State().BlockByNumber(n)
+		if err != nil {
+			return nil, fmt.Errorf("block filter: %w", err)
+		}
+		hashes = append(hashes, b.Hash())
+	}
+	f.next += uint64(len(hashes))
+	return hashes, nil
+}
+
+// GetFilterLogs serves eth_getFilterLogs: every log matching a log
+// filter's criteria, as eth_getLogs would return them (same bounds). It
+// counts as a use of the filter.
+func (api *FilterAPI) GetFilterLogs(ctx context.Context, id gethrpc.ID) ([]*types.Log, error) {
+	f, err := api.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if f.crit == nil {
+		return nil, &Error{Code: CodeServerError, Msg: "filter not found"} // go-ethereum's answer for a block filter
+	}
+	return api.GetLogs(ctx, *f.crit)
+}
+
+// Logs serves eth_subscribe("logs") over WebSocket: each matching log of
+// every block applied from now on, one notification per log as
+// go-ethereum sends them, within fromBlock..toBlock if given. It shares the
+// head feed's bound on subscriptions, and ends when the client falls too
+// far behind.
+func (api *FilterAPI) Logs(ctx context.Context, crit FilterCriteria) (*gethrpc.Subscription, error) {
+	notifier, ok := gethrpc.NotifierFromContext(ctx)
+	if !ok {
+		return nil, gethrpc.ErrNotificationsUnsupported
+	}
+	if err := crit.checkValues(); err != nil {
+		return nil, err
+	}
+	if crit.BlockHash != nil {
+		return nil, invalidParams("a logs subscription follows new blocks: blockHash cannot be used")
+	}
+	head := api.headNumber()
+	q := state.LogQuery{ToBlock: math.MaxUint64, Addresses: crit.Addresses, Topics: crit.Topics}
+	var err error
+	if !isLatest(crit.FromBlock) {
+		if q.FromBlock, err = blockNumber(crit.FromBlock, head); err != nil {
+			return nil, err
+		}
+	}
+	if !isLatest(crit.ToBlock) {
+		if q.ToBlock, err = blockNumber(crit.ToBlock, head); err != nil {
+			return nil, err
+		}
+	}
+	if q.FromBlock > q.ToBlock {
+		return nil, invalidParams("invalid block range params: fromBlock %d is after toBlock %d", q.FromBlock, q.ToBlock)
+	}
+	ch, unsubscribe, err := api.b.Heads().Subscribe()
+	if err != nil {
+		return nil, &Error{Code: CodeServerError, Msg: err.Error()}
+	}
+	sub := notifier.CreateSubscription()
+	go func() {
+		defer unsubscribe()
+		for {
+			select {
+			case b, ok := <-ch:
+				if !ok {
+					return // dropped: too slow
+				}
+				if b.Number() < q.FromBlock || b.Number() > q.ToBlock {
+					continue
+				}
+				rs, err := api.b.State().Receipts(b)
+				if err != nil {
+					return // the block was just applied: only a failing database gets here
+				}
+				for _, r := range rs {
+					for _, l := range r.Logs {
+						if !q.Matches(l) {
+							continue
+						}
+						if err := notifier.Notify(sub.ID, l); err != nil {
+							return
+						}
+					}
+				}
+			case <-sub.Err():
+				return
+			}
+		}
+	}()
+	return sub, nil
+}
