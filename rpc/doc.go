@@ -11,14 +11,23 @@
 // is not committed and applied, so a receipt is final) and submits
 // transactions through the Backend.
 //
+// The ledger's own reads are tally_* (LedgerAPI: accounts, supply, assets,
+// account history); eth_call runs system operations and views through
+// state.Call and reports a revert as go-ethereum does (code 3, Error(reason)).
+// eth_getLogs and installed filters (FilterAPI) read the state's log index;
+// submissions pass the per-account and per-IP rate limits (RateLimiter)
+// before the Backend sees them.
+//
 // WebSocket connections on the same port get the same API plus
-// eth_subscribe("newHeads"), fed by HeadFeed; every subscription is bounded
-// (a subscriber that falls behind is dropped, never stalling the node).
+// eth_subscribe("newHeads") and eth_subscribe("logs"), fed by HeadFeed;
+// every subscription is bounded (a subscriber that falls behind is dropped,
+// never stalling the node).
 //
 // Errors follow go-ethereum's codes: -32700 parse error, -32600 invalid
 // request (including an oversized body or batch), -32601 unknown method,
 // -32602 invalid params (wrong types, missing params, numbers over 64 bits,
 // a malformed raw transaction), -32000 for a refused operation with
 // go-ethereum's messages ("nonce too low", "insufficient funds", "already
-// known") so client libraries classify them.
+// known") so client libraries classify them, -32005 for a limit (rate,
+// log results, filters) and 3 for a reverted call.
 package rpc
