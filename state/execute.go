@@ -59,13 +59,12 @@ func ExecuteTx(o *Overlay, rules *Rules, blk BlockContext, tx *types.Transaction
 	case nonce == math.MaxUint64:
 		return Outcome{}, ErrNonceMax
 	}
-	o.SetNonce(from, nonce+1)
-
 	out, logs, gas, err := run(o, rules, blk, from, *tx.To(), tx.Value(), tx.Data(), tx.Gas())
 	reason, isRevert := IsRevert(err)
 	if err != nil && !isRevert {
-		return Outcome{}, err
+		return Outcome{}, err // a read failure, before any write: o is unchanged
 	}
+	o.SetNonce(from, nonce+1)
 	if isRevert {
 		return Outcome{Receipt: chain.NewReceipt(tx, StatusFailed, gas, cumGas+gas, nil), Reason: reason}, nil
 	}
