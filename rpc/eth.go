@@ -459,11 +459,20 @@ func (w *Web3API) Sha3(input hexutil.Bytes) hexutil.Bytes {
 // NewHeads serves eth_subscribe("newHeads") over WebSocket: the header of
 // every applied (final) block.
 func (api *EthAPI) NewHeads(ctx context.Context) (*gethrpc.Subscription, error) {
+	return followHeads(ctx, api.b.Heads(), func(notifier *gethrpc.Notifier, id gethrpc.ID, b *chain.Block) error {
+		return notifier.Notify(id, headerFields(b.Header, b.Hash()))
+	})
+}
+
+// followHeads creates a subscription that calls notify with every block
+// applied from now on, until the client unsubscribes, falls too far behind
+// (the feed drops it) or notify fails.
+func followHeads(ctx context.Context, feed *HeadFeed, notify func(*gethrpc.Notifier, gethrpc.ID, *chain.Block) error) (*gethrpc.Subscription, error) {
 	notifier, ok := gethrpc.NotifierFromContext(ctx)
 	if !ok {
 		return nil, gethrpc.ErrNotificationsUnsupported
 	}
-	ch, unsubscribe, err := api.b.Heads().Subscribe()
+	ch, unsubscribe, err := feed.Subscribe()
 	if err != nil {
 		return nil, &Error{Code: CodeServerError, Msg: err.Error()}
 	}
@@ -476,7 +485,7 @@ func (api *EthAPI) NewHeads(ctx context.Context) (*gethrpc.Subscription, error) 
 				if !ok {
 					return // dropped: too slow
 				}
-				if err := notifier.Notify(sub.ID, headerFields(b.Header, b.Hash())); err != nil {
+				if err := notify(notifier, sub.ID, b); err != nil {
 					return
 				}
 			case <-sub.Err():

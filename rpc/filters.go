@@ -14,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
+	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/state"
 )
 
@@ -461,8 +462,7 @@ func (api *FilterAPI) GetFilterLogs(ctx context.Context, id gethrpc.ID) ([]*type
 // head feed's bound on subscriptions, and ends when the client falls too
 // far behind.
 func (api *FilterAPI) Logs(ctx context.Context, crit FilterCriteria) (*gethrpc.Subscription, error) {
-	notifier, ok := gethrpc.NotifierFromContext(ctx)
-	if !ok {
+	if _, ok := gethrpc.NotifierFromContext(ctx); !ok {
 		return nil, gethrpc.ErrNotificationsUnsupported
 	}
 	if err := crit.checkValues(); err != nil {
@@ -487,40 +487,23 @@ func (api *FilterAPI) Logs(ctx context.Context, crit FilterCriteria) (*gethrpc.S
 	if q.FromBlock > q.ToBlock {
 		return nil, invalidParams("invalid block range params: fromBlock %d is after toBlock %d", q.FromBlock, q.ToBlock)
 	}
-	ch, unsubscribe, err := api.b.Heads().Subscribe()
-	if err != nil {
-		return nil, &Error{Code: CodeServerError, Msg: err.Error()}
-	}
-	sub := notifier.CreateSubscription()
-	go func() {
-		defer unsubscribe()
-		for {
-			select {
-			case b, ok := <-ch:
-				if !ok {
-					return // dropped: too slow
-				}
-				if b.Number() < q.FromBlock || b.Number() > q.ToBlock {
-					continue
-				}
-				rs, err := api.b.State().Receipts(b)
-				if err != nil {
-					return // the block was just applied: only a failing database gets here
-				}
-				for _, r := range rs {
-					for _, l := range r.Logs {
-						if !q.Matches(l) {
-							continue
-						}
-						if err := notifier.Notify(sub.ID, l); err != nil {
-							return
-						}
+	return followHeads(ctx, api.b.Heads(), func(notifier *gethrpc.Notifier, id gethrpc.ID, b *chain.Block) error {
+		if b.Number() < q.FromBlock || b.Number() > q.ToBlock {
+			return nil
+		}
+		rs, err := api.b.State().Receipts(b)
+		if err != nil {
+			return err // the block was just applied: only a failing database gets here
+		}
+		for _, r := range rs {
+			for _, l := range r.Logs {
+				if q.Matches(l) {
+					if err := notifier.Notify(id, l); err != nil {
+						return err
 					}
 				}
-			case <-sub.Err():
-				return
 			}
 		}
-	}()
-	return sub, nil
+		return nil
+	})
 }

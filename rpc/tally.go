@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/rpc/schema"
 	"github.com/tally-ledger/tally/state"
 )
 
@@ -26,48 +27,23 @@ type LedgerAPI struct{ b Backend }
 // NewLedgerAPI returns the ledger part of the tally_* namespace.
 func NewLedgerAPI(b Backend) *LedgerAPI { return &LedgerAPI{b: b} }
 
-// AssetInfo describes an asset and its facade.
-type AssetInfo struct {
-	ID       uint32           `json:"id"`
-	Symbol   string           `json:"symbol"`
-	Name     string           `json:"name"`
-	Decimals uint8            `json:"decimals"`
-	Address  common.Address   `json:"address"`
-	Banks    []common.Address `json:"banks"`
-	Native   bool             `json:"native"`
-}
-
 // Assets lists the assets in force with their ERC-20 facade addresses.
-func (api *LedgerAPI) Assets() ([]AssetInfo, error) {
+func (api *LedgerAPI) Assets() ([]schema.Asset, error) {
 	rules, err := api.b.State().Rules()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]AssetInfo, len(rules.Assets))
+	out := make([]schema.Asset, len(rules.Assets))
 	for i, a := range rules.Assets {
-		out[i] = AssetInfo{ID: uint32(i), Symbol: a.Symbol, Name: a.Name, Decimals: a.Decimals,
+		out[i] = schema.Asset{ID: uint32(i), Symbol: a.Symbol, Name: a.Name, Decimals: a.Decimals,
 			Address: chain.AssetAddress(uint32(i)), Banks: append([]common.Address{}, a.Banks...), Native: i == 0}
 	}
 	return out, nil
 }
 
-// AccountInfo is what tally_getAccount returns. Amounts are hex quantities
-// of base units, keyed by asset symbol.
-type AccountInfo struct {
-	Address  common.Address          `json:"address"`
-	Nonce    hexutil.Uint64          `json:"nonce"`
-	Balances map[string]*hexutil.Big `json:"balances"`
-	Tier     uint8                   `json:"tier"`
-	TierName string                  `json:"tierName"`
-	Frozen   bool                    `json:"frozen"`
-	// RemainingDaily is what the account may still send today (UTC day of
-	// the head block's time) per asset; null for an unlimited asset.
-	RemainingDaily map[string]*hexutil.Big `json:"remainingDaily"`
-}
-
 // GetAccount returns an account's balances, KYC tier, freeze flag and
 // remaining daily allowance.
-func (api *LedgerAPI) GetAccount(a common.Address) (*AccountInfo, error) {
+func (api *LedgerAPI) GetAccount(a common.Address) (*schema.Account, error) {
 	db := api.b.State()
 	rules, err := db.Rules()
 	if err != nil {
@@ -81,7 +57,7 @@ func (api *LedgerAPI) GetAccount(a common.Address) (*AccountInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := &AccountInfo{Address: a, Nonce: hexutil.Uint64(nonce), Tier: acc.Tier, Frozen: acc.Frozen,
+	info := &schema.Account{Address: a, Nonce: hexutil.Uint64(nonce), Tier: acc.Tier, Frozen: acc.Frozen,
 		Balances: map[string]*hexutil.Big{}, RemainingDaily: map[string]*hexutil.Big{}}
 	if int(acc.Tier) < len(rules.Tiers) {
 		info.TierName = rules.Tiers[acc.Tier].Name
@@ -101,21 +77,8 @@ func (api *LedgerAPI) GetAccount(a common.Address) (*AccountInfo, error) {
 	return info, nil
 }
 
-// SupplyInfo is what tally_getSupply returns (base units).
-type SupplyInfo struct {
-	Symbol      string         `json:"symbol"`
-	Address     common.Address `json:"address"`
-	Decimals    uint8          `json:"decimals"`
-	Minted      *hexutil.Big   `json:"minted"`
-	Burned      *hexutil.Big   `json:"burned"`
-	Escrow      *hexutil.Big   `json:"escrow"`
-	Circulating *hexutil.Big   `json:"circulating"`
-	// TotalSupply is minted − burned = circulating + escrow (DESIGN.md decision 9).
-	TotalSupply *hexutil.Big `json:"totalSupply"`
-}
-
 // GetSupply returns an asset's minted, burned, escrow and circulating amounts.
-func (api *LedgerAPI) GetSupply(symbol string) (*SupplyInfo, error) {
+func (api *LedgerAPI) GetSupply(symbol string) (*schema.Supply, error) {
 	db := api.b.State()
 	rules, err := db.Rules()
 	if err != nil {
@@ -129,54 +92,17 @@ func (api *LedgerAPI) GetSupply(symbol string) (*SupplyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SupplyInfo{
+	return &schema.Supply{
 		Symbol: symbol, Address: chain.AssetAddress(id), Decimals: rules.Assets[id].Decimals,
 		Minted: (*hexutil.Big)(s.Minted), Burned: (*hexutil.Big)(s.Burned), Escrow: (*hexutil.Big)(s.Escrow),
 		Circulating: (*hexutil.Big)(s.Circulating()), TotalSupply: (*hexutil.Big)(new(big.Int).Sub(s.Minted, s.Burned)),
 	}, nil
 }
 
-// HistoryPage is one page of tally_getAccountHistory, newest first.
-type HistoryPage struct {
-	Items []HistoryItem `json:"items"`
-	// NextCursor continues with older entries; null on the last page.
-	NextCursor *hexutil.Bytes `json:"nextCursor"`
-}
-
-// HistoryItem is one transaction in an account's history.
-type HistoryItem struct {
-	BlockNumber hexutil.Uint64 `json:"blockNumber"`
-	TxIndex     hexutil.Uint   `json:"transactionIndex"`
-	TxHash      common.Hash    `json:"transactionHash"`
-	TimestampMs uint64         `json:"timestampMs"`
-	// From is the transaction's sender; To its target (an account or a system contract).
-	From common.Address `json:"from"`
-	To   common.Address `json:"to"`
-	// Operation is "transfer" for a plain value transfer, else the system operation's name.
-	Operation string         `json:"operation"`
-	Status    hexutil.Uint64 `json:"status"`
-	// Direction is "sent", "received" or "self" from the account's side.
-	Direction string `json:"direction"`
-	// Transfers are the money movements the transaction made (none if it failed).
-	Transfers []TransferItem `json:"transfers"`
-	// Reference is the payment, bank or payout reference the operation carried.
-	Reference *common.Hash `json:"reference,omitempty"`
-	// WithdrawalID is set for withdrawal operations.
-	WithdrawalID *hexutil.Big `json:"withdrawalId,omitempty"`
-}
-
-// TransferItem is one movement of an asset.
-type TransferItem struct {
-	Asset  string         `json:"asset"`
-	From   common.Address `json:"from"`
-	To     common.Address `json:"to"`
-	Amount *hexutil.Big   `json:"amount"`
-}
-
 // GetAccountHistory pages through an account's transactions newest first:
 // everything it sent, and every transfer it received. cursor is the
 // previous page's nextCursor (null for the newest page).
-func (api *LedgerAPI) GetAccountHistory(a common.Address, cursor *hexutil.Bytes, limit *hexutil.Uint) (*HistoryPage, error) {
+func (api *LedgerAPI) GetAccountHistory(a common.Address, cursor *hexutil.Bytes, limit *hexutil.Uint) (*schema.HistoryPage, error) {
 	n := DefaultHistoryLimit
 	if limit != nil {
 		n = int(*limit)
@@ -200,7 +126,7 @@ func (api *LedgerAPI) GetAccountHistory(a common.Address, cursor *hexutil.Bytes,
 	if err != nil {
 		return nil, err
 	}
-	page := &HistoryPage{Items: []HistoryItem{}}
+	page := &schema.HistoryPage{Items: []schema.HistoryItem{}}
 	if len(entries) > n {
 		entries = entries[:n]
 		last := entries[n-1]
@@ -217,7 +143,7 @@ func (api *LedgerAPI) GetAccountHistory(a common.Address, cursor *hexutil.Bytes,
 	return page, nil
 }
 
-func (api *LedgerAPI) historyItem(rules *state.Rules, e state.HistoryEntry) (*HistoryItem, error) {
+func (api *LedgerAPI) historyItem(rules *state.Rules, e state.HistoryEntry) (*schema.HistoryItem, error) {
 	db := api.b.State()
 	b, err := db.BlockByNumber(e.Number)
 	if err != nil {
@@ -236,9 +162,9 @@ func (api *LedgerAPI) historyItem(rules *state.Rules, e state.HistoryEntry) (*Hi
 		return nil, err
 	}
 	timeMs, _ := chain.TimeMs(b.Header)
-	item := &HistoryItem{
+	item := &schema.HistoryItem{
 		BlockNumber: hexutil.Uint64(e.Number), TxIndex: hexutil.Uint(e.Index), TxHash: tx.Hash(), TimestampMs: timeMs,
-		From: from, To: *tx.To(), Status: hexutil.Uint64(r.Status), Transfers: []TransferItem{},
+		From: from, To: *tx.To(), Status: hexutil.Uint64(r.Status), Transfers: []schema.Transfer{},
 	}
 	switch e.Flags {
 	case state.HistorySent:
@@ -251,7 +177,7 @@ func (api *LedgerAPI) historyItem(rules *state.Rules, e state.HistoryEntry) (*Hi
 	item.Operation = operationName(tx)
 	if !chain.IsSystemAddress(*tx.To()) {
 		if r.Status == types.ReceiptStatusSuccessful {
-			item.Transfers = append(item.Transfers, TransferItem{Asset: rules.Assets[state.NativeAsset].Symbol, From: from, To: *tx.To(), Amount: (*hexutil.Big)(tx.Value())})
+			item.Transfers = append(item.Transfers, schema.Transfer{Asset: rules.Assets[state.NativeAsset].Symbol, From: from, To: *tx.To(), Amount: (*hexutil.Big)(tx.Value())})
 		}
 		return item, nil
 	}
@@ -280,7 +206,7 @@ func operationName(tx *types.Transaction) string {
 }
 
 // decodeLogs fills item's transfers and reference from a system call's logs.
-func decodeLogs(rules *state.Rules, logs []*types.Log, item *HistoryItem) {
+func decodeLogs(rules *state.Rules, logs []*types.Log, item *schema.HistoryItem) {
 	ev := chain.AssetABI.Events
 	for _, l := range logs {
 		id, ok := chain.AssetID(l.Address)
@@ -290,7 +216,7 @@ func decodeLogs(rules *state.Rules, logs []*types.Log, item *HistoryItem) {
 		switch l.Topics[0] {
 		case ev["Transfer"].ID:
 			if len(l.Topics) == 3 {
-				item.Transfers = append(item.Transfers, TransferItem{
+				item.Transfers = append(item.Transfers, schema.Transfer{
 					Asset: rules.Assets[id].Symbol, From: common.BytesToAddress(l.Topics[1][:]), To: common.BytesToAddress(l.Topics[2][:]),
 					Amount: (*hexutil.Big)(new(big.Int).SetBytes(l.Data)),
 				})

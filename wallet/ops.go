@@ -14,6 +14,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/rpc/schema"
 )
 
 // Op is one system operation: the contract it calls and its calldata.
@@ -137,15 +138,7 @@ func (c *Client) View(ctx context.Context, op Op) ([]any, error) {
 }
 
 // Asset is an asset as tally_assets describes it.
-type Asset struct {
-	ID       uint32           `json:"id"`
-	Symbol   string           `json:"symbol"`
-	Name     string           `json:"name"`
-	Decimals uint8            `json:"decimals"`
-	Address  common.Address   `json:"address"`
-	Banks    []common.Address `json:"banks"`
-	Native   bool             `json:"native"`
-}
+type Asset = schema.Asset
 
 // Assets lists the chain's assets (tally_assets).
 func (c *Client) Assets(ctx context.Context) ([]Asset, error) {
@@ -171,15 +164,7 @@ func (c *Client) AssetBySymbol(ctx context.Context, symbol string) (Asset, error
 }
 
 // Account is what tally_getAccount returns.
-type Account struct {
-	Address        common.Address          `json:"address"`
-	Nonce          hexutil.Uint64          `json:"nonce"`
-	Balances       map[string]*hexutil.Big `json:"balances"`
-	Tier           uint8                   `json:"tier"`
-	TierName       string                  `json:"tierName"`
-	Frozen         bool                    `json:"frozen"`
-	RemainingDaily map[string]*hexutil.Big `json:"remainingDaily"`
-}
+type Account = schema.Account
 
 // Account returns an account's balances, tier, freeze flag and remaining
 // daily allowance (tally_getAccount).
@@ -192,22 +177,26 @@ func (c *Client) Account(ctx context.Context, a common.Address) (*Account, error
 }
 
 // Supply is what tally_getSupply returns.
-type Supply struct {
-	Symbol      string         `json:"symbol"`
-	Address     common.Address `json:"address"`
-	Decimals    uint8          `json:"decimals"`
-	Minted      *hexutil.Big   `json:"minted"`
-	Burned      *hexutil.Big   `json:"burned"`
-	Escrow      *hexutil.Big   `json:"escrow"`
-	Circulating *hexutil.Big   `json:"circulating"`
-	TotalSupply *hexutil.Big   `json:"totalSupply"`
-}
+type Supply = schema.Supply
 
 // Supply returns an asset's issuance (tally_getSupply).
 func (c *Client) Supply(ctx context.Context, symbol string) (*Supply, error) {
 	var out Supply
 	if err := c.rpc.CallContext(ctx, &out, "tally_getSupply", symbol); err != nil {
 		return nil, fmt.Errorf("tally_getSupply: %w", err)
+	}
+	return &out, nil
+}
+
+// HistoryPage is what tally_getAccountHistory returns.
+type HistoryPage = schema.HistoryPage
+
+// AccountHistory returns a page of a's history, newest first; cursor is the
+// previous page's NextCursor (nil for the newest page).
+func (c *Client) AccountHistory(ctx context.Context, a common.Address, cursor *hexutil.Bytes, limit uint) (*HistoryPage, error) {
+	var out HistoryPage
+	if err := c.rpc.CallContext(ctx, &out, "tally_getAccountHistory", a, cursor, hexutil.Uint(limit)); err != nil {
+		return nil, fmt.Errorf("tally_getAccountHistory: %w", err)
 	}
 	return &out, nil
 }

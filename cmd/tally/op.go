@@ -123,15 +123,10 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "hash:   %s\n", tx.Hash())
-	if !*wait {
-		return nil
-	}
-	r, err := client.WaitReceipt(ctx, tx.Hash())
-	if err != nil {
+	r, err := c.await(ctx, client, tx, *wait)
+	if err != nil || r == nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "status: %s\nblock:  %v\n", statusText(r.Status), r.BlockNumber)
 	for _, l := range r.Logs {
 		fmt.Fprintf(c.stdout, "event:  %s\n", describeLog(l))
 	}

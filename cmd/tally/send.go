@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/big"
@@ -78,19 +79,29 @@ with the suffix "wei" (1500000000000000000wei). There are no fees.`)
 	if err := client.SendSigned(ctx, tx); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "hash:   %s\n", tx.Hash())
-	if !*wait {
-		return nil
-	}
-	r, err := client.WaitReceipt(ctx, tx.Hash())
-	if err != nil {
+	r, err := c.await(ctx, client, tx, *wait)
+	if err != nil || r == nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "status: %s\nblock:  %v\n", statusText(r.Status), r.BlockNumber)
 	if r.Status != types.ReceiptStatusSuccessful {
 		return errors.New("send: the transaction failed at execution (status 0)")
 	}
 	return nil
+}
+
+// await prints the hash of a sent transaction and, with wait, waits for its
+// receipt and prints its status and block; without wait it returns nil.
+func (c *cli) await(ctx context.Context, client *wallet.Client, tx *types.Transaction, wait bool) (*types.Receipt, error) {
+	fmt.Fprintf(c.stdout, "hash:   %s\n", tx.Hash())
+	if !wait {
+		return nil, nil
+	}
+	r, err := client.WaitReceipt(ctx, tx.Hash())
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(c.stdout, "status: %s\nblock:  %v\n", statusText(r.Status), r.BlockNumber)
+	return r, nil
 }
 
 // unlock asks for the password and unlocks from's key from the keystore.
