@@ -61,6 +61,8 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 	}
 	blk := BlockContext{Number: par.Number + 1, TimeMs: max(nowMs, par.TimeMs+1)}
 	res := &Result{Writes: NewOverlay(base), Receipts: make([]*types.Receipt, 0, len(txs))}
+	res.Writes.cacheReads(true)
+	defer res.Writes.cacheReads(false)
 	out := &Built{Writes: res.Writes, Included: make([]int, 0, len(txs))}
 	included := make([]*types.Transaction, 0, len(txs))
 	for i, tx := range txs {

@@ -138,6 +138,8 @@ func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []
 		return nil, err
 	}
 	res := &Result{Writes: NewOverlay(base), Receipts: make([]*types.Receipt, 0, len(txs))}
+	res.Writes.cacheReads(true)
+	defer res.Writes.cacheReads(false)
 	for i, tx := range txs {
 		out, err := ExecuteTx(res.Writes, rules, blk, tx, senders[i], res.GasUsed)
 		if err != nil {

@@ -24,6 +24,10 @@ type Reader interface {
 type Overlay struct {
 	base   Reader
 	writes map[string][]byte
+	// reads caches what Get read from base while one goroutine executes a
+	// block (a sender's nonce, balance and account are read once per
+	// transaction); nil when off. See cacheReads.
+	reads map[string][]byte
 }
 
 // NewOverlay returns an empty overlay over base.
@@ -36,7 +40,28 @@ func (o *Overlay) Get(key []byte) ([]byte, error) {
 	if v, ok := o.writes[string(key)]; ok {
 		return v, nil
 	}
-	return o.base.Get(key)
+	if o.reads == nil {
+		return o.base.Get(key)
+	}
+	if v, ok := o.reads[string(key)]; ok {
+		return v, nil
+	}
+	v, err := o.base.Get(key)
+	if err == nil {
+		o.reads[string(key)] = v
+	}
+	return v, err
+}
+
+// cacheReads turns the read cache on (true) or off and empties it. It is on
+// only while one goroutine executes transactions on o: the cache makes
+// reads write to o, so concurrent readers must find it off. The base must
+// not change while it is on.
+func (o *Overlay) cacheReads(on bool) {
+	o.reads = nil
+	if on {
+		o.reads = make(map[string][]byte)
+	}
 }
 
 // Set records a write; an empty value deletes the key.
