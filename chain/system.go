@@ -16,8 +16,12 @@ import (
 //
 //	0x…1000 + id   the ERC-20 facade of asset id (id 0 is the native asset)
 //	0x…0c01        compliance (KYC tiers, freezes)
+//	0x…0c02        governance (proposals and votes on the rules)
+//	0x…0c03        exchange (cross-currency offers)
 var (
 	ComplianceAddress = common.HexToAddress("0x0000000000000000000000000000000000000c01")
+	GovernanceAddress = common.HexToAddress("0x0000000000000000000000000000000000000c02")
+	ExchangeAddress   = common.HexToAddress("0x0000000000000000000000000000000000000c03")
 )
 
 // assetBase is the facade address of asset 0.
@@ -52,10 +56,10 @@ func AssetID(a common.Address) (uint32, bool) {
 }
 
 // IsSystemAddress reports whether a is a system contract address (an asset
-// facade or compliance). Whether an asset id exists is the state's business.
+// facade, compliance, governance or exchange). Whether an asset id exists is the state's business.
 func IsSystemAddress(a common.Address) bool {
 	_, ok := AssetID(a)
-	return ok || a == ComplianceAddress
+	return ok || a == ComplianceAddress || a == GovernanceAddress || a == ExchangeAddress
 }
 
 // SystemCode is what eth_getCode returns at a system address: a single
@@ -75,9 +79,12 @@ const MaxCalldata = 4096
 var (
 	AssetABI      = mustABI("Asset")
 	ComplianceABI = mustABI("Compliance")
+	GovernanceABI = mustABI("Governance")
+	ExchangeABI   = mustABI("Exchange")
 )
 
-// ABIJSON returns the published ABI of a system contract ("Asset", "Compliance").
+// ABIJSON returns the published ABI of a system contract ("Asset",
+// "Compliance", "Governance", "Exchange").
 func ABIJSON(contract string) ([]byte, error) {
 	return tally.ABIFiles.ReadFile("abi/" + contract + ".json")
 }

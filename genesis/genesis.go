@@ -60,12 +60,18 @@ type Asset struct {
 	// Banks are the accounts allowed to mint this asset and settle or
 	// refund its withdrawals.
 	Banks []common.Address `json:"banks"`
+	// Paused stops every operation that moves the asset, except closing
+	// pending withdrawals and cancelling offers (governance sets it).
+	Paused bool `json:"paused,omitempty"`
 }
 
 // Governance is the set of members that approve rule changes m-of-n.
 type Governance struct {
 	Members   []common.Address `json:"members"`
 	Threshold int              `json:"threshold"`
+	// ActivationDelay is how many blocks after its approval a change takes
+	// effect, so the leader can reconcile Raft membership first.
+	ActivationDelay uint64 `json:"activationDelay"`
 }
 
 // Tier is a KYC tier: per-asset limits keyed by asset symbol. An asset
@@ -153,6 +159,8 @@ const (
 	MaxBanks      = 64
 	MaxTiers      = 16
 	MaxMembers    = 64
+	// MaxActivationDelay bounds governance.activationDelay (blocks).
+	MaxActivationDelay = 1_000_000
 )
 
 // ErrInvalid is wrapped by every error from Parse and Validate.
@@ -258,6 +266,9 @@ func (r *Rules) Validate() error {
 	}
 	if r.Governance.Threshold < 1 || r.Governance.Threshold > len(gm) {
 		return invalid("governance.threshold must be 1..%d", len(gm))
+	}
+	if r.Governance.ActivationDelay < 1 || r.Governance.ActivationDelay > MaxActivationDelay {
+		return invalid("governance.activationDelay must be 1..%d blocks", MaxActivationDelay)
 	}
 	if len(r.Tiers) == 0 || len(r.Tiers) > MaxTiers {
 		return invalid("tiers: need 1..%d, have %d", MaxTiers, len(r.Tiers))
@@ -548,6 +559,7 @@ func BuildDev() (*Genesis, error) {
 		g.Governance.Members = append(g.Governance.Members, addr(DevGovernanceIndex+i))
 	}
 	g.Governance.Threshold = 2
+	g.Governance.ActivationDelay = 3
 	top := uint8(DevTierInstitutional)
 	for i := uint32(0); i < DevAccounts; i++ {
 		g.Alloc = append(g.Alloc, Allocation{Address: addr(i), Tier: top, Balances: map[string]Amount{

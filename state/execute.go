@@ -80,6 +80,9 @@ func run(o *Overlay, rules *Rules, blk BlockContext, from, to common.Address, va
 		if len(data) != 0 {
 			return nil, nil, gas, &Revert{Reason: ErrDataNotAllowed.Error()}
 		}
+		if err := x.checkNotPaused(NativeAsset); err != nil {
+			return nil, nil, gas, err
+		}
 		// move writes nothing unless every check passes.
 		return nil, nil, gas, x.move(NativeAsset, from, to, value, false)
 	}

@@ -165,6 +165,14 @@ func (x *exec) move(asset uint32, from, to common.Address, amount *big.Int, forc
 	return nil
 }
 
+// checkNotPaused refuses operations on an asset governance has paused.
+func (x *exec) checkNotPaused(id uint32) error {
+	if x.rules.Assets[id].Paused {
+		return revertf("asset %s is paused", x.rules.Assets[id].Symbol)
+	}
+	return nil
+}
+
 // transferLog emits ERC-20 Transfer on asset's facade.
 func (x *exec) transferLog(asset uint32, from, to common.Address, amount *big.Int) {
 	x.log(chain.AssetAddress(asset), chain.AssetABI.Events["Transfer"], []common.Hash{addrTopic(from), addrTopic(to)}, amount)
@@ -209,6 +217,35 @@ func decodeCall(a *abi.ABI, data []byte) (*abi.Method, []any, error) {
 	return m, args, nil
 }
 
+// contract is a system contract: its ABI and the handler of its operations.
+type contract struct {
+	abi *abi.ABI
+	run func(x *exec, method string, args []any) ([]any, error)
+}
+
+// contractAt returns the system contract at to under rules.
+func contractAt(rules *Rules, to common.Address) (contract, bool) {
+	switch to {
+	case chain.ComplianceAddress:
+		return contract{&chain.ComplianceABI, (*exec).compliance}, true
+	case chain.GovernanceAddress:
+		return contract{&chain.GovernanceABI, (*exec).governance}, true
+	case chain.ExchangeAddress:
+		return contract{&chain.ExchangeABI, (*exec).exchange}, true
+	}
+	if id, ok := chain.AssetID(to); ok && rules.HasAsset(id) {
+		return contract{&chain.AssetABI, func(x *exec, method string, args []any) ([]any, error) {
+			if m := chain.AssetABI.Methods[method]; !m.IsConstant() && method != "settleWithdrawal" && method != "refundWithdrawal" {
+				if err := x.checkNotPaused(id); err != nil {
+					return nil, err
+				}
+			}
+			return x.asset(id, method, args)
+		}}, true
+	}
+	return contract{}, false
+}
+
 // CheckCall validates a system call's target and calldata as admission
 // does: the address is a system contract that exists under rules, and the
 // calldata names one of its operations with canonically encoded arguments.
@@ -217,16 +254,11 @@ func CheckCall(rules *Rules, to common.Address, data []byte) error {
 	if len(data) > chain.MaxCalldata {
 		return revertf("calldata of %d bytes is over the %d-byte limit", len(data), chain.MaxCalldata)
 	}
-	var a *abi.ABI
-	switch id, ok := chain.AssetID(to); {
-	case to == chain.ComplianceAddress:
-		a = &chain.ComplianceABI
-	case ok && rules.HasAsset(id):
-		a = &chain.AssetABI
-	default:
+	c, ok := contractAt(rules, to)
+	if !ok {
 		return revertf("no system contract at %s", to)
 	}
-	_, _, err := decodeCall(a, data)
+	_, _, err := decodeCall(c.abi, data)
 	return err
 }
 
@@ -236,26 +268,15 @@ func (x *exec) systemCall(to common.Address, data []byte) ([]byte, error) {
 	if len(data) > chain.MaxCalldata {
 		return nil, revertf("calldata of %d bytes is over the %d-byte limit", len(data), chain.MaxCalldata)
 	}
-	if to == chain.ComplianceAddress {
-		m, args, err := decodeCall(&chain.ComplianceABI, data)
-		if err != nil {
-			return nil, err
-		}
-		out, err := x.compliance(m.Name, args)
-		if err != nil {
-			return nil, err
-		}
-		return m.Outputs.Pack(out...)
-	}
-	id, ok := chain.AssetID(to)
-	if !ok || !x.rules.HasAsset(id) {
+	c, ok := contractAt(x.rules, to)
+	if !ok {
 		return nil, revertf("no system contract at %s", to)
 	}
-	m, args, err := decodeCall(&chain.AssetABI, data)
+	m, args, err := decodeCall(c.abi, data)
 	if err != nil {
 		return nil, err
 	}
-	out, err := x.asset(id, m.Name, args)
+	out, err := c.run(x, m.Name, args)
 	if err != nil {
 		return nil, err
 	}
