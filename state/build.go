@@ -75,6 +75,9 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 		included = append(included, tx)
 		out.Included = append(out.Included, i)
 	}
+	if err := applyScheduled(res.Writes, rules, blk); err != nil {
+		return nil, fmt.Errorf("build block %d: governance changes: %w", blk.Number, err)
+	}
 	h := chain.NewHeader(par.Hash, blk.Number, blk.TimeMs, key.Address())
 	h.MixDigest = par.History.Root()
 	if err := FinishHeader(h, par.Root, included, res); err != nil {

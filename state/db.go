@@ -315,6 +315,7 @@ func GenesisBlock(g *genesis.Genesis) (*chain.Block, *Overlay, error) {
 		return nil, nil, err
 	}
 	o := NewOverlay(emptyReader{})
+	o.setValidatorList(g.ValidatorAddresses())
 	for i, v := range g.Validators {
 		a, err := v.Address()
 		if err != nil {
@@ -324,9 +325,10 @@ func GenesisBlock(g *genesis.Genesis) (*chain.Block, *Overlay, error) {
 		if name == "" {
 			name = fmt.Sprintf("validator-%d", i)
 		}
-		o.Set(validatorKey(a), []byte(name))
+		o.setValidator(ValidatorInfo{Address: a, Name: name, PublicKey: v.PublicKey})
 	}
 	o.Set(keyRules, g.Rules.Encode())
+	o.Set(key(prefixRulesHistory, u64(0)), g.Rules.Encode())
 	minted := make([]*big.Int, len(g.Assets))
 	for i := range minted {
 		minted[i] = new(big.Int)

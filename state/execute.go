@@ -150,6 +150,9 @@ func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []
 		}
 		res.Add(out.Receipt)
 	}
+	if err := applyScheduled(res.Writes, rules, blk); err != nil {
+		return nil, fmt.Errorf("governance changes after block %d: %w", blk.Number, err)
+	}
 	return res, nil
 }
 

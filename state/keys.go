@@ -13,16 +13,22 @@ var (
 	prefixState     = byte('s')
 	prefixNonce     = []byte("sn") // + address → uint64 big-endian
 	prefixBalance   = []byte("sb") // + asset uint32 + address → big-endian magnitude
-	prefixValidator = []byte("sv") // + address → name
+	prefixValidator = []byte("sv") // + address → compressed public key (33 bytes) ++ name
 	keyRules        = []byte("sr") // → genesis.Rules canonical JSON
-	prefixAccount   = []byte("sk") // + address → tier byte ++ frozen byte
-	prefixOutflow   = []byte("so") // + asset + address → UTC day uint64 ++ amount magnitude
-	prefixSupply    = []byte("ss") // + asset → RLP supply{Minted, Burned, Escrow}
-	prefixBankRef   = []byte("sm") // + bankRef → asset uint32 ++ block number uint64
-	prefixWithdraw  = []byte("sw") // + id uint64 → RLP Withdrawal
-	keyWithdrawSeq  = []byte("sq") // → last withdrawal id uint64
-	prefixPayment   = []byte("sp") // + asset + merchant + ref + payer → RLP payment{Paid, Refunded}
-	prefixAllowance = []byte("sa") // + asset + owner + spender → amount magnitude
+	// + height → the rules in force from that height (written when they change)
+	prefixRulesHistory = []byte("sh")
+	prefixProposal     = []byte("sg") // + id uint64 → RLP Proposal
+	keyProposalSeq     = []byte("sj") // → last proposal id uint64
+	keySchedule        = []byte("sx") // → RLP []Scheduled: approved changes not yet in effect
+	keyValidatorList   = []byte("sl") // → RLP []common.Address: the validators, sorted
+	prefixAccount      = []byte("sk") // + address → tier byte ++ frozen byte
+	prefixOutflow      = []byte("so") // + asset + address → UTC day uint64 ++ amount magnitude
+	prefixSupply       = []byte("ss") // + asset → RLP supply{Minted, Burned, Escrow}
+	prefixBankRef      = []byte("sm") // + bankRef → asset uint32 ++ block number uint64
+	prefixWithdraw     = []byte("sw") // + id uint64 → RLP Withdrawal
+	keyWithdrawSeq     = []byte("sq") // → last withdrawal id uint64
+	prefixPayment      = []byte("sp") // + asset + merchant + ref + payer → RLP payment{Paid, Refunded}
+	prefixAllowance    = []byte("sa") // + asset + owner + spender → amount magnitude
 
 	keyHead     = []byte("mhead")    // → headRLP
 	keyHistory  = []byte("mhistory") // → chain.History

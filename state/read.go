@@ -11,8 +11,10 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
 )
 
 // BlockByNumber returns block n of the applied chain, or ErrNotFound. The
@@ -218,4 +220,105 @@ func (d *DB) CheckConservation() error {
 		}
 	}
 	return nil
+}
+
+// ValidatorInfos returns the current validators with their keys, sorted by address.
+func (d *DB) ValidatorInfos() ([]ValidatorInfo, error) {
+	o := d.view()
+	var out []ValidatorInfo
+	for _, a := range d.Validators() {
+		v, ok, err := o.validator(a)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// ValidatorChange is an approved change of the validator set that is not
+// in effect yet: the leader reconciles Raft membership with it before
+// EffectiveHeight (DESIGN.md decision 8).
+type ValidatorChange struct {
+	ProposalID uint64
+	// Add is true for a new validator, false for a removal.
+	Add             bool
+	Validator       ValidatorInfo
+	EffectiveHeight uint64
+}
+
+// PendingValidatorChanges returns the approved validator changes not yet
+// in effect, in the order they will apply.
+func (d *DB) PendingValidatorChanges() ([]ValidatorChange, error) {
+	o := d.view()
+	sched, err := o.Schedule()
+	if err != nil {
+		return nil, err
+	}
+	var out []ValidatorChange
+	for _, s := range sched {
+		p, ok, err := o.Proposal(s.ID)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("scheduled proposal %d: %v", s.ID, err)
+		}
+		if p.Kind != KindAddValidator && p.Kind != KindRemoveValidator {
+			continue
+		}
+		m, err := chain.GovernanceABI.MethodById(p.Change[:4])
+		if err != nil {
+			return nil, fmt.Errorf("proposal %d: %w", s.ID, err)
+		}
+		args, err := m.Inputs.Unpack(p.Change[4:])
+		if err != nil {
+			return nil, fmt.Errorf("proposal %d: %w", s.ID, err)
+		}
+		c := ValidatorChange{ProposalID: s.ID, Add: p.Kind == KindAddValidator, EffectiveHeight: s.Height}
+		if c.Add {
+			pub := args[1].([]byte)
+			pk, err := ethcrypto.DecompressPubkey(pub)
+			if err != nil {
+				return nil, fmt.Errorf("proposal %d: %w", s.ID, err)
+			}
+			c.Validator = ValidatorInfo{Address: ethcrypto.PubkeyToAddress(*pk), Name: args[0].(string), PublicKey: pub}
+		} else {
+			a := args[0].(common.Address)
+			v, _, err := o.validator(a)
+			if err != nil {
+				return nil, err
+			}
+			c.Validator = v
+			c.Validator.Address = a
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Proposal returns governance proposal id; ok is false if there is none.
+func (d *DB) Proposal(id uint64) (Proposal, bool, error) { return d.view().Proposal(id) }
+
+// RulesAt returns the rules in force at height n (the state keeps every
+// version with the height it took effect at).
+func (d *DB) RulesAt(n uint64) (*genesis.Rules, error) {
+	d.mu.RLock()
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefixRulesHistory, UpperBound: key(prefixRulesHistory, u64(n+1))})
+	if err != nil {
+		d.mu.RUnlock()
+		return nil, err
+	}
+	var raw []byte
+	if it.Last() {
+		raw = append([]byte{}, it.Value()...)
+	}
+	err = it.Close()
+	d.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("rules at height %d: %w", n, ErrNotFound)
+	}
+	return genesis.ParseRules(raw)
 }
