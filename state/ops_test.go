@@ -121,6 +121,10 @@ func nameOf(a common.Address) string {
 		return "0x0"
 	case a == chain.ComplianceAddress:
 		return "Compliance"
+	case a == chain.GovernanceAddress:
+		return "Governance"
+	case a == chain.ExchangeAddress:
+		return "Exchange"
 	case isAsset && id == assetCNY:
 		return "CNY-facade"
 	case isAsset && id == assetHKD:
@@ -378,6 +382,9 @@ func (h *opHarness) block(atMs uint64, steps ...opStep) []txResult {
 		}
 		simLogs[i] = out.Receipt.Logs
 	}
+	if err := applyScheduled(scratch, rules, blk); err != nil { // as Execute does at the end of a block
+		h.t.Fatal(err)
+	}
 	built, err := Build(h.db, tip.Parent(), txs, froms, now, h.val, genesis.DevChainID)
 	if err != nil {
 		h.t.Fatal(err)
@@ -513,10 +520,12 @@ func fmtVals(vs []any) string {
 
 // eventOf finds a log's event in the published ABIs.
 func eventOf(topic common.Hash) (*abi.Event, error) {
-	if ev, err := chain.AssetABI.EventByID(topic); err == nil {
-		return ev, nil
+	for _, a := range []*abi.ABI{&chain.AssetABI, &chain.ComplianceABI, &chain.GovernanceABI} {
+		if ev, err := a.EventByID(topic); err == nil {
+			return ev, nil
+		}
 	}
-	return chain.ComplianceABI.EventByID(topic)
+	return chain.ExchangeABI.EventByID(topic)
 }
 
 // decodeLog renders a log as Event@Contract(name=value, ...), decoding its
@@ -552,8 +561,13 @@ func decodeLog(l *types.Log) string {
 // wantLog renders an expected log the way decodeLog renders a real one.
 func wantLog(contract common.Address, event string, args ...any) string {
 	a := &chain.AssetABI
-	if contract == chain.ComplianceAddress {
+	switch contract {
+	case chain.ComplianceAddress:
 		a = &chain.ComplianceABI
+	case chain.GovernanceAddress:
+		a = &chain.GovernanceABI
+	case chain.ExchangeAddress:
+		a = &chain.ExchangeABI
 	}
 	ev, ok := a.Events[event]
 	if !ok || len(args) != len(ev.Inputs) {
@@ -607,6 +621,7 @@ var keyNames = map[string]string{
 	string(prefixAccount): "account", string(prefixOutflow): "outflow", string(prefixBankRef): "bankRef",
 	string(prefixWithdraw): "withdrawal", string(keyWithdrawSeq): "withdrawal-seq", string(prefixPayment): "payment",
 	string(prefixAllowance): "allowance", string(keyRules): "rules", string(prefixValidator): "validator",
+	string(prefixOffer): "offer", string(keyOfferSeq): "offer-seq",
 }
 
 func diffStates(before, after map[string][]byte) (stateDiff, error) {
@@ -705,11 +720,14 @@ type opCase struct {
 	supply []supplyChange
 	logs   []string
 	ret    []any // the operation's return values; nil: true for operations returning bool
-	check  func(t *testing.T, h *opHarness)
+	// keys names every other state key a success changes (keyNames, in any
+	// order, once per key); nil leaves them unchecked.
+	keys  []string
+	check func(t *testing.T, h *opHarness)
 }
 
 func runOpCase(t *testing.T, c opCase) {
-	if c.reason != "" && (len(c.bals) > 0 || len(c.supply) > 0 || len(c.logs) > 0 || c.ret != nil) {
+	if c.reason != "" && (len(c.bals) > 0 || len(c.supply) > 0 || len(c.logs) > 0 || c.ret != nil || c.keys != nil) {
 		t.Fatal("bad case: a failing operation expects effects")
 	}
 	h := newOpHarness(t)
@@ -786,6 +804,9 @@ func runOpCase(t *testing.T, c opCase) {
 	} else {
 		checkBalances(t, c.bals, d)
 		checkSupply(t, c.supply, d)
+		if got, want := slices.Sorted(slices.Values(d.other)), slices.Sorted(slices.Values(c.keys)); c.keys != nil && !slices.Equal(got, want) {
+			t.Errorf("other state keys changed: %q, want %q", got, want)
+		}
 	}
 
 	// Logs, decoded with the published ABIs.
