@@ -38,6 +38,17 @@ func ComplianceOp(method string, args ...any) (Op, error) {
 	return op(chain.ComplianceAddress, &chain.ComplianceABI, method, args...)
 }
 
+// GovernanceOp builds a governance operation (abi/Governance.json): a
+// proposal or a vote.
+func GovernanceOp(method string, args ...any) (Op, error) {
+	return op(chain.GovernanceAddress, &chain.GovernanceABI, method, args...)
+}
+
+// ExchangeOp builds an exchange operation (abi/Exchange.json).
+func ExchangeOp(method string, args ...any) (Op, error) {
+	return op(chain.ExchangeAddress, &chain.ExchangeABI, method, args...)
+}
+
 func op(to common.Address, a *abi.ABI, method string, args ...any) (Op, error) {
 	data, err := a.Pack(method, args...)
 	if err != nil {
@@ -127,8 +138,13 @@ func (c *Client) View(ctx context.Context, op Op) ([]any, error) {
 		return nil, err
 	}
 	a := &chain.AssetABI
-	if op.To == chain.ComplianceAddress {
+	switch op.To {
+	case chain.ComplianceAddress:
 		a = &chain.ComplianceABI
+	case chain.GovernanceAddress:
+		a = &chain.GovernanceABI
+	case chain.ExchangeAddress:
+		a = &chain.ExchangeABI
 	}
 	vals, err := a.Unpack(op.Method, out)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -17,26 +18,32 @@ import (
 
 const opHelp = `
 Calls a system operation (docs/operations.md): on an asset's ERC-20 facade
-with --asset SYMBOL, or on compliance with --compliance. METHOD is a
-function of abi/Asset.json or abi/Compliance.json; ARGs follow its inputs:
+with --asset SYMBOL, or on --compliance, --governance or --exchange. METHOD
+is a function of the contract's ABI under abi/; ARGs follow its inputs:
 
   address   0x… (EIP-55 or lower case)
-  amount    an argument named "amount": in the asset's units with up to its
-            decimals (12.50), or base units with the suffix "wei"
-  uint      other integers (a withdrawal id, a tier)
+  amount    an argument named "amount" or "amounts": in the asset's units
+            with up to its decimals (12.50), or base units with the suffix
+            "wei" (only with --asset; elsewhere amounts are base units)
+  uint      other integers (a withdrawal id, a tier, a proposal id)
+  bool      true or false
   bytes32   0x + 64 hex digits, or text of at most 32 bytes (ORDER-1234),
             right-padded with zeros as Solidity does
+  bytes     0x + hex
   string    as is (quote it in the shell)
+  T[]       comma-separated values of T (0xA…,0xB…)
 
 Examples:
   tally op --from $BANK --asset HKD mint 0xAbc… 100.00 DEPOSIT-0001
   tally op --from $ME --asset HKD transferWithReference $SHOP 12.50 ORDER-1234
   tally op --from $ME --asset HKD requestWithdrawal 50 PAYOUT-77
   tally op --from $COMPLIANCE --compliance setKycTier 0xAbc… 1
+  tally op --from $MEMBER --governance proposeAddBank 0x…1001 0xBank…
+  tally op --from $MEMBER --governance vote 1 true
   tally op --asset HKD balanceOf 0xAbc…        (a view: no --from, prints the result)`
 
 func (c *cli) op(args []string) error {
-	cmd := newCommand("op", "[--from ADDR] (--asset SYMBOL | --compliance) METHOD [ARG...]", opHelp+`
+	cmd := newCommand("op", "[--from ADDR] (--asset SYMBOL | --compliance | --governance | --exchange) METHOD [ARG...]", opHelp+`
 
 An operation is first run on the node's latest state (eth_call): if it
 would fail, the reason is printed and nothing is signed. Otherwise the
@@ -44,6 +51,8 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	from := cmd.fs.String("from", "", "sender `ADDR` (an account in the keystore); omit for a view")
 	symbol := cmd.fs.String("asset", "", "asset `SYMBOL` whose facade to call")
 	compliance := cmd.fs.Bool("compliance", false, "call the compliance contract")
+	governance := cmd.fs.Bool("governance", false, "call the governance contract")
+	exchange := cmd.fs.Bool("exchange", false, "call the exchange contract")
 	wait := cmd.fs.Bool("wait", true, "wait for the receipt")
 	ksDir := c.keystoreFlag(cmd.fs)
 	pwFile := passwordFileFlag(cmd.fs)
@@ -55,16 +64,27 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	if len(pos) == 0 {
 		return usageErrorf("op: METHOD is required")
 	}
-	if (*symbol == "") == !*compliance {
-		return usageErrorf("op: give exactly one of --asset SYMBOL and --compliance")
+	chosen := 0
+	for _, on := range []bool{*symbol != "", *compliance, *governance, *exchange} {
+		if on {
+			chosen++
+		}
 	}
-	contract, to := &chain.AssetABI, chain.ComplianceAddress
-	if *compliance {
-		contract = &chain.ComplianceABI
+	if chosen != 1 {
+		return usageErrorf("op: give exactly one of --asset SYMBOL, --compliance, --governance and --exchange")
+	}
+	contract, to, name := &chain.AssetABI, common.Address{}, "an asset"
+	switch {
+	case *compliance:
+		contract, to, name = &chain.ComplianceABI, chain.ComplianceAddress, "compliance"
+	case *governance:
+		contract, to, name = &chain.GovernanceABI, chain.GovernanceAddress, "governance"
+	case *exchange:
+		contract, to, name = &chain.ExchangeABI, chain.ExchangeAddress, "exchange"
 	}
 	method, ok := contract.Methods[pos[0]]
 	if !ok {
-		return usageErrorf("op: %s has no operation %q", contractName(*compliance), pos[0])
+		return usageErrorf("op: %s has no operation %q", name, pos[0])
 	}
 	if len(pos)-1 != len(method.Inputs) {
 		return usageErrorf("op: %s takes %d arguments (%s), got %d", method.Name, len(method.Inputs), method.Sig, len(pos)-1)
@@ -83,7 +103,7 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	}
 	defer done()
 	decimals := uint8(0)
-	if !*compliance {
+	if *symbol != "" {
 		asset, err := client.AssetBySymbol(ctx, *symbol)
 		if err != nil {
 			return usageErrorf("op: --asset: %v", err)
@@ -136,15 +156,39 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	return nil
 }
 
-func contractName(compliance bool) string {
-	if compliance {
-		return "compliance"
-	}
-	return "an asset"
-}
-
 // parseArg parses a command-line argument for an ABI input.
 func parseArg(in abi.Argument, s string, decimals uint8) (any, error) {
+	return parseValueOf(in.Type, in.Name, s, decimals)
+}
+
+// parseValueOf parses s as a value of ABI type t; name decides whether an
+// integer is an amount in the asset's units.
+func parseValueOf(t abi.Type, name, s string, decimals uint8) (any, error) {
+	switch t.T {
+	case abi.SliceTy:
+		parts := strings.Split(s, ",")
+		out := reflect.MakeSlice(t.GetType(), 0, len(parts))
+		for _, part := range parts {
+			v, err := parseValueOf(*t.Elem, strings.TrimSuffix(name, "s"), strings.TrimSpace(part), decimals)
+			if err != nil {
+				return nil, err
+			}
+			out = reflect.Append(out, reflect.ValueOf(v))
+		}
+		return out.Interface(), nil
+	case abi.BoolTy:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not true or false", s)
+		}
+		return b, nil
+	case abi.BytesTy:
+		if !strings.HasPrefix(s, "0x") || !isHex(s[2:]) || len(s)%2 != 0 {
+			return nil, fmt.Errorf("%q is not 0x-prefixed hex", s)
+		}
+		return common.FromHex(s), nil
+	}
+	in := abi.Argument{Name: name, Type: t}
 	switch in.Type.T {
 	case abi.AddressTy:
 		if !common.IsHexAddress(s) {
@@ -155,7 +199,7 @@ func parseArg(in abi.Argument, s string, decimals uint8) (any, error) {
 		var v *big.Int
 		var err error
 		switch {
-		case in.Name == "amount":
+		case in.Name == "amount" && decimals > 0:
 			if digits, ok := strings.CutSuffix(s, "wei"); ok {
 				v, err = wallet.ParseAmount(digits, 0)
 			} else {
@@ -167,11 +211,17 @@ func parseArg(in abi.Argument, s string, decimals uint8) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if in.Type.Size == 8 {
+		switch in.Type.Size {
+		case 8:
 			if !v.IsUint64() || v.Uint64() > 255 {
 				return nil, fmt.Errorf("%s does not fit uint8", s)
 			}
 			return uint8(v.Uint64()), nil
+		case 64:
+			if !v.IsUint64() {
+				return nil, fmt.Errorf("%s does not fit uint64", s)
+			}
+			return v.Uint64(), nil
 		}
 		return v, nil
 	case abi.FixedBytesTy:
@@ -217,7 +267,7 @@ func formatArg(v any) string {
 
 // describeLog names a system contract's event and its fields.
 func describeLog(l *types.Log) string {
-	for _, a := range []*abi.ABI{&chain.AssetABI, &chain.ComplianceABI} {
+	for _, a := range []*abi.ABI{&chain.AssetABI, &chain.ComplianceABI, &chain.GovernanceABI, &chain.ExchangeABI} {
 		if len(l.Topics) == 0 {
 			break
 		}
