@@ -195,8 +195,13 @@ func operationName(tx *types.Transaction) string {
 		return "unknown"
 	}
 	a := &chain.AssetABI
-	if to == chain.ComplianceAddress {
+	switch to {
+	case chain.ComplianceAddress:
 		a = &chain.ComplianceABI
+	case chain.GovernanceAddress:
+		a = &chain.GovernanceABI
+	case chain.ExchangeAddress:
+		a = &chain.ExchangeABI
 	}
 	m, err := a.MethodById(tx.Data()[:4])
 	if err != nil {
