@@ -75,6 +75,12 @@ const GasPerSystemCall = 60_000
 // reason); longer calldata is refused at admission.
 const MaxCalldata = 4096
 
+// MaxBatchTransfer bounds the legs of one batchTransfer, so that one
+// transaction's work stays small. A cap that calldata cannot reach would
+// never be what refuses a batch: 50 legs encode in 164 + 64·50 = 3364
+// bytes, within MaxCalldata (61 legs would be the most that fit).
+const MaxBatchTransfer = 50
+
 // Contract ABIs, parsed once from the published files under abi/.
 var (
 	AssetABI      = mustABI("Asset")
@@ -82,6 +88,23 @@ var (
 	GovernanceABI = mustABI("Governance")
 	ExchangeABI   = mustABI("Exchange")
 )
+
+// ContractABI returns the ABI of the system contract at a: Asset for any
+// facade address (whether the asset exists is the state's business).
+func ContractABI(a common.Address) (*abi.ABI, bool) {
+	switch a {
+	case ComplianceAddress:
+		return &ComplianceABI, true
+	case GovernanceAddress:
+		return &GovernanceABI, true
+	case ExchangeAddress:
+		return &ExchangeABI, true
+	}
+	if _, ok := AssetID(a); ok {
+		return &AssetABI, true
+	}
+	return nil, false
+}
 
 // ABIJSON returns the published ABI of a system contract ("Asset",
 // "Compliance", "Governance", "Exchange").

@@ -194,15 +194,7 @@ func operationName(tx *types.Transaction) string {
 	if len(tx.Data()) < 4 {
 		return "unknown"
 	}
-	a := &chain.AssetABI
-	switch to {
-	case chain.ComplianceAddress:
-		a = &chain.ComplianceABI
-	case chain.GovernanceAddress:
-		a = &chain.GovernanceABI
-	case chain.ExchangeAddress:
-		a = &chain.ExchangeABI
-	}
+	a, _ := chain.ContractABI(to)
 	m, err := a.MethodById(tx.Data()[:4])
 	if err != nil {
 		return "unknown"

@@ -137,14 +137,9 @@ func (c *Client) View(ctx context.Context, op Op) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &chain.AssetABI
-	switch op.To {
-	case chain.ComplianceAddress:
-		a = &chain.ComplianceABI
-	case chain.GovernanceAddress:
-		a = &chain.GovernanceABI
-	case chain.ExchangeAddress:
-		a = &chain.ExchangeABI
+	a, ok := chain.ContractABI(op.To)
+	if !ok {
+		return nil, fmt.Errorf("%s: no system contract at %s", op.Method, op.To)
 	}
 	vals, err := a.Unpack(op.Method, out)
 	if err != nil {
