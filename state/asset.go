@@ -76,6 +76,8 @@ func (x *exec) asset(id uint32, name string, args []any) ([]any, error) {
 		return ok, nil
 	case "transferWithReference":
 		return ok, x.pay(id, addr(0), num(1), hash(2))
+	case "batchTransfer":
+		return ok, x.batchTransfer(id, args[0].([]common.Address), args[1].([]*big.Int), hash(2))
 	case "approve":
 		return ok, x.approve(id, addr(0), num(1))
 	case "transferFrom":
@@ -111,6 +113,83 @@ func (x *exec) pay(id uint32, to common.Address, amount *big.Int, ref common.Has
 	x.o.SetPayment(id, to, ref, x.from, p)
 	x.transferLog(id, x.from, to, amount)
 	x.log(chain.AssetAddress(id), chain.AssetABI.Events["PaymentReference"], []common.Hash{ref, addrTopic(x.from), addrTopic(to)}, amount)
+	return nil
+}
+
+// batchTransfer is a split payment: the caller pays every to[i] amounts[i]
+// under ref, all legs or none. Each leg is a payment of its own for the
+// per-transfer limit (splitting a bill does not make one large transfer)
+// and for the merchants (each can match and refund its leg under ref);
+// the daily outflow and the balance are checked against the total, which
+// is what leaves the payer. A failing leg's reason names its index.
+func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int, ref common.Hash) error {
+	switch {
+	case len(to) == 0:
+		return revertf("a batch transfer needs at least one recipient")
+	case len(to) != len(amounts):
+		return revertf("a batch transfer has %d recipients but %d amounts", len(to), len(amounts))
+	case len(to) > chain.MaxBatchTransfer:
+		return revertf("a batch transfer of %d legs is over the limit of %d", len(to), chain.MaxBatchTransfer)
+	}
+	acc, err := x.o.Account(x.from)
+	if err != nil {
+		return err
+	}
+	if acc.Frozen {
+		return revertf("account %s is frozen", x.from)
+	}
+	if acc.Tier < 1 {
+		return revertf("account %s is not KYC-verified: tier 0 may only receive", x.from)
+	}
+	l := x.rules.limitsOf(acc.Tier, id)
+	total := new(big.Int)
+	for i, a := range amounts {
+		if l.maxTransfer != nil && a.Cmp(l.maxTransfer) > 0 {
+			return revertf("amounts[%d]: amount %s is over the per-transfer limit %s of tier %d", i, a, l.maxTransfer, acc.Tier)
+		}
+		total.Add(total, a)
+	}
+	var outflow *big.Int
+	if l.maxDaily != nil {
+		if outflow, err = x.o.Outflow(id, x.from, x.blk.Day()); err != nil {
+			return err
+		}
+		outflow.Add(outflow, total)
+		if outflow.Cmp(l.maxDaily) > 0 {
+			left := new(big.Int).Sub(l.maxDaily, outflow)
+			left.Add(left, total)
+			return revertf("batch total %s is over the daily outflow limit %s of tier %d: %s left today (UTC)", total, l.maxDaily, acc.Tier, left)
+		}
+	}
+	bal, err := x.o.Balance(id, x.from)
+	if err != nil {
+		return err
+	}
+	if bal.Cmp(total) < 0 {
+		return revertf("insufficient balance: %s has %s, needs %s", x.from, bal, total)
+	}
+	facade := chain.AssetAddress(id)
+	for i, a := range amounts {
+		// The payer's checks are done for the batch as a whole: each leg
+		// moves as a forced transfer, which checks only the recipient.
+		if err := x.move(id, x.from, to[i], a, true); err != nil {
+			if r, ok := IsRevert(err); ok {
+				return revertf("to[%d]: %s", i, r.Reason)
+			}
+			return err
+		}
+		p, err := x.o.Payment(id, to[i], ref, x.from)
+		if err != nil {
+			return err
+		}
+		p.Paid.Add(p.Paid, a)
+		x.o.SetPayment(id, to[i], ref, x.from, p)
+		x.transferLog(id, x.from, to[i], a)
+		x.log(facade, chain.AssetABI.Events["PaymentReference"], []common.Hash{ref, addrTopic(x.from), addrTopic(to[i])}, a)
+	}
+	if outflow != nil && total.Sign() > 0 {
+		x.o.SetOutflow(id, x.from, x.blk.Day(), outflow)
+	}
 	return nil
 }
 

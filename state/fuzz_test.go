@@ -2,6 +2,7 @@ package state
 
 import (
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,13 +39,26 @@ func FuzzSystemCall(f *testing.F) {
 	seed(false, "refundWithdrawal", big.NewInt(1), "reason")
 	seed(false, "balanceOf", to)
 	seed(true, "freeze", to, "court order")
+	seed(false, "batchTransfer", []common.Address{to, {8}}, []*big.Int{big.NewInt(5), big.NewInt(6)}, [32]byte{2})
 	f.Add(uint16(0), uint8(1), []byte{0xa9, 0x05, 0x9c, 0xbb})
 	rules, err := e.db.Rules()
 	if err != nil {
 		f.Fatal(err)
 	}
 	senders := []common.Address{e.keys[0].Address(), bank, rules.Compliance, {9}}
-	targets := []common.Address{chain.AssetAddress(0), chain.AssetAddress(1), chain.ComplianceAddress, chain.AssetAddress(2)}
+	targets := []common.Address{chain.AssetAddress(0), chain.AssetAddress(1), chain.ComplianceAddress, chain.AssetAddress(2), chain.ExchangeAddress}
+	for _, args := range [][]any{
+		{"createOffer", chain.AssetAddress(1), big.NewInt(5), chain.AssetAddress(0), big.NewInt(7), to, uint64(1 << 40)},
+		{"acceptOffer", big.NewInt(1)},
+		{"cancelOffer", big.NewInt(1)},
+		{"offer", big.NewInt(1)},
+	} {
+		data, err := chain.ExchangeABI.Pack(args[0].(string), args[1:]...)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint16(slices.Index(targets, chain.ExchangeAddress)), uint8(0), data)
+	}
 	f.Fuzz(func(t *testing.T, target uint16, sender uint8, data []byte) {
 		to := targets[int(target)%len(targets)]
 		from := senders[int(sender)%len(senders)]

@@ -29,6 +29,8 @@ var (
 	keyWithdrawSeq     = []byte("sq") // → last withdrawal id uint64
 	prefixPayment      = []byte("sp") // + asset + merchant + ref + payer → RLP payment{Paid, Refunded}
 	prefixAllowance    = []byte("sa") // + asset + owner + spender → amount magnitude
+	prefixOffer        = []byte("sf") // + id uint64 → RLP Offer
+	keyOfferSeq        = []byte("sF") // → last offer id uint64
 
 	keyHead     = []byte("mhead")    // → headRLP
 	keyHistory  = []byte("mhistory") // → chain.History

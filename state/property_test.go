@@ -91,6 +91,15 @@ type pOp struct {
 	wid      uint64
 	tier     uint8
 	reason   string
+	// batchTransfer legs
+	tos     []common.Address
+	amounts []*big.Int
+	// createOffer gives amount of asset for amountIn of assetIn to `to`;
+	// acceptOffer and cancelOffer name offer.
+	assetIn  uint32
+	amountIn *big.Int
+	expiry   uint64
+	offer    uint64
 }
 
 func (op pOp) step() opStep {
@@ -123,6 +132,14 @@ func (op pOp) step() opStep {
 		return complianceTx(op.caller, "freeze", op.to, op.reason)
 	case "unfreeze":
 		return complianceTx(op.caller, "unfreeze", op.to)
+	case "batch":
+		return assetTx(op.caller, op.asset, "batchTransfer", op.tos, op.amounts, op.ref)
+	case "offer":
+		return exchangeTx(op.caller, "createOffer", chain.AssetAddress(op.asset), op.amount, chain.AssetAddress(op.assetIn), op.amountIn, op.to, op.expiry)
+	case "accept":
+		return exchangeTx(op.caller, "acceptOffer", new(big.Int).SetUint64(op.offer))
+	case "cancel":
+		return exchangeTx(op.caller, "cancelOffer", new(big.Int).SetUint64(op.offer))
 	}
 	panic("unknown op kind " + op.kind)
 }
@@ -149,6 +166,13 @@ type (
 		amount *big.Int
 		status uint8
 	}
+	mOffer struct {
+		maker, counterparty common.Address
+		out, in             uint32
+		amountOut, amountIn *big.Int
+		expiry              uint64
+		status              uint8
+	}
 )
 
 type propModel struct {
@@ -161,6 +185,8 @@ type propModel struct {
 	allow                  map[allowKey]*big.Int
 	paid                   map[payKey][2]*big.Int // paid, refunded
 	wd                     []*mWithdrawal         // withdrawal id i+1
+	offers                 []*mOffer              // offer id i+1
+	nowSec                 uint64                 // the block time in Unix seconds, for offer expiries
 	refs                   map[[32]byte]bool
 	nonce                  map[common.Address]uint64
 	// Allowed ways past a limit: a refunded withdrawal may take a holder
@@ -266,6 +292,21 @@ const (
 	fNoTier      = "does not exist"
 	fAlreadyFroz = "is already frozen"
 	fNotFrozen   = "is not frozen"
+	// batchTransfer and the exchange
+	fNoLegs          = "needs at least one recipient"
+	fLegCount        = "recipients but"
+	fTooLong         = "legs is over the limit"
+	fSameAsset       = "two different assets"
+	fMustBePositive  = "must be positive"
+	fCounterpartyIs  = "is the maker"
+	fSystemCP        = "is a system address"
+	fExpiryPast      = "is already past"
+	fNoOffer         = "no offer"
+	fAccepted        = "is already accepted"
+	fCancelled       = "is already cancelled"
+	fNotCounterparty = "only the counterparty"
+	fNotMaker        = "only the maker"
+	fExpired         = "expired at"
 )
 
 // senderFails lists the checks from would fail sending amount of asset today.
@@ -528,10 +569,157 @@ func (m *propModel) apply(op pOp, day uint64) []string {
 		case "unfreeze":
 			delete(m.frozen, op.to)
 		}
+	case "batch":
+		return m.applyBatch(op, caller, day)
+	case "offer", "accept", "cancel":
+		return m.applyOffer(op, caller, day)
 	default:
 		panic("unknown op kind " + op.kind)
 	}
 	return f
+}
+
+// applyBatch is apply for batchTransfer: the payer's per-transfer limit
+// bounds each leg, its daily outflow and balance the total; each recipient
+// is checked on the balances the earlier legs left.
+func (m *propModel) applyBatch(op pOp, caller common.Address, day uint64) []string {
+	switch {
+	case len(op.tos) == 0:
+		return []string{fNoLegs}
+	case len(op.tos) != len(op.amounts):
+		return []string{fLegCount}
+	case len(op.tos) > chain.MaxBatchTransfer:
+		return []string{fTooLong}
+	}
+	var f []string
+	if m.frozen[caller] {
+		f = append(f, fFrozen)
+	}
+	if m.tier[caller] < 1 {
+		f = append(f, fTier0)
+	}
+	_, maxTx, maxDaily := m.limits(caller, op.asset)
+	total := new(big.Int)
+	for _, a := range op.amounts {
+		if maxTx != nil && a.Cmp(maxTx) > 0 {
+			f = append(f, fPerTransfer)
+		}
+		total.Add(total, a)
+	}
+	if out := m.out(op.asset, caller, day); maxDaily != nil && out.Add(out, total).Cmp(maxDaily) > 0 {
+		f = append(f, fDaily)
+	}
+	if m.balOf(op.asset, caller).Cmp(total) < 0 {
+		f = append(f, fBalance)
+	}
+	scratch := map[common.Address]*big.Int{}
+	balance := func(a common.Address) *big.Int {
+		if v, ok := scratch[a]; ok {
+			return new(big.Int).Set(v)
+		}
+		return m.balOf(op.asset, a)
+	}
+	for i, to := range op.tos {
+		payer := balance(caller)
+		newBal := payer
+		if to != caller {
+			newBal = balance(to)
+			newBal.Add(newBal, op.amounts[i])
+			scratch[caller], scratch[to] = payer.Sub(payer, op.amounts[i]), newBal
+		}
+		f = append(f, m.recipientFails(op.asset, to, newBal)...)
+	}
+	if len(f) > 0 {
+		return f
+	}
+	for i, to := range op.tos {
+		m.move(op.asset, caller, to, op.amounts[i], true, day) // the payer's outflow counts once, the total
+		k := payKey{op.asset, to, caller, op.ref}
+		p, r := m.payment(k)
+		m.paid[k] = [2]*big.Int{p.Add(p, op.amounts[i]), r}
+	}
+	if total.Sign() > 0 {
+		m.addOutflow(op.asset, caller, total, day)
+	}
+	return nil
+}
+
+// applyOffer is apply for the exchange: an open offer's amountOut is escrow
+// of its assetOut; accepting pays both legs, cancelling returns the escrow
+// to the maker whatever its limits.
+func (m *propModel) applyOffer(op pOp, caller common.Address, day uint64) []string {
+	var f []string
+	if op.kind == "offer" {
+		if op.asset == op.assetIn {
+			f = append(f, fSameAsset)
+		}
+		if op.amount.Sign() <= 0 || op.amountIn.Sign() <= 0 {
+			f = append(f, fMustBePositive)
+		}
+		switch {
+		case chain.IsSystemAddress(op.to):
+			f = append(f, fSystemCP)
+		case op.to == caller:
+			f = append(f, fCounterpartyIs)
+		}
+		if op.expiry < m.nowSec {
+			f = append(f, fExpiryPast)
+		}
+		f = append(f, m.senderFails(op.asset, caller, op.amount, day)...)
+		b := m.balOf(op.asset, caller)
+		if b.Cmp(op.amount) < 0 {
+			f = append(f, fBalance)
+		}
+		if len(f) == 0 {
+			m.addOutflow(op.asset, caller, op.amount, day)
+			m.setBal(op.asset, caller, b.Sub(b, op.amount))
+			m.escrow[op.asset].Add(m.escrow[op.asset], op.amount)
+			m.offers = append(m.offers, &mOffer{maker: caller, counterparty: op.to, out: op.asset, in: op.assetIn,
+				amountOut: new(big.Int).Set(op.amount), amountIn: new(big.Int).Set(op.amountIn), expiry: op.expiry, status: OfferOpen})
+		}
+		return f
+	}
+	if op.offer < 1 || op.offer > uint64(len(m.offers)) {
+		return []string{fNoOffer}
+	}
+	o := m.offers[op.offer-1]
+	switch o.status {
+	case OfferAccepted:
+		return []string{fAccepted}
+	case OfferCancelled:
+		return []string{fCancelled}
+	}
+	if op.kind == "cancel" {
+		if caller != o.maker && m.nowSec <= o.expiry {
+			return []string{fNotMaker}
+		}
+		m.escrow[o.out].Sub(m.escrow[o.out], o.amountOut)
+		b := m.balOf(o.out, o.maker)
+		m.setBal(o.out, o.maker, b.Add(b, o.amountOut))
+		if maxBal, _, _ := m.limits(o.maker, o.out); maxBal != nil && b.Cmp(maxBal) > 0 {
+			m.overMax[o.out][o.maker] = true // a cancel returns the money whatever the limits
+			m.excusals++
+		}
+		o.status = OfferCancelled
+		return nil
+	}
+	if caller != o.counterparty {
+		f = append(f, fNotCounterparty)
+	}
+	if m.nowSec > o.expiry {
+		f = append(f, fExpired)
+	}
+	f = append(f, m.moveFails(o.in, caller, o.maker, o.amountIn, false, day)...)
+	nb := m.balOf(o.out, caller)
+	nb.Add(nb, o.amountOut)
+	if f = append(f, m.recipientFails(o.out, caller, nb)...); len(f) > 0 {
+		return f
+	}
+	m.move(o.in, caller, o.maker, o.amountIn, false, day)
+	m.escrow[o.out].Sub(m.escrow[o.out], o.amountOut)
+	m.setBal(o.out, caller, nb)
+	o.status = OfferAccepted
+	return nil
 }
 
 // boundaries names the limits a transfer-like op would reach exactly.
@@ -787,6 +975,7 @@ func (p *propRun) randomOp(day uint64) pOp {
 		{"value", 14}, {"transfer", 14}, {"pay", 8}, {"refund", 6}, {"approve", 5}, {"transferFrom", 6},
 		{"mint", 10}, {"withdraw", 8}, {"settle", 6}, {"refundW", 5}, {"force", 4},
 		{"setTier", 3}, {"freeze", 2}, {"unfreeze", 4},
+		{"batch", 6}, {"offer", 7}, {"accept", 6}, {"cancel", 3},
 	}
 	total := 0
 	for _, k := range kinds {
@@ -935,6 +1124,99 @@ func (p *propRun) randomOp(day uint64) pOp {
 				op.to = frozen[p.rng.IntN(len(frozen))]
 			}
 		}
+	case "batch":
+		op.caller = p.sender(op.asset, day)
+		n := 1 + p.rng.IntN(4)
+		switch p.rng.IntN(60) {
+		case 0:
+			n = 0
+		case 1:
+			n = chain.MaxBatchTransfer + 1
+		}
+		op.tos, op.amounts = []common.Address{}, []*big.Int{}
+		for range n {
+			to := p.recipient()
+			a := p.amount(op.asset, who(op.caller), to, false, day)
+			switch p.rng.IntN(3) {
+			case 0:
+				a.Div(a, big.NewInt(int64(n))) // legs at a boundary together
+			case 1:
+				a = p.randBelow(new(big.Int).Mul(unitOf(op.asset), big.NewInt(50))) // a small bill
+			}
+			op.tos, op.amounts = append(op.tos, to), append(op.amounts, a)
+		}
+		if n > 1 && p.rng.IntN(40) == 0 {
+			op.amounts = op.amounts[:n-1]
+		}
+		op.ref = p.orders[p.rng.IntN(len(p.orders))]
+	case "offer":
+		op.assetIn = 1 - op.asset
+		if p.rng.IntN(30) == 0 {
+			op.assetIn = op.asset
+		}
+		op.caller = p.sender(op.asset, day)
+		op.to = who(p.user())
+		for range 3 { // mostly a counterparty that may send
+			if a := op.to; p.m.tier[a] >= 1 && !p.m.frozen[a] {
+				break
+			}
+			op.to = who(p.user())
+		}
+		if p.rng.IntN(30) == 0 {
+			op.to = chain.ExchangeAddress
+		}
+		op.amount = p.amount(op.asset, who(op.caller), common.Address{}, false, day)
+		// Often at the counterparty's boundaries when it pays the maker.
+		op.amountIn = p.amount(op.assetIn, op.to, who(op.caller), false, day)
+		if p.rng.IntN(2) == 0 {
+			op.amountIn = p.randBelow(new(big.Int).Mul(unitOf(op.assetIn), big.NewInt(100)))
+		}
+		// Blocks are minutes to hours apart: most offers outlive a few
+		// blocks, some expire before they are accepted.
+		op.expiry = p.m.nowSec + p.rng.Uint64N(24*3600)
+		switch p.rng.IntN(20) {
+		case 0:
+			op.expiry = p.m.nowSec - 1
+		case 1, 2, 3:
+			op.expiry = p.m.nowSec + p.rng.Uint64N(3600)
+		}
+	case "accept", "cancel":
+		var live, expired, closed []uint64
+		for i, o := range p.m.offers {
+			switch {
+			case o.status != OfferOpen:
+				closed = append(closed, uint64(i+1))
+			case p.m.nowSec <= o.expiry:
+				live = append(live, uint64(i+1))
+			default:
+				expired = append(expired, uint64(i+1))
+			}
+		}
+		if kind == "cancel" {
+			live, expired = expired, live // mostly expired offers: leave live ones to be accepted
+		}
+		switch r := p.rng.IntN(10); {
+		case r < 7 && len(live) > 0:
+			op.offer = live[p.rng.IntN(len(live))]
+		case r < 8 && len(expired) > 0:
+			op.offer = expired[p.rng.IntN(len(expired))]
+		case r < 9 && len(closed) > 0:
+			op.offer = closed[p.rng.IntN(len(closed))]
+		default:
+			op.offer = uint64(len(p.m.offers)) + uint64(p.rng.IntN(3)) // unknown, or 0
+			if op.offer > 0 {
+				op.offer++
+			}
+		}
+		op.caller = p.user()
+		if op.offer >= 1 && op.offer <= uint64(len(p.m.offers)) && p.rng.IntN(8) > 0 {
+			o := p.m.offers[op.offer-1]
+			if kind == "accept" {
+				op.caller = p.ids[o.counterparty]
+			} else {
+				op.caller = p.ids[o.maker]
+			}
+		}
 	}
 	return op
 }
@@ -958,6 +1240,7 @@ func (p *propRun) randomBlock(n int) {
 	// the effects of earlier operations in the block.
 	ops := make([]pOp, 0, n)
 	orig := p.cloneModel()
+	p.m.nowSec = p.h.blockTime(at) / 1000
 	for range n {
 		op := p.randomOp(d)
 		ops = append(ops, op)
@@ -996,6 +1279,12 @@ func (p *propRun) cloneModel() *propModel {
 		cw.amount = new(big.Int).Set(w.amount)
 		c.wd = append(c.wd, &cw)
 	}
+	for _, o := range m.offers {
+		co := *o
+		co.amountOut, co.amountIn = new(big.Int).Set(o.amountOut), new(big.Int).Set(o.amountIn)
+		c.offers = append(c.offers, &co)
+	}
+	c.nowSec = m.nowSec
 	p.m = c
 	return m
 }
@@ -1011,6 +1300,7 @@ func (p *propRun) run(ops []pOp, at uint64) {
 	res := p.h.block(at, steps...)
 	p.blocks++
 	day := res[0].blk.Day()
+	p.m.nowSec = res[0].blk.TimeMs / 1000
 	for i, op := range ops {
 		edges := p.m.boundaries(op, day)
 		want := p.m.apply(op, day)
@@ -1050,6 +1340,12 @@ func (p *propRun) trackSuccess(op pOp, r txResult) {
 		k := payKey{op.asset, op.to, who(op.caller), op.ref}
 		if !slices.Contains(p.payKeys, k) {
 			p.payKeys = append(p.payKeys, k)
+		}
+	case "batch":
+		for _, to := range op.tos {
+			if k := (payKey{op.asset, to, who(op.caller), op.ref}); !slices.Contains(p.payKeys, k) {
+				p.payKeys = append(p.payKeys, k)
+			}
 		}
 	case "approve":
 		k := allowKey{op.asset, who(op.caller), op.to}
@@ -1197,6 +1493,16 @@ func (p *propRun) checkState(day uint64) {
 	if _, ok, _ := db.Withdrawal(uint64(len(p.m.wd) + 1)); ok {
 		p.fatalf("withdrawal %d exists, the model has %d", len(p.m.wd)+1, len(p.m.wd))
 	}
+	for i, o := range p.m.offers {
+		got, ok, err := view.Offer(uint64(i + 1))
+		if err != nil || !ok || got.Maker != o.maker || got.Counterparty != o.counterparty || got.AssetOut != o.out || got.AssetIn != o.in ||
+			got.AmountOut.Cmp(o.amountOut) != 0 || got.AmountIn.Cmp(o.amountIn) != 0 || got.Expiry != o.expiry || got.Status != o.status {
+			p.fatalf("offer %d is %+v (found %v, %v), model %+v", i+1, got, ok, err, *o)
+		}
+	}
+	if _, ok, _ := view.Offer(uint64(len(p.m.offers) + 1)); ok {
+		p.fatalf("offer %d exists, the model has %d", len(p.m.offers)+1, len(p.m.offers))
+	}
 	for _, r := range p.tried {
 		used, err := db.BankRefUsed(r)
 		if err != nil || used != p.m.refs[r] {
@@ -1258,12 +1564,14 @@ func (p *propRun) report() {
 	days := (p.h.db.Tip().Head.TimeMs - g.TimestampMs) / 86_400_000
 	p.t.Logf("%d transactions in %d blocks over %d UTC days, %d limit excusals (refunds over a maximum, lowered tiers):%s", p.sent, p.blocks, days, p.m.excusals, b.String())
 	var missing []string
-	for _, kind := range []string{"value", "transfer", "pay", "refund", "approve", "transferFrom", "mint", "withdraw", "settle", "refundW", "force", "setTier", "freeze", "unfreeze"} {
+	for _, kind := range []string{"value", "transfer", "pay", "refund", "approve", "transferFrom", "mint", "withdraw", "settle", "refundW", "force", "setTier", "freeze", "unfreeze",
+		"batch", "offer", "accept", "cancel"} {
 		if p.stats["ok "+kind] == 0 {
 			missing = append(missing, "ok "+kind)
 		}
 	}
-	for _, f := range []string{fFrozen, fTier0, fPerTransfer, fDaily, fBalance, fMaxBalance, fNotBank, fBankRef, fAllowance, fRefundLeft, fSettled, fRefunded, fAuthority, fNoTier, fReason} {
+	for _, f := range []string{fFrozen, fTier0, fPerTransfer, fDaily, fBalance, fMaxBalance, fNotBank, fBankRef, fAllowance, fRefundLeft, fSettled, fRefunded, fAuthority, fNoTier, fReason,
+		fExpired, fAccepted, fCancelled, fNotCounterparty, fNotMaker, fNoOffer} {
 		if p.stats["fail "+f] == 0 {
 			missing = append(missing, "fail "+f)
 		}
