@@ -10,6 +10,7 @@
 //	tally tx HASH                            a transaction and its receipt
 //	tally block N|latest                     a block's header
 //	tally bench --txs 20000                  load-test a node (docs/benchmarks.md)
+//	tally bridge --config bridge.toml        run a bank's bridge (docs/bridge.md)
 //
 // Every command takes --help. Keys are encrypted in a keystore directory
 // (keystore v3 files, as go-ethereum writes them) and never leave the
@@ -72,6 +73,9 @@ Cluster:
   admin raft-status                   a node's view of Raft
   admin add-observer MULTIADDR        add a non-voting observer (call the leader)
   admin remove-observer PEER_ID       remove an observer
+
+Bank bridge (docs/bridge.md):
+  bridge --config bridge.toml         run an issuing bank's bridge: deposits in, payouts out
 
 Run 'tally <command> --help' for a command's flags.
 
@@ -140,6 +144,8 @@ func (c *cli) dispatch(args []string) error {
 		return c.testnet(rest)
 	case "admin":
 		return c.admin(rest)
+	case "bridge":
+		return c.bridge(rest)
 	}
 	return usageErrorf("unknown command %q (run 'tally --help')", cmd)
 }

@@ -1,0 +1,169 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"unicode/utf8"
+
+	"github.com/tally-ledger/tally/wallet"
+)
+
+// On-chain withdrawal statuses (withdrawal(id) → status).
+const (
+	withdrawalPending  = 1
+	withdrawalSettled  = 2
+	withdrawalRefunded = 3
+)
+
+// closeRound closes every payout with an outcome (settling, refunding), in
+// withdrawal id order: docs/bridge.md, withdrawals step 4.
+func (b *Bridge) closeRound(ctx context.Context) error {
+	s, err := b.store.QueuedPayouts(PayoutSettling, workBatch)
+	if err != nil {
+		return err
+	}
+	r, err := b.store.QueuedPayouts(PayoutRefunding, workBatch)
+	if err != nil {
+		return err
+	}
+	ps := append(s, r...)
+	sort.Slice(ps, func(i, j int) bool { return ps[i].ID < ps[j].ID })
+	for _, p := range ps {
+		if err := b.closePayout(ctx, p); err != nil {
+			return fmt.Errorf("payout %s: %w", p.MsgID, err)
+		}
+	}
+	return nil
+}
+
+// closePayout settles or refunds one withdrawal. The chain's own status of
+// the withdrawal decides first: already settled or refunded (by this
+// bridge's earlier transaction, before a crash, or by another issuing
+// bank) means done. Otherwise it signs settleWithdrawal(id) or
+// refundWithdrawal(id, reason) as the deposit path does: record with
+// fsync, send, await. The chain accepts only the first of the two for a
+// withdrawal, so nothing here can settle and refund one.
+func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
+	if p.Tx != nil {
+		out, err := b.lookupTx(ctx, p.Tx, b.cfg.Outbox.ReceiptTimeout.D())
+		if err != nil {
+			return err
+		}
+		if out == txPending {
+			return nil
+		}
+	}
+	status, err := b.withdrawalStatus(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	switch status {
+	case withdrawalSettled:
+		return b.markClosed(p, "settled")
+	case withdrawalRefunded:
+		return b.markClosed(p, "refunded")
+	case withdrawalPending:
+	default:
+		return fmt.Errorf("withdrawal %d is not a withdrawal of %s on chain (status %d)", p.ID, b.info.Symbol, status)
+	}
+	var op wallet.Op
+	id := new(big.Int).SetUint64(p.ID)
+	if p.Status == PayoutSettling {
+		op, err = wallet.AssetOp(b.info.AssetID, "settleWithdrawal", id)
+	} else {
+		op, err = wallet.AssetOp(b.info.AssetID, "refundWithdrawal", id, refundReason(p))
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := b.nodes.simulate(ctx, b.bank, op); err != nil {
+		var rev *wallet.RevertError
+		if errors.As(err, &rev) {
+			// Closed meanwhile (the next round sees it), or the bank lost
+			// its role, or the reason is refused: an operator must look.
+			return fmt.Errorf("%s would revert: %s", op.Method, rev.Reason)
+		}
+		return err
+	}
+	_, sent, err := b.signAndSend(ctx, op, func(st *SignedTx) error {
+		_, err := b.store.ModifyPayout(p.ID, func(q *Payout) (bool, error) {
+			q.Tx, q.UpdatedAt = st, b.now().UTC()
+			return true, nil
+		})
+		p.Tx = st
+		return err
+	}, crashAfterCloseRecorded, crashAfterCloseSent)
+	if err != nil || !sent {
+		return err
+	}
+	out, err := b.lookupTx(ctx, p.Tx, b.cfg.Outbox.ReceiptTimeout.D())
+	if err != nil || out != txApplied {
+		return err // the next round reads the withdrawal's status again
+	}
+	if p.Status == PayoutSettling {
+		return b.markClosed(p, "settled")
+	}
+	return b.markClosed(p, "refunded")
+}
+
+// markClosed records that the chain closed the withdrawal as what.
+func (b *Bridge) markClosed(p *Payout, what string) error {
+	want := "settled"
+	if p.Status == PayoutRefunding {
+		want = "refunded"
+	}
+	_, err := b.store.ModifyPayout(p.ID, func(q *Payout) (bool, error) {
+		q.Status, q.Closed, q.UpdatedAt = PayoutClosed, what, b.now().UTC()
+		if what != want {
+			q.LastError = fmt.Sprintf("the bank reported %s but the chain shows the withdrawal %s (by another issuing bank?)", q.Outcome, what)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	if what != want {
+		b.log.Error("withdrawal closed on chain against the bank's outcome", "id", p.ID, "outcome", p.Outcome, "chain", what)
+	} else {
+		b.log.Info("withdrawal "+what, "id", p.ID, "msgId", p.MsgID)
+	}
+	return nil
+}
+
+// refundReason is the reason refundWithdrawal carries: the bank's, within
+// the chain's 256 bytes.
+func refundReason(p *Payout) string {
+	r := "payout " + p.MsgID + " rejected by the bank: " + p.Reason
+	if len(r) <= maxReasonLen {
+		return r
+	}
+	r = r[:maxReasonLen]
+	for !utf8.ValidString(r) {
+		r = r[:len(r)-1]
+	}
+	return r
+}
+
+// withdrawalStatus reads withdrawal(id)'s status: 1 pending, 2 settled, 3
+// refunded, 0 not a withdrawal of this asset.
+func (b *Bridge) withdrawalStatus(ctx context.Context, id uint64) (uint8, error) {
+	op, err := wallet.AssetOp(b.info.AssetID, "withdrawal", new(big.Int).SetUint64(id))
+	if err != nil {
+		return 0, err
+	}
+	out, err := b.nodes.view(ctx, op)
+	if err != nil {
+		return 0, err
+	}
+	if len(out) != 4 {
+		return 0, fmt.Errorf("withdrawal(%d) returned %d values", id, len(out))
+	}
+	st, ok := out[3].(uint8)
+	if !ok {
+		return 0, fmt.Errorf("withdrawal(%d) status is %T", id, out[3])
+	}
+	return st, nil
+}

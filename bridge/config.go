@@ -1,0 +1,354 @@
+package bridge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Duration is a time.Duration written as "10ms", "1s" in config files.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (use e.g. \"500ms\", \"5m\")", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is the bridge's configuration file, bridge.toml. docs/bridge.md
+// ("Configuration") documents every key. Relative paths in it are relative
+// to the directory of the config file, so a bank can keep the file, the
+// keystore and the secrets together and start the bridge from anywhere.
+type Config struct {
+	// Listen is the intake HTTP server's address (host:port).
+	Listen string `toml:"listen"`
+	// DataDir holds the bridge's own Pebble database.
+	DataDir string `toml:"datadir"`
+	// Asset is the symbol of the one asset this bridge mints and pays out.
+	Asset string `toml:"asset"`
+
+	Key      KeyConfig      `toml:"key"`
+	Nodes    NodesConfig    `toml:"nodes"`
+	BankCore BankCoreConfig `toml:"bankcore"`
+	Auth     AuthConfig     `toml:"auth"`
+	Limits   LimitsConfig   `toml:"limits"`
+	Outbox   OutboxConfig   `toml:"outbox"`
+	Follower FollowerConfig `toml:"follower"`
+	Payout   PayoutConfig   `toml:"payout"`
+	Closer   CloserConfig   `toml:"closer"`
+	Log      LogConfig      `toml:"log"`
+
+	// dir is the config file's directory, against which relative paths resolve.
+	dir string
+}
+
+// KeyConfig names the issuing bank's key: one keystore v3 file and its
+// password, from a file or an environment variable (never the config file
+// itself, which is often shared and versioned).
+type KeyConfig struct {
+	KeystoreFile string `toml:"keystore-file"`
+	PasswordFile string `toml:"password-file"`
+	PasswordEnv  string `toml:"password-env"`
+}
+
+// NodesConfig lists the nodes' JSON-RPC endpoints. Calls go to one of them
+// and move to the next (round robin) when it cannot be reached, answers
+// with an HTTP 5xx or does not answer within Timeout; a JSON-RPC error is
+// an answer and is not retried elsewhere.
+type NodesConfig struct {
+	Endpoints []string `toml:"endpoints"`
+	Timeout   Duration `toml:"timeout"`
+}
+
+// BankCoreConfig is where payout orders go.
+type BankCoreConfig struct {
+	// URL is the core's base URL; orders are POSTed to URL + PayoutPath.
+	URL        string `toml:"url"`
+	PayoutPath string `toml:"payout-path"`
+	// Format is "pain.001" (pain.001.001.09 XML) or "json".
+	Format  string   `toml:"format"`
+	Timeout Duration `toml:"timeout"`
+	// DebtorName and DebtorAccount are the bank's omnibus account, written as
+	// the debtor of every pain.001 order.
+	DebtorName    string `toml:"debtor-name"`
+	DebtorAccount string `toml:"debtor-account"`
+}
+
+// AuthConfig authenticates the bank core: every POST carries an
+// HMAC-SHA256 signature over a timestamp and the body.
+type AuthConfig struct {
+	SecretFile string   `toml:"secret-file"`
+	MaxSkew    Duration `toml:"max-skew"`
+}
+
+// LimitsConfig bounds what one request can make the bridge hold in memory
+// and keep on disk.
+type LimitsConfig struct {
+	MaxBodyBytes int `toml:"max-body-bytes"`
+	MaxEntries   int `toml:"max-entries"`
+	// MaxRefusals is how many refused inputs the store keeps for
+	// /v1/status; older ones are dropped.
+	MaxRefusals int `toml:"max-refusals"`
+}
+
+// OutboxConfig tunes the deposit outbox worker.
+type OutboxConfig struct {
+	PollInterval   Duration `toml:"poll-interval"`
+	ReceiptTimeout Duration `toml:"receipt-timeout"`
+	// MaxAttempts bounds how often one deposit's mint may revert for a
+	// reason that a retry could fix before the deposit is held.
+	MaxAttempts int `toml:"max-attempts"`
+}
+
+// FollowerConfig tunes the withdrawal follower.
+type FollowerConfig struct {
+	PollInterval Duration `toml:"poll-interval"`
+	// MaxRange bounds the blocks one eth_getLogs covers.
+	MaxRange uint64 `toml:"max-range"`
+	// StartBlock is where a fresh bridge starts reading.
+	StartBlock uint64 `toml:"start-block"`
+}
+
+// PayoutConfig tunes the payout sender.
+type PayoutConfig struct {
+	PollInterval Duration `toml:"poll-interval"`
+	RetryMin     Duration `toml:"retry-min"`
+	RetryMax     Duration `toml:"retry-max"`
+}
+
+// CloserConfig tunes the closer (settle or refund on chain).
+type CloserConfig struct {
+	PollInterval Duration `toml:"poll-interval"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Defaults of the bounds; the config file can change them.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxEntries   = 1000
+	DefaultMaxRefusals  = 1000
+)
+
+// DefaultConfig returns the configuration of a bridge that sets only the
+// required keys.
+func DefaultConfig() Config {
+	return Config{
+		Listen:   "127.0.0.1:8600",
+		DataDir:  "bridge-data",
+		Key:      KeyConfig{PasswordEnv: "TALLY_BRIDGE_PASSWORD"},
+		Nodes:    NodesConfig{Timeout: Duration(10 * time.Second)},
+		BankCore: BankCoreConfig{PayoutPath: "/v1/payment-orders", Format: "pain.001", Timeout: Duration(10 * time.Second), DebtorName: "Tally omnibus"},
+		Auth:     AuthConfig{MaxSkew: Duration(5 * time.Minute)},
+		Limits:   LimitsConfig{MaxBodyBytes: DefaultMaxBodyBytes, MaxEntries: DefaultMaxEntries, MaxRefusals: DefaultMaxRefusals},
+		Outbox:   OutboxConfig{PollInterval: Duration(200 * time.Millisecond), ReceiptTimeout: Duration(30 * time.Second), MaxAttempts: 5},
+		Follower: FollowerConfig{PollInterval: Duration(time.Second), MaxRange: 1000},
+		Payout:   PayoutConfig{PollInterval: Duration(500 * time.Millisecond), RetryMin: Duration(time.Second), RetryMax: Duration(time.Minute)},
+		Closer:   CloserConfig{PollInterval: Duration(500 * time.Millisecond)},
+		Log:      LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// LoadConfig reads a TOML config file over the defaults. Unknown keys and
+// bad values are refused with an error naming the key.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read bridge config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return cfg, fmt.Errorf("bridge config %s: %w", path, err)
+	}
+	if err := ParseConfig(data, filepath.Dir(abs), &cfg); err != nil {
+		return cfg, fmt.Errorf("bridge config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes a config file's content over cfg strictly and
+// validates it; relative paths resolve against dir.
+func ParseConfig(data []byte, dir string, cfg *Config) error {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			keys := make([]string, 0, len(strict.Errors))
+			for _, e := range strict.Errors {
+				keys = append(keys, strings.Join(e.Key(), "."))
+			}
+			return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return fmt.Errorf("key %s (line %d, column %d): %s", strings.Join(de.Key(), "."), row, col, de.Error())
+		}
+		return err
+	}
+	cfg.dir = dir
+	return cfg.Validate()
+}
+
+// Path resolves a path from the config file against its directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// Validate checks values; errors name the key.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("key %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("listen", "%q is not host:port: %v", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		return bad("datadir", "required")
+	}
+	if c.Asset == "" {
+		return bad("asset", "required: the symbol of the asset this bridge issues (e.g. \"HKD\")")
+	}
+	if c.Key.KeystoreFile == "" {
+		return bad("key.keystore-file", "required: the issuing bank's keystore v3 file")
+	}
+	if c.Key.PasswordFile == "" && c.Key.PasswordEnv == "" {
+		return bad("key.password-file", "required unless key.password-env names an environment variable")
+	}
+	if len(c.Nodes.Endpoints) == 0 {
+		return bad("nodes.endpoints", "required: at least one node JSON-RPC URL")
+	}
+	for i, e := range c.Nodes.Endpoints {
+		if err := checkURL(e); err != nil {
+			return bad(fmt.Sprintf("nodes.endpoints[%d]", i), "%v", err)
+		}
+	}
+	if c.BankCore.URL == "" {
+		return bad("bankcore.url", "required: the bank core's base URL for payout orders")
+	}
+	if err := checkURL(c.BankCore.URL); err != nil {
+		return bad("bankcore.url", "%v", err)
+	}
+	if !strings.HasPrefix(c.BankCore.PayoutPath, "/") {
+		return bad("bankcore.payout-path", "%q must start with /", c.BankCore.PayoutPath)
+	}
+	if c.BankCore.Format != FormatPain001 && c.BankCore.Format != FormatJSON {
+		return bad("bankcore.format", "%q: use %q or %q", c.BankCore.Format, FormatPain001, FormatJSON)
+	}
+	if c.BankCore.DebtorName == "" || len(c.BankCore.DebtorName) > 140 {
+		return bad("bankcore.debtor-name", "must be 1..140 characters")
+	}
+	if len(c.BankCore.DebtorAccount) > 34 {
+		return bad("bankcore.debtor-account", "at most 34 characters (ISO 20022 Max34Text)")
+	}
+	if c.BankCore.Format == FormatPain001 && c.BankCore.DebtorAccount == "" {
+		return bad("bankcore.debtor-account", "required with bankcore.format = %q: a pain.001 names the account it pays from", FormatPain001)
+	}
+	if c.Auth.SecretFile == "" {
+		return bad("auth.secret-file", "required: the HMAC secret shared with the bank core")
+	}
+	for key, d := range map[string]Duration{
+		"nodes.timeout": c.Nodes.Timeout, "bankcore.timeout": c.BankCore.Timeout, "auth.max-skew": c.Auth.MaxSkew,
+		"outbox.poll-interval": c.Outbox.PollInterval, "outbox.receipt-timeout": c.Outbox.ReceiptTimeout,
+		"follower.poll-interval": c.Follower.PollInterval, "payout.poll-interval": c.Payout.PollInterval,
+		"payout.retry-min": c.Payout.RetryMin, "payout.retry-max": c.Payout.RetryMax, "closer.poll-interval": c.Closer.PollInterval,
+	} {
+		if d <= 0 {
+			return bad(key, "must be a positive duration")
+		}
+	}
+	if c.Payout.RetryMax < c.Payout.RetryMin {
+		return bad("payout.retry-max", "must be at least payout.retry-min")
+	}
+	if c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 64<<20 {
+		return bad("limits.max-body-bytes", "%d: must be 1024..%d", c.Limits.MaxBodyBytes, 64<<20)
+	}
+	if c.Limits.MaxEntries < 1 || c.Limits.MaxEntries > 100_000 {
+		return bad("limits.max-entries", "%d: must be 1..100000", c.Limits.MaxEntries)
+	}
+	if c.Limits.MaxRefusals < 1 || c.Limits.MaxRefusals > 1_000_000 {
+		return bad("limits.max-refusals", "%d: must be 1..1000000", c.Limits.MaxRefusals)
+	}
+	if c.Outbox.MaxAttempts < 1 {
+		return bad("outbox.max-attempts", "must be at least 1")
+	}
+	if c.Follower.MaxRange < 1 {
+		return bad("follower.max-range", "must be at least 1")
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return bad("log.level", "%v", err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return bad("log.format", "%q: use text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// Payout order formats (bankcore.format).
+const (
+	FormatPain001 = "pain.001"
+	FormatJSON    = "json"
+)
+
+// checkURL accepts an absolute http(s) URL with a host.
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q is not an http:// or https:// URL", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	return nil
+}
+
+// parseLevel parses a log level name.
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// NewLogger returns the logger the [log] section asks for, writing to w.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.Log.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

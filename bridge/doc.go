@@ -1,0 +1,44 @@
+// Package bridge is the bank bridge: one issuing bank's link between its
+// core banking system and the chain, run as `tally bridge --config
+// bridge.toml` (docs/bridge.md is the design it follows). It is the only
+// way money enters or leaves the chain, so its one job is exactly once:
+// every deposit minted once, every withdrawal paid out once and settled or
+// refunded once, through crashes, resends and outages of either side.
+//
+// It owns:
+//
+//   - Config: bridge.toml, decoded strictly (an unknown key is an error
+//     naming it), relative paths resolved next to the file.
+//   - Store: its own Pebble database. Deposits keyed by bankRef, account
+//     links, payouts keyed by withdrawal id, the follower's cursor, a
+//     bounded record of refused inputs and per-state counters. Every state
+//     change that must survive a crash is one batch committed with fsync.
+//   - the intake HTTP server: POST /v1/notifications (camt.054 or JSON
+//     credit entries), /v1/links (personal_sign account links),
+//     /v1/payment-status (pain.002, or camt.054 debit entries), all signed
+//     with an HMAC over a timestamp and the body; GET /v1/status, /metrics,
+//     /healthz.
+//   - the node client: several JSON-RPC endpoints with failover.
+//
+// and four loops, one goroutine each, every one resuming from the store
+// after a crash and working through its records in a fixed order (arrival
+// order for deposits, withdrawal id for payouts):
+//
+//   - outbox: accepted deposits → bankRefUsed? → eth_call the mint → sign
+//     with the pending nonce → record the signed transaction (fsync) →
+//     send → receipt → minted, or held with the chain's reason. Submitted
+//     deposits found at start are looked up by their transaction and
+//     re-signed only when no node knows it and the bankRef is unused.
+//   - follower: eth_getLogs for WithdrawalRequested from the cursor in
+//     bounded ranges; a payout for each holder with a linked account,
+//     recorded in the same batch as the cursor.
+//   - payout sender: POST each new payout's order (pain.001 or JSON) to the
+//     core with its stable MsgId/EndToEndId, retrying with backoff.
+//   - closer: for each payout with an outcome, read withdrawal(id) on
+//     chain, then settleWithdrawal or refundWithdrawal as the outbox signs.
+//
+// The chain enforces uniqueness itself (a bankRef mints once; a withdrawal
+// closes once), so the bridge's records only have to make sure nothing is
+// forgotten; no sequence of crashes and retries can make anything happen
+// twice.
+package bridge

@@ -1,0 +1,411 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	ethereum "github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/accounts"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/wallet"
+	"github.com/tally-ledger/tally/wallet/wallettest"
+)
+
+// The dev chain's HKD (genesis.BuildDev): asset 1, 2 decimals, issued by
+// bank B.
+const (
+	hkdID       = 1
+	hkdDecimals = 2
+)
+
+// testEnv is a dev node, the bank's key, an HMAC secret and a fake bank
+// core, shared by the subtests of TestBridgeOnDevNode. Each subtest runs
+// its own bridge on its own data dir, with its own wallets and references,
+// so the chain's totals move only by what that subtest does.
+type testEnv struct {
+	ctx        context.Context
+	node       *wallettest.Node
+	client     *wallet.Client
+	bank       *crypto.PrivateKey
+	secret     []byte
+	secretFile string
+	core       *fakeCore
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	node := wallettest.StartDevNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	client, err := wallet.Dial(ctx, node.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	e := &testEnv{ctx: ctx, node: node, client: client, bank: devKey(t, genesis.DevBankBIndex),
+		secret: []byte("test-secret-0123456789abcdef0123")}
+	e.secretFile = filepath.Join(t.TempDir(), "hmac.secret")
+	if err := os.WriteFile(e.secretFile, append(e.secret, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.core = newFakeCore(t, e.secret)
+	return e
+}
+
+// config is a test bridge's config: fast polling, the JSON payout format.
+func (e *testEnv) config(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(t.TempDir(), "bridge")
+	cfg.Asset = "HKD"
+	cfg.Key.KeystoreFile = "unused: the tests pass Options.Key"
+	cfg.Nodes.Endpoints = []string{e.node.URL}
+	cfg.Nodes.Timeout = Duration(5 * time.Second)
+	cfg.BankCore.URL = e.core.srv.URL
+	cfg.BankCore.Format = FormatJSON
+	cfg.Auth.SecretFile = e.secretFile
+	fast := Duration(20 * time.Millisecond)
+	cfg.Outbox.PollInterval, cfg.Follower.PollInterval, cfg.Payout.PollInterval, cfg.Closer.PollInterval = fast, fast, fast, fast
+	cfg.Outbox.ReceiptTimeout = Duration(5 * time.Second)
+	cfg.Payout.RetryMin, cfg.Payout.RetryMax = Duration(20*time.Millisecond), Duration(80*time.Millisecond)
+	cfg.Log.Level = "warn"
+	return cfg
+}
+
+// open makes a bridge on cfg; set changes it (hooks) before Start. Close
+// runs at the end of the test unless the test closed it.
+func (e *testEnv) open(t *testing.T, cfg Config, set func(*Bridge)) *Bridge {
+	t.Helper()
+	b, err := New(cfg, Options{Key: e.bank, Logger: cfg.NewLogger(testWriter{t})})
+	if err != nil {
+		t.Fatalf("new bridge: %v", err)
+	}
+	if set != nil {
+		set(b)
+	}
+	if err := b.Start(e.ctx); err != nil {
+		b.Close()
+		t.Fatalf("start bridge: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// testWriter sends the bridge's log to the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// post sends a signed POST to the bridge and decodes its answer.
+func (e *testEnv) post(t *testing.T, b *Bridge, path string, body []byte, header string) (int, Response) {
+	t.Helper()
+	if header == "" {
+		header = Sign(e.secret, body, time.Now())
+	}
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, "http://"+b.Addr()+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(SignatureHeader, header)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out Response
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("POST %s: %s: answer %q is not JSON: %v", path, resp.Status, raw, err)
+	}
+	return resp.StatusCode, out
+}
+
+// notify posts a JSON notification of credit entries.
+func (e *testEnv) notify(t *testing.T, b *Bridge, msgID string, entries ...jsonEntry) (int, Response) {
+	t.Helper()
+	body, err := json.Marshal(jsonNotification{MsgID: msgID, Entries: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.post(t, b, PathNotifications, body, "")
+}
+
+// credit is a booked HKD credit entry.
+func credit(ref, account, amount string) jsonEntry {
+	yes := true
+	return jsonEntry{Ref: ref, Account: account, Amount: &amount, Currency: "HKD", Credit: &yes}
+}
+
+// link links account to key's wallet through POST /v1/links, signing as
+// MetaMask's personal_sign does (v = 27 or 28).
+func (e *testEnv) link(t *testing.T, b *Bridge, key *crypto.PrivateKey, account string) {
+	t.Helper()
+	msg := LinkMessage(b.Bank(), account, key.Address())
+	sig, err := key.Sign(common.BytesToHash(accounts.TextHash([]byte(msg))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[64] += 27
+	body, _ := json.Marshal(LinkRequest{Account: account, Wallet: key.Address().Hex(), Signature: fmt.Sprintf("0x%x", sig)})
+	if code, resp := e.post(t, b, PathLinks, body, ""); code != http.StatusOK {
+		t.Fatalf("link %s → %s: %d %+v", account, key.Address(), code, resp)
+	}
+}
+
+// reportStatus posts a JSON payment status report for one payout.
+func (e *testEnv) reportStatus(t *testing.T, b *Bridge, msgID, endToEndID, status, reason string) (int, Response) {
+	t.Helper()
+	body, _ := json.Marshal(jsonStatusReport{MsgID: msgID, Statuses: []jsonStatusItem{{EndToEndID: endToEndID, Status: status, Reason: reason}}})
+	return e.post(t, b, PathPaymentStatus, body, "")
+}
+
+// waitFor polls cond until it holds or 20 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// deposit reads a deposit by its bank reference.
+func deposit(t *testing.T, b *Bridge, ref string) *Deposit {
+	t.Helper()
+	d, err := b.Store().Deposit(BankRef(b.Bank(), "HKD", ref))
+	if err != nil {
+		t.Fatalf("deposit %s: %v", ref, err)
+	}
+	return d
+}
+
+func waitDeposit(t *testing.T, b *Bridge, ref string, st DepositStatus) *Deposit {
+	t.Helper()
+	var d *Deposit
+	waitFor(t, "deposit "+ref+" "+string(st), func() bool {
+		d = deposit(t, b, ref)
+		return d.Status == st
+	})
+	return d
+}
+
+func waitPayout(t *testing.T, b *Bridge, id uint64, st PayoutStatus) *Payout {
+	t.Helper()
+	var p *Payout
+	waitFor(t, fmt.Sprintf("payout %d %s", id, st), func() bool {
+		var err error
+		p, err = b.Store().Payout(id)
+		return err == nil && p.Status == st
+	})
+	return p
+}
+
+// ---- chain reads ----
+
+func devKey(t *testing.T, i uint32) *crypto.PrivateKey {
+	t.Helper()
+	k, err := genesis.DevKey(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func freshKey(t *testing.T) *crypto.PrivateKey {
+	t.Helper()
+	k, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func hkd(t *testing.T, s string) *big.Int {
+	t.Helper()
+	v, err := wallet.ParseAmount(s, hkdDecimals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (e *testEnv) balance(t *testing.T, a common.Address) *big.Int {
+	t.Helper()
+	acct, err := e.client.Account(e.ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := acct.Balances["HKD"]; v != nil {
+		return v.ToInt()
+	}
+	return new(big.Int)
+}
+
+func (e *testEnv) supply(t *testing.T) (minted, burned *big.Int) {
+	t.Helper()
+	s, err := e.client.Supply(e.ctx, "HKD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Minted.ToInt(), s.Burned.ToInt()
+}
+
+// logs counts the facade's logs of event with topic1 = first.
+func (e *testEnv) logs(t *testing.T, event string, first common.Hash) []types.Log {
+	t.Helper()
+	q := ethereum.FilterQuery{FromBlock: big.NewInt(0), Addresses: []common.Address{chain.AssetAddress(hkdID)},
+		Topics: [][]common.Hash{{chain.AssetABI.Events[event].ID}, {first}}}
+	logs, err := e.client.Eth().FilterLogs(e.ctx, q)
+	if err != nil {
+		t.Fatalf("eth_getLogs %s: %v", event, err)
+	}
+	return logs
+}
+
+// send signs op with key, sends it and waits for a successful receipt.
+func (e *testEnv) send(t *testing.T, key *crypto.PrivateKey, op wallet.Op) *types.Receipt {
+	t.Helper()
+	tx, err := e.client.Send(e.ctx, key, op)
+	if err != nil {
+		t.Fatalf("%s: %v", op.Method, err)
+	}
+	r, err := e.client.WaitReceipt(e.ctx, tx.Hash())
+	if err != nil || r.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("%s: receipt %+v, %v", op.Method, r, err)
+	}
+	return r
+}
+
+// withdraw has key request a withdrawal of amount HKD and returns its id.
+func (e *testEnv) withdraw(t *testing.T, key *crypto.PrivateKey, amount string, payoutRef [32]byte) uint64 {
+	t.Helper()
+	op, err := wallet.AssetOp(hkdID, "requestWithdrawal", hkd(t, amount), payoutRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.send(t, key, op)
+	for _, l := range r.Logs {
+		if l.Topics[0] == withdrawalRequested.ID {
+			return new(big.Int).SetBytes(l.Topics[1][:]).Uint64()
+		}
+	}
+	t.Fatalf("no WithdrawalRequested log in %+v", r.Logs)
+	return 0
+}
+
+// withdrawalStatus reads withdrawal(id)'s status on chain.
+func (e *testEnv) withdrawalStatus(t *testing.T, id uint64) uint8 {
+	t.Helper()
+	op, _ := wallet.AssetOp(hkdID, "withdrawal", new(big.Int).SetUint64(id))
+	out, err := e.client.View(e.ctx, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[3].(uint8)
+}
+
+// ---- the fake bank core ----
+
+// fakeCore is a bank core's payout endpoint: it checks the bridge's HMAC,
+// keeps every order it receives, and can be told to be down for a while.
+type fakeCore struct {
+	srv    *httptest.Server
+	secret []byte
+
+	mu       sync.Mutex
+	received []receivedOrder
+	drop     int // close the connection on the next drop requests
+	fail     int // answer 503 to the next fail requests
+}
+
+type receivedOrder struct {
+	contentType, idempotencyKey string
+	body                        []byte
+	order                       PayoutOrder // when JSON
+	answered                    int
+}
+
+func newFakeCore(t *testing.T, secret []byte) *fakeCore {
+	c := &fakeCore{secret: secret}
+	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+func (c *fakeCore) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ro := receivedOrder{contentType: r.Header.Get("Content-Type"), idempotencyKey: r.Header.Get("Idempotency-Key"), body: body}
+	json.Unmarshal(body, &ro.order)
+	switch {
+	case Verify(c.secret, body, r.Header.Get(SignatureHeader), time.Now(), time.Minute) != nil:
+		ro.answered = http.StatusUnauthorized
+	case c.drop > 0:
+		// Down: the connection closes without an answer.
+		c.drop--
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				ro.answered = -1
+				c.received = append(c.received, ro)
+				conn.Close()
+				return
+			}
+		}
+		ro.answered = http.StatusServiceUnavailable
+	case c.fail > 0:
+		c.fail--
+		ro.answered = http.StatusServiceUnavailable
+	default:
+		ro.answered = http.StatusAccepted
+	}
+	c.received = append(c.received, ro)
+	w.WriteHeader(ro.answered)
+	fmt.Fprintf(w, `{"status":%d}`, ro.answered)
+}
+
+// orders returns the orders received for msgID, answered or not.
+func (c *fakeCore) orders(msgID string) []receivedOrder {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []receivedOrder
+	for _, o := range c.received {
+		if o.idempotencyKey == msgID {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (c *fakeCore) down(drop, fail int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drop, c.fail = drop, fail
+}
+
+func accountsTextHash(msg string) []byte { return accounts.TextHash([]byte(msg)) }
+
+// logsUnpack decodes the non-indexed fields of an asset event.
+func logsUnpack(event string, data []byte) ([]any, error) {
+	return chain.AssetABI.Events[event].Inputs.NonIndexed().Unpack(data)
+}

@@ -1,0 +1,189 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/tally-ledger/tally/wallet"
+)
+
+// PayoutOrder is the JSON form of a payout order (bankcore.format =
+// "json"); the pain.001 form carries the same facts.
+type PayoutOrder struct {
+	MsgID         string         `json:"msgId"`
+	EndToEndID    string         `json:"endToEndId"`
+	WithdrawalID  uint64         `json:"withdrawalId"`
+	Account       string         `json:"account"`
+	Amount        string         `json:"amount"`
+	Currency      string         `json:"currency"`
+	Holder        common.Address `json:"holder"`
+	PayoutRef     common.Hash    `json:"payoutRef"`
+	DebtorName    string         `json:"debtorName"`
+	DebtorAccount string         `json:"debtorAccount,omitempty"`
+	CreatedAt     time.Time      `json:"createdAt"`
+}
+
+// order is the payout order of p. Every field comes from the record, the
+// creation time included, so every resend is the same bytes.
+func (b *Bridge) order(p *Payout) PayoutOrder {
+	return PayoutOrder{MsgID: p.MsgID, EndToEndID: p.MsgID, WithdrawalID: p.ID, Account: p.Account,
+		Amount: wallet.FormatAmount(p.Amount, b.info.Decimals), Currency: b.info.Symbol, Holder: p.Holder, PayoutRef: p.PayoutRef,
+		DebtorName: b.cfg.BankCore.DebtorName, DebtorAccount: b.cfg.BankCore.DebtorAccount, CreatedAt: p.CreatedAt}
+}
+
+// backoff is one retry schedule.
+type backoff struct {
+	next  time.Time
+	delay time.Duration
+}
+
+// fail schedules the next try: retry-min, doubling up to retry-max.
+func (bo *backoff) fail(now time.Time, min, max time.Duration) {
+	if bo.delay == 0 {
+		bo.delay = min
+	} else {
+		bo.delay = minDuration(2*bo.delay, max)
+	}
+	bo.next = now.Add(bo.delay)
+}
+
+func minDuration(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// payoutState is the payout sender's memory between rounds; only its
+// goroutine touches it. A restart forgets it: the first round retries at
+// once, which a bank deduplicating by MsgId takes calmly.
+type payoutState struct {
+	coreDown backoff             // the core as a whole is unreachable
+	orders   map[uint64]*backoff // one order the core refused
+}
+
+// coreError is a failed POST; down means the core did not answer (or
+// answered 5xx), as opposed to refusing this one order.
+type coreError struct {
+	down bool
+	err  error
+}
+
+func (e *coreError) Error() string { return e.err.Error() }
+func (e *coreError) Unwrap() error { return e.err }
+
+// payoutRound POSTs the order of every new payout, in withdrawal id order,
+// with its stable MsgId. 2xx → ordered. The core down (no answer, 5xx)
+// ends the round and backs off for the whole core; the core refusing one
+// order (4xx) backs off for that order and goes on with the next. The ids
+// never change, however often an order is sent.
+func (b *Bridge) payoutRound(ctx context.Context) error {
+	st := &b.payState
+	now := b.now()
+	if now.Before(st.coreDown.next) {
+		return nil
+	}
+	ps, err := b.store.QueuedPayouts(PayoutNew, workBatch)
+	if err != nil {
+		return err
+	}
+	minD, maxD := b.cfg.Payout.RetryMin.D(), b.cfg.Payout.RetryMax.D()
+	var refused error
+	for _, p := range ps {
+		if bo := st.orders[p.ID]; bo != nil && now.Before(bo.next) {
+			continue
+		}
+		err := b.sendOrder(ctx, p)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			b.metrics.orders.WithLabelValues("ok").Inc()
+			st.coreDown = backoff{}
+			delete(st.orders, p.ID)
+			if b.crashAt(crashAfterOrderSent) {
+				return errCrashed
+			}
+			if _, err := b.store.ModifyPayout(p.ID, func(q *Payout) (bool, error) {
+				q.Orders++
+				q.LastError = ""
+				if q.Status == PayoutNew {
+					q.Status = PayoutOrdered
+				}
+				q.UpdatedAt = b.now().UTC()
+				return true, nil
+			}); err != nil {
+				return err
+			}
+			b.log.Info("payout ordered", "id", p.ID, "msgId", p.MsgID, "account", p.Account, "amount", wallet.FormatAmount(p.Amount, b.info.Decimals))
+			continue
+		}
+		b.metrics.orders.WithLabelValues("error").Inc()
+		if _, merr := b.store.ModifyPayout(p.ID, func(q *Payout) (bool, error) {
+			q.Orders++
+			q.LastError = err.Error()
+			q.UpdatedAt = b.now().UTC()
+			return true, nil
+		}); merr != nil {
+			return merr
+		}
+		var ce *coreError
+		if errors.As(err, &ce) && ce.down {
+			st.coreDown.fail(now, minD, maxD)
+			return fmt.Errorf("payout %s: bank core unavailable, retrying in %v: %w", p.MsgID, st.coreDown.delay, err)
+		}
+		bo := st.orders[p.ID]
+		if bo == nil {
+			bo = &backoff{}
+			st.orders[p.ID] = bo
+		}
+		bo.fail(now, minD, maxD)
+		refused = fmt.Errorf("payout %s: refused by the bank core, retrying in %v: %w", p.MsgID, bo.delay, err)
+	}
+	return refused
+}
+
+// sendOrder POSTs p's order to the core, signed like the core's own POSTs.
+func (b *Bridge) sendOrder(ctx context.Context, p *Payout) error {
+	o := b.order(p)
+	var body []byte
+	var err error
+	ctype := "application/json"
+	if b.cfg.BankCore.Format == FormatPain001 {
+		ctype = "application/xml"
+		body, err = writePain001(o)
+	} else {
+		body, err = json.Marshal(o)
+	}
+	if err != nil {
+		return fmt.Errorf("encode order %s: %w", p.MsgID, err)
+	}
+	url := strings.TrimSuffix(b.cfg.BankCore.URL, "/") + b.cfg.BankCore.PayoutPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("Idempotency-Key", p.MsgID)
+	req.Header.Set(SignatureHeader, Sign(b.secret, body, b.now()))
+	resp, err := b.core.Do(req)
+	if err != nil {
+		return &coreError{down: true, err: fmt.Errorf("POST %s: %w", url, err)}
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	return &coreError{down: resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests,
+		err: fmt.Errorf("POST %s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))}
+}

@@ -1,0 +1,886 @@
+package bridge
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+)
+
+// DepositStatus is where a deposit is on its way to a mint.
+type DepositStatus string
+
+// Deposit statuses (docs/bridge.md, "Deposits in").
+const (
+	// DepositAccepted: persisted, waiting for the outbox to sign its mint.
+	DepositAccepted DepositStatus = "accepted"
+	// DepositHeld: cannot be minted as is (reason says why); kept for an
+	// operator, never minted by the bridge on its own.
+	DepositHeld DepositStatus = "held"
+	// DepositSubmitted: its mint is signed and recorded, maybe sent.
+	DepositSubmitted DepositStatus = "submitted"
+	// DepositMinted: the chain has minted its bankRef.
+	DepositMinted DepositStatus = "minted"
+)
+
+// DepositStatuses lists the statuses in the order /v1/status shows them.
+var DepositStatuses = []DepositStatus{DepositAccepted, DepositHeld, DepositSubmitted, DepositMinted}
+
+// PayoutStatus is where a withdrawal's payout is.
+type PayoutStatus string
+
+// Payout statuses (docs/bridge.md, "Withdrawals out").
+const (
+	// PayoutNew: seen on chain, the order is not yet acknowledged by the core.
+	PayoutNew PayoutStatus = "new"
+	// PayoutOrdered: the core answered 2xx to the pain.001; waiting for the outcome.
+	PayoutOrdered PayoutStatus = "ordered"
+	// PayoutSettling: the core reports it paid; settleWithdrawal is due.
+	PayoutSettling PayoutStatus = "settling"
+	// PayoutRefunding: the core rejected it; refundWithdrawal is due.
+	PayoutRefunding PayoutStatus = "refunding"
+	// PayoutClosed: the withdrawal is settled or refunded on chain.
+	PayoutClosed PayoutStatus = "closed"
+)
+
+// PayoutStatuses lists the statuses in the order /v1/status shows them.
+var PayoutStatuses = []PayoutStatus{PayoutNew, PayoutOrdered, PayoutSettling, PayoutRefunding, PayoutClosed}
+
+// SignedTx is a transaction the bridge signed and recorded before sending,
+// so that after a crash it can look the transaction up instead of guessing.
+type SignedTx struct {
+	Raw      hexutil.Bytes `json:"raw"`
+	Hash     common.Hash   `json:"hash"`
+	Nonce    uint64        `json:"nonce"`
+	SignedAt time.Time     `json:"signedAt"`
+}
+
+// Deposit is one credit entry of the bank, keyed by its bankRef.
+type Deposit struct {
+	BankRef common.Hash `json:"bankRef"`
+	// Seq is the arrival order; the outbox mints in this order.
+	Seq uint64 `json:"seq"`
+	// Ref is the bank's entry reference (AcctSvcrRef, else NtryRef).
+	Ref        string `json:"ref"`
+	MsgID      string `json:"msgId"`
+	EndToEndID string `json:"endToEndId,omitempty"`
+	Account    string `json:"account"`
+	// Wallet is the linked wallet; zero while the account is not linked.
+	Wallet common.Address `json:"wallet"`
+	// Amount is the decimal text as the bank wrote it; Units its value in
+	// base units (nil when it does not parse).
+	Amount   string   `json:"amount"`
+	Units    *big.Int `json:"units,omitempty"`
+	Currency string   `json:"currency"`
+
+	Status DepositStatus `json:"status"`
+	// Reason says why a deposit is held, or how it was found minted.
+	Reason string `json:"reason,omitempty"`
+	// Tx is the last mint signed for it.
+	Tx *SignedTx `json:"tx,omitempty"`
+	// Attempts counts mints that reverted for a reason a retry could fix.
+	Attempts   int       `json:"attempts,omitempty"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// sameEntry reports whether e describes the same credit as d: a bank that
+// resends a notification resends the same entries.
+func (d *Deposit) sameEntry(e *Deposit) bool {
+	amountSame := d.Amount == e.Amount
+	if d.Units != nil && e.Units != nil {
+		amountSame = d.Units.Cmp(e.Units) == 0
+	}
+	return amountSame && d.Account == e.Account && d.Currency == e.Currency
+}
+
+// Link maps a bank account to the wallet that proved it holds its key.
+type Link struct {
+	Account   string         `json:"account"`
+	Wallet    common.Address `json:"wallet"`
+	Signature hexutil.Bytes  `json:"signature"`
+	LinkedAt  time.Time      `json:"linkedAt"`
+}
+
+// Payout is one withdrawal of the bridge's asset by a holder with a
+// linked account, keyed by the withdrawal id.
+type Payout struct {
+	ID        uint64         `json:"id"`
+	Holder    common.Address `json:"holder"`
+	Amount    *big.Int       `json:"amount"`
+	PayoutRef common.Hash    `json:"payoutRef"`
+	Account   string         `json:"account"`
+	// MsgID is the pain.001 MsgId and EndToEndId: stable for every resend.
+	MsgID string `json:"msgId"`
+	// Block and RequestTx locate the WithdrawalRequested log.
+	Block     uint64      `json:"block"`
+	RequestTx common.Hash `json:"requestTx"`
+
+	Status PayoutStatus `json:"status"`
+	// Outcome is the core's status code (ACSC, ACCP, RJCT, or BOOK for a
+	// camt.054 debit entry); Reason the core's reason for a rejection.
+	Outcome string `json:"outcome,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// Tx is the last settleWithdrawal or refundWithdrawal signed for it.
+	Tx *SignedTx `json:"tx,omitempty"`
+	// Closed is what the chain says in the end: "settled" or "refunded".
+	Closed string `json:"closed,omitempty"`
+	// Orders counts the pain.001 POSTs; LastError is the last failure.
+	Orders    int       `json:"orders,omitempty"`
+	LastError string    `json:"lastError,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Refusal is an input the bridge refused, kept (boundedly) for /v1/status
+// so an operator sees what the core sent that did not go through.
+type Refusal struct {
+	Seq      uint64    `json:"seq"`
+	At       time.Time `json:"at"`
+	Endpoint string    `json:"endpoint"`
+	// Kind is one of the Refused* constants.
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+	MsgID   string `json:"msgId,omitempty"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+// ChainInfo is what the bridge learnt about its chain and asset on its
+// first start; later starts check that the nodes still agree, so a bridge
+// pointed at another chain by mistake refuses to run.
+type ChainInfo struct {
+	ChainID  uint64         `json:"chainId"`
+	AssetID  uint32         `json:"assetId"`
+	Symbol   string         `json:"symbol"`
+	Decimals uint8          `json:"decimals"`
+	Facade   common.Address `json:"facade"`
+	Bank     common.Address `json:"bank"`
+}
+
+// Key layout of the bridge's Pebble database. Every record is JSON.
+//
+//	d/<bankRef 32>                    Deposit
+//	q/d/<status>/<seq 8>              bankRef: deposits an outbox must look at (accepted, submitted)
+//	l/<account>                       Link
+//	w/<wallet 20><account>            (empty): the accounts linked to a wallet
+//	p/<id 8>                          Payout
+//	q/p/<status>/<id 8>               (empty): payouts not closed, by status
+//	r/<seq 8>                         Refusal (the last limits.max-refusals)
+//	c/d/<status>, c/p/<status>        uint64 counters for /v1/status
+//	m/cursor                          next block the follower reads
+//	m/seq, m/rseq                     last deposit and refusal sequence numbers
+//	m/chain                           ChainInfo
+var (
+	prefixDeposit  = []byte("d/")
+	prefixLink     = []byte("l/")
+	prefixWallet   = []byte("w/")
+	prefixPayout   = []byte("p/")
+	prefixRefusal  = []byte("r/")
+	prefixCounter  = []byte("c/")
+	keyCursor      = []byte("m/cursor")
+	keyDepositSeq  = []byte("m/seq")
+	keyRefusalSeq  = []byte("m/rseq")
+	keyChainInfo   = []byte("m/chain")
+	prefixDepQueue = []byte("q/d/")
+	prefixPayQueue = []byte("q/p/")
+)
+
+// Store is the bridge's durable state, in its own Pebble database. Every
+// change that must survive a crash is one batch committed with fsync. It is
+// safe for concurrent use: writes are serialised by a mutex, so a
+// read-check-write (is this reference new?) is atomic.
+type Store struct {
+	db          *pebble.DB
+	maxRefusals uint64
+
+	mu       sync.Mutex
+	counters map[string]uint64 // mirror of c/…, guarded by mu
+	depSeq   uint64
+	refSeq   uint64
+}
+
+// OpenStore opens (creating) the store in dir, keeping at most maxRefusals
+// refused inputs.
+func OpenStore(dir string, maxRefusals int, log *slog.Logger) (*Store, error) {
+	if maxRefusals < 1 {
+		maxRefusals = DefaultMaxRefusals
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	if err != nil {
+		return nil, fmt.Errorf("open bridge store %s: %w", dir, err)
+	}
+	s := &Store{db: db, maxRefusals: uint64(maxRefusals), counters: map[string]uint64{}}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open bridge store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+func (s *Store) load() error {
+	var err error
+	if s.depSeq, err = s.getUint(keyDepositSeq); err != nil {
+		return err
+	}
+	if s.refSeq, err = s.getUint(keyRefusalSeq); err != nil {
+		return err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixCounter, UpperBound: upperBound(prefixCounter)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if len(it.Value()) != 8 {
+			return fmt.Errorf("counter %q: %d bytes, want 8", it.Key(), len(it.Value()))
+		}
+		s.counters[string(it.Key()[len(prefixCounter):])] = binary.BigEndian.Uint64(it.Value())
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	// Trim refusals beyond the limit, which may have been lowered since.
+	if s.refSeq > s.maxRefusals {
+		return s.db.DeleteRange(prefixRefusal, refusalKey(s.refSeq-s.maxRefusals+1), pebble.Sync)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close bridge store: %w", err)
+	}
+	return nil
+}
+
+// ErrNotFound is returned (wrapped) for a record the store does not hold.
+var ErrNotFound = errors.New("not found")
+
+func be8(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+func cat(parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := make([]byte, 0, n)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func depositKey(ref common.Hash) []byte { return cat(prefixDeposit, ref[:]) }
+func payoutKey(id uint64) []byte        { return cat(prefixPayout, be8(id)) }
+func refusalKey(seq uint64) []byte      { return cat(prefixRefusal, be8(seq)) }
+func linkKey(account string) []byte     { return cat(prefixLink, []byte(account)) }
+func walletKey(w common.Address, account string) []byte {
+	return cat(prefixWallet, w[:], []byte(account))
+}
+func depQueuePrefix(st DepositStatus) []byte { return cat(prefixDepQueue, []byte(st), []byte("/")) }
+func payQueuePrefix(st PayoutStatus) []byte  { return cat(prefixPayQueue, []byte(st), []byte("/")) }
+
+// upperBound is the smallest key after every key with prefix p.
+func upperBound(p []byte) []byte {
+	u := append([]byte(nil), p...)
+	for i := len(u) - 1; i >= 0; i-- {
+		if u[i] < 0xff {
+			u[i]++
+			return u[:i+1]
+		}
+	}
+	return nil
+}
+
+func (s *Store) get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", key, err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+func (s *Store) getUint(key []byte) (uint64, error) {
+	v, err := s.get(key)
+	if err != nil || v == nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%q: %d bytes, want 8", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (s *Store) getJSON(key []byte, v any) (bool, error) {
+	b, err := s.get(key)
+	if err != nil || b == nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func setJSON(b *pebble.Batch, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	return b.Set(key, data, nil)
+}
+
+// commit adds the counter changes to b and writes it with fsync; the
+// in-memory counters follow only once the batch is durable.
+func (s *Store) commit(b *pebble.Batch, counters map[string]int64) error {
+	for k, d := range counters {
+		v := uint64(int64(s.counters[k]) + d)
+		if err := b.Set(cat(prefixCounter, []byte(k)), be8(v), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for k, d := range counters {
+		s.counters[k] = uint64(int64(s.counters[k]) + d)
+	}
+	return nil
+}
+
+// ---- deposits ----
+
+func depCounter(st DepositStatus) string { return "d/" + string(st) }
+func payCounter(st PayoutStatus) string  { return "p/" + string(st) }
+
+// queuedDeposit reports whether the outbox has work for a deposit in st.
+func queuedDeposit(st DepositStatus) bool { return st == DepositAccepted || st == DepositSubmitted }
+
+// putDeposit adds d's writes to b, moving its queue entry and counters
+// from old's status (nil for a new deposit).
+func putDeposit(b *pebble.Batch, old, d *Deposit, counters map[string]int64) error {
+	if old != nil && old.Status != d.Status {
+		counters[depCounter(old.Status)]--
+		if queuedDeposit(old.Status) {
+			if err := b.Delete(cat(depQueuePrefix(old.Status), be8(old.Seq)), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if old == nil || old.Status != d.Status {
+		counters[depCounter(d.Status)]++
+		if queuedDeposit(d.Status) {
+			if err := b.Set(cat(depQueuePrefix(d.Status), be8(d.Seq)), d.BankRef[:], nil); err != nil {
+				return err
+			}
+		}
+	}
+	return setJSON(b, depositKey(d.BankRef), d)
+}
+
+// AddResult is what AddDeposits did with one deposit.
+type AddResult struct {
+	// Deposit is the stored record: the new one, or the one already there.
+	Deposit *Deposit
+	// Duplicate is set when the reference was already recorded.
+	Duplicate bool
+}
+
+// AddDeposits records new deposits in one synced batch, assigning their
+// sequence numbers. A deposit whose bankRef is already recorded (or
+// appears twice in ds) is not written again: its result carries the
+// stored record and Duplicate.
+func (s *Store) AddDeposits(ds []*Deposit) ([]AddResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	counters := map[string]int64{}
+	out := make([]AddResult, len(ds))
+	seen := map[common.Hash]*Deposit{}
+	seq := s.depSeq
+	for i, d := range ds {
+		if prev, ok := seen[d.BankRef]; ok {
+			out[i] = AddResult{Deposit: prev, Duplicate: true}
+			continue
+		}
+		var old Deposit
+		found, err := s.getJSON(depositKey(d.BankRef), &old)
+		if err != nil {
+			return nil, fmt.Errorf("add deposits: %w", err)
+		}
+		if found {
+			out[i] = AddResult{Deposit: &old, Duplicate: true}
+			seen[d.BankRef] = &old
+			continue
+		}
+		seq++
+		d.Seq = seq
+		if err := putDeposit(b, nil, d, counters); err != nil {
+			return nil, fmt.Errorf("add deposits: %w", err)
+		}
+		out[i] = AddResult{Deposit: d}
+		seen[d.BankRef] = d
+	}
+	if seq == s.depSeq {
+		return out, nil
+	}
+	if err := b.Set(keyDepositSeq, be8(seq), nil); err != nil {
+		return nil, err
+	}
+	if err := s.commit(b, counters); err != nil {
+		return nil, fmt.Errorf("add deposits: %w", err)
+	}
+	s.depSeq = seq
+	return out, nil
+}
+
+// Deposit returns the deposit of bankRef, or an error wrapping ErrNotFound.
+func (s *Store) Deposit(ref common.Hash) (*Deposit, error) {
+	var d Deposit
+	found, err := s.getJSON(depositKey(ref), &d)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("deposit %s: %w", ref, ErrNotFound)
+	}
+	return &d, nil
+}
+
+// UpdateDeposit writes d (an existing deposit, changed) in a synced batch.
+func (s *Store) UpdateDeposit(d *Deposit) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var old Deposit
+	found, err := s.getJSON(depositKey(d.BankRef), &old)
+	if err != nil {
+		return fmt.Errorf("update deposit %s: %w", d.BankRef, err)
+	}
+	if !found {
+		return fmt.Errorf("update deposit %s: %w", d.BankRef, ErrNotFound)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	counters := map[string]int64{}
+	if err := putDeposit(b, &old, d, counters); err != nil {
+		return fmt.Errorf("update deposit %s: %w", d.BankRef, err)
+	}
+	if err := s.commit(b, counters); err != nil {
+		return fmt.Errorf("update deposit %s: %w", d.BankRef, err)
+	}
+	return nil
+}
+
+// QueuedDeposits returns up to limit deposits in status st (accepted or
+// submitted) in arrival order.
+func (s *Store) QueuedDeposits(st DepositStatus, limit int) ([]*Deposit, error) {
+	p := depQueuePrefix(st)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	var refs []common.Hash
+	for it.First(); it.Valid() && len(refs) < limit; it.Next() {
+		refs = append(refs, common.BytesToHash(it.Value()))
+	}
+	err = errors.Join(it.Error(), it.Close())
+	if err != nil {
+		return nil, fmt.Errorf("queued %s deposits: %w", st, err)
+	}
+	out := make([]*Deposit, 0, len(refs))
+	for _, r := range refs {
+		d, err := s.Deposit(r)
+		if err != nil {
+			return nil, fmt.Errorf("queued %s deposits: %w", st, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Deposits returns up to limit deposits in bankRef order, for tools and tests.
+func (s *Store) Deposits(limit int) ([]*Deposit, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixDeposit, UpperBound: upperBound(prefixDeposit)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*Deposit
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		var d Deposit
+		if err := json.Unmarshal(it.Value(), &d); err != nil {
+			return nil, fmt.Errorf("decode deposit %x: %w", it.Key(), err)
+		}
+		out = append(out, &d)
+	}
+	return out, it.Error()
+}
+
+// ---- links ----
+
+// PutLink records (or replaces) the link of l.Account in a synced batch.
+func (s *Store) PutLink(l *Link) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	var old Link
+	found, err := s.getJSON(linkKey(l.Account), &old)
+	if err != nil {
+		return fmt.Errorf("link %q: %w", l.Account, err)
+	}
+	if found && old.Wallet != l.Wallet {
+		if err := b.Delete(walletKey(old.Wallet, old.Account), nil); err != nil {
+			return err
+		}
+	}
+	if err := setJSON(b, linkKey(l.Account), l); err != nil {
+		return err
+	}
+	if err := b.Set(walletKey(l.Wallet, l.Account), nil, nil); err != nil {
+		return err
+	}
+	counters := map[string]int64{}
+	if !found {
+		counters["links"] = 1
+	}
+	if err := s.commit(b, counters); err != nil {
+		return fmt.Errorf("link %q: %w", l.Account, err)
+	}
+	return nil
+}
+
+// Link returns the link of a bank account, or an error wrapping ErrNotFound.
+func (s *Store) Link(account string) (*Link, error) {
+	var l Link
+	found, err := s.getJSON(linkKey(account), &l)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("account %q: %w", account, ErrNotFound)
+	}
+	return &l, nil
+}
+
+// LinksOf returns the accounts linked to wallet, in byte order.
+func (s *Store) LinksOf(wallet common.Address) ([]string, error) {
+	p := cat(prefixWallet, wallet[:])
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []string
+	for it.First(); it.Valid(); it.Next() {
+		out = append(out, string(it.Key()[len(p):]))
+	}
+	return out, it.Error()
+}
+
+// ---- payouts ----
+
+// putPayout adds p's writes to b, moving its queue entry and counters.
+func putPayout(b *pebble.Batch, old, p *Payout, counters map[string]int64) error {
+	if old != nil && old.Status != p.Status {
+		counters[payCounter(old.Status)]--
+		if old.Status != PayoutClosed {
+			if err := b.Delete(cat(payQueuePrefix(old.Status), be8(old.ID)), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if old == nil || old.Status != p.Status {
+		counters[payCounter(p.Status)]++
+		if p.Status != PayoutClosed {
+			if err := b.Set(cat(payQueuePrefix(p.Status), be8(p.ID)), nil, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return setJSON(b, payoutKey(p.ID), p)
+}
+
+// AddPayouts records new payouts and moves the follower's cursor to next,
+// in one synced batch, so a crash never leaves a read block without its
+// payouts nor payouts without the cursor past them. A payout whose id is
+// already recorded is left as it is.
+func (s *Store) AddPayouts(ps []*Payout, next uint64) (added int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	counters := map[string]int64{}
+	seen := map[uint64]bool{}
+	for _, p := range ps {
+		v, err := s.get(payoutKey(p.ID))
+		if err != nil {
+			return 0, fmt.Errorf("add payouts: %w", err)
+		}
+		if v != nil || seen[p.ID] {
+			continue
+		}
+		seen[p.ID] = true
+		if err := putPayout(b, nil, p, counters); err != nil {
+			return 0, fmt.Errorf("add payouts: %w", err)
+		}
+		added++
+	}
+	if err := b.Set(keyCursor, be8(next), nil); err != nil {
+		return 0, err
+	}
+	if err := s.commit(b, counters); err != nil {
+		return 0, fmt.Errorf("add payouts: %w", err)
+	}
+	return added, nil
+}
+
+// Payout returns withdrawal id's payout, or an error wrapping ErrNotFound.
+func (s *Store) Payout(id uint64) (*Payout, error) {
+	var p Payout
+	found, err := s.getJSON(payoutKey(id), &p)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("payout of withdrawal %d: %w", id, ErrNotFound)
+	}
+	return &p, nil
+}
+
+// UpdatePayout writes p (an existing payout, changed) in a synced batch.
+func (s *Store) UpdatePayout(p *Payout) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.updatePayoutLocked(p)
+}
+
+func (s *Store) updatePayoutLocked(p *Payout) error {
+	var old Payout
+	found, err := s.getJSON(payoutKey(p.ID), &old)
+	if err != nil {
+		return fmt.Errorf("update payout %d: %w", p.ID, err)
+	}
+	if !found {
+		return fmt.Errorf("update payout %d: %w", p.ID, ErrNotFound)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	counters := map[string]int64{}
+	if err := putPayout(b, &old, p, counters); err != nil {
+		return fmt.Errorf("update payout %d: %w", p.ID, err)
+	}
+	if err := s.commit(b, counters); err != nil {
+		return fmt.Errorf("update payout %d: %w", p.ID, err)
+	}
+	return nil
+}
+
+// ModifyPayout reads payout id, lets fn change it and writes it back, all
+// under the store's lock, so an outcome posted by the core and a worker's
+// update never overwrite each other. fn returns false to write nothing.
+func (s *Store) ModifyPayout(id uint64, fn func(p *Payout) (bool, error)) (*Payout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var p Payout
+	found, err := s.getJSON(payoutKey(id), &p)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("payout of withdrawal %d: %w", id, ErrNotFound)
+	}
+	write, err := fn(&p)
+	if err != nil || !write {
+		return &p, err
+	}
+	if err := s.updatePayoutLocked(&p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// QueuedPayouts returns up to limit payouts in status st (not closed) in
+// id order.
+func (s *Store) QueuedPayouts(st PayoutStatus, limit int) ([]*Payout, error) {
+	p := payQueuePrefix(st)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint64
+	for it.First(); it.Valid() && len(ids) < limit; it.Next() {
+		ids = append(ids, binary.BigEndian.Uint64(it.Key()[len(p):]))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, fmt.Errorf("queued %s payouts: %w", st, err)
+	}
+	out := make([]*Payout, 0, len(ids))
+	for _, id := range ids {
+		pay, err := s.Payout(id)
+		if err != nil {
+			return nil, fmt.Errorf("queued %s payouts: %w", st, err)
+		}
+		out = append(out, pay)
+	}
+	return out, nil
+}
+
+// Cursor returns the next block the follower reads (0 when never set).
+func (s *Store) Cursor() (next uint64, set bool, err error) {
+	v, err := s.get(keyCursor)
+	if err != nil || v == nil {
+		return 0, false, err
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("cursor: %d bytes, want 8", len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// ---- refusals, counters, meta ----
+
+// Refused input kinds.
+const (
+	RefusedBadSignature    = "bad-signature"
+	RefusedStaleTimestamp  = "stale-timestamp"
+	RefusedMalformed       = "malformed"
+	RefusedTooLarge        = "too-large"
+	RefusedUnknownAccount  = "unknown-account"
+	RefusedBadAmount       = "bad-amount"
+	RefusedUnknownCurrency = "unknown-currency"
+	RefusedConflict        = "conflict"
+	RefusedUnknownPayout   = "unknown-payout"
+	RefusedBadLink         = "bad-link"
+)
+
+// AddRefusals records refused inputs in one synced batch, dropping the
+// oldest beyond the limit.
+func (s *Store) AddRefusals(rs ...*Refusal) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	seq := s.refSeq
+	for _, r := range rs {
+		seq++
+		r.Seq = seq
+		if err := setJSON(b, refusalKey(seq), r); err != nil {
+			return err
+		}
+		if seq > s.maxRefusals {
+			if err := b.Delete(refusalKey(seq-s.maxRefusals), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.Set(keyRefusalSeq, be8(seq), nil); err != nil {
+		return err
+	}
+	if err := s.commit(b, map[string]int64{"refusals": int64(len(rs))}); err != nil {
+		return fmt.Errorf("record refusals: %w", err)
+	}
+	s.refSeq = seq
+	return nil
+}
+
+// Refusals returns up to limit refused inputs, newest first.
+func (s *Store) Refusals(limit int) ([]*Refusal, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixRefusal, UpperBound: upperBound(prefixRefusal)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*Refusal
+	for it.Last(); it.Valid() && len(out) < limit; it.Prev() {
+		var r Refusal
+		if err := json.Unmarshal(it.Value(), &r); err != nil {
+			return nil, fmt.Errorf("decode refusal: %w", err)
+		}
+		out = append(out, &r)
+	}
+	return out, it.Error()
+}
+
+// Counts is the number of records per state.
+type Counts struct {
+	Deposits map[DepositStatus]uint64 `json:"deposits"`
+	Payouts  map[PayoutStatus]uint64  `json:"payouts"`
+	Links    uint64                   `json:"links"`
+	Refusals uint64                   `json:"refusals"`
+}
+
+// Counts returns the records per state.
+func (s *Store) Counts() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := Counts{Deposits: map[DepositStatus]uint64{}, Payouts: map[PayoutStatus]uint64{},
+		Links: s.counters["links"], Refusals: s.counters["refusals"]}
+	for _, st := range DepositStatuses {
+		c.Deposits[st] = s.counters[depCounter(st)]
+	}
+	for _, st := range PayoutStatuses {
+		c.Payouts[st] = s.counters[payCounter(st)]
+	}
+	return c
+}
+
+// ChainInfo returns what the first start recorded, or nil.
+func (s *Store) ChainInfo() (*ChainInfo, error) {
+	var ci ChainInfo
+	found, err := s.getJSON(keyChainInfo, &ci)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &ci, nil
+}
+
+// SetChainInfo records ci.
+func (s *Store) SetChainInfo(ci *ChainInfo) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := setJSON(b, keyChainInfo, ci); err != nil {
+		return err
+	}
+	return s.commit(b, nil)
+}
+
+// pebbleLogger routes Pebble's logs into slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}
