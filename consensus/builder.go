@@ -3,7 +3,9 @@ package consensus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,7 +40,27 @@ type BuilderConfig struct {
 	// SlowestVoter reports the lowest applied height among the other
 	// voters that answered recently (ok false when there is none).
 	SlowestVoter func() (height uint64, ok bool)
+	// Hold, if set, is asked before each block: a non-empty answer is why
+	// block number, built on base (the state after its parent), must wait
+	// (the node holds the block that applies a validator removal until the
+	// validator has left the Raft configuration). The builder asks again
+	// every HoldPoll and after every change.
+	Hold func(base state.Reader, number uint64) string
 }
+
+// HoldPoll is how often a held builder (Hold, or this node's key not being
+// a validator) looks again.
+const HoldPoll = 20 * time.Millisecond
+
+// ErrNotValidator is why a leader whose key is not a validator of the block
+// it would build proposes nothing: every node would reject the block
+// (DESIGN.md decision 8). The node hands the lead to a validator.
+var ErrNotValidator = errors.New("this node's key is not a validator at the next height")
+
+// heldError is a block the builder may not propose yet.
+type heldError struct{ reason string }
+
+func (e *heldError) Error() string { return "block held: " + e.reason }
 
 // DefaultBuilderConfig is the builder configuration of a node that sets nothing.
 var DefaultBuilderConfig = BuilderConfig{
@@ -82,7 +104,9 @@ type Builder struct {
 	stale   bool          // a proposal failed: reset before the next build
 	changed chan struct{} // a proposal finished or a block was applied
 
-	lastLagLog time.Time // Run's goroutine only
+	lastLagLog  time.Time // Run's goroutine only
+	lastHeldLog time.Time // Run's goroutine only
+	lastHeld    string    // Run's goroutine only
 }
 
 // NewBuilder returns a builder proposing through p, signing with key.
@@ -141,6 +165,14 @@ func (b *Builder) Run(ctx context.Context) {
 			b.fill(ctx)
 		}
 		if err := b.propose(); err != nil {
+			var held *heldError
+			if errors.As(err, &held) {
+				b.logHeld(held.reason)
+				if !b.wait(ctx, nil, HoldPoll) {
+					return
+				}
+				continue
+			}
 			b.log.Error("propose block", "err", err)
 			if !b.wait(ctx, nil, b.cfg.BlockInterval) {
 				return
@@ -148,6 +180,7 @@ func (b *Builder) Run(ctx context.Context) {
 			continue
 		}
 		lastProposal = b.now()
+		b.logHeld("")
 		if throttled && !b.sleep(ctx, b.cfg.BlockInterval) {
 			return
 		}
@@ -181,6 +214,52 @@ func (b *Builder) votersTrail() bool {
 	}
 	return true
 }
+
+// logHeld logs why blocks are held when that changes (and every 5 s while
+// it lasts), and when they resume ("").
+func (b *Builder) logHeld(reason string) {
+	now := b.now()
+	switch {
+	case reason == "" && b.lastHeld != "":
+		b.log.Info("block production resumes", "was_held_for", b.lastHeld)
+	case reason != "" && (reason != b.lastHeld || now.Sub(b.lastHeldLog) > 5*time.Second):
+		b.lastHeldLog = now
+		b.log.Warn("holding the next block", "reason", reason)
+	}
+	b.lastHeld = reason
+}
+
+// IsValidatorAt reports whether a is in the validator set that checks the
+// proposer of the block built on base (the state after that block's
+// parent): base may be a proposed block not yet applied, whose governance
+// changes the database's set does not show yet.
+func IsValidatorAt(base state.Reader, a common.Address) (bool, error) {
+	list, err := ValidatorsAt(base)
+	return slices.Contains(list, a), err
+}
+
+// ValidatorsAt returns the validator set on base (governance's
+// validators() view), sorted by address.
+func ValidatorsAt(base state.Reader) ([]common.Address, error) {
+	out, _, err := state.Call(base, state.BlockContext{}, common.Address{}, chain.GovernanceAddress, nil, validatorsCall)
+	if err != nil {
+		return nil, fmt.Errorf("validator set: %w", err)
+	}
+	vals, err := chain.GovernanceABI.Unpack("validators", out)
+	if err != nil {
+		return nil, fmt.Errorf("validator set: %w", err)
+	}
+	list, _ := vals[0].([]common.Address)
+	return list, nil
+}
+
+var validatorsCall = func() []byte {
+	data, err := chain.GovernanceABI.Pack("validators")
+	if err != nil {
+		panic(err) // the embedded ABI has it
+	}
+	return data
+}()
 
 // sleep waits d unless ctx ends first; it reports false when ctx ended.
 func (b *Builder) sleep(ctx context.Context, d time.Duration) bool {
@@ -290,6 +369,18 @@ func (b *Builder) propose() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	par, base := b.parentLocked()
+	number := par.Number + 1
+	switch ok, err := IsValidatorAt(base, b.key.Address()); {
+	case err != nil:
+		return err
+	case !ok:
+		return &heldError{reason: fmt.Sprintf("%v (block %d, key %s)", ErrNotValidator, number, b.key.Address())}
+	}
+	if b.cfg.Hold != nil {
+		if why := b.cfg.Hold(base, number); why != "" {
+			return &heldError{reason: why}
+		}
+	}
 	pend := b.pool.Take(b.cfg.MaxBlockTxs)
 	txs := make([]*types.Transaction, len(pend))
 	froms := make([]common.Address, len(pend))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -64,6 +65,9 @@ type Engine struct {
 	snaps   *CheckpointStore
 	notify  chan bool
 	log     *slog.Logger
+	// ready is set while this node leads and its applied state includes
+	// every entry of earlier terms (after the Barrier).
+	ready atomic.Bool
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -188,6 +192,7 @@ func (e *Engine) leadership(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case leader := <-e.notify:
+			e.ready.Store(false)
 			stopBuilder()
 			if !leader {
 				e.log.Info("lost leadership")
@@ -204,6 +209,8 @@ func (e *Engine) leadership(ctx context.Context) {
 					e.log.Warn("barrier after election failed", "err", err)
 					return
 				}
+				e.ready.Store(true)
+				defer e.ready.Store(false)
 				e.builder.Run(bctx)
 			}(done)
 		}
@@ -212,6 +219,10 @@ func (e *Engine) leadership(ctx context.Context) {
 
 // IsLeader reports whether this node is the Raft leader.
 func (e *Engine) IsLeader() bool { return e.Raft.State() == raft.Leader }
+
+// LeaderReady reports whether this node leads and has applied every entry
+// of earlier terms, so its state is the latest committed one.
+func (e *Engine) LeaderReady() bool { return e.ready.Load() && e.IsLeader() }
 
 // Halted returns the error that halted the FSM, or nil.
 func (e *Engine) Halted() error { return e.FSM.Halted() }

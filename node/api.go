@@ -17,6 +17,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -26,9 +27,12 @@ import (
 // NodeInfo is what tally_nodeInfo returns.
 type NodeInfo struct {
 	// Role is "leader", "follower", "observer" or "halted".
-	Role      string         `json:"role"`
-	ID        string         `json:"id"`
-	Address   common.Address `json:"address"`
+	Role    string         `json:"role"`
+	ID      string         `json:"id"`
+	Address common.Address `json:"address"`
+	// PublicKey is the node key's compressed secp256k1 public key: what
+	// governance's proposeAddValidator takes to make this node a validator.
+	PublicKey hexutil.Bytes  `json:"publicKey"`
 	Leader    string         `json:"leader"`
 	Height    hexutil.Uint64 `json:"height"`
 	Hash      common.Hash    `json:"hash"`
@@ -50,6 +54,7 @@ func (n *Node) Info() NodeInfo {
 	head, _ := n.db.Head()
 	info := NodeInfo{
 		Address:   n.key.Address(),
+		PublicKey: ethcrypto.CompressPubkey(&n.key.ECDSA().PublicKey),
 		Height:    hexutil.Uint64(head.Number),
 		Hash:      head.Hash,
 		StateRoot: head.StateRoot,

@@ -50,7 +50,11 @@ func (n *Node) openNetwork() (*network, error) {
 		_, trans := raft.NewInmemTransport(raft.ServerAddress(id))
 		return &network{id: id, transport: trans, bootstrap: []raft.Server{{Suffrage: raft.Voter, ID: id, Address: raft.ServerAddress(id)}}}, nil
 	}
-	n.host, err = p2p.New(p2p.Config{Key: n.key, ListenAddrs: n.cfg.P2P.Listen, Peers: n.cfg.P2P.Peers, Allowed: validators, Logger: n.log.With("component", "p2p")})
+	allowed, err := n.allowedPeers()
+	if err != nil {
+		return nil, err
+	}
+	n.host, err = p2p.New(p2p.Config{Key: n.key, ListenAddrs: n.cfg.P2P.Listen, Peers: n.cfg.P2P.Peers, Allowed: allowed, Logger: n.log.With("component", "p2p")})
 	if err != nil {
 		return nil, fmt.Errorf("key p2p.listen: %w", err)
 	}
@@ -73,20 +77,18 @@ func (n *Node) openNetwork() (*network, error) {
 	return net, nil
 }
 
-// validatorPeers returns the peer IDs of the current validators.
+// validatorPeers returns the peer IDs of the current validators (the
+// state's set, which governance changes).
 func (n *Node) validatorPeers() ([]peer.ID, error) {
-	var out []peer.ID
-	for i, v := range n.genesis.Validators {
-		addr, err := v.Address()
-		if err != nil {
-			return nil, err
-		}
-		if !n.db.IsValidator(addr) {
-			continue
-		}
+	vals, err := n.db.ValidatorInfos()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]peer.ID, 0, len(vals))
+	for _, v := range vals {
 		id, err := p2p.PeerIDFromPublicKey(v.PublicKey)
 		if err != nil {
-			return nil, fmt.Errorf("genesis validators[%d]: %w", i, err)
+			return nil, fmt.Errorf("validator %s: %w", v.Address, err)
 		}
 		out = append(out, id)
 	}
@@ -108,6 +110,7 @@ func (n *Node) startCluster() {
 	n.bg.Add(2)
 	go n.membershipLoop()
 	go n.heightLoop()
+	n.startReconciler()
 }
 
 // Voter height sampling, for the builder's MaxVoterLag.
@@ -119,10 +122,12 @@ const (
 type heightSample struct {
 	height uint64
 	at     time.Time
+	voter  bool
 }
 
-// heightLoop, while this node leads, asks every other voter for its
-// applied height.
+// heightLoop, while this node leads, asks every other member of the Raft
+// configuration for its applied height: voters for the builder's pacing,
+// non-voters to know when a new validator has caught up.
 func (n *Node) heightLoop() {
 	defer n.bg.Done()
 	t := time.NewTicker(heightPoll)
@@ -141,13 +146,14 @@ func (n *Node) heightLoop() {
 			continue
 		}
 		for _, s := range f.Configuration().Servers {
-			if s.Suffrage != raft.Voter || string(s.ID) == n.host.ID().String() {
+			if string(s.ID) == n.host.ID().String() {
 				continue
 			}
 			id, err := peer.Decode(string(s.ID))
 			if err != nil {
 				continue
 			}
+			voter := s.Suffrage == raft.Voter
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), heightPoll)
 				defer cancel()
@@ -156,7 +162,7 @@ func (n *Node) heightLoop() {
 					return
 				}
 				n.heightsMu.Lock()
-				n.heights[id] = heightSample{height: h, at: time.Now()}
+				n.heights[id] = heightSample{height: h, at: time.Now(), voter: voter}
 				n.heightsMu.Unlock()
 			}()
 		}
@@ -174,6 +180,9 @@ func (n *Node) slowestVoter() (uint64, bool) {
 	for id, s := range n.heights {
 		if time.Since(s.at) > heightFresh {
 			delete(n.heights, id)
+			continue
+		}
+		if !s.voter {
 			continue
 		}
 		if !ok || s.height < low {
@@ -234,9 +243,11 @@ func (n *Node) membershipLoop() {
 }
 
 // refreshAllowed sets the gater's allow list to the validators, the
-// members of the Raft configuration (observers) and extra.
+// approved validator additions not in effect yet, the members of the Raft
+// configuration (observers) and extra. The list is replaced only when it
+// changes.
 func (n *Node) refreshAllowed(extra ...peer.ID) {
-	allowed, err := n.validatorPeers()
+	allowed, err := n.allowedPeers()
 	if err != nil {
 		n.log.Error("membership", "err", err)
 		return
@@ -253,6 +264,13 @@ func (n *Node) refreshAllowed(extra ...peer.ID) {
 			allowed = append(allowed, id)
 		}
 	}
+	slices.Sort(allowed)
+	n.allowedMu.Lock()
+	defer n.allowedMu.Unlock()
+	if n.allowedSet && slices.Equal(allowed, n.allowed) {
+		return
+	}
+	n.allowed, n.allowedSet = allowed, true
 	n.host.SetAllowed(allowed)
 }
 

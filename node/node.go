@@ -50,15 +50,19 @@ type Node struct {
 	admin   *adminServer
 
 	// Cluster networking; host is nil for a node without p2p.listen.
-	host      *p2p.Host
-	forwarder *p2p.Forwarder
-	fwdMu     sync.Mutex
-	fwd       map[common.Hash]*inflightForward // forwards started for a batch
-	heightsMu sync.Mutex
-	heights   map[peer.ID]heightSample // other voters' applied heights (leader)
-	stop      chan struct{}
-	bg        sync.WaitGroup
-	metrics   *metrics
+	host       *p2p.Host
+	forwarder  *p2p.Forwarder
+	fwdMu      sync.Mutex
+	fwd        map[common.Hash]*inflightForward // forwards started for a batch
+	heightsMu  sync.Mutex
+	heights    map[peer.ID]heightSample // other members' applied heights (leader)
+	recon      *reconciler              // Raft membership follows the validator set (leader)
+	allowedMu  sync.Mutex
+	allowed    []peer.ID // the gater's allow list as last set, sorted
+	allowedSet bool
+	stop       chan struct{}
+	bg         sync.WaitGroup
+	metrics    *metrics
 
 	listener net.Listener
 	http     *http.Server
@@ -124,6 +128,9 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	if n.host != nil {
+		n.newReconciler()
+	}
 	n.engine, err = consensus.Start(consensus.Config{
 		Dir:       filepath.Join(n.cfg.DataDir, "raft"),
 		LocalID:   net.id,
@@ -138,6 +145,7 @@ func (n *Node) open() error {
 			ApplyTimeout:  consensus.DefaultBuilderConfig.ApplyTimeout,
 			MaxVoterLag:   n.cfg.Builder.MaxVoterLag,
 			SlowestVoter:  n.slowestVoter,
+			Hold:          n.hold,
 		},
 		HeartbeatTimeout:   time.Duration(n.cfg.Raft.HeartbeatTimeout),
 		ElectionTimeout:    time.Duration(n.cfg.Raft.ElectionTimeout),
@@ -323,6 +331,16 @@ func (n *Node) Heads() *rpc.HeadFeed { return n.heads }
 func (n *Node) applied(a *state.Applied) {
 	n.metrics.applied(a)
 	n.heads.Publish(a.Block)
+	n.kickReconciler()
+}
+
+// hold is the builder's Hold: a networked node holds the block that would
+// apply a validator's removal until the validator has left Raft.
+func (n *Node) hold(base state.Reader, number uint64) string {
+	if n.host == nil {
+		return ""
+	}
+	return n.holdBlock(base, number)
 }
 
 // PendingNonce implements rpc.Backend.

@@ -1,0 +1,159 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/state"
+)
+
+// countingProposer counts proposals and fails each one (nothing is
+// applied, so the builder keeps building on the applied head).
+type countingProposer struct{ n atomic.Int32 }
+
+func (p *countingProposer) Apply([]byte, time.Duration) raft.ApplyFuture {
+	p.n.Add(1)
+	return failedFuture{}
+}
+
+type failedFuture struct{}
+
+func (failedFuture) Error() error  { return errors.New("test: not applied") }
+func (failedFuture) Index() uint64 { return 0 }
+func (failedFuture) Response() any { return nil }
+
+// runBuilder runs a builder with a 5 ms heartbeat for d and returns how
+// many blocks it proposed.
+func runBuilder(t *testing.T, db *state.DB, key *crypto.PrivateKey, hold func(state.Reader, uint64) string, d time.Duration) int {
+	t.Helper()
+	cfg := DefaultBuilderConfig
+	cfg.Heartbeat = 5 * time.Millisecond
+	cfg.Hold = hold
+	p := &countingProposer{}
+	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
+	b := NewBuilder(cfg, db, mempool.New(mempool.DefaultConfig, db, senders), p, key, testLogger(t), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	b.Run(ctx)
+	return int(p.n.Load())
+}
+
+// TestBuilderProposesOnlyAsValidatorAndUnlessHeld: a leader whose key is
+// not a validator proposes nothing (every node would reject its blocks);
+// a validator proposes unless Hold holds the block, and Hold is asked
+// about the next height on the state after its parent.
+func TestBuilderProposesOnlyAsValidatorAndUnlessHeld(t *testing.T) {
+	e := newFSMEnv(t)
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	stranger, _ := crypto.GenerateKey()
+	if n := runBuilder(t, e.db, stranger, nil, 200*time.Millisecond); n != 0 {
+		t.Fatalf("a builder whose key is not a validator proposed %d blocks", n)
+	}
+	if n := runBuilder(t, e.db, val, nil, 200*time.Millisecond); n == 0 {
+		t.Fatal("the validator's builder proposed nothing")
+	}
+	var (
+		mu     sync.Mutex
+		asked  []uint64
+		holdOn = true
+	)
+	hold := func(base state.Reader, number uint64) string {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, number)
+		if holdOn {
+			return "test hold"
+		}
+		return ""
+	}
+	if n := runBuilder(t, e.db, val, hold, 200*time.Millisecond); n != 0 {
+		t.Fatalf("a held builder proposed %d blocks", n)
+	}
+	if len(asked) < 2 || asked[0] != 1 {
+		t.Fatalf("Hold asked about heights %v; want height 1 again and again", asked)
+	}
+	holdOn = false
+	if n := runBuilder(t, e.db, val, hold, 200*time.Millisecond); n == 0 {
+		t.Fatal("a released builder proposed nothing")
+	}
+}
+
+// govTx signs a governance call from dev account idx.
+func govTx(t *testing.T, idx uint32, nonce uint64, method string, args ...any) (*types.Transaction, common.Address) {
+	t.Helper()
+	key, err := genesis.DevKey(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := chain.GovernanceABI.Pack(method, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := big.NewInt(genesis.DevChainID)
+	to := chain.GovernanceAddress
+	tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce, To: &to, Gas: chain.GasPerSystemCall, GasTipCap: new(big.Int), GasFeeCap: new(big.Int), Value: new(big.Int), Data: data}), id, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx, key.Address()
+}
+
+// TestIsValidatorAtSpeculativeState: a validator addition approved in a
+// block takes effect activationDelay blocks later; IsValidatorAt on the
+// state after the block that applies it says so before any of these
+// blocks is applied to the database, whose set does not change yet.
+func TestIsValidatorAtSpeculativeState(t *testing.T) {
+	e := newFSMEnv(t)
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	newKey, _ := crypto.GenerateKey()
+	pub := ethcrypto.CompressPubkey(&newKey.ECDSA().PublicKey)
+	propose, p1 := govTx(t, genesis.DevGovernanceIndex, 0, "proposeAddValidator", "new", pub)
+	vote, p2 := govTx(t, genesis.DevGovernanceIndex+1, 0, "vote", big.NewInt(1), true)
+
+	tip := e.db.Tip()
+	par, base := tip.Parent(), state.Reader(e.db)
+	delay := genesis.Dev().Governance.ActivationDelay
+	for h := uint64(1); h <= delay; h++ {
+		var txs []*types.Transaction
+		var froms []common.Address
+		if h == 1 {
+			txs, froms = []*types.Transaction{propose, vote}, []common.Address{p1, p2}
+		}
+		ok, err := IsValidatorAt(base, val.Address())
+		if err != nil || !ok {
+			t.Fatalf("block %d: the genesis validator is not a validator at its parent's state (%v)", h, err)
+		}
+		if ok, _ := IsValidatorAt(base, newKey.Address()); ok {
+			t.Fatalf("block %d: the new validator is one already", h)
+		}
+		built, err := state.Build(base, par, txs, froms, par.TimeMs+1, val, genesis.DevChainID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == 1 && len(built.Included) != 2 {
+			t.Fatalf("governance txs not included: %+v", built.Dropped)
+		}
+		par, base = built.AsParent(), built.Writes
+	}
+	// Block delay+1 (approval at 1 + delay) is checked against the new set.
+	if ok, err := IsValidatorAt(base, newKey.Address()); err != nil || !ok {
+		t.Fatalf("after block %d the new validator is not in the set (%v)", delay, err)
+	}
+	if e.db.IsValidator(newKey.Address()) {
+		t.Fatal("the database's set changed without any block applied")
+	}
+}
