@@ -24,7 +24,9 @@
 //   - pain.002.001.10 CustomerPaymentStatusReport (StatusReport): the bank's
 //     verdict on a pain.001 - accepted (ACCP), settled (ACSC), rejected
 //     (RJCT with a reason code and text) - per original message, payment
-//     instruction and EndToEndId (StatusReport.StatusOf).
+//     instruction and EndToEndId (StatusReport.StatusOf). The bridge parses
+//     them (ParsePain002); the simulator builds them with NewStatusReport and
+//     writes them (WritePain002).
 //
 // # Versions and safety
 //

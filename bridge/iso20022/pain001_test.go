@@ -141,3 +141,13 @@ func TestWritePain001Refuses(t *testing.T) {
 		})
 	}
 }
+
+func TestNewPayoutMatchesSampleBytes(t *testing.T) {
+	sample := readTestdata(t, "pain001_payout.xml")
+	// Drop the explanatory comment; everything else is the writer's output.
+	start, end := bytes.Index(sample, []byte("<!--")), bytes.Index(sample, []byte("-->\n"))
+	sample = append(append([]byte{}, sample[:start]...), sample[end+4:]...)
+	if got := pain001Codec.mustWrite(t, samplePayout()); !bytes.Equal(got, sample) {
+		t.Errorf("writer output differs from the sample:\n%s", got)
+	}
+}

@@ -156,6 +156,29 @@ func (r *StatusReport) StatusOf(endToEndID string) (status string, reasons []Sta
 	return "", nil, false
 }
 
+// NewStatusReport builds the report that gives every transfer of the order o
+// the same status (and reasons), at transaction, payment-instruction and
+// group level: what a bank, or the bank core simulator, answers when it
+// accepts, settles or rejects a whole pain.001.
+func NewStatusReport(o *PaymentOrder, msgID string, created time.Time, status string, reasons ...StatusReason) *StatusReport {
+	r := &StatusReport{
+		MsgID: msgID, Created: created,
+		OriginalMsgID: o.MsgID, OriginalMsgName: Pain001Version, OriginalCreated: o.Created,
+		GroupStatus: status,
+	}
+	for _, p := range o.Payments {
+		ps := PaymentStatus{OriginalPmtInfID: p.ID, Status: status}
+		for _, t := range p.Transfers {
+			ps.Transactions = append(ps.Transactions, TransactionStatus{
+				OriginalInstrID: t.InstrID, OriginalEndToEndID: t.EndToEndID, Status: status,
+				Reasons: append([]StatusReason(nil), reasons...),
+			})
+		}
+		r.Payments = append(r.Payments, ps)
+	}
+	return r
+}
+
 // ParsePain002 reads and validates a pain.002.001.10 message. It reads at
 // most MaxMessageSize bytes and refuses any other message or version.
 func ParsePain002(r io.Reader) (*StatusReport, error) {

@@ -121,3 +121,17 @@ func TestPain002Invalid(t *testing.T) {
 	r.Payments[0].Transactions[1].Reasons[0].Proprietary = "X"
 	wantErr(t, WritePain002(&bytes.Buffer{}, r), ErrInvalidMessage, "both Cd and Prtry")
 }
+
+func TestNewStatusReport(t *testing.T) {
+	order := samplePayout()
+	reason := StatusReason{Code: "AC04", AdditionalInfo: []string{"account closed"}}
+	r := NewStatusReport(order, "SIM-STS-9", time.Date(2024, 3, 15, 10, 0, 0, 0, time.UTC), StatusRejected, reason)
+	pain002Codec.roundTrip(t, r)
+	st, reasons, ok := r.StatusOf(order.Payments[0].Transfers[0].EndToEndID)
+	if !ok || st != StatusRejected || !reflect.DeepEqual(reasons, []StatusReason{reason}) {
+		t.Errorf("StatusOf = %q %+v %v", st, reasons, ok)
+	}
+	if r.OriginalMsgID != order.MsgID || r.Payments[0].OriginalPmtInfID != order.Payments[0].ID || !r.OriginalCreated.Equal(order.Created) {
+		t.Errorf("report does not refer to the order: %+v", r)
+	}
+}
