@@ -8,8 +8,10 @@ package node
 // chain and the Raft configuration on every pass.
 //
 //   - A validator (current, or approved and pending) that is not in the
-//     configuration is added as a non-voter once it is connected, and
-//     promoted to voter once its applied height (height protocol) is within
+//     configuration is added as a non-voter once it is connected, so it
+//     replicates before its addition takes effect; once it is a validator
+//     (never before: voters are always validators) it is promoted to voter
+//     as soon as its applied height (height protocol) is within
 //     builder.max-voter-lag of the leader's.
 //   - A validator whose approved removal will apply is removed from the
 //     configuration before the block that applies the removal is proposed:
@@ -247,8 +249,8 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 		acts = append(acts, memberAction{kind: actTransfer, id: in.self, addr: addr,
 			why: "this node's key is not a validator at the next height: its blocks would be rejected"})
 	}
-	// 3. Validators (current, or approved and pending) join as non-voters
-	// and are promoted once caught up.
+	// 3. Validators (current, or approved and pending) join as non-voters;
+	// current validators are promoted once caught up.
 	wanted := func(id raft.ServerID) (state.ValidatorInfo, uint64, bool) {
 		if _, ok := leaving[id]; ok {
 			return state.ValidatorInfo{}, 0, false
@@ -283,6 +285,10 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 		case !member:
 			acts = append(acts, memberAction{kind: actAddNonvoter, id: id, addr: v.Address, name: v.Name, effective: eff, why: validatorWhy(eff)})
 		case suffrage == raft.Voter:
+		case eff != 0:
+			// Voters are always validators (DESIGN.md decision 8): an
+			// approved addition replicates as a non-voter until it is in effect.
+			waits = append(waits, memberWait{id: id, addr: v.Address, why: fmt.Sprintf("stays a non-voter until its addition takes effect at height %d", eff)})
 		default:
 			if ok, why := inputsCaughtUp(in, id); ok {
 				acts = append(acts, memberAction{kind: actPromote, id: id, addr: v.Address, name: v.Name, effective: eff, why: why})
