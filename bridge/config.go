@@ -1,8 +1,6 @@
 package bridge
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,27 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pelletier/go-toml/v2"
+	"github.com/tally-ledger/tally/config"
 )
 
 // Duration is a time.Duration written as "10ms", "1s" in config files.
-type Duration time.Duration
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("bad duration %q (use e.g. \"500ms\", \"5m\")", b)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+type Duration = config.Duration
 
 // Config is the bridge's configuration file, bridge.toml. docs/bridge.md
 // ("Configuration") documents every key. Relative paths in it are relative
@@ -194,22 +176,7 @@ func LoadConfig(path string) (Config, error) {
 // ParseConfig decodes a config file's content over cfg strictly and
 // validates it; relative paths resolve against dir.
 func ParseConfig(data []byte, dir string, cfg *Config) error {
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
-		var strict *toml.StrictMissingError
-		if errors.As(err, &strict) {
-			keys := make([]string, 0, len(strict.Errors))
-			for _, e := range strict.Errors {
-				keys = append(keys, strings.Join(e.Key(), "."))
-			}
-			return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
-		}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			return fmt.Errorf("key %s (line %d, column %d): %s", strings.Join(de.Key(), "."), row, col, de.Error())
-		}
+	if err := config.Decode(data, cfg); err != nil {
 		return err
 	}
 	cfg.dir = dir

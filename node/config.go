@@ -1,40 +1,24 @@
 package node
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pelletier/go-toml/v2"
 
+	"github.com/tally-ledger/tally/config"
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/rpc"
 )
 
 // Duration is a time.Duration written as "10ms", "1s" in config files.
-type Duration time.Duration
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("bad duration %q (use e.g. \"10ms\", \"1s\")", b)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+type Duration = config.Duration
 
 // Config is a node's configuration file (docs/config.md documents every key).
 type Config struct {
@@ -213,22 +197,7 @@ func LoadConfig(path string) (Config, error) {
 }
 
 func decodeConfig(data []byte, cfg *Config) error {
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
-		var strict *toml.StrictMissingError
-		if errors.As(err, &strict) {
-			keys := make([]string, 0, len(strict.Errors))
-			for _, e := range strict.Errors {
-				keys = append(keys, strings.Join(e.Key(), "."))
-			}
-			return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
-		}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			return fmt.Errorf("key %s (line %d, column %d): %s", strings.Join(de.Key(), "."), row, col, de.Error())
-		}
+	if err := config.Decode(data, cfg); err != nil {
 		return err
 	}
 	return cfg.Validate()
