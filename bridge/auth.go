@@ -1,41 +1,21 @@
 package bridge
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"strconv"
-	"strings"
+	"errors"
 	"time"
+
+	"github.com/tally-ledger/tally/bridge/signature"
 )
 
 // SignatureHeader carries the HMAC of every POST between the bank core and
-// the bridge, in both directions:
-//
-//	X-Tally-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t "." body)>
-//
-// The timestamp is inside the MAC, so a captured request can be replayed
-// only within the replay window (auth.max-skew); within it a replay is a
-// duplicate, which every endpoint acknowledges without acting twice.
-const SignatureHeader = "X-Tally-Signature"
+// the bridge, in both directions (package signature has the format).
+const SignatureHeader = signature.Header
 
 // Sign returns the SignatureHeader value for body sent at t.
-func Sign(secret, body []byte, t time.Time) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac(secret, ts, body))
-}
-
-func mac(secret []byte, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte("."))
-	m.Write(body)
-	return m.Sum(nil)
-}
+func Sign(secret, body []byte, t time.Time) string { return signature.Sign(secret, body, t) }
 
 // AuthError is a request refused by Verify; Kind is RefusedBadSignature or
-// RefusedStaleTimestamp.
+// RefusedStaleTimestamp, as the refusal is recorded.
 type AuthError struct {
 	Kind string
 	Msg  string
@@ -43,60 +23,19 @@ type AuthError struct {
 
 func (e *AuthError) Error() string { return e.Msg }
 
-// Verify checks a SignatureHeader value against body: well formed, a
-// timestamp within maxSkew of now (either way: clocks drift), and a v1 MAC
-// that matches. Several v1 values may be given (a core rotating its
-// secret signs with both); one must match.
+// Verify checks a SignatureHeader value against body (signature.Verify)
+// and classifies a refusal for the record.
 func Verify(secret, body []byte, header string, now time.Time, maxSkew time.Duration) error {
-	if header == "" {
-		return &AuthError{RefusedBadSignature, "missing " + SignatureHeader + " header"}
+	err := signature.Verify(secret, body, header, now, maxSkew)
+	var se *signature.Error
+	if !errors.As(err, &se) {
+		return err
 	}
-	var ts string
-	var macs [][]byte
-	for _, part := range strings.Split(header, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return &AuthError{RefusedBadSignature, fmt.Sprintf("%s: %q is not key=value", SignatureHeader, truncate(part, 80))}
-		}
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			b, err := hex.DecodeString(v)
-			if err != nil || len(b) != sha256.Size {
-				return &AuthError{RefusedBadSignature, fmt.Sprintf("%s: v1 is not %d hex digits", SignatureHeader, 2*sha256.Size)}
-			}
-			macs = append(macs, b)
-		}
+	kind := RefusedBadSignature
+	if se.Stale {
+		kind = RefusedStaleTimestamp
 	}
-	if ts == "" || len(macs) == 0 {
-		return &AuthError{RefusedBadSignature, SignatureHeader + " needs t=<unix seconds> and v1=<hex HMAC-SHA256>"}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return &AuthError{RefusedBadSignature, fmt.Sprintf("%s: t=%q is not unix seconds", SignatureHeader, truncate(ts, 30))}
-	}
-	// Check the MAC before the time, so that a stale timestamp is only
-	// reported for a request that was genuinely signed with the secret.
-	want := mac(secret, ts, body)
-	ok := false
-	for _, m := range macs {
-		if hmac.Equal(m, want) {
-			ok = true
-		}
-	}
-	if !ok {
-		return &AuthError{RefusedBadSignature, "signature does not verify (wrong secret, or the body changed)"}
-	}
-	skew := now.Sub(time.Unix(sec, 0))
-	if skew < 0 {
-		skew = -skew
-	}
-	if skew > maxSkew {
-		return &AuthError{RefusedStaleTimestamp, fmt.Sprintf("timestamp %d is %v away from the bridge's clock, outside the replay window of %v (auth.max-skew)",
-			sec, skew.Round(time.Second), maxSkew)}
-	}
-	return nil
+	return &AuthError{Kind: kind, Msg: se.Msg}
 }
 
 // truncate keeps echoed input short in messages.

@@ -78,7 +78,7 @@ func TestBridgeCommandUsage(t *testing.T) {
 	}{
 		{"no config", []string{"bridge"}, exitUsage, "--config is required"},
 		{"extra argument", []string{"bridge", "--config", typo, "now"}, exitUsage, `unexpected argument "now"`},
-		{"reconcile", []string{"bridge", "reconcile"}, exitFailure, "not available yet"},
+		{"reconcile without a statement", []string{"bridge", "reconcile"}, exitUsage, "--config and --statement are required"},
 		{"config typo", []string{"bridge", "--config", typo}, exitUsage, "unknown key outbox.poll-intervall"},
 		{"missing config file", []string{"bridge", "--config", filepath.Join(t.TempDir(), "none.toml")}, exitUsage, "read bridge config"},
 	} {

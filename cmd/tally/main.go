@@ -11,6 +11,8 @@
 //	tally block N|latest                     a block's header
 //	tally bench --txs 20000                  load-test a node (docs/benchmarks.md)
 //	tally bridge --config bridge.toml        run a bank's bridge (docs/bridge.md)
+//	tally bridge reconcile --statement F     compare a camt.053 statement with the chain
+//	tally bankcore-sim --config sim.toml     a bank core simulator (tests and demos only)
 //
 // Every command takes --help. Keys are encrypted in a keystore directory
 // (keystore v3 files, as go-ethereum writes them) and never leave the
@@ -76,6 +78,9 @@ Cluster:
 
 Bank bridge (docs/bridge.md):
   bridge --config bridge.toml         run an issuing bank's bridge: deposits in, payouts out
+  bridge reconcile --config bridge.toml --statement camt053.xml [--json]
+                                      compare the bank's statement with the chain; list breaks
+  bankcore-sim --config sim.toml      a bank core simulator for tests and demos (camt/pain)
 
 Run 'tally <command> --help' for a command's flags.
 
@@ -146,6 +151,8 @@ func (c *cli) dispatch(args []string) error {
 		return c.admin(rest)
 	case "bridge":
 		return c.bridge(rest)
+	case "bankcore-sim":
+		return c.bankcoreSim(rest)
 	}
 	return usageErrorf("unknown command %q (run 'tally --help')", cmd)
 }

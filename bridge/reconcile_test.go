@@ -1,0 +1,186 @@
+package bridge
+
+import (
+	"bytes"
+	"log/slog"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/tally-ledger/tally/bankcore"
+	"github.com/tally-ledger/tally/bridge/iso20022"
+	"github.com/tally-ledger/tally/genesis"
+)
+
+// TestReconcileWithSimulator runs the whole money loop on a dev node —
+// bank core simulator → bridge → chain and back — then reconciles the
+// simulator's camt.053 with the chain: clean first, then with each kind of
+// break injected into the statement.
+func TestReconcileWithSimulator(t *testing.T) {
+	e := newTestEnv(t)
+	simCfg := bankcore.DefaultConfig()
+	simCfg.Listen = "127.0.0.1:0"
+	simCfg.BridgeURL = "http://127.0.0.1:1" // set once the bridge listens
+	simCfg.SecretFile = e.secretFile
+	simCfg.Currency = "HKD"
+	simCfg.StatusDelay = bankcore.Duration(50 * time.Millisecond)
+	simCfg.RetryInterval = bankcore.Duration(50 * time.Millisecond)
+	simCfg.Reject = bankcore.RejectRule{Accounts: []string{"REC-REJECT"}, Reason: "AC04 account closed"}
+	sim, err := bankcore.New(simCfg, bankcore.Options{Logger: simCfgLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+
+	cfg := e.config(t)
+	cfg.BankCore.URL = sim.URL()
+	cfg.BankCore.Format = FormatPain001
+	cfg.BankCore.DebtorAccount = simCfg.OmnibusAccount
+	b := e.open(t, cfg, nil)
+	sim.SetBridgeURL("http://" + b.Addr())
+
+	// Withdrawing takes a KYC-verified holder: dev accounts are.
+	wa, wb, wr := devKey(t, 5), freshKey(t), devKey(t, 6)
+	aBefore, rBefore := e.balance(t, wa.Address()), e.balance(t, wr.Address())
+	e.link(t, b, wa, "REC-A")
+	e.link(t, b, wb, "REC-B")
+	e.link(t, b, wr, "REC-REJECT")
+
+	// Deposits in: three notifications, one of them delivered twice.
+	if _, err := sim.SetFaults([]byte(`{"duplicate": 1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.Deposit([]byte(`{"deposits": [
+		{"account": "REC-A", "amount": "100.00", "reference": "REC-DEP-1"},
+		{"account": "REC-B", "amount": "50.25", "reference": "REC-DEP-2"},
+		{"account": "REC-REJECT", "amount": "20.00", "reference": "REC-DEP-3"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"REC-DEP-1", "REC-DEP-2", "REC-DEP-3"} {
+		waitFor(t, "deposit "+ref+" minted", func() bool {
+			d, err := b.Store().Deposit(BankRef(b.Bank(), "HKD", ref))
+			return err == nil && d.Status == DepositMinted
+		})
+	}
+	if got := e.balance(t, wa.Address()); new(big.Int).Sub(got, aBefore).Cmp(hkd(t, "100.00")) != 0 {
+		t.Fatalf("REC-A's wallet holds %v, had %v: want 10000 more", got, aBefore)
+	}
+
+	// Withdrawals out: one paid and settled, one rejected and refunded.
+	paid := e.withdraw(t, wa, "30.00", [32]byte{})
+	rejected := e.withdraw(t, wr, "10.00", [32]byte{})
+	if p := waitPayout(t, b, paid, PayoutClosed); p.Closed != "settled" || e.withdrawalStatus(t, paid) != withdrawalSettled {
+		t.Fatalf("paid payout %+v", p)
+	}
+	if p := waitPayout(t, b, rejected, PayoutClosed); p.Closed != "refunded" || e.withdrawalStatus(t, rejected) != withdrawalRefunded {
+		t.Fatalf("rejected payout %+v", p)
+	}
+	if got := e.balance(t, wr.Address()); new(big.Int).Sub(got, rBefore).Cmp(hkd(t, "20.00")) != 0 {
+		t.Fatalf("the refunded wallet holds %v, had %v: want 2000 more", got, rBefore)
+	}
+	l := sim.Ledger()
+	if l.Balances[simCfg.OmnibusAccount] != "140.25" || l.Balances["REC-A"] != "-70.00" {
+		t.Fatalf("simulator balances %v", l.Balances)
+	}
+
+	stmt, err := sim.Statement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Reconcile(e.ctx, cfg, stmt, ReconcileOptions{Bank: e.bank.Address()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Clean() || r.Credits != 3 || r.Debits != 1 || r.Mints != 3 || r.Settlements != 1 || r.StatementNet != "140.25" || r.ChainNet != "140.25" {
+		var buf bytes.Buffer
+		r.WriteText(&buf)
+		t.Fatalf("clean reconciliation:\n%s", buf.String())
+	}
+
+	// Breaks, each injected into a copy of the statement.
+	e2e := PayoutMsgID(genesis.DevChainID, "HKD", paid)
+	for _, c := range []struct {
+		name   string
+		edit   func(a *iso20022.AccountStatement)
+		want   string
+		wantID string // a reference the break must carry
+	}{
+		{"credit the bridge never saw", func(a *iso20022.AccountStatement) {
+			g := a.Entries[0]
+			g.Ref, g.Amount = "REC-GHOST", "5.00"
+			a.Entries = append(a.Entries, g)
+		}, BreakDepositNotMinted, "REC-GHOST"},
+		{"tampered amount", func(a *iso20022.AccountStatement) {
+			a.Entries[0].Amount = "100.01"
+		}, BreakAmountMismatch, "REC-DEP-1"},
+		{"removed debit", func(a *iso20022.AccountStatement) {
+			a.Entries = a.Entries[:3]
+		}, BreakSettlementWithoutPayout, e2e},
+		{"removed credit", func(a *iso20022.AccountStatement) {
+			a.Entries = a.Entries[1:]
+		}, BreakMintWithoutDeposit, ""},
+		{"debit of no payout", func(a *iso20022.AccountStatement) {
+			d := a.Entries[3]
+			d.Details = []iso20022.TxDetail{{EndToEndID: "SOMETHING-ELSE"}}
+			a.Entries = append(a.Entries, d)
+		}, BreakPayoutNotSettled, "SOMETHING-ELSE"},
+		{"closing balance off", func(a *iso20022.AccountStatement) {
+			for i := range a.Balances {
+				if a.Balances[i].Type == iso20022.BalanceClosingBooked {
+					a.Balances[i].Amount = "999.00"
+				}
+			}
+		}, BreakTotalMismatch, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := iso20022.ParseCamt053(bytes.NewReader(stmt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.edit(&st.Accounts[0])
+			var buf bytes.Buffer
+			if err := iso20022.WriteCamt053(&buf, st); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Reconcile(e.ctx, cfg, buf.Bytes(), ReconcileOptions{Bank: e.bank.Address()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text bytes.Buffer
+			r.WriteText(&text)
+			found := false
+			for _, br := range r.Breaks {
+				if br.Kind == c.want && (c.wantID == "" || br.Ref == c.wantID || br.EndToEndID == c.wantID) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no %s break (ref %q) listed:\n%s", c.want, c.wantID, text.String())
+			}
+			t.Logf("\n%s", text.String())
+		})
+	}
+
+	// A statement that cannot be read is a *StatementError, before any
+	// node is asked.
+	for _, bad := range [][]byte{[]byte("<Document"), bytes.ReplaceAll(stmt, []byte("camt.053.001.08"), []byte("camt.053.001.02"))} {
+		if _, err := Reconcile(e.ctx, cfg, bad, ReconcileOptions{Bank: e.bank.Address()}); !IsStatementError(err) {
+			t.Fatalf("unreadable statement: %v, want a StatementError", err)
+		}
+	}
+
+	// The chain's net equals what supply says this bank (the only issuer
+	// minting on this node) did.
+	minted, burned := e.supply(t)
+	if net := new(big.Int).Sub(minted, burned); net.Cmp(hkd(t, r.ChainNet)) < 0 {
+		t.Fatalf("supply net %v below the bank's %s", net, r.ChainNet)
+	}
+}
+
+// simCfgLogger sends the simulator's warnings to the test's log.
+func simCfgLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
