@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -95,15 +93,11 @@ func DefaultConfig() Config {
 // LoadConfig reads a sim.toml over the defaults, strictly, and validates it.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("bankcore-sim config: %w", err)
-	}
-	abs, err := filepath.Abs(path)
+	data, dir, err := config.Read(path)
 	if err != nil {
 		return cfg, fmt.Errorf("bankcore-sim config %s: %w", path, err)
 	}
-	if err := ParseConfig(data, filepath.Dir(abs), &cfg); err != nil {
+	if err := ParseConfig(data, dir, &cfg); err != nil {
 		return cfg, fmt.Errorf("bankcore-sim config %s: %w", path, err)
 	}
 	return cfg, nil
@@ -120,12 +114,7 @@ func ParseConfig(data []byte, dir string, cfg *Config) error {
 }
 
 // Path resolves a path of the config against its file's directory.
-func (c *Config) Path(p string) string {
-	if p == "" || filepath.IsAbs(p) || c.dir == "" {
-		return p
-	}
-	return filepath.Join(c.dir, p)
-}
+func (c *Config) Path(p string) string { return config.Resolve(c.dir, p) }
 
 // Validate checks every key, naming the first bad one.
 func (c *Config) Validate() error {

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -159,15 +157,11 @@ func DefaultConfig() Config {
 // bad values are refused with an error naming the key.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("read bridge config: %w", err)
-	}
-	abs, err := filepath.Abs(path)
+	data, dir, err := config.Read(path)
 	if err != nil {
 		return cfg, fmt.Errorf("bridge config %s: %w", path, err)
 	}
-	if err := ParseConfig(data, filepath.Dir(abs), &cfg); err != nil {
+	if err := ParseConfig(data, dir, &cfg); err != nil {
 		return cfg, fmt.Errorf("bridge config %s: %w", path, err)
 	}
 	return cfg, nil
@@ -184,12 +178,7 @@ func ParseConfig(data []byte, dir string, cfg *Config) error {
 }
 
 // Path resolves a path from the config file against its directory.
-func (c *Config) Path(p string) string {
-	if p == "" || filepath.IsAbs(p) || c.dir == "" {
-		return p
-	}
-	return filepath.Join(c.dir, p)
-}
+func (c *Config) Path(p string) string { return config.Resolve(c.dir, p) }
 
 // Validate checks values; errors name the key.
 func (c *Config) Validate() error {

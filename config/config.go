@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -58,3 +60,26 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Read reads a config file and returns its content and the absolute
+// directory it is in, against which relative paths in it resolve.
+func Read(path string) (data []byte, dir string, err error) {
+	data, err = os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, "", err
+	}
+	return data, filepath.Dir(abs), nil
+}
+
+// Resolve returns p relative to dir (the config file's directory) unless p
+// is empty or absolute, or dir is unknown.
+func Resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) || dir == "" {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
