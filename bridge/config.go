@@ -159,7 +159,7 @@ func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	data, dir, err := config.Read(path)
 	if err != nil {
-		return cfg, fmt.Errorf("bridge config %s: %w", path, err)
+		return cfg, fmt.Errorf("read bridge config: %w", err)
 	}
 	if err := ParseConfig(data, dir, &cfg); err != nil {
 		return cfg, fmt.Errorf("bridge config %s: %w", path, err)
