@@ -472,22 +472,29 @@ func (s *Store) Deposit(ref common.Hash) (*Deposit, error) {
 func (s *Store) UpdateDeposit(d *Deposit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var old Deposit
-	found, err := s.getJSON(depositKey(d.BankRef), &old)
+	return updateRecord(s, depositKey(d.BankRef), d, putDeposit, "update deposit "+d.BankRef.Hex())
+}
+
+// updateRecord replaces the existing record at key with rec in a synced
+// batch: put writes it (and its queue entries) given the old version, and
+// adjusts the status counters. The caller holds s.mu.
+func updateRecord[T any](s *Store, key []byte, rec *T, put func(b *pebble.Batch, old, rec *T, counters map[string]int64) error, what string) error {
+	var old T
+	found, err := s.getJSON(key, &old)
 	if err != nil {
-		return fmt.Errorf("update deposit %s: %w", d.BankRef, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if !found {
-		return fmt.Errorf("update deposit %s: %w", d.BankRef, ErrNotFound)
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	counters := map[string]int64{}
-	if err := putDeposit(b, &old, d, counters); err != nil {
-		return fmt.Errorf("update deposit %s: %w", d.BankRef, err)
+	if err := put(b, &old, rec, counters); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if err := s.commit(b, counters); err != nil {
-		return fmt.Errorf("update deposit %s: %w", d.BankRef, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
@@ -677,24 +684,7 @@ func (s *Store) UpdatePayout(p *Payout) error {
 }
 
 func (s *Store) updatePayoutLocked(p *Payout) error {
-	var old Payout
-	found, err := s.getJSON(payoutKey(p.ID), &old)
-	if err != nil {
-		return fmt.Errorf("update payout %d: %w", p.ID, err)
-	}
-	if !found {
-		return fmt.Errorf("update payout %d: %w", p.ID, ErrNotFound)
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	counters := map[string]int64{}
-	if err := putPayout(b, &old, p, counters); err != nil {
-		return fmt.Errorf("update payout %d: %w", p.ID, err)
-	}
-	if err := s.commit(b, counters); err != nil {
-		return fmt.Errorf("update payout %d: %w", p.ID, err)
-	}
-	return nil
+	return updateRecord(s, payoutKey(p.ID), p, putPayout, fmt.Sprintf("update payout %d", p.ID))
 }
 
 // ModifyPayout reads payout id, lets fn change it and writes it back, all
