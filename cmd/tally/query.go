@@ -18,14 +18,11 @@ func (c *cli) balance(args []string) error {
 Prints the account's balance of the native asset in CNY, and in base units
 (1 CNY = 10^18 base units).`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
-	pos, err := c.parse(cmd, args)
+	arg, err := c.oneArg(cmd, args, "ADDR")
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(cmd, pos, "ADDR"); err != nil {
-		return err
-	}
-	addr, err := parseAddress("balance: ADDR", pos[0])
+	addr, err := parseAddress("balance: ADDR", arg)
 	if err != nil {
 		return err
 	}
@@ -48,14 +45,11 @@ Prints a transaction and its receipt: status (1 success, 0 failed at
 execution, or pending while admitted but not yet in a block), block, from,
 to, value. A receipt is final.`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
-	pos, err := c.parse(cmd, args)
+	arg, err := c.oneArg(cmd, args, "HASH")
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(cmd, pos, "HASH"); err != nil {
-		return err
-	}
-	hash, err := parseHash("tx: HASH", pos[0])
+	hash, err := parseHash("tx: HASH", arg)
 	if err != nil {
 		return err
 	}
@@ -125,18 +119,15 @@ func (c *cli) block(args []string) error {
 Prints a block's header: number, hash, parent, time, transaction count and
 proposer (the validator that built it, the header's miner field).`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
-	pos, err := c.parse(cmd, args)
+	arg, err := c.oneArg(cmd, args, "N|latest")
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(cmd, pos, "N|latest"); err != nil {
-		return err
-	}
 	var number *big.Int // nil: latest
-	if pos[0] != "latest" {
-		n, err := strconv.ParseUint(pos[0], 10, 64)
+	if arg != "latest" {
+		n, err := strconv.ParseUint(arg, 10, 64)
 		if err != nil {
-			return usageErrorf("block: N: %q is not a block number (a decimal number or \"latest\")", truncate(pos[0]))
+			return usageErrorf("block: N: %q is not a block number (a decimal number or \"latest\")", truncate(arg))
 		}
 		number = new(big.Int).SetUint64(n)
 	}
@@ -147,7 +138,7 @@ proposer (the validator that built it, the header's miner field).`)
 	defer done()
 	b, err := client.BlockByNumber(ctx, number)
 	if errors.Is(err, wallet.ErrNotFound) {
-		return fmt.Errorf("block %s: not found", pos[0])
+		return fmt.Errorf("block %s: not found", arg)
 	}
 	if err != nil {
 		return err
@@ -167,14 +158,11 @@ func (c *cli) account(args []string) error {
 Prints an account's balance of every asset, its KYC tier, whether it is
 frozen, and what it may still send today (UTC day of the last block's time).`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
-	pos, err := c.parse(cmd, args)
+	arg, err := c.oneArg(cmd, args, "ADDR")
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(cmd, pos, "ADDR"); err != nil {
-		return err
-	}
-	addr, err := parseAddress("account: ADDR", pos[0])
+	addr, err := parseAddress("account: ADDR", arg)
 	if err != nil {
 		return err
 	}
@@ -209,11 +197,8 @@ Prints an asset's issuance: minted (genesis allocations and bank mints),
 burned (settled withdrawals), escrow (pending withdrawals) and circulating
 (held in balances). minted - burned = circulating + escrow always holds.`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
-	pos, err := c.parse(cmd, args)
+	arg, err := c.oneArg(cmd, args, "SYMBOL")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(cmd, pos, "SYMBOL"); err != nil {
 		return err
 	}
 	ctx, client, done, err := connect(*rpcURL, *timeout)
@@ -221,7 +206,7 @@ burned (settled withdrawals), escrow (pending withdrawals) and circulating
 		return err
 	}
 	defer done()
-	s, err := client.Supply(ctx, pos[0])
+	s, err := client.Supply(ctx, arg)
 	if err != nil {
 		return err
 	}
@@ -233,4 +218,17 @@ burned (settled withdrawals), escrow (pending withdrawals) and circulating
 	}
 	fmt.Fprintf(c.stdout, "%-12s %s\n", "address:", s.Address.Hex())
 	return nil
+}
+
+// oneArg parses a command that takes exactly one argument, named name in
+// its usage, and returns it.
+func (c *cli) oneArg(cmd *command, args []string, name string) (string, error) {
+	pos, err := c.parse(cmd, args)
+	if err != nil {
+		return "", err
+	}
+	if err := wantArgs(cmd, pos, name); err != nil {
+		return "", err
+	}
+	return pos[0], nil
 }
