@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -84,17 +85,21 @@ type hooks struct {
 
 // Crash points, in the order a deposit or a payout passes them.
 const (
-	crashAfterMintRecorded  = "mint-recorded"  // signed and fsynced, not sent
-	crashAfterMintSent      = "mint-sent"      // sent, receipt not awaited
-	crashAfterOrderSent     = "order-sent"     // pain.001 answered 2xx, not recorded as ordered
-	crashAfterCloseRecorded = "close-recorded" // settle/refund signed and fsynced, not sent
-	crashAfterCloseSent     = "close-sent"     // sent, receipt not awaited
+	crashAfterDepositsRecorded = "deposits-recorded" // intake: deposit batch fsynced, not answered
+	crashAfterMintRecorded     = "mint-recorded"     // signed and fsynced, not sent
+	crashAfterMintSent         = "mint-sent"         // sent, receipt not awaited
+	crashAfterOrderSent        = "order-sent"        // pain.001 answered 2xx, not recorded as ordered
+	crashAfterCloseRecorded    = "close-recorded"    // settle/refund signed and fsynced, not sent
+	crashAfterCloseSent        = "close-sent"        // sent, receipt not awaited
 )
 
 // errCrashed stops a worker at a crash point.
 var errCrashed = errors.New("simulated crash")
 
+// crashAt is asked at each crash point: CrashAtEnv kills the process
+// there (crashPoint); hooks.crash stops the worker.
 func (b *Bridge) crashAt(point string) bool {
+	crashPoint(point)
 	return b.hooks.crash != nil && b.hooks.crash(point)
 }
 
@@ -123,6 +128,9 @@ const minSecretLen = 16
 // prepares the node clients. Nothing is contacted yet.
 func New(cfg Config, opts Options) (*Bridge, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkCrashEnv(); err != nil {
 		return nil, err
 	}
 	b := &Bridge{cfg: cfg, log: opts.Logger, now: opts.Now,
@@ -165,7 +173,10 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 	}
 	b.metrics = newMetrics(b.store)
 	b.nodes.onFailover = b.metrics.failovers.Inc
-	b.core = &http.Client{Timeout: cfg.BankCore.Timeout.D()}
+	if b.core, err = cfg.coreClient(); err != nil {
+		b.store.Close()
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -258,9 +269,16 @@ func (b *Bridge) Start(ctx context.Context) error {
 	if err := b.resolveChain(ctx); err != nil {
 		return err
 	}
+	tlsCfg, err := b.cfg.serverTLS()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", b.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("key listen: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	b.ln = ln
 	b.srv = &http.Server{Handler: b.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,

@@ -32,6 +32,7 @@ type Config struct {
 	BankCore BankCoreConfig `toml:"bankcore"`
 	Auth     AuthConfig     `toml:"auth"`
 	Limits   LimitsConfig   `toml:"limits"`
+	TLS      TLSConfig      `toml:"tls"`
 	Outbox   OutboxConfig   `toml:"outbox"`
 	Follower FollowerConfig `toml:"follower"`
 	Payout   PayoutConfig   `toml:"payout"`
@@ -72,6 +73,8 @@ type BankCoreConfig struct {
 	// the debtor of every pain.001 order.
 	DebtorName    string `toml:"debtor-name"`
 	DebtorAccount string `toml:"debtor-account"`
+	// TLS configures HTTPS to the core (its CA, the bridge's client certificate).
+	TLS ClientTLSConfig `toml:"tls"`
 }
 
 // AuthConfig authenticates the bank core: every POST carries an
@@ -184,6 +187,15 @@ func (c *Config) Path(p string) string { return config.Resolve(c.dir, p) }
 func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("key %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if err := validatePair("tls", c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+		return err
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		return bad("tls.client-ca-file", "mutual TLS needs the server's tls.cert-file and tls.key-file")
+	}
+	if err := validatePair("bankcore.tls", c.BankCore.TLS.CertFile, c.BankCore.TLS.KeyFile); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return bad("listen", "%q is not host:port: %v", c.Listen, err)
