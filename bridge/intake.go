@@ -218,6 +218,9 @@ func (b *Bridge) processNotification(ep string, n *Notification) (Response, int,
 	if err != nil {
 		return resp, 0, err
 	}
+	if len(deps) > 0 && b.crashAt(crashAfterDepositsRecorded) {
+		return resp, 0, errCrashed // answered 503: the core resends
+	}
 	var refusals []*Refusal
 	problem := false
 	newAccepted := false
