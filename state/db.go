@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
@@ -29,6 +31,9 @@ var (
 	ErrBlockRejected = errors.New("block rejected")
 	// ErrGenesisMismatch is returned when a data dir was created from another genesis.
 	ErrGenesisMismatch = errors.New("data dir belongs to a different genesis")
+	// ErrInUse is returned when a data dir opened read-only is held by
+	// another process.
+	ErrInUse = errors.New("data dir in use")
 	// ErrNoGenesis is returned when a data dir has not been initialised.
 	ErrNoGenesis = errors.New("data dir has no genesis")
 )
@@ -62,6 +67,9 @@ type Options struct {
 	Logger *slog.Logger
 	// CacheSize is Pebble's block cache size in bytes (0: 64 MiB).
 	CacheSize int64
+	// ReadOnly opens an existing database for reading only (the audit).
+	// It fails with ErrInUse while a process (a running node) has it open.
+	ReadOnly bool
 }
 
 // DB is the node's state database. Reads are safe concurrently with
@@ -94,8 +102,10 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if err := recoverReplace(dir); err != nil {
-		return nil, err
+	if !opts.ReadOnly {
+		if err := recoverReplace(dir); err != nil {
+			return nil, err
+		}
 	}
 	pdb, err := openPebble(dir, opts)
 	if err != nil {
@@ -118,11 +128,21 @@ func openPebble(dir string, opts Options) (*pebble.DB, error) {
 	}
 	c := pebble.NewCache(size)
 	defer c.Unref()
-	pdb, err := pebble.Open(dir, &pebble.Options{Cache: c, Logger: quietLogger{opts.Logger}})
+	pdb, err := pebble.Open(dir, &pebble.Options{Cache: c, Logger: quietLogger{opts.Logger}, ReadOnly: opts.ReadOnly})
+	if err != nil && opts.ReadOnly && isLockError(err) {
+		return nil, fmt.Errorf("%w: %s is open by another process (a running node?): audit a copy made with `tally admin checkpoint --out DIR` instead (%v)", ErrInUse, dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open state db %s: %w", dir, err)
 	}
 	return pdb, nil
+}
+
+// isLockError reports whether err is Pebble failing to take the
+// directory's lock: held by this process, or (EAGAIN/EWOULDBLOCK from
+// flock) by another one.
+func isLockError(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "lock held")
 }
 
 // load reads the head, history, chain id and validators, if initialised.
