@@ -2,28 +2,20 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/tally-ledger/tally/bankcore"
 	"github.com/tally-ledger/tally/bridge"
 	"github.com/tally-ledger/tally/chain"
-	"github.com/tally-ledger/tally/crypto"
-	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -107,98 +99,13 @@ func TestBridgeCrash(t *testing.T) {
 	c.startAll()
 	c.waitLeader(ctx, []int{0}, "", 30*time.Second)
 
-	e := &bridgeEnv{t: t, ctx: ctx, c: c, dir: t.TempDir(), secret: []byte("e2e-bridge-crash-hmac-secret-0123")}
-	bank, err := genesis.DevKey(genesis.DevBankBIndex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.bank = bank
-	ks, err := crypto.EncryptKey(bank, "bank password", crypto.LightScryptN, crypto.LightScryptP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"bank.json": ks, "bank.pass": []byte("bank password\n"), "hmac.secret": e.secret} {
-		if err := os.WriteFile(filepath.Join(e.dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bridgeListen := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	simListen := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	e.bridgeURL, e.simURL = "http://"+bridgeListen, "http://"+simListen
-	bcfg := fmt.Sprintf(`listen = %q
-datadir = "bridge-data"
-asset = "HKD"
-[key]
-keystore-file = "bank.json"
-password-file = "bank.pass"
-[nodes]
-endpoints = [%q]
-timeout = "3s"
-[bankcore]
-url = %q
-debtor-account = "SIM-OMNIBUS-0001"
-timeout = "3s"
-[auth]
-secret-file = "hmac.secret"
-[outbox]
-poll-interval = "50ms"
-receipt-timeout = "5s"
-[follower]
-poll-interval = "100ms"
-max-range = 500
-[payout]
-poll-interval = "100ms"
-retry-min = "100ms"
-retry-max = "500ms"
-[closer]
-poll-interval = "100ms"
-`, bridgeListen, c.specs[0].RPC, e.simURL)
-	e.cfgPath = filepath.Join(e.dir, "bridge.toml")
-	scfg := fmt.Sprintf(`listen = %q
-bridge-url = %q
-secret-file = "hmac.secret"
-currency = "HKD"
-omnibus-account = "SIM-OMNIBUS-0001"
-status-delay = "50ms"
-retry-interval = "100ms"
-[reject]
-above = "900"
-reason = "AC04 account closed"
-`, simListen, e.bridgeURL)
-	e.simCfg = filepath.Join(e.dir, "sim.toml")
-	for p, s := range map[string]string{e.cfgPath: bcfg, e.simCfg: scfg} {
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-
+	// Setup run: link dev wallets 0 and 1, then stop.
+	e, bank, keys, sup0 := setupBridge(t, ctx, c, "e2e-bridge-crash-hmac-secret-0123", 2, crashAccount)
 	wc, err := wallet.Dial(ctx, c.specs[0].RPC)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer wc.Close()
-	sup0, err := wc.Supply(ctx, "HKD")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Setup run: link dev wallets 0 and 1, then stop.
-	e.startBridge()
-	e.sim = startProc(t, "bankcore-sim", filepath.Join(e.dir, "sim.log"), "bankcore-sim", "--config", e.simCfg)
-	waitHTTP(t, e.sim, e.simURL+bankcore.PathLedger)
-	keys := clusterDevKeys(t, 0, 2)
-	for i, k := range keys {
-		msg := bridge.LinkMessage(bank.Address(), crashAccount(i), k.Address())
-		sig, err := k.Sign(common.BytesToHash(accounts.TextHash([]byte(msg))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig[64] += 27
-		body, _ := json.Marshal(bridge.LinkRequest{Account: crashAccount(i), Wallet: k.Address().Hex(), Signature: fmt.Sprintf("0x%x", sig)})
-		if code, out := e.post(e.bridgeURL+bridge.PathLinks, body); code != http.StatusOK {
-			t.Fatalf("link %s: %d %s", crashAccount(i), code, out)
-		}
-	}
 	e.stopBridge()
 	t.Logf("setup done after %v", time.Since(began).Round(time.Millisecond))
 

@@ -363,18 +363,13 @@ func cents(v int64) string { return fmt.Sprintf("%d.%02d", v/100, v%100) }
 
 func account(i int) string { return fmt.Sprintf("HK-E2E-%02d", i) }
 
-func TestBridgeEndToEnd(t *testing.T) {
-	skipShort(t)
-	began := time.Now()
-	buildTally(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-
-	c := newTestCluster(t, 3, nil)
-	c.startAll()
-	c.waitLeader(ctx, []int{0, 1, 2}, "", 30*time.Second)
-
-	e := &bridgeEnv{t: t, ctx: ctx, c: c, dir: t.TempDir(), secret: []byte("e2e-bridge-hmac-secret-0123456789")}
+// setupBridge writes bank B's keystore, the HMAC secret, bridge.toml (every
+// node of c as an endpoint) and sim.toml (payouts above 900 rejected),
+// records the HKD supply before the bridge runs, starts the bridge and the
+// simulator, and links dev wallets 0..wallets-1 to the accounts name(i).
+func setupBridge(t *testing.T, ctx context.Context, c *testCluster, secret string, wallets int, name func(int) string) (*bridgeEnv, *crypto.PrivateKey, []*crypto.PrivateKey, *wallet.Supply) {
+	t.Helper()
+	e := &bridgeEnv{t: t, ctx: ctx, c: c, dir: t.TempDir(), secret: []byte(secret)}
 	bank, err := genesis.DevKey(genesis.DevBankBIndex)
 	if err != nil {
 		t.Fatal(err)
@@ -448,30 +443,45 @@ reason = "AC04 account closed"
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer wc.Close()
 	sup0, err := wc.Supply(ctx, "HKD")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wc.Close()
 
 	e.startBridge()
 	e.sim = startProc(t, "bankcore-sim", filepath.Join(e.dir, "sim.log"), "bankcore-sim", "--config", e.simCfg)
 	waitHTTP(t, e.sim, e.simURL+bankcore.PathLedger)
 
 	// Link dev wallets 0..19 to accounts.
-	keys := clusterDevKeys(t, 0, brWallets)
+	keys := clusterDevKeys(t, 0, wallets)
 	for i, k := range keys {
-		msg := bridge.LinkMessage(bank.Address(), account(i), k.Address())
+		msg := bridge.LinkMessage(bank.Address(), name(i), k.Address())
 		sig, err := k.Sign(common.BytesToHash(accounts.TextHash([]byte(msg))))
 		if err != nil {
 			t.Fatal(err)
 		}
 		sig[64] += 27
-		body, _ := json.Marshal(bridge.LinkRequest{Account: account(i), Wallet: k.Address().Hex(), Signature: fmt.Sprintf("0x%x", sig)})
+		body, _ := json.Marshal(bridge.LinkRequest{Account: name(i), Wallet: k.Address().Hex(), Signature: fmt.Sprintf("0x%x", sig)})
 		if code, out := e.post(e.bridgeURL+bridge.PathLinks, body); code != http.StatusOK {
-			t.Fatalf("link %s: %d %s", account(i), code, out)
+			t.Fatalf("link %s: %d %s", name(i), code, out)
 		}
 	}
+	return e, bank, keys, sup0
+}
+
+func TestBridgeEndToEnd(t *testing.T) {
+	skipShort(t)
+	began := time.Now()
+	buildTally(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	c := newTestCluster(t, 3, nil)
+	c.startAll()
+	c.waitLeader(ctx, []int{0, 1, 2}, "", 30*time.Second)
+
+	e, bank, keys, sup0 := setupBridge(t, ctx, c, "e2e-bridge-hmac-secret-0123456789", brWallets, account)
 	t.Logf("setup done after %v", time.Since(began).Round(time.Millisecond))
 
 	// ---- 1. deposits, with faults ----
@@ -705,7 +715,7 @@ reason = "AC04 account closed"
 			settledTotal += x.cents
 		}
 	}
-	wc, err = wallet.Dial(ctx, c.specs[rest[0]].RPC)
+	wc, err := wallet.Dial(ctx, c.specs[rest[0]].RPC)
 	if err != nil {
 		t.Fatal(err)
 	}
