@@ -16,11 +16,14 @@ const MaxBlockSize = 64 << 20
 // ErrBlockMalformed is returned for a block that does not decode.
 var ErrBlockMalformed = errors.New("malformed block")
 
-// Block is a header and its transactions. A Block is immutable once built:
-// Hash is computed once and cached.
+// Block is a header, its transactions and the commit certificates it
+// carries for earlier blocks (DESIGN.md decision 10; the header commits to
+// them through HeaderCertRoot). A Block is immutable once built: Hash is
+// computed once and cached.
 type Block struct {
 	Header *types.Header
 	Txs    []*types.Transaction
+	Certs  []*Certificate
 
 	hash common.Hash
 }
@@ -44,11 +47,12 @@ func (b *Block) Number() uint64 { return b.Header.Number.Uint64() }
 type blockRLP struct {
 	Header *types.Header
 	Txs    []*types.Transaction
+	Certs  []*Certificate
 }
 
 // Encode returns the block's RLP encoding (the Raft log entry and the stored form).
 func (b *Block) Encode() ([]byte, error) {
-	return rlp.EncodeToBytes(blockRLP{Header: b.Header, Txs: b.Txs})
+	return rlp.EncodeToBytes(blockRLP{Header: b.Header, Txs: b.Txs, Certs: b.Certs})
 }
 
 // DecodeBlock decodes what Encode wrote. The input is bounded by MaxBlockSize.
@@ -63,7 +67,15 @@ func DecodeBlock(data []byte) (*Block, error) {
 	if dec.Header == nil || dec.Header.Number == nil || dec.Header.Difficulty == nil {
 		return nil, fmt.Errorf("%w: incomplete header", ErrBlockMalformed)
 	}
-	return &Block{Header: dec.Header, Txs: dec.Txs}, nil
+	if len(dec.Certs) > MaxCertsPerBlock {
+		return nil, fmt.Errorf("%w: %d certificates, limit %d", ErrBlockMalformed, len(dec.Certs), MaxCertsPerBlock)
+	}
+	for i, c := range dec.Certs {
+		if c == nil || len(c.Sigs) > MaxValidators {
+			return nil, fmt.Errorf("%w: certificate %d malformed", ErrBlockMalformed, i)
+		}
+	}
+	return &Block{Header: dec.Header, Txs: dec.Txs, Certs: dec.Certs}, nil
 }
 
 // TxRoot is the Merkle root over the transactions' hashes, in block order.

@@ -46,6 +46,11 @@ type BuilderConfig struct {
 	// validator has left the Raft configuration). The builder asks again
 	// every HoldPoll and after every change.
 	Hold func(base state.Reader, number uint64) string
+	// Certificates, if set, returns commit certificates ready to be carried
+	// by block number (for applied blocks not yet certified on the chain),
+	// in increasing height. The builder leaves out those an in-flight block
+	// already carries and keeps at most chain.MaxCertsPerBlock.
+	Certificates func(number uint64) []*chain.Certificate
 }
 
 // HoldPoll is how often a held builder (Hold, or this node's key not being
@@ -387,7 +392,7 @@ func (b *Builder) propose() error {
 	for i, p := range pend {
 		txs[i], froms[i] = p.Tx, p.From
 	}
-	built, err := state.Build(base, par, txs, froms, uint64(b.now().UnixMilli()), b.key, b.chainID)
+	built, err := state.Build(base, par, txs, froms, b.certsLocked(number), uint64(b.now().UnixMilli()), b.key, b.chainID)
 	if err != nil {
 		b.pool.Return(pend)
 		return err
@@ -417,6 +422,31 @@ func (b *Builder) propose() error {
 	b.onProposed(built.Block)
 	go b.await(fut, sb)
 	return nil
+}
+
+// certsLocked returns the certificates block number carries: the ready
+// ones no in-flight block carries, in increasing height, at most
+// chain.MaxCertsPerBlock.
+func (b *Builder) certsLocked(number uint64) []*chain.Certificate {
+	if b.cfg.Certificates == nil {
+		return nil
+	}
+	inflight := map[uint64]bool{}
+	for _, sb := range b.spec {
+		for _, c := range sb.built.Block.Certs {
+			inflight[c.Height] = true
+		}
+	}
+	var out []*chain.Certificate
+	for _, c := range b.cfg.Certificates(number) {
+		if c.Height >= number || inflight[c.Height] || (len(out) > 0 && c.Height <= out[len(out)-1].Height) {
+			continue
+		}
+		if out = append(out, c); len(out) == chain.MaxCertsPerBlock {
+			break
+		}
+	}
+	return out
 }
 
 // await settles one proposal. An error from Raft (lost leadership, timeout)

@@ -140,7 +140,7 @@ func TestIsValidatorAtSpeculativeState(t *testing.T) {
 		if ok, _ := IsValidatorAt(base, newKey.Address()); ok {
 			t.Fatalf("block %d: the new validator is one already", h)
 		}
-		built, err := state.Build(base, par, txs, froms, par.TimeMs+1, val, genesis.DevChainID)
+		built, err := state.Build(base, par, txs, froms, nil, par.TimeMs+1, val, genesis.DevChainID)
 		if err != nil {
 			t.Fatal(err)
 		}

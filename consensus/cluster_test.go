@@ -185,7 +185,7 @@ func TestNonValidatorBlockSkippedEverywhere(t *testing.T) {
 	c.waitHeight(1) // a heartbeat block
 	rogue, _ := crypto.GenerateKey()
 	tip := c.dbs[l].Tip()
-	built, err := state.Build(c.dbs[l], tip.Parent(), nil, nil, tip.Head.TimeMs+1, rogue, genesis.DevChainID)
+	built, err := state.Build(c.dbs[l], tip.Parent(), nil, nil, nil, tip.Head.TimeMs+1, rogue, genesis.DevChainID)
 	if err != nil {
 		t.Fatal(err)
 	}

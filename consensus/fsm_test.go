@@ -56,7 +56,7 @@ func (e *fsmEnv) block(key *crypto.PrivateKey, n int) []byte {
 		froms = append(froms, dev.Address())
 	}
 	tip := e.db.Tip()
-	built, err := state.Build(e.db, tip.Parent(), txs, froms, tip.Head.TimeMs+1, key, genesis.DevChainID)
+	built, err := state.Build(e.db, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1, key, genesis.DevChainID)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -154,7 +154,7 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 
 // Bounds on what a genesis file may hold.
 const (
-	MaxValidators = 64
+	MaxValidators = chain.MaxValidators
 	MaxAssets     = 256
 	MaxBanks      = 64
 	MaxTiers      = 16

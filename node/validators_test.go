@@ -234,7 +234,7 @@ func TestDueValidatorChanges(t *testing.T) {
 		if h == 1 {
 			txs, froms = []*types.Transaction{p, v}, []common.Address{pFrom, vFrom}
 		}
-		built, err := state.Build(base, par, txs, froms, par.TimeMs+1, vs[0].key, genesis.DevChainID)
+		built, err := state.Build(base, par, txs, froms, nil, par.TimeMs+1, vs[0].key, genesis.DevChainID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -107,7 +107,7 @@ func (c *filterChain) block(txs ...*types.Transaction) *chain.Block {
 		}
 	}
 	tip := c.db.Tip()
-	built, err := state.Build(c.db, tip.Parent(), txs, froms, tip.Head.TimeMs+1000, c.val, genesis.DevChainID)
+	built, err := state.Build(c.db, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1000, c.val, genesis.DevChainID)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/big"
 
@@ -60,6 +61,9 @@ func (d *DB) VerifyHeader(b *chain.Block, head Head, history *chain.History) err
 	if root := history.Root(); root != h.MixDigest {
 		return rejectf("history root %s, header says %s", root, h.MixDigest)
 	}
+	if root, _ := chain.HeaderCertRoot(h); root != chain.CertRoot(b.Certs) { // Extra's length checked by VerifySeal
+		return rejectf("certificate root %s, header says %s", chain.CertRoot(b.Certs), root)
+	}
 	return nil
 }
 
@@ -78,6 +82,14 @@ func (d *DB) ApplyBlock(b *chain.Block, raftIndex uint64, senders *chain.SenderC
 		return nil, ErrAlreadyApplied
 	}
 	froms, rejectErr := d.check(b, tip, senders)
+	if rejectErr == nil {
+		rejectErr = d.verifyCerts(b, head)
+	} else if err := d.checkSkippedCerts(b, head); err != nil {
+		rejectErr = err
+	}
+	if errors.Is(rejectErr, ErrDiverged) || errors.Is(rejectErr, ErrBehind) {
+		return nil, fmt.Errorf("block %d (%s) at raft index %d: %w", b.Number(), b.Hash(), raftIndex, rejectErr)
+	}
 	var res *Result
 	if rejectErr == nil {
 		var err error

@@ -52,9 +52,10 @@ func (b *Built) AsParent() Parent {
 }
 
 // Build executes candidate transactions on base in order, leaves out those
-// that cannot be included, and returns the block sealed by key. The block
-// time is max(nowMs, parent + 1 ms), so it never goes back.
-func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.Address, nowMs uint64, key *crypto.PrivateKey, chainID uint64) (*Built, error) {
+// that cannot be included, and returns the block sealed by key, carrying
+// certs (checked by the caller: CheckCertificate). The block time is
+// max(nowMs, parent + 1 ms), so it never goes back.
+func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.Address, certs []*chain.Certificate, nowMs uint64, key *crypto.PrivateKey, chainID uint64) (*Built, error) {
 	rules, err := LoadRules(base)
 	if err != nil {
 		return nil, fmt.Errorf("build block %d: %w", par.Number+1, err)
@@ -83,10 +84,14 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 	if err := FinishHeader(h, par.Root, included, res); err != nil {
 		return nil, fmt.Errorf("build block %d: %w", par.Number+1, err)
 	}
+	if err := chain.SetCertRoot(h, chain.CertRoot(certs)); err != nil {
+		return nil, fmt.Errorf("build block %d: %w", par.Number+1, err)
+	}
 	if err := chain.Seal(h, chainID, key); err != nil {
 		return nil, fmt.Errorf("build block %d: %w", par.Number+1, err)
 	}
 	out.Block = chain.NewBlock(h, included)
+	out.Block.Certs = certs
 	out.History = par.History.Clone()
 	out.History.Append(out.Block.Hash())
 	return out, nil

@@ -335,7 +335,7 @@ func GenesisBlock(g *genesis.Genesis) (*chain.Block, *Overlay, error) {
 		return nil, nil, err
 	}
 	o := NewOverlay(emptyReader{})
-	o.setValidatorList(g.ValidatorAddresses())
+	o.setValidatorList(g.ValidatorAddresses(), 0)
 	for i, v := range g.Validators {
 		a, err := v.Address()
 		if err != nil {
@@ -411,6 +411,9 @@ func (d *DB) commit(batch *pebble.Batch, b *chain.Block, senders []common.Addres
 	for i, tx := range b.Txs {
 		loc := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(make([]byte, 0, 12), n), uint32(i))
 		batch.Set(hashKey(prefixTx, tx.Hash()), loc, nil)
+	}
+	for _, c := range b.Certs {
+		batch.Set(numKey(prefixCert, c.Height), u64(n), nil)
 	}
 	indexAccounts(batch, b, senders, receipts)
 	indexLogs(batch, n, receipts)

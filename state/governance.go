@@ -427,7 +427,7 @@ func (x *exec) changeValidators(kind uint8, args []any, dryRun bool) error {
 			return revertf("there are already %d validators, the most a chain may have", len(list))
 		}
 		x.o.setValidator(ValidatorInfo{Address: a, Name: name, PublicKey: pub})
-		x.o.setValidatorList(append(list, a))
+		x.o.setValidatorList(append(list, a), x.blk.Number+1)
 		return nil
 	}
 	a := args[0].(common.Address)
@@ -446,7 +446,7 @@ func (x *exec) changeValidators(kind uint8, args []any, dryRun bool) error {
 	}
 	if !dryRun {
 		x.o.Set(validatorKey(a), nil)
-		x.o.setValidatorList(slices.DeleteFunc(list, func(v common.Address) bool { return v == a }))
+		x.o.setValidatorList(slices.DeleteFunc(list, func(v common.Address) bool { return v == a }), x.blk.Number+1)
 	}
 	return nil
 }
@@ -465,13 +465,15 @@ func (o *Overlay) validatorList() ([]common.Address, error) {
 	return list, nil
 }
 
-func (o *Overlay) setValidatorList(list []common.Address) {
+// setValidatorList records the validator set in force from height from.
+func (o *Overlay) setValidatorList(list []common.Address, from uint64) {
 	sortAddresses(list)
 	v, err := rlp.EncodeToBytes(list)
 	if err != nil {
 		panic(fmt.Sprintf("encode validator list: %v", err))
 	}
 	o.Set(keyValidatorList, v)
+	o.Set(key(prefixValidatorHistory, u64(from)), v)
 }
 
 // applyScheduled runs, at the end of block blk, every approved change that

@@ -21,16 +21,18 @@ var (
 	keyProposalSeq     = []byte("sj") // → last proposal id uint64
 	keySchedule        = []byte("sx") // → RLP []Scheduled: approved changes not yet in effect
 	keyValidatorList   = []byte("sl") // → RLP []common.Address: the validators, sorted
-	prefixAccount      = []byte("sk") // + address → tier byte ++ frozen byte
-	prefixOutflow      = []byte("so") // + asset + address → UTC day uint64 ++ amount magnitude
-	prefixSupply       = []byte("ss") // + asset → RLP supply{Minted, Burned, Escrow}
-	prefixBankRef      = []byte("sm") // + bankRef → asset uint32 ++ block number uint64
-	prefixWithdraw     = []byte("sw") // + id uint64 → RLP Withdrawal
-	keyWithdrawSeq     = []byte("sq") // → last withdrawal id uint64
-	prefixPayment      = []byte("sp") // + asset + merchant + ref + payer → RLP payment{Paid, Refunded}
-	prefixAllowance    = []byte("sa") // + asset + owner + spender → amount magnitude
-	prefixOffer        = []byte("sf") // + id uint64 → RLP Offer
-	keyOfferSeq        = []byte("sF") // → last offer id uint64
+	// + height → RLP []common.Address: the validator set in force from that height (written when it changes)
+	prefixValidatorHistory = []byte("sL")
+	prefixAccount          = []byte("sk") // + address → tier byte ++ frozen byte
+	prefixOutflow          = []byte("so") // + asset + address → UTC day uint64 ++ amount magnitude
+	prefixSupply           = []byte("ss") // + asset → RLP supply{Minted, Burned, Escrow}
+	prefixBankRef          = []byte("sm") // + bankRef → asset uint32 ++ block number uint64
+	prefixWithdraw         = []byte("sw") // + id uint64 → RLP Withdrawal
+	keyWithdrawSeq         = []byte("sq") // → last withdrawal id uint64
+	prefixPayment          = []byte("sp") // + asset + merchant + ref + payer → RLP payment{Paid, Refunded}
+	prefixAllowance        = []byte("sa") // + asset + owner + spender → amount magnitude
+	prefixOffer            = []byte("sf") // + id uint64 → RLP Offer
+	keyOfferSeq            = []byte("sF") // → last offer id uint64
 
 	keyHead     = []byte("mhead")    // → headRLP
 	keyHistory  = []byte("mhistory") // → chain.History
@@ -40,6 +42,7 @@ var (
 	prefixRcpt  = []byte("R")        // + number → encoded receipts
 	prefixTx    = []byte("T")        // + tx hash → number ++ index (uint32)
 	prefixAcct  = []byte("A")        // + address + number + index(uint32) → direction flags
+	prefixCert  = []byte("C")        // + certified number → number of the block carrying its certificate
 )
 
 // NativeAsset is the asset id of the native currency.

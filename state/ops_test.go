@@ -385,7 +385,7 @@ func (h *opHarness) block(atMs uint64, steps ...opStep) []txResult {
 	if err := applyScheduled(scratch, rules, blk); err != nil { // as Execute does at the end of a block
 		h.t.Fatal(err)
 	}
-	built, err := Build(h.db, tip.Parent(), txs, froms, now, h.val, genesis.DevChainID)
+	built, err := Build(h.db, tip.Parent(), txs, froms, nil, now, h.val, genesis.DevChainID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -832,7 +832,7 @@ func runOpCase(t *testing.T, c opCase) {
 	}
 
 	// Replaying the signed transaction is refused: the builder drops it.
-	replay, err := Build(h.db, h.db.Tip().Parent(), []*types.Transaction{r.tx}, []common.Address{r.from}, 0, h.val, genesis.DevChainID)
+	replay, err := Build(h.db, h.db.Tip().Parent(), []*types.Transaction{r.tx}, []common.Address{r.from}, nil, 0, h.val, genesis.DevChainID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1415,7 +1415,7 @@ func TestOpsReplayedTxInBlockIsRejected(t *testing.T) {
 			head := h.db.Tip().Head
 
 			// The builder drops it.
-			built, err := Build(h.db, h.db.Tip().Parent(), []*types.Transaction{r.tx}, []common.Address{r.from}, 0, h.val, genesis.DevChainID)
+			built, err := Build(h.db, h.db.Tip().Parent(), []*types.Transaction{r.tx}, []common.Address{r.from}, nil, 0, h.val, genesis.DevChainID)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -302,18 +302,7 @@ func (d *DB) Proposal(id uint64) (Proposal, bool, error) { return d.view().Propo
 // RulesAt returns the rules in force at height n (the state keeps every
 // version with the height it took effect at).
 func (d *DB) RulesAt(n uint64) (*genesis.Rules, error) {
-	d.mu.RLock()
-	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefixRulesHistory, UpperBound: key(prefixRulesHistory, u64(n+1))})
-	if err != nil {
-		d.mu.RUnlock()
-		return nil, err
-	}
-	var raw []byte
-	if it.Last() {
-		raw = append([]byte{}, it.Value()...)
-	}
-	err = it.Close()
-	d.mu.RUnlock()
+	raw, err := d.lastAtOrBelow(prefixRulesHistory, n)
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func (e *env) build(txs ...*types.Transaction) *Built {
 		}
 	}
 	tip := e.db.Tip()
-	b, err := Build(e.db, tip.Parent(), txs, froms, tip.Head.TimeMs+1000, e.val, genesis.DevChainID)
+	b, err := Build(e.db, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1000, e.val, genesis.DevChainID)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,0 +1,211 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/rlp"
+
+	"github.com/tally-ledger/tally/chain"
+)
+
+// Halting errors of ApplyBlock (DESIGN.md decisions 5 and 10): a block
+// carries a certificate, signed by a quorum, for a block this node does not
+// have. Nothing it applies from then on can be trusted.
+var (
+	// ErrDiverged: the certified block at a height this node applied is
+	// not the one it applied.
+	ErrDiverged = errors.New("node diverged from a certified block")
+	// ErrBehind: a quorum certified a block above this node's head that
+	// this node cannot apply (it skipped a block the others applied).
+	ErrBehind = errors.New("node is behind a certified block it cannot reach")
+)
+
+// CertificateAt is a certificate together with the block carrying it.
+type CertificateAt struct {
+	*chain.Certificate
+	// Block is the height of the block that carries the certificate.
+	Block uint64
+}
+
+// ValidatorsAt returns the validator set in force at height n (the one
+// that proposes and certifies block n), sorted. The state keeps every
+// version with the height it took effect at.
+func (d *DB) ValidatorsAt(n uint64) ([]common.Address, error) {
+	raw, err := d.lastAtOrBelow(prefixValidatorHistory, n)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("validators at height %d: %w", n, ErrNotFound)
+	}
+	var list []common.Address
+	if err := rlp.DecodeBytes(raw, &list); err != nil {
+		return nil, fmt.Errorf("validators at height %d: %w", n, err)
+	}
+	return list, nil
+}
+
+// ValidatorSetChanges returns the heights in (0, upTo] at which the
+// validator set changed, with the set from then on.
+func (d *DB) ValidatorSetChanges(upTo uint64) (heights []uint64, sets [][]common.Address, err error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: key(prefixValidatorHistory, u64(1)), UpperBound: key(prefixValidatorHistory, u64(upTo+1))})
+	if err != nil {
+		return nil, nil, err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		var list []common.Address
+		if err := rlp.DecodeBytes(it.Value(), &list); err != nil {
+			it.Close()
+			return nil, nil, fmt.Errorf("validator history: %w", err)
+		}
+		heights = append(heights, binary.BigEndian.Uint64(it.Key()[len(prefixValidatorHistory):]))
+		sets = append(sets, list)
+	}
+	return heights, sets, it.Close()
+}
+
+// lastAtOrBelow returns the value of the greatest key prefix+height with
+// height <= n, or nil.
+func (d *DB) lastAtOrBelow(prefix []byte, n uint64) ([]byte, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: key(prefix, u64(n+1))})
+	if err != nil {
+		return nil, err
+	}
+	var raw []byte
+	if it.Last() {
+		raw = append([]byte{}, it.Value()...)
+	}
+	return raw, it.Close()
+}
+
+// Certificate returns the certificate for block n, or ErrNotFound while no
+// applied block carries one.
+func (d *DB) Certificate(n uint64) (*CertificateAt, error) {
+	v, err := d.get(numKey(prefixCert, n))
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, fmt.Errorf("certificate for block %d: %w", n, ErrNotFound)
+	}
+	carrier := binary.BigEndian.Uint64(v)
+	b, err := d.BlockByNumber(carrier)
+	if err != nil {
+		return nil, fmt.Errorf("certificate for block %d: carrier %d: %w", n, carrier, err)
+	}
+	for _, c := range b.Certs {
+		if c.Height == n {
+			return &CertificateAt{Certificate: c, Block: carrier}, nil
+		}
+	}
+	return nil, fmt.Errorf("certificate for block %d: index points to block %d, which does not carry it", n, carrier)
+}
+
+// Certified reports whether an applied block carries a certificate for block n.
+func (d *DB) Certified(n uint64) (bool, error) {
+	v, err := d.get(numKey(prefixCert, n))
+	return v != nil, err
+}
+
+// LastCertified returns the highest certified height (0 and false if none).
+func (d *DB) LastCertified() (uint64, bool, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefixCert, UpperBound: upperBound(prefixCert)})
+	if err != nil {
+		return 0, false, err
+	}
+	var n uint64
+	ok := it.Last()
+	if ok {
+		n = binary.BigEndian.Uint64(it.Key()[len(prefixCert):])
+	}
+	return n, ok, it.Close()
+}
+
+// CheckCertificate checks a certificate against this node's chain at head:
+// the signatures (VerifyCertificate against the set in force at its
+// height), the block hash at its height, and Next against the set after it.
+// A quorum certifying a block this node does not have returns ErrDiverged
+// or ErrBehind; any other failure is an ordinary error (a vote collector or
+// block validator refuses the certificate).
+func (d *DB) CheckCertificate(c *chain.Certificate, head uint64) error {
+	at := min(c.Height, head+1) // above the head, the best knowledge is the next set
+	vals, err := d.ValidatorsAt(at)
+	if err != nil {
+		return err
+	}
+	if err := chain.VerifyCertificate(c, d.chainID, vals); err != nil {
+		return err
+	}
+	if c.Height > head {
+		return fmt.Errorf("%w: block %d (%s) certified, head is %d", ErrBehind, c.Height, c.Hash, head)
+	}
+	b, err := d.BlockByNumber(c.Height)
+	if err != nil {
+		return fmt.Errorf("certificate for block %d: %w", c.Height, err)
+	}
+	if b.Hash() != c.Hash {
+		return fmt.Errorf("%w: block %d certified as %s, applied %s", ErrDiverged, c.Height, c.Hash, b.Hash())
+	}
+	next, err := d.ValidatorsAt(c.Height + 1)
+	if err != nil {
+		return err
+	}
+	if h := chain.ValidatorSetHash(next); h != c.Next {
+		return fmt.Errorf("certificate for block %d: next validator set %s, want %s", c.Height, c.Next, h)
+	}
+	return nil
+}
+
+// verifyCerts checks the certificates block b carries against the head it
+// extends: heights strictly increasing, below b, not certified before, and
+// each valid (CheckCertificate). Failures wrap ErrBlockRejected except the
+// halting ErrDiverged and ErrBehind.
+func (d *DB) verifyCerts(b *chain.Block, head Head) error {
+	var prev uint64
+	for i, c := range b.Certs {
+		if i > 0 && c.Height <= prev {
+			return rejectf("certificate %d for block %d not after %d", i, c.Height, prev)
+		}
+		prev = c.Height
+		if c.Height >= b.Number() {
+			return rejectf("certificate %d for block %d in block %d", i, c.Height, b.Number())
+		}
+		if err := d.CheckCertificate(c, head.Number); err != nil {
+			if errors.Is(err, ErrDiverged) || errors.Is(err, ErrBehind) {
+				return err
+			}
+			return rejectf("certificate %d: %v", i, err)
+		}
+		done, err := d.Certified(c.Height)
+		if err != nil {
+			return err
+		}
+		if done {
+			return rejectf("certificate %d: block %d already certified", i, c.Height)
+		}
+	}
+	return nil
+}
+
+// checkSkippedCerts looks at the certificates of a block being skipped: one
+// signed by a quorum for a block this node does not have means this node,
+// not the block, is wrong (ErrDiverged or ErrBehind); anything else is the
+// block's problem and the skip stands (nil).
+func (d *DB) checkSkippedCerts(b *chain.Block, head Head) error {
+	for _, c := range b.Certs {
+		if err := d.CheckCertificate(c, head.Number); errors.Is(err, ErrDiverged) || errors.Is(err, ErrBehind) {
+			return err
+		}
+	}
+	return nil
+}
