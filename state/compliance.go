@@ -44,14 +44,17 @@ func (x *exec) compliance(name string, args []any) ([]any, error) {
 	ev := chain.ComplianceABI.Events
 	switch name {
 	case "setKycTier":
-		tier := args[1].(uint8)
+		tier, reason := args[1].(uint8), args[2].(string)
+		if err := reasonArg(reason); err != nil {
+			return nil, err
+		}
 		if int(tier) >= len(x.rules.Tiers) {
 			return nil, revertf("tier %d does not exist (tiers are 0..%d)", tier, x.rules.TopTier())
 		}
 		old := acc.Tier
 		acc.Tier = tier
 		x.o.SetAccount(addr(0), acc)
-		x.log(chain.ComplianceAddress, ev["KycTierSet"], topics, old, tier)
+		x.log(chain.ComplianceAddress, ev["KycTierSet"], topics, old, tier, reason)
 	case "freeze":
 		reason := args[1].(string)
 		if err := reasonArg(reason); err != nil {
@@ -64,12 +67,16 @@ func (x *exec) compliance(name string, args []any) ([]any, error) {
 		x.o.SetAccount(addr(0), acc)
 		x.log(chain.ComplianceAddress, ev["Frozen"], topics, reason)
 	case "unfreeze":
+		reason := args[1].(string)
+		if err := reasonArg(reason); err != nil {
+			return nil, err
+		}
 		if !acc.Frozen {
 			return nil, revertf("account %s is not frozen", addr(0))
 		}
 		acc.Frozen = false
 		x.o.SetAccount(addr(0), acc)
-		x.log(chain.ComplianceAddress, ev["Unfrozen"], topics)
+		x.log(chain.ComplianceAddress, ev["Unfrozen"], topics, reason)
 	default:
 		return nil, revertf("operation %s is not implemented by compliance", name)
 	}

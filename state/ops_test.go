@@ -213,10 +213,12 @@ func rawTx(from uint32, to common.Address, data []byte) opStep {
 
 // Shorthands for common operations.
 func txSetTier(i uint32, tier uint8) opStep {
-	return complianceTx(idCompliance, "setKycTier", who(i), tier)
+	return complianceTx(idCompliance, "setKycTier", who(i), tier, "kyc review")
 }
 func txFreeze(i uint32) opStep   { return complianceTx(idCompliance, "freeze", who(i), "court order") }
-func txUnfreeze(i uint32) opStep { return complianceTx(idCompliance, "unfreeze", who(i)) }
+func txUnfreeze(i uint32) opStep {
+	return complianceTx(idCompliance, "unfreeze", who(i), "case closed")
+}
 func txTransfer(from, asset, to uint32, amount *big.Int) opStep {
 	return assetTx(from, asset, "transfer", who(to), amount)
 }
@@ -1328,17 +1330,17 @@ func opCases() []opCase {
 	compl := who(idCompliance)
 	add(
 		opCase{name: "setKycTier/raise", op: txSetTier(idNew, 2),
-			logs: []string{wantLog(chain.ComplianceAddress, "KycTierSet", newAcct, compl, uint8(0), uint8(2))}, check: tierIs(idNew, 2)},
+			logs: []string{wantLog(chain.ComplianceAddress, "KycTierSet", newAcct, compl, uint8(0), uint8(2), "kyc review")}, check: tierIs(idNew, 2)},
 		opCase{name: "setKycTier/lower", op: txSetTier(idCarol, 1),
-			logs: []string{wantLog(chain.ComplianceAddress, "KycTierSet", C, compl, uint8(3), uint8(1))}, check: tierIs(idCarol, 1)},
+			logs: []string{wantLog(chain.ComplianceAddress, "KycTierSet", C, compl, uint8(3), uint8(1), "kyc review")}, check: tierIs(idCarol, 1)},
 		opCase{name: "setKycTier/top tier", op: txSetTier(idNew, 3),
-			logs: []string{wantLog(chain.ComplianceAddress, "KycTierSet", newAcct, compl, uint8(0), uint8(3))}, check: tierIs(idNew, 3)},
+			logs: []string{wantLog(chain.ComplianceAddress, "KycTierSet", newAcct, compl, uint8(0), uint8(3), "kyc review")}, check: tierIs(idNew, 3)},
 		opCase{name: "setKycTier/nonexistent tier", op: txSetTier(idNew, 4), reason: "tier 4 does not exist (tiers are 0..3)"},
-		opCase{name: "setKycTier/by a holder", op: complianceTx(idAlice, "setKycTier", who(idAlice), uint8(3)),
+		opCase{name: "setKycTier/by a holder", op: complianceTx(idAlice, "setKycTier", who(idAlice), uint8(3), "self"),
 			reason: "only the compliance authority " + compl.Hex() + " may call setKycTier"},
-		opCase{name: "setKycTier/by a bank", op: complianceTx(idBankA, "setKycTier", newAcct, uint8(1)), reason: "only the compliance authority"},
+		opCase{name: "setKycTier/by a bank", op: complianceTx(idBankA, "setKycTier", newAcct, uint8(1), "bank says"), reason: "only the compliance authority"},
 		opCase{name: "setKycTier/keeps a freeze", setup: []opStep{txFreeze(idNew)}, op: txSetTier(idNew, 1),
-			logs: []string{wantLog(chain.ComplianceAddress, "KycTierSet", newAcct, compl, uint8(0), uint8(1))}, check: frozenIs(idNew, true)},
+			logs: []string{wantLog(chain.ComplianceAddress, "KycTierSet", newAcct, compl, uint8(0), uint8(1), "kyc review")}, check: frozenIs(idNew, true)},
 		opCase{name: "setKycTier/upgraded tier 0 can send", setup: []opStep{fundCNY(idNew, cny(10)), txSetTier(idNew, 1)},
 			op: valueTx(idNew, A, cny(10)), bals: []balChange{bal(assetCNY, idNew, neg(cny(10))), bal(assetCNY, idAlice, cny(10))}},
 		opCase{name: "setKycTier/lowered holder over the new maximum cannot receive", setup: []opStep{txSetTier(idCarol, 1)},
@@ -1356,15 +1358,17 @@ func opCases() []opCase {
 		opCase{name: "freeze/an unknown account", op: txFreeze(idNew),
 			logs: []string{wantLog(chain.ComplianceAddress, "Frozen", newAcct, compl, "court order")}, check: frozenIs(idNew, true)},
 		opCase{name: "unfreeze", setup: []opStep{txFreeze(idBob)}, op: txUnfreeze(idBob),
-			logs: []string{wantLog(chain.ComplianceAddress, "Unfrozen", B, compl)},
+			logs: []string{wantLog(chain.ComplianceAddress, "Unfrozen", B, compl, "case closed")},
 			check: func(t *testing.T, h *opHarness) {
 				frozenIs(idBob, false)(t, h)
 				if r := h.block(0, valueTx(idBob, A, bn(1)), valueTx(idAlice, B, bn(1))); !r[0].ok() || !r[1].ok() {
 					t.Errorf("unfrozen account cannot send or receive: %q %q", r[0].reason, r[1].reason)
 				}
 			}},
+		opCase{name: "setKycTier/without a reason", op: complianceTx(idCompliance, "setKycTier", newAcct, uint8(1), ""), reason: "a reason is required"},
+		opCase{name: "unfreeze/without a reason", setup: []opStep{txFreeze(idBob)}, op: complianceTx(idCompliance, "unfreeze", B, ""), reason: "a reason is required"},
 		opCase{name: "unfreeze/not frozen", op: txUnfreeze(idBob), reason: "account " + B.Hex() + " is not frozen"},
-		opCase{name: "unfreeze/by a holder", setup: []opStep{txFreeze(idBob)}, op: complianceTx(idBob, "unfreeze", B), reason: "only the compliance authority"},
+		opCase{name: "unfreeze/by a holder", setup: []opStep{txFreeze(idBob)}, op: complianceTx(idBob, "unfreeze", B, "please"), reason: "only the compliance authority"},
 		opCase{name: "compliance/unknown selector", op: rawTx(idCompliance, chain.ComplianceAddress, []byte{1, 2, 3, 4}), reason: "unknown operation selector"},
 	)
 	return cases

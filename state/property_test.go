@@ -127,11 +127,11 @@ func (op pOp) step() opStep {
 	case "force":
 		return assetTx(op.caller, op.asset, "forceTransfer", op.from, op.to, op.amount, op.reason)
 	case "setTier":
-		return complianceTx(op.caller, "setKycTier", op.to, op.tier)
+		return complianceTx(op.caller, "setKycTier", op.to, op.tier, "periodic review")
 	case "freeze":
 		return complianceTx(op.caller, "freeze", op.to, op.reason)
 	case "unfreeze":
-		return complianceTx(op.caller, "unfreeze", op.to)
+		return complianceTx(op.caller, "unfreeze", op.to, "released")
 	case "batch":
 		return assetTx(op.caller, op.asset, "batchTransfer", op.tos, op.amounts, op.ref)
 	case "offer":

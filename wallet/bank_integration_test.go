@@ -564,7 +564,7 @@ func (e *bankEnv) testRevertReasons(t *testing.T) {
 	}
 
 	// Compliance: only the authority sets tiers; a frozen account cannot pay.
-	_, err = e.compliance.Transact(e.opts(rich), "setKycTier", unverified.Address(), uint8(1))
+	_, err = e.compliance.Transact(e.opts(rich), "setKycTier", unverified.Address(), uint8(1), "onboarding")
 	wantRevert(t, err, "only the compliance authority")
 	frozen := e.freshAccount(t, genesis.DevTierBasic)
 	e.transact(t, e.hkd, rich, "transfer", frozen.Address(), hkd(t, "10.00"))
@@ -690,7 +690,7 @@ func (e *bankEnv) freshAccount(t *testing.T, tier uint8) *crypto.PrivateKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, r := e.transact(t, e.compliance, e.authority, "setKycTier", k.Address(), tier)
+	_, r := e.transact(t, e.compliance, e.authority, "setKycTier", k.Address(), tier, "onboarding")
 	var set struct {
 		Account, Authority common.Address
 		OldTier, NewTier   uint8

@@ -37,7 +37,7 @@ Examples:
   tally op --from $BANK --asset HKD mint 0xAbc… 100.00 DEPOSIT-0001
   tally op --from $ME --asset HKD transferWithReference $SHOP 12.50 ORDER-1234
   tally op --from $ME --asset HKD requestWithdrawal 50 PAYOUT-77
-  tally op --from $COMPLIANCE --compliance setKycTier 0xAbc… 1
+  tally op --from $COMPLIANCE --compliance setKycTier 0xAbc… 1 "KYC documents verified"
   tally op --from $MEMBER --governance proposeAddBank 0x…1001 0xBank…
   tally op --from $MEMBER --governance vote 1 true
   tally op --asset HKD balanceOf 0xAbc…        (a view: no --from, prints the result)`
