@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
@@ -48,12 +49,18 @@ type Chain struct {
 // Key returns the dev key of index i (accounts, banks, compliance,
 // governance and validators of genesis.Dev, plus the validators above).
 func Key(i uint32) *crypto.PrivateKey {
-	k, err := genesis.DevKey(i)
+	if k, ok := keyCache.Load(i); ok {
+		return k.(*crypto.PrivateKey)
+	}
+	k, err := genesis.DevKey(i) // a seed derivation per call: cache
 	if err != nil {
 		panic(err) // the mnemonic is a constant
 	}
+	keyCache.Store(i, k)
 	return k
 }
+
+var keyCache sync.Map // uint32 → *crypto.PrivateKey
 
 // Addr returns the address of dev key i.
 func Addr(i uint32) common.Address { return Key(i).Address() }
