@@ -6,6 +6,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
 )
 
 // History is the Merkle Mountain Range over the hashes of blocks 0..Size()-1:
@@ -25,10 +26,74 @@ func NewHistory() *History { return &History{r: rangeFactory.NewEmptyRange(0)} }
 func (h *History) Size() uint64 { return h.r.End() }
 
 // Append adds the hash of the next block.
-func (h *History) Append(blockHash common.Hash) {
-	if err := h.r.Append(Hasher{}.HashLeaf(blockHash.Bytes()), nil); err != nil {
+func (h *History) Append(blockHash common.Hash) { h.AppendVisit(blockHash, nil) }
+
+// HistoryNodeVisitor receives a node of the history tree: the node at level
+// (0 for the leaves) and index (from the left, at that level) covering the
+// leaves [index<<level, (index+1)<<level).
+type HistoryNodeVisitor func(level uint, index uint64, hash common.Hash)
+
+// AppendVisit adds the hash of the next block and reports every node of
+// the tree that the addition completes, the leaf included, to visit (if not
+// nil). A store that keeps every reported node can serve an inclusion proof
+// for any block in any later history in O(log n) reads (see
+// HistoryProofNodes); nothing else is ever needed.
+func (h *History) AppendVisit(blockHash common.Hash, visit HistoryNodeVisitor) {
+	var v compact.VisitFn
+	if visit != nil {
+		v = func(id compact.NodeID, hash []byte) { visit(id.Level, id.Index, common.BytesToHash(hash)) }
+	}
+	if err := h.r.Append(Hasher{}.HashLeaf(blockHash.Bytes()), v); err != nil {
 		panic(fmt.Sprintf("history append: %v", err)) // cannot fail for a range from 0
 	}
+}
+
+// HistoryNodeID names a node of the history tree, as HistoryNodeVisitor does.
+type HistoryNodeID struct {
+	Level uint
+	Index uint64
+}
+
+// HistoryProof describes how to build the inclusion proof of block index
+// in the history of size blocks from stored nodes: fetch the hash of every
+// node of Nodes (each one was reported by AppendVisit), in order, and pass
+// them to Build.
+type HistoryProof struct {
+	Nodes []HistoryNodeID
+	nodes proof.Nodes
+}
+
+// HistoryProofNodes returns the nodes the inclusion proof of block index in
+// the history of size blocks is made of. It requires index < size.
+func HistoryProofNodes(index, size uint64) (*HistoryProof, error) {
+	nodes, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, fmt.Errorf("history proof of block %d in %d: %w", index, size, err)
+	}
+	ids := make([]HistoryNodeID, len(nodes.IDs))
+	for i, id := range nodes.IDs {
+		ids[i] = HistoryNodeID{Level: id.Level, Index: id.Index}
+	}
+	return &HistoryProof{Nodes: ids, nodes: nodes}, nil
+}
+
+// Build turns the hashes of p.Nodes (in order) into the inclusion proof
+// VerifyMerkleProof checks, combining the nodes of the right edge that
+// stand for one node of a perfect tree.
+func (p *HistoryProof) Build(hashes []common.Hash) ([]common.Hash, error) {
+	hs := make([][]byte, len(hashes))
+	for i := range hashes {
+		hs[i] = hashes[i].Bytes()
+	}
+	hs, err := p.nodes.Rehash(hs, Hasher{}.HashChildren)
+	if err != nil {
+		return nil, fmt.Errorf("history proof: %w", err)
+	}
+	out := make([]common.Hash, len(hs))
+	for i, h := range hs {
+		out[i] = common.BytesToHash(h)
+	}
+	return out, nil
 }
 
 // Root returns the history root; the empty history's root is the zero hash.

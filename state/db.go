@@ -421,7 +421,9 @@ func (d *DB) commit(batch *pebble.Batch, b *chain.Block, senders []common.Addres
 	if t := d.tip.Load(); t != nil {
 		hist = t.History.Clone()
 	}
-	hist.Append(hash)
+	hist.AppendVisit(hash, func(level uint, index uint64, h common.Hash) {
+		batch.Set(historyNodeKey(level, index), h[:], nil)
+	})
 	hv, err := hist.MarshalBinary()
 	if err != nil {
 		return err

@@ -43,6 +43,8 @@ var (
 	prefixTx    = []byte("T")        // + tx hash → number ++ index (uint32)
 	prefixAcct  = []byte("A")        // + address + number + index(uint32) → direction flags
 	prefixCert  = []byte("C")        // + certified number → number of the block carrying its certificate
+	// + level byte + index uint64 → hash of that node of the history tree (chain.History.AppendVisit)
+	prefixHistoryNode = []byte("M")
 )
 
 // NativeAsset is the asset id of the native currency.

@@ -1,0 +1,34 @@
+package rpc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/tally-ledger/tally/state"
+)
+
+// GetProof returns the proof that an applied transaction is in the chain
+// (chain.TxProof in its canonical JSON form, docs/proofs.md), which anyone
+// holding the genesis file checks offline with `tally verify-proof`. An
+// unknown transaction is an error; so is one whose block no applied block
+// certifies yet (code CodeUnavailable: retry in a moment, certificates
+// travel in the next blocks).
+func (api *LedgerAPI) GetProof(txHash common.Hash) (json.RawMessage, error) {
+	p, err := api.b.State().TxProof(txHash)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("transaction %s not found (not applied, or unknown)", txHash)}
+	case errors.Is(err, state.ErrNotCertified):
+		return nil, &Error{Code: CodeUnavailable, Msg: err.Error()}
+	case err != nil:
+		return nil, err
+	}
+	enc, err := p.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("encode proof of %s: %w", txHash, err)
+	}
+	return enc, nil
+}

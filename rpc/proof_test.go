@@ -1,0 +1,86 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/internal/chaintest"
+	"github.com/tally-ledger/tally/state"
+)
+
+// proofBackend serves a chaintest chain.
+type proofBackend struct {
+	c     *chaintest.Chain
+	heads *HeadFeed
+}
+
+func (b *proofBackend) State() *state.DB                                   { return b.c.DB }
+func (b *proofBackend) Senders() *chain.SenderCache                        { return b.c.Senders }
+func (b *proofBackend) SubmitTx(context.Context, *types.Transaction) error { return nil }
+func (b *proofBackend) PendingNonce(a common.Address) (uint64, error)      { return b.c.DB.Nonce(a) }
+func (b *proofBackend) PendingTx(common.Hash) (*types.Transaction, common.Address, bool) {
+	return nil, common.Address{}, false
+}
+func (b *proofBackend) Syncing() (bool, uint64, uint64) { return false, 0, 0 }
+func (b *proofBackend) Heads() *HeadFeed                { return b.heads }
+
+// TestGetProof asks a real server for proofs: a certified transaction's
+// proof is served in canonical form, a transaction in the uncertified head is
+// CodeUnavailable (retry), an unknown one an error.
+func TestGetProof(t *testing.T) {
+	c := chaintest.New(t)
+	s := c.Populate()
+	newest := c.Apply(c.Transfers(1)...)
+	srv, err := NewServer(&proofBackend{c: c, heads: NewHeadFeed(4)}, DefaultLimits, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	rc, err := gethrpc.Dial(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close(); ts.Close(); srv.Stop() })
+
+	for _, h := range []common.Hash{s.Transfer, s.After} {
+		var raw json.RawMessage
+		if err := rc.Call(&raw, "tally_getProof", h); err != nil {
+			t.Fatal(err)
+		}
+		p, err := chain.DecodeTxProof(raw)
+		if err != nil {
+			t.Fatalf("proof of %s as sent: %v", h, err)
+		}
+		// (audit imports rpc: audit's and cmd/tally's tests verify proofs
+		// served; here the bytes must be the state's proof, canonical.)
+		want, err := c.DB.TxProof(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := want.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(raw, enc) {
+			t.Fatalf("proof of %s as sent differs from the state's", h)
+		}
+		if tx, err := chain.DecodeTx(p.Tx); err != nil || tx.Hash() != h {
+			t.Fatalf("proof of %s carries tx %v (%v)", h, tx, err)
+		}
+	}
+	var raw json.RawMessage
+	err = rc.Call(&raw, "tally_getProof", newest.Block.Txs[0].Hash())
+	wantFilterErr(t, "uncertified", err, CodeUnavailable, "not certified yet, retry")
+	err = rc.Call(&raw, "tally_getProof", common.Hash{1})
+	wantFilterErr(t, "unknown", err, CodeServerError, "not found")
+	err = rc.Call(&raw, "tally_getProof", "0x12")
+	wantFilterErr(t, "bad hash", err, CodeInvalidParams, "")
+}
