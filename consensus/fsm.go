@@ -58,7 +58,9 @@ func (f *FSM) Halted() error {
 func (f *FSM) halt(err error) error {
 	err = fmt.Errorf("%w: %v", ErrHalted, err)
 	if f.halted.CompareAndSwap(nil, &err) {
-		f.log.Error("FSM halted: state can no longer be trusted; operator action needed", "err", err)
+		// The alarm: metrics (tally_node_halted) and tally_nodeInfo show
+		// it too; every eth_* call answers "node halted" from now on.
+		f.log.Error("ALARM: node halted: state can no longer be trusted; operator action needed", "reason", err, "alarm", "node_halted")
 	}
 	return err
 }

@@ -309,8 +309,8 @@ type inflightForward struct {
 // batch's transactions to the leader together; SubmitTx collects each
 // verdict.
 func (n *Node) SubmitBatch(txs []*types.Transaction) {
-	if n.forwarder == nil || n.engine.IsLeader() || len(txs) == 0 {
-		return
+	if n.forwarder == nil || n.engine.IsLeader() || len(txs) == 0 || n.engine.Halted() != nil {
+		return // a halted node forwards nothing: each call answers "node halted"
 	}
 	now := time.Now()
 	n.fwdMu.Lock()

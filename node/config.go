@@ -36,6 +36,8 @@ type Config struct {
 	Builder BuilderConfig `toml:"builder"`
 	Mempool MempoolConfig `toml:"mempool"`
 	Log     LogConfig     `toml:"log"`
+	// Votes bounds the commit votes and certificates (DESIGN.md decision 10).
+	Votes VotesConfig `toml:"votes"`
 
 	// RateLimit bounds how fast clients submit transactions to this node.
 	RateLimit RateLimitConfig `toml:"ratelimit"`
@@ -121,6 +123,26 @@ type BuilderConfig struct {
 	MaxVoterLag uint64 `toml:"max-voter-lag"`
 }
 
+// VotesConfig bounds the commit vote machinery: each validator signs the
+// hash of every block it applies and sends the vote to the leader, which
+// puts a quorum's votes into a later block as a certificate.
+type VotesConfig struct {
+	// Window is how many heights below the head votes are kept for, by the
+	// leader collecting them and by a validator re-sending its own.
+	Window uint64 `toml:"window"`
+	// MaxAhead is how many heights above its head the leader holds votes for.
+	MaxAhead uint64 `toml:"max-ahead"`
+	// ResendInterval is how often a validator re-sends its votes not yet
+	// certified (it also re-sends at once to a new leader).
+	ResendInterval Duration `toml:"resend-interval"`
+}
+
+// Bounds of the [votes] keys.
+const (
+	maxVoteWindow   = 1 << 20
+	maxVoteMaxAhead = 4096
+)
+
 // MempoolConfig bounds the mempool.
 type MempoolConfig struct {
 	MaxPerAccount int `toml:"max-per-account"`
@@ -175,6 +197,8 @@ func DefaultConfig() Config {
 			BlockInterval: Duration(b.BlockInterval), Heartbeat: Duration(b.Heartbeat), MaxVoterLag: 64},
 		Mempool: MempoolConfig{MaxPerAccount: mempool.DefaultConfig.MaxPerAccount, MaxTotal: mempool.DefaultConfig.MaxTotal},
 		Log:     LogConfig{Level: "info", Format: "text"},
+		Votes: VotesConfig{Window: consensus.DefaultVoteConfig.Window, MaxAhead: consensus.DefaultVoteConfig.MaxAhead,
+			ResendInterval: Duration(time.Second)},
 
 		RateLimit: RateLimitConfig{PerAccount: rpc.DefaultLimits.Rate.PerAccount, AccountBurst: rpc.DefaultLimits.Rate.AccountBurst,
 			PerIP: rpc.DefaultLimits.Rate.PerIP, IPBurst: rpc.DefaultLimits.Rate.IPBurst, MaxTracked: rpc.DefaultLimits.Rate.MaxTracked,
@@ -279,6 +303,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Mempool.MaxTotal < c.Mempool.MaxPerAccount {
 		return bad("mempool.max-total", "must be at least mempool.max-per-account")
+	}
+	if c.Votes.Window < 1 || c.Votes.Window > maxVoteWindow {
+		return bad("votes.window", "%d: must be 1..%d", c.Votes.Window, maxVoteWindow)
+	}
+	if c.Votes.MaxAhead < 1 || c.Votes.MaxAhead > maxVoteMaxAhead {
+		return bad("votes.max-ahead", "%d: must be 1..%d", c.Votes.MaxAhead, maxVoteMaxAhead)
+	}
+	if c.Votes.ResendInterval < Duration(10*time.Millisecond) {
+		return bad("votes.resend-interval", "%v: must be at least 10ms", time.Duration(c.Votes.ResendInterval))
 	}
 	if err := c.RateLimit.validate(); err != nil {
 		return err

@@ -35,12 +35,15 @@ max-inflight-blocks = 3
 [raft]
 heartbeat-timeout = "3s"
 election-timeout = "3s"
+[votes]
+window = 99
 `), 0o600)
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTP.Port != 9000 || time.Duration(cfg.Builder.BlockInterval) != 20*time.Millisecond || cfg.Builder.MaxInflightBlocks != 3 || cfg.HTTP.Addr != "127.0.0.1" {
+	if cfg.HTTP.Port != 9000 || time.Duration(cfg.Builder.BlockInterval) != 20*time.Millisecond || cfg.Builder.MaxInflightBlocks != 3 || cfg.HTTP.Addr != "127.0.0.1" ||
+		cfg.Votes.Window != 99 || cfg.Votes.MaxAhead != DefaultConfig().Votes.MaxAhead || time.Duration(cfg.Votes.ResendInterval) != time.Second {
 		t.Fatalf("%+v", cfg)
 	}
 }
@@ -57,6 +60,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"bad addr":        {"[http]\naddr = \"not an ip\"\n", "http.addr"},
 		"lease":           {"[raft]\nleader-lease-timeout = \"5s\"\n", "raft.leader-lease-timeout"},
 		"not toml":        {"this is = = not toml", "line"},
+		"votes typo":      {"[votes]\nwindows = 5\n", "votes.windows"},
+		"votes window":    {"[votes]\nwindow = 0\n", "votes.window"},
+		"votes ahead":     {"[votes]\nmax-ahead = 100000\n", "votes.max-ahead"},
+		"votes resend":    {"[votes]\nresend-interval = \"1ms\"\n", "votes.resend-interval"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

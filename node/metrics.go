@@ -24,6 +24,9 @@ type metrics struct {
 	commitLat prometheus.Histogram
 	blockTxs  prometheus.Histogram
 
+	votesReceived prometheus.Counter
+	votesRefused  prometheus.Counter
+
 	proposedAt chan proposal
 }
 
@@ -46,10 +49,30 @@ func newMetrics(n *Node) *metrics {
 		blockTxs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tally_block_txs", Help: "Transactions per applied block.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 		proposedAt: make(chan proposal, 64),
+		votesReceived: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_votes_received_total",
+			Help: "Commit votes received and kept (leader; a follower keeps them too, in case it leads next)."}),
+		votesRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_votes_refused_total",
+			Help: "Commit votes refused: bad signature, not a validator, wrong hash or next set, out of the window."}),
 	}
 	head, _ := n.db.Head()
 	m.height.Set(float64(head.Number))
 	m.reg.MustRegister(m.height, m.txs, m.blocks, m.admitted, m.forwarded, m.commitLat, m.blockTxs,
+		m.votesReceived, m.votesRefused,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_last_certified_height", Help: "Highest block height certified on the chain (0 if none)."},
+			func() float64 { c, _, _ := n.db.LastCertified(); return float64(c) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_certificate_lag", Help: "Applied head height minus the highest certified height."},
+			func() float64 {
+				head, _ := n.db.Head()
+				c, _, _ := n.db.LastCertified()
+				return float64(head.Number) - float64(c)
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_node_halted", Help: "1 once the node has halted on a broken invariant (see the log and tally_nodeInfo); it then needs an operator."},
+			func() float64 {
+				if n.engine != nil && n.engine.Halted() != nil {
+					return 1
+				}
+				return 0
+			}),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_mempool_size", Help: "Transactions pending in the mempool (queued and in flight)."},
 			func() float64 { q, f := n.pool.Stats(); return float64(q + f) }),

@@ -63,6 +63,7 @@ type Node struct {
 	stop       chan struct{}
 	bg         sync.WaitGroup
 	metrics    *metrics
+	votes      *votes // commit votes and certificates
 
 	listener net.Listener
 	http     *http.Server
@@ -123,6 +124,7 @@ func (n *Node) open() error {
 	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal}, n.db, n.senders)
 	n.metrics = newMetrics(n)
 	n.heads = rpc.NewHeadFeed(n.cfg.HTTP.MaxSubscriptions)
+	n.votes = n.newVotes()
 
 	net, err := n.openNetwork()
 	if err != nil {
@@ -146,6 +148,7 @@ func (n *Node) open() error {
 			MaxVoterLag:   n.cfg.Builder.MaxVoterLag,
 			SlowestVoter:  n.slowestVoter,
 			Hold:          n.hold,
+			Certificates:  n.votes.collector.Ready,
 		},
 		HeartbeatTimeout:   time.Duration(n.cfg.Raft.HeartbeatTimeout),
 		ElectionTimeout:    time.Duration(n.cfg.Raft.ElectionTimeout),
@@ -164,6 +167,8 @@ func (n *Node) open() error {
 		return err
 	}
 	n.startCluster()
+	n.votes.serve()
+	go n.votes.run()
 
 	limits := rpc.Limits{MaxBodyBytes: n.cfg.HTTP.MaxBodyBytes, MaxBatchItems: n.cfg.HTTP.MaxBatchItems,
 		MaxBatchResponseBytes: rpc.DefaultLimits.MaxBatchResponseBytes, WSOrigins: n.cfg.HTTP.WSOrigins}
@@ -271,6 +276,9 @@ func (n *Node) Close() error {
 		if n.forwarder != nil {
 			n.forwarder.Close()
 		}
+		if n.votes != nil && n.engine != nil {
+			n.votes.close()
+		}
 		if n.engine != nil {
 			errs = append(errs, n.engine.Shutdown())
 		}
@@ -324,12 +332,18 @@ func (n *Node) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 	return n.forward(ctx, tx)
 }
 
+// Halted implements rpc.Halter: once the FSM has halted (it met a broken
+// invariant, such as a quorum certificate for a block this node does not
+// have), every eth_* call answers with this error.
+func (n *Node) Halted() error { return n.engine.Halted() }
+
 // Heads implements rpc.Backend.
 func (n *Node) Heads() *rpc.HeadFeed { return n.heads }
 
 // applied runs in the FSM goroutine after each applied block.
 func (n *Node) applied(a *state.Applied) {
 	n.metrics.applied(a)
+	n.votes.applied(a)
 	n.heads.Publish(a.Block)
 	n.kickReconciler()
 }

@@ -223,8 +223,20 @@ func TestRestartResumes(t *testing.T) {
 		last = tx.Hash()
 	}
 	r := waitReceipt(t, ec, last)
+	head, _ := n.db.Head()
 	n.Close()
 	n2 := startDevNode(t, dir)
+	// Votes live in memory: the restarted node votes again for the blocks
+	// it applied before, so they are certified too.
+	deadline := time.Now().Add(10 * time.Second)
+	for h := uint64(1); h <= head.Number; h++ {
+		for ok, _ := n2.db.Certified(h); !ok; ok, _ = n2.db.Certified(h) {
+			if time.Now().After(deadline) {
+				t.Fatalf("block %d (of %d applied before the restart) never certified", h, head.Number)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	ec2, _ := dial(t, n2)
 	r2, err := ec2.TransactionReceipt(ctx, last)
 	if err != nil || r2.BlockHash != r.BlockHash {

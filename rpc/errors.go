@@ -3,6 +3,7 @@ package rpc
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
 
@@ -16,6 +17,9 @@ const (
 	CodeInvalidParams  = -32602
 	CodeServerError    = -32000
 	CodeUnavailable    = -32002
+	// CodeHalted answers every eth_* call of a halted node (the message
+	// starts "node halted"); tally_nodeInfo says why.
+	CodeHalted = -32000
 	// CodeReverted is go-ethereum's code for a call that reverted; the
 	// error's data is the revert data (ABI-encoded Error(string)).
 	CodeReverted = 3
@@ -75,4 +79,40 @@ func ClientError(err error) error {
 		msg = err.Error()
 	}
 	return &Error{Code: CodeServerError, Msg: msg}
+}
+
+// Halter is implemented by a backend that can halt (the node, once its
+// state machine met a broken invariant). NewServer looks for it; while
+// Halted returns an error, every eth_* method answers CodeHalted with a
+// message starting "node halted", and the tally_* and admin_* methods keep
+// working so an operator can see why.
+type Halter interface {
+	Halted() error
+}
+
+// haltedPrefix starts the message of every error a halted node answers.
+const haltedPrefix = "node halted"
+
+// haltCheck returns the check each eth_* method starts with: nil while
+// the backend runs, the halted error after. A backend that cannot halt
+// never does.
+func haltCheck(b Backend) func() error {
+	if lb, ok := b.(*limitedBackend); ok {
+		return haltCheck(lb.Backend)
+	}
+	h, ok := b.(Halter)
+	if !ok {
+		return func() error { return nil }
+	}
+	return func() error {
+		err := h.Halted()
+		if err == nil {
+			return nil
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, haltedPrefix) {
+			msg = haltedPrefix + ": " + msg
+		}
+		return &Error{Code: CodeHalted, Msg: msg}
+	}
 }

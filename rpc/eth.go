@@ -46,38 +46,67 @@ type BatchSubmitter interface {
 type EthAPI struct {
 	b       Backend
 	chainID *big.Int
+	// halted answers every method while the node is halted; every
+	// exported method starts with it (TestHaltedAnswersEveryEthMethod).
+	halted func() error
 }
 
 // NewEthAPI returns the eth_* service.
 func NewEthAPI(b Backend) *EthAPI {
-	return &EthAPI{b: b, chainID: new(big.Int).SetUint64(b.State().ChainID())}
+	return &EthAPI{b: b, chainID: new(big.Int).SetUint64(b.State().ChainID()), halted: haltCheck(b)}
 }
 
 // ChainId returns the EIP-155 chain id.
-func (api *EthAPI) ChainId() *hexutil.Big { return (*hexutil.Big)(api.chainID) }
+func (api *EthAPI) ChainId() (*hexutil.Big, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
+	return (*hexutil.Big)(api.chainID), nil
+}
 
 // BlockNumber returns the height of the last applied block.
-func (api *EthAPI) BlockNumber() hexutil.Uint64 {
+func (api *EthAPI) BlockNumber() (hexutil.Uint64, error) {
+	if err := api.halted(); err != nil {
+		return 0, err
+	}
 	h, _ := api.b.State().Head()
-	return hexutil.Uint64(h.Number)
+	return hexutil.Uint64(h.Number), nil
 }
 
 // Accounts returns no accounts: keys never leave the wallet.
-func (api *EthAPI) Accounts() []common.Address { return []common.Address{} }
+func (api *EthAPI) Accounts() ([]common.Address, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
+	return []common.Address{}, nil
+}
 
 // GasPrice returns 0: Tally has no fees.
-func (api *EthAPI) GasPrice() *hexutil.Big { return (*hexutil.Big)(new(big.Int)) }
+func (api *EthAPI) GasPrice() (*hexutil.Big, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
+	return (*hexutil.Big)(new(big.Int)), nil
+}
 
 // MaxPriorityFeePerGas returns 0: Tally has no fees.
-func (api *EthAPI) MaxPriorityFeePerGas() *hexutil.Big { return (*hexutil.Big)(new(big.Int)) }
+func (api *EthAPI) MaxPriorityFeePerGas() (*hexutil.Big, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
+	return (*hexutil.Big)(new(big.Int)), nil
+}
 
 // Syncing returns false, or the progress object when the node is behind.
-func (api *EthAPI) Syncing() any {
+func (api *EthAPI) Syncing() (any, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	behind, cur, high := api.b.Syncing()
 	if !behind {
-		return false
+		return false, nil
 	}
-	return map[string]hexutil.Uint64{"startingBlock": 0, "currentBlock": hexutil.Uint64(cur), "highestBlock": hexutil.Uint64(high)}
+	return map[string]hexutil.Uint64{"startingBlock": 0, "currentBlock": hexutil.Uint64(cur), "highestBlock": hexutil.Uint64(high)}, nil
 }
 
 // MaxFeeHistory bounds eth_feeHistory's block count.
@@ -86,6 +115,9 @@ const MaxFeeHistory = 1024
 // FeeHistory returns zero fees for the requested range, in the shape
 // go-ethereum gives, so wallets estimating EIP-1559 fees work.
 func (api *EthAPI) FeeHistory(blockCount hexutil.Uint64, newest gethrpc.BlockNumber, percentiles []float64) (map[string]any, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	if blockCount == 0 {
 		return nil, invalidParams("blockCount must be > 0")
 	}
@@ -178,6 +210,9 @@ func (api *EthAPI) stateAt(bnh gethrpc.BlockNumberOrHash) error {
 
 // GetBalance returns the native balance of an account in the latest state.
 func (api *EthAPI) GetBalance(a common.Address, bnh gethrpc.BlockNumberOrHash) (*hexutil.Big, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	if err := api.stateAt(bnh); err != nil {
 		return nil, err
 	}
@@ -191,6 +226,9 @@ func (api *EthAPI) GetBalance(a common.Address, bnh gethrpc.BlockNumberOrHash) (
 // GetTransactionCount returns the account's nonce: applied, or counting
 // admitted transactions for "pending".
 func (api *EthAPI) GetTransactionCount(a common.Address, bnh gethrpc.BlockNumberOrHash) (hexutil.Uint64, error) {
+	if err := api.halted(); err != nil {
+		return 0, err
+	}
 	if n, ok := bnh.Number(); ok && n == gethrpc.PendingBlockNumber {
 		nonce, err := api.b.PendingNonce(a)
 		return hexutil.Uint64(nonce), err
@@ -205,6 +243,9 @@ func (api *EthAPI) GetTransactionCount(a common.Address, bnh gethrpc.BlockNumber
 // GetCode returns a marker code at the system contracts that exist, so
 // client libraries treat them as contracts, and empty code elsewhere.
 func (api *EthAPI) GetCode(a common.Address, bnh gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	if err := api.stateAt(bnh); err != nil {
 		return nil, err
 	}
@@ -223,6 +264,9 @@ func (api *EthAPI) GetCode(a common.Address, bnh gethrpc.BlockNumberOrHash) (hex
 
 // SendRawTransaction admits a signed transaction and returns its hash.
 func (api *EthAPI) SendRawTransaction(ctx context.Context, raw hexutil.Bytes) (common.Hash, error) {
+	if err := api.halted(); err != nil {
+		return common.Hash{}, err
+	}
 	tx, err := chain.DecodeTx(raw)
 	if err != nil {
 		return common.Hash{}, ClientError(err)
@@ -265,6 +309,9 @@ func (api *EthAPI) lookupTx(h common.Hash) (*appliedTx, error) {
 
 // GetTransactionByHash returns an applied or pending transaction, or null.
 func (api *EthAPI) GetTransactionByHash(h common.Hash) (*txJSON, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	at, err := api.lookupTx(h)
 	if err != nil {
 		return nil, err
@@ -281,6 +328,9 @@ func (api *EthAPI) GetTransactionByHash(h common.Hash) (*txJSON, error) {
 // GetTransactionReceipt returns the receipt of an applied transaction, or
 // null. A receipt exists only for a committed, applied block: it is final.
 func (api *EthAPI) GetTransactionReceipt(h common.Hash) (map[string]any, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	at, err := api.lookupTx(h)
 	if err != nil || at == nil {
 		return nil, err
@@ -294,6 +344,9 @@ func (api *EthAPI) GetTransactionReceipt(h common.Hash) (map[string]any, error) 
 
 // GetBlockByNumber returns a block, or null if it does not exist yet.
 func (api *EthAPI) GetBlockByNumber(n gethrpc.BlockNumber, full bool) (map[string]any, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	num, err := api.resolveNumber(n)
 	if err != nil {
 		return nil, err
@@ -303,6 +356,9 @@ func (api *EthAPI) GetBlockByNumber(n gethrpc.BlockNumber, full bool) (map[strin
 
 // GetBlockByHash returns a block, or null.
 func (api *EthAPI) GetBlockByHash(h common.Hash, full bool) (map[string]any, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	num, err := api.b.State().BlockNumberByHash(h)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, nil
@@ -315,6 +371,9 @@ func (api *EthAPI) GetBlockByHash(h common.Hash, full bool) (map[string]any, err
 
 // GetBlockTransactionCountByNumber returns how many transactions a block holds.
 func (api *EthAPI) GetBlockTransactionCountByNumber(n gethrpc.BlockNumber) (*hexutil.Uint, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	num, err := api.resolveNumber(n)
 	if err != nil {
 		return nil, err
@@ -419,6 +478,9 @@ func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, 
 // of a system contract returns its value; an operation returns what it
 // would return, or reverts as go-ethereum does (code 3, Error(reason)).
 func (api *EthAPI) Call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	out, _, err := api.call(args, bnh)
 	if out == nil && err == nil {
 		out = []byte{}
@@ -431,6 +493,9 @@ func (api *EthAPI) Call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.
 // the revert it would fail with. Gas is not charged; the value keeps
 // client libraries working.
 func (api *EthAPI) EstimateGas(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Uint64, error) {
+	if err := api.halted(); err != nil {
+		return 0, err
+	}
 	_, gas, err := api.call(args, bnh)
 	return hexutil.Uint64(gas), err
 }
@@ -459,6 +524,9 @@ func (w *Web3API) Sha3(input hexutil.Bytes) hexutil.Bytes {
 // NewHeads serves eth_subscribe("newHeads") over WebSocket: the header of
 // every applied (final) block.
 func (api *EthAPI) NewHeads(ctx context.Context) (*gethrpc.Subscription, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	return followHeads(ctx, api.b.Heads(), func(notifier *gethrpc.Notifier, id gethrpc.ID, b *chain.Block) error {
 		return notifier.Notify(id, headerFields(b.Header, b.Hash()))
 	})

@@ -168,6 +168,8 @@ type FilterAPI struct {
 	b      Backend
 	limits Limits
 	now    func() time.Time
+	// halted answers every method while the node is halted (see EthAPI).
+	halted func() error
 
 	mu      sync.Mutex
 	filters map[gethrpc.ID]*installedFilter
@@ -206,7 +208,7 @@ func NewFilterAPI(b Backend, limits Limits) *FilterAPI {
 	if limits.FilterTimeout == 0 {
 		limits.FilterTimeout = DefaultLimits.FilterTimeout
 	}
-	return &FilterAPI{b: b, limits: limits, now: time.Now, filters: make(map[gethrpc.ID]*installedFilter)}
+	return &FilterAPI{b: b, limits: limits, now: time.Now, halted: haltCheck(b), filters: make(map[gethrpc.ID]*installedFilter)}
 }
 
 // headNumber is the height of the last applied block.
@@ -306,6 +308,9 @@ func (api *FilterAPI) filterLogs(ctx context.Context, q state.LogQuery) ([]*type
 // at most MaxLogResults logs; both bounds are errors, never a silently cut
 // answer.
 func (api *FilterAPI) GetLogs(ctx context.Context, crit FilterCriteria) ([]*types.Log, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	q, err := api.logQuery(&crit)
 	if err != nil {
 		return nil, err
@@ -355,6 +360,9 @@ func (api *FilterAPI) lookup(id gethrpc.ID) (*installedFilter, error) {
 // within its fromBlock..toBlock, if given). It times out after
 // FilterTimeout without a poll.
 func (api *FilterAPI) NewFilter(crit FilterCriteria) (gethrpc.ID, error) {
+	if err := api.halted(); err != nil {
+		return "", err
+	}
 	if err := crit.checkValues(); err != nil {
 		return "", err
 	}
@@ -383,16 +391,22 @@ func (api *FilterAPI) NewFilter(crit FilterCriteria) (gethrpc.ID, error) {
 // NewBlockFilter serves eth_newBlockFilter: eth_getFilterChanges returns
 // the hashes of the blocks applied since the last poll.
 func (api *FilterAPI) NewBlockFilter() (gethrpc.ID, error) {
+	if err := api.halted(); err != nil {
+		return "", err
+	}
 	return api.install(&installedFilter{next: api.headNumber() + 1})
 }
 
 // UninstallFilter serves eth_uninstallFilter; false if there was no such filter.
-func (api *FilterAPI) UninstallFilter(id gethrpc.ID) bool {
+func (api *FilterAPI) UninstallFilter(id gethrpc.ID) (bool, error) {
+	if err := api.halted(); err != nil {
+		return false, err
+	}
 	api.mu.Lock()
 	defer api.mu.Unlock()
 	_, ok := api.filters[id]
 	delete(api.filters, id)
-	return ok
+	return ok, nil
 }
 
 // GetFilterChanges serves eth_getFilterChanges: for a log filter the
@@ -401,6 +415,9 @@ func (api *FilterAPI) UninstallFilter(id gethrpc.ID) bool {
 // stops at the first block that brings the logs to MaxLogResults; the next
 // poll continues from there, so nothing is lost and nothing repeats.
 func (api *FilterAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	f, err := api.lookup(id)
 	if err != nil {
 		return nil, err
@@ -446,6 +463,9 @@ func (api *FilterAPI) blockChanges(f *installedFilter, head uint64) ([]common.Ha
 // filter's criteria, as eth_getLogs would return them (same bounds). It
 // counts as a use of the filter.
 func (api *FilterAPI) GetFilterLogs(ctx context.Context, id gethrpc.ID) ([]*types.Log, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	f, err := api.lookup(id)
 	if err != nil {
 		return nil, err
@@ -462,6 +482,9 @@ func (api *FilterAPI) GetFilterLogs(ctx context.Context, id gethrpc.ID) ([]*type
 // head feed's bound on subscriptions, and ends when the client falls too
 // far behind.
 func (api *FilterAPI) Logs(ctx context.Context, crit FilterCriteria) (*gethrpc.Subscription, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	if _, ok := gethrpc.NotifierFromContext(ctx); !ok {
 		return nil, gethrpc.ErrNotificationsUnsupported
 	}

@@ -460,7 +460,10 @@ func TestFilterTimeout(t *testing.T) {
 	if _, err := api.NewBlockFilter(); err != nil {
 		t.Fatalf("slots of expired filters not reclaimed: %v", err)
 	}
-	if api.UninstallFilter(idle2) || api.UninstallFilter(polled) {
+	if ok1, _ := api.UninstallFilter(idle2); ok1 {
+		t.Fatal("expired filters still installed")
+	}
+	if ok2, _ := api.UninstallFilter(polled); ok2 {
 		t.Fatal("expired filters still installed")
 	}
 }

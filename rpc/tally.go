@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/big"
 
@@ -22,13 +23,23 @@ const (
 
 // LedgerAPI serves the tally_* methods about the ledger: accounts, supply,
 // assets and account history. (The node adds tally_nodeInfo.)
-type LedgerAPI struct{ b Backend }
+type LedgerAPI struct {
+	b Backend
+	// halted refuses the wallet-facing reads (assets, accounts, supply,
+	// history) of a halted node, whose state cannot be trusted; what an
+	// operator or an auditor needs, and what verifies itself
+	// (certificates, proofs, raw blocks), keeps answering.
+	halted func() error
+}
 
 // NewLedgerAPI returns the ledger part of the tally_* namespace.
-func NewLedgerAPI(b Backend) *LedgerAPI { return &LedgerAPI{b: b} }
+func NewLedgerAPI(b Backend) *LedgerAPI { return &LedgerAPI{b: b, halted: haltCheck(b)} }
 
 // Assets lists the assets in force with their ERC-20 facade addresses.
 func (api *LedgerAPI) Assets() ([]schema.Asset, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	rules, err := api.b.State().Rules()
 	if err != nil {
 		return nil, err
@@ -44,6 +55,9 @@ func (api *LedgerAPI) Assets() ([]schema.Asset, error) {
 // GetAccount returns an account's balances, KYC tier, freeze flag and
 // remaining daily allowance.
 func (api *LedgerAPI) GetAccount(a common.Address) (*schema.Account, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	db := api.b.State()
 	rules, err := db.Rules()
 	if err != nil {
@@ -79,6 +93,9 @@ func (api *LedgerAPI) GetAccount(a common.Address) (*schema.Account, error) {
 
 // GetSupply returns an asset's minted, burned, escrow and circulating amounts.
 func (api *LedgerAPI) GetSupply(symbol string) (*schema.Supply, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	db := api.b.State()
 	rules, err := db.Rules()
 	if err != nil {
@@ -103,6 +120,9 @@ func (api *LedgerAPI) GetSupply(symbol string) (*schema.Supply, error) {
 // everything it sent, and every transfer it received. cursor is the
 // previous page's nextCursor (null for the newest page).
 func (api *LedgerAPI) GetAccountHistory(a common.Address, cursor *hexutil.Bytes, limit *hexutil.Uint) (*schema.HistoryPage, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
 	n := DefaultHistoryLimit
 	if limit != nil {
 		n = int(*limit)
@@ -231,4 +251,37 @@ func decodeLogs(rules *state.Rules, logs []*types.Log, item *schema.HistoryItem)
 			item.WithdrawalID = (*hexutil.Big)(l.Topics[1].Big())
 		}
 	}
+}
+
+// GetCertificate returns the commit certificate of block height, with the
+// block carrying it; null while the block exists but no applied block
+// carries its certificate yet, and an error for a height above the head.
+func (api *LedgerAPI) GetCertificate(height hexutil.Uint64) (*schema.Certificate, error) {
+	db := api.b.State()
+	n := uint64(height)
+	if head, _ := db.Head(); n > head.Number {
+		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("block %d not found: head is %d", n, head.Number)}
+	}
+	c, err := db.Certificate(n)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	signers, err := c.Signers(db.ChainID())
+	if err != nil {
+		return nil, fmt.Errorf("certificate of block %d: %w", n, err)
+	}
+	vals, err := db.ValidatorsAt(n)
+	if err != nil {
+		return nil, fmt.Errorf("certificate of block %d: %w", n, err)
+	}
+	out := &schema.Certificate{Height: height, Hash: c.Hash, Next: c.Next, Signers: make([]string, len(signers)),
+		Signatures: make([]hexutil.Bytes, len(c.Sigs)), Validators: len(vals), Quorum: chain.Quorum(len(vals)), Block: hexutil.Uint64(c.Block)}
+	for i, s := range c.Sigs {
+		out.Signatures[i] = hexutil.Bytes(s)
+		out.Signers[i] = signers[i].Hex()
+	}
+	return out, nil
 }

@@ -215,7 +215,7 @@ func rawTx(from uint32, to common.Address, data []byte) opStep {
 func txSetTier(i uint32, tier uint8) opStep {
 	return complianceTx(idCompliance, "setKycTier", who(i), tier, "kyc review")
 }
-func txFreeze(i uint32) opStep   { return complianceTx(idCompliance, "freeze", who(i), "court order") }
+func txFreeze(i uint32) opStep { return complianceTx(idCompliance, "freeze", who(i), "court order") }
 func txUnfreeze(i uint32) opStep {
 	return complianceTx(idCompliance, "unfreeze", who(i), "case closed")
 }

@@ -694,6 +694,7 @@ func (e *bankEnv) freshAccount(t *testing.T, tier uint8) *crypto.PrivateKey {
 	var set struct {
 		Account, Authority common.Address
 		OldTier, NewTier   uint8
+		Reason             string
 	}
 	if err := e.compliance.UnpackLog(&set, "KycTierSet", mustLog(t, r, e.complianceABI, "KycTierSet")); err != nil {
 		t.Fatalf("unpack KycTierSet: %v", err)

@@ -82,3 +82,21 @@ type Transfer struct {
 	To     common.Address `json:"to"`
 	Amount *hexutil.Big   `json:"amount"`
 }
+
+// Certificate is what tally_getCertificate returns: the commit certificate
+// of block Height (DESIGN.md decision 10), as carried by block Block.
+// Signatures are 65-byte secp256k1 signatures over the vote hash, in the
+// order of Signers (strictly increasing address); Validators and Quorum
+// are the size of the validator set in force at Height and the signatures
+// it needs. Next is the hash of the validator set in force at Height+1.
+type Certificate struct {
+	Height     hexutil.Uint64  `json:"height"`
+	Hash       common.Hash     `json:"hash"`
+	Next       common.Hash     `json:"next"`
+	Signatures []hexutil.Bytes `json:"signatures"`
+	// Signers are EIP-55 checksummed addresses.
+	Signers    []string       `json:"signers"`
+	Validators int            `json:"validators"`
+	Quorum     int            `json:"quorum"`
+	Block      hexutil.Uint64 `json:"block"`
+}
