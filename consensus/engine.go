@@ -50,6 +50,9 @@ type Config struct {
 	LogLevel slog.Level
 	// OnApplied is called in the FSM goroutine after each applied block.
 	OnApplied func(*state.Applied)
+	// OnRestored is called in the FSM goroutine after a snapshot replaced
+	// the state (after the mempool resynchronised).
+	OnRestored func()
 	// OnProposed is called after each block this node proposes.
 	OnProposed func(*chain.Block)
 }
@@ -137,6 +140,9 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 	e.FSM.onRestored = func() {
 		if err := pool.Resync(); err != nil {
 			cfg.Logger.Error("resync mempool after snapshot", "err", err)
+		}
+		if cfg.OnRestored != nil {
+			cfg.OnRestored()
 		}
 		builder.Notify()
 	}

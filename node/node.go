@@ -161,6 +161,7 @@ func (n *Node) open() error {
 		Logger:             n.log,
 		LogLevel:           slog.LevelWarn,
 		OnApplied:          n.applied,
+		OnRestored:         n.votes.restored,
 		OnProposed:         n.metrics.proposed,
 	}, n.db, n.pool, n.senders)
 	if err != nil {

@@ -53,6 +53,15 @@ func (n *Node) newVotes() *votes {
 	return v
 }
 
+// restored runs in the FSM goroutine after a snapshot replaced the state:
+// the pending votes are forgotten and re-signed from the new state.
+func (v *votes) restored() {
+	v.sender.Reset()
+	if err := v.sender.Resume(); err != nil {
+		v.n.log.Warn("resuming votes after a snapshot", "err", err)
+	}
+}
+
 // applied runs in the FSM goroutine after each applied block.
 func (v *votes) applied(a *state.Applied) {
 	v.sender.Applied(a.Block.Number(), a.Block.Hash())

@@ -367,7 +367,7 @@ func GenesisBlock(g *genesis.Genesis) (*chain.Block, *Overlay, error) {
 	}
 	h := chain.NewHeader(common.Hash{}, 0, g.TimestampMs, common.Address{})
 	gh := g.Hash()
-	h.Extra = append(h.Extra, gh[:]...)
+	h.Extra = append(h.Extra[:8:8], gh[:]...) // time ‖ genesis hash: block 0 carries no certificates
 	h.Root = o.Root(common.Hash{})
 	return chain.NewBlock(h, nil), o, nil
 }

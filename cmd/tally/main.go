@@ -8,6 +8,8 @@
 //	tally send --from A --to B --value 1.5   sign locally, send, wait for the receipt
 //	tally balance ADDR                       an account's balance
 //	tally tx HASH                            a transaction and its receipt
+//	tally proof tx HASH --out proof.json     the proof that a transaction is in the chain
+//	tally verify-proof proof.json --genesis F check a proof offline
 //	tally block N|latest                     a block's header
 //	tally bench --txs 20000                  load-test a node (docs/benchmarks.md)
 //	tally bridge --config bridge.toml        run a bank's bridge (docs/bridge.md)
@@ -66,6 +68,7 @@ Node (JSON-RPC, --rpc URL, default http://127.0.0.1:8545):
   account ADDR                        balances per asset, KYC tier, frozen, daily allowance left
   supply SYMBOL                       an asset's minted, burned, escrow and circulating
   tx HASH                             print a transaction and its receipt
+  proof tx HASH [--out FILE]          write the proof that a transaction is in the chain
   block N|latest                      print a block's header
   bench [--txs N --batch N]           load-test the node with signed transfers
 
@@ -81,6 +84,10 @@ Bank bridge (docs/bridge.md):
   bridge reconcile --config bridge.toml --statement camt053.xml [--json]
                                       compare the bank's statement with the chain; list breaks
   bankcore-sim --config sim.toml      a bank core simulator for tests and demos (camt/pain)
+  audit --genesis F (--rpc URL | --datadir DIR)  verify the chain from genesis (docs/audit.md)
+
+Proofs (offline, no node; docs/proofs.md):
+  verify-proof FILE --genesis FILE    check a transaction proof: exit 0 valid, 1 invalid, 2 unreadable
 
 Run 'tally <command> --help' for a command's flags.
 
@@ -141,6 +148,10 @@ func (c *cli) dispatch(args []string) error {
 		return c.balance(rest)
 	case "tx":
 		return c.tx(rest)
+	case "proof":
+		return c.proof(rest)
+	case "verify-proof":
+		return c.verifyProof(rest)
 	case "block":
 		return c.block(rest)
 	case "bench":
@@ -153,6 +164,8 @@ func (c *cli) dispatch(args []string) error {
 		return c.bridge(rest)
 	case "bankcore-sim":
 		return c.bankcoreSim(rest)
+	case "audit":
+		return c.audit(rest)
 	}
 	return usageErrorf("unknown command %q (run 'tally --help')", cmd)
 }

@@ -1,0 +1,464 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
+)
+
+// Events the audit follows.
+var (
+	evMinted   = chain.AssetABI.Events["Minted"]
+	evSettled  = chain.AssetABI.Events["WithdrawalSettled"]
+	evRefunded = chain.AssetABI.Events["WithdrawalRefunded"]
+	// reasonEvents are the compliance actions, which must carry a reason.
+	reasonEvents = map[common.Hash]abi.Event{}
+)
+
+func init() {
+	for _, ev := range []abi.Event{evRefunded, chain.AssetABI.Events["ForcedTransfer"],
+		chain.ComplianceABI.Events["KycTierSet"], chain.ComplianceABI.Events["Frozen"], chain.ComplianceABI.Events["Unfrozen"]} {
+		reasonEvents[ev.ID] = ev
+	}
+}
+
+// block checks one block and replays it. stop is true when nothing after
+// it can be checked (it is missing or does not decode).
+func (a *auditor) block(it *item) (stop bool, err error) {
+	n := it.raw.Number
+	if it.raw.Block == nil {
+		a.fail(n, -1, CheckLink, "block "+u64s(n), "none", fmt.Sprintf("block %d is missing from the source (its head is above it); nothing after it can be checked", n))
+		return true, nil
+	}
+	if it.decodeErr != nil {
+		a.fail(n, -1, CheckLink, "block "+u64s(n), "undecodable", fmt.Sprintf("stored block %d: %v; nothing after it can be checked", n, it.decodeErr))
+		return true, nil
+	}
+	b, h := it.b, it.b.Header
+	hash := b.Hash()
+
+	// Link and time.
+	if h.ParentHash != a.prevHash {
+		a.fail(n, -1, CheckLink, a.prevHash.Hex(), h.ParentHash.Hex(), fmt.Sprintf("parent hash is not the hash of block %d", n-1))
+	}
+	timeMs, terr := chain.TimeMs(h)
+	if terr == nil && timeMs <= a.prevTimeMs {
+		a.fail(n, -1, CheckTime, fmt.Sprintf("after %d ms", a.prevTimeMs), fmt.Sprintf("%d ms", timeMs), "block time does not go forward")
+	}
+	a.checkHeaderShape(n, h, timeMs, terr)
+
+	// History root.
+	if a.histPending {
+		a.hist.Append(h.ParentHash)
+	}
+	a.histPending = true
+	if root := a.hist.Root(); root != h.MixDigest {
+		a.fail(n, -1, CheckHistoryRoot, root.Hex(), h.MixDigest.Hex(), fmt.Sprintf("mixHash is not the history root of blocks 0..%d", n-1))
+	}
+
+	// Proposer and seal.
+	vals := a.replay.ValidatorsAt(n)
+	if !slices.Contains(vals, h.Coinbase) {
+		a.fail(n, -1, CheckProposer, "one of "+addrList(vals), h.Coinbase.Hex(), fmt.Sprintf("the proposer is not a validator at height %d", n))
+	}
+	if it.sealErr != nil {
+		a.fail(n, -1, CheckSeal, "signed by "+h.Coinbase.Hex(), "invalid seal", it.sealErr.Error())
+	}
+
+	// Certificates.
+	a.checkCerts(n, b)
+
+	// Transactions.
+	if root := chain.TxRoot(b.Txs); root != h.TxHash {
+		a.fail(n, -1, CheckTxRoot, h.TxHash.Hex(), root.Hex(), "the transactions do not give the header's tx root")
+	}
+	for i, err := range it.senderErrs {
+		if err != nil {
+			a.fail(n, i, CheckTxSignature, "a valid signature", "invalid", fmt.Sprintf("tx %s: %v", b.Txs[i].Hash(), err))
+		}
+	}
+
+	// Replay.
+	res, err := a.replay.Execute(b, it.senders, it.senderErrs)
+	if err != nil {
+		return false, fmt.Errorf("replay block %d: %w", n, err)
+	}
+	a.checkReceipts(n, b, it, res)
+	if root := res.Writes.Root(a.prevRoot); root != h.Root {
+		a.fail(n, -1, CheckStateRoot, root.Hex(), h.Root.Hex(), "replaying the block on its parent's state gives another state root")
+	}
+	receipts := it.receipts
+	if it.rcptErr != nil {
+		receipts = res.Receipts // the stored ones do not decode: follow what the replay says
+	}
+	if err := a.checkEvents(n, receipts); err != nil {
+		return false, err
+	}
+	if err := a.replay.Commit(res.Result); err != nil {
+		return false, fmt.Errorf("replay block %d: %w", n, err)
+	}
+
+	a.prevHash, a.prevRoot = hash, h.Root
+	if terr == nil {
+		a.prevTimeMs = timeMs
+	}
+	a.hashes = append(a.hashes, hash)
+	a.rep.Blocks++
+	a.rep.Txs += uint64(len(b.Txs))
+	return false, nil
+}
+
+// checkHeaderShape checks the fields Tally fixes (DESIGN.md decision 4).
+func (a *auditor) checkHeaderShape(n uint64, h *types.Header, timeMs uint64, terr error) {
+	var bad []string
+	if h.UncleHash != types.EmptyUncleHash {
+		bad = append(bad, "uncle hash")
+	}
+	if h.Difficulty.Sign() != 0 {
+		bad = append(bad, "difficulty")
+	}
+	if h.Nonce != (types.BlockNonce{}) {
+		bad = append(bad, "nonce")
+	}
+	if h.BaseFee == nil || h.BaseFee.Sign() != 0 {
+		bad = append(bad, "base fee")
+	}
+	if h.GasLimit != chain.BlockGasLimit {
+		bad = append(bad, "gas limit")
+	}
+	if h.WithdrawalsHash != nil || h.BlobGasUsed != nil || h.ExcessBlobGas != nil || h.ParentBeaconRoot != nil ||
+		h.RequestsHash != nil || h.BlockAccessListHash != nil || h.SlotNumber != nil {
+		bad = append(bad, "post-London fields")
+	}
+	if len(h.Extra) != chain.ExtraLen {
+		bad = append(bad, fmt.Sprintf("extra data of %d bytes (want %d)", len(h.Extra), chain.ExtraLen))
+	}
+	if terr == nil && h.Time != timeMs/1000 {
+		bad = append(bad, fmt.Sprintf("time %d s for %d ms", h.Time, timeMs))
+	}
+	if len(bad) > 0 {
+		a.fail(n, -1, CheckHeader, "Tally's fixed London header", fmt.Sprint(bad), "header fields outside Tally's fixed shape")
+	}
+}
+
+// checkCerts checks the certificates block n carries.
+func (a *auditor) checkCerts(n uint64, b *chain.Block) {
+	claimed, err := chain.HeaderCertRoot(b.Header)
+	if root := chain.CertRoot(b.Certs); err != nil || root != claimed {
+		a.fail(n, -1, CheckCertRoot, claimed.Hex(), root.Hex(), "the certificates carried do not give the header's certificate root")
+	}
+	var prev uint64
+	for i, c := range b.Certs {
+		a.rep.Certificates++
+		if i > 0 && c.Height <= prev {
+			a.fail(n, -1, CheckCertificate, fmt.Sprintf("height above %d", prev), u64s(c.Height), fmt.Sprintf("certificate %d out of order", i))
+		}
+		prev = c.Height
+		if c.Height >= n {
+			a.fail(n, -1, CheckCertificate, fmt.Sprintf("height below %d", n), u64s(c.Height), fmt.Sprintf("certificate %d certifies a block not before its carrier", i))
+			continue
+		}
+		if a.wasCertified(c.Height) {
+			a.fail(n, -1, CheckCertificate, "a height not certified before", u64s(c.Height), fmt.Sprintf("certificate %d: block %d is already certified", i, c.Height))
+		}
+		a.setCertified(c.Height)
+		if a.rep.LastCertified == nil || c.Height > *a.rep.LastCertified {
+			h := c.Height
+			a.rep.LastCertified = &h
+		}
+		vals := a.replay.ValidatorsAt(c.Height)
+		if err := chain.VerifyCertificate(c, a.chainID, vals); err != nil {
+			check := CheckCertificate
+			if errors.Is(err, chain.ErrCertQuorum) {
+				check = CheckCertificateQuorum
+			}
+			a.fail(n, -1, check, fmt.Sprintf("%d of the %d validators of height %d", chain.Quorum(len(vals)), len(vals), c.Height),
+				fmt.Sprintf("%d signatures", len(c.Sigs)), fmt.Sprintf("certificate %d: %v", i, err))
+		}
+		if hash, ok := a.hashAt(c.Height); !ok || hash != c.Hash {
+			a.fail(n, -1, CheckCertificate, hash.Hex(), c.Hash.Hex(), fmt.Sprintf("certificate %d certifies another block %d than the chain's", i, c.Height))
+		}
+		next := chain.ValidatorSetHash(a.replay.ValidatorsAt(c.Height + 1))
+		if next != c.Next {
+			a.fail(n, -1, CheckCertificate, next.Hex(), c.Next.Hex(), fmt.Sprintf("certificate %d: next validator set is not the one in force at %d", i, c.Height+1))
+		}
+	}
+}
+
+// checkReceipts compares the stored receipts with the header and with the
+// replay, and the header's gas used and bloom with the replay.
+func (a *auditor) checkReceipts(n uint64, b *chain.Block, it *item, res *state.ReplayResult) {
+	h := b.Header
+	for i, err := range res.Excluded {
+		if err != nil && (it.senderErrs == nil || it.senderErrs[i] == nil) {
+			a.fail(n, i, CheckReceipt, "an includable transaction", "excluded", fmt.Sprintf("tx %s cannot be included: %v", b.Txs[i].Hash(), err))
+		}
+	}
+	if it.rcptErr != nil {
+		a.fail(n, -1, CheckReceiptsRoot, h.ReceiptHash.Hex(), "undecodable", "stored receipts: "+it.rcptErr.Error())
+	} else {
+		for i, r := range it.receipts {
+			if rr := res.Receipts[i]; rr != nil && !sameReceipt(rr, r) {
+				a.fail(n, i, CheckReceipt, receiptSummary(rr), receiptSummary(r), fmt.Sprintf("tx %s: the stored receipt is not what replaying gives", b.Txs[i].Hash()))
+			}
+		}
+		if root, err := chain.ReceiptRoot(it.receipts); err != nil || root != h.ReceiptHash {
+			a.fail(n, -1, CheckReceiptsRoot, h.ReceiptHash.Hex(), root.Hex(), "the stored receipts do not give the header's receipts root")
+		}
+	}
+	if res.Excluded == nil && it.rcptErr != nil {
+		if root, err := chain.ReceiptRoot(res.Receipts); err != nil || root != h.ReceiptHash {
+			a.fail(n, -1, CheckReceiptsRoot, h.ReceiptHash.Hex(), root.Hex(), "the replayed receipts do not give the header's receipts root")
+		}
+	}
+	if res.GasUsed != h.GasUsed {
+		a.fail(n, -1, CheckHeader, u64s(res.GasUsed), u64s(h.GasUsed), "gas used is not what replaying gives")
+	}
+	if res.Bloom != h.Bloom {
+		a.fail(n, -1, CheckHeader, "the replayed logs bloom", "another bloom", "logs bloom is not what replaying gives")
+	}
+}
+
+// sameReceipt compares the consensus fields of two receipts without
+// encoding them.
+func sameReceipt(x, y *types.Receipt) bool {
+	if x.Type != y.Type || x.Status != y.Status || x.CumulativeGasUsed != y.CumulativeGasUsed || len(x.Logs) != len(y.Logs) {
+		return false
+	}
+	for i, l := range x.Logs {
+		m := y.Logs[i]
+		if l.Address != m.Address || !slices.Equal(l.Topics, m.Topics) || !bytes.Equal(l.Data, m.Data) {
+			return false
+		}
+	}
+	return true
+}
+
+func receiptSummary(r *types.Receipt) string {
+	return fmt.Sprintf("status %d, cumulative gas %d, %d logs", r.Status, r.CumulativeGasUsed, len(r.Logs))
+}
+
+// checkEvents follows the Minted, WithdrawalSettled/Refunded and
+// compliance events of block n's receipts, on the state before the block.
+func (a *auditor) checkEvents(n uint64, receipts []*types.Receipt) error {
+	pre := a.replay.DB()
+	for i, r := range receipts {
+		if r == nil {
+			continue
+		}
+		for _, l := range r.Logs {
+			if len(l.Topics) == 0 {
+				continue
+			}
+			switch id := l.Topics[0]; id {
+			case evMinted.ID:
+				if len(l.Topics) != 4 {
+					continue
+				}
+				ref := l.Topics[1]
+				if at, dup := a.bankRefs[ref]; dup {
+					a.fail(n, i, CheckBankRef, "a bank reference never minted", ref.Hex(), fmt.Sprintf("bank reference %s minted again (first at height %d)", ref, at))
+				} else if used, err := pre.BankRefUsed(ref); err != nil {
+					return fmt.Errorf("replay: %w", err)
+				} else if used {
+					a.fail(n, i, CheckBankRef, "a bank reference never minted", ref.Hex(), fmt.Sprintf("bank reference %s minted again (it had minted before this block)", ref))
+				} else {
+					a.bankRefs[ref] = n
+				}
+				a.addEvent(a.minted, l)
+			case evSettled.ID, evRefunded.ID:
+				if len(l.Topics) != 4 {
+					continue
+				}
+				if id == evSettled.ID {
+					a.addEvent(a.burned, l)
+				}
+				a.checkClose(n, i, l, pre)
+			}
+			if ev, ok := reasonEvents[l.Topics[0]]; ok {
+				if reason, ok := eventReason(ev, l); !ok || reason == "" {
+					a.fail(n, i, CheckComplianceReason, "a non-empty reason", fmt.Sprintf("%q", reason), ev.Name+" without a reason")
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkClose records a withdrawal's settlement or refund and fails a second one.
+func (a *auditor) checkClose(n uint64, i int, l *types.Log, pre *state.DB) {
+	idBig := l.Topics[1].Big()
+	if !idBig.IsUint64() {
+		a.fail(n, i, CheckWithdrawal, "a withdrawal id", l.Topics[1].Hex(), "withdrawal id out of range")
+		return
+	}
+	id := idBig.Uint64()
+	if at, dup := a.closed[id]; dup {
+		a.fail(n, i, CheckWithdrawal, "settled or refunded once", "twice", fmt.Sprintf("withdrawal %d closed again (first at height %d)", id, at))
+		return
+	}
+	a.closed[id] = n
+	if w, ok, err := pre.Withdrawal(id); err == nil && ok && w.Status != state.WithdrawalPending {
+		a.fail(n, i, CheckWithdrawal, "settled or refunded once", "twice", fmt.Sprintf("withdrawal %d was already closed before this block", id))
+	}
+}
+
+// addEvent adds an asset event's amount (the first data word) to sums.
+func (a *auditor) addEvent(sums map[uint32]*big.Int, l *types.Log) {
+	id, ok := chain.AssetID(l.Address)
+	if !ok || len(l.Data) < 32 {
+		return
+	}
+	if sums[id] == nil {
+		sums[id] = new(big.Int)
+	}
+	sums[id].Add(sums[id], a.scratch.SetBytes(l.Data[:32]))
+}
+
+// eventReason decodes a compliance event's reason.
+func eventReason(ev abi.Event, l *types.Log) (string, bool) {
+	vals, err := ev.Inputs.NonIndexed().Unpack(l.Data)
+	if err != nil || len(vals) == 0 {
+		return "", false
+	}
+	s, ok := vals[len(vals)-1].(string)
+	return s, ok
+}
+
+// finish checks the supply and, at the source's head, the final state.
+func (a *auditor) finish(ctx context.Context, digest state.StateDigest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	to := a.rep.To // below the asked height when the audit stopped at a gap
+	table, err := a.replay.DB().SupplyTable()
+	if err != nil {
+		a.fail(to, -1, CheckSupply, "balances of known assets", "error", err.Error())
+	}
+	for _, s := range table {
+		wantMinted, wantBurned := new(big.Int), new(big.Int)
+		if int(s.ID) < len(a.startSupply) {
+			wantMinted.Set(a.startSupply[s.ID].Minted)
+			wantBurned.Set(a.startSupply[s.ID].Burned)
+		}
+		if m := a.minted[s.ID]; m != nil {
+			wantMinted.Add(wantMinted, m)
+		}
+		if b := a.burned[s.ID]; b != nil {
+			wantBurned.Add(wantBurned, b)
+		}
+		line := SupplyLine{Symbol: s.Symbol, Minted: s.Minted.String(), Burned: s.Burned.String(), Escrow: s.Escrow.String(),
+			Balances: s.Balances.String(), Supply: new(big.Int).Sub(s.Minted, s.Burned).String(), OK: true}
+		if !s.Conserved() {
+			line.OK = false
+			a.fail(to, -1, CheckSupply, line.Supply, new(big.Int).Add(s.Balances, s.Escrow).String(),
+				fmt.Sprintf("%s: balances %s + escrow %s != minted %s − burned %s", s.Symbol, s.Balances, s.Escrow, s.Minted, s.Burned))
+		}
+		if s.Minted.Cmp(wantMinted) != 0 || s.Burned.Cmp(wantBurned) != 0 {
+			line.OK = false
+			a.fail(to, -1, CheckSupply, fmt.Sprintf("minted %s, burned %s", wantMinted, wantBurned), fmt.Sprintf("minted %s, burned %s", s.Minted, s.Burned),
+				fmt.Sprintf("%s: the issuance record is not the starting one plus the Minted and WithdrawalSettled events", s.Symbol))
+		}
+		a.rep.Supply = append(a.rep.Supply, line)
+	}
+	if a.rep.To != digest.Height {
+		return nil
+	}
+	a.rep.FinalStateChecked = true
+	if digest.StateRoot != a.prevRoot {
+		a.fail(digest.Height, -1, CheckFinalState, a.prevRoot.Hex(), digest.StateRoot.Hex(), "the stored head's state root is not the head block's")
+	}
+	got, err := a.replay.StateDigest()
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	if got.Keys == digest.Keys && got.Digest == digest.Digest {
+		return nil
+	}
+	detail := "the stored state is not the replayed one"
+	if l, ok := a.cfg.Source.(stateLister); ok {
+		if d, found, err := a.replay.FirstDifference(l.stateDB()); err == nil && found {
+			detail = fmt.Sprintf("first difference at state key %x (%s): replayed %s, stored %s", d.Key, keyKind(d.Key), valueOrNone(d.Replayed), valueOrNone(d.Stored))
+		}
+	}
+	a.fail(digest.Height, -1, CheckFinalState, fmt.Sprintf("%d keys, digest %s", got.Keys, got.Digest), fmt.Sprintf("%d keys, digest %s", digest.Keys, digest.Digest), detail)
+	return nil
+}
+
+func u64s(v uint64) string { return fmt.Sprint(v) }
+
+func addrList(as []common.Address) string {
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = a.Hex()
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func valueOrNone(v []byte) string {
+	if v == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%x", v)
+}
+
+// keyKind names a state key's kind (docs/architecture.md, state keys).
+func keyKind(k []byte) string {
+	if len(k) < 2 {
+		return "unknown"
+	}
+	switch string(k[:2]) {
+	case "sn":
+		return "nonce"
+	case "sb":
+		return "balance"
+	case "sv":
+		return "validator"
+	case "sl":
+		return "validator list"
+	case "sL":
+		return "validator set history"
+	case "sg":
+		return "governance proposal"
+	case "sj":
+		return "last proposal id"
+	case "sx":
+		return "governance schedule"
+	case "sh":
+		return "rules history"
+	case "sr":
+		return "rules"
+	case "sk":
+		return "KYC tier and freeze"
+	case "so":
+		return "daily outflow"
+	case "ss":
+		return "supply"
+	case "sm":
+		return "bank reference"
+	case "sw":
+		return "withdrawal"
+	case "sq":
+		return "last withdrawal id"
+	case "sp":
+		return "payment"
+	case "sa":
+		return "allowance"
+	case "sf":
+		return "exchange offer"
+	case "sF":
+		return "last offer id"
+	}
+	return "unknown"
+}

@@ -1,0 +1,38 @@
+// Package audit is the auditor's side of Tally (DESIGN.md: "a single
+// command that takes the genesis file and a node's RPC (or data dir) and
+// proves, block by block, …"): Run verifies a chain from genesis (or from a
+// trusted checkpoint) to a head and returns a Report, and the offline proof
+// checker (proof.go) verifies a single transaction's inclusion.
+//
+// It owns the checks and their stable names (the Check constants, used in
+// the JSON report, tests and docs/audit.md), the Source interface with its
+// two implementations (OpenDataDir: a node's data dir opened read-only;
+// DialRPC: a node's tally_getRawBlocks and tally_stateDigest), and the
+// report format.
+//
+// Main flow of Run:
+//
+//  1. The source's state digest fixes the head audited (a live node keeps
+//     producing blocks); block 0 must be the genesis file's block.
+//  2. A fetcher reads raw blocks in batches ahead of the check; workers on
+//     every core decode them and recover every transaction's sender and the
+//     header's seal signer.
+//  3. One goroutine takes the blocks in order: link, time, header shape,
+//     history root, proposer (the validator set replayed from governance),
+//     certificates, tx root; it replays the block on a scratch state
+//     (state.Replay) and compares receipts and the state root; it follows
+//     the Minted, WithdrawalSettled/Refunded and compliance events.
+//  4. At the end: the supply table (balances + escrow = minted − burned,
+//     and minted/burned equal to what the events say), and, when the audit
+//     reached the source's head, the replayed state against the stored one.
+//
+// A failure is recorded once per (height, transaction, check) and the audit
+// goes on: each block's state root is checked as keccak(parent *header's*
+// root ‖ the block's replayed writes), and the history root over the parent
+// hashes the blocks claim, so one tampered block fails once rather than
+// every block after it. Only a missing or undecodable block, or a genesis
+// mismatch, ends the audit early (nothing after it can be checked).
+//
+// Errors returned by Run mean the input could not be read (exit 2 in the
+// CLI); failed checks are in the Report (exit 1).
+package audit

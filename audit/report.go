@@ -1,0 +1,161 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// Check names: stable identifiers used in the JSON report, the tests and
+// docs/audit.md. Never rename one.
+const (
+	CheckGenesis           = "genesis"            // block 0 is the genesis file's block
+	CheckLink              = "link"               // heights follow, parent hash is the previous block's hash, no block missing
+	CheckTime              = "time"               // block time (ms) strictly after the parent's
+	CheckHeader            = "header"             // fixed header fields, Extra layout, time in seconds, gas used and bloom as replayed
+	CheckHistoryRoot       = "history-root"       // mixHash is the MMR root of every earlier block hash
+	CheckProposer          = "proposer"           // coinbase is a validator at that height (set replayed from governance)
+	CheckSeal              = "seal"               // the coinbase signed the header (chain.VerifySeal)
+	CheckCertRoot          = "cert-root"          // the header's certificate root matches the certificates carried
+	CheckCertificate       = "certificate"        // certificate order, height, hash, next set, signatures by validators
+	CheckCertificateQuorum = "certificate-quorum" // a quorum of that height's validators signed
+	CheckTxRoot            = "tx-root"            // the header's tx root matches the transactions
+	CheckTxSignature       = "tx-signature"       // valid, low-S, right chain id (chain.CheckTx and sender recovery)
+	CheckReceiptsRoot      = "receipts-root"      // the header's receipts root matches the stored receipts
+	CheckReceipt           = "receipt"            // each stored receipt equals the replayed one
+	CheckStateRoot         = "state-root"         // keccak(parent header's root ‖ replayed writes) is the header's root
+	CheckFinalState        = "final-state"        // the replayed state is exactly the stored one (at the source's head)
+	CheckSupply            = "supply"             // balances + escrow = minted − burned; minted and burned as the events say
+	CheckBankRef           = "bank-ref"           // no bank reference minted twice (Minted events)
+	CheckWithdrawal        = "withdrawal"         // a withdrawal settled or refunded at most once
+	CheckComplianceReason  = "compliance-reason"  // every compliance action carries a non-empty reason
+)
+
+// Checks lists every check name in the order a block is checked.
+var Checks = []string{CheckGenesis, CheckLink, CheckTime, CheckHeader, CheckHistoryRoot, CheckProposer, CheckSeal,
+	CheckCertRoot, CheckCertificate, CheckCertificateQuorum, CheckTxRoot, CheckTxSignature, CheckReceiptsRoot,
+	CheckReceipt, CheckStateRoot, CheckFinalState, CheckSupply, CheckBankRef, CheckWithdrawal, CheckComplianceReason}
+
+// Report is the outcome of an audit (the --json output).
+type Report struct {
+	// Source is what was audited ("datadir DIR", "rpc URL"); everything
+	// else is the same whichever source served the chain.
+	Source      string      `json:"source"`
+	GenesisHash common.Hash `json:"genesisHash"`
+	ChainID     uint64      `json:"chainId"`
+	// Head is the source's head when the audit began.
+	Head uint64 `json:"head"`
+	// From and To are the heights checked (To is where the audit stopped).
+	From         uint64 `json:"from"`
+	To           uint64 `json:"to"`
+	Blocks       uint64 `json:"blocks"`
+	Txs          uint64 `json:"txs"`
+	Certificates uint64 `json:"certificates"`
+	// LastCertified is the highest height a checked certificate certifies.
+	LastCertified *uint64 `json:"lastCertified"`
+	// FinalStateChecked is true when the audit reached the source's head
+	// and compared the replayed state with the stored one.
+	FinalStateChecked bool         `json:"finalStateChecked"`
+	Supply            []SupplyLine `json:"supply"`
+	Failures          []Failure    `json:"failures"`
+	// FailuresOmitted counts failures beyond the report's limit.
+	FailuresOmitted int  `json:"failuresOmitted,omitempty"`
+	OK              bool `json:"ok"`
+}
+
+// SupplyLine is one asset's supply at To, in base units (decimal strings).
+type SupplyLine struct {
+	Symbol   string `json:"symbol"`
+	Minted   string `json:"minted"`
+	Burned   string `json:"burned"`
+	Escrow   string `json:"escrow"`
+	Balances string `json:"balances"`
+	// Supply is minted − burned.
+	Supply string `json:"supply"`
+	// OK: balances + escrow = supply, and minted and burned equal the
+	// starting state plus the Minted and WithdrawalSettled events.
+	OK bool `json:"ok"`
+}
+
+// Failure is one failed check.
+type Failure struct {
+	Height uint64 `json:"height"`
+	// TxIndex is the transaction's index in the block; null for a check
+	// of the block or the state.
+	TxIndex  *int   `json:"txIndex"`
+	Check    string `json:"check"`
+	Expected string `json:"expected"`
+	Found    string `json:"found"`
+	Detail   string `json:"detail"`
+}
+
+// Failed reports whether a failure of check was recorded at height (any
+// transaction).
+func (r *Report) Failed(check string, height uint64) bool {
+	for _, f := range r.Failures {
+		if f.Check == check && f.Height == height {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteJSON writes the report, indented.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteSummary writes the human summary.
+func (r *Report) WriteSummary(w io.Writer) {
+	fmt.Fprintf(w, "audit of %s\n", r.Source)
+	fmt.Fprintf(w, "genesis:      %s (chain id %d)\n", r.GenesisHash, r.ChainID)
+	fmt.Fprintf(w, "heights:      %d to %d (source head %d)\n", r.From, r.To, r.Head)
+	fmt.Fprintf(w, "checked:      %d blocks, %d transactions, %d certificates", r.Blocks, r.Txs, r.Certificates)
+	if r.LastCertified != nil {
+		fmt.Fprintf(w, " (last certified height %d)", *r.LastCertified)
+	}
+	fmt.Fprintln(w)
+	if r.FinalStateChecked {
+		fmt.Fprintln(w, "final state:  compared with the stored state")
+	} else {
+		fmt.Fprintln(w, "final state:  not compared (the audit did not reach the source's head)")
+	}
+	if len(r.Supply) > 0 {
+		fmt.Fprintln(w, "supply (base units):")
+		fmt.Fprintf(w, "  %-8s %-4s %s\n", "asset", "ok", "minted − burned = balances + escrow")
+		for _, s := range r.Supply {
+			ok := "yes"
+			if !s.OK {
+				ok = "NO"
+			}
+			fmt.Fprintf(w, "  %-8s %-4s %s − %s = %s + %s\n", s.Symbol, ok, s.Minted, s.Burned, s.Balances, s.Escrow)
+		}
+	}
+	if r.OK {
+		fmt.Fprintln(w, "result:       OK, every check holds")
+		return
+	}
+	fmt.Fprintf(w, "result:       FAILED, %d failures\n", len(r.Failures)+r.FailuresOmitted)
+	for _, f := range r.Failures {
+		where := fmt.Sprintf("block %d", f.Height)
+		if f.TxIndex != nil {
+			where += fmt.Sprintf(" tx %d", *f.TxIndex)
+		}
+		line := where + " " + f.Check
+		if f.Detail != "" {
+			line += ": " + f.Detail
+		}
+		if f.Expected != "" || f.Found != "" {
+			line += fmt.Sprintf(" (expected %s, found %s)", f.Expected, f.Found)
+		}
+		fmt.Fprintln(w, "  "+strings.Join(strings.Fields(line), " ")) // one line, whatever a detail holds
+	}
+	if r.FailuresOmitted > 0 {
+		fmt.Fprintf(w, "  … and %d more (see the JSON report's limit)\n", r.FailuresOmitted)
+	}
+}

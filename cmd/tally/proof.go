@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/audit"
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
+)
+
+// codeUnavailable is the JSON-RPC code tally_getProof answers while the
+// transaction's block is not certified yet (rpc.CodeUnavailable).
+const codeUnavailable = -32002
+
+// proofRetryEvery is how often `tally proof tx` asks again while the
+// transaction's block awaits its certificate.
+const proofRetryEvery = 250 * time.Millisecond
+
+// proof dispatches `tally proof <kind>`; transactions are the one kind.
+func (c *cli) proof(args []string) error {
+	if len(args) == 0 {
+		return usageErrorf("proof: missing subcommand (tx)")
+	}
+	switch args[0] {
+	case "tx":
+		return c.proofTx(args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(c.stderr, "Usage: tally proof tx HASH [--rpc URL] [--out FILE]")
+		return errHelp
+	}
+	return usageErrorf("proof: unknown subcommand %q (tx)", args[0])
+}
+
+func (c *cli) proofTx(args []string) error {
+	cmd := newCommand("proof tx", "HASH", `
+Fetches the proof that a transaction is in the chain (tally_getProof) and
+writes it as canonical JSON (docs/proofs.md). Anyone holding the genesis
+file checks it offline with 'tally verify-proof FILE --genesis FILE'.
+A block is certified by a later one: the command retries until then, within
+--timeout, unless --wait=false.`)
+	rpcURL, timeout := rpcFlags(cmd.fs)
+	out := cmd.fs.String("out", "", "write the proof to `FILE` (default: stdout)")
+	wait := cmd.fs.Bool("wait", true, "retry while the transaction's block is not certified yet")
+	arg, err := c.oneArg(cmd, args, "HASH")
+	if err != nil {
+		return err
+	}
+	hash, err := parseHash("proof tx: HASH", arg)
+	if err != nil {
+		return err
+	}
+	ctx, client, done, err := connect(*rpcURL, *timeout)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var raw json.RawMessage
+	for {
+		err = client.RPC().CallContext(ctx, &raw, "tally_getProof", hash)
+		var rerr gethrpc.Error
+		if err == nil || !*wait || !errors.As(err, &rerr) || rerr.ErrorCode() != codeUnavailable {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("proof of tx %s: %w (still: %v)", hash, ctx.Err(), err)
+		case <-time.After(proofRetryEvery):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("proof of tx %s: %w", hash, err)
+	}
+	// The node sends the canonical form; compacting first tolerates a proxy
+	// that re-indents, and decoding checks what is written.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return fmt.Errorf("proof of tx %s: node sent bad JSON: %w", hash, err)
+	}
+	p, err := chain.DecodeTxProof(compact.Bytes())
+	if err != nil {
+		return fmt.Errorf("proof of tx %s from the node: %w", hash, err)
+	}
+	enc, err := p.Encode()
+	if err != nil {
+		return err
+	}
+	enc = append(enc, '\n')
+	if *out == "" {
+		_, err := c.stdout.Write(enc)
+		return err
+	}
+	if err := os.WriteFile(*out, enc, 0o644); err != nil {
+		return fmt.Errorf("write proof: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "proof of tx %s written to %s (%d bytes)\n", hash, *out, len(enc))
+	return nil
+}
+
+// readProofFile reads a proof file: the canonical JSON, optionally
+// followed by one newline (as 'tally proof tx' writes it).
+func readProofFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, chain.MaxProofSize+2))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > chain.MaxProofSize+1 {
+		return nil, fmt.Errorf("larger than %d bytes", chain.MaxProofSize)
+	}
+	return bytes.TrimSuffix(data, []byte{'\n'}), nil
+}
+
+func (c *cli) verifyProof(args []string) error {
+	cmd := newCommand("verify-proof", "FILE --genesis FILE", `
+Checks a transaction proof offline, with no node: the validator sets from
+the genesis file through every change the proof carries, the certificate of
+the head it reaches, the block's place in that head's history, the block's
+seal, and the transaction's and receipt's places in the block
+(docs/proofs.md).
+
+Exit status: 0 the proof is valid; 1 it is not (malformed, or a check
+failed: the message names which); 2 a file cannot be read, or the genesis
+file is not a valid genesis.`)
+	genesisPath := cmd.fs.String("genesis", "", "the chain's genesis `FILE` (required)")
+	arg, err := c.oneArg(cmd, args, "FILE")
+	if err != nil {
+		return err
+	}
+	if *genesisPath == "" {
+		return usageErrorf("verify-proof: --genesis FILE is required")
+	}
+	g, err := genesis.Load(*genesisPath)
+	if err != nil {
+		return usageErrorf("verify-proof: %v", err)
+	}
+	data, err := readProofFile(arg)
+	if err != nil {
+		return usageErrorf("verify-proof: read proof: %v", err)
+	}
+	p, err := chain.DecodeTxProof(data)
+	if err != nil {
+		return fmt.Errorf("proof invalid: %w", err)
+	}
+	res, err := audit.VerifyProof(p, g)
+	if err != nil {
+		return err
+	}
+	w := c.stdout
+	to := res.To.Hex()
+	fmt.Fprintf(w, "proof valid\n")
+	fmt.Fprintf(w, "tx:        %s\n", res.TxHash)
+	fmt.Fprintf(w, "status:    %s\n", statusText(res.Status))
+	fmt.Fprintf(w, "from:      %s\nto:        %s\n", res.Sender.Hex(), to)
+	fmt.Fprintf(w, "block:     %d (%s) at %s\n", res.BlockNumber, res.BlockHash, time.UnixMilli(int64(res.BlockTimeMs)).UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(w, "certified: block %d (%s), signed by %d of %d validators\n", res.Head, res.HeadHash, res.Signers, res.Validators)
+	fmt.Fprintf(w, "validator set changes followed: %d\n", res.ValidatorChanges)
+	fmt.Fprintf(w, "chain:     %d, genesis %s\n", g.ChainID, p.GenesisHash)
+	return nil
+}

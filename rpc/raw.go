@@ -1,0 +1,97 @@
+package rpc
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+
+	"github.com/tally-ledger/tally/state"
+)
+
+// Bounds of tally_getRawBlocks: one response carries at most
+// MaxRawBlocks blocks, and stops adding blocks once their encodings reach
+// MaxRawBlocksBytes (32 MiB as hex). The auditor fetches in batches.
+const (
+	MaxRawBlocks      = 256
+	MaxRawBlocksBytes = 16 << 20
+)
+
+// RawBlock is one stored block in its storage encodings, for the auditor
+// (audit.DialRPC): the block's RLP (chain.Block.Encode) and its receipts
+// (chain.EncodeReceipts). Block and Receipts are null when the node has no
+// block at Number although its head is above it.
+type RawBlock struct {
+	Number   hexutil.Uint64 `json:"number"`
+	Block    *hexutil.Bytes `json:"block"`
+	Receipts *hexutil.Bytes `json:"receipts"`
+}
+
+// StateDigest commits to the whole state at Height (state.StateDigest):
+// Keys state keys, Digest = keccak256 over every key and value in key order.
+type StateDigest struct {
+	Height    hexutil.Uint64 `json:"height"`
+	StateRoot common.Hash    `json:"stateRoot"`
+	Keys      hexutil.Uint64 `json:"keys"`
+	Digest    common.Hash    `json:"digest"`
+}
+
+// GetRawBlocks returns the stored encodings of up to count blocks from
+// from (at most MaxRawBlocks, and fewer once MaxRawBlocksBytes are
+// reached), never past the head; an empty list when from is above it.
+// The auditor re-derives and checks everything itself, so it is given
+// exactly what the node stored.
+func (api *LedgerAPI) GetRawBlocks(from, count hexutil.Uint64) ([]RawBlock, error) {
+	if count == 0 || count > MaxRawBlocks {
+		return nil, invalidParams("count must be 1..%d", MaxRawBlocks)
+	}
+	raws, err := api.b.State().RawBlocks(uint64(from), int(count), MaxRawBlocksBytes)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RawBlock, len(raws))
+	for i, r := range raws {
+		out[i] = RawBlock{Number: hexutil.Uint64(r.Number), Block: orNull(r.Block), Receipts: orNull(r.Receipts)}
+	}
+	return out, nil
+}
+
+// digests lets concurrent tally_stateDigest calls share one computation
+// per head height, one at a time: a digest reads the whole state.
+var digests struct {
+	sync.Mutex
+	db   *state.DB
+	last state.StateDigest
+}
+
+// StateDigest returns the digest of the head state, read from one
+// consistent snapshot. The auditor asks for it first and audits up to its
+// height while the node keeps producing blocks.
+func (api *LedgerAPI) StateDigest() (*StateDigest, error) {
+	db := api.b.State()
+	digests.Lock()
+	defer digests.Unlock()
+	h, ok := db.Head()
+	if !ok {
+		return nil, errors.New("no genesis")
+	}
+	d := digests.last
+	if digests.db != db || d.Height != h.Number || d.StateRoot != h.StateRoot || d.Digest == (common.Hash{}) {
+		var err error
+		if d, err = db.StateDigest(); err != nil {
+			return nil, err
+		}
+		digests.db, digests.last = db, d
+	}
+	return &StateDigest{Height: hexutil.Uint64(d.Height), StateRoot: d.StateRoot, Keys: hexutil.Uint64(d.Keys), Digest: d.Digest}, nil
+}
+
+// orNull is nil (JSON null) for a missing value.
+func orNull(b []byte) *hexutil.Bytes {
+	if b == nil {
+		return nil
+	}
+	h := hexutil.Bytes(b)
+	return &h
+}
