@@ -113,7 +113,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteSummary writes the human summary.
 func (r *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "audit of %s\n", r.Source)
-	fmt.Fprintf(w, "genesis:      %s (chain id %d)\n", r.GenesisHash, r.ChainID)
+	fmt.Fprintf(w, "genesis file: %s (keccak256 of its canonical form; chain id %d)\n", r.GenesisHash, r.ChainID)
 	fmt.Fprintf(w, "heights:      %d to %d (source head %d)\n", r.From, r.To, r.Head)
 	fmt.Fprintf(w, "checked:      %d blocks, %d transactions, %d certificates", r.Blocks, r.Txs, r.Certificates)
 	if r.LastCertified != nil {

@@ -166,6 +166,6 @@ file is not a valid genesis.`)
 	fmt.Fprintf(w, "block:     %d (%s) at %s\n", res.BlockNumber, res.BlockHash, time.UnixMilli(int64(res.BlockTimeMs)).UTC().Format(time.RFC3339Nano))
 	fmt.Fprintf(w, "certified: block %d (%s), signed by %d of %d validators\n", res.Head, res.HeadHash, res.Signers, res.Validators)
 	fmt.Fprintf(w, "validator set changes followed: %d\n", res.ValidatorChanges)
-	fmt.Fprintf(w, "chain:     %d, genesis %s\n", g.ChainID, p.GenesisHash)
+	fmt.Fprintf(w, "chain:     %d, genesis block %s\n", g.ChainID, p.GenesisHash)
 	return nil
 }
