@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -21,43 +20,14 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/rpc"
+	"github.com/tally-ledger/tally/rpc/rpctest"
 	"github.com/tally-ledger/tally/state"
 )
-
-// readOnlyBackend serves a state DB over JSON-RPC without a node: reads
-// only, every submission refused.
-type readOnlyBackend struct {
-	db      *state.DB
-	senders *chain.SenderCache
-	heads   *rpc.HeadFeed
-}
-
-func newBackend(db *state.DB) *readOnlyBackend {
-	return &readOnlyBackend{db: db, senders: chain.NewSenderCache(chain.NewSigner(new(big.Int).SetUint64(db.ChainID())), 1024), heads: rpc.NewHeadFeed(4)}
-}
-
-func (b *readOnlyBackend) State() *state.DB            { return b.db }
-func (b *readOnlyBackend) Senders() *chain.SenderCache { return b.senders }
-func (b *readOnlyBackend) SubmitTx(context.Context, *types.Transaction) error {
-	return errors.New("read-only test backend")
-}
-func (b *readOnlyBackend) PendingNonce(a common.Address) (uint64, error) { return b.db.Nonce(a) }
-func (b *readOnlyBackend) PendingTx(common.Hash) (*types.Transaction, common.Address, bool) {
-	return nil, common.Address{}, false
-}
-func (b *readOnlyBackend) Syncing() (bool, uint64, uint64) { return false, 0, 0 }
-func (b *readOnlyBackend) Heads() *rpc.HeadFeed            { return b.heads }
 
 // serveRPC serves db on 127.0.0.1 and returns the URL.
 func serveRPC(t *testing.T, db *state.DB) string {
 	t.Helper()
-	srv, err := rpc.NewServer(newBackend(db), rpc.DefaultLimits, "audit-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() { hs.Close(); srv.Stop() })
-	return hs.URL
+	return rpctest.Serve(t, rpctest.NewBackend(db, nil), rpc.DefaultLimits).URL
 }
 
 // auditedChain is a populated chain closed on disk, with its scenario.

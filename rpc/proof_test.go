@@ -2,35 +2,14 @@ package rpc
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
-	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/internal/chaintest"
-	"github.com/tally-ledger/tally/state"
 )
-
-// proofBackend serves a chaintest chain.
-type proofBackend struct {
-	c     *chaintest.Chain
-	heads *HeadFeed
-}
-
-func (b *proofBackend) State() *state.DB                                   { return b.c.DB }
-func (b *proofBackend) Senders() *chain.SenderCache                        { return b.c.Senders }
-func (b *proofBackend) SubmitTx(context.Context, *types.Transaction) error { return nil }
-func (b *proofBackend) PendingNonce(a common.Address) (uint64, error)      { return b.c.DB.Nonce(a) }
-func (b *proofBackend) PendingTx(common.Hash) (*types.Transaction, common.Address, bool) {
-	return nil, common.Address{}, false
-}
-func (b *proofBackend) Syncing() (bool, uint64, uint64) { return false, 0, 0 }
-func (b *proofBackend) Heads() *HeadFeed                { return b.heads }
 
 // TestGetProof asks a real server for proofs: a certified transaction's
 // proof is served in canonical form, a transaction in the uncertified head is
@@ -39,16 +18,7 @@ func TestGetProof(t *testing.T) {
 	c := chaintest.New(t)
 	s := c.Populate()
 	newest := c.Apply(c.Transfers(1)...)
-	srv, err := NewServer(&proofBackend{c: c, heads: NewHeadFeed(4)}, DefaultLimits, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	rc, err := gethrpc.Dial(ts.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rc.Close(); ts.Close(); srv.Stop() })
+	rc := serveRaw(t, c.DB, c.Senders)
 
 	for _, h := range []common.Hash{s.Transfer, s.After} {
 		var raw json.RawMessage
@@ -77,7 +47,7 @@ func TestGetProof(t *testing.T) {
 		}
 	}
 	var raw json.RawMessage
-	err = rc.Call(&raw, "tally_getProof", newest.Block.Txs[0].Hash())
+	err := rc.Call(&raw, "tally_getProof", newest.Block.Txs[0].Hash())
 	wantFilterErr(t, "uncertified", err, CodeUnavailable, "not certified yet, retry")
 	err = rc.Call(&raw, "tally_getProof", common.Hash{1})
 	wantFilterErr(t, "unknown", err, CodeServerError, "not found")

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,32 +8,14 @@ import (
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/rpc"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/rpc/rpctest"
 	"github.com/tally-ledger/tally/wallet/wallettest"
 )
-
-// chainBackend serves a chaintest chain over the real RPC server.
-type chainBackend struct {
-	c     *chaintest.Chain
-	heads *rpc.HeadFeed
-}
-
-func (b *chainBackend) State() *state.DB                                   { return b.c.DB }
-func (b *chainBackend) Senders() *chain.SenderCache                        { return b.c.Senders }
-func (b *chainBackend) SubmitTx(context.Context, *types.Transaction) error { return nil }
-func (b *chainBackend) PendingNonce(a common.Address) (uint64, error)      { return b.c.DB.Nonce(a) }
-func (b *chainBackend) PendingTx(common.Hash) (*types.Transaction, common.Address, bool) {
-	return nil, common.Address{}, false
-}
-func (b *chainBackend) Syncing() (bool, uint64, uint64) { return false, 0, 0 }
-func (b *chainBackend) Heads() *rpc.HeadFeed            { return b.heads }
 
 // TestProofCommands: 'tally proof tx' fetches a proof from a node serving
 // a 3-validator chain whose set changed, 'tally verify-proof' checks it
@@ -45,12 +25,7 @@ func TestProofCommands(t *testing.T) {
 	c := chaintest.New(t)
 	s := c.Populate()
 	newest := c.Apply(c.Transfers(1)...)
-	srv, err := rpc.NewServer(&chainBackend{c: c, heads: rpc.NewHeadFeed(4)}, rpc.DefaultLimits, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() { ts.Close(); srv.Stop() })
+	ts := rpctest.Serve(t, rpctest.NewBackend(c.DB, c.Senders), rpc.DefaultLimits)
 	node := []string{"--rpc", ts.URL}
 	dir := t.TempDir()
 	gen := filepath.Join(dir, "genesis.json")
