@@ -220,7 +220,13 @@ var removedRe = regexp.MustCompile(`msg="membership: removed server from raft" p
 //   - every transfer a node acknowledged has a receipt with status 1 on
 //     every member (the load goes to the two original validators that are
 //     never killed), all members have identical blocks at every height, and
-//     the removed node's chain is a prefix of theirs.
+//     the removed node's chain is a prefix of theirs;
+//   - a transfer included before the addition took effect and one after
+//     the removal did each have a proof (`tally proof tx`) that `tally
+//     verify-proof` accepts offline, following both validator changes, and
+//     refuses once a signature is altered; `tally audit` passes by RPC and
+//     on a `tally admin checkpoint` copy, and both audits agree on the
+//     transactions, certificates and supply to the same height.
 func TestGovernanceValidatorChanges(t *testing.T) {
 	skipShort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -481,6 +487,40 @@ func TestGovernanceValidatorChanges(t *testing.T) {
 			}
 		}
 	}
+
+	// The audit and proofs across the validator changes (issue 8): a
+	// transfer from before the addition took effect and one after the
+	// removal did, each proven with both changes and their certificates.
+	first := acked[0]
+	for _, h := range acked {
+		if where[h] < where[first] {
+			first = h
+		}
+	}
+	if where[first] >= addEffective {
+		t.Fatalf("no acknowledged transfer below the addition's effective height %d (first at %d)", addEffective, where[first])
+	}
+	late, err := makeTransfer(0, c.chainID, extra, c.nonceOf(ctx, remaining[0], extra.Address()), randomAddrs(1)[0], big.NewInt(778))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mustSend(ctx, remaining[0], []*types.Transaction{late})
+	lateAt := c.mustReceipts(ctx, remaining, []common.Hash{late.Hash()}, 30*time.Second)[late.Hash()].BlockNumber.Uint64()
+	if lateAt < rmEffective {
+		t.Fatalf("transfer sent after the removal is in block %d, below its effective height %d", lateAt, rmEffective)
+	}
+	c.mustProve(remaining[0], "before-addition", first, where[first], 2)
+	c.mustProve(remaining[0], "after-removal", late.Hash(), lateAt, 2)
+	byRPC := c.mustAudit("rpc", "--rpc", c.specs[remaining[0]].RPC)
+	if !byRPC.FinalStateChecked || byRPC.To < lateAt {
+		t.Fatalf("audit by RPC: heights to %d (final state checked %v), want the head, at least %d", byRPC.To, byRPC.FinalStateChecked, lateAt)
+	}
+	c.waitConverged(ctx, remaining, 30*time.Second) // the copied node has byRPC.To too
+	copyDir := c.checkpoint(remaining[1], "gov")
+	if whole := c.mustAudit("datadir-head", "--datadir", copyDir); !whole.FinalStateChecked {
+		t.Fatalf("audit of the data dir copy to its head %d: final state not checked", whole.To)
+	}
+	c.sameAudit(byRPC, c.mustAudit("datadir", append([]string{"--datadir", copyDir}, toFlag(byRPC.To)...)...))
 	t.Logf("total %v", time.Since(testStart).Round(time.Millisecond))
 }
 
