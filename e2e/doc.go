@@ -41,6 +41,25 @@
 //     majority and serves no receipt while cut off; all nodes converge.
 //   - TestObserverJoinsAndLeaves: a non-validator added through the admin API
 //     catches up as a non-voter and serves reads; once removed it stops.
+//   - TestGovernanceValidatorChanges: governance adds a fourth validator,
+//     which becomes a voter and leads after the first leader is killed,
+//     then removes it; acknowledged transactions survive and the chains are
+//     identical. The chain then audits clean (`tally audit`) by RPC and on
+//     a `tally admin checkpoint` copy with the same report, and transfers
+//     from before the addition and after the removal prove offline
+//     (`tally proof tx`, `tally verify-proof`) across both changes.
+//
+// Bank bridge tests (`tally bridge` and `tally bankcore-sim` processes in
+// front of a three-node cluster):
+//
+//   - TestBridgeEndToEnd: 200 deposits minted exactly once, 50 payouts
+//     settled, 5 rejected and refunded, through duplicates, reorders, the
+//     bank core down, the bridge and the leader SIGKILLed; balances, supply
+//     and the simulator's ledger agree and reconciliation is clean; the
+//     chain audits clean, its supply table matches tally_getSupply, and a
+//     deposit and a payout prove offline.
+//   - TestBridgeCrash: the bridge SIGKILLed at each named crash point
+//     recovers and mints or settles exactly once.
 //
 // The package has no non-test code besides this file. Run it with
 //
