@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/tally-ledger/tally/audit"
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
@@ -34,6 +35,47 @@ func TestAgainstNode(t *testing.T) {
 	if id.Int64() != genesis.DevChainID {
 		t.Fatalf("chain id %v, want %d", id, genesis.DevChainID)
 	}
+
+	t.Run("CertificateAndProof", func(t *testing.T) {
+		tx, err := c.Transfer(ctx, devKey(t, 0), freshAddress(t), big.NewInt(7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.WaitReceipt(ctx, tx.Hash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cert *Certificate
+		var proof *chain.TxProof
+		deadline := time.Now().Add(15 * time.Second)
+		for cert == nil || proof == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("block %v not certified within 15 s (certificate %v, proof error %v)", r.BlockNumber, cert, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if cert == nil {
+				if cert, err = c.Certificate(ctx, r.BlockNumber.Uint64()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if proof == nil {
+				proof, err = c.Proof(ctx, tx.Hash()) // "not certified yet" until a later block carries the certificate
+			}
+		}
+		if cert.Hash != r.BlockHash || cert.Quorum != 1 || len(cert.Signatures) != 1 {
+			t.Fatalf("certificate %+v for block %s", cert, r.BlockHash)
+		}
+		res, err := audit.VerifyProof(proof, genesis.Dev())
+		if err != nil {
+			t.Fatalf("proof from the node does not verify offline: %v", err)
+		}
+		if res.TxHash != tx.Hash() {
+			t.Fatalf("proof is of tx %s, want %s", res.TxHash, tx.Hash())
+		}
+		if _, err := c.Certificate(ctx, 1<<40); err == nil {
+			t.Fatal("certificate of a block above the head: no error")
+		}
+	})
 
 	t.Run("Transfer", func(t *testing.T) {
 		for _, legacy := range []bool{false, true} {

@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -210,4 +211,32 @@ func (c *Client) AccountHistory(ctx context.Context, a common.Address, cursor *h
 		return nil, fmt.Errorf("tally_getAccountHistory: %w", err)
 	}
 	return &out, nil
+}
+
+// Certificate is what tally_getCertificate returns.
+type Certificate = schema.Certificate
+
+// Certificate returns the commit certificate of block height, or nil while
+// no applied block carries one yet (tally_getCertificate).
+func (c *Client) Certificate(ctx context.Context, height uint64) (*Certificate, error) {
+	var out *Certificate
+	if err := c.rpc.CallContext(ctx, &out, "tally_getCertificate", hexutil.Uint64(height)); err != nil {
+		return nil, fmt.Errorf("tally_getCertificate: %w", err)
+	}
+	return out, nil
+}
+
+// Proof returns the proof of an applied transaction, checkable offline
+// (tally_getProof, docs/proofs.md). Right after inclusion the node answers
+// that the block is not certified yet: retry shortly.
+func (c *Client) Proof(ctx context.Context, txHash common.Hash) (*chain.TxProof, error) {
+	var raw json.RawMessage
+	if err := c.rpc.CallContext(ctx, &raw, "tally_getProof", txHash); err != nil {
+		return nil, fmt.Errorf("tally_getProof: %w", err)
+	}
+	p, err := chain.DecodeTxProof(raw)
+	if err != nil {
+		return nil, fmt.Errorf("tally_getProof: %w", err)
+	}
+	return p, nil
 }
