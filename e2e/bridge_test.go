@@ -30,6 +30,7 @@ import (
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/wallet"
+	"github.com/tally-ledger/tally/wallet/wallettest"
 )
 
 // The bridge end-to-end test: a 3-node testnet, `tally bankcore-sim` and
@@ -45,36 +46,14 @@ const (
 	brRejected = 5
 )
 
-var (
-	tallyBinOnce sync.Once
-	tallyBin     string
-	tallyBinErr  error
-)
-
 // buildTally builds cmd/tally once per test binary run.
 func buildTally(t *testing.T) string {
 	t.Helper()
-	tallyBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tally-e2e-cli-")
-		if err != nil {
-			tallyBinErr = err
-			return
-		}
-		tallyBin = filepath.Join(dir, "tally")
-		start := time.Now()
-		cmd := exec.Command("go", "build", "-o", tallyBin, "./cmd/tally")
-		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tallyBinErr = fmt.Errorf("go build ./cmd/tally: %v\n%s", err, out)
-			return
-		}
-		fmt.Fprintf(os.Stderr, "e2e: built ./cmd/tally in %v\n", time.Since(start).Round(time.Millisecond))
-	})
-	if tallyBinErr != nil {
-		t.Fatal(tallyBinErr)
+	bin, err := wallettest.BuildCommand("tally")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return tallyBin
+	return bin
 }
 
 // proc is one `tally` process (bridge or simulator).

@@ -31,6 +31,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/wallet/wallettest"
 )
 
 const (
@@ -52,27 +53,11 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: -short: not building tallyd; the end-to-end tests skip")
 		return m.Run()
 	}
-	dir, err := os.MkdirTemp("", "tally-e2e-bin-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: temp dir for the tallyd binary: %v\n", err)
+	var err error
+	if tallydBin, err = wallettest.BuildCommand("tallyd"); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAILED to build the node: %v\n", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	tallydBin = filepath.Join(dir, "tallyd")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: cannot build tallyd: the go tool is not on PATH: %v\n", err)
-		return 1
-	}
-	start := time.Now()
-	cmd := exec.Command(goTool, "build", "-o", tallydBin, "./cmd/tallyd")
-	cmd.Dir = ".." // the module root; go test runs in the package dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: FAILED to build ./cmd/tallyd (go build -o %s ./cmd/tallyd, CGO_ENABLED=1): %v\n%s\n", tallydBin, err, out)
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "e2e: built ./cmd/tallyd in %v\n", time.Since(start).Round(time.Millisecond))
 	return m.Run()
 }
 

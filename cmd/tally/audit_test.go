@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -11,47 +9,23 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tally-ledger/tally/audit"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/wallet/wallettest"
 )
 
-var (
-	buildOnce sync.Once
-	tallyBin  string
-	buildErr  error
-)
-
-// buildTally builds this command once per test run into the user's cache
-// (go build skips the link when it is up to date) and returns its path.
+// buildTally builds this command (once per test process) and returns its path.
 func buildTally(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			dir = os.TempDir()
-		}
-		wd, _ := os.Getwd()
-		sum := sha256.Sum256([]byte(wd))
-		dir = filepath.Join(dir, "tally-test", hex.EncodeToString(sum[:8]))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			buildErr = err
-			return
-		}
-		tallyBin = filepath.Join(dir, "tally-audit-test")
-		out, err := exec.Command("go", "build", "-o", tallyBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build tally: %v", buildErr)
+	bin, err := wallettest.BuildCommand("tally")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return tallyBin
+	return bin
 }
 
 // runBin runs the real binary and returns its exit code and output.

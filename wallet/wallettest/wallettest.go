@@ -25,8 +25,8 @@ import (
 	"time"
 )
 
-// tallydPkg is the import path of the node daemon.
-const tallydPkg = "github.com/tally-ledger/tally/cmd/tallyd"
+// modulePath is this module's import path.
+const modulePath = "github.com/tally-ledger/tally"
 
 // StartTimeout bounds building the node and waiting for its first block.
 const StartTimeout = 90 * time.Second
@@ -125,28 +125,65 @@ func launch(ctx context.Context, t testing.TB, bin string) (*Node, error) {
 	}
 }
 
-// buildTallyd builds cmd/tallyd and returns the binary's path. The binary
-// goes to a fixed path in the user's cache directory, one per test package:
-// go build skips the link when the file there is already up to date, which
-// saves most of the 10 to 20 s a cgo link of the node takes. Packages get
-// separate paths so that their test binaries, which go test runs in
-// parallel, never write the same file.
+// buildTallyd builds cmd/tallyd (BuildCommand) or fails the test.
 func buildTallyd(ctx context.Context, t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tallyd")
-	if cache, err := os.UserCacheDir(); err == nil {
-		wd, _ := os.Getwd()
-		sum := sha256.Sum256([]byte(wd))
-		dir := filepath.Join(cache, "tally-test", hex.EncodeToString(sum[:8]))
-		if err := os.MkdirAll(dir, 0o755); err == nil {
-			bin = filepath.Join(dir, "tallyd")
-		}
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("build tallyd: %v", err)
 	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, tallydPkg)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build tallyd: %v\n%s", err, out)
+	bin, err := BuildCommand("tallyd")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
+}
+
+// builds holds one build per command name and test process.
+var builds sync.Map // name → *build
+
+type build struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// BuildCommand builds cmd/<name> of this module (cgo on) once per test
+// process and returns the binary's path, for tests that run the node or
+// the CLI as real processes. The binary goes to a fixed path in the user's
+// cache directory, one per test package and command: go build skips the
+// link when the file there is already up to date, which saves most of the
+// 10 to 20 s a cgo link takes. Packages get separate paths so that their
+// test binaries, which go test runs in parallel, never write the same
+// file. It needs no testing.TB so that a TestMain can call it.
+func BuildCommand(name string) (string, error) {
+	v, _ := builds.LoadOrStore(name, &build{})
+	b := v.(*build)
+	b.once.Do(func() {
+		dir := ""
+		if cache, err := os.UserCacheDir(); err == nil {
+			wd, _ := os.Getwd()
+			sum := sha256.Sum256([]byte(wd))
+			dir = filepath.Join(cache, "tally-test", hex.EncodeToString(sum[:8]))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				dir = ""
+			}
+		}
+		if dir == "" {
+			if dir, b.err = os.MkdirTemp("", "tally-test-bin-"); b.err != nil {
+				return
+			}
+		}
+		b.bin = filepath.Join(dir, name)
+		start := time.Now()
+		cmd := exec.Command("go", "build", "-o", b.bin, modulePath+"/cmd/"+name)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s/cmd/%s (CGO_ENABLED=1): %v\n%s", modulePath, name, err, out)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "wallettest: built cmd/%s in %v\n", name, time.Since(start).Round(time.Millisecond))
+	})
+	return b.bin, b.err
 }
 
 // freePort asks the kernel for a free port on 127.0.0.1. Another process
