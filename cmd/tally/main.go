@@ -84,10 +84,13 @@ Bank bridge (docs/bridge.md):
   bridge reconcile --config bridge.toml --statement camt053.xml [--json]
                                       compare the bank's statement with the chain; list breaks
   bankcore-sim --config sim.toml      a bank core simulator for tests and demos (camt/pain)
-  audit --genesis F (--rpc URL | --datadir DIR)  verify the chain from genesis (docs/audit.md)
 
-Proofs (offline, no node; docs/proofs.md):
-  verify-proof FILE --genesis FILE    check a transaction proof: exit 0 valid, 1 invalid, 2 unreadable
+Auditors (only the genesis file is trusted; docs/audit.md, docs/proofs.md):
+  audit --genesis F (--rpc URL | --datadir DIR) [--json F] [--from N --checkpoint DIR] [--to M]
+                                      verify the chain from genesis: exit 0 holds, 1 a check failed,
+                                      2 unreadable input
+  verify-proof FILE --genesis F       check a transaction proof offline (no node): exit 0 valid,
+                                      1 invalid, 2 unreadable
 
 Run 'tally <command> --help' for a command's flags.
 
