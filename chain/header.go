@@ -59,6 +59,15 @@ func NewHeader(parent common.Hash, number uint64, timeMs uint64, proposer common
 	}
 }
 
+// NewGenesisHeader returns block 0's header before its state root: no
+// parent, no proposer, and Extra = time ‖ genesisHash (block 0 carries no
+// certificates and no seal; it commits to the whole genesis file instead).
+func NewGenesisHeader(timeMs uint64, genesisHash common.Hash) *types.Header {
+	h := NewHeader(common.Hash{}, 0, timeMs, common.Address{})
+	h.Extra = append(h.Extra[:extraTimeLen:extraTimeLen], genesisHash[:]...)
+	return h
+}
+
 // TimeMs returns the block time in milliseconds from Extra.
 func TimeMs(h *types.Header) (uint64, error) {
 	if len(h.Extra) < extraTimeLen {

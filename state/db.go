@@ -365,9 +365,7 @@ func GenesisBlock(g *genesis.Genesis) (*chain.Block, *Overlay, error) {
 	for id, m := range minted {
 		o.SetSupply(uint32(id), Supply{Minted: m, Burned: new(big.Int), Escrow: new(big.Int)})
 	}
-	h := chain.NewHeader(common.Hash{}, 0, g.TimestampMs, common.Address{})
-	gh := g.Hash()
-	h.Extra = append(h.Extra[:8:8], gh[:]...) // time ‖ genesis hash: block 0 carries no certificates
+	h := chain.NewGenesisHeader(g.TimestampMs, g.Hash())
 	h.Root = o.Root(common.Hash{})
 	return chain.NewBlock(h, nil), o, nil
 }
