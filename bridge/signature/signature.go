@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -92,15 +93,28 @@ func Verify(secret, body []byte, header string, now time.Time, maxSkew time.Dura
 	if !ok {
 		return &Error{false, "signature does not verify (wrong secret, or the body changed)"}
 	}
-	skew := now.Sub(time.Unix(sec, 0))
-	if skew < 0 {
-		skew = -skew
-	}
-	if skew > maxSkew {
-		return &Error{true, fmt.Sprintf("timestamp %d is %v away from the receiver's clock, outside the replay window of %v (auth.max-skew)",
-			sec, skew.Round(time.Second), maxSkew)}
+	// Compare times, not their difference: now.Sub saturates for a
+	// timestamp centuries away, and the negated minimum duration is still
+	// negative, which let such a timestamp through.
+	t := time.Unix(sec, 0)
+	if t.Before(now.Add(-maxSkew)) || t.After(now.Add(maxSkew)) {
+		return &Error{true, fmt.Sprintf("timestamp %d is %s away from the receiver's clock, outside the replay window of %v (auth.max-skew)",
+			sec, distance(now, t), maxSkew)}
 	}
 	return nil
+}
+
+// distance describes |now - t| for a message; time.Duration saturates
+// beyond about 292 years.
+func distance(now, t time.Time) string {
+	d := now.Sub(t)
+	if d < 0 {
+		d = -d
+	}
+	if d < 0 || d == math.MaxInt64 {
+		return "over 292 years"
+	}
+	return d.Round(time.Second).String()
 }
 
 // truncate keeps echoed input short in messages.
