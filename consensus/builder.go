@@ -109,6 +109,10 @@ type Builder struct {
 	stale   bool          // a proposal failed: reset before the next build
 	changed chan struct{} // a proposal finished or a block was applied
 
+	// uncertain are proposals whose outcome Raft could not tell, by height.
+	uncertainMu sync.Mutex
+	uncertain   map[uint64]common.Hash
+
 	lastLagLog  time.Time // Run's goroutine only
 	lastHeldLog time.Time // Run's goroutine only
 	lastHeld    string    // Run's goroutine only
@@ -452,6 +456,9 @@ func (b *Builder) certsLocked(number uint64) []*chain.Certificate {
 // await settles one proposal. An error from Raft (lost leadership, timeout)
 // does not prove the entry was not committed, so the builder only resets
 // and lets the applied chain settle which transactions remain pending.
+// When Raft cannot tell (leadership lost or Raft shut down while the entry
+// replicated), the block is remembered and Applied logs what became of it:
+// a block committed by the next leader is not reported as lost.
 func (b *Builder) await(fut raft.ApplyFuture, sb *specBlock) {
 	err := fut.Error()
 	if err == nil {
@@ -460,10 +467,51 @@ func (b *Builder) await(fut raft.ApplyFuture, sb *specBlock) {
 		}
 	}
 	if err != nil {
-		b.log.Warn("proposal not applied", "number", sb.built.Block.Number(), "hash", sb.built.Block.Hash(), "err", err)
+		blk := sb.built.Block
+		if errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
+			b.log.Info("proposal outcome unknown until the next leader commits its height", "number", blk.Number(), "hash", blk.Hash(), "err", err)
+			b.uncertainMu.Lock()
+			if b.uncertain == nil {
+				b.uncertain = make(map[uint64]common.Hash)
+			}
+			if len(b.uncertain) < maxUncertain {
+				b.uncertain[blk.Number()] = blk.Hash()
+			}
+			b.uncertainMu.Unlock()
+		} else {
+			b.log.Warn("proposal not applied", "number", blk.Number(), "hash", blk.Hash(), "err", err)
+		}
 		b.mu.Lock()
 		b.stale = true
 		b.mu.Unlock()
 	}
 	b.Notify()
+}
+
+// maxUncertain bounds the proposals whose outcome Applied reports (at most
+// MaxInflight per lost leadership are ever added).
+const maxUncertain = 64
+
+// Applied reports, for a block applied at its height, what became of a
+// proposal of this node whose outcome Raft could not tell; the FSM calls
+// it after each applied block.
+func (b *Builder) Applied(number uint64, hash common.Hash) {
+	b.uncertainMu.Lock()
+	defer b.uncertainMu.Unlock()
+	if len(b.uncertain) == 0 {
+		return
+	}
+	for n, h := range b.uncertain {
+		switch {
+		case n == number && h == hash:
+			b.log.Info("proposal committed after this node lost the lead", "number", n, "hash", h)
+		case n == number:
+			b.log.Warn("proposal not applied: another block was committed at its height", "number", n, "hash", h, "committed", hash)
+		case n < number:
+			b.log.Warn("proposal not applied", "number", n, "hash", h)
+		default:
+			continue
+		}
+		delete(b.uncertain, n)
+	}
 }

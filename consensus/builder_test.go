@@ -1,9 +1,12 @@
 package consensus
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,4 +159,60 @@ func TestIsValidatorAtSpeculativeState(t *testing.T) {
 	if e.db.IsValidator(newKey.Address()) {
 		t.Fatal("the database's set changed without any block applied")
 	}
+}
+
+// lostFuture is a proposal whose leader lost the lead while it replicated.
+type lostFuture struct{}
+
+func (lostFuture) Error() error  { return raft.ErrLeadershipLost }
+func (lostFuture) Index() uint64 { return 0 }
+func (lostFuture) Response() any { return nil }
+
+// TestBuilderReportsCommittedAfterLostLead: Raft answers "leadership lost"
+// for a block that the next leader may still commit. The builder does not
+// log it as not applied; when that block is applied it logs that it was
+// committed, and when another block takes its height, that it was not.
+func TestBuilderReportsCommittedAfterLostLead(t *testing.T) {
+	e := newFSMEnv(t)
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
+	b := NewBuilder(DefaultBuilderConfig, e.db, mempool.New(mempool.DefaultConfig, e.db, senders), nil, val, log, nil)
+	mk := func(n uint64) *specBlock {
+		h := &types.Header{Number: new(big.Int).SetUint64(n), Extra: []byte{byte(n)}}
+		return &specBlock{built: &state.Built{Block: &chain.Block{Header: h}}}
+	}
+	b.await(lostFuture{}, mk(7))
+	b.await(lostFuture{}, mk(8))
+	if strings.Contains(logs.String(), "proposal not applied") {
+		t.Fatalf("a proposal whose outcome Raft could not tell was logged as not applied:\n%s", logs.String())
+	}
+	b.Applied(7, mk(7).built.Block.Hash())
+	b.Applied(8, common.Hash{1})
+	out := logs.String()
+	if !strings.Contains(out, `msg="proposal committed after this node lost the lead" number=7`) {
+		t.Fatalf("block 7, committed by the next leader, not reported as committed:\n%s", out)
+	}
+	if !strings.Contains(out, `msg="proposal not applied: another block was committed at its height" number=8`) {
+		t.Fatalf("block 8, replaced, not reported as not applied:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -134,6 +134,7 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 		if cfg.OnApplied != nil {
 			cfg.OnApplied(a)
 		}
+		builder.Applied(a.Block.Number(), a.Block.Hash())
 		builder.Notify()
 	}
 	e.FSM = NewFSM(db, senders, cfg.Logger, onApplied, func(uint64, error) { builder.Notify() })

@@ -61,8 +61,7 @@ func (n *Node) openNetwork() (*network, error) {
 	for _, v := range validators {
 		n.host.Protect(v)
 	}
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  n.host.StreamLayer(RaftProtocol),
+	trans := p2p.NewRaftTransport(n.host.StreamLayer(RaftProtocol), p2p.RaftTransportConfig{
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  consensus.NewRaftLogger(n.log, slog.LevelWarn),
@@ -220,19 +219,29 @@ func (n *Node) leaderPeer() (peer.ID, bool) {
 
 // membershipLoop keeps the connection gater's allow list equal to the
 // validators plus the Raft configuration's members (observers), and
-// re-forwards pending transactions when the leader changes.
+// re-forwards pending transactions as soon as Raft reports a new leader
+// (a Raft observer; the periodic check is a fallback should an
+// observation be dropped).
 func (n *Node) membershipLoop() {
 	defer n.bg.Done()
 	t := time.NewTicker(membershipRefresh)
 	defer t.Stop()
+	leaderCh := make(chan raft.Observation, 16)
+	obs := raft.NewObserver(leaderCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.engine.Raft.RegisterObserver(obs)
+	defer n.engine.Raft.DeregisterObserver(obs)
 	var lastLeader raft.ServerID
 	for {
 		select {
 		case <-n.stop:
 			return
+		case <-leaderCh:
 		case <-t.C:
+			n.refreshAllowed()
 		}
-		n.refreshAllowed()
 		if _, leader := n.engine.Raft.LeaderWithID(); leader != lastLeader {
 			lastLeader = leader
 			if leader != "" && string(leader) != n.host.ID().String() {

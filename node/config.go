@@ -98,8 +98,12 @@ type AdminConfig struct {
 	TokenFile string `toml:"token-file"`
 }
 
-// RaftConfig tunes Raft. Two-core machines under load need timeouts above
-// hashicorp/raft's 1 s defaults.
+// RaftConfig tunes Raft. The timeout defaults are chosen for failover:
+// a follower that hears nothing from the leader for heartbeat-timeout
+// (randomised up to twice that) calls an election, so writes resume
+// within about 2 x heartbeat-timeout of a leader fault plus an election
+// round trip; docs/cluster.md has the measurements and the trade-off
+// with false elections under load.
 type RaftConfig struct {
 	HeartbeatTimeout   Duration `toml:"heartbeat-timeout"`
 	ElectionTimeout    Duration `toml:"election-timeout"`
@@ -111,6 +115,21 @@ type RaftConfig struct {
 	// NoSync turns off fsync (benchmarks on throwaway data only).
 	NoSync bool `toml:"no-sync"`
 }
+
+// Raft timeout defaults (raft.heartbeat-timeout, raft.election-timeout,
+// raft.leader-lease-timeout). A leader fault is noticed by the first
+// follower after 1-2 heartbeat timeouts; pre-vote (on in hashicorp/raft
+// since v1.7) keeps a follower that merely missed heartbeats from
+// disrupting a healthy leader, and the lease makes a cut-off leader step
+// down (and stop admitting) before the majority's election ends.
+const (
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+	// minRaftTimeout is hashicorp/raft's own floor (5 ms) raised to what
+	// a network between banks can meet.
+	minRaftTimeout = 50 * time.Millisecond
+)
 
 // BuilderConfig tunes block production.
 type BuilderConfig struct {
@@ -189,8 +208,8 @@ func DefaultConfig() Config {
 		P2P:   P2PConfig{MaxForwardBatch: 1000},
 		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token"},
 		Raft: RaftConfig{
-			HeartbeatTimeout: Duration(time.Second), ElectionTimeout: Duration(time.Second),
-			LeaderLeaseTimeout: Duration(500 * time.Millisecond), CommitTimeout: Duration(5 * time.Millisecond),
+			HeartbeatTimeout: Duration(DefaultHeartbeatTimeout), ElectionTimeout: Duration(DefaultElectionTimeout),
+			LeaderLeaseTimeout: Duration(DefaultLeaderLeaseTimeout), CommitTimeout: Duration(5 * time.Millisecond),
 			SnapshotThreshold: 8192, SnapshotInterval: Duration(2 * time.Minute), TrailingLogs: 10240,
 		},
 		Builder: BuilderConfig{MaxBlockTxs: b.MaxBlockTxs, MaxInflightBlocks: b.MaxInflight,
@@ -291,6 +310,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
 		return bad("raft.leader-lease-timeout", "must not exceed raft.heartbeat-timeout")
+	}
+	if c.Raft.ElectionTimeout < c.Raft.HeartbeatTimeout {
+		return bad("raft.election-timeout", "must be at least raft.heartbeat-timeout")
+	}
+	for key, d := range map[string]Duration{"raft.heartbeat-timeout": c.Raft.HeartbeatTimeout, "raft.election-timeout": c.Raft.ElectionTimeout,
+		"raft.leader-lease-timeout": c.Raft.LeaderLeaseTimeout} {
+		if d < Duration(minRaftTimeout) {
+			return bad(key, "%v: must be at least %v", time.Duration(d), minRaftTimeout)
+		}
 	}
 	if c.Builder.MaxBlockTxs < 1 || c.Builder.MaxBlockTxs > 100_000 {
 		return bad("builder.max-block-txs", "must be 1..100000")

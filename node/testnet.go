@@ -118,10 +118,6 @@ func WriteTestnet(dir string, n, basePort int) ([]TestnetNode, error) {
 		}
 		cfg.Admin.Port = basePort + testnetAdminOffset + i
 		cfg.Admin.TokenFile, _ = filepath.Abs(nd.TokenFile)
-		// Loopback clusters on 2 cores share the CPU with every node.
-		cfg.Raft.HeartbeatTimeout = Duration(2e9)
-		cfg.Raft.ElectionTimeout = Duration(2e9)
-		cfg.Raft.LeaderLeaseTimeout = Duration(1e9)
 		var buf bytes.Buffer
 		fmt.Fprintf(&buf, "# Tally testnet node %d of %d (peer id %s). Keys: docs/config.md.\n", i, n, nd.PeerID)
 		enc := toml.NewEncoder(&buf)

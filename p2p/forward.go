@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/rlp"
@@ -34,6 +35,10 @@ const (
 	ForwardQueue = 100000
 	// forwardTimeout bounds one batch's round trip.
 	forwardTimeout = 10 * time.Second
+	// maxForwardBackoff caps the wait between attempts while there is no
+	// reachable leader: an election takes a few hundred milliseconds, and
+	// the batch should reach the winner soon after.
+	maxForwardBackoff = 100 * time.Millisecond
 )
 
 // Forwarding errors.
@@ -249,7 +254,7 @@ func (f *Forwarder) deliver(batch []forwardReq) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
+		backoff = min(2*backoff, maxForwardBackoff)
 	}
 }
 
@@ -269,33 +274,77 @@ func (f *Forwarder) send(batch []forwardReq) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 	defer cancel()
+	// A leader that stops answering (paused, cut off) is replaced by an
+	// election long before forwardTimeout: the batch goes to the new
+	// leader as soon as this node learns of it, not when the old one
+	// wakes up.
+	moved := f.watchLeader(ctx, cancel, leader)
 	s, err := f.h.NewStream(ctx, leader, ForwardProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("open stream to leader %s: %w", leader, err)
+		return nil, fmt.Errorf("open stream to leader %s: %w", leader, f.why(err, moved))
 	}
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(forwardTimeout))
+	stopReset := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stopReset()
 	raws := make([][]byte, len(batch))
 	for i, req := range batch {
 		raws[i] = req.raw
 	}
 	if err := writeFrame(s, raws); err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("forward to %s: %w", leader, err)
+		return nil, fmt.Errorf("forward to %s: %w", leader, f.why(err, moved))
 	}
 	if err := s.CloseWrite(); err != nil {
 		s.Reset()
-		return nil, err
+		return nil, f.why(err, moved)
 	}
 	var verdicts []string
 	if err := readFrame(s, &verdicts); err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("forward to %s: response: %w", leader, err)
+		return nil, fmt.Errorf("forward to %s: response: %w", leader, f.why(err, moved))
 	}
 	if len(verdicts) != len(batch) {
 		return nil, fmt.Errorf("forward to %s: %d verdicts for %d txs", leader, len(verdicts), len(batch))
 	}
 	return verdicts, nil
+}
+
+// errLeaderChanged is why a forward in flight was abandoned.
+var errLeaderChanged = errors.New("leader changed")
+
+// leaderPoll is how often a forward in flight checks that its target still
+// leads (a cheap read of Raft's state).
+const leaderPoll = 10 * time.Millisecond
+
+// watchLeader cancels ctx (with cancel) as soon as target is no longer the
+// leader this node knows; the returned flag says whether it did.
+func (f *Forwarder) watchLeader(ctx context.Context, cancel context.CancelFunc, target peer.ID) *atomic.Bool {
+	moved := new(atomic.Bool)
+	go func() {
+		t := time.NewTicker(leaderPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if cur, ok := f.leader(); !ok || cur != target {
+				moved.Store(true)
+				cancel()
+				return
+			}
+		}
+	}()
+	return moved
+}
+
+// why names a leader change as the cause of err.
+func (f *Forwarder) why(err error, moved *atomic.Bool) error {
+	if moved.Load() {
+		return fmt.Errorf("%w: %w", errLeaderChanged, err)
+	}
+	return err
 }
 
 // Send queues raw for the leader without waiting for the verdict (pending

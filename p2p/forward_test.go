@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -167,5 +169,51 @@ func TestForwardToSelfWhenLeader(t *testing.T) {
 	}
 	if len(got) != 2 {
 		t.Fatalf("admitted locally %d, want 2", len(got))
+	}
+}
+
+// TestForwardLeavesStalledLeader: the leader takes a forwarded batch and
+// never answers (a paused process: its connection stays open). When an
+// election makes another node leader, the batch in flight is sent to the
+// new leader at once, well before the forward's own 10 s timeout, and
+// the caller gets the new leader's verdict.
+func TestForwardLeavesStalledLeader(t *testing.T) {
+	leader, follower, admitted := forwardPair(t)
+	sk := newKey(t)
+	stalled := newHost(t, sk, []string{tcpLoopback}, follower.ID())
+	follower.SetAllowed([]peer.ID{leader.ID(), stalled.ID()})
+	addPeers(t, follower, stalled)
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) })
+	got := make(chan struct{}, 1)
+	stalled.Libp2p().SetStreamHandler(ForwardProtocol, func(s network.Stream) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+		<-block
+		s.Reset()
+	})
+	var current atomic.Value
+	current.Store(stalled.ID())
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { return current.Load().(peer.ID), true }, nil, 100, testLogger())
+	defer fw.Close()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- fw.Forward(ctx, []byte{9, 9})
+	}()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the batch never reached the stalled leader")
+	}
+	current.Store(leader.ID()) // the election
+	if err := <-done; err != nil {
+		t.Fatalf("forward after the leader changed: %v (the batch stayed with the stalled leader)", err)
+	}
+	if admitted() != 1 {
+		t.Fatalf("new leader admitted %d, want 1", admitted())
 	}
 }

@@ -2,11 +2,16 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -173,10 +178,13 @@ func (l *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	defer cancel()
 	s, err := l.host.h.NewStream(ctx, id, l.proto)
 	if err != nil {
-		return nil, fmt.Errorf("p2p: dial %s: %w", id, err)
+		return nil, fmt.Errorf("p2p: dial %s: %w: %w", id, errDial, err)
 	}
 	return newStreamConn(s, l.addr, nil), nil
 }
+
+// errDial marks a failed StreamLayer.Dial: RaftTransport does not retry it.
+var errDial = errors.New("cannot open stream")
 
 // truncate keeps untrusted strings in error messages short.
 func truncate(s string) string {
@@ -232,3 +240,100 @@ func (c *streamConn) RemoteAddr() net.Addr               { return c.remote }
 func (c *streamConn) SetDeadline(t time.Time) error      { return c.s.SetDeadline(t) }
 func (c *streamConn) SetReadDeadline(t time.Time) error  { return c.s.SetReadDeadline(t) }
 func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.s.SetWriteDeadline(t) }
+
+// RaftTransportConfig configures NewRaftTransport.
+type RaftTransportConfig struct {
+	// MaxPool is how many idle connections per peer Raft keeps for reuse.
+	MaxPool int
+	// Timeout is the I/O deadline of one RPC.
+	Timeout time.Duration
+	// Logger receives Raft's transport logs.
+	Logger hclog.Logger
+}
+
+// RaftTransport is hashicorp/raft's NetworkTransport over a StreamLayer,
+// with one change: an RPC that fails on a connection error is tried again
+// at once. NetworkTransport keeps up to MaxPool idle connections per peer
+// and hands them out without checking them; when the peer restarts or
+// its libp2p connection drops, every pooled stream is dead, and without
+// the retry a candidate's vote request fails on one in the same
+// millisecond, counts as a refusal, and the candidate waits a whole
+// election timeout before it asks again. A dead stream fails on first use
+// (the multiplexer knows its session is gone) and NetworkTransport
+// releases it, so at most MaxPool attempts meet dead streams and the next
+// one dials afresh. Timeouts are not retried: the peer may be alive and
+// slow, and a second wait would only delay what Raft does next.
+type RaftTransport struct {
+	*raft.NetworkTransport
+	attempts int
+}
+
+var (
+	_ raft.Transport   = (*RaftTransport)(nil)
+	_ raft.WithPreVote = (*RaftTransport)(nil)
+	_ raft.WithClose   = (*RaftTransport)(nil)
+)
+
+// NewRaftTransport returns Raft's transport over l.
+func NewRaftTransport(l *StreamLayer, cfg RaftTransportConfig) *RaftTransport {
+	if cfg.MaxPool <= 0 {
+		cfg.MaxPool = 3
+	}
+	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  l,
+		MaxPool: cfg.MaxPool,
+		Timeout: cfg.Timeout,
+		Logger:  cfg.Logger,
+	})
+	return &RaftTransport{NetworkTransport: nt, attempts: cfg.MaxPool + 1}
+}
+
+// retry runs rpc until it succeeds, fails with a timeout (or an error
+// that is not about the connection), or has used every attempt.
+func (t *RaftTransport) retry(rpc func() error) error {
+	var err error
+	for range t.attempts {
+		if err = rpc(); err == nil || !retryable(err) || t.IsShutdown() {
+			return err
+		}
+	}
+	return err
+}
+
+// retryable reports whether err is a dead stream rather than a slow
+// peer, a failed dial or an answer: reset streams and closed connections
+// (which the multiplexer reports as resets), EOF, and the socket errors of
+// a peer that went away. Errors the remote Raft sends back (an unknown
+// command, a refused snapshot) arrive as plain strings and are never
+// retried.
+func retryable(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.Is(err, errDial):
+		return false // a fresh dial: nothing pooled to skip
+	}
+	return errors.Is(err, network.ErrReset) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// AppendEntries implements raft.Transport, retrying a dead pooled stream.
+func (t *RaftTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	return t.retry(func() error { return t.NetworkTransport.AppendEntries(id, target, args, resp) })
+}
+
+// RequestVote implements raft.Transport, retrying a dead pooled stream.
+func (t *RaftTransport) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	return t.retry(func() error { return t.NetworkTransport.RequestVote(id, target, args, resp) })
+}
+
+// RequestPreVote implements raft.WithPreVote, retrying a dead pooled stream.
+func (t *RaftTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return t.retry(func() error { return t.NetworkTransport.RequestPreVote(id, target, args, resp) })
+}
+
+// TimeoutNow implements raft.Transport, retrying a dead pooled stream.
+func (t *RaftTransport) TimeoutNow(id raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	return t.retry(func() error { return t.NetworkTransport.TimeoutNow(id, target, args, resp) })
+}
