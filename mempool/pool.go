@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -28,6 +30,11 @@ var (
 	ErrNotVerified       = errors.New("sender is not KYC-verified: tier 0 may only receive")
 	ErrIntrinsicGas      = errors.New("intrinsic gas too low")
 	ErrInvalidCall       = errors.New("invalid system call")
+	// ErrMissingNonce refuses a transaction behind a nonce gap that has
+	// been open longer than GapGrace: the account's transactions wait for
+	// a nonce that never arrived (lost with a crashed node, or never
+	// sent), and the wallet must send that nonce (again) first.
+	ErrMissingNonce = errors.New("missing nonce")
 )
 
 // Config bounds the pool.
@@ -37,10 +44,20 @@ type Config struct {
 	MaxPerAccount int
 	// MaxTotal is the most pending transactions overall.
 	MaxTotal int
+	// GapGrace is how long an account's transactions may wait behind a
+	// missing nonce before new transactions behind the same gap are
+	// refused with ErrMissingNonce (naming the nonce). Transactions of
+	// one sender may arrive slightly out of order (several connections,
+	// forwarding in parallel), so a young gap is normal.
+	GapGrace time.Duration
+	// GapExpiry is how long transactions wait behind a missing nonce
+	// before they leave the pool (ExpireGaps): they hold pool space and
+	// would never run, and a wallet that sees them gone re-sends.
+	GapExpiry time.Duration
 }
 
 // DefaultConfig is the pool configuration of a node that sets nothing.
-var DefaultConfig = Config{MaxPerAccount: 4096, MaxTotal: 500_000}
+var DefaultConfig = Config{MaxPerAccount: 4096, MaxTotal: 500_000, GapGrace: 10 * time.Second, GapExpiry: time.Minute}
 
 // State is the applied state the pool admits against.
 type State interface {
@@ -64,6 +81,9 @@ type account struct {
 	queued   map[uint64]*entry
 	inflight int
 	outflow  *big.Int // values of queued and in-flight txs
+	// gapSince is when the account's queued transactions started waiting
+	// for the missing nonce next; zero while there is no gap.
+	gapSince time.Time
 	// ready is the account's place in Pool.ready, nil when not there.
 	ready *list.Element
 }
@@ -80,6 +100,7 @@ type Pool struct {
 	ready    *list.List // FIFO of common.Address: accounts with an executable tx
 	queued   int        // not in flight
 	notify   chan struct{}
+	now      func() time.Time
 }
 
 // New returns an empty pool admitting against st.
@@ -90,12 +111,19 @@ func New(cfg Config, st State, senders *chain.SenderCache) *Pool {
 	if cfg.MaxTotal <= 0 {
 		cfg.MaxTotal = DefaultConfig.MaxTotal
 	}
+	if cfg.GapGrace <= 0 {
+		cfg.GapGrace = DefaultConfig.GapGrace
+	}
+	if cfg.GapExpiry <= 0 {
+		cfg.GapExpiry = DefaultConfig.GapExpiry
+	}
 	return &Pool{
 		cfg: cfg, state: st, senders: senders,
 		accounts: make(map[common.Address]*account),
 		byHash:   make(map[common.Hash]*entry),
 		ready:    list.New(),
 		notify:   make(chan struct{}, 1),
+		now:      time.Now,
 	}
 }
 
@@ -138,6 +166,9 @@ func (p *Pool) Add(tx *types.Transaction) (common.Address, error) {
 		return from, fmt.Errorf("%w: next nonce %d, tx nonce %d, limit %d", ErrNonceGap, acct.next, n, p.cfg.MaxPerAccount)
 	case acct.queued[n] != nil:
 		return from, fmt.Errorf("%w: nonce %d", ErrNonceTaken, n)
+	case n > acct.next && p.staleGap(acct):
+		return from, fmt.Errorf("%w %d: %d transactions of %s have waited %s for it; send nonce %d first",
+			ErrMissingNonce, acct.next, len(acct.queued), from, p.now().Sub(acct.gapSince).Round(time.Second), acct.next)
 	case len(acct.queued)+acct.inflight >= p.cfg.MaxPerAccount:
 		return from, fmt.Errorf("%w: limit %d", ErrAccountFull, p.cfg.MaxPerAccount)
 	case p.queued >= p.cfg.MaxTotal:
@@ -159,7 +190,27 @@ func (p *Pool) Add(tx *types.Transaction) (common.Address, error) {
 	if n == acct.next {
 		p.markReady(from, acct)
 	}
+	p.checkGap(acct)
 	return from, nil
+}
+
+// checkGap notes when a's queued transactions start or stop waiting for
+// a missing nonce. Every change to an account's queue or next nonce ends
+// with it. Caller holds p.mu.
+func (p *Pool) checkGap(a *account) {
+	gapped := len(a.queued) > 0 && a.queued[a.next] == nil
+	switch {
+	case !gapped:
+		a.gapSince = time.Time{}
+	case a.gapSince.IsZero():
+		a.gapSince = p.now()
+	}
+}
+
+// staleGap reports whether a's gap has been open longer than GapGrace.
+// Caller holds p.mu.
+func (p *Pool) staleGap(a *account) bool {
+	return !a.gapSince.IsZero() && p.now().Sub(a.gapSince) > p.cfg.GapGrace
 }
 
 // checkCall refuses what can never succeed, before it takes a nonce:
@@ -256,6 +307,7 @@ func (p *Pool) Take(max int) []Pending {
 		if a.queued[a.next] != nil {
 			a.ready = p.ready.PushBack(from)
 		}
+		p.checkGap(a)
 	}
 	return out
 }
@@ -287,8 +339,11 @@ func (p *Pool) Return(txs []Pending) {
 		}
 	}
 	for _, t := range txs {
-		if a := p.accounts[t.From]; a != nil && a.queued[a.next] != nil {
-			p.markReady(t.From, a)
+		if a := p.accounts[t.From]; a != nil {
+			if a.queued[a.next] != nil {
+				p.markReady(t.From, a)
+			}
+			p.checkGap(a)
 		}
 	}
 }
@@ -320,6 +375,7 @@ func (p *Pool) Applied(txs []*types.Transaction, senders []common.Address) {
 				p.markReady(from, a)
 			}
 		}
+		p.checkGap(a)
 	}
 }
 
@@ -388,7 +444,9 @@ func (p *Pool) Discard(txs []Pending) {
 		if e == nil || !e.inflight {
 			continue
 		}
-		p.removeLocked(t.From, p.accounts[t.From], e)
+		a := p.accounts[t.From]
+		p.removeLocked(t.From, a, e)
+		p.checkGap(a)
 	}
 }
 
@@ -416,6 +474,7 @@ func (p *Pool) Resync() error {
 		if a.queued[a.next] != nil {
 			p.markReady(from, a)
 		}
+		p.checkGap(a)
 	}
 	return nil
 }
@@ -430,4 +489,70 @@ func (p *Pool) All() []*types.Transaction {
 		out = append(out, e.tx)
 	}
 	return out
+}
+
+// ExpireGaps drops the queued transactions of every account whose gap has
+// been open longer than GapExpiry (DESIGN.md: a wallet learns to re-send
+// by seeing them gone) and returns them. The node calls it periodically.
+func (p *Pool) ExpireGaps() []*types.Transaction {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	var out []*types.Transaction
+	for from, a := range p.accounts {
+		if a.gapSince.IsZero() || now.Sub(a.gapSince) <= p.cfg.GapExpiry {
+			continue
+		}
+		for _, e := range a.queued {
+			out = append(out, e.tx)
+			p.removeLocked(from, a, e)
+		}
+		a.gapSince = time.Time{}
+	}
+	return out
+}
+
+// AccountStatus is what the pool holds for one sender.
+type AccountStatus struct {
+	// Next is the nonce the pool hands to the builder next: every lower
+	// nonce is applied or in a proposed block.
+	Next uint64
+	// PendingNonce is the nonce the sender's next transaction should
+	// carry (Next plus the pending run without a gap).
+	PendingNonce uint64
+	// InFlight counts the transactions in proposed blocks not yet applied.
+	InFlight int
+	// Queued are the nonces of the transactions waiting, in order.
+	Queued []uint64
+	// Missing is the nonce the queued transactions wait for, when there
+	// is a gap, and GapSince when it opened.
+	Missing  *uint64
+	GapSince time.Time
+}
+
+// Status returns what the pool holds for a (the state's nonce when it
+// holds nothing).
+func (p *Pool) Status(a common.Address) (AccountStatus, error) {
+	p.mu.Lock()
+	acct, ok := p.accounts[a]
+	if !ok {
+		p.mu.Unlock()
+		n, err := p.state.Nonce(a)
+		return AccountStatus{Next: n, PendingNonce: n}, err
+	}
+	st := AccountStatus{Next: acct.next, InFlight: acct.inflight, GapSince: acct.gapSince}
+	for n := range acct.queued {
+		st.Queued = append(st.Queued, n)
+	}
+	st.PendingNonce = acct.next
+	for acct.queued[st.PendingNonce] != nil {
+		st.PendingNonce++
+	}
+	if !acct.gapSince.IsZero() {
+		missing := acct.next
+		st.Missing = &missing
+	}
+	p.mu.Unlock()
+	slices.Sort(st.Queued)
+	return st, nil
 }

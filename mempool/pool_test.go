@@ -3,8 +3,11 @@ package mempool
 import (
 	"errors"
 	"math/big"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -340,5 +343,116 @@ func TestAppliedElsewhereThenTake(t *testing.T) {
 	f.add(f.tx(0, 1, 1))
 	if got := f.pool.Take(10); len(got) != 1 {
 		t.Fatalf("took %d", len(got))
+	}
+}
+
+// TestGapVisibleRefusedAndExpired: the leader that admitted nonces 0..2
+// of a sender is lost, and the sender's next transactions (3, 4, ...)
+// reach the new leader, whose state says nonce 0 comes next. They wait
+// behind the gap: Status names the missing nonce from the first one on.
+// Within GapGrace more are admitted (a sender's transactions may arrive
+// out of order); after it a transaction behind the gap is refused with an
+// error naming nonce 0, while nonce 0 itself is still admitted. A gap
+// that stays open past GapExpiry empties: ExpireGaps drops the waiting
+// transactions, so the sender re-sends from nonce 0.
+func TestGapVisibleRefusedAndExpired(t *testing.T) {
+	f := newFixture(t, Config{GapGrace: 10 * time.Second, GapExpiry: time.Minute})
+	now := time.Unix(1_700_000_000, 0)
+	f.pool.now = func() time.Time { return now }
+	a := f.keys[0].Address()
+
+	st, err := f.pool.Status(a)
+	if err != nil || st.Missing != nil || st.Next != 0 || st.PendingNonce != 0 {
+		t.Fatalf("empty account status %+v, %v", st, err)
+	}
+	for _, n := range []uint64{3, 4} {
+		if err := f.add(f.tx(0, n, 1)); err != nil {
+			t.Fatalf("nonce %d behind a new gap: %v", n, err)
+		}
+	}
+	st, _ = f.pool.Status(a)
+	if st.Missing == nil || *st.Missing != 0 || !st.GapSince.Equal(now) || !slices.Equal(st.Queued, []uint64{3, 4}) || st.PendingNonce != 0 {
+		t.Fatalf("status behind the gap: %+v, want missing 0 since now, queued 3 4", st)
+	}
+	if got := f.pool.Take(10); len(got) != 0 {
+		t.Fatalf("took %v from behind a gap", nonces(got))
+	}
+
+	now = now.Add(9 * time.Second)
+	if err := f.add(f.tx(0, 5, 1)); err != nil {
+		t.Fatalf("nonce 5 within the grace: %v", err)
+	}
+	now = now.Add(2 * time.Second) // 11 s: past the grace
+	err = f.add(f.tx(0, 6, 1))
+	if !errors.Is(err, ErrMissingNonce) || !strings.Contains(err.Error(), "missing nonce 0:") || !strings.Contains(err.Error(), "send nonce 0 first") {
+		t.Fatalf("nonce 6 behind an 11 s old gap: %v, want a refusal naming nonce 0", err)
+	}
+	if f.pool.ExpireGaps() != nil {
+		t.Fatal("expired a gap younger than GapExpiry")
+	}
+	// Another sender is not affected.
+	if err := f.add(f.tx(1, 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Past the expiry, the waiting transactions leave.
+	now = now.Add(50 * time.Second)
+	gone := f.pool.ExpireGaps()
+	if len(gone) != 3 {
+		t.Fatalf("expired %d transactions, want 3 (nonces 3, 4, 5)", len(gone))
+	}
+	st, _ = f.pool.Status(a)
+	if st.Missing != nil || len(st.Queued) != 0 || st.PendingNonce != 0 {
+		t.Fatalf("status after expiry %+v", st)
+	}
+	if q, _ := f.pool.Stats(); q != 1 {
+		t.Fatalf("%d queued after expiry, want the other sender's 1", q)
+	}
+
+	// The sender re-sends from nonce 0; filling the gap closes it.
+	for n := uint64(0); n < 3; n++ {
+		if err := f.add(f.tx(0, n, 1)); err != nil {
+			t.Fatalf("re-sent nonce %d: %v", n, err)
+		}
+	}
+	if err := f.add(f.tx(0, 3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = f.pool.Status(a)
+	if st.Missing != nil || st.PendingNonce != 4 {
+		t.Fatalf("status after re-sending %+v, want no gap, pending nonce 4", st)
+	}
+}
+
+// TestGapFilledBeforeGraceIsNoGap: nonce 1 arrives before nonce 0 (two
+// connections); once 0 arrives there is no gap and later nonces are
+// admitted however long the account has had transactions pending.
+func TestGapFilledBeforeGraceIsNoGap(t *testing.T) {
+	f := newFixture(t, Config{GapGrace: time.Second, GapExpiry: 2 * time.Second})
+	now := time.Unix(1_700_000_000, 0)
+	f.pool.now = func() time.Time { return now }
+	if err := f.add(f.tx(0, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.add(f.tx(0, 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour)
+	if err := f.add(f.tx(0, 2, 1)); err != nil {
+		t.Fatalf("nonce 2 with no gap: %v", err)
+	}
+	if gone := f.pool.ExpireGaps(); gone != nil {
+		t.Fatalf("expired %d transactions without a gap", len(gone))
+	}
+	// Taken into a block: the next nonce is in flight, nothing waits.
+	if got := f.pool.Take(10); len(got) != 3 {
+		t.Fatalf("took %v", nonces(got))
+	}
+	if err := f.add(f.tx(0, 4, 1)); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.pool.Status(f.keys[0].Address())
+	if st.Missing == nil || *st.Missing != 3 || st.InFlight != 3 {
+		t.Fatalf("status %+v, want nonce 3 missing behind 3 in flight", st)
 	}
 }

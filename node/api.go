@@ -85,6 +85,59 @@ func (n *Node) Info() NodeInfo {
 	return info
 }
 
+// PendingStatus is what tally_getPendingStatus returns: what this node's
+// pool holds for one sender.
+type PendingStatus struct {
+	Address common.Address `json:"address"`
+	// Nonce is the account's nonce in the applied state.
+	Nonce hexutil.Uint64 `json:"nonce"`
+	// PendingNonce is the nonce the sender's next transaction should carry.
+	PendingNonce hexutil.Uint64 `json:"pendingNonce"`
+	// InFlight counts transactions in proposed blocks (leader only).
+	InFlight int `json:"inFlight"`
+	// Queued are the nonces of the transactions waiting in the pool.
+	Queued []hexutil.Uint64 `json:"queued"`
+	// MissingNonce is the nonce the queued transactions wait for (null
+	// when nothing waits behind a gap); GapSince is when that started
+	// (Unix milliseconds), and GapGraceLeft how long new transactions
+	// behind it are still admitted (0: they are refused until the
+	// missing nonce is sent).
+	MissingNonce *hexutil.Uint64 `json:"missingNonce"`
+	GapSince     hexutil.Uint64  `json:"gapSince,omitempty"`
+	GapGraceLeft string          `json:"gapGraceLeft,omitempty"`
+}
+
+// GetPendingStatus shows what the pool holds for addr, and in particular a
+// nonce gap: transactions waiting for a nonce that never arrived (a wallet
+// re-sends it; docs/rpc.md). Answered from this node's pool: the leader's
+// is the one that builds blocks.
+func (api *TallyAPI) GetPendingStatus(addr common.Address) (PendingStatus, error) {
+	n := api.n
+	if err := n.engine.Halted(); err != nil {
+		return PendingStatus{}, err
+	}
+	nonce, err := n.db.Nonce(addr)
+	if err != nil {
+		return PendingStatus{}, err
+	}
+	st, err := n.pool.Status(addr)
+	if err != nil {
+		return PendingStatus{}, err
+	}
+	out := PendingStatus{Address: addr, Nonce: hexutil.Uint64(nonce), PendingNonce: hexutil.Uint64(st.PendingNonce),
+		InFlight: st.InFlight, Queued: make([]hexutil.Uint64, len(st.Queued))}
+	for i, q := range st.Queued {
+		out.Queued[i] = hexutil.Uint64(q)
+	}
+	if st.Missing != nil {
+		m := hexutil.Uint64(*st.Missing)
+		out.MissingNonce = &m
+		out.GapSince = hexutil.Uint64(st.GapSince.UnixMilli())
+		out.GapGraceLeft = max(0, time.Duration(n.cfg.Mempool.GapGrace)-time.Since(st.GapSince)).Round(time.Millisecond).String()
+	}
+	return out, nil
+}
+
 func (n *Node) localID() string {
 	if n.host != nil {
 		return n.host.ID().String()

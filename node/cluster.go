@@ -100,7 +100,6 @@ func (n *Node) startCluster() {
 	if n.host == nil {
 		return
 	}
-	n.stop = make(chan struct{})
 	n.fwd = make(map[common.Hash]*inflightForward)
 	n.heights = make(map[peer.ID]heightSample)
 	p2p.ServeForward(n.host.Libp2p(), n.admitForwarded, n.log)

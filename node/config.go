@@ -166,6 +166,13 @@ const (
 type MempoolConfig struct {
 	MaxPerAccount int `toml:"max-per-account"`
 	MaxTotal      int `toml:"max-total"`
+	// GapGrace is how long a sender's transactions may wait behind a
+	// missing nonce before new ones behind it are refused, naming the
+	// nonce (mempool.Config.GapGrace).
+	GapGrace Duration `toml:"gap-grace"`
+	// GapExpiry is how long transactions wait behind a missing nonce
+	// before they leave the pool (mempool.Config.GapExpiry).
+	GapExpiry Duration `toml:"gap-expiry"`
 }
 
 // RateLimitConfig is rpc.RateLimits in the config file: token buckets per
@@ -214,8 +221,9 @@ func DefaultConfig() Config {
 		},
 		Builder: BuilderConfig{MaxBlockTxs: b.MaxBlockTxs, MaxInflightBlocks: b.MaxInflight,
 			BlockInterval: Duration(b.BlockInterval), Heartbeat: Duration(b.Heartbeat), MaxVoterLag: 64},
-		Mempool: MempoolConfig{MaxPerAccount: mempool.DefaultConfig.MaxPerAccount, MaxTotal: mempool.DefaultConfig.MaxTotal},
-		Log:     LogConfig{Level: "info", Format: "text"},
+		Mempool: MempoolConfig{MaxPerAccount: mempool.DefaultConfig.MaxPerAccount, MaxTotal: mempool.DefaultConfig.MaxTotal,
+			GapGrace: Duration(mempool.DefaultConfig.GapGrace), GapExpiry: Duration(mempool.DefaultConfig.GapExpiry)},
+		Log: LogConfig{Level: "info", Format: "text"},
 		Votes: VotesConfig{Window: consensus.DefaultVoteConfig.Window, MaxAhead: consensus.DefaultVoteConfig.MaxAhead,
 			ResendInterval: Duration(time.Second)},
 
@@ -331,6 +339,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Mempool.MaxTotal < c.Mempool.MaxPerAccount {
 		return bad("mempool.max-total", "must be at least mempool.max-per-account")
+	}
+	if c.Mempool.GapGrace < Duration(time.Second) {
+		return bad("mempool.gap-grace", "%v: must be at least 1s", time.Duration(c.Mempool.GapGrace))
+	}
+	if c.Mempool.GapExpiry < c.Mempool.GapGrace {
+		return bad("mempool.gap-expiry", "%v: must be at least mempool.gap-grace", time.Duration(c.Mempool.GapExpiry))
 	}
 	if c.Votes.Window < 1 || c.Votes.Window > maxVoteWindow {
 		return bad("votes.window", "%d: must be 1..%d", c.Votes.Window, maxVoteWindow)

@@ -121,7 +121,8 @@ func (n *Node) open() error {
 	n.log.Info("state opened", "height", head.Number, "hash", head.Hash, "state_root", head.StateRoot, "raft_index", head.RaftIndex)
 
 	n.senders = chain.NewSenderCache(chain.NewSigner(n.genesis.ChainIDBig()), SenderCacheSize)
-	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal}, n.db, n.senders)
+	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal,
+		GapGrace: time.Duration(n.cfg.Mempool.GapGrace), GapExpiry: time.Duration(n.cfg.Mempool.GapExpiry)}, n.db, n.senders)
 	n.metrics = newMetrics(n)
 	n.heads = rpc.NewHeadFeed(n.cfg.HTTP.MaxSubscriptions)
 	n.votes = n.newVotes()
@@ -167,6 +168,9 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	n.stop = make(chan struct{})
+	n.bg.Add(1)
+	go n.gapLoop()
 	n.startCluster()
 	n.votes.serve()
 	go n.votes.run()
@@ -294,6 +298,27 @@ func (n *Node) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// gapCheck is how often the pool drops transactions that waited behind a
+// missing nonce longer than mempool.gap-expiry.
+const gapCheck = time.Second
+
+// gapLoop expires gapped transactions from the pool.
+func (n *Node) gapLoop() {
+	defer n.bg.Done()
+	t := time.NewTicker(gapCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if gone := n.pool.ExpireGaps(); len(gone) > 0 {
+			n.log.Info("dropped transactions waiting behind a missing nonce", "txs", len(gone), "waited_over", time.Duration(n.cfg.Mempool.GapExpiry))
+		}
+	}
 }
 
 // Backend implementation for the rpc package.

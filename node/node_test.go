@@ -23,7 +23,9 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 )
 
-func startDevNode(t testing.TB, dir string) *Node {
+// startDevNode starts a dev node in dir; edit, if given, changes its
+// config first.
+func startDevNode(t testing.TB, dir string, edit ...func(*Config)) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Dev = true
@@ -32,6 +34,9 @@ func startDevNode(t testing.TB, dir string) *Node {
 	cfg.Raft.HeartbeatTimeout = Duration(200 * time.Millisecond)
 	cfg.Raft.ElectionTimeout = Duration(200 * time.Millisecond)
 	cfg.Raft.LeaderLeaseTimeout = Duration(100 * time.Millisecond)
+	for _, e := range edit {
+		e(&cfg)
+	}
 	n, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
