@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -141,7 +142,7 @@ func (c *Config) Validate() error {
 	if c.MaxSkew <= 0 {
 		return errors.New("key max-skew: must be positive")
 	}
-	if len(c.Currency) != 3 || strings.ToUpper(c.Currency) != c.Currency {
+	if !currencyCode.MatchString(c.Currency) {
 		return fmt.Errorf("key currency: %q is not an ISO 4217 code (three upper-case letters)", c.Currency)
 	}
 	if c.OmnibusAccount == "" || len(c.OmnibusAccount) > 34 {
@@ -180,19 +181,27 @@ func (r *RejectRule) validate() error {
 	return nil
 }
 
+// The forms the simulator writes into ISO 20022 messages: a currency is
+// ActiveOrHistoricCurrencyCode, a reason code an ExternalStatusReason1Code
+// of the published list (four upper-case letters or digits), and the
+// reason's text one Max105Text (105 characters, not bytes).
+var (
+	currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
+	reasonCode   = regexp.MustCompile(`^[A-Z0-9]{4}$`)
+)
+
+const maxReasonText = 105
+
 // reasonOf turns "AC04 account closed" into a pain.002 status reason: an
 // ISO external reason code (four characters) and the rest as text.
 func reasonOf(s string) (iso20022.StatusReason, error) {
 	code, text, _ := strings.Cut(strings.TrimSpace(s), " ")
-	if len(code) != 4 || strings.ToUpper(code) != code {
+	if !reasonCode.MatchString(code) {
 		return iso20022.StatusReason{}, fmt.Errorf("%q must start with an ISO reason code such as AC04, AM04 or MS03", s)
 	}
 	r := iso20022.StatusReason{Code: code}
 	if text = strings.TrimSpace(text); text != "" {
-		if len(text) > 105 {
-			text = text[:105]
-		}
-		r.AdditionalInfo = []string{text}
+		r.AdditionalInfo = []string{truncate(text, maxReasonText)}
 	}
 	return r, nil
 }

@@ -534,7 +534,7 @@ func (s *Sim) execute(msgID string) {
 	if status == iso20022.StatusRejected {
 		rs, err := reasonOf(reason)
 		if err != nil {
-			rs = iso20022.StatusReason{Code: "NARR", AdditionalInfo: []string{truncate(reason, 105)}}
+			rs = iso20022.StatusReason{Code: "NARR", AdditionalInfo: []string{truncate(reason, maxReasonText)}}
 		}
 		reasons = append(reasons, rs)
 	} else {
@@ -577,9 +577,14 @@ func (r *RejectRule) matches(o *Order, amt *big.Int) bool {
 	return false
 }
 
+// truncate keeps the first n characters of s (whole UTF-8 sequences: an
+// ISO 20022 MaxNNText counts characters, and a cut one is invalid text).
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
 	}
 	return s
 }
