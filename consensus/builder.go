@@ -103,6 +103,9 @@ type Builder struct {
 	now      func() time.Time
 	// OnProposed is called after each proposal (metrics).
 	onProposed func(b *chain.Block)
+	// onBroken is called when building met a broken invariant (supply not
+	// conserved): the engine halts the FSM with it.
+	onBroken func(error)
 
 	mu      sync.Mutex
 	spec    []*specBlock
@@ -181,6 +184,10 @@ func (b *Builder) Run(ctx context.Context) {
 					return
 				}
 				continue
+			}
+			if errors.Is(err, state.ErrConservation) && b.onBroken != nil {
+				b.onBroken(err) // the execution itself is wrong: halt, propose nothing more
+				return
 			}
 			b.log.Error("propose block", "err", err)
 			if !b.wait(ctx, nil, b.cfg.BlockInterval) {

@@ -67,7 +67,9 @@ type Engine struct {
 	store   *RaftStore
 	snaps   *CheckpointStore
 	notify  chan bool
-	log     *slog.Logger
+	// halts wakes the leadership loop when the FSM halts.
+	halts chan struct{}
+	log   *slog.Logger
 	// ready is set while this node leads and its applied state includes
 	// every entry of earlier terms (after the Barrier).
 	ready atomic.Bool
@@ -98,7 +100,7 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 		store.Close()
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, store: store, snaps: snaps, notify: make(chan bool, 16), log: cfg.Logger}
+	e := &Engine{cfg: cfg, store: store, snaps: snaps, notify: make(chan bool, 16), halts: make(chan struct{}, 1), log: cfg.Logger}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = cfg.LocalID
@@ -138,6 +140,12 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 		builder.Notify()
 	}
 	e.FSM = NewFSM(db, senders, cfg.Logger, onApplied, func(uint64, error) { builder.Notify() })
+	e.FSM.onHalt = func() {
+		select {
+		case e.halts <- struct{}{}:
+		default:
+		}
+	}
 	e.FSM.onRestored = func() {
 		if err := pool.Resync(); err != nil {
 			cfg.Logger.Error("resync mempool after snapshot", "err", err)
@@ -169,6 +177,7 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 	}
 	e.Raft = r
 	builder = NewBuilder(cfg.Builder, db, pool, r, cfg.Key, cfg.Logger, cfg.OnProposed)
+	builder.onBroken = func(err error) { e.FSM.Halt(err) }
 	e.builder = builder
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,6 +207,10 @@ func (e *Engine) leadership(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-e.halts:
+			e.ready.Store(false)
+			stopBuilder()
+			e.stepDown()
 		case leader := <-e.notify:
 			e.ready.Store(false)
 			stopBuilder()
@@ -206,6 +219,10 @@ func (e *Engine) leadership(ctx context.Context) {
 				continue
 			}
 			e.log.Info("became leader", "term", e.Raft.Stats()["term"])
+			if e.Halted() != nil {
+				e.stepDown()
+				continue
+			}
 			bctx, cancel := context.WithCancel(ctx)
 			stop, done = cancel, make(chan struct{})
 			go func(done chan struct{}) {
@@ -222,6 +239,24 @@ func (e *Engine) leadership(ctx context.Context) {
 			}(done)
 		}
 	}
+}
+
+// stepDown hands leadership to another voter when this node is halted: a
+// halted node builds nothing (its state is stale), and a cluster led by it
+// would stall. It stays a voter, so a later election may pick it again;
+// it then steps down again. A single node has no one to hand over to.
+func (e *Engine) stepDown() {
+	if !e.IsLeader() {
+		return
+	}
+	e.log.Warn("halted: proposing nothing and handing leadership to another voter")
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := e.Raft.LeadershipTransfer().Error(); err != nil {
+			e.log.Warn("halted leader could not hand over leadership", "err", err)
+		}
+	}()
 }
 
 // IsLeader reports whether this node is the Raft leader.

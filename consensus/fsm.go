@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -33,10 +35,15 @@ type FSM struct {
 	onSkipped func(index uint64, err error)
 	// onRestored is called after a snapshot replaced the state.
 	onRestored func()
-	halted     atomic.Pointer[error]
+	// onHalt is called once the FSM halts (in the halting goroutine;
+	// it must not block): the engine stops building and gives up leadership.
+	onHalt func()
+	halted atomic.Pointer[error]
 }
 
-// NewFSM returns an FSM over db.
+// NewFSM returns an FSM over db. If db holds a halt record (the node
+// halted before a restart), the FSM starts halted: it applies nothing until
+// an operator clears the record (docs/cluster.md).
 func NewFSM(db *state.DB, senders *chain.SenderCache, logger *slog.Logger, onApplied func(*state.Applied), onSkipped func(uint64, error)) *FSM {
 	if onApplied == nil {
 		onApplied = func(*state.Applied) {}
@@ -44,7 +51,16 @@ func NewFSM(db *state.DB, senders *chain.SenderCache, logger *slog.Logger, onApp
 	if onSkipped == nil {
 		onSkipped = func(uint64, error) {}
 	}
-	return &FSM{db: db, senders: senders, log: logger, onApplied: onApplied, onSkipped: onSkipped, onRestored: func() {}}
+	f := &FSM{db: db, senders: senders, log: logger, onApplied: onApplied, onSkipped: onSkipped, onRestored: func() {}}
+	rec, err := db.HaltRecord()
+	switch {
+	case err != nil:
+		f.raise(fmt.Errorf("%w: read halt record: %v", ErrHalted, err), "", nil)
+	case rec != nil:
+		f.raise(fmt.Errorf("%w since %s at height %d (raft index %d): %s [halt record kept across restarts; see docs/cluster.md]", ErrHalted,
+			time.UnixMilli(int64(rec.TimeMs)).UTC().Format(time.RFC3339), rec.Height, rec.Entry, rec.Reason), rec.Stack, nil)
+	}
+	return f
 }
 
 // Halted returns the error that halted the FSM, or nil.
@@ -55,23 +71,77 @@ func (f *FSM) Halted() error {
 	return nil
 }
 
-func (f *FSM) halt(err error) error {
-	err = fmt.Errorf("%w: %v", ErrHalted, err)
-	if f.halted.CompareAndSwap(nil, &err) {
-		// The alarm: metrics (tally_node_halted) and tally_nodeInfo show
-		// it too; every eth_* call answers "node halted" from now on.
-		f.log.Error("ALARM: node halted: state can no longer be trusted; operator action needed", "reason", err, "alarm", "node_halted")
+// Halt halts the FSM on a broken invariant found outside it (the builder
+// computing a block that does not conserve supply): the same alarm, the
+// same record, as a halt inside Apply.
+func (f *FSM) Halt(err error) error { return f.halt(0, err, "") }
+
+// halt stops the FSM for good: it raises the alarm and stores a halt record
+// so that the node comes back halted after a restart. entry is the Raft
+// index being applied (0: none); stack is a panic's stack.
+func (f *FSM) halt(entry uint64, cause error, stack string) error {
+	err := fmt.Errorf("%w: %v", ErrHalted, cause)
+	return f.raise(err, stack, func() {
+		head, _ := f.db.Head()
+		rec := state.HaltRecord{Height: head.Number, RaftIndex: head.RaftIndex, Entry: entry, Reason: cause.Error(),
+			Stack: stack, TimeMs: uint64(time.Now().UnixMilli())}
+		if rerr := recordHalt(f.db, rec); rerr != nil {
+			f.log.Error("ALARM: could not store the halt record: the node may apply the same entry again after a restart", "err", rerr, "alarm", "node_halted")
+		}
+	})
+}
+
+// raise publishes err as the halt reason and logs the alarm, once; persist
+// (if any) runs only for the first halt.
+func (f *FSM) raise(err error, stack string, persist func()) error {
+	if !f.halted.CompareAndSwap(nil, &err) {
+		return f.Halted()
+	}
+	if persist != nil {
+		persist()
+	}
+	// The alarm: metrics (tally_node_halted) and tally_nodeInfo show it
+	// too; every eth_* call answers "node halted" from now on.
+	attrs := []any{"reason", err, "alarm", "node_halted"}
+	if stack != "" {
+		attrs = append(attrs, "stack", stack)
+	}
+	f.log.Error("ALARM: node halted: state can no longer be trusted; operator action needed", attrs...)
+	if f.onHalt != nil {
+		f.onHalt()
 	}
 	return err
 }
 
+// recordHalt stores rec; a panic (the database itself failing) is an error.
+func recordHalt(db *state.DB, rec state.HaltRecord) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return db.RecordHalt(rec)
+}
+
 // Apply implements raft.FSM. It returns *state.Applied for an applied block,
 // nil for an entry applied before (or not a command), and an error for a
-// skipped block or a halt.
-func (f *FSM) Apply(l *raft.Log) any {
+// skipped block or a halt. A panic while applying (a broken invariant in
+// execution, the database failing) halts the FSM with the panic value and
+// stack instead of crashing the node: the entry would panic again on every
+// restart.
+func (f *FSM) Apply(l *raft.Log) (res any) {
 	if err := f.Halted(); err != nil {
 		return err
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			res = f.halt(l.Index, fmt.Errorf("panic applying raft index %d: %v", l.Index, r), string(debug.Stack()))
+		}
+	}()
+	return f.apply(l)
+}
+
+func (f *FSM) apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -81,7 +151,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	b, err := chain.DecodeBlock(l.Data)
 	if err != nil {
 		if rerr := f.db.RecordSkipped(l.Index); rerr != nil && !errors.Is(rerr, state.ErrAlreadyApplied) {
-			return f.halt(rerr)
+			return f.halt(l.Index, rerr, "")
 		}
 		f.onSkipped(l.Index, err)
 		return fmt.Errorf("%w: raft index %d: %v", state.ErrBlockRejected, l.Index, err)
@@ -98,7 +168,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.onSkipped(l.Index, err)
 		return err
 	default:
-		return f.halt(fmt.Errorf("apply raft index %d: %w", l.Index, err))
+		return f.halt(l.Index, fmt.Errorf("apply raft index %d: %w", l.Index, err), "")
 	}
 }
 
@@ -107,6 +177,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 // snapshot's index, which is harmless because re-applying an index the state
 // has recorded is a no-op.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	// A halted node's state stops short of what Raft applied: a snapshot
+	// would let Raft compact away the entries it still lacks.
+	if err := f.Halted(); err != nil {
+		return nil, err
+	}
 	return &fsmSnapshot{db: f.db}, nil
 }
 
@@ -117,6 +192,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // no Apply running.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	if err := f.Halted(); err != nil {
+		return err // a halted node takes no state from anyone until an operator acts
+	}
 	dir := f.db.Dir() + ".restore"
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
@@ -127,7 +205,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if err := f.db.ReplaceWith(dir); err != nil {
 		// The database may be half swapped: nothing can be trusted.
-		return f.halt(err)
+		return f.halt(0, err, "")
 	}
 	head, _ := f.db.Head()
 	f.log.Info("restored state from snapshot", "height", head.Number, "hash", head.Hash, "raft_index", head.RaftIndex)

@@ -259,9 +259,12 @@ func metricsOf(t *testing.T, n *Node) string {
 // TestHaltOnDivergedCertificate: a block carrying a quorum certificate for
 // a block hash this node did not apply halts it: role "halted", every
 // eth_* call answers "node halted", tally_nodeInfo and
-// tally_getCertificate keep answering, and the halt metric is 1.
+// tally_getCertificate keep answering, and the halt metric is 1. The halt
+// is kept across a restart: the node comes back halted, answering as before,
+// until tallyd --clear-halt removes the record.
 func TestHaltOnDivergedCertificate(t *testing.T) {
-	n := startDevNode(t, t.TempDir())
+	dir := t.TempDir()
+	n := startDevNode(t, dir)
 	ec, rc := dial(t, n)
 	// The dev chain certifies its own blocks (one validator: a quorum of 1).
 	deadline := time.Now().Add(15 * time.Second)
@@ -340,5 +343,51 @@ func TestHaltOnDivergedCertificate(t *testing.T) {
 	}
 	if m := metricsOf(t, n); !strings.Contains(m, "\ntally_node_halted 1\n") {
 		t.Fatal("tally_node_halted is not 1")
+	}
+	head, _ := n.db.Head()
+
+	// Restart on the same data dir: halted from the first moment, with the
+	// stored reason; reads for operators and auditors still answer.
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n = startDevNode(t, dir)
+	ec, rc = dial(t, n)
+	if info := n.Info(); info.Role != "halted" || !strings.Contains(info.Halted, "diverged") {
+		t.Fatalf("after restart: node info %+v", info)
+	}
+	if _, err := ec.BlockNumber(context.Background()); !isHalted(err) {
+		t.Fatalf("eth_blockNumber after restart: %v", err)
+	}
+	if err := rc.Call(&info, "tally_nodeInfo"); err != nil || info.Role != "halted" {
+		t.Fatalf("tally_nodeInfo after restart: %+v, %v", info, err)
+	}
+	var raws []rpc.RawBlock
+	if err := rc.Call(&raws, "tally_getRawBlocks", hexutil.Uint64(0), hexutil.Uint64(head.Number+1)); err != nil || uint64(len(raws)) != head.Number+1 {
+		t.Fatalf("tally_getRawBlocks after restart: %d blocks, %v", len(raws), err)
+	}
+	if m := metricsOf(t, n); !strings.Contains(m, "\ntally_node_halted 1\n") {
+		t.Fatal("tally_node_halted is not 1 after restart")
+	}
+	// A halted leader proposes nothing, not even the heartbeat block that
+	// an idle leader proposes every second: its Raft log does not grow.
+	last := n.engine.Raft.LastIndex()
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if now := n.engine.Raft.LastIndex(); now != last || n.engine.LeaderReady() {
+			t.Fatalf("halted leader proposes: raft last index %d → %d, ready %v", last, now, n.engine.LeaderReady())
+		}
+	}
+	if after, _ := n.db.Head(); after != head {
+		t.Fatalf("head moved on a halted node: %+v → %+v", head, after)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ClearHalt(dir)
+	if err != nil || rec == nil || !strings.Contains(rec.Reason, "diverged") || rec.Height != head.Number {
+		t.Fatalf("clear halt: %+v, %v", rec, err)
+	}
+	if rec, err := ClearHalt(dir); err != nil || rec != nil {
+		t.Fatalf("second clear: %+v, %v", rec, err)
 	}
 }

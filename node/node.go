@@ -110,7 +110,7 @@ func loadGenesis(cfg Config) (*genesis.Genesis, error) {
 
 func (n *Node) open() error {
 	var err error
-	n.db, err = state.Open(filepath.Join(n.cfg.DataDir, "state"), state.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log})
+	n.db, err = state.Open(StateDir(n.cfg.DataDir), state.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log})
 	if err != nil {
 		return err
 	}

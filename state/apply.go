@@ -96,6 +96,8 @@ func (d *DB) ApplyBlock(b *chain.Block, raftIndex uint64, senders *chain.SenderC
 		timeMs, _ := chain.TimeMs(b.Header) // checked by VerifyHeader
 		res, err = Execute(d, BlockContext{Number: b.Number(), TimeMs: timeMs}, b.Txs, froms)
 		switch {
+		case errors.Is(err, ErrConservation):
+			return nil, fmt.Errorf("block %d (%s) at raft index %d: %w", b.Number(), b.Hash(), raftIndex, err) // halt: the execution is wrong
 		case err != nil:
 			rejectErr = rejectf("execute: %v", err)
 		default:

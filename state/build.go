@@ -79,6 +79,9 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 	if err := applyScheduled(res.Writes, rules, blk); err != nil {
 		return nil, fmt.Errorf("build block %d: governance changes: %w", blk.Number, err)
 	}
+	if err := checkConserved(res.Writes, blk.Number); err != nil {
+		return nil, fmt.Errorf("build block %d: %w", blk.Number, err)
+	}
 	h := chain.NewHeader(par.Hash, blk.Number, blk.TimeMs, key.Address())
 	h.MixDigest = par.History.Root()
 	if err := FinishHeader(h, par.Root, included, res); err != nil {

@@ -8,6 +8,7 @@
 //
 //	verify header (link, time, proposer, seal, tx root, history root)
 //	→ recover senders (parallel, cached) → execute every tx on an Overlay
+//	→ assert supply conservation on the block's writes (O(writes))
 //	→ compare state root, receipt root, gas used and bloom with the header
 //	→ one Pebble batch, synced: state writes, block, receipts, indexes,
 //	  head and the Raft index of the entry.
@@ -15,7 +16,9 @@
 // A block that fails a check is rejected (ErrBlockRejected) and only the Raft
 // index is recorded, so every node skips it identically and re-applying any
 // index already recorded is a no-op (ErrAlreadyApplied). Any other error is
-// a broken invariant or a broken disk, and the caller must halt.
+// a broken invariant (ErrConservation, ErrDiverged, ErrBehind) or a broken
+// disk, and the caller must halt; it stores a HaltRecord so that the node
+// comes back halted after a restart.
 //
 // The state root is keccak256(parent root || sorted write set): cheap, and
 // unchanged by a block that writes no state (DESIGN.md decision 10).

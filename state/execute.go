@@ -134,7 +134,9 @@ type Result struct {
 
 // Execute runs txs (with their senders) on a new overlay over base, in the
 // block blk. Any transaction that cannot be included makes the whole
-// execution fail.
+// execution fail. Execution that does not conserve supply (DESIGN.md
+// decision 9) fails with an error wrapping ErrConservation: the code, not
+// the block, is wrong.
 func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []common.Address) (*Result, error) {
 	rules, err := LoadRules(base)
 	if err != nil {
@@ -152,6 +154,9 @@ func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []
 	}
 	if err := applyScheduled(res.Writes, rules, blk); err != nil {
 		return nil, fmt.Errorf("governance changes after block %d: %w", blk.Number, err)
+	}
+	if err := checkConserved(res.Writes, blk.Number); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

@@ -37,6 +37,7 @@ var (
 	keyHead     = []byte("mhead")    // → headRLP
 	keyHistory  = []byte("mhistory") // → chain.History
 	keyGenesis  = []byte("mgenesis") // → genesis canonical JSON
+	keyHalt     = []byte("mhalt")    // → RLP HaltRecord: the node halted (absent when it did not)
 	prefixBlock = []byte("B")        // + number → encoded block
 	prefixHash  = []byte("H")        // + hash → number
 	prefixRcpt  = []byte("R")        // + number → encoded receipts

@@ -73,12 +73,12 @@ func (s Supply) Circulating() *big.Int {
 
 // Supply returns asset's issuance record.
 func (o *Overlay) Supply(asset uint32) (Supply, error) {
-	s := Supply{Minted: new(big.Int), Burned: new(big.Int), Escrow: new(big.Int)}
 	v, err := o.Get(key(prefixSupply, u32(asset)))
-	if err != nil || len(v) == 0 {
-		return s, err
+	if err != nil {
+		return Supply{Minted: new(big.Int), Burned: new(big.Int), Escrow: new(big.Int)}, err
 	}
-	if err := rlp.DecodeBytes(v, &s); err != nil {
+	s, err := decodeSupply(v)
+	if err != nil {
 		return s, fmt.Errorf("state: supply of asset %d: %w", asset, err)
 	}
 	return s, nil

@@ -2,6 +2,7 @@
 //
 //	tallyd --dev                         single-node chain on the embedded dev genesis
 //	tallyd --config node.toml            a node configured by file (docs/config.md)
+//	tallyd --datadir DIR --clear-halt    remove a halted node's halt record, then exit
 //
 // Flags override the config file. SIGINT and SIGTERM shut the node down
 // cleanly; a restart on the same data dir resumes where it stopped.
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/tally-ledger/tally/node"
 )
@@ -34,6 +36,7 @@ func run(args []string, stderr io.Writer) int {
 		httpAddr = fs.String("http.addr", "", "JSON-RPC listen address (default 127.0.0.1)")
 		httpPort = fs.Int("http.port", -1, "JSON-RPC listen port (default 8545)")
 		logLevel = fs.String("log.level", "", "log level: debug, info, warn, error")
+		clear    = fs.Bool("clear-halt", false, "remove the halt record of a stopped, halted node (docs/cluster.md) and exit")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: tallyd [flags]\n\nRuns a Tally node.\n\nFlags:\n")
@@ -80,6 +83,9 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	logger := newLogger(cfg.Log, stderr)
+	if *clear {
+		return clearHalt(cfg.DataDir, logger, stderr)
+	}
 	if cfg.DataDir == "" {
 		if !cfg.Dev {
 			fmt.Fprintln(stderr, "tallyd: --datadir (or datadir in the config) is required unless --dev")
@@ -110,6 +116,28 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	logger.Info("stopped")
+	return 0
+}
+
+// clearHalt removes the halt record of the node in dataDir, logging what
+// it said.
+func clearHalt(dataDir string, logger *slog.Logger, stderr io.Writer) int {
+	if dataDir == "" {
+		fmt.Fprintln(stderr, "tallyd: --clear-halt needs --datadir (or datadir in the config)")
+		return 2
+	}
+	rec, err := node.ClearHalt(dataDir)
+	if err != nil {
+		logger.Error("clear halt failed", "err", err)
+		return 1
+	}
+	if rec == nil {
+		logger.Info("no halt record: the node had not halted", "datadir", dataDir)
+		return 0
+	}
+	logger.Warn("halt record cleared: the node will apply again from where it stopped", "datadir", dataDir,
+		"halted_at", time.UnixMilli(int64(rec.TimeMs)).UTC().Format(time.RFC3339), "height", rec.Height,
+		"raft_index", rec.RaftIndex, "entry", rec.Entry, "reason", rec.Reason)
 	return 0
 }
 

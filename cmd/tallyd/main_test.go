@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/node"
+	"github.com/tally-ledger/tally/state"
 )
 
 // TestBadInvocations: a typo on the command line or in the config file
@@ -47,5 +51,38 @@ func TestHelp(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run([]string{"--help"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "--datadir") {
 		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// TestClearHalt: --clear-halt removes a stopped node's halt record (saying
+// what it held) and exits; a second run finds none; it needs a data dir
+// holding a node's state.
+func TestClearHalt(t *testing.T) {
+	dir := t.TempDir()
+	db, err := state.Open(node.StateDir(dir), state.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InitGenesis(genesis.Dev()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordHalt(state.HaltRecord{Height: 7, RaftIndex: 9, Entry: 10, Reason: "panic applying raft index 10: boom"}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--clear-halt"}, 2, "--clear-halt needs --datadir"},
+		{[]string{"--datadir", filepath.Join(dir, "nowhere"), "--clear-halt"}, 1, "no node state in data dir"},
+		{[]string{"--datadir", dir, "--clear-halt"}, 0, "reason=\"panic applying raft index 10: boom\""},
+		{[]string{"--datadir", dir, "--clear-halt"}, 0, "no halt record"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(c.args, &stderr); code != c.code || !strings.Contains(stderr.String(), c.want) {
+			t.Fatalf("%v: exit %d, stderr %q; want %d and %q", c.args, code, stderr.String(), c.code, c.want)
+		}
 	}
 }
