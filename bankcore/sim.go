@@ -413,9 +413,14 @@ func isoAccount(id string) iso20022.Account {
 // jsonOrder is the bridge's JSON payout order (bankcore.format = "json").
 type jsonOrder struct {
 	MsgID         string    `json:"msgId"`
+	PmtInfID      string    `json:"pmtInfId"`
+	InstrID       string    `json:"instrId"`
 	EndToEndID    string    `json:"endToEndId"`
+	UETR          string    `json:"uetr"`
 	WithdrawalID  uint64    `json:"withdrawalId"`
 	Account       string    `json:"account"`
+	CreditorName  string    `json:"creditorName,omitempty"`
+	ExecutionDate string    `json:"executionDate"`
 	Amount        string    `json:"amount"`
 	Currency      string    `json:"currency"`
 	Holder        string    `json:"holder"`
@@ -440,11 +445,17 @@ func parseOrder(body []byte) (*iso20022.PaymentOrder, error) {
 		if err := iso20022.ValidateAmount(j.Amount); err != nil {
 			return nil, fmt.Errorf("JSON payout order %s: %w", j.MsgID, err)
 		}
+		if j.PmtInfID == "" {
+			j.PmtInfID = j.MsgID
+		}
+		if j.ExecutionDate == "" {
+			j.ExecutionDate = j.CreatedAt.UTC().Format(time.DateOnly)
+		}
 		return &iso20022.PaymentOrder{MsgID: j.MsgID, Created: j.CreatedAt, InitiatingParty: j.DebtorName,
-			Payments: []iso20022.PaymentInfo{{ID: j.MsgID, ExecutionDate: j.CreatedAt.UTC().Format(time.DateOnly),
+			Payments: []iso20022.PaymentInfo{{ID: j.PmtInfID, ExecutionDate: j.ExecutionDate,
 				Debtor: iso20022.Party{Name: j.DebtorName, Account: isoAccount(j.DebtorAccount)},
-				Transfers: []iso20022.Transfer{{InstrID: j.MsgID, EndToEndID: j.EndToEndID, Amount: j.Amount, Currency: j.Currency,
-					Creditor: iso20022.Party{Account: isoAccount(j.Account)}}}}}}, nil
+				Transfers: []iso20022.Transfer{{InstrID: j.InstrID, EndToEndID: j.EndToEndID, UETR: j.UETR, Amount: j.Amount, Currency: j.Currency,
+					Creditor: iso20022.Party{Name: j.CreditorName, Account: isoAccount(j.Account)}}}}}}, nil
 	}
 	return iso20022.ParsePain001(bytes.NewReader(body))
 }

@@ -327,10 +327,10 @@ func (e *testEnv) testWithdrawalSettled(t *testing.T) {
 	_, burned0 := e.supply(t)
 	e.core.down(2, 2) // two dropped connections, then two 503s
 	id := e.withdraw(t, holder, "12.34", [32]byte{})
-	msgID := PayoutMsgID(genesis.DevChainID, "HKD", id)
+	msgID := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
 
 	p := waitPayout(t, b, id, PayoutOrdered)
-	if p.MsgID != msgID || p.Account != "HK-PAY-5" || p.Amount.Cmp(hkd(t, "12.34")) != 0 || p.Orders != 5 {
+	if p.EndToEndID != msgID || p.Account != "HK-PAY-5" || p.Amount.Cmp(hkd(t, "12.34")) != 0 || p.Orders != 5 {
 		t.Fatalf("ordered payout %+v", p)
 	}
 	orders := e.core.orders(msgID)
@@ -338,8 +338,9 @@ func (e *testEnv) testWithdrawalSettled(t *testing.T) {
 		t.Fatalf("core received %d orders for %s, want 5 (4 failed, 1 accepted)", len(orders), msgID)
 	}
 	for _, o := range orders {
-		if o.order.MsgID != msgID || o.order.EndToEndID != msgID || o.order.Amount != "12.34" || o.order.Account != "HK-PAY-5" ||
-			!bytesEqual(o.body, orders[0].body) {
+		ids := PayoutIDs(b.Bank(), genesis.DevChainID, "HKD", id)
+		if o.order.MsgID != ids.MsgID || o.idempotencyKey != ids.MsgID || o.order.EndToEndID != msgID || o.order.UETR != ids.UETR ||
+			o.order.Amount != "12.34" || o.order.Account != "HK-PAY-5" || !sameOrder(o, orders[0]) {
 			t.Fatalf("order resent with other content: %s vs %s", o.body, orders[0].body)
 		}
 	}
@@ -370,8 +371,6 @@ func (e *testEnv) testWithdrawalSettled(t *testing.T) {
 	}
 }
 
-func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
-
 // testRejectedPayout: the core rejects a payout (pain.002 RJCT); the
 // withdrawal is refunded with the bank's reason and the holder gets the
 // money back. An unlinked holder's withdrawal is not this bank's to pay.
@@ -382,7 +381,7 @@ func (e *testEnv) testRejectedPayout(t *testing.T) {
 	before := e.balance(t, holder.Address())
 	foreign := e.withdraw(t, stranger, "1.00", [32]byte{})
 	id := e.withdraw(t, holder, "50.00", [32]byte{})
-	msgID := PayoutMsgID(genesis.DevChainID, "HKD", id)
+	msgID := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
 	waitPayout(t, b, id, PayoutOrdered)
 	if _, err := b.Store().Payout(foreign); err == nil {
 		t.Fatal("a payout was recorded for an unlinked holder")
@@ -418,7 +417,7 @@ func (e *testEnv) testPayoutCrashes(t *testing.T) {
 	b := e.open(t, cfg, func(b *Bridge) { b.hooks.crash = func(p string) bool { return p == crashAfterOrderSent } })
 	e.link(t, b, holder, "HK-PAY-8")
 	id := e.withdraw(t, holder, "3.00", [32]byte{})
-	msgID := PayoutMsgID(genesis.DevChainID, "HKD", id)
+	msgID := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
 	waitFor(t, "the order to reach the core", func() bool { return len(e.core.orders(msgID)) == 1 })
 	time.Sleep(50 * time.Millisecond) // the crashed sender must not record it
 	if p, err := b.Store().Payout(id); err != nil || p.Status != PayoutNew {
@@ -430,7 +429,7 @@ func (e *testEnv) testPayoutCrashes(t *testing.T) {
 
 	b = e.open(t, cfg, func(b *Bridge) { b.hooks.crash = func(p string) bool { return p == crashAfterCloseSent } })
 	waitPayout(t, b, id, PayoutOrdered)
-	if orders := e.core.orders(msgID); len(orders) != 2 || !bytesEqual(orders[0].body, orders[1].body) {
+	if orders := e.core.orders(msgID); len(orders) != 2 || !sameOrder(orders[0], orders[1]) {
 		t.Fatalf("after the restart the core has %d orders for %s, want the same one twice", len(orders), msgID)
 	}
 	if code, resp := e.reportStatus(t, b, "PS-CR-1", msgID, "ACSC", ""); code != http.StatusOK {
@@ -506,13 +505,13 @@ func grep(text, word string) string {
 func (e *testEnv) testISO20022(t *testing.T) {
 	cfg := e.config(t)
 	cfg.BankCore.Format = FormatPain001
-	cfg.BankCore.DebtorAccount = "HK00OMNIBUS0001"
+	cfg.BankCore.DebtorAccount = "HK55OMNIBUS0001"
 	b := e.open(t, cfg, nil)
 	w, holder := freshKey(t), devKey(t, 9)
 	e.link(t, b, w, "XML-ACCT-1")
 	e.link(t, b, holder, "XML-PAY-9")
 
-	omnibus := iso20022.Account{Other: "HK00OMNIBUS0001"}
+	omnibus := iso20022.Account{Other: "HK55OMNIBUS0001"}
 	from := func(account, e2e string) []iso20022.TxDetail {
 		return []iso20022.TxDetail{{EndToEndID: e2e, Debtor: iso20022.Party{Account: iso20022.Account{Other: account}}}}
 	}
@@ -533,10 +532,14 @@ func (e *testEnv) testISO20022(t *testing.T) {
 	code, resp := e.post(t, b, PathNotifications, body, "")
 	if code != http.StatusUnprocessableEntity || len(resp.Entries) != 3 ||
 		resp.Entries[0].Verdict != VerdictAccepted || resp.Entries[1].Verdict != VerdictIgnored ||
-		resp.Entries[2].Verdict != VerdictHeld || resp.Entries[2].Ref != "XML-DEP-3" {
+		resp.Entries[2].Verdict != VerdictHeld || resp.Entries[2].Ref != "E2E-3" {
 		t.Fatalf("camt.054: %d %+v", code, resp)
 	}
-	waitDeposit(t, b, "XML-DEP-1", DepositMinted)
+	// Without an AcctSvcrRef of the transaction, its EndToEndId is the
+	// deposit's reference (DepositRef).
+	if d := waitDeposit(t, b, "E2E-1", DepositMinted); d.EntryRef != "XML-DEP-1" || d.Key.Account != "HK55OMNIBUS0001" {
+		t.Fatalf("deposit %+v", d)
+	}
 	if got := e.balance(t, w.Address()); got.Cmp(hkd(t, "55.55")) != 0 {
 		t.Fatalf("wallet holds %v, want 5555", got)
 	}
@@ -547,7 +550,7 @@ func (e *testEnv) testISO20022(t *testing.T) {
 
 	// A payout ordered as a pain.001, rejected by a pain.002.
 	id := e.withdraw(t, holder, "20.00", [32]byte{})
-	msgID := PayoutMsgID(genesis.DevChainID, "HKD", id)
+	msgID := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
 	waitPayout(t, b, id, PayoutOrdered)
 	orders := e.core.orders(msgID)
 	if len(orders) != 1 || orders[0].contentType != "application/xml" {
@@ -558,14 +561,16 @@ func (e *testEnv) testISO20022(t *testing.T) {
 		t.Fatalf("the bridge's pain.001 does not parse: %v\n%s", err, orders[0].body)
 	}
 	tr := po.Transfers()
-	if po.MsgID != msgID || len(tr) != 1 || tr[0].EndToEndID != msgID || tr[0].Amount != "20" || tr[0].Currency != "HKD" ||
-		tr[0].Creditor.Account.ID() != "XML-PAY-9" || po.Payments[0].Debtor.Account.IBAN != "HK00OMNIBUS0001" {
+	ids := PayoutIDs(b.Bank(), genesis.DevChainID, "HKD", id)
+	if po.MsgID != ids.MsgID || po.Payments[0].ID != ids.PmtInfID || len(tr) != 1 || tr[0].InstrID != ids.InstrID || tr[0].UETR != ids.UETR ||
+		tr[0].EndToEndID != msgID || tr[0].Amount != "20" || tr[0].Currency != "HKD" ||
+		tr[0].Creditor.Account.ID() != "XML-PAY-9" || po.Payments[0].Debtor.Account.IBAN != "HK55OMNIBUS0001" {
 		t.Fatalf("pain.001 %+v, transfers %+v", po, tr)
 	}
 	var rep bytes.Buffer
 	if err := iso20022.WritePain002(&rep, &iso20022.StatusReport{MsgID: "PSR-XML-1", Created: time.Now().UTC(),
-		OriginalMsgID: msgID, OriginalMsgName: iso20022.Pain001Version,
-		Payments: []iso20022.PaymentStatus{{OriginalPmtInfID: msgID, Transactions: []iso20022.TransactionStatus{{
+		OriginalMsgID: ids.MsgID, OriginalMsgName: iso20022.Pain001Version,
+		Payments: []iso20022.PaymentStatus{{OriginalPmtInfID: ids.PmtInfID, Transactions: []iso20022.TransactionStatus{{
 			OriginalEndToEndID: msgID, Status: iso20022.StatusRejected,
 			Reasons: []iso20022.StatusReason{{Code: "AC04", AdditionalInfo: []string{"account closed"}}}}}}},
 	}); err != nil {
@@ -580,7 +585,7 @@ func (e *testEnv) testISO20022(t *testing.T) {
 
 	// Another payout settled by the camt.054 debit entry that books it.
 	id2 := e.withdraw(t, holder, "5.00", [32]byte{})
-	msgID2 := PayoutMsgID(genesis.DevChainID, "HKD", id2)
+	msgID2 := PayoutEndToEndID(genesis.DevChainID, "HKD", id2)
 	waitPayout(t, b, id2, PayoutOrdered)
 	debit := camt("CAMT-XML-2", iso20022.Entry{Ref: "XML-DBT-1", Amount: "5.00", Currency: "HKD", Credit: false,
 		Status: iso20022.EntryBooked, Details: []iso20022.TxDetail{{EndToEndID: msgID2}}})

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"unicode/utf8"
 
+	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -29,14 +30,25 @@ func (b *Bridge) closeRound(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ps := append(s, r...)
+	ret, err := b.store.QueuedPayouts(PayoutReturning, workBatch)
+	if err != nil {
+		return err
+	}
+	ps := append(append(s, r...), ret...)
 	sort.Slice(ps, func(i, j int) bool { return ps[i].ID < ps[j].ID })
+	var errs []error
 	for _, p := range ps {
 		if err := b.closePayout(ctx, p); err != nil {
-			return fmt.Errorf("payout %s: %w", p.MsgID, err)
+			if errors.Is(err, errCrashed) || ctx.Err() != nil {
+				return err
+			}
+			// One payout that cannot close (a return the chain cannot
+			// take yet, a revert an operator must look at) does not hold
+			// up the others.
+			errs = append(errs, fmt.Errorf("payout %s: %w", p.EndToEndID, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // closePayout settles or refunds one withdrawal. The chain's own status of
@@ -60,20 +72,28 @@ func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
 	if err != nil {
 		return err
 	}
-	switch status {
-	case withdrawalSettled:
-		return b.markClosed(p, "settled")
-	case withdrawalRefunded:
-		return b.markClosed(p, "refunded")
-	case withdrawalPending:
-	default:
-		return fmt.Errorf("withdrawal %d is not a withdrawal of %s on chain (status %d)", p.ID, b.info.Symbol, status)
-	}
-	var op wallet.Op
 	id := new(big.Int).SetUint64(p.ID)
-	if p.Status == PayoutSettling {
+	var op wallet.Op
+	switch {
+	case status == withdrawalRefunded:
+		return b.markClosed(p, "refunded")
+	case status == withdrawalSettled && p.Status != PayoutReturning:
+		return b.markClosed(p, "settled")
+	case status == withdrawalSettled:
+		// Paid, burned, and the money came back: the holder is owed it.
+		if _, ok := chain.AssetABI.Methods[opReturnWithdrawal]; !ok {
+			b.metrics.unhandled.WithLabelValues("payout-return").Inc()
+			return fmt.Errorf("withdrawal %d was settled and then returned by the bank (%s); this chain has no %s operation, so the holder's %s stays owed: an operator must act",
+				p.ID, p.ReturnReason, opReturnWithdrawal, wallet.FormatAmount(p.Amount, b.info.Decimals))
+		}
+		op, err = wallet.AssetOp(b.info.AssetID, opReturnWithdrawal, id, refundReason(p))
+	case status != withdrawalPending:
+		return fmt.Errorf("withdrawal %d is not a withdrawal of %s on chain (status %d)", p.ID, b.info.Symbol, status)
+	case p.Status == PayoutSettling:
 		op, err = wallet.AssetOp(b.info.AssetID, "settleWithdrawal", id)
-	} else {
+	default:
+		// Rejected, or returned before the chain settled it: the escrow
+		// goes back to the holder.
 		op, err = wallet.AssetOp(b.info.AssetID, "refundWithdrawal", id, refundReason(p))
 	}
 	if err != nil {
@@ -103,17 +123,30 @@ func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
 	if err != nil || out != txApplied {
 		return err // the next round reads the withdrawal's status again
 	}
-	if p.Status == PayoutSettling {
+	switch {
+	case p.Status == PayoutSettling:
 		return b.markClosed(p, "settled")
+	case op.Method == opReturnWithdrawal:
+		return b.markClosed(p, "returned")
 	}
 	return b.markClosed(p, "refunded")
 }
 
+// opReturnWithdrawal gives a settled withdrawal's amount back to its
+// holder when the bank reports the payment returned (helper "chainops"
+// adds it to the chain; until then a return after settlement is raised).
+const opReturnWithdrawal = "returnWithdrawal"
+
 // markClosed records that the chain closed the withdrawal as what.
 func (b *Bridge) markClosed(p *Payout, what string) error {
 	want := "settled"
-	if p.Status == PayoutRefunding {
+	switch {
+	case p.Status == PayoutRefunding:
 		want = "refunded"
+	case p.Status == PayoutReturning && what == "refunded":
+		want = "refunded" // returned before the chain settled it
+	case p.Status == PayoutReturning:
+		want = "returned"
 	}
 	_, err := b.store.ModifyPayout(p.ID, func(q *Payout) (bool, error) {
 		q.Status, q.Closed, q.UpdatedAt = PayoutClosed, what, b.now().UTC()
@@ -128,15 +161,21 @@ func (b *Bridge) markClosed(p *Payout, what string) error {
 	if what != want {
 		b.log.Error("withdrawal closed on chain against the bank's outcome", "id", p.ID, "outcome", p.Outcome, "chain", what)
 	} else {
-		b.log.Info("withdrawal "+what, "id", p.ID, "msgId", p.MsgID)
+		b.log.Info("withdrawal "+what, "id", p.ID, "endToEndId", p.EndToEndID)
 	}
 	return nil
 }
 
-// refundReason is the reason refundWithdrawal carries: the bank's, within
-// the chain's 256 bytes.
+// refundReason is the reason refundWithdrawal (or returnWithdrawal)
+// carries: the bank's, within the chain's 256 bytes.
 func refundReason(p *Payout) string {
-	r := "payout " + p.MsgID + " rejected by the bank: " + p.Reason
+	r := "payout " + p.EndToEndID + " rejected by the bank: " + p.Reason
+	switch {
+	case p.Returned != "":
+		r = "payout " + p.EndToEndID + " returned by the bank: " + p.ReturnReason
+	case p.Outcome == statusReturned:
+		r = "payout " + p.EndToEndID + " returned by the bank: " + p.Reason
+	}
 	if len(r) <= maxReasonLen {
 		return r
 	}

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/tally-ledger/tally/bridge/iso20022"
 	"github.com/tally-ledger/tally/config"
 )
 
@@ -37,6 +39,7 @@ type Config struct {
 	Follower FollowerConfig `toml:"follower"`
 	Payout   PayoutConfig   `toml:"payout"`
 	Closer   CloserConfig   `toml:"closer"`
+	Routing  RoutingConfig  `toml:"routing"`
 	Log      LogConfig      `toml:"log"`
 
 	// dir is the config file's directory, against which relative paths resolve.
@@ -73,6 +76,23 @@ type BankCoreConfig struct {
 	// the debtor of every pain.001 order.
 	DebtorName    string `toml:"debtor-name"`
 	DebtorAccount string `toml:"debtor-account"`
+	// DebtorAgentBIC and DebtorAgentMember identify the bank itself in a
+	// pain.001 (DbtrAgt, and CdtrAgt: the accounts paid are the bank's
+	// own customers'): its BIC and/or its clearing system member id
+	// (ClearingSystem, e.g. "HKNCC", names the system).
+	DebtorAgentBIC    string `toml:"debtor-agent-bic"`
+	DebtorAgentMember string `toml:"debtor-agent-member"`
+	ClearingSystem    string `toml:"clearing-system"`
+	// InitiatingPartyID is the id the bank gave the bridge as its
+	// customer (InitgPty/Id/OrgId/Othr/Id).
+	InitiatingPartyID string `toml:"initiating-party-id"`
+	// ServiceLevel (PmtTpInf/SvcLvl/Cd) and ChargeBearer (ChrgBr) of
+	// every order.
+	ServiceLevel string `toml:"service-level"`
+	ChargeBearer string `toml:"charge-bearer"`
+	// TimeZone is the bank's IANA time zone: the requested execution date
+	// of an order is today there, refreshed on every re-send.
+	TimeZone string `toml:"time-zone"`
 	// TLS configures HTTPS to the core (its CA, the bridge's client certificate).
 	TLS ClientTLSConfig `toml:"tls"`
 }
@@ -124,6 +144,19 @@ type CloserConfig struct {
 	PollInterval Duration `toml:"poll-interval"`
 }
 
+// RoutingConfig says how a deposit finds its wallet (docs/bridge.md,
+// "Routing deposits"): By lists the ways this bank uses, of "account" (the
+// debtor account is linked to a wallet), "creditor-reference" (an ISO
+// 11649 RF reference registered for a wallet, in RmtInf/Strd/CdtrRefInf)
+// and "virtual-account" (the account credited, TxDtls/RltdPties/CdtrAcct,
+// is a virtual account number registered for a wallet). Strict holds a
+// deposit whose ways name different wallets; otherwise the first way in
+// By that names one wins.
+type RoutingConfig struct {
+	By     []string `toml:"by"`
+	Strict bool     `toml:"strict"`
+}
+
 // LogConfig configures logging.
 type LogConfig struct {
 	Level  string `toml:"level"`
@@ -141,17 +174,19 @@ const (
 // required keys.
 func DefaultConfig() Config {
 	return Config{
-		Listen:   "127.0.0.1:8600",
-		DataDir:  "bridge-data",
-		Key:      KeyConfig{PasswordEnv: "TALLY_BRIDGE_PASSWORD"},
-		Nodes:    NodesConfig{Timeout: Duration(10 * time.Second)},
-		BankCore: BankCoreConfig{PayoutPath: "/v1/payment-orders", Format: "pain.001", Timeout: Duration(10 * time.Second), DebtorName: "Tally omnibus"},
+		Listen:  "127.0.0.1:8600",
+		DataDir: "bridge-data",
+		Key:     KeyConfig{PasswordEnv: "TALLY_BRIDGE_PASSWORD"},
+		Nodes:   NodesConfig{Timeout: Duration(10 * time.Second)},
+		BankCore: BankCoreConfig{PayoutPath: "/v1/payment-orders", Format: "pain.001", Timeout: Duration(10 * time.Second), DebtorName: "Tally omnibus",
+			ServiceLevel: "NURG", ChargeBearer: "DEBT", TimeZone: "UTC"},
 		Auth:     AuthConfig{MaxSkew: Duration(5 * time.Minute)},
 		Limits:   LimitsConfig{MaxBodyBytes: DefaultMaxBodyBytes, MaxEntries: DefaultMaxEntries, MaxRefusals: DefaultMaxRefusals},
 		Outbox:   OutboxConfig{PollInterval: Duration(200 * time.Millisecond), ReceiptTimeout: Duration(30 * time.Second), MaxAttempts: 5},
 		Follower: FollowerConfig{PollInterval: Duration(time.Second), MaxRange: 1000},
 		Payout:   PayoutConfig{PollInterval: Duration(500 * time.Millisecond), RetryMin: Duration(time.Second), RetryMax: Duration(time.Minute)},
 		Closer:   CloserConfig{PollInterval: Duration(500 * time.Millisecond)},
+		Routing:  RoutingConfig{By: []string{RouteAccount}, Strict: true},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -238,8 +273,36 @@ func (c *Config) Validate() error {
 	if len(c.BankCore.DebtorAccount) > 34 {
 		return bad("bankcore.debtor-account", "at most 34 characters (ISO 20022 Max34Text)")
 	}
+	if looksLikeIBAN(c.BankCore.DebtorAccount) {
+		if err := iso20022.CheckIBAN(c.BankCore.DebtorAccount); err != nil {
+			return bad("bankcore.debtor-account", "%v", err)
+		}
+	}
 	if c.BankCore.Format == FormatPain001 && c.BankCore.DebtorAccount == "" {
 		return bad("bankcore.debtor-account", "required with bankcore.format = %q: a pain.001 names the account it pays from", FormatPain001)
+	}
+	if c.BankCore.DebtorAgentBIC != "" && !bicPattern.MatchString(c.BankCore.DebtorAgentBIC) {
+		return bad("bankcore.debtor-agent-bic", "%q is not a BIC (8 or 11 letters and digits)", c.BankCore.DebtorAgentBIC)
+	}
+	if len(c.BankCore.DebtorAgentMember) > 35 {
+		return bad("bankcore.debtor-agent-member", "at most 35 characters")
+	}
+	if c.BankCore.ClearingSystem != "" && (c.BankCore.DebtorAgentMember == "" || !codePattern.MatchString(c.BankCore.ClearingSystem)) {
+		return bad("bankcore.clearing-system", "%q: 1-4 upper-case letters or digits, with bankcore.debtor-agent-member", c.BankCore.ClearingSystem)
+	}
+	if len(c.BankCore.InitiatingPartyID) > 35 {
+		return bad("bankcore.initiating-party-id", "at most 35 characters")
+	}
+	if !codePattern.MatchString(c.BankCore.ServiceLevel) {
+		return bad("bankcore.service-level", "%q is not an ExternalServiceLevel1Code (e.g. NURG, URGP, SEPA)", c.BankCore.ServiceLevel)
+	}
+	switch c.BankCore.ChargeBearer {
+	case "DEBT", "CRED", "SHAR", "SLEV":
+	default:
+		return bad("bankcore.charge-bearer", "%q: use DEBT, CRED, SHAR or SLEV", c.BankCore.ChargeBearer)
+	}
+	if _, err := time.LoadLocation(c.BankCore.TimeZone); err != nil || c.BankCore.TimeZone == "" || c.BankCore.TimeZone == "Local" {
+		return bad("bankcore.time-zone", "%q is not an IANA time zone name (e.g. Asia/Hong_Kong, UTC)", c.BankCore.TimeZone)
 	}
 	if c.Auth.SecretFile == "" {
 		return bad("auth.secret-file", "required: the HMAC secret shared with the bank core")
@@ -272,6 +335,16 @@ func (c *Config) Validate() error {
 	if c.Follower.MaxRange < 1 {
 		return bad("follower.max-range", "must be at least 1")
 	}
+	if len(c.Routing.By) == 0 {
+		return bad("routing.by", "required: at least one of %q, %q, %q", RouteAccount, RouteCreditorReference, RouteVirtualAccount)
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Routing.By {
+		if r != RouteAccount && r != RouteCreditorReference && r != RouteVirtualAccount || seen[r] {
+			return bad(fmt.Sprintf("routing.by[%d]", i), "%q: use each of %q, %q, %q at most once", r, RouteAccount, RouteCreditorReference, RouteVirtualAccount)
+		}
+		seen[r] = true
+	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return bad("log.level", "%v", err)
 	}
@@ -280,6 +353,11 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+var (
+	bicPattern  = regexp.MustCompile(`^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$`)
+	codePattern = regexp.MustCompile(`^[A-Z0-9]{1,4}$`)
+)
 
 // Payout order formats (bankcore.format).
 const (

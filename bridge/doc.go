@@ -9,10 +9,17 @@
 //
 //   - Config: bridge.toml, decoded strictly (an unknown key is an error
 //     naming it), relative paths resolved next to the file.
-//   - Store: its own Pebble database. Deposits keyed by bankRef, account
-//     links, payouts keyed by withdrawal id, the follower's cursor, a
-//     bounded record of refused inputs and per-state counters. Every state
-//     change that must survive a crash is one batch committed with fsync.
+//   - Store: its own Pebble database (format StoreFormat). Deposits keyed
+//     by bankRef, the hash of their DepositKey (account, transaction
+//     reference, booking date), account links and deposit routes,
+//     payouts keyed by withdrawal id, the follower's cursor, a bounded
+//     record of refused inputs and per-state counters. Every state change
+//     that must survive a crash is one batch committed with fsync.
+//   - the reading of ISO 20022 (iso.go, messages.go): one rule, classify,
+//     for what a bank status means for a payout (only a transaction-level
+//     ACSC or a matching booked debit settles; progress and duplicate
+//     rejections decide nothing), deposit keys (DepositRef), batch
+//     bookings split per transaction, returns and reversals.
 //   - the intake HTTP server: POST /v1/notifications (camt.054 or JSON
 //     credit entries), /v1/links (personal_sign account links),
 //     /v1/payment-status (pain.002, or camt.054 debit entries), all signed
@@ -35,7 +42,9 @@
 //   - payout sender: POST each new payout's order (pain.001 or JSON) to the
 //     core with its stable MsgId/EndToEndId, retrying with backoff.
 //   - closer: for each payout with an outcome, read withdrawal(id) on
-//     chain, then settleWithdrawal or refundWithdrawal as the outbox signs.
+//     chain, then settleWithdrawal or refundWithdrawal as the outbox signs;
+//     a payout returned after settlement calls returnWithdrawal where the
+//     chain has it, and is raised to the operator where it does not.
 //
 // The chain enforces uniqueness itself (a bankRef mints once; a withdrawal
 // closes once), so the bridge's records only have to make sure nothing is

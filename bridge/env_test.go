@@ -189,14 +189,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// deposit reads a deposit by its bank reference.
+// deposit reads the one deposit whose transaction reference is ref.
 func deposit(t *testing.T, b *Bridge, ref string) *Deposit {
 	t.Helper()
-	d, err := b.Store().Deposit(BankRef(b.Bank(), "HKD", ref))
+	ds, err := b.Store().Deposits(100_000)
 	if err != nil {
-		t.Fatalf("deposit %s: %v", ref, err)
+		t.Fatal(err)
 	}
-	return d
+	var found *Deposit
+	for _, d := range ds {
+		if d.Ref == ref {
+			if found != nil {
+				t.Fatalf("two deposits have reference %s: %+v and %+v", ref, found.Key, d.Key)
+			}
+			found = d
+		}
+	}
+	if found == nil {
+		t.Fatalf("no deposit has reference %s", ref)
+	}
+	return found
 }
 
 func waitDeposit(t *testing.T, b *Bridge, ref string, st DepositStatus) *Deposit {
@@ -384,17 +396,26 @@ func (c *fakeCore) serve(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"status":%d}`, ro.answered)
 }
 
-// orders returns the orders received for msgID, answered or not.
-func (c *fakeCore) orders(msgID string) []receivedOrder {
+// orders returns the orders received for a payout, answered or not: id
+// is the order's MsgId (its Idempotency-Key) or the payout's EndToEndId.
+func (c *fakeCore) orders(id string) []receivedOrder {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []receivedOrder
 	for _, o := range c.received {
-		if o.idempotencyKey == msgID {
+		if o.idempotencyKey == id || o.order.EndToEndID == id || bytes.Contains(o.body, []byte("<EndToEndId>"+id+"</EndToEndId>")) {
 			out = append(out, o)
 		}
 	}
 	return out
+}
+
+// sameOrder reports whether two sends are the same order: every field but
+// the send time and the requested execution date (refreshed on a re-send).
+func sameOrder(a, b receivedOrder) bool {
+	x, y := a.order, b.order
+	x.CreatedAt, y.CreatedAt, x.ExecutionDate, y.ExecutionDate = time.Time{}, time.Time{}, "", ""
+	return a.idempotencyKey == b.idempotencyKey && x == y
 }
 
 func (c *fakeCore) down(drop, fail int) {

@@ -119,7 +119,7 @@ func (b *Bridge) payoutFromLog(l types.Log) (*Payout, error) {
 	now := b.now().UTC()
 	id := idBig.Uint64()
 	return &Payout{ID: id, Holder: holder, Amount: amount, PayoutRef: ref, Account: account,
-		MsgID: PayoutMsgID(b.info.ChainID, b.info.Symbol, id), Block: l.BlockNumber, RequestTx: l.TxHash,
+		EndToEndID: PayoutEndToEndID(b.info.ChainID, b.info.Symbol, id), Block: l.BlockNumber, RequestTx: l.TxHash,
 		Status: PayoutNew, CreatedAt: now, UpdatedAt: now}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/tally-ledger/tally/bridge/iso20022"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/wallet"
 )
@@ -37,8 +38,10 @@ const (
 	VerdictIgnored   = "ignored"   // not for the bridge (a pending entry, a debit not of a payout)
 	VerdictSettling  = "settling"  // a payout outcome: paid, settleWithdrawal follows
 	VerdictRefunding = "refunding" // a payout outcome: rejected, refundWithdrawal follows
+	VerdictReturning = "returning" // a settled payout came back: returnWithdrawal follows
 	VerdictNoted     = "noted"     // an intermediate payout status; nothing changes
 	VerdictUnknown   = "unknown"   // no payout has this EndToEndId
+	VerdictReversed  = "reversed"  // the bank took a deposit back: recorded on the deposit
 )
 
 // Verdict is the bridge's answer about one entry or status item.
@@ -181,7 +184,9 @@ func (b *Bridge) checkNotification(n *Notification) error {
 		return fmt.Errorf("the notification has %d entries, at most %d are accepted (limits.max-entries)", len(n.Entries), b.cfg.Limits.MaxEntries)
 	}
 	for i, e := range n.Entries {
-		if err := checkText("ref", e.Ref, maxRefLen); err != nil {
+		// A batch's transaction without a reference of its own is
+		// "<entry ref>/<n>": a little over Max35Text.
+		if err := checkText("ref", e.Ref, maxRefLen+8); err != nil {
 			return fmt.Errorf("entries[%d]: %w", i, err)
 		}
 	}
@@ -189,24 +194,36 @@ func (b *Bridge) checkNotification(n *Notification) error {
 }
 
 // processNotification records the credit entries as deposits in one
-// synced batch and applies the debit entries as payout outcomes. The
-// answer is 200 when every entry went through (or was a duplicate of one
-// that did), 422 when any entry is held or conflicts: those are recorded
-// too, so a resend changes nothing and gets the same answer.
+// synced batch, applies the debit entries and returns as payout outcomes
+// and the reversed credits as deposit reversals. The answer is 200 when
+// every entry went through (or was a duplicate of one that did), 422 when
+// any entry is held, conflicts or names nothing known: those are recorded
+// too, so a resend changes nothing and gets the same answer. A reversal of
+// a deposit whose mint is in flight is answered 503: the bank resends it
+// and by then the mint has an outcome.
 func (b *Bridge) processNotification(ep string, n *Notification) (Response, int, error) {
 	resp := Response{MsgID: n.MsgID, Entries: make([]Verdict, len(n.Entries))}
 	var deps []*Deposit
 	var depIdx []int
 	var holds []string // refusal kind per deposit (empty when accepted)
 	now := b.now().UTC()
+	retry := false
 	for i, e := range n.Entries {
+		if e.ReportedAccount == "" {
+			e.ReportedAccount = b.cfg.BankCore.DebtorAccount
+		}
 		if !e.Booked {
 			resp.Entries[i] = Verdict{Ref: e.Ref, Verdict: VerdictIgnored, Reason: "entry is not booked yet; it is minted when reported booked"}
 			continue
 		}
-		if !e.Credit {
-			resp.Entries[i] = b.applyOutcome(ep, n.MsgID, StatusItem{EndToEndID: e.EndToEndID, Status: "BOOK"}, true)
+		if it, ok := payoutItem(e); ok {
+			resp.Entries[i] = b.applyOutcome(ep, n.MsgID, it)
 			resp.Entries[i].Ref = e.Ref
+			continue
+		}
+		if !e.Credit { // a reversed credit: a deposit taken back
+			v, again := b.reverseDeposit(ep, n.MsgID, e, now)
+			resp.Entries[i], retry = v, retry || again
 			continue
 		}
 		d, kind := b.newDeposit(n.MsgID, e, now)
@@ -234,8 +251,8 @@ func (b *Bridge) processNotification(ep string, n *Notification) (Response, int,
 			problem = problem || res.Deposit.Status == DepositHeld
 		case res.Duplicate:
 			v.Verdict = VerdictConflict
-			v.Reason = fmt.Sprintf("reference %q is already recorded for account %q, amount %s %s; this entry says account %q, amount %s %s",
-				d.Ref, res.Deposit.Account, res.Deposit.Amount, res.Deposit.Currency, d.Account, d.Amount, d.Currency)
+			v.Reason = fmt.Sprintf("deposit key %s (account %s, reference %q, booked %s) is already recorded (message %s) with %s: a key reused with other content is refused, not taken as a duplicate",
+				d.BankRef.Hex()[:10], d.Key.Account, d.Key.Ref, orNone(d.Key.BookingDate), res.Deposit.MsgID, res.Deposit.differs(d))
 			refusals = append(refusals, &Refusal{Endpoint: ep, Kind: RefusedConflict, MsgID: n.MsgID, Ref: d.Ref, Message: v.Reason})
 			problem = true
 		case d.Status == DepositHeld:
@@ -260,6 +277,10 @@ func (b *Bridge) processNotification(ep string, n *Notification) (Response, int,
 	if newAccepted {
 		kick(b.kickOutbox)
 	}
+	if retry {
+		resp.Error = "a reversed deposit's mint is in flight; the reversal is recorded, resend this notification for its outcome"
+		return resp, http.StatusServiceUnavailable, nil
+	}
 	if problem {
 		resp.Error = "some entries were not accepted (see their verdicts); all are recorded, do not resend"
 		return resp, http.StatusUnprocessableEntity, nil
@@ -267,11 +288,79 @@ func (b *Bridge) processNotification(ep string, n *Notification) (Response, int,
 	return resp, http.StatusOK, nil
 }
 
+func orNone(s string) string {
+	if s == "" {
+		return "(no date)"
+	}
+	return s
+}
+
+// reverseDeposit applies a reversed credit (a debit entry with RvslInd):
+// the deposit it names (same account and transaction reference, booked
+// any day) is reversed: not minted → never minted; minted → reversing, an
+// unhandled reversal raised to the operator (refusal record, metric, log)
+// until the chain takes the money back. retry is set while the deposit's
+// mint is in flight.
+func (b *Bridge) reverseDeposit(ep, msgID string, e Entry, now time.Time) (v Verdict, retry bool) {
+	v = Verdict{Ref: e.Ref}
+	ds, err := b.store.DepositsByRef(e.ReportedAccount, e.Ref, 8)
+	if err != nil {
+		v.Verdict, v.Reason = VerdictUnknown, "not recorded, resend: "+err.Error()
+		return v, false
+	}
+	var match []*Deposit
+	for _, d := range ds {
+		if d.Amount == e.Amount && d.Currency == e.Currency || len(ds) == 1 {
+			match = append(match, d)
+		}
+	}
+	if len(match) != 1 {
+		v.Verdict = VerdictUnknown
+		v.Reason = fmt.Sprintf("reversal of %q on account %s names %d recorded deposits (%d with amount %s %s); an operator must match it",
+			e.Ref, e.ReportedAccount, len(ds), len(match), e.Amount, e.Currency)
+		b.metrics.unhandled.WithLabelValues("deposit-reversal").Inc()
+		b.log.Error("deposit reversal not matched", "ref", e.Ref, "reason", v.Reason)
+		b.record(&Refusal{Endpoint: ep, Kind: RefusedUnhandledReversal, MsgID: msgID, Ref: truncate(e.Ref, 40), Message: v.Reason})
+		return v, false
+	}
+	d, changed, err := b.store.ReverseDeposit(match[0].BankRef, Reversal{At: now, MsgID: msgID, Ref: e.EntryRef, Reason: e.Return})
+	if err != nil {
+		v.Verdict, v.Reason = VerdictUnknown, "not recorded, resend: "+err.Error()
+		return v, false
+	}
+	v.BankRef, v.Status = d.BankRef.Hex(), string(d.Status)
+	switch {
+	case !changed:
+		v.Verdict = VerdictDuplicate
+	default:
+		v.Verdict = VerdictReversed
+	}
+	switch d.Status {
+	case DepositReversing:
+		v.Reason = fmt.Sprintf("deposit %s was minted to %s and the bank reversed it: the chain has no reverseMint yet, an operator must take %s %s back",
+			d.Ref, d.Wallet, d.Amount, d.Currency)
+		if changed {
+			b.metrics.unhandled.WithLabelValues("deposit-reversal").Inc()
+			b.log.Error("minted deposit reversed by the bank", "ref", d.Ref, "bankRef", d.BankRef, "wallet", d.Wallet, "amount", d.Amount)
+			b.record(&Refusal{Endpoint: ep, Kind: RefusedUnhandledReversal, MsgID: msgID, Ref: d.Ref, Message: v.Reason})
+		}
+	case DepositSubmitted:
+		v.Reason = "the deposit's mint is in flight; resend for the outcome"
+		return v, true
+	default:
+		v.Reason = "reversed before it was minted: it never will be"
+	}
+	b.metrics.entries.WithLabelValues(v.Verdict).Inc()
+	return v, false
+}
+
 // newDeposit turns a credit entry into a deposit record: accepted when it
 // can be minted as is, else held with the reason and the refusal kind.
 func (b *Bridge) newDeposit(msgID string, e Entry, now time.Time) (*Deposit, string) {
-	d := &Deposit{BankRef: BankRef(b.bank, b.info.Symbol, e.Ref), Ref: e.Ref, MsgID: msgID, EndToEndID: e.EndToEndID,
-		Account: e.Account, Amount: e.Amount, Currency: e.Currency, Status: DepositAccepted, ReceivedAt: now, UpdatedAt: now}
+	key := DepositKey{Account: e.ReportedAccount, Ref: e.Ref, BookingDate: e.BookingDate}
+	d := &Deposit{Key: key, BankRef: key.BankRef(b.bank, b.info.Symbol), Ref: e.Ref, EntryRef: e.EntryRef, MsgID: msgID,
+		EndToEndID: e.EndToEndID, UETR: e.UETR, Account: e.Account, Amount: e.Amount, Currency: e.Currency, Status: DepositAccepted,
+		ReceivedAt: now, UpdatedAt: now}
 	hold := func(kind, format string, args ...any) (*Deposit, string) {
 		d.Status = DepositHeld
 		d.Reason = fmt.Sprintf(format, args...)
@@ -282,6 +371,9 @@ func (b *Bridge) newDeposit(msgID string, e Entry, now time.Time) (*Deposit, str
 	}
 	if len(d.Account) > 2*maxAccountLen {
 		d.Account = truncate(d.Account, 2*maxAccountLen)
+	}
+	if e.Problem != "" {
+		return hold(RefusedMalformed, "%s", e.Problem)
 	}
 	if e.Currency != b.info.Symbol {
 		return hold(RefusedUnknownCurrency, "currency %q is not this bridge's asset %s", truncate(e.Currency, 8), b.info.Symbol)
@@ -297,17 +389,11 @@ func (b *Bridge) newDeposit(msgID string, e Entry, now time.Time) (*Deposit, str
 	if units.Sign() == 0 {
 		return hold(RefusedBadAmount, "amount %q is zero", e.Amount)
 	}
-	if err := checkText("account", e.Account, maxAccountLen); err != nil {
-		return hold(RefusedUnknownAccount, "%v", err)
+	w, how, kind, reason := b.route(e)
+	if reason != "" {
+		return hold(kind, "%s", reason)
 	}
-	l, err := b.store.Link(e.Account)
-	if errors.Is(err, ErrNotFound) {
-		return hold(RefusedUnknownAccount, "account %q is not linked to a wallet", e.Account)
-	}
-	if err != nil {
-		return hold(RefusedUnknownAccount, "account %q: %v", e.Account, err)
-	}
-	d.Wallet = l.Wallet
+	d.Wallet, d.RoutedBy = w, how
 	return d, ""
 }
 
@@ -342,7 +428,7 @@ func (b *Bridge) handlePaymentStatus(w http.ResponseWriter, r *http.Request) {
 	resp := Response{MsgID: rep.MsgID}
 	code := http.StatusOK
 	for _, it := range rep.Items {
-		v := b.applyOutcome(ep, rep.MsgID, it, false)
+		v := b.applyOutcome(ep, rep.MsgID, it)
 		if v.Verdict == VerdictUnknown || v.Verdict == VerdictConflict {
 			code = http.StatusUnprocessableEntity
 			resp.Error = "some statuses were not applied (see their verdicts)"
@@ -352,92 +438,223 @@ func (b *Bridge) handlePaymentStatus(w http.ResponseWriter, r *http.Request) {
 	b.reply(w, ep, code, resp)
 }
 
-// applyOutcome applies one payout outcome: a payout still new or ordered
-// moves to settling (ACSC, ACCP, a booked debit) or refunding (RJCT);
-// the same outcome again is a duplicate; the opposite outcome after one
-// was recorded is a conflict, refused: the first outcome stands. fromDebit
-// marks a camt.054 debit entry, which is ignored when it carries no payout
-// id of this bridge (the omnibus account has other debits too).
-func (b *Bridge) applyOutcome(ep, msgID string, it StatusItem, fromDebit bool) Verdict {
+// outcomeClass is the class of the final word a payout has had (see
+// classify): classProgress when none yet.
+func outcomeClass(p *Payout) statusClass {
+	switch p.Outcome {
+	case "":
+		return classProgress
+	case statusReturned:
+		return classReturned
+	case statusBooked, iso20022.StatusAcceptedSettlementCompleted:
+		return classSettled
+	}
+	return classRejected
+}
+
+// applyOutcome applies one thing the bank said about a payout
+// (docs/bridge.md, "Payout statuses"). Progress and duplicate-message
+// rejections are noted on the record and decide nothing (a payout still
+// new becomes ordered: the bank has its order). The first final word
+// decides: settled (a transaction-level ACSC, a booked debit whose
+// amount, currency and EndToEndId match) → settling; rejected → refunding,
+// only while nothing final was seen; returned → refunding before a
+// settlement, returning after one. The same final word again is a
+// duplicate; the opposite one is a conflict, refused and recorded: the
+// first stands. A booked debit that names no payout of this bridge is
+// ignored (the omnibus account has other debits too).
+func (b *Bridge) applyOutcome(ep, msgID string, it StatusItem) Verdict {
 	v := Verdict{EndToEndID: it.EndToEndID}
-	id, ok := parsePayoutMsgID(b.info.ChainID, b.info.Symbol, it.EndToEndID)
-	if !ok && fromDebit {
+	if v.EndToEndID == "" {
+		v.Ref = it.Ref
+	}
+	id, _, ok := parsePayoutRef(b.info.ChainID, b.info.Symbol, it.Ref)
+	if !ok && it.Level == LevelBooking {
 		v.Verdict, v.Reason = VerdictIgnored, "a debit entry without an EndToEndId of this bridge's payouts"
 		b.metrics.entries.WithLabelValues(v.Verdict).Inc()
 		return v
 	}
 	unknown := func(reason string) Verdict {
 		v.Verdict, v.Reason = VerdictUnknown, reason
-		b.record(&Refusal{Endpoint: ep, Kind: RefusedUnknownPayout, MsgID: msgID, Ref: truncate(it.EndToEndID, 40), Message: reason})
+		b.record(&Refusal{Endpoint: ep, Kind: RefusedUnknownPayout, MsgID: msgID, Ref: truncate(it.Ref, 40), Message: reason})
 		b.metrics.entries.WithLabelValues(v.Verdict).Inc()
 		return v
 	}
 	if !ok {
-		return unknown(fmt.Sprintf("EndToEndId %q is not a payout of this bridge (TALLY-%d-%s-W<id>)",
-			truncate(it.EndToEndID, 40), b.info.ChainID, b.info.Symbol))
+		return unknown(fmt.Sprintf("%q is not an identifier of this bridge's payouts (TALLY-%d-%s-<M|P|I|W><id>)",
+			truncate(it.Ref, 40), b.info.ChainID, b.info.Symbol))
 	}
-	settled, rejected := settledStatus(it.Status), rejectedStatus(it.Status)
+	cls := classify(it)
+	now := b.now().UTC()
 	var conflict string
 	p, err := b.store.ModifyPayout(id, func(p *Payout) (bool, error) {
-		switch p.Status {
-		case PayoutNew, PayoutOrdered:
-			switch {
-			case settled:
-				p.Status, p.Outcome = PayoutSettling, it.Status
-			case rejected:
-				p.Status, p.Outcome = PayoutRefunding, it.Status
-				p.Reason = it.Reason
-				if p.Reason == "" {
-					p.Reason = "no reason given"
-				}
-			default:
-				v.Verdict = VerdictNoted
+		if (cls == classSettled || cls == classReturned) && it.Amount != "" {
+			if msg := b.sameAmount(p, it); msg != "" {
+				v.Verdict, conflict = VerdictConflict, msg
 				return false, nil
 			}
-			p.UpdatedAt = b.now().UTC()
-			return true, nil
 		}
-		// An outcome is already recorded.
-		wasSettled := p.Outcome != "" && settledStatus(p.Outcome)
+		was := outcomeClass(p)
+		note := StatusNote{At: now, MsgID: msgID, Level: it.Level, Status: it.Status, Reason: it.Reason}
 		switch {
-		case settled && wasSettled, rejected && !wasSettled:
-			v.Verdict = VerdictDuplicate
-		case settled || rejected:
-			v.Verdict = VerdictConflict
-			conflict = fmt.Sprintf("payout %s already has outcome %s; %s is refused", p.MsgID, p.Outcome, it.Status)
-		default:
+		case cls == classProgress || cls == classDuplicate:
+			p.note(note)
+			if p.Status == PayoutNew {
+				p.Status = PayoutOrdered // the bank has the order: stop sending it
+			}
 			v.Verdict = VerdictNoted
+		case was == classProgress && cls == classSettled:
+			p.Status, p.Outcome = PayoutSettling, it.Status
+		case was == classProgress: // rejected or returned before anything final
+			p.Status, p.Outcome, p.Reason = PayoutRefunding, it.Status, it.Reason
+			if p.Reason == "" {
+				p.Reason = "no reason given"
+			}
+		case cls == classReturned && was == classSettled:
+			if p.Returned != "" {
+				v.Verdict = VerdictDuplicate
+				return false, nil
+			}
+			p.Status, p.Returned, p.ReturnReason = PayoutReturning, it.Status, it.Reason
+			if p.ReturnReason == "" {
+				p.ReturnReason = "no reason given"
+			}
+		case cls == was, cls == classSettled && was == classReturned:
+			// The same word again; or the bank confirms it paid a payout
+			// whose return is already known: both are consistent.
+			v.Verdict = VerdictDuplicate
+			return false, nil
+		default:
+			v.Verdict = VerdictConflict
+			conflict = fmt.Sprintf("payout %s already has outcome %s; %s (%s level) is refused", p.EndToEndID, p.Outcome, it.Status, it.Level)
+			return false, nil
 		}
-		return false, nil
+		p.UpdatedAt = now
+		return true, nil
 	})
 	if errors.Is(err, ErrNotFound) {
 		return unknown(fmt.Sprintf("no payout of withdrawal %d is recorded", id))
 	}
 	if err != nil {
-		// The outcome is not recorded: the core resends it (5xx would be
-		// better, but the other items may have gone through; say so).
+		// Not recorded: the core resends it (5xx would be better, but
+		// the other items may have gone through; say so).
 		v.Verdict, v.Reason = VerdictUnknown, "not recorded, resend: "+err.Error()
 		b.log.Error("record payout outcome", "id", id, "err", err)
 		return v
 	}
-	if v.Verdict == "" {
-		if p.Status == PayoutSettling {
+	if v.EndToEndID == "" {
+		v.EndToEndID = p.EndToEndID
+	}
+	switch {
+	case v.Verdict == VerdictNoted:
+		b.log.Info("payout status noted", "id", id, "status", it.Status, "level", it.Level, "reason", it.Reason)
+	case v.Verdict == "":
+		switch p.Status {
+		case PayoutSettling:
 			v.Verdict = VerdictSettling
-		} else {
+		case PayoutReturning:
+			v.Verdict = VerdictReturning
+			b.log.Warn("settled payout returned by the bank", "id", id, "reason", it.Reason)
+		default:
 			v.Verdict = VerdictRefunding
 		}
 		kick(b.kickCloser)
 	}
 	if conflict != "" {
 		v.Reason = conflict
-		b.record(&Refusal{Endpoint: ep, Kind: RefusedConflict, MsgID: msgID, Ref: p.MsgID, Message: conflict})
+		b.record(&Refusal{Endpoint: ep, Kind: RefusedConflict, MsgID: msgID, Ref: p.EndToEndID, Message: conflict})
 	}
 	v.Status = string(p.Status)
 	b.metrics.entries.WithLabelValues(v.Verdict).Inc()
 	return v
 }
 
+// sameAmount checks a booked debit's or a return's amount and currency
+// against the payout's; it returns why they differ, or "". A return may
+// come back short of the bank's charges, so it may be less, never more.
+func (b *Bridge) sameAmount(p *Payout, it StatusItem) string {
+	if it.Currency != b.info.Symbol {
+		return fmt.Sprintf("payout %s is in %s; the bank's %s is in %q", p.EndToEndID, b.info.Symbol, it.Status, truncate(it.Currency, 8))
+	}
+	units, err := wallet.ParseAmount(it.Amount, b.info.Decimals)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("payout %s: the bank's %s amount %q: %v", p.EndToEndID, it.Status, truncate(it.Amount, 40), err)
+	case it.Status == statusReturned && units.Sign() > 0 && units.Cmp(p.Amount) <= 0:
+		return ""
+	case units.Cmp(p.Amount) != 0:
+		return fmt.Sprintf("payout %s is %s %s; the bank's %s says %s", p.EndToEndID, wallet.FormatAmount(p.Amount, b.info.Decimals),
+			b.info.Symbol, it.Status, it.Amount)
+	}
+	return ""
+}
+
 // ---- links ----
+
+// route finds the wallet of a deposit the ways routing.by lists: the
+// debtor account's link, the creditor reference's or the credited virtual
+// account's registration. It returns the wallet and the way, or the
+// refusal kind and the reason to hold the deposit: no way names a wallet,
+// or (routing.strict) two name different ones.
+func (b *Bridge) route(e Entry) (common.Address, string, string, string) {
+	var found common.Address
+	how := ""
+	var tried []string
+	for _, way := range b.cfg.Routing.By {
+		var id string
+		var l *Link
+		var err error
+		switch way {
+		case RouteAccount:
+			id = e.Account
+			if checkText("account", id, maxAccountLen) != nil {
+				tried = append(tried, fmt.Sprintf("debtor account %q is not usable", truncate(id, 40)))
+				continue
+			}
+			l, err = b.store.Link(id)
+		case RouteCreditorReference:
+			id = e.CreditorRef
+			if id == "" {
+				continue
+			}
+			if cerr := iso20022.CheckCreditorReference(id); cerr != nil {
+				tried = append(tried, cerr.Error())
+				continue
+			}
+			l, err = b.store.Route(way, id)
+		case RouteVirtualAccount:
+			id = e.CreditedAccount
+			if id == "" {
+				continue
+			}
+			l, err = b.store.Route(way, id)
+		}
+		switch {
+		case errors.Is(err, ErrNotFound):
+			tried = append(tried, fmt.Sprintf("%s %q is not linked to a wallet", strings.ReplaceAll(way, "-", " "), id))
+			continue
+		case err != nil:
+			return common.Address{}, "", RefusedUnknownAccount, fmt.Sprintf("%s %q: %v", way, id, err)
+		}
+		switch {
+		case how == "":
+			found, how = l.Wallet, way
+		case l.Wallet != found && b.cfg.Routing.Strict:
+			return common.Address{}, "", RefusedRoutingConflict, fmt.Sprintf("the deposit's %s names wallet %s but its %s names %s (routing.strict)",
+				how, found, way, l.Wallet)
+		}
+		if !b.cfg.Routing.Strict {
+			break
+		}
+	}
+	if how == "" {
+		if len(tried) == 0 {
+			tried = append(tried, "it carries nothing routing.by can route by")
+		}
+		return common.Address{}, "", RefusedUnknownAccount, "no wallet for this deposit: " + strings.Join(tried, "; ")
+	}
+	return found, how, "", ""
+}
 
 // LinkMessage is the text a wallet signs (EIP-191 personal_sign) to link a
 // bank account to itself: four lines joined by "\n", no trailing newline;
@@ -448,9 +665,19 @@ func LinkMessage(bank common.Address, account string, wallet common.Address) str
 
 // LinkRequest is the body of POST /v1/links.
 type LinkRequest struct {
-	Account   string `json:"account"`
+	Account   string `json:"account,omitempty"`
 	Wallet    string `json:"wallet"`
 	Signature string `json:"signature"`
+	// Name is the account holder's name (optional, at most 140
+	// characters): the creditor name of the account's payout orders,
+	// which most banks require. It is not part of the signed text: the
+	// bank, which authenticated the customer, vouches for it with the HMAC.
+	Name string `json:"name,omitempty"`
+	// Reference or VirtualAccount, instead of Account, register an ISO
+	// 11649 creditor reference or a virtual account number for the wallet
+	// (docs/bridge.md, "Routing deposits"), signed over RouteMessage.
+	Reference      string `json:"reference,omitempty"`
+	VirtualAccount string `json:"virtualAccount,omitempty"`
 }
 
 func (b *Bridge) handleLinks(w http.ResponseWriter, r *http.Request) {
@@ -464,49 +691,98 @@ func (b *Bridge) handleLinks(w http.ResponseWriter, r *http.Request) {
 		b.refuse(w, ep, http.StatusBadRequest, RefusedMalformed, "", "link request: "+err.Error())
 		return
 	}
-	l, err := b.verifyLink(&req)
+	kind, l, err := b.verifyLink(&req)
 	if err != nil {
 		b.refuse(w, ep, http.StatusBadRequest, RefusedBadLink, "", err.Error())
 		return
 	}
-	if err := b.store.PutLink(l); err != nil {
-		b.log.Error("link not recorded", "account", l.Account, "err", err)
+	if kind == RouteAccount {
+		err = b.store.PutLink(l)
+	} else {
+		err = b.store.PutRoute(kind, l)
+	}
+	if err != nil {
+		b.log.Error("link not recorded", kind, l.Account, "err", err)
 		b.reply(w, ep, http.StatusServiceUnavailable, Response{Error: "not recorded, resend: " + err.Error()})
 		return
 	}
-	b.log.Info("account linked", "account", l.Account, "wallet", l.Wallet)
-	b.reply(w, ep, http.StatusOK, map[string]any{"account": l.Account, "wallet": l.Wallet, "linkedAt": l.LinkedAt})
+	b.log.Info(kind+" linked", kind, l.Account, "wallet", l.Wallet)
+	b.reply(w, ep, http.StatusOK, map[string]any{"kind": kind, "account": l.Account, "wallet": l.Wallet, "linkedAt": l.LinkedAt})
 }
 
-// verifyLink checks that the signature over LinkMessage recovers the wallet.
-func (b *Bridge) verifyLink(req *LinkRequest) (*Link, error) {
-	if err := checkText("account", req.Account, maxAccountLen); err != nil {
-		return nil, err
+// RouteMessage is the text a wallet signs to have deposits carrying a
+// creditor reference (kind RouteCreditorReference) or paid into a virtual
+// account (RouteVirtualAccount) minted to it; LinkMessage is the one for
+// an account (RouteAccount).
+func RouteMessage(kind string, bank common.Address, id string, wallet common.Address) string {
+	switch kind {
+	case RouteCreditorReference:
+		return "Tally creditor reference\nbank: " + bank.Hex() + "\nreference: " + id + "\nwallet: " + wallet.Hex()
+	case RouteVirtualAccount:
+		return "Tally virtual account\nbank: " + bank.Hex() + "\naccount: " + id + "\nwallet: " + wallet.Hex()
+	}
+	return LinkMessage(bank, id, wallet)
+}
+
+// verifyLink checks a link request: exactly one of account, reference and
+// virtualAccount, well formed, and a signature over its RouteMessage that
+// recovers the wallet.
+func (b *Bridge) verifyLink(req *LinkRequest) (string, *Link, error) {
+	kind, id := RouteAccount, req.Account
+	n := 0
+	for k, v := range map[string]string{RouteAccount: req.Account, RouteCreditorReference: req.Reference, RouteVirtualAccount: req.VirtualAccount} {
+		if v != "" {
+			kind, id = k, v
+			n++
+		}
+	}
+	if n != 1 {
+		return "", nil, errors.New("give exactly one of account, reference and virtualAccount")
+	}
+	switch kind {
+	case RouteCreditorReference:
+		if err := iso20022.CheckCreditorReference(id); err != nil {
+			return "", nil, fmt.Errorf("reference: %v", err)
+		}
+	default:
+		if err := checkText(map[string]string{RouteAccount: "account", RouteVirtualAccount: "virtualAccount"}[kind], id, maxAccountLen); err != nil {
+			return "", nil, err
+		}
+		if looksLikeIBAN(id) {
+			if err := iso20022.CheckIBAN(id); err != nil {
+				return "", nil, fmt.Errorf("account: %v", err)
+			}
+		}
+	}
+	if req.Name != "" {
+		if err := checkText("name", req.Name, 140); err != nil {
+			return "", nil, err
+		}
 	}
 	wallet, err := crypto.ParseAddress(req.Wallet)
 	if err != nil {
-		return nil, fmt.Errorf("wallet: %v", err)
+		return "", nil, fmt.Errorf("wallet: %v", err)
 	}
 	orig, err := hexutil.Decode(req.Signature)
 	if err != nil || len(orig) != 65 {
-		return nil, errors.New("signature: want 0x and 130 hex digits (65 bytes: r, s, v)")
+		return "", nil, errors.New("signature: want 0x and 130 hex digits (65 bytes: r, s, v)")
 	}
 	sig := bytes.Clone(orig)
 	if sig[64] >= 27 {
 		sig[64] -= 27
 	}
 	if sig[64] > 1 {
-		return nil, fmt.Errorf("signature: recovery id v=%d is not 0, 1, 27 or 28", orig[64])
+		return "", nil, fmt.Errorf("signature: recovery id v=%d is not 0, 1, 27 or 28", orig[64])
 	}
-	msg := LinkMessage(b.bank, req.Account, wallet)
+	msg := RouteMessage(kind, b.bank, id, wallet)
 	pub, err := ethcrypto.SigToPub(accounts.TextHash([]byte(msg)), sig)
 	if err != nil {
-		return nil, fmt.Errorf("signature does not recover a key: %v", err)
+		return "", nil, fmt.Errorf("signature does not recover a key: %v", err)
 	}
 	if got := ethcrypto.PubkeyToAddress(*pub); got != wallet {
-		return nil, fmt.Errorf("signature is by %s, not by wallet %s (the signed text must be exactly %q)", got, wallet, msg)
+		return "", nil, fmt.Errorf("signature is by %s, not by wallet %s (the signed text must be exactly %q)", got, wallet, msg)
 	}
-	return &Link{Account: req.Account, Wallet: wallet, Signature: orig, LinkedAt: b.now().UTC()}, nil
+	return kind, &Link{Account: id, Wallet: wallet, Name: req.Name, Signature: orig, LinkedAt: b.now().UTC()}, nil
 }
 
 // ---- status and health ----

@@ -19,6 +19,7 @@ type metrics struct {
 	txs       *prometheus.CounterVec // op (mint, settleWithdrawal, refundWithdrawal)
 	orders    *prometheus.CounterVec // result (ok, error)
 	errors    *prometheus.CounterVec // worker
+	unhandled *prometheus.CounterVec // kind: payout-return, deposit-reversal
 	failovers prometheus.Counter
 	height    prometheus.Gauge
 }
@@ -38,12 +39,14 @@ func newMetrics(s *Store) *metrics {
 			Help: "Payout orders POSTed to the bank core, by result."}, []string{"result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_bridge_worker_errors_total",
 			Help: "Failed worker rounds, by worker."}, []string{"worker"}),
+		unhandled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_bridge_unhandled_returns_total",
+			Help: "Returns of settled payouts and reversals of minted deposits the bridge could not act on by itself (raised to an operator), by kind."}, []string{"kind"}),
 		failovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_bridge_node_failovers_total",
 			Help: "Calls moved to another node endpoint because one did not answer."}),
 		height: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tally_bridge_processed_height",
 			Help: "The last block the withdrawal follower has read."}),
 	}
-	m.reg.MustRegister(m.requests, m.entries, m.refusals, m.txs, m.orders, m.errors, m.failovers, m.height,
+	m.reg.MustRegister(m.requests, m.entries, m.refusals, m.txs, m.orders, m.errors, m.unhandled, m.failovers, m.height,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, st := range DepositStatuses {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_bridge_deposits",

@@ -20,24 +20,44 @@ import (
 // "json"); the pain.001 form carries the same facts.
 type PayoutOrder struct {
 	MsgID         string         `json:"msgId"`
+	PmtInfID      string         `json:"pmtInfId"`
+	InstrID       string         `json:"instrId"`
 	EndToEndID    string         `json:"endToEndId"`
+	UETR          string         `json:"uetr"`
 	WithdrawalID  uint64         `json:"withdrawalId"`
 	Account       string         `json:"account"`
+	CreditorName  string         `json:"creditorName,omitempty"`
 	Amount        string         `json:"amount"`
 	Currency      string         `json:"currency"`
 	Holder        common.Address `json:"holder"`
 	PayoutRef     common.Hash    `json:"payoutRef"`
 	DebtorName    string         `json:"debtorName"`
 	DebtorAccount string         `json:"debtorAccount,omitempty"`
-	CreatedAt     time.Time      `json:"createdAt"`
+	// CreatedAt is when this send was made; ExecutionDate the requested
+	// execution date, today in the bank's time zone (bankcore.time-zone).
+	CreatedAt     time.Time `json:"createdAt"`
+	ExecutionDate string    `json:"executionDate"`
 }
 
-// order is the payout order of p. Every field comes from the record, the
-// creation time included, so every resend is the same bytes.
-func (b *Bridge) order(p *Payout) PayoutOrder {
-	return PayoutOrder{MsgID: p.MsgID, EndToEndID: p.MsgID, WithdrawalID: p.ID, Account: p.Account,
-		Amount: wallet.FormatAmount(p.Amount, b.info.Decimals), Currency: b.info.Symbol, Holder: p.Holder, PayoutRef: p.PayoutRef,
-		DebtorName: b.cfg.BankCore.DebtorName, DebtorAccount: b.cfg.BankCore.DebtorAccount, CreatedAt: p.CreatedAt}
+// order is the payout order of p as sent at now. The identifiers are the
+// payout's for ever (PayoutIDs): a re-send keeps the MsgId, so a bank that
+// has the first send answers DU01 and pays once; the creation time and
+// the requested execution date are refreshed, so a re-send that is the
+// first the bank sees asks for today, not for a day already past.
+func (b *Bridge) order(p *Payout, now time.Time) PayoutOrder {
+	ids := PayoutIDs(b.bank, b.info.ChainID, b.info.Symbol, p.ID)
+	loc, err := time.LoadLocation(b.cfg.BankCore.TimeZone)
+	if err != nil {
+		loc = time.UTC // Validate refused a bad name; an empty one is UTC
+	}
+	o := PayoutOrder{MsgID: ids.MsgID, PmtInfID: ids.PmtInfID, InstrID: ids.InstrID, EndToEndID: p.EndToEndID, UETR: ids.UETR,
+		WithdrawalID: p.ID, Account: p.Account, Amount: wallet.FormatAmount(p.Amount, b.info.Decimals), Currency: b.info.Symbol,
+		Holder: p.Holder, PayoutRef: p.PayoutRef, DebtorName: b.cfg.BankCore.DebtorName, DebtorAccount: b.cfg.BankCore.DebtorAccount,
+		CreatedAt: now.UTC().Truncate(time.Millisecond), ExecutionDate: now.In(loc).Format(time.DateOnly)}
+	if l, err := b.store.Link(p.Account); err == nil {
+		o.CreditorName = l.Name
+	}
+	return o
 }
 
 // backoff is one retry schedule.
@@ -82,7 +102,7 @@ func (e *coreError) Error() string { return e.err.Error() }
 func (e *coreError) Unwrap() error { return e.err }
 
 // payoutRound POSTs the order of every new payout, in withdrawal id order,
-// with its stable MsgId. 2xx → ordered. The core down (no answer, 5xx)
+// with its stable identifiers. 2xx → ordered. The core down (no answer, 5xx)
 // ends the round and backs off for the whole core; the core refusing one
 // order (4xx) backs off for that order and goes on with the next. The ids
 // never change, however often an order is sent.
@@ -124,7 +144,7 @@ func (b *Bridge) payoutRound(ctx context.Context) error {
 			}); err != nil {
 				return err
 			}
-			b.log.Info("payout ordered", "id", p.ID, "msgId", p.MsgID, "account", p.Account, "amount", wallet.FormatAmount(p.Amount, b.info.Decimals))
+			b.log.Info("payout ordered", "id", p.ID, "endToEndId", p.EndToEndID, "account", p.Account, "amount", wallet.FormatAmount(p.Amount, b.info.Decimals))
 			continue
 		}
 		b.metrics.orders.WithLabelValues("error").Inc()
@@ -139,7 +159,7 @@ func (b *Bridge) payoutRound(ctx context.Context) error {
 		var ce *coreError
 		if errors.As(err, &ce) && ce.down {
 			st.coreDown.fail(now, minD, maxD)
-			return fmt.Errorf("payout %s: bank core unavailable, retrying in %v: %w", p.MsgID, st.coreDown.delay, err)
+			return fmt.Errorf("payout %s: bank core unavailable, retrying in %v: %w", p.EndToEndID, st.coreDown.delay, err)
 		}
 		bo := st.orders[p.ID]
 		if bo == nil {
@@ -147,25 +167,25 @@ func (b *Bridge) payoutRound(ctx context.Context) error {
 			st.orders[p.ID] = bo
 		}
 		bo.fail(now, minD, maxD)
-		refused = fmt.Errorf("payout %s: refused by the bank core, retrying in %v: %w", p.MsgID, bo.delay, err)
+		refused = fmt.Errorf("payout %s: refused by the bank core, retrying in %v: %w", p.EndToEndID, bo.delay, err)
 	}
 	return refused
 }
 
 // sendOrder POSTs p's order to the core, signed like the core's own POSTs.
 func (b *Bridge) sendOrder(ctx context.Context, p *Payout) error {
-	o := b.order(p)
+	o := b.order(p, b.now())
 	var body []byte
 	var err error
 	ctype := "application/json"
 	if b.cfg.BankCore.Format == FormatPain001 {
 		ctype = "application/xml"
-		body, err = writePain001(o)
+		body, err = b.writePain001(o)
 	} else {
 		body, err = json.Marshal(o)
 	}
 	if err != nil {
-		return fmt.Errorf("encode order %s: %w", p.MsgID, err)
+		return fmt.Errorf("encode order %s: %w", o.MsgID, err)
 	}
 	url := strings.TrimSuffix(b.cfg.BankCore.URL, "/") + b.cfg.BankCore.PayoutPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -173,7 +193,7 @@ func (b *Bridge) sendOrder(ctx context.Context, p *Payout) error {
 		return err
 	}
 	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("Idempotency-Key", p.MsgID)
+	req.Header.Set("Idempotency-Key", o.MsgID)
 	req.Header.Set(SignatureHeader, Sign(b.secret, body, b.now()))
 	resp, err := b.core.Do(req)
 	if err != nil {

@@ -376,9 +376,10 @@ func rangeLogs(ctx context.Context, n *nodes, q ethereum.FilterQuery, from, to, 
 // directly.
 //
 // Only booked entries count (pending and information entries may still
-// change). A credit entry's reference is AcctSvcrRef, else NtryRef, and its
-// bankRef is derived as the bridge derives it (BankRef); a debit entry's
-// transactions' EndToEndIds name the payouts it books (PayoutMsgID).
+// change). A credit entry is one deposit per transaction, keyed and
+// hashed to a bankRef exactly as the bridge does (entriesOf, DepositKey);
+// returned payouts are not deposits and are skipped; a debit entry's
+// transactions' EndToEndIds name the payouts it books (PayoutEndToEndID).
 func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainInfo, facts *ChainFacts) *ReconcileReport {
 	dec := info.Decimals
 	r := &ReconcileReport{ChainID: info.ChainID, Asset: info.Symbol, Bank: info.Bank, StatementID: msgID, Account: acct.Account.ID(),
@@ -424,7 +425,7 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 		if ref == "" {
 			ref = e.EntryRef
 		}
-		amt, bad := units(e.Amount, e.Currency)
+		amt, _ := units(e.Amount, e.Currency)
 		if amt == nil {
 			entrySumOK = false
 		} else if e.Credit {
@@ -434,29 +435,38 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 		}
 		if e.Credit {
 			r.Credits++
-			if ref == "" {
-				add(Break{Kind: BreakDepositNotMinted, StatementAmount: e.Amount, Detail: what + ": a credit entry without a reference (AcctSvcrRef or NtryRef) cannot have been minted"})
-				continue
-			}
-			br := BankRef(info.Bank, info.Symbol, ref)
-			ms := mints[br]
-			if len(ms) == 0 || usedMint[br] {
-				detail := "credit entry " + ref + " has no Minted log with its bankRef by this bank"
-				if usedMint[br] {
-					detail = "credit entry " + ref + " appears twice in the statement; its bankRef minted once"
+			// Each deposit the entry carries (one per transaction of a
+			// batch), keyed as the bridge keys it (DepositKey).
+			for _, d := range entriesOf(acct.Account.ID(), e) {
+				if d.Return != "" || d.Reversal {
+					continue // a payout coming back, not a deposit
 				}
-				add(Break{Kind: BreakDepositNotMinted, Ref: ref, BankRef: &br, StatementAmount: e.Amount, Detail: detail})
-				continue
-			}
-			usedMint[br] = true
-			m := ms[0]
-			if amt == nil || amt.Cmp(m.Amount) != 0 {
-				detail := "credit entry " + ref + " and its mint differ in amount"
-				if bad != "" {
-					detail = "credit entry " + ref + ": " + bad
+				if d.Ref == "" {
+					add(Break{Kind: BreakDepositNotMinted, StatementAmount: d.Amount, Detail: what + ": a credit without a reference (of its transaction, or AcctSvcrRef or NtryRef) cannot have been minted"})
+					continue
 				}
-				add(Break{Kind: BreakAmountMismatch, Ref: ref, BankRef: &br, Tx: &m.Tx, Block: m.Block,
-					StatementAmount: e.Amount + " " + e.Currency, ChainAmount: wallet.FormatAmount(m.Amount, dec), Detail: detail})
+				key := DepositKey{Account: d.ReportedAccount, Ref: d.Ref, BookingDate: d.BookingDate}
+				br := key.BankRef(info.Bank, info.Symbol)
+				ms := mints[br]
+				if len(ms) == 0 || usedMint[br] {
+					detail := "credit " + d.Ref + " has no Minted log with its bankRef by this bank"
+					if usedMint[br] {
+						detail = "credit " + d.Ref + " (booked " + orNone(d.BookingDate) + ") appears twice in the statement; its bankRef minted once"
+					}
+					add(Break{Kind: BreakDepositNotMinted, Ref: d.Ref, BankRef: &br, StatementAmount: d.Amount, Detail: detail})
+					continue
+				}
+				usedMint[br] = true
+				m := ms[0]
+				damt, bad := units(d.Amount, d.Currency)
+				if damt == nil || damt.Cmp(m.Amount) != 0 {
+					detail := "credit " + d.Ref + " and its mint differ in amount"
+					if bad != "" {
+						detail = "credit " + d.Ref + ": " + bad
+					}
+					add(Break{Kind: BreakAmountMismatch, Ref: d.Ref, BankRef: &br, Tx: &m.Tx, Block: m.Block,
+						StatementAmount: d.Amount + " " + d.Currency, ChainAmount: wallet.FormatAmount(m.Amount, dec), Detail: detail})
+				}
 			}
 			continue
 		}
@@ -481,7 +491,7 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 					Detail: what + ": a debit without an EndToEndId names no payout"})
 				continue
 			}
-			id, ok := parsePayoutMsgID(info.ChainID, info.Symbol, p.e2e)
+			id, ok := parsePayoutEndToEndID(info.ChainID, info.Symbol, p.e2e)
 			if !ok {
 				add(Break{Kind: BreakPayoutNotSettled, Ref: ref, EndToEndID: p.e2e, StatementAmount: p.amount,
 					Detail: fmt.Sprintf("debit %s is not a payout of this bridge (its ids are TALLY-%d-%s-W<id>)", p.e2e, info.ChainID, info.Symbol)})
@@ -528,7 +538,7 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
 		s := settled[id]
-		e2e := PayoutMsgID(info.ChainID, info.Symbol, id)
+		e2e := PayoutEndToEndID(info.ChainID, info.Symbol, id)
 		add(Break{Kind: BreakSettlementWithoutPayout, EndToEndID: e2e, WithdrawalID: id, Tx: &s.Tx, Block: s.Block,
 			ChainAmount: wallet.FormatAmount(s.Amount, dec),
 			Detail:      fmt.Sprintf("withdrawal %d of %s settled on chain, but no debit entry carries %s", id, s.Holder.Hex(), e2e)})

@@ -61,8 +61,8 @@ func TestReconcileWithSimulator(t *testing.T) {
 	}
 	for _, ref := range []string{"REC-DEP-1", "REC-DEP-2", "REC-DEP-3"} {
 		waitFor(t, "deposit "+ref+" minted", func() bool {
-			d, err := b.Store().Deposit(BankRef(b.Bank(), "HKD", ref))
-			return err == nil && d.Status == DepositMinted
+			ds, err := b.Store().DepositsByRef(simCfg.OmnibusAccount, ref, 2)
+			return err == nil && len(ds) == 1 && ds[0].Status == DepositMinted
 		})
 	}
 	if got := e.balance(t, wa.Address()); new(big.Int).Sub(got, aBefore).Cmp(hkd(t, "100.00")) != 0 {
@@ -101,7 +101,7 @@ func TestReconcileWithSimulator(t *testing.T) {
 	}
 
 	// Breaks, each injected into a copy of the statement.
-	e2e := PayoutMsgID(genesis.DevChainID, "HKD", paid)
+	e2e := PayoutEndToEndID(genesis.DevChainID, "HKD", paid)
 	for _, c := range []struct {
 		name   string
 		edit   func(a *iso20022.AccountStatement)
@@ -111,6 +111,7 @@ func TestReconcileWithSimulator(t *testing.T) {
 		{"credit the bridge never saw", func(a *iso20022.AccountStatement) {
 			g := a.Entries[0]
 			g.Ref, g.Amount = "REC-GHOST", "5.00"
+			g.Details = []iso20022.TxDetail{{AcctSvcrRef: "REC-GHOST", EndToEndID: "NOTPROVIDED"}}
 			a.Entries = append(a.Entries, g)
 		}, BreakDepositNotMinted, "REC-GHOST"},
 		{"tampered amount", func(a *iso20022.AccountStatement) {

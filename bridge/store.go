@@ -29,10 +29,54 @@ const (
 	DepositSubmitted DepositStatus = "submitted"
 	// DepositMinted: the chain has minted its bankRef.
 	DepositMinted DepositStatus = "minted"
+	// DepositReversed: the bank reversed the credit (RvslInd) before
+	// anything was minted: it never will be.
+	DepositReversed DepositStatus = "reversed"
+	// DepositReversing: the bank reversed the credit after its mint: the
+	// money must be taken back from the wallet (reverseMint, where the
+	// chain has it and the balance allows), else an operator must act.
+	// Raised (log, metric tally_bridge_unhandled_returns_total) until done.
+	DepositReversing DepositStatus = "reversing"
 )
 
 // DepositStatuses lists the statuses in the order /v1/status shows them.
-var DepositStatuses = []DepositStatus{DepositAccepted, DepositHeld, DepositSubmitted, DepositMinted}
+var DepositStatuses = []DepositStatus{DepositAccepted, DepositHeld, DepositSubmitted, DepositMinted, DepositReversed, DepositReversing}
+
+// DepositKey identifies a deposit (docs/bridge.md, "Deposit identity"):
+// the account it is booked on, the transaction's reference there
+// (DepositRef) and the booking date. Its text is what BankRef hashes.
+type DepositKey struct {
+	Account     string `json:"account"`
+	Ref         string `json:"ref"`
+	BookingDate string `json:"bookingDate,omitempty"`
+}
+
+// String is the key as BankRef takes it: "<len>:<account>|<len>:<ref>|
+// <booking date>". The lengths make it unambiguous whatever characters
+// the account and the reference hold.
+func (k DepositKey) String() string {
+	return k.prefix() + k.BookingDate
+}
+
+// prefix is the key without its booking date: what a reversal, booked on
+// another day, finds its deposit by.
+func (k DepositKey) prefix() string {
+	return fmt.Sprintf("%d:%s|%d:%s|", len(k.Account), k.Account, len(k.Ref), k.Ref)
+}
+
+// BankRef is the bankRef a deposit of this key mints under for bank and
+// asset symbol.
+func (k DepositKey) BankRef(bank common.Address, symbol string) common.Hash {
+	return BankRef(bank, symbol, k.String())
+}
+
+// Reversal is the bank taking a deposit back (a reversed credit).
+type Reversal struct {
+	At     time.Time `json:"at"`
+	MsgID  string    `json:"msgId"`
+	Ref    string    `json:"ref"`
+	Reason string    `json:"reason,omitempty"`
+}
 
 // PayoutStatus is where a withdrawal's payout is.
 type PayoutStatus string
@@ -47,12 +91,17 @@ const (
 	PayoutSettling PayoutStatus = "settling"
 	// PayoutRefunding: the core rejected it; refundWithdrawal is due.
 	PayoutRefunding PayoutStatus = "refunding"
-	// PayoutClosed: the withdrawal is settled or refunded on chain.
+	// PayoutReturning: the bank paid, then the money came back (a return
+	// by the beneficiary's bank, or the debit reversed): the holder is owed
+	// it again. The closer refunds a withdrawal still pending on chain and
+	// returns (returnWithdrawal) one already settled.
+	PayoutReturning PayoutStatus = "returning"
+	// PayoutClosed: the withdrawal is settled, refunded or returned on chain.
 	PayoutClosed PayoutStatus = "closed"
 )
 
 // PayoutStatuses lists the statuses in the order /v1/status shows them.
-var PayoutStatuses = []PayoutStatus{PayoutNew, PayoutOrdered, PayoutSettling, PayoutRefunding, PayoutClosed}
+var PayoutStatuses = []PayoutStatus{PayoutNew, PayoutOrdered, PayoutSettling, PayoutRefunding, PayoutReturning, PayoutClosed}
 
 // SignedTx is a transaction the bridge signed and recorded before sending,
 // so that after a crash it can look the transaction up instead of guessing.
@@ -68,11 +117,20 @@ type Deposit struct {
 	BankRef common.Hash `json:"bankRef"`
 	// Seq is the arrival order; the outbox mints in this order.
 	Seq uint64 `json:"seq"`
-	// Ref is the bank's entry reference (AcctSvcrRef, else NtryRef).
+	// Key is the deposit's identity; BankRef is Key.BankRef.
+	Key DepositKey `json:"key"`
+	// Ref is Key.Ref (kept at the top for tools); EntryRef the entry's
+	// own reference (AcctSvcrRef, else NtryRef).
 	Ref        string `json:"ref"`
+	EntryRef   string `json:"entryRef,omitempty"`
 	MsgID      string `json:"msgId"`
 	EndToEndID string `json:"endToEndId,omitempty"`
-	Account    string `json:"account"`
+	UETR       string `json:"uetr,omitempty"`
+	// Account is the customer's account the money came from.
+	Account string `json:"account"`
+	// RoutedBy says how the wallet was found: "account" (a linked debtor
+	// account), "creditor-reference" or "virtual-account".
+	RoutedBy string `json:"routedBy,omitempty"`
 	// Wallet is the linked wallet; zero while the account is not linked.
 	Wallet common.Address `json:"wallet"`
 	// Amount is the decimal text as the bank wrote it; Units its value in
@@ -86,6 +144,8 @@ type Deposit struct {
 	Reason string `json:"reason,omitempty"`
 	// Tx is the last mint signed for it.
 	Tx *SignedTx `json:"tx,omitempty"`
+	// Reversal is set once the bank reversed the credit.
+	Reversal *Reversal `json:"reversal,omitempty"`
 	// Attempts counts mints that reverted for a reason a retry could fix.
 	Attempts   int       `json:"attempts,omitempty"`
 	ReceivedAt time.Time `json:"receivedAt"`
@@ -95,19 +155,39 @@ type Deposit struct {
 // sameEntry reports whether e describes the same credit as d: a bank that
 // resends a notification resends the same entries.
 func (d *Deposit) sameEntry(e *Deposit) bool {
+	return d.differs(e) == ""
+}
+
+// differs names the first fact in which e describes another credit than
+// d, or returns "": the amount, currency, debtor account, EndToEndId and
+// UETR of the transaction.
+func (d *Deposit) differs(e *Deposit) string {
 	amountSame := d.Amount == e.Amount
 	if d.Units != nil && e.Units != nil {
 		amountSame = d.Units.Cmp(e.Units) == 0
 	}
-	return amountSame && d.Account == e.Account && d.Currency == e.Currency
+	switch {
+	case !amountSame || d.Currency != e.Currency:
+		return fmt.Sprintf("amount %s %s, not %s %s", d.Amount, d.Currency, e.Amount, e.Currency)
+	case d.Account != e.Account:
+		return fmt.Sprintf("debtor account %q, not %q", d.Account, e.Account)
+	case d.EndToEndID != e.EndToEndID:
+		return fmt.Sprintf("EndToEndId %q, not %q", d.EndToEndID, e.EndToEndID)
+	case d.UETR != e.UETR:
+		return fmt.Sprintf("UETR %q, not %q", d.UETR, e.UETR)
+	}
+	return ""
 }
 
 // Link maps a bank account to the wallet that proved it holds its key.
 type Link struct {
-	Account   string         `json:"account"`
-	Wallet    common.Address `json:"wallet"`
-	Signature hexutil.Bytes  `json:"signature"`
-	LinkedAt  time.Time      `json:"linkedAt"`
+	Account string         `json:"account"`
+	Wallet  common.Address `json:"wallet"`
+	// Name is the account holder's name as the bank knows it: the
+	// creditor name (Cdtr/Nm) of the account's payouts.
+	Name      string        `json:"name,omitempty"`
+	Signature hexutil.Bytes `json:"signature"`
+	LinkedAt  time.Time     `json:"linkedAt"`
 }
 
 // Payout is one withdrawal of the bridge's asset by a holder with a
@@ -118,17 +198,25 @@ type Payout struct {
 	Amount    *big.Int       `json:"amount"`
 	PayoutRef common.Hash    `json:"payoutRef"`
 	Account   string         `json:"account"`
-	// MsgID is the pain.001 MsgId and EndToEndId: stable for every resend.
-	MsgID string `json:"msgId"`
+	// EndToEndID is the payout's EndToEndId (PayoutEndToEndID); the
+	// order's other identifiers derive from the withdrawal id too
+	// (PayoutIDs).
+	EndToEndID string `json:"endToEndId"`
 	// Block and RequestTx locate the WithdrawalRequested log.
 	Block     uint64      `json:"block"`
 	RequestTx common.Hash `json:"requestTx"`
 
 	Status PayoutStatus `json:"status"`
-	// Outcome is the core's status code (ACSC, ACCP, RJCT, or BOOK for a
-	// camt.054 debit entry); Reason the core's reason for a rejection.
-	Outcome string `json:"outcome,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	// Outcome is the bank's final word: ACSC, BOOK (a booked camt.054
+	// debit), RJCT or CANC; Reason its reason for a rejection. Returned is
+	// RTRN when the money came back after that (ReturnReason says why).
+	Outcome      string `json:"outcome,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	Returned     string `json:"returned,omitempty"`
+	ReturnReason string `json:"returnReason,omitempty"`
+	// Progress is what the bank said that decided nothing (ACTC, ACCP,
+	// PDNG, a duplicate-message rejection, ...), the last maxProgress.
+	Progress []StatusNote `json:"progress,omitempty"`
 	// Tx is the last settleWithdrawal or refundWithdrawal signed for it.
 	Tx *SignedTx `json:"tx,omitempty"`
 	// Closed is what the chain says in the end: "settled" or "refunded".
@@ -138,6 +226,28 @@ type Payout struct {
 	LastError string    `json:"lastError,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// StatusNote is one bank status recorded on a payout.
+type StatusNote struct {
+	At     time.Time `json:"at"`
+	MsgID  string    `json:"msgId"`
+	Level  string    `json:"level"`
+	Status string    `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// maxProgress bounds a payout's Progress: the bank sends a handful of
+// statuses per order; a bank repeating itself must not grow the record.
+const maxProgress = 16
+
+// note appends a status to p's progress, dropping the oldest beyond
+// maxProgress.
+func (p *Payout) note(n StatusNote) {
+	p.Progress = append(p.Progress, n)
+	if len(p.Progress) > maxProgress {
+		p.Progress = append([]StatusNote(nil), p.Progress[len(p.Progress)-maxProgress:]...)
+	}
 }
 
 // Refusal is an input the bridge refused, kept (boundedly) for /v1/status
@@ -169,8 +279,10 @@ type ChainInfo struct {
 //
 //	d/<bankRef 32>                    Deposit
 //	q/d/<status>/<seq 8>              bankRef: deposits an outbox must look at (accepted, submitted)
+//	x/<DepositKey>                    bankRef: deposits by account and reference (then booking date)
 //	l/<account>                       Link
 //	w/<wallet 20><account>            (empty): the accounts linked to a wallet
+//	t/<route kind>/<id>               Link: a creditor reference's or virtual account's wallet
 //	p/<id 8>                          Payout
 //	q/p/<status>/<id 8>               (empty): payouts not closed, by status
 //	r/<seq 8>                         Refusal (the last limits.max-refusals)
@@ -178,6 +290,7 @@ type ChainInfo struct {
 //	m/cursor                          next block the follower reads
 //	m/seq, m/rseq                     last deposit and refusal sequence numbers
 //	m/chain                           ChainInfo
+//	m/format                          the store format (StoreFormat)
 var (
 	prefixDeposit  = []byte("d/")
 	prefixLink     = []byte("l/")
@@ -189,7 +302,10 @@ var (
 	keyDepositSeq  = []byte("m/seq")
 	keyRefusalSeq  = []byte("m/rseq")
 	keyChainInfo   = []byte("m/chain")
+	keyFormat      = []byte("m/format")
 	prefixDepQueue = []byte("q/d/")
+	prefixDepRef   = []byte("x/")
+	prefixRoute    = []byte("t/")
 	prefixPayQueue = []byte("q/p/")
 )
 
@@ -228,7 +344,42 @@ func OpenStore(dir string, maxRefusals int, log *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
+// StoreFormat is the layout version of the bridge's store. Format 2 keys
+// deposits by DepositKey (account, transaction reference, booking date);
+// format 1 (no m/format key) keyed them by the entry's reference alone, so
+// its bankRefs are not the ones this bridge derives. A format-1 store is
+// refused at open with what to do (docs/bridge.md, "Store format").
+const StoreFormat = 2
+
+// ErrStoreFormat is returned (wrapped) when the store was written by a
+// bridge of another format.
+var ErrStoreFormat = errors.New("store format changed")
+
+func (s *Store) checkFormat() error {
+	v, err := s.getUint(keyFormat)
+	if err != nil {
+		return err
+	}
+	switch {
+	case v == StoreFormat:
+		return nil
+	case v > StoreFormat:
+		return fmt.Errorf("%w: the store has format %d, this bridge reads format %d (a newer bridge wrote it)", ErrStoreFormat, v, StoreFormat)
+	}
+	used, err := s.get(keyChainInfo)
+	if err != nil {
+		return err
+	}
+	if used != nil {
+		return fmt.Errorf("%w: the store has format 1 (deposits keyed by entry reference), this bridge needs format %d (deposits keyed by account, transaction reference and booking date); let the old bridge finish its backlog and start this one on a new datadir (docs/bridge.md, \"Store format\")", ErrStoreFormat, StoreFormat)
+	}
+	return s.db.Set(keyFormat, be8(StoreFormat), pebble.Sync)
+}
+
 func (s *Store) load() error {
+	if err := s.checkFormat(); err != nil {
+		return err
+	}
 	var err error
 	if s.depSeq, err = s.getUint(keyDepositSeq); err != nil {
 		return err
@@ -387,6 +538,11 @@ func putDeposit(b *pebble.Batch, old, d *Deposit, counters map[string]int64) err
 			}
 		}
 	}
+	if old == nil {
+		if err := b.Set(cat(prefixDepRef, []byte(d.Key.String())), d.BankRef[:], nil); err != nil {
+			return err
+		}
+	}
 	if old == nil || old.Status != d.Status {
 		counters[depCounter(d.Status)]++
 		if queuedDeposit(d.Status) {
@@ -468,11 +624,66 @@ func (s *Store) Deposit(ref common.Hash) (*Deposit, error) {
 	return &d, nil
 }
 
+// ErrReversed is returned (wrapped) when a worker would mint a deposit the
+// bank has reversed meanwhile.
+var ErrReversed = errors.New("the bank reversed the deposit")
+
 // UpdateDeposit writes d (an existing deposit, changed) in a synced batch.
+// A reversal recorded meanwhile (ReverseDeposit) is kept whatever d's copy
+// says: a deposit reversed before its mint was signed is never signed
+// (ErrReversed); one that gets minted after its reversal arrived becomes
+// reversing.
 func (s *Store) UpdateDeposit(d *Deposit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var cur Deposit
+	found, err := s.getJSON(depositKey(d.BankRef), &cur)
+	if err != nil {
+		return fmt.Errorf("update deposit %s: %w", d.BankRef.Hex(), err)
+	}
+	if found && cur.Reversal != nil {
+		d.Reversal = cur.Reversal
+		switch {
+		case cur.Status == DepositReversed && d.Status != DepositReversed:
+			return fmt.Errorf("update deposit %s to %s: %w", d.BankRef.Hex(), d.Status, ErrReversed)
+		case d.Status == DepositMinted:
+			d.Status = DepositReversing
+		}
+	}
 	return updateRecord(s, depositKey(d.BankRef), d, putDeposit, "update deposit "+d.BankRef.Hex())
+}
+
+// ReverseDeposit records the bank's reversal of deposit ref: one not
+// minted becomes reversed (never minted), a minted one reversing, one whose
+// mint is in flight keeps its status and becomes reversing if the mint
+// lands (UpdateDeposit). It returns the record; a second reversal of the
+// same deposit changes nothing.
+func (s *Store) ReverseDeposit(ref common.Hash, r Reversal) (*Deposit, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d Deposit
+	found, err := s.getJSON(depositKey(ref), &d)
+	if err != nil {
+		return nil, false, err
+	}
+	if !found {
+		return nil, false, fmt.Errorf("deposit %s: %w", ref, ErrNotFound)
+	}
+	if d.Reversal != nil {
+		return &d, false, nil
+	}
+	d.Reversal = &r
+	d.UpdatedAt = r.At
+	switch d.Status {
+	case DepositAccepted, DepositHeld:
+		d.Status = DepositReversed
+	case DepositMinted:
+		d.Status = DepositReversing
+	}
+	if err := updateRecord(s, depositKey(ref), &d, putDeposit, "reverse deposit "+ref.Hex()); err != nil {
+		return nil, false, err
+	}
+	return &d, true, nil
 }
 
 // updateRecord replaces the existing record at key with rec in a synced
@@ -520,6 +731,32 @@ func (s *Store) QueuedDeposits(st DepositStatus, limit int) ([]*Deposit, error) 
 		d, err := s.Deposit(r)
 		if err != nil {
 			return nil, fmt.Errorf("queued %s deposits: %w", st, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// DepositsByRef returns the deposits booked on account under reference
+// ref, on any day (at most limit).
+func (s *Store) DepositsByRef(account, ref string, limit int) ([]*Deposit, error) {
+	p := cat(prefixDepRef, []byte(DepositKey{Account: account, Ref: ref}.prefix()))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	var refs []common.Hash
+	for it.First(); it.Valid() && len(refs) < limit; it.Next() {
+		refs = append(refs, common.BytesToHash(it.Value()))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, fmt.Errorf("deposits of %s %s: %w", account, ref, err)
+	}
+	out := make([]*Deposit, 0, len(refs))
+	for _, r := range refs {
+		d, err := s.Deposit(r)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, d)
 	}
@@ -576,6 +813,48 @@ func (s *Store) PutLink(l *Link) error {
 		return fmt.Errorf("link %q: %w", l.Account, err)
 	}
 	return nil
+}
+
+// Routes: besides a linked account, a deposit can name its wallet by a
+// structured creditor reference or by the virtual account it was paid
+// into (docs/bridge.md, "Routing deposits"). They are kept apart from the
+// account links (a payout is never sent to a reference).
+const (
+	RouteAccount           = "account"
+	RouteCreditorReference = "creditor-reference"
+	RouteVirtualAccount    = "virtual-account"
+)
+
+func routeKey(kind, id string) []byte { return cat(prefixRoute, []byte(kind), []byte("/"), []byte(id)) }
+
+// PutRoute records (or replaces) a creditor reference or virtual account
+// of a wallet (l.Account holds the reference or the account number).
+func (s *Store) PutRoute(kind string, l *Link) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := setJSON(b, routeKey(kind, l.Account), l); err != nil {
+		return err
+	}
+	if err := s.commit(b, nil); err != nil {
+		return fmt.Errorf("%s %q: %w", kind, l.Account, err)
+	}
+	return nil
+}
+
+// Route returns the wallet a creditor reference or virtual account names,
+// or an error wrapping ErrNotFound.
+func (s *Store) Route(kind, id string) (*Link, error) {
+	var l Link
+	found, err := s.getJSON(routeKey(kind, id), &l)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%s %q: %w", kind, id, ErrNotFound)
+	}
+	return &l, nil
 }
 
 // Link returns the link of a bank account, or an error wrapping ErrNotFound.
@@ -763,6 +1042,11 @@ const (
 	RefusedConflict        = "conflict"
 	RefusedUnknownPayout   = "unknown-payout"
 	RefusedBadLink         = "bad-link"
+	// RefusedUnhandledReversal: a reversal or return the bridge cannot act
+	// on by itself (raised to the operator).
+	RefusedUnhandledReversal = "unhandled-reversal"
+	// RefusedRoutingConflict: a deposit's routes name different wallets.
+	RefusedRoutingConflict = "routing-conflict"
 )
 
 // AddRefusals records refused inputs in one synced batch, dropping the

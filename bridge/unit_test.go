@@ -3,10 +3,12 @@ package bridge
 import (
 	"errors"
 	"math/big"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
 )
 
@@ -56,20 +58,41 @@ func TestIdentifiers(t *testing.T) {
 	if BankRef(bank, "HKD", "REF-2") == a || BankRef(bank, "CNY", "REF-1") == a || BankRef(common.Address{1}, "HKD", "REF-1") == a {
 		t.Fatal("BankRef does not separate references, assets or banks")
 	}
-	id := PayoutMsgID(1337, "HKD", 42)
+	id := PayoutEndToEndID(1337, "HKD", 42)
 	if id != "TALLY-1337-HKD-W42" {
-		t.Fatalf("PayoutMsgID = %s", id)
+		t.Fatalf("PayoutEndToEndID = %s", id)
 	}
-	if got, ok := parsePayoutMsgID(1337, "HKD", id); !ok || got != 42 {
+	if got, ok := parsePayoutEndToEndID(1337, "HKD", id); !ok || got != 42 {
 		t.Fatalf("parse %s = %d, %v", id, got, ok)
 	}
-	for _, bad := range []string{"TALLY-1337-HKD-W", "TALLY-1337-CNY-W42", "TALLY-1-HKD-W42", "TALLY-1337-HKD-W042", "TALLY-1337-HKD-W4x", "x"} {
-		if _, ok := parsePayoutMsgID(1337, "HKD", bad); ok {
-			t.Errorf("parsePayoutMsgID accepted %q", bad)
+	ids := PayoutIDs(common.Address{1}, 1337, "HKD", 42)
+	if ids.MsgID != "TALLY-1337-HKD-M42" || ids.PmtInfID != "TALLY-1337-HKD-P42" || ids.InstrID != "TALLY-1337-HKD-I42" || ids.EndToEndID != id {
+		t.Fatalf("PayoutIDs = %+v", ids)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(ids.UETR) {
+		t.Fatalf("UETR %s is not a UUIDv4", ids.UETR)
+	}
+	if again := PayoutIDs(common.Address{1}, 1337, "HKD", 42); again != ids {
+		t.Fatal("PayoutIDs is not stable")
+	}
+	if PayoutIDs(common.Address{2}, 1337, "HKD", 42).UETR == ids.UETR || PayoutIDs(common.Address{1}, 1337, "HKD", 43).UETR == ids.UETR {
+		t.Fatal("two payouts share a UETR")
+	}
+	for _, ref := range []string{ids.MsgID, ids.PmtInfID, ids.InstrID, ids.EndToEndID} {
+		if got, _, ok := parsePayoutRef(1337, "HKD", ref); !ok || got != 42 {
+			t.Errorf("parsePayoutRef(%s) = %d, %v", ref, got, ok)
+		}
+	}
+	if _, ok := parsePayoutEndToEndID(1337, "HKD", ids.MsgID); ok {
+		t.Error("a MsgId parsed as an EndToEndId")
+	}
+	for _, bad := range []string{"TALLY-1337-HKD-W", "TALLY-1337-CNY-W42", "TALLY-1-HKD-W42", "TALLY-1337-HKD-W042", "TALLY-1337-HKD-W4x", "TALLY-1337-HKD-X42", "TALLY-1337-HKD-W+42", "x"} {
+		if _, ok := parsePayoutEndToEndID(1337, "HKD", bad); ok {
+			t.Errorf("parsePayoutEndToEndID accepted %q", bad)
 		}
 	}
 	long := strings.Repeat("é", 200)
-	if r := refundReason(&Payout{MsgID: "TALLY-1-HKD-W1", Reason: long}); len(r) > maxReasonLen || !strings.HasPrefix(r, "payout TALLY-1-HKD-W1 rejected") {
+	if r := refundReason(&Payout{EndToEndID: "TALLY-1-HKD-W1", Reason: long}); len(r) > maxReasonLen || !strings.HasPrefix(r, "payout TALLY-1-HKD-W1 rejected") {
 		t.Errorf("refund reason of %d bytes: %q", len(r), r)
 	}
 }
@@ -107,7 +130,7 @@ func TestStorePersistsAndCounts(t *testing.T) {
 		t.Fatalf("accepted queue still holds %d after submit", len(q))
 	}
 	// Payouts and the cursor move together.
-	p := &Payout{ID: 5, Holder: common.Address{5}, Amount: big.NewInt(1234), Account: "A", MsgID: "TALLY-1-HKD-W5", Status: PayoutNew}
+	p := &Payout{ID: 5, Holder: common.Address{5}, Amount: big.NewInt(1234), Account: "A", EndToEndID: "TALLY-1-HKD-W5", Status: PayoutNew}
 	if n, err := s.AddPayouts([]*Payout{p, p}, 11); err != nil || n != 1 {
 		t.Fatalf("AddPayouts = %d, %v", n, err)
 	}
@@ -185,5 +208,34 @@ func TestParseJSONForms(t *testing.T) {
 		if _, err := parseJSONNotification([]byte(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
+	}
+}
+
+// TestStoreFormat: a store written by a format-1 bridge (deposits keyed
+// by entry reference) is refused at open with ErrStoreFormat, naming what
+// to do; a new store is written as format 2 and opens again.
+func TestStoreFormat(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(keyChainInfo, []byte(`{"chainId":1337}`), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := OpenStore(dir, 10, nil); !errors.Is(err, ErrStoreFormat) || !strings.Contains(err.Error(), "new datadir") {
+		t.Fatalf("a format-1 store opened: %v", err)
+	}
+	fresh := t.TempDir()
+	for range 2 {
+		s, err := OpenStore(fresh, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetChainInfo(&ChainInfo{ChainID: 1337}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
 	}
 }

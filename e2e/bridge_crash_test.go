@@ -129,9 +129,9 @@ func TestBridgeCrash(t *testing.T) {
 	// deposit runs one deposit through a bridge that crashes at point.
 	depositCase := func(point, ref string, amount int64, wantMintedBefore bool) {
 		t.Helper()
-		bankRef := bridge.BankRef(bank.Address(), "HKD", ref)
 		e.startBridgeCrashAt(point)
 		e.deposit([]depReq{{Account: crashAccount(0), Amount: cents(amount), Reference: ref}})
+		bankRef := e.depositBankRef(bank.Address(), ref)
 		e.waitKilled(point)
 		if n := e.mintedRefs()[bankRef]; n != 0 && !wantMintedBefore {
 			t.Fatalf("%s: deposit %s minted %d times before the restart", point, ref, n)

@@ -286,12 +286,13 @@ func (e *bridgeEnv) status() bridgeStatus {
 type simLedger struct {
 	Balances map[string]string `json:"balances"`
 	Entries  []struct {
-		Ref        string `json:"ref"`
-		Credit     bool   `json:"credit"`
-		Amount     string `json:"amount"`
-		Account    string `json:"account"`
-		EndToEndID string `json:"endToEndId"`
-		MsgID      string `json:"msgId"`
+		Ref        string    `json:"ref"`
+		Credit     bool      `json:"credit"`
+		Amount     string    `json:"amount"`
+		Account    string    `json:"account"`
+		EndToEndID string    `json:"endToEndId"`
+		MsgID      string    `json:"msgId"`
+		BookedAt   time.Time `json:"bookedAt"`
 	} `json:"entries"`
 	Orders []struct {
 		MsgID      string `json:"msgId"`
@@ -301,6 +302,21 @@ type simLedger struct {
 		Status     string `json:"status"`
 		Reason     string `json:"reason"`
 	} `json:"orders"`
+}
+
+// depositBankRef is the bankRef the bridge mints the simulator's deposit
+// ref under: its key is the omnibus account, the reference and the day
+// the simulator booked it (bridge.DepositKey).
+func (e *bridgeEnv) depositBankRef(bank common.Address, ref string) common.Hash {
+	e.t.Helper()
+	for _, en := range e.ledger().Entries {
+		if en.Credit && en.Ref == ref {
+			key := bridge.DepositKey{Account: "SIM-OMNIBUS-0001", Ref: ref, BookingDate: en.BookedAt.UTC().Format(time.DateOnly)}
+			return key.BankRef(bank, "HKD")
+		}
+	}
+	e.t.Fatalf("the simulator has booked no deposit %s", ref)
+	return common.Hash{}
 }
 
 func (e *bridgeEnv) ledger() simLedger {
@@ -475,7 +491,6 @@ func TestBridgeEndToEnd(t *testing.T) {
 		depCents[i] = 1000 + int64(i%50)*101
 		ref := fmt.Sprintf("E2E-DEP-%03d", i)
 		reqs = append(reqs, depReq{Account: account(i % brWallets), Amount: cents(depCents[i]), Reference: ref})
-		wantRefs[bridge.BankRef(bank.Address(), "HKD", ref)] = ref
 		deposited[i%brWallets] += depCents[i]
 		depTotal += depCents[i]
 	}
@@ -539,6 +554,13 @@ func TestBridgeEndToEnd(t *testing.T) {
 	}
 	c.start(leader)
 	c.waitConverged(ctx, []int{0, 1, 2}, 60*time.Second)
+	// Each credit the simulator booked mints under its deposit key: the
+	// omnibus account, the transaction's reference, the booking date.
+	for _, en := range e.ledger().Entries {
+		if en.Credit {
+			wantRefs[e.depositBankRef(bank.Address(), en.Ref)] = en.Ref
+		}
+	}
 	minted := e.mintedRefs()
 	if len(minted) != brDeposits {
 		t.Fatalf("%d distinct bankRefs minted by bank B, want %d", len(minted), brDeposits)
@@ -728,13 +750,14 @@ func TestBridgeEndToEnd(t *testing.T) {
 	if got, want := led.Balances["SIM-OMNIBUS-0001"], cents(depTotal-settledTotal); got != want {
 		t.Errorf("simulator omnibus balance %s, want %s (deposits %s − payouts %s)", got, want, cents(depTotal), cents(settledTotal))
 	}
-	// Each payout ordered once, under its stable id; MsgId = EndToEndId.
+	// Each payout ordered once, under its stable identifiers: MsgId
+	// TALLY-…-M<id> for EndToEndId TALLY-…-W<id>, kept across re-sends.
 	orders := map[string]int{}
 	var acsc, rjct int
 	for _, o := range led.Orders {
 		orders[o.EndToEndID]++
-		if o.MsgID != o.EndToEndID {
-			t.Errorf("order %s has EndToEndId %s", o.MsgID, o.EndToEndID)
+		if want := strings.Replace(o.EndToEndID, "-HKD-W", "-HKD-M", 1); o.MsgID != want {
+			t.Errorf("order %s has EndToEndId %s (want MsgId %s)", o.MsgID, o.EndToEndID, want)
 		}
 		switch o.Status {
 		case "ACSC":

@@ -68,7 +68,16 @@ type xmlTxDetails struct {
 	RltdPties  *xmlRelatedParties `xml:"RltdPties,omitempty"`
 	RltdAgts   *xmlRelatedAgents  `xml:"RltdAgts,omitempty"`
 	RmtInf     *xmlRemittance     `xml:"RmtInf,omitempty"`
+	RtrInf     *xmlReturnReason   `xml:"RtrInf,omitempty"`
 	AddtlTxInf string             `xml:"AddtlTxInf,omitempty"`
+}
+
+// xmlReturnReason mirrors PaymentReturnReason5 (OrgnlBkTxCd, Orgtr, Rsn,
+// AddtlInf*): why a payment came back.
+type xmlReturnReason struct {
+	Orgtr    *xmlParty             `xml:"Orgtr,omitempty"`
+	Rsn      *xmlCodeOrProprietary `xml:"Rsn,omitempty"`
+	AddtlInf []string              `xml:"AddtlInf"`
 }
 
 // xmlTxRefs mirrors TransactionReferences6.
@@ -186,7 +195,45 @@ type TxDetail struct {
 	// CreditorRef the structured creditor reference (Strd/CdtrRefInf/Ref).
 	RemittanceInfo []string
 	CreditorRef    string
+	// Return is set when the transaction is a payment coming back (RtrInf):
+	// the beneficiary's bank returned a credit transfer, whose references
+	// (EndToEndID above) are the original's.
+	Return         *ReturnInfo
 	AdditionalInfo string // AddtlTxInf
+}
+
+// ReturnInfo is why a payment was returned (PaymentReturnReason5): an
+// ExternalReturnReason1Code (AC04 closed account, AC01 incorrect account
+// number, ...) or a proprietary reason, who returned it, and free text.
+type ReturnInfo struct {
+	Reason         string // Rsn/Cd
+	Proprietary    string // Rsn/Prtry
+	Originator     string // Orgtr/Nm
+	AdditionalInfo []string
+}
+
+func (r *ReturnInfo) validate(path string) error {
+	if r.Reason != "" && r.Proprietary != "" {
+		return invalidf(path+"/Rsn", "both Cd and Prtry given; the XSD allows one")
+	}
+	if err := validateCode(path+"/Rsn/Cd", r.Reason, false); err != nil {
+		return err
+	}
+	if err := validateText(path+"/Rsn/Prtry", r.Proprietary, 35, false); err != nil {
+		return err
+	}
+	if err := validateText(path+"/Orgtr/Nm", r.Originator, 140, false); err != nil {
+		return err
+	}
+	if err := checkCount("return reason lines", len(r.AdditionalInfo), MaxTransactions); err != nil {
+		return err
+	}
+	for i, l := range r.AdditionalInfo {
+		if err := validateText(fmt.Sprintf("%s/AddtlInf[%d]", path, i), l, 105, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (e *Entry) validate(path string) error {
@@ -273,6 +320,11 @@ func (d *TxDetail) validate(path string) error {
 	}
 	if err := validateRemittance(path+"/RmtInf", d.RemittanceInfo, d.CreditorRef); err != nil {
 		return err
+	}
+	if d.Return != nil {
+		if err := d.Return.validate(path + "/RtrInf"); err != nil {
+			return err
+		}
 	}
 	return validateText(path+"/AddtlTxInf", d.AdditionalInfo, 500, false)
 }
@@ -374,6 +426,15 @@ func (d *TxDetail) toXML() xmlTxDetails {
 		x.RltdAgts = &xmlRelatedAgents{DbtrAgt: agentXML(d.Debtor.Agent), CdtrAgt: agentXML(d.Creditor.Agent)}
 	}
 	x.RmtInf = remittanceXML(d.RemittanceInfo, d.CreditorRef)
+	if r := d.Return; r != nil {
+		x.RtrInf = &xmlReturnReason{AddtlInf: r.AdditionalInfo}
+		if r.Originator != "" {
+			x.RtrInf.Orgtr = &xmlParty{Nm: r.Originator}
+		}
+		if r.Reason != "" || r.Proprietary != "" {
+			x.RtrInf.Rsn = &xmlCodeOrProprietary{Cd: r.Reason, Prtry: r.Proprietary}
+		}
+	}
 	return x
 }
 
@@ -460,5 +521,14 @@ func txDetailFromXML(path string, x *xmlTxDetails) (TxDetail, error) {
 		d.Creditor.Agent = agentBIC(a.CdtrAgt)
 	}
 	d.RemittanceInfo, d.CreditorRef = remittanceFromXML(x.RmtInf)
+	if r := x.RtrInf; r != nil {
+		d.Return = &ReturnInfo{Originator: partyName(r.Orgtr)}
+		if len(r.AddtlInf) > 0 {
+			d.Return.AdditionalInfo = append([]string(nil), r.AddtlInf...)
+		}
+		if r.Rsn != nil {
+			d.Return.Reason, d.Return.Proprietary = r.Rsn.Cd, r.Rsn.Prtry
+		}
+	}
 	return d, nil
 }

@@ -40,12 +40,19 @@ type xmlPaymentInstruction30 struct {
 	BtchBookg   *bool                 `xml:"BtchBookg,omitempty"`
 	NbOfTxs     string                `xml:"NbOfTxs,omitempty"`
 	CtrlSum     string                `xml:"CtrlSum,omitempty"`
+	PmtTpInf    *xmlPaymentTypeInfo   `xml:"PmtTpInf,omitempty"`
 	ReqdExctnDt xmlDateChoice         `xml:"ReqdExctnDt"`
 	Dbtr        xmlParty              `xml:"Dbtr"`
 	DbtrAcct    xmlCashAccount        `xml:"DbtrAcct"`
 	DbtrAgt     xmlAgent              `xml:"DbtrAgt"`
 	ChrgBr      string                `xml:"ChrgBr,omitempty"`
 	CdtTrfTxInf []xmlCreditTransferTx `xml:"CdtTrfTxInf"`
+}
+
+// xmlPaymentTypeInfo mirrors PaymentTypeInformation26 (InstrPrty,
+// SvcLvl*, LclInstrm, CtgyPurp); only the service level is used.
+type xmlPaymentTypeInfo struct {
+	SvcLvl []xmlCodeOrProprietary `xml:"SvcLvl"`
 }
 
 // xmlCreditTransferTx mirrors CreditTransferTransaction34.
@@ -62,6 +69,7 @@ type xmlCreditTransferTx struct {
 type xmlPaymentID struct {
 	InstrID    string `xml:"InstrId,omitempty"`
 	EndToEndID string `xml:"EndToEndId"`
+	UETR       string `xml:"UETR,omitempty"`
 }
 
 // xmlAmountType4 mirrors AmountType4Choice (InstdAmt | EqvtAmt); only the
@@ -91,7 +99,11 @@ type PaymentOrder struct {
 	MsgID           string
 	Created         time.Time // GrpHdr/CreDtTm
 	InitiatingParty string    // GrpHdr/InitgPty/Nm
-	Payments        []PaymentInfo
+	// InitiatingPartyID is the id the bank gave its customer
+	// (GrpHdr/InitgPty/Id/OrgId/Othr/Id): banks match an order to the
+	// contract that allows it by this.
+	InitiatingPartyID string
+	Payments          []PaymentInfo
 }
 
 // PaymentInfo is one debit instruction (PmtInf): transfers out of one
@@ -105,6 +117,9 @@ type PaymentInfo struct {
 	// and DbtrAgt BIC.
 	Debtor       Party
 	ChargeBearer string // ChrgBr, optional: ChargesDebtor, ...
+	// ServiceLevel is PmtTpInf/SvcLvl/Cd (ExternalServiceLevel1Code, e.g.
+	// NURG, URGP, SEPA), optional.
+	ServiceLevel string
 	Transfers    []Transfer
 }
 
@@ -115,8 +130,11 @@ type Transfer struct {
 	// back in the bank's camt and pain.002 messages: it is how a payout is
 	// matched to its withdrawal.
 	EndToEndID string
-	Amount     string // Amt/InstdAmt, exact decimal
-	Currency   string // Amt/InstdAmt/@Ccy
+	// UETR (PmtId/UETR) is the payment's universally unique reference, a
+	// UUID version 4: banks and SWIFT gpi track and deduplicate by it.
+	UETR     string
+	Amount   string // Amt/InstdAmt, exact decimal
+	Currency string // Amt/InstdAmt/@Ccy
 	// Creditor is the payee: Cdtr/Nm, CdtrAcct and CdtrAgt BIC. The XSD
 	// makes them optional, but a transfer without a creditor account cannot
 	// be executed, so Creditor.Account is required here.
@@ -186,6 +204,9 @@ func ParsePain001(r io.Reader) (*PaymentOrder, error) {
 	}
 	m := &doc.Msg
 	o := &PaymentOrder{MsgID: m.GrpHdr.MsgID, InitiatingParty: m.GrpHdr.InitgPty.Nm}
+	if id := m.GrpHdr.InitgPty.ID; id != nil && id.OrgID != nil && len(id.OrgID.Othr) > 0 {
+		o.InitiatingPartyID = id.OrgID.Othr[0].ID
+	}
 	if o.Created, err = parseDateTimeField("GrpHdr/CreDtTm", m.GrpHdr.CreDtTm, true); err != nil {
 		return nil, err
 	}
@@ -202,7 +223,16 @@ func ParsePain001(r io.Reader) (*PaymentOrder, error) {
 		if x.PmtMtd != paymentMethodTransfer {
 			return nil, invalidf(path+"/PmtMtd", "%q is not supported (only TRF)", x.PmtMtd)
 		}
-		p := PaymentInfo{ID: x.PmtInfID, Debtor: Party{Name: x.Dbtr.Nm, Agent: x.DbtrAgt.FinInstnID.BICFI}, ChargeBearer: x.ChrgBr}
+		p := PaymentInfo{ID: x.PmtInfID, Debtor: Party{Name: x.Dbtr.Nm}, ChargeBearer: x.ChrgBr}
+		p.Debtor.readAgent(&x.DbtrAgt)
+		if x.PmtTpInf != nil {
+			for _, l := range x.PmtTpInf.SvcLvl {
+				if l.Cd != "" {
+					p.ServiceLevel = l.Cd
+					break
+				}
+			}
+		}
 		if p.ExecutionDate, err = dateChoiceFromXML(path+"/ReqdExctnDt", &x.ReqdExctnDt); err != nil {
 			return nil, err
 		}
@@ -257,15 +287,20 @@ func WritePain001(w io.Writer, o *PaymentOrder) error {
 			ReqdExctnDt: *dateChoiceXML(p.ExecutionDate),
 			Dbtr:        xmlParty{Nm: p.Debtor.Name},
 			DbtrAcct:    p.Debtor.Account.toXML(),
-			DbtrAgt:     xmlAgent{FinInstnID: xmlFinInstnID{BICFI: p.Debtor.Agent}},
 			ChrgBr:      p.ChargeBearer,
+		}
+		if a := p.Debtor.agentOf(); a != nil {
+			x.DbtrAgt = *a
+		}
+		if p.ServiceLevel != "" {
+			x.PmtTpInf = &xmlPaymentTypeInfo{SvcLvl: []xmlCodeOrProprietary{{Cd: p.ServiceLevel}}}
 		}
 		for j := range p.Transfers {
 			t := &p.Transfers[j]
 			x.CdtTrfTxInf = append(x.CdtTrfTxInf, xmlCreditTransferTx{
-				PmtID:    xmlPaymentID{InstrID: t.InstrID, EndToEndID: t.EndToEndID},
+				PmtID:    xmlPaymentID{InstrID: t.InstrID, EndToEndID: t.EndToEndID, UETR: t.UETR},
 				Amt:      xmlAmountType4{InstdAmt: &xmlAmount{Ccy: t.Currency, Value: t.Amount}},
-				CdtrAgt:  agentXML(t.Creditor.Agent),
+				CdtrAgt:  t.Creditor.agentOf(),
 				Cdtr:     t.Creditor.partyXML(),
 				CdtrAcct: t.Creditor.Account.toXMLPtr(),
 				RmtInf:   remittanceXML(t.RemittanceInfo, t.CreditorRef),
@@ -295,6 +330,9 @@ func WritePain001(w io.Writer, o *PaymentOrder) error {
 		NbOfTxs: strconv.Itoa(len(all)), CtrlSum: sum,
 		InitgPty: xmlParty{Nm: o.InitiatingParty},
 	}
+	if o.InitiatingPartyID != "" {
+		doc.Msg.GrpHdr.InitgPty.ID = &xmlParty38ID{OrgID: &xmlOrgID{Othr: []xmlGenericOrgID{{ID: o.InitiatingPartyID}}}}
+	}
 	return encodeDocument(w, &doc)
 }
 
@@ -303,6 +341,9 @@ func (o *PaymentOrder) validate() error {
 		return err
 	}
 	if err := validateText("GrpHdr/InitgPty/Nm", o.InitiatingParty, 140, false); err != nil {
+		return err
+	}
+	if err := validateText("GrpHdr/InitgPty/Id/OrgId/Othr/Id", o.InitiatingPartyID, 35, false); err != nil {
 		return err
 	}
 	if len(o.Payments) == 0 {
@@ -319,6 +360,9 @@ func (o *PaymentOrder) validate() error {
 			return err
 		}
 		if err := p.Debtor.validate(path+"/Dbtr", true); err != nil {
+			return err
+		}
+		if err := validateCode(path+"/PmtTpInf/SvcLvl/Cd", p.ServiceLevel, false); err != nil {
 			return err
 		}
 		switch p.ChargeBearer {
@@ -341,6 +385,9 @@ func (o *PaymentOrder) validate() error {
 			}
 			if err := validateText(tp+"/PmtId/EndToEndId", t.EndToEndID, 35, true); err != nil {
 				return err
+			}
+			if t.UETR != "" && !uetrRe.MatchString(t.UETR) {
+				return invalidf(tp+"/PmtId/UETR", "%q is not a UUIDv4", t.UETR)
 			}
 			if err := validateAmountAndCurrency(tp+"/Amt/InstdAmt", t.Amount, t.Currency); err != nil {
 				return err
@@ -366,10 +413,12 @@ func transferFromXML(path string, x *xmlCreditTransferTx) (Transfer, error) {
 	t := Transfer{
 		InstrID:    x.PmtID.InstrID,
 		EndToEndID: x.PmtID.EndToEndID,
+		UETR:       x.PmtID.UETR,
 		Amount:     trimSpace(x.Amt.InstdAmt.Value),
 		Currency:   x.Amt.InstdAmt.Ccy,
-		Creditor:   Party{Name: partyName(x.Cdtr), Agent: agentBIC(x.CdtrAgt)},
+		Creditor:   Party{Name: partyName(x.Cdtr)},
 	}
+	t.Creditor.readAgent(x.CdtrAgt)
 	var err error
 	if t.Creditor.Account, err = optionalAccountFromXML(path+"/CdtrAcct", x.CdtrAcct); err != nil {
 		return Transfer{}, err

@@ -185,23 +185,26 @@ func validateDate(path, s string, required bool) error {
 func validateDateOrDateTime(path, s string, required bool) error {
 	if strings.Contains(s, "T") {
 		if _, err := parseDateTime(s); err != nil {
-			return invalidf(path, "%q is not an ISO 8601 date-time", s)
+			return invalidf(path, "%v", err)
 		}
 		return nil
 	}
 	return validateDate(path, s, required)
 }
 
-// ISODateTime layouts: with a zone (RFC 3339, optional fraction) or without
-// one. The standard lets a bank omit the zone; such local times are read as
-// UTC, which is what every bank core we target emits anyway.
-var dateTimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"}
+// noZoneDateTime is an ISODateTime without a zone offset.
+const noZoneDateTime = "2006-01-02T15:04:05.999999999"
 
+// parseDateTime reads an ISODateTime with its zone (RFC 3339, optional
+// fraction). The XSD allows a local time without an offset, but which
+// zone it is in is a guess (the bank's? the customer's?), and a guess
+// moves a booking across a day, so it is refused, naming the problem.
 func parseDateTime(s string) (time.Time, error) {
-	for _, layout := range dateTimeLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if _, err := time.Parse(noZoneDateTime, s); err == nil {
+		return time.Time{}, fmt.Errorf("date-time %q has no zone offset (Z or ±hh:mm); local times are refused, not guessed", s)
 	}
 	return time.Time{}, fmt.Errorf("not an ISO 8601 date-time: %q", s)
 }

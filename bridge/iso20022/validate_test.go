@@ -1,6 +1,7 @@
 package iso20022
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -84,7 +85,7 @@ func TestDateValidation(t *testing.T) {
 		{"15.03.2024", false},
 		{"2024-03-15T10:00:00Z", true},
 		{"2024-03-15T10:00:00.123+05:30", true},
-		{"2024-03-15T10:00:00", true},
+		{"2024-03-15T10:00:00", false}, // no zone: refused, not guessed
 		{"2024-03-15T25:00:00Z", false},
 		{"2024-03-15T10:00Z", false},
 	} {
@@ -93,10 +94,23 @@ func TestDateValidation(t *testing.T) {
 			t.Errorf("%q: %v, want ok=%v", tc.s, err, tc.ok)
 		}
 	}
-	// A date-time without a zone is read as UTC.
-	tm, err := parseDateTime("2024-03-15T10:00:00")
-	if err != nil || tm.Location().String() != "UTC" || tm.Hour() != 10 {
-		t.Errorf("%v %v", tm, err)
+	// A date-time without a zone is refused with the reason.
+	if _, err := parseDateTime("2024-03-15T10:00:00"); err == nil || !strings.Contains(err.Error(), "no zone offset") {
+		t.Errorf("a date-time without a zone: %v", err)
+	}
+	// ISO 11649 creditor references.
+	for ref, ok := range map[string]bool{"RF18539007547034": true, "RF18000000000539007547034": true, "RF19539007547034": false,
+		"RF18 5390 0754 7034": false, "RF712348231": true, "XX18539007547034": false} {
+		if err := CheckCreditorReference(ref); (err == nil) != ok {
+			t.Errorf("CheckCreditorReference(%s) = %v, want ok=%v", ref, err, ok)
+		}
+	}
+	// IBANs: the shape and the mod-97 check digits.
+	for iban, ok := range map[string]bool{"DE89370400440532013000": true, "GB82WEST12345698765432": true,
+		"DE89370400440532013001": false, "GB82WEST12345698765433": false, "de89370400440532013000": false} {
+		if err := CheckIBAN(iban); (err == nil) != ok {
+			t.Errorf("CheckIBAN(%s) = %v, want ok=%v", iban, err, ok)
+		}
 	}
 }
 
