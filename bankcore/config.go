@@ -148,6 +148,11 @@ func (c *Config) Validate() error {
 	if c.OmnibusAccount == "" || len(c.OmnibusAccount) > 34 {
 		return fmt.Errorf("key omnibus-account: %q must be 1 to 34 characters", c.OmnibusAccount)
 	}
+	if ibanPattern.MatchString(c.OmnibusAccount) {
+		if err := iso20022.CheckIBAN(c.OmnibusAccount); err != nil {
+			return fmt.Errorf("key omnibus-account: %w (an account with an IBAN's shape is written as an IBAN)", err)
+		}
+	}
 	if c.OmnibusName == "" || len(c.OmnibusName) > 140 {
 		return errors.New("key omnibus-name: must be 1 to 140 characters")
 	}

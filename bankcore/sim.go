@@ -346,6 +346,11 @@ func (s *Sim) checkDeposit(r *DepositRequest) error {
 	if r.Account == s.cfg.OmnibusAccount {
 		return fmt.Errorf("account %s is the omnibus account", r.Account)
 	}
+	if ibanPattern.MatchString(r.Account) {
+		if err := iso20022.CheckIBAN(r.Account); err != nil {
+			return fmt.Errorf("account: %w", err)
+		}
+	}
 	if len(r.Reference) > 35 {
 		return fmt.Errorf("reference %q is longer than 35 characters", r.Reference)
 	}
