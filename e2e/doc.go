@@ -39,6 +39,16 @@
 //   - TestPartitionFollowerAndLeader: an isolated follower stops, then
 //     catches up after healing; an isolated leader is replaced by the
 //     majority and serves no receipt while cut off; all nodes converge.
+//   - TestAdmittedTxSurvivesLeaderKill: with blocks slower than admissions,
+//     the leader is SIGKILLed right after acknowledging 300 transfers sent
+//     straight to it; every one is receipted by the survivors (the leader
+//     held each on another validator before answering) and the senders'
+//     next nonces go through.
+//   - TestFailoverTimes (only with TALLY_FAILOVER_ROUNDS set; a
+//     measurement, not a check): time from a leader fault (SIGKILL,
+//     SIGSTOP, isolation) to the first write submitted after it being
+//     committed, per fault kind, and elections under load without faults;
+//     the figures are in docs/benchmarks.md.
 //   - TestObserverJoinsAndLeaves: a non-validator added through the admin API
 //     catches up as a non-voter and serves reads; once removed it stops.
 //   - TestGovernanceValidatorChanges: governance adds a fourth validator,

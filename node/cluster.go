@@ -105,6 +105,7 @@ func (n *Node) startCluster() {
 	p2p.ServeForward(n.host.Libp2p(), n.admitForwarded, n.log)
 	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
 	n.forwarder = p2p.NewForwarder(n.host.Libp2p(), n.leaderPeer, n.admitForwarded, n.cfg.P2P.MaxForwardBatch, n.log)
+	n.replicator = p2p.NewReplicator(n.host.Libp2p(), n.otherVoters, n.cfg.P2P.MaxForwardBatch, n.log)
 	n.bg.Add(2)
 	go n.membershipLoop()
 	go n.heightLoop()
@@ -203,6 +204,44 @@ func (n *Node) admitForwarded(raw []byte) error {
 		return rpc.ClientError(err)
 	}
 	n.metrics.admitted.Inc()
+	return nil
+}
+
+// otherVoters returns the Raft voters (validators) other than this node:
+// where the leader replicates the transactions its own clients send.
+func (n *Node) otherVoters() []peer.ID {
+	f := n.engine.Raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []peer.ID
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter || string(s.ID) == n.host.ID().String() {
+			continue
+		}
+		if id, err := peer.Decode(string(s.ID)); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// replicate waits until another validator holds tx, which this node
+// admitted from its own client (nil at once without other validators).
+// Refused everywhere or unreachable, the client gets an error (the
+// transaction stays pending here and may still be included).
+func (n *Node) replicate(ctx context.Context, tx *types.Transaction) error {
+	if n.replicator == nil {
+		return nil
+	}
+	raw, err := tx.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := n.replicator.Replicate(ctx, raw); err != nil {
+		n.metrics.notReplicated.Inc()
+		return fmt.Errorf("%w (it stays pending on this node and may still be included: check its receipt before re-sending)", err)
+	}
 	return nil
 }
 
@@ -314,12 +353,14 @@ type inflightForward struct {
 }
 
 // SubmitBatch implements rpc.BatchSubmitter: on a follower it forwards a
-// batch's transactions to the leader together; SubmitTx collects each
-// verdict.
+// batch's transactions to the leader together; on the leader it admits
+// them in order and replicates the admitted ones together. SubmitTx
+// collects each verdict.
 func (n *Node) SubmitBatch(txs []*types.Transaction) {
-	if n.forwarder == nil || n.engine.IsLeader() || len(txs) == 0 || n.engine.Halted() != nil {
+	if n.forwarder == nil || len(txs) == 0 || n.engine.Halted() != nil {
 		return // a halted node forwards nothing: each call answers "node halted"
 	}
+	leader := n.engine.IsLeader()
 	now := time.Now()
 	n.fwdMu.Lock()
 	for h, f := range n.fwd {
@@ -338,14 +379,30 @@ func (n *Node) SubmitBatch(txs []*types.Transaction) {
 	}
 	n.fwdMu.Unlock()
 	for i, tx := range txs {
-		if starts[i] == nil {
+		f := starts[i]
+		if f == nil {
 			continue
 		}
-		go func(tx *types.Transaction, f *inflightForward) {
+		if leader {
+			// Admitted here in the batch's order; the replication of all
+			// of them runs together.
+			if _, err := n.pool.Add(tx); err != nil {
+				f.done <- err
+				continue
+			}
+			n.metrics.admitted.Inc()
+			go func(tx *types.Transaction) {
+				ctx, cancel := context.WithTimeout(context.Background(), forwardTTL)
+				defer cancel()
+				f.done <- n.replicate(ctx, tx)
+			}(tx)
+			continue
+		}
+		go func(tx *types.Transaction) {
 			ctx, cancel := context.WithTimeout(context.Background(), forwardTTL)
 			defer cancel()
 			f.done <- n.forward(ctx, tx)
-		}(tx, starts[i])
+		}(tx)
 	}
 }
 

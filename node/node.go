@@ -52,6 +52,7 @@ type Node struct {
 	// Cluster networking; host is nil for a node without p2p.listen.
 	host       *p2p.Host
 	forwarder  *p2p.Forwarder
+	replicator *p2p.Replicator // the leader's own admissions to another validator
 	fwdMu      sync.Mutex
 	fwd        map[common.Hash]*inflightForward // forwards started for a batch
 	heightsMu  sync.Mutex
@@ -281,6 +282,9 @@ func (n *Node) Close() error {
 		if n.forwarder != nil {
 			n.forwarder.Close()
 		}
+		if n.replicator != nil {
+			n.replicator.Close()
+		}
 		if n.votes != nil && n.engine != nil {
 			n.votes.close()
 		}
@@ -329,23 +333,17 @@ func (n *Node) State() *state.DB { return n.db }
 // Senders implements rpc.Backend.
 func (n *Node) Senders() *chain.SenderCache { return n.senders }
 
-// SubmitTx implements rpc.Backend: the leader admits into its pool; a
-// follower checks the transaction, forwards it to the leader and returns the
-// leader's verdict, keeping an admitted transaction in its own pool so it
-// can forward it again to a new leader until it is applied.
+// SubmitTx implements rpc.Backend. The leader admits into its pool and
+// answers once another validator holds the transaction too (admitLocal);
+// a follower checks the transaction, forwards it to the leader and
+// returns the leader's verdict, keeping an admitted transaction in its own
+// pool so it can forward it again to a new leader until it is applied.
+// Either way an admitted transaction is on two validators before its
+// client hears of it, so the loss of either one loses nothing acknowledged
+// (docs/architecture.md, "Admitted transactions survive a node").
 func (n *Node) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 	if err := n.engine.Halted(); err != nil {
 		return err
-	}
-	if n.forwarder == nil || n.engine.IsLeader() {
-		_, err := n.pool.Add(tx)
-		if err == nil {
-			n.metrics.admitted.Inc()
-		}
-		return err
-	}
-	if _, err := n.senders.Sender(tx); err != nil {
-		return err // decode, chain id and signature are checked here, not by the leader
 	}
 	if f, ok := n.takeForward(tx.Hash()); ok {
 		select {
@@ -355,7 +353,23 @@ func (n *Node) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 			return ctx.Err()
 		}
 	}
+	if n.forwarder == nil || n.engine.IsLeader() {
+		return n.admitLocal(ctx, tx)
+	}
+	if _, err := n.senders.Sender(tx); err != nil {
+		return err // decode, chain id and signature are checked here, not by the leader
+	}
 	return n.forward(ctx, tx)
+}
+
+// admitLocal admits tx into this node's pool and, on a networked node,
+// waits until another validator holds it as well.
+func (n *Node) admitLocal(ctx context.Context, tx *types.Transaction) error {
+	if _, err := n.pool.Add(tx); err != nil {
+		return err
+	}
+	n.metrics.admitted.Inc()
+	return n.replicate(ctx, tx)
 }
 
 // Halted implements rpc.Halter: once the FSM has halted (it met a broken

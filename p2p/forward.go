@@ -124,22 +124,97 @@ type forwardReq struct {
 	done chan error
 }
 
+// batcher queues transactions (at most ForwardQueue) and hands them to
+// deliver in batches of at most maxBatch, with a fixed number of batches
+// in flight; callers wait for their own transaction's verdict.
+type batcher struct {
+	maxBatch int
+	queue    chan forwardReq
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func newBatcher(maxBatch int) batcher {
+	if maxBatch <= 0 || maxBatch > MaxForwardTxs {
+		maxBatch = MaxForwardTxs
+	}
+	return batcher{maxBatch: maxBatch, queue: make(chan forwardReq, ForwardQueue), stop: make(chan struct{})}
+}
+
+// run starts senders goroutines feeding deliver.
+func (b *batcher) run(senders int, deliver func([]forwardReq)) {
+	for range senders {
+		b.wg.Add(1)
+		go b.loop(deliver)
+	}
+}
+
+// submit queues raw and waits for its verdict or the end of ctx.
+func (b *batcher) submit(ctx context.Context, raw []byte, what string) error {
+	req := forwardReq{raw: raw, done: make(chan error, 1)}
+	select {
+	case b.queue <- req:
+	default:
+		return ErrForwardQueue
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+}
+
+// close stops the senders; queued transactions fail with err.
+func (b *batcher) close(err error) {
+	close(b.stop)
+	b.wg.Wait()
+	for {
+		select {
+		case req := <-b.queue:
+			req.done <- err
+		default:
+			return
+		}
+	}
+}
+
+func (b *batcher) loop(deliver func([]forwardReq)) {
+	defer b.wg.Done()
+	for {
+		var batch []forwardReq
+		select {
+		case <-b.stop:
+			return
+		case req := <-b.queue:
+			batch = append(batch, req)
+		}
+	fill:
+		for len(batch) < b.maxBatch {
+			select {
+			case req := <-b.queue:
+				batch = append(batch, req)
+			default:
+				break fill
+			}
+		}
+		deliver(batch)
+	}
+}
+
 // Forwarder sends transactions to the current leader in batches and hands
 // each caller the leader's verdict. A batch that cannot be delivered (no
 // leader, the leader went away) is retried, against whichever node leads
 // next, until the caller's context ends.
 type Forwarder struct {
+	batcher
 	h      host.Host
 	leader func() (peer.ID, bool)
 	// local admits a batch when this node has become the leader.
-	local    SubmitFunc
-	maxBatch int
+	local SubmitFunc
 	// retryFor bounds how long a batch is retried without a reachable leader.
 	retryFor time.Duration
 	log      *slog.Logger
-	queue    chan forwardReq
-	stop     chan struct{}
-	wg       sync.WaitGroup
 }
 
 // forwardSenders is how many batches may be in flight at once.
@@ -149,15 +224,8 @@ const forwardSenders = 2
 // peer ID (false when there is none). When the leader is this node, queued
 // transactions are admitted with local instead of being sent.
 func NewForwarder(h host.Host, leader func() (peer.ID, bool), local SubmitFunc, maxBatch int, log *slog.Logger) *Forwarder {
-	if maxBatch <= 0 || maxBatch > MaxForwardTxs {
-		maxBatch = MaxForwardTxs
-	}
-	f := &Forwarder{h: h, leader: leader, local: local, maxBatch: maxBatch, log: log, retryFor: forwardTimeout,
-		queue: make(chan forwardReq, ForwardQueue), stop: make(chan struct{})}
-	for i := 0; i < forwardSenders; i++ {
-		f.wg.Add(1)
-		go f.loop()
-	}
+	f := &Forwarder{batcher: newBatcher(maxBatch), h: h, leader: leader, local: local, log: log, retryFor: forwardTimeout}
+	f.run(forwardSenders, f.deliver)
 	return f
 }
 
@@ -165,56 +233,11 @@ func NewForwarder(h host.Host, leader func() (peer.ID, bool), local SubmitFunc, 
 // leader admitted it, a *RemoteError with the leader's message, or an error
 // when it could not be delivered before ctx ended.
 func (f *Forwarder) Forward(ctx context.Context, raw []byte) error {
-	req := forwardReq{raw: raw, done: make(chan error, 1)}
-	select {
-	case f.queue <- req:
-	default:
-		return ErrForwardQueue
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("forward to leader: %w", ctx.Err())
-	}
+	return f.submit(ctx, raw, "forward to leader")
 }
 
 // Close stops the forwarder; queued transactions fail with ErrNoLeader.
-func (f *Forwarder) Close() {
-	close(f.stop)
-	f.wg.Wait()
-	for {
-		select {
-		case req := <-f.queue:
-			req.done <- ErrNoLeader
-		default:
-			return
-		}
-	}
-}
-
-func (f *Forwarder) loop() {
-	defer f.wg.Done()
-	for {
-		var batch []forwardReq
-		select {
-		case <-f.stop:
-			return
-		case req := <-f.queue:
-			batch = append(batch, req)
-		}
-	fill:
-		for len(batch) < f.maxBatch {
-			select {
-			case req := <-f.queue:
-				batch = append(batch, req)
-			default:
-				break fill
-			}
-		}
-		f.deliver(batch)
-	}
-}
+func (f *Forwarder) Close() { f.close(ErrNoLeader) }
 
 // deliver sends one batch, retrying while there is no reachable leader,
 // for up to forwardTimeout; callers whose context ended have stopped
@@ -279,32 +302,39 @@ func (f *Forwarder) send(batch []forwardReq) ([]string, error) {
 	// leader as soon as this node learns of it, not when the old one
 	// wakes up.
 	moved := f.watchLeader(ctx, cancel, leader)
-	s, err := f.h.NewStream(ctx, leader, ForwardProtocol)
-	if err != nil {
-		return nil, fmt.Errorf("open stream to leader %s: %w", leader, f.why(err, moved))
-	}
-	defer s.Close()
-	stopReset := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stopReset()
 	raws := make([][]byte, len(batch))
 	for i, req := range batch {
 		raws[i] = req.raw
 	}
+	verdicts, err := roundTrip(ctx, f.h, leader, raws)
+	return verdicts, f.why(err, moved)
+}
+
+// roundTrip sends raws to target over ForwardProtocol and returns its
+// verdicts; the stream is reset when ctx ends.
+func roundTrip(ctx context.Context, h host.Host, target peer.ID, raws [][]byte) ([]string, error) {
+	s, err := h.NewStream(ctx, target, ForwardProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("open stream to %s: %w", target, err)
+	}
+	defer s.Close()
+	stopReset := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stopReset()
 	if err := writeFrame(s, raws); err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("forward to %s: %w", leader, f.why(err, moved))
+		return nil, fmt.Errorf("forward to %s: %w", target, err)
 	}
 	if err := s.CloseWrite(); err != nil {
 		s.Reset()
-		return nil, f.why(err, moved)
+		return nil, fmt.Errorf("forward to %s: %w", target, err)
 	}
 	var verdicts []string
 	if err := readFrame(s, &verdicts); err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("forward to %s: response: %w", leader, f.why(err, moved))
+		return nil, fmt.Errorf("forward to %s: response: %w", target, err)
 	}
-	if len(verdicts) != len(batch) {
-		return nil, fmt.Errorf("forward to %s: %d verdicts for %d txs", leader, len(verdicts), len(batch))
+	if len(verdicts) != len(raws) {
+		return nil, fmt.Errorf("forward to %s: %d verdicts for %d txs", target, len(verdicts), len(raws))
 	}
 	return verdicts, nil
 }
@@ -341,7 +371,7 @@ func (f *Forwarder) watchLeader(ctx context.Context, cancel context.CancelFunc, 
 
 // why names a leader change as the cause of err.
 func (f *Forwarder) why(err error, moved *atomic.Bool) error {
-	if moved.Load() {
+	if err != nil && moved.Load() {
 		return fmt.Errorf("%w: %w", errLeaderChanged, err)
 	}
 	return err

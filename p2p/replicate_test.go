@@ -1,0 +1,106 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// replicaHosts starts a leader and n followers that accept transactions
+// per admit(i, raw) and count what they hold.
+func replicaHosts(t *testing.T, n int, admit func(i int, raw []byte) error) (*Host, []*Host, func(i int) int) {
+	t.Helper()
+	lk := newKey(t)
+	lid := peerID(t, lk)
+	keys := make([]peer.ID, n)
+	var fs []*Host
+	var mu sync.Mutex
+	counts := make([]int, n)
+	for i := range n {
+		k := newKey(t)
+		keys[i] = peerID(t, k)
+		f := newHost(t, k, []string{tcpLoopback}, lid)
+		ServeForward(f.Libp2p(), func(raw []byte) error {
+			if err := admit(i, raw); err != nil {
+				return err
+			}
+			mu.Lock()
+			counts[i]++
+			mu.Unlock()
+			return nil
+		}, testLogger())
+		fs = append(fs, f)
+	}
+	leader := newHost(t, lk, []string{tcpLoopback}, keys...)
+	addPeers(t, leader, fs...)
+	return leader, fs, func(i int) int { mu.Lock(); defer mu.Unlock(); return counts[i] }
+}
+
+func ids(hs []*Host, extra ...peer.ID) []peer.ID {
+	out := append([]peer.ID(nil), extra...)
+	for _, h := range hs {
+		out = append(out, h.ID())
+	}
+	return out
+}
+
+// TestReplicateHeldByOne: of two followers one refuses every transaction
+// (its state lags), the other admits; and a third target is not
+// reachable at all. Every transaction counts as held (by the second), and
+// "already known" on a repeat counts as held too.
+func TestReplicateHeldByOne(t *testing.T) {
+	leader, fs, count := replicaHosts(t, 2, func(i int, raw []byte) error {
+		if i == 0 {
+			return errors.New("insufficient funds for transfer")
+		}
+		return nil
+	})
+	unreachable := peerID(t, newKey(t))
+	r := NewReplicator(leader.Libp2p(), func() []peer.ID { return ids(fs, unreachable) }, 100, testLogger())
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.Replicate(ctx, []byte{byte(i), byte(i >> 8)})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	if count(1) != 200 || count(0) != 0 {
+		t.Fatalf("followers hold %d and %d, want 0 and 200", count(0), count(1))
+	}
+}
+
+// TestReplicateRefusedEverywhere: when no other validator holds a
+// transaction, Replicate says so with ErrNotReplicated and the
+// followers' reasons; with no other validator at all (a one-validator
+// chain) there is nobody to hold it and Replicate answers nil.
+func TestReplicateRefusedEverywhere(t *testing.T) {
+	leader, fs, _ := replicaHosts(t, 2, func(i int, raw []byte) error { return fmt.Errorf("nonce too low (follower %d)", i) })
+	r := NewReplicator(leader.Libp2p(), func() []peer.ID { return ids(fs) }, 100, testLogger())
+	defer r.Close()
+	err := r.Replicate(context.Background(), []byte{1})
+	if !errors.Is(err, ErrNotReplicated) || !strings.Contains(err.Error(), "nonce too low") {
+		t.Fatalf("err %v, want ErrNotReplicated with a follower's reason", err)
+	}
+	alone := NewReplicator(leader.Libp2p(), func() []peer.ID { return nil }, 100, testLogger())
+	defer alone.Close()
+	if err := alone.Replicate(context.Background(), []byte{2}); err != nil {
+		t.Fatalf("no other validator: %v", err)
+	}
+}
