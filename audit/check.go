@@ -42,50 +42,40 @@ func (a *auditor) block(it *item) (stop bool, err error) {
 		return true, nil
 	}
 	if it.decodeErr != nil {
-		a.fail(n, -1, CheckLink, "block "+u64s(n), "undecodable", fmt.Sprintf("stored block %d: %v; nothing after it can be checked", n, it.decodeErr))
+		check := CheckLink
+		if errors.Is(it.decodeErr, chain.ErrBlockTooLarge) || errors.Is(it.decodeErr, chain.ErrTooManyCerts) {
+			check = CheckLimits
+		}
+		a.fail(n, -1, check, "block "+u64s(n), "undecodable", fmt.Sprintf("stored block %d: %v; nothing after it can be checked", n, it.decodeErr))
 		return true, nil
 	}
 	b, h := it.b, it.b.Header
 	hash := b.Hash()
 
-	// Link and time.
-	if h.ParentHash != a.prevHash {
-		a.fail(n, -1, CheckLink, a.prevHash.Hex(), h.ParentHash.Hex(), fmt.Sprintf("parent hash is not the hash of block %d", n-1))
-	}
-	timeMs, terr := chain.TimeMs(h)
-	if terr == nil && timeMs <= a.prevTimeMs {
-		a.fail(n, -1, CheckTime, fmt.Sprintf("after %d ms", a.prevTimeMs), fmt.Sprintf("%d ms", timeMs), "block time does not go forward")
-	}
-	a.checkHeaderShape(n, h, timeMs, terr)
-
-	// History root.
+	// Every rule that needs no execution: the ones the FSM and the
+	// builder apply (state.CheckBlock). The history root is the one of
+	// the blocks as stored: when histPending, the last block's hash is
+	// appended as this header's parent hash says (the link rule compares
+	// it with the hash), so one bad hash fails the link once, not every
+	// later history root.
 	if a.histPending {
 		a.hist.Append(h.ParentHash)
 	}
 	a.histPending = true
-	if root := a.hist.Root(); root != h.MixDigest {
-		a.fail(n, -1, CheckHistoryRoot, root.Hex(), h.MixDigest.Hex(), fmt.Sprintf("mixHash is not the history root of blocks 0..%d", n-1))
+	par := state.Parent{Hash: a.prevHash, Root: a.prevRoot, Number: n - 1, TimeMs: a.prevTimeMs, History: a.hist}
+	prep := &state.Prepared{Block: b, Senders: it.senders, SenderErrs: it.senderErrs, SealErr: it.sealErr}
+	for _, v := range state.CheckBlock(prep, par, auditView{a: a, head: n - 1}, a.chainID) {
+		a.fail(n, v.Tx, v.Rule, v.Expected, v.Found, v.Err.Error())
 	}
-
-	// Proposer and seal.
-	vals := a.replay.ValidatorsAt(n)
-	if !slices.Contains(vals, h.Coinbase) {
-		a.fail(n, -1, CheckProposer, "one of "+addrList(vals), h.Coinbase.Hex(), fmt.Sprintf("the proposer is not a validator at height %d", n))
-	}
-	if it.sealErr != nil {
-		a.fail(n, -1, CheckSeal, "signed by "+h.Coinbase.Hex(), "invalid seal", it.sealErr.Error())
-	}
-
-	// Certificates.
-	a.checkCerts(n, b)
-
-	// Transactions.
-	if root := chain.TxRoot(b.Txs); root != h.TxHash {
-		a.fail(n, -1, CheckTxRoot, h.TxHash.Hex(), root.Hex(), "the transactions do not give the header's tx root")
-	}
-	for i, err := range it.senderErrs {
-		if err != nil {
-			a.fail(n, i, CheckTxSignature, "a valid signature", "invalid", fmt.Sprintf("tx %s: %v", b.Txs[i].Hash(), err))
+	for _, c := range b.Certs {
+		a.rep.Certificates++
+		if c.Height >= n {
+			continue
+		}
+		a.setCertified(c.Height)
+		if a.rep.LastCertified == nil || c.Height > *a.rep.LastCertified {
+			h := c.Height
+			a.rep.LastCertified = &h
 		}
 	}
 
@@ -95,8 +85,10 @@ func (a *auditor) block(it *item) (stop bool, err error) {
 		return false, fmt.Errorf("replay block %d: %w", n, err)
 	}
 	a.checkReceipts(n, b, it, res)
-	if root := res.Writes.Root(a.prevRoot); root != h.Root {
-		a.fail(n, -1, CheckStateRoot, root.Hex(), h.Root.Hex(), "replaying the block on its parent's state gives another state root")
+	included := *res.Result
+	included.Receipts = slices.DeleteFunc(slices.Clone(res.Receipts), func(r *types.Receipt) bool { return r == nil })
+	for _, v := range state.CheckExecution(h, a.prevRoot, &included) {
+		a.fail(n, v.Tx, v.Rule, v.Expected, v.Found, "replaying the block on its parent's state: "+v.Err.Error())
 	}
 	receipts := it.receipts
 	if it.rcptErr != nil {
@@ -110,7 +102,7 @@ func (a *auditor) block(it *item) (stop bool, err error) {
 	}
 
 	a.prevHash, a.prevRoot = hash, h.Root
-	if terr == nil {
+	if timeMs, err := chain.TimeMs(h); err == nil {
 		a.prevTimeMs = timeMs
 	}
 	a.hashes = append(a.hashes, hash)
@@ -119,82 +111,21 @@ func (a *auditor) block(it *item) (stop bool, err error) {
 	return false, nil
 }
 
-// checkHeaderShape checks the fields Tally fixes (DESIGN.md decision 4).
-func (a *auditor) checkHeaderShape(n uint64, h *types.Header, timeMs uint64, terr error) {
-	var bad []string
-	if h.UncleHash != types.EmptyUncleHash {
-		bad = append(bad, "uncle hash")
-	}
-	if h.Difficulty.Sign() != 0 {
-		bad = append(bad, "difficulty")
-	}
-	if h.Nonce != (types.BlockNonce{}) {
-		bad = append(bad, "nonce")
-	}
-	if h.BaseFee == nil || h.BaseFee.Sign() != 0 {
-		bad = append(bad, "base fee")
-	}
-	if h.GasLimit != chain.BlockGasLimit {
-		bad = append(bad, "gas limit")
-	}
-	if h.WithdrawalsHash != nil || h.BlobGasUsed != nil || h.ExcessBlobGas != nil || h.ParentBeaconRoot != nil ||
-		h.RequestsHash != nil || h.BlockAccessListHash != nil || h.SlotNumber != nil {
-		bad = append(bad, "post-London fields")
-	}
-	if len(h.Extra) != chain.ExtraLen {
-		bad = append(bad, fmt.Sprintf("extra data of %d bytes (want %d)", len(h.Extra), chain.ExtraLen))
-	}
-	if terr == nil && h.Time != timeMs/1000 {
-		bad = append(bad, fmt.Sprintf("time %d s for %d ms", h.Time, timeMs))
-	}
-	if len(bad) > 0 {
-		a.fail(n, -1, CheckHeader, "Tally's fixed London header", fmt.Sprint(bad), "header fields outside Tally's fixed shape")
-	}
+// auditView is the chain as audited so far, up to head, as the rules see it.
+type auditView struct {
+	a    *auditor
+	head uint64
 }
 
-// checkCerts checks the certificates block n carries.
-func (a *auditor) checkCerts(n uint64, b *chain.Block) {
-	claimed, err := chain.HeaderCertRoot(b.Header)
-	if root := chain.CertRoot(b.Certs); err != nil || root != claimed {
-		a.fail(n, -1, CheckCertRoot, claimed.Hex(), root.Hex(), "the certificates carried do not give the header's certificate root")
-	}
-	var prev uint64
-	for i, c := range b.Certs {
-		a.rep.Certificates++
-		if i > 0 && c.Height <= prev {
-			a.fail(n, -1, CheckCertificate, fmt.Sprintf("height above %d", prev), u64s(c.Height), fmt.Sprintf("certificate %d out of order", i))
-		}
-		prev = c.Height
-		if c.Height >= n {
-			a.fail(n, -1, CheckCertificate, fmt.Sprintf("height below %d", n), u64s(c.Height), fmt.Sprintf("certificate %d certifies a block not before its carrier", i))
-			continue
-		}
-		if a.wasCertified(c.Height) {
-			a.fail(n, -1, CheckCertificate, "a height not certified before", u64s(c.Height), fmt.Sprintf("certificate %d: block %d is already certified", i, c.Height))
-		}
-		a.setCertified(c.Height)
-		if a.rep.LastCertified == nil || c.Height > *a.rep.LastCertified {
-			h := c.Height
-			a.rep.LastCertified = &h
-		}
-		vals := a.replay.ValidatorsAt(c.Height)
-		if err := chain.VerifyCertificate(c, a.chainID, vals); err != nil {
-			check := CheckCertificate
-			if errors.Is(err, chain.ErrCertQuorum) {
-				check = CheckCertificateQuorum
-			}
-			a.fail(n, -1, check, fmt.Sprintf("%d of the %d validators of height %d", chain.Quorum(len(vals)), len(vals), c.Height),
-				fmt.Sprintf("%d signatures", len(c.Sigs)), fmt.Sprintf("certificate %d: %v", i, err))
-		}
-		if hash, ok := a.hashAt(c.Height); !ok || hash != c.Hash {
-			a.fail(n, -1, CheckCertificate, hash.Hex(), c.Hash.Hex(), fmt.Sprintf("certificate %d certifies another block %d than the chain's", i, c.Height))
-		}
-		next := chain.ValidatorSetHash(a.replay.ValidatorsAt(c.Height + 1))
-		if next != c.Next {
-			a.fail(n, -1, CheckCertificate, next.Hex(), c.Next.Hex(), fmt.Sprintf("certificate %d: next validator set is not the one in force at %d", i, c.Height+1))
-		}
-	}
+func (v auditView) HeadNumber() uint64 { return v.head }
+func (v auditView) ValidatorsAt(n uint64) ([]common.Address, error) {
+	return v.a.replay.ValidatorsAt(n), nil
 }
+func (v auditView) HashAt(n uint64) (common.Hash, bool, error) {
+	h, ok := v.a.hashAt(n)
+	return h, ok, nil
+}
+func (v auditView) Certified(n uint64) (bool, error) { return v.a.wasCertified(n), nil }
 
 // checkReceipts compares the stored receipts with the header and with the
 // replay, and the header's gas used and bloom with the replay.
@@ -216,17 +147,6 @@ func (a *auditor) checkReceipts(n uint64, b *chain.Block, it *item, res *state.R
 		if root, err := chain.ReceiptRoot(it.receipts); err != nil || root != h.ReceiptHash {
 			a.fail(n, -1, CheckReceiptsRoot, h.ReceiptHash.Hex(), root.Hex(), "the stored receipts do not give the header's receipts root")
 		}
-	}
-	if res.Excluded == nil && it.rcptErr != nil {
-		if root, err := chain.ReceiptRoot(res.Receipts); err != nil || root != h.ReceiptHash {
-			a.fail(n, -1, CheckReceiptsRoot, h.ReceiptHash.Hex(), root.Hex(), "the replayed receipts do not give the header's receipts root")
-		}
-	}
-	if res.GasUsed != h.GasUsed {
-		a.fail(n, -1, CheckHeader, u64s(res.GasUsed), u64s(h.GasUsed), "gas used is not what replaying gives")
-	}
-	if res.Bloom != h.Bloom {
-		a.fail(n, -1, CheckHeader, "the replayed logs bloom", "another bloom", "logs bloom is not what replaying gives")
 	}
 }
 

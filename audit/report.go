@@ -7,35 +7,42 @@ import (
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/tally-ledger/tally/state"
 )
 
 // Check names: stable identifiers used in the JSON report, the tests and
 // docs/audit.md. Never rename one.
+//
+// The checks of one block are the rules of block validity, defined once in
+// state (state.CheckBlock, state.CheckExecution) and applied by the FSM and
+// the leader's builder too; the others are the audit's own.
 const (
-	CheckGenesis           = "genesis"            // block 0 is the genesis file's block
-	CheckLink              = "link"               // heights follow, parent hash is the previous block's hash, no block missing
-	CheckTime              = "time"               // block time (ms) strictly after the parent's
-	CheckHeader            = "header"             // fixed header fields, Extra layout, time in seconds, gas used and bloom as replayed
-	CheckHistoryRoot       = "history-root"       // mixHash is the MMR root of every earlier block hash
-	CheckProposer          = "proposer"           // coinbase is a validator at that height (set replayed from governance)
-	CheckSeal              = "seal"               // the coinbase signed the header (chain.VerifySeal)
-	CheckCertRoot          = "cert-root"          // the header's certificate root matches the certificates carried
-	CheckCertificate       = "certificate"        // certificate order, height, hash, next set, signatures by validators
-	CheckCertificateQuorum = "certificate-quorum" // a quorum of that height's validators signed
-	CheckTxRoot            = "tx-root"            // the header's tx root matches the transactions
-	CheckTxSignature       = "tx-signature"       // valid, low-S, right chain id (chain.CheckTx and sender recovery)
-	CheckReceiptsRoot      = "receipts-root"      // the header's receipts root matches the stored receipts
-	CheckReceipt           = "receipt"            // each stored receipt equals the replayed one
-	CheckStateRoot         = "state-root"         // keccak(parent header's root ‖ replayed writes) is the header's root
-	CheckFinalState        = "final-state"        // the replayed state is exactly the stored one (at the source's head)
-	CheckSupply            = "supply"             // balances + escrow = minted − burned; minted and burned as the events say
-	CheckBankRef           = "bank-ref"           // no bank reference minted twice (Minted events)
-	CheckWithdrawal        = "withdrawal"         // a withdrawal settled or refunded at most once
-	CheckComplianceReason  = "compliance-reason"  // every compliance action carries a non-empty reason
+	CheckGenesis           = "genesis"                   // block 0 is the genesis file's block
+	CheckLimits            = state.RuleLimits            // block size, certificates per block and signatures per certificate, transaction size and access list
+	CheckLink              = state.RuleLink              // heights follow, parent hash is the previous block's hash, no block missing
+	CheckTime              = state.RuleTime              // block time (ms) strictly after the parent's
+	CheckHeader            = state.RuleHeader            // fixed header fields, Extra layout, time in seconds, gas used within the limit and as replayed, bloom as replayed
+	CheckHistoryRoot       = state.RuleHistoryRoot       // mixHash is the MMR root of every earlier block hash
+	CheckProposer          = state.RuleProposer          // coinbase is a validator at that height (set replayed from governance)
+	CheckSeal              = state.RuleSeal              // the coinbase signed the header (chain.VerifySeal)
+	CheckCertRoot          = state.RuleCertRoot          // the header's certificate root matches the certificates carried
+	CheckCertificate       = state.RuleCertificate       // certificate order, height, hash, next set, signatures by validators
+	CheckCertificateQuorum = state.RuleCertificateQuorum // a quorum of that height's validators signed
+	CheckTxRoot            = state.RuleTxRoot            // the header's tx root matches the transactions
+	CheckTxSignature       = state.RuleTxSignature       // valid, low-S, right chain id (chain.CheckTx and sender recovery)
+	CheckReceiptsRoot      = state.RuleReceiptsRoot      // the header's receipts root matches the replayed and the stored receipts
+	CheckReceipt           = state.RuleIncludable        // each transaction is includable (its nonce is the sender's next); each stored receipt equals the replayed one
+	CheckStateRoot         = state.RuleStateRoot         // keccak(parent header's root ‖ replayed writes) is the header's root
+	CheckFinalState        = "final-state"               // the replayed state is exactly the stored one (at the source's head)
+	CheckSupply            = "supply"                    // balances + escrow = minted − burned; minted and burned as the events say
+	CheckBankRef           = "bank-ref"                  // no bank reference minted twice (Minted events)
+	CheckWithdrawal        = "withdrawal"                // a withdrawal settled or refunded at most once
+	CheckComplianceReason  = "compliance-reason"         // every compliance action carries a non-empty reason
 )
 
 // Checks lists every check name in the order a block is checked.
-var Checks = []string{CheckGenesis, CheckLink, CheckTime, CheckHeader, CheckHistoryRoot, CheckProposer, CheckSeal,
+var Checks = []string{CheckGenesis, CheckLimits, CheckLink, CheckTime, CheckHeader, CheckHistoryRoot, CheckProposer, CheckSeal,
 	CheckCertRoot, CheckCertificate, CheckCertificateQuorum, CheckTxRoot, CheckTxSignature, CheckReceiptsRoot,
 	CheckReceipt, CheckStateRoot, CheckFinalState, CheckSupply, CheckBankRef, CheckWithdrawal, CheckComplianceReason}
 

@@ -3,15 +3,12 @@ package chain
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rlp"
 )
-
-// MaxBlockSize bounds an encoded block, and so a Raft log entry a peer can
-// make a node decode.
-const MaxBlockSize = 64 << 20
 
 // ErrBlockMalformed is returned for a block that does not decode.
 var ErrBlockMalformed = errors.New("malformed block")
@@ -26,6 +23,7 @@ type Block struct {
 	Certs  []*Certificate
 
 	hash common.Hash
+	size int // encoded size, once known
 }
 
 // NewBlock wraps a header and transactions; it does not copy them.
@@ -52,13 +50,29 @@ type blockRLP struct {
 
 // Encode returns the block's RLP encoding (the Raft log entry and the stored form).
 func (b *Block) Encode() ([]byte, error) {
-	return rlp.EncodeToBytes(blockRLP{Header: b.Header, Txs: b.Txs, Certs: b.Certs})
+	enc, err := rlp.EncodeToBytes(blockRLP{Header: b.Header, Txs: b.Txs, Certs: b.Certs})
+	if err == nil {
+		b.size = len(enc)
+	}
+	return enc, err
 }
 
-// DecodeBlock decodes what Encode wrote. The input is bounded by MaxBlockSize.
+// Size is the length of the block's encoding (known without encoding again
+// once the block was decoded or encoded).
+func (b *Block) Size() int {
+	if b.size == 0 {
+		if _, err := b.Encode(); err != nil {
+			return math.MaxInt // a header that does not encode fits nowhere
+		}
+	}
+	return b.size
+}
+
+// DecodeBlock decodes what Encode wrote. The input is bounded by
+// MaxBlockSize, and the block decoded by CheckBlockLimits.
 func DecodeBlock(data []byte) (*Block, error) {
 	if len(data) > MaxBlockSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBlockMalformed, len(data), MaxBlockSize)
+		return nil, fmt.Errorf("%w: %w: %d bytes, limit %d", ErrBlockMalformed, ErrBlockTooLarge, len(data), MaxBlockSize)
 	}
 	var dec blockRLP
 	if err := rlp.DecodeBytes(data, &dec); err != nil {
@@ -67,15 +81,11 @@ func DecodeBlock(data []byte) (*Block, error) {
 	if dec.Header == nil || dec.Header.Number == nil || dec.Header.Difficulty == nil {
 		return nil, fmt.Errorf("%w: incomplete header", ErrBlockMalformed)
 	}
-	if len(dec.Certs) > MaxCertsPerBlock {
-		return nil, fmt.Errorf("%w: %d certificates, limit %d", ErrBlockMalformed, len(dec.Certs), MaxCertsPerBlock)
+	b := &Block{Header: dec.Header, Txs: dec.Txs, Certs: dec.Certs, size: len(data)}
+	if err := CheckBlockLimits(b); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBlockMalformed, err)
 	}
-	for i, c := range dec.Certs {
-		if c == nil || len(c.Sigs) > MaxValidators {
-			return nil, fmt.Errorf("%w: certificate %d malformed", ErrBlockMalformed, i)
-		}
-	}
-	return &Block{Header: dec.Header, Txs: dec.Txs, Certs: dec.Certs}, nil
+	return b, nil
 }
 
 // TxRoot is the Merkle root over the transactions' hashes, in block order.

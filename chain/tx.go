@@ -13,7 +13,6 @@ import (
 
 // Admission errors for transactions. They are returned wrapped; match with errors.Is.
 var (
-	ErrTxTooLarge    = errors.New("transaction too large")
 	ErrTxMalformed   = errors.New("malformed transaction")
 	ErrTxType        = errors.New("transaction type not supported")
 	ErrUnprotected   = errors.New("unprotected legacy transaction (EIP-155 chain id required)")
@@ -23,18 +22,15 @@ var (
 	ErrContractCreat = errors.New("contract creation is not supported")
 )
 
-// MaxTxSize bounds one encoded transaction; a transfer is ~110 bytes and the
-// largest system call (a capped batch transfer) stays far below this.
-const MaxTxSize = 128 * 1024
-
 // GasPerTransfer is what a receipt reports as gas used for a transfer. Tally
 // has no fees; gas fields are accepted and ignored, and this constant only
 // keeps client libraries that read gasUsed content.
 const GasPerTransfer = 21000
 
-// BlockGasLimit is the gasLimit every header reports. It is not enforced
-// (blocks are bounded by transaction count) but must exceed any block's
-// reported gasUsed.
+// BlockGasLimit is the gasLimit every header reports; a block's gas used
+// may not exceed it (CheckHeaderShape). Gas is not charged: every
+// transaction uses a fixed amount, so blocks are bounded by MaxBlockSize
+// long before they reach this.
 const BlockGasLimit = 1 << 40
 
 // NewSigner returns the signer for every transaction type Tally accepts.
@@ -46,7 +42,7 @@ func NewSigner(chainID *big.Int) types.Signer {
 // eth_sendRawTransaction receives it.
 func DecodeTx(raw []byte) (*types.Transaction, error) {
 	if len(raw) > MaxTxSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTxTooLarge, len(raw), MaxTxSize)
+		return nil, fmt.Errorf("%w: transaction size %d, limit %d", ErrTxTooLarge, len(raw), MaxTxSize)
 	}
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrTxMalformed)
@@ -61,10 +57,15 @@ func DecodeTx(raw []byte) (*types.Transaction, error) {
 var secp256k1HalfN = new(big.Int).Rsh(new(big.Int).SetBytes(common.FromHex("0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")), 1)
 
 // CheckTx applies the static rules every transaction must pass before its
-// signature is even recovered: type, chain id, protection, low-S and no
-// contract creation. go-ethereum's London signer would accept unprotected
-// legacy transactions, so they are refused here explicitly.
+// signature is even recovered: type, chain id, protection, low-S, no
+// contract creation and the limits (CheckTxLimits). go-ethereum's London
+// signer would accept unprotected legacy transactions, so they are refused
+// here explicitly. Every sender recovery (Sender, SenderCache) calls it, so
+// admission, the FSM and the audit apply the same rules.
 func CheckTx(tx *types.Transaction, chainID *big.Int) error {
+	if err := CheckTxLimits(tx); err != nil {
+		return err
+	}
 	switch tx.Type() {
 	case types.LegacyTxType:
 		if !tx.Protected() {

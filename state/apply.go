@@ -19,59 +19,14 @@ type Applied struct {
 	Receipts []*types.Receipt
 }
 
-func rejectf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrBlockRejected, fmt.Sprintf(format, args...))
-}
-
-// VerifyHeader checks everything about b's header that does not need
-// execution against the head it must extend: link, height, time, the fixed
-// fields, the proposer and its seal, the tx root and the history root.
-func (d *DB) VerifyHeader(b *chain.Block, head Head, history *chain.History) error {
-	h := b.Header
-	switch {
-	case h.Number.Uint64() != head.Number+1 || !h.Number.IsUint64():
-		return rejectf("height %v does not follow head %d", h.Number, head.Number)
-	case h.ParentHash != head.Hash:
-		return rejectf("parent %s is not head %s", h.ParentHash, head.Hash)
-	case h.UncleHash != types.EmptyUncleHash, h.Difficulty.Sign() != 0, h.Nonce != (types.BlockNonce{}),
-		h.BaseFee == nil || h.BaseFee.Sign() != 0, h.GasLimit != chain.BlockGasLimit,
-		h.WithdrawalsHash != nil, h.BlobGasUsed != nil, h.ExcessBlobGas != nil,
-		h.ParentBeaconRoot != nil, h.RequestsHash != nil, h.BlockAccessListHash != nil, h.SlotNumber != nil:
-		return rejectf("header fields outside Tally's fixed London shape")
-	}
-	timeMs, err := chain.TimeMs(h)
-	if err != nil {
-		return rejectf("%v", err)
-	}
-	if timeMs <= head.TimeMs {
-		return rejectf("time %d ms not after parent %d ms", timeMs, head.TimeMs)
-	}
-	if h.Time != timeMs/1000 {
-		return rejectf("time %d s does not match %d ms", h.Time, timeMs)
-	}
-	if !d.IsValidator(h.Coinbase) {
-		return rejectf("proposer %s is not a validator", h.Coinbase)
-	}
-	if err := chain.VerifySeal(h, d.chainID); err != nil {
-		return rejectf("%v", err)
-	}
-	if root := chain.TxRoot(b.Txs); root != h.TxHash {
-		return rejectf("tx root %s, header says %s", root, h.TxHash)
-	}
-	if root := history.Root(); root != h.MixDigest {
-		return rejectf("history root %s, header says %s", root, h.MixDigest)
-	}
-	if root, _ := chain.HeaderCertRoot(h); root != chain.CertRoot(b.Certs) { // Extra's length checked by VerifySeal
-		return rejectf("certificate root %s, header says %s", chain.CertRoot(b.Certs), root)
-	}
-	return nil
-}
-
-// ApplyBlock verifies b against the head, executes it and commits it with
-// raftIndex in one synced batch. A block failing a check returns an error
-// wrapping ErrBlockRejected after recording raftIndex alone; an index
-// already recorded returns ErrAlreadyApplied and changes nothing. Any other
-// error means the database can no longer be trusted: halt.
+// ApplyBlock verifies b against the head (CheckBlock), executes it, checks
+// the result (CheckExecution) and commits it with raftIndex in one synced
+// batch. A block breaking a rule returns an error wrapping ErrBlockRejected
+// and the first *Violation after recording raftIndex alone; an index
+// already recorded returns ErrAlreadyApplied and changes nothing. A
+// certificate showing this node diverged returns an error wrapping
+// ErrDiverged or ErrBehind. Any other error means the database can no
+// longer be trusted: halt.
 func (d *DB) ApplyBlock(b *chain.Block, raftIndex uint64, senders *chain.SenderCache) (*Applied, error) {
 	tip := d.tip.Load()
 	if tip == nil {
@@ -81,35 +36,40 @@ func (d *DB) ApplyBlock(b *chain.Block, raftIndex uint64, senders *chain.SenderC
 	if raftIndex <= head.RaftIndex {
 		return nil, ErrAlreadyApplied
 	}
-	froms, rejectErr := d.check(b, tip, senders)
-	if rejectErr == nil {
-		rejectErr = d.verifyCerts(b, head)
-	} else if err := d.checkSkippedCerts(b, head); err != nil {
-		rejectErr = err
+	if senders.Signer().ChainID().Cmp(new(big.Int).SetUint64(d.chainID)) != 0 {
+		return nil, fmt.Errorf("sender cache for chain %v, db chain %d", senders.Signer().ChainID(), d.chainID)
 	}
-	if errors.Is(rejectErr, ErrDiverged) || errors.Is(rejectErr, ErrBehind) {
-		return nil, fmt.Errorf("block %d (%s) at raft index %d: %w", b.Number(), b.Hash(), raftIndex, rejectErr)
+	p := Prepare(b, d.chainID, senders.Senders)
+	violations := CheckBlock(p, tip.Parent(), d.View(head.Number), d.chainID)
+	for _, v := range violations {
+		if v.Halting() {
+			return nil, fmt.Errorf("block %d (%s) at raft index %d: %w", b.Number(), b.Hash(), raftIndex, v.Err)
+		}
 	}
 	var res *Result
-	if rejectErr == nil {
+	if len(violations) == 0 {
+		timeMs, _ := chain.TimeMs(b.Header) // checked by CheckBlock
 		var err error
-		timeMs, _ := chain.TimeMs(b.Header) // checked by VerifyHeader
-		res, err = Execute(d, BlockContext{Number: b.Number(), TimeMs: timeMs}, b.Txs, froms)
+		res, err = Execute(d, BlockContext{Number: b.Number(), TimeMs: timeMs}, b.Txs, p.Senders)
+		var txErr *TxError
 		switch {
 		case errors.Is(err, ErrConservation):
 			return nil, fmt.Errorf("block %d (%s) at raft index %d: %w", b.Number(), b.Hash(), raftIndex, err) // halt: the execution is wrong
-		case err != nil:
-			rejectErr = rejectf("execute: %v", err)
+		case errors.As(err, &txErr):
+			violations = append(violations, violation(RuleIncludable, txErr.Index, "an includable transaction", "excluded", txErr))
+		case err != nil: // as the audit's replay, which stops there
+			violations = append(violations, violation(RuleIncludable, -1, "", "", fmt.Errorf("execute: %w", err)))
 		default:
-			rejectErr = compareResult(b.Header, head, res)
+			violations = CheckExecution(b.Header, head.StateRoot, res)
 		}
 	}
-	if rejectErr != nil {
+	if len(violations) > 0 {
 		if err := d.RecordSkipped(raftIndex); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("block %d (%s) at raft index %d: %w", b.Number(), b.Hash(), raftIndex, rejectErr)
+		return nil, fmt.Errorf("block %d (%s) at raft index %d: %w: %w", b.Number(), b.Hash(), raftIndex, ErrBlockRejected, &violations[0])
 	}
+	froms := p.Senders
 	batch := d.pdb.NewBatch()
 	defer batch.Close()
 	if err := d.writeState(batch, res.Writes); err != nil {
@@ -124,44 +84,6 @@ func (d *DB) ApplyBlock(b *chain.Block, raftIndex uint64, senders *chain.SenderC
 		}
 	}
 	return &Applied{Block: b, Senders: froms, Receipts: res.Receipts}, nil
-}
-
-// check verifies the header and recovers the senders.
-func (d *DB) check(b *chain.Block, tip *Tip, senders *chain.SenderCache) ([]common.Address, error) {
-	if err := d.VerifyHeader(b, tip.Head, tip.History); err != nil {
-		return nil, err
-	}
-	if senders.Signer().ChainID().Cmp(new(big.Int).SetUint64(d.chainID)) != 0 {
-		return nil, fmt.Errorf("sender cache for chain %v, db chain %d", senders.Signer().ChainID(), d.chainID)
-	}
-	froms, errs := senders.Senders(b.Txs)
-	for i, err := range errs {
-		if err != nil {
-			return nil, rejectf("tx %d: %v", i, err)
-		}
-	}
-	return froms, nil
-}
-
-// compareResult checks that execution reproduced the header's commitments.
-func compareResult(h *types.Header, head Head, res *Result) error {
-	if root := res.Writes.Root(head.StateRoot); root != h.Root {
-		return rejectf("state root %s, header says %s", root, h.Root)
-	}
-	rroot, err := chain.ReceiptRoot(res.Receipts)
-	if err != nil {
-		return rejectf("%v", err)
-	}
-	if rroot != h.ReceiptHash {
-		return rejectf("receipt root %s, header says %s", rroot, h.ReceiptHash)
-	}
-	if res.GasUsed != h.GasUsed {
-		return rejectf("gas used %d, header says %d", res.GasUsed, h.GasUsed)
-	}
-	if res.Bloom != h.Bloom {
-		return rejectf("logs bloom differs from header")
-	}
-	return nil
 }
 
 // touches reports whether any write is under prefix.

@@ -131,81 +131,10 @@ func (d *DB) LastCertified() (uint64, bool, error) {
 	return n, ok, it.Close()
 }
 
-// CheckCertificate checks a certificate against this node's chain at head:
-// the signatures (VerifyCertificate against the set in force at its
-// height), the block hash at its height, and Next against the set after it.
-// A quorum certifying a block this node does not have returns ErrDiverged
-// or ErrBehind; any other failure is an ordinary error (a vote collector or
-// block validator refuses the certificate).
+// CheckCertificate checks a certificate against this node's applied chain
+// at head (CheckCert, the rule CheckBlock applies): a vote collector or
+// a builder refuses what fails it. A quorum certifying a block this node
+// does not have returns ErrDiverged or ErrBehind.
 func (d *DB) CheckCertificate(c *chain.Certificate, head uint64) error {
-	at := min(c.Height, head+1) // above the head, the best knowledge is the next set
-	vals, err := d.ValidatorsAt(at)
-	if err != nil {
-		return err
-	}
-	if err := chain.VerifyCertificate(c, d.chainID, vals); err != nil {
-		return err
-	}
-	if c.Height > head {
-		return fmt.Errorf("%w: block %d (%s) certified, head is %d", ErrBehind, c.Height, c.Hash, head)
-	}
-	b, err := d.BlockByNumber(c.Height)
-	if err != nil {
-		return fmt.Errorf("certificate for block %d: %w", c.Height, err)
-	}
-	if b.Hash() != c.Hash {
-		return fmt.Errorf("%w: block %d certified as %s, applied %s", ErrDiverged, c.Height, c.Hash, b.Hash())
-	}
-	next, err := d.ValidatorsAt(c.Height + 1)
-	if err != nil {
-		return err
-	}
-	if h := chain.ValidatorSetHash(next); h != c.Next {
-		return fmt.Errorf("certificate for block %d: next validator set %s, want %s", c.Height, c.Next, h)
-	}
-	return nil
-}
-
-// verifyCerts checks the certificates block b carries against the head it
-// extends: heights strictly increasing, below b, not certified before, and
-// each valid (CheckCertificate). Failures wrap ErrBlockRejected except the
-// halting ErrDiverged and ErrBehind.
-func (d *DB) verifyCerts(b *chain.Block, head Head) error {
-	var prev uint64
-	for i, c := range b.Certs {
-		if i > 0 && c.Height <= prev {
-			return rejectf("certificate %d for block %d not after %d", i, c.Height, prev)
-		}
-		prev = c.Height
-		if c.Height >= b.Number() {
-			return rejectf("certificate %d for block %d in block %d", i, c.Height, b.Number())
-		}
-		if err := d.CheckCertificate(c, head.Number); err != nil {
-			if errors.Is(err, ErrDiverged) || errors.Is(err, ErrBehind) {
-				return err
-			}
-			return rejectf("certificate %d: %v", i, err)
-		}
-		done, err := d.Certified(c.Height)
-		if err != nil {
-			return err
-		}
-		if done {
-			return rejectf("certificate %d: block %d already certified", i, c.Height)
-		}
-	}
-	return nil
-}
-
-// checkSkippedCerts looks at the certificates of a block being skipped: one
-// signed by a quorum for a block this node does not have means this node,
-// not the block, is wrong (ErrDiverged or ErrBehind); anything else is the
-// block's problem and the skip stands (nil).
-func (d *DB) checkSkippedCerts(b *chain.Block, head Head) error {
-	for _, c := range b.Certs {
-		if err := d.CheckCertificate(c, head.Number); errors.Is(err, ErrDiverged) || errors.Is(err, ErrBehind) {
-			return err
-		}
-	}
-	return nil
+	return CheckCert(c, d.View(head), d.chainID)
 }

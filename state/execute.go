@@ -132,11 +132,21 @@ type Result struct {
 	Bloom    types.Bloom
 }
 
+// TxError is why Execute could not include the transaction at Index.
+type TxError struct {
+	Index int
+	Hash  common.Hash
+	Err   error
+}
+
+func (e *TxError) Error() string { return fmt.Sprintf("tx %d (%s): %v", e.Index, e.Hash, e.Err) }
+func (e *TxError) Unwrap() error { return e.Err }
+
 // Execute runs txs (with their senders) on a new overlay over base, in the
 // block blk. Any transaction that cannot be included makes the whole
-// execution fail. Execution that does not conserve supply (DESIGN.md
-// decision 9) fails with an error wrapping ErrConservation: the code, not
-// the block, is wrong.
+// execution fail with a *TxError. Execution that does not conserve supply
+// (DESIGN.md decision 9) fails with an error wrapping ErrConservation: the
+// code, not the block, is wrong.
 func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []common.Address) (*Result, error) {
 	rules, err := LoadRules(base)
 	if err != nil {
@@ -148,7 +158,7 @@ func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []
 	for i, tx := range txs {
 		out, err := ExecuteTx(res.Writes, rules, blk, tx, senders[i], res.GasUsed)
 		if err != nil {
-			return nil, fmt.Errorf("tx %d (%s): %w", i, tx.Hash(), err)
+			return nil, &TxError{Index: i, Hash: tx.Hash(), Err: err}
 		}
 		res.Add(out.Receipt)
 	}
