@@ -20,19 +20,19 @@ const (
 	// MaxBlockSize bounds an encoded block (header, transactions and
 	// certificates), and so a Raft log entry a peer can make a node decode.
 	MaxBlockSize = 64 << 20
-	// MaxTxSize bounds one transaction's canonical (EIP-2718) encoding. The
-	// longest useful transaction is a system call with MaxCalldata of
-	// calldata (~4.3 KB); the rest of the room is for an access list.
-	// go-ethereum's pool allows 128 KiB, a slot size of 32 KiB; Tally,
-	// with no EVM, needs one slot.
+	// MaxTxSize bounds one transaction's canonical (EIP-2718) encoding:
+	// go-ethereum's transaction slot (32 KiB), which holds the largest
+	// transaction the other limits allow (MaxCalldata of calldata and a
+	// full access list, ~31 KB). go-ethereum's pool allows four slots;
+	// Tally, with no EVM, needs one.
 	MaxTxSize = 32 * 1024
 	// MaxAccessListEntries bounds the addresses of a transaction's access
 	// list (EIP-2930). Tally runs no EVM, so an access list changes
-	// nothing; clients that attach one get room for a few entries.
-	MaxAccessListEntries = 32
+	// nothing; the room is for clients that attach one anyway.
+	MaxAccessListEntries = 64
 	// MaxAccessListKeys bounds the storage keys of an access list, summed
 	// over its entries.
-	MaxAccessListKeys = 128
+	MaxAccessListKeys = 768
 	// MaxTxGas is the most gas one transaction uses (the larger of
 	// GasPerTransfer and GasPerSystemCall); the builder reserves it before
 	// executing a transaction so a block's gas used never passes

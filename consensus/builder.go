@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"slices"
 	"sync"
 	"time"
@@ -111,6 +112,15 @@ type Builder struct {
 	spec    []*specBlock
 	stale   bool          // a proposal failed: reset before the next build
 	changed chan struct{} // a proposal finished or a block was applied
+	// shrink, when above 0, caps the transactions of the next block: a
+	// block was found invalid for a reason no single transaction
+	// explains, so the next one takes half as many (down to one, whose
+	// transaction is then dropped), and never the same block again. It
+	// clears once one of this builder's blocks is applied.
+	shrink int
+	// badCerts are certificates (by CertRoot of the one) that made a
+	// block invalid; the builder never carries them again.
+	badCerts map[common.Hash]bool
 
 	// uncertain are proposals whose outcome Raft could not tell, by height.
 	uncertainMu sync.Mutex
@@ -342,6 +352,7 @@ func (b *Builder) prune() int {
 			break
 		}
 		b.spec = b.spec[1:]
+		b.shrink = 0
 	}
 	if b.stale {
 		b.resetLocked()
@@ -379,17 +390,20 @@ func (b *Builder) parentLocked() (state.Parent, state.Reader) {
 	return b.db.Tip().Parent(), b.db
 }
 
-// propose builds one block from the pool on the speculative head and hands
-// it to Raft.
+// propose builds one block from the pool on the speculative head, checks
+// it with the rules every node applies (state.CheckBlock) and hands it to
+// Raft. A block breaking a rule is never proposed: what broke it is
+// handled (invalid) and the next build differs.
 func (b *Builder) propose() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	par, base := b.parentLocked()
 	number := par.Number + 1
-	switch ok, err := IsValidatorAt(base, b.key.Address()); {
+	vals, err := ValidatorsAt(base)
+	switch {
 	case err != nil:
 		return err
-	case !ok:
+	case !slices.Contains(vals, b.key.Address()):
 		return &heldError{reason: fmt.Sprintf("%v (block %d, key %s)", ErrNotValidator, number, b.key.Address())}
 	}
 	if b.cfg.Hold != nil {
@@ -397,7 +411,11 @@ func (b *Builder) propose() error {
 			return &heldError{reason: why}
 		}
 	}
-	pend := b.pool.Take(b.cfg.MaxBlockTxs)
+	max := b.cfg.MaxBlockTxs
+	if b.shrink > 0 {
+		max = min(max, b.shrink)
+	}
+	pend := b.pool.Take(max)
 	txs := make([]*types.Transaction, len(pend))
 	froms := make([]common.Address, len(pend))
 	for i, p := range pend {
@@ -408,24 +426,29 @@ func (b *Builder) propose() error {
 		b.pool.Return(pend)
 		return err
 	}
-	var tooLow, tooHigh []mempool.Pending
+	var stale, later []mempool.Pending
 	for _, d := range built.Dropped {
-		if errors.Is(d.Err, state.ErrNonceTooHigh) {
-			tooHigh = append(tooHigh, pend[d.Index])
+		if errors.Is(d.Err, state.ErrNonceTooLow) || errors.Is(d.Err, state.ErrNonceMax) {
+			stale = append(stale, pend[d.Index])
 		} else {
-			tooLow = append(tooLow, pend[d.Index])
+			later = append(later, pend[d.Index]) // a nonce gap, a full block
 		}
 	}
-	b.pool.Discard(tooLow)
-	b.pool.Return(tooHigh)
+	b.pool.Discard(stale)
+	b.pool.Return(later)
 	kept := make([]mempool.Pending, len(built.Included))
 	for i, idx := range built.Included {
 		kept[i] = pend[idx]
 	}
-	enc, err := built.Block.Encode()
+	enc, err := built.Block.Encode() // before the check: it sets the size
 	if err != nil {
 		b.pool.Return(kept)
 		return err
+	}
+	if vs := b.checkLocked(built.Block, kept, par, vals); len(vs) > 0 {
+		b.invalidLocked(built.Block, kept, vs[0], "built")
+		b.pool.Return(kept)
+		return fmt.Errorf("block %d not proposed: %w", number, &vs[0])
 	}
 	sb := &specBlock{built: built, txs: kept}
 	b.spec = append(b.spec, sb)
@@ -435,9 +458,113 @@ func (b *Builder) propose() error {
 	return nil
 }
 
+// checkLocked applies state.CheckBlock, the FSM's rules, to a block built
+// on par: the senders are the pool's (recovered at admission through
+// chain.Sender) with chain.CheckTx applied again, the chain is the applied
+// one with the speculative blocks' certificates.
+func (b *Builder) checkLocked(blk *chain.Block, kept []mempool.Pending, par state.Parent, vals []common.Address) []state.Violation {
+	prep := &state.Prepared{Block: blk, Senders: make([]common.Address, len(kept)), SealErr: chain.VerifySeal(blk.Header, b.chainID)}
+	id := new(big.Int).SetUint64(b.chainID)
+	for i, p := range kept {
+		prep.Senders[i] = p.From
+		if err := chain.CheckTx(p.Tx, id); err != nil {
+			if prep.SenderErrs == nil {
+				prep.SenderErrs = make([]error, len(kept))
+			}
+			prep.SenderErrs[i] = err
+		}
+	}
+	head, _ := b.db.Head()
+	return state.CheckBlock(prep, par, &specView{ChainView: b.db.View(head.Number), spec: b.spec, number: blk.Number(), vals: vals}, b.chainID)
+}
+
+// specView is the applied chain seen from a block built on the
+// speculative head: the validators of that block are the speculative
+// state's, and a certificate carried by an in-flight block counts as
+// carried.
+type specView struct {
+	state.ChainView
+	spec   []*specBlock
+	number uint64
+	vals   []common.Address
+}
+
+func (v *specView) ValidatorsAt(n uint64) ([]common.Address, error) {
+	if n == v.number {
+		return v.vals, nil
+	}
+	return v.ChainView.ValidatorsAt(n)
+}
+
+func (v *specView) Certified(n uint64) (bool, error) {
+	for _, sb := range v.spec {
+		for _, c := range sb.built.Block.Certs {
+			if c.Height == n {
+				return true, nil
+			}
+		}
+	}
+	return v.ChainView.Certified(n)
+}
+
+// invalidLocked handles a block of this builder found invalid (how: "built"
+// before proposing it, "rejected" by the FSM), so the next block differs:
+// a transaction that breaks a rule is dropped from the pool; certificates
+// that do are left out of the next blocks; a block breaking a rule no
+// single transaction explains makes the next one half as large, and a
+// one-transaction block drops its transaction. Rules on the block's place
+// in the chain (link, time, history root: its parent was not applied) say
+// nothing of its content: its transactions go back unchanged. The caller
+// returns the transactions it still holds to the pool.
+func (b *Builder) invalidLocked(blk *chain.Block, txs []mempool.Pending, v state.Violation, how string) {
+	log := b.log.With("number", blk.Number(), "hash", blk.Hash(), "how", how, "rule", v.Rule, "err", v.Err)
+	switch {
+	case v.Rule == state.RuleLink || v.Rule == state.RuleTime || v.Rule == state.RuleHistoryRoot:
+		return
+	case v.Tx >= 0 && v.Tx < len(txs):
+		bad := txs[v.Tx]
+		log.Warn("dropping a transaction that makes blocks invalid", "tx", bad.Tx.Hash(), "from", bad.From, "nonce", bad.Tx.Nonce())
+		b.pool.Discard([]mempool.Pending{bad})
+	case len(blk.Certs) > 0 && (v.Rule == state.RuleCertificate || v.Rule == state.RuleCertificateQuorum || v.Rule == state.RuleCertRoot || len(txs) == 0):
+		b.dropCertsLocked(blk.Certs, log)
+	case len(txs) == 1:
+		log.Warn("dropping a transaction that makes a block invalid on its own", "tx", txs[0].Tx.Hash(), "from", txs[0].From, "nonce", txs[0].Tx.Nonce())
+		b.pool.Discard(txs)
+	default:
+		b.shrink = max(1, len(txs)/2)
+		log.Error("invalid block: the next block takes fewer transactions", "txs", len(txs), "next_max", b.shrink)
+	}
+}
+
+// dropCertsLocked marks the certificates of an invalid block that fail
+// state.CheckCert (all of them when none does alone: their order, or a
+// height certified before) so no later block carries them.
+func (b *Builder) dropCertsLocked(certs []*chain.Certificate, log *slog.Logger) {
+	head, _ := b.db.Head()
+	view := b.db.View(head.Number)
+	var bad []*chain.Certificate
+	for _, c := range certs {
+		if err := state.CheckCert(c, view, b.chainID); err != nil {
+			bad = append(bad, c)
+		}
+	}
+	if len(bad) == 0 {
+		bad = certs
+	}
+	if b.badCerts == nil || len(b.badCerts) > 16*chain.MaxCertsPerBlock {
+		b.badCerts = map[common.Hash]bool{} // bounded: forget old ones
+	}
+	for _, c := range bad {
+		log.Warn("leaving out a certificate that makes blocks invalid", "certified", c.Height, "certified_hash", c.Hash, "signatures", len(c.Sigs))
+		b.badCerts[certKey(c)] = true
+	}
+}
+
+func certKey(c *chain.Certificate) common.Hash { return chain.CertRoot([]*chain.Certificate{c}) }
+
 // certsLocked returns the certificates block number carries: the ready
-// ones no in-flight block carries, in increasing height, at most
-// chain.MaxCertsPerBlock.
+// ones no in-flight block carries and none found bad, in increasing
+// height, at most chain.MaxCertsPerBlock.
 func (b *Builder) certsLocked(number uint64) []*chain.Certificate {
 	if b.cfg.Certificates == nil {
 		return nil
@@ -450,7 +577,7 @@ func (b *Builder) certsLocked(number uint64) []*chain.Certificate {
 	}
 	var out []*chain.Certificate
 	for _, c := range b.cfg.Certificates(number) {
-		if c.Height >= number || inflight[c.Height] || (len(out) > 0 && c.Height <= out[len(out)-1].Height) {
+		if c.Height >= number || inflight[c.Height] || (len(out) > 0 && c.Height <= out[len(out)-1].Height) || b.badCerts[certKey(c)] {
 			continue
 		}
 		if out = append(out, c); len(out) == chain.MaxCertsPerBlock {
@@ -489,6 +616,12 @@ func (b *Builder) await(fut raft.ApplyFuture, sb *specBlock) {
 			b.log.Warn("proposal not applied", "number", blk.Number(), "hash", blk.Hash(), "err", err)
 		}
 		b.mu.Lock()
+		var v *state.Violation
+		if errors.As(err, &v) {
+			// The FSM skipped it: see that the next block differs
+			// before its transactions go back to the pool.
+			b.invalidLocked(sb.built.Block, sb.txs, *v, "rejected")
+		}
 		b.stale = true
 		b.mu.Unlock()
 	}

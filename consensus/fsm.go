@@ -154,7 +154,7 @@ func (f *FSM) apply(l *raft.Log) any {
 			return f.halt(l.Index, rerr, "")
 		}
 		f.onSkipped(l.Index, err)
-		return fmt.Errorf("%w: raft index %d: %v", state.ErrBlockRejected, l.Index, err)
+		return fmt.Errorf("%w: raft index %d: %w", state.ErrBlockRejected, l.Index, state.DecodeViolation(err))
 	}
 	applied, err := f.db.ApplyBlock(b, l.Index, f.senders)
 	switch {

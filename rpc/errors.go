@@ -62,8 +62,12 @@ func invalidParams(format string, args ...any) error {
 func ClientError(err error) error {
 	var msg string
 	switch {
-	case errors.Is(err, chain.ErrTxMalformed), errors.Is(err, chain.ErrTxTooLarge):
+	case errors.Is(err, chain.ErrTxMalformed):
 		return &Error{Code: CodeInvalidParams, Msg: "invalid raw transaction: " + err.Error()}
+	case errors.Is(err, chain.ErrTxTooLarge), errors.Is(err, chain.ErrAccessListTooLarge):
+		// go-ethereum's pool answers "oversized data: transaction size N,
+		// limit M" with -32000; the access list has no limit there.
+		msg = err.Error()
 	case errors.Is(err, mempool.ErrKnown), errors.Is(err, mempool.ErrAlreadyApplied):
 		// go-ethereum's words; client libraries match on them.
 		msg = "already known"

@@ -29,7 +29,8 @@ func TestSubmitErrorCodes(t *testing.T) {
 		msg  string
 	}{
 		{fmt.Errorf("%w: x", chain.ErrTxMalformed), CodeInvalidParams, "invalid raw transaction"},
-		{fmt.Errorf("%w: big", chain.ErrTxTooLarge), CodeInvalidParams, "invalid raw transaction"},
+		{fmt.Errorf("%w: transaction size 40000, limit 32768", chain.ErrTxTooLarge), CodeServerError, "oversized data: transaction size 40000, limit 32768"},
+		{fmt.Errorf("%w: 800 storage keys, limit 768", chain.ErrAccessListTooLarge), CodeServerError, "access list too large: 800 storage keys, limit 768"},
 		{fmt.Errorf("%w: next nonce 3, tx nonce 1", mempool.ErrNonceTooLow), CodeServerError, "nonce too low: next nonce 3"},
 		{fmt.Errorf("%w: balance 0", mempool.ErrInsufficientFunds), CodeServerError, "insufficient funds"},
 		{fmt.Errorf("%w: 0xab", mempool.ErrKnown), CodeServerError, "already known"},

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -33,11 +34,16 @@ type Built struct {
 	// Included[i] is the index in the candidate list of the block's tx i.
 	Included []int
 	// Dropped lists candidates that could not be included, with the reason
-	// (a nonce that is not the account's next).
+	// (a nonce that is not the account's next, or ErrBlockFull).
 	Dropped []Dropped
 	// History includes the new block.
 	History *chain.History
 }
+
+// ErrBlockFull is why Build leaves out a candidate that would take the
+// block past chain.MaxBlockSize or its gas past chain.BlockGasLimit; it
+// waits for a later block.
+var ErrBlockFull = errors.New("block full")
 
 // Dropped is a candidate transaction left out of a block.
 type Dropped struct {
@@ -54,7 +60,11 @@ func (b *Built) AsParent() Parent {
 // Build executes candidate transactions on base in order, leaves out those
 // that cannot be included, and returns the block sealed by key, carrying
 // certs (checked by the caller: CheckCertificate). The block time is
-// max(nowMs, parent + 1 ms), so it never goes back.
+// max(nowMs, parent + 1 ms), so it never goes back. The block keeps the
+// limits CheckBlock enforces by construction: a candidate that would take
+// the encoded block past chain.MaxBlockSize (chain.TxBudget, computed with
+// the widest header and the certificates) or its gas past
+// chain.BlockGasLimit is left out with ErrBlockFull.
 func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.Address, certs []*chain.Certificate, nowMs uint64, key *crypto.PrivateKey, chainID uint64) (*Built, error) {
 	rules, err := LoadRules(base)
 	if err != nil {
@@ -66,12 +76,19 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 	defer res.Writes.cacheReads(false)
 	out := &Built{Writes: res.Writes, Included: make([]int, 0, len(txs))}
 	included := make([]*types.Transaction, 0, len(txs))
+	budget, used := chain.TxBudget(chain.MaxBlockSize, certs), 0
 	for i, tx := range txs {
+		size := chain.TxEncodedSize(tx)
+		if used+size > budget || res.GasUsed+chain.MaxTxGas > chain.BlockGasLimit {
+			out.Dropped = append(out.Dropped, Dropped{Index: i, Err: ErrBlockFull})
+			continue
+		}
 		o, err := ExecuteTx(res.Writes, rules, blk, tx, senders[i], res.GasUsed)
 		if err != nil {
 			out.Dropped = append(out.Dropped, Dropped{Index: i, Err: err})
 			continue
 		}
+		used += size
 		res.Add(o.Receipt)
 		included = append(included, tx)
 		out.Included = append(out.Included, i)

@@ -69,6 +69,16 @@ func (v *Violation) Halting() bool {
 	return errors.Is(v.Err, ErrDiverged) || errors.Is(v.Err, ErrBehind)
 }
 
+// DecodeViolation is the violation of a block that did not decode
+// (chain.DecodeBlock): its limits, or its encoding.
+func DecodeViolation(err error) *Violation {
+	rule := RuleHeader
+	if errors.Is(err, chain.ErrBlockTooLarge) || errors.Is(err, chain.ErrTooManyCerts) {
+		rule = RuleLimits
+	}
+	return &Violation{Rule: rule, Tx: -1, Found: "undecodable", Err: err}
+}
+
 func violation(rule string, tx int, expected, found string, err error) Violation {
 	return Violation{Rule: rule, Tx: tx, Expected: expected, Found: found, Err: err}
 }
