@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
-	"strings"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
@@ -317,14 +316,6 @@ func (a *auditor) finish(ctx context.Context, digest state.StateDigest) error {
 }
 
 func u64s(v uint64) string { return fmt.Sprint(v) }
-
-func addrList(as []common.Address) string {
-	parts := make([]string, len(as))
-	for i, a := range as {
-		parts[i] = a.Hex()
-	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
 
 func valueOrNone(v []byte) string {
 	if v == nil {
