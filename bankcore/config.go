@@ -59,6 +59,14 @@ type Config struct {
 	ScriptFile string `toml:"script-file"`
 	// Reject is the standing rejection rule (POST /sim/faults changes it).
 	Reject RejectRule `toml:"reject"`
+	// ProgressReports: report ACTC (group level) when an order arrives and
+	// ACCP (transaction level) before its final status, as gateways do.
+	ProgressReports bool `toml:"progress-reports"`
+	// NotifyDebits: notify every executed payout as a camt.054 debit entry
+	// too (banks do, for accounts subscribed to debit notifications).
+	NotifyDebits bool `toml:"notify-debits"`
+	// Random is the seeded random mode (off while random.seed is 0).
+	Random RandomConfig `toml:"random"`
 
 	dir string
 }
@@ -88,6 +96,8 @@ func DefaultConfig() Config {
 		RetryInterval:     Duration(500 * time.Millisecond),
 		Timeout:           Duration(5 * time.Second),
 		Reject:            RejectRule{Reason: "AC04 account closed"},
+		ProgressReports:   true,
+		Random:            RandomConfig{MaxDelay: Duration(time.Second)},
 	}
 }
 
@@ -170,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Reject.validate(); err != nil {
 		return fmt.Errorf("key reject.%w", err)
+	}
+	if err := c.Random.validate(); err != nil {
+		return fmt.Errorf("key random.%w", err)
 	}
 	return nil
 }

@@ -13,16 +13,24 @@
 //     credit notification to the bridge's /v1/notifications, signed with
 //     the X-Tally-Signature HMAC of docs/bridge.md;
 //   - accepts the bridge's payout orders (pain.001.001.09, or the bridge's
-//     JSON form) on the payout path, verifies their HMAC, deduplicates them
-//     by MsgId and EndToEndId, and after a delay books the payout as a
-//     debit of the omnibus account and answers with a pain.002.001.10
-//     (ACSC), or rejects it (RJCT with a reason code and text) by rule;
+//     JSON form) on the payout path, verifies their HMAC, reports ACTC at
+//     once and ACCP before the outcome, and after a delay books the payout
+//     as a debit of the omnibus account and answers with a pain.002.001.10
+//     (ACSC), or rejects it (RJCT with a reason code and text) by rule; a
+//     re-sent MsgId is taken and rejected with DU01 (group level) while
+//     the first send is executed once, as a gateway's duplicate check does;
+//   - returns settled payouts (a camt.054 credit with RtrInf), reverses
+//     bookings (RvslInd), books batches as one entry with a transaction
+//     each, numbers entries per message (NtryRef 1, 2, …) and writes
+//     amounts at the currency's ISO 4217 precision;
 //   - writes camt.053.001.08 statements of the omnibus account (GET
 //     /sim/statement, and a file on exit), the input of tally bridge
 //     reconcile;
 //   - misbehaves on request (POST /sim/faults): rejects payouts by rule,
-//     sends notifications twice, reorders a batch, or goes down (503, or
-//     connections closed without an answer) for a while.
+//     sends notifications twice, reorders a batch, loses acknowledgements
+//     or reports, delays reports, or goes down (503, or connections closed
+//     without an answer) for a while; and at random, repeatably, in the
+//     seeded random mode ([random], --random-seed).
 //
 // Every message is parsed and written with package bridge/iso20022, so the
 // simulator and the bridge share one reading of the pinned versions. The

@@ -60,22 +60,35 @@ type LedgerEntry struct {
 	Account string `json:"account"`
 	// EndToEndID is a payout's id (the bridge's pain.001 EndToEndId);
 	// MsgID the order's MsgId.
-	EndToEndID string    `json:"endToEndId,omitempty"`
-	MsgID      string    `json:"msgId,omitempty"`
-	BookedAt   time.Time `json:"bookedAt"`
+	EndToEndID string `json:"endToEndId,omitempty"`
+	MsgID      string `json:"msgId,omitempty"`
+	// Return is the reason of a payout returned by the beneficiary's bank
+	// (a credit); Reversal marks a booking that reverses the one whose
+	// reference is Reverses.
+	Return   string `json:"return,omitempty"`
+	Reversal bool   `json:"reversal,omitempty"`
+	Reverses string `json:"reverses,omitempty"`
+	// Batch is the bank's reference of a batch booking: the deposits of
+	// one batch are notified as one entry with a transaction each.
+	Batch    string    `json:"batch,omitempty"`
+	BookedAt time.Time `json:"bookedAt"`
 }
 
 // Order is a payout order the simulator accepted, and what became of it.
 type Order struct {
-	MsgID      string                 `json:"msgId"`
-	EndToEndID string                 `json:"endToEndId"`
-	Account    string                 `json:"account"`
-	Amount     string                 `json:"amount"`
-	Currency   string                 `json:"currency"`
-	ReceivedAt time.Time              `json:"receivedAt"`
-	Status     string                 `json:"status"` // received, ACSC or RJCT
-	Reason     string                 `json:"reason,omitempty"`
-	Original   *iso20022.PaymentOrder `json:"original"`
+	MsgID      string    `json:"msgId"`
+	EndToEndID string    `json:"endToEndId"`
+	Account    string    `json:"account"`
+	Amount     string    `json:"amount"`
+	Currency   string    `json:"currency"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	Status     string    `json:"status"` // received, ACSC or RJCT
+	Reason     string    `json:"reason,omitempty"`
+	Returned   bool      `json:"returned,omitempty"`
+	// Sends counts the messages that carried this order (a re-send with
+	// the same MsgId is answered DU01 and counted here).
+	Sends    int                    `json:"sends"`
+	Original *iso20022.PaymentOrder `json:"original"`
 }
 
 // Order statuses besides the ISO codes.

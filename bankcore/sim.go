@@ -9,11 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +29,8 @@ const (
 	PathFaults    = "/sim/faults"
 	PathStatement = "/sim/statement"
 	PathLedger    = "/sim/ledger"
+	PathReturns   = "/sim/returns"
+	PathReversals = "/sim/reversals"
 )
 
 // maxBody bounds what the simulator reads from a request.
@@ -55,6 +59,8 @@ type Sim struct {
 	queue     []outMsg
 	sent      []Delivery
 	timers    map[*time.Timer]bool
+	// rng decides the random mode's misbehaviours (nil when off).
+	rng *rand.Rand
 
 	kick     chan struct{}
 	ln       net.Listener
@@ -81,6 +87,15 @@ type Faults struct {
 	// answer ("close"), and nothing is delivered to the bridge.
 	DownUntil time.Time `json:"downUntil,omitzero"`
 	DownMode  string    `json:"downMode,omitempty"`
+	// LoseAcks: the next N accepted orders are recorded (and executed)
+	// but their answer is lost: the connection closes without one.
+	LoseAcks int `json:"loseAcks"`
+	// LoseReports: the next N status reports that may be lost (progress
+	// and DU01 reports; final ones too with notify-debits) are never sent.
+	LoseReports int `json:"loseReports"`
+	// DelayReports holds every status report back this long, so reports
+	// sent after it overtake it.
+	DelayReports time.Duration `json:"delayReports"`
 }
 
 // Down modes.
@@ -126,6 +141,7 @@ func New(cfg Config, opts Options) (*Sim, error) {
 		return nil, fmt.Errorf("key secret-file: %s holds %d bytes, at least 16 are needed", cfg.SecretFile, len(s.secret))
 	}
 	s.faults.Reject = cfg.Reject
+	s.rng = newRNG(cfg.Random.Seed)
 	s.ledger = Ledger{Started: s.now().UTC(), OpeningBalance: cfg.OpeningBalance, Balances: map[string]string{cfg.OmnibusAccount: cfg.OpeningBalance}}
 	if cfg.SnapshotFile != "" {
 		data, err := os.ReadFile(cfg.Path(cfg.SnapshotFile))
@@ -171,6 +187,8 @@ func (s *Sim) Start(ctx context.Context) error {
 	mux.HandleFunc("POST "+PathFaults, s.handleFaults)
 	mux.HandleFunc("GET "+PathStatement, s.handleStatement)
 	mux.HandleFunc("GET "+PathLedger, s.handleLedger)
+	mux.HandleFunc("POST "+PathReturns, s.handleAdmin(s.Return))
+	mux.HandleFunc("POST "+PathReversals, s.handleAdmin(s.Reverse))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.httpDone = make(chan struct{})
 	go func() {
@@ -248,6 +266,9 @@ type depositBatch struct {
 	DepositRequest
 	Deposits   []DepositRequest `json:"deposits,omitempty"`
 	OneMessage bool             `json:"oneMessage,omitempty"`
+	// BatchBooking books the deposits as one entry with one transaction
+	// each (TxDtls, each with its own reference and amount), in one message.
+	BatchBooking bool `json:"batchBooking,omitempty"`
 }
 
 // DepositResult is what booking a batch made.
@@ -297,6 +318,11 @@ func (s *Sim) Deposit(body []byte) (*DepositResult, error) {
 	now := s.now().UTC()
 	res := &DepositResult{}
 	var entries []iso20022.Entry
+	batch := ""
+	if b.BatchBooking {
+		batch = fmt.Sprintf("SIM-BATCH-%d", s.ledger.next())
+	}
+	var les []LedgerEntry
 	for _, r := range reqs {
 		seq := s.ledger.next()
 		ref := r.Reference
@@ -305,10 +331,15 @@ func (s *Sim) Deposit(body []byte) (*DepositResult, error) {
 		}
 		amt, _ := parseAmount(r.Amount)
 		s.ledger.move(r.Account, s.cfg.OmnibusAccount, amt)
-		le := LedgerEntry{Seq: seq, Ref: ref, Credit: true, Amount: formatAmount(amt), Currency: r.Currency, Account: r.Account, BookedAt: now}
+		le := LedgerEntry{Seq: seq, Ref: ref, Credit: true, Amount: formatIn(amt, r.Currency), Currency: r.Currency, Account: r.Account,
+			Batch: batch, BookedAt: now}
 		s.ledger.Entries = append(s.ledger.Entries, le)
+		les = append(les, le)
 		entries = append(entries, s.isoEntry(le))
 		res.References = append(res.References, ref)
+	}
+	if batch != "" {
+		entries = []iso20022.Entry{s.batchEntry(batch, les)}
 	}
 	if s.faults.Reorder {
 		for i, j := 0, len(entries)-1; i < j; i, j = i+1, j-1 {
@@ -317,7 +348,7 @@ func (s *Sim) Deposit(body []byte) (*DepositResult, error) {
 	}
 	var msgs []outMsg
 	groups := [][]iso20022.Entry{entries}
-	if !b.OneMessage {
+	if !b.OneMessage && !b.BatchBooking {
 		groups = nil
 		for _, e := range entries {
 			groups = append(groups, []iso20022.Entry{e})
@@ -364,29 +395,78 @@ func (s *Sim) checkDeposit(r *DepositRequest) error {
 	if amt.Sign() == 0 {
 		return errors.New("amount must be positive")
 	}
-	return nil
+	return checkPrecision(amt, r.Currency)
 }
 
 // isoEntry is a ledger entry as a camt entry: a credit names the
 // customer's account as the debtor (the account a customer links), a
 // debit the payout's references and the creditor.
+//
+// A return is a credit carrying the payout's EndToEndId and RtrInf; a
+// reversal carries RvslInd and the references of the booking it reverses
+// (the deposit's transaction reference, or the payout's EndToEndId).
 func (s *Sim) isoEntry(le LedgerEntry) iso20022.Entry {
 	e := iso20022.Entry{Ref: le.Ref, Amount: le.Amount, Currency: le.Currency, Credit: le.Credit, Status: iso20022.EntryBooked,
-		BookingDate: le.BookedAt.Format(time.DateOnly), ValueDate: le.BookedAt.Format(time.DateOnly)}
-	if le.Credit {
+		BookingDate: le.BookedAt.Format(time.DateOnly), ValueDate: le.BookedAt.Format(time.DateOnly), Reversal: le.Reversal}
+	payout := le.EndToEndID != ""
+	switch {
+	case le.Return != "":
+		code, text := reasonWords(le.Return)
+		r := &iso20022.ReturnInfo{Reason: code}
+		if text != "" {
+			r.AdditionalInfo = []string{truncate(text, 105)}
+		}
+		e.BankTxCode = iso20022.BankTxCode{Domain: "PMNT", Family: "ICDT", SubFamily: "RRTN"}
+		e.Details = []iso20022.TxDetail{{EndToEndID: le.EndToEndID, AcctSvcrRef: le.Ref, Debtor: iso20022.Party{Account: isoAccount(le.Account)}, Return: r}}
+	case le.Credit != payout: // a deposit, or the reversal of a payout
 		e.BankTxCode = iso20022.BankTxCode{Domain: "PMNT", Family: "RCDT", SubFamily: "DMCT"}
-		e.Details = []iso20022.TxDetail{{EndToEndID: "NOTPROVIDED", AcctSvcrRef: le.Ref, Debtor: iso20022.Party{Account: isoAccount(le.Account)}}}
-	} else {
+		ref := le.Ref
+		if le.Reversal {
+			ref = le.Reverses
+		}
+		d := iso20022.TxDetail{EndToEndID: "NOTPROVIDED", AcctSvcrRef: ref, Debtor: iso20022.Party{Account: isoAccount(le.Account)}}
+		if payout {
+			d = iso20022.TxDetail{MsgID: le.MsgID, EndToEndID: le.EndToEndID, AcctSvcrRef: le.Reverses, Creditor: iso20022.Party{Account: isoAccount(le.Account)}}
+		}
+		e.Details = []iso20022.TxDetail{d}
+	default: // a payout, or the reversal of a deposit
 		e.BankTxCode = iso20022.BankTxCode{Domain: "PMNT", Family: "ICDT", SubFamily: "DMCT"}
-		e.Details = []iso20022.TxDetail{{MsgID: le.MsgID, PmtInfID: le.MsgID, EndToEndID: le.EndToEndID, AcctSvcrRef: le.Ref,
+		e.Details = []iso20022.TxDetail{{MsgID: le.MsgID, EndToEndID: le.EndToEndID, AcctSvcrRef: le.Ref,
 			Creditor: iso20022.Party{Account: isoAccount(le.Account)}}}
+		if !payout {
+			e.Details = []iso20022.TxDetail{{EndToEndID: "NOTPROVIDED", AcctSvcrRef: le.Reverses, Debtor: iso20022.Party{Account: isoAccount(le.Account)}}}
+		}
 	}
 	return e
 }
 
+// batchEntry is a batch of deposits booked as one entry: the batch's
+// reference and total, and one transaction per deposit with its own
+// reference, amount and debtor.
+func (s *Sim) batchEntry(batch string, les []LedgerEntry) iso20022.Entry {
+	total := new(big.Int)
+	e := iso20022.Entry{Ref: batch, Currency: les[0].Currency, Credit: true, Status: iso20022.EntryBooked,
+		BookingDate: les[0].BookedAt.Format(time.DateOnly), ValueDate: les[0].BookedAt.Format(time.DateOnly),
+		BankTxCode: iso20022.BankTxCode{Domain: "PMNT", Family: "RCDT", SubFamily: "DMCT"}}
+	for _, le := range les {
+		amt, _ := parseAmount(le.Amount)
+		total.Add(total, amt)
+		e.Details = append(e.Details, iso20022.TxDetail{EndToEndID: "NOTPROVIDED", AcctSvcrRef: le.Ref, Amount: le.Amount, Currency: le.Currency,
+			CreditDebit: "CRDT", Debtor: iso20022.Party{Account: isoAccount(le.Account)}})
+	}
+	e.Amount = formatIn(total, e.Currency)
+	return e
+}
+
 // notification writes a camt.054 of entries on the omnibus account.
+//
+// Entries are numbered 1, 2, … in each message (NtryRef), as banks do: the
+// number repeats across messages and days and names nothing by itself.
 func (s *Sim) notification(entries []iso20022.Entry, now time.Time) (outMsg, error) {
 	id := fmt.Sprintf("SIM-NTF-%d", s.ledger.next())
+	for i := range entries {
+		entries[i].EntryRef = strconv.Itoa(i + 1)
+	}
 	n := &iso20022.Notification{MsgID: id, Created: now, Accounts: []iso20022.AccountNotification{{
 		ID: id, Created: now, Account: s.omnibus(), Owner: s.cfg.OmnibusName, Entries: entries}}}
 	var buf bytes.Buffer
@@ -494,20 +574,71 @@ func (s *Sim) handlePayout(w http.ResponseWriter, r *http.Request) {
 	t := ts[0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now().UTC()
 	if prev := s.ledger.order(o.MsgID, t.EndToEndID); prev != nil {
-		writeJSON(w, http.StatusOK, map[string]string{"msgId": o.MsgID, "status": "duplicate", "of": prev.MsgID})
+		// A gateway takes the file (2xx) and its duplicate check rejects
+		// it afterwards: DU01 for a MsgId it has, at group level, while
+		// the first message is executed. The same EndToEndId under a new
+		// MsgId is refused the same way (DU04 at transaction level), as
+		// banks that check payment references do.
+		prev.Sends++
+		rep := s.duplicateReport(o, now)
+		if prev.MsgID != o.MsgID {
+			rep = iso20022.NewStatusReport(o, rep.MsgID, now, iso20022.StatusRejected,
+				iso20022.StatusReason{Code: "DU04", AdditionalInfo: []string{"duplicate end-to-end ID"}})
+		}
+		if err := s.saveLocked(); err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		s.reportLocked(rep, false)
+		s.log.Info("duplicate payout order rejected", "msgId", o.MsgID, "endToEndId", t.EndToEndID, "first", prev.MsgID)
+		if s.loseAckLocked(w) {
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]string{"msgId": o.MsgID, "status": "accepted"})
 		return
 	}
 	ord := &Order{MsgID: o.MsgID, EndToEndID: t.EndToEndID, Account: t.Creditor.Account.ID(), Amount: t.Amount, Currency: t.Currency,
-		ReceivedAt: s.now().UTC(), Status: orderReceived, Original: o}
+		ReceivedAt: now, Status: orderReceived, Original: o, Sends: 1}
 	s.ledger.Orders = append(s.ledger.Orders, ord)
 	if err := s.saveLocked(); err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
+	if s.cfg.ProgressReports {
+		s.reportLocked(&iso20022.StatusReport{MsgID: fmt.Sprintf("SIM-PSR-%d", s.ledger.next()), Created: now,
+			OriginalMsgID: o.MsgID, OriginalMsgName: iso20022.Pain001Version, OriginalCreated: o.Created,
+			GroupStatus: iso20022.StatusAcceptedTechnical}, false)
+	}
 	s.afterLocked(s.cfg.StatusDelay.D(), func() { s.execute(ord.MsgID) })
 	s.log.Info("payout order accepted", "msgId", o.MsgID, "account", ord.Account, "amount", ord.Amount)
+	if s.loseAckLocked(w) {
+		return
+	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"msgId": o.MsgID, "status": "accepted"})
+}
+
+// loseAckLocked closes the connection without an answer when the
+// loseAcks fault or the random mode says so: the order stays taken.
+func (s *Sim) loseAckLocked(w http.ResponseWriter) bool {
+	lose := s.faults.LoseAcks > 0
+	if lose {
+		s.faults.LoseAcks--
+	} else {
+		lose = s.chanceLocked(s.cfg.Random.LoseAck)
+	}
+	if !lose {
+		return false
+	}
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			s.log.Info("payout order acknowledgement lost")
+			return true
+		}
+	}
+	return false
 }
 
 // afterLocked runs fn after d, unless the simulator closes first.
@@ -543,6 +674,8 @@ func (s *Sim) execute(msgID string) {
 		status, reason = iso20022.StatusRejected, "AM11 currency "+o.Currency+" is not the account's "+s.cfg.Currency
 	case s.faults.Reject.matches(o, amt):
 		status, reason = iso20022.StatusRejected, s.faults.Reject.Reason
+	case s.chanceLocked(s.cfg.Random.Reject):
+		status, reason = iso20022.StatusRejected, "MS03 reason not specified"
 	case s.ledger.balance(s.cfg.OmnibusAccount).Cmp(amt) < 0:
 		status, reason = iso20022.StatusRejected, "AM04 insufficient funds on the omnibus account"
 	}
@@ -553,25 +686,42 @@ func (s *Sim) execute(msgID string) {
 			rs = iso20022.StatusReason{Code: "NARR", AdditionalInfo: []string{truncate(reason, maxReasonText)}}
 		}
 		reasons = append(reasons, rs)
-	} else {
+	}
+	if s.cfg.ProgressReports {
+		// The customer profile check passed before the outcome: ACCP,
+		// which a later RJCT (funds, a closed account) can still follow.
+		s.reportLocked(iso20022.NewStatusReport(o.Original, fmt.Sprintf("SIM-PSR-%d", s.ledger.next()), now, iso20022.StatusAcceptedCustomerProfile), false)
+	}
+	var debit *LedgerEntry
+	if status != iso20022.StatusRejected {
 		seq := s.ledger.next()
 		s.ledger.move(s.cfg.OmnibusAccount, o.Account, amt)
-		s.ledger.Entries = append(s.ledger.Entries, LedgerEntry{Seq: seq, Ref: fmt.Sprintf("SIM-PAY-%d", seq), Amount: formatAmount(amt),
+		s.ledger.Entries = append(s.ledger.Entries, LedgerEntry{Seq: seq, Ref: fmt.Sprintf("SIM-PAY-%d", seq), Amount: formatIn(amt, o.Currency),
 			Currency: o.Currency, Account: o.Account, EndToEndID: o.EndToEndID, MsgID: o.MsgID, BookedAt: now})
+		debit = &s.ledger.Entries[len(s.ledger.Entries)-1]
 	}
 	o.Status, o.Reason = status, reason
-	id := fmt.Sprintf("SIM-PSR-%d", s.ledger.next())
-	rep := iso20022.NewStatusReport(o.Original, id, now, status, reasons...)
-	var buf bytes.Buffer
-	if err := iso20022.WritePain002(&buf, rep); err != nil {
-		s.log.Error("write pain.002", "msgId", id, "order", o.MsgID, "err", err)
-		return
-	}
+	rep := iso20022.NewStatusReport(o.Original, fmt.Sprintf("SIM-PSR-%d", s.ledger.next()), now, status, reasons...)
 	if err := s.saveLocked(); err != nil {
 		s.log.Error("save snapshot", "err", err)
 	}
 	s.log.Info("payout executed", "msgId", o.MsgID, "status", status, "reason", reason)
-	s.enqueueLocked(outMsg{path: s.cfg.StatusPath, msgID: id, contentType: "application/xml", body: buf.Bytes()})
+	s.reportLocked(rep, true)
+	if debit != nil && s.cfg.NotifyDebits {
+		if m, err := s.notification([]iso20022.Entry{s.isoEntry(*debit)}, now); err == nil {
+			s.enqueueLocked(m)
+		}
+	}
+	if debit != nil && s.chanceLocked(s.cfg.Random.Return) {
+		e2e := o.EndToEndID
+		s.afterLocked(s.cfg.StatusDelay.D()+time.Duration(s.rng.Int64N(int64(s.cfg.Random.MaxDelay.D())+1)), func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if _, err := s.returnLocked(ReturnRequest{EndToEndID: e2e, Reason: "AC04 account closed"}, s.now().UTC()); err != nil {
+				s.log.Error("random return", "endToEndId", e2e, "err", err)
+			}
+		})
+	}
 }
 
 func (r *RejectRule) matches(o *Order, amt *big.Int) bool {
@@ -722,6 +872,10 @@ type faultsRequest struct {
 	// Down is a Go duration: down from now for that long ("0s" is up).
 	Down     *string `json:"down"`
 	DownMode *string `json:"downMode"`
+	// LoseAcks, LoseReports: counts; DelayReports a Go duration ("0s": off).
+	LoseAcks     *int    `json:"loseAcks"`
+	LoseReports  *int    `json:"loseReports"`
+	DelayReports *string `json:"delayReports"`
 }
 
 // SetFaults applies a POST /sim/faults body and returns the faults now in
@@ -753,6 +907,25 @@ func (s *Sim) SetFaults(body []byte) (Faults, error) {
 	}
 	if req.Reorder != nil {
 		f.Reorder = *req.Reorder
+	}
+	for _, c := range []struct {
+		name string
+		v    *int
+		to   *int
+	}{{"loseAcks", req.LoseAcks, &f.LoseAcks}, {"loseReports", req.LoseReports, &f.LoseReports}} {
+		if c.v != nil {
+			if *c.v < 0 {
+				return Faults{}, fmt.Errorf("faults: %s must not be negative", c.name)
+			}
+			*c.to = *c.v
+		}
+	}
+	if req.DelayReports != nil {
+		d, err := time.ParseDuration(*req.DelayReports)
+		if err != nil || d < 0 {
+			return Faults{}, fmt.Errorf("faults: delayReports %q is not a non-negative Go duration", *req.DelayReports)
+		}
+		f.DelayReports = d
 	}
 	if req.DownMode != nil {
 		if *req.DownMode != Down503 && *req.DownMode != DownClose {
@@ -906,6 +1079,24 @@ func (s *Sim) handleDeposits(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, res)
+}
+
+// handleAdmin serves a scripted action that takes a JSON body and answers
+// the reference of the booking it made.
+func (s *Sim) handleAdmin(do func([]byte) (string, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		ref, err := do(body)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]string{"reference": ref})
+	}
 }
 
 func (s *Sim) handleFaults(w http.ResponseWriter, r *http.Request) {

@@ -3,11 +3,13 @@ package bankcore_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,10 +206,37 @@ func postOrder(t *testing.T, s *bankcore.Sim, body []byte, sig string) int {
 	return resp.StatusCode
 }
 
+// statuses reads the pain.002s among got: per original MsgId, the
+// statuses in arrival order ("ACTC", "RJCT/DU01", "ACCP", "ACSC", ...),
+// each the transaction's when one is listed, else the group's.
+func statuses(t *testing.T, got []received) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, r := range got {
+		if r.path != "/v1/payment-status" {
+			continue
+		}
+		rep, err := iso20022.ParsePain002(bytes.NewReader(r.body))
+		if err != nil {
+			t.Fatalf("the simulator's pain.002 does not parse: %v", err)
+		}
+		st, rs := rep.GroupStatus, rep.GroupReasons
+		if len(rep.Payments) > 0 && len(rep.Payments[0].Transactions) > 0 {
+			st, rs = rep.Payments[0].Transactions[0].Status, rep.Payments[0].Transactions[0].Reasons
+		}
+		if len(rs) > 0 {
+			st += "/" + rs[0].Code
+		}
+		out[rep.OriginalMsgID] = append(out[rep.OriginalMsgID], st)
+	}
+	return out
+}
+
 func TestPayoutsSettledRejectedDeduplicated(t *testing.T) {
 	fb := newFakeBridge(t)
 	s := startSim(t, fb, func(c *bankcore.Config) {
 		c.Reject = bankcore.RejectRule{Accounts: []string{"CLOSED-1"}, Reason: "AC04 account closed"}
+		c.StatusDelay = bankcore.Duration(100 * time.Millisecond)
 	})
 	if _, err := s.Deposit([]byte(`{"account": "A", "amount": "100", "reference": "FUND"}`)); err != nil {
 		t.Fatal(err)
@@ -220,35 +249,25 @@ func TestPayoutsSettledRejectedDeduplicated(t *testing.T) {
 	if code := postOrder(t, s, ok, ""); code != http.StatusAccepted {
 		t.Fatalf("order: %d, want 202", code)
 	}
-	if code := postOrder(t, s, ok, ""); code != http.StatusOK {
-		t.Fatalf("resent order: %d, want 200 (duplicate)", code)
+	// The re-sent MsgId is taken (202) and rejected by the duplicate
+	// check, DU01 at group level; the first send is executed.
+	if code := postOrder(t, s, ok, ""); code != http.StatusAccepted {
+		t.Fatalf("resent order: %d, want 202 (then a DU01 report)", code)
 	}
 	if code := postOrder(t, s, rj, ""); code != http.StatusAccepted {
 		t.Fatalf("order: %d, want 202", code)
 	}
-	got := fb.wait(t, 3)
-	status := map[string]string{}
-	reason := map[string]string{}
-	for _, r := range got[1:] {
-		if r.path != "/v1/payment-status" {
-			t.Fatalf("status report to %s", r.path)
-		}
-		rep, err := iso20022.ParsePain002(bytes.NewReader(r.body))
-		if err != nil {
-			t.Fatalf("the simulator's pain.002 does not parse: %v", err)
-		}
-		st, rs, _ := rep.StatusOf(rep.OriginalMsgID)
-		status[rep.OriginalMsgID] = st
-		if len(rs) > 0 {
-			reason[rep.OriginalMsgID] = rs[0].Code
-		}
+	got := fb.wait(t, 8)
+	st := statuses(t, got)
+	if w1, w2 := strings.Join(st["TALLY-1-HKD-W1"], " "), strings.Join(st["TALLY-1-HKD-W2"], " "); w1 != "ACTC RJCT/DU01 ACCP ACSC" || w2 != "ACTC ACCP RJCT/AC04" {
+		t.Fatalf("reports for W1: %s; for W2: %s", w1, w2)
 	}
-	if status["TALLY-1-HKD-W1"] != "ACSC" || status["TALLY-1-HKD-W2"] != "RJCT" || reason["TALLY-1-HKD-W2"] != "AC04" {
-		t.Fatalf("statuses %v, reasons %v", status, reason)
+	time.Sleep(150 * time.Millisecond)
+	if n := len(fb.received()); n != 8 {
+		t.Fatalf("%d messages, want 8: the resent order was executed twice", n)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if n := len(fb.received()); n != 3 {
-		t.Fatalf("%d messages, want 3: the resent order was paid twice", n)
+	if l := s.Ledger(); len(l.Orders) != 2 || l.Orders[0].Sends != 2 {
+		t.Fatalf("orders %+v", l.Orders)
 	}
 
 	// The statement: opening 0, the deposit, the one payout, closing 60.
@@ -256,14 +275,152 @@ func TestPayoutsSettledRejectedDeduplicated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := iso20022.ParseCamt053(bytes.NewReader(data))
+	stmt, err := iso20022.ParseCamt053(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("the simulator's camt.053 does not parse: %v", err)
 	}
-	a := st.Accounts[0]
+	a := stmt.Accounts[0]
 	cl, _ := a.Balance(iso20022.BalanceClosingBooked)
 	if len(a.Entries) != 2 || cl.Amount != "60.00" || !cl.Credit || a.Entries[1].Credit || a.Entries[1].Details[0].EndToEndID != "TALLY-1-HKD-W1" {
 		t.Fatalf("statement: closing %+v, entries %+v", cl, a.Entries)
+	}
+}
+
+// TestLostAckDelayedAndLostReports: the answer to an order is lost (the
+// bridge sees no 2xx) though the bank took it; the re-send gets DU01;
+// delayed reports arrive after later ones; lost reports never arrive.
+func TestLostAckDelayedAndLostReports(t *testing.T) {
+	fb := newFakeBridge(t)
+	s := startSim(t, fb, func(c *bankcore.Config) { c.StatusDelay = bankcore.Duration(50 * time.Millisecond) })
+	if _, err := s.Deposit([]byte(`{"account": "A", "amount": "100", "reference": "FUND"}`)); err != nil {
+		t.Fatal(err)
+	}
+	fb.wait(t, 1)
+	if _, err := s.SetFaults([]byte(`{"loseAcks": 1, "delayReports": "1s"}`)); err != nil {
+		t.Fatal(err)
+	}
+	o := order(t, "TALLY-1-HKD-M3", "HK-9", "10.00")
+	if code := postOrder(t, s, o, ""); code != -1 {
+		t.Fatalf("order with a lost acknowledgement: %d, want no answer", code)
+	}
+	if _, err := s.SetFaults([]byte(`{"delayReports": "0s"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if code := postOrder(t, s, o, ""); code != http.StatusAccepted {
+		t.Fatalf("re-send: %d", code)
+	}
+	got := fb.wait(t, 5)
+	// ACTC was held back 1 s: the DU01, ACCP and ACSC overtake it.
+	if st := strings.Join(statuses(t, got)["TALLY-1-HKD-M3"], " "); st != "RJCT/DU01 ACCP ACSC ACTC" {
+		t.Fatalf("reports %s", st)
+	}
+	if l := s.Ledger(); len(l.Orders) != 1 || l.Orders[0].Status != "ACSC" || l.Balances["HK-9"] != "10.00" {
+		t.Fatalf("ledger: orders %+v balances %v", l.Orders, l.Balances)
+	}
+	// Lost progress reports: only the final one arrives.
+	if _, err := s.SetFaults([]byte(`{"loseReports": 2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if code := postOrder(t, s, order(t, "TALLY-1-HKD-M4", "HK-9", "1.00"), ""); code != http.StatusAccepted {
+		t.Fatalf("order: %d", code)
+	}
+	got = fb.wait(t, 6)
+	time.Sleep(100 * time.Millisecond)
+	if st := strings.Join(statuses(t, fb.received())["TALLY-1-HKD-M4"], " "); st != "ACSC" || len(got) != 6 {
+		t.Fatalf("reports %s (%d messages)", st, len(got))
+	}
+}
+
+// TestReturnsReversalsBatches: a batch booking is one entry with a
+// transaction per deposit; NtryRef restarts at 1 in every message; a
+// deposit's reversal is a debit with RvslInd naming its reference; a
+// payout's return is a credit with RtrInf naming its EndToEndId; amounts
+// are written at the currency's precision and finer ones refused.
+func TestReturnsReversalsBatches(t *testing.T) {
+	fb := newFakeBridge(t)
+	s := startSim(t, fb, func(c *bankcore.Config) { c.ProgressReports = false })
+	if _, err := s.Deposit([]byte(`{"batchBooking": true, "deposits": [{"account": "A", "amount": "100", "reference": "B-1"},
+		{"account": "B", "amount": "20.5", "reference": "B-2"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Deposit([]byte(`{"account": "A", "amount": "1.005"}`)); err == nil || !strings.Contains(err.Error(), "decimals") {
+		t.Fatalf("an amount finer than HKD's cents: %v", err)
+	}
+	got := fb.wait(t, 1)
+	es := entriesOf(t, got[0].body)
+	if len(es) != 1 || es[0].EntryRef != "1" || es[0].Amount != "120.50" || len(es[0].Details) != 2 ||
+		es[0].Details[0].AcctSvcrRef != "B-1" || es[0].Details[1].Amount != "20.50" || es[0].Details[1].Debtor.Account.ID() != "B" {
+		t.Fatalf("batch entry %+v", es)
+	}
+	if _, err := s.Reverse([]byte(`{"reference": "B-2"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reverse([]byte(`{"reference": "B-2"}`)); err == nil {
+		t.Fatal("a booking reversed twice")
+	}
+	got = fb.wait(t, 2)
+	rv := entriesOf(t, got[1].body)
+	if len(rv) != 1 || rv[0].Credit || !rv[0].Reversal || rv[0].EntryRef != "1" || rv[0].Details[0].AcctSvcrRef != "B-2" || rv[0].Amount != "20.50" {
+		t.Fatalf("reversal %+v", rv)
+	}
+	if code := postOrder(t, s, order(t, "TALLY-1-HKD-M5", "HK-5", "30.00"), ""); code != http.StatusAccepted {
+		t.Fatalf("order: %d", code)
+	}
+	fb.wait(t, 3)
+	if _, err := s.Return([]byte(`{"endToEndId": "TALLY-1-HKD-M5", "reason": "AC04 account closed"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got = fb.wait(t, 4)
+	rt := entriesOf(t, got[3].body)
+	if len(rt) != 1 || !rt[0].Credit || rt[0].Details[0].EndToEndID != "TALLY-1-HKD-M5" || rt[0].Details[0].Return == nil ||
+		rt[0].Details[0].Return.Reason != "AC04" || rt[0].BankTxCode.SubFamily != "RRTN" {
+		t.Fatalf("return %+v", rt)
+	}
+	if _, err := s.Return([]byte(`{"endToEndId": "TALLY-1-HKD-M5"}`)); err == nil {
+		t.Fatal("a payout returned twice")
+	}
+	if l := s.Ledger(); l.Balances["SIM-OMNIBUS-0001"] != "100.00" {
+		t.Fatalf("omnibus %s, want 120.50 − 20.50 − 30 + 30", l.Balances["SIM-OMNIBUS-0001"])
+	}
+	// Every message the simulator wrote validates as its reader reads it,
+	// and the statement holds every booking.
+	data, err := s.Statement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := iso20022.ParseCamt053(bytes.NewReader(data)); err != nil || len(st.Accounts[0].Entries) != 5 {
+		t.Fatalf("statement: %v", err)
+	}
+}
+
+// TestRandomModeSeeded: the random mode's decisions follow its seed: the
+// same seed and the same orders give the same outcomes; another seed
+// others.
+func TestRandomModeSeeded(t *testing.T) {
+	run := func(seed uint64) string {
+		fb := newFakeBridge(t)
+		s := startSim(t, fb, func(c *bankcore.Config) {
+			c.ProgressReports = false
+			c.StatusDelay = 0
+			c.OpeningBalance = "1000"
+			c.Random = bankcore.RandomConfig{Seed: seed, Reject: 0.5}
+		})
+		var out []string
+		for i := range 24 {
+			id := fmt.Sprintf("TALLY-1-HKD-M%d", i)
+			if code := postOrder(t, s, order(t, id, "HK-9", "1.00"), ""); code != http.StatusAccepted {
+				t.Fatalf("order %s: %d", id, code)
+			}
+			fb.wait(t, i+1)
+		}
+		for _, o := range s.Ledger().Orders {
+			out = append(out, o.Status)
+		}
+		return strings.Join(out, " ")
+	}
+	a, b, c := run(7), run(7), run(8)
+	if a != b || a == c || !strings.Contains(a, "RJCT") || !strings.Contains(a, "ACSC") {
+		t.Fatalf("seed 7: %s\nseed 7: %s\nseed 8: %s", a, b, c)
 	}
 }
 

@@ -192,6 +192,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // deposit reads the one deposit whose transaction reference is ref.
 func deposit(t *testing.T, b *Bridge, ref string) *Deposit {
 	t.Helper()
+	d := findDeposit(t, b, ref)
+	if d == nil {
+		t.Fatalf("no deposit has reference %s", ref)
+	}
+	return d
+}
+
+// findDeposit is deposit, or nil while none has the reference.
+func findDeposit(t *testing.T, b *Bridge, ref string) *Deposit {
+	t.Helper()
 	ds, err := b.Store().Deposits(100_000)
 	if err != nil {
 		t.Fatal(err)
@@ -205,9 +215,6 @@ func deposit(t *testing.T, b *Bridge, ref string) *Deposit {
 			found = d
 		}
 	}
-	if found == nil {
-		t.Fatalf("no deposit has reference %s", ref)
-	}
 	return found
 }
 
@@ -215,8 +222,8 @@ func waitDeposit(t *testing.T, b *Bridge, ref string, st DepositStatus) *Deposit
 	t.Helper()
 	var d *Deposit
 	waitFor(t, "deposit "+ref+" "+string(st), func() bool {
-		d = deposit(t, b, ref)
-		return d.Status == st
+		d = findDeposit(t, b, ref)
+		return d != nil && d.Status == st
 	})
 	return d
 }

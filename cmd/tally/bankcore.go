@@ -19,21 +19,26 @@ account and customer accounts, sends camt.054.001.08 credit notifications
 for scripted deposits (script-file, or POST /sim/deposits) to the bridge,
 accepts the bridge's pain.001.001.09 payout orders on payout-path, answers
 each with a pain.002.001.10 after status-delay (ACSC, or RJCT by the reject
-rule), and writes camt.053.001.08 statements (GET /sim/statement, and
---statement-out on exit). POST /sim/faults makes it reject, duplicate,
-reorder or go down. Every POST to and from the bridge carries the
-X-Tally-Signature HMAC with the shared secret.
+rule; ACTC and ACCP before that, DU01 for a re-sent MsgId), and writes
+camt.053.001.08 statements (GET /sim/statement, and --statement-out on
+exit). POST /sim/faults makes it reject, duplicate, reorder, lose
+acknowledgements or reports, delay reports or go down; POST /sim/returns
+and /sim/reversals return a payout or reverse a booking. --random-seed
+(or [random] seed) mixes these at the [random] probabilities,
+repeatably. Every POST to and from the bridge carries the X-Tally-Signature
+HMAC with the shared secret.
 
 The config file (TOML) is checked strictly: an unknown key or a bad value
 is refused naming the key. SIGTERM or Ctrl-C stops it.`
 
 // bankcoreSim is 'tally bankcore-sim'.
 func (c *cli) bankcoreSim(args []string) error {
-	cmd := newCommand("bankcore-sim", "--config FILE [--statement-out FILE]", bankcoreHelp)
+	cmd := newCommand("bankcore-sim", "--config FILE [--statement-out FILE] [--random-seed N]", bankcoreHelp)
 	cfgPath := cmd.fs.String("config", "", "the simulator's config `FILE` (sim.toml)")
 	stmtOut := cmd.fs.String("statement-out", "", "write a camt.053 statement of the omnibus account to `FILE` on exit (overrides statement-file)")
 	listen := cmd.fs.String("listen", "", "listen on `HOST:PORT` (overrides listen)")
 	bridgeURL := cmd.fs.String("bridge-url", "", "the bridge's base `URL` (overrides bridge-url)")
+	seed := cmd.fs.Uint64("random-seed", 0, "run the random bank mode with seed `N` (overrides random.seed; 0 keeps the config's)")
 	pos, err := c.parse(cmd, args)
 	if err != nil {
 		return err
@@ -53,6 +58,9 @@ func (c *cli) bankcoreSim(args []string) error {
 	}
 	if *bridgeURL != "" {
 		cfg.BridgeURL = *bridgeURL
+	}
+	if *seed != 0 {
+		cfg.Random.Seed = *seed
 	}
 	if *stmtOut != "" {
 		// Relative to the working directory, not the config's: it came

@@ -1,0 +1,131 @@
+package bridge
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-ledger/tally/bankcore"
+	"github.com/tally-ledger/tally/genesis"
+)
+
+// TestBridgeAgainstABankThatBehavesLikeOne runs the bridge on a dev node
+// against the simulator behaving as real gateways do, scripted: ACTC and
+// ACCP before every outcome, an order whose acknowledgement is lost (the
+// re-send meets DU01 while the first send is paid), a rejection after
+// ACCP, a batch booking of two deposits, a deposit reversed after its mint,
+// and a settled payout returned. Each ends in exactly one outcome on
+// chain, and what the chain cannot undo by itself is raised.
+func TestBridgeAgainstABankThatBehavesLikeOne(t *testing.T) {
+	e := newTestEnv(t)
+	simCfg := bankcore.DefaultConfig()
+	simCfg.Listen = "127.0.0.1:0"
+	simCfg.BridgeURL = "http://127.0.0.1:1" // set once the bridge listens
+	simCfg.SecretFile = e.secretFile
+	simCfg.Currency = "HKD"
+	simCfg.StatusDelay = bankcore.Duration(100 * time.Millisecond)
+	simCfg.RetryInterval = bankcore.Duration(50 * time.Millisecond)
+	simCfg.Reject = bankcore.RejectRule{Accounts: []string{"RB-REJECT"}, Reason: "AM04 insufficient funds"}
+	sim, err := bankcore.New(simCfg, bankcore.Options{Logger: simCfgLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	cfg := e.config(t)
+	cfg.BankCore.URL = sim.URL()
+	cfg.BankCore.Format = FormatPain001
+	cfg.BankCore.DebtorAccount = simCfg.OmnibusAccount
+	cfg.BankCore.DebtorAgentBIC = "BKBBHKHHXXX"
+	b := e.open(t, cfg, nil)
+	sim.SetBridgeURL("http://" + b.Addr())
+
+	wa, wb, wr := devKey(t, 5), freshKey(t), devKey(t, 6)
+	e.link(t, b, wa, "RB-A")
+	e.link(t, b, wb, "RB-B")
+	e.link(t, b, wr, "RB-REJECT")
+
+	// A batch booking: one entry, two transactions, two deposits. NtryRef
+	// is "1" in this message as in every other.
+	if _, err := sim.Deposit([]byte(`{"batchBooking": true, "deposits": [{"account": "RB-A", "amount": "100.00", "reference": "RB-DEP-1"},
+		{"account": "RB-B", "amount": "7.00", "reference": "RB-DEP-2"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.Deposit([]byte(`{"account": "RB-REJECT", "amount": "5.00", "reference": "RB-DEP-3"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"RB-DEP-1", "RB-DEP-2", "RB-DEP-3"} {
+		waitDeposit(t, b, ref, DepositMinted)
+	}
+
+	// The bank reverses a minted deposit: recorded, and raised (this chain
+	// cannot take the money back by itself).
+	if _, err := sim.Reverse([]byte(`{"reference": "RB-DEP-2"}`)); err != nil {
+		t.Fatal(err)
+	}
+	d := waitDeposit(t, b, "RB-DEP-2", DepositReversing)
+	if d.Reversal == nil {
+		t.Fatalf("reversed deposit %+v", d)
+	}
+	waitFor(t, "the reversal raised", func() bool {
+		rs, _ := b.Store().Refusals(50)
+		for _, r := range rs {
+			if r.Kind == RefusedUnhandledReversal && r.Ref == "RB-DEP-2" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// The acknowledgement of the first order is lost, and so is its ACTC
+	// (which would have told the bridge the bank has it): the bridge
+	// re-sends under the same MsgId, the bank answers DU01 and pays the
+	// first send once.
+	if _, err := sim.SetFaults([]byte(`{"loseAcks": 1, "loseReports": 1}`)); err != nil {
+		t.Fatal(err)
+	}
+	paid := e.withdraw(t, wa, "30.00", [32]byte{})
+	p := waitPayout(t, b, paid, PayoutClosed)
+	if p.Closed != "settled" || p.Outcome != "ACSC" || e.withdrawalStatus(t, paid) != withdrawalSettled {
+		t.Fatalf("paid payout %+v", p)
+	}
+	e2e := PayoutEndToEndID(genesis.DevChainID, "HKD", paid)
+	var sends int
+	for _, o := range sim.Ledger().Orders {
+		if o.EndToEndID == e2e {
+			sends = o.Sends
+		}
+	}
+	progress := []string{}
+	for _, n := range p.Progress {
+		progress = append(progress, n.Status)
+	}
+	if sends != 2 || !strings.Contains(strings.Join(progress, " "), "RJCT") || !strings.Contains(strings.Join(progress, " "), "ACCP") {
+		t.Fatalf("the bank took %d sends of %s; the payout noted %v", sends, e2e, progress)
+	}
+
+	// ACCP, then RJCT AM04: refunded.
+	rejected := e.withdraw(t, wr, "2.00", [32]byte{})
+	if p := waitPayout(t, b, rejected, PayoutClosed); p.Closed != "refunded" || !strings.Contains(p.Reason, "AM04") {
+		t.Fatalf("rejected payout %+v", p)
+	}
+
+	// The settled payout comes back: returning, raised until the chain
+	// can return it.
+	if _, err := sim.Return([]byte(`{"endToEndId": "` + e2e + `", "reason": "AC04 account closed"}`)); err != nil {
+		t.Fatal(err)
+	}
+	p = waitPayout(t, b, paid, PayoutReturning)
+	if p.Returned != "RTRN" || !strings.Contains(p.ReturnReason, "AC04") {
+		t.Fatalf("returned payout %+v", p)
+	}
+	waitFor(t, "the closer to raise the return", func() bool {
+		we := b.lastErr.Load()
+		return we != nil && we.Worker == workerCloser && strings.Contains(we.Message, "returnWithdrawal")
+	})
+	if e.withdrawalStatus(t, paid) != withdrawalSettled {
+		t.Fatal("the returned withdrawal changed on chain without a return operation")
+	}
+}
