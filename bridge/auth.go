@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tally-ledger/tally/bridge/signature"
 )
@@ -38,10 +39,16 @@ func Verify(secret, body []byte, header string, now time.Time, maxSkew time.Dura
 	return &AuthError{Kind: kind, Msg: se.Msg}
 }
 
-// truncate keeps echoed input short in messages.
+// truncate keeps echoed input short in messages and records: at most n
+// bytes of s, cut at a character boundary. A cut inside a UTF-8 sequence
+// would not survive the store's JSON (it becomes U+FFFD), so a resent
+// entry would no longer match its own record.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }

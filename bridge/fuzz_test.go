@@ -1,13 +1,21 @@
 package bridge
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -61,6 +69,121 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if !reflect.DeepEqual(cfg, again) {
 			t.Fatalf("config changed through TOML:\n%+v\n%+v\n%s", cfg, again, out)
+		}
+	})
+}
+
+// intakeVerdicts are every verdict an intake answer may carry.
+var intakeVerdicts = map[string]bool{VerdictAccepted: true, VerdictDuplicate: true, VerdictHeld: true, VerdictConflict: true,
+	VerdictIgnored: true, VerdictSettling: true, VerdictRefunding: true, VerdictReturning: true, VerdictNoted: true,
+	VerdictUnknown: true, VerdictReversed: true}
+
+// FuzzIntake posts arbitrary bodies, correctly signed, to the deposit
+// notification and payment status endpoints of a bridge with a real store
+// (no node: nothing is minted), in both formats (JSON, and ISO 20022 XML
+// by the first byte). Every answer is 200, 400 or 422 with a JSON body:
+// 400 carries an error, 200 and 422 a known verdict per entry; and sending
+// the same body again (what a bank core does when it misses an answer)
+// gets the same status, each entry's verdict the same or "duplicate", an
+// accepted deposit "duplicate": a resend never changes anything.
+func FuzzIntake(f *testing.F) {
+	for _, p := range []struct {
+		path uint8
+		file string
+	}{{0, "camt054_deposit_payout.xml"}, {1, "pain002_rejected.xml"}, {1, "pain002_settled.xml"}, {1, "camt054_deposit_payout.xml"}} {
+		b, err := os.ReadFile(filepath.Join("iso20022", "testdata", p.file))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(p.path, b)
+	}
+	for _, s := range []string{
+		`{"msgId": "NTF-20260101-0001",
+ "entries": [{"ref": "BK-778812", "account": "HK-001-234567", "amount": "100.25",
+              "currency": "HKD", "credit": true, "endToEndId": "E2E-1"}]}`,
+		`{"msgId":"N2","entries":[{"ref":"R1","account":"HK-LINKED-1","amount":"1.50","currency":"HKD","credit":true},{"ref":"R1","account":"HK-LINKED-1","amount":"1.5","currency":"HKD","credit":true},{"ref":"R2","account":"HK-LINKED-1","amount":"0.001","currency":"HKD","credit":true}]}`,
+		`{"msgId":"N3","entries":[{"ref":"R3","account":"HK-LINKED-1","amount":"-5","currency":"HKD","credit":true},{"ref":"R4","account":"HK-LINKED-1","amount":"5","currency":"USD","credit":true,"booked":false}]}`,
+		`{"msgId":"N4","entries":[{"ref":"D1","account":"HK-PAY-1","amount":"10.00","currency":"HKD","credit":false,"endToEndId":"TALLY-1337-HKD-W1","bookingDate":"2026-01-01"}]}`,
+		`{"msgId":"N5","entries":[{"ref":"R5","account":"` + strings.Repeat("é", 40) + `","amount":"1","currency":"HKD","credit":true}]}`,
+		`{"msgId":"N6","entries":[{"ref":"R6","account":"x` + strings.Repeat("é", 40) + `","amount":"1` + strings.Repeat("é", 40) + `","currency":"HKD","credit":true}]}`,
+	} {
+		f.Add(uint8(0), []byte(s))
+	}
+	for _, s := range []string{
+		`{"msgId": "PSR-0001",
+ "statuses": [{"endToEndId": "TALLY-1337-HKD-W42", "status": "RJCT", "reason": "AC04 account closed"}]}`,
+		`{"msgId":"PSR-2","statuses":[{"endToEndId":"TALLY-1337-HKD-W2","status":"PDNG"},{"endToEndId":"TALLY-1337-HKD-W2","status":"ACSC"},{"endToEndId":"TALLY-1337-HKD-W2","status":"RJCT","reason":"AM04"}]}`,
+		`{"msgId":"PSR-3","statuses":[{"endToEndId":"TALLY-1337-HKD-W3","status":"RJCT","reason":"` + strings.Repeat("é", 200) + `"}]}`,
+	} {
+		f.Add(uint8(1), []byte(s))
+	}
+	cfg := DefaultConfig()
+	cfg.Asset = "HKD"
+	cfg.BankCore.DebtorAccount = "SIM-OMNIBUS-0001"
+	s, err := OpenStore(f.TempDir(), 100, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	now := time.Unix(1_800_000_000, 0)
+	secret := []byte("fuzz-secret-0123456789abcdef0123")
+	b := &Bridge{cfg: cfg, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }, store: s, secret: secret,
+		bank:       common.HexToAddress("0x9586A4833970847aef259aD5BFB7aa8901DDf746"),
+		info:       ChainInfo{ChainID: 1337, AssetID: 1, Symbol: "HKD", Decimals: 2},
+		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1)}
+	b.metrics = newMetrics(s)
+	if err := s.PutLink(&Link{Account: "HK-LINKED-1", Wallet: common.Address{1}, LinkedAt: now}); err != nil {
+		f.Fatal(err)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		p := &Payout{ID: id, Holder: common.Address{7}, Amount: big.NewInt(1000), Account: "HK-PAY-1",
+			EndToEndID: PayoutEndToEndID(1337, "HKD", id), Status: PayoutOrdered, CreatedAt: now, UpdatedAt: now}
+		if _, err := s.AddPayouts([]*Payout{p}, id); err != nil {
+			f.Fatal(err)
+		}
+	}
+	h := b.handler()
+	post := func(t *testing.T, path string, body []byte) (int, Response) {
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		req.Header.Set(SignatureHeader, Sign(secret, body, now))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var resp Response
+		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+			t.Fatalf("POST %s %q: %d, body not JSON: %v\n%s", path, body, rec.Code, err, rec.Body)
+		}
+		return rec.Code, resp
+	}
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		path := []string{PathNotifications, PathPaymentStatus}[which%2]
+		code, first := post(t, path, body)
+		switch code {
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+			if first.Error == "" {
+				t.Fatalf("POST %s %q: %d without an error", path, body, code)
+			}
+			return
+		case http.StatusOK, http.StatusUnprocessableEntity:
+		default:
+			t.Fatalf("POST %s %q: status %d: %+v", path, body, code, first)
+		}
+		if len(first.Entries) == 0 || (code == http.StatusUnprocessableEntity) != (first.Error != "") {
+			t.Fatalf("POST %s %q: %d %+v", path, body, code, first)
+		}
+		for _, v := range first.Entries {
+			if !intakeVerdicts[v.Verdict] {
+				t.Fatalf("POST %s %q: verdict %q", path, body, v.Verdict)
+			}
+		}
+		code2, again := post(t, path, body)
+		if code2 != code || len(again.Entries) != len(first.Entries) {
+			t.Fatalf("POST %s %q: first %d %+v, resent %d %+v", path, body, code, first, code2, again)
+		}
+		for i, v := range again.Entries {
+			was := first.Entries[i].Verdict
+			if (v.Verdict != was && v.Verdict != VerdictDuplicate) || (was == VerdictAccepted && v.Verdict != VerdictDuplicate) {
+				t.Fatalf("POST %s %q: entry %d was %q, resent %q (%s)", path, body, i, was, v.Verdict, v.Reason)
+			}
 		}
 	})
 }
