@@ -4,8 +4,9 @@
 // trusted checkpoint) to a head and returns a Report, and the offline proof
 // checker (proof.go) verifies a single transaction's inclusion.
 //
-// It owns the checks and their stable names (the Check constants, used in
-// the JSON report, tests and docs/audit.md), the Source interface with its
+// It owns the report's check names (the Check constants, used in the JSON
+// report, tests and docs/audit.md; those of one block are state's Rule
+// names), the Source interface with its
 // two implementations (OpenDataDir: a node's data dir opened read-only;
 // DialRPC: a node's tally_getRawBlocks and tally_stateDigest), and the
 // report format.
@@ -17,11 +18,15 @@
 //  2. A fetcher reads raw blocks in batches ahead of the check; workers on
 //     every core decode them and recover every transaction's sender and the
 //     header's seal signer.
-//  3. One goroutine takes the blocks in order: link, time, header shape,
-//     history root, proposer (the validator set replayed from governance),
-//     certificates, tx root; it replays the block on a scratch state
-//     (state.Replay) and compares receipts and the state root; it follows
-//     the Minted, WithdrawalSettled/Refunded and compliance events.
+//  3. One goroutine takes the blocks in order and applies the rules of
+//     block validity, state.CheckBlock (limits, link, header shape, time,
+//     history root, proposer from the validator set replayed from
+//     governance, seal, roots, certificates, transactions): the function
+//     every node's FSM and the leader's builder call, so the audit fails
+//     exactly the blocks the FSM skips, under the same rule names. It
+//     replays the block on a scratch state (state.Replay), applies
+//     state.CheckExecution and compares the stored receipts; it follows the
+//     Minted, WithdrawalSettled/Refunded and compliance events.
 //  4. At the end: the supply table (balances + escrow = minted − burned,
 //     and minted/burned equal to what the events say), and, when the audit
 //     reached the source's head, the replayed state against the stored one.

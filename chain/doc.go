@@ -8,7 +8,12 @@
 // signed transaction is what ethers.js signs. Tally adds rules on top:
 //
 //   - only protected legacy (EIP-155), EIP-2930 and EIP-1559 transactions, with
-//     the chain's id and a low-S signature, are accepted (CheckTx);
+//     the chain's id and a low-S signature, within MaxTxSize and the
+//     access-list limits, are accepted (CheckTx, CheckTxLimits);
+//   - a block is within MaxBlockSize and the certificate limits
+//     (CheckBlockLimits) and its header has Tally's fixed shape
+//     (CheckHeaderShape); TxEncodedSize, MaxHeaderSize and TxBudget let the
+//     builder fill a block by bytes within MaxBlockSize;
 //   - Header.Extra holds the block time in milliseconds and the proposer's
 //     signature over SealHash, which is domain-tagged with the chain id;
 //   - Header.MixDigest holds the history root: the RFC 6962 Merkle root (a

@@ -2,7 +2,9 @@
 // yet seen applied.
 //
 // Admission (Add) checks a transaction statically and by signature (the
-// sender is recovered once and cached by hash in chain.SenderCache), then
+// sender is recovered once and cached by hash in chain.SenderCache, after
+// chain.CheckTx, whose limits on size and access list are rules of block
+// validity too, so an admitted transaction always fits a block), then
 // against the applied state: nonce not already used, funded, not known. Each
 // sender's transactions are kept in nonce order; a transaction whose nonce
 // leaves a gap is held until the gap fills.

@@ -6,15 +6,21 @@
 // Flow of one block (DB.ApplyBlock, called only by the consensus FSM, one
 // block at a time):
 //
-//	verify header (link, time, proposer, seal, tx root, history root)
-//	→ recover senders (parallel, cached) → execute every tx on an Overlay
+//	recover senders (parallel, cached) → CheckBlock (limits, link, header,
+//	  time, proposer, seal, roots, certificates, transactions)
+//	→ execute every tx on an Overlay
 //	→ assert supply conservation on the block's writes (O(writes))
-//	→ compare state root, receipt root, gas used and bloom with the header
+//	→ CheckExecution (state root, receipt root, gas used and bloom)
 //	→ one Pebble batch, synced: state writes, block, receipts, indexes,
 //	  head and the Raft index of the entry.
 //
-// A block that fails a check is rejected (ErrBlockRejected) and only the Raft
-// index is recorded, so every node skips it identically and re-applying any
+// CheckBlock and CheckExecution (validity.go) are the one definition of
+// block validity: the FSM, the leader's builder (before it proposes) and
+// the audit call them, and Build keeps the limits by construction (it
+// fills a block by encoded bytes and gas as well as count).
+//
+// A block that fails a check is rejected (ErrBlockRejected, with the first
+// *Violation naming the rule) and only the Raft index is recorded, so every node skips it identically and re-applying any
 // index already recorded is a no-op (ErrAlreadyApplied). Any other error is
 // a broken invariant (ErrConservation, ErrDiverged, ErrBehind) or a broken
 // disk, and the caller must halt; it stores a HaltRecord so that the node

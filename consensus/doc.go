@@ -1,0 +1,14 @@
+// Package consensus wires hashicorp/raft to the state (DESIGN.md decision
+// 5): the FSM that applies each committed entry (one block) with
+// state.DB.ApplyBlock, the leader's block Builder, a Pebble-backed Raft log
+// and stable store, checkpoint snapshots, and the commit-vote collector.
+//
+// The Builder builds each block on its speculative head (the last block it
+// proposed, or the applied head) from the mempool, and checks it with
+// state.CheckBlock, the rules every node's FSM applies, before proposing
+// it: state.Build fills blocks within chain.MaxBlockSize and the gas limit,
+// and a block found invalid (before proposing, or skipped by the FSM) never
+// comes back unchanged: the transaction or certificate at fault is dropped,
+// or the next block takes half as many transactions. So no client can
+// make the leader propose the same invalid block again and again.
+package consensus
