@@ -191,6 +191,21 @@ func TestBadInputNeverChangesState(t *testing.T) {
 			t.Logf("r=%d is not the x of a curve point: recovery fails", x)
 		}
 	}
+	// Issue 20's halting transfer: an EIP-2930 transfer padded with a
+	// ~125 KB access list (go-ethereum's pool would take up to 128 KiB),
+	// and one just over Tally's access-list limit of 64 addresses.
+	withAccessList := func(entries, keys int) *types.Transaction {
+		al := make(types.AccessList, entries)
+		for i := 0; i < keys; i++ {
+			al[i%entries].StorageKeys = append(al[i%entries].StorageKeys, common.Hash{byte(i), byte(i >> 8)})
+		}
+		return signTx(t, types.NewTx(&types.AccessListTx{ChainID: chainID, Nonce: 1, GasPrice: new(big.Int), Gas: 21000, To: &to, Value: big.NewInt(6), AccessList: al}), chainID, key0)
+	}
+	paddedTransfer := withAccessList(200, 3600)
+	if n := paddedTransfer.Size(); n < 120_000 || n > 128<<10 {
+		t.Fatalf("test bug: padded transfer of %d bytes", n)
+	}
+	wideAccessList := withAccessList(65, 65)
 	nonceTooLow := signTx(t, newTransfer(1, chainID, 0, to, big.NewInt(5)), chainID, key0)
 	unfunded := signTx(t, newTransfer(1, chainID, 0, to, big.NewInt(1)), chainID, broke)
 	blob, err := types.SignTx(types.NewTx(&types.BlobTx{
@@ -280,6 +295,8 @@ func TestBadInputNeverChangesState(t *testing.T) {
 		{name: "sendRawTransaction signature r=n", body: sendRaw(rIsN), code: codeRefused, msg: "invalid sender: invalid transaction signature"},
 		{name: "sendRawTransaction signature r off the curve", body: sendRaw(offCurve), code: codeRefused, msg: "invalid sender: invalid transaction signature"},
 		{name: "sendRawTransaction signature yParity 2", body: sendRaw(badParity), code: codeRefused, msg: "invalid sender: invalid transaction signature"},
+		{name: "sendRawTransaction transfer with a ~125 KB access list", body: sendRaw(paddedTransfer), code: codeRefused, msg: "oversized data: transaction size"},
+		{name: "sendRawTransaction access list of 65 addresses", body: sendRaw(wideAccessList), code: codeRefused, msg: "access list too large: 65 addresses, limit 64"},
 		{name: "sendRawTransaction nonce too low", body: sendRaw(nonceTooLow), code: codeRefused, msg: "nonce too low"},
 		{name: "sendRawTransaction applied tx again", body: sendRaw(applied), code: codeRefused, msg: "already known"},
 		{name: "sendRawTransaction from a tier-0 account", body: sendRaw(unfunded), code: codeRefused, msg: "sender is not KYC-verified: tier 0 may only receive"},
