@@ -259,3 +259,52 @@ func TestBuilderLeavesOutInvalidCertificates(t *testing.T) {
 		t.Fatalf("%d certificates marked bad, want the one", n)
 	}
 }
+
+// TestRejectedBlockNeverReproposedUnchanged: what the builder does with a
+// block of its own the FSM skipped (or its own check refused), for each
+// kind of violation: the transaction at fault leaves the pool; a block
+// failing as a whole makes the next one half as large, down to a single
+// transaction, which then leaves the pool; a block skipped for its place
+// in the chain changes nothing; an applied block lifts the cap.
+func TestRejectedBlockNeverReproposedUnchanged(t *testing.T) {
+	l := newLeaderEnv(t, DefaultBuilderConfig)
+	dev, _ := genesis.DevKey(0)
+	id := big.NewInt(genesis.DevChainID)
+	to := common.Address{0x42}
+	for i := range 8 {
+		tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: uint64(i), To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
+		if _, err := l.pool.Add(tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := l.builder
+	blk := chain.NewBlock(chain.NewHeader(common.Hash{}, 1, 1, dev.Address()), nil)
+	inPool := func(p mempool.Pending) bool { _, _, ok := l.pool.Get(p.Tx.Hash()); return ok }
+
+	taken := l.pool.Take(8)
+	b.invalidLocked(blk, taken, state.Violation{Rule: state.RuleLink, Tx: -1, Err: errors.New("parent is not the head")}, "rejected")
+	if b.shrink != 0 || !inPool(taken[0]) {
+		t.Fatalf("a block skipped for its parent changed the next: shrink %d", b.shrink)
+	}
+	b.invalidLocked(blk, taken, state.Violation{Rule: state.RuleTxSignature, Tx: 3, Err: errors.New("bad")}, "rejected")
+	if inPool(taken[3]) || !inPool(taken[2]) || !inPool(taken[4]) {
+		t.Fatal("the transaction at fault was not the one dropped")
+	}
+	b.invalidLocked(blk, taken, state.Violation{Rule: state.RuleStateRoot, Tx: -1, Err: errors.New("root")}, "rejected")
+	if b.shrink != 4 {
+		t.Fatalf("after an unexplained skip of 8 transactions the next block takes %d, want 4", b.shrink)
+	}
+	b.invalidLocked(blk, taken[:1], state.Violation{Rule: state.RuleStateRoot, Tx: -1, Err: errors.New("root")}, "rejected")
+	if inPool(taken[0]) {
+		t.Fatal("a transaction that makes a block invalid on its own stayed in the pool")
+	}
+	// An applied block of this builder lifts the cap.
+	b.pool.Return(taken)
+	l.run(t, 30*time.Second, "a block applied", func() bool {
+		head, _ := l.e.db.Head()
+		return head.Number >= 1
+	})
+	if b.shrink != 0 {
+		t.Fatalf("cap %d still on after a block applied", b.shrink)
+	}
+}
