@@ -94,6 +94,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		seen:     map[failKey]bool{},
 		bankRefs: map[common.Hash]uint64{},
 		closed:   map[uint64]uint64{},
+		claimed:  map[uint64]uint64{},
+		settled:  map[uint64]bool{},
+		returned: map[uint64]uint64{},
+		reversed: map[common.Hash]uint64{},
 		minted:   map[uint32]*big.Int{},
 		burned:   map[uint32]*big.Int{},
 		max:      cfg.MaxFailures,
@@ -160,8 +164,13 @@ type auditor struct {
 	certifiedOld map[uint64]bool
 	bankRefs     map[common.Hash]uint64 // bank reference → height of its mint
 	closed       map[uint64]uint64      // withdrawal id → height settled or refunded
+	claimed      map[uint64]uint64      // withdrawal id → height claimed
+	settled      map[uint64]bool        // withdrawals settled in the audited blocks
+	returned     map[uint64]uint64      // withdrawal id → height returned
+	reversed     map[common.Hash]uint64 // bank reference → height its mint was reversed
 	// startSupply is the issuance at the starting state; minted and
-	// burned add the Minted and WithdrawalSettled events since.
+	// burned add the Minted, WithdrawalReturned, WithdrawalSettled and
+	// MintReversed events since.
 	startSupply    []state.AssetSupply
 	minted, burned map[uint32]*big.Int
 	scratch        big.Int

@@ -217,6 +217,8 @@ func TestTampering(t *testing.T) {
 	const transfers = 1 // block 1 holds a transfer, a token transfer and a payment
 	refundBlock, refundIndex := location(t, ac.c.DB, ac.s.Refunded)
 	settleBlock, settleIndex := location(t, ac.c.DB, ac.s.Settled)
+	returnBlock, returnIndex := location(t, ac.c.DB, ac.s.Returned)
+	reverseBlock, reverseIndex := location(t, ac.c.DB, ac.s.Reversed)
 	ac.c.Close()
 	dir := ac.c.Dir
 	outsider := chaintest.Key(0) // an account, never a validator
@@ -325,6 +327,26 @@ func TestTampering(t *testing.T) {
 			b.Txs = append(b.Txs, sb.Txs[settleIndex])
 			putBlock(t, db, b, append(rs, &r))
 		}, audit.CheckWithdrawal, settleBlock + 2},
+		{"return replayed", func(t *testing.T, db *pebble.DB) {
+			appendTx(t, db, returnBlock, returnIndex, returnBlock+2)
+		}, audit.CheckWithdrawal, returnBlock + 2},
+		{"reversal replayed", func(t *testing.T, db *pebble.DB) {
+			appendTx(t, db, reverseBlock, reverseIndex, reverseBlock+2)
+		}, audit.CheckBankRef, reverseBlock + 2},
+		{"return reason erased", func(t *testing.T, db *pebble.DB) {
+			b, rs := getBlock(t, db, returnBlock)
+			ev := chain.AssetABI.Events["WithdrawalReturned"]
+			for _, l := range rs[returnIndex].Logs {
+				if l.Topics[0] == ev.ID {
+					data, err := ev.Inputs.NonIndexed().Pack(new(big.Int).SetBytes(l.Data[:32]), "")
+					if err != nil {
+						t.Fatal(err)
+					}
+					l.Data = data
+				}
+			}
+			putBlock(t, db, b, rs)
+		}, audit.CheckComplianceReason, returnBlock},
 		{"certificate without quorum", func(t *testing.T, db *pebble.DB) {
 			b, rs := getBlock(t, db, 5)
 			if len(b.Certs) == 0 {
@@ -365,6 +387,21 @@ func TestTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appendTx appends transaction index of block from, with its stored
+// receipt, to block to: an operation replayed in a later block.
+func appendTx(t *testing.T, db *pebble.DB, from uint64, index int, to uint64) {
+	t.Helper()
+	fb, frs := getBlock(t, db, from)
+	b, rs := getBlock(t, db, to)
+	r := *frs[index]
+	r.CumulativeGasUsed = chain.GasPerSystemCall
+	if len(rs) > 0 {
+		r.CumulativeGasUsed += rs[len(rs)-1].CumulativeGasUsed
+	}
+	b.Txs = append(b.Txs, fb.Txs[index])
+	putBlock(t, db, b, append(rs, &r))
 }
 
 // failureKeys lists (height, tx, check) of each failure, one a line.

@@ -21,12 +21,15 @@ var (
 	evMinted   = chain.AssetABI.Events["Minted"]
 	evSettled  = chain.AssetABI.Events["WithdrawalSettled"]
 	evRefunded = chain.AssetABI.Events["WithdrawalRefunded"]
+	evClaimed  = chain.AssetABI.Events["WithdrawalClaimed"]
+	evReturned = chain.AssetABI.Events["WithdrawalReturned"]
+	evReversed = chain.AssetABI.Events["MintReversed"]
 	// reasonEvents are the compliance actions, which must carry a reason.
 	reasonEvents = map[common.Hash]abi.Event{}
 )
 
 func init() {
-	for _, ev := range []abi.Event{evRefunded, chain.AssetABI.Events["ForcedTransfer"],
+	for _, ev := range []abi.Event{evRefunded, evReturned, evReversed, chain.AssetABI.Events["ForcedTransfer"],
 		chain.ComplianceABI.Events["KycTierSet"], chain.ComplianceABI.Events["Frozen"], chain.ComplianceABI.Events["Unfrozen"]} {
 		reasonEvents[ev.ID] = ev
 	}
@@ -168,8 +171,9 @@ func receiptSummary(r *types.Receipt) string {
 	return fmt.Sprintf("status %d, cumulative gas %d, %d logs", r.Status, r.CumulativeGasUsed, len(r.Logs))
 }
 
-// checkEvents follows the Minted, WithdrawalSettled/Refunded and
-// compliance events of block n's receipts, on the state before the block.
+// checkEvents follows the Minted, MintReversed, WithdrawalClaimed/
+// Settled/Refunded/Returned and compliance events of block n's receipts,
+// on the state before the block.
 func (a *auditor) checkEvents(n uint64, receipts []*types.Receipt) error {
 	pre := a.replay.DB()
 	for i, r := range receipts {
@@ -202,8 +206,29 @@ func (a *auditor) checkEvents(n uint64, receipts []*types.Receipt) error {
 				}
 				if id == evSettled.ID {
 					a.addEvent(a.burned, l)
+					if wid := l.Topics[1].Big(); wid.IsUint64() {
+						a.settled[wid.Uint64()] = true
+					}
 				}
 				a.checkClose(n, i, l, pre)
+			case evClaimed.ID:
+				if len(l.Topics) == 4 {
+					a.checkClaim(n, i, l, pre)
+				}
+			case evReturned.ID:
+				if len(l.Topics) != 4 {
+					continue
+				}
+				a.addEvent(a.minted, l)
+				a.checkReturn(n, i, l, pre)
+			case evReversed.ID:
+				if len(l.Topics) != 4 {
+					continue
+				}
+				a.addEvent(a.burned, l)
+				if err := a.checkReversal(n, i, l, pre); err != nil {
+					return err
+				}
 			}
 			if ev, ok := reasonEvents[l.Topics[0]]; ok {
 				if reason, ok := eventReason(ev, l); !ok || reason == "" {
@@ -217,12 +242,10 @@ func (a *auditor) checkEvents(n uint64, receipts []*types.Receipt) error {
 
 // checkClose records a withdrawal's settlement or refund and fails a second one.
 func (a *auditor) checkClose(n uint64, i int, l *types.Log, pre *state.DB) {
-	idBig := l.Topics[1].Big()
-	if !idBig.IsUint64() {
-		a.fail(n, i, CheckWithdrawal, "a withdrawal id", l.Topics[1].Hex(), "withdrawal id out of range")
+	id, ok := a.withdrawalID(n, i, l)
+	if !ok {
 		return
 	}
-	id := idBig.Uint64()
 	if at, dup := a.closed[id]; dup {
 		a.fail(n, i, CheckWithdrawal, "settled or refunded once", "twice", fmt.Sprintf("withdrawal %d closed again (first at height %d)", id, at))
 		return
@@ -231,6 +254,80 @@ func (a *auditor) checkClose(n uint64, i int, l *types.Log, pre *state.DB) {
 	if w, ok, err := pre.Withdrawal(id); err == nil && ok && w.Status != state.WithdrawalPending {
 		a.fail(n, i, CheckWithdrawal, "settled or refunded once", "twice", fmt.Sprintf("withdrawal %d was already closed before this block", id))
 	}
+}
+
+// withdrawalID reads the withdrawal id of an event's first topic.
+func (a *auditor) withdrawalID(n uint64, i int, l *types.Log) (uint64, bool) {
+	idBig := l.Topics[1].Big()
+	if !idBig.IsUint64() {
+		a.fail(n, i, CheckWithdrawal, "a withdrawal id", l.Topics[1].Hex(), "withdrawal id out of range")
+		return 0, false
+	}
+	return idBig.Uint64(), true
+}
+
+// checkClaim fails a withdrawal claimed twice: a claim is what lets one
+// bank's bridge send a payment order, so a second would let two pay.
+func (a *auditor) checkClaim(n uint64, i int, l *types.Log, pre *state.DB) {
+	id, ok := a.withdrawalID(n, i, l)
+	if !ok {
+		return
+	}
+	if at, dup := a.claimed[id]; dup {
+		a.fail(n, i, CheckWithdrawal, "claimed once", "twice", fmt.Sprintf("withdrawal %d claimed again (first at height %d)", id, at))
+		return
+	}
+	a.claimed[id] = n
+	if w, ok, err := pre.Withdrawal(id); err == nil && ok && w.Claimed() {
+		a.fail(n, i, CheckWithdrawal, "claimed once", "twice", fmt.Sprintf("withdrawal %d was already claimed by %s before this block", id, w.Bank))
+	}
+}
+
+// checkReturn fails a withdrawal returned twice or returned without being
+// settled.
+func (a *auditor) checkReturn(n uint64, i int, l *types.Log, pre *state.DB) {
+	id, ok := a.withdrawalID(n, i, l)
+	if !ok {
+		return
+	}
+	if at, dup := a.returned[id]; dup {
+		a.fail(n, i, CheckWithdrawal, "returned at most once", "twice", fmt.Sprintf("withdrawal %d returned again (first at height %d)", id, at))
+		return
+	}
+	a.returned[id] = n
+	w, found, err := pre.Withdrawal(id)
+	if err != nil {
+		return
+	}
+	switch {
+	case found && w.Status == state.WithdrawalReturned:
+		a.fail(n, i, CheckWithdrawal, "returned at most once", "twice", fmt.Sprintf("withdrawal %d was already returned before this block", id))
+	case (!found || w.Status != state.WithdrawalSettled) && !a.settled[id]:
+		a.fail(n, i, CheckWithdrawal, "returned after it settled", "not settled", fmt.Sprintf("withdrawal %d returned but never settled", id))
+	}
+}
+
+// checkReversal fails a mint reversed twice or a reversal of a bank
+// reference that never minted.
+func (a *auditor) checkReversal(n uint64, i int, l *types.Log, pre *state.DB) error {
+	ref := l.Topics[1]
+	if at, dup := a.reversed[ref]; dup {
+		a.fail(n, i, CheckBankRef, "a mint reversed at most once", "twice", fmt.Sprintf("the mint of bank reference %s reversed again (first at height %d)", ref, at))
+		return nil
+	}
+	a.reversed[ref] = n
+	m, found, err := pre.MintRecord(ref)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	_, mintedHere := a.bankRefs[ref]
+	switch {
+	case found && m.Reversed:
+		a.fail(n, i, CheckBankRef, "a mint reversed at most once", "twice", fmt.Sprintf("the mint of bank reference %s was already reversed before this block", ref))
+	case !found && !mintedHere:
+		a.fail(n, i, CheckBankRef, "a reversal of a minted bank reference", ref.Hex(), fmt.Sprintf("bank reference %s reversed but never minted", ref))
+	}
+	return nil
 }
 
 // addEvent adds an asset event's amount (the first data word) to sums.
@@ -287,7 +384,7 @@ func (a *auditor) finish(ctx context.Context, digest state.StateDigest) error {
 		if s.Minted.Cmp(wantMinted) != 0 || s.Burned.Cmp(wantBurned) != 0 {
 			line.OK = false
 			a.fail(to, -1, CheckSupply, fmt.Sprintf("minted %s, burned %s", wantMinted, wantBurned), fmt.Sprintf("minted %s, burned %s", s.Minted, s.Burned),
-				fmt.Sprintf("%s: the issuance record is not the starting one plus the Minted and WithdrawalSettled events", s.Symbol))
+				fmt.Sprintf("%s: the issuance record is not the starting one plus the Minted, WithdrawalReturned, WithdrawalSettled and MintReversed events", s.Symbol))
 		}
 		a.rep.Supply = append(a.rep.Supply, line)
 	}
@@ -357,7 +454,11 @@ func keyKind(k []byte) string {
 	case "ss":
 		return "supply"
 	case "sm":
-		return "bank reference"
+		return "bank reference (mint record)"
+	case "si":
+		return "bank issuance"
+	case "sR":
+		return "bank key successor"
 	case "sw":
 		return "withdrawal"
 	case "sq":

@@ -26,7 +26,8 @@
 //     exactly the blocks the FSM skips, under the same rule names. It
 //     replays the block on a scratch state (state.Replay), applies
 //     state.CheckExecution and compares the stored receipts; it follows the
-//     Minted, WithdrawalSettled/Refunded and compliance events.
+//     Minted, MintReversed, WithdrawalClaimed/Settled/Refunded/Returned and
+//     compliance events.
 //  4. At the end: the supply table (balances + escrow = minted − burned,
 //     and minted/burned equal to what the events say), and, when the audit
 //     reached the source's head, the replayed state against the stored one.

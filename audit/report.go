@@ -36,8 +36,8 @@ const (
 	CheckStateRoot         = state.RuleStateRoot         // keccak(parent header's root ‖ replayed writes) is the header's root
 	CheckFinalState        = "final-state"               // the replayed state is exactly the stored one (at the source's head)
 	CheckSupply            = "supply"                    // balances + escrow = minted − burned; minted and burned as the events say
-	CheckBankRef           = "bank-ref"                  // no bank reference minted twice (Minted events)
-	CheckWithdrawal        = "withdrawal"                // a withdrawal settled or refunded at most once
+	CheckBankRef           = "bank-ref"                  // no bank reference minted twice, nor reversed twice or without its mint (Minted, MintReversed events)
+	CheckWithdrawal        = "withdrawal"                // a withdrawal claimed once, settled or refunded at most once, returned at most once and only if settled
 	CheckComplianceReason  = "compliance-reason"         // every compliance action carries a non-empty reason
 )
 
@@ -83,7 +83,8 @@ type SupplyLine struct {
 	// Supply is minted − burned.
 	Supply string `json:"supply"`
 	// OK: balances + escrow = supply, and minted and burned equal the
-	// starting state plus the Minted and WithdrawalSettled events.
+	// starting state plus the events: Minted and WithdrawalReturned mint,
+	// WithdrawalSettled and MintReversed burn.
 	OK bool `json:"ok"`
 }
 

@@ -88,6 +88,8 @@ const (
 	crashAfterDepositsRecorded = "deposits-recorded" // intake: deposit batch fsynced, not answered
 	crashAfterMintRecorded     = "mint-recorded"     // signed and fsynced, not sent
 	crashAfterMintSent         = "mint-sent"         // sent, receipt not awaited
+	crashAfterClaimSigned      = "claim-signed"      // claimWithdrawal signed, not sent (nothing recorded: its order id is derived)
+	crashAfterClaimSent        = "claim-sent"        // claimWithdrawal sent, receipt not awaited, no order sent
 	crashAfterOrderSent        = "order-sent"        // pain.001 answered 2xx, not recorded as ordered
 	crashAfterCloseRecorded    = "close-recorded"    // settle/refund signed and fsynced, not sent
 	crashAfterCloseSent        = "close-sent"        // sent, receipt not awaited

@@ -17,6 +17,7 @@ const (
 	withdrawalPending  = 1
 	withdrawalSettled  = 2
 	withdrawalRefunded = 3
+	withdrawalReturned = 4 // settled, then returned
 )
 
 // closeRound closes every payout with an outcome (settling, refunding), in
@@ -77,6 +78,8 @@ func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
 	switch {
 	case status == withdrawalRefunded:
 		return b.markClosed(p, "refunded")
+	case status == withdrawalReturned:
+		return b.markClosed(p, "returned")
 	case status == withdrawalSettled && p.Status != PayoutReturning:
 		return b.markClosed(p, "settled")
 	case status == withdrawalSettled:
@@ -187,22 +190,8 @@ func refundReason(p *Payout) string {
 }
 
 // withdrawalStatus reads withdrawal(id)'s status: 1 pending, 2 settled, 3
-// refunded, 0 not a withdrawal of this asset.
+// refunded, 4 returned, 0 not a withdrawal of this asset.
 func (b *Bridge) withdrawalStatus(ctx context.Context, id uint64) (uint8, error) {
-	op, err := wallet.AssetOp(b.info.AssetID, "withdrawal", new(big.Int).SetUint64(id))
-	if err != nil {
-		return 0, err
-	}
-	out, err := b.nodes.view(ctx, op)
-	if err != nil {
-		return 0, err
-	}
-	if len(out) != 4 {
-		return 0, fmt.Errorf("withdrawal(%d) returned %d values", id, len(out))
-	}
-	st, ok := out[3].(uint8)
-	if !ok {
-		return 0, fmt.Errorf("withdrawal(%d) status is %T", id, out[3])
-	}
-	return st, nil
+	w, err := b.withdrawalOnChain(ctx, id)
+	return w.Status, err
 }

@@ -122,6 +122,14 @@ func (b *Bridge) payoutRound(ctx context.Context) error {
 		if bo := st.orders[p.ID]; bo != nil && now.Before(bo.next) {
 			continue
 		}
+		// The chain first: no order leaves unless this bank's claim of
+		// the withdrawal is recorded (DESIGN.md decision 11).
+		if ok, err := b.claim(ctx, p); err != nil || !ok {
+			if err != nil {
+				return fmt.Errorf("payout %s: claim: %w", p.EndToEndID, err)
+			}
+			continue
+		}
 		err := b.sendOrder(ctx, p)
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -219,7 +219,9 @@ type Payout struct {
 	Progress []StatusNote `json:"progress,omitempty"`
 	// Tx is the last settleWithdrawal or refundWithdrawal signed for it.
 	Tx *SignedTx `json:"tx,omitempty"`
-	// Closed is what the chain says in the end: "settled" or "refunded".
+	// Closed is what the chain says in the end: "settled" or "refunded";
+	// "claimed-elsewhere" when another bridge claimed the withdrawal first
+	// (this one never ordered it).
 	Closed string `json:"closed,omitempty"`
 	// Orders counts the pain.001 POSTs; LastError is the last failure.
 	Orders    int       `json:"orders,omitempty"`

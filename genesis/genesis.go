@@ -60,9 +60,43 @@ type Asset struct {
 	// Banks are the accounts allowed to mint this asset and settle or
 	// refund its withdrawals.
 	Banks []common.Address `json:"banks"`
-	// Paused stops every operation that moves the asset, except closing
-	// pending withdrawals and cancelling offers (governance sets it).
+	// Paused stops every operation that moves the asset, except the
+	// outcomes of withdrawals (claim, settle, refund, return) and
+	// cancelling offers (governance sets it).
 	Paused bool `json:"paused,omitempty"`
+	// MinorUnits is how many decimal places the currency has (ISO 4217):
+	// a withdrawal must be a whole number of minor units, since the bank
+	// can pay nothing smaller. Absent means DefaultMinorUnits(symbol,
+	// decimals); at most Decimals.
+	MinorUnits *uint8 `json:"minorUnits,omitempty"`
+	// IssuanceCaps bound what a bank may have outstanding (its mints and
+	// returns minus its settlements and reversals, in base units); a bank
+	// without an entry is uncapped. Governance sets them.
+	IssuanceCaps []IssuanceCap `json:"issuanceCaps,omitempty"`
+}
+
+// IssuanceCap is one bank's cap on its outstanding issuance of an asset.
+type IssuanceCap struct {
+	Bank common.Address `json:"bank"`
+	Cap  Amount         `json:"cap"`
+}
+
+// Minor returns the asset's minor units: MinorUnits, or the default.
+func (a Asset) Minor() uint8 {
+	if a.MinorUnits != nil {
+		return *a.MinorUnits
+	}
+	return DefaultMinorUnits(a.Symbol, a.Decimals)
+}
+
+// CapOf returns bank's issuance cap, or nil when it has none.
+func (a Asset) CapOf(bank common.Address) *big.Int {
+	for _, c := range a.IssuanceCaps {
+		if c.Bank == bank {
+			return c.Cap.Int
+		}
+	}
+	return nil
 }
 
 // Governance is the set of members that approve rule changes m-of-n.
@@ -252,6 +286,21 @@ func (r *Rules) Validate() error {
 		}
 		if err := distinctNonZero(a.Banks); err != nil {
 			return invalid("assets[%d].banks: %v", i, err)
+		}
+		if a.MinorUnits != nil && *a.MinorUnits > a.Decimals {
+			return invalid("assets[%d].minorUnits %d is more than its decimals %d", i, *a.MinorUnits, a.Decimals)
+		}
+		capped := map[common.Address]bool{}
+		for j, c := range a.IssuanceCaps {
+			switch {
+			case !slices.Contains(a.Banks, c.Bank):
+				return invalid("assets[%d].issuanceCaps[%d].bank %s is not an issuing bank of %s", i, j, c.Bank, a.Symbol)
+			case capped[c.Bank]:
+				return invalid("assets[%d].issuanceCaps[%d].bank %s appears twice", i, j, c.Bank)
+			case c.Cap.Int == nil || c.Cap.BitLen() > 255:
+				return invalid("assets[%d].issuanceCaps[%d].cap must be below 2^255", i, j)
+			}
+			capped[c.Bank] = true
 		}
 	}
 	if err := accountAddress(r.Compliance); err != nil {

@@ -55,9 +55,9 @@ func (x *exec) asset(id uint32, name string, args []any) ([]any, error) {
 	case "withdrawal":
 		w, found, err := x.withdrawalOf(id, num(0))
 		if err != nil || !found {
-			return []any{common.Address{}, new(big.Int), [32]byte{}, uint8(0)}, err
+			return []any{common.Address{}, new(big.Int), [32]byte{}, uint8(0), common.Address{}, [32]byte{}}, err
 		}
-		return []any{w.Holder, w.Amount, [32]byte(w.PayoutRef), w.Status}, nil
+		return []any{w.Holder, w.Amount, [32]byte(w.PayoutRef), w.Status, w.Bank, [32]byte(w.OrderID)}, nil
 	case "paidUnderReference":
 		p, err := x.o.Payment(id, addr(0), hash(1), addr(2))
 		return []any{p.Paid, p.Refunded}, err
@@ -67,6 +67,24 @@ func (x *exec) asset(id uint32, name string, args []any) ([]any, error) {
 			return nil, err
 		}
 		return []any{s.Minted, s.Burned, s.Escrow, s.Circulating()}, nil
+	case "minorUnits":
+		return []any{info.Minor()}, nil
+	case "mintRecord":
+		m, found, err := x.o.MintRecord(hash(0))
+		if err != nil || !found || m.Amount == nil {
+			return []any{common.Address{}, common.Address{}, new(big.Int), uint64(0), false}, err
+		}
+		return []any{m.Bank, m.Holder, m.Amount, m.Height, m.Reversed}, nil
+	case "bankIssuance":
+		is, err := x.o.Issuance(id, addr(0))
+		if err != nil {
+			return nil, err
+		}
+		limit := info.CapOf(addr(0))
+		if limit == nil {
+			limit = maxUint256
+		}
+		return []any{is.Minted, is.Burned, is.Outstanding(), limit}, nil
 
 	case "transfer":
 		if err := x.move(id, x.from, addr(0), num(1), false); err != nil {
@@ -89,10 +107,16 @@ func (x *exec) asset(id uint32, name string, args []any) ([]any, error) {
 	case "requestWithdrawal":
 		wid, err := x.requestWithdrawal(id, num(0), hash(1))
 		return []any{new(big.Int).SetUint64(wid)}, err
+	case "claimWithdrawal":
+		return ok, x.claimWithdrawal(id, num(0), hash(1))
 	case "settleWithdrawal":
 		return ok, x.closeWithdrawal(id, num(0), WithdrawalSettled, "")
 	case "refundWithdrawal":
 		return ok, x.closeWithdrawal(id, num(0), WithdrawalRefunded, args[1].(string))
+	case "returnWithdrawal":
+		return ok, x.returnWithdrawal(id, num(0), args[1].(string))
+	case "reverseMint":
+		return ok, x.reverseMint(id, hash(0), args[1].(string))
 	case "forceTransfer":
 		return ok, x.forceTransfer(id, addr(0), addr(1), num(2), args[3].(string))
 	}
@@ -280,6 +304,16 @@ func (x *exec) mint(id uint32, to common.Address, amount *big.Int, bankRef commo
 	if err := x.checkRecipient(id, to, bal); err != nil {
 		return err
 	}
+	is, err := x.o.Issuance(id, x.from)
+	if err != nil {
+		return err
+	}
+	if limit := x.rules.Assets[id].CapOf(x.from); limit != nil {
+		after := is.Outstanding()
+		if after.Add(after, amount).Cmp(limit) > 0 {
+			return revertf("mint of %s would take the outstanding issuance of %s to %s, over its cap %s", amount, x.from, after, limit)
+		}
+	}
 	s, err := x.o.Supply(id)
 	if err != nil {
 		return err
@@ -287,7 +321,9 @@ func (x *exec) mint(id uint32, to common.Address, amount *big.Int, bankRef commo
 	s.Minted.Add(s.Minted, amount)
 	x.o.SetSupply(id, s)
 	x.o.SetBalance(id, to, bal)
-	x.o.useBankRef(bankRef, id, x.blk.Number)
+	is.Minted.Add(is.Minted, amount)
+	x.o.setIssuance(id, x.from, is)
+	x.o.setMintRecord(bankRef, MintRecord{Asset: id, Height: x.blk.Number, Bank: x.from, Holder: to, Amount: new(big.Int).Set(amount)})
 	x.transferLog(id, common.Address{}, to, amount)
 	x.log(chain.AssetAddress(id), chain.AssetABI.Events["Minted"], []common.Hash{bankRef, addrTopic(x.from), addrTopic(to)}, amount)
 	return nil
@@ -313,6 +349,9 @@ func (x *exec) checkBank(id uint32) error {
 // issuing bank settles or refunds it.
 func (x *exec) requestWithdrawal(id uint32, amount *big.Int, payoutRef common.Hash) (uint64, error) {
 	if err := positive(amount); err != nil {
+		return 0, err
+	}
+	if err := x.checkMinorUnits(id, amount); err != nil {
 		return 0, err
 	}
 	outflow, err := x.checkSender(id, x.from, amount)
@@ -360,10 +399,12 @@ func (x *exec) withdrawalOf(id uint32, wid *big.Int) (Withdrawal, bool, error) {
 }
 
 // closeWithdrawal settles (burns the escrow) or refunds (returns it to the
-// holder) a pending withdrawal: exactly one of the two, once. A refund
-// returns the money even to a holder frozen or over its maximum since.
+// holder) a pending withdrawal: exactly one of the two, once. Only the bank
+// that claimed it may settle it, and only once claimed; a claimed
+// withdrawal is refunded only by its bank, an unclaimed one by any issuing
+// bank (cancelling a withdrawal no bank can pay). A refund returns the
+// money even to a holder frozen or over its maximum since.
 func (x *exec) closeWithdrawal(id uint32, wid *big.Int, to uint8, reason string) error {
-	info := x.rules.Assets[id]
 	if err := x.checkBank(id); err != nil {
 		return err
 	}
@@ -372,17 +413,17 @@ func (x *exec) closeWithdrawal(id uint32, wid *big.Int, to uint8, reason string)
 			return err
 		}
 	}
-	w, found, err := x.withdrawalOf(id, wid)
+	w, err := x.pendingWithdrawal(id, wid)
 	if err != nil {
 		return err
 	}
 	switch {
-	case !found:
-		return revertf("no %s withdrawal %s", info.Symbol, wid)
-	case w.Status == WithdrawalSettled:
-		return revertf("withdrawal %s is already settled", wid)
-	case w.Status == WithdrawalRefunded:
-		return revertf("withdrawal %s is already refunded", wid)
+	case w.Claimed():
+		if err := x.checkClaimer(id, wid, w); err != nil {
+			return err
+		}
+	case to == WithdrawalSettled:
+		return revertf("withdrawal %s is not claimed: the paying bank claims it (claimWithdrawal) before it settles", wid)
 	}
 	s, err := x.o.Supply(id)
 	if err != nil {
@@ -396,6 +437,9 @@ func (x *exec) closeWithdrawal(id uint32, wid *big.Int, to uint8, reason string)
 	topics := []common.Hash{numTopic(wid.Uint64()), addrTopic(x.from), addrTopic(w.Holder)}
 	if to == WithdrawalSettled {
 		s.Burned.Add(s.Burned, w.Amount)
+		if err := x.o.addIssuance(id, x.from, new(big.Int), w.Amount); err != nil {
+			return err
+		}
 		x.transferLog(id, facade, common.Address{}, w.Amount)
 		x.log(facade, chain.AssetABI.Events["WithdrawalSettled"], topics, w.Amount)
 	} else {

@@ -461,6 +461,7 @@ func TestExchangeLifecycle(t *testing.T) {
 			txAccept(idBob, 1),
 			txAccept(idBob, 1).failing("offer 1 is already accepted"),
 			txCancel(idBob, 2),
+			txClaim(idBankB, assetHKD, 1, "order-1"),
 			txSettle(idBankB, assetHKD, 1),
 		},
 		{

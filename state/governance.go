@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/big"
@@ -26,6 +27,7 @@ const (
 	KindSetTierLimits
 	KindSetCompliance
 	KindSetGovernance
+	KindSetIssuanceCap
 )
 
 var kindOf = map[string]uint8{
@@ -33,6 +35,7 @@ var kindOf = map[string]uint8{
 	"proposeAddBank": KindAddBank, "proposeRemoveBank": KindRemoveBank, "proposeRotateBankKey": KindRotateBankKey,
 	"proposeAddAsset": KindAddAsset, "proposeSetAssetPaused": KindSetAssetPaused, "proposeSetTierLimits": KindSetTierLimits,
 	"proposeSetCompliance": KindSetCompliance, "proposeSetGovernance": KindSetGovernance,
+	"proposeSetIssuanceCap": KindSetIssuanceCap,
 }
 
 // Proposal statuses.
@@ -332,11 +335,21 @@ func (x *exec) applyChange(kind uint8, change []byte, dryRun bool) (*genesis.Rul
 			banks = append(banks, addr(1))
 		case kind == KindRemoveBank:
 			banks = slices.DeleteFunc(banks, func(a common.Address) bool { return a == addr(1) })
+			setCap(&r.Assets[id], addr(1), nil)
 		default:
 			if slices.Contains(banks, addr(2)) {
 				return nil, revertf("%s already issues %s", addr(2), r.Assets[id].Symbol)
 			}
 			banks[slices.Index(banks, addr(1))] = addr(2)
+			// The new key inherits the old one's cap, outstanding issuance
+			// and claims (sameBank follows the successor record).
+			setCap(&r.Assets[id], addr(2), r.Assets[id].CapOf(addr(1)))
+			setCap(&r.Assets[id], addr(1), nil)
+			if !dryRun {
+				if err := x.rotateIssuance(id, addr(1), addr(2)); err != nil {
+					return nil, err
+				}
+			}
 		}
 		r.Assets[id].Banks = banks
 	case KindAddAsset:
@@ -372,6 +385,19 @@ func (x *exec) applyChange(kind uint8, change []byte, dryRun bool) (*genesis.Rul
 			r.Tiers[tier].Limits = map[string]genesis.Limits{}
 		}
 		r.Tiers[tier].Limits[r.Assets[id].Symbol] = genesis.Limits{MaxBalance: limit(args[2].(*big.Int)), MaxTransfer: limit(args[3].(*big.Int)), MaxDailyOutflow: limit(args[4].(*big.Int))}
+	case KindSetIssuanceCap:
+		id, err := asset(0)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(r.Assets[id].Banks, addr(1)) {
+			return nil, revertf("%s is not an issuing bank of %s", addr(1), r.Assets[id].Symbol)
+		}
+		var limit *big.Int
+		if v := args[2].(*big.Int); v.Cmp(maxUint256) != 0 {
+			limit = new(big.Int).Set(v) // 2^256-1 means no cap
+		}
+		setCap(&r.Assets[id], addr(1), limit)
 	case KindSetCompliance:
 		r.Compliance = addr(0)
 	case KindSetGovernance:
@@ -393,6 +419,35 @@ func (x *exec) applyChange(kind uint8, change []byte, dryRun bool) (*genesis.Rul
 		x.o.Set(key(prefixRulesHistory, u64(x.blk.Number+1)), enc)
 	}
 	return r, nil
+}
+
+// setCap sets bank's issuance cap of asset a (nil removes it), keeping
+// the caps sorted by bank so that equal rules encode equally.
+func setCap(a *genesis.Asset, bank common.Address, limit *big.Int) {
+	a.IssuanceCaps = slices.DeleteFunc(a.IssuanceCaps, func(c genesis.IssuanceCap) bool { return c.Bank == bank })
+	if limit != nil {
+		a.IssuanceCaps = append(a.IssuanceCaps, genesis.IssuanceCap{Bank: bank, Cap: genesis.Amount{Int: new(big.Int).Set(limit)}})
+		slices.SortFunc(a.IssuanceCaps, func(x, y genesis.IssuanceCap) int { return bytes.Compare(x.Bank[:], y.Bank[:]) })
+	}
+	if len(a.IssuanceCaps) == 0 {
+		a.IssuanceCaps = nil
+	}
+}
+
+// rotateIssuance moves bank key old's issuance record of asset to key
+// next and records next as old's successor, so the rotated bank keeps its
+// outstanding issuance (its cap still binds) and its claims and mints.
+func (x *exec) rotateIssuance(asset uint32, old, next common.Address) error {
+	from, err := x.o.Issuance(asset, old)
+	if err != nil {
+		return err
+	}
+	if err := x.o.addIssuance(asset, next, from.Minted, from.Burned); err != nil {
+		return err
+	}
+	x.o.setIssuance(asset, old, Issuance{Minted: new(big.Int), Burned: new(big.Int)})
+	x.o.Set(key(prefixSuccessor, u32(asset), old[:]), next[:])
+	return nil
 }
 
 // changeValidators adds or removes a validator; the set never becomes empty.

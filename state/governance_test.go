@@ -91,6 +91,12 @@ func govCases() []govCase {
 				_, _, err := Call(h.db, h.db.HeadContext(), who(idAlice), chain.AssetAddress(assetHKD), nil, data)
 				return err != nil && strings.Contains(err.Error(), "per-transfer limit")
 			}},
+		{name: "issuance cap", proposal: govTx(idGov1, "proposeSetIssuanceCap", chain.AssetAddress(assetHKD), who(idBankB), hkd(5)),
+			effect: func(h *opHarness) bool {
+				data, _ := chain.AssetABI.Pack("mint", who(idAlice), hkd(6), ref("probe-cap"))
+				_, _, err := Call(h.db, h.db.HeadContext(), who(idBankB), chain.AssetAddress(assetHKD), nil, data)
+				return err != nil && strings.Contains(err.Error(), "over its cap 500")
+			}},
 		{name: "replace compliance", proposal: govTx(idGov1, "proposeSetCompliance", who(idNewAuthority)),
 			effect: func(h *opHarness) bool {
 				return h.view(&chain.ComplianceABI, chain.ComplianceAddress, "authority")[0].(common.Address) == who(idNewAuthority)
@@ -215,6 +221,8 @@ func TestGovernanceRefusals(t *testing.T) {
 		govTx(idGov1, "proposeSetTierLimits", uint8(9), chain.AssetAddress(assetHKD), hkd(1), hkd(1), hkd(1)).failing("tier 9 does not exist"),
 		govTx(idGov1, "proposeSetGovernance", []common.Address{who(idGov1)}, big.NewInt(2)).failing("governance.threshold"),
 		govTx(idGov1, "proposeSetAssetPaused", chain.AssetAddress(assetHKD), false).failing("already running"),
+		govTx(idGov1, "proposeSetIssuanceCap", chain.AssetAddress(assetHKD), who(idBankA), hkd(1)).failing(who(idBankA).Hex()+" is not an issuing bank of HKD"),
+		govTx(idGov1, "proposeSetIssuanceCap", chain.AssetAddress(9), who(idBankB), hkd(1)).failing("no asset at"),
 		txVote(idGov1, 7, true).failing("no proposal 7"),
 	)
 	if n := h.view(&chain.GovernanceABI, chain.GovernanceAddress, "validators")[0].([]common.Address); len(n) != 1 || n[0] != val {

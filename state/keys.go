@@ -26,13 +26,17 @@ var (
 	prefixAccount          = []byte("sk") // + address → tier byte ++ frozen byte
 	prefixOutflow          = []byte("so") // + asset + address → UTC day uint64 ++ amount magnitude
 	prefixSupply           = []byte("ss") // + asset → RLP supply{Minted, Burned, Escrow}
-	prefixBankRef          = []byte("sm") // + bankRef → asset uint32 ++ block number uint64
-	prefixWithdraw         = []byte("sw") // + id uint64 → RLP Withdrawal
-	keyWithdrawSeq         = []byte("sq") // → last withdrawal id uint64
-	prefixPayment          = []byte("sp") // + asset + merchant + ref + payer → RLP payment{Paid, Refunded}
-	prefixAllowance        = []byte("sa") // + asset + owner + spender → amount magnitude
-	prefixOffer            = []byte("sf") // + id uint64 → RLP Offer
-	keyOfferSeq            = []byte("sF") // → last offer id uint64
+	// + bankRef → asset uint32 ++ block number uint64 ++ RLP{bank, holder, amount, reversed}
+	// (12 bytes only in records written before mints recorded their detail)
+	prefixBankRef   = []byte("sm")
+	prefixIssuance  = []byte("si") // + asset + bank → RLP Issuance{Minted, Burned}
+	prefixSuccessor = []byte("sR") // + asset + old bank key → the key that replaced it
+	prefixWithdraw  = []byte("sw") // + id uint64 → RLP Withdrawal
+	keyWithdrawSeq  = []byte("sq") // → last withdrawal id uint64
+	prefixPayment   = []byte("sp") // + asset + merchant + ref + payer → RLP payment{Paid, Refunded}
+	prefixAllowance = []byte("sa") // + asset + owner + spender → amount magnitude
+	prefixOffer     = []byte("sf") // + id uint64 → RLP Offer
+	keyOfferSeq     = []byte("sF") // → last offer id uint64
 
 	keyHead     = []byte("mhead")    // → headRLP
 	keyHistory  = []byte("mhistory") // → chain.History

@@ -148,6 +148,9 @@ func TestKeyCacheIsDevKey(t *testing.T) {
 // Amounts.
 var weiPerCNY = new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
 
+// cent is 0.01 CNY, its minor unit (ISO 4217: 2 decimal places).
+var cent = new(big.Int).Exp(big.NewInt(10), big.NewInt(16), nil)
+
 func cny(n int64) *big.Int { return new(big.Int).Mul(big.NewInt(n), weiPerCNY) }
 func hkd(n int64) *big.Int { return big.NewInt(n * 100) }
 func bn(n int64) *big.Int  { return big.NewInt(n) }
@@ -240,6 +243,15 @@ func txTransferFrom(spender, asset, owner, to uint32, amount *big.Int) opStep {
 func txWithdraw(holder, asset uint32, amount *big.Int) opStep {
 	return assetTx(holder, asset, "requestWithdrawal", amount, ref("payout"))
 }
+func txClaim(bank, asset uint32, id int64, order string) opStep {
+	return assetTx(bank, asset, "claimWithdrawal", bn(id), ref(order))
+}
+func txReturnW(bank, asset uint32, id int64, reason string) opStep {
+	return assetTx(bank, asset, "returnWithdrawal", bn(id), reason)
+}
+func txReverse(bank, asset uint32, bankRef, reason string) opStep {
+	return assetTx(bank, asset, "reverseMint", ref(bankRef), reason)
+}
 func txSettle(bank, asset uint32, id int64) opStep {
 	return assetTx(bank, asset, "settleWithdrawal", bn(id))
 }
@@ -269,12 +281,17 @@ type opHarness struct {
 
 func newOpHarness(t testing.TB) *opHarness {
 	t.Helper()
+	return newOpHarnessOn(t, genesis.Dev())
+}
+
+// newOpHarnessOn is newOpHarness on genesis g (the dev keys still sign).
+func newOpHarnessOn(t testing.TB, g *genesis.Genesis) *opHarness {
+	t.Helper()
 	db, err := Open(t.TempDir(), Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	g := genesis.Dev()
 	if err := db.InitGenesis(g); err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +640,8 @@ var keyNames = map[string]string{
 	string(prefixAccount): "account", string(prefixOutflow): "outflow", string(prefixBankRef): "bankRef",
 	string(prefixWithdraw): "withdrawal", string(keyWithdrawSeq): "withdrawal-seq", string(prefixPayment): "payment",
 	string(prefixAllowance): "allowance", string(keyRules): "rules", string(prefixValidator): "validator",
-	string(prefixOffer): "offer", string(keyOfferSeq): "offer-seq",
+	string(prefixOffer): "offer", string(keyOfferSeq): "offer-seq", string(prefixIssuance): "issuance",
+	string(prefixSuccessor): "successor",
 }
 
 func diffStates(before, after map[string][]byte) (stateDiff, error) {
@@ -1027,7 +1045,7 @@ func opCases() []opCase {
 			op:    valueTx(idBasic, A, cny(basicMaxTx)),
 			bals:  []balChange{bal(assetCNY, idBasic, neg(cny(basicMaxTx))), bal(assetCNY, idAlice, cny(basicMaxTx))},
 			check: remaining(cny(basicDaily - basicMaxTx))},
-		opCase{name: "daily/withdrawal counts", setup: basicSpentToday(4), op: txWithdraw(idBasic, assetCNY, bn(1)),
+		opCase{name: "daily/withdrawal counts", setup: basicSpentToday(4), op: txWithdraw(idBasic, assetCNY, cent),
 			reason: "over the daily outflow limit"},
 		opCase{name: "daily/transferFrom counts for the owner", setup: append(basicSpentToday(4), txApprove(idBasic, assetCNY, idBob, cny(1))),
 			op: txTransferFrom(idBob, assetCNY, idBasic, idAlice, bn(1)), reason: "over the daily outflow limit"},
@@ -1190,13 +1208,20 @@ func opCases() []opCase {
 	// Withdrawals: request, settle, refund. A fresh chain's first id is 1.
 	withdrawal := func(asset uint32, holder common.Address, amount *big.Int, status uint8) func(t *testing.T, h *opHarness) {
 		return func(t *testing.T, h *opHarness) {
-			expectView(t, "withdrawal(1)", h.assetView(asset, "withdrawal", bn(1)), holder, amount, payout, status)
+			expectView(t, "withdrawal(1)", h.assetView(asset, "withdrawal", bn(1)), holder, amount, payout, status, common.Address{}, [32]byte{})
 			s := h.assetView(asset, "supply")
 			expectView(t, "balanceOf(facade)", h.assetView(asset, "balanceOf", chain.AssetAddress(asset)), s[2])
 		}
 	}
+	claimedBy := func(asset uint32, holder common.Address, amount *big.Int, status uint8, bank uint32, order string) func(t *testing.T, h *opHarness) {
+		return func(t *testing.T, h *opHarness) {
+			expectView(t, "withdrawal(1)", h.assetView(asset, "withdrawal", bn(1)), holder, amount, payout, status, who(bank), ref(order))
+		}
+	}
 	requested := []opStep{txWithdraw(idAlice, assetCNY, cny(100))}
 	requestedHKD := []opStep{txWithdraw(idAlice, assetHKD, hkd(100))}
+	claimed := append(slices.Clone(requested), txClaim(idBankA, assetCNY, 1, "order-1"))
+	claimedHKD := append(slices.Clone(requestedHKD), txClaim(idBankB, assetHKD, 1, "order-1"))
 	add(
 		opCase{name: "withdraw/request CNY", op: txWithdraw(idAlice, assetCNY, cny(100)),
 			bals:   []balChange{bal(assetCNY, idAlice, neg(cny(100)))},
@@ -1215,31 +1240,57 @@ func opCases() []opCase {
 			logs:   []string{logTransfer(assetCNY, who(idFull), cnyF, cny(10)), wantLog(cnyF, "WithdrawalRequested", bn(1), who(idFull), cny(10), payout)},
 			ret:    []any{bn(1)}},
 		opCase{name: "withdraw/insufficient", setup: []opStep{txSetTier(idFull, 2), fundCNY(idFull, cny(10))},
-			op: txWithdraw(idFull, assetCNY, plus(cny(10), 1)), reason: "insufficient balance"},
-		opCase{name: "withdraw/tier 0", setup: []opStep{fundCNY(idNew, cny(10))}, op: txWithdraw(idNew, assetCNY, bn(1)), reason: "not KYC-verified"},
-		opCase{name: "withdraw/frozen", setup: []opStep{txFreeze(idAlice)}, op: txWithdraw(idAlice, assetCNY, bn(1)), reason: "is frozen"},
+			op: txWithdraw(idFull, assetCNY, new(big.Int).Add(cny(10), cent)), reason: "insufficient balance"},
+		opCase{name: "withdraw/tier 0", setup: []opStep{fundCNY(idNew, cny(10))}, op: txWithdraw(idNew, assetCNY, cent), reason: "not KYC-verified"},
+		opCase{name: "withdraw/frozen", setup: []opStep{txFreeze(idAlice)}, op: txWithdraw(idAlice, assetCNY, cent), reason: "is frozen"},
+		// Minor units (ISO 4217): CNY has 2 decimal places, the native
+		// asset 18, so a CNY withdrawal is a whole number of cents.
+		opCase{name: "withdraw/one cent", op: txWithdraw(idAlice, assetCNY, cent),
+			bals:   []balChange{bal(assetCNY, idAlice, neg(cent))},
+			supply: []supplyChange{{asset: assetCNY, escrow: cent}},
+			logs:   []string{logTransfer(assetCNY, A, cnyF, cent), wantLog(cnyF, "WithdrawalRequested", bn(1), A, cent, payout)},
+			ret:    []any{bn(1)}},
+		opCase{name: "withdraw/not whole minor units", op: txWithdraw(idAlice, assetCNY, big.NewInt(1_234_567_000_000_000_000)),
+			reason: "amount 1234567000000000000 is not a whole number of CNY minor units: CNY has 2 decimal places, so the amount must be a multiple of 10000000000000000 base units"},
+		opCase{name: "withdraw/one base unit", op: txWithdraw(idAlice, assetCNY, bn(1)), reason: "not a whole number of CNY minor units"},
+		opCase{name: "withdraw/minor units checked before the sender", setup: []opStep{txFreeze(idAlice)},
+			op: txWithdraw(idAlice, assetCNY, plus(cent, 1)), reason: "not a whole number of CNY minor units"},
+		opCase{name: "withdraw/HKD base units are its minor units", op: txWithdraw(idAlice, assetHKD, bn(1)),
+			bals:   []balChange{bal(assetHKD, idAlice, bn(-1))},
+			supply: []supplyChange{{asset: assetHKD, escrow: bn(1)}},
+			logs:   []string{logTransfer(assetHKD, A, hkdF, bn(1)), wantLog(hkdF, "WithdrawalRequested", bn(1), A, bn(1), payout)},
+			ret:    []any{bn(1)}},
 		opCase{name: "withdraw/zero", op: txWithdraw(idAlice, assetCNY, bn(0)), reason: "amount must be positive"},
 		opCase{name: "withdraw/per-transfer limit exactly at", setup: basicWith(cny(10_000)), op: txWithdraw(idBasic, assetCNY, cny(basicMaxTx)),
 			bals:   []balChange{bal(assetCNY, idBasic, neg(cny(basicMaxTx)))},
 			supply: []supplyChange{{asset: assetCNY, escrow: cny(basicMaxTx)}},
 			logs:   []string{logTransfer(assetCNY, basic, cnyF, cny(basicMaxTx)), wantLog(cnyF, "WithdrawalRequested", bn(1), basic, cny(basicMaxTx), payout)},
 			ret:    []any{bn(1)}},
-		opCase{name: "withdraw/per-transfer limit one over", setup: basicWith(cny(10_000)), op: txWithdraw(idBasic, assetCNY, plus(cny(basicMaxTx), 1)),
+		opCase{name: "withdraw/per-transfer limit one over", setup: basicWith(cny(10_000)), op: txWithdraw(idBasic, assetCNY, new(big.Int).Add(cny(basicMaxTx), cent)),
 			reason: "over the per-transfer limit"},
-		opCase{name: "settle/by bank A", setup: requested, op: txSettle(idBankA, assetCNY, 1),
+		opCase{name: "settle/by bank A", setup: claimed, op: txSettle(idBankA, assetCNY, 1),
 			supply: []supplyChange{{asset: assetCNY, burned: cny(100), escrow: neg(cny(100))}},
 			logs:   []string{logTransfer(assetCNY, cnyF, zero, cny(100)), wantLog(cnyF, "WithdrawalSettled", bn(1), who(idBankA), A, cny(100))},
-			check:  withdrawal(assetCNY, A, cny(100), WithdrawalSettled)},
-		opCase{name: "settle/HKD by bank B", setup: requestedHKD, op: txSettle(idBankB, assetHKD, 1),
+			keys:   []string{"withdrawal", "issuance"},
+			check: func(t *testing.T, h *opHarness) {
+				claimedBy(assetCNY, A, cny(100), WithdrawalSettled, idBankA, "order-1")(t, h)
+				expectView(t, "bankIssuance(bankA)", h.assetView(assetCNY, "bankIssuance", who(idBankA)), bn(0), cny(100), neg(cny(100)), maxUint256)
+			}},
+		opCase{name: "settle/HKD by bank B", setup: claimedHKD, op: txSettle(idBankB, assetHKD, 1),
 			supply: []supplyChange{{asset: assetHKD, burned: hkd(100), escrow: neg(hkd(100))}},
 			logs:   []string{logTransfer(assetHKD, hkdF, zero, hkd(100)), wantLog(hkdF, "WithdrawalSettled", bn(1), who(idBankB), A, hkd(100))},
-			check:  withdrawal(assetHKD, A, hkd(100), WithdrawalSettled)},
+			check:  claimedBy(assetHKD, A, hkd(100), WithdrawalSettled, idBankB, "order-1")},
+		opCase{name: "settle/unclaimed", setup: requested, op: txSettle(idBankA, assetCNY, 1),
+			reason: "withdrawal 1 is not claimed: the paying bank claims it (claimWithdrawal) before it settles"},
+		opCase{name: "settle/by the bank that did not claim it", setup: claimed, op: txSettle(idBankB, assetCNY, 1),
+			reason: "withdrawal 1 is claimed by " + who(idBankA).Hex() + ", not " + who(idBankB).Hex()},
 		opCase{name: "settle/HKD by bank A, not its issuer", setup: requestedHKD, op: txSettle(idBankA, assetHKD, 1), reason: "is not an issuing bank of HKD"},
 		opCase{name: "settle/by a non-bank", setup: requested, op: txSettle(idAlice, assetCNY, 1), reason: "is not an issuing bank of CNY"},
 		opCase{name: "settle/by compliance", setup: requested, op: txSettle(idCompliance, assetCNY, 1), reason: "is not an issuing bank of CNY"},
-		opCase{name: "settle/by a frozen bank", setup: append(requested, txFreeze(idBankA)), op: txSettle(idBankA, assetCNY, 1),
+		opCase{name: "settle/by a frozen bank", setup: append(slices.Clone(claimed), txFreeze(idBankA)), op: txSettle(idBankA, assetCNY, 1),
 			reason: "account " + who(idBankA).Hex() + " is frozen"},
-		opCase{name: "settle/by the other bank while one is frozen", setup: append(requested, txFreeze(idBankA)), op: txSettle(idBankB, assetCNY, 1),
+		opCase{name: "settle/by the claiming bank while the other is frozen", setup: append(slices.Clone(requested), txClaim(idBankB, assetCNY, 1, "o"), txFreeze(idBankA)),
+			op:     txSettle(idBankB, assetCNY, 1),
 			supply: []supplyChange{{asset: assetCNY, burned: cny(100), escrow: neg(cny(100))}},
 			logs:   []string{logTransfer(assetCNY, cnyF, zero, cny(100)), wantLog(cnyF, "WithdrawalSettled", bn(1), who(idBankB), A, cny(100))}},
 		opCase{name: "refundWithdrawal/by a frozen bank", setup: append(requested, txFreeze(idBankA)),
@@ -1249,7 +1300,7 @@ func opCases() []opCase {
 		opCase{name: "settle/huge id", setup: requested, op: assetTx(idBankA, assetCNY, "settleWithdrawal", new(big.Int).Lsh(bn(1), 200)),
 			reason: "no CNY withdrawal"},
 		opCase{name: "settle/through another asset's facade", setup: requested, op: txSettle(idBankB, assetHKD, 1), reason: "no HKD withdrawal 1"},
-		opCase{name: "settle/twice", setup: append(requested, txSettle(idBankA, assetCNY, 1)), op: txSettle(idBankB, assetCNY, 1),
+		opCase{name: "settle/twice", setup: append(slices.Clone(claimed), txSettle(idBankA, assetCNY, 1)), op: txSettle(idBankA, assetCNY, 1),
 			reason: "withdrawal 1 is already settled"},
 		opCase{name: "settle/after refund", setup: append(requested, txRefundW(idBankA, assetCNY, 1, "rejected")), op: txSettle(idBankA, assetCNY, 1),
 			reason: "withdrawal 1 is already refunded"},
@@ -1261,7 +1312,7 @@ func opCases() []opCase {
 			check: withdrawal(assetCNY, A, cny(100), WithdrawalRefunded)},
 		opCase{name: "refundWithdrawal/twice", setup: append(requested, txRefundW(idBankA, assetCNY, 1, "rejected")),
 			op: txRefundW(idBankB, assetCNY, 1, "rejected"), reason: "withdrawal 1 is already refunded"},
-		opCase{name: "refundWithdrawal/after settle", setup: append(requested, txSettle(idBankA, assetCNY, 1)),
+		opCase{name: "refundWithdrawal/after settle", setup: append(slices.Clone(claimed), txSettle(idBankA, assetCNY, 1)),
 			op: txRefundW(idBankA, assetCNY, 1, "rejected"), reason: "withdrawal 1 is already settled"},
 		opCase{name: "refundWithdrawal/by a non-bank", setup: requested, op: txRefundW(idAlice, assetCNY, 1, "rejected"), reason: "is not an issuing bank"},
 		opCase{name: "refundWithdrawal/HKD by bank A", setup: requestedHKD, op: txRefundW(idBankA, assetHKD, 1, "rejected"), reason: "is not an issuing bank of HKD"},
@@ -1371,7 +1422,7 @@ func opCases() []opCase {
 		opCase{name: "unfreeze/by a holder", setup: []opStep{txFreeze(idBob)}, op: complianceTx(idBob, "unfreeze", B, "please"), reason: "only the compliance authority"},
 		opCase{name: "compliance/unknown selector", op: rawTx(idCompliance, chain.ComplianceAddress, []byte{1, 2, 3, 4}), reason: "unknown operation selector"},
 	)
-	return cases
+	return append(cases, bankEdgeCases()...)
 }
 
 func TestOps(t *testing.T) {

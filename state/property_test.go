@@ -124,6 +124,12 @@ func (op pOp) step() opStep {
 		return assetTx(op.caller, op.asset, "settleWithdrawal", new(big.Int).SetUint64(op.wid))
 	case "refundW":
 		return assetTx(op.caller, op.asset, "refundWithdrawal", new(big.Int).SetUint64(op.wid), op.reason)
+	case "claim":
+		return assetTx(op.caller, op.asset, "claimWithdrawal", new(big.Int).SetUint64(op.wid), op.ref)
+	case "returnW":
+		return assetTx(op.caller, op.asset, "returnWithdrawal", new(big.Int).SetUint64(op.wid), op.reason)
+	case "reverse":
+		return assetTx(op.caller, op.asset, "reverseMint", op.ref, op.reason)
 	case "force":
 		return assetTx(op.caller, op.asset, "forceTransfer", op.from, op.to, op.amount, op.reason)
 	case "setTier":
@@ -165,6 +171,18 @@ type (
 		holder common.Address
 		amount *big.Int
 		status uint8
+		bank   common.Address // the claiming bank, zero while unclaimed
+		order  [32]byte
+	}
+	mMint struct {
+		asset        uint32
+		bank, holder common.Address
+		amount       *big.Int
+		reversed     bool
+	}
+	issKey struct {
+		asset uint32
+		bank  common.Address
 	}
 	mOffer struct {
 		maker, counterparty common.Address
@@ -188,6 +206,8 @@ type propModel struct {
 	offers                 []*mOffer              // offer id i+1
 	nowSec                 uint64                 // the block time in Unix seconds, for offer expiries
 	refs                   map[[32]byte]bool
+	mints                  map[[32]byte]*mMint
+	issued                 map[issKey][2]*big.Int // a bank's minted (with returns), burned (settled, reversed)
 	nonce                  map[common.Address]uint64
 	// Allowed ways past a limit: a refunded withdrawal may take a holder
 	// over its maximum balance, and lowering a tier may leave a holder over
@@ -199,7 +219,8 @@ type propModel struct {
 
 func newPropModel(g *genesis.Genesis) *propModel {
 	m := &propModel{g: g, tier: map[common.Address]uint8{}, frozen: map[common.Address]bool{},
-		allow: map[allowKey]*big.Int{}, paid: map[payKey][2]*big.Int{}, refs: map[[32]byte]bool{}, nonce: map[common.Address]uint64{}}
+		allow: map[allowKey]*big.Int{}, paid: map[payKey][2]*big.Int{}, refs: map[[32]byte]bool{}, nonce: map[common.Address]uint64{},
+		mints: map[[32]byte]*mMint{}, issued: map[issKey][2]*big.Int{}}
 	for a := range 2 {
 		m.bal[a] = map[common.Address]*big.Int{}
 		m.outflow[a] = map[common.Address]dayAmount{}
@@ -288,6 +309,20 @@ const (
 	fSettled     = "is already settled"
 	fRefunded    = "is already refunded"
 	fReason      = "a reason is required"
+	// the bank edge
+	fMinor          = "minor units"
+	fCap            = "over its cap"
+	fNotClaimed     = "is not claimed"
+	fClaimedBy      = "is claimed by"
+	fAlreadyClaimed = "is already claimed"
+	fNotSettled     = "is not settled"
+	fWasRefunded    = "was refunded, not settled"
+	fReturned       = "is already returned"
+	fNotMinted      = "has not minted"
+	fOtherAsset     = "minted another asset"
+	fMintedBy       = "was minted by"
+	fReversed       = "is already reversed"
+	fCannotReverse  = "cannot reverse the mint"
 	fAuthority   = "only the compliance authority"
 	fNoTier      = "does not exist"
 	fAlreadyFroz = "is already frozen"
@@ -385,6 +420,28 @@ func (m *propModel) move(asset uint32, from, to common.Address, amount *big.Int,
 	m.setBal(asset, to, tb.Add(tb, amount))
 }
 
+// issuance returns a bank's (minted, burned) of asset, copies.
+func (m *propModel) issuance(asset uint32, bank common.Address) (*big.Int, *big.Int) {
+	v, ok := m.issued[issKey{asset, bank}]
+	if !ok {
+		return new(big.Int), new(big.Int)
+	}
+	return new(big.Int).Set(v[0]), new(big.Int).Set(v[1])
+}
+
+func (m *propModel) addIssued(asset uint32, bank common.Address, minted, burned *big.Int) {
+	mi, bu := m.issuance(asset, bank)
+	m.issued[issKey{asset, bank}] = [2]*big.Int{mi.Add(mi, minted), bu.Add(bu, burned)}
+}
+
+// withdrawalOf returns withdrawal wid if it is of asset, else nil.
+func (m *propModel) withdrawalOf(asset uint32, wid uint64) *mWithdrawal {
+	if wid >= 1 && wid <= uint64(len(m.wd)) && m.wd[wid-1].asset == asset {
+		return m.wd[wid-1]
+	}
+	return nil
+}
+
 func (m *propModel) bankFails(asset uint32, caller common.Address) []string {
 	var f []string
 	if !m.isBank(asset, caller) {
@@ -469,13 +526,24 @@ func (m *propModel) apply(op pOp, day uint64) []string {
 		}
 		nb := m.balOf(op.asset, op.to)
 		nb.Add(nb, op.amount)
+		if limit := m.g.Assets[op.asset].CapOf(caller); limit != nil {
+			mi, bu := m.issuance(op.asset, caller)
+			if mi.Sub(mi, bu).Add(mi, op.amount).Cmp(limit) > 0 {
+				f = append(f, fCap)
+			}
+		}
 		if f = append(f, m.recipientFails(op.asset, op.to, nb)...); len(f) == 0 {
 			m.setBal(op.asset, op.to, nb)
 			m.minted[op.asset].Add(m.minted[op.asset], op.amount)
 			m.refs[op.ref] = true
+			m.mints[op.ref] = &mMint{asset: op.asset, bank: caller, holder: op.to, amount: new(big.Int).Set(op.amount)}
+			m.addIssued(op.asset, caller, op.amount, new(big.Int))
 		}
 	case "withdraw":
 		positive()
+		if op.asset == assetCNY && new(big.Int).Mod(op.amount, cent).Sign() != 0 {
+			f = append(f, fMinor) // CNY has 2 decimal places, the native asset 18
+		}
 		f = append(f, m.senderFails(op.asset, caller, op.amount, day)...)
 		b := m.balOf(op.asset, caller)
 		if b.Cmp(op.amount) < 0 {
@@ -492,23 +560,25 @@ func (m *propModel) apply(op pOp, day uint64) []string {
 		if op.kind == "refundW" {
 			reason()
 		}
-		var w *mWithdrawal
-		if op.wid >= 1 && op.wid <= uint64(len(m.wd)) && m.wd[op.wid-1].asset == op.asset {
-			w = m.wd[op.wid-1]
-		}
+		w := m.withdrawalOf(op.asset, op.wid)
 		switch {
 		case w == nil:
 			f = append(f, "no "+m.g.Assets[op.asset].Symbol+" withdrawal")
-		case w.status == WithdrawalSettled:
+		case w.status == WithdrawalSettled || w.status == WithdrawalReturned:
 			f = append(f, fSettled)
 		case w.status == WithdrawalRefunded:
 			f = append(f, fRefunded)
+		case w.bank != (common.Address{}) && w.bank != caller:
+			f = append(f, fClaimedBy)
+		case w.bank == (common.Address{}) && op.kind == "settle":
+			f = append(f, fNotClaimed)
 		}
 		if len(f) == 0 {
 			m.escrow[op.asset].Sub(m.escrow[op.asset], w.amount)
 			if op.kind == "settle" {
 				w.status = WithdrawalSettled
 				m.burned[op.asset].Add(m.burned[op.asset], w.amount)
+				m.addIssued(op.asset, caller, new(big.Int), w.amount)
 			} else {
 				w.status = WithdrawalRefunded
 				b := m.balOf(op.asset, w.holder)
@@ -518,6 +588,72 @@ func (m *propModel) apply(op pOp, day uint64) []string {
 					m.excusals++
 				}
 			}
+		}
+	case "claim":
+		f = m.bankFails(op.asset, caller)
+		w := m.withdrawalOf(op.asset, op.wid)
+		switch {
+		case w == nil:
+			f = append(f, "no "+m.g.Assets[op.asset].Symbol+" withdrawal")
+		case w.status == WithdrawalSettled || w.status == WithdrawalReturned:
+			f = append(f, fSettled)
+		case w.status == WithdrawalRefunded:
+			f = append(f, fRefunded)
+		case w.bank != (common.Address{}) && (w.bank != caller || w.order != op.ref):
+			f = append(f, fAlreadyClaimed)
+		}
+		if len(f) == 0 {
+			w.bank, w.order = caller, op.ref
+		}
+	case "returnW":
+		f = m.bankFails(op.asset, caller)
+		reason()
+		w := m.withdrawalOf(op.asset, op.wid)
+		switch {
+		case w == nil:
+			f = append(f, "no "+m.g.Assets[op.asset].Symbol+" withdrawal")
+		case w.status == WithdrawalPending:
+			f = append(f, fNotSettled)
+		case w.status == WithdrawalRefunded:
+			f = append(f, fWasRefunded)
+		case w.status == WithdrawalReturned:
+			f = append(f, fReturned)
+		case w.bank != caller:
+			f = append(f, fClaimedBy)
+		}
+		if len(f) == 0 {
+			w.status = WithdrawalReturned
+			m.minted[op.asset].Add(m.minted[op.asset], w.amount)
+			m.addIssued(op.asset, caller, w.amount, new(big.Int))
+			b := m.balOf(op.asset, w.holder)
+			m.setBal(op.asset, w.holder, b.Add(b, w.amount))
+			if maxBal, _, _ := m.limits(w.holder, op.asset); maxBal != nil && b.Cmp(maxBal) > 0 {
+				m.overMax[op.asset][w.holder] = true // a return gives the money back whatever the limits
+				m.excusals++
+			}
+		}
+	case "reverse":
+		f = m.bankFails(op.asset, caller)
+		reason()
+		mt := m.mints[op.ref]
+		switch {
+		case mt == nil:
+			f = append(f, fNotMinted)
+		case mt.asset != op.asset:
+			f = append(f, fOtherAsset)
+		case mt.reversed:
+			f = append(f, fReversed)
+		case mt.bank != caller:
+			f = append(f, fMintedBy)
+		case m.balOf(op.asset, mt.holder).Cmp(mt.amount) < 0:
+			f = append(f, fCannotReverse)
+		}
+		if len(f) == 0 {
+			mt.reversed = true
+			b := m.balOf(op.asset, mt.holder)
+			m.setBal(op.asset, mt.holder, b.Sub(b, mt.amount))
+			m.burned[op.asset].Add(m.burned[op.asset], mt.amount)
+			m.addIssued(op.asset, caller, new(big.Int), mt.amount)
 		}
 	case "force":
 		if caller != m.g.Compliance {
@@ -772,11 +908,17 @@ type propRun struct {
 	stats   map[string]int
 }
 
+// propCapCNY caps bank A's CNY issuance in the property test's genesis.
+var propCapCNY = cny(propCapUnits)
+
+const propCapUnits = 300_000
+
 func newPropRun(t *testing.T, seed uint64) *propRun {
 	g := genesis.Dev()
+	g.Assets[assetCNY].IssuanceCaps = []genesis.IssuanceCap{{Bank: who(idBankA), Cap: genesis.Amount{Int: propCapCNY}}}
 	p := &propRun{
 		t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		h: newOpHarness(t), m: newPropModel(g), ids: map[common.Address]uint32{}, stats: map[string]int{},
+		h: newOpHarnessOn(t, g), m: newPropModel(g), ids: map[common.Address]uint32{}, stats: map[string]int{},
 		orders: [][32]byte{ref("order-a"), ref("order-b"), ref("order-c")},
 	}
 	for i := uint32(0); i < 4; i++ {
@@ -961,6 +1103,20 @@ func bigMin(a, b *big.Int) *big.Int {
 	return new(big.Int).Set(b)
 }
 
+// bankFor picks the caller of a bank operation on asset: mostly one of
+// its issuers, sometimes a bank that is not, or a holder.
+func (p *propRun) bankFor(asset uint32) uint32 {
+	switch r := p.rng.IntN(20); {
+	case r == 0:
+		return p.user()
+	case asset == assetHKD && r == 1:
+		return idBankA // not an issuer of HKD
+	case asset == assetHKD || r%2 == 0:
+		return idBankB
+	}
+	return idBankA
+}
+
 // randomOp draws one operation.
 func (p *propRun) randomOp(day uint64) pOp {
 	asset := uint32(p.rng.IntN(2))
@@ -974,6 +1130,7 @@ func (p *propRun) randomOp(day uint64) pOp {
 	}{
 		{"value", 14}, {"transfer", 14}, {"pay", 8}, {"refund", 6}, {"approve", 5}, {"transferFrom", 6},
 		{"mint", 10}, {"withdraw", 8}, {"settle", 6}, {"refundW", 5}, {"force", 4},
+		{"claim", 6}, {"returnW", 3}, {"reverse", 3},
 		{"setTier", 3}, {"freeze", 2}, {"unfreeze", 4},
 		{"batch", 6}, {"offer", 7}, {"accept", 6}, {"cancel", 3},
 	}
@@ -1066,6 +1223,10 @@ func (p *propRun) randomOp(day uint64) pOp {
 	case "withdraw":
 		op.caller = p.sender(op.asset, day)
 		op.amount = p.amount(op.asset, who(op.caller), common.Address{}, false, day)
+		if op.asset == assetCNY && p.rng.IntN(8) > 0 {
+			// Mostly whole cents (CNY's minor unit), sometimes not.
+			op.amount.Sub(op.amount, new(big.Int).Mod(op.amount, cent))
+		}
 		op.ref = ref("payout")
 	case "settle", "refundW":
 		switch r := p.rng.IntN(20); {
@@ -1093,6 +1254,51 @@ func (p *propRun) randomOp(day uint64) pOp {
 			op.wid = other[p.rng.IntN(len(other))]
 		default:
 			op.wid = uint64(len(p.m.wd)) + 1 + uint64(p.rng.IntN(3)) // unknown
+		}
+		if w := p.m.withdrawalOf(op.asset, op.wid); w != nil && w.bank != (common.Address{}) && p.rng.IntN(3) > 0 {
+			op.caller = p.ids[w.bank] // mostly the bank that claimed it
+		}
+	case "claim", "returnW":
+		op.caller = p.bankFor(op.asset)
+		want := WithdrawalPending
+		if kind == "returnW" {
+			want = WithdrawalSettled
+		}
+		var match, other []uint64
+		for i, w := range p.m.wd {
+			if w.asset == op.asset && (w.status == want || kind == "returnW" && w.status == WithdrawalReturned) {
+				match = append(match, uint64(i+1))
+			} else {
+				other = append(other, uint64(i+1))
+			}
+		}
+		switch r := p.rng.IntN(10); {
+		case r < 7 && len(match) > 0:
+			op.wid = match[p.rng.IntN(len(match))]
+		case r < 9 && len(other) > 0:
+			op.wid = other[p.rng.IntN(len(other))]
+		default:
+			op.wid = uint64(len(p.m.wd)) + 1 + uint64(p.rng.IntN(3))
+		}
+		op.ref = ref(fmt.Sprintf("order-%d", op.wid))
+		if p.rng.IntN(6) == 0 {
+			op.ref = ref("order-other") // a second bridge's order
+		}
+		if w := p.m.withdrawalOf(op.asset, op.wid); w != nil && w.bank != (common.Address{}) && p.rng.IntN(3) > 0 {
+			op.caller = p.ids[w.bank]
+		}
+	case "reverse":
+		op.caller = p.bankFor(op.asset)
+		if len(p.tried) > 0 && p.rng.IntN(8) > 0 {
+			op.ref = p.tried[p.rng.IntN(len(p.tried))]
+			if mt := p.m.mints[op.ref]; mt != nil && p.rng.IntN(6) > 0 {
+				op.asset, op.caller = mt.asset, p.ids[mt.bank]
+				if mt.asset == assetCNY && p.rng.IntN(4) == 0 {
+					op.caller = idBankA + idBankB - op.caller // the other issuer of CNY
+				}
+			}
+		} else {
+			op.ref = p.newRef()
 		}
 	case "force":
 		op.caller = idCompliance
@@ -1255,7 +1461,16 @@ func (p *propRun) randomBlock(n int) {
 func (p *propRun) cloneModel() *propModel {
 	m := p.m
 	c := &propModel{g: m.g, tier: maps.Clone(m.tier), frozen: maps.Clone(m.frozen), allow: map[allowKey]*big.Int{},
-		paid: map[payKey][2]*big.Int{}, refs: maps.Clone(m.refs), nonce: maps.Clone(m.nonce), excusals: m.excusals}
+		paid: map[payKey][2]*big.Int{}, refs: maps.Clone(m.refs), nonce: maps.Clone(m.nonce), excusals: m.excusals,
+		mints: map[[32]byte]*mMint{}, issued: map[issKey][2]*big.Int{}}
+	for k, v := range m.mints {
+		cv := *v
+		cv.amount = new(big.Int).Set(v.amount)
+		c.mints[k] = &cv
+	}
+	for k, v := range m.issued {
+		c.issued[k] = [2]*big.Int{new(big.Int).Set(v[0]), new(big.Int).Set(v[1])}
+	}
 	for a := range 2 {
 		c.bal[a] = map[common.Address]*big.Int{}
 		for k, v := range m.bal[a] {
@@ -1486,7 +1701,8 @@ func (p *propRun) checkState(day uint64) {
 	// Withdrawals, bank references, allowances and payments.
 	for i, w := range p.m.wd {
 		got, ok, err := db.Withdrawal(uint64(i + 1))
-		if err != nil || !ok || got.Asset != w.asset || got.Holder != w.holder || got.Amount.Cmp(w.amount) != 0 || got.Status != w.status {
+		if err != nil || !ok || got.Asset != w.asset || got.Holder != w.holder || got.Amount.Cmp(w.amount) != 0 || got.Status != w.status ||
+			got.Bank != w.bank || got.OrderID != w.order {
 			p.fatalf("withdrawal %d is %+v (found %v, %v), model %+v", i+1, got, ok, err, *w)
 		}
 	}
@@ -1507,6 +1723,21 @@ func (p *propRun) checkState(day uint64) {
 		used, err := db.BankRefUsed(r)
 		if err != nil || used != p.m.refs[r] {
 			p.fatalf("bank reference %s used %v (%v), model %v", fmtVal(r), used, err, p.m.refs[r])
+		}
+		if mt := p.m.mints[r]; mt != nil {
+			got, _, err := db.MintRecord(r)
+			if err != nil || got.Asset != mt.asset || got.Bank != mt.bank || got.Holder != mt.holder || got.Amount.Cmp(mt.amount) != 0 || got.Reversed != mt.reversed {
+				p.fatalf("mint record %s is %+v (%v), model %+v", fmtVal(r), got, err, *mt)
+			}
+		}
+	}
+	for asset := range uint32(2) {
+		for _, bank := range []common.Address{who(idBankA), who(idBankB)} {
+			got, err := db.Issuance(asset, bank)
+			mi, bu := p.m.issuance(asset, bank)
+			if err != nil || got.Minted.Cmp(mi) != 0 || got.Burned.Cmp(bu) != 0 {
+				p.fatalf("issuance of %s in asset %d is %+v (%v), model %s/%s", nameOf(bank), asset, got, err, mi, bu)
+			}
 		}
 	}
 	for _, k := range p.allows {
@@ -1565,13 +1796,14 @@ func (p *propRun) report() {
 	p.t.Logf("%d transactions in %d blocks over %d UTC days, %d limit excusals (refunds over a maximum, lowered tiers):%s", p.sent, p.blocks, days, p.m.excusals, b.String())
 	var missing []string
 	for _, kind := range []string{"value", "transfer", "pay", "refund", "approve", "transferFrom", "mint", "withdraw", "settle", "refundW", "force", "setTier", "freeze", "unfreeze",
-		"batch", "offer", "accept", "cancel"} {
+		"batch", "offer", "accept", "cancel", "claim", "returnW", "reverse"} {
 		if p.stats["ok "+kind] == 0 {
 			missing = append(missing, "ok "+kind)
 		}
 	}
 	for _, f := range []string{fFrozen, fTier0, fPerTransfer, fDaily, fBalance, fMaxBalance, fNotBank, fBankRef, fAllowance, fRefundLeft, fSettled, fRefunded, fAuthority, fNoTier, fReason,
-		fExpired, fAccepted, fCancelled, fNotCounterparty, fNotMaker, fNoOffer} {
+		fExpired, fAccepted, fCancelled, fNotCounterparty, fNotMaker, fNoOffer,
+		fMinor, fCap, fNotClaimed, fClaimedBy, fAlreadyClaimed, fReturned, fNotMinted, fMintedBy, fReversed, fCannotReverse} {
 		if p.stats["fail "+f] == 0 {
 			missing = append(missing, "fail "+f)
 		}

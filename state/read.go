@@ -152,6 +152,14 @@ func (d *DB) Supply(id uint32) (Supply, error) { return d.view().Supply(id) }
 // Withdrawal returns withdrawal id; ok is false if there is none.
 func (d *DB) Withdrawal(id uint64) (Withdrawal, bool, error) { return d.view().Withdrawal(id) }
 
+// MintRecord returns what bankRef minted; ok is false if it has not.
+func (d *DB) MintRecord(ref common.Hash) (MintRecord, bool, error) { return d.view().MintRecord(ref) }
+
+// Issuance returns bank's issuance record of asset.
+func (d *DB) Issuance(asset uint32, bank common.Address) (Issuance, error) {
+	return d.view().Issuance(asset, bank)
+}
+
 // BankRefUsed reports whether bankRef has minted.
 func (d *DB) BankRefUsed(ref common.Hash) (bool, error) { return d.view().BankRefUsed(ref) }
 

@@ -93,22 +93,35 @@ func (o *Overlay) SetSupply(asset uint32, s Supply) {
 	o.Set(key(prefixSupply, u32(asset)), v)
 }
 
-// Withdrawal statuses.
+// Withdrawal statuses. A withdrawal is pending until the bank that claimed
+// it settles it, or a bank refunds it; a settled withdrawal may be
+// returned, once.
 const (
 	WithdrawalPending  uint8 = 1
 	WithdrawalSettled  uint8 = 2
 	WithdrawalRefunded uint8 = 3
+	WithdrawalReturned uint8 = 4 // settled, then returned by the beneficiary's bank
 )
 
 // Withdrawal is a holder's request to take money off the chain; its amount
-// sits in escrow until the issuing bank settles (burns) or refunds it.
+// sits in escrow until the issuing bank that claimed it settles (burns) it,
+// or it is refunded.
 type Withdrawal struct {
 	Asset     uint32
 	Holder    common.Address
 	Amount    *big.Int
 	PayoutRef common.Hash
 	Status    uint8
+	// Bank is the issuing bank that claimed the withdrawal (DESIGN.md
+	// decision 11), zero while unclaimed; OrderID is the payment order
+	// that bank recorded with its claim. Optional in RLP: an unclaimed
+	// withdrawal encodes as before claims existed.
+	Bank    common.Address `rlp:"optional"`
+	OrderID common.Hash    `rlp:"optional"`
 }
+
+// Claimed reports whether a bank has claimed w.
+func (w Withdrawal) Claimed() bool { return w.Bank != (common.Address{}) }
 
 // Withdrawal returns withdrawal id; ok is false if there is none.
 func (o *Overlay) Withdrawal(id uint64) (w Withdrawal, ok bool, err error) {
@@ -151,8 +164,110 @@ func (o *Overlay) BankRefUsed(ref common.Hash) (bool, error) {
 	return len(v) != 0, err
 }
 
-func (o *Overlay) useBankRef(ref common.Hash, asset uint32, number uint64) {
-	o.Set(key(prefixBankRef, ref[:]), append(u32(asset), u64(number)...))
+// MintRecord is what a bank reference minted: enough to reverse it.
+type MintRecord struct {
+	Asset  uint32
+	Height uint64
+	// Bank, Holder and Amount are zero in a record written before mint
+	// records held them (12 bytes: asset and height only); such a mint
+	// cannot be reversed.
+	Bank     common.Address
+	Holder   common.Address
+	Amount   *big.Int
+	Reversed bool
+}
+
+// mintDetail is the part of a mint record after asset and height.
+type mintDetail struct {
+	Bank, Holder common.Address
+	Amount       *big.Int
+	Reversed     bool
+}
+
+// MintRecord returns the mint of bankRef; ok is false if it has not minted.
+func (o *Overlay) MintRecord(ref common.Hash) (m MintRecord, ok bool, err error) {
+	v, err := o.Get(key(prefixBankRef, ref[:]))
+	if err != nil || len(v) == 0 {
+		return m, false, err
+	}
+	if len(v) < 12 {
+		return m, false, fmt.Errorf("state: mint record %s is %d bytes", ref, len(v))
+	}
+	m.Asset, m.Height = binary.BigEndian.Uint32(v), binary.BigEndian.Uint64(v[4:])
+	if len(v) == 12 {
+		return m, true, nil
+	}
+	var d mintDetail
+	if err := rlp.DecodeBytes(v[12:], &d); err != nil {
+		return m, false, fmt.Errorf("state: mint record %s: %w", ref, err)
+	}
+	m.Bank, m.Holder, m.Amount, m.Reversed = d.Bank, d.Holder, d.Amount, d.Reversed
+	return m, true, nil
+}
+
+// setMintRecord writes the mint of bankRef: asset ++ height ++ RLP detail.
+func (o *Overlay) setMintRecord(ref common.Hash, m MintRecord) {
+	d, err := rlp.EncodeToBytes(&mintDetail{Bank: m.Bank, Holder: m.Holder, Amount: m.Amount, Reversed: m.Reversed})
+	if err != nil {
+		panic(fmt.Sprintf("encode mint record: %v", err))
+	}
+	o.Set(key(prefixBankRef, ref[:]), append(append(u32(m.Asset), u64(m.Height)...), d...))
+}
+
+// Issuance is what one bank has put on the chain of one asset (its mints
+// and the returns it credited) and taken off it (the withdrawals it
+// settled and the mints it reversed). Minted − Burned, its outstanding
+// issuance, moves as the bank's omnibus account does, and may be negative
+// (a bank that paid out more than it took in); the issuance cap bounds it.
+type Issuance struct {
+	Minted, Burned *big.Int
+}
+
+// Outstanding is Minted − Burned.
+func (i Issuance) Outstanding() *big.Int { return new(big.Int).Sub(i.Minted, i.Burned) }
+
+// Issuance returns bank's issuance record of asset.
+func (o *Overlay) Issuance(asset uint32, bank common.Address) (Issuance, error) {
+	is := Issuance{Minted: new(big.Int), Burned: new(big.Int)}
+	v, err := o.Get(key(prefixIssuance, u32(asset), bank[:]))
+	if err != nil || len(v) == 0 {
+		return is, err
+	}
+	if err := rlp.DecodeBytes(v, &is); err != nil {
+		return is, fmt.Errorf("state: issuance of %s in asset %d: %w", bank, asset, err)
+	}
+	return is, nil
+}
+
+// setIssuance writes bank's issuance record of asset; zero deletes it.
+func (o *Overlay) setIssuance(asset uint32, bank common.Address, is Issuance) {
+	var v []byte
+	if is.Minted.Sign() != 0 || is.Burned.Sign() != 0 {
+		var err error
+		if v, err = rlp.EncodeToBytes(&is); err != nil {
+			panic(fmt.Sprintf("encode issuance: %v", err))
+		}
+	}
+	o.Set(key(prefixIssuance, u32(asset), bank[:]), v)
+}
+
+// addIssuance adds minted and burned to bank's issuance record of asset.
+func (o *Overlay) addIssuance(asset uint32, bank common.Address, minted, burned *big.Int) error {
+	is, err := o.Issuance(asset, bank)
+	if err != nil {
+		return err
+	}
+	is.Minted.Add(is.Minted, minted)
+	is.Burned.Add(is.Burned, burned)
+	o.setIssuance(asset, bank, is)
+	return nil
+}
+
+// successor returns the key that replaced bank's as an issuer of asset
+// (governance proposeRotateBankKey), or the zero address.
+func (o *Overlay) successor(asset uint32, bank common.Address) (common.Address, error) {
+	v, err := o.Get(key(prefixSuccessor, u32(asset), bank[:]))
+	return common.BytesToAddress(v), err
 }
 
 // Payment is what one payer paid a merchant under one reference, and what

@@ -314,12 +314,31 @@ func (e *bankEnv) testMintTransferWithdrawSettle(t *testing.T) {
 		t.Fatalf("WithdrawalRequested{id %v holder %s amount %v payoutRef %x}, want {>0, %s, %v, %s}", req.Id, req.Holder, req.Amount, req.PayoutRef, holder.Address(), withdrawn, payoutRef)
 	}
 	id := req.Id
-	e.wantWithdrawal(t, id, holder.Address(), withdrawn, payoutRef, state.WithdrawalPending)
+	e.wantWithdrawal(t, id, holder.Address(), withdrawn, payoutRef, state.WithdrawalPending, common.Address{}, common.Hash{})
 	s2 := e.supply(t)
 	e.wantSupplyDelta(t, "after the withdrawal request", s1, s2, nil, nil, withdrawn, neg(withdrawn))
 	if esc := e.balance(t, chain.AssetAddress(hkdID)); esc.Cmp(bigOf(s2.Escrow)) != 0 {
 		t.Fatalf("balanceOf(facade) = %v, want the escrow %v", esc, bigOf(s2.Escrow))
 	}
+
+	// Bank B claims the payout before its bridge sends the payment order;
+	// then it alone settles it.
+	wantRevert(t, e.rawCall(t, e.bankB.Address(), e.hkd.Address(), e.pack(t, e.assetABI, "settleWithdrawal", id)), "is not claimed")
+	orderID := randomHash(t)
+	_, r = e.transact(t, e.hkd, e.bankB, "claimWithdrawal", id, [32]byte(orderID))
+	var cl struct {
+		Id      *big.Int
+		Bank    common.Address
+		OrderId [32]byte
+	}
+	if err := e.hkd.UnpackLog(&cl, "WithdrawalClaimed", mustLog(t, r, e.assetABI, "WithdrawalClaimed")); err != nil {
+		t.Fatalf("unpack WithdrawalClaimed: %v", err)
+	}
+	if cl.Id.Cmp(id) != 0 || cl.Bank != e.bankB.Address() || common.Hash(cl.OrderId) != orderID {
+		t.Fatalf("WithdrawalClaimed{%v %s %x}, want {%v bank B %s}", cl.Id, cl.Bank, cl.OrderId, id, orderID)
+	}
+	e.wantWithdrawal(t, id, holder.Address(), withdrawn, payoutRef, state.WithdrawalPending, e.bankB.Address(), orderID)
+	wantRevert(t, e.rawCall(t, e.bankB.Address(), e.hkd.Address(), e.pack(t, e.assetABI, "claimWithdrawal", id, [32]byte(randomHash(t)))), "is already claimed")
 
 	_, r = e.transact(t, e.hkd, e.bankB, "settleWithdrawal", id)
 	var st struct {
@@ -333,7 +352,7 @@ func (e *bankEnv) testMintTransferWithdrawSettle(t *testing.T) {
 	if st.Id.Cmp(id) != 0 || st.Bank != e.bankB.Address() || st.Holder != holder.Address() || st.Amount.Cmp(withdrawn) != 0 {
 		t.Fatalf("WithdrawalSettled{%v %s %s %v}, want {%v bank B %s, %s, %v}", st.Id, st.Bank, st.Holder, st.Amount, id, e.bankB.Address(), holder.Address(), withdrawn)
 	}
-	e.wantWithdrawal(t, id, holder.Address(), withdrawn, payoutRef, state.WithdrawalSettled)
+	e.wantWithdrawal(t, id, holder.Address(), withdrawn, payoutRef, state.WithdrawalSettled, e.bankB.Address(), orderID)
 	s3 := e.supply(t)
 	e.wantSupplyDelta(t, "after the settlement", s2, s3, nil, withdrawn, neg(withdrawn), nil)
 	e.wantSupplyDelta(t, "over the whole flow", s0, s3, minted, withdrawn, nil, new(big.Int).Sub(minted, withdrawn))
@@ -433,7 +452,7 @@ func (e *bankEnv) testRejectedWithdrawal(t *testing.T) {
 	if bal := e.balance(t, holder.Address()); bal.Cmp(bal0) != 0 {
 		t.Fatalf("holder balance after the refund %v, want it restored to %v", bal, bal0)
 	}
-	e.wantWithdrawal(t, id, holder.Address(), amount, payoutRef, state.WithdrawalRefunded)
+	e.wantWithdrawal(t, id, holder.Address(), amount, payoutRef, state.WithdrawalRefunded, common.Address{}, common.Hash{})
 	s2 := e.supply(t)
 	if !sameSupply(s0, s2) {
 		t.Fatalf("supply after request and refund %+v, want it as before %+v", s2, s0)
@@ -675,11 +694,13 @@ func (e *bankEnv) wantPaid(t *testing.T, merchant common.Address, ref common.Has
 	}
 }
 
-func (e *bankEnv) wantWithdrawal(t *testing.T, id *big.Int, holder common.Address, amount *big.Int, payoutRef common.Hash, status uint8) {
+func (e *bankEnv) wantWithdrawal(t *testing.T, id *big.Int, holder common.Address, amount *big.Int, payoutRef common.Hash, status uint8, bank common.Address, order common.Hash) {
 	t.Helper()
 	w := e.view(t, e.hkd, "withdrawal", id)
-	if w[0].(common.Address) != holder || w[1].(*big.Int).Cmp(amount) != 0 || common.Hash(w[2].([32]byte)) != payoutRef || w[3].(uint8) != status {
-		t.Fatalf("withdrawal(%v) = (%s, %v, %x, status %d), want (%s, %v, %s, status %d)", id, w[0], w[1], w[2], w[3], holder, amount, payoutRef, status)
+	if w[0].(common.Address) != holder || w[1].(*big.Int).Cmp(amount) != 0 || common.Hash(w[2].([32]byte)) != payoutRef || w[3].(uint8) != status ||
+		w[4].(common.Address) != bank || common.Hash(w[5].([32]byte)) != order {
+		t.Fatalf("withdrawal(%v) = (%s, %v, %x, status %d, bank %s, order %x), want (%s, %v, %s, status %d, bank %s, order %s)",
+			id, w[0], w[1], w[2], w[3], w[4], w[5], holder, amount, payoutRef, status, bank, order)
 	}
 }
 

@@ -45,6 +45,8 @@ type Scenario struct {
 	MintBlock     uint64      // the block of MintA
 	Settled       common.Hash // settleWithdrawal of withdrawal 1
 	Refunded      common.Hash // refundWithdrawal of withdrawal 2
+	Returned      common.Hash // returnWithdrawal of withdrawal 1
+	Reversed      common.Hash // reverseMint of MintA
 	Failed        common.Hash // a status-0 transaction (to a frozen account)
 	Approval      common.Hash // the vote approving the new validator
 	ValidatorFrom uint64      // first height under the new validator set
@@ -87,10 +89,12 @@ func (c *Chain) Populate() Scenario {
 	apply(ok(2), m1, m2)
 	s.MintA, s.MintB, s.MintBlock = m1.Hash(), m2.Hash(), c.DB.Tip().Head.Number
 
-	// Withdrawals: 1 settled, 2 refunded with a reason.
+	// Withdrawals: 1 claimed by bank A and settled, 2 refunded unclaimed
+	// with a reason.
 	w1 := c.Asset(8, CNY, "requestWithdrawal", CNYUnits(100), Ref("payout/8"))
 	w2 := c.Asset(9, CNY, "requestWithdrawal", CNYUnits(200), Ref("payout/9"))
-	apply(ok(2), w1, w2)
+	cl := c.Asset(BankA, CNY, "claimWithdrawal", big.NewInt(1), Ref("order/1"))
+	apply(ok(3), w1, w2, cl)
 	st := c.Asset(BankA, CNY, "settleWithdrawal", big.NewInt(1))
 	rf := c.Asset(BankA, CNY, "refundWithdrawal", big.NewInt(2), "beneficiary account closed")
 	apply(ok(2), st, rf)
@@ -100,7 +104,12 @@ func (c *Chain) Populate() Scenario {
 	// fails with status 0), then unfrozen.
 	k1 := c.Call(Compliance, chain.ComplianceAddress, &chain.ComplianceABI, "setKycTier", Addr(Newcomer), uint8(1), "documents verified")
 	f1 := c.Call(Compliance, chain.ComplianceAddress, &chain.ComplianceABI, "freeze", Addr(10), "court order 2026/17")
-	apply(ok(2), k1, f1)
+	// The bank edge: withdrawal 1's payout comes back (returned to the
+	// holder); bank A's deposit credit is reversed (burned from the holder).
+	rt := c.Asset(BankA, CNY, "returnWithdrawal", big.NewInt(1), "AC04 account closed")
+	rv := c.Asset(BankA, CNY, "reverseMint", Ref("bank-a/deposit/1"), "credit reversed by the bank")
+	apply(ok(4), k1, f1, rt, rv)
+	s.Returned, s.Reversed = rt.Hash(), rv.Hash()
 	fail := c.Tx(11, Addr(10), CNYUnits(1), nil)
 	apply([]uint64{0}, fail)
 	s.Failed = fail.Hash()
