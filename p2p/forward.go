@@ -179,21 +179,40 @@ func (b *batcher) close(err error) {
 	}
 }
 
+// maxBatchPayload is the most the transactions of one batch may take in
+// its request frame (an RLP list of byte strings): MaxForwardBytes less the
+// widest list header, so a batch the batcher makes is never a frame
+// writeFrame refuses (one refused frame failed every transaction in it).
+var maxBatchPayload = MaxForwardBytes - (int(rlp.ListSize(MaxForwardBytes)) - MaxForwardBytes)
+
+// loop makes batches of at most maxBatch transactions and maxBatchPayload
+// bytes of frame; a transaction that does not fit starts the next batch.
 func (b *batcher) loop(deliver func([]forwardReq)) {
 	defer b.wg.Done()
+	var carry *forwardReq
 	for {
 		var batch []forwardReq
-		select {
-		case <-b.stop:
-			return
-		case req := <-b.queue:
-			batch = append(batch, req)
+		if carry != nil {
+			batch, carry = append(batch, *carry), nil
+		} else {
+			select {
+			case <-b.stop:
+				return
+			case req := <-b.queue:
+				batch = append(batch, req)
+			}
 		}
+		size := int(rlp.BytesSize(batch[0].raw))
 	fill:
 		for len(batch) < b.maxBatch {
 			select {
 			case req := <-b.queue:
-				batch = append(batch, req)
+				n := int(rlp.BytesSize(req.raw))
+				if size+n > maxBatchPayload {
+					carry = &req
+					break fill
+				}
+				batch, size = append(batch, req), size+n
 			default:
 				break fill
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,5 +216,43 @@ func TestForwardLeavesStalledLeader(t *testing.T) {
 	}
 	if admitted() != 1 {
 		t.Fatalf("new leader admitted %d, want 1", admitted())
+	}
+}
+
+// TestBatchesFitTheFrame: transactions queued faster than they are sent
+// are batched within the request frame's bound, however large each is: a
+// batch over MaxForwardBytes used to fail every transaction in it.
+func TestBatchesFitTheFrame(t *testing.T) {
+	b := newBatcher(MaxForwardTxs)
+	const n, size = 800, 30 << 10 // 24 MB queued, a frame holds 16 MB
+	errs := make(chan error, n)
+	for i := range n {
+		raw := bytes.Repeat([]byte{byte(i)}, size)
+		go func() { errs <- b.submit(context.Background(), raw, "test") }()
+	}
+	waitFor(t, 10*time.Second, "all queued", func() bool { return len(b.queue) == n })
+	var mu sync.Mutex
+	var batches []int
+	b.run(1, func(batch []forwardReq) {
+		raws := make([][]byte, len(batch))
+		for i, req := range batch {
+			raws[i] = req.raw
+		}
+		err := writeFrame(io.Discard, raws)
+		mu.Lock()
+		batches = append(batches, len(batch))
+		mu.Unlock()
+		for _, req := range batch {
+			req.done <- err
+		}
+	})
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a batch was refused: %v (batches %v)", err, batches)
+		}
+	}
+	b.close(errors.New("closed"))
+	if len(batches) < 2 {
+		t.Fatalf("batches %v: %d MB in one frame", batches, n*size>>20)
 	}
 }
