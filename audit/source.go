@@ -117,13 +117,13 @@ type RPC struct {
 	timeout time.Duration
 }
 
-// rpcCallTimeout bounds one call (a batch of up to rpc.MaxRawBlocksBytes).
+// rpcCallTimeout bounds one call (up to the node's http.max-response-bytes).
 const rpcCallTimeout = 2 * time.Minute
 
 // DialRPC connects to a node's JSON-RPC over HTTP(S) or WebSocket. Every
 // error of the source wraps ErrSource.
 func DialRPC(ctx context.Context, url string) (*RPC, error) {
-	// A response holds up to rpc.MaxRawBlocksBytes as hex, or one block
+	// A response holds up to the node's http.max-response-bytes, or one block
 	// of up to chain.MaxBlockSize: above go-ethereum's WebSocket default.
 	c, err := gethrpc.DialOptions(ctx, url, gethrpc.WithWebsocketMessageSizeLimit(4*chain.MaxBlockSize))
 	if err != nil {

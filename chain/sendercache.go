@@ -3,6 +3,7 @@ package chain
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -11,11 +12,15 @@ import (
 
 // SenderCache remembers the recovered sender of each transaction hash, so a
 // node recovers a signature once: on admission, and never again when the
-// block holding the transaction is verified and applied. It is safe for
-// concurrent use.
+// block holding the transaction is verified and applied. A transaction
+// refused at admission is forgotten again (Forget) so that it does not
+// push out the senders of transactions the node will apply. It is safe
+// for concurrent use.
 type SenderCache struct {
 	signer types.Signer
 	cache  *lru.Cache[common.Hash, common.Address]
+	// recovered counts signature recoveries (cache misses).
+	recovered atomic.Uint64
 }
 
 // NewSenderCache returns a cache holding up to size senders.
@@ -37,6 +42,7 @@ func (c *SenderCache) Sender(tx *types.Transaction) (common.Address, error) {
 	if from, ok := c.cache.Get(h); ok {
 		return from, nil
 	}
+	c.recovered.Add(1)
 	from, err := Sender(c.signer, tx)
 	if err != nil {
 		return common.Address{}, err
@@ -45,8 +51,17 @@ func (c *SenderCache) Sender(tx *types.Transaction) (common.Address, error) {
 	return from, nil
 }
 
-// Forget drops a hash, e.g. once its transaction is applied.
+// Forget drops a hash: its transaction was refused, or is applied.
 func (c *SenderCache) Forget(h common.Hash) { c.cache.Remove(h) }
+
+// Contains reports whether the sender of the transaction with hash h is
+// cached.
+func (c *SenderCache) Contains(h common.Hash) bool { return c.cache.Contains(h) }
+
+// Recovered returns how many signatures the cache has recovered (the
+// checks a cached sender saved are not counted): the cost clients have put
+// on the node's CPU.
+func (c *SenderCache) Recovered() uint64 { return c.recovered.Load() }
 
 // Senders recovers the senders of txs using all cores. froms[i] and errs[i]
 // belong to txs[i]; errs is nil when every transaction recovered.

@@ -49,30 +49,64 @@ type HTTPConfig struct {
 	Port          int    `toml:"port"`
 	MaxBodyBytes  int    `toml:"max-body-bytes"`
 	MaxBatchItems int    `toml:"max-batch-items"`
-	// WSOrigins are the browser origins allowed to open a WebSocket.
+	// WSOrigins are the browser origins allowed to open a WebSocket;
+	// unset, only localhost (and "*", any, with Dev).
 	WSOrigins []string `toml:"ws-origins"`
 	// MaxSubscriptions bounds eth_subscribe subscriptions across all clients.
 	MaxSubscriptions int `toml:"max-subscriptions"`
+	// MaxSubscriptionsPerIP and MaxSubscriptionsPerConnection bound them
+	// per client address and per WebSocket connection.
+	MaxSubscriptionsPerIP         int `toml:"max-subscriptions-per-ip"`
+	MaxSubscriptionsPerConnection int `toml:"max-subscriptions-per-connection"`
 	// MaxLogBlockRange bounds the blocks one eth_getLogs covers (and one
 	// poll of a filter reads).
 	MaxLogBlockRange int `toml:"max-log-block-range"`
 	// MaxLogResults bounds the logs one eth_getLogs returns.
 	MaxLogResults int `toml:"max-log-results"`
 	// MaxFilters bounds the eth_newFilter and eth_newBlockFilter filters
-	// installed across all clients.
-	MaxFilters int `toml:"max-filters"`
+	// installed across all clients, MaxFiltersPerIP those of one client
+	// address.
+	MaxFilters      int `toml:"max-filters"`
+	MaxFiltersPerIP int `toml:"max-filters-per-ip"`
 	// FilterTimeout removes a filter not polled for this long.
 	FilterTimeout Duration `toml:"filter-timeout"`
+
+	// ReadHeaderTimeout, ReadTimeout (header and body), WriteTimeout and
+	// IdleTimeout bound a connection's time (rpc.NewHTTPServer).
+	ReadHeaderTimeout Duration `toml:"read-header-timeout"`
+	ReadTimeout       Duration `toml:"read-timeout"`
+	WriteTimeout      Duration `toml:"write-timeout"`
+	IdleTimeout       Duration `toml:"idle-timeout"`
+	// MaxConnections and MaxConnectionsPerIP bound the open connections,
+	// in all and from one client address; MaxWSConnections the WebSocket
+	// ones.
+	MaxConnections      int `toml:"max-connections"`
+	MaxConnectionsPerIP int `toml:"max-connections-per-ip"`
+	MaxWSConnections    int `toml:"max-ws-connections"`
+	// MaxResponseBytes bounds one heavy read's reply, MaxBatchResponseBytes
+	// a batch's, MaxHeavyReads the heavy reads running at once.
+	MaxResponseBytes      int `toml:"max-response-bytes"`
+	MaxBatchResponseBytes int `toml:"max-batch-response-bytes"`
+	MaxHeavyReads         int `toml:"max-heavy-reads"`
 }
 
-// WithLogLimits returns l with the log and filter bounds of the [http]
-// section (http.max-log-block-range, http.max-log-results,
-// http.max-filters, http.filter-timeout).
-func (h HTTPConfig) WithLogLimits(l rpc.Limits) rpc.Limits {
-	l.MaxLogBlockRange = uint64(h.MaxLogBlockRange)
-	l.MaxLogResults = h.MaxLogResults
-	l.MaxFilters = h.MaxFilters
-	l.FilterTimeout = time.Duration(h.FilterTimeout)
+// Limits returns the JSON-RPC bounds of the [http] section, for a dev
+// node (dev) or not: an unset ws-origins allows any origin only on a dev
+// chain, localhost otherwise.
+func (h HTTPConfig) Limits(dev bool) rpc.Limits {
+	l := rpc.Limits{MaxBodyBytes: h.MaxBodyBytes, MaxBatchItems: h.MaxBatchItems, MaxBatchResponseBytes: h.MaxBatchResponseBytes,
+		WSOrigins:        h.WSOrigins,
+		MaxLogBlockRange: uint64(h.MaxLogBlockRange), MaxLogResults: h.MaxLogResults,
+		MaxFilters: h.MaxFilters, MaxFiltersPerIP: h.MaxFiltersPerIP, FilterTimeout: time.Duration(h.FilterTimeout),
+		MaxSubscriptionsPerIP: h.MaxSubscriptionsPerIP, MaxSubscriptionsPerConn: h.MaxSubscriptionsPerConnection,
+		ReadHeaderTimeout: time.Duration(h.ReadHeaderTimeout), ReadTimeout: time.Duration(h.ReadTimeout),
+		WriteTimeout: time.Duration(h.WriteTimeout), IdleTimeout: time.Duration(h.IdleTimeout),
+		MaxConns: h.MaxConnections, MaxConnsPerIP: h.MaxConnectionsPerIP, MaxWSConns: h.MaxWSConnections,
+		MaxResponseBytes: h.MaxResponseBytes, MaxHeavyReads: h.MaxHeavyReads,
+	}
+	if l.WSOrigins == nil && dev {
+		l.WSOrigins = []string{"*"}
+	}
 	return l
 }
 
@@ -207,11 +241,16 @@ type LogConfig struct {
 // DefaultConfig returns the configuration of a node that sets nothing.
 func DefaultConfig() Config {
 	b := consensus.DefaultBuilderConfig
+	l := rpc.DefaultLimits
 	return Config{
-		HTTP: HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: rpc.DefaultLimits.MaxBodyBytes, MaxBatchItems: rpc.DefaultLimits.MaxBatchItems,
-			WSOrigins: []string{"*"}, MaxSubscriptions: 1000,
-			MaxLogBlockRange: int(rpc.DefaultLimits.MaxLogBlockRange), MaxLogResults: rpc.DefaultLimits.MaxLogResults,
-			MaxFilters: rpc.DefaultLimits.MaxFilters, FilterTimeout: Duration(rpc.DefaultLimits.FilterTimeout)},
+		HTTP: HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: l.MaxBodyBytes, MaxBatchItems: l.MaxBatchItems,
+			MaxSubscriptions: 1000, MaxSubscriptionsPerIP: l.MaxSubscriptionsPerIP, MaxSubscriptionsPerConnection: l.MaxSubscriptionsPerConn,
+			MaxLogBlockRange: int(l.MaxLogBlockRange), MaxLogResults: l.MaxLogResults,
+			MaxFilters: l.MaxFilters, MaxFiltersPerIP: l.MaxFiltersPerIP, FilterTimeout: Duration(l.FilterTimeout),
+			ReadHeaderTimeout: Duration(l.ReadHeaderTimeout), ReadTimeout: Duration(l.ReadTimeout),
+			WriteTimeout: Duration(l.WriteTimeout), IdleTimeout: Duration(l.IdleTimeout),
+			MaxConnections: l.MaxConns, MaxConnectionsPerIP: l.MaxConnsPerIP, MaxWSConnections: l.MaxWSConns,
+			MaxResponseBytes: l.MaxResponseBytes, MaxBatchResponseBytes: l.MaxBatchResponseBytes, MaxHeavyReads: l.MaxHeavyReads},
 		P2P:   P2PConfig{MaxForwardBatch: 1000},
 		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token"},
 		Raft: RaftConfig{
@@ -308,6 +347,9 @@ func (c *Config) Validate() error {
 	if c.HTTP.FilterTimeout <= 0 {
 		return bad("http.filter-timeout", "must be a positive duration")
 	}
+	if err := c.HTTP.validateBounds(); err != nil {
+		return err
+	}
 	for key, d := range map[string]Duration{"raft.heartbeat-timeout": c.Raft.HeartbeatTimeout, "raft.election-timeout": c.Raft.ElectionTimeout,
 		"raft.leader-lease-timeout": c.Raft.LeaderLeaseTimeout, "raft.commit-timeout": c.Raft.CommitTimeout,
 		"raft.snapshot-interval": c.Raft.SnapshotInterval,
@@ -363,6 +405,51 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return bad("log.format", "%q: use text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// validateBounds checks the [http] keys that bound what a client can hold
+// or make the node do; each must be set (0 would mean no bound, or
+// nothing served).
+func (h *HTTPConfig) validateBounds() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("key http.%s: %s", key, fmt.Sprintf(format, args...))
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"read-header-timeout", h.ReadHeaderTimeout}, {"read-timeout", h.ReadTimeout}, {"write-timeout", h.WriteTimeout}, {"idle-timeout", h.IdleTimeout}} {
+		if d.v <= 0 {
+			return bad(d.key, "%v: must be a positive duration", time.Duration(d.v))
+		}
+	}
+	if h.ReadHeaderTimeout > h.ReadTimeout {
+		return bad("read-header-timeout", "%v: must not exceed http.read-timeout (%v), which covers the header too", time.Duration(h.ReadHeaderTimeout), time.Duration(h.ReadTimeout))
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"max-connections", h.MaxConnections}, {"max-connections-per-ip", h.MaxConnectionsPerIP}, {"max-ws-connections", h.MaxWSConnections},
+		{"max-filters-per-ip", h.MaxFiltersPerIP}, {"max-subscriptions-per-ip", h.MaxSubscriptionsPerIP},
+		{"max-subscriptions-per-connection", h.MaxSubscriptionsPerConnection}, {"max-heavy-reads", h.MaxHeavyReads}} {
+		if n.v < 1 {
+			return bad(n.key, "%d: must be at least 1", n.v)
+		}
+	}
+	if h.MaxConnectionsPerIP > h.MaxConnections {
+		return bad("max-connections-per-ip", "%d: must not exceed http.max-connections (%d)", h.MaxConnectionsPerIP, h.MaxConnections)
+	}
+	if h.MaxFiltersPerIP > h.MaxFilters {
+		return bad("max-filters-per-ip", "%d: must not exceed http.max-filters (%d), or one client could take them all", h.MaxFiltersPerIP, h.MaxFilters)
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"max-response-bytes", h.MaxResponseBytes}, {"max-batch-response-bytes", h.MaxBatchResponseBytes}} {
+		if n.v < 1024 {
+			return bad(n.key, "%d: must be at least 1024", n.v)
+		}
 	}
 	return nil
 }

@@ -64,6 +64,20 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"votes window":    {"[votes]\nwindow = 0\n", "votes.window"},
 		"votes ahead":     {"[votes]\nmax-ahead = 100000\n", "votes.max-ahead"},
 		"votes resend":    {"[votes]\nresend-interval = \"1ms\"\n", "votes.resend-interval"},
+		"read timeout":    {"[http]\nread-timeout = \"0s\"\n", "http.read-timeout"},
+		"header timeout":  {"[http]\nread-header-timeout = \"1m\"\n", "http.read-header-timeout"},
+		"write timeout":   {"[http]\nwrite-timeout = \"-1s\"\n", "http.write-timeout"},
+		"idle timeout":    {"[http]\nidle-timeout = \"0s\"\n", "http.idle-timeout"},
+		"no conns":        {"[http]\nmax-connections = 0\n", "http.max-connections"},
+		"per-ip conns":    {"[http]\nmax-connections-per-ip = 4096\n", "http.max-connections-per-ip"},
+		"ws conns":        {"[http]\nmax-ws-connections = 0\n", "http.max-ws-connections"},
+		"filters per ip":  {"[http]\nmax-filters-per-ip = 5000\n", "http.max-filters-per-ip"},
+		"subs per ip":     {"[http]\nmax-subscriptions-per-ip = 0\n", "http.max-subscriptions-per-ip"},
+		"subs per conn":   {"[http]\nmax-subscriptions-per-connection = -1\n", "http.max-subscriptions-per-connection"},
+		"response bytes":  {"[http]\nmax-response-bytes = 10\n", "http.max-response-bytes"},
+		"batch bytes":     {"[http]\nmax-batch-response-bytes = 0\n", "http.max-batch-response-bytes"},
+		"heavy reads":     {"[http]\nmax-heavy-reads = 0\n", "http.max-heavy-reads"},
+		"bounds typo":     {"[http]\nmax-connection = 5\n", "http.max-connection"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

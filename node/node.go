@@ -176,14 +176,12 @@ func (n *Node) open() error {
 	n.votes.serve()
 	go n.votes.run()
 
-	limits := rpc.Limits{MaxBodyBytes: n.cfg.HTTP.MaxBodyBytes, MaxBatchItems: n.cfg.HTTP.MaxBatchItems,
-		MaxBatchResponseBytes: rpc.DefaultLimits.MaxBatchResponseBytes, WSOrigins: n.cfg.HTTP.WSOrigins}
+	limits := n.cfg.HTTP.Limits(n.cfg.Dev)
 	rl := n.cfg.RateLimit
 	limits.Rate = rpc.RateLimits{PerAccount: rl.PerAccount, AccountBurst: rl.AccountBurst, PerIP: rl.PerIP, IPBurst: rl.IPBurst, MaxTracked: rl.MaxTracked}
 	if rl.ExemptTopTier {
 		limits.Rate.Exempt = n.topTier
 	}
-	limits = n.cfg.HTTP.WithLogLimits(limits)
 	n.rpc, err = rpc.NewServer(n, limits, "tally/v"+Version)
 	if err != nil {
 		return err
@@ -194,10 +192,12 @@ func (n *Node) open() error {
 	if err := n.serveAdmin(); err != nil {
 		return err
 	}
-	return n.serveHTTP()
+	return n.serveHTTP(limits)
 }
 
-func (n *Node) serveHTTP() error {
+// serveHTTP serves the JSON-RPC port with the connection bounds and
+// timeouts of limits (the [http] keys).
+func (n *Node) serveHTTP(limits rpc.Limits) error {
 	addr := net.JoinHostPort(n.cfg.HTTP.Addr, strconv.Itoa(n.cfg.HTTP.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -208,11 +208,11 @@ func (n *Node) serveHTTP() error {
 	mux.Handle("/metrics", n.metrics.handler())
 	mux.HandleFunc("/healthz", n.healthz)
 	mux.Handle("/", n.rpc)
-	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.http = rpc.NewHTTPServer(mux, limits)
 	n.httpDone = make(chan struct{})
 	go func() {
 		defer close(n.httpDone)
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(rpc.LimitListener(ln, limits)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server", "err", err)
 		}
 	}()

@@ -23,11 +23,23 @@
 // every subscription is bounded (a subscriber that falls behind is dropped,
 // never stalling the node).
 //
+// Every cost a client controls has a bound in Limits (the [http] and
+// [ratelimit] config keys): LimitListener caps the connections, in all and
+// per client address, and NewHTTPServer times out slow headers, bodies,
+// writes and idle connections; ServeHTTP caps the WebSocket connections;
+// subQuota and FilterAPI bound the subscriptions and filters of each
+// client; heavyGate bounds the heavy reads running at once and the reply
+// bytes they add to a request, on top of go-ethereum's own batch bounds;
+// the RateLimiter charges a client's IP before its signatures are
+// recovered.
+//
 // Errors follow go-ethereum's codes: -32700 parse error, -32600 invalid
-// request (including an oversized body or batch), -32601 unknown method,
-// -32602 invalid params (wrong types, missing params, numbers over 64 bits,
-// a malformed raw transaction), -32000 for a refused operation with
-// go-ethereum's messages ("nonce too low", "insufficient funds", "already
-// known") so client libraries classify them, -32005 for a limit (rate,
-// log results, filters) and 3 for a reverted call.
+// request (including an oversized body or batch, or a body too slow),
+// -32601 unknown method, -32602 invalid params (wrong types, missing
+// params, numbers over 64 bits, a malformed raw transaction), -32000 for a
+// refused operation with go-ethereum's messages ("nonce too low",
+// "insufficient funds", "already known") so client libraries classify
+// them, -32003 "response too large" for a batch's reply over its bound,
+// -32005 for a limit (rate, log results, reply bytes, filters,
+// subscriptions, heavy reads, connections) and 3 for a reverted call.
 package rpc

@@ -49,6 +49,10 @@ type EthAPI struct {
 	// halted answers every method while the node is halted; every
 	// exported method starts with it (TestHaltedAnswersEveryEthMethod).
 	halted func() error
+	// subs bounds each client's subscriptions, heavy the reads of full
+	// blocks (nil: unbounded, for an API used without a Server).
+	subs  *subQuota
+	heavy *heavyGate
 }
 
 // NewEthAPI returns the eth_* service.
@@ -272,9 +276,24 @@ func (api *EthAPI) SendRawTransaction(ctx context.Context, raw hexutil.Bytes) (c
 		return common.Hash{}, ClientError(err)
 	}
 	if err := api.b.SubmitTx(ctx, tx); err != nil {
+		forgetRefused(api.b, tx)
 		return common.Hash{}, ClientError(err)
 	}
 	return tx.Hash(), nil
+}
+
+// forgetRefused drops a refused transaction's sender from the sender
+// cache unless the pool holds the transaction (a duplicate of one
+// admitted, "already known"): the cache is for transactions the node will
+// apply, and refused ones (rate limit, tier, nonce, funds) would otherwise
+// push those out until they were evicted. Should the transaction be
+// admitted later after all, its sender is recovered again then: the cache
+// only ever saves work.
+func forgetRefused(b Backend, tx *types.Transaction) {
+	h := tx.Hash()
+	if _, _, pending := b.PendingTx(h); !pending {
+		b.Senders().Forget(h)
+	}
 }
 
 // appliedTx is an applied transaction with its block and sender.
@@ -343,7 +362,8 @@ func (api *EthAPI) GetTransactionReceipt(h common.Hash) (map[string]any, error) 
 }
 
 // GetBlockByNumber returns a block, or null if it does not exist yet.
-func (api *EthAPI) GetBlockByNumber(n gethrpc.BlockNumber, full bool) (map[string]any, error) {
+// With full transactions it is a heavy read (heavyGate).
+func (api *EthAPI) GetBlockByNumber(ctx context.Context, n gethrpc.BlockNumber, full bool) (map[string]any, error) {
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
@@ -351,13 +371,28 @@ func (api *EthAPI) GetBlockByNumber(n gethrpc.BlockNumber, full bool) (map[strin
 	if err != nil {
 		return nil, err
 	}
+	if full {
+		done, err := api.heavy.enter(ctx, "eth_getBlockByNumber")
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+	}
 	return api.blockJSON(num, full) // a future block is null, as in go-ethereum
 }
 
-// GetBlockByHash returns a block, or null.
-func (api *EthAPI) GetBlockByHash(h common.Hash, full bool) (map[string]any, error) {
+// GetBlockByHash returns a block, or null. With full transactions it is a
+// heavy read (heavyGate).
+func (api *EthAPI) GetBlockByHash(ctx context.Context, h common.Hash, full bool) (map[string]any, error) {
 	if err := api.halted(); err != nil {
 		return nil, err
+	}
+	if full {
+		done, err := api.heavy.enter(ctx, "eth_getBlockByHash")
+		if err != nil {
+			return nil, err
+		}
+		defer done()
 	}
 	num, err := api.b.State().BlockNumberByHash(h)
 	if errors.Is(err, state.ErrNotFound) {
@@ -527,25 +562,32 @@ func (api *EthAPI) NewHeads(ctx context.Context) (*gethrpc.Subscription, error) 
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
-	return followHeads(ctx, api.b.Heads(), func(notifier *gethrpc.Notifier, id gethrpc.ID, b *chain.Block) error {
+	return followHeads(ctx, api.b.Heads(), api.subs, func(notifier *gethrpc.Notifier, id gethrpc.ID, b *chain.Block) error {
 		return notifier.Notify(id, headerFields(b.Header, b.Hash()))
 	})
 }
 
 // followHeads creates a subscription that calls notify with every block
-// applied from now on, until the client unsubscribes, falls too far behind
-// (the feed drops it) or notify fails.
-func followHeads(ctx context.Context, feed *HeadFeed, notify func(*gethrpc.Notifier, gethrpc.ID, *chain.Block) error) (*gethrpc.Subscription, error) {
+// applied from now on, until the client unsubscribes or disconnects, falls
+// too far behind (the feed drops it) or notify fails. It counts against
+// the client's quota and the feed's bound on all subscriptions.
+func followHeads(ctx context.Context, feed *HeadFeed, quota *subQuota, notify func(*gethrpc.Notifier, gethrpc.ID, *chain.Block) error) (*gethrpc.Subscription, error) {
 	notifier, ok := gethrpc.NotifierFromContext(ctx)
 	if !ok {
 		return nil, gethrpc.ErrNotificationsUnsupported
 	}
+	release, err := quota.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ch, unsubscribe, err := feed.Subscribe()
 	if err != nil {
-		return nil, &Error{Code: CodeServerError, Msg: err.Error()}
+		release()
+		return nil, &Error{Code: CodeLimitExceeded, Msg: fmt.Sprintf("%v: the node serves at most %d (http.max-subscriptions)", err, feed.max)}
 	}
 	sub := notifier.CreateSubscription()
 	go func() {
+		defer release()
 		defer unsubscribe()
 		for {
 			select {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -170,9 +171,15 @@ type FilterAPI struct {
 	now    func() time.Time
 	// halted answers every method while the node is halted (see EthAPI).
 	halted func() error
+	// subs bounds each client's subscriptions, heavy the log reads (nil:
+	// unbounded, for an API used without a Server).
+	subs  *subQuota
+	heavy *heavyGate
 
 	mu      sync.Mutex
 	filters map[gethrpc.ID]*installedFilter
+	// byClient counts the filters of each client address (MaxFiltersPerIP).
+	byClient map[netip.Prefix]int
 }
 
 // installedFilter is one eth_newFilter or eth_newBlockFilter.
@@ -191,24 +198,17 @@ type installedFilter struct {
 
 	// lastUsed is guarded by FilterAPI.mu.
 	lastUsed time.Time
+	// owner is the address of the client that installed it (hasOwner is
+	// false for a client that is not on IP).
+	owner    netip.Prefix
+	hasOwner bool
 }
 
 // NewFilterAPI returns the filter service over b. Zero log and filter
 // bounds in limits take DefaultLimits' values.
 func NewFilterAPI(b Backend, limits Limits) *FilterAPI {
-	if limits.MaxLogBlockRange == 0 {
-		limits.MaxLogBlockRange = DefaultLimits.MaxLogBlockRange
-	}
-	if limits.MaxLogResults == 0 {
-		limits.MaxLogResults = DefaultLimits.MaxLogResults
-	}
-	if limits.MaxFilters == 0 {
-		limits.MaxFilters = DefaultLimits.MaxFilters
-	}
-	if limits.FilterTimeout == 0 {
-		limits.FilterTimeout = DefaultLimits.FilterTimeout
-	}
-	return &FilterAPI{b: b, limits: limits, now: time.Now, halted: haltCheck(b), filters: make(map[gethrpc.ID]*installedFilter)}
+	return &FilterAPI{b: b, limits: limits.withDefaults(), now: time.Now, halted: haltCheck(b),
+		filters: make(map[gethrpc.ID]*installedFilter), byClient: make(map[netip.Prefix]int)}
 }
 
 // headNumber is the height of the last applied block.
@@ -293,15 +293,42 @@ func (api *FilterAPI) logQuery(crit *FilterCriteria) (q state.LogQuery, err erro
 }
 
 // filterLogs runs q, answering a query over the result bound with
-// codeLogLimit and the words the hosted providers use.
-func (api *FilterAPI) filterLogs(ctx context.Context, q state.LogQuery) ([]*types.Log, error) {
+// codeLogLimit and the words the hosted providers use, and so a query
+// whose reply would pass the response bound (Limits.MaxResponseBytes, or
+// over HTTP what the request has left of MaxBatchResponseBytes).
+func (api *FilterAPI) filterLogs(ctx context.Context, method string, q state.LogQuery) ([]*types.Log, error) {
 	logs, err := api.b.State().FilterLogs(ctx, q)
 	if errors.Is(err, state.ErrTooManyLogs) {
 		return nil, &Error{Code: codeLogLimit, Msg: fmt.Sprintf("query returned more than %d results; narrow the block range (%d..%d) or the addresses and topics",
 			q.MaxResults, q.FromBlock, q.ToBlock)}
 	}
-	return logs, err
+	if err != nil {
+		return nil, err
+	}
+	if err := api.chargeLogs(ctx, method, q.FromBlock, q.ToBlock, logs, true); err != nil {
+		return nil, err
+	}
+	return logs, nil
 }
+
+// chargeLogs refuses logs whose reply passes one call's bound (with
+// perCall), and takes their bytes from the request's reply budget.
+func (api *FilterAPI) chargeLogs(ctx context.Context, method string, from, to uint64, logs []*types.Log, perCall bool) error {
+	size := 2
+	for _, l := range logs {
+		size += logJSONSize(l)
+	}
+	if limit := api.limits.MaxResponseBytes; perCall && size > limit {
+		return &Error{Code: codeLogLimit, Msg: fmt.Sprintf("query returned more than %d bytes (http.max-response-bytes); narrow the block range (%d..%d) or the addresses and topics",
+			limit, from, to)}
+	}
+	return api.heavy.charge(ctx, method, size)
+}
+
+// logJSONSize bounds the bytes of a log in go-ethereum's JSON form: the
+// fixed fields (addresses, hashes, numbers as hex and their names) take
+// under 400 bytes, each topic 69 and the data two hex digits a byte.
+func logJSONSize(l *types.Log) int { return 400 + 69*len(l.Topics) + 2*len(l.Data) }
 
 // GetLogs serves eth_getLogs: the logs of applied blocks matching crit, in
 // chain order. A range covers at most MaxLogBlockRange blocks and may match
@@ -311,23 +338,41 @@ func (api *FilterAPI) GetLogs(ctx context.Context, crit FilterCriteria) ([]*type
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
-	q, err := api.logQuery(&crit)
+	return api.getLogs(ctx, "eth_getLogs", &crit)
+}
+
+// getLogs is eth_getLogs as a heavy read.
+func (api *FilterAPI) getLogs(ctx context.Context, method string, crit *FilterCriteria) ([]*types.Log, error) {
+	q, err := api.logQuery(crit)
 	if err != nil {
 		return nil, err
 	}
-	return api.filterLogs(ctx, q)
+	done, err := api.heavy.enter(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return api.filterLogs(ctx, method, q)
 }
 
-// install registers f under a new id, first dropping the filters that
-// timed out, so that abandoned ones never keep a client from installing.
-func (api *FilterAPI) install(f *installedFilter) (gethrpc.ID, error) {
+// install registers f, installed by the client of ctx, under a new id,
+// first dropping the filters that timed out, so that abandoned ones never
+// keep a client from installing. A client address may hold at most
+// MaxFiltersPerIP of the MaxFilters filters, so one client cannot take
+// them all.
+func (api *FilterAPI) install(ctx context.Context, f *installedFilter) (gethrpc.ID, error) {
+	f.owner, f.hasOwner = clientKey(gethrpc.PeerInfoFromContext(ctx).RemoteAddr)
 	api.mu.Lock()
 	defer api.mu.Unlock()
 	now := api.now()
 	for id, old := range api.filters {
 		if now.Sub(old.lastUsed) > api.limits.FilterTimeout {
-			delete(api.filters, id)
+			api.removeLocked(id)
 		}
+	}
+	if f.hasOwner && api.byClient[f.owner] >= api.limits.MaxFiltersPerIP {
+		return "", &Error{Code: codeLogLimit, Msg: fmt.Sprintf("too many installed filters for client %s (at most %d per client, http.max-filters-per-ip); uninstall unused ones with eth_uninstallFilter",
+			clientString(f.owner), api.limits.MaxFiltersPerIP)}
 	}
 	if len(api.filters) >= api.limits.MaxFilters {
 		return "", &Error{Code: codeLogLimit, Msg: fmt.Sprintf("too many installed filters (at most %d); uninstall unused ones with eth_uninstallFilter", api.limits.MaxFilters)}
@@ -335,7 +380,25 @@ func (api *FilterAPI) install(f *installedFilter) (gethrpc.ID, error) {
 	f.lastUsed = now
 	id := gethrpc.NewID()
 	api.filters[id] = f
+	if f.hasOwner {
+		api.byClient[f.owner]++
+	}
 	return id, nil
+}
+
+// removeLocked uninstalls a filter; the caller holds api.mu.
+func (api *FilterAPI) removeLocked(id gethrpc.ID) bool {
+	f, ok := api.filters[id]
+	if !ok {
+		return false
+	}
+	delete(api.filters, id)
+	if f.hasOwner {
+		if api.byClient[f.owner]--; api.byClient[f.owner] <= 0 {
+			delete(api.byClient, f.owner)
+		}
+	}
+	return true
 }
 
 // lookup returns a live filter and marks it used; an expired one is removed.
@@ -345,7 +408,7 @@ func (api *FilterAPI) lookup(id gethrpc.ID) (*installedFilter, error) {
 	f, ok := api.filters[id]
 	now := api.now()
 	if ok && now.Sub(f.lastUsed) > api.limits.FilterTimeout {
-		delete(api.filters, id)
+		api.removeLocked(id)
 		ok = false
 	}
 	if !ok {
@@ -359,7 +422,7 @@ func (api *FilterAPI) lookup(id gethrpc.ID) (*installedFilter, error) {
 // returns the matching logs of blocks applied after it was installed (and
 // within its fromBlock..toBlock, if given). It times out after
 // FilterTimeout without a poll.
-func (api *FilterAPI) NewFilter(crit FilterCriteria) (gethrpc.ID, error) {
+func (api *FilterAPI) NewFilter(ctx context.Context, crit FilterCriteria) (gethrpc.ID, error) {
 	if err := api.halted(); err != nil {
 		return "", err
 	}
@@ -385,16 +448,16 @@ func (api *FilterAPI) NewFilter(crit FilterCriteria) (gethrpc.ID, error) {
 	if f.from > f.to {
 		return "", invalidParams("invalid block range params: fromBlock %d is after toBlock %d", f.from, f.to)
 	}
-	return api.install(f)
+	return api.install(ctx, f)
 }
 
 // NewBlockFilter serves eth_newBlockFilter: eth_getFilterChanges returns
 // the hashes of the blocks applied since the last poll.
-func (api *FilterAPI) NewBlockFilter() (gethrpc.ID, error) {
+func (api *FilterAPI) NewBlockFilter(ctx context.Context) (gethrpc.ID, error) {
 	if err := api.halted(); err != nil {
 		return "", err
 	}
-	return api.install(&installedFilter{next: api.headNumber() + 1})
+	return api.install(ctx, &installedFilter{next: api.headNumber() + 1})
 }
 
 // UninstallFilter serves eth_uninstallFilter; false if there was no such filter.
@@ -404,9 +467,7 @@ func (api *FilterAPI) UninstallFilter(id gethrpc.ID) (bool, error) {
 	}
 	api.mu.Lock()
 	defer api.mu.Unlock()
-	_, ok := api.filters[id]
-	delete(api.filters, id)
-	return ok, nil
+	return api.removeLocked(id), nil
 }
 
 // GetFilterChanges serves eth_getFilterChanges: for a log filter the
@@ -422,6 +483,11 @@ func (api *FilterAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any,
 	if err != nil {
 		return nil, err
 	}
+	done, err := api.heavy.enter(ctx, "eth_getFilterChanges")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	head := api.headNumber()
@@ -438,6 +504,12 @@ func (api *FilterAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any,
 		FromBlock: from, ToBlock: to, Addresses: f.crit.Addresses, Topics: f.crit.Topics, MaxResults: api.limits.MaxLogResults,
 	})
 	if err != nil {
+		return nil, err
+	}
+	// The page is already bounded by MaxLogResults (refusing it by size
+	// would stall the filter for good); it is charged to the request's
+	// reply budget before the cursor moves, so a refused poll loses nothing.
+	if err := api.chargeLogs(ctx, "eth_getFilterChanges", from, through, logs, false); err != nil {
 		return nil, err
 	}
 	f.next = through + 1
@@ -473,7 +545,7 @@ func (api *FilterAPI) GetFilterLogs(ctx context.Context, id gethrpc.ID) ([]*type
 	if f.crit == nil {
 		return nil, &Error{Code: CodeServerError, Msg: "filter not found"} // go-ethereum's answer for a block filter
 	}
-	return api.GetLogs(ctx, *f.crit)
+	return api.getLogs(ctx, "eth_getFilterLogs", f.crit)
 }
 
 // Logs serves eth_subscribe("logs") over WebSocket: each matching log of
@@ -510,7 +582,7 @@ func (api *FilterAPI) Logs(ctx context.Context, crit FilterCriteria) (*gethrpc.S
 	if q.FromBlock > q.ToBlock {
 		return nil, invalidParams("invalid block range params: fromBlock %d is after toBlock %d", q.FromBlock, q.ToBlock)
 	}
-	return followHeads(ctx, api.b.Heads(), func(notifier *gethrpc.Notifier, id gethrpc.ID, b *chain.Block) error {
+	return followHeads(ctx, api.b.Heads(), api.subs, func(notifier *gethrpc.Notifier, id gethrpc.ID, b *chain.Block) error {
 		if b.Number() < q.FromBlock || b.Number() > q.ToBlock {
 			return nil
 		}

@@ -429,15 +429,15 @@ func TestFilterTimeout(t *testing.T) {
 	api.now = func() time.Time { return now }
 	ctx := context.Background()
 
-	polled, err := api.NewBlockFilter()
+	polled, err := api.NewBlockFilter(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idle, err := api.NewFilter(FilterCriteria{})
+	idle, err := api.NewFilter(ctx, FilterCriteria{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := api.NewBlockFilter(); err == nil {
+	if _, err := api.NewBlockFilter(ctx); err == nil {
 		t.Fatal("a third filter was installed over MaxFilters 2")
 	}
 	// Polling keeps a filter alive past the timeout; the idle one expires.
@@ -452,12 +452,12 @@ func TestFilterTimeout(t *testing.T) {
 	}
 	// An expired filter frees its slot even if never looked up again.
 	now = now.Add(time.Minute)
-	idle2, err := api.NewFilter(FilterCriteria{})
+	idle2, err := api.NewFilter(ctx, FilterCriteria{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(DefaultLimits.FilterTimeout + time.Second)
-	if _, err := api.NewBlockFilter(); err != nil {
+	if _, err := api.NewBlockFilter(ctx); err != nil {
 		t.Fatalf("slots of expired filters not reclaimed: %v", err)
 	}
 	if ok1, _ := api.UninstallFilter(idle2); ok1 {

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,14 @@ import (
 // holding the genesis file checks offline with `tally verify-proof`. An
 // unknown transaction is an error; so is one whose block no applied block
 // certifies yet (code CodeUnavailable: retry in a moment, certificates
-// travel in the next blocks).
-func (api *LedgerAPI) GetProof(txHash common.Hash) (json.RawMessage, error) {
+// travel in the next blocks). Building a proof reads blocks and the
+// history, so it is a heavy read (heavyGate).
+func (api *LedgerAPI) GetProof(ctx context.Context, txHash common.Hash) (json.RawMessage, error) {
+	done, err := api.heavy.enter(ctx, "tally_getProof")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	p, err := api.b.State().TxProof(txHash)
 	switch {
 	case errors.Is(err, state.ErrNotFound):

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -13,7 +14,8 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"golang.org/x/time/rate"
+
+	"github.com/tally-ledger/tally/chain"
 )
 
 // CodeLimitExceeded is the JSON-RPC code of a transaction refused by a rate
@@ -78,19 +80,37 @@ func (r RateLimits) Validate() error {
 	return nil
 }
 
-// RateLimiter applies RateLimits: a token bucket (golang.org/x/time/rate)
-// per sender and per client address, the least recently used forgotten
-// beyond MaxTracked so a flood of fresh keys or addresses cannot grow it
-// without bound. It is safe for concurrent use.
+// RateLimiter applies RateLimits: a token bucket per sender and per
+// client address, the least recently used forgotten beyond MaxTracked so a
+// flood of fresh keys or addresses cannot grow it without bound. A
+// transaction is charged to its client's IP before its signature is
+// recovered (chargeIP), since recovery is the costly part of admission,
+// and to its sender after (ipCharge.chargeSender), which gives an exempt
+// sender's IP token back. The buckets are written here rather than taken
+// from golang.org/x/time/rate because that package cannot give a token
+// back exactly (Reservation.CancelAt restores only what no later
+// reservation depends on). It is safe for concurrent use.
 type RateLimiter struct {
 	limits RateLimits
 	now    func() time.Time // time.Now; tests step it
 
-	// mu makes checking both buckets and then taking from both one step,
-	// so a transaction refused by one limit takes nothing from the other.
 	mu       sync.Mutex
-	accounts *simplelru.LRU[common.Address, *rate.Limiter]
-	clients  *simplelru.LRU[netip.Prefix, *rate.Limiter]
+	accounts *simplelru.LRU[common.Address, *tokenBucket]
+	clients  *simplelru.LRU[netip.Prefix, *tokenBucket]
+}
+
+// tokenBucket holds up to burst tokens, refilled at a steady rate.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// refill adds the tokens earned since the last refill, up to burst.
+func (b *tokenBucket) refill(now time.Time, perSecond float64, burst int) {
+	if now.After(b.last) {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*perSecond)
+		b.last = now
+	}
 }
 
 // NewRateLimiter returns a limiter for l, which must be valid.
@@ -99,53 +119,108 @@ func NewRateLimiter(l RateLimits) (*RateLimiter, error) {
 		return nil, err
 	}
 	size := max(l.MaxTracked, 1) // simplelru refuses 0; an unused table stays empty
-	accounts, err := simplelru.NewLRU[common.Address, *rate.Limiter](size, nil)
+	accounts, err := simplelru.NewLRU[common.Address, *tokenBucket](size, nil)
 	if err != nil {
 		return nil, fmt.Errorf("rate limits: account table: %w", err)
 	}
-	clients, err := simplelru.NewLRU[netip.Prefix, *rate.Limiter](size, nil)
+	clients, err := simplelru.NewLRU[netip.Prefix, *tokenBucket](size, nil)
 	if err != nil {
 		return nil, fmt.Errorf("rate limits: client table: %w", err)
 	}
 	return &RateLimiter{limits: l, now: time.Now, accounts: accounts, clients: clients}, nil
 }
 
-// Allow charges one transaction from sender (nil when its signature does
-// not recover: then only the client is charged) submitted over the
-// connection from remoteAddr. It returns a *Error with CodeLimitExceeded,
-// naming the limit, when either bucket is empty; nothing is taken then.
-// An exempt sender is charged nothing, not even to its client's IP: a
-// request whose transactions are all exempt is never limited, while the
-// others in a mixed request are charged as usual.
-func (l *RateLimiter) Allow(remoteAddr string, sender *common.Address) error {
-	if sender != nil && l.limits.Exempt != nil && l.limits.Exempt(*sender) {
-		return nil
+// ipCharge is one transaction's charge in progress: the token taken from
+// its client's IP bucket before its signature is recovered (ip is nil when
+// no IP limit applies).
+type ipCharge struct {
+	l  *RateLimiter
+	ip *tokenBucket
+}
+
+// chargeIP takes a token from the bucket of the client at remoteAddr, or
+// refuses the transaction (a *Error with CodeLimitExceeded naming the IP)
+// before anything about it is checked: a client over its limit costs the
+// node no signature recovery, whoever signed its transactions.
+func (l *RateLimiter) chargeIP(remoteAddr string) (*ipCharge, error) {
+	c := &ipCharge{l: l}
+	client, ok := clientKey(remoteAddr)
+	if !ok || l.limits.PerIP <= 0 {
+		return c, nil
 	}
-	client, hasClient := clientKey(remoteAddr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
-	var acct, ip *rate.Limiter
-	if sender != nil && l.limits.PerAccount > 0 {
-		acct = bucket(l.accounts, *sender, l.limits.PerAccount, l.limits.AccountBurst)
-		if acct.TokensAt(now) < 1 {
-			return limitError("account "+sender.Hex(), l.limits.PerAccount)
-		}
+	b := bucket(l.clients, client, l.now(), l.limits.PerIP, l.limits.IPBurst)
+	if b.tokens < 1 {
+		return nil, limitError("IP "+clientString(client), l.limits.PerIP)
 	}
-	if hasClient && l.limits.PerIP > 0 {
-		ip = bucket(l.clients, client, l.limits.PerIP, l.limits.IPBurst)
-		if ip.TokensAt(now) < 1 {
-			return limitError("IP "+clientString(client), l.limits.PerIP)
-		}
+	b.tokens--
+	c.ip = b
+	return c, nil
+}
+
+// ipTokens is how many transactions the client at remoteAddr may submit
+// now (math.MaxInt without an IP limit): how many of a batch are worth
+// recovering at once.
+func (l *RateLimiter) ipTokens(remoteAddr string) int {
+	client, ok := clientKey(remoteAddr)
+	if !ok || l.limits.PerIP <= 0 {
+		return math.MaxInt
 	}
-	// Both had a token at now, and mu is held: both are taken.
-	if acct != nil {
-		acct.AllowN(now, 1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(bucket(l.clients, client, l.now(), l.limits.PerIP, l.limits.IPBurst).tokens)
+}
+
+// chargeSender completes the charge once the sender is known (nil when
+// the signature did not recover: then the IP alone is charged). An exempt
+// sender is charged nothing, and its IP token is given back, so a client
+// whose transactions are all exempt never exhausts its IP bucket. Any
+// other sender is charged to its account bucket; a refusal there keeps
+// the IP token, since the signature was checked.
+func (c *ipCharge) chargeSender(sender *common.Address) error {
+	l := c.l
+	if sender != nil && l.limits.Exempt != nil && l.limits.Exempt(*sender) {
+		c.refund()
+		return nil
 	}
-	if ip != nil {
-		ip.AllowN(now, 1)
+	if sender == nil || l.limits.PerAccount <= 0 {
+		return nil
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := bucket(l.accounts, *sender, l.now(), l.limits.PerAccount, l.limits.AccountBurst)
+	if b.tokens < 1 {
+		return limitError("account "+sender.Hex(), l.limits.PerAccount)
+	}
+	b.tokens--
 	return nil
+}
+
+// refund gives the IP token back.
+func (c *ipCharge) refund() {
+	if c.ip == nil {
+		return
+	}
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	c.ip.tokens = min(c.ip.tokens+1, float64(c.l.limits.IPBurst))
+	c.ip = nil
+}
+
+// Allow charges one transaction from sender (nil when its signature does
+// not recover) submitted over the connection from remoteAddr, as a
+// submission is charged: its client's IP first, then its sender. It
+// returns a *Error with CodeLimitExceeded, naming the limit, when either
+// bucket is empty. An exempt sender takes nothing from either bucket, but
+// a client whose IP bucket is empty is refused whoever the sender is (a
+// submission is refused before its sender is known).
+func (l *RateLimiter) Allow(remoteAddr string, sender *common.Address) error {
+	c, err := l.chargeIP(remoteAddr)
+	if err != nil {
+		return err
+	}
+	return c.chargeSender(sender)
 }
 
 // tracked returns how many senders and clients have buckets.
@@ -155,15 +230,16 @@ func (l *RateLimiter) tracked() (accounts, clients int) {
 	return l.accounts.Len(), l.clients.Len()
 }
 
-// bucket returns k's bucket, creating a full one for a key not (or no
-// longer) tracked.
-func bucket[K comparable](c *simplelru.LRU[K, *rate.Limiter], k K, perSecond float64, burst int) *rate.Limiter {
-	if lim, ok := c.Get(k); ok {
-		return lim
+// bucket returns k's bucket refilled to now, creating a full one for a
+// key not (or no longer) tracked. The caller holds the limiter's mu.
+func bucket[K comparable](c *simplelru.LRU[K, *tokenBucket], k K, now time.Time, perSecond float64, burst int) *tokenBucket {
+	if b, ok := c.Get(k); ok {
+		b.refill(now, perSecond, burst)
+		return b
 	}
-	lim := rate.NewLimiter(rate.Limit(perSecond), burst)
-	c.Add(k, lim)
-	return lim
+	b := &tokenBucket{tokens: float64(burst), last: now}
+	c.Add(k, b)
+	return b
 }
 
 func limitError(what string, perSecond float64) *Error {
@@ -203,23 +279,53 @@ func clientString(p netip.Prefix) string {
 	return p.String()
 }
 
-// chargeBatch charges a batch's transactions in order, before any of them
-// is admitted or forwarded, so SubmitBatch never starts forwarding one the
-// limit refuses. froms and errs are SenderCache.Senders' answers for txs.
-// The result is aligned with txs: nil for a charged transaction.
-func (l *RateLimiter) chargeBatch(remoteAddr string, txs []*types.Transaction, froms []common.Address, errs []error) []error {
-	verdicts := make([]error, len(txs))
-	for i := range txs {
-		var from *common.Address
-		if errs == nil || errs[i] == nil {
-			from = &froms[i]
+// recoverBatch charges a batch's transactions in order and recovers the
+// senders of those its client's IP bucket admits, in parallel, before any
+// of them is admitted or forwarded, so SubmitBatch never starts forwarding
+// one the limits refuse and a client over its IP limit costs no recovery.
+// It works in chunks of what the IP bucket holds (at most
+// recoverChunk), so that exempt senders' tokens come back before the next
+// chunk. The result is aligned with txs: nil for a charged transaction
+// whose sender recovered (froms[i] holds it), the limit's refusal, or the
+// recovery error.
+func (l *RateLimiter) recoverBatch(remoteAddr string, senders *chain.SenderCache, txs []*types.Transaction) (froms []common.Address, verdicts []error) {
+	froms = make([]common.Address, len(txs))
+	verdicts = make([]error, len(txs))
+	for next := 0; next < len(txs); {
+		n := min(len(txs)-next, recoverChunk, max(l.ipTokens(remoteAddr), 1))
+		var charges []*ipCharge
+		var idx []int
+		for i := next; i < next+n; i++ {
+			c, err := l.chargeIP(remoteAddr)
+			if err != nil {
+				verdicts[i] = err
+				continue
+			}
+			charges, idx = append(charges, c), append(idx, i)
 		}
-		if err := l.Allow(remoteAddr, from); err != nil {
-			verdicts[i] = err
+		chunk := make([]*types.Transaction, len(idx))
+		for k, i := range idx {
+			chunk[k] = txs[i]
 		}
+		got, errs := senders.Senders(chunk)
+		for k, i := range idx {
+			var from *common.Address
+			if errs == nil || errs[k] == nil {
+				from, froms[i] = &got[k], got[k]
+			} else {
+				verdicts[i] = errs[k]
+			}
+			if err := charges[k].chargeSender(from); err != nil {
+				verdicts[i] = err
+			}
+		}
+		next += n
 	}
-	return verdicts
+	return froms, verdicts
 }
+
+// recoverChunk bounds the senders recovered in one parallel step of a batch.
+const recoverChunk = 256
 
 // batchVerdicts carries the limiter's verdicts on a batch's transactions
 // from ServeHTTP, which charges them before the batch starts, to SubmitTx,
@@ -244,6 +350,7 @@ func newBatchVerdicts(txs []*types.Transaction, verdicts []error) *batchVerdicts
 
 // take returns the next verdict for h; charged is false if the batch's
 // charges hold none (the call was not seen by ServeHTTP: it is charged now).
+// A recovery error is not a verdict: SubmitTx lets the node word it.
 func (v *batchVerdicts) take(h common.Hash) (charged bool, verdict error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -266,23 +373,29 @@ type limitedBackend struct {
 	limiter *RateLimiter
 }
 
-// SubmitTx charges tx to its sender and its client, then admits it; a
-// refused transaction never reaches the node, so it is neither admitted
-// nor forwarded.
+// SubmitTx charges tx to its client's IP, recovers its sender, charges
+// the sender, then admits it; a refused transaction never reaches the
+// node, so it is neither admitted nor forwarded, and one refused by the IP
+// limit costs no recovery.
 func (b *limitedBackend) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 	if v, ok := ctx.Value(batchVerdictsKey{}).(*batchVerdicts); ok {
 		if charged, err := v.take(tx.Hash()); charged {
-			if err != nil {
+			var limited *Error
+			if errors.As(err, &limited) {
 				return err
 			}
-			return b.Backend.SubmitTx(ctx, tx)
+			return b.Backend.SubmitTx(ctx, tx) // the node words a recovery error itself
 		}
+	}
+	charge, err := b.limiter.chargeIP(gethrpc.PeerInfoFromContext(ctx).RemoteAddr)
+	if err != nil {
+		return err
 	}
 	var from *common.Address
 	if a, err := b.Senders().Sender(tx); err == nil {
 		from = &a
 	} // else the node refuses it below; its client is still charged
-	if err := b.limiter.Allow(gethrpc.PeerInfoFromContext(ctx).RemoteAddr, from); err != nil {
+	if err := charge.chargeSender(from); err != nil {
 		return err
 	}
 	return b.Backend.SubmitTx(ctx, tx)

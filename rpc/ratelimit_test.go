@@ -115,20 +115,26 @@ func TestRateLimiterIPBucket(t *testing.T) {
 	}
 }
 
-// A transaction one limit refuses takes nothing from the other's bucket.
-func TestRateLimiterRefusalTakesNothing(t *testing.T) {
-	rl, _ := steppedLimiter(t, RateLimits{PerAccount: 1, AccountBurst: 1, PerIP: 1, IPBurst: 2, MaxTracked: 10})
+// The IP is charged first, before the sender is known: a transaction its
+// account refuses has still cost its client an IP token (its signature
+// was checked), while one the IP refuses takes nothing from its account.
+func TestRateLimiterIPChargedFirst(t *testing.T) {
+	rl, _ := steppedLimiter(t, RateLimits{PerAccount: 1, AccountBurst: 1, PerIP: 1, IPBurst: 3, MaxTracked: 10})
 	a, b, c := addr(1), addr(2), addr(3)
-	if err := rl.Allow("10.0.0.1:1", a); err != nil { // IP 2 → 1
+	if err := rl.Allow("10.0.0.1:1", a); err != nil { // IP 3 → 2
 		t.Fatal(err)
 	}
-	wantLimited(t, rl.Allow("10.0.0.1:1", a), "account") // refused by the account: IP stays at 1
+	wantLimited(t, rl.Allow("10.0.0.1:1", a), "account") // refused by the account: IP 2 → 1
 	if err := rl.Allow("10.0.0.1:1", b); err != nil {    // IP 1 → 0
-		t.Fatalf("IP charged for a refused transaction: %v", err)
+		t.Fatal(err)
 	}
 	wantLimited(t, rl.Allow("10.0.0.1:1", c), "IP") // refused by the IP: c's bucket stays full
 	if err := rl.Allow("10.0.0.2:1", c); err != nil {
 		t.Fatalf("account charged for a refused transaction: %v", err)
+	}
+	// chargeIP refuses before any sender is known.
+	if _, err := rl.chargeIP("10.0.0.1:1"); err == nil {
+		t.Fatal("chargeIP let an exhausted client through")
 	}
 }
 
@@ -141,18 +147,22 @@ func TestRateLimiterExempt(t *testing.T) {
 			t.Fatalf("exempt sender, tx %d: %v", i, err)
 		}
 	}
-	if accounts, ips := rl.tracked(); accounts != 0 || ips != 0 {
-		t.Fatalf("exempt traffic made %d account and %d IP buckets", accounts, ips)
+	if accounts, _ := rl.tracked(); accounts != 0 {
+		t.Fatalf("exempt traffic made %d account buckets", accounts)
 	}
-	// The client's IP budget is untouched: one non-exempt transaction fits.
+	// The client's IP budget is untouched (each exempt token came back):
+	// one non-exempt transaction fits.
 	if err := rl.Allow("10.0.0.1:1", addr(1)); err != nil {
 		t.Fatalf("exempt transactions were charged to the IP: %v", err)
 	}
 	wantLimited(t, rl.Allow("10.0.0.1:1", addr(2)), "IP 10.0.0.1")
-	wantLimited(t, rl.Allow("10.0.0.1:1", nil), "IP") // an unrecovered sender is never exempt
-	if err := rl.Allow("10.0.0.1:1", trusted); err != nil {
-		t.Fatalf("exempt sender limited by its client's exhausted IP bucket: %v", err)
+	// Over its IP limit a client is refused before its signatures are
+	// recovered, so before anyone knows a sender is exempt.
+	wantLimited(t, rl.Allow("10.0.0.1:1", trusted), "IP 10.0.0.1")
+	if err := rl.Allow("10.0.0.2:1", nil); err != nil { // an unrecovered sender is never exempt
+		t.Fatal(err)
 	}
+	wantLimited(t, rl.Allow("10.0.0.2:1", nil), "IP 10.0.0.2")
 }
 
 func TestRateLimiterTracksAtMostMaxTracked(t *testing.T) {
@@ -424,18 +434,18 @@ func postBatch(t *testing.T, url string, txs []*types.Transaction) map[int]batch
 func TestRateLimitBatchOverHTTP(t *testing.T) {
 	b := &followerBackend{testBackend: newTestBackend(t), batched: map[common.Hash]bool{}}
 	limited, trusted, other := devKey(t, 0), devKey(t, 1), devKey(t, 2)
-	ts := serve(t, b, RateLimits{PerAccount: 0.001, AccountBurst: 3, PerIP: 0.001, IPBurst: 5, MaxTracked: 100,
+	ts := serve(t, b, RateLimits{PerAccount: 0.001, AccountBurst: 3, PerIP: 0.001, IPBurst: 7, MaxTracked: 100,
 		Exempt: exemptAllBut(limited.Address(), other.Address())})
 	var txs []*types.Transaction
 	want := map[int]string{} // refused calls: the limit named
 	for n := uint64(0); n < 5; n++ {
-		txs = append(txs, signedTransfer(t, limited, n)) // 3 fit the account burst, taking 3 of the IP's 5
+		txs = append(txs, signedTransfer(t, limited, n)) // 3 fit the account burst; all 5 take one of the IP's 7
 		if n >= 3 {
 			want[len(txs)-1] = "account " + limited.Address().Hex()
 		}
 	}
 	for n := uint64(0); n < 4; n++ {
-		txs = append(txs, signedTransfer(t, trusted, n)) // exempt: the IP is not charged
+		txs = append(txs, signedTransfer(t, trusted, n)) // exempt: the IP's tokens come back
 	}
 	for n := uint64(0); n < 3; n++ {
 		txs = append(txs, signedTransfer(t, other, n)) // 2 take the IP's last tokens
@@ -471,9 +481,9 @@ func TestRateLimitBatchOverHTTP(t *testing.T) {
 	}
 	defer rc.Close()
 	wantCode(t, sendRaw(t, rc, txs[len(txs)-1]), CodeLimitExceeded, "IP 127.0.0.1") // other still has an account token
-	if err := sendRaw(t, rc, signedTransfer(t, trusted, 4)); err != nil {
-		t.Fatalf("exempt sender after the IP is exhausted: %v", err)
-	}
+	// Over its IP limit a client is refused before its signatures are
+	// checked, exempt senders too.
+	wantCode(t, sendRaw(t, rc, signedTransfer(t, trusted, 4)), CodeLimitExceeded, "IP 127.0.0.1")
 }
 
 // A request whose transactions are all exempt is not charged to its IP,
@@ -561,6 +571,115 @@ func TestRateLimitsOff(t *testing.T) {
 	for n := uint64(0); n < 200; n++ {
 		if err := sendRaw(t, rc, signedTransfer(t, key, n)); err != nil {
 			t.Fatalf("limits off, nonce %d: %v", n, err)
+		}
+	}
+}
+
+// A client over its IP limit is refused before its signatures are
+// recovered: the limit bounds the recoveries it can make the node do,
+// one call at a time or in batches.
+func TestIPChargedBeforeRecovery(t *testing.T) {
+	b := newTestBackend(t)
+	ts := serve(t, b, RateLimits{PerIP: 0.001, IPBurst: 3, MaxTracked: 100})
+	rc, err := gethrpc.Dial(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	// Fresh keys: tier 0, refused by the node once recovered.
+	fresh := func() *types.Transaction {
+		k, err := crypto.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signedTransfer(t, k, 0)
+	}
+	start := b.senders.Recovered()
+	for i := range 10 {
+		err := sendRaw(t, rc, fresh())
+		if i < 3 {
+			wantCode(t, err, CodeServerError, "not KYC-verified")
+		} else {
+			wantCode(t, err, CodeLimitExceeded, "rate limit exceeded for IP 127.0.0.1")
+		}
+	}
+	if got := b.senders.Recovered() - start; got != 3 {
+		t.Fatalf("%d signatures recovered for 10 single calls within an IP burst of 3", got)
+	}
+	var batch []*types.Transaction
+	for range 50 {
+		batch = append(batch, fresh())
+	}
+	for i, r := range postBatch(t, ts.URL, batch) {
+		if r.Error == nil || r.Error.Code != CodeLimitExceeded || !strings.Contains(r.Error.Message, "IP 127.0.0.1") {
+			t.Fatalf("batch call %d: %+v", i, r.Error)
+		}
+	}
+	if got := b.senders.Recovered() - start; got != 3 {
+		t.Fatalf("%d signatures recovered after a batch of 50 over the IP limit, want still 3", got)
+	}
+}
+
+// A refused transaction's sender does not stay in the sender cache
+// (whatever refused it: a rate limit, the tier, the nonce, the balance),
+// while an admitted one's stays for the block that applies it, and a
+// refused duplicate of a pending transaction leaves the pending one's.
+func TestRefusedSendersNotCached(t *testing.T) {
+	b := newTestBackend(t)
+	ts := serve(t, b, RateLimits{PerAccount: 0.001, AccountBurst: 1, MaxTracked: 100})
+	rc, err := gethrpc.Dial(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	fresh, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := big.NewInt(genesis.DevChainID)
+	to := common.Address{0xbe, 0xef}
+	tooMuch, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: new(big.Int).Lsh(big.NewInt(1), 200), Gas: 21000}), id, devKey(t, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admitted := signedTransfer(t, devKey(t, 0), 0)
+	if err := sendRaw(t, rc, admitted); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		tx   *types.Transaction
+		code int
+		msg  string
+	}{
+		{"rate limit", signedTransfer(t, devKey(t, 0), 1), CodeLimitExceeded, "rate limit exceeded for account"},
+		{"tier 0", signedTransfer(t, fresh, 0), CodeServerError, "not KYC-verified"},
+		{"nonce gap", signedTransfer(t, devKey(t, 1), 1<<20), CodeServerError, "nonce"},
+		{"funds", tooMuch, CodeServerError, "insufficient funds"},
+	} {
+		wantCode(t, sendRaw(t, rc, c.tx), c.code, c.msg)
+		if b.senders.Contains(c.tx.Hash()) {
+			t.Errorf("%s: the refused transaction's sender stayed in the cache", c.name)
+		}
+	}
+	wantCode(t, sendRaw(t, rc, admitted), CodeLimitExceeded, "rate limit exceeded for account") // a duplicate, refused
+	if !b.senders.Contains(admitted.Hash()) {
+		t.Fatal("the pending transaction's sender was dropped by a refused duplicate")
+	}
+
+	// In a batch: the same for each item.
+	ok := signedTransfer(t, devKey(t, 3), 0)
+	refused := []*types.Transaction{signedTransfer(t, devKey(t, 3), 1), signedTransfer(t, devKey(t, 4), 1<<20)}
+	replies := postBatch(t, ts.URL, append([]*types.Transaction{ok}, refused...))
+	if replies[0].Error != nil || replies[1].Error == nil || replies[2].Error == nil {
+		t.Fatalf("batch replies %+v", replies)
+	}
+	if !b.senders.Contains(ok.Hash()) {
+		t.Fatal("the admitted batch item's sender is not cached")
+	}
+	for i, tx := range refused {
+		if b.senders.Contains(tx.Hash()) {
+			t.Errorf("refused batch item %d: sender cached", i+1)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"errors"
 	"sync"
 
@@ -10,13 +11,10 @@ import (
 	"github.com/tally-ledger/tally/state"
 )
 
-// Bounds of tally_getRawBlocks: one response carries at most
-// MaxRawBlocks blocks, and stops adding blocks once their encodings reach
-// MaxRawBlocksBytes (32 MiB as hex). The auditor fetches in batches.
-const (
-	MaxRawBlocks      = 256
-	MaxRawBlocksBytes = 16 << 20
-)
+// MaxRawBlocks bounds the blocks of one tally_getRawBlocks response; it
+// also stops adding blocks at the response bound (Limits.MaxResponseBytes).
+// The auditor fetches in batches.
+const MaxRawBlocks = 256
 
 // RawBlock is one stored block in its storage encodings, for the auditor
 // (audit.DialRPC): the block's RLP (chain.Block.Encode) and its receipts
@@ -38,16 +36,41 @@ type StateDigest struct {
 }
 
 // GetRawBlocks returns the stored encodings of up to count blocks from
-// from (at most MaxRawBlocks, and fewer once MaxRawBlocksBytes are
-// reached), never past the head; an empty list when from is above it.
-// The auditor re-derives and checks everything itself, so it is given
-// exactly what the node stored.
-func (api *LedgerAPI) GetRawBlocks(from, count hexutil.Uint64) ([]RawBlock, error) {
+// from (at most MaxRawBlocks, and fewer once the reply would pass the
+// response bound), never past the head; an empty list when from is above
+// it. The first block is always returned whole, however large, so every
+// block can be audited. It is a heavy read (heavyGate). The auditor
+// re-derives and checks everything itself, so it is given exactly what
+// the node stored.
+func (api *LedgerAPI) GetRawBlocks(ctx context.Context, from, count hexutil.Uint64) ([]RawBlock, error) {
 	if count == 0 || count > MaxRawBlocks {
 		return nil, invalidParams("count must be 1..%d", MaxRawBlocks)
 	}
-	raws, err := api.b.State().RawBlocks(uint64(from), int(count), MaxRawBlocksBytes)
+	done, err := api.heavy.enter(ctx, "tally_getRawBlocks")
 	if err != nil {
+		return nil, err
+	}
+	defer done()
+	// The reply is hex: two bytes per stored byte, plus rawBlockJSON a block.
+	budget := api.heavy.budget(ctx)
+	raws, err := api.b.State().RawBlocks(uint64(from), int(count), max(budget/2, 1))
+	if err != nil {
+		return nil, err
+	}
+	size := 2
+	for len(raws) > 0 {
+		size = 2
+		for _, r := range raws {
+			size += rawBlockJSON + 2*(len(r.Block)+len(r.Receipts))
+		}
+		// RawBlocks stops once its bytes reach the budget, so the last
+		// block may pass it; it is left for the next call.
+		if size <= budget || len(raws) == 1 {
+			break
+		}
+		raws = raws[:len(raws)-1]
+	}
+	if err := api.heavy.charge(ctx, "tally_getRawBlocks", size); err != nil {
 		return nil, err
 	}
 	out := make([]RawBlock, len(raws))
@@ -56,6 +79,10 @@ func (api *LedgerAPI) GetRawBlocks(from, count hexutil.Uint64) ([]RawBlock, erro
 	}
 	return out, nil
 }
+
+// rawBlockJSON bounds a RawBlock's JSON without its hex: the field names,
+// quotes, 0x prefixes and the number.
+const rawBlockJSON = 80
 
 // digests lets concurrent tally_stateDigest calls share one computation
 // per head height, one at a time: a digest reads the whole state.

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -19,15 +21,25 @@ import (
 	"github.com/tally-ledger/tally/crypto"
 )
 
-// Limits bound what one client request may make the node do.
+// Limits bound what a client can make the node do: every cost a client
+// controls (connections, request time, stored filters and subscriptions,
+// response bytes, concurrent heavy reads, submission rate) has one.
+// NewServer, NewHTTPServer and LimitListener take a zero field as its
+// DefaultLimits value.
 type Limits struct {
 	// MaxBodyBytes bounds an HTTP request body.
 	MaxBodyBytes int
 	// MaxBatchItems bounds the calls in one batch.
 	MaxBatchItems int
-	// MaxBatchResponseBytes bounds a batch's response.
+	// MaxBatchResponseBytes bounds a batch's response (go-ethereum's
+	// BatchResponseMaxSize: the calls after it is reached are answered
+	// -32003 "response too large"). Over HTTP the heavy reads of a request
+	// also stop at it, so a reply never grows past it by a heavy read.
 	MaxBatchResponseBytes int
-	// WSOrigins are the browser origins allowed to open a WebSocket ("*": any).
+	// WSOrigins are the browser origins allowed to open a WebSocket ("*":
+	// any). Empty allows only http://localhost and the host's own name, as
+	// go-ethereum does; clients that are not browsers send no origin and
+	// are always allowed.
 	WSOrigins []string
 	// Rate bounds how fast clients submit transactions (off when both
 	// rates are 0).
@@ -39,30 +51,100 @@ type Limits struct {
 	MaxLogResults int
 	// MaxFilters bounds the filters installed across all clients (0: the default).
 	MaxFilters int
+	// MaxFiltersPerIP bounds the filters one client address installs, so
+	// one client cannot take all MaxFilters.
+	MaxFiltersPerIP int
 	// FilterTimeout removes a filter not polled for this long (0: the default).
 	FilterTimeout time.Duration
+	// MaxSubscriptionsPerIP and MaxSubscriptionsPerConn bound the
+	// eth_subscribe subscriptions of one client address and of one
+	// WebSocket connection (the HeadFeed bounds them across all clients).
+	MaxSubscriptionsPerIP   int
+	MaxSubscriptionsPerConn int
+
+	// ReadHeaderTimeout and ReadTimeout bound how long a request's header,
+	// and the whole request with its body, may take to arrive;
+	// WriteTimeout bounds writing its response; IdleTimeout closes an idle
+	// keep-alive connection (NewHTTPServer).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxConns and MaxConnsPerIP bound the open connections, WebSocket
+	// ones included, in all and from one client address (LimitListener).
+	MaxConns, MaxConnsPerIP int
+	// MaxWSConns bounds the open WebSocket connections.
+	MaxWSConns int
+
+	// MaxResponseBytes bounds the response of one heavy read
+	// (tally_getRawBlocks returns fewer blocks; eth_getLogs is refused
+	// -32005): only a single stored block larger than it is ever sent
+	// whole, so that any block can be audited.
+	MaxResponseBytes int
+	// MaxHeavyReads bounds the heavy reads (heavyMethods) running at once;
+	// one more is refused -32005 at once. Over HTTP a request that made a
+	// heavy read holds its slot until its reply is written, since that is
+	// when its memory is freed.
+	MaxHeavyReads int
 }
 
 // DefaultLimits fit a batch of 1,000 raw transfers (about 250 KB). The
 // rate limits let a sender burst a 100-transaction batch and a client ten
-// such batches, sustained at 50 and 500 tx/s.
-var DefaultLimits = Limits{MaxBodyBytes: 5 << 20, MaxBatchItems: 2000, MaxBatchResponseBytes: 25 << 20, WSOrigins: []string{"*"},
-	MaxLogBlockRange: 10_000, MaxLogResults: 10_000, MaxFilters: 1000, FilterTimeout: 5 * time.Minute,
+// such batches, sustained at 50 and 500 tx/s. The connection bounds keep
+// well below a production open-file limit (ulimit -n, 65536 and more),
+// leaving the stores and peers theirs; heavy reads hold at most
+// MaxHeavyReads x MaxBatchResponseBytes of replies (128 MiB) at once.
+var DefaultLimits = Limits{MaxBodyBytes: 5 << 20, MaxBatchItems: 2000, MaxBatchResponseBytes: 16 << 20,
+	MaxLogBlockRange: 10_000, MaxLogResults: 10_000, MaxFilters: 1000, MaxFiltersPerIP: 100, FilterTimeout: 5 * time.Minute,
+	MaxSubscriptionsPerIP: 100, MaxSubscriptionsPerConn: 32,
+	ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
+	MaxConns: 2048, MaxConnsPerIP: 128, MaxWSConns: 1024,
+	MaxResponseBytes: 8 << 20, MaxHeavyReads: 8,
 	Rate: RateLimits{PerAccount: 50, AccountBurst: 100, PerIP: 500, IPBurst: 1000, MaxTracked: 100_000}}
+
+// withDefaults returns l with every zero bound replaced by DefaultLimits'.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	for _, f := range []struct{ v, def *int }{
+		{&l.MaxBodyBytes, &d.MaxBodyBytes}, {&l.MaxBatchItems, &d.MaxBatchItems}, {&l.MaxBatchResponseBytes, &d.MaxBatchResponseBytes},
+		{&l.MaxLogResults, &d.MaxLogResults}, {&l.MaxFilters, &d.MaxFilters}, {&l.MaxFiltersPerIP, &d.MaxFiltersPerIP},
+		{&l.MaxSubscriptionsPerIP, &d.MaxSubscriptionsPerIP}, {&l.MaxSubscriptionsPerConn, &d.MaxSubscriptionsPerConn},
+		{&l.MaxConns, &d.MaxConns}, {&l.MaxConnsPerIP, &d.MaxConnsPerIP}, {&l.MaxWSConns, &d.MaxWSConns},
+		{&l.MaxResponseBytes, &d.MaxResponseBytes}, {&l.MaxHeavyReads, &d.MaxHeavyReads},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&l.FilterTimeout, &d.FilterTimeout}, {&l.ReadHeaderTimeout, &d.ReadHeaderTimeout}, {&l.ReadTimeout, &d.ReadTimeout},
+		{&l.WriteTimeout, &d.WriteTimeout}, {&l.IdleTimeout, &d.IdleTimeout},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	if l.MaxLogBlockRange == 0 {
+		l.MaxLogBlockRange = d.MaxLogBlockRange
+	}
+	return l
+}
 
 // Server is the JSON-RPC endpoint.
 type Server struct {
 	rpc     *gethrpc.Server
 	ws      http.Handler
+	b       Backend
 	senders *chain.SenderCache
 	batch   BatchSubmitter // nil when the backend has none
 	limits  Limits
 	limiter *RateLimiter // nil when rate limits are off
+	heavy   *heavyGate
+	// wsConns counts the open WebSocket connections (MaxWSConns).
+	wsConns atomic.Int64
 }
 
 // NewServer registers the eth, net and web3 namespaces over b. With rate
 // limits on, the API submits through a limitedBackend wrapping b.
 func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) {
+	limits = limits.withDefaults()
 	// The node's own BatchSubmitter: the wrapper below hides it, and
 	// ServeHTTP hands it only what the limiter let through.
 	bs, _ := b.(BatchSubmitter)
@@ -75,35 +157,46 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 		b = &limitedBackend{Backend: b, limiter: limiter}
 	}
 	srv := gethrpc.NewServer()
+	// go-ethereum's own batch bounds: more items is -32600 "batch too
+	// large"; the calls after the reply reaches MaxBatchResponseBytes get
+	// -32003 "response too large".
 	srv.SetBatchLimits(limits.MaxBatchItems, limits.MaxBatchResponseBytes)
 	// The body is bounded in ServeHTTP with a JSON-RPC error; this is a backstop.
 	srv.SetHTTPBodyLimit(limits.MaxBodyBytes + 1)
+	heavy := newHeavyGate(limits)
+	ledger := NewLedgerAPI(b)
+	ledger.heavy = heavy
 	for name, svc := range map[string]any{
 		"net":  &NetAPI{chainID: b.State().ChainID()},
 		"web3": &Web3API{version: clientVersion},
 		// tally_* also gets tally_nodeInfo from the node.
-		"tally": NewLedgerAPI(b),
+		"tally": ledger,
 	} {
 		if err := srv.RegisterName(name, svc); err != nil {
 			return nil, fmt.Errorf("register %s: %w", name, err)
 		}
 	}
-	for _, svc := range ethServices(b, limits) {
+	for _, svc := range ethServices(b, limits, heavy) {
 		if err := srv.RegisterName("eth", svc); err != nil {
 			return nil, fmt.Errorf("register eth %T: %w", svc, err)
 		}
 	}
 	srv.SetWebsocketReadLimit(int64(limits.MaxBodyBytes))
-	return &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), senders: b.Senders(), batch: bs, limits: limits, limiter: limiter}, nil
+	return &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), b: b, senders: b.Senders(), batch: bs, limits: limits, limiter: limiter, heavy: heavy}, nil
 }
 
 // ethServices are the receivers registered under "eth" (go-ethereum's
-// server merges their methods). Every exported method of each starts
-// with the halted check (haltCheck); TestHaltedAnswersEveryEthMethod
-// calls every one of them, so a receiver or method added here without it
-// fails the test.
-func ethServices(b Backend, limits Limits) []any {
-	return []any{NewEthAPI(b), NewFilterAPI(b, limits)}
+// server merges their methods), sharing one subscription quota and the
+// server's heavy-read gate. Every exported method of each starts with the
+// halted check (haltCheck); TestHaltedAnswersEveryEthMethod calls every
+// one of them, so a receiver or method added here without it fails the
+// test.
+func ethServices(b Backend, limits Limits, heavy *heavyGate) []any {
+	subs := newSubQuota(limits)
+	eth, filters := NewEthAPI(b), NewFilterAPI(b, limits)
+	eth.subs, eth.heavy = subs, heavy
+	filters.subs, filters.heavy = subs, heavy
+	return []any{eth, filters}
 }
 
 // RegisterName adds another namespace (tally_*, admin_* are added by the node).
@@ -112,12 +205,14 @@ func (s *Server) RegisterName(name string, svc any) error { return s.rpc.Registe
 // Stop stops the server.
 func (s *Server) Stop() { s.rpc.Stop() }
 
-// ServeHTTP bounds the body, pre-recovers the senders of a batch's raw
-// transactions in parallel, charges them to the rate limits and hands the
-// request to go-ethereum's server.
+// ServeHTTP bounds the body and the WebSocket connections, charges a
+// batch's raw transactions to the rate limits and pre-recovers their
+// senders in parallel, and hands the request to go-ethereum's server with
+// the request's heavy-read hold (heavyGate), released once the reply is
+// written.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		s.ws.ServeHTTP(w, r)
+		s.serveWebSocket(w, r)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -126,6 +221,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.limits.MaxBodyBytes)+1))
 	if err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			// The connection's read deadline (http.read-timeout) passed:
+			// the client is too slow, or trickling on purpose.
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, CodeInvalidRequest,
+				fmt.Sprintf("request body not received within %v (http.read-timeout)", s.limits.ReadTimeout))
+			return
+		}
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "read request body: "+err.Error())
 		return
 	}
@@ -139,9 +242,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r = r.WithContext(context.WithValue(r.Context(), batchVerdictsKey{}, v))
 		}
 	}
+	ctx, release := s.heavy.withRequestHold(r.Context())
+	defer release()
+	r = r.WithContext(ctx)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	s.rpc.ServeHTTP(w, r)
+}
+
+// serveWebSocket serves a WebSocket connection for as long as it lives
+// (go-ethereum's handler returns when it closes), refusing one over
+// MaxWSConns with HTTP 503 and a JSON-RPC -32005 error before the upgrade.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if n := s.wsConns.Add(1); n > int64(s.limits.MaxWSConns) {
+		s.wsConns.Add(-1)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeLimitExceeded,
+			fmt.Sprintf("too many WebSocket connections: the node serves at most %d (http.max-ws-connections); retry later", s.limits.MaxWSConns))
+		return
+	}
+	defer s.wsConns.Add(-1)
+	s.ws.ServeHTTP(w, r)
 }
 
 func firstByte(b []byte) byte {
@@ -160,8 +281,9 @@ func firstByte(b []byte) byte {
 // batch finds them there. Anything malformed is left for the handler to
 // report. With rate limits on, it charges the transactions to the client at
 // remoteAddr (the connection's address, as go-ethereum reports it to
-// SubmitTx) before the BatchSubmitter starts any, so a refused one is never
-// forwarded, and returns the verdicts for SubmitTx to answer with.
+// SubmitTx), its IP before each recovery (RateLimiter.recoverBatch), before
+// the BatchSubmitter starts any, so a refused one is never forwarded, and
+// returns the verdicts for SubmitTx to answer with.
 func (s *Server) prerecover(body []byte, remoteAddr string) *batchVerdicts {
 	var calls []struct {
 		Method string            `json:"method"`
@@ -186,23 +308,24 @@ func (s *Server) prerecover(body []byte, remoteAddr string) *batchVerdicts {
 	if len(txs) <= 1 {
 		return nil // a lone transaction is charged by SubmitTx
 	}
-	froms, errs := s.senders.Senders(txs)
-	var charged []error
-	var verdicts *batchVerdicts
+	var verdicts []error
+	var charged *batchVerdicts
 	if s.limiter != nil {
-		charged = s.limiter.chargeBatch(remoteAddr, txs, froms, errs)
-		verdicts = newBatchVerdicts(txs, charged)
+		_, verdicts = s.limiter.recoverBatch(remoteAddr, s.senders, txs)
+		charged = newBatchVerdicts(txs, verdicts)
+	} else {
+		_, verdicts = s.senders.Senders(txs)
 	}
 	if s.batch != nil {
 		valid := make([]*types.Transaction, 0, len(txs))
 		for i, tx := range txs {
-			if (errs == nil || errs[i] == nil) && (charged == nil || charged[i] == nil) {
+			if verdicts == nil || verdicts[i] == nil {
 				valid = append(valid, tx)
 			}
 		}
 		s.batch.SubmitBatch(valid)
 	}
-	return verdicts
+	return charged
 }
 
 func writeError(w http.ResponseWriter, status, code int, msg string) {

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ type LedgerAPI struct {
 	// operator or an auditor needs, and what verifies itself
 	// (certificates, proofs, raw blocks), keeps answering.
 	halted func() error
+	// heavy bounds the reads of raw blocks, history and proofs (nil:
+	// unbounded, for an API used without a Server).
+	heavy *heavyGate
 }
 
 // NewLedgerAPI returns the ledger part of the tally_* namespace.
@@ -119,10 +123,17 @@ func (api *LedgerAPI) GetSupply(symbol string) (*schema.Supply, error) {
 // GetAccountHistory pages through an account's transactions newest first:
 // everything it sent, and every transfer it received. cursor is the
 // previous page's nextCursor (null for the newest page).
-func (api *LedgerAPI) GetAccountHistory(a common.Address, cursor *hexutil.Bytes, limit *hexutil.Uint) (*schema.HistoryPage, error) {
+//
+// A page reads one stored block per item, so it is a heavy read (heavyGate).
+func (api *LedgerAPI) GetAccountHistory(ctx context.Context, a common.Address, cursor *hexutil.Bytes, limit *hexutil.Uint) (*schema.HistoryPage, error) {
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
+	done, err := api.heavy.enter(ctx, "tally_getAccountHistory")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	n := DefaultHistoryLimit
 	if limit != nil {
 		n = int(*limit)

@@ -1,0 +1,113 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
+)
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(ents)
+}
+
+// The reproduction: 2,000 connections trickling request bodies
+// from one address. The node holds at most http.max-connections-per-ip
+// of them (each is cut off after http.read-timeout), so its stores keep
+// their file descriptors, and a wallet on another address is served and
+// its transfer is committed and applied meanwhile.
+func TestNodeSurvivesSlowConnectionFlood(t *testing.T) {
+	n := startDevNode(t, t.TempDir())
+	perIP := n.cfg.HTTP.MaxConnectionsPerIP
+	base := openFDs(t)
+	const flood = 2000
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	conns := make([]net.Conn, 0, flood)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range flood {
+		c, err := d.Dial("tcp", n.HTTPAddr())
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[")
+	}
+	// The client's own 2,000 descriptors are in this process too; the
+	// node's side may hold perIP of them (and a few for its stores).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		held := openFDs(t) - base - flood
+		if held <= perIP+32 {
+			t.Logf("node holds %d descriptors for %d slow connections (max-connections-per-ip %d)", held, flood, perIP)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node holds %d descriptors for %d slow connections, want at most %d", held, flood, perIP+32)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	ec, _ := dial(t, n)
+	ctx := context.Background()
+	id := big.NewInt(genesis.DevChainID)
+	key, _ := genesis.DevKey(3)
+	to := common.Address{0x77}
+	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, key)
+	if err := ec.SendTransaction(ctx, tx); err != nil {
+		t.Fatalf("a wallet during the flood: %v", err)
+	}
+	if r := waitReceipt(t, ec, tx.Hash()); r.Status != 1 {
+		t.Fatalf("receipt %+v", r)
+	}
+}
+
+// ws-origins is "*" only on a dev chain when unset: a production node
+// lets browsers open a WebSocket from localhost alone unless configured.
+func TestWSOriginsDefault(t *testing.T) {
+	cfg := DefaultConfig()
+	if got := cfg.HTTP.Limits(false).WSOrigins; len(got) != 0 {
+		t.Fatalf("default ws-origins outside dev: %v, want none (localhost only)", got)
+	}
+	if got := cfg.HTTP.Limits(true).WSOrigins; !reflect.DeepEqual(got, []string{"*"}) {
+		t.Fatalf("default ws-origins on a dev chain: %v, want [*]", got)
+	}
+	cfg.HTTP.WSOrigins = []string{"https://wallet.example"}
+	if got := cfg.HTTP.Limits(true).WSOrigins; !reflect.DeepEqual(got, []string{"https://wallet.example"}) {
+		t.Fatalf("configured ws-origins on a dev chain: %v", got)
+	}
+
+	// A real dev node lets a browser page from anywhere connect.
+	n := startDevNode(t, t.TempDir())
+	ws, err := gethrpc.DialWebsocket(context.Background(), "ws://"+n.HTTPAddr(), "https://dapp.example")
+	if err != nil {
+		t.Fatalf("dev node, foreign origin: %v", err)
+	}
+	ws.Close()
+	// And a node configured like production does not.
+	strict := startDevNode(t, t.TempDir(), func(c *Config) { c.HTTP.WSOrigins = []string{"https://wallet.example"} })
+	if _, err := gethrpc.DialWebsocket(context.Background(), "ws://"+strict.HTTPAddr(), "https://dapp.example"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("configured origins, foreign origin: %v, want HTTP 403", err)
+	}
+}

@@ -1,0 +1,616 @@
+package rpc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+	"github.com/gorilla/websocket"
+)
+
+// The tests in this file drive a real server on 127.0.0.1 (through
+// LimitListener and NewHTTPServer, as the node serves it) past each bound
+// of Limits, from clients on distinct loopback addresses (127.0.0.0/8 is
+// all loopback), and check that the others are still served.
+
+// boundedServer serves b with limits on 127.0.0.1 as the node does.
+type boundedServer struct {
+	url string
+	ln  *limitListener
+	srv *Server
+}
+
+func serveBounded(t *testing.T, b Backend, limits Limits) *boundedServer {
+	t.Helper()
+	srv, err := NewServer(b, limits, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := LimitListener(ln, limits)
+	hs := NewHTTPServer(srv, limits)
+	done := make(chan struct{})
+	go func() { defer close(done); hs.Serve(lim) }()
+	t.Cleanup(func() { hs.Close(); srv.Stop(); <-done })
+	return &boundedServer{url: "http://" + ln.Addr().String(), ln: lim.(*limitListener), srv: srv}
+}
+
+func (s *boundedServer) wsURL() string { return "ws" + strings.TrimPrefix(s.url, "http") }
+
+// dialerFrom dials from the loopback address ip.
+func dialerFrom(ip string) *net.Dialer {
+	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+}
+
+// clientFrom is a go-ethereum client of s over HTTP (or WebSocket with ws)
+// from the loopback address ip.
+func clientFrom(t *testing.T, s *boundedServer, ip string, ws bool) *gethrpc.Client {
+	t.Helper()
+	c, err := dialFrom(s, ip, ws)
+	if err != nil {
+		t.Fatalf("dial from %s: %v", ip, err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func dialFrom(s *boundedServer, ip string, ws bool) (*gethrpc.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := dialerFrom(ip)
+	if ws {
+		return gethrpc.DialOptions(ctx, s.wsURL(), gethrpc.WithWebsocketDialer(websocket.Dialer{NetDialContext: d.DialContext, HandshakeTimeout: 5 * time.Second}))
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	return gethrpc.DialOptions(ctx, s.url, gethrpc.WithHTTPClient(hc))
+}
+
+// served checks that c is answered.
+func served(t *testing.T, c *gethrpc.Client, who string) {
+	t.Helper()
+	var n hexutil.Uint64
+	if err := c.Call(&n, "eth_blockNumber"); err != nil {
+		t.Fatalf("%s not served: %v", who, err)
+	}
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (l *limitListener) openConns() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open
+}
+
+// slowBody opens a connection from ip and sends a request whose body
+// never completes: a slowloris client.
+func slowBody(t *testing.T, addr, ip string) net.Conn {
+	t.Helper()
+	c, err := dialerFrom(ip).Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"jsonrpc\":")
+	return c
+}
+
+// answer reads the server's answer on c: its HTTP status and JSON-RPC
+// error (0 and "" when the connection closed without one).
+func answer(t *testing.T, c net.Conn) (status, code int, msg string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the server neither answered nor closed the connection within 10 s")
+		}
+		return 0, 0, ""
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct {
+			Code    int
+			Message string
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.Error.Code, body.Error.Message
+}
+
+// A slow body is cut off after ReadTimeout, and one client address holds
+// at most MaxConnsPerIP connections: a flood of slow connections from it
+// is refused as it arrives, while another client is served.
+func TestSlowConnectionsAreBounded(t *testing.T) {
+	limits := DefaultLimits
+	limits.ReadHeaderTimeout, limits.ReadTimeout, limits.IdleTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	limits.MaxConns, limits.MaxConnsPerIP = 16, 4
+	s := serveBounded(t, newTestBackend(t), limits)
+	addr := strings.TrimPrefix(s.url, "http://")
+
+	var flood []net.Conn
+	for range 40 {
+		flood = append(flood, slowBody(t, addr, "127.0.0.2"))
+	}
+	waitFor(t, "36 refusals", func() bool { return s.ln.refused() >= 36 })
+	if open := s.ln.openConns(); open > 4 {
+		t.Fatalf("%d connections held for one client, want at most 4", open)
+	}
+	served(t, clientFrom(t, s, "127.0.0.1", false), "another client during the flood")
+
+	var refused, timedOut int
+	for _, c := range flood {
+		switch status, code, msg := answer(t, c); {
+		case status == http.StatusServiceUnavailable && code == CodeLimitExceeded && strings.Contains(msg, "too many connections from 127.0.0.2: at most 4 (http.max-connections-per-ip)"):
+			refused++
+		case status == http.StatusRequestTimeout && code == CodeInvalidRequest && strings.Contains(msg, "request body not received within 300ms (http.read-timeout)"):
+			timedOut++
+		default:
+			t.Fatalf("slow connection answered %d %d %q", status, code, msg)
+		}
+	}
+	if refused != 36 || timedOut != 4 {
+		t.Fatalf("%d refused and %d timed out, want 36 and 4", refused, timedOut)
+	}
+	waitFor(t, "the slots back", func() bool { return s.ln.openConns() == 0 })
+
+	// All clients together hold at most MaxConns.
+	for i := range 16 {
+		slowBody(t, addr, fmt.Sprintf("127.0.1.%d", i/4+1))
+	}
+	waitFor(t, "16 connections held", func() bool { return s.ln.openConns() == 16 })
+	status, code, msg := answer(t, slowBody(t, addr, "127.0.2.1"))
+	if status != http.StatusServiceUnavailable || code != CodeLimitExceeded || !strings.Contains(msg, "too many connections: the node serves at most 16 (http.max-connections)") {
+		t.Fatalf("connection over max-connections: %d %d %q", status, code, msg)
+	}
+	waitFor(t, "the slow connections timed out", func() bool { return s.ln.openConns() == 0 })
+	served(t, clientFrom(t, s, "127.0.2.1", false), "a client after the slow ones timed out")
+}
+
+// A slow header is cut off too (http.read-header-timeout), and an idle
+// keep-alive connection is closed (http.idle-timeout).
+func TestSlowHeaderAndIdleConnectionsClosed(t *testing.T) {
+	limits := DefaultLimits
+	limits.ReadHeaderTimeout, limits.IdleTimeout = 200*time.Millisecond, 200*time.Millisecond
+	s := serveBounded(t, newTestBackend(t), limits)
+	addr := strings.TrimPrefix(s.url, "http://")
+	for name, prefix := range map[string]string{"slow header": "POST / HTTP/1.1\r\nHost: no", "idle": ""} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if name == "idle" {
+			req := `{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}`
+			fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(req), req)
+			if status, _, _ := answer(t, c); status != http.StatusOK {
+				t.Fatalf("idle: first request %d", status)
+			}
+		} else {
+			io.WriteString(c, prefix)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		start := time.Now()
+		_, err = io.ReadAll(c) // returns when the server closes
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("%s: connection still open after 10 s", name)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("%s: closed after %v", name, d)
+		}
+	}
+	waitFor(t, "slots back", func() bool { return s.ln.openConns() == 0 })
+}
+
+// WebSocket connections are bounded on their own (MaxWSConns), and one
+// over the bound is refused before the upgrade while HTTP clients and the
+// open WebSockets are still served.
+func TestWebSocketConnectionCap(t *testing.T) {
+	c := newFilterChain(t)
+	limits := DefaultLimits
+	limits.MaxWSConns = 3
+	s := serveBounded(t, c, limits)
+	var open []*gethrpc.Client
+	for i := range 3 {
+		open = append(open, clientFrom(t, s, fmt.Sprintf("127.0.3.%d", i+1), true))
+	}
+	_, err := dialFrom(s, "127.0.3.9", true)
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a fourth WebSocket: %v, want HTTP 503", err)
+	}
+	// The refusal is a JSON-RPC error an HTTP client can read too.
+	req, _ := http.NewRequest(http.MethodGet, s.url, nil)
+	for k, v := range map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="} {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"code":-32005`) ||
+		!strings.Contains(string(body), "too many WebSocket connections: the node serves at most 3 (http.max-ws-connections)") {
+		t.Fatalf("refusal %d %s", resp.StatusCode, body)
+	}
+	served(t, clientFrom(t, s, "127.0.3.9", false), "an HTTP client")
+	for i, ws := range open {
+		served(t, ws, fmt.Sprintf("open WebSocket %d", i))
+	}
+	open[0].Close()
+	waitFor(t, "a WebSocket slot back", func() bool {
+		ws, err := dialFrom(s, "127.0.3.9", true)
+		if err != nil {
+			return false
+		}
+		defer ws.Close()
+		var n hexutil.Uint64
+		return ws.Call(&n, "eth_blockNumber") == nil
+	})
+}
+
+// Outside a dev chain, browsers may open a WebSocket only from the
+// allowed origins (none set: localhost); clients that are not browsers
+// send no origin and are always served.
+func TestWebSocketOrigins(t *testing.T) {
+	c := newFilterChain(t)
+	strict := serveBounded(t, c, DefaultLimits)
+	ctx := context.Background()
+	if _, err := gethrpc.DialWebsocket(ctx, strict.wsURL(), "https://evil.example"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("a foreign origin by default: %v, want HTTP 403", err)
+	}
+	for _, origin := range []string{"", "http://localhost"} {
+		ws, err := gethrpc.DialWebsocket(ctx, strict.wsURL(), origin)
+		if err != nil {
+			t.Fatalf("origin %q: %v", origin, err)
+		}
+		served(t, ws, "origin "+origin)
+		ws.Close()
+	}
+	limits := DefaultLimits
+	limits.WSOrigins = []string{"https://wallet.example"}
+	listed := serveBounded(t, c, limits)
+	ws, err := gethrpc.DialWebsocket(ctx, listed.wsURL(), "https://wallet.example")
+	if err != nil {
+		t.Fatalf("a listed origin: %v", err)
+	}
+	ws.Close()
+	if _, err := gethrpc.DialWebsocket(ctx, listed.wsURL(), "https://evil.example"); err == nil {
+		t.Fatal("an unlisted origin was let in")
+	}
+}
+
+// One client address installs at most MaxFiltersPerIP filters, over HTTP
+// and WebSocket together, so other clients can still install theirs.
+func TestFilterQuotaPerClient(t *testing.T) {
+	c := newFilterChain(t)
+	limits := DefaultLimits
+	limits.MaxFilters, limits.MaxFiltersPerIP = 6, 2
+	s := serveBounded(t, c, limits)
+	greedyHTTP, greedyWS := clientFrom(t, s, "127.0.4.1", false), clientFrom(t, s, "127.0.4.1", true)
+	var ids []string
+	for i, cl := range []*gethrpc.Client{greedyHTTP, greedyWS} {
+		var id string
+		method := []string{"eth_newBlockFilter", "eth_newFilter"}[i]
+		args := [][]any{nil, {map[string]any{}}}[i]
+		if err := cl.Call(&id, method, args...); err != nil {
+			t.Fatalf("filter %d of the client: %v", i, err)
+		}
+		ids = append(ids, id)
+	}
+	for _, cl := range []*gethrpc.Client{greedyHTTP, greedyWS} {
+		var id string
+		wantFilterErr(t, "a third filter", cl.Call(&id, "eth_newBlockFilter"), CodeLimitExceeded,
+			"too many installed filters for client 127.0.4.1 (at most 2 per client, http.max-filters-per-ip)")
+		wantFilterErr(t, "a third log filter", cl.Call(&id, "eth_newFilter", map[string]any{}), CodeLimitExceeded, "127.0.4.1")
+	}
+	for i := range 4 { // the others fill the global bound
+		var id string
+		if err := clientFrom(t, s, fmt.Sprintf("127.0.4.%d", 2+i/2), false).Call(&id, "eth_newBlockFilter"); err != nil {
+			t.Fatalf("another client's filter: %v", err)
+		}
+	}
+	var id string
+	wantFilterErr(t, "over max-filters", clientFrom(t, s, "127.0.4.9", false).Call(&id, "eth_newBlockFilter"), CodeLimitExceeded, "too many installed filters (at most 6)")
+	// The greedy client's filters still work; uninstalling one frees its slot.
+	c.block()
+	var hashes []common.Hash
+	if err := greedyHTTP.Call(&hashes, "eth_getFilterChanges", ids[0]); err != nil || len(hashes) != 1 {
+		t.Fatalf("poll: %v %v", hashes, err)
+	}
+	var ok bool
+	if err := greedyHTTP.Call(&ok, "eth_uninstallFilter", ids[1]); err != nil || !ok {
+		t.Fatalf("uninstall: %v %v", ok, err)
+	}
+	if err := greedyWS.Call(&id, "eth_newBlockFilter"); err != nil {
+		t.Fatalf("after uninstalling: %v", err)
+	}
+}
+
+// One WebSocket connection holds at most MaxSubscriptionsPerConn
+// subscriptions and one client address MaxSubscriptionsPerIP; a closed
+// connection gives its subscriptions back, and other clients keep
+// subscribing and being notified.
+func TestSubscriptionQuotaPerClient(t *testing.T) {
+	c := newFilterChain(t)
+	c.heads = NewHeadFeed(100)
+	limits := DefaultLimits
+	limits.MaxSubscriptionsPerConn, limits.MaxSubscriptionsPerIP = 2, 3
+	s := serveBounded(t, c, limits)
+	ctx := context.Background()
+	subscribe := func(cl *gethrpc.Client) (*gethrpc.ClientSubscription, chan map[string]any, error) {
+		ch := make(chan map[string]any, 16)
+		sub, err := cl.EthSubscribe(ctx, ch, "newHeads")
+		return sub, ch, err
+	}
+	first := clientFrom(t, s, "127.0.5.1", true)
+	for i := range 2 {
+		if _, _, err := subscribe(first); err != nil {
+			t.Fatalf("subscription %d: %v", i, err)
+		}
+	}
+	_, _, err := subscribe(first)
+	wantFilterErr(t, "a third on one connection", err, CodeLimitExceeded,
+		"too many subscriptions for this WebSocket connection (http.max-subscriptions-per-connection: 2)")
+	second := clientFrom(t, s, "127.0.5.1", true)
+	if _, _, err := subscribe(second); err != nil {
+		t.Fatalf("second connection: %v", err)
+	}
+	_, _, err = subscribe(second)
+	wantFilterErr(t, "a fourth from one address", err, CodeLimitExceeded, "too many subscriptions for client 127.0.5.1 (http.max-subscriptions-per-ip: 3)")
+
+	other := clientFrom(t, s, "127.0.5.2", true)
+	_, ch, err := subscribe(other)
+	if err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+	b := c.block()
+	select {
+	case h := <-ch:
+		if h["hash"] != b.Hash().Hex() {
+			t.Fatalf("notified %v, want block %s", h["hash"], b.Hash())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("another client's subscription was not notified")
+	}
+	first.Close()
+	waitFor(t, "the closed connection's subscriptions back", func() bool {
+		sub, _, err := subscribe(second)
+		if err == nil {
+			sub.Unsubscribe()
+		}
+		return err == nil
+	})
+}
+
+// blockingBackend is a testBackend whose SubmitTx waits until released,
+// so a request can be held in the middle of a batch.
+type blockingBackend struct {
+	*testBackend
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingBackend) SubmitTx(ctx context.Context, tx *types.Transaction) error {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.testBackend.SubmitTx(ctx, tx)
+}
+
+// At most MaxHeavyReads heavy reads run at once, and an HTTP request that
+// made one holds its slot until its reply is written: while a batch that
+// read raw blocks is held, another client's heavy reads are refused with
+// -32005, its other calls are served, and once the batch is answered the
+// heavy reads are served again.
+func TestHeavyReadConcurrency(t *testing.T) {
+	b := &blockingBackend{testBackend: newTestBackend(t), entered: make(chan struct{}), release: make(chan struct{})}
+	limits := DefaultLimits
+	limits.MaxHeavyReads = 1
+	limits.Rate = RateLimits{}
+	s := serveBounded(t, b, limits)
+	holder, other := clientFrom(t, s, "127.0.6.1", false), clientFrom(t, s, "127.0.6.2", false)
+	var raws []RawBlock
+	var sent common.Hash
+	batch := []gethrpc.BatchElem{
+		{Method: "tally_getRawBlocks", Args: []any{hexutil.Uint64(0), hexutil.Uint64(1)}, Result: &raws},
+		{Method: "eth_sendRawTransaction", Args: []any{rawHex(t, signedTransfer(t, devKey(t, 0), 0))}, Result: &sent},
+	}
+	done := make(chan error, 1)
+	go func() { done <- holder.BatchCall(batch) }()
+	<-b.entered // the batch has read its raw blocks and is held
+
+	var logs []types.Log
+	var history json.RawMessage
+	for _, call := range []struct {
+		method string
+		args   []any
+		out    any
+	}{
+		{"eth_getLogs", []any{map[string]any{"fromBlock": "0x0", "toBlock": "0x0"}}, &logs},
+		{"tally_getRawBlocks", []any{hexutil.Uint64(0), hexutil.Uint64(1)}, &raws},
+		{"tally_getAccountHistory", []any{common.Address{1}, nil, nil}, &history},
+		{"eth_getBlockByNumber", []any{"0x0", true}, &history},
+	} {
+		wantFilterErr(t, call.method+" while the slot is held", other.Call(call.out, call.method, call.args...), CodeLimitExceeded,
+			"server busy: 1 heavy reads are running (http.max-heavy-reads); retry "+call.method+" shortly")
+	}
+	served(t, other, "a light call while the heavy slot is held")
+	if err := other.Call(&history, "eth_getBlockByNumber", "0x0", false); err != nil {
+		t.Fatalf("a block without its transactions is not a heavy read: %v", err)
+	}
+	close(b.release)
+	if err := <-done; err != nil || batch[0].Error != nil || batch[1].Error != nil || len(raws) != 1 {
+		t.Fatalf("held batch: %v %v %v", err, batch[0].Error, batch[1].Error)
+	}
+	if err := other.Call(&logs, "eth_getLogs", map[string]any{"fromBlock": "0x0", "toBlock": "0x0"}); err != nil {
+		t.Fatalf("after the batch was answered: %v", err)
+	}
+}
+
+// transfersChain is a filterChain with blocks 1..n of four transfers each.
+func transfersChain(t *testing.T, n int) *filterChain {
+	t.Helper()
+	c := newFilterChain(t)
+	for range n {
+		var txs []*types.Transaction
+		for from := range 4 {
+			txs = append(txs, c.call(from, 1, "transfer", c.addr(from+4), big.NewInt(1)))
+		}
+		c.block(txs...)
+	}
+	return c
+}
+
+// One heavy read's reply stays within MaxResponseBytes, and a batch's
+// within MaxBatchResponseBytes: the reads after the bound are refused
+// -32003 "response too large" (go-ethereum's answer past
+// BatchResponseMaxSize) and the other clients are still served.
+func TestResponseBytesBounded(t *testing.T) {
+	c := transfersChain(t, 24)
+	limits := DefaultLimits
+	limits.MaxResponseBytes, limits.MaxBatchResponseBytes = 8<<10, 20<<10
+	s := serveBounded(t, c, limits)
+	client := clientFrom(t, s, "127.0.7.1", false)
+
+	var all []RawBlock
+	if err := client.Call(&all, "tally_getRawBlocks", hexutil.Uint64(0), hexutil.Uint64(MaxRawBlocks)); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := json.Marshal(all)
+	if len(all) < 2 || len(all) >= 25 || len(enc) > limits.MaxResponseBytes {
+		t.Fatalf("one call: %d blocks in %d bytes, want 2..24 blocks within %d", len(all), len(enc), limits.MaxResponseBytes)
+	}
+
+	// A raw batch, as a client sends it: 10 calls of up to 8 KiB each.
+	var body bytes.Buffer
+	body.WriteByte('[')
+	for i := range 10 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"jsonrpc":"2.0","id":%d,"method":"tally_getRawBlocks","params":["0x%x","0x%x"]}`, i, i, MaxRawBlocks)
+	}
+	body.WriteByte(']')
+	resp, err := http.Post(s.url, "application/json", &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var items []struct {
+		ID     int
+		Result []RawBlock
+		Error  *struct {
+			Code    int
+			Message string
+		}
+	}
+	if err := json.Unmarshal(reply, &items); err != nil || len(items) != 10 {
+		t.Fatalf("batch reply of %d bytes: %v", len(reply), err)
+	}
+	var ok, tooLarge int
+	for _, it := range items {
+		switch {
+		case it.Error == nil && len(it.Result) > 0:
+			ok++
+		case it.Error != nil && it.Error.Code == CodeResponseTooLarge && strings.Contains(it.Error.Message, "response too large"):
+			tooLarge++
+		default:
+			t.Fatalf("item %d: %+v", it.ID, it.Error)
+		}
+	}
+	// Each error item is under 250 bytes; the results stay within the bound.
+	if ok < 2 || tooLarge < 1 || len(reply) > limits.MaxBatchResponseBytes+250*tooLarge {
+		t.Fatalf("batch: %d results, %d refused, %d bytes; want the results within %d", ok, tooLarge, len(reply), limits.MaxBatchResponseBytes)
+	}
+
+	// eth_getLogs over the per-call bound is refused, not cut.
+	var logs []types.Log
+	wantFilterErr(t, "logs over the response bound", client.Call(&logs, "eth_getLogs", map[string]any{"fromBlock": "0x1", "toBlock": "0x18"}),
+		CodeLimitExceeded, fmt.Sprintf("query returned more than %d bytes (http.max-response-bytes)", limits.MaxResponseBytes))
+	if err := client.Call(&logs, "eth_getLogs", map[string]any{"fromBlock": "0x1", "toBlock": "0x2"}); err != nil || len(logs) != 8 {
+		t.Fatalf("a narrower range: %d logs, %v", len(logs), err)
+	}
+	served(t, clientFrom(t, s, "127.0.7.2", false), "another client")
+}
+
+// Every method in heavyMethods enters the heavy gate: with the only slot
+// taken, each is refused busy.
+func TestHeavyMethodsAreGated(t *testing.T) {
+	c := newFilterChain(t)
+	limits := DefaultLimits
+	limits.MaxHeavyReads = 1
+	s := serveBounded(t, c, limits)
+	cl := clientFrom(t, s, "127.0.8.1", false)
+	var filterID string
+	if err := cl.Call(&filterID, "eth_newFilter", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	args := map[string][]any{
+		"tally_getRawBlocks":      {"0x0", "0x1"},
+		"tally_getAccountHistory": {common.Address{1}, nil, nil},
+		"tally_getProof":          {common.Hash{1}},
+		"eth_getLogs":             {map[string]any{"fromBlock": "0x0", "toBlock": "0x0"}},
+		"eth_getFilterLogs":       {filterID},
+		"eth_getFilterChanges":    {filterID},
+		"eth_getBlockByNumber":    {"0x0", true},
+		"eth_getBlockByHash":      {common.Hash{1}, true},
+	}
+	if len(args) != len(heavyMethods) {
+		t.Fatalf("%d heavy methods, %d tested", len(heavyMethods), len(args))
+	}
+	s.srv.heavy.slots <- struct{}{} // the only slot, taken
+	var wg sync.WaitGroup
+	for _, m := range heavyMethods {
+		a, ok := args[m]
+		if !ok {
+			t.Fatalf("no arguments for %s", m)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var res json.RawMessage
+			err := cl.Call(&res, m, a...)
+			var rerr gethrpc.Error
+			if !errors.As(err, &rerr) || rerr.ErrorCode() != CodeLimitExceeded || !strings.Contains(err.Error(), "server busy") {
+				t.Errorf("%s with no slot: %s %v", m, res, err)
+			}
+		}()
+	}
+	wg.Wait()
+	<-s.srv.heavy.slots
+	var res json.RawMessage
+	if err := cl.Call(&res, "eth_getBlockByNumber", "0x0", true); err != nil {
+		t.Fatalf("with the slot free: %v", err)
+	}
+}
