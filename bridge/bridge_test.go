@@ -563,7 +563,7 @@ func (e *testEnv) testISO20022(t *testing.T) {
 	tr := po.Transfers()
 	ids := PayoutIDs(b.Bank(), genesis.DevChainID, "HKD", id)
 	if po.MsgID != ids.MsgID || po.Payments[0].ID != ids.PmtInfID || len(tr) != 1 || tr[0].InstrID != ids.InstrID || tr[0].UETR != ids.UETR ||
-		tr[0].EndToEndID != msgID || tr[0].Amount != "20" || tr[0].Currency != "HKD" ||
+		tr[0].EndToEndID != msgID || tr[0].Amount != "20.00" || tr[0].Currency != "HKD" ||
 		tr[0].Creditor.Account.ID() != "XML-PAY-9" || po.Payments[0].Debtor.Account.IBAN != "HK55OMNIBUS0001" {
 		t.Fatalf("pain.001 %+v, transfers %+v", po, tr)
 	}

@@ -287,8 +287,8 @@ func (c *Config) Validate() error {
 	if len(c.BankCore.DebtorAgentMember) > 35 {
 		return bad("bankcore.debtor-agent-member", "at most 35 characters")
 	}
-	if c.BankCore.ClearingSystem != "" && (c.BankCore.DebtorAgentMember == "" || !codePattern.MatchString(c.BankCore.ClearingSystem)) {
-		return bad("bankcore.clearing-system", "%q: 1-4 upper-case letters or digits, with bankcore.debtor-agent-member", c.BankCore.ClearingSystem)
+	if c.BankCore.ClearingSystem != "" && (c.BankCore.DebtorAgentMember == "" || !clearingPattern.MatchString(c.BankCore.ClearingSystem)) {
+		return bad("bankcore.clearing-system", "%q: 1-5 upper-case letters or digits (e.g. HKNCC), with bankcore.debtor-agent-member", c.BankCore.ClearingSystem)
 	}
 	if len(c.BankCore.InitiatingPartyID) > 35 {
 		return bad("bankcore.initiating-party-id", "at most 35 characters")
@@ -357,6 +357,8 @@ func (c *Config) Validate() error {
 var (
 	bicPattern  = regexp.MustCompile(`^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$`)
 	codePattern = regexp.MustCompile(`^[A-Z0-9]{1,4}$`)
+	// clearingPattern is ExternalClearingSystemIdentification1Code's shape.
+	clearingPattern = regexp.MustCompile(`^[A-Z0-9]{1,5}$`)
 )
 
 // Payout order formats (bankcore.format).

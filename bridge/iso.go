@@ -159,6 +159,8 @@ func parseStatusXML(body []byte) (*StatusReport, error) {
 		return r, nil
 	case iso20022.Pain002:
 		return parsePain002(body)
+	case iso20022.Pacs004:
+		return parsePacs004(body)
 	}
 	return nil, fmt.Errorf("%s is not a payment status report (pain.002, camt.054 or pacs.004)", version)
 }
@@ -208,6 +210,31 @@ func parsePain002(body []byte) (*StatusReport, error) {
 	}
 	if len(r.Payments) == 0 && r.GroupStatus != "" {
 		out.Items = append(out.Items, group)
+	}
+	return out, nil
+}
+
+// parsePacs004 reads a pacs.004.001.10 payment return: each returned
+// payment, named by its original EndToEndId (else InstrId), is a return
+// of that payout (LevelReturn) with the amount that came back.
+func parsePacs004(body []byte) (*StatusReport, error) {
+	p, err := iso20022.ParsePacs004(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	out := &StatusReport{MsgID: p.MsgID}
+	for _, r := range p.Returns {
+		ref := r.OriginalEndToEndID
+		if ref == "" {
+			ref = r.OriginalInstrID
+		}
+		reason := r.Reason
+		it := StatusItem{Ref: ref, EndToEndID: r.OriginalEndToEndID, Level: LevelReturn, Status: statusReturned,
+			Reason: returnText(&reason), Amount: r.Amount, Currency: r.Currency}
+		if r.Reason.Reason != "" {
+			it.Codes = []string{r.Reason.Reason}
+		}
+		out.Items = append(out.Items, it)
 	}
 	return out, nil
 }

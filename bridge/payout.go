@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"strings"
 	"time"
@@ -51,13 +52,24 @@ func (b *Bridge) order(p *Payout, now time.Time) PayoutOrder {
 		loc = time.UTC // Validate refused a bad name; an empty one is UTC
 	}
 	o := PayoutOrder{MsgID: ids.MsgID, PmtInfID: ids.PmtInfID, InstrID: ids.InstrID, EndToEndID: p.EndToEndID, UETR: ids.UETR,
-		WithdrawalID: p.ID, Account: p.Account, Amount: wallet.FormatAmount(p.Amount, b.info.Decimals), Currency: b.info.Symbol,
+		WithdrawalID: p.ID, Account: p.Account, Amount: fixedAmount(p.Amount, b.info.Decimals), Currency: b.info.Symbol,
 		Holder: p.Holder, PayoutRef: p.PayoutRef, DebtorName: b.cfg.BankCore.DebtorName, DebtorAccount: b.cfg.BankCore.DebtorAccount,
 		CreatedAt: now.UTC().Truncate(time.Millisecond), ExecutionDate: now.In(loc).Format(time.DateOnly)}
 	if l, err := b.store.Link(p.Account); err == nil {
 		o.CreditorName = l.Name
 	}
 	return o
+}
+
+// fixedAmount writes base units with exactly decimals decimals ("50.00"):
+// an order's amount at the currency's precision, as banks write them.
+func fixedAmount(units *big.Int, decimals uint8) string {
+	s := wallet.FormatAmount(units, decimals)
+	if decimals == 0 {
+		return s
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	return whole + "." + frac + strings.Repeat("0", int(decimals)-len(frac))
 }
 
 // backoff is one retry schedule.

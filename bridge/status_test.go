@@ -61,6 +61,22 @@ func returned() bankSays {
 	}}
 }
 
+// returnedPacs004 is the pacs.004 by which the beneficiary's bank sends
+// the payout back (forwarded by the bank core).
+func returnedPacs004() bankSays {
+	return bankSays{"pacs.004", func(t *testing.T, u *unitBridge, p *Payout) (string, []byte) {
+		ids := PayoutIDs(u.bank, 1337, "HKD", p.ID)
+		var buf bytes.Buffer
+		if err := iso20022.WritePacs004(&buf, &iso20022.PaymentReturn{MsgID: "BANK-RTR-2", Created: time.Now().UTC().Truncate(time.Second),
+			SettlementMethod: iso20022.SettlementClearingSystem, Returns: []iso20022.Return{{OriginalMsgID: ids.MsgID, OriginalMsgName: iso20022.Pain001Version,
+				OriginalEndToEndID: ids.EndToEndID, OriginalUETR: ids.UETR, Amount: "49.50", Currency: "HKD",
+				Reason: iso20022.ReturnInfo{Reason: "AC04"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		return PathPaymentStatus, buf.Bytes()
+	}}
+}
+
 func camt054(t *testing.T, msgID string, es ...iso20022.Entry) []byte {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
@@ -149,6 +165,8 @@ func TestPayoutStatusTable(t *testing.T) {
 		{name: "booked debit of another amount", says: []bankSays{booked("49.99")}, want: PayoutOrdered, conflicts: 1},
 		{name: "paid then returned", says: []bankSays{sayACSC, returned()}, want: PayoutReturning},
 		{name: "returned twice", says: []bankSays{sayACSC, returned(), returned()}, want: PayoutReturning},
+		{name: "paid then returned by pacs.004, less charges", says: []bankSays{sayACSC, returnedPacs004()}, want: PayoutReturning},
+		{name: "pacs.004 and camt.054 of one return", says: []bankSays{sayACSC, returnedPacs004(), returned()}, want: PayoutReturning},
 		{name: "return before the ACSC", says: []bankSays{sayACCP, returned(), sayACSC}, want: PayoutRefunding},
 		{name: "rejected then returned", says: []bankSays{sayRJCT, returned()}, want: PayoutRefunding, conflicts: 1},
 	} {

@@ -263,8 +263,9 @@ func (p Party) validate(path string, accountRequired bool) error {
 	if p.AgentClearing != "" && p.AgentMember == "" {
 		return invalidf(path+"Agt/FinInstnId/ClrSysMmbId/MmbId", "missing (a clearing system is given)")
 	}
-	if err := validateCode(path+"Agt/FinInstnId/ClrSysMmbId/ClrSysId/Cd", p.AgentClearing, false); err != nil {
-		return err
+	// ExternalClearingSystemIdentification1Code is 1-5 characters (HKNCC, USABA).
+	if p.AgentClearing != "" && !clearingRe.MatchString(p.AgentClearing) {
+		return invalidf(path+"Agt/FinInstnId/ClrSysMmbId/ClrSysId/Cd", "%q is not 1-5 upper-case letters or digits", p.AgentClearing)
 	}
 	return validateBIC(path+"Agt/FinInstnId/BICFI", p.Agent)
 }
@@ -392,6 +393,9 @@ func CheckIBAN(iban string) error {
 	}
 	return nil
 }
+
+// clearingRe is the shape of an ExternalClearingSystemIdentification1Code.
+var clearingRe = regexp.MustCompile(`^[A-Z0-9]{1,5}$`)
 
 // rfRe is the shape of an ISO 11649 creditor reference: RF, two check
 // digits, 1 to 21 letters or digits.

@@ -15,12 +15,13 @@ import (
 // version, e.g. "camt.054".
 type MessageType string
 
-// The four message types the bank bridge exchanges.
+// The message types the bank bridge exchanges.
 const (
 	Camt053 MessageType = "camt.053" // BankToCustomerStatement
 	Camt054 MessageType = "camt.054" // BankToCustomerDebitCreditNotification
 	Pain001 MessageType = "pain.001" // CustomerCreditTransferInitiation
 	Pain002 MessageType = "pain.002" // CustomerPaymentStatusReport
+	Pacs004 MessageType = "pacs.004" // PaymentReturn
 )
 
 // The pinned versions. Banks and the bridge must agree on one version per
@@ -32,6 +33,9 @@ const (
 	Camt054Version = "camt.054.001.08"
 	Pain001Version = "pain.001.001.09"
 	Pain002Version = "pain.002.001.10"
+	// Pacs004Version is the 2020 release: the only ISO original of a
+	// pacs.004 schema this project could obtain (testdata/README.md).
+	Pacs004Version = "pacs.004.001.10"
 )
 
 // NamespacePrefix is the common prefix of every ISO 20022 message namespace;
@@ -60,6 +64,7 @@ var supportedVersions = map[MessageType]string{
 	Camt054: Camt054Version,
 	Pain001: Pain001Version,
 	Pain002: Pain002Version,
+	Pacs004: Pacs004Version,
 }
 
 // SupportedVersion returns the pinned version of a message type, or "" for a
@@ -74,7 +79,7 @@ var versionRe = regexp.MustCompile(`^[a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2}$`)
 // the namespace of its root <Document> element, without decoding the body.
 //
 // It returns ErrNotISO20022 for XML that is not an ISO 20022 Document,
-// ErrUnsupportedMessage for ISO 20022 messages other than the four handled
+// ErrUnsupportedMessage for ISO 20022 messages other than the ones handled
 // here, and a *VersionError (ErrUnsupportedVersion) for a handled message in
 // another version; in the last two cases the detected type and version are
 // returned along with the error so callers can log them.

@@ -57,6 +57,10 @@ func FuzzParsePain002(f *testing.F) {
 	fuzzCodec(f, pain002Codec, "pain002_settled.xml", "pain002_rejected.xml")
 }
 
+func FuzzParsePacs004(f *testing.F) {
+	fuzzCodec(f, pacs004Codec, "pacs004_return.xml")
+}
+
 func FuzzDetect(f *testing.F) {
 	addSeeds(f, "camt054_deposit_payout.xml", "pain002_rejected.xml")
 	f.Fuzz(func(t *testing.T, data []byte) {

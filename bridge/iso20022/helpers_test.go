@@ -22,6 +22,7 @@ var (
 	camt053Codec = codec[Statement]{Camt053Version, ParseCamt053, WriteCamt053}
 	pain001Codec = codec[PaymentOrder]{Pain001Version, ParsePain001, WritePain001}
 	pain002Codec = codec[StatusReport]{Pain002Version, ParsePain002, WritePain002}
+	pacs004Codec = codec[PaymentReturn]{Pacs004Version, ParsePacs004, WritePacs004}
 )
 
 func (c codec[T]) mustWrite(t testing.TB, v *T) []byte {

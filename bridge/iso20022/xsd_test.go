@@ -347,6 +347,7 @@ func TestTypesMatchXSD(t *testing.T) {
 		{Camt053Version, camt053Document{}},
 		{Pain001Version, pain001Document{}},
 		{Pain002Version, pain002Document{}},
+		{Pacs004Version, pacs004Document{}},
 	} {
 		t.Run(tc.version, func(t *testing.T) {
 			s := loadXSD(t, tc.version)
@@ -547,8 +548,11 @@ func TestSamplesValidAgainstXSD(t *testing.T) {
 		{"camt054_deposit_payout.xml", Camt054Version},
 		{"camt053_statement.xml", Camt053Version},
 		{"pain001_payout.xml", Pain001Version},
+		{"pain001_bridge_order.xml", Pain001Version},
 		{"pain002_settled.xml", Pain002Version},
 		{"pain002_rejected.xml", Pain002Version},
+		{"pacs004_return.xml", Pacs004Version},
+		{"camt054_returns_reversals.xml", Camt054Version},
 		{"public/genkgo_camt054.v8.xml", Camt054Version},
 		{"public/genkgo_camt053.v8.xml", Camt053Version},
 	} {
