@@ -175,6 +175,33 @@ func TestBankOperations(t *testing.T) {
 	if r.code != exitOK || !strings.Contains(r.stdout, "escrow:      0 HKD") || !strings.Contains(r.stdout, "address:     0x0000000000000000000000000000000000001001") {
 		t.Fatalf("supply: %+v", r)
 	}
+	// The bank edge: a withdrawal CNY cannot pay (1.234567 CNY; CNY has 2
+	// decimal places) is refused before signing; a payable one is claimed
+	// by bank B, settled and returned; bank B's deposit credit is reversed,
+	// once.
+	r = tally(t, "", append([]string{"op", "--from", addr0, "--asset", "CNY", "requestWithdrawal", "1.234567", "PAYOUT-1"}, rpc...)...)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "requestWithdrawal reverted: amount 1234567000000000000 is not a whole number of CNY minor units") {
+		t.Fatalf("withdrawal in sub-cent units: %+v", r)
+	}
+	for _, step := range []struct{ args, want string }{
+		{"--from " + addr0 + " --asset CNY requestWithdrawal 5.00 PAYOUT-1", "event:  WithdrawalRequested("},
+		{"--from " + bankB + " --asset CNY settleWithdrawal 1", "!settleWithdrawal reverted: withdrawal 1 is not claimed"},
+		{"--from " + bankB + " --asset CNY claimWithdrawal 1 ORDER-B-1", "event:  WithdrawalClaimed("},
+		{"--from " + bankB + " --asset CNY settleWithdrawal 1", "event:  WithdrawalSettled("},
+		{"--from " + bankB + " --asset CNY returnWithdrawal 1 AC04-account-closed", "event:  WithdrawalReturned("},
+		{"--asset CNY bankIssuance " + bankB, "minted: 5000000000000000000\nburned: 5000000000000000000\noutstanding: 0\n"},
+		{"--from " + bankB + " --asset HKD reverseMint DEPOSIT-0001 RvslInd", "event:  MintReversed("},
+		{"--from " + bankB + " --asset HKD reverseMint DEPOSIT-0001 RvslInd", "!reverseMint reverted: the mint of bank reference"},
+	} {
+		r = tally(t, "", append(append([]string{"op"}, strings.Fields(step.args)...), rpc...)...)
+		want, fails := strings.CutPrefix(step.want, "!")
+		switch {
+		case fails && (r.code != exitFailure || !strings.Contains(r.stderr, want)):
+			t.Fatalf("op %s: %+v, want failure %q", step.args, r, want)
+		case !fails && (r.code != exitOK || !strings.Contains(r.stdout, want)):
+			t.Fatalf("op %s: %+v, want %q", step.args, r, want)
+		}
+	}
 	// Bad arguments name the argument and never reach the node's state.
 	r = tally(t, "", append([]string{"op", "--from", addr0, "--asset", "HKD", "transfer", to, "0.001"}, rpc...)...)
 	if r.code != exitUsage || !strings.Contains(r.stderr, "argument 2 (uint256 amount)") {
