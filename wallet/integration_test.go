@@ -77,6 +77,8 @@ func TestAgainstNode(t *testing.T) {
 		}
 	})
 
+	t.Run("BankEdge", func(t *testing.T) { testBankEdge(ctx, t, c) })
+
 	t.Run("Transfer", func(t *testing.T) {
 		for _, legacy := range []bool{false, true} {
 			from := devKey(t, 0)
