@@ -118,6 +118,14 @@ func TestParseRejects(t *testing.T) {
 		"alloc to facade": {strings.Replace(valid, `"address": "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"`, `"address": "0x0000000000000000000000000000000000001001"`, 1), "system contract address"},
 		"zero bank":       {strings.Replace(valid, `"banks": [`, `"banks": ["0x0000000000000000000000000000000000000000", `, 1), "zero address"},
 		"limit not text":  {strings.Replace(valid, `"maxTransfer": "0"`, `"maxTransfer": 0`, 1), "decimal string"},
+		"minor units over decimals": {strings.Replace(valid, `"decimals": 2,`, `"decimals": 2, "minorUnits": 3,`, 1),
+			"assets[1].minorUnits 3 is more than its decimals 2"},
+		"cap for a non-bank": {strings.Replace(valid, `"decimals": 2,`, `"decimals": 2, "issuanceCaps": [{"bank": "0x8c3229ec621644789d7f61faa82c6d0e5f97d43d", "cap": "5"}],`, 1),
+			"assets[1].issuanceCaps[0].bank 0x8C3229EC621644789d7F61FAa82c6d0E5F97d43D is not an issuing bank of HKD"},
+		"cap twice": {strings.Replace(valid, `"decimals": 2,`, `"decimals": 2, "issuanceCaps": [{"bank": "0x9586a4833970847aef259ad5bfb7aa8901ddf746", "cap": "5"}, {"bank": "0x9586a4833970847aef259ad5bfb7aa8901ddf746", "cap": "6"}],`, 1),
+			"issuanceCaps[1].bank 0x9586A4833970847aef259aD5BFB7aa8901DDf746 appears twice"},
+		"cap not text": {strings.Replace(valid, `"decimals": 2,`, `"decimals": 2, "issuanceCaps": [{"bank": "0x9586a4833970847aef259ad5bfb7aa8901ddf746", "cap": 5}],`, 1),
+			"decimal string"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -129,6 +137,44 @@ func TestParseRejects(t *testing.T) {
 				t.Fatalf("error %q, want ErrInvalid mentioning %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestMinorUnitsAndCaps: an asset's minor units default from ISO 4217
+// (never above its decimals, its decimals for a symbol that is no currency
+// code), an explicit value wins; caps parse, and the dev genesis, which
+// sets neither, keeps its hash.
+func TestMinorUnitsAndCaps(t *testing.T) {
+	for _, c := range []struct {
+		symbol   string
+		decimals uint8
+		want     uint8
+	}{
+		{"CNY", 18, 2}, {"HKD", 2, 2}, {"USD", 6, 2}, {"JPY", 2, 0}, {"KWD", 3, 3}, {"KWD", 2, 2}, {"BHD", 18, 3},
+		{"CLF", 18, 4}, {"GOLD", 6, 6}, {"PTS", 0, 0}, {"XYZ", 18, 18},
+	} {
+		if got := (Asset{Symbol: c.symbol, Decimals: c.decimals}).Minor(); got != c.want {
+			t.Errorf("%s with %d decimals: minor units %d, want %d", c.symbol, c.decimals, got, c.want)
+		}
+	}
+	three := uint8(3)
+	if got := (Asset{Symbol: "CNY", Decimals: 18, MinorUnits: &three}).Minor(); got != 3 {
+		t.Errorf("explicit minorUnits 3: %d", got)
+	}
+	valid := string(DevJSON())
+	g, err := Parse([]byte(strings.Replace(valid, `"decimals": 2,`, `"decimals": 2, "minorUnits": 1, "issuanceCaps": [{"bank": "0x9586a4833970847aef259ad5bfb7aa8901ddf746", "cap": "500"}],`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bankB := common.HexToAddress("0x9586a4833970847aef259ad5bfb7aa8901ddf746")
+	if g.Assets[1].Minor() != 1 || g.Assets[1].CapOf(bankB).Int64() != 500 || g.Assets[0].CapOf(bankB) != nil {
+		t.Fatalf("parsed HKD %+v", g.Assets[1])
+	}
+	if g.Hash() == Dev().Hash() {
+		t.Fatal("minor units and caps are not in the genesis hash")
+	}
+	if strings.Contains(valid, "minorUnits") || strings.Contains(valid, "issuanceCaps") {
+		t.Fatal("the dev genesis sets minor units or caps: its hash changed with this feature")
 	}
 }
 
