@@ -105,7 +105,9 @@ func decodeProofHeader(what string, enc []byte) (*types.Header, error) {
 // VerifyProof checks a transaction proof (chain.TxProof) offline, with
 // nothing but the genesis file: the genesis and chain id it is bound to, the
 // validator sets from the genesis set through every change (each attested
-// by a certificate of the set before it), the certificate of the head under
+// by a certificate of the set before it, and chained to the change before
+// it by the certificate of the block two below it, so that leaving a
+// change out fails), the certificate of the head under
 // the set of its height, the block's place in the head's history, the
 // block's seal by a validator of its height, the transaction's and the
 // receipt's places in the block, and the transaction's signature. Every
@@ -200,6 +202,20 @@ func (v *ProofVerifier) Verify(p *chain.TxProof) (*ProofResult, error) {
 		if next := chain.ValidatorSetHash(ch.Validators); ch.Certificate.Next != next {
 			return nil, proofFail(ErrProofValidators, "change %d at height %d: certificate names set %s, the listed set hashes to %s", i, ch.Height, ch.Certificate.Next, next)
 		}
+		// The set the proof has in force at E-1 (the last one so far) must
+		// be the one block E-2's certificate names: a change left out
+		// before E shows here.
+		switch {
+		case ch.Height == 1 && ch.Before != nil:
+			return nil, proofFail(ErrProofValidators, "change %d at height 1: a certificate of the block before block 0", i)
+		case ch.Height > 1 && ch.Before == nil:
+			return nil, proofFail(ErrProofValidators, "change %d at height %d: certificate of block %d missing", i, ch.Height, ch.Height-2)
+		case ch.Height > 1 && ch.Before.Height != ch.Height-2:
+			return nil, proofFail(ErrProofValidators, "change %d at height %d: certificate of block %d, want %d", i, ch.Height, ch.Before.Height, ch.Height-2)
+		case ch.Height > 1 && ch.Before.Next != chain.ValidatorSetHash(sets.sets[len(sets.sets)-1]):
+			return nil, proofFail(ErrProofValidators, "change %d at height %d: block %d's certificate names the set after it as %s, the proof's changes give %s (a validator change missing?)",
+				i, ch.Height, ch.Height-2, ch.Before.Next, chain.ValidatorSetHash(sets.sets[len(sets.sets)-1]))
+		}
 		sets.from = append(sets.from, ch.Height)
 		sets.sets = append(sets.sets, ch.Validators)
 	}
@@ -268,6 +284,12 @@ func (v *ProofVerifier) Verify(p *chain.TxProof) (*ProofResult, error) {
 	for i, ch := range p.ValidatorChanges {
 		if err := chain.VerifyCertificate(ch.Certificate, g.ChainID, sets.at(ch.Height-1)); err != nil {
 			return nil, proofFail(ErrProofValidators, "change %d at height %d: %w", i, ch.Height, err)
+		}
+		if ch.Before == nil {
+			continue
+		}
+		if err := chain.VerifyCertificate(ch.Before, g.ChainID, sets.at(ch.Height-2)); err != nil {
+			return nil, proofFail(ErrProofValidators, "change %d at height %d: certificate of block %d: %w", i, ch.Height, ch.Height-2, err)
 		}
 	}
 	if err := chain.VerifyCertificate(cert, g.ChainID, sets.at(T)); err != nil {

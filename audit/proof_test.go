@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math/big"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/tally-ledger/tally/audit"
@@ -223,6 +225,12 @@ func TestProofValidatorChange(t *testing.T) {
 				p.ValidatorChanges = append(p.ValidatorChanges, p.ValidatorChanges[0])
 			}, audit.ErrProofValidators},
 			{"head certificate below quorum", func(p *chain.TxProof) { p.Certificate.Sigs = p.Certificate.Sigs[:2] }, audit.ErrProofCertificate},
+			{"chaining certificate removed", func(p *chain.TxProof) { p.ValidatorChanges[0].Before = nil }, audit.ErrProofValidators},
+			{"chaining certificate of another block", func(p *chain.TxProof) { p.ValidatorChanges[0].Before = p.ValidatorChanges[0].Certificate }, audit.ErrProofValidators},
+			{"chaining certificate signature altered", func(p *chain.TxProof) { p.ValidatorChanges[0].Before.Sigs[1][5] ^= 1 }, audit.ErrProofValidators},
+			{"chaining certificate below quorum", func(p *chain.TxProof) {
+				p.ValidatorChanges[0].Before.Sigs = p.ValidatorChanges[0].Before.Sigs[:1]
+			}, audit.ErrProofValidators},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -354,4 +362,82 @@ func encodeHeader(t *testing.T, h *types.Header) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestProofDroppedValidatorChange: on a chain whose validators go {A,B,C}
+// → {A,B} → {A,B,D}, a proof of a transaction from before both changes
+// carries both; with the middle one left out (so the verifier would judge
+// the second change's certificate, signed by A and B, against {A,B,C},
+// where A and B are a quorum too) it no longer verifies.
+func TestProofDroppedValidatorChange(t *testing.T) {
+	c := chaintest.New(t)
+	gov := func(member uint32, method string, args ...any) *types.Transaction {
+		return c.Call(member, chain.GovernanceAddress, &chain.GovernanceABI, method, args...)
+	}
+	passAndWait := func(id int64, proposal *types.Transaction, effective func() bool) {
+		c.Apply(proposal)
+		c.Apply(gov(chaintest.Gov2, "vote", big.NewInt(id), true))
+		for i := 0; !effective(); i++ {
+			if i > 10 {
+				t.Fatalf("proposal %d not in effect", id)
+			}
+			c.Apply()
+		}
+	}
+	tx := c.Tx(0, chaintest.Addr(5), big.NewInt(1), nil)
+	c.Apply(tx)
+	C, D := chaintest.Addr(chaintest.GenesisValidators[2]), chaintest.Addr(chaintest.AddedValidator)
+	passAndWait(1, gov(chaintest.Gov1, "proposeRemoveValidator", C), func() bool { return !c.DB.IsValidator(C) })
+	c.Apply()
+	pub := ethcrypto.CompressPubkey(&chaintest.Key(chaintest.AddedValidator).ECDSA().PublicKey)
+	passAndWait(2, gov(chaintest.Gov1, "proposeAddValidator", "bank-d", pub), func() bool { return c.DB.IsValidator(D) })
+	c.Apply()
+	c.Apply()
+
+	p, err := c.DB.TxProof(tx.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.ValidatorChanges) != 2 || len(p.ValidatorChanges[0].Validators) != 2 || len(p.ValidatorChanges[1].Validators) != 3 {
+		t.Fatalf("changes %+v", p.ValidatorChanges)
+	}
+	res, err := audit.VerifyProof(p, c.Genesis)
+	if err != nil || res.ValidatorChanges != 2 {
+		t.Fatalf("whole proof: %+v, %v", res, err)
+	}
+	enc, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		drop int
+		want error
+	}{
+		{"the middle change", 0, audit.ErrProofValidators},
+		{"the last change", 1, audit.ErrProofCertificate},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := chain.DecodeTxProof(enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.ValidatorChanges = append(q.ValidatorChanges[:tt.drop], q.ValidatorChanges[tt.drop+1:]...)
+			_, err = audit.VerifyProof(q, c.Genesis)
+			if !errors.Is(err, audit.ErrProofInvalid) || !errors.Is(err, tt.want) || !strings.Contains(err.Error(), "a validator change missing?") {
+				t.Fatalf("without %s: %v, want %v naming a missing change", tt.name, err, tt.want)
+			}
+		})
+	}
+	// Changes 0 and 1 of the proof chain: each Before names the set in
+	// force before its change.
+	for i, ch := range p.ValidatorChanges {
+		prev := chaintest.Genesis(t).ValidatorAddresses()
+		if i > 0 {
+			prev = p.ValidatorChanges[i-1].Validators
+		}
+		if ch.Before == nil || ch.Before.Height != ch.Height-2 || ch.Before.Next != chain.ValidatorSetHash(prev) {
+			t.Fatalf("change %d: before %+v", i, ch.Before)
+		}
+	}
 }

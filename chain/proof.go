@@ -13,7 +13,9 @@ import (
 )
 
 // ProofVersion is the format version of TxProof this code writes and reads.
-const ProofVersion = 1
+// Version 2 added ValidatorSetChange.Before, without which a change left
+// out of a proof could go unnoticed; version 1 proofs are refused.
+const ProofVersion = 2
 
 // Bounds on a transaction proof, so a hostile file cannot make a verifier
 // allocate without limit.
@@ -46,7 +48,12 @@ var ErrProofMalformed = errors.New("malformed transaction proof")
 //     the validators in force at T.
 //   - ValidatorChanges lets the verifier follow the validator set from the
 //     genesis set to the one in force at T and T+1: every change at a height
-//     E <= T+1, with the certificate of block E-1 whose Next names the new set.
+//     E <= T+1, with the certificate of block E-1 whose Next names the new
+//     set, and the certificate of block E-2 whose Next names the set the
+//     proof has in force at E-1 (the previous change's, or the genesis
+//     set). The second chains each change to the one before it: a proof
+//     that leaves a change out claims a set at E-1 that the honest quorum
+//     of block E-2 did not sign, so it fails.
 //
 // The JSON form (Encode, DecodeTxProof) is canonical: one encoding per
 // proof, so a file altered in any byte either does not decode or says
@@ -85,6 +92,10 @@ type ValidatorSetChange struct {
 	Height      uint64
 	Validators  []common.Address
 	Certificate *Certificate
+	// Before is the certificate of block Height-2, whose Next names the set
+	// in force at Height-1 (nil when Height is 1: that set is the genesis
+	// set).
+	Before *Certificate
 }
 
 // MerklePathLeft returns the side bits of the RFC 6962 inclusion path of
@@ -150,6 +161,7 @@ type validatorChangeJSON struct {
 	Height      *uint64   `json:"height"`
 	Validators  []string  `json:"validators"`
 	Certificate *certJSON `json:"certificate"`
+	Before      *certJSON `json:"before"`
 }
 
 func hexOf(b []byte) *string { s := "0x" + hex.EncodeToString(b); return &s }
@@ -199,7 +211,13 @@ func (p *TxProof) Encode() ([]byte, error) {
 		for j, a := range ch.Validators {
 			vals[j] = *hexOf(a[:])
 		}
-		w.ValidatorChanges[i] = validatorChangeJSON{Height: u64p(ch.Height), Validators: vals, Certificate: c}
+		var before *certJSON
+		if ch.Before != nil {
+			if before, err = certToJSON(ch.Before); err != nil {
+				return nil, fmt.Errorf("encode proof: validator change %d: %w", i, err)
+			}
+		}
+		w.ValidatorChanges[i] = validatorChangeJSON{Height: u64p(ch.Height), Validators: vals, Certificate: c, Before: before}
 	}
 	return json.Marshal(w)
 }
@@ -399,6 +417,11 @@ func DecodeTxProof(data []byte) (*TxProof, error) {
 		}
 		if out.Certificate, err = parseCert(field+".certificate", ch.Certificate); err != nil {
 			return nil, err
+		}
+		if ch.Before != nil {
+			if out.Before, err = parseCert(field+".before", ch.Before); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// Whatever the checks above let through (duplicate keys, spaces,

@@ -134,8 +134,11 @@ func sampleProof() *TxProof {
 		Tx: []byte{2, 0xf8, 0x01}, Receipt: []byte{2, 0xf9}, PathLeft: 5,
 		TxPath: []common.Hash{h(1), h(2), h(3)}, ReceiptPath: []common.Hash{h(4), h(5), h(6)},
 		Header: []byte{0xc0}, Head: []byte{0xc1}, HistoryPath: []common.Hash{h(9)}, GenesisPath: []common.Hash{},
-		Certificate:      cert(12),
-		ValidatorChanges: []ValidatorSetChange{{Height: 5, Validators: []common.Address{{1}, {2}, {3}}, Certificate: cert(4)}},
+		Certificate: cert(12),
+		ValidatorChanges: []ValidatorSetChange{
+			{Height: 1, Validators: []common.Address{{1}, {2}}, Certificate: cert(0)},
+			{Height: 5, Validators: []common.Address{{1}, {2}, {3}}, Certificate: cert(4), Before: cert(3)},
+		},
 	}
 }
 
@@ -196,10 +199,14 @@ func TestDecodeProofRefuses(t *testing.T) {
 		{"leading zero", strings.Replace(s, `"chainId":7`, `"chainId":07`, 1), "invalid character"},
 		{"quoted number", strings.Replace(s, `"chainId":7`, `"chainId":"0x7"`, 1), "cannot unmarshal"},
 		{"negative", strings.Replace(s, `"chainId":7`, `"chainId":-7`, 1), "cannot unmarshal"},
-		{"version 2", strings.Replace(s, `"version":1`, `"version":2`, 1), "version 2"},
+		{"version 1", strings.Replace(s, `"version":2`, `"version":1`, 1), "version 1"},
+		{"version 3", strings.Replace(s, `"version":2`, `"version":3`, 1), "version 3"},
+		{"missing before", strings.Replace(s, `,"before":null`, ``, 1), "canonical"},
+		{"before not an object", strings.Replace(s, `"before":null`, `"before":7`, 1), "cannot unmarshal"},
+		{"before without height", strings.Replace(s, `"before":{"height":3,`, `"before":{`, 1), "validatorChanges[1].before.height missing"},
 		{"escaped char", strings.Replace(s, `"tx":"0x02f801"`, `"tx":"\u0030x02f801"`, 1), "canonical"},
 		{"unsorted validators", strings.Replace(s, `"validators":["0x01`, `"validators":["0x04`, 1), "strictly increasing"},
-		{"no validators", strings.Replace(s, `"validators":["0x0100000000000000000000000000000000000000","0x0200000000000000000000000000000000000000","0x0300000000000000000000000000000000000000"]`, `"validators":[]`, 1), "validators: 0"},
+		{"no validators", strings.Replace(s, `"validators":["0x0100000000000000000000000000000000000000","0x0200000000000000000000000000000000000000"]`, `"validators":[]`, 1), "validators: 0"},
 		{"missing cert field", strings.Replace(s, `"certificate":{"height":12,`, `"certificate":{`, 1), "certificate.height missing"},
 		{"whitespace", strings.Replace(s, `,"tx"`, `, "tx"`, 1), "canonical"},
 	}
@@ -228,7 +235,7 @@ func FuzzDecodeTxProof(f *testing.F) {
 	}
 	f.Add(enc)
 	f.Add([]byte(`{}`))
-	f.Add([]byte(`{"version":1}`))
+	f.Add([]byte(`{"version":2}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := DecodeTxProof(data)
 		if err != nil {

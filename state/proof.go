@@ -57,7 +57,7 @@ func (d *DB) HistoryProof(index, size uint64) ([]common.Hash, error) {
 // applied transaction txHash is in the chain: its Merkle paths to its
 // block's roots, the history path from the block to the highest certified
 // block, that block's certificate, and every validator set change up to
-// the set after it with the certificate naming it. It returns ErrNotFound
+// the set after it with the certificates naming it and the set before it. It returns ErrNotFound
 // for an unknown transaction and ErrNotCertified while no block at or
 // above the transaction's is certified.
 func (d *DB) TxProof(txHash common.Hash) (*chain.TxProof, error) {
@@ -159,6 +159,13 @@ func (d *DB) txProof(txHash common.Hash, n uint64, idx uint32) (*chain.TxProof, 
 		vals := append([]common.Address(nil), sets[i]...)
 		chain.SortAddresses(vals)
 		p.ValidatorChanges[i] = chain.ValidatorSetChange{Height: e, Validators: vals, Certificate: c.Certificate}
+		if e >= 2 { // block e-2's certificate names the set at e-1: it chains this change to the one before
+			b, err := d.Certificate(e - 2)
+			if err != nil {
+				return nil, fmt.Errorf("the validator set changed at %d, but block %d, whose certificate names the set before it, is not certified: %w", e, e-2, err)
+			}
+			p.ValidatorChanges[i].Before = b.Certificate
+		}
 	}
 	return p, nil
 }

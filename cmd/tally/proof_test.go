@@ -39,7 +39,7 @@ func TestProofCommands(t *testing.T) {
 		t.Fatalf("proof tx --out: %+v", r)
 	}
 	r = tally(t, "", append([]string{"proof", "tx", s.Transfer.Hex()}, node...)...)
-	if r.code != exitOK || !strings.HasPrefix(r.stdout, `{"version":1,`) || !strings.HasSuffix(r.stdout, "}\n") {
+	if r.code != exitOK || !strings.HasPrefix(r.stdout, `{"version":2,`) || !strings.HasSuffix(r.stdout, "}\n") {
 		t.Fatalf("proof tx to stdout: %+v", r)
 	}
 	before := filepath.Join(dir, "before.json")
