@@ -101,6 +101,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		minted:   map[uint32]*big.Int{},
 		burned:   map[uint32]*big.Int{},
 		max:      cfg.MaxFailures,
+
+		certCarrier: map[uint64]uint64{},
 	}
 	if a.max == 0 {
 		a.max = DefaultMaxFailures
@@ -116,6 +118,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		if err := a.finish(ctx, digest); err != nil {
 			return nil, err
+		}
+		if l, ok := cfg.Source.(stateLister); ok && a.rep.FinalStateChecked {
+			if err := a.records(l.stateDB()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	a.rep.OK = len(a.rep.Failures) == 0 && a.rep.FailuresOmitted == 0
@@ -174,6 +181,9 @@ type auditor struct {
 	startSupply    []state.AssetSupply
 	minted, burned map[uint32]*big.Int
 	scratch        big.Int
+	// certCarrier maps each height a checked block carries a certificate
+	// for to that block (the certificate index the data dir must hold).
+	certCarrier map[uint64]uint64
 }
 
 func (a *auditor) close() {
@@ -356,6 +366,12 @@ func (a *auditor) blocks(ctx context.Context, to uint64) error {
 		if stop {
 			return nil
 		}
+		for _, c := range it.b.Certs {
+			a.certCarrier[c.Height] = n
+		}
+		for _, bad := range it.txIndexBad {
+			a.fail(n, -1, CheckTxIndex, "the block's transactions", "another index", bad)
+		}
 		a.rep.To = n
 		if a.cfg.Progress != nil {
 			a.cfg.Progress(n-first+1, total)
@@ -375,11 +391,13 @@ type item struct {
 	senders    []common.Address
 	senderErrs []error
 	sealErr    error
+	// txIndexBad lists the transactions a data dir's index does not lead to.
+	txIndexBad []string
 	done       chan struct{}
 }
 
 func (it *item) release() {
-	it.raw, it.b, it.receipts, it.senders, it.senderErrs = state.RawBlock{}, nil, nil, nil, nil
+	it.raw, it.b, it.receipts, it.senders, it.senderErrs, it.txIndexBad = state.RawBlock{}, nil, nil, nil, nil, nil
 }
 
 // pipeline fetches raw blocks in order and decodes them and recovers
@@ -450,8 +468,12 @@ func (p *pipeline) fetch(first, to uint64) {
 }
 
 func (p *pipeline) worker() {
+	l, isDir := p.src.(stateLister)
 	for it := range p.work {
 		prepare(it, p.signer, p.chainID)
+		if isDir && it.b != nil {
+			it.txIndexBad = checkTxIndex(l.stateDB(), it.b)
+		}
 		close(it.done)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 
@@ -382,7 +383,7 @@ func TestTampering(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if a, b := failureKeys(rep), failureKeys(byRPC); a != b {
+			if a, b := failureKeys(rep, audit.RecordChecks...), failureKeys(byRPC); a != b {
 				t.Fatalf("by data dir:\n%s\nby rpc:\n%s", a, b)
 			}
 		})
@@ -404,10 +405,14 @@ func appendTx(t *testing.T, db *pebble.DB, from uint64, index int, to uint64) {
 	putBlock(t, db, b, append(rs, &r))
 }
 
-// failureKeys lists (height, tx, check) of each failure, one a line.
-func failureKeys(r *audit.Report) string {
+// failureKeys lists (height, tx, check) of each failure, one a line,
+// leaving out the checks named in except.
+func failureKeys(r *audit.Report, except ...string) string {
 	var b bytes.Buffer
 	for _, f := range r.Failures {
+		if slices.Contains(except, f.Check) {
+			continue
+		}
 		tx := -1
 		if f.TxIndex != nil {
 			tx = *f.TxIndex

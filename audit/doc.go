@@ -30,7 +30,15 @@
 //     compliance events.
 //  4. At the end: the supply table (balances + escrow = minted − burned,
 //     and minted/burned equal to what the events say), and, when the audit
-//     reached the source's head, the replayed state against the stored one.
+//     reached the source's head, the replayed state against the stored one
+//     and, for a data dir, its own records (head, history and its tree
+//     nodes, genesis, block-hash and certificate indexes, halt record:
+//     records.go) against the blocks; the transaction index is checked on
+//     the workers of step 2.
+//
+// The proof checker requires every validator set change between genesis
+// and the certified head, each chained to the one before it by the
+// certificate of the block two below it, so a change left out fails.
 //
 // A failure is recorded once per (height, transaction, check) and the audit
 // goes on: each block's state root is checked as keccak(parent *header's*

@@ -39,12 +39,30 @@ const (
 	CheckBankRef           = "bank-ref"                  // no bank reference minted twice, nor reversed twice or without its mint (Minted, MintReversed events)
 	CheckWithdrawal        = "withdrawal"                // a withdrawal claimed once, settled or refunded at most once, returned at most once and only if settled
 	CheckComplianceReason  = "compliance-reason"         // every compliance action carries a non-empty reason
+
+	// The data dir's own records (a --datadir audit that reaches the head).
+	CheckHeadRecord    = "head-record"    // the stored head is the last block: number, hash, time; Raft index not below it
+	CheckHistoryRecord = "history-record" // the stored history is the history of the blocks
+	CheckHistoryNodes  = "history-nodes"  // every stored history tree node is the one the blocks give
+	CheckGenesisRecord = "genesis-record" // the stored genesis is the given genesis file
+	CheckHashIndex     = "hash-index"     // each block's hash leads to its number
+	CheckTxIndex       = "tx-index"       // each transaction's hash leads to its block and position
+	CheckCertIndex     = "cert-index"     // the certificate index is exactly the certificates the blocks carry
+	CheckHaltRecord    = "halt-record"    // the node did not halt (tallyd would start halted)
 )
 
 // Checks lists every check name in the order a block is checked.
 var Checks = []string{CheckGenesis, CheckLimits, CheckLink, CheckTime, CheckHeader, CheckHistoryRoot, CheckProposer, CheckSeal,
 	CheckCertRoot, CheckCertificate, CheckCertificateQuorum, CheckTxRoot, CheckTxSignature, CheckReceiptsRoot,
-	CheckReceipt, CheckStateRoot, CheckFinalState, CheckSupply, CheckBankRef, CheckWithdrawal, CheckComplianceReason}
+	CheckReceipt, CheckStateRoot, CheckFinalState, CheckSupply, CheckBankRef, CheckWithdrawal, CheckComplianceReason,
+	CheckHeadRecord, CheckHistoryRecord, CheckHistoryNodes, CheckGenesisRecord, CheckHashIndex, CheckTxIndex, CheckCertIndex, CheckHaltRecord}
+
+// RecordChecks are the checks of a data dir's own records (indexes, head,
+// history, genesis and halt records): a --datadir audit runs them, an
+// audit by RPC cannot (the node's records are not on the wire); every
+// other check is the same whichever source served the chain.
+var RecordChecks = []string{CheckHeadRecord, CheckHistoryRecord, CheckHistoryNodes, CheckGenesisRecord, CheckHashIndex,
+	CheckTxIndex, CheckCertIndex, CheckHaltRecord}
 
 // Report is the outcome of an audit (the --json output).
 type Report struct {

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/rlp"
+
 	"github.com/tally-ledger/tally/audit"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
@@ -89,6 +92,34 @@ func TestAuditExitCodes(t *testing.T) {
 	t.Logf("other genesis:\n%s%s", r.stdout, r.stderr)
 	if r.code != 1 || !strings.Contains(r.stdout, "genesis") || !strings.Contains(r.stderr, "audit failed") {
 		t.Fatalf("other genesis: %+v", r)
+	}
+
+	// 1: intact blocks, but the data dir's head record names another
+	// block (tallyd would build on it): the check that fails is named.
+	cp := chaintest.CopyDir(t, dir)
+	pdb, err := pebble.Open(cp, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, closer, err := pdb.Get([]byte("mhead"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h state.Head
+	if err := rlp.DecodeBytes(v, &h); err != nil {
+		t.Fatal(err)
+	}
+	closer.Close()
+	h.Hash[0] ^= 1
+	v, _ = rlp.EncodeToBytes(&h)
+	if err := pdb.Set([]byte("mhead"), v, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	pdb.Close()
+	r = runBin(t, "audit", "--genesis", gen, "--datadir", cp)
+	t.Logf("altered head record:\n%s%s", r.stdout, r.stderr)
+	if r.code != 1 || !strings.Contains(r.stdout, audit.CheckHeadRecord) || !strings.Contains(r.stderr, "audit failed") {
+		t.Fatalf("altered head record: %+v", r)
 	}
 
 	// 2: the input cannot be read.
