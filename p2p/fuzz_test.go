@@ -281,4 +281,3 @@ func FuzzParsePeers(f *testing.F) {
 		}
 	})
 }
-
