@@ -151,15 +151,18 @@ type RaftConfig struct {
 }
 
 // Raft timeout defaults (raft.heartbeat-timeout, raft.election-timeout,
-// raft.leader-lease-timeout). A leader fault is noticed by the first
-// follower after 1-2 heartbeat timeouts; pre-vote (on in hashicorp/raft
-// since v1.7) keeps a follower that merely missed heartbeats from
-// disrupting a healthy leader, and the lease makes a cut-off leader step
-// down (and stop admitting) before the majority's election ends.
+// raft.leader-lease-timeout). A leader fault is noticed by the followers
+// after 1-2 heartbeat timeouts, so writes resume about 1-1.6 s after it
+// (docs/benchmarks.md). Pre-vote (on in hashicorp/raft since v1.7) keeps
+// a follower that merely missed heartbeats from disrupting a healthy
+// leader. The lease is as long as hashicorp/raft allows (the heartbeat
+// timeout): a leader that steps down is a false election when it was only
+// slow, while a cut-off leader gains little from the extra quarter second
+// (it cannot replicate what it admits, so its clients get errors).
 const (
 	DefaultHeartbeatTimeout   = 500 * time.Millisecond
 	DefaultElectionTimeout    = 500 * time.Millisecond
-	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 500 * time.Millisecond
 	// minRaftTimeout is hashicorp/raft's own floor (5 ms) raised to what
 	// a network between banks can meet.
 	minRaftTimeout = 50 * time.Millisecond
