@@ -183,7 +183,11 @@ func TestFailoverTimes(t *testing.T) {
 	recipients := randomAddrs(20)
 
 	results := make(map[string][]time.Duration)
-	for _, kind := range faultKinds {
+	kinds := faultKinds
+	if k := os.Getenv("TALLY_FAILOVER_KINDS"); k != "" {
+		kinds = strings.Split(k, ",") // e.g. "kill,pause"
+	}
+	for _, kind := range kinds {
 		for r := range rounds {
 			leader, _ := c.waitLeader(ctx, allThree, "", 60*time.Second)
 			followers := others(allThree, leader)
@@ -213,6 +217,12 @@ func TestFailoverTimes(t *testing.T) {
 			results[kind] = append(results[kind], took)
 			newLeader, _ := c.waitLeader(ctx, followers, c.specs[leader].PeerID, 30*time.Second)
 			t.Logf("FAILOVER %s round %d: leader node %d, writes resumed after %v (new leader node %d)", kind, r+1, leader, took.Round(time.Millisecond), newLeader)
+			if took > 2*time.Second {
+				// What the survivors did meanwhile.
+				for _, i := range followers {
+					c.logLines(i, faultAt.Add(-time.Second), resumed, failoverLogKeys)
+				}
+			}
 			switch kind {
 			case "kill":
 				c.start(leader)
@@ -297,23 +307,32 @@ func TestFailoverTimes(t *testing.T) {
 		elapsed.Round(time.Second), acked.Load(), float64(acked.Load())/elapsed.Seconds(), term0, termOf(), termOf()-term0, terms)
 	// Why each election happened, from the nodes' logs.
 	for i := range c.specs {
-		for _, line := range strings.Split(c.log(i), "\n") {
-			ts, ok := logTime(line)
-			if !ok || ts.Before(start) {
-				continue
-			}
-			for _, key := range electionLogKeys {
-				if strings.Contains(line, key) {
-					t.Logf("node %d: %s", i, line)
-					break
-				}
-			}
-		}
+		c.logLines(i, start, time.Now(), electionLogKeys)
 	}
 }
 
 // electionLogKeys pick out the log lines that explain an election.
 var electionLogKeys = []string{"heartbeat timeout reached", "stepping down", "became leader", "lost leadership", "pre-vote", "election"}
+
+// failoverLogKeys add what delays writes after an election.
+var failoverLogKeys = append([]string{"forward", "proposal", "barrier", "raft:", "holding", "replicat"}, electionLogKeys...)
+
+// logLines logs the lines of node i's current log between from and to
+// that contain one of keys.
+func (c *testCluster) logLines(i int, from, to time.Time, keys []string) {
+	for _, line := range strings.Split(c.log(i), "\n") {
+		ts, ok := logTime(line)
+		if !ok || ts.Before(from) || ts.After(to) {
+			continue
+		}
+		for _, key := range keys {
+			if strings.Contains(line, key) {
+				c.t.Logf("node %d: %s", i, line)
+				break
+			}
+		}
+	}
+}
 
 // logTime parses the time= field of a node's log line.
 func logTime(line string) (time.Time, bool) {
