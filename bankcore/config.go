@@ -33,8 +33,14 @@ type Config struct {
 	PayoutPath string `toml:"payout-path"`
 	// SecretFile holds the HMAC secret shared with the bridge (the file's
 	// bytes, surrounding white space removed, at least 16 bytes).
-	SecretFile string   `toml:"secret-file"`
-	MaxSkew    Duration `toml:"max-skew"`
+	// It signs the simulator's POSTs to the bridge (the bridge's
+	// auth.intake-secret-file).
+	SecretFile string `toml:"secret-file"`
+	// OrderSecretFile verifies the bridge's payout orders (the bridge's
+	// auth.order-secret-file, which must differ from its intake secret);
+	// empty: secret-file.
+	OrderSecretFile string   `toml:"order-secret-file"`
+	MaxSkew         Duration `toml:"max-skew"`
 	// Currency is the omnibus account's currency (the bridge's asset).
 	Currency       string `toml:"currency"`
 	OmnibusAccount string `toml:"omnibus-account"`

@@ -78,6 +78,7 @@ func FuzzParseConfig(f *testing.F) {
 		// test's: the fuzzed paths are not read.
 		run := cfg
 		run.SecretFile, run.SnapshotFile, run.ScriptFile, run.StatementFile = secret, "", "", ""
+		run.OrderSecretFile = ""
 		s, err := New(run, Options{Logger: quiet, Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatalf("accepted config, simulator refuses it: %v", err)

@@ -48,9 +48,11 @@ type Options struct {
 type Sim struct {
 	cfg    Config
 	secret []byte
-	log    *slog.Logger
-	now    func() time.Time
-	client *http.Client
+	// orderSecret verifies the bridge's orders (order-secret-file).
+	orderSecret []byte
+	log         *slog.Logger
+	now         func() time.Time
+	client      *http.Client
 
 	mu        sync.Mutex
 	ledger    Ledger
@@ -139,6 +141,16 @@ func New(cfg Config, opts Options) (*Sim, error) {
 	s.secret = bytes.TrimSpace(secret)
 	if len(s.secret) < 16 {
 		return nil, fmt.Errorf("key secret-file: %s holds %d bytes, at least 16 are needed", cfg.SecretFile, len(s.secret))
+	}
+	s.orderSecret = s.secret
+	if cfg.OrderSecretFile != "" {
+		secret, err := os.ReadFile(cfg.Path(cfg.OrderSecretFile))
+		if err != nil {
+			return nil, fmt.Errorf("key order-secret-file: %w", err)
+		}
+		if s.orderSecret = bytes.TrimSpace(secret); len(s.orderSecret) < 16 {
+			return nil, fmt.Errorf("key order-secret-file: %s holds %d bytes, at least 16 are needed", cfg.OrderSecretFile, len(s.orderSecret))
+		}
 	}
 	s.faults.Reject = cfg.Reject
 	s.rng = newRNG(cfg.Random.Seed)
@@ -557,7 +569,7 @@ func (s *Sim) handlePayout(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "read body: " + err.Error()})
 		return
 	}
-	if err := Verify(s.secret, body, r.Header.Get(SignatureHeader), s.now(), s.cfg.MaxSkew.D()); err != nil {
+	if err := Verify(s.orderSecret, body, r.Header.Get(SignatureHeader), s.now(), s.cfg.MaxSkew.D()); err != nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
 		return
 	}

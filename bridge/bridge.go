@@ -38,12 +38,15 @@ type Options struct {
 // Bridge is one issuing bank's bridge between its core banking system and
 // the chain. New opens it, Start runs it, Close stops it.
 type Bridge struct {
-	cfg    Config
-	log    *slog.Logger
-	key    *crypto.PrivateKey
-	bank   common.Address
-	secret []byte
-	now    func() time.Time
+	cfg  Config
+	log  *slog.Logger
+	key  *crypto.PrivateKey
+	bank common.Address
+	// intakeSecret verifies the core's POSTs; orderSecret signs the
+	// bridge's orders to the core (one secret per direction).
+	intakeSecret, orderSecret []byte
+	operators                 *operators
+	now                       func() time.Time
 
 	store   *Store
 	nodes   *nodes
@@ -65,10 +68,14 @@ type Bridge struct {
 	ln       net.Listener
 	srv      *http.Server
 	httpDone chan struct{}
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	started  bool
-	closed   atomic.Bool
+	// opLn, opSrv: the operator listener (operator.listen), if any.
+	opLn    net.Listener
+	opSrv   *http.Server
+	opDone  chan struct{}
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+	closed  atomic.Bool
 
 	// hooks are for tests only: crash simulation and worker selection.
 	hooks hooks
@@ -153,14 +160,25 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		b.key = k
 	}
 	b.bank = b.key.Address()
-	secret, err := readSecretFile(cfg.Path(cfg.Auth.SecretFile))
-	if err != nil {
-		return nil, fmt.Errorf("key auth.secret-file: %w", err)
+	var err error
+	if b.intakeSecret, err = loadSecret(&cfg, "auth.intake-secret-file", cfg.Auth.IntakeSecretFile); err != nil {
+		return nil, err
 	}
-	if len(secret) < minSecretLen {
-		return nil, fmt.Errorf("key auth.secret-file: the secret is %d bytes, at least %d needed", len(secret), minSecretLen)
+	if b.orderSecret, err = loadSecret(&cfg, "auth.order-secret-file", cfg.Auth.OrderSecretFile); err != nil {
+		return nil, err
 	}
-	b.secret = secret
+	if bytes.Equal(b.intakeSecret, b.orderSecret) {
+		return nil, fmt.Errorf("key auth.order-secret-file: the same secret as auth.intake-secret-file; each direction needs its own")
+	}
+	if cfg.Operator.TokensFile != "" {
+		data, err := readBounded(cfg.Path(cfg.Operator.TokensFile))
+		if err != nil {
+			return nil, fmt.Errorf("key operator.tokens-file: %w", err)
+		}
+		if b.operators, err = parseOperators(data); err != nil {
+			return nil, fmt.Errorf("key operator.tokens-file: %s: %w", cfg.Operator.TokensFile, err)
+		}
+	}
 	if err := os.MkdirAll(cfg.Path(cfg.DataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("key datadir: %w", err)
 	}
@@ -232,6 +250,18 @@ func readBounded(path string) ([]byte, error) {
 	return data, nil
 }
 
+// loadSecret reads the HMAC secret file of config key key.
+func loadSecret(cfg *Config, key, path string) ([]byte, error) {
+	secret, err := readSecretFile(cfg.Path(path))
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", key, err)
+	}
+	if len(secret) < minSecretLen {
+		return nil, fmt.Errorf("key %s: the secret is %d bytes, at least %d needed", key, len(secret), minSecretLen)
+	}
+	return secret, nil
+}
+
 // readSecretFile reads a secret: the file's bytes with surrounding white
 // space (a trailing newline) removed.
 func readSecretFile(path string) ([]byte, error) {
@@ -257,6 +287,15 @@ func (b *Bridge) Addr() string {
 		return ""
 	}
 	return b.ln.Addr().String()
+}
+
+// OperatorAddr returns the address serving the operator endpoints,
+// /v1/status and /metrics: operator.listen's, else the intake's.
+func (b *Bridge) OperatorAddr() string {
+	if b.opLn != nil {
+		return b.opLn.Addr().String()
+	}
+	return b.Addr()
 }
 
 // Start resolves the chain and asset, starts the intake server and the
@@ -292,6 +331,29 @@ func (b *Bridge) Start(ctx context.Context) error {
 			b.log.Error("intake server", "err", err)
 		}
 	}()
+	if b.cfg.Operator.Listen != "" {
+		oln, err := net.Listen("tcp", b.cfg.Operator.Listen)
+		if err != nil {
+			b.srv.Close()
+			<-b.httpDone
+			return fmt.Errorf("key operator.listen: %w", err)
+		}
+		if tlsCfg != nil {
+			oln = tls.NewListener(oln, tlsCfg)
+		}
+		mux := http.NewServeMux()
+		b.operatorRoutes(mux)
+		b.opLn = oln
+		b.opSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+		b.opDone = make(chan struct{})
+		go func() {
+			defer close(b.opDone)
+			if err := b.opSrv.Serve(oln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.log.Error("operator server", "err", err)
+			}
+		}()
+	}
 	b.started = true
 	wctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
@@ -369,6 +431,12 @@ func (b *Bridge) Close() error {
 		errs = append(errs, b.srv.Shutdown(ctx))
 		cancel()
 		<-b.httpDone
+	}
+	if b.opSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, b.opSrv.Shutdown(ctx))
+		cancel()
+		<-b.opDone
 	}
 	if b.cancel != nil {
 		b.cancel()

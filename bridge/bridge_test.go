@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -229,13 +228,9 @@ func (e *testEnv) testRefusedRequests(t *testing.T) {
 		t.Fatalf("refused requests changed the store: %+v", c)
 	}
 	// /v1/status shows them.
-	resp, err := http.Get("http://" + b.Addr() + PathStatus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	_, raw := e.opCall(t, b.OperatorAddr(), "GET", PathStatus, opToken, nil)
 	var st Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Refusals < 12 || len(st.RecentRefusals) == 0 || st.Asset != "HKD" {
+	if err := json.Unmarshal(raw, &st); err != nil || st.Refusals < 12 || len(st.RecentRefusals) == 0 || st.Asset != "HKD" {
 		t.Fatalf("status %+v, %v", st, err)
 	}
 }
@@ -473,12 +468,7 @@ func (e *testEnv) testNodeFailover(t *testing.T) {
 		t.Fatalf("notification: %d %+v", code, resp)
 	}
 	waitDeposit(t, b, "FO-1", DepositMinted)
-	resp, err := http.Get("http://" + b.Addr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	text, _ := io.ReadAll(resp.Body)
+	_, text := e.opCall(t, b.OperatorAddr(), "GET", "/metrics", opToken, nil)
 	if !strings.Contains(string(text), "tally_bridge_node_failovers_total 2") {
 		t.Fatalf("metrics do not show the two failovers:\n%s", grep(string(text), "tally_bridge"))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/tally-ledger/tally/chain"
@@ -174,6 +175,8 @@ func (b *Bridge) markClosed(p *Payout, what string) error {
 func refundReason(p *Payout) string {
 	r := "payout " + p.EndToEndID + " rejected by the bank: " + p.Reason
 	switch {
+	case p.Outcome == statusCancelled && strings.HasPrefix(p.Reason, operatorCancelPrefix):
+		r = "payout " + p.EndToEndID + " " + p.Reason
 	case p.Returned != "":
 		r = "payout " + p.EndToEndID + " returned by the bank: " + p.ReturnReason
 	case p.Outcome == statusReturned:

@@ -33,6 +33,7 @@ type Config struct {
 	Nodes    NodesConfig    `toml:"nodes"`
 	BankCore BankCoreConfig `toml:"bankcore"`
 	Auth     AuthConfig     `toml:"auth"`
+	Operator OperatorConfig `toml:"operator"`
 	Limits   LimitsConfig   `toml:"limits"`
 	TLS      TLSConfig      `toml:"tls"`
 	Outbox   OutboxConfig   `toml:"outbox"`
@@ -97,11 +98,31 @@ type BankCoreConfig struct {
 	TLS ClientTLSConfig `toml:"tls"`
 }
 
-// AuthConfig authenticates the bank core: every POST carries an
-// HMAC-SHA256 signature over a timestamp and the body.
+// AuthConfig authenticates the bank core and the bridge to each other:
+// every POST carries an HMAC-SHA256 signature over a timestamp and the
+// body, with one secret per direction, so a secret leaked on one side
+// neither forges deposits nor lets anyone pose as the bridge to the core.
 type AuthConfig struct {
+	// IntakeSecretFile: the core signs its POSTs to the bridge with it.
+	IntakeSecretFile string `toml:"intake-secret-file"`
+	// OrderSecretFile: the bridge signs its payout orders to the core.
+	OrderSecretFile string `toml:"order-secret-file"`
+	// SecretFile is the old single secret of both directions: refused,
+	// naming the two keys above.
 	SecretFile string   `toml:"secret-file"`
 	MaxSkew    Duration `toml:"max-skew"`
+}
+
+// OperatorConfig configures the operator tools (docs/bridge.md, "Operator
+// tools") and who may read /v1/status and /metrics.
+type OperatorConfig struct {
+	// TokensFile lists the operators: "<name> <token>" per line. Without
+	// it no one can use the operator endpoints, /v1/status or /metrics.
+	TokensFile string `toml:"tokens-file"`
+	// Listen, when set, serves the operator endpoints, /v1/status and
+	// /metrics on their own host:port (an internal network), and no
+	// longer on listen, the intake the bank core reaches.
+	Listen string `toml:"listen"`
 }
 
 // LimitsConfig bounds what one request can make the bridge hold in memory
@@ -304,8 +325,22 @@ func (c *Config) Validate() error {
 	if _, err := time.LoadLocation(c.BankCore.TimeZone); err != nil || c.BankCore.TimeZone == "" || c.BankCore.TimeZone == "Local" {
 		return bad("bankcore.time-zone", "%q is not an IANA time zone name (e.g. Asia/Hong_Kong, UTC)", c.BankCore.TimeZone)
 	}
-	if c.Auth.SecretFile == "" {
-		return bad("auth.secret-file", "required: the HMAC secret shared with the bank core")
+	if c.Auth.SecretFile != "" {
+		return bad("auth.secret-file", "no longer accepted: one secret for both directions lets whoever learns it both forge deposits and pose as the bridge; use auth.intake-secret-file (the bank core signs its POSTs to the bridge) and auth.order-secret-file (the bridge signs its orders to the core), two different secrets")
+	}
+	if c.Auth.IntakeSecretFile == "" {
+		return bad("auth.intake-secret-file", "required: the HMAC secret the bank core signs its POSTs to the bridge with")
+	}
+	if c.Auth.OrderSecretFile == "" {
+		return bad("auth.order-secret-file", "required: the HMAC secret the bridge signs its payout orders to the bank core with")
+	}
+	if c.Operator.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Operator.Listen); err != nil {
+			return bad("operator.listen", "%q is not host:port: %v", c.Operator.Listen, err)
+		}
+		if _, port, _ := net.SplitHostPort(c.Listen); c.Operator.Listen == c.Listen && port != "0" {
+			return bad("operator.listen", "%q is listen too: give the operator endpoints their own address, or leave operator.listen empty", c.Operator.Listen)
+		}
 	}
 	for key, d := range map[string]Duration{
 		"nodes.timeout": c.Nodes.Timeout, "bankcore.timeout": c.BankCore.Timeout, "auth.max-skew": c.Auth.MaxSkew,

@@ -24,7 +24,8 @@ endpoints = ["http://127.0.0.1:8545"]
 url = "http://127.0.0.1:9000"
 debtor-account = "HK-OMNIBUS-1"
 [auth]
-secret-file = "hmac.secret"
+intake-secret-file = "intake.secret"
+order-secret-file = "order.secret"
 `
 
 func TestConfigDefaultsAndPaths(t *testing.T) {
@@ -57,7 +58,7 @@ func configText(set map[string]string) string {
 	keys := map[string]string{
 		"asset": `"HKD"`, "key.keystore-file": `"bank.json"`, "key.password-file": `"bank.pass"`,
 		"nodes.endpoints": `["http://127.0.0.1:8545"]`, "bankcore.url": `"http://127.0.0.1:9000"`, "bankcore.debtor-account": `"HK-OMNIBUS-1"`,
-		"auth.secret-file": `"hmac.secret"`,
+		"auth.intake-secret-file": `"intake.secret"`, "auth.order-secret-file": `"order.secret"`,
 	}
 	for k, v := range set {
 		if v == "" {
@@ -99,7 +100,13 @@ func TestConfigRefusesTyposNamingTheKey(t *testing.T) {
 		{"bad log level", map[string]string{"log.level": `"loud"`}, "key log.level"},
 		{"pain.001 without a debtor account", map[string]string{"bankcore.debtor-account": ""}, "key bankcore.debtor-account"},
 		{"missing asset", map[string]string{"asset": ""}, "key asset"},
-		{"missing secret", map[string]string{"auth.secret-file": ""}, "key auth.secret-file"},
+		{"missing intake secret", map[string]string{"auth.intake-secret-file": ""}, "key auth.intake-secret-file: required"},
+		{"missing order secret", map[string]string{"auth.order-secret-file": ""}, "key auth.order-secret-file: required"},
+		{"old single secret", map[string]string{"auth.secret-file": `"hmac.secret"`}, "key auth.secret-file: no longer accepted"},
+		{"old single secret names the new keys", map[string]string{"auth.secret-file": `"hmac.secret"`}, "auth.intake-secret-file (the bank core signs its POSTs to the bridge) and auth.order-secret-file"},
+		{"bad operator listen", map[string]string{"operator.listen": `"nowhere"`}, "key operator.listen"},
+		{"operator listen = listen", map[string]string{"operator.listen": `"127.0.0.1:8600"`}, "key operator.listen: \"127.0.0.1:8600\" is listen too"},
+		{"operator typo", map[string]string{"operator.token-file": `"ops"`}, "unknown key operator.token-file"},
 		{"no password source", map[string]string{"key.password-file": "", "key.password-env": `""`}, "key key.password-file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

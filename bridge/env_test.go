@@ -45,8 +45,18 @@ type testEnv struct {
 	bank       *crypto.PrivateKey
 	secret     []byte
 	secretFile string
+	// orderSecret signs the bridge's orders (auth.order-secret-file).
+	orderSecret     []byte
+	orderSecretFile string
+	// tokensFile lists the operators: opToken is "alice"'s, opToken2 "bob"'s.
+	tokensFile string
 	core       *fakeCore
 }
+
+const (
+	opToken  = "alice-token-0123456789abcdef0123456789"
+	opToken2 = "bob-token-0123456789abcdef0123456789ab"
+)
 
 func newTestEnv(t *testing.T) *testEnv {
 	node := wallettest.StartDevNode(t)
@@ -63,7 +73,16 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err := os.WriteFile(e.secretFile, append(e.secret, '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.core = newFakeCore(t, e.secret)
+	e.orderSecret = []byte("order-secret-0123456789abcdef0123")
+	e.orderSecretFile = filepath.Join(t.TempDir(), "order.secret")
+	e.tokensFile = filepath.Join(t.TempDir(), "operators")
+	for f, data := range map[string][]byte{e.orderSecretFile: e.orderSecret,
+		e.tokensFile: []byte("# operators\nalice " + opToken + "\nbob " + opToken2 + "\n")} {
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.core = newFakeCore(t, e.orderSecret)
 	return e
 }
 
@@ -78,7 +97,9 @@ func (e *testEnv) config(t *testing.T) Config {
 	cfg.Nodes.Timeout = Duration(5 * time.Second)
 	cfg.BankCore.URL = e.core.srv.URL
 	cfg.BankCore.Format = FormatJSON
-	cfg.Auth.SecretFile = e.secretFile
+	cfg.Auth.IntakeSecretFile = e.secretFile
+	cfg.Auth.OrderSecretFile = e.orderSecretFile
+	cfg.Operator.TokensFile = e.tokensFile
 	fast := Duration(20 * time.Millisecond)
 	cfg.Outbox.PollInterval, cfg.Follower.PollInterval, cfg.Payout.PollInterval, cfg.Closer.PollInterval = fast, fast, fast, fast
 	cfg.Outbox.ReceiptTimeout = Duration(5 * time.Second)

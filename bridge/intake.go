@@ -67,9 +67,10 @@ func (b *Bridge) handler() http.Handler {
 	mux.HandleFunc("POST "+PathNotifications, b.handleNotifications)
 	mux.HandleFunc("POST "+PathLinks, b.handleLinks)
 	mux.HandleFunc("POST "+PathPaymentStatus, b.handlePaymentStatus)
-	mux.HandleFunc("GET "+PathStatus, b.handleStatus)
-	mux.Handle("GET /metrics", b.metrics.handler())
 	mux.HandleFunc("GET /healthz", b.handleHealthz)
+	if b.cfg.Operator.Listen == "" {
+		b.operatorRoutes(mux)
+	}
 	return mux
 }
 
@@ -117,7 +118,7 @@ func (b *Bridge) readSigned(w http.ResponseWriter, r *http.Request, endpoint str
 		b.refuse(w, endpoint, http.StatusBadRequest, RefusedMalformed, "", "read body: "+err.Error())
 		return nil, false
 	}
-	if err := Verify(b.secret, body, r.Header.Get(SignatureHeader), b.now(), b.cfg.Auth.MaxSkew.D()); err != nil {
+	if err := Verify(b.intakeSecret, body, r.Header.Get(SignatureHeader), b.now(), b.cfg.Auth.MaxSkew.D()); err != nil {
 		var ae *AuthError
 		kind := RefusedBadSignature
 		if errors.As(err, &ae) {
@@ -464,6 +465,13 @@ func outcomeClass(p *Payout) statusClass {
 // first stands. A booked debit that names no payout of this bridge is
 // ignored (the omnibus account has other debits too).
 func (b *Bridge) applyOutcome(ep, msgID string, it StatusItem) Verdict {
+	return b.applyOutcomeLogged(ep, msgID, it, nil)
+}
+
+// applyOutcomeLogged is applyOutcome for an operator's manual outcome
+// too: with op set, the payout's change and the operator log entry are
+// one batch (the entry's Result says what the rule decided).
+func (b *Bridge) applyOutcomeLogged(ep, msgID string, it StatusItem, op *OpEntry) Verdict {
 	v := Verdict{EndToEndID: it.EndToEndID}
 	if v.EndToEndID == "" {
 		v.Ref = it.Ref
@@ -487,7 +495,7 @@ func (b *Bridge) applyOutcome(ep, msgID string, it StatusItem) Verdict {
 	cls := classify(it)
 	now := b.now().UTC()
 	var conflict string
-	p, err := b.store.ModifyPayout(id, func(p *Payout) (bool, error) {
+	decide := func(p *Payout) (bool, error) {
 		if (cls == classSettled || cls == classReturned) && it.Amount != "" {
 			if msg := b.sameAmount(p, it); msg != "" {
 				v.Verdict, conflict = VerdictConflict, msg
@@ -531,6 +539,19 @@ func (b *Bridge) applyOutcome(ep, msgID string, it StatusItem) Verdict {
 		}
 		p.UpdatedAt = now
 		return true, nil
+	}
+	p, err := b.store.ModifyPayoutLogged(id, op, func(p *Payout) (bool, error) {
+		write, err := decide(p)
+		if op != nil {
+			op.Result = ResultDone
+			switch {
+			case v.Verdict == VerdictDuplicate:
+				op.Result = "no change: the payout has this outcome already"
+			case !write:
+				op.Result = strings.TrimSpace("refused: " + v.Verdict + " " + conflict)
+			}
+		}
+		return write, err
 	})
 	if errors.Is(err, ErrNotFound) {
 		return unknown(fmt.Sprintf("no payout of withdrawal %d is recorded", id))

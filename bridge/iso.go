@@ -287,7 +287,7 @@ func (b *Bridge) writePain001(o PayoutOrder) ([]byte, error) {
 			Transfers: []iso20022.Transfer{{
 				InstrID: o.InstrID, EndToEndID: o.EndToEndID, UETR: o.UETR, Amount: o.Amount, Currency: o.Currency,
 				Creditor:       creditor,
-				RemittanceInfo: []string{fmt.Sprintf("Tally withdrawal %d", o.WithdrawalID)},
+				RemittanceInfo: []string{remittance(o)},
 			}},
 		}},
 	}
@@ -296,6 +296,15 @@ func (b *Bridge) writePain001(o PayoutOrder) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// remittance is an order's remittance text: its own, else the
+// withdrawal's id.
+func remittance(o PayoutOrder) string {
+	if o.Remittance != "" {
+		return o.Remittance
+	}
+	return fmt.Sprintf("Tally withdrawal %d", o.WithdrawalID)
 }
 
 // ibanPattern is the shape of an IBAN (ISO 13616), as the XSD's

@@ -38,6 +38,9 @@ type PayoutOrder struct {
 	// execution date, today in the bank's time zone (bankcore.time-zone).
 	CreatedAt     time.Time `json:"createdAt"`
 	ExecutionDate string    `json:"executionDate"`
+	// Remittance is the remittance text (RmtInf/Ustrd) when it is not a
+	// withdrawal's ("Tally withdrawal <id>"): a deposit's return order.
+	Remittance string `json:"remittance,omitempty"`
 }
 
 // order is the payout order of p as sent at now. The identifiers are the
@@ -194,7 +197,12 @@ func (b *Bridge) payoutRound(ctx context.Context) error {
 
 // sendOrder POSTs p's order to the core, signed like the core's own POSTs.
 func (b *Bridge) sendOrder(ctx context.Context, p *Payout) error {
-	o := b.order(p, b.now())
+	return b.postOrder(ctx, b.order(p, b.now()))
+}
+
+// postOrder POSTs an order (a payout's, or a deposit's return) to the
+// core, signed with auth.order-secret-file.
+func (b *Bridge) postOrder(ctx context.Context, o PayoutOrder) error {
 	var body []byte
 	var err error
 	ctype := "application/json"
@@ -214,7 +222,7 @@ func (b *Bridge) sendOrder(ctx context.Context, p *Payout) error {
 	}
 	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Idempotency-Key", o.MsgID)
-	req.Header.Set(SignatureHeader, Sign(b.secret, body, b.now()))
+	req.Header.Set(SignatureHeader, Sign(b.orderSecret, body, b.now()))
 	resp, err := b.core.Do(req)
 	if err != nil {
 		return &coreError{down: true, err: fmt.Errorf("POST %s: %w", url, err)}

@@ -37,7 +37,7 @@ func newUnitBridge(t *testing.T) *unitBridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Bridge{cfg: cfg, log: slog.New(slog.DiscardHandler), now: time.Now, store: s, secret: unitSecret,
+	b := &Bridge{cfg: cfg, log: slog.New(slog.DiscardHandler), now: time.Now, store: s, intakeSecret: unitSecret,
 		bank:       common.HexToAddress("0x9586A4833970847aef259aD5BFB7aa8901DDf746"),
 		info:       ChainInfo{ChainID: 1337, AssetID: 1, Symbol: "HKD", Decimals: 2},
 		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1)}

@@ -37,10 +37,17 @@ const (
 	// chain has it and the balance allows), else an operator must act.
 	// Raised (log, metric tally_bridge_unhandled_returns_total) until done.
 	DepositReversing DepositStatus = "reversing"
+	// DepositReturnDue: an operator returns a held deposit to its payer
+	// (Return); never minted from then on. The return order is not yet
+	// acknowledged by the core.
+	DepositReturnDue DepositStatus = "return-due"
+	// DepositReturned: the core acknowledged the return order.
+	DepositReturned DepositStatus = "returned"
 )
 
 // DepositStatuses lists the statuses in the order /v1/status shows them.
-var DepositStatuses = []DepositStatus{DepositAccepted, DepositHeld, DepositSubmitted, DepositMinted, DepositReversed, DepositReversing}
+var DepositStatuses = []DepositStatus{DepositAccepted, DepositHeld, DepositSubmitted, DepositMinted, DepositReversed, DepositReversing,
+	DepositReturnDue, DepositReturned}
 
 // DepositKey identifies a deposit (docs/bridge.md, "Deposit identity"):
 // the account it is booked on, the transaction's reference there
@@ -146,6 +153,8 @@ type Deposit struct {
 	Tx *SignedTx `json:"tx,omitempty"`
 	// Reversal is set once the bank reversed the credit.
 	Reversal *Reversal `json:"reversal,omitempty"`
+	// Return is set once an operator returns the deposit to its payer.
+	Return *DepositReturn `json:"return,omitempty"`
 	// Attempts counts mints that reverted for a reason a retry could fix.
 	Attempts   int       `json:"attempts,omitempty"`
 	ReceivedAt time.Time `json:"receivedAt"`
@@ -293,6 +302,7 @@ type ChainInfo struct {
 //	m/seq, m/rseq                     last deposit and refusal sequence numbers
 //	m/chain                           ChainInfo
 //	m/format                          the store format (StoreFormat)
+//	o/<seq 8>, m/ohead                the operator log (oplog.go)
 var (
 	prefixDeposit  = []byte("d/")
 	prefixLink     = []byte("l/")
@@ -1016,6 +1026,27 @@ func (s *Store) QueuedPayouts(st PayoutStatus, limit int) ([]*Payout, error) {
 		out = append(out, pay)
 	}
 	return out, nil
+}
+
+// closedPayouts returns up to limit closed payouts, in id order (they
+// have no queue: this reads every payout).
+func (s *Store) closedPayouts(limit int) ([]*Payout, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixPayout, UpperBound: upperBound(prefixPayout)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*Payout
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		var p Payout
+		if err := json.Unmarshal(it.Value(), &p); err != nil {
+			return nil, fmt.Errorf("decode payout %x: %w", it.Key(), err)
+		}
+		if p.Status == PayoutClosed {
+			out = append(out, &p)
+		}
+	}
+	return out, it.Error()
 }
 
 // Cursor returns the next block the follower reads (0 when never set).

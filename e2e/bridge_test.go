@@ -192,7 +192,7 @@ func (e *bridgeEnv) post(url string, body []byte) (int, []byte) {
 
 func (e *bridgeEnv) getJSON(url string, v any) {
 	e.t.Helper()
-	resp, err := http.Get(url)
+	resp, err := operatorGet(url)
 	if err != nil {
 		e.t.Fatalf("GET %s: %v", url, err)
 	}
@@ -329,7 +329,7 @@ func (e *bridgeEnv) ledger() simLedger {
 // every one of labels (`verdict="duplicate"`).
 func (e *bridgeEnv) metric(name string, labels ...string) float64 {
 	e.t.Helper()
-	resp, err := http.Get(e.bridgeURL + "/metrics")
+	resp, err := operatorGet(e.bridgeURL + "/metrics")
 	if err != nil {
 		e.t.Fatalf("GET /metrics: %v", err)
 	}
@@ -356,6 +356,20 @@ func (e *bridgeEnv) metric(name string, labels ...string) float64 {
 	return sum
 }
 
+// e2eOperatorToken is the bridge operator's token: /v1/status and
+// /metrics need one (operator.tokens-file).
+const e2eOperatorToken = "e2e-operator-token-0123456789abcdef"
+
+// operatorGet is a GET with the operator's token (the simulator ignores it).
+func operatorGet(url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+e2eOperatorToken)
+	return http.DefaultClient.Do(req)
+}
+
 func cents(v int64) string { return fmt.Sprintf("%d.%02d", v/100, v%100) }
 
 func account(i int) string { return fmt.Sprintf("HK-E2E-%02d", i) }
@@ -376,7 +390,8 @@ func setupBridge(t *testing.T, ctx context.Context, c *testCluster, secret strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"bank.json": ks, "bank.pass": []byte("bank password\n"), "hmac.secret": e.secret} {
+	for name, data := range map[string][]byte{"bank.json": ks, "bank.pass": []byte("bank password\n"), "hmac.secret": e.secret,
+		"order.secret": append([]byte("orders-"), e.secret...), "operators": []byte("e2e " + e2eOperatorToken + "\n")} {
 		if err := os.WriteFile(filepath.Join(e.dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -402,7 +417,10 @@ url = %q
 debtor-account = "SIM-OMNIBUS-0001"
 timeout = "3s"
 [auth]
-secret-file = "hmac.secret"
+intake-secret-file = "hmac.secret"
+order-secret-file = "order.secret"
+[operator]
+tokens-file = "operators"
 [outbox]
 poll-interval = "50ms"
 receipt-timeout = "5s"
@@ -420,6 +438,7 @@ poll-interval = "100ms"
 	scfg := fmt.Sprintf(`listen = %q
 bridge-url = %q
 secret-file = "hmac.secret"
+order-secret-file = "order.secret"
 currency = "HKD"
 omnibus-account = "SIM-OMNIBUS-0001"
 status-delay = "50ms"

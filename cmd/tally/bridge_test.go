@@ -39,7 +39,8 @@ func bridgeFiles(t *testing.T, nodeURL, listen, extra string) (cfgPath string, s
 		t.Fatal(err)
 	}
 	secret = []byte("cli-test-secret-0123456789abcdef")
-	for name, data := range map[string][]byte{"bank.json": ks, "bank.pass": []byte("bank password\n"), "hmac.secret": secret} {
+	for name, data := range map[string][]byte{"bank.json": ks, "bank.pass": []byte("bank password\n"), "hmac.secret": secret,
+		"order.secret": []byte("cli-test-order-secret-0123456789"), "operators": []byte("alice " + cliOperatorToken + "\n")} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +58,10 @@ endpoints = [%q]
 url = "http://127.0.0.1:1"
 format = "json"
 [auth]
-secret-file = "hmac.secret"
+intake-secret-file = "hmac.secret"
+order-secret-file = "order.secret"
+[operator]
+tokens-file = "operators"
 [log]
 level = "warn"
 `, listen, extra, nodeURL)
@@ -67,6 +71,9 @@ level = "warn"
 	}
 	return cfgPath, secret
 }
+
+// cliOperatorToken is operator alice's token in bridgeFiles' operators file.
+const cliOperatorToken = "cli-operator-token-0123456789abcdef"
 
 func TestBridgeCommandUsage(t *testing.T) {
 	typo, _ := bridgeFiles(t, "http://127.0.0.1:1", "127.0.0.1:0", "\n[outbox]\npoll-intervall = \"1s\"")
