@@ -127,7 +127,7 @@ func FuzzIntake(f *testing.F) {
 	f.Cleanup(func() { s.Close() })
 	now := time.Unix(1_800_000_000, 0)
 	secret := []byte("fuzz-secret-0123456789abcdef0123")
-	b := &Bridge{cfg: cfg, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }, store: s, secret: secret,
+	b := &Bridge{cfg: cfg, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }, store: s, intakeSecret: secret,
 		bank:       common.HexToAddress("0x9586A4833970847aef259aD5BFB7aa8901DDf746"),
 		info:       ChainInfo{ChainID: 1337, AssetID: 1, Symbol: "HKD", Decimals: 2},
 		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1)}

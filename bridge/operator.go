@@ -474,10 +474,14 @@ func (b *Bridge) CancelWithdrawal(ctx context.Context, operator string, id uint6
 	if err != nil {
 		return nil, err
 	}
-	if w.status != withdrawalPending {
-		what := map[uint8]string{0: "no withdrawal of " + b.info.Symbol, withdrawalSettled: "settled", withdrawalRefunded: "refunded"}[w.status]
-		if what == "" {
-			what = fmt.Sprintf("in status %d", w.status)
+	if w.Status != withdrawalPending || (w.Bank != common.Address{} && w.Bank != b.bank) {
+		what := map[uint8]string{0: "no withdrawal of " + b.info.Symbol, withdrawalSettled: "settled", withdrawalRefunded: "refunded",
+			withdrawalReturned: "returned"}[w.Status]
+		switch {
+		case w.Status == withdrawalPending:
+			what = "claimed by bank " + w.Bank.Hex() + ", which pays it"
+		case what == "":
+			what = fmt.Sprintf("in status %d", w.Status)
 		}
 		op.Result = fmt.Sprintf("refused: withdrawal %d is %s on chain", id, what)
 		if err := b.store.AppendOp(op); err != nil {
@@ -503,15 +507,17 @@ func (b *Bridge) CancelWithdrawal(ctx context.Context, operator string, id uint6
 // cancelled (outcome CANC); refundReason carries it to the chain as is.
 const operatorCancelPrefix = "cancelled by operator "
 
-type chainWithdrawal struct {
+// withdrawalEscrow is what withdrawal(id) says of a withdrawal's escrow,
+// besides its status and claim (chainWithdrawal).
+type withdrawalEscrow struct {
+	chainWithdrawal
 	holder    common.Address
 	amount    *big.Int
 	payoutRef common.Hash
-	status    uint8
 }
 
-// withdrawal reads withdrawal(id) on chain.
-func (b *Bridge) withdrawal(ctx context.Context, id uint64) (*chainWithdrawal, error) {
+// withdrawal reads withdrawal(id) on chain, all of it.
+func (b *Bridge) withdrawal(ctx context.Context, id uint64) (*withdrawalEscrow, error) {
 	op, err := wallet.AssetOp(b.info.AssetID, "withdrawal", new(big.Int).SetUint64(id))
 	if err != nil {
 		return nil, err
@@ -520,20 +526,22 @@ func (b *Bridge) withdrawal(ctx context.Context, id uint64) (*chainWithdrawal, e
 	if err != nil {
 		return nil, fmt.Errorf("read withdrawal %d: %w", id, err)
 	}
-	if len(out) != 4 {
+	if len(out) != 6 {
 		return nil, fmt.Errorf("withdrawal(%d) returned %d values", id, len(out))
 	}
-	w := &chainWithdrawal{}
-	var ok [4]bool
+	w := &withdrawalEscrow{}
+	var ok [6]bool
+	var ref, order [32]byte
 	w.holder, ok[0] = out[0].(common.Address)
 	w.amount, ok[1] = out[1].(*big.Int)
-	var ref [32]byte
 	ref, ok[2] = out[2].([32]byte)
-	w.payoutRef = ref
-	w.status, ok[3] = out[3].(uint8)
-	if ok != [4]bool{true, true, true, true} {
-		return nil, fmt.Errorf("withdrawal(%d) returned %T, %T, %T, %T", id, out[0], out[1], out[2], out[3])
+	w.Status, ok[3] = out[3].(uint8)
+	w.Bank, ok[4] = out[4].(common.Address)
+	order, ok[5] = out[5].([32]byte)
+	if ok != [6]bool{true, true, true, true, true, true} {
+		return nil, fmt.Errorf("withdrawal(%d) returned %T, %T, %T, %T, %T, %T", id, out[0], out[1], out[2], out[3], out[4], out[5])
 	}
+	w.payoutRef, w.OrderID = ref, order
 	return w, nil
 }
 

@@ -22,6 +22,7 @@ func TestBridgeAgainstABankThatBehavesLikeOne(t *testing.T) {
 	simCfg.Listen = "127.0.0.1:0"
 	simCfg.BridgeURL = "http://127.0.0.1:1" // set once the bridge listens
 	simCfg.SecretFile = e.secretFile
+	simCfg.OrderSecretFile = e.orderSecretFile
 	simCfg.Currency = "HKD"
 	simCfg.StatusDelay = bankcore.Duration(100 * time.Millisecond)
 	simCfg.RetryInterval = bankcore.Duration(50 * time.Millisecond)
