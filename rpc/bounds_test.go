@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -612,5 +613,42 @@ func TestHeavyMethodsAreGated(t *testing.T) {
 	var res json.RawMessage
 	if err := cl.Call(&res, "eth_getBlockByNumber", "0x0", true); err != nil {
 		t.Fatalf("with the slot free: %v", err)
+	}
+}
+
+// A client that stops reading its reply cannot hold the reply's memory,
+// its connection or its heavy-read slot: the write gives up after
+// WriteTimeout, and the next client's heavy read is served.
+func TestSlowReaderCutOff(t *testing.T) {
+	c := transfersChain(t, 24)
+	limits := DefaultLimits
+	limits.WriteTimeout, limits.MaxHeavyReads = 500*time.Millisecond, 1
+	s := serveBounded(t, c, limits)
+	// A small receive window, so the reply (about 10 MB) cannot all sit
+	// in the kernel's buffers.
+	d := dialerFrom("127.0.9.1")
+	d.Control = func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}
+	conn, err := d.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var body bytes.Buffer
+	body.WriteByte('[')
+	for i := range 200 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"jsonrpc":"2.0","id":%d,"method":"tally_getRawBlocks","params":["0x0","0x%x"]}`, i, MaxRawBlocks)
+	}
+	body.WriteByte(']')
+	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", body.Len(), body.Bytes())
+	// Never read: wait until the server has given the connection up.
+	waitFor(t, "the slow reader's connection closed", func() bool { return s.ln.openConns() == 0 })
+	var raws []RawBlock
+	if err := clientFrom(t, s, "127.0.9.2", false).Call(&raws, "tally_getRawBlocks", "0x0", "0x1"); err != nil {
+		t.Fatalf("a heavy read after the slow reader: %v", err)
 	}
 }
