@@ -3,10 +3,13 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +70,23 @@ func TestNodeSurvivesSlowConnectionFlood(t *testing.T) {
 			t.Fatalf("node holds %d descriptors for %d slow connections, want at most %d", held, flood, perIP+32)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Operators see it: the refusals are counted in the node's metrics.
+	resp, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var refused float64
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if v, ok := strings.CutPrefix(line, `tally_rpc_refused_total{bound="http.max-connections-per-ip"} `); ok {
+			refused, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if refused < float64(flood-perIP) {
+		t.Fatalf("tally_rpc_refused_total{bound=\"http.max-connections-per-ip\"} is %v, want at least %d", refused, flood-perIP)
 	}
 
 	ec, _ := dial(t, n)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/state"
 )
 
@@ -28,6 +29,10 @@ type metrics struct {
 
 	votesReceived prometheus.Counter
 	votesRefused  prometheus.Counter
+
+	// rpcRefused counts what the JSON-RPC bounds refused, by config key
+	// (rpc.Limits.OnRefused).
+	rpcRefused *prometheus.CounterVec
 
 	proposedAt chan proposal
 }
@@ -57,11 +62,16 @@ func newMetrics(n *Node) *metrics {
 			Help: "Commit votes received and kept (leader; a follower keeps them too, in case it leads next)."}),
 		votesRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_votes_refused_total",
 			Help: "Commit votes refused: bad signature, not a validator, wrong hash or next set, out of the window."}),
+		rpcRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_rpc_refused_total",
+			Help: "Connections, requests and calls the JSON-RPC bounds refused, by the config key of the bound."}, []string{"bound"}),
+	}
+	for _, b := range rpc.RefusalBounds {
+		m.rpcRefused.WithLabelValues(b) // every bound is exported from the start, at 0
 	}
 	head, _ := n.db.Head()
 	m.height.Set(float64(head.Number))
 	m.reg.MustRegister(m.height, m.txs, m.blocks, m.admitted, m.forwarded, m.notReplicated, m.commitLat, m.blockTxs,
-		m.votesReceived, m.votesRefused,
+		m.votesReceived, m.votesRefused, m.rpcRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_last_certified_height", Help: "Highest block height certified on the chain (0 if none)."},
 			func() float64 { c, _, _ := n.db.LastCertified(); return float64(c) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_certificate_lag", Help: "Applied head height minus the highest certified height."},

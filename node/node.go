@@ -177,6 +177,7 @@ func (n *Node) open() error {
 	go n.votes.run()
 
 	limits := n.cfg.HTTP.Limits(n.cfg.Dev)
+	limits.OnRefused = func(bound string) { n.metrics.rpcRefused.WithLabelValues(bound).Inc() }
 	rl := n.cfg.RateLimit
 	limits.Rate = rpc.RateLimits{PerAccount: rl.PerAccount, AccountBurst: rl.AccountBurst, PerIP: rl.PerIP, IPBurst: rl.IPBurst, MaxTracked: rl.MaxTracked}
 	if rl.ExemptTopTier {

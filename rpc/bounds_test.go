@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,6 +53,41 @@ func serveBounded(t *testing.T, b Backend, limits Limits) *boundedServer {
 	go func() { defer close(done); hs.Serve(lim) }()
 	t.Cleanup(func() { hs.Close(); srv.Stop(); <-done })
 	return &boundedServer{url: "http://" + ln.Addr().String(), ln: lim.(*limitListener), srv: srv}
+}
+
+// refusalCounter records Limits.OnRefused calls.
+type refusalCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func countRefusals(l *Limits) *refusalCounter {
+	c := &refusalCounter{n: map[string]int{}}
+	l.OnRefused = func(bound string) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.n[bound]++
+	}
+	return c
+}
+
+func (c *refusalCounter) get(bound string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[bound]
+}
+
+// Every bound a refusal is counted under is a documented config key.
+func TestRefusalBoundsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range RefusalBounds {
+		if !strings.Contains(string(doc), "| `"+b+"` |") {
+			t.Errorf("bound %s is not a key in docs/config.md", b)
+		}
+	}
 }
 
 func (s *boundedServer) wsURL() string { return "ws" + strings.TrimPrefix(s.url, "http") }
@@ -155,6 +191,7 @@ func TestSlowConnectionsAreBounded(t *testing.T) {
 	limits := DefaultLimits
 	limits.ReadHeaderTimeout, limits.ReadTimeout, limits.IdleTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
 	limits.MaxConns, limits.MaxConnsPerIP = 16, 4
+	counted := countRefusals(&limits)
 	s := serveBounded(t, newTestBackend(t), limits)
 	addr := strings.TrimPrefix(s.url, "http://")
 
@@ -182,6 +219,9 @@ func TestSlowConnectionsAreBounded(t *testing.T) {
 	if refused != 36 || timedOut != 4 {
 		t.Fatalf("%d refused and %d timed out, want 36 and 4", refused, timedOut)
 	}
+	if counted.get("http.max-connections-per-ip") != 36 || counted.get("http.read-timeout") != 4 {
+		t.Fatalf("refusals counted: %v", counted.n)
+	}
 	waitFor(t, "the slots back", func() bool { return s.ln.openConns() == 0 })
 
 	// All clients together hold at most MaxConns.
@@ -192,6 +232,9 @@ func TestSlowConnectionsAreBounded(t *testing.T) {
 	status, code, msg := answer(t, slowBody(t, addr, "127.0.2.1"))
 	if status != http.StatusServiceUnavailable || code != CodeLimitExceeded || !strings.Contains(msg, "too many connections: the node serves at most 16 (http.max-connections)") {
 		t.Fatalf("connection over max-connections: %d %d %q", status, code, msg)
+	}
+	if counted.get("http.max-connections") != 1 {
+		t.Fatalf("refusals counted: %v", counted.n)
 	}
 	waitFor(t, "the slow connections timed out", func() bool { return s.ln.openConns() == 0 })
 	served(t, clientFrom(t, s, "127.0.2.1", false), "a client after the slow ones timed out")
@@ -367,6 +410,7 @@ func TestSubscriptionQuotaPerClient(t *testing.T) {
 	c.heads = NewHeadFeed(100)
 	limits := DefaultLimits
 	limits.MaxSubscriptionsPerConn, limits.MaxSubscriptionsPerIP = 2, 3
+	counted := countRefusals(&limits)
 	s := serveBounded(t, c, limits)
 	ctx := context.Background()
 	subscribe := func(cl *gethrpc.Client) (*gethrpc.ClientSubscription, chan map[string]any, error) {
@@ -389,6 +433,9 @@ func TestSubscriptionQuotaPerClient(t *testing.T) {
 	}
 	_, _, err = subscribe(second)
 	wantFilterErr(t, "a fourth from one address", err, CodeLimitExceeded, "too many subscriptions for client 127.0.5.1 (http.max-subscriptions-per-ip: 3)")
+	if counted.get("http.max-subscriptions-per-connection") != 1 || counted.get("http.max-subscriptions-per-ip") != 1 {
+		t.Fatalf("refusals counted: %v", counted.n)
+	}
 
 	other := clientFrom(t, s, "127.0.5.2", true)
 	_, ch, err := subscribe(other)
@@ -438,6 +485,7 @@ func TestHeavyReadConcurrency(t *testing.T) {
 	limits := DefaultLimits
 	limits.MaxHeavyReads = 1
 	limits.Rate = RateLimits{}
+	counted := countRefusals(&limits)
 	s := serveBounded(t, b, limits)
 	holder, other := clientFrom(t, s, "127.0.6.1", false), clientFrom(t, s, "127.0.6.2", false)
 	var raws []RawBlock
@@ -464,6 +512,9 @@ func TestHeavyReadConcurrency(t *testing.T) {
 	} {
 		wantFilterErr(t, call.method+" while the slot is held", other.Call(call.out, call.method, call.args...), CodeLimitExceeded,
 			"server busy: 1 heavy reads are running (http.max-heavy-reads); retry "+call.method+" shortly")
+	}
+	if n := counted.get("http.max-heavy-reads"); n != 4 {
+		t.Fatalf("%d busy refusals counted, want 4", n)
 	}
 	served(t, other, "a light call while the heavy slot is held")
 	if err := other.Call(&history, "eth_getBlockByNumber", "0x0", false); err != nil {

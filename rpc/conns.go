@@ -33,12 +33,13 @@ func NewHTTPServer(h http.Handler, l Limits) *http.Server {
 // clients. WebSocket connections count too, for as long as they live.
 func LimitListener(ln net.Listener, l Limits) net.Listener {
 	l = l.withDefaults()
-	return &limitListener{Listener: ln, max: l.MaxConns, perIP: l.MaxConnsPerIP, byIP: make(map[netip.Prefix]int)}
+	return &limitListener{Listener: ln, max: l.MaxConns, perIP: l.MaxConnsPerIP, byIP: make(map[netip.Prefix]int), onRefused: l.OnRefused}
 }
 
 type limitListener struct {
 	net.Listener
 	max, perIP int
+	onRefused  func(bound string)
 
 	mu    sync.Mutex
 	open  int
@@ -56,16 +57,19 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		key, hasKey := clientKey(c.RemoteAddr().String())
 		l.mu.Lock()
-		var refusal string
+		var refusal, bound string
 		switch {
 		case l.open >= l.max:
-			refusal = fmt.Sprintf("too many connections: the node serves at most %d (http.max-connections); retry later", l.max)
+			bound = "http.max-connections"
+			refusal = fmt.Sprintf("too many connections: the node serves at most %d (%s); retry later", l.max, bound)
 		case hasKey && l.byIP[key] >= l.perIP:
-			refusal = fmt.Sprintf("too many connections from %s: at most %d (http.max-connections-per-ip); reuse connections (keep-alive)", clientString(key), l.perIP)
+			bound = "http.max-connections-per-ip"
+			refusal = fmt.Sprintf("too many connections from %s: at most %d (%s); reuse connections (keep-alive)", clientString(key), l.perIP, bound)
 		}
 		if refusal != "" {
 			l.count++
 			l.mu.Unlock()
+			countRefusal(l.onRefused, bound)
 			refuse(c, refusal)
 			continue
 		}

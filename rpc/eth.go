@@ -583,6 +583,7 @@ func followHeads(ctx context.Context, feed *HeadFeed, quota *subQuota, notify fu
 	ch, unsubscribe, err := feed.Subscribe()
 	if err != nil {
 		release()
+		countRefusal(quota.refusals(), "http.max-subscriptions")
 		return nil, &Error{Code: CodeLimitExceeded, Msg: fmt.Sprintf("%v: the node serves at most %d (http.max-subscriptions)", err, feed.max)}
 	}
 	sub := notifier.CreateSubscription()

@@ -299,6 +299,7 @@ func (api *FilterAPI) logQuery(crit *FilterCriteria) (q state.LogQuery, err erro
 func (api *FilterAPI) filterLogs(ctx context.Context, method string, q state.LogQuery) ([]*types.Log, error) {
 	logs, err := api.b.State().FilterLogs(ctx, q)
 	if errors.Is(err, state.ErrTooManyLogs) {
+		api.limits.refused("http.max-log-results")
 		return nil, &Error{Code: codeLogLimit, Msg: fmt.Sprintf("query returned more than %d results; narrow the block range (%d..%d) or the addresses and topics",
 			q.MaxResults, q.FromBlock, q.ToBlock)}
 	}
@@ -319,6 +320,7 @@ func (api *FilterAPI) chargeLogs(ctx context.Context, method string, from, to ui
 		size += logJSONSize(l)
 	}
 	if limit := api.limits.MaxResponseBytes; perCall && size > limit {
+		api.limits.refused("http.max-response-bytes")
 		return &Error{Code: codeLogLimit, Msg: fmt.Sprintf("query returned more than %d bytes (http.max-response-bytes); narrow the block range (%d..%d) or the addresses and topics",
 			limit, from, to)}
 	}
@@ -371,10 +373,12 @@ func (api *FilterAPI) install(ctx context.Context, f *installedFilter) (gethrpc.
 		}
 	}
 	if f.hasOwner && api.byClient[f.owner] >= api.limits.MaxFiltersPerIP {
+		api.limits.refused("http.max-filters-per-ip")
 		return "", &Error{Code: codeLogLimit, Msg: fmt.Sprintf("too many installed filters for client %s (at most %d per client, http.max-filters-per-ip); uninstall unused ones with eth_uninstallFilter",
 			clientString(f.owner), api.limits.MaxFiltersPerIP)}
 	}
 	if len(api.filters) >= api.limits.MaxFilters {
+		api.limits.refused("http.max-filters")
 		return "", &Error{Code: codeLogLimit, Msg: fmt.Sprintf("too many installed filters (at most %d); uninstall unused ones with eth_uninstallFilter", api.limits.MaxFilters)}
 	}
 	f.lastUsed = now

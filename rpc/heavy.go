@@ -28,14 +28,15 @@ var heavyMethods = []string{
 // waiting would only pile up goroutines and connections behind the
 // clients that hold the slots.
 type heavyGate struct {
-	slots    chan struct{}
-	maxReply int // a request's reply bytes from heavy reads
-	maxCall  int // one heavy read's reply bytes
+	slots     chan struct{}
+	maxReply  int // a request's reply bytes from heavy reads
+	maxCall   int // one heavy read's reply bytes
+	onRefused func(bound string)
 }
 
 func newHeavyGate(l Limits) *heavyGate {
 	l = l.withDefaults()
-	return &heavyGate{slots: make(chan struct{}, l.MaxHeavyReads), maxReply: l.MaxBatchResponseBytes, maxCall: l.MaxResponseBytes}
+	return &heavyGate{slots: make(chan struct{}, l.MaxHeavyReads), maxReply: l.MaxBatchResponseBytes, maxCall: l.MaxResponseBytes, onRefused: l.OnRefused}
 }
 
 // requestHold is an HTTP request's slot in the gate and what is left of
@@ -100,6 +101,7 @@ func (g *heavyGate) tryTake() bool {
 }
 
 func (g *heavyGate) busy(method string) error {
+	countRefusal(g.onRefused, "http.max-heavy-reads")
 	return &Error{Code: CodeLimitExceeded, Msg: fmt.Sprintf("server busy: %d heavy reads are running (http.max-heavy-reads); retry %s shortly", cap(g.slots), method)}
 }
 
@@ -134,6 +136,7 @@ func (g *heavyGate) charge(ctx context.Context, method string, n int) error {
 	// A request that has spent nothing yet may carry one read over its
 	// budget: a single stored block larger than it is still sent whole.
 	if n > h.remaining && h.remaining < g.maxReply {
+		countRefusal(g.onRefused, "http.max-batch-response-bytes")
 		return &Error{Code: CodeResponseTooLarge, Msg: fmt.Sprintf("response too large: %s would add %d bytes to a reply that has %d of its %d left (http.max-batch-response-bytes); split the batch",
 			method, n, h.remaining, g.maxReply)}
 	}

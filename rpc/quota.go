@@ -14,6 +14,7 @@ import (
 // take the HeadFeed's bound on all of them. Safe for concurrent use.
 type subQuota struct {
 	perIP, perConn int
+	onRefused      func(bound string)
 
 	mu   sync.Mutex
 	held map[string]int
@@ -21,13 +22,14 @@ type subQuota struct {
 
 func newSubQuota(l Limits) *subQuota {
 	l = l.withDefaults()
-	return &subQuota{perIP: l.MaxSubscriptionsPerIP, perConn: l.MaxSubscriptionsPerConn, held: make(map[string]int)}
+	return &subQuota{perIP: l.MaxSubscriptionsPerIP, perConn: l.MaxSubscriptionsPerConn, held: make(map[string]int), onRefused: l.OnRefused}
 }
 
 type quotaKey struct {
-	key  string
-	max  int
-	what string // names the client and the config key in the refusal
+	key   string
+	max   int
+	what  string // names the client and the config key in the refusal
+	bound string // the config key
 }
 
 // keys are the counters a subscription from ctx's client is charged to:
@@ -38,12 +40,20 @@ func (q *subQuota) keys(ctx context.Context) []quotaKey {
 	peer := gethrpc.PeerInfoFromContext(ctx)
 	var keys []quotaKey
 	if ip, ok := clientKey(peer.RemoteAddr); ok {
-		keys = append(keys, quotaKey{"ip " + ip.String(), q.perIP, fmt.Sprintf("client %s (http.max-subscriptions-per-ip: %d)", clientString(ip), q.perIP)})
+		keys = append(keys, quotaKey{"ip " + ip.String(), q.perIP, fmt.Sprintf("client %s (http.max-subscriptions-per-ip: %d)", clientString(ip), q.perIP), "http.max-subscriptions-per-ip"})
 	}
 	if peer.Transport == "ws" && peer.RemoteAddr != "" {
-		keys = append(keys, quotaKey{"conn " + peer.RemoteAddr, q.perConn, fmt.Sprintf("this WebSocket connection (http.max-subscriptions-per-connection: %d)", q.perConn)})
+		keys = append(keys, quotaKey{"conn " + peer.RemoteAddr, q.perConn, fmt.Sprintf("this WebSocket connection (http.max-subscriptions-per-connection: %d)", q.perConn), "http.max-subscriptions-per-connection"})
 	}
 	return keys
+}
+
+// refusals is the quota's OnRefused hook (nil for a nil quota).
+func (q *subQuota) refusals() func(string) {
+	if q == nil {
+		return nil
+	}
+	return q.onRefused
 }
 
 // acquire charges one subscription to ctx's client, or refuses it with
@@ -57,6 +67,7 @@ func (q *subQuota) acquire(ctx context.Context) (release func(), err error) {
 	defer q.mu.Unlock()
 	for _, k := range keys {
 		if q.held[k.key] >= k.max {
+			countRefusal(q.onRefused, k.bound)
 			return nil, &Error{Code: CodeLimitExceeded, Msg: "too many subscriptions for " + k.what + "; unsubscribe unused ones with eth_unsubscribe"}
 		}
 	}

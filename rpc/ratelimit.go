@@ -93,6 +93,8 @@ func (r RateLimits) Validate() error {
 type RateLimiter struct {
 	limits RateLimits
 	now    func() time.Time // time.Now; tests step it
+	// onRefused is Limits.OnRefused (nil: not counted).
+	onRefused func(bound string)
 
 	mu       sync.Mutex
 	accounts *simplelru.LRU[common.Address, *tokenBucket]
@@ -152,6 +154,7 @@ func (l *RateLimiter) chargeIP(remoteAddr string) (*ipCharge, error) {
 	defer l.mu.Unlock()
 	b := bucket(l.clients, client, l.now(), l.limits.PerIP, l.limits.IPBurst)
 	if b.tokens < 1 {
+		countRefusal(l.onRefused, "ratelimit.per-ip")
 		return nil, limitError("IP "+clientString(client), l.limits.PerIP)
 	}
 	b.tokens--
@@ -191,6 +194,7 @@ func (c *ipCharge) chargeSender(sender *common.Address) error {
 	defer l.mu.Unlock()
 	b := bucket(l.accounts, *sender, l.now(), l.limits.PerAccount, l.limits.AccountBurst)
 	if b.tokens < 1 {
+		countRefusal(l.onRefused, "ratelimit.per-account")
 		return limitError("account "+sender.Hex(), l.limits.PerAccount)
 	}
 	b.tokens--

@@ -83,6 +83,30 @@ type Limits struct {
 	// heavy read holds its slot until its reply is written, since that is
 	// when its memory is freed.
 	MaxHeavyReads int
+
+	// OnRefused, if set, is called with a bound's config key (such as
+	// "http.max-connections-per-ip" or "ratelimit.per-ip") each time it
+	// refuses a connection, request or call: the node counts them in a
+	// metric. It must be cheap and safe for concurrent use.
+	OnRefused func(bound string)
+}
+
+// RefusalBounds are the config keys Limits.OnRefused is called with.
+var RefusalBounds = []string{
+	"http.max-connections", "http.max-connections-per-ip", "http.max-ws-connections", "http.read-timeout",
+	"http.max-heavy-reads", "http.max-batch-response-bytes", "http.max-response-bytes", "http.max-log-results",
+	"http.max-filters", "http.max-filters-per-ip",
+	"http.max-subscriptions", "http.max-subscriptions-per-ip", "http.max-subscriptions-per-connection",
+	"ratelimit.per-ip", "ratelimit.per-account",
+}
+
+// refused reports a refusal by bound to OnRefused.
+func (l Limits) refused(bound string) { countRefusal(l.OnRefused, bound) }
+
+func countRefusal(onRefused func(string), bound string) {
+	if onRefused != nil {
+		onRefused(bound)
+	}
 }
 
 // DefaultLimits fit a batch of 1,000 raw transfers (about 250 KB). The
@@ -154,6 +178,7 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 		if limiter, err = NewRateLimiter(limits.Rate); err != nil {
 			return nil, err
 		}
+		limiter.onRefused = limits.OnRefused
 		b = &limitedBackend{Backend: b, limiter: limiter}
 	}
 	srv := gethrpc.NewServer()
@@ -225,6 +250,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// The connection's read deadline (http.read-timeout) passed:
 			// the client is too slow, or trickling on purpose.
 			w.Header().Set("Connection", "close")
+			s.limits.refused("http.read-timeout")
 			writeError(w, http.StatusRequestTimeout, CodeInvalidRequest,
 				fmt.Sprintf("request body not received within %v (http.read-timeout)", s.limits.ReadTimeout))
 			return
@@ -256,6 +282,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if n := s.wsConns.Add(1); n > int64(s.limits.MaxWSConns) {
 		s.wsConns.Add(-1)
+		s.limits.refused("http.max-ws-connections")
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, CodeLimitExceeded,
 			fmt.Sprintf("too many WebSocket connections: the node serves at most %d (http.max-ws-connections); retry later", s.limits.MaxWSConns))
