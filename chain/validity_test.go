@@ -105,6 +105,18 @@ func TestBlockBudget(t *testing.T) {
 	if TxBudget(MaxBlockSize, nil) >= MaxBlockSize || TxBudget(100, certs) != 0 {
 		t.Fatal("budget does not leave room for the header and certificates")
 	}
+	// Admission's bound makes every admitted transaction fit a block, even
+	// one carrying the most certificates of the most signatures.
+	full := make([]*Certificate, MaxCertsPerBlock)
+	for i := range full {
+		full[i] = &Certificate{Height: 1 << 62, Sigs: make([][]byte, MaxValidators)}
+		for j := range full[i].Sigs {
+			full[i].Sigs[j] = make([]byte, 65)
+		}
+	}
+	if b := TxBudget(MaxBlockSize, full); b < 100*int(rlp.ListSize(MaxTxSize)) {
+		t.Fatalf("a block with %d full certificates holds %d bytes of transactions: not 100 of MaxTxSize", MaxCertsPerBlock, b)
+	}
 }
 
 // TestBlockLimits: DecodeBlock and CheckBlockLimits refuse a block over
