@@ -61,22 +61,23 @@ func TestFSMPanicHaltsAndStaysHalted(t *testing.T) {
 		return b
 	}
 
-	// Block 1 (raft index 1): a withdrawal of 1000 goes into escrow. Block
-	// 2, built on it, settles it.
+	// Block 1 (raft index 1): a withdrawal of 1 CNY goes into escrow. Block
+	// 2, built on it, refunds it (the bank's cancellation).
 	db := open()
 	if err := db.InitGenesis(genesis.Dev()); err != nil {
 		t.Fatal(err)
 	}
 	fsm := NewFSM(db, senders, testLogger(t), nil, nil)
-	b1 := build(db, db.Tip().Parent(), call(holder, "requestWithdrawal", big.NewInt(1000), [32]byte{1}), holder.Address())
+	amount := big.NewInt(1e18)
+	b1 := build(db, db.Tip().Parent(), call(holder, "requestWithdrawal", amount, [32]byte{1}), holder.Address())
 	enc1, _ := b1.Block.Encode()
-	if _, ok := fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: enc1}).(*state.Applied); !ok {
-		t.Fatal("withdrawal block not applied")
+	if a, ok := fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: enc1}).(*state.Applied); !ok || a.Receipts[0].Status != types.ReceiptStatusSuccessful {
+		t.Fatal("withdrawal block not applied, or the withdrawal failed")
 	}
-	b2 := build(db, db.Tip().Parent(), call(bank, "settleWithdrawal", big.NewInt(1)), bank.Address())
+	b2 := build(db, db.Tip().Parent(), call(bank, "refundWithdrawal", big.NewInt(1), "cancelled by the bank"), bank.Address())
 	enc2, _ := b2.Block.Encode()
 	supply, err := db.Supply(state.NativeAsset)
-	if err != nil || supply.Escrow.Int64() != 1000 {
+	if err != nil || supply.Escrow.Cmp(amount) != 0 {
 		t.Fatalf("escrow %v, %v", supply.Escrow, err)
 	}
 	head1, _ := db.Head()
