@@ -1,15 +1,19 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math/big"
+	"slices"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/state"
@@ -103,6 +107,92 @@ func FuzzCheckBlock(f *testing.F) {
 		prepare(it, a.signer, a.chainID)
 		if _, err := a.block(it); err != nil {
 			t.Fatalf("check block: %v", err)
+		}
+	})
+}
+
+// FuzzVerifyProof reads arbitrary proof files as `tally verify-proof`
+// does (the canonical JSON, one trailing newline allowed; decode, then
+// verify against the genesis file alone). A file is refused as
+// malformed, or fails verification with ErrProofInvalid and the kind of
+// the failing check, or verifies; and a proof that verifies proves a
+// transaction that is in the chain, in the block it names, under a head
+// that is in the chain and certified by a quorum. The seeds are real
+// proofs of every kind of transaction; a fuzzer cannot forge the
+// signatures, so whatever it makes verify must still be the truth.
+func FuzzVerifyProof(f *testing.F) {
+	c := chaintest.New(f)
+	s := c.Populate()
+	last := c.Apply(c.Transfers(3)...)
+	c.Apply() // certifies last: a proof whose head is the tx's own block
+	for _, h := range []common.Hash{s.Transfer, s.Payment, s.MintA, s.Settled, s.Refunded, s.Failed, s.Approval, s.After, last.Block.Txs[2].Hash()} {
+		p, err := c.DB.TxProof(h)
+		if err != nil {
+			f.Fatalf("proof of %s: %v", h, err)
+		}
+		enc, err := p.Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+		f.Add(append(enc, '\n'))
+	}
+	f.Add([]byte(`{"version":1}`))
+	// What the chain holds: every transaction's block, every block's hash.
+	type place struct {
+		number uint64
+		hash   common.Hash
+	}
+	txs := map[common.Hash]place{}
+	var blocks []common.Hash
+	head, _ := c.DB.Head()
+	for n := uint64(0); n <= head.Number; n++ {
+		b, err := c.DB.BlockByNumber(n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		blocks = append(blocks, b.Hash())
+		for _, tx := range b.Txs {
+			txs[tx.Hash()] = place{n, b.Hash()}
+		}
+	}
+	g, err := genesis.Parse(c.GenesisJSON)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, err := NewProofVerifier(g)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kinds := []error{ErrProofFormat, ErrProofChain, ErrProofGenesis, ErrProofValidators, ErrProofCertificate,
+		ErrProofHistory, ErrProofHeader, ErrProofTx, ErrProofReceipt}
+	f.Fuzz(func(t *testing.T, file []byte) {
+		if len(file) > chain.MaxProofSize+1 {
+			return // readProofFile refuses it before decoding
+		}
+		p, err := chain.DecodeTxProof(bytes.TrimSuffix(file, []byte{'\n'}))
+		if err != nil {
+			if !errors.Is(err, chain.ErrProofMalformed) {
+				t.Fatalf("decode error is not ErrProofMalformed: %v", err)
+			}
+			return
+		}
+		res, err := v.Verify(p)
+		if err != nil {
+			if !errors.Is(err, ErrProofInvalid) || !slices.ContainsFunc(kinds, func(k error) bool { return errors.Is(err, k) }) {
+				t.Fatalf("verify error without its kind: %v", err)
+			}
+			return
+		}
+		at, ok := txs[res.TxHash]
+		if !ok || at.number != res.BlockNumber || at.hash != res.BlockHash {
+			t.Fatalf("verified tx %s in block %d (%s): the chain has it at %+v (found %v)", res.TxHash, res.BlockNumber, res.BlockHash, at, ok)
+		}
+		if res.Head < res.BlockNumber || res.Head >= uint64(len(blocks)) || blocks[res.Head] != res.HeadHash {
+			t.Fatalf("verified under head %d (%s), not a block of the chain above %d", res.Head, res.HeadHash, res.BlockNumber)
+		}
+		if res.Signers < chain.Quorum(res.Validators) {
+			t.Fatalf("verified with %d signers of %d validators", res.Signers, res.Validators)
 		}
 	})
 }
