@@ -19,6 +19,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 )
 
@@ -129,5 +130,38 @@ func TestWSOriginsDefault(t *testing.T) {
 	strict := startDevNode(t, t.TempDir(), func(c *Config) { c.HTTP.WSOrigins = []string{"https://wallet.example"} })
 	if _, err := gethrpc.DialWebsocket(context.Background(), "ws://"+strict.HTTPAddr(), "https://dapp.example"); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("configured origins, foreign origin: %v, want HTTP 403", err)
+	}
+}
+
+// A transaction a follower forwarded and the leader refused leaves no
+// sender in the leader's cache; one it admitted does.
+func TestForwardedRefusalNotCached(t *testing.T) {
+	n := startDevNode(t, t.TempDir())
+	id := big.NewInt(genesis.DevChainID)
+	to := common.Address{0x78}
+	stranger, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := genesis.DevKey(4)
+	refused, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, stranger)
+	admitted, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, key)
+	for _, c := range []struct {
+		tx     *types.Transaction
+		ok     bool
+		cached bool
+	}{{refused, false, false}, {admitted, true, true}} {
+		raw, _ := c.tx.MarshalBinary()
+		if err := n.admitForwarded(raw); (err == nil) != c.ok {
+			t.Fatalf("admitForwarded: %v, want ok %v", err, c.ok)
+		}
+		if got := n.senders.Contains(c.tx.Hash()); got != c.cached {
+			if c.cached {
+				if _, _, pending := n.pool.Get(c.tx.Hash()); !pending {
+					continue // applied meanwhile: nothing to keep the sender for
+				}
+			}
+			t.Fatalf("sender of %s cached %v, want %v", c.tx.Hash(), got, c.cached)
+		}
 	}
 }

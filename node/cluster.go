@@ -198,7 +198,9 @@ func (n *Node) slowestVoter() (uint64, bool) {
 func (n *Node) admitForwarded(raw []byte) error {
 	tx, err := chain.DecodeTx(raw)
 	if err == nil {
-		_, err = n.pool.Add(tx)
+		if _, err = n.pool.Add(tx); err != nil {
+			rpc.ForgetRefused(n, tx)
+		}
 	}
 	if err != nil {
 		return rpc.ClientError(err)

@@ -276,20 +276,21 @@ func (api *EthAPI) SendRawTransaction(ctx context.Context, raw hexutil.Bytes) (c
 		return common.Hash{}, ClientError(err)
 	}
 	if err := api.b.SubmitTx(ctx, tx); err != nil {
-		forgetRefused(api.b, tx)
+		ForgetRefused(api.b, tx)
 		return common.Hash{}, ClientError(err)
 	}
 	return tx.Hash(), nil
 }
 
-// forgetRefused drops a refused transaction's sender from the sender
+// ForgetRefused drops a refused transaction's sender from the sender
 // cache unless the pool holds the transaction (a duplicate of one
 // admitted, "already known"): the cache is for transactions the node will
 // apply, and refused ones (rate limit, tier, nonce, funds) would otherwise
 // push those out until they were evicted. Should the transaction be
 // admitted later after all, its sender is recovered again then: the cache
-// only ever saves work.
-func forgetRefused(b Backend, tx *types.Transaction) {
+// only ever saves work. Every admission path calls it on a refusal: the
+// API's, and the leader's for a transaction a follower forwarded.
+func ForgetRefused(b Backend, tx *types.Transaction) {
 	h := tx.Hash()
 	if _, _, pending := b.PendingTx(h); !pending {
 		b.Senders().Forget(h)
