@@ -22,7 +22,9 @@ import (
 
 // BuilderConfig tunes block production.
 type BuilderConfig struct {
-	// MaxBlockTxs caps the transactions of one block.
+	// MaxBlockTxs caps the transactions of one block. A block also stops
+	// at chain.MaxBlockSize of encoding and chain.BlockGasLimit of gas
+	// (state.Build), rules every node checks.
 	MaxBlockTxs int
 	// MaxInflight is how many proposed blocks may be uncommitted at once;
 	// block N+1 is built while block N replicates.
