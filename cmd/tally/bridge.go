@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tally-ledger/tally/bridge"
 	"github.com/tally-ledger/tally/bridge/iso20022"
@@ -33,6 +39,9 @@ in flight resumes from the records at the next start.`
 func (c *cli) bridge(args []string) error {
 	if len(args) > 0 && args[0] == "reconcile" {
 		return c.bridgeReconcile(args[1:])
+	}
+	if len(args) > 0 && bridgeOpsCommands[args[0]] {
+		return c.bridgeOps(args[0], args[1:])
 	}
 	cmd := newCommand("bridge", "--config FILE", bridgeHelp)
 	cfgPath := cmd.fs.String("config", "", "the bridge's config `FILE` (bridge.toml)")
@@ -138,5 +147,296 @@ func (c *cli) bridgeReconcile(args []string) error {
 	if !r.Clean() {
 		return fmt.Errorf("bridge reconcile: %d breaks between statement %s and the chain", len(r.Breaks), r.StatementID)
 	}
+	return nil
+}
+
+const bridgeOpsHelp = `
+The operator tools of a running bridge (docs/bridge.md, Operator tools),
+over its authenticated HTTP endpoints (operator.listen, else listen, from
+the config; --url overrides). The operator's token comes from --token-file
+or $TALLY_BRIDGE_TOKEN: a line of the bridge's operator.tokens-file names
+the operator the log records.
+
+  deposits [--status S] [--limit N]          list deposits (held: what waits for an operator)
+  release --bank-ref REF --wallet ADDR       mint a held deposit to a wallet
+  return --bank-ref REF                      send a held deposit back to its payer
+  payouts [--status S] [--older-than D]      list payouts by state and age
+  requeue --id N                             send a payout's order again (same ids)
+  outcome --id N --outcome settled|rejected  record what the bank's back office confirmed
+  cancel --id N                              refund a withdrawal no order was sent for
+  log [--verify]                             print the operator log; --verify checks its chain
+
+Every action needs --reason, which goes into the operator log with the
+operator's name. Exit status: 0 done, 1 refused (the message names the
+field) or a broken log, 2 a usage error.`
+
+// bridgeOpsCommands are the operator subcommands of 'tally bridge'.
+var bridgeOpsCommands = map[string]bool{"deposits": true, "release": true, "return": true, "payouts": true,
+	"requeue": true, "outcome": true, "cancel": true, "log": true}
+
+// bridgeOps is 'tally bridge deposits|release|return|payouts|requeue|outcome|cancel|log'.
+func (c *cli) bridgeOps(sub string, args []string) error {
+	cmd := newCommand("bridge "+sub, "--config FILE [flags]", bridgeOpsHelp)
+	fs := cmd.fs
+	cfgPath := fs.String("config", "", "the bridge's config `FILE` (bridge.toml)")
+	url := fs.String("url", "", "the bridge's operator `URL` (default from operator.listen, else listen)")
+	tokenFile := fs.String("token-file", "", "`FILE` holding the operator's token (default $TALLY_BRIDGE_TOKEN)")
+	asJSON := fs.Bool("json", false, "print the bridge's JSON answer")
+	reason := fs.String("reason", "", "why (required for every action; it goes into the operator log)")
+	var status, olderThan, bankRef, walletAddr, outcome *string
+	var limit *int
+	var id *uint64
+	var verify *bool
+	switch sub {
+	case "deposits", "payouts":
+		status = fs.String("status", "", "only records in this `STATUS`")
+		limit = fs.Int("limit", 100, "at most `N` records")
+		if sub == "payouts" {
+			olderThan = fs.String("older-than", "", "only payouts at least this `AGE` old (e.g. 30m)")
+		}
+	case "release", "return":
+		bankRef = fs.String("bank-ref", "", "the deposit's `BANKREF` (0x…, as the lists show)")
+		if sub == "release" {
+			walletAddr = fs.String("wallet", "", "the wallet `ADDRESS` to mint to")
+		}
+	case "requeue", "outcome", "cancel":
+		id = fs.Uint64("id", 0, "the withdrawal `ID`")
+		if sub == "outcome" {
+			outcome = fs.String("outcome", "", "settled or rejected")
+		}
+	case "log":
+		verify = fs.Bool("verify", false, "check the hash chain: exit 1 when an entry was edited, deleted or moved")
+	}
+	pos, err := c.parse(cmd, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(cmd, pos); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return usageErrorf("bridge %s: --config is required", sub)
+	}
+	cfg, err := bridge.LoadConfig(*cfgPath)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	switch {
+	case id != nil && !isSet(fs, "id"):
+		return usageErrorf("bridge %s: --id is required", sub)
+	case bankRef != nil && *bankRef == "":
+		return usageErrorf("bridge %s: --bank-ref is required", sub)
+	case walletAddr != nil && *walletAddr == "":
+		return usageErrorf("bridge %s: --wallet is required", sub)
+	case outcome != nil && *outcome == "":
+		return usageErrorf("bridge %s: --outcome is required (settled or rejected)", sub)
+	case status == nil && verify == nil && *reason == "":
+		return usageErrorf("bridge %s: --reason is required: say why (it goes into the operator log)", sub)
+	case (status != nil || verify != nil) && isSet(fs, "reason"):
+		return usageErrorf("bridge %s: --reason is for actions; %s changes nothing", sub, sub)
+	}
+	var token string
+	if *tokenFile != "" {
+		data, err := c.readSecret("bridge "+sub+": --token-file", *tokenFile)
+		if err != nil {
+			return err
+		}
+		token = strings.TrimSpace(string(data))
+	} else if token = strings.TrimSpace(c.getenv("TALLY_BRIDGE_TOKEN")); token == "" {
+		return usageErrorf("bridge %s: an operator token is required: --token-file FILE or $TALLY_BRIDGE_TOKEN", sub)
+	}
+	base := *url
+	if base == "" {
+		base = operatorURL(&cfg)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	oc := &opClient{base: strings.TrimSuffix(base, "/"), token: token, what: "bridge " + sub}
+	var out json.RawMessage
+	switch sub {
+	case "deposits", "payouts":
+		q := neturl.Values{"limit": {strconv.Itoa(*limit)}}
+		if *status != "" {
+			q.Set("status", *status)
+		}
+		path := bridge.PathOpDeposits
+		if sub == "payouts" {
+			path = bridge.PathOpPayouts
+			if *olderThan != "" {
+				q.Set("older-than", *olderThan)
+			}
+		}
+		err = oc.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &out)
+	case "release":
+		err = oc.do(ctx, http.MethodPost, bridge.PathOpRelease, map[string]any{"bankRef": *bankRef, "wallet": *walletAddr, "reason": *reason}, &out)
+	case "return":
+		err = oc.do(ctx, http.MethodPost, bridge.PathOpReturn, map[string]any{"bankRef": *bankRef, "reason": *reason}, &out)
+	case "requeue":
+		err = oc.do(ctx, http.MethodPost, bridge.PathOpRequeue, map[string]any{"id": *id, "reason": *reason}, &out)
+	case "outcome":
+		err = oc.do(ctx, http.MethodPost, bridge.PathOpOutcome, map[string]any{"id": *id, "outcome": *outcome, "reason": *reason}, &out)
+	case "cancel":
+		err = oc.do(ctx, http.MethodPost, bridge.PathOpCancel, map[string]any{"id": *id, "reason": *reason}, &out)
+	case "log":
+		err = oc.do(ctx, http.MethodGet, bridge.PathOpLog, nil, &out)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := fmt.Fprintf(c.stdout, "%s\n", strings.TrimSpace(string(out)))
+		if err != nil || sub != "log" || !*verify {
+			return err
+		}
+	}
+	return c.printOps(sub, out, verify != nil && *verify, *asJSON)
+}
+
+// operatorURL is where the config's bridge serves its operator endpoints.
+func operatorURL(cfg *bridge.Config) string {
+	addr := cfg.Operator.Listen
+	if addr == "" {
+		addr = cfg.Listen
+	}
+	scheme := "http"
+	if cfg.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + addr
+}
+
+// printOps prints an operator answer as text (the log with --verify
+// checked, exit 1 on a broken chain).
+func (c *cli) printOps(sub string, raw json.RawMessage, verify, quiet bool) error {
+	w := c.stdout
+	switch sub {
+	case "deposits", "release", "return":
+		var ds []*bridge.Deposit
+		if sub != "deposits" {
+			var d bridge.Deposit
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("bridge %s: answer: %w", sub, err)
+			}
+			ds = append(ds, &d)
+		} else if err := json.Unmarshal(raw, &ds); err != nil {
+			return fmt.Errorf("bridge %s: answer: %w", sub, err)
+		}
+		for _, d := range ds {
+			fmt.Fprintf(w, "%s %-10s %s %s %s from %s received %s", d.BankRef.Hex(), d.Status, d.Ref, d.Amount, d.Currency, d.Account,
+				d.ReceivedAt.UTC().Format(time.RFC3339))
+			if d.Reason != "" {
+				fmt.Fprintf(w, " (%s)", d.Reason)
+			}
+			fmt.Fprintln(w)
+		}
+		if sub == "deposits" && len(ds) == 0 {
+			fmt.Fprintln(w, "no deposits")
+		}
+	case "payouts":
+		var ps []bridge.PayoutView
+		if err := json.Unmarshal(raw, &ps); err != nil {
+			return fmt.Errorf("bridge %s: answer: %w", sub, err)
+		}
+		for _, p := range ps {
+			fmt.Fprintf(w, "%d %-9s %s %s to %s age %s orders %d%s\n", p.ID, p.Status, p.EndToEndID, p.Amount, orNone(p.Account),
+				time.Duration(p.AgeSeconds)*time.Second, p.Orders, outcomeText(p.Payout))
+		}
+		if len(ps) == 0 {
+			fmt.Fprintln(w, "no payouts")
+		}
+	case "requeue", "outcome", "cancel":
+		var p bridge.Payout
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return fmt.Errorf("bridge %s: answer: %w", sub, err)
+		}
+		fmt.Fprintf(w, "%d %s %s%s\n", p.ID, p.Status, p.EndToEndID, outcomeText(&p))
+	case "log":
+		var lv bridge.OpLogView
+		if err := json.Unmarshal(raw, &lv); err != nil {
+			return fmt.Errorf("bridge log: answer: %w", err)
+		}
+		if !quiet {
+			for _, e := range lv.Entries {
+				fmt.Fprintf(w, "%d %s %s %s %s", e.Seq, e.At.UTC().Format(time.RFC3339), e.Operator, e.Action, e.Target)
+				if e.Detail != "" {
+					fmt.Fprintf(w, " (%s)", e.Detail)
+				}
+				fmt.Fprintf(w, " reason=%q result=%q hash=%s\n", e.Reason, e.Result, e.Hash.Hex())
+			}
+			fmt.Fprintf(w, "head: entry %d hash %s\n", lv.Head.Seq, lv.Head.Hash.Hex())
+		}
+		if verify {
+			if err := bridge.VerifyOpLog(lv.Entries, lv.Head); err != nil {
+				return fmt.Errorf("bridge log: %w", err)
+			}
+			fmt.Fprintf(c.stderr, "operator log verified: %d entries, chain intact\n", len(lv.Entries))
+		}
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no account)"
+	}
+	return s
+}
+
+func outcomeText(p *bridge.Payout) string {
+	s := ""
+	if p.Outcome != "" {
+		s += " outcome " + p.Outcome
+	}
+	if p.Closed != "" {
+		s += " closed " + p.Closed
+	}
+	if p.Reason != "" {
+		s += fmt.Sprintf(" (%s)", p.Reason)
+	}
+	return s
+}
+
+// opClient calls a bridge's operator endpoints.
+type opClient struct {
+	base, token, what string
+}
+
+// maxOpAnswer bounds an operator answer the CLI reads.
+const maxOpAnswer = 64 << 20
+
+func (o *opClient) do(ctx context.Context, method, path string, body any, out *json.RawMessage) error {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, o.base+path, rd)
+	if err != nil {
+		return usageErrorf("%s: %v", o.what, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+o.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: is the bridge running? %w", o.what, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxOpAnswer))
+	if err != nil {
+		return fmt.Errorf("%s: read answer: %w", o.what, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var oe bridge.OperatorError
+		if json.Unmarshal(data, &oe) == nil && oe.Msg != "" {
+			return fmt.Errorf("%s: %w", o.what, &oe)
+		}
+		return fmt.Errorf("%s: %s: %s", o.what, resp.Status, strings.TrimSpace(string(data)))
+	}
+	*out = data
 	return nil
 }

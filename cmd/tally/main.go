@@ -83,6 +83,8 @@ Bank bridge (docs/bridge.md):
   bridge --config bridge.toml         run an issuing bank's bridge: deposits in, payouts out
   bridge reconcile --config bridge.toml --statement camt053.xml [--json]
                                       compare the bank's statement with the chain; list breaks
+  bridge deposits|release|return|payouts|requeue|outcome|cancel|log --config bridge.toml
+                                      operator tools of a running bridge (--reason, operator log)
   bankcore-sim --config sim.toml      a bank core simulator for tests and demos (camt/pain)
 
 Auditors (only the genesis file is trusted; docs/audit.md, docs/proofs.md):
