@@ -249,7 +249,7 @@ func decodeLogs(rules *state.Rules, logs []*types.Log, item *schema.HistoryItem)
 					Amount: (*hexutil.Big)(new(big.Int).SetBytes(l.Data)),
 				})
 			}
-		case ev["PaymentReference"].ID, ev["Refund"].ID, ev["Minted"].ID:
+		case ev["PaymentReference"].ID, ev["Refund"].ID, ev["Minted"].ID, ev["MintReversed"].ID:
 			ref := l.Topics[1]
 			item.Reference = &ref
 		case ev["WithdrawalRequested"].ID:
@@ -258,7 +258,7 @@ func decodeLogs(rules *state.Rules, logs []*types.Log, item *schema.HistoryItem)
 				ref := common.Hash(vals[1].([32]byte))
 				item.Reference = &ref
 			}
-		case ev["WithdrawalSettled"].ID, ev["WithdrawalRefunded"].ID:
+		case ev["WithdrawalSettled"].ID, ev["WithdrawalRefunded"].ID, ev["WithdrawalClaimed"].ID, ev["WithdrawalReturned"].ID:
 			item.WithdrawalID = (*hexutil.Big)(l.Topics[1].Big())
 		}
 	}

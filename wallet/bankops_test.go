@@ -108,6 +108,24 @@ func testBankEdge(ctx context.Context, t *testing.T, c *Client) {
 	if err != nil || is.Minted.Cmp(two) != 0 || is.Burned.Cmp(two) != 0 || is.Outstanding.Sign() != 0 || is.Cap != nil {
 		t.Fatalf("bankIssuance(bank A): %+v, %v", is, err)
 	}
+	// The holder's history names the withdrawal of the return and the
+	// bank reference of the reversal.
+	page, err := c.AccountHistory(ctx, holder.Address(), nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawReturn, sawReversal bool
+	for _, it := range page.Items {
+		switch it.Operation {
+		case "returnWithdrawal":
+			sawReturn = it.WithdrawalID != nil && (*big.Int)(it.WithdrawalID).Uint64() == id
+		case "reverseMint":
+			sawReversal = it.Reference != nil && *it.Reference == ref
+		}
+	}
+	if !sawReturn || !sawReversal {
+		t.Fatalf("holder history (return with withdrawal %d: %v, reversal with reference %s: %v): %+v", id, sawReturn, ref, sawReversal, page.Items)
+	}
 	if op, err := ProposeSetIssuanceCapOp(cny, bankA.Address(), big.NewInt(-1)); err == nil {
 		t.Fatalf("a negative cap encoded: %+v", op)
 	}
