@@ -287,6 +287,17 @@ func (a *auditor) fromCheckpoint(scratch string) error {
 	if tip.Head.Number != a.cfg.From-1 {
 		return fmt.Errorf("%w: checkpoint %s has head %d; --from %d needs head %d", ErrSource, a.cfg.Checkpoint, tip.Head.Number, a.cfg.From, a.cfg.From-1)
 	}
+	// The checkpoint is trusted, but not blindly: its head record must be
+	// its own head block (a damaged record would make every later check
+	// compare against the wrong parent).
+	hb, err := db.BlockByNumber(tip.Head.Number)
+	if err != nil {
+		return fmt.Errorf("%w: checkpoint %s: head block %d: %v", ErrSource, a.cfg.Checkpoint, tip.Head.Number, err)
+	}
+	if hbTime, _ := chain.TimeMs(hb.Header); hb.Hash() != tip.Head.Hash || hbTime != tip.Head.TimeMs || hb.Header.Root != tip.Head.StateRoot {
+		return fmt.Errorf("%w: checkpoint %s: its head record (hash %s, time %d ms, state root %s) is not its block %d (hash %s, time %d ms, state root %s)",
+			ErrSource, a.cfg.Checkpoint, tip.Head.Hash, tip.Head.TimeMs, tip.Head.StateRoot, tip.Head.Number, hb.Hash(), hbTime, hb.Header.Root)
+	}
 	if a.replay, err = state.NewReplayFrom(scratch, db); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}

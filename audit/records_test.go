@@ -2,8 +2,10 @@ package audit_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -13,6 +15,7 @@ import (
 	"github.com/tally-ledger/tally/audit"
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/state"
 )
 
@@ -188,5 +191,42 @@ func TestDataDirRecords(t *testing.T) {
 	defer db.Close()
 	if err := db.InitGenesis(ac.g); !errors.Is(err, state.ErrGenesisMismatch) {
 		t.Fatalf("node start on the altered genesis: %v", err)
+	}
+}
+
+// TestCheckpointHeadRecord: a --checkpoint whose head record is not its
+// own head block is refused (exit 2), naming the mismatch.
+func TestCheckpointHeadRecord(t *testing.T) {
+	c := chaintest.New(t)
+	c.Apply(c.Transfers(3)...)
+	c.Apply(c.Transfers(2)...)
+	cp := t.TempDir() + "/checkpoint"
+	if err := c.DB.Checkpoint(cp); err != nil {
+		t.Fatal(err)
+	}
+	from := c.DB.Tip().Head.Number + 1
+	c.Apply(c.Transfers(2)...)
+	c.Apply()
+	c.Close()
+	bad := tamper(t, cp, func(db *pebble.DB) { editHead(t, db, func(h *state.Head) { h.TimeMs-- }) })
+	for _, tc := range []struct {
+		dir  string
+		want string
+	}{{cp, ""}, {bad, "is not its block"}} {
+		src, err := audit.OpenDataDir(c.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.Run(context.Background(), audit.Config{Genesis: c.Genesis, Source: src, From: from, Checkpoint: tc.dir, ScratchDir: t.TempDir()})
+		src.Close()
+		if tc.want == "" {
+			if err != nil || !rep.OK {
+				t.Fatalf("intact checkpoint: %v %+v", err, rep)
+			}
+			continue
+		}
+		if !errors.Is(err, audit.ErrSource) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("checkpoint with an altered head record: %v", err)
+		}
 	}
 }
