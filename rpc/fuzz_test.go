@@ -17,6 +17,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/state"
 )
@@ -143,6 +144,9 @@ var answerCodes = map[int]bool{CodeInvalidParams: true, CodeServerError: true, C
 func FuzzRPCParams(f *testing.F) {
 	c := chaintest.New(f)
 	s := c.Populate()
+	for range 3 { // account 0 sends three more transfers: its history has pages
+		c.Apply(c.Transfers(genesis.DevAccounts)...)
+	}
 	from, to := chaintest.Addr(0), chaintest.Addr(1)
 	asset := chain.AssetAddress(1)
 	balanceOf, err := chain.AssetABI.Pack("balanceOf", from)
@@ -173,7 +177,7 @@ func FuzzRPCParams(f *testing.F) {
 		"eth_newFilter":           {`[{"fromBlock":"0x1","topics":[["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"]]}]`},
 		"tally_getAccount":        {fmt.Sprintf(`["%s"]`, from)},
 		"tally_getSupply":         {`["CNY"]`, `["HKD"]`, `[""]`},
-		"tally_getAccountHistory": {fmt.Sprintf(`["%s",null,"0x2"]`, from), fmt.Sprintf(`["%s","0x000000000000000500000000","0x1f4"]`, from), fmt.Sprintf(`["%s","0x00",null]`, from)},
+		"tally_getAccountHistory": {fmt.Sprintf(`["%s",null,"0x1"]`, from), fmt.Sprintf(`["%s",null,"0x2"]`, to), fmt.Sprintf(`["%s","0x000000000000000500000000","0x1f4"]`, from), fmt.Sprintf(`["%s","0x00",null]`, from)},
 		"tally_getCertificate":    {`["0x1"]`, `["0xffffffffffffffff"]`},
 		"tally_getRawBlocks":      {`["0x0","0x4"]`, `["0xffffffffffffffff","0x100"]`, `["0x0","0x0"]`},
 		"tally_getProof":          {fmt.Sprintf(`["%s"]`, s.Transfer), fmt.Sprintf(`["%s"]`, s.After)},
@@ -202,34 +206,103 @@ func FuzzRPCParams(f *testing.F) {
 		if !json.Valid([]byte(params)) {
 			return // go-ethereum refuses the whole request before any method sees it
 		}
-		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":7,"method":%q,"params":%s}`, name, params)
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)).WithContext(t.Context())
-		req.Header.Set("Content-Type", "application/json")
-		srv.ServeHTTP(rec, req)
-		var resp struct {
-			JSONRPC string          `json:"jsonrpc"`
-			ID      json.RawMessage `json:"id"`
-			Result  json.RawMessage `json:"result"`
-			Error   *struct {
-				Code    int             `json:"code"`
-				Message string          `json:"message"`
-				Data    json.RawMessage `json:"data"`
-			} `json:"error"`
-		}
-		dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&resp); err != nil || resp.JSONRPC != "2.0" || string(resp.ID) != "7" {
-			t.Fatalf("%s(%s): HTTP %d, not one JSON-RPC response: %v\n%s", name, params, rec.Code, err, rec.Body)
-		}
-		if resp.Error != nil {
-			if resp.Result != nil || !answerCodes[resp.Error.Code] || resp.Error.Message == "" {
-				t.Fatalf("%s(%s): error %d %q", name, params, resp.Error.Code, resp.Error.Message)
-			}
+		result, ok := rpcCall(t, srv, name, params)
+		if !ok {
 			return
 		}
-		checkBounds(t, name, params, resp.Result, limits)
+		checkBounds(t, name, params, result, limits)
+		if name == "tally_getAccountHistory" {
+			checkNextPage(t, srv, params, result)
+		}
 	})
+}
+
+// rpcCall sends one call to srv and checks the answer's shape: one
+// JSON-RPC response, a result, or an error with a code from answerCodes.
+// ok is false for an error.
+func rpcCall(t *testing.T, srv *Server, name, params string) (json.RawMessage, bool) {
+	t.Helper()
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":7,"method":%q,"params":%s}`, name, params)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)).WithContext(t.Context())
+	req.Header.Set("Content-Type", "application/json")
+	srv.ServeHTTP(rec, req)
+	var resp struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Result  json.RawMessage `json:"result"`
+		Error   *struct {
+			Code    int             `json:"code"`
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
+		} `json:"error"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&resp); err != nil || resp.JSONRPC != "2.0" || string(resp.ID) != "7" {
+		t.Fatalf("%s(%s): HTTP %d, not one JSON-RPC response: %v\n%s", name, params, rec.Code, err, rec.Body)
+	}
+	if resp.Error != nil {
+		if resp.Result != nil || !answerCodes[resp.Error.Code] || resp.Error.Message == "" {
+			t.Fatalf("%s(%s): error %d %q", name, params, resp.Error.Code, resp.Error.Message)
+		}
+		return nil, false
+	}
+	return resp.Result, true
+}
+
+// historyPage is the part of a tally_getAccountHistory page the
+// pagination checks read.
+type historyPage struct {
+	Items []struct {
+		BlockNumber      hexutil.Uint64 `json:"blockNumber"`
+		TransactionIndex hexutil.Uint64 `json:"transactionIndex"`
+	} `json:"items"`
+	NextCursor *hexutil.Bytes `json:"nextCursor"`
+}
+
+// checkNextPage follows a page's nextCursor: the next page starts strictly
+// below the last item of this one (newest first: no item twice, none
+// skipped over), and every page is in order.
+func checkNextPage(t *testing.T, srv *Server, params string, result json.RawMessage) {
+	t.Helper()
+	var page historyPage
+	if err := json.Unmarshal(result, &page); err != nil {
+		t.Fatalf("history page: %v", err)
+	}
+	older := func(a, b int) bool { // item a is strictly older than item b
+		x, y := page.Items[a], page.Items[b]
+		return x.BlockNumber < y.BlockNumber || (x.BlockNumber == y.BlockNumber && x.TransactionIndex < y.TransactionIndex)
+	}
+	for i := 1; i < len(page.Items); i++ {
+		if !older(i, i-1) {
+			t.Fatalf("history(%s): items %d and %d out of order: %s", params, i-1, i, result)
+		}
+	}
+	var args []json.RawMessage
+	if page.NextCursor == nil || len(page.Items) == 0 || json.Unmarshal([]byte(params), &args) != nil || len(args) == 0 {
+		return
+	}
+	cursor, _ := json.Marshal(page.NextCursor)
+	next := []json.RawMessage{args[0], cursor}
+	if len(args) > 2 {
+		next = append(next, args[2])
+	}
+	nextParams, _ := json.Marshal(next)
+	res, ok := rpcCall(t, srv, "tally_getAccountHistory", string(nextParams))
+	if !ok {
+		t.Fatalf("history(%s): its nextCursor is refused", nextParams)
+	}
+	var page2 historyPage
+	if err := json.Unmarshal(res, &page2); err != nil {
+		t.Fatalf("history page: %v", err)
+	}
+	if len(page2.Items) > 0 {
+		last, first := page.Items[len(page.Items)-1], page2.Items[0]
+		if first.BlockNumber > last.BlockNumber || (first.BlockNumber == last.BlockNumber && first.TransactionIndex >= last.TransactionIndex) {
+			t.Fatalf("history(%s): next page starts at %d/%d, not below %d/%d", nextParams, first.BlockNumber, first.TransactionIndex, last.BlockNumber, last.TransactionIndex)
+		}
+	}
 }
 
 // checkBounds checks a result against the bounds its method promises.
