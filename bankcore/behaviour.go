@@ -79,8 +79,8 @@ type RandomConfig struct {
 	Duplicate float64 `toml:"duplicate" json:"duplicate"`
 	// Reject: a payout is rejected (MS03) after its ACCP.
 	Reject float64 `toml:"reject" json:"reject"`
-	// Return: a settled payout comes back later (AC04, a camt.054 credit
-	// with RtrInf).
+	// Return: a settled payout comes back later (AC04: a camt.054 credit
+	// with RtrInf, or a pacs.004, one or the other at random).
 	Return float64 `toml:"return" json:"return"`
 }
 
@@ -166,7 +166,17 @@ type ReturnRequest struct {
 	EndToEndID string `json:"endToEndId"`
 	// Reason is "<ExternalReturnReason1Code> <text>", e.g. "AC04 account closed".
 	Reason string `json:"reason"`
+	// Form is how the return reaches the bridge: "camt054" (default), a
+	// credit notification with RtrInf, or "pacs004", the interbank
+	// PaymentReturn forwarded to the status path.
+	Form string `json:"form,omitempty"`
 }
+
+// Return forms.
+const (
+	ReturnCamt054 = "camt054"
+	ReturnPacs004 = "pacs004"
+)
 
 // Return books the return of a settled payout (beneficiary → omnibus) and
 // notifies it as a camt.054 credit whose transaction carries the payout's
@@ -188,6 +198,12 @@ func (s *Sim) returnLocked(r ReturnRequest, now time.Time) (string, error) {
 	if _, err := reasonOf(r.Reason); err != nil {
 		return "", fmt.Errorf("return: reason: %w", err)
 	}
+	if r.Form == "" {
+		r.Form = ReturnCamt054
+	}
+	if r.Form != ReturnCamt054 && r.Form != ReturnPacs004 {
+		return "", fmt.Errorf("return: form %q is neither %q nor %q", r.Form, ReturnCamt054, ReturnPacs004)
+	}
 	o := s.ledger.order("", r.EndToEndID)
 	if o == nil || o.Status != iso20022.StatusAcceptedSettlementCompleted {
 		return "", fmt.Errorf("return: no settled payout has EndToEndId %q", r.EndToEndID)
@@ -202,7 +218,13 @@ func (s *Sim) returnLocked(r ReturnRequest, now time.Time) (string, error) {
 		Account: o.Account, EndToEndID: o.EndToEndID, MsgID: o.MsgID, Return: r.Reason, BookedAt: now}
 	s.ledger.Entries = append(s.ledger.Entries, le)
 	o.Returned = true
-	m, err := s.notification([]iso20022.Entry{s.isoEntry(le)}, now)
+	var m outMsg
+	var err error
+	if r.Form == ReturnPacs004 {
+		m, err = s.paymentReturn(o, le, now)
+	} else {
+		m, err = s.notification([]iso20022.Entry{s.isoEntry(le)}, now)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -212,6 +234,30 @@ func (s *Sim) returnLocked(r ReturnRequest, now time.Time) (string, error) {
 	s.enqueueLocked(m)
 	s.log.Info("payout returned", "endToEndId", o.EndToEndID, "reason", r.Reason)
 	return le.Ref, nil
+}
+
+// paymentReturn writes the pacs.004 of a returned payout: the original's
+// MsgId, InstrId, EndToEndId and UETR, the amount, the reason.
+func (s *Sim) paymentReturn(o *Order, le LedgerEntry, now time.Time) (outMsg, error) {
+	id := fmt.Sprintf("SIM-RTRMSG-%d", s.ledger.next())
+	code, text := reasonWords(le.Return)
+	rt := iso20022.Return{ReturnID: le.Ref, OriginalMsgID: o.MsgID, OriginalMsgName: iso20022.Pain001Version,
+		OriginalEndToEndID: o.EndToEndID, Amount: le.Amount, Currency: le.Currency, SettlementDate: now.Format(time.DateOnly),
+		Reason: iso20022.ReturnInfo{Reason: code}}
+	if text != "" {
+		rt.Reason.AdditionalInfo = []string{truncate(text, 105)}
+	}
+	if o.Original != nil {
+		if ts := o.Original.Transfers(); len(ts) == 1 {
+			rt.OriginalInstrID, rt.OriginalUETR = ts[0].InstrID, ts[0].UETR
+		}
+	}
+	var buf bytes.Buffer
+	if err := iso20022.WritePacs004(&buf, &iso20022.PaymentReturn{MsgID: id, Created: now, SettlementMethod: iso20022.SettlementClearingSystem,
+		Returns: []iso20022.Return{rt}}); err != nil {
+		return outMsg{}, fmt.Errorf("write pacs.004 %s: %w", id, err)
+	}
+	return outMsg{path: s.cfg.StatusPath, msgID: id, contentType: "application/xml", body: buf.Bytes()}, nil
 }
 
 // ReversalRequest is the body of POST /sim/reversals: the bank takes back

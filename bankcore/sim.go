@@ -726,10 +726,14 @@ func (s *Sim) execute(msgID string) {
 	}
 	if debit != nil && s.chanceLocked(s.cfg.Random.Return) {
 		e2e := o.EndToEndID
+		form := ReturnCamt054
+		if s.rng.IntN(2) == 1 {
+			form = ReturnPacs004
+		}
 		s.afterLocked(s.cfg.StatusDelay.D()+time.Duration(s.rng.Int64N(int64(s.cfg.Random.MaxDelay.D())+1)), func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if _, err := s.returnLocked(ReturnRequest{EndToEndID: e2e, Reason: "AC04 account closed"}, s.now().UTC()); err != nil {
+			if _, err := s.returnLocked(ReturnRequest{EndToEndID: e2e, Reason: "AC04 account closed", Form: form}, s.now().UTC()); err != nil {
 				s.log.Error("random return", "endToEndId", e2e, "err", err)
 			}
 		})

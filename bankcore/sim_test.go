@@ -379,8 +379,25 @@ func TestReturnsReversalsBatches(t *testing.T) {
 	if _, err := s.Return([]byte(`{"endToEndId": "TALLY-1-HKD-M5"}`)); err == nil {
 		t.Fatal("a payout returned twice")
 	}
+	// A return as a pacs.004, on the status path.
+	if code := postOrder(t, s, order(t, "TALLY-1-HKD-M6", "HK-6", "1.00"), ""); code != http.StatusAccepted {
+		t.Fatalf("order: %d", code)
+	}
+	fb.wait(t, 5)
+	if _, err := s.Return([]byte(`{"endToEndId": "TALLY-1-HKD-M6", "form": "pacs004", "reason": "AC01 incorrect account number"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got = fb.wait(t, 6)
+	pr, err := iso20022.ParsePacs004(bytes.NewReader(got[5].body))
+	if err != nil || got[5].path != "/v1/payment-status" || len(pr.Returns) != 1 || pr.Returns[0].OriginalEndToEndID != "TALLY-1-HKD-M6" ||
+		pr.Returns[0].Reason.Reason != "AC01" || pr.Returns[0].Amount != "1.00" {
+		t.Fatalf("pacs.004 to %s: %+v, %v", got[5].path, pr, err)
+	}
+	if _, err := s.Return([]byte(`{"endToEndId": "TALLY-1-HKD-M6", "form": "fax"}`)); err == nil {
+		t.Fatal("a return in an unknown form")
+	}
 	if l := s.Ledger(); l.Balances["SIM-OMNIBUS-0001"] != "100.00" {
-		t.Fatalf("omnibus %s, want 120.50 − 20.50 − 30 + 30", l.Balances["SIM-OMNIBUS-0001"])
+		t.Fatalf("omnibus %s, want 120.50 − 20.50 − 30 + 30 − 1 + 1", l.Balances["SIM-OMNIBUS-0001"])
 	}
 	// Every message the simulator wrote validates as its reader reads it,
 	// and the statement holds every booking.
@@ -388,7 +405,7 @@ func TestReturnsReversalsBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := iso20022.ParseCamt053(bytes.NewReader(data)); err != nil || len(st.Accounts[0].Entries) != 5 {
+	if st, err := iso20022.ParseCamt053(bytes.NewReader(data)); err != nil || len(st.Accounts[0].Entries) != 7 {
 		t.Fatalf("statement: %v", err)
 	}
 }

@@ -192,6 +192,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		return nil, fmt.Errorf("key nodes.endpoints: %w", err)
 	}
 	b.metrics = newMetrics(b.store)
+	b.store.OnReversing = func(d *Deposit) { b.raiseReversing(workerOutbox, "", d) }
 	b.nodes.onFailover = b.metrics.failovers.Inc
 	if b.core, err = cfg.coreClient(); err != nil {
 		b.store.Close()

@@ -338,12 +338,9 @@ func (b *Bridge) reverseDeposit(ep, msgID string, e Entry, now time.Time) (v Ver
 	}
 	switch d.Status {
 	case DepositReversing:
-		v.Reason = fmt.Sprintf("deposit %s was minted to %s and the bank reversed it: the chain has no reverseMint yet, an operator must take %s %s back",
-			d.Ref, d.Wallet, d.Amount, d.Currency)
+		v.Reason = reversingReason(d)
 		if changed {
-			b.metrics.unhandled.WithLabelValues("deposit-reversal").Inc()
-			b.log.Error("minted deposit reversed by the bank", "ref", d.Ref, "bankRef", d.BankRef, "wallet", d.Wallet, "amount", d.Amount)
-			b.record(&Refusal{Endpoint: ep, Kind: RefusedUnhandledReversal, MsgID: msgID, Ref: d.Ref, Message: v.Reason})
+			b.raiseReversing(ep, msgID, d)
 		}
 	case DepositSubmitted:
 		v.Reason = "the deposit's mint is in flight; resend for the outcome"
@@ -353,6 +350,21 @@ func (b *Bridge) reverseDeposit(ep, msgID string, e Entry, now time.Time) (v Ver
 	}
 	b.metrics.entries.WithLabelValues(v.Verdict).Inc()
 	return v, false
+}
+
+// reversingReason says what a minted, reversed deposit needs.
+func reversingReason(d *Deposit) string {
+	return fmt.Sprintf("deposit %s was minted to %s and the bank reversed it: the chain has no reverseMint yet, an operator must take %s %s back",
+		d.Ref, d.Wallet, d.Amount, d.Currency)
+}
+
+// raiseReversing raises a minted deposit the bank reversed: an error log,
+// the unhandled-returns metric and an unhandled-reversal refusal in
+// /v1/status, for the operator.
+func (b *Bridge) raiseReversing(ep, msgID string, d *Deposit) {
+	b.metrics.unhandled.WithLabelValues("deposit-reversal").Inc()
+	b.log.Error("minted deposit reversed by the bank", "ref", d.Ref, "bankRef", d.BankRef, "wallet", d.Wallet, "amount", d.Amount)
+	b.record(&Refusal{Endpoint: ep, Kind: RefusedUnhandledReversal, MsgID: msgID, Ref: d.Ref, Message: reversingReason(d)})
 }
 
 // newDeposit turns a credit entry into a deposit record: accepted when it

@@ -42,6 +42,7 @@ func newUnitBridge(t *testing.T) *unitBridge {
 		info:       ChainInfo{ChainID: 1337, AssetID: 1, Symbol: "HKD", Decimals: 2},
 		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1)}
 	b.metrics = newMetrics(s)
+	s.OnReversing = func(d *Deposit) { b.raiseReversing(workerOutbox, "", d) }
 	u := &unitBridge{Bridge: b, srv: httptest.NewServer(b.handler())}
 	t.Cleanup(func() { u.srv.Close(); s.Close() })
 	return u

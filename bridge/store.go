@@ -329,6 +329,11 @@ type Store struct {
 	db          *pebble.DB
 	maxRefusals uint64
 
+	// OnReversing, when set, is called (outside the lock) when a deposit
+	// whose reversal arrived while its mint was in flight is found minted:
+	// the bridge raises it as it raises any minted deposit reversed.
+	OnReversing func(*Deposit)
+
 	mu       sync.Mutex
 	counters map[string]uint64 // mirror of c/…, guarded by mu
 	depSeq   uint64
@@ -646,23 +651,31 @@ var ErrReversed = errors.New("the bank reversed the deposit")
 // (ErrReversed); one that gets minted after its reversal arrived becomes
 // reversing.
 func (s *Store) UpdateDeposit(d *Deposit) error {
+	raise, err := s.updateDeposit(d)
+	if err == nil && raise && s.OnReversing != nil {
+		s.OnReversing(d)
+	}
+	return err
+}
+
+func (s *Store) updateDeposit(d *Deposit) (raise bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var cur Deposit
 	found, err := s.getJSON(depositKey(d.BankRef), &cur)
 	if err != nil {
-		return fmt.Errorf("update deposit %s: %w", d.BankRef.Hex(), err)
+		return false, fmt.Errorf("update deposit %s: %w", d.BankRef.Hex(), err)
 	}
 	if found && cur.Reversal != nil {
 		d.Reversal = cur.Reversal
 		switch {
 		case cur.Status == DepositReversed && d.Status != DepositReversed:
-			return fmt.Errorf("update deposit %s to %s: %w", d.BankRef.Hex(), d.Status, ErrReversed)
+			return false, fmt.Errorf("update deposit %s to %s: %w", d.BankRef.Hex(), d.Status, ErrReversed)
 		case d.Status == DepositMinted:
-			d.Status = DepositReversing
+			d.Status, raise = DepositReversing, true
 		}
 	}
-	return updateRecord(s, depositKey(d.BankRef), d, putDeposit, "update deposit "+d.BankRef.Hex())
+	return raise, updateRecord(s, depositKey(d.BankRef), d, putDeposit, "update deposit "+d.BankRef.Hex())
 }
 
 // ReverseDeposit records the bank's reversal of deposit ref: one not
