@@ -58,7 +58,7 @@ type Bridge struct {
 	// which sign with the same key, never pick the same pending nonce.
 	signMu sync.Mutex
 
-	kickOutbox, kickPayout, kickCloser chan struct{}
+	kickOutbox, kickPayout, kickCloser, kickReverser chan struct{}
 
 	// payState is the payout sender's retry schedule.
 	payState payoutState
@@ -125,6 +125,7 @@ const (
 	workerFollower = "follower"
 	workerPayout   = "payout"
 	workerCloser   = "closer"
+	workerReverser = "reverser"
 )
 
 // maxSecretFile bounds the password and HMAC secret files.
@@ -143,7 +144,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{cfg: cfg, log: opts.Logger, now: opts.Now,
-		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1),
+		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1), kickReverser: make(chan struct{}, 1),
 		payState: payoutState{orders: map[uint64]*backoff{}}}
 	if b.log == nil {
 		b.log = cfg.NewLogger(os.Stderr)
@@ -192,7 +193,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		return nil, fmt.Errorf("key nodes.endpoints: %w", err)
 	}
 	b.metrics = newMetrics(b.store)
-	b.store.OnReversing = func(d *Deposit) { b.raiseReversing(workerOutbox, "", d) }
+	b.store.OnReversing = func(*Deposit) { kick(b.kickReverser) }
 	b.nodes.onFailover = b.metrics.failovers.Inc
 	if b.core, err = cfg.coreClient(); err != nil {
 		b.store.Close()
@@ -368,6 +369,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 		{workerFollower, b.cfg.Follower.PollInterval.D(), nil, b.followRound},
 		{workerPayout, b.cfg.Payout.PollInterval.D(), b.kickPayout, b.payoutRound},
 		{workerCloser, b.cfg.Closer.PollInterval.D(), b.kickCloser, b.closeRound},
+		{workerReverser, b.cfg.Closer.PollInterval.D(), b.kickReverser, b.reverseRound},
 	} {
 		if b.hooks.workers != nil && !b.hooks.workers[w.name] {
 			continue

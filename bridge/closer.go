@@ -9,7 +9,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -84,12 +83,8 @@ func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
 	case status == withdrawalSettled && p.Status != PayoutReturning:
 		return b.markClosed(p, "settled")
 	case status == withdrawalSettled:
-		// Paid, burned, and the money came back: the holder is owed it.
-		if _, ok := chain.AssetABI.Methods[opReturnWithdrawal]; !ok {
-			b.metrics.unhandled.WithLabelValues("payout-return").Inc()
-			return fmt.Errorf("withdrawal %d was settled and then returned by the bank (%s); this chain has no %s operation, so the holder's %s stays owed: an operator must act",
-				p.ID, p.ReturnReason, opReturnWithdrawal, wallet.FormatAmount(p.Amount, b.info.Decimals))
-		}
+		// Paid, burned, and the money came back: the holder is owed it,
+		// minted back once by returnWithdrawal.
 		op, err = wallet.AssetOp(b.info.AssetID, opReturnWithdrawal, id, refundReason(p))
 	case status != withdrawalPending:
 		return fmt.Errorf("withdrawal %d is not a withdrawal of %s on chain (status %d)", p.ID, b.info.Symbol, status)
@@ -108,6 +103,9 @@ func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
 		if errors.As(err, &rev) {
 			// Closed meanwhile (the next round sees it), or the bank lost
 			// its role, or the reason is refused: an operator must look.
+			if op.Method == opReturnWithdrawal {
+				b.metrics.unhandled.WithLabelValues("payout-return").Inc()
+			}
 			return fmt.Errorf("%s would revert: %s", op.Method, rev.Reason)
 		}
 		return err
@@ -137,8 +135,7 @@ func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
 }
 
 // opReturnWithdrawal gives a settled withdrawal's amount back to its
-// holder when the bank reports the payment returned (helper "chainops"
-// adds it to the chain; until then a return after settlement is raised).
+// holder when the bank reports the payment returned.
 const opReturnWithdrawal = "returnWithdrawal"
 
 // markClosed records that the chain closed the withdrawal as what.

@@ -27,7 +27,7 @@
 //     /healthz.
 //   - the node client: several JSON-RPC endpoints with failover.
 //
-// and four loops, one goroutine each, every one resuming from the store
+// and five loops, one goroutine each, every one resuming from the store
 // after a crash and working through its records in a fixed order (arrival
 // order for deposits, withdrawal id for payouts):
 //
@@ -43,8 +43,10 @@
 //     core with its stable MsgId/EndToEndId, retrying with backoff.
 //   - closer: for each payout with an outcome, read withdrawal(id) on
 //     chain, then settleWithdrawal or refundWithdrawal as the outbox signs;
-//     a payout returned after settlement calls returnWithdrawal where the
-//     chain has it, and is raised to the operator where it does not.
+//     a payout returned after settlement calls returnWithdrawal.
+//   - reverser: for each minted deposit the bank reversed, reverseMint
+//     (the chain burns it from the wallet when the balance allows; else
+//     the deposit is raised to the operator).
 //
 // The chain enforces uniqueness itself (a bankRef mints once; a withdrawal
 // closes once), so the bridge's records only have to make sure nothing is

@@ -338,9 +338,10 @@ func (b *Bridge) reverseDeposit(ep, msgID string, e Entry, now time.Time) (v Ver
 	}
 	switch d.Status {
 	case DepositReversing:
-		v.Reason = reversingReason(d)
+		v.Reason = "the deposit was minted: the reverser takes it back from the wallet (reverseMint)"
 		if changed {
-			b.raiseReversing(ep, msgID, d)
+			b.log.Warn("minted deposit reversed by the bank: reverseMint due", "ref", d.Ref, "bankRef", d.BankRef, "wallet", d.Wallet, "amount", d.Amount)
+			kick(b.kickReverser)
 		}
 	case DepositSubmitted:
 		v.Reason = "the deposit's mint is in flight; resend for the outcome"
@@ -352,19 +353,16 @@ func (b *Bridge) reverseDeposit(ep, msgID string, e Entry, now time.Time) (v Ver
 	return v, false
 }
 
-// reversingReason says what a minted, reversed deposit needs.
-func reversingReason(d *Deposit) string {
-	return fmt.Sprintf("deposit %s was minted to %s and the bank reversed it: the chain has no reverseMint yet, an operator must take %s %s back",
-		d.Ref, d.Wallet, d.Amount, d.Currency)
-}
-
-// raiseReversing raises a minted deposit the bank reversed: an error log,
-// the unhandled-returns metric and an unhandled-reversal refusal in
+// raiseReversing raises a minted deposit the bank reversed that the chain
+// will not take back (d.Reason says why): an error log, the
+// unhandled-returns metric and an unhandled-reversal refusal in
 // /v1/status, for the operator.
 func (b *Bridge) raiseReversing(ep, msgID string, d *Deposit) {
+	msg := fmt.Sprintf("deposit %s was minted to %s and the bank reversed it; %s: an operator must settle %s %s with the holder",
+		d.Ref, d.Wallet, d.Reason, d.Amount, d.Currency)
 	b.metrics.unhandled.WithLabelValues("deposit-reversal").Inc()
-	b.log.Error("minted deposit reversed by the bank", "ref", d.Ref, "bankRef", d.BankRef, "wallet", d.Wallet, "amount", d.Amount)
-	b.record(&Refusal{Endpoint: ep, Kind: RefusedUnhandledReversal, MsgID: msgID, Ref: d.Ref, Message: reversingReason(d)})
+	b.log.Error("reversed deposit not taken back", "ref", d.Ref, "bankRef", d.BankRef, "wallet", d.Wallet, "amount", d.Amount, "reason", d.Reason)
+	b.record(&Refusal{Endpoint: ep, Kind: RefusedUnhandledReversal, MsgID: msgID, Ref: d.Ref, Message: msg})
 }
 
 // newDeposit turns a credit entry into a deposit record: accepted when it

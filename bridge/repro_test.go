@@ -40,9 +40,10 @@ func newUnitBridge(t *testing.T) *unitBridge {
 	b := &Bridge{cfg: cfg, log: slog.New(slog.DiscardHandler), now: time.Now, store: s, intakeSecret: unitSecret,
 		bank:       common.HexToAddress("0x9586A4833970847aef259aD5BFB7aa8901DDf746"),
 		info:       ChainInfo{ChainID: 1337, AssetID: 1, Symbol: "HKD", Decimals: 2},
-		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1)}
+		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1),
+		kickReverser: make(chan struct{}, 1)}
 	b.metrics = newMetrics(s)
-	s.OnReversing = func(d *Deposit) { b.raiseReversing(workerOutbox, "", d) }
+	s.OnReversing = func(*Deposit) { kick(b.kickReverser) }
 	u := &unitBridge{Bridge: b, srv: httptest.NewServer(b.handler())}
 	t.Cleanup(func() { u.srv.Close(); s.Close() })
 	return u

@@ -1,9 +1,12 @@
 package bridge
 
 import (
+	"math/big"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/tally-ledger/tally/bankcore"
 	"github.com/tally-ledger/tally/genesis"
@@ -61,24 +64,18 @@ func TestBridgeAgainstABankThatBehavesLikeOne(t *testing.T) {
 		waitDeposit(t, b, ref, DepositMinted)
 	}
 
-	// The bank reverses a minted deposit: recorded, and raised (this chain
-	// cannot take the money back by itself).
+	// The bank reverses a minted deposit: the reverser takes it back from
+	// the wallet on chain (reverseMint), once.
 	if _, err := sim.Reverse([]byte(`{"reference": "RB-DEP-2"}`)); err != nil {
 		t.Fatal(err)
 	}
-	d := waitDeposit(t, b, "RB-DEP-2", DepositReversing)
-	if d.Reversal == nil {
-		t.Fatalf("reversed deposit %+v", d)
+	d := waitDeposit(t, b, "RB-DEP-2", DepositReversed)
+	if d.Reversal == nil || d.ReverseTx == nil || e.balance(t, wb.Address()).Sign() != 0 {
+		t.Fatalf("reversed deposit %+v; the wallet holds %v", d, e.balance(t, wb.Address()))
 	}
-	waitFor(t, "the reversal raised", func() bool {
-		rs, _ := b.Store().Refusals(50)
-		for _, r := range rs {
-			if r.Kind == RefusedUnhandledReversal && r.Ref == "RB-DEP-2" {
-				return true
-			}
-		}
-		return false
-	})
+	if n := len(e.logs(t, "MintReversed", d.BankRef)); n != 1 {
+		t.Fatalf("%d MintReversed logs, want 1", n)
+	}
 
 	// The acknowledgement of the first order is lost, and so is its ACTC
 	// (which would have told the bridge the bank has it): the bridge
@@ -113,20 +110,23 @@ func TestBridgeAgainstABankThatBehavesLikeOne(t *testing.T) {
 		t.Fatalf("rejected payout %+v", p)
 	}
 
-	// The settled payout comes back: returning, raised until the chain
-	// can return it.
-	if _, err := sim.Return([]byte(`{"endToEndId": "` + e2e + `", "reason": "AC04 account closed"}`)); err != nil {
+	// The settled payout comes back (as a pacs.004): the holder gets the
+	// money back on chain, once (returnWithdrawal).
+	before := e.balance(t, wa.Address())
+	if _, err := sim.Return([]byte(`{"endToEndId": "` + e2e + `", "reason": "AC04 account closed", "form": "pacs004"}`)); err != nil {
 		t.Fatal(err)
 	}
-	p = waitPayout(t, b, paid, PayoutReturning)
-	if p.Returned != "RTRN" || !strings.Contains(p.ReturnReason, "AC04") {
-		t.Fatalf("returned payout %+v", p)
-	}
-	waitFor(t, "the closer to raise the return", func() bool {
-		we := b.lastErr.Load()
-		return we != nil && we.Worker == workerCloser && strings.Contains(we.Message, "returnWithdrawal")
+	waitFor(t, "the returned payout closed", func() bool {
+		p, _ = b.Store().Payout(paid)
+		return p.Closed == "returned"
 	})
-	if e.withdrawalStatus(t, paid) != withdrawalSettled {
-		t.Fatal("the returned withdrawal changed on chain without a return operation")
+	if p.Status != PayoutClosed || p.Returned != "RTRN" || !strings.Contains(p.ReturnReason, "AC04") || e.withdrawalStatus(t, paid) != withdrawalReturned {
+		t.Fatalf("returned payout %+v, chain status %d", p, e.withdrawalStatus(t, paid))
+	}
+	if got := e.balance(t, wa.Address()); new(big.Int).Sub(got, before).Cmp(hkd(t, "30.00")) != 0 {
+		t.Fatalf("the holder has %v after the return, had %v", got, before)
+	}
+	if n := len(e.logs(t, "WithdrawalReturned", common.BigToHash(new(big.Int).SetUint64(paid)))); n != 1 {
+		t.Fatalf("%d WithdrawalReturned logs, want 1", n)
 	}
 }

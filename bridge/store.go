@@ -29,13 +29,14 @@ const (
 	DepositSubmitted DepositStatus = "submitted"
 	// DepositMinted: the chain has minted its bankRef.
 	DepositMinted DepositStatus = "minted"
-	// DepositReversed: the bank reversed the credit (RvslInd) before
-	// anything was minted: it never will be.
+	// DepositReversed: the bank reversed the credit (RvslInd): nothing was
+	// minted and nothing will be, or the mint is reversed on chain.
 	DepositReversed DepositStatus = "reversed"
 	// DepositReversing: the bank reversed the credit after its mint: the
-	// money must be taken back from the wallet (reverseMint, where the
-	// chain has it and the balance allows), else an operator must act.
-	// Raised (log, metric tally_bridge_unhandled_returns_total) until done.
+	// reverser takes the money back from the wallet (reverseMint) and the
+	// deposit becomes reversed; while the chain refuses (the wallet holds
+	// less than was minted) it is raised (log, refusal, metric
+	// tally_bridge_unhandled_returns_total) for an operator.
 	DepositReversing DepositStatus = "reversing"
 	// DepositReturnDue: an operator returns a held deposit to its payer
 	// (Return); never minted from then on. The return order is not yet
@@ -151,8 +152,10 @@ type Deposit struct {
 	Reason string `json:"reason,omitempty"`
 	// Tx is the last mint signed for it.
 	Tx *SignedTx `json:"tx,omitempty"`
-	// Reversal is set once the bank reversed the credit.
-	Reversal *Reversal `json:"reversal,omitempty"`
+	// Reversal is set once the bank reversed the credit; ReverseTx is the
+	// last reverseMint signed for it.
+	Reversal  *Reversal `json:"reversal,omitempty"`
+	ReverseTx *SignedTx `json:"reverseTx,omitempty"`
 	// Return is set once an operator returns the deposit to its payer.
 	Return *DepositReturn `json:"return,omitempty"`
 	// Attempts counts mints that reverted for a reason a retry could fix.
@@ -541,8 +544,11 @@ func (s *Store) commit(b *pebble.Batch, counters map[string]int64) error {
 func depCounter(st DepositStatus) string { return "d/" + string(st) }
 func payCounter(st PayoutStatus) string  { return "p/" + string(st) }
 
-// queuedDeposit reports whether the outbox has work for a deposit in st.
-func queuedDeposit(st DepositStatus) bool { return st == DepositAccepted || st == DepositSubmitted }
+// queuedDeposit reports whether a worker has work for a deposit in st
+// (the reverser works through reversing ones).
+func queuedDeposit(st DepositStatus) bool {
+	return st == DepositAccepted || st == DepositSubmitted || st == DepositReversing
+}
 
 // putDeposit adds d's writes to b, moving its queue entry and counters
 // from old's status (nil for a new deposit).
