@@ -7,13 +7,18 @@
 // validity too, so an admitted transaction always fits a block), then
 // against the applied state: nonce not already used, funded, not known. Each
 // sender's transactions are kept in nonce order; a transaction whose nonce
-// leaves a gap is held until the gap fills.
+// leaves a gap is held until the gap fills. A gap that stays open (the
+// missing nonce was lost with a crashed node, or never sent) is visible
+// (Status names the missing nonce); once older than Config.GapGrace new
+// transactions behind it are refused with ErrMissingNonce naming it, and
+// after Config.GapExpiry ExpireGaps drops the waiting transactions, so
+// the wallet re-sends from the missing nonce.
 //
 // The leader's block builder calls Take for executable transactions (round
 // robin across senders, each sender in nonce order); they stay in the pool,
 // marked in flight, until Applied removes them or Return puts them back
 // (their block was skipped). Pending nonces count in-flight transactions.
 //
-// Everything a client can grow is bounded: per-account and total counts and
-// the nonce gap. All methods are safe for concurrent use.
+// Everything a client can grow is bounded: per-account and total counts,
+// the nonce gap and how long transactions wait behind one. All methods are safe for concurrent use.
 package mempool

@@ -18,12 +18,20 @@
 //     consortium peer, with capped exponential backoff;
 //   - StreamLayer, a raft.StreamLayer over libp2p streams. Raft's ServerID and
 //     ServerAddress are both the peer ID string, so Raft membership and the
-//     network identity are the same thing and no IP address is ever trusted.
+//     network identity are the same thing and no IP address is ever trusted;
+//   - RaftTransport, Raft's NetworkTransport over a StreamLayer that retries
+//     an RPC failing on a dead pooled stream (a peer that restarted), so a
+//     candidate never loses a vote to a stale connection;
+//   - transaction forwarding (ForwardProtocol): Forwarder sends a follower's
+//     transactions to the leader in batches and moves a batch in flight to a
+//     new leader as soon as the leader changes; Replicator copies the
+//     leader's own admissions to another validator before they are
+//     acknowledged, so an acknowledged transaction survives the leader.
 //
 // Flow: the node builds a Config from its key, listen addresses, peers and the
 // validator/observer set, calls New, registers its own protocols (transaction
-// forwarding, commit signatures) on Libp2p(), and hands StreamLayer(proto) to
-// raft.NewNetworkTransport. When the on-chain validator set or the observer
+// forwarding, commit signatures) on Libp2p(), and builds Raft's transport
+// with NewRaftTransport(StreamLayer(proto), ...). When the on-chain validator set or the observer
 // list changes, the node calls SetAllowed; peers dropped from the list are
 // disconnected at once. Isolate and Heal let operators and partition tests cut
 // a peer off without changing the allow list.

@@ -100,8 +100,7 @@ func startRaftNodes(t *testing.T, n int) []*raftNode {
 		conf.LeaderLeaseTimeout = 300 * time.Millisecond
 		conf.CommitTimeout = 20 * time.Millisecond
 		conf.Logger = logger
-		trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream:  h.StreamLayer("/tally/raft/test/1"),
+		trans := NewRaftTransport(h.StreamLayer("/tally/raft/test/1"), RaftTransportConfig{
 			MaxPool: 3,
 			Timeout: 2 * time.Second,
 			Logger:  logger,
