@@ -1,6 +1,7 @@
 package mempool
 
 import (
+	"cmp"
 	"container/list"
 	"errors"
 	"fmt"
@@ -131,9 +132,18 @@ func New(cfg Config, st State, senders *chain.SenderCache) *Pool {
 // becomes available; the builder waits on it.
 func (p *Pool) Ready() <-chan struct{} { return p.notify }
 
-// Add admits tx and returns its sender. The sender is recovered before the
-// pool lock is taken, so admissions recover signatures in parallel.
-func (p *Pool) Add(tx *types.Transaction) (common.Address, error) {
+// Add admits tx, a client's submission, and returns its sender. The
+// sender is recovered before the pool lock is taken, so admissions recover
+// signatures in parallel.
+func (p *Pool) Add(tx *types.Transaction) (common.Address, error) { return p.add(tx, true) }
+
+// AddRelayed admits tx that another node already acknowledged to its
+// client (replicated by the leader, or re-sent to a new leader): as Add,
+// but never refused for waiting behind a stale nonce gap, since relayed
+// transactions arrive in any order and are what fills the gap.
+func (p *Pool) AddRelayed(tx *types.Transaction) (common.Address, error) { return p.add(tx, false) }
+
+func (p *Pool) add(tx *types.Transaction, client bool) (common.Address, error) {
 	from, err := p.senders.Sender(tx)
 	if err != nil {
 		return common.Address{}, err
@@ -166,7 +176,7 @@ func (p *Pool) Add(tx *types.Transaction) (common.Address, error) {
 		return from, fmt.Errorf("%w: next nonce %d, tx nonce %d, limit %d", ErrNonceGap, acct.next, n, p.cfg.MaxPerAccount)
 	case acct.queued[n] != nil:
 		return from, fmt.Errorf("%w: nonce %d", ErrNonceTaken, n)
-	case n > acct.next && p.staleGap(acct):
+	case client && n > acct.next && p.staleGap(acct):
 		return from, fmt.Errorf("%w %d: %d transactions of %s have waited %s for it; send nonce %d first",
 			ErrMissingNonce, acct.next, len(acct.queued), from, p.now().Sub(acct.gapSince).Round(time.Second), acct.next)
 	case len(acct.queued)+acct.inflight >= p.cfg.MaxPerAccount:
@@ -479,14 +489,20 @@ func (p *Pool) Resync() error {
 	return nil
 }
 
-// All returns every pending transaction (queued and in flight), in no
-// particular order. The slice is the caller's.
+// All returns every pending transaction (queued and in flight), each
+// sender's in nonce order, so a new leader receiving them in this order
+// sees no gap. The slice is the caller's.
 func (p *Pool) All() []*types.Transaction {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]*types.Transaction, 0, len(p.byHash))
+	byFrom := make(map[common.Address][]*types.Transaction, len(p.accounts))
 	for _, e := range p.byHash {
-		out = append(out, e.tx)
+		byFrom[e.from] = append(byFrom[e.from], e.tx)
+	}
+	out := make([]*types.Transaction, 0, len(p.byHash))
+	for _, txs := range byFrom {
+		slices.SortFunc(txs, func(a, b *types.Transaction) int { return cmp.Compare(a.Nonce(), b.Nonce()) })
+		out = append(out, txs...)
 	}
 	return out
 }

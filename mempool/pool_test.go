@@ -354,7 +354,8 @@ func TestAppliedElsewhereThenTake(t *testing.T) {
 // out of order); after it a transaction behind the gap is refused with an
 // error naming nonce 0, while nonce 0 itself is still admitted. A gap
 // that stays open past GapExpiry empties: ExpireGaps drops the waiting
-// transactions, so the sender re-sends from nonce 0.
+// transactions, so the sender re-sends from nonce 0. A relayed
+// transaction is never refused for the gap.
 func TestGapVisibleRefusedAndExpired(t *testing.T) {
 	f := newFixture(t, Config{GapGrace: 10 * time.Second, GapExpiry: time.Minute})
 	now := time.Unix(1_700_000_000, 0)
@@ -387,6 +388,12 @@ func TestGapVisibleRefusedAndExpired(t *testing.T) {
 	if !errors.Is(err, ErrMissingNonce) || !strings.Contains(err.Error(), "missing nonce 0:") || !strings.Contains(err.Error(), "send nonce 0 first") {
 		t.Fatalf("nonce 6 behind an 11 s old gap: %v, want a refusal naming nonce 0", err)
 	}
+	// What another node already acknowledged (the leader's replication,
+	// a re-send to a new leader) is admitted behind the same gap: it is
+	// what fills gaps, in any order.
+	if _, err := f.pool.AddRelayed(f.tx(0, 7, 1)); err != nil {
+		t.Fatalf("relayed nonce 7 behind the stale gap: %v", err)
+	}
 	if f.pool.ExpireGaps() != nil {
 		t.Fatal("expired a gap younger than GapExpiry")
 	}
@@ -398,8 +405,8 @@ func TestGapVisibleRefusedAndExpired(t *testing.T) {
 	// Past the expiry, the waiting transactions leave.
 	now = now.Add(50 * time.Second)
 	gone := f.pool.ExpireGaps()
-	if len(gone) != 3 {
-		t.Fatalf("expired %d transactions, want 3 (nonces 3, 4, 5)", len(gone))
+	if len(gone) != 4 {
+		t.Fatalf("expired %d transactions, want 4 (nonces 3, 4, 5, 7)", len(gone))
 	}
 	st, _ = f.pool.Status(a)
 	if st.Missing != nil || len(st.Queued) != 0 || st.PendingNonce != 0 {
@@ -454,5 +461,30 @@ func TestGapFilledBeforeGraceIsNoGap(t *testing.T) {
 	st, _ := f.pool.Status(f.keys[0].Address())
 	if st.Missing == nil || *st.Missing != 3 || st.InFlight != 3 {
 		t.Fatalf("status %+v, want nonce 3 missing behind 3 in flight", st)
+	}
+}
+
+// TestAllInNonceOrder: the pool hands its transactions to a new leader
+// each sender's in nonce order, whatever order they arrived in.
+func TestAllInNonceOrder(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	for _, n := range []uint64{3, 1, 0, 2} {
+		if err := f.add(f.tx(0, n, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.add(f.tx(1, n, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := map[common.Address]int64{}
+	for _, tx := range f.pool.All() {
+		from, _ := f.pool.senders.Sender(tx)
+		if prev, ok := last[from]; ok && int64(tx.Nonce()) != prev+1 {
+			t.Fatalf("sender %s: nonce %d after %d", from, tx.Nonce(), prev)
+		}
+		last[from] = int64(tx.Nonce())
+	}
+	if len(last) != 2 {
+		t.Fatalf("%d senders", len(last))
 	}
 }

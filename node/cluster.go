@@ -102,9 +102,11 @@ func (n *Node) startCluster() {
 	}
 	n.fwd = make(map[common.Hash]*inflightForward)
 	n.heights = make(map[peer.ID]heightSample)
-	p2p.ServeForward(n.host.Libp2p(), n.admitForwarded, n.log)
+	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.ForwardProtocol, n.recoverSenders, n.admitForwarded, n.log)
+	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.RelayProtocol, n.recoverSenders, n.admitRelayed, n.log)
 	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
 	n.forwarder = p2p.NewForwarder(n.host.Libp2p(), n.leaderPeer, n.admitForwarded, n.cfg.P2P.MaxForwardBatch, n.log)
+	n.forwarder.SetLocalRelay(n.admitRelayed)
 	n.replicator = p2p.NewReplicator(n.host.Libp2p(), n.otherVoters, n.cfg.P2P.MaxForwardBatch, n.log)
 	n.bg.Add(2)
 	go n.membershipLoop()
@@ -191,6 +193,23 @@ func (n *Node) slowestVoter() (uint64, bool) {
 	return low, ok
 }
 
+// recoverSenders recovers the senders of a forwarded or replicated batch
+// on all cores into the sender cache before admitForwarded takes its
+// transactions one by one (a batch of 1,000 would otherwise wait for
+// 1,000 recoveries in a row). Malformed ones are left for admitForwarded
+// to refuse.
+func (n *Node) recoverSenders(raws [][]byte) {
+	txs := make([]*types.Transaction, 0, len(raws))
+	for _, raw := range raws {
+		if tx, err := chain.DecodeTx(raw); err == nil {
+			txs = append(txs, tx)
+		}
+	}
+	if len(txs) > 1 {
+		n.senders.Senders(txs)
+	}
+}
+
 // admitForwarded admits a transaction a follower forwarded into this
 // node's pool (should this node have just lost the lead, it forwards its
 // pool to the next leader); the verdict is worded as the JSON-RPC error the
@@ -243,6 +262,21 @@ func (n *Node) replicate(ctx context.Context, tx *types.Transaction) error {
 	if err := n.replicator.Replicate(ctx, raw); err != nil {
 		n.metrics.notReplicated.Inc()
 		return fmt.Errorf("%w (it stays pending on this node and may still be included: check its receipt before re-sending)", err)
+	}
+	return nil
+}
+
+// admitRelayed admits a transaction another node already acknowledged
+// (the leader's replication, or a pending transaction re-sent to a new
+// leader): as admitForwarded, without the refusal of a transaction behind
+// a stale nonce gap, since relayed transactions fill gaps in any order.
+func (n *Node) admitRelayed(raw []byte) error {
+	tx, err := chain.DecodeTx(raw)
+	if err == nil {
+		_, err = n.pool.AddRelayed(tx)
+	}
+	if err != nil {
+		return rpc.ClientError(err)
 	}
 	return nil
 }

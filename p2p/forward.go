@@ -25,6 +25,14 @@ import (
 // transaction) per stream.
 const ForwardProtocol = protocol.ID("/tally/forward/1.0.0")
 
+// RelayProtocol carries, in the same frames, transactions some node has
+// already acknowledged to its client: the leader's replication of its own
+// admissions, and pending transactions re-sent to a new leader. The
+// receiver admits them without the rules that answer a client (a stale
+// nonce gap refuses a client's new transaction, never a relayed one: the
+// relayed ones are what fills the gap, in whatever order they arrive).
+const RelayProtocol = protocol.ID("/tally/relay/1.0.0")
+
 // Bounds of the forwarding protocol.
 const (
 	// MaxForwardTxs caps the transactions in one forwarded batch.
@@ -58,7 +66,16 @@ type SubmitFunc func(raw []byte) error
 
 // ServeForward makes h answer forwarded batches with submit.
 func ServeForward(h host.Host, submit SubmitFunc, log *slog.Logger) {
-	h.SetStreamHandler(ForwardProtocol, func(s network.Stream) {
+	ServeForwardPrepared(h, ForwardProtocol, nil, submit, log)
+}
+
+// ServeForwardPrepared makes h answer batches of protocol proto
+// (ForwardProtocol or RelayProtocol) with submit, calling prepare, if not
+// nil, on each whole batch before submit runs on its transactions one by
+// one: the node recovers a batch's senders on all cores there, so
+// admission (sequential, in the batch's order) finds them cached.
+func ServeForwardPrepared(h host.Host, proto protocol.ID, prepare func(raws [][]byte), submit SubmitFunc, log *slog.Logger) {
+	h.SetStreamHandler(proto, func(s network.Stream) {
 		defer s.Close()
 		s.SetDeadline(time.Now().Add(forwardTimeout))
 		var raws [][]byte
@@ -70,6 +87,9 @@ func ServeForward(h host.Host, submit SubmitFunc, log *slog.Logger) {
 		if len(raws) > MaxForwardTxs {
 			s.Reset()
 			return
+		}
+		if prepare != nil {
+			prepare(raws)
 		}
 		verdicts := make([]string, len(raws))
 		for i, raw := range raws {
@@ -122,6 +142,9 @@ func readFrame(r io.Reader, v any) error {
 type forwardReq struct {
 	raw  []byte
 	done chan error
+	// relay marks a transaction already acknowledged elsewhere (Send),
+	// sent over RelayProtocol.
+	relay bool
 }
 
 // batcher queues transactions (at most ForwardQueue) and hands them to
@@ -229,8 +252,9 @@ type Forwarder struct {
 	batcher
 	h      host.Host
 	leader func() (peer.ID, bool)
-	// local admits a batch when this node has become the leader.
-	local SubmitFunc
+	// local admits a batch when this node has become the leader;
+	// localRelay (local when nil) admits relayed transactions.
+	local, localRelay SubmitFunc
 	// retryFor bounds how long a batch is retried without a reachable leader.
 	retryFor time.Duration
 	log      *slog.Logger
@@ -258,14 +282,36 @@ func (f *Forwarder) Forward(ctx context.Context, raw []byte) error {
 // Close stops the forwarder; queued transactions fail with ErrNoLeader.
 func (f *Forwarder) Close() { f.close(ErrNoLeader) }
 
+// SetLocalRelay sets how relayed transactions (Send) are admitted when
+// this node has become the leader; call it before the first Send.
+func (f *Forwarder) SetLocalRelay(fn SubmitFunc) { f.localRelay = fn }
+
 // deliver sends one batch, retrying while there is no reachable leader,
 // for up to forwardTimeout; callers whose context ended have stopped
 // waiting, and their verdicts are dropped.
 func (f *Forwarder) deliver(batch []forwardReq) {
+	var client, relay []forwardReq
+	for _, req := range batch {
+		if req.relay {
+			relay = append(relay, req)
+		} else {
+			client = append(client, req)
+		}
+	}
+	if len(client) > 0 {
+		f.deliverProto(client, ForwardProtocol)
+	}
+	if len(relay) > 0 {
+		f.deliverProto(relay, RelayProtocol)
+	}
+}
+
+// deliverProto is deliver for a batch of one protocol.
+func (f *Forwarder) deliverProto(batch []forwardReq, proto protocol.ID) {
 	deadline := time.Now().Add(f.retryFor)
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		verdicts, err := f.send(batch)
+		verdicts, err := f.send(batch, proto)
 		if err == nil {
 			for i, req := range batch {
 				// A retried batch may have reached the leader before its
@@ -300,15 +346,19 @@ func (f *Forwarder) deliver(batch []forwardReq) {
 	}
 }
 
-func (f *Forwarder) send(batch []forwardReq) ([]string, error) {
+func (f *Forwarder) send(batch []forwardReq, proto protocol.ID) ([]string, error) {
 	leader, ok := f.leader()
 	if !ok {
 		return nil, ErrNoLeader
 	}
 	if leader == f.h.ID() {
+		local := f.local
+		if proto == RelayProtocol && f.localRelay != nil {
+			local = f.localRelay
+		}
 		verdicts := make([]string, len(batch))
 		for i, req := range batch {
-			if err := f.local(req.raw); err != nil {
+			if err := local(req.raw); err != nil {
 				verdicts[i] = err.Error()
 			}
 		}
@@ -325,14 +375,15 @@ func (f *Forwarder) send(batch []forwardReq) ([]string, error) {
 	for i, req := range batch {
 		raws[i] = req.raw
 	}
-	verdicts, err := roundTrip(ctx, f.h, leader, raws)
+	verdicts, err := roundTrip(ctx, f.h, leader, proto, raws)
 	return verdicts, f.why(err, moved)
 }
 
-// roundTrip sends raws to target over ForwardProtocol and returns its
-// verdicts; the stream is reset when ctx ends.
-func roundTrip(ctx context.Context, h host.Host, target peer.ID, raws [][]byte) ([]string, error) {
-	s, err := h.NewStream(ctx, target, ForwardProtocol)
+// roundTrip sends raws to target over proto (ForwardProtocol or
+// RelayProtocol) and returns its verdicts; the stream is reset when ctx
+// ends.
+func roundTrip(ctx context.Context, h host.Host, target peer.ID, proto protocol.ID, raws [][]byte) ([]string, error) {
+	s, err := h.NewStream(ctx, target, proto)
 	if err != nil {
 		return nil, fmt.Errorf("open stream to %s: %w", target, err)
 	}
@@ -396,11 +447,11 @@ func (f *Forwarder) why(err error, moved *atomic.Bool) error {
 	return err
 }
 
-// Send queues raw for the leader without waiting for the verdict (pending
-// transactions re-sent to a new leader).
+// Send queues raw for the leader over RelayProtocol without waiting for
+// the verdict (pending transactions re-sent to a new leader).
 func (f *Forwarder) Send(raw []byte) error {
 	select {
-	case f.queue <- forwardReq{raw: raw, done: make(chan error, 1)}:
+	case f.queue <- forwardReq{raw: raw, done: make(chan error, 1), relay: true}:
 		return nil
 	default:
 		return ErrForwardQueue

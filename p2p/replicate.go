@@ -31,8 +31,8 @@ const replicateSenders = 2
 // answered, so that an admitted transaction survives the loss of the
 // leader: whichever validator leads next includes it (a follower that
 // holds it forwards it to the new leader, or proposes it itself). It
-// sends each batch to every target over ForwardProtocol (a follower
-// admits a forwarded transaction into its own pool) and a transaction
+// sends each batch to every target over RelayProtocol (a follower admits
+// a relayed transaction into its own pool) and a transaction
 // counts as held once one target admitted it or already had it.
 type Replicator struct {
 	batcher
@@ -99,7 +99,7 @@ func (r *Replicator) deliver(batch []forwardReq) {
 				case <-time.After(delay):
 				}
 			}
-			v, err := roundTrip(ctx, r.h, target, raws)
+			v, err := roundTrip(ctx, r.h, target, RelayProtocol, raws)
 			answers <- replicaAnswer{target: target, verdicts: v, err: err}
 		}()
 	}

@@ -26,7 +26,7 @@ func replicaHosts(t *testing.T, n int, admit func(i int, raw []byte) error) (*Ho
 		k := newKey(t)
 		keys[i] = peerID(t, k)
 		f := newHost(t, k, []string{tcpLoopback}, lid)
-		ServeForward(f.Libp2p(), func(raw []byte) error {
+		ServeForwardPrepared(f.Libp2p(), RelayProtocol, nil, func(raw []byte) error {
 			if err := admit(i, raw); err != nil {
 				return err
 			}
