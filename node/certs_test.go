@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -351,11 +353,46 @@ func TestHaltOnDivergedCertificate(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	n = startDevNode(t, dir)
+	cfg := DefaultConfig()
+	cfg.Dev, cfg.DataDir, cfg.HTTP.Port, cfg.Admin.Port = true, dir, 0, freePort(t)
+	cfg.Raft.HeartbeatTimeout = Duration(200 * time.Millisecond)
+	cfg.Raft.ElectionTimeout = Duration(200 * time.Millisecond)
+	cfg.Raft.LeaderLeaseTimeout = Duration(100 * time.Millisecond)
+	if n, err = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
 	ec, rc = dial(t, n)
 	if info := n.Info(); info.Role != "halted" || !strings.Contains(info.Halted, "diverged") {
 		t.Fatalf("after restart: node info %+v", info)
 	}
+	// The admin API answers: Raft status, and a checkpoint (which carries
+	// the halt record, so a node seeded from it would be halted too).
+	token, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := gethrpc.DialOptions(t.Context(), "http://"+n.admin.ln.Addr().String(), gethrpc.WithHeaders(http.Header{"Authorization": {"Bearer " + strings.TrimSpace(string(token))}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var st RaftStatus
+	if err := admin.Call(&st, "admin_raftStatus"); err != nil || st.State == "" {
+		t.Fatalf("admin_raftStatus on a halted node: %+v, %v", st, err)
+	}
+	var cp Checkpoint
+	if err := admin.Call(&cp, "admin_checkpoint", filepath.Join(t.TempDir(), "cp")); err != nil {
+		t.Fatalf("admin_checkpoint on a halted node: %v", err)
+	}
+	cpdb, err := state.Open(cp.Dir, state.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := cpdb.HaltRecord(); err != nil || rec == nil || !strings.Contains(rec.Reason, "diverged") {
+		t.Fatalf("checkpoint's halt record: %+v, %v", rec, err)
+	}
+	cpdb.Close()
 	if _, err := ec.BlockNumber(context.Background()); !isHalted(err) {
 		t.Fatalf("eth_blockNumber after restart: %v", err)
 	}
@@ -371,6 +408,14 @@ func TestHaltOnDivergedCertificate(t *testing.T) {
 	}
 	// A halted leader proposes nothing, not even the heartbeat block that
 	// an idle leader proposes every second: its Raft log does not grow.
+	for deadline := time.Now().Add(10 * time.Second); !n.engine.IsLeader(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("restarted node never led")
+		}
+	}
+	if err := n.engine.Raft.Barrier(5 * time.Second).Error(); err != nil { // the new leader's own entries are in
+		t.Fatal(err)
+	}
 	last := n.engine.Raft.LastIndex()
 	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if now := n.engine.Raft.LastIndex(); now != last || n.engine.LeaderReady() {
