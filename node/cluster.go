@@ -273,7 +273,9 @@ func (n *Node) replicate(ctx context.Context, tx *types.Transaction) error {
 func (n *Node) admitRelayed(raw []byte) error {
 	tx, err := chain.DecodeTx(raw)
 	if err == nil {
-		_, err = n.pool.AddRelayed(tx)
+		if _, err = n.pool.AddRelayed(tx); err != nil {
+			rpc.ForgetRefused(n, tx)
+		}
 	}
 	if err != nil {
 		return rpc.ClientError(err)
