@@ -10,6 +10,7 @@ import (
 
 	"github.com/tally-ledger/tally/bankcore"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/wallet"
 )
 
 // TestBridgeAgainstABankThatBehavesLikeOne runs the bridge on a dev node
@@ -75,6 +76,36 @@ func TestBridgeAgainstABankThatBehavesLikeOne(t *testing.T) {
 	}
 	if n := len(e.logs(t, "MintReversed", d.BankRef)); n != 1 {
 		t.Fatalf("%d MintReversed logs, want 1", n)
+	}
+
+	// A reversed deposit whose wallet has spent the money: the chain
+	// refuses reverseMint, the deposit stays reversing and is raised.
+	spender := devKey(t, 7)
+	e.link(t, b, spender, "RB-C")
+	if _, err := sim.Deposit([]byte(`{"account": "RB-C", "amount": "3.00", "reference": "RB-DEP-4"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitDeposit(t, b, "RB-DEP-4", DepositMinted)
+	all := e.balance(t, spender.Address())
+	spend, err := wallet.AssetOp(hkdID, "transfer", wa.Address(), all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.send(t, spender, spend)
+	if _, err := sim.Reverse([]byte(`{"reference": "RB-DEP-4"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused reversal raised", func() bool {
+		rs, _ := b.Store().Refusals(50)
+		for _, r := range rs {
+			if r.Kind == RefusedUnhandledReversal && r.Ref == "RB-DEP-4" && strings.Contains(r.Message, "less than") {
+				return true
+			}
+		}
+		return false
+	})
+	if d := deposit(t, b, "RB-DEP-4"); d.Status != DepositReversing {
+		t.Fatalf("a reversal the chain refused left the deposit %s", d.Status)
 	}
 
 	// The acknowledgement of the first order is lost, and so is its ACTC
