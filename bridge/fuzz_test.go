@@ -15,8 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/tally-ledger/tally/crypto"
 )
 
 // docTOML returns the ```toml blocks of a page under docs/: the configs
@@ -117,6 +122,20 @@ func FuzzIntake(f *testing.F) {
 	} {
 		f.Add(uint8(1), []byte(s))
 	}
+	bank := common.HexToAddress("0x9586A4833970847aef259aD5BFB7aa8901DDf746")
+	holder, err := crypto.HexToPrivateKey("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, l := range []struct{ field, id string }{{"account", "HK-001-234567"}, {"reference", "RF18539007547034"}, {"virtualAccount", "VA-778812"}, {"account", "GB82WEST12345698765432"}} {
+		sig, err := holder.Sign(common.BytesToHash(accounts.TextHash([]byte(signedLinkText(l.field, bank, l.id, holder.Address())))))
+		if err != nil {
+			f.Fatal(err)
+		}
+		sig[64] += 27
+		body, _ := json.Marshal(map[string]string{l.field: l.id, "wallet": holder.Address().Hex(), "signature": hexutil.Encode(sig), "name": "Chan Tai Man"})
+		f.Add(uint8(2), body)
+	}
 	cfg := DefaultConfig()
 	cfg.Asset = "HKD"
 	cfg.BankCore.DebtorAccount = "SIM-OMNIBUS-0001"
@@ -128,7 +147,7 @@ func FuzzIntake(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	secret := []byte("fuzz-secret-0123456789abcdef0123")
 	b := &Bridge{cfg: cfg, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }, store: s, intakeSecret: secret,
-		bank:       common.HexToAddress("0x9586A4833970847aef259aD5BFB7aa8901DDf746"),
+		bank:       bank,
 		info:       ChainInfo{ChainID: 1337, AssetID: 1, Symbol: "HKD", Decimals: 2},
 		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1)}
 	b.metrics = newMetrics(s)
@@ -155,7 +174,11 @@ func FuzzIntake(f *testing.F) {
 		return rec.Code, resp
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		path := []string{PathNotifications, PathPaymentStatus}[which%2]
+		path := []string{PathNotifications, PathPaymentStatus, PathLinks}[which%3]
+		if path == PathLinks {
+			checkLink(t, h, secret, now, bank, body)
+			return
+		}
 		code, first := post(t, path, body)
 		switch code {
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
@@ -186,4 +209,75 @@ func FuzzIntake(f *testing.F) {
 			}
 		}
 	})
+}
+
+// signedLinkText is the text a wallet signs to link an account, a
+// creditor reference or a virtual account, as docs/bridge.md gives it.
+func signedLinkText(field string, bank common.Address, id string, wallet common.Address) string {
+	head, line := "Tally account link", "account"
+	switch field {
+	case "reference":
+		head, line = "Tally creditor reference", "reference"
+	case "virtualAccount":
+		head = "Tally virtual account"
+	}
+	return head + "\nbank: " + bank.Hex() + "\n" + line + ": " + id + "\nwallet: " + wallet.Hex()
+}
+
+// checkLink posts a link request: it is refused (400 with an error), or
+// linked (200), and then the request names exactly one of account,
+// reference and virtualAccount, and its signature, recovered over the
+// documented text, is the wallet's; the answer names that wallet and id.
+func checkLink(t *testing.T, h http.Handler, secret []byte, now time.Time, bank common.Address, body []byte) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, PathLinks, bytes.NewReader(body))
+	req.Header.Set(SignatureHeader, Sign(secret, body, now))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var ans struct {
+		Error   string         `json:"error"`
+		Account string         `json:"account"`
+		Wallet  common.Address `json:"wallet"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil {
+		t.Fatalf("POST %s %q: %d, body not JSON: %v", PathLinks, body, rec.Code, err)
+	}
+	switch rec.Code {
+	case http.StatusBadRequest:
+		if ans.Error == "" {
+			t.Fatalf("POST %s %q: 400 without an error", PathLinks, body)
+		}
+		return
+	case http.StatusOK:
+	default:
+		t.Fatalf("POST %s %q: status %d %s", PathLinks, body, rec.Code, rec.Body)
+	}
+	var lr map[string]string
+	if err := json.Unmarshal(body, &lr); err != nil {
+		t.Fatalf("linked from a body that is not a JSON object of strings: %q", body)
+	}
+	var field, id string
+	for _, k := range []string{"account", "reference", "virtualAccount"} {
+		if lr[k] != "" {
+			if field != "" {
+				t.Fatalf("linked a request naming both %s and %s: %q", field, k, body)
+			}
+			field, id = k, lr[k]
+		}
+	}
+	sig, err := hexutil.Decode(lr["signature"])
+	if err != nil || len(sig) != 65 || field == "" {
+		t.Fatalf("linked without a 65-byte signature or an id: %q", body)
+	}
+	if sig[64] >= 27 {
+		sig[64] -= 27
+	}
+	wallet := common.HexToAddress(lr["wallet"])
+	pub, err := ethcrypto.SigToPub(accounts.TextHash([]byte(signedLinkText(field, bank, id, wallet))), sig)
+	if err != nil || ethcrypto.PubkeyToAddress(*pub) != wallet {
+		t.Fatalf("linked %s %q to %s, whose signature over the documented text it is not (%v): %q", field, id, wallet, err, body)
+	}
+	if ans.Wallet != wallet || ans.Account != id {
+		t.Fatalf("linked %s %q to %s, answered %s %q", field, id, wallet, ans.Wallet, ans.Account)
+	}
 }
