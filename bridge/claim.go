@@ -2,13 +2,13 @@ package bridge
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
 
-	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -43,10 +43,31 @@ func (b *Bridge) withdrawalOnChain(ctx context.Context, id uint64) (chainWithdra
 	return chainWithdrawal{Status: st, Bank: bank, OrderID: order}, nil
 }
 
-// orderID is the id this bridge claims payout p's withdrawal with: a hash
-// of its EndToEndID, stable across restarts, so a claim sent before a crash is
-// recognised as this bridge's own.
-func orderID(p *Payout) common.Hash { return crypto.Keccak256([]byte(p.EndToEndID)) }
+// claimOrder returns the order id this instance claims p's withdrawal
+// with, drawing it at random and recording it (fsync) before its first use.
+// Derived ids would be the same in every instance of one bank, and both
+// would pass the claim; a random one lets the chain pick one instance.
+func (b *Bridge) claimOrder(p *Payout) (common.Hash, error) {
+	if p.ClaimOrder != nil {
+		return *p.ClaimOrder, nil
+	}
+	var h common.Hash
+	if _, err := rand.Read(h[:]); err != nil {
+		return h, fmt.Errorf("draw an order id: %w", err)
+	}
+	q, err := b.store.ModifyPayout(p.ID, func(q *Payout) (bool, error) {
+		if q.ClaimOrder != nil {
+			return false, nil
+		}
+		q.ClaimOrder, q.UpdatedAt = &h, b.now().UTC()
+		return true, nil
+	})
+	if err != nil {
+		return h, err
+	}
+	p.ClaimOrder = q.ClaimOrder
+	return *q.ClaimOrder, nil
+}
 
 // claim makes sure the chain records this bank as the payer of p's
 // withdrawal, with p's order id, before any payment order is sent
@@ -60,7 +81,10 @@ func (b *Bridge) claim(ctx context.Context, p *Payout) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	mine := orderID(p)
+	mine, err := b.claimOrder(p)
+	if err != nil {
+		return false, err
+	}
 	switch {
 	case w.Status == withdrawalPending && w.Bank == b.bank && w.OrderID == mine:
 		return true, nil
@@ -85,8 +109,8 @@ func (b *Bridge) claim(ctx context.Context, p *Payout) (bool, error) {
 		}
 		return false, err
 	}
-	// The claim needs no record before it is sent: its order id is derived
-	// from the payout, so claiming again after a crash is a no-op.
+	// The claim needs no record of its own: its order id is recorded, so
+	// claiming again after a crash is a no-op.
 	st, sent, err := b.signAndSend(ctx, op, func(*SignedTx) error { return nil }, crashAfterClaimSigned, crashAfterClaimSent)
 	if err != nil || !sent {
 		return false, err

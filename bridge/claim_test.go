@@ -121,3 +121,56 @@ func cnyLogs(t *testing.T, e *testEnv, event string, first common.Hash) []types.
 	}
 	return logs
 }
+
+// TestTwoInstancesOfOneBank: two bridge instances of bank B (one key, two
+// data dirs, one core) follow the same withdrawal. Each draws its own order
+// id; the chain records one claim, so exactly one instance sends a payment
+// order and the other closes its payout unordered.
+func TestTwoInstancesOfOneBank(t *testing.T) {
+	e := newTestEnv(t)
+	b1, b2 := e.open(t, e.config(t), nil), e.open(t, e.config(t), nil)
+	holder := devKey(t, 10)
+	e.link(t, b1, holder, "HK-TWO-10")
+	e.link(t, b2, holder, "HK-TWO-10")
+	id := e.withdraw(t, holder, "7.00", [32]byte{})
+	e2e := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
+
+	var winner, loser *Bridge
+	waitFor(t, "one instance to order the payout and the other to close it", func() bool {
+		p1, err1 := b1.Store().Payout(id)
+		p2, err2 := b2.Store().Payout(id)
+		switch {
+		case err1 != nil || err2 != nil:
+			return false
+		case p1.Status == PayoutOrdered && p2.Status == PayoutClosed:
+			winner, loser = b1, b2
+		case p2.Status == PayoutOrdered && p1.Status == PayoutClosed:
+			winner, loser = b2, b1
+		default:
+			return false
+		}
+		return true
+	})
+	time.Sleep(100 * time.Millisecond) // give a second order every chance
+	if n := len(e.core.orders(e2e)); n != 1 {
+		t.Fatalf("the core received %d orders for %s, want 1", n, e2e)
+	}
+	wp, err := winner.Store().Payout(id)
+	if err != nil || wp.ClaimOrder == nil {
+		t.Fatalf("the winner's payout: %+v, %v", wp, err)
+	}
+	lp, err := loser.Store().Payout(id)
+	if err != nil || lp.Closed != "claimed-elsewhere" || lp.Orders != 0 || lp.ClaimOrder == nil || *lp.ClaimOrder == *wp.ClaimOrder {
+		t.Fatalf("the other instance's payout: %+v, %v", lp, err)
+	}
+	w, err := e.client.Withdrawal(e.ctx, hkdID, id)
+	if err != nil || w.Bank != e.bank.Address() || w.OrderID != *wp.ClaimOrder {
+		t.Fatalf("withdrawal %d on chain: %+v, %v; want the winner's order %s", id, w, err, wp.ClaimOrder)
+	}
+	if code, resp := e.reportStatus(t, winner, "PS-2I-1", e2e, "ACSC", ""); code != http.StatusOK {
+		t.Fatalf("ACSC: %d %+v", code, resp)
+	}
+	if p := waitPayout(t, winner, id, PayoutClosed); p.Closed != "settled" {
+		t.Fatalf("the winner's payout: %+v", p)
+	}
+}

@@ -231,6 +231,11 @@ type Payout struct {
 	Progress []StatusNote `json:"progress,omitempty"`
 	// Tx is the last settleWithdrawal or refundWithdrawal signed for it.
 	Tx *SignedTx `json:"tx,omitempty"`
+	// ClaimOrder is the order id this bridge instance claims the
+	// withdrawal with (claimWithdrawal): random, drawn and fsynced once
+	// before the first claim, so two instances of one bank (one key) never
+	// both pass the claim, and a restarted instance recognises its own.
+	ClaimOrder *common.Hash `json:"claimOrder,omitempty"`
 	// Closed is what the chain says in the end: "settled" or "refunded";
 	// "claimed-elsewhere" when another bridge claimed the withdrawal first
 	// (this one never ordered it).
