@@ -23,7 +23,7 @@ import (
 // both bridges sent a pain.001 and the customer was paid twice.
 func TestTwoBanksOneWithdrawal(t *testing.T) {
 	e := newTestEnv(t)
-	coreA, coreB := newFakeCore(t, e.secret), e.core
+	coreA, coreB := newFakeCore(t, e.orderSecret), e.core
 	open := func(bank uint32, core *fakeCore) *Bridge {
 		cfg := e.config(t)
 		cfg.Asset = "CNY"
