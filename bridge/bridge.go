@@ -192,7 +192,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		b.store.Close()
 		return nil, fmt.Errorf("key nodes.endpoints: %w", err)
 	}
-	b.metrics = newMetrics(b.store)
+	b.metrics = newMetrics(b.store, b.now)
 	b.store.OnReversing = func(*Deposit) { kick(b.kickReverser) }
 	b.nodes.onFailover = b.metrics.failovers.Inc
 	if b.core, err = cfg.coreClient(); err != nil {

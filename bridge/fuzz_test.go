@@ -150,7 +150,7 @@ func FuzzIntake(f *testing.F) {
 		bank:       bank,
 		info:       ChainInfo{ChainID: 1337, AssetID: 1, Symbol: "HKD", Decimals: 2},
 		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1)}
-	b.metrics = newMetrics(s)
+	b.metrics = newMetrics(s, b.now)
 	if err := s.PutLink(&Link{Account: "HK-LINKED-1", Wallet: common.Address{1}, LinkedAt: now}); err != nil {
 		f.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func newUnitBridge(t *testing.T) *unitBridge {
 		info:       ChainInfo{ChainID: 1337, AssetID: 1, Symbol: "HKD", Decimals: 2},
 		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1),
 		kickReverser: make(chan struct{}, 1)}
-	b.metrics = newMetrics(s)
+	b.metrics = newMetrics(s, b.now)
 	s.OnReversing = func(*Deposit) { kick(b.kickReverser) }
 	u := &unitBridge{Bridge: b, srv: httptest.NewServer(b.handler())}
 	t.Cleanup(func() { u.srv.Close(); s.Close() })

@@ -426,6 +426,9 @@ func (s *Store) load() error {
 	if err := it.Error(); err != nil {
 		return err
 	}
+	if err := s.indexUnresolved(); err != nil {
+		return err
+	}
 	// Trim refusals beyond the limit, which may have been lowered since.
 	if s.refSeq > s.maxRefusals {
 		return s.db.DeleteRange(prefixRefusal, refusalKey(s.refSeq-s.maxRefusals+1), pebble.Sync)
@@ -549,10 +552,16 @@ func (s *Store) commit(b *pebble.Batch, counters map[string]int64) error {
 func depCounter(st DepositStatus) string { return "d/" + string(st) }
 func payCounter(st PayoutStatus) string  { return "p/" + string(st) }
 
-// queuedDeposit reports whether a worker has work for a deposit in st
-// (the reverser works through reversing ones).
+// queuedDeposit reports whether a deposit in st is indexed under
+// q/d/<status>/<seq>: a worker's work (the outbox's accepted and
+// submitted, the reverser's reversing), and the deposits waiting for an
+// operator (held, return-due); the metrics report the oldest of them.
 func queuedDeposit(st DepositStatus) bool {
-	return st == DepositAccepted || st == DepositSubmitted || st == DepositReversing
+	switch st {
+	case DepositAccepted, DepositSubmitted, DepositHeld, DepositReversing, DepositReturnDue:
+		return true
+	}
+	return false
 }
 
 // putDeposit adds d's writes to b, moving its queue entry and counters
