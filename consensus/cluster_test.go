@@ -220,3 +220,36 @@ func TestNonValidatorBlockSkippedEverywhere(t *testing.T) {
 	c.waitHeight(head.Number + 1)
 	c.sameChain(head.Number + 1)
 }
+
+// TestHaltedLeaderHandsOver: when the leader's FSM halts, it stops
+// building and hands leadership to another voter, so the cluster goes on
+// producing blocks without it; the halt is recorded in its data dir.
+func TestHaltedLeaderHandsOver(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	c.waitHeight(1)
+	c.engines[l].FSM.Halt(errors.New("injected for the test"))
+	deadline := time.Now().Add(10 * time.Second)
+	for c.engines[l].IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("the halted leader kept leadership")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopped, _ := c.dbs[l].Head()
+	other := (l + 1) % 3
+	for deadline = time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if head, _ := c.dbs[other].Head(); head.Number >= stopped.Number+3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster made no progress after its leader halted")
+		}
+	}
+	if head, _ := c.dbs[l].Head(); head.Number != stopped.Number {
+		t.Fatalf("the halted node applied on: %d → %d", stopped.Number, head.Number)
+	}
+	if rec, err := c.dbs[l].HaltRecord(); err != nil || rec == nil || rec.Reason != "injected for the test" {
+		t.Fatalf("halt record %+v, %v", rec, err)
+	}
+}
