@@ -5,6 +5,9 @@
 // Start order: config → node key → state DB (genesis written or checked) →
 // sender cache and mempool → consensus engine (Raft, FSM, builder) → HTTP
 // listener serving JSON-RPC at "/", Prometheus metrics at "/metrics" and
-// health at "/healthz". Close stops them in reverse order; a restart on the
-// same data dir resumes at the same height and state root.
+// health at "/healthz", within the [http] section's client bounds
+// (HTTPConfig.Limits: connection caps and timeouts by rpc.LimitListener and
+// rpc.NewHTTPServer, the rest by rpc.NewServer; ws-origins "*" only on a
+// dev chain). Close stops them in reverse order; a restart on the same
+// data dir resumes at the same height and state root.
 package node
