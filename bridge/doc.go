@@ -23,8 +23,19 @@
 //   - the intake HTTP server: POST /v1/notifications (camt.054 or JSON
 //     credit entries), /v1/links (personal_sign account links),
 //     /v1/payment-status (pain.002, or camt.054 debit entries), all signed
-//     with an HMAC over a timestamp and the body; GET /v1/status, /metrics,
+//     with an HMAC over a timestamp and the body (auth.intake-secret-file;
+//     the bridge's orders to the core use auth.order-secret-file);
 //     /healthz.
+//   - the operator tools (operator.go, oplog.go, auth.go): list, release
+//     or return held deposits, list, re-queue or close payouts by hand
+//     (through the same outcome rule as a bank status), cancel an
+//     unroutable withdrawal; authenticated by operator tokens (never the
+//     core's HMAC secrets, one per direction), each action written with
+//     its operator and reason to a hash-chained, append-only operator log
+//     in the same batch as its effect. /v1/status and /metrics need a
+//     token too, or move with the operator endpoints to operator.listen.
+//   - metrics.go: Prometheus metrics, among them the ages of the oldest
+//     unresolved deposit and payout that deploy/prometheus's alerts use.
 //   - the node client: several JSON-RPC endpoints with failover.
 //
 // and five loops, one goroutine each, every one resuming from the store

@@ -84,6 +84,9 @@ func (b *Bridge) ListDeposits(st DepositStatus, limit int) ([]*Deposit, error) {
 	if st != "" && !knownDepositStatus(st) {
 		return nil, opErr(http.StatusBadRequest, "status", "%q is not a deposit status (%s)", st, depositStatusNames())
 	}
+	if st != "" && queuedDeposit(st) {
+		return b.store.QueuedDeposits(st, limit) // indexed, in arrival order
+	}
 	all, err := b.store.Deposits(int(^uint(0) >> 1))
 	if err != nil {
 		return nil, err
