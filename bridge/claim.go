@@ -73,9 +73,10 @@ func (b *Bridge) claimOrder(p *Payout) (common.Hash, error) {
 // withdrawal, with p's order id, before any payment order is sent
 // (DESIGN.md decision 11): claimWithdrawal(id, orderID). It reports true
 // once the claim on chain is this bridge's. A withdrawal claimed by another
-// bank (or by this bank for another order) is closed here without an order;
-// one already closed on chain is closed as the chain says. false with a
-// nil error means "ask again next round" (the claim is not applied yet).
+// bank, or by another instance of this bank (another order), is closed
+// here without an order; one already closed on chain is closed as the
+// chain says. false with a nil error means "ask again next round" (the
+// claim is not applied yet).
 func (b *Bridge) claim(ctx context.Context, p *Payout) (bool, error) {
 	w, err := b.withdrawalOnChain(ctx, p.ID)
 	if err != nil {
@@ -88,6 +89,10 @@ func (b *Bridge) claim(ctx context.Context, p *Payout) (bool, error) {
 	switch {
 	case w.Status == withdrawalPending && w.Bank == b.bank && w.OrderID == mine:
 		return true, nil
+	case w.Status == withdrawalPending && w.Bank == b.bank:
+		// Not a fault: the bank's other instance won the race and pays it.
+		return false, b.closeClaimed(p, "claimed-by-instance",
+			fmt.Sprintf("withdrawal %d is claimed by another instance of this bank (order %s; this instance's is %s)", p.ID, w.OrderID, mine))
 	case w.Status == withdrawalPending && w.Bank != (common.Address{}):
 		return false, b.closeUnordered(p, "claimed-elsewhere",
 			fmt.Sprintf("withdrawal %d is claimed by %s (order %s): another bridge pays it", p.ID, w.Bank, w.OrderID))
@@ -125,14 +130,32 @@ func (b *Bridge) claim(ctx context.Context, p *Payout) (bool, error) {
 	return w.Status == withdrawalPending && w.Bank == b.bank && w.OrderID == mine, nil
 }
 
-// closeUnordered closes a payout this bridge never ordered, as what.
+// closeUnordered closes a payout this bridge never ordered, as what, with
+// a warning: another bank took it, or the chain closed it first.
 func (b *Bridge) closeUnordered(p *Payout, what, why string) error {
+	err := b.closeAs(p, what, why)
+	if err == nil {
+		b.log.Warn("payout closed without an order", "id", p.ID, "closed", what, "why", why)
+	}
+	return err
+}
+
+// closeClaimed closes a payout that another instance of this bank pays:
+// the normal outcome of running two instances, logged at info.
+func (b *Bridge) closeClaimed(p *Payout, what, why string) error {
+	err := b.closeAs(p, what, why)
+	if err == nil {
+		b.log.Info("payout paid by another instance of this bank", "id", p.ID, "why", why)
+	}
+	return err
+}
+
+// closeAs closes payout p unordered as what, durably; why is kept on the
+// record for the operator tools.
+func (b *Bridge) closeAs(p *Payout, what, why string) error {
 	_, err := b.store.ModifyPayout(p.ID, func(q *Payout) (bool, error) {
 		q.Status, q.Closed, q.LastError, q.UpdatedAt = PayoutClosed, what, why, b.now().UTC()
 		return true, nil
 	})
-	if err == nil {
-		b.log.Warn("payout closed without an order", "id", p.ID, "closed", what, "why", why)
-	}
 	return err
 }

@@ -160,7 +160,7 @@ func TestTwoInstancesOfOneBank(t *testing.T) {
 		t.Fatalf("the winner's payout: %+v, %v", wp, err)
 	}
 	lp, err := loser.Store().Payout(id)
-	if err != nil || lp.Closed != "claimed-elsewhere" || lp.Orders != 0 || lp.ClaimOrder == nil || *lp.ClaimOrder == *wp.ClaimOrder {
+	if err != nil || lp.Closed != "claimed-by-instance" || lp.Orders != 0 || lp.ClaimOrder == nil || *lp.ClaimOrder == *wp.ClaimOrder {
 		t.Fatalf("the other instance's payout: %+v, %v", lp, err)
 	}
 	w, err := e.client.Withdrawal(e.ctx, hkdID, id)

@@ -49,7 +49,10 @@
 //     re-signed only when no node knows it and the bankRef is unused.
 //   - follower: eth_getLogs for WithdrawalRequested from the cursor in
 //     bounded ranges; a payout for each holder with a linked account,
-//     recorded in the same batch as the cursor.
+//     recorded in the same batch as the cursor. It also reads its bank's
+//     WithdrawalSettled/Refunded/Returned logs, so an ordered payout whose
+//     outcome the bank reported to another instance of this bank (which
+//     closed it on chain) takes the chain's outcome and closes.
 //   - payout sender: POST each new payout's order (pain.001 or JSON) to the
 //     core with its stable MsgId/EndToEndId, retrying with backoff.
 //   - closer: for each payout with an outcome, read withdrawal(id) on

@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -11,12 +12,19 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/tally-ledger/tally/bridge/iso20022"
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 )
 
-// withdrawalRequested is the event the follower reads.
-var withdrawalRequested = chain.AssetABI.Events["WithdrawalRequested"]
+// The events the follower reads: requests make payouts; the closing
+// events tell an instance what the bank's other instance did (closedOnChain).
+var (
+	withdrawalRequested = chain.AssetABI.Events["WithdrawalRequested"]
+	eventSettled        = chain.AssetABI.Events["WithdrawalSettled"]
+	eventRefunded       = chain.AssetABI.Events["WithdrawalRefunded"]
+	eventReturned       = chain.AssetABI.Events["WithdrawalReturned"]
+)
 
 // maxRangesPerRound bounds the eth_getLogs calls of one follower round, so
 // a bridge catching up on a long chain still yields to Close promptly.
@@ -52,6 +60,13 @@ func (b *Bridge) followRound(ctx context.Context) error {
 		}
 		var payouts []*Payout
 		for _, l := range logs {
+			if l.Topics[0] != withdrawalRequested.ID {
+				// Before the cursor moves past it: a crash reads it again.
+				if err := b.closedOnChain(l); err != nil {
+					return fmt.Errorf("block %d tx %s: %w", l.BlockNumber, l.TxHash, err)
+				}
+				continue
+			}
 			p, err := b.payoutFromLog(l)
 			if err != nil {
 				return fmt.Errorf("block %d tx %s: %w", l.BlockNumber, l.TxHash, err)
@@ -80,7 +95,8 @@ func (b *Bridge) withdrawalLogs(ctx context.Context, from, to uint64) ([]types.L
 	for {
 		q := ethereum.FilterQuery{
 			FromBlock: new(big.Int).SetUint64(from), ToBlock: new(big.Int).SetUint64(to),
-			Addresses: []common.Address{b.info.Facade}, Topics: [][]common.Hash{{withdrawalRequested.ID}},
+			Addresses: []common.Address{b.info.Facade},
+			Topics:    [][]common.Hash{{withdrawalRequested.ID, eventSettled.ID, eventRefunded.ID, eventReturned.ID}},
 		}
 		logs, err := b.nodes.filterLogs(ctx, q)
 		if err != nil && strings.Contains(err.Error(), "query returned more than") && to > from {
@@ -89,6 +105,62 @@ func (b *Bridge) withdrawalLogs(ctx context.Context, from, to uint64) ([]types.L
 		}
 		return logs, to, err
 	}
+}
+
+// closedOnChain applies a WithdrawalSettled, WithdrawalRefunded or
+// WithdrawalReturned log of this bank to a payout this instance ordered
+// and has no outcome for: the bank's core reported the outcome to the
+// bank's other instance (one address in front of both), which closed the
+// withdrawal on chain. The payout takes the chain's word as its outcome
+// and the closer closes it, reading the chain; a later report of the same
+// word is then a duplicate, the opposite one a conflict, as for any
+// outcome. A payout this instance closed as settled that the other
+// instance then returned becomes returned. Logs of other banks, and of
+// payouts in any other state, change nothing: their own steps read the
+// chain (the claim, the closer).
+func (b *Bridge) closedOnChain(l types.Log) error {
+	if len(l.Topics) != 4 || l.Address != b.info.Facade {
+		return fmt.Errorf("log %d is not a withdrawal event of %s", l.Index, b.info.Facade)
+	}
+	if common.BytesToAddress(l.Topics[2][:]) != b.bank {
+		return nil
+	}
+	idBig := new(big.Int).SetBytes(l.Topics[1][:])
+	if !idBig.IsUint64() {
+		return nil // not a withdrawal this bridge can have recorded
+	}
+	note := StatusNote{At: b.now().UTC(), Level: LevelTransaction, Reason: "closed on chain by another instance of this bank, tx " + l.TxHash.Hex()}
+	var moved string
+	_, err := b.store.ModifyPayout(idBig.Uint64(), func(p *Payout) (bool, error) {
+		switch {
+		case p.Status == PayoutOrdered && l.Topics[0] == eventSettled.ID:
+			p.Status, p.Outcome = PayoutSettling, iso20022.StatusAcceptedSettlementCompleted
+		case p.Status == PayoutOrdered && l.Topics[0] == eventRefunded.ID:
+			p.Status, p.Outcome, p.Reason = PayoutRefunding, iso20022.StatusRejected, "refunded on chain by another instance of this bank"
+		case p.Status == PayoutOrdered && l.Topics[0] == eventReturned.ID:
+			p.Status, p.Outcome = PayoutReturning, iso20022.StatusAcceptedSettlementCompleted
+			p.Returned, p.ReturnReason = statusReturned, "returned on chain by another instance of this bank"
+		case p.Status == PayoutClosed && p.Closed == "settled" && l.Topics[0] == eventReturned.ID:
+			p.Closed, p.Returned, p.ReturnReason = "returned", statusReturned, "returned on chain by another instance of this bank"
+		default:
+			return false, nil
+		}
+		note.Status = p.Outcome
+		p.note(note)
+		p.UpdatedAt = note.At
+		moved = string(p.Status)
+		return true, nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case moved != "":
+		b.log.Info("payout closed by another instance of this bank", "id", idBig, "status", moved, "tx", l.TxHash)
+		kick(b.kickCloser)
+	}
+	return nil
 }
 
 // payoutFromLog decodes a WithdrawalRequested log into a payout, or nil

@@ -237,7 +237,8 @@ type Payout struct {
 	// both pass the claim, and a restarted instance recognises its own.
 	ClaimOrder *common.Hash `json:"claimOrder,omitempty"`
 	// Closed is what the chain says in the end: "settled" or "refunded";
-	// "claimed-elsewhere" when another bridge claimed the withdrawal first
+	// "claimed-elsewhere" when another bank's bridge claimed the withdrawal
+	// first, "claimed-by-instance" when another instance of this bank did
 	// (this one never ordered it).
 	Closed string `json:"closed,omitempty"`
 	// Orders counts the pain.001 POSTs; LastError is the last failure.
