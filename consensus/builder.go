@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -197,7 +198,8 @@ func (b *Builder) Run(ctx context.Context) {
 				}
 				continue
 			}
-			if errors.Is(err, state.ErrConservation) && b.onBroken != nil {
+			var pe *PanicError
+			if (errors.Is(err, state.ErrConservation) || errors.As(err, &pe)) && b.onBroken != nil {
 				b.onBroken(err) // the execution itself is wrong: halt, propose nothing more
 				return
 			}
@@ -423,7 +425,7 @@ func (b *Builder) propose() error {
 	for i, p := range pend {
 		txs[i], froms[i] = p.Tx, p.From
 	}
-	built, err := state.Build(base, par, txs, froms, b.certsLocked(number), uint64(b.now().UnixMilli()), b.key, b.chainID)
+	built, err := buildRecovering(base, par, txs, froms, b.certsLocked(number), uint64(b.now().UnixMilli()), b.key, b.chainID)
 	if err != nil {
 		b.pool.Return(pend)
 		return err
@@ -656,4 +658,28 @@ func (b *Builder) Applied(number uint64, hash common.Hash) {
 		}
 		delete(b.uncertain, n)
 	}
+}
+
+// PanicError is a panic caught while building or applying a block: a broken
+// invariant in execution (or the database failing), which halts the node
+// rather than crash it.
+type PanicError struct {
+	What  string // what panicked ("building block 12")
+	Value any
+	Stack string
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic %s: %v", e.What, e.Value) }
+
+// buildRecovering is state.Build with a panic turned into a *PanicError:
+// the leader executes each block first, so a transaction that makes
+// execution panic would otherwise crash every leader in turn.
+func buildRecovering(base state.Reader, par state.Parent, txs []*types.Transaction, froms []common.Address, certs []*chain.Certificate,
+	nowMs uint64, key *crypto.PrivateKey, chainID uint64) (built *state.Built, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			built, err = nil, &PanicError{What: fmt.Sprintf("building block %d", par.Number+1), Value: r, Stack: string(debug.Stack())}
+		}
+	}()
+	return state.Build(base, par, txs, froms, certs, nowMs, key, chainID)
 }

@@ -72,9 +72,15 @@ func (f *FSM) Halted() error {
 }
 
 // Halt halts the FSM on a broken invariant found outside it (the builder
-// computing a block that does not conserve supply): the same alarm, the
-// same record, as a halt inside Apply.
-func (f *FSM) Halt(err error) error { return f.halt(0, err, "") }
+// computing a block that does not conserve supply, or panicking): the same
+// alarm, the same record, as a halt inside Apply.
+func (f *FSM) Halt(err error) error {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		return f.halt(0, err, pe.Stack)
+	}
+	return f.halt(0, err, "")
+}
 
 // halt stops the FSM for good: it raises the alarm and stores a halt record
 // so that the node comes back halted after a restart. entry is the Raft
@@ -135,7 +141,8 @@ func (f *FSM) Apply(l *raft.Log) (res any) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			res = f.halt(l.Index, fmt.Errorf("panic applying raft index %d: %v", l.Index, r), string(debug.Stack()))
+			pe := &PanicError{What: fmt.Sprintf("applying raft index %d", l.Index), Value: r, Stack: string(debug.Stack())}
+			res = f.halt(l.Index, pe, pe.Stack)
 		}
 	}()
 	return f.apply(l)

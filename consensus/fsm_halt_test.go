@@ -1,12 +1,14 @@
 package consensus
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
 	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
@@ -17,30 +19,40 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/state"
 )
 
 // TestFSMPanicHaltsAndStaysHalted: a panic deep inside execution (the
 // state's own invariant check, "escrow below zero", reached because the
-// supply record on disk was damaged under a pending withdrawal) halts the
+// supply record on disk was damaged under a pending withdrawal:
+// newDamagedEscrow) halts the
 // FSM with the alarm, the panic value and its stack instead of crashing
 // the process. The halt is stored: reopened on the same data dir, the FSM
 // starts halted and does not apply (nor panic on) the entry again, and
 // refuses snapshots. Clearing the record lets it try the entry again.
-func TestFSMPanicHaltsAndStaysHalted(t *testing.T) {
-	dir := t.TempDir()
+// damagedEscrow is a data dir (closed) whose head, block 1 at raft index
+// 1, holds a pending withdrawal whose escrow the disk then lost (written
+// through Pebble, as a bad disk or a bad migration would), and the bank's
+// refund of it: as a block built before the damage (encoded), and as the
+// transaction alone. Executing the refund panics inside closeWithdrawal
+// ("escrow below zero").
+type damagedEscrow struct {
+	dir     string
+	refund  *types.Transaction
+	block2  []byte
+	head1   state.Head
+	senders *chain.SenderCache
+}
+
+func newDamagedEscrow(t *testing.T) *damagedEscrow {
+	t.Helper()
+	d := &damagedEscrow{dir: t.TempDir()}
 	id := big.NewInt(genesis.DevChainID)
 	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
 	holder, _ := genesis.DevKey(0)
 	bank, _ := genesis.DevKey(genesis.DevBankAIndex)
-	senders := chain.NewSenderCache(chain.NewSigner(id), 1024)
-	open := func() *state.DB {
-		db, err := state.Open(dir, state.Options{NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}
+	d.senders = chain.NewSenderCache(chain.NewSigner(id), 1024)
 	call := func(key *crypto.PrivateKey, method string, args ...any) *types.Transaction {
 		data, err := chain.AssetABI.Pack(method, args...)
 		if err != nil {
@@ -60,32 +72,27 @@ func TestFSMPanicHaltsAndStaysHalted(t *testing.T) {
 		}
 		return b
 	}
-
-	// Block 1 (raft index 1): a withdrawal of 1 CNY goes into escrow. Block
-	// 2, built on it, refunds it (the bank's cancellation).
-	db := open()
+	db := d.open(t)
 	if err := db.InitGenesis(genesis.Dev()); err != nil {
 		t.Fatal(err)
 	}
-	fsm := NewFSM(db, senders, testLogger(t), nil, nil)
 	amount := big.NewInt(1e18)
 	b1 := build(db, db.Tip().Parent(), call(holder, "requestWithdrawal", amount, [32]byte{1}), holder.Address())
-	enc1, _ := b1.Block.Encode()
-	if a, ok := fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: enc1}).(*state.Applied); !ok || a.Receipts[0].Status != types.ReceiptStatusSuccessful {
-		t.Fatal("withdrawal block not applied, or the withdrawal failed")
+	a, err := db.ApplyBlock(b1.Block, 1, d.senders)
+	if err != nil || a.Receipts[0].Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("withdrawal block not applied, or the withdrawal failed: %v", err)
 	}
-	b2 := build(db, db.Tip().Parent(), call(bank, "refundWithdrawal", big.NewInt(1), "cancelled by the bank"), bank.Address())
-	enc2, _ := b2.Block.Encode()
+	d.refund = call(bank, "refundWithdrawal", big.NewInt(1), "cancelled by the bank")
+	b2 := build(db, db.Tip().Parent(), d.refund, bank.Address())
+	d.block2, _ = b2.Block.Encode()
 	supply, err := db.Supply(state.NativeAsset)
 	if err != nil || supply.Escrow.Cmp(amount) != 0 {
 		t.Fatalf("escrow %v, %v", supply.Escrow, err)
 	}
-	head1, _ := db.Head()
+	d.head1, _ = db.Head()
 	db.Close()
 
-	// The disk loses the escrow (written through Pebble, as a bad disk
-	// or a bad migration would).
-	pdb, err := pebble.Open(dir, &pebble.Options{})
+	pdb, err := pebble.Open(d.dir, &pebble.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,12 +102,28 @@ func TestFSMPanicHaltsAndStaysHalted(t *testing.T) {
 		t.Fatal(err)
 	}
 	pdb.Close()
+	return d
+}
+
+func (d *damagedEscrow) open(t *testing.T) *state.DB {
+	t.Helper()
+	db, err := state.Open(d.dir, state.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestFSMPanicHaltsAndStaysHalted(t *testing.T) {
+	d := newDamagedEscrow(t)
+	senders, head1, enc2 := d.senders, d.head1, d.block2
+	open := func() *state.DB { return d.open(t) }
 
 	// Applying block 2 panics inside closeWithdrawal: the FSM halts.
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	db = open()
-	fsm = NewFSM(db, senders, logger, nil, nil)
+	db := open()
+	fsm := NewFSM(db, senders, logger, nil, nil)
 	if err := fsm.Halted(); err != nil {
 		t.Fatalf("halted before anything went wrong: %v", err)
 	}
@@ -171,4 +194,48 @@ func TestFSMPanicHaltsAndStaysHalted(t *testing.T) {
 		t.Fatalf("apply after clearing: %v", res)
 	}
 	db.Close()
+}
+
+// TestBuilderPanicHalts: the leader executes a block before anyone applies
+// it, so a transaction whose execution panics reaches the builder first.
+// The panic is caught there too: the builder reports it as a broken
+// invariant (the engine halts the FSM with it, value and stack), stops,
+// and proposes nothing; the process does not crash.
+func TestBuilderPanicHalts(t *testing.T) {
+	d := newDamagedEscrow(t)
+	db := d.open(t)
+	defer db.Close()
+	pool := mempool.New(mempool.DefaultConfig, db, d.senders)
+	if _, err := pool.Add(d.refund); err != nil {
+		t.Fatal(err)
+	}
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	p := &countingProposer{}
+	b := NewBuilder(DefaultBuilderConfig, db, pool, p, val, testLogger(t), nil)
+	logs := &syncBuffer{}
+	fsm := NewFSM(db, d.senders, slog.New(slog.NewTextHandler(logs, nil)), nil, nil)
+	var broken error
+	b.onBroken = func(err error) { broken = err; fsm.Halt(err) }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b.Run(ctx) // returns at once on the broken invariant
+	if ctx.Err() != nil {
+		t.Fatal("the builder kept running after the panic")
+	}
+	var pe *PanicError
+	if !errors.As(broken, &pe) || !strings.Contains(pe.Error(), "escrow below zero") || !strings.Contains(pe.Stack, "closeWithdrawal") {
+		t.Fatalf("reported %v", broken)
+	}
+	if p.n.Load() != 0 {
+		t.Fatalf("%d proposals after the panic", p.n.Load())
+	}
+	if err := fsm.Halted(); !errors.Is(err, ErrHalted) {
+		t.Fatalf("FSM not halted: %v", err)
+	}
+	if rec, err := db.HaltRecord(); err != nil || rec == nil || !strings.Contains(rec.Stack, "closeWithdrawal") {
+		t.Fatalf("halt record %+v, %v", rec, err)
+	}
+	if out := logs.String(); !strings.Contains(out, "ALARM: node halted") || !strings.Contains(out, "building block 2") {
+		t.Fatalf("log:\n%s", out)
+	}
 }
