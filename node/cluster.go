@@ -455,7 +455,10 @@ func (n *Node) forward(ctx context.Context, tx *types.Transaction) error {
 		return err
 	}
 	n.metrics.forwarded.Inc()
-	n.pool.Add(tx) // the leader's verdict is the answer; a local refusal does not matter
+	// The leader's verdict is the answer: its client rules (a stale nonce
+	// gap) are not applied again here, so this copy is kept unless this
+	// node's own state refuses it.
+	n.pool.AddRelayed(tx)
 	return nil
 }
 
