@@ -361,9 +361,12 @@ func (a *auditor) blocks(ctx context.Context, to uint64) error {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	p := newPipeline(ctx, a.cfg.Source, a.cfg.Workers, a.signer, a.chainID)
-	go p.fetch(first, to)
+	// The fetcher and the workers read the source (a data dir's Pebble
+	// among it), which the caller closes once the audit returns: stop them
+	// and wait for them first, however the loop below ends.
+	defer p.stop(cancel)
+	p.goFetch(first, to)
 	total := to - first + 1
 	for n := first; n <= to; n++ {
 		it, err := p.next(ctx)
@@ -423,6 +426,8 @@ type pipeline struct {
 	errMu   sync.Mutex
 	err     error
 	workers int
+	// running counts the fetcher and the workers.
+	running sync.WaitGroup
 }
 
 func newPipeline(ctx context.Context, src Source, workers int, signer types.Signer, chainID uint64) *pipeline {
@@ -431,10 +436,30 @@ func newPipeline(ctx context.Context, src Source, workers int, signer types.Sign
 	}
 	p := &pipeline{ctx: ctx, src: src, signer: signer, chainID: chainID, workers: workers,
 		ordered: make(chan *item, 8*workers+64), work: make(chan *item, 8*workers+64)}
+	p.running.Add(workers)
 	for range workers {
-		go p.worker()
+		go func() {
+			defer p.running.Done()
+			p.worker()
+		}()
 	}
 	return p
+}
+
+// goFetch starts the fetcher for blocks first..to.
+func (p *pipeline) goFetch(first, to uint64) {
+	p.running.Add(1)
+	go func() {
+		defer p.running.Done()
+		p.fetch(first, to)
+	}()
+}
+
+// stop cancels the pipeline's context and waits until the fetcher and every
+// worker have returned, so nothing reads the source after it.
+func (p *pipeline) stop(cancel context.CancelFunc) {
+	cancel()
+	p.running.Wait()
 }
 
 // fetch reads blocks first..to in batches and queues them.
@@ -481,6 +506,9 @@ func (p *pipeline) fetch(first, to uint64) {
 func (p *pipeline) worker() {
 	l, isDir := p.src.(stateLister)
 	for it := range p.work {
+		if p.ctx.Err() != nil {
+			continue // drained after a stop: nobody waits for it
+		}
 		prepare(it, p.signer, p.chainID)
 		if isDir && it.b != nil {
 			it.txIndexBad = checkTxIndex(l.stateDB(), it.b)
