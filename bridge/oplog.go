@@ -226,14 +226,12 @@ func (s *Store) commitLogged(e *OpEntry, put func(b *pebble.Batch, counters map[
 	return nil
 }
 
-// maxOpLogRead bounds the entries one OpLog call returns.
-const maxOpLogRead = 100_000
-
-// OpLog returns the log's entries from seq from on (at most limit, capped
-// at maxOpLogRead), in order, and the head the store records.
+// OpLog returns the log's entries from seq from on (at most limit; all
+// with limit 0, as a verification needs), in order, and the head the
+// store records. The log grows only by authenticated operator actions.
 func (s *Store) OpLog(from uint64, limit int) ([]*OpEntry, OpHead, error) {
-	if limit <= 0 || limit > maxOpLogRead {
-		limit = maxOpLogRead
+	if limit <= 0 {
+		limit = int(^uint(0) >> 1)
 	}
 	s.mu.Lock()
 	seq, hash, err := s.opHead()
