@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	ethereum "github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
@@ -42,9 +43,24 @@ const (
 	// BreakAmountMismatch: an entry and its log match by reference but not
 	// by amount (or currency).
 	BreakAmountMismatch = "amount-mismatch"
+	// BreakReturnNotOnChain: a credit with return information (RtrInf: a
+	// payout the beneficiary's bank sent back) with no WithdrawalReturned
+	// by this bank for the payout it names.
+	BreakReturnNotOnChain = "return-not-on-chain"
+	// BreakReturnWithoutCredit: a WithdrawalReturned by this bank with no
+	// return credit carrying its EndToEndId.
+	BreakReturnWithoutCredit = "return-without-credit"
+	// BreakReversalUnhandled: a reversal debit (RvslInd) of a minted
+	// deposit whose mint the chain has not reversed (no MintReversed: the
+	// bridge has not got to it, or the chain refused it because the wallet
+	// spent the money and it waits for an operator). It names the deposit.
+	BreakReversalUnhandled = "reversal-unhandled"
+	// BreakReversalWithoutDebit: a MintReversed by this bank with no
+	// reversal debit of its deposit in the statement.
+	BreakReversalWithoutDebit = "reversal-without-debit"
 	// BreakTotalMismatch: the statement's net movement differs from the
-	// chain's minted − burned, or the statement's entries do not add up to
-	// its own balances.
+	// chain's minted − burned by more than the breaks above explain, or the
+	// statement's entries do not add up to its own balances.
 	BreakTotalMismatch = "total-mismatch"
 )
 
@@ -78,6 +94,8 @@ type ReconcileReport struct {
 	Debits      int            `json:"debits"`
 	Mints       int            `json:"mints"`
 	Settlements int            `json:"settlements"`
+	Returns     int            `json:"returns"`
+	Reversals   int            `json:"reversals"`
 	// StatementNet is the statement's net movement; NetFrom says whether
 	// it was read from the booked balances or summed from the entries.
 	StatementNet string  `json:"statementNet"`
@@ -98,8 +116,8 @@ func (r *ReconcileReport) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "statement %s, account %s; chain %d, asset %s, bank %s, blocks %d..%d\n",
 		r.StatementID, r.Account, r.ChainID, r.Asset, r.Bank.Hex(), r.FromBlock, r.ToBlock)
 	fmt.Fprintf(&b, "statement: %d credits, %d debits, net %s (from the %s)\n", r.Credits, r.Debits, r.StatementNet, r.NetFrom)
-	fmt.Fprintf(&b, "chain:     %d mints, %d settlements, minted %s − burned %s = %s\n",
-		r.Mints, r.Settlements, r.ChainMinted, r.ChainBurned, r.ChainNet)
+	fmt.Fprintf(&b, "chain:     %d mints, %d settlements, %d returns, %d reversals, minted %s − burned %s = %s\n",
+		r.Mints, r.Settlements, r.Returns, r.Reversals, r.ChainMinted, r.ChainBurned, r.ChainNet)
 	if r.Clean() {
 		b.WriteString("no breaks\n")
 	} else {
@@ -158,14 +176,18 @@ type ReconcileOptions struct {
 }
 
 // ChainFacts is what the chain says this bank did to the asset in a block
-// range: its mints and the withdrawals it settled.
+// range: its mints, the withdrawals it settled, the settled withdrawals it
+// returned to their holders (returnWithdrawal, a mint) and the mints it
+// reversed (reverseMint, a burn).
 type ChainFacts struct {
 	FromBlock, ToBlock uint64
 	Mints              []MintLog
 	Settlements        []SettlementLog
+	Returns            []SettlementLog
+	Reversals          []MintLog
 }
 
-// MintLog is one Minted log.
+// MintLog is one Minted (or MintReversed) log.
 type MintLog struct {
 	BankRef common.Hash
 	To      common.Address
@@ -174,7 +196,7 @@ type MintLog struct {
 	Block   uint64
 }
 
-// SettlementLog is one WithdrawalSettled log.
+// SettlementLog is one WithdrawalSettled (or WithdrawalReturned) log.
 type SettlementLog struct {
 	ID     uint64
 	Holder common.Address
@@ -184,8 +206,10 @@ type SettlementLog struct {
 }
 
 var (
-	mintedEvent  = chain.AssetABI.Events["Minted"]
-	settledEvent = chain.AssetABI.Events["WithdrawalSettled"]
+	mintedEvent   = chain.AssetABI.Events["Minted"]
+	settledEvent  = chain.AssetABI.Events["WithdrawalSettled"]
+	returnedEvent = chain.AssetABI.Events["WithdrawalReturned"]
+	reversedEvent = chain.AssetABI.Events["MintReversed"]
 )
 
 // ParseStatement reads a camt.053.001.08 statement and picks the omnibus
@@ -293,50 +317,78 @@ func keystoreAddress(path string) (common.Address, error) {
 	return common.HexToAddress(h), nil
 }
 
-// readChainFacts reads the bank's Minted and WithdrawalSettled logs of the
-// asset in from..to.
+// readChainFacts reads the bank's Minted, WithdrawalSettled,
+// WithdrawalReturned and MintReversed logs of the asset in from..to. Each
+// has the bank as its second indexed argument.
 func readChainFacts(ctx context.Context, n *nodes, info ChainInfo, from, to, maxRange uint64) (*ChainFacts, error) {
 	bankTopic := common.BytesToHash(info.Bank[:])
 	facts := &ChainFacts{FromBlock: from, ToBlock: to}
-	mints, err := rangeLogs(ctx, n, ethereum.FilterQuery{Addresses: []common.Address{info.Facade},
-		Topics: [][]common.Hash{{mintedEvent.ID}, nil, {bankTopic}}}, from, to, maxRange)
-	if err != nil {
-		return nil, fmt.Errorf("read Minted logs: %w", err)
-	}
-	for _, l := range mints {
-		amt, err := logAmount(mintedEvent.Name, l, 4)
+	read := func(ev abi.Event) ([]types.Log, []*big.Int, error) {
+		logs, err := rangeLogs(ctx, n, ethereum.FilterQuery{Addresses: []common.Address{info.Facade},
+			Topics: [][]common.Hash{{ev.ID}, nil, {bankTopic}}}, from, to, maxRange)
 		if err != nil {
-			return nil, err
+			return nil, nil, fmt.Errorf("read %s logs: %w", ev.Name, err)
 		}
-		facts.Mints = append(facts.Mints, MintLog{BankRef: l.Topics[1], To: common.BytesToAddress(l.Topics[3][:]),
-			Amount: amt, Tx: l.TxHash, Block: l.BlockNumber})
+		amts := make([]*big.Int, len(logs))
+		for i, l := range logs {
+			if amts[i], err = logAmount(ev, l, 4); err != nil {
+				return nil, nil, err
+			}
+		}
+		return logs, amts, nil
 	}
-	settled, err := rangeLogs(ctx, n, ethereum.FilterQuery{Addresses: []common.Address{info.Facade},
-		Topics: [][]common.Hash{{settledEvent.ID}, nil, {bankTopic}}}, from, to, maxRange)
-	if err != nil {
-		return nil, fmt.Errorf("read WithdrawalSettled logs: %w", err)
+	mints := func(ev abi.Event) ([]MintLog, error) {
+		logs, amts, err := read(ev)
+		var out []MintLog
+		for i, l := range logs {
+			out = append(out, MintLog{BankRef: l.Topics[1], To: common.BytesToAddress(l.Topics[3][:]), Amount: amts[i], Tx: l.TxHash, Block: l.BlockNumber})
+		}
+		return out, err
 	}
-	for _, l := range settled {
-		amt, err := logAmount(settledEvent.Name, l, 4)
-		if err != nil {
-			return nil, err
+	withdrawals := func(ev abi.Event) ([]SettlementLog, error) {
+		logs, amts, err := read(ev)
+		var out []SettlementLog
+		for i, l := range logs {
+			id := new(big.Int).SetBytes(l.Topics[1][:])
+			if !id.IsUint64() {
+				return nil, fmt.Errorf("%s in tx %s: id %s does not fit 64 bits", ev.Name, l.TxHash, id)
+			}
+			out = append(out, SettlementLog{ID: id.Uint64(), Holder: common.BytesToAddress(l.Topics[3][:]), Amount: amts[i], Tx: l.TxHash, Block: l.BlockNumber})
 		}
-		id := new(big.Int).SetBytes(l.Topics[1][:])
-		if !id.IsUint64() {
-			return nil, fmt.Errorf("WithdrawalSettled in tx %s: id %s does not fit 64 bits", l.TxHash, id)
-		}
-		facts.Settlements = append(facts.Settlements, SettlementLog{ID: id.Uint64(), Holder: common.BytesToAddress(l.Topics[3][:]),
-			Amount: amt, Tx: l.TxHash, Block: l.BlockNumber})
+		return out, err
+	}
+	var err error
+	if facts.Mints, err = mints(mintedEvent); err != nil {
+		return nil, err
+	}
+	if facts.Reversals, err = mints(reversedEvent); err != nil {
+		return nil, err
+	}
+	if facts.Settlements, err = withdrawals(settledEvent); err != nil {
+		return nil, err
+	}
+	if facts.Returns, err = withdrawals(returnedEvent); err != nil {
+		return nil, err
 	}
 	return facts, nil
 }
 
-// logAmount decodes the one uint256 of a log's data.
-func logAmount(event string, l types.Log, topics int) (*big.Int, error) {
-	if len(l.Topics) != topics || len(l.Data) != 32 {
-		return nil, fmt.Errorf("%s log %d in tx %s: %d topics and %d data bytes, want %d and 32", event, l.Index, l.TxHash, len(l.Topics), len(l.Data), topics)
+// logAmount decodes the amount, the first non-indexed argument of a log
+// (Minted and WithdrawalSettled carry only it; WithdrawalReturned and
+// MintReversed a reason after it).
+func logAmount(ev abi.Event, l types.Log, topics int) (*big.Int, error) {
+	if len(l.Topics) != topics {
+		return nil, fmt.Errorf("%s log %d in tx %s: %d topics, want %d", ev.Name, l.Index, l.TxHash, len(l.Topics), topics)
 	}
-	return new(big.Int).SetBytes(l.Data), nil
+	vs, err := ev.Inputs.NonIndexed().Unpack(l.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%s log %d in tx %s: %w", ev.Name, l.Index, l.TxHash, err)
+	}
+	amt, ok := vs[0].(*big.Int)
+	if !ok {
+		return nil, fmt.Errorf("%s log %d in tx %s: amount is a %T", ev.Name, l.Index, l.TxHash, vs[0])
+	}
+	return amt, nil
 }
 
 // rangeLogs runs q over from..to in ranges of at most maxRange blocks,
@@ -378,8 +430,16 @@ func rangeLogs(ctx context.Context, n *nodes, q ethereum.FilterQuery, from, to, 
 // Only booked entries count (pending and information entries may still
 // change). A credit entry is one deposit per transaction, keyed and
 // hashed to a bankRef exactly as the bridge does (entriesOf, DepositKey);
-// returned payouts are not deposits and are skipped; a debit entry's
-// transactions' EndToEndIds name the payouts it books (PayoutEndToEndID).
+// a credit with return information (RtrInf) is a payout coming back and
+// matches the WithdrawalReturned of the payout its EndToEndId names; a
+// debit entry's transactions' EndToEndIds name the payouts it books
+// (PayoutEndToEndID), except a debit with RvslInd, the reversal of a
+// credit: it names the deposit by its transaction reference, as the
+// bridge's intake reads it, and matches the MintReversed of that
+// deposit's bankRef (a deposit reversed before it was minted needs
+// neither). Totals: the chain's net is minted + returned − burned −
+// reversed; a difference the listed breaks explain is not a
+// total-mismatch.
 func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainInfo, facts *ChainFacts) *ReconcileReport {
 	dec := info.Decimals
 	r := &ReconcileReport{ChainID: info.ChainID, Asset: info.Symbol, Bank: info.Bank, StatementID: msgID, Account: acct.Account.ID(),
@@ -398,10 +458,44 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 		settled[s.ID] = s
 		burned.Add(burned, s.Amount)
 	}
+	returned := map[uint64]SettlementLog{}
+	for _, s := range facts.Returns {
+		returned[s.ID] = s
+		minted.Add(minted, s.Amount)
+	}
+	reversed := map[common.Hash]MintLog{}
+	for _, m := range facts.Reversals {
+		reversed[m.BankRef] = m
+		burned.Add(burned, m.Amount)
+	}
+	r.Returns, r.Reversals = len(facts.Returns), len(facts.Reversals)
 	usedMint := map[common.Hash]bool{}
 	usedSettle := map[uint64]bool{}
+	usedReturn := map[uint64]bool{}
+	usedReversal := map[common.Hash]bool{}
 	entrySum := new(big.Int)
 	entrySumOK := true
+	// explained is what the breaks account for of the difference between
+	// the statement's entries and the chain (statement − chain).
+	explained := new(big.Int)
+	explainedOK := true
+	explain := func(stmt, chain *big.Int) {
+		switch {
+		case stmt == nil && chain == nil:
+		case stmt == nil:
+			explained.Sub(explained, chain)
+		case chain == nil:
+			explained.Add(explained, stmt)
+		default:
+			explained.Add(explained, new(big.Int).Sub(stmt, chain))
+		}
+	}
+	neg := func(v *big.Int) *big.Int {
+		if v == nil {
+			return nil
+		}
+		return new(big.Int).Neg(v)
+	}
 
 	// units converts an entry amount; a currency other than the asset's,
 	// or more decimals than it has, leaves nothing to compare.
@@ -414,6 +508,27 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 			return nil, fmt.Sprintf("amount %s is not an amount of %s (%d decimals): %v", amount, info.Symbol, dec, err)
 		}
 		return v, ""
+	}
+
+	// The statement's reversals of credits (debits with RvslInd), by the
+	// transaction reference of the credit they reverse.
+	type reversal struct {
+		entry  string // the reversal entry's own reference
+		amount string
+		used   bool
+	}
+	reversals := map[string]*reversal{}
+	var reversalOrder []string
+	for _, e := range acct.Entries {
+		if e.Status != iso20022.EntryBooked || e.Credit || !e.Reversal {
+			continue
+		}
+		for _, d := range entriesOf(acct.Account.ID(), e) {
+			if _, dup := reversals[d.Ref]; !dup {
+				reversalOrder = append(reversalOrder, d.Ref)
+			}
+			reversals[d.Ref] = &reversal{entry: d.EntryRef, amount: d.Amount}
+		}
 	}
 
 	for i, e := range acct.Entries {
@@ -438,28 +553,55 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 			// Each deposit the entry carries (one per transaction of a
 			// batch), keyed as the bridge keys it (DepositKey).
 			for _, d := range entriesOf(acct.Account.ID(), e) {
-				if d.Return != "" || d.Reversal {
-					continue // a payout coming back, not a deposit
+				damt, bad := units(d.Amount, d.Currency)
+				if damt == nil {
+					explainedOK = false
+				}
+				if d.Return != "" {
+					returnBreak(r, info, d, damt, bad, returned, usedReturn, explain)
+					continue
+				}
+				if d.Reversal {
+					continue // the reversal of a payout: not a deposit
 				}
 				if d.Ref == "" {
+					explain(damt, nil)
 					add(Break{Kind: BreakDepositNotMinted, StatementAmount: d.Amount, Detail: what + ": a credit without a reference (of its transaction, or AcctSvcrRef or NtryRef) cannot have been minted"})
 					continue
 				}
 				key := DepositKey{Account: d.ReportedAccount, Ref: d.Ref, BookingDate: d.BookingDate}
 				br := key.BankRef(info.Bank, info.Symbol)
 				ms := mints[br]
+				rv := reversals[d.Ref]
+				if rv != nil && rv.used {
+					rv = nil
+				}
+				if rv != nil && len(ms) == 0 {
+					// Reversed before it was minted: the bridge never
+					// mints it; the two entries cancel out.
+					rv.used = true
+					rvAmt, _ := units(rv.amount, d.Currency)
+					explain(damt, nil)
+					explain(neg(rvAmt), nil)
+					continue
+				}
 				if len(ms) == 0 || usedMint[br] {
 					detail := "credit " + d.Ref + " has no Minted log with its bankRef by this bank"
 					if usedMint[br] {
 						detail = "credit " + d.Ref + " (booked " + orNone(d.BookingDate) + ") appears twice in the statement; its bankRef minted once"
 					}
+					explain(damt, nil)
 					add(Break{Kind: BreakDepositNotMinted, Ref: d.Ref, BankRef: &br, StatementAmount: d.Amount, Detail: detail})
 					continue
 				}
 				usedMint[br] = true
 				m := ms[0]
-				damt, bad := units(d.Amount, d.Currency)
+				if rv != nil {
+					rv.used = true
+					reversalBreak(r, info, d, rv.entry, rv.amount, m, reversed, usedReversal, explain, units)
+				}
 				if damt == nil || damt.Cmp(m.Amount) != 0 {
+					explain(damt, m.Amount)
 					detail := "credit " + d.Ref + " and its mint differ in amount"
 					if bad != "" {
 						detail = "credit " + d.Ref + ": " + bad
@@ -471,6 +613,9 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 			continue
 		}
 		r.Debits++
+		if e.Reversal {
+			continue // the reversal of a credit, matched with its deposit
+		}
 		// A debit books one payout, or a batch of them (one transaction
 		// each); a transaction's own amount, when given, is its share.
 		type part struct{ e2e, amount, currency string }
@@ -486,13 +631,19 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 			parts = []part{{"", e.Amount, e.Currency}}
 		}
 		for _, p := range parts {
+			pv, bad := units(p.amount, p.currency)
+			if pv == nil {
+				explainedOK = false
+			}
 			if p.e2e == "" || p.e2e == "NOTPROVIDED" {
+				explain(neg(pv), nil)
 				add(Break{Kind: BreakPayoutNotSettled, Ref: ref, StatementAmount: p.amount,
 					Detail: what + ": a debit without an EndToEndId names no payout"})
 				continue
 			}
 			id, ok := parsePayoutEndToEndID(info.ChainID, info.Symbol, p.e2e)
 			if !ok {
+				explain(neg(pv), nil)
 				add(Break{Kind: BreakPayoutNotSettled, Ref: ref, EndToEndID: p.e2e, StatementAmount: p.amount,
 					Detail: fmt.Sprintf("debit %s is not a payout of this bridge (its ids are TALLY-%d-%s-W<id>)", p.e2e, info.ChainID, info.Symbol)})
 				continue
@@ -503,12 +654,13 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 				if usedSettle[id] {
 					detail = fmt.Sprintf("debit %s appears twice in the statement; withdrawal %d settled once", p.e2e, id)
 				}
+				explain(neg(pv), nil)
 				add(Break{Kind: BreakPayoutNotSettled, Ref: ref, EndToEndID: p.e2e, WithdrawalID: id, StatementAmount: p.amount, Detail: detail})
 				continue
 			}
 			usedSettle[id] = true
-			v, bad := units(p.amount, p.currency)
-			if v == nil || v.Cmp(s.Amount) != 0 {
+			if pv == nil || pv.Cmp(s.Amount) != 0 {
+				explain(neg(pv), neg(s.Amount))
 				detail := fmt.Sprintf("debit %s and the settlement of withdrawal %d differ in amount", p.e2e, id)
 				if bad != "" {
 					detail = fmt.Sprintf("debit %s: %s", p.e2e, bad)
@@ -519,12 +671,28 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 		}
 	}
 
+	// Reversals of credits this statement does not hold.
+	for _, ref := range reversalOrder {
+		rv := reversals[ref]
+		if rv.used {
+			continue
+		}
+		v, _ := units(rv.amount, info.Symbol)
+		if v == nil {
+			explainedOK = false
+		}
+		explain(neg(v), nil)
+		add(Break{Kind: BreakReversalUnhandled, Ref: ref, StatementAmount: rv.amount,
+			Detail: fmt.Sprintf("reversal %s of credit %s: the credit is not in this statement, so its deposit (and whether the chain reversed its mint) cannot be told from here", orNone(rv.entry), ref)})
+	}
+
 	// What the chain did that the statement does not show, in chain order.
 	for _, m := range facts.Mints {
 		if usedMint[m.BankRef] {
 			continue
 		}
 		usedMint[m.BankRef] = true // a bankRef mints once; list it once
+		explain(nil, m.Amount)
 		br, tx := m.BankRef, m.Tx
 		add(Break{Kind: BreakMintWithoutDeposit, BankRef: &br, Tx: &tx, Block: m.Block, ChainAmount: wallet.FormatAmount(m.Amount, dec),
 			Detail: fmt.Sprintf("mint to %s has no credit entry in the statement", m.To.Hex())})
@@ -539,9 +707,32 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 	for _, id := range ids {
 		s := settled[id]
 		e2e := PayoutEndToEndID(info.ChainID, info.Symbol, id)
+		explain(nil, neg(s.Amount))
 		add(Break{Kind: BreakSettlementWithoutPayout, EndToEndID: e2e, WithdrawalID: id, Tx: &s.Tx, Block: s.Block,
 			ChainAmount: wallet.FormatAmount(s.Amount, dec),
 			Detail:      fmt.Sprintf("withdrawal %d of %s settled on chain, but no debit entry carries %s", id, s.Holder.Hex(), e2e)})
+	}
+
+	for _, s := range facts.Returns {
+		if usedReturn[s.ID] {
+			continue
+		}
+		usedReturn[s.ID] = true
+		e2e, tx := PayoutEndToEndID(info.ChainID, info.Symbol, s.ID), s.Tx
+		explain(nil, s.Amount)
+		add(Break{Kind: BreakReturnWithoutCredit, EndToEndID: e2e, WithdrawalID: s.ID, Tx: &tx, Block: s.Block,
+			ChainAmount: wallet.FormatAmount(s.Amount, dec),
+			Detail:      fmt.Sprintf("withdrawal %d was returned to %s on chain, but no credit with return information carries %s", s.ID, s.Holder.Hex(), e2e)})
+	}
+	for _, m := range facts.Reversals {
+		if usedReversal[m.BankRef] {
+			continue
+		}
+		usedReversal[m.BankRef] = true
+		br, tx := m.BankRef, m.Tx
+		explain(nil, neg(m.Amount))
+		add(Break{Kind: BreakReversalWithoutDebit, BankRef: &br, Tx: &tx, Block: m.Block, ChainAmount: wallet.FormatAmount(m.Amount, dec),
+			Detail: fmt.Sprintf("the mint to %s was reversed on chain, but the statement has no reversal debit of its deposit", m.To.Hex())})
 	}
 
 	// Totals.
@@ -564,11 +755,86 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 		}
 	}
 	r.StatementNet, r.NetFrom = formatSigned(net, dec), from
-	if net.Cmp(chainNet) != 0 {
+	// The entries against the chain, less what the breaks explain (the
+	// balances against the entries is checked above); when an amount
+	// could not be read, the statement's net against the chain's.
+	if entrySumOK && explainedOK {
+		unexplained := new(big.Int).Sub(entrySum, chainNet)
+		unexplained.Sub(unexplained, explained)
+		if unexplained.Sign() != 0 {
+			add(Break{Kind: BreakTotalMismatch, StatementAmount: formatSigned(entrySum, dec), ChainAmount: formatSigned(chainNet, dec),
+				Detail: fmt.Sprintf("the statement's booked entries net %s and the chain's minted − burned by this bank %s: %s of the difference is not explained by the breaks listed",
+					formatSigned(entrySum, dec), formatSigned(chainNet, dec), formatSigned(unexplained, dec))})
+		}
+	} else if net.Cmp(chainNet) != 0 {
 		add(Break{Kind: BreakTotalMismatch, StatementAmount: formatSigned(net, dec), ChainAmount: formatSigned(chainNet, dec),
 			Detail: fmt.Sprintf("the statement's net movement (%s) differs from the chain's minted − burned by this bank", from)})
 	}
 	return r
+}
+
+// returnBreak matches a credit with return information (a payout the
+// beneficiary's bank sent back) with the WithdrawalReturned of the payout
+// its EndToEndId names.
+func returnBreak(r *ReconcileReport, info ChainInfo, d Entry, amt *big.Int, bad string, returned map[uint64]SettlementLog,
+	used map[uint64]bool, explain func(stmt, chain *big.Int)) {
+	id, ok := parsePayoutEndToEndID(info.ChainID, info.Symbol, d.EndToEndID)
+	if !ok {
+		explain(amt, nil)
+		r.Breaks = append(r.Breaks, Break{Kind: BreakReturnNotOnChain, Ref: d.Ref, EndToEndID: d.EndToEndID, StatementAmount: d.Amount,
+			Detail: fmt.Sprintf("return credit (%s) of %q, which is not a payout of this bridge (its ids are TALLY-%d-%s-W<id>)", d.Return, d.EndToEndID, info.ChainID, info.Symbol)})
+		return
+	}
+	s, ok := returned[id]
+	if !ok || used[id] {
+		detail := fmt.Sprintf("payout %s (withdrawal %d) came back (%s), but this bank has not returned it to the holder on chain (returnWithdrawal)", d.EndToEndID, id, d.Return)
+		if used[id] {
+			detail = fmt.Sprintf("return credit of %s appears twice in the statement; withdrawal %d returned once", d.EndToEndID, id)
+		}
+		explain(amt, nil)
+		r.Breaks = append(r.Breaks, Break{Kind: BreakReturnNotOnChain, Ref: d.Ref, EndToEndID: d.EndToEndID, WithdrawalID: id, StatementAmount: d.Amount, Detail: detail})
+		return
+	}
+	used[id] = true
+	if amt == nil || amt.Cmp(s.Amount) != 0 {
+		detail := fmt.Sprintf("return credit of %s and the return of withdrawal %d differ in amount", d.EndToEndID, id)
+		if bad != "" {
+			detail = fmt.Sprintf("return credit of %s: %s", d.EndToEndID, bad)
+		}
+		explain(amt, s.Amount)
+		r.Breaks = append(r.Breaks, Break{Kind: BreakAmountMismatch, Ref: d.Ref, EndToEndID: d.EndToEndID, WithdrawalID: id, Tx: &s.Tx, Block: s.Block,
+			StatementAmount: d.Amount + " " + d.Currency, ChainAmount: wallet.FormatAmount(s.Amount, info.Decimals), Detail: detail})
+	}
+}
+
+// reversalBreak matches the reversal debit (entry reference entry, amount
+// amount) of deposit d, minted by m, with the MintReversed of its bankRef.
+func reversalBreak(r *ReconcileReport, info ChainInfo, d Entry, entry, amount string, m MintLog, reversed map[common.Hash]MintLog,
+	used map[common.Hash]bool, explain func(stmt, chain *big.Int), units func(amount, currency string) (*big.Int, string)) {
+	br := m.BankRef
+	v, _ := units(amount, d.Currency)
+	var stmt *big.Int
+	if v != nil {
+		stmt = new(big.Int).Neg(v)
+	}
+	rl, ok := reversed[br]
+	if !ok || used[br] {
+		tx := m.Tx
+		explain(stmt, nil)
+		r.Breaks = append(r.Breaks, Break{Kind: BreakReversalUnhandled, Ref: d.Ref, BankRef: &br, Tx: &tx, Block: m.Block,
+			StatementAmount: amount, ChainAmount: wallet.FormatAmount(m.Amount, info.Decimals),
+			Detail: fmt.Sprintf("deposit %s, minted to %s, was reversed by the bank (%s) but its mint is not reversed on chain: reverseMint not yet applied, or refused (the wallet spent the money) and waiting for an operator",
+				d.Ref, m.To.Hex(), orNone(entry))})
+		return
+	}
+	used[br] = true
+	if v == nil || v.Cmp(rl.Amount) != 0 {
+		tx := rl.Tx
+		explain(stmt, new(big.Int).Neg(rl.Amount))
+		r.Breaks = append(r.Breaks, Break{Kind: BreakAmountMismatch, Ref: d.Ref, BankRef: &br, Tx: &tx, Block: rl.Block,
+			StatementAmount: amount + " " + d.Currency, ChainAmount: wallet.FormatAmount(rl.Amount, info.Decimals),
+			Detail: fmt.Sprintf("reversal of deposit %s and the reversal of its mint differ in amount", d.Ref)})
+	}
 }
 
 // balanceMovement is closing − opening booked balance, or nil when the

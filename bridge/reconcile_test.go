@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"log/slog"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tally-ledger/tally/bankcore"
 	"github.com/tally-ledger/tally/bridge/iso20022"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/wallet"
 )
 
 // TestReconcileWithSimulator runs the whole money loop on a dev node —
@@ -166,6 +168,144 @@ func TestReconcileWithSimulator(t *testing.T) {
 		})
 	}
 
+	// Returns and reversals: a settled payout comes back (a camt.054
+	// credit with RtrInf) and is returned on chain; a minted deposit is
+	// reversed (a debit with RvslInd) and its mint reversed on chain. The
+	// statement, which books both, reconciles clean.
+	if _, err := sim.Return([]byte(`{"endToEndId": "` + e2e + `", "reason": "AC04 account closed", "form": "camt054"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the returned payout closed", func() bool {
+		p, err := b.Store().Payout(paid)
+		return err == nil && p.Closed == "returned"
+	})
+	if st := e.withdrawalStatus(t, paid); st != withdrawalReturned {
+		t.Fatalf("returned withdrawal %d has status %d on chain", paid, st)
+	}
+	if _, err := sim.Deposit([]byte(`{"account": "REC-A", "amount": "8.00", "reference": "REC-DEP-4"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitDeposit(t, b, "REC-DEP-4", DepositMinted)
+	if _, err := sim.Reverse([]byte(`{"reference": "REC-DEP-4"}`)); err != nil {
+		t.Fatal(err)
+	}
+	rd := waitDeposit(t, b, "REC-DEP-4", DepositReversed)
+	// A second payout, settled and not returned, for a return credit the
+	// chain never saw.
+	paid2 := e.withdraw(t, wa, "5.00", [32]byte{})
+	if p := waitPayout(t, b, paid2, PayoutClosed); p.Closed != "settled" {
+		t.Fatalf("second paid payout %+v", p)
+	}
+	stmt2, err := sim.Statement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Reconcile(e.ctx, cfg, stmt2, ReconcileOptions{Bank: e.bank.Address()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In: 140.25 + 30.00 back + 8.00 − 8.00 − 5.00 = 165.25.
+	if !r2.Clean() || r2.Returns != 1 || r2.Reversals != 1 || r2.StatementNet != "165.25" || r2.ChainNet != "165.25" {
+		var buf bytes.Buffer
+		r2.WriteText(&buf)
+		t.Fatalf("clean reconciliation after a return and a reversal:\n%s", buf.String())
+	}
+	e2e2 := PayoutEndToEndID(genesis.DevChainID, "HKD", paid2)
+	entryOf := func(a *iso20022.AccountStatement, match func(iso20022.Entry) bool) int {
+		for i, en := range a.Entries {
+			if match(en) {
+				return i
+			}
+		}
+		t.Fatal("no such entry in the statement")
+		return -1
+	}
+	isReturn := func(en iso20022.Entry) bool { return len(en.Details) == 1 && en.Details[0].Return != nil }
+	isReversal := func(en iso20022.Entry) bool { return en.Reversal && !en.Credit }
+	rdRef := rd.BankRef.Hex()
+	for _, c := range []struct {
+		name   string
+		edit   func(a *iso20022.AccountStatement)
+		want   string
+		wantID string
+	}{
+		{"return credit missing", func(a *iso20022.AccountStatement) {
+			i := entryOf(a, isReturn)
+			a.Entries = append(a.Entries[:i], a.Entries[i+1:]...)
+		}, BreakReturnWithoutCredit, e2e},
+		{"return not on chain", func(a *iso20022.AccountStatement) {
+			g := a.Entries[entryOf(a, isReturn)]
+			g.Ref, g.Amount = "REC-RTN-GHOST", "5.00"
+			d := g.Details[0]
+			d.EndToEndID, d.AcctSvcrRef = e2e2, "REC-RTN-GHOST"
+			g.Details = []iso20022.TxDetail{d}
+			a.Entries = append(a.Entries, g)
+		}, BreakReturnNotOnChain, e2e2},
+		{"reversal debit missing", func(a *iso20022.AccountStatement) {
+			i := entryOf(a, isReversal)
+			a.Entries = append(a.Entries[:i], a.Entries[i+1:]...)
+		}, BreakReversalWithoutDebit, rdRef},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := iso20022.ParseCamt053(bytes.NewReader(stmt2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.edit(&st.Accounts[0])
+			var buf bytes.Buffer
+			if err := iso20022.WriteCamt053(&buf, st); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Reconcile(e.ctx, cfg, buf.Bytes(), ReconcileOptions{Bank: e.bank.Address()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text bytes.Buffer
+			r.WriteText(&text)
+			if !hasBreak(r, c.want, c.wantID) {
+				t.Fatalf("no %s break (ref %q) listed:\n%s", c.want, c.wantID, text.String())
+			}
+			t.Logf("\n%s", text.String())
+		})
+	}
+
+	// A reversal the chain refuses (the wallet spent the money): the
+	// deposit stays reversing, and reconciliation names it as an unhandled
+	// reversal, the difference it makes explained, not a total mismatch.
+	spender := devKey(t, 7)
+	e.link(t, b, spender, "REC-C")
+	if _, err := sim.Deposit([]byte(`{"account": "REC-C", "amount": "3.00", "reference": "REC-DEP-5"}`)); err != nil {
+		t.Fatal(err)
+	}
+	md := waitDeposit(t, b, "REC-DEP-5", DepositMinted)
+	spend, err := wallet.AssetOp(hkdID, "transfer", wa.Address(), e.balance(t, spender.Address()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.send(t, spender, spend)
+	if _, err := sim.Reverse([]byte(`{"reference": "REC-DEP-5"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused reversal raised", func() bool {
+		d := findDeposit(t, b, "REC-DEP-5")
+		return d != nil && d.Status == DepositReversing && strings.Contains(d.Reason, "less than")
+	})
+	stmt3, err := sim.Statement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3, err := Reconcile(e.ctx, cfg, stmt3, ReconcileOptions{Bank: e.bank.Address()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text3 bytes.Buffer
+	r3.WriteText(&text3)
+	if len(r3.Breaks) != 1 || !hasBreak(r3, BreakReversalUnhandled, "REC-DEP-5") || *r3.Breaks[0].BankRef != md.BankRef ||
+		!strings.Contains(text3.String(), md.BankRef.Hex()) {
+		t.Fatalf("a refused reversal, want one %s break naming REC-DEP-5 (%s):\n%s", BreakReversalUnhandled, md.BankRef.Hex(), text3.String())
+	}
+	t.Logf("\n%s", text3.String())
+
 	// A statement that cannot be read is a *StatementError, before any
 	// node is asked.
 	for _, bad := range [][]byte{[]byte("<Document"), bytes.ReplaceAll(stmt, []byte("camt.053.001.08"), []byte("camt.053.001.02"))} {
@@ -180,6 +320,20 @@ func TestReconcileWithSimulator(t *testing.T) {
 	if net := new(big.Int).Sub(minted, burned); net.Cmp(hkd(t, r.ChainNet)) < 0 {
 		t.Fatalf("supply net %v below the bank's %s", net, r.ChainNet)
 	}
+}
+
+// hasBreak reports whether r lists a break of kind whose reference
+// (entry, EndToEndId or bankRef) is id, or of kind at all when id is "".
+func hasBreak(r *ReconcileReport, kind, id string) bool {
+	for _, br := range r.Breaks {
+		if br.Kind != kind {
+			continue
+		}
+		if id == "" || br.Ref == id || br.EndToEndID == id || br.BankRef != nil && br.BankRef.Hex() == id {
+			return true
+		}
+	}
+	return false
 }
 
 // simCfgLogger sends the simulator's warnings to the test's log.
