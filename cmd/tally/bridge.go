@@ -70,9 +70,12 @@ the chain, for the bridge's bank and asset (docs/bridge.md,
 Reconciliation): every booked credit entry with a Minted log of its
 bankRef by this bank and back, every booked debit entry with a
 WithdrawalSettled by this bank of the payout its EndToEndId names and
-back, amounts, and the statement's net movement (closing - opening booked
-balance, else the sum of its entries) with the chain's minted - burned by
-this bank over the same blocks. It reads the logs with eth_getLogs from
+back, every returned payout (a credit with RtrInf) with its
+WithdrawalReturned and back, every reversed deposit (a debit with RvslInd)
+with its MintReversed and back (a reversal not taken back on chain is a
+reversal-unhandled break naming the deposit), amounts, and the
+statement's net movement with the chain's minted - burned by this bank
+over the same blocks, less what the breaks explain. It reads the logs with eth_getLogs from
 the config's nodes (failing over) and needs no password: the bank's
 address is the keystore file's address field.
 
