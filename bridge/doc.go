@@ -53,8 +53,12 @@
 //     WithdrawalSettled/Refunded/Returned logs, so an ordered payout whose
 //     outcome the bank reported to another instance of this bank (which
 //     closed it on chain) takes the chain's outcome and closes.
-//   - payout sender: POST each new payout's order (pain.001 or JSON) to the
-//     core with its stable MsgId/EndToEndId, retrying with backoff.
+//   - payout sender: first claim the withdrawal on chain
+//     (claimWithdrawal with this instance's recorded random order id,
+//     claim.go); only once the chain shows this bank's claim with that
+//     order id, POST the payout's order (pain.001 or JSON) to the core with
+//     its stable MsgId/EndToEndId, retrying with backoff. A withdrawal
+//     another bank or instance claimed is closed unordered.
 //   - closer: for each payout with an outcome, read withdrawal(id) on
 //     chain, then settleWithdrawal or refundWithdrawal as the outbox signs;
 //     a payout returned after settlement calls returnWithdrawal.
@@ -63,7 +67,7 @@
 //     the deposit is raised to the operator).
 //
 // The chain enforces uniqueness itself (a bankRef mints once; a withdrawal
-// closes once), so the bridge's records only have to make sure nothing is
+// is claimed by one bank and order, and closes once), so the bridge's records only have to make sure nothing is
 // forgotten; no sequence of crashes and retries can make anything happen
 // twice.
 package bridge

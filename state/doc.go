@@ -26,6 +26,14 @@
 // disk, and the caller must halt; it stores a HaltRecord so that the node
 // comes back halted after a restart.
 //
+// The bank edge (bankedge.go, DESIGN.md decision 11): a withdrawal is
+// claimed by one issuing bank with one payment order before any order
+// leaves a bridge, and only that bank settles, refunds or returns it; a
+// bank reverses only its own mints; each bank's outstanding issuance
+// (Issuance) is counted and capped by governance; a withdrawal must be a
+// whole number of its currency's minor units. Returns mint and reversals
+// burn, so conservation stays exact.
+//
 // The state root is keccak256(parent root || sorted write set): cheap, and
 // unchanged by a block that writes no state (DESIGN.md decision 10).
 //

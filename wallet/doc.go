@@ -16,6 +16,13 @@
 //   - Amounts: parsing and formatting decimal amounts exactly, as integers of
 //     base units, never through floating point.
 //
+// Operations: AssetOp, ComplianceOp, GovernanceOp and ExchangeOp encode any
+// system operation against the published ABIs; bankops.go has typed
+// builders and views of the bank edge (ClaimWithdrawalOp, SettleWithdrawalOp,
+// RefundWithdrawalOp, ReturnWithdrawalOp, ReverseMintOp,
+// ProposeSetIssuanceCapOp; Client.Withdrawal with its claim, MintRecord,
+// BankIssuance, MinorUnits) for bank bridges.
+//
 // The flow of a transfer: keys are created from a BIP39 mnemonic (package
 // crypto) and stored encrypted with Keystore.Import; to send, Unlock the key,
 // ask the node for the chain id and the account's pending nonce, build the
