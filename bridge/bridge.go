@@ -100,6 +100,8 @@ const (
 	crashAfterOrderSent        = "order-sent"        // pain.001 answered 2xx, not recorded as ordered
 	crashAfterCloseRecorded    = "close-recorded"    // settle/refund signed and fsynced, not sent
 	crashAfterCloseSent        = "close-sent"        // sent, receipt not awaited
+	crashAfterReverseRecorded  = "reverse-recorded"  // reverseMint signed and fsynced, not sent
+	crashAfterReverseSent      = "reverse-sent"      // sent, receipt not awaited
 )
 
 // errCrashed stops a worker at a crash point.

@@ -3,6 +3,8 @@ package bridge
 import (
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -16,10 +18,12 @@ const CrashAtEnv = "TALLY_BRIDGE_CRASH_AT"
 // crashEnvPoints maps the values of CrashAtEnv to the crash points the
 // in-package tests stop at (the crashAfter* constants).
 var crashEnvPoints = map[string]string{
-	"after-persist":      crashAfterDepositsRecorded,
-	"after-submit":       crashAfterMintSent,
-	"after-order":        crashAfterOrderSent,
-	"after-close-submit": crashAfterCloseSent,
+	"after-persist":        crashAfterDepositsRecorded,
+	"after-submit":         crashAfterMintSent,
+	"after-order":          crashAfterOrderSent,
+	"after-close-submit":   crashAfterCloseSent,
+	"after-reverse-record": crashAfterReverseRecorded,
+	"after-reverse-submit": crashAfterReverseSent,
 }
 
 // crashEnv reads CrashAtEnv once: the crash point it arms ("" for none)
@@ -36,7 +40,12 @@ var crashEnv = sync.OnceValues(func() (string, bool) {
 // checkCrashEnv refuses an unknown CrashAtEnv value.
 func checkCrashEnv() error {
 	if _, ok := crashEnv(); !ok {
-		return fmt.Errorf("%s=%q: not a crash point (after-persist, after-submit, after-order, after-close-submit)", CrashAtEnv, os.Getenv(CrashAtEnv))
+		names := make([]string, 0, len(crashEnvPoints))
+		for n := range crashEnvPoints {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("%s=%q: not a crash point (%s)", CrashAtEnv, os.Getenv(CrashAtEnv), strings.Join(names, ", "))
 	}
 	return nil
 }

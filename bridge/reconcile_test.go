@@ -186,10 +186,38 @@ func TestReconcileWithSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDeposit(t, b, "REC-DEP-4", DepositMinted)
+	// The bridge dies with the reverseMint recorded but not yet sent;
+	// restarted, it reverses the mint exactly once.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = e.open(t, cfg, func(b *Bridge) { b.hooks.crash = func(p string) bool { return p == crashAfterReverseRecorded } })
+	sim.SetBridgeURL("http://" + b.Addr())
+	aBefore = e.balance(t, wa.Address())
 	if _, err := sim.Reverse([]byte(`{"reference": "REC-DEP-4"}`)); err != nil {
 		t.Fatal(err)
 	}
+	var recorded *Deposit
+	waitFor(t, "the reverseMint recorded", func() bool {
+		recorded = findDeposit(t, b, "REC-DEP-4")
+		return recorded != nil && recorded.Status == DepositReversing && recorded.ReverseTx != nil
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.logs(t, "MintReversed", recorded.BankRef)); n != 0 {
+		t.Fatalf("%d MintReversed logs before the recorded reverseMint was sent", n)
+	}
+	b = e.open(t, cfg, nil)
+	sim.SetBridgeURL("http://" + b.Addr())
 	rd := waitDeposit(t, b, "REC-DEP-4", DepositReversed)
+	time.Sleep(100 * time.Millisecond) // give a second reversal every chance
+	if n := len(e.logs(t, "MintReversed", rd.BankRef)); n != 1 {
+		t.Fatalf("%d MintReversed logs after the restart, want 1", n)
+	}
+	if got := e.balance(t, wa.Address()); new(big.Int).Sub(aBefore, got).Cmp(hkd(t, "8.00")) != 0 {
+		t.Fatalf("REC-A's wallet holds %v, had %v: want 800 less", got, aBefore)
+	}
 	// A second payout, settled and not returned, for a return credit the
 	// chain never saw.
 	paid2 := e.withdraw(t, wa, "5.00", [32]byte{})

@@ -74,7 +74,7 @@ func (b *Bridge) reverseMint(ctx context.Context, d *Deposit) error {
 	_, sent, err := b.signAndSend(ctx, op, func(st *SignedTx) error {
 		d.ReverseTx, d.UpdatedAt = st, b.now().UTC()
 		return b.store.UpdateDeposit(d)
-	}, crashAfterCloseRecorded, crashAfterCloseSent)
+	}, crashAfterReverseRecorded, crashAfterReverseSent)
 	if err != nil || !sent {
 		return err
 	}
