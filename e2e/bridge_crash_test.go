@@ -14,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/tally-ledger/tally/bankcore"
 	"github.com/tally-ledger/tally/bridge"
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/wallet"
@@ -22,7 +23,7 @@ import (
 // The bridge crash test: `tally bridge` SIGKILLs itself at each crash
 // point of the deposit and payout paths (TALLY_BRIDGE_CRASH_AT), is
 // restarted without it, and nothing happens twice or not at all. One
-// single-validator cluster and one simulator serve the four cases.
+// single-validator cluster and one simulator serve the five cases.
 
 // crashAccount is the bank account linked to dev wallet i.
 func crashAccount(i int) string { return fmt.Sprintf("HK-CRASH-%02d", i) }
@@ -123,7 +124,7 @@ func TestBridgeCrash(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 
-	var depTotal, settledTotal int64
+	var depTotal, settledTotal, reversedTotal int64
 	var deposits uint64 // deposit cases run so far
 
 	// deposit runs one deposit through a bridge that crashes at point.
@@ -147,6 +148,33 @@ func TestBridgeCrash(t *testing.T) {
 			e.metric("tally_bridge_entries_total", `verdict="duplicate"`), e.metric("tally_bridge_txs_sent_total", `op="mint"`))
 		e.stopBridge()
 		t.Logf("%s: deposit %s minted exactly once (%v)", point, ref, time.Since(began).Round(time.Millisecond))
+	}
+
+	// reversalCase has the bank reverse the minted deposit ref while the
+	// bridge crashes at point on its way to reverseMint: after the restart
+	// the mint is reversed exactly once.
+	reversalCase := func(point, ref string, amount int64) {
+		t.Helper()
+		bankRef := e.depositBankRef(bank.Address(), ref)
+		e.startBridgeCrashAt(point)
+		if code, out := e.post(e.simURL+bankcore.PathReversals, []byte(`{"reference": "`+ref+`"}`)); code/100 != 2 {
+			t.Fatalf("POST /sim/reversals: %d %s", code, out)
+		}
+		e.waitKilled(point)
+		if n := len(e.logs("MintReversed", []common.Hash{bankRef})); n != 0 && point == "after-reverse-record" {
+			t.Fatalf("%s: deposit %s reversed %d times before the restart", point, ref, n)
+		}
+		e.startBridge()
+		reversedTotal += amount
+		pollUntil(t, 30*time.Second, func() string {
+			return fmt.Sprintf("deposit %s reversed (status %+v)", ref, e.status())
+		}, func() bool { return e.status().Deposits["reversed"] == 1 })
+		time.Sleep(time.Second) // a second reverseMint would have shown
+		if n := len(e.logs("MintReversed", []common.Hash{bankRef})); n != 1 {
+			t.Fatalf("%s: deposit %s (bankRef %s) reversed %d times, want 1", point, ref, bankRef, n)
+		}
+		e.stopBridge()
+		t.Logf("%s: deposit %s reversed exactly once (%v)", point, ref, time.Since(began).Round(time.Millisecond))
 	}
 
 	// withdraw asks for a withdrawal from dev wallet w and returns its id.
@@ -215,6 +243,8 @@ func TestBridgeCrash(t *testing.T) {
 
 	depositCase("after-persist", "E2E-CRASH-PERSIST", 12345, false)
 	depositCase("after-submit", "E2E-CRASH-SUBMIT", 23456, true)
+	reversalCase("after-reverse-record", "E2E-CRASH-SUBMIT", 23456)
+	deposits-- // reversed: no longer counted minted
 	payoutCase("after-order", 0, 5432, false, 1)
 	payoutCase("after-close-submit", 1, 95000, true, 2)
 
@@ -226,13 +256,13 @@ func TestBridgeCrash(t *testing.T) {
 	if d := new(big.Int).Sub(sup.Minted.ToInt(), sup0.Minted.ToInt()); d.Cmp(big.NewInt(depTotal)) != 0 {
 		t.Errorf("supply: minted grew by %s, want %d", d, depTotal)
 	}
-	if d := new(big.Int).Sub(sup.Burned.ToInt(), sup0.Burned.ToInt()); d.Cmp(big.NewInt(settledTotal)) != 0 {
-		t.Errorf("supply: burned grew by %s, want %d", d, settledTotal)
+	if d := new(big.Int).Sub(sup.Burned.ToInt(), sup0.Burned.ToInt()); d.Cmp(big.NewInt(settledTotal+reversedTotal)) != 0 {
+		t.Errorf("supply: burned grew by %s, want %d (settled %d, reversed %d)", d, settledTotal+reversedTotal, settledTotal, reversedTotal)
 	}
 	if sup.Escrow.ToInt().Sign() != 0 {
 		t.Errorf("supply: escrow %s after every withdrawal closed", sup.Escrow.ToInt())
 	}
-	if got, want := e.ledger().Balances["SIM-OMNIBUS-0001"], cents(depTotal-settledTotal); got != want {
+	if got, want := e.ledger().Balances["SIM-OMNIBUS-0001"], cents(depTotal-settledTotal-reversedTotal); got != want {
 		t.Errorf("simulator omnibus balance %s, want %s", got, want)
 	}
 	t.Logf("TestBridgeCrash done in %v", time.Since(began).Round(time.Millisecond))
