@@ -185,6 +185,11 @@ type ChainFacts struct {
 	Settlements        []SettlementLog
 	Returns            []SettlementLog
 	Reversals          []MintLog
+	// Refunds are the withdrawals this bank refunded (WithdrawalRefunded):
+	// they move no money on chain (the escrow goes back to the holder),
+	// but a payout the bank debited and got back before the chain settled
+	// it is refunded, not settled and returned.
+	Refunds []SettlementLog
 }
 
 // MintLog is one Minted (or MintReversed) log.
@@ -209,6 +214,7 @@ var (
 	mintedEvent   = chain.AssetABI.Events["Minted"]
 	settledEvent  = chain.AssetABI.Events["WithdrawalSettled"]
 	returnedEvent = chain.AssetABI.Events["WithdrawalReturned"]
+	refundedEvent = chain.AssetABI.Events["WithdrawalRefunded"]
 	reversedEvent = chain.AssetABI.Events["MintReversed"]
 )
 
@@ -318,7 +324,7 @@ func keystoreAddress(path string) (common.Address, error) {
 }
 
 // readChainFacts reads the bank's Minted, WithdrawalSettled,
-// WithdrawalReturned and MintReversed logs of the asset in from..to. Each
+// WithdrawalReturned, WithdrawalRefunded and MintReversed logs of the asset in from..to. Each
 // has the bank as its second indexed argument.
 func readChainFacts(ctx context.Context, n *nodes, info ChainInfo, from, to, maxRange uint64) (*ChainFacts, error) {
 	bankTopic := common.BytesToHash(info.Bank[:])
@@ -368,6 +374,9 @@ func readChainFacts(ctx context.Context, n *nodes, info ChainInfo, from, to, max
 		return nil, err
 	}
 	if facts.Returns, err = withdrawals(returnedEvent); err != nil {
+		return nil, err
+	}
+	if facts.Refunds, err = withdrawals(refundedEvent); err != nil {
 		return nil, err
 	}
 	return facts, nil
@@ -531,6 +540,34 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 		}
 	}
 
+	// Payouts the statement debits and credits back (a return, or the
+	// reversal of the debit) that the chain refunded rather than settled
+	// and returned: the bank's money went out and came back, the holder's
+	// escrow went back to the holder. Both entries match the refund.
+	refunded := map[uint64]bool{}
+	for _, s := range facts.Refunds {
+		if _, ok := settled[s.ID]; !ok {
+			refunded[s.ID] = true
+		}
+	}
+	debitedBack := map[uint64]int{}
+	for _, e := range acct.Entries {
+		if e.Status != iso20022.EntryBooked {
+			continue
+		}
+		for _, d := range entriesOf(acct.Account.ID(), e) {
+			id, ok := parsePayoutEndToEndID(info.ChainID, info.Symbol, d.EndToEndID)
+			switch {
+			case !ok || !refunded[id]:
+			case !d.Credit && !d.Reversal:
+				debitedBack[id] |= 1
+			case d.Credit && (d.Return != "" || d.Reversal):
+				debitedBack[id] |= 2
+			}
+		}
+	}
+	outAndBack := func(id uint64) bool { return debitedBack[id] == 3 }
+
 	for i, e := range acct.Entries {
 		if e.Status != iso20022.EntryBooked {
 			continue
@@ -557,12 +594,13 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 				if damt == nil {
 					explainedOK = false
 				}
-				if d.Return != "" {
-					returnBreak(r, info, d, damt, bad, returned, usedReturn, explain)
+				if d.Return != "" || d.Reversal {
+					// A payout coming back: returned, or its debit reversed
+					// (the bridge handles both as a return).
+					if id, ok := parsePayoutEndToEndID(info.ChainID, info.Symbol, d.EndToEndID); !ok || !outAndBack(id) {
+						returnBreak(r, info, d, damt, bad, returned, usedReturn, explain)
+					}
 					continue
-				}
-				if d.Reversal {
-					continue // the reversal of a payout: not a deposit
 				}
 				if d.Ref == "" {
 					explain(damt, nil)
@@ -646,6 +684,9 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 				explain(neg(pv), nil)
 				add(Break{Kind: BreakPayoutNotSettled, Ref: ref, EndToEndID: p.e2e, StatementAmount: p.amount,
 					Detail: fmt.Sprintf("debit %s is not a payout of this bridge (its ids are TALLY-%d-%s-W<id>)", p.e2e, info.ChainID, info.Symbol)})
+				continue
+			}
+			if outAndBack(id) {
 				continue
 			}
 			s, ok := settled[id]
@@ -774,20 +815,24 @@ func CompareStatement(msgID string, acct *iso20022.AccountStatement, info ChainI
 }
 
 // returnBreak matches a credit with return information (a payout the
-// beneficiary's bank sent back) with the WithdrawalReturned of the payout
-// its EndToEndId names.
+// beneficiary's bank sent back) or a reversed debit with the
+// WithdrawalReturned of the payout its EndToEndId names.
 func returnBreak(r *ReconcileReport, info ChainInfo, d Entry, amt *big.Int, bad string, returned map[uint64]SettlementLog,
 	used map[uint64]bool, explain func(stmt, chain *big.Int)) {
+	why := d.Return
+	if why == "" {
+		why = "its debit reversed"
+	}
 	id, ok := parsePayoutEndToEndID(info.ChainID, info.Symbol, d.EndToEndID)
 	if !ok {
 		explain(amt, nil)
 		r.Breaks = append(r.Breaks, Break{Kind: BreakReturnNotOnChain, Ref: d.Ref, EndToEndID: d.EndToEndID, StatementAmount: d.Amount,
-			Detail: fmt.Sprintf("return credit (%s) of %q, which is not a payout of this bridge (its ids are TALLY-%d-%s-W<id>)", d.Return, d.EndToEndID, info.ChainID, info.Symbol)})
+			Detail: fmt.Sprintf("return credit (%s) of %q, which is not a payout of this bridge (its ids are TALLY-%d-%s-W<id>)", why, d.EndToEndID, info.ChainID, info.Symbol)})
 		return
 	}
 	s, ok := returned[id]
 	if !ok || used[id] {
-		detail := fmt.Sprintf("payout %s (withdrawal %d) came back (%s), but this bank has not returned it to the holder on chain (returnWithdrawal)", d.EndToEndID, id, d.Return)
+		detail := fmt.Sprintf("payout %s (withdrawal %d) came back (%s), but this bank has not returned it to the holder on chain (returnWithdrawal)", d.EndToEndID, id, why)
 		if used[id] {
 			detail = fmt.Sprintf("return credit of %s appears twice in the statement; withdrawal %d returned once", d.EndToEndID, id)
 		}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/tally-ledger/tally/bankcore"
 	"github.com/tally-ledger/tally/bridge/iso20022"
 	"github.com/tally-ledger/tally/genesis"
@@ -367,4 +369,55 @@ func hasBreak(r *ReconcileReport, kind, id string) bool {
 // simCfgLogger sends the simulator's warnings to the test's log.
 func simCfgLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// TestComparePayoutsThatCameBack: a payout the bank debited and got back
+// (a return with RtrInf, or the reversal of its debit with RvslInd) is
+// matched with the chain however the bridge closed it: settled and
+// returned, or refunded because it came back before the chain settled it.
+// Without either on chain each side is a break, and the totals are
+// explained by them.
+func TestComparePayoutsThatCameBack(t *testing.T) {
+	info := ChainInfo{ChainID: genesis.DevChainID, Symbol: "HKD", Decimals: 2, Bank: common.HexToAddress("0x9586A4833970847aef259aD5BFB7aa8901DDf746")}
+	e2e := PayoutEndToEndID(genesis.DevChainID, "HKD", 7)
+	debit := iso20022.Entry{Ref: "D-1", Amount: "12.00", Currency: "HKD", Status: iso20022.EntryBooked,
+		Details: []iso20022.TxDetail{{EndToEndID: e2e, AcctSvcrRef: "D-1"}}}
+	back := func(ret bool) iso20022.Entry {
+		e := iso20022.Entry{Ref: "B-1", Amount: "12.00", Currency: "HKD", Credit: true, Status: iso20022.EntryBooked,
+			Details: []iso20022.TxDetail{{EndToEndID: e2e, AcctSvcrRef: "B-1"}}}
+		if ret {
+			e.Details[0].Return = &iso20022.ReturnInfo{Reason: "AC04"}
+		} else {
+			e.Reversal = true
+		}
+		return e
+	}
+	w := SettlementLog{ID: 7, Amount: big.NewInt(1200)}
+	for _, c := range []struct {
+		name  string
+		ret   bool
+		facts ChainFacts
+		want  []string
+	}{
+		{"return, settled and returned", true, ChainFacts{Settlements: []SettlementLog{w}, Returns: []SettlementLog{w}}, nil},
+		{"reversed debit, settled and returned", false, ChainFacts{Settlements: []SettlementLog{w}, Returns: []SettlementLog{w}}, nil},
+		{"return, refunded", true, ChainFacts{Refunds: []SettlementLog{w}}, nil},
+		{"reversed debit, refunded", false, ChainFacts{Refunds: []SettlementLog{w}}, nil},
+		{"return, settled only", true, ChainFacts{Settlements: []SettlementLog{w}}, []string{BreakReturnNotOnChain}},
+		{"return, nothing on chain", true, ChainFacts{}, []string{BreakPayoutNotSettled, BreakReturnNotOnChain}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			acct := &iso20022.AccountStatement{Account: iso20022.Account{Other: "SIM-OMNIBUS-0001"}, Entries: []iso20022.Entry{debit, back(c.ret)}}
+			r := CompareStatement("M-1", acct, info, &c.facts)
+			var got []string
+			for _, b := range r.Breaks {
+				got = append(got, b.Kind)
+			}
+			if strings.Join(got, ",") != strings.Join(c.want, ",") {
+				var buf bytes.Buffer
+				r.WriteText(&buf)
+				t.Fatalf("breaks %v, want %v:\n%s", got, c.want, buf.String())
+			}
+		})
+	}
 }
