@@ -136,24 +136,20 @@ func (s *Store) ModifyPayoutLogged(id uint64, e *OpEntry, fn func(p *Payout) (bo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var p Payout
-	found, err := s.getJSON(payoutKey(id), &p)
+	p, err := s.Payout(id)
 	if err != nil {
 		return nil, err
 	}
-	if !found {
-		return nil, fmt.Errorf("payout of withdrawal %d: %w", id, ErrNotFound)
-	}
-	old := p
-	write, err := fn(&p)
+	old := *p
+	write, err := fn(p)
 	if err != nil {
-		return &p, err
+		return p, err
 	}
-	return &p, s.commitLogged(e, func(b *pebble.Batch, counters map[string]int64) error {
+	return p, s.commitLogged(e, func(b *pebble.Batch, counters map[string]int64) error {
 		if !write {
 			return nil
 		}
-		return putPayout(b, &old, &p, counters)
+		return putPayout(b, &old, p, counters)
 	}, fmt.Sprintf("payout %d", id))
 }
 
@@ -185,24 +181,20 @@ var ErrExists = errors.New("already recorded")
 func (s *Store) ModifyDepositLogged(ref common.Hash, e *OpEntry, fn func(d *Deposit) (bool, error)) (*Deposit, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var d Deposit
-	found, err := s.getJSON(depositKey(ref), &d)
+	d, err := s.Deposit(ref)
 	if err != nil {
 		return nil, err
 	}
-	if !found {
-		return nil, fmt.Errorf("deposit %s: %w", ref, ErrNotFound)
-	}
-	old := d
-	write, err := fn(&d)
+	old := *d
+	write, err := fn(d)
 	if err != nil {
-		return &d, err
+		return d, err
 	}
-	return &d, s.commitLogged(e, func(b *pebble.Batch, counters map[string]int64) error {
+	return d, s.commitLogged(e, func(b *pebble.Batch, counters map[string]int64) error {
 		if !write {
 			return nil
 		}
-		return putDeposit(b, &old, &d, counters)
+		return putDeposit(b, &old, d, counters)
 	}, "deposit "+ref.Hex())
 }
 

@@ -707,16 +707,12 @@ func (s *Store) updateDeposit(d *Deposit) (raise bool, err error) {
 func (s *Store) ReverseDeposit(ref common.Hash, r Reversal) (*Deposit, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var d Deposit
-	found, err := s.getJSON(depositKey(ref), &d)
+	d, err := s.Deposit(ref)
 	if err != nil {
 		return nil, false, err
 	}
-	if !found {
-		return nil, false, fmt.Errorf("deposit %s: %w", ref, ErrNotFound)
-	}
 	if d.Reversal != nil {
-		return &d, false, nil
+		return d, false, nil
 	}
 	d.Reversal = &r
 	d.UpdatedAt = r.At
@@ -726,10 +722,10 @@ func (s *Store) ReverseDeposit(ref common.Hash, r Reversal) (*Deposit, bool, err
 	case DepositMinted:
 		d.Status = DepositReversing
 	}
-	if err := updateRecord(s, depositKey(ref), &d, putDeposit, "reverse deposit "+ref.Hex()); err != nil {
+	if err := updateRecord(s, depositKey(ref), d, putDeposit, "reverse deposit "+ref.Hex()); err != nil {
 		return nil, false, err
 	}
-	return &d, true, nil
+	return d, true, nil
 }
 
 // updateRecord replaces the existing record at key with rec in a synced
@@ -759,7 +755,12 @@ func updateRecord[T any](s *Store, key []byte, rec *T, put func(b *pebble.Batch,
 // QueuedDeposits returns up to limit deposits in status st (accepted or
 // submitted) in arrival order.
 func (s *Store) QueuedDeposits(st DepositStatus, limit int) ([]*Deposit, error) {
-	p := depQueuePrefix(st)
+	return s.depositsIndexed(depQueuePrefix(st), limit, fmt.Sprintf("queued %s deposits", st))
+}
+
+// depositsIndexed returns up to limit deposits named by the index entries
+// under p (each entry's value is a bankRef), in index order.
+func (s *Store) depositsIndexed(p []byte, limit int, what string) ([]*Deposit, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return nil, err
@@ -768,15 +769,14 @@ func (s *Store) QueuedDeposits(st DepositStatus, limit int) ([]*Deposit, error) 
 	for it.First(); it.Valid() && len(refs) < limit; it.Next() {
 		refs = append(refs, common.BytesToHash(it.Value()))
 	}
-	err = errors.Join(it.Error(), it.Close())
-	if err != nil {
-		return nil, fmt.Errorf("queued %s deposits: %w", st, err)
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	out := make([]*Deposit, 0, len(refs))
 	for _, r := range refs {
 		d, err := s.Deposit(r)
 		if err != nil {
-			return nil, fmt.Errorf("queued %s deposits: %w", st, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, d)
 	}
@@ -787,42 +787,31 @@ func (s *Store) QueuedDeposits(st DepositStatus, limit int) ([]*Deposit, error) 
 // ref, on any day (at most limit).
 func (s *Store) DepositsByRef(account, ref string, limit int) ([]*Deposit, error) {
 	p := cat(prefixDepRef, []byte(DepositKey{Account: account, Ref: ref}.prefix()))
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
-	if err != nil {
-		return nil, err
-	}
-	var refs []common.Hash
-	for it.First(); it.Valid() && len(refs) < limit; it.Next() {
-		refs = append(refs, common.BytesToHash(it.Value()))
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, fmt.Errorf("deposits of %s %s: %w", account, ref, err)
-	}
-	out := make([]*Deposit, 0, len(refs))
-	for _, r := range refs {
-		d, err := s.Deposit(r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return s.depositsIndexed(p, limit, fmt.Sprintf("deposits of %s %s", account, ref))
 }
 
 // Deposits returns up to limit deposits in bankRef order, for tools and tests.
 func (s *Store) Deposits(limit int) ([]*Deposit, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixDeposit, UpperBound: upperBound(prefixDeposit)})
+	return scanJSON(s, prefixDeposit, limit, "deposit", func(*Deposit) bool { return true })
+}
+
+// scanJSON decodes the records under prefix in key order and returns up to
+// limit of those keep accepts; what names the record in a decode error.
+func scanJSON[T any](s *Store, prefix []byte, limit int, what string, keep func(*T) bool) ([]*T, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperBound(prefix)})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	var out []*Deposit
+	var out []*T
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
-		var d Deposit
-		if err := json.Unmarshal(it.Value(), &d); err != nil {
-			return nil, fmt.Errorf("decode deposit %x: %w", it.Key(), err)
+		var rec T
+		if err := json.Unmarshal(it.Value(), &rec); err != nil {
+			return nil, fmt.Errorf("decode %s %x: %w", what, it.Key(), err)
 		}
-		out = append(out, &d)
+		if keep(&rec) {
+			out = append(out, &rec)
+		}
 	}
 	return out, it.Error()
 }
@@ -1018,22 +1007,18 @@ func (s *Store) updatePayoutLocked(p *Payout) error {
 func (s *Store) ModifyPayout(id uint64, fn func(p *Payout) (bool, error)) (*Payout, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var p Payout
-	found, err := s.getJSON(payoutKey(id), &p)
+	p, err := s.Payout(id)
 	if err != nil {
 		return nil, err
 	}
-	if !found {
-		return nil, fmt.Errorf("payout of withdrawal %d: %w", id, ErrNotFound)
-	}
-	write, err := fn(&p)
+	write, err := fn(p)
 	if err != nil || !write {
-		return &p, err
+		return p, err
 	}
-	if err := s.updatePayoutLocked(&p); err != nil {
+	if err := s.updatePayoutLocked(p); err != nil {
 		return nil, err
 	}
-	return &p, nil
+	return p, nil
 }
 
 // QueuedPayouts returns up to limit payouts in status st (not closed) in
@@ -1065,22 +1050,7 @@ func (s *Store) QueuedPayouts(st PayoutStatus, limit int) ([]*Payout, error) {
 // closedPayouts returns up to limit closed payouts, in id order (they
 // have no queue: this reads every payout).
 func (s *Store) closedPayouts(limit int) ([]*Payout, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixPayout, UpperBound: upperBound(prefixPayout)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	var out []*Payout
-	for it.First(); it.Valid() && len(out) < limit; it.Next() {
-		var p Payout
-		if err := json.Unmarshal(it.Value(), &p); err != nil {
-			return nil, fmt.Errorf("decode payout %x: %w", it.Key(), err)
-		}
-		if p.Status == PayoutClosed {
-			out = append(out, &p)
-		}
-	}
-	return out, it.Error()
+	return scanJSON(s, prefixPayout, limit, "payout", func(p *Payout) bool { return p.Status == PayoutClosed })
 }
 
 // Cursor returns the next block the follower reads (0 when never set).
