@@ -135,22 +135,7 @@ func TestTwoInstancesOfOneBank(t *testing.T) {
 	id := e.withdraw(t, holder, "7.00", [32]byte{})
 	e2e := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
 
-	var winner, loser *Bridge
-	waitFor(t, "one instance to order the payout and the other to close it", func() bool {
-		p1, err1 := b1.Store().Payout(id)
-		p2, err2 := b2.Store().Payout(id)
-		switch {
-		case err1 != nil || err2 != nil:
-			return false
-		case p1.Status == PayoutOrdered && p2.Status == PayoutClosed:
-			winner, loser = b1, b2
-		case p2.Status == PayoutOrdered && p1.Status == PayoutClosed:
-			winner, loser = b2, b1
-		default:
-			return false
-		}
-		return true
-	})
+	winner, loser := waitOneOrders(t, b1, b2, id)
 	time.Sleep(100 * time.Millisecond) // give a second order every chance
 	if n := len(e.core.orders(e2e)); n != 1 {
 		t.Fatalf("the core received %d orders for %s, want 1", n, e2e)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/tally-ledger/tally/bankcore"
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
@@ -457,4 +459,57 @@ func accountsTextHash(msg string) []byte { return accounts.TextHash([]byte(msg))
 // logsUnpack decodes the non-indexed fields of an asset event.
 func logsUnpack(event string, data []byte) ([]any, error) {
 	return chain.AssetABI.Events[event].Inputs.NonIndexed().Unpack(data)
+}
+
+// startSim starts the bank core simulator for this env (its secrets, HKD,
+// retries every 50ms), with set adjusting its config, and returns it, its
+// config and a bridge config that sends it pain.001 orders from its
+// omnibus account. The caller opens the bridge and points the simulator
+// at it (SetBridgeURL).
+func (e *testEnv) startSim(t *testing.T, set func(*bankcore.Config)) (*bankcore.Sim, bankcore.Config, Config) {
+	t.Helper()
+	simCfg := bankcore.DefaultConfig()
+	simCfg.Listen = "127.0.0.1:0"
+	simCfg.BridgeURL = "http://127.0.0.1:1" // set once the bridge listens
+	simCfg.SecretFile = e.secretFile
+	simCfg.OrderSecretFile = e.orderSecretFile
+	simCfg.Currency = "HKD"
+	simCfg.RetryInterval = bankcore.Duration(50 * time.Millisecond)
+	set(&simCfg)
+	sim, err := bankcore.New(simCfg, bankcore.Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	cfg := e.config(t)
+	cfg.BankCore.URL = sim.URL()
+	cfg.BankCore.Format = FormatPain001
+	cfg.BankCore.DebtorAccount = simCfg.OmnibusAccount
+	return sim, simCfg, cfg
+}
+
+// waitOneOrders waits until one of two instances of a bank has ordered
+// withdrawal id's payout and the other has closed it unordered, and
+// returns them in that order.
+func waitOneOrders(t *testing.T, b1, b2 *Bridge, id uint64) (winner, loser *Bridge) {
+	t.Helper()
+	waitFor(t, "one instance to order the payout and the other to close it", func() bool {
+		p1, err1 := b1.Store().Payout(id)
+		p2, err2 := b2.Store().Payout(id)
+		switch {
+		case err1 != nil || err2 != nil:
+			return false
+		case p1.Status == PayoutOrdered && p2.Status == PayoutClosed:
+			winner, loser = b1, b2
+		case p2.Status == PayoutOrdered && p1.Status == PayoutClosed:
+			winner, loser = b2, b1
+		default:
+			return false
+		}
+		return true
+	})
+	return winner, loser
 }

@@ -80,23 +80,7 @@ func TestTwoInstancesRaceOneClaim(t *testing.T) {
 	id := e.withdraw(t, holder, "3.21", [32]byte{})
 	e2e := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
 
-	var winner, loser *Bridge
-	waitFor(t, "one instance to order the payout and the other to close it", func() bool {
-		p1, err1 := b1.Store().Payout(id)
-		p2, err2 := b2.Store().Payout(id)
-		if err1 != nil || err2 != nil {
-			return false
-		}
-		switch {
-		case p1.Status == PayoutOrdered && p2.Status == PayoutClosed:
-			winner, loser = b1, b2
-		case p2.Status == PayoutOrdered && p1.Status == PayoutClosed:
-			winner, loser = b2, b1
-		default:
-			return false
-		}
-		return true
-	})
+	winner, loser := waitOneOrders(t, b1, b2, id)
 	if !m.met() {
 		t.Fatal("the two instances did not both sign a claim: the race this test is about did not happen")
 	}

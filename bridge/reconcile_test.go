@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"bytes"
-	"log/slog"
 	"math/big"
 	"strings"
 	"testing"
@@ -22,28 +21,10 @@ import (
 // break injected into the statement.
 func TestReconcileWithSimulator(t *testing.T) {
 	e := newTestEnv(t)
-	simCfg := bankcore.DefaultConfig()
-	simCfg.Listen = "127.0.0.1:0"
-	simCfg.BridgeURL = "http://127.0.0.1:1" // set once the bridge listens
-	simCfg.SecretFile = e.secretFile
-	simCfg.OrderSecretFile = e.orderSecretFile
-	simCfg.Currency = "HKD"
-	simCfg.StatusDelay = bankcore.Duration(50 * time.Millisecond)
-	simCfg.RetryInterval = bankcore.Duration(50 * time.Millisecond)
-	simCfg.Reject = bankcore.RejectRule{Accounts: []string{"REC-REJECT"}, Reason: "AC04 account closed"}
-	sim, err := bankcore.New(simCfg, bankcore.Options{Logger: simCfgLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-
-	cfg := e.config(t)
-	cfg.BankCore.URL = sim.URL()
-	cfg.BankCore.Format = FormatPain001
-	cfg.BankCore.DebtorAccount = simCfg.OmnibusAccount
+	sim, simCfg, cfg := e.startSim(t, func(c *bankcore.Config) {
+		c.StatusDelay = bankcore.Duration(50 * time.Millisecond)
+		c.Reject = bankcore.RejectRule{Accounts: []string{"REC-REJECT"}, Reason: "AC04 account closed"}
+	})
 	b := e.open(t, cfg, nil)
 	sim.SetBridgeURL("http://" + b.Addr())
 
@@ -364,11 +345,6 @@ func hasBreak(r *ReconcileReport, kind, id string) bool {
 		}
 	}
 	return false
-}
-
-// simCfgLogger sends the simulator's warnings to the test's log.
-func simCfgLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // TestComparePayoutsThatCameBack: a payout the bank debited and got back

@@ -22,27 +22,10 @@ import (
 // chain, and what the chain cannot undo by itself is raised.
 func TestBridgeAgainstABankThatBehavesLikeOne(t *testing.T) {
 	e := newTestEnv(t)
-	simCfg := bankcore.DefaultConfig()
-	simCfg.Listen = "127.0.0.1:0"
-	simCfg.BridgeURL = "http://127.0.0.1:1" // set once the bridge listens
-	simCfg.SecretFile = e.secretFile
-	simCfg.OrderSecretFile = e.orderSecretFile
-	simCfg.Currency = "HKD"
-	simCfg.StatusDelay = bankcore.Duration(100 * time.Millisecond)
-	simCfg.RetryInterval = bankcore.Duration(50 * time.Millisecond)
-	simCfg.Reject = bankcore.RejectRule{Accounts: []string{"RB-REJECT"}, Reason: "AM04 insufficient funds"}
-	sim, err := bankcore.New(simCfg, bankcore.Options{Logger: simCfgLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	cfg := e.config(t)
-	cfg.BankCore.URL = sim.URL()
-	cfg.BankCore.Format = FormatPain001
-	cfg.BankCore.DebtorAccount = simCfg.OmnibusAccount
+	sim, _, cfg := e.startSim(t, func(c *bankcore.Config) {
+		c.StatusDelay = bankcore.Duration(100 * time.Millisecond)
+		c.Reject = bankcore.RejectRule{Accounts: []string{"RB-REJECT"}, Reason: "AM04 insufficient funds"}
+	})
 	cfg.BankCore.DebtorAgentBIC = "BKBBHKHHXXX"
 	b := e.open(t, cfg, nil)
 	sim.SetBridgeURL("http://" + b.Addr())
