@@ -110,7 +110,7 @@ func (n *Node) startCluster() {
 	n.replicator = p2p.NewReplicator(n.host.Libp2p(), n.otherVoters, n.cfg.P2P.MaxForwardBatch, n.log)
 	n.bg.Add(2)
 	go n.membershipLoop()
-	go n.heightLoop()
+	go n.every(heightPoll, n.pollHeights)
 	n.startReconciler()
 }
 
@@ -126,47 +126,37 @@ type heightSample struct {
 	voter  bool
 }
 
-// heightLoop, while this node leads, asks every other member of the Raft
+// pollHeights, while this node leads, asks every other member of the Raft
 // configuration for its applied height: voters for the builder's pacing,
 // non-voters to know when a new validator has caught up.
-func (n *Node) heightLoop() {
-	defer n.bg.Done()
-	t := time.NewTicker(heightPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		if !n.engine.IsLeader() {
+func (n *Node) pollHeights() {
+	if !n.engine.IsLeader() {
+		return
+	}
+	f := n.engine.Raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == n.host.ID().String() {
 			continue
 		}
-		f := n.engine.Raft.GetConfiguration()
-		if f.Error() != nil {
+		id, err := peer.Decode(string(s.ID))
+		if err != nil {
 			continue
 		}
-		for _, s := range f.Configuration().Servers {
-			if string(s.ID) == n.host.ID().String() {
-				continue
-			}
-			id, err := peer.Decode(string(s.ID))
+		voter := s.Suffrage == raft.Voter
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), heightPoll)
+			defer cancel()
+			h, err := p2p.QueryHeight(ctx, n.host.Libp2p(), id)
 			if err != nil {
-				continue
+				return
 			}
-			voter := s.Suffrage == raft.Voter
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), heightPoll)
-				defer cancel()
-				h, err := p2p.QueryHeight(ctx, n.host.Libp2p(), id)
-				if err != nil {
-					return
-				}
-				n.heightsMu.Lock()
-				n.heights[id] = heightSample{height: h, at: time.Now(), voter: voter}
-				n.heightsMu.Unlock()
-			}()
-		}
+			n.heightsMu.Lock()
+			n.heights[id] = heightSample{height: h, at: time.Now(), voter: voter}
+			n.heightsMu.Unlock()
+		}()
 	}
 }
 

@@ -171,7 +171,7 @@ func (n *Node) open() error {
 	}
 	n.stop = make(chan struct{})
 	n.bg.Add(1)
-	go n.gapLoop()
+	go n.every(gapCheck, n.expireGaps)
 	n.startCluster()
 	n.votes.serve()
 	go n.votes.run()
@@ -309,10 +309,18 @@ func (n *Node) Close() error {
 // missing nonce longer than mempool.gap-expiry.
 const gapCheck = time.Second
 
-// gapLoop expires gapped transactions from the pool.
-func (n *Node) gapLoop() {
+// expireGaps expires gapped transactions from the pool.
+func (n *Node) expireGaps() {
+	if gone := n.pool.ExpireGaps(); len(gone) > 0 {
+		n.log.Info("dropped transactions waiting behind a missing nonce", "txs", len(gone), "waited_over", time.Duration(n.cfg.Mempool.GapExpiry))
+	}
+}
+
+// every calls fn each interval d until the node stops. The caller has
+// counted it in n.bg.
+func (n *Node) every(d time.Duration, fn func()) {
 	defer n.bg.Done()
-	t := time.NewTicker(gapCheck)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -320,9 +328,7 @@ func (n *Node) gapLoop() {
 			return
 		case <-t.C:
 		}
-		if gone := n.pool.ExpireGaps(); len(gone) > 0 {
-			n.log.Info("dropped transactions waiting behind a missing nonce", "txs", len(gone), "waited_over", time.Duration(n.cfg.Mempool.GapExpiry))
-		}
+		fn()
 	}
 }
 
