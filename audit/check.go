@@ -242,15 +242,10 @@ func (a *auditor) checkEvents(n uint64, receipts []*types.Receipt) error {
 
 // checkClose records a withdrawal's settlement or refund and fails a second one.
 func (a *auditor) checkClose(n uint64, i int, l *types.Log, pre *state.DB) {
-	id, ok := a.withdrawalID(n, i, l)
+	id, ok := a.firstTime(n, i, l, a.closed, "settled or refunded once", "closed")
 	if !ok {
 		return
 	}
-	if at, dup := a.closed[id]; dup {
-		a.fail(n, i, CheckWithdrawal, "settled or refunded once", "twice", fmt.Sprintf("withdrawal %d closed again (first at height %d)", id, at))
-		return
-	}
-	a.closed[id] = n
 	if w, ok, err := pre.Withdrawal(id); err == nil && ok && w.Status != state.WithdrawalPending {
 		a.fail(n, i, CheckWithdrawal, "settled or refunded once", "twice", fmt.Sprintf("withdrawal %d was already closed before this block", id))
 	}
@@ -266,18 +261,29 @@ func (a *auditor) withdrawalID(n uint64, i int, l *types.Log) (uint64, bool) {
 	return idBig.Uint64(), true
 }
 
+// firstTime reads the withdrawal id of event l and records it in seen at
+// height n; an id seen before fails the check (what is the expectation,
+// verb the event's past tense) and returns false, as an unreadable id does.
+func (a *auditor) firstTime(n uint64, i int, l *types.Log, seen map[uint64]uint64, what, verb string) (uint64, bool) {
+	id, ok := a.withdrawalID(n, i, l)
+	if !ok {
+		return 0, false
+	}
+	if at, dup := seen[id]; dup {
+		a.fail(n, i, CheckWithdrawal, what, "twice", fmt.Sprintf("withdrawal %d %s again (first at height %d)", id, verb, at))
+		return 0, false
+	}
+	seen[id] = n
+	return id, true
+}
+
 // checkClaim fails a withdrawal claimed twice: a claim is what lets one
 // bank's bridge send a payment order, so a second would let two pay.
 func (a *auditor) checkClaim(n uint64, i int, l *types.Log, pre *state.DB) {
-	id, ok := a.withdrawalID(n, i, l)
+	id, ok := a.firstTime(n, i, l, a.claimed, "claimed once", "claimed")
 	if !ok {
 		return
 	}
-	if at, dup := a.claimed[id]; dup {
-		a.fail(n, i, CheckWithdrawal, "claimed once", "twice", fmt.Sprintf("withdrawal %d claimed again (first at height %d)", id, at))
-		return
-	}
-	a.claimed[id] = n
 	if w, ok, err := pre.Withdrawal(id); err == nil && ok && w.Claimed() {
 		a.fail(n, i, CheckWithdrawal, "claimed once", "twice", fmt.Sprintf("withdrawal %d was already claimed by %s before this block", id, w.Bank))
 	}
@@ -286,15 +292,10 @@ func (a *auditor) checkClaim(n uint64, i int, l *types.Log, pre *state.DB) {
 // checkReturn fails a withdrawal returned twice or returned without being
 // settled.
 func (a *auditor) checkReturn(n uint64, i int, l *types.Log, pre *state.DB) {
-	id, ok := a.withdrawalID(n, i, l)
+	id, ok := a.firstTime(n, i, l, a.returned, "returned at most once", "returned")
 	if !ok {
 		return
 	}
-	if at, dup := a.returned[id]; dup {
-		a.fail(n, i, CheckWithdrawal, "returned at most once", "twice", fmt.Sprintf("withdrawal %d returned again (first at height %d)", id, at))
-		return
-	}
-	a.returned[id] = n
 	w, found, err := pre.Withdrawal(id)
 	if err != nil {
 		return
