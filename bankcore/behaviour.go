@@ -2,7 +2,6 @@ package bankcore
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally/bridge/iso20022"
+	"github.com/tally-ledger/tally/config"
 )
 
 // This file holds the behaviours of a real bank gateway that a bridge must
@@ -183,7 +183,7 @@ const (
 // EndToEndId and RtrInf.
 func (s *Sim) Return(body []byte) (string, error) {
 	var r ReturnRequest
-	if err := decodeStrict(body, &r); err != nil {
+	if err := config.DecodeJSON(body, &r); err != nil {
 		return "", fmt.Errorf("return: %w", err)
 	}
 	s.mu.Lock()
@@ -272,7 +272,7 @@ type ReversalRequest struct {
 // payout (carrying its EndToEndId).
 func (s *Sim) Reverse(body []byte) (string, error) {
 	var r ReversalRequest
-	if err := decodeStrict(body, &r); err != nil {
+	if err := config.DecodeJSON(body, &r); err != nil {
 		return "", fmt.Errorf("reversal: %w", err)
 	}
 	s.mu.Lock()
@@ -311,19 +311,6 @@ func (s *Sim) Reverse(body []byte) (string, error) {
 	s.enqueueLocked(m)
 	s.log.Info("booking reversed", "reference", orig.Ref, "reversal", le.Ref)
 	return le.Ref, nil
-}
-
-// decodeStrict decodes one JSON object, refusing unknown fields.
-func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON object")
-	}
-	return nil
 }
 
 // reasonWords splits "AC04 account closed" for RtrInf.

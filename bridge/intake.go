@@ -17,6 +17,7 @@ import (
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/tally-ledger/tally/bridge/iso20022"
+	"github.com/tally-ledger/tally/config"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/wallet"
 )
@@ -718,7 +719,7 @@ func (b *Bridge) handleLinks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req LinkRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := config.DecodeJSON(body, &req); err != nil {
 		b.refuse(w, ep, http.StatusBadRequest, RefusedMalformed, "", "link request: "+err.Error())
 		return
 	}

@@ -1,9 +1,6 @@
 package bridge
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -14,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/tally-ledger/tally/bridge/iso20022"
+	"github.com/tally-ledger/tally/config"
 	"github.com/tally-ledger/tally/crypto"
 )
 
@@ -254,25 +252,10 @@ type jsonStatusItem struct {
 	Reason     string `json:"reason,omitempty"`
 }
 
-// decodeStrict decodes one JSON value, refusing unknown fields and
-// trailing data, so a typo in a field name is an error and not a silently
-// missing value.
-func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON object")
-	}
-	return nil
-}
-
 // parseJSONNotification reads the JSON form of a notification.
 func parseJSONNotification(body []byte) (*Notification, error) {
 	var jn jsonNotification
-	if err := decodeStrict(body, &jn); err != nil {
+	if err := config.DecodeJSON(body, &jn); err != nil {
 		return nil, fmt.Errorf("JSON notification: %w", err)
 	}
 	n := &Notification{MsgID: jn.MsgID}
@@ -298,7 +281,7 @@ func parseJSONNotification(body []byte) (*Notification, error) {
 // parseJSONStatusReport reads the JSON form of a payment status report.
 func parseJSONStatusReport(body []byte) (*StatusReport, error) {
 	var js jsonStatusReport
-	if err := decodeStrict(body, &js); err != nil {
+	if err := config.DecodeJSON(body, &js); err != nil {
 		return nil, fmt.Errorf("JSON status report: %w", err)
 	}
 	r := &StatusReport{MsgID: js.MsgID}

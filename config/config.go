@@ -2,11 +2,14 @@
 // processes (the node, the bank bridge, the bank core simulator) the same
 // strict way: an unknown key or a value of the wrong type is refused with
 // an error naming the key, so a typo never silently falls back to a
-// default. Each process owns its own Config type and its validation.
+// default. DecodeJSON applies the same rule to the JSON bodies the bridge
+// and the bank core simulator exchange. Each process owns its own Config
+// type and its validation.
 package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +19,22 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 )
+
+// DecodeJSON decodes one JSON value into v the same strict way, for the
+// JSON bodies the bridge and the bank core simulator exchange: an unknown
+// field or data after the value is an error, so a typo in a field name is
+// refused and not a silently missing value.
+func DecodeJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
 
 // Decode decodes TOML data over v (which holds the defaults), refusing
 // unknown keys and naming the key of any bad value.
