@@ -133,28 +133,16 @@ func (n *Node) pollHeights() {
 	if !n.engine.IsLeader() {
 		return
 	}
-	f := n.engine.Raft.GetConfiguration()
-	if f.Error() != nil {
-		return
-	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == n.host.ID().String() {
-			continue
-		}
-		id, err := peer.Decode(string(s.ID))
-		if err != nil {
-			continue
-		}
-		voter := s.Suffrage == raft.Voter
+	for _, m := range n.otherMembers() {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), heightPoll)
 			defer cancel()
-			h, err := p2p.QueryHeight(ctx, n.host.Libp2p(), id)
+			h, err := p2p.QueryHeight(ctx, n.host.Libp2p(), m.id)
 			if err != nil {
 				return
 			}
 			n.heightsMu.Lock()
-			n.heights[id] = heightSample{height: h, at: time.Now(), voter: voter}
+			n.heights[m.id] = heightSample{height: h, at: time.Now(), voter: m.voter}
 			n.heightsMu.Unlock()
 		}()
 	}
@@ -221,17 +209,36 @@ func (n *Node) admitForwarded(raw []byte) error {
 // otherVoters returns the Raft voters (validators) other than this node:
 // where the leader replicates the transactions its own clients send.
 func (n *Node) otherVoters() []peer.ID {
+	var out []peer.ID
+	for _, m := range n.otherMembers() {
+		if m.voter {
+			out = append(out, m.id)
+		}
+	}
+	return out
+}
+
+// member is a member of the Raft configuration other than this node.
+type member struct {
+	id    peer.ID
+	voter bool
+}
+
+// otherMembers returns the members of the Raft configuration other than
+// this node (none when the configuration cannot be read); an ID that is
+// not a peer ID is left out.
+func (n *Node) otherMembers() []member {
 	f := n.engine.Raft.GetConfiguration()
 	if f.Error() != nil {
 		return nil
 	}
-	var out []peer.ID
+	var out []member
 	for _, s := range f.Configuration().Servers {
-		if s.Suffrage != raft.Voter || string(s.ID) == n.host.ID().String() {
+		if string(s.ID) == n.host.ID().String() {
 			continue
 		}
 		if id, err := peer.Decode(string(s.ID)); err == nil {
-			out = append(out, id)
+			out = append(out, member{id: id, voter: s.Suffrage == raft.Voter})
 		}
 	}
 	return out
