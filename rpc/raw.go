@@ -57,17 +57,15 @@ func (api *LedgerAPI) GetRawBlocks(ctx context.Context, from, count hexutil.Uint
 	if err != nil {
 		return nil, err
 	}
+	replySize := func(r state.RawBlock) int { return rawBlockJSON + 2*(len(r.Block)+len(r.Receipts)) }
 	size := 2
-	for len(raws) > 0 {
-		size = 2
-		for _, r := range raws {
-			size += rawBlockJSON + 2*(len(r.Block)+len(r.Receipts))
-		}
-		// RawBlocks stops once its bytes reach the budget, so the last
-		// block may pass it; it is left for the next call.
-		if size <= budget || len(raws) == 1 {
-			break
-		}
+	for _, r := range raws {
+		size += replySize(r)
+	}
+	// RawBlocks stops once its bytes reach the budget, so the last blocks
+	// may pass it; they are left for the next call.
+	for len(raws) > 1 && size > budget {
+		size -= replySize(raws[len(raws)-1])
 		raws = raws[:len(raws)-1]
 	}
 	if err := api.heavy.charge(ctx, "tally_getRawBlocks", size); err != nil {
