@@ -22,6 +22,12 @@ func parseAmount(s string) (*big.Int, error) {
 		return nil, err
 	}
 	whole, frac, _ := strings.Cut(s, ".")
+	// Trailing zeros are not digits of the value ("97.310000000000000000"
+	// is 97.31, as a bridge writes an 18-decimal asset's amount).
+	frac = strings.TrimRight(frac, "0")
+	if len(frac) > scale {
+		return nil, fmt.Errorf("amount %q: more than %d decimals", s, scale)
+	}
 	frac += strings.Repeat("0", scale-len(frac))
 	v, ok := new(big.Int).SetString(whole+frac, 10)
 	if !ok {
