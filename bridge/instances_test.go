@@ -3,6 +3,7 @@ package bridge
 import (
 	"math/big"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,5 +160,43 @@ func TestTwoInstancesShareTheNonce(t *testing.T) {
 	// Both signed with one nonce, so one of them signed again.
 	if n := m.signed.Load(); n < 3 {
 		t.Fatalf("%d mints and claims signed: want one of them re-signed after the shared nonce", n)
+	}
+}
+
+// TestReportBeforeFollowedIsResent: the bank's ACSC of an order one
+// instance sent reaches the other instance before its follower has seen
+// the withdrawal. It must ask for the report again (503: a bank does not
+// resend a message refused with a 4xx, and the instance that ordered
+// would wait for ever); before, it refused it as an unknown payout (422).
+// A report of a withdrawal this bank did not claim is still refused.
+func TestReportBeforeFollowedIsResent(t *testing.T) {
+	e := newTestEnv(t)
+	orderer := e.open(t, e.config(t), nil)
+	behind := e.open(t, e.config(t), func(b *Bridge) { b.hooks.workers = map[string]bool{workerCloser: true} })
+	holder := devKey(t, 8)
+	e.link(t, orderer, holder, "HK-BEHIND-8")
+	e.link(t, behind, holder, "HK-BEHIND-8")
+	id := e.withdraw(t, holder, "2.50", [32]byte{})
+	e2e := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
+	waitPayout(t, orderer, id, PayoutOrdered)
+
+	code, resp := e.reportStatus(t, behind, "PS-BEHIND-1", e2e, "ACSC", "")
+	if code != http.StatusServiceUnavailable || len(resp.Entries) != 1 || resp.Entries[0].Verdict != VerdictUnknown ||
+		!strings.Contains(resp.Entries[0].Reason, "not yet followed") {
+		t.Fatalf("ACSC at the instance behind: %d %+v; want 503, resend", code, resp)
+	}
+	if st := e.withdrawalStatus(t, id); st == withdrawalSettled {
+		t.Fatal("the instance behind settled a withdrawal it has no payout of")
+	}
+	// The resent report, at the instance that ordered, settles it once.
+	if code, resp := e.reportStatus(t, orderer, "PS-BEHIND-1", e2e, "ACSC", ""); code != http.StatusOK || resp.Entries[0].Verdict != VerdictSettling {
+		t.Fatalf("ACSC at the orderer: %d %+v", code, resp)
+	}
+	waitFor(t, "the withdrawal settled on chain", func() bool { return e.withdrawalStatus(t, id) == withdrawalSettled })
+
+	// No withdrawal 999999 on chain: unknown, not to be resent.
+	other := PayoutEndToEndID(genesis.DevChainID, "HKD", 999999)
+	if code, resp := e.reportStatus(t, behind, "PS-BEHIND-2", other, "ACSC", ""); code != http.StatusUnprocessableEntity || resp.Entries[0].Verdict != VerdictUnknown {
+		t.Fatalf("ACSC of no withdrawal: %d %+v; want 422 unknown", code, resp)
 	}
 }

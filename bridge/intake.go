@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ type Verdict struct {
 	// Status is the record's status after the request.
 	Status string `json:"status,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// later: not applied because this instance has not recorded yet what
+	// the chain already has (a report of an order its sibling sent); the
+	// whole message is answered 503 so the bank resends it.
+	later bool
 }
 
 // Response is the JSON answer of the POST endpoints.
@@ -221,6 +226,7 @@ func (b *Bridge) processNotification(ep string, n *Notification) (Response, int,
 		if it, ok := payoutItem(e); ok {
 			resp.Entries[i] = b.applyOutcome(ep, n.MsgID, it)
 			resp.Entries[i].Ref = e.Ref
+			retry = retry || resp.Entries[i].later
 			continue
 		}
 		if !e.Credit { // a reversed credit: a deposit taken back
@@ -280,7 +286,7 @@ func (b *Bridge) processNotification(ep string, n *Notification) (Response, int,
 		kick(b.kickOutbox)
 	}
 	if retry {
-		resp.Error = "a reversed deposit's mint is in flight; the reversal is recorded, resend this notification for its outcome"
+		resp.Error = "an entry cannot be applied yet (a reversed deposit's mint in flight, or a payout this instance has not followed yet); the others are recorded, resend this notification"
 		return resp, http.StatusServiceUnavailable, nil
 	}
 	if problem {
@@ -439,13 +445,19 @@ func (b *Bridge) handlePaymentStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := Response{MsgID: rep.MsgID}
 	code := http.StatusOK
+	later := false
 	for _, it := range rep.Items {
 		v := b.applyOutcome(ep, rep.MsgID, it)
+		later = later || v.later
 		if v.Verdict == VerdictUnknown || v.Verdict == VerdictConflict {
 			code = http.StatusUnprocessableEntity
 			resp.Error = "some statuses were not applied (see their verdicts)"
 		}
 		resp.Entries = append(resp.Entries, v)
+	}
+	if later {
+		code = http.StatusServiceUnavailable
+		resp.Error = "a status names a payout this instance has not followed yet; the others are recorded, resend this report"
 	}
 	b.reply(w, ep, code, resp)
 }
@@ -565,6 +577,12 @@ func (b *Bridge) applyOutcomeLogged(ep, msgID string, it StatusItem, op *OpEntry
 		return write, err
 	})
 	if errors.Is(err, ErrNotFound) {
+		if b.followingBehind(id) {
+			v.Verdict, v.later = VerdictUnknown, true
+			v.Reason = fmt.Sprintf("withdrawal %d is claimed by this bank on chain, not yet followed by this instance: resend", id)
+			b.log.Info("payout status for a withdrawal not followed yet: resend asked", "id", id, "msgId", msgID)
+			return v
+		}
 		return unknown(fmt.Sprintf("no payout of withdrawal %d is recorded", id))
 	}
 	if err != nil {
@@ -869,4 +887,17 @@ func (b *Bridge) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "{\"status\":\"ok\",\"asset\":%q}\n", b.info.Symbol)
+}
+
+// followingBehind reports whether withdrawal id, of which this instance
+// has no payout, is claimed by this bank on chain: another instance of
+// the bank ordered it and this one's follower has not reached it yet, so
+// a report of its outcome must be resent, not refused (a bank does not
+// resend a message refused with a 4xx; the instance that ordered would
+// wait for an outcome for ever). Unreadable chain: not known to be behind.
+func (b *Bridge) followingBehind(id uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Nodes.Timeout.D())
+	defer cancel()
+	w, err := b.withdrawalOnChain(ctx, id)
+	return err == nil && w.Status != 0 && w.Bank == b.info.Bank
 }
