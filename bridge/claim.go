@@ -142,9 +142,27 @@ func (b *Bridge) closeUnordered(p *Payout, what, why string) error {
 
 // closeClaimed closes a payout that another instance of this bank pays:
 // the normal outcome of running two instances, logged at info.
+// The bank's outcome of the sibling's order may have reached this
+// instance since p was read (one address in front of both): a payout
+// that is settling, refunding or returning keeps that status, so the
+// closer applies the outcome on chain; closing it would lose the report
+// (no other instance has it) and leave the withdrawal pending for ever.
 func (b *Bridge) closeClaimed(p *Payout, what, why string) error {
-	err := b.closeAs(p, what, why)
-	if err == nil {
+	var kept PayoutStatus
+	_, err := b.store.ModifyPayout(p.ID, func(q *Payout) (bool, error) {
+		switch q.Status {
+		case PayoutSettling, PayoutRefunding, PayoutReturning, PayoutClosed:
+			kept = q.Status
+			return false, nil
+		}
+		q.Status, q.Closed, q.LastError, q.UpdatedAt = PayoutClosed, what, why, b.now().UTC()
+		return true, nil
+	})
+	switch {
+	case err != nil:
+	case kept != "":
+		b.log.Info("payout paid by another instance of this bank; its outcome reached this one, which applies it", "id", p.ID, "status", kept, "why", why)
+	default:
 		b.log.Info("payout paid by another instance of this bank", "id", p.ID, "why", why)
 	}
 	return err

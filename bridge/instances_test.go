@@ -200,3 +200,32 @@ func TestReportBeforeFollowedIsResent(t *testing.T) {
 		t.Fatalf("ACSC of no withdrawal: %d %+v; want 422 unknown", code, resp)
 	}
 }
+
+// TestOutcomeBeforeClaimLostIsKept: the bank's ACSC of the order one
+// instance sent reaches the other instance while that one's payout
+// worker is about to find the claim taken (it read the payout before the
+// report came). Closing the record as claimed-by-instance would discard
+// the only copy of the report: the withdrawal stayed pending for ever
+// (seen in the bridge campaign). The outcome is kept and settles it.
+func TestOutcomeBeforeClaimLostIsKept(t *testing.T) {
+	e := newTestEnv(t)
+	orderer := e.open(t, e.config(t), nil)
+	late := e.open(t, e.config(t), func(b *Bridge) { b.hooks.workers = map[string]bool{workerFollower: true} })
+	holder := devKey(t, 9)
+	e.link(t, orderer, holder, "HK-LATE-9")
+	e.link(t, late, holder, "HK-LATE-9")
+	id := e.withdraw(t, holder, "1.75", [32]byte{})
+	e2e := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
+	waitPayout(t, orderer, id, PayoutOrdered)
+	stale := waitPayout(t, late, id, PayoutNew) // what its payout worker read
+
+	if code, resp := e.reportStatus(t, late, "PS-LATE-1", e2e, "ACSC", ""); code != http.StatusOK || resp.Entries[0].Verdict != VerdictSettling {
+		t.Fatalf("ACSC at the instance that did not order: %d %+v", code, resp)
+	}
+	if ok, err := late.claim(e.ctx, stale); ok || err != nil {
+		t.Fatalf("claim by the instance that lost it: %v, %v", ok, err)
+	}
+	if p, err := late.Store().Payout(id); err != nil || p.Status != PayoutSettling {
+		t.Fatalf("after the lost claim, the payout holding the ACSC is %+v, %v; want settling", p, err)
+	}
+}
