@@ -138,18 +138,27 @@ func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
 // holder when the bank reports the payment returned.
 const opReturnWithdrawal = "returnWithdrawal"
 
-// markClosed records that the chain closed the withdrawal as what.
+// markClosed records that the chain closed the withdrawal as what. It
+// decides on the stored record, not on p: the bank's return of the
+// payout may have come in since p was read (while the settlement was in
+// flight); then a settled withdrawal is not closed but stays returning,
+// and the next round gives the money back (returnWithdrawal).
 func (b *Bridge) markClosed(p *Payout, what string) error {
-	want := "settled"
-	switch {
-	case p.Status == PayoutRefunding:
-		want = "refunded"
-	case p.Status == PayoutReturning && what == "refunded":
-		want = "refunded" // returned before the chain settled it
-	case p.Status == PayoutReturning:
-		want = "returned"
-	}
+	var want string
+	returnDue := false
 	_, err := b.store.ModifyPayout(p.ID, func(q *Payout) (bool, error) {
+		want = "settled"
+		switch {
+		case q.Status == PayoutReturning && what == "settled":
+			returnDue = true
+			return false, nil
+		case q.Status == PayoutRefunding:
+			want = "refunded"
+		case q.Status == PayoutReturning && what == "refunded":
+			want = "refunded" // returned before the chain settled it
+		case q.Status == PayoutReturning:
+			want = "returned"
+		}
 		q.Status, q.Closed, q.UpdatedAt = PayoutClosed, what, b.now().UTC()
 		if what != want {
 			q.LastError = fmt.Sprintf("the bank reported %s but the chain shows the withdrawal %s (by another issuing bank?)", q.Outcome, what)
@@ -158,6 +167,10 @@ func (b *Bridge) markClosed(p *Payout, what string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if returnDue {
+		b.log.Info("withdrawal settled; the bank returned the payment meanwhile: returnWithdrawal follows", "id", p.ID, "endToEndId", p.EndToEndID)
+		return nil
 	}
 	if what != want {
 		b.log.Error("withdrawal closed on chain against the bank's outcome", "id", p.ID, "outcome", p.Outcome, "chain", what)

@@ -229,3 +229,44 @@ func TestOutcomeBeforeClaimLostIsKept(t *testing.T) {
 		t.Fatalf("after the lost claim, the payout holding the ACSC is %+v, %v; want settling", p, err)
 	}
 }
+
+// TestReturnDuringSettleIsGivenBack: the bank returns a payout while the
+// bridge's settleWithdrawal is in flight (sent, receipt awaited). The
+// closer, holding the payout as it read it (settling), must not close it
+// as settled over the return: before, the return was dropped and the
+// holder never got the money back (seen in the bridge campaign).
+func TestReturnDuringSettleIsGivenBack(t *testing.T) {
+	e := newTestEnv(t)
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	b := e.open(t, e.config(t), func(b *Bridge) {
+		b.hooks.crash = func(p string) bool {
+			if p == crashAfterCloseSent {
+				once.Do(func() { close(reached); <-release })
+			}
+			return false
+		}
+	})
+	holder := devKey(t, 10)
+	e.link(t, b, holder, "HK-RTRN-10")
+	id := e.withdraw(t, holder, "3.40", [32]byte{})
+	e2e := PayoutEndToEndID(genesis.DevChainID, "HKD", id)
+	waitPayout(t, b, id, PayoutOrdered)
+	if code, resp := e.reportStatus(t, b, "PS-RTRN-1", e2e, "ACSC", ""); code != http.StatusOK {
+		t.Fatalf("ACSC: %d %+v", code, resp)
+	}
+	select {
+	case <-reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the settlement was not sent")
+	}
+	code, resp := e.reportStatus(t, b, "PS-RTRN-2", e2e, "RTRN", "AC04 account closed")
+	close(release)
+	if code != http.StatusOK || resp.Entries[0].Verdict != VerdictReturning {
+		t.Fatalf("return: %d %+v", code, resp)
+	}
+	waitFor(t, "the withdrawal returned on chain", func() bool { return e.withdrawalStatus(t, id) == withdrawalReturned })
+	if p := waitPayout(t, b, id, PayoutClosed); p.Closed != "returned" {
+		t.Fatalf("payout: %+v", p)
+	}
+}
