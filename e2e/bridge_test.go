@@ -151,8 +151,24 @@ func pollUntil(t *testing.T, timeout time.Duration, what func() string, cond fun
 	}
 }
 
+// bankSide is the issuing bank and the asset a bridge serves, and how its
+// simulator behaves.
+type bankSide struct {
+	keyIndex uint32 // the bank's dev key (genesis.DevBankAIndex, …)
+	asset    uint32 // the asset's id in the dev genesis
+	symbol   string
+	omnibus  string // the bank's omnibus account (bankcore.debtor-account)
+	simExtra string // appended to sim.toml: [reject], [random], …
+}
+
+// bankBHKD is bank B bridging HKD, its payouts above 900 rejected.
+var bankBHKD = bankSide{keyIndex: genesis.DevBankBIndex, asset: brHKD, symbol: "HKD", omnibus: "SIM-OMNIBUS-0001",
+	simExtra: "[reject]\nabove = \"900\"\nreason = \"AC04 account closed\"\n"}
+
 type bridgeEnv struct {
 	t         *testing.T
+	side      bankSide
+	name      string // the bridge instance's name: its config and log files
 	ctx       context.Context
 	c         *testCluster
 	dir       string
@@ -171,7 +187,7 @@ type bridgeEnv struct {
 func (e *bridgeEnv) startBridge() {
 	e.t.Helper()
 	e.runs++
-	e.bridge = startProc(e.t, fmt.Sprintf("bridge run %d", e.runs), filepath.Join(e.dir, fmt.Sprintf("bridge.run%d.log", e.runs)), "bridge", "--config", e.cfgPath)
+	e.bridge = startProc(e.t, fmt.Sprintf("%s run %d", e.name, e.runs), filepath.Join(e.dir, fmt.Sprintf("%s.run%d.log", e.name, e.runs)), "bridge", "--config", e.cfgPath)
 	waitHTTP(e.t, e.bridge, e.bridgeURL+"/healthz")
 }
 
@@ -236,7 +252,7 @@ func (e *bridgeEnv) liveNode() *ethclient.Client {
 	return ethclient.NewClient(e.c.rpcs[e.readFrom])
 }
 
-// logs reads the HKD facade's logs of event with the given topics, in
+// logs reads the asset facade's logs of event with the given topics, in
 // block ranges small enough for any node limit.
 func (e *bridgeEnv) logs(event string, topics ...[]common.Hash) []types.Log {
 	e.t.Helper()
@@ -247,7 +263,7 @@ func (e *bridgeEnv) logs(event string, topics ...[]common.Hash) []types.Log {
 	}
 	var out []types.Log
 	for lo := uint64(0); lo <= head; lo += 500 {
-		q := ethereum.FilterQuery{FromBlock: bigU(lo), ToBlock: bigU(min(head, lo+499)), Addresses: []common.Address{chain.AssetAddress(brHKD)},
+		q := ethereum.FilterQuery{FromBlock: bigU(lo), ToBlock: bigU(min(head, lo+499)), Addresses: []common.Address{chain.AssetAddress(e.side.asset)},
 			Topics: append([][]common.Hash{{chain.AssetABI.Events[event].ID}}, topics...)}
 		ls, err := ec.FilterLogs(e.ctx, q)
 		if err != nil {
@@ -260,7 +276,7 @@ func (e *bridgeEnv) logs(event string, topics ...[]common.Hash) []types.Log {
 
 func (e *bridgeEnv) bankTopic() common.Hash { return common.BytesToHash(e.bank.Address().Bytes()) }
 
-// mintedRefs counts Minted logs by bank B per bankRef.
+// mintedRefs counts Minted logs by the bank per bankRef.
 func (e *bridgeEnv) mintedRefs() map[common.Hash]int {
 	out := map[common.Hash]int{}
 	for _, l := range e.logs("Minted", nil, []common.Hash{e.bankTopic()}) {
@@ -292,6 +308,8 @@ type simLedger struct {
 		Account    string    `json:"account"`
 		EndToEndID string    `json:"endToEndId"`
 		MsgID      string    `json:"msgId"`
+		Return     string    `json:"return"`
+		Reversal   bool      `json:"reversal"`
 		BookedAt   time.Time `json:"bookedAt"`
 	} `json:"entries"`
 	Orders []struct {
@@ -301,6 +319,7 @@ type simLedger struct {
 		Amount     string `json:"amount"`
 		Status     string `json:"status"`
 		Reason     string `json:"reason"`
+		Returned   bool   `json:"returned"`
 	} `json:"orders"`
 }
 
@@ -311,8 +330,8 @@ func (e *bridgeEnv) depositBankRef(bank common.Address, ref string) common.Hash 
 	e.t.Helper()
 	for _, en := range e.ledger().Entries {
 		if en.Credit && en.Ref == ref {
-			key := bridge.DepositKey{Account: "SIM-OMNIBUS-0001", Ref: ref, BookingDate: en.BookedAt.UTC().Format(time.DateOnly)}
-			return key.BankRef(bank, "HKD")
+			key := bridge.DepositKey{Account: e.side.omnibus, Ref: ref, BookingDate: en.BookedAt.UTC().Format(time.DateOnly)}
+			return key.BankRef(bank, e.side.symbol)
 		}
 	}
 	e.t.Fatalf("the simulator has booked no deposit %s", ref)
@@ -374,14 +393,21 @@ func cents(v int64) string { return fmt.Sprintf("%d.%02d", v/100, v%100) }
 
 func account(i int) string { return fmt.Sprintf("HK-E2E-%02d", i) }
 
-// setupBridge writes bank B's keystore, the HMAC secret, bridge.toml (every
-// node of c as an endpoint) and sim.toml (payouts above 900 rejected),
-// records the HKD supply before the bridge runs, starts the bridge and the
-// simulator, and links dev wallets 0..wallets-1 to the accounts name(i).
+// setupBridge is setupBank for bank B bridging HKD (bankBHKD).
 func setupBridge(t *testing.T, ctx context.Context, c *testCluster, secret string, wallets int, name func(int) string) (*bridgeEnv, *crypto.PrivateKey, []*crypto.PrivateKey, *wallet.Supply) {
 	t.Helper()
-	e := &bridgeEnv{t: t, ctx: ctx, c: c, dir: t.TempDir(), secret: []byte(secret)}
-	bank, err := genesis.DevKey(genesis.DevBankBIndex)
+	return setupBank(t, ctx, c, bankBHKD, secret, wallets, name)
+}
+
+// setupBank writes the bank's keystore, the HMAC secrets, bridge.toml
+// (every node of c as an endpoint) and sim.toml (with side.simExtra),
+// records the asset's supply before the bridge runs, starts the bridge
+// and the simulator, and links dev wallets 0..wallets-1 to the accounts
+// name(i).
+func setupBank(t *testing.T, ctx context.Context, c *testCluster, side bankSide, secret string, wallets int, name func(int) string) (*bridgeEnv, *crypto.PrivateKey, []*crypto.PrivateKey, *wallet.Supply) {
+	t.Helper()
+	e := &bridgeEnv{t: t, side: side, name: "bridge", ctx: ctx, c: c, dir: t.TempDir(), secret: []byte(secret)}
+	bank, err := genesis.DevKey(side.keyIndex)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,16 +422,56 @@ func setupBridge(t *testing.T, ctx context.Context, c *testCluster, secret strin
 			t.Fatal(err)
 		}
 	}
-	bridgeListen := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	simListen := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	e.bridgeURL, e.simURL = "http://"+bridgeListen, "http://"+simListen
+	e.simURL = "http://" + simListen
+	e.writeBridgeConfig("bridge-data")
+	scfg := fmt.Sprintf(`listen = %q
+bridge-url = %q
+secret-file = "hmac.secret"
+order-secret-file = "order.secret"
+currency = %q
+omnibus-account = %q
+status-delay = "50ms"
+retry-interval = "200ms"
+%s`, simListen, e.bridgeURL, side.symbol, side.omnibus, side.simExtra)
+	e.simCfg = filepath.Join(e.dir, "sim.toml")
+	if err := os.WriteFile(e.simCfg, []byte(scfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Supply before anything the bridge does.
+	wc, err := wallet.Dial(ctx, c.specs[0].RPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	sup0, err := wc.Supply(ctx, side.symbol)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e.startBridge()
+	e.sim = startProc(t, "bankcore-sim", filepath.Join(e.dir, "sim.log"), "bankcore-sim", "--config", e.simCfg)
+	waitHTTP(t, e.sim, e.simURL+bankcore.PathLedger)
+
+	keys := clusterDevKeys(t, 0, wallets)
+	e.link(keys, name)
+	return e, bank, keys, sup0
+}
+
+// writeBridgeConfig writes the bridge's config file (e.name.toml, its
+// store in datadir) with a free listen port, for the bank's simulator.
+func (e *bridgeEnv) writeBridgeConfig(datadir string) {
+	e.t.Helper()
+	bridgeListen := "127.0.0.1:" + strconv.Itoa(freePort(e.t))
+	e.bridgeURL = "http://" + bridgeListen
 	var eps []string
-	for _, s := range c.specs {
+	for _, s := range e.c.specs {
 		eps = append(eps, strconv.Quote(s.RPC))
 	}
 	bcfg := fmt.Sprintf(`listen = %q
-datadir = "bridge-data"
-asset = "HKD"
+datadir = %q
+asset = %q
 [key]
 keystore-file = "bank.json"
 password-file = "bank.pass"
@@ -414,7 +480,7 @@ endpoints = [%s]
 timeout = "3s"
 [bankcore]
 url = %q
-debtor-account = "SIM-OMNIBUS-0001"
+debtor-account = %q
 timeout = "3s"
 [auth]
 intake-secret-file = "hmac.secret"
@@ -433,57 +499,42 @@ retry-min = "200ms"
 retry-max = "1s"
 [closer]
 poll-interval = "100ms"
-`, bridgeListen, strings.Join(eps, ", "), e.simURL)
-	e.cfgPath = filepath.Join(e.dir, "bridge.toml")
-	scfg := fmt.Sprintf(`listen = %q
-bridge-url = %q
-secret-file = "hmac.secret"
-order-secret-file = "order.secret"
-currency = "HKD"
-omnibus-account = "SIM-OMNIBUS-0001"
-status-delay = "50ms"
-retry-interval = "200ms"
-[reject]
-above = "900"
-reason = "AC04 account closed"
-`, simListen, e.bridgeURL)
-	e.simCfg = filepath.Join(e.dir, "sim.toml")
-	for p, s := range map[string]string{e.cfgPath: bcfg, e.simCfg: scfg} {
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
+`, bridgeListen, datadir, e.side.symbol, strings.Join(eps, ", "), e.simURL, e.side.omnibus)
+	e.cfgPath = filepath.Join(e.dir, e.name+".toml")
+	if err := os.WriteFile(e.cfgPath, []byte(bcfg), 0o600); err != nil {
+		e.t.Fatal(err)
 	}
+}
 
-	// Supply before anything the bridge does.
-	wc, err := wallet.Dial(ctx, c.specs[0].RPC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wc.Close()
-	sup0, err := wc.Supply(ctx, "HKD")
-	if err != nil {
-		t.Fatal(err)
-	}
+// addInstance starts a second bridge instance of e's bank (same key,
+// secrets and simulator; its own store and listen address) and links
+// the same wallets there. The simulator keeps posting to e.
+func (e *bridgeEnv) addInstance(name string, keys []*crypto.PrivateKey, account func(int) string) *bridgeEnv {
+	e.t.Helper()
+	n := &bridgeEnv{t: e.t, side: e.side, name: name, ctx: e.ctx, c: e.c, dir: e.dir, secret: e.secret, bank: e.bank,
+		simCfg: e.simCfg, simURL: e.simURL, sim: e.sim}
+	n.writeBridgeConfig(name + "-data")
+	n.startBridge()
+	n.link(keys, account)
+	return n
+}
 
-	e.startBridge()
-	e.sim = startProc(t, "bankcore-sim", filepath.Join(e.dir, "sim.log"), "bankcore-sim", "--config", e.simCfg)
-	waitHTTP(t, e.sim, e.simURL+bankcore.PathLedger)
-
-	// Link dev wallets 0..19 to accounts.
-	keys := clusterDevKeys(t, 0, wallets)
+// link links each of keys (dev wallet i) to the bank account name(i) at
+// this bridge.
+func (e *bridgeEnv) link(keys []*crypto.PrivateKey, name func(int) string) {
+	e.t.Helper()
 	for i, k := range keys {
-		msg := bridge.LinkMessage(bank.Address(), name(i), k.Address())
+		msg := bridge.LinkMessage(e.bank.Address(), name(i), k.Address())
 		sig, err := k.Sign(common.BytesToHash(accounts.TextHash([]byte(msg))))
 		if err != nil {
-			t.Fatal(err)
+			e.t.Fatal(err)
 		}
 		sig[64] += 27
 		body, _ := json.Marshal(bridge.LinkRequest{Account: name(i), Wallet: k.Address().Hex(), Signature: fmt.Sprintf("0x%x", sig)})
 		if code, out := e.post(e.bridgeURL+bridge.PathLinks, body); code != http.StatusOK {
-			t.Fatalf("link %s: %d %s", name(i), code, out)
+			e.t.Fatalf("link %s at %s: %d %s", name(i), e.name, code, out)
 		}
 	}
-	return e, bank, keys, sup0
 }
 
 func TestBridgeEndToEnd(t *testing.T) {
