@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Where the shared test vectors live (a checkout with ../shared beside it).
 export TALLY_SHARED ?= $(abspath ../shared)
 
-.PHONY: build run test test-short bench lint fmt clean
+.PHONY: build run test test-short bench campaign lint fmt clean
 
 build:
 	$(GO) build -o bin/tallyd ./cmd/tallyd
@@ -25,6 +25,14 @@ test-short:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./chain ./state ./rpc
+
+# The seeded bridge campaign (e2e/campaign_test.go) over SEEDS seeds from
+# FIRST (default 1..20); SEED=N replays one seed.
+SEEDS ?= 20
+FIRST ?= 1
+campaign:
+	TALLY_CAMPAIGN_SEEDS=$(SEEDS) TALLY_CAMPAIGN_FIRST=$(FIRST) TALLY_CAMPAIGN_SEED=$(SEED) \
+		$(GO) test -count=1 -timeout 0 -run '^TestBridgeCampaign$$' -v ./e2e | grep -E '^(=== RUN|--- |\s+--- |ok|FAIL|panic)|campaign(_test.go:[0-9]+: campaign| seed)'
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

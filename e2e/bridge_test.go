@@ -320,6 +320,7 @@ type simLedger struct {
 		Status     string `json:"status"`
 		Reason     string `json:"reason"`
 		Returned   bool   `json:"returned"`
+		Sends      int    `json:"sends"` // messages that carried the order
 	} `json:"orders"`
 }
 
