@@ -103,7 +103,7 @@ func (b *Bridge) claim(ctx context.Context, p *Payout) (bool, error) {
 	case w.Status != withdrawalPending:
 		return false, fmt.Errorf("withdrawal %d is not a withdrawal of %s on chain (status %d)", p.ID, b.info.Symbol, w.Status)
 	}
-	op, err := wallet.AssetOp(b.info.AssetID, "claimWithdrawal", new(big.Int).SetUint64(p.ID), [32]byte(mine))
+	op, err := wallet.ClaimWithdrawalOp(b.info.AssetID, p.ID, mine)
 	if err != nil {
 		return false, err
 	}

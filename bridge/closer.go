@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -73,7 +72,6 @@ func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
 	if err != nil {
 		return err
 	}
-	id := new(big.Int).SetUint64(p.ID)
 	var op wallet.Op
 	switch {
 	case status == withdrawalRefunded:
@@ -85,15 +83,15 @@ func (b *Bridge) closePayout(ctx context.Context, p *Payout) error {
 	case status == withdrawalSettled:
 		// Paid, burned, and the money came back: the holder is owed it,
 		// minted back once by returnWithdrawal.
-		op, err = wallet.AssetOp(b.info.AssetID, opReturnWithdrawal, id, refundReason(p))
+		op, err = wallet.ReturnWithdrawalOp(b.info.AssetID, p.ID, refundReason(p))
 	case status != withdrawalPending:
 		return fmt.Errorf("withdrawal %d is not a withdrawal of %s on chain (status %d)", p.ID, b.info.Symbol, status)
 	case p.Status == PayoutSettling:
-		op, err = wallet.AssetOp(b.info.AssetID, "settleWithdrawal", id)
+		op, err = wallet.SettleWithdrawalOp(b.info.AssetID, p.ID)
 	default:
 		// Rejected, or returned before the chain settled it: the escrow
 		// goes back to the holder.
-		op, err = wallet.AssetOp(b.info.AssetID, "refundWithdrawal", id, refundReason(p))
+		op, err = wallet.RefundWithdrawalOp(b.info.AssetID, p.ID, refundReason(p))
 	}
 	if err != nil {
 		return err

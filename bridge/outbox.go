@@ -59,7 +59,7 @@ func (b *Bridge) mintDeposit(ctx context.Context, d *Deposit) error {
 	if used {
 		return b.setDeposit(d, DepositMinted, "found minted on chain before signing (an earlier run got that far)")
 	}
-	op, err := wallet.AssetOp(b.info.AssetID, "mint", d.Wallet, d.Units, [32]byte(d.BankRef))
+	op, err := wallet.MintOp(b.info.AssetID, d.Wallet, d.Units, d.BankRef)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (b *Bridge) settleSubmitted(ctx context.Context, d *Deposit, resign bool) e
 	if used {
 		return b.setDeposit(d, DepositMinted, "minted by an earlier transaction (the last one, "+d.Tx.Hash.Hex()+", reverted)")
 	}
-	op, err := wallet.AssetOp(b.info.AssetID, "mint", d.Wallet, d.Units, [32]byte(d.BankRef))
+	op, err := wallet.MintOp(b.info.AssetID, d.Wallet, d.Units, d.BankRef)
 	if err != nil {
 		return err
 	}

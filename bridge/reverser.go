@@ -47,7 +47,7 @@ func (b *Bridge) reverseMint(ctx context.Context, d *Deposit) error {
 			return b.setDeposit(d, DepositReversed, "the mint is reversed on chain (reverseMint)")
 		}
 	}
-	op, err := wallet.AssetOp(b.info.AssetID, "reverseMint", [32]byte(d.BankRef), reversalReason(d))
+	op, err := wallet.ReverseMintOp(b.info.AssetID, d.BankRef, reversalReason(d))
 	if err != nil {
 		return err
 	}
