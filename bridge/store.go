@@ -990,13 +990,8 @@ func (s *Store) Payout(id uint64) (*Payout, error) {
 	return &p, nil
 }
 
-// UpdatePayout writes p (an existing payout, changed) in a synced batch.
-func (s *Store) UpdatePayout(p *Payout) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.updatePayoutLocked(p)
-}
-
+// updatePayoutLocked writes p (an existing payout, changed) in a synced
+// batch. The caller holds s.mu.
 func (s *Store) updatePayoutLocked(p *Payout) error {
 	return updateRecord(s, payoutKey(p.ID), p, putPayout, fmt.Sprintf("update payout %d", p.ID))
 }
