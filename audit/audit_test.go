@@ -303,30 +303,10 @@ func TestTampering(t *testing.T) {
 			putBlock(t, db, b, rs)
 		}, audit.CheckTxSignature, transfers},
 		{"refund reason erased", func(t *testing.T, db *pebble.DB) {
-			b, rs := getBlock(t, db, refundBlock)
-			ev := chain.AssetABI.Events["WithdrawalRefunded"]
-			for _, l := range rs[refundIndex].Logs {
-				if l.Topics[0] == ev.ID {
-					data, err := ev.Inputs.NonIndexed().Pack(new(big.Int).SetBytes(l.Data[:32]), "")
-					if err != nil {
-						t.Fatal(err)
-					}
-					l.Data = data
-				}
-			}
-			putBlock(t, db, b, rs)
+			eraseReason(t, db, refundBlock, refundIndex, "WithdrawalRefunded")
 		}, audit.CheckComplianceReason, refundBlock},
 		{"settlement replayed", func(t *testing.T, db *pebble.DB) {
-			sb, srs := getBlock(t, db, settleBlock)
-			later := settleBlock + 2
-			b, rs := getBlock(t, db, later)
-			r := *srs[settleIndex]
-			r.CumulativeGasUsed = chain.GasPerSystemCall
-			if len(rs) > 0 {
-				r.CumulativeGasUsed += rs[len(rs)-1].CumulativeGasUsed
-			}
-			b.Txs = append(b.Txs, sb.Txs[settleIndex])
-			putBlock(t, db, b, append(rs, &r))
+			appendTx(t, db, settleBlock, settleIndex, settleBlock+2)
 		}, audit.CheckWithdrawal, settleBlock + 2},
 		{"return replayed", func(t *testing.T, db *pebble.DB) {
 			appendTx(t, db, returnBlock, returnIndex, returnBlock+2)
@@ -335,18 +315,7 @@ func TestTampering(t *testing.T) {
 			appendTx(t, db, reverseBlock, reverseIndex, reverseBlock+2)
 		}, audit.CheckBankRef, reverseBlock + 2},
 		{"return reason erased", func(t *testing.T, db *pebble.DB) {
-			b, rs := getBlock(t, db, returnBlock)
-			ev := chain.AssetABI.Events["WithdrawalReturned"]
-			for _, l := range rs[returnIndex].Logs {
-				if l.Topics[0] == ev.ID {
-					data, err := ev.Inputs.NonIndexed().Pack(new(big.Int).SetBytes(l.Data[:32]), "")
-					if err != nil {
-						t.Fatal(err)
-					}
-					l.Data = data
-				}
-			}
-			putBlock(t, db, b, rs)
+			eraseReason(t, db, returnBlock, returnIndex, "WithdrawalReturned")
 		}, audit.CheckComplianceReason, returnBlock},
 		{"certificate without quorum", func(t *testing.T, db *pebble.DB) {
 			b, rs := getBlock(t, db, 5)
@@ -388,6 +357,24 @@ func TestTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+// eraseReason empties the reason of the event logged by transaction index
+// of block height, in its stored receipt.
+func eraseReason(t *testing.T, db *pebble.DB, height uint64, index int, event string) {
+	t.Helper()
+	b, rs := getBlock(t, db, height)
+	ev := chain.AssetABI.Events[event]
+	for _, l := range rs[index].Logs {
+		if l.Topics[0] == ev.ID {
+			data, err := ev.Inputs.NonIndexed().Pack(new(big.Int).SetBytes(l.Data[:32]), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Data = data
+		}
+	}
+	putBlock(t, db, b, rs)
 }
 
 // appendTx appends transaction index of block from, with its stored
