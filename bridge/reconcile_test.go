@@ -123,21 +123,7 @@ func TestReconcileWithSimulator(t *testing.T) {
 		}, BreakTotalMismatch, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			st, err := iso20022.ParseCamt053(bytes.NewReader(stmt))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.edit(&st.Accounts[0])
-			var buf bytes.Buffer
-			if err := iso20022.WriteCamt053(&buf, st); err != nil {
-				t.Fatal(err)
-			}
-			r, err := Reconcile(e.ctx, cfg, buf.Bytes(), ReconcileOptions{Bank: e.bank.Address()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var text bytes.Buffer
-			r.WriteText(&text)
+			r, text := e.reconcileEdited(t, cfg, stmt, c.edit)
 			found := false
 			for _, br := range r.Breaks {
 				if br.Kind == c.want && (c.wantID == "" || br.Ref == c.wantID || br.EndToEndID == c.wantID) {
@@ -258,21 +244,7 @@ func TestReconcileWithSimulator(t *testing.T) {
 		}, BreakReversalWithoutDebit, rdRef},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			st, err := iso20022.ParseCamt053(bytes.NewReader(stmt2))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.edit(&st.Accounts[0])
-			var buf bytes.Buffer
-			if err := iso20022.WriteCamt053(&buf, st); err != nil {
-				t.Fatal(err)
-			}
-			r, err := Reconcile(e.ctx, cfg, buf.Bytes(), ReconcileOptions{Bank: e.bank.Address()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var text bytes.Buffer
-			r.WriteText(&text)
+			r, text := e.reconcileEdited(t, cfg, stmt2, c.edit)
 			if !hasBreak(r, c.want, c.wantID) {
 				t.Fatalf("no %s break (ref %q) listed:\n%s", c.want, c.wantID, text.String())
 			}
@@ -331,6 +303,28 @@ func TestReconcileWithSimulator(t *testing.T) {
 	if net := new(big.Int).Sub(minted, burned); net.Cmp(hkd(t, r.ChainNet)) < 0 {
 		t.Fatalf("supply net %v below the bank's %s", net, r.ChainNet)
 	}
+}
+
+// reconcileEdited reconciles statement with its first account changed by
+// edit, and returns the report and its text.
+func (e *testEnv) reconcileEdited(t *testing.T, cfg Config, statement []byte, edit func(*iso20022.AccountStatement)) (*ReconcileReport, *bytes.Buffer) {
+	t.Helper()
+	st, err := iso20022.ParseCamt053(bytes.NewReader(statement))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&st.Accounts[0])
+	var buf bytes.Buffer
+	if err := iso20022.WriteCamt053(&buf, st); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Reconcile(e.ctx, cfg, buf.Bytes(), ReconcileOptions{Bank: e.bank.Address()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	r.WriteText(&text)
+	return r, &text
 }
 
 // hasBreak reports whether r lists a break of kind whose reference
