@@ -490,7 +490,7 @@ func (b *Bridge) resolveChain(ctx context.Context) error {
 				return fmt.Errorf("the nodes serve chain %d asset %s (id %d, %d decimals) for bank %s, but this data dir was made for chain %d asset %s (id %d, %d decimals) and bank %s",
 					ci.ChainID, ci.Symbol, ci.AssetID, ci.Decimals, ci.Bank, stored.ChainID, stored.Symbol, stored.AssetID, stored.Decimals, stored.Bank)
 			}
-			if stored == nil {
+			if stored == nil || stored.MinorUnits == nil {
 				if err := b.store.SetChainInfo(ci); err != nil {
 					return err
 				}
@@ -539,7 +539,20 @@ func (b *Bridge) fetchChainInfo(ctx context.Context) (*ChainInfo, error) {
 	if ok, _ := out[0].(bool); !ok {
 		return nil, fmt.Errorf("key key.keystore-file: %s is not an issuing bank of %s", b.bank, a.Symbol)
 	}
-	return &ChainInfo{ChainID: id.Uint64(), AssetID: a.ID, Symbol: a.Symbol, Decimals: a.Decimals, Facade: a.Address, Bank: b.bank}, nil
+	op, err = wallet.AssetOp(a.ID, "minorUnits")
+	if err != nil {
+		return nil, err
+	}
+	out, err = b.nodes.view(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	minor, ok := out[0].(uint8)
+	if !ok {
+		return nil, fmt.Errorf("minorUnits() of %s returned %T", a.Symbol, out[0])
+	}
+	return &ChainInfo{ChainID: id.Uint64(), AssetID: a.ID, Symbol: a.Symbol, Decimals: a.Decimals, MinorUnits: &minor,
+		Facade: a.Address, Bank: b.bank}, nil
 }
 
 // ---- signing and sending, shared by the outbox and the closer ----

@@ -55,7 +55,7 @@ func (b *Bridge) order(p *Payout, now time.Time) PayoutOrder {
 		loc = time.UTC // Validate refused a bad name; an empty one is UTC
 	}
 	o := PayoutOrder{MsgID: ids.MsgID, PmtInfID: ids.PmtInfID, InstrID: ids.InstrID, EndToEndID: p.EndToEndID, UETR: ids.UETR,
-		WithdrawalID: p.ID, Account: p.Account, Amount: fixedAmount(p.Amount, b.info.Decimals), Currency: b.info.Symbol,
+		WithdrawalID: p.ID, Account: p.Account, Amount: orderAmount(p.Amount, b.info.Decimals, b.info.OrderDecimals()), Currency: b.info.Symbol,
 		Holder: p.Holder, PayoutRef: p.PayoutRef, DebtorName: b.cfg.BankCore.DebtorName, DebtorAccount: b.cfg.BankCore.DebtorAccount,
 		CreatedAt: now.UTC().Truncate(time.Millisecond), ExecutionDate: now.In(loc).Format(time.DateOnly)}
 	if l, err := b.store.Link(p.Account); err == nil {
@@ -64,8 +64,24 @@ func (b *Bridge) order(p *Payout, now time.Time) PayoutOrder {
 	return o
 }
 
-// fixedAmount writes base units with exactly decimals decimals ("50.00"):
-// an order's amount at the currency's precision, as banks write them.
+// orderAmount writes an amount of base units of an asset with decimals
+// decimals at the currency's precision (minor units), as banks write them:
+// 97.31 CNY, not 97.310000000000000000 (ISO 20022 amounts have at most 5
+// fraction digits). The chain refuses a withdrawal its currency cannot
+// express, so the division is exact; an amount that is not (a withdrawal
+// requested before the chain checked) is written whole, never rounded, and
+// the bank refuses it.
+func orderAmount(units *big.Int, decimals, minor uint8) string {
+	if minor < decimals {
+		q, r := new(big.Int).QuoRem(units, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(decimals-minor)), nil), new(big.Int))
+		if r.Sign() == 0 {
+			return fixedAmount(q, minor)
+		}
+	}
+	return fixedAmount(units, decimals)
+}
+
+// fixedAmount writes base units with exactly decimals decimals ("50.00").
 func fixedAmount(units *big.Int, decimals uint8) string {
 	s := wallet.FormatAmount(units, decimals)
 	if decimals == 0 {

@@ -287,12 +287,26 @@ type Refusal struct {
 // first start; later starts check that the nodes still agree, so a bridge
 // pointed at another chain by mistake refuses to run.
 type ChainInfo struct {
-	ChainID  uint64         `json:"chainId"`
-	AssetID  uint32         `json:"assetId"`
-	Symbol   string         `json:"symbol"`
-	Decimals uint8          `json:"decimals"`
-	Facade   common.Address `json:"facade"`
-	Bank     common.Address `json:"bank"`
+	ChainID  uint64 `json:"chainId"`
+	AssetID  uint32 `json:"assetId"`
+	Symbol   string `json:"symbol"`
+	Decimals uint8  `json:"decimals"`
+	// MinorUnits is the currency's ISO 4217 minor units as the chain says
+	// (minorUnits()): payment orders carry amounts at that precision. nil in
+	// a store written before the chain had it; the next start with a node
+	// records it.
+	MinorUnits *uint8         `json:"minorUnits,omitempty"`
+	Facade     common.Address `json:"facade"`
+	Bank       common.Address `json:"bank"`
+}
+
+// OrderDecimals is how many decimals a payment order's amount has: the
+// currency's minor units, or the asset's decimals where they are unknown.
+func (ci *ChainInfo) OrderDecimals() uint8 {
+	if ci.MinorUnits != nil && *ci.MinorUnits <= ci.Decimals {
+		return *ci.MinorUnits
+	}
+	return ci.Decimals
 }
 
 // Key layout of the bridge's Pebble database. Every record is JSON.
