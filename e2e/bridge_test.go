@@ -858,20 +858,7 @@ func TestBridgeEndToEnd(t *testing.T) {
 		t.Errorf("simulator ledger: %d credits, %d debits; want %d, %d", credits, debits, brDeposits, brSettled)
 	}
 
-	resp, err := http.Get(e.simURL + bankcore.PathStatement)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmt, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /sim/statement: %d %s", resp.StatusCode, stmt)
-	}
-	stmtPath := filepath.Join(e.dir, "camt053.xml")
-	if err := os.WriteFile(stmtPath, stmt, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(buildTally(t), "bridge", "reconcile", "--config", e.cfgPath, "--statement", stmtPath).CombinedOutput()
+	out, err := e.reconcile(t)
 	if err != nil {
 		t.Fatalf("tally bridge reconcile: %v\n%s", err, out)
 	}
@@ -894,4 +881,24 @@ func TestBridgeEndToEnd(t *testing.T) {
 	c.mustProve(e.readFrom, "deposit", mintLog.TxHash, mintLog.BlockNumber, 0)
 	c.mustProve(e.readFrom, "payout", settleLog.TxHash, settleLog.BlockNumber, 0)
 	t.Logf("TestBridgeEndToEnd done in %v", time.Since(began).Round(time.Millisecond))
+}
+
+// reconcile runs `tally bridge reconcile` for bridge e against the camt.053
+// its simulator serves now, and returns what it printed.
+func (e *bridgeEnv) reconcile(t *testing.T) ([]byte, error) {
+	t.Helper()
+	resp, err := http.Get(e.simURL + bankcore.PathStatement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /sim/statement: %d %s", resp.StatusCode, stmt)
+	}
+	path := filepath.Join(e.dir, e.name+"-camt053.xml")
+	if err := os.WriteFile(path, stmt, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return exec.Command(buildTally(t), "bridge", "reconcile", "--config", e.cfgPath, "--statement", path).CombinedOutput()
 }

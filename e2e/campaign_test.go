@@ -3,13 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/big"
 	"math/rand/v2"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,7 +14,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/tally-ledger/tally/bankcore"
 	"github.com/tally-ledger/tally/bridge"
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
@@ -532,21 +527,7 @@ func campaignWithdraw(t *testing.T, ctx context.Context, c *testCluster, key *cr
 // its simulator's camt.053, which must be clean.
 func campaignReconcile(t *testing.T, e *bridgeEnv) {
 	t.Helper()
-	resp, err := http.Get(e.simURL + bankcore.PathStatement)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmt, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /sim/statement: %d %s", resp.StatusCode, stmt)
-	}
-	path := filepath.Join(e.dir, e.name+"-camt053.xml")
-	if err := os.WriteFile(path, stmt, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(buildTally(t), "bridge", "reconcile", "--config", e.cfgPath, "--statement", path).CombinedOutput()
-	if err != nil {
+	if out, err := e.reconcile(t); err != nil {
 		t.Errorf("tally bridge reconcile (%s %s): %v\n%s", e.side.omnibus, e.name, err, out)
 	}
 }
