@@ -2,8 +2,6 @@
 GO          ?= go
 export CGO_ENABLED := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-# Where the shared test vectors live (a checkout with ../shared beside it).
-export TALLY_SHARED ?= $(abspath ../shared)
 
 .PHONY: build run test test-short bench campaign lint fmt clean
 
