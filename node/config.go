@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -52,6 +54,10 @@ type HTTPConfig struct {
 	// WSOrigins are the browser origins allowed to open a WebSocket;
 	// unset, only localhost (and "*", any, with Dev).
 	WSOrigins []string `toml:"ws-origins"`
+	// CORSOrigins are the browser origins whose pages may call the HTTP
+	// JSON-RPC endpoint; unset, none (and "*", any, with Dev). "*" is
+	// refused without Dev: a production node names its dApps' origins.
+	CORSOrigins []string `toml:"cors-origins"`
 	// MaxSubscriptions bounds eth_subscribe subscriptions across all clients.
 	MaxSubscriptions int `toml:"max-subscriptions"`
 	// MaxSubscriptionsPerIP and MaxSubscriptionsPerConnection bound them
@@ -92,10 +98,12 @@ type HTTPConfig struct {
 
 // Limits returns the JSON-RPC bounds of the [http] section, for a dev
 // node (dev) or not: an unset ws-origins allows any origin only on a dev
-// chain, localhost otherwise.
+// chain, localhost otherwise; an unset cors-origins allows any origin on a
+// dev chain (a dApp on http://localhost:3000 works against tallyd --dev)
+// and none otherwise.
 func (h HTTPConfig) Limits(dev bool) rpc.Limits {
 	l := rpc.Limits{MaxBodyBytes: h.MaxBodyBytes, MaxBatchItems: h.MaxBatchItems, MaxBatchResponseBytes: h.MaxBatchResponseBytes,
-		WSOrigins:        h.WSOrigins,
+		WSOrigins: h.WSOrigins, CORSOrigins: h.CORSOrigins,
 		MaxLogBlockRange: uint64(h.MaxLogBlockRange), MaxLogResults: h.MaxLogResults,
 		MaxFilters: h.MaxFilters, MaxFiltersPerIP: h.MaxFiltersPerIP, FilterTimeout: time.Duration(h.FilterTimeout),
 		MaxSubscriptionsPerIP: h.MaxSubscriptionsPerIP, MaxSubscriptionsPerConn: h.MaxSubscriptionsPerConnection,
@@ -106,6 +114,9 @@ func (h HTTPConfig) Limits(dev bool) rpc.Limits {
 	}
 	if l.WSOrigins == nil && dev {
 		l.WSOrigins = []string{"*"}
+	}
+	if l.CORSOrigins == nil && dev {
+		l.CORSOrigins = []string{"*"}
 	}
 	return l
 }
@@ -278,12 +289,27 @@ func DefaultConfig() Config {
 // LoadConfig reads a TOML config file over the defaults. Unknown keys and
 // bad values are refused with an error naming the key.
 func LoadConfig(path string) (Config, error) {
+	cfg, err := ReadConfig(path)
+	if err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ReadConfig reads a TOML config file over the defaults, refusing unknown
+// keys and values of the wrong type, but leaves Validate to the caller:
+// tallyd validates once its flags (--dev among them, which decides
+// whether http.cors-origins may be "*") are applied over the file.
+func ReadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("read config: %w", err)
 	}
-	if err := decodeConfig(data, &cfg); err != nil {
+	if err := config.Decode(data, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
@@ -331,6 +357,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		return bad("http.max-body-bytes", "must be at least 1024")
+	}
+	if err := validateCORSOrigins(c.HTTP.CORSOrigins, c.Dev); err != nil {
+		return err
 	}
 	if c.HTTP.MaxSubscriptions < 0 {
 		return bad("http.max-subscriptions", "must not be negative")
@@ -408,6 +437,31 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return bad("log.format", "%q: use text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// validateCORSOrigins checks http.cors-origins: each entry is a browser
+// origin as a page sends it (scheme://host[:port], no path), or "*" on a
+// dev chain only, since "*" lets every web page a node's user opens call
+// the node.
+func validateCORSOrigins(origins []string, dev bool) error {
+	for i, o := range origins {
+		key := fmt.Sprintf("http.cors-origins[%d]", i)
+		if o == "*" {
+			if !dev {
+				return fmt.Errorf("key %s: \"*\" (any web page may call this node) is only accepted with --dev (dev = true); name the origins of your dApps, e.g. [\"https://wallet.bank.example\"]", key)
+			}
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.Contains(o, "*") {
+			return fmt.Errorf("key %s: %q is not an origin: write scheme://host[:port] as the browser sends it, e.g. \"https://wallet.bank.example\" or \"http://localhost:3000\"", key, o)
+		}
+		if u.Path == "/" {
+			return fmt.Errorf("key %s: %q: an origin has no path; write %q", key, o, strings.TrimSuffix(o, "/"))
+		}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
+	"github.com/rs/cors"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
@@ -41,6 +42,10 @@ type Limits struct {
 	// go-ethereum does; clients that are not browsers send no origin and
 	// are always allowed.
 	WSOrigins []string
+	// CORSOrigins are the browser origins whose pages may call the HTTP
+	// JSON-RPC endpoint ("*": any). Empty sends no CORS headers, so
+	// browsers keep every other origin's page from reading the replies.
+	CORSOrigins []string
 	// Rate bounds how fast clients submit transactions (off when both
 	// rates are 0).
 	Rate RateLimits
@@ -163,6 +168,9 @@ type Server struct {
 	heavy   *heavyGate
 	// wsConns counts the open WebSocket connections (MaxWSConns).
 	wsConns atomic.Int64
+	// http serves the requests that are not WebSocket upgrades: serveHTTP,
+	// behind the CORS handler when CORSOrigins are set.
+	http http.Handler
 }
 
 // NewServer registers the eth, net and web3 namespaces over b. With rate
@@ -207,8 +215,37 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 		}
 	}
 	srv.SetWebsocketReadLimit(int64(limits.MaxBodyBytes))
-	return &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), b: b, senders: b.Senders(), batch: bs, limits: limits, limiter: limiter, heavy: heavy}, nil
+	s := &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), b: b, senders: b.Senders(), batch: bs, limits: limits, limiter: limiter, heavy: heavy}
+	s.http = corsHandler(http.HandlerFunc(s.serveHTTP), limits.CORSOrigins)
+	return s, nil
 }
+
+// corsHandler answers browsers' CORS preflights and marks the replies
+// that pages of origins may read, as go-ethereum's node does
+// (node/rpcstack.go, with rs/cors): a preflight (OPTIONS with
+// Access-Control-Request-Method) from an allowed origin gets 204 with
+// Access-Control-Allow-Origin (the origin, or "*" when any is allowed),
+// -Methods and -Headers (the ones requested), -Max-Age and Vary: Origin;
+// one from another origin gets 204 without them, so the browser refuses
+// the call. A page of an allowed origin on a public network may call a node
+// on a private one (Chrome's Private Network Access): the operator named
+// the origin. Without origins, h is returned as is.
+func corsHandler(h http.Handler, origins []string) http.Handler {
+	if len(origins) == 0 {
+		return h
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins:      origins,
+		AllowedMethods:      []string{http.MethodPost, http.MethodGet},
+		AllowedHeaders:      []string{"*"},
+		MaxAge:              CORSMaxAge,
+		AllowPrivateNetwork: true,
+	}).Handler(h)
+}
+
+// CORSMaxAge is how long, in seconds, a browser may keep a preflight's
+// answer (go-ethereum's 600).
+const CORSMaxAge = 600
 
 // ethServices are the receivers registered under "eth" (go-ethereum's
 // server merges their methods), sharing one subscription quota and the
@@ -230,16 +267,21 @@ func (s *Server) RegisterName(name string, svc any) error { return s.rpc.Registe
 // Stop stops the server.
 func (s *Server) Stop() { s.rpc.Stop() }
 
-// ServeHTTP bounds the body and the WebSocket connections, charges a
-// batch's raw transactions to the rate limits and pre-recovers their
-// senders in parallel, and hands the request to go-ethereum's server with
-// the request's heavy-read hold (heavyGate), released once the reply is
-// written.
+// ServeHTTP serves a WebSocket upgrade (serveWebSocket) or a JSON-RPC
+// request over HTTP (serveHTTP, behind CORS).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		s.serveWebSocket(w, r)
 		return
 	}
+	s.http.ServeHTTP(w, r)
+}
+
+// serveHTTP bounds the body, charges a batch's raw transactions to the
+// rate limits and pre-recovers their senders in parallel, and hands the
+// request to go-ethereum's server with the request's heavy-read hold
+// (heavyGate), released once the reply is written.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		s.rpc.ServeHTTP(w, r)
 		return

@@ -55,7 +55,8 @@ func run(args []string, stderr io.Writer) int {
 	cfg := node.DefaultConfig()
 	if *config != "" {
 		var err error
-		if cfg, err = node.LoadConfig(*config); err != nil {
+		// Validated below, once the flags are applied over the file.
+		if cfg, err = node.ReadConfig(*config); err != nil {
 			fmt.Fprintf(stderr, "tallyd: %v\n", err)
 			return 2
 		}

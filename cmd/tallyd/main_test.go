@@ -20,6 +20,8 @@ func TestBadInvocations(t *testing.T) {
 	os.WriteFile(typo, []byte("[http]\nprot = 8545\n"), 0o600)
 	badValue := filepath.Join(dir, "bad.toml")
 	os.WriteFile(badValue, []byte("[builder]\nblock-interval = \"fast\"\n"), 0o600)
+	corsAny := filepath.Join(dir, "cors.toml")
+	os.WriteFile(corsAny, []byte("[http]\ncors-origins = [\"*\"]\n"), 0o600)
 	cases := []struct {
 		args []string
 		want string
@@ -31,6 +33,10 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"--config", typo}, "unknown key http.prot"},
 		{[]string{"--config", badValue}, "builder.block-interval"},
 		{[]string{"--config", filepath.Join(dir, "missing.toml")}, "read config"},
+		{[]string{"--config", corsAny}, "key http.cors-origins[0]: \"*\" (any web page may call this node) is only accepted with --dev"},
+		// With --dev the same file passes: the flag counts before validation,
+		// and the next mistake is the one reported.
+		{[]string{"--config", corsAny, "--dev", "--http.port", "70000"}, "key http.port: 70000 out of range"},
 		{[]string{}, "--datadir"},
 		{[]string{"--dev", "extra"}, "unexpected argument"},
 	}
