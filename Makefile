@@ -3,7 +3,7 @@ GO          ?= go
 export CGO_ENABLED := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test test-short bench campaign lint fmt clean
+.PHONY: build run test test-short bench campaign faults lint fmt clean
 
 build:
 	$(GO) build -o bin/tallyd ./cmd/tallyd
@@ -31,6 +31,15 @@ FIRST ?= 1
 campaign:
 	TALLY_CAMPAIGN_SEEDS=$(SEEDS) TALLY_CAMPAIGN_FIRST=$(FIRST) TALLY_CAMPAIGN_SEED=$(SEED) \
 		$(GO) test -count=1 -timeout 0 -run '^TestBridgeCampaign$$' -v ./e2e
+
+# The real-process fault campaign (e2e/faults_test.go): ROUNDS rounds of
+# faults (SIGKILL, SIGSTOP, isolation of the leader or a follower, two
+# nodes down, all down) on three tallyd under load; SEED picks the faults
+# (default 1; `make test` runs 4 rounds of seed 1).
+ROUNDS ?= 20
+faults:
+	TALLY_FAULT_ROUNDS=$(ROUNDS) TALLY_FAULT_SEED=$(SEED) \
+		$(GO) test -count=1 -timeout 0 -run '^TestFaultCampaign$$' -v ./e2e
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -49,6 +49,16 @@
 //     SIGSTOP, isolation) to the first write submitted after it being
 //     committed, per fault kind, and elections under load without faults;
 //     the figures are in docs/benchmarks.md.
+//   - TestFaultCampaign: seeded rounds of faults (SIGKILL, SIGSTOP or
+//     isolation of the leader or a follower, two nodes SIGKILLed, all
+//     three SIGKILLed and restarted) under continuous load from six
+//     clients that fail over between the three endpoints; per round the
+//     time until writes resume; at the end every acknowledged transfer is
+//     receipted on every node in the same block exactly once, the chains
+//     are identical, supply and balances are what the included transfers
+//     make them, and `tally audit --datadir` passes on each node's data.
+//     `make test` runs 4 rounds; `make faults ROUNDS=N SEED=S` more
+//     (docs/benchmarks.md).
 //   - TestObserverJoinsAndLeaves: a non-validator added through the admin API
 //     catches up as a non-voter and serves reads; once removed it stops.
 //   - TestGovernanceValidatorChanges: governance adds a fourth validator,
