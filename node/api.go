@@ -22,6 +22,8 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+
+	"github.com/tally-ledger/tally/rpc"
 )
 
 // NodeInfo is what tally_nodeInfo returns.
@@ -350,8 +352,15 @@ func (n *Node) serveAdmin() error {
 		return fmt.Errorf("key admin.port: listen %s: %w", addr, err)
 	}
 	a := &adminServer{rpc: srv, ln: ln, token: token}
-	a.http = &http.Server{Handler: a, ReadHeaderTimeout: 10 * time.Second}
-	go a.http.Serve(ln)
+	// The admin port has its own connection cap and the JSON-RPC port's
+	// read and idle timeouts, so a client trickling requests at it holds
+	// neither descriptors nor slots for long. No write timeout: a
+	// checkpoint of a large database may take minutes to answer.
+	h := n.cfg.HTTP
+	a.http = &http.Server{Handler: a, ReadHeaderTimeout: time.Duration(h.ReadHeaderTimeout), ReadTimeout: time.Duration(h.ReadTimeout),
+		IdleTimeout: time.Duration(h.IdleTimeout)}
+	go a.http.Serve(rpc.NewLimitListener(ln, rpc.ConnLimits{Max: n.cfg.Admin.MaxConnections, MaxKey: "admin.max-connections",
+		OnRefused: func(bound string) { n.metrics.rpcRefused.WithLabelValues(bound).Inc() }}))
 	n.admin = a
 	n.log.Info("admin JSON-RPC listening", "addr", "http://"+ln.Addr().String(), "token_file", tokenPath)
 	return nil

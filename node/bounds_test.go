@@ -1,13 +1,16 @@
 package node
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -163,5 +166,78 @@ func TestForwardedRefusalNotCached(t *testing.T) {
 			}
 			t.Fatalf("sender of %s cached %v, want %v", c.tx.Hash(), got, c.cached)
 		}
+	}
+}
+
+// The admin listener holds at most admin.max-connections connections: a
+// flood of slow-body connections (a slowloris client on the management
+// network) is answered HTTP 503 with -32005 as it arrives, each held one
+// is cut off after http.read-timeout, the JSON-RPC port serves wallets
+// meanwhile, and the operator's admin calls are served again once the
+// slow connections are gone.
+func TestAdminConnectionCap(t *testing.T) {
+	n := startDevNode(t, t.TempDir(), func(c *Config) {
+		c.Admin.Port = freePort(t)
+		c.HTTP.ReadHeaderTimeout, c.HTTP.ReadTimeout = Duration(300*time.Millisecond), Duration(300*time.Millisecond)
+	})
+	max := n.cfg.Admin.MaxConnections
+	addr := n.admin.ln.Addr().String()
+	const flood = 100
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range flood {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"jsonrpc\":")
+	}
+	// A wallet on the JSON-RPC port is served during the flood.
+	ec, _ := dial(t, n)
+	if _, err := ec.BlockNumber(context.Background()); err != nil {
+		t.Fatalf("a wallet during the admin flood: %v", err)
+	}
+	refused := 0
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("slow admin connection %d neither answered nor closed within 10 s", i)
+		}
+		if err != nil {
+			continue // closed by the read timeout
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			want := fmt.Sprintf("too many connections: the node serves at most %d (admin.max-connections)", max)
+			if !strings.Contains(string(body), `"code":-32005`) || !strings.Contains(string(body), want) {
+				t.Fatalf("refusal %s, want -32005 %q", body, want)
+			}
+			refused++
+		}
+	}
+	if refused < flood-max {
+		t.Fatalf("%d of %d slow admin connections refused, want at least %d (admin.max-connections %d)", refused, flood, flood-max, max)
+	}
+	token, err := os.ReadFile(filepath.Join(n.cfg.DataDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := gethrpc.DialOptions(t.Context(), "http://"+addr, gethrpc.WithHeaders(http.Header{"Authorization": {"Bearer " + strings.TrimSpace(string(token))}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var st RaftStatus
+	if err := rc.Call(&st, "admin_raftStatus"); err != nil {
+		t.Fatalf("the operator after the flood: %v", err)
 	}
 }

@@ -141,6 +141,9 @@ type AdminConfig struct {
 	// TokenFile holds the bearer token (created with a random token on first
 	// start if missing); relative paths are under the data dir.
 	TokenFile string `toml:"token-file"`
+	// MaxConnections bounds the admin listener's open connections, so a
+	// flood on the management network cannot take the node's descriptors.
+	MaxConnections int `toml:"max-connections"`
 }
 
 // RaftConfig tunes Raft. The timeout defaults are chosen for failover:
@@ -266,7 +269,7 @@ func DefaultConfig() Config {
 			MaxConnections: l.MaxConns, MaxConnectionsPerIP: l.MaxConnsPerIP, MaxWSConnections: l.MaxWSConns,
 			MaxResponseBytes: l.MaxResponseBytes, MaxBatchResponseBytes: l.MaxBatchResponseBytes, MaxHeavyReads: l.MaxHeavyReads},
 		P2P:   P2PConfig{MaxForwardBatch: 1000},
-		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token"},
+		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token", MaxConnections: 16},
 		Raft: RaftConfig{
 			HeartbeatTimeout: Duration(DefaultHeartbeatTimeout), ElectionTimeout: Duration(DefaultElectionTimeout),
 			LeaderLeaseTimeout: Duration(DefaultLeaderLeaseTimeout), CommitTimeout: Duration(5 * time.Millisecond),
@@ -338,6 +341,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Admin.Port < 0 || c.Admin.Port > 65535 {
 		return bad("admin.port", "%d out of range 0..65535", c.Admin.Port)
+	}
+	if c.Admin.MaxConnections < 1 {
+		return bad("admin.max-connections", "%d: must be at least 1", c.Admin.MaxConnections)
 	}
 	if c.Admin.Port > 0 && c.Admin.TokenFile == "" {
 		return bad("admin.token-file", "required when admin.port is set")

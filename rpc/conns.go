@@ -33,13 +33,38 @@ func NewHTTPServer(h http.Handler, l Limits) *http.Server {
 // clients. WebSocket connections count too, for as long as they live.
 func LimitListener(ln net.Listener, l Limits) net.Listener {
 	l = l.withDefaults()
-	return &limitListener{Listener: ln, max: l.MaxConns, perIP: l.MaxConnsPerIP, byIP: make(map[netip.Prefix]int), onRefused: l.OnRefused}
+	return NewLimitListener(ln, ConnLimits{Max: l.MaxConns, MaxKey: "http.max-connections",
+		PerIP: l.MaxConnsPerIP, PerIPKey: "http.max-connections-per-ip", OnRefused: l.OnRefused})
+}
+
+// ConnLimits are the connection bounds of one listener and the config
+// keys that name them in refusals and in OnRefused.
+type ConnLimits struct {
+	// Max bounds the open connections (at least 1).
+	Max    int
+	MaxKey string
+	// PerIP bounds those of one client address (0: no per-address bound).
+	PerIP    int
+	PerIPKey string
+	// OnRefused, if set, is called with the key of each refusal.
+	OnRefused func(bound string)
+}
+
+// NewLimitListener bounds ln's connections as LimitListener does, for any
+// listener (the admin port has its own key, admin.max-connections).
+func NewLimitListener(ln net.Listener, c ConnLimits) net.Listener {
+	if c.PerIP <= 0 {
+		c.PerIP = c.Max
+	}
+	return &limitListener{Listener: ln, max: c.Max, perIP: c.PerIP, maxKey: c.MaxKey, perIPKey: c.PerIPKey,
+		byIP: make(map[netip.Prefix]int), onRefused: c.OnRefused}
 }
 
 type limitListener struct {
 	net.Listener
-	max, perIP int
-	onRefused  func(bound string)
+	max, perIP       int
+	maxKey, perIPKey string
+	onRefused        func(bound string)
 
 	mu    sync.Mutex
 	open  int
@@ -60,10 +85,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		var refusal, bound string
 		switch {
 		case l.open >= l.max:
-			bound = "http.max-connections"
+			bound = l.maxKey
 			refusal = fmt.Sprintf("too many connections: the node serves at most %d (%s); retry later", l.max, bound)
 		case hasKey && l.byIP[key] >= l.perIP:
-			bound = "http.max-connections-per-ip"
+			bound = l.perIPKey
 			refusal = fmt.Sprintf("too many connections from %s: at most %d (%s); reuse connections (keep-alive)", clientString(key), l.perIP, bound)
 		}
 		if refusal != "" {

@@ -96,13 +96,15 @@ type Limits struct {
 	OnRefused func(bound string)
 }
 
-// RefusalBounds are the config keys Limits.OnRefused is called with.
+// RefusalBounds are the config keys Limits.OnRefused (and the admin
+// listener's ConnLimits.OnRefused) is called with.
 var RefusalBounds = []string{
 	"http.max-connections", "http.max-connections-per-ip", "http.max-ws-connections", "http.read-timeout",
 	"http.max-heavy-reads", "http.max-batch-response-bytes", "http.max-response-bytes", "http.max-log-results",
 	"http.max-filters", "http.max-filters-per-ip",
 	"http.max-subscriptions", "http.max-subscriptions-per-ip", "http.max-subscriptions-per-connection",
 	"ratelimit.per-ip", "ratelimit.per-account",
+	"admin.max-connections",
 }
 
 // refused reports a refusal by bound to OnRefused.
