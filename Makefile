@@ -14,7 +14,8 @@ run: build
 	./bin/tallyd --dev
 
 # Everything CI runs: static checks, then every test (unit, vector, fuzz
-# seeds, real-process end-to-end tests).
+# seeds, real-process end-to-end tests; e2e/js_test.go runs `npm ci` in
+# clients/js when needed and the npm client suite, docs/wallets.md).
 test: lint
 	$(GO) test -count=1 -timeout 15m ./...
 

@@ -81,6 +81,18 @@
 //   - TestBridgeCrash: the bridge SIGKILLed at each named crash point
 //     recovers and mints or settles exactly once.
 //
+// Real client libraries (e2e/js_test.go):
+//
+//   - TestJSClients: the npm suite in clients/js (ethers v6, viem, web3.js
+//     v4, pinned by its package-lock.json; `npm ci` when node_modules is
+//     missing or from another lock file) runs under Node's test runner
+//     against tallyd --dev, as wallet apps and dApps use a node: HD accounts
+//     from the dev mnemonic, legacy, EIP-2930 and EIP-1559 transfers with
+//     their receipts, the ERC-20 facades, transferWithReference events, log
+//     queries with topic filters, WebSocket subscriptions, revert reasons
+//     and the library's classification of node errors. Every check must
+//     pass; docs/wallets.md lists them.
+//
 // The package has no non-test code besides this file. Run it with
 //
 //	go test ./e2e/ -count=1 -v

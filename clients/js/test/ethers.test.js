@@ -1,0 +1,227 @@
+// ethers v6 against tallyd --dev, used as a wallet app and a dApp use it.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { ethers } from "ethers";
+import {
+  RPC_URL, WS_URL, CHAIN_ID, MNEMONIC, DEV, SENDER, UNTOUCHED, path,
+  GENESIS_CNY, GENESIS_HKD, GENESIS_HKD_SUPPLY, CNY_FACADE, HKD_FACADE, ASSET_ABI,
+  freshAddress, within, Inbox, untilLive,
+} from "../lib/env.js";
+
+// ethers shares identical requests made within 250 ms (cacheTimeout): a
+// wallet that sends again within that time would reuse the pending nonce and
+// see a balance from before its last transfer. Blocks come within
+// milliseconds here, so the cache is off, and ethers polls every 100 ms for
+// wait() instead of every 4 s.
+const provider = new ethers.JsonRpcProvider(RPC_URL, undefined, { cacheTimeout: -1, pollingInterval: 100 });
+const wallet = ethers.HDNodeWallet.fromPhrase(MNEMONIC, undefined, path(SENDER.ethers)).connect(provider);
+const hkd = new ethers.Contract(HKD_FACADE, ASSET_ABI, wallet);
+const iface = new ethers.Interface(ASSET_ABI);
+
+after(() => provider.destroy());
+
+test("ethers: HD wallet from the dev mnemonic derives the documented accounts", () => {
+  for (const [i, addr] of Object.entries(DEV)) {
+    const w = ethers.HDNodeWallet.fromPhrase(MNEMONIC, undefined, path(i));
+    assert.equal(w.address, addr, `index ${i}`);
+  }
+  // Wallet.fromPhrase is index 0 (MetaMask's first account).
+  assert.equal(ethers.Wallet.fromPhrase(MNEMONIC).address, DEV[0]);
+});
+
+test("ethers: network and balances", async () => {
+  const net = await provider.getNetwork();
+  assert.equal(net.chainId, BigInt(CHAIN_ID));
+  assert.equal(await provider.getBalance(DEV[UNTOUCHED]), GENESIS_CNY);
+  assert.equal(await provider.getBalance(freshAddress()), 0n);
+  assert.ok((await provider.getBlockNumber()) >= 0);
+});
+
+test("ethers: getFeeData on a chain with base fee 0 reports no EIP-1559 fees", async () => {
+  const block = await provider.getBlock("latest");
+  assert.equal(block.baseFeePerGas, 0n);
+  const fee = await provider.getFeeData();
+  // getFeeData derives maxFeePerGas only from a truthy baseFeePerGas; 0n is not.
+  assert.equal(fee.gasPrice, 0n);
+  assert.equal(fee.maxFeePerGas, null);
+  assert.equal(fee.maxPriorityFeePerGas, null);
+});
+
+/** Sends tx from the wallet, waits, and checks the receipt and both balances. */
+async function transferAndCheck(tx, wantType) {
+  const to = freshAddress();
+  const value = ethers.parseEther("1.25");
+  const before = await provider.getBalance(wallet.address);
+  const sent = await wallet.sendTransaction({ ...tx, to, value });
+  assert.equal(sent.type, wantType, "transaction type ethers chose");
+  const receipt = await within(10_000, "wait()", sent.wait());
+  assert.equal(receipt.status, 1);
+  assert.equal(receipt.type, wantType);
+  assert.equal(receipt.gasUsed, 21000n);
+  assert.equal(receipt.hash, sent.hash);
+  assert.equal(await provider.getBalance(to), value);
+  // No fees: the sender pays exactly the value.
+  assert.equal(await provider.getBalance(wallet.address), before - value);
+  const got = await provider.getTransaction(sent.hash);
+  assert.equal(got.type, wantType);
+  assert.equal(got.blockNumber, receipt.blockNumber);
+  return { sent, receipt, got };
+}
+
+test("ethers: default transfer is legacy (type 0, gasPrice 0) and wait() returns the receipt", async () => {
+  const { got } = await transferAndCheck({}, 0);
+  assert.equal(got.gasPrice, 0n);
+  assert.equal(got.chainId, BigInt(CHAIN_ID));
+});
+
+test("ethers: EIP-1559 transfer (type 2) with fees left to ethers", async () => {
+  const { got } = await transferAndCheck({ type: 2 }, 2);
+  assert.equal(got.maxFeePerGas, 0n);
+  assert.equal(got.maxPriorityFeePerGas, 0n);
+});
+
+test("ethers: EIP-1559 transfer with explicit zero fees", async () => {
+  await transferAndCheck({ maxFeePerGas: 0n, maxPriorityFeePerGas: 0n }, 2);
+});
+
+test("ethers: EIP-2930 transfer (type 1) keeps its access list", async () => {
+  const accessList = [{ address: HKD_FACADE, storageKeys: [ethers.ZeroHash] }];
+  const { got } = await transferAndCheck({ type: 1, accessList }, 1);
+  assert.deepEqual(got.accessList.map((e) => ({ address: e.address, storageKeys: [...e.storageKeys] })),
+    [{ address: ethers.getAddress(HKD_FACADE), storageKeys: [ethers.ZeroHash] }]);
+});
+
+test("ethers: ERC-20 facade reads (name, symbol, decimals, totalSupply, balanceOf)", async () => {
+  assert.equal(await hkd.name(), "Hong Kong Dollar");
+  assert.equal(await hkd.symbol(), "HKD");
+  assert.equal(await hkd.decimals(), 2n);
+  assert.equal(await hkd.totalSupply(), GENESIS_HKD_SUPPLY);
+  assert.equal(await hkd.balanceOf(DEV[UNTOUCHED]), GENESIS_HKD);
+  const cny = new ethers.Contract(CNY_FACADE, ASSET_ABI, provider);
+  assert.equal(await cny.symbol(), "CNY");
+  assert.equal(await cny.decimals(), 18n);
+  // The native currency and its facade are one balance.
+  assert.equal(await cny.balanceOf(DEV[UNTOUCHED]), await provider.getBalance(DEV[UNTOUCHED]));
+  assert.equal(await provider.getCode(HKD_FACADE), "0xfe");
+});
+
+test("ethers: ERC-20 transfer; receipt logs parse as Transfer", async () => {
+  const to = freshAddress();
+  const tx = await hkd.transfer(to, 250n); // 2.50 HKD
+  const receipt = await within(10_000, "wait()", tx.wait());
+  assert.equal(receipt.status, 1);
+  assert.equal(receipt.gasUsed, 60000n);
+  const events = receipt.logs.filter((l) => l instanceof ethers.EventLog);
+  assert.equal(events.length, 1);
+  assert.equal(events[0].eventName, "Transfer");
+  assert.equal(events[0].address, ethers.getAddress(HKD_FACADE));
+  assert.deepEqual([...events[0].args], [wallet.address, ethers.getAddress(to), 250n]);
+  assert.equal(await hkd.balanceOf(to), 250n);
+});
+
+test("ethers: transferWithReference emits Transfer and PaymentReference; queryFilter and getLogs find them by topic", async () => {
+  const merchant = freshAddress();
+  const ref = ethers.encodeBytes32String(`ORDER-${Date.now()}`);
+  const tx = await hkd.transferWithReference(merchant, 1999n, ref);
+  const receipt = await within(10_000, "wait()", tx.wait());
+  assert.equal(receipt.status, 1);
+  const parsed = receipt.logs.map((l) => iface.parseLog(l));
+  assert.deepEqual(parsed.map((p) => p.name), ["Transfer", "PaymentReference"]);
+  const pay = parsed[1];
+  assert.equal(pay.args.ref, ref);
+  assert.equal(pay.args.from, wallet.address);
+  assert.equal(pay.args.to, ethers.getAddress(merchant));
+  assert.equal(pay.args.amount, 1999n);
+
+  // A merchant's view: payments to it, by topic.
+  const byRef = await hkd.queryFilter(hkd.filters.PaymentReference(ref), receipt.blockNumber - 1);
+  assert.equal(byRef.length, 1);
+  assert.equal(byRef[0].transactionHash, receipt.hash);
+  assert.equal(byRef[0].args.amount, 1999n);
+  const toMerchant = await hkd.queryFilter(hkd.filters.Transfer(null, merchant), 0);
+  assert.equal(toMerchant.length, 1);
+  assert.equal(toMerchant[0].args.value, 1999n);
+  // A topic that matches nothing.
+  assert.equal((await hkd.queryFilter(hkd.filters.Transfer(merchant), 0)).length, 0);
+
+  const logs = await provider.getLogs({
+    address: HKD_FACADE,
+    topics: [iface.getEvent("PaymentReference").topicHash, null, null, ethers.zeroPadValue(merchant, 32)],
+    fromBlock: receipt.blockNumber,
+    toBlock: receipt.blockNumber,
+  });
+  assert.equal(logs.length, 1);
+  assert.equal(logs[0].blockHash, receipt.blockHash);
+  assert.equal(logs[0].index, receipt.logs[1].index);
+});
+
+test("ethers: WebSocketProvider delivers new blocks and Transfer logs of a topic filter", async () => {
+  const ws = new ethers.WebSocketProvider(WS_URL);
+  try {
+    const start = await ws.getBlockNumber();
+    const blocks = new Inbox();
+    await ws.on("block", (n) => blocks.push(n));
+    // The node makes a heartbeat block every second when idle.
+    const n1 = await blocks.next(5_000, "ws block event");
+    const n2 = await blocks.next(5_000, "second ws block event");
+    assert.ok(n1 >= start && n2 > n1, `blocks ${n1}, ${n2} after ${start}`);
+    await ws.off("block");
+
+    const to = freshAddress();
+    const wsHkd = new ethers.Contract(HKD_FACADE, ASSET_ABI, ws);
+    const logs = new Inbox();
+    // With a topic filter (filters.Transfer(…)), ethers v6 passes only the
+    // event payload to the listener; its args are decoded from the log.
+    await wsHkd.on(wsHkd.filters.Transfer(null, to), (ev) => logs.push({ ...ev.args.toObject(), ev }));
+    await untilLive(logs, async () => (await hkd.transfer(to, 1n)).wait());
+    const sent = [];
+    for (const v of [7n, 8n]) sent.push(await hkd.transfer(to, v));
+    for (const [k, v] of [7n, 8n].entries()) {
+      const got = await logs.nextWhere((l) => l.value !== 1n, 10_000, `Transfer of ${v} over WebSocket`);
+      assert.equal(got.from, wallet.address);
+      assert.equal(got.to, ethers.getAddress(to));
+      assert.equal(got.value, v);
+      assert.equal(got.ev.log.transactionHash, sent[k].hash);
+    }
+    await wsHkd.removeAllListeners();
+  } finally {
+    await ws.destroy();
+  }
+});
+
+test("ethers: staticCall and estimateGas of a reverting call give CALL_EXCEPTION with the reason", async () => {
+  const want = /is not an issuing bank of HKD/;
+  await assert.rejects(hkd.mint.staticCall(wallet.address, 5n, ethers.ZeroHash), (e) => {
+    assert.equal(e.code, "CALL_EXCEPTION");
+    assert.match(e.reason, want);
+    return true;
+  });
+  await assert.rejects(hkd.mint.estimateGas(wallet.address, 5n, ethers.ZeroHash), (e) => {
+    assert.equal(e.code, "CALL_EXCEPTION");
+    assert.match(e.reason, want);
+    return true;
+  });
+  // Over the token balance: an ERC-20 reverts.
+  await assert.rejects(hkd.transfer.staticCall(freshAddress(), GENESIS_HKD * 10n), (e) => {
+    assert.equal(e.code, "CALL_EXCEPTION");
+    assert.match(e.reason, /insufficient balance/);
+    return true;
+  });
+});
+
+test("ethers: overspending the native balance is INSUFFICIENT_FUNDS (gas limit given: eth_sendRawTransaction)", async () => {
+  const nonce = await provider.getTransactionCount(wallet.address, "pending");
+  await assert.rejects(
+    wallet.sendTransaction({ to: freshAddress(), value: GENESIS_CNY * 2n, gasLimit: 21000n }),
+    (e) => { assert.equal(e.code, "INSUFFICIENT_FUNDS", e.message); return true; });
+  // Refused at admission: the nonce is not used.
+  assert.equal(await provider.getTransactionCount(wallet.address, "pending"), nonce);
+});
+
+test("ethers: a used nonce is NONCE_EXPIRED", async () => {
+  const nonce = await provider.getTransactionCount(wallet.address, "pending");
+  assert.ok(nonce > 0);
+  await assert.rejects(
+    wallet.sendTransaction({ to: freshAddress(), value: 1n, nonce: nonce - 1, gasLimit: 21000n }),
+    (e) => { assert.equal(e.code, "NONCE_EXPIRED", e.message); return true; });
+});

@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	// jsDir is the npm client suite, relative to this package.
+	jsDir = "../clients/js"
+	// jsStamp, inside node_modules, holds the sha256 of the package-lock.json
+	// that node_modules was installed from.
+	jsStamp = ".tally-package-lock.sha256"
+	// jsSuiteTimeout bounds the whole `node --test` run.
+	jsSuiteTimeout = 5 * time.Minute
+	// jsMinChecks is fewer checks than the suite holds: a run that reports
+	// fewer lost a file without failing it.
+	jsMinChecks = 30
+)
+
+// TestJSClients runs the npm suite in clients/js (ethers v6, viem and
+// web3.js v4, pinned by its package-lock.json; Node's own test runner)
+// against a real tallyd --dev on a free port and a fresh data dir, the way
+// wallet apps and dApps use the node. It installs the packages (npm ci)
+// when node_modules is missing or was installed from another lock file, and
+// fails if any check fails, is skipped or is missing. The spec output of
+// every check is in the test log; the summary is the last lines.
+func TestJSClients(t *testing.T) {
+	skipShort(t)
+	node := requireNode(t)
+	dir, err := filepath.Abs(jsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	npmInstall(t, dir)
+
+	n := startNode(t, t.TempDir())
+	n.waitLeader(readyTimeout)
+
+	tap := filepath.Join(t.TempDir(), "results.tap")
+	ctx, cancel := context.WithTimeout(context.Background(), jsSuiteTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "--test",
+		"--test-reporter=spec", "--test-reporter-destination=stdout",
+		"--test-reporter=tap", "--test-reporter-destination="+tap)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"TALLY_RPC_URL="+n.url,
+		"TALLY_WS_URL=ws://127.0.0.1:"+strconv.Itoa(n.port),
+		"NO_COLOR=1")
+	start := time.Now()
+	out, runErr := cmd.CombinedOutput()
+	t.Logf("node --test in %s (%v):\n%s", dir, time.Since(start).Round(time.Millisecond), out)
+
+	tapOut, err := os.ReadFile(tap)
+	if err != nil {
+		t.Fatalf("read the TAP results: %v (node --test: %v)", err, runErr)
+	}
+	sum, err := parseTAPSummary(tapOut)
+	if err != nil {
+		t.Fatalf("TAP results: %v (node --test: %v)", err, runErr)
+	}
+	t.Logf("npm client suite: %d checks, %d passed, %d failed, %d cancelled, %d skipped, %d todo",
+		sum["tests"], sum["pass"], sum["fail"], sum["cancelled"], sum["skipped"], sum["todo"])
+	if runErr != nil {
+		t.Errorf("node --test: %v", runErr)
+	}
+	if bad := sum["fail"] + sum["cancelled"] + sum["skipped"] + sum["todo"]; bad > 0 || sum["pass"] != sum["tests"] {
+		t.Errorf("%d of %d checks did not pass: %s", sum["tests"]-sum["pass"], sum["tests"], strings.Join(failedChecks(tapOut), "; "))
+	}
+	if sum["tests"] < jsMinChecks {
+		t.Errorf("only %d checks ran, want at least %d: a check file did not load?", sum["tests"], jsMinChecks)
+	}
+}
+
+// requireNode returns the path of Node.js (20 or later, whose test runner
+// the suite uses), or fails the test saying how to get it.
+func requireNode(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("Node.js is needed for the npm client suite (clients/js): %v", err)
+	}
+	out, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		t.Fatalf("node --version: %v", err)
+	}
+	v := strings.TrimSpace(string(out))
+	major, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0])
+	if major < 20 {
+		t.Fatalf("the npm client suite needs Node.js 20 or later, found %s", v)
+	}
+	return node
+}
+
+// npmInstall runs `npm ci` in dir unless node_modules was installed from the
+// same package-lock.json (its sha256 is recorded in node_modules/jsStamp).
+func npmInstall(t *testing.T, dir string) {
+	t.Helper()
+	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	if err != nil {
+		t.Fatalf("read package-lock.json: %v", err)
+	}
+	sum := sha256.Sum256(lock)
+	want := hex.EncodeToString(sum[:])
+	stamp := filepath.Join(dir, "node_modules", jsStamp)
+	if got, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(got)) == want {
+		return
+	}
+	start := time.Now()
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--prefer-offline")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+	}
+	if err := os.WriteFile(stamp, []byte(want+"\n"), 0o644); err != nil {
+		t.Fatalf("record the installed lock file: %v", err)
+	}
+	t.Logf("npm ci in %s (%v): %s", dir, time.Since(start).Round(time.Millisecond), bytes.TrimSpace(out))
+}
+
+var tapSummaryRe = regexp.MustCompile(`(?m)^# (tests|suites|pass|fail|cancelled|skipped|todo) (\d+)$`)
+
+// parseTAPSummary reads the counts node's TAP reporter prints last.
+func parseTAPSummary(tap []byte) (map[string]int, error) {
+	sum := map[string]int{}
+	for _, m := range tapSummaryRe.FindAllSubmatch(tap, -1) {
+		n, _ := strconv.Atoi(string(m[2]))
+		sum[string(m[1])] = n
+	}
+	for _, k := range []string{"tests", "pass", "fail", "cancelled", "skipped", "todo"} {
+		if _, ok := sum[k]; !ok {
+			return nil, fmt.Errorf("no %q count in the summary:\n%s", k, lastLines(tap, 12))
+		}
+	}
+	return sum, nil
+}
+
+var tapNotOkRe = regexp.MustCompile(`^\s*not ok \d+ - (.*)$`)
+
+// failedChecks lists the names of the checks TAP reports as not ok.
+func failedChecks(tap []byte) []string {
+	var names []string
+	sc := bufio.NewScanner(bytes.NewReader(tap))
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if m := tapNotOkRe.FindStringSubmatch(sc.Text()); m != nil {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
+
+// lastLines is the last n lines of b.
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
