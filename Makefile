@@ -19,6 +19,11 @@ run: build
 test: lint
 	$(GO) test -count=1 -timeout 15m ./...
 
+# Only the npm client suite (clients/js, docs/wallets.md) against a real
+# tallyd --dev.
+test-js:
+	$(GO) test -count=1 -run '^TestJSClients$$' -v ./e2e
+
 test-short:
 	$(GO) test -count=1 -short ./...
 
