@@ -118,8 +118,8 @@ func TestTwoInstancesRaceOneClaim(t *testing.T) {
 
 // TestTwoInstancesShareTheNonce: one instance of a bank mints a deposit
 // while the other claims a withdrawal, both signing with the bank's same
-// pending nonce. The node admits one; the other is refused ("a transaction
-// with this nonce is already pending" or "nonce too low") and is re-signed
+// pending nonce. The node admits one; the other is refused ("replacement
+// transaction underpriced" or "nonce too low") and is re-signed
 // with a fresh nonce: the deposit is minted once, the payout ordered once,
 // nothing stalls.
 func TestTwoInstancesShareTheNonce(t *testing.T) {

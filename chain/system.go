@@ -71,6 +71,15 @@ var SystemCode = []byte{0xfe}
 // gas is not charged (there are no fees), the value keeps clients working.
 const GasPerSystemCall = 60_000
 
+// GasOf is the gas a transaction to to uses, and so the least it must
+// carry: GasPerSystemCall at a system address, GasPerTransfer elsewhere.
+func GasOf(to common.Address) uint64 {
+	if IsSystemAddress(to) {
+		return GasPerSystemCall
+	}
+	return GasPerTransfer
+}
+
 // MaxCalldata bounds a system call's calldata (the longest is a string
 // reason); longer calldata is refused at admission.
 const MaxCalldata = 4096

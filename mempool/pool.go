@@ -17,20 +17,36 @@ import (
 	"github.com/tally-ledger/tally/state"
 )
 
-// Admission errors (wrapped with detail; match with errors.Is).
+// Admission errors (wrapped with detail; match with errors.Is). Where
+// go-ethereum's pool refuses for the same cause, the words are its own
+// (core/error.go, core/txpool/errors.go, legacypool), since client
+// libraries classify errors by them: ethers v6 and viem find insufficient
+// funds, nonce too low and too high, a refused replacement and an
+// already known transaction by these texts.
 var (
-	ErrKnown             = errors.New("already known")
-	ErrAlreadyApplied    = errors.New("transaction already applied")
-	ErrNonceTooLow       = errors.New("nonce too low")
-	ErrNonceGap          = errors.New("nonce too far ahead of the account's next nonce")
-	ErrNonceTaken        = errors.New("a transaction with this nonce is already pending")
-	ErrInsufficientFunds = errors.New("insufficient funds for transfer")
-	ErrAccountFull       = errors.New("too many pending transactions for this account")
-	ErrPoolFull          = errors.New("mempool full")
-	ErrDataNotAllowed    = errors.New("calldata is only accepted by system addresses")
-	ErrNotVerified       = errors.New("sender is not KYC-verified: tier 0 may only receive")
-	ErrIntrinsicGas      = errors.New("intrinsic gas too low")
-	ErrInvalidCall       = errors.New("invalid system call")
+	ErrKnown          = errors.New("already known")
+	ErrAlreadyApplied = errors.New("transaction already applied")
+	ErrNonceTooLow    = errors.New("nonce too low")
+	// ErrNonceGap is go-ethereum's core.ErrNonceTooHigh: a nonce further
+	// ahead of the account's next than the pool holds for one sender.
+	ErrNonceGap = errors.New("nonce too high")
+	// ErrNonceTaken is go-ethereum's txpool.ErrReplaceUnderpriced: another
+	// transaction with this nonce is pending. Without fees there is no
+	// price to outbid it with, so a pending transaction is never replaced.
+	ErrNonceTaken = errors.New("replacement transaction underpriced")
+	// ErrInsufficientFunds is go-ethereum's core.ErrInsufficientFunds.
+	ErrInsufficientFunds = errors.New("insufficient funds for gas * price + value")
+	// ErrAccountFull is go-ethereum's txpool.ErrAccountLimitExceeded.
+	ErrAccountFull = errors.New("account limit exceeded")
+	// ErrPoolFull is go-ethereum's legacypool.ErrTxPoolOverflow.
+	ErrPoolFull = errors.New("txpool is full")
+	// ErrGasLimit is go-ethereum's txpool.ErrGasLimit: more gas than a
+	// block's gas limit (chain.BlockGasLimit).
+	ErrGasLimit       = errors.New("exceeds block gas limit")
+	ErrDataNotAllowed = errors.New("calldata is only accepted by system addresses")
+	ErrNotVerified    = errors.New("sender is not KYC-verified: tier 0 may only receive")
+	ErrIntrinsicGas   = errors.New("intrinsic gas too low")
+	ErrInvalidCall    = errors.New("invalid system call")
 	// ErrMissingNonce refuses a transaction behind a nonce gap that has
 	// been open longer than GapGrace: the account's transactions wait for
 	// a nonce that never arrived (lost with a crashed node, or never
@@ -173,16 +189,16 @@ func (p *Pool) add(tx *types.Transaction, client bool) (common.Address, error) {
 	case n < acct.next:
 		return from, fmt.Errorf("%w: next nonce %d, tx nonce %d", ErrNonceTooLow, acct.next, n)
 	case n-acct.next >= uint64(p.cfg.MaxPerAccount):
-		return from, fmt.Errorf("%w: next nonce %d, tx nonce %d, limit %d", ErrNonceGap, acct.next, n, p.cfg.MaxPerAccount)
+		return from, fmt.Errorf("%w: tx nonce %d, next nonce %d: at most %d ahead (mempool.max-per-account)", ErrNonceGap, n, acct.next, p.cfg.MaxPerAccount-1)
 	case acct.queued[n] != nil:
-		return from, fmt.Errorf("%w: nonce %d", ErrNonceTaken, n)
+		return from, fmt.Errorf("%w: nonce %d is taken by pending transaction %s, which is never replaced (no fees to outbid it)", ErrNonceTaken, n, acct.queued[n].tx.Hash())
 	case client && n > acct.next && p.staleGap(acct):
 		return from, fmt.Errorf("%w %d: %d transactions of %s have waited %s for it; send nonce %d first",
 			ErrMissingNonce, acct.next, len(acct.queued), from, p.now().Sub(acct.gapSince).Round(time.Second), acct.next)
 	case len(acct.queued)+acct.inflight >= p.cfg.MaxPerAccount:
-		return from, fmt.Errorf("%w: limit %d", ErrAccountFull, p.cfg.MaxPerAccount)
+		return from, fmt.Errorf("%w: pooled %d txs, limit %d (mempool.max-per-account)", ErrAccountFull, len(acct.queued)+acct.inflight, p.cfg.MaxPerAccount)
 	case p.queued >= p.cfg.MaxTotal:
-		return from, fmt.Errorf("%w: limit %d", ErrPoolFull, p.cfg.MaxTotal)
+		return from, fmt.Errorf("%w: %d transactions pending, limit %d (mempool.max-total)", ErrPoolFull, p.queued, p.cfg.MaxTotal)
 	}
 	bal, err := p.state.Balance(state.NativeAsset, from)
 	if err != nil {
@@ -190,7 +206,13 @@ func (p *Pool) add(tx *types.Transaction, client bool) (common.Address, error) {
 	}
 	need := new(big.Int).Add(acct.outflow, tx.Value())
 	if bal.Cmp(need) < 0 {
-		return from, fmt.Errorf("%w: balance %s, pending outflow with this tx %s", ErrInsufficientFunds, bal, need)
+		// go-ethereum's words (txpool.ValidateTransactionWithState); a
+		// transaction costs its value, since gas is not charged.
+		over := new(big.Int).Sub(need, bal)
+		if acct.outflow.Sign() == 0 {
+			return from, fmt.Errorf("%w: balance %s, tx cost %s, overshot %s", ErrInsufficientFunds, bal, tx.Value(), over)
+		}
+		return from, fmt.Errorf("%w: balance %s, queued cost %s, tx cost %s, overshot %s", ErrInsufficientFunds, bal, acct.outflow, tx.Value(), over)
 	}
 	e := &entry{tx: tx, from: from}
 	acct.queued[n] = e
@@ -230,17 +252,17 @@ func (p *Pool) staleGap(a *account) bool {
 // left to execution, which includes the transaction with status 0.
 func (p *Pool) checkCall(tx *types.Transaction, from common.Address) error {
 	to := *tx.To()
+	if tx.Gas() > chain.BlockGasLimit {
+		return fmt.Errorf("%w: gas %d, block gas limit %d", ErrGasLimit, tx.Gas(), uint64(chain.BlockGasLimit))
+	}
+	if need := chain.GasOf(to); tx.Gas() < need {
+		return fmt.Errorf("%w: gas %d, minimum needed %d", ErrIntrinsicGas, tx.Gas(), need)
+	}
 	if !chain.IsSystemAddress(to) {
 		if len(tx.Data()) != 0 {
 			return ErrDataNotAllowed
 		}
-		if tx.Gas() < chain.GasPerTransfer {
-			return fmt.Errorf("%w: have %d, want %d", ErrIntrinsicGas, tx.Gas(), chain.GasPerTransfer)
-		}
 	} else {
-		if tx.Gas() < chain.GasPerSystemCall {
-			return fmt.Errorf("%w: have %d, want %d", ErrIntrinsicGas, tx.Gas(), chain.GasPerSystemCall)
-		}
 		if tx.Value().Sign() != 0 {
 			return fmt.Errorf("%w: system operations take no value", ErrInvalidCall)
 		}

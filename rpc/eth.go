@@ -473,8 +473,29 @@ func (a *CallArgs) data() []byte {
 	return nil
 }
 
+// RPCGasCap is go-ethereum's default gas cap for eth_call and
+// eth_estimateGas (--rpc.gascap): the gas a call that names none is run
+// with, which go-ethereum's eth_call errors name ("supplied gas").
+const RPCGasCap = 50_000_000
+
+// preCheckError is a failure go-ethereum finds before it runs a message
+// (core.ErrInsufficientFunds, core.ErrIntrinsicGas): eth_estimateGas
+// answers it as is, eth_call as "err: … (supplied gas N)", both -32000,
+// as go-ethereum does.
+type preCheckError struct{ msg string }
+
+func (e *preCheckError) Error() string { return e.msg }
+
+// ErrorCode implements go-ethereum's rpc.Error.
+func (e *preCheckError) ErrorCode() int { return CodeServerError }
+
 // call runs args on the latest state as the transaction would execute,
 // returning its output and gas, or go-ethereum's error for a failing one.
+// With from, every rule the transaction would meet applies (the sender's
+// KYC tier, freeze and limits among them), so an estimate fails exactly
+// when sending would; without from (or from the zero address, which no
+// key signs for) the call has no sender and the sender's own rules are
+// skipped, as a dApp simulates before a wallet is connected.
 func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, uint64, error) {
 	if bnh != nil {
 		if err := api.stateAt(*bnh); err != nil {
@@ -501,8 +522,13 @@ func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, 
 	out, gas, err := state.Call(db, db.HeadContext(), from, *args.To, args.Value.ToInt(), args.data())
 	if r, ok := state.IsRevert(err); ok {
 		if !chain.IsSystemAddress(*args.To) {
-			// A plain transfer has no code to revert: go-ethereum reports
-			// its failure (insufficient funds) as a server error.
+			// A plain transfer has no code to revert: go-ethereum finds an
+			// unfunded one before running it (core.ErrInsufficientFunds;
+			// gas is free, so the want is the value), and any other
+			// failure is a server error.
+			if s := r.Shortfall; s != nil {
+				return nil, 0, &preCheckError{msg: fmt.Sprintf("insufficient funds for gas * price + value: address %s have %s want %s", s.Account.Hex(), s.Have, s.Want)}
+			}
 			return nil, 0, &Error{Code: CodeServerError, Msg: r.Reason}
 		}
 		return nil, 0, &RevertError{Reason: r.Reason}
@@ -510,14 +536,35 @@ func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, 
 	return out, gas, err
 }
 
+// suppliedGas is the gas a call runs with: its own, or RPCGasCap.
+func (a *CallArgs) suppliedGas() uint64 {
+	if a.Gas != nil && uint64(*a.Gas) <= RPCGasCap {
+		return uint64(*a.Gas)
+	}
+	return RPCGasCap
+}
+
 // Call executes a call on the latest state without a transaction: a view
 // of a system contract returns its value; an operation returns what it
 // would return, or reverts as go-ethereum does (code 3, Error(reason)).
+// Gas below what the transaction uses is go-ethereum's intrinsic gas
+// error.
 func (api *EthAPI) Call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
-	out, _, err := api.call(args, bnh)
+	supplied := args.suppliedGas()
+	var err error
+	var out []byte
+	if args.To != nil && supplied < chain.GasOf(*args.To) {
+		err = &preCheckError{msg: fmt.Sprintf("intrinsic gas too low: have %d, want %d", supplied, chain.GasOf(*args.To))}
+	} else {
+		out, _, err = api.call(args, bnh)
+	}
+	var pre *preCheckError
+	if errors.As(err, &pre) {
+		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("err: %s (supplied gas %d)", pre.msg, supplied)}
+	}
 	if out == nil && err == nil {
 		out = []byte{}
 	}
@@ -526,14 +573,22 @@ func (api *EthAPI) Call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.
 
 // EstimateGas returns the gas the transaction's receipt would report
 // (21000 for a transfer, chain.GasPerSystemCall for a system operation), or
-// the revert it would fail with. Gas is not charged; the value keeps
-// client libraries working.
+// the error it would fail with. Gas is not charged; the value keeps client
+// libraries working. A gas limit in args of at least 21000 but below the
+// estimate is go-ethereum's "gas required exceeds allowance"; below 21000
+// go-ethereum ignores it, and so does Tally.
 func (api *EthAPI) EstimateGas(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Uint64, error) {
 	if err := api.halted(); err != nil {
 		return 0, err
 	}
 	_, gas, err := api.call(args, bnh)
-	return hexutil.Uint64(gas), err
+	if err != nil {
+		return 0, err
+	}
+	if args.Gas != nil && uint64(*args.Gas) >= chain.GasPerTransfer && uint64(*args.Gas) < gas {
+		return 0, &Error{Code: CodeServerError, Msg: fmt.Sprintf("gas required exceeds allowance (%d)", uint64(*args.Gas))}
+	}
+	return hexutil.Uint64(gas), nil
 }
 
 // NetAPI serves net_*.

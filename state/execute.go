@@ -59,7 +59,8 @@ func ExecuteTx(o *Overlay, rules *Rules, blk BlockContext, tx *types.Transaction
 	case nonce == math.MaxUint64:
 		return Outcome{}, ErrNonceMax
 	}
-	out, logs, gas, err := run(o, rules, blk, from, *tx.To(), tx.Value(), tx.Data(), tx.Gas())
+	x := &exec{o: o, rules: rules, blk: blk, from: from}
+	out, logs, gas, err := x.run(*tx.To(), tx.Value(), tx.Data(), tx.Gas())
 	reason, isRevert := IsRevert(err)
 	if err != nil && !isRevert {
 		return Outcome{}, err // a read failure, before any write: o is unchanged
@@ -73,8 +74,8 @@ func ExecuteTx(o *Overlay, rules *Rules, blk BlockContext, tx *types.Transaction
 
 // run executes a transfer or a system call on o. On a *Revert, o holds none
 // of its writes. gasLimit below what the operation uses is a revert.
-func run(o *Overlay, rules *Rules, blk BlockContext, from, to common.Address, value *big.Int, data []byte, gasLimit uint64) (out []byte, logs []*types.Log, gas uint64, err error) {
-	x := &exec{o: o, rules: rules, blk: blk, from: from}
+func (x *exec) run(to common.Address, value *big.Int, data []byte, gasLimit uint64) (out []byte, logs []*types.Log, gas uint64, err error) {
+	o, from := x.o, x.from
 	if !chain.IsSystemAddress(to) {
 		gas = chain.GasPerTransfer
 		if len(data) != 0 {
@@ -120,7 +121,8 @@ func Call(base Reader, blk BlockContext, from, to common.Address, value *big.Int
 	if value == nil {
 		value = new(big.Int)
 	}
-	out, _, gas, err = run(NewOverlay(base), rules, blk, from, to, value, data, math.MaxUint64)
+	x := &exec{o: NewOverlay(base), rules: rules, blk: blk, from: from, anonymous: from == (common.Address{})}
+	out, _, gas, err = x.run(to, value, data, math.MaxUint64)
 	return out, gas, err
 }
 
