@@ -94,6 +94,13 @@ type HTTPConfig struct {
 	MaxResponseBytes      int `toml:"max-response-bytes"`
 	MaxBatchResponseBytes int `toml:"max-batch-response-bytes"`
 	MaxHeavyReads         int `toml:"max-heavy-reads"`
+	// MaxHeavyReadsPerIP is one client address's share of the heavy-read
+	// slots; MaxHeavyReadQueue and MaxHeavyReadQueuePerIP bound the reads
+	// waiting for a slot, HeavyReadWait how long one waits.
+	MaxHeavyReadsPerIP     int      `toml:"max-heavy-reads-per-ip"`
+	MaxHeavyReadQueue      int      `toml:"max-heavy-read-queue"`
+	MaxHeavyReadQueuePerIP int      `toml:"max-heavy-read-queue-per-ip"`
+	HeavyReadWait          Duration `toml:"heavy-read-wait"`
 }
 
 // Limits returns the JSON-RPC bounds of the [http] section, for a dev
@@ -110,7 +117,8 @@ func (h HTTPConfig) Limits(dev bool) rpc.Limits {
 		ReadHeaderTimeout: time.Duration(h.ReadHeaderTimeout), ReadTimeout: time.Duration(h.ReadTimeout),
 		WriteTimeout: time.Duration(h.WriteTimeout), IdleTimeout: time.Duration(h.IdleTimeout),
 		MaxConns: h.MaxConnections, MaxConnsPerIP: h.MaxConnectionsPerIP, MaxWSConns: h.MaxWSConnections,
-		MaxResponseBytes: h.MaxResponseBytes, MaxHeavyReads: h.MaxHeavyReads,
+		MaxResponseBytes: h.MaxResponseBytes, MaxHeavyReads: h.MaxHeavyReads, MaxHeavyReadsPerIP: h.MaxHeavyReadsPerIP,
+		MaxHeavyReadQueue: h.MaxHeavyReadQueue, MaxHeavyReadQueuePerIP: h.MaxHeavyReadQueuePerIP, HeavyReadWait: time.Duration(h.HeavyReadWait),
 	}
 	if l.WSOrigins == nil && dev {
 		l.WSOrigins = []string{"*"}
@@ -267,7 +275,9 @@ func DefaultConfig() Config {
 			ReadHeaderTimeout: Duration(l.ReadHeaderTimeout), ReadTimeout: Duration(l.ReadTimeout),
 			WriteTimeout: Duration(l.WriteTimeout), IdleTimeout: Duration(l.IdleTimeout),
 			MaxConnections: l.MaxConns, MaxConnectionsPerIP: l.MaxConnsPerIP, MaxWSConnections: l.MaxWSConns,
-			MaxResponseBytes: l.MaxResponseBytes, MaxBatchResponseBytes: l.MaxBatchResponseBytes, MaxHeavyReads: l.MaxHeavyReads},
+			MaxResponseBytes: l.MaxResponseBytes, MaxBatchResponseBytes: l.MaxBatchResponseBytes, MaxHeavyReads: l.MaxHeavyReads,
+			MaxHeavyReadsPerIP: l.MaxHeavyReadsPerIP, MaxHeavyReadQueue: l.MaxHeavyReadQueue, MaxHeavyReadQueuePerIP: l.MaxHeavyReadQueuePerIP,
+			HeavyReadWait: Duration(l.HeavyReadWait)},
 		P2P:   P2PConfig{MaxForwardBatch: 1000},
 		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token", MaxConnections: 16},
 		Raft: RaftConfig{
@@ -482,7 +492,8 @@ func (h *HTTPConfig) validateBounds() error {
 	for _, d := range []struct {
 		key string
 		v   Duration
-	}{{"read-header-timeout", h.ReadHeaderTimeout}, {"read-timeout", h.ReadTimeout}, {"write-timeout", h.WriteTimeout}, {"idle-timeout", h.IdleTimeout}} {
+	}{{"read-header-timeout", h.ReadHeaderTimeout}, {"read-timeout", h.ReadTimeout}, {"write-timeout", h.WriteTimeout}, {"idle-timeout", h.IdleTimeout},
+		{"heavy-read-wait", h.HeavyReadWait}} {
 		if d.v <= 0 {
 			return bad(d.key, "%v: must be a positive duration", time.Duration(d.v))
 		}
@@ -495,7 +506,8 @@ func (h *HTTPConfig) validateBounds() error {
 		v   int
 	}{{"max-connections", h.MaxConnections}, {"max-connections-per-ip", h.MaxConnectionsPerIP}, {"max-ws-connections", h.MaxWSConnections},
 		{"max-filters-per-ip", h.MaxFiltersPerIP}, {"max-subscriptions-per-ip", h.MaxSubscriptionsPerIP},
-		{"max-subscriptions-per-connection", h.MaxSubscriptionsPerConnection}, {"max-heavy-reads", h.MaxHeavyReads}} {
+		{"max-subscriptions-per-connection", h.MaxSubscriptionsPerConnection}, {"max-heavy-reads", h.MaxHeavyReads},
+		{"max-heavy-reads-per-ip", h.MaxHeavyReadsPerIP}, {"max-heavy-read-queue", h.MaxHeavyReadQueue}, {"max-heavy-read-queue-per-ip", h.MaxHeavyReadQueuePerIP}} {
 		if n.v < 1 {
 			return bad(n.key, "%d: must be at least 1", n.v)
 		}

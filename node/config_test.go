@@ -77,6 +77,11 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"response bytes":  {"[http]\nmax-response-bytes = 10\n", "http.max-response-bytes"},
 		"batch bytes":     {"[http]\nmax-batch-response-bytes = 0\n", "http.max-batch-response-bytes"},
 		"heavy reads":     {"[http]\nmax-heavy-reads = 0\n", "http.max-heavy-reads"},
+		"heavy per ip":    {"[http]\nmax-heavy-reads-per-ip = 0\n", "http.max-heavy-reads-per-ip"},
+		"heavy queue":     {"[http]\nmax-heavy-read-queue = 0\n", "http.max-heavy-read-queue"},
+		"heavy queue ip":  {"[http]\nmax-heavy-read-queue-per-ip = -1\n", "http.max-heavy-read-queue-per-ip"},
+		"heavy wait":      {"[http]\nheavy-read-wait = \"0s\"\n", "http.heavy-read-wait"},
+		"admin conns":     {"[admin]\nmax-connections = 0\n", "admin.max-connections"},
 		"bounds typo":     {"[http]\nmax-connection = 5\n", "http.max-connection"},
 	}
 	for name, c := range cases {

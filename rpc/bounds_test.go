@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -475,30 +476,67 @@ func (b *blockingBackend) SubmitTx(ctx context.Context, tx *types.Transaction) e
 	return b.testBackend.SubmitTx(ctx, tx)
 }
 
-// At most MaxHeavyReads heavy reads run at once, and an HTTP request that
-// made one holds its slot until its reply is written: while a batch that
-// read raw blocks is held, another client's heavy reads are refused with
-// -32005, its other calls are served, and once the batch is answered the
-// heavy reads are served again.
-func TestHeavyReadConcurrency(t *testing.T) {
-	b := &blockingBackend{testBackend: newTestBackend(t), entered: make(chan struct{}), release: make(chan struct{})}
-	limits := DefaultLimits
-	limits.MaxHeavyReads = 1
-	limits.Rate = RateLimits{}
-	counted := countRefusals(&limits)
-	s := serveBounded(t, b, limits)
-	holder, other := clientFrom(t, s, "127.0.6.1", false), clientFrom(t, s, "127.0.6.2", false)
+// heldRead is a batch that takes a heavy-read slot (it reads raw blocks)
+// and is then held in the blocking backend's SubmitTx, so its request
+// keeps the slot until the test lets it go.
+func heldRead(t *testing.T, b *blockingBackend, c *gethrpc.Client, key uint32) chan error {
+	t.Helper()
 	var raws []RawBlock
 	var sent common.Hash
 	batch := []gethrpc.BatchElem{
 		{Method: "tally_getRawBlocks", Args: []any{hexutil.Uint64(0), hexutil.Uint64(1)}, Result: &raws},
-		{Method: "eth_sendRawTransaction", Args: []any{rawHex(t, signedTransfer(t, devKey(t, 0), 0))}, Result: &sent},
+		{Method: "eth_sendRawTransaction", Args: []any{rawHex(t, signedTransfer(t, devKey(t, key), 0))}, Result: &sent},
 	}
 	done := make(chan error, 1)
-	go func() { done <- holder.BatchCall(batch) }()
+	go func() {
+		err := c.BatchCall(batch)
+		if err == nil {
+			err = batch[0].Error
+		}
+		done <- err
+	}()
 	<-b.entered // the batch has read its raw blocks and is held
+	return done
+}
+
+// heavyRead starts a tally_getRawBlocks from c and returns its outcome.
+func heavyRead(c *gethrpc.Client) chan error {
+	done := make(chan error, 1)
+	go func() {
+		var raws []RawBlock
+		done <- c.Call(&raws, "tally_getRawBlocks", hexutil.Uint64(0), hexutil.Uint64(1))
+	}()
+	return done
+}
+
+func outcome(t *testing.T, what string, ch chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no answer within 10 s", what)
+		return nil
+	}
+}
+
+// At most MaxHeavyReads heavy reads run at once, and an HTTP request that
+// made one holds its slot until its reply is written. Another client's
+// heavy read waits for the slot rather than being refused at once: it is
+// served once the slot is given back, or refused -32005 after
+// HeavyReadWait; light calls are never held up.
+func TestHeavyReadConcurrency(t *testing.T) {
+	b := &blockingBackend{testBackend: newTestBackend(t), entered: make(chan struct{}), release: make(chan struct{})}
+	limits := DefaultLimits
+	limits.MaxHeavyReads, limits.HeavyReadWait = 1, 300*time.Millisecond
+	limits.Rate = RateLimits{}
+	counted := countRefusals(&limits)
+	s := serveBounded(t, b, limits)
+	holder, other := clientFrom(t, s, "127.0.6.1", false), clientFrom(t, s, "127.0.6.2", false)
+	held := heldRead(t, b, holder, 0)
 
 	var logs []types.Log
+	var raws []RawBlock
 	var history json.RawMessage
 	for _, call := range []struct {
 		method string
@@ -510,22 +548,165 @@ func TestHeavyReadConcurrency(t *testing.T) {
 		{"tally_getAccountHistory", []any{common.Address{1}, nil, nil}, &history},
 		{"eth_getBlockByNumber", []any{"0x0", true}, &history},
 	} {
+		start := time.Now()
 		wantFilterErr(t, call.method+" while the slot is held", other.Call(call.out, call.method, call.args...), CodeLimitExceeded,
-			"server busy: 1 heavy reads are running (http.max-heavy-reads); retry "+call.method+" shortly")
+			"server busy: no heavy-read slot within 300ms (http.heavy-read-wait); retry "+call.method+" shortly")
+		if waited := time.Since(start); waited < 300*time.Millisecond {
+			t.Fatalf("%s refused after %v, before http.heavy-read-wait", call.method, waited)
+		}
 	}
-	if n := counted.get("http.max-heavy-reads"); n != 4 {
-		t.Fatalf("%d busy refusals counted, want 4", n)
+	if n := counted.get("http.heavy-read-wait"); n != 4 {
+		t.Fatalf("%d wait refusals counted, want 4", n)
 	}
 	served(t, other, "a light call while the heavy slot is held")
 	if err := other.Call(&history, "eth_getBlockByNumber", "0x0", false); err != nil {
 		t.Fatalf("a block without its transactions is not a heavy read: %v", err)
 	}
+	// A read that waits is served once the slot comes back.
+	waiting := heavyRead(other)
+	waitFor(t, "the read queued", func() bool { return s.srv.heavy.waiting() == 1 })
 	close(b.release)
-	if err := <-done; err != nil || batch[0].Error != nil || batch[1].Error != nil || len(raws) != 1 {
-		t.Fatalf("held batch: %v %v %v", err, batch[0].Error, batch[1].Error)
+	if err := outcome(t, "held batch", held); err != nil {
+		t.Fatalf("held batch: %v", err)
 	}
-	if err := other.Call(&logs, "eth_getLogs", map[string]any{"fromBlock": "0x0", "toBlock": "0x0"}); err != nil {
-		t.Fatalf("after the batch was answered: %v", err)
+	if err := outcome(t, "the waiting read", waiting); err != nil {
+		t.Fatalf("the waiting read after the slot came back: %v", err)
+	}
+}
+
+// One client flooding heavy reads takes its share of the slots
+// (MaxHeavyReadsPerIP) and its queue (MaxHeavyReadQueuePerIP); its reads
+// beyond the queue are refused at once, those in it wait and time out,
+// and another client's heavy read is served meanwhile, without waiting
+// for the flood.
+func TestHeavyReadFlood(t *testing.T) {
+	b := &blockingBackend{testBackend: newTestBackend(t), entered: make(chan struct{}), release: make(chan struct{})}
+	limits := DefaultLimits
+	limits.MaxHeavyReads, limits.MaxHeavyReadsPerIP = 2, 1
+	limits.MaxHeavyReadQueue, limits.MaxHeavyReadQueuePerIP, limits.HeavyReadWait = 4, 2, 2*time.Second
+	limits.Rate = RateLimits{}
+	counted := countRefusals(&limits)
+	s := serveBounded(t, b, limits)
+	flooder, other := clientFrom(t, s, "127.0.10.1", false), clientFrom(t, s, "127.0.10.2", false)
+	held := heldRead(t, b, flooder, 0)
+
+	const flood = 12
+	floods := make([]chan error, flood)
+	for i := range floods {
+		floods[i] = heavyRead(flooder)
+	}
+	// Two wait; the others are refused as they arrive.
+	waitFor(t, "the flood queued", func() bool { return counted.get("http.max-heavy-read-queue-per-ip") == flood-2 })
+	if n := s.srv.heavy.waiting(); n != 2 {
+		t.Fatalf("%d reads waiting, want the flooder's queue of 2", n)
+	}
+	start := time.Now()
+	if err := outcome(t, "another client's read", heavyRead(other)); err != nil {
+		t.Fatalf("another client during the flood: %v", err)
+	}
+	if d := time.Since(start); d >= limits.HeavyReadWait {
+		t.Fatalf("another client served after %v, not before the flood's reads time out", d)
+	}
+	refused, timedOut := 0, 0
+	for i, ch := range floods {
+		var rerr gethrpc.Error
+		switch err := outcome(t, "a flood read", ch); {
+		case errors.As(err, &rerr) && rerr.ErrorCode() == CodeLimitExceeded &&
+			strings.Contains(err.Error(), "server busy: 2 heavy reads of client 127.0.10.1 are waiting already (http.max-heavy-read-queue-per-ip)"):
+			refused++
+		case errors.As(err, &rerr) && rerr.ErrorCode() == CodeLimitExceeded &&
+			strings.Contains(err.Error(), "server busy: no heavy-read slot within 2s (http.heavy-read-wait)"):
+			timedOut++
+		default:
+			t.Fatalf("flood read %d: %v", i, err)
+		}
+	}
+	if refused != flood-2 || timedOut != 2 {
+		t.Fatalf("%d refused, %d timed out; want %d and 2", refused, timedOut, flood-2)
+	}
+	close(b.release)
+	if err := outcome(t, "held batch", held); err != nil {
+		t.Fatal(err)
+	}
+	if err := outcome(t, "the flooder after its flood", heavyRead(flooder)); err != nil {
+		t.Fatalf("the flooder after its flood: %v", err)
+	}
+}
+
+// A freed slot goes to the waiting client that holds the fewest, not to
+// the one that asked first: while one client holds every slot and has a
+// read waiting, another client's read waits behind it in time but is
+// served first.
+func TestHeavyReadFreedSlotToFewest(t *testing.T) {
+	b := &blockingBackend{testBackend: newTestBackend(t), entered: make(chan struct{}), release: make(chan struct{})}
+	limits := DefaultLimits
+	limits.MaxHeavyReads, limits.MaxHeavyReadsPerIP, limits.HeavyReadWait = 2, 2, 10*time.Second
+	limits.Rate = RateLimits{}
+	s := serveBounded(t, b, limits)
+	flooder, other := clientFrom(t, s, "127.0.11.1", false), clientFrom(t, s, "127.0.11.2", false)
+	first, second := heldRead(t, b, flooder, 0), heldRead(t, b, flooder, 1)
+	flooderWaits := heavyRead(flooder)
+	waitFor(t, "the flooder's read queued", func() bool { return s.srv.heavy.waiting() == 1 })
+	otherWaits := heavyRead(other)
+	waitFor(t, "the other read queued", func() bool { return s.srv.heavy.waiting() == 2 })
+
+	b.release <- struct{}{} // one held batch goes on and gives its slot back
+	if err := outcome(t, "a released batch", first); err != nil {
+		t.Fatal(err)
+	}
+	if err := outcome(t, "the other client's read", otherWaits); err != nil {
+		t.Fatalf("the other client's read: %v", err)
+	}
+	select {
+	case err := <-flooderWaits:
+		// Served only after the other client's read gave its slot back.
+		if err != nil {
+			t.Fatalf("the flooder's waiting read: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flooder's waiting read was not served after the other's")
+	}
+	b.release <- struct{}{}
+	if err := outcome(t, "the second held batch", second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two well-behaved clients behind one address (two bridges on one host)
+// reading concurrently, more than their address's share at once, are
+// both served: their reads beyond the share wait instead of failing.
+func TestHeavyReadsTwoClientsOneAddress(t *testing.T) {
+	c := transfersChain(t, 4)
+	limits := DefaultLimits
+	limits.MaxHeavyReads, limits.MaxHeavyReadsPerIP = 2, 1
+	s := serveBounded(t, c, limits)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for client := range 2 {
+		cl := clientFrom(t, s, "127.0.12.1", client == 1) // one over HTTP, one over WebSocket
+		for range 4 {                                     // each with four reads in flight
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 5 {
+					var raws []RawBlock
+					if err := cl.Call(&raws, "tally_getRawBlocks", hexutil.Uint64(0), hexutil.Uint64(MaxRawBlocks)); err != nil {
+						errs <- err
+						return
+					}
+					var logs []types.Log
+					if err := cl.Call(&logs, "eth_getLogs", map[string]any{"fromBlock": "0x0", "toBlock": "0x4"}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a well-behaved client's read: %v", err)
 	}
 }
 
@@ -617,11 +798,11 @@ func TestResponseBytesBounded(t *testing.T) {
 }
 
 // Every method in heavyMethods enters the heavy gate: with the only slot
-// taken, each is refused busy.
+// taken, each waits and is refused busy.
 func TestHeavyMethodsAreGated(t *testing.T) {
 	c := newFilterChain(t)
 	limits := DefaultLimits
-	limits.MaxHeavyReads = 1
+	limits.MaxHeavyReads, limits.HeavyReadWait = 1, 100*time.Millisecond
 	s := serveBounded(t, c, limits)
 	cl := clientFrom(t, s, "127.0.8.1", false)
 	var filterID string
@@ -641,7 +822,10 @@ func TestHeavyMethodsAreGated(t *testing.T) {
 	if len(args) != len(heavyMethods) {
 		t.Fatalf("%d heavy methods, %d tested", len(heavyMethods), len(args))
 	}
-	s.srv.heavy.slots <- struct{}{} // the only slot, taken
+	g := s.srv.heavy
+	g.mu.Lock()
+	g.take(netip.Prefix{}) // the only slot, taken
+	g.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, m := range heavyMethods {
 		a, ok := args[m]
@@ -660,7 +844,7 @@ func TestHeavyMethodsAreGated(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	<-s.srv.heavy.slots
+	g.release(netip.Prefix{})
 	var res json.RawMessage
 	if err := cl.Call(&res, "eth_getBlockByNumber", "0x0", true); err != nil {
 		t.Fatalf("with the slot free: %v", err)

@@ -28,8 +28,10 @@
 // per client address, and NewHTTPServer times out slow headers, bodies,
 // writes and idle connections; ServeHTTP caps the WebSocket connections;
 // subQuota and FilterAPI bound the subscriptions and filters of each
-// client; heavyGate bounds the heavy reads running at once and the reply
-// bytes they add to a request, on top of go-ethereum's own batch bounds;
+// client; heavyGate bounds the heavy reads running at once, shares them
+// fairly between client addresses (a read beyond its client's share
+// waits in a bounded queue for a bounded time) and bounds the reply bytes
+// they add to a request or batch, on top of go-ethereum's own batch bounds;
 // the RateLimiter charges a client's IP before its signatures are
 // recovered.
 //

@@ -3,7 +3,11 @@ package rpc
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
+	"time"
+
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
 )
 
 // CodeResponseTooLarge is go-ethereum's code for a reply over its bound:
@@ -22,32 +26,71 @@ var heavyMethods = []string{
 }
 
 // heavyGate bounds the heavy reads running at once (Limits.MaxHeavyReads)
-// and the reply bytes they add to one HTTP request
-// (Limits.MaxBatchResponseBytes). A call over the bound is refused at once
-// with -32005, which client libraries treat as "back off and retry":
-// waiting would only pile up goroutines and connections behind the
-// clients that hold the slots.
+// and shares them fairly between clients: one client address holds at
+// most MaxHeavyReadsPerIP of them, and a freed slot goes to the waiting
+// client that holds the fewest (the longest waiting first among equals).
+// A read that finds no slot for its client waits for one, rather than
+// being refused at once, so that two well-behaved clients behind one
+// address (two bridges on one host) are both served; the wait is bounded
+// in length (MaxHeavyReadQueue, MaxHeavyReadQueuePerIP) and in time
+// (HeavyReadWait), and past either bound the read is refused with -32005,
+// which client libraries treat as "back off and retry". So a client
+// flooding heavy reads fills its own share and its own queue, and another
+// client is served at the next freed slot.
+//
+// The gate also bounds the reply bytes heavy reads add to one request or
+// batch (Limits.MaxBatchResponseBytes) through the request's hold.
 type heavyGate struct {
-	slots     chan struct{}
-	maxReply  int // a request's reply bytes from heavy reads
-	maxCall   int // one heavy read's reply bytes
-	onRefused func(bound string)
+	max, perIP         int
+	maxQueue, queuePer int
+	wait               time.Duration
+	maxReply, maxCall  int
+	onRefused          func(bound string)
+
+	mu      sync.Mutex
+	running int
+	held    map[netip.Prefix]int            // slots by client
+	queues  map[netip.Prefix][]*heavyWaiter // waiting reads by client, in arrival order
+	queued  int
+	seq     uint64
+	holds   map[<-chan struct{}]*requestHold // holds of calls not over HTTP, by their context's Done
+}
+
+// heavyWaiter is a read waiting for a slot; ready is closed once granted.
+type heavyWaiter struct {
+	client  netip.Prefix
+	seq     uint64
+	ready   chan struct{}
+	granted bool
 }
 
 func newHeavyGate(l Limits) *heavyGate {
 	l = l.withDefaults()
-	return &heavyGate{slots: make(chan struct{}, l.MaxHeavyReads), maxReply: l.MaxBatchResponseBytes, maxCall: l.MaxResponseBytes, onRefused: l.OnRefused}
+	return &heavyGate{max: l.MaxHeavyReads, perIP: min(l.MaxHeavyReadsPerIP, l.MaxHeavyReads),
+		maxQueue: l.MaxHeavyReadQueue, queuePer: min(l.MaxHeavyReadQueuePerIP, l.MaxHeavyReadQueue), wait: l.HeavyReadWait,
+		maxReply: l.MaxBatchResponseBytes, maxCall: l.MaxResponseBytes, onRefused: l.OnRefused,
+		held: make(map[netip.Prefix]int), queues: make(map[netip.Prefix][]*heavyWaiter), holds: make(map[<-chan struct{}]*requestHold)}
 }
 
-// requestHold is an HTTP request's slot in the gate and what is left of
-// its reply budget. ServeHTTP puts it in the request's context (which
-// go-ethereum's server passes to every call of the request, batched or
-// not) and gives the slot back once the reply is written: the reply's
-// memory is held until then, so that is what the slot bounds.
+// requestHold is a request's slot in the gate and what is left of its
+// reply budget. Over HTTP, ServeHTTP puts it in the request's context
+// (which go-ethereum's server passes to every call of the request, batched
+// or not) and gives the slot back once the reply is written. Over
+// WebSocket, go-ethereum runs each batch (and each single call) under a
+// context of its own that it cancels once the reply is written; calls of
+// one batch share that context's Done channel, which finds their hold
+// (heavyGate.hold), released when the context ends and no heavy read
+// under it is still running. Either way a slot is held until the reply's
+// memory is freed, which is what the slot bounds.
 type requestHold struct {
 	mu        sync.Mutex
+	client    netip.Prefix
 	held      bool
 	remaining int
+	// For holds found by context: heavy reads running under it, and
+	// whether its context has ended.
+	active int
+	ended  bool
 }
 
 type requestHoldKey struct{}
@@ -56,63 +99,205 @@ type requestHoldKey struct{}
 // releases it, for ServeHTTP to call once the reply is written.
 func (g *heavyGate) withRequestHold(ctx context.Context) (context.Context, func()) {
 	h := &requestHold{remaining: g.maxReply}
-	return context.WithValue(ctx, requestHoldKey{}, h), func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.held {
-			h.held = false
-			<-g.slots
-		}
+	return context.WithValue(ctx, requestHoldKey{}, h), func() { g.releaseHold(h) }
+}
+
+func (g *heavyGate) releaseHold(h *requestHold) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held {
+		h.held = false
+		g.release(h.client)
 	}
 }
 
-// enter takes a slot for a heavy read, or refuses it; done gives the slot
-// back (over HTTP, the request's hold keeps it until the reply is
-// written). A nil gate (an API built without a server) admits everything.
+// hold finds ctx's hold: the HTTP request's, or that of the batch or
+// single call go-ethereum runs ctx under (made on the first heavy read
+// and forgotten once ctx ends). A context that can never end (an
+// in-process call) has none.
+func (g *heavyGate) hold(ctx context.Context) *requestHold {
+	if h, ok := ctx.Value(requestHoldKey{}).(*requestHold); ok {
+		return h
+	}
+	done := ctx.Done()
+	if done == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if h, ok := g.holds[done]; ok {
+		return h
+	}
+	h := &requestHold{remaining: g.maxReply}
+	g.holds[done] = h
+	context.AfterFunc(ctx, func() {
+		g.mu.Lock()
+		delete(g.holds, done)
+		g.mu.Unlock()
+		h.mu.Lock()
+		h.ended = true
+		free := h.active == 0
+		h.mu.Unlock()
+		if free {
+			g.releaseHold(h)
+		}
+	})
+	return h
+}
+
+// enter takes a slot for a heavy read of ctx's client, waiting for one as
+// the gate allows, or refuses it; done ends the read (the slot itself is
+// kept by the read's hold until its reply is written). A nil gate (an API
+// built without a server) admits everything.
 func (g *heavyGate) enter(ctx context.Context, method string) (done func(), err error) {
 	if g == nil {
 		return func() {}, nil
 	}
-	if h, ok := ctx.Value(requestHoldKey{}).(*requestHold); ok {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.held {
-			return func() {}, nil
+	client, _ := clientKey(gethrpc.PeerInfoFromContext(ctx).RemoteAddr)
+	h := g.hold(ctx)
+	if h == nil {
+		if err := g.acquire(ctx, client, method); err != nil {
+			return nil, err
 		}
-		if !g.tryTake() {
-			return nil, g.busy(method)
+		return func() { g.release(client) }, nil
+	}
+	// The calls of one request or batch run one after another, so the
+	// hold's lock is not contended while a read waits here.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.held {
+		if err := g.acquire(ctx, client, method); err != nil {
+			return nil, err
 		}
-		h.held = true
+		h.held, h.client = true, client
+	}
+	if _, overHTTP := ctx.Value(requestHoldKey{}).(*requestHold); overHTTP {
 		return func() {}, nil
 	}
-	if !g.tryTake() {
-		return nil, g.busy(method)
-	}
-	return func() { <-g.slots }, nil
+	h.active++
+	return func() {
+		h.mu.Lock()
+		h.active--
+		free := h.ended && h.active == 0
+		h.mu.Unlock()
+		if free {
+			g.releaseHold(h)
+		}
+	}, nil
 }
 
-func (g *heavyGate) tryTake() bool {
+// acquire takes a slot for client: at once when one is free and the
+// client is within its share and has nobody waiting before it; otherwise
+// after waiting in the client's queue, until a slot is granted to it,
+// HeavyReadWait passes or ctx ends.
+func (g *heavyGate) acquire(ctx context.Context, client netip.Prefix, method string) error {
+	g.mu.Lock()
+	if g.running < g.max && g.held[client] < g.perIP && len(g.queues[client]) == 0 {
+		g.take(client)
+		g.mu.Unlock()
+		return nil
+	}
+	switch {
+	case len(g.queues[client]) >= g.queuePer:
+		g.mu.Unlock()
+		return g.busy("http.max-heavy-read-queue-per-ip", fmt.Sprintf("%d heavy reads of client %s are waiting already", g.queuePer, clientString(client)), method)
+	case g.queued >= g.maxQueue:
+		g.mu.Unlock()
+		return g.busy("http.max-heavy-read-queue", fmt.Sprintf("%d heavy reads are waiting already", g.maxQueue), method)
+	}
+	g.seq++
+	w := &heavyWaiter{client: client, seq: g.seq, ready: make(chan struct{})}
+	g.queues[client] = append(g.queues[client], w)
+	g.queued++
+	g.mu.Unlock()
+
+	timer := time.NewTimer(g.wait)
+	defer timer.Stop()
+	var err error
 	select {
-	case g.slots <- struct{}{}:
-		return true
-	default:
-		return false
+	case <-w.ready:
+		return nil
+	case <-timer.C:
+		err = g.busy("http.heavy-read-wait", fmt.Sprintf("no heavy-read slot within %v", g.wait), method)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if w.granted {
+		return nil // granted as the wait ended: take it
+	}
+	q := g.queues[client]
+	for i, x := range q {
+		if x == w {
+			q = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(g.queues, client)
+	} else {
+		g.queues[client] = q
+	}
+	g.queued--
+	return err
+}
+
+// take gives client a slot; g.mu is held.
+func (g *heavyGate) take(client netip.Prefix) {
+	g.running++
+	g.held[client]++
+}
+
+// release gives client's slot back and grants the freed slots to the
+// waiting clients that hold the fewest.
+func (g *heavyGate) release(client netip.Prefix) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running--
+	if g.held[client]--; g.held[client] <= 0 {
+		delete(g.held, client)
+	}
+	for g.running < g.max {
+		var next []*heavyWaiter
+		var nextClient netip.Prefix
+		for c, q := range g.queues {
+			if g.held[c] >= g.perIP {
+				continue
+			}
+			if next == nil || g.held[c] < g.held[nextClient] || (g.held[c] == g.held[nextClient] && q[0].seq < next[0].seq) {
+				next, nextClient = q, c
+			}
+		}
+		if next == nil {
+			return
+		}
+		w := next[0]
+		if len(next) == 1 {
+			delete(g.queues, nextClient)
+		} else {
+			g.queues[nextClient] = next[1:]
+		}
+		g.queued--
+		g.take(nextClient)
+		w.granted = true
+		close(w.ready)
 	}
 }
 
-func (g *heavyGate) busy(method string) error {
-	countRefusal(g.onRefused, "http.max-heavy-reads")
-	return &Error{Code: CodeLimitExceeded, Msg: fmt.Sprintf("server busy: %d heavy reads are running (http.max-heavy-reads); retry %s shortly", cap(g.slots), method)}
+func (g *heavyGate) busy(bound, why, method string) error {
+	countRefusal(g.onRefused, bound)
+	return &Error{Code: CodeLimitExceeded, Msg: fmt.Sprintf("server busy: %s (%s); retry %s shortly", why, bound, method)}
 }
 
 // budget is how many reply bytes the next heavy read may produce: one
-// call's bound, and over HTTP no more than the request has left.
+// call's bound, and no more than its request or batch has left.
 func (g *heavyGate) budget(ctx context.Context) int {
 	if g == nil {
 		return DefaultLimits.MaxResponseBytes
 	}
 	n := g.maxCall
-	if h, ok := ctx.Value(requestHoldKey{}).(*requestHold); ok {
+	if h := g.hold(ctx); h != nil {
 		h.mu.Lock()
 		n = min(n, h.remaining)
 		h.mu.Unlock()
@@ -127,8 +312,8 @@ func (g *heavyGate) charge(ctx context.Context, method string, n int) error {
 	if g == nil {
 		return nil
 	}
-	h, ok := ctx.Value(requestHoldKey{}).(*requestHold)
-	if !ok {
+	h := g.hold(ctx)
+	if h == nil {
 		return nil
 	}
 	h.mu.Lock()
@@ -142,4 +327,11 @@ func (g *heavyGate) charge(ctx context.Context, method string, n int) error {
 	}
 	h.remaining = max(0, h.remaining-n)
 	return nil
+}
+
+// waiting reports how many heavy reads wait for a slot (for tests).
+func (g *heavyGate) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.queued
 }

@@ -83,11 +83,21 @@ type Limits struct {
 	// -32005): only a single stored block larger than it is ever sent
 	// whole, so that any block can be audited.
 	MaxResponseBytes int
-	// MaxHeavyReads bounds the heavy reads (heavyMethods) running at once;
-	// one more is refused -32005 at once. Over HTTP a request that made a
-	// heavy read holds its slot until its reply is written, since that is
-	// when its memory is freed.
+	// MaxHeavyReads bounds the heavy reads (heavyMethods) running at once
+	// (heavyGate). A request (over WebSocket, a batch or a single call)
+	// that made a heavy read holds its slot until its reply is written,
+	// since that is when its memory is freed.
 	MaxHeavyReads int
+	// MaxHeavyReadsPerIP is one client address's share of them: a read
+	// beyond it waits, as does one that finds every slot taken; a freed
+	// slot goes to the waiting client holding the fewest.
+	MaxHeavyReadsPerIP int
+	// MaxHeavyReadQueue and MaxHeavyReadQueuePerIP bound the heavy reads
+	// waiting for a slot, in all and of one client address, and
+	// HeavyReadWait how long one waits; past any of them it is refused
+	// -32005.
+	MaxHeavyReadQueue, MaxHeavyReadQueuePerIP int
+	HeavyReadWait                             time.Duration
 
 	// OnRefused, if set, is called with a bound's config key (such as
 	// "http.max-connections-per-ip" or "ratelimit.per-ip") each time it
@@ -100,7 +110,7 @@ type Limits struct {
 // listener's ConnLimits.OnRefused) is called with.
 var RefusalBounds = []string{
 	"http.max-connections", "http.max-connections-per-ip", "http.max-ws-connections", "http.read-timeout",
-	"http.max-heavy-reads", "http.max-batch-response-bytes", "http.max-response-bytes", "http.max-log-results",
+	"http.max-heavy-read-queue", "http.max-heavy-read-queue-per-ip", "http.heavy-read-wait", "http.max-batch-response-bytes", "http.max-response-bytes", "http.max-log-results",
 	"http.max-filters", "http.max-filters-per-ip",
 	"http.max-subscriptions", "http.max-subscriptions-per-ip", "http.max-subscriptions-per-connection",
 	"ratelimit.per-ip", "ratelimit.per-account",
@@ -127,7 +137,7 @@ var DefaultLimits = Limits{MaxBodyBytes: 5 << 20, MaxBatchItems: 2000, MaxBatchR
 	MaxSubscriptionsPerIP: 100, MaxSubscriptionsPerConn: 32,
 	ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 	MaxConns: 2048, MaxConnsPerIP: 128, MaxWSConns: 1024,
-	MaxResponseBytes: 8 << 20, MaxHeavyReads: 8,
+	MaxResponseBytes: 8 << 20, MaxHeavyReads: 8, MaxHeavyReadsPerIP: 4, MaxHeavyReadQueue: 64, MaxHeavyReadQueuePerIP: 16, HeavyReadWait: 5 * time.Second,
 	Rate: RateLimits{PerAccount: 50, AccountBurst: 100, PerIP: 500, IPBurst: 1000, MaxTracked: 100_000}}
 
 // withDefaults returns l with every zero bound replaced by DefaultLimits'.
@@ -138,7 +148,8 @@ func (l Limits) withDefaults() Limits {
 		{&l.MaxLogResults, &d.MaxLogResults}, {&l.MaxFilters, &d.MaxFilters}, {&l.MaxFiltersPerIP, &d.MaxFiltersPerIP},
 		{&l.MaxSubscriptionsPerIP, &d.MaxSubscriptionsPerIP}, {&l.MaxSubscriptionsPerConn, &d.MaxSubscriptionsPerConn},
 		{&l.MaxConns, &d.MaxConns}, {&l.MaxConnsPerIP, &d.MaxConnsPerIP}, {&l.MaxWSConns, &d.MaxWSConns},
-		{&l.MaxResponseBytes, &d.MaxResponseBytes}, {&l.MaxHeavyReads, &d.MaxHeavyReads},
+		{&l.MaxResponseBytes, &d.MaxResponseBytes}, {&l.MaxHeavyReads, &d.MaxHeavyReads}, {&l.MaxHeavyReadsPerIP, &d.MaxHeavyReadsPerIP},
+		{&l.MaxHeavyReadQueue, &d.MaxHeavyReadQueue}, {&l.MaxHeavyReadQueuePerIP, &d.MaxHeavyReadQueuePerIP},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.def
@@ -146,7 +157,7 @@ func (l Limits) withDefaults() Limits {
 	}
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&l.FilterTimeout, &d.FilterTimeout}, {&l.ReadHeaderTimeout, &d.ReadHeaderTimeout}, {&l.ReadTimeout, &d.ReadTimeout},
-		{&l.WriteTimeout, &d.WriteTimeout}, {&l.IdleTimeout, &d.IdleTimeout},
+		{&l.WriteTimeout, &d.WriteTimeout}, {&l.IdleTimeout, &d.IdleTimeout}, {&l.HeavyReadWait, &d.HeavyReadWait},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.def
