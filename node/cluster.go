@@ -102,8 +102,8 @@ func (n *Node) startCluster() {
 	}
 	n.fwd = make(map[common.Hash]*inflightForward)
 	n.heights = make(map[peer.ID]heightSample)
-	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.ForwardProtocol, n.recoverSenders, n.admitForwarded, n.log)
-	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.RelayProtocol, n.recoverSenders, n.admitRelayed, n.log)
+	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.ForwardProtocol, n.recoverSenders, n.admitForwarded, n.journal.Sync, n.log)
+	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.RelayProtocol, n.recoverSenders, n.admitRelayed, n.journal.Sync, n.log)
 	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
 	n.forwarder = p2p.NewForwarder(n.host.Libp2p(), n.leaderPeer, n.admitForwarded, n.cfg.P2P.MaxForwardBatch, n.log)
 	n.forwarder.SetLocalRelay(n.admitRelayed)
@@ -190,8 +190,9 @@ func (n *Node) recoverSenders(raws [][]byte) {
 
 // admitForwarded admits a transaction a follower forwarded into this
 // node's pool (should this node have just lost the lead, it forwards its
-// pool to the next leader); the verdict is worded as the JSON-RPC error the
-// follower's client gets.
+// pool to the next leader) and queues it in the pool journal, which the
+// caller syncs before passing the verdict on; the verdict is worded as the
+// JSON-RPC error the follower's client gets.
 func (n *Node) admitForwarded(raw []byte) error {
 	tx, err := chain.DecodeTx(raw)
 	if err == nil {
@@ -203,6 +204,7 @@ func (n *Node) admitForwarded(raw []byte) error {
 		return rpc.ClientError(err)
 	}
 	n.metrics.admitted.Inc()
+	n.journal.Append(raw)
 	return nil
 }
 
@@ -277,6 +279,7 @@ func (n *Node) admitRelayed(raw []byte) error {
 	if err != nil {
 		return rpc.ClientError(err)
 	}
+	n.journal.Append(raw)
 	return nil
 }
 
@@ -426,7 +429,12 @@ func (n *Node) SubmitBatch(txs []*types.Transaction) {
 				continue
 			}
 			n.metrics.admitted.Inc()
+			n.journalTx(tx)
 			go func(tx *types.Transaction) {
+				if err := n.journal.Sync(); err != nil {
+					f.done <- err
+					return
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), forwardTTL)
 				defer cancel()
 				f.done <- n.replicate(ctx, tx)
@@ -454,9 +462,12 @@ func (n *Node) forward(ctx context.Context, tx *types.Transaction) error {
 	n.metrics.forwarded.Inc()
 	// The leader's verdict is the answer: its client rules (a stale nonce
 	// gap) are not applied again here, so this copy is kept unless this
-	// node's own state refuses it.
-	n.pool.AddRelayed(tx)
-	return nil
+	// node's own state refuses it. It is in this node's journal before
+	// the client hears of it, as in the leader's.
+	if _, err := n.pool.AddRelayed(tx); err == nil {
+		n.journal.Append(raw)
+	}
+	return n.journal.Sync()
 }
 
 // takeForward returns the verdict channel of a forward SubmitBatch started.

@@ -44,6 +44,7 @@ type Node struct {
 	db      *state.DB
 	senders *chain.SenderCache
 	pool    *mempool.Pool
+	journal *poolJournal // the pool's transactions, durable before the node says it holds them
 	engine  *consensus.Engine
 	rpc     *rpc.Server
 	heads   *rpc.HeadFeed
@@ -124,6 +125,9 @@ func (n *Node) open() error {
 	n.senders = chain.NewSenderCache(chain.NewSigner(n.genesis.ChainIDBig()), SenderCacheSize)
 	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal,
 		GapGrace: time.Duration(n.cfg.Mempool.GapGrace), GapExpiry: time.Duration(n.cfg.Mempool.GapExpiry)}, n.db, n.senders)
+	if err := n.restorePool(); err != nil {
+		return err
+	}
 	n.metrics = newMetrics(n)
 	n.heads = rpc.NewHeadFeed(n.cfg.HTTP.MaxSubscriptions)
 	n.votes = n.newVotes()
@@ -170,8 +174,9 @@ func (n *Node) open() error {
 		return err
 	}
 	n.stop = make(chan struct{})
-	n.bg.Add(1)
+	n.bg.Add(2)
 	go n.every(gapCheck, n.expireGaps)
+	go n.every(journalCheck, n.compactJournal)
 	n.startCluster()
 	n.votes.serve()
 	go n.votes.run()
@@ -295,6 +300,9 @@ func (n *Node) Close() error {
 		if n.host != nil {
 			errs = append(errs, n.host.Close())
 		}
+		if n.journal != nil {
+			errs = append(errs, n.journal.Close())
+		}
 		if n.db != nil {
 			if head, ok := n.db.Head(); ok {
 				n.log.Info("state closed", "height", head.Number, "hash", head.Hash, "state_root", head.StateRoot, "raft_index", head.RaftIndex)
@@ -346,8 +354,10 @@ func (n *Node) Senders() *chain.SenderCache { return n.senders }
 // returns the leader's verdict, keeping an admitted transaction in its own
 // pool so it can forward it again to a new leader until it is applied.
 // Either way an admitted transaction is on two validators before its
-// client hears of it, so the loss of either one loses nothing acknowledged
-// (docs/architecture.md, "Admitted transactions survive a node").
+// client hears of it, so the loss of either one loses nothing acknowledged,
+// and in the pool journal of each node that answered for it, so the crash
+// of all of them loses nothing either (docs/architecture.md, "Admitted
+// transactions survive a node").
 func (n *Node) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 	if err := n.engine.Halted(); err != nil {
 		return err
@@ -376,6 +386,10 @@ func (n *Node) admitLocal(ctx context.Context, tx *types.Transaction) error {
 		return err
 	}
 	n.metrics.admitted.Inc()
+	n.journalTx(tx)
+	if err := n.journal.Sync(); err != nil {
+		return err
+	}
 	return n.replicate(ctx, tx)
 }
 

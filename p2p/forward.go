@@ -66,15 +66,18 @@ type SubmitFunc func(raw []byte) error
 
 // ServeForward makes h answer forwarded batches with submit.
 func ServeForward(h host.Host, submit SubmitFunc, log *slog.Logger) {
-	ServeForwardPrepared(h, ForwardProtocol, nil, submit, log)
+	ServeForwardPrepared(h, ForwardProtocol, nil, submit, nil, log)
 }
 
 // ServeForwardPrepared makes h answer batches of protocol proto
 // (ForwardProtocol or RelayProtocol) with submit, calling prepare, if not
 // nil, on each whole batch before submit runs on its transactions one by
 // one: the node recovers a batch's senders on all cores there, so
-// admission (sequential, in the batch's order) finds them cached.
-func ServeForwardPrepared(h host.Host, proto protocol.ID, prepare func(raws [][]byte), submit SubmitFunc, log *slog.Logger) {
+// admission (sequential, in the batch's order) finds them cached. finish,
+// if not nil, runs after the last submit and before the verdicts are
+// sent: the node makes what it admitted durable there, once per batch; if
+// it fails, every transaction admitted gets its error as verdict instead.
+func ServeForwardPrepared(h host.Host, proto protocol.ID, prepare func(raws [][]byte), submit SubmitFunc, finish func() error, log *slog.Logger) {
 	h.SetStreamHandler(proto, func(s network.Stream) {
 		defer s.Close()
 		s.SetDeadline(time.Now().Add(forwardTimeout))
@@ -97,6 +100,15 @@ func ServeForwardPrepared(h host.Host, proto protocol.ID, prepare func(raws [][]
 				verdicts[i] = err.Error()
 				if verdicts[i] == "" {
 					verdicts[i] = "rejected"
+				}
+			}
+		}
+		if finish != nil {
+			if err := finish(); err != nil {
+				for i := range verdicts {
+					if verdicts[i] == "" {
+						verdicts[i] = err.Error()
+					}
 				}
 			}
 		}

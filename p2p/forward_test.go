@@ -256,3 +256,56 @@ func TestBatchesFitTheFrame(t *testing.T) {
 		t.Fatalf("batches %v: %d MB in one frame", batches, n*size>>20)
 	}
 }
+
+// TestForwardFinish: the leader's finish hook runs once per batch, after
+// every admission and before the verdicts leave; when it fails, every
+// transaction admitted gets its error as verdict (the node could not make
+// them durable), and refusals keep their own.
+func TestForwardFinish(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
+			lk, fk := newKey(t), newKey(t)
+			lid, fid := peerID(t, lk), peerID(t, fk)
+			loop := []string{"/ip4/127.0.0.1/tcp/0"}
+			leader, follower := newHost(t, lk, loop, fid), newHost(t, fk, loop, lid)
+			addPeers(t, follower, leader)
+			var mu sync.Mutex
+			admitted, finishes, admittedAtFinish := 0, 0, 0
+			ServeForwardPrepared(leader.Libp2p(), ForwardProtocol, nil, func(raw []byte) error {
+				if raw[0] == 0xff {
+					return errors.New("nonce too low")
+				}
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+				return nil
+			}, func() error {
+				mu.Lock()
+				defer mu.Unlock()
+				finishes++
+				admittedAtFinish = admitted
+				if fail {
+					return errors.New("pool journal: disk full")
+				}
+				return nil
+			}, testLogger())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			raws := [][]byte{{1}, {0xff}, {2}}
+			verdicts, err := roundTrip(ctx, follower.Libp2p(), leader.ID(), ForwardProtocol, raws)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"", "nonce too low", ""}
+			if fail {
+				want = []string{"pool journal: disk full", "nonce too low", "pool journal: disk full"}
+			}
+			if fmt.Sprint(verdicts) != fmt.Sprint(want) {
+				t.Fatalf("verdicts %q, want %q", verdicts, want)
+			}
+			if finishes != 1 || admittedAtFinish != 2 {
+				t.Fatalf("finish ran %d times, after %d admissions; want once, after 2", finishes, admittedAtFinish)
+			}
+		})
+	}
+}

@@ -34,7 +34,7 @@ func replicaHosts(t *testing.T, n int, admit func(i int, raw []byte) error) (*Ho
 			counts[i]++
 			mu.Unlock()
 			return nil
-		}, testLogger())
+		}, nil, testLogger())
 		fs = append(fs, f)
 	}
 	leader := newHost(t, lk, []string{tcpLoopback}, keys...)

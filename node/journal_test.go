@@ -1,0 +1,237 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+)
+
+func journalRaws(n, size int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = bytes.Repeat([]byte{byte(i + 1)}, size+i)
+	}
+	return out
+}
+
+func openTestJournal(t *testing.T, path string) (*poolJournal, [][]byte) {
+	t.Helper()
+	j, raws, err := openPoolJournal(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j, raws
+}
+
+// What Sync returned for is read back after a reopen, in order; what was
+// only queued is not.
+func TestPoolJournalSyncedRecordsReadBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), PoolJournalFile)
+	j, got := openTestJournal(t, path)
+	if len(got) != 0 {
+		t.Fatalf("a new journal holds %d records", len(got))
+	}
+	raws := journalRaws(5, 100)
+	for _, r := range raws[:3] {
+		j.Append(r)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	j.Append(raws[3]) // queued, never synced: the node never vouched for it
+	j.Close()
+	_, got = openTestJournal(t, path)
+	if !slices.EqualFunc(got, raws[:3], bytes.Equal) {
+		t.Fatalf("read back %d records, want the 3 synced ones", len(got))
+	}
+}
+
+// A crash in the middle of a write leaves a torn or damaged last record:
+// reading stops before it and keeps everything before it.
+func TestPoolJournalTornTail(t *testing.T) {
+	raws := journalRaws(3, 50)
+	var whole []byte
+	for _, r := range raws {
+		whole = appendRecord(whole, r)
+	}
+	last := len(whole) - (journalRecordHeader + len(raws[2]))
+	badCRC := slices.Clone(whole)
+	badCRC[last+5] ^= 0xff
+	badLen := slices.Clone(whole)
+	badLen[last] = 0xff // a length over chain.MaxTxSize
+	zeroLen := slices.Clone(whole)
+	copy(zeroLen[last:], []byte{0, 0, 0, 0})
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want int
+	}{
+		{"intact", whole, 3},
+		{"torn payload", whole[:len(whole)-1], 2},
+		{"torn header", whole[:last+3], 2},
+		{"bad checksum", badCRC, 2},
+		{"length over the limit", badLen, 2},
+		{"zero length", zeroLen, 2},
+		{"empty", nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), PoolJournalFile)
+			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := readPoolJournal(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.EqualFunc(got, raws[:tc.want], bytes.Equal) {
+				t.Fatalf("read %d records, want the first %d", len(got), tc.want)
+			}
+		})
+	}
+}
+
+// Concurrent admissions each get their record durable from Sync, sharing
+// writes.
+func TestPoolJournalConcurrentSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), PoolJournalFile)
+	j, _ := openTestJournal(t, path)
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				j.Append([]byte(fmt.Sprintf("writer %d record %d", w, i)))
+				if err := j.Sync(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := readPoolJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != writers*each {
+		t.Fatalf("%d records, want %d", len(got), writers*each)
+	}
+	seen := map[string]bool{}
+	for _, r := range got {
+		seen[string(r)] = true
+	}
+	if len(seen) != writers*each {
+		t.Fatalf("%d distinct records, want %d", len(seen), writers*each)
+	}
+}
+
+// A rewrite keeps what the pool holds and what was queued but not yet
+// written; a record whose transaction left the pool is gone.
+func TestPoolJournalRewrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), PoolJournalFile)
+	j, _ := openTestJournal(t, path)
+	raws := journalRaws(4, 64)
+	for _, r := range raws[:3] {
+		j.Append(r)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	j.Append(raws[3]) // queued while the pool already held it
+	// raws[0] was applied: the pool holds raws[1..3].
+	if err := j.rewrite(func() [][]byte { return raws[1:] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readPoolJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// raws[3] twice: in the pool at the rewrite and queued before it.
+	want := [][]byte{raws[1], raws[2], raws[3], raws[3]}
+	if !slices.EqualFunc(got, want, bytes.Equal) {
+		t.Fatalf("after the rewrite: %d records, want %d", len(got), len(want))
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Fatalf("temporary file left behind: %v", err)
+	}
+}
+
+// The journal is rewritten only past journalCompactMin and twice its size
+// after the last rewrite.
+func TestPoolJournalNeedsRewrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), PoolJournalFile)
+	j, _ := openTestJournal(t, path)
+	big := bytes.Repeat([]byte{7}, 30_000)
+	fill := func(bytes int) {
+		for written := 0; written < bytes; written += len(big) + journalRecordHeader {
+			j.Append(big)
+		}
+		if err := j.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fill(journalCompactMin / 2)
+	if j.needsRewrite() {
+		t.Fatal("rewrite wanted below journalCompactMin")
+	}
+	fill(journalCompactMin / 2)
+	if !j.needsRewrite() {
+		t.Fatal("no rewrite wanted past journalCompactMin")
+	}
+	// The pool still holds 200 of them: the rewritten journal is ~6 MB,
+	// and the next rewrite waits until it doubles.
+	pool := slices.Repeat([][]byte{big}, 200)
+	if err := j.rewrite(func() [][]byte { return pool }); err != nil {
+		t.Fatal(err)
+	}
+	if j.needsRewrite() {
+		t.Fatal("rewrite wanted right after a rewrite")
+	}
+	fill(len(pool) * len(big) / 2)
+	if j.needsRewrite() {
+		t.Fatal("rewrite wanted before the journal doubled")
+	}
+	fill(len(pool) * len(big) / 2)
+	if !j.needsRewrite() {
+		t.Fatal("no rewrite wanted once the journal doubled")
+	}
+}
+
+// FuzzReadPoolJournal: any file content reads without a panic, as records
+// that re-encode to a prefix of it.
+func FuzzReadPoolJournal(f *testing.F) {
+	var whole []byte
+	for _, r := range journalRaws(3, 10) {
+		whole = appendRecord(whole, r)
+	}
+	f.Add(whole)
+	f.Add(whole[:len(whole)-3])
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 9})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), PoolJournalFile)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readPoolJournal(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var enc []byte
+		for _, r := range got {
+			enc = appendRecord(enc, r)
+		}
+		if !bytes.HasPrefix(data, enc) {
+			t.Fatalf("records read do not re-encode to a prefix of the file")
+		}
+	})
+}
