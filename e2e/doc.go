@@ -44,6 +44,10 @@
 //     straight to it; every one is receipted by the survivors (the leader
 //     held each on another validator before answering) and the senders'
 //     next nonces go through.
+//   - TestAdmittedTxSurvivesAllDown: the same, but all three nodes are
+//     SIGKILLed and restarted; every acknowledged transfer is receipted on
+//     all three (each node that answered for it had it in its pool
+//     journal).
 //   - TestFailoverTimes (only with TALLY_FAILOVER_ROUNDS set; a
 //     measurement, not a check): time from a leader fault (SIGKILL,
 //     SIGSTOP, isolation) to the first write submitted after it being
