@@ -87,8 +87,8 @@
 //
 // Real client libraries (e2e/js_test.go):
 //
-//   - TestJSClients: the npm suite in clients/js (ethers v6, viem, web3.js
-//     v4, pinned by its package-lock.json; `npm ci` when node_modules is
+//   - TestJSClients: the npm suite in clients/js (ethers v6, viem, wagmi's
+//     core, web3.js v4, pinned by its package-lock.json; `npm ci` when node_modules is
 //     missing or from another lock file) runs under Node's test runner
 //     against tallyd --dev, as wallet apps and dApps use a node: HD accounts
 //     from the dev mnemonic, legacy, EIP-2930 and EIP-1559 transfers with

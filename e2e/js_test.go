@@ -30,8 +30,8 @@ const (
 	jsMinChecks = 30
 )
 
-// TestJSClients runs the npm suite in clients/js (ethers v6, viem and
-// web3.js v4, pinned by its package-lock.json; Node's own test runner)
+// TestJSClients runs the npm suite in clients/js (ethers v6, viem, wagmi's
+// core and web3.js v4, pinned by its package-lock.json; Node's own test runner)
 // against a real tallyd --dev on a free port and a fresh data dir, the way
 // wallet apps and dApps use the node. It installs the packages (npm ci)
 // when node_modules is missing or was installed from another lock file, and
