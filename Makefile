@@ -9,9 +9,11 @@ build:
 	$(GO) build -o bin/tallyd ./cmd/tallyd
 	$(GO) build -o bin/tally ./cmd/tally
 
-# A single-node dev chain on 127.0.0.1:8545 (chain id 1337, data in a temp dir).
+# A single-node dev chain on 127.0.0.1:$(PORT) (chain id 1337, data in a
+# temp dir removed on exit); make run PORT=8555 when 8545 is taken.
+PORT ?= 8545
 run: build
-	./bin/tallyd --dev
+	./bin/tallyd --dev --http.port $(PORT)
 
 # Everything CI runs: static checks, then every test (unit, vector, fuzz
 # seeds, real-process end-to-end tests; e2e/js_test.go runs `npm ci` in

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -39,6 +40,15 @@ func DecodeJSON(data []byte, v any) error {
 // Decode decodes TOML data over v (which holds the defaults), refusing
 // unknown keys and naming the key of any bad value.
 func Decode(data []byte, v any) error {
+	if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+		var doc map[string]any
+		// A syntax error is left to the decode below, which names its line.
+		if toml.Unmarshal(data, &doc) == nil {
+			if err := checkTypes(doc, t.Elem(), ""); err != nil {
+				return err
+			}
+		}
+	}
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

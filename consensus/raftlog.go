@@ -42,6 +42,19 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
+	if level == slog.LevelWarn && isFirstElection(line) {
+		level = slog.LevelInfo
+	}
 	w.l.Log(context.Background(), level, string(line))
 	return len(p), nil
+}
+
+// isFirstElection reports whether line is hashicorp/raft's warning that it
+// starts an election while it knew no leader: that is how every node comes
+// up (a dev node on each start), and the further rounds of an election
+// already warned about. The warning that a known leader went silent (its
+// id after last-leader-id=) stays a warning, once per episode.
+func isFirstElection(line []byte) bool {
+	return bytes.Contains(line, []byte("heartbeat timeout reached, starting election")) &&
+		(bytes.HasSuffix(line, []byte("last-leader-id=")) || bytes.HasSuffix(line, []byte(`last-leader-id=""`)))
 }

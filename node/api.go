@@ -349,7 +349,7 @@ func (n *Node) serveAdmin() error {
 	addr := net.JoinHostPort(n.cfg.Admin.Addr, strconv.Itoa(n.cfg.Admin.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("key admin.port: listen %s: %w", addr, err)
+		return listenError("admin.port", "", addr, err)
 	}
 	a := &adminServer{rpc: srv, ln: ln, token: token}
 	// The admin port has its own connection cap and the JSON-RPC port's

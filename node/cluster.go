@@ -56,7 +56,7 @@ func (n *Node) openNetwork() (*network, error) {
 	}
 	n.host, err = p2p.New(p2p.Config{Key: n.key, ListenAddrs: n.cfg.P2P.Listen, Peers: n.cfg.P2P.Peers, Allowed: allowed, Logger: n.log.With("component", "p2p")})
 	if err != nil {
-		return nil, fmt.Errorf("key p2p.listen: %w", err)
+		return nil, listenError("p2p.listen", "", fmt.Sprint(n.cfg.P2P.Listen), err)
 	}
 	for _, v := range validators {
 		n.host.Protect(v)

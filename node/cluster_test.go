@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -161,5 +162,29 @@ func TestAdminAPI(t *testing.T) {
 	// The admin namespace is not on the public port.
 	if err := pub.Call(nil, "admin_raftStatus"); err == nil {
 		t.Fatal("admin method served on the public port")
+	}
+}
+
+// TestTestnetDefaultPorts: a testnet of any size on the default base uses
+// no port of a dev node (JSON-RPC 8545), so both run on one machine, and
+// node 0's admin port is where `tally admin` looks by default.
+func TestTestnetDefaultPorts(t *testing.T) {
+	nodes, err := WriteTestnet(t.TempDir(), MaxTestnetNodes, DefaultTestnetBasePort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := DefaultConfig().HTTP.Port
+	for i, nd := range nodes {
+		cfg, err := LoadConfig(nd.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2pPort := DefaultTestnetBasePort + testnetP2POffset + i
+		if cfg.HTTP.Port == dev || cfg.Admin.Port == dev || p2pPort == dev || !strings.Contains(nd.P2P, fmt.Sprintf("/tcp/%d/", p2pPort)) {
+			t.Fatalf("node %d: rpc %d, admin %d, p2p %s: collides with a dev node's %d", i, cfg.HTTP.Port, cfg.Admin.Port, nd.P2P, dev)
+		}
+	}
+	if cfg, _ := LoadConfig(nodes[0].Config); cfg.Admin.Port != DefaultTestnetAdminPort {
+		t.Fatalf("node 0 admin port %d, want DefaultTestnetAdminPort %d", cfg.Admin.Port, DefaultTestnetAdminPort)
 	}
 }

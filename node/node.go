@@ -207,7 +207,7 @@ func (n *Node) serveHTTP(limits rpc.Limits) error {
 	addr := net.JoinHostPort(n.cfg.HTTP.Addr, strconv.Itoa(n.cfg.HTTP.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("key http.port: listen %s: %w", addr, err)
+		return listenError("http.port", "--http.port", addr, err)
 	}
 	n.listener = ln
 	mux := http.NewServeMux()

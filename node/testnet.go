@@ -22,6 +22,13 @@ const (
 	testnetAdminOffset = 200
 	// MaxTestnetNodes bounds `tally testnet --nodes`.
 	MaxTestnetNodes = 16
+	// DefaultTestnetBasePort is `tally testnet`'s default base: a thousand
+	// above a dev node's JSON-RPC port (8545), so a testnet runs beside
+	// `make run`.
+	DefaultTestnetBasePort = 9545
+	// DefaultTestnetAdminPort is the admin port of node 0 of a testnet on
+	// the default base, where `tally admin` looks unless told otherwise.
+	DefaultTestnetAdminPort = DefaultTestnetBasePort + testnetAdminOffset
 )
 
 // TestnetNode describes one generated node.

@@ -31,8 +31,8 @@ var (
 	ErrBlockRejected = errors.New("block rejected")
 	// ErrGenesisMismatch is returned when a data dir was created from another genesis.
 	ErrGenesisMismatch = errors.New("data dir belongs to a different genesis")
-	// ErrInUse is returned when a data dir opened read-only is held by
-	// another process.
+	// ErrInUse is returned when a data dir is held by another process
+	// (HeldError).
 	ErrInUse = errors.New("data dir in use")
 	// ErrNoGenesis is returned when a data dir has not been initialised.
 	ErrNoGenesis = errors.New("data dir has no genesis")
@@ -129,13 +129,29 @@ func openPebble(dir string, opts Options) (*pebble.DB, error) {
 	c := pebble.NewCache(size)
 	defer c.Unref()
 	pdb, err := pebble.Open(dir, &pebble.Options{Cache: c, Logger: quietLogger{opts.Logger}, ReadOnly: opts.ReadOnly})
-	if err != nil && opts.ReadOnly && isLockError(err) {
-		return nil, fmt.Errorf("%w: %s is open by another process (a running node?): audit a copy made with `tally admin checkpoint --out DIR` instead (%v)", ErrInUse, dir, err)
+	if err != nil && isLockError(err) {
+		err = HeldError(dir, "a running node", err)
+		if opts.ReadOnly {
+			return nil, fmt.Errorf("%w: audit a copy made with `tally admin checkpoint --out DIR` instead", err)
+		}
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open state db %s: %w", dir, err)
 	}
 	return pdb, nil
+}
+
+// HeldError says that dir, a Pebble database whose open failed with err,
+// is held by another process, and what that process probably is (holder:
+// "a running node", "a running bridge"), wrapping ErrInUse. The node, the
+// audit and the bridge all say it in these words; an err that is not a
+// lock error is returned unchanged.
+func HeldError(dir, holder string, err error) error {
+	if err == nil || !isLockError(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %s is held by another process (%s?): %v", ErrInUse, dir, holder, err)
 }
 
 // isLockError reports whether err is Pebble failing to take the

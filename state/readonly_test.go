@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 
 // TestReadOnly: an audit opens a data dir read-only and reads everything;
 // it cannot write; and a data dir held by another process (a running node)
-// is refused with ErrInUse and advice to audit a checkpoint copy.
+// is refused with ErrInUse saying so, with advice to audit a checkpoint
+// copy for the read-only open.
 func TestReadOnly(t *testing.T) {
 	e := newEnv(t)
 	e.apply(e.build(e.transfer(0, 0, e.keys[1].Address(), 7)).Block)
@@ -69,7 +70,14 @@ func TestReadOnly(t *testing.T) {
 		t.Fatalf("holder process: %q, %v", line, err)
 	}
 	_, err = Open(e.dir, Options{ReadOnly: true})
-	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "tally admin checkpoint") {
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "is held by another process (a running node?)") ||
+		!strings.Contains(err.Error(), "tally admin checkpoint") {
 		t.Fatalf("read-only open of a data dir held by another process: %v, want ErrInUse naming the checkpoint advice", err)
+	}
+	// A second node on it is told the same, without the audit's advice.
+	_, err = Open(e.dir, Options{})
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), e.dir+" is held by another process (a running node?)") ||
+		strings.Contains(err.Error(), "checkpoint") {
+		t.Fatalf("open of a data dir held by another process: %v, want ErrInUse saying it is held", err)
 	}
 }

@@ -20,7 +20,7 @@ serves JSON-RPC on BASE+I, libp2p on BASE+100+I and the admin API on
 BASE+200+I. Start node I with: tallyd --config DIR/nodeI/config.toml`)
 	nodes := cmd.fs.Int("nodes", 3, "number of nodes (validators)")
 	dir := cmd.fs.String("dir", "", "output `DIR` (must not hold a testnet already)")
-	base := cmd.fs.Int("base-port", 8545, "first JSON-RPC `PORT`")
+	base := cmd.fs.Int("base-port", node.DefaultTestnetBasePort, "first JSON-RPC `PORT` (the default leaves 8545 to a dev node)")
 	pos, err := c.parse(cmd, args)
 	if err != nil {
 		return err
@@ -72,7 +72,7 @@ and serves reads). Call the leader. MULTIADDR ends in /p2p/<peer id>.`, "admin_a
 	cmd := newCommand("admin "+sub, synopsis, help+`
 
 Authenticates with the bearer token in the node's admin.token-file.`)
-	adminURL := cmd.fs.String("admin", "http://127.0.0.1:8745", "the node's admin JSON-RPC `URL`")
+	adminURL := cmd.fs.String("admin", fmt.Sprintf("http://127.0.0.1:%d", node.DefaultTestnetAdminPort), "the node's admin JSON-RPC `URL` (default: node 0 of `tally testnet`)")
 	tokenFile := cmd.fs.String("token-file", "", "`FILE` holding the admin bearer token (required)")
 	_, timeout := rpcFlags(cmd.fs)
 	if sub == "checkpoint" {

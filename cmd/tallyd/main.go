@@ -9,12 +9,15 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -87,6 +90,10 @@ func run(args []string, stderr io.Writer) int {
 	if *clear {
 		return clearHalt(cfg.DataDir, logger, stderr)
 	}
+	// A dev chain without --datadir lives in a temporary dir removed when
+	// tallyd exits; a data dir this run creates is removed again if the
+	// node fails to start, so a failed start leaves nothing behind.
+	var temp, created string
 	if cfg.DataDir == "" {
 		if !cfg.Dev {
 			fmt.Fprintln(stderr, "tallyd: --datadir (or datadir in the config) is required unless --dev")
@@ -97,27 +104,64 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "tallyd: %v\n", err)
 			return 1
 		}
-		cfg.DataDir = dir
-		logger.Info("dev data dir (temporary)", "datadir", dir)
+		cfg.DataDir, temp = dir, dir
+		logger.Info("dev data dir (temporary, removed on exit; --datadir DIR keeps it)", "datadir", dir)
+	} else {
+		created = firstMissing(cfg.DataDir)
+	}
+	removeDir := func(dir string) {
+		if dir == "" {
+			return
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			logger.Error("remove data dir", "datadir", dir, "err", err)
+		}
 	}
 
 	n, err := node.New(cfg, logger)
 	if err != nil {
 		logger.Error("start failed", "err", err)
+		removeDir(temp)
+		removeDir(created)
 		return 1
 	}
-	logger.Info("node started", "address", n.Address(), "rpc", "http://"+n.HTTPAddr(), "datadir", cfg.DataDir)
+	logger.Info("node started", n.StartupAttrs()...)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	logger.Info("shutting down", "signal", s.String())
+	code := 0
 	if err := n.Close(); err != nil {
 		logger.Error("shutdown", "err", err)
-		return 1
+		code = 1
+	}
+	if temp != "" {
+		removeDir(temp)
+		logger.Info("dev data dir removed", "datadir", temp)
 	}
 	logger.Info("stopped")
-	return 0
+	return code
+}
+
+// firstMissing returns the outermost directory of path (path itself or
+// one of its parents) that does not exist yet, so that what a failed start
+// created can be removed; "" when path exists.
+func firstMissing(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return ""
+	}
+	missing := ""
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+			return missing
+		}
+		missing = dir
+		if filepath.Dir(dir) == dir {
+			return missing
+		}
+	}
 }
 
 // clearHalt removes the halt record of the node in dataDir, logging what
