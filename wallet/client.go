@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
+	gethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/rpc"
 
@@ -28,42 +31,126 @@ const ReceiptPollInterval = 50 * time.Millisecond
 // either.
 var ErrNotFound = ethereum.NotFound
 
-// Client talks JSON-RPC to one Tally node. It wraps go-ethereum's ethclient
-// because the node serves the Ethereum API, and keeps the raw rpc.Client for
-// batches. It is safe for concurrent use.
+// Client talks JSON-RPC to one Tally node, or to several nodes of one
+// cluster with failover. It wraps go-ethereum's ethclient because the node
+// serves the Ethereum API, and keeps the raw rpc.Client for batches. It is
+// safe for concurrent use.
+//
+// With several endpoints (DialEndpoints) every call goes to the endpoint
+// that answered last and moves to the next one when that endpoint is
+// Unavailable (transport error, timeout, HTTP 5xx, "node halted", "no
+// leader to forward to", …) or stalls past Options.StallTimeout, going
+// round the list until Options.RetryFor has passed. A deterministic answer
+// (a revert, a nonce error, invalid params, not found) is returned at once,
+// from whichever node gave it: every node would give the same. Sends fail
+// over too, and are idempotent by construction: a signed transaction is
+// its own key (its hash), so a send whose answer was lost is sent again to
+// the next node, whose "already known" (or, once the transaction is in a
+// block, "nonce too low" for a transaction that node can find by hash)
+// counts as success. A Client never signs a second transaction for one
+// intent: the retries are of the same signed bytes.
 type Client struct {
-	rpc *rpc.Client
-	eth *ethclient.Client
+	eps  []*endpoint
+	opts Options
+
+	cur atomic.Int32 // the endpoint that answered last
 
 	mu      sync.Mutex
 	chainID *big.Int // cached: a node's chain id never changes
 }
 
-// Dial connects to a node's JSON-RPC endpoint (http://, https://, ws:// or
-// wss://). For HTTP no request is made until the first call.
-func Dial(ctx context.Context, url string) (*Client, error) {
-	rc, err := rpc.DialContext(ctx, url)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", url, err)
-	}
-	return &Client{rpc: rc, eth: ethclient.NewClient(rc)}, nil
+// endpoint is one node's connection.
+type endpoint struct {
+	url string
+	rpc *rpc.Client
+	eth *ethclient.Client
 }
 
-// Close releases the connection.
-func (c *Client) Close() { c.rpc.Close() }
+// Dial connects to a node's JSON-RPC endpoint (http://, https://, ws:// or
+// wss://). For HTTP no request is made until the first call. The client
+// does not retry: an unavailable node's error is returned as is.
+func Dial(ctx context.Context, url string) (*Client, error) {
+	return DialEndpoints(ctx, []string{url}, Options{})
+}
 
-// Eth returns the underlying ethclient for calls this type does not wrap.
-func (c *Client) Eth() *ethclient.Client { return c.eth }
+// DialEndpoints connects to several nodes of one cluster (each as Dial
+// does) and fails over between them as Client describes; with opts'
+// RetryFor set, a single endpoint is retried through an election too. The
+// nodes must serve the same chain: the first chain id read is kept.
+func DialEndpoints(ctx context.Context, urls []string, opts Options) (*Client, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("dial: no endpoint")
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = DefaultStallTimeout
+	}
+	c := &Client{opts: opts}
+	for _, u := range urls {
+		rc, err := rpc.DialContext(ctx, u)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("dial %s: %w", u, err)
+		}
+		c.eps = append(c.eps, &endpoint{url: u, rpc: rc, eth: ethclient.NewClient(rc)})
+	}
+	return c, nil
+}
 
-// RPC returns the underlying raw JSON-RPC client.
-func (c *Client) RPC() *rpc.Client { return c.rpc }
+// Close releases the connections.
+func (c *Client) Close() {
+	for _, e := range c.eps {
+		e.rpc.Close()
+	}
+}
+
+// Endpoints returns the endpoints' URLs, in the order given.
+func (c *Client) Endpoints() []string {
+	out := make([]string, len(c.eps))
+	for i, e := range c.eps {
+		out[i] = e.url
+	}
+	return out
+}
+
+// Current returns the URL of the endpoint that answered last (where the
+// next call goes first).
+func (c *Client) Current() string { return c.eps[c.current()].url }
+
+func (c *Client) current() int { return int(c.cur.Load()) }
+
+func (c *Client) setCurrent(i int) { c.cur.Store(int32(i)) }
+
+// Eth returns the ethclient of the current endpoint, for calls this type
+// does not wrap; calls through it do not fail over.
+func (c *Client) Eth() *ethclient.Client { return c.eps[c.current()].eth }
+
+// RPC returns the raw JSON-RPC client of the current endpoint; calls
+// through it do not fail over (Call does).
+func (c *Client) RPC() *rpc.Client { return c.eps[c.current()].rpc }
+
+// Call makes a JSON-RPC call that reads (any method but a send) with
+// failover, decoding the result into result.
+func (c *Client) Call(ctx context.Context, result any, method string, args ...any) error {
+	return c.read(ctx, func(ctx context.Context, e *endpoint) error {
+		return e.rpc.CallContext(ctx, result, method, args...)
+	})
+}
+
+// read runs a read against the endpoints with failover.
+func (c *Client) read(ctx context.Context, fn func(ctx context.Context, e *endpoint) error) error {
+	return c.failover(ctx, fn, nil)
+}
 
 // ChainID returns the node's EIP-155 chain id, asked once and cached.
 func (c *Client) ChainID(ctx context.Context) (*big.Int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.chainID == nil {
-		id, err := c.eth.ChainID(ctx)
+		var id *big.Int
+		err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
+			id, err = e.eth.ChainID(ctx)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("chain id: %w", err)
 		}
@@ -74,7 +161,11 @@ func (c *Client) ChainID(ctx context.Context) (*big.Int, error) {
 
 // Balance returns addr's native balance in base units in the latest state.
 func (c *Client) Balance(ctx context.Context, addr common.Address) (*big.Int, error) {
-	b, err := c.eth.BalanceAt(ctx, addr, nil)
+	var b *big.Int
+	err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
+		b, err = e.eth.BalanceAt(ctx, addr, nil)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("balance of %s: %w", addr, err)
 	}
@@ -84,7 +175,11 @@ func (c *Client) Balance(ctx context.Context, addr common.Address) (*big.Int, er
 // PendingNonce returns the nonce addr's next transaction must carry,
 // counting transactions the node admitted but has not yet applied.
 func (c *Client) PendingNonce(ctx context.Context, addr common.Address) (uint64, error) {
-	n, err := c.eth.PendingNonceAt(ctx, addr)
+	var n uint64
+	err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
+		n, err = e.eth.PendingNonceAt(ctx, addr)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("pending nonce of %s: %w", addr, err)
 	}
@@ -126,13 +221,39 @@ func (c *Client) transfer(ctx context.Context, key *crypto.PrivateKey, to common
 }
 
 // SendSigned submits a signed transaction (eth_sendRawTransaction). A nil
-// error means the node admitted it; the node's refusal ("nonce too low",
+// error means a node admitted it; the node's refusal ("nonce too low",
 // "insufficient funds", ...) is returned as is, wrapped with the hash.
+// With several endpoints, a send that found its node unavailable, or whose
+// answer was lost, goes to the next node with the same bytes, and that
+// node's "already known" (or "nonce too low" when it has the transaction
+// by hash: it is in a block) counts as success.
 func (c *Client) SendSigned(ctx context.Context, tx *types.Transaction) error {
-	if err := c.eth.SendTransaction(ctx, tx); err != nil {
+	err := c.failover(ctx, func(ctx context.Context, e *endpoint) error {
+		return e.eth.SendTransaction(ctx, tx)
+	}, func(ctx context.Context, e *endpoint, err error) error {
+		if held(ctx, e, tx.Hash(), err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("send tx %s: %w", tx.Hash(), err)
 	}
 	return nil
+}
+
+// held reports whether a refusal of a re-sent transaction means the node
+// holds it: "already known" (in its pool or chain), or "nonce too low"
+// for a transaction the node finds by hash (applied).
+func held(ctx context.Context, e *endpoint, hash common.Hash, err error) bool {
+	if alreadyKnown(err) {
+		return true
+	}
+	if !nonceTooLow(err) {
+		return false
+	}
+	_, _, lerr := e.eth.TransactionByHash(ctx, hash)
+	return lerr == nil
 }
 
 // SendRawBatch submits signed transactions in their canonical encoding as
@@ -142,25 +263,88 @@ func (c *Client) SendSigned(ctx context.Context, tx *types.Transaction) error {
 // the node's error, and a non-nil error only when the batch as a whole
 // failed (transport, or a batch larger than the node's limit, 2,000 items by
 // default). An empty batch is not sent.
+//
+// With several endpoints, the items a node could not serve (the whole
+// batch on a transport error, or items answered Unavailable) are sent
+// again to the next node, as SendSigned does, until each has a verdict or
+// Options.RetryFor passes; an item re-sent and then answered "already
+// known" is admitted.
 func (c *Client) SendRawBatch(ctx context.Context, raws [][]byte) ([]common.Hash, []error, error) {
 	if len(raws) == 0 {
 		return nil, nil, nil
 	}
 	hashes := make([]common.Hash, len(raws))
-	elems := make([]rpc.BatchElem, len(raws))
-	for i, raw := range raws {
-		elems[i] = rpc.BatchElem{
-			Method: "eth_sendRawTransaction",
-			Args:   []any{hexutil.Bytes(raw)},
-			Result: &hashes[i],
-		}
-	}
-	if err := c.rpc.BatchCallContext(ctx, elems); err != nil {
-		return nil, nil, fmt.Errorf("send batch of %d: %w", len(raws), err)
-	}
 	errs := make([]error, len(raws))
-	for i := range elems {
-		errs[i] = elems[i].Error
+	var (
+		mu    sync.Mutex
+		left  = make(map[int]bool, len(raws)) // items without a verdict
+		sends = make([]int, len(raws))        // times each item was sent
+	)
+	for i := range raws {
+		left[i] = true
+	}
+	err := c.failover(ctx, func(ctx context.Context, e *endpoint) error {
+		mu.Lock()
+		idx := make([]int, 0, len(left))
+		for i := range left {
+			idx = append(idx, i)
+		}
+		mu.Unlock()
+		slices.Sort(idx)
+		if len(idx) == 0 {
+			return nil
+		}
+		got := make([]common.Hash, len(idx))
+		elems := make([]rpc.BatchElem, len(idx))
+		mu.Lock()
+		for k, i := range idx {
+			sends[i]++
+			elems[k] = rpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{hexutil.Bytes(raws[i])}, Result: &got[k]}
+		}
+		mu.Unlock()
+		if err := e.rpc.BatchCallContext(ctx, elems); err != nil {
+			return fmt.Errorf("send batch of %d: %w", len(idx), err)
+		}
+		var unavailable error
+		for k, i := range idx {
+			err := elems[k].Error
+			if err != nil && Unavailable(err) {
+				unavailable = err
+				continue
+			}
+			mu.Lock()
+			resent := sends[i] > 1
+			mu.Unlock()
+			var h common.Hash
+			if err != nil && resent {
+				h = gethcrypto.Keccak256Hash(raws[i])
+				if held(ctx, e, h, err) {
+					err = nil
+				}
+			} else if err == nil {
+				h = got[k]
+			}
+			mu.Lock()
+			if left[i] {
+				delete(left, i)
+				hashes[i], errs[i] = h, err
+			}
+			mu.Unlock()
+		}
+		if unavailable != nil {
+			return fmt.Errorf("send batch: some transactions not served: %w", unavailable)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(left) == len(raws) {
+			return nil, nil, err
+		}
+		for i := range left {
+			errs[i] = err // no node could serve these within RetryFor
+		}
 	}
 	return hashes, errs, nil
 }
@@ -174,7 +358,7 @@ func (c *Client) WaitReceipt(ctx context.Context, hash common.Hash) (*types.Rece
 	t := time.NewTicker(ReceiptPollInterval)
 	defer t.Stop()
 	for {
-		r, err := c.eth.TransactionReceipt(ctx, hash)
+		r, err := c.receipt(ctx, hash)
 		if err == nil {
 			return r, nil
 		}
@@ -195,17 +379,29 @@ func (c *Client) WaitReceipt(ctx context.Context, hash common.Hash) (*types.Rece
 // Receipt returns the receipt of hash, or an error wrapping ErrNotFound
 // while the transaction is pending or unknown.
 func (c *Client) Receipt(ctx context.Context, hash common.Hash) (*types.Receipt, error) {
-	r, err := c.eth.TransactionReceipt(ctx, hash)
+	r, err := c.receipt(ctx, hash)
 	if err != nil {
 		return nil, fmt.Errorf("receipt of %s: %w", hash, err)
 	}
 	return r, nil
 }
 
+func (c *Client) receipt(ctx context.Context, hash common.Hash) (r *types.Receipt, err error) {
+	err = c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
+		r, err = e.eth.TransactionReceipt(ctx, hash)
+		return err
+	})
+	return r, err
+}
+
 // BlockByNumber returns the block at number, or the latest block for nil.
 // The error wraps ErrNotFound for a block not yet committed.
 func (c *Client) BlockByNumber(ctx context.Context, number *big.Int) (*types.Block, error) {
-	b, err := c.eth.BlockByNumber(ctx, number)
+	var b *types.Block
+	err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
+		b, err = e.eth.BlockByNumber(ctx, number)
+		return err
+	})
 	if err != nil {
 		what := "latest"
 		if number != nil {
@@ -220,7 +416,14 @@ func (c *Client) BlockByNumber(ctx context.Context, number *big.Int) (*types.Blo
 // (admitted, not yet in a block). The error wraps ErrNotFound for a hash the
 // node does not know.
 func (c *Client) TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error) {
-	tx, pending, err := c.eth.TransactionByHash(ctx, hash)
+	var (
+		tx      *types.Transaction
+		pending bool
+	)
+	err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
+		tx, pending, err = e.eth.TransactionByHash(ctx, hash)
+		return err
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("transaction %s: %w", hash, err)
 	}

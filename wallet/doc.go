@@ -12,7 +12,11 @@
 //     parameters (tests and devnets only).
 //   - Client: a typed JSON-RPC client over go-ethereum's ethclient, because
 //     the node speaks the Ethereum JSON-RPC subset wallets need; plus the raw
-//     rpc.Client for batches.
+//     rpc.Client for batches. DialEndpoints gives it several nodes of a
+//     cluster: it fails over on unavailability only (Unavailable: transport
+//     errors, stalls, 5xx, "node halted", "no leader"), never on a
+//     deterministic answer, and re-sends a transaction whose answer was lost
+//     with the same bytes, so one intent is one transaction.
 //   - Amounts: parsing and formatting decimal amounts exactly, as integers of
 //     base units, never through floating point.
 //

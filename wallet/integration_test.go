@@ -240,6 +240,8 @@ func TestAgainstNode(t *testing.T) {
 		}
 	})
 
+	t.Run("Failover", func(t *testing.T) { testFailover(ctx, t, node.URL) })
+
 	t.Run("Refused", func(t *testing.T) {
 		// An unfunded account's transfer is refused at admission.
 		k, err := crypto.GenerateKey()

@@ -115,7 +115,7 @@ func (e *RevertError) Error() string { return fmt.Sprintf("%s reverted: %s", e.M
 func (c *Client) Simulate(ctx context.Context, from common.Address, op Op) ([]byte, error) {
 	var out hexutil.Bytes
 	args := map[string]any{"from": from, "to": op.To, "data": hexutil.Bytes(op.Data)}
-	err := c.rpc.CallContext(ctx, &out, "eth_call", args, "latest")
+	err := c.Call(ctx, &out, "eth_call", args, "latest")
 	var de rpc.DataError
 	if errors.As(err, &de) {
 		if s, ok := de.ErrorData().(string); ok {
@@ -155,7 +155,7 @@ type Asset = schema.Asset
 // Assets lists the chain's assets (tally_assets).
 func (c *Client) Assets(ctx context.Context) ([]Asset, error) {
 	var out []Asset
-	if err := c.rpc.CallContext(ctx, &out, "tally_assets"); err != nil {
+	if err := c.Call(ctx, &out, "tally_assets"); err != nil {
 		return nil, fmt.Errorf("tally_assets: %w", err)
 	}
 	return out, nil
@@ -182,7 +182,7 @@ type Account = schema.Account
 // daily allowance (tally_getAccount).
 func (c *Client) Account(ctx context.Context, a common.Address) (*Account, error) {
 	var out Account
-	if err := c.rpc.CallContext(ctx, &out, "tally_getAccount", a); err != nil {
+	if err := c.Call(ctx, &out, "tally_getAccount", a); err != nil {
 		return nil, fmt.Errorf("tally_getAccount: %w", err)
 	}
 	return &out, nil
@@ -194,7 +194,7 @@ type Supply = schema.Supply
 // Supply returns an asset's issuance (tally_getSupply).
 func (c *Client) Supply(ctx context.Context, symbol string) (*Supply, error) {
 	var out Supply
-	if err := c.rpc.CallContext(ctx, &out, "tally_getSupply", symbol); err != nil {
+	if err := c.Call(ctx, &out, "tally_getSupply", symbol); err != nil {
 		return nil, fmt.Errorf("tally_getSupply: %w", err)
 	}
 	return &out, nil
@@ -207,7 +207,7 @@ type HistoryPage = schema.HistoryPage
 // previous page's NextCursor (nil for the newest page).
 func (c *Client) AccountHistory(ctx context.Context, a common.Address, cursor *hexutil.Bytes, limit uint) (*HistoryPage, error) {
 	var out HistoryPage
-	if err := c.rpc.CallContext(ctx, &out, "tally_getAccountHistory", a, cursor, hexutil.Uint(limit)); err != nil {
+	if err := c.Call(ctx, &out, "tally_getAccountHistory", a, cursor, hexutil.Uint(limit)); err != nil {
 		return nil, fmt.Errorf("tally_getAccountHistory: %w", err)
 	}
 	return &out, nil
@@ -220,7 +220,7 @@ type Certificate = schema.Certificate
 // no applied block carries one yet (tally_getCertificate).
 func (c *Client) Certificate(ctx context.Context, height uint64) (*Certificate, error) {
 	var out *Certificate
-	if err := c.rpc.CallContext(ctx, &out, "tally_getCertificate", hexutil.Uint64(height)); err != nil {
+	if err := c.Call(ctx, &out, "tally_getCertificate", hexutil.Uint64(height)); err != nil {
 		return nil, fmt.Errorf("tally_getCertificate: %w", err)
 	}
 	return out, nil
@@ -231,7 +231,7 @@ func (c *Client) Certificate(ctx context.Context, height uint64) (*Certificate, 
 // that the block is not certified yet: retry shortly.
 func (c *Client) Proof(ctx context.Context, txHash common.Hash) (*chain.TxProof, error) {
 	var raw json.RawMessage
-	if err := c.rpc.CallContext(ctx, &raw, "tally_getProof", txHash); err != nil {
+	if err := c.Call(ctx, &raw, "tally_getProof", txHash); err != nil {
 		return nil, fmt.Errorf("tally_getProof: %w", err)
 	}
 	p, err := chain.DecodeTxProof(raw)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -143,7 +144,7 @@ func isSet(fs *flag.FlagSet, name string) bool {
 
 // rpcFlags adds --rpc and --timeout.
 func rpcFlags(fs *flag.FlagSet) (rpcURL *string, timeout *time.Duration) {
-	rpcURL = fs.String("rpc", defaultRPC, "the node's JSON-RPC `URL` (http, https, ws or wss)")
+	rpcURL = fs.String("rpc", defaultRPC, "the node's JSON-RPC `URL` (http, https, ws or wss), or several nodes' URLs separated by commas (fail over between them)")
 	timeout = fs.Duration("timeout", defaultTimeout, "give up after this long")
 	return rpcURL, timeout
 }
@@ -174,20 +175,52 @@ func openKeystore(dir string) (*wallet.Keystore, error) {
 }
 
 // dial checks --rpc and connects (HTTP connects lazily, at the first call).
-func dial(ctx context.Context, rawURL string) (*wallet.Client, error) {
-	u, err := url.Parse(rawURL)
+// --rpc is one URL or a comma-separated list of a cluster's nodes: with
+// several, the client fails over between them (wallet.DialEndpoints) and
+// keeps trying through an election until the command's --timeout.
+func dial(ctx context.Context, rawURLs string) (*wallet.Client, error) {
+	urls, err := parseRPCURLs(rawURLs)
 	if err != nil {
-		return nil, usageErrorf("--rpc: %v", err)
+		return nil, err
 	}
-	switch u.Scheme {
-	case "http", "https", "ws", "wss":
-	default:
-		return nil, usageErrorf("--rpc: %q is not an http(s):// or ws(s):// URL", rawURL)
+	if len(urls) == 1 {
+		return wallet.Dial(ctx, urls[0])
 	}
-	if u.Host == "" {
-		return nil, usageErrorf("--rpc: %q has no host", rawURL)
+	return wallet.DialEndpoints(ctx, urls, wallet.DefaultOptions())
+}
+
+// parseRPCURLs splits --rpc at commas and checks each URL, naming the one
+// that is wrong.
+func parseRPCURLs(raw string) ([]string, error) {
+	parts := strings.Split(raw, ",")
+	urls := make([]string, 0, len(parts))
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		what := "--rpc"
+		if len(parts) > 1 {
+			what = fmt.Sprintf("--rpc entry %d", i+1)
+		}
+		if p == "" {
+			return nil, usageErrorf("%s: empty URL", what)
+		}
+		u, err := url.Parse(p)
+		if err != nil {
+			return nil, usageErrorf("%s: %v", what, err)
+		}
+		switch u.Scheme {
+		case "http", "https", "ws", "wss":
+		default:
+			return nil, usageErrorf("%s: %q is not an http(s):// or ws(s):// URL", what, p)
+		}
+		if u.Host == "" {
+			return nil, usageErrorf("%s: %q has no host", what, p)
+		}
+		if slices.Contains(urls, p) {
+			return nil, usageErrorf("%s: %q is listed twice", what, p)
+		}
+		urls = append(urls, p)
 	}
-	return wallet.Dial(ctx, rawURL)
+	return urls, nil
 }
 
 // parseAddress parses an address given as flag or argument what, refusing

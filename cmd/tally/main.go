@@ -58,7 +58,8 @@ Wallet (keys stay on this machine, encrypted in the keystore):
                                       (without a mnemonic: the keystore's accounts)
   wallet list                         list the keystore's accounts
 
-Node (JSON-RPC, --rpc URL, default http://127.0.0.1:8545):
+Node (JSON-RPC, --rpc URL or URL,URL,... of a cluster's nodes to fail over between,
+default http://127.0.0.1:8545):
   send --from ADDR --to ADDR --value AMOUNT [--legacy] [--wait=false]
                                       sign and send a transfer of CNY
   balance ADDR                        print an account's balance

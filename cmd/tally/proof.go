@@ -64,7 +64,7 @@ A block is certified by a later one: the command retries until then, within
 	defer done()
 	var raw json.RawMessage
 	for {
-		err = client.RPC().CallContext(ctx, &raw, "tally_getProof", hash)
+		err = client.Call(ctx, &raw, "tally_getProof", hash)
 		var rerr gethrpc.Error
 		if err == nil || !*wait || !errors.As(err, &rerr) || rerr.ErrorCode() != codeUnavailable {
 			break
