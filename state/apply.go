@@ -75,6 +75,9 @@ func (d *DB) ApplyBlock(b *chain.Block, raftIndex uint64, senders *chain.SenderC
 	if err := d.writeState(batch, res.Writes); err != nil {
 		return nil, err
 	}
+	if err := d.writePast(batch, b.Number(), res.Writes, res.priors); err != nil {
+		return nil, err
+	}
 	if err := d.commit(batch, b, froms, res.Receipts, raftIndex); err != nil {
 		return nil, err
 	}

@@ -70,6 +70,10 @@ type Options struct {
 	// ReadOnly opens an existing database for reading only (the audit).
 	// It fails with ErrInUse while a process (a running node) has it open.
 	ReadOnly bool
+	// HistoryBlocks is how many recent blocks' states StateAt serves, the
+	// head's included (0: DefaultHistoryBlocks; 1: only the head, nothing
+	// recorded); at most MaxHistoryBlocks. See past.go.
+	HistoryBlocks uint64
 }
 
 // DB is the node's state database. Reads are safe concurrently with
@@ -85,6 +89,8 @@ type DB struct {
 	opts Options
 	log  *slog.Logger
 	tip  atomic.Pointer[Tip]
+	// pastFloor is the lowest height StateAt serves (past.go).
+	pastFloor atomic.Uint64
 
 	chainID    uint64
 	validators atomic.Pointer[map[common.Address]bool]
@@ -101,6 +107,9 @@ type DB struct {
 func Open(dir string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.HistoryBlocks > MaxHistoryBlocks {
+		return nil, fmt.Errorf("open state db: history of %d blocks is over the %d limit", opts.HistoryBlocks, MaxHistoryBlocks)
 	}
 	if !opts.ReadOnly {
 		if err := recoverReplace(dir); err != nil {
@@ -189,6 +198,9 @@ func (d *DB) load() error {
 		return fmt.Errorf("state db: history holds %d blocks, head is %d", hist.Size(), h.Number)
 	}
 	d.tip.Store(&Tip{Head: h, History: hist})
+	if err := d.loadPastFloor(h.Number); err != nil {
+		return err
+	}
 	g, err := d.Genesis()
 	if err != nil {
 		return err
@@ -337,6 +349,10 @@ func (d *DB) InitGenesis(g *genesis.Genesis) error {
 	if err := batch.Set(keyGenesis, g.Canonical(), nil); err != nil {
 		return err
 	}
+	if err := batch.Set(keyPastFloor, u64(0), nil); err != nil {
+		return err
+	}
+	d.pastFloor.Store(0)
 	d.chainID = g.ChainID
 	if err := d.commit(batch, b, nil, nil, 0); err != nil {
 		return fmt.Errorf("write genesis: %w", err)

@@ -132,6 +132,10 @@ type Result struct {
 	Receipts []*types.Receipt
 	GasUsed  uint64
 	Bloom    types.Bloom
+	// priors holds the values execution read from base before writing
+	// them (the read cache): the past state records of the block, without
+	// reading those keys again (DB.writePast).
+	priors map[string][]byte
 }
 
 // TxError is why Execute could not include the transaction at Index.
@@ -170,6 +174,7 @@ func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []
 	if err := checkConserved(res.Writes, blk.Number); err != nil {
 		return nil, err
 	}
+	res.priors = res.Writes.reads
 	return res, nil
 }
 

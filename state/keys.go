@@ -50,6 +50,14 @@ var (
 	prefixCert  = []byte("C")        // + certified number → number of the block carrying its certificate
 	// + level byte + index uint64 → hash of that node of the history tree (chain.History.AppendVisit)
 	prefixHistoryNode = []byte("M")
+
+	// Past state (past.go), outside the state prefix so no root sees it.
+	// + uint16 len(key) + state key + height uint64 → the key's value before that block (empty: absent)
+	prefixPast = []byte("P")
+	// + height uint64 → RLP [][]byte: the state keys that block wrote (what pruning deletes)
+	prefixPastBlock = []byte("Q")
+	// → uint64: the lowest height whose state the records reconstruct
+	keyPastFloor = []byte("mpastfloor")
 )
 
 // NativeAsset is the asset id of the native currency.
