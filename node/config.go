@@ -17,6 +17,7 @@ import (
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/rpc"
+	"github.com/tally-ledger/tally/state"
 )
 
 // Duration is a time.Duration written as "10ms", "1s" in config files.
@@ -43,6 +44,17 @@ type Config struct {
 
 	// RateLimit bounds how fast clients submit transactions to this node.
 	RateLimit RateLimitConfig `toml:"ratelimit"`
+
+	// State configures the state database.
+	State StateConfig `toml:"state"`
+}
+
+// StateConfig configures the state database.
+type StateConfig struct {
+	// HistoryBlocks is how many recent blocks' states the state reads
+	// (eth_getBalance, eth_call, … at a block) serve, the head's included
+	// (state.Options.HistoryBlocks); 1 keeps only the head.
+	HistoryBlocks uint64 `toml:"history-blocks"`
 }
 
 // HTTPConfig configures the JSON-RPC listener.
@@ -296,6 +308,7 @@ func DefaultConfig() Config {
 		RateLimit: RateLimitConfig{PerAccount: rpc.DefaultLimits.Rate.PerAccount, AccountBurst: rpc.DefaultLimits.Rate.AccountBurst,
 			PerIP: rpc.DefaultLimits.Rate.PerIP, IPBurst: rpc.DefaultLimits.Rate.IPBurst, MaxTracked: rpc.DefaultLimits.Rate.MaxTracked,
 			ExemptTopTier: true},
+		State: StateConfig{HistoryBlocks: state.DefaultHistoryBlocks},
 	}
 }
 
@@ -447,6 +460,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.RateLimit.validate(); err != nil {
 		return err
+	}
+	if c.State.HistoryBlocks < 1 || c.State.HistoryBlocks > state.MaxHistoryBlocks {
+		return bad("state.history-blocks", "%d: must be 1..%d", c.State.HistoryBlocks, state.MaxHistoryBlocks)
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return bad("log.level", "%v", err)

@@ -112,7 +112,7 @@ func loadGenesis(cfg Config) (*genesis.Genesis, error) {
 
 func (n *Node) open() error {
 	var err error
-	n.db, err = state.Open(StateDir(n.cfg.DataDir), state.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log})
+	n.db, err = state.Open(StateDir(n.cfg.DataDir), state.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log, HistoryBlocks: n.cfg.State.HistoryBlocks})
 	if err != nil {
 		return err
 	}

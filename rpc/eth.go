@@ -183,44 +183,17 @@ func (api *EthAPI) resolveNumber(n gethrpc.BlockNumber) (uint64, error) {
 	return uint64(n), nil
 }
 
-// stateAt checks that the state asked for is the latest one: Tally keeps
-// only the latest state; older balances come from account history.
-func (api *EthAPI) stateAt(bnh gethrpc.BlockNumberOrHash) error {
-	head, _ := api.b.State().Head()
-	if n, ok := bnh.Number(); ok {
-		switch n {
-		case gethrpc.LatestBlockNumber, gethrpc.PendingBlockNumber, gethrpc.SafeBlockNumber, gethrpc.FinalizedBlockNumber:
-			return nil
-		}
-		if n >= 0 && uint64(n) == head.Number {
-			return nil
-		}
-		if n >= 0 && uint64(n) > head.Number {
-			return &Error{Code: CodeServerError, Msg: fmt.Sprintf("block %d not found: head is %d", n, head.Number)}
-		}
-		return &Error{Code: CodeServerError, Msg: fmt.Sprintf("state at block %v is not available: this node keeps only the latest state (block %d)", n, head.Number)}
-	}
-	if h, ok := bnh.Hash(); ok {
-		if h == head.Hash {
-			return nil
-		}
-		if _, err := api.b.State().BlockNumberByHash(h); err != nil {
-			return &Error{Code: CodeServerError, Msg: fmt.Sprintf("block %s not found", h)}
-		}
-		return &Error{Code: CodeServerError, Msg: fmt.Sprintf("state at block %s is not available: this node keeps only the latest state", h)}
-	}
-	return nil
-}
-
-// GetBalance returns the native balance of an account in the latest state.
+// GetBalance returns the native balance of an account after the block
+// asked for (stateAt).
 func (api *EthAPI) GetBalance(a common.Address, bnh gethrpc.BlockNumberOrHash) (*hexutil.Big, error) {
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
-	if err := api.stateAt(bnh); err != nil {
+	st, err := api.stateAt(&bnh)
+	if err != nil {
 		return nil, err
 	}
-	bal, err := api.b.State().Balance(state.NativeAsset, a)
+	bal, err := st.Balance(state.NativeAsset, a)
 	if err != nil {
 		return nil, err
 	}
@@ -237,10 +210,11 @@ func (api *EthAPI) GetTransactionCount(a common.Address, bnh gethrpc.BlockNumber
 		nonce, err := api.b.PendingNonce(a)
 		return hexutil.Uint64(nonce), err
 	}
-	if err := api.stateAt(bnh); err != nil {
+	st, err := api.stateAt(&bnh)
+	if err != nil {
 		return 0, err
 	}
-	nonce, err := api.b.State().Nonce(a)
+	nonce, err := st.Nonce(a)
 	return hexutil.Uint64(nonce), err
 }
 
@@ -250,13 +224,14 @@ func (api *EthAPI) GetCode(a common.Address, bnh gethrpc.BlockNumberOrHash) (hex
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
-	if err := api.stateAt(bnh); err != nil {
+	st, err := api.stateAt(&bnh)
+	if err != nil {
 		return nil, err
 	}
 	if !chain.IsSystemAddress(a) {
 		return hexutil.Bytes{}, nil
 	}
-	rules, err := api.b.State().Rules()
+	rules, err := st.Rules()
 	if err != nil {
 		return nil, err
 	}
@@ -489,18 +464,18 @@ func (e *preCheckError) Error() string { return e.msg }
 // ErrorCode implements go-ethereum's rpc.Error.
 func (e *preCheckError) ErrorCode() int { return CodeServerError }
 
-// call runs args on the latest state as the transaction would execute,
-// returning its output and gas, or go-ethereum's error for a failing one.
+// call runs args on the state after the block asked for (the latest
+// without one) as the transaction would execute, returning its output and
+// gas, or go-ethereum's error for a failing one.
 // With from, every rule the transaction would meet applies (the sender's
 // KYC tier, freeze and limits among them), so an estimate fails exactly
 // when sending would; without from (or from the zero address, which no
 // key signs for) the call has no sender and the sender's own rules are
 // skipped, as a dApp simulates before a wallet is connected.
 func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, uint64, error) {
-	if bnh != nil {
-		if err := api.stateAt(*bnh); err != nil {
-			return nil, 0, err
-		}
+	st, err := api.stateAt(bnh)
+	if err != nil {
+		return nil, 0, err
 	}
 	if args.ChainID != nil && args.ChainID.ToInt().Cmp(api.chainID) != 0 {
 		return nil, 0, &Error{Code: CodeServerError, Msg: fmt.Sprintf("invalid chain id %v, want %v", args.ChainID.ToInt(), api.chainID)}
@@ -518,8 +493,7 @@ func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, 
 	if args.From != nil {
 		from = *args.From
 	}
-	db := api.b.State()
-	out, gas, err := state.Call(db, db.HeadContext(), from, *args.To, args.Value.ToInt(), args.data())
+	out, gas, err := state.Call(st, st.Context(), from, *args.To, args.Value.ToInt(), args.data())
 	if r, ok := state.IsRevert(err); ok {
 		if !chain.IsSystemAddress(*args.To) {
 			// A plain transfer has no code to revert: go-ethereum finds an

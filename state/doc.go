@@ -12,7 +12,14 @@
 //	→ assert supply conservation on the block's writes (O(writes))
 //	→ CheckExecution (state root, receipt root, gas used and bloom)
 //	→ one Pebble batch, synced: state writes, block, receipts, indexes,
-//	  head and the Raft index of the entry.
+//	  the past state records, head and the Raft index of the entry.
+//
+// Past state (past.go): the batch also records the value each written key
+// had before the block and deletes the records of the block that leaves
+// the window (Options.HistoryBlocks), so StateAt reads the state after any
+// of the last N blocks through the same Reader interface execution uses
+// (eth_call at a block). The records are outside the state prefix: roots
+// and hashes are the same whatever the window.
 //
 // CheckBlock and CheckExecution (validity.go) are the one definition of
 // block validity: the FSM, the leader's builder (before it proposes) and

@@ -1,0 +1,56 @@
+package rpc
+
+import (
+	"errors"
+	"fmt"
+
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/state"
+)
+
+// stateAt resolves the block parameter of a state read (eth_getBalance,
+// eth_getTransactionCount, eth_getCode, eth_call, eth_estimateGas) to the
+// state after that block: a number, a tag (latest, pending, safe and
+// finalized are the head: an applied block is final; earliest is 0), a
+// block hash, or an EIP-1898 object {blockNumber} / {blockHash,
+// requireCanonical} (every stored block is canonical: there are no forks).
+// nil is the latest. Any of the last state.history-blocks blocks is served
+// (state.DB.StateAt); older ones get go-ethereum's -32000 "historical state
+// <root> is not available", and a block this node does not have
+// go-ethereum's "header not found" / "header for hash not found".
+//
+// The state is pinned: every read of one call sees the same block however
+// many blocks are applied meanwhile.
+func (api *EthAPI) stateAt(bnh *gethrpc.BlockNumberOrHash) (*state.PastState, error) {
+	db := api.b.State()
+	head, _ := db.Head()
+	n := head.Number
+	if bnh != nil {
+		if h, ok := bnh.Hash(); ok {
+			num, err := db.BlockNumberByHash(h)
+			if errors.Is(err, state.ErrNotFound) {
+				return nil, &Error{Code: CodeServerError, Msg: "header for hash not found"}
+			}
+			if err != nil {
+				return nil, err
+			}
+			n = num
+		} else if bn, ok := bnh.Number(); ok {
+			num, err := api.resolveNumber(bn)
+			if err != nil {
+				return nil, err
+			}
+			n = num
+		}
+	}
+	st, err := db.StateAt(n)
+	var su *state.StateUnavailableError
+	switch {
+	case errors.As(err, &su):
+		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("%v; the window is state.history-blocks", su)}
+	case errors.Is(err, state.ErrNotFound):
+		return nil, &Error{Code: CodeServerError, Msg: "header not found"}
+	}
+	return st, err
+}
