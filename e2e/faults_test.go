@@ -368,20 +368,38 @@ func (l *faultLoad) included(s int) uint64 {
 func (l *faultLoad) watch() {
 	defer l.wg.Done()
 	for !l.stopped() {
-		// A stopped node never answers: the heights get half a second,
-		// the blocks their own deadline.
-		hctx, hcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		heights := make([]uint64, 3)
-		var wg sync.WaitGroup
-		for i := range heights {
-			wg.Add(1)
+		// A stopped node never answers: the heights come back on a
+		// channel, and the watcher goes on 100 ms after the first answer
+		// (at most a second) without waiting for the others.
+		answers := make(chan [2]uint64, 3)
+		for i := range 3 {
 			go func() {
-				defer wg.Done()
-				heights[i], _ = l.c.height(hctx, i) // 0 when it does not answer
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				h, err := l.c.height(ctx, i)
+				if err != nil {
+					h = 0
+				}
+				answers <- [2]uint64{uint64(i), h}
 			}()
 		}
-		wg.Wait()
-		hcancel()
+		heights := make([]uint64, 3)
+		timeout := time.After(time.Second)
+		var grace <-chan time.Time
+	collect:
+		for range 3 {
+			select {
+			case a := <-answers:
+				heights[a[0]] = a[1]
+				if grace == nil {
+					grace = time.After(100 * time.Millisecond)
+				}
+			case <-grace:
+				break collect
+			case <-timeout:
+				break collect
+			}
+		}
 		node := 0
 		for i, h := range heights {
 			if h > heights[node] {
