@@ -18,7 +18,7 @@ func listenError(key, flag, addr string, err error) error {
 	if flag != "" {
 		how = flag + " or " + how
 	}
-	return fmt.Errorf("key %s: %s is in use by another process (a running node?): change it with %s", key, addr, how)
+	return fmt.Errorf("key %s: %s: address already in use by another process (a running node?): change it with %s", key, addr, how)
 }
 
 // addrInUse reports whether err is EADDRINUSE. libp2p's transports join

@@ -240,7 +240,7 @@ func TestFailedStart(t *testing.T) {
 	defer ln.Close()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	want := `level=ERROR msg="start failed" err="key http.port: 127.0.0.1:` + port +
-		` is in use by another process (a running node?): change it with --http.port or key http.port in the config"`
+		`: address already in use by another process (a running node?): change it with --http.port or key http.port in the config"`
 	tmp := t.TempDir()
 	parent := filepath.Join(t.TempDir(), "new")
 	for _, args := range [][]string{
