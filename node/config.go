@@ -534,13 +534,14 @@ func (h *HTTPConfig) validateBounds() error {
 	if h.MaxFiltersPerIP > h.MaxFilters {
 		return bad("max-filters-per-ip", "%d: must not exceed http.max-filters (%d), or one client could take them all", h.MaxFiltersPerIP, h.MaxFilters)
 	}
-	for _, n := range []struct {
-		key string
-		v   int
-	}{{"max-response-bytes", h.MaxResponseBytes}, {"max-batch-response-bytes", h.MaxBatchResponseBytes}} {
-		if n.v < 1024 {
-			return bad(n.key, "%d: must be at least 1024", n.v)
-		}
+	// Every call that is not a heavy read answers within 1 MiB (a
+	// transaction is at most ~66 KB of JSON, a fee history ~600 KB), so a
+	// batch's calls each stay within max-response-bytes (rpc.batchCut).
+	if h.MaxResponseBytes < 1<<20 {
+		return bad("max-response-bytes", "%d: must be at least 1048576 (1 MiB), above any single call's reply that is not a heavy read", h.MaxResponseBytes)
+	}
+	if h.MaxResponseBytes >= h.MaxBatchResponseBytes {
+		return bad("max-batch-response-bytes", "%d: must be above http.max-response-bytes (%d): a batch's reply is cut one call's bound below it", h.MaxBatchResponseBytes, h.MaxResponseBytes)
 	}
 	return nil
 }

@@ -797,6 +797,124 @@ func TestResponseBytesBounded(t *testing.T) {
 	served(t, clientFrom(t, s, "127.0.7.2", false), "another client")
 }
 
+// sendBatch sends body as one JSON-RPC batch over HTTP or over a
+// WebSocket (one message, as go-ethereum's client sends a batch) and
+// returns the reply's items.
+func sendBatch(t *testing.T, s *boundedServer, body []byte, ws bool) []json.RawMessage {
+	t.Helper()
+	var reply []byte
+	if ws {
+		conn, _, err := websocket.DefaultDialer.Dial(s.wsURL(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := conn.WriteMessage(websocket.TextMessage, body); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, reply, err = conn.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		resp, err := http.Post(s.url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(reply, &items); err != nil {
+		t.Fatalf("batch reply %.200s: %v", reply, err)
+	}
+	return items
+}
+
+// A batch's reply never passes MaxBatchResponseBytes, over HTTP and over
+// WebSocket, whatever its calls and their order: heavy reads one after
+// another, light calls and then a heavy read, reads after a light call
+// that passes go-ethereum's cut. The calls past the bound get -32003.
+func TestBatchReplyBudgetIsHard(t *testing.T) {
+	c := transfersChain(t, 24)
+	limits := DefaultLimits
+	limits.MaxResponseBytes, limits.MaxBatchResponseBytes = 8<<10, 20<<10
+	s := serveBounded(t, c, limits)
+	call := func(id int, method, params string) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, id, method, params)
+	}
+	raw := func(id int) string {
+		return call(id, "tally_getRawBlocks", fmt.Sprintf(`["0x%x","0x%x"]`, id%20, MaxRawBlocks))
+	}
+	light := func(id int) string { return call(id, "eth_getBlockByNumber", fmt.Sprintf(`["0x%x",false]`, 1+id%24)) }
+	var heavyOnly, lightFirst, mixed, fullBlocks []string
+	for i := range 10 {
+		heavyOnly = append(heavyOnly, raw(i))
+		b, err := c.db.BlockByNumber(uint64(1 + i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fullBlocks = append(fullBlocks, call(i, "eth_getBlockByHash", fmt.Sprintf(`[%q,true]`, b.Hash())))
+	}
+	for i := range 15 {
+		lightFirst = append(lightFirst, light(i))
+	}
+	lightFirst = append(lightFirst, raw(15), raw(16))
+	for i := range 12 {
+		if i%3 == 0 {
+			mixed = append(mixed, raw(i))
+		} else {
+			mixed = append(mixed, light(i))
+		}
+	}
+	for _, ws := range []bool{false, true} {
+		for name, calls := range map[string][]string{"heavy reads": heavyOnly, "light calls, then heavy reads": lightFirst, "mixed": mixed, "full blocks": fullBlocks} {
+			items := sendBatch(t, s, []byte("["+strings.Join(calls, ",")+"]"), ws)
+			if len(items) != len(calls) {
+				t.Fatalf("ws %v, %s: %d items for %d calls", ws, name, len(items), len(calls))
+			}
+			results, refused := 0, 0
+			for _, it := range items {
+				var item struct {
+					Result json.RawMessage
+					Error  *struct{ Code int }
+				}
+				json.Unmarshal(it, &item)
+				switch {
+				case item.Error == nil:
+					results += len(item.Result)
+				case item.Error.Code == CodeResponseTooLarge:
+					refused++
+				default:
+					t.Fatalf("ws %v, %s: item %s", ws, name, it)
+				}
+			}
+			if results > limits.MaxBatchResponseBytes || refused == 0 {
+				t.Fatalf("ws %v, %s: %d bytes of results and %d calls refused; want at most %d bytes, the rest refused",
+					ws, name, results, refused, limits.MaxBatchResponseBytes)
+			}
+		}
+	}
+	served(t, clientFrom(t, s, "127.0.7.3", true), "a WebSocket client after the batches")
+
+	// A block larger than one call's bound is sent whole on its own, and
+	// refused in a batch after another read.
+	limits.MaxResponseBytes = 2 << 10
+	small := serveBounded(t, c, limits)
+	var block map[string]any
+	cl := clientFrom(t, small, "127.0.7.4", false)
+	if err := cl.Call(&block, "eth_getBlockByNumber", "0x1", true); err != nil || len(block["transactions"].([]any)) != 4 {
+		t.Fatalf("a block over max-response-bytes alone: %v", err)
+	}
+	for _, ws := range []bool{false, true} {
+		items := sendBatch(t, small, []byte("["+call(1, "eth_getBlockByNumber", `["0x1",true]`)+","+call(2, "eth_getBlockByNumber", `["0x2",true]`)+"]"), ws)
+		if len(items) != 2 || !strings.Contains(string(items[0]), `"transactions":[{`) ||
+			!strings.Contains(string(items[1]), "more than one call of a batch may (http.max-response-bytes: 2048); send it alone") {
+			t.Fatalf("ws %v: two blocks over max-response-bytes in a batch: %s", ws, items)
+		}
+	}
+}
+
 // Every method in heavyMethods enters the heavy gate: with the only slot
 // taken, each waits and is refused busy.
 func TestHeavyMethodsAreGated(t *testing.T) {

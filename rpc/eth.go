@@ -354,7 +354,7 @@ func (api *EthAPI) GetBlockByNumber(ctx context.Context, n gethrpc.BlockNumber, 
 		}
 		defer done()
 	}
-	return api.blockJSON(num, full) // a future block is null, as in go-ethereum
+	return api.blockReply(ctx, "eth_getBlockByNumber", num, full) // a future block is null, as in go-ethereum
 }
 
 // GetBlockByHash returns a block, or null. With full transactions it is a
@@ -377,7 +377,7 @@ func (api *EthAPI) GetBlockByHash(ctx context.Context, h common.Hash, full bool)
 	if err != nil {
 		return nil, err
 	}
-	return api.blockJSON(num, full)
+	return api.blockReply(ctx, "eth_getBlockByHash", num, full)
 }
 
 // GetBlockTransactionCountByNumber returns how many transactions a block holds.

@@ -2,11 +2,13 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 )
 
@@ -305,6 +307,35 @@ func (g *heavyGate) budget(ctx context.Context) int {
 	return n
 }
 
+// blockReply is blockJSON with the reply's bytes charged to its
+// request's budget (charge): a block's transactions, full or as hashes,
+// are the largest reply a client can ask for by a single number, so a
+// batch of block reads stays within the batch reply bound too.
+func (api *EthAPI) blockReply(ctx context.Context, method string, num uint64, full bool) (map[string]any, error) {
+	b, err := api.blockJSON(num, full)
+	if err != nil || b == nil {
+		return b, err
+	}
+	var size int
+	if hashes, ok := b["transactions"].([]common.Hash); ok && !full {
+		size = blockHeaderJSON + txHashJSON*len(hashes)
+	} else {
+		enc, err := json.Marshal(b)
+		if err != nil {
+			return nil, fmt.Errorf("block %d: %w", num, err)
+		}
+		size = len(enc)
+	}
+	if err := api.heavy.charge(ctx, method, size); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// blockHeaderJSON bounds a block's JSON without its transactions (the
+// header's fields, names and hex), txHashJSON one transaction hash in it.
+const blockHeaderJSON, txHashJSON = 2048, 69
+
 // charge takes a heavy read's reply bytes from its request's budget,
 // refusing the read (-32003, go-ethereum's "response too large") when
 // the request's replies would pass MaxBatchResponseBytes.
@@ -318,10 +349,16 @@ func (g *heavyGate) charge(ctx context.Context, method string, n int) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	// A request that has spent nothing yet may carry one read over its
-	// budget: a single stored block larger than it is still sent whole.
-	if n > h.remaining && h.remaining < g.maxReply {
+	// No read adds more than one call's bound, and none passes what the
+	// request has left (batchCut relies on both); but a request that has
+	// spent nothing yet may carry one read over them: a single stored
+	// block larger than the bound is still sent whole.
+	if (n > h.remaining || n > g.maxCall) && h.remaining < g.maxReply {
 		countRefusal(g.onRefused, "http.max-batch-response-bytes")
+		if n <= h.remaining {
+			return &Error{Code: CodeResponseTooLarge, Msg: fmt.Sprintf("response too large: %s would add %d bytes, more than one call of a batch may (http.max-response-bytes: %d); send it alone",
+				method, n, g.maxCall)}
+		}
 		return &Error{Code: CodeResponseTooLarge, Msg: fmt.Sprintf("response too large: %s would add %d bytes to a reply that has %d of its %d left (http.max-batch-response-bytes); split the batch",
 			method, n, h.remaining, g.maxReply)}
 	}

@@ -32,10 +32,10 @@ type Limits struct {
 	MaxBodyBytes int
 	// MaxBatchItems bounds the calls in one batch.
 	MaxBatchItems int
-	// MaxBatchResponseBytes bounds a batch's response (go-ethereum's
-	// BatchResponseMaxSize: the calls after it is reached are answered
-	// -32003 "response too large"). Over HTTP the heavy reads of a request
-	// also stop at it, so a reply never grows past it by a heavy read.
+	// MaxBatchResponseBytes bounds a batch's response: the calls after it
+	// would be passed are answered -32003 "response too large" (as
+	// go-ethereum's BatchResponseMaxSize, set to batchCut). It must be
+	// above MaxResponseBytes.
 	MaxBatchResponseBytes int
 	// WSOrigins are the browser origins allowed to open a WebSocket ("*":
 	// any). Empty allows only http://localhost and the host's own name, as
@@ -202,11 +202,17 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 		limiter.onRefused = limits.OnRefused
 		b = &limitedBackend{Backend: b, limiter: limiter}
 	}
+	if limits.MaxResponseBytes >= limits.MaxBatchResponseBytes {
+		return nil, fmt.Errorf("max response bytes %d must be below max batch response bytes %d", limits.MaxResponseBytes, limits.MaxBatchResponseBytes)
+	}
 	srv := gethrpc.NewServer()
 	// go-ethereum's own batch bounds: more items is -32600 "batch too
-	// large"; the calls after the reply reaches MaxBatchResponseBytes get
-	// -32003 "response too large".
-	srv.SetBatchLimits(limits.MaxBatchItems, limits.MaxBatchResponseBytes)
+	// large"; once the results pass the limit, the calls after get -32003
+	// "response too large". go-ethereum checks after each call, so the
+	// call that passes it is answered whole: its limit is set one call's
+	// bound (MaxResponseBytes) below MaxBatchResponseBytes, which no reply
+	// then passes (batchCut).
+	srv.SetBatchLimits(limits.MaxBatchItems, batchCut(limits))
 	// The body is bounded in ServeHTTP with a JSON-RPC error; this is a backstop.
 	srv.SetHTTPBodyLimit(limits.MaxBodyBytes + 1)
 	heavy := newHeavyGate(limits)
@@ -259,6 +265,16 @@ func corsHandler(h http.Handler, origins []string) http.Handler {
 // CORSMaxAge is how long, in seconds, a browser may keep a preflight's
 // answer (go-ethereum's 600).
 const CORSMaxAge = 600
+
+// batchCut is the reply size after which go-ethereum refuses a batch's
+// remaining calls: every call adds at most MaxResponseBytes (a heavy read
+// is cut or refused at it, and the heavy gate charges each against what
+// its batch has left), so a batch's reply stays within
+// MaxBatchResponseBytes however its light and heavy calls are ordered.
+// The one exception is kept on purpose: a single stored block larger than
+// MaxResponseBytes is still sent whole by the first heavy read of a
+// request, so that every block can be audited.
+func batchCut(l Limits) int { return l.MaxBatchResponseBytes - l.MaxResponseBytes }
 
 // ethServices are the receivers registered under "eth" (go-ethereum's
 // server merges their methods), sharing one subscription quota and the
