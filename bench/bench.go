@@ -16,12 +16,16 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/wallet"
 )
 
 // Config describes one load run.
 type Config struct {
-	// RPC is the node's JSON-RPC URL.
-	RPC string
+	// RPC lists the JSON-RPC URLs of the nodes to load (one or more of a
+	// cluster). Worker w sends to node w mod len(RPC) first, so the load
+	// spreads, and every client fails over to the others (wallet.Client):
+	// a node that fails during the run costs a failover, not the run.
+	RPC []string
 	// Keys are the funded senders.
 	Keys []*crypto.PrivateKey
 	// Txs is the number of transfers to send in total.
@@ -73,8 +77,8 @@ type item struct {
 
 // Run performs the load run.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if len(cfg.Keys) == 0 || cfg.Txs <= 0 || cfg.Batch <= 0 {
-		return nil, errors.New("bench: need keys, txs > 0 and batch > 0")
+	if len(cfg.Keys) == 0 || cfg.Txs <= 0 || cfg.Batch <= 0 || len(cfg.RPC) == 0 {
+		return nil, errors.New("bench: need an RPC URL, keys, txs > 0 and batch > 0")
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
@@ -85,18 +89,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Minute
 	}
-	client, err := gethrpc.DialContext(ctx, cfg.RPC)
+	client, err := dial(ctx, cfg.RPC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("bench: dial %s: %w", cfg.RPC, err)
+		return nil, err
 	}
 	defer client.Close()
 	var chainID hexutil.Big
-	if err := client.CallContext(ctx, &chainID, "eth_chainId"); err != nil {
+	if err := client.Call(ctx, &chainID, "eth_chainId"); err != nil {
 		return nil, fmt.Errorf("bench: eth_chainId: %w", err)
 	}
 	var start hexutil.Uint64
-	if err := client.CallContext(ctx, &start, "eth_blockNumber"); err != nil {
-		return nil, err
+	if err := client.Call(ctx, &start, "eth_blockNumber"); err != nil {
+		return nil, fmt.Errorf("bench: eth_blockNumber: %w", err)
 	}
 	rep := &Report{Txs: cfg.Txs, StartHeight: uint64(start)}
 
@@ -130,10 +134,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for s := w; s < len(perSender); s += cfg.Workers {
 			mine = append(mine, perSender[s])
 		}
+		wc, err := dial(ctx, cfg.RPC, w)
+		if err != nil {
+			return nil, err
+		}
+		defer wc.Close()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := submit(ctx, client, interleave(mine), cfg.Batch, &mu, &rejected); err != nil {
+			if err := submit(ctx, wc, interleave(mine), cfg.Batch, &mu, &rejected); err != nil {
 				errs <- err
 			}
 		}()
@@ -181,13 +190,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, checkReceipts(ctx, client, byHash, rep)
 }
 
-func sign(ctx context.Context, client *gethrpc.Client, cfg Config, chainID *big.Int) ([][]*item, error) {
+// dial connects to the nodes with failover, starting at node first mod n.
+func dial(ctx context.Context, urls []string, first int) (*wallet.Client, error) {
+	first %= len(urls)
+	rotated := append(slices.Clone(urls[first:]), urls[:first]...)
+	c, err := wallet.DialEndpoints(ctx, rotated, wallet.DefaultOptions())
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return c, nil
+}
+
+func sign(ctx context.Context, client *wallet.Client, cfg Config, chainID *big.Int) ([][]*item, error) {
 	out := make([][]*item, len(cfg.Keys))
 	var wg sync.WaitGroup
 	errs := make([]error, len(cfg.Keys))
 	for s, key := range cfg.Keys {
 		var nonce hexutil.Uint64
-		if err := client.CallContext(ctx, &nonce, "eth_getTransactionCount", key.Address(), "pending"); err != nil {
+		if err := client.Call(ctx, &nonce, "eth_getTransactionCount", key.Address(), "pending"); err != nil {
 			return nil, fmt.Errorf("bench: nonce of %s: %w", key.Address(), err)
 		}
 		n := cfg.Txs / len(cfg.Keys)
@@ -236,13 +256,12 @@ func interleave(lists [][]*item) []*item {
 	}
 }
 
-func submit(ctx context.Context, client *gethrpc.Client, items []*item, batch int, mu *sync.Mutex, rejected *sync.Map) error {
+func submit(ctx context.Context, client *wallet.Client, items []*item, batch int, mu *sync.Mutex, rejected *sync.Map) error {
 	for len(items) > 0 {
 		n := min(batch, len(items))
-		elems := make([]gethrpc.BatchElem, n)
-		hashes := make([]common.Hash, n)
+		raws := make([][]byte, n)
 		for i, it := range items[:n] {
-			elems[i] = gethrpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{it.raw}, Result: &hashes[i]}
+			raws[i] = it.raw
 		}
 		now := time.Now()
 		mu.Lock()
@@ -250,12 +269,13 @@ func submit(ctx context.Context, client *gethrpc.Client, items []*item, batch in
 			it.submitted = now
 		}
 		mu.Unlock()
-		if err := client.BatchCallContext(ctx, elems); err != nil {
+		_, errs, err := client.SendRawBatch(ctx, raws)
+		if err != nil {
 			return fmt.Errorf("bench: batch: %w", err)
 		}
-		for i, e := range elems {
-			if e.Error != nil {
-				rejected.Store(items[i].hash, e.Error.Error())
+		for i, e := range errs {
+			if e != nil {
+				rejected.Store(items[i].hash, e.Error())
 			}
 		}
 		items = items[n:]
@@ -265,25 +285,28 @@ func submit(ctx context.Context, client *gethrpc.Client, items []*item, batch in
 
 // followBlocks polls for new blocks and stamps the inclusion time of each
 // transaction seen in one.
-func followBlocks(ctx context.Context, client *gethrpc.Client, from uint64, byHash map[common.Hash]*item, mu *sync.Mutex, rep *Report) error {
+func followBlocks(ctx context.Context, client *wallet.Client, from uint64, byHash map[common.Hash]*item, mu *sync.Mutex, rep *Report) error {
 	next := from + 1
 	for {
 		var head hexutil.Uint64
-		if err := client.CallContext(ctx, &head, "eth_blockNumber"); err != nil {
+		if err := client.Call(ctx, &head, "eth_blockNumber"); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
 		for ; next <= uint64(head); next++ {
-			var blk struct {
+			var blk *struct {
 				Transactions []common.Hash `json:"transactions"`
 			}
-			if err := client.CallContext(ctx, &blk, "eth_getBlockByNumber", hexutil.Uint64(next), false); err != nil {
+			if err := client.Call(ctx, &blk, "eth_getBlockByNumber", hexutil.Uint64(next), false); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return err
+			}
+			if blk == nil {
+				break // a node behind the one that gave the head (failover): ask again
 			}
 			now := time.Now()
 			mu.Lock()
@@ -325,8 +348,10 @@ func finish(rep *Report, byHash map[common.Hash]*item, firstSubmit time.Time) {
 	}
 }
 
-// checkReceipts fetches every receipt in batches and counts status 0.
-func checkReceipts(ctx context.Context, client *gethrpc.Client, byHash map[common.Hash]*item, rep *Report) error {
+// checkReceipts fetches every receipt in batches and counts status 0. A
+// receipt a node does not have yet (it is behind the node that showed the
+// block, after a failover) is asked for again until ctx ends.
+func checkReceipts(ctx context.Context, client *wallet.Client, byHash map[common.Hash]*item, rep *Report) error {
 	hashes := make([]common.Hash, 0, len(byHash))
 	for h := range byHash {
 		hashes = append(hashes, h)
@@ -340,20 +365,28 @@ func checkReceipts(ctx context.Context, client *gethrpc.Client, byHash map[commo
 		for i := range elems {
 			elems[i] = gethrpc.BatchElem{Method: "eth_getTransactionReceipt", Args: []any{hashes[i]}, Result: &res[i]}
 		}
-		if err := client.BatchCallContext(ctx, elems); err != nil {
+		if err := client.BatchCall(ctx, elems); err != nil {
 			return fmt.Errorf("bench: receipts: %w", err)
 		}
+		var again []common.Hash
 		for i, e := range elems {
 			switch {
 			case e.Error != nil:
 				return fmt.Errorf("bench: receipt %s: %w", hashes[i], e.Error)
 			case res[i] == nil:
-				return fmt.Errorf("bench: no receipt for included tx %s", hashes[i])
+				again = append(again, hashes[i])
 			case res[i].Status != 1:
 				rep.Failed++
 			}
 		}
-		hashes = hashes[n:]
+		hashes = append(again, hashes[n:]...)
+		if len(again) == n {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("bench: no receipt for %d included transactions, e.g. %s: %w", len(again), again[0], ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	}
 	return nil
 }

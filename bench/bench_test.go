@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"testing"
@@ -53,7 +54,7 @@ func TestLegacyBatchLoad(t *testing.T) {
 	}
 	n := startNode(t)
 	ctx := context.Background()
-	rep, err := Run(ctx, Config{RPC: "http://" + n.HTTPAddr(), Keys: devKeys(t, 20), Txs: txs, Batch: 500, Workers: 4, Legacy: true, Timeout: 2 * time.Minute})
+	rep, err := Run(ctx, Config{RPC: []string{"http://" + n.HTTPAddr()}, Keys: devKeys(t, 20), Txs: txs, Batch: 500, Workers: 4, Legacy: true, Timeout: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +62,16 @@ func TestLegacyBatchLoad(t *testing.T) {
 	if rep.Rejected != 0 || rep.Failed != 0 || rep.Included != txs {
 		t.Fatalf("rejected %d (%s), status 0: %d, included %d of %d", rep.Rejected, rep.FirstError, rep.Failed, rep.Included, txs)
 	}
-	// A second run continues from the pending nonces, with EIP-1559 txs.
-	rep, err = Run(ctx, Config{RPC: "http://" + n.HTTPAddr(), Keys: devKeys(t, 5), Txs: 500, Batch: 100, Workers: 2})
+	// A second run continues from the pending nonces, with EIP-1559 txs,
+	// over two endpoints of which the first is down: the worker that starts
+	// there, and the control reads, fail over to the node.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + l.Addr().String()
+	l.Close()
+	rep, err = Run(ctx, Config{RPC: []string{down, "http://" + n.HTTPAddr()}, Keys: devKeys(t, 5), Txs: 500, Batch: 100, Workers: 2})
 	if err != nil || rep.Included != 500 || rep.Failed != 0 {
 		t.Fatalf("second run: %v %+v", err, rep)
 	}

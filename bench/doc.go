@@ -5,5 +5,8 @@
 // applied block, and at the end checks every receipt for status 1.
 //
 // Each sender's transactions are submitted in nonce order by one worker, so
-// the node never sees a nonce gap it has to hold.
+// the node never sees a nonce gap it has to hold. Given several nodes of a
+// cluster, the workers spread over them and each fails over to the others
+// through wallet.Client (a batch whose answer was lost is sent again with
+// the same transactions; "already known" then counts as admitted).
 package bench

@@ -136,6 +136,15 @@ func (c *Client) Call(ctx context.Context, result any, method string, args ...an
 	})
 }
 
+// BatchCall sends reads as one JSON-RPC batch with failover: the whole
+// batch goes to the next endpoint when one cannot serve it. Each element's
+// Error is that item's answer (deterministic, as for Call).
+func (c *Client) BatchCall(ctx context.Context, elems []rpc.BatchElem) error {
+	return c.read(ctx, func(ctx context.Context, e *endpoint) error {
+		return e.rpc.BatchCallContext(ctx, elems)
+	})
+}
+
 // read runs a read against the endpoints with failover.
 func (c *Client) read(ctx context.Context, fn func(ctx context.Context, e *endpoint) error) error {
 	return c.failover(ctx, fn, nil)

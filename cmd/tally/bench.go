@@ -17,7 +17,9 @@ Load-tests a node: pre-signs transfers of 1 base unit from funded accounts
 (by default dev accounts 0..N-1 of the test mnemonic, which the dev genesis
 funds), submits them in JSON-RPC batches of eth_sendRawTransaction, times
 each from submission to its applied block, and checks every receipt for
-status 1. Prints throughput and latency percentiles (docs/benchmarks.md).`)
+status 1. Prints throughput and latency percentiles (docs/benchmarks.md).
+With --rpc listing several nodes (comma-separated), the workers spread
+over them and fail over to the others when one fails.`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
 	txs := cmd.fs.Int("txs", 20000, "transfers to send in total")
 	batch := cmd.fs.Int("batch", 500, "transactions per JSON-RPC batch")
@@ -60,9 +62,13 @@ status 1. Prints throughput and latency percentiles (docs/benchmarks.md).`)
 			return err
 		}
 	}
+	urls, err := parseRPCURLs(*rpcURL)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout+time.Minute)
 	defer cancel()
-	rep, err := bench.Run(ctx, bench.Config{RPC: *rpcURL, Keys: keys, Txs: *txs, Batch: *batch, Workers: *workers, Legacy: *legacy, Timeout: *timeout})
+	rep, err := bench.Run(ctx, bench.Config{RPC: urls, Keys: keys, Txs: *txs, Batch: *batch, Workers: *workers, Legacy: *legacy, Timeout: *timeout})
 	if err != nil {
 		return err
 	}
