@@ -18,13 +18,23 @@ run: build
 # Everything CI runs: static checks, then every test (unit, vector, fuzz
 # seeds, real-process end-to-end tests; e2e/js_test.go runs `npm ci` in
 # clients/js when needed and the npm client suite, docs/wallets.md).
-test: lint
+test: lint chromium
 	$(GO) test -count=1 -timeout 15m ./...
 
 # Only the npm client suite (clients/js, docs/wallets.md) against a real
 # tallyd --dev.
-test-js:
+test-js: chromium
 	$(GO) test -count=1 -run '^TestJSClients$$' -v ./e2e
+
+# Debian's Chromium, which the npm suite's browser checks drive headless
+# (a test tool's own browser download does not work on CI machines),
+# installed when missing.
+export TALLY_CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@test -x $(TALLY_CHROMIUM) || { echo "installing Debian's chromium for the npm suite's browser checks"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || \
+		{ $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; }
 
 test-short:
 	$(GO) test -count=1 -short ./...

@@ -94,8 +94,10 @@
 //     from the dev mnemonic, legacy, EIP-2930 and EIP-1559 transfers with
 //     their receipts, the ERC-20 facades, transferWithReference events, log
 //     queries with topic filters, WebSocket subscriptions, revert reasons
-//     and the library's classification of node errors. Every check must
-//     pass; docs/wallets.md lists them.
+//     and the library's classification of node errors; a dApp page in
+//     headless Chromium on an origin http.cors-origins allows reads the
+//     chain id and sends a transfer through fetch, one on another origin is
+//     refused. Every check must pass; docs/wallets.md lists them.
 //
 // The package has no non-test code besides this file. Run it with
 //

@@ -27,13 +27,15 @@ const (
 	jsSuiteTimeout = 5 * time.Minute
 	// jsMinChecks is fewer checks than the suite holds: a run that reports
 	// fewer lost a file without failing it.
-	jsMinChecks = 30
+	jsMinChecks = 35
 )
 
 // TestJSClients runs the npm suite in clients/js (ethers v6, viem, wagmi's
 // core and web3.js v4, pinned by its package-lock.json; Node's own test runner)
 // against a real tallyd --dev on a free port and a fresh data dir, the way
-// wallet apps and dApps use the node. It installs the packages (npm ci)
+// wallet apps and dApps use the node, and a dApp page in headless Chromium
+// (playwright-core) on an origin the node's http.cors-origins allows and
+// on one it does not. It installs the packages (npm ci)
 // when node_modules is missing or was installed from another lock file, and
 // fails if any check fails, is skipped or is missing. The spec output of
 // every check is in the test log; the summary is the last lines.
@@ -45,8 +47,19 @@ func TestJSClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	npmInstall(t, dir)
+	chromium := requireChromium(t)
 
-	n := startNode(t, t.TempDir())
+	// The browser checks serve a dApp page on pagePort, the one origin the
+	// node allows (http.cors-origins), and on otherPort, which it does not.
+	pagePort, otherPort := freePort(t), freePort(t)
+	for otherPort == pagePort {
+		otherPort = freePort(t)
+	}
+	cfg := filepath.Join(t.TempDir(), "tallyd.toml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "[http]\ncors-origins = [\"http://127.0.0.1:%d\"]\n", pagePort), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, t.TempDir(), "--config", cfg)
 	n.waitLeader(readyTimeout)
 
 	tap := filepath.Join(t.TempDir(), "results.tap")
@@ -59,6 +72,9 @@ func TestJSClients(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"TALLY_RPC_URL="+n.url,
 		"TALLY_WS_URL=ws://127.0.0.1:"+strconv.Itoa(n.port),
+		"TALLY_PAGE_PORT="+strconv.Itoa(pagePort),
+		"TALLY_OTHER_PAGE_PORT="+strconv.Itoa(otherPort),
+		"TALLY_CHROMIUM="+chromium,
 		"NO_COLOR=1")
 	start := time.Now()
 	out, runErr := cmd.CombinedOutput()
@@ -103,6 +119,22 @@ func requireNode(t *testing.T) string {
 		t.Fatalf("the npm client suite needs Node.js 20 or later, found %s", v)
 	}
 	return node
+}
+
+// requireChromium returns the Chromium the browser checks drive
+// ($TALLY_CHROMIUM, default Debian's /usr/bin/chromium), or fails the test
+// saying how to install it: a browser download by a test tool is not what
+// CI machines can do, so the suite uses the distribution's.
+func requireChromium(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("TALLY_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if fi, err := os.Stat(path); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		t.Fatalf("the npm suite's browser checks need Chromium at %s (TALLY_CHROMIUM): apt-get install -y chromium (make test installs it when missing)", path)
+	}
+	return path
 }
 
 // npmInstall runs `npm ci` in dir unless node_modules was installed from the

@@ -120,3 +120,28 @@ export async function untilLive(inbox, sendProbe, ms = 10_000) {
     }
   }
 }
+
+/**
+ * Waits until the node's eth_blockNumber is at least n. The node serves a
+ * block's receipts a moment before its head (eth_blockNumber, "latest")
+ * reaches that block: seen for 70 of 200 receipts polled back to back, the
+ * head one block behind. A range query or a read pinned to the receipt's
+ * block sent in that moment finds the block beyond the head (go-ethereum's
+ * "block range extends beyond current head block"), so the checks that pin
+ * to a receipt's block wait for the head first.
+ */
+export async function untilHead(n, ms = 5_000) {
+  const want = BigInt(n);
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const res = await fetch(RPC_URL, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] }),
+    });
+    const head = BigInt((await res.json()).result);
+    if (head >= want) return;
+    if (Date.now() > deadline) throw new Error(`head ${head} did not reach block ${want} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
