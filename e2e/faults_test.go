@@ -28,13 +28,15 @@ import (
 )
 
 // TestFaultCampaign runs seeded rounds of faults on a three-node cluster
-// while faultClients clients send transfers. Each client signs each nonce
-// of its account once and sends batches of consecutive nonces to one
-// endpoint, moving to the next endpoint when the node does not answer or
-// refuses to take a transaction now; it re-sends the same signed bytes
-// until the node answers with the hash ("acknowledged"), "already known"
-// or "nonce too low", so no two different transactions ever share a
-// nonce. A round's fault, drawn from the seed, is one of campaignFaults:
+// while faultClients clients send transfers. Each client is a
+// wallet.Client over the three endpoints (DialEndpoints: it moves to the
+// next node when one is unavailable or stalls, and re-sends what it could
+// not get answered with the same bytes); it signs each nonce of its
+// account once and sends batches of consecutive nonces, re-sending from
+// the first transfer without a verdict until the client reports it
+// admitted ("acknowledged": answered with its hash, or found already held
+// on a re-send) or a node answers "already known" or "nonce too low" to a
+// fresh call, so no two different transactions ever share a nonce. A round's fault, drawn from the seed, is one of campaignFaults:
 // SIGKILL, SIGSTOP or isolation (admin_isolatePeer on both sides) of the
 // leader or of a follower, two nodes SIGKILLed at once, or all three
 // SIGKILLed; it is held for 1–3 s (or until writes resume) and then
@@ -85,9 +87,9 @@ const (
 	faultShortRounds = 4
 	faultClients     = 6  // one sender account each (dev accounts 0..5)
 	faultBatch       = 10 // transfers per JSON-RPC batch
-	// faultAttempt bounds one submission: a stopped node never answers,
-	// and a client moves on to the next endpoint after this long.
-	faultAttempt = 4 * time.Second
+	// faultAttempt bounds one SendRawBatch, failover included (the
+	// client's own bound, wallet.DefaultRetryFor, is 15 s).
+	faultAttempt = 20 * time.Second
 	// faultPace is a client's pause between batches.
 	faultPace = 50 * time.Millisecond
 	// faultResumeTimeout is how long writes may stay stopped once a
@@ -129,8 +131,9 @@ type faultTx struct {
 	sender int
 	value  *big.Int
 	to     common.Address
-	// acked: a node answered its submission with its hash; ackTry is
-	// when the first such submission started.
+	// acked: the client reported it admitted (a node answered with its
+	// hash, or, re-sent within the call, held it already); ackTry is when
+	// the first such call started.
 	acked  bool
 	ackTry time.Time
 	// reacked counts answers with its hash after the first: the cluster
@@ -157,55 +160,27 @@ type faultLoad struct {
 	rtts    []time.Duration // each answered batch's round trip
 }
 
-// batchClient is what a campaign client needs of an RPC client that
-// spans the three endpoints: submit a JSON-RPC batch of raw transactions
-// to the endpoint it uses now, and move to the next one.
-type batchClient interface {
+// batchSender is what a campaign client needs of its RPC client: a
+// JSON-RPC batch of raw transactions sent with failover between the three
+// endpoints (wallet.Client from DialEndpoints: an item a node could not
+// serve goes to the next node with the same bytes, and a re-sent item the
+// node already holds counts as admitted), and the endpoint in use.
+type batchSender interface {
 	SendRawBatch(ctx context.Context, raws [][]byte) ([]common.Hash, []error, error)
-	Failover()
-	Endpoint() string
+	Current() string
 }
 
-// ringClient is a batchClient over one wallet.Client per endpoint,
-// starting at endpoint first.
-type ringClient struct {
-	eps  []*wallet.Client
-	urls []string
-	mu   sync.Mutex
-	cur  int
-}
-
-func newRingClient(t *testing.T, urls []string, first int) *ringClient {
+// dialFailover is a wallet.Client over the three endpoints, starting at
+// endpoint first.
+func dialFailover(t *testing.T, urls []string, first int) batchSender {
 	t.Helper()
-	r := &ringClient{urls: urls, cur: first % len(urls)}
-	for _, u := range urls {
-		wc, err := wallet.Dial(context.Background(), u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(wc.Close)
-		r.eps = append(r.eps, wc)
+	order := append(slices.Clone(urls[first%len(urls):]), urls[:first%len(urls)]...)
+	wc, err := wallet.DialEndpoints(context.Background(), order, wallet.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return r
-}
-
-func (r *ringClient) SendRawBatch(ctx context.Context, raws [][]byte) ([]common.Hash, []error, error) {
-	r.mu.Lock()
-	ep := r.eps[r.cur]
-	r.mu.Unlock()
-	return ep.SendRawBatch(ctx, raws)
-}
-
-func (r *ringClient) Failover() {
-	r.mu.Lock()
-	r.cur = (r.cur + 1) % len(r.eps)
-	r.mu.Unlock()
-}
-
-func (r *ringClient) Endpoint() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.urls[r.cur]
+	t.Cleanup(wc.Close)
+	return wc
 }
 
 func newFaultLoad(c *testCluster, keys []*crypto.PrivateKey, to []common.Address) *faultLoad {
@@ -273,7 +248,7 @@ func (l *faultLoad) countErr(err error, where string) {
 
 // client is sender s's loop: batches from its next nonce, advancing past
 // each transaction the cluster holds, re-sending the rest.
-func (l *faultLoad) client(s int, bc batchClient) {
+func (l *faultLoad) client(s int, bc batchSender) {
 	defer l.wg.Done()
 	var next uint64
 	lastProgress, lastIncluded := time.Now(), uint64(0)
@@ -304,8 +279,7 @@ func (l *faultLoad) client(s int, bc batchClient) {
 		cancel()
 		rtt := time.Since(try)
 		if err != nil {
-			l.countErr(err, bc.Endpoint())
-			bc.Failover()
+			l.countErr(err, bc.Current())
 			time.Sleep(faultPace)
 			continue
 		}
@@ -322,14 +296,14 @@ func (l *faultLoad) client(s int, bc batchClient) {
 				}
 			case e == nil:
 				l.errs["wrong hash"]++
-				l.errEx["wrong hash"] = fmt.Sprintf("%s answered %s for %s", bc.Endpoint(), hashes[k], ft.tx.Hash())
+				l.errEx["wrong hash"] = fmt.Sprintf("%s answered %s for %s", bc.Current(), hashes[k], ft.tx.Hash())
 			case strings.Contains(e.Error(), "already known") || strings.Contains(e.Error(), "nonce too low"):
 				ft.known = true
 			default:
 				if held == k {
 					l.errs[errClass(e)]++
 					if _, ok := l.errEx[errClass(e)]; !ok {
-						l.errEx[errClass(e)] = bc.Endpoint() + ": " + e.Error()
+						l.errEx[errClass(e)] = bc.Current() + ": " + e.Error()
 					}
 				}
 				continue
@@ -340,9 +314,6 @@ func (l *faultLoad) client(s int, bc batchClient) {
 		}
 		l.mu.Unlock()
 		next += uint64(held)
-		if held < len(batch) {
-			bc.Failover()
-		}
 		time.Sleep(faultPace)
 	}
 }
@@ -492,7 +463,7 @@ func runFaultCampaign(t *testing.T, seed uint64, rounds int) {
 	}
 	for s := range keys {
 		load.wg.Add(1)
-		go load.client(s, newRingClient(t, urls, s))
+		go load.client(s, dialFailover(t, urls, s))
 	}
 	load.wg.Add(1)
 	go load.watch()
