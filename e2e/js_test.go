@@ -28,6 +28,8 @@ const (
 	// jsMinChecks is fewer checks than the suite holds: a run that reports
 	// fewer lost a file without failing it.
 	jsMinChecks = 35
+	// jsHistoryBlocks is the node's state.history-blocks in the run.
+	jsHistoryBlocks = 32
 )
 
 // TestJSClients runs the npm suite in clients/js (ethers v6, viem, wagmi's
@@ -55,8 +57,10 @@ func TestJSClients(t *testing.T) {
 	for otherPort == pagePort {
 		otherPort = freePort(t)
 	}
+	// A window of past states short enough that the reads past it are
+	// reached within the run.
 	cfg := filepath.Join(t.TempDir(), "tallyd.toml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "[http]\ncors-origins = [\"http://127.0.0.1:%d\"]\n", pagePort), 0o644); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "[http]\ncors-origins = [\"http://127.0.0.1:%d\"]\n\n[state]\nhistory-blocks = %d\n", pagePort, jsHistoryBlocks), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n := startNode(t, t.TempDir(), "--config", cfg)
@@ -75,6 +79,7 @@ func TestJSClients(t *testing.T) {
 		"TALLY_PAGE_PORT="+strconv.Itoa(pagePort),
 		"TALLY_OTHER_PAGE_PORT="+strconv.Itoa(otherPort),
 		"TALLY_CHROMIUM="+chromium,
+		"TALLY_HISTORY_BLOCKS="+strconv.Itoa(jsHistoryBlocks),
 		"NO_COLOR=1")
 	start := time.Now()
 	out, runErr := cmd.CombinedOutput()
