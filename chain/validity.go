@@ -57,7 +57,12 @@ func CheckTxLimits(tx *types.Transaction) error {
 	if size := tx.Size(); size > MaxTxSize {
 		return fmt.Errorf("%w: transaction size %d, limit %d", ErrTxTooLarge, size, MaxTxSize)
 	}
-	al := tx.AccessList()
+	return CheckAccessList(tx.AccessList())
+}
+
+// CheckAccessList checks an access list against MaxAccessListEntries and
+// MaxAccessListKeys (a transaction's, or one eth_createAccessList is given).
+func CheckAccessList(al types.AccessList) error {
 	if len(al) > MaxAccessListEntries {
 		return fmt.Errorf("%w: %d addresses, limit %d", ErrAccessListTooLarge, len(al), MaxAccessListEntries)
 	}

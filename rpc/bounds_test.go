@@ -936,6 +936,7 @@ func TestHeavyMethodsAreGated(t *testing.T) {
 		"eth_getFilterChanges":    {filterID},
 		"eth_getBlockByNumber":    {"0x0", true},
 		"eth_getBlockByHash":      {common.Hash{1}, true},
+		"eth_getBlockReceipts":    {"0x0"},
 	}
 	if len(args) != len(heavyMethods) {
 		t.Fatalf("%d heavy methods, %d tested", len(heavyMethods), len(args))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/common/math"
 	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
@@ -117,8 +118,10 @@ func (api *EthAPI) Syncing() (any, error) {
 const MaxFeeHistory = 1024
 
 // FeeHistory returns zero fees for the requested range, in the shape
-// go-ethereum gives, so wallets estimating EIP-1559 fees work.
-func (api *EthAPI) FeeHistory(blockCount hexutil.Uint64, newest gethrpc.BlockNumber, percentiles []float64) (map[string]any, error) {
+// go-ethereum gives, so wallets estimating EIP-1559 fees work. The block
+// count is hex or decimal, a string or a number, as go-ethereum's
+// math.HexOrDecimal64 reads it.
+func (api *EthAPI) FeeHistory(blockCount math.HexOrDecimal64, newest gethrpc.BlockNumber, percentiles []float64) (map[string]any, error) {
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
@@ -527,17 +530,14 @@ func (api *EthAPI) Call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
-	supplied := args.suppliedGas()
-	var err error
 	var out []byte
-	if args.To != nil && supplied < chain.GasOf(*args.To) {
-		err = &preCheckError{msg: fmt.Sprintf("intrinsic gas too low: have %d, want %d", supplied, chain.GasOf(*args.To))}
-	} else {
+	err := api.checkCallGas(args)
+	if err == nil {
 		out, _, err = api.call(args, bnh)
 	}
 	var pre *preCheckError
 	if errors.As(err, &pre) {
-		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("err: %s (supplied gas %d)", pre.msg, supplied)}
+		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("err: %s (supplied gas %d)", pre.msg, args.suppliedGas())}
 	}
 	if out == nil && err == nil {
 		out = []byte{}

@@ -25,6 +25,7 @@ var heavyMethods = []string{
 	"tally_getRawBlocks", "tally_getAccountHistory", "tally_getProof",
 	"eth_getLogs", "eth_getFilterLogs", "eth_getFilterChanges",
 	"eth_getBlockByNumber", "eth_getBlockByHash", // with full transactions only
+	"eth_getBlockReceipts",
 }
 
 // heavyGate bounds the heavy reads running at once (Limits.MaxHeavyReads)
