@@ -172,7 +172,7 @@ func (api *EthAPI) GetStorageAt(a common.Address, hexKey string, bnh gethrpc.Blo
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
-	if err := api.stateAt(bnh); err != nil {
+	if _, err := api.stateAt(&bnh); err != nil {
 		return nil, err
 	}
 	if err := checkStorageKey(hexKey); err != nil {

@@ -147,8 +147,17 @@ func TestGetStorageAt(t *testing.T) {
 		CodeInvalidParams, `^invalid hex in storage key: "0xzz"$`)
 	wantRPCError(t, "key not a string", rc.Call(&out, "eth_getStorageAt", c.addr(0), 5, "latest"), CodeInvalidParams, `invalid argument 1`)
 	wantRPCError(t, "bad address", rc.Call(&out, "eth_getStorageAt", "0x12", "0x0", "latest"), CodeInvalidParams, `invalid argument 0`)
-	wantRPCError(t, "a future block", rc.Call(&out, "eth_getStorageAt", c.addr(0), "0x0", "0xffff"), CodeServerError, `^block 65535 not found`)
-	wantRPCError(t, "an unknown block hash", rc.Call(&out, "eth_getStorageAt", c.addr(0), "0x0", map[string]any{"blockHash": common.Hash{9}}), CodeServerError, `not found`)
+	// The block is read as eth_getBalance reads it: the same answers.
+	for _, block := range []any{"0xffff", map[string]any{"blockHash": common.Hash{9}}} {
+		var bal hexutil.Big
+		balErr := rc.Call(&bal, "eth_getBalance", c.addr(0), block)
+		var want gethrpc.Error
+		if !errors.As(balErr, &want) {
+			t.Fatalf("eth_getBalance at %v: %v, want an error", block, balErr)
+		}
+		wantRPCError(t, "storage at a block eth_getBalance refuses", rc.Call(&out, "eth_getStorageAt", c.addr(0), "0x0", block),
+			want.ErrorCode(), "^"+regexp.QuoteMeta(want.Error())+"$")
+	}
 }
 
 // eth_createAccessList answers go-ethereum's shape (what gethclient
