@@ -33,6 +33,7 @@ export const DEV = {
   5: "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc",
   6: "0x976EA74026E726554dB657fA54763abd0C3a0aa9",
   7: "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955",
+  8: "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f",
   19: "0x8626f6940E2eb28930eFb4CeF49B2d1F2C9C1199",
   100: "0x8C3229EC621644789d7F61FAa82c6d0E5F97d43D",
   101: "0x9586A4833970847aef259aD5BFB7aa8901DDf746",
@@ -43,7 +44,7 @@ export const DEV = {
  * Which dev account each check file signs with, so that files never share a
  * sender's nonces. Index 19 is never touched: its genesis balances are known.
  */
-export const SENDER = { ethers: 0, viem: 2, web3: 3, browser: 4, methods: 5, reads: 6, wagmi: 7 };
+export const SENDER = { ethers: 0, viem: 2, web3: 3, browser: 4, methods: 5, reads: 6, wagmi: 7, ethersSpender: 8 };
 export const UNTOUCHED = 19;
 
 /** Genesis holdings of each dev account: 10^12 CNY and 10^12 HKD. */

@@ -226,3 +226,50 @@ test("ethers: a used nonce is NONCE_EXPIRED", async () => {
     wallet.sendTransaction({ to: freshAddress(), value: 1n, nonce: nonce - 1, gasLimit: 21000n }),
     (e) => { assert.equal(e.code, "NONCE_EXPIRED", e.message); return true; });
 });
+
+test("ethers: approve, allowance and transferFrom by the spender, with Approval parsed", async () => {
+  const spender = ethers.HDNodeWallet.fromPhrase(MNEMONIC, undefined, path(SENDER.ethersSpender)).connect(provider);
+  const to = freshAddress();
+  const r = await (await hkd.approve(spender.address, 500n)).wait();
+  const approval = r.logs.map((l) => iface.parseLog(l)).find((e) => e?.name === "Approval");
+  assert.deepEqual([...approval.args], [wallet.address, spender.address, 500n]);
+  assert.equal(await hkd.allowance(wallet.address, spender.address), 500n);
+  const before = await hkd.balanceOf(wallet.address);
+  await (await hkd.connect(spender).transferFrom(wallet.address, to, 300n)).wait();
+  assert.equal(await hkd.allowance(wallet.address, spender.address), 200n);
+  assert.equal(await hkd.balanceOf(to), 300n);
+  assert.equal(await hkd.balanceOf(wallet.address), before - 300n);
+  // Beyond the allowance: a revert with the reason, before anything is sent.
+  await assert.rejects(hkd.connect(spender).transferFrom.staticCall(wallet.address, to, 201n), (e) => {
+    assert.equal(e.code, "CALL_EXCEPTION");
+    assert.match(e.reason, /allowance/);
+    return true;
+  });
+});
+
+test("ethers: an operation that fails at execution is included with status 0; wait() throws CALL_EXCEPTION with the receipt", async () => {
+  const nonce = await provider.getTransactionCount(wallet.address, "pending");
+  // A gas limit given, so nothing is estimated: the node admits it and the
+  // block executes it (over the token balance), as on Ethereum.
+  const tx = await hkd.transfer(freshAddress(), GENESIS_HKD * 10n, { gasLimit: 60000n });
+  await assert.rejects(within(10_000, "wait()", tx.wait()), (e) => {
+    assert.equal(e.code, "CALL_EXCEPTION", e.message);
+    assert.equal(e.receipt.status, 0);
+    assert.equal(e.receipt.hash, tx.hash);
+    assert.equal(e.receipt.logs.length, 0);
+    return true;
+  });
+  // Its nonce is used.
+  assert.equal(await provider.getTransactionCount(wallet.address, "latest"), nonce + 1);
+});
+
+test("ethers: NonceManager sends a burst of transfers without waiting; all are receipted in nonce order", async () => {
+  const managed = new ethers.NonceManager(wallet);
+  const to = freshAddress();
+  const first = await provider.getTransactionCount(wallet.address, "pending");
+  const sent = await Promise.all(Array.from({ length: 10 }, (_, i) => managed.sendTransaction({ to, value: BigInt(i + 1) })));
+  assert.deepEqual(sent.map((t) => t.nonce).sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => first + i));
+  const receipts = await within(20_000, "10 receipts", Promise.all(sent.map((t) => t.wait())));
+  assert.ok(receipts.every((r) => r.status === 1));
+  assert.equal(await provider.getBalance(to), 55n);
+});

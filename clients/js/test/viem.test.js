@@ -7,7 +7,7 @@ import {
   parseEther, parseEventLogs, getContract, stringToHex, zeroHash,
   BaseError, ContractFunctionRevertedError, InsufficientFundsError, NonceTooLowError,
 } from "viem";
-import { mnemonicToAccount } from "viem/accounts";
+import { mnemonicToAccount, nonceManager } from "viem/accounts";
 import {
   RPC_URL, WS_URL, CHAIN_ID, MNEMONIC, DEV, SENDER, UNTOUCHED,
   GENESIS_CNY, GENESIS_HKD, GENESIS_HKD_SUPPLY, HKD_FACADE, ASSET_ABI,
@@ -198,4 +198,25 @@ test("viem: a used nonce is NonceTooLowError", async () => {
   const err = await wallet.sendTransaction({ to: freshAddress(), value: 1n, nonce: nonce - 1, gas: 21000n }).then(() => null, (e) => e);
   assert.ok(err, "stale nonce accepted");
   causeOf(err, NonceTooLowError);
+});
+
+test("viem: an operation that fails at execution is receipted as reverted and uses its nonce", async () => {
+  const nonce = await client.getTransactionCount({ address: account.address });
+  // gas given: viem does not estimate, the node admits it, the block executes it.
+  const hash = await hkd.write.transfer([freshAddress(), GENESIS_HKD * 10n], { gas: 60000n });
+  const receipt = await client.waitForTransactionReceipt({ hash, timeout: 10_000 });
+  assert.equal(receipt.status, "reverted");
+  assert.deepEqual(receipt.logs, []);
+  assert.equal(await client.getTransactionCount({ address: account.address }), nonce + 1);
+});
+
+test("viem: a nonce manager sends a burst of writes without waiting; all succeed", async () => {
+  const managed = mnemonicToAccount(MNEMONIC, { addressIndex: SENDER.viem, nonceManager });
+  const w = createWalletClient({ account: managed, chain: tally, transport: http(), pollingInterval: 50 });
+  const to = freshAddress();
+  const hashes = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+    w.writeContract({ address: HKD_FACADE, abi: ASSET_ABI, functionName: "transfer", args: [to, BigInt(i + 1)] })));
+  const receipts = await Promise.all(hashes.map((hash) => client.waitForTransactionReceipt({ hash, timeout: 20_000 })));
+  assert.ok(receipts.every((r) => r.status === "success"));
+  assert.equal(await hkd.read.balanceOf([to]), 55n);
 });
