@@ -700,7 +700,7 @@ func faultCheck(t *testing.T, ctx context.Context, c *testCluster, load *faultLo
 	}
 	audits := 0
 	for _, i := range allThree {
-		rep := c.mustAudit(fmt.Sprintf("faults-node%d", i), "--datadir", tnode.StateDir(c.procs[i].datadir))
+		rep := c.mustAudit(fmt.Sprintf("faults-node%d", i), "--datadir", c.procs[i].datadir)
 		if rep.To != head {
 			t.Errorf("audit of node %d's data dir reached height %d, the chain's head is %d", i, rep.To, head)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tally-ledger/tally/audit"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/node"
 )
 
 const auditHelp = `
@@ -29,8 +30,9 @@ burned; no bank reference minted twice; each withdrawal closed at most
 once; every compliance action has a reason.
 
 The chain comes from a node's JSON-RPC (--rpc) or from a data dir
-(--datadir), opened read-only. A running node holds its data dir: audit a
-copy made with 'tally admin checkpoint --out DIR' instead.
+(--datadir: a stopped node's data dir, or a copy made with 'tally admin
+checkpoint --out DIR'), opened read-only. A running node holds its data
+dir: audit a copy instead.
 
 --from N (N > 0) starts from a trusted checkpoint: --checkpoint DIR, a data
 dir copy whose head is N-1. --to M stops early (the final state is compared
@@ -38,6 +40,16 @@ only when the audit reaches the source's head).
 
 Exit status: 0 every check holds, 1 a check failed, 2 the input cannot be
 read (bad flags, unreadable genesis, RPC down, data dir missing or in use).`
+
+// stateDirOf returns the state database of dir: a node's data dir holds
+// it in its state/ subdirectory (node.StateDir), a copy made with 'tally
+// admin checkpoint' is the database itself.
+func stateDirOf(dir string) string {
+	if fi, err := os.Stat(node.StateDir(dir)); err == nil && fi.IsDir() {
+		return node.StateDir(dir)
+	}
+	return dir
+}
 
 // audit is 'tally audit'.
 func (c *cli) audit(args []string) error {
@@ -83,7 +95,7 @@ func (c *cli) audit(args []string) error {
 		}
 		src, err = audit.DialRPC(ctx, *rpcURL)
 	} else {
-		src, err = audit.OpenDataDir(*dataDir)
+		src, err = audit.OpenDataDir(stateDirOf(*dataDir))
 	}
 	if err != nil {
 		return usageErrorf("audit: %v", err)
@@ -91,6 +103,9 @@ func (c *cli) audit(args []string) error {
 	defer src.Close()
 
 	cfg := audit.Config{Genesis: g, Source: src, From: *from, Checkpoint: *checkpoint, ScratchDir: *scratch}
+	if *checkpoint != "" {
+		cfg.Checkpoint = stateDirOf(*checkpoint)
+	}
 	if isSet(cmd.fs, "to") {
 		cfg.To = to
 	}

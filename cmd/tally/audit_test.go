@@ -17,6 +17,7 @@ import (
 	"github.com/tally-ledger/tally/audit"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
+	"github.com/tally-ledger/tally/node"
 	"github.com/tally-ledger/tally/state"
 	"github.com/tally-ledger/tally/wallet/wallettest"
 )
@@ -75,6 +76,15 @@ func TestAuditExitCodes(t *testing.T) {
 	t.Logf("clean chain:\n%s", r.stderr)
 	if !strings.Contains(r.stderr, "OK, every check holds") || !strings.Contains(r.stderr, "blocks/s") {
 		t.Fatalf("summary on stderr:\n%s", r.stderr)
+	}
+
+	// 0: a stopped node's data dir, its state database in state/.
+	nodeDir := t.TempDir()
+	if err := os.Rename(chaintest.CopyDir(t, dir), node.StateDir(nodeDir)); err != nil {
+		t.Fatal(err)
+	}
+	if r := runBin(t, "audit", "--genesis", gen, "--datadir", nodeDir); r.code != 0 || !strings.Contains(r.stdout, "OK, every check holds") {
+		t.Fatalf("a node's data dir: %+v", r)
 	}
 
 	// 0 with --to: no final state; the report to a file, the summary on stdout.
