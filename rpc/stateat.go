@@ -24,33 +24,45 @@ import (
 // many blocks are applied meanwhile.
 func (api *EthAPI) stateAt(bnh *gethrpc.BlockNumberOrHash) (*state.PastState, error) {
 	db := api.b.State()
-	head, _ := db.Head()
-	n := head.Number
-	if bnh != nil {
-		if h, ok := bnh.Hash(); ok {
-			num, err := db.BlockNumberByHash(h)
-			if errors.Is(err, state.ErrNotFound) {
-				return nil, &Error{Code: CodeServerError, Msg: "header for hash not found"}
-			}
-			if err != nil {
-				return nil, err
-			}
-			n = num
-		} else if bn, ok := bnh.Number(); ok {
-			num, err := api.resolveNumber(bn)
-			if err != nil {
-				return nil, err
-			}
-			n = num
+	var st *state.PastState
+	var err error
+	if bnh == nil {
+		st, err = db.LatestState()
+	} else if h, ok := bnh.Hash(); ok {
+		num, herr := db.BlockNumberByHash(h)
+		if errors.Is(herr, state.ErrNotFound) {
+			return nil, &Error{Code: CodeServerError, Msg: "header for hash not found"}
 		}
+		if herr != nil {
+			return nil, herr
+		}
+		st, err = db.StateAt(num)
+	} else if bn, ok := bnh.Number(); ok {
+		switch bn {
+		case gethrpc.LatestBlockNumber, gethrpc.PendingBlockNumber, gethrpc.SafeBlockNumber, gethrpc.FinalizedBlockNumber:
+			// Finality is the receipt: the latest applied block is final.
+			st, err = db.LatestState()
+		default:
+			num, nerr := api.resolveNumber(bn)
+			if nerr != nil {
+				return nil, nerr
+			}
+			st, err = db.StateAt(num)
+		}
+	} else {
+		st, err = db.LatestState()
 	}
-	st, err := db.StateAt(n)
+	return st, stateError(err)
+}
+
+// stateError words a state read's failure as go-ethereum does.
+func stateError(err error) error {
 	var su *state.StateUnavailableError
 	switch {
 	case errors.As(err, &su):
-		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("%v; the window is state.history-blocks", su)}
+		return &Error{Code: CodeServerError, Msg: fmt.Sprintf("%v; the window is state.history-blocks", su)}
 	case errors.Is(err, state.ErrNotFound):
-		return nil, &Error{Code: CodeServerError, Msg: "header not found"}
+		return &Error{Code: CodeServerError, Msg: "header not found"}
 	}
-	return st, err
+	return err
 }

@@ -216,17 +216,31 @@ type PastState struct {
 	TimeMs uint64
 }
 
-// StateAt returns the state after block n, which must be the head or
+// StateAt returns the state after block n, which must be applied and
 // within the last HistoryBlocks blocks. A height above the head wraps
 // ErrNotFound; one below the window is a *StateUnavailableError.
 func (d *DB) StateAt(n uint64) (*PastState, error) {
-	head, ok := d.Head()
-	if !ok {
-		return nil, ErrNoGenesis
+	head, err := d.visibleHead()
+	if err != nil {
+		return nil, err
 	}
 	if n > head.Number {
 		return nil, fmt.Errorf("state at block %d (head %d): %w", n, head.Number, ErrNotFound)
 	}
+	return d.stateAt(n, head)
+}
+
+// LatestState returns the state after the last applied block, pinned to
+// that block.
+func (d *DB) LatestState() (*PastState, error) {
+	head, err := d.visibleHead()
+	if err != nil {
+		return nil, err
+	}
+	return d.stateAt(head.Number, head)
+}
+
+func (d *DB) stateAt(n uint64, head Head) (*PastState, error) {
 	p := &PastState{d: d, Number: n, TimeMs: head.TimeMs}
 	if n != head.Number {
 		b, err := d.BlockByNumber(n)
@@ -241,6 +255,25 @@ func (d *DB) StateAt(n uint64) (*PastState, error) {
 		}
 	}
 	return p, nil
+}
+
+// visibleHead is the head record as Pebble shows it now. A block's batch
+// becomes visible to readers (its receipts too) before Commit returns and
+// Tip is updated, while the fsync completes; the states served are those
+// of the blocks whose receipts are served, so they go by this record.
+func (d *DB) visibleHead() (Head, error) {
+	var h Head
+	v, err := d.get(keyHead)
+	if err != nil {
+		return h, err
+	}
+	if v == nil {
+		return h, ErrNoGenesis
+	}
+	if err := rlp.DecodeBytes(v, &h); err != nil {
+		return h, fmt.Errorf("decode head: %w", err)
+	}
+	return h, nil
 }
 
 // checkPast fails unless the state after block n is still recorded.
