@@ -275,6 +275,7 @@ func TestSlowHeaderAndIdleConnectionsClosed(t *testing.T) {
 		}
 	}
 	waitFor(t, "slots back", func() bool { return s.ln.openConns() == 0 })
+	served(t, clientFrom(t, s, "127.0.0.1", false), "a client after the slow header and the idle connection")
 }
 
 // WebSocket connections are bounded on their own (MaxWSConns), and one
@@ -322,6 +323,40 @@ func TestWebSocketConnectionCap(t *testing.T) {
 		var n hexutil.Uint64
 		return ws.Call(&n, "eth_blockNumber") == nil
 	})
+}
+
+// A WebSocket message larger than MaxBodyBytes (the bound of an HTTP
+// body) closes its connection with 1009 "message too big", as go-ethereum
+// does, and the node goes on serving other WebSocket clients, from the
+// same address too.
+func TestWebSocketMessageBounded(t *testing.T) {
+	limits := DefaultLimits
+	limits.MaxBodyBytes = 4096
+	s := serveBounded(t, newTestBackend(t), limits)
+	d := websocket.Dialer{NetDialContext: dialerFrom("127.0.13.1").DialContext, HandshakeTimeout: 5 * time.Second}
+	conn, _, err := d.Dial(s.wsURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var batch []string
+	for i := range 100 { // ~6 KB
+		batch = append(batch, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"eth_blockNumber"}`, i))
+	}
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("["+strings.Join(batch, ",")+"]")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, reply, err := conn.ReadMessage()
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("an oversized WebSocket message: reply %.100s, err %v; want the connection closed", reply, err)
+	}
+	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("closed with %v, want 1009 message too big", err)
+	}
+	served(t, clientFrom(t, s, "127.0.13.1", true), "another WebSocket client of the same address")
+	waitFor(t, "the oversized connection's slot back", func() bool { return s.ln.openConns() <= 1 })
 }
 
 // Outside a dev chain, browsers may open a WebSocket only from the
@@ -931,6 +966,7 @@ func TestHeavyMethodsAreGated(t *testing.T) {
 		"tally_getRawBlocks":      {"0x0", "0x1"},
 		"tally_getAccountHistory": {common.Address{1}, nil, nil},
 		"tally_getProof":          {common.Hash{1}},
+		"tally_stateDigest":       nil,
 		"eth_getLogs":             {map[string]any{"fromBlock": "0x0", "toBlock": "0x0"}},
 		"eth_getFilterLogs":       {filterID},
 		"eth_getFilterChanges":    {filterID},

@@ -22,7 +22,7 @@ const CodeResponseTooLarge = -32003
 // starts with heavyGate.enter; TestHeavyMethodsAreGated checks the list
 // against the code.
 var heavyMethods = []string{
-	"tally_getRawBlocks", "tally_getAccountHistory", "tally_getProof",
+	"tally_getRawBlocks", "tally_getAccountHistory", "tally_getProof", "tally_stateDigest",
 	"eth_getLogs", "eth_getFilterLogs", "eth_getFilterChanges",
 	"eth_getBlockByNumber", "eth_getBlockByHash", // with full transactions only
 	"eth_getBlockReceipts",

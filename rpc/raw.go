@@ -92,8 +92,15 @@ var digests struct {
 
 // StateDigest returns the digest of the head state, read from one
 // consistent snapshot. The auditor asks for it first and audits up to its
-// height while the node keeps producing blocks.
-func (api *LedgerAPI) StateDigest() (*StateDigest, error) {
+// height while the node keeps producing blocks. It reads the whole
+// state, so it is a heavy read (heavyGate): a client calling it at every
+// new head takes its share of the slots, not a core of its own.
+func (api *LedgerAPI) StateDigest(ctx context.Context) (*StateDigest, error) {
+	done, err := api.heavy.enter(ctx, "tally_stateDigest")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	db := api.b.State()
 	digests.Lock()
 	defer digests.Unlock()
