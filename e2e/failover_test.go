@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"math/big"
 	"os"
 	"slices"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/tally-ledger/tally/crypto"
 	tnode "github.com/tally-ledger/tally/node"
+	"github.com/tally-ledger/tally/wallet"
 )
 
 // TestAdmittedTxSurvivesLeaderKill: blocks of one transaction, one in
@@ -140,8 +142,13 @@ var faultKinds = []string{"kill", "pause", "isolate"}
 // do; a watcher polls a survivor's head every 10 ms and notes when each
 // transfer appears in a block. Faults: SIGKILL of the leader (restarted
 // after), SIGSTOP (SIGCONT after) and isolation from both followers
-// (healed after). Then, with no fault, heavy load through all three nodes
-// for a while, counting elections (false ones: nothing failed).
+// (healed after). Alongside, two payment senders use one wallet.Client
+// over all three nodes that starts on the leader (wallet.DialEndpoints:
+// each sends a transfer, waits for its receipt, then the next); for them
+// the round measures what a failing-over client sees: the time from the
+// fault to the receipt of the first transfer they started after it. Then,
+// with no fault, heavy load through all three nodes for a while, counting
+// elections (false ones: nothing failed).
 //
 // It is a measurement, not a check, and runs only when asked:
 //
@@ -182,7 +189,9 @@ func TestFailoverTimes(t *testing.T) {
 	probeNonces := make([]uint64, len(probeKeys))
 	recipients := randomAddrs(20)
 
+	clientKeys := clusterDevKeys(t, 14, 16)
 	results := make(map[string][]time.Duration)
+	clientResults := make(map[string][]time.Duration)
 	kinds := faultKinds
 	if k := os.Getenv("TALLY_FAILOVER_KINDS"); k != "" {
 		kinds = strings.Split(k, ",") // e.g. "kill,pause"
@@ -192,10 +201,20 @@ func TestFailoverTimes(t *testing.T) {
 			leader, _ := c.waitLeader(ctx, allThree, "", 60*time.Second)
 			followers := others(allThree, leader)
 			p := startProbes(c, probeKeys, probeNonces, followers, recipients)
+			client, err := wallet.DialEndpoints(ctx, c.clientURLs(leader), wallet.DefaultOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			clientNonces := make([]uint64, len(clientKeys))
+			for k, key := range clientKeys {
+				clientNonces[k] = c.nonceOf(ctx, leader, key.Address())
+			}
+			cs := startClientSenders(c.chainID, client, clientKeys, clientNonces, 0, recipients)
 			time.Sleep(1500 * time.Millisecond)
-			if p.seenCount() == 0 {
+			if p.seenCount() == 0 || !cs.receiptedEach(1) {
 				p.stop()
-				c.fatal("round %s/%d: no probe transfer committed before the fault", kind, r)
+				cs.stop()
+				c.fatal("round %s/%d: no probe or client transfer committed before the fault (%s)", kind, r, cs.describe())
 			}
 			faultAt := time.Now()
 			switch kind {
@@ -211,12 +230,25 @@ func TestFailoverTimes(t *testing.T) {
 			resumed, ok := p.firstCommitAfter(faultAt, 30*time.Second)
 			p.stop()
 			if !ok {
+				cs.stop()
 				c.fatal("round %s/%d: no transfer submitted after the fault was committed within 30 s", kind, r)
+			}
+			clientAt, cok := cs.firstWriteAfter(faultAt, 30*time.Second)
+			cs.stop()
+			client.Close()
+			if err := cs.firstError(); err != nil && !errors.Is(err, context.Canceled) {
+				c.fatal("round %s/%d: the failing-over client surfaced an error: %v", kind, r, err)
+			}
+			if !cok {
+				c.fatal("round %s/%d: the failing-over client completed no write within 30 s of the fault (%s)", kind, r, cs.describe())
 			}
 			took := resumed.Sub(faultAt)
 			results[kind] = append(results[kind], took)
+			clientTook := clientAt.Sub(faultAt)
+			clientResults[kind] = append(clientResults[kind], clientTook)
 			newLeader, _ := c.waitLeader(ctx, followers, c.specs[leader].PeerID, 30*time.Second)
-			t.Logf("FAILOVER %s round %d: leader node %d, writes resumed after %v (new leader node %d)", kind, r+1, leader, took.Round(time.Millisecond), newLeader)
+			t.Logf("FAILOVER %s round %d: leader node %d, writes resumed after %v (new leader node %d); the client on the leader wrote again after %v",
+				kind, r+1, leader, took.Round(time.Millisecond), newLeader, clientTook.Round(time.Millisecond))
 			if took > 2*time.Second {
 				// What the survivors did meanwhile.
 				for _, i := range followers {
@@ -238,13 +270,18 @@ func TestFailoverTimes(t *testing.T) {
 		}
 	}
 	for _, kind := range faultKinds {
-		if len(results[kind]) == 0 {
-			continue
+		for _, what := range []struct {
+			label string
+			ds    []time.Duration
+		}{{"SUMMARY", results[kind]}, {"CLIENT ", clientResults[kind]}} {
+			if len(what.ds) == 0 {
+				continue
+			}
+			ds := slices.Clone(what.ds)
+			slices.Sort(ds)
+			t.Logf("%s %-7s n=%d min %v median %v max %v all %v", what.label, kind, len(ds), ds[0].Round(time.Millisecond),
+				ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond), roundAll(what.ds))
 		}
-		ds := slices.Clone(results[kind])
-		slices.Sort(ds)
-		t.Logf("SUMMARY %-7s n=%d min %v median %v max %v all %v", kind, len(ds), ds[0].Round(time.Millisecond),
-			ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond), roundAll(results[kind]))
 	}
 
 	// Elections under load, nothing failing.

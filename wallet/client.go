@@ -363,11 +363,24 @@ func (c *Client) SendRawBatch(ctx context.Context, raws [][]byte) ([]common.Hash
 // transfer is settled when this returns; check Status, since a transaction
 // that fails at execution is included with status 0. An error other than
 // "not found" from the node ends the wait.
+//
+// With several endpoints, a node that keeps answering "not found" may be
+// the one that is behind (cut off from the others, or restarting): after
+// Options.StallTimeout without the receipt the polls go round the
+// endpoints, and the one that has the receipt becomes the current one.
 func (c *Client) WaitReceipt(ctx context.Context, hash common.Hash) (*types.Receipt, error) {
 	t := time.NewTicker(ReceiptPollInterval)
 	defer t.Stop()
+	start, first := time.Now(), c.current()
 	for {
-		r, err := c.receipt(ctx, hash)
+		if len(c.eps) > 1 && time.Since(start) > c.opts.StallTimeout {
+			first = (first + 1) % len(c.eps)
+		}
+		var r *types.Receipt
+		err := c.failoverFrom(ctx, first, func(ctx context.Context, e *endpoint) (err error) {
+			r, err = e.eth.TransactionReceipt(ctx, hash)
+			return err
+		}, nil)
 		if err == nil {
 			return r, nil
 		}

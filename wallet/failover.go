@@ -137,6 +137,11 @@ type attempt struct {
 // (a re-sent transaction a node already holds); refusal is only asked
 // when the request went to more than one endpoint.
 func (c *Client) failover(ctx context.Context, fn func(ctx context.Context, e *endpoint) error, refusal func(ctx context.Context, e *endpoint, err error) error) error {
+	return c.failoverFrom(ctx, c.current(), fn, refusal)
+}
+
+// failoverFrom is failover starting at endpoint first.
+func (c *Client) failoverFrom(ctx context.Context, first int, fn func(ctx context.Context, e *endpoint) error, refusal func(ctx context.Context, e *endpoint, err error) error) error {
 	n := len(c.eps)
 	if n == 1 && c.opts.RetryFor <= 0 {
 		return fn(ctx, c.eps[0])
@@ -146,7 +151,6 @@ func (c *Client) failover(ctx context.Context, fn func(ctx context.Context, e *e
 	results := make(chan attempt, n)
 	inflight := make([]bool, n)
 	tried := make([]bool, n) // in this round
-	first := c.current()
 	started, running := 0, 0
 	launch := func() bool {
 		for k := range n {
