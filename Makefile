@@ -3,7 +3,7 @@ GO          ?= go
 export CGO_ENABLED := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test test-short bench campaign faults lint fmt clean
+.PHONY: build run test test-short bench campaign faults sim lint fmt clean
 
 build:
 	$(GO) build -o bin/tallyd ./cmd/tallyd
@@ -58,6 +58,14 @@ ROUNDS ?= 20
 faults:
 	TALLY_FAULT_ROUNDS=$(ROUNDS) TALLY_FAULT_SEED=$(SEED) \
 		$(GO) test -count=1 -timeout 0 -run '^TestFaultCampaign$$' -v ./e2e
+
+# The cluster simulator (internal/sim, docs/architecture.md): make test runs
+# 200 seeds; make sim SEEDS=N runs N seeds (1000 by default) from FIRST, and
+# make sim SEED=N replays one seed (STEPS=N scheduler steps per seed).
+STEPS ?= 2000
+sim:
+	$(GO) test -count=1 -timeout 0 -run '^TestSim$$' -v ./internal/sim -steps=$(STEPS) \
+		$(if $(SEED),-seed=$(SEED),-first=$(FIRST) -seeds=$(if $(filter command line,$(origin SEEDS)),$(SEEDS),1000))
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

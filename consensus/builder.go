@@ -111,9 +111,13 @@ type Builder struct {
 	// conserved): the engine halts the FSM with it.
 	onBroken func(error)
 
-	mu      sync.Mutex
-	spec    []*specBlock
-	stale   bool          // a proposal failed: reset before the next build
+	mu    sync.Mutex
+	spec  []*specBlock
+	stale bool // a proposal failed: reset before the next build
+	// retryAt is when a proposal Raft refused (a leadership transfer in
+	// progress, a full apply queue) may be tried again: proposing at once
+	// would build, sign and refuse blocks in a tight loop.
+	retryAt time.Time
 	changed chan struct{} // a proposal finished or a block was applied
 	// shrink, when above 0, caps the transactions of the next block: a
 	// block was found invalid for a reason no single transaction
@@ -188,6 +192,12 @@ func (b *Builder) Run(ctx context.Context) {
 			}
 		} else if inflight > 0 {
 			b.fill(ctx)
+		}
+		if d := b.retryIn(); d > 0 {
+			if !b.sleep(ctx, d) {
+				return
+			}
+			continue
 		}
 		if err := b.propose(); err != nil {
 			var held *heldError
@@ -625,11 +635,22 @@ func (b *Builder) await(fut raft.ApplyFuture, sb *specBlock) {
 			// The FSM skipped it: see that the next block differs
 			// before its transactions go back to the pool.
 			b.invalidLocked(sb.built.Block, sb.txs, *v, "rejected")
+		} else {
+			// Raft refused or lost it: wait before the next proposal.
+			b.retryAt = b.now().Add(max(b.cfg.BlockInterval, time.Millisecond))
 		}
 		b.stale = true
 		b.mu.Unlock()
 	}
 	b.Notify()
+}
+
+// retryIn is how long the builder waits before proposing again after Raft
+// refused a proposal (0: it may propose now).
+func (b *Builder) retryIn() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.retryAt.Sub(b.now())
 }
 
 // maxUncertain bounds the proposals whose outcome Applied reports (at most

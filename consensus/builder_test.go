@@ -216,3 +216,59 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// transferProposer refuses every proposal as raft.Raft does while a
+// leadership transfer is in progress; after limit proposals it ends the
+// run (the builder would otherwise spin for ever).
+type transferProposer struct {
+	n      atomic.Int32
+	limit  int32
+	cancel context.CancelFunc
+}
+
+func (p *transferProposer) Apply([]byte, time.Duration) raft.ApplyFuture {
+	if p.n.Add(1) >= p.limit {
+		p.cancel()
+	}
+	return errFuture{raft.ErrLeadershipTransferInProgress}
+}
+
+type errFuture struct{ err error }
+
+func (f errFuture) Error() error  { return f.err }
+func (f errFuture) Index() uint64 { return 0 }
+func (f errFuture) Response() any { return nil }
+
+// TestBuilderWaitsWhileRaftRefuses: while Raft refuses proposals (a
+// leadership transfer in progress, which Apply answers at once), the
+// builder proposes again once per BlockInterval instead of building,
+// signing and logging blocks in a tight loop (found by the cluster
+// simulator, seed 5: the loop never let simulated time pass).
+func TestBuilderWaitsWhileRaftRefuses(t *testing.T) {
+	e := newFSMEnv(t)
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	cfg := DefaultBuilderConfig
+	cfg.Heartbeat = 5 * time.Millisecond
+	const run = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), run)
+	defer cancel()
+	p := &transferProposer{limit: 10000, cancel: cancel}
+	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
+	pool := mempool.New(mempool.DefaultConfig, e.db, senders)
+	// A transaction is ready, so the builder does not idle until its
+	// heartbeat between proposals.
+	id := big.NewInt(genesis.DevChainID)
+	dev, _ := genesis.DevKey(0)
+	to := common.Address{0x42}
+	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
+	if _, err := pool.Add(tx); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBuilder(cfg, e.db, pool, p, val, testLogger(t), nil)
+	b.Run(ctx)
+	// One proposal per BlockInterval (10 ms), and a few more for the waits
+	// that end early.
+	if n := p.n.Load(); n > int32(run/cfg.BlockInterval)+10 {
+		t.Fatalf("%d proposals in %s while Raft refused each one: the builder spins", n, run)
+	}
+}

@@ -2,14 +2,16 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/errors/oserror"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
@@ -45,7 +47,15 @@ type Config struct {
 	SnapshotRetain int
 	// NoSync skips fsync in the Raft log (tests and benchmarks only).
 	NoSync bool
-	Logger *slog.Logger
+	// FS is the file system of the Raft log (nil: the operating system's).
+	// With FS set, Dir/snapshots is not used: Snapshots must be set too,
+	// since the checkpoint store works on the operating system's files.
+	FS vfs.FS
+	// Snapshots replaces the checkpoint store in Dir/snapshots (the
+	// cluster simulator, whose nodes never snapshot, passes raft's
+	// in-memory store).
+	Snapshots raft.SnapshotStore
+	Logger    *slog.Logger
 	// LogLevel is the level below which Raft's own logs are dropped.
 	LogLevel slog.Level
 	// OnApplied is called in the FSM goroutine after each applied block.
@@ -65,7 +75,6 @@ type Engine struct {
 	FSM     *FSM
 	builder *Builder
 	store   *RaftStore
-	snaps   *CheckpointStore
 	notify  chan bool
 	// halts wakes the leadership loop when the FSM halts.
 	halts chan struct{}
@@ -84,23 +93,32 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+	if cfg.FS != nil && cfg.Snapshots == nil {
+		return nil, errors.New("raft: a Config.FS needs Config.Snapshots (the checkpoint store uses the operating system's files)")
+	}
+	fs := cfg.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if err := mkdirAllSynced(fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
-	store, err := OpenRaftStore(filepath.Join(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger})
+	store, err := OpenRaftStore(fs.PathJoin(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger, FS: cfg.FS})
 	if err != nil {
 		return nil, err
 	}
-	retain := cfg.SnapshotRetain
-	if retain <= 0 {
-		retain = 2
+	snaps := cfg.Snapshots
+	if snaps == nil {
+		retain := cfg.SnapshotRetain
+		if retain <= 0 {
+			retain = 2
+		}
+		if snaps, err = NewCheckpointStore(filepath.Join(cfg.Dir, "snapshots"), retain, cfg.Logger); err != nil {
+			store.Close()
+			return nil, err
+		}
 	}
-	snaps, err := NewCheckpointStore(filepath.Join(cfg.Dir, "snapshots"), retain, cfg.Logger)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	e := &Engine{cfg: cfg, store: store, snaps: snaps, notify: make(chan bool, 16), halts: make(chan struct{}, 1), log: cfg.Logger}
+	e := &Engine{cfg: cfg, store: store, notify: make(chan bool, 16), halts: make(chan struct{}, 1), log: cfg.Logger}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = cfg.LocalID
@@ -185,6 +203,46 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 	e.wg.Add(1)
 	go e.leadership(ctx)
 	return e, nil
+}
+
+// mkdirAllSynced creates dir and its missing parents and syncs the parent
+// of each directory it created, so that a power cut cannot take the new
+// directories away with everything synced inside them. Without it the
+// Raft directory created at a node's first start could vanish in a crash
+// (Pebble syncs only the nearest existing ancestor of the directory it
+// opens, here the Raft directory itself), and the node would come back
+// with no Raft state: no log, no vote, a fresh bootstrap (found by the
+// cluster simulator, seeds 2, 5 and 12).
+func mkdirAllSynced(fs vfs.FS, dir string) error {
+	var created []string
+	for d := dir; ; d = fs.PathDir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		} else if !oserror.IsNotExist(err) {
+			return err
+		}
+		created = append(created, d)
+		if fs.PathDir(d) == d {
+			break
+		}
+	}
+	if err := fs.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range created {
+		parent, err := fs.OpenDir(fs.PathDir(d))
+		if err != nil {
+			return err
+		}
+		err = parent.Sync()
+		if cerr := parent.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", fs.PathDir(d), err)
+		}
+	}
+	return nil
 }
 
 // leadership runs the builder while this node leads. It listens on NotifyCh,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 )
 
@@ -44,6 +45,9 @@ type RaftStoreOptions struct {
 	// Logger receives store events and Pebble's own messages; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// FS is the file system the store lives on (nil: the operating
+	// system's); the cluster simulator passes an in-memory one.
+	FS vfs.FS
 }
 
 // RaftStore is the durable raft.LogStore and raft.StableStore of one node:
@@ -93,6 +97,7 @@ func OpenRaftStore(dir string, opts RaftStoreOptions) (*RaftStore, error) {
 	db, err := pebble.Open(dir, &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{logger},
+		FS:                 opts.FS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)

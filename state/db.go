@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rlp"
@@ -74,6 +75,18 @@ type Options struct {
 	// head's included (0: DefaultHistoryBlocks; 1: only the head, nothing
 	// recorded); at most MaxHistoryBlocks. See past.go.
 	HistoryBlocks uint64
+	// FS is the file system the database lives on (nil: the operating
+	// system's). The cluster simulator (internal/sim) passes an in-memory,
+	// crashable, fault-injecting one so that a seed replays a run.
+	FS vfs.FS
+}
+
+// fs is the file system of opts: FS, or the operating system's.
+func (opts Options) fs() vfs.FS {
+	if opts.FS == nil {
+		return vfs.Default
+	}
+	return opts.FS
 }
 
 // DB is the node's state database. Reads are safe concurrently with
@@ -112,7 +125,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open state db: history of %d blocks is over the %d limit", opts.HistoryBlocks, MaxHistoryBlocks)
 	}
 	if !opts.ReadOnly {
-		if err := recoverReplace(dir); err != nil {
+		if err := recoverReplace(opts.fs(), dir); err != nil {
 			return nil, err
 		}
 	}
@@ -137,7 +150,7 @@ func openPebble(dir string, opts Options) (*pebble.DB, error) {
 	}
 	c := pebble.NewCache(size)
 	defer c.Unref()
-	pdb, err := pebble.Open(dir, &pebble.Options{Cache: c, Logger: quietLogger{opts.Logger}, ReadOnly: opts.ReadOnly})
+	pdb, err := pebble.Open(dir, &pebble.Options{Cache: c, Logger: quietLogger{opts.Logger}, ReadOnly: opts.ReadOnly, FS: opts.FS})
 	if err != nil && isLockError(err) {
 		err = HeldError(dir, "a running node", err)
 		if opts.ReadOnly {

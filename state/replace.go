@@ -1,10 +1,10 @@
 package state
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+
+	"github.com/cockroachdb/errors/oserror"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // ReplaceWith swaps the database for the Pebble checkpoint in src (a
@@ -31,23 +31,24 @@ func (d *DB) ReplaceWith(src string) error {
 	if after.Hash() != before.Hash() {
 		return fmt.Errorf("replace state: %w: snapshot %s, node %s", ErrGenesisMismatch, after.Hash(), before.Hash())
 	}
-	return os.RemoveAll(d.dir + ".old")
+	return d.opts.fs().RemoveAll(d.dir + ".old")
 }
 
 func (d *DB) swap(src string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.dir + ".old"
+	fs := d.opts.fs()
 	if err := d.pdb.Close(); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(old); err != nil {
+	if err := fs.RemoveAll(old); err != nil {
 		return err
 	}
-	if err := os.Rename(d.dir, old); err != nil {
+	if err := fs.Rename(d.dir, old); err != nil {
 		return err
 	}
-	if err := os.Rename(src, d.dir); err != nil {
+	if err := fs.Rename(src, d.dir); err != nil {
 		return err
 	}
 	pdb, err := openPebble(d.dir, d.opts)
@@ -62,13 +63,13 @@ func (d *DB) swap(src string) error {
 
 // recoverReplace completes or undoes a ReplaceWith that a crash cut short:
 // if dir is missing, the data moved aside is put back.
-func recoverReplace(dir string) error {
+func recoverReplace(fs vfs.FS, dir string) error {
 	old := dir + ".old"
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if _, err := os.Stat(old); err == nil {
-			return os.Rename(old, dir)
+	if _, err := fs.Stat(dir); oserror.IsNotExist(err) {
+		if _, err := fs.Stat(old); err == nil {
+			return fs.Rename(old, dir)
 		}
 		return nil
 	}
-	return os.RemoveAll(old)
+	return fs.RemoveAll(old)
 }

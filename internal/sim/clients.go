@@ -1,0 +1,352 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/wallet"
+)
+
+// Client faults: what adversarial clients send.
+const (
+	FaultReplay    Fault = "replay"     // a receipted transaction sent again
+	FaultMalformed Fault = "malformed"  // a signed transaction with bytes flipped
+	FaultOversized Fault = "oversized"  // a transaction over chain.MaxTxSize
+	FaultConflict  Fault = "conflict"   // a second transaction with a pending one's nonce, to another node
+	FaultMintAgain Fault = "mint-again" // a mint reusing a bank reference already minted
+)
+
+// simAccounts is how many dev accounts send transfers.
+const simAccounts = 8
+
+// resendAfter is how long a client waits for its transaction's receipt
+// before sending it again (to whichever node leads then), as a wallet does.
+const resendAfter = 3 * time.Second
+
+// account is one client key with at most one nonce in flight: pending
+// holds every transaction it signed for that nonce (more than one after a
+// conflicting send); the nonce is settled once the chain used it.
+type account struct {
+	key     *crypto.PrivateKey
+	addr    common.Address
+	next    uint64
+	pending []*types.Transaction
+	sentAt  time.Time
+}
+
+// clients are the wallets and the bank sending to the cluster. They submit
+// into a node's mempool (the leader's when there is one), as the node's
+// JSON-RPC handler does after decoding (chain.DecodeTx, then the pool).
+type clients struct {
+	s     *Sim
+	accts []*account
+	bank  *account
+	// refOf is the bank reference of each mint sent; refs those used.
+	refOf map[common.Hash]common.Hash
+	refs  []common.Hash
+	sent  []*types.Transaction // every transaction admitted somewhere
+}
+
+func newClients(s *Sim) (*clients, error) {
+	c := &clients{s: s, refOf: map[common.Hash]common.Hash{}}
+	for i := 0; i < simAccounts; i++ {
+		k, err := genesis.DevKey(uint32(i))
+		if err != nil {
+			return nil, err
+		}
+		c.accts = append(c.accts, &account{key: k, addr: k.Address()})
+	}
+	k, err := genesis.DevKey(genesis.DevBankAIndex)
+	if err != nil {
+		return nil, err
+	}
+	c.bank = &account{key: k, addr: k.Address()}
+	return c, nil
+}
+
+// settled drops a's pending nonce once the canonical chain used it.
+func (c *clients) settled(a *account) bool {
+	if len(a.pending) == 0 {
+		return true
+	}
+	if _, ok := c.s.inv.nonces[senderNonce{a.addr, a.pending[0].Nonce()}]; ok {
+		a.pending = nil
+		return true
+	}
+	return false
+}
+
+// op is one client operation, chosen by the seed.
+func (c *clients) op() {
+	s := c.s
+	r := s.rng.IntN(100)
+	switch {
+	case r < 70:
+		c.transfer(c.accts[s.rng.IntN(len(c.accts))])
+	case r < 80:
+		c.mint()
+	case r < 85:
+		c.replay()
+	case r < 90:
+		c.malformed()
+	case r < 93:
+		c.oversized()
+	default:
+		c.conflict()
+	}
+}
+
+// transfer sends a's next transfer, or re-sends its pending one when its
+// receipt is overdue.
+func (c *clients) transfer(a *account) {
+	if !c.settled(a) {
+		c.resend(a)
+		return
+	}
+	to := c.accts[c.s.rng.IntN(len(c.accts))].addr
+	tx, err := wallet.SignTransfer(a.key, c.s.g.ChainIDBig(), a.next, to, big.NewInt(1+c.s.rng.Int64N(1000)), c.s.rng.IntN(4) == 0)
+	if err != nil {
+		panic(err) // the inputs are ours: a failure is a bug of the simulator
+	}
+	c.send(a, tx, "transfer")
+}
+
+// mint has the bank mint to an account under a fresh bank reference, or
+// (FaultMintAgain) under one it used before, which must not mint twice.
+func (c *clients) mint() {
+	a := c.bank
+	if !c.settled(a) {
+		c.resend(a)
+		return
+	}
+	var ref common.Hash
+	if len(c.refs) > 0 && c.s.rng.IntN(3) == 0 {
+		ref = c.refs[c.s.rng.IntN(len(c.refs))]
+		c.s.count(FaultMintAgain)
+	} else {
+		for i := 0; i < len(ref); i += 8 {
+			binary.BigEndian.PutUint64(ref[i:], c.s.rng.Uint64())
+		}
+		c.refs = append(c.refs, ref)
+	}
+	to := c.accts[c.s.rng.IntN(len(c.accts))].addr
+	op, err := wallet.MintOp(0, to, big.NewInt(1+c.s.rng.Int64N(1e6)), ref)
+	if err != nil {
+		panic(err)
+	}
+	tx, err := wallet.SignOp(a.key, c.s.g.ChainIDBig(), a.next, op)
+	if err != nil {
+		panic(err)
+	}
+	c.refOf[tx.Hash()] = ref
+	c.send(a, tx, "mint")
+}
+
+// send submits a's new transaction for its next nonce.
+func (c *clients) send(a *account, tx *types.Transaction, what string) {
+	sn, err := c.submit(tx)
+	c.s.record("client %s %s nonce %d to n%d: %v", what, a.addr.Hex()[:8], tx.Nonce(), sn, err)
+	if err != nil {
+		return
+	}
+	a.pending = []*types.Transaction{tx}
+	a.sentAt = time.Now()
+	a.next++
+}
+
+// resend sends a's pending transactions again once their receipt is
+// overdue.
+func (c *clients) resend(a *account) {
+	if time.Since(a.sentAt) < resendAfter {
+		return
+	}
+	a.sentAt = time.Now()
+	for _, tx := range a.pending {
+		sn, err := c.submit(tx)
+		c.s.record("client resend %s nonce %d to n%d: %v", a.addr.Hex()[:8], tx.Nonce(), sn, err)
+	}
+}
+
+// submit decodes raw bytes as the JSON-RPC handler does and admits the
+// transaction into the leader's pool (a random up node's without a
+// leader). It returns the node it went to.
+func (c *clients) submit(tx *types.Transaction) (int, error) {
+	raw, err := tx.MarshalBinary()
+	if err != nil {
+		return -1, err
+	}
+	return c.submitRaw(raw, c.target())
+}
+
+func (c *clients) target() *simNode {
+	if l := c.s.leader(); l != nil {
+		return l
+	}
+	up := c.s.upNodes()
+	if len(up) == 0 {
+		return nil
+	}
+	return c.s.nodes[up[c.s.rng.IntN(len(up))]]
+}
+
+func (c *clients) submitRaw(raw []byte, sn *simNode) (int, error) {
+	if sn == nil {
+		return -1, fmt.Errorf("no node up")
+	}
+	tx, err := chain.DecodeTx(raw)
+	if err != nil {
+		return sn.id, err
+	}
+	if err := sn.engine.Halted(); err != nil {
+		return sn.id, err
+	}
+	if _, err := sn.pool.Add(tx); err != nil {
+		return sn.id, err
+	}
+	c.sent = append(c.sent, tx)
+	return sn.id, nil
+}
+
+// replay sends a receipted transaction again, to any node: it must be
+// refused (already applied, or its nonce used).
+func (c *clients) replay() {
+	var done []*types.Transaction
+	for _, tx := range c.sent {
+		if _, ok := c.s.inv.txAt[tx.Hash()]; ok {
+			done = append(done, tx)
+		}
+	}
+	if len(done) == 0 {
+		return
+	}
+	tx := done[c.s.rng.IntN(len(done))]
+	up := c.s.upNodes()
+	if len(up) == 0 {
+		return
+	}
+	sn := c.s.nodes[up[c.s.rng.IntN(len(up))]]
+	c.s.count(FaultReplay)
+	raw, _ := tx.MarshalBinary()
+	_, err := c.submitRaw(raw, sn)
+	c.s.record("client replay %s to n%d: %v", tx.Hash().TerminalString(), sn.id, err)
+	if err == nil {
+		// Admitted again: it can only be applied twice if the chain
+		// lets it, which the invariants catch; note the admission.
+		c.s.record("client replay admitted")
+	}
+}
+
+// malformed flips bytes of a freshly signed transaction: decode and
+// sender checks must refuse it, or it is a different valid transaction
+// from an unfunded sender, refused by the pool or failing at execution.
+func (c *clients) malformed() {
+	a := c.accts[c.s.rng.IntN(len(c.accts))]
+	tx, err := wallet.SignTransfer(a.key, c.s.g.ChainIDBig(), a.next+1000, a.addr, big.NewInt(1), false)
+	if err != nil {
+		panic(err)
+	}
+	raw, _ := tx.MarshalBinary()
+	for k := 1 + c.s.rng.IntN(4); k > 0; k-- {
+		raw[c.s.rng.IntN(len(raw))] ^= byte(1 + c.s.rng.IntN(255))
+	}
+	if c.s.rng.IntN(4) == 0 {
+		raw = raw[:c.s.rng.IntN(len(raw))]
+	}
+	c.s.count(FaultMalformed)
+	sn, err := c.submitRaw(raw, c.target())
+	c.s.record("client malformed to n%d: %v", sn, err)
+}
+
+// oversized sends a signed transaction above chain.MaxTxSize: refused at
+// decoding.
+func (c *clients) oversized() {
+	a := c.accts[c.s.rng.IntN(len(c.accts))]
+	to := a.addr
+	data := make([]byte, chain.MaxTxSize+c.s.rng.IntN(1024))
+	tx, err := types.SignNewTx(a.key.ECDSA(), chain.NewSigner(c.s.g.ChainIDBig()), &types.DynamicFeeTx{
+		ChainID: c.s.g.ChainIDBig(), Nonce: a.next, Gas: 1 << 24, To: &to, Data: data, GasFeeCap: new(big.Int), GasTipCap: new(big.Int),
+	})
+	if err != nil {
+		panic(err)
+	}
+	raw, _ := tx.MarshalBinary()
+	c.s.count(FaultOversized)
+	sn, err := c.submitRaw(raw, c.target())
+	c.s.record("client oversized %d bytes to n%d: %v", len(raw), sn, err)
+	if err == nil {
+		c.s.record("client oversized admitted")
+	}
+}
+
+// conflict signs a second transaction for an account's pending nonce (a
+// different recipient) and sends it to another node than the leader: at
+// most one of the two may be applied.
+func (c *clients) conflict() {
+	var cands []*account
+	for _, a := range c.accts {
+		if !c.settled(a) {
+			cands = append(cands, a)
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	a := cands[c.s.rng.IntN(len(cands))]
+	n := a.pending[0].Nonce()
+	to := c.accts[c.s.rng.IntN(len(c.accts))].addr
+	tx, err := wallet.SignTransfer(a.key, c.s.g.ChainIDBig(), n, to, big.NewInt(1+c.s.rng.Int64N(1000)), false)
+	if err != nil {
+		panic(err)
+	}
+	up := c.s.upNodes()
+	if len(up) == 0 {
+		return
+	}
+	c.s.count(FaultConflict)
+	raw, _ := tx.MarshalBinary()
+	sn, err := c.submitRaw(raw, c.s.nodes[up[c.s.rng.IntN(len(up))]])
+	c.s.record("client conflict %s nonce %d to n%d: %v", a.addr.Hex()[:8], n, sn, err)
+	if err == nil {
+		a.pending = append(a.pending, tx)
+	}
+}
+
+// step re-sends overdue transactions (the quiet phase); true if it sent.
+func (c *clients) step() bool {
+	sent := false
+	for _, a := range append([]*account{c.bank}, c.accts...) {
+		if !c.settled(a) && time.Since(a.sentAt) >= resendAfter {
+			c.resend(a)
+			sent = true
+		}
+	}
+	return sent
+}
+
+// quiet reports whether every account's nonces are settled.
+func (c *clients) quiet() bool {
+	for _, a := range append([]*account{c.bank}, c.accts...) {
+		if !c.settled(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// allReceipted is the end's check that every client nonce was used.
+func (c *clients) allReceipted() error {
+	for _, a := range append([]*account{c.bank}, c.accts...) {
+		if !c.settled(a) {
+			return fmt.Errorf("invariant client-done: %s nonce %d never applied (%d transactions for it sent)", a.addr, a.pending[0].Nonce(), len(a.pending))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,20 @@
+// Package sim is the deterministic cluster simulator (issue 14): it runs
+// N validators with the node's own consensus engine (FSM, block builder,
+// mempool, hashicorp/raft) and state database (Pebble on a crashable
+// in-memory file system, vfs.NewCrashableMem) over a simulated network,
+// inside a testing/synctest bubble whose fake clock is the simulated time.
+//
+// Every Raft RPC is a queued message that only the scheduler moves: after
+// synctest.Wait (every goroutine of the bubble blocked), it picks the next
+// event from a seeded RNG: deliver, drop or delay a ready message (any
+// ready message, so messages overtake each other), let time pass, a
+// client operation (transfers, mints, and adversarial sends: replayed,
+// malformed, oversized and conflicting transactions, reused bank
+// references) or a fault (crash with unsynced writes lost, restart,
+// partition, heal, leadership transfer). After every step it checks
+// DESIGN.md's invariants (invariants.go). A failing run returns an error
+// with the last events and the command that replays its seed.
+//
+// docs/architecture.md ("The cluster simulator") describes it, what is
+// simulated and what is not, and how far a seed reproduces a run.
+package sim

@@ -1,0 +1,248 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+)
+
+// canonBlock is the canonical chain at one height: what the first node to
+// apply it applied, which every other node must match.
+type canonBlock struct {
+	hash, root common.Hash
+	from       int    // the node it was first seen on
+	index      uint64 // the Raft index it was applied from there
+}
+
+// invariants checks DESIGN.md's invariants after every scheduler step:
+// every node's applied blocks equal the canonical chain (same hash and
+// state root at every height), no transaction is applied twice and no
+// sender's nonce is used twice, no bank reference mints twice, no node
+// halts, a node never loses a block it applied (crashes included),
+// supply is conserved per asset, and a connected quorum keeps producing
+// blocks. The canonical chain only grows, so a receipted transaction can
+// never be lost without a hash mismatch at its height.
+type invariants struct {
+	s      *Sim
+	canon  map[uint64]canonBlock
+	height uint64
+	// txAt is the height of every transaction in the canonical chain.
+	txAt map[common.Hash]uint64
+	// nonces holds each (sender, nonce) the canonical chain used.
+	nonces map[senderNonce]common.Hash
+	// minted holds the bank references minted (status 1) and by which tx.
+	minted map[common.Hash]common.Hash
+	signer types.Signer
+	checks int
+
+	progressAt  time.Time // when the canonical chain last grew
+	quorumSince time.Time // since when a quorum is up and connected (zero: none)
+}
+
+type senderNonce struct {
+	from  common.Address
+	nonce uint64
+}
+
+func newInvariants(s *Sim) *invariants {
+	return &invariants{s: s, canon: map[uint64]canonBlock{}, txAt: map[common.Hash]uint64{},
+		nonces: map[senderNonce]common.Hash{}, minted: map[common.Hash]common.Hash{},
+		signer: chain.NewSigner(s.g.ChainIDBig()), progressAt: time.Now()}
+}
+
+// conserveEvery is how many steps apart supply conservation is checked on
+// one node (every node at the end); the FSM itself checks each block's
+// writes, this checks the whole state.
+const conserveEvery = 64
+
+func (iv *invariants) check(final bool) error {
+	s := iv.s
+	for _, sn := range s.nodes {
+		if !sn.up {
+			continue
+		}
+		iv.checks++
+		if err := sn.engine.Halted(); err != nil {
+			return fmt.Errorf("invariant no-halt: n%d halted: %w", sn.id, err)
+		}
+		head, _ := sn.db.Head()
+		if head.Number < sn.checked {
+			return fmt.Errorf("invariant durable-apply: n%d is at height %d after applying %d", sn.id, head.Number, sn.checked)
+		}
+		for h := sn.checked + 1; h <= head.Number; h++ {
+			if err := iv.block(sn, h); err != nil {
+				return err
+			}
+			sn.checked = h
+		}
+	}
+	if final || s.step%conserveEvery == 0 {
+		for _, sn := range s.nodes {
+			if !sn.up || (!final && sn.id != s.step/conserveEvery%len(s.nodes)) {
+				continue
+			}
+			iv.checks++
+			if err := sn.db.CheckConservation(); err != nil {
+				return fmt.Errorf("invariant conservation: n%d: %w", sn.id, err)
+			}
+		}
+	}
+	if err := iv.liveness(); err != nil {
+		return err
+	}
+	if final {
+		return iv.converged()
+	}
+	return nil
+}
+
+// block compares node sn's block h with the canonical chain, extending it
+// when sn is the first to apply h.
+func (iv *invariants) block(sn *simNode, h uint64) error {
+	b, err := sn.db.BlockByNumber(h)
+	if err != nil {
+		return fmt.Errorf("n%d: read block %d: %w", sn.id, h, err)
+	}
+	got := canonBlock{hash: b.Hash(), root: b.Header.Root, from: sn.id, index: sn.raftIndexOf(h)}
+	iv.checks++
+	if c, ok := iv.canon[h]; ok {
+		if c.hash != got.hash || c.root != got.root {
+			head, _ := sn.db.Head()
+			return fmt.Errorf("invariant same-chain: n%d has block %d hash %s root %s (proposer %s, %d txs, raft index %d; its head %d at raft index %d), canonical hash %s root %s (from n%d, raft index %d)",
+				sn.id, h, got.hash, got.root, b.Header.Coinbase, len(b.Txs), sn.raftIndexOf(h), head.Number, head.RaftIndex, c.hash, c.root, c.from, c.index)
+		}
+		return nil
+	}
+	if h != iv.height+1 {
+		return fmt.Errorf("invariant same-chain: n%d applied block %d past the canonical height %d", sn.id, h, iv.height)
+	}
+	receipts, err := sn.db.Receipts(b)
+	if err != nil {
+		return fmt.Errorf("n%d: receipts of block %d: %w", sn.id, h, err)
+	}
+	for i, tx := range b.Txs {
+		th := tx.Hash()
+		if at, ok := iv.txAt[th]; ok {
+			return fmt.Errorf("invariant once: tx %s applied at %d and again at %d", th, at, h)
+		}
+		iv.txAt[th] = h
+		from, err := types.Sender(iv.signer, tx)
+		if err != nil {
+			return fmt.Errorf("block %d tx %s: sender: %w", h, th, err)
+		}
+		sn := senderNonce{from, tx.Nonce()}
+		if other, ok := iv.nonces[sn]; ok {
+			return fmt.Errorf("invariant once: %s nonce %d used by %s and again by %s at %d", from, tx.Nonce(), other, th, h)
+		}
+		iv.nonces[sn] = th
+		if ref, ok := iv.s.cl.refOf[th]; ok && receipts[i].Status == types.ReceiptStatusSuccessful {
+			if other, ok := iv.minted[ref]; ok {
+				return fmt.Errorf("invariant mint-once: bank reference %s minted by %s and again by %s at %d", ref, other, th, h)
+			}
+			iv.minted[ref] = th
+		}
+	}
+	iv.canon[h] = got
+	iv.height = h
+	iv.progressAt = time.Now()
+	iv.s.record("block %d %s txs=%d", h, got.hash.TerminalString(), len(b.Txs))
+	return nil
+}
+
+// liveness fails when a quorum of nodes has been up and connected for
+// longer than livenessBound without a new canonical block.
+func (iv *invariants) liveness() error {
+	if !iv.s.quorumConnected() {
+		iv.quorumSince = time.Time{}
+		return nil
+	}
+	if iv.quorumSince.IsZero() {
+		iv.quorumSince = time.Now()
+	}
+	since := iv.quorumSince
+	if iv.progressAt.After(since) {
+		since = iv.progressAt
+	}
+	iv.checks++
+	if d := time.Since(since); d > livenessBound {
+		return fmt.Errorf("invariant liveness: a quorum has been connected for %s without a new block (height %d)", d, iv.height)
+	}
+	return nil
+}
+
+// allAt reports whether every node is up and has applied height h.
+func (iv *invariants) allAt(h uint64) bool {
+	for _, sn := range iv.s.nodes {
+		if !sn.up || sn.checked < h {
+			return false
+		}
+	}
+	return true
+}
+
+// converged is the final check: every node has the whole canonical
+// chain, and every receipted transaction where the canonical chain has it.
+func (iv *invariants) converged() error {
+	if !iv.allAt(iv.height) {
+		var hs []string
+		for _, sn := range iv.s.nodes {
+			hs = append(hs, fmt.Sprintf("n%d up=%v at %d", sn.id, sn.up, sn.checked))
+		}
+		return fmt.Errorf("invariant converge: canonical height %d, nodes %v after %s of healed cluster", iv.height, hs, settleTime)
+	}
+	for _, sn := range iv.s.nodes {
+		for th, h := range iv.txAt {
+			iv.checks++
+			at, _, err := sn.db.TxLocation(th)
+			if err != nil || at != h {
+				return fmt.Errorf("invariant receipted-kept: n%d has tx %s at %d (%v), canonical %d", sn.id, th, at, err, h)
+			}
+		}
+	}
+	return iv.s.cl.allReceipted()
+}
+
+// crashed and restarted follow a node's instances.
+func (iv *invariants) crashed(*simNode) {}
+
+func (iv *invariants) restarted(sn *simNode) {
+	// sn.checked stays: the new instance must hold at least what the old
+	// one applied (the state database syncs every block).
+}
+
+// quorumConnected reports whether a majority of the nodes is up and
+// pairwise connected.
+func (s *Sim) quorumConnected() bool {
+	n := len(s.nodes)
+	for mask := 1; mask < 1<<n; mask++ {
+		var members []int
+		for i := 0; i < n; i++ {
+			if mask&(1<<i) != 0 {
+				members = append(members, i)
+			}
+		}
+		if len(members) <= n/2 {
+			continue
+		}
+		ok := true
+		for _, i := range members {
+			if !s.nodes[i].up {
+				ok = false
+				break
+			}
+			for _, j := range members {
+				if i < j && !s.net.connected(i, j) {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,386 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// rpcTimeout bounds how long a Raft RPC waits for its answer, as the
+// node's libp2p transport does (p2p.RaftTransportConfig.Timeout). In the
+// simulator it only ends calls whose answer was lost with a crashed node.
+const rpcTimeout = 10 * time.Second
+
+// Errors a simulated RPC fails with.
+var (
+	errDropped     = errors.New("sim: message dropped")
+	errUnreachable = errors.New("sim: peer unreachable")
+	errClosed      = errors.New("sim: transport closed")
+)
+
+// message is one Raft RPC or its answer, queued in the network until the
+// scheduler delivers, delays or drops it.
+type message struct {
+	seq      uint64
+	from, to int
+	// epoch of the node at the receiving end when it was sent: a message
+	// to or from an instance that has since crashed is dropped.
+	fromEpoch, toEpoch int
+	kind               string
+	// A request carries cmd and the caller's done; an answer carries resp.
+	cmd       any
+	done      chan raft.RPCResponse
+	resp      *raft.RPCResponse
+	notBefore time.Time
+}
+
+// network is the simulated network: every Raft RPC between nodes is a
+// queued message, and only the scheduler moves messages (deliver, drop,
+// delay), so the order of delivery is the seeded RNG's choice.
+type network struct {
+	mu     sync.Mutex
+	seq    uint64
+	queue  []*message
+	eps    []*endpoint
+	cut    [][]bool // cut[i][j]: messages from i to j are lost (partition)
+	closed bool
+}
+
+func newNetwork(n int) *network {
+	net := &network{eps: make([]*endpoint, n), cut: make([][]bool, n)}
+	for i := range net.cut {
+		net.cut[i] = make([]bool, n)
+	}
+	return net
+}
+
+// endpoint is one node instance's raft.Transport. A crash closes it: its
+// pending calls fail and nothing it sends afterwards leaves it.
+type endpoint struct {
+	net      *network
+	id       int
+	epoch    int
+	consumer chan raft.RPC
+	closed   chan struct{}
+	once     sync.Once
+}
+
+var (
+	_ raft.Transport   = (*endpoint)(nil)
+	_ raft.WithPreVote = (*endpoint)(nil)
+	_ raft.WithClose   = (*endpoint)(nil)
+)
+
+// attach makes a fresh endpoint for node id at epoch.
+func (n *network) attach(id, epoch int) *endpoint {
+	ep := &endpoint{net: n, id: id, epoch: epoch, consumer: make(chan raft.RPC), closed: make(chan struct{})}
+	n.mu.Lock()
+	n.eps[id] = ep
+	n.mu.Unlock()
+	return ep
+}
+
+// detach closes node id's endpoint (a crash): calls waiting on it fail,
+// and every queued message from or to it is lost at once (it could never
+// be delivered), so that what is queued does not depend on how fast the
+// old instance winds down.
+func (n *network) detach(id int) {
+	n.mu.Lock()
+	ep := n.eps[id]
+	n.eps[id] = nil
+	if ep != nil {
+		ep.Close()
+	}
+	var lost []*message
+	kept := n.queue[:0]
+	for _, m := range n.queue {
+		if m.from == id || m.to == id {
+			lost = append(lost, m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	n.queue = kept
+	n.mu.Unlock()
+	for _, m := range lost {
+		n.fail(m, errUnreachable)
+	}
+}
+
+// addr is node i's Raft address (and server ID).
+func addr(i int) raft.ServerAddress { return raft.ServerAddress(fmt.Sprintf("n%d", i)) }
+
+func parseAddr(a raft.ServerAddress) (int, error) {
+	var i int
+	if _, err := fmt.Sscanf(string(a), "n%d", &i); err != nil {
+		return 0, fmt.Errorf("sim: bad address %q", a)
+	}
+	return i, nil
+}
+
+// call queues a request from ep to target and waits for its answer.
+func (ep *endpoint) call(target raft.ServerAddress, kind string, cmd any) (any, error) {
+	to, err := parseAddr(target)
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan raft.RPCResponse, 1)
+	n := ep.net
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, errClosed
+	}
+	if n.eps[ep.id] != ep { // crashed: nothing leaves it any more
+		n.mu.Unlock()
+		return nil, errClosed
+	}
+	toEpoch := -1
+	if to < len(n.eps) && n.eps[to] != nil {
+		toEpoch = n.eps[to].epoch
+	}
+	n.seq++
+	n.queue = append(n.queue, &message{seq: n.seq, from: ep.id, to: to, fromEpoch: ep.epoch, toEpoch: toEpoch, kind: kind, cmd: cmd, done: done})
+	n.mu.Unlock()
+	timer := time.NewTimer(rpcTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.Response, r.Error
+	case <-ep.closed:
+		return nil, errClosed
+	case <-timer.C:
+		return nil, fmt.Errorf("sim: %s to %s timed out", kind, target)
+	}
+}
+
+// ready returns the queued messages deliverable at now, in queue order.
+func (n *network) ready(now time.Time) []*message {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []*message
+	for _, m := range n.queue {
+		if !m.notBefore.After(now) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// nextDue is the earliest notBefore of a delayed message (zero if none).
+func (n *network) nextDue() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var t time.Time
+	for _, m := range n.queue {
+		if t.IsZero() || m.notBefore.Before(t) {
+			t = m.notBefore
+		}
+	}
+	return t
+}
+
+func (n *network) take(m *message) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, q := range n.queue {
+		if q == m {
+			n.queue = append(n.queue[:i], n.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// alive reports whether the instance at epoch of node id is still up.
+func (n *network) aliveLocked(id, epoch int) bool {
+	return id >= 0 && id < len(n.eps) && n.eps[id] != nil && n.eps[id].epoch == epoch
+}
+
+// deliver hands m to its receiver. It reports false (and the message is
+// lost) when either end crashed since it was sent or a partition cuts the
+// link.
+func (n *network) deliver(m *message) bool {
+	if !n.take(m) {
+		return false
+	}
+	n.mu.Lock()
+	if n.cut[m.from][m.to] || !n.aliveLocked(m.from, m.fromEpoch) || !n.aliveLocked(m.to, m.toEpoch) {
+		n.mu.Unlock()
+		n.fail(m, errUnreachable)
+		return false
+	}
+	ep := n.eps[m.to]
+	n.mu.Unlock()
+	if m.resp != nil { // an answer: to the waiting caller
+		m.done <- *m.resp
+		return true
+	}
+	respCh := make(chan raft.RPCResponse, 1)
+	rpc := raft.RPC{Command: m.cmd, RespChan: respCh}
+	go func() {
+		select {
+		case ep.consumer <- rpc:
+		case <-ep.closed:
+			n.fail(m, errUnreachable) // the receiver crashed: the connection resets
+			return
+		}
+		var r raft.RPCResponse
+		select {
+		case r = <-respCh:
+		case <-ep.closed:
+			n.fail(m, errUnreachable)
+			return
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed || n.eps[m.to] != ep {
+			m.done <- raft.RPCResponse{Error: errUnreachable} // the receiver crashed
+			return
+		}
+		n.seq++
+		n.queue = append(n.queue, &message{seq: n.seq, from: m.to, to: m.from, fromEpoch: m.toEpoch, toEpoch: m.fromEpoch,
+			kind: m.kind + "-resp", done: m.done, resp: &r})
+	}()
+	return true
+}
+
+// drop loses m: the caller sees an error, as on a reset connection.
+func (n *network) drop(m *message) bool {
+	if !n.take(m) {
+		return false
+	}
+	n.fail(m, errDropped)
+	return true
+}
+
+func (n *network) fail(m *message, err error) {
+	m.done <- raft.RPCResponse{Error: err}
+}
+
+// delay holds m back until at.
+func (n *network) delay(m *message, at time.Time) {
+	n.mu.Lock()
+	m.notBefore = at
+	n.mu.Unlock()
+}
+
+// setCut cuts (or heals) the link between every node of a and every node of b.
+func (n *network) setCut(a, b []int, cut bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, i := range a {
+		for _, j := range b {
+			n.cut[i][j], n.cut[j][i] = cut, cut
+		}
+	}
+}
+
+func (n *network) healAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i := range n.cut {
+		for j := range n.cut[i] {
+			n.cut[i][j] = false
+		}
+	}
+}
+
+// connected reports whether i and j can exchange messages.
+func (n *network) connected(i, j int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.cut[i][j] && !n.cut[j][i]
+}
+
+// shutdown fails every queued message and refuses new ones.
+func (n *network) shutdown() {
+	n.mu.Lock()
+	q := n.queue
+	n.queue = nil
+	n.closed = true
+	n.mu.Unlock()
+	sort.Slice(q, func(i, j int) bool { return q[i].seq < q[j].seq })
+	for _, m := range q {
+		n.fail(m, errClosed)
+	}
+}
+
+// Consumer implements raft.Transport.
+func (ep *endpoint) Consumer() <-chan raft.RPC { return ep.consumer }
+
+// LocalAddr implements raft.Transport.
+func (ep *endpoint) LocalAddr() raft.ServerAddress { return addr(ep.id) }
+
+// AppendEntriesPipeline implements raft.Transport: every append is a
+// separate queued message.
+func (ep *endpoint) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
+}
+
+// AppendEntries implements raft.Transport.
+func (ep *endpoint) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	out, err := ep.call(target, "append", args)
+	if err != nil {
+		return err
+	}
+	*resp = *out.(*raft.AppendEntriesResponse)
+	return nil
+}
+
+// RequestVote implements raft.Transport.
+func (ep *endpoint) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	out, err := ep.call(target, "vote", args)
+	if err != nil {
+		return err
+	}
+	*resp = *out.(*raft.RequestVoteResponse)
+	return nil
+}
+
+// RequestPreVote implements raft.WithPreVote.
+func (ep *endpoint) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	out, err := ep.call(target, "prevote", args)
+	if err != nil {
+		return err
+	}
+	*resp = *out.(*raft.RequestPreVoteResponse)
+	return nil
+}
+
+// InstallSnapshot implements raft.Transport. Simulated nodes never take
+// snapshots (their threshold is out of reach), so none is ever sent.
+func (ep *endpoint) InstallSnapshot(raft.ServerID, raft.ServerAddress, *raft.InstallSnapshotRequest, *raft.InstallSnapshotResponse, io.Reader) error {
+	return errors.New("sim: snapshots are not simulated")
+}
+
+// TimeoutNow implements raft.Transport (leadership transfer).
+func (ep *endpoint) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	out, err := ep.call(target, "timeout-now", args)
+	if err != nil {
+		return err
+	}
+	*resp = *out.(*raft.TimeoutNowResponse)
+	return nil
+}
+
+// EncodePeer implements raft.Transport.
+func (ep *endpoint) EncodePeer(_ raft.ServerID, a raft.ServerAddress) []byte { return []byte(a) }
+
+// DecodePeer implements raft.Transport.
+func (ep *endpoint) DecodePeer(b []byte) raft.ServerAddress { return raft.ServerAddress(b) }
+
+// SetHeartbeatHandler implements raft.Transport: heartbeats go through the
+// consumer like every other RPC.
+func (ep *endpoint) SetHeartbeatHandler(func(raft.RPC)) {}
+
+// Close implements raft.WithClose.
+func (ep *endpoint) Close() error {
+	ep.once.Do(func() { close(ep.closed) })
+	return nil
+}

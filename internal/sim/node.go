@@ -1,0 +1,166 @@
+package sim
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/consensus"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/node"
+	"github.com/tally-ledger/tally/state"
+)
+
+// Directories of a simulated node on its file system.
+const (
+	stateDir = "/state"
+	raftDir  = "/raft"
+)
+
+// simNode is one simulated validator: the node's own state database,
+// mempool, sender cache and consensus engine (FSM, builder, Raft over the
+// simulated network), on an in-memory file system that a crash clones
+// with its unsynced writes lost.
+type simNode struct {
+	id    int
+	key   *crypto.PrivateKey
+	g     *genesis.Genesis
+	cfg   node.Config
+	log   *slog.Logger
+	fs    *vfs.MemFS
+	epoch int
+	up    bool
+
+	db      *state.DB
+	pool    *mempool.Pool
+	senders *chain.SenderCache
+	engine  *consensus.Engine
+	ep      *endpoint
+	// appliedAt is the Raft index each block was applied from, as the FSM
+	// reported it (for failure reports).
+	appliedMu sync.Mutex
+	appliedAt map[uint64]uint64
+	// checked is the highest height whose block this instance's state was
+	// compared with the canonical chain.
+	checked uint64
+}
+
+// nodeConfig is the node configuration every simulated node runs: the
+// node's defaults (node.DefaultConfig) with snapshots out of reach, since
+// the checkpoint store works on the operating system's files.
+func nodeConfig() node.Config {
+	c := node.DefaultConfig()
+	c.Raft.SnapshotThreshold = 1 << 62
+	c.Raft.SnapshotInterval = node.Duration(24 * time.Hour)
+	return c
+}
+
+// start opens the node's stores on its file system and starts consensus.
+func (sn *simNode) start(net *network, servers []raft.Server) error {
+	sn.epoch++
+	db, err := state.Open(stateDir, state.Options{FS: sn.fs, Logger: sn.log, CacheSize: 1 << 20})
+	if err != nil {
+		return fmt.Errorf("node %d: %w", sn.id, err)
+	}
+	if err := db.InitGenesis(sn.g); err != nil {
+		db.Close()
+		return fmt.Errorf("node %d: %w", sn.id, err)
+	}
+	sn.db = db
+	sn.appliedMu.Lock()
+	if sn.appliedAt == nil {
+		sn.appliedAt = map[uint64]uint64{}
+	}
+	sn.appliedMu.Unlock()
+	sn.senders = chain.NewSenderCache(chain.NewSigner(sn.g.ChainIDBig()), 1<<14)
+	mc := sn.cfg.Mempool
+	sn.pool = mempool.New(mempool.Config{MaxPerAccount: mc.MaxPerAccount, MaxTotal: mc.MaxTotal,
+		GapGrace: time.Duration(mc.GapGrace), GapExpiry: time.Duration(mc.GapExpiry)}, db, sn.senders)
+	sn.ep = net.attach(sn.id, sn.epoch)
+	rc, bc := sn.cfg.Raft, sn.cfg.Builder
+	sn.engine, err = consensus.Start(consensus.Config{
+		Dir:       raftDir,
+		FS:        sn.fs,
+		Snapshots: raft.NewInmemSnapshotStore(),
+		LocalID:   raft.ServerID(addr(sn.id)),
+		Transport: sn.ep,
+		Bootstrap: servers,
+		Key:       sn.key,
+		Builder: consensus.BuilderConfig{
+			MaxBlockTxs:   bc.MaxBlockTxs,
+			MaxInflight:   bc.MaxInflightBlocks,
+			BlockInterval: time.Duration(bc.BlockInterval),
+			Heartbeat:     time.Duration(bc.Heartbeat),
+			ApplyTimeout:  consensus.DefaultBuilderConfig.ApplyTimeout,
+		},
+		HeartbeatTimeout:   time.Duration(rc.HeartbeatTimeout),
+		ElectionTimeout:    time.Duration(rc.ElectionTimeout),
+		LeaderLeaseTimeout: time.Duration(rc.LeaderLeaseTimeout),
+		CommitTimeout:      time.Duration(rc.CommitTimeout),
+		SnapshotThreshold:  rc.SnapshotThreshold,
+		SnapshotInterval:   time.Duration(rc.SnapshotInterval),
+		TrailingLogs:       rc.TrailingLogs,
+		Logger:             sn.log,
+		LogLevel:           slog.LevelError,
+		OnApplied: func(a *state.Applied) {
+			head, _ := db.Head()
+			sn.appliedMu.Lock()
+			sn.appliedAt[a.Block.Number()] = head.RaftIndex
+			sn.appliedMu.Unlock()
+		},
+	}, db, sn.pool, sn.senders)
+	if err != nil {
+		net.detach(sn.id)
+		db.Close()
+		return fmt.Errorf("node %d: %w", sn.id, err)
+	}
+	sn.up = true
+	return nil
+}
+
+// stop shuts the instance down in order (a clean stop, or the rest of a
+// crash once its file system was cloned and its endpoint closed).
+func (sn *simNode) stop(net *network) error {
+	if !sn.up {
+		return nil
+	}
+	sn.up = false
+	net.detach(sn.id)
+	err := sn.engine.Shutdown()
+	if cerr := sn.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// crash stops the instance as a power cut would: the file system the next
+// instance finds is a clone of this one taken now, where each write not
+// yet synced is lost with probability lossPercent (pebble's CrashClone).
+// The old instance is cut off the network first and then shut down on its
+// own, now orphaned, file system.
+func (sn *simNode) crash(net *network, rng *rand.Rand, lossPercent int) error {
+	if !sn.up {
+		return nil
+	}
+	net.detach(sn.id)
+	clone := sn.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: lossPercent, RNG: rng})
+	err := sn.stop(net)
+	sn.fs = clone
+	return err
+}
+
+// raftIndexOf is the Raft index block h was applied from on this node (0:
+// not seen, e.g. applied by an earlier instance).
+func (sn *simNode) raftIndexOf(h uint64) uint64 {
+	sn.appliedMu.Lock()
+	defer sn.appliedMu.Unlock()
+	return sn.appliedAt[h]
+}

@@ -1,0 +1,560 @@
+package sim
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	mrand "math/rand"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing/synctest"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+)
+
+// Config is one simulated run.
+type Config struct {
+	// Seed drives every choice of the scheduler, the clients and the faults.
+	Seed uint64
+	// Nodes is how many validators run (3 when 0).
+	Nodes int
+	// Steps is how many scheduler steps run before the cluster is healed
+	// and left to converge.
+	Steps int
+	// Faults are the weights of the fault events (DefaultFaults when nil).
+	Faults map[Fault]int
+	// Log, if set, receives the nodes' logs (warnings and above).
+	Log io.Writer
+	// Trace, if set, receives every scheduler event as it happens.
+	Trace io.Writer
+}
+
+// Result is what a run did.
+type Result struct {
+	Seed  uint64
+	Steps int
+	// SimTime is the simulated time the run covered.
+	SimTime time.Duration
+	// Height is the canonical chain's height at the end.
+	Height uint64
+	// Txs counts the client transactions the chain receipted.
+	Txs int
+	// Faults counts the faults injected, by kind.
+	Faults map[Fault]int
+	// Delivered counts the messages delivered.
+	Delivered int
+	// Checks counts the invariant checks made.
+	Checks int
+	// TraceHash summarises the run: every scheduler event and the
+	// canonical chain. Two runs of one seed that agree on it took the same
+	// path.
+	TraceHash [32]byte
+}
+
+// Fault is a kind of fault the scheduler injects.
+type Fault string
+
+// The faults.
+const (
+	FaultDrop      Fault = "drop"      // a queued message is lost
+	FaultDelay     Fault = "delay"     // a queued message is held back
+	FaultReorder   Fault = "reorder"   // a message overtakes an older one on its link
+	FaultCrash     Fault = "crash"     // a node loses power (unsynced writes may be lost)
+	FaultRestart   Fault = "restart"   // a crashed node starts again
+	FaultPartition Fault = "partition" // the nodes split in two groups
+	FaultHeal      Fault = "heal"      // every link works again
+	FaultChurn     Fault = "churn"     // the leader hands over its lead
+)
+
+// DefaultFaults are the fault weights of a run that sets none, relative
+// to each other; faultPermille of steps inject one.
+var DefaultFaults = map[Fault]int{
+	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2,
+}
+
+// Scheduler probabilities, per step.
+const (
+	faultPermille   = 4   // a fault event
+	clientPermille  = 60  // a client operation
+	advancePermille = 150 // time advances although messages are queued
+	dropPermille    = 15  // of deliveries: the message is dropped instead
+	delayPermille   = 30  // of deliveries: the message is delayed instead
+	maxDelay        = 300 * time.Millisecond
+	maxQuantum      = 10 * time.Millisecond
+	// livenessBound is how long a connected quorum may go without a new
+	// block: the builder proposes an empty block every second when idle,
+	// an election takes a few election timeouts.
+	livenessBound = 30 * time.Second
+	// settleTime bounds the quiet phase at the end, in which the healed
+	// cluster must converge.
+	settleTime = 60 * time.Second
+	// lossPercent is the share of unsynced writes a crash loses.
+	lossPercent = 50
+)
+
+// Sim is a running simulation. It must run inside a testing/synctest
+// bubble: the bubble's clock is the simulated time, and synctest.Wait is
+// how the scheduler knows every node is idle before it picks an event.
+type Sim struct {
+	cfg     Config
+	rng     *rand.Rand
+	net     *network
+	nodes   []*simNode
+	servers []raft.Server
+	g       *genesis.Genesis
+	start   time.Time
+	res     Result
+	trace   hash.Hash
+	recent  []string // the last trace lines, shown when a run fails
+	step    int
+	faults  []Fault
+
+	inv *invariants
+	cl  *clients
+}
+
+// Run runs cfg inside the current synctest bubble and returns what it
+// did, or the first broken invariant (the error says how to replay it).
+func Run(cfg Config) (res *Result, err error) {
+	s, err := newSim(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.dumpNodes()
+		}
+		if cerr := s.close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			err = fmt.Errorf("seed %d, step %d, t=%s: %w\nlast events:\n  %s\nreplay: make sim SEED=%d (or go test ./internal/sim -run 'TestSim$' -seed=%d -steps=%d)",
+				cfg.Seed, s.step, s.now(), err, strings.Join(s.recent, "\n  "), cfg.Seed, cfg.Seed, cfg.Steps)
+		}
+	}()
+	if err := s.run(); err != nil {
+		return &s.res, err
+	}
+	return &s.res, nil
+}
+
+func newSim(cfg Config) (*Sim, error) {
+	if cfg.Nodes == 0 {
+		cfg.Nodes = 3
+	}
+	if cfg.Faults == nil {
+		cfg.Faults = DefaultFaults
+	}
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7a11)), net: newNetwork(cfg.Nodes), start: time.Now(), trace: sha256.New()}
+	s.res = Result{Seed: cfg.Seed, Faults: map[Fault]int{}}
+	// hashicorp/raft draws its election timeouts from math/rand's global
+	// source; with GODEBUG randseednop=0 (set by this package's tests)
+	// seeding it makes them follow the seed too.
+	mrand.Seed(int64(cfg.Seed)) //lint:ignore SA1019 raft reads the global source; seeding it is the point
+	for f := range cfg.Faults {
+		s.faults = append(s.faults, f)
+	}
+	slices.Sort(s.faults)
+	var err error
+	if s.g, err = simGenesis(cfg.Nodes); err != nil {
+		return nil, err
+	}
+	logOut := cfg.Log
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	for i := 0; i < cfg.Nodes; i++ {
+		s.servers = append(s.servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(addr(i)), Address: addr(i)})
+	}
+	for i := 0; i < cfg.Nodes; i++ {
+		k, err := validatorKey(i)
+		if err != nil {
+			return nil, err
+		}
+		sn := &simNode{id: i, key: k, g: s.g, cfg: nodeConfig(), fs: vfs.NewCrashableMem(),
+			log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", i)}
+		s.nodes = append(s.nodes, sn)
+	}
+	for _, sn := range s.nodes {
+		if err := sn.start(s.net, s.servers); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	s.inv = newInvariants(s)
+	if s.cl, err = newClients(s); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// validatorKey is simulated validator i's key, derived from the test
+// mnemonic so that every run has the same validators.
+func validatorKey(i int) (*crypto.PrivateKey, error) {
+	return genesis.DevKey(uint32(genesis.DevValidatorIndex + 1 + i))
+}
+
+// simGenesis is the dev genesis with n simulated validators.
+func simGenesis(n int) (*genesis.Genesis, error) {
+	g := genesis.Dev()
+	g.Validators = nil
+	for i := 0; i < n; i++ {
+		k, err := validatorKey(i)
+		if err != nil {
+			return nil, err
+		}
+		g.Validators = append(g.Validators, genesis.Validator{Name: fmt.Sprintf("n%d", i), PublicKey: ethcrypto.CompressPubkey(&k.ECDSA().PublicKey)})
+	}
+	return g, g.Validate()
+}
+
+func (s *Sim) now() time.Duration { return time.Since(s.start) }
+
+// record adds one event to the trace.
+func (s *Sim) record(format string, args ...any) {
+	line := fmt.Sprintf("%d %s ", s.step, s.now()) + fmt.Sprintf(format, args...)
+	s.trace.Write([]byte(line))
+	s.trace.Write([]byte{'\n'})
+	if s.cfg.Trace != nil {
+		fmt.Fprintln(s.cfg.Trace, line)
+	}
+	s.recent = append(s.recent, line)
+	if len(s.recent) > 40 {
+		s.recent = s.recent[1:]
+	}
+}
+
+func (s *Sim) run() error {
+	for s.step = 0; s.step < s.cfg.Steps; s.step++ {
+		synctest.Wait()
+		if err := s.inv.check(false); err != nil {
+			return err
+		}
+		if err := s.event(); err != nil {
+			return err
+		}
+	}
+	return s.settle()
+}
+
+// settle heals the network, restarts every crashed node and lets the
+// cluster run without faults until every node has the whole canonical
+// chain; then it checks everything once more.
+func (s *Sim) settle() error {
+	s.record("settle")
+	s.net.healAll()
+	for _, sn := range s.nodes {
+		if !sn.up {
+			if err := s.restart(sn); err != nil {
+				return err
+			}
+		}
+	}
+	deadline := time.Now().Add(settleTime)
+	target := uint64(0)
+	for time.Now().Before(deadline) {
+		synctest.Wait()
+		if err := s.inv.check(false); err != nil {
+			return err
+		}
+		if target == 0 && s.cl.quiet() {
+			// Every client transaction is receipted: wait for one more
+			// block so that the followers have something to catch up to.
+			target = s.inv.height + 1
+		}
+		if target > 0 && s.inv.height >= target && s.inv.allAt(s.inv.height) {
+			break
+		}
+		if s.cl.step() {
+			continue
+		}
+		if !s.deliverOne(false) {
+			s.advance()
+		}
+	}
+	synctest.Wait()
+	if err := s.inv.check(true); err != nil {
+		return err
+	}
+	s.res.Steps = s.step
+	s.res.SimTime = s.now()
+	s.res.Height = s.inv.height
+	s.res.Txs = len(s.inv.txAt)
+	s.res.Checks = s.inv.checks
+	for h := uint64(1); h <= s.inv.height; h++ {
+		c := s.inv.canon[h]
+		s.trace.Write(c.hash[:])
+		s.trace.Write(c.root[:])
+	}
+	copy(s.res.TraceHash[:], s.trace.Sum(nil))
+	return nil
+}
+
+// event runs one scheduler step.
+func (s *Sim) event() error {
+	r := s.rng.IntN(1000)
+	switch {
+	case r < faultPermille:
+		return s.fault()
+	case r < faultPermille+clientPermille:
+		s.cl.op()
+		return nil
+	case r < faultPermille+clientPermille+advancePermille:
+		s.advance()
+		return nil
+	}
+	if !s.deliverOne(true) {
+		s.advance()
+	}
+	return nil
+}
+
+// deliverOne delivers (or, with faults, drops or delays) one ready
+// message; false if none is ready.
+func (s *Sim) deliverOne(faults bool) bool {
+	ready := s.net.ready(time.Now())
+	if len(ready) == 0 {
+		return false
+	}
+	// Order by link so that the choice does not depend on which goroutine
+	// queued its message first; each link keeps its own order.
+	sort.SliceStable(ready, func(i, j int) bool {
+		a, b := ready[i], ready[j]
+		if a.from != b.from {
+			return a.from < b.from
+		}
+		if a.to != b.to {
+			return a.to < b.to
+		}
+		return a.kind < b.kind
+	})
+	i := s.rng.IntN(len(ready))
+	m := ready[i]
+	if faults {
+		switch r := s.rng.IntN(1000); {
+		case r < dropPermille:
+			s.net.drop(m)
+			s.count(FaultDrop)
+			s.record("drop %s n%d->n%d", m.kind, m.from, m.to)
+			return true
+		case r < dropPermille+delayPermille:
+			d := time.Duration(1 + s.rng.Int64N(int64(maxDelay)))
+			s.net.delay(m, time.Now().Add(d))
+			s.count(FaultDelay)
+			s.record("delay %s n%d->n%d %s", m.kind, m.from, m.to, d)
+			return true
+		}
+		for _, o := range ready[:i] {
+			if o.from == m.from && o.to == m.to {
+				s.count(FaultReorder)
+				break
+			}
+		}
+	}
+	ok := s.net.deliver(m)
+	s.res.Delivered++
+	s.record("deliver %s n%d->n%d %v", m.kind, m.from, m.to, ok)
+	return true
+}
+
+// advance lets simulated time pass: a random quantum, or up to the next
+// delayed message when nothing is ready.
+func (s *Sim) advance() {
+	d := time.Duration(1 + s.rng.Int64N(int64(maxQuantum)))
+	if due := s.net.nextDue(); !due.IsZero() {
+		if w := time.Until(due); w > 0 && w < d {
+			d = w
+		}
+	}
+	time.Sleep(d)
+	s.record("advance %s", d)
+}
+
+func (s *Sim) count(f Fault) { s.res.Faults[f]++ }
+
+// fault injects one fault, chosen by weight.
+func (s *Sim) fault() error {
+	total := 0
+	for _, f := range s.faults {
+		total += s.cfg.Faults[f]
+	}
+	if total == 0 {
+		return nil
+	}
+	r := s.rng.IntN(total)
+	var f Fault
+	for _, f = range s.faults {
+		if r < s.cfg.Faults[f] {
+			break
+		}
+		r -= s.cfg.Faults[f]
+	}
+	switch f {
+	case FaultCrash:
+		up := s.upNodes()
+		// Keep a majority up half of the time; otherwise anything goes.
+		if len(up) == 0 || (len(up) <= len(s.nodes)/2+1 && s.rng.IntN(2) == 0) {
+			return nil
+		}
+		sn := s.nodes[up[s.rng.IntN(len(up))]]
+		st := sn.engine.Raft.Stats()
+		head, _ := sn.db.Head()
+		s.record("crash n%d: raft last log %s commit %s, state head %d at raft index %d", sn.id, st["last_log_index"], st["commit_index"], head.Number, head.RaftIndex)
+		s.count(FaultCrash)
+		if err := sn.crash(s.net, s.rng, lossPercent); err != nil {
+			s.record("crash n%d: shutdown: %v", sn.id, err)
+		}
+		s.inv.crashed(sn)
+	case FaultRestart:
+		var down []int
+		for _, sn := range s.nodes {
+			if !sn.up {
+				down = append(down, sn.id)
+			}
+		}
+		if len(down) == 0 {
+			return nil
+		}
+		return s.restart(s.nodes[down[s.rng.IntN(len(down))]])
+	case FaultPartition:
+		perm := s.rng.Perm(len(s.nodes))
+		k := 1 + s.rng.IntN(len(s.nodes)-1)
+		a, b := perm[:k], perm[k:]
+		slices.Sort(a)
+		slices.Sort(b)
+		s.net.setCut(a, b, true)
+		s.count(FaultPartition)
+		s.record("partition %v | %v", a, b)
+	case FaultHeal:
+		s.net.healAll()
+		s.count(FaultHeal)
+		s.record("heal")
+	case FaultChurn:
+		l := s.leader()
+		if l == nil {
+			return nil
+		}
+		s.count(FaultChurn)
+		s.record("churn n%d", l.id)
+		// The transfer's future resolves once the RPCs ran, which the
+		// scheduler delivers later: wait for it off the scheduler.
+		fut := l.engine.Raft.LeadershipTransfer()
+		go fut.Error()
+	}
+	return nil
+}
+
+func (s *Sim) restart(sn *simNode) error {
+	s.record("restart n%d", sn.id)
+	s.count(FaultRestart)
+	if err := sn.start(s.net, s.servers); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	s.inv.restarted(sn)
+	var last uint64
+	fmt.Sscan(sn.engine.Raft.Stats()["last_log_index"], &last)
+	head, _ := sn.db.Head()
+	s.record("restarted n%d: raft last log %d, state head %d at raft index %d", sn.id, last, head.Number, head.RaftIndex)
+	if last < head.RaftIndex {
+		return fmt.Errorf("invariant durable-log: n%d restarted with its Raft log ending at %d, below the index %d its state applied", sn.id, last, head.RaftIndex)
+	}
+	return nil
+}
+
+func (s *Sim) upNodes() []int {
+	var out []int
+	for _, sn := range s.nodes {
+		if sn.up {
+			out = append(out, sn.id)
+		}
+	}
+	return out
+}
+
+// leader returns an up node that believes it leads (the one of the
+// highest term should two believe it), or nil.
+func (s *Sim) leader() *simNode {
+	var best *simNode
+	var bestTerm uint64
+	for _, sn := range s.nodes {
+		if !sn.up || !sn.engine.IsLeader() {
+			continue
+		}
+		term := currentTerm(sn.engine.Raft)
+		if best == nil || term > bestTerm {
+			best, bestTerm = sn, term
+		}
+	}
+	return best
+}
+
+func currentTerm(r *raft.Raft) uint64 {
+	var t uint64
+	fmt.Sscan(r.Stats()["term"], &t)
+	return t
+}
+
+// close stops every node and the network; every goroutine of the bubble
+// must end for synctest.Test to return.
+func (s *Sim) close() error {
+	var errs []error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, sn := range s.nodes {
+			if err := sn.stop(s.net); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
+				errs = append(errs, fmt.Errorf("stop n%d: %w", sn.id, err))
+			}
+		}
+	}()
+	// Shutting down sends RPCs (a leader's last appends): keep failing
+	// them until every node has stopped.
+	for {
+		select {
+		case <-done:
+			s.net.shutdown()
+			return errors.Join(errs...)
+		default:
+		}
+		synctest.Wait()
+		for _, m := range s.net.ready(time.Now().Add(time.Hour)) {
+			s.net.drop(m)
+		}
+		select {
+		case <-done:
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// dumpNodes records each up node's Raft and applied state (on a failure).
+func (s *Sim) dumpNodes() {
+	for _, sn := range s.nodes {
+		if sn.up {
+			st := sn.engine.Raft.Stats()
+			head, _ := sn.db.Head()
+			s.record("state n%d: %s term %s last log %s/%s commit %s applied %s; head %d raft index %d", sn.id, st["state"], st["term"], st["last_log_index"], st["last_log_term"], st["commit_index"], st["applied_index"], head.Number, head.RaftIndex)
+		}
+	}
+}
+
+// String summarises a result on one line.
+func (r *Result) String() string {
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d messages, %d checks, faults %v, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Delivered, r.Checks, r.Faults, r.TraceHash[:8])
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
