@@ -71,6 +71,11 @@ type Config struct {
 	// before they leave the pool (ExpireGaps): they hold pool space and
 	// would never run, and a wallet that sees them gone re-sends.
 	GapExpiry time.Duration
+	// OnAdmit, if set, is called with each transaction the pool admits
+	// and its sender (the node publishes them to newPendingTransactions
+	// subscribers and filters). It runs under the pool's lock: it must be
+	// quick, never block and never call the pool.
+	OnAdmit func(tx *types.Transaction, from common.Address)
 }
 
 // DefaultConfig is the pool configuration of a node that sets nothing.
@@ -223,6 +228,9 @@ func (p *Pool) add(tx *types.Transaction, client bool) (common.Address, error) {
 		p.markReady(from, acct)
 	}
 	p.checkGap(acct)
+	if p.cfg.OnAdmit != nil {
+		p.cfg.OnAdmit(tx, from)
+	}
 	return from, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -216,3 +217,61 @@ func TestCallsFromAnyone(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A real node reports the transactions its pool admits to a
+// pending-transaction filter and to a newPendingTransactions subscription
+// (what go-ethereum's gethclient.SubscribePendingTransactions asks for).
+func TestPendingTransactionsOnANode(t *testing.T) {
+	n := startDevNode(t, t.TempDir())
+	ec, rc := dial(t, n)
+	ctx := context.Background()
+	ws, err := gethrpc.Dial("ws://" + n.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	hashes := make(chan common.Hash, 16)
+	sub, err := ws.EthSubscribe(ctx, hashes, "newPendingTransactions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	var filter string
+	if err := rc.Call(&filter, "eth_newPendingTransactionFilter"); err != nil {
+		t.Fatal(err)
+	}
+	id := big.NewInt(genesis.DevChainID)
+	key, _ := genesis.DevKey(5)
+	to := common.HexToAddress("0x00000000000000000000000000000000000c0ffe")
+	nonce, err := ec.PendingNonceAt(ctx, key.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent []common.Hash
+	for i := range uint64(2) {
+		tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce + i, To: &to, Value: big.NewInt(1), Gas: 21000}), id, key)
+		if err := ec.SendTransaction(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, tx.Hash())
+	}
+	for i, want := range sent {
+		select {
+		case h := <-hashes:
+			if h != want {
+				t.Fatalf("notification %d: %s, want %s", i, h, want)
+			}
+		case err := <-sub.Err():
+			t.Fatal(err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no notification for %s", want)
+		}
+	}
+	var polled []common.Hash
+	if err := rc.Call(&polled, "eth_getFilterChanges", filter); err != nil {
+		t.Fatal(err)
+	}
+	if len(polled) != 2 || polled[0] != sent[0] || polled[1] != sent[1] {
+		t.Fatalf("filter: %v, want %v", polled, sent)
+	}
+}

@@ -72,6 +72,10 @@ type HTTPConfig struct {
 	CORSOrigins []string `toml:"cors-origins"`
 	// MaxSubscriptions bounds eth_subscribe subscriptions across all clients.
 	MaxSubscriptions int `toml:"max-subscriptions"`
+	// MaxPendingTxs is how many of the last admitted transactions the
+	// node keeps for eth_newPendingTransactionFilter filters, and so the
+	// most one poll of such a filter returns.
+	MaxPendingTxs int `toml:"max-pending-txs"`
 	// MaxSubscriptionsPerIP and MaxSubscriptionsPerConnection bound them
 	// per client address and per WebSocket connection.
 	MaxSubscriptionsPerIP         int `toml:"max-subscriptions-per-ip"`
@@ -263,6 +267,10 @@ type RateLimitConfig struct {
 	ExemptTopTier bool `toml:"exempt-top-tier"`
 }
 
+// maxPendingTxs bounds http.max-pending-txs: the feed keeps a pointer to
+// each transaction (about 300 bytes with it), so 10^6 are about 300 MB.
+const maxPendingTxs = 1_000_000
+
 // maxRateLimitTracked bounds ratelimit.max-tracked: a bucket and its LRU
 // entry take about 200 bytes, so two tables of 10^7 are about 4 GB.
 const maxRateLimitTracked = 10_000_000
@@ -281,7 +289,7 @@ func DefaultConfig() Config {
 	l := rpc.DefaultLimits
 	return Config{
 		HTTP: HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: l.MaxBodyBytes, MaxBatchItems: l.MaxBatchItems,
-			MaxSubscriptions: 1000, MaxSubscriptionsPerIP: l.MaxSubscriptionsPerIP, MaxSubscriptionsPerConnection: l.MaxSubscriptionsPerConn,
+			MaxSubscriptions: 1000, MaxPendingTxs: rpc.DefaultPendingTxs, MaxSubscriptionsPerIP: l.MaxSubscriptionsPerIP, MaxSubscriptionsPerConnection: l.MaxSubscriptionsPerConn,
 			MaxLogBlockRange: int(l.MaxLogBlockRange), MaxLogResults: l.MaxLogResults,
 			MaxFilters: l.MaxFilters, MaxFiltersPerIP: l.MaxFiltersPerIP, FilterTimeout: Duration(l.FilterTimeout),
 			ReadHeaderTimeout: Duration(l.ReadHeaderTimeout), ReadTimeout: Duration(l.ReadTimeout),
@@ -389,6 +397,9 @@ func (c *Config) Validate() error {
 	}
 	if err := validateCORSOrigins(c.HTTP.CORSOrigins, c.Dev); err != nil {
 		return err
+	}
+	if c.HTTP.MaxPendingTxs < 1 || c.HTTP.MaxPendingTxs > maxPendingTxs {
+		return bad("http.max-pending-txs", "%d: must be 1..%d", c.HTTP.MaxPendingTxs, maxPendingTxs)
 	}
 	if c.HTTP.MaxSubscriptions < 0 {
 		return bad("http.max-subscriptions", "must not be negative")

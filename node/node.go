@@ -48,6 +48,8 @@ type Node struct {
 	engine  *consensus.Engine
 	rpc     *rpc.Server
 	heads   *rpc.HeadFeed
+	// pending is the feed of the transactions the pool admits.
+	pending *rpc.PendingFeed
 	admin   *adminServer
 
 	// Cluster networking; host is nil for a node without p2p.listen.
@@ -123,8 +125,10 @@ func (n *Node) open() error {
 	n.log.Info("state opened", "height", head.Number, "hash", head.Hash, "state_root", head.StateRoot, "raft_index", head.RaftIndex)
 
 	n.senders = chain.NewSenderCache(chain.NewSigner(n.genesis.ChainIDBig()), SenderCacheSize)
+	n.pending = rpc.NewPendingFeed(n.cfg.HTTP.MaxPendingTxs)
 	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal,
-		GapGrace: time.Duration(n.cfg.Mempool.GapGrace), GapExpiry: time.Duration(n.cfg.Mempool.GapExpiry)}, n.db, n.senders)
+		GapGrace: time.Duration(n.cfg.Mempool.GapGrace), GapExpiry: time.Duration(n.cfg.Mempool.GapExpiry),
+		OnAdmit: n.pending.Publish}, n.db, n.senders)
 	if err := n.restorePool(); err != nil {
 		return err
 	}
@@ -400,6 +404,9 @@ func (n *Node) Halted() error { return n.engine.Halted() }
 
 // Heads implements rpc.Backend.
 func (n *Node) Heads() *rpc.HeadFeed { return n.heads }
+
+// PendingFeed implements rpc.PendingFeeder.
+func (n *Node) PendingFeed() *rpc.PendingFeed { return n.pending }
 
 // applied runs in the FSM goroutine after each applied block.
 func (n *Node) applied(a *state.Applied) {

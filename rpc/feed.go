@@ -22,6 +22,8 @@ type HeadFeed struct {
 	mu   sync.Mutex
 	next int
 	subs map[int]chan *chain.Block
+	// reserved counts the subscribers of other feeds (Reserve).
+	reserved int
 }
 
 // NewHeadFeed returns a feed bounded to max subscribers.
@@ -35,7 +37,7 @@ func NewHeadFeed(max int) *HeadFeed {
 func (f *HeadFeed) Subscribe() (<-chan *chain.Block, func(), error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.subs) >= f.max {
+	if len(f.subs)+f.reserved >= f.max {
 		return nil, nil, ErrTooManySubscriptions
 	}
 	id := f.next
@@ -68,9 +70,29 @@ func (f *HeadFeed) Publish(b *chain.Block) {
 	}
 }
 
-// Len is the number of subscribers.
+// Reserve counts a subscriber of another feed (pending transactions)
+// against the feed's bound, so that every eth_subscribe subscription
+// shares one (http.max-subscriptions); release gives the place back.
+func (f *HeadFeed) Reserve() (release func(), err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.subs)+f.reserved >= f.max {
+		return nil, ErrTooManySubscriptions
+	}
+	f.reserved++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			f.reserved--
+			f.mu.Unlock()
+		})
+	}, nil
+}
+
+// Len is the number of subscribers, those Reserve counts included.
 func (f *HeadFeed) Len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.subs)
+	return len(f.subs) + f.reserved
 }

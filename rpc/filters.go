@@ -175,6 +175,8 @@ type FilterAPI struct {
 	// unbounded, for an API used without a Server).
 	subs  *subQuota
 	heavy *heavyGate
+	// pending is the feed of admitted transactions (PendingFeeder).
+	pending *PendingFeed
 
 	mu      sync.Mutex
 	filters map[gethrpc.ID]*installedFilter
@@ -182,10 +184,14 @@ type FilterAPI struct {
 	byClient map[netip.Prefix]int
 }
 
-// installedFilter is one eth_newFilter or eth_newBlockFilter.
+// installedFilter is one eth_newFilter, eth_newBlockFilter or
+// eth_newPendingTransactionFilter.
 type installedFilter struct {
-	// crit is nil for a block filter.
+	// crit is nil for a block or pending-transaction filter.
 	crit *FilterCriteria
+	// pending marks a pending-transaction filter: next is then a cursor
+	// into the PendingFeed, and fullTx asks for transactions, not hashes.
+	pending, fullTx bool
 	// from and to bound a log filter's blocks (its fromBlock and toBlock;
 	// "latest" leaves them open).
 	from, to uint64
@@ -207,7 +213,7 @@ type installedFilter struct {
 // NewFilterAPI returns the filter service over b. Zero log and filter
 // bounds in limits take DefaultLimits' values.
 func NewFilterAPI(b Backend, limits Limits) *FilterAPI {
-	return &FilterAPI{b: b, limits: limits.withDefaults(), now: time.Now, halted: haltCheck(b),
+	return &FilterAPI{b: b, limits: limits.withDefaults(), now: time.Now, halted: haltCheck(b), pending: pendingFeedOf(b),
 		filters: make(map[gethrpc.ID]*installedFilter), byClient: make(map[netip.Prefix]int)}
 }
 
@@ -495,6 +501,9 @@ func (api *FilterAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	head := api.headNumber()
+	if f.pending {
+		return api.pendingChanges(ctx, f)
+	}
 	if f.crit == nil {
 		return api.blockChanges(f, head)
 	}
