@@ -270,6 +270,10 @@ type Forwarder struct {
 	// retryFor bounds how long a batch is retried without a reachable leader.
 	retryFor time.Duration
 	log      *slog.Logger
+	// down is set from the first batch that found no leader to the next
+	// one delivered: an episode without a leader is logged once, not once
+	// per batch.
+	down atomic.Bool
 }
 
 // forwardSenders is how many batches may be in flight at once.
@@ -325,6 +329,9 @@ func (f *Forwarder) deliverProto(batch []forwardReq, proto protocol.ID) {
 	for attempt := 0; ; attempt++ {
 		verdicts, err := f.send(batch, proto)
 		if err == nil {
+			if f.down.CompareAndSwap(true, false) {
+				f.log.Info("forwarding to the leader works again")
+			}
 			for i, req := range batch {
 				// A retried batch may have reached the leader before its
 				// response was lost: "already known" then means admitted.
@@ -340,9 +347,14 @@ func (f *Forwarder) deliverProto(batch []forwardReq, proto protocol.ID) {
 			return
 		}
 		if time.Now().After(deadline) {
-			f.log.Warn("forwarding failed", "txs", len(batch), "err", err)
+			if !errors.Is(err, ErrNoLeader) {
+				err = fmt.Errorf("%w: %v", ErrNoLeader, err)
+			}
+			if f.down.CompareAndSwap(false, true) {
+				f.log.Warn("forwarding to the leader failed (logged once until forwarding works again)", "txs", len(batch), "err", err)
+			}
 			for _, req := range batch {
-				req.done <- fmt.Errorf("%w: %v", ErrNoLeader, err)
+				req.done <- err
 			}
 			return
 		}

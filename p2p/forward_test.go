@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -307,5 +309,66 @@ func TestForwardFinish(t *testing.T) {
 				t.Fatalf("finish ran %d times, after %d admissions; want once, after 2", finishes, admittedAtFinish)
 			}
 		})
+	}
+}
+
+// syncLog is a log buffer the forwarder's goroutines write to.
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestForwardNoLeaderSaidOnce: while there is no leader, every forward
+// fails with "no leader to forward to" said once in its message, and the
+// episode is logged once, not once per batch; once a batch is delivered
+// the next episode is logged again.
+func TestForwardNoLeaderSaidOnce(t *testing.T) {
+	leader, follower, _ := forwardPair(t)
+	var hasLeader atomic.Bool
+	var log syncLog
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) {
+		if hasLeader.Load() {
+			return leader.ID(), true
+		}
+		return "", false
+	}, nil, 100, slog.New(slog.NewTextHandler(&log, nil)))
+	fw.retryFor = 50 * time.Millisecond
+	defer fw.Close()
+	episode := func() {
+		t.Helper()
+		for i := range 3 {
+			err := fw.Forward(context.Background(), []byte{byte(i + 1)})
+			if !errors.Is(err, ErrNoLeader) || err.Error() != "no leader to forward to" {
+				t.Fatalf("forward without a leader: %v, want %q once", err, ErrNoLeader)
+			}
+		}
+	}
+	episode()
+	if n := strings.Count(log.String(), "level=WARN"); n != 1 {
+		t.Fatalf("3 failed forwards logged %d warnings, want 1:\n%s", n, log.String())
+	}
+	hasLeader.Store(true)
+	if err := fw.Forward(context.Background(), []byte{9}); err != nil {
+		t.Fatalf("forward with a leader: %v", err)
+	}
+	if !strings.Contains(log.String(), "forwarding to the leader works again") {
+		t.Fatalf("recovery not logged:\n%s", log.String())
+	}
+	hasLeader.Store(false)
+	episode()
+	if n := strings.Count(log.String(), "level=WARN"); n != 2 {
+		t.Fatalf("a second episode: %d warnings in all, want 2:\n%s", n, log.String())
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -90,10 +89,17 @@ func (c *cli) audit(args []string) error {
 	defer stop()
 	var src audit.Source
 	if *rpcURL != "" {
-		if err := checkRPCURL(*rpcURL); err != nil {
+		urls, err := parseRPCURLs(*rpcURL)
+		if err != nil {
 			return err
 		}
-		src, err = audit.DialRPC(ctx, *rpcURL)
+		if len(urls) != 1 {
+			return usageErrorf("audit: --rpc: give one node's URL (the audit reads one node's copy of the chain)")
+		}
+		src, err = audit.DialRPC(ctx, urls[0])
+		if err != nil {
+			return usageErrorf("audit: %v", err)
+		}
 	} else {
 		src, err = audit.OpenDataDir(stateDirOf(*dataDir))
 	}
@@ -168,23 +174,6 @@ func writeReport(path string, rep *audit.Report) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("audit: write %s: %w", path, err)
-	}
-	return nil
-}
-
-// checkRPCURL checks --rpc as the other commands do.
-func checkRPCURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return usageErrorf("--rpc: %v", err)
-	}
-	switch u.Scheme {
-	case "http", "https", "ws", "wss":
-	default:
-		return usageErrorf("--rpc: %q is not an http(s):// or ws(s):// URL", raw)
-	}
-	if u.Host == "" {
-		return usageErrorf("--rpc: %q has no host", raw)
 	}
 	return nil
 }

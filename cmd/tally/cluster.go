@@ -74,7 +74,9 @@ and serves reads). Call the leader. MULTIADDR ends in /p2p/<peer id>.`, "admin_a
 Authenticates with the bearer token in the node's admin.token-file.`)
 	adminURL := cmd.fs.String("admin", fmt.Sprintf("http://127.0.0.1:%d", node.DefaultTestnetAdminPort), "the node's admin JSON-RPC `URL` (default: node 0 of `tally testnet`)")
 	tokenFile := cmd.fs.String("token-file", "", "`FILE` holding the admin bearer token (required)")
-	_, timeout := rpcFlags(cmd.fs)
+	// No --rpc: the admin API has its own port (--admin), and an --rpc
+	// accepted here would be ignored.
+	timeout := cmd.fs.Duration("timeout", defaultTimeout, "give up after this long")
 	if sub == "checkpoint" {
 		cmd.fs.StringVar(&out, "out", "", "checkpoint `DIR` (absolute, on the node's machine)")
 	}
@@ -119,7 +121,7 @@ Authenticates with the bearer token in the node's admin.token-file.`)
 		return err
 	}
 	defer cancel()
-	client, err := gethrpc.DialOptions(ctx, *adminURL, gethrpc.WithHeaders(http.Header{"Authorization": {"Bearer " + strings.TrimSpace(string(tok))}}))
+	client, err := gethrpc.DialOptions(ctx, withScheme(*adminURL), gethrpc.WithHeaders(http.Header{"Authorization": {"Bearer " + strings.TrimSpace(string(tok))}}))
 	if err != nil {
 		return fmt.Errorf("admin: dial %s: %w", *adminURL, err)
 	}

@@ -189,6 +189,17 @@ func dial(ctx context.Context, rawURLs string) (*wallet.Client, error) {
 	return wallet.DialEndpoints(ctx, urls, wallet.DefaultOptions())
 }
 
+// withScheme gives a node address written without a scheme (127.0.0.1:8545,
+// as tallyd's log and the docs print addresses) the http:// scheme; a URL
+// with a scheme is returned as it is. Every --rpc and --admin entry goes
+// through it.
+func withScheme(addr string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	return "http://" + addr
+}
+
 // parseRPCURLs splits --rpc at commas and checks each URL, naming the one
 // that is wrong.
 func parseRPCURLs(raw string) ([]string, error) {
@@ -203,6 +214,7 @@ func parseRPCURLs(raw string) ([]string, error) {
 		if p == "" {
 			return nil, usageErrorf("%s: empty URL", what)
 		}
+		p = withScheme(p)
 		u, err := url.Parse(p)
 		if err != nil {
 			return nil, usageErrorf("%s: %v", what, err)

@@ -49,6 +49,11 @@ func TestEndToEnd(t *testing.T) {
 	if r.code != exitOK || r.stdout != "2.5 CNY (2500000000000000000 base units)\n" {
 		t.Fatalf("balance: %+v", r)
 	}
+	// The node's address as tallyd logs it, without a scheme, works too.
+	r = tally(t, "", "balance", to, "--rpc", strings.TrimPrefix(node.URL, "http://"))
+	if r.code != exitOK || r.stdout != "2.5 CNY (2500000000000000000 base units)\n" {
+		t.Fatalf("balance with --rpc %s: %+v", strings.TrimPrefix(node.URL, "http://"), r)
+	}
 
 	r = tally(t, "", append([]string{"tx", hash}, rpc...)...)
 	if r.code != exitOK {
