@@ -69,7 +69,9 @@ func TestJSClients(t *testing.T) {
 	tap := filepath.Join(t.TempDir(), "results.tap")
 	ctx, cancel := context.WithTimeout(context.Background(), jsSuiteTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test",
+	// Three check files at a time (each signs with its own accounts): they
+	// mostly wait on the node. A check that hangs fails after a minute.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-concurrency=3", "--test-timeout=60000",
 		"--test-reporter=spec", "--test-reporter-destination=stdout",
 		"--test-reporter=tap", "--test-reporter-destination="+tap)
 	cmd.Dir = dir

@@ -1,19 +1,19 @@
 // What dApps call before a wallet is connected, and the methods beyond the
 // basic set that ethers and viem expose: estimates and calls without a
 // sender, overspending caught at estimation, block receipts, transactions
-// by block and index, pending-transaction filters and subscriptions, access
-// lists, storage slots, fee history with a decimal count.
+// by block and index, access lists, storage slots, fee history with a
+// decimal count.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { ethers } from "ethers";
 import {
-  createPublicClient, createWalletClient, http, webSocket, defineChain,
+  createPublicClient, createWalletClient, http, defineChain,
   BaseError, InsufficientFundsError, EstimateGasExecutionError,
 } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import {
   RPC_URL, WS_URL, CHAIN_ID, MNEMONIC, SENDER, path, GENESIS_CNY, HKD_FACADE, ASSET_ABI,
-  freshAddress, Inbox, untilLive,
+  freshAddress, untilHead,
 } from "../lib/env.js";
 
 const provider = new ethers.JsonRpcProvider(RPC_URL, undefined, { cacheTimeout: -1, pollingInterval: 100 });
@@ -55,4 +55,38 @@ test("methods: overspending caught at estimation is INSUFFICIENT_FUNDS (ethers) 
   assert.ok(err instanceof BaseError, `not a viem error: ${err}`);
   assert.ok(err.walk((e) => e instanceof EstimateGasExecutionError), err.message);
   assert.ok(err.walk((e) => e instanceof InsufficientFundsError), err.message);
+});
+
+test("methods: eth_getBlockReceipts and transactions by block number or hash and index", async () => {
+  const receipt = await sendOne();
+  await untilHead(receipt.blockNumber);
+  const receipts = await client.getBlockReceipts({ blockNumber: BigInt(receipt.blockNumber) });
+  const mine = receipts.find((r) => r.transactionHash === receipt.hash);
+  assert.ok(mine, `block ${receipt.blockNumber} receipts lack ${receipt.hash}`);
+  assert.equal(mine.status, "success");
+  assert.equal(receipts.length, (await provider.getBlock(receipt.blockNumber)).transactions.length);
+
+  const byNumber = await client.getTransaction({ blockNumber: BigInt(receipt.blockNumber), index: receipt.index });
+  assert.equal(byNumber.hash, receipt.hash);
+  const byHash = await client.getTransaction({ blockHash: receipt.blockHash, index: receipt.index });
+  assert.equal(byHash.hash, receipt.hash);
+  // Past the block's last transaction: null, as go-ethereum (viem throws its not-found error).
+  assert.equal(await provider.send("eth_getTransactionByBlockNumberAndIndex", [ethers.toQuantity(receipt.blockNumber), "0x7fff"]), null);
+});
+
+test("methods: eth_createAccessList and eth_getStorageAt", async () => {
+  const list = await client.createAccessList({ account: account.address, to: freshAddress(), value: 1n });
+  assert.deepEqual(list.accessList, []);
+  assert.equal(list.gasUsed, 21000n);
+  assert.equal(await provider.getStorage(HKD_FACADE, 0), ethers.ZeroHash);
+});
+
+test("methods: eth_feeHistory takes a decimal block count, as go-ethereum", async () => {
+  const head = await provider.getBlockNumber();
+  for (const count of [4, "4", "0x4"]) {
+    const fh = await provider.send("eth_feeHistory", [count, "latest", [50]]);
+    assert.equal(fh.baseFeePerGas.length, 5, `count ${JSON.stringify(count)}`);
+    assert.ok(fh.baseFeePerGas.every((f) => BigInt(f) === 0n));
+    assert.ok(Number(fh.oldestBlock) >= head - 3);
+  }
 });

@@ -51,8 +51,8 @@ test("reads: a read older than the node's window of recent states gets go-ethere
     await (await wallet.sendTransaction({ to: freshAddress(), value: 1n })).wait();
   }
   const head = await provider.getBlockNumber();
-  // Inside the window (with room for a few heartbeat blocks meanwhile): answered.
-  assert.equal(await provider.getBalance(DEV[UNTOUCHED], head - window + 4), GENESIS_CNY);
+  // Mid-window (other check files may add blocks meanwhile): answered.
+  assert.equal(await provider.getBalance(DEV[UNTOUCHED], head - window / 2), GENESIS_CNY);
   const want = /historical state [0-9a-f]+ is not available: block 1 is older than/;
   await assert.rejects(provider.getBalance(DEV[UNTOUCHED], 1), (e) => {
     assert.match(e.error?.message ?? "", want, e.message);
