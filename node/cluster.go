@@ -248,8 +248,20 @@ func (n *Node) otherMembers() []member {
 
 // replicate waits until another validator holds tx, which this node
 // admitted from its own client (nil at once without other validators).
-// Refused everywhere or unreachable, the client gets an error (the
-// transaction stays pending here and may still be included).
+//
+// The answer agrees with what becomes of the transaction: the leader
+// waits, rather than drop the transaction from its pool, because a
+// follower's refusal of the copy is almost always its state lagging the
+// leader's by a block (p2p.Replicator asks again until it holds the copy),
+// and a transaction the leader has applied in the meantime is committed
+// on a majority, which is more than held (checked last). Dropping it
+// instead would race the builder, which may already have it in a block
+// on its way to commit. What is left is a leader that reaches no other
+// validator for the whole replication timeout (cut off): it cannot commit
+// either, steps down within its lease, and answers an error while it
+// still holds the transaction; that error is an unavailability, not a
+// verdict, and a client re-sends the same bytes to another node
+// (wallet.Client does), which keeps one transaction for one intent.
 func (n *Node) replicate(ctx context.Context, tx *types.Transaction) error {
 	if n.replicator == nil {
 		return nil
@@ -259,6 +271,9 @@ func (n *Node) replicate(ctx context.Context, tx *types.Transaction) error {
 		return err
 	}
 	if err := n.replicator.Replicate(ctx, raw); err != nil {
+		if applied, herr := n.db.HasTx(tx.Hash()); herr == nil && applied {
+			return nil
+		}
 		n.metrics.notReplicated.Inc()
 		return fmt.Errorf("%w (it stays pending on this node and may still be included: check its receipt before re-sending)", err)
 	}

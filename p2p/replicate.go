@@ -65,15 +65,37 @@ func held(verdict string) bool {
 	return verdict == "" || strings.HasPrefix(verdict, "already known") || strings.HasPrefix(verdict, "transaction already applied")
 }
 
+// replicateRetry is how long a target that could not be reached, or that
+// refused some transactions, waits before it is asked again.
+const replicateRetry = 20 * time.Millisecond
+
 type replicaAnswer struct {
 	target   peer.ID
+	idx      []int // the batch items asked, in order
 	verdicts []string
 	err      error
 }
 
 // deliver sends one batch to every target at once and answers each
-// transaction as soon as one target holds it; targets that fail are
-// tried again (a restarting follower) until replicateTimeout.
+// transaction as soon as one target holds it. A target is asked again,
+// every replicateRetry until replicateTimeout, for what it did not take:
+//
+//   - everything, when it could not be reached (a restarting follower);
+//   - the transactions it refused. A follower checks a relayed copy
+//     against its own applied state, which may be a block or two behind
+//     the leader's: a sender funded or verified in the block the leader
+//     has just applied is refused ("insufficient funds", "sender is not
+//     KYC-verified") until the follower applies that block, typically
+//     within one Raft commit round (tens of milliseconds). Answering the
+//     client with an error at the first refusal while the transaction
+//     stays in the leader's pool (and is included in its next block) made
+//     the answer and the pool disagree. Asking again turns such a refusal
+//     into "held" as soon as the follower catches up — or into "already
+//     applied" once the block including it reaches the follower, which
+//     counts as held too.
+//
+// Only a transaction no target took within replicateTimeout fails, with
+// ErrNotReplicated and the targets' last refusals.
 func (r *Replicator) deliver(batch []forwardReq) {
 	targets := r.targets()
 	if len(targets) == 0 {
@@ -83,28 +105,34 @@ func (r *Replicator) deliver(batch []forwardReq) {
 		return
 	}
 	raws := make([][]byte, len(batch))
+	all := make([]int, len(batch))
 	for i, req := range batch {
 		raws[i] = req.raw
+		all[i] = i
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
 	defer cancel()
 	answers := make(chan replicaAnswer, len(targets))
-	ask := func(target peer.ID, delay time.Duration) {
+	ask := func(target peer.ID, idx []int, delay time.Duration) {
 		go func() {
 			if delay > 0 {
 				select {
 				case <-ctx.Done():
-					answers <- replicaAnswer{target: target, err: ctx.Err()}
+					answers <- replicaAnswer{target: target, idx: idx, err: ctx.Err()}
 					return
 				case <-time.After(delay):
 				}
 			}
-			v, err := roundTrip(ctx, r.h, target, RelayProtocol, raws)
-			answers <- replicaAnswer{target: target, verdicts: v, err: err}
+			sub := make([][]byte, len(idx))
+			for k, i := range idx {
+				sub[k] = raws[i]
+			}
+			v, err := roundTrip(ctx, r.h, target, RelayProtocol, sub)
+			answers <- replicaAnswer{target: target, idx: idx, verdicts: v, err: err}
 		}()
 	}
 	for _, t := range targets {
-		ask(t, 0)
+		ask(t, all, 0)
 	}
 	answered := make([]bool, len(batch))
 	left := len(batch)
@@ -114,16 +142,17 @@ func (r *Replicator) deliver(batch []forwardReq) {
 	for pending > 0 && left > 0 {
 		a := <-answers
 		pending--
+		var again []int
 		if a.err != nil {
 			lastErr = a.err
-			if ctx.Err() == nil {
-				// Unreachable for now: ask again shortly.
-				pending++
-				ask(a.target, 50*time.Millisecond)
+			for _, i := range a.idx {
+				if !answered[i] {
+					again = append(again, i)
+				}
 			}
-			continue
 		}
-		for i, v := range a.verdicts {
+		for k, v := range a.verdicts {
+			i := a.idx[k]
 			if answered[i] {
 				continue
 			}
@@ -133,7 +162,12 @@ func (r *Replicator) deliver(batch []forwardReq) {
 				batch[i].done <- nil
 			} else {
 				refusals[i] = fmt.Sprintf("%s: %s", a.target, v)
+				again = append(again, i)
 			}
+		}
+		if len(again) > 0 && left > 0 && ctx.Err() == nil {
+			pending++
+			ask(a.target, again, replicateRetry)
 		}
 	}
 	if left == 0 {

@@ -104,3 +104,31 @@ func TestReplicateRefusedEverywhere(t *testing.T) {
 		t.Fatalf("no other validator: %v", err)
 	}
 }
+
+// TestReplicateWaitsForLaggingFollowers: both followers refuse a copy
+// until they have applied the block that makes it valid (their state
+// lags the leader's by a block): each refuses it the first three times
+// it is asked, then admits it. Replicate answers nil once one of them
+// holds it, instead of an error for a transaction the leader keeps and
+// includes.
+func TestReplicateWaitsForLaggingFollowers(t *testing.T) {
+	var mu sync.Mutex
+	asked := make(map[int]int)
+	leader, fs, count := replicaHosts(t, 2, func(i int, raw []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		asked[i]++
+		if asked[i] <= 3 {
+			return errors.New("sender is not KYC-verified: tier 0 may only receive")
+		}
+		return nil
+	})
+	r := NewReplicator(leader.Libp2p(), func() []peer.ID { return ids(fs) }, 100, testLogger())
+	defer r.Close()
+	if err := r.Replicate(context.Background(), []byte{7}); err != nil {
+		t.Fatalf("a copy refused by lagging followers until they caught up: %v", err)
+	}
+	if count(0)+count(1) == 0 {
+		t.Fatal("no follower holds it")
+	}
+}
