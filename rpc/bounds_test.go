@@ -359,6 +359,94 @@ func TestWebSocketMessageBounded(t *testing.T) {
 	waitFor(t, "the oversized connection's slot back", func() bool { return s.ln.openConns() <= 1 })
 }
 
+// wsFrame is a client's WebSocket frame header (masked, as RFC 6455
+// requires of clients) for a payload of n bytes with opcode op, final or
+// not; the mask key is zero, so the payload goes as is.
+func wsFrame(op byte, fin bool, n int) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	switch {
+	case n < 126:
+		return []byte{b0, 0x80 | byte(n), 0, 0, 0, 0}
+	default:
+		return []byte{b0, 0x80 | 126, byte(n >> 8), byte(n), 0, 0, 0, 0}
+	}
+}
+
+// A WebSocket message must arrive within ReadTimeout once its first byte
+// has, as an HTTP request must: a client trickling one frame, or the
+// fragments of one message, is disconnected, while an idle WebSocket (a
+// subscriber waiting for blocks) stays open and other clients are served.
+func TestWebSocketSlowMessageCutOff(t *testing.T) {
+	limits := DefaultLimits
+	limits.ReadHeaderTimeout, limits.ReadTimeout = 300*time.Millisecond, 300*time.Millisecond
+	counted := countRefusals(&limits)
+	s := serveBounded(t, newTestBackend(t), limits)
+	call := []byte(`{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}`)
+	for name, partial := range map[string][]byte{
+		// A frame announcing the whole call, of which only a part comes.
+		"a frame trickled": append(wsFrame(1, true, len(call)), call[:10]...),
+		// A first fragment, complete, and no last one.
+		"fragments trickled": append(wsFrame(1, false, 10), call[:10]...),
+		// A header cut short.
+		"a header trickled": wsFrame(1, true, 200)[:3],
+	} {
+		d := websocket.Dialer{NetDialContext: dialerFrom("127.0.14.1").DialContext, HandshakeTimeout: 5 * time.Second}
+		conn, _, err := d.Dial(s.wsURL(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.UnderlyingConn().Write(partial); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err = conn.ReadMessage()
+		var ne net.Error
+		if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+			t.Fatalf("%s: connection still open after 10 s (%v)", name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("%s: cut off after %v, want about http.read-timeout (300ms)", name, d)
+		}
+	}
+	if n := counted.get("http.read-timeout"); n != 3 {
+		t.Fatalf("%d read timeouts counted, want 3", n)
+	}
+	// An idle WebSocket outlives the read timeout, and messages sent in
+	// one piece or in fragments sent at once are served.
+	idle := clientFrom(t, s, "127.0.14.2", true)
+	time.Sleep(600 * time.Millisecond)
+	served(t, idle, "an idle WebSocket past http.read-timeout")
+	d := websocket.Dialer{NetDialContext: dialerFrom("127.0.14.3").DialContext, HandshakeTimeout: 5 * time.Second}
+	conn, _, err := d.Dial(s.wsURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var frames []byte
+	frames = append(append(frames, wsFrame(1, false, 20)...), call[:20]...)
+	frames = append(append(frames, wsFrame(9, true, 4)...), "ping"...) // a ping between the fragments
+	frames = append(append(frames, wsFrame(0, true, len(call)-20)...), call[20:]...)
+	if _, err := conn.UnderlyingConn().Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, reply, err := conn.ReadMessage(); err != nil || !strings.Contains(string(reply), `"result":"0x`) {
+		t.Fatalf("a fragmented call: %s %v", reply, err)
+	}
+	time.Sleep(600 * time.Millisecond) // idle after a message: not cut
+	if err := conn.WriteMessage(websocket.TextMessage, call); err != nil {
+		t.Fatal(err)
+	}
+	if _, reply, err := conn.ReadMessage(); err != nil || !strings.Contains(string(reply), `"result":"0x`) {
+		t.Fatalf("a call after idling: %s %v", reply, err)
+	}
+}
+
 // Outside a dev chain, browsers may open a WebSocket only from the
 // allowed origins (none set: localhost); clients that are not browsers
 // send no origin and are always served.

@@ -16,7 +16,8 @@ import (
 // response must be written within WriteTimeout, and an idle keep-alive
 // connection is closed after IdleTimeout. A WebSocket upgrade clears the
 // deadlines (gorilla/websocket does), and go-ethereum's codec then pings the
-// client and drops it when it stops answering.
+// client and drops it when it stops answering; each message it sends must
+// still arrive within ReadTimeout (messageTimeoutConn).
 func NewHTTPServer(h http.Handler, l Limits) *http.Server {
 	l = l.withDefaults()
 	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,

@@ -26,7 +26,8 @@
 // Every cost a client controls has a bound in Limits (the [http] and
 // [ratelimit] config keys): LimitListener caps the connections, in all and
 // per client address, and NewHTTPServer times out slow headers, bodies,
-// writes and idle connections; ServeHTTP caps the WebSocket connections;
+// writes and idle connections; ServeHTTP caps the WebSocket connections
+// and times out a WebSocket message that trickles in (messageTimeoutConn);
 // subQuota and FilterAPI bound the subscriptions and filters of each
 // client; heavyGate bounds the heavy reads running at once, shares them
 // fairly between client addresses (a read beyond its client's share

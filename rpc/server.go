@@ -360,7 +360,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.wsConns.Add(-1)
-	s.ws.ServeHTTP(w, r)
+	// Each message the client sends must arrive within ReadTimeout once
+	// it has started, as an HTTP request must (messageTimeoutWriter).
+	s.ws.ServeHTTP(&messageTimeoutWriter{ResponseWriter: w, timeout: s.limits.ReadTimeout,
+		onTimeout: func() { s.limits.refused("http.read-timeout") }}, r)
 }
 
 func firstByte(b []byte) byte {
