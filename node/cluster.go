@@ -100,7 +100,6 @@ func (n *Node) startCluster() {
 	if n.host == nil {
 		return
 	}
-	n.fwd = make(map[common.Hash]*inflightForward)
 	n.heights = make(map[peer.ID]heightSample)
 	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.ForwardProtocol, n.recoverSenders, n.admitForwarded, n.journal.Sync, n.log)
 	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.RelayProtocol, n.recoverSenders, n.admitRelayed, n.journal.Sync, n.log)
@@ -406,14 +405,14 @@ type inflightForward struct {
 }
 
 // SubmitBatch implements rpc.BatchSubmitter: on a follower it forwards a
-// batch's transactions to the leader together; on the leader it admits
-// them in order and replicates the admitted ones together. SubmitTx
-// collects each verdict.
+// batch's transactions to the leader together; on the leader (or a node
+// without peers) it admits them in order and syncs and replicates the
+// admitted ones together. SubmitTx collects each verdict.
 func (n *Node) SubmitBatch(txs []*types.Transaction) {
-	if n.forwarder == nil || len(txs) == 0 || n.engine.Halted() != nil {
-		return // a halted node forwards nothing: each call answers "node halted"
+	if len(txs) == 0 || n.engine.Halted() != nil {
+		return // a halted node admits nothing: each call answers "node halted"
 	}
-	leader := n.engine.IsLeader()
+	leader := n.forwarder == nil || n.engine.IsLeader()
 	now := time.Now()
 	n.fwdMu.Lock()
 	for h, f := range n.fwd {
@@ -446,13 +445,9 @@ func (n *Node) SubmitBatch(txs []*types.Transaction) {
 			n.metrics.admitted.Inc()
 			n.journalTx(tx)
 			go func(tx *types.Transaction) {
-				if err := n.journal.Sync(); err != nil {
-					f.done <- err
-					return
-				}
 				ctx, cancel := context.WithTimeout(context.Background(), forwardTTL)
 				defer cancel()
-				f.done <- n.replicate(ctx, tx)
+				f.done <- n.syncAndReplicate(ctx, tx)
 			}(tx)
 			continue
 		}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -267,6 +268,19 @@ func (n *Node) journalTx(tx *types.Transaction) {
 		return // a transaction the pool admitted always encodes
 	}
 	n.journal.Append(raw)
+}
+
+// syncAndReplicate waits until tx, queued in the journal, is synced and
+// another validator holds it; the two run together, so the fsync hides
+// behind the replication's round trip.
+func (n *Node) syncAndReplicate(ctx context.Context, tx *types.Transaction) error {
+	synced := make(chan error, 1)
+	go func() { synced <- n.journal.Sync() }()
+	rerr := n.replicate(ctx, tx)
+	if err := <-synced; err != nil {
+		return err
+	}
+	return rerr
 }
 
 // poolRaws returns the encodings of every transaction in the pool.

@@ -235,3 +235,28 @@ func FuzzReadPoolJournal(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPoolJournalSync is the cost the journal adds to an admission:
+// queue a batch of transfers' records (110 bytes each, a signed EIP-1559
+// transfer's size) and sync them, one batch per op.
+func BenchmarkPoolJournalSync(b *testing.B) {
+	for _, batch := range []int{1, 100, 500} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			j, _, err := openPoolJournal(filepath.Join(b.TempDir(), PoolJournalFile), false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer j.Close()
+			raw := bytes.Repeat([]byte{0xab}, 110)
+			b.SetBytes(int64(batch * (len(raw) + journalRecordHeader)))
+			for b.Loop() {
+				for range batch {
+					j.Append(raw)
+				}
+				if err := j.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

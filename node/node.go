@@ -129,6 +129,7 @@ func (n *Node) open() error {
 	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal,
 		GapGrace: time.Duration(n.cfg.Mempool.GapGrace), GapExpiry: time.Duration(n.cfg.Mempool.GapExpiry),
 		OnAdmit: n.pending.Publish}, n.db, n.senders)
+	n.fwd = make(map[common.Hash]*inflightForward)
 	if err := n.restorePool(); err != nil {
 		return err
 	}
@@ -391,10 +392,7 @@ func (n *Node) admitLocal(ctx context.Context, tx *types.Transaction) error {
 	}
 	n.metrics.admitted.Inc()
 	n.journalTx(tx)
-	if err := n.journal.Sync(); err != nil {
-		return err
-	}
-	return n.replicate(ctx, tx)
+	return n.syncAndReplicate(ctx, tx)
 }
 
 // Halted implements rpc.Halter: once the FSM has halted (it met a broken
