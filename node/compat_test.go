@@ -275,3 +275,43 @@ func TestPendingTransactionsOnANode(t *testing.T) {
 		t.Fatalf("filter: %v, want %v", polled, sent)
 	}
 }
+
+// go-ethereum's ethclient reads a real node's blocks through the methods
+// wallets and indexers use to walk a block: its receipts at once, its
+// transactions by position, and an account's storage.
+func TestBlockWalkOnANode(t *testing.T) {
+	n := startDevNode(t, t.TempDir())
+	ec, rc := dial(t, n)
+	ctx := context.Background()
+	id := big.NewInt(genesis.DevChainID)
+	key, _ := genesis.DevKey(6)
+	to := common.HexToAddress("0x00000000000000000000000000000000000c0ffe")
+	nonce, err := ec.PendingNonceAt(ctx, key.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce, To: &to, Value: big.NewInt(1), Gas: 21000}), id, key)
+	if err := ec.SendTransaction(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	r := waitReceipt(t, ec, tx.Hash())
+	rs, err := ec.BlockReceipts(ctx, gethrpc.BlockNumberOrHashWithNumber(gethrpc.BlockNumber(r.BlockNumber.Int64())))
+	if err != nil || len(rs) == 0 || rs[r.TransactionIndex].TxHash != tx.Hash() || rs[r.TransactionIndex].Status != 1 {
+		t.Fatalf("block receipts: %+v, %v", rs, err)
+	}
+	got, err := ec.TransactionInBlock(ctx, r.BlockHash, r.TransactionIndex)
+	if err != nil || got.Hash() != tx.Hash() {
+		t.Fatalf("transaction in block: %v", err)
+	}
+	var byNumber map[string]any
+	if err := rc.Call(&byNumber, "eth_getTransactionByBlockNumberAndIndex", hexutil.EncodeBig(r.BlockNumber), hexutil.Uint(r.TransactionIndex)); err != nil || byNumber["hash"] != tx.Hash().Hex() {
+		t.Fatalf("by number and index: %v, %v", byNumber, err)
+	}
+	if count, err := ec.TransactionCount(ctx, r.BlockHash); err != nil || count != uint(len(rs)) {
+		t.Fatalf("transaction count: %d, %v", count, err)
+	}
+	slot, err := ec.StorageAt(ctx, chain.AssetAddress(0), common.Hash{}, r.BlockNumber)
+	if err != nil || len(slot) != 32 || new(big.Int).SetBytes(slot).Sign() != 0 {
+		t.Fatalf("storage: %x, %v", slot, err)
+	}
+}

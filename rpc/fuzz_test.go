@@ -127,6 +127,8 @@ var fuzzMethods = []string{
 	"tally_getAccount", "tally_getSupply", "tally_getAccountHistory", "tally_getCertificate",
 	"tally_getRawBlocks", "tally_getProof", "eth_getBalance", "eth_getTransactionCount",
 	"eth_getBlockByNumber", "eth_feeHistory", "eth_getCode", "tally_assets",
+	"eth_getStorageAt", "eth_createAccessList", "eth_getBlockReceipts", "eth_getTransactionByBlockNumberAndIndex",
+	"eth_getTransactionByBlockHashAndIndex", "eth_newPendingTransactionFilter",
 }
 
 // answerCodes are the JSON-RPC error codes a well-behaved answer to a bad
@@ -187,7 +189,17 @@ func FuzzRPCParams(f *testing.F) {
 		"eth_feeHistory":          {`["0x4","latest",[25,75]]`, `["0xffffffffff","0x1",[101]]`},
 		"eth_getCode":             {fmt.Sprintf(`["%s","latest"]`, asset)},
 		"tally_assets":            {`[]`},
+		"eth_getStorageAt":        {fmt.Sprintf(`["%s","0x0","latest"]`, asset), fmt.Sprintf(`["%s","0X%066x",{"blockHash":"%s"}]`, from, 1, s.Transfer)},
+		"eth_createAccessList": {
+			fmt.Sprintf(`[{"from":"%s","to":"%s","data":"%s","accessList":[{"address":"%s","storageKeys":[]}]}]`, from, asset, hexutil.Encode(transfer), to),
+			fmt.Sprintf(`[{"from":"%s","to":"%s","value":"0xffffffffffffffffffffffff","gas":"0x1"},"latest"]`, from, to),
+		},
+		"eth_getBlockReceipts":                    {`["0x1"]`, fmt.Sprintf(`[{"blockHash":"%s"}]`, s.Transfer), `["pending"]`},
+		"eth_getTransactionByBlockNumberAndIndex": {`["0x1","0x0"]`, `["latest","0xffffffff"]`},
+		"eth_getTransactionByBlockHashAndIndex":   {fmt.Sprintf(`["%s","0x0"]`, s.Transfer)},
+		"eth_newPendingTransactionFilter":         {`[]`, `[true]`},
 	}
+	seeds["eth_feeHistory"] = append(seeds["eth_feeHistory"], `["4","latest",[]]`, `[4,"0x1",[50]]`)
 	for i, m := range fuzzMethods {
 		for _, p := range seeds[m] {
 			f.Add(uint8(i), p)

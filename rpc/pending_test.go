@@ -223,6 +223,8 @@ func TestNewPendingTransactionsSubscription(t *testing.T) {
 	if _, err := other.EthSubscribe(ctx, make(chan common.Hash, 8), "newPendingTransactions"); err != nil {
 		t.Fatalf("after a place was freed: %v", err)
 	}
+	_, err = other.EthSubscribe(ctx, make(chan common.Hash), "newPendingTransactions", "yes")
+	wantRPCError(t, "fullTx not a bool", err, CodeInvalidParams, `invalid argument 1`)
 	// Over HTTP there are no notifications.
 	var res json.RawMessage
 	wantRPCError(t, "subscription over HTTP", hc.Call(&res, "eth_subscribe", "newPendingTransactions"), -32601, `notifications not supported`)
