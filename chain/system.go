@@ -24,6 +24,15 @@ var (
 	ExchangeAddress   = common.HexToAddress("0x0000000000000000000000000000000000000c03")
 )
 
+// MulticallAddress is Multicall3's canonical address (mds1/multicall),
+// where viem, wagmi and the multicall helpers of ethers look for it. Tally
+// serves Multicall3's functions to eth_call and eth_estimateGas only (the
+// rpc package), over the system contracts' views: it is not a system
+// address, execution never runs it (a block's transaction to it would be a
+// plain transfer, as before it existed), and admission refuses every
+// transaction to it.
+var MulticallAddress = common.HexToAddress("0xcA11bde05977b3631167028862bE2a173976CA11")
+
 // assetBase is the facade address of asset 0.
 const assetBase = 0x1000
 
@@ -96,6 +105,8 @@ var (
 	ComplianceABI = mustABI("Compliance")
 	GovernanceABI = mustABI("Governance")
 	ExchangeABI   = mustABI("Exchange")
+	// Multicall3ABI is mds1/multicall's Multicall3 (MulticallAddress).
+	Multicall3ABI = mustABI("Multicall3")
 )
 
 // ContractABI returns the ABI of the system contract at a: Asset for any
@@ -116,7 +127,7 @@ func ContractABI(a common.Address) (*abi.ABI, bool) {
 }
 
 // ABIJSON returns the published ABI of a system contract ("Asset",
-// "Compliance", "Governance", "Exchange").
+// "Compliance", "Governance", "Exchange", "Multicall3").
 func ABIJSON(contract string) ([]byte, error) {
 	return tally.ABIFiles.ReadFile("abi/" + contract + ".json")
 }

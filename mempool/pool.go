@@ -54,6 +54,10 @@ var (
 	ErrMissingNonce = errors.New("missing nonce")
 )
 
+// ErrMulticallReadOnly refuses every transaction to Multicall3, which Tally
+// serves to eth_call and eth_estimateGas only (chain.MulticallAddress).
+var ErrMulticallReadOnly = errors.New("transaction to Multicall3 (" + chain.MulticallAddress.Hex() + ") refused: it is read-only on Tally; read through it with eth_call")
+
 // Config bounds the pool.
 type Config struct {
 	// MaxPerAccount is the most pending transactions of one sender (and the
@@ -265,6 +269,9 @@ func (p *Pool) checkCall(tx *types.Transaction, from common.Address) error {
 	}
 	if need := chain.GasOf(to); tx.Gas() < need {
 		return fmt.Errorf("%w: gas %d, minimum needed %d", ErrIntrinsicGas, tx.Gas(), need)
+	}
+	if to == chain.MulticallAddress {
+		return ErrMulticallReadOnly
 	}
 	if !chain.IsSystemAddress(to) {
 		if len(tx.Data()) != 0 {

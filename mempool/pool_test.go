@@ -175,6 +175,15 @@ func TestAdmissionErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	type call3 struct {
+		Target       common.Address
+		AllowFailure bool
+		CallData     []byte
+	}
+	aggregate3, err := chain.Multicall3ABI.Pack("aggregate3", []call3{{sys, true, transfer}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	unverified, _ := crypto.KeyFromMnemonic(crypto.TestMnemonic, "", 700)
 	f.st.unverified[unverified.Address()] = true
 	f.st.bals[unverified.Address()] = big.NewInt(100)
@@ -192,6 +201,8 @@ func TestAdmissionErrors(t *testing.T) {
 		{"same nonce", f.tx(2, 0, 2), ErrNonceTaken},
 		{"unfunded", f.tx(2, 1, 1_000_000), ErrInsufficientFunds},
 		{"calldata", withData, ErrDataNotAllowed},
+		{"to Multicall3", call(chain.GasPerSystemCall, 0, aggregate3, chain.MulticallAddress), ErrMulticallReadOnly},
+		{"value to Multicall3", call(21000, 1, nil, chain.MulticallAddress), ErrMulticallReadOnly},
 		{"transfer gas", call(20999, 1, nil, to), ErrIntrinsicGas},
 		{"system call gas", call(chain.GasPerSystemCall-1, 0, transfer, sys), ErrIntrinsicGas},
 		{"system call value", call(chain.GasPerSystemCall, 1, transfer, sys), ErrInvalidCall},
