@@ -117,6 +117,10 @@ type HTTPConfig struct {
 	MaxHeavyReadQueue      int      `toml:"max-heavy-read-queue"`
 	MaxHeavyReadQueuePerIP int      `toml:"max-heavy-read-queue-per-ip"`
 	HeavyReadWait          Duration `toml:"heavy-read-wait"`
+
+	// MaxMulticallCalls bounds the inner calls of one eth_call to
+	// Multicall3, nested ones included (rpc.Limits.MaxMulticallCalls).
+	MaxMulticallCalls int `toml:"max-multicall-calls"`
 }
 
 // Limits returns the JSON-RPC bounds of the [http] section, for a dev
@@ -136,6 +140,7 @@ func (h HTTPConfig) Limits(dev bool) rpc.Limits {
 		MaxResponseBytes: h.MaxResponseBytes, MaxHeavyReads: h.MaxHeavyReads, MaxHeavyReadsPerIP: h.MaxHeavyReadsPerIP,
 		MaxHeavyReadQueue: h.MaxHeavyReadQueue, MaxHeavyReadQueuePerIP: h.MaxHeavyReadQueuePerIP, HeavyReadWait: time.Duration(h.HeavyReadWait),
 	}
+	l.MaxMulticallCalls = h.MaxMulticallCalls
 	if l.WSOrigins == nil && dev {
 		l.WSOrigins = []string{"*"}
 	}
@@ -297,7 +302,8 @@ func DefaultConfig() Config {
 			MaxConnections: l.MaxConns, MaxConnectionsPerIP: l.MaxConnsPerIP, MaxWSConnections: l.MaxWSConns,
 			MaxResponseBytes: l.MaxResponseBytes, MaxBatchResponseBytes: l.MaxBatchResponseBytes, MaxHeavyReads: l.MaxHeavyReads,
 			MaxHeavyReadsPerIP: l.MaxHeavyReadsPerIP, MaxHeavyReadQueue: l.MaxHeavyReadQueue, MaxHeavyReadQueuePerIP: l.MaxHeavyReadQueuePerIP,
-			HeavyReadWait: Duration(l.HeavyReadWait)},
+			HeavyReadWait:     Duration(l.HeavyReadWait),
+			MaxMulticallCalls: rpc.DefaultMaxMulticallCalls},
 		P2P:   P2PConfig{MaxForwardBatch: 1000},
 		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token", MaxConnections: 16},
 		Raft: RaftConfig{
@@ -534,7 +540,8 @@ func (h *HTTPConfig) validateBounds() error {
 	}{{"max-connections", h.MaxConnections}, {"max-connections-per-ip", h.MaxConnectionsPerIP}, {"max-ws-connections", h.MaxWSConnections},
 		{"max-filters-per-ip", h.MaxFiltersPerIP}, {"max-subscriptions-per-ip", h.MaxSubscriptionsPerIP},
 		{"max-subscriptions-per-connection", h.MaxSubscriptionsPerConnection}, {"max-heavy-reads", h.MaxHeavyReads},
-		{"max-heavy-reads-per-ip", h.MaxHeavyReadsPerIP}, {"max-heavy-read-queue", h.MaxHeavyReadQueue}, {"max-heavy-read-queue-per-ip", h.MaxHeavyReadQueuePerIP}} {
+		{"max-heavy-reads-per-ip", h.MaxHeavyReadsPerIP}, {"max-heavy-read-queue", h.MaxHeavyReadQueue}, {"max-heavy-read-queue-per-ip", h.MaxHeavyReadQueuePerIP},
+		{"max-multicall-calls", h.MaxMulticallCalls}} {
 		if n.v < 1 {
 			return bad(n.key, "%d: must be at least 1", n.v)
 		}

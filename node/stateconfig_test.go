@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/state"
 )
 
@@ -24,5 +25,22 @@ func TestStateHistoryConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "state.history-blocks") {
 			t.Errorf("history-blocks = %s: %v, want an error naming state.history-blocks", v, err)
 		}
+	}
+}
+
+// TestMulticallConfig: [http] max-multicall-calls defaults to
+// rpc.DefaultMaxMulticallCalls, reaches the server's limits, and is
+// refused below 1 naming the key.
+func TestMulticallConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	if cfg.HTTP.MaxMulticallCalls != rpc.DefaultMaxMulticallCalls || cfg.HTTP.Limits(false).MaxMulticallCalls != rpc.DefaultMaxMulticallCalls {
+		t.Fatalf("default http.max-multicall-calls %d", cfg.HTTP.MaxMulticallCalls)
+	}
+	if err := decodeConfig([]byte("[http]\nmax-multicall-calls = 50\n"), &cfg); err != nil || cfg.HTTP.Limits(true).MaxMulticallCalls != 50 {
+		t.Fatalf("max-multicall-calls = 50: %v, %d", err, cfg.HTTP.MaxMulticallCalls)
+	}
+	cfg = DefaultConfig()
+	if err := decodeConfig([]byte("[http]\nmax-multicall-calls = 0\n"), &cfg); err == nil || !strings.Contains(err.Error(), "http.max-multicall-calls") {
+		t.Fatalf("max-multicall-calls = 0: %v", err)
 	}
 }

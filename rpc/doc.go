@@ -14,6 +14,13 @@
 // The ledger's own reads are tally_* (LedgerAPI: accounts, supply, assets,
 // account history); eth_call runs system operations and views through
 // state.Call and reports a revert as go-ethereum does (code 3, Error(reason)).
+// State reads that name a block (eth_getBalance, eth_getTransactionCount,
+// eth_getCode, eth_call, eth_estimateGas) resolve it in stateAt to a state
+// pinned at that block, any of the last state.history-blocks
+// (state.DB.StateAt), with go-ethereum's "historical state … is not
+// available" past them. Multicall3 at its canonical address is answered by
+// the node for eth_call and eth_estimateGas (multicall.go): its inner calls
+// are eth_calls from its address on that same state.
 // eth_getLogs and installed filters (FilterAPI) read the state's log index;
 // submissions pass the per-account and per-IP rate limits (RateLimiter)
 // before the Backend sees them.

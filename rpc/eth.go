@@ -54,6 +54,11 @@ type EthAPI struct {
 	// blocks (nil: unbounded, for an API used without a Server).
 	subs  *subQuota
 	heavy *heavyGate
+	// maxMulticall bounds the inner calls of one eth_call to Multicall3
+	// (http.max-multicall-calls; 0: DefaultMaxMulticallCalls), and
+	// onRefused counts its refusals (Limits.OnRefused).
+	maxMulticall int
+	onRefused    func(bound string)
 }
 
 // NewEthAPI returns the eth_* service.
@@ -221,8 +226,9 @@ func (api *EthAPI) GetTransactionCount(a common.Address, bnh gethrpc.BlockNumber
 	return hexutil.Uint64(nonce), err
 }
 
-// GetCode returns a marker code at the system contracts that exist, so
-// client libraries treat them as contracts, and empty code elsewhere.
+// GetCode returns a marker code at the system contracts that exist at the
+// block and at Multicall3, so client libraries treat them as contracts,
+// and empty code elsewhere (codeAt).
 func (api *EthAPI) GetCode(a common.Address, bnh gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
 	if err := api.halted(); err != nil {
 		return nil, err
@@ -231,17 +237,8 @@ func (api *EthAPI) GetCode(a common.Address, bnh gethrpc.BlockNumberOrHash) (hex
 	if err != nil {
 		return nil, err
 	}
-	if !chain.IsSystemAddress(a) {
-		return hexutil.Bytes{}, nil
-	}
-	rules, err := st.Rules()
-	if err != nil {
-		return nil, err
-	}
-	if id, ok := chain.AssetID(a); ok && !rules.HasAsset(id) {
-		return hexutil.Bytes{}, nil
-	}
-	return hexutil.Bytes(chain.SystemCode), nil
+	code, err := codeAt(st, a)
+	return hexutil.Bytes(code), err
 }
 
 // SendRawTransaction admits a signed transaction and returns its hash.
@@ -488,6 +485,9 @@ func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, 
 	}
 	if args.Input != nil && args.Data != nil && string(*args.Input) != string(*args.Data) {
 		return nil, 0, invalidParams("both \"data\" and \"input\" are set and not equal")
+	}
+	if *args.To == chain.MulticallAddress {
+		return api.callMulticall(st, args.Value.ToInt(), args.data())
 	}
 	if len(args.data()) > chain.MaxCalldata {
 		return nil, 0, invalidParams("calldata of %d bytes is over the %d-byte limit", len(args.data()), chain.MaxCalldata)

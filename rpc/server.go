@@ -104,6 +104,10 @@ type Limits struct {
 	// refuses a connection, request or call: the node counts them in a
 	// metric. It must be cheap and safe for concurrent use.
 	OnRefused func(bound string)
+
+	// MaxMulticallCalls bounds the inner calls of one eth_call to
+	// Multicall3, nested ones included (0: DefaultMaxMulticallCalls).
+	MaxMulticallCalls int
 }
 
 // RefusalBounds are the config keys Limits.OnRefused (and the admin
@@ -115,6 +119,7 @@ var RefusalBounds = []string{
 	"http.max-subscriptions", "http.max-subscriptions-per-ip", "http.max-subscriptions-per-connection",
 	"ratelimit.per-ip", "ratelimit.per-account",
 	"admin.max-connections",
+	"http.max-multicall-calls",
 }
 
 // refused reports a refusal by bound to OnRefused.
@@ -286,6 +291,7 @@ func ethServices(b Backend, limits Limits, heavy *heavyGate) []any {
 	subs := newSubQuota(limits)
 	eth, filters := NewEthAPI(b), NewFilterAPI(b, limits)
 	eth.subs, eth.heavy = subs, heavy
+	eth.maxMulticall, eth.onRefused = limits.MaxMulticallCalls, limits.OnRefused
 	filters.subs, filters.heavy = subs, heavy
 	return []any{eth, filters}
 }
