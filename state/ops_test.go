@@ -435,7 +435,27 @@ func (h *opHarness) block(atMs uint64, steps ...opStep) []txResult {
 	if err := h.db.CheckConservation(); err != nil {
 		h.t.Fatalf("after block %d: %v", blk.Number, err)
 	}
+	h.checkLatestPast(blk.Number)
 	return res
+}
+
+// checkLatestPast: the head's state read through the past-state path
+// (what eth_call at "latest" reads) is the applied state, key for key.
+func (h *opHarness) checkLatestPast(n uint64) {
+	h.t.Helper()
+	p, err := h.db.StateAt(n)
+	if err != nil {
+		h.t.Fatalf("state at head %d: %v", n, err)
+	}
+	for k, v := range h.stateDump() {
+		got, err := p.Get([]byte(k))
+		if err != nil {
+			h.t.Fatalf("state at head %d, key %x: %v", n, k, err)
+		}
+		if !bytes.Equal(got, v) {
+			h.t.Fatalf("state at head %d, key %x: past-state read %x, applied %x", n, k, got, v)
+		}
+	}
 }
 
 // mustBlock applies steps in one block; each must succeed, or fail with

@@ -17,9 +17,24 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 )
 
+// applied reports whether block n is at or below the head. Pebble makes a
+// committed batch readable before its WAL fsync returns, so a block's keys
+// (its body, hash, transaction locations, receipts, index entries) can be
+// read for the length of an fsync before the head says it is applied.
+// Every read that finds a block by those keys checks it here, so a client
+// never sees a receipt and then a "latest" state without its effects (nor
+// a block that is not yet durable).
+func (d *DB) applied(n uint64) bool {
+	h, ok := d.Head()
+	return ok && n <= h.Number
+}
+
 // BlockByNumber returns block n of the applied chain, or ErrNotFound. The
 // block may be shared with other callers: do not modify it.
 func (d *DB) BlockByNumber(n uint64) (*chain.Block, error) {
+	if !d.applied(n) {
+		return nil, fmt.Errorf("block %d: %w", n, ErrNotFound)
+	}
 	if b, ok := d.blocks.Get(n); ok {
 		return b, nil
 	}
@@ -44,7 +59,7 @@ func (d *DB) BlockNumberByHash(h common.Hash) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(v) != 8 {
+	if len(v) != 8 || !d.applied(binary.BigEndian.Uint64(v)) {
 		return 0, fmt.Errorf("block %s: %w", h, ErrNotFound)
 	}
 	return binary.BigEndian.Uint64(v), nil
@@ -77,13 +92,14 @@ func (d *DB) TxLocation(h common.Hash) (number uint64, index uint32, err error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	if len(v) != 12 {
+	if len(v) != 12 || !d.applied(binary.BigEndian.Uint64(v)) {
 		return 0, 0, fmt.Errorf("tx %s: %w", h, ErrNotFound)
 	}
 	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:]), nil
 }
 
-// HasTx reports whether a transaction with hash h was applied.
+// HasTx reports whether a transaction with hash h was applied, counting a
+// block being committed (admission refuses it as known a moment early).
 func (d *DB) HasTx(h common.Hash) (bool, error) {
 	v, err := d.get(hashKey(prefixTx, h))
 	return v != nil, err
@@ -119,8 +135,12 @@ func (d *DB) AccountHistory(a common.Address, before *HistoryEntry, limit int) (
 		return nil, err
 	}
 	var out []HistoryEntry
+	head, _ := d.Head()
 	for it.Last(); it.Valid() && len(out) < limit; it.Prev() {
 		k := it.Key()[len(lower):]
+		if binary.BigEndian.Uint64(k) > head.Number {
+			continue // being committed (DB.applied)
+		}
 		flags := byte(0)
 		if v := it.Value(); len(v) == 1 {
 			flags = v[0]
