@@ -5,9 +5,16 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build run test test-short bench campaign faults sim lint fmt clean
 
+# What --version reports: the version from git describe and the commit
+# (Go's own vcs.revision wins where it records one; it does not in a git
+# worktree or with GOFLAGS=-buildvcs=false).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/tally-ledger/tally/internal/version.Version=$(VERSION) -X github.com/tally-ledger/tally/internal/version.Commit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/tallyd ./cmd/tallyd
-	$(GO) build -o bin/tally ./cmd/tally
+	$(GO) build -buildvcs=auto -ldflags "$(LDFLAGS)" -o bin/tallyd ./cmd/tallyd
+	$(GO) build -buildvcs=auto -ldflags "$(LDFLAGS)" -o bin/tally ./cmd/tally
 
 # A single-node dev chain on 127.0.0.1:$(PORT) (chain id 1337, data in a
 # temp dir removed on exit); make run PORT=8555 when 8545 is taken.

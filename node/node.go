@@ -22,14 +22,17 @@ import (
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/version"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/state"
 )
 
-// Version is the node's version, reported by web3_clientVersion.
-var Version = "0.1.0"
+// Version is the node's version (internal/version: `git describe` stamped
+// by the Makefile, else the module version), in the startup line and
+// web3_clientVersion.
+var Version = version.Get().Version
 
 // SenderCacheSize is how many recovered senders the node remembers.
 const SenderCacheSize = 1 << 20
@@ -193,7 +196,7 @@ func (n *Node) open() error {
 	if rl.ExemptTopTier {
 		limits.Rate.Exempt = n.topTier
 	}
-	n.rpc, err = rpc.NewServer(n, limits, "tally/v"+Version)
+	n.rpc, err = rpc.NewServer(n, limits, "tally/"+Version)
 	if err != nil {
 		return err
 	}

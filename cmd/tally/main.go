@@ -33,6 +33,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/tally-ledger/tally/internal/version"
 )
 
 func main() {
@@ -95,7 +97,8 @@ Auditors (only the genesis file is trusted; docs/audit.md, docs/proofs.md):
   verify-proof FILE --genesis F       check a transaction proof offline (no node): exit 0 valid,
                                       1 invalid, 2 unreadable
 
-Run 'tally <command> --help' for a command's flags.
+Run 'tally <command> --help' for a command's flags; 'tally --version' for
+this build's version and commit.
 
 Environment:
   TALLY_KEYSTORE   keystore directory (default $HOME/.tally/keystore)
@@ -140,6 +143,9 @@ func (c *cli) dispatch(args []string) error {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(c.stderr, usage)
 		return errHelp
+	case "--version", "-version", "version":
+		fmt.Fprintf(c.stdout, "tally %s\n", version.Get())
+		return nil
 	case "wallet":
 		return c.wallet(rest)
 	case "send":

@@ -21,14 +21,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tally-ledger/tally/internal/version"
 	"github.com/tally-ledger/tally/node"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tallyd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -40,6 +41,7 @@ func run(args []string, stderr io.Writer) int {
 		httpPort = fs.Int("http.port", -1, "JSON-RPC listen port (default 8545)")
 		logLevel = fs.String("log.level", "", "log level: debug, info, warn, error")
 		clear    = fs.Bool("clear-halt", false, "remove the halt record of a stopped, halted node (docs/cluster.md) and exit")
+		showVer  = fs.Bool("version", false, "print the version and commit of this build and exit")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: tallyd [flags]\n\nRuns a Tally node.\n\nFlags:\n")
@@ -50,6 +52,10 @@ func run(args []string, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if *showVer {
+		fmt.Fprintf(stdout, "tallyd %s\n", version.Get())
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "tallyd: unexpected argument %q\n", fs.Arg(0))

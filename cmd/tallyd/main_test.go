@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/version"
 	"github.com/tally-ledger/tally/node"
 	"github.com/tally-ledger/tally/state"
 )
@@ -50,7 +52,7 @@ func TestBadInvocations(t *testing.T) {
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			var stderr bytes.Buffer
-			if code := run(c.args, &stderr); code != 2 {
+			if code := run(c.args, io.Discard, &stderr); code != 2 {
 				t.Fatalf("exit %d, want 2; stderr: %s", code, stderr.String())
 			}
 			if !strings.Contains(stderr.String(), c.want) {
@@ -62,7 +64,7 @@ func TestBadInvocations(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	var stderr bytes.Buffer
-	if code := run([]string{"--help"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "--datadir") {
+	if code := run([]string{"--help"}, io.Discard, &stderr); code != 0 || !strings.Contains(stderr.String(), "--datadir") {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }
@@ -94,7 +96,7 @@ func TestClearHalt(t *testing.T) {
 		{[]string{"--datadir", dir, "--clear-halt"}, 0, "no halt record"},
 	} {
 		var stderr bytes.Buffer
-		if code := run(c.args, &stderr); code != c.code || !strings.Contains(stderr.String(), c.want) {
+		if code := run(c.args, io.Discard, &stderr); code != c.code || !strings.Contains(stderr.String(), c.want) {
 			t.Fatalf("%v: exit %d, stderr %q; want %d and %q", c.args, code, stderr.String(), c.code, c.want)
 		}
 	}
@@ -107,7 +109,7 @@ const asMain = "TALLYD_TEST_AS_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asMain) == "1" {
-		os.Exit(run(os.Args[1:], os.Stderr))
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -303,9 +305,22 @@ func TestConfigTypeErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		var stderr bytes.Buffer
-		code := run([]string{"--config", path}, &stderr)
+		code := run([]string{"--config", path}, io.Discard, &stderr)
 		if want := "tallyd: config " + path + ": " + c.want + "\n"; code != 2 || stderr.String() != want {
 			t.Errorf("%q: exit %d, stderr\n %q\nwant\n %q", c.toml, code, stderr.String(), want)
 		}
+	}
+}
+
+// TestVersion: --version prints the build's version and commit on stdout
+// and exits 0 without starting anything (cmd/tally's
+// TestVersionFromMakefile checks what make build stamps).
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--version"}, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	if want := "tallyd " + version.Get().String() + "\n"; stdout.String() != want {
+		t.Fatalf("stdout %q, want %q", stdout.String(), want)
 	}
 }
