@@ -323,7 +323,10 @@ func (n *Node) membershipLoop() {
 	})
 	n.engine.Raft.RegisterObserver(obs)
 	defer n.engine.Raft.DeregisterObserver(obs)
-	var lastLeader raft.ServerID
+	var (
+		lastLeader raft.ServerID
+		handedOver time.Time // the last time this node handed the lead on
+	)
 	for {
 		select {
 		case <-n.stop:
@@ -334,11 +337,54 @@ func (n *Node) membershipLoop() {
 		}
 		if _, leader := n.engine.Raft.LeaderWithID(); leader != lastLeader {
 			lastLeader = leader
-			if leader != "" && string(leader) != n.host.ID().String() {
+			switch {
+			case leader == "":
+			case string(leader) != n.host.ID().String():
 				n.reforward()
+			default:
+				n.handOverIfBehind(&handedOver)
 			}
 		}
 	}
+}
+
+// handOverGuard is how long after handing the lead on a node keeps a lead
+// it wins again, however far behind its state is: should every voter be
+// catching up, they would otherwise pass the lead around instead of one
+// of them catching up and building.
+const handOverGuard = 10 * time.Second
+
+// handOverIfBehind hands the lead to another voter when this node has just
+// been elected with its applied state far behind its Raft log. Raft elects
+// on the log alone, and a node restarted after missing many blocks gets
+// its log back much faster than it executes the blocks in it; as leader it
+// builds nothing until it has applied all of them (the barrier after an
+// election), so writes would stop for its whole catch-up (seconds: the
+// 5.9 s failover round in docs/benchmarks.md). "Far behind" is the
+// builder's own rule for a voter that is catching up rather than slow:
+// more than builder.max-voter-lag entries. hashicorp/raft's
+// LeadershipTransfer picks the voter with the most of the log, which the
+// voters that stayed up have applied as they went.
+func (n *Node) handOverIfBehind(handedOver *time.Time) {
+	limit := n.cfg.Builder.MaxVoterLag
+	if limit == 0 || len(n.otherVoters()) == 0 || time.Since(*handedOver) < handOverGuard {
+		return
+	}
+	head, ok := n.db.Head()
+	last := n.engine.Raft.LastIndex()
+	if !ok || last <= head.RaftIndex+limit {
+		return
+	}
+	*handedOver = time.Now()
+	n.log.Warn("elected with the state behind the log: handing leadership to an up-to-date voter",
+		"applied_raft_index", head.RaftIndex, "last_log_index", last, "max_voter_lag", limit)
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		if err := n.engine.Raft.LeadershipTransfer().Error(); err != nil {
+			n.log.Warn("handing leadership on failed; building once the state has caught up", "err", err)
+		}
+	}()
 }
 
 // refreshAllowed sets the gater's allow list to the validators, the
