@@ -795,6 +795,62 @@ func TestHeavyReadFreedSlotToFewest(t *testing.T) {
 	}
 }
 
+func (g *heavyGate) runningReads() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.running
+}
+
+// A client that gives up while its heavy read waits (its HTTP request
+// cancelled, as go-ethereum's and ethers' clients do on their own
+// timeouts) leaves the queue at once, and the slot of a WebSocket client
+// that goes away in the middle of a batch comes back once the batch ends:
+// neither leaves a place taken for ever.
+func TestHeavyReadClientsGoingAway(t *testing.T) {
+	b := &blockingBackend{testBackend: newTestBackend(t), entered: make(chan struct{}), release: make(chan struct{})}
+	limits := DefaultLimits
+	limits.MaxHeavyReads, limits.MaxHeavyReadsPerIP, limits.HeavyReadWait = 1, 1, 10*time.Second
+	limits.Rate = RateLimits{}
+	s := serveBounded(t, b, limits)
+	g := s.srv.heavy
+
+	// A WebSocket batch takes the only slot and is held; its client leaves.
+	ws := clientFrom(t, s, "127.0.15.1", true)
+	held := heldRead(t, b, ws, 0)
+	if n := g.runningReads(); n != 1 {
+		t.Fatalf("%d reads running, want the held batch's", n)
+	}
+	// Meanwhile another client's read waits, and gives up.
+	other := clientFrom(t, s, "127.0.15.2", false)
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		var raws []RawBlock
+		gaveUp <- other.CallContext(ctx, &raws, "tally_getRawBlocks", hexutil.Uint64(0), hexutil.Uint64(1))
+	}()
+	waitFor(t, "the read queued", func() bool { return g.waiting() == 1 })
+	cancel()
+	if err := outcome(t, "the read given up", gaveUp); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the read given up: %v", err)
+	}
+	waitFor(t, "the given-up read out of the queue", func() bool { return g.waiting() == 0 })
+
+	// The WebSocket client leaves; its batch still runs and keeps the
+	// slot (it is work the node does), and gives it back once done.
+	ws.Close()
+	close(b.release)
+	outcome(t, "the abandoned batch", held)
+	waitFor(t, "the WebSocket's slot back", func() bool { return g.runningReads() == 0 })
+	for range 2 { // given back once: the gate is whole
+		if err := outcome(t, "a read after the WebSocket left", heavyRead(other)); err != nil {
+			t.Fatalf("a read after the WebSocket left: %v", err)
+		}
+	}
+	if n := g.runningReads(); n != 0 {
+		t.Fatalf("%d reads running after all ended", n)
+	}
+}
+
 // Two well-behaved clients behind one address (two bridges on one host)
 // reading concurrently, more than their address's share at once, are
 // both served: their reads beyond the share wait instead of failing.
