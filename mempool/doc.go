@@ -19,6 +19,12 @@
 // marked in flight, until Applied removes them or Return puts them back
 // (their block was skipped). Pending nonces count in-flight transactions.
 //
+// Refusals wrap errors worded as go-ethereum's pool words them for the
+// same cause ("nonce too high", "replacement transaction underpriced",
+// "insufficient funds for gas * price + value", …), since client
+// libraries classify errors by these words. Config.OnAdmit hears of every
+// admitted transaction (the node's newPendingTransactions feed).
+//
 // Everything a client can grow is bounded: per-account and total counts,
 // the nonce gap and how long transactions wait behind one. All methods are safe for concurrent use.
 package mempool

@@ -7,8 +7,9 @@
 // listener serving JSON-RPC at "/", Prometheus metrics at "/metrics" and
 // health at "/healthz", within the [http] section's client bounds
 // (HTTPConfig.Limits: connection caps and timeouts by rpc.LimitListener and
-// rpc.NewHTTPServer, the rest by rpc.NewServer; ws-origins "*" only on a
-// dev chain). The admin listener (admin_*, behind a bearer token) has its
+// rpc.NewHTTPServer, the rest by rpc.NewServer; ws-origins "*" by default
+// only on a dev chain, cors-origins "*" only there at all). The mempool
+// publishes what it admits to an rpc.PendingFeed (newPendingTransactions). The admin listener (admin_*, behind a bearer token) has its
 // own connection cap, admin.max-connections (rpc.NewLimitListener), and
 // the [http] read and idle timeouts. Close stops them in reverse order; a restart on the same
 // data dir resumes at the same height and state root.

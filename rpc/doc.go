@@ -2,6 +2,10 @@
 // that wallets and client libraries (ethers.js, web3j, go-ethereum's
 // ethclient) need, net_* and web3_*, on go-ethereum's rpc server.
 //
+// Browser pages of the origins in Limits.CORSOrigins may call it
+// (corsHandler answers their preflights, as go-ethereum's node does with
+// rs/cors).
+//
 // Flow of a request: Server.ServeHTTP bounds the body (a JSON-RPC error
 // above the limit), and for a batch recovers the senders of every
 // eth_sendRawTransaction item in parallel into the node's sender cache,
@@ -25,9 +29,19 @@
 // submissions pass the per-account and per-IP rate limits (RateLimiter)
 // before the Backend sees them.
 //
+// eth_call and eth_estimateGas answer what sending would do: with from,
+// every rule the transaction meets; without, the sender's own rules
+// (KYC, freeze, limits) are skipped, and an unfunded plain transfer is
+// go-ethereum's "insufficient funds for gas * price + value" (-32000),
+// not a revert. The methods that restate the ledger in go-ethereum's
+// shapes (block receipts, transactions by position, storage, access
+// lists) are in compat.go.
+//
 // WebSocket connections on the same port get the same API plus
-// eth_subscribe("newHeads") and eth_subscribe("logs"), fed by HeadFeed;
-// every subscription is bounded (a subscriber that falls behind is dropped,
+// eth_subscribe("newHeads") and eth_subscribe("logs"), fed by HeadFeed,
+// and eth_subscribe("newPendingTransactions"), fed by the PendingFeed of
+// the transactions the pool admits (which also serves
+// eth_newPendingTransactionFilter's cursors); every subscription is bounded (a subscriber that falls behind is dropped,
 // never stalling the node).
 //
 // Every cost a client controls has a bound in Limits (the [http] and
@@ -47,9 +61,10 @@
 // request (including an oversized body or batch, or a body too slow),
 // -32601 unknown method, -32602 invalid params (wrong types, missing
 // params, numbers over 64 bits, a malformed raw transaction), -32000 for a
-// refused operation with go-ethereum's messages ("nonce too low",
-// "insufficient funds", "already known") so client libraries classify
-// them, -32003 "response too large" for a batch's reply over its bound,
+// refused operation with go-ethereum's messages ("nonce too low", "nonce
+// too high", "insufficient funds for gas * price + value", "replacement
+// transaction underpriced", "already known", "intrinsic gas too low",
+// "exceeds block gas limit") so client libraries classify them, -32003 "response too large" for a batch's reply over its bound,
 // -32005 for a limit (rate, log results, reply bytes, filters,
 // subscriptions, heavy reads, connections) and 3 for a reverted call.
 package rpc
