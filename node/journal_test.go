@@ -2,12 +2,20 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
 )
 
 func journalRaws(n, size int) [][]byte {
@@ -258,5 +266,64 @@ func BenchmarkPoolJournalSync(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPoolRestoredFromJournal: a stopped node whose journal holds a
+// transaction it never applied (it acknowledged it, then crashed) includes
+// it after it restarts; the journal's records of applied transactions are
+// skipped, and the journal is rewritten with the pool alone.
+func TestPoolRestoredFromJournal(t *testing.T) {
+	dir := t.TempDir()
+	id := big.NewInt(genesis.DevChainID)
+	key, err := genesis.DevKey(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := common.Address{0xfe}
+	sign := func(nonce uint64) *types.Transaction {
+		tx, err := chain.SignTx(types.NewTx(&types.LegacyTx{Nonce: nonce, To: &to, Value: big.NewInt(1), Gas: 21000, GasPrice: new(big.Int)}), id, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	n := startDevNode(t, dir)
+	ec, _ := dial(t, n)
+	first := sign(0)
+	if err := ec.SendTransaction(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	waitReceipt(t, ec, first.Hash())
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What a crash right after acknowledging nonce 1 leaves: its record,
+	// synced, behind the applied one's.
+	lost := sign(1)
+	raw, _ := lost.MarshalBinary()
+	f, err := os.OpenFile(filepath.Join(dir, PoolJournalFile), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(appendRecord(nil, raw)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	n = startDevNode(t, dir)
+	ec, _ = dial(t, n)
+	if r := waitReceipt(t, ec, lost.Hash()); r.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("restored transaction: status %d", r.Status)
+	}
+	// Rewritten at start: the applied transfer's record is gone.
+	got, err := readPoolJournal(filepath.Join(dir, PoolJournalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		if bytes.Equal(r, func() []byte { b, _ := first.MarshalBinary(); return b }()) {
+			t.Fatal("the journal still holds the transfer applied before the restart")
+		}
 	}
 }
