@@ -34,6 +34,7 @@ export const DEV = {
   6: "0x976EA74026E726554dB657fA54763abd0C3a0aa9",
   7: "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955",
   8: "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f",
+  9: "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
   19: "0x8626f6940E2eb28930eFb4CeF49B2d1F2C9C1199",
   100: "0x8C3229EC621644789d7F61FAa82c6d0E5F97d43D",
   101: "0x9586A4833970847aef259aD5BFB7aa8901DDf746",
@@ -44,7 +45,7 @@ export const DEV = {
  * Which dev account each check file signs with, so that files never share a
  * sender's nonces. Index 19 is never touched: its genesis balances are known.
  */
-export const SENDER = { ethers: 0, viem: 2, web3: 3, browser: 4, methods: 5, reads: 6, wagmi: 7, ethersSpender: 8 };
+export const SENDER = { ethers: 0, viem: 2, web3: 3, browser: 4, methods: 5, reads: 6, wagmi: 7, ethersSpender: 8, multicall: 9 };
 export const UNTOUCHED = 19;
 
 /** Genesis holdings of each dev account: 10^12 CNY and 10^12 HKD. */
@@ -122,27 +123,3 @@ export async function untilLive(inbox, sendProbe, ms = 10_000) {
   }
 }
 
-/**
- * Waits until the node's eth_blockNumber is at least n. The node serves a
- * block's receipts a moment before its head (eth_blockNumber, "latest")
- * reaches that block: seen for 70 of 200 receipts polled back to back, the
- * head one block behind. A range query or a read pinned to the receipt's
- * block sent in that moment finds the block beyond the head (go-ethereum's
- * "block range extends beyond current head block"), so the checks that pin
- * to a receipt's block wait for the head first.
- */
-export async function untilHead(n, ms = 5_000) {
-  const want = BigInt(n);
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const res = await fetch(RPC_URL, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] }),
-    });
-    const head = BigInt((await res.json()).result);
-    if (head >= want) return;
-    if (Date.now() > deadline) throw new Error(`head ${head} did not reach block ${want} within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -11,7 +11,7 @@ import { mnemonicToAccount, nonceManager } from "viem/accounts";
 import {
   RPC_URL, WS_URL, CHAIN_ID, MNEMONIC, DEV, SENDER, UNTOUCHED,
   GENESIS_CNY, GENESIS_HKD, GENESIS_HKD_SUPPLY, HKD_FACADE, ASSET_ABI,
-  freshAddress, Inbox, untilLive, untilHead,
+  freshAddress, Inbox, untilLive,
 } from "../lib/env.js";
 
 /** The dev chain as a dApp declares it to viem and wagmi. */
@@ -111,7 +111,6 @@ test("viem: writeContract transfer and transferWithReference; parseEventLogs, ge
   assert.equal(r1.status, "success");
   assert.equal(r2.status, "success");
   assert.equal(r2.gasUsed, 60000n);
-  await untilHead(r2.blockNumber);
 
   const events = parseEventLogs({ abi: ASSET_ABI, logs: r2.logs });
   assert.deepEqual(events.map((e) => e.eventName), ["Transfer", "PaymentReference"]);

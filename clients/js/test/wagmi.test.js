@@ -7,19 +7,21 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import {
   createConfig, http, injected, connect, disconnect, getAccount, getChainId, getBalance,
-  readContract, writeContract, sendTransaction, waitForTransactionReceipt, watchContractEvent,
+  readContract, readContracts, writeContract, sendTransaction, waitForTransactionReceipt, watchContractEvent,
 } from "@wagmi/core";
 import { createWalletClient, defineChain, getAddress, http as viemHttp, parseEventLogs, parseEther, stringToHex } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import {
   RPC_URL, WS_URL, CHAIN_ID, MNEMONIC, DEV, SENDER, UNTOUCHED,
-  GENESIS_HKD, HKD_FACADE, ASSET_ABI, freshAddress, Inbox, untilLive,
+  GENESIS_HKD, HKD_FACADE, MULTICALL3, ASSET_ABI, freshAddress, Inbox, untilLive,
 } from "../lib/env.js";
 
 const tally = defineChain({
   id: CHAIN_ID, name: "Tally dev",
   nativeCurrency: { name: "Chinese Yuan", symbol: "CNY", decimals: 18 },
   rpcUrls: { default: { http: [RPC_URL], webSocket: [WS_URL] } },
+  // wagmi batches reads (readContracts, useReadContracts) through it.
+  contracts: { multicall3: { address: MULTICALL3 } },
 });
 
 /** An injected wallet: the EIP-1193 provider a wallet extension puts on window.ethereum. */
@@ -60,10 +62,12 @@ const account = mnemonicToAccount(MNEMONIC, { addressIndex: SENDER.wagmi });
 // wagmi's injected connector looks for window.ethereum, as in a browser.
 globalThis.window = Object.assign(new EventTarget(), { ethereum: new InjectedWallet(account) });
 
+const sentBodies = [];
 const config = createConfig({
   chains: [tally],
   connectors: [injected({ target: { id: "test-wallet", name: "Test wallet", provider: (w) => w?.ethereum } })],
-  transports: { [tally.id]: http(RPC_URL) },
+  // The bodies of the JSON-RPC requests the dApp sends, to count its calls.
+  transports: { [tally.id]: http(RPC_URL, { onFetchRequest: (_req, init) => { sentBodies.push(JSON.parse(init.body)); } }) },
   // The test wallet does not announce itself by EIP-6963.
   multiInjectedProviderDiscovery: false,
   pollingInterval: 50,
@@ -128,4 +132,23 @@ test("wagmi: watchContractEvent over HTTP (a polled log filter) sees each paymen
   } finally {
     unwatch();
   }
+});
+
+test("wagmi: readContracts batches reads into one Multicall3 call", async () => {
+  const hkdC = { address: HKD_FACADE, abi: ASSET_ABI };
+  sentBodies.length = 0;
+  const results = await readContracts(config, {
+    contracts: [
+      { ...hkdC, functionName: "symbol" },
+      { ...hkdC, functionName: "decimals" },
+      { ...hkdC, functionName: "balanceOf", args: [DEV[UNTOUCHED]] },
+    ],
+  });
+  assert.deepEqual(results, [
+    { status: "success", result: "HKD" },
+    { status: "success", result: 2 },
+    { status: "success", result: GENESIS_HKD },
+  ]);
+  const calls = sentBodies.flat().filter((b) => b.method === "eth_call");
+  assert.deepEqual(calls.map((c) => c.params[0].to.toLowerCase()), [MULTICALL3.toLowerCase()]);
 });
