@@ -178,6 +178,32 @@ func TestFailoverDeterministic(t *testing.T) {
 	}
 }
 
+// TestFailoverStalled: an endpoint that accepts connections and never
+// answers (a paused process) costs one stall timeout; the request also
+// goes to the next endpoint, which becomes the current one.
+func TestFailoverStalled(t *testing.T) {
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("content-type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":"0x539"}`))
+	}))
+	defer good.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := DialEndpoints(ctx, []string{stalledEndpoint(t), good.URL}, Options{StallTimeout: 100 * time.Millisecond, RetryFor: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	id, err := c.ChainID(ctx)
+	if err != nil || id.Int64() != 1337 {
+		t.Fatalf("chain id %v %v", id, err)
+	}
+	if c.Current() != good.URL {
+		t.Fatalf("current %s, want %s", c.Current(), good.URL)
+	}
+}
+
 // TestFailoverUnavailable: with every endpoint unavailable a call goes
 // round them for RetryFor and then reports ErrUnavailable naming the last
 // failure; with RetryFor 0 it tries each once; the caller's context ends
@@ -312,6 +338,80 @@ func testFailover(ctx context.Context, t *testing.T, nodeURL string) {
 		c.setCurrent(0)
 		if err := c.SendSigned(ctx, stale); err == nil || !nonceTooLow(errors.Unwrap(err)) {
 			t.Fatalf("a stale nonce after a lost answer: %v", err)
+		}
+	})
+
+	t.Run("BatchItemsUnavailable", func(t *testing.T) {
+		// A node that forwards a batch and answers every other item "no
+		// leader to forward to" (those were admitted all the same: the
+		// answer, not the admission, failed): the client re-sends just those
+		// items to the next node, whose "already known" is success.
+		var relayed atomic.Int32
+		flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			resp, err := http.Post(nodeURL, "application/json", bytes.NewReader(body))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			var items []map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&items); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			for i, it := range items {
+				if i%2 == 1 {
+					relayed.Add(1)
+					delete(it, "result")
+					it["error"] = map[string]any{"code": -32000, "message": "no leader to forward to: leader changed"}
+				}
+			}
+			w.Header().Set("content-type", "application/json")
+			json.NewEncoder(w).Encode(items)
+		}))
+		defer flaky.Close()
+		fc, err := DialEndpoints(ctx, []string{flaky.URL, nodeURL}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fc.Close()
+		chainID, err := fc.ChainID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce, err := fc.PendingNonce(ctx, key.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc.setCurrent(0)
+		var raws [][]byte
+		var txs []*types.Transaction
+		for i := range 10 {
+			tx, err := SignTransfer(key, chainID, nonce+uint64(i), to, big.NewInt(1), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := tx.MarshalBinary()
+			raws, txs = append(raws, raw), append(txs, tx)
+		}
+		hashes, errs, err := fc.SendRawBatch(ctx, raws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if relayed.Load() == 0 {
+			t.Fatal("no item was answered unavailable")
+		}
+		for i, tx := range txs {
+			if errs[i] != nil || hashes[i] != tx.Hash() {
+				t.Fatalf("item %d: hash %s err %v, want %s", i, hashes[i], errs[i], tx.Hash())
+			}
+		}
+		if r, err := fc.WaitReceipt(ctx, txs[9].Hash()); err != nil || r.Status != types.ReceiptStatusSuccessful {
+			t.Fatalf("last receipt %v %v", r, err)
+		}
+		if n, _ := fc.PendingNonce(ctx, key.Address()); n != nonce+10 {
+			t.Fatalf("pending nonce %d, want %d", n, nonce+10)
 		}
 	})
 
