@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -137,6 +138,9 @@ func (d *DB) writePast(batch *pebble.Batch, n uint64, o *Overlay, priors map[str
 		keys := o.sortedKeys()
 		list := make([][]byte, len(keys))
 		for i, k := range keys {
+			if len(k) > math.MaxUint16 {
+				return fmt.Errorf("past state of block %d: state key of %d bytes", n, len(k)) // pastKey's length is 16 bits; no state key comes near
+			}
 			prior, ok := priors[k]
 			if !ok {
 				var err error

@@ -2,13 +2,17 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"math/big"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
 )
@@ -376,5 +380,72 @@ func TestStateAtUpgradedDataDir(t *testing.T) {
 func TestOpenRefusesHugeHistory(t *testing.T) {
 	if _, err := Open(t.TempDir(), Options{HistoryBlocks: MaxHistoryBlocks + 1}); err == nil {
 		t.Fatal("Open accepted a history over MaxHistoryBlocks")
+	}
+}
+
+// TestStateAtAfterSnapshotInstall: a node that installs a leader's
+// snapshot (a Pebble checkpoint, ReplaceWith) serves the window the
+// leader recorded, from the first read on.
+func TestStateAtAfterSnapshotInstall(t *testing.T) {
+	leader := newPastChain(t, Options{HistoryBlocks: 6})
+	leader.grow(12)
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	if err := leader.db.Checkpoint(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	follower := newPastChain(t, Options{HistoryBlocks: 6})
+	follower.grow(2) // its own, older state
+	src := follower.dir + ".restore"
+	if err := os.Rename(ckpt, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.db.ReplaceWith(src); err != nil {
+		t.Fatal(err)
+	}
+	follower.bal, follower.nonce = leader.bal, leader.nonce
+	for h := leader.head() - 5; h <= leader.head(); h++ {
+		if err := follower.check(h); err != nil {
+			t.Fatalf("after install, StateAt(%d): %v", h, err)
+		}
+	}
+	if _, err := follower.db.StateAt(leader.head() - 6); !errors.Is(err, ErrStateUnavailable) {
+		t.Fatalf("after install, StateAt(%d) = %v", leader.head()-6, err)
+	}
+}
+
+// BenchmarkApplyBlockPastState is BenchmarkApplyBlock without past state
+// records (window=1) and with go-ethereum's window (window=128), side by
+// side: the cost of recording each block's reverse diff and pruning the
+// one that leaves the window.
+func BenchmarkApplyBlockPastState(b *testing.B) {
+	for _, window := range []uint64{1, DefaultHistoryBlocks} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			const perBlock = 1000
+			e := newEnvOpts(b, Options{HistoryBlocks: window})
+			nonces := make([]uint64, len(e.keys))
+			blocks := make([]*chain.Block, b.N)
+			for i := range blocks {
+				txs := make([]*types.Transaction, perBlock)
+				for j := range txs {
+					from := j % len(e.keys)
+					txs[j] = e.transfer(from, nonces[from], common.Address{byte(j)}, 1)
+					nonces[from]++
+				}
+				built := e.build(txs...)
+				if _, err := e.apply(built.Block); err != nil {
+					b.Fatal(err)
+				}
+				blocks[i] = built.Block
+			}
+			e2 := newEnvOpts(b, Options{HistoryBlocks: window})
+			e2.senders = e.senders
+			b.ResetTimer()
+			for _, blk := range blocks {
+				if _, err := e2.apply(blk); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*perBlock)/b.Elapsed().Seconds(), "txs/s")
+		})
 	}
 }
