@@ -131,7 +131,7 @@ func (d *DB) loadPastFloor(head uint64) error {
 // current head state (the DB's state before n), and deletes the records
 // of blocks that leave the window. It publishes the new floor before the
 // batch commits, so a reader that read a record the batch deletes finds
-// its height gone when it checks afterwards (pastReader.Get).
+// its height gone when it checks afterwards (PastState.Get).
 func (d *DB) writePast(batch *pebble.Batch, n uint64, o *Overlay, priors map[string][]byte) error {
 	floor := d.pastFloor.Load()
 	if d.historyBlocks() > 1 && len(o.writes) > 0 {
