@@ -70,7 +70,7 @@ type Node struct {
 	stop       chan struct{}
 	bg         sync.WaitGroup
 	metrics    *metrics
-	votes      *votes // commit votes and certificates
+	votes      *consensus.VoteRelay // commit votes and certificates
 
 	listener net.Listener
 	http     *http.Server
@@ -138,7 +138,6 @@ func (n *Node) open() error {
 	}
 	n.metrics = newMetrics(n)
 	n.heads = rpc.NewHeadFeed(n.cfg.HTTP.MaxSubscriptions)
-	n.votes = n.newVotes()
 
 	net, err := n.openNetwork()
 	if err != nil {
@@ -147,6 +146,7 @@ func (n *Node) open() error {
 	if n.host != nil {
 		n.newReconciler()
 	}
+	n.votes = n.newVotes() // after the network: votes go to the leader over it
 	n.engine, err = consensus.Start(consensus.Config{
 		Dir:       filepath.Join(n.cfg.DataDir, "raft"),
 		LocalID:   net.id,
@@ -162,7 +162,7 @@ func (n *Node) open() error {
 			MaxVoterLag:   n.cfg.Builder.MaxVoterLag,
 			SlowestVoter:  n.slowestVoter,
 			Hold:          n.hold,
-			Certificates:  n.votes.collector.Ready,
+			Certificates:  n.votes.Collector.Ready,
 		},
 		HeartbeatTimeout:   time.Duration(n.cfg.Raft.HeartbeatTimeout),
 		ElectionTimeout:    time.Duration(n.cfg.Raft.ElectionTimeout),
@@ -175,7 +175,7 @@ func (n *Node) open() error {
 		Logger:             n.log,
 		LogLevel:           slog.LevelWarn,
 		OnApplied:          n.applied,
-		OnRestored:         n.votes.restored,
+		OnRestored:         n.votes.Restored,
 		OnProposed:         n.metrics.proposed,
 	}, n.db, n.pool, n.senders)
 	if err != nil {
@@ -186,8 +186,8 @@ func (n *Node) open() error {
 	go n.every(gapCheck, n.expireGaps)
 	go n.every(journalCheck, n.compactJournal)
 	n.startCluster()
-	n.votes.serve()
-	go n.votes.run()
+	n.serveVotes()
+	go n.votes.Run(n.engine)
 
 	limits := n.cfg.HTTP.Limits(n.cfg.Dev)
 	limits.OnRefused = func(bound string) { n.metrics.rpcRefused.WithLabelValues(bound).Inc() }
@@ -300,7 +300,7 @@ func (n *Node) Close() error {
 			n.replicator.Close()
 		}
 		if n.votes != nil && n.engine != nil {
-			n.votes.close()
+			n.votes.Close()
 		}
 		if n.engine != nil {
 			errs = append(errs, n.engine.Shutdown())
@@ -412,7 +412,7 @@ func (n *Node) PendingFeed() *rpc.PendingFeed { return n.pending }
 // applied runs in the FSM goroutine after each applied block.
 func (n *Node) applied(a *state.Applied) {
 	n.metrics.applied(a)
-	n.votes.applied(a)
+	n.votes.Applied(a)
 	n.heads.Publish(a.Block)
 	n.kickReconciler()
 }

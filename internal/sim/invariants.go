@@ -38,6 +38,7 @@ type invariants struct {
 	minted map[common.Hash]common.Hash
 	signer types.Signer
 	checks int
+	certs  int // commit certificates carried by canonical blocks
 
 	progressAt  time.Time // when the canonical chain last grew
 	quorumSince time.Time // since when a quorum is up and connected (zero: none)
@@ -146,6 +147,7 @@ func (iv *invariants) block(sn *simNode, h uint64) error {
 			iv.minted[ref] = th
 		}
 	}
+	iv.certs += len(b.Certs)
 	iv.canon[h] = got
 	iv.height = h
 	iv.progressAt = time.Now()

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
 )
 
 // rpcTimeout bounds how long a Raft RPC waits for its answer, as the
@@ -34,6 +37,7 @@ type message struct {
 	kind               string
 	// A request carries cmd and the caller's done; an answer carries resp.
 	cmd       any
+	votes     []*chain.Vote // a one-way vote message (no answer)
 	done      chan raft.RPCResponse
 	resp      *raft.RPCResponse
 	notBefore time.Time
@@ -66,8 +70,10 @@ type endpoint struct {
 	id       int
 	epoch    int
 	consumer chan raft.RPC
-	closed   chan struct{}
-	once     sync.Once
+	// votes receives the commit votes other nodes send this instance.
+	votes  func(from string, vs []*chain.Vote)
+	closed chan struct{}
+	once   sync.Once
 }
 
 var (
@@ -221,6 +227,12 @@ func (n *network) deliver(m *message) bool {
 		m.done <- *m.resp
 		return true
 	}
+	if m.votes != nil {
+		if ep.votes != nil {
+			ep.votes(string(addr(m.from)), m.votes)
+		}
+		return true
+	}
 	respCh := make(chan raft.RPCResponse, 1)
 	rpc := raft.RPC{Command: m.cmd, RespChan: respCh}
 	go func() {
@@ -260,7 +272,36 @@ func (n *network) drop(m *message) bool {
 }
 
 func (n *network) fail(m *message, err error) {
-	m.done <- raft.RPCResponse{Error: err}
+	if m.done != nil {
+		m.done <- raft.RPCResponse{Error: err}
+	}
+}
+
+// sendVotes queues a one-way vote message from ep to target; a lost one
+// is sent again at the relay's next resend.
+func (ep *endpoint) sendVotes(target raft.ServerID, votes []*chain.Vote) error {
+	to, err := parseAddr(raft.ServerAddress(target))
+	if err != nil {
+		return err
+	}
+	n := ep.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || n.eps[ep.id] != ep {
+		return errClosed
+	}
+	toEpoch := -1
+	if to < len(n.eps) && n.eps[to] != nil {
+		toEpoch = n.eps[to].epoch
+	}
+	n.seq++
+	n.queue = append(n.queue, &message{seq: n.seq, from: ep.id, to: to, fromEpoch: ep.epoch, toEpoch: toEpoch, kind: "votes", votes: votes})
+	return nil
+}
+
+// SendVotes implements consensus.VoteTransport over the simulated network.
+func (ep *endpoint) SendVotes(_ context.Context, leader raft.ServerID, votes []*chain.Vote) error {
+	return ep.sendVotes(leader, votes)
 }
 
 // delay holds m back until at.

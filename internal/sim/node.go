@@ -43,6 +43,7 @@ type simNode struct {
 	pool    *mempool.Pool
 	senders *chain.SenderCache
 	engine  *consensus.Engine
+	votes   *consensus.VoteRelay
 	ep      *endpoint
 	// appliedAt is the Raft index each block was applied from, as the FSM
 	// reported it (for failure reports).
@@ -85,6 +86,10 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 	sn.pool = mempool.New(mempool.Config{MaxPerAccount: mc.MaxPerAccount, MaxTotal: mc.MaxTotal,
 		GapGrace: time.Duration(mc.GapGrace), GapExpiry: time.Duration(mc.GapExpiry)}, db, sn.senders)
 	sn.ep = net.attach(sn.id, sn.epoch)
+	vc := sn.cfg.Votes
+	sn.votes = consensus.NewVoteRelay(db, sn.key, consensus.VoteConfig{Window: vc.Window, MaxAhead: vc.MaxAhead},
+		raft.ServerID(addr(sn.id)), sn.ep, time.Duration(vc.ResendInterval), sn.log)
+	sn.ep.votes = sn.votes.Receive
 	rc, bc := sn.cfg.Raft, sn.cfg.Builder
 	sn.engine, err = consensus.Start(consensus.Config{
 		Dir:       raftDir,
@@ -100,6 +105,7 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 			BlockInterval: time.Duration(bc.BlockInterval),
 			Heartbeat:     time.Duration(bc.Heartbeat),
 			ApplyTimeout:  consensus.DefaultBuilderConfig.ApplyTimeout,
+			Certificates:  sn.votes.Collector.Ready,
 		},
 		HeartbeatTimeout:   time.Duration(rc.HeartbeatTimeout),
 		ElectionTimeout:    time.Duration(rc.ElectionTimeout),
@@ -110,7 +116,9 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 		TrailingLogs:       rc.TrailingLogs,
 		Logger:             sn.log,
 		LogLevel:           slog.LevelError,
+		OnRestored:         sn.votes.Restored,
 		OnApplied: func(a *state.Applied) {
+			sn.votes.Applied(a)
 			head, _ := db.Head()
 			sn.appliedMu.Lock()
 			sn.appliedAt[a.Block.Number()] = head.RaftIndex
@@ -122,6 +130,7 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 		db.Close()
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
+	go sn.votes.Run(sn.engine)
 	sn.up = true
 	return nil
 }
@@ -134,6 +143,7 @@ func (sn *simNode) stop(net *network) error {
 	}
 	sn.up = false
 	net.detach(sn.id)
+	sn.votes.Close()
 	err := sn.engine.Shutdown()
 	if cerr := sn.db.Close(); err == nil {
 		err = cerr

@@ -57,6 +57,9 @@ type Result struct {
 	Delivered int
 	// Checks counts the invariant checks made.
 	Checks int
+	// Certs counts the commit certificates the canonical chain carries
+	// (the vote collection at work).
+	Certs int
 	// TraceHash summarises the run: every scheduler event and the
 	// canonical chain. Two runs of one seed that agree on it took the same
 	// path.
@@ -294,6 +297,7 @@ func (s *Sim) settle() error {
 	s.res.Height = s.inv.height
 	s.res.Txs = len(s.inv.txAt)
 	s.res.Checks = s.inv.checks
+	s.res.Certs = s.inv.certs
 	for h := uint64(1); h <= s.inv.height; h++ {
 		c := s.inv.canon[h]
 		s.trace.Write(c.hash[:])
@@ -553,8 +557,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d messages, %d checks, faults %v, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Delivered, r.Checks, r.Faults, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, faults %v, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Faults, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -56,6 +56,9 @@ func TestSim(t *testing.T) {
 			}
 		}
 		t.Logf("%d seeds: %s", *seedsFlag, &sum)
+		if sum.certs == 0 {
+			t.Error("no block carried a commit certificate: the vote collection did not run")
+		}
 		faultKinds(t)
 		reproducibility(t, hashes)
 	})
@@ -140,10 +143,10 @@ func reproducibility(t *testing.T, first map[uint64][32]byte) {
 
 // summary adds up the results of many runs.
 type summary struct {
-	runs, steps, txs, delivered, checks int
-	blocks                              uint64
-	simTime                             time.Duration
-	faults                              map[Fault]int
+	runs, steps, txs, delivered, checks, certs int
+	blocks                                     uint64
+	simTime                                    time.Duration
+	faults                                     map[Fault]int
 }
 
 func (s *summary) add(r *Result) {
@@ -155,6 +158,7 @@ func (s *summary) add(r *Result) {
 	s.txs += r.Txs
 	s.delivered += r.Delivered
 	s.checks += r.Checks
+	s.certs += r.Certs
 	s.blocks += r.Height
 	s.simTime += r.SimTime
 	for f, n := range r.Faults {
@@ -168,5 +172,5 @@ func (s *summary) String() string {
 		out += " " + string(f) + "=" + itoa(s.faults[f])
 	}
 	return "steps " + itoa(s.steps) + ", simulated " + s.simTime.Round(time.Second).String() + ", blocks " + itoa(int(s.blocks)) +
-		", txs " + itoa(s.txs) + ", messages " + itoa(s.delivered) + ", invariant checks " + itoa(s.checks) + ", faults:" + out
+		", txs " + itoa(s.txs) + ", certificates " + itoa(s.certs) + ", messages " + itoa(s.delivered) + ", invariant checks " + itoa(s.checks) + ", faults:" + out
 }
