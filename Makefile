@@ -3,7 +3,7 @@ GO          ?= go
 export CGO_ENABLED := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test test-short bench campaign faults sim lint fmt clean
+.PHONY: build run deploy-check test test-short bench campaign faults sim lint fmt clean
 
 # What --version reports: the version from git describe and the commit
 # (Go's own vcs.revision wins where it records one; it does not in a git
@@ -25,7 +25,7 @@ run: build
 # Everything CI runs: static checks, then every test (unit, vector, fuzz
 # seeds, real-process end-to-end tests; e2e/js_test.go runs `npm ci` in
 # clients/js when needed and the npm client suite, docs/wallets.md).
-test: lint chromium
+test: lint chromium deploy-check
 	$(GO) test -count=1 -timeout 15m ./...
 
 # Only the npm client suite (clients/js, docs/wallets.md) against a real
@@ -42,6 +42,27 @@ chromium:
 	@test -x $(TALLY_CHROMIUM) || { echo "installing Debian's chromium for the npm suite's browser checks"; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || \
 		{ $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; }
+
+# The operator files under deploy/: promtool (from Debian's prometheus
+# package, installed when missing) checks the alert rules and runs their
+# unit tests (deploy/prometheus/*.test.yml); node/deploy_test.go and
+# bridge/alerts_test.go check that every metric they and the Grafana
+# dashboard name is one the code exports.
+PROMTOOL ?= promtool
+deploy-check:
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || { echo "installing promtool (Debian's prometheus package)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus || \
+		{ $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }; }
+	$(PROMTOOL) check rules deploy/prometheus/*-rules.yml
+	cd deploy/prometheus && $(PROMTOOL) test rules *.test.yml
+	@# systemd-analyze verify on copies whose ExecStart is /bin/true (it
+	@# refuses a binary that is not installed here); any remark fails.
+	@if command -v systemd-analyze >/dev/null 2>&1; then \
+		tmp=$$(mktemp -d) && for u in deploy/systemd/*.service; do \
+			sed 's|^ExecStart=/usr/local/bin/|ExecStart=/bin/true |' $$u > $$tmp/$${u##*/}; done && \
+		out=$$(systemd-analyze verify $$tmp/*.service 2>&1); rm -rf $$tmp; \
+		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "systemd-analyze verify deploy/systemd: OK"; \
+	else echo "systemd-analyze not installed: deploy/systemd not verified"; fi
 
 test-short:
 	$(GO) test -count=1 -short ./...

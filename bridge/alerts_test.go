@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tally-ledger/tally/internal/deploytest"
 )
 
 // alertRules is the shape of a Prometheus rules file with alerting rules
@@ -120,10 +122,33 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"TallyBridgeDepositWaiting", "TallyBridgePayoutWaiting"} {
+	for _, want := range []string{"TallyBridgeDepositWaiting", "TallyBridgePayoutWaiting", "TallyBridgeBacklog", "TallyBridgeFollowerBehind"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s in %s", want, path)
 		}
+	}
+
+	// The Grafana dashboard's bridge panels too (node/deploy_test.go
+	// checks the rest of it).
+	dash, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "tally-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := deploytest.Dashboard(dash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridgePanels := 0
+	for _, name := range names {
+		if strings.HasPrefix(name, "tally_bridge_") {
+			bridgePanels++
+			if !exported[name] {
+				t.Errorf("the dashboard uses %s, which the bridge does not export", name)
+			}
+		}
+	}
+	if bridgePanels == 0 {
+		t.Error("the dashboard shows no bridge metric")
 	}
 }
 

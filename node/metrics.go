@@ -2,6 +2,7 @@ package node
 
 import (
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -90,6 +91,12 @@ func newMetrics(n *Node) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_mempool_size", Help: "Transactions pending in the mempool (queued and in flight)."},
 			func() float64 { q, f := n.pool.Stats(); return float64(q + f) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_mempool_capacity", Help: "Transactions the mempool holds at most (mempool.max-total)."},
+			func() float64 { return float64(n.cfg.Mempool.MaxTotal) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_datadir_free_bytes", Help: "Bytes free for the node on the file system of its data dir (-1 if unreadable)."},
+			func() float64 { free, _ := diskSpace(n.cfg.DataDir); return free }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_datadir_size_bytes", Help: "Size in bytes of the file system of the node's data dir (-1 if unreadable)."},
+			func() float64 { _, size := diskSpace(n.cfg.DataDir); return size }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_raft_state", Help: "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown."},
 			func() float64 {
 				if n.engine == nil {
@@ -99,6 +106,18 @@ func newMetrics(n *Node) *metrics {
 			}),
 	)
 	return m
+}
+
+// diskSpace returns the bytes available to the node and the size of the
+// file system holding dir, -1 each when it cannot be read: the disk-use
+// alert (deploy/prometheus) needs them from the node itself, since a
+// bank's monitoring may not run node_exporter on the node's machine.
+func diskSpace(dir string) (free, size float64) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return -1, -1
+	}
+	return float64(st.Bavail) * float64(st.Bsize), float64(st.Blocks) * float64(st.Bsize)
 }
 
 func (m *metrics) handler() http.Handler {
