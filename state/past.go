@@ -261,21 +261,16 @@ func (d *DB) stateAt(n uint64, head Head) (*PastState, error) {
 	return p, nil
 }
 
-// visibleHead is the head record as Pebble shows it now. A block's batch
-// becomes visible to readers (its receipts too) before Commit returns and
-// Tip is updated, while the fsync completes; the states served are those
-// of the blocks whose receipts are served, so they go by this record.
+// visibleHead is the head readers are served: Tip, which moves once the
+// block's batch is durable. Pebble shows the batch a moment earlier (while
+// its fsync completes), and the blocks, receipts and transaction locations
+// it holds are hidden until then too (DB.applied), so a receipt and the
+// state at "latest" always agree. A past-state read that meets the records
+// of that block still answers for this head (PastState.Get).
 func (d *DB) visibleHead() (Head, error) {
-	var h Head
-	v, err := d.get(keyHead)
-	if err != nil {
-		return h, err
-	}
-	if v == nil {
+	h, ok := d.Head()
+	if !ok {
 		return h, ErrNoGenesis
-	}
-	if err := rlp.DecodeBytes(v, &h); err != nil {
-		return h, fmt.Errorf("decode head: %w", err)
 	}
 	return h, nil
 }
