@@ -1,19 +1,19 @@
 // What dApps call before a wallet is connected, and the methods beyond the
 // basic set that ethers and viem expose: estimates and calls without a
 // sender, overspending caught at estimation, block receipts, transactions
-// by block and index, access lists, storage slots, fee history with a
-// decimal count.
+// by block and index, pending-transaction filters and subscriptions, access
+// lists, storage slots, fee history with a decimal count.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { ethers } from "ethers";
 import {
-  createPublicClient, createWalletClient, http, defineChain,
+  createPublicClient, createWalletClient, http, webSocket, defineChain,
   BaseError, InsufficientFundsError, EstimateGasExecutionError,
 } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import {
   RPC_URL, WS_URL, CHAIN_ID, MNEMONIC, SENDER, path, GENESIS_CNY, HKD_FACADE, ASSET_ABI,
-  freshAddress,
+  freshAddress, Inbox, untilLive,
 } from "../lib/env.js";
 
 const provider = new ethers.JsonRpcProvider(RPC_URL, undefined, { cacheTimeout: -1, pollingInterval: 100 });
@@ -87,5 +87,28 @@ test("methods: eth_feeHistory takes a decimal block count, as go-ethereum", asyn
     assert.equal(fh.baseFeePerGas.length, 5, `count ${JSON.stringify(count)}`);
     assert.ok(fh.baseFeePerGas.every((f) => BigInt(f) === 0n));
     assert.ok(Number(fh.oldestBlock) >= head - 3);
+  }
+});
+
+test("methods: a pending-transaction filter and a newPendingTransactions subscription report a sent transaction", async () => {
+  const filter = await client.createPendingTransactionFilter();
+  const tx = await wallet.sendTransaction({ to: freshAddress(), value: 1n });
+  await tx.wait();
+  const hashes = await client.getFilterChanges({ filter });
+  assert.ok(hashes.includes(tx.hash), `filter changes ${hashes} lack ${tx.hash}`);
+  assert.equal(await client.uninstallFilter({ filter }), true);
+
+  const ws = createPublicClient({ chain: tally, transport: webSocket(WS_URL) });
+  const seen = new Inbox();
+  const unwatch = ws.watchPendingTransactions({ onTransactions: (hs) => hs.forEach((h) => seen.push(h)), onError: (e) => seen.push(e) });
+  try {
+    let probe;
+    await untilLive(seen, async () => { probe = await wallet.sendTransaction({ to: freshAddress(), value: 1n }); await probe.wait(); });
+    const next = await wallet.sendTransaction({ to: freshAddress(), value: 2n });
+    const got = await seen.nextWhere((h) => h === next.hash, 10_000, "pending hash of the next transaction");
+    assert.equal(got, next.hash);
+  } finally {
+    unwatch();
+    await (await ws.transport.getRpcClient()).close();
   }
 });
