@@ -123,6 +123,9 @@ type faultRound struct {
 	// all-down, from the first restart) to the first write committed
 	// after it.
 	resumed time.Duration
+	// restart is how long the restarted processes took, one after
+	// another, to answer JSON-RPC (two-down and all-down).
+	restart time.Duration
 }
 
 // faultTx is one signed transfer of the campaign.
@@ -497,8 +500,12 @@ func runFaultCampaign(t *testing.T, seed uint64, rounds int) {
 			}
 		}
 		load.mu.Unlock()
-		t.Logf("ROUND %d/%d: %s %s (node %v), held %v: writes resumed after %v; %d transfers acknowledged so far",
-			r+1, rounds, fr.kind, fr.target, fr.nodes, fr.held.Round(time.Millisecond), fr.resumed.Round(time.Millisecond), acked)
+		restarted := ""
+		if fr.restart > 0 {
+			restarted = fmt.Sprintf(" (restarts answered after %v)", fr.restart.Round(time.Millisecond))
+		}
+		t.Logf("ROUND %d/%d: %s %s (node %v), held %v: writes resumed after %v%s; %d transfers acknowledged so far",
+			r+1, rounds, fr.kind, fr.target, fr.nodes, fr.held.Round(time.Millisecond), fr.resumed.Round(time.Millisecond), restarted, acked)
 	}
 	load.stop()
 	stopped = true
@@ -569,6 +576,7 @@ func runFaultRound(t *testing.T, c *testCluster, load *faultLoad, rng *rand.Rand
 		for _, i := range back {
 			c.start(i)
 		}
+		fr.restart = time.Since(restartAt)
 		at, ok := load.resumedAfter(restartAt, faultResumeTimeout)
 		if !ok {
 			c.fatal("%s (%v): no write committed within %v of restarting", k.name, fr.nodes, faultResumeTimeout)
