@@ -293,6 +293,14 @@ func (p *Pool) checkCall(tx *types.Transaction, from common.Address) error {
 	if err != nil {
 		return err
 	}
+	return CheckSender(acc, from)
+}
+
+// CheckSender is admission's rule on the sender alone (DESIGN.md decision
+// 8): an account below KYC tier 1 may only receive, so any transaction it
+// signs is refused. eth_estimateGas applies it too, so that an estimate
+// fails when sending would.
+func CheckSender(acc state.Account, from common.Address) error {
 	if acc.Tier < 1 {
 		return fmt.Errorf("%w: %s", ErrNotVerified, from)
 	}

@@ -80,6 +80,7 @@ func TestGethErrorTexts(t *testing.T) {
 		t.Fatal(err)
 	}
 	cnyFacade := chain.AssetAddress(0)
+	balanceOf, _ := chain.AssetABI.Pack("balanceOf", rich.Address())
 	callArgs := func(from *common.Address, to common.Address, value *big.Int, gas uint64, data []byte) map[string]any {
 		m := map[string]any{"to": to}
 		if from != nil {
@@ -150,8 +151,11 @@ func TestGethErrorTexts(t *testing.T) {
 			// eth/gasestimator/gasestimator.go: "gas required exceeds allowance (%d)"
 			`^gas required exceeds allowance \(30000\)$`, -32000, []*regexp.Regexp{viemExecutionReverted}},
 		{"estimate from a sender admission refuses (tier 0)", "eth_estimateGas", []any{callArgs(&tier0Addr, to, big.NewInt(0), 0, nil)},
-			// no go-ethereum counterpart: a send from it is refused, so its estimate fails
-			`^account ` + tier0Addr.Hex() + ` is not KYC-verified: tier 0 may only receive$`, -32000, nil},
+			// no go-ethereum counterpart: admission refuses whatever it sends, so its estimate fails with admission's words
+			`^sender is not KYC-verified: tier 0 may only receive: ` + tier0Addr.Hex() + `$`, -32000, nil},
+		{"estimate of a view from a sender admission refuses", "eth_estimateGas", []any{callArgs(&tier0Addr, cnyFacade, nil, 0, balanceOf)},
+			// an operation's failure: a revert with the reason, which ethers and viem show
+			`^execution reverted: sender is not KYC-verified: tier 0 may only receive: ` + tier0Addr.Hex() + `$`, 3, []*regexp.Regexp{viemExecutionReverted}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -174,8 +178,8 @@ func TestGethErrorTexts(t *testing.T) {
 }
 
 // TestCallsFromAnyone: a dApp estimates and simulates before a wallet is
-// connected, with no from, and go-ethereum answers 21000 and 0x; a view
-// answers whoever asks, a tier-0 account included.
+// connected, with no from, and go-ethereum answers 21000 and 0x; eth_call
+// of a view answers whoever asks, a tier-0 account included.
 func TestCallsFromAnyone(t *testing.T) {
 	n := startDevNode(t, t.TempDir())
 	_, rc := dial(t, n)
@@ -202,9 +206,11 @@ func TestCallsFromAnyone(t *testing.T) {
 		if err := rc.Call(&out, "eth_call", args, "latest"); err != nil || new(big.Int).SetBytes(out).Sign() <= 0 {
 			t.Fatalf("balanceOf from %v: %x, %v", from, out, err)
 		}
-		if err := rc.Call(&gas, "eth_estimateGas", args); err != nil || gas != chain.GasPerSystemCall {
-			t.Fatalf("estimate balanceOf from %v: %d, %v", from, gas, err)
-		}
+	}
+	// Without a sender the estimate is the operation's gas (a tier-0
+	// sender's is refused as its send would be: TestGethErrorTexts).
+	if err := rc.Call(&gas, "eth_estimateGas", map[string]any{"to": chain.AssetAddress(0), "data": hexutil.Bytes(balanceOf)}); err != nil || gas != chain.GasPerSystemCall {
+		t.Fatalf("estimate balanceOf without from: %d, %v", gas, err)
 	}
 	// An ERC-20 transfer without from: no sender rules, but the zero
 	// address has nothing to send, as with go-ethereum's ERC-20s.

@@ -234,7 +234,7 @@ func (api *EthAPI) CreateAccessList(args CallArgs, bnh *gethrpc.BlockNumberOrHas
 	err := api.checkCallGas(args)
 	var gas uint64
 	if err == nil {
-		_, gas, err = api.call(args, bnh)
+		_, gas, err = api.call(args, bnh, false)
 	}
 	var pre *preCheckError
 	var rerr *Error

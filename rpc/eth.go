@@ -13,6 +13,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/state"
 )
 
@@ -472,7 +473,12 @@ func (e *preCheckError) ErrorCode() int { return CodeServerError }
 // when sending would; without from (or from the zero address, which no
 // key signs for) the call has no sender and the sender's own rules are
 // skipped, as a dApp simulates before a wallet is connected.
-func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, uint64, error) {
+//
+// With admission (eth_estimateGas), a sender that admission would refuse
+// whatever it sends (below KYC tier 1) gets admission's reason first, as a
+// send would (a revert for an operation, so libraries show the reason);
+// eth_call answers any sender.
+func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash, admission bool) ([]byte, uint64, error) {
 	st, err := api.stateAt(bnh)
 	if err != nil {
 		return nil, 0, err
@@ -495,6 +501,20 @@ func (api *EthAPI) call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) ([]byte, 
 	var from common.Address
 	if args.From != nil {
 		from = *args.From
+	}
+	if admission && from != (common.Address{}) {
+		acc, err := state.NewOverlay(st).Account(from)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := mempool.CheckSender(acc, from); err != nil {
+			// Worded as a failure of the call itself would be: a revert
+			// with its reason for an operation, -32000 for a transfer.
+			if chain.IsSystemAddress(*args.To) {
+				return nil, 0, &RevertError{Reason: err.Error()}
+			}
+			return nil, 0, &Error{Code: CodeServerError, Msg: err.Error()}
+		}
 	}
 	out, gas, err := state.Call(st, st.Context(), from, *args.To, args.Value.ToInt(), args.data())
 	if r, ok := state.IsRevert(err); ok {
@@ -533,7 +553,7 @@ func (api *EthAPI) Call(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.
 	var out []byte
 	err := api.checkCallGas(args)
 	if err == nil {
-		out, _, err = api.call(args, bnh)
+		out, _, err = api.call(args, bnh, false)
 	}
 	var pre *preCheckError
 	if errors.As(err, &pre) {
@@ -555,7 +575,7 @@ func (api *EthAPI) EstimateGas(args CallArgs, bnh *gethrpc.BlockNumberOrHash) (h
 	if err := api.halted(); err != nil {
 		return 0, err
 	}
-	_, gas, err := api.call(args, bnh)
+	_, gas, err := api.call(args, bnh, true)
 	if err != nil {
 		return 0, err
 	}
