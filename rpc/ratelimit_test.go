@@ -618,6 +618,18 @@ func TestIPChargedBeforeRecovery(t *testing.T) {
 	if got := b.senders.Recovered() - start; got != 3 {
 		t.Fatalf("%d signatures recovered after a batch of 50 over the IP limit, want still 3", got)
 	}
+	// Another client address has its own bucket: its transfer is admitted
+	// while the first is over its limit.
+	d := dialerFrom("127.0.20.2")
+	other, err := gethrpc.DialOptions(context.Background(), ts.URL, gethrpc.WithHTTPClient(&http.Client{Transport: &http.Transport{DialContext: d.DialContext}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := sendRaw(t, other, signedTransfer(t, devKey(t, 0), 0)); err != nil {
+		t.Fatalf("another client while the first is over its IP limit: %v", err)
+	}
+	wantCode(t, sendRaw(t, rc, fresh()), CodeLimitExceeded, "rate limit exceeded for IP 127.0.0.1")
 }
 
 // A refused transaction's sender does not stay in the sender cache
