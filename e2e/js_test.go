@@ -52,7 +52,8 @@ func TestJSClients(t *testing.T) {
 	chromium := requireChromium(t)
 
 	// The browser checks serve a dApp page on pagePort, the one origin the
-	// node allows (http.cors-origins), and on otherPort, which it does not.
+	// node allows (http.cors-origins, http.ws-origins), and on otherPort,
+	// which it does not.
 	pagePort, otherPort := freePort(t), freePort(t)
 	for otherPort == pagePort {
 		otherPort = freePort(t)
@@ -60,7 +61,9 @@ func TestJSClients(t *testing.T) {
 	// A window of past states short enough that the reads past it are
 	// reached within the run.
 	cfg := filepath.Join(t.TempDir(), "tallyd.toml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "[http]\ncors-origins = [\"http://127.0.0.1:%d\"]\n\n[state]\nhistory-blocks = %d\n", pagePort, jsHistoryBlocks), 0o644); err != nil {
+	page := fmt.Sprintf("%q", fmt.Sprintf("http://127.0.0.1:%d", pagePort))
+	conf := fmt.Sprintf("[http]\ncors-origins = [%s]\nws-origins = [%s]\n\n[state]\nhistory-blocks = %d\n", page, page, jsHistoryBlocks)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n := startNode(t, t.TempDir(), "--config", cfg)

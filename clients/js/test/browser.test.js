@@ -1,8 +1,9 @@
 // A dApp page in a real browser (Debian's Chromium, headless, driven by
 // playwright-core) on another origin than the node: it reads the chain id
 // with fetch and sends a signed transfer with ethers' browser bundle, which
-// also uses fetch. The node must answer the CORS preflight for the allowed
-// origin and refuse a page from any other.
+// also uses fetch, and follows new blocks over a WebSocket. The node must
+// answer the CORS preflight for the allowed origin (http.cors-origins) and
+// accept its WebSocket (http.ws-origins), and refuse a page from any other.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
@@ -10,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 import { ethers } from "ethers";
 import {
-  RPC_URL, CHAIN_ID, MNEMONIC, DEV, SENDER, path, freshAddress, within,
+  RPC_URL, WS_URL, CHAIN_ID, MNEMONIC, DEV, SENDER, path, freshAddress, within,
 } from "../lib/env.js";
 
 /** The origin the node allows (http.cors-origins) and one it does not. */
@@ -142,6 +143,47 @@ test("browser: a page on an origin not in http.cors-origins is refused by the br
     }, RPC_URL));
     assert.equal(got.ok, false, `fetch from a refused origin succeeded: ${JSON.stringify(got)}`);
     assert.equal(got.name, "TypeError");
+  } finally {
+    await page.close();
+  }
+});
+
+/** In the page: the first new-block notification over ethers' WebSocketProvider, or the error. */
+async function pageNewBlock(page) {
+  return within(20_000, "page", page.evaluate(async (ws) => {
+    const { ethers } = window;
+    const provider = new ethers.WebSocketProvider(ws);
+    try {
+      const n = await new Promise((resolve, reject) => {
+        provider.websocket.addEventListener("error", () => reject(new Error("WebSocket error")));
+        provider.websocket.addEventListener("close", (e) => reject(new Error(`WebSocket closed (${e.code})`)));
+        provider.on("block", resolve);
+      });
+      return { ok: true, block: n };
+    } catch (e) {
+      return { ok: false, message: e.message };
+    } finally {
+      provider.destroy();
+    }
+  }, WS_URL));
+}
+
+test("browser: a page on an allowed origin follows new blocks over a WebSocket", async () => {
+  const page = await openPage(PAGE_PORT);
+  try {
+    const got = await pageNewBlock(page);
+    assert.equal(got.ok, true, JSON.stringify(got));
+    assert.ok(got.block > 0);
+  } finally {
+    await page.close();
+  }
+});
+
+test("browser: a page on an origin not in http.ws-origins cannot open a WebSocket", async () => {
+  const page = await openPage(OTHER_PORT);
+  try {
+    const got = await pageNewBlock(page);
+    assert.equal(got.ok, false, `WebSocket from a refused origin worked: ${JSON.stringify(got)}`);
   } finally {
     await page.close();
   }
