@@ -71,7 +71,7 @@ var unavailableWords = []string{
 // next endpoint on exactly these; so should any caller that keeps a list
 // of nodes. The caller's own context ending is not unavailability.
 func Unavailable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, rpc.ErrClientQuit) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, rpc.ErrClientQuit) || errors.Is(err, rpc.ErrNoResult) {
 		return false
 	}
 	var he rpc.HTTPError
@@ -128,7 +128,7 @@ type attempt struct {
 }
 
 // failover runs fn against the endpoints until one serves it: it starts at
-// the endpoint that answered last, moves on at once when an endpoint is
+// the endpoint that answered last (with a result or a refusal), moves on at once when an endpoint is
 // Unavailable, and also sends the request to the next endpoint when one
 // stalls for StallTimeout (the stalled one may still answer first). Once
 // every endpoint was unavailable it waits a short backoff and goes round
@@ -184,11 +184,11 @@ func (c *Client) failoverFrom(ctx context.Context, first int, fn func(ctx contex
 			if err != nil && !Unavailable(err) && refusal != nil && started > 1 {
 				err = refusal(ctx, c.eps[a.i], err)
 			}
-			if err == nil {
+			if err == nil || !Unavailable(err) {
+				// An answer, even a refusal, shows the endpoint serves:
+				// the next call starts there rather than at one that
+				// stalled or refused the connection.
 				c.setCurrent(a.i)
-				return nil
-			}
-			if !Unavailable(err) {
 				return err
 			}
 			lastErr = fmt.Errorf("%s: %w", c.eps[a.i].url, err)

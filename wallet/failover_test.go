@@ -176,6 +176,18 @@ func TestFailoverDeterministic(t *testing.T) {
 	if n := second.Load(); n != 0 {
 		t.Fatalf("the second endpoint was asked %d times after a deterministic answer", n)
 	}
+	// A refusal from the endpoint asked after a stalled one makes it the
+	// current one: the next call does not wait for the stalled one again.
+	refusing := rpcErrorServer(t, 200, 3, "execution reverted: frozen")
+	c, err := DialEndpoints(ctx, []string{stalledEndpoint(t), refusing}, Options{StallTimeout: 100 * time.Millisecond, RetryFor: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out any
+	if err := c.Call(ctx, &out, "eth_call"); err == nil || c.Current() != refusing {
+		t.Fatalf("after a stall and a revert: err %v, current %s", err, c.Current())
+	}
 }
 
 // TestFailoverStalled: an endpoint that accepts connections and never
