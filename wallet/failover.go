@@ -187,8 +187,11 @@ func (c *Client) failoverFrom(ctx context.Context, first int, fn func(ctx contex
 			if err == nil || !Unavailable(err) {
 				// An answer, even a refusal, shows the endpoint serves:
 				// the next call starts there rather than at one that
-				// stalled or refused the connection.
-				c.setCurrent(a.i)
+				// stalled or refused the connection. "Not found" does
+				// not: the endpoint may be the one that is behind.
+				if !errors.Is(err, ErrNotFound) {
+					c.setCurrent(a.i)
+				}
 				return err
 			}
 			lastErr = fmt.Errorf("%s: %w", c.eps[a.i].url, err)
