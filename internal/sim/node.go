@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
@@ -30,14 +33,21 @@ const (
 // simulated network), on an in-memory file system that a crash clones
 // with its unsynced writes lost.
 type simNode struct {
-	id    int
-	key   *crypto.PrivateKey
-	g     *genesis.Genesis
-	cfg   node.Config
-	log   *slog.Logger
-	fs    *vfs.MemFS
-	epoch int
-	up    bool
+	id  int
+	key *crypto.PrivateKey
+	g   *genesis.Genesis
+	cfg node.Config
+	log *slog.Logger
+	fs  *vfs.MemFS
+	// diskErr makes every write and sync of the state database's WAL fail
+	// (EIO) until the node halts on it (a disk-error fault).
+	diskErr atomic.Bool
+	// clearHalt is set when the node halted on an injected disk error: its
+	// next start clears the halt record first, as an operator does with
+	// tallyd --clear-halt once the disk is replaced.
+	clearHalt bool
+	epoch     int
+	up        bool
 
 	db      *state.DB
 	pool    *mempool.Pool
@@ -67,9 +77,17 @@ func nodeConfig() node.Config {
 // start opens the node's stores on its file system and starts consensus.
 func (sn *simNode) start(net *network, servers []raft.Server) error {
 	sn.epoch++
-	db, err := state.Open(stateDir, state.Options{FS: sn.fs, Logger: sn.log, CacheSize: 1 << 20})
+	disk := errorfs.Wrap(sn.fs, errorfs.InjectorFunc(sn.diskOp))
+	db, err := state.Open(stateDir, state.Options{FS: disk, Logger: sn.log, CacheSize: 1 << 20})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", sn.id, err)
+	}
+	if sn.clearHalt {
+		if _, err := db.ClearHalt(); err != nil {
+			db.Close()
+			return fmt.Errorf("node %d: clear halt: %w", sn.id, err)
+		}
+		sn.clearHalt = false
 	}
 	if err := db.InitGenesis(sn.g); err != nil {
 		db.Close()
@@ -165,6 +183,22 @@ func (sn *simNode) crash(net *network, rng *rand.Rand, lossPercent int) error {
 	err := sn.stop(net)
 	sn.fs = clone
 	return err
+}
+
+// diskOp fails the state database's WAL writes and syncs while a
+// disk-error fault lasts. Only those: Pebble answers a failed WAL write
+// with Fatalf ("fatal commit error") in the committing goroutine, which
+// for the state database is the FSM's (it recovers and halts the node),
+// but for the Raft log a Raft goroutine, which no process survives.
+func (sn *simNode) diskOp(op errorfs.Op) error {
+	if !sn.diskErr.Load() || !strings.HasSuffix(op.Path, ".log") {
+		return nil
+	}
+	switch op.Kind {
+	case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		return errorfs.ErrInjected
+	}
+	return nil
 }
 
 // raftIndexOf is the Raft index block h was applied from on this node (0:

@@ -71,20 +71,21 @@ type Fault string
 
 // The faults.
 const (
-	FaultDrop      Fault = "drop"      // a queued message is lost
-	FaultDelay     Fault = "delay"     // a queued message is held back
-	FaultReorder   Fault = "reorder"   // a message overtakes an older one on its link
-	FaultCrash     Fault = "crash"     // a node loses power (unsynced writes may be lost)
-	FaultRestart   Fault = "restart"   // a crashed node starts again
-	FaultPartition Fault = "partition" // the nodes split in two groups
-	FaultHeal      Fault = "heal"      // every link works again
-	FaultChurn     Fault = "churn"     // the leader hands over its lead
+	FaultDrop      Fault = "drop"       // a queued message is lost
+	FaultDelay     Fault = "delay"      // a queued message is held back
+	FaultReorder   Fault = "reorder"    // a message overtakes an older one on its link
+	FaultCrash     Fault = "crash"      // a node loses power (unsynced writes may be lost)
+	FaultRestart   Fault = "restart"    // a crashed node starts again
+	FaultPartition Fault = "partition"  // the nodes split in two groups
+	FaultHeal      Fault = "heal"       // every link works again
+	FaultChurn     Fault = "churn"      // the leader hands over its lead
+	FaultDiskError Fault = "disk-error" // a node's state database fails its writes: the node halts, and restarts once the disk is replaced
 )
 
 // DefaultFaults are the fault weights of a run that sets none, relative
 // to each other; faultPermille of steps inject one.
 var DefaultFaults = map[Fault]int{
-	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2,
+	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1,
 }
 
 // Scheduler probabilities, per step.
@@ -259,6 +260,16 @@ func (s *Sim) run() error {
 func (s *Sim) settle() error {
 	s.record("settle")
 	s.net.healAll()
+	for _, sn := range s.nodes {
+		if sn.diskErr.Load() && sn.up {
+			// Not halted yet (no block applied since): the disk is
+			// replaced under a clean stop.
+			if err := sn.stop(s.net); err != nil {
+				s.record("stop n%d: %v", sn.id, err)
+			}
+		}
+		sn.diskErr.Store(false)
+	}
 	for _, sn := range s.nodes {
 		if !sn.up {
 			if err := s.restart(sn); err != nil {
@@ -446,6 +457,15 @@ func (s *Sim) fault() error {
 		s.net.healAll()
 		s.count(FaultHeal)
 		s.record("heal")
+	case FaultDiskError:
+		up := s.upNodes()
+		if len(up) == 0 {
+			return nil
+		}
+		sn := s.nodes[up[s.rng.IntN(len(up))]]
+		sn.diskErr.Store(true)
+		s.count(FaultDiskError)
+		s.record("disk-error n%d", sn.id)
 	case FaultChurn:
 		l := s.leader()
 		if l == nil {
