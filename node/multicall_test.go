@@ -73,3 +73,49 @@ func TestMulticallOnNode(t *testing.T) {
 		t.Fatalf("pending nonce %d after refusals, was %d", after, nonce)
 	}
 }
+
+// TestPastStateAcrossRestart: ethers and viem read at the block of the
+// receipt they just got; after a restart of the node those reads (and
+// older ones in the window) still answer, with the values of their block.
+func TestPastStateAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	n := startDevNode(t, dir)
+	ec, _ := dial(t, n)
+	ctx := context.Background()
+	key, _ := genesis.DevKey(0)
+	id, _ := ec.ChainID(ctx)
+	to := common.HexToAddress("0x00000000000000000000000000000000000a11ce")
+	var blocks []*big.Int
+	for nonce := uint64(0); nonce < 2; nonce++ {
+		tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce, To: &to, Value: big.NewInt(1000), Gas: 21000}), id, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ec.SendTransaction(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		r := waitReceipt(t, ec, tx.Hash())
+		blocks = append(blocks, r.BlockNumber)
+		if bal, err := ec.BalanceAt(ctx, to, r.BlockNumber); err != nil || bal.Int64() != int64(1000*(nonce+1)) {
+			t.Fatalf("balance at the receipt's block %v = %v, %v", r.BlockNumber, bal, err)
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n = startDevNode(t, dir)
+	ec, _ = dial(t, n)
+	before := new(big.Int).Sub(blocks[0], big.NewInt(1))
+	for _, c := range []struct {
+		at   *big.Int
+		want int64
+	}{{before, 0}, {blocks[0], 1000}, {blocks[1], 2000}} {
+		bal, err := ec.BalanceAt(ctx, to, c.at)
+		if err != nil || bal.Int64() != c.want {
+			t.Errorf("after restart, balance at %v = %v, %v; want %d", c.at, bal, err, c.want)
+		}
+	}
+	if nonce, err := ec.NonceAt(ctx, key.Address(), blocks[0]); err != nil || nonce != 1 {
+		t.Errorf("after restart, nonce at %v = %d, %v; want 1", blocks[0], nonce, err)
+	}
+}

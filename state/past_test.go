@@ -449,3 +449,29 @@ func BenchmarkApplyBlockPastState(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPastStateRead reads a balance at the head and 64 blocks below
+// it (one Pebble get and one seek per key either way).
+func BenchmarkPastStateRead(b *testing.B) {
+	e := newEnvOpts(b, Options{NoSync: true})
+	for i := range 100 {
+		if _, err := e.apply(e.build(e.transfer(0, uint64(i), common.Address{byte(i)}, 1)).Block); err != nil {
+			b.Fatal(err)
+		}
+	}
+	head, _ := e.db.Head()
+	for _, back := range []uint64{0, 64} {
+		b.Run(fmt.Sprintf("back=%d", back), func(b *testing.B) {
+			p, err := e.db.StateAt(head.Number - back)
+			if err != nil {
+				b.Fatal(err)
+			}
+			a := e.keys[0].Address()
+			for b.Loop() {
+				if _, err := p.Balance(NativeAsset, a); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
