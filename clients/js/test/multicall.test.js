@@ -56,8 +56,12 @@ test("multicall: viem multicall batches ERC-20 reads through Multicall3", async 
   await assert.rejects(client.multicall({ allowFailure: false, contracts: [{ ...hkdC, functionName: "mint", args: [DEV[UNTOUCHED], 1n, ethers.ZeroHash] }] }));
 });
 
-test("multicall: Multicall3's own reads (getEthBalance, getChainId), ethers' aggregate3, and a transaction to it is refused", async () => {
+test("multicall: Multicall3's own reads (getBlockNumber, getEthBalance, getChainId), ethers' aggregate3, and a transaction to it is refused", async () => {
   const mc = { address: MULTICALL3, abi: MULTICALL3_ABI };
+  const before = await client.getBlockNumber({ cacheTime: 0 });
+  const n = await client.readContract({ ...mc, functionName: "getBlockNumber" });
+  const after = await client.getBlockNumber({ cacheTime: 0 });
+  assert.ok(before <= n && n <= after, `Multicall3 getBlockNumber ${n}, eth_blockNumber ${before} before and ${after} after`);
   assert.equal(await client.readContract({ ...mc, functionName: "getEthBalance", args: [DEV[UNTOUCHED]] }), GENESIS_CNY);
   const chainId = await client.readContract({ ...mc, functionName: "getChainId" });
   assert.equal(chainId, BigInt(CHAIN_ID));
