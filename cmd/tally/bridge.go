@@ -40,6 +40,9 @@ func (c *cli) bridge(args []string) error {
 	if len(args) > 0 && args[0] == "reconcile" {
 		return c.bridgeReconcile(args[1:])
 	}
+	if len(args) > 0 && args[0] == "link" {
+		return c.bridgeLink(args[1:])
+	}
 	if len(args) > 0 && bridgeOpsCommands[args[0]] {
 		return c.bridgeOps(args[0], args[1:])
 	}

@@ -86,6 +86,8 @@ Bank bridge (docs/bridge.md):
   bridge --config bridge.toml         run an issuing bank's bridge: deposits in, payouts out
   bridge reconcile --config bridge.toml --statement camt053.xml [--json]
                                       compare the bank's statement with the chain; list breaks
+  bridge link --from WALLET --bank BANK --account ID
+                                      sign a wallet's account link; print POST /v1/links's body
   bridge deposits|release|return|payouts|requeue|outcome|cancel|log --config bridge.toml
                                       operator tools of a running bridge (--reason, operator log)
   bankcore-sim --config sim.toml      a bank core simulator for tests and demos (camt/pain)
