@@ -24,6 +24,11 @@
 //     empty list has root types.EmptyRootHash, as in Ethereum, because clients
 //     check that an empty body goes with that root.
 //
+// System contracts (system.go) live at fixed addresses with published ABIs
+// (abi/*.json); MulticallAddress is Multicall3's canonical address, which
+// only eth_call serves (it is not a system address, and admission refuses
+// transactions to it).
+//
 // The package imports only crypto and go-ethereum's data packages; every other
 // package of Tally imports it.
 package chain
