@@ -19,6 +19,9 @@
 // marked in flight, until Applied removes them or Return puts them back
 // (their block was skipped). Pending nonces count in-flight transactions.
 //
+// A transaction to Multicall3 (chain.MulticallAddress), which only eth_call
+// serves, is refused with ErrMulticallReadOnly.
+//
 // Refusals wrap errors worded as go-ethereum's pool words them for the
 // same cause ("nonce too high", "replacement transaction underpriced",
 // "insufficient funds for gas * price + value", …), since client
