@@ -2,10 +2,12 @@ package wallet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,8 +64,37 @@ type Client struct {
 // endpoint is one node's connection.
 type endpoint struct {
 	url string
+
+	mu  sync.Mutex // guards rpc and eth, set once dialled
 	rpc *rpc.Client
 	eth *ethclient.Client
+}
+
+// dial connects e if it is not connected yet: a WebSocket endpoint that
+// was down when the client was made is dialled at its first use (HTTP
+// endpoints connect per request anyway). A failure is a transport error,
+// so the call moves to the next endpoint.
+func (e *endpoint) dial(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rpc != nil {
+		return nil
+	}
+	rc, err := rpc.DialContext(ctx, e.url)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", e.url, err)
+	}
+	e.rpc, e.eth = rc, ethclient.NewClient(rc)
+	return nil
+}
+
+// clients returns e's clients, dialling it first if need be (nil while a
+// WebSocket endpoint cannot be reached).
+func (e *endpoint) clients() (*rpc.Client, *ethclient.Client) {
+	e.dial(context.Background())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rpc, e.eth
 }
 
 // Dial connects to a node's JSON-RPC endpoint (http://, https://, ws:// or
@@ -86,20 +117,33 @@ func DialEndpoints(ctx context.Context, urls []string, opts Options) (*Client, e
 	}
 	c := &Client{opts: opts}
 	for _, u := range urls {
-		rc, err := rpc.DialContext(ctx, u)
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("dial %s: %w", u, err)
+		e := &endpoint{url: u}
+		if err := e.dial(ctx); err != nil {
+			// With several endpoints a node that is down now (a WebSocket
+			// dial connects at once) is dialled again at its first use;
+			// alone, or with a URL no transport takes, it is an error.
+			if len(urls) == 1 || !isWebSocket(u) {
+				c.Close()
+				return nil, err
+			}
 		}
-		c.eps = append(c.eps, &endpoint{url: u, rpc: rc, eth: ethclient.NewClient(rc)})
+		c.eps = append(c.eps, e)
 	}
 	return c, nil
+}
+
+func isWebSocket(u string) bool {
+	return strings.HasPrefix(u, "ws://") || strings.HasPrefix(u, "wss://")
 }
 
 // Close releases the connections.
 func (c *Client) Close() {
 	for _, e := range c.eps {
-		e.rpc.Close()
+		e.mu.Lock()
+		if e.rpc != nil {
+			e.rpc.Close()
+		}
+		e.mu.Unlock()
 	}
 }
 
@@ -121,33 +165,61 @@ func (c *Client) current() int { return int(c.cur.Load()) }
 func (c *Client) setCurrent(i int) { c.cur.Store(int32(i)) }
 
 // Eth returns the ethclient of the current endpoint, for calls this type
-// does not wrap; calls through it do not fail over.
-func (c *Client) Eth() *ethclient.Client { return c.eps[c.current()].eth }
+// does not wrap; calls through it do not fail over. It is nil only for a
+// WebSocket endpoint that cannot be reached.
+func (c *Client) Eth() *ethclient.Client { _, ec := c.eps[c.current()].clients(); return ec }
 
 // RPC returns the raw JSON-RPC client of the current endpoint; calls
-// through it do not fail over (Call does).
-func (c *Client) RPC() *rpc.Client { return c.eps[c.current()].rpc }
+// through it do not fail over (Call does). It is nil only for a WebSocket
+// endpoint that cannot be reached.
+func (c *Client) RPC() *rpc.Client { rc, _ := c.eps[c.current()].clients(); return rc }
 
 // Call makes a JSON-RPC call that reads (any method but a send) with
 // failover, decoding the result into result.
 func (c *Client) Call(ctx context.Context, result any, method string, args ...any) error {
-	return c.read(ctx, func(ctx context.Context, e *endpoint) error {
-		return e.rpc.CallContext(ctx, result, method, args...)
+	raw, err := read(ctx, c, func(ctx context.Context, e *endpoint) (json.RawMessage, error) {
+		var raw json.RawMessage
+		err := e.rpc.CallContext(ctx, &raw, method, args...)
+		return raw, err
 	})
+	if err != nil || result == nil {
+		return err
+	}
+	return json.Unmarshal(raw, result)
 }
 
 // BatchCall sends reads as one JSON-RPC batch with failover: the whole
 // batch goes to the next endpoint when one cannot serve it. Each element's
 // Error is that item's answer (deterministic, as for Call).
 func (c *Client) BatchCall(ctx context.Context, elems []rpc.BatchElem) error {
-	return c.read(ctx, func(ctx context.Context, e *endpoint) error {
-		return e.rpc.BatchCallContext(ctx, elems)
+	type answer struct {
+		raws []json.RawMessage
+		errs []error
+	}
+	a, err := read(ctx, c, func(ctx context.Context, e *endpoint) (answer, error) {
+		own := make([]rpc.BatchElem, len(elems))
+		a := answer{raws: make([]json.RawMessage, len(elems)), errs: make([]error, len(elems))}
+		for k, el := range elems {
+			own[k] = rpc.BatchElem{Method: el.Method, Args: el.Args, Result: &a.raws[k]}
+		}
+		if err := e.rpc.BatchCallContext(ctx, own); err != nil {
+			return answer{}, err
+		}
+		for k := range own {
+			a.errs[k] = own[k].Error
+		}
+		return a, nil
 	})
-}
-
-// read runs a read against the endpoints with failover.
-func (c *Client) read(ctx context.Context, fn func(ctx context.Context, e *endpoint) error) error {
-	return c.failover(ctx, fn, nil)
+	if err != nil {
+		return err
+	}
+	for k := range elems {
+		elems[k].Error = a.errs[k]
+		if a.errs[k] == nil && elems[k].Result != nil {
+			elems[k].Error = json.Unmarshal(a.raws[k], elems[k].Result)
+		}
+	}
+	return nil
 }
 
 // ChainID returns the node's EIP-155 chain id, asked once and cached.
@@ -155,10 +227,8 @@ func (c *Client) ChainID(ctx context.Context) (*big.Int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.chainID == nil {
-		var id *big.Int
-		err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
-			id, err = e.eth.ChainID(ctx)
-			return err
+		id, err := read(ctx, c, func(ctx context.Context, e *endpoint) (*big.Int, error) {
+			return e.eth.ChainID(ctx)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("chain id: %w", err)
@@ -170,10 +240,8 @@ func (c *Client) ChainID(ctx context.Context) (*big.Int, error) {
 
 // Balance returns addr's native balance in base units in the latest state.
 func (c *Client) Balance(ctx context.Context, addr common.Address) (*big.Int, error) {
-	var b *big.Int
-	err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
-		b, err = e.eth.BalanceAt(ctx, addr, nil)
-		return err
+	b, err := read(ctx, c, func(ctx context.Context, e *endpoint) (*big.Int, error) {
+		return e.eth.BalanceAt(ctx, addr, nil)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("balance of %s: %w", addr, err)
@@ -184,10 +252,8 @@ func (c *Client) Balance(ctx context.Context, addr common.Address) (*big.Int, er
 // PendingNonce returns the nonce addr's next transaction must carry,
 // counting transactions the node admitted but has not yet applied.
 func (c *Client) PendingNonce(ctx context.Context, addr common.Address) (uint64, error) {
-	var n uint64
-	err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
-		n, err = e.eth.PendingNonceAt(ctx, addr)
-		return err
+	n, err := read(ctx, c, func(ctx context.Context, e *endpoint) (uint64, error) {
+		return e.eth.PendingNonceAt(ctx, addr)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("pending nonce of %s: %w", addr, err)
@@ -345,13 +411,15 @@ func (c *Client) SendRawBatch(ctx context.Context, raws [][]byte) ([]common.Hash
 		}
 		return nil
 	}, nil)
+	mu.Lock()
+	defer mu.Unlock()
+	rest := left
+	left = nil // an attempt still running records nothing more
 	if err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(left) == len(raws) {
+		if len(rest) == len(raws) {
 			return nil, nil, err
 		}
-		for i := range left {
+		for i := range rest {
 			errs[i] = err // no node could serve these within RetryFor
 		}
 	}
@@ -376,10 +444,8 @@ func (c *Client) WaitReceipt(ctx context.Context, hash common.Hash) (*types.Rece
 		if len(c.eps) > 1 && time.Since(start) > c.opts.StallTimeout {
 			first = (first + 1) % len(c.eps)
 		}
-		var r *types.Receipt
-		err := c.failoverFrom(ctx, first, func(ctx context.Context, e *endpoint) (err error) {
-			r, err = e.eth.TransactionReceipt(ctx, hash)
-			return err
+		r, err := try(ctx, c, first, func(ctx context.Context, e *endpoint) (*types.Receipt, error) {
+			return e.eth.TransactionReceipt(ctx, hash)
 		}, nil)
 		if err == nil {
 			return r, nil
@@ -408,21 +474,17 @@ func (c *Client) Receipt(ctx context.Context, hash common.Hash) (*types.Receipt,
 	return r, nil
 }
 
-func (c *Client) receipt(ctx context.Context, hash common.Hash) (r *types.Receipt, err error) {
-	err = c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
-		r, err = e.eth.TransactionReceipt(ctx, hash)
-		return err
+func (c *Client) receipt(ctx context.Context, hash common.Hash) (*types.Receipt, error) {
+	return read(ctx, c, func(ctx context.Context, e *endpoint) (*types.Receipt, error) {
+		return e.eth.TransactionReceipt(ctx, hash)
 	})
-	return r, err
 }
 
 // BlockByNumber returns the block at number, or the latest block for nil.
 // The error wraps ErrNotFound for a block not yet committed.
 func (c *Client) BlockByNumber(ctx context.Context, number *big.Int) (*types.Block, error) {
-	var b *types.Block
-	err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
-		b, err = e.eth.BlockByNumber(ctx, number)
-		return err
+	b, err := read(ctx, c, func(ctx context.Context, e *endpoint) (*types.Block, error) {
+		return e.eth.BlockByNumber(ctx, number)
 	})
 	if err != nil {
 		what := "latest"
@@ -438,16 +500,16 @@ func (c *Client) BlockByNumber(ctx context.Context, number *big.Int) (*types.Blo
 // (admitted, not yet in a block). The error wraps ErrNotFound for a hash the
 // node does not know.
 func (c *Client) TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error) {
-	var (
+	type found struct {
 		tx      *types.Transaction
 		pending bool
-	)
-	err := c.read(ctx, func(ctx context.Context, e *endpoint) (err error) {
-		tx, pending, err = e.eth.TransactionByHash(ctx, hash)
-		return err
+	}
+	f, err := read(ctx, c, func(ctx context.Context, e *endpoint) (found, error) {
+		tx, pending, err := e.eth.TransactionByHash(ctx, hash)
+		return found{tx, pending}, err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("transaction %s: %w", hash, err)
 	}
-	return tx, pending, nil
+	return f.tx, f.pending, nil
 }

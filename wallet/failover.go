@@ -122,8 +122,9 @@ func nonceTooLow(err error) bool {
 // serve within Options.RetryFor.
 var ErrUnavailable = errors.New("no endpoint available")
 
-type attempt struct {
+type attempt[T any] struct {
 	i   int
+	v   T
 	err error
 }
 
@@ -137,18 +138,31 @@ type attempt struct {
 // (a re-sent transaction a node already holds); refusal is only asked
 // when the request went to more than one endpoint.
 func (c *Client) failover(ctx context.Context, fn func(ctx context.Context, e *endpoint) error, refusal func(ctx context.Context, e *endpoint, err error) error) error {
-	return c.failoverFrom(ctx, c.current(), fn, refusal)
+	_, err := try(ctx, c, c.current(), func(ctx context.Context, e *endpoint) (struct{}, error) {
+		return struct{}{}, fn(ctx, e)
+	}, refusal)
+	return err
 }
 
-// failoverFrom is failover starting at endpoint first.
-func (c *Client) failoverFrom(ctx context.Context, first int, fn func(ctx context.Context, e *endpoint) error, refusal func(ctx context.Context, e *endpoint, err error) error) error {
+// read runs a read with failover and returns the winning attempt's
+// value. Each attempt returns its own value: a stalled attempt that
+// answers (or is cancelled) after another won writes nothing the caller
+// reads.
+func read[T any](ctx context.Context, c *Client, fn func(ctx context.Context, e *endpoint) (T, error)) (T, error) {
+	return try(ctx, c, c.current(), fn, nil)
+}
+
+// try is failover starting at endpoint first, returning the value of the
+// attempt that ended the call.
+func try[T any](ctx context.Context, c *Client, first int, fn func(ctx context.Context, e *endpoint) (T, error), refusal func(ctx context.Context, e *endpoint, err error) error) (T, error) {
+	var zero T
 	n := len(c.eps)
 	if n == 1 && c.opts.RetryFor <= 0 {
 		return fn(ctx, c.eps[0])
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the attempts still running (a stalled endpoint)
-	results := make(chan attempt, n)
+	results := make(chan attempt[T], n)
 	inflight := make([]bool, n)
 	tried := make([]bool, n) // in this round
 	started, running := 0, 0
@@ -161,7 +175,14 @@ func (c *Client) failoverFrom(ctx context.Context, first int, fn func(ctx contex
 			inflight[i], tried[i] = true, true
 			started++
 			running++
-			go func() { results <- attempt{i: i, err: fn(ctx, c.eps[i])} }()
+			go func() {
+				var v T
+				err := c.eps[i].dial(ctx)
+				if err == nil {
+					v, err = fn(ctx, c.eps[i])
+				}
+				results <- attempt[T]{i: i, v: v, err: err}
+			}()
 			return true
 		}
 		return false
@@ -179,7 +200,7 @@ func (c *Client) failoverFrom(ctx context.Context, first int, fn func(ctx contex
 			running--
 			err := a.err
 			if ctx.Err() != nil {
-				return ctxErr(ctx, lastErr)
+				return zero, ctxErr(ctx, lastErr)
 			}
 			if err != nil && !Unavailable(err) && refusal != nil && started > 1 {
 				err = refusal(ctx, c.eps[a.i], err)
@@ -192,7 +213,10 @@ func (c *Client) failoverFrom(ctx context.Context, first int, fn func(ctx contex
 				if !errors.Is(err, ErrNotFound) {
 					c.setCurrent(a.i)
 				}
-				return err
+				if err != nil {
+					return zero, err
+				}
+				return a.v, nil
 			}
 			lastErr = fmt.Errorf("%s: %w", c.eps[a.i].url, err)
 			if launch() {
@@ -204,11 +228,11 @@ func (c *Client) failoverFrom(ctx context.Context, first int, fn func(ctx contex
 			}
 			// Every endpoint was unavailable this round.
 			if c.opts.RetryFor <= 0 || time.Now().Add(backoff).After(deadline) {
-				return fmt.Errorf("%w: %w", ErrUnavailable, lastErr)
+				return zero, fmt.Errorf("%w: %w", ErrUnavailable, lastErr)
 			}
 			select {
 			case <-ctx.Done():
-				return ctxErr(ctx, lastErr)
+				return zero, ctxErr(ctx, lastErr)
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, maxRetryBackoff)
@@ -220,7 +244,7 @@ func (c *Client) failoverFrom(ctx context.Context, first int, fn func(ctx contex
 				stall.Reset(c.opts.StallTimeout)
 			}
 		case <-ctx.Done():
-			return ctxErr(ctx, lastErr)
+			return zero, ctxErr(ctx, lastErr)
 		}
 	}
 }

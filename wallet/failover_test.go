@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -291,6 +292,25 @@ func testFailover(ctx context.Context, t *testing.T, nodeURL string) {
 		// Not found is an answer: no endpoint is tried for it again.
 		if _, err := c.Receipt(ctx, common.BytesToHash(to.Bytes())); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("receipt of an unknown hash: %v", err)
+		}
+	})
+
+	t.Run("WebSocketDownAtDial", func(t *testing.T) {
+		// A WebSocket dial connects at once; a node down when the client
+		// is made is dialled again at its first use instead of failing
+		// the client.
+		down := "ws://" + strings.TrimPrefix(refusedEndpoint(t), "http://")
+		up := "ws://" + strings.TrimPrefix(nodeURL, "http://")
+		c, err := DialEndpoints(ctx, []string{down, up}, opts)
+		if err != nil {
+			t.Fatalf("a list with one node down: %v", err)
+		}
+		defer c.Close()
+		if _, err := c.Balance(ctx, key.Address()); err != nil || c.Current() != up {
+			t.Fatalf("balance over WebSocket: %v (current %s)", err, c.Current())
+		}
+		if _, err := Dial(ctx, down); err == nil {
+			t.Fatal("Dial of a single WebSocket endpoint that is down: no error")
 		}
 	})
 
