@@ -196,6 +196,11 @@ func newSim(cfg Config) (*Sim, error) {
 			s.close()
 			return nil, err
 		}
+		// Nodes start a millisecond apart, as real ones never start at
+		// the same instant: their periodic timers (vote resends) then
+		// never fire at one simulated instant, whose order the Go
+		// scheduler would pick.
+		time.Sleep(time.Millisecond)
 	}
 	s.inv = newInvariants(s)
 	if s.cl, err = newClients(s); err != nil {
