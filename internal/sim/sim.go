@@ -132,6 +132,7 @@ type Sim struct {
 // Run runs cfg inside the current synctest bubble and returns what it
 // did, or the first broken invariant (the error says how to replay it).
 func Run(cfg Config) (res *Result, err error) {
+	custom := cfg.Faults != nil
 	s, err := newSim(cfg)
 	if err != nil {
 		return nil, err
@@ -144,8 +145,12 @@ func Run(cfg Config) (res *Result, err error) {
 			err = cerr
 		}
 		if err != nil {
-			err = fmt.Errorf("seed %d, step %d, t=%s: %w\nlast events:\n  %s\nreplay: make sim SEED=%d (or go test ./internal/sim -run 'TestSim$' -seed=%d -steps=%d)",
-				cfg.Seed, s.step, s.now(), err, strings.Join(s.recent, "\n  "), cfg.Seed, cfg.Seed, cfg.Steps)
+			replay := fmt.Sprintf("make sim SEED=%d STEPS=%d (or go test ./internal/sim -run 'TestSim$' -seed=%d -steps=%d)", cfg.Seed, cfg.Steps, cfg.Seed, cfg.Steps)
+			if custom {
+				replay = fmt.Sprintf("this seed ran with the fault weights %v (faultSeeds in sim_test.go): go test ./internal/sim -run 'TestSim$' -seeds=0 replays it with them", cfg.Faults)
+			}
+			err = fmt.Errorf("seed %d, step %d, t=%s: %w\nlast events:\n  %s\nreplay: %s",
+				cfg.Seed, s.step, s.now(), err, strings.Join(s.recent, "\n  "), replay)
 		}
 	}()
 	if err := s.run(); err != nil {
