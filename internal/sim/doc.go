@@ -11,9 +11,10 @@
 // client operation (transfers, mints, and adversarial sends: replayed,
 // malformed, oversized and conflicting transactions, reused bank
 // references) or a fault (crash with unsynced writes lost, restart,
-// partition, heal, leadership transfer). After every step it checks
-// DESIGN.md's invariants (invariants.go). A failing run returns an error
-// with the last events and the command that replays its seed.
+// partition, heal, leadership transfer, a failing state database disk).
+// After every step it checks DESIGN.md's invariants (invariants.go). A
+// failing run returns an error with the last events and the command that
+// replays its seed.
 //
 // docs/architecture.md ("The cluster simulator") describes it, what is
 // simulated and what is not, and how far a seed reproduces a run.
