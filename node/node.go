@@ -75,6 +75,8 @@ type Node struct {
 	listener net.Listener
 	http     *http.Server
 	httpDone chan struct{}
+	// httpCancel ends the contexts of requests in progress (closeHTTP).
+	httpCancel context.CancelFunc
 
 	closeOnce sync.Once
 }
@@ -223,6 +225,10 @@ func (n *Node) serveHTTP(limits rpc.Limits) error {
 	mux.HandleFunc("/healthz", n.healthz)
 	mux.Handle("/", n.rpc)
 	n.http = rpc.NewHTTPServer(mux, limits)
+	// Requests' contexts end when Close gives up waiting for them.
+	var base context.Context
+	base, n.httpCancel = context.WithCancel(context.Background())
+	n.http.BaseContext = func(net.Listener) context.Context { return base }
 	n.httpDone = make(chan struct{})
 	go func() {
 		defer close(n.httpDone)
@@ -278,10 +284,7 @@ func (n *Node) Close() error {
 	var errs []error
 	n.closeOnce.Do(func() {
 		if n.http != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			errs = append(errs, n.http.Shutdown(ctx))
-			cancel()
-			<-n.httpDone
+			n.closeHTTP()
 		}
 		if n.admin != nil {
 			errs = append(errs, n.admin.close())
@@ -319,6 +322,28 @@ func (n *Node) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// httpShutdownGrace is how long Close lets requests in progress finish
+// (a variable so tests can shorten it).
+var httpShutdownGrace = 5 * time.Second
+
+// closeHTTP stops the JSON-RPC listener: requests in progress get
+// httpShutdownGrace to finish, then their contexts are cancelled and their
+// connections closed. A client still busy then (a send waiting for a
+// leader that is gone, a body that never ends) is the client's problem,
+// not a failed shutdown: the node still stops cleanly.
+func (n *Node) closeHTTP() {
+	ctx, cancel := context.WithTimeout(context.Background(), httpShutdownGrace)
+	err := n.http.Shutdown(ctx)
+	cancel()
+	if err != nil {
+		n.log.Warn("closing JSON-RPC connections still busy after the shutdown grace", "grace", httpShutdownGrace, "err", err)
+		n.httpCancel()
+		n.http.Close()
+	}
+	n.httpCancel()
+	<-n.httpDone
 }
 
 // gapCheck is how often the pool drops transactions that waited behind a
