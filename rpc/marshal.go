@@ -152,7 +152,11 @@ func receiptJSON(r *types.Receipt, tx *types.Transaction, from common.Address) m
 		"to":                tx.To(),
 		"cumulativeGasUsed": hexutil.Uint64(r.CumulativeGasUsed),
 		"gasUsed":           hexutil.Uint64(r.GasUsed),
-		"effectiveGasPrice": (*hexutil.Big)(effectiveGasPrice(tx)),
+		// go-ethereum's definition: the price per gas deducted from the
+		// sender. Tally charges no fee whatever a transaction offers, so
+		// it is 0, and a wallet showing gasUsed × effectiveGasPrice as the
+		// fee (ethers' receipt.fee) shows the 0 that was taken.
+		"effectiveGasPrice": (*hexutil.Big)(new(big.Int)),
 		"contractAddress":   nil,
 		"logs":              logs,
 		"logsBloom":         r.Bloom,
@@ -161,6 +165,8 @@ func receiptJSON(r *types.Receipt, tx *types.Transaction, from common.Address) m
 	}
 }
 
+// effectiveGasPrice is a transaction's gasPrice field as go-ethereum
+// derives it: the signed price, or the priority fee over a base fee of 0.
 func effectiveGasPrice(tx *types.Transaction) *big.Int {
 	if tx.Type() == types.DynamicFeeTxType {
 		return tx.EffectiveGasTipValue(new(big.Int)) // base fee is 0
