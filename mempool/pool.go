@@ -46,6 +46,12 @@ var (
 	ErrDataNotAllowed = errors.New("calldata is only accepted by system addresses")
 	ErrNotVerified    = errors.New("sender is not KYC-verified: tier 0 may only receive")
 	ErrIntrinsicGas   = errors.New("intrinsic gas too low")
+	// ErrTipAboveFeeCap is go-ethereum's core.ErrTipAboveFeeCap, which its
+	// pool refuses whatever the base fee: no fee is charged here either
+	// way, but a wallet that signs such a transaction has a bug that
+	// go-ethereum would show it, and viem classifies the text
+	// (TipAboveFeeCapError).
+	ErrTipAboveFeeCap = errors.New("max priority fee per gas higher than max fee per gas")
 	ErrInvalidCall    = errors.New("invalid system call")
 	// ErrMissingNonce refuses a transaction behind a nonce gap that has
 	// been open longer than GapGrace: the account's transactions wait for
@@ -258,12 +264,16 @@ func (p *Pool) staleGap(a *account) bool {
 }
 
 // checkCall refuses what can never succeed, before it takes a nonce:
-// calldata to a plain account, a malformed or unknown system call, too
-// little gas, and a sender below tier 1 (DESIGN.md decision 8). What
+// a priority fee above the fee cap, calldata to a plain account, a
+// malformed or unknown system call, too little gas, and a sender below
+// tier 1 (DESIGN.md decision 8). What
 // depends on the state when the block runs (balances, limits, freezes) is
 // left to execution, which includes the transaction with status 0.
 func (p *Pool) checkCall(tx *types.Transaction, from common.Address) error {
 	to := *tx.To()
+	if tx.GasFeeCapIntCmp(tx.GasTipCap()) < 0 {
+		return ErrTipAboveFeeCap // go-ethereum's pool says no more
+	}
 	if tx.Gas() > chain.BlockGasLimit {
 		return fmt.Errorf("%w: gas %d, block gas limit %d", ErrGasLimit, tx.Gas(), uint64(chain.BlockGasLimit))
 	}

@@ -188,6 +188,7 @@ func TestAdmissionErrors(t *testing.T) {
 	f.st.unverified[unverified.Address()] = true
 	f.st.bals[unverified.Address()] = big.NewInt(100)
 	fromTier0, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: chainID, To: &to, Gas: 21000, Value: big.NewInt(1)}), chainID, unverified)
+	tipAboveCap, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: chainID, Nonce: 1, To: &to, Gas: 21000, Value: big.NewInt(1), GasTipCap: big.NewInt(2), GasFeeCap: big.NewInt(1)}), chainID, f.keys[2])
 	wrongChain, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), To: &to, Gas: 21000}), big.NewInt(1), f.keys[2])
 	cases := []struct {
 		name string
@@ -210,6 +211,7 @@ func TestAdmissionErrors(t *testing.T) {
 		{"truncated args", call(chain.GasPerSystemCall, 0, transfer[:40], sys), ErrInvalidCall},
 		{"no such asset", call(chain.GasPerSystemCall, 0, transfer, chain.AssetAddress(9)), ErrInvalidCall},
 		{"tier 0 sender", fromTier0, ErrNotVerified},
+		{"tip above fee cap", tipAboveCap, ErrTipAboveFeeCap},
 		{"wrong chain", wrongChain, chain.ErrWrongChain},
 	}
 	for _, c := range cases {

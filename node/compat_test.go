@@ -30,6 +30,7 @@ var (
 	viemNonceTooLow         = regexp.MustCompile(`nonce too low|transaction already imported|already known`)
 	viemNonceTooHigh        = regexp.MustCompile(`nonce too high`)
 	viemIntrinsicGasTooLow  = regexp.MustCompile(`intrinsic gas too low`)
+	viemTipAboveFeeCap      = regexp.MustCompile(`max priority fee per gas higher than max fee per gas|tip higher than fee cap`)
 	viemExecutionReverted   = regexp.MustCompile(`execution reverted|gas required exceeds allowance`)
 )
 
@@ -48,6 +49,14 @@ func TestGethErrorTexts(t *testing.T) {
 	to := common.HexToAddress("0x00000000000000000000000000000000000c0ffe")
 	sign := func(k *crypto.PrivateKey, nonce uint64, value *big.Int, gas uint64) hexutil.Bytes {
 		tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce, To: &to, Value: value, Gas: gas}), id, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tx.MarshalBinary()
+		return raw
+	}
+	tipAboveCap := func() hexutil.Bytes {
+		tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000, GasTipCap: big.NewInt(2), GasFeeCap: big.NewInt(1)}), id, rich)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,6 +142,9 @@ func TestGethErrorTexts(t *testing.T) {
 		{"send: gas above the block gas limit", "eth_sendRawTransaction", []any{sign(rich, 0, big.NewInt(1), 1<<40+1)},
 			// core/txpool/errors.go ErrGasLimit "exceeds block gas limit"
 			`^exceeds block gas limit: gas 1099511627777, block gas limit 1099511627776$`, -32000, nil},
+		{"send: priority fee above the fee cap", "eth_sendRawTransaction", []any{tipAboveCap()},
+			// core/txpool/validation.go returns core.ErrTipAboveFeeCap as it is
+			`^max priority fee per gas higher than max fee per gas$`, -32000, []*regexp.Regexp{viemTipAboveFeeCap}},
 		{"estimate: value above balance", "eth_estimateGas", []any{callArgs(&richAddr, to, over, 0, nil)},
 			// core/state_transition.go: "%w: address %v have %v want %v", ErrInsufficientFunds
 			`^insufficient funds for gas \* price \+ value: address ` + richAddr.Hex() + ` have ` + balance.String() + ` want ` + over.String() + `$`,
