@@ -143,6 +143,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// inUse is how many heavy-read slots are held.
+func (g *heavyGate) inUse() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.running
+}
+
 func (l *limitListener) openConns() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -1180,8 +1187,11 @@ func TestSlowReaderCutOff(t *testing.T) {
 	}
 	body.WriteByte(']')
 	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", body.Len(), body.Bytes())
-	// Never read: wait until the server has given the connection up.
+	// Never read: wait until the server has given the connection up, and
+	// its batch (which notices the closed connection at its next write)
+	// has given its heavy-read slot back.
 	waitFor(t, "the slow reader's connection closed", func() bool { return s.ln.openConns() == 0 })
+	waitFor(t, "the slow reader's heavy-read slot released", func() bool { return s.srv.heavy.inUse() == 0 })
 	var raws []RawBlock
 	if err := clientFrom(t, s, "127.0.9.2", false).Call(&raws, "tally_getRawBlocks", "0x0", "0x1"); err != nil {
 		t.Fatalf("a heavy read after the slow reader: %v", err)
