@@ -12,7 +12,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
 )
@@ -422,21 +421,7 @@ func BenchmarkApplyBlockPastState(b *testing.B) {
 		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
 			const perBlock = 1000
 			e := newEnvOpts(b, Options{HistoryBlocks: window})
-			nonces := make([]uint64, len(e.keys))
-			blocks := make([]*chain.Block, b.N)
-			for i := range blocks {
-				txs := make([]*types.Transaction, perBlock)
-				for j := range txs {
-					from := j % len(e.keys)
-					txs[j] = e.transfer(from, nonces[from], common.Address{byte(j)}, 1)
-					nonces[from]++
-				}
-				built := e.build(txs...)
-				if _, err := e.apply(built.Block); err != nil {
-					b.Fatal(err)
-				}
-				blocks[i] = built.Block
-			}
+			blocks := e.transferBlocks(b.N, perBlock)
 			e2 := newEnvOpts(b, Options{HistoryBlocks: window})
 			e2.senders = e.senders
 			b.ResetTimer()
