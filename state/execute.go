@@ -132,6 +132,9 @@ type Result struct {
 	Receipts []*types.Receipt
 	GasUsed  uint64
 	Bloom    types.Bloom
+	// Reasons are the failure reasons of the status-0 transactions, in
+	// index order: stored with the receipts, outside the state.
+	Reasons []TxReason
 	// priors holds the values execution read from base before writing
 	// them (the read cache): the past state records of the block, without
 	// reading those keys again (DB.writePast).
@@ -167,6 +170,7 @@ func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []
 			return nil, &TxError{Index: i, Hash: tx.Hash(), Err: err}
 		}
 		res.Add(out.Receipt)
+		res.addReason(i, out)
 	}
 	if err := applyScheduled(res.Writes, rules, blk); err != nil {
 		return nil, fmt.Errorf("governance changes after block %d: %w", blk.Number, err)
