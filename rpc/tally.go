@@ -50,7 +50,7 @@ func (api *LedgerAPI) Assets() ([]schema.Asset, error) {
 	}
 	out := make([]schema.Asset, len(rules.Assets))
 	for i, a := range rules.Assets {
-		out[i] = schema.Asset{ID: uint32(i), Symbol: a.Symbol, Name: a.Name, Decimals: a.Decimals,
+		out[i] = schema.Asset{ID: uint32(i), Symbol: a.Symbol, Name: a.Name, Decimals: a.Decimals, MinorUnits: a.Minor(),
 			Address: chain.AssetAddress(uint32(i)), Banks: append([]common.Address{}, a.Banks...), Native: i == 0}
 	}
 	return out, nil

@@ -10,13 +10,17 @@ import (
 
 // Asset describes an asset and its facade.
 type Asset struct {
-	ID       uint32           `json:"id"`
-	Symbol   string           `json:"symbol"`
-	Name     string           `json:"name"`
-	Decimals uint8            `json:"decimals"`
-	Address  common.Address   `json:"address"`
-	Banks    []common.Address `json:"banks"`
-	Native   bool             `json:"native"`
+	ID       uint32 `json:"id"`
+	Symbol   string `json:"symbol"`
+	Name     string `json:"name"`
+	Decimals uint8  `json:"decimals"`
+	// MinorUnits are the currency's decimal places (ISO 4217, at most
+	// Decimals): the smallest amount a bank pays out, and the fraction
+	// amounts are shown with ("12.50 HKD").
+	MinorUnits uint8            `json:"minorUnits"`
+	Address    common.Address   `json:"address"`
+	Banks      []common.Address `json:"banks"`
+	Native     bool             `json:"native"`
 }
 
 // Account is what tally_getAccount returns. Amounts are hex quantities
