@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
@@ -116,20 +117,60 @@ func (c *Client) Simulate(ctx context.Context, from common.Address, op Op) ([]by
 	var out hexutil.Bytes
 	args := map[string]any{"from": from, "to": op.To, "data": hexutil.Bytes(op.Data)}
 	err := c.Call(ctx, &out, "eth_call", args, "latest")
-	var de rpc.DataError
-	if errors.As(err, &de) {
-		if s, ok := de.ErrorData().(string); ok {
-			if data, derr := hexutil.Decode(s); derr == nil {
-				if reason, uerr := abi.UnpackRevert(data); uerr == nil {
-					return nil, &RevertError{Method: op.Method, Reason: reason}
-				}
-			}
-		}
+	if reason, ok := revertReason(err); ok {
+		return nil, &RevertError{Method: op.Method, Reason: reason}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op.Method, err)
 	}
 	return out, nil
+}
+
+// revertReason is the reason of a reverted eth_call: the ABI-encoded
+// Error(string) in the error's data.
+func revertReason(err error) (string, bool) {
+	var de rpc.DataError
+	if !errors.As(err, &de) {
+		return "", false
+	}
+	s, ok := de.ErrorData().(string)
+	if !ok {
+		return "", false
+	}
+	data, derr := hexutil.Decode(s)
+	if derr != nil {
+		return "", false
+	}
+	reason, uerr := abi.UnpackRevert(data)
+	return reason, uerr == nil
+}
+
+// codeServerError is the JSON-RPC code a node answers a failing plain
+// transfer's eth_call with (go-ethereum's -32000, with the reason as the
+// message: "insufficient funds for gas * price + value: …", a limit, a
+// freeze); "node halted" shares the code but is no verdict on the transfer.
+const codeServerError = -32000
+
+// SimulateTransfer runs a transfer of value from → to on the node's latest
+// state (eth_call with from, so every rule a sent transaction meets
+// applies) and returns nil if it would succeed, a *RevertError (Method
+// "transfer") with the node's reason if it would fail, or another error if
+// the node could not say.
+func (c *Client) SimulateTransfer(ctx context.Context, from, to common.Address, value *big.Int) error {
+	var out hexutil.Bytes
+	args := map[string]any{"from": from, "to": to, "value": (*hexutil.Big)(value)}
+	err := c.Call(ctx, &out, "eth_call", args, "latest")
+	if reason, ok := revertReason(err); ok { // to a system address, which takes no value
+		return &RevertError{Method: "transfer", Reason: reason}
+	}
+	var re rpc.Error
+	if errors.As(err, &re) && re.ErrorCode() == codeServerError && !strings.HasPrefix(re.Error(), "node halted") {
+		return &RevertError{Method: "transfer", Reason: re.Error()}
+	}
+	if err != nil {
+		return fmt.Errorf("transfer: %w", err)
+	}
+	return nil
 }
 
 // View calls a view of a system contract and unpacks its outputs.

@@ -16,10 +16,15 @@ import (
 )
 
 func (c *cli) send(args []string) error {
-	cmd := newCommand("send", "--from ADDR --to ADDR --value AMOUNT [--legacy] [--wait=false]", `
-Unlocks --from's key from the keystore, signs a transfer of the native asset
-locally and sends it to the node. Prints the transaction hash, then waits for
-the receipt (final: Tally has no forks) and prints its status and block.
+	cmd := newCommand("send", "--from ADDR --to ADDR --value AMOUNT [--legacy] [--wait=false] [--force]", `
+First runs the transfer on the node's latest state (eth_call from --from):
+if it would fail (a limit of the sender's or the recipient's KYC tier, a
+frozen account, an insufficient balance), the node's reason is printed and
+nothing is signed; --force sends it anyway (it fails with status 0 unless
+the state changes before it is included). The transfer is signed locally
+with --from's key, unlocked from the keystore, and sent to the node.
+Prints the transaction hash, then waits for the receipt (final: Tally has
+no forks) and prints its status and block, and the reason of a failure.
 
 AMOUNT is in CNY with up to 18 decimals (1.5, 0.000001), or in base units
 with the suffix "wei" (1500000000000000000wei). There are no fees.`)
@@ -28,6 +33,7 @@ with the suffix "wei" (1500000000000000000wei). There are no fees.`)
 	value := cmd.fs.String("value", "", "`AMOUNT` in CNY (e.g. 1.5), or base units with suffix wei")
 	legacy := cmd.fs.Bool("legacy", false, "send an EIP-155 legacy (type 0) transaction instead of EIP-1559")
 	wait := cmd.fs.Bool("wait", true, "wait for the receipt")
+	force := cmd.fs.Bool("force", false, "send even if the dry run says the transfer would fail now")
 	ksDir := c.keystoreFlag(cmd.fs)
 	pwFile := passwordFileFlag(cmd.fs)
 	rpcURL, timeout := rpcFlags(cmd.fs)
@@ -62,6 +68,19 @@ with the suffix "wei" (1500000000000000000wei). There are no fees.`)
 	key, err := c.unlock("send", *ksDir, *pwFile, fromAddr)
 	if err != nil {
 		return err
+	}
+	// The key is unlocked first, so that a wrong password or an unknown
+	// sender fails before any network call; a transfer that would fail is
+	// then refused before anything is signed.
+	if err := client.SimulateTransfer(ctx, fromAddr, toAddr, amount); err != nil {
+		var rev *wallet.RevertError
+		if !errors.As(err, &rev) {
+			return fmt.Errorf("send: dry run: %w", err)
+		}
+		if !*force {
+			return fmt.Errorf("send: the transfer would fail: %s; nothing was signed (--force sends it anyway)", rev.Reason)
+		}
+		fmt.Fprintf(c.stderr, "tally: send: the transfer would fail now: %s; sending it anyway (--force)\n", rev.Reason)
 	}
 
 	chainID, err := client.ChainID(ctx)
