@@ -13,10 +13,11 @@ import (
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // TestAuditAgreesWithFSM: a block breaking a rule of block validity is
-// skipped by the FSM (state.DB.ApplyBlock) for a rule, and the audit of a
+// skipped by the FSM (store.DB.ApplyBlock) for a rule, and the audit of a
 // chain holding that block reports a failure of the same name at that
 // height: both apply state.CheckBlock and state.CheckExecution, the rules
 // the leader's builder checks before it proposes.
@@ -85,7 +86,7 @@ func TestAuditAgreesWithFSM(t *testing.T) {
 			bad := tc.corrupt(t, orig)
 
 			// The FSM's verdict, on a fresh node at block n-1.
-			db, err := state.Open(t.TempDir(), state.Options{NoSync: true})
+			db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +96,7 @@ func TestAuditAgreesWithFSM(t *testing.T) {
 			}
 			_, err = db.ApplyBlock(bad, 1, chain.NewSenderCache(chain.NewSigner(id), 64))
 			var v *state.Violation
-			if !errors.Is(err, state.ErrBlockRejected) || !errors.As(err, &v) || v.Rule != tc.rule {
+			if !errors.Is(err, store.ErrBlockRejected) || !errors.As(err, &v) || v.Rule != tc.rule {
 				t.Fatalf("ApplyBlock: %v; want ErrBlockRejected for %s", err, tc.rule)
 			}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // DefaultMaxFailures bounds the failures a report lists; the rest are counted.
@@ -146,8 +147,8 @@ type auditor struct {
 	seen    map[failKey]bool
 	max     int
 
-	replay     *state.Replay
-	checkpoint *state.DB
+	replay     *store.Replay
+	checkpoint *store.DB
 
 	// The chain so far, as the stored headers say.
 	prevHash   common.Hash
@@ -178,7 +179,7 @@ type auditor struct {
 	// startSupply is the issuance at the starting state; minted and
 	// burned add the Minted, WithdrawalReturned, WithdrawalSettled and
 	// MintReversed events since.
-	startSupply    []state.AssetSupply
+	startSupply    []store.AssetSupply
 	minted, burned map[uint32]*big.Int
 	scratch        big.Int
 	// certCarrier maps each height a checked block carries a certificate
@@ -249,7 +250,7 @@ func (a *auditor) start(ctx context.Context, scratch string) (ok bool, err error
 		return false, nil
 	}
 	if a.cfg.From == 0 {
-		if a.replay, _, err = state.NewReplay(scratch, a.g); err != nil {
+		if a.replay, _, err = store.NewReplay(scratch, a.g); err != nil {
 			return false, fmt.Errorf("replay: %w", err)
 		}
 		a.prevHash, a.prevRoot = b0.Hash(), b0.Header.Root
@@ -298,7 +299,7 @@ func (a *auditor) fromCheckpoint(scratch string) error {
 		return fmt.Errorf("%w: checkpoint %s: its head record (hash %s, time %d ms, state root %s) is not its block %d (hash %s, time %d ms, state root %s)",
 			ErrSource, a.cfg.Checkpoint, tip.Head.Hash, tip.Head.TimeMs, tip.Head.StateRoot, tip.Head.Number, hb.Hash(), hbTime, hb.Header.Root)
 	}
-	if a.replay, err = state.NewReplayFrom(scratch, db); err != nil {
+	if a.replay, err = store.NewReplayFrom(scratch, db); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	h := tip.Head
@@ -397,7 +398,7 @@ func (a *auditor) blocks(ctx context.Context, to uint64) error {
 
 // item is one block moving through the pipeline.
 type item struct {
-	raw        state.RawBlock
+	raw        store.RawBlock
 	b          *chain.Block
 	decodeErr  error
 	receipts   []*types.Receipt
@@ -411,7 +412,7 @@ type item struct {
 }
 
 func (it *item) release() {
-	it.raw, it.b, it.receipts, it.senders, it.senderErrs, it.txIndexBad = state.RawBlock{}, nil, nil, nil, nil, nil
+	it.raw, it.b, it.receipts, it.senders, it.senderErrs, it.txIndexBad = store.RawBlock{}, nil, nil, nil, nil, nil
 }
 
 // pipeline fetches raw blocks in order and decodes them and recovers
@@ -572,7 +573,7 @@ func prepare(it *item, signer types.Signer, chainID uint64) {
 
 // decodeRawBlock decodes a raw block and checks it is the block it is
 // stored as.
-func decodeRawBlock(raw state.RawBlock) (*chain.Block, error) {
+func decodeRawBlock(raw store.RawBlock) (*chain.Block, error) {
 	b, err := chain.DecodeBlock(raw.Block)
 	if err != nil {
 		return nil, err
@@ -584,7 +585,7 @@ func decodeRawBlock(raw state.RawBlock) (*chain.Block, error) {
 }
 
 // decodeRawReceipts decodes the stored receipts of b.
-func decodeRawReceipts(raw state.RawBlock, b *chain.Block) ([]*types.Receipt, error) {
+func decodeRawReceipts(raw store.RawBlock, b *chain.Block) ([]*types.Receipt, error) {
 	if raw.Receipts == nil {
 		return nil, errors.New("no stored receipts")
 	}

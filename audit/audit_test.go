@@ -22,11 +22,11 @@ import (
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/rpc/rpctest"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // serveRPC serves db on 127.0.0.1 and returns the URL.
-func serveRPC(t *testing.T, db *state.DB) string {
+func serveRPC(t *testing.T, db *store.DB) string {
 	t.Helper()
 	return rpctest.Serve(t, rpctest.NewBackend(db, nil), rpc.DefaultLimits).URL
 }
@@ -338,7 +338,7 @@ func TestTampering(t *testing.T) {
 				t.Fatalf("want %s at %d; failures:\n%s", tc.check, tc.height, js)
 			}
 			// The same failures by RPC, over the tampered data dir.
-			db, err := state.Open(cp, state.Options{ReadOnly: true})
+			db, err := store.Open(cp, store.Options{ReadOnly: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -409,7 +409,7 @@ func failureKeys(r *audit.Report, except ...string) string {
 	return b.String()
 }
 
-func location(t *testing.T, db *state.DB, h common.Hash) (uint64, int) {
+func location(t *testing.T, db *store.DB, h common.Hash) (uint64, int) {
 	t.Helper()
 	n, i, err := db.TxLocation(h)
 	if err != nil {
@@ -422,7 +422,7 @@ func location(t *testing.T, db *state.DB, h common.Hash) (uint64, int) {
 // (exit 2), never a report.
 func TestInputErrors(t *testing.T) {
 	ac := newChain(t)
-	if _, err := audit.OpenDataDir(ac.c.Dir); !errors.Is(err, audit.ErrSource) || !errors.Is(err, state.ErrInUse) {
+	if _, err := audit.OpenDataDir(ac.c.Dir); !errors.Is(err, audit.ErrSource) || !errors.Is(err, store.ErrInUse) {
 		t.Fatalf("data dir held open: %v", err)
 	}
 	if _, err := audit.OpenDataDir(t.TempDir() + "/none"); !errors.Is(err, audit.ErrSource) {

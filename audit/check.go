@@ -14,6 +14,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // Events the audit follows.
@@ -131,7 +132,7 @@ func (v auditView) Certified(n uint64) (bool, error) { return v.a.wasCertified(n
 
 // checkReceipts compares the stored receipts with the header and with the
 // replay, and the header's gas used and bloom with the replay.
-func (a *auditor) checkReceipts(n uint64, b *chain.Block, it *item, res *state.ReplayResult) {
+func (a *auditor) checkReceipts(n uint64, b *chain.Block, it *item, res *state.Reexecution) {
 	h := b.Header
 	for i, err := range res.Excluded {
 		if err != nil && (it.senderErrs == nil || it.senderErrs[i] == nil) {
@@ -241,7 +242,7 @@ func (a *auditor) checkEvents(n uint64, receipts []*types.Receipt) error {
 }
 
 // checkClose records a withdrawal's settlement or refund and fails a second one.
-func (a *auditor) checkClose(n uint64, i int, l *types.Log, pre *state.DB) {
+func (a *auditor) checkClose(n uint64, i int, l *types.Log, pre *store.DB) {
 	id, ok := a.firstTime(n, i, l, a.closed, "settled or refunded once", "closed")
 	if !ok {
 		return
@@ -279,7 +280,7 @@ func (a *auditor) firstTime(n uint64, i int, l *types.Log, seen map[uint64]uint6
 
 // checkClaim fails a withdrawal claimed twice: a claim is what lets one
 // bank's bridge send a payment order, so a second would let two pay.
-func (a *auditor) checkClaim(n uint64, i int, l *types.Log, pre *state.DB) {
+func (a *auditor) checkClaim(n uint64, i int, l *types.Log, pre *store.DB) {
 	id, ok := a.firstTime(n, i, l, a.claimed, "claimed once", "claimed")
 	if !ok {
 		return
@@ -291,7 +292,7 @@ func (a *auditor) checkClaim(n uint64, i int, l *types.Log, pre *state.DB) {
 
 // checkReturn fails a withdrawal returned twice or returned without being
 // settled.
-func (a *auditor) checkReturn(n uint64, i int, l *types.Log, pre *state.DB) {
+func (a *auditor) checkReturn(n uint64, i int, l *types.Log, pre *store.DB) {
 	id, ok := a.firstTime(n, i, l, a.returned, "returned at most once", "returned")
 	if !ok {
 		return
@@ -310,7 +311,7 @@ func (a *auditor) checkReturn(n uint64, i int, l *types.Log, pre *state.DB) {
 
 // checkReversal fails a mint reversed twice or a reversal of a bank
 // reference that never minted.
-func (a *auditor) checkReversal(n uint64, i int, l *types.Log, pre *state.DB) error {
+func (a *auditor) checkReversal(n uint64, i int, l *types.Log, pre *store.DB) error {
 	ref := l.Topics[1]
 	if at, dup := a.reversed[ref]; dup {
 		a.fail(n, i, CheckBankRef, "a mint reversed at most once", "twice", fmt.Sprintf("the mint of bank reference %s reversed again (first at height %d)", ref, at))
@@ -354,7 +355,7 @@ func eventReason(ev abi.Event, l *types.Log) (string, bool) {
 }
 
 // finish checks the supply and, at the source's head, the final state.
-func (a *auditor) finish(ctx context.Context, digest state.StateDigest) error {
+func (a *auditor) finish(ctx context.Context, digest store.StateDigest) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

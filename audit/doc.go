@@ -24,7 +24,7 @@
 //     governance, seal, roots, certificates, transactions): the function
 //     every node's FSM and the leader's builder call, so the audit fails
 //     exactly the blocks the FSM skips, under the same rule names. It
-//     replays the block on a scratch state (state.Replay), applies
+//     replays the block on a scratch state (store.Replay), applies
 //     state.CheckExecution and compares the stored receipts; it follows the
 //     Minted, MintReversed, WithdrawalClaimed/Settled/Refunded/Returned and
 //     compliance events.

@@ -16,7 +16,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/rpc"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // FuzzDecodeRawBlocks feeds arbitrary tally_getRawBlocks responses to the
@@ -62,13 +62,13 @@ func FuzzDecodeRawBlocks(f *testing.F) {
 }
 
 // memSource serves raw blocks from memory.
-type memSource struct{ raws []state.RawBlock }
+type memSource struct{ raws []store.RawBlock }
 
 func (m *memSource) Describe() string { return "memory" }
-func (m *memSource) StateDigest(context.Context) (state.StateDigest, error) {
-	return state.StateDigest{Height: uint64(len(m.raws) - 1)}, nil
+func (m *memSource) StateDigest(context.Context) (store.StateDigest, error) {
+	return store.StateDigest{Height: uint64(len(m.raws) - 1)}, nil
 }
-func (m *memSource) RawBlocks(_ context.Context, from uint64, count int) ([]state.RawBlock, error) {
+func (m *memSource) RawBlocks(_ context.Context, from uint64, count int) ([]store.RawBlock, error) {
 	if from >= uint64(len(m.raws)) {
 		return nil, nil
 	}
@@ -103,7 +103,7 @@ func FuzzCheckBlock(f *testing.F) {
 		// Every input is block 1 on whatever state earlier inputs left.
 		a.prevHash, a.prevRoot, a.prevTimeMs = prevHash, prevRoot, prevTime
 		a.hist, a.histPending, a.hashes = chain.NewHistory(), true, a.hashes[:1]
-		it := &item{raw: state.RawBlock{Number: 1, Block: block, Receipts: receipts}}
+		it := &item{raw: store.RawBlock{Number: 1, Block: block, Receipts: receipts}}
 		prepare(it, a.signer, a.chainID)
 		if _, err := a.block(it); err != nil {
 			t.Fatalf("check block: %v", err)

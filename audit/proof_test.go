@@ -19,7 +19,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // provenChain is a populated chain with the encoded proofs of some of its
@@ -271,12 +271,12 @@ func TestProofSkippedBlock(t *testing.T) {
 	// view), certified there by one validator only.
 	c.Close()
 	forkDir := chaintest.CopyDir(t, c.Dir)
-	db, err := state.Open(c.Dir, state.Options{NoSync: true})
+	db, err := store.Open(c.Dir, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.DB = db
-	fork, err := state.Open(forkDir, state.Options{NoSync: true})
+	fork, err := store.Open(forkDir, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

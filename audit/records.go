@@ -7,7 +7,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/tally-ledger/tally/chain"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // records checks a data dir's own records, the ones tallyd trusts when it
@@ -18,7 +18,7 @@ import (
 // and the halt record. It runs once the audit has reached the source's
 // head. An "Audit OK" data dir is then one tallyd opens and serves from as
 // is.
-func (a *auditor) records(db *state.DB) error {
+func (a *auditor) records(db *store.DB) error {
 	to := a.rep.To
 	last := a.hashes[len(a.hashes)-1]
 
@@ -142,12 +142,12 @@ func (a *auditor) records(db *state.DB) error {
 // checkTxIndex checks, on a pipeline worker, that the transaction index of
 // a data dir leads to each of b's transactions; the main loop reports what
 // it returns.
-func checkTxIndex(db *state.DB, b *chain.Block) []string {
+func checkTxIndex(db *store.DB, b *chain.Block) []string {
 	var bad []string
 	for i, tx := range b.Txs {
 		n, idx, err := db.TxLocation(tx.Hash())
 		switch {
-		case errors.Is(err, state.ErrNotFound):
+		case errors.Is(err, store.ErrNotFound):
 			bad = append(bad, fmt.Sprintf("tx %d (%s): not in the index", i, tx.Hash()))
 		case err != nil:
 			bad = append(bad, fmt.Sprintf("tx %d (%s): %v", i, tx.Hash(), err))

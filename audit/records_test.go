@@ -16,7 +16,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 func pebbleGet(t *testing.T, db *pebble.DB, k []byte) []byte {
@@ -37,9 +37,9 @@ func pebbleSet(t *testing.T, db *pebble.DB, k, v []byte) {
 }
 
 // editHead rewrites the data dir's head record.
-func editHead(t *testing.T, db *pebble.DB, edit func(h *state.Head)) {
+func editHead(t *testing.T, db *pebble.DB, edit func(h *store.Head)) {
 	t.Helper()
-	var h state.Head
+	var h store.Head
 	if err := rlp.DecodeBytes(pebbleGet(t, db, []byte("mhead")), &h); err != nil {
 		t.Fatal(err)
 	}
@@ -87,16 +87,16 @@ func TestDataDirRecords(t *testing.T) {
 		height uint64
 	}{
 		{"head hash", func(t *testing.T, db *pebble.DB) {
-			editHead(t, db, func(h *state.Head) { h.Hash[0] ^= 1 })
+			editHead(t, db, func(h *store.Head) { h.Hash[0] ^= 1 })
 		}, audit.CheckHeadRecord, head},
 		{"head time", func(t *testing.T, db *pebble.DB) {
-			editHead(t, db, func(h *state.Head) { h.TimeMs += 5000 })
+			editHead(t, db, func(h *store.Head) { h.TimeMs += 5000 })
 		}, audit.CheckHeadRecord, head},
 		{"head raft index", func(t *testing.T, db *pebble.DB) {
-			editHead(t, db, func(h *state.Head) { h.RaftIndex = 1 })
+			editHead(t, db, func(h *store.Head) { h.RaftIndex = 1 })
 		}, audit.CheckHeadRecord, head},
 		{"head state root", func(t *testing.T, db *pebble.DB) {
-			editHead(t, db, func(h *state.Head) { h.StateRoot[3] ^= 1 })
+			editHead(t, db, func(h *store.Head) { h.StateRoot[3] ^= 1 })
 		}, audit.CheckFinalState, head},
 		{"history record", func(t *testing.T, db *pebble.DB) {
 			hist := chain.NewHistory()
@@ -168,11 +168,11 @@ func TestDataDirRecords(t *testing.T) {
 
 	// A halted node's data dir: tallyd would start halted on it.
 	cp := tamper(t, ac.c.Dir, func(*pebble.DB) {})
-	db, err := state.Open(cp, state.Options{})
+	db, err := store.Open(cp, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RecordHalt(state.HaltRecord{Height: head, RaftIndex: head, Entry: head + 1, Reason: "panic applying raft index 99: boom"}); err != nil {
+	if err := db.RecordHalt(store.HaltRecord{Height: head, RaftIndex: head, Entry: head + 1, Reason: "panic applying raft index 99: boom"}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -184,12 +184,12 @@ func TestDataDirRecords(t *testing.T) {
 	// The stored genesis is what tallyd checks at start: the altered one
 	// is refused there too.
 	cp = tamper(t, ac.c.Dir, func(db *pebble.DB) { pebbleSet(t, db, []byte("mgenesis"), genesis.Dev().Canonical()) })
-	db, err = state.Open(cp, state.Options{})
+	db, err = store.Open(cp, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.InitGenesis(ac.g); !errors.Is(err, state.ErrGenesisMismatch) {
+	if err := db.InitGenesis(ac.g); !errors.Is(err, store.ErrGenesisMismatch) {
 		t.Fatalf("node start on the altered genesis: %v", err)
 	}
 }
@@ -208,7 +208,7 @@ func TestCheckpointHeadRecord(t *testing.T) {
 	c.Apply(c.Transfers(2)...)
 	c.Apply()
 	c.Close()
-	bad := tamper(t, cp, func(db *pebble.DB) { editHead(t, db, func(h *state.Head) { h.TimeMs-- }) })
+	bad := tamper(t, cp, func(db *pebble.DB) { editHead(t, db, func(h *store.Head) { h.TimeMs-- }) })
 	for _, tc := range []struct {
 		dir  string
 		want string

@@ -15,6 +15,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // ErrSource wraps every failure to read the input (a source, the genesis
@@ -30,11 +31,11 @@ type Source interface {
 	Describe() string
 	// StateDigest is the digest of the source's head state; its Height is
 	// the head the audit goes up to.
-	StateDigest(ctx context.Context) (state.StateDigest, error)
+	StateDigest(ctx context.Context) (store.StateDigest, error)
 	// RawBlocks returns stored blocks from, from+1, … (at least one when
 	// from is at or below the head, at most count), with nil encodings for
 	// a block missing below the head.
-	RawBlocks(ctx context.Context, from uint64, count int) ([]state.RawBlock, error)
+	RawBlocks(ctx context.Context, from uint64, count int) ([]store.RawBlock, error)
 	// Close releases the source.
 	Close() error
 }
@@ -42,12 +43,12 @@ type Source interface {
 // stateLister is a source that can read its state, so a final-state
 // mismatch can name the first key that differs.
 type stateLister interface {
-	stateDB() *state.DB
+	stateDB() *store.DB
 }
 
 // DataDir is a node's data dir opened read-only.
 type DataDir struct {
-	db  *state.DB
+	db  *store.DB
 	dir string
 }
 
@@ -55,7 +56,7 @@ type DataDir struct {
 const dataDirBatch = 64
 
 // OpenDataDir opens a data dir read-only. A dir held by a running node
-// fails with state.ErrInUse (its message advises auditing a copy made with
+// fails with store.ErrInUse (its message advises auditing a copy made with
 // `tally admin checkpoint`). Every error wraps ErrSource.
 func OpenDataDir(dir string) (*DataDir, error) {
 	db, err := openReadOnly(dir)
@@ -65,7 +66,7 @@ func OpenDataDir(dir string) (*DataDir, error) {
 	return &DataDir{db: db, dir: dir}, nil
 }
 
-func openReadOnly(dir string) (*state.DB, error) {
+func openReadOnly(dir string) (*store.DB, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: data dir: %v", ErrSource, err)
@@ -73,7 +74,7 @@ func openReadOnly(dir string) (*state.DB, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: data dir %s is not a directory", ErrSource, dir)
 	}
-	db, err := state.Open(dir, state.Options{ReadOnly: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	db, err := store.Open(dir, store.Options{ReadOnly: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSource, err)
 	}
@@ -88,7 +89,7 @@ func openReadOnly(dir string) (*state.DB, error) {
 func (d *DataDir) Describe() string { return "datadir " + d.dir }
 
 // StateDigest implements Source.
-func (d *DataDir) StateDigest(context.Context) (state.StateDigest, error) {
+func (d *DataDir) StateDigest(context.Context) (store.StateDigest, error) {
 	dg, err := d.db.StateDigest()
 	if err != nil {
 		return dg, fmt.Errorf("%w: data dir %s: %w", ErrSource, d.dir, err)
@@ -97,7 +98,7 @@ func (d *DataDir) StateDigest(context.Context) (state.StateDigest, error) {
 }
 
 // RawBlocks implements Source.
-func (d *DataDir) RawBlocks(_ context.Context, from uint64, count int) ([]state.RawBlock, error) {
+func (d *DataDir) RawBlocks(_ context.Context, from uint64, count int) ([]store.RawBlock, error) {
 	raws, err := d.db.RawBlocks(from, min(count, dataDirBatch), 8<<20)
 	if err != nil {
 		return nil, fmt.Errorf("%w: data dir %s: %w", ErrSource, d.dir, err)
@@ -108,7 +109,7 @@ func (d *DataDir) RawBlocks(_ context.Context, from uint64, count int) ([]state.
 // Close implements Source.
 func (d *DataDir) Close() error { return d.db.Close() }
 
-func (d *DataDir) stateDB() *state.DB { return d.db }
+func (d *DataDir) stateDB() *store.DB { return d.db }
 
 // RPC is a node's JSON-RPC endpoint (tally_stateDigest, tally_getRawBlocks).
 type RPC struct {
@@ -145,24 +146,24 @@ func (r *RPC) call(ctx context.Context, out any, method string, args ...any) err
 }
 
 // StateDigest implements Source.
-func (r *RPC) StateDigest(ctx context.Context) (state.StateDigest, error) {
+func (r *RPC) StateDigest(ctx context.Context) (store.StateDigest, error) {
 	var d *rpc.StateDigest
 	if err := r.call(ctx, &d, "tally_stateDigest"); err != nil {
-		return state.StateDigest{}, err
+		return store.StateDigest{}, err
 	}
 	if d == nil {
-		return state.StateDigest{}, fmt.Errorf("%w: rpc %s: tally_stateDigest returned null", ErrSource, r.url)
+		return store.StateDigest{}, fmt.Errorf("%w: rpc %s: tally_stateDigest returned null", ErrSource, r.url)
 	}
-	return state.StateDigest{Height: uint64(d.Height), StateRoot: d.StateRoot, Keys: uint64(d.Keys), Digest: d.Digest}, nil
+	return store.StateDigest{Height: uint64(d.Height), StateRoot: d.StateRoot, Keys: uint64(d.Keys), Digest: d.Digest}, nil
 }
 
 // RawBlocks implements Source.
-func (r *RPC) RawBlocks(ctx context.Context, from uint64, count int) ([]state.RawBlock, error) {
+func (r *RPC) RawBlocks(ctx context.Context, from uint64, count int) ([]store.RawBlock, error) {
 	var raws []rpc.RawBlock
 	if err := r.call(ctx, &raws, "tally_getRawBlocks", hexutil.Uint64(from), hexutil.Uint64(min(count, rpc.MaxRawBlocks))); err != nil {
 		return nil, err
 	}
-	out := make([]state.RawBlock, len(raws))
+	out := make([]store.RawBlock, len(raws))
 	for i, raw := range raws {
 		out[i] = fromWire(raw)
 	}
@@ -176,8 +177,8 @@ func (r *RPC) Close() error {
 }
 
 // fromWire converts a tally_getRawBlocks entry (null: missing).
-func fromWire(w rpc.RawBlock) state.RawBlock {
-	r := state.RawBlock{Number: uint64(w.Number)}
+func fromWire(w rpc.RawBlock) store.RawBlock {
+	r := store.RawBlock{Number: uint64(w.Number)}
 	if w.Block != nil {
 		r.Block = append([]byte{}, *w.Block...)
 	}

@@ -13,8 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
-
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // DepositStatus is where a deposit is on its way to a mint.
@@ -376,7 +375,7 @@ func OpenStore(dir string, maxRefusals int, log *slog.Logger) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
 	if err != nil {
-		if held := state.HeldError(dir, "a running bridge", err); errors.Is(held, state.ErrInUse) {
+		if held := store.HeldError(dir, "a running bridge", err); errors.Is(held, store.ErrInUse) {
 			return nil, fmt.Errorf("open bridge store: %w", held)
 		}
 		return nil, fmt.Errorf("open bridge store %s: %w", dir, err)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 const storeHolderEnv = "TALLY_TEST_HOLD_BRIDGE_STORE"
@@ -33,7 +33,7 @@ func TestStoreHolder(t *testing.T) {
 }
 
 // TestStoreHeld: a second bridge on a store another process holds is
-// refused with state.ErrInUse saying so, as the node and the audit say it.
+// refused with store.ErrInUse saying so, as the node and the audit say it.
 func TestStoreHeld(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestStoreHolder$")
@@ -49,7 +49,7 @@ func TestStoreHeld(t *testing.T) {
 	}
 	_, err := OpenStore(dir, 10, nil)
 	want := "open bridge store: data dir in use: " + dir + " is held by another process (a running bridge?)"
-	if !errors.Is(err, state.ErrInUse) || !strings.HasPrefix(fmt.Sprint(err), want) {
+	if !errors.Is(err, store.ErrInUse) || !strings.HasPrefix(fmt.Sprint(err), want) {
 		t.Fatalf("open of a held store: %v, want ErrInUse starting %q", err, want)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // BuilderConfig tunes block production.
@@ -98,7 +99,7 @@ type specBlock struct {
 // the pool.
 type Builder struct {
 	cfg      BuilderConfig
-	db       *state.DB
+	db       *store.DB
 	pool     *mempool.Pool
 	proposer Proposer
 	key      *crypto.PrivateKey
@@ -139,7 +140,7 @@ type Builder struct {
 }
 
 // NewBuilder returns a builder proposing through p, signing with key.
-func NewBuilder(cfg BuilderConfig, db *state.DB, pool *mempool.Pool, p Proposer, key *crypto.PrivateKey, logger *slog.Logger, onProposed func(*chain.Block)) *Builder {
+func NewBuilder(cfg BuilderConfig, db *store.DB, pool *mempool.Pool, p Proposer, key *crypto.PrivateKey, logger *slog.Logger, onProposed func(*chain.Block)) *Builder {
 	if onProposed == nil {
 		onProposed = func(*chain.Block) {}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // countingProposer counts proposals and fails each one (nothing is
@@ -41,7 +42,7 @@ func (failedFuture) Response() any { return nil }
 
 // runBuilder runs a builder with a 5 ms heartbeat for d and returns how
 // many blocks it proposed.
-func runBuilder(t *testing.T, db *state.DB, key *crypto.PrivateKey, hold func(state.Reader, uint64) string, d time.Duration) int {
+func runBuilder(t *testing.T, db *store.DB, key *crypto.PrivateKey, hold func(state.Reader, uint64) string, d time.Duration) int {
 	t.Helper()
 	cfg := DefaultBuilderConfig
 	cfg.Heartbeat = 5 * time.Millisecond

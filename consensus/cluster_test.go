@@ -17,6 +17,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // testCluster is n engines over raft's in-memory transport, each with its
@@ -25,7 +26,7 @@ import (
 type testCluster struct {
 	t       *testing.T
 	engines []*Engine
-	dbs     []*state.DB
+	dbs     []*store.DB
 	pools   []*mempool.Pool
 	keys    []*crypto.PrivateKey
 }
@@ -55,7 +56,7 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		}
 	}
 	for i := 0; i < n; i++ {
-		db, err := state.Open(t.TempDir(), state.Options{NoSync: true})
+		db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +196,7 @@ func TestNonValidatorBlockSkippedEverywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, _ := fut.Response().(error)
-	if !errors.Is(resp, state.ErrBlockRejected) {
+	if !errors.Is(resp, store.ErrBlockRejected) {
 		t.Fatalf("leader applied the rogue block: %v", fut.Response())
 	}
 	idx := fut.Index()

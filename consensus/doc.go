@@ -1,6 +1,6 @@
 // Package consensus wires hashicorp/raft to the state (DESIGN.md decision
 // 5): the FSM that applies each committed entry (one block) with
-// state.DB.ApplyBlock, the leader's block Builder, a Pebble-backed Raft log
+// store.DB.ApplyBlock, the leader's block Builder, a Pebble-backed Raft log
 // and stable store, checkpoint snapshots, and the commit-vote collector.
 //
 // The Builder builds each block on its speculative head (the last block it

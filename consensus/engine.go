@@ -17,7 +17,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/mempool"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // Config configures an Engine.
@@ -59,7 +59,7 @@ type Config struct {
 	// LogLevel is the level below which Raft's own logs are dropped.
 	LogLevel slog.Level
 	// OnApplied is called in the FSM goroutine after each applied block.
-	OnApplied func(*state.Applied)
+	OnApplied func(*store.Applied)
 	// OnRestored is called in the FSM goroutine after a snapshot replaced
 	// the state (after the mempool resynchronised).
 	OnRestored func()
@@ -89,7 +89,7 @@ type Engine struct {
 
 // Start opens the Raft stores, starts Raft (bootstrapping on first start)
 // and the leadership loop.
-func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCache) (*Engine, error) {
+func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCache) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -103,7 +103,7 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 	if err := mkdirAllSynced(fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
-	store, err := OpenRaftStore(fs.PathJoin(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger, FS: cfg.FS})
+	logStore, err := OpenRaftStore(fs.PathJoin(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger, FS: cfg.FS})
 	if err != nil {
 		return nil, err
 	}
@@ -114,11 +114,11 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 			retain = 2
 		}
 		if snaps, err = NewCheckpointStore(filepath.Join(cfg.Dir, "snapshots"), retain, cfg.Logger); err != nil {
-			store.Close()
+			logStore.Close()
 			return nil, err
 		}
 	}
-	e := &Engine{cfg: cfg, store: store, notify: make(chan bool, 16), halts: make(chan struct{}, 1), log: cfg.Logger}
+	e := &Engine{cfg: cfg, store: logStore, notify: make(chan bool, 16), halts: make(chan struct{}, 1), log: cfg.Logger}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = cfg.LocalID
@@ -149,7 +149,7 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 	}
 
 	var builder *Builder
-	onApplied := func(a *state.Applied) {
+	onApplied := func(a *store.Applied) {
 		pool.Applied(a.Block.Txs, a.Senders)
 		if cfg.OnApplied != nil {
 			cfg.OnApplied(a)
@@ -174,7 +174,7 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 		builder.Notify()
 	}
 
-	existing, err := raft.HasExistingState(store, store, snaps)
+	existing, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {
 		e.closeStores()
 		return nil, fmt.Errorf("raft state: %w", err)
@@ -183,12 +183,12 @@ func Start(cfg Config, db *state.DB, pool *mempool.Pool, senders *chain.SenderCa
 	case !existing && len(cfg.Bootstrap) == 0:
 		cfg.Logger.Info("raft: no state and no bootstrap configuration: waiting for a leader to add this node")
 	case !existing:
-		if err := raft.BootstrapCluster(rc, store, store, snaps, cfg.Transport, raft.Configuration{Servers: cfg.Bootstrap}); err != nil {
+		if err := raft.BootstrapCluster(rc, logStore, logStore, snaps, cfg.Transport, raft.Configuration{Servers: cfg.Bootstrap}); err != nil {
 			e.closeStores()
 			return nil, fmt.Errorf("raft bootstrap: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, e.FSM, store, store, snaps, cfg.Transport)
+	r, err := raft.NewRaft(rc, e.FSM, logStore, logStore, snaps, cfg.Transport)
 	if err != nil {
 		e.closeStores()
 		return nil, fmt.Errorf("start raft: %w", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // ErrHalted is returned by the FSM once it has met a broken invariant; the
@@ -25,12 +26,12 @@ var ErrHalted = errors.New("node halted")
 // Every node runs the same FSM on the same entries, so skips are identical
 // everywhere (DESIGN.md decision 5).
 type FSM struct {
-	db      *state.DB
+	db      *store.DB
 	senders *chain.SenderCache
 	log     *slog.Logger
 	// OnApplied is called after a block is committed to the database, in
 	// the FSM goroutine: keep it short.
-	onApplied func(*state.Applied)
+	onApplied func(*store.Applied)
 	// onSkipped is called with the raft index and reason of a skipped entry.
 	onSkipped func(index uint64, err error)
 	// onRestored is called after a snapshot replaced the state.
@@ -44,9 +45,9 @@ type FSM struct {
 // NewFSM returns an FSM over db. If db holds a halt record (the node
 // halted before a restart), the FSM starts halted: it applies nothing until
 // an operator clears the record (docs/cluster.md).
-func NewFSM(db *state.DB, senders *chain.SenderCache, logger *slog.Logger, onApplied func(*state.Applied), onSkipped func(uint64, error)) *FSM {
+func NewFSM(db *store.DB, senders *chain.SenderCache, logger *slog.Logger, onApplied func(*store.Applied), onSkipped func(uint64, error)) *FSM {
 	if onApplied == nil {
-		onApplied = func(*state.Applied) {}
+		onApplied = func(*store.Applied) {}
 	}
 	if onSkipped == nil {
 		onSkipped = func(uint64, error) {}
@@ -89,7 +90,7 @@ func (f *FSM) halt(entry uint64, cause error, stack string) error {
 	err := fmt.Errorf("%w: %v", ErrHalted, cause)
 	return f.raise(err, stack, func() {
 		head, _ := f.db.Head()
-		rec := state.HaltRecord{Height: head.Number, RaftIndex: head.RaftIndex, Entry: entry, Reason: cause.Error(),
+		rec := store.HaltRecord{Height: head.Number, RaftIndex: head.RaftIndex, Entry: entry, Reason: cause.Error(),
 			Stack: stack, TimeMs: uint64(time.Now().UnixMilli())}
 		if rerr := recordHalt(f.db, rec); rerr != nil {
 			f.log.Error("ALARM: could not store the halt record: the node may apply the same entry again after a restart", "err", rerr, "alarm", "node_halted")
@@ -120,7 +121,7 @@ func (f *FSM) raise(err error, stack string, persist func()) error {
 }
 
 // recordHalt stores rec; a panic (the database itself failing) is an error.
-func recordHalt(db *state.DB, rec state.HaltRecord) (err error) {
+func recordHalt(db *store.DB, rec store.HaltRecord) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
@@ -129,7 +130,7 @@ func recordHalt(db *state.DB, rec state.HaltRecord) (err error) {
 	return db.RecordHalt(rec)
 }
 
-// Apply implements raft.FSM. It returns *state.Applied for an applied block,
+// Apply implements raft.FSM. It returns *store.Applied for an applied block,
 // nil for an entry applied before (or not a command), and an error for a
 // skipped block or a halt. A panic while applying (a broken invariant in
 // execution, the database failing) halts the FSM with the panic value and
@@ -157,20 +158,20 @@ func (f *FSM) apply(l *raft.Log) any {
 	}
 	b, err := chain.DecodeBlock(l.Data)
 	if err != nil {
-		if rerr := f.db.RecordSkipped(l.Index); rerr != nil && !errors.Is(rerr, state.ErrAlreadyApplied) {
+		if rerr := f.db.RecordSkipped(l.Index); rerr != nil && !errors.Is(rerr, store.ErrAlreadyApplied) {
 			return f.halt(l.Index, rerr, "")
 		}
 		f.onSkipped(l.Index, err)
-		return fmt.Errorf("%w: raft index %d: %w", state.ErrBlockRejected, l.Index, state.DecodeViolation(err))
+		return fmt.Errorf("%w: raft index %d: %w", store.ErrBlockRejected, l.Index, state.DecodeViolation(err))
 	}
 	applied, err := f.db.ApplyBlock(b, l.Index, f.senders)
 	switch {
 	case err == nil:
 		f.onApplied(applied)
 		return applied
-	case errors.Is(err, state.ErrAlreadyApplied):
+	case errors.Is(err, store.ErrAlreadyApplied):
 		return nil
-	case errors.Is(err, state.ErrBlockRejected):
+	case errors.Is(err, store.ErrBlockRejected):
 		f.log.Warn("skipped block", "raft_index", l.Index, "err", err)
 		f.onSkipped(l.Index, err)
 		return err
@@ -220,7 +221,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot struct{ db *state.DB }
+type fsmSnapshot struct{ db *store.DB }
 
 // Persist writes a Pebble checkpoint into the sink: directly into its data
 // directory for the CheckpointStore, as a tar stream otherwise.

@@ -21,6 +21,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // TestFSMPanicHaltsAndStaysHalted: a panic deep inside execution (the
@@ -41,7 +42,7 @@ type damagedEscrow struct {
 	dir     string
 	refund  *types.Transaction
 	block2  []byte
-	head1   state.Head
+	head1   store.Head
 	senders *chain.SenderCache
 }
 
@@ -65,7 +66,7 @@ func newDamagedEscrow(t *testing.T) *damagedEscrow {
 		}
 		return tx
 	}
-	build := func(db *state.DB, tip state.Parent, tx *types.Transaction, from common.Address) *state.Built {
+	build := func(db *store.DB, tip state.Parent, tx *types.Transaction, from common.Address) *state.Built {
 		b, err := state.Build(db, tip, []*types.Transaction{tx}, []common.Address{from}, nil, tip.TimeMs+1, val, genesis.DevChainID)
 		if err != nil {
 			t.Fatal(err)
@@ -105,9 +106,9 @@ func newDamagedEscrow(t *testing.T) *damagedEscrow {
 	return d
 }
 
-func (d *damagedEscrow) open(t *testing.T) *state.DB {
+func (d *damagedEscrow) open(t *testing.T) *store.DB {
 	t.Helper()
-	db, err := state.Open(d.dir, state.Options{NoSync: true})
+	db, err := store.Open(d.dir, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func (d *damagedEscrow) open(t *testing.T) *state.DB {
 func TestFSMPanicHaltsAndStaysHalted(t *testing.T) {
 	d := newDamagedEscrow(t)
 	senders, head1, enc2 := d.senders, d.head1, d.block2
-	open := func() *state.DB { return d.open(t) }
+	open := func() *store.DB { return d.open(t) }
 
 	// Applying block 2 panics inside closeWithdrawal: the FSM halts.
 	logs := &syncBuffer{}

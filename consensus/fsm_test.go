@@ -15,20 +15,21 @@ import (
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 type fsmEnv struct {
 	t       *testing.T
-	db      *state.DB
+	db      *store.DB
 	fsm     *FSM
 	senders *chain.SenderCache
 	index   uint64
-	applied []*state.Applied
+	applied []*store.Applied
 }
 
 func newFSMEnv(t *testing.T) *fsmEnv {
 	t.Helper()
-	db, err := state.Open(t.TempDir(), state.Options{NoSync: true})
+	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func newFSMEnv(t *testing.T) *fsmEnv {
 		t.Fatal(err)
 	}
 	e := &fsmEnv{t: t, db: db, senders: chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 1024)}
-	e.fsm = NewFSM(db, e.senders, testLogger(t), func(a *state.Applied) { e.applied = append(e.applied, a) }, nil)
+	e.fsm = NewFSM(db, e.senders, testLogger(t), func(a *store.Applied) { e.applied = append(e.applied, a) }, nil)
 	return e
 }
 
@@ -72,7 +73,7 @@ func (e *fsmEnv) apply(data []byte) any {
 func TestFSMAppliesAndSkips(t *testing.T) {
 	e := newFSMEnv(t)
 	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
-	if _, ok := e.apply(e.block(val, 3)).(*state.Applied); !ok {
+	if _, ok := e.apply(e.block(val, 3)).(*store.Applied); !ok {
 		t.Fatal("valid block not applied")
 	}
 	// Garbage, and a block sealed by a key that is not a validator: both
@@ -82,7 +83,7 @@ func TestFSMAppliesAndSkips(t *testing.T) {
 		before, _ := e.db.Head()
 		res := e.apply(data)
 		err, ok := res.(error)
-		if !ok || !errors.Is(err, state.ErrBlockRejected) {
+		if !ok || !errors.Is(err, store.ErrBlockRejected) {
 			t.Fatalf("%s: result %v, want a rejection", name, res)
 		}
 		after, _ := e.db.Head()
@@ -107,7 +108,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		leader.apply(leader.block(val, 4))
 	}
-	store, err := NewCheckpointStore(t.TempDir(), 2, testLogger(t))
+	snaps, err := NewCheckpointStore(t.TempDir(), 2, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := store.Create(1, leader.index, 1, raft.Configuration{}, 1, nil)
+	sink, err := snaps.Create(1, leader.index, 1, raft.Configuration{}, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +124,8 @@ func TestFSMSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap.Release()
-	metas, _ := store.List()
-	_, rc, err := store.Open(metas[0].ID)
+	metas, _ := snaps.List()
+	_, rc, err := snaps.Open(metas[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	}
 	// Entries up to the snapshot are no-ops; the next block applies.
 	follower.index = fh.RaftIndex
-	if _, ok := follower.apply(leader.block(val, 1)).(*state.Applied); !ok {
+	if _, ok := follower.apply(leader.block(val, 1)).(*store.Applied); !ok {
 		t.Fatal("block after restore not applied")
 	}
 }

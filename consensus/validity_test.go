@@ -18,6 +18,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // fsmProposer hands each proposal straight to a real FSM over a real
@@ -93,7 +94,7 @@ type leaderEnv struct {
 
 func newLeaderEnv(t *testing.T, cfg BuilderConfig) *leaderEnv {
 	t.Helper()
-	db, err := state.Open(t.TempDir(), state.Options{NoSync: true})
+	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func newLeaderEnv(t *testing.T, cfg BuilderConfig) *leaderEnv {
 	l := &leaderEnv{e: &fsmEnv{t: t, db: db, senders: chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 1<<14)}}
 	l.pool = mempool.New(mempool.DefaultConfig, db, l.e.senders)
 	var builder *Builder
-	l.e.fsm = NewFSM(db, l.e.senders, testLogger(t), func(a *state.Applied) {
+	l.e.fsm = NewFSM(db, l.e.senders, testLogger(t), func(a *store.Applied) {
 		l.pool.Applied(a.Block.Txs, a.Senders)
 		builder.Notify()
 	}, nil)

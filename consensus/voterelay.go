@@ -10,7 +10,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // VoteTransport carries a validator's votes to the leader: the node's
@@ -50,7 +50,7 @@ type VoteRelay struct {
 // NewVoteRelay returns the vote machinery of node self signing with key
 // over db's chain; votes not yet certified are re-sent every resend. A
 // nil transport keeps every vote local (a node without peers).
-func NewVoteRelay(db *state.DB, key *crypto.PrivateKey, cfg VoteConfig, self raft.ServerID, transport VoteTransport, resend time.Duration, logger *slog.Logger) *VoteRelay {
+func NewVoteRelay(db *store.DB, key *crypto.PrivateKey, cfg VoteConfig, self raft.ServerID, transport VoteTransport, resend time.Duration, logger *slog.Logger) *VoteRelay {
 	c := DBChain{DB: db}
 	v := &VoteRelay{
 		Collector: NewVoteCollector(c, cfg),
@@ -82,7 +82,7 @@ func (v *VoteRelay) Restored() {
 }
 
 // Applied runs in the FSM goroutine after each applied block.
-func (v *VoteRelay) Applied(a *state.Applied) {
+func (v *VoteRelay) Applied(a *store.Applied) {
 	v.sender.Applied(a.Block.Number(), a.Block.Hash())
 	v.Collector.Applied(a.Block.Number(), a.Block.Hash())
 	select {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // VoteConfig bounds the commit vote machinery (DESIGN.md decision 10).
@@ -62,7 +62,7 @@ type CertChain interface {
 }
 
 // DBChain is the CertChain of a state database.
-type DBChain struct{ *state.DB }
+type DBChain struct{ *store.DB }
 
 // HeadNumber implements CertChain.
 func (c DBChain) HeadNumber() uint64 { h, _ := c.Head(); return h.Number }

@@ -15,7 +15,7 @@ const testVoteChainID = 99
 
 // memChain is an applied chain in memory: block hashes by height, the
 // validator set by height and the certified heights. It follows the
-// CertChain contract exactly as state.DB does (validator sets are looked
+// CertChain contract exactly as store.DB does (validator sets are looked
 // up at or below the height).
 type memChain struct {
 	head      uint64

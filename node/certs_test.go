@@ -26,6 +26,7 @@ import (
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/rpc/schema"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // testnetBase finds a base port whose libp2p ports (TCP and UDP) are free
@@ -385,7 +386,7 @@ func TestHaltOnDivergedCertificate(t *testing.T) {
 	if err := admin.Call(&cp, "admin_checkpoint", filepath.Join(t.TempDir(), "cp")); err != nil {
 		t.Fatalf("admin_checkpoint on a halted node: %v", err)
 	}
-	cpdb, err := state.Open(cp.Dir, state.Options{ReadOnly: true})
+	cpdb, err := store.Open(cp.Dir, store.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

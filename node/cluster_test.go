@@ -16,7 +16,7 @@ import (
 
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/p2p"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 func TestWriteTestnet(t *testing.T) {
@@ -136,7 +136,7 @@ func TestAdminAPI(t *testing.T) {
 	if err := rc.Call(&cp, "admin_checkpoint", out); err == nil {
 		t.Fatal("checkpoint over an existing dir accepted")
 	}
-	db, err := state.Open(out, state.Options{})
+	db, err := store.Open(out, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

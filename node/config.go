@@ -17,7 +17,7 @@ import (
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/rpc"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // Duration is a time.Duration written as "10ms", "1s" in config files.
@@ -53,7 +53,7 @@ type Config struct {
 type StateConfig struct {
 	// HistoryBlocks is how many recent blocks' states the state reads
 	// (eth_getBalance, eth_call, … at a block) serve, the head's included
-	// (state.Options.HistoryBlocks); 1 keeps only the head.
+	// (store.Options.HistoryBlocks); 1 keeps only the head.
 	HistoryBlocks uint64 `toml:"history-blocks"`
 }
 
@@ -322,7 +322,7 @@ func DefaultConfig() Config {
 		RateLimit: RateLimitConfig{PerAccount: rpc.DefaultLimits.Rate.PerAccount, AccountBurst: rpc.DefaultLimits.Rate.AccountBurst,
 			PerIP: rpc.DefaultLimits.Rate.PerIP, IPBurst: rpc.DefaultLimits.Rate.IPBurst, MaxTracked: rpc.DefaultLimits.Rate.MaxTracked,
 			ExemptTopTier: true},
-		State: StateConfig{HistoryBlocks: state.DefaultHistoryBlocks},
+		State: StateConfig{HistoryBlocks: store.DefaultHistoryBlocks},
 	}
 }
 
@@ -478,8 +478,8 @@ func (c *Config) Validate() error {
 	if err := c.RateLimit.validate(); err != nil {
 		return err
 	}
-	if c.State.HistoryBlocks < 1 || c.State.HistoryBlocks > state.MaxHistoryBlocks {
-		return bad("state.history-blocks", "%d: must be 1..%d", c.State.HistoryBlocks, state.MaxHistoryBlocks)
+	if c.State.HistoryBlocks < 1 || c.State.HistoryBlocks > store.MaxHistoryBlocks {
+		return bad("state.history-blocks", "%d: must be 1..%d", c.State.HistoryBlocks, store.MaxHistoryBlocks)
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return bad("log.level", "%v", err)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/rpc"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // metrics are the node's Prometheus metrics, in its own registry.
@@ -133,7 +133,7 @@ func (m *metrics) proposed(b *chain.Block) {
 }
 
 // applied runs in the FSM goroutine after each block.
-func (m *metrics) applied(a *state.Applied) {
+func (m *metrics) applied(a *store.Applied) {
 	m.height.Set(float64(a.Block.Number()))
 	m.blocks.Inc()
 	m.txs.Add(float64(len(a.Block.Txs)))

@@ -27,6 +27,7 @@ import (
 	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // Version is the node's version (internal/version: `git describe` stamped
@@ -44,7 +45,7 @@ type Node struct {
 	key     *crypto.PrivateKey
 	genesis *genesis.Genesis
 
-	db      *state.DB
+	db      *store.DB
 	senders *chain.SenderCache
 	pool    *mempool.Pool
 	journal *poolJournal // the pool's transactions, durable before the node says it holds them
@@ -119,7 +120,7 @@ func loadGenesis(cfg Config) (*genesis.Genesis, error) {
 
 func (n *Node) open() error {
 	var err error
-	n.db, err = state.Open(StateDir(n.cfg.DataDir), state.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log, HistoryBlocks: n.cfg.State.HistoryBlocks})
+	n.db, err = store.Open(StateDir(n.cfg.DataDir), store.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log, HistoryBlocks: n.cfg.State.HistoryBlocks})
 	if err != nil {
 		return err
 	}
@@ -376,7 +377,7 @@ func (n *Node) every(d time.Duration, fn func()) {
 // Backend implementation for the rpc package.
 
 // State implements rpc.Backend.
-func (n *Node) State() *state.DB { return n.db }
+func (n *Node) State() *store.DB { return n.db }
 
 // Senders implements rpc.Backend.
 func (n *Node) Senders() *chain.SenderCache { return n.senders }
@@ -435,7 +436,7 @@ func (n *Node) Heads() *rpc.HeadFeed { return n.heads }
 func (n *Node) PendingFeed() *rpc.PendingFeed { return n.pending }
 
 // applied runs in the FSM goroutine after each applied block.
-func (n *Node) applied(a *state.Applied) {
+func (n *Node) applied(a *store.Applied) {
 	n.metrics.applied(a)
 	n.votes.Applied(a)
 	n.heads.Publish(a.Block)

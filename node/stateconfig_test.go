@@ -5,14 +5,14 @@ import (
 	"testing"
 
 	"github.com/tally-ledger/tally/rpc"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // TestStateHistoryConfig: [state] history-blocks defaults to go-ethereum's
 // 128, is taken from the file, and is refused outside 1..MaxHistoryBlocks
 // naming the key.
 func TestStateHistoryConfig(t *testing.T) {
-	if got := DefaultConfig().State.HistoryBlocks; got != state.DefaultHistoryBlocks {
+	if got := DefaultConfig().State.HistoryBlocks; got != store.DefaultHistoryBlocks {
 		t.Fatalf("default state.history-blocks %d", got)
 	}
 	cfg := DefaultConfig()

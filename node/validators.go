@@ -43,6 +43,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 const (
@@ -135,7 +136,7 @@ func changesApply(set []common.Address, changes []valChange) []bool {
 type memberInputs struct {
 	self       raft.ServerID
 	validators []state.ValidatorInfo
-	pending    []state.ValidatorChange
+	pending    []store.ValidatorChange
 	servers    []raft.Server
 	// connected reports whether the leader has a connection to id.
 	connected func(raft.ServerID) bool
@@ -193,8 +194,8 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 		changes[i] = valChange{add: c.Add, addr: c.Validator.Address}
 	}
 	applies := changesApply(set, changes)
-	leaving := make(map[raft.ServerID]state.ValidatorChange)
-	joining := make(map[raft.ServerID]state.ValidatorChange)
+	leaving := make(map[raft.ServerID]store.ValidatorChange)
+	joining := make(map[raft.ServerID]store.ValidatorChange)
 	for i, c := range in.pending {
 		if !applies[i] {
 			continue

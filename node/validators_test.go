@@ -17,6 +17,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // testValidator is a key with its validator record and Raft server ID.
@@ -99,11 +100,11 @@ func TestPlanMembership(t *testing.T) {
 	nonvoter := func(i int) raft.Server {
 		return raft.Server{ID: vs[i].id, Address: raft.ServerAddress(vs[i].id), Suffrage: raft.Nonvoter}
 	}
-	add := func(i int, eff uint64) state.ValidatorChange {
-		return state.ValidatorChange{ProposalID: eff, Add: true, Validator: vs[i].info, EffectiveHeight: eff}
+	add := func(i int, eff uint64) store.ValidatorChange {
+		return store.ValidatorChange{ProposalID: eff, Add: true, Validator: vs[i].info, EffectiveHeight: eff}
 	}
-	remove := func(i int, eff uint64) state.ValidatorChange {
-		return state.ValidatorChange{ProposalID: eff, Validator: vs[i].info, EffectiveHeight: eff}
+	remove := func(i int, eff uint64) store.ValidatorChange {
+		return store.ValidatorChange{ProposalID: eff, Validator: vs[i].info, EffectiveHeight: eff}
 	}
 	yes := func(raft.ServerID) bool { return true }
 	no := func(raft.ServerID) bool { return false }
@@ -117,7 +118,7 @@ func TestPlanMembership(t *testing.T) {
 		name      string
 		self      int
 		vals      []state.ValidatorInfo
-		pending   []state.ValidatorChange
+		pending   []store.ValidatorChange
 		servers   []raft.Server
 		connected func(raft.ServerID) bool
 		caughtUp  func(raft.ServerID) (bool, string)
@@ -126,13 +127,13 @@ func TestPlanMembership(t *testing.T) {
 	}{
 		{name: "steady", vals: infos(0, 1, 2), servers: []raft.Server{voter(0), voter(1), voter(2)}},
 		{name: "observer left alone", vals: infos(0, 1, 2), servers: []raft.Server{voter(0), voter(1), voter(2), nonvoter(4)}},
-		{name: "approved addition, connected", vals: infos(0, 1, 2), pending: []state.ValidatorChange{add(3, 50)},
+		{name: "approved addition, connected", vals: infos(0, 1, 2), pending: []store.ValidatorChange{add(3, 50)},
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: yes, want: []step{{actAddNonvoter, 3}}},
-		{name: "approved addition, not connected", vals: infos(0, 1, 2), pending: []state.ValidatorChange{add(3, 50)},
+		{name: "approved addition, not connected", vals: infos(0, 1, 2), pending: []store.ValidatorChange{add(3, 50)},
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: no, waits: []int{3}},
-		{name: "catching up", vals: infos(0, 1, 2), pending: []state.ValidatorChange{add(3, 50)},
+		{name: "catching up", vals: infos(0, 1, 2), pending: []store.ValidatorChange{add(3, 50)},
 			servers: []raft.Server{voter(0), voter(1), voter(2), nonvoter(3)}, caughtUp: behind, waits: []int{3}},
-		{name: "caught up, addition not in effect yet: stays a non-voter", vals: infos(0, 1, 2), pending: []state.ValidatorChange{add(3, 50)},
+		{name: "caught up, addition not in effect yet: stays a non-voter", vals: infos(0, 1, 2), pending: []store.ValidatorChange{add(3, 50)},
 			servers: []raft.Server{voter(0), voter(1), voter(2), nonvoter(3)}, caughtUp: caught, waits: []int{3}},
 		{name: "in effect and caught up", vals: infos(0, 1, 2, 3),
 			servers: []raft.Server{voter(0), voter(1), voter(2), nonvoter(3)}, caughtUp: caught, want: []step{{actPromote, 3}}},
@@ -140,18 +141,18 @@ func TestPlanMembership(t *testing.T) {
 			servers: []raft.Server{voter(0), voter(1), voter(2), nonvoter(3)}, caughtUp: behind, waits: []int{3}},
 		{name: "validator in effect, not in raft", vals: infos(0, 1, 2, 3),
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: yes, want: []step{{actAddNonvoter, 3}}},
-		{name: "removal first", vals: infos(0, 1, 2), pending: []state.ValidatorChange{add(3, 50), remove(1, 51)},
+		{name: "removal first", vals: infos(0, 1, 2), pending: []store.ValidatorChange{add(3, 50), remove(1, 51)},
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: yes, want: []step{{actRemove, 1}, {actAddNonvoter, 3}}},
-		{name: "leader leaving", vals: infos(0, 1, 2), pending: []state.ValidatorChange{remove(0, 50)},
+		{name: "leader leaving", vals: infos(0, 1, 2), pending: []store.ValidatorChange{remove(0, 50)},
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, want: []step{{actTransfer, 0}}},
-		{name: "leader not a validator yet", self: 3, vals: infos(0, 1, 2), pending: []state.ValidatorChange{add(3, 50)},
+		{name: "leader not a validator yet", self: 3, vals: infos(0, 1, 2), pending: []store.ValidatorChange{add(3, 50)},
 			servers: []raft.Server{voter(0), voter(1), voter(2), voter(3)}, want: []step{{actTransfer, 3}}},
 		{name: "stray voter", vals: infos(0, 1, 2), servers: []raft.Server{voter(0), voter(1), voter(2), voter(4)}, want: []step{{actRemove, 4}}},
-		{name: "removal of the last one does not apply", vals: infos(0, 1), pending: []state.ValidatorChange{remove(1, 50), remove(0, 51)},
+		{name: "removal of the last one does not apply", vals: infos(0, 1), pending: []store.ValidatorChange{remove(1, 50), remove(0, 51)},
 			servers: []raft.Server{voter(0), voter(1)}, want: []step{{actRemove, 1}}},
-		{name: "added then removed: never joins", vals: infos(0, 1, 2), pending: []state.ValidatorChange{add(3, 50), remove(3, 60)},
+		{name: "added then removed: never joins", vals: infos(0, 1, 2), pending: []store.ValidatorChange{add(3, 50), remove(3, 60)},
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: yes},
-		{name: "removed then added back: leaves first", vals: infos(0, 1, 2), pending: []state.ValidatorChange{remove(2, 50), add(2, 60)},
+		{name: "removed then added back: leaves first", vals: infos(0, 1, 2), pending: []store.ValidatorChange{remove(2, 50), add(2, 60)},
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: yes, want: []step{{actRemove, 2}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,7 +193,7 @@ func TestDueValidatorChanges(t *testing.T) {
 	vs := newTestValidators(t, 2)
 	g := genesis.Dev()
 	g.Validators = []genesis.Validator{{Name: "a", PublicKey: vs[0].info.PublicKey}, {Name: "b", PublicKey: vs[1].info.PublicKey}}
-	db, err := state.Open(t.TempDir(), state.Options{NoSync: true})
+	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // This file holds the eth_* methods wallets and libraries call that only
@@ -79,7 +79,7 @@ func (api *EthAPI) blockOf(bnh gethrpc.BlockNumberOrHash) (*chain.Block, error) 
 	var num uint64
 	if h, ok := bnh.Hash(); ok {
 		n, err := db.BlockNumberByHash(h)
-		if errors.Is(err, state.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil, &Error{Code: CodeServerError, Msg: "header for hash not found"}
 		}
 		if err != nil {
@@ -95,7 +95,7 @@ func (api *EthAPI) blockOf(bnh gethrpc.BlockNumberOrHash) (*chain.Block, error) 
 		return nil, invalidParams("invalid arguments; neither block nor hash specified")
 	}
 	b, err := db.BlockByNumber(num)
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	return b, err
@@ -154,7 +154,7 @@ func (api *EthAPI) GetBlockTransactionCountByHash(h common.Hash) (*hexutil.Uint,
 		return nil, err
 	}
 	n, err := api.b.State().BlockNumberByHash(h)
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {

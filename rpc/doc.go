@@ -21,7 +21,7 @@
 // State reads that name a block (eth_getBalance, eth_getTransactionCount,
 // eth_getCode, eth_call, eth_estimateGas) resolve it in stateAt to a state
 // pinned at that block, any of the last state.history-blocks
-// (state.DB.StateAt), with go-ethereum's "historical state … is not
+// (store.DB.StateAt), with go-ethereum's "historical state … is not
 // available" past them. Multicall3 at its canonical address is answered by
 // the node for eth_call and eth_estimateGas (multicall.go): its inner calls
 // are eth_calls from its address on that same state.

@@ -15,12 +15,13 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // Backend is what the API needs from the node.
 type Backend interface {
 	// State is the applied chain and state.
-	State() *state.DB
+	State() *store.DB
 	// Senders is the node's sender cache.
 	Senders() *chain.SenderCache
 	// SubmitTx admits a signed transaction (or forwards it to the leader).
@@ -285,7 +286,7 @@ type appliedTx struct {
 func (api *EthAPI) lookupTx(h common.Hash) (*appliedTx, error) {
 	db := api.b.State()
 	n, idx, err := db.TxLocation(h)
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -372,7 +373,7 @@ func (api *EthAPI) GetBlockByHash(ctx context.Context, h common.Hash, full bool)
 		defer done()
 	}
 	num, err := api.b.State().BlockNumberByHash(h)
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -391,7 +392,7 @@ func (api *EthAPI) GetBlockTransactionCountByNumber(n gethrpc.BlockNumber) (*hex
 		return nil, err
 	}
 	b, err := api.b.State().BlockByNumber(num)
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -403,7 +404,7 @@ func (api *EthAPI) GetBlockTransactionCountByNumber(n gethrpc.BlockNumber) (*hex
 
 func (api *EthAPI) blockJSON(num uint64, full bool) (map[string]any, error) {
 	b, err := api.b.State().BlockByNumber(num)
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // maxFilterValues bounds the addresses, and the topics at one position, of
@@ -86,8 +86,8 @@ func (c *FilterCriteria) UnmarshalJSON(data []byte) error {
 		return errors.New("invalid addresses in query")
 	}
 
-	if len(raw.Topics) > state.MaxLogTopics {
-		return fmt.Errorf("exceed max topics: %d positions, at most %d", len(raw.Topics), state.MaxLogTopics)
+	if len(raw.Topics) > store.MaxLogTopics {
+		return fmt.Errorf("exceed max topics: %d positions, at most %d", len(raw.Topics), store.MaxLogTopics)
 	}
 	if len(raw.Topics) > 0 {
 		c.Topics = make([][]common.Hash, len(raw.Topics))
@@ -143,8 +143,8 @@ func (c *FilterCriteria) checkValues() error {
 	if len(c.Addresses) > maxFilterValues {
 		return invalidParams("exceed max addresses or topics per search position: %d addresses, at most %d", len(c.Addresses), maxFilterValues)
 	}
-	if len(c.Topics) > state.MaxLogTopics {
-		return invalidParams("exceed max topics: %d positions, at most %d", len(c.Topics), state.MaxLogTopics)
+	if len(c.Topics) > store.MaxLogTopics {
+		return invalidParams("exceed max topics: %d positions, at most %d", len(c.Topics), store.MaxLogTopics)
 	}
 	for i, pos := range c.Topics {
 		if len(pos) > maxFilterValues {
@@ -259,17 +259,17 @@ func isLatest(n *gethrpc.BlockNumber) bool {
 // past the head is an error rather than an answer cut at the head: a
 // client that learnt a height from another node of the cluster must not
 // take "no logs" for blocks this node has not applied yet.
-func (api *FilterAPI) logQuery(crit *FilterCriteria) (q state.LogQuery, err error) {
+func (api *FilterAPI) logQuery(crit *FilterCriteria) (q store.LogQuery, err error) {
 	if err := crit.checkValues(); err != nil {
 		return q, err
 	}
-	q = state.LogQuery{Addresses: crit.Addresses, Topics: crit.Topics, MaxResults: api.limits.MaxLogResults}
+	q = store.LogQuery{Addresses: crit.Addresses, Topics: crit.Topics, MaxResults: api.limits.MaxLogResults}
 	if crit.BlockHash != nil {
 		if crit.FromBlock != nil || crit.ToBlock != nil {
 			return q, invalidParams("can't specify fromBlock/toBlock with blockHash")
 		}
 		n, err := api.b.State().BlockNumberByHash(*crit.BlockHash)
-		if errors.Is(err, state.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return q, &Error{Code: CodeServerError, Msg: fmt.Sprintf("unknown block %s", crit.BlockHash)}
 		}
 		if err != nil {
@@ -302,9 +302,9 @@ func (api *FilterAPI) logQuery(crit *FilterCriteria) (q state.LogQuery, err erro
 // codeLogLimit and the words the hosted providers use, and so a query
 // whose reply would pass the response bound (Limits.MaxResponseBytes, or
 // over HTTP what the request has left of MaxBatchResponseBytes).
-func (api *FilterAPI) filterLogs(ctx context.Context, method string, q state.LogQuery) ([]*types.Log, error) {
+func (api *FilterAPI) filterLogs(ctx context.Context, method string, q store.LogQuery) ([]*types.Log, error) {
 	logs, err := api.b.State().FilterLogs(ctx, q)
-	if errors.Is(err, state.ErrTooManyLogs) {
+	if errors.Is(err, store.ErrTooManyLogs) {
 		api.limits.refused("http.max-log-results")
 		return nil, &Error{Code: codeLogLimit, Msg: fmt.Sprintf("query returned more than %d results; narrow the block range (%d..%d) or the addresses and topics",
 			q.MaxResults, q.FromBlock, q.ToBlock)}
@@ -513,7 +513,7 @@ func (api *FilterAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any,
 		return []*types.Log{}, nil
 	}
 	to = min(to, from+api.limits.MaxLogBlockRange-1)
-	logs, through, err := api.b.State().FilterLogsPage(ctx, state.LogQuery{
+	logs, through, err := api.b.State().FilterLogsPage(ctx, store.LogQuery{
 		FromBlock: from, ToBlock: to, Addresses: f.crit.Addresses, Topics: f.crit.Topics, MaxResults: api.limits.MaxLogResults,
 	})
 	if err != nil {
@@ -580,7 +580,7 @@ func (api *FilterAPI) Logs(ctx context.Context, crit FilterCriteria) (*gethrpc.S
 		return nil, invalidParams("a logs subscription follows new blocks: blockHash cannot be used")
 	}
 	head := api.headNumber()
-	q := state.LogQuery{ToBlock: math.MaxUint64, Addresses: crit.Addresses, Topics: crit.Topics}
+	q := store.LogQuery{ToBlock: math.MaxUint64, Addresses: crit.Addresses, Topics: crit.Topics}
 	var err error
 	if !isLatest(crit.FromBlock) {
 		if q.FromBlock, err = blockNumber(crit.FromBlock, head); err != nil {

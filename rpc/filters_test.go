@@ -23,6 +23,7 @@ import (
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // filterChain is a Backend over a real state DB on the dev genesis whose
@@ -30,7 +31,7 @@ import (
 // feed as the node does after a commit.
 type filterChain struct {
 	t       *testing.T
-	db      *state.DB
+	db      *store.DB
 	senders *chain.SenderCache
 	heads   *HeadFeed
 	val     *crypto.PrivateKey
@@ -41,7 +42,7 @@ type filterChain struct {
 
 func newFilterChain(t *testing.T) *filterChain {
 	t.Helper()
-	db, err := state.Open(t.TempDir(), state.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	db, err := store.Open(t.TempDir(), store.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func newFilterChain(t *testing.T) *filterChain {
 	return c
 }
 
-func (c *filterChain) State() *state.DB            { return c.db }
+func (c *filterChain) State() *store.DB            { return c.db }
 func (c *filterChain) Senders() *chain.SenderCache { return c.senders }
 func (c *filterChain) SubmitTx(context.Context, *types.Transaction) error {
 	return errors.New("filterChain builds its own blocks")

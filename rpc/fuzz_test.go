@@ -19,7 +19,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // filterSeeds are filter objects in the shapes real clients send:
@@ -87,8 +87,8 @@ func FuzzFilterCriteria(f *testing.F) {
 		if err := json.Unmarshal(data, &c); err != nil {
 			return
 		}
-		if len(c.Topics) > state.MaxLogTopics {
-			t.Fatalf("%s: %d topic positions decoded, at most %d", data, len(c.Topics), state.MaxLogTopics)
+		if len(c.Topics) > store.MaxLogTopics {
+			t.Fatalf("%s: %d topic positions decoded, at most %d", data, len(c.Topics), store.MaxLogTopics)
 		}
 		for i, pos := range c.Topics {
 			if len(pos) > maxFilterValues {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // Multicall3 (mds1/multicall) at chain.MulticallAddress, for eth_call and
@@ -89,8 +90,8 @@ func (e *revertDataError) ErrorData() any { return hexutil.Encode(e.data) }
 
 // multicall runs one eth_call to Multicall3 on st.
 type multicall struct {
-	db    *state.DB
-	st    *state.PastState
+	db    *store.DB
+	st    *store.PastState
 	block *chain.Block // block st.Number: the block context of the call
 	chain *big.Int
 	// limit bounds the inner calls (nested ones included); left is how
@@ -104,7 +105,7 @@ type multicall struct {
 // callMulticall answers an eth_call or eth_estimateGas to Multicall3 on
 // st: the ABI-encoded output and the gas (chain.GasPerTransfer plus each
 // inner call's), or the revert.
-func (api *EthAPI) callMulticall(st *state.PastState, value *big.Int, data []byte) ([]byte, uint64, error) {
+func (api *EthAPI) callMulticall(st *store.PastState, value *big.Int, data []byte) ([]byte, uint64, error) {
 	if value != nil && value.Sign() != 0 {
 		return nil, 0, &RevertError{Reason: fmt.Sprintf("Multicall3 is read-only on Tally: a call to it carries no value (got %s)", value)}
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // FuzzMulticall sends any calldata to Multicall3: the node never panics,
@@ -46,7 +46,7 @@ func FuzzMulticall(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s)
 	}
-	db, err := state.Open(f.TempDir(), state.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	db, err := store.Open(f.TempDir(), store.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.Fatal(err)
 	}

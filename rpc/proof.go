@@ -7,8 +7,7 @@ import (
 	"fmt"
 
 	"github.com/ethereum/go-ethereum/common"
-
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // GetProof returns the proof that an applied transaction is in the chain
@@ -26,9 +25,9 @@ func (api *LedgerAPI) GetProof(ctx context.Context, txHash common.Hash) (json.Ra
 	defer done()
 	p, err := api.b.State().TxProof(txHash)
 	switch {
-	case errors.Is(err, state.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("transaction %s not found (not applied, or unknown)", txHash)}
-	case errors.Is(err, state.ErrNotCertified):
+	case errors.Is(err, store.ErrNotCertified):
 		return nil, &Error{Code: CodeUnavailable, Msg: err.Error()}
 	case err != nil:
 		return nil, err

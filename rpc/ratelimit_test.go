@@ -26,7 +26,7 @@ import (
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/mempool"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // steppedLimiter returns a limiter on a clock that moves only when told.
@@ -233,7 +233,7 @@ func TestRateLimitErrorThroughClientError(t *testing.T) {
 
 // testBackend admits into a real mempool over a state DB on the dev genesis.
 type testBackend struct {
-	db      *state.DB
+	db      *store.DB
 	senders *chain.SenderCache
 	pool    *mempool.Pool
 	heads   *HeadFeed
@@ -241,7 +241,7 @@ type testBackend struct {
 
 func newTestBackend(t *testing.T) *testBackend {
 	t.Helper()
-	db, err := state.Open(t.TempDir(), state.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	db, err := store.Open(t.TempDir(), store.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func newTestBackend(t *testing.T) *testBackend {
 	return &testBackend{db: db, senders: senders, pool: mempool.New(mempool.DefaultConfig, db, senders), heads: NewHeadFeed(1)}
 }
 
-func (b *testBackend) State() *state.DB            { return b.db }
+func (b *testBackend) State() *store.DB            { return b.db }
 func (b *testBackend) Senders() *chain.SenderCache { return b.senders }
 func (b *testBackend) SubmitTx(_ context.Context, tx *types.Transaction) error {
 	_, err := b.pool.Add(tx)

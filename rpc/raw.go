@@ -7,8 +7,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
-
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // MaxRawBlocks bounds the blocks of one tally_getRawBlocks response; it
@@ -26,7 +25,7 @@ type RawBlock struct {
 	Receipts *hexutil.Bytes `json:"receipts"`
 }
 
-// StateDigest commits to the whole state at Height (state.StateDigest):
+// StateDigest commits to the whole state at Height (store.StateDigest):
 // Keys state keys, Digest = keccak256 over every key and value in key order.
 type StateDigest struct {
 	Height    hexutil.Uint64 `json:"height"`
@@ -57,7 +56,7 @@ func (api *LedgerAPI) GetRawBlocks(ctx context.Context, from, count hexutil.Uint
 	if err != nil {
 		return nil, err
 	}
-	replySize := func(r state.RawBlock) int { return rawBlockJSON + 2*(len(r.Block)+len(r.Receipts)) }
+	replySize := func(r store.RawBlock) int { return rawBlockJSON + 2*(len(r.Block)+len(r.Receipts)) }
 	size := 2
 	for _, r := range raws {
 		size += replySize(r)
@@ -86,8 +85,8 @@ const rawBlockJSON = 80
 // per head height, one at a time: a digest reads the whole state.
 var digests struct {
 	sync.Mutex
-	db   *state.DB
-	last state.StateDigest
+	db   *store.DB
+	last store.StateDigest
 }
 
 // StateDigest returns the digest of the head state, read from one

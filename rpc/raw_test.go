@@ -15,17 +15,17 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/internal/chaintest"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // rawBackend serves a state DB read-only.
 type rawBackend struct {
-	db      *state.DB
+	db      *store.DB
 	senders *chain.SenderCache
 	heads   *HeadFeed
 }
 
-func (b *rawBackend) State() *state.DB                                   { return b.db }
+func (b *rawBackend) State() *store.DB                                   { return b.db }
 func (b *rawBackend) Senders() *chain.SenderCache                        { return b.senders }
 func (b *rawBackend) SubmitTx(context.Context, *types.Transaction) error { return nil }
 func (b *rawBackend) PendingNonce(a common.Address) (uint64, error)      { return b.db.Nonce(a) }
@@ -35,7 +35,7 @@ func (b *rawBackend) PendingTx(common.Hash) (*types.Transaction, common.Address,
 func (b *rawBackend) Syncing() (bool, uint64, uint64) { return false, 0, 0 }
 func (b *rawBackend) Heads() *HeadFeed                { return b.heads }
 
-func serveRaw(t *testing.T, db *state.DB, senders *chain.SenderCache) *gethrpc.Client {
+func serveRaw(t *testing.T, db *store.DB, senders *chain.SenderCache) *gethrpc.Client {
 	t.Helper()
 	srv, err := NewServer(&rawBackend{db: db, senders: senders, heads: NewHeadFeed(4)}, DefaultLimits, "test")
 	if err != nil {
@@ -130,7 +130,7 @@ func TestRawBlocksMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	pdb.Close()
-	db, err := state.Open(dir, state.Options{ReadOnly: true})
+	db, err := store.Open(dir, store.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

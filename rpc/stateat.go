@@ -5,8 +5,7 @@ import (
 	"fmt"
 
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
-
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // stateAt resolves the block parameter of a state read (eth_getBalance,
@@ -16,21 +15,21 @@ import (
 // block hash, or an EIP-1898 object {blockNumber} / {blockHash,
 // requireCanonical} (every stored block is canonical: there are no forks).
 // nil is the latest. Any of the last state.history-blocks blocks is served
-// (state.DB.StateAt); older ones get go-ethereum's -32000 "historical state
+// (store.DB.StateAt); older ones get go-ethereum's -32000 "historical state
 // <root> is not available", and a block this node does not have
 // go-ethereum's "header not found" / "header for hash not found".
 //
 // The state is pinned: every read of one call sees the same block however
 // many blocks are applied meanwhile.
-func (api *EthAPI) stateAt(bnh *gethrpc.BlockNumberOrHash) (*state.PastState, error) {
+func (api *EthAPI) stateAt(bnh *gethrpc.BlockNumberOrHash) (*store.PastState, error) {
 	db := api.b.State()
-	var st *state.PastState
+	var st *store.PastState
 	var err error
 	if bnh == nil {
 		st, err = db.LatestState()
 	} else if h, ok := bnh.Hash(); ok {
 		num, herr := db.BlockNumberByHash(h)
-		if errors.Is(herr, state.ErrNotFound) {
+		if errors.Is(herr, store.ErrNotFound) {
 			return nil, &Error{Code: CodeServerError, Msg: "header for hash not found"}
 		}
 		if herr != nil {
@@ -57,11 +56,11 @@ func (api *EthAPI) stateAt(bnh *gethrpc.BlockNumberOrHash) (*state.PastState, er
 
 // stateError words a state read's failure as go-ethereum does.
 func stateError(err error) error {
-	var su *state.StateUnavailableError
+	var su *store.StateUnavailableError
 	switch {
 	case errors.As(err, &su):
 		return &Error{Code: CodeServerError, Msg: fmt.Sprintf("%v; the window is state.history-blocks", su)}
-	case errors.Is(err, state.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return &Error{Code: CodeServerError, Msg: "header not found"}
 	}
 	return err

@@ -20,6 +20,7 @@ import (
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/rpc/rpctest"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // pinnedChain is a chain whose block 2 pays 5 wei to payee (and block 3
@@ -37,7 +38,7 @@ func newPinnedChain(t *testing.T, history uint64) *pinnedChain {
 	c := chaintest.New(t)
 	if history != 0 {
 		c.Close()
-		db, err := state.Open(c.Dir, state.Options{NoSync: true, HistoryBlocks: history})
+		db, err := store.Open(c.Dir, store.Options{NoSync: true, HistoryBlocks: history})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/rpc/schema"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // History page bounds of tally_getAccountHistory.
@@ -141,12 +142,12 @@ func (api *LedgerAPI) GetAccountHistory(ctx context.Context, a common.Address, c
 	if n < 1 || n > MaxHistoryLimit {
 		return nil, invalidParams("limit must be 1..%d", MaxHistoryLimit)
 	}
-	var before *state.HistoryEntry
+	var before *store.HistoryEntry
 	if cursor != nil {
 		if len(*cursor) != 12 {
 			return nil, invalidParams("invalid cursor: use nextCursor of the previous page")
 		}
-		before = &state.HistoryEntry{Number: binary.BigEndian.Uint64((*cursor)[:8]), Index: binary.BigEndian.Uint32((*cursor)[8:])}
+		before = &store.HistoryEntry{Number: binary.BigEndian.Uint64((*cursor)[:8]), Index: binary.BigEndian.Uint32((*cursor)[8:])}
 	}
 	db := api.b.State()
 	rules, err := db.Rules()
@@ -174,7 +175,7 @@ func (api *LedgerAPI) GetAccountHistory(ctx context.Context, a common.Address, c
 	return page, nil
 }
 
-func (api *LedgerAPI) historyItem(rules *state.Rules, e state.HistoryEntry) (*schema.HistoryItem, error) {
+func (api *LedgerAPI) historyItem(rules *state.Rules, e store.HistoryEntry) (*schema.HistoryItem, error) {
 	db := api.b.State()
 	b, err := db.BlockByNumber(e.Number)
 	if err != nil {
@@ -198,9 +199,9 @@ func (api *LedgerAPI) historyItem(rules *state.Rules, e state.HistoryEntry) (*sc
 		From: from, To: *tx.To(), Status: hexutil.Uint64(r.Status), Transfers: []schema.Transfer{},
 	}
 	switch e.Flags {
-	case state.HistorySent:
+	case store.HistorySent:
 		item.Direction = "sent"
-	case state.HistoryReceived:
+	case store.HistoryReceived:
 		item.Direction = "received"
 	default:
 		item.Direction = "self"
@@ -274,7 +275,7 @@ func (api *LedgerAPI) GetCertificate(height hexutil.Uint64) (*schema.Certificate
 		return nil, &Error{Code: CodeServerError, Msg: fmt.Sprintf("block %d not found: head is %d", n, head.Number)}
 	}
 	c, err := db.Certificate(n)
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {

@@ -21,11 +21,6 @@ type Parent struct {
 	History *chain.History
 }
 
-// Parent returns the tip as a parent.
-func (t *Tip) Parent() Parent {
-	return Parent{Hash: t.Head.Hash, Root: t.Head.StateRoot, Number: t.Head.Number, TimeMs: t.Head.TimeMs, History: t.History}
-}
-
 // Built is a sealed block with what building it produced.
 type Built struct {
 	Block *chain.Block
@@ -93,7 +88,7 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 		included = append(included, tx)
 		out.Included = append(out.Included, i)
 	}
-	if err := applyScheduled(res.Writes, rules, blk); err != nil {
+	if err := ApplyScheduled(res.Writes, rules, blk); err != nil {
 		return nil, fmt.Errorf("build block %d: governance changes: %w", blk.Number, err)
 	}
 	if err := checkConserved(res.Writes, blk.Number); err != nil {

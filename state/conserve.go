@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
@@ -108,3 +109,7 @@ func decodeSupply(v []byte) (Supply, error) {
 	err := rlp.DecodeBytes(v, &s)
 	return s, err
 }
+
+// ErrConservation is returned by CheckConservation when an asset's
+// balances and escrow do not add up to minted − burned.
+var ErrConservation = errors.New("supply not conserved")

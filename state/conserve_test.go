@@ -10,9 +10,9 @@ import (
 
 // TestConservationAssertedPerBlock: an operation that creates or destroys
 // money (injected through brokenOpForTest after the block's real
-// transactions) makes Build and ApplyBlock fail with ErrConservation, which
-// is not a rejection (the FSM halts on it): nothing is committed and the
-// Raft index is not recorded. Writes that do balance pass.
+// transactions) makes Build and Transition fail with ErrConservation, which
+// is not a rejection (the FSM halts on it; store's TestCertificateHalts
+// shows a halting error commits nothing). Writes that do balance pass.
 func TestConservationAssertedPerBlock(t *testing.T) {
 	holder := common.Address{0x77}
 	bump := func(o *Overlay, f func(s *Supply)) {
@@ -54,39 +54,33 @@ func TestConservationAssertedPerBlock(t *testing.T) {
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			good := e.build(e.transfer(0, 0, holder, 5))
+			c := newGenesisChain(t)
+			good, err := c.build(c.transfer(0, 0, holder, 5))
+			if err != nil {
+				t.Fatal(err)
+			}
 			brokenOpForTest = tc.op
 			defer func() { brokenOpForTest = nil }()
 
-			tip := e.db.Tip()
-			froms, _ := e.senders.Senders(good.Block.Txs)
-			_, buildErr := Build(e.db, tip.Parent(), good.Block.Txs, froms, nil, tip.Head.TimeMs+1000, e.val, 1337)
-			before, _ := e.db.Head()
-			_, applyErr := e.apply(good.Block)
-			after, _ := e.db.Head()
+			_, buildErr := c.build(good.Block.Txs...)
+			res, violations, applyErr := c.transition(good.Block)
 			if !tc.broken {
 				if buildErr != nil {
 					t.Fatalf("build: %v", buildErr)
 				}
 				// The block was built without the op: its state root differs,
 				// so it is rejected, as any block execution does not reproduce.
-				if !errors.Is(applyErr, ErrBlockRejected) {
-					t.Fatalf("apply: %v", applyErr)
+				if applyErr != nil || len(violations) == 0 || violations[0].Rule != RuleStateRoot {
+					t.Fatalf("transition: violations %v, err %v; want %s", violations, applyErr, RuleStateRoot)
 				}
 				return
 			}
 			if !errors.Is(buildErr, ErrConservation) {
 				t.Fatalf("build: %v, want ErrConservation", buildErr)
 			}
-			if !errors.Is(applyErr, ErrConservation) || errors.Is(applyErr, ErrBlockRejected) {
-				t.Fatalf("apply: %v, want ErrConservation and no rejection", applyErr)
-			}
-			if after != before {
-				t.Fatalf("head moved on a halt: %+v → %+v", before, after)
-			}
-			if bal, _ := e.db.Balance(NativeAsset, holder); bal.Sign() != 0 {
-				t.Fatalf("holder balance %s committed", bal)
+			// Halting, not a rejection: no result to commit, no violation.
+			if !errors.Is(applyErr, ErrConservation) || res != nil || len(violations) > 0 {
+				t.Fatalf("transition: %v, %v, want ErrConservation alone", applyErr, violations)
 			}
 		})
 	}

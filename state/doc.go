@@ -1,37 +1,31 @@
-// Package state owns the state transition and the node's Pebble database:
-// account nonces and balances, the validator set, and, written atomically
-// with them, the blocks, receipts, transaction index and per-account
-// history.
+// Package state is the deterministic state transition: account nonces and
+// balances per asset, KYC tiers and freezes, withdrawals, bank references,
+// governance and the validator set, and the rules a block must keep. It
+// owns no storage: it reads a state through the Reader interface and
+// returns its writes in an Overlay; package store commits them to Pebble.
 //
-// Flow of one block (DB.ApplyBlock, called only by the consensus FSM, one
-// block at a time):
+// Determinism is an import rule (imports_test.go): the package imports no
+// clock, randomness, files, network, storage or logging, and nothing below
+// it reaches store, consensus or the network. Execution never iterates a
+// map into anything hashed.
 //
-//	recover senders (parallel, cached) → CheckBlock (limits, link, header,
-//	  time, proposer, seal, roots, certificates, transactions)
-//	→ execute every tx on an Overlay
+// The transition of one block (Transition, which store.DB.ApplyBlock, the
+// simulator and, through the same rules, the audit run):
+//
+//	Prepare (check the seal, recover senders) → CheckBlock (limits, link,
+//	  header, time, proposer, seal, roots, certificates, transactions)
+//	→ Execute every tx on an Overlay over the parent state, then the
+//	  governance changes due at the block's end (ApplyScheduled)
 //	→ assert supply conservation on the block's writes (O(writes))
-//	→ CheckExecution (state root, receipt root, gas used and bloom)
-//	→ one Pebble batch, synced: state writes, block, receipts, indexes,
-//	  the past state records, head and the Raft index of the entry.
-//
-// Past state (past.go): the batch also records the value each written key
-// had before the block and deletes the records of the block that leaves
-// the window (Options.HistoryBlocks), so StateAt reads the state after any
-// of the last N blocks through the same Reader interface execution uses
-// (eth_call at a block). The records are outside the state prefix: roots
-// and hashes are the same whatever the window.
+//	→ CheckExecution (state root, receipt root, gas used and bloom).
 //
 // CheckBlock and CheckExecution (validity.go) are the one definition of
 // block validity: the FSM, the leader's builder (before it proposes) and
 // the audit call them, and Build keeps the limits by construction (it
-// fills a block by encoded bytes and gas as well as count).
-//
-// A block that fails a check is rejected (ErrBlockRejected, with the first
-// *Violation naming the rule) and only the Raft index is recorded, so every node skips it identically and re-applying any
-// index already recorded is a no-op (ErrAlreadyApplied). Any other error is
-// a broken invariant (ErrConservation, ErrDiverged, ErrBehind) or a broken
-// disk, and the caller must halt; it stores a HaltRecord so that the node
-// comes back halted after a restart.
+// fills a block by encoded bytes and gas as well as count). A block that
+// breaks a rule comes back as its violations (*Violation names the rule);
+// a halting error (ErrConservation, ErrDiverged, ErrBehind) means the
+// node's state can no longer be trusted.
 //
 // The bank edge (bankedge.go, DESIGN.md decision 11): a withdrawal is
 // claimed by one issuing bank with one payment order before any order
@@ -42,9 +36,9 @@
 // burn, so conservation stays exact.
 //
 // The state root is keccak256(parent root || sorted write set): cheap, and
-// unchanged by a block that writes no state (DESIGN.md decision 10).
+// unchanged by a block that writes no state (DESIGN.md decision 10). The
+// key layout (keys.go) is a format shared by every node and the audit.
 //
-// Execution never reads the clock or iterates a map into anything hashed;
-// Overlay is also what the leader's block builder executes on, layered over
-// the blocks it has proposed but not yet applied.
+// Overlay is also what the leader's block builder executes on, layered
+// over the blocks it has proposed but not yet applied.
 package state

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -137,8 +138,15 @@ type Result struct {
 	Reasons []TxReason
 	// priors holds the values execution read from base before writing
 	// them (the read cache): the past state records of the block, without
-	// reading those keys again (DB.writePast).
+	// reading those keys again (store's past state).
 	priors map[string][]byte
+}
+
+// Prior returns the value key k had in the base before the block, when
+// execution read it (ok false: read it from the base).
+func (r *Result) Prior(k string) (v []byte, ok bool) {
+	v, ok = r.priors[k]
+	return v, ok
 }
 
 // TxError is why Execute could not include the transaction at Index.
@@ -172,7 +180,7 @@ func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []
 		res.Add(out.Receipt)
 		res.addReason(i, out)
 	}
-	if err := applyScheduled(res.Writes, rules, blk); err != nil {
+	if err := ApplyScheduled(res.Writes, rules, blk); err != nil {
 		return nil, fmt.Errorf("governance changes after block %d: %w", blk.Number, err)
 	}
 	if err := checkConserved(res.Writes, blk.Number); err != nil {
@@ -191,4 +199,30 @@ func (res *Result) Add(r *types.Receipt) {
 			res.Bloom[i] |= r.Bloom[i]
 		}
 	}
+}
+
+// FinishHeader fills in the header fields that execution decides (state
+// root, receipt root, gas used, bloom) and the tx root; the builder calls it
+// before sealing.
+func FinishHeader(h *types.Header, parentRoot common.Hash, txs []*types.Transaction, res *Result) error {
+	rroot, err := chain.ReceiptRoot(res.Receipts)
+	if err != nil {
+		return err
+	}
+	h.TxHash = chain.TxRoot(txs)
+	h.ReceiptHash = rroot
+	h.Root = res.Writes.Root(parentRoot)
+	h.GasUsed = res.GasUsed
+	h.Bloom = res.Bloom
+	return nil
+}
+
+// touches reports whether any write is under prefix.
+func (o *Overlay) touches(prefix []byte) bool {
+	for k := range o.writes {
+		if bytes.HasPrefix([]byte(k), prefix) {
+			return true
+		}
+	}
+	return false
 }

@@ -17,7 +17,7 @@ import (
 // reverts with a reason; it never panics, never fails with any other error,
 // and admission (CheckCall) never accepts what execution finds malformed.
 func FuzzSystemCall(f *testing.F) {
-	e := newEnv(f)
+	c := newGenesisChain(f)
 	bank, err := genesis.DevAddress(genesis.DevBankBIndex)
 	if err != nil {
 		f.Fatal(err)
@@ -46,11 +46,11 @@ func FuzzSystemCall(f *testing.F) {
 	seed(true, "freeze", to, "court order")
 	seed(false, "batchTransfer", []common.Address{to, {8}}, []*big.Int{big.NewInt(5), big.NewInt(6)}, [32]byte{2})
 	f.Add(uint16(0), uint8(1), []byte{0xa9, 0x05, 0x9c, 0xbb})
-	rules, err := e.db.Rules()
+	rules, err := LoadRules(c.state)
 	if err != nil {
 		f.Fatal(err)
 	}
-	senders := []common.Address{e.keys[0].Address(), bank, rules.Compliance, {9}}
+	senders := []common.Address{c.keys[0].Address(), bank, rules.Compliance, {9}}
 	targets := []common.Address{chain.AssetAddress(0), chain.AssetAddress(1), chain.ComplianceAddress, chain.AssetAddress(2), chain.ExchangeAddress}
 	for _, args := range [][]any{
 		{"createOffer", chain.AssetAddress(1), big.NewInt(5), chain.AssetAddress(0), big.NewInt(7), to, uint64(1 << 40)},
@@ -67,7 +67,7 @@ func FuzzSystemCall(f *testing.F) {
 	f.Fuzz(func(t *testing.T, target uint16, sender uint8, data []byte) {
 		to := targets[int(target)%len(targets)]
 		from := senders[int(sender)%len(senders)]
-		_, _, err := Call(e.db, e.db.HeadContext(), from, to, new(big.Int), data)
+		_, _, err := Call(c.state, BlockContext{Number: 1, TimeMs: c.parent.TimeMs + 1000}, from, to, new(big.Int), data)
 		if err != nil {
 			if _, ok := IsRevert(err); !ok {
 				t.Fatalf("call to %s: non-revert error %v", to, err)

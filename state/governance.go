@@ -133,8 +133,8 @@ func decodeValidator(a common.Address, v []byte) (ValidatorInfo, error) {
 	return ValidatorInfo{Address: a, PublicKey: append([]byte{}, v[:33]...), Name: string(v[33:])}, nil
 }
 
-// validator returns a's validator record; ok is false if a is not a validator.
-func (o *Overlay) validator(a common.Address) (ValidatorInfo, bool, error) {
+// Validator returns a's validator record; ok is false if a is not a validator.
+func (o *Overlay) Validator(a common.Address) (ValidatorInfo, bool, error) {
 	v, err := o.Get(validatorKey(a))
 	if err != nil || len(v) == 0 {
 		return ValidatorInfo{}, false, err
@@ -465,7 +465,7 @@ func (x *exec) changeValidators(kind uint8, args []any, dryRun bool) error {
 			return revertf("publicKey: %v", err)
 		}
 		a := ethcrypto.PubkeyToAddress(*pk)
-		if _, ok, err := x.o.validator(a); err != nil || ok {
+		if _, ok, err := x.o.Validator(a); err != nil || ok {
 			if err != nil {
 				return err
 			}
@@ -486,7 +486,7 @@ func (x *exec) changeValidators(kind uint8, args []any, dryRun bool) error {
 		return nil
 	}
 	a := args[0].(common.Address)
-	if _, ok, err := x.o.validator(a); err != nil || !ok {
+	if _, ok, err := x.o.Validator(a); err != nil || !ok {
 		if err != nil {
 			return err
 		}
@@ -531,11 +531,11 @@ func (o *Overlay) setValidatorList(list []common.Address, from uint64) {
 	o.Set(key(prefixValidatorHistory, u64(from)), v)
 }
 
-// applyScheduled runs, at the end of block blk, every approved change that
+// ApplyScheduled runs, at the end of block blk, every approved change that
 // takes effect at the next height, so the next block (its proposer check
 // included) runs under it. A change that no longer applies is marked
 // failed. Errors are only state read failures.
-func applyScheduled(o *Overlay, rules *Rules, blk BlockContext) error {
+func ApplyScheduled(o *Overlay, rules *Rules, blk BlockContext) error {
 	sched, err := o.Schedule()
 	if err != nil || len(sched) == 0 {
 		return err
@@ -576,4 +576,8 @@ func applyScheduled(o *Overlay, rules *Rules, blk BlockContext) error {
 	}
 	o.setSchedule(keep)
 	return nil
+}
+
+func sortAddresses(as []common.Address) {
+	slices.SortFunc(as, func(a, b common.Address) int { return bytes.Compare(a[:], b[:]) })
 }

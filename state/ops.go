@@ -53,8 +53,8 @@ type BlockContext struct {
 // Day is the UTC day of the block time, the unit of daily limits.
 func (b BlockContext) Day() uint64 { return b.TimeMs / 86_400_000 }
 
-// maxReason bounds the reason strings operations record in logs.
-const maxReason = 256
+// MaxReason bounds the reason strings operations record in logs.
+const MaxReason = 256
 
 // exec runs one operation of one sender on an overlay and collects its logs.
 // A Revert leaves writes in the overlay: callers run operations on a child
@@ -208,8 +208,8 @@ func reasonArg(reason string) error {
 	if reason == "" {
 		return revertf("a reason is required")
 	}
-	if len(reason) > maxReason {
-		return revertf("reason is longer than %d bytes", maxReason)
+	if len(reason) > MaxReason {
+		return revertf("reason is longer than %d bytes", MaxReason)
 	}
 	return nil
 }

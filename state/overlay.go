@@ -89,6 +89,17 @@ func (o *Overlay) sortedKeys() []string {
 	return keys
 }
 
+// SortedKeys returns the written keys in byte order; the caller owns the
+// slice.
+func (o *Overlay) SortedKeys() []string { return o.sortedKeys() }
+
+// Written returns the value o writes at k (empty: a deletion) and whether
+// it writes k at all. The caller must not modify the value.
+func (o *Overlay) Written(k string) ([]byte, bool) {
+	v, ok := o.writes[k]
+	return v, ok
+}
+
 // Root returns keccak256(parent || for each write in key order: len(k) k
 // len(v) v), or parent unchanged when nothing was written.
 func (o *Overlay) Root(parent common.Hash) common.Hash {

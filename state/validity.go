@@ -83,6 +83,22 @@ func violation(rule string, tx int, expected, found string, err error) Violation
 	return Violation{Rule: rule, Tx: tx, Expected: expected, Found: found, Err: err}
 }
 
+// Halting errors of applying a block (store.DB.ApplyBlock) (DESIGN.md decisions 5 and 10): a block
+// carries a certificate, signed by a quorum, for a block this node does not
+// have. Nothing it applies from then on can be trusted.
+var (
+	// ErrDiverged: the certified block at a height this node applied is
+	// not the one it applied.
+	ErrDiverged = errors.New("node diverged from a certified block")
+	// ErrBehind: a quorum certified a block above this node's head that
+	// this node cannot apply (it skipped a block the others applied).
+	ErrBehind = errors.New("node is behind a certified block it cannot reach")
+)
+
+// ErrNoGenesis is returned when a state (a data dir, a replay) has not been
+// initialised from a genesis: it has no rules.
+var ErrNoGenesis = errors.New("data dir has no genesis")
+
 // ChainView is what the rules need to know of the chain a block extends.
 type ChainView interface {
 	// HeadNumber is the height of the last block the chain has (the
@@ -288,41 +304,4 @@ func containsAddr(list []common.Address, a common.Address) bool {
 		}
 	}
 	return false
-}
-
-// dbView is the applied chain as a ChainView: the FSM's.
-type dbView struct {
-	d    *DB
-	head uint64
-}
-
-// View returns the applied chain with head at height head as a ChainView.
-func (d *DB) View(head uint64) ChainView { return dbView{d: d, head: head} }
-
-func (v dbView) HeadNumber() uint64               { return v.head }
-func (v dbView) Certified(n uint64) (bool, error) { return v.d.Certified(n) }
-
-// ValidatorsAt reads the set after the applied head from memory (the set
-// the state keeps loaded, which is the history's last entry) and any
-// other from the history.
-func (v dbView) ValidatorsAt(n uint64) ([]common.Address, error) {
-	if tip := v.d.tip.Load(); tip != nil && n == v.head+1 && tip.Head.Number == v.head {
-		if set := v.d.Validators(); set != nil {
-			return set, nil
-		}
-	}
-	return v.d.ValidatorsAt(n)
-}
-func (v dbView) HashAt(n uint64) (common.Hash, bool, error) {
-	if n > v.head {
-		return common.Hash{}, false, nil
-	}
-	b, err := v.d.BlockByNumber(n)
-	if errors.Is(err, ErrNotFound) {
-		return common.Hash{}, false, nil
-	}
-	if err != nil {
-		return common.Hash{}, false, err
-	}
-	return b.Hash(), true, nil
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/node"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 	"github.com/tally-ledger/tally/wallet/wallettest"
 )
 
@@ -115,7 +115,7 @@ func TestAuditExitCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h state.Head
+	var h store.Head
 	if err := rlp.DecodeBytes(v, &h); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestAuditExitCodes(t *testing.T) {
 	}
 
 	// 2: a data dir held by a running process (this one), with the advice.
-	db, err := state.Open(dir, state.Options{NoSync: true})
+	db, err := store.Open(dir, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/version"
 	"github.com/tally-ledger/tally/node"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // TestBadInvocations: a typo on the command line or in the config file
@@ -74,14 +74,14 @@ func TestHelp(t *testing.T) {
 // holding a node's state.
 func TestClearHalt(t *testing.T) {
 	dir := t.TempDir()
-	db, err := state.Open(node.StateDir(dir), state.Options{NoSync: true})
+	db, err := store.Open(node.StateDir(dir), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := db.InitGenesis(genesis.Dev()); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RecordHalt(state.HaltRecord{Height: 7, RaftIndex: 9, Entry: 10, Reason: "panic applying raft index 10: boom"}); err != nil {
+	if err := db.RecordHalt(store.HaltRecord{Height: 7, RaftIndex: 9, Entry: 10, Reason: "panic applying raft index 10: boom"}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // Key indexes (m/44'/60'/0'/0/i of the test mnemonic) of the validators:
@@ -33,9 +34,9 @@ type Chain struct {
 	Genesis *genesis.Genesis
 	// GenesisJSON is the genesis file an auditor is given.
 	GenesisJSON []byte
-	// Dir is the data dir (state.Open); DB is open on it until Close.
+	// Dir is the data dir (store.Open); DB is open on it until Close.
 	Dir     string
-	DB      *state.DB
+	DB      *store.DB
 	ChainID *big.Int
 	Senders *chain.SenderCache
 
@@ -97,7 +98,7 @@ func New(t testing.TB) *Chain {
 	for _, i := range append(append([]uint32{}, GenesisValidators...), AddedValidator) {
 		c.keys[Addr(i)] = Key(i)
 	}
-	db, err := state.Open(c.Dir, state.Options{NoSync: true})
+	db, err := store.Open(c.Dir, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func (c *Chain) Build(certs []*chain.Certificate, txs ...*types.Transaction) *st
 }
 
 // ApplyBlock applies a block at the next Raft index.
-func (c *Chain) ApplyBlock(b *chain.Block) (*state.Applied, error) {
+func (c *Chain) ApplyBlock(b *chain.Block) (*store.Applied, error) {
 	c.raftIdx++
 	if h, ok := c.DB.Head(); ok && c.raftIdx <= h.RaftIndex {
 		c.raftIdx = h.RaftIndex + 1
@@ -243,7 +244,7 @@ func (c *Chain) ApplyBlock(b *chain.Block) (*state.Applied, error) {
 // Apply builds and applies the next block of txs, carrying certificates
 // for every earlier block not yet certified (unless SkipCerts), and
 // returns it with its receipts.
-func (c *Chain) Apply(txs ...*types.Transaction) *state.Applied {
+func (c *Chain) Apply(txs ...*types.Transaction) *store.Applied {
 	c.T.Helper()
 	var certs []*chain.Certificate
 	if !c.SkipCerts {
@@ -258,7 +259,7 @@ func (c *Chain) Apply(txs ...*types.Transaction) *state.Applied {
 }
 
 // Status returns the status of each receipt.
-func Status(a *state.Applied) []uint64 {
+func Status(a *store.Applied) []uint64 {
 	out := make([]uint64, len(a.Receipts))
 	for i, r := range a.Receipts {
 		out[i] = r.Status

@@ -1,7 +1,7 @@
 // Package chaintest builds real chains for tests of the packages that read
 // them (audit, proofs, RPC): a dev-like genesis with several validators
 // whose keys it holds, blocks built with state.Build and applied with
-// state.DB.ApplyBlock on a real Pebble data dir, each carrying commit
+// store.DB.ApplyBlock on a real Pebble data dir, each carrying commit
 // certificates for the blocks before it, and Populate, a chain exercising
 // every kind of operation an auditor must check (transfers, mints,
 // withdrawals settled and refunded, compliance actions, a governance

@@ -19,7 +19,7 @@ import (
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/node"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // Directories of a simulated node on its file system.
@@ -49,7 +49,7 @@ type simNode struct {
 	epoch     int
 	up        bool
 
-	db      *state.DB
+	db      *store.DB
 	pool    *mempool.Pool
 	senders *chain.SenderCache
 	engine  *consensus.Engine
@@ -78,7 +78,7 @@ func nodeConfig() node.Config {
 func (sn *simNode) start(net *network, servers []raft.Server) error {
 	sn.epoch++
 	disk := errorfs.Wrap(sn.fs, errorfs.InjectorFunc(sn.diskOp))
-	db, err := state.Open(stateDir, state.Options{FS: disk, Logger: sn.log, CacheSize: 1 << 20})
+	db, err := store.Open(stateDir, store.Options{FS: disk, Logger: sn.log, CacheSize: 1 << 20})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
@@ -135,7 +135,7 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 		Logger:             sn.log,
 		LogLevel:           slog.LevelError,
 		OnRestored:         sn.votes.Restored,
-		OnApplied: func(a *state.Applied) {
+		OnApplied: func(a *store.Applied) {
 			sn.votes.Applied(a)
 			head, _ := db.Head()
 			sn.appliedMu.Lock()

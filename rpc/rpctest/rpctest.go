@@ -15,7 +15,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/rpc"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // ErrReadOnly is what Backend answers to a submission.
@@ -23,13 +23,13 @@ var ErrReadOnly = errors.New("read-only test backend: transactions are not accep
 
 // Backend is an rpc.Backend over a state database alone.
 type Backend struct {
-	db      *state.DB
+	db      *store.DB
 	senders *chain.SenderCache
 	heads   *rpc.HeadFeed
 }
 
 // NewBackend serves db; senders may be nil (a fresh cache is made).
-func NewBackend(db *state.DB, senders *chain.SenderCache) *Backend {
+func NewBackend(db *store.DB, senders *chain.SenderCache) *Backend {
 	if senders == nil {
 		senders = chain.NewSenderCache(chain.NewSigner(new(big.Int).SetUint64(db.ChainID())), 1024)
 	}
@@ -37,7 +37,7 @@ func NewBackend(db *state.DB, senders *chain.SenderCache) *Backend {
 }
 
 // State implements rpc.Backend.
-func (b *Backend) State() *state.DB { return b.db }
+func (b *Backend) State() *store.DB { return b.db }
 
 // Senders implements rpc.Backend.
 func (b *Backend) Senders() *chain.SenderCache { return b.senders }

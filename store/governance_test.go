@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"math/big"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // Governance members of the dev genesis (threshold 2 of 3, activation delay 3).
@@ -57,7 +58,7 @@ func govCases() []govCase {
 	canMint := func(bank, asset uint32, order string) func(h *opHarness) bool {
 		return func(h *opHarness) bool {
 			data, _ := chain.AssetABI.Pack("mint", who(idAlice), big.NewInt(1), ref(order))
-			_, _, err := Call(h.db, h.db.HeadContext(), who(bank), chain.AssetAddress(asset), nil, data)
+			_, _, err := state.Call(h.db, h.db.HeadContext(), who(bank), chain.AssetAddress(asset), nil, data)
 			return err == nil
 		}
 	}
@@ -82,19 +83,19 @@ func govCases() []govCase {
 		{name: "pause asset", proposal: govTx(idGov1, "proposeSetAssetPaused", chain.AssetAddress(assetHKD), true),
 			effect: func(h *opHarness) bool {
 				data, _ := chain.AssetABI.Pack("transfer", who(idBob), big.NewInt(1))
-				_, _, err := Call(h.db, h.db.HeadContext(), who(idAlice), chain.AssetAddress(assetHKD), nil, data)
+				_, _, err := state.Call(h.db, h.db.HeadContext(), who(idAlice), chain.AssetAddress(assetHKD), nil, data)
 				return err != nil && strings.Contains(err.Error(), "asset HKD is paused")
 			}},
 		{name: "tier limits", proposal: govTx(idGov1, "proposeSetTierLimits", uint8(3), chain.AssetAddress(assetHKD), hkd(1000), hkd(10), maxUint256),
 			effect: func(h *opHarness) bool {
 				data, _ := chain.AssetABI.Pack("transfer", who(idBob), hkd(11))
-				_, _, err := Call(h.db, h.db.HeadContext(), who(idAlice), chain.AssetAddress(assetHKD), nil, data)
+				_, _, err := state.Call(h.db, h.db.HeadContext(), who(idAlice), chain.AssetAddress(assetHKD), nil, data)
 				return err != nil && strings.Contains(err.Error(), "per-transfer limit")
 			}},
 		{name: "issuance cap", proposal: govTx(idGov1, "proposeSetIssuanceCap", chain.AssetAddress(assetHKD), who(idBankB), hkd(5)),
 			effect: func(h *opHarness) bool {
 				data, _ := chain.AssetABI.Pack("mint", who(idAlice), hkd(6), ref("probe-cap"))
-				_, _, err := Call(h.db, h.db.HeadContext(), who(idBankB), chain.AssetAddress(assetHKD), nil, data)
+				_, _, err := state.Call(h.db, h.db.HeadContext(), who(idBankB), chain.AssetAddress(assetHKD), nil, data)
 				return err != nil && strings.Contains(err.Error(), "over its cap 500")
 			}},
 		{name: "replace compliance", proposal: govTx(idGov1, "proposeSetCompliance", who(idNewAuthority)),
@@ -134,7 +135,7 @@ func TestGovernanceChanges(t *testing.T) {
 			if got := new(big.Int).SetBytes(res[0].output).Int64(); got != id {
 				t.Fatalf("proposal id %d, want %d", got, id)
 			}
-			if st, ap, rj, _ := h.proposalView(id); st != ProposalPending || ap != 1 || rj != 0 {
+			if st, ap, rj, _ := h.proposalView(id); st != state.ProposalPending || ap != 1 || rj != 0 {
 				t.Fatalf("after proposing: status %d, %d approvals, %d rejections", st, ap, rj)
 			}
 			h.mustBlock(0,
@@ -150,7 +151,7 @@ func TestGovernanceChanges(t *testing.T) {
 			res = h.mustBlock(0, txVote(idGov2, id, true))
 			approvedAt := res[0].blk.Number
 			st, ap, _, eff := h.proposalView(id)
-			if st != ProposalApproved || ap != 2 || eff != approvedAt+delay {
+			if st != state.ProposalApproved || ap != 2 || eff != approvedAt+delay {
 				t.Fatalf("after the threshold: status %d, %d approvals, effective %d (approved at %d, delay %d)", st, ap, eff, approvedAt, delay)
 			}
 			h.mustBlock(0, txVote(idGov3, id, true).failing("is no longer open"))
@@ -164,7 +165,7 @@ func TestGovernanceChanges(t *testing.T) {
 			if !c.effect(h) {
 				t.Fatalf("change not in force for block %d", eff)
 			}
-			if st, _, _, _ := h.proposalView(id); st != ProposalExecuted {
+			if st, _, _, _ := h.proposalView(id); st != state.ProposalExecuted {
 				t.Fatalf("status %d after taking effect, want executed", st)
 			}
 			rules, err := h.db.RulesAt(eff)
@@ -189,11 +190,11 @@ func TestGovernanceRejection(t *testing.T) {
 	h := newOpHarness(t)
 	h.mustBlock(0, govTx(idGov1, "proposeSetCompliance", who(idNewAuthority)))
 	h.mustBlock(0, txVote(idGov2, 1, false))
-	if st, _, rj, _ := h.proposalView(1); st != ProposalPending || rj != 1 {
+	if st, _, rj, _ := h.proposalView(1); st != state.ProposalPending || rj != 1 {
 		t.Fatalf("one rejection of three members: status %d, %d rejections", st, rj)
 	}
 	h.mustBlock(0, txVote(idGov3, 1, false))
-	if st, _, rj, _ := h.proposalView(1); st != ProposalRejected || rj != 2 {
+	if st, _, rj, _ := h.proposalView(1); st != state.ProposalRejected || rj != 2 {
 		t.Fatalf("two rejections: status %d, %d rejections", st, rj)
 	}
 	h.mustBlock(0, txVote(idGov1, 1, true).failing("is no longer open"))
@@ -243,10 +244,10 @@ func TestGovernanceFailedAtHeight(t *testing.T) {
 	for range 4 {
 		h.mustBlock(0)
 	}
-	if st, _, _, _ := h.proposalView(1); st != ProposalExecuted {
+	if st, _, _, _ := h.proposalView(1); st != state.ProposalExecuted {
 		t.Fatalf("removal: status %d", st)
 	}
-	if st, _, _, _ := h.proposalView(2); st != ProposalFailed {
+	if st, _, _, _ := h.proposalView(2); st != state.ProposalFailed {
 		t.Fatalf("rotation of a removed bank: status %d, want failed", st)
 	}
 	if banks := h.assetView(assetHKD, "isIssuer", who(idNewBankKey)); banks[0].(bool) {

@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"encoding/binary"
@@ -12,6 +12,7 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
 )
 
 // Past state: reads of the state as it was after any of the last N blocks
@@ -132,16 +133,17 @@ func (d *DB) loadPastFloor(head uint64) error {
 // of blocks that leave the window. It publishes the new floor before the
 // batch commits, so a reader that read a record the batch deletes finds
 // its height gone when it checks afterwards (PastState.Get).
-func (d *DB) writePast(batch *pebble.Batch, n uint64, o *Overlay, priors map[string][]byte) error {
+func (d *DB) writePast(batch *pebble.Batch, n uint64, res *state.Result) error {
+	o := res.Writes
 	floor := d.pastFloor.Load()
-	if d.historyBlocks() > 1 && len(o.writes) > 0 {
-		keys := o.sortedKeys()
+	if d.historyBlocks() > 1 && o.Len() > 0 {
+		keys := o.SortedKeys()
 		list := make([][]byte, len(keys))
 		for i, k := range keys {
 			if len(k) > math.MaxUint16 {
 				return fmt.Errorf("past state of block %d: state key of %d bytes", n, len(k)) // pastKey's length is 16 bits; no state key comes near
 			}
-			prior, ok := priors[k]
+			prior, ok := res.Prior(k)
 			if !ok {
 				var err error
 				if prior, err = d.get([]byte(k)); err != nil {
@@ -270,7 +272,7 @@ func (d *DB) stateAt(n uint64, head Head) (*PastState, error) {
 func (d *DB) visibleHead() (Head, error) {
 	h, ok := d.Head()
 	if !ok {
-		return h, ErrNoGenesis
+		return h, state.ErrNoGenesis
 	}
 	return h, nil
 }
@@ -342,17 +344,17 @@ func (d *DB) pastValue(key []byte, n uint64) (v []byte, found bool, err error) {
 
 // Context is the block context eth_call runs in on this state: the next
 // height, at block Number's time (as DB.HeadContext on the head).
-func (p *PastState) Context() BlockContext {
-	return BlockContext{Number: p.Number + 1, TimeMs: p.TimeMs}
+func (p *PastState) Context() state.BlockContext {
+	return state.BlockContext{Number: p.Number + 1, TimeMs: p.TimeMs}
 }
 
 // Nonce returns a's next nonce after block p.Number.
-func (p *PastState) Nonce(a common.Address) (uint64, error) { return readNonce(p, a) }
+func (p *PastState) Nonce(a common.Address) (uint64, error) { return state.ReadNonce(p, a) }
 
 // Balance returns a's balance of asset after block p.Number.
 func (p *PastState) Balance(asset uint32, a common.Address) (*big.Int, error) {
-	return readBalance(p, asset, a)
+	return state.ReadBalance(p, asset, a)
 }
 
 // Rules returns the rules in force after block p.Number.
-func (p *PastState) Rules() (*Rules, error) { return LoadRules(p) }
+func (p *PastState) Rules() (*state.Rules, error) { return state.LoadRules(p) }

@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"errors"
@@ -15,6 +15,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // certEnv is a state DB on the dev genesis with three validators whose
@@ -58,7 +59,7 @@ func (ce *certEnv) block(certs []*chain.Certificate, txs ...*types.Transaction) 
 	ce.t.Helper()
 	froms, _ := ce.senders.Senders(txs)
 	tip := ce.db.Tip()
-	b, err := Build(ce.db, tip.Parent(), txs, froms, certs, tip.Head.TimeMs+1000, ce.val, genesis.DevChainID)
+	b, err := state.Build(ce.db, tip.Parent(), txs, froms, certs, tip.Head.TimeMs+1000, ce.val, genesis.DevChainID)
 	if err != nil {
 		ce.t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestCertificateHalts(t *testing.T) {
 	next, _ := ce.db.ValidatorsAt(3)
 	wrong := signCert(t, 2, common.Hash{0xde, 0xad}, chain.ValidatorSetHash(next), v[0], v[2])
 	before := ce.snapshot()
-	if _, err := ce.apply(ce.block([]*chain.Certificate{wrong})); !errors.Is(err, ErrDiverged) {
+	if _, err := ce.apply(ce.block([]*chain.Certificate{wrong})); !errors.Is(err, state.ErrDiverged) {
 		t.Fatalf("certificate for another block 2 (applied %s): %v, want ErrDiverged", b2.Hash(), err)
 	}
 	if ce.snapshot() != before {
@@ -207,16 +208,16 @@ func TestCertificateHalts(t *testing.T) {
 	par := tip.Parent()
 	par.Number++ // builds block head+2 on a parent this node does not have
 	par.Hash = common.Hash{0x99}
-	built, err := Build(ce.db, par, nil, nil, []*chain.Certificate{above}, tip.Head.TimeMs+1000, ce.val, genesis.DevChainID)
+	built, err := state.Build(ce.db, par, nil, nil, []*chain.Certificate{above}, tip.Head.TimeMs+1000, ce.val, genesis.DevChainID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ce.apply(built.Block); !errors.Is(err, ErrBehind) {
+	if _, err := ce.apply(built.Block); !errors.Is(err, state.ErrBehind) {
 		t.Fatalf("skipped block certifying block %d above the head: %v, want ErrBehind", head.Number+1, err)
 	}
 	// The same skipped block with a certificate lacking a quorum is only skipped.
 	weak := signCert(t, head.Number+1, common.Hash{0xbe, 0xef}, chain.ValidatorSetHash(next), v[0])
-	built, err = Build(ce.db, par, nil, nil, []*chain.Certificate{weak}, tip.Head.TimeMs+1000, ce.val, genesis.DevChainID)
+	built, err = state.Build(ce.db, par, nil, nil, []*chain.Certificate{weak}, tip.Head.TimeMs+1000, ce.val, genesis.DevChainID)
 	if err != nil {
 		t.Fatal(err)
 	}

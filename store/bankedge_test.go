@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"math/big"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // bankEdgeCases are the operations of the bank edge (DESIGN.md decision
@@ -46,9 +47,9 @@ func bankEdgeCases() []opCase {
 		// Claims: one bank, one order, before any payment order leaves a bridge.
 		{name: "claim/by bank A", setup: requested, op: txClaim(idBankA, assetCNY, 1, "order-1"),
 			logs: []string{wantLog(cnyF, "WithdrawalClaimed", bn(1), bankA, ref("order-1"))},
-			keys: []string{"withdrawal"}, check: view(WithdrawalPending, bankA, ref("order-1"))},
+			keys: []string{"withdrawal"}, check: view(state.WithdrawalPending, bankA, ref("order-1"))},
 		{name: "claim/again with the same order is a no-op", setup: claimed, op: txClaim(idBankA, assetCNY, 1, "order-1"),
-			keys: []string{}, check: view(WithdrawalPending, bankA, ref("order-1"))},
+			keys: []string{}, check: view(state.WithdrawalPending, bankA, ref("order-1"))},
 		{name: "claim/by the same bank with another order", setup: claimed, op: txClaim(idBankA, assetCNY, 1, "order-2"),
 			reason: "withdrawal 1 is already claimed by " + bankA.Hex() + " with order " + common.Hash(ref("order-1")).Hex() + ", not " + common.Hash(ref("order-2")).Hex()},
 		{name: "claim/by the other bank", setup: claimed, op: txClaim(idBankB, assetCNY, 1, "order-1"),
@@ -72,7 +73,7 @@ func bankEdgeCases() []opCase {
 			bals:   []balChange{bal(assetCNY, idAlice, cny(100))},
 			supply: []supplyChange{{asset: assetCNY, escrow: neg(cny(100))}},
 			logs:   []string{logTransfer(assetCNY, cnyF, A, cny(100)), wantLog(cnyF, "WithdrawalRefunded", bn(1), bankA, A, cny(100), "AM04")},
-			keys:   []string{"withdrawal"}, check: view(WithdrawalRefunded, bankA, ref("order-1"))},
+			keys:   []string{"withdrawal"}, check: view(state.WithdrawalRefunded, bankA, ref("order-1"))},
 
 		// Returns: a settled withdrawal back to the holder, once.
 		{name: "return/by the claiming bank", setup: settled, op: txReturnW(idBankA, assetCNY, 1, "AC04 closed account"),
@@ -81,7 +82,7 @@ func bankEdgeCases() []opCase {
 			logs: []string{logTransfer(assetCNY, zero, A, cny(100)),
 				wantLog(cnyF, "WithdrawalReturned", bn(1), bankA, A, cny(100), "AC04 closed account")},
 			keys:  []string{"withdrawal", "issuance"},
-			check: both(view(WithdrawalReturned, bankA, ref("order-1")), issuance(idBankA, cny(100), cny(100)))},
+			check: both(view(state.WithdrawalReturned, bankA, ref("order-1")), issuance(idBankA, cny(100), cny(100)))},
 		{name: "return/twice", setup: append(settled[:len(settled):len(settled)], txReturnW(idBankA, assetCNY, 1, "AC04")),
 			op: txReturnW(idBankA, assetCNY, 1, "AC04"), reason: "withdrawal 1 is already returned"},
 		{name: "return/pending", setup: claimed, op: txReturnW(idBankA, assetCNY, 1, "AC04"),
@@ -247,8 +248,8 @@ func TestMinorUnitsRevertThroughCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = Call(h.db, h.db.HeadContext(), who(idAlice), chain.AssetAddress(assetCNY), nil, data)
-	r, ok := IsRevert(err)
+	_, _, err = state.Call(h.db, h.db.HeadContext(), who(idAlice), chain.AssetAddress(assetCNY), nil, data)
+	r, ok := state.IsRevert(err)
 	if !ok || !strings.Contains(r.Reason, "not a whole number of CNY minor units") {
 		t.Fatalf("eth_call: %v, want the minor-units revert", err)
 	}

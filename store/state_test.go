@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // env is a state DB on the dev genesis with the dev validator's key.
@@ -74,7 +75,7 @@ func (e *env) transfer(from int, nonce uint64, to common.Address, value int64) *
 }
 
 // build builds a block of txs on the applied head.
-func (e *env) build(txs ...*types.Transaction) *Built {
+func (e *env) build(txs ...*types.Transaction) *state.Built {
 	e.t.Helper()
 	froms, errs := e.senders.Senders(txs)
 	for _, err := range errs {
@@ -83,7 +84,7 @@ func (e *env) build(txs ...*types.Transaction) *Built {
 		}
 	}
 	tip := e.db.Tip()
-	b, err := Build(e.db, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1000, e.val, genesis.DevChainID)
+	b, err := state.Build(e.db, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1000, e.val, genesis.DevChainID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -108,14 +109,14 @@ func TestGenesisBlock(t *testing.T) {
 	if b0.Hash() != head.Hash || b0.Header.Root != head.StateRoot {
 		t.Fatal("stored block 0 does not match head")
 	}
-	bal, _ := e.db.Balance(NativeAsset, e.keys[0].Address())
+	bal, _ := e.db.Balance(state.NativeAsset, e.keys[0].Address())
 	if bal.Cmp(genesis.DevBalance) != 0 {
 		t.Fatalf("dev balance %s", bal)
 	}
 	// A different genesis file gives a different block 0.
 	g := genesis.Dev()
 	g.TimestampMs++
-	other, _, err := GenesisBlock(g)
+	other, _, err := state.GenesisBlock(g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestApplyTransfers(t *testing.T) {
 			t.Fatalf("receipt %d: %+v", i, r)
 		}
 	}
-	if bal, _ := e.db.Balance(NativeAsset, to); bal.Int64() != 23 {
+	if bal, _ := e.db.Balance(state.NativeAsset, to); bal.Int64() != 23 {
 		t.Fatalf("recipient balance %s", bal)
 	}
 	if n, _ := e.db.Nonce(e.keys[0].Address()); n != 2 {
@@ -196,7 +197,7 @@ func TestFailedTransferConsumesNonce(t *testing.T) {
 	if n, _ := e.db.Nonce(poor.Address()); n != 1 {
 		t.Fatalf("nonce %d, want 1", n)
 	}
-	if bal, _ := e.db.Balance(NativeAsset, poor.Address()); bal.Int64() != 10 {
+	if bal, _ := e.db.Balance(state.NativeAsset, poor.Address()); bal.Int64() != 10 {
 		t.Fatalf("balance %s, want 10", bal)
 	}
 }
@@ -208,7 +209,7 @@ func TestBuildDropsBadNonces(t *testing.T) {
 	if len(b.Included) != 1 || b.Included[0] != 1 || len(b.Dropped) != 2 {
 		t.Fatalf("included %v dropped %v", b.Included, b.Dropped)
 	}
-	if !errors.Is(b.Dropped[0].Err, ErrNonceTooHigh) || !errors.Is(b.Dropped[1].Err, ErrNonceTooLow) {
+	if !errors.Is(b.Dropped[0].Err, state.ErrNonceTooHigh) || !errors.Is(b.Dropped[1].Err, state.ErrNonceTooLow) {
 		t.Fatalf("dropped reasons %v", b.Dropped)
 	}
 }
@@ -218,66 +219,66 @@ func TestBuildDropsBadNonces(t *testing.T) {
 func TestRejectedBlocks(t *testing.T) {
 	to := common.Address{2}
 	other, _ := crypto.GenerateKey()
-	cases := map[string]func(e *env, b *Built) *chain.Block{
-		"wrong parent": func(e *env, b *Built) *chain.Block {
+	cases := map[string]func(e *env, b *state.Built) *chain.Block{
+		"wrong parent": func(e *env, b *state.Built) *chain.Block {
 			h := types.CopyHeader(b.Block.Header)
 			h.ParentHash = common.Hash{9}
 			chain.Seal(h, genesis.DevChainID, e.val)
 			return chain.NewBlock(h, b.Block.Txs)
 		},
-		"wrong height": func(e *env, b *Built) *chain.Block {
+		"wrong height": func(e *env, b *state.Built) *chain.Block {
 			h := types.CopyHeader(b.Block.Header)
 			h.Number = big.NewInt(5)
 			chain.Seal(h, genesis.DevChainID, e.val)
 			return chain.NewBlock(h, b.Block.Txs)
 		},
-		"not a validator": func(e *env, b *Built) *chain.Block {
+		"not a validator": func(e *env, b *state.Built) *chain.Block {
 			h := types.CopyHeader(b.Block.Header)
 			h.Coinbase = other.Address()
 			chain.Seal(h, genesis.DevChainID, other)
 			return chain.NewBlock(h, b.Block.Txs)
 		},
-		"bad seal": func(e *env, b *Built) *chain.Block {
+		"bad seal": func(e *env, b *state.Built) *chain.Block {
 			h := types.CopyHeader(b.Block.Header)
 			h.Extra[20] ^= 1
 			return chain.NewBlock(h, b.Block.Txs)
 		},
-		"state root": func(e *env, b *Built) *chain.Block {
+		"state root": func(e *env, b *state.Built) *chain.Block {
 			h := types.CopyHeader(b.Block.Header)
 			h.Root = common.Hash{1}
 			chain.Seal(h, genesis.DevChainID, e.val)
 			return chain.NewBlock(h, b.Block.Txs)
 		},
-		"tx root": func(e *env, b *Built) *chain.Block {
+		"tx root": func(e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(b.Block.Header, append(b.Block.Txs, e.transfer(1, 0, to, 1)))
 		},
-		"receipt root": func(e *env, b *Built) *chain.Block {
+		"receipt root": func(e *env, b *state.Built) *chain.Block {
 			h := types.CopyHeader(b.Block.Header)
 			h.ReceiptHash = common.Hash{3}
 			chain.Seal(h, genesis.DevChainID, e.val)
 			return chain.NewBlock(h, b.Block.Txs)
 		},
-		"history root": func(e *env, b *Built) *chain.Block {
+		"history root": func(e *env, b *state.Built) *chain.Block {
 			h := types.CopyHeader(b.Block.Header)
 			h.MixDigest = common.Hash{4}
 			chain.Seal(h, genesis.DevChainID, e.val)
 			return chain.NewBlock(h, b.Block.Txs)
 		},
-		"time goes back": func(e *env, b *Built) *chain.Block {
+		"time goes back": func(e *env, b *state.Built) *chain.Block {
 			h := types.CopyHeader(b.Block.Header)
 			h.Extra = chain.NewHeader(h.ParentHash, 1, 5, h.Coinbase).Extra
 			h.Time = 0
 			chain.Seal(h, genesis.DevChainID, e.val)
 			return chain.NewBlock(h, b.Block.Txs)
 		},
-		"bad nonce": func(e *env, b *Built) *chain.Block {
+		"bad nonce": func(e *env, b *state.Built) *chain.Block {
 			txs := []*types.Transaction{e.transfer(0, 3, to, 1)}
 			h := types.CopyHeader(b.Block.Header)
 			h.TxHash = chain.TxRoot(txs)
 			chain.Seal(h, genesis.DevChainID, e.val)
 			return chain.NewBlock(h, txs)
 		},
-		"unprotected tx": func(e *env, b *Built) *chain.Block {
+		"unprotected tx": func(e *env, b *state.Built) *chain.Block {
 			tx, _ := types.SignTx(types.NewTransaction(0, to, big.NewInt(1), 21000, new(big.Int), nil), types.HomesteadSigner{}, e.keys[0].ECDSA())
 			txs := []*types.Transaction{tx}
 			h := types.CopyHeader(b.Block.Header)
@@ -299,7 +300,7 @@ func TestRejectedBlocks(t *testing.T) {
 			if after.Hash != before.Hash || after.StateRoot != before.StateRoot || after.RaftIndex != e.raftIdx {
 				t.Fatalf("head changed: %+v → %+v", before, after)
 			}
-			if bal, _ := e.db.Balance(NativeAsset, to); bal.Sign() != 0 {
+			if bal, _ := e.db.Balance(state.NativeAsset, to); bal.Sign() != 0 {
 				t.Fatal("state changed")
 			}
 			// The honest block still applies afterwards.

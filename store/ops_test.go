@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // This file tests every operation of the asset facades and the compliance
@@ -45,7 +46,7 @@ const (
 )
 
 const (
-	assetCNY uint32 = NativeAsset
+	assetCNY uint32 = state.NativeAsset
 	assetHKD uint32 = 1
 )
 
@@ -342,10 +343,10 @@ type txResult struct {
 	receipt *types.Receipt // as stored by ApplyBlock
 	reason  string         // the revert reason; "" on success
 	output  []byte
-	blk     BlockContext
+	blk     state.BlockContext
 }
 
-func (r txResult) ok() bool { return r.receipt.Status == StatusSuccess }
+func (r txResult) ok() bool { return r.receipt.Status == state.StatusSuccess }
 
 // blockTime is the time of the next block built at atMs after genesis (0:
 // a second after the head), as Build chooses it.
@@ -377,17 +378,17 @@ func (h *opHarness) block(atMs uint64, steps ...opStep) []txResult {
 	}
 	tip := h.db.Tip()
 	now := h.blockTime(atMs)
-	blk := BlockContext{Number: tip.Head.Number + 1, TimeMs: now}
-	rules, err := LoadRules(h.db)
+	blk := state.BlockContext{Number: tip.Head.Number + 1, TimeMs: now}
+	rules, err := state.LoadRules(h.db)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	scratch := NewOverlay(h.db)
+	scratch := state.NewOverlay(h.db)
 	res := make([]txResult, len(steps))
 	simLogs := make([][]*types.Log, len(steps))
 	var cum uint64
 	for i, tx := range txs {
-		out, err := ExecuteTx(scratch, rules, blk, tx, froms[i], cum)
+		out, err := state.ExecuteTx(scratch, rules, blk, tx, froms[i], cum)
 		if err != nil {
 			h.t.Fatalf("block %d tx %d (%s) cannot be included: %v", blk.Number, i, steps[i], err)
 		}
@@ -395,16 +396,16 @@ func (h *opHarness) block(atMs uint64, steps ...opStep) []txResult {
 		res[i] = txResult{step: steps[i], tx: tx, from: froms[i], output: out.Output, blk: blk}
 		if out.Reason != nil {
 			res[i].reason = out.Reason.Error()
-			if _, ok := IsRevert(out.Reason); !ok {
+			if _, ok := state.IsRevert(out.Reason); !ok {
 				h.t.Fatalf("tx %d (%s): reason %v is not a *Revert", i, steps[i], out.Reason)
 			}
 		}
 		simLogs[i] = out.Receipt.Logs
 	}
-	if err := applyScheduled(scratch, rules, blk); err != nil { // as Execute does at the end of a block
+	if err := state.ApplyScheduled(scratch, rules, blk); err != nil { // as Execute does at the end of a block
 		h.t.Fatal(err)
 	}
-	built, err := Build(h.db, tip.Parent(), txs, froms, nil, now, h.val, genesis.DevChainID)
+	built, err := state.Build(h.db, tip.Parent(), txs, froms, nil, now, h.val, genesis.DevChainID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -425,7 +426,7 @@ func (h *opHarness) block(atMs uint64, steps ...opStep) []txResult {
 	for i := range res {
 		r := stored[i]
 		res[i].receipt = r
-		if r.Status == StatusSuccess != (res[i].reason == "") {
+		if r.Status == state.StatusSuccess != (res[i].reason == "") {
 			h.t.Fatalf("tx %d (%s): receipt status %d but reason %q", i, steps[i], r.Status, res[i].reason)
 		}
 		if err := sameLogs(simLogs[i], r.Logs); err != nil {
@@ -496,7 +497,7 @@ func (h *opHarness) view(a *abi.ABI, contract common.Address, method string, arg
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	out, gas, err := Call(h.db, h.db.HeadContext(), common.Address{}, contract, nil, data)
+	out, gas, err := state.Call(h.db, h.db.HeadContext(), common.Address{}, contract, nil, data)
 	if err != nil {
 		h.t.Fatalf("eth_call %s: %v", method, err)
 	}
@@ -629,7 +630,7 @@ func (h *opHarness) stateDump() map[string][]byte {
 	d := h.db
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixState}, UpperBound: []byte{prefixState + 1}})
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefixState, UpperBound: upperBound(prefixState)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -697,7 +698,7 @@ func diffStates(before, after map[string][]byte) (stateDiff, error) {
 			bk := balKey{binary.BigEndian.Uint32([]byte(k[2:6])), common.BytesToAddress([]byte(k[6:]))}
 			d.bals[bk] = new(big.Int).Sub(new(big.Int).SetBytes(a), new(big.Int).SetBytes(b))
 		case strings.HasPrefix(k, string(prefixSupply)) && len(k) == 6:
-			var sb, sa Supply
+			var sb, sa state.Supply
 			if err := rlp.DecodeBytes(b, &sb); err != nil {
 				return d, err
 			}
@@ -779,8 +780,8 @@ func runOpCase(t *testing.T, c opCase) {
 	if at == 0 {
 		at = head.TimeMs - h.t0 + 1000
 	}
-	blk := BlockContext{Number: head.Number + 1, TimeMs: h.blockTime(at)}
-	callOut, callGas, callErr := Call(h.db, blk, who(c.op.from), c.op.to, c.op.value, c.op.data)
+	blk := state.BlockContext{Number: head.Number + 1, TimeMs: h.blockTime(at)}
+	callOut, callGas, callErr := state.Call(h.db, blk, who(c.op.from), c.op.to, c.op.value, c.op.data)
 
 	before := h.stateDump()
 	r := h.block(at, c.op)[0]
@@ -810,7 +811,7 @@ func runOpCase(t *testing.T, c opCase) {
 
 	// eth_call on the state before gives the same verdict (it has no gas limit).
 	if c.op.gas == 0 {
-		rv, isRevert := IsRevert(callErr)
+		rv, isRevert := state.IsRevert(callErr)
 		switch {
 		case callErr != nil && !isRevert:
 			t.Errorf("eth_call: %v", callErr)
@@ -872,11 +873,11 @@ func runOpCase(t *testing.T, c opCase) {
 	}
 
 	// Replaying the signed transaction is refused: the builder drops it.
-	replay, err := Build(h.db, h.db.Tip().Parent(), []*types.Transaction{r.tx}, []common.Address{r.from}, nil, 0, h.val, genesis.DevChainID)
+	replay, err := state.Build(h.db, h.db.Tip().Parent(), []*types.Transaction{r.tx}, []common.Address{r.from}, nil, 0, h.val, genesis.DevChainID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(replay.Included) != 0 || len(replay.Dropped) != 1 || !errors.Is(replay.Dropped[0].Err, ErrNonceTooLow) {
+	if len(replay.Included) != 0 || len(replay.Dropped) != 1 || !errors.Is(replay.Dropped[0].Err, state.ErrNonceTooLow) {
 		t.Errorf("replayed tx: included %v dropped %v, want dropped with ErrNonceTooLow", replay.Included, replay.Dropped)
 	}
 
@@ -998,7 +999,7 @@ func opCases() []opCase {
 			bals: []balChange{bal(assetCNY, idAlice, neg(cny(basicMaxBalance-1))), bal(assetCNY, idBasic, cny(basicMaxBalance-1))}},
 		opCase{name: "native/tier 1 max balance one over", setup: basicWith(cny(1)),
 			op: valueTx(idAlice, basic, plus(cny(basicMaxBalance-1), 1)), reason: "over the maximum"},
-		opCase{name: "native/calldata to an account", op: rawTx(idAlice, B, []byte{1, 2, 3, 4}), reason: ErrDataNotAllowed.Error()},
+		opCase{name: "native/calldata to an account", op: rawTx(idAlice, B, []byte{1, 2, 3, 4}), reason: state.ErrDataNotAllowed.Error()},
 		opCase{name: "native/value to a system address", op: valueTx(idAlice, cnyF, bn(1)), reason: "system operations take no value"},
 	)
 
@@ -1247,7 +1248,7 @@ func opCases() []opCase {
 			bals:   []balChange{bal(assetCNY, idAlice, neg(cny(100)))},
 			supply: []supplyChange{{asset: assetCNY, escrow: cny(100)}},
 			logs:   []string{logTransfer(assetCNY, A, cnyF, cny(100)), wantLog(cnyF, "WithdrawalRequested", bn(1), A, cny(100), payout)},
-			ret:    []any{bn(1)}, check: withdrawal(assetCNY, A, cny(100), WithdrawalPending)},
+			ret:    []any{bn(1)}, check: withdrawal(assetCNY, A, cny(100), state.WithdrawalPending)},
 		opCase{name: "withdraw/ids count up across assets", setup: requested, op: txWithdraw(idBob, assetHKD, hkd(1)),
 			bals:   []balChange{bal(assetHKD, idBob, neg(hkd(1)))},
 			supply: []supplyChange{{asset: assetHKD, escrow: hkd(1)}},
@@ -1293,13 +1294,13 @@ func opCases() []opCase {
 			logs:   []string{logTransfer(assetCNY, cnyF, zero, cny(100)), wantLog(cnyF, "WithdrawalSettled", bn(1), who(idBankA), A, cny(100))},
 			keys:   []string{"withdrawal", "issuance"},
 			check: func(t *testing.T, h *opHarness) {
-				claimedBy(assetCNY, A, cny(100), WithdrawalSettled, idBankA, "order-1")(t, h)
+				claimedBy(assetCNY, A, cny(100), state.WithdrawalSettled, idBankA, "order-1")(t, h)
 				expectView(t, "bankIssuance(bankA)", h.assetView(assetCNY, "bankIssuance", who(idBankA)), bn(0), cny(100), neg(cny(100)), maxUint256)
 			}},
 		opCase{name: "settle/HKD by bank B", setup: claimedHKD, op: txSettle(idBankB, assetHKD, 1),
 			supply: []supplyChange{{asset: assetHKD, burned: hkd(100), escrow: neg(hkd(100))}},
 			logs:   []string{logTransfer(assetHKD, hkdF, zero, hkd(100)), wantLog(hkdF, "WithdrawalSettled", bn(1), who(idBankB), A, hkd(100))},
-			check:  claimedBy(assetHKD, A, hkd(100), WithdrawalSettled, idBankB, "order-1")},
+			check:  claimedBy(assetHKD, A, hkd(100), state.WithdrawalSettled, idBankB, "order-1")},
 		opCase{name: "settle/unclaimed", setup: requested, op: txSettle(idBankA, assetCNY, 1),
 			reason: "withdrawal 1 is not claimed: the paying bank claims it (claimWithdrawal) before it settles"},
 		opCase{name: "settle/by the bank that did not claim it", setup: claimed, op: txSettle(idBankB, assetCNY, 1),
@@ -1329,7 +1330,7 @@ func opCases() []opCase {
 			supply: []supplyChange{{asset: assetCNY, escrow: neg(cny(100))}},
 			logs: []string{logTransfer(assetCNY, cnyF, A, cny(100)),
 				wantLog(cnyF, "WithdrawalRefunded", bn(1), who(idBankA), A, cny(100), "payout rejected")},
-			check: withdrawal(assetCNY, A, cny(100), WithdrawalRefunded)},
+			check: withdrawal(assetCNY, A, cny(100), state.WithdrawalRefunded)},
 		opCase{name: "refundWithdrawal/twice", setup: append(requested, txRefundW(idBankA, assetCNY, 1, "rejected")),
 			op: txRefundW(idBankB, assetCNY, 1, "rejected"), reason: "withdrawal 1 is already refunded"},
 		opCase{name: "refundWithdrawal/after settle", setup: append(slices.Clone(claimed), txSettle(idBankA, assetCNY, 1)),
@@ -1338,7 +1339,7 @@ func opCases() []opCase {
 		opCase{name: "refundWithdrawal/HKD by bank A", setup: requestedHKD, op: txRefundW(idBankA, assetHKD, 1, "rejected"), reason: "is not an issuing bank of HKD"},
 		opCase{name: "refundWithdrawal/unknown id", setup: requested, op: txRefundW(idBankA, assetCNY, 2, "rejected"), reason: "no CNY withdrawal 2"},
 		opCase{name: "refundWithdrawal/without a reason", setup: requested, op: txRefundW(idBankA, assetCNY, 1, ""), reason: "a reason is required"},
-		opCase{name: "refundWithdrawal/reason too long", setup: requested, op: txRefundW(idBankA, assetCNY, 1, strings.Repeat("x", maxReason+1)),
+		opCase{name: "refundWithdrawal/reason too long", setup: requested, op: txRefundW(idBankA, assetCNY, 1, strings.Repeat("x", state.MaxReason+1)),
 			reason: "reason is longer than 256 bytes"},
 		opCase{name: "refundWithdrawal/to a frozen holder", setup: append(requested, txFreeze(idAlice)),
 			op:     txRefundW(idBankA, assetCNY, 1, "rejected"),
@@ -1490,11 +1491,11 @@ func TestOpsReplayedTxInBlockIsRejected(t *testing.T) {
 			head := h.db.Tip().Head
 
 			// The builder drops it.
-			built, err := Build(h.db, h.db.Tip().Parent(), []*types.Transaction{r.tx}, []common.Address{r.from}, nil, 0, h.val, genesis.DevChainID)
+			built, err := state.Build(h.db, h.db.Tip().Parent(), []*types.Transaction{r.tx}, []common.Address{r.from}, nil, 0, h.val, genesis.DevChainID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(built.Block.Txs) != 0 || len(built.Dropped) != 1 || !errors.Is(built.Dropped[0].Err, ErrNonceTooLow) {
+			if len(built.Block.Txs) != 0 || len(built.Dropped) != 1 || !errors.Is(built.Dropped[0].Err, state.ErrNonceTooLow) {
 				t.Fatalf("builder kept the replayed tx: txs %d dropped %v", len(built.Block.Txs), built.Dropped)
 			}
 			// A proposer that includes it anyway has its block rejected.
@@ -1506,7 +1507,7 @@ func TestOpsReplayedTxInBlockIsRejected(t *testing.T) {
 			}
 			h.raftIdx++
 			_, err = h.db.ApplyBlock(chain.NewBlock(hdr, txs), h.raftIdx, h.senders)
-			if !errors.Is(err, ErrBlockRejected) || !strings.Contains(err.Error(), ErrNonceTooLow.Error()) {
+			if !errors.Is(err, ErrBlockRejected) || !strings.Contains(err.Error(), state.ErrNonceTooLow.Error()) {
 				t.Fatalf("apply block with a replayed tx: %v, want ErrBlockRejected for ErrNonceTooLow", err)
 			}
 			if after := h.stateDump(); !maps.EqualFunc(before, after, bytes.Equal) {

@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // TestPropertyConservation applies thousands of random operations from
@@ -553,7 +554,7 @@ func (m *propModel) apply(op pOp, day uint64) []string {
 			m.addOutflow(op.asset, caller, op.amount, day)
 			m.setBal(op.asset, caller, b.Sub(b, op.amount))
 			m.escrow[op.asset].Add(m.escrow[op.asset], op.amount)
-			m.wd = append(m.wd, &mWithdrawal{asset: op.asset, holder: caller, amount: new(big.Int).Set(op.amount), status: WithdrawalPending})
+			m.wd = append(m.wd, &mWithdrawal{asset: op.asset, holder: caller, amount: new(big.Int).Set(op.amount), status: state.WithdrawalPending})
 		}
 	case "settle", "refundW":
 		f = m.bankFails(op.asset, caller)
@@ -564,9 +565,9 @@ func (m *propModel) apply(op pOp, day uint64) []string {
 		switch {
 		case w == nil:
 			f = append(f, "no "+m.g.Assets[op.asset].Symbol+" withdrawal")
-		case w.status == WithdrawalSettled || w.status == WithdrawalReturned:
+		case w.status == state.WithdrawalSettled || w.status == state.WithdrawalReturned:
 			f = append(f, fSettled)
-		case w.status == WithdrawalRefunded:
+		case w.status == state.WithdrawalRefunded:
 			f = append(f, fRefunded)
 		case w.bank != (common.Address{}) && w.bank != caller:
 			f = append(f, fClaimedBy)
@@ -576,11 +577,11 @@ func (m *propModel) apply(op pOp, day uint64) []string {
 		if len(f) == 0 {
 			m.escrow[op.asset].Sub(m.escrow[op.asset], w.amount)
 			if op.kind == "settle" {
-				w.status = WithdrawalSettled
+				w.status = state.WithdrawalSettled
 				m.burned[op.asset].Add(m.burned[op.asset], w.amount)
 				m.addIssued(op.asset, caller, new(big.Int), w.amount)
 			} else {
-				w.status = WithdrawalRefunded
+				w.status = state.WithdrawalRefunded
 				b := m.balOf(op.asset, w.holder)
 				m.setBal(op.asset, w.holder, b.Add(b, w.amount))
 				if maxBal, _, _ := m.limits(w.holder, op.asset); maxBal != nil && b.Cmp(maxBal) > 0 {
@@ -595,9 +596,9 @@ func (m *propModel) apply(op pOp, day uint64) []string {
 		switch {
 		case w == nil:
 			f = append(f, "no "+m.g.Assets[op.asset].Symbol+" withdrawal")
-		case w.status == WithdrawalSettled || w.status == WithdrawalReturned:
+		case w.status == state.WithdrawalSettled || w.status == state.WithdrawalReturned:
 			f = append(f, fSettled)
-		case w.status == WithdrawalRefunded:
+		case w.status == state.WithdrawalRefunded:
 			f = append(f, fRefunded)
 		case w.bank != (common.Address{}) && (w.bank != caller || w.order != op.ref):
 			f = append(f, fAlreadyClaimed)
@@ -612,17 +613,17 @@ func (m *propModel) apply(op pOp, day uint64) []string {
 		switch {
 		case w == nil:
 			f = append(f, "no "+m.g.Assets[op.asset].Symbol+" withdrawal")
-		case w.status == WithdrawalPending:
+		case w.status == state.WithdrawalPending:
 			f = append(f, fNotSettled)
-		case w.status == WithdrawalRefunded:
+		case w.status == state.WithdrawalRefunded:
 			f = append(f, fWasRefunded)
-		case w.status == WithdrawalReturned:
+		case w.status == state.WithdrawalReturned:
 			f = append(f, fReturned)
 		case w.bank != caller:
 			f = append(f, fClaimedBy)
 		}
 		if len(f) == 0 {
-			w.status = WithdrawalReturned
+			w.status = state.WithdrawalReturned
 			m.minted[op.asset].Add(m.minted[op.asset], w.amount)
 			m.addIssued(op.asset, caller, w.amount, new(big.Int))
 			b := m.balOf(op.asset, w.holder)
@@ -811,7 +812,7 @@ func (m *propModel) applyOffer(op pOp, caller common.Address, day uint64) []stri
 			m.setBal(op.asset, caller, b.Sub(b, op.amount))
 			m.escrow[op.asset].Add(m.escrow[op.asset], op.amount)
 			m.offers = append(m.offers, &mOffer{maker: caller, counterparty: op.to, out: op.asset, in: op.assetIn,
-				amountOut: new(big.Int).Set(op.amount), amountIn: new(big.Int).Set(op.amountIn), expiry: op.expiry, status: OfferOpen})
+				amountOut: new(big.Int).Set(op.amount), amountIn: new(big.Int).Set(op.amountIn), expiry: op.expiry, status: state.OfferOpen})
 		}
 		return f
 	}
@@ -820,9 +821,9 @@ func (m *propModel) applyOffer(op pOp, caller common.Address, day uint64) []stri
 	}
 	o := m.offers[op.offer-1]
 	switch o.status {
-	case OfferAccepted:
+	case state.OfferAccepted:
 		return []string{fAccepted}
-	case OfferCancelled:
+	case state.OfferCancelled:
 		return []string{fCancelled}
 	}
 	if op.kind == "cancel" {
@@ -836,7 +837,7 @@ func (m *propModel) applyOffer(op pOp, caller common.Address, day uint64) []stri
 			m.overMax[o.out][o.maker] = true // a cancel returns the money whatever the limits
 			m.excusals++
 		}
-		o.status = OfferCancelled
+		o.status = state.OfferCancelled
 		return nil
 	}
 	if caller != o.counterparty {
@@ -854,7 +855,7 @@ func (m *propModel) applyOffer(op pOp, caller common.Address, day uint64) []stri
 	m.move(o.in, caller, o.maker, o.amountIn, false, day)
 	m.escrow[o.out].Sub(m.escrow[o.out], o.amountOut)
 	m.setBal(o.out, caller, nb)
-	o.status = OfferAccepted
+	o.status = state.OfferAccepted
 	return nil
 }
 
@@ -1241,7 +1242,7 @@ func (p *propRun) randomOp(day uint64) pOp {
 		}
 		var pending, other []uint64
 		for i, w := range p.m.wd {
-			if w.asset == op.asset && w.status == WithdrawalPending {
+			if w.asset == op.asset && w.status == state.WithdrawalPending {
 				pending = append(pending, uint64(i+1))
 			} else {
 				other = append(other, uint64(i+1)) // closed, or of the other asset
@@ -1260,13 +1261,13 @@ func (p *propRun) randomOp(day uint64) pOp {
 		}
 	case "claim", "returnW":
 		op.caller = p.bankFor(op.asset)
-		want := WithdrawalPending
+		want := state.WithdrawalPending
 		if kind == "returnW" {
-			want = WithdrawalSettled
+			want = state.WithdrawalSettled
 		}
 		var match, other []uint64
 		for i, w := range p.m.wd {
-			if w.asset == op.asset && (w.status == want || kind == "returnW" && w.status == WithdrawalReturned) {
+			if w.asset == op.asset && (w.status == want || kind == "returnW" && w.status == state.WithdrawalReturned) {
 				match = append(match, uint64(i+1))
 			} else {
 				other = append(other, uint64(i+1))
@@ -1390,7 +1391,7 @@ func (p *propRun) randomOp(day uint64) pOp {
 		var live, expired, closed []uint64
 		for i, o := range p.m.offers {
 			switch {
-			case o.status != OfferOpen:
+			case o.status != state.OfferOpen:
 				closed = append(closed, uint64(i+1))
 			case p.m.nowSec <= o.expiry:
 				live = append(live, uint64(i+1))
@@ -1609,7 +1610,7 @@ func (p *propRun) logMove(asset uint32, from, to common.Address, v *big.Int) {
 func (p *propRun) checkState(day uint64) {
 	p.t.Helper()
 	db := p.h.db
-	view := NewOverlay(db)
+	view := state.NewOverlay(db)
 	if err := db.CheckConservation(); err != nil {
 		p.fatalf("%v", err)
 	}

@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // This file tests split payments (batchTransfer) and the exchange's
@@ -68,19 +69,19 @@ func escrowHeld(t testing.TB, h *opHarness) map[uint32]*big.Int {
 	for k, v := range h.stateDump() {
 		switch {
 		case strings.HasPrefix(k, string(prefixWithdraw)) && len(k) == len(prefixWithdraw)+8:
-			var w Withdrawal
+			var w state.Withdrawal
 			if err := rlp.DecodeBytes(v, &w); err != nil {
 				t.Fatalf("withdrawal %x: %v", k, err)
 			}
-			if w.Status == WithdrawalPending {
+			if w.Status == state.WithdrawalPending {
 				add(w.Asset, w.Amount)
 			}
 		case strings.HasPrefix(k, string(prefixOffer)) && len(k) == len(prefixOffer)+8:
-			var f Offer
+			var f state.Offer
 			if err := rlp.DecodeBytes(v, &f); err != nil {
 				t.Fatalf("offer %x: %v", k, err)
 			}
-			if f.Status == OfferOpen {
+			if f.Status == state.OfferOpen {
 				add(f.AssetOut, f.AmountOut)
 			}
 		}
@@ -255,9 +256,9 @@ func offerCases() []opCase {
 	// Alice offers bob 100 HKD for 80 CNY for an hour: offer 1.
 	offered := []opStep{txOffer(idAlice, assetHKD, hkd(100), assetCNY, cny(80), idBob, exp)}
 	created := wantLog(exF, "OfferCreated", bn(1), A, B, hkdF, hkd(100), cnyF, cny(80), exp)
-	isOpen := offerIs(1, idAlice, assetHKD, hkd(100), assetCNY, cny(80), idBob, exp, OfferOpen)
-	isAccepted := offerIs(1, idAlice, assetHKD, hkd(100), assetCNY, cny(80), idBob, exp, OfferAccepted)
-	isCancelled := offerIs(1, idAlice, assetHKD, hkd(100), assetCNY, cny(80), idBob, exp, OfferCancelled)
+	isOpen := offerIs(1, idAlice, assetHKD, hkd(100), assetCNY, cny(80), idBob, exp, state.OfferOpen)
+	isAccepted := offerIs(1, idAlice, assetHKD, hkd(100), assetCNY, cny(80), idBob, exp, state.OfferAccepted)
+	isCancelled := offerIs(1, idAlice, assetHKD, hkd(100), assetCNY, cny(80), idBob, exp, state.OfferCancelled)
 	remaining := func(want *big.Int) func(t *testing.T, h *opHarness) {
 		return func(t *testing.T, h *opHarness) {
 			expectView(t, "remainingDailyAllowance", h.complianceView("remainingDailyAllowance", basic, cnyF), want)
@@ -280,7 +281,7 @@ func offerCases() []opCase {
 			logs: []string{logTransfer(assetCNY, A, cnyF, cny(1)),
 				wantLog(exF, "OfferCreated", bn(2), A, C, cnyF, cny(1), hkdF, hkd(1), exp)},
 			keys: []string{"offer", "offer-seq"}, ret: []any{bn(2)},
-			check: offerIs(2, idAlice, assetCNY, cny(1), assetHKD, hkd(1), idCarol, exp, OfferOpen)},
+			check: offerIs(2, idAlice, assetCNY, cny(1), assetHKD, hkd(1), idCarol, exp, state.OfferOpen)},
 		{name: "offer/expiring this very second", at: at(2), op: txOffer(idAlice, assetHKD, hkd(100), assetCNY, cny(80), idBob, genesisSec+2),
 			bals:   []balChange{bal(assetHKD, idAlice, neg(hkd(100)))},
 			supply: []supplyChange{{asset: assetHKD, escrow: hkd(100)}},
@@ -492,7 +493,7 @@ func TestExchangeLifecycle(t *testing.T) {
 			t.Errorf("%s escrow %s after every offer and withdrawal closed", s, sup.Escrow)
 		}
 	}
-	for id, status := range map[int64]uint8{1: OfferAccepted, 2: OfferCancelled, 3: OfferAccepted, 4: OfferCancelled} {
+	for id, status := range map[int64]uint8{1: state.OfferAccepted, 2: state.OfferCancelled, 3: state.OfferAccepted, 4: state.OfferCancelled} {
 		if got := h.offerView(id)[7].(uint8); got != status {
 			t.Errorf("offer %d status %d, want %d", id, got, status)
 		}

@@ -1,4 +1,4 @@
-package state_test
+package store_test
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/internal/chaintest"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // TestHistoryProof compares the proofs HistoryProof builds from the stored
@@ -142,7 +142,7 @@ func TestTxProof(t *testing.T) {
 	c := chaintest.New(t)
 	first := c.Apply(c.Transfers(5)...)
 	tx := first.Block.Txs[3].Hash()
-	if _, err := c.DB.TxProof(tx); !errors.Is(err, state.ErrNotCertified) {
+	if _, err := c.DB.TxProof(tx); !errors.Is(err, store.ErrNotCertified) {
 		t.Fatalf("newest block: %v, want ErrNotCertified", err)
 	}
 	c.Apply() // certifies block 1: the head is the block itself
@@ -168,10 +168,10 @@ func TestTxProof(t *testing.T) {
 	}
 
 	last := c.Apply(c.Transfers(1)...)
-	if _, err := c.DB.TxProof(last.Block.Txs[0].Hash()); !errors.Is(err, state.ErrNotCertified) {
+	if _, err := c.DB.TxProof(last.Block.Txs[0].Hash()); !errors.Is(err, store.ErrNotCertified) {
 		t.Fatalf("newest block: %v, want ErrNotCertified", err)
 	}
-	if _, err := c.DB.TxProof(common.Hash{1}); !errors.Is(err, state.ErrNotFound) {
+	if _, err := c.DB.TxProof(common.Hash{1}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown tx: %v, want ErrNotFound", err)
 	}
 }

@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // reseal seals a copy of h, changed by edit, with key.
@@ -25,14 +26,14 @@ func reseal(t *testing.T, h *types.Header, key *crypto.PrivateKey, edit func(h *
 }
 
 // withTxs is b's block with txs, the header's tx root and seal updated.
-func withTxs(t *testing.T, e *env, b *Built, txs ...*types.Transaction) *chain.Block {
+func withTxs(t *testing.T, e *env, b *state.Built, txs ...*types.Transaction) *chain.Block {
 	t.Helper()
 	h := reseal(t, b.Block.Header, e.val, func(h *types.Header) { h.TxHash = chain.TxRoot(txs) })
 	return chain.NewBlock(h, txs)
 }
 
 // withCerts is b's block carrying certs, the certificate root and seal updated.
-func withCerts(t *testing.T, e *env, b *Built, certs []*chain.Certificate) *chain.Block {
+func withCerts(t *testing.T, e *env, b *state.Built, certs []*chain.Certificate) *chain.Block {
 	t.Helper()
 	h := types.CopyHeader(b.Block.Header)
 	h.Extra = h.Extra[:len(h.Extra)-chain.SealLen]
@@ -47,22 +48,22 @@ func withCerts(t *testing.T, e *env, b *Built, certs []*chain.Certificate) *chai
 
 // verdict applies the block-validity rules as ApplyBlock does: CheckBlock,
 // then executing and CheckExecution.
-func verdict(e *env, blk *chain.Block) []Violation {
+func verdict(e *env, blk *chain.Block) []state.Violation {
 	tip := e.db.Tip()
-	p := Prepare(blk, genesis.DevChainID, e.senders.Senders)
-	if vs := CheckBlock(p, tip.Parent(), e.db.View(tip.Head.Number), genesis.DevChainID); len(vs) > 0 {
+	p := state.Prepare(blk, genesis.DevChainID, e.senders.Senders)
+	if vs := state.CheckBlock(p, tip.Parent(), e.db.View(tip.Head.Number), genesis.DevChainID); len(vs) > 0 {
 		return vs
 	}
 	timeMs, _ := chain.TimeMs(blk.Header)
-	res, err := Execute(e.db, BlockContext{Number: blk.Number(), TimeMs: timeMs}, blk.Txs, p.Senders)
-	var txErr *TxError
+	res, err := state.Execute(e.db, state.BlockContext{Number: blk.Number(), TimeMs: timeMs}, blk.Txs, p.Senders)
+	var txErr *state.TxError
 	if errors.As(err, &txErr) {
-		return []Violation{{Rule: RuleIncludable, Tx: txErr.Index, Err: err}}
+		return []state.Violation{{Rule: state.RuleIncludable, Tx: txErr.Index, Err: err}}
 	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return CheckExecution(blk.Header, tip.Head.StateRoot, res)
+	return state.CheckExecution(blk.Header, tip.Head.StateRoot, res)
 }
 
 // TestBlockValidityRules is the table of block-validity rules: each
@@ -88,89 +89,89 @@ func TestBlockValidityRules(t *testing.T) {
 	}
 	cases := []struct {
 		name    string
-		corrupt func(t *testing.T, e *env, b *Built) *chain.Block
+		corrupt func(t *testing.T, e *env, b *state.Built) *chain.Block
 		rule    string // "" for a valid block
 		tx      int
 	}{
-		{"valid", func(t *testing.T, e *env, b *Built) *chain.Block { return b.Block }, "", -1},
-		{"largest admissible access list", func(t *testing.T, e *env, b *Built) *chain.Block {
+		{"valid", func(t *testing.T, e *env, b *state.Built) *chain.Block { return b.Block }, "", -1},
+		{"largest admissible access list", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return e.build(alTx(e, accessList(chain.MaxAccessListEntries, chain.MaxAccessListKeys))).Block
 		}, "", -1},
-		{"access list: too many addresses", func(t *testing.T, e *env, b *Built) *chain.Block {
+		{"access list: too many addresses", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return withTxs(t, e, b, alTx(e, accessList(chain.MaxAccessListEntries+1, 1)))
-		}, RuleLimits, 0},
-		{"access list: too many storage keys", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleLimits, 0},
+		{"access list: too many storage keys", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return withTxs(t, e, b, alTx(e, accessList(4, chain.MaxAccessListKeys+1)))
-		}, RuleLimits, 0},
-		{"transaction over MaxTxSize", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleLimits, 0},
+		{"transaction over MaxTxSize", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return withTxs(t, e, b, e.transfer(1, 0, to, 1), alTx(e, accessList(1000, 3800)))
-		}, RuleLimits, 1},
-		{"too many certificates", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleLimits, 1},
+		{"too many certificates", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			certs := make([]*chain.Certificate, chain.MaxCertsPerBlock+1)
 			for i := range certs {
 				certs[i] = &chain.Certificate{Height: uint64(i)}
 			}
 			return withCerts(t, e, b, certs)
-		}, RuleLimits, -1},
-		{"wrong parent", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleLimits, -1},
+		{"wrong parent", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, e.val, func(h *types.Header) { h.ParentHash = common.Hash{9} }), b.Block.Txs)
-		}, RuleLink, -1},
-		{"wrong height", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleLink, -1},
+		{"wrong height", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, e.val, func(h *types.Header) { h.Number = big.NewInt(5) }), b.Block.Txs)
-		}, RuleLink, -1},
-		{"gas limit", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleLink, -1},
+		{"gas limit", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, e.val, func(h *types.Header) { h.GasLimit = 30_000_000 }), b.Block.Txs)
-		}, RuleHeader, -1},
-		{"gas used over the gas limit", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleHeader, -1},
+		{"gas used over the gas limit", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, e.val, func(h *types.Header) { h.GasUsed = chain.BlockGasLimit + 1 }), b.Block.Txs)
-		}, RuleHeader, -1},
-		{"time goes back", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleHeader, -1},
+		{"time goes back", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, e.val, func(h *types.Header) {
 				h.Extra = chain.NewHeader(h.ParentHash, 1, 5, h.Coinbase).Extra
 				h.Time = 0
 			}), b.Block.Txs)
-		}, RuleTime, -1},
-		{"not a validator", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleTime, -1},
+		{"not a validator", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, stranger, func(h *types.Header) { h.Coinbase = stranger.Address() }), b.Block.Txs)
-		}, RuleProposer, -1},
-		{"bad seal", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleProposer, -1},
+		{"bad seal", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			h := types.CopyHeader(b.Block.Header)
 			h.Extra[len(h.Extra)-2] ^= 1
 			return chain.NewBlock(h, b.Block.Txs)
-		}, RuleSeal, -1},
-		{"tx root", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleSeal, -1},
+		{"tx root", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(b.Block.Header, append(b.Block.Txs, e.transfer(1, 0, to, 1)))
-		}, RuleTxRoot, -1},
-		{"history root", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleTxRoot, -1},
+		{"history root", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, e.val, func(h *types.Header) { h.MixDigest = common.Hash{4} }), b.Block.Txs)
-		}, RuleHistoryRoot, -1},
-		{"certificate root", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleHistoryRoot, -1},
+		{"certificate root", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			blk := chain.NewBlock(b.Block.Header, b.Block.Txs)
 			blk.Certs = []*chain.Certificate{{Height: 0}}
 			return blk
-		}, RuleCertRoot, -1},
-		{"certificate for the block itself", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleCertRoot, -1},
+		{"certificate for the block itself", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return withCerts(t, e, b, []*chain.Certificate{{Height: 1}})
-		}, RuleCertificate, -1},
-		{"certificate without a quorum", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleCertificate, -1},
+		{"certificate without a quorum", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return withCerts(t, e, b, []*chain.Certificate{{Height: 0}})
-		}, RuleCertificateQuorum, -1},
-		{"unprotected tx", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleCertificateQuorum, -1},
+		{"unprotected tx", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			tx, _ := types.SignTx(types.NewTransaction(0, to, big.NewInt(1), 21000, new(big.Int), nil), types.HomesteadSigner{}, e.keys[0].ECDSA())
 			return withTxs(t, e, b, tx)
-		}, RuleTxSignature, 0},
-		{"nonce not the next", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleTxSignature, 0},
+		{"nonce not the next", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return withTxs(t, e, b, e.transfer(0, 3, to, 1))
-		}, RuleIncludable, 0},
-		{"state root", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleIncludable, 0},
+		{"state root", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, e.val, func(h *types.Header) { h.Root = common.Hash{1} }), b.Block.Txs)
-		}, RuleStateRoot, -1},
-		{"receipts root", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleStateRoot, -1},
+		{"receipts root", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, e.val, func(h *types.Header) { h.ReceiptHash = common.Hash{3} }), b.Block.Txs)
-		}, RuleReceiptsRoot, -1},
-		{"gas used", func(t *testing.T, e *env, b *Built) *chain.Block {
+		}, state.RuleReceiptsRoot, -1},
+		{"gas used", func(t *testing.T, e *env, b *state.Built) *chain.Block {
 			return chain.NewBlock(reseal(t, b.Block.Header, e.val, func(h *types.Header) { h.GasUsed++ }), b.Block.Txs)
-		}, RuleHeader, -1},
+		}, state.RuleHeader, -1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,7 +193,7 @@ func TestBlockValidityRules(t *testing.T) {
 				t.Fatalf("violations %v; want %s (tx %d) first", vs, tc.rule, tc.tx)
 			}
 			_, err := e.apply(blk)
-			var v *Violation
+			var v *state.Violation
 			if !errors.Is(err, ErrBlockRejected) || !errors.As(err, &v) || v.Rule != tc.rule || v.Tx != tc.tx {
 				t.Fatalf("ApplyBlock: %v; want ErrBlockRejected with %s (tx %d)", err, tc.rule, tc.tx)
 			}
@@ -230,11 +231,11 @@ func TestBuildKeepsTheLimits(t *testing.T) {
 		txs, froms, size = append(txs, tx), append(froms, e.keys[0].Address()), size+int(tx.Size())
 	}
 	tip := e.db.Tip()
-	built, err := Build(e.db, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1, e.val, genesis.DevChainID)
+	built, err := state.Build(e.db, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1, e.val, genesis.DevChainID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(built.Dropped) == 0 || !errors.Is(built.Dropped[0].Err, ErrBlockFull) {
+	if len(built.Dropped) == 0 || !errors.Is(built.Dropped[0].Err, state.ErrBlockFull) {
 		t.Fatalf("%d of %d transactions left out (%v), want the last ones with ErrBlockFull", len(built.Dropped), len(txs), built.Dropped)
 	}
 	enc, err := built.Block.Encode()
@@ -271,8 +272,8 @@ func BenchmarkCheckBlock(b *testing.B) {
 	view := e.db.View(tip.Head.Number)
 	b.ResetTimer()
 	for range b.N {
-		p := Prepare(built.Block, genesis.DevChainID, e.senders.Senders)
-		if vs := CheckBlock(p, tip.Parent(), view, genesis.DevChainID); len(vs) > 0 {
+		p := state.Prepare(built.Block, genesis.DevChainID, e.senders.Senders)
+		if vs := state.CheckBlock(p, tip.Parent(), view, genesis.DevChainID); len(vs) > 0 {
 			b.Fatal(vs)
 		}
 	}

@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
 )
 
 // ErrNotCertified is returned by TxProof for a transaction whose block (or
@@ -30,7 +31,7 @@ func historyNodeKey(level uint, index uint64) []byte {
 func (d *DB) HistoryProof(index, size uint64) ([]common.Hash, error) {
 	tip := d.Tip()
 	if tip == nil {
-		return nil, ErrNoGenesis
+		return nil, state.ErrNoGenesis
 	}
 	if size > tip.History.Size() {
 		return nil, fmt.Errorf("history proof of block %d in %d: only %d blocks applied", index, size, tip.History.Size())

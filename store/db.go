@@ -1,11 +1,12 @@
-package state
+package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // Errors of the database.
@@ -35,8 +37,6 @@ var (
 	// ErrInUse is returned when a data dir is held by another process
 	// (HeldError).
 	ErrInUse = errors.New("data dir in use")
-	// ErrNoGenesis is returned when a data dir has not been initialised.
-	ErrNoGenesis = errors.New("data dir has no genesis")
 )
 
 // Head describes the last applied block and Raft entry.
@@ -55,6 +55,11 @@ type Head struct {
 type Tip struct {
 	Head    Head
 	History *chain.History
+}
+
+// Parent returns the tip as a parent.
+func (t *Tip) Parent() state.Parent {
+	return state.Parent{Hash: t.Head.Hash, Root: t.Head.StateRoot, Number: t.Head.Number, TimeMs: t.Head.TimeMs, History: t.History}
 }
 
 // decodedCacheBlocks is how many decoded blocks (and their receipts) the
@@ -321,7 +326,7 @@ func (d *DB) Validators() []common.Address {
 	for a := range *set {
 		out = append(out, a)
 	}
-	sortAddresses(out)
+	slices.SortFunc(out, func(a, b common.Address) int { return bytes.Compare(a[:], b[:]) })
 	return out
 }
 
@@ -332,7 +337,7 @@ func (d *DB) Genesis() (*genesis.Genesis, error) {
 		return nil, err
 	}
 	if v == nil {
-		return nil, ErrNoGenesis
+		return nil, state.ErrNoGenesis
 	}
 	return genesis.Parse(v)
 }
@@ -350,7 +355,7 @@ func (d *DB) InitGenesis(g *genesis.Genesis) error {
 		}
 		return nil
 	}
-	b, writes, err := GenesisBlock(g)
+	b, writes, err := state.GenesisBlock(g)
 	if err != nil {
 		return err
 	}
@@ -373,55 +378,9 @@ func (d *DB) InitGenesis(g *genesis.Genesis) error {
 	return d.loadValidators()
 }
 
-// GenesisBlock derives block 0 and its state writes from g. Its extra data
-// carries g.Hash(), so it commits to the whole file.
-func GenesisBlock(g *genesis.Genesis) (*chain.Block, *Overlay, error) {
-	if err := g.Validate(); err != nil {
-		return nil, nil, err
-	}
-	o := NewOverlay(emptyReader{})
-	o.setValidatorList(g.ValidatorAddresses(), 0)
-	for i, v := range g.Validators {
-		a, err := v.Address()
-		if err != nil {
-			return nil, nil, err
-		}
-		name := v.Name
-		if name == "" {
-			name = fmt.Sprintf("validator-%d", i)
-		}
-		o.setValidator(ValidatorInfo{Address: a, Name: name, PublicKey: v.PublicKey})
-	}
-	o.Set(keyRules, g.Rules.Encode())
-	o.Set(key(prefixRulesHistory, u64(0)), g.Rules.Encode())
-	minted := make([]*big.Int, len(g.Assets))
-	for i := range minted {
-		minted[i] = new(big.Int)
-	}
-	for _, al := range g.Alloc {
-		o.SetAccount(al.Address, Account{Tier: al.Tier})
-		for sym, bal := range al.Balances {
-			id, _ := g.AssetID(sym) // checked by Validate
-			o.SetBalance(id, al.Address, new(big.Int).Set(bal.Int))
-			minted[id].Add(minted[id], bal.Int)
-		}
-	}
-	// Genesis allocations count as minted at height 0 (DESIGN.md decision 9).
-	for id, m := range minted {
-		o.SetSupply(uint32(id), Supply{Minted: m, Burned: new(big.Int), Escrow: new(big.Int)})
-	}
-	h := chain.NewGenesisHeader(g.TimestampMs, g.Hash())
-	h.Root = o.Root(common.Hash{})
-	return chain.NewBlock(h, nil), o, nil
-}
-
-type emptyReader struct{}
-
-func (emptyReader) Get([]byte) ([]byte, error) { return nil, nil }
-
-func (d *DB) writeState(batch *pebble.Batch, o *Overlay) error {
-	for _, k := range o.sortedKeys() {
-		v := o.writes[k]
+func (d *DB) writeState(batch *pebble.Batch, o *state.Overlay) error {
+	for _, k := range o.SortedKeys() {
+		v, _ := o.Written(k)
 		var err error
 		if len(v) == 0 {
 			err = batch.Delete([]byte(k), nil)

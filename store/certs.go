@@ -1,8 +1,7 @@
-package state
+package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -10,18 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/tally-ledger/tally/chain"
-)
-
-// Halting errors of ApplyBlock (DESIGN.md decisions 5 and 10): a block
-// carries a certificate, signed by a quorum, for a block this node does not
-// have. Nothing it applies from then on can be trusted.
-var (
-	// ErrDiverged: the certified block at a height this node applied is
-	// not the one it applied.
-	ErrDiverged = errors.New("node diverged from a certified block")
-	// ErrBehind: a quorum certified a block above this node's head that
-	// this node cannot apply (it skipped a block the others applied).
-	ErrBehind = errors.New("node is behind a certified block it cannot reach")
+	"github.com/tally-ledger/tally/state"
 )
 
 // CertificateAt is a certificate together with the block carrying it.
@@ -136,5 +124,5 @@ func (d *DB) LastCertified() (uint64, bool, error) {
 // a builder refuses what fails it. A quorum certifying a block this node
 // does not have returns ErrDiverged or ErrBehind.
 func (d *DB) CheckCertificate(c *chain.Certificate, head uint64) error {
-	return CheckCert(c, d.View(head), d.chainID)
+	return state.CheckCert(c, d.View(head), d.chainID)
 }

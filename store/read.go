@@ -1,12 +1,9 @@
-package state
+package store
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/big"
-	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // applied reports whether block n is at or below the head. Pebble makes a
@@ -106,11 +104,11 @@ func (d *DB) HasTx(h common.Hash) (bool, error) {
 }
 
 // Nonce returns the next nonce of a in the latest applied state.
-func (d *DB) Nonce(a common.Address) (uint64, error) { return readNonce(d, a) }
+func (d *DB) Nonce(a common.Address) (uint64, error) { return state.ReadNonce(d, a) }
 
 // Balance returns a's balance of asset in the latest applied state.
 func (d *DB) Balance(asset uint32, a common.Address) (*big.Int, error) {
-	return readBalance(d, asset, a)
+	return state.ReadBalance(d, asset, a)
 }
 
 // HistoryEntry is one transaction in an account's history.
@@ -153,30 +151,28 @@ func (d *DB) AccountHistory(a common.Address, before *HistoryEntry, limit int) (
 	return out, nil
 }
 
-func sortAddresses(as []common.Address) {
-	slices.SortFunc(as, func(a, b common.Address) int { return bytes.Compare(a[:], b[:]) })
-}
-
 // view returns a read-only overlay on the applied state.
-func (d *DB) view() *Overlay { return NewOverlay(d) }
+func (d *DB) view() *state.Overlay { return state.NewOverlay(d) }
 
 // Rules returns the rules in force at the head.
-func (d *DB) Rules() (*Rules, error) { return LoadRules(d) }
+func (d *DB) Rules() (*state.Rules, error) { return state.LoadRules(d) }
 
 // Account returns a's compliance record.
-func (d *DB) Account(a common.Address) (Account, error) { return d.view().Account(a) }
+func (d *DB) Account(a common.Address) (state.Account, error) { return d.view().Account(a) }
 
 // Supply returns the issuance record of asset id.
-func (d *DB) Supply(id uint32) (Supply, error) { return d.view().Supply(id) }
+func (d *DB) Supply(id uint32) (state.Supply, error) { return d.view().Supply(id) }
 
 // Withdrawal returns withdrawal id; ok is false if there is none.
-func (d *DB) Withdrawal(id uint64) (Withdrawal, bool, error) { return d.view().Withdrawal(id) }
+func (d *DB) Withdrawal(id uint64) (state.Withdrawal, bool, error) { return d.view().Withdrawal(id) }
 
 // MintRecord returns what bankRef minted; ok is false if it has not.
-func (d *DB) MintRecord(ref common.Hash) (MintRecord, bool, error) { return d.view().MintRecord(ref) }
+func (d *DB) MintRecord(ref common.Hash) (state.MintRecord, bool, error) {
+	return d.view().MintRecord(ref)
+}
 
 // Issuance returns bank's issuance record of asset.
-func (d *DB) Issuance(asset uint32, bank common.Address) (Issuance, error) {
+func (d *DB) Issuance(asset uint32, bank common.Address) (state.Issuance, error) {
 	return d.view().Issuance(asset, bank)
 }
 
@@ -185,9 +181,9 @@ func (d *DB) BankRefUsed(ref common.Hash) (bool, error) { return d.view().BankRe
 
 // HeadContext is the block context of a call on the head state (eth_call):
 // the next height, at the head's time.
-func (d *DB) HeadContext() BlockContext {
+func (d *DB) HeadContext() state.BlockContext {
 	h, _ := d.Head()
-	return BlockContext{Number: h.Number + 1, TimeMs: h.TimeMs}
+	return state.BlockContext{Number: h.Number + 1, TimeMs: h.TimeMs}
 }
 
 // RemainingDaily is what a may still send of asset id today (UTC day of the
@@ -197,12 +193,8 @@ func (d *DB) RemainingDaily(id uint32, a common.Address) (*big.Int, error) {
 	if err != nil {
 		return nil, err
 	}
-	return RemainingDaily(d.view(), rules, d.HeadContext(), id, a)
+	return state.RemainingDaily(d.view(), rules, d.HeadContext(), id, a)
 }
-
-// ErrConservation is returned by CheckConservation when an asset's
-// balances and escrow do not add up to minted − burned.
-var ErrConservation = errors.New("supply not conserved")
 
 // CheckConservation checks DESIGN.md decision 9 for every asset on the
 // applied state: sum of balances + escrow = minted − burned. It reads every
@@ -228,7 +220,7 @@ func (d *DB) CheckConservation() error {
 		if int(id) >= len(sums) {
 			it.Close()
 			d.mu.RUnlock()
-			return fmt.Errorf("%w: balance of unknown asset %d", ErrConservation, id)
+			return fmt.Errorf("%w: balance of unknown asset %d", state.ErrConservation, id)
 		}
 		sums[id].Add(sums[id], new(big.Int).SetBytes(it.Value()))
 	}
@@ -244,18 +236,18 @@ func (d *DB) CheckConservation() error {
 		}
 		held := new(big.Int).Add(sum, s.Escrow)
 		if want := new(big.Int).Sub(s.Minted, s.Burned); held.Cmp(want) != 0 {
-			return fmt.Errorf("%w: asset %s: balances %s + escrow %s != minted %s - burned %s", ErrConservation, rules.Assets[id].Symbol, sum, s.Escrow, s.Minted, s.Burned)
+			return fmt.Errorf("%w: asset %s: balances %s + escrow %s != minted %s - burned %s", state.ErrConservation, rules.Assets[id].Symbol, sum, s.Escrow, s.Minted, s.Burned)
 		}
 	}
 	return nil
 }
 
 // ValidatorInfos returns the current validators with their keys, sorted by address.
-func (d *DB) ValidatorInfos() ([]ValidatorInfo, error) {
+func (d *DB) ValidatorInfos() ([]state.ValidatorInfo, error) {
 	o := d.view()
-	var out []ValidatorInfo
+	var out []state.ValidatorInfo
 	for _, a := range d.Validators() {
-		v, ok, err := o.validator(a)
+		v, ok, err := o.Validator(a)
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +265,7 @@ type ValidatorChange struct {
 	ProposalID uint64
 	// Add is true for a new validator, false for a removal.
 	Add             bool
-	Validator       ValidatorInfo
+	Validator       state.ValidatorInfo
 	EffectiveHeight uint64
 }
 
@@ -291,7 +283,7 @@ func (d *DB) PendingValidatorChanges() ([]ValidatorChange, error) {
 		if err != nil || !ok {
 			return nil, fmt.Errorf("scheduled proposal %d: %v", s.ID, err)
 		}
-		if p.Kind != KindAddValidator && p.Kind != KindRemoveValidator {
+		if p.Kind != state.KindAddValidator && p.Kind != state.KindRemoveValidator {
 			continue
 		}
 		m, err := chain.GovernanceABI.MethodById(p.Change[:4])
@@ -302,17 +294,17 @@ func (d *DB) PendingValidatorChanges() ([]ValidatorChange, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proposal %d: %w", s.ID, err)
 		}
-		c := ValidatorChange{ProposalID: s.ID, Add: p.Kind == KindAddValidator, EffectiveHeight: s.Height}
+		c := ValidatorChange{ProposalID: s.ID, Add: p.Kind == state.KindAddValidator, EffectiveHeight: s.Height}
 		if c.Add {
 			pub := args[1].([]byte)
 			pk, err := ethcrypto.DecompressPubkey(pub)
 			if err != nil {
 				return nil, fmt.Errorf("proposal %d: %w", s.ID, err)
 			}
-			c.Validator = ValidatorInfo{Address: ethcrypto.PubkeyToAddress(*pk), Name: args[0].(string), PublicKey: pub}
+			c.Validator = state.ValidatorInfo{Address: ethcrypto.PubkeyToAddress(*pk), Name: args[0].(string), PublicKey: pub}
 		} else {
 			a := args[0].(common.Address)
-			v, _, err := o.validator(a)
+			v, _, err := o.Validator(a)
 			if err != nil {
 				return nil, err
 			}
@@ -325,7 +317,7 @@ func (d *DB) PendingValidatorChanges() ([]ValidatorChange, error) {
 }
 
 // Proposal returns governance proposal id; ok is false if there is none.
-func (d *DB) Proposal(id uint64) (Proposal, bool, error) { return d.view().Proposal(id) }
+func (d *DB) Proposal(id uint64) (state.Proposal, bool, error) { return d.view().Proposal(id) }
 
 // RulesAt returns the rules in force at height n (the state keeps every
 // version with the height it took effect at).

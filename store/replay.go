@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"bytes"
@@ -12,12 +12,12 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rlp"
 	"golang.org/x/crypto/sha3"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 // This file is the state's side of the audit (DESIGN.md, the auditor's
@@ -42,7 +42,7 @@ type RawBlock struct {
 func (d *DB) RawBlocks(from uint64, count, maxBytes int) ([]RawBlock, error) {
 	head, ok := d.Head()
 	if !ok {
-		return nil, ErrNoGenesis
+		return nil, state.ErrNoGenesis
 	}
 	var out []RawBlock
 	size := 0
@@ -91,7 +91,7 @@ func (d *DB) StateDigest() (StateDigest, error) {
 	hv, closer, err := snap.Get(keyHead)
 	if err != nil {
 		if errors.Is(err, pebble.ErrNotFound) {
-			return out, ErrNoGenesis
+			return out, state.ErrNoGenesis
 		}
 		return out, fmt.Errorf("state digest: read head: %w", err)
 	}
@@ -127,7 +127,7 @@ func digestState(r pebble.Reader) (uint64, common.Hash, error) {
 // iterateState calls fn with every state key and value of r in key order.
 // The slices are valid only during the call.
 func iterateState(r pebble.Reader, fn func(k, v []byte) error) error {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixState}, UpperBound: []byte{prefixState + 1}})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixState, UpperBound: upperBound(prefixState)})
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (d *DB) IterateState(fn func(k, v []byte) error) error {
 type AssetSupply struct {
 	ID     uint32
 	Symbol string
-	Supply
+	state.Supply
 	// Balances is the sum of every account's balance of the asset.
 	Balances *big.Int
 }
@@ -196,12 +196,12 @@ func (d *DB) SupplyTable() ([]AssetSupply, error) {
 		k := it.Key()[len(prefixBalance):]
 		if len(k) != 24 {
 			it.Close()
-			return nil, fmt.Errorf("%w: balance key %x malformed", ErrConservation, it.Key())
+			return nil, fmt.Errorf("%w: balance key %x malformed", state.ErrConservation, it.Key())
 		}
 		id := binary.BigEndian.Uint32(k)
 		if int(id) >= len(out) {
 			it.Close()
-			return nil, fmt.Errorf("%w: balance of unknown asset %d", ErrConservation, id)
+			return nil, fmt.Errorf("%w: balance of unknown asset %d", state.ErrConservation, id)
 		}
 		out[id].Balances.Add(out[id].Balances, v.SetBytes(it.Value()))
 	}
@@ -228,7 +228,7 @@ type Replay struct {
 // NewReplay initialises a scratch database in dir (which must not hold
 // one) with the state of block 0 of g, and returns it with block 0.
 func NewReplay(dir string, g *genesis.Genesis) (*Replay, *chain.Block, error) {
-	b, writes, err := GenesisBlock(g)
+	b, writes, err := state.GenesisBlock(g)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -236,7 +236,7 @@ func NewReplay(dir string, g *genesis.Genesis) (*Replay, *chain.Block, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	res := &Result{Writes: writes}
+	res := &state.Result{Writes: writes}
 	if err := r.Commit(res); err != nil {
 		r.Close()
 		return nil, nil, err
@@ -310,67 +310,14 @@ func (r *Replay) StateDigest() (StateDigest, error) {
 	return out, err
 }
 
-// ReplayResult is what replaying one block produced.
-type ReplayResult struct {
-	// Result holds the writes, gas and bloom. Its Receipts are aligned with
-	// the block's transactions: Receipts[i] is nil when tx i was excluded.
-	*Result
-	// Excluded[i] says why tx i could not be included (its signature, or a
-	// nonce that is not the sender's next); nil when every tx was included.
-	Excluded []error
-}
-
-// Execute runs b's transactions with their senders on the replayed state,
-// then the governance changes due at the end of b (as Execute does).
-// senderErrs[i] non-nil (the signature did not recover) excludes tx i; so
-// does any transaction that cannot be included. An error is a failure of
-// the scratch database itself.
-func (r *Replay) Execute(b *chain.Block, senders []common.Address, senderErrs []error) (*ReplayResult, error) {
-	rules, err := LoadRules(r.db)
-	if err != nil {
-		return nil, err
-	}
-	timeMs, _ := chain.TimeMs(b.Header) // a malformed Extra gives time 0: the audit reports the header
-	blk := BlockContext{Number: b.Number(), TimeMs: timeMs}
-	res := &ReplayResult{Result: &Result{Writes: NewOverlay(r.db), Receipts: make([]*types.Receipt, len(b.Txs))}}
-	res.Writes.cacheReads(true)
-	defer res.Writes.cacheReads(false)
-	exclude := func(i int, err error) {
-		if res.Excluded == nil {
-			res.Excluded = make([]error, len(b.Txs))
-		}
-		res.Excluded[i] = err
-	}
-	for i, tx := range b.Txs {
-		if senderErrs != nil && senderErrs[i] != nil {
-			exclude(i, senderErrs[i])
-			continue
-		}
-		if tx.To() == nil {
-			exclude(i, chain.ErrContractCreat)
-			continue
-		}
-		out, err := ExecuteTx(res.Writes, rules, blk, tx, senders[i], res.GasUsed)
-		if err != nil { // the overlay is unchanged
-			exclude(i, err)
-			continue
-		}
-		res.Receipts[i] = out.Receipt
-		res.GasUsed = out.Receipt.CumulativeGasUsed
-		if len(out.Receipt.Logs) > 0 {
-			for j := range res.Bloom {
-				res.Bloom[j] |= out.Receipt.Bloom[j]
-			}
-		}
-	}
-	if err := applyScheduled(res.Writes, rules, blk); err != nil {
-		return nil, fmt.Errorf("replay block %d: governance changes: %w", blk.Number, err)
-	}
-	return res, nil
+// Execute re-executes b with its senders on the replayed state
+// (state.Reexecute). An error is a failure of the scratch database itself.
+func (r *Replay) Execute(b *chain.Block, senders []common.Address, senderErrs []error) (*state.Reexecution, error) {
+	return state.Reexecute(r.db, b, senders, senderErrs)
 }
 
 // Commit stores res's writes (no fsync): the state the next block runs on.
-func (r *Replay) Commit(res *Result) error {
+func (r *Replay) Commit(res *state.Result) error {
 	batch := r.db.pdb.NewBatch()
 	defer batch.Close()
 	if err := r.db.writeState(batch, res.Writes); err != nil {
@@ -379,7 +326,7 @@ func (r *Replay) Commit(res *Result) error {
 	if err := batch.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("replay commit: %w", err)
 	}
-	if r.valHeights == nil || res.Writes.touches(prefixValidatorHistory) {
+	if r.valHeights == nil || res.Writes.ValidatorHistoryChanged() {
 		return r.loadValidatorHistory()
 	}
 	return nil
@@ -421,7 +368,7 @@ var errDiffFound = errors.New("difference found")
 // FirstDifference compares the replayed state with other's head state key
 // by key and returns the first difference; ok is false when they are equal.
 func (r *Replay) FirstDifference(other *DB) (diff StateDiff, ok bool, err error) {
-	it, err := r.db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixState}, UpperBound: []byte{prefixState + 1}})
+	it, err := r.db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefixState, UpperBound: upperBound(prefixState)})
 	if err != nil {
 		return diff, false, err
 	}

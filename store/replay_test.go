@@ -1,4 +1,4 @@
-package state_test
+package store_test
 
 import (
 	"path/filepath"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/internal/chaintest"
-	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 )
 
 // TestReplayReproducesChain replays a populated chain on a scratch state:
@@ -18,7 +18,7 @@ func TestReplayReproducesChain(t *testing.T) {
 	c := chaintest.New(t)
 	s := c.Populate()
 	head := c.DB.Tip().Head.Number
-	r, b0, err := state.NewReplay(filepath.Join(t.TempDir(), "replay"), c.Genesis)
+	r, b0, err := store.NewReplay(filepath.Join(t.TempDir(), "replay"), c.Genesis)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestReplayReproducesChain(t *testing.T) {
 	}
 
 	// A checkpoint's state replays from where it is.
-	from, err := state.NewReplayFrom(filepath.Join(t.TempDir(), "from"), c.DB)
+	from, err := store.NewReplayFrom(filepath.Join(t.TempDir(), "from"), c.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestReplayExcludes(t *testing.T) {
 	c := chaintest.New(t)
 	tx := c.Tx(0, chaintest.Addr(1), chaintest.CNYUnits(1), nil)
 	c.Apply(tx)
-	r, _, err := state.NewReplay(filepath.Join(t.TempDir(), "replay"), c.Genesis)
+	r, _, err := store.NewReplay(filepath.Join(t.TempDir(), "replay"), c.Genesis)
 	if err != nil {
 		t.Fatal(err)
 	}

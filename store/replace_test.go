@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/state"
 )
 
 func TestReplaceWithCheckpoint(t *testing.T) {
@@ -35,7 +36,7 @@ func TestReplaceWithCheckpoint(t *testing.T) {
 	if ha != hb {
 		t.Fatalf("head after replace %+v, want %+v", hb, ha)
 	}
-	if bal, _ := b.db.Balance(NativeAsset, common.Address{7}); bal.Int64() != 12 {
+	if bal, _ := b.db.Balance(state.NativeAsset, common.Address{7}); bal.Int64() != 12 {
 		t.Fatalf("balance %s after replace", bal)
 	}
 	if _, err := os.Stat(b.dir + ".old"); !os.IsNotExist(err) {

@@ -1,4 +1,4 @@
-package state
+package store
 
 import (
 	"errors"
@@ -14,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
 )
 
 // pastChain applies blocks one transfer each: block i (1-based) sends i
@@ -39,7 +40,7 @@ func newPastChain(t *testing.T, opts Options) *pastChain {
 func (c *pastChain) record() {
 	c.t.Helper()
 	a := c.keys[0].Address()
-	bal, err := c.db.Balance(NativeAsset, a)
+	bal, err := c.db.Balance(state.NativeAsset, a)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func (c *pastChain) check(h uint64) error {
 	if err != nil {
 		return err
 	}
-	bal, err := p.Balance(NativeAsset, c.keys[0].Address())
+	bal, err := p.Balance(state.NativeAsset, c.keys[0].Address())
 	if err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func TestStateAtAroundChange(t *testing.T) {
 			t.Fatalf("StateAt(%d): %v", at, err)
 		}
 		p, _ := c.db.StateAt(at)
-		got, err := p.Balance(NativeAsset, pastAddr(h))
+		got, err := p.Balance(state.NativeAsset, pastAddr(h))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +119,7 @@ func TestStateAtAroundChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := c.db.StateAt(h - 1)
-	out, _, err := Call(p, p.Context(), common.Address{}, chain.AssetAddress(NativeAsset), nil, data)
+	out, _, err := state.Call(p, p.Context(), common.Address{}, chain.AssetAddress(state.NativeAsset), nil, data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +314,7 @@ func TestStateAtConcurrentWithBlocks(t *testing.T) {
 					errs <- err
 					return
 				}
-				bal, err := p.Balance(NativeAsset, c.keys[0].Address())
+				bal, err := p.Balance(state.NativeAsset, c.keys[0].Address())
 				if errors.Is(err, ErrStateUnavailable) {
 					continue
 				}
@@ -453,7 +454,7 @@ func BenchmarkPastStateRead(b *testing.B) {
 			}
 			a := e.keys[0].Address()
 			for b.Loop() {
-				if _, err := p.Balance(NativeAsset, a); err != nil {
+				if _, err := p.Balance(state.NativeAsset, a); err != nil {
 					b.Fatal(err)
 				}
 			}

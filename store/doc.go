@@ -1,0 +1,34 @@
+// Package store is the node's Pebble database: the state the transition
+// (package state) reads and writes, and, written atomically with it, the
+// blocks, receipts, transaction index, per-account history, log index,
+// commit certificates, the history tree and the past-state records.
+//
+// Flow of one block (DB.ApplyBlock, called only by the consensus FSM, one
+// block at a time):
+//
+//	state.Transition on the head (senders recovered in parallel, cached)
+//	→ one Pebble batch, synced: state writes, block, receipts, indexes,
+//	  the past-state records, head and the Raft index of the entry.
+//
+// A block the transition rejects is skipped: only its Raft index is
+// recorded (ErrBlockRejected wraps the first *state.Violation), so every
+// node skips it identically, and re-applying any index already recorded is
+// a no-op (ErrAlreadyApplied). A halting error from the transition
+// (state.ErrConservation, ErrDiverged, ErrBehind) or a failed disk commits
+// nothing; the caller halts and stores a HaltRecord so that the node comes
+// back halted after a restart.
+//
+// Readers go by the head: Pebble makes a batch visible before its WAL sync
+// returns, so blocks, transaction locations and history are served only up
+// to the head, which moves after the sync (read.go).
+//
+// Past state (past.go): the batch also records the value each written key
+// had before the block and deletes the records of the block that leaves
+// the window (Options.HistoryBlocks), so StateAt reads the state after any
+// of the last N blocks through the same state.Reader interface execution
+// uses (eth_call at a block). The records are outside the state prefix:
+// roots and hashes are the same whatever the window.
+//
+// Replay (replay.go) is the audit's scratch database: it re-executes
+// stored blocks (state.Reexecute) from the genesis or a checkpoint.
+package store
