@@ -85,6 +85,15 @@
 //   - TestBridgeCrash: the bridge SIGKILLed at each named crash point
 //     recovers and mints or settles exactly once.
 //
+// The documents (e2e/docs_test.go):
+//
+//   - TestDocs: the shell blocks of docs/bridge.md (and the other listed
+//     documents) run as written, in order, in one bash session per document
+//     against the processes the document itself starts; each block exits 0
+//     and shows the output the document shows. Annotations in the markdown
+//     (`<!-- docs-test: … -->`, docs/architecture.md) mark background
+//     services, saved files, waits and the few skips.
+//
 // Real client libraries (e2e/js_test.go):
 //
 //   - TestJSClients: the npm suite in clients/js (ethers v6, viem, wagmi's
