@@ -110,7 +110,11 @@ func (n *Node) startCluster() {
 	n.bg.Add(2)
 	go n.membershipLoop()
 	go n.every(heightPoll, n.pollHeights)
-	n.startReconciler()
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		n.members.Run(n.engine, n.stop)
+	}()
 }
 
 // Voter height sampling, for the builder's MaxVoterLag.

@@ -20,7 +20,7 @@ import (
 func TestDeployMetrics(t *testing.T) {
 	n := startTestnet(t, 1)[0]
 	// A vector shows in a scrape once it has a child.
-	n.recon.changes.WithLabelValues("test")
+	n.memberChanges.WithLabelValues("test")
 	exported := deploytest.Exposed(metricsOf(t, n))
 
 	rules, err := deploytest.ReadRules(filepath.Join("..", "deploy", "prometheus", "tally-node-rules.yml"))

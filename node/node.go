@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/consensus"
@@ -64,14 +65,16 @@ type Node struct {
 	fwd        map[common.Hash]*inflightForward // forwards started for a batch
 	heightsMu  sync.Mutex
 	heights    map[peer.ID]heightSample // other members' applied heights (leader)
-	recon      *reconciler              // Raft membership follows the validator set (leader)
-	allowedMu  sync.Mutex
-	allowed    []peer.ID // the gater's allow list as last set, sorted
-	allowedSet bool
-	stop       chan struct{}
-	bg         sync.WaitGroup
-	metrics    *metrics
-	votes      *consensus.VoteRelay // commit votes and certificates
+	members    *Membership              // Raft membership follows the validator set (leader)
+	// memberChanges counts the leader's membership changes, by action.
+	memberChanges *prometheus.CounterVec
+	allowedMu     sync.Mutex
+	allowed       []peer.ID // the gater's allow list as last set, sorted
+	allowedSet    bool
+	stop          chan struct{}
+	bg            sync.WaitGroup
+	metrics       *metrics
+	votes         *consensus.VoteRelay // commit votes and certificates
 
 	listener net.Listener
 	http     *http.Server
@@ -147,7 +150,7 @@ func (n *Node) open() error {
 		return err
 	}
 	if n.host != nil {
-		n.newReconciler()
+		n.newMembership()
 	}
 	n.votes = n.newVotes() // after the network: votes go to the leader over it
 	n.engine, err = consensus.Start(consensus.Config{
@@ -440,16 +443,18 @@ func (n *Node) applied(a *store.Applied) {
 	n.metrics.applied(a)
 	n.votes.Applied(a)
 	n.heads.Publish(a.Block)
-	n.kickReconciler()
+	if n.members != nil {
+		n.members.Kick()
+	}
 }
 
 // hold is the builder's Hold: a networked node holds the block that would
 // apply a validator's removal until the validator has left Raft.
 func (n *Node) hold(base state.Reader, number uint64) string {
-	if n.host == nil {
+	if n.members == nil {
 		return ""
 	}
-	return n.holdBlock(base, number)
+	return n.members.Hold(base, number)
 }
 
 // PendingNonce implements rpc.Backend.

@@ -15,7 +15,7 @@ package node
 //     builder.max-voter-lag of the leader's.
 //   - A validator whose approved removal will apply is removed from the
 //     configuration before the block that applies the removal is proposed:
-//     the builder holds that block (holdBlock) until it is gone. A leader
+//     the builder holds that block (Membership.Hold) until it is gone. A leader
 //     that is leaving hands the lead to a validator first; the next leader
 //     removes it.
 //   - A voter that is neither a validator nor an approved addition is
@@ -39,7 +39,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tally-ledger/tally/chain"
-	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/state"
@@ -63,14 +62,6 @@ const (
 	// connection, or to catch up).
 	waitLogEvery = 5 * time.Second
 )
-
-// reconciler is the leader's membership state between passes.
-type reconciler struct {
-	kick         chan struct{} // an applied block
-	lastTransfer time.Time
-	waitLogged   map[raft.ServerID]time.Time
-	changes      *prometheus.CounterVec
-}
 
 // peerAddresses caches the validator address of each peer ID (the peer ID
 // embeds the node's compressed secp256k1 public key).
@@ -103,7 +94,69 @@ func peerAddress(id raft.ServerID) (common.Address, error) {
 	return a, nil
 }
 
-// valChange is a validator change as the simulation needs it.
+// libp2pIDs are a node's server IDs: libp2p peer IDs, which embed the
+// node's compressed secp256k1 public key.
+type libp2pIDs struct{}
+
+// ServerID implements MemberIDs.
+func (libp2pIDs) ServerID(pub []byte) (raft.ServerID, error) {
+	id, err := p2p.PeerIDFromPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return raft.ServerID(id.String()), nil
+}
+
+// Address implements MemberIDs.
+func (libp2pIDs) Address(id raft.ServerID) (common.Address, error) { return peerAddress(id) }
+
+// libp2pMembers is a node's MemberNet: libp2p connections, and the
+// heights the leader samples with the height protocol (pollHeights).
+type libp2pMembers struct {
+	libp2pIDs
+	n *Node
+}
+
+// Connected implements MemberNet.
+func (m libp2pMembers) Connected(id raft.ServerID) bool {
+	pid, err := peer.Decode(string(id))
+	return err == nil && m.n.host.Libp2p().Network().Connectedness(pid) == libp2pnet.Connected
+}
+
+// Height implements MemberNet.
+func (m libp2pMembers) Height(id raft.ServerID) (uint64, bool) {
+	pid, err := peer.Decode(string(id))
+	if err != nil {
+		return 0, false
+	}
+	m.n.heightsMu.Lock()
+	s, ok := m.n.heights[pid]
+	m.n.heightsMu.Unlock()
+	if !ok || time.Since(s.at) > heightFresh {
+		return 0, false
+	}
+	return s.height, true
+}
+
+// newMembership sets up the reconciler of a networked node (before
+// consensus starts applying blocks, which wake it).
+func (n *Node) newMembership() {
+	n.memberChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_raft_membership_changes_total",
+		Help: "Raft membership changes this node made as leader to follow the validator set, by action."}, []string{"action"})
+	n.metrics.reg.MustRegister(n.memberChanges)
+	n.members = NewMembership(MembershipConfig{
+		Self:       raft.ServerID(n.host.ID().String()),
+		DB:         n.db,
+		Net:        libp2pMembers{n: n},
+		CatchUpLag: n.cfg.Builder.MaxVoterLag,
+		Log:        n.log,
+		Changed:    func(action string) { n.memberChanges.WithLabelValues(action).Inc() },
+		Refresh:    func() { n.refreshAllowed() },
+		HandedOver: n.reforward,
+	})
+}
+
+// valChange is a validator change as the plan needs it.
 type valChange struct {
 	add  bool
 	addr common.Address
@@ -138,6 +191,8 @@ type memberInputs struct {
 	validators []state.ValidatorInfo
 	pending    []store.ValidatorChange
 	servers    []raft.Server
+	// ids maps keys to server IDs and back (libp2p peer IDs when nil).
+	ids MemberIDs
 	// connected reports whether the leader has a connection to id.
 	connected func(raft.ServerID) bool
 	// caughtUp reports whether id's applied height is close enough to the
@@ -179,15 +234,19 @@ type memberWait struct {
 // make, most urgent first, and the validators still waiting. It is a pure
 // function of the chain's view and Raft's.
 func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
+	keys := in.ids
+	if keys == nil {
+		keys = libp2pIDs{}
+	}
 	set := make([]common.Address, len(in.validators))
 	current := make(map[raft.ServerID]state.ValidatorInfo, len(in.validators))
 	for i, v := range in.validators {
 		set[i] = v.Address
-		id, err := p2p.PeerIDFromPublicKey(v.PublicKey)
+		id, err := keys.ServerID(v.PublicKey)
 		if err != nil {
 			return nil, nil, fmt.Errorf("validator %s: %w", v.Address, err)
 		}
-		current[raft.ServerID(id.String())] = v
+		current[id] = v
 	}
 	changes := make([]valChange, len(in.pending))
 	for i, c := range in.pending {
@@ -202,11 +261,11 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 		}
 		var id raft.ServerID
 		if len(c.Validator.PublicKey) > 0 {
-			pid, err := p2p.PeerIDFromPublicKey(c.Validator.PublicKey)
+			sid, err := keys.ServerID(c.Validator.PublicKey)
 			if err != nil {
 				return nil, nil, fmt.Errorf("proposal %d: validator %s: %w", c.ProposalID, c.Validator.Address, err)
 			}
-			id = raft.ServerID(pid.String())
+			id = sid
 		} else {
 			for sid, v := range current {
 				if v.Address == c.Validator.Address {
@@ -246,7 +305,7 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 			why: fmt.Sprintf("this node leaves the validator set at height %d (proposal %d); the next leader removes it from Raft", c.EffectiveHeight, c.ProposalID)})
 	} else if _, ok := current[in.self]; !ok {
 		// 2. A leader that is not a validator proposes nothing.
-		addr, _ := peerAddress(in.self)
+		addr, _ := keys.Address(in.self)
 		acts = append(acts, memberAction{kind: actTransfer, id: in.self, addr: addr,
 			why: "this node's key is not a validator at the next height: its blocks would be rejected"})
 	}
@@ -309,7 +368,7 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 		if _, _, ok := wanted(s.ID); ok {
 			continue
 		}
-		addr, _ := peerAddress(s.ID)
+		addr, _ := keys.Address(s.ID)
 		acts = append(acts, memberAction{kind: actRemove, id: s.ID, addr: addr, why: "a voter that is not a validator"})
 	}
 	return acts, waits, nil
@@ -331,302 +390,6 @@ func validatorWhy(effective uint64) string {
 		return "a validator not in the Raft configuration"
 	}
 	return fmt.Sprintf("an approved validator (in effect at height %d)", effective)
-}
-
-// newReconciler sets up the membership loop's state (before consensus
-// starts applying blocks, which wake it).
-func (n *Node) newReconciler() {
-	n.recon = &reconciler{
-		kick:       make(chan struct{}, 1),
-		waitLogged: make(map[raft.ServerID]time.Time),
-		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_raft_membership_changes_total",
-			Help: "Raft membership changes this node made as leader to follow the validator set, by action."}, []string{"action"}),
-	}
-	n.metrics.reg.MustRegister(n.recon.changes)
-}
-
-// startReconciler starts the leader's membership loop.
-func (n *Node) startReconciler() {
-	n.bg.Add(1)
-	go n.reconcileLoop()
-}
-
-// kickReconciler wakes the membership loop (after an applied block).
-func (n *Node) kickReconciler() {
-	if n.recon == nil {
-		return
-	}
-	select {
-	case n.recon.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (n *Node) reconcileLoop() {
-	defer n.bg.Done()
-	t := time.NewTicker(reconcileInterval)
-	defer t.Stop()
-	var last time.Time
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		case <-n.recon.kick:
-			if d := reconcileSpacing - time.Since(last); d > 0 {
-				select {
-				case <-n.stop:
-					return
-				case <-time.After(d):
-				}
-			}
-		}
-		last = time.Now()
-		// Only once the leader's applied state includes every earlier
-		// entry (its Barrier), so it never acts on a stale validator set.
-		if !n.engine.LeaderReady() || n.engine.Halted() != nil {
-			continue
-		}
-		n.reconcile()
-	}
-}
-
-// reconcile makes the configuration changes the plan asks for, one at a
-// time, planning again after each.
-func (n *Node) reconcile() {
-	n.refreshAllowed()
-	for range 8 {
-		if !n.engine.LeaderReady() {
-			return
-		}
-		acts, waits, err := n.planMembership()
-		if err != nil {
-			n.log.Error("membership: cannot plan", "err", err)
-			return
-		}
-		n.logWaits(waits)
-		if len(acts) == 0 {
-			return
-		}
-		if err := n.act(acts[0]); err != nil {
-			if !errors.Is(err, errTransferSpaced) {
-				n.log.Warn("membership: change failed; retrying", "action", acts[0].kind.String(), "peer_id", acts[0].id, "validator", acts[0].addr, "err", err)
-			}
-			return
-		}
-	}
-}
-
-// planMembership reads the chain and Raft and plans.
-func (n *Node) planMembership() ([]memberAction, []memberWait, error) {
-	vals, err := n.db.ValidatorInfos()
-	if err != nil {
-		return nil, nil, err
-	}
-	pending, err := n.db.PendingValidatorChanges()
-	if err != nil {
-		return nil, nil, err
-	}
-	f := n.engine.Raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return nil, nil, err
-	}
-	return planMembership(memberInputs{
-		self:       raft.ServerID(n.host.ID().String()),
-		validators: vals,
-		pending:    pending,
-		servers:    f.Configuration().Servers,
-		connected: func(id raft.ServerID) bool {
-			pid, err := peer.Decode(string(id))
-			return err == nil && n.host.Libp2p().Network().Connectedness(pid) == libp2pnet.Connected
-		},
-		caughtUp: n.caughtUp,
-	})
-}
-
-// caughtUp reports whether a non-voter's applied height, as it last
-// answered the height protocol, is within the catch-up lag of this node's.
-func (n *Node) caughtUp(id raft.ServerID) (bool, string) {
-	pid, err := peer.Decode(string(id))
-	if err != nil {
-		return false, err.Error()
-	}
-	lag := n.cfg.Builder.MaxVoterLag
-	if lag == 0 {
-		lag = defaultCatchUpLag
-	}
-	head, _ := n.db.Head()
-	n.heightsMu.Lock()
-	s, ok := n.heights[pid]
-	n.heightsMu.Unlock()
-	switch {
-	case !ok || time.Since(s.at) > heightFresh:
-		return false, "it has not answered a height query recently"
-	case s.height+lag < head.Number:
-		return false, fmt.Sprintf("at height %d, the leader at %d (more than %d behind)", s.height, head.Number, lag)
-	}
-	return true, fmt.Sprintf("caught up: at height %d, the leader at %d", s.height, head.Number)
-}
-
-func (n *Node) logWaits(waits []memberWait) {
-	now := time.Now()
-	for _, w := range waits {
-		if now.Sub(n.recon.waitLogged[w.id]) < waitLogEvery {
-			continue
-		}
-		n.recon.waitLogged[w.id] = now
-		head, _ := n.db.Head()
-		n.log.Info("membership: validator waiting", "peer_id", w.id, "validator", w.addr, "head", head.Number, "why", w.why)
-	}
-}
-
-var errTransferSpaced = errors.New("leadership transfer tried recently")
-
-// act makes one change.
-func (n *Node) act(a memberAction) error {
-	r := n.engine.Raft
-	head, _ := n.db.Head()
-	attrs := []any{"peer_id", a.id, "validator", a.addr, "head", head.Number, "why", a.why}
-	if a.name != "" {
-		attrs = append(attrs, "name", a.name)
-	}
-	if a.effective != 0 {
-		attrs = append(attrs, "effective_height", a.effective)
-	}
-	var err error
-	switch a.kind {
-	case actRemove:
-		n.log.Info("membership: removing server from raft", attrs...)
-		err = r.RemoveServer(a.id, 0, membershipTimeout).Error()
-	case actAddNonvoter:
-		n.log.Info("membership: adding validator to raft as non-voter", attrs...)
-		n.refreshAllowed()
-		err = r.AddNonvoter(a.id, raft.ServerAddress(a.id), 0, membershipTimeout).Error()
-	case actPromote:
-		n.log.Info("membership: promoting validator to voter", attrs...)
-		err = r.AddVoter(a.id, raft.ServerAddress(a.id), 0, membershipTimeout).Error()
-	case actTransfer:
-		if time.Since(n.recon.lastTransfer) < transferRetry {
-			return errTransferSpaced
-		}
-		n.recon.lastTransfer = time.Now()
-		target, ok := n.transferTarget()
-		if ok {
-			attrs = append(attrs, "to", target)
-		}
-		n.log.Warn("membership: transferring leadership", attrs...)
-		if ok {
-			err = r.LeadershipTransferToServer(target, raft.ServerAddress(target)).Error()
-		} else {
-			err = r.LeadershipTransfer().Error()
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if a.kind == actTransfer {
-		// What clients sent to this node while it led is in its pool
-		// only: hand it to the new leader now, before this node (if it is
-		// leaving) is cut off when its removal takes effect.
-		go n.reforward()
-	}
-	n.recon.changes.WithLabelValues(a.kind.String()).Inc()
-	done := map[actionKind]string{actRemove: "membership: removed server from raft", actAddNonvoter: "membership: added validator as non-voter",
-		actPromote: "membership: promoted validator to voter", actTransfer: "membership: leadership transferred"}[a.kind]
-	// head is the applied height when the change was made: a removal's is
-	// below the block that applies it, which the builder held meanwhile.
-	now, _ := n.db.Head()
-	n.log.Info(done, "peer_id", a.id, "validator", a.addr, "effective_height", a.effective, "head", head.Number, "head_now", now.Number)
-	if a.kind == actRemove {
-		n.refreshAllowed()
-	}
-	return nil
-}
-
-// transferTarget picks the voter to hand the lead to: a validator that is
-// not leaving, with the highest recently sampled height.
-func (n *Node) transferTarget() (raft.ServerID, bool) {
-	pending, _ := n.db.PendingValidatorChanges()
-	leaving := map[common.Address]bool{}
-	for _, c := range pending {
-		if !c.Add {
-			leaving[c.Validator.Address] = true
-		}
-	}
-	f := n.engine.Raft.GetConfiguration()
-	if f.Error() != nil {
-		return "", false
-	}
-	var (
-		best   raft.ServerID
-		bestH  uint64
-		chosen bool
-	)
-	self := n.host.ID().String()
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage != raft.Voter || string(s.ID) == self {
-			continue
-		}
-		addr, err := peerAddress(s.ID)
-		if err != nil || !n.db.IsValidator(addr) || leaving[addr] {
-			continue
-		}
-		pid, err := peer.Decode(string(s.ID))
-		if err != nil {
-			continue
-		}
-		n.heightsMu.Lock()
-		h, ok := n.heights[pid]
-		n.heightsMu.Unlock()
-		if !ok || time.Since(h.at) > heightFresh {
-			continue
-		}
-		if !chosen || h.height > bestH {
-			best, bestH, chosen = s.ID, h.height, true
-		}
-	}
-	return best, chosen
-}
-
-// holdBlock is the builder's Hold: it holds block number (built on base)
-// while it would apply the removal of a validator that is still in the
-// Raft configuration, so a validator always leaves Raft before its removal
-// takes effect. With governance.activationDelay 1 a removal applies in the
-// very block that approves it and cannot be held; the leader then removes
-// the server right after.
-func (n *Node) holdBlock(base state.Reader, number uint64) string {
-	due, err := dueValidatorChanges(base, number)
-	if err != nil {
-		return fmt.Sprintf("cannot read the governance schedule: %v", err)
-	}
-	if !slices.ContainsFunc(due, func(c scheduledChange) bool { return !c.add }) {
-		return ""
-	}
-	set, err := consensus.ValidatorsAt(base)
-	if err != nil {
-		return fmt.Sprintf("cannot read the %v", err)
-	}
-	changes := make([]valChange, len(due))
-	for i, c := range due {
-		changes[i] = c.valChange
-	}
-	applies := changesApply(set, changes)
-	f := n.engine.Raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return fmt.Sprintf("cannot read the raft configuration: %v", err)
-	}
-	for i, c := range due {
-		if c.add || !applies[i] {
-			continue
-		}
-		for _, s := range f.Configuration().Servers {
-			if a, err := peerAddress(s.ID); err == nil && a == c.addr {
-				n.kickReconciler()
-				return fmt.Sprintf("block %d applies the removal of validator %s (proposal %d, in effect at height %d): waiting for it to leave the raft configuration", number, c.addr, c.id, c.height)
-			}
-		}
-	}
-	return ""
 }
 
 // scheduledChange is a validator change in the governance schedule.
@@ -702,7 +465,7 @@ func (api *AdminAPI) TransferLeadership(id string) (string, error) {
 	}
 	r := n.engine.Raft
 	if id == "" {
-		if target, ok := n.transferTarget(); ok {
+		if target, ok := n.members.TransferTarget(); ok {
 			id = string(target)
 		}
 	}

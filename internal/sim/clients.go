@@ -53,6 +53,14 @@ type clients struct {
 	refOf map[common.Hash]common.Hash
 	refs  []common.Hash
 	sent  []*types.Transaction // every transaction admitted somewhere
+	// extra are more accounts whose nonces must all be applied (the
+	// governance members').
+	extra []*account
+}
+
+// all is every account that sends, the bank's first.
+func (c *clients) all() []*account {
+	return append(append([]*account{c.bank}, c.accts...), c.extra...)
 }
 
 func newClients(s *Sim) (*clients, error) {
@@ -322,7 +330,7 @@ func (c *clients) conflict() {
 // step re-sends overdue transactions (the quiet phase); true if it sent.
 func (c *clients) step() bool {
 	sent := false
-	for _, a := range append([]*account{c.bank}, c.accts...) {
+	for _, a := range c.all() {
 		if !c.settled(a) && time.Since(a.sentAt) >= resendAfter {
 			c.resend(a)
 			sent = true
@@ -333,7 +341,7 @@ func (c *clients) step() bool {
 
 // quiet reports whether every account's nonces are settled.
 func (c *clients) quiet() bool {
-	for _, a := range append([]*account{c.bank}, c.accts...) {
+	for _, a := range c.all() {
 		if !c.settled(a) {
 			return false
 		}
@@ -343,7 +351,7 @@ func (c *clients) quiet() bool {
 
 // allReceipted is the end's check that every client nonce was used.
 func (c *clients) allReceipted() error {
-	for _, a := range append([]*account{c.bank}, c.accts...) {
+	for _, a := range c.all() {
 		if !c.settled(a) {
 			return fmt.Errorf("invariant client-done: %s nonce %d never applied (%d transactions for it sent)", a.addr, a.pending[0].Nonce(), len(a.pending))
 		}

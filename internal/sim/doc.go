@@ -1,6 +1,7 @@
 // Package sim is the deterministic cluster simulator (issue 14): it runs
-// N validators with the node's own consensus engine (FSM, block builder,
-// mempool, hashicorp/raft) and state database (Pebble on a crashable
+// N validators and a standby node with the node's own consensus engine
+// (FSM, block builder, mempool, hashicorp/raft, membership reconciler) and
+// state database (Pebble on a crashable
 // in-memory file system, vfs.NewCrashableMem) over a simulated network,
 // inside a testing/synctest bubble whose fake clock is the simulated time.
 //
@@ -11,7 +12,9 @@
 // client operation (transfers, mints, and adversarial sends: replayed,
 // malformed, oversized and conflicting transactions, reused bank
 // references) or a fault (crash with unsynced writes lost, restart,
-// partition, heal, leadership transfer, a failing state database disk).
+// partition, heal, leadership transfer, a failing state database disk,
+// governance adding or removing a validator, which the leader's
+// node.Membership, the node's own reconciler, follows in Raft).
 // After every step it checks DESIGN.md's invariants (invariants.go). A
 // failing run returns an error with the last events and the command that
 // replays its seed.

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -40,6 +41,11 @@ type invariants struct {
 	checks int
 	certs  int // commit certificates carried by canonical blocks
 
+	// set is the validator set in force at the canonical head, as last
+	// read (Sim.validators): the liveness check's quorum is of it.
+	set   []common.Address
+	setAt uint64 // the canonical height set was read at
+
 	progressAt  time.Time // when the canonical chain last grew
 	quorumSince time.Time // since when a quorum is up and connected (zero: none)
 }
@@ -52,7 +58,7 @@ type senderNonce struct {
 func newInvariants(s *Sim) *invariants {
 	return &invariants{s: s, canon: map[uint64]canonBlock{}, txAt: map[common.Hash]uint64{},
 		nonces: map[senderNonce]common.Hash{}, minted: map[common.Hash]common.Hash{},
-		signer: chain.NewSigner(s.g.ChainIDBig()), progressAt: time.Now()}
+		signer: chain.NewSigner(s.g.ChainIDBig()), progressAt: time.Now(), set: s.ids.addrs[:s.cfg.Nodes]}
 }
 
 // conserveEvery is how many steps apart supply conservation is checked on
@@ -92,6 +98,14 @@ func (iv *invariants) check(final bool) error {
 			}
 			sn.checked = h
 		}
+	}
+	if iv.setAt != iv.height {
+		if set := s.validators(); set != nil {
+			iv.set, iv.setAt = set, iv.height
+		}
+	}
+	if err := s.votersAreValidators(); err != nil {
+		return err
 	}
 	if final || s.step%conserveEvery == 0 {
 		for _, sn := range s.nodes {
@@ -188,14 +202,28 @@ func (iv *invariants) liveness() error {
 	return nil
 }
 
-// allAt reports whether every node is up and has applied height h.
+// allAt reports whether every node is up and every validator in force
+// has applied height h (a node governance removed, or never added, stops
+// receiving blocks).
 func (iv *invariants) allAt(h uint64) bool {
 	for _, sn := range iv.s.nodes {
-		if !sn.up || sn.checked < h {
+		if !sn.up || (iv.s.isValidator(iv.set, sn.id) && sn.checked < h) {
 			return false
 		}
 	}
 	return true
+}
+
+// setSettled reports whether a leader's Raft voters are exactly the
+// validators in force: membership has followed the chain.
+func (iv *invariants) setSettled() bool {
+	l := iv.s.leader()
+	if l == nil || !l.engine.LeaderReady() {
+		return false
+	}
+	voters := membersOf(l)
+	slices.Sort(voters)
+	return slices.Equal(voters, iv.s.validatorNodes())
 }
 
 // converged is the final check: every node has the whole canonical
@@ -208,7 +236,17 @@ func (iv *invariants) converged() error {
 		}
 		return fmt.Errorf("invariant converge: canonical height %d, nodes %v after %s of healed cluster", iv.height, hs, settleTime)
 	}
+	if !iv.setSettled() {
+		var voters []int
+		if l := iv.s.leader(); l != nil {
+			voters = membersOf(l)
+		}
+		return fmt.Errorf("invariant membership: the leader's Raft voters %v are not the validators in force %v after %s of healed cluster", voters, iv.s.validatorNodes(), settleTime)
+	}
 	for _, sn := range iv.s.nodes {
+		if !iv.s.isValidator(iv.set, sn.id) {
+			continue // removed or never added: its chain is a prefix, checked block by block
+		}
 		for th, h := range iv.txAt {
 			iv.checks++
 			at, _, err := sn.db.TxLocation(th)
@@ -228,10 +266,18 @@ func (iv *invariants) restarted(sn *simNode) {
 	// one applied (the state database syncs every block).
 }
 
-// quorumConnected reports whether a majority of the nodes is up and
-// pairwise connected.
+// quorumConnected reports whether a group of up and pairwise connected
+// nodes can make progress (quorumIn): a majority of the validators in
+// force, and of the Raft voters its members know.
 func (s *Sim) quorumConnected() bool {
+	set := s.validatorNodes()
 	n := len(s.nodes)
+	voters := make([][]int, n) // each up node's Raft voters, read once
+	for i, sn := range s.nodes {
+		if sn.up {
+			voters[i] = membersOf(sn)
+		}
+	}
 	for mask := 1; mask < 1<<n; mask++ {
 		var members []int
 		for i := 0; i < n; i++ {
@@ -239,7 +285,7 @@ func (s *Sim) quorumConnected() bool {
 				members = append(members, i)
 			}
 		}
-		if len(members) <= n/2 {
+		if !majority(members, set) {
 			continue
 		}
 		ok := true
@@ -254,7 +300,7 @@ func (s *Sim) quorumConnected() bool {
 				}
 			}
 		}
-		if ok {
+		if ok && quorumIn(members, set, voters) {
 			return true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -47,16 +48,19 @@ type message struct {
 // queued message, and only the scheduler moves messages (deliver, drop,
 // delay), so the order of delivery is the seeded RNG's choice.
 type network struct {
-	mu     sync.Mutex
-	seq    uint64
-	queue  []*message
-	eps    []*endpoint
-	cut    [][]bool // cut[i][j]: messages from i to j are lost (partition)
-	closed bool
+	mu    sync.Mutex
+	seq   uint64
+	queue []*message
+	eps   []*endpoint
+	cut   [][]bool // cut[i][j]: messages from i to j are lost (partition)
+	// heights is each node's applied height, for the leader's membership
+	// reconciler (simMembers.Height).
+	heights []atomic.Uint64
+	closed  bool
 }
 
 func newNetwork(n int) *network {
-	net := &network{eps: make([]*endpoint, n), cut: make([][]bool, n)}
+	net := &network{eps: make([]*endpoint, n), cut: make([][]bool, n), heights: make([]atomic.Uint64, n)}
 	for i := range net.cut {
 		net.cut[i] = make([]bool, n)
 	}

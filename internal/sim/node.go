@@ -48,12 +48,21 @@ type simNode struct {
 	clearHalt bool
 	epoch     int
 	up        bool
+	// bootstrap is the Raft configuration a first start bootstraps (the
+	// genesis validators; none for a standby node).
+	bootstrap []raft.Server
+	ids       *simIDs
 
 	db      *store.DB
 	pool    *mempool.Pool
 	senders *chain.SenderCache
 	engine  *consensus.Engine
 	votes   *consensus.VoteRelay
+	// members is the node's own membership reconciler (node.Membership)
+	// over the simulated network; memStop ends its loop, memDone says so.
+	members *node.Membership
+	memStop chan struct{}
+	memDone chan struct{}
 	ep      *endpoint
 	// appliedAt is the Raft index each block was applied from, as the FSM
 	// reported it (for failure reports).
@@ -75,7 +84,7 @@ func nodeConfig() node.Config {
 }
 
 // start opens the node's stores on its file system and starts consensus.
-func (sn *simNode) start(net *network, servers []raft.Server) error {
+func (sn *simNode) start(net *network) error {
 	sn.epoch++
 	disk := errorfs.Wrap(sn.fs, errorfs.InjectorFunc(sn.diskOp))
 	db, err := store.Open(stateDir, store.Options{FS: disk, Logger: sn.log, CacheSize: 1 << 20})
@@ -108,6 +117,11 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 	sn.votes = consensus.NewVoteRelay(db, sn.key, consensus.VoteConfig{Window: vc.Window, MaxAhead: vc.MaxAhead},
 		raft.ServerID(addr(sn.id)), sn.ep, time.Duration(vc.ResendInterval), sn.log)
 	sn.ep.votes = sn.votes.Receive
+	sn.members = node.NewMembership(node.MembershipConfig{Self: raft.ServerID(addr(sn.id)), DB: db,
+		Net: simMembers{simIDs: sn.ids, net: net, self: sn.id}, CatchUpLag: sn.cfg.Builder.MaxVoterLag, Log: sn.log})
+	if head, ok := db.Head(); ok {
+		net.heights[sn.id].Store(head.Number)
+	}
 	rc, bc := sn.cfg.Raft, sn.cfg.Builder
 	sn.engine, err = consensus.Start(consensus.Config{
 		Dir:       raftDir,
@@ -115,7 +129,7 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 		Snapshots: raft.NewInmemSnapshotStore(),
 		LocalID:   raft.ServerID(addr(sn.id)),
 		Transport: sn.ep,
-		Bootstrap: servers,
+		Bootstrap: sn.bootstrap,
 		Key:       sn.key,
 		Builder: consensus.BuilderConfig{
 			MaxBlockTxs:   bc.MaxBlockTxs,
@@ -124,6 +138,7 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 			Heartbeat:     time.Duration(bc.Heartbeat),
 			ApplyTimeout:  consensus.DefaultBuilderConfig.ApplyTimeout,
 			Certificates:  sn.votes.Collector.Ready,
+			Hold:          sn.members.Hold,
 		},
 		HeartbeatTimeout:   time.Duration(rc.HeartbeatTimeout),
 		ElectionTimeout:    time.Duration(rc.ElectionTimeout),
@@ -137,6 +152,8 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 		OnRestored:         sn.votes.Restored,
 		OnApplied: func(a *store.Applied) {
 			sn.votes.Applied(a)
+			sn.members.Kick()
+			net.heights[sn.id].Store(a.Block.Number())
 			head, _ := db.Head()
 			sn.appliedMu.Lock()
 			sn.appliedAt[a.Block.Number()] = head.RaftIndex
@@ -149,6 +166,11 @@ func (sn *simNode) start(net *network, servers []raft.Server) error {
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
 	go sn.votes.Run(sn.engine)
+	sn.memStop, sn.memDone = make(chan struct{}), make(chan struct{})
+	go func(e *consensus.Engine, stop, done chan struct{}) {
+		defer close(done)
+		sn.members.Run(e, stop)
+	}(sn.engine, sn.memStop, sn.memDone)
 	sn.up = true
 	return nil
 }
@@ -162,7 +184,11 @@ func (sn *simNode) stop(net *network) error {
 	sn.up = false
 	net.detach(sn.id)
 	sn.votes.Close()
+	// The reconciler may wait on a configuration change that the
+	// shutdown fails: stop it, shut Raft down, then wait for it.
+	close(sn.memStop)
 	err := sn.engine.Shutdown()
+	<-sn.memDone
 	if cerr := sn.db.Close(); err == nil {
 		err = cerr
 	}

@@ -28,8 +28,11 @@ import (
 type Config struct {
 	// Seed drives every choice of the scheduler, the clients and the faults.
 	Seed uint64
-	// Nodes is how many validators run (3 when 0).
+	// Nodes is how many validators the genesis has (3 when 0).
 	Nodes int
+	// Standby is how many more nodes run without being validators, for
+	// governance to add (1 when 0 and the faults include add-validator).
+	Standby int
 	// Steps is how many scheduler steps run before the cluster is healed
 	// and left to converge.
 	Steps int
@@ -86,6 +89,7 @@ const (
 // to each other; faultPermille of steps inject one.
 var DefaultFaults = map[Fault]int{
 	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1,
+	FaultAddValidator: 2, FaultRemoveValidator: 2,
 }
 
 // Scheduler probabilities, per step.
@@ -127,6 +131,8 @@ type Sim struct {
 
 	inv *invariants
 	cl  *clients
+	ids *simIDs
+	gov *governance
 }
 
 // Run runs cfg inside the current synctest bubble and returns what it
@@ -166,7 +172,11 @@ func newSim(cfg Config) (*Sim, error) {
 	if cfg.Faults == nil {
 		cfg.Faults = DefaultFaults
 	}
-	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7a11)), net: newNetwork(cfg.Nodes), start: time.Now(), trace: sha256.New()}
+	if cfg.Standby == 0 && cfg.Faults[FaultAddValidator] > 0 {
+		cfg.Standby = 1
+	}
+	total := cfg.Nodes + cfg.Standby
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7a11)), net: newNetwork(total), start: time.Now(), trace: sha256.New()}
 	s.res = Result{Seed: cfg.Seed, Faults: map[Fault]int{}}
 	// hashicorp/raft draws its election timeouts from math/rand's global
 	// source; with GODEBUG randseednop=0 (set by this package's tests)
@@ -187,17 +197,25 @@ func newSim(cfg Config) (*Sim, error) {
 	for i := 0; i < cfg.Nodes; i++ {
 		s.servers = append(s.servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(addr(i)), Address: addr(i)})
 	}
-	for i := 0; i < cfg.Nodes; i++ {
+	if s.ids, err = newSimIDs(total); err != nil {
+		return nil, err
+	}
+	for i := 0; i < total; i++ {
 		k, err := validatorKey(i)
 		if err != nil {
 			return nil, err
 		}
-		sn := &simNode{id: i, key: k, g: s.g, cfg: nodeConfig(), fs: vfs.NewCrashableMem(),
+		sn := &simNode{id: i, key: k, g: s.g, cfg: nodeConfig(), fs: vfs.NewCrashableMem(), ids: s.ids,
 			log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", i)}
+		if i < cfg.Nodes {
+			// A standby node starts with no configuration and waits for a
+			// leader to add it, as a node whose key is not a validator does.
+			sn.bootstrap = s.servers
+		}
 		s.nodes = append(s.nodes, sn)
 	}
 	for _, sn := range s.nodes {
-		if err := sn.start(s.net, s.servers); err != nil {
+		if err := sn.start(s.net); err != nil {
 			s.close()
 			return nil, err
 		}
@@ -212,6 +230,11 @@ func newSim(cfg Config) (*Sim, error) {
 		s.close()
 		return nil, err
 	}
+	if s.gov, err = newGovernance(s.cl); err != nil {
+		s.close()
+		return nil, err
+	}
+	s.cl.extra = []*account{s.gov.proposer, s.gov.approver}
 	return s, nil
 }
 
@@ -294,12 +317,13 @@ func (s *Sim) settle() error {
 		if err := s.inv.check(false); err != nil {
 			return err
 		}
-		if target == 0 && s.cl.quiet() {
+		s.gov.progress()
+		if target == 0 && s.cl.quiet() && s.gov.idle() {
 			// Every client transaction is receipted: wait for one more
 			// block so that the followers have something to catch up to.
 			target = s.inv.height + 1
 		}
-		if target > 0 && s.inv.height >= target && s.inv.allAt(s.inv.height) {
+		if target > 0 && s.inv.height >= target && s.inv.allAt(s.inv.height) && s.inv.setSettled() {
 			break
 		}
 		if s.cl.step() {
@@ -336,6 +360,7 @@ func (s *Sim) event() error {
 		return s.fault()
 	case r < faultPermille+clientPermille:
 		s.cl.op()
+		s.gov.progress()
 		return nil
 	case r < faultPermille+clientPermille+advancePermille:
 		s.advance()
@@ -476,6 +501,9 @@ func (s *Sim) fault() error {
 		sn.diskErr.Store(true)
 		s.count(FaultDiskError)
 		s.record("disk-error n%d", sn.id)
+	case FaultAddValidator, FaultRemoveValidator:
+		// Counted once in force (governance.progress).
+		s.gov.propose(f == FaultAddValidator)
 	case FaultChurn:
 		l := s.leader()
 		if l == nil {
@@ -494,7 +522,7 @@ func (s *Sim) fault() error {
 func (s *Sim) restart(sn *simNode) error {
 	s.record("restart n%d", sn.id)
 	s.count(FaultRestart)
-	if err := sn.start(s.net, s.servers); err != nil {
+	if err := sn.start(s.net); err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
 	s.inv.restarted(sn)

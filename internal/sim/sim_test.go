@@ -107,6 +107,8 @@ var faultSeeds = []struct {
 	{FaultHeal, 107, map[Fault]int{FaultPartition: 5, FaultHeal: 3}},
 	{FaultChurn, 108, map[Fault]int{FaultChurn: 1}},
 	{FaultDiskError, 114, map[Fault]int{FaultDiskError: 1, FaultRestart: 1}},
+	{FaultAddValidator, 115, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
+	{FaultRemoveValidator, 118, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
 	{FaultReplay, 109, nil},
 	{FaultMalformed, 110, nil},
 	{FaultOversized, 111, nil},
