@@ -1,8 +1,12 @@
 package state
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 )
 
 // MaxReasonBytes bounds the failure reason kept with a status-0
@@ -53,4 +57,35 @@ func (res *Result) addReason(i int, out Outcome) {
 	if out.Reason != nil {
 		res.Reasons = append(res.Reasons, TxReason{Index: uint32(i), Reason: FailureReason(out.Reason)})
 	}
+}
+
+// ReasonAt re-executes txs[0..index] of a block, sent by senders, on base
+// (the state of the block's parent) in blk, and returns the failure
+// reason of txs[index] as execution keeps it (FailureReason), or "" if it
+// succeeds. Execution depends on state and block alone, so this is the
+// text the block's own execution decided: it serves the reasons of blocks
+// applied before reasons were kept.
+func ReasonAt(base Reader, blk BlockContext, txs []*types.Transaction, senders []common.Address, index int) (string, error) {
+	if index < 0 || index >= len(txs) || len(senders) <= index {
+		return "", fmt.Errorf("reason of tx %d: the block has %d transactions, %d senders", index, len(txs), len(senders))
+	}
+	rules, err := LoadRules(base)
+	if err != nil {
+		return "", err
+	}
+	o := NewOverlay(base)
+	var out Outcome
+	for i, tx := range txs[:index+1] {
+		cum := uint64(0)
+		if out.Receipt != nil {
+			cum = out.Receipt.CumulativeGasUsed
+		}
+		if out, err = ExecuteTx(o, rules, blk, tx, senders[i], cum); err != nil {
+			return "", fmt.Errorf("re-execute block %d tx %d: %w", blk.Number, i, err)
+		}
+	}
+	if out.Reason == nil {
+		return "", nil
+	}
+	return FailureReason(out.Reason), nil
 }

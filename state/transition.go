@@ -94,6 +94,7 @@ func Reexecute(base Reader, b *chain.Block, senders []common.Address, senderErrs
 			continue
 		}
 		res.Receipts[i] = out.Receipt
+		res.addReason(i, out)
 		res.GasUsed = out.Receipt.CumulativeGasUsed
 		if len(out.Receipt.Logs) > 0 {
 			for j := range res.Bloom {

@@ -58,6 +58,9 @@ func (d *DB) ApplyBlock(b *chain.Block, raftIndex uint64, senders *chain.SenderC
 	if err := d.writePast(batch, b.Number(), res); err != nil {
 		return nil, err
 	}
+	if err := writeReasons(batch, b.Number(), res.Reasons); err != nil {
+		return nil, err
+	}
 	if err := d.commit(batch, b, froms, res.Receipts, raftIndex); err != nil {
 		return nil, err
 	}

@@ -7,8 +7,9 @@
 // block at a time):
 //
 //	state.Transition on the head (senders recovered in parallel, cached)
-//	→ one Pebble batch, synced: state writes, block, receipts, indexes,
-//	  the past-state records, head and the Raft index of the entry.
+//	→ one Pebble batch, synced: state writes, block, receipts with the
+//	  failure reasons of status-0 transactions (reasons.go), indexes, the
+//	  past-state records, head and the Raft index of the entry.
 //
 // A block the transition rejects is skipped: only its Raft index is
 // recorded (ErrBlockRejected wraps the first *state.Violation), so every

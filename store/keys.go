@@ -22,6 +22,8 @@ var (
 	prefixTx    = []byte("T")        // + tx hash → number ++ index (uint32)
 	prefixAcct  = []byte("A")        // + address + number + index(uint32) → direction flags
 	prefixCert  = []byte("C")        // + certified number → number of the block carrying its certificate
+	// + number + index uint32 → the failure reason of a status-0 transaction (state.FailureReason), part of its receipt record
+	prefixReason = []byte("E")
 	// + level byte + index uint64 → hash of that node of the history tree (chain.History.AppendVisit)
 	prefixHistoryNode = []byte("M")
 

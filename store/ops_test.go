@@ -432,6 +432,13 @@ func (h *opHarness) block(atMs uint64, steps ...opStep) []txResult {
 		if err := sameLogs(simLogs[i], r.Logs); err != nil {
 			h.t.Fatalf("tx %d (%s): stored logs differ from execution: %v", i, steps[i], err)
 		}
+		kept, ok, err := h.db.KeptReason(blk.Number, uint32(i))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if want := res[i].reason; ok != (want != "") || (ok && kept != state.FailureReason(errors.New(want))) {
+			h.t.Fatalf("tx %d (%s): kept reason %q (kept %v), execution's %q", i, steps[i], kept, ok, want)
+		}
 	}
 	if err := h.db.CheckConservation(); err != nil {
 		h.t.Fatalf("after block %d: %v", blk.Number, err)
