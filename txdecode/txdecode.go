@@ -126,9 +126,9 @@ func (c *Call) Arg(name string) (Value, bool) { return arg(c.Args, name) }
 // Event is one decoded log of a receipt.
 type Event struct {
 	// Address is the contract that emitted it; Contract and Asset as in Call.
-	Address  common.Address `json:"address"`
-	Contract string         `json:"contract"`
-	Asset    *Asset         `json:"asset,omitempty"`
+	Address  Address `json:"address"`
+	Contract string  `json:"contract"`
+	Asset    *Asset  `json:"asset,omitempty"`
 	// Name is the ABI event's name ("Transfer"); "" when no event of the
 	// contract matches, and then Topics and Data are the raw log.
 	Name   string        `json:"name"`
@@ -214,7 +214,7 @@ func DecodeTx(tx *types.Transaction, assets Assets) Call {
 // DecodeLog decodes a log of a system contract.
 func DecodeLog(l *types.Log, assets Assets) Event {
 	contract, a := contractAt(l.Address)
-	e := Event{Address: l.Address, Contract: contract, Args: []Value{}}
+	e := Event{Address: Address(l.Address), Contract: contract, Args: []Value{}}
 	if asset, ok := assets.facade(l.Address); ok {
 		e.Asset = &asset
 	}
@@ -483,3 +483,18 @@ func Text(s string) string {
 	}
 	return strconv.Quote(s)
 }
+
+// Address is an address that marshals EIP-55 checksummed (common.Address
+// marshals lower case), as every rendering of this package shows it.
+type Address common.Address
+
+// MarshalText writes the EIP-55 form.
+func (a Address) MarshalText() ([]byte, error) { return []byte(common.Address(a).Hex()), nil }
+
+// UnmarshalText reads 0x and 40 hex digits, whatever their case.
+func (a *Address) UnmarshalText(b []byte) error {
+	return (*common.Address)(a).UnmarshalText(b)
+}
+
+// Hex is the EIP-55 form.
+func (a Address) Hex() string { return common.Address(a).Hex() }

@@ -46,12 +46,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	r = tally(t, "", append([]string{"balance", to}, rpc...)...)
-	if r.code != exitOK || r.stdout != "2.5 CNY (2500000000000000000 base units)\n" {
+	if r.code != exitOK || r.stdout != "2.50 CNY (2500000000000000000 base units)\n" {
 		t.Fatalf("balance: %+v", r)
 	}
 	// The node's address as tallyd logs it, without a scheme, works too.
 	r = tally(t, "", "balance", to, "--rpc", strings.TrimPrefix(node.URL, "http://"))
-	if r.code != exitOK || r.stdout != "2.5 CNY (2500000000000000000 base units)\n" {
+	if r.code != exitOK || r.stdout != "2.50 CNY (2500000000000000000 base units)\n" {
 		t.Fatalf("balance with --rpc %s: %+v", strings.TrimPrefix(node.URL, "http://"), r)
 	}
 
@@ -60,12 +60,14 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("tx: %+v", r)
 	}
 	for _, want := range []string{
-		"hash:   " + hash,
-		"status: 1 (success)",
-		"from:   " + addr0,
-		"to:     " + to,
-		"value:  2.5 CNY (2500000000000000000 base units)",
-		"type:   2 (EIP-1559)",
+		"hash:      " + hash,
+		"status:    1 (success)",
+		"from:      " + addr0,
+		"to:        " + to,
+		"operation: transfer (native CNY)",
+		"  to:      " + to,
+		"  amount:  2.50 CNY",
+		"type:      2 (EIP-1559)",
 	} {
 		if !strings.Contains(r.stdout, want+"\n") {
 			t.Errorf("tx output lacks %q:\n%s", want, r.stdout)
@@ -111,10 +113,10 @@ func TestEndToEnd(t *testing.T) {
 	if rc, err := c.WaitReceipt(ctx, common.HexToHash(m[1])); err != nil || rc.Status != 1 {
 		t.Fatalf("legacy send receipt: %v %v", rc, err)
 	}
-	if r = tally(t, "", append([]string{"tx", m[1]}, rpc...)...); !strings.Contains(r.stdout, "type:   0 (legacy, EIP-155)") {
+	if r = tally(t, "", append([]string{"tx", m[1]}, rpc...)...); !strings.Contains(r.stdout, "type:      0 (legacy, EIP-155)") {
 		t.Fatalf("tx legacy: %+v", r)
 	}
-	if r = tally(t, "", append([]string{"balance", to}, rpc...)...); r.stdout != "3 CNY (3000000000000000000 base units)\n" {
+	if r = tally(t, "", append([]string{"balance", to}, rpc...)...); r.stdout != "3.00 CNY (3000000000000000000 base units)\n" {
 		t.Fatalf("balance after legacy send: %+v", r)
 	}
 
@@ -158,7 +160,7 @@ func TestBankOperations(t *testing.T) {
 	to := fresh.Address().Hex()
 
 	r := tally(t, "", append([]string{"op", "--from", bankB, "--asset", "HKD", "mint", to, "100.25", "DEPOSIT-0001"}, rpc...)...)
-	if r.code != exitOK || !strings.Contains(r.stdout, "status: 1 (success)") || !strings.Contains(r.stdout, "event:  Minted(") {
+	if r.code != exitOK || !strings.Contains(r.stdout, "status: 1 (success)") || !strings.Contains(r.stdout, "  Minted (HKD)\n    bankRef: DEPOSIT-0001\n") || !strings.Contains(r.stdout, "    amount:  100.25 HKD\n") {
 		t.Fatalf("mint: %+v", r)
 	}
 	r = tally(t, "", append([]string{"op", "--from", bankB, "--asset", "HKD", "mint", to, "1", "DEPOSIT-0001"}, rpc...)...)
@@ -170,15 +172,15 @@ func TestBankOperations(t *testing.T) {
 		t.Fatalf("balanceOf: %+v", r)
 	}
 	r = tally(t, "", append([]string{"op", "--from", addr0, "--asset", "HKD", "transferWithReference", to, "0.75", "ORDER-1"}, rpc...)...)
-	if r.code != exitOK || !strings.Contains(r.stdout, "event:  PaymentReference(") {
+	if r.code != exitOK || !strings.Contains(r.stdout, "  PaymentReference (HKD)\n    ref:    ORDER-1\n") || !strings.Contains(r.stdout, "    amount: 0.75 HKD\n") {
 		t.Fatalf("transferWithReference: %+v", r)
 	}
 	r = tally(t, "", append([]string{"account", to}, rpc...)...)
-	if r.code != exitOK || !strings.Contains(r.stdout, "tier:    0 (unverified)") || !strings.Contains(r.stdout, "HKD      balance 101, may send 0 more today") {
+	if r.code != exitOK || !strings.Contains(r.stdout, "tier:    0 (unverified)") || !strings.Contains(r.stdout, "HKD      balance 101.00 HKD, may send 0.00 HKD more today") {
 		t.Fatalf("account: %+v", r)
 	}
 	r = tally(t, "", append([]string{"supply", "HKD"}, rpc...)...)
-	if r.code != exitOK || !strings.Contains(r.stdout, "escrow:      0 HKD") || !strings.Contains(r.stdout, "address:     0x0000000000000000000000000000000000001001") {
+	if r.code != exitOK || !strings.Contains(r.stdout, "escrow:      0.00 HKD") || !strings.Contains(r.stdout, "address:     0x0000000000000000000000000000000000001001") {
 		t.Fatalf("supply: %+v", r)
 	}
 	// The bank edge: a withdrawal CNY cannot pay (1.234567 CNY; CNY has 2
@@ -190,13 +192,13 @@ func TestBankOperations(t *testing.T) {
 		t.Fatalf("withdrawal in sub-cent units: %+v", r)
 	}
 	for _, step := range []struct{ args, want string }{
-		{"--from " + addr0 + " --asset CNY requestWithdrawal 5.00 PAYOUT-1", "event:  WithdrawalRequested("},
+		{"--from " + addr0 + " --asset CNY requestWithdrawal 5.00 PAYOUT-1", "  WithdrawalRequested (CNY)\n    id:        1\n"},
 		{"--from " + bankB + " --asset CNY settleWithdrawal 1", "!settleWithdrawal reverted: withdrawal 1 is not claimed"},
-		{"--from " + bankB + " --asset CNY claimWithdrawal 1 ORDER-B-1", "event:  WithdrawalClaimed("},
-		{"--from " + bankB + " --asset CNY settleWithdrawal 1", "event:  WithdrawalSettled("},
-		{"--from " + bankB + " --asset CNY returnWithdrawal 1 AC04-account-closed", "event:  WithdrawalReturned("},
+		{"--from " + bankB + " --asset CNY claimWithdrawal 1 ORDER-B-1", "    orderId: ORDER-B-1\n"},
+		{"--from " + bankB + " --asset CNY settleWithdrawal 1", "  WithdrawalSettled (CNY)\n"},
+		{"--from " + bankB + " --asset CNY returnWithdrawal 1 AC04-account-closed", "    reason: AC04-account-closed\n"},
 		{"--asset CNY bankIssuance " + bankB, "minted: 5000000000000000000\nburned: 5000000000000000000\noutstanding: 0\n"},
-		{"--from " + bankB + " --asset HKD reverseMint DEPOSIT-0001 RvslInd", "event:  MintReversed("},
+		{"--from " + bankB + " --asset HKD reverseMint DEPOSIT-0001 RvslInd", "  MintReversed (HKD)\n    bankRef: DEPOSIT-0001\n"},
 		{"--from " + bankB + " --asset HKD reverseMint DEPOSIT-0001 RvslInd", "!reverseMint reverted: the mint of bank reference"},
 	} {
 		r = tally(t, "", append(append([]string{"op"}, strings.Fields(step.args)...), rpc...)...)

@@ -7,7 +7,11 @@
 //	tally wallet list                        list the keystore's accounts
 //	tally send --from A --to B --value 1.5   sign locally, send, wait for the receipt
 //	tally balance ADDR                       an account's balance
-//	tally tx HASH                            a transaction and its receipt
+//	tally account ADDR                       balances per asset, tier, frozen
+//	tally supply SYMBOL                      an asset's issuance
+//	tally assets                             the chain's assets
+//	tally tx HASH                            a transaction and its receipt, decoded
+//	tally history ADDR                       an account's transactions, page by page
 //	tally proof tx HASH --out proof.json     the proof that a transaction is in the chain
 //	tally verify-proof proof.json --genesis F check a proof offline
 //	tally block N|latest                     a block's header
@@ -16,7 +20,7 @@
 //	tally bridge reconcile --statement F     compare a camt.053 statement with the chain
 //	tally bankcore-sim --config sim.toml     a bank core simulator (tests and demos only)
 //
-// Every command takes --help. Keys are encrypted in a keystore directory
+// Every command takes --help; every query command takes --json. Keys are encrypted in a keystore directory
 // (keystore v3 files, as go-ethereum writes them) and never leave the
 // process: tally signs locally and sends only signed transactions. Secrets
 // (mnemonics, private keys, passwords) are read from files, the terminal or
@@ -70,7 +74,11 @@ default http://127.0.0.1:8545):
                                       requestWithdrawal, setKycTier, ...) or a view
   account ADDR                        balances per asset, KYC tier, frozen, daily allowance left
   supply SYMBOL                       an asset's minted, burned, escrow and circulating
-  tx HASH                             print a transaction and its receipt
+  assets                              the chain's assets: symbol, decimals, facade, banks
+  tx HASH                             a transaction and its receipt, decoded: operation,
+                                      amounts in the asset's units, reference, events
+  history ADDR [--asset SYM] [--limit N] [--cursor C]
+                                      an account's transactions, newest first, page by page
   proof tx HASH [--out FILE]          write the proof that a transaction is in the chain
   block N|latest                      print a block's header
   bench [--txs N --batch N]           load-test the node with signed transfers
@@ -98,6 +106,9 @@ Auditors (only the genesis file is trusted; docs/audit.md, docs/proofs.md):
                                       2 unreadable input
   verify-proof FILE --genesis F       check a transaction proof offline (no node): exit 0 valid,
                                       1 invalid, 2 unreadable
+
+Every query command (balance, account, supply, assets, tx, history, block,
+verify-proof) takes --json: one JSON document for scripts (docs/operations.md).
 
 Run 'tally <command> --help' for a command's flags; 'tally --version' for
 this build's version and commit.
@@ -158,6 +169,10 @@ func (c *cli) dispatch(args []string) error {
 		return c.account(rest)
 	case "supply":
 		return c.supply(rest)
+	case "assets":
+		return c.assets(rest)
+	case "history":
+		return c.history(rest)
 	case "balance":
 		return c.balance(rest)
 	case "tx":

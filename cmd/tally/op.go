@@ -13,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/txdecode"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -147,9 +148,11 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	if err != nil || r == nil {
 		return err
 	}
-	for _, l := range r.Logs {
-		fmt.Fprintf(c.stdout, "event:  %s\n", describeLog(l))
+	_, assets, err := nodeAssets(ctx, client)
+	if err != nil {
+		return err
 	}
+	writeEvents(c.stdout, txdecode.DecodeLogs(r.Logs, assets))
 	if r.Status != types.ReceiptStatusSuccessful {
 		return errors.New("op: the operation failed at execution (status 0); 'tally op' without changes shows the reason the state gives now")
 	}
@@ -263,36 +266,4 @@ func formatArg(v any) string {
 		return x.Hex()
 	}
 	return fmt.Sprint(v)
-}
-
-// describeLog names a system contract's event and its fields.
-func describeLog(l *types.Log) string {
-	for _, a := range []*abi.ABI{&chain.AssetABI, &chain.ComplianceABI, &chain.GovernanceABI, &chain.ExchangeABI} {
-		if len(l.Topics) == 0 {
-			break
-		}
-		ev, err := a.EventByID(l.Topics[0])
-		if err != nil {
-			continue
-		}
-		fields := map[string]any{}
-		if err := a.UnpackIntoMap(fields, ev.Name, l.Data); err != nil {
-			return ev.Name + " (undecodable data)"
-		}
-		var indexed abi.Arguments
-		for _, in := range ev.Inputs {
-			if in.Indexed {
-				indexed = append(indexed, in)
-			}
-		}
-		if err := abi.ParseTopicsIntoMap(fields, indexed, l.Topics[1:]); err != nil {
-			return ev.Name + " (undecodable topics)"
-		}
-		parts := make([]string, 0, len(ev.Inputs))
-		for _, in := range ev.Inputs {
-			parts = append(parts, in.Name+"="+formatArg(fields[in.Name]))
-		}
-		return fmt.Sprintf("%s(%s) at %s", ev.Name, strings.Join(parts, ", "), l.Address.Hex())
-	}
-	return "log at " + l.Address.Hex()
 }

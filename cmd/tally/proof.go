@@ -9,11 +9,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/audit"
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/txdecode"
 )
 
 // codeUnavailable is the JSON-RPC code tally_getProof answers while the
@@ -128,12 +131,16 @@ Checks a transaction proof offline, with no node: the validator sets from
 the genesis file through every change the proof carries, the certificate of
 the head it reaches, the block's place in that head's history, the block's
 seal, and the transaction's and receipt's places in the block
-(docs/proofs.md).
+(docs/proofs.md). It prints what the proof establishes: the transaction's
+operation and events as people read them (amounts in the units of the
+genesis file's assets, references as text), its block and the certified
+head.
 
 Exit status: 0 the proof is valid; 1 it is not (malformed, or a check
 failed: the message names which); 2 a file cannot be read, or the genesis
 file is not a valid genesis.`)
 	genesisPath := cmd.fs.String("genesis", "", "the chain's genesis `FILE` (required)")
+	asJSON := jsonFlag(cmd.fs)
 	arg, err := c.oneArg(cmd, args, "FILE")
 	if err != nil {
 		return err
@@ -157,15 +164,73 @@ file is not a valid genesis.`)
 	if err != nil {
 		return err
 	}
+	// The proof is valid, so its transaction and receipt decode (the
+	// verifier decoded them); the assets are the genesis file's: one added
+	// later by governance shows in base units (txdecode).
+	tx, err := chain.DecodeTx(p.Tx)
+	if err != nil {
+		return fmt.Errorf("proof transaction: %w", err)
+	}
+	var receipt types.Receipt
+	if err := receipt.UnmarshalBinary(p.Receipt); err != nil {
+		return fmt.Errorf("proof receipt: %w", err)
+	}
+	assets := txdecode.FromGenesis(g.Assets)
+	doc := proofJSON{Valid: true, Tx: res.TxHash, Status: "success", From: txdecode.Address(res.Sender), To: txdecode.Address(res.To),
+		Call: txdecode.DecodeTx(tx, assets), Events: txdecode.DecodeLogs(receipt.Logs, assets),
+		Block:            proofBlockJSON{Number: res.BlockNumber, Hash: res.BlockHash, Time: timeText(res.BlockTimeMs)},
+		Certified:        proofCertJSON{Number: res.Head, Hash: res.HeadHash, Signers: res.Signers, Validators: res.Validators},
+		ValidatorChanges: res.ValidatorChanges, ChainID: g.ChainID, GenesisHash: p.GenesisHash}
+	if res.Status != types.ReceiptStatusSuccessful {
+		doc.Status = "failed"
+	}
+	if *asJSON {
+		return c.printJSON(doc)
+	}
 	w := c.stdout
-	to := res.To.Hex()
 	fmt.Fprintf(w, "proof valid\n")
-	fmt.Fprintf(w, "tx:        %s\n", res.TxHash)
-	fmt.Fprintf(w, "status:    %s\n", statusText(res.Status))
-	fmt.Fprintf(w, "from:      %s\nto:        %s\n", res.Sender.Hex(), to)
-	fmt.Fprintf(w, "block:     %d (%s) at %s\n", res.BlockNumber, res.BlockHash, time.UnixMilli(int64(res.BlockTimeMs)).UTC().Format(time.RFC3339Nano))
-	fmt.Fprintf(w, "certified: block %d (%s), signed by %d of %d validators\n", res.Head, res.HeadHash, res.Signers, res.Validators)
+	field(w, "tx", res.TxHash.Hex())
+	field(w, "status", statusText(res.Status))
+	field(w, "from", res.Sender.Hex())
+	field(w, "to", toText(&res.To, doc.Call))
+	writeCall(w, doc.Call)
+	writeEvents(w, doc.Events)
+	field(w, "block", fmt.Sprintf("%d (%s) at %s", res.BlockNumber, res.BlockHash, doc.Block.Time))
+	field(w, "certified", fmt.Sprintf("block %d (%s), signed by %d of %d validators", res.Head, res.HeadHash, res.Signers, res.Validators))
 	fmt.Fprintf(w, "validator set changes followed: %d\n", res.ValidatorChanges)
-	fmt.Fprintf(w, "chain:     %d, genesis block %s\n", g.ChainID, p.GenesisHash)
+	field(w, "chain", fmt.Sprintf("%d, genesis block %s", g.ChainID, p.GenesisHash))
 	return nil
+}
+
+// proofJSON is 'tally verify-proof --json' for a valid proof (an invalid
+// one prints nothing on stdout and exits 1).
+type proofJSON struct {
+	Valid bool        `json:"valid"`
+	Tx    common.Hash `json:"tx"`
+	// Status is "success" or "failed" (the receipt's status 1 or 0).
+	Status           string           `json:"status"`
+	From             txdecode.Address `json:"from"`
+	To               txdecode.Address `json:"to"`
+	Call             txdecode.Call    `json:"call"`
+	Events           []txdecode.Event `json:"events"`
+	Block            proofBlockJSON   `json:"block"`
+	Certified        proofCertJSON    `json:"certified"`
+	ValidatorChanges int              `json:"validatorChanges"`
+	ChainID          uint64           `json:"chainId"`
+	GenesisHash      common.Hash      `json:"genesisHash"`
+}
+
+// proofBlockJSON is the block holding the proven transaction.
+type proofBlockJSON struct {
+	Number uint64      `json:"number"`
+	Hash   common.Hash `json:"hash"`
+	Time   string      `json:"time"`
+}
+
+// proofCertJSON is the certified head the proof reaches, and its quorum.
+type proofCertJSON struct {
+	Number     uint64      `json:"number"`
+	Hash       common.Hash `json:"hash"`
+	Signers    int         `json:"signers"`
+	Validators int         `json:"validators"`
 }

@@ -1,23 +1,30 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
 	"strconv"
-	"time"
+	"strings"
+	"text/tabwriter"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/txdecode"
 	"github.com/tally-ledger/tally/wallet"
 )
 
 func (c *cli) balance(args []string) error {
 	cmd := newCommand("balance", "ADDR", `
-Prints the account's balance of the native asset in CNY, and in base units
-(1 CNY = 10^18 base units).`)
+Prints the account's balance of the native asset, in its units and in
+base units (1 CNY = 10^18 base units). 'tally account' shows every asset.`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
+	asJSON := jsonFlag(cmd.fs)
 	arg, err := c.oneArg(cmd, args, "ADDR")
 	if err != nil {
 		return err
@@ -31,20 +38,54 @@ Prints the account's balance of the native asset in CNY, and in base units
 		return err
 	}
 	defer done()
+	_, assets, err := nodeAssets(ctx, client)
+	if err != nil {
+		return err
+	}
 	bal, err := client.Balance(ctx, addr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(c.stdout, formatValue(bal))
+	native := assets.Of(txdecode.NativeAssetID)
+	if *asJSON {
+		return c.printJSON(struct {
+			Address txdecode.Address `json:"address"`
+			Asset   string           `json:"asset"`
+			Balance amountJSON       `json:"balance"`
+		}{txdecode.Address(addr), native.Symbol, amountOf(bal, native)})
+	}
+	fmt.Fprintf(c.stdout, "%s (%s base units)\n", txdecode.FormatAmount(bal, native), bal)
 	return nil
+}
+
+// txJSON is 'tally tx --json'.
+type txJSON struct {
+	Hash common.Hash `json:"hash"`
+	// Status is "success", "failed" (status 0: included, changed nothing
+	// but the nonce) or "pending" (admitted, not yet in a block).
+	Status string `json:"status"`
+	// Reason is why a failed transaction failed, when the node keeps it.
+	Reason      string            `json:"reason,omitempty"`
+	BlockNumber *uint64           `json:"blockNumber"`
+	BlockHash   *common.Hash      `json:"blockHash"`
+	Index       *uint             `json:"transactionIndex"`
+	From        txdecode.Address  `json:"from"`
+	To          *txdecode.Address `json:"to"`
+	Nonce       uint64            `json:"nonce"`
+	Type        uint8             `json:"type"`
+	Call        txdecode.Call     `json:"call"`
+	Events      []txdecode.Event  `json:"events"`
 }
 
 func (c *cli) tx(args []string) error {
 	cmd := newCommand("tx", "HASH", `
-Prints a transaction and its receipt: status (1 success, 0 failed at
-execution, or pending while admitted but not yet in a block), block, from,
-to, value. A receipt is final.`)
+Prints a transaction and its receipt as people read them: status (1
+success, 0 failed at execution, with the reason when the node keeps it, or
+pending while admitted but not yet in a block), block, sender, the
+operation with its arguments (amounts in the asset's units, references as
+text when printable) and the events it emitted. A receipt is final.`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
+	asJSON := jsonFlag(cmd.fs)
 	arg, err := c.oneArg(cmd, args, "HASH")
 	if err != nil {
 		return err
@@ -73,32 +114,107 @@ to, value. A receipt is final.`)
 	if err != nil {
 		return fmt.Errorf("tx %s: sender: %w", hash, err)
 	}
-	w := c.stdout
-	fmt.Fprintf(w, "hash:   %s\n", tx.Hash())
-	if pending {
-		fmt.Fprintf(w, "status: pending\n")
-	} else {
+	_, assets, err := nodeAssets(ctx, client)
+	if err != nil {
+		return err
+	}
+	doc := txJSON{Hash: tx.Hash(), Status: "pending", From: txdecode.Address(from), To: (*txdecode.Address)(tx.To()), Nonce: tx.Nonce(), Type: tx.Type(),
+		Call: txdecode.DecodeTx(tx, assets), Events: []txdecode.Event{}}
+	if !pending {
 		r, err := client.Receipt(ctx, hash)
-		if errors.Is(err, wallet.ErrNotFound) {
-			// Applied between the two calls is impossible (a receipt
-			// exists with the block), so this is a node in flux: say so.
-			fmt.Fprintf(w, "status: pending\n")
-		} else if err != nil {
+		switch {
+		case errors.Is(err, wallet.ErrNotFound):
+			// A receipt exists with the block, so this is a node in
+			// flux (a failover between two calls): say pending.
+		case err != nil:
 			return err
-		} else {
-			fmt.Fprintf(w, "status: %s\nblock:  %v\nindex:  %d\n", statusText(r.Status), r.BlockNumber, r.TransactionIndex)
+		default:
+			n, h, i := r.BlockNumber.Uint64(), r.BlockHash, r.TransactionIndex
+			doc.BlockNumber, doc.BlockHash, doc.Index = &n, &h, &i
+			doc.Events = txdecode.DecodeLogs(r.Logs, assets)
+			doc.Status = "success"
+			if r.Status != types.ReceiptStatusSuccessful {
+				doc.Status = "failed"
+				if doc.Reason, err = txReason(ctx, client, hash); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	to := "(none)"
-	if tx.To() != nil {
-		to = tx.To().Hex()
+	if *asJSON {
+		return c.printJSON(doc)
 	}
-	fmt.Fprintf(w, "from:   %s\nto:     %s\nvalue:  %s\nnonce:  %d\ntype:   %s\n",
-		from.Hex(), to, formatValue(tx.Value()), tx.Nonce(), txTypeText(tx.Type()))
-	if len(tx.Data()) > 0 {
-		fmt.Fprintf(w, "data:   %d bytes\n", len(tx.Data()))
+	w := c.stdout
+	field(w, "hash", doc.Hash.Hex())
+	switch doc.Status {
+	case "pending":
+		field(w, "status", "pending")
+	case "success":
+		field(w, "status", "1 (success)")
+	default:
+		field(w, "status", "0 (failed)")
+		if doc.Reason != "" {
+			field(w, "reason", txdecode.Text(doc.Reason))
+		}
 	}
+	if doc.BlockNumber != nil {
+		field(w, "block", strconv.FormatUint(*doc.BlockNumber, 10))
+		field(w, "index", strconv.FormatUint(uint64(*doc.Index), 10))
+	}
+	field(w, "from", from.Hex())
+	field(w, "to", toText(tx.To(), doc.Call))
+	field(w, "nonce", strconv.FormatUint(tx.Nonce(), 10))
+	field(w, "type", txTypeText(tx.Type()))
+	writeCall(w, doc.Call)
+	writeEvents(w, doc.Events)
 	return nil
+}
+
+// toText names a transaction's recipient: an account, or the system
+// contract (an asset's facade by its symbol).
+func toText(to *common.Address, call txdecode.Call) string {
+	switch {
+	case to == nil:
+		return "(none)"
+	case call.Contract == "asset" && call.Asset != nil:
+		return to.Hex() + " (" + call.Asset.Symbol + " facade)"
+	case call.Contract != "account":
+		return to.Hex() + " (" + call.Contract + ")"
+	}
+	return to.Hex()
+}
+
+// methodReason is the node's method serving the failure reason of a
+// status-0 transaction.
+const methodReason = "tally_getTransactionReason"
+
+// codeMethodNotFound is JSON-RPC's code for a method the server lacks.
+const codeMethodNotFound = -32601
+
+// txReason asks the node why a status-0 transaction failed: "" when the
+// node does not keep reasons (a node before tally_getTransactionReason).
+// The answer is the reason as a string, or an object with a "reason".
+func txReason(ctx context.Context, client *wallet.Client, hash common.Hash) (string, error) {
+	var raw json.RawMessage
+	err := client.Call(ctx, &raw, methodReason, hash)
+	var re gethrpc.Error
+	if errors.As(err, &re) && re.ErrorCode() == codeMethodNotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reason of tx %s: %w", hash, err)
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var obj struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return "", fmt.Errorf("reason of tx %s: unexpected answer %.100s", hash, raw)
+	}
+	return obj.Reason, nil
 }
 
 // txTypeText names a transaction type.
@@ -114,11 +230,24 @@ func txTypeText(t uint8) string {
 	return strconv.Itoa(int(t))
 }
 
+// blockJSON is 'tally block --json'.
+type blockJSON struct {
+	Number       uint64           `json:"number"`
+	Hash         common.Hash      `json:"hash"`
+	Parent       common.Hash      `json:"parent"`
+	Time         string           `json:"time"`
+	TimeMs       uint64           `json:"timeMs"`
+	Proposer     txdecode.Address `json:"proposer"`
+	StateRoot    common.Hash      `json:"stateRoot"`
+	Transactions []common.Hash    `json:"transactions"`
+}
+
 func (c *cli) block(args []string) error {
 	cmd := newCommand("block", "N|latest", `
 Prints a block's header: number, hash, parent, time, transaction count and
 proposer (the validator that built it, the header's miner field).`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
+	asJSON := jsonFlag(cmd.fs)
 	arg, err := c.oneArg(cmd, args, "N|latest")
 	if err != nil {
 		return err
@@ -144,13 +273,42 @@ proposer (the validator that built it, the header's miner field).`)
 		return err
 	}
 	h := b.Header()
-	when := time.Unix(int64(h.Time), 0).UTC().Format(time.RFC3339)
-	if ms, err := chain.TimeMs(h); err == nil {
-		when = time.UnixMilli(int64(ms)).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	ms := h.Time * 1000
+	if t, err := chain.TimeMs(h); err == nil {
+		ms = t
+	}
+	doc := blockJSON{Number: b.NumberU64(), Hash: b.Hash(), Parent: h.ParentHash, Time: timeText(ms), TimeMs: ms,
+		Proposer: txdecode.Address(h.Coinbase), StateRoot: h.Root, Transactions: make([]common.Hash, len(b.Transactions()))}
+	for i, tx := range b.Transactions() {
+		doc.Transactions[i] = tx.Hash()
+	}
+	if *asJSON {
+		return c.printJSON(doc)
 	}
 	fmt.Fprintf(c.stdout, "number:   %d\nhash:     %s\nparent:   %s\ntime:     %s\ntxs:      %d\nproposer: %s\n",
-		b.NumberU64(), b.Hash(), h.ParentHash, when, len(b.Transactions()), h.Coinbase.Hex())
+		doc.Number, doc.Hash, doc.Parent, doc.Time, len(doc.Transactions), doc.Proposer.Hex())
+	for _, tx := range doc.Transactions {
+		fmt.Fprintf(c.stdout, "tx:       %s\n", tx)
+	}
 	return nil
+}
+
+// accountJSON is 'tally account --json'.
+type accountJSON struct {
+	Address  txdecode.Address   `json:"address"`
+	Nonce    uint64             `json:"nonce"`
+	Tier     uint8              `json:"tier"`
+	TierName string             `json:"tierName"`
+	Frozen   bool               `json:"frozen"`
+	Assets   []accountAssetJSON `json:"assets"`
+}
+
+// accountAssetJSON is one asset of an account: RemainingDaily is what it
+// may still send today, null when its tier has no daily limit.
+type accountAssetJSON struct {
+	Asset          string      `json:"asset"`
+	Balance        amountJSON  `json:"balance"`
+	RemainingDaily *amountJSON `json:"remainingDaily"`
 }
 
 func (c *cli) account(args []string) error {
@@ -158,6 +316,7 @@ func (c *cli) account(args []string) error {
 Prints an account's balance of every asset, its KYC tier, whether it is
 frozen, and what it may still send today (UTC day of the last block's time).`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
+	asJSON := jsonFlag(cmd.fs)
 	arg, err := c.oneArg(cmd, args, "ADDR")
 	if err != nil {
 		return err
@@ -171,7 +330,7 @@ frozen, and what it may still send today (UTC day of the last block's time).`)
 		return err
 	}
 	defer done()
-	assets, err := client.Assets(ctx)
+	list, assets, err := nodeAssets(ctx, client)
 	if err != nil {
 		return err
 	}
@@ -179,16 +338,41 @@ frozen, and what it may still send today (UTC day of the last block's time).`)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "address: %s\ntier:    %d (%s)\nfrozen:  %t\nnonce:   %d\n", acc.Address.Hex(), acc.Tier, acc.TierName, acc.Frozen, uint64(acc.Nonce))
-	for _, a := range assets {
-		bal := (*big.Int)(acc.Balances[a.Symbol])
-		left := "unlimited"
+	doc := accountJSON{Address: txdecode.Address(acc.Address), Nonce: uint64(acc.Nonce), Tier: acc.Tier, TierName: acc.TierName, Frozen: acc.Frozen, Assets: []accountAssetJSON{}}
+	for _, s := range list {
+		a := assets.Of(s.ID)
+		row := accountAssetJSON{Asset: a.Symbol, Balance: amountOf((*big.Int)(acc.Balances[a.Symbol]), a)}
 		if v := acc.RemainingDaily[a.Symbol]; v != nil {
-			left = wallet.FormatAmount((*big.Int)(v), a.Decimals)
+			left := amountOf((*big.Int)(v), a)
+			row.RemainingDaily = &left
 		}
-		fmt.Fprintf(c.stdout, "%-7s  balance %s, may send %s more today\n", a.Symbol, wallet.FormatAmount(bal, a.Decimals), left)
+		doc.Assets = append(doc.Assets, row)
+	}
+	if *asJSON {
+		return c.printJSON(doc)
+	}
+	fmt.Fprintf(c.stdout, "address: %s\ntier:    %d (%s)\nfrozen:  %t\nnonce:   %d\n", doc.Address.Hex(), doc.Tier, doc.TierName, doc.Frozen, doc.Nonce)
+	for _, row := range doc.Assets {
+		left := "unlimited"
+		if row.RemainingDaily != nil {
+			left = row.RemainingDaily.Text
+		}
+		fmt.Fprintf(c.stdout, "%-7s  balance %s, may send %s more today\n", row.Asset, row.Balance.Text, left)
 	}
 	return nil
+}
+
+// supplyJSON is 'tally supply --json'.
+type supplyJSON struct {
+	Symbol      string           `json:"symbol"`
+	Address     txdecode.Address `json:"address"`
+	Decimals    uint8            `json:"decimals"`
+	MinorUnits  uint8            `json:"minorUnits"`
+	Minted      amountJSON       `json:"minted"`
+	Burned      amountJSON       `json:"burned"`
+	Escrow      amountJSON       `json:"escrow"`
+	Circulating amountJSON       `json:"circulating"`
+	TotalSupply amountJSON       `json:"totalSupply"`
 }
 
 func (c *cli) supply(args []string) error {
@@ -197,6 +381,7 @@ Prints an asset's issuance: minted (genesis allocations and bank mints),
 burned (settled withdrawals), escrow (pending withdrawals) and circulating
 (held in balances). minted - burned = circulating + escrow always holds.`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
+	asJSON := jsonFlag(cmd.fs)
 	arg, err := c.oneArg(cmd, args, "SYMBOL")
 	if err != nil {
 		return err
@@ -206,18 +391,98 @@ burned (settled withdrawals), escrow (pending withdrawals) and circulating
 		return err
 	}
 	defer done()
+	_, assets, err := nodeAssets(ctx, client)
+	if err != nil {
+		return err
+	}
+	a, ok := assets.BySymbol(arg)
+	if !ok {
+		return usageErrorf("supply: SYMBOL: unknown asset %q (this chain has %s)", truncate(arg), strings.Join(assets.Symbols(), ", "))
+	}
 	s, err := client.Supply(ctx, arg)
 	if err != nil {
 		return err
 	}
+	doc := supplyJSON{Symbol: a.Symbol, Address: txdecode.Address(s.Address), Decimals: a.Decimals, MinorUnits: a.MinorUnits,
+		Minted: amountOf(s.Minted.ToInt(), a), Burned: amountOf(s.Burned.ToInt(), a), Escrow: amountOf(s.Escrow.ToInt(), a),
+		Circulating: amountOf(s.Circulating.ToInt(), a), TotalSupply: amountOf(s.TotalSupply.ToInt(), a)}
+	if *asJSON {
+		return c.printJSON(doc)
+	}
 	for _, row := range []struct {
 		name string
-		v    *big.Int
-	}{{"minted", s.Minted.ToInt()}, {"burned", s.Burned.ToInt()}, {"escrow", s.Escrow.ToInt()}, {"circulating", s.Circulating.ToInt()}, {"totalSupply", s.TotalSupply.ToInt()}} {
-		fmt.Fprintf(c.stdout, "%-12s %s %s\n", row.name+":", wallet.FormatAmount(row.v, s.Decimals), s.Symbol)
+		v    amountJSON
+	}{{"minted", doc.Minted}, {"burned", doc.Burned}, {"escrow", doc.Escrow}, {"circulating", doc.Circulating}, {"totalSupply", doc.TotalSupply}} {
+		fmt.Fprintf(c.stdout, "%-12s %s\n", row.name+":", row.v.Text)
 	}
-	fmt.Fprintf(c.stdout, "%-12s %s\n", "address:", s.Address.Hex())
+	fmt.Fprintf(c.stdout, "%-12s %s\n", "address:", doc.Address.Hex())
 	return nil
+}
+
+// assetJSON is one asset of 'tally assets --json' (tally_assets, with
+// EIP-55 addresses).
+type assetJSON struct {
+	ID         uint32             `json:"id"`
+	Symbol     string             `json:"symbol"`
+	Name       string             `json:"name"`
+	Decimals   uint8              `json:"decimals"`
+	MinorUnits uint8              `json:"minorUnits"`
+	Address    txdecode.Address   `json:"address"`
+	Native     bool               `json:"native"`
+	Banks      []txdecode.Address `json:"banks"`
+}
+
+func (c *cli) assets(args []string) error {
+	cmd := newCommand("assets", "", `
+Lists the chain's assets: id, symbol, decimals, minor units (the decimal
+places amounts are shown with, and the smallest amount a bank pays out),
+the ERC-20 facade address, name and issuing banks.`)
+	rpcURL, timeout := rpcFlags(cmd.fs)
+	asJSON := jsonFlag(cmd.fs)
+	pos, err := c.parse(cmd, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(cmd, pos); err != nil {
+		return err
+	}
+	ctx, client, done, err := connect(*rpcURL, *timeout)
+	if err != nil {
+		return err
+	}
+	defer done()
+	list, _, err := nodeAssets(ctx, client)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		doc := struct {
+			Assets []assetJSON `json:"assets"`
+		}{make([]assetJSON, len(list))}
+		for i, a := range list {
+			banks := make([]txdecode.Address, len(a.Banks))
+			for j, b := range a.Banks {
+				banks[j] = txdecode.Address(b)
+			}
+			doc.Assets[i] = assetJSON{ID: a.ID, Symbol: a.Symbol, Name: a.Name, Decimals: a.Decimals, MinorUnits: a.MinorUnits,
+				Address: txdecode.Address(a.Address), Native: a.Native, Banks: banks}
+		}
+		return c.printJSON(doc)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSYMBOL\tDECIMALS\tMINOR\tFACADE\tNAME\tBANKS")
+	for _, a := range list {
+		name := a.Name
+		if a.Native {
+			name += " (native)"
+		}
+		banks := make([]string, len(a.Banks))
+		for i, b := range a.Banks {
+			banks[i] = b.Hex()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%s\n", a.ID, a.Symbol, a.Decimals, a.MinorUnits, a.Address.Hex(), name, strings.Join(banks, ", "))
+	}
+	return tw.Flush()
 }
 
 // oneArg parses a command that takes exactly one argument, named name in
