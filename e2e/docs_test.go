@@ -12,8 +12,8 @@ package e2e
 //     runs under `set -e -o pipefail`, so the first failing command fails
 //     the block and ends the document's run).
 //   - Expected output is a `# ` comment whose text starts with `{`, `[`,
-//     `"`, `0x` or `HTTP/`: at the end of a command line, or on its own
-//     lines right below the command. Some line of the block's output must
+//     `"`, `0x`, `HTTP/` or `→ ` (any output): at the end of a command
+//     line, or on its own lines right below the command. Some line of the block's output must
 //     contain it, `…` standing for anything. The value of a command
 //     substitution (`body=$(tally bridge link …)` followed by such a
 //     comment) is printed by the harness for the comparison. Comments of
@@ -65,6 +65,8 @@ import (
 // docsUnderTest are the documents whose commands TestDocs runs, in order.
 var docsUnderTest = []string{
 	"docs/bridge.md",
+	"README.md",
+	"docs/cluster.md",
 }
 
 func TestDocs(t *testing.T) {
@@ -109,7 +111,7 @@ func (b docBlock) runnable() bool {
 	return false
 }
 
-var annotationRe = regexp.MustCompile(`^<!--\s*docs-test:\s*(\S+)\s*(.*?)\s*-->\s*$`)
+var annotationRe = regexp.MustCompile(`^\s*<!--\s*docs-test:\s*(\S+)\s*(.*?)\s*-->\s*$`)
 
 // parseDocBlocks returns the fenced blocks of a markdown text with the
 // annotations that precede them.
@@ -156,14 +158,23 @@ func parseDocBlocks(doc, text string) ([]docBlock, error) {
 			}
 			continue
 		}
-		if !strings.HasPrefix(l, "```") {
+		// A fence may be indented (a block in a list item): its lines
+		// lose that indentation.
+		indent := len(l) - len(strings.TrimLeft(l, " "))
+		if !strings.HasPrefix(l[indent:], "```") {
 			continue
 		}
 		b := pending
-		b.doc, b.line, b.lang = doc, i+1, strings.TrimSpace(strings.TrimPrefix(l, "```"))
+		b.doc, b.line, b.lang = doc, i+1, strings.TrimSpace(strings.TrimPrefix(l[indent:], "```"))
 		var body []string
-		for i++; i < len(lines) && !strings.HasPrefix(lines[i], "```"); i++ {
-			body = append(body, lines[i])
+		for i++; i < len(lines) && !strings.HasPrefix(strings.TrimLeft(lines[i], " "), "```"); i++ {
+			line := lines[i]
+			if n := len(line) - len(strings.TrimLeft(line, " ")); n >= indent {
+				line = line[indent:]
+			} else {
+				line = strings.TrimLeft(line, " ")
+			}
+			body = append(body, line)
 		}
 		if i == len(lines) {
 			return nil, fmt.Errorf("%s: the block at line %d is not closed", doc, b.line)
@@ -190,9 +201,9 @@ type docCommand struct {
 
 var (
 	// outputComment is a comment showing output rather than prose.
-	outputComment = regexp.MustCompile(`^#\s+((?:\{|\[|"|0x|HTTP/).*)$`)
+	outputComment = regexp.MustCompile(`^#\s+(?:→\s*)?((?:\{|\[|"|0x|HTTP/).*)$|^#\s+→\s*(.+)$`)
 	// trailingOutput is a command line's trailing output comment.
-	trailingOutput = regexp.MustCompile(`\s#\s+((?:\{|\[|"|0x|HTTP/).*)$`)
+	trailingOutput = regexp.MustCompile(`\s#\s+(?:→\s*)?((?:\{|\[|"|0x|HTTP/).*)$|\s#\s+→\s*(.+)$`)
 	assignmentRe   = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)=\$\(`)
 )
 
@@ -217,7 +228,7 @@ func splitCommands(text string) []docCommand {
 			lastWasCommand = false
 		case strings.HasPrefix(trimmed, "#"):
 			if m := outputComment.FindStringSubmatch(trimmed); m != nil && lastWasCommand {
-				cmds[len(cmds)-1].expect = append(cmds[len(cmds)-1].expect, m[1])
+				cmds[len(cmds)-1].expect = append(cmds[len(cmds)-1].expect, m[1]+m[2])
 			} else {
 				lastWasCommand = false
 			}
@@ -239,7 +250,7 @@ func splitCommands(text string) []docCommand {
 func finishCommand(lines []string) docCommand {
 	c := docCommand{text: strings.Join(lines, "\n")}
 	if m := trailingOutput.FindStringSubmatch(lines[len(lines)-1]); m != nil {
-		c.expect = append(c.expect, m[1])
+		c.expect = append(c.expect, m[1]+m[2])
 	}
 	return c
 }
