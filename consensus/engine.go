@@ -10,12 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/errors/oserror"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/internal/durable"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/store"
 )
@@ -100,7 +100,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	if fs == nil {
 		fs = vfs.Default
 	}
-	if err := mkdirAllSynced(fs, cfg.Dir); err != nil {
+	if err := durable.MkdirAll(fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
 	logStore, err := OpenRaftStore(fs.PathJoin(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger, FS: cfg.FS})
@@ -203,46 +203,6 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	e.wg.Add(1)
 	go e.leadership(ctx)
 	return e, nil
-}
-
-// mkdirAllSynced creates dir and its missing parents and syncs the parent
-// of each directory it created, so that a power cut cannot take the new
-// directories away with everything synced inside them. Without it the
-// Raft directory created at a node's first start could vanish in a crash
-// (Pebble syncs only the nearest existing ancestor of the directory it
-// opens, here the Raft directory itself), and the node would come back
-// with no Raft state: no log, no vote, a fresh bootstrap (found by the
-// cluster simulator, seeds 2, 5 and 12).
-func mkdirAllSynced(fs vfs.FS, dir string) error {
-	var created []string
-	for d := dir; ; d = fs.PathDir(d) {
-		if _, err := fs.Stat(d); err == nil {
-			break
-		} else if !oserror.IsNotExist(err) {
-			return err
-		}
-		created = append(created, d)
-		if fs.PathDir(d) == d {
-			break
-		}
-	}
-	if err := fs.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	for _, d := range created {
-		parent, err := fs.OpenDir(fs.PathDir(d))
-		if err != nil {
-			return err
-		}
-		err = parent.Sync()
-		if cerr := parent.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", fs.PathDir(d), err)
-		}
-	}
-	return nil
 }
 
 // leadership runs the builder while this node leads. It listens on NotifyCh,

@@ -8,12 +8,12 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -23,6 +23,7 @@ import (
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/durable"
 	"github.com/tally-ledger/tally/internal/version"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/p2p"
@@ -93,7 +94,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("key datadir: required")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	// Synced into its parent: a power cut after the first start must not
+	// take the data dir away with the synced state and Raft log inside.
+	if err := durable.MkdirAll(vfs.Default, cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("datadir: %w", err)
 	}
 	g, err := loadGenesis(cfg)
