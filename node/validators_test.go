@@ -1,7 +1,10 @@
 package node
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"slices"
 	"strings"
@@ -215,6 +218,7 @@ func TestDueValidatorChanges(t *testing.T) {
 		}
 		return tx, k.Address()
 	}
+	unstarted := NewMembership(MembershipConfig{DB: db, Net: nil, Log: slog.New(slog.DiscardHandler)})
 	p, pFrom := sign(0, "proposeRemoveValidator", vs[1].key.Address())
 	v, vFrom := sign(1, "vote", big.NewInt(1), true)
 	par, base := db.Tip().Parent(), state.Reader(db)
@@ -229,6 +233,11 @@ func TestDueValidatorChanges(t *testing.T) {
 		}
 		if h == delay && (len(due) != 1 || due[0].add || due[0].addr != vs[1].key.Address() || due[0].height != delay+1) {
 			t.Fatalf("block %d applies %+v; want the removal of %s in effect at %d", h, due, vs[1].key.Address(), delay+1)
+		}
+		// A reconciler that has not started (no Raft configuration to
+		// read) holds the removal's block, and only that one.
+		if why := unstarted.Hold(base, h); (why != "") != (h == delay) {
+			t.Fatalf("block %d: Hold before Run = %q; want a hold only for block %d", h, why, delay)
 		}
 		var txs []*types.Transaction
 		var froms []common.Address
@@ -246,5 +255,89 @@ func TestDueValidatorChanges(t *testing.T) {
 	}
 	if due, err := dueValidatorChanges(base, delay+1); err != nil || len(due) != 0 {
 		t.Fatalf("after the removal applied: due %+v, %v", due, err)
+	}
+}
+
+// namedIDs names validator i "v<i>", as the cluster simulator names its
+// nodes: the plan must name servers through the MemberIDs it is given.
+type namedIDs []testValidator
+
+func (ids namedIDs) ServerID(pub []byte) (raft.ServerID, error) {
+	for i, v := range ids {
+		if bytes.Equal(v.info.PublicKey, pub) {
+			return raft.ServerID(fmt.Sprint("v", i)), nil
+		}
+	}
+	return "", errors.New("unknown key")
+}
+
+func (ids namedIDs) Address(id raft.ServerID) (common.Address, error) {
+	for i, v := range ids {
+		if id == raft.ServerID(fmt.Sprint("v", i)) {
+			return v.key.Address(), nil
+		}
+	}
+	return common.Address{}, fmt.Errorf("unknown server %s", id)
+}
+
+// TestPlanMembershipNamedIDs: with other server IDs than libp2p peer IDs
+// (the simulator's), the plan adds, removes and hands over the same
+// servers, named and addressed through MemberIDs; a validator whose key
+// has no server ID is an error, not a silent skip.
+func TestPlanMembershipNamedIDs(t *testing.T) {
+	vs := newTestValidators(t, 5)
+	ids := namedIDs(vs)
+	srv := func(i int) raft.Server {
+		id := raft.ServerID(fmt.Sprint("v", i))
+		return raft.Server{ID: id, Address: raft.ServerAddress(id), Suffrage: raft.Voter}
+	}
+	infos := func(is ...int) []state.ValidatorInfo {
+		var out []state.ValidatorInfo
+		for _, i := range is {
+			out = append(out, vs[i].info)
+		}
+		return out
+	}
+	yes := func(raft.ServerID) bool { return true }
+	for _, tc := range []struct {
+		name    string
+		self    int
+		vals    []state.ValidatorInfo
+		pending []store.ValidatorChange
+		servers []raft.Server
+		want    string // kind id addr of the first action
+	}{
+		{"addition", 0, infos(0, 1, 2), []store.ValidatorChange{{ProposalID: 1, Add: true, Validator: vs[3].info, EffectiveHeight: 9}},
+			[]raft.Server{srv(0), srv(1), srv(2)}, fmt.Sprint("add-nonvoter v3 ", vs[3].key.Address())},
+		{"removal", 0, infos(0, 1, 2), []store.ValidatorChange{{ProposalID: 1, Validator: vs[1].info, EffectiveHeight: 9}},
+			[]raft.Server{srv(0), srv(1), srv(2)}, fmt.Sprint("remove v1 ", vs[1].key.Address())},
+		{"leader leaving", 2, infos(0, 1, 2), []store.ValidatorChange{{ProposalID: 1, Validator: vs[2].info, EffectiveHeight: 9}},
+			[]raft.Server{srv(0), srv(1), srv(2)}, fmt.Sprint("transfer-leadership v2 ", vs[2].key.Address())},
+		{"leader not a validator", 4, infos(0, 1, 2), nil,
+			[]raft.Server{srv(0), srv(1), srv(2), srv(4)}, fmt.Sprint("transfer-leadership v4 ", vs[4].key.Address())},
+		{"stray voter", 0, infos(0, 1, 2), nil,
+			[]raft.Server{srv(0), srv(1), srv(2), srv(4)}, fmt.Sprint("remove v4 ", vs[4].key.Address())},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			acts, _, err := planMembership(memberInputs{self: raft.ServerID(fmt.Sprint("v", tc.self)), validators: tc.vals, pending: tc.pending,
+				servers: tc.servers, ids: ids, connected: yes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(acts) == 0 {
+				t.Fatalf("no action; want %s", tc.want)
+			}
+			if got := fmt.Sprint(acts[0].kind, " ", acts[0].id, " ", acts[0].addr); got != tc.want {
+				t.Fatalf("first action %s; want %s", got, tc.want)
+			}
+		})
+	}
+	stranger, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	alien := state.ValidatorInfo{Address: stranger.Address(), Name: "x", PublicKey: ethcrypto.CompressPubkey(&stranger.ECDSA().PublicKey)}
+	if _, _, err := planMembership(memberInputs{self: "v0", validators: append(infos(0, 1), alien), servers: []raft.Server{srv(0), srv(1)}, ids: ids}); err == nil {
+		t.Fatal("a validator without a server ID was planned around")
 	}
 }
