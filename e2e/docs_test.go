@@ -343,13 +343,14 @@ __docs_ready() {
 
 // docSession is one bash process running a document's blocks.
 type docSession struct {
-	t      *testing.T
-	dir    string // the working directory
-	meta   string // the harness's files
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan string // the session's stdout: the harness's markers
-	exited chan struct{}
+	t       *testing.T
+	dir     string // the working directory
+	meta    string // the harness's files
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	lines   chan string // the session's stdout: the harness's markers
+	exited  chan struct{}
+	stopped bool
 }
 
 // haveNetns says whether this kernel lets the test make a network
@@ -363,26 +364,38 @@ func runDoc(t *testing.T, doc, tally string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks, err := parseDocBlocks(doc, string(text))
-	if err != nil {
+	if err := runDocText(t, doc, string(text), tally, tallydBin); err != nil {
 		t.Fatal(err)
 	}
-	s := startDocSession(t, tally)
+}
+
+// runDocText runs a document's blocks in a session of their own, up to
+// the first that fails.
+func runDocText(t *testing.T, doc, text, tally, tallyd string) error {
+	blocks, err := parseDocBlocks(doc, text)
+	if err != nil {
+		return err
+	}
+	s := startDocSession(t, tally, tallyd)
+	defer s.stop()
 	for _, b := range blocks {
 		switch {
 		case b.skip != "":
 			t.Logf("%s: skipped: %s", b.where(), b.skip)
 		case b.file != "":
 			if err := os.WriteFile(filepath.Join(s.dir, b.file), []byte(b.text), 0o600); err != nil {
-				t.Fatal(err)
+				return err
 			}
 		case b.runnable():
-			s.run(b)
+			if err := s.run(b); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
-func startDocSession(t *testing.T, tally string) *docSession {
+func startDocSession(t *testing.T, tally, tallyd string) *docSession {
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +405,7 @@ func startDocSession(t *testing.T, tally string) *docSession {
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, path := range map[string]string{"tally": tally, "tallyd": tallydBin} {
+	for name, path := range map[string]string{"tally": tally, "tallyd": tallyd} {
 		if err := os.Symlink(path, filepath.Join(bin, name)); err != nil {
 			t.Fatal(err)
 		}
@@ -444,7 +457,6 @@ func startDocSession(t *testing.T, tally string) *docSession {
 		s.cmd.Wait()
 		close(s.exited)
 	}()
-	t.Cleanup(s.stop)
 	prelude := filepath.Join(s.meta, "prelude.sh")
 	if err := os.WriteFile(prelude, []byte(docsPrelude), 0o600); err != nil {
 		t.Fatal(err)
@@ -455,16 +467,15 @@ func startDocSession(t *testing.T, tally string) *docSession {
 	return s
 }
 
-// run runs one block and fails the test (ending the document) when it
-// fails.
-func (s *docSession) run(b docBlock) {
+// run runs one block; an error ends the document.
+func (s *docSession) run(b docBlock) error {
 	t := s.t
 	script, expect := b.script()
 	name := fmt.Sprintf("block-%d", b.line)
 	path := filepath.Join(s.meta, name+".sh")
 	outPath := filepath.Join(s.meta, name+".out")
 	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	line := fmt.Sprintf("source %s </dev/null >%s 2>&1; echo __docs_test_done__ $?\n", path, outPath)
 	if b.retry > 0 {
@@ -483,7 +494,7 @@ func (s *docSession) run(b docBlock) {
 		}
 		if ok && status == 0 && len(missing) == 0 {
 			t.Logf("%s: ok in %v", b.where(), time.Since(start).Round(time.Millisecond))
-			return
+			return nil
 		}
 		if ok && time.Now().Before(deadline) {
 			time.Sleep(500 * time.Millisecond)
@@ -499,7 +510,7 @@ func (s *docSession) run(b docBlock) {
 		if b.retry > 0 {
 			why += fmt.Sprintf(" (%d attempts over %v)", attempt, b.retry)
 		}
-		t.Fatalf("%s: %s\n--- block as run:\n%s--- output:\n%s", b.where(), why, script, out)
+		return fmt.Errorf("%s: %s\n--- block as run:\n%s--- output:\n%s", b.where(), why, script, out)
 	}
 }
 
@@ -518,11 +529,9 @@ func (s *docSession) send(line string) (int, bool) {
 				return 0, false
 			}
 			if rest, ok := strings.CutPrefix(l, "__docs_test_done__ "); ok {
-				n, err := strconv.Atoi(rest)
-				if err != nil {
-					s.t.Fatalf("docs session: bad marker %q", l)
+				if n, err := strconv.Atoi(rest); err == nil {
+					return n, true
 				}
-				return n, true
 			}
 			s.t.Logf("docs session: %s", l)
 		case <-timeout.C:
@@ -538,6 +547,10 @@ const blockTimeout = 90 * time.Second
 // stop ends the session and every process it started: they share its
 // process group.
 func (s *docSession) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
 	s.stdin.Close()
 	pgid := s.cmd.Process.Pid
 	syscall.Kill(-pgid, syscall.SIGTERM)
