@@ -19,6 +19,8 @@ func TestDocsHarnessParse(t *testing.T) {
 		"body=$(tally bridge link --from A \\",
 		"    --account B)",
 		"# {\"account\":\"B\",…}",
+		"# and the line after",
+		"",
 		"# prose, not output",
 		"make build",
 		"```",
@@ -51,7 +53,7 @@ func TestDocsHarnessParse(t *testing.T) {
 		t.Fatalf("%d blocks, want 5: %+v", len(blocks), blocks)
 	}
 	b := blocks[0]
-	if !b.runnable() || b.background != 1 || len(b.ready) != 2 || b.line != 4 {
+	if !b.runnable() || b.background != 1 || len(b.ready) != 2 || b.line != 4 || strings.Contains(b.text, "prose") == false {
 		t.Fatalf("first block: %+v", b)
 	}
 	script, expect := b.script()
@@ -64,7 +66,7 @@ func TestDocsHarnessParse(t *testing.T) {
 			t.Errorf("script has no %q:\n%s", want, script)
 		}
 	}
-	if len(expect) != 2 || expect[0] != `{"status":"ok"}` || expect[1] != `{"account":"B",…}` {
+	if len(expect) != 3 || expect[0] != `{"status":"ok"}` || expect[1] != `{"account":"B",…}` || expect[2] != "and the line after" {
 		t.Errorf("expectations %q", expect)
 	}
 	if blocks[1].file != "sim.toml" || blocks[1].runnable() || blocks[1].text != "listen = 1\n" {

@@ -13,7 +13,8 @@ package e2e
 //     the block and ends the document's run).
 //   - Expected output is a `# ` comment whose text starts with `{`, `[`,
 //     `"`, `0x`, `HTTP/` or `→ ` (any output): at the end of a command
-//     line, or on its own lines right below the command. Some line of the block's output must
+//     line, or on its own lines right below the command, with the comment
+//     lines that follow it. Some line of the block's output must
 //     contain it, `…` standing for anything. The value of a command
 //     substitution (`body=$(tally bridge link …)` followed by such a
 //     comment) is printed by the harness for the comparison. Comments of
@@ -67,6 +68,7 @@ var docsUnderTest = []string{
 	"docs/bridge.md",
 	"README.md",
 	"docs/cluster.md",
+	"docs/wallets.md",
 }
 
 func TestDocs(t *testing.T) {
@@ -211,7 +213,9 @@ var (
 func splitCommands(text string) []docCommand {
 	var cmds []docCommand
 	var cur []string
-	lastWasCommand := false
+	// lastWasCommand: the comment lines read belong to the last command;
+	// inOutput: one of them was output, and so are the ones that follow.
+	lastWasCommand, inOutput := false, false
 	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 		trimmed := strings.TrimSpace(l)
 		if len(cur) > 0 {
@@ -219,7 +223,7 @@ func splitCommands(text string) []docCommand {
 			if !strings.HasSuffix(l, `\`) {
 				cmds = append(cmds, finishCommand(cur))
 				cur = nil
-				lastWasCommand = true
+				lastWasCommand, inOutput = true, false
 			}
 			continue
 		}
@@ -227,8 +231,14 @@ func splitCommands(text string) []docCommand {
 		case trimmed == "":
 			lastWasCommand = false
 		case strings.HasPrefix(trimmed, "#"):
+			last := len(cmds) - 1
 			if m := outputComment.FindStringSubmatch(trimmed); m != nil && lastWasCommand {
-				cmds[len(cmds)-1].expect = append(cmds[len(cmds)-1].expect, m[1]+m[2])
+				cmds[last].expect = append(cmds[last].expect, m[1]+m[2])
+				inOutput = true
+			} else if inOutput && lastWasCommand {
+				if text := strings.TrimSpace(strings.TrimPrefix(trimmed, "#")); text != "" {
+					cmds[last].expect = append(cmds[last].expect, text)
+				}
 			} else {
 				lastWasCommand = false
 			}
@@ -237,7 +247,7 @@ func splitCommands(text string) []docCommand {
 			if !strings.HasSuffix(l, `\`) {
 				cmds = append(cmds, finishCommand(cur))
 				cur = nil
-				lastWasCommand = true
+				lastWasCommand, inOutput = true, false
 			}
 		}
 	}
