@@ -55,7 +55,9 @@ func (api *EthAPI) GetBlockReceipts(ctx context.Context, bnh gethrpc.BlockNumber
 	}
 	out := make([]map[string]any, len(rs))
 	for i, r := range rs {
-		out[i] = receiptJSON(r, b.Txs[i], senders[i])
+		if out[i], err = withReason(receiptJSON(r, b.Txs[i], senders[i]), api.b.State(), r); err != nil {
+			return nil, err
+		}
 	}
 	enc, err := json.Marshal(out)
 	if err != nil {

@@ -336,7 +336,7 @@ func (api *EthAPI) GetTransactionReceipt(h common.Hash) (map[string]any, error) 
 	if err != nil {
 		return nil, err
 	}
-	return receiptJSON(rs[at.index], at.tx, at.from), nil
+	return withReason(receiptJSON(rs[at.index], at.tx, at.from), api.b.State(), rs[at.index])
 }
 
 // GetBlockByNumber returns a block, or null if it does not exist yet.

@@ -254,6 +254,22 @@ func (c *Client) AccountHistory(ctx context.Context, a common.Address, cursor *h
 	return &out, nil
 }
 
+// TransactionReason returns why an applied transaction failed at
+// execution, as the node kept it with the receipt
+// (tally_getTransactionReason); ok is false for a transaction that
+// succeeded, is pending or unknown, or failed in a block older than what
+// the node keeps the reason or the state of.
+func (c *Client) TransactionReason(ctx context.Context, h common.Hash) (reason string, ok bool, err error) {
+	var out *string
+	if err := c.Call(ctx, &out, "tally_getTransactionReason", h); err != nil {
+		return "", false, fmt.Errorf("tally_getTransactionReason: %w", err)
+	}
+	if out == nil {
+		return "", false, nil
+	}
+	return *out, true, nil
+}
+
 // Certificate is what tally_getCertificate returns.
 type Certificate = schema.Certificate
 

@@ -154,7 +154,7 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	}
 	writeEvents(c.stdout, txdecode.DecodeLogs(r.Logs, assets))
 	if r.Status != types.ReceiptStatusSuccessful {
-		return errors.New("op: the operation failed at execution (status 0); 'tally op' without changes shows the reason the state gives now")
+		return errors.New("op: the operation failed at execution (status 0)")
 	}
 	return nil
 }

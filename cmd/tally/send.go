@@ -109,7 +109,8 @@ with the suffix "wei" (1500000000000000000wei). There are no fees.`)
 }
 
 // await prints the hash of a sent transaction and, with wait, waits for its
-// receipt and prints its status and block; without wait it returns nil.
+// receipt and prints its status and block, and the reason the node kept of
+// a failure; without wait it returns nil.
 func (c *cli) await(ctx context.Context, client *wallet.Client, tx *types.Transaction, wait bool) (*types.Receipt, error) {
 	fmt.Fprintf(c.stdout, "hash:   %s\n", tx.Hash())
 	if !wait {
@@ -120,6 +121,16 @@ func (c *cli) await(ctx context.Context, client *wallet.Client, tx *types.Transa
 		return nil, err
 	}
 	fmt.Fprintf(c.stdout, "status: %s\nblock:  %v\n", statusText(r.Status), r.BlockNumber)
+	if r.Status == types.ReceiptStatusFailed {
+		// The receipt is final whatever the reason's lookup gives.
+		reason, ok, err := client.TransactionReason(ctx, tx.Hash())
+		switch {
+		case err != nil:
+			fmt.Fprintf(c.stderr, "tally: the reason of the failure is not available: %v\n", oneLine(err.Error()))
+		case ok:
+			fmt.Fprintf(c.stdout, "reason: %s\n", reason)
+		}
+	}
 	return r, nil
 }
 
