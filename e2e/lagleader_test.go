@@ -109,9 +109,21 @@ func TestLaggingNodeElected(t *testing.T) {
 		t.Skipf("node %d applied %d of %d blocks by the time its log caught up: no lag to test on this machine", lagger, head, target)
 	}
 	t.Logf("node %d: log caught up (index %d) with its state at block %d of %d", lagger, lastLog, head, target)
+	// Under load the lead may have moved between the two up-to-date nodes
+	// while the lagger caught up: hand it over from whichever leads now.
 	handedAt := time.Now()
-	var res any
-	c.mustAdmin(ctx, leader, &res, "admin_transferLeadership", c.specs[lagger].PeerID)
+	for {
+		leader, _ = c.waitLeader(ctx, allThree, c.specs[lagger].PeerID, 30*time.Second)
+		other = others(allThree, leader, lagger)[0]
+		var res any
+		err := c.admin(ctx, leader, &res, "admin_transferLeadership", c.specs[lagger].PeerID)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "not the leader") || time.Since(handedAt) > 30*time.Second {
+			t.Fatalf("admin_transferLeadership on node %d: %v", leader, err)
+		}
+	}
 
 	// Writes through the other follower: when is the first one committed?
 	k := clusterDevKeys(t, 10, 11)[0]
