@@ -69,6 +69,8 @@ var docsUnderTest = []string{
 	"README.md",
 	"docs/cluster.md",
 	"docs/wallets.md",
+	"docs/proofs.md",
+	"docs/audit.md",
 }
 
 func TestDocs(t *testing.T) {
