@@ -121,6 +121,10 @@ type HTTPConfig struct {
 	// MaxMulticallCalls bounds the inner calls of one eth_call to
 	// Multicall3, nested ones included (rpc.Limits.MaxMulticallCalls).
 	MaxMulticallCalls int `toml:"max-multicall-calls"`
+
+	// Explorer serves the block explorer (package explorer) on GET / and
+	// /explorer/… of this port; off, GET / is go-ethereum's empty answer.
+	Explorer bool `toml:"explorer"`
 }
 
 // Limits returns the JSON-RPC bounds of the [http] section, for a dev
@@ -293,7 +297,7 @@ func DefaultConfig() Config {
 	b := consensus.DefaultBuilderConfig
 	l := rpc.DefaultLimits
 	return Config{
-		HTTP: HTTPConfig{Addr: "127.0.0.1", Port: 8545, MaxBodyBytes: l.MaxBodyBytes, MaxBatchItems: l.MaxBatchItems,
+		HTTP: HTTPConfig{Addr: "127.0.0.1", Port: 8545, Explorer: true, MaxBodyBytes: l.MaxBodyBytes, MaxBatchItems: l.MaxBatchItems,
 			MaxSubscriptions: 1000, MaxPendingTxs: rpc.DefaultPendingTxs, MaxSubscriptionsPerIP: l.MaxSubscriptionsPerIP, MaxSubscriptionsPerConnection: l.MaxSubscriptionsPerConn,
 			MaxLogBlockRange: int(l.MaxLogBlockRange), MaxLogResults: l.MaxLogResults,
 			MaxFilters: l.MaxFilters, MaxFiltersPerIP: l.MaxFiltersPerIP, FilterTimeout: Duration(l.FilterTimeout),

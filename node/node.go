@@ -22,6 +22,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/explorer"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/durable"
 	"github.com/tally-ledger/tally/internal/version"
@@ -230,7 +231,11 @@ func (n *Node) serveHTTP(limits rpc.Limits) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", n.metrics.handler())
 	mux.HandleFunc("/healthz", n.healthz)
-	mux.Handle("/", n.rpc)
+	if n.cfg.HTTP.Explorer {
+		mux.Handle("/", explorer.Handler(n.rpc))
+	} else {
+		mux.Handle("/", n.rpc)
+	}
 	n.http = rpc.NewHTTPServer(mux, limits)
 	// Requests' contexts end when Close gives up waiting for them.
 	var base context.Context

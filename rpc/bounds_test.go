@@ -1115,16 +1115,18 @@ func TestHeavyMethodsAreGated(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := map[string][]any{
-		"tally_getRawBlocks":      {"0x0", "0x1"},
-		"tally_getAccountHistory": {common.Address{1}, nil, nil},
-		"tally_getProof":          {common.Hash{1}},
-		"tally_stateDigest":       nil,
-		"eth_getLogs":             {map[string]any{"fromBlock": "0x0", "toBlock": "0x0"}},
-		"eth_getFilterLogs":       {filterID},
-		"eth_getFilterChanges":    {filterID},
-		"eth_getBlockByNumber":    {"0x0", true},
-		"eth_getBlockByHash":      {common.Hash{1}, true},
-		"eth_getBlockReceipts":    {"0x0"},
+		"tally_getRawBlocks":          {"0x0", "0x1"},
+		"tally_getAccountHistory":     {common.Address{1}, nil, nil},
+		"tally_getProof":              {common.Hash{1}},
+		"tally_stateDigest":           nil,
+		"eth_getLogs":                 {map[string]any{"fromBlock": "0x0", "toBlock": "0x0"}},
+		"eth_getFilterLogs":           {filterID},
+		"eth_getFilterChanges":        {filterID},
+		"eth_getBlockByNumber":        {"0x0", true},
+		"eth_getBlockByHash":          {common.Hash{1}, true},
+		"eth_getBlockReceipts":        {"0x0"},
+		"tally_getRecentTransactions": nil,
+		"tally_findByReference":       {"ORDER-1", nil, nil},
 	}
 	if len(args) != len(heavyMethods) {
 		t.Fatalf("%d heavy methods, %d tested", len(heavyMethods), len(args))

@@ -16,7 +16,9 @@
 // transactions through the Backend.
 //
 // The ledger's own reads are tally_* (LedgerAPI: accounts, supply, assets,
-// account history); eth_call runs system operations and views through
+// account history, and in ledgerviews.go the views the explorer reads:
+// transactions decoded by package txdecode, the newest transactions,
+// lookup by reference through the log index, validators, proposals); eth_call runs system operations and views through
 // state.Call and reports a revert as go-ethereum does (code 3, Error(reason)).
 // State reads that name a block (eth_getBalance, eth_getTransactionCount,
 // eth_getCode, eth_call, eth_estimateGas) resolve it in stateAt to a state

@@ -26,6 +26,7 @@ var heavyMethods = []string{
 	"eth_getLogs", "eth_getFilterLogs", "eth_getFilterChanges",
 	"eth_getBlockByNumber", "eth_getBlockByHash", // with full transactions only
 	"eth_getBlockReceipts",
+	"tally_getRecentTransactions", "tally_findByReference",
 }
 
 // heavyGate bounds the heavy reads running at once (Limits.MaxHeavyReads)

@@ -195,7 +195,9 @@ func TestHaltedAnswersEveryEthMethod(t *testing.T) {
 		method string
 		args   []any
 	}{{"tally_assets", nil}, {"tally_getAccount", []any{common.Address{1}}}, {"tally_getSupply", []any{"CNY"}},
-		{"tally_getAccountHistory", []any{common.Address{1}, nil, nil}}} {
+		{"tally_getAccountHistory", []any{common.Address{1}, nil, nil}},
+		{"tally_decodeTransaction", []any{common.Hash{1}}}, {"tally_getRecentTransactions", nil},
+		{"tally_findByReference", []any{"ORDER-1", nil, nil}}, {"tally_getValidators", nil}, {"tally_getProposals", []any{nil, nil}}} {
 		var res json.RawMessage
 		if err := hc.Call(&res, call.method, call.args...); !isHalted(err) {
 			t.Errorf("%s on a halted node: %s, %v", call.method, res, err)

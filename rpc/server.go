@@ -222,7 +222,7 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 	srv.SetHTTPBodyLimit(limits.MaxBodyBytes + 1)
 	heavy := newHeavyGate(limits)
 	ledger := NewLedgerAPI(b)
-	ledger.heavy = heavy
+	ledger.heavy, ledger.maxBlockRange = heavy, limits.MaxLogBlockRange
 	for name, svc := range map[string]any{
 		"net":  &NetAPI{chainID: b.State().ChainID()},
 		"web3": &Web3API{version: clientVersion},

@@ -35,6 +35,9 @@ type LedgerAPI struct {
 	// heavy bounds the reads of raw blocks, history and proofs (nil:
 	// unbounded, for an API used without a Server).
 	heavy *heavyGate
+	// maxBlockRange bounds the blocks one view reads
+	// (http.max-log-block-range; 0: the default).
+	maxBlockRange uint64
 }
 
 // NewLedgerAPI returns the ledger part of the tally_* namespace.

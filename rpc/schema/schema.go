@@ -104,3 +104,179 @@ type Certificate struct {
 	Quorum     int            `json:"quorum"`
 	Block      hexutil.Uint64 `json:"block"`
 }
+
+// Amount is an amount of an asset: Value in base units, Units the same
+// amount in the currency's units (with at least its minor units:
+// "12.50"), Text with the symbol ("12.50 HKD").
+type Amount struct {
+	Asset    string       `json:"asset"`
+	Decimals uint8        `json:"decimals"`
+	Value    *hexutil.Big `json:"value"`
+	Units    string       `json:"units"`
+	Text     string       `json:"text"`
+}
+
+// Reference is a bytes32 reference (an order, bank or payout reference) as
+// carried on chain, and as text when it is printable UTF-8 padded with
+// zero bytes (how the wallet and the CLI encode a text reference); Text
+// is null for any other.
+type Reference struct {
+	Hex  common.Hash `json:"hex"`
+	Text *string     `json:"text"`
+}
+
+// DecodedArg is one decoded argument of an operation or an event, as
+// package txdecode renders it: Value stable for scripts (integers as
+// decimal strings of base units, addresses EIP-55, bytes 0x hex, arrays
+// as arrays), Text for people ("12.50 HKD", a reference's text), Asset the
+// symbol an amount counts.
+type DecodedArg struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value any    `json:"value"`
+	Text  string `json:"text"`
+	Asset string `json:"asset,omitempty"`
+}
+
+// DecodedEvent is a log decoded with the ABI of the system contract that
+// emitted it; Name is empty, and Topics and Data are the raw log, when no
+// event of the contract matches.
+type DecodedEvent struct {
+	Address  common.Address `json:"address"`
+	Contract string         `json:"contract"`
+	Asset    string         `json:"asset,omitempty"`
+	Name     string         `json:"name"`
+	Args     []DecodedArg   `json:"args"`
+	Topics   []common.Hash  `json:"topics,omitempty"`
+	Data     hexutil.Bytes  `json:"data,omitempty"`
+}
+
+// DecodedTx is what tally_decodeTransaction returns: a transaction as
+// people read it. Block fields and Status are null while it is pending.
+type DecodedTx struct {
+	Hash        common.Hash     `json:"hash"`
+	BlockNumber *hexutil.Uint64 `json:"blockNumber"`
+	BlockHash   *common.Hash    `json:"blockHash"`
+	TxIndex     *hexutil.Uint   `json:"transactionIndex"`
+	TimestampMs uint64          `json:"timestampMs,omitempty"`
+	From        common.Address  `json:"from"`
+	To          common.Address  `json:"to"`
+	Nonce       hexutil.Uint64  `json:"nonce"`
+	Status      *hexutil.Uint64 `json:"status"`
+	// Contract is "account" for a native transfer, else the system
+	// contract called ("asset", "compliance", "governance", "exchange").
+	Contract string `json:"contract"`
+	// Operation is "transfer" for a native transfer, else the system
+	// operation's name; "" for calldata no operation matches (Data).
+	Operation string `json:"operation"`
+	// Asset is the symbol of the asset a facade call or a native
+	// transfer moves.
+	Asset string `json:"asset,omitempty"`
+	// Amount, Payer, Payee and Reference are the operation's money
+	// movement as its arguments state it (what actually moved is
+	// Transfers: nothing when it failed).
+	Amount    *Amount         `json:"amount,omitempty"`
+	Payer     *common.Address `json:"payer,omitempty"`
+	Payee     *common.Address `json:"payee,omitempty"`
+	Reference *Reference      `json:"reference,omitempty"`
+	// Args are the operation's decoded arguments; Data the calldata when
+	// it does not decode.
+	Args []DecodedArg  `json:"args"`
+	Data hexutil.Bytes `json:"data,omitempty"`
+	// Transfers are the movements the transaction made: its receipt's
+	// Transfer logs, or a native transfer's value when it succeeded; none
+	// while pending or when it failed.
+	Transfers []DecodedTransfer `json:"transfers"`
+	// Events are the receipt's logs, decoded.
+	Events []DecodedEvent `json:"events"`
+}
+
+// DecodedTransfer is one movement of an asset.
+type DecodedTransfer struct {
+	From   common.Address `json:"from"`
+	To     common.Address `json:"to"`
+	Amount Amount         `json:"amount"`
+}
+
+// RecentTransactions is what tally_getRecentTransactions returns: the
+// newest transactions, newest first, found in blocks From..To.
+type RecentTransactions struct {
+	Items []DecodedTx `json:"items"`
+	// From and To are the blocks searched (To the head); blocks below From
+	// were not searched.
+	From hexutil.Uint64 `json:"fromBlock"`
+	To   hexutil.Uint64 `json:"toBlock"`
+}
+
+// ReferenceMatch is a transaction whose logs carry a reference
+// (tally_findByReference).
+type ReferenceMatch struct {
+	TxHash      common.Hash    `json:"transactionHash"`
+	BlockNumber hexutil.Uint64 `json:"blockNumber"`
+	// Event is the log naming the reference: PaymentReference, Refund,
+	// Minted, MintReversed or WithdrawalClaimed.
+	Event  string          `json:"event"`
+	From   *common.Address `json:"from,omitempty"`
+	To     *common.Address `json:"to,omitempty"`
+	Amount *Amount         `json:"amount,omitempty"`
+}
+
+// ReferencePage is one page of tally_findByReference, oldest first.
+type ReferencePage struct {
+	Reference Reference        `json:"reference"`
+	Items     []ReferenceMatch `json:"items"`
+	// NextBlock continues the search from that block; null when the
+	// search reached the head.
+	NextBlock *hexutil.Uint64 `json:"nextBlock"`
+}
+
+// Validator is a validator as tally_getValidators lists it.
+type Validator struct {
+	Address   common.Address `json:"address"`
+	Name      string         `json:"name"`
+	PublicKey hexutil.Bytes  `json:"publicKey"`
+}
+
+// ValidatorChange is an approved change of the validator set not in
+// effect yet.
+type ValidatorChange struct {
+	ProposalID      hexutil.Uint64 `json:"proposalId"`
+	Add             bool           `json:"add"`
+	Validator       Validator      `json:"validator"`
+	EffectiveHeight hexutil.Uint64 `json:"effectiveHeight"`
+}
+
+// Validators is what tally_getValidators returns.
+type Validators struct {
+	Height     hexutil.Uint64    `json:"height"`
+	Validators []Validator       `json:"validators"`
+	Quorum     int               `json:"quorum"`
+	Pending    []ValidatorChange `json:"pending"`
+}
+
+// Proposal is a governance proposal as tally_getProposals lists it.
+type Proposal struct {
+	ID hexutil.Uint64 `json:"id"`
+	// Operation is the propose* operation that made it, Args its decoded
+	// arguments (the change).
+	Operation  string           `json:"operation"`
+	Args       []DecodedArg     `json:"args"`
+	Proposer   common.Address   `json:"proposer"`
+	Approvals  []common.Address `json:"approvals"`
+	Rejections []common.Address `json:"rejections"`
+	// Status is pending, approved (scheduled for EffectiveHeight),
+	// rejected, executed or failed.
+	Status          string         `json:"status"`
+	Height          hexutil.Uint64 `json:"height"`
+	EffectiveHeight hexutil.Uint64 `json:"effectiveHeight,omitempty"`
+}
+
+// ProposalPage is one page of tally_getProposals, newest first, with the
+// governance members and threshold in force.
+type ProposalPage struct {
+	Members   []common.Address `json:"members"`
+	Threshold int              `json:"threshold"`
+	Items     []Proposal       `json:"items"`
+	// NextCursor is the id to pass for older proposals; null on the last page.
+	NextCursor *hexutil.Uint64 `json:"nextCursor"`
+}

@@ -1,0 +1,367 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/wallet"
+)
+
+// explorerScreenshots names the env var holding the directory the
+// explorer test writes its screenshots to (docs/img in the repository:
+// TALLY_SCREENSHOTS=$PWD/docs/img go test -run TestExplorer ./e2e).
+const explorerScreenshots = "TALLY_SCREENSHOTS"
+
+// The references of the explorer test's payments: an order reference, and
+// two an attacker wrote, which the pages must show as text.
+const (
+	orderRef   = "ORDER-1234"
+	xssImgRef  = `<img src=x onerror=alert(1)>`
+	xssTagRef  = `<script>alert(1)</script>`
+	failureRef = "ORDER-OVER-LIMIT"
+)
+
+// TestExplorer drives the explorer a real tallyd serves in a real headless
+// Chromium: the payments made here appear decoded (amount in the
+// currency's units, reference as text), search finds a payment by its
+// reference and by its hash, a failed payment shows its status and the
+// reason the node gives, references an attacker wrote stay inert text, and
+// the account, asset, validators and governance pages load.
+func TestExplorer(t *testing.T) {
+	skipShort(t)
+	chromium := requireChromium(t)
+	n := startNode(t, t.TempDir())
+	n.waitLeader(readyTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := wallet.Dial(ctx, n.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	payer, shop := devWalletKey(t, 0), devWalletKey(t, 1)
+	hkd := uint32(1)
+	send := func(key int, op wallet.Op, want uint64) common.Hash {
+		t.Helper()
+		k := devWalletKey(t, key)
+		nonce, err := c.PendingNonce(ctx, k.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := wallet.SignOp(k, big.NewInt(devChainID), nonce, op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SendSigned(ctx, tx); err != nil {
+			t.Fatalf("send %s: %v", op.Method, err)
+		}
+		r, err := c.WaitReceipt(ctx, tx.Hash())
+		if err != nil {
+			t.Fatalf("receipt of %s: %v", op.Method, err)
+		}
+		if r.Status != want {
+			t.Fatalf("%s: status %d, want %d", op.Method, r.Status, want)
+		}
+		return tx.Hash()
+	}
+	pay := func(to common.Address, amount int64, ref string, want uint64) common.Hash {
+		t.Helper()
+		var r [32]byte
+		copy(r[:], ref)
+		op, err := wallet.AssetOp(hkd, "transferWithReference", to, big.NewInt(amount), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return send(0, op, want)
+	}
+	paid := pay(shop.Address(), 1250, orderRef, types.ReceiptStatusSuccessful)
+	xssImg := pay(shop.Address(), 1, xssImgRef, types.ReceiptStatusSuccessful)
+	xssTag := pay(shop.Address(), 2, xssTagRef, types.ReceiptStatusSuccessful)
+	// A new account is at tier 0, which holds at most 1,000.00 HKD: a
+	// payment of 2,000.00 fails at execution (status 0).
+	newcomer := common.HexToAddress("0x00000000000000000000000000000000000e4b10")
+	failed := pay(newcomer, 200_000, failureRef, types.ReceiptStatusFailed)
+	member := int(genesis.DevGovernanceIndex)
+	bankA := devWalletKey(t, int(genesis.DevBankAIndex)).Address()
+	propose, err := wallet.GovernanceOp("proposeAddBank", chain.AssetAddress(hkd), bankA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(member, propose, types.ReceiptStatusSuccessful)
+
+	// The reason the node gives for the failure, once it keeps them
+	// (tally_getTransactionReason): the page must show it verbatim.
+	var reason *string
+	if err := c.Call(ctx, &reason, "tally_getTransactionReason", failed); err != nil {
+		var rerr gethrpc.Error
+		if !errors.As(err, &rerr) || rerr.ErrorCode() != -32601 {
+			t.Fatalf("tally_getTransactionReason: %v", err)
+		}
+		reason = nil
+	}
+
+	b := newBrowser(t, ctx, chromium)
+	shots := os.Getenv(explorerScreenshots)
+	shot := func(name string) {
+		t.Helper()
+		if shots == "" {
+			return
+		}
+		png, err := chromedp.Run(b, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, "explorer-"+name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := n.url + "/explorer/"
+
+	// Home: the latest blocks and transactions, the payment among them.
+	home := visit(t, b, n.url+"/")
+	for _, want := range []string{"Latest blocks", "Latest transactions", "transferWithReference", "12.50 HKD", orderRef} {
+		if !strings.Contains(home, want) {
+			t.Errorf("home page lacks %q:\n%s", want, home)
+		}
+	}
+	shot("home")
+
+	// Search by the order reference finds the payment, decoded.
+	search(t, b, base, orderRef)
+	checkPayment := func(how string) {
+		t.Helper()
+		loc, err := chromedp.Run(b, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(loc, "/explorer/tx/"+paid.Hex()) {
+			t.Fatalf("search by %s went to %s, want the payment %s", how, loc, paid)
+		}
+		for id, want := range map[string]string{"#amount": "12.50 HKD", "#reference": orderRef, "#status": "success", "#operation": "transferWithReference"} {
+			if got := text(t, b, id); got != want && !strings.HasPrefix(got, want) {
+				t.Errorf("search by %s: %s is %q, want %q", how, id, got, want)
+			}
+		}
+	}
+	checkPayment("reference")
+	// JSON-RPC gives addresses in lower case (go-ethereum's encoding).
+	if s := strings.ToLower(text(t, b, "#summary")); !strings.Contains(s, strings.ToLower("Payment of 12.50 HKD from "+payer.Address().Hex()+" to "+shop.Address().Hex()+", reference "+orderRef)) {
+		t.Errorf("payment summary %q", s)
+	}
+	shot("transaction")
+	search(t, b, base, paid.Hex())
+	checkPayment("hash")
+
+	// References an attacker wrote are text: no element, no script ran.
+	for _, x := range []struct {
+		hash common.Hash
+		ref  string
+	}{{xssImg, xssImgRef}, {xssTag, xssTagRef}} {
+		visit(t, b, base+"tx/"+x.hash.Hex())
+		if got := text(t, b, "#reference"); got != x.ref {
+			t.Errorf("reference %q shown as %q", x.ref, got)
+		}
+		injected, err := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelectorAll("main img, main script, #reference * *").length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if injected != 0 {
+			t.Errorf("reference %q made %d elements", x.ref, injected)
+		}
+	}
+
+	// The failed payment: status failed and the node's reason.
+	visit(t, b, base+"tx/"+failed.Hex())
+	if got := text(t, b, "#status"); got != "failed" {
+		t.Errorf("failed payment status %q", got)
+	}
+	want := "not recorded by this node"
+	if reason != nil {
+		want = *reason
+	}
+	if got := text(t, b, "#reason"); got != want {
+		t.Errorf("failed payment reason %q, want %q", got, want)
+	}
+	shot("failed")
+
+	// The block of the payment, with its certificate once one is carried.
+	blockNum := txBlock(t, ctx, c, paid)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		page := visit(t, b, base+"block/"+blockNum)
+		if strings.Contains(page, "quorum") {
+			if !strings.Contains(page, "12.50 HKD") || !strings.Contains(page, orderRef) {
+				t.Errorf("block %s page lacks the payment:\n%s", blockNum, page)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("block %s shows no certificate:\n%s", blockNum, page)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	shot("block")
+
+	// The shop's account: balance, tier and the payment in its history.
+	acct := visit(t, b, base+"address/"+shop.Address().Hex())
+	for _, want := range []string{"KYC tier", "HKD", "received", orderRef, "12.50 HKD"} {
+		if !strings.Contains(acct, want) {
+			t.Errorf("account page lacks %q:\n%s", want, acct)
+		}
+	}
+	shot("account")
+
+	asset := visit(t, b, base+"asset/HKD")
+	for _, want := range []string{"Hong Kong Dollar", "minted", "circulating", "Issuing banks"} {
+		if !strings.Contains(asset, want) {
+			t.Errorf("asset page lacks %q:\n%s", want, asset)
+		}
+	}
+	shot("asset")
+
+	vals := visit(t, b, base+"validators")
+	for _, want := range []string{"dev-validator", "a certificate needs 1 signatures", "Latest certificates"} {
+		if !strings.Contains(vals, want) {
+			t.Errorf("validators page lacks %q:\n%s", want, vals)
+		}
+	}
+	shot("validators")
+
+	gov := visit(t, b, base+"governance")
+	for _, want := range []string{"proposeAddBank", "pending", bankA.Hex(), "1 for, 0 against"} {
+		if !strings.Contains(strings.ToLower(gov), strings.ToLower(want)) {
+			t.Errorf("governance page lacks %q:\n%s", want, gov)
+		}
+	}
+	shot("governance")
+
+	// An unknown page and a search that finds nothing say so.
+	if page := visit(t, b, base+"nowhere"); !strings.Contains(page, "no page") {
+		t.Errorf("unknown page: %s", page)
+	}
+	search(t, b, base, "NO-SUCH-ORDER")
+	if page := text(t, b, "main"); !strings.Contains(page, `Nothing found for "NO-SUCH-ORDER"`) {
+		t.Errorf("search for an unknown reference: %s", page)
+	}
+}
+
+// devWalletKey is dev account i's key.
+func devWalletKey(t *testing.T, i int) *crypto.PrivateKey {
+	t.Helper()
+	k, err := genesis.DevKey(uint32(i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// newBrowser starts a headless Chromium for the test and returns a
+// context of its first tab.
+func newBrowser(t *testing.T, ctx context.Context, path string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900), chromedp.Flag("headless", "new"))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(bcancel)
+	if _, err := chromedp.Run(bctx, chromedp.Location()); err != nil {
+		t.Fatalf("start Chromium %s: %v", path, err)
+	}
+	return bctx
+}
+
+// visit loads url and returns the text of the page's main element once
+// the page has rendered it.
+func visit(t *testing.T, b context.Context, url string) string {
+	t.Helper()
+	if err := chromedp.Do(b, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	return ready(t, b, url)
+}
+
+// ready waits for the page to finish rendering (main[data-ready]) and
+// returns main's text.
+func ready(t *testing.T, b context.Context, what string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("main[data-ready]"))); err != nil {
+		t.Fatalf("%s: page not rendered: %v", what, err)
+	}
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	// A value the page failed to render shows as JavaScript's words for it.
+	for _, bad := range []string{"null", "undefined", "NaN", "[object"} {
+		if strings.Contains(s, bad) {
+			t.Errorf("%s shows %q:\n%s", what, bad, s)
+		}
+	}
+	return s
+}
+
+// search types q into the search box of the explorer at base and submits it.
+func search(t *testing.T, b context.Context, base, q string) {
+	t.Helper()
+	visit(t, b, base)
+	if err := chromedp.Do(b, chromedp.SetValue(chromedp.CSS("#q"), q), chromedp.Submit(chromedp.CSS("#q"))); err != nil {
+		t.Fatalf("search %q: %v", q, err)
+	}
+	// The result replaces the home page: wait until the location moved
+	// off it, then for the new page.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		loc, err := chromedp.Run(b, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(loc, "/explorer/") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search %q never left the home page", q)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ready(t, b, "search "+q)
+}
+
+// text returns the text of the element sel.
+func text(t *testing.T, b context.Context, sel string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// txBlock returns the block number of an applied transaction, in decimal.
+func txBlock(t *testing.T, ctx context.Context, c *wallet.Client, h common.Hash) string {
+	t.Helper()
+	r, err := c.Receipt(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.BlockNumber.String()
+}
