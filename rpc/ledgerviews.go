@@ -14,6 +14,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/rpc/schema"
 	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/store"
 	"github.com/tally-ledger/tally/txdecode"
 )
 
@@ -48,7 +49,7 @@ func (api *LedgerAPI) DecodeTransaction(h common.Hash) (*schema.DecodedTx, error
 		return nil, err
 	}
 	number, index, err := db.TxLocation(h)
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		tx, from, ok := api.b.PendingTx(h)
 		if !ok {
 			return nil, nil
@@ -111,7 +112,7 @@ func DecodeTx(rules *state.Rules, tx *types.Transaction, from common.Address, r 
 	s := hexutil.Uint64(r.Status)
 	d.Status = &s
 	for _, e := range txdecode.DecodeLogs(r.Logs, assets) {
-		ev := schema.DecodedEvent{Address: e.Address, Contract: e.Contract, Name: e.Name, Args: argsOf(e.Args), Topics: e.Topics, Data: e.Data}
+		ev := schema.DecodedEvent{Address: common.Address(e.Address), Contract: e.Contract, Name: e.Name, Args: argsOf(e.Args), Topics: e.Topics, Data: e.Data}
 		if e.Asset != nil {
 			ev.Asset = e.Asset.Symbol
 		}
@@ -334,7 +335,7 @@ func (api *LedgerAPI) FindByReference(ctx context.Context, ref string, fromBlock
 		byRef = append(byRef, ev[name].ID)
 	}
 	topic := common.Hash(r)
-	queries := []state.LogQuery{
+	queries := []store.LogQuery{
 		{FromBlock: from, ToBlock: head.Number, Topics: [][]common.Hash{byRef, {topic}}, MaxResults: n},
 		{FromBlock: from, ToBlock: head.Number, Topics: [][]common.Hash{{ev["WithdrawalClaimed"].ID}, nil, nil, {topic}}, MaxResults: n},
 	}
@@ -494,7 +495,7 @@ func (api *LedgerAPI) GetProposals(before *hexutil.Uint64, limit *hexutil.Uint) 
 // lastProposalID finds the highest proposal id: ids are allocated 1, 2, …
 // and never deleted, so the ids that exist are 1..last, found with
 // O(log last) reads (doubling, then bisecting).
-func lastProposalID(db *state.DB) (uint64, error) {
+func lastProposalID(db *store.DB) (uint64, error) {
 	exists := func(id uint64) (bool, error) {
 		_, ok, err := db.Proposal(id)
 		return ok, err
