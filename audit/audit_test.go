@@ -168,6 +168,24 @@ func tamper(t *testing.T, dir string, edit func(db *pebble.DB)) string {
 	return cp
 }
 
+// setReason writes the failure reason record of tx index of block n
+// (store/keys.go: 'E' + number + index), which must be kept already if
+// kept says so.
+func setReason(t *testing.T, db *pebble.DB, n uint64, index int, reason string, kept bool) {
+	t.Helper()
+	k := binary.BigEndian.AppendUint32(numKey('E', n), uint32(index))
+	_, closer, err := db.Get(k)
+	if err == nil {
+		closer.Close()
+	}
+	if (err == nil) != kept {
+		t.Fatalf("block %d tx %d: reason kept: %v, want %v", n, index, err == nil, kept)
+	}
+	if err := db.Set(k, []byte(reason), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func getBlock(t *testing.T, db *pebble.DB, n uint64) (*chain.Block, []*types.Receipt) {
 	t.Helper()
 	v, closer, err := db.Get(numKey('B', n))
@@ -220,6 +238,7 @@ func TestTampering(t *testing.T) {
 	settleBlock, settleIndex := location(t, ac.c.DB, ac.s.Settled)
 	returnBlock, returnIndex := location(t, ac.c.DB, ac.s.Returned)
 	reverseBlock, reverseIndex := location(t, ac.c.DB, ac.s.Reversed)
+	failedBlock, failedIndex := location(t, ac.c.DB, ac.s.Failed)
 	ac.c.Close()
 	dir := ac.c.Dir
 	outsider := chaintest.Key(0) // an account, never a validator
@@ -317,6 +336,12 @@ func TestTampering(t *testing.T) {
 		{"return reason erased", func(t *testing.T, db *pebble.DB) {
 			eraseReason(t, db, returnBlock, returnIndex, "WithdrawalReturned")
 		}, audit.CheckComplianceReason, returnBlock},
+		{"failure reason altered", func(t *testing.T, db *pebble.DB) {
+			setReason(t, db, failedBlock, failedIndex, "account 0x0000000000000000000000000000000000000001 is frozen", true)
+		}, audit.CheckReceiptReason, failedBlock},
+		{"failure reason kept for a success", func(t *testing.T, db *pebble.DB) {
+			setReason(t, db, transfers, 0, "insufficient balance", false)
+		}, audit.CheckReceiptReason, transfers},
 		{"certificate without quorum", func(t *testing.T, db *pebble.DB) {
 			b, rs := getBlock(t, db, 5)
 			if len(b.Certs) == 0 {

@@ -88,6 +88,7 @@ func (a *auditor) block(it *item) (stop bool, err error) {
 		return false, fmt.Errorf("replay block %d: %w", n, err)
 	}
 	a.checkReceipts(n, b, it, res)
+	a.checkReasons(n, b, it.raw.Reasons, res.Reasons)
 	included := *res.Result
 	included.Receipts = slices.DeleteFunc(slices.Clone(res.Receipts), func(r *types.Receipt) bool { return r == nil })
 	for _, v := range state.CheckExecution(h, a.prevRoot, &included) {
@@ -151,6 +152,46 @@ func (a *auditor) checkReceipts(n uint64, b *chain.Block, it *item, res *state.R
 			a.fail(n, -1, CheckReceiptsRoot, h.ReceiptHash.Hex(), root.Hex(), "the stored receipts do not give the header's receipts root")
 		}
 	}
+}
+
+// checkReasons compares the failure reasons the node kept with block n's
+// receipts with the ones replaying gives, text for text. No root commits
+// to them: the check is what makes a node's reasons trustworthy. A block
+// with none kept has no failure, or was applied before nodes kept
+// reasons: there is nothing to compare.
+func (a *auditor) checkReasons(n uint64, b *chain.Block, kept, replayed []state.TxReason) {
+	if len(kept) == 0 {
+		return
+	}
+	want := make(map[uint32]string, len(replayed))
+	for _, r := range replayed {
+		want[r.Index] = r.Reason
+	}
+	for _, r := range kept {
+		w, ok := want[r.Index]
+		delete(want, r.Index)
+		switch {
+		case int(r.Index) >= len(b.Txs):
+			a.fail(n, int(r.Index), CheckReceiptReason, "no transaction", quoteReason(r.Reason), fmt.Sprintf("a failure reason is kept for tx %d of a block of %d transactions", r.Index, len(b.Txs)))
+		case !ok:
+			a.fail(n, int(r.Index), CheckReceiptReason, "no reason (replaying, the transaction succeeds or is excluded)", quoteReason(r.Reason), fmt.Sprintf("tx %s: a failure reason is kept for a transaction that does not fail", b.Txs[r.Index].Hash()))
+		case w != r.Reason:
+			a.fail(n, int(r.Index), CheckReceiptReason, quoteReason(w), quoteReason(r.Reason), fmt.Sprintf("tx %s: the kept failure reason is not the one replaying gives", b.Txs[r.Index].Hash()))
+		}
+	}
+	for _, r := range replayed {
+		if _, missing := want[r.Index]; missing {
+			a.fail(n, int(r.Index), CheckReceiptReason, quoteReason(r.Reason), "none kept", fmt.Sprintf("tx %s: the block keeps failure reasons but not this transaction's", b.Txs[r.Index].Hash()))
+		}
+	}
+}
+
+// quoteReason shows a reason in a report, quoted and bounded.
+func quoteReason(s string) string {
+	if len(s) > state.MaxReasonBytes {
+		s = s[:state.MaxReasonBytes]
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 // sameReceipt compares the consensus fields of two receipts without

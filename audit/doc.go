@@ -25,7 +25,8 @@
 //     every node's FSM and the leader's builder call, so the audit fails
 //     exactly the blocks the FSM skips, under the same rule names. It
 //     replays the block on a scratch state (store.Replay), applies
-//     state.CheckExecution and compares the stored receipts; it follows the
+//     state.CheckExecution and compares the stored receipts and the
+//     failure reasons kept with them (receipt-reason); it follows the
 //     Minted, MintReversed, WithdrawalClaimed/Settled/Refunded/Returned and
 //     compliance events.
 //  4. At the end: the supply table (balances + escrow = minted − burned,

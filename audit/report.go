@@ -33,6 +33,7 @@ const (
 	CheckTxSignature       = state.RuleTxSignature       // valid, low-S, right chain id (chain.CheckTx and sender recovery)
 	CheckReceiptsRoot      = state.RuleReceiptsRoot      // the header's receipts root matches the replayed and the stored receipts
 	CheckReceipt           = state.RuleIncludable        // each transaction is includable (its nonce is the sender's next); each stored receipt equals the replayed one
+	CheckReceiptReason     = "receipt-reason"            // each failure reason kept with a receipt is the one replaying gives (blocks that keep none are not compared)
 	CheckStateRoot         = state.RuleStateRoot         // keccak(parent header's root ‖ replayed writes) is the header's root
 	CheckFinalState        = "final-state"               // the replayed state is exactly the stored one (at the source's head)
 	CheckSupply            = "supply"                    // balances + escrow = minted − burned; minted and burned as the events say
@@ -54,7 +55,7 @@ const (
 // Checks lists every check name in the order a block is checked.
 var Checks = []string{CheckGenesis, CheckLimits, CheckLink, CheckTime, CheckHeader, CheckHistoryRoot, CheckProposer, CheckSeal,
 	CheckCertRoot, CheckCertificate, CheckCertificateQuorum, CheckTxRoot, CheckTxSignature, CheckReceiptsRoot,
-	CheckReceipt, CheckStateRoot, CheckFinalState, CheckSupply, CheckBankRef, CheckWithdrawal, CheckComplianceReason,
+	CheckReceipt, CheckReceiptReason, CheckStateRoot, CheckFinalState, CheckSupply, CheckBankRef, CheckWithdrawal, CheckComplianceReason,
 	CheckHeadRecord, CheckHistoryRecord, CheckHistoryNodes, CheckGenesisRecord, CheckHashIndex, CheckTxIndex, CheckCertIndex, CheckHaltRecord}
 
 // RecordChecks are the checks of a data dir's own records (indexes, head,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"time"
 
@@ -184,6 +185,11 @@ func fromWire(w rpc.RawBlock) store.RawBlock {
 	}
 	if w.Receipts != nil {
 		r.Receipts = append([]byte{}, *w.Receipts...)
+	}
+	for _, x := range w.Reasons {
+		// An index past uint32 is past every block's transactions: the
+		// reason check reports it as such.
+		r.Reasons = append(r.Reasons, state.TxReason{Index: uint32(min(uint64(x.Index), math.MaxUint32)), Reason: x.Reason})
 	}
 	return r
 }

@@ -18,11 +18,20 @@ const MaxRawBlocks = 256
 // RawBlock is one stored block in its storage encodings, for the auditor
 // (audit.DialRPC): the block's RLP (chain.Block.Encode) and its receipts
 // (chain.EncodeReceipts). Block and Receipts are null when the node has no
-// block at Number although its head is above it.
+// block at Number although its head is above it. Reasons are the failure
+// reasons kept with the receipts, in index order (omitted when none are
+// kept): the auditor checks each against its replay.
 type RawBlock struct {
 	Number   hexutil.Uint64 `json:"number"`
 	Block    *hexutil.Bytes `json:"block"`
 	Receipts *hexutil.Bytes `json:"receipts"`
+	Reasons  []RawReason    `json:"reasons,omitempty"`
+}
+
+// RawReason is the failure reason kept with the receipt of tx Index.
+type RawReason struct {
+	Index  hexutil.Uint64 `json:"index"`
+	Reason string         `json:"reason"`
 }
 
 // StateDigest commits to the whole state at Height (store.StateDigest):
@@ -56,7 +65,13 @@ func (api *LedgerAPI) GetRawBlocks(ctx context.Context, from, count hexutil.Uint
 	if err != nil {
 		return nil, err
 	}
-	replySize := func(r store.RawBlock) int { return rawBlockJSON + 2*(len(r.Block)+len(r.Receipts)) }
+	replySize := func(r store.RawBlock) int {
+		n := rawBlockJSON + 2*(len(r.Block)+len(r.Receipts))
+		for _, x := range r.Reasons {
+			n += rawReasonJSON + 6*len(x.Reason) // a byte escaped as \u00XX at worst
+		}
+		return n
+	}
 	size := 2
 	for _, r := range raws {
 		size += replySize(r)
@@ -73,6 +88,9 @@ func (api *LedgerAPI) GetRawBlocks(ctx context.Context, from, count hexutil.Uint
 	out := make([]RawBlock, len(raws))
 	for i, r := range raws {
 		out[i] = RawBlock{Number: hexutil.Uint64(r.Number), Block: orNull(r.Block), Receipts: orNull(r.Receipts)}
+		for _, x := range r.Reasons {
+			out[i].Reasons = append(out[i].Reasons, RawReason{Index: hexutil.Uint64(x.Index), Reason: x.Reason})
+		}
 	}
 	return out, nil
 }
@@ -80,6 +98,10 @@ func (api *LedgerAPI) GetRawBlocks(ctx context.Context, from, count hexutil.Uint
 // rawBlockJSON bounds a RawBlock's JSON without its hex: the field names,
 // quotes, 0x prefixes and the number.
 const rawBlockJSON = 80
+
+// rawReasonJSON bounds a RawReason's JSON without its text, and the
+// "reasons" field's share of a block.
+const rawReasonJSON = 48
 
 // digests lets concurrent tally_stateDigest calls share one computation
 // per head height, one at a time: a digest reads the whole state.

@@ -39,6 +39,31 @@ func writeReasons(batch *pebble.Batch, n uint64, reasons []state.TxReason) error
 	return nil
 }
 
+// blockReasons returns the failure reasons kept with the receipts of
+// block n, in index order.
+func (d *DB) blockReasons(n uint64) ([]state.TxReason, error) {
+	prefix := numKey(prefixReason, n)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperBound(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	var out []state.TxReason
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+4 {
+			it.Close()
+			return nil, fmt.Errorf("failure reason record %x of block %d is malformed", k, n)
+		}
+		out = append(out, state.TxReason{Index: binary.BigEndian.Uint32(k[len(prefix):]), Reason: string(it.Value())})
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("failure reasons of block %d: %w", n, err)
+	}
+	return out, nil
+}
+
 // KeptReason returns the failure reason kept with the receipt of tx index
 // of applied block n; ok is false when none is kept (the transaction
 // succeeded, or its block was applied before reasons were kept).

@@ -32,6 +32,10 @@ type RawBlock struct {
 	Number   uint64
 	Block    []byte
 	Receipts []byte
+	// Reasons are the failure reasons kept with the receipts (reasons.go),
+	// in index order: none for a block without a failed transaction or
+	// applied before reasons were kept.
+	Reasons []state.TxReason
 }
 
 // RawBlocks returns the stored encodings of blocks from, from+1, … up to
@@ -58,8 +62,15 @@ func (d *DB) RawBlocks(from uint64, count, maxBytes int) ([]RawBlock, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, RawBlock{Number: n, Block: b, Receipts: r})
+		reasons, err := d.blockReasons(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, RawBlock{Number: n, Block: b, Receipts: r, Reasons: reasons})
 		size += len(b) + len(r)
+		for _, x := range reasons {
+			size += 4 + len(x.Reason)
+		}
 		if n == ^uint64(0) {
 			break
 		}
