@@ -42,7 +42,7 @@ func (d *DB) ValidatorsAt(n uint64) ([]common.Address, error) {
 func (d *DB) ValidatorSetChanges(upTo uint64) (heights []uint64, sets [][]common.Address, err error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: key(prefixValidatorHistory, u64(1)), UpperBound: key(prefixValidatorHistory, u64(upTo+1))})
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: numKey(prefixValidatorHistory, 1), UpperBound: numKey(prefixValidatorHistory, upTo+1)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -63,7 +63,7 @@ func (d *DB) ValidatorSetChanges(upTo uint64) (heights []uint64, sets [][]common
 func (d *DB) lastAtOrBelow(prefix []byte, n uint64) ([]byte, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: key(prefix, u64(n+1))})
+	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: numKey(prefix, n+1)})
 	if err != nil {
 		return nil, err
 	}

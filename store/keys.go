@@ -42,20 +42,6 @@ const (
 	HistoryReceived byte = 2
 )
 
-// key concatenates a prefix and parts into a new key.
-func key(prefix []byte, parts ...[]byte) []byte {
-	n := len(prefix)
-	for _, p := range parts {
-		n += len(p)
-	}
-	k := make([]byte, 0, n)
-	k = append(k, prefix...)
-	for _, p := range parts {
-		k = append(k, p...)
-	}
-	return k
-}
-
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func numKey(prefix []byte, n uint64) []byte {
