@@ -71,6 +71,7 @@ var docsUnderTest = []string{
 	"docs/wallets.md",
 	"docs/proofs.md",
 	"docs/audit.md",
+	"docs/operations.md",
 }
 
 func TestDocs(t *testing.T) {
