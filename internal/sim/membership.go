@@ -23,7 +23,11 @@ import (
 // once the change is in force on the canonical chain.
 const (
 	FaultAddValidator    Fault = "add-validator"    // a standby node becomes a validator
-	FaultRemoveValidator Fault = "remove-validator" // a validator leaves the set (the leader too)
+	FaultRemoveValidator Fault = "remove-validator" // a validator leaves the set
+	// FaultRemoveLeader counts the removals whose validator led while its
+	// removal was approved and not yet applied: it hands the lead over
+	// before it leaves Raft.
+	FaultRemoveLeader Fault = "remove-leader"
 )
 
 // minValidators is the smallest validator set governance shrinks to in a
@@ -112,6 +116,9 @@ type govChange struct {
 	propTx common.Hash
 	voteTx common.Hash
 	id     uint64 // the proposal
+	// led: the validator removed led between the approval of its removal
+	// and the block that applied it (it had to hand the lead over).
+	led bool
 }
 
 type govPhase int
@@ -191,6 +198,9 @@ func (g *governance) propose(add bool) {
 		return
 	}
 	target := cands[s.rng.IntN(len(cands))]
+	if l := s.leader(); !add && l != nil && slices.Contains(cands, l.id) && s.rng.IntN(2) == 0 {
+		target = l.id // the leader leaves: it must hand over first
+	}
 	var (
 		op  wallet.Op
 		err error
@@ -300,15 +310,23 @@ func (g *governance) progress() {
 			g.change = nil
 			return
 		}
-		s.record("governance: proposal %d approved", ch.id)
+		l := s.leader()
+		ch.led = !ch.add && l != nil && l.id == ch.node
+		s.record("governance: proposal %d approved (the validator it removes leads: %v)", ch.id, ch.led)
 		ch.phase = govApproved
 	case govApproved:
+		if l := s.leader(); !ch.add && l != nil && l.id == ch.node {
+			ch.led = true
+		}
 		set := s.validators()
 		if set == nil || s.isValidator(set, ch.node) != ch.add {
 			return
 		}
 		f := map[bool]Fault{true: FaultAddValidator, false: FaultRemoveValidator}[ch.add]
 		s.count(f)
+		if ch.led {
+			s.count(FaultRemoveLeader)
+		}
 		s.record("governance: %s n%d applied by block %d (proposal %d)", f, ch.node, s.inv.height, ch.id)
 		g.change = nil
 	}
