@@ -13,4 +13,10 @@
 // own connection cap, admin.max-connections (rpc.NewLimitListener), and
 // the [http] read and idle timeouts. Close stops them in reverse order; a restart on the same
 // data dir resumes at the same height and state root.
+//
+// On a networked node the leader reconciles Raft membership to the
+// validator set (Membership, membership.go and validators.go) over the
+// small MemberNet interface, which the node implements over libp2p and
+// the cluster simulator (internal/sim) over its simulated network: both
+// run the same reconciler.
 package node
