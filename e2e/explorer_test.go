@@ -133,6 +133,18 @@ func TestExplorer(t *testing.T) {
 		}
 	}
 	shot("home")
+	// The home page follows the chain: a payment made while it is open
+	// appears without a reload.
+	live := pay(shop.Address(), 700, "ORDER-LIVE", types.ReceiptStatusSuccessful)
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if page := text(t, b, "main"); strings.Contains(page, "ORDER-LIVE") && strings.Contains(page, "7.00 HKD") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("payment %s never appeared on the open home page:\n%s", live, text(t, b, "main"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	// Search by the order reference finds the payment, decoded.
 	search(t, b, base, orderRef)
@@ -206,14 +218,86 @@ func TestExplorer(t *testing.T) {
 	}
 	shot("block")
 
-	// The shop's account: balance, tier and the payment in its history.
+	// Search by the block's hash and by an address.
+	blockHash, err := c.Eth().HeaderByNumber(ctx, mustBig(t, blockNum))
+	if err != nil {
+		t.Fatal(err)
+	}
+	search(t, b, base, blockHash.Hash().Hex())
+	if loc := location(t, b); !strings.HasSuffix(loc, "/explorer/block/"+blockNum) {
+		t.Errorf("search by block hash went to %s", loc)
+	}
+	search(t, b, base, shop.Address().Hex())
+	if loc := location(t, b); !strings.HasSuffix(loc, "/explorer/address/"+shop.Address().Hex()) {
+		t.Errorf("search by address went to %s", loc)
+	}
+
+	// The shop's account: balances, tier, and its history in pages of 25:
+	// after 26 more payments the first ones are on the second page.
+	sender := devWalletKey(t, 2)
+	nonce, err := c.PendingNonce(ctx, sender.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raws [][]byte
+	for i := range 26 {
+		op, err := wallet.AssetOp(hkd, "transfer", shop.Address(), big.NewInt(int64(i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := wallet.SignOp(sender, big.NewInt(devChainID), nonce+uint64(i), op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, raw)
+	}
+	hashes, errs, err := c.SendRawBatch(ctx, raws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range errs {
+		if e != nil {
+			t.Fatalf("transfer %d: %v", i, e)
+		}
+	}
+	if _, err := c.WaitReceipt(ctx, hashes[len(hashes)-1]); err != nil {
+		t.Fatal(err)
+	}
 	acct := visit(t, b, base+"address/"+shop.Address().Hex())
-	for _, want := range []string{"KYC tier", "HKD", "received", orderRef, "12.50 HKD"} {
+	for _, want := range []string{"KYC tier", "3 (institutional)", "HKD", "received", "Page 1", "0.26 HKD", "Older transactions"} {
 		if !strings.Contains(acct, want) {
 			t.Errorf("account page lacks %q:\n%s", want, acct)
 		}
 	}
+	if strings.Contains(acct, orderRef) {
+		t.Errorf("the first page holds the oldest payment:\n%s", acct)
+	}
 	shot("account")
+	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS("#older"))); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		page := text(t, b, "main")
+		if strings.Contains(page, "Page 2") {
+			if !strings.Contains(page, orderRef) || !strings.Contains(page, "12.50 HKD") || strings.Contains(page, "Older transactions") {
+				t.Errorf("second page of the history:\n%s", page)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no second page:\n%s", page)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// A block that does not exist says so.
+	if page := visit(t, b, base+"block/999999"); !strings.Contains(page, "no block 999999") {
+		t.Errorf("missing block: %s", page)
+	}
 
 	asset := visit(t, b, base+"asset/HKD")
 	for _, want := range []string{"Hong Kong Dollar", "minted", "circulating", "Issuing banks"} {
@@ -331,6 +415,25 @@ func search(t *testing.T, b context.Context, base, q string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ready(t, b, "search "+q)
+}
+
+// location is the page's URL.
+func location(t *testing.T, b context.Context) string {
+	t.Helper()
+	loc, err := chromedp.Run(b, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func mustBig(t *testing.T, s string) *big.Int {
+	t.Helper()
+	n, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		t.Fatalf("not a number: %q", s)
+	}
+	return n
 }
 
 // text returns the text of the element sel.

@@ -129,6 +129,7 @@ var fuzzMethods = []string{
 	"eth_getBlockByNumber", "eth_feeHistory", "eth_getCode", "tally_assets",
 	"eth_getStorageAt", "eth_createAccessList", "eth_getBlockReceipts", "eth_getTransactionByBlockNumberAndIndex",
 	"eth_getTransactionByBlockHashAndIndex", "eth_newPendingTransactionFilter",
+	"tally_decodeTransaction", "tally_getRecentTransactions", "tally_findByReference", "tally_getValidators", "tally_getProposals",
 }
 
 // answerCodes are the JSON-RPC error codes a well-behaved answer to a bad
@@ -198,6 +199,11 @@ func FuzzRPCParams(f *testing.F) {
 		"eth_getTransactionByBlockNumberAndIndex": {`["0x1","0x0"]`, `["latest","0xffffffff"]`},
 		"eth_getTransactionByBlockHashAndIndex":   {fmt.Sprintf(`["%s","0x0"]`, s.Transfer)},
 		"eth_newPendingTransactionFilter":         {`[]`, `[true]`},
+		"tally_decodeTransaction":                 {fmt.Sprintf(`["%s"]`, s.Transfer), `["0x12"]`},
+		"tally_getRecentTransactions":             {`[]`, `["0x1f4"]`, `["0x0"]`},
+		"tally_findByReference":                   {`["ORDER-1",null,null]`, fmt.Sprintf(`["%s","0x1","0x2"]`, s.Transfer), `["",null,"0x1"]`},
+		"tally_getValidators":                     {`[]`},
+		"tally_getProposals":                      {`[null,null]`, `["0x0","0x64"]`, `["0xffffffffffffffff","0x1"]`},
 	}
 	seeds["eth_feeHistory"] = append(seeds["eth_feeHistory"], `["4","latest",[]]`, `[4,"0x1",[50]]`)
 	for i, m := range fuzzMethods {
@@ -345,6 +351,17 @@ func checkBounds(t *testing.T, name, params string, result json.RawMessage, limi
 			t.Fatalf("%s(%s): nextCursor %x is not 12 bytes", name, params, *page.NextCursor)
 		}
 		n, max = len(page.Items), MaxHistoryLimit
+	case "tally_getRecentTransactions", "tally_getProposals":
+		var page struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(result, &page); err != nil {
+			t.Fatalf("%s(%s): %v", name, params, err)
+		}
+		n, max = len(page.Items), MaxHistoryLimit
+		if name == "tally_getProposals" {
+			max = MaxProposalLimit
+		}
 	default:
 		return
 	}
