@@ -136,6 +136,28 @@ func TestClusterTransfersThroughFollower(t *testing.T) {
 			}
 		}
 	}
+
+	// A transfer that fails at execution: every node keeps the same reason.
+	tier0 := randomAddrs(1)[0] // tier 0 holds at most 1,000 CNY
+	over := new(big.Int).Mul(big.NewInt(1001), big.NewInt(1e18))
+	failing, err := makeTransfer(1, c.chainID, keys[0], perSender, tier0, over)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.sendBatch(ctx, f, []*types.Transaction{failing}); err != nil || res[0] != nil {
+		t.Fatalf("send the failing transfer: %v %v", err, res)
+	}
+	wantReason := fmt.Sprintf("balance of %s would be %s, over the maximum 1000000000000000000000 of tier 0", tier0, over)
+	for _, i := range allThree {
+		got, missing := c.waitReceipts(ctx, i, []common.Hash{failing.Hash()}, 30*time.Second)
+		if len(missing) > 0 || got[failing.Hash()].Status != types.ReceiptStatusFailed {
+			t.Fatalf("node %d: receipt of the failing transfer: %+v (missing %d)", i, got[failing.Hash()], len(missing))
+		}
+		var reason *string
+		if err := c.call(ctx, i, &reason, "tally_getTransactionReason", failing.Hash()); err != nil || reason == nil || *reason != wantReason {
+			t.Fatalf("node %d: tally_getTransactionReason = %v %v, want %q", i, reason, err, wantReason)
+		}
+	}
 }
 
 // crashLoad submits transfers from several senders, one at a time per
