@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +164,39 @@ func TestDocsHarnessSession(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), name+".md:") {
 			t.Errorf("%s: the error names no block: %v", name, err)
+		}
+	}
+}
+
+// TestDocsAllListed: every document with a shell block is one TestDocs
+// runs, so a command added to a new page is run too.
+func TestDocsAllListed(t *testing.T) {
+	listed := map[string]bool{}
+	for _, d := range docsUnderTest {
+		listed[d] = true
+	}
+	docs, err := filepath.Glob(filepath.Join("..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, filepath.Join("..", "README.md"))
+	for _, path := range docs {
+		rel, _ := filepath.Rel("..", path)
+		rel = filepath.ToSlash(rel)
+		text, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks, err := parseDocBlocks(rel, string(text))
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		for _, b := range blocks {
+			if (b.runnable() || b.skip != "") && !listed[rel] {
+				t.Errorf("%s has a shell block (line %d) but is not in docsUnderTest", rel, b.line)
+				break
+			}
 		}
 	}
 }

@@ -72,6 +72,8 @@ var docsUnderTest = []string{
 	"docs/proofs.md",
 	"docs/audit.md",
 	"docs/operations.md",
+	"docs/benchmarks.md",
+	"docs/architecture.md",
 }
 
 func TestDocs(t *testing.T) {
