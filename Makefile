@@ -67,8 +67,11 @@ deploy-check:
 test-short:
 	$(GO) test -count=1 -short ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./chain ./state ./rpc
+# Micro-benchmarks, then tally bench on one node and on a three-node
+# testnet (bench/cases.sh; JSON lines in bench-results.jsonl).
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./chain ./state ./store ./rpc
+	bash bench/cases.sh
 
 # The seeded bridge campaign (e2e/campaign_test.go) over SEEDS seeds from
 # FIRST (default 1..20); SEED=N replays one seed.

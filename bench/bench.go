@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
+	"golang.org/x/time/rate"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
@@ -38,34 +40,78 @@ type Config struct {
 	Legacy bool
 	// Timeout bounds waiting for the last inclusion.
 	Timeout time.Duration
+	// Rate paces the submission at this many transactions per second over
+	// all workers (a batch waits for its tokens, burst one batch); 0 sends
+	// as fast as the node answers. Latency under a paced load is what a
+	// user sees at that traffic; throughput needs the unpaced run.
+	Rate float64
+	// RateOfCeiling, when positive, paces at this fraction of R measured
+	// just before the load (Rate is then ignored): 0.4 offers 0.4 R,
+	// whatever the machine's speed that day. It needs CeilingTxs >= 0.
+	RateOfCeiling float64
+	// CeilingTxs is how many transactions Ceiling decodes and recovers
+	// before and after the load, to give R in the same run (0:
+	// DefaultCeilingTxs; negative: not measured).
+	CeilingTxs int
 }
 
-// Report is the outcome of a run.
+// Report is the outcome of a run. Its JSON is one line per run in
+// docs/benchmarks.md's tables; durations are in nanoseconds.
 type Report struct {
-	Txs         int           `json:"txs"`
-	Rejected    int           `json:"rejected"`
-	Included    int           `json:"included"`
-	Failed      int           `json:"failedStatus"`
-	FirstError  string        `json:"firstError,omitempty"`
-	SignTime    time.Duration `json:"signTimeNs"`
-	SubmitTime  time.Duration `json:"submitTimeNs"`
-	TotalTime   time.Duration `json:"totalTimeNs"`
-	TPS         float64       `json:"transfersPerSecond"`
-	LatencyP50  time.Duration `json:"latencyP50Ns"`
-	LatencyP99  time.Duration `json:"latencyP99Ns"`
-	LatencyMax  time.Duration `json:"latencyMaxNs"`
-	Blocks      int           `json:"blocks"`
-	StartHeight uint64        `json:"startHeight"`
+	Txs        int           `json:"txs"`
+	Rejected   int           `json:"rejected"`
+	Included   int           `json:"included"`
+	Failed     int           `json:"failedStatus"`
+	FirstError string        `json:"firstError,omitempty"`
+	SignTime   time.Duration `json:"signTimeNs"`
+	SubmitTime time.Duration `json:"submitTimeNs"`
+	TotalTime  time.Duration `json:"totalTimeNs"`
+	TPS        float64       `json:"transfersPerSecond"`
+	// OfferedRate is Config.Rate (0: unpaced); SubmitRate is what the
+	// node admitted per second of submission.
+	OfferedRate float64 `json:"offeredRate"`
+	SubmitRate  float64 `json:"submitRate"`
+	// CeilingBefore and CeilingAfter are R measured just before the load
+	// and just after the last inclusion; Ceiling is their mean and Ratio
+	// TPS / Ceiling (0 when not measured).
+	CeilingBefore float64       `json:"ceilingBefore"`
+	CeilingAfter  float64       `json:"ceilingAfter"`
+	Ceiling       float64       `json:"ceiling"`
+	Ratio         float64       `json:"ratio"`
+	LatencyP50    time.Duration `json:"latencyP50Ns"`
+	LatencyP90    time.Duration `json:"latencyP90Ns"`
+	LatencyP99    time.Duration `json:"latencyP99Ns"`
+	LatencyMax    time.Duration `json:"latencyMaxNs"`
+	Blocks        int           `json:"blocks"`
+	StartHeight   uint64        `json:"startHeight"`
+	Nodes         int           `json:"nodes"`
 }
 
-// String renders the report for people.
+// String renders the report as a table for people.
 func (r *Report) String() string {
-	return fmt.Sprintf("%d transfers: %d included (%d with status 0), %d rejected at submission\n"+
-		"signing %v; submission %v; first submission to last inclusion %v over %d blocks\n"+
-		"throughput %.0f transfers/s; submit-to-inclusion p50 %v, p99 %v, max %v",
-		r.Txs, r.Included, r.Failed, r.Rejected,
-		r.SignTime.Round(time.Millisecond), r.SubmitTime.Round(time.Millisecond), r.TotalTime.Round(time.Millisecond), r.Blocks,
-		r.TPS, r.LatencyP50.Round(100*time.Microsecond), r.LatencyP99.Round(100*time.Microsecond), r.LatencyMax.Round(100*time.Microsecond))
+	var b strings.Builder
+	row := func(name, format string, args ...any) {
+		fmt.Fprintf(&b, "%-15s "+format+"\n", append([]any{name}, args...)...)
+	}
+	row("transfers", "%d: %d included (%d with status 0), %d rejected at submission", r.Txs, r.Included, r.Failed, r.Rejected)
+	if r.Ceiling > 0 {
+		row("throughput", "%.0f transfers/s = %.2f R", r.TPS, r.Ratio)
+		row("R (ceiling)", "%.0f/s decode + recover on all cores (before the load %.0f, after %.0f)", r.Ceiling, r.CeilingBefore, r.CeilingAfter)
+	} else {
+		row("throughput", "%.0f transfers/s (R not measured)", r.TPS)
+	}
+	if r.OfferedRate > 0 {
+		row("offered", "%.0f/s (paced)", r.OfferedRate)
+	} else {
+		row("offered", "unpaced")
+	}
+	row("submit rate", "%.0f/s admitted", r.SubmitRate)
+	round := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	row("latency", "submit to applied block: p50 %v, p90 %v, p99 %v, max %v", round(r.LatencyP50), round(r.LatencyP90), round(r.LatencyP99), round(r.LatencyMax))
+	row("blocks", "%d with transfers, from height %d, %d node(s)", r.Blocks, r.StartHeight, r.Nodes)
+	row("time", "signing %v; submission %v; first submission to last inclusion %v",
+		r.SignTime.Round(time.Millisecond), r.SubmitTime.Round(time.Millisecond), r.TotalTime.Round(time.Millisecond))
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 type item struct {
@@ -102,7 +148,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := client.Call(ctx, &start, "eth_blockNumber"); err != nil {
 		return nil, fmt.Errorf("bench: eth_blockNumber: %w", err)
 	}
-	rep := &Report{Txs: cfg.Txs, StartHeight: uint64(start)}
+	rep := &Report{Txs: cfg.Txs, StartHeight: uint64(start), OfferedRate: cfg.Rate, Nodes: len(cfg.RPC)}
+	ceilingTxs := cfg.CeilingTxs
+	if ceilingTxs == 0 {
+		ceilingTxs = DefaultCeilingTxs
+	}
+	if ceilingTxs > 0 {
+		if rep.CeilingBefore, err = Ceiling(ceilingTxs, cfg.Legacy); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
 
 	// Pre-sign: sender i gets every len(keys)-th transfer.
 	t0 := time.Now()
@@ -125,6 +180,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	go func() { followDone <- followBlocks(follow, client, uint64(start), byHash, &mu, rep) }()
 
 	// Submit: worker w owns senders w, w+W, ...; batches interleave them.
+	if cfg.RateOfCeiling > 0 {
+		if rep.CeilingBefore == 0 {
+			return nil, errors.New("bench: a rate relative to R needs R measured (CeilingTxs >= 0)")
+		}
+		cfg.Rate = cfg.RateOfCeiling * rep.CeilingBefore
+		rep.OfferedRate = cfg.Rate
+	}
+	var pace *rate.Limiter
+	if cfg.Rate > 0 {
+		pace = rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Batch)
+	}
 	t1 := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Workers)
@@ -142,7 +208,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := submit(ctx, wc, interleave(mine), cfg.Batch, &mu, &rejected); err != nil {
+			if err := submit(ctx, wc, interleave(mine), cfg.Batch, pace, &mu, &rejected); err != nil {
 				errs <- err
 			}
 		}()
@@ -153,6 +219,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.SubmitTime = time.Since(t1)
+	var admitted int
+	rejected.Range(func(any, any) bool { admitted--; return true })
+	admitted += cfg.Txs
+	rep.SubmitRate = float64(admitted) / rep.SubmitTime.Seconds()
 	rejected.Range(func(k, v any) bool {
 		rep.Rejected++
 		if rep.FirstError == "" {
@@ -187,6 +257,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	stopFollow()
 	<-followDone
 	finish(rep, byHash, t1)
+	if ceilingTxs > 0 {
+		if rep.CeilingAfter, err = Ceiling(ceilingTxs, cfg.Legacy); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		rep.Ceiling = (rep.CeilingBefore + rep.CeilingAfter) / 2
+		rep.Ratio = rep.TPS / rep.Ceiling
+	}
 	return rep, checkReceipts(ctx, client, byHash, rep)
 }
 
@@ -256,9 +333,14 @@ func interleave(lists [][]*item) []*item {
 	}
 }
 
-func submit(ctx context.Context, client *wallet.Client, items []*item, batch int, mu *sync.Mutex, rejected *sync.Map) error {
+func submit(ctx context.Context, client *wallet.Client, items []*item, batch int, pace *rate.Limiter, mu *sync.Mutex, rejected *sync.Map) error {
 	for len(items) > 0 {
 		n := min(batch, len(items))
+		if pace != nil {
+			if err := pace.WaitN(ctx, n); err != nil {
+				return fmt.Errorf("bench: pacing: %w", err)
+			}
+		}
 		raws := make([][]byte, n)
 		for i, it := range items[:n] {
 			raws[i] = it.raw
@@ -341,6 +423,7 @@ func finish(rep *Report, byHash map[common.Hash]*item, firstSubmit time.Time) {
 	rep.Included = len(lat)
 	if len(lat) > 0 {
 		rep.LatencyP50 = lat[len(lat)/2]
+		rep.LatencyP90 = lat[min(len(lat)-1, len(lat)*90/100)]
 		rep.LatencyP99 = lat[min(len(lat)-1, len(lat)*99/100)]
 		rep.LatencyMax = lat[len(lat)-1]
 		rep.TotalTime = last.Sub(firstSubmit)

@@ -54,13 +54,17 @@ func TestLegacyBatchLoad(t *testing.T) {
 	}
 	n := startNode(t)
 	ctx := context.Background()
-	rep, err := Run(ctx, Config{RPC: []string{"http://" + n.HTTPAddr()}, Keys: devKeys(t, 20), Txs: txs, Batch: 500, Workers: 4, Legacy: true, Timeout: 2 * time.Minute})
+	rep, err := Run(ctx, Config{RPC: []string{"http://" + n.HTTPAddr()}, Keys: devKeys(t, 20), Txs: txs, Batch: 500, Workers: 4, Legacy: true, Timeout: 2 * time.Minute, CeilingTxs: 500})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(rep)
 	if rep.Rejected != 0 || rep.Failed != 0 || rep.Included != txs {
 		t.Fatalf("rejected %d (%s), status 0: %d, included %d of %d", rep.Rejected, rep.FirstError, rep.Failed, rep.Included, txs)
+	}
+	if rep.CeilingBefore <= 0 || rep.CeilingAfter <= 0 || rep.Ratio != rep.TPS/rep.Ceiling || rep.SubmitRate <= 0 ||
+		rep.LatencyP50 > rep.LatencyP90 || rep.LatencyP90 > rep.LatencyP99 || rep.LatencyP99 > rep.LatencyMax {
+		t.Fatalf("report fields inconsistent: %+v", rep)
 	}
 	// A second run continues from the pending nonces, with EIP-1559 txs,
 	// over two endpoints of which the first is down: the worker that starts
@@ -71,8 +75,27 @@ func TestLegacyBatchLoad(t *testing.T) {
 	}
 	down := "http://" + l.Addr().String()
 	l.Close()
-	rep, err = Run(ctx, Config{RPC: []string{down, "http://" + n.HTTPAddr()}, Keys: devKeys(t, 5), Txs: 500, Batch: 100, Workers: 2})
+	// It is paced at 1000/s with batches of 100: the tokens for the last
+	// four batches take 0.4 s to come, however fast the node answers.
+	rep, err = Run(ctx, Config{RPC: []string{down, "http://" + n.HTTPAddr()}, Keys: devKeys(t, 5), Txs: 500, Batch: 100, Workers: 2, Rate: 1000, CeilingTxs: -1})
 	if err != nil || rep.Included != 500 || rep.Failed != 0 {
 		t.Fatalf("second run: %v %+v", err, rep)
+	}
+	if rep.SubmitTime < 400*time.Millisecond || rep.OfferedRate != 1000 || rep.Ceiling != 0 {
+		t.Fatalf("paced run: submission took %v at %v/s offered (ceiling %v): the pacing did not hold", rep.SubmitTime, rep.OfferedRate, rep.Ceiling)
+	}
+}
+
+// TestCeilingChecksRecovery: Ceiling measures real work (every sender
+// recovered and compared), for either transaction type.
+func TestCeilingChecksRecovery(t *testing.T) {
+	for _, legacy := range []bool{true, false} {
+		r, err := Ceiling(300, legacy)
+		if err != nil || r <= 0 {
+			t.Fatalf("legacy %v: %v, %v", legacy, r, err)
+		}
+	}
+	if _, err := Ceiling(0, true); err == nil {
+		t.Fatal("a ceiling over no transactions measured something")
 	}
 }
