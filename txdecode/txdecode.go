@@ -202,8 +202,65 @@ func DecodeCall(to *common.Address, value *big.Int, data []byte, assets Assets) 
 		return c
 	}
 	c.Operation = m.Name
-	c.Args = render(m.Inputs, vals, c.Asset, assets)
+	c.Args = render(m.Inputs, vals, c.Asset, assets, byName)
 	return c
+}
+
+// DecodeResult decodes what a view returned: out is the eth_call result
+// of calldata data at the system contract to. Unnamed results are named
+// "result" (one) or "result0", "result1", …. An amount counts the asset
+// of the call's "asset" input if it has one, else the facade's.
+func DecodeResult(to common.Address, data, out []byte, assets Assets) ([]Value, error) {
+	contract, a := contractAt(to)
+	if a == nil || len(data) < 4 {
+		return nil, fmt.Errorf("no view of a system contract at %s", to.Hex())
+	}
+	m, err := a.MethodById(data[:4])
+	if err != nil {
+		return nil, fmt.Errorf("%s contract: %w", contract, err)
+	}
+	vals, err := m.Outputs.Unpack(out)
+	if err != nil {
+		return nil, fmt.Errorf("decode the result of %s: %w", m.Name, err)
+	}
+	var asset *Asset
+	if f, ok := assets.facade(to); ok {
+		asset = &f
+	}
+	if in, err := m.Inputs.Unpack(data[4:]); err == nil {
+		if ia := assetInput(m.Inputs, in, assets); ia != nil {
+			asset = ia
+		}
+	}
+	outs := make(abi.Arguments, len(m.Outputs))
+	copy(outs, m.Outputs)
+	for i := range outs {
+		if outs[i].Name == "" {
+			outs[i].Name = "result"
+			if len(outs) > 1 {
+				outs[i].Name += strconv.Itoa(i)
+			}
+		}
+	}
+	isAmount := func(i int, in abi.Argument) bool {
+		unnamed := m.Outputs[i].Name == "" && (in.Type.T == abi.UintTy || in.Type.T == abi.IntTy)
+		return amountNames[in.Name] || (unnamed && amountViews[m.Name])
+	}
+	return render(outs, vals, asset, assets, isAmount), nil
+}
+
+// assetInput returns the asset of an "asset" address input, if any.
+func assetInput(ins abi.Arguments, vals []any, assets Assets) *Asset {
+	for i, in := range ins {
+		if in.Name == "asset" && in.Type.T == abi.AddressTy {
+			if addr, ok := vals[i].(common.Address); ok {
+				if a, ok := assets.facade(addr); ok {
+					return &a
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // DecodeTx decodes a transaction's call (DecodeCall).
@@ -251,7 +308,7 @@ func DecodeLog(l *types.Log, assets Assets) Event {
 		vals[i] = fields[in.Name]
 	}
 	e.Name = ev.Name
-	e.Args = render(ev.Inputs, vals, e.Asset, assets)
+	e.Args = render(ev.Inputs, vals, e.Asset, assets, byName)
 	return e
 }
 
@@ -264,17 +321,30 @@ func DecodeLogs(logs []*types.Log, assets Assets) []Event {
 	return out
 }
 
-// amountNames are the integer inputs of the ABIs that count an asset.
+// amountNames are the integer inputs and outputs of the ABIs that count
+// an asset.
 var amountNames = map[string]bool{
 	"amount": true, "amounts": true, "value": true, "amountOut": true, "amountIn": true,
 	"maxBalance": true, "maxTransfer": true, "maxDailyOutflow": true, "cap": true,
+	"paid": true, "refunded": true, "minted": true, "burned": true, "escrow": true, "circulating": true,
+	"outstanding": true,
 }
 
-// render decodes an operation's or event's values. An amount counts, in
+// byName is the amount rule of calls and events: the input's name.
+func byName(_ int, in abi.Argument) bool { return amountNames[in.Name] }
+
+// amountViews are the views whose one unnamed integer result is an amount
+// (ERC-20's balanceOf, totalSupply and allowance; the daily allowance).
+var amountViews = map[string]bool{
+	"balanceOf": true, "totalSupply": true, "allowance": true, "remainingDailyAllowance": true,
+}
+
+// render decodes an operation's or event's values; isAmount says which
+// integers are amounts. An amount counts, in
 // this order: the asset of its own address input (amountOut: assetOut,
 // amountIn: assetIn), the call's "asset" input, the facade's asset; an
 // integer with none of these is a plain number.
-func render(ins abi.Arguments, vals []any, facade *Asset, assets Assets) []Value {
+func render(ins abi.Arguments, vals []any, facade *Asset, assets Assets, isAmount func(int, abi.Argument) bool) []Value {
 	assetOf := func(name string) *Asset {
 		for i, in := range ins {
 			if in.Name == name && in.Type.T == abi.AddressTy {
@@ -290,7 +360,7 @@ func render(ins abi.Arguments, vals []any, facade *Asset, assets Assets) []Value
 	out := make([]Value, len(ins))
 	for i, in := range ins {
 		var amountOf *Asset
-		if amountNames[in.Name] {
+		if isAmount(i, in) {
 			switch in.Name {
 			case "amountOut":
 				amountOf = assetOf("assetOut")
@@ -327,7 +397,7 @@ func valueOf(name string, t abi.Type, v any, amountOf *Asset, assets Assets) Val
 		return out
 	case abi.UintTy, abi.IntTy:
 		n := toBig(v)
-		if amountOf != nil && n.Sign() >= 0 {
+		if amountOf != nil {
 			return amountValue(name, typ, n, *amountOf)
 		}
 		return Value{Name: name, Type: typ, Value: n.String(), Text: n.String()}

@@ -244,3 +244,49 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeResult(t *testing.T) {
+	word := func(n int64) []byte { return common.LeftPadBytes(big.NewInt(n).Bytes(), 32) }
+	neg := common.LeftPadBytes(new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(150)).Bytes(), 32) // int256 -150
+	compliance := chain.ComplianceAddress
+	tests := []struct {
+		name string
+		to   common.Address
+		data []byte
+		out  []byte
+		want string
+	}{
+		{"balanceOf counts the facade's asset", hkd, pack(t, "balanceOf", payee), word(10025), "result=100.25 HKD"},
+		{"named amounts", hkd, pack(t, "paidUnderReference", payee, ref("ORDER-1001"), payer), append(word(1250), word(250)...), "paid=12.50 HKD; refunded=2.50 HKD"},
+		{"a negative amount", hkd, pack(t, "bankIssuance", payer), append(append(append(word(100), word(250)...), neg...), word(0)...),
+			"minted=1.00 HKD; burned=2.50 HKD; outstanding=-1.50 HKD; cap=0.00 HKD"},
+		{"the asset input counts", compliance, pack(t, "remainingDailyAllowance", payee, hkd), word(5000), "result=50.00 HKD"},
+		{"a tier is a number", compliance, pack(t, "kycTier", payee), word(2), "result=2"},
+		{"decimals are not an amount", hkd, pack(t, "decimals"), word(2), "result=2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			vs, err := DecodeResult(tc.to, tc.data, tc.out, dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := texts(vs); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	for _, bad := range []struct {
+		name      string
+		to        common.Address
+		data, out []byte
+	}{
+		{"an account", payee, pack(t, "balanceOf", payee), word(1)},
+		{"no selector", hkd, []byte{1}, word(1)},
+		{"unknown selector", hkd, []byte{1, 2, 3, 4}, word(1)},
+		{"short result", hkd, pack(t, "balanceOf", payee), []byte{1}},
+	} {
+		if vs, err := DecodeResult(bad.to, bad.data, bad.out, dev); err == nil {
+			t.Errorf("%s: %v, want an error", bad.name, vs)
+		}
+	}
+}

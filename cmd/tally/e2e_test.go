@@ -168,7 +168,7 @@ func TestBankOperations(t *testing.T) {
 		t.Fatalf("replayed mint: %+v", r)
 	}
 	r = tally(t, "", append([]string{"op", "--asset", "HKD", "balanceOf", to}, rpc...)...)
-	if r.code != exitOK || r.stdout != "result0: 10025\n" {
+	if r.code != exitOK || r.stdout != "result: 100.25 HKD\n" {
 		t.Fatalf("balanceOf: %+v", r)
 	}
 	r = tally(t, "", append([]string{"op", "--from", addr0, "--asset", "HKD", "transferWithReference", to, "0.75", "ORDER-1"}, rpc...)...)
@@ -197,7 +197,7 @@ func TestBankOperations(t *testing.T) {
 		{"--from " + bankB + " --asset CNY claimWithdrawal 1 ORDER-B-1", "    orderId: ORDER-B-1\n"},
 		{"--from " + bankB + " --asset CNY settleWithdrawal 1", "  WithdrawalSettled (CNY)\n"},
 		{"--from " + bankB + " --asset CNY returnWithdrawal 1 AC04-account-closed", "    reason: AC04-account-closed\n"},
-		{"--asset CNY bankIssuance " + bankB, "minted: 5000000000000000000\nburned: 5000000000000000000\noutstanding: 0\n"},
+		{"--asset CNY bankIssuance " + bankB, "minted: 5.00 CNY\nburned: 5.00 CNY\noutstanding: 0.00 CNY\n"},
 		{"--from " + bankB + " --asset HKD reverseMint DEPOSIT-0001 RvslInd", "  MintReversed (HKD)\n    bankRef: DEPOSIT-0001\n"},
 		{"--from " + bankB + " --asset HKD reverseMint DEPOSIT-0001 RvslInd", "!reverseMint reverted: the mint of bank reference"},
 	} {

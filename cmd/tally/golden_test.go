@@ -139,6 +139,8 @@ func TestGolden(t *testing.T) {
 		{"supply", []string{"supply", "HKD"}, true},
 		{"assets", []string{"assets"}, true},
 		{"block-0", []string{"block", "0"}, true},
+		{"op-balanceOf", []string{"op", "--asset", "HKD", "balanceOf", merchant}, true},
+		{"op-paidUnderReference", []string{"op", "--asset", "HKD", "paidUnderReference", merchant, "ORDER-1001", addr0}, true},
 	}
 	masks := s.masks(t)
 	for _, tc := range cases {
@@ -192,6 +194,7 @@ func TestQueryBadInput(t *testing.T) {
 		{"block not a number", []string{"block", "tip"}, exitUsage, `block: N: "tip" is not a block number`},
 		{"block not found", []string{"block", "99999999"}, exitFailure, "block 99999999: not found"},
 		{"assets extra argument", []string{"assets", "HKD"}, exitUsage, `assets: unexpected argument "HKD"`},
+		{"op view unknown asset", []string{"op", "--asset", "XYZ", "balanceOf", addr1}, exitUsage, `op: --asset: unknown asset "XYZ"`},
 	}
 	for _, tc := range tests {
 		for _, asJSON := range []bool{false, true} {
@@ -204,6 +207,12 @@ func TestQueryBadInput(t *testing.T) {
 				t.Errorf("%s (json %t): %+v\nwant exit %d and %q", tc.name, asJSON, r, tc.code, tc.want)
 			}
 		}
+	}
+	// 'op --json' is for a view's results: on an operation it is refused
+	// before anything is signed (the keystore is not even opened).
+	r := tally(t, "", "op", "--from", addr0, "--asset", "HKD", "transfer", addr1, "1", "--json", "--rpc", node.URL)
+	if r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "op: --json prints a view's results; transfer is an operation") {
+		t.Errorf("op --json on an operation: %+v", r)
 	}
 }
 

@@ -108,7 +108,8 @@ Auditors (only the genesis file is trusted; docs/audit.md, docs/proofs.md):
                                       1 invalid, 2 unreadable
 
 Every query command (balance, account, supply, assets, tx, history, block,
-verify-proof) takes --json: one JSON document for scripts (docs/operations.md).
+verify-proof, op on a view) takes --json: one JSON document for scripts
+(docs/operations.md).
 
 Run 'tally <command> --help' for a command's flags; 'tally --version' for
 this build's version and commit.

@@ -41,7 +41,8 @@ Examples:
   tally op --from $COMPLIANCE --compliance setKycTier 0xAbc… 1 "KYC documents verified"
   tally op --from $MEMBER --governance proposeAddBank 0x…1001 0xBank…
   tally op --from $MEMBER --governance vote 1 true
-  tally op --asset HKD balanceOf 0xAbc…        (a view: no --from, prints the result)`
+  tally op --asset HKD balanceOf 0xAbc…        (a view: no --from, prints the result;
+                                               amounts in the asset's units, --json for scripts)`
 
 func (c *cli) op(args []string) error {
 	cmd := newCommand("op", "[--from ADDR] (--asset SYMBOL | --compliance | --governance | --exchange) METHOD [ARG...]", opHelp+`
@@ -55,6 +56,7 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	governance := cmd.fs.Bool("governance", false, "call the governance contract")
 	exchange := cmd.fs.Bool("exchange", false, "call the exchange contract")
 	wait := cmd.fs.Bool("wait", true, "wait for the receipt")
+	asJSON := cmd.fs.Bool("json", false, "print a view's results as one JSON document for scripts (docs/operations.md)")
 	ksDir := c.keystoreFlag(cmd.fs)
 	pwFile := passwordFileFlag(cmd.fs)
 	rpcURL, timeout := rpcFlags(cmd.fs)
@@ -127,14 +129,28 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 		return fmt.Errorf("op: %w", err)
 	}
 	if view {
-		res, err := method.Outputs.Unpack(out)
+		_, assets, err := nodeAssets(ctx, client)
 		if err != nil {
-			return fmt.Errorf("op: decode %s: %w", method.Name, err)
+			return err
 		}
-		for i, v := range res {
-			fmt.Fprintf(c.stdout, "%s: %s\n", outputName(method.Outputs[i], i), formatArg(v))
+		res, err := txdecode.DecodeResult(to, data, out, assets)
+		if err != nil {
+			return fmt.Errorf("op: %w", err)
+		}
+		if *asJSON {
+			return c.printJSON(struct {
+				To      txdecode.Address `json:"to"`
+				Method  string           `json:"method"`
+				Results []txdecode.Value `json:"results"`
+			}{txdecode.Address(to), method.Name, res})
+		}
+		for _, v := range res {
+			fmt.Fprintf(c.stdout, "%s: %s\n", v.Name, v.Text)
 		}
 		return nil
+	}
+	if *asJSON {
+		return usageErrorf("op: --json prints a view's results; %s is an operation ('tally tx HASH --json' reads it once sent)", method.Name)
 	}
 	key, err := c.unlock("op", *ksDir, *pwFile, fromAddr)
 	if err != nil {
@@ -248,22 +264,4 @@ func parseRef(s string) ([32]byte, error) {
 	}
 	copy(ref[:], s)
 	return ref, nil
-}
-
-func outputName(a abi.Argument, i int) string {
-	if a.Name != "" {
-		return a.Name
-	}
-	return "result" + strconv.Itoa(i)
-}
-
-// formatArg renders a decoded ABI value.
-func formatArg(v any) string {
-	switch x := v.(type) {
-	case [32]byte:
-		return common.Hash(x).Hex()
-	case common.Address:
-		return x.Hex()
-	}
-	return fmt.Sprint(v)
 }
