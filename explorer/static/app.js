@@ -72,29 +72,50 @@ async function home(gen) {
     ])),
     h("div", { class: "grid" }, blocksCard, txsCard),
   );
+  // The transactions shown: the newest HOME_TXS, found by
+  // tally_getRecentTransactions once; after that only the blocks applied
+  // since the last refresh are read (a quiet chain is not searched again
+  // on every heartbeat block).
+  let recent = null;
   const refresh = async () => {
-    if (gen !== generation) return;
     const head = num(await call("eth_blockNumber"));
-    if (head !== shownHead) {
-      const calls = [];
-      for (let n = head; n >= 0 && n > head - HOME_BLOCKS; n--) calls.push(["eth_getBlockByNumber", hex(n), false]);
-      const [blocks, recent] = await Promise.all([batch(calls), call("tally_getRecentTransactions", hex(HOME_TXS))]);
-      if (gen !== generation) return;
-      shownHead = head;
-      headInfo.replaceChildren(blockLink(head));
-      blocksCard.replaceChildren(h("h2", {}, "Latest blocks"), table(
-        ["block", "time (UTC)", "txs", "proposer"],
-        blocks.filter((b) => b && !(b instanceof Error)).map((b) => [
-          blockLink(num(b.number)), h("span", { title: time(blockTimeMs(b)), class: "nowrap" }, time(blockTimeMs(b)).slice(11, 19)),
-          String(b.transactions.length), addrLink(b.miner, short(b.miner, 4)),
-        ]),
-      ));
-      txsCard.replaceChildren(h("h2", {}, "Latest transactions"),
-        table(TX_HEAD, recent.items.map(txRow), `No transactions in blocks ${num(recent.fromBlock)}–${num(recent.toBlock)}.`));
+    if (head === shownHead) return;
+    const calls = [];
+    for (let n = head; n >= 0 && n > head - HOME_BLOCKS; n--) calls.push(["eth_getBlockByNumber", hex(n), false]);
+    const blocks = (await batch(calls)).filter((b) => b && !(b instanceof Error));
+    let next;
+    if (recent === null || head - shownHead >= HOME_BLOCKS) {
+      const r = await call("tally_getRecentTransactions", hex(HOME_TXS));
+      next = { items: r.items, from: num(r.fromBlock) };
+    } else {
+      const hashes = blocks.filter((b) => num(b.number) > shownHead).flatMap((b) => [...b.transactions].reverse()).slice(0, HOME_TXS);
+      const decoded = (await batch(hashes.map((x) => ["tally_decodeTransaction", x]))).filter((d) => d && !(d instanceof Error));
+      next = { items: decoded.concat(recent.items).slice(0, HOME_TXS), from: recent.from };
     }
-    if (gen === generation) setTimeout(() => refresh().catch(() => {}), POLL_MS);
+    if (gen !== generation) return;
+    recent = next;
+    shownHead = head;
+    headInfo.replaceChildren(blockLink(head));
+    blocksCard.replaceChildren(h("h2", {}, "Latest blocks"), table(
+      ["block", "time (UTC)", "txs", "proposer"],
+      blocks.map((b) => [
+        blockLink(num(b.number)), h("span", { title: time(blockTimeMs(b)), class: "nowrap" }, time(blockTimeMs(b)).slice(11, 19)),
+        String(b.transactions.length), addrLink(b.miner, short(b.miner, 4)),
+      ]),
+    ));
+    txsCard.replaceChildren(h("h2", {}, "Latest transactions"),
+      table(TX_HEAD, recent.items.map(txRow), `No transactions in blocks ${recent.from}–${head}.`));
+  };
+  // Poll the head; a failed poll (the node restarting) is retried.
+  const poll = async () => {
+    if (gen !== generation) return;
+    try {
+      await refresh();
+    } catch { /* retried at the next poll */ }
+    if (gen === generation) setTimeout(poll, POLL_MS);
   };
   await refresh();
+  setTimeout(poll, POLL_MS);
 }
 
 // ---- block ----
