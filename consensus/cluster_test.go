@@ -33,6 +33,13 @@ type testCluster struct {
 
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, n, nil)
+}
+
+// newTestClusterWith is newTestCluster with each node's engine
+// configuration passed through configure first.
+func newTestClusterWith(t *testing.T, n int, configure func(i int, cfg *Config)) *testCluster {
+	t.Helper()
 	g := genesis.Dev()
 	g.Validators = nil
 	c := &testCluster{t: t}
@@ -65,12 +72,16 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		}
 		senders := chain.NewSenderCache(chain.NewSigner(g.ChainIDBig()), 1<<16)
 		pool := mempool.New(mempool.DefaultConfig, db, senders)
-		e, err := Start(Config{
+		cfg := Config{
 			Dir: t.TempDir(), LocalID: servers[i].ID, Transport: trans[i], Bootstrap: servers, Key: c.keys[i],
 			Builder:          BuilderConfig{MaxBlockTxs: 500, MaxInflight: 2, BlockInterval: 5 * time.Millisecond, Heartbeat: 200 * time.Millisecond, ApplyTimeout: 5 * time.Second},
 			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond,
 			CommitTimeout: 5 * time.Millisecond, NoSync: true, Logger: testLogger(t),
-		}, db, pool, senders)
+		}
+		if configure != nil {
+			configure(i, &cfg)
+		}
+		e, err := Start(cfg, db, pool, senders)
 		if err != nil {
 			t.Fatal(err)
 		}

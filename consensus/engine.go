@@ -79,12 +79,22 @@ type Engine struct {
 	// halts wakes the leadership loop when the FSM halts.
 	halts chan struct{}
 	log   *slog.Logger
+	// leave wakes it when the Raft log's disk failed and this node must
+	// leave Raft.
+	leave chan struct{}
 	// ready is set while this node leads and its applied state includes
 	// every entry of earlier terms (after the Barrier).
 	ready atomic.Bool
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
+
+	// stopOnce and stopped: Raft is shut down once, by a Raft log disk
+	// failure or by Shutdown, which waits on the first shutdown's future
+	// (hashicorp/raft's second Shutdown returns at once, without waiting
+	// for its goroutines).
+	stopOnce sync.Once
+	stopped  raft.Future
 }
 
 // Start opens the Raft stores, starts Raft (bootstrapping on first start)
@@ -103,10 +113,12 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	if err := durable.MkdirAll(fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
-	logStore, err := OpenRaftStore(fs.PathJoin(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger, FS: cfg.FS})
+	e := &Engine{cfg: cfg, notify: make(chan bool, 16), halts: make(chan struct{}, 1), leave: make(chan struct{}, 1), log: cfg.Logger}
+	logStore, err := OpenRaftStore(fs.PathJoin(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger, FS: cfg.FS, OnDiskFailure: e.raftLogFailed})
 	if err != nil {
 		return nil, err
 	}
+	e.store = logStore
 	snaps := cfg.Snapshots
 	if snaps == nil {
 		retain := cfg.SnapshotRetain
@@ -118,7 +130,6 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, err
 		}
 	}
-	e := &Engine{cfg: cfg, store: logStore, notify: make(chan bool, 16), halts: make(chan struct{}, 1), log: cfg.Logger}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = cfg.LocalID
@@ -229,6 +240,11 @@ func (e *Engine) leadership(ctx context.Context) {
 			e.ready.Store(false)
 			stopBuilder()
 			e.stepDown()
+		case <-e.leave:
+			e.ready.Store(false)
+			stopBuilder()
+			e.log.Error("ALARM: the Raft log's disk failed: this node leaves Raft (it can no longer store entries or votes); replace the disk, then restart with --clear-halt", "alarm", "node_halted")
+			e.stopRaft()
 		case leader := <-e.notify:
 			e.ready.Store(false)
 			stopBuilder()
@@ -277,6 +293,29 @@ func (e *Engine) stepDown() {
 	}()
 }
 
+// raftLogFailed is the Raft log's disk-failure hook (in the goroutine that
+// wrote, often raft's own): the node halts as on a broken invariant (the
+// alarm, a halt record in the state database that keeps it halted across
+// restarts, "node halted" to clients) and the leadership loop takes it out
+// of Raft, since a node that cannot store entries or votes must not take
+// part. The Raft store refuses every write from now on, so nothing is
+// acknowledged that is not on disk.
+func (e *Engine) raftLogFailed(err error) {
+	if e.FSM != nil {
+		e.FSM.Halt(fmt.Errorf("raft log: %w", err))
+	}
+	select {
+	case e.leave <- struct{}{}:
+	default:
+	}
+}
+
+// stopRaft shuts Raft down (once) and returns the shutdown's future.
+func (e *Engine) stopRaft() raft.Future {
+	e.stopOnce.Do(func() { e.stopped = e.Raft.Shutdown() })
+	return e.stopped
+}
+
 // IsLeader reports whether this node is the Raft leader.
 func (e *Engine) IsLeader() bool { return e.Raft.State() == raft.Leader }
 
@@ -291,7 +330,7 @@ func (e *Engine) Halted() error { return e.FSM.Halted() }
 func (e *Engine) Shutdown() error {
 	e.cancel()
 	e.wg.Wait()
-	err := e.Raft.Shutdown().Error()
+	err := e.stopRaft().Error()
 	if cerr := e.closeStores(); err == nil {
 		err = cerr
 	}

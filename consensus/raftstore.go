@@ -23,6 +23,13 @@ import (
 // must not change and must not be wrapped.
 var ErrKeyNotFound = errors.New("not found")
 
+// ErrDiskFailed is wrapped by every write of a RaftStore whose disk failed
+// a write. Pebble treats a failed write-ahead log write or sync as fatal
+// (its commit pipeline is unusable afterwards, and it calls Fatalf, which
+// the store turns into this error), so the store refuses every later
+// write until it is closed and opened again on a working disk.
+var ErrDiskFailed = errors.New("raftstore: disk failed")
+
 // Key layout of the Raft database. Each key starts with a one-byte prefix so
 // the log and the stable store never collide. Log keys are the prefix followed
 // by the big-endian index, so Pebble's byte order is index order.
@@ -48,6 +55,10 @@ type RaftStoreOptions struct {
 	// FS is the file system the store lives on (nil: the operating
 	// system's); the cluster simulator passes an in-memory one.
 	FS vfs.FS
+	// OnDiskFailure, if set, is called once, in the writing goroutine,
+	// when the disk fails a write (the error wraps ErrDiskFailed); the
+	// store refuses every later write. The engine halts the node on it.
+	OnDiskFailure func(error)
 }
 
 // RaftStore is the durable raft.LogStore and raft.StableStore of one node:
@@ -70,15 +81,24 @@ type RaftStore struct {
 	wo     *pebble.WriteOptions
 	logger *slog.Logger
 
-	// writeMu serialises log writes with the first/last cache updates so
-	// that a concurrent StoreLogs and DeleteRange cannot leave the cache
-	// disagreeing with the database. Readers only load the atomics.
-	writeMu sync.Mutex
-	first   atomic.Uint64
-	last    atomic.Uint64
+	// writeSem (a one-slot channel, held while full) serialises log writes
+	// with the first/last cache updates so that a concurrent StoreLogs and
+	// DeleteRange cannot leave the cache disagreeing with the database.
+	// Readers only load the atomics. It is a channel rather than a
+	// sync.Mutex because it is held across an fsync: in the cluster
+	// simulator's synctest bubble a writer waiting on a channel is durably
+	// blocked and one waiting on a mutex is not, so with a mutex a slow
+	// simulated fsync would stop the bubble's clock for good.
+	writeSem chan struct{}
+	first    atomic.Uint64
+	last     atomic.Uint64
 
 	closeMu sync.Mutex
 	closed  atomic.Bool
+
+	// failed holds the first disk failure; onFailure is told of it once.
+	failed    atomic.Pointer[error]
+	onFailure func(error)
 }
 
 var (
@@ -102,7 +122,7 @@ func OpenRaftStore(dir string, opts RaftStoreOptions) (*RaftStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
 	}
-	s := &RaftStore{db: db, dir: dir, wo: pebble.Sync, logger: logger}
+	s := &RaftStore{db: db, dir: dir, wo: pebble.Sync, logger: logger, writeSem: make(chan struct{}, 1), onFailure: opts.OnDiskFailure}
 	if opts.NoSync {
 		s.wo = pebble.NoSync
 	}
@@ -214,9 +234,9 @@ func (s *RaftStore) StoreLogs(logs []*raft.Log) error {
 			return fmt.Errorf("raftstore: store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 		}
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := b.Commit(s.wo); err != nil {
+	s.writeSem <- struct{}{}
+	defer func() { <-s.writeSem }()
+	if err := s.write(func() error { return b.Commit(s.wo) }); err != nil {
 		return fmt.Errorf("raftstore: store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 	}
 	if f := s.first.Load(); f == 0 || lo < f {
@@ -245,9 +265,9 @@ func (s *RaftStore) DeleteRange(lo, hi uint64) error {
 		e := logKey(hi + 1)
 		end = e[:]
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.db.DeleteRange(start[:], end, s.wo); err != nil {
+	s.writeSem <- struct{}{}
+	defer func() { <-s.writeSem }()
+	if err := s.write(func() error { return s.db.DeleteRange(start[:], end, s.wo) }); err != nil {
 		return fmt.Errorf("raftstore: delete logs %d-%d: %w", lo, hi, err)
 	}
 	// Re-read the bounds rather than deriving them, so holes and ranges that
@@ -291,12 +311,27 @@ func (s *RaftStore) loadBounds() (first, last uint64, err error) {
 	return first, last, nil
 }
 
+// keyCurrentTerm is hashicorp/raft's stable-store key of the current term.
+var keyCurrentTerm = []byte("CurrentTerm")
+
 // Set stores val under key. Neither slice is retained.
+//
+// After a disk failure, Set refuses every key but raft's current term,
+// which it drops: hashicorp/raft panics when it cannot store the term
+// (Raft.setCurrentTerm), and that panic, in a raft goroutine, would end
+// the process before the node halts and leaves Raft. Dropping it is what
+// a crash just before the write does: the term alone promises nothing to
+// another node (votes and log entries do, and their writes fail), so the
+// node comes back with the last term it stored, as after a power cut.
 func (s *RaftStore) Set(key, val []byte) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	if err := s.db.Set(stableKey(key), val, s.wo); err != nil {
+	if s.failed.Load() != nil && bytes.Equal(key, keyCurrentTerm) {
+		s.logger.Warn("raft log disk failed: current term not stored", "term", val)
+		return nil
+	}
+	if err := s.write(func() error { return s.db.Set(stableKey(key), val, s.wo) }); err != nil {
 		return fmt.Errorf("raftstore: set %q: %w", key, err)
 	}
 	return nil
@@ -494,6 +529,46 @@ func (d *logDecoder) bytes() []byte {
 	return v
 }
 
+// write runs one Pebble write. Pebble reports a failed write-ahead log
+// write or sync by calling Fatalf (pebbleLogger panics with a
+// *pebbleFatal); write turns that into an error wrapping ErrDiskFailed,
+// remembers it, tells onFailure once, and from then on refuses to write.
+func (s *RaftStore) write(f func() error) (err error) {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		fatal, ok := r.(*pebbleFatal)
+		if !ok {
+			panic(r)
+		}
+		err = fmt.Errorf("%w: %w", ErrDiskFailed, fatal)
+		if s.failed.CompareAndSwap(nil, &err) {
+			s.logger.Error("raft log disk failed: refusing every further write", "err", err, "dir", s.dir)
+			if s.onFailure != nil {
+				s.onFailure(err)
+			}
+		} else {
+			err = *s.failed.Load()
+		}
+	}()
+	return f()
+}
+
+// pebbleFatal is the panic value of pebbleLogger.Fatalf; it wraps the
+// first error among Pebble's arguments (the disk's).
+type pebbleFatal struct {
+	msg   string
+	cause error
+}
+
+func (p *pebbleFatal) Error() string { return p.msg }
+func (p *pebbleFatal) Unwrap() error { return p.cause }
+
 // pebbleLogger routes Pebble's messages to slog.
 type pebbleLogger struct{ l *slog.Logger }
 
@@ -506,9 +581,18 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 }
 
 // Fatalf must not return (Pebble's default logger exits); panicking keeps
-// deferred cleanup and the stack trace.
+// deferred cleanup and the stack trace, and lets RaftStore.write turn a
+// failed commit into an error. Fatalf from Pebble's own background
+// goroutines (a failed MANIFEST write in a flush) still ends the process.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "source", "pebble", "fatal", true)
-	panic("pebble: " + msg)
+	fatal := &pebbleFatal{msg: msg}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			fatal.cause = err
+			break
+		}
+	}
+	panic(fatal)
 }
