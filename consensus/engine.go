@@ -263,14 +263,45 @@ func (e *Engine) leadership(ctx context.Context) {
 				defer close(done)
 				// The applied head must include every entry of earlier
 				// terms before this node builds on it.
-				if err := e.Raft.Barrier(0).Error(); err != nil {
-					e.log.Warn("barrier after election failed", "err", err)
+				if !awaitBarrier(bctx, func() error { return e.Raft.Barrier(0).Error() }, e.IsLeader, barrierRetry, e.log) {
 					return
 				}
 				e.ready.Store(true)
 				defer e.ready.Store(false)
 				e.builder.Run(bctx)
 			}(done)
+		}
+	}
+}
+
+// barrierRetry is how long a new leader waits before it tries its
+// Barrier again.
+const barrierRetry = 50 * time.Millisecond
+
+// awaitBarrier runs barrier until it succeeds (true), or until ctx ends
+// or this node no longer leads (false). A barrier can fail while the node
+// still leads: hashicorp/raft refuses it with
+// ErrLeadershipTransferInProgress while a leadership transfer this node
+// started in an earlier term has not finished timing out, and a node can
+// be elected again in that window (two leadership transfers in a row).
+// Giving up on the first failure then left a leader that never built a
+// block and never lost its lead: the chain stopped (found by the cluster
+// simulator, seed 22).
+func awaitBarrier(ctx context.Context, barrier func() error, leads func() bool, retry time.Duration, log *slog.Logger) bool {
+	for {
+		err := barrier()
+		if err == nil {
+			return true
+		}
+		if !leads() {
+			log.Info("barrier after election failed: no longer leader", "err", err)
+			return false
+		}
+		log.Warn("barrier after election failed: trying again", "err", err, "retry", retry)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(retry):
 		}
 	}
 }
