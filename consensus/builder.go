@@ -377,11 +377,14 @@ func (b *Builder) prune() int {
 
 // resetLocked forgets every proposal not applied and returns its
 // transactions to the pool. If such a block is applied after all, the
-// pool's Applied removes its transactions again.
+// pool's Applied removes its transactions again. A proposal at or below
+// the applied height is not applied when another block took its height
+// (an earlier proposal committed while this one was built on a stale
+// head): its transactions go back too.
 func (b *Builder) resetLocked() {
-	head, _ := b.db.Head()
 	for _, sb := range b.spec {
-		if sb.built.Block.Number() > head.Number {
+		blk := sb.built.Block
+		if n, err := b.db.BlockNumberByHash(blk.Hash()); err != nil || n != blk.Number() {
 			b.pool.Return(sb.txs)
 		}
 	}

@@ -273,3 +273,58 @@ func TestBuilderWaitsWhileRaftRefuses(t *testing.T) {
 		t.Fatalf("%d proposals in %s while Raft refused each one: the builder spins", n, run)
 	}
 }
+
+// pendingProposer accepts every proposal; its futures resolve (as lost
+// leadership) only once done is closed.
+type pendingProposer struct{ done chan struct{} }
+
+func (p *pendingProposer) Apply([]byte, time.Duration) raft.ApplyFuture {
+	return pendingFuture{p.done}
+}
+
+type pendingFuture struct{ done chan struct{} }
+
+func (f pendingFuture) Error() error  { <-f.done; return raft.ErrLeadershipLost }
+func (f pendingFuture) Index() uint64 { return 0 }
+func (f pendingFuture) Response() any { return nil }
+
+// TestBuilderReturnsTxsOfReplacedProposal: when another block is applied
+// at the height of a block this leader proposed (an earlier proposal of
+// its own, committed while it re-proposed on a stale head, or another
+// leader's), the proposal's transactions go back to the pool. They used
+// to stay in flight for ever, since a proposal at or below the applied
+// height was taken for applied: the transaction was never included and
+// its sender's resends were "already known" (found by the cluster
+// simulator, seed 102, with a slow disk on the leader).
+func TestBuilderReturnsTxsOfReplacedProposal(t *testing.T) {
+	e := newFSMEnv(t)
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
+	pool := mempool.New(mempool.DefaultConfig, e.db, senders)
+	id := big.NewInt(genesis.DevChainID)
+	dev, _ := genesis.DevKey(0)
+	to := common.Address{0x42}
+	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
+	if _, err := pool.Add(tx); err != nil {
+		t.Fatal(err)
+	}
+	p := &pendingProposer{done: make(chan struct{})}
+	defer close(p.done)
+	b := NewBuilder(DefaultBuilderConfig, e.db, pool, p, val, testLogger(t), nil)
+	if err := b.propose(); err != nil {
+		t.Fatal(err)
+	}
+	if queued, inflight := pool.Stats(); queued != 0 || inflight != 1 {
+		t.Fatalf("after the proposal: %d queued, %d in flight", queued, inflight)
+	}
+	// Another block, without the transaction, takes height 1.
+	if _, ok := e.apply(e.block(val, 0)).(*store.Applied); !ok {
+		t.Fatal("the other block 1 was not applied")
+	}
+	if n := b.prune(); n != 0 {
+		t.Fatalf("%d proposals still in flight after another block took their height", n)
+	}
+	if queued, inflight := pool.Stats(); queued != 1 || inflight != 0 || !pool.HasReady() {
+		t.Fatalf("the transaction of the replaced proposal: %d queued, %d in flight, ready %v; want it queued again", queued, inflight, pool.HasReady())
+	}
+}
