@@ -316,22 +316,25 @@ var keyCurrentTerm = []byte("CurrentTerm")
 
 // Set stores val under key. Neither slice is retained.
 //
-// After a disk failure, Set refuses every key but raft's current term,
-// which it drops: hashicorp/raft panics when it cannot store the term
-// (Raft.setCurrentTerm), and that panic, in a raft goroutine, would end
-// the process before the node halts and leaves Raft. Dropping it is what
-// a crash just before the write does: the term alone promises nothing to
-// another node (votes and log entries do, and their writes fail), so the
-// node comes back with the last term it stored, as after a power cut.
+// When the disk fails (at this write or before), Set refuses every key but
+// raft's current term, which it drops: hashicorp/raft panics when it
+// cannot store the term (Raft.setCurrentTerm), and that panic, in a raft
+// goroutine, would end the process before the node halts and leaves Raft
+// (the cluster simulator found it: the term was the write that met the
+// failing disk). Dropping it is what a crash just before the write does:
+// the term alone promises nothing to another node (votes and log entries
+// do, and their writes fail), so the node comes back with the last term
+// it stored, as after a power cut.
 func (s *RaftStore) Set(key, val []byte) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	if s.failed.Load() != nil && bytes.Equal(key, keyCurrentTerm) {
+	err := s.write(func() error { return s.db.Set(stableKey(key), val, s.wo) })
+	if errors.Is(err, ErrDiskFailed) && bytes.Equal(key, keyCurrentTerm) {
 		s.logger.Warn("raft log disk failed: current term not stored", "term", val)
 		return nil
 	}
-	if err := s.write(func() error { return s.db.Set(stableKey(key), val, s.wo) }); err != nil {
+	if err != nil {
 		return fmt.Errorf("raftstore: set %q: %w", key, err)
 	}
 	return nil
