@@ -74,17 +74,18 @@ func (iv *invariants) check(final bool) error {
 		}
 		iv.checks++
 		if err := sn.engine.Halted(); err != nil {
-			if !sn.diskErr.Load() {
+			if !sn.diskFailing() {
 				return fmt.Errorf("invariant no-halt: n%d halted: %w", sn.id, err)
 			}
 			// The halt the failing disk calls for: the node's operator
 			// stops it, replaces the disk and clears the halt at its
 			// next start.
 			s.record("n%d halted on its disk error: %v", sn.id, err)
+			s.res.DiskHalts++
 			if err := sn.crash(s.net, s.rng, 0); err != nil {
 				s.record("stop n%d: %v", sn.id, err)
 			}
-			sn.diskErr.Store(false)
+			sn.repairDisk()
 			sn.clearHalt = true
 			continue
 		}

@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
@@ -40,8 +38,12 @@ type simNode struct {
 	log *slog.Logger
 	fs  *vfs.MemFS
 	// diskErr makes every write and sync of the state database's WAL fail
-	// (EIO) until the node halts on it (a disk-error fault).
-	diskErr atomic.Bool
+	// (EIO) until the node halts on it (a disk-error fault); raftDiskErr
+	// does the same to the Raft log's (a raft-disk-error fault).
+	diskErr, raftDiskErr atomic.Bool
+	// slow makes the node's WAL syncs take simulated time (a slow-disk
+	// fault; fs.go).
+	slow slowDisk
 	// clearHalt is set when the node halted on an injected disk error: its
 	// next start clears the halt record first, as an operator does with
 	// tallyd --clear-halt once the disk is replaced.
@@ -86,8 +88,7 @@ func nodeConfig() node.Config {
 // start opens the node's stores on its file system and starts consensus.
 func (sn *simNode) start(net *network) error {
 	sn.epoch++
-	disk := errorfs.Wrap(sn.fs, errorfs.InjectorFunc(sn.diskOp))
-	db, err := store.Open(stateDir, store.Options{FS: disk, Logger: sn.log, CacheSize: 1 << 20})
+	db, err := store.Open(stateDir, store.Options{FS: sn.disk(stateDir), Logger: sn.log, CacheSize: 1 << 20})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
@@ -125,7 +126,7 @@ func (sn *simNode) start(net *network) error {
 	rc, bc := sn.cfg.Raft, sn.cfg.Builder
 	sn.engine, err = consensus.Start(consensus.Config{
 		Dir:       raftDir,
-		FS:        sn.fs,
+		FS:        sn.disk(raftDir),
 		Snapshots: raft.NewInmemSnapshotStore(),
 		LocalID:   raft.ServerID(addr(sn.id)),
 		Transport: sn.ep,
@@ -209,22 +210,6 @@ func (sn *simNode) crash(net *network, rng *rand.Rand, lossPercent int) error {
 	err := sn.stop(net)
 	sn.fs = clone
 	return err
-}
-
-// diskOp fails the state database's WAL writes and syncs while a
-// disk-error fault lasts. Only those: Pebble answers a failed WAL write
-// with Fatalf ("fatal commit error") in the committing goroutine, which
-// for the state database is the FSM's (it recovers and halts the node),
-// but for the Raft log a Raft goroutine, which no process survives.
-func (sn *simNode) diskOp(op errorfs.Op) error {
-	if !sn.diskErr.Load() || !strings.HasSuffix(op.Path, ".log") {
-		return nil
-	}
-	switch op.Kind {
-	case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-		return errorfs.ErrInjected
-	}
-	return nil
 }
 
 // raftIndexOf is the Raft index block h was applied from on this node (0:

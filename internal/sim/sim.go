@@ -60,6 +60,13 @@ type Result struct {
 	Delivered int
 	// Checks counts the invariant checks made.
 	Checks int
+	// SlowSyncs counts the syncs a slow disk delayed, and DiskStall the
+	// simulated time they were held back.
+	SlowSyncs int
+	DiskStall time.Duration
+	// DiskHalts counts the halts of nodes on their failing disk (each
+	// followed by a restart on the repaired disk).
+	DiskHalts int
 	// Certs counts the commit certificates the canonical chain carries
 	// (the vote collection at work).
 	Certs int
@@ -83,13 +90,17 @@ const (
 	FaultHeal      Fault = "heal"       // every link works again
 	FaultChurn     Fault = "churn"      // the leader hands over its lead
 	FaultDiskError Fault = "disk-error" // a node's state database fails its writes: the node halts, and restarts once the disk is replaced
+	FaultSlowDisk  Fault = "slow-disk"  // a node's syncs take longer for a while (fs.go)
+	// FaultRaftDiskError: a node's Raft log fails its writes: the node
+	// halts and leaves Raft, and restarts once the disk is replaced.
+	FaultRaftDiskError Fault = "raft-disk-error"
 )
 
 // DefaultFaults are the fault weights of a run that sets none, relative
 // to each other; faultPermille of steps inject one.
 var DefaultFaults = map[Fault]int{
 	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1,
-	FaultAddValidator: 2, FaultRemoveValidator: 2,
+	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1,
 }
 
 // Scheduler probabilities, per step.
@@ -294,14 +305,15 @@ func (s *Sim) settle() error {
 	s.record("settle")
 	s.net.healAll()
 	for _, sn := range s.nodes {
-		if sn.diskErr.Load() && sn.up {
+		if sn.diskFailing() && sn.up {
 			// Not halted yet (no block applied since): the disk is
 			// replaced under a clean stop.
 			if err := sn.stop(s.net); err != nil {
 				s.record("stop n%d: %v", sn.id, err)
 			}
 		}
-		sn.diskErr.Store(false)
+		sn.repairDisk()
+		sn.slow.clear()
 	}
 	for _, sn := range s.nodes {
 		if !sn.up {
@@ -343,6 +355,10 @@ func (s *Sim) settle() error {
 	s.res.Txs = len(s.inv.txAt)
 	s.res.Checks = s.inv.checks
 	s.res.Certs = s.inv.certs
+	for _, sn := range s.nodes {
+		s.res.SlowSyncs += int(sn.slow.syncs.Load())
+		s.res.DiskStall += time.Duration(sn.slow.stalled.Load())
+	}
 	for h := uint64(1); h <= s.inv.height; h++ {
 		c := s.inv.canon[h]
 		s.trace.Write(c.hash[:])
@@ -492,15 +508,10 @@ func (s *Sim) fault() error {
 		s.net.healAll()
 		s.count(FaultHeal)
 		s.record("heal")
-	case FaultDiskError:
-		up := s.upNodes()
-		if len(up) == 0 {
-			return nil
-		}
-		sn := s.nodes[up[s.rng.IntN(len(up))]]
-		sn.diskErr.Store(true)
-		s.count(FaultDiskError)
-		s.record("disk-error n%d", sn.id)
+	case FaultDiskError, FaultRaftDiskError:
+		s.diskError(f)
+	case FaultSlowDisk:
+		s.slowDisk()
 	case FaultAddValidator, FaultRemoveValidator:
 		// Counted once in force (governance.progress).
 		s.gov.propose(f == FaultAddValidator)
@@ -615,8 +626,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, faults %v, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Faults, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, faults %v, %d slow syncs (%s), %d disk halts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Faults, r.SlowSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

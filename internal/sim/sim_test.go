@@ -42,7 +42,7 @@ func TestSim(t *testing.T) {
 			return
 		}
 		for _, r := range regressionSeeds {
-			res := runOne(t, Config{Seed: r.seed, Steps: r.steps})
+			res := runOne(t, Config{Seed: r.seed, Steps: r.steps, Faults: r.faults})
 			t.Logf("regression seed %d (%s): %s", r.seed, r.found, res)
 		}
 		var sum summary
@@ -77,17 +77,24 @@ func runOne(t *testing.T, cfg Config) *Result {
 }
 
 // regressionSeeds are seeds that found a bug, kept with the steps they
-// ran; each fix also has its own unit test, since a seed may take another
-// path once the code changes (or by residual nondeterminism).
+// ran and, for the later ones, the fault weights of the time (nil: the
+// defaults), so that a new fault kind does not send them down another
+// path; each fix also has its own unit test, since a seed may take
+// another path once the code changes (or by residual nondeterminism).
 var regressionSeeds = []struct {
-	seed  uint64
-	steps int
-	found string
+	seed   uint64
+	steps  int
+	faults map[Fault]int
+	found  string
 }{
-	{5, 3000, "builder spun proposing during a leadership transfer, so simulated time never passed (consensus.TestBuilderWaitsWhileRaftRefuses)"},
-	{2, 3000, "Raft directory lost in a crash after the first start: two blocks at one height (consensus.TestRaftStateSurvivesCrashAfterFirstStart)"},
-	{12, 3000, "the same, found as a restarted node whose Raft log ended below its applied index"},
-	{13, 3000, "the same, as two blocks at height 22"},
+	{5, 3000, nil, "builder spun proposing during a leadership transfer, so simulated time never passed (consensus.TestBuilderWaitsWhileRaftRefuses)"},
+	{2, 3000, nil, "Raft directory lost in a crash after the first start: two blocks at one height (consensus.TestRaftStateSurvivesCrashAfterFirstStart)"},
+	{12, 3000, nil, "the same, found as a restarted node whose Raft log ended below its applied index"},
+	{13, 3000, nil, "the same, as two blocks at height 22"},
+	{22, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultSlowDisk: 2},
+		"a leader elected again while its own leadership transfer was timing out failed its Barrier and never built: no block for 30 s (consensus.TestAwaitBarrierRetriesWhileLeading)"},
+	{102, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultSlowDisk: 2},
+		"with a slow disk the leader re-proposed on a stale head; its proposal replaced at its height kept a mint in flight for ever (consensus.TestBuilderReturnsTxsOfReplacedProposal)"},
 }
 
 // faultSeeds pins, for each fault kind, a seed and a weighting that
@@ -110,6 +117,8 @@ var faultSeeds = []struct {
 	{FaultAddValidator, 115, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
 	{FaultRemoveValidator, 118, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
 	{FaultRemoveLeader, 120, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
+	{FaultSlowDisk, 119, map[Fault]int{FaultSlowDisk: 1}},
+	{FaultRaftDiskError, 121, map[Fault]int{FaultRaftDiskError: 1, FaultRestart: 1}},
 	{FaultReplay, 109, nil},
 	{FaultMalformed, 110, nil},
 	{FaultOversized, 111, nil},
@@ -134,6 +143,16 @@ func faultKinds(t *testing.T) {
 		res := runOne(t, Config{Seed: fs.seed, Steps: steps, Faults: fs.faults})
 		if res.Faults[fs.fault] == 0 {
 			t.Errorf("seed %d (faults %v) injected no %s: %v", fs.seed, fs.faults, fs.fault, res.Faults)
+		}
+		switch fs.fault {
+		case FaultDiskError, FaultRaftDiskError:
+			if res.DiskHalts == 0 {
+				t.Errorf("seed %d: %s injected but no node halted on it: %s", fs.seed, fs.fault, res)
+			}
+		case FaultSlowDisk:
+			if res.SlowSyncs == 0 {
+				t.Errorf("seed %d: %s injected but no sync was slowed: %s", fs.seed, fs.fault, res)
+			}
 		}
 	}
 }
