@@ -12,7 +12,8 @@
 // client operation (transfers, mints, and adversarial sends: replayed,
 // malformed, oversized and conflicting transactions, reused bank
 // references) or a fault (crash with unsynced writes lost, restart,
-// partition, heal, leadership transfer, a failing state database disk,
+// partition, heal, leadership transfer, a failing state database or Raft
+// log disk, a slow disk (fs.go),
 // governance adding or removing a validator, which the leader's
 // node.Membership, the node's own reconciler, follows in Raft).
 // After every step it checks DESIGN.md's invariants (invariants.go). A
