@@ -87,12 +87,23 @@ func TestDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each document has its own directory and network namespace, so a few
+	// run at once: most of their time is spent waiting for blocks.
+	slots := make(chan struct{}, docsAtOnce)
 	for _, doc := range docsUnderTest {
 		t.Run(strings.ReplaceAll(doc, "/", "_"), func(t *testing.T) {
+			if haveNetns() {
+				t.Parallel()
+			}
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			runDoc(t, doc, tally)
 		})
 	}
 }
+
+// docsAtOnce is how many documents run at the same time.
+const docsAtOnce = 3
 
 // docBlock is one fenced block of a document.
 type docBlock struct {
