@@ -256,10 +256,16 @@ test("ethers: an operation that fails at execution is included with status 0; wa
     assert.equal(e.receipt.status, 0);
     assert.equal(e.receipt.hash, tx.hash);
     assert.equal(e.receipt.logs.length, 0);
+    // ethers builds its receipt from the fields it knows: the node's
+    // extra tallyReason field is dropped, not an error.
+    assert.equal(e.receipt.tallyReason, undefined);
     return true;
   });
   // Its nonce is used.
   assert.equal(await provider.getTransactionCount(wallet.address, "latest"), nonce + 1);
+  // The node kept why it failed.
+  const reason = await provider.send("tally_getTransactionReason", [tx.hash]);
+  assert.match(reason, /^insufficient balance: 0x[0-9a-fA-F]{40} has \d+, needs \d+$/);
 });
 
 test("ethers: NonceManager sends a burst of transfers without waiting; all are receipted in nonce order", async () => {
