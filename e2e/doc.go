@@ -108,6 +108,20 @@
 //     chain id and sends a transfer through fetch, one on another origin is
 //     refused. Every check must pass; docs/wallets.md lists them.
 //
+// Operators' monitoring (e2e/dashboard_test.go):
+//
+//   - TestDashboard: a one-validator chain and a bank bridge scraped every
+//     second by a real Prometheus server (Debian's prometheus package) with
+//     the project's alert rules and console: after transfers, deposits, a
+//     payout and a refused JSON-RPC call, every query of the Grafana
+//     dashboard returns data (a documented few cannot here) and every
+//     legend label is on its series; every rule evaluates without error
+//     and none fires; the console page (deploy/prometheus/consoles) fills
+//     every cell and Chromium draws every graph (TALLY_SCREENSHOTS=DIR
+//     saves the screenshots of docs/img/dashboard-*.png); once the node
+//     and the bridge stop, TallyNodeDown, TallyNoLeader and
+//     TallyBridgeDown become active.
+//
 // The package has no non-test code besides this file. Run it with
 //
 //	go test ./e2e/ -count=1 -v
