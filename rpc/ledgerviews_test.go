@@ -452,3 +452,39 @@ func TestLastProposalID(t *testing.T) {
 		}
 	}
 }
+
+// poolChain is a filterChain whose pool holds one transaction.
+type poolChain struct {
+	*filterChain
+	tx   *types.Transaction
+	from common.Address
+}
+
+func (c *poolChain) PendingTx(h common.Hash) (*types.Transaction, common.Address, bool) {
+	if h == c.tx.Hash() {
+		return c.tx, c.from, true
+	}
+	return nil, common.Address{}, false
+}
+
+// A transaction the pool holds is decoded without block, status,
+// transfers or events.
+func TestDecodeTransactionPending(t *testing.T) {
+	c := newFilterChain(t)
+	tx := c.call(0, 1, "transferWithReference", c.addr(1), big.NewInt(5), ref32("ORDER-P"))
+	srv, err := NewServer(&poolChain{filterChain: c, tx: tx, from: c.addr(0)}, DefaultLimits, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	cl := gethrpc.DialInProc(srv.rpc)
+	t.Cleanup(cl.Close)
+	var d schema.DecodedTx
+	if err := cl.Call(&d, "tally_decodeTransaction", tx.Hash()); err != nil {
+		t.Fatal(err)
+	}
+	if d.BlockNumber != nil || d.BlockHash != nil || d.TxIndex != nil || d.Status != nil || len(d.Transfers) != 0 || len(d.Events) != 0 ||
+		d.Amount == nil || d.Amount.Text != "0.05 HKD" || d.Reference == nil || *d.Reference.Text != "ORDER-P" || d.From != c.addr(0) {
+		t.Fatalf("pending payment decoded as %+v", d)
+	}
+}
