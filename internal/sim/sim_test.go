@@ -41,6 +41,8 @@ func TestSim(t *testing.T) {
 			t.Logf("seed %d: %s", res.Seed, res)
 			return
 		}
+		slowDiskTakesSimulatedTime(t)
+		slowFollowerFallsBehind(t)
 		for _, r := range regressionSeeds {
 			res := runOne(t, Config{Seed: r.seed, Steps: r.steps, Faults: r.faults})
 			t.Logf("regression seed %d (%s): %s", r.seed, r.found, res)
