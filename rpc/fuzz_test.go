@@ -130,6 +130,7 @@ var fuzzMethods = []string{
 	"eth_getStorageAt", "eth_createAccessList", "eth_getBlockReceipts", "eth_getTransactionByBlockNumberAndIndex",
 	"eth_getTransactionByBlockHashAndIndex", "eth_newPendingTransactionFilter",
 	"tally_decodeTransaction", "tally_getRecentTransactions", "tally_findByReference", "tally_getValidators", "tally_getProposals",
+	"tally_getTransactionReason",
 }
 
 // answerCodes are the JSON-RPC error codes a well-behaved answer to a bad
@@ -204,6 +205,7 @@ func FuzzRPCParams(f *testing.F) {
 		"tally_findByReference":                   {`["ORDER-1",null,null]`, fmt.Sprintf(`["%s","0x1","0x2"]`, s.Transfer), `["",null,"0x1"]`},
 		"tally_getValidators":                     {`[]`},
 		"tally_getProposals":                      {`[null,null]`, `["0x0","0x64"]`, `["0xffffffffffffffff","0x1"]`},
+		"tally_getTransactionReason":              {fmt.Sprintf(`["%s"]`, s.Failed), fmt.Sprintf(`["%s"]`, s.Transfer), `["0x12"]`},
 	}
 	seeds["eth_feeHistory"] = append(seeds["eth_feeHistory"], `["4","latest",[]]`, `[4,"0x1",[50]]`)
 	for i, m := range fuzzMethods {
