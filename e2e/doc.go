@@ -87,12 +87,15 @@
 //
 // The documents (e2e/docs_test.go):
 //
-//   - TestDocs: the shell blocks of docs/bridge.md (and the other listed
-//     documents) run as written, in order, in one bash session per document
-//     against the processes the document itself starts; each block exits 0
-//     and shows the output the document shows. Annotations in the markdown
-//     (`<!-- docs-test: … -->`, docs/architecture.md) mark background
-//     services, saved files, waits and the few skips.
+//   - TestDocs: the shell blocks of README.md and docs/ (bridge.md's bank
+//     integration walkthrough, cluster.md, audit.md, proofs.md, wallets.md,
+//     operations.md, …; TestDocsAllListed keeps every page with one in the
+//     list) run as written, in order, in one bash session per document in
+//     a network namespace of its own, against the processes the document
+//     itself starts; each block exits 0 and shows the output the document
+//     shows. Annotations in the markdown (`<!-- docs-test: … -->`,
+//     docs/architecture.md) mark background services, saved files, waits
+//     and the few skips, each with its reason.
 //
 // Real client libraries (e2e/js_test.go):
 //

@@ -78,7 +78,7 @@ var docsUnderTest = []string{
 
 func TestDocs(t *testing.T) {
 	skipShort(t)
-	for _, tool := range []string{"bash", "curl", "openssl", "xxd"} {
+	for _, tool := range []string{"bash", "curl", "openssl", "xxd", "jq", "awk"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("the docs' commands need %s on PATH: %v", tool, err)
 		}
