@@ -167,15 +167,12 @@ func TestDashboard(t *testing.T) {
 	}()
 	defer func() { stopLoad(); <-loadDone }()
 
-	// The variables as Grafana sets them for one value picked: a
-	// multi-value variable's value is regex-escaped, and the backslashes
-	// escaped again for the PromQL string. Exact values, not "All" (.*),
-	// so that a wrong label name matches nothing.
-	grafanaRegex := func(v string) string { return strings.ReplaceAll(regexp.QuoteMeta(v), `\`, `\\`) }
+	// The dashboard with one value picked for each variable: exact
+	// values, not "All" (.*), so that a wrong label name matches nothing.
 	dashboardQueries(t, prom, filepath.Join(root, "deploy", "grafana", "tally-dashboard.json"), map[string]string{
-		"job":        grafanaRegex(dashNodeJob),
-		"instance":   grafanaRegex(nodeTarget),
-		"bridge_job": grafanaRegex(dashBridgeJob),
+		"job":        dashNodeJob,
+		"instance":   nodeTarget,
+		"bridge_job": dashBridgeJob,
 	})
 
 	// ---- (b) the rules load, evaluate, and none fires ----
@@ -526,20 +523,41 @@ func ruleNames(t *testing.T, root string) []string {
 // ${name:format}.
 var grafanaVar = regexp.MustCompile(`\$\{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-z]+)?\}|\$([a-zA-Z_][a-zA-Z0-9_]*)`)
 
+// labelValuesDef is a Grafana variable query label_values(selector, label).
+var labelValuesDef = regexp.MustCompile(`^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$`)
+
 // legendLabel is a label a Grafana legend format names: {{label}}.
 var legendLabel = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
 
-// dashboardQueries runs every panel query of the dashboard at path with
-// the variables set to vars (and Grafana's interval variables to what
-// Grafana would choose for a 15 s scrape) until each returns data or the
-// deadline passes; then checks the legends' labels and dashNoData.
-func dashboardQueries(t *testing.T, p *promServer, path string, vars map[string]string) {
+// grafanaRegex is a value of a multi-value variable as Grafana puts it in
+// a PromQL query: regex-escaped, and the backslashes escaped again for
+// the PromQL string.
+func grafanaRegex(v string) string { return strings.ReplaceAll(regexp.QuoteMeta(v), `\`, `\\`) }
+
+// dashboardQueries checks the dashboard at path with each variable set to
+// the value in picked: every variable's query (label_values) offers that
+// value; every panel query, with the variables substituted (and Grafana's
+// interval variables set as Grafana would for a 15 s scrape), returns
+// data before the deadline; the legends' labels are on the series; and
+// dashNoData holds.
+func dashboardQueries(t *testing.T, p *promServer, path string, picked map[string]string) {
 	t.Helper()
+	vars := map[string]string{}
+	for k, v := range picked {
+		vars[k] = grafanaRegex(v)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var d struct {
+		Templating struct {
+			List []struct {
+				Name       string `json:"name"`
+				Type       string `json:"type"`
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
 		Panels []struct {
 			Title   string `json:"title"`
 			Type    string `json:"type"`
@@ -554,24 +572,46 @@ func dashboardQueries(t *testing.T, p *promServer, path string, vars map[string]
 		t.Fatal(err)
 	}
 	builtin := map[string]string{"__rate_interval": "1m", "__interval": "15s", "__range": "1h", "__range_s": "3600"}
+	substitute := func(where, expr string) string {
+		return grafanaVar.ReplaceAllStringFunc(expr, func(m string) string {
+			sm := grafanaVar.FindStringSubmatch(m)
+			v := sm[1] + sm[2]
+			if val, ok := vars[v]; ok {
+				return val
+			}
+			if val, ok := builtin[v]; ok {
+				return val
+			}
+			t.Errorf("%s: variable $%s has no value in the test", where, v)
+			return m
+		})
+	}
+
+	// The variables' own queries offer the values picked.
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		m := labelValuesDef.FindStringSubmatch(v.Definition)
+		if m == nil {
+			t.Errorf("variable %s: %q is not label_values(selector, label)", v.Name, v.Definition)
+			continue
+		}
+		match, label := substitute("variable "+v.Name, m[1]), m[2]
+		var offered []string
+		pollUntil(t, 30*time.Second, func() string {
+			return fmt.Sprintf("variable %s (label_values(%s, %s)) to offer %q: offers %q", v.Name, match, label, picked[v.Name], offered)
+		}, func() bool {
+			err := p.get("/api/v1/label/"+label+"/values?match[]="+url.QueryEscape(match), &offered)
+			return err == nil && slices.Contains(offered, picked[v.Name])
+		})
+	}
 	type target struct{ name, expr, legend string }
 	var targets []target
 	for _, pn := range d.Panels {
 		for _, tg := range pn.Targets {
 			name := pn.Title + "/" + tg.RefID
-			expr := grafanaVar.ReplaceAllStringFunc(tg.Expr, func(m string) string {
-				sm := grafanaVar.FindStringSubmatch(m)
-				v := sm[1] + sm[2]
-				if val, ok := vars[v]; ok {
-					return val
-				}
-				if val, ok := builtin[v]; ok {
-					return val
-				}
-				t.Errorf("%s: variable $%s has no value in the test", name, v)
-				return m
-			})
-			targets = append(targets, target{name, expr, tg.LegendFormat})
+			targets = append(targets, target{name, substitute(name, tg.Expr), tg.LegendFormat})
 		}
 	}
 	if len(targets) == 0 {
