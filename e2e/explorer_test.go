@@ -327,9 +327,11 @@ func TestExplorer(t *testing.T) {
 	if page := visit(t, b, base+"nowhere"); !strings.Contains(page, "no page") {
 		t.Errorf("unknown page: %s", page)
 	}
-	search(t, b, base, "NO-SUCH-ORDER")
-	if page := text(t, b, "main"); !strings.Contains(page, `Nothing found for "NO-SUCH-ORDER"`) {
-		t.Errorf("search for an unknown reference: %s", page)
+	for _, q := range []string{"NO-SUCH-ORDER", "999999"} {
+		search(t, b, base, q)
+		if page := text(t, b, "main"); !strings.Contains(page, `Nothing found for "`+q+`"`) {
+			t.Errorf("search for %s: %s", q, page)
+		}
 	}
 }
 

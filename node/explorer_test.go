@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
 	"github.com/tally-ledger/tally/explorer"
 )
 
@@ -46,6 +49,16 @@ func TestExplorerServed(t *testing.T) {
 		if script := strings.Contains(body, "tally_decodeTransaction"); script != on || resp.StatusCode != 200 {
 			t.Fatalf("explorer %v: app.js %d, script %v", on, resp.StatusCode, script)
 		}
+		// JSON-RPC over WebSocket on / is unchanged.
+		ws, err := gethrpc.Dial("ws://" + n.HTTPAddr())
+		if err != nil {
+			t.Fatalf("explorer %v: WebSocket: %v", on, err)
+		}
+		var id hexutil.Uint64
+		if err := ws.Call(&id, "eth_chainId"); err != nil || id != 1337 {
+			t.Fatalf("explorer %v: eth_chainId over WebSocket: %v %v", on, id, err)
+		}
+		ws.Close()
 		if resp, _ = get(t, n, "GET", "/healthz", ""); resp.StatusCode != 200 {
 			t.Fatalf("healthz %d", resp.StatusCode)
 		}

@@ -376,7 +376,11 @@ async function governancePage(gen) {
 async function searchPage(gen, q) {
   q = q.trim();
   if (q === "") throw new Error("type a transaction hash, a block number or hash, an address, an asset or an order reference");
-  if (/^\d+$/.test(q)) return go(`/explorer/block/${q}`, true);
+  if (/^\d+$/.test(q) && q.length <= 20) {
+    // A block if there is one, else (an order number) a reference.
+    const blk = await call("eth_getBlockByNumber", hex(BigInt(q)), false).catch(() => null);
+    if (blk) return go(`/explorer/block/${q}`, true);
+  }
   if (/^0x[0-9a-fA-F]{40}$/.test(q)) return go(`/explorer/address/${q}`, true);
   if (/^0x[0-9a-fA-F]{64}$/.test(q)) {
     const [tx, blk] = await batch([["tally_decodeTransaction", q], ["eth_getBlockByHash", q, false]]);
