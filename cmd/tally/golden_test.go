@@ -103,9 +103,11 @@ func (s *goldenScenario) rpc() []string { return []string{"--rpc", s.node.URL} }
 func TestGolden(t *testing.T) {
 	s := newGoldenScenario(t)
 	dir := t.TempDir()
-	proof := filepath.Join(dir, "payment-proof.json")
-	if r := tally(t, "", append([]string{"proof", "tx", s.payment.Hex(), "--out", proof}, s.rpc()...)...); r.code != exitOK {
-		t.Fatalf("proof tx: %+v", r)
+	proof, failedProof := filepath.Join(dir, "payment-proof.json"), filepath.Join(dir, "failed-proof.json")
+	for tx, file := range map[common.Hash]string{s.payment: proof, s.failed: failedProof} {
+		if r := tally(t, "", append([]string{"proof", "tx", tx.Hex(), "--out", file}, s.rpc()...)...); r.code != exitOK {
+			t.Fatalf("proof tx: %+v", r)
+		}
 	}
 	devGenesis := filepath.Join("..", "..", "genesis", "dev.json")
 	merchant := s.merchant.Hex()
@@ -129,10 +131,12 @@ func TestGolden(t *testing.T) {
 		{"tx-mint", []string{"tx", s.mint.Hex()}, true},
 		{"tx-failed", []string{"tx", s.failed.Hex()}, true},
 		{"verify-proof", []string{"verify-proof", proof, "--genesis", devGenesis}, false},
+		{"verify-proof-failed", []string{"verify-proof", failedProof, "--genesis", devGenesis}, false},
 		{"history", []string{"history", merchant}, true},
 		{"history-hkd-page1", []string{"history", merchant, "--asset", "HKD", "--limit", "2"}, true},
 		{"history-hkd-page2", []string{"history", merchant, "--asset", "HKD", "--limit", "2", "--cursor", cursor}, true},
 		{"history-cny", []string{"history", merchant, "--asset", "CNY"}, true},
+		{"history-payer", []string{"history", addr0, "--limit", "3"}, true},
 		{"history-empty", []string{"history", "0x" + strings.Repeat("0", 39) + "1"}, true},
 		{"account", []string{"account", merchant}, true},
 		{"balance", []string{"balance", merchant}, true},
@@ -142,6 +146,7 @@ func TestGolden(t *testing.T) {
 		{"op-balanceOf", []string{"op", "--asset", "HKD", "balanceOf", merchant}, true},
 		{"op-paidUnderReference", []string{"op", "--asset", "HKD", "paidUnderReference", merchant, "ORDER-1001", addr0}, true},
 	}
+	t.Run("bad input", func(t *testing.T) { checkBadInput(t, s.node.URL) })
 	masks := s.masks(t)
 	for _, tc := range cases {
 		for _, asJSON := range []bool{false, true} {
@@ -163,11 +168,11 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestQueryBadInput: a malformed or unknown argument gets one line naming
-// the argument and a non-zero exit (2 for a usage error, 1 for what the
-// chain does not have), and nothing on stdout, with or without --json.
-func TestQueryBadInput(t *testing.T) {
-	node := wallettest.StartDevNode(t)
+// checkBadInput: a malformed or unknown argument gets one line naming the
+// argument and a non-zero exit (2 for a usage error, 1 for what the chain
+// does not have), and nothing on stdout, with or without --json. TestGolden
+// runs it on its node.
+func checkBadInput(t *testing.T, nodeURL string) {
 	unknownHash := "0x" + strings.Repeat("ab", 32)
 	tests := []struct {
 		name string
@@ -198,7 +203,7 @@ func TestQueryBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, asJSON := range []bool{false, true} {
-			args := append(append([]string{}, tc.args...), "--rpc", node.URL)
+			args := append(append([]string{}, tc.args...), "--rpc", nodeURL)
 			if asJSON {
 				args = append(args, "--json")
 			}
@@ -210,7 +215,7 @@ func TestQueryBadInput(t *testing.T) {
 	}
 	// 'op --json' is for a view's results: on an operation it is refused
 	// before anything is signed (the keystore is not even opened).
-	r := tally(t, "", "op", "--from", addr0, "--asset", "HKD", "transfer", addr1, "1", "--json", "--rpc", node.URL)
+	r := tally(t, "", "op", "--from", addr0, "--asset", "HKD", "transfer", addr1, "1", "--json", "--rpc", nodeURL)
 	if r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "op: --json prints a view's results; transfer is an operation") {
 		t.Errorf("op --json on an operation: %+v", r)
 	}

@@ -61,6 +61,8 @@ type historyItemJSON struct {
 	// carried: value 0x hex, text as txdecode.Reference shows it.
 	Reference    *referenceJSON `json:"reference,omitempty"`
 	WithdrawalID string         `json:"withdrawalId,omitempty"`
+	// Reason is why a failed transaction failed, when the node keeps it.
+	Reason string `json:"reason,omitempty"`
 }
 
 type historyTransferJSON struct {
@@ -134,8 +136,22 @@ its facade.`)
 		return fmt.Errorf("history of %s: %w", addr.Hex(), err)
 	}
 	doc := historyJSON{Address: txdecode.Address(addr), Asset: *symbol, Items: make([]historyItemJSON, len(items)), NextCursor: next}
+	var failed []common.Hash
 	for i, it := range items {
 		doc.Items[i] = historyItem(it, assets)
+		if doc.Items[i].Status == "failed" {
+			failed = append(failed, it.TxHash)
+		}
+	}
+	reasons, err := txReasons(ctx, client, failed)
+	if err != nil {
+		return err
+	}
+	for i, k := 0, 0; i < len(doc.Items) && k < len(failed); i++ {
+		if doc.Items[i].Status == "failed" {
+			doc.Items[i].Reason = reasons[k]
+			k++
+		}
 	}
 	if *asJSON {
 		return c.printJSON(doc)
@@ -263,6 +279,9 @@ func writeHistory(w io.Writer, doc historyJSON, limit int) {
 				peer = "from " + it.From.Hex()
 			}
 			fmt.Fprintf(w, "  %s, nothing moved (%s)\n", it.Direction, peer)
+			if it.Reason != "" {
+				fmt.Fprintf(w, "  reason: %s\n", txdecode.Text(it.Reason))
+			}
 		}
 		for _, t := range it.Transfers {
 			switch {

@@ -193,17 +193,48 @@ const codeMethodNotFound = -32601
 
 // txReason asks the node why a status-0 transaction failed: "" when the
 // node does not keep reasons (a node before tally_getTransactionReason).
-// The answer is the reason as a string, or an object with a "reason".
 func txReason(ctx context.Context, client *wallet.Client, hash common.Hash) (string, error) {
-	var raw json.RawMessage
-	err := client.Call(ctx, &raw, methodReason, hash)
-	var re gethrpc.Error
-	if errors.As(err, &re) && re.ErrorCode() == codeMethodNotFound {
-		return "", nil
-	}
+	reasons, err := txReasons(ctx, client, []common.Hash{hash})
 	if err != nil {
-		return "", fmt.Errorf("reason of tx %s: %w", hash, err)
+		return "", err
 	}
+	return reasons[0], nil
+}
+
+// txReasons asks the reasons of status-0 transactions in one batch (see
+// txReason).
+func txReasons(ctx context.Context, client *wallet.Client, hashes []common.Hash) ([]string, error) {
+	raws := make([]json.RawMessage, len(hashes))
+	elems := make([]gethrpc.BatchElem, len(hashes))
+	for i, h := range hashes {
+		elems[i] = gethrpc.BatchElem{Method: methodReason, Args: []any{h}, Result: &raws[i]}
+	}
+	if len(elems) > 0 {
+		if err := client.BatchCall(ctx, elems); err != nil {
+			return nil, fmt.Errorf("failure reasons: %w", err)
+		}
+	}
+	out := make([]string, len(hashes))
+	for i, el := range elems {
+		var re gethrpc.Error
+		if errors.As(el.Error, &re) && re.ErrorCode() == codeMethodNotFound {
+			continue
+		}
+		if el.Error != nil {
+			return nil, fmt.Errorf("reason of tx %s: %w", hashes[i], el.Error)
+		}
+		r, err := parseReason(raws[i])
+		if err != nil {
+			return nil, fmt.Errorf("reason of tx %s: %w", hashes[i], err)
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// parseReason reads tally_getTransactionReason's answer: the reason as a
+// string, null when the node has none, or an object with a "reason".
+func parseReason(raw json.RawMessage) (string, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		return s, nil
@@ -212,7 +243,7 @@ func txReason(ctx context.Context, client *wallet.Client, hash common.Hash) (str
 		Reason string `json:"reason"`
 	}
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return "", fmt.Errorf("reason of tx %s: unexpected answer %.100s", hash, raw)
+		return "", fmt.Errorf("unexpected answer %.100s", raw)
 	}
 	return obj.Reason, nil
 }
