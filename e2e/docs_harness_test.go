@@ -60,7 +60,7 @@ func TestDocsHarnessParse(t *testing.T) {
 	}
 	script, expect := b.script()
 	for _, want := range []string{
-		"tally bridge --config bridge.toml & # in another terminal\n__docs_ready http://127.0.0.1:1/a http://127.0.0.1:2/b\ncurl",
+		"tally bridge --config bridge.toml & # in another terminal\n__docs_bg+=($!)\n__docs_ready http://127.0.0.1:1/a http://127.0.0.1:2/b\ncurl",
 		"    --account B)\nprintf '%s\\n' \"$body\"\n",
 		": make build\n",
 	} {
@@ -156,6 +156,7 @@ func TestDocsHarnessSession(t *testing.T) {
 		"output": "```sh\necho hello   # → goodbye\n```\n",
 		"stops":  "```sh\nfalse\n```\n```sh\ntouch /dev/null/never\n```\n",
 		"retry":  "<!-- docs-test: retry 1s -->\n```sh\nfalse\n```\n",
+		"ready":  "<!-- docs-test: background 1 -->\n<!-- docs-test: ready http://127.0.0.1:1/ -->\n```sh\nsleep 0.5; exit 3\necho never\n```\n",
 	} {
 		err := runDocText(t, name+".md", doc, "/bin/true", "/bin/true")
 		if err == nil {
@@ -164,6 +165,9 @@ func TestDocsHarnessSession(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), name+".md:") {
 			t.Errorf("%s: the error names no block: %v", name, err)
+		}
+		if name == "ready" && !strings.Contains(err.Error(), "exited before http://127.0.0.1:1/ answered") {
+			t.Errorf("ready: the error does not say the service exited: %v", err)
 		}
 	}
 }

@@ -30,7 +30,8 @@ package e2e
 //     (commands written with a trailing `&` already are).
 //   - `ready URL...`: after the block's background commands, wait (up to
 //     60 s) until each URL answers HTTP, as a reader waits for a service to
-//     start, before the rest of the block.
+//     start, before the rest of the block; a background command that exits
+//     meanwhile fails the block at once.
 //   - `retry DURATION`: a check of something asynchronous: the block runs
 //     again (in a subshell: its variables do not carry over) until it
 //     exits 0 with its expected output, up to DURATION.
@@ -297,6 +298,9 @@ func (b docBlock) script() (string, []string) {
 	var expect []string
 	cmds := splitCommands(b.text)
 	started := false
+	if len(b.ready) > 0 {
+		sb.WriteString("__docs_bg=()\n")
+	}
 	for i, c := range cmds {
 		text := c.text
 		if strings.TrimSpace(text) == "make build" || strings.HasPrefix(strings.TrimSpace(text), "make build ") {
@@ -319,6 +323,9 @@ func (b docBlock) script() (string, []string) {
 		sb.WriteString(text + "\n")
 		if bg {
 			started = true
+			if len(b.ready) > 0 {
+				sb.WriteString("__docs_bg+=($!)\n")
+			}
 		}
 		if m := assignmentRe.FindStringSubmatch(strings.TrimSpace(c.text)); m != nil && len(c.expect) > 0 {
 			fmt.Fprintf(&sb, "printf '%%s\\n' \"$%s\"\n", m[1])
@@ -355,10 +362,16 @@ func outputHas(out, want string) bool {
 // docsPrelude starts every session.
 const docsPrelude = `set -e -o pipefail
 __docs_ready() {
-	local u i
+	local u i p
 	for u in "$@"; do
 		for i in $(seq 600); do
 			curl -s -o /dev/null --max-time 2 "$u" && continue 2
+			for p in "${__docs_bg[@]}"; do
+				if ! kill -0 "$p" 2>/dev/null; then
+					echo "docs-test: a background command (pid $p) exited before $u answered" >&2
+					return 1
+				fi
+			done
 			sleep 0.1
 		done
 		echo "docs-test: $u did not answer within 60 s" >&2
