@@ -192,10 +192,20 @@ func TestDashboard(t *testing.T) {
 	// The graphs over the time Prometheus has run (the console's own time
 	// control, kept in the URL's fragment), so the test's data fills them.
 	span := "#pctc" + url.PathEscape(fmt.Sprintf(`{"duration":%d,"endTime":0}`, int(time.Since(promStarted).Seconds())+5))
-	dom := chromiumRun(t, chromium, "1400,2150", "--dump-dom", console+span)
-	graphs := strings.Count(dom, "new PromConsole.Graph(")
-	if drawn := strings.Count(dom, "rickshaw_graph"); graphs == 0 || drawn < graphs || strings.Contains(dom, "prom_graph_error") || strings.Contains(dom, "prom_graph_loading") {
-		t.Errorf("Chromium drew %d of the console's %d graphs (errors: %v, still loading: %v)", drawn, graphs,
+	// Chromium draws every graph; a graph still loading when the page's
+	// time budget ran out (a loaded machine) is looked at again.
+	var dom string
+	var graphs, drawn int
+	for attempt := 1; attempt <= 3; attempt++ {
+		dom = chromiumRun(t, chromium, "1400,2150", "--dump-dom", console+span)
+		graphs, drawn = strings.Count(dom, "new PromConsole.Graph("), strings.Count(dom, "rickshaw_graph")
+		if !strings.Contains(dom, "prom_graph_loading") {
+			break
+		}
+		t.Logf("attempt %d: Chromium's time budget ran out with a graph still loading", attempt)
+	}
+	if graphs == 0 || drawn < graphs || strings.Contains(dom, "prom_graph_error") || strings.Contains(dom, "prom_graph_loading") {
+		t.Errorf("Chromium drew %d of the console's %d graphs (an error shown: %v, still loading: %v)", drawn, graphs,
 			strings.Contains(dom, "prom_graph_error"), strings.Contains(dom, "prom_graph_loading"))
 	}
 	shotDir := os.Getenv("TALLY_SCREENSHOTS")
@@ -208,7 +218,12 @@ func TestDashboard(t *testing.T) {
 	stopLoad()
 	<-loadDone
 	e.bridge.cmd.Process.Signal(syscall.SIGTERM)
-	<-e.bridge.done
+	select {
+	case <-e.bridge.done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("the bridge did not stop within 30 s of SIGTERM")
+		e.bridge.kill()
+	}
 	c.stop(0)
 	want := []string{"TallyNodeDown", "TallyNoLeader", "TallyBridgeDown"}
 	var active map[string]dashAlert
