@@ -6,8 +6,10 @@
 // its receipt decoded the same way.
 //
 // It is the one decoder of the module: the CLI (tally tx, tally
-// verify-proof, tally op, tally history) and the node's read-only RPC use it,
-// so a payment reads the same everywhere. It knows the ABIs (package chain)
+// verify-proof, tally op, tally history) and the node's
+// tally_decodeTransaction (package rpc, which the explorer reads) use it, so
+// a payment reads the same everywhere. DecodeResult decodes what a view
+// returned (tally op on a view). It knows the ABIs (package chain)
 // but not the state: callers pass the assets they know (Assets), from
 // tally_assets, the node's rules or a genesis file. An asset id it is not
 // given is shown as "asset #N" with amounts in base units.
