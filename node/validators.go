@@ -463,6 +463,9 @@ func (api *AdminAPI) TransferLeadership(id string) (string, error) {
 	if err := n.requireLeader(); err != nil {
 		return "", err
 	}
+	if n.members == nil {
+		return "", errors.New("transfer leadership: this node runs without peers (no p2p.listen): there is no other voter to hand the lead to")
+	}
 	r := n.engine.Raft
 	if id == "" {
 		if target, ok := n.members.TransferTarget(); ok {

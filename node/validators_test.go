@@ -341,3 +341,19 @@ func TestPlanMembershipNamedIDs(t *testing.T) {
 		t.Fatal("a validator without a server ID was planned around")
 	}
 }
+
+// TestTransferLeadershipAlone: admin_transferLeadership on a node without
+// peers (a dev chain, no p2p.listen) answers a clear error, with or without
+// a target, and the node keeps leading.
+func TestTransferLeadershipAlone(t *testing.T) {
+	n := startDevNode(t, t.TempDir())
+	api := &AdminAPI{n: n}
+	for _, id := range []string{"", "16Uiu2HAmQ4bLpsjBQ6FVWvbYhWNGvBZZsYSGkPZQeT4j1cAZFQ4D"} {
+		if _, err := api.TransferLeadership(id); err == nil || !strings.Contains(err.Error(), "no other voter") {
+			t.Fatalf("TransferLeadership(%q) = %v; want an error saying there is no other voter", id, err)
+		}
+	}
+	if !n.engine.IsLeader() {
+		t.Fatal("the node stopped leading")
+	}
+}
