@@ -156,6 +156,23 @@ func TestExecuteKeepsReasons(t *testing.T) {
 			t.Errorf("reason %d (tx %d, %s):\n got %d %q\nwant %d %q", j, w.Index, cases[w.Index].name, got.Index, got.Reason, w.Index, w.Reason)
 		}
 	}
+	// ReasonAt, which serves blocks applied before reasons were kept,
+	// re-executes up to each transaction and gives the same text.
+	blk := BlockContext{Number: 1, TimeMs: g.TimestampMs + 1000}
+	for i, c := range cases {
+		got, err := ReasonAt(base, blk, txs, senders, i)
+		if err != nil || got != c.reason {
+			t.Errorf("ReasonAt tx %d (%s) = %q, %v; want %q", i, c.name, got, err, c.reason)
+		}
+	}
+	for _, i := range []int{-1, len(txs)} {
+		if _, err := ReasonAt(base, blk, txs, senders, i); err == nil {
+			t.Errorf("ReasonAt of tx %d of %d: no error", i, len(txs))
+		}
+	}
+	if _, err := ReasonAt(base, blk, txs, senders[:2], 2); err == nil {
+		t.Error("ReasonAt with a sender missing: no error")
+	}
 }
 
 func TestFailureReasonBounds(t *testing.T) {
