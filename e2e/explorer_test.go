@@ -299,6 +299,12 @@ func TestExplorer(t *testing.T) {
 		t.Errorf("missing block: %s", page)
 	}
 
+	list := visit(t, b, base+"assets")
+	for _, want := range []string{"CNY", "Chinese Yuan", "HKD", "Hong Kong Dollar", "circulating"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("assets page lacks %q:\n%s", want, list)
+		}
+	}
 	asset := visit(t, b, base+"asset/HKD")
 	for _, want := range []string{"Hong Kong Dollar", "minted", "circulating", "Issuing banks"} {
 		if !strings.Contains(asset, want) {

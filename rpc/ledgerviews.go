@@ -1,10 +1,12 @@
 package rpc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -371,18 +373,12 @@ func (api *LedgerAPI) FindByReference(ctx context.Context, ref string, fromBlock
 
 // sortLogs sorts logs in chain order.
 func sortLogs(logs []*types.Log) {
-	for i := 1; i < len(logs); i++ {
-		for j := i; j > 0 && logBefore(logs[j], logs[j-1]); j-- {
-			logs[j], logs[j-1] = logs[j-1], logs[j]
+	slices.SortFunc(logs, func(a, b *types.Log) int {
+		if c := cmp.Compare(a.BlockNumber, b.BlockNumber); c != 0 {
+			return c
 		}
-	}
-}
-
-func logBefore(a, b *types.Log) bool {
-	if a.BlockNumber != b.BlockNumber {
-		return a.BlockNumber < b.BlockNumber
-	}
-	return a.Index < b.Index
+		return cmp.Compare(a.Index, b.Index)
+	})
 }
 
 // referenceMatch describes a log that carries a reference.
