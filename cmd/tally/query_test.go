@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math/big"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
+	"github.com/tally-ledger/tally/internal/chaintest"
+	"github.com/tally-ledger/tally/rpc"
+	"github.com/tally-ledger/tally/rpc/rpctest"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -64,5 +70,47 @@ func TestTxReason(t *testing.T) {
 				t.Fatalf("txReason: %q, %v; want %q, error containing %q", got, err, tc.want, tc.wantErr)
 			}
 		})
+	}
+}
+
+// pendingBackend serves one transaction as pending (admitted, in no block).
+type pendingBackend struct {
+	*rpctest.Backend
+	tx   *types.Transaction
+	from common.Address
+}
+
+func (b *pendingBackend) PendingTx(h common.Hash) (*types.Transaction, common.Address, bool) {
+	if h == b.tx.Hash() {
+		return b.tx, b.from, true
+	}
+	return nil, common.Address{}, false
+}
+
+// TestTxPending: a transaction admitted but not yet in a block reads as
+// pending, decoded, with no block, receipt or events.
+func TestTxPending(t *testing.T) {
+	c := chaintest.New(t)
+	tx := c.Asset(0, 1, "transferWithReference", chaintest.Addr(1), big.NewInt(1250), [32]byte{'O', 'R', 'D', 'E', 'R', '-', '7'})
+	ts := rpctest.Serve(t, &pendingBackend{rpctest.NewBackend(c.DB, c.Senders), tx, chaintest.Addr(0)}, rpc.DefaultLimits)
+	r := tally(t, "", "tx", tx.Hash().Hex(), "--rpc", ts.URL)
+	for _, want := range []string{"status:    pending\n", "operation: transferWithReference (HKD)\n", "  amount:  12.50 HKD\n", "  ref:     ORDER-7\n"} {
+		if r.code != exitOK || !strings.Contains(r.stdout, want) {
+			t.Fatalf("tx of a pending transaction lacks %q: %+v", want, r)
+		}
+	}
+	if strings.Contains(r.stdout, "block:") || strings.Contains(r.stdout, "events:") {
+		t.Fatalf("a pending transaction shows a block or events:\n%s", r.stdout)
+	}
+	r = tally(t, "", "tx", tx.Hash().Hex(), "--rpc", ts.URL, "--json")
+	var doc txJSON
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != exitOK {
+		t.Fatalf("tx --json: %v %+v", err, r)
+	}
+	if doc.Status != "pending" || doc.BlockNumber != nil || doc.BlockHash != nil || doc.Index != nil || len(doc.Events) != 0 || doc.Call.Operation != "transferWithReference" {
+		t.Fatalf("tx --json of a pending transaction: %+v", doc)
+	}
+	if !strings.Contains(r.stdout, `"blockNumber": null`) || !strings.Contains(r.stdout, `"events": []`) {
+		t.Fatalf("tx --json of a pending transaction: want blockNumber null and events []:\n%s", r.stdout)
 	}
 }
