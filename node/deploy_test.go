@@ -46,7 +46,7 @@ func TestDeployMetrics(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"TallyNodeHalted", "TallyNoLeader", "TallyCertificateLag", "TallyApplyLag", "TallyMempoolNearFull",
-		"TallyRaftCommitSlow", "TallyDiskSpaceLow"} {
+		"TallyRaftCommitSlow", "TallyDiskSpaceLow", "TallyDiskSpaceCritical", "TallyDiskUnreadable", "TallyNodeDown"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s in the node rules", want)
 		}
