@@ -360,7 +360,12 @@ func outputHas(out, want string) bool {
 }
 
 // docsPrelude starts every session.
+//
+// Its EXIT trap stops the session's background processes with it: when
+// the test binary dies (a go test timeout), the shell reads the end of its
+// input and exits, and takes them along.
 const docsPrelude = `set -e -o pipefail
+trap 'trap - EXIT; kill -TERM 0 2>/dev/null' EXIT
 __docs_ready() {
 	local u i p
 	for u in "$@"; do
