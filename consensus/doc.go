@@ -11,4 +11,10 @@
 // comes back unchanged: the transaction or certificate at fault is dropped,
 // or the next block takes half as many transactions. So no client can
 // make the leader propose the same invalid block again and again.
+//
+// A disk that fails under the Raft log (Pebble's fatal commit error) is
+// not a crash: RaftStore turns it into ErrDiskFailed and refuses every
+// later write, and the Engine halts the node (the FSM's alarm and halt
+// record) and leaves Raft, since a node that cannot store entries or
+// votes must take no part in either.
 package consensus
