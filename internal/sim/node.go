@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
@@ -93,6 +95,15 @@ func (sn *simNode) start(net *network) error {
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
 	if sn.clearHalt {
+		// Only a halt the injected disk error caused: any other is a bug
+		// the run must report, not clear.
+		if r, err := db.HaltRecord(); err != nil || (r != nil && !strings.Contains(r.Reason, errorfs.ErrInjected.Error())) {
+			db.Close()
+			if err == nil {
+				err = fmt.Errorf("halted for another reason than its disk: %s", r.Reason)
+			}
+			return fmt.Errorf("node %d: clear halt: %w", sn.id, err)
+		}
 		if _, err := db.ClearHalt(); err != nil {
 			db.Close()
 			return fmt.Errorf("node %d: clear halt: %w", sn.id, err)

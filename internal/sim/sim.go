@@ -305,12 +305,17 @@ func (s *Sim) settle() error {
 	s.record("settle")
 	s.net.healAll()
 	for _, sn := range s.nodes {
-		if sn.diskFailing() && sn.up {
-			// Not halted yet (no block applied since): the disk is
-			// replaced under a clean stop.
-			if err := sn.stop(s.net); err != nil {
-				s.record("stop n%d: %v", sn.id, err)
+		if sn.diskFailing() {
+			// The disk is replaced; a node still up is stopped first. It
+			// may have halted on the failing disk since the last check
+			// (or while stopping), so its next start clears a halt the
+			// injected error caused, as its operator would.
+			if sn.up {
+				if err := sn.stop(s.net); err != nil {
+					s.record("stop n%d: %v", sn.id, err)
+				}
 			}
+			sn.clearHalt = true
 		}
 		sn.repairDisk()
 		sn.slow.clear()
