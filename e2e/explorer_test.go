@@ -306,7 +306,7 @@ func TestExplorer(t *testing.T) {
 		}
 	}
 	asset := visit(t, b, base+"asset/HKD")
-	for _, want := range []string{"Hong Kong Dollar", "minted", "circulating", "Issuing banks"} {
+	for _, want := range []string{"Hong Kong Dollar", "minted", "circulating", "Issuing banks", "outstanding", "cap"} {
 		if !strings.Contains(asset, want) {
 			t.Errorf("asset page lacks %q:\n%s", want, asset)
 		}

@@ -117,11 +117,22 @@ func (api *LedgerAPI) GetSupply(symbol string) (*schema.Supply, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &schema.Supply{
+	out := &schema.Supply{
 		Symbol: symbol, Address: chain.AssetAddress(id), Decimals: rules.Assets[id].Decimals,
 		Minted: (*hexutil.Big)(s.Minted), Burned: (*hexutil.Big)(s.Burned), Escrow: (*hexutil.Big)(s.Escrow),
 		Circulating: (*hexutil.Big)(s.Circulating()), TotalSupply: (*hexutil.Big)(new(big.Int).Sub(s.Minted, s.Burned)),
-	}, nil
+		Banks: []schema.BankIssuance{},
+	}
+	asset := rules.Assets[id]
+	for _, bank := range asset.Banks {
+		is, err := db.Issuance(id, bank)
+		if err != nil {
+			return nil, err
+		}
+		out.Banks = append(out.Banks, schema.BankIssuance{Bank: bank, Minted: (*hexutil.Big)(is.Minted), Burned: (*hexutil.Big)(is.Burned),
+			Outstanding: (*hexutil.Big)(is.Outstanding()), Cap: (*hexutil.Big)(asset.CapOf(bank))})
+	}
+	return out, nil
 }
 
 // GetAccountHistory pages through an account's transactions newest first:

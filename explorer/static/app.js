@@ -308,7 +308,9 @@ async function assetPage(gen, symbol) {
       ["native asset", a.native ? "yes (moved by a transaction's value)" : "no"],
     ])),
     h("h2", {}, "Issuing banks"),
-    card(table(["bank"], a.banks.map((b) => [addrLink(b)]), "No issuing bank.")),
+    card(table(["bank", "minted", "burned", "outstanding", "cap"], (s.banks || []).map((b) => [
+      addrLink(b.bank), u(b.minted), u(b.burned), u(b.outstanding), b.cap ? u(b.cap) : "none",
+    ]), "No issuing bank.")),
   );
 }
 

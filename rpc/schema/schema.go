@@ -48,6 +48,20 @@ type Supply struct {
 	Circulating *hexutil.Big   `json:"circulating"`
 	// TotalSupply is minted − burned = circulating + escrow (DESIGN.md decision 9).
 	TotalSupply *hexutil.Big `json:"totalSupply"`
+	// Banks is each issuing bank's own count (DESIGN.md decision 11), in
+	// the order of the genesis' list.
+	Banks []BankIssuance `json:"banks"`
+}
+
+// BankIssuance is what one issuing bank has minted and burned of an asset
+// and what it has outstanding (minted − burned), against its cap.
+type BankIssuance struct {
+	Bank        common.Address `json:"bank"`
+	Minted      *hexutil.Big   `json:"minted"`
+	Burned      *hexutil.Big   `json:"burned"`
+	Outstanding *hexutil.Big   `json:"outstanding"`
+	// Cap is the governance cap on Outstanding; null when uncapped.
+	Cap *hexutil.Big `json:"cap"`
 }
 
 // HistoryPage is one page of tally_getAccountHistory, newest first.
