@@ -146,8 +146,3 @@ func writeEvents(w io.Writer, events []txdecode.Event) {
 		writeArgs(w, "    ", width, e.Args)
 	}
 }
-
-// formatValue (send.go, which another change is editing this session) lost
-// its last caller when balance and tx moved to txdecode.FormatAmount; this
-// keeps the lint clean until send.go drops it.
-var _ = formatValue

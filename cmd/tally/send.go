@@ -173,8 +173,3 @@ func statusText(status uint64) string {
 	}
 	return fmt.Sprint(status)
 }
-
-// formatValue renders base units as CNY, with the base units alongside.
-func formatValue(v *big.Int) string {
-	return fmt.Sprintf("%s %s (%s base units)", wallet.FormatAmount(v, wallet.NativeDecimals), wallet.NativeSymbol, v)
-}
