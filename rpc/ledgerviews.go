@@ -230,12 +230,9 @@ func (api *LedgerAPI) GetRecentTransactions(ctx context.Context, limit *hexutil.
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
-	n := DefaultRecentLimit
-	if limit != nil {
-		n = int(*limit)
-	}
-	if n < 1 || n > MaxHistoryLimit {
-		return nil, invalidParams("limit must be 1..%d", MaxHistoryLimit)
+	n, err := pageLimit(limit, DefaultRecentLimit, MaxHistoryLimit)
+	if err != nil {
+		return nil, err
 	}
 	done, err := api.heavy.enter(ctx, "tally_getRecentTransactions")
 	if err != nil {
@@ -305,12 +302,9 @@ func (api *LedgerAPI) FindByReference(ctx context.Context, ref string, fromBlock
 	if err != nil {
 		return nil, invalidParams("%v", err)
 	}
-	n := DefaultHistoryLimit
-	if limit != nil {
-		n = int(*limit)
-	}
-	if n < 1 || n > MaxHistoryLimit {
-		return nil, invalidParams("limit must be 1..%d", MaxHistoryLimit)
+	n, err := pageLimit(limit, DefaultHistoryLimit, MaxHistoryLimit)
+	if err != nil {
+		return nil, err
 	}
 	done, err := api.heavy.enter(ctx, "tally_findByReference")
 	if err != nil {
@@ -448,12 +442,9 @@ func (api *LedgerAPI) GetProposals(before *hexutil.Uint64, limit *hexutil.Uint) 
 	if err := api.halted(); err != nil {
 		return nil, err
 	}
-	n := DefaultProposalLimit
-	if limit != nil {
-		n = int(*limit)
-	}
-	if n < 1 || n > MaxProposalLimit {
-		return nil, invalidParams("limit must be 1..%d", MaxProposalLimit)
+	n, err := pageLimit(limit, DefaultProposalLimit, MaxProposalLimit)
+	if err != nil {
+		return nil, err
 	}
 	db := api.b.State()
 	rules, err := db.Rules()

@@ -149,12 +149,9 @@ func (api *LedgerAPI) GetAccountHistory(ctx context.Context, a common.Address, c
 		return nil, err
 	}
 	defer done()
-	n := DefaultHistoryLimit
-	if limit != nil {
-		n = int(*limit)
-	}
-	if n < 1 || n > MaxHistoryLimit {
-		return nil, invalidParams("limit must be 1..%d", MaxHistoryLimit)
+	n, err := pageLimit(limit, DefaultHistoryLimit, MaxHistoryLimit)
+	if err != nil {
+		return nil, err
 	}
 	var before *store.HistoryEntry
 	if cursor != nil {
@@ -310,4 +307,17 @@ func (api *LedgerAPI) GetCertificate(height hexutil.Uint64) (*schema.Certificate
 		out.Signers[i] = signers[i].Hex()
 	}
 	return out, nil
+}
+
+// pageLimit is a paged method's limit parameter: def when absent, else
+// 1..max (-32602 outside).
+func pageLimit(limit *hexutil.Uint, def, max int) (int, error) {
+	n := def
+	if limit != nil {
+		n = int(*limit)
+	}
+	if n < 1 || n > max {
+		return 0, invalidParams("limit must be 1..%d", max)
+	}
+	return n, nil
 }
