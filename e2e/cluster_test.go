@@ -147,7 +147,7 @@ func TestClusterTransfersThroughFollower(t *testing.T) {
 	if res, err := c.sendBatch(ctx, f, []*types.Transaction{failing}); err != nil || res[0] != nil {
 		t.Fatalf("send the failing transfer: %v %v", err, res)
 	}
-	wantReason := fmt.Sprintf("balance of %s would be %s, over the maximum 1000000000000000000000 of tier 0", tier0, over)
+	wantReason := fmt.Sprintf("balance of %s would be 1001.00 CNY, over the maximum 1000.00 CNY of tier 0", tier0)
 	for _, i := range allThree {
 		got, missing := c.waitReceipts(ctx, i, []common.Hash{failing.Hash()}, 30*time.Second)
 		if len(missing) > 0 || got[failing.Hash()].Status != types.ReceiptStatusFailed {

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -87,6 +88,44 @@ func (a Asset) Minor() uint8 {
 		return *a.MinorUnits
 	}
 	return DefaultMinorUnits(a.Symbol, a.Decimals)
+}
+
+// Format renders base units of the asset in its units with its symbol, as
+// people read an amount: 1250 base units of a 2-decimal asset are
+// "12.50 HKD" (FormatUnits with the asset's minor units).
+func (a Asset) Format(v *big.Int) string {
+	return FormatUnits(v, a.Decimals, a.Minor()) + " " + a.Symbol
+}
+
+// FormatUnits renders base units as a decimal amount with decimals, and at
+// least minor (capped at decimals) fractional digits; more only when they
+// are not zero, so the text is exact: FormatUnits(1250, 2, 2) is "12.50",
+// FormatUnits(10^18, 18, 2) is "1.00", FormatUnits(1, 18, 2) is
+// "0.000000000000000001".
+func FormatUnits(v *big.Int, decimals, minor uint8) string {
+	if v == nil {
+		v = new(big.Int)
+	}
+	minor = min(minor, decimals)
+	sign := ""
+	if v.Sign() < 0 {
+		sign = "-"
+	}
+	digits := new(big.Int).Abs(v).String()
+	d := int(decimals)
+	if d == 0 {
+		return sign + digits
+	}
+	if len(digits) <= d {
+		digits = strings.Repeat("0", d-len(digits)+1) + digits
+	}
+	whole, frac := digits[:len(digits)-d], digits[len(digits)-d:]
+	keep := len(strings.TrimRight(frac, "0"))
+	frac = frac[:max(keep, int(minor))]
+	if frac == "" {
+		return sign + whole
+	}
+	return sign + whole + "." + frac
 }
 
 // CapOf returns bank's issuance cap, or nil when it has none.

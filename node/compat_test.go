@@ -229,7 +229,7 @@ func TestCallsFromAnyone(t *testing.T) {
 	transfer, _ := chain.AssetABI.Pack("transfer", to, big.NewInt(1))
 	err := rc.Call(&out, "eth_call", map[string]any{"to": chain.AssetAddress(0), "data": hexutil.Bytes(transfer)}, "latest")
 	var re gethrpc.Error
-	if !errors.As(err, &re) || re.ErrorCode() != 3 || !regexp.MustCompile(`^execution reverted: insufficient balance: 0x0{40} has 0, needs 1$`).MatchString(re.Error()) {
+	if !errors.As(err, &re) || re.ErrorCode() != 3 || !regexp.MustCompile(`^execution reverted: insufficient balance: 0x0{40} has 0.00 CNY, needs 0.000000000000000001 CNY$`).MatchString(re.Error()) {
 		t.Fatalf("transfer without from: %v", err)
 	}
 }

@@ -96,8 +96,8 @@ func TestGetTransactionReason(t *testing.T) {
 	c := reasonChain(t, dir, 2)
 	fresh := common.HexToAddress("0x00000000000000000000000000000000000fe5a3") // tier 0: at most 1000 CNY
 	cny := func(n int64) *big.Int { return new(big.Int).Mul(big.NewInt(n), big.NewInt(1e18)) }
-	overLimit := fmt.Sprintf("balance of %s would be %s, over the maximum %s of tier 0", fresh, cny(1001), cny(1000))
-	insufficient := fmt.Sprintf("insufficient balance: %s has 100000000000000, needs 100000000000001", c.addr(2))
+	overLimit := fmt.Sprintf("balance of %s would be 1001.00 CNY, over the maximum 1000.00 CNY of tier 0", fresh)
+	insufficient := fmt.Sprintf("insufficient balance: %s has 1000000000000.00 HKD, needs 1000000000000.01 HKD", c.addr(2))
 
 	b1 := c.blockStatuses([]uint64{0, 1, 0, 0},
 		c.transfer(0, fresh, cny(1001)),
@@ -154,7 +154,7 @@ func TestGetTransactionReason(t *testing.T) {
 		{"success", b1.Txs[1].Hash(), ""},
 		{"insufficient balance", b1.Txs[2].Hash(), insufficient},
 		{"not kept, parent state gone", oldGone.Hash(), ""},
-		{"recomputed from the parent state", oldKept.Hash(), fmt.Sprintf("balance of %s would be %s, over the maximum %s of tier 0", fresh, new(big.Int).Add(cny(999), cny(2)), cny(1000))},
+		{"recomputed from the parent state", oldKept.Hash(), fmt.Sprintf("balance of %s would be 1001.00 CNY, over the maximum 1000.00 CNY of tier 0", fresh)},
 		{"unknown", common.Hash{1}, ""},
 	} {
 		got := reason(tc.h)

@@ -172,7 +172,7 @@ func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int,
 	total := new(big.Int)
 	for i, a := range amounts {
 		if l.maxTransfer != nil && a.Cmp(l.maxTransfer) > 0 {
-			return revertf("amounts[%d]: amount %s is over the per-transfer limit %s of tier %d", i, a, l.maxTransfer, acc.Tier)
+			return revertf("amounts[%d]: amount %s is over the per-transfer limit %s of tier %d", i, x.units(id, a), x.units(id, l.maxTransfer), acc.Tier)
 		}
 		total.Add(total, a)
 	}
@@ -185,7 +185,7 @@ func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int,
 		if outflow.Cmp(l.maxDaily) > 0 {
 			left := new(big.Int).Sub(l.maxDaily, outflow)
 			left.Add(left, total)
-			return revertf("batch total %s is over the daily outflow limit %s of tier %d: %s left today (UTC)", total, l.maxDaily, acc.Tier, left)
+			return revertf("batch total %s is over the daily outflow limit %s of tier %d: %s left today (UTC)", x.units(id, total), x.units(id, l.maxDaily), acc.Tier, x.units(id, left))
 		}
 	}
 	bal, err := x.o.Balance(id, x.from)
@@ -193,7 +193,7 @@ func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int,
 		return err
 	}
 	if bal.Cmp(total) < 0 {
-		return revertf("insufficient balance: %s has %s, needs %s", x.from, bal, total)
+		return revertf("insufficient balance: %s has %s, needs %s", x.from, x.units(id, bal), x.units(id, total))
 	}
 	facade := chain.AssetAddress(id)
 	for i, a := range amounts {
@@ -366,7 +366,7 @@ func (x *exec) requestWithdrawal(id uint32, amount *big.Int, payoutRef common.Ha
 		return 0, err
 	}
 	if bal.Cmp(amount) < 0 {
-		return 0, revertf("insufficient balance: %s has %s, needs %s", x.from, bal, amount)
+		return 0, revertf("insufficient balance: %s has %s, needs %s", x.from, x.units(id, bal), x.units(id, amount))
 	}
 	s, err := x.o.Supply(id)
 	if err != nil {

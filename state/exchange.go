@@ -161,7 +161,7 @@ func (x *exec) createOffer(assetOut common.Address, amountOut *big.Int, assetIn 
 		return 0, err
 	}
 	if bal.Cmp(amountOut) < 0 {
-		return 0, revertf("insufficient balance: %s has %s, needs %s", x.from, bal, amountOut)
+		return 0, revertf("insufficient balance: %s has %s, needs %s", x.from, x.units(out, bal), x.units(out, amountOut))
 	}
 	s, err := x.o.Supply(out)
 	if err != nil {

@@ -53,6 +53,17 @@ type BlockContext struct {
 // Day is the UTC day of the block time, the unit of daily limits.
 func (b BlockContext) Day() uint64 { return b.TimeMs / 86_400_000 }
 
+// units renders an amount of asset as people read it in a reason
+// ("1000.00 CNY"): exact, in the asset's units (genesis.Asset.Format), so a
+// reason names the amounts a wallet showed its user. An asset the rules do
+// not know (no operation gets that far) shows its base units.
+func (x *exec) units(asset uint32, v *big.Int) string {
+	if !x.rules.HasAsset(asset) {
+		return v.String() + " base units of asset " + fmt.Sprint(asset)
+	}
+	return x.rules.Assets[asset].Format(v)
+}
+
 // MaxReason bounds the reason strings operations record in logs.
 const MaxReason = 256
 
@@ -107,7 +118,7 @@ func (x *exec) checkSender(asset uint32, from common.Address, amount *big.Int) (
 	}
 	l := x.rules.limitsOf(acc.Tier, asset)
 	if l.maxTransfer != nil && amount.Cmp(l.maxTransfer) > 0 {
-		return nil, revertf("amount %s is over the per-transfer limit %s of tier %d", amount, l.maxTransfer, acc.Tier)
+		return nil, revertf("amount %s is over the per-transfer limit %s of tier %d", x.units(asset, amount), x.units(asset, l.maxTransfer), acc.Tier)
 	}
 	if l.maxDaily == nil {
 		// Outflow is tracked only under a daily limit: an unlimited account
@@ -122,7 +133,7 @@ func (x *exec) checkSender(asset uint32, from common.Address, amount *big.Int) (
 	if out.Cmp(l.maxDaily) > 0 {
 		left := new(big.Int).Sub(l.maxDaily, out)
 		left.Add(left, amount)
-		return nil, revertf("amount %s is over the daily outflow limit %s of tier %d: %s left today (UTC)", amount, l.maxDaily, acc.Tier, left)
+		return nil, revertf("amount %s is over the daily outflow limit %s of tier %d: %s left today (UTC)", x.units(asset, amount), x.units(asset, l.maxDaily), acc.Tier, x.units(asset, left))
 	}
 	return out, nil
 }
@@ -144,7 +155,7 @@ func (x *exec) checkRecipient(asset uint32, to common.Address, newBalance *big.I
 	}
 	l := x.rules.limitsOf(acc.Tier, asset)
 	if l.maxBalance != nil && newBalance.Cmp(l.maxBalance) > 0 {
-		return revertf("balance of %s would be %s, over the maximum %s of tier %d", to, newBalance, l.maxBalance, acc.Tier)
+		return revertf("balance of %s would be %s, over the maximum %s of tier %d", to, x.units(asset, newBalance), x.units(asset, l.maxBalance), acc.Tier)
 	}
 	return nil
 }
@@ -165,7 +176,7 @@ func (x *exec) move(asset uint32, from, to common.Address, amount *big.Int, forc
 		return err
 	}
 	if fromBal.Cmp(amount) < 0 {
-		return &Revert{Reason: fmt.Sprintf("insufficient balance: %s has %s, needs %s", from, fromBal, amount),
+		return &Revert{Reason: fmt.Sprintf("insufficient balance: %s has %s, needs %s", from, x.units(asset, fromBal), x.units(asset, amount)),
 			Shortfall: &Shortfall{Account: from, Have: fromBal, Want: amount}}
 	}
 	toBal := new(big.Int).Set(fromBal)

@@ -70,7 +70,7 @@ func TestExecuteKeepsReasons(t *testing.T) {
 
 	cases := []reasonCase{
 		{name: "recipient over its tier's balance limit", from: alice, to: fresh, value: cny(1001),
-			reason: fmt.Sprintf("balance of %s would be 1001000000000000000000, over the maximum 1000000000000000000000 of tier 0", fresh)},
+			reason: fmt.Sprintf("balance of %s would be 1001.00 CNY, over the maximum 1000.00 CNY of tier 0", fresh)},
 		{name: "freeze bob", from: compliance, to: chain.ComplianceAddress,
 			data: pack(cb, "freeze", addr(bob), "court order")},
 		{name: "frozen sender", from: bob, to: addr(carol), value: cny(1),
@@ -79,7 +79,7 @@ func TestExecuteKeepsReasons(t *testing.T) {
 			reason: fmt.Sprintf("account %s is frozen", addr(bob))},
 		{name: "insufficient balance", from: carol, to: hkdFacade,
 			data:   pack(ab, "transfer", addr(alice), big.NewInt(100000000000001)),
-			reason: fmt.Sprintf("insufficient balance: %s has 100000000000000, needs 100000000000001", addr(carol))},
+			reason: fmt.Sprintf("insufficient balance: %s has 1000000000000.00 HKD, needs 1000000000000.01 HKD", addr(carol))},
 		{name: "unknown asset", from: carol, to: noAsset,
 			data:   pack(ab, "transfer", addr(alice), big.NewInt(1)),
 			reason: fmt.Sprintf("no system contract at %s", noAsset)},
@@ -89,14 +89,14 @@ func TestExecuteKeepsReasons(t *testing.T) {
 			data: pack(cb, "setKycTier", addr(basic), uint8(1), "kyc done")},
 		{name: "fund basic", from: alice, to: addr(basic), value: cny(25000)},
 		{name: "over the per-transfer limit", from: basic, to: addr(alice), value: cny(5001),
-			reason: "amount 5001000000000000000000 is over the per-transfer limit 5000000000000000000000 of tier 1"},
+			reason: "amount 5001.00 CNY is over the per-transfer limit 5000.00 CNY of tier 1"},
 	}
 	for i := 0; i < 4; i++ {
 		cases = append(cases, reasonCase{name: fmt.Sprintf("basic sends 5000 (%d)", i+1), from: basic, to: addr(alice), value: cny(5000)})
 	}
 	cases = append(cases,
 		reasonCase{name: "over the daily outflow (velocity)", from: basic, to: addr(alice), value: cny(1),
-			reason: "amount 1000000000000000000 is over the daily outflow limit 20000000000000000000000 of tier 1: 0 left today (UTC)"},
+			reason: "amount 1.00 CNY is over the daily outflow limit 20000.00 CNY of tier 1: 0.00 CNY left today (UTC)"},
 		reasonCase{name: "calldata to an account", from: alice, to: addr(carol), value: cny(1), data: []byte{1, 2, 3, 4},
 			reason: ErrDataNotAllowed.Error()},
 		reasonCase{name: "mint by a non-bank", from: alice, to: chain.AssetAddress(NativeAsset),

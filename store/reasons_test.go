@@ -39,7 +39,7 @@ func newReasonHarness(t *testing.T, history uint64) *opHarness {
 func TestTxReason(t *testing.T) {
 	h := newReasonHarness(t, 3)
 	fresh := who(idNew) // tier 0: at most 1000 CNY
-	overLimit := fmt.Sprintf("balance of %s would be %s, over the maximum %s of tier 0", fresh, cny(1001), cny(1000))
+	overLimit := fmt.Sprintf("balance of %s would be 1001.00 CNY, over the maximum 1000.00 CNY of tier 0", fresh)
 	res := h.block(0,
 		fundCNY(idNew, cny(400)),
 		fundCNY(idNew, cny(601)).failing(overLimit),

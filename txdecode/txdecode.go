@@ -16,6 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
 )
 
 // Asset is what the decoder needs to know of an asset to show its amounts.
@@ -489,32 +490,10 @@ func FormatAmount(v *big.Int, a Asset) string {
 }
 
 // FormatUnits renders base units as a decimal amount with decimals, and at
-// least minor (capped at decimals) fractional digits: FormatUnits(1250, 2,
-// 2) is "12.50", FormatUnits(10^18, 18, 2) is "1.00".
+// least minor (capped at decimals) fractional digits: genesis.FormatUnits,
+// the one rule execution's reasons use too.
 func FormatUnits(v *big.Int, decimals, minor uint8) string {
-	if v == nil {
-		v = new(big.Int)
-	}
-	minor = min(minor, decimals)
-	sign := ""
-	if v.Sign() < 0 {
-		sign = "-"
-	}
-	digits := new(big.Int).Abs(v).String()
-	d := int(decimals)
-	if d == 0 {
-		return sign + digits
-	}
-	if len(digits) <= d {
-		digits = strings.Repeat("0", d-len(digits)+1) + digits
-	}
-	whole, frac := digits[:len(digits)-d], digits[len(digits)-d:]
-	keep := len(strings.TrimRight(frac, "0"))
-	frac = frac[:max(keep, int(minor))]
-	if frac == "" {
-		return sign + whole
-	}
-	return sign + whole + "." + frac
+	return genesis.FormatUnits(v, decimals, minor)
 }
 
 // Reference renders a bytes32 reference (a payment's order id, a bank

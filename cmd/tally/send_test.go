@@ -40,7 +40,7 @@ func TestSendDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := common.HexToAddress("0x00000000000000000000000000000000000fe5a2") // tier 0: at most 1000 CNY
-	overLimit := "balance of " + fresh.Hex() + " would be 1001000000000000000000, over the maximum 1000000000000000000000 of tier 0"
+	overLimit := "balance of " + fresh.Hex() + " would be 1001.00 CNY, over the maximum 1000.00 CNY of tier 0"
 
 	r := tally(t, "", append([]string{"send", "--from", addr0, "--to", fresh.Hex(), "--value", "1001"}, rpc...)...)
 	if r.code != exitFailure || r.stderr != "tally: send: the transfer would fail: "+overLimit+"; nothing was signed (--force sends it anyway)\n" || r.stdout != "" {
