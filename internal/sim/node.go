@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -57,7 +56,6 @@ type simNode struct {
 	// genesis validators; none for a standby node).
 	bootstrap []raft.Server
 	ids       *simIDs
-	seed      uint64 // the run's, for relayJitter
 
 	db      *store.DB
 	pool    *mempool.Pool
@@ -179,11 +177,7 @@ func (sn *simNode) start(net *network) error {
 		db.Close()
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
-	engine, votes, jitter := sn.engine, sn.votes, relayJitter(sn.seed, sn.id, sn.epoch)
-	go func() {
-		time.Sleep(jitter)
-		votes.Run(engine)
-	}()
+	go sn.votes.Run(sn.engine)
 	sn.memStop, sn.memDone = make(chan struct{}), make(chan struct{})
 	go func(e *consensus.Engine, stop, done chan struct{}) {
 		defer close(done)
@@ -223,18 +217,10 @@ func (sn *simNode) crash(net *network, rng *rand.Rand, lossPercent int) error {
 		return nil
 	}
 	net.detach(sn.id)
-	clone := sn.fs.CrashClone(vfs.CrashCloneCfg{}) // only what was synced
-	var cerr error
-	if lossPercent > 0 {
-		if c, err := crashClone(sn.fs, rng, 100-lossPercent); err != nil {
-			cerr = err
-		} else {
-			clone = c
-		}
-	}
+	clone := sn.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: lossPercent, RNG: rng})
 	err := sn.stop(net)
 	sn.fs = clone
-	return errors.Join(cerr, err)
+	return err
 }
 
 // raftIndexOf is the Raft index block h was applied from on this node (0:
