@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/tally-ledger/tally/genesis"
 )
 
 // NativeDecimals and NativeSymbol describe the dev chain's native asset: 1 CNY
@@ -76,24 +78,5 @@ func allDigits(s string) bool {
 // form: no trailing zeros and no point for whole amounts ("1.5", "1000",
 // "0.000000000000000001"). A nil v is "0"; a negative one gets a "-".
 func FormatAmount(v *big.Int, decimals uint8) string {
-	if v == nil {
-		return "0"
-	}
-	sign := ""
-	if v.Sign() < 0 {
-		sign = "-"
-	}
-	digits := new(big.Int).Abs(v).String()
-	d := int(decimals)
-	if d == 0 {
-		return sign + digits
-	}
-	if len(digits) <= d {
-		digits = strings.Repeat("0", d-len(digits)+1) + digits
-	}
-	whole, frac := digits[:len(digits)-d], strings.TrimRight(digits[len(digits)-d:], "0")
-	if frac == "" {
-		return sign + whole
-	}
-	return sign + whole + "." + frac
+	return genesis.FormatUnits(v, decimals, 0)
 }
