@@ -27,6 +27,10 @@
 //     new leader as soon as the leader changes; Replicator copies the
 //     leader's own admissions to another validator before they are
 //     acknowledged, so an acknowledged transaction survives the leader.
+//     Both reach other nodes through a BatchTransport (one batch out, a
+//     verdict per transaction back): HostTransport over libp2p streams in a
+//     node, the cluster simulator's network in internal/sim; the receiving
+//     end is a BatchHandler either way (ServeForwardPrepared in a node).
 //
 // Flow: the node builds a Config from its key, listen addresses, peers and the
 // validator/observer set, calls New, registers its own protocols (transaction

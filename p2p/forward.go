@@ -70,14 +70,10 @@ func ServeForward(h host.Host, submit SubmitFunc, log *slog.Logger) {
 }
 
 // ServeForwardPrepared makes h answer batches of protocol proto
-// (ForwardProtocol or RelayProtocol) with submit, calling prepare, if not
-// nil, on each whole batch before submit runs on its transactions one by
-// one: the node recovers a batch's senders on all cores there, so
-// admission (sequential, in the batch's order) finds them cached. finish,
-// if not nil, runs after the last submit and before the verdicts are
-// sent: the node makes what it admitted durable there, once per batch; if
-// it fails, every transaction admitted gets its error as verdict instead.
+// (ForwardProtocol or RelayProtocol) with a BatchHandler of prepare,
+// submit and finish.
 func ServeForwardPrepared(h host.Host, proto protocol.ID, prepare func(raws [][]byte), submit SubmitFunc, finish func() error, log *slog.Logger) {
+	handler := BatchHandler{Prepare: prepare, Submit: submit, Finish: finish}
 	h.SetStreamHandler(proto, func(s network.Stream) {
 		defer s.Close()
 		s.SetDeadline(time.Now().Add(forwardTimeout))
@@ -87,35 +83,87 @@ func ServeForwardPrepared(h host.Host, proto protocol.ID, prepare func(raws [][]
 			s.Reset()
 			return
 		}
-		if len(raws) > MaxForwardTxs {
+		verdicts, err := handler.Handle(raws)
+		if err != nil {
+			log.Debug("refused forward request", "peer", s.Conn().RemotePeer(), "err", err)
 			s.Reset()
 			return
-		}
-		if prepare != nil {
-			prepare(raws)
-		}
-		verdicts := make([]string, len(raws))
-		for i, raw := range raws {
-			if err := submit(raw); err != nil {
-				verdicts[i] = err.Error()
-				if verdicts[i] == "" {
-					verdicts[i] = "rejected"
-				}
-			}
-		}
-		if finish != nil {
-			if err := finish(); err != nil {
-				for i := range verdicts {
-					if verdicts[i] == "" {
-						verdicts[i] = err.Error()
-					}
-				}
-			}
 		}
 		if err := writeFrame(s, verdicts); err != nil {
 			log.Debug("write forward response", "peer", s.Conn().RemotePeer(), "err", err)
 		}
 	})
+}
+
+// BatchHandler is the receiving end of a forwarded or relayed batch,
+// whatever carried it (a libp2p stream in a node, the cluster simulator's
+// network in internal/sim): Prepare, if not nil, runs on the whole batch
+// before Submit runs on its transactions one by one (the node recovers a
+// batch's senders on all cores there, so admission, sequential in the
+// batch's order, finds them cached); Finish, if not nil, runs after the
+// last Submit and before the verdicts are sent: the node makes what it
+// admitted durable there, once per batch; if it fails, every transaction
+// admitted gets its error as verdict instead.
+type BatchHandler struct {
+	Prepare func(raws [][]byte)
+	Submit  SubmitFunc
+	Finish  func() error
+}
+
+// errBatchTooLarge refuses a batch of more than MaxForwardTxs transactions.
+var errBatchTooLarge = fmt.Errorf("batch of more than %d transactions", MaxForwardTxs)
+
+// Handle admits raws and returns one verdict per transaction, "" for
+// admitted and the error's message otherwise; a batch over MaxForwardTxs
+// is refused whole.
+func (b BatchHandler) Handle(raws [][]byte) ([]string, error) {
+	if len(raws) > MaxForwardTxs {
+		return nil, errBatchTooLarge
+	}
+	if b.Prepare != nil {
+		b.Prepare(raws)
+	}
+	verdicts := make([]string, len(raws))
+	for i, raw := range raws {
+		if err := b.Submit(raw); err != nil {
+			verdicts[i] = err.Error()
+			if verdicts[i] == "" {
+				verdicts[i] = "rejected"
+			}
+		}
+	}
+	if b.Finish != nil {
+		if err := b.Finish(); err != nil {
+			for i := range verdicts {
+				if verdicts[i] == "" {
+					verdicts[i] = err.Error()
+				}
+			}
+		}
+	}
+	return verdicts, nil
+}
+
+// BatchTransport is how a Forwarder and a Replicator reach another node:
+// one batch of raw transactions to peer to over proto (ForwardProtocol or
+// RelayProtocol), one verdict per transaction back, or an error when the
+// batch or its answer did not get through (the batch may then have been
+// admitted or not). A node's is its libp2p host (HostTransport); the
+// cluster simulator's is its simulated network, which loses, delays and
+// reorders batches as it does Raft's messages, so that both run this
+// package's retry and verdict rules.
+type BatchTransport interface {
+	RoundTrip(ctx context.Context, to peer.ID, proto protocol.ID, raws [][]byte) ([]string, error)
+}
+
+// HostTransport is the BatchTransport over h's streams, answered by
+// ServeForwardPrepared on the other end.
+func HostTransport(h host.Host) BatchTransport { return hostTransport{h} }
+
+type hostTransport struct{ h host.Host }
+
+func (t hostTransport) RoundTrip(ctx context.Context, to peer.ID, proto protocol.ID, raws [][]byte) ([]string, error) {
+	return roundTrip(ctx, t.h, to, proto, raws)
 }
 
 // writeFrame writes v as RLP behind a uvarint length.
@@ -262,7 +310,8 @@ func (b *batcher) loop(deliver func([]forwardReq)) {
 // next, until the caller's context ends.
 type Forwarder struct {
 	batcher
-	h      host.Host
+	tr     BatchTransport
+	self   peer.ID
 	leader func() (peer.ID, bool)
 	// local admits a batch when this node has become the leader;
 	// localRelay (local when nil) admits relayed transactions.
@@ -283,7 +332,13 @@ const forwardSenders = 2
 // peer ID (false when there is none). When the leader is this node, queued
 // transactions are admitted with local instead of being sent.
 func NewForwarder(h host.Host, leader func() (peer.ID, bool), local SubmitFunc, maxBatch int, log *slog.Logger) *Forwarder {
-	f := &Forwarder{batcher: newBatcher(maxBatch), h: h, leader: leader, local: local, log: log, retryFor: forwardTimeout}
+	return NewForwarderOver(HostTransport(h), h.ID(), leader, local, maxBatch, log)
+}
+
+// NewForwarderOver is NewForwarder over any transport; self is this
+// node's peer ID (a leader equal to it is this node).
+func NewForwarderOver(tr BatchTransport, self peer.ID, leader func() (peer.ID, bool), local SubmitFunc, maxBatch int, log *slog.Logger) *Forwarder {
+	f := &Forwarder{batcher: newBatcher(maxBatch), tr: tr, self: self, leader: leader, local: local, log: log, retryFor: forwardTimeout}
 	f.run(forwardSenders, f.deliver)
 	return f
 }
@@ -375,7 +430,7 @@ func (f *Forwarder) send(batch []forwardReq, proto protocol.ID) ([]string, error
 	if !ok {
 		return nil, ErrNoLeader
 	}
-	if leader == f.h.ID() {
+	if leader == f.self {
 		local := f.local
 		if proto == RelayProtocol && f.localRelay != nil {
 			local = f.localRelay
@@ -399,7 +454,7 @@ func (f *Forwarder) send(batch []forwardReq, proto protocol.ID) ([]string, error
 	for i, req := range batch {
 		raws[i] = req.raw
 	}
-	verdicts, err := roundTrip(ctx, f.h, leader, proto, raws)
+	verdicts, err := f.tr.RoundTrip(ctx, leader, proto, raws)
 	return verdicts, f.why(err, moved)
 }
 

@@ -36,7 +36,7 @@ const replicateSenders = 2
 // counts as held once one target admitted it or already had it.
 type Replicator struct {
 	batcher
-	h       host.Host
+	tr      BatchTransport
 	targets func() []peer.ID
 	log     *slog.Logger
 }
@@ -45,7 +45,12 @@ type Replicator struct {
 // batch (the other voters); with none, a transaction is held by nobody
 // else and Replicate answers nil at once (a single-validator chain).
 func NewReplicator(h host.Host, targets func() []peer.ID, maxBatch int, log *slog.Logger) *Replicator {
-	r := &Replicator{batcher: newBatcher(maxBatch), h: h, targets: targets, log: log}
+	return NewReplicatorOver(HostTransport(h), targets, maxBatch, log)
+}
+
+// NewReplicatorOver is NewReplicator over any transport.
+func NewReplicatorOver(tr BatchTransport, targets func() []peer.ID, maxBatch int, log *slog.Logger) *Replicator {
+	r := &Replicator{batcher: newBatcher(maxBatch), tr: tr, targets: targets, log: log}
 	r.run(replicateSenders, r.deliver)
 	return r
 }
@@ -127,7 +132,7 @@ func (r *Replicator) deliver(batch []forwardReq) {
 			for k, i := range idx {
 				sub[k] = raws[i]
 			}
-			v, err := roundTrip(ctx, r.h, target, RelayProtocol, sub)
+			v, err := r.tr.RoundTrip(ctx, target, RelayProtocol, sub)
 			answers <- replicaAnswer{target: target, idx: idx, verdicts: v, err: err}
 		}()
 	}
