@@ -41,7 +41,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("no hash in send output:\n%s", r.stdout)
 	}
 	hash := m[1]
-	if !strings.Contains(r.stdout, "status: 1 (success)") || !regexp.MustCompile(`(?m)^block: +[1-9]\d*$`).MatchString(r.stdout) {
+	if !strings.Contains(r.stdout, "status:    1 (success)\n") || !regexp.MustCompile(`(?m)^block: +[1-9]\d*$`).MatchString(r.stdout) {
 		t.Fatalf("send output lacks status 1 and a block:\n%s", r.stdout)
 	}
 
@@ -160,7 +160,7 @@ func TestBankOperations(t *testing.T) {
 	to := fresh.Address().Hex()
 
 	r := tally(t, "", append([]string{"op", "--from", bankB, "--asset", "HKD", "mint", to, "100.25", "DEPOSIT-0001"}, rpc...)...)
-	if r.code != exitOK || !strings.Contains(r.stdout, "status: 1 (success)") || !strings.Contains(r.stdout, "  Minted (HKD)\n    bankRef: DEPOSIT-0001\n") || !strings.Contains(r.stdout, "    amount:  100.25 HKD\n") {
+	if r.code != exitOK || !strings.Contains(r.stdout, "status:    1 (success)\n") || !strings.Contains(r.stdout, "  Minted (HKD)\n    bankRef: DEPOSIT-0001\n") || !strings.Contains(r.stdout, "    amount:  100.25 HKD\n") {
 		t.Fatalf("mint: %+v", r)
 	}
 	r = tally(t, "", append([]string{"op", "--from", bankB, "--asset", "HKD", "mint", to, "1", "DEPOSIT-0001"}, rpc...)...)

@@ -166,6 +166,63 @@ func TestGolden(t *testing.T) {
 			})
 		}
 	}
+	// After the queries, whose outputs the transfers would change.
+	t.Run("send", func(t *testing.T) { checkSendGolden(t, s) })
+}
+
+// checkSendGolden compares what 'tally send' prints with its golden files:
+// a transfer waited for (send.txt); one the dry run refuses, sent anyway
+// with --force, that fails with the node's reason (send-failed.txt); and
+// the same sent with --wait=false (send-nowait.txt), whose printed check
+// command then shows the failure and its reason as 'tally tx' does.
+func checkSendGolden(t *testing.T, s *goldenScenario) {
+	setup(t)
+	if r := tally(t, "", "wallet", "import", "--mnemonic-file", writeFile(t, "mnemonic", crypto.TestMnemonic)); r.code != exitOK {
+		t.Fatalf("import: %+v", r)
+	}
+	// The node's URL changes from run to run.
+	masks := func(out string) string {
+		m := s.masks(t)
+		return strings.ReplaceAll(m.apply(out), s.node.URL, "URL")
+	}
+	fresh := common.HexToAddress("0x00000000000000000000000000000000000fe5a3").Hex() // tier 0: at most 1000.00 CNY
+	overLimit := "the transfer would fail now: balance of " + fresh + " would be 1001.00 CNY, over the maximum 1000.00 CNY of tier 0; sending it anyway (--force)"
+
+	r := tally(t, "", append([]string{"send", "--from", addr0, "--to", s.merchant.Hex(), "--value", "1.25"}, s.rpc()...)...)
+	if r.code != exitOK || r.stderr != "" {
+		t.Fatalf("send: %+v", r)
+	}
+	checkGolden(t, "send.txt", masks(r.stdout))
+
+	r = tally(t, "", append([]string{"send", "--from", addr0, "--to", fresh, "--value", "1001", "--force"}, s.rpc()...)...)
+	if r.code != exitFailure || r.stderr != "tally: send: "+overLimit+"\ntally: send: the transaction failed at execution (status 0)\n" {
+		t.Fatalf("send --force: %+v", r)
+	}
+	checkGolden(t, "send-failed.txt", masks(r.stdout))
+
+	r = tally(t, "", append([]string{"send", "--from", addr0, "--to", fresh, "--value", "1001", "--force", "--wait=false"}, s.rpc()...)...)
+	if r.code != exitOK || r.stderr != "tally: send: "+overLimit+"\n" {
+		t.Fatalf("send --wait=false: %+v", r)
+	}
+	checkGolden(t, "send-nowait.txt", masks(r.stdout))
+	m := regexp.MustCompile(`(?m)^check: +tally (tx 0x[0-9a-f]{64} --rpc \S+)$`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("send --wait=false prints no check command:\n%s", r.stdout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := wallet.Dial(ctx, s.node.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.WaitReceipt(ctx, common.HexToHash(strings.Fields(m[1])[1])); err != nil {
+		t.Fatal(err)
+	}
+	r = tally(t, "", strings.Fields(m[1])...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "status:    0 (failed)\nreason:    balance of "+fresh+" would be 1001.00 CNY, over the maximum 1000.00 CNY of tier 0\n") {
+		t.Fatalf("the check command %q: %+v", m[1], r)
+	}
 }
 
 // checkBadInput: a malformed or unknown argument gets one line naming the

@@ -160,7 +160,7 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	if err != nil {
 		return err
 	}
-	r, err := c.await(ctx, client, tx, *wait)
+	r, err := c.await(ctx, client, tx, *wait, *rpcURL)
 	if err != nil || r == nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/txdecode"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -24,7 +25,10 @@ nothing is signed; --force sends it anyway (it fails with status 0 unless
 the state changes before it is included). The transfer is signed locally
 with --from's key, unlocked from the keystore, and sent to the node.
 Prints the transaction hash, then waits for the receipt (final: Tally has
-no forks) and prints its status and block, and the reason of a failure.
+no forks) and prints its status, the reason of a failure and its block, as
+'tally tx' prints them. With --wait=false it prints the hash and the
+'tally tx' command that shows the status and the reason once the
+transaction is in a block.
 
 AMOUNT is in CNY with up to 18 decimals (1.5, 0.000001), or in base units
 with the suffix "wei" (1500000000000000000wei). There are no fees.`)
@@ -98,7 +102,7 @@ with the suffix "wei" (1500000000000000000wei). There are no fees.`)
 	if err := client.SendSigned(ctx, tx); err != nil {
 		return err
 	}
-	r, err := c.await(ctx, client, tx, *wait)
+	r, err := c.await(ctx, client, tx, *wait, *rpcURL)
 	if err != nil || r == nil {
 		return err
 	}
@@ -109,18 +113,25 @@ with the suffix "wei" (1500000000000000000wei). There are no fees.`)
 }
 
 // await prints the hash of a sent transaction and, with wait, waits for its
-// receipt and prints its status and block, and the reason the node kept of
-// a failure; without wait it returns nil.
-func (c *cli) await(ctx context.Context, client *wallet.Client, tx *types.Transaction, wait bool) (*types.Receipt, error) {
-	fmt.Fprintf(c.stdout, "hash:   %s\n", tx.Hash())
+// receipt and prints its status, the reason the node kept of a failure
+// and its block, labelled as 'tally tx' labels them; without wait it
+// prints the 'tally tx' command that shows them once the transaction is
+// in a block, and returns nil.
+func (c *cli) await(ctx context.Context, client *wallet.Client, tx *types.Transaction, wait bool, rpcURL string) (*types.Receipt, error) {
+	field(c.stdout, "hash", tx.Hash().Hex())
 	if !wait {
+		check := "tally tx " + tx.Hash().Hex()
+		if rpcURL != defaultRPC {
+			check += " --rpc " + rpcURL
+		}
+		field(c.stdout, "check", check)
 		return nil, nil
 	}
 	r, err := client.WaitReceipt(ctx, tx.Hash())
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(c.stdout, "status: %s\nblock:  %v\n", statusText(r.Status), r.BlockNumber)
+	field(c.stdout, "status", statusText(r.Status))
 	if r.Status == types.ReceiptStatusFailed {
 		// The receipt is final whatever the reason's lookup gives.
 		reason, ok, err := client.TransactionReason(ctx, tx.Hash())
@@ -128,9 +139,10 @@ func (c *cli) await(ctx context.Context, client *wallet.Client, tx *types.Transa
 		case err != nil:
 			fmt.Fprintf(c.stderr, "tally: the reason of the failure is not available: %v\n", oneLine(err.Error()))
 		case ok:
-			fmt.Fprintf(c.stdout, "reason: %s\n", reason)
+			field(c.stdout, "reason", txdecode.Text(reason))
 		}
 	}
+	field(c.stdout, "block", r.BlockNumber.String())
 	return r, nil
 }
 

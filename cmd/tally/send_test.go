@@ -63,7 +63,7 @@ func TestSendDryRun(t *testing.T) {
 	if !strings.Contains(r.stderr, "the transfer would fail now: "+overLimit+"; sending it anyway (--force)") {
 		t.Errorf("send --force does not warn:\n%s", r.stderr)
 	}
-	if !strings.Contains(r.stdout, "status: 0 (failed)\n") || !strings.Contains(r.stdout, "reason: "+overLimit+"\n") {
+	if !strings.Contains(r.stdout, "status:    0 (failed)\nreason:    "+overLimit+"\nblock:     ") {
 		t.Errorf("send --force output lacks the failure and its reason:\n%s", r.stdout)
 	}
 	m := regexp.MustCompile(`(?m)^hash: +(0x[0-9a-f]{64})$`).FindStringSubmatch(r.stdout)
