@@ -47,7 +47,7 @@ func FuzzDecodeRawBlocks(f *testing.F) {
 			return
 		}
 		for _, w := range got {
-			it := &item{raw: fromWire(w)}
+			it := &item{raw: w.Stored()}
 			prepare(it, signer, 1337)
 			if it.raw.Block != nil && it.decodeErr == nil {
 				if it.b == nil || it.b.Number() != it.raw.Number || len(it.senders) != len(it.b.Txs) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"time"
 
@@ -166,7 +165,7 @@ func (r *RPC) RawBlocks(ctx context.Context, from uint64, count int) ([]store.Ra
 	}
 	out := make([]store.RawBlock, len(raws))
 	for i, raw := range raws {
-		out[i] = fromWire(raw)
+		out[i] = raw.Stored()
 	}
 	return out, nil
 }
@@ -175,21 +174,4 @@ func (r *RPC) RawBlocks(ctx context.Context, from uint64, count int) ([]store.Ra
 func (r *RPC) Close() error {
 	r.c.Close()
 	return nil
-}
-
-// fromWire converts a tally_getRawBlocks entry (null: missing).
-func fromWire(w rpc.RawBlock) store.RawBlock {
-	r := store.RawBlock{Number: uint64(w.Number)}
-	if w.Block != nil {
-		r.Block = append([]byte{}, *w.Block...)
-	}
-	if w.Receipts != nil {
-		r.Receipts = append([]byte{}, *w.Receipts...)
-	}
-	for _, x := range w.Reasons {
-		// An index past uint32 is past every block's transactions: the
-		// reason check reports it as such.
-		r.Reasons = append(r.Reasons, state.TxReason{Index: uint32(min(uint64(x.Index), math.MaxUint32)), Reason: x.Reason})
-	}
-	return r
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/internal/credentials"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -45,7 +45,7 @@ type Bridge struct {
 	// intakeSecret verifies the core's POSTs; orderSecret signs the
 	// bridge's orders to the core (one secret per direction).
 	intakeSecret, orderSecret []byte
-	operators                 *operators
+	operators                 *credentials.Operators
 	now                       func() time.Time
 
 	store   *Store
@@ -130,12 +130,6 @@ const (
 	workerReverser = "reverser"
 )
 
-// maxSecretFile bounds the password and HMAC secret files.
-const maxSecretFile = 64 << 10
-
-// minSecretLen is the shortest HMAC secret accepted: 128 bits.
-const minSecretLen = 16
-
 // New opens a bridge: it reads the key and the secret, opens the store and
 // prepares the node clients. Nothing is contacted yet.
 func New(cfg Config, opts Options) (*Bridge, error) {
@@ -156,7 +150,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 	}
 	b.key = opts.Key
 	if b.key == nil {
-		k, err := loadKey(&cfg)
+		k, err := credentials.LoadKey(cfg.Key, cfg.Path)
 		if err != nil {
 			return nil, err
 		}
@@ -164,22 +158,18 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 	}
 	b.bank = b.key.Address()
 	var err error
-	if b.intakeSecret, err = loadSecret(&cfg, "auth.intake-secret-file", cfg.Auth.IntakeSecretFile); err != nil {
+	if b.intakeSecret, err = credentials.Secret("auth.intake-secret-file", cfg.Path(cfg.Auth.IntakeSecretFile)); err != nil {
 		return nil, err
 	}
-	if b.orderSecret, err = loadSecret(&cfg, "auth.order-secret-file", cfg.Auth.OrderSecretFile); err != nil {
+	if b.orderSecret, err = credentials.Secret("auth.order-secret-file", cfg.Path(cfg.Auth.OrderSecretFile)); err != nil {
 		return nil, err
 	}
 	if bytes.Equal(b.intakeSecret, b.orderSecret) {
 		return nil, fmt.Errorf("key auth.order-secret-file: the same secret as auth.intake-secret-file; each direction needs its own")
 	}
 	if cfg.Operator.TokensFile != "" {
-		data, err := readBounded(cfg.Path(cfg.Operator.TokensFile))
-		if err != nil {
-			return nil, fmt.Errorf("key operator.tokens-file: %w", err)
-		}
-		if b.operators, err = parseOperators(data); err != nil {
-			return nil, fmt.Errorf("key operator.tokens-file: %s: %w", cfg.Operator.TokensFile, err)
+		if b.operators, err = credentials.LoadOperators("operator.tokens-file", cfg.Path(cfg.Operator.TokensFile)); err != nil {
+			return nil, err
 		}
 	}
 	if err := os.MkdirAll(cfg.Path(cfg.DataDir), 0o700); err != nil {
@@ -202,78 +192,6 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-// loadKey decrypts key.keystore-file with the password from
-// key.password-file, else the environment variable key.password-env.
-func loadKey(cfg *Config) (*crypto.PrivateKey, error) {
-	data, err := readBounded(cfg.Path(cfg.Key.KeystoreFile))
-	if err != nil {
-		return nil, fmt.Errorf("key key.keystore-file: %w", err)
-	}
-	var pw string
-	switch {
-	case cfg.Key.PasswordFile != "":
-		p, err := readBounded(cfg.Path(cfg.Key.PasswordFile))
-		if err != nil {
-			return nil, fmt.Errorf("key key.password-file: %w", err)
-		}
-		line, _, _ := bytes.Cut(p, []byte("\n"))
-		pw = strings.TrimSuffix(string(line), "\r")
-	default:
-		v, ok := os.LookupEnv(cfg.Key.PasswordEnv)
-		if !ok {
-			return nil, fmt.Errorf("key key.password-env: environment variable %s is not set (or set key.password-file)", cfg.Key.PasswordEnv)
-		}
-		pw = v
-	}
-	k, err := crypto.DecryptKey(data, pw)
-	if errors.Is(err, crypto.ErrKeystoreMAC) {
-		return nil, fmt.Errorf("key key.keystore-file: %s: wrong password", cfg.Key.KeystoreFile)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("key key.keystore-file: %s: %w", cfg.Key.KeystoreFile, err)
-	}
-	return k, nil
-}
-
-// readBounded reads a small file (a key, a password, a secret).
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxSecretFile {
-		return nil, fmt.Errorf("%s is more than %d bytes: not a key or secret file", path, maxSecretFile)
-	}
-	return data, nil
-}
-
-// loadSecret reads the HMAC secret file of config key key.
-func loadSecret(cfg *Config, key, path string) ([]byte, error) {
-	secret, err := readSecretFile(cfg.Path(path))
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", key, err)
-	}
-	if len(secret) < minSecretLen {
-		return nil, fmt.Errorf("key %s: the secret is %d bytes, at least %d needed", key, len(secret), minSecretLen)
-	}
-	return secret, nil
-}
-
-// readSecretFile reads a secret: the file's bytes with surrounding white
-// space (a trailing newline) removed.
-func readSecretFile(path string) ([]byte, error) {
-	data, err := readBounded(path)
-	if err != nil {
-		return nil, err
-	}
-	return bytes.TrimSpace(data), nil
 }
 
 // Store returns the bridge's store (tools and tests read it).

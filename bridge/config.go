@@ -12,6 +12,7 @@ import (
 
 	"github.com/tally-ledger/tally/bridge/iso20022"
 	"github.com/tally-ledger/tally/config"
+	"github.com/tally-ledger/tally/internal/credentials"
 )
 
 // Duration is a time.Duration written as "10ms", "1s" in config files.
@@ -47,14 +48,8 @@ type Config struct {
 	dir string
 }
 
-// KeyConfig names the issuing bank's key: one keystore v3 file and its
-// password, from a file or an environment variable (never the config file
-// itself, which is often shared and versioned).
-type KeyConfig struct {
-	KeystoreFile string `toml:"keystore-file"`
-	PasswordFile string `toml:"password-file"`
-	PasswordEnv  string `toml:"password-env"`
-}
+// KeyConfig names the issuing bank's key (package credentials reads it).
+type KeyConfig = credentials.KeyConfig
 
 // NodesConfig lists the nodes' JSON-RPC endpoints. Calls go to one of them
 // and move to the next (round robin) when it cannot be reached, answers

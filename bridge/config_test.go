@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/internal/credentials"
 )
 
 // minimalConfig sets the required keys only.
@@ -142,16 +143,16 @@ func TestLoadKey(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.dir = dir
 	cfg.Key = KeyConfig{KeystoreFile: "bank.json", PasswordEnv: "TALLY_BRIDGE_TEST_PW"}
-	if _, err := loadKey(&cfg); err == nil || !strings.Contains(err.Error(), "key key.password-env") {
+	if _, err := credentials.LoadKey(cfg.Key, cfg.Path); err == nil || !strings.Contains(err.Error(), "key key.password-env") {
 		t.Fatalf("unset variable: %v, want an error naming key.password-env", err)
 	}
 	t.Setenv("TALLY_BRIDGE_TEST_PW", "pw from env")
-	got, err := loadKey(&cfg)
+	got, err := credentials.LoadKey(cfg.Key, cfg.Path)
 	if err != nil || got.Address() != key.Address() {
 		t.Fatalf("loadKey = %v, %v", got, err)
 	}
 	cfg.Key.PasswordFile = "wrong.pass" // the file wins over the variable
-	if _, err := loadKey(&cfg); err == nil || !strings.Contains(err.Error(), "wrong password") {
+	if _, err := credentials.LoadKey(cfg.Key, cfg.Path); err == nil || !strings.Contains(err.Error(), "wrong password") {
 		t.Fatalf("wrong password: %v", err)
 	}
 }

@@ -555,7 +555,7 @@ func (b *Bridge) withdrawal(ctx context.Context, id uint64) (*withdrawalEscrow, 
 func (b *Bridge) operatorRoutes(mux *http.ServeMux) {
 	auth := func(h func(w http.ResponseWriter, r *http.Request, who string)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			who, err := b.operators.authenticate(r.Header.Get("Authorization"))
+			who, err := b.operators.Authenticate(r.Header.Get("Authorization"))
 			if err != nil {
 				b.metrics.requests.WithLabelValues(r.URL.Path, "401").Inc()
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tally-bridge"`)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tally-ledger/tally/bridge/iso20022"
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/internal/credentials"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -306,7 +307,7 @@ func Reconcile(ctx context.Context, cfg Config, statement []byte, opts Reconcile
 // keystoreAddress reads the "address" field of a keystore v3 file, which
 // is stored in clear.
 func keystoreAddress(path string) (common.Address, error) {
-	data, err := readBounded(path)
+	data, err := credentials.ReadBounded(path)
 	if err != nil {
 		return common.Address{}, err
 	}

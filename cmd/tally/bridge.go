@@ -257,7 +257,7 @@ func (c *cli) bridgeOps(sub string, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	oc := &opClient{base: strings.TrimSuffix(base, "/"), token: token, what: "bridge " + sub}
+	oc := &opClient{base: strings.TrimSuffix(base, "/"), token: token, what: "bridge " + sub, service: "bridge"}
 	var out json.RawMessage
 	switch sub {
 	case "deposits", "payouts":
@@ -405,6 +405,8 @@ func outcomeText(p *bridge.Payout) string {
 // opClient calls a bridge's operator endpoints.
 type opClient struct {
 	base, token, what string
+	// service names what serves base, in "is the <service> running?".
+	service string
 }
 
 // maxOpAnswer bounds an operator answer the CLI reads.
@@ -429,7 +431,7 @@ func (o *opClient) do(ctx context.Context, method, path string, body any, out *j
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s: is the bridge running? %w", o.what, err)
+		return fmt.Errorf("%s: is the %s running? %w", o.what, o.service, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxOpAnswer))

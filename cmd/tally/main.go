@@ -19,6 +19,7 @@
 //	tally bridge --config bridge.toml        run a bank's bridge (docs/bridge.md)
 //	tally bridge reconcile --statement F     compare a camt.053 statement with the chain
 //	tally bankcore-sim --config sim.toml     a bank core simulator (tests and demos only)
+//	tally monitor --config monitor.toml      run the risk monitor (docs/monitor.md)
 //
 // Every command takes --help; every query command takes --json. Keys are encrypted in a keystore directory
 // (keystore v3 files, as go-ethereum writes them) and never leave the
@@ -99,6 +100,11 @@ Bank bridge (docs/bridge.md):
   bridge deposits|release|return|payouts|requeue|outcome|cancel|log --config bridge.toml
                                       operator tools of a running bridge (--reason, operator log)
   bankcore-sim --config sim.toml      a bank core simulator for tests and demos (camt/pain)
+
+Risk monitor (docs/monitor.md):
+  monitor --config monitor.toml       follow the chain, raise alerts by the detective rules
+  monitor alerts list|show|ack|dismiss|escalate|log --config monitor.toml
+                                      review the queue (--reason, action log; escalate freezes)
 
 Auditors (only the genesis file is trusted; docs/audit.md, docs/proofs.md):
   audit --genesis F (--rpc URL | --datadir DIR) [--json F] [--from N --checkpoint DIR] [--to M]
@@ -194,6 +200,8 @@ func (c *cli) dispatch(args []string) error {
 		return c.bridge(rest)
 	case "bankcore-sim":
 		return c.bankcoreSim(rest)
+	case "monitor":
+		return c.monitor(rest)
 	case "audit":
 		return c.audit(rest)
 	}

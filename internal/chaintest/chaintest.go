@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
@@ -45,7 +46,13 @@ type Chain struct {
 	raftIdx uint64
 	// SkipCerts makes Apply carry no certificates (a test adds its own).
 	SkipCerts bool
+	// gap is added once to the next block's time (Advance).
+	gap uint64
 }
+
+// Advance makes the next block's time d later than the usual one second
+// after its parent, for tests of rules over block time (windows, days).
+func (c *Chain) Advance(d time.Duration) { c.gap += uint64(d.Milliseconds()) }
 
 // Key returns the dev key of index i (accounts, banks, compliance,
 // governance and validators of genesis.Dev, plus the validators above).
@@ -222,7 +229,8 @@ func (c *Chain) Build(certs []*chain.Certificate, txs ...*types.Transaction) *st
 	tip := c.DB.Tip()
 	vals := c.DB.Validators()
 	proposer := c.keys[vals[int(tip.Head.Number+1)%len(vals)]]
-	built, err := state.Build(c.DB, tip.Parent(), txs, froms, certs, tip.Head.TimeMs+1000, proposer, c.Genesis.ChainID)
+	built, err := state.Build(c.DB, tip.Parent(), txs, froms, certs, tip.Head.TimeMs+1000+c.gap, proposer, c.Genesis.ChainID)
+	c.gap = 0
 	if err != nil {
 		c.T.Fatal(err)
 	}
