@@ -82,7 +82,7 @@ func (iv *invariants) check(final bool) error {
 			// next start.
 			s.record("n%d halted on its disk error: %v", sn.id, err)
 			s.res.DiskHalts++
-			if err := sn.crash(s.net, s.rng, 0); err != nil {
+			if err := sn.crash(s.net, nil, 0); err != nil {
 				s.record("stop n%d: %v", sn.id, err)
 			}
 			sn.repairDisk()

@@ -39,6 +39,7 @@ type message struct {
 	// A request carries cmd and the caller's done; an answer carries resp.
 	cmd       any
 	votes     []*chain.Vote // a one-way vote message (no answer)
+	queuedAt  time.Time     // when a vote message was queued (mergeVotes)
 	done      chan raft.RPCResponse
 	resp      *raft.RPCResponse
 	notBefore time.Time
@@ -51,8 +52,11 @@ type network struct {
 	mu    sync.Mutex
 	seq   uint64
 	queue []*message
-	eps   []*endpoint
-	cut   [][]bool // cut[i][j]: messages from i to j are lost (partition)
+	// resets are the messages a crash took off the queue, whose callers
+	// are yet to see their connection reset.
+	resets []*message
+	eps    []*endpoint
+	cut    [][]bool // cut[i][j]: messages from i to j are lost (partition)
 	// heights is each node's applied height, for the leader's membership
 	// reconciler (simMembers.Height).
 	heights []atomic.Uint64
@@ -96,9 +100,10 @@ func (n *network) attach(id, epoch int) *endpoint {
 }
 
 // detach closes node id's endpoint (a crash): calls waiting on it fail,
-// and every queued message from or to it is lost at once (it could never
-// be delivered), so that what is queued does not depend on how fast the
-// old instance winds down.
+// and every queued message from or to it is taken off the queue at once
+// (it could never be delivered), so that what is queued does not depend
+// on how fast the old instance winds down. Their callers see the
+// connection reset later, one at a time (resets, failReset).
 func (n *network) detach(id int) {
 	n.mu.Lock()
 	ep := n.eps[id]
@@ -116,10 +121,24 @@ func (n *network) detach(id int) {
 		}
 	}
 	n.queue = kept
+	sortReady(lost)
+	n.resets = append(n.resets, lost...)
 	n.mu.Unlock()
-	for _, m := range lost {
-		n.fail(m, errUnreachable)
+}
+
+// failReset fails the oldest RPC a crash cut (see detach); false if none
+// is left.
+func (n *network) failReset() bool {
+	n.mu.Lock()
+	if len(n.resets) == 0 {
+		n.mu.Unlock()
+		return false
 	}
+	m := n.resets[0]
+	n.resets = n.resets[1:]
+	n.mu.Unlock()
+	n.fail(m, errUnreachable)
+	return true
 }
 
 // addr is node i's Raft address (and server ID).
@@ -298,8 +317,15 @@ func (ep *endpoint) sendVotes(target raft.ServerID, votes []*chain.Vote) error {
 	if to < len(n.eps) && n.eps[to] != nil {
 		toEpoch = n.eps[to].epoch
 	}
+	now := time.Now()
+	for _, m := range n.queue {
+		if m.kind == "votes" && m.from == ep.id && m.to == to && m.fromEpoch == ep.epoch && m.toEpoch == toEpoch && m.queuedAt.Equal(now) && m.notBefore.IsZero() {
+			m.votes = mergeVotes(m.votes, votes)
+			return nil
+		}
+	}
 	n.seq++
-	n.queue = append(n.queue, &message{seq: n.seq, from: ep.id, to: to, fromEpoch: ep.epoch, toEpoch: toEpoch, kind: "votes", votes: votes})
+	n.queue = append(n.queue, &message{seq: n.seq, from: ep.id, to: to, fromEpoch: ep.epoch, toEpoch: toEpoch, kind: "votes", votes: mergeVotes(nil, votes), queuedAt: now})
 	return nil
 }
 
@@ -346,8 +372,8 @@ func (n *network) connected(i, j int) bool {
 // shutdown fails every queued message and refuses new ones.
 func (n *network) shutdown() {
 	n.mu.Lock()
-	q := n.queue
-	n.queue = nil
+	q := append(n.queue, n.resets...)
+	n.queue, n.resets = nil, nil
 	n.closed = true
 	n.mu.Unlock()
 	sort.Slice(q, func(i, j int) bool { return q[i].seq < q[j].seq })

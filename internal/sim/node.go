@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -56,6 +57,7 @@ type simNode struct {
 	// genesis validators; none for a standby node).
 	bootstrap []raft.Server
 	ids       *simIDs
+	seed      uint64 // the run's, for relayJitter
 
 	db      *store.DB
 	pool    *mempool.Pool
@@ -177,7 +179,11 @@ func (sn *simNode) start(net *network) error {
 		db.Close()
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
-	go sn.votes.Run(sn.engine)
+	engine, votes, jitter := sn.engine, sn.votes, relayJitter(sn.seed, sn.id, sn.epoch)
+	go func() {
+		time.Sleep(jitter)
+		votes.Run(engine)
+	}()
 	sn.memStop, sn.memDone = make(chan struct{}), make(chan struct{})
 	go func(e *consensus.Engine, stop, done chan struct{}) {
 		defer close(done)
@@ -217,10 +223,18 @@ func (sn *simNode) crash(net *network, rng *rand.Rand, lossPercent int) error {
 		return nil
 	}
 	net.detach(sn.id)
-	clone := sn.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: lossPercent, RNG: rng})
+	clone := sn.fs.CrashClone(vfs.CrashCloneCfg{}) // only what was synced
+	var cerr error
+	if lossPercent > 0 {
+		if c, err := crashClone(sn.fs, rng, 100-lossPercent); err != nil {
+			cerr = err
+		} else {
+			clone = c
+		}
+	}
 	err := sn.stop(net)
 	sn.fs = clone
-	return err
+	return errors.Join(cerr, err)
 }
 
 // raftIndexOf is the Raft index block h was applied from on this node (0:

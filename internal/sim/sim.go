@@ -7,10 +7,8 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-	mrand "math/rand"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing/synctest"
@@ -139,6 +137,9 @@ type Sim struct {
 	recent  []string // the last trace lines, shown when a run fails
 	step    int
 	faults  []Fault
+	crashes int // crashes injected, for crashRNG
+	steps   int // steps ended, settling included (seedRaft)
+	gc      *gcBetweenSteps
 
 	inv *invariants
 	cl  *clients
@@ -150,10 +151,13 @@ type Sim struct {
 // did, or the first broken invariant (the error says how to replay it).
 func Run(cfg Config) (res *Result, err error) {
 	custom := cfg.Faults != nil
+	gc := newGCBetweenSteps()
+	defer gc.stop()
 	s, err := newSim(cfg)
 	if err != nil {
 		return nil, err
 	}
+	s.gc = gc
 	defer func() {
 		if err != nil {
 			s.dumpNodes()
@@ -189,10 +193,7 @@ func newSim(cfg Config) (*Sim, error) {
 	total := cfg.Nodes + cfg.Standby
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7a11)), net: newNetwork(total), start: time.Now(), trace: sha256.New()}
 	s.res = Result{Seed: cfg.Seed, Faults: map[Fault]int{}}
-	// hashicorp/raft draws its election timeouts from math/rand's global
-	// source; with GODEBUG randseednop=0 (set by this package's tests)
-	// seeding it makes them follow the seed too.
-	mrand.Seed(int64(cfg.Seed)) //lint:ignore SA1019 raft reads the global source; seeding it is the point
+	seedRaft(cfg.Seed, 0)
 	for f := range cfg.Faults {
 		s.faults = append(s.faults, f)
 	}
@@ -216,7 +217,7 @@ func newSim(cfg Config) (*Sim, error) {
 		if err != nil {
 			return nil, err
 		}
-		sn := &simNode{id: i, key: k, g: s.g, cfg: nodeConfig(), fs: vfs.NewCrashableMem(), ids: s.ids,
+		sn := &simNode{id: i, key: k, g: s.g, cfg: nodeConfig(), fs: vfs.NewCrashableMem(), ids: s.ids, seed: cfg.Seed,
 			log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", i)}
 		if i < cfg.Nodes {
 			// A standby node starts with no configuration and waits for a
@@ -294,6 +295,7 @@ func (s *Sim) run() error {
 		if err := s.event(); err != nil {
 			return err
 		}
+		s.endStep()
 	}
 	return s.settle()
 }
@@ -343,12 +345,10 @@ func (s *Sim) settle() error {
 		if target > 0 && s.inv.height >= target && s.inv.allAt(s.inv.height) && s.inv.setSettled() {
 			break
 		}
-		if s.cl.step() {
-			continue
-		}
-		if !s.deliverOne(false) {
+		if !s.cl.step() && !s.deliverOne(false) {
 			s.advance()
 		}
+		s.endStep()
 	}
 	synctest.Wait()
 	if err := s.inv.check(true); err != nil {
@@ -400,18 +400,7 @@ func (s *Sim) deliverOne(faults bool) bool {
 	if len(ready) == 0 {
 		return false
 	}
-	// Order by link so that the choice does not depend on which goroutine
-	// queued its message first; each link keeps its own order.
-	sort.SliceStable(ready, func(i, j int) bool {
-		a, b := ready[i], ready[j]
-		if a.from != b.from {
-			return a.from < b.from
-		}
-		if a.to != b.to {
-			return a.to < b.to
-		}
-		return a.kind < b.kind
-	})
+	sortReady(ready)
 	i := s.rng.IntN(len(ready))
 	m := ready[i]
 	if faults {
@@ -485,7 +474,7 @@ func (s *Sim) fault() error {
 		head, _ := sn.db.Head()
 		s.record("crash n%d: raft last log %s commit %s, state head %d at raft index %d", sn.id, st["last_log_index"], st["commit_index"], head.Number, head.RaftIndex)
 		s.count(FaultCrash)
-		if err := sn.crash(s.net, s.rng, lossPercent); err != nil {
+		if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
 			s.record("crash n%d: shutdown: %v", sn.id, err)
 		}
 		s.inv.crashed(sn)
@@ -610,6 +599,8 @@ func (s *Sim) close() error {
 		synctest.Wait()
 		for _, m := range s.net.ready(time.Now().Add(time.Hour)) {
 			s.net.drop(m)
+		}
+		for s.net.failReset() {
 		}
 		select {
 		case <-done:
