@@ -3,6 +3,14 @@
 // store.DB.ApplyBlock, the leader's block Builder, a Pebble-backed Raft log
 // and stable store, checkpoint snapshots, and the commit-vote collector.
 //
+// Snapshots are Pebble checkpoints of the state database held by the
+// CheckpointStore on the database's file system (a Pebble vfs.FS: the
+// operating system's, or the cluster simulator's in-memory one). Start
+// restores the newest snapshot before Raft starts if the state is behind
+// it (an install whose restore failed or was cut short); a snapshot that a
+// failing disk keeps from being taken halts the FSM, as a failing apply
+// does, instead of ending the process.
+//
 // The Builder builds each block on its speculative head (the last block it
 // proposed, or the applied head) from the mempool, and checks it with
 // state.CheckBlock, the rules every node's FSM applies, before proposing

@@ -2,10 +2,8 @@ package consensus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,13 +45,11 @@ type Config struct {
 	SnapshotRetain int
 	// NoSync skips fsync in the Raft log (tests and benchmarks only).
 	NoSync bool
-	// FS is the file system of the Raft log (nil: the operating system's).
-	// With FS set, Dir/snapshots is not used: Snapshots must be set too,
-	// since the checkpoint store works on the operating system's files.
+	// FS is the file system of the Raft log and the snapshots (nil: the
+	// operating system's). It must be the state database's: a snapshot is
+	// a checkpoint of it, hard-linked into Dir/snapshots.
 	FS vfs.FS
-	// Snapshots replaces the checkpoint store in Dir/snapshots (the
-	// cluster simulator, whose nodes never snapshot, passes raft's
-	// in-memory store).
+	// Snapshots replaces the checkpoint store in Dir/snapshots (tests).
 	Snapshots raft.SnapshotStore
 	Logger    *slog.Logger
 	// LogLevel is the level below which Raft's own logs are dropped.
@@ -103,9 +99,6 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.FS != nil && cfg.Snapshots == nil {
-		return nil, errors.New("raft: a Config.FS needs Config.Snapshots (the checkpoint store uses the operating system's files)")
-	}
 	fs := cfg.FS
 	if fs == nil {
 		fs = vfs.Default
@@ -125,7 +118,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		if retain <= 0 {
 			retain = 2
 		}
-		if snaps, err = NewCheckpointStore(filepath.Join(cfg.Dir, "snapshots"), retain, cfg.Logger); err != nil {
+		if snaps, err = NewCheckpointStoreFS(fs, fs.PathJoin(cfg.Dir, "snapshots"), retain, cfg.Logger); err != nil {
 			logStore.Close()
 			return nil, err
 		}
@@ -173,6 +166,19 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		select {
 		case e.halts <- struct{}{}:
 		default:
+		}
+	}
+	restored, err := catchUpSnapshot(snaps, e.FSM, db, cfg.Logger)
+	if err != nil {
+		e.closeStores()
+		return nil, fmt.Errorf("raft: state behind the newest snapshot: %w", err)
+	}
+	if restored {
+		if err := pool.Resync(); err != nil {
+			cfg.Logger.Error("resync mempool after snapshot", "err", err)
+		}
+		if cfg.OnRestored != nil {
+			cfg.OnRestored()
 		}
 	}
 	e.FSM.onRestored = func() {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -190,7 +188,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.Halted(); err != nil {
 		return nil, err
 	}
-	return &fsmSnapshot{db: f.db}, nil
+	return &fsmSnapshot{db: f.db, fsm: f}, nil
 }
 
 // Restore implements raft.FSM: rc is a tar stream of a Pebble checkpoint
@@ -203,12 +201,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.Halted(); err != nil {
 		return err // a halted node takes no state from anyone until an operator acts
 	}
-	dir := f.db.Dir() + ".restore"
-	if err := os.RemoveAll(dir); err != nil {
+	fs, dir := f.db.FS(), f.db.Dir()+".restore"
+	if err := fs.RemoveAll(dir); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	if err := ExtractTar(rc, dir); err != nil {
-		os.RemoveAll(dir)
+	if err := ExtractTarFS(rc, fs, dir); err != nil {
+		fs.RemoveAll(dir)
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	if err := f.db.ReplaceWith(dir); err != nil {
@@ -221,11 +219,28 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot struct{ db *store.DB }
+type fsmSnapshot struct {
+	db  *store.DB
+	fsm *FSM
+}
 
 // Persist writes a Pebble checkpoint into the sink: directly into its data
 // directory for the CheckpointStore, as a tar stream otherwise.
-func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+//
+// The checkpoint first syncs the state database's WAL; on a failing disk
+// Pebble panics ("fatal commit error") in the goroutine that asked, here
+// raft's snapshot goroutine, which nothing recovers: the process would
+// end. Persist recovers it and halts the FSM, as Apply does for the same
+// panic, and the snapshot is not taken. Found by the cluster simulator's
+// disk-error fault once its nodes took snapshots.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sink.Cancel()
+			pe := &PanicError{What: "persisting a snapshot", Value: r, Stack: string(debug.Stack())}
+			err = s.fsm.halt(0, pe, pe.Stack)
+		}
+	}()
 	if cs, ok := sink.(*CheckpointSink); ok {
 		if err := s.db.Checkpoint(cs.DataDir()); err != nil {
 			sink.Cancel()
@@ -233,18 +248,20 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		}
 		return sink.Close()
 	}
-	tmp, err := os.MkdirTemp("", "tally-snapshot-")
-	if err != nil {
+	// Beside the database, on its file system: the checkpoint hard-links
+	// its files. Raft takes one snapshot at a time.
+	fs, tmp := s.db.FS(), s.db.Dir()+".persist"
+	if err := fs.RemoveAll(tmp); err != nil {
 		sink.Cancel()
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	dir := filepath.Join(tmp, "data")
+	defer fs.RemoveAll(tmp)
+	dir := fs.PathJoin(tmp, "data")
 	if err := s.db.Checkpoint(dir); err != nil {
 		sink.Cancel()
 		return err
 	}
-	if _, err := WriteTar(sink, dir); err != nil {
+	if _, err := WriteTarFS(sink, fs, dir); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("stream checkpoint: %w", err)
 	}

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,7 +18,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/errors/oserror"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/internal/durable"
 )
 
 // On-disk layout of a CheckpointStore:
@@ -30,6 +34,11 @@ import (
 // A snapshot directory only gets its final name by an atomic rename after its
 // data and meta.json have been fsynced, so a listed snapshot is always
 // complete; a crash leaves at most a .tmp directory, removed at the next open.
+//
+// The store works on a vfs.FS (Pebble's): the operating system's in a node,
+// an in-memory one that a crash may cut short in the cluster simulator
+// (internal/sim). It must be the file system of the state database, whose
+// checkpoints it holds (a checkpoint hard-links the database's files).
 const (
 	tmpSuffix   = ".tmp"
 	metaName    = "meta.json"
@@ -54,6 +63,7 @@ const (
 // Methods are safe for concurrent use. A snapshot being streamed by Open is
 // not deleted by retention until its reader is closed.
 type CheckpointStore struct {
+	fs     vfs.FS
 	dir    string
 	retain int
 	logger *slog.Logger
@@ -64,10 +74,16 @@ type CheckpointStore struct {
 
 var _ raft.SnapshotStore = (*CheckpointStore)(nil)
 
-// NewCheckpointStore opens (creating if needed) a store in dir that keeps the
-// retain newest snapshots. Leftover .tmp directories from a crash are removed.
-// A nil logger means slog.Default().
+// NewCheckpointStore opens (creating if needed) a store in dir, on the
+// operating system's file system, that keeps the retain newest snapshots.
+// Leftover .tmp directories from a crash are removed. A nil logger means
+// slog.Default().
 func NewCheckpointStore(dir string, retain int, logger *slog.Logger) (*CheckpointStore, error) {
+	return NewCheckpointStoreFS(vfs.Default, dir, retain, logger)
+}
+
+// NewCheckpointStoreFS is NewCheckpointStore on the file system fs.
+func NewCheckpointStoreFS(fs vfs.FS, dir string, retain int, logger *slog.Logger) (*CheckpointStore, error) {
 	if retain < 1 {
 		return nil, fmt.Errorf("snapshotstore: retain must be at least 1, got %d", retain)
 	}
@@ -75,28 +91,31 @@ func NewCheckpointStore(dir string, retain int, logger *slog.Logger) (*Checkpoin
 		logger = slog.Default()
 	}
 	s := &CheckpointStore{
+		fs:      fs,
 		dir:     dir,
 		retain:  retain,
 		logger:  logger.With("component", "snapshotstore"),
 		readers: make(map[string]int),
 	}
-	if err := os.MkdirAll(dir, dirPerm); err != nil {
+	// The directory's entry in its parent is synced too: a snapshot in a
+	// directory a crash forgets is lost with the Raft log it replaced.
+	if err := durable.MkdirAllPerm(fs, dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("snapshotstore: create %s: %w", dir, err)
 	}
-	entries, err := os.ReadDir(dir)
+	names, err := listSorted(fs, dir)
 	if err != nil {
 		return nil, fmt.Errorf("snapshotstore: read %s: %w", dir, err)
 	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), tmpSuffix) {
-			p := filepath.Join(dir, e.Name())
+	for _, name := range names {
+		if strings.HasSuffix(name, tmpSuffix) {
+			p := fs.PathJoin(dir, name)
 			s.logger.Warn("removing incomplete snapshot", "path", p)
-			if err := os.RemoveAll(p); err != nil {
+			if err := fs.RemoveAll(p); err != nil {
 				return nil, fmt.Errorf("snapshotstore: remove incomplete snapshot %s: %w", p, err)
 			}
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(fs, dir); err != nil {
 		return nil, fmt.Errorf("snapshotstore: open %s: %w", dir, err)
 	}
 	if err := s.reap(); err != nil {
@@ -119,22 +138,30 @@ func (s *CheckpointStore) Create(version raft.SnapshotVersion, index, term uint6
 	// snapshots of the same index within one millisecond get the next one.
 	ms := time.Now().UnixMilli()
 	var id, tmp string
+	// mu keeps two Creates of this store from picking one name (vfs.FS
+	// has no exclusive mkdir).
+	s.mu.Lock()
 	for {
 		id = fmt.Sprintf("%d-%d-%d", term, index, ms)
-		tmp = filepath.Join(s.dir, id+tmpSuffix)
-		if _, err := os.Lstat(filepath.Join(s.dir, id)); errors.Is(err, fs.ErrNotExist) {
-			err = os.Mkdir(tmp, dirPerm)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, fs.ErrExist) {
+		tmp = s.fs.PathJoin(s.dir, id+tmpSuffix)
+		free, err := absent(s.fs, s.fs.PathJoin(s.dir, id))
+		if err == nil && free {
+			free, err = absent(s.fs, tmp)
+		}
+		if err != nil {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("snapshotstore: create snapshot %s: %w", id, err)
+		}
+		if free {
+			if err := s.fs.MkdirAll(tmp, dirPerm); err != nil {
+				s.mu.Unlock()
 				return nil, fmt.Errorf("snapshotstore: create snapshot %s: %w", id, err)
 			}
-		} else if err != nil {
-			return nil, fmt.Errorf("snapshotstore: create snapshot %s: %w", id, err)
+			break
 		}
 		ms++
 	}
+	s.mu.Unlock()
 	s.logger.Info("creating snapshot", "id", id, "term", term, "index", index)
 	return &CheckpointSink{
 		store: s,
@@ -153,19 +180,22 @@ func (s *CheckpointStore) Create(version raft.SnapshotVersion, index, term uint6
 // List returns the complete snapshots, newest first (by term, index, then
 // creation time). Each meta's Size is what Open will stream.
 func (s *CheckpointStore) List() ([]*raft.SnapshotMeta, error) {
-	entries, err := os.ReadDir(s.dir)
+	names, err := listSorted(s.fs, s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("snapshotstore: list %s: %w", s.dir, err)
 	}
 	var metas []*raft.SnapshotMeta
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasSuffix(e.Name(), tmpSuffix) {
+	for _, name := range names {
+		if strings.HasSuffix(name, tmpSuffix) {
 			continue
 		}
-		meta, err := s.readMeta(e.Name())
+		if fi, err := lstat(s.fs, s.fs.PathJoin(s.dir, name)); err != nil || !fi.IsDir() {
+			continue
+		}
+		meta, err := s.readMeta(name)
 		if err != nil {
 			// Not ours or damaged by hand; never hand it to raft.
-			s.logger.Warn("ignoring unreadable snapshot", "id", e.Name(), "error", err)
+			s.logger.Warn("ignoring unreadable snapshot", "id", name, "error", err)
 			continue
 		}
 		metas = append(metas, meta)
@@ -199,8 +229,8 @@ func (s *CheckpointStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, er
 	s.readers[id]++
 	s.mu.Unlock()
 
-	dataDir := filepath.Join(s.dir, id, dataDirName)
-	entries, size, err := tarPlan(dataDir)
+	dataDir := s.fs.PathJoin(s.dir, id, dataDirName)
+	entries, size, err := tarPlan(s.fs, dataDir)
 	if err == nil && size != meta.Size {
 		err = fmt.Errorf("data is %d tar bytes but meta.json says %d; snapshot changed on disk", size, meta.Size)
 	}
@@ -212,10 +242,23 @@ func (s *CheckpointStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, er
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, err := writeTarPlan(pw, dataDir, entries)
+		_, err := writeTarPlan(pw, s.fs, dataDir, entries)
 		pw.CloseWithError(err) // nil -> EOF for the reader
 	}()
 	return meta, &snapshotReader{pr: pr, done: done, release: func() { s.release(id) }}, nil
+}
+
+// DataDir returns the directory holding complete snapshot id's tree (a
+// Pebble checkpoint of the state database), to be read in place and never
+// written.
+func (s *CheckpointStore) DataDir(id string) (string, error) {
+	if !validID(id) {
+		return "", fmt.Errorf("snapshotstore: snapshot %q: invalid id", id)
+	}
+	if _, err := s.readMeta(id); err != nil {
+		return "", fmt.Errorf("snapshotstore: snapshot %s: %w", id, err)
+	}
+	return s.fs.PathJoin(s.dir, id, dataDirName), nil
 }
 
 // release drops one Open reference and applies retention deferred by it.
@@ -248,10 +291,10 @@ func (s *CheckpointStore) reap() error {
 		if s.readers[m.ID] > 0 {
 			continue
 		}
-		from := filepath.Join(s.dir, m.ID)
+		from := s.fs.PathJoin(s.dir, m.ID)
 		to := from + ".reap" + tmpSuffix
-		if err := os.Rename(from, to); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
+		if err := s.fs.Rename(from, to); err != nil {
+			if oserror.IsNotExist(err) {
 				continue // reaped concurrently
 			}
 			s.mu.Unlock()
@@ -262,7 +305,7 @@ func (s *CheckpointStore) reap() error {
 	}
 	s.mu.Unlock()
 	for _, p := range doomed {
-		if err := os.RemoveAll(p); err != nil {
+		if err := s.fs.RemoveAll(p); err != nil {
 			return fmt.Errorf("snapshotstore: reap %s: %w", p, err)
 		}
 	}
@@ -270,7 +313,7 @@ func (s *CheckpointStore) reap() error {
 }
 
 func (s *CheckpointStore) readMeta(id string) (*raft.SnapshotMeta, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, id, metaName))
+	b, err := readFile(s.fs, s.fs.PathJoin(s.dir, id, metaName))
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +416,7 @@ func (k *CheckpointSink) DataDir() string {
 	if k.mode == sinkUnused {
 		k.mode = sinkDir
 	}
-	return filepath.Join(k.tmp, dataDirName)
+	return k.store.fs.PathJoin(k.tmp, dataDirName)
 }
 
 // Write receives part of a tar stream (the format Open produces) and extracts
@@ -392,9 +435,9 @@ func (k *CheckpointSink) Write(p []byte) (int, error) {
 		pr, pw := io.Pipe()
 		k.pw = pw
 		k.extractC = make(chan error, 1)
-		dataDir := filepath.Join(k.tmp, dataDirName)
+		dataDir := k.store.fs.PathJoin(k.tmp, dataDirName)
 		go func() {
-			err := ExtractTar(pr, dataDir)
+			err := ExtractTarFS(pr, k.store.fs, dataDir)
 			if err == nil {
 				// Keep Write from blocking on trailing padding.
 				_, err = io.Copy(io.Discard, pr)
@@ -430,7 +473,7 @@ func (k *CheckpointSink) Close() error {
 	}
 	k.done = true
 	if err := k.finish(); err != nil {
-		_ = os.RemoveAll(k.tmp)
+		_ = k.store.fs.RemoveAll(k.tmp)
 		k.closeErr = fmt.Errorf("snapshotstore: close snapshot %s: %w", k.meta.ID, err)
 		return k.closeErr
 	}
@@ -449,11 +492,12 @@ func (k *CheckpointSink) finish() error {
 			return fmt.Errorf("extract: %w", err)
 		}
 	}
-	dataDir := filepath.Join(k.tmp, dataDirName)
-	fi, err := os.Lstat(dataDir)
+	fs := k.store.fs
+	dataDir := fs.PathJoin(k.tmp, dataDirName)
+	fi, err := lstat(fs, dataDir)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.Mkdir(dataDir, dirPerm); err != nil {
+	case oserror.IsNotExist(err):
+		if err := fs.MkdirAll(dataDir, dirPerm); err != nil {
 			return err
 		}
 	case err != nil:
@@ -461,10 +505,10 @@ func (k *CheckpointSink) finish() error {
 	case !fi.IsDir():
 		return fmt.Errorf("%s is not a directory", dataDir)
 	}
-	if err := syncTree(dataDir); err != nil {
+	if err := syncTree(fs, dataDir); err != nil {
 		return err
 	}
-	_, size, err := tarPlan(dataDir)
+	_, size, err := tarPlan(fs, dataDir)
 	if err != nil {
 		return err
 	}
@@ -473,16 +517,16 @@ func (k *CheckpointSink) finish() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(k.tmp, metaName), b); err != nil {
+	if err := writeFileSync(fs, fs.PathJoin(k.tmp, metaName), b); err != nil {
 		return err
 	}
-	if err := syncDir(k.tmp); err != nil {
+	if err := syncDir(fs, k.tmp); err != nil {
 		return err
 	}
-	if err := os.Rename(k.tmp, filepath.Join(k.store.dir, k.meta.ID)); err != nil {
+	if err := fs.Rename(k.tmp, fs.PathJoin(k.store.dir, k.meta.ID)); err != nil {
 		return err
 	}
-	return syncDir(k.store.dir)
+	return syncDir(fs, k.store.dir)
 }
 
 // Cancel discards the snapshot. It is a no-op after Close.
@@ -497,60 +541,89 @@ func (k *CheckpointSink) Cancel() error {
 		_ = k.pw.CloseWithError(errors.New("snapshot canceled"))
 		<-k.extractC
 	}
-	if err := os.RemoveAll(k.tmp); err != nil {
+	if err := k.store.fs.RemoveAll(k.tmp); err != nil {
 		return fmt.Errorf("snapshotstore: cancel snapshot %s: %w", k.meta.ID, err)
 	}
 	k.store.logger.Info("snapshot canceled", "id", k.meta.ID)
 	return nil
 }
 
-// WriteTar writes the tree under dir to w as an uncompressed tar and returns
-// the bytes written. Output is a function of names and file contents only:
-// entries in lexical path order, fixed modes (0755 dirs, 0644 files), zero
-// owners and a zero (1970) mtime, so equal trees give equal bytes and the size
-// is predictable from file sizes. dir itself is not an entry. Only regular
-// files and directories are allowed; anything else is an error.
+// WriteTar writes the tree under dir (on the operating system's file
+// system) to w as an uncompressed tar and returns the bytes written. Output
+// is a function of names and file contents only: entries in lexical path
+// order, fixed modes (0755 dirs, 0644 files), zero owners and a zero (1970)
+// mtime, so equal trees give equal bytes and the size is predictable from
+// file sizes. dir itself is not an entry. Only regular files and directories
+// are allowed; anything else is an error.
 func WriteTar(w io.Writer, dir string) (int64, error) {
-	entries, _, err := tarPlan(dir)
+	return WriteTarFS(w, vfs.Default, dir)
+}
+
+// WriteTarFS is WriteTar of a tree on the file system fs.
+func WriteTarFS(w io.Writer, fs vfs.FS, dir string) (int64, error) {
+	entries, _, err := tarPlan(fs, dir)
 	if err != nil {
 		return 0, fmt.Errorf("snapshotstore: write tar of %s: %w", dir, err)
 	}
-	n, err := writeTarPlan(w, dir, entries)
+	n, err := writeTarPlan(w, fs, dir, entries)
 	if err != nil {
 		return n, fmt.Errorf("snapshotstore: write tar of %s: %w", dir, err)
 	}
 	return n, nil
 }
 
-// tarPlan lists the headers WriteTar will emit for dir and the exact size of
-// the resulting stream, without reading file contents.
-func tarPlan(dir string) ([]*tar.Header, int64, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer root.Close()
-	var hdrs []*tar.Header
-	var size int64
-	err = fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+// walkTree calls fn for every entry under dir (dir itself excluded), with
+// its slash-separated name relative to dir, in lexical order of each
+// directory's names, a directory before its contents (fs.WalkDir's order).
+// Symbolic links are reported as such, not followed.
+func walkTree(fs vfs.FS, dir string, fn func(name string, fi os.FileInfo) error) error {
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		names, err := listSorted(fs, fs.PathJoin(dir, filepath.FromSlash(rel)))
 		if err != nil {
 			return err
 		}
-		if name == "." {
-			return nil
-		}
-		hdr := &tar.Header{ModTime: time.Unix(0, 0)}
-		switch {
-		case d.IsDir():
-			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", dirPerm
-		case d.Type().IsRegular():
-			fi, err := d.Info()
+		for _, n := range names {
+			name := path.Join(rel, n)
+			fi, err := lstat(fs, fs.PathJoin(dir, filepath.FromSlash(name)))
 			if err != nil {
 				return err
 			}
+			if err := fn(name, fi); err != nil {
+				return err
+			}
+			if fi.IsDir() {
+				if err := walk(name); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	fi, err := lstat(fs, dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return walk("")
+}
+
+// tarPlan lists the headers WriteTar will emit for dir and the exact size of
+// the resulting stream, without reading file contents.
+func tarPlan(fs vfs.FS, dir string) ([]*tar.Header, int64, error) {
+	var hdrs []*tar.Header
+	var size int64
+	err := walkTree(fs, dir, func(name string, fi os.FileInfo) error {
+		hdr := &tar.Header{ModTime: time.Unix(0, 0)}
+		switch {
+		case fi.IsDir():
+			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", dirPerm
+		case fi.Mode().IsRegular():
 			hdr.Typeflag, hdr.Name, hdr.Mode, hdr.Size = tar.TypeReg, name, filePerm, fi.Size()
 		default:
-			return fmt.Errorf("%s: unsupported file type %v", name, d.Type())
+			return fmt.Errorf("%s: unsupported file type %v", name, fi.Mode().Type())
 		}
 		// A header's encoding does not depend on earlier entries, so
 		// measuring it with a throwaway writer gives the exact length.
@@ -575,12 +648,7 @@ func blockPad(n int64) int64 { return (n + tarBlock - 1) / tarBlock * tarBlock }
 // writeTarPlan streams the entries of a plan. A file whose size changed since
 // planning is an error, so the stream never silently disagrees with the
 // planned size.
-func writeTarPlan(w io.Writer, dir string, hdrs []*tar.Header) (int64, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return 0, err
-	}
-	defer root.Close()
+func writeTarPlan(w io.Writer, fs vfs.FS, dir string, hdrs []*tar.Header) (int64, error) {
 	cw := &countingWriter{w: w}
 	tw := tar.NewWriter(cw)
 	for _, hdr := range hdrs {
@@ -590,7 +658,7 @@ func writeTarPlan(w io.Writer, dir string, hdrs []*tar.Header) (int64, error) {
 		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
-		if err := copyFileExact(tw, root, hdr); err != nil {
+		if err := copyFileExact(tw, fs, dir, hdr); err != nil {
 			return cw.n, err
 		}
 	}
@@ -600,14 +668,21 @@ func writeTarPlan(w io.Writer, dir string, hdrs []*tar.Header) (int64, error) {
 	return cw.n, nil
 }
 
-func copyFileExact(tw *tar.Writer, root *os.Root, hdr *tar.Header) error {
-	f, err := root.Open(hdr.Name)
+func copyFileExact(tw *tar.Writer, fs vfs.FS, dir string, hdr *tar.Header) error {
+	p := fs.PathJoin(dir, filepath.FromSlash(hdr.Name))
+	fi, err := lstat(fs, p)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != hdr.Size {
+		return fmt.Errorf("%s: changed while being archived", hdr.Name)
+	}
+	f, err := fs.Open(p)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	if fi, err = f.Stat(); err != nil {
 		return err
 	}
 	if !fi.Mode().IsRegular() || fi.Size() != hdr.Size {
@@ -619,21 +694,23 @@ func copyFileExact(tw *tar.Writer, root *os.Root, hdr *tar.Header) error {
 	return nil
 }
 
-// ExtractTar extracts a tar stream into dir (created if missing) and fsyncs
-// what it wrote, so the tree is durable when it returns nil. It accepts only
-// regular files and directories with relative, "..-free" names, and refuses to
-// overwrite an existing file; all access goes through an os.Root, so nothing
-// outside dir is ever touched. On error dir may hold a partial tree; the
-// caller removes it.
+// ExtractTar extracts a tar stream into dir (created if missing) on the
+// operating system's file system and fsyncs what it wrote, so the tree is
+// durable when it returns nil. It accepts only regular files and directories
+// with relative, "..-free" names, refuses to overwrite an existing file and
+// to go through a symbolic link found in dir, so nothing outside dir is ever
+// touched. On error dir may hold a partial tree; the caller removes it.
 func ExtractTar(r io.Reader, dir string) error {
-	if err := os.MkdirAll(dir, dirPerm); err != nil {
+	return ExtractTarFS(r, vfs.Default, dir)
+}
+
+// ExtractTarFS is ExtractTar into a directory of the file system fs. dir's
+// own entry in its parent is synced too, so that the tree is reachable after
+// a crash.
+func ExtractTarFS(r io.Reader, fs vfs.FS, dir string) error {
+	if err := durable.MkdirAllPerm(fs, dir, dirPerm); err != nil {
 		return fmt.Errorf("snapshotstore: extract tar: %w", err)
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("snapshotstore: extract tar: %w", err)
-	}
-	defer root.Close()
 	dirs := map[string]struct{}{".": {}}
 	tr := tar.NewReader(r)
 	for {
@@ -658,26 +735,52 @@ func ExtractTar(r io.Reader, dir string) error {
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := root.MkdirAll(name, dirPerm); err != nil {
+			if err := mkdirInside(fs, dir, name); err != nil {
 				return fmt.Errorf("snapshotstore: extract tar into %s: %w", dir, err)
 			}
 			addDirs(dirs, name)
 		case tar.TypeReg:
 			parent := path.Dir(name)
-			if err := root.MkdirAll(parent, dirPerm); err != nil {
+			if err := mkdirInside(fs, dir, parent); err != nil {
 				return fmt.Errorf("snapshotstore: extract tar into %s: %w", dir, err)
 			}
 			addDirs(dirs, parent)
-			if err := extractFile(root, name, tr); err != nil {
+			if err := extractFile(fs, fs.PathJoin(dir, filepath.FromSlash(name)), tr); err != nil {
 				return fmt.Errorf("snapshotstore: extract tar into %s: %s: %w", dir, name, err)
 			}
 		default:
 			return fmt.Errorf("snapshotstore: extract tar into %s: %s: unsupported entry type %q", dir, hdr.Name, hdr.Typeflag)
 		}
 	}
-	for d := range dirs {
-		if err := syncRootDir(root, d); err != nil {
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		if err := syncDir(fs, fs.PathJoin(dir, filepath.FromSlash(d))); err != nil {
 			return fmt.Errorf("snapshotstore: extract tar into %s: sync %s: %w", dir, d, err)
+		}
+	}
+	return nil
+}
+
+// mkdirInside creates the directory name (slash-separated, relative, checked
+// by tarEntryName) and its missing parents inside dir, refusing to pass
+// through anything that is not a directory (a symbolic link planted in dir
+// could lead outside it).
+func mkdirInside(fs vfs.FS, dir, name string) error {
+	p := dir
+	for _, elem := range strings.Split(name, "/") {
+		if elem == "." {
+			continue
+		}
+		p = fs.PathJoin(p, elem)
+		fi, err := lstat(fs, p)
+		switch {
+		case oserror.IsNotExist(err):
+			if err := fs.MkdirAll(p, dirPerm); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case !fi.IsDir():
+			return fmt.Errorf("%s: not a directory", name)
 		}
 	}
 	return nil
@@ -714,8 +817,14 @@ func tarEntryName(hdr *tar.Header) (string, error) {
 	return name, nil
 }
 
-func extractFile(root *os.Root, name string, r io.Reader) error {
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+// extractFile creates the file p, which must not exist, from r and syncs it.
+func extractFile(fs vfs.FS, p string, r io.Reader) error {
+	if _, err := lstat(fs, p); err == nil {
+		return fmt.Errorf("%s: %w", p, oserror.ErrExist)
+	} else if !oserror.IsNotExist(err) {
+		return err
+	}
+	f, err := fs.Create(p, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
@@ -746,31 +855,30 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // syncTree fsyncs every file and directory under dir, dir included.
-func syncTree(dir string) error {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
+func syncTree(fs vfs.FS, dir string) error {
+	if err := walkTree(fs, dir, func(name string, fi os.FileInfo) error {
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s: unsupported file type %v", name, fi.Mode().Type())
+		}
+		return syncFile(fs, fs.PathJoin(dir, filepath.FromSlash(name)), fi.IsDir())
+	}); err != nil {
 		return err
 	}
-	defer root.Close()
-	return fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && !d.Type().IsRegular() {
-			return fmt.Errorf("%s: unsupported file type %v", name, d.Type())
-		}
-		return syncRootDir(root, name)
-	})
+	return syncDir(fs, dir)
 }
 
-// syncRootDir fsyncs the file or directory name inside root.
-func syncRootDir(root *os.Root, name string) error { return syncClose(root.Open(name)) }
-
 // syncDir fsyncs a directory, so renames and creations in it are durable.
-func syncDir(dir string) error { return syncClose(os.Open(dir)) }
+func syncDir(fs vfs.FS, dir string) error { return syncFile(fs, dir, true) }
 
-// syncClose fsyncs and closes a file just opened (or returns its open error).
-func syncClose(f *os.File, err error) error {
+// syncFile fsyncs the file or directory p.
+func syncFile(fs vfs.FS, p string, isDir bool) error {
+	var f vfs.File
+	var err error
+	if isDir {
+		f, err = fs.OpenDir(p)
+	} else {
+		f, err = fs.Open(p)
+	}
 	if err != nil {
 		return err
 	}
@@ -781,8 +889,8 @@ func syncClose(f *os.File, err error) error {
 	return f.Close()
 }
 
-func writeFileSync(name string, b []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
+func writeFileSync(fs vfs.FS, name string, b []byte) error {
+	f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
@@ -795,4 +903,43 @@ func writeFileSync(name string, b []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+func readFile(fs vfs.FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// listSorted lists dir's names in lexical order.
+func listSorted(fs vfs.FS, dir string) ([]string, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// lstat is fs.Stat without following a final symbolic link. vfs.FS has no
+// Lstat; of the file systems the store runs on only the operating system's
+// has symbolic links, and the store refuses them (a snapshot cannot stream
+// one, and one planted where a snapshot is extracted could lead outside).
+func lstat(fs vfs.FS, name string) (os.FileInfo, error) {
+	if vfs.Root(fs) == vfs.Default {
+		return os.Lstat(name)
+	}
+	return fs.Stat(name)
+}
+
+// absent reports whether nothing is at name.
+func absent(fs vfs.FS, name string) (bool, error) {
+	_, err := lstat(fs, name)
+	if oserror.IsNotExist(err) {
+		return true, nil
+	}
+	return false, err
 }

@@ -259,6 +259,10 @@ func (d *DB) Close() error {
 // Dir is the database directory.
 func (d *DB) Dir() string { return d.dir }
 
+// FS is the file system the database lives on (Options.FS, or the
+// operating system's): snapshots of it are taken and installed there.
+func (d *DB) FS() vfs.FS { return d.opts.fs() }
+
 // Checkpoint writes a consistent copy of the database into dir, which must
 // not exist. It is safe concurrently with ApplyBlock.
 func (d *DB) Checkpoint(dir string) error {

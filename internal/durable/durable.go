@@ -5,6 +5,7 @@ package durable
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/cockroachdb/errors/oserror"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -18,7 +19,11 @@ import (
 // and the node would come back with no Raft state: no log, no vote, a
 // fresh bootstrap (found by the cluster simulator, seeds 2, 5 and 12); and
 // a data dir created by the node's first start could vanish whole.
-func MkdirAll(fs vfs.FS, dir string) error {
+func MkdirAll(fs vfs.FS, dir string) error { return MkdirAllPerm(fs, dir, 0o700) }
+
+// MkdirAllPerm is MkdirAll creating the directories with perm (before the
+// umask).
+func MkdirAllPerm(fs vfs.FS, dir string, perm os.FileMode) error {
 	var created []string
 	for d := dir; ; d = fs.PathDir(d) {
 		if _, err := fs.Stat(d); err == nil {
@@ -31,7 +36,7 @@ func MkdirAll(fs vfs.FS, dir string) error {
 			break
 		}
 	}
-	if err := fs.MkdirAll(dir, 0o700); err != nil {
+	if err := fs.MkdirAll(dir, perm); err != nil {
 		return err
 	}
 	for _, d := range created {

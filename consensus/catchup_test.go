@@ -1,0 +1,96 @@
+package consensus
+
+import (
+	"io"
+	"math/big"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/store"
+)
+
+// installOnly gives store the snapshot of leader's state at raft index
+// index the way raft installs one from the leader (a tar stream into a
+// sink, closed), without the FSM.Restore that follows: what a crash (or a
+// failing disk) between the two leaves behind. It returns the snapshot ID.
+func installOnly(t *testing.T, leader *fsmEnv, store *CheckpointStore, index uint64) string {
+	t.Helper()
+	src, err := NewCheckpointStore(t.TempDir(), 1, testLogger(t))
+	must(t, err)
+	snap, err := leader.fsm.Snapshot()
+	must(t, err)
+	sink, err := src.Create(1, index, 1, raft.Configuration{}, 1, nil)
+	must(t, err)
+	must(t, snap.Persist(sink))
+	meta, rc, err := src.Open(sink.ID())
+	must(t, err)
+	defer rc.Close()
+	in, err := store.Create(1, index, meta.Term, raft.Configuration{}, 1, nil)
+	must(t, err)
+	if _, err := io.Copy(in, rc); err != nil {
+		t.Fatal(err)
+	}
+	must(t, in.Close())
+	return in.ID()
+}
+
+// TestCatchUpSnapshotInstallCutShort: a snapshot installed into the store
+// whose restore never ran is restored before raft starts, so the state is
+// not left behind the index raft resumes from (the cluster simulator's seed
+// 9: the node halted at the first block after the snapshot). The snapshot
+// stays streamable (reading its head in place changes nothing), and a
+// state already at the snapshot's head is left alone, even when the
+// snapshot's index is past its last block (entries that were no blocks).
+func TestCatchUpSnapshotInstallCutShort(t *testing.T) {
+	leader := newFSMEnv(t)
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	for i := 0; i < 4; i++ {
+		leader.apply(leader.block(val, 3))
+	}
+
+	// The follower lives on an in-memory file system, as in the simulator.
+	fs := vfs.NewMem()
+	db, err := store.Open("/state", store.Options{FS: fs, NoSync: true})
+	must(t, err)
+	defer db.Close()
+	must(t, db.InitGenesis(genesis.Dev()))
+	fsm := NewFSM(db, chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 64), testLogger(t), nil, nil)
+	snaps, err := NewCheckpointStoreFS(fs, "/raft/snapshots", 2, testLogger(t))
+	must(t, err)
+
+	id := installOnly(t, leader, snaps, leader.index)
+	restored, err := catchUpSnapshot(snaps, fsm, db, testLogger(t))
+	must(t, err)
+	lh, _ := leader.db.Head()
+	fh, _ := db.Head()
+	if !restored || fh != lh {
+		t.Fatalf("restored %v, follower head %+v, want the snapshot's %+v", restored, fh, lh)
+	}
+	// Still streamable: its size is what its meta.json says.
+	meta, rc, err := snaps.Open(id)
+	must(t, err)
+	n, err := io.Copy(io.Discard, rc)
+	must(t, err)
+	must(t, rc.Close())
+	if n != meta.Size {
+		t.Fatalf("snapshot streams %d bytes, meta says %d", n, meta.Size)
+	}
+
+	// Nothing to do at the snapshot's head, whether the snapshot's index is
+	// the state's last block or past it.
+	for _, index := range []uint64{leader.index, leader.index + 3} {
+		installOnly(t, leader, snaps, index)
+		restored, err := catchUpSnapshot(snaps, fsm, db, testLogger(t))
+		must(t, err)
+		if restored {
+			t.Fatalf("snapshot at raft index %d restored again over a state at its head", index)
+		}
+	}
+	if fh2, _ := db.Head(); fh2 != lh {
+		t.Fatalf("head moved to %+v", fh2)
+	}
+}
