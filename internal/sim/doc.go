@@ -16,6 +16,10 @@
 // log disk, a slow disk (fs.go),
 // governance adding or removing a validator, which the leader's
 // node.Membership, the node's own reconciler, follows in Raft).
+// Nodes take Raft snapshots with the node's checkpoint store and a node
+// left behind the leader's log is restored by InstallSnapshot
+// (snapshot.go). What keeps a seed's run the same each time is in
+// repro.go.
 // After every step it checks DESIGN.md's invariants (invariants.go). A
 // failing run returns an error with the last events and the command that
 // replays its seed.

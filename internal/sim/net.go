@@ -1,10 +1,10 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -38,6 +38,7 @@ type message struct {
 	kind               string
 	// A request carries cmd and the caller's done; an answer carries resp.
 	cmd       any
+	data      []byte        // the stream following cmd (InstallSnapshot's)
 	votes     []*chain.Vote // a one-way vote message (no answer)
 	queuedAt  time.Time     // when a vote message was queued (mergeVotes)
 	done      chan raft.RPCResponse
@@ -154,6 +155,12 @@ func parseAddr(a raft.ServerAddress) (int, error) {
 
 // call queues a request from ep to target and waits for its answer.
 func (ep *endpoint) call(target raft.ServerAddress, kind string, cmd any) (any, error) {
+	return ep.callWith(target, kind, cmd, nil)
+}
+
+// callWith is call with data, the stream that follows the request (an
+// installed snapshot's).
+func (ep *endpoint) callWith(target raft.ServerAddress, kind string, cmd any, data []byte) (any, error) {
 	to, err := parseAddr(target)
 	if err != nil {
 		return nil, err
@@ -174,7 +181,7 @@ func (ep *endpoint) call(target raft.ServerAddress, kind string, cmd any) (any, 
 		toEpoch = n.eps[to].epoch
 	}
 	n.seq++
-	n.queue = append(n.queue, &message{seq: n.seq, from: ep.id, to: to, fromEpoch: ep.epoch, toEpoch: toEpoch, kind: kind, cmd: cmd, done: done})
+	n.queue = append(n.queue, &message{seq: n.seq, from: ep.id, to: to, fromEpoch: ep.epoch, toEpoch: toEpoch, kind: kind, cmd: cmd, data: data, done: done})
 	n.mu.Unlock()
 	timer := time.NewTimer(rpcTimeout)
 	defer timer.Stop()
@@ -258,6 +265,9 @@ func (n *network) deliver(m *message) bool {
 	}
 	respCh := make(chan raft.RPCResponse, 1)
 	rpc := raft.RPC{Command: m.cmd, RespChan: respCh}
+	if m.data != nil {
+		rpc.Reader = bytes.NewReader(m.data)
+	}
 	go func() {
 		select {
 		case ep.consumer <- rpc:
@@ -422,12 +432,6 @@ func (ep *endpoint) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, a
 	}
 	*resp = *out.(*raft.RequestPreVoteResponse)
 	return nil
-}
-
-// InstallSnapshot implements raft.Transport. Simulated nodes never take
-// snapshots (their threshold is out of reach), so none is ever sent.
-func (ep *endpoint) InstallSnapshot(raft.ServerID, raft.ServerAddress, *raft.InstallSnapshotRequest, *raft.InstallSnapshotResponse, io.Reader) error {
-	return errors.New("sim: snapshots are not simulated")
 }
 
 // TimeoutNow implements raft.Transport (leadership transfer).

@@ -58,6 +58,7 @@ type simNode struct {
 	bootstrap []raft.Server
 	ids       *simIDs
 	seed      uint64 // the run's, for relayJitter
+	snaps     snapStats
 
 	db      *store.DB
 	pool    *mempool.Pool
@@ -80,12 +81,11 @@ type simNode struct {
 }
 
 // nodeConfig is the node configuration every simulated node runs: the
-// node's defaults (node.DefaultConfig) with snapshots out of reach, since
-// the checkpoint store works on the operating system's files.
+// node's defaults (node.DefaultConfig) with snapshots taken often enough
+// to happen in a run (snapshotConfig).
 func nodeConfig() node.Config {
 	c := node.DefaultConfig()
-	c.Raft.SnapshotThreshold = 1 << 62
-	c.Raft.SnapshotInterval = node.Duration(24 * time.Hour)
+	snapshotConfig(&c)
 	return c
 }
 
@@ -137,10 +137,17 @@ func (sn *simNode) start(net *network) error {
 		net.heights[sn.id].Store(head.Number)
 	}
 	rc, bc := sn.cfg.Raft, sn.cfg.Builder
+	epoch := sn.epoch
+	snaps, err := sn.openSnapshots()
+	if err != nil {
+		net.detach(sn.id)
+		db.Close()
+		return err
+	}
 	sn.engine, err = consensus.Start(consensus.Config{
 		Dir:       raftDir,
 		FS:        sn.disk(raftDir),
-		Snapshots: raft.NewInmemSnapshotStore(),
+		Snapshots: snaps,
 		LocalID:   raft.ServerID(addr(sn.id)),
 		Transport: sn.ep,
 		Bootstrap: sn.bootstrap,
@@ -163,7 +170,10 @@ func (sn *simNode) start(net *network) error {
 		TrailingLogs:       rc.TrailingLogs,
 		Logger:             sn.log,
 		LogLevel:           slog.LevelError,
-		OnRestored:         sn.votes.Restored,
+		OnRestored: func() {
+			sn.votes.Restored()
+			sn.snaps.restored(epoch)
+		},
 		OnApplied: func(a *store.Applied) {
 			sn.votes.Applied(a)
 			sn.members.Kick()

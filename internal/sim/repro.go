@@ -147,6 +147,8 @@ func msgKey(m *message) string {
 			return fmt.Sprintf("%d %t", r.Term, r.Granted)
 		case *raft.RequestPreVoteResponse:
 			return fmt.Sprintf("%d %t", r.Term, r.Granted)
+		case *raft.InstallSnapshotResponse:
+			return fmt.Sprintf("%d %t", r.Term, r.Success)
 		}
 		return fmt.Sprintf("%v", m.resp.Error)
 	}
@@ -159,6 +161,8 @@ func msgKey(m *message) string {
 		return fmt.Sprintf("%d %d %d %d %d", c.Term, c.PrevLogEntry, last, len(c.Entries), c.LeaderCommitIndex)
 	case *raft.RequestVoteRequest:
 		return fmt.Sprintf("%d %d %d %t", c.Term, c.LastLogIndex, c.LastLogTerm, c.LeadershipTransfer)
+	case *raft.InstallSnapshotRequest:
+		return fmt.Sprintf("%d %d %d %d", c.Term, c.LastLogIndex, c.LastLogTerm, c.Size)
 	case *raft.RequestPreVoteRequest:
 		return fmt.Sprintf("%d %d %d", c.Term, c.LastLogIndex, c.LastLogTerm)
 	}

@@ -68,6 +68,11 @@ type Result struct {
 	// Certs counts the commit certificates the canonical chain carries
 	// (the vote collection at work).
 	Certs int
+	// Snapshots counts the Raft snapshots nodes took, Installs those a
+	// leader sent that a node installed (FSM.Restore), Rejoins those of
+	// Installs that brought back a node restarted behind the leader's
+	// trailing logs.
+	Snapshots, Installs, Rejoins int
 	// TraceHash summarises the run: every scheduler event and the
 	// canonical chain. Two runs of one seed that agree on it took the same
 	// path.
@@ -364,6 +369,7 @@ func (s *Sim) settle() error {
 		s.res.SlowSyncs += int(sn.slow.syncs.Load())
 		s.res.DiskStall += time.Duration(sn.slow.stalled.Load())
 	}
+	s.countSnapshots()
 	for h := uint64(1); h <= s.inv.height; h++ {
 		c := s.inv.canon[h]
 		s.trace.Write(c.hash[:])
@@ -531,12 +537,11 @@ func (s *Sim) restart(sn *simNode) error {
 		return fmt.Errorf("restart: %w", err)
 	}
 	s.inv.restarted(sn)
-	var last uint64
-	fmt.Sscan(sn.engine.Raft.Stats()["last_log_index"], &last)
+	last := raftLastIndex(sn.engine.Raft)
 	head, _ := sn.db.Head()
 	s.record("restarted n%d: raft last log %d, state head %d at raft index %d", sn.id, last, head.Number, head.RaftIndex)
 	if last < head.RaftIndex {
-		return fmt.Errorf("invariant durable-log: n%d restarted with its Raft log ending at %d, below the index %d its state applied", sn.id, last, head.RaftIndex)
+		return fmt.Errorf("invariant durable-log: n%d restarted with its Raft log (and snapshot) ending at %d, below the index %d its state applied", sn.id, last, head.RaftIndex)
 	}
 	return nil
 }
@@ -622,8 +627,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, faults %v, %d slow syncs (%s), %d disk halts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Faults, r.SlowSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d snapshots (%d installed), faults %v, %d slow syncs (%s), %d disk halts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

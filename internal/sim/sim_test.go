@@ -62,6 +62,7 @@ func TestSim(t *testing.T) {
 			t.Error("no block carried a commit certificate: the vote collection did not run")
 		}
 		faultKinds(t)
+		snapshotKinds(t)
 		reproducibility(t, hashes)
 	})
 }
@@ -97,6 +98,10 @@ var regressionSeeds = []struct {
 		"a leader elected again while its own leadership transfer was timing out failed its Barrier and never built: no block for 30 s (consensus.TestAwaitBarrierRetriesWhileLeading)"},
 	{102, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultSlowDisk: 2},
 		"with a slow disk the leader re-proposed on a stale head; its proposal replaced at its height kept a mint in flight for ever (consensus.TestBuilderReturnsTxsOfReplacedProposal)"},
+	{9, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2},
+		"an installed snapshot whose restore failed (disk error) was taken as applied after a restart: the state stayed behind it and the node halted (consensus.TestCatchUpSnapshotInstallCutShort)"},
+	{109, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2},
+		"a disk error while taking a snapshot: Pebble panicked in raft's snapshot goroutine and ended the process (consensus.TestPersistOnFailingDiskHalts)"},
 }
 
 // faultSeeds pins, for each fault kind, a seed and a weighting that
@@ -164,9 +169,11 @@ func faultKinds(t *testing.T) {
 // is documented in docs/architecture.md; this measures it.
 func reproducibility(t *testing.T, first map[uint64][32]byte) {
 	same, n := 0, 0
+	again := map[uint64][32]byte{}
 	for seed := *firstFlag; seed < *firstFlag+uint64(min(*reproFlag, *seedsFlag)); seed++ {
 		res := runOne(t, Config{Seed: seed, Steps: *stepsFlag})
 		n++
+		again[seed] = res.TraceHash
 		if res.TraceHash == first[seed] {
 			same++
 		}
@@ -174,11 +181,13 @@ func reproducibility(t *testing.T, first map[uint64][32]byte) {
 	if n > 0 {
 		t.Logf("reproducibility: %d of %d seeds replayed with the same trace hash", same, n)
 	}
+	exactReplays(t, first, again)
 }
 
 // summary adds up the results of many runs.
 type summary struct {
 	runs, steps, txs, delivered, checks, certs int
+	snapshots, installs                        int
 	blocks                                     uint64
 	simTime                                    time.Duration
 	faults                                     map[Fault]int
@@ -194,6 +203,8 @@ func (s *summary) add(r *Result) {
 	s.delivered += r.Delivered
 	s.checks += r.Checks
 	s.certs += r.Certs
+	s.snapshots += r.Snapshots
+	s.installs += r.Installs
 	s.blocks += r.Height
 	s.simTime += r.SimTime
 	for f, n := range r.Faults {
@@ -207,5 +218,6 @@ func (s *summary) String() string {
 		out += " " + string(f) + "=" + itoa(s.faults[f])
 	}
 	return "steps " + itoa(s.steps) + ", simulated " + s.simTime.Round(time.Second).String() + ", blocks " + itoa(int(s.blocks)) +
-		", txs " + itoa(s.txs) + ", certificates " + itoa(s.certs) + ", messages " + itoa(s.delivered) + ", invariant checks " + itoa(s.checks) + ", faults:" + out
+		", txs " + itoa(s.txs) + ", certificates " + itoa(s.certs) + ", messages " + itoa(s.delivered) + ", invariant checks " + itoa(s.checks) +
+		", snapshots " + itoa(s.snapshots) + " (" + itoa(s.installs) + " installed), faults:" + out
 }
