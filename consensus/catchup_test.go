@@ -94,3 +94,49 @@ func TestCatchUpSnapshotInstallCutShort(t *testing.T) {
 		t.Fatalf("head moved to %+v", fh2)
 	}
 }
+
+// TestRestoreKeepsStateAheadOfSnapshot: a snapshot from the leader that
+// is behind the follower's state (the leader lost track of the follower's
+// log and its entries were compacted) leaves the state as it is, instead
+// of taking it back to the snapshot's height until the later blocks are
+// applied again (the cluster simulator's seed 157: a node went from height
+// 20 to 16).
+func TestRestoreKeepsStateAheadOfSnapshot(t *testing.T) {
+	leader := newFSMEnv(t)
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	var blocks [][]byte
+	apply := func(n int) {
+		for i := 0; i < n; i++ {
+			b := leader.block(val, 2)
+			blocks = append(blocks, b)
+			leader.apply(b)
+		}
+	}
+	apply(3)
+	snaps, err := NewCheckpointStore(t.TempDir(), 1, testLogger(t))
+	must(t, err)
+	snap, err := leader.fsm.Snapshot()
+	must(t, err)
+	sink, err := snaps.Create(1, leader.index, 1, raft.Configuration{}, 1, nil)
+	must(t, err)
+	must(t, snap.Persist(sink)) // at height 3
+	apply(2)
+
+	follower := newFSMEnv(t) // at height 5
+	for _, b := range blocks {
+		follower.apply(b)
+	}
+	before, _ := follower.db.Head()
+	restored := false
+	follower.fsm.onRestored = func() { restored = true }
+	_, rc, err := snaps.Open(sink.ID())
+	must(t, err)
+	must(t, follower.fsm.Restore(rc))
+	after, _ := follower.db.Head()
+	if after != before || restored || before.Number != 5 {
+		t.Fatalf("head %+v → %+v (restored %v), want the state at height 5 kept", before, after, restored)
+	}
+	if _, err := follower.db.FS().Stat(follower.db.Dir() + ".restore"); err == nil {
+		t.Fatal("the extracted snapshot was left beside the state")
+	}
+}

@@ -7,7 +7,8 @@
 // CheckpointStore on the database's file system (a Pebble vfs.FS: the
 // operating system's, or the cluster simulator's in-memory one). Start
 // restores the newest snapshot before Raft starts if the state is behind
-// it (an install whose restore failed or was cut short); a snapshot that a
+// it (an install whose restore failed or was cut short), and Restore keeps
+// a state already past the snapshot it is sent; a snapshot that a
 // failing disk keeps from being taken halts the FSM, as a failing apply
 // does, instead of ending the process.
 //

@@ -209,11 +209,29 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		fs.RemoveAll(dir)
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	// A snapshot no further than the state would take the state back:
+	// clients would see the height go down until the blocks after it are
+	// applied again. Raft sends one when the leader lost track of a
+	// follower's log (answers reordered) and the entries it needs are
+	// compacted away. The state already holds what the snapshot holds
+	// (committed entries of one log): keep it. Found by the cluster
+	// simulator (seed 157).
+	head, _ := f.db.Head()
+	snapHead, err := checkpointHead(f.db, dir)
+	if err != nil {
+		fs.RemoveAll(dir)
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if snapHead.RaftIndex <= head.RaftIndex {
+		f.log.Info("snapshot is not ahead of the state: state kept", "height", head.Number, "raft_index", head.RaftIndex,
+			"snapshot_height", snapHead.Number, "snapshot_raft_index", snapHead.RaftIndex)
+		return fs.RemoveAll(dir)
+	}
 	if err := f.db.ReplaceWith(dir); err != nil {
 		// The database may be half swapped: nothing can be trusted.
 		return f.halt(0, err, "")
 	}
-	head, _ := f.db.Head()
+	head, _ = f.db.Head()
 	f.log.Info("restored state from snapshot", "height", head.Number, "hash", head.Hash, "raft_index", head.RaftIndex)
 	f.onRestored()
 	return nil

@@ -102,6 +102,8 @@ var regressionSeeds = []struct {
 		"an installed snapshot whose restore failed (disk error) was taken as applied after a restart: the state stayed behind it and the node halted (consensus.TestCatchUpSnapshotInstallCutShort)"},
 	{109, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2},
 		"a disk error while taking a snapshot: Pebble panicked in raft's snapshot goroutine and ended the process (consensus.TestPersistOnFailingDiskHalts)"},
+	{157, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2},
+		"a snapshot behind the node's state was installed: the node went back from height 20 to 16 (consensus.TestRestoreKeepsStateAheadOfSnapshot)"},
 }
 
 // faultSeeds pins, for each fault kind, a seed and a weighting that
