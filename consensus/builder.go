@@ -414,19 +414,33 @@ func (b *Builder) parentLocked() (state.Parent, state.Reader) {
 // handled (invalid) and the next build differs.
 func (b *Builder) propose() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	send, err := b.proposeLocked()
+	b.mu.Unlock()
+	// Raft's Apply may wait (its queue full while the leader's log syncs):
+	// not under b.mu, which the goroutines awaiting earlier proposals take.
+	// A goroutine waiting on a mutex never lets the cluster simulator's
+	// clock move, so the wait never ended there (seed 102 in TestSim).
+	if send != nil {
+		send()
+	}
+	return err
+}
+
+// proposeLocked builds the next block under b.mu and returns what proposes
+// it, to run once b.mu is released.
+func (b *Builder) proposeLocked() (func(), error) {
 	par, base := b.parentLocked()
 	number := par.Number + 1
 	vals, err := ValidatorsAt(base)
 	switch {
 	case err != nil:
-		return err
+		return nil, err
 	case !slices.Contains(vals, b.key.Address()):
-		return &heldError{reason: fmt.Sprintf("%v (block %d, key %s)", ErrNotValidator, number, b.key.Address())}
+		return nil, &heldError{reason: fmt.Sprintf("%v (block %d, key %s)", ErrNotValidator, number, b.key.Address())}
 	}
 	if b.cfg.Hold != nil {
 		if why := b.cfg.Hold(base, number); why != "" {
-			return &heldError{reason: why}
+			return nil, &heldError{reason: why}
 		}
 	}
 	max := b.cfg.MaxBlockTxs
@@ -442,7 +456,7 @@ func (b *Builder) propose() error {
 	built, err := buildRecovering(base, par, txs, froms, b.certsLocked(number), uint64(b.now().UnixMilli()), b.key, b.chainID)
 	if err != nil {
 		b.pool.Return(pend)
-		return err
+		return nil, err
 	}
 	var stale, later []mempool.Pending
 	for _, d := range built.Dropped {
@@ -461,19 +475,20 @@ func (b *Builder) propose() error {
 	enc, err := built.Block.Encode() // before the check: it sets the size
 	if err != nil {
 		b.pool.Return(kept)
-		return err
+		return nil, err
 	}
 	if vs := b.checkLocked(built.Block, kept, par, vals); len(vs) > 0 {
 		b.invalidLocked(built.Block, kept, vs[0], "built")
 		b.pool.Return(kept)
-		return fmt.Errorf("block %d not proposed: %w", number, &vs[0])
+		return nil, fmt.Errorf("block %d not proposed: %w", number, &vs[0])
 	}
 	sb := &specBlock{built: built, txs: kept}
 	b.spec = append(b.spec, sb)
-	fut := b.proposer.Apply(enc, b.cfg.ApplyTimeout)
-	b.onProposed(built.Block)
-	go b.await(fut, sb)
-	return nil
+	return func() {
+		fut := b.proposer.Apply(enc, b.cfg.ApplyTimeout)
+		b.onProposed(built.Block)
+		go b.await(fut, sb)
+	}, nil
 }
 
 // checkLocked applies state.CheckBlock, the FSM's rules, to a block built

@@ -119,6 +119,8 @@ type DB struct {
 	receipts *lru.Cache[uint64, []*types.Receipt]
 
 	closeOnce sync.Once
+	// closed: a failed ReplaceWith left pdb closed (guarded by mu).
+	closed bool
 }
 
 // Open opens (creating if needed) the database in dir.
@@ -251,6 +253,9 @@ func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()
+		if d.closed {
+			return // a failed ReplaceWith closed it
+		}
 		err = d.pdb.Close()
 	})
 	return err

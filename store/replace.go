@@ -34,11 +34,18 @@ func (d *DB) ReplaceWith(src string) error {
 	return d.opts.fs().RemoveAll(d.dir + ".old")
 }
 
-func (d *DB) swap(src string) error {
+func (d *DB) swap(src string) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.dir + ".old"
 	fs := d.opts.fs()
+	// Pebble is closed once Close returns, even with an error (a WAL sync
+	// failing on a bad disk).
+	defer func() {
+		if err != nil {
+			d.reopenReadOnly(old)
+		}
+	}()
 	if err := d.pdb.Close(); err != nil {
 		return err
 	}
@@ -59,6 +66,23 @@ func (d *DB) swap(src string) error {
 	d.blocks.Purge()
 	d.receipts.Purge()
 	return nil
+}
+
+// reopenReadOnly follows a swap that failed once the database was closed
+// (a disk error): the node halts on the error, and meanwhile its readers
+// must find a database, not a closed Pebble, which panics. The data at
+// dir, or moved aside to old, is opened read-only (no write to fail); if
+// even that fails the database stays closed and Close skips it.
+func (d *DB) reopenReadOnly(old string) {
+	ro := d.opts
+	ro.ReadOnly = true
+	for _, dir := range []string{d.dir, old} {
+		if pdb, err := openPebble(dir, ro); err == nil {
+			d.pdb = pdb
+			return
+		}
+	}
+	d.closed = true
 }
 
 // recoverReplace completes or undoes a ReplaceWith that a crash cut short:

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -76,7 +77,7 @@ func (sn *simNode) disk(dir string) vfs.FS {
 		switch op.Kind {
 		case errorfs.OpFileWrite, errorfs.OpFileWriteAt:
 		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if d := sn.slow.latency(); d > 0 {
+			if d := sn.slow.latency(); d > 0 && inLogFlusher() {
 				time.Sleep(d)
 				sn.slow.syncs.Add(1)
 				sn.slow.stalled.Add(int64(d))
@@ -139,4 +140,24 @@ func (sn *simNode) diskFailing() bool { return sn.diskErr.Load() || sn.raftDiskE
 func (sn *simNode) repairDisk() {
 	sn.diskErr.Store(false)
 	sn.raftDiskErr.Store(false)
+}
+
+// inLogFlusher reports whether the calling goroutine is Pebble's WAL
+// flusher (record.LogWriter.flushLoop), where a sync runs with no lock
+// held that another goroutine may wait on. A WAL is synced elsewhere too:
+// closing a database syncs it in the closing goroutine, and a snapshot
+// restore closes the state database under store.DB's lock, which readers
+// (the vote relay) wait on; slowing that sync would deadlock the bubble.
+func inLogFlusher() bool {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, "record.(*LogWriter).flushLoop") {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }

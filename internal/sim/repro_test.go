@@ -256,28 +256,6 @@ func (silentLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
 
-// replaySeeds replay exactly, every time: TestSim asserts that their second
-// run (in its reproducibility pass) took the same path as their first, when
-// it ran both (the default -first, -seeds and -repro do). Each was replayed
-// 20 times under a loaded machine before it was pinned
-// (docs/benchmarks.md); most other seeds replay exactly too, but the few
-// that do not (raft's goroutines racing at one instant, docs/architecture.md)
-// vary from run to run.
-var replaySeeds = []uint64{}
-
-// exactReplays fails for a pinned seed whose two runs differ.
-func exactReplays(t *testing.T, first, again map[uint64][32]byte) {
-	t.Helper()
-	for _, seed := range replaySeeds {
-		a, ok1 := first[seed]
-		b, ok2 := again[seed]
-		if ok1 && ok2 && a != b {
-			t.Errorf("seed %d took another path on its second run (trace %x, then %x): a source of nondeterminism came back; compare the two runs' events with -seed=%d -simtrace",
-				seed, a[:8], b[:8], seed)
-		}
-	}
-}
-
 // TestMergeVotes: votes sent at one instant on one link make one message
 // in height order without duplicates, whatever order they were sent in.
 func TestMergeVotes(t *testing.T) {
