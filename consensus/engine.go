@@ -205,7 +205,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, fmt.Errorf("raft bootstrap: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, e.FSM, logStore, logStore, snaps, cfg.Transport)
+	r, err := raft.NewRaft(rc, e.FSM, logStore, logStore, snaps, withCommitProof(cfg.Transport))
 	if err != nil {
 		e.closeStores()
 		return nil, fmt.Errorf("start raft: %w", err)

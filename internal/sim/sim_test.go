@@ -104,6 +104,8 @@ var regressionSeeds = []struct {
 		"a disk error while taking a snapshot: Pebble panicked in raft's snapshot goroutine and ended the process (consensus.TestPersistOnFailingDiskHalts)"},
 	{157, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2},
 		"a snapshot behind the node's state was installed: the node went back from height 20 to 16 (consensus.TestRestoreKeepsStateAheadOfSnapshot)"},
+	{123, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
+		"a leader of term 2, cut off with two uncommitted blocks, applied them as committed when the next leader's first request checked an earlier entry with commit index 50: hashicorp/raft's follower commits up to its own last index (consensus.TestFollowerAppliesOnlyTheLeadersEntries)"},
 }
 
 // faultSeeds pins, for each fault kind, a seed and a weighting that
