@@ -21,6 +21,12 @@
 // or the next block takes half as many transactions. So no client can
 // make the leader propose the same invalid block again and again.
 //
+// Raft's transport is wrapped (withCommitProof) so that an AppendEntries
+// request never carries a commit index past the last entry it proves the
+// follower holds: hashicorp/raft's follower commits up to its own last
+// index, and a deposed leader would otherwise apply blocks of its own that
+// were never committed.
+//
 // A disk that fails under the Raft log (Pebble's fatal commit error) is
 // not a crash: RaftStore turns it into ErrDiskFailed and refuses every
 // later write, and the Engine halts the node (the FSM's alarm and halt
