@@ -1,6 +1,7 @@
 // ethers v6 against tallyd --dev, used as a wallet app and a dApp use it.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { ethers } from "ethers";
 import {
   RPC_URL, WS_URL, CHAIN_ID, MNEMONIC, DEV, SENDER, UNTOUCHED, path,
@@ -292,4 +293,36 @@ test("ethers: a transfer offering a fee (as MetaMask may) is accepted and charge
   // Nothing is charged: the sender pays the value only.
   assert.equal(await provider.getBalance(wallet.address), before - 1000n);
   assert.equal(await provider.getBalance(to), 1000n);
+});
+
+// docs/dev-chain.md's ethers snippet, run as written: its one js block,
+// with the node address it names (a dev node's, http://127.0.0.1:8545)
+// pointed at the node under test. It signs with the mnemonic's index 0,
+// this file's sender, so it runs here, after this file's other checks.
+test("ethers: docs/dev-chain.md's snippet runs as written", async () => {
+  const doc = readFileSync(new URL("../../../docs/dev-chain.md", import.meta.url), "utf8");
+  const blocks = [...doc.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+  assert.equal(blocks.length, 1, "docs/dev-chain.md has one js block");
+  const documented = '"http://127.0.0.1:8545"';
+  assert.ok(blocks[0].includes(documented), `the snippet names ${documented}`);
+  const code = blocks[0].replaceAll(documented, JSON.stringify(RPC_URL));
+  // The snippet is the body of an async function (it awaits at its top
+  // level, as in an ES module or a console) given ethers, as the page's
+  // import gives it; it hands back what it made for the checks below.
+  const AsyncFunction = (async () => {}).constructor;
+  const snippet = new AsyncFunction("ethers", code + "\nreturn { provider, wallet, tx, receipt, hkd };");
+  const made = await within(30_000, "the snippet", snippet(ethers));
+  try {
+    assert.equal(made.wallet.address, DEV[0]);
+    assert.equal(made.receipt.status, 1);
+    assert.equal(made.receipt.hash, made.tx.hash);
+    assert.equal(made.tx.to, DEV[1]);
+    assert.equal(made.tx.value, ethers.parseEther("1.5"));
+    // The HKD transfer: 2.50 HKD (250 base units) from index 0 to index 1
+    // in a block after the CNY transfer's.
+    const moved = await hkd.queryFilter(hkd.filters.Transfer(DEV[0], DEV[1]), made.receipt.blockNumber);
+    assert.ok(moved.some((e) => e.args.value === 250n), `a Transfer of 250 from ${DEV[0]} to ${DEV[1]}: ${moved.map((e) => e.args.value)}`);
+  } finally {
+    made.provider.destroy();
+  }
 });
