@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -11,6 +12,9 @@ import (
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/chain"
 
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/store"
@@ -116,4 +120,21 @@ func ruleAccounts(as []*Alert) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// chainAddr is dev account i (the dev node's genesis is the same).
+func chainAddr(i uint32) common.Address { return chaintest.Addr(i) }
+
+// chainFrozenReason decodes a compliance Frozen event's reason.
+func chainFrozenReason(l *types.Log) (string, error) {
+	ev := chain.ComplianceABI.Events["Frozen"]
+	if len(l.Topics) == 0 || l.Topics[0] != ev.ID {
+		return "", fmt.Errorf("log is not a Frozen event")
+	}
+	vals, err := ev.Inputs.NonIndexed().Unpack(l.Data)
+	if err != nil || len(vals) != 1 {
+		return "", fmt.Errorf("decode Frozen: %v", err)
+	}
+	s, _ := vals[0].(string)
+	return s, nil
 }
