@@ -12,11 +12,10 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
-	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/p2p"
-	"github.com/tally-ledger/tally/rpc"
 )
 
 // RaftProtocol is the libp2p protocol carrying Raft's RPCs.
@@ -101,12 +100,12 @@ func (n *Node) startCluster() {
 		return
 	}
 	n.heights = make(map[peer.ID]heightSample)
-	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.ForwardProtocol, n.recoverSenders, n.admitForwarded, n.journal.Sync, n.log)
-	p2p.ServeForwardPrepared(n.host.Libp2p(), p2p.RelayProtocol, n.recoverSenders, n.admitRelayed, n.journal.Sync, n.log)
+	for _, proto := range []protocol.ID{p2p.ForwardProtocol, p2p.RelayProtocol} {
+		h := n.adm.Handler(string(proto))
+		p2p.ServeForwardPrepared(n.host.Libp2p(), proto, h.Prepare, h.Submit, h.Finish, n.log)
+	}
 	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
-	n.forwarder = p2p.NewForwarder(n.host.Libp2p(), n.leaderPeer, n.admitForwarded, n.cfg.P2P.MaxForwardBatch, n.log)
-	n.forwarder.SetLocalRelay(n.admitRelayed)
-	n.replicator = p2p.NewReplicator(n.host.Libp2p(), n.otherVoters, n.cfg.P2P.MaxForwardBatch, n.log)
+	n.adm.StartNetwork(p2p.HostTransport(n.host.Libp2p()), n.host.ID(), n.leaderPeer, n.otherVoters, n.cfg.P2P.MaxForwardBatch)
 	n.bg.Add(2)
 	go n.membershipLoop()
 	go n.every(heightPoll, n.pollHeights)
@@ -174,42 +173,8 @@ func (n *Node) slowestVoter() (uint64, bool) {
 	return low, ok
 }
 
-// recoverSenders recovers the senders of a forwarded or replicated batch
-// on all cores into the sender cache before admitForwarded takes its
-// transactions one by one (a batch of 1,000 would otherwise wait for
-// 1,000 recoveries in a row). Malformed ones are left for admitForwarded
-// to refuse.
-func (n *Node) recoverSenders(raws [][]byte) {
-	txs := make([]*types.Transaction, 0, len(raws))
-	for _, raw := range raws {
-		if tx, err := chain.DecodeTx(raw); err == nil {
-			txs = append(txs, tx)
-		}
-	}
-	if len(txs) > 1 {
-		n.senders.Senders(txs)
-	}
-}
-
-// admitForwarded admits a transaction a follower forwarded into this
-// node's pool (should this node have just lost the lead, it forwards its
-// pool to the next leader) and queues it in the pool journal, which the
-// caller syncs before passing the verdict on; the verdict is worded as the
-// JSON-RPC error the follower's client gets.
-func (n *Node) admitForwarded(raw []byte) error {
-	tx, err := chain.DecodeTx(raw)
-	if err == nil {
-		if _, err = n.pool.Add(tx); err != nil {
-			rpc.ForgetRefused(n, tx)
-		}
-	}
-	if err != nil {
-		return rpc.ClientError(err)
-	}
-	n.metrics.admitted.Inc()
-	n.journal.Append(raw)
-	return nil
-}
+// admitForwarded is Admission.AdmitForwarded.
+func (n *Node) admitForwarded(raw []byte) error { return n.adm.AdmitForwarded(raw) }
 
 // otherVoters returns the Raft voters (validators) other than this node:
 // where the leader replicates the transactions its own clients send.
@@ -247,58 +212,6 @@ func (n *Node) otherMembers() []member {
 		}
 	}
 	return out
-}
-
-// replicate waits until another validator holds tx, which this node
-// admitted from its own client (nil at once without other validators).
-//
-// The answer agrees with what becomes of the transaction: the leader
-// waits, rather than drop the transaction from its pool, because a
-// follower's refusal of the copy is almost always its state lagging the
-// leader's by a block (p2p.Replicator asks again until it holds the copy),
-// and a transaction the leader has applied in the meantime is committed
-// on a majority, which is more than held (checked last). Dropping it
-// instead would race the builder, which may already have it in a block
-// on its way to commit. What is left is a leader that reaches no other
-// validator for the whole replication timeout (cut off): it cannot commit
-// either, steps down within its lease, and answers an error while it
-// still holds the transaction; that error is an unavailability, not a
-// verdict, and a client re-sends the same bytes to another node
-// (wallet.Client does), which keeps one transaction for one intent.
-func (n *Node) replicate(ctx context.Context, tx *types.Transaction) error {
-	if n.replicator == nil {
-		return nil
-	}
-	raw, err := tx.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	if err := n.replicator.Replicate(ctx, raw); err != nil {
-		if applied, herr := n.db.HasTx(tx.Hash()); herr == nil && applied {
-			return nil
-		}
-		n.metrics.notReplicated.Inc()
-		return fmt.Errorf("%w (it stays pending on this node and may still be included: check its receipt before re-sending)", err)
-	}
-	return nil
-}
-
-// admitRelayed admits a transaction another node already acknowledged
-// (the leader's replication, or a pending transaction re-sent to a new
-// leader): as admitForwarded, without the refusal of a transaction behind
-// a stale nonce gap, since relayed transactions fill gaps in any order.
-func (n *Node) admitRelayed(raw []byte) error {
-	tx, err := chain.DecodeTx(raw)
-	if err == nil {
-		if _, err = n.pool.AddRelayed(tx); err != nil {
-			rpc.ForgetRefused(n, tx)
-		}
-	}
-	if err != nil {
-		return rpc.ClientError(err)
-	}
-	n.journal.Append(raw)
-	return nil
 }
 
 // leaderPeer returns the leader's peer ID (this node's own when it leads).
@@ -423,25 +336,8 @@ func (n *Node) refreshAllowed(extra ...peer.ID) {
 	n.host.SetAllowed(allowed)
 }
 
-// reforward sends every pending transaction to a new leader; transactions
-// the leader already has come back "already known".
-func (n *Node) reforward() {
-	pending := n.pool.All()
-	if len(pending) == 0 {
-		return
-	}
-	n.log.Info("re-forwarding pending transactions to the new leader", "txs", len(pending))
-	for _, tx := range pending {
-		raw, err := tx.MarshalBinary()
-		if err != nil {
-			continue
-		}
-		if err := n.forwarder.Send(raw); err != nil {
-			n.log.Warn("re-forward", "err", err)
-			return
-		}
-	}
-}
+// reforward is Admission.Reforward.
+func (n *Node) reforward() { n.adm.Reforward() }
 
 // forwardTTL bounds how long a batch's forwarded verdict waits for the
 // handler to collect it.
@@ -462,7 +358,7 @@ func (n *Node) SubmitBatch(txs []*types.Transaction) {
 	if len(txs) == 0 || n.engine.Halted() != nil {
 		return // a halted node admits nothing: each call answers "node halted"
 	}
-	leader := n.forwarder == nil || n.engine.IsLeader()
+	leader := n.adm.leads()
 	now := time.Now()
 	n.fwdMu.Lock()
 	for h, f := range n.fwd {
@@ -493,41 +389,20 @@ func (n *Node) SubmitBatch(txs []*types.Transaction) {
 				continue
 			}
 			n.metrics.admitted.Inc()
-			n.journalTx(tx)
+			n.adm.JournalTx(tx)
 			go func(tx *types.Transaction) {
 				ctx, cancel := context.WithTimeout(context.Background(), forwardTTL)
 				defer cancel()
-				f.done <- n.syncAndReplicate(ctx, tx)
+				f.done <- n.adm.SyncAndReplicate(ctx, tx)
 			}(tx)
 			continue
 		}
 		go func(tx *types.Transaction) {
 			ctx, cancel := context.WithTimeout(context.Background(), forwardTTL)
 			defer cancel()
-			f.done <- n.forward(ctx, tx)
+			f.done <- n.adm.Forward(ctx, tx)
 		}(tx)
 	}
-}
-
-// forward sends tx to the leader and, once admitted there, keeps it in the
-// local pool so it can be sent again to a new leader until it is applied.
-func (n *Node) forward(ctx context.Context, tx *types.Transaction) error {
-	raw, err := tx.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	if err := n.forwarder.Forward(ctx, raw); err != nil {
-		return err
-	}
-	n.metrics.forwarded.Inc()
-	// The leader's verdict is the answer: its client rules (a stale nonce
-	// gap) are not applied again here, so this copy is kept unless this
-	// node's own state refuses it. It is in this node's journal before
-	// the client hears of it, as in the leader's.
-	if _, err := n.pool.AddRelayed(tx); err == nil {
-		n.journal.Append(raw)
-	}
-	return n.journal.Sync()
 }
 
 // takeForward returns the verdict channel of a forward SubmitBatch started.

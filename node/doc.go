@@ -18,5 +18,10 @@
 // validator set (Membership, membership.go and validators.go) over the
 // small MemberNet interface, which the node implements over libp2p and
 // the cluster simulator (internal/sim) over its simulated network: both
-// run the same reconciler.
+// run the same reconciler. Admission (admission.go, with the pool
+// journal of journal.go on a vfs.FS) is the admission path apart from
+// JSON-RPC: admit and replicate on the leader, forward from a follower,
+// answer forwarded and relayed batches, re-forward the pool to a new
+// leader. The node runs it over its libp2p host (p2p.HostTransport), the
+// simulator over its simulated network and crashable file system.
 package node

@@ -2,18 +2,15 @@ package node
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/cockroachdb/errors/oserror"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/tally-ledger/tally/chain"
 )
@@ -46,12 +43,13 @@ var journalCRC = crc32.MakeTable(crc32.Castagnoli)
 // commit: Append queues a record, Sync makes every record queued so far
 // durable with one write and one fsync for whatever queued meanwhile.
 type poolJournal struct {
+	fs     vfs.FS
 	path   string
 	noSync bool
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	f        *os.File
+	f        vfs.File
 	buf      []byte // queued records, not yet written
 	queued   uint64 // records queued since open
 	synced   uint64 // records durable
@@ -61,17 +59,17 @@ type poolJournal struct {
 	base     int64 // size after the last rewrite
 }
 
-// openPoolJournal opens (creating it if needed) the journal at path and
-// returns the raw transactions it holds, up to the first record that is
-// torn or damaged (a crash in the middle of a write; what follows it was
-// never synced, so never acknowledged). The caller re-admits them and
+// openPoolJournal opens (creating it if needed) the journal at path on fs
+// and returns the raw transactions it holds, up to the first record that
+// is torn or damaged (a crash in the middle of a write; what follows it
+// was never synced, so never acknowledged). The caller re-admits them and
 // calls rewrite.
-func openPoolJournal(path string, noSync bool) (*poolJournal, [][]byte, error) {
-	raws, err := readPoolJournal(path)
+func openPoolJournal(fs vfs.FS, path string, noSync bool) (*poolJournal, [][]byte, error) {
+	raws, err := readPoolJournal(fs, path)
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pool journal: %w", err)
 	}
@@ -80,16 +78,16 @@ func openPoolJournal(path string, noSync bool) (*poolJournal, [][]byte, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("pool journal: %w", err)
 	}
-	j := &poolJournal{path: path, noSync: noSync, f: f, size: fi.Size()}
+	j := &poolJournal{fs: fs, path: path, noSync: noSync, f: f, size: fi.Size()}
 	j.cond = sync.NewCond(&j.mu)
 	return j, raws, nil
 }
 
 // readPoolJournal reads the intact records of the journal at path (none
 // if it does not exist).
-func readPoolJournal(path string) ([][]byte, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
+func readPoolJournal(fs vfs.FS, path string) ([][]byte, error) {
+	f, err := fs.Open(path)
+	if oserror.IsNotExist(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -146,10 +144,10 @@ func (j *poolJournal) Sync() error {
 			continue
 		}
 		j.flushing = true
-		buf, upto, f := j.buf, j.queued, j.f
+		buf, upto, f, at := j.buf, j.queued, j.f, j.size
 		j.buf = nil
 		j.mu.Unlock()
-		_, err := f.Write(buf)
+		_, err := f.WriteAt(buf, at)
 		if err == nil && !j.noSync {
 			err = f.Sync()
 		}
@@ -194,18 +192,18 @@ func (j *poolJournal) rewrite(pending func() [][]byte) error {
 		b = appendRecord(b, raw)
 	}
 	tmp := j.path + ".tmp"
-	if err := writeSynced(tmp, b, j.noSync); err != nil {
+	if err := writeSynced(j.fs, tmp, b, j.noSync); err != nil {
 		return fmt.Errorf("pool journal rewrite: %w", err)
 	}
-	if err := os.Rename(tmp, j.path); err != nil {
+	if err := j.fs.Rename(tmp, j.path); err != nil {
 		return fmt.Errorf("pool journal rewrite: %w", err)
 	}
 	if !j.noSync {
-		if err := syncDir(filepath.Dir(j.path)); err != nil {
+		if err := syncDir(j.fs, j.fs.PathDir(j.path)); err != nil {
 			return fmt.Errorf("pool journal rewrite: %w", err)
 		}
 	}
-	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := j.fs.OpenReadWrite(j.path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		// The old handle points at the replaced file: nothing written
 		// through it would be read back.
@@ -228,9 +226,9 @@ func (j *poolJournal) Close() error {
 	return j.f.Close()
 }
 
-// writeSynced writes b to a new file at path and syncs it.
-func writeSynced(path string, b []byte, noSync bool) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+// writeSynced writes b to a new file at path on fs and syncs it.
+func writeSynced(fs vfs.FS, path string, b []byte, noSync bool) error {
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
@@ -248,8 +246,8 @@ func writeSynced(path string, b []byte, noSync bool) error {
 }
 
 // syncDir syncs a directory, so a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return err
 	}
@@ -260,95 +258,3 @@ func syncDir(dir string) error {
 // journalCheck is how often the node checks whether the pool journal
 // needs a rewrite.
 const journalCheck = time.Second
-
-// journalTx queues tx in the pool journal.
-func (n *Node) journalTx(tx *types.Transaction) {
-	raw, err := tx.MarshalBinary()
-	if err != nil {
-		return // a transaction the pool admitted always encodes
-	}
-	n.journal.Append(raw)
-}
-
-// syncAndReplicate waits until tx, queued in the journal, is synced and
-// another validator holds it; the two run together, so the fsync hides
-// behind the replication's round trip.
-func (n *Node) syncAndReplicate(ctx context.Context, tx *types.Transaction) error {
-	synced := make(chan error, 1)
-	go func() { synced <- n.journal.Sync() }()
-	rerr := n.replicate(ctx, tx)
-	if err := <-synced; err != nil {
-		return err
-	}
-	return rerr
-}
-
-// poolRaws returns the encodings of every transaction in the pool.
-func (n *Node) poolRaws() [][]byte {
-	txs := n.pool.All()
-	out := make([][]byte, 0, len(txs))
-	for _, tx := range txs {
-		if raw, err := tx.MarshalBinary(); err == nil {
-			out = append(out, raw)
-		}
-	}
-	return out
-}
-
-// restorePool opens the pool journal and re-admits what it holds (as
-// relayed transactions: they were acknowledged, and fill gaps in any
-// order); those applied meanwhile or no longer valid are dropped. The
-// journal is then rewritten with the pool's contents. The node re-sends
-// its pool to the leader as soon as it sees one (membershipLoop).
-func (n *Node) restorePool() error {
-	j, raws, err := openPoolJournal(filepath.Join(n.cfg.DataDir, PoolJournalFile), n.cfg.Raft.NoSync)
-	if err != nil {
-		return err
-	}
-	n.journal = j
-	// Most records are of transactions applied since: they are skipped by
-	// hash before any sender is recovered, and the senders of the rest are
-	// recovered on all cores at once.
-	start := time.Now()
-	var txs []*types.Transaction
-	applied := 0
-	for _, raw := range raws {
-		tx, err := chain.DecodeTx(raw)
-		if err != nil {
-			continue
-		}
-		if done, err := n.db.HasTx(tx.Hash()); err != nil {
-			return fmt.Errorf("pool journal: %w", err)
-		} else if done {
-			applied++
-			continue
-		}
-		txs = append(txs, tx)
-	}
-	if len(txs) > 1 {
-		n.senders.Senders(txs)
-	}
-	restored := 0
-	for _, tx := range txs {
-		if _, err := n.pool.AddRelayed(tx); err == nil {
-			restored++
-		}
-	}
-	if len(raws) > 0 {
-		n.log.Info("pool restored from its journal", "records", len(raws), "applied", applied, "restored", restored, "took", time.Since(start).Round(time.Millisecond))
-	}
-	if err := j.rewrite(n.poolRaws); err != nil {
-		return err
-	}
-	return nil
-}
-
-// compactJournal rewrites the pool journal once it has grown enough.
-func (n *Node) compactJournal() {
-	if !n.journal.needsRewrite() {
-		return
-	}
-	if err := n.journal.rewrite(n.poolRaws); err != nil {
-		n.log.Error("pool journal rewrite failed", "err", err)
-	}
-}

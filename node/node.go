@@ -51,7 +51,7 @@ type Node struct {
 	db      *store.DB
 	senders *chain.SenderCache
 	pool    *mempool.Pool
-	journal *poolJournal // the pool's transactions, durable before the node says it holds them
+	adm     *Admission // admission: the pool journal, forwarding, replication
 	engine  *consensus.Engine
 	rpc     *rpc.Server
 	heads   *rpc.HeadFeed
@@ -60,14 +60,12 @@ type Node struct {
 	admin   *adminServer
 
 	// Cluster networking; host is nil for a node without p2p.listen.
-	host       *p2p.Host
-	forwarder  *p2p.Forwarder
-	replicator *p2p.Replicator // the leader's own admissions to another validator
-	fwdMu      sync.Mutex
-	fwd        map[common.Hash]*inflightForward // forwards started for a batch
-	heightsMu  sync.Mutex
-	heights    map[peer.ID]heightSample // other members' applied heights (leader)
-	members    *Membership              // Raft membership follows the validator set (leader)
+	host      *p2p.Host
+	fwdMu     sync.Mutex
+	fwd       map[common.Hash]*inflightForward // forwards started for a batch
+	heightsMu sync.Mutex
+	heights   map[peer.ID]heightSample // other members' applied heights (leader)
+	members   *Membership              // Raft membership follows the validator set (leader)
 	// memberChanges counts the leader's membership changes, by action.
 	memberChanges *prometheus.CounterVec
 	allowedMu     sync.Mutex
@@ -143,10 +141,13 @@ func (n *Node) open() error {
 		GapGrace: time.Duration(n.cfg.Mempool.GapGrace), GapExpiry: time.Duration(n.cfg.Mempool.GapExpiry),
 		OnAdmit: n.pending.Publish}, n.db, n.senders)
 	n.fwd = make(map[common.Hash]*inflightForward)
-	if err := n.restorePool(); err != nil {
+	if n.adm, err = OpenAdmission(AdmissionConfig{DB: n.db, Pool: n.pool, Senders: n.senders,
+		FS: vfs.Default, Journal: filepath.Join(n.cfg.DataDir, PoolJournalFile), NoSync: n.cfg.Raft.NoSync,
+		IsLeader: func() bool { return n.engine.IsLeader() }, Log: n.log}); err != nil {
 		return err
 	}
 	n.metrics = newMetrics(n)
+	n.adm.cfg.Admitted, n.adm.cfg.Forwarded, n.adm.cfg.NotReplicated = n.metrics.admitted, n.metrics.forwarded, n.metrics.notReplicated
 	n.heads = rpc.NewHeadFeed(n.cfg.HTTP.MaxSubscriptions)
 
 	net, err := n.openNetwork()
@@ -194,7 +195,7 @@ func (n *Node) open() error {
 	n.stop = make(chan struct{})
 	n.bg.Add(2)
 	go n.every(gapCheck, n.expireGaps)
-	go n.every(journalCheck, n.compactJournal)
+	go n.every(journalCheck, n.adm.CompactJournal)
 	n.startCluster()
 	n.serveVotes()
 	go n.votes.Run(n.engine)
@@ -308,11 +309,8 @@ func (n *Node) Close() error {
 			close(n.stop)
 			n.bg.Wait()
 		}
-		if n.forwarder != nil {
-			n.forwarder.Close()
-		}
-		if n.replicator != nil {
-			n.replicator.Close()
+		if n.adm != nil {
+			n.adm.stopNetwork()
 		}
 		if n.votes != nil && n.engine != nil {
 			n.votes.Close()
@@ -323,8 +321,8 @@ func (n *Node) Close() error {
 		if n.host != nil {
 			errs = append(errs, n.host.Close())
 		}
-		if n.journal != nil {
-			errs = append(errs, n.journal.Close())
+		if n.adm != nil {
+			errs = append(errs, n.adm.journal.Close())
 		}
 		if n.db != nil {
 			if head, ok := n.db.Head(); ok {
@@ -393,16 +391,8 @@ func (n *Node) State() *store.DB { return n.db }
 // Senders implements rpc.Backend.
 func (n *Node) Senders() *chain.SenderCache { return n.senders }
 
-// SubmitTx implements rpc.Backend. The leader admits into its pool and
-// answers once another validator holds the transaction too (admitLocal);
-// a follower checks the transaction, forwards it to the leader and
-// returns the leader's verdict, keeping an admitted transaction in its own
-// pool so it can forward it again to a new leader until it is applied.
-// Either way an admitted transaction is on two validators before its
-// client hears of it, so the loss of either one loses nothing acknowledged,
-// and in the pool journal of each node that answered for it, so the crash
-// of all of them loses nothing either (docs/architecture.md, "Admitted
-// transactions survive a node").
+// SubmitTx implements rpc.Backend: the admission path's Submit
+// (Admission.Submit), or the verdict of the forward SubmitBatch started.
 func (n *Node) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 	if err := n.engine.Halted(); err != nil {
 		return err
@@ -415,24 +405,7 @@ func (n *Node) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 			return ctx.Err()
 		}
 	}
-	if n.forwarder == nil || n.engine.IsLeader() {
-		return n.admitLocal(ctx, tx)
-	}
-	if _, err := n.senders.Sender(tx); err != nil {
-		return err // decode, chain id and signature are checked here, not by the leader
-	}
-	return n.forward(ctx, tx)
-}
-
-// admitLocal admits tx into this node's pool and, on a networked node,
-// waits until another validator holds it as well.
-func (n *Node) admitLocal(ctx context.Context, tx *types.Transaction) error {
-	if _, err := n.pool.Add(tx); err != nil {
-		return err
-	}
-	n.metrics.admitted.Inc()
-	n.journalTx(tx)
-	return n.syncAndReplicate(ctx, tx)
+	return n.adm.Submit(ctx, tx)
 }
 
 // Halted implements rpc.Halter: once the FSM has halted (it met a broken

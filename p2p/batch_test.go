@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -143,4 +144,27 @@ func TestReplicateOverTransport(t *testing.T) {
 	if admitted["tx"] != 2 {
 		t.Fatalf("admitted %d times, want 2 (the first answer lost)", admitted["tx"])
 	}
+}
+
+// TestReplicatorCloseEndsRetries: Close answers a transaction still being
+// retried against unreachable targets at once, not after replicateTimeout.
+func TestReplicatorCloseEndsRetries(t *testing.T) {
+	// In a synctest bubble the clock only moves while every goroutine
+	// waits, so the time Close takes is exact, not the machine's load.
+	synctest.Test(t, func(t *testing.T) {
+		tr := &memTransport{handlers: map[peer.ID]BatchHandler{}, calls: map[peer.ID]int{}}
+		r := NewReplicatorOver(tr, func() []peer.ID { return []peer.ID{"gone"} }, 0, testLogger())
+		errc := make(chan error, 1)
+		go func() { errc <- r.Replicate(context.Background(), []byte("tx")) }()
+		time.Sleep(3 * replicateRetry)
+		start := time.Now()
+		r.Close()
+		err := <-errc
+		if !errors.Is(err, ErrNotReplicated) {
+			t.Fatalf("replicate during Close: %v, want ErrNotReplicated", err)
+		}
+		if d := time.Since(start); d >= replicateRetry {
+			t.Fatalf("Close took %s of the retries' time", d)
+		}
+	})
 }

@@ -145,7 +145,26 @@ func (r *Replicator) deliver(batch []forwardReq) {
 	pending := len(targets)
 	var lastErr error
 	for pending > 0 && left > 0 {
-		a := <-answers
+		var a replicaAnswer
+		select {
+		case a = <-answers:
+		case <-r.stop:
+			// Closing: what is unanswered fails now rather than after
+			// replicateTimeout of retries against targets that may be
+			// gone (a node shutting down, or crashed in the simulator).
+			cancel()
+			go func() {
+				for range pending {
+					<-answers
+				}
+			}()
+			for i, req := range batch {
+				if !answered[i] {
+					req.done <- fmt.Errorf("%w: node stopping", ErrNotReplicated)
+				}
+			}
+			return
+		}
 		pending--
 		var again []int
 		if a.err != nil {

@@ -1,0 +1,376 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/p2p"
+	"github.com/tally-ledger/tally/rpc"
+	"github.com/tally-ledger/tally/store"
+)
+
+// Admission is a node's admission path apart from JSON-RPC: what becomes
+// of a client's transaction (admitted here and replicated to another
+// validator when this node leads, forwarded to the leader otherwise), of
+// a transaction a follower forwarded or another node relayed, and of the
+// pool after a leader change, with the pool journal that makes every
+// answer durable first (docs/architecture.md, "Admitted transactions
+// survive a node"). A node runs it over its libp2p host; the cluster
+// simulator (internal/sim) runs the same code over its simulated network
+// and crashable file system, so that the promise that an acknowledged
+// transaction is never lost is checked by the thousand.
+type Admission struct {
+	cfg     AdmissionConfig
+	journal *poolJournal
+	// Set by StartNetwork; nil on a node without peers.
+	forwarder  *p2p.Forwarder
+	replicator *p2p.Replicator
+}
+
+// Counter is a metric the admission path counts (a prometheus.Counter in
+// a node).
+type Counter interface{ Inc() }
+
+// AdmissionConfig is what the admission path works with.
+type AdmissionConfig struct {
+	DB      *store.DB
+	Pool    *mempool.Pool
+	Senders *chain.SenderCache
+	// FS and Journal are the file system and path of the pool journal
+	// (PoolJournalFile in the data dir); NoSync skips its fsyncs.
+	FS      vfs.FS
+	Journal string
+	NoSync  bool
+	// IsLeader reports whether this node leads now.
+	IsLeader func() bool
+	Log      *slog.Logger
+	// Admitted, Forwarded and NotReplicated count admissions, forwards the
+	// leader admitted, and the leader's own admissions no other validator
+	// confirmed holding; nil counts nothing.
+	Admitted, Forwarded, NotReplicated Counter
+}
+
+// OpenAdmission opens the pool journal and re-admits what it holds into
+// the pool (restore); call it before consensus applies blocks.
+func OpenAdmission(cfg AdmissionConfig) (*Admission, error) {
+	a := &Admission{cfg: cfg}
+	if err := a.restore(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func inc(c Counter) {
+	if c != nil {
+		c.Inc()
+	}
+}
+
+// StartNetwork starts forwarding to the leader and replicating to the
+// other voters over tr: self is this node's peer ID, leader reports the
+// leader's (false without one), voters the other voters', maxBatch caps
+// a batch (p2p.forward-batch). Without it the node admits every
+// transaction itself (a chain of one validator).
+func (a *Admission) StartNetwork(tr p2p.BatchTransport, self peer.ID, leader func() (peer.ID, bool), voters func() []peer.ID, maxBatch int) {
+	a.forwarder = p2p.NewForwarderOver(tr, self, leader, a.AdmitForwarded, maxBatch, a.cfg.Log)
+	a.forwarder.SetLocalRelay(a.AdmitRelayed)
+	a.replicator = p2p.NewReplicatorOver(tr, voters, maxBatch, a.cfg.Log)
+}
+
+// Handler is the receiving end of proto (p2p.ForwardProtocol or
+// p2p.RelayProtocol): each batch's senders recovered at once, each
+// transaction admitted, the journal synced before the verdicts go back.
+func (a *Admission) Handler(proto string) p2p.BatchHandler {
+	submit := a.AdmitForwarded
+	if proto == string(p2p.RelayProtocol) {
+		submit = a.AdmitRelayed
+	}
+	return p2p.BatchHandler{Prepare: a.recoverSenders, Submit: submit, Finish: a.journal.Sync}
+}
+
+// Close stops forwarding and replicating (what waits fails) and closes
+// the journal.
+func (a *Admission) Close() error {
+	a.stopNetwork()
+	return a.journal.Close()
+}
+
+// stopNetwork stops forwarding and replicating; what waits for them fails.
+func (a *Admission) stopNetwork() {
+	if a.forwarder != nil {
+		a.forwarder.Close()
+	}
+	if a.replicator != nil {
+		a.replicator.Close()
+	}
+}
+
+// leads reports whether this node admits its clients' transactions
+// itself: it leads, or it has no network to forward over.
+func (a *Admission) leads() bool { return a.forwarder == nil || a.cfg.IsLeader() }
+
+// Submit is SubmitTx's admission: the leader admits into its pool and
+// answers once another validator holds the transaction too (AdmitLocal);
+// a follower checks the transaction, forwards it to the leader and
+// returns the leader's verdict, keeping an admitted transaction in its own
+// pool so it can forward it again to a new leader until it is applied
+// (Forward). Either way an admitted transaction is on two validators
+// before its client hears of it, so the loss of either one loses nothing
+// acknowledged, and in the pool journal of each node that answered for
+// it, so the crash of all of them loses nothing either.
+func (a *Admission) Submit(ctx context.Context, tx *types.Transaction) error {
+	if a.leads() {
+		return a.AdmitLocal(ctx, tx)
+	}
+	if _, err := a.cfg.Senders.Sender(tx); err != nil {
+		return err // decode, chain id and signature are checked here, not by the leader
+	}
+	return a.Forward(ctx, tx)
+}
+
+// AdmitLocal admits tx into this node's pool and, on a networked node,
+// waits until another validator holds it as well.
+func (a *Admission) AdmitLocal(ctx context.Context, tx *types.Transaction) error {
+	if _, err := a.cfg.Pool.Add(tx); err != nil {
+		return err
+	}
+	inc(a.cfg.Admitted)
+	a.JournalTx(tx)
+	return a.SyncAndReplicate(ctx, tx)
+}
+
+// JournalTx queues tx in the pool journal.
+func (a *Admission) JournalTx(tx *types.Transaction) {
+	raw, err := tx.MarshalBinary()
+	if err != nil {
+		return // a transaction the pool admitted always encodes
+	}
+	a.journal.Append(raw)
+}
+
+// SyncAndReplicate waits until tx, queued in the journal, is synced and
+// another validator holds it; the two run together, so the fsync hides
+// behind the replication's round trip.
+func (a *Admission) SyncAndReplicate(ctx context.Context, tx *types.Transaction) error {
+	synced := make(chan error, 1)
+	go func() { synced <- a.journal.Sync() }()
+	rerr := a.replicate(ctx, tx)
+	if err := <-synced; err != nil {
+		return err
+	}
+	return rerr
+}
+
+// replicate waits until another validator holds tx, which this node
+// admitted from its own client (nil at once without other validators).
+//
+// The answer agrees with what becomes of the transaction: the leader
+// waits, rather than drop the transaction from its pool, because a
+// follower's refusal of the copy is almost always its state lagging the
+// leader's by a block (p2p.Replicator asks again until it holds the copy),
+// and a transaction the leader has applied in the meantime is committed
+// on a majority, which is more than held (checked last). Dropping it
+// instead would race the builder, which may already have it in a block
+// on its way to commit. What is left is a leader that reaches no other
+// validator for the whole replication timeout (cut off): it cannot commit
+// either, steps down within its lease, and answers an error while it
+// still holds the transaction; that error is an unavailability, not a
+// verdict, and a client re-sends the same bytes to another node
+// (wallet.Client does), which keeps one transaction for one intent.
+func (a *Admission) replicate(ctx context.Context, tx *types.Transaction) error {
+	if a.replicator == nil {
+		return nil
+	}
+	raw, err := tx.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := a.replicator.Replicate(ctx, raw); err != nil {
+		if applied, herr := a.cfg.DB.HasTx(tx.Hash()); herr == nil && applied {
+			return nil
+		}
+		inc(a.cfg.NotReplicated)
+		return fmt.Errorf("%w (it stays pending on this node and may still be included: check its receipt before re-sending)", err)
+	}
+	return nil
+}
+
+// Forward sends tx to the leader and, once admitted there, keeps it in the
+// local pool so it can be sent again to a new leader until it is applied.
+func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
+	raw, err := tx.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := a.forwarder.Forward(ctx, raw); err != nil {
+		return err
+	}
+	inc(a.cfg.Forwarded)
+	// The leader's verdict is the answer: its client rules (a stale nonce
+	// gap) are not applied again here, so this copy is kept unless this
+	// node's own state refuses it. It is in this node's journal before
+	// the client hears of it, as in the leader's.
+	if _, err := a.cfg.Pool.AddRelayed(tx); err == nil {
+		a.journal.Append(raw)
+	}
+	return a.journal.Sync()
+}
+
+// recoverSenders recovers the senders of a forwarded or replicated batch
+// on all cores into the sender cache before AdmitForwarded takes its
+// transactions one by one (a batch of 1,000 would otherwise wait for
+// 1,000 recoveries in a row). Malformed ones are left for AdmitForwarded
+// to refuse.
+func (a *Admission) recoverSenders(raws [][]byte) {
+	txs := make([]*types.Transaction, 0, len(raws))
+	for _, raw := range raws {
+		if tx, err := chain.DecodeTx(raw); err == nil {
+			txs = append(txs, tx)
+		}
+	}
+	if len(txs) > 1 {
+		a.cfg.Senders.Senders(txs)
+	}
+}
+
+// AdmitForwarded admits a transaction a follower forwarded into this
+// node's pool (should this node have just lost the lead, it forwards its
+// pool to the next leader) and queues it in the pool journal, which the
+// caller syncs before passing the verdict on; the verdict is worded as the
+// JSON-RPC error the follower's client gets.
+func (a *Admission) AdmitForwarded(raw []byte) error {
+	return a.admitRaw(raw, a.cfg.Pool.Add, true)
+}
+
+// AdmitRelayed admits a transaction another node already acknowledged
+// (the leader's replication, or a pending transaction re-sent to a new
+// leader): as AdmitForwarded, without the refusal of a transaction behind
+// a stale nonce gap, since relayed transactions fill gaps in any order.
+func (a *Admission) AdmitRelayed(raw []byte) error {
+	return a.admitRaw(raw, a.cfg.Pool.AddRelayed, false)
+}
+
+// admitRaw decodes raw, admits it with add and journals it; a refused
+// transaction's sender is forgotten unless the pool holds it.
+func (a *Admission) admitRaw(raw []byte, add func(*types.Transaction) (common.Address, error), count bool) error {
+	tx, err := chain.DecodeTx(raw)
+	if err == nil {
+		if _, err = add(tx); err != nil {
+			if _, _, pending := a.cfg.Pool.Get(tx.Hash()); !pending {
+				a.cfg.Senders.Forget(tx.Hash())
+			}
+		}
+	}
+	if err != nil {
+		return rpc.ClientError(err)
+	}
+	if count {
+		inc(a.cfg.Admitted)
+	}
+	a.journal.Append(raw)
+	return nil
+}
+
+// Reforward sends every pending transaction to a new leader; transactions
+// the leader already has come back "already known".
+func (a *Admission) Reforward() {
+	if a.forwarder == nil {
+		return
+	}
+	pending := a.cfg.Pool.All()
+	if len(pending) == 0 {
+		return
+	}
+	a.cfg.Log.Info("re-forwarding pending transactions to the new leader", "txs", len(pending))
+	for _, tx := range pending {
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			continue
+		}
+		if err := a.forwarder.Send(raw); err != nil {
+			a.cfg.Log.Warn("re-forward", "err", err)
+			return
+		}
+	}
+}
+
+// poolRaws returns the encodings of every transaction in the pool.
+func (a *Admission) poolRaws() [][]byte {
+	txs := a.cfg.Pool.All()
+	out := make([][]byte, 0, len(txs))
+	for _, tx := range txs {
+		if raw, err := tx.MarshalBinary(); err == nil {
+			out = append(out, raw)
+		}
+	}
+	return out
+}
+
+// restore opens the pool journal and re-admits what it holds (as
+// relayed transactions: they were acknowledged, and fill gaps in any
+// order); those applied meanwhile or no longer valid are dropped. The
+// journal is then rewritten with the pool's contents. The node re-sends
+// its pool to the leader as soon as it sees one (Reforward).
+func (a *Admission) restore() error {
+	j, raws, err := openPoolJournal(a.cfg.FS, a.cfg.Journal, a.cfg.NoSync)
+	if err != nil {
+		return err
+	}
+	a.journal = j
+	// Most records are of transactions applied since: they are skipped by
+	// hash before any sender is recovered, and the senders of the rest are
+	// recovered on all cores at once.
+	start := time.Now()
+	var txs []*types.Transaction
+	applied := 0
+	for _, raw := range raws {
+		tx, err := chain.DecodeTx(raw)
+		if err != nil {
+			continue
+		}
+		if done, err := a.cfg.DB.HasTx(tx.Hash()); err != nil {
+			j.Close()
+			return fmt.Errorf("pool journal: %w", err)
+		} else if done {
+			applied++
+			continue
+		}
+		txs = append(txs, tx)
+	}
+	if len(txs) > 1 {
+		a.cfg.Senders.Senders(txs)
+	}
+	restored := 0
+	for _, tx := range txs {
+		if _, err := a.cfg.Pool.AddRelayed(tx); err == nil {
+			restored++
+		}
+	}
+	if len(raws) > 0 {
+		a.cfg.Log.Info("pool restored from its journal", "records", len(raws), "applied", applied, "restored", restored, "took", time.Since(start).Round(time.Millisecond))
+	}
+	if err := j.rewrite(a.poolRaws); err != nil {
+		j.Close()
+		return err
+	}
+	return nil
+}
+
+// CompactJournal rewrites the pool journal once it has grown enough.
+func (a *Admission) CompactJournal() {
+	if !a.journal.needsRewrite() {
+		return
+	}
+	if err := a.journal.rewrite(a.poolRaws); err != nil {
+		a.cfg.Log.Error("pool journal rewrite failed", "err", err)
+	}
+}
