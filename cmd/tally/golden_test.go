@@ -174,7 +174,9 @@ func TestGolden(t *testing.T) {
 // a transfer waited for (send.txt); one the dry run refuses, sent anyway
 // with --force, that fails with the node's reason (send-failed.txt); and
 // the same sent with --wait=false (send-nowait.txt), whose printed check
-// command then shows the failure and its reason as 'tally tx' does.
+// command then shows the failure and its reason as 'tally tx' does; and
+// 'tally op' making a payment, waited for (op-payment.txt) and not
+// (op-nowait.txt).
 func checkSendGolden(t *testing.T, s *goldenScenario) {
 	setup(t)
 	if r := tally(t, "", "wallet", "import", "--mnemonic-file", writeFile(t, "mnemonic", crypto.TestMnemonic)); r.code != exitOK {
@@ -222,6 +224,21 @@ func checkSendGolden(t *testing.T, s *goldenScenario) {
 	r = tally(t, "", strings.Fields(m[1])...)
 	if r.code != exitOK || !strings.Contains(r.stdout, "status:    0 (failed)\nreason:    balance of "+fresh+" would be 1001.00 CNY, over the maximum 1000.00 CNY of tier 0\n") {
 		t.Fatalf("the check command %q: %+v", m[1], r)
+	}
+
+	// 'tally op' prints the same, then the operation's events decoded.
+	for _, c := range []struct {
+		file string
+		args []string
+	}{
+		{"op-payment.txt", []string{"op", "--from", addr0, "--asset", "HKD", "transferWithReference", s.merchant.Hex(), "3.75", "ORDER-1002"}},
+		{"op-nowait.txt", []string{"op", "--from", addr0, "--asset", "HKD", "transferWithReference", s.merchant.Hex(), "0.25", "ORDER-1003", "--wait=false"}},
+	} {
+		r = tally(t, "", append(c.args, s.rpc()...)...)
+		if r.code != exitOK || r.stderr != "" {
+			t.Fatalf("%s: %+v", strings.Join(c.args, " "), r)
+		}
+		checkGolden(t, c.file, masks(r.stdout))
 	}
 }
 
