@@ -75,6 +75,7 @@ var docsUnderTest = []string{
 	"docs/operations.md",
 	"docs/benchmarks.md",
 	"docs/architecture.md",
+	"docs/monitor.md",
 }
 
 func TestDocs(t *testing.T) {
