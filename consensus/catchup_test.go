@@ -139,4 +139,20 @@ func TestRestoreKeepsStateAheadOfSnapshot(t *testing.T) {
 	if _, err := follower.db.FS().Stat(follower.db.Dir() + ".restore"); err == nil {
 		t.Fatal("the extracted snapshot was left beside the state")
 	}
+	// Raft now takes the FSM to be at the snapshot's index and hands it
+	// the entries after it again: each is a no-op, and the next one
+	// applies on the kept state.
+	for i, b := range blocks[3:] {
+		if res := follower.fsm.Apply(&raft.Log{Index: uint64(4 + i), Type: raft.LogCommand, Data: b}); res != nil {
+			t.Fatalf("raft index %d applied again after the restore: %v", 4+i, res)
+		}
+	}
+	if h, _ := follower.db.Head(); h != before {
+		t.Fatalf("head %+v after the entries were handed again, want %+v", h, before)
+	}
+	apply(1)
+	res := follower.apply(blocks[5])
+	if a, ok := res.(*store.Applied); !ok || a.Block.Number() != 6 {
+		t.Fatalf("the block after the kept state: %v, want block 6 applied", res)
+	}
 }
