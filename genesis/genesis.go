@@ -51,6 +51,10 @@ type Rules struct {
 	// Tiers are the KYC tiers: Tiers[t] holds tier t's limits. Accounts
 	// start at tier 0, which may only receive.
 	Tiers []Tier `json:"tiers"`
+	// Risk are the preventive risk rules (velocity caps and automatic
+	// suspensions, risk.go); absent means none, and encodes as before
+	// risk rules existed.
+	Risk *Risk `json:"risk,omitempty"`
 }
 
 // Asset describes an asset and who may issue it.
@@ -374,7 +378,7 @@ func (r *Rules) Validate() error {
 			}
 		}
 	}
-	return nil
+	return r.validateRisk()
 }
 
 // AssetID returns the id of the asset with the symbol.

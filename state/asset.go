@@ -159,8 +159,11 @@ func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int,
 	if err != nil {
 		return err
 	}
-	if acc.Frozen {
-		return revertf("account %s is frozen", x.from)
+	if err := x.checkNotFrozen(x.from, acc); err != nil {
+		return err
+	}
+	if err := x.checkNotListed(x.from, acc); err != nil {
+		return err
 	}
 	if acc.Tier < 1 && !x.senderRulesOff(x.from) {
 		return revertf("account %s is not KYC-verified: tier 0 may only receive", x.from)
@@ -176,9 +179,10 @@ func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int,
 		}
 		total.Add(total, a)
 	}
-	var outflow *big.Int
+	c := &charge{asset: id, from: x.from}
 	if l.maxDaily != nil {
-		if outflow, err = x.o.Outflow(id, x.from, x.blk.Day()); err != nil {
+		outflow, err := x.o.Outflow(id, x.from, x.blk.Day())
+		if err != nil {
 			return err
 		}
 		outflow.Add(outflow, total)
@@ -186,6 +190,13 @@ func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int,
 			left := new(big.Int).Sub(l.maxDaily, outflow)
 			left.Add(left, total)
 			return revertf("batch total %s is over the daily outflow limit %s of tier %d: %s left today (UTC)", x.units(id, total), x.units(id, l.maxDaily), acc.Tier, x.units(id, left))
+		}
+		c.outflow = outflow
+	}
+	if !x.senderRulesOff(x.from) {
+		// Each leg is a transfer for the velocity counters.
+		if c.velocity, err = x.checkVelocity(acc, id, x.from, uint64(len(to)), total); err != nil {
+			return err
 		}
 	}
 	bal, err := x.o.Balance(id, x.from)
@@ -214,9 +225,7 @@ func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int,
 		x.transferLog(id, x.from, to[i], a)
 		x.log(facade, chain.AssetABI.Events["PaymentReference"], []common.Hash{ref, addrTopic(x.from), addrTopic(to[i])}, a)
 	}
-	if outflow != nil && total.Sign() > 0 {
-		x.o.SetOutflow(id, x.from, x.blk.Day(), outflow)
-	}
+	x.commit(c, total)
 	return nil
 }
 
@@ -248,8 +257,8 @@ func (x *exec) approve(id uint32, spender common.Address, amount *big.Int) error
 	if err != nil {
 		return err
 	}
-	if acc.Frozen {
-		return revertf("account %s is frozen", x.from)
+	if err := x.checkNotFrozen(x.from, acc); err != nil {
+		return err
 	}
 	if spender == (common.Address{}) {
 		return revertf("approve to the zero address")
@@ -266,8 +275,8 @@ func (x *exec) transferFrom(id uint32, owner, to common.Address, amount *big.Int
 	if err != nil {
 		return err
 	}
-	if acc.Frozen {
-		return revertf("account %s is frozen", x.from)
+	if err := x.checkNotFrozen(x.from, acc); err != nil {
+		return err
 	}
 	allowed, err := x.o.Allowance(id, owner, x.from)
 	if err != nil {
@@ -342,8 +351,8 @@ func (x *exec) checkBank(id uint32) error {
 	if err != nil {
 		return err
 	}
-	if acc.Frozen {
-		return revertf("account %s is frozen", x.from)
+	if err := x.checkNotFrozen(x.from, acc); err != nil {
+		return err
 	}
 	return nil
 }
@@ -357,7 +366,7 @@ func (x *exec) requestWithdrawal(id uint32, amount *big.Int, payoutRef common.Ha
 	if err := x.checkMinorUnits(id, amount); err != nil {
 		return 0, err
 	}
-	outflow, err := x.checkSender(id, x.from, amount)
+	c, err := x.checkSender(id, x.from, amount)
 	if err != nil {
 		return 0, err
 	}
@@ -376,9 +385,7 @@ func (x *exec) requestWithdrawal(id uint32, amount *big.Int, payoutRef common.Ha
 	if err != nil {
 		return 0, err
 	}
-	if outflow != nil {
-		x.o.SetOutflow(id, x.from, x.blk.Day(), outflow)
-	}
+	x.commit(c, amount)
 	x.o.SetBalance(id, x.from, bal.Sub(bal, amount))
 	s.Escrow.Add(s.Escrow, amount)
 	x.o.SetSupply(id, s)

@@ -18,9 +18,26 @@ func (x *exec) compliance(name string, args []any) ([]any, error) {
 	case "kycTier":
 		acc, err := x.o.Account(addr(0))
 		return []any{acc.Tier}, err
-	case "isFrozen":
+	case "isFrozen": // frozen, or suspended at the block's time
 		acc, err := x.o.Account(addr(0))
-		return []any{acc.Frozen}, err
+		if err != nil {
+			return nil, err
+		}
+		_, suspended, err := x.o.activeSuspension(addr(0), acc, x.blk.TimeMs)
+		return []any{acc.Frozen || suspended}, err
+	case "watchEntry":
+		e, listed, err := x.o.WatchEntry(addr(0))
+		return []any{listed, e.Reason, e.Height}, err
+	case "suspension":
+		acc, err := x.o.Account(addr(0))
+		if err != nil {
+			return nil, err
+		}
+		s, active, err := x.o.activeSuspension(addr(0), acc, x.blk.TimeMs)
+		if !active {
+			s = Suspension{}
+		}
+		return []any{active, s.Reason, s.UntilMs}, err
 	case "remainingDailyAllowance":
 		id, ok := chain.AssetID(addr(1))
 		if !ok || !x.rules.HasAsset(id) {
@@ -77,6 +94,32 @@ func (x *exec) compliance(name string, args []any) ([]any, error) {
 		acc.Frozen = false
 		x.o.SetAccount(addr(0), acc)
 		x.log(chain.ComplianceAddress, ev["Unfrozen"], topics, reason)
+	case "watch", "unwatch":
+		if err := x.watch(addr(0), acc, args[1].(string), name == "watch"); err != nil {
+			return nil, err
+		}
+		x.log(chain.ComplianceAddress, ev[map[string]string{"watch": "Watched", "unwatch": "Unwatched"}[name]], topics, args[1].(string))
+	case "confirmSuspension", "liftSuspension":
+		reason := args[1].(string)
+		if err := reasonArg(reason); err != nil {
+			return nil, err
+		}
+		s, active, err := x.o.activeSuspension(addr(0), acc, x.blk.TimeMs)
+		if err != nil {
+			return nil, err
+		}
+		if !active {
+			return nil, revertf("account %s has no active suspension", addr(0))
+		}
+		x.o.clearSuspension(addr(0), acc)
+		if name == "confirmSuspension" {
+			// Confirmed, the suspension becomes a freeze until unfreeze.
+			acc.Frozen, acc.Suspended = true, false
+			x.o.SetAccount(addr(0), acc)
+			x.log(chain.ComplianceAddress, ev["SuspensionConfirmed"], topics, s.Reason, reason)
+		} else {
+			x.log(chain.ComplianceAddress, ev["SuspensionLifted"], topics, s.Reason, reason)
+		}
 	default:
 		return nil, revertf("operation %s is not implemented by compliance", name)
 	}
@@ -92,6 +135,9 @@ func RemainingDaily(o *Overlay, rules *Rules, blk BlockContext, id uint32, a com
 	}
 	if acc.Tier < 1 || acc.Frozen {
 		return new(big.Int), nil
+	}
+	if _, suspended, err := o.activeSuspension(a, acc, blk.TimeMs); err != nil || suspended {
+		return new(big.Int), err
 	}
 	l := rules.limitsOf(acc.Tier, id)
 	if l.maxDaily == nil {

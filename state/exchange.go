@@ -152,7 +152,7 @@ func (x *exec) createOffer(assetOut common.Address, amountOut *big.Int, assetIn 
 	case expiry < x.nowSec():
 		return 0, revertf("expiry %d is already past: block time is %d", expiry, x.nowSec())
 	}
-	outflow, err := x.checkSender(out, x.from, amountOut)
+	c, err := x.checkSender(out, x.from, amountOut)
 	if err != nil {
 		return 0, err
 	}
@@ -171,9 +171,7 @@ func (x *exec) createOffer(assetOut common.Address, amountOut *big.Int, assetIn 
 	if err != nil {
 		return 0, err
 	}
-	if outflow != nil {
-		x.o.SetOutflow(out, x.from, x.blk.Day(), outflow)
-	}
+	x.commit(c, amountOut)
 	x.o.SetBalance(out, x.from, bal.Sub(bal, amountOut))
 	s.Escrow.Add(s.Escrow, amountOut)
 	x.o.SetSupply(out, s)

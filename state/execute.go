@@ -66,6 +66,13 @@ func ExecuteTx(o *Overlay, rules *Rules, blk BlockContext, tx *types.Transaction
 	if err != nil && !isRevert {
 		return Outcome{}, err // a read failure, before any write: o is unchanged
 	}
+	if isRevert && reason.suspend != nil {
+		// A velocity rule suspended the sender: recorded although the
+		// operation reverted (risk.go).
+		if err := o.suspend(reason.suspend); err != nil {
+			return Outcome{}, err // its only read failed: nothing written
+		}
+	}
 	o.SetNonce(from, nonce+1)
 	if isRevert {
 		return Outcome{Receipt: chain.NewReceipt(tx, StatusFailed, gas, cumGas+gas, nil), Reason: reason}, nil

@@ -28,6 +28,8 @@ const (
 	KindSetCompliance
 	KindSetGovernance
 	KindSetIssuanceCap
+	KindSetVelocityRule
+	KindRemoveVelocityRule
 )
 
 var kindOf = map[string]uint8{
@@ -35,7 +37,8 @@ var kindOf = map[string]uint8{
 	"proposeAddBank": KindAddBank, "proposeRemoveBank": KindRemoveBank, "proposeRotateBankKey": KindRotateBankKey,
 	"proposeAddAsset": KindAddAsset, "proposeSetAssetPaused": KindSetAssetPaused, "proposeSetTierLimits": KindSetTierLimits,
 	"proposeSetCompliance": KindSetCompliance, "proposeSetGovernance": KindSetGovernance,
-	"proposeSetIssuanceCap": KindSetIssuanceCap,
+	"proposeSetIssuanceCap":  KindSetIssuanceCap,
+	"proposeSetVelocityRule": KindSetVelocityRule, "proposeRemoveVelocityRule": KindRemoveVelocityRule,
 }
 
 // Proposal statuses.
@@ -398,6 +401,10 @@ func (x *exec) applyChange(kind uint8, change []byte, dryRun bool) (*genesis.Rul
 			limit = new(big.Int).Set(v) // 2^256-1 means no cap
 		}
 		setCap(&r.Assets[id], addr(1), limit)
+	case KindSetVelocityRule, KindRemoveVelocityRule:
+		if err := changeVelocity(r, kind, args); err != nil {
+			return nil, err
+		}
 	case KindSetCompliance:
 		r.Compliance = addr(0)
 	case KindSetGovernance:

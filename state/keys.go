@@ -26,7 +26,7 @@ const (
 	// ValidatorHistoryPrefix + height uint64 → RLP []common.Address: the
 	// validator set in force from that height (written when it changes).
 	ValidatorHistoryPrefix = "sL"
-	AccountPrefix          = "sk" // + address → tier byte ++ frozen byte
+	AccountPrefix          = "sk" // + address → tier byte ++ flags byte (1 frozen, 2 suspended, 4 watch-listed)
 	OutflowPrefix          = "so" // + asset + address → UTC day uint64 ++ amount magnitude
 	SupplyPrefix           = "ss" // + asset → RLP supply{Minted, Burned, Escrow}
 	// BankRefPrefix + bankRef → asset uint32 ++ block number uint64 ++
@@ -41,6 +41,10 @@ const (
 	AllowancePrefix = "sa" // + asset + owner + spender → amount magnitude
 	OfferPrefix     = "sf" // + id uint64 → RLP Offer
 	OfferSeqKey     = "sF" // → last offer id uint64
+	// Risk control (risk.go, DESIGN.md decision 14).
+	VelocityPrefix   = "sV" // + asset + address → RLP Velocity (5-minute and 1-hour buckets)
+	SuspensionPrefix = "sU" // + address → RLP Suspension (the account record flags it)
+	WatchPrefix      = "sW" // + address → RLP WatchEntry (the account record flags it)
 )
 
 var (
@@ -67,6 +71,9 @@ var (
 	prefixAllowance        = []byte(AllowancePrefix)
 	prefixOffer            = []byte(OfferPrefix)
 	keyOfferSeq            = []byte(OfferSeqKey)
+	prefixVelocity         = []byte(VelocityPrefix)
+	prefixSuspension       = []byte(SuspensionPrefix)
+	prefixWatch            = []byte(WatchPrefix)
 )
 
 // NativeAsset is the asset id of the native currency.

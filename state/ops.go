@@ -22,6 +22,10 @@ type Revert struct {
 	// eth_call and eth_estimateGas word a plain transfer's as go-ethereum's
 	// insufficient funds error, which client libraries classify.
 	Shortfall *Shortfall
+	// suspend is a suspension the refusal imposes on its sender (a
+	// velocity rule with suspendSeconds): ExecuteTx records it with the
+	// nonce, since the operation's own writes are discarded.
+	suspend *suspension
 }
 
 // Shortfall is what an account had and what a move needed of one asset.
@@ -100,9 +104,10 @@ func addrTopic(a common.Address) common.Hash { return common.BytesToHash(a[:]) }
 
 func numTopic(n uint64) common.Hash { return common.BigToHash(new(big.Int).SetUint64(n)) }
 
-// checkSender checks that from may send amount of asset now and returns its
-// outflow for the day including amount (nil when its tier has no daily limit).
-func (x *exec) checkSender(asset uint32, from common.Address, amount *big.Int) (*big.Int, error) {
+// checkSender checks that from may send amount of asset now (one
+// transfer) and returns what its success records: the day's outflow and
+// the velocity counters (nil when nothing is recorded).
+func (x *exec) checkSender(asset uint32, from common.Address, amount *big.Int) (*charge, error) {
 	if x.senderRulesOff(from) {
 		return nil, nil
 	}
@@ -110,8 +115,11 @@ func (x *exec) checkSender(asset uint32, from common.Address, amount *big.Int) (
 	if err != nil {
 		return nil, err
 	}
-	if acc.Frozen {
-		return nil, revertf("account %s is frozen", from)
+	if err := x.checkNotFrozen(from, acc); err != nil {
+		return nil, err
+	}
+	if err := x.checkNotListed(from, acc); err != nil {
+		return nil, err
 	}
 	if acc.Tier < 1 {
 		return nil, revertf("account %s is not KYC-verified: tier 0 may only receive", from)
@@ -120,22 +128,29 @@ func (x *exec) checkSender(asset uint32, from common.Address, amount *big.Int) (
 	if l.maxTransfer != nil && amount.Cmp(l.maxTransfer) > 0 {
 		return nil, revertf("amount %s is over the per-transfer limit %s of tier %d", x.units(asset, amount), x.units(asset, l.maxTransfer), acc.Tier)
 	}
-	if l.maxDaily == nil {
-		// Outflow is tracked only under a daily limit: an unlimited account
-		// (the top tier that load tools use) pays no read or write for it.
-		return nil, nil
+	c := &charge{asset: asset, from: from}
+	// Outflow is tracked only under a daily limit: an unlimited account
+	// (the top tier that load tools use) pays no read or write for it.
+	if l.maxDaily != nil {
+		out, err := x.o.Outflow(asset, from, x.blk.Day())
+		if err != nil {
+			return nil, err
+		}
+		out.Add(out, amount)
+		if out.Cmp(l.maxDaily) > 0 {
+			left := new(big.Int).Sub(l.maxDaily, out)
+			left.Add(left, amount)
+			return nil, revertf("amount %s is over the daily outflow limit %s of tier %d: %s left today (UTC)", x.units(asset, amount), x.units(asset, l.maxDaily), acc.Tier, x.units(asset, left))
+		}
+		c.outflow = out
 	}
-	out, err := x.o.Outflow(asset, from, x.blk.Day())
-	if err != nil {
+	if c.velocity, err = x.checkVelocity(acc, asset, from, 1, amount); err != nil {
 		return nil, err
 	}
-	out.Add(out, amount)
-	if out.Cmp(l.maxDaily) > 0 {
-		left := new(big.Int).Sub(l.maxDaily, out)
-		left.Add(left, amount)
-		return nil, revertf("amount %s is over the daily outflow limit %s of tier %d: %s left today (UTC)", x.units(asset, amount), x.units(asset, l.maxDaily), acc.Tier, x.units(asset, left))
+	if c.outflow == nil && c.velocity == nil {
+		return nil, nil
 	}
-	return out, nil
+	return c, nil
 }
 
 // checkRecipient checks that to may receive and hold newBalance of asset.
@@ -150,8 +165,11 @@ func (x *exec) checkRecipient(asset uint32, to common.Address, newBalance *big.I
 	if err != nil {
 		return err
 	}
-	if acc.Frozen {
-		return revertf("account %s is frozen", to)
+	if err := x.checkNotFrozen(to, acc); err != nil {
+		return err
+	}
+	if err := x.checkNotListed(to, acc); err != nil {
+		return err
 	}
 	l := x.rules.limitsOf(acc.Tier, asset)
 	if l.maxBalance != nil && newBalance.Cmp(l.maxBalance) > 0 {
@@ -164,10 +182,10 @@ func (x *exec) checkRecipient(asset uint32, to common.Address, newBalance *big.I
 // freeze, tier and limits (unless forced), its balance, and the recipient's
 // freeze and maximum balance. Nothing is written unless every check passes.
 func (x *exec) move(asset uint32, from, to common.Address, amount *big.Int, forced bool) error {
-	var outflow *big.Int
+	var c *charge
 	if !forced {
 		var err error
-		if outflow, err = x.checkSender(asset, from, amount); err != nil {
+		if c, err = x.checkSender(asset, from, amount); err != nil {
 			return err
 		}
 	}
@@ -192,9 +210,7 @@ func (x *exec) move(asset uint32, from, to common.Address, amount *big.Int, forc
 	if err := x.checkRecipient(asset, to, toBal); err != nil {
 		return err
 	}
-	if outflow != nil && amount.Sign() > 0 {
-		x.o.SetOutflow(asset, from, x.blk.Day(), outflow)
-	}
+	x.commit(c, amount)
 	if from != to {
 		x.o.SetBalance(asset, from, fromBal.Sub(fromBal, amount))
 		x.o.SetBalance(asset, to, toBal)

@@ -13,7 +13,19 @@ import (
 type Account struct {
 	Tier   uint8
 	Frozen bool
+	// Suspended: the account has a suspension record (risk.go), active or
+	// expired; Listed: it is on the watch list. The flags spare the reads
+	// of those records for every account that has none.
+	Suspended bool
+	Listed    bool
 }
+
+// Flags of the account record's second byte.
+const (
+	accountFrozen    = 1
+	accountSuspended = 2
+	accountListed    = 4
+)
 
 // Account returns a's compliance record (tier 0, not frozen when absent).
 func (o *Overlay) Account(a common.Address) (Account, error) {
@@ -25,7 +37,7 @@ func (o *Overlay) Account(a common.Address) (Account, error) {
 	case 0:
 		return Account{}, nil
 	case 2:
-		return Account{Tier: v[0], Frozen: v[1] == 1}, nil
+		return Account{Tier: v[0], Frozen: v[1]&accountFrozen != 0, Suspended: v[1]&accountSuspended != 0, Listed: v[1]&accountListed != 0}, nil
 	}
 	return Account{}, fmt.Errorf("state: account record of %s is %d bytes", a, len(v))
 }
@@ -35,8 +47,13 @@ func (o *Overlay) SetAccount(a common.Address, acc Account) {
 	var v []byte
 	if acc != (Account{}) {
 		v = []byte{acc.Tier, 0}
-		if acc.Frozen {
-			v[1] = 1
+		for _, f := range []struct {
+			on  bool
+			bit byte
+		}{{acc.Frozen, accountFrozen}, {acc.Suspended, accountSuspended}, {acc.Listed, accountListed}} {
+			if f.on {
+				v[1] |= f.bit
+			}
 		}
 	}
 	o.Set(key(prefixAccount, a[:]), v)

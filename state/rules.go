@@ -19,6 +19,9 @@ type Rules struct {
 	raw    []byte
 	banks  []map[common.Address]bool // [asset]
 	limits [][]limits                // [tier][asset]
+	// velocity are the velocity rules by [tier][asset] (risk.go); nil
+	// when there are none.
+	velocity [][][]genesis.VelocityRule
 }
 
 // limits are one tier's limits of one asset; nil is unlimited.
@@ -55,6 +58,7 @@ func compileRules(raw []byte) (*Rules, error) {
 		}
 		r.limits = append(r.limits, row)
 	}
+	r.velocity = compileVelocity(gr)
 	return r, nil
 }
 

@@ -37,6 +37,23 @@ func txVote(from uint32, id int64, approve bool) opStep {
 
 func compressed(i uint32) []byte { return ethcrypto.CompressPubkey(&keyOf(i).ECDSA().PublicKey) }
 
+// txVelocityRule proposes a velocity rule (maxUint256 as maxAmount: no cap on the amount).
+func txVelocityRule(from uint32, name string, tier uint8, asset uint32, window string, maxTransfers uint64, maxAmount *big.Int, suspend uint64) opStep {
+	return govTx(from, "proposeSetVelocityRule", name, tier, chain.AssetAddress(asset), window, maxTransfers, maxAmount, suspend)
+}
+
+// topHKDCapped probes the velocity rule "top-hkd" (10 HKD per rolling
+// hour at tier 3): alice's eth_call of an 11 HKD transfer is refused by
+// it exactly when want.
+func topHKDCapped(want bool) func(h *opHarness) bool {
+	return func(h *opHarness) bool {
+		data, _ := chain.AssetABI.Pack("transfer", who(idBob), hkd(11))
+		_, _, err := state.Call(h.db, h.db.HeadContext(), who(idAlice), chain.AssetAddress(assetHKD), nil, data)
+		capped := err != nil && err.Error() == "velocity top-hkd: 11.00 HKD sent in 1h, limit 10.00 HKD"
+		return capped == want
+	}
+}
+
 // proposalView returns (status, approvals, rejections, effective height).
 func (h *opHarness) proposalView(id int64) (uint8, int64, int64, uint64) {
 	v := h.view(&chain.GovernanceABI, chain.GovernanceAddress, "proposal", big.NewInt(id))
@@ -98,6 +115,12 @@ func govCases() []govCase {
 				_, _, err := state.Call(h.db, h.db.HeadContext(), who(idBankB), chain.AssetAddress(assetHKD), nil, data)
 				return err != nil && strings.Contains(err.Error(), "over its cap 500")
 			}},
+		{name: "velocity rule", proposal: txVelocityRule(idGov1, "top-hkd", 3, assetHKD, "1h", 0, hkd(10), 0),
+			effect: topHKDCapped(true)},
+		{name: "remove velocity rule",
+			setup:    []opStep{txVelocityRule(idGov1, "top-hkd", 3, assetHKD, "1h", 0, hkd(10), 0), txVote(idGov2, 1, true)},
+			proposal: govTx(idGov1, "proposeRemoveVelocityRule", "top-hkd"),
+			effect:   topHKDCapped(false)},
 		{name: "replace compliance", proposal: govTx(idGov1, "proposeSetCompliance", who(idNewAuthority)),
 			effect: func(h *opHarness) bool {
 				return h.view(&chain.ComplianceABI, chain.ComplianceAddress, "authority")[0].(common.Address) == who(idNewAuthority)
@@ -225,6 +248,13 @@ func TestGovernanceRefusals(t *testing.T) {
 		govTx(idGov1, "proposeSetIssuanceCap", chain.AssetAddress(assetHKD), who(idBankA), hkd(1)).failing(who(idBankA).Hex()+" is not an issuing bank of HKD"),
 		govTx(idGov1, "proposeSetIssuanceCap", chain.AssetAddress(9), who(idBankB), hkd(1)).failing("no asset at"),
 		txVote(idGov1, 7, true).failing("no proposal 7"),
+		txVelocityRule(idGov1, "Top", 3, assetHKD, "1h", 1, maxUint256, 0).failing(`rule name "Top" must be 1..32 characters a-z, 0-9 or '-'`),
+		txVelocityRule(idGov1, "top", 9, assetHKD, "1h", 1, maxUint256, 0).failing("risk.velocity[0].tier 9: only tiers 0..3 exist"),
+		txVelocityRule(idGov1, "top", 3, 9, "1h", 1, maxUint256, 0).failing("no asset at"),
+		txVelocityRule(idGov1, "top", 3, assetHKD, "2h", 1, maxUint256, 0).failing(`risk.velocity[0].window "2h" must be "1h" or "24h"`),
+		txVelocityRule(idGov1, "top", 3, assetHKD, "1h", 0, maxUint256, 0).failing("risk.velocity[0] caps nothing"),
+		txVelocityRule(idGov1, "top", 3, assetHKD, "1h", 1, maxUint256, genesis.MaxSuspendSeconds+1).failing("risk.velocity[0].suspendSeconds 2592001 is over 2592000"),
+		govTx(idGov1, "proposeRemoveVelocityRule", "top").failing("there is no velocity rule top"),
 	)
 	if n := h.view(&chain.GovernanceABI, chain.GovernanceAddress, "validators")[0].([]common.Address); len(n) != 1 || n[0] != val {
 		t.Fatalf("validators %v", n)
