@@ -42,12 +42,18 @@ type filterChain struct {
 
 func newFilterChain(t *testing.T) *filterChain {
 	t.Helper()
+	return newFilterChainOn(t, genesis.Dev())
+}
+
+// newFilterChainOn is newFilterChain on genesis g (the dev keys still sign).
+func newFilterChainOn(t *testing.T, g *genesis.Genesis) *filterChain {
+	t.Helper()
 	db, err := store.Open(t.TempDir(), store.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.InitGenesis(genesis.Dev()); err != nil {
+	if err := db.InitGenesis(g); err != nil {
 		t.Fatal(err)
 	}
 	c := &filterChain{t: t, db: db, heads: NewHeadFeed(4), nonces: map[common.Address]uint64{},

@@ -60,8 +60,8 @@ func (api *LedgerAPI) Assets() ([]schema.Asset, error) {
 	return out, nil
 }
 
-// GetAccount returns an account's balances, KYC tier, freeze flag and
-// remaining daily allowance.
+// GetAccount returns an account's balances, KYC tier, freeze flag,
+// remaining daily allowance and what the risk rules hold about it.
 func (api *LedgerAPI) GetAccount(a common.Address) (*schema.Account, error) {
 	if err := api.halted(); err != nil {
 		return nil, err
@@ -96,6 +96,11 @@ func (api *LedgerAPI) GetAccount(a common.Address) (*schema.Account, error) {
 		}
 		info.RemainingDaily[asset.Symbol] = (*hexutil.Big)(left)
 	}
+	risk, err := db.RiskStatus(a)
+	if err != nil {
+		return nil, err
+	}
+	riskJSON(info, risk)
 	return info, nil
 }
 
@@ -320,4 +325,23 @@ func pageLimit(limit *hexutil.Uint, def, max int) (int, error) {
 		return 0, invalidParams("limit must be 1..%d", max)
 	}
 	return n, nil
+}
+
+// riskJSON fills in an account's risk status (state.RiskStatus).
+func riskJSON(info *schema.Account, risk state.RiskStatus) {
+	if s := risk.Suspension; s != nil {
+		info.Suspension = &schema.Suspension{Rule: s.Rule, Reason: s.Reason, SinceMs: hexutil.Uint64(s.SinceMs), UntilMs: hexutil.Uint64(s.UntilMs), Height: hexutil.Uint64(s.Height)}
+	}
+	if w := risk.Watch; w != nil {
+		info.WatchList = &schema.WatchEntry{Reason: w.Reason, Height: hexutil.Uint64(w.Height)}
+	}
+	info.Velocity = make([]schema.VelocityCounter, 0, len(risk.Counters))
+	for _, c := range risk.Counters {
+		vc := schema.VelocityCounter{Rule: c.Rule.Name, Asset: c.Rule.Asset, Window: c.Rule.Window,
+			Transfers: hexutil.Uint64(c.Transfers), Amount: (*hexutil.Big)(c.Amount), MaxAmount: (*hexutil.Big)(c.Rule.MaxAmount.Big())}
+		if c.Rule.MaxTransfers != 0 {
+			vc.MaxTransfers = (*hexutil.Uint64)(&c.Rule.MaxTransfers)
+		}
+		info.Velocity = append(info.Velocity, vc)
+	}
 }

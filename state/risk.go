@@ -443,3 +443,58 @@ func changeVelocity(r *genesis.Rules, kind uint8, args []any) error {
 	r.SetVelocityRule(v)
 	return nil
 }
+
+// Counter is one velocity rule's window for one account: what the account
+// sent in it, against the rule's caps.
+type Counter struct {
+	Rule      genesis.VelocityRule
+	Transfers uint64
+	Amount    *big.Int
+}
+
+// RiskStatus is what the risk rules hold about an account at a block time
+// (tally_getAccount): its active suspension, its watch list entry, and
+// the counters of every velocity rule of its tier.
+type RiskStatus struct {
+	Suspension *Suspension // nil: none active
+	Watch      *WatchEntry // nil: not listed
+	Counters   []Counter
+}
+
+// ReadRiskStatus returns a's risk status under rules at block time blk.
+func ReadRiskStatus(o *Overlay, rules *Rules, blk BlockContext, a common.Address) (RiskStatus, error) {
+	var st RiskStatus
+	acc, err := o.Account(a)
+	if err != nil {
+		return st, err
+	}
+	if s, active, err := o.activeSuspension(a, acc, blk.TimeMs); err != nil {
+		return st, err
+	} else if active {
+		st.Suspension = &s
+	}
+	if acc.Listed {
+		e, ok, err := o.WatchEntry(a)
+		if err != nil {
+			return st, err
+		}
+		if ok {
+			st.Watch = &e
+		}
+	}
+	for id := range rules.Assets {
+		rs := rules.velocityOf(acc.Tier, uint32(id))
+		if len(rs) == 0 {
+			continue
+		}
+		v, err := o.Velocity(uint32(id), a)
+		if err != nil {
+			return st, err
+		}
+		for _, r := range rs {
+			w := v.in(r.Window, blk.TimeMs)
+			st.Counters = append(st.Counters, Counter{Rule: r, Transfers: w.Transfers, Amount: w.Amount})
+		}
+	}
+	return st, nil
+}

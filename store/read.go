@@ -196,6 +196,16 @@ func (d *DB) RemainingDaily(id uint32, a common.Address) (*big.Int, error) {
 	return state.RemainingDaily(d.view(), rules, d.HeadContext(), id, a)
 }
 
+// RiskStatus is a's risk status at the head's time (tally_getAccount):
+// its active suspension, watch list entry and velocity counters.
+func (d *DB) RiskStatus(a common.Address) (state.RiskStatus, error) {
+	rules, err := d.Rules()
+	if err != nil {
+		return state.RiskStatus{}, err
+	}
+	return state.ReadRiskStatus(d.view(), rules, d.HeadContext(), a)
+}
+
 // CheckConservation checks DESIGN.md decision 9 for every asset on the
 // applied state: sum of balances + escrow = minted − burned. It reads every
 // balance; tests call it after every block, the audit after replay.

@@ -35,6 +35,45 @@ type Account struct {
 	// RemainingDaily is what the account may still send today (UTC day of
 	// the head block's time) per asset; null for an unlimited asset.
 	RemainingDaily map[string]*hexutil.Big `json:"remainingDaily"`
+	// Suspension is the account's active automatic suspension (a
+	// velocity rule fired); null when none.
+	Suspension *Suspension `json:"suspension"`
+	// WatchList is its entry on the compliance watch list; null when it
+	// is not listed.
+	WatchList *WatchEntry `json:"watchList"`
+	// Velocity are the counters of every velocity rule of its tier, in
+	// the rules' order (empty when none applies).
+	Velocity []VelocityCounter `json:"velocity"`
+}
+
+// Suspension is an active automatic suspension: Reason is
+// "risk:<rule>:<numbers>"; times are block times in Unix ms.
+type Suspension struct {
+	Rule    string         `json:"rule"`
+	Reason  string         `json:"reason"`
+	SinceMs hexutil.Uint64 `json:"sinceMs"`
+	UntilMs hexutil.Uint64 `json:"untilMs"`
+	Height  hexutil.Uint64 `json:"height"`
+}
+
+// WatchEntry is an address's entry on the watch list: why, and the block
+// that listed it.
+type WatchEntry struct {
+	Reason string         `json:"reason"`
+	Height hexutil.Uint64 `json:"height"`
+}
+
+// VelocityCounter is what an account sent in one velocity rule's rolling
+// window (at the head's time) and the rule's caps, base units; a cap not
+// set is null.
+type VelocityCounter struct {
+	Rule         string          `json:"rule"`
+	Asset        string          `json:"asset"`
+	Window       string          `json:"window"`
+	Transfers    hexutil.Uint64  `json:"transfers"`
+	MaxTransfers *hexutil.Uint64 `json:"maxTransfers"`
+	Amount       *hexutil.Big    `json:"amount"`
+	MaxAmount    *hexutil.Big    `json:"maxAmount"`
 }
 
 // Supply is what tally_getSupply returns (base units).
