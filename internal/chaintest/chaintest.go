@@ -96,7 +96,13 @@ func Genesis(t testing.TB) *genesis.Genesis {
 // closed at the end of the test.
 func New(t testing.TB) *Chain {
 	t.Helper()
-	g := Genesis(t)
+	return NewOn(t, Genesis(t))
+}
+
+// NewOn is New on genesis g, which has GenesisValidators' keys (Genesis(t)
+// with changed rules, say).
+func NewOn(t testing.TB, g *genesis.Genesis) *Chain {
+	t.Helper()
 	c := &Chain{
 		T: t, Genesis: g, GenesisJSON: g.Indent(), Dir: filepath.Join(t.TempDir(), "data"),
 		ChainID: g.ChainIDBig(), keys: map[common.Address]*crypto.PrivateKey{}, nonces: map[common.Address]uint64{},
