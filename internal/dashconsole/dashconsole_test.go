@@ -3,6 +3,7 @@ package dashconsole
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"os"
 	"path/filepath"
@@ -159,6 +160,14 @@ func TestConsoleShowsEveryPanel(t *testing.T) {
 	}
 	if !slices.Equal(pageTitles, titles) {
 		t.Errorf("the page's titles\n%q\nthe dashboard's\n%q", pageTitles, titles)
+	}
+	// Each panel in its place on Grafana's grid.
+	for _, p := range d.Panels {
+		want := fmt.Sprintf(`id="panel-%d" style="grid-column: %d / span %d; grid-row: %d / span %d;"`,
+			p.ID, p.GridPos.X+1, p.GridPos.W, p.GridPos.Y+1, p.GridPos.H)
+		if strings.Count(page, want) != 1 {
+			t.Errorf("panel %d %q is not placed at its gridPos %+v: no %s", p.ID, p.Title, p.GridPos, want)
+		}
 	}
 
 	// The variables' defaults are Grafana's All; a parameter is text in
