@@ -1,6 +1,6 @@
 // Package genesis owns the genesis file: the chain id, the rules (assets and
 // their issuing banks, the compliance authority, governance members, KYC
-// tiers and their limits), the validators and the initial accounts (tier and
+// tiers and their limits, the preventive risk rules of risk.go), the validators and the initial accounts (tier and
 // balances per asset), and the embedded dev genesis.
 //
 // A genesis file is JSON (documented in docs/genesis.md). Load parses it

@@ -35,6 +35,15 @@
 // whole number of its currency's minor units. Returns mint and reversals
 // burn, so conservation stays exact.
 //
+// Risk control (risk.go, DESIGN.md decisions 12 and 14): velocity caps per
+// tier and asset over a rolling hour and day of block time (fixed 5- and
+// 60-minute buckets per account and asset, at most 36, pruned as they
+// age), the automatic suspension a rule may impose on the sender it
+// refuses (a record that stops the account while block time is before its
+// end, so it lifts itself; compliance confirms or lifts it), and the
+// compliance authority's watch list. The account record flags a
+// suspension and a listing, so accounts with neither pay no extra read.
+//
 // The state root is keccak256(parent root || sorted write set): cheap, and
 // unchanged by a block that writes no state (DESIGN.md decision 10). The
 // key layout (keys.go) is a format shared by every node and the audit.

@@ -145,6 +145,12 @@ func TestVelocityCaps(t *testing.T) {
 			at(9*minute, txTransfer(idBasic, assetHKD, idAlice, hkd(1)), ""), // HKD is counted apart
 			at(10*minute, send(idBasic, 1), velocityCount(4)),
 		}},
+		{name: "when two rules refuse, the first in the rules' order is named", steps: []riskStep{
+			at(1*minute, send(idBasic, 5_000), ""), at(2*minute, send(idBasic, 5_000), ""), at(3*minute, send(idBasic, 0), ""),
+			// Both cny-count (4 transfers) and cny-amount (10001 CNY) are broken.
+			at(4*minute, send(idBasic, 1), velocityCount(4)),
+			at(70*minute, send(idBasic, 1), "velocity cny-amount: 10001.00 CNY sent in 24h, limit 10000.00 CNY"),
+		}},
 		{name: "a tier change moves the account under its new tier's rules", steps: []riskStep{
 			at(1*minute, send(idFull, 1), ""), at(2*minute, send(idFull, 1), ""), at(3*minute, send(idFull, 1), ""),
 			at(4*minute, txSetTier(idFull, 1), ""),
@@ -234,6 +240,11 @@ func TestAutomaticSuspension(t *testing.T) {
 			// An expired suspension can be neither confirmed nor lifted.
 			at(40*minute, complianceTx(idCompliance, "confirmSuspension", B, "too late"), fmt.Sprintf("account %s has no active suspension", B)),
 		}},
+		{name: "an expired suspension is replaced by the next one", steps: []riskStep{
+			// At +45 min the hour still holds the transfers of +1 and +2 min.
+			at(45*minute, hkdTo(idBasic, idAlice), suspendedUntil("hkd-burst", 3, "2026-01-01T01:15:00.000Z")),
+			at(46*minute, valueTx(idBasic, who(idAlice), cny(1)), fmt.Sprintf("account %s is suspended until 2026-01-01T01:15:00.000Z: %s", B, why)),
+		}, frozen: true, active: true},
 		{name: "a frozen account's transfer is refused before the velocity rules", steps: []riskStep{
 			at(40*minute, txFreeze(idBasic), ""),
 			at(41*minute, hkdTo(idBasic, idAlice), fmt.Sprintf("account %s is frozen", B)),
