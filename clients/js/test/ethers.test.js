@@ -1,7 +1,10 @@
 // ethers v6 against tallyd --dev, used as a wallet app and a dApp use it.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { ethers } from "ethers";
 import {
   RPC_URL, WS_URL, CHAIN_ID, MNEMONIC, DEV, SENDER, UNTOUCHED, path,
@@ -20,6 +23,8 @@ const hkd = new ethers.Contract(HKD_FACADE, ASSET_ABI, wallet);
 const iface = new ethers.Interface(ASSET_ABI);
 
 after(() => provider.destroy());
+
+const execFileAsync = promisify(execFile);
 
 test("ethers: HD wallet from the dev mnemonic derives the documented accounts", () => {
   for (const [i, addr] of Object.entries(DEV)) {
@@ -295,17 +300,49 @@ test("ethers: a transfer offering a fee (as MetaMask may) is accepted and charge
   assert.equal(await provider.getBalance(to), 1000n);
 });
 
+// The js blocks of a document, in order.
+function jsBlocks(doc) {
+  const text = readFileSync(new URL(`../../../${doc}`, import.meta.url), "utf8");
+  return [...text.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+}
+
+// The node address the documents name (a dev node's), which the checks
+// below point at the node under test: the one change made to a snippet.
+const DOCUMENTED_URL = '"http://127.0.0.1:8545"';
+
+function pointAtNode(code) {
+  assert.ok(code.includes(DOCUMENTED_URL), `the snippet names ${DOCUMENTED_URL}`);
+  return code.replaceAll(DOCUMENTED_URL, JSON.stringify(RPC_URL));
+}
+
+// runModule runs a document's snippet as the ES module a reader saves it
+// as, with Node, in clients/js (so its imports resolve to the suite's
+// packages) and the repository's root as its working directory (so its
+// relative paths, abi/…, do); after its code come the lines of after,
+// which print what the check reads. It resolves with the process' output.
+async function runModule(name, code, after) {
+  const file = new URL(`../.doc-snippet-${process.pid}-${name}.mjs`, import.meta.url);
+  writeFileSync(file, code + "\n" + after + "\n");
+  try {
+    const { stdout } = await execFileAsync(process.execPath, [fileURLToPath(file)], {
+      cwd: fileURLToPath(new URL("../../../", import.meta.url)),
+      timeout: 60_000,
+    });
+    return stdout;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+// The documents' snippets sign with the mnemonic's index 0, this file's
+// sender, so they run here, after this file's other checks, one at a time.
+
 // docs/dev-chain.md's ethers snippet, run as written: its one js block,
-// with the node address it names (a dev node's, http://127.0.0.1:8545)
-// pointed at the node under test. It signs with the mnemonic's index 0,
-// this file's sender, so it runs here, after this file's other checks.
+// a console's or a module's body (no imports), pointed at the node.
 test("ethers: docs/dev-chain.md's snippet runs as written", async () => {
-  const doc = readFileSync(new URL("../../../docs/dev-chain.md", import.meta.url), "utf8");
-  const blocks = [...doc.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+  const blocks = jsBlocks("docs/dev-chain.md");
   assert.equal(blocks.length, 1, "docs/dev-chain.md has one js block");
-  const documented = '"http://127.0.0.1:8545"';
-  assert.ok(blocks[0].includes(documented), `the snippet names ${documented}`);
-  const code = blocks[0].replaceAll(documented, JSON.stringify(RPC_URL));
+  const code = pointAtNode(blocks[0]);
   // The snippet is the body of an async function (it awaits at its top
   // level, as in an ES module or a console) given ethers, as the page's
   // import gives it; it hands back what it made for the checks below.
@@ -325,4 +362,36 @@ test("ethers: docs/dev-chain.md's snippet runs as written", async () => {
   } finally {
     made.provider.destroy();
   }
+});
+
+// docs/wallets.md's ethers and viem modules (its first two js blocks), run
+// as written. Its other blocks are not programs: a wagmi config importing
+// the viem block as ./chain.js, and a one-line call.
+test("ethers: docs/wallets.md's ethers and viem modules run as written", async () => {
+  const blocks = jsBlocks("docs/wallets.md");
+  assert.ok(blocks[0].includes('from "ethers"') && blocks[1].includes('from "viem"'), "blocks 1 and 2 are the ethers and viem examples");
+  const out = await runModule("wallets-ethers", pointAtNode(blocks[0]),
+    "console.log(JSON.stringify({ tx: receipt.status, paid: paid.status, logs: paid.logs.map((l) => l.topics[0]) }));");
+  const got = JSON.parse(out.trim().split("\n").at(-1));
+  assert.equal(got.tx, 1);
+  assert.equal(got.paid, 1);
+  // "paid.logs: Transfer and PaymentReference"
+  assert.deepEqual(got.logs, [iface.getEvent("Transfer").topicHash, iface.getEvent("PaymentReference").topicHash]);
+  const viem = await runModule("wallets-viem", pointAtNode(blocks[1]), "console.log(receipt.status, receipt.to);");
+  assert.equal(viem.trim(), `success ${DEV[1].toLowerCase()}`);
+});
+
+// docs/operations.md's ethers example, run as written: the payment
+// succeeds and the refused one prints the reason the comment shows.
+test("ethers: docs/operations.md's ethers example runs as written and prints the reason it shows", async () => {
+  const example = jsBlocks("docs/operations.md").filter((b) => b.includes("console.log(e.reason)"));
+  assert.equal(example.length, 1, "docs/operations.md has one example printing e.reason");
+  const m = example[0].match(/console\.log\(e\.reason\); \/\/ "(.*)"$/m);
+  assert.ok(m, "the example shows the reason it prints");
+  const out = await runModule("operations", pointAtNode(example[0]), "console.log(JSON.stringify({ status: receipt.status, paid: String(paid) }));");
+  const lines = out.trim().split("\n");
+  assert.deepEqual(JSON.parse(lines.at(-1)), { status: 1, paid: "12345" });
+  // The comment's text, "…" standing for anything.
+  const shown = new RegExp("^" + m[1].split("…").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*") + "$");
+  assert.match(lines[0], shown, "the reason printed is the one the comment shows");
 });
