@@ -31,7 +31,10 @@ var (
 
 func init() {
 	for _, ev := range []abi.Event{evRefunded, evReturned, evReversed, chain.AssetABI.Events["ForcedTransfer"],
-		chain.ComplianceABI.Events["KycTierSet"], chain.ComplianceABI.Events["Frozen"], chain.ComplianceABI.Events["Unfrozen"]} {
+		chain.ComplianceABI.Events["KycTierSet"], chain.ComplianceABI.Events["Frozen"], chain.ComplianceABI.Events["Unfrozen"],
+		// The risk controls' (state/risk.go): the reason is their last argument too.
+		chain.ComplianceABI.Events["Watched"], chain.ComplianceABI.Events["Unwatched"],
+		chain.ComplianceABI.Events["SuspensionConfirmed"], chain.ComplianceABI.Events["SuspensionLifted"]} {
 		reasonEvents[ev.ID] = ev
 	}
 }

@@ -34,7 +34,11 @@ func TestAuditReplaysSuspensions(t *testing.T) {
 	payer, payee, innocent := chaintest.Addr(0), chaintest.Addr(1), chaintest.Addr(3)
 	hkd := func() *types.Transaction { return c.Asset(0, 1, "transfer", payee, big.NewInt(100)) }
 	cny := func() *types.Transaction { return c.Tx(0, payee, big.NewInt(1), nil) }
-	c.Apply(hkd())              // block 1: counted
+	watched := c.Apply(hkd(), // block 1: counted; an address listed
+		c.Call(genesis.DevComplianceIndex, chain.ComplianceAddress, &chain.ComplianceABI, "watch", chaintest.Addr(4), "sanctions list hit"))
+	if watched.Receipts[1].Status != state.StatusSuccess {
+		t.Fatal("watch failed")
+	}
 	suspended := c.Apply(hkd()) // block 2: refused, payer suspended for 2 s
 	refused := c.Apply(cny())   // block 3 (+1 s): refused, still suspended
 	lifted := c.Apply(cny())    // block 4 (+2 s): the suspension has ended
@@ -79,6 +83,16 @@ func TestAuditReplaysSuspensions(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, audit.CheckFinalState, head},
+		{"watch list entry without a reason", func(t *testing.T, db *pebble.DB) {
+			b, rs := getBlock(t, db, 1)
+			ev := chain.ComplianceABI.Events["Watched"]
+			data, err := ev.Inputs.NonIndexed().Pack("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs[1].Logs[0].Data = data
+			putBlock(t, db, b, rs)
+		}, audit.CheckComplianceReason, 1},
 		{"suspension reworded in the kept reason", func(t *testing.T, db *pebble.DB) {
 			setReason(t, db, 2, 0, "velocity hkd-once: 2 transfers in 1h, limit 1; "+payer.Hex()+" suspended until 2030-01-01T00:00:00.000Z", true)
 		}, audit.CheckReceiptReason, 2},
