@@ -119,9 +119,11 @@
 //     payout and a refused JSON-RPC call, every query of the Grafana
 //     dashboard returns data (a documented few cannot here) and every
 //     legend label is on its series; every rule evaluates without error
-//     and none fires; the console page (deploy/prometheus/consoles) fills
-//     every cell and Chromium draws every graph (TALLY_SCREENSHOTS=DIR
-//     saves the screenshots of docs/img/dashboard-*.png); once the node
+//     and none fires; the console page (deploy/prometheus/consoles,
+//     generated from the Grafana dashboard by internal/dashconsole) shows
+//     every panel, every stat with a value, and Chromium draws every graph
+//     under load (TALLY_SCREENSHOTS=DIR saves the screenshots of
+//     docs/img/dashboard-*.png); once the node
 //     and the bridge stop, TallyNodeDown, TallyNoLeader and
 //     TallyBridgeDown become active.
 //
