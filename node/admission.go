@@ -194,14 +194,7 @@ func (a *Admission) replicate(ctx context.Context, tx *types.Transaction) error 
 	if err != nil {
 		return err
 	}
-	if err := a.replicator.Replicate(ctx, raw); err != nil {
-		if applied, herr := a.cfg.DB.HasTx(tx.Hash()); herr == nil && applied {
-			return nil
-		}
-		inc(a.cfg.NotReplicated)
-		return fmt.Errorf("%w (it stays pending on this node and may still be included: check its receipt before re-sending)", err)
-	}
-	return nil
+	return a.replicated(tx, a.replicator.Replicate(ctx, raw))
 }
 
 // Forward sends tx to the leader and, once admitted there, keeps it in the

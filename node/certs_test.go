@@ -31,7 +31,7 @@ import (
 
 // testnetBase finds a base port whose libp2p ports (TCP and UDP) are free
 // for n nodes (JSON-RPC and admin ports are chosen by the kernel).
-func testnetBase(t *testing.T, n int) int {
+func testnetBase(t testing.TB, n int) int {
 	t.Helper()
 	for range 50 {
 		base := 20000 + rand.IntN(30000)
@@ -61,7 +61,7 @@ func testnetBase(t *testing.T, n int) int {
 
 // startTestnet starts an n-node cluster of real nodes over libp2p on
 // 127.0.0.1 (the `tally testnet` layout) and waits for a leader.
-func startTestnet(t *testing.T, n int) []*Node {
+func startTestnet(t testing.TB, n int) []*Node {
 	t.Helper()
 	specs, err := WriteTestnet(t.TempDir(), n, testnetBase(t, n))
 	if err != nil {
@@ -92,7 +92,7 @@ func startTestnet(t *testing.T, n int) []*Node {
 }
 
 // leaderOf waits for one of nodes to lead and returns its index.
-func leaderOf(t *testing.T, nodes []*Node) int {
+func leaderOf(t testing.TB, nodes []*Node) int {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

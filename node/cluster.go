@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -338,78 +336,3 @@ func (n *Node) refreshAllowed(extra ...peer.ID) {
 
 // reforward is Admission.Reforward.
 func (n *Node) reforward() { n.adm.Reforward() }
-
-// forwardTTL bounds how long a batch's forwarded verdict waits for the
-// handler to collect it.
-const forwardTTL = time.Minute
-
-// inflightForward is a forward started for a batch item: its verdict
-// arrives on done.
-type inflightForward struct {
-	done    chan error
-	started time.Time
-}
-
-// SubmitBatch implements rpc.BatchSubmitter: on a follower it forwards a
-// batch's transactions to the leader together; on the leader (or a node
-// without peers) it admits them in order and syncs and replicates the
-// admitted ones together. SubmitTx collects each verdict.
-func (n *Node) SubmitBatch(txs []*types.Transaction) {
-	if len(txs) == 0 || n.engine.Halted() != nil {
-		return // a halted node admits nothing: each call answers "node halted"
-	}
-	leader := n.adm.leads()
-	now := time.Now()
-	n.fwdMu.Lock()
-	for h, f := range n.fwd {
-		if now.Sub(f.started) > forwardTTL {
-			delete(n.fwd, h)
-		}
-	}
-	starts := make([]*inflightForward, len(txs))
-	for i, tx := range txs {
-		if _, ok := n.fwd[tx.Hash()]; ok || len(n.fwd) >= p2p.ForwardQueue {
-			continue // SubmitTx forwards what is not started here
-		}
-		f := &inflightForward{done: make(chan error, 1), started: now}
-		n.fwd[tx.Hash()] = f
-		starts[i] = f
-	}
-	n.fwdMu.Unlock()
-	for i, tx := range txs {
-		f := starts[i]
-		if f == nil {
-			continue
-		}
-		if leader {
-			// Admitted here in the batch's order; the replication of all
-			// of them runs together.
-			if _, err := n.pool.Add(tx); err != nil {
-				f.done <- err
-				continue
-			}
-			n.metrics.admitted.Inc()
-			n.adm.JournalTx(tx)
-			go func(tx *types.Transaction) {
-				ctx, cancel := context.WithTimeout(context.Background(), forwardTTL)
-				defer cancel()
-				f.done <- n.adm.SyncAndReplicate(ctx, tx)
-			}(tx)
-			continue
-		}
-		go func(tx *types.Transaction) {
-			ctx, cancel := context.WithTimeout(context.Background(), forwardTTL)
-			defer cancel()
-			f.done <- n.adm.Forward(ctx, tx)
-		}(tx)
-	}
-}
-
-// takeForward returns the verdict channel of a forward SubmitBatch started.
-func (n *Node) takeForward(h common.Hash) (*inflightForward, bool) {
-	n.fwdMu.Lock()
-	defer n.fwdMu.Unlock()
-	f, ok := n.fwd[h]
-	delete(n.fwd, h)
-	return f, ok
-}

@@ -22,6 +22,8 @@
 // journal of journal.go on a vfs.FS) is the admission path apart from
 // JSON-RPC: admit and replicate on the leader, forward from a follower,
 // answer forwarded and relayed batches, re-forward the pool to a new
-// leader. The node runs it over its libp2p host (p2p.HostTransport), the
+// leader; a client's JSON-RPC batch of raw transactions, decoded and
+// recovered by the rpc server's pipeline, is admitted or forwarded whole
+// (Admission.AdmitBatch, admit.go). The node runs it over its libp2p host (p2p.HostTransport), the
 // simulator over its simulated network and crashable file system.
 package node

@@ -61,8 +61,6 @@ type Node struct {
 
 	// Cluster networking; host is nil for a node without p2p.listen.
 	host      *p2p.Host
-	fwdMu     sync.Mutex
-	fwd       map[common.Hash]*inflightForward // forwards started for a batch
 	heightsMu sync.Mutex
 	heights   map[peer.ID]heightSample // other members' applied heights (leader)
 	members   *Membership              // Raft membership follows the validator set (leader)
@@ -140,7 +138,6 @@ func (n *Node) open() error {
 	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal,
 		GapGrace: time.Duration(n.cfg.Mempool.GapGrace), GapExpiry: time.Duration(n.cfg.Mempool.GapExpiry),
 		OnAdmit: n.pending.Publish}, n.db, n.senders)
-	n.fwd = make(map[common.Hash]*inflightForward)
 	if n.adm, err = OpenAdmission(AdmissionConfig{DB: n.db, Pool: n.pool, Senders: n.senders,
 		FS: vfs.Default, Journal: filepath.Join(n.cfg.DataDir, PoolJournalFile), NoSync: n.cfg.Raft.NoSync,
 		IsLeader: func() bool { return n.engine.IsLeader() }, Log: n.log}); err != nil {
@@ -392,18 +389,10 @@ func (n *Node) State() *store.DB { return n.db }
 func (n *Node) Senders() *chain.SenderCache { return n.senders }
 
 // SubmitTx implements rpc.Backend: the admission path's Submit
-// (Admission.Submit), or the verdict of the forward SubmitBatch started.
+// (Admission.Submit); a JSON-RPC batch is AdmitBatch's.
 func (n *Node) SubmitTx(ctx context.Context, tx *types.Transaction) error {
 	if err := n.engine.Halted(); err != nil {
 		return err
-	}
-	if f, ok := n.takeForward(tx.Hash()); ok {
-		select {
-		case err := <-f.done:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 	}
 	return n.adm.Submit(ctx, tx)
 }

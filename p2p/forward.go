@@ -214,6 +214,7 @@ type batcher struct {
 	maxBatch int
 	queue    chan forwardReq
 	stop     chan struct{}
+	closeErr error // what transactions submitted after close fail with
 	wg       sync.WaitGroup
 }
 
@@ -248,8 +249,51 @@ func (b *batcher) submit(ctx context.Context, raw []byte, what string) error {
 	}
 }
 
+// submitAll hands raws to deliver at once, as batches of their own (not
+// mixed with the queue's transactions, so a client's batch travels as one
+// message), cut at maxBatch transactions and maxBatchPayload bytes of
+// frame, and waits for every verdict or the end of ctx: errs[i] is
+// raws[i]'s. Once the batcher is closed every transaction fails with its
+// close error.
+func (b *batcher) submitAll(ctx context.Context, raws [][]byte, what string, deliver func([]forwardReq)) []error {
+	errs := make([]error, len(raws))
+	select {
+	case <-b.stop:
+		for i := range errs {
+			errs[i] = b.closeErr
+		}
+		return errs
+	default:
+	}
+	reqs := make([]forwardReq, len(raws))
+	for i, raw := range raws {
+		reqs[i] = forwardReq{raw: raw, done: make(chan error, 1)}
+	}
+	for start := 0; start < len(reqs); {
+		end, size := start, 0
+		for end < len(reqs) && end-start < b.maxBatch {
+			n := int(rlp.BytesSize(reqs[end].raw))
+			if end > start && size+n > maxBatchPayload {
+				break
+			}
+			end, size = end+1, size+n
+		}
+		go deliver(reqs[start:end])
+		start = end
+	}
+	for i, req := range reqs {
+		select {
+		case errs[i] = <-req.done:
+		case <-ctx.Done():
+			errs[i] = fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+	}
+	return errs
+}
+
 // close stops the senders; queued transactions fail with err.
 func (b *batcher) close(err error) {
+	b.closeErr = err
 	close(b.stop)
 	b.wg.Wait()
 	for {
@@ -348,6 +392,15 @@ func NewForwarderOver(tr BatchTransport, self peer.ID, leader func() (peer.ID, b
 // when it could not be delivered before ctx ended.
 func (f *Forwarder) Forward(ctx context.Context, raw []byte) error {
 	return f.submit(ctx, raw, "forward to leader")
+}
+
+// ForwardBatch sends raws to the leader as one batch (more only past
+// MaxForwardBytes or the forwarder's batch size) and returns each one's
+// verdict, as Forward does: a client's JSON-RPC batch reaches the leader
+// whole, where it is recovered on all cores, instead of in the bursts the
+// queue happens to hold.
+func (f *Forwarder) ForwardBatch(ctx context.Context, raws [][]byte) []error {
+	return f.submitAll(ctx, raws, "forward to leader", f.deliver)
 }
 
 // Close stops the forwarder; queued transactions fail with ErrNoLeader.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -370,5 +371,74 @@ func TestForwardNoLeaderSaidOnce(t *testing.T) {
 	episode()
 	if n := strings.Count(log.String(), "level=WARN"); n != 2 {
 		t.Fatalf("a second episode: %d warnings in all, want 2:\n%s", n, log.String())
+	}
+}
+
+// TestForwardBatchOneMessage: a client's batch given to ForwardBatch
+// reaches the leader as one request (recovered there in one Prepare call),
+// each transaction gets its own verdict in order, and a batch larger than
+// the forwarder's batch size is cut at it. Once the forwarder is closed a
+// batch fails whole with ErrNoLeader.
+func TestForwardBatchOneMessage(t *testing.T) {
+	lk, fk := newKey(t), newKey(t)
+	loop := []string{"/ip4/127.0.0.1/tcp/0"}
+	leader := newHost(t, lk, loop, peerID(t, fk))
+	follower := newHost(t, fk, loop, peerID(t, lk))
+	addPeers(t, follower, leader)
+	var mu sync.Mutex
+	var requests []int // the size of each request the leader got
+	ServeForwardPrepared(leader.Libp2p(), ForwardProtocol, func(raws [][]byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		requests = append(requests, len(raws))
+	}, func(raw []byte) error {
+		if raw[0] == 0xff {
+			return errors.New("nonce too low")
+		}
+		return nil
+	}, nil, testLogger())
+	fw := NewForwarder(follower.Libp2p(), func() (peer.ID, bool) { return leader.ID(), true }, nil, 400, testLogger())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		txs  int
+		want []int
+	}{{300, []int{300}}, {1000, []int{400, 400, 200}}} {
+		mu.Lock()
+		requests = nil
+		mu.Unlock()
+		raws := make([][]byte, c.txs)
+		for i := range raws {
+			raws[i] = []byte{byte(i % 7), byte(i >> 8), byte(i)}
+			if i%10 == 3 {
+				raws[i][0] = 0xff
+			}
+		}
+		errs := fw.ForwardBatch(ctx, raws)
+		for i, err := range errs {
+			var remote *RemoteError
+			if i%10 == 3 {
+				if !errors.As(err, &remote) || remote.Msg != "nonce too low" {
+					t.Fatalf("%d txs, tx %d: %v, want the leader's refusal", c.txs, i, err)
+				}
+			} else if err != nil {
+				t.Fatalf("%d txs, tx %d: %v", c.txs, i, err)
+			}
+		}
+		mu.Lock()
+		got := append([]int(nil), requests...)
+		mu.Unlock()
+		slices.Sort(got)
+		want := slices.Clone(c.want)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d txs reached the leader in requests of %v, want %v", c.txs, got, want)
+		}
+	}
+	fw.Close()
+	for _, err := range fw.ForwardBatch(ctx, [][]byte{{1}, {2}}) {
+		if !errors.Is(err, ErrNoLeader) {
+			t.Fatalf("after Close: %v, want ErrNoLeader", err)
+		}
 	}
 }

@@ -61,6 +61,13 @@ func (r *Replicator) Replicate(ctx context.Context, raw []byte) error {
 	return r.submit(ctx, raw, "replicate to another validator")
 }
 
+// ReplicateBatch waits until another validator holds each of raws, sent
+// together as one batch: errs[i] is nil or wraps ErrNotReplicated, as
+// Replicate's answer for raws[i].
+func (r *Replicator) ReplicateBatch(ctx context.Context, raws [][]byte) []error {
+	return r.submitAll(ctx, raws, "replicate to another validator", r.deliver)
+}
+
 // Close stops the replicator; queued transactions fail with ErrNotReplicated.
 func (r *Replicator) Close() { r.close(fmt.Errorf("%w: node stopping", ErrNotReplicated)) }
 

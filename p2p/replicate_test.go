@@ -132,3 +132,38 @@ func TestReplicateWaitsForLaggingFollowers(t *testing.T) {
 		t.Fatal("no follower holds it")
 	}
 }
+
+// TestReplicateBatch: a batch given to ReplicateBatch is held or refused
+// transaction by transaction, as Replicate answers each: held by one
+// follower (the other refuses everything), and refused by both for the
+// transactions neither takes, with ErrNotReplicated and their reasons.
+func TestReplicateBatch(t *testing.T) {
+	leader, fs, count := replicaHosts(t, 2, func(i int, raw []byte) error {
+		if i == 0 || raw[0] == 0xff {
+			return fmt.Errorf("nonce too low (follower %d)", i)
+		}
+		return nil
+	})
+	r := NewReplicator(leader.Libp2p(), func() []peer.ID { return ids(fs) }, 100, testLogger())
+	defer r.Close()
+	raws := make([][]byte, 250)
+	for i := range raws {
+		raws[i] = []byte{byte(i % 7), byte(i >> 8), byte(i)}
+		if i == 42 {
+			raws[i][0] = 0xff
+		}
+	}
+	errs := r.ReplicateBatch(context.Background(), raws)
+	for i, err := range errs {
+		if i == 42 {
+			if !errors.Is(err, ErrNotReplicated) || !strings.Contains(err.Error(), "nonce too low") {
+				t.Fatalf("tx 42: %v, want ErrNotReplicated with a follower's reason", err)
+			}
+		} else if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	if count(1) != 249 || count(0) != 0 {
+		t.Fatalf("followers hold %d and %d, want 0 and 249", count(0), count(1))
+	}
+}

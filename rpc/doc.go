@@ -7,11 +7,14 @@
 // rs/cors).
 //
 // Flow of a request: Server.ServeHTTP bounds the body (a JSON-RPC error
-// above the limit), and for a batch recovers the senders of every
-// eth_sendRawTransaction item in parallel into the node's sender cache,
-// because go-ethereum's server runs batch items one after another; then
-// go-ethereum's server decodes the call, checks parameter types and
-// dispatches to EthAPI, which reads the applied state (never a block that
+// above the limit). A batch made only of eth_sendRawTransaction calls goes
+// through the admission pipeline (admit.go): read in one JSON pass, each
+// transaction decoded once, the rate limits charged for the batch and the
+// senders recovered on all cores in one step, then the whole batch handed
+// to the node (BatchAdmitter: the leader admits it, a follower forwards it
+// as one message) and each call answered as go-ethereum's server would.
+// Any other request is go-ethereum's server's: it decodes the call,
+// checks parameter types and dispatches to EthAPI, which reads the applied state (never a block that
 // is not committed and applied, so a receipt is final) and submits
 // transactions through the Backend.
 //

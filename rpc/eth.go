@@ -36,15 +36,6 @@ type Backend interface {
 	Heads() *HeadFeed
 }
 
-// BatchSubmitter is implemented by a backend that can start admitting a
-// batch's transactions at once (a follower forwards them to the leader
-// together); SubmitTx then finds each one under way. go-ethereum's server
-// handles a batch's calls one after another, so without this a follower
-// would wait one leader round trip per transaction.
-type BatchSubmitter interface {
-	SubmitBatch(txs []*types.Transaction)
-}
-
 // EthAPI serves the eth_* namespace.
 type EthAPI struct {
 	b       Backend

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -285,8 +284,8 @@ func clientString(p netip.Prefix) string {
 
 // recoverBatch charges a batch's transactions in order and recovers the
 // senders of those its client's IP bucket admits, in parallel, before any
-// of them is admitted or forwarded, so SubmitBatch never starts forwarding
-// one the limits refuse and a client over its IP limit costs no recovery.
+// of them is admitted or forwarded, so the node (BatchAdmitter) is never
+// handed one the limits refuse and a client over its IP limit costs no recovery.
 // It works in chunks of what the IP bucket holds (at most
 // recoverChunk), so that exempt senders' tokens come back before the next
 // chunk. The result is aligned with txs: nil for a charged transaction
@@ -331,47 +330,12 @@ func (l *RateLimiter) recoverBatch(remoteAddr string, senders *chain.SenderCache
 // recoverChunk bounds the senders recovered in one parallel step of a batch.
 const recoverChunk = 256
 
-// batchVerdicts carries the limiter's verdicts on a batch's transactions
-// from ServeHTTP, which charges them before the batch starts, to SubmitTx,
-// which must neither charge them again nor admit a refused one. Each
-// occurrence of a hash has its own verdict, so a transaction repeated in a
-// batch is charged for every copy, as it would be one call at a time.
-type batchVerdicts struct {
-	mu     sync.Mutex
-	byHash map[common.Hash][]error
-}
-
-type batchVerdictsKey struct{}
-
-func newBatchVerdicts(txs []*types.Transaction, verdicts []error) *batchVerdicts {
-	v := &batchVerdicts{byHash: make(map[common.Hash][]error, len(txs))}
-	for i, tx := range txs {
-		h := tx.Hash()
-		v.byHash[h] = append(v.byHash[h], verdicts[i])
-	}
-	return v
-}
-
-// take returns the next verdict for h; charged is false if the batch's
-// charges hold none (the call was not seen by ServeHTTP: it is charged now).
-// A recovery error is not a verdict: SubmitTx lets the node word it.
-func (v *batchVerdicts) take(h common.Hash) (charged bool, verdict error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	q := v.byHash[h]
-	if len(q) == 0 {
-		return false, nil
-	}
-	v.byHash[h] = q[1:]
-	return true, q[0]
-}
-
 // limitedBackend is the Backend the API serves through while rate limits
 // are on. go-ethereum's server dispatches calls itself, over HTTP and
 // WebSocket, single and batched, and every eth_sendRawTransaction reaches
 // the node through SubmitTx: charging there covers every path. It hides
-// the node's BatchSubmitter on purpose; the Server keeps the node's own
-// and feeds it only transactions the limiter let through.
+// the node's BatchAdmitter on purpose; the Server keeps the node's own
+// and feeds it only transactions the limiter let through (admitCalls).
 type limitedBackend struct {
 	Backend
 	limiter *RateLimiter
@@ -382,15 +346,6 @@ type limitedBackend struct {
 // node, so it is neither admitted nor forwarded, and one refused by the IP
 // limit costs no recovery.
 func (b *limitedBackend) SubmitTx(ctx context.Context, tx *types.Transaction) error {
-	if v, ok := ctx.Value(batchVerdictsKey{}).(*batchVerdicts); ok {
-		if charged, err := v.take(tx.Hash()); charged {
-			var limited *Error
-			if errors.As(err, &limited) {
-				return err
-			}
-			return b.Backend.SubmitTx(ctx, tx) // the node words a recovery error itself
-		}
-	}
 	charge, err := b.limiter.chargeIP(gethrpc.PeerInfoFromContext(ctx).RemoteAddr)
 	if err != nil {
 		return err

@@ -267,20 +267,33 @@ func (b *testBackend) PendingTx(h common.Hash) (*types.Transaction, common.Addre
 func (b *testBackend) Syncing() (bool, uint64, uint64) { return false, 0, 0 }
 func (b *testBackend) Heads() *HeadFeed                { return b.heads }
 
-// followerBackend is a testBackend that, like a follower, also takes a
-// batch's transactions at once (to forward them); it records them.
+// followerBackend is a testBackend that, like a node, admits a batch's
+// transactions together (a follower forwards them as one message); it
+// records what it was handed, and checks that each transaction comes with
+// the bytes it was decoded from.
 type followerBackend struct {
 	*testBackend
 	mu      sync.Mutex
 	batched map[common.Hash]bool
+	batches int
 }
 
-func (b *followerBackend) SubmitBatch(txs []*types.Transaction) {
+func (b *followerBackend) AdmitBatch(ctx context.Context, batch []Admission) []error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, tx := range txs {
-		b.batched[tx.Hash()] = true
+	b.batches++
+	for _, a := range batch {
+		b.batched[a.Tx.Hash()] = true
 	}
+	b.mu.Unlock()
+	errs := make([]error, len(batch))
+	for i, a := range batch {
+		if raw, err := a.Tx.MarshalBinary(); err != nil || !bytes.Equal(raw, a.Raw) {
+			errs[i] = fmt.Errorf("admission's raw bytes are not its transaction's")
+			continue
+		}
+		errs[i] = b.SubmitTx(ctx, a.Tx)
+	}
+	return errs
 }
 
 func serve(t *testing.T, b Backend, rate RateLimits) *httptest.Server {
@@ -462,7 +475,7 @@ func TestRateLimitBatchOverHTTP(t *testing.T) {
 				t.Errorf("call %d: %+v, want -32005 naming %s", i, r, what)
 			}
 			if pooled || b.batched[tx.Hash()] {
-				t.Errorf("call %d: throttled transaction admitted (%v) or handed to SubmitBatch (%v)", i, pooled, b.batched[tx.Hash()])
+				t.Errorf("call %d: throttled transaction admitted (%v) or handed to AdmitBatch (%v)", i, pooled, b.batched[tx.Hash()])
 			}
 			continue
 		}
@@ -470,7 +483,7 @@ func TestRateLimitBatchOverHTTP(t *testing.T) {
 			t.Errorf("call %d: %+v %+v, want the hash", i, r.Error, r.Result)
 		}
 		if !pooled || !b.batched[tx.Hash()] {
-			t.Errorf("call %d: admitted %v, handed to SubmitBatch %v; want both", i, pooled, b.batched[tx.Hash()])
+			t.Errorf("call %d: admitted %v, handed to AdmitBatch %v; want both", i, pooled, b.batched[tx.Hash()])
 		}
 	}
 

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 	"github.com/rs/cors"
 
@@ -180,7 +177,12 @@ type Server struct {
 	ws      http.Handler
 	b       Backend
 	senders *chain.SenderCache
-	batch   BatchSubmitter // nil when the backend has none
+	// node is the backend as given, without the rate limits' wrapper: the
+	// batch pipeline charges the limits itself, once per batch. admit is
+	// its BatchAdmitter (nil when it has none) and halted its halt check.
+	node    Backend
+	admit   BatchAdmitter
+	halted  func() error
 	limits  Limits
 	limiter *RateLimiter // nil when rate limits are off
 	heavy   *heavyGate
@@ -195,9 +197,10 @@ type Server struct {
 // limits on, the API submits through a limitedBackend wrapping b.
 func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) {
 	limits = limits.withDefaults()
-	// The node's own BatchSubmitter: the wrapper below hides it, and
-	// ServeHTTP hands it only what the limiter let through.
-	bs, _ := b.(BatchSubmitter)
+	// The node's own backend: the wrapper below hides its BatchAdmitter,
+	// and the batch pipeline hands it only what the limiter let through.
+	node := b
+	admit, _ := b.(BatchAdmitter)
 	var limiter *RateLimiter
 	if limits.Rate.Enabled() {
 		var err error
@@ -239,7 +242,7 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 		}
 	}
 	srv.SetWebsocketReadLimit(int64(limits.MaxBodyBytes))
-	s := &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), b: b, senders: b.Senders(), batch: bs, limits: limits, limiter: limiter, heavy: heavy}
+	s := &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), b: b, senders: b.Senders(), node: node, admit: admit, halted: haltCheck(node), limits: limits, limiter: limiter, heavy: heavy}
 	s.http = corsHandler(http.HandlerFunc(s.serveHTTP), limits.CORSOrigins)
 	return s, nil
 }
@@ -312,10 +315,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.http.ServeHTTP(w, r)
 }
 
-// serveHTTP bounds the body, charges a batch's raw transactions to the
-// rate limits and pre-recovers their senders in parallel, and hands the
-// request to go-ethereum's server with the request's heavy-read hold
-// (heavyGate), released once the reply is written.
+// serveHTTP bounds the body, answers a batch made only of
+// eth_sendRawTransaction calls through the admission pipeline
+// (serveSendBatch), and hands any other request to go-ethereum's server
+// with the request's heavy-read hold (heavyGate), released once the reply
+// is written.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		s.rpc.ServeHTTP(w, r)
@@ -340,9 +344,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("request body too large: limit %d bytes", s.limits.MaxBodyBytes))
 		return
 	}
-	if first := firstByte(body); first == '[' {
-		if v := s.prerecover(body, r.RemoteAddr); v != nil {
-			r = r.WithContext(context.WithValue(r.Context(), batchVerdictsKey{}, v))
+	if firstByte(body) == '[' && acceptedContentType(r) {
+		if calls, ok := parseSendBatch(body, s.limits.MaxBatchItems); ok {
+			s.serveSendBatch(w, r, calls)
+			return
 		}
 	}
 	ctx, release := s.heavy.withRequestHold(r.Context())
@@ -381,58 +386,6 @@ func firstByte(b []byte) byte {
 		return c
 	}
 	return 0
-}
-
-// prerecover decodes the raw transactions of a batch and recovers their
-// senders on all cores into the cache, so the sequential handling of the
-// batch finds them there. Anything malformed is left for the handler to
-// report. With rate limits on, it charges the transactions to the client at
-// remoteAddr (the connection's address, as go-ethereum reports it to
-// SubmitTx), its IP before each recovery (RateLimiter.recoverBatch), before
-// the BatchSubmitter starts any, so a refused one is never forwarded, and
-// returns the verdicts for SubmitTx to answer with.
-func (s *Server) prerecover(body []byte, remoteAddr string) *batchVerdicts {
-	var calls []struct {
-		Method string            `json:"method"`
-		Params []json.RawMessage `json:"params"`
-	}
-	if json.Unmarshal(body, &calls) != nil || len(calls) > s.limits.MaxBatchItems {
-		return nil
-	}
-	txs := make([]*types.Transaction, 0, len(calls))
-	for _, c := range calls {
-		if c.Method != "eth_sendRawTransaction" || len(c.Params) != 1 {
-			continue
-		}
-		var raw hexutil.Bytes
-		if json.Unmarshal(c.Params[0], &raw) != nil {
-			continue
-		}
-		if tx, err := chain.DecodeTx(raw); err == nil {
-			txs = append(txs, tx)
-		}
-	}
-	if len(txs) <= 1 {
-		return nil // a lone transaction is charged by SubmitTx
-	}
-	var verdicts []error
-	var charged *batchVerdicts
-	if s.limiter != nil {
-		_, verdicts = s.limiter.recoverBatch(remoteAddr, s.senders, txs)
-		charged = newBatchVerdicts(txs, verdicts)
-	} else {
-		_, verdicts = s.senders.Senders(txs)
-	}
-	if s.batch != nil {
-		valid := make([]*types.Transaction, 0, len(txs))
-		for i, tx := range txs {
-			if verdicts == nil || verdicts[i] == nil {
-				valid = append(valid, tx)
-			}
-		}
-		s.batch.SubmitBatch(valid)
-	}
-	return charged
 }
 
 func writeError(w http.ResponseWriter, status, code int, msg string) {

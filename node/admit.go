@@ -1,0 +1,129 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/rpc"
+)
+
+// AdmitBatch implements rpc.BatchAdmitter: the node's end of the
+// admission pipeline for a client's JSON-RPC batch, whose transactions the
+// server has decoded once, charged to the rate limits and recovered on all
+// cores (Admission.AdmitBatch).
+func (n *Node) AdmitBatch(ctx context.Context, batch []rpc.Admission) []error {
+	if err := n.engine.Halted(); err != nil {
+		errs := make([]error, len(batch))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	return n.adm.AdmitBatch(ctx, batch)
+}
+
+// AdmitBatch is Submit for a client's batch, each transaction decoded
+// once and its sender recovered: the leader (or a node without peers)
+// admits them into its pool in the batch's order and answers once one
+// journal sync and one replication round hold them all (admitBatchHere);
+// a follower forwards them to the leader as one message of the bytes the
+// client sent (forwardBatch). The guarantees are Submit's: an admitted
+// transaction is on two validators, and in the pool journal of each node
+// that answered for it, before its client hears of it. errs[i] is
+// batch[i]'s verdict.
+func (a *Admission) AdmitBatch(ctx context.Context, batch []rpc.Admission) []error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if a.leads() {
+		return a.admitBatchHere(ctx, batch)
+	}
+	return a.forwardBatch(ctx, batch)
+}
+
+// admitBatchHere admits batch into this node's pool in order, queues the
+// admitted ones' raw bytes in the pool journal, then syncs the journal
+// while another validator is given them all at once
+// (p2p.Replicator.ReplicateBatch), as AdmitLocal does for one transaction.
+func (a *Admission) admitBatchHere(ctx context.Context, batch []rpc.Admission) []error {
+	errs := make([]error, len(batch))
+	raws := make([][]byte, 0, len(batch))
+	at := make([]int, 0, len(batch)) // raws[k] is batch[at[k]]'s
+	for i, b := range batch {
+		if _, err := a.cfg.Pool.Add(b.Tx); err != nil {
+			errs[i] = err
+			continue
+		}
+		inc(a.cfg.Admitted)
+		a.journal.Append(b.Raw)
+		raws, at = append(raws, b.Raw), append(at, i)
+	}
+	if len(raws) == 0 {
+		return errs
+	}
+	synced := make(chan error, 1)
+	go func() { synced <- a.journal.Sync() }()
+	var replicated []error
+	if a.replicator != nil {
+		replicated = a.replicator.ReplicateBatch(ctx, raws)
+	}
+	serr := <-synced
+	for k, i := range at {
+		switch {
+		case serr != nil:
+			errs[i] = serr
+		case replicated != nil:
+			errs[i] = a.replicated(batch[i].Tx, replicated[k])
+		}
+	}
+	return errs
+}
+
+// replicated is the answer for tx, admitted from this node's client, once
+// its replication ended with err (see replicate): nil when another
+// validator holds it, or when it is applied meanwhile; else err, saying
+// that the transaction stays pending here.
+func (a *Admission) replicated(tx *types.Transaction, err error) error {
+	if err == nil {
+		return nil
+	}
+	if applied, herr := a.cfg.DB.HasTx(tx.Hash()); herr == nil && applied {
+		return nil
+	}
+	inc(a.cfg.NotReplicated)
+	return fmt.Errorf("%w (it stays pending on this node and may still be included: check its receipt before re-sending)", err)
+}
+
+// forwardBatch sends batch to the leader as one message of the raw bytes
+// the client sent (p2p.Forwarder.ForwardBatch) and returns the leader's
+// verdicts; each transaction the leader admitted is kept in this node's
+// pool and journal, synced once for the batch, as Forward does for one.
+func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []error {
+	raws := make([][]byte, len(batch))
+	for i, b := range batch {
+		raws[i] = b.Raw
+	}
+	errs := a.forwarder.ForwardBatch(ctx, raws)
+	var held []int
+	for i, err := range errs {
+		if err != nil {
+			continue
+		}
+		inc(a.cfg.Forwarded)
+		held = append(held, i)
+		// The leader's verdict is the answer (see Forward).
+		if _, err := a.cfg.Pool.AddRelayed(batch[i].Tx); err == nil {
+			a.journal.Append(batch[i].Raw)
+		}
+	}
+	if len(held) > 0 {
+		if err := a.journal.Sync(); err != nil {
+			for _, i := range held {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
+}

@@ -1,0 +1,123 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"math/big"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/genesis"
+)
+
+// A JSON-RPC batch sent to a follower of a real three-node cluster is
+// checked there (decoding, chain id, signature), forwarded to the leader
+// whole, and answered call by call with the leader's verdicts; what the
+// leader admitted is held by the follower too (its pool and its journal,
+// as raw bytes identical to the client's) before the client hears of it,
+// and is included.
+func TestBatchThroughFollower(t *testing.T) {
+	nodes := startTestnet(t, 3)
+	li := leaderOf(t, nodes)
+	follower := nodes[(li+1)%3]
+	_, rc := dial(t, follower)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id := big.NewInt(genesis.DevChainID)
+	to := common.Address{0x7a, 0xd3}
+	transfer := func(k *crypto.PrivateKey, chainID *big.Int, nonce uint64) hexutil.Bytes {
+		tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: chainID, Nonce: nonce, To: &to, Value: big.NewInt(1), Gas: 21000}), chainID, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tx.MarshalBinary()
+		return raw
+	}
+	var raws []hexutil.Bytes
+	want := map[int]string{} // refused calls: the start of the error
+	for s := range uint32(4) {
+		k, _ := genesis.DevKey(10 + s)
+		for n := range uint64(50) {
+			raws = append(raws, transfer(k, id, n))
+		}
+	}
+	stranger, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := genesis.DevKey(14)
+	for _, c := range []struct {
+		raw hexutil.Bytes
+		err string
+	}{
+		{raws[0], "already known"},                             // a duplicate in the same batch, refused by the leader
+		{hexutil.Bytes{0x01, 0x02}, "invalid raw transaction"}, // malformed, refused by the follower
+		{transfer(k, big.NewInt(999), 0), "invalid chain id for signer"},
+		{transfer(stranger, id, 0), "sender is not KYC-verified"}, // the leader's state rules
+		{transfer(k, id, 1<<20), "nonce too high"},
+	} {
+		want[len(raws)] = c.err
+		raws = append(raws, c.raw)
+	}
+	calls := make([]gethrpc.BatchElem, len(raws))
+	for i, raw := range raws {
+		calls[i] = gethrpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{raw}, Result: new(common.Hash)}
+	}
+	if err := rc.BatchCallContext(ctx, calls); err != nil {
+		t.Fatal(err)
+	}
+	journal, err := readPoolJournal(vfs.Default, filepath.Join(follower.cfg.DataDir, PoolJournalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last common.Hash
+	for i, c := range calls {
+		if msg, refused := want[i]; refused {
+			if c.Error == nil || !strings.HasPrefix(c.Error.Error(), msg) {
+				t.Errorf("call %d: %v, want %q…", i, c.Error, msg)
+			}
+			continue
+		}
+		if c.Error != nil {
+			t.Fatalf("call %d: %v", i, c.Error)
+		}
+		h := *c.Result.(*common.Hash)
+		tx, _ := chain.DecodeTx(raws[i])
+		if h != tx.Hash() {
+			t.Fatalf("call %d: hash %s, want %s", i, h, tx.Hash())
+		}
+		// Held by the follower before the answer: in its journal (synced),
+		// byte for byte as sent, unless already applied.
+		found := false
+		for _, j := range journal {
+			if bytes.Equal(j, raws[i]) {
+				found = true
+				break
+			}
+		}
+		if applied, _ := follower.db.HasTx(h); !found && !applied {
+			t.Errorf("call %d: admitted, but neither in the follower's journal nor applied", i)
+		}
+		last = h
+	}
+	ec, _ := dial(t, follower)
+	if r := waitReceipt(t, ec, last); r.Status != 1 {
+		t.Fatal("last transfer failed")
+	}
+	for i := range 200 {
+		tx, _ := chain.DecodeTx(raws[i])
+		if r := waitReceipt(t, ec, tx.Hash()); r.Status != 1 {
+			t.Fatalf("transfer %d: status %d", i, r.Status)
+		}
+	}
+}
