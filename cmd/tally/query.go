@@ -15,6 +15,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/rpc/schema"
 	"github.com/tally-ledger/tally/txdecode"
 	"github.com/tally-ledger/tally/wallet"
 )
@@ -332,6 +333,39 @@ type accountJSON struct {
 	TierName string             `json:"tierName"`
 	Frozen   bool               `json:"frozen"`
 	Assets   []accountAssetJSON `json:"assets"`
+	// The risk rules' view (docs/operations.md "Risk control"), each
+	// left out when empty: an active suspension, the watch list entry,
+	// the velocity counters of the account's tier.
+	Suspension *accountSuspensionJSON `json:"suspension,omitempty"`
+	WatchList  *accountWatchJSON      `json:"watchList,omitempty"`
+	Velocity   []accountVelocityJSON  `json:"velocity,omitempty"`
+}
+
+// accountSuspensionJSON is an active automatic suspension.
+type accountSuspensionJSON struct {
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
+	Since  string `json:"since"`
+	Until  string `json:"until"`
+	Block  uint64 `json:"block"`
+}
+
+// accountWatchJSON is a watch list entry.
+type accountWatchJSON struct {
+	Reason string `json:"reason"`
+	Block  uint64 `json:"block"`
+}
+
+// accountVelocityJSON is one velocity rule's window: what the account
+// sent in it against the caps (null: not capped).
+type accountVelocityJSON struct {
+	Rule         string      `json:"rule"`
+	Asset        string      `json:"asset"`
+	Window       string      `json:"window"`
+	Transfers    uint64      `json:"transfers"`
+	MaxTransfers *uint64     `json:"maxTransfers"`
+	Amount       amountJSON  `json:"amount"`
+	MaxAmount    *amountJSON `json:"maxAmount"`
 }
 
 // accountAssetJSON is one asset of an account: RemainingDaily is what it
@@ -345,7 +379,9 @@ type accountAssetJSON struct {
 func (c *cli) account(args []string) error {
 	cmd := newCommand("account", "ADDR", `
 Prints an account's balance of every asset, its KYC tier, whether it is
-frozen, and what it may still send today (UTC day of the last block's time).`)
+frozen, and what it may still send today (UTC day of the last block's time);
+then what the risk rules hold about it: an active suspension, its watch list
+entry, and the counters of its tier's velocity rules.`)
 	rpcURL, timeout := rpcFlags(cmd.fs)
 	asJSON := jsonFlag(cmd.fs)
 	arg, err := c.oneArg(cmd, args, "ADDR")
@@ -379,6 +415,7 @@ frozen, and what it may still send today (UTC day of the last block's time).`)
 		}
 		doc.Assets = append(doc.Assets, row)
 	}
+	accountRisk(&doc, acc, assets)
 	if *asJSON {
 		return c.printJSON(doc)
 	}
@@ -389,6 +426,22 @@ frozen, and what it may still send today (UTC day of the last block's time).`)
 			left = row.RemainingDaily.Text
 		}
 		fmt.Fprintf(c.stdout, "%-7s  balance %s, may send %s more today\n", row.Asset, row.Balance.Text, left)
+	}
+	if s := doc.Suspension; s != nil {
+		fmt.Fprintf(c.stdout, "suspended until %s (since block %d): %s\n", s.Until, s.Block, s.Reason)
+	}
+	if w := doc.WatchList; w != nil {
+		fmt.Fprintf(c.stdout, "on the watch list (since block %d): %s\n", w.Block, w.Reason)
+	}
+	for _, v := range doc.Velocity {
+		var parts []string
+		if v.MaxTransfers != nil {
+			parts = append(parts, fmt.Sprintf("%d of %d transfers", v.Transfers, *v.MaxTransfers))
+		}
+		if v.MaxAmount != nil {
+			parts = append(parts, fmt.Sprintf("%s of %s", v.Amount.Text, v.MaxAmount.Text))
+		}
+		fmt.Fprintf(c.stdout, "velocity %s (%s, %s): %s\n", v.Rule, v.Asset, v.Window, strings.Join(parts, ", "))
 	}
 	return nil
 }
@@ -527,4 +580,27 @@ func (c *cli) oneArg(cmd *command, args []string, name string) (string, error) {
 		return "", err
 	}
 	return pos[0], nil
+}
+
+// accountRisk fills in doc's risk status from tally_getAccount's.
+func accountRisk(doc *accountJSON, acc *schema.Account, assets txdecode.Assets) {
+	if s := acc.Suspension; s != nil {
+		doc.Suspension = &accountSuspensionJSON{Rule: s.Rule, Reason: s.Reason, Since: timeText(uint64(s.SinceMs)), Until: timeText(uint64(s.UntilMs)), Block: uint64(s.Height)}
+	}
+	if w := acc.WatchList; w != nil {
+		doc.WatchList = &accountWatchJSON{Reason: w.Reason, Block: uint64(w.Height)}
+	}
+	for _, v := range acc.Velocity {
+		a, _ := assets.BySymbol(v.Asset) // the node's own asset
+		row := accountVelocityJSON{Rule: v.Rule, Asset: v.Asset, Window: v.Window, Transfers: uint64(v.Transfers), Amount: amountOf((*big.Int)(v.Amount), a)}
+		if v.MaxTransfers != nil {
+			n := uint64(*v.MaxTransfers)
+			row.MaxTransfers = &n
+		}
+		if v.MaxAmount != nil {
+			m := amountOf((*big.Int)(v.MaxAmount), a)
+			row.MaxAmount = &m
+		}
+		doc.Velocity = append(doc.Velocity, row)
+	}
 }
