@@ -29,10 +29,12 @@ type Profile struct {
 }
 
 // OutStats is the running mean of an account's outgoing amounts in one
-// asset (base units, as a float: the rule compares ratios).
+// asset (base units, as a float: the rule compares ratios) and the
+// largest of them.
 type OutStats struct {
-	N    uint64  `json:"n"`
-	Mean float64 `json:"mean"`
+	N    uint64   `json:"n"`
+	Mean float64  `json:"mean"`
+	Max  *big.Int `json:"max"`
 }
 
 // Event is one recent transfer (or failure) of an account.
@@ -168,6 +170,9 @@ func (e *engine) transfer(acc accounts, now uint64, t *Transfer) ([]firing, erro
 		}
 		st.N++
 		st.Mean += (toFloat(t.Amount) - st.Mean) / float64(st.N)
+		if st.Max == nil || t.Amount.Cmp(st.Max) > 0 {
+			st.Max = t.Amount
+		}
 		p.LastOut = now
 		p.Out = e.keep(append(p.Out, Event{At: now, Tx: t.Tx, Asset: t.Asset, Amount: t.Amount, Party: t.To}), now, e.outWindow())
 	}
@@ -223,7 +228,8 @@ func (e *engine) largeAmount(p *Profile, t *Transfer, a txdecode.Asset) *firing 
 		return nil
 	}
 	amt := toFloat(t.Amount)
-	if st.Mean <= 0 || amt < r.Multiplier*st.Mean {
+	// An amount the account paid before (its rent) is not unusual for it.
+	if st.Mean <= 0 || amt < r.Multiplier*st.Mean || st.Max != nil && t.Amount.Cmp(st.Max) <= 0 {
 		return nil
 	}
 	ratio := amt / st.Mean
@@ -231,11 +237,12 @@ func (e *engine) largeAmount(p *Profile, t *Transfer, a txdecode.Asset) *firing 
 	if ratio >= 3*r.Multiplier {
 		sev = SeverityHigh
 	}
-	mean := fromFloat(st.Mean)
+	mean := roundMinor(fromFloat(st.Mean), a)
 	return &firing{rule: RuleLargeAmount, severity: sev, account: t.From, asset: a.Symbol,
-		detail: fmt.Sprintf("%s: %s is %.1fx the account's mean payment of %s over %d payments (threshold %gx, at least %s)",
-			RuleLargeAmount, txdecode.FormatAmount(t.Amount, a), ratio, txdecode.FormatAmount(mean, a), st.N, r.Multiplier, txdecode.FormatAmount(min, a)),
-		numbers: map[string]string{"amount": t.Amount.String(), "mean": mean.String(), "payments": fmt.Sprint(st.N),
+		detail: fmt.Sprintf("%s: %s is %.1fx the account's mean payment of %s over %d payments and above its largest, %s (threshold %gx, at least %s)",
+			RuleLargeAmount, txdecode.FormatAmount(t.Amount, a), ratio, txdecode.FormatAmount(mean, a), st.N, txdecode.FormatAmount(st.Max, a),
+			r.Multiplier, txdecode.FormatAmount(min, a)),
+		numbers: map[string]string{"amount": t.Amount.String(), "mean": mean.String(), "largest": st.Max.String(), "payments": fmt.Sprint(st.N),
 			"ratio": fmt.Sprintf("%.2f", ratio), "multiplier": fmt.Sprint(r.Multiplier)},
 		txs: []common.Hash{t.Tx}}
 }
@@ -419,6 +426,19 @@ func toFloat(v *big.Int) float64 {
 func fromFloat(f float64) *big.Int {
 	v, _ := big.NewFloat(f).Int(nil)
 	return v
+}
+
+// roundMinor rounds v (base units) to the asset's minor units (a mean
+// shown as 155.61 CNY, not 155.610310077519396864).
+func roundMinor(v *big.Int, a txdecode.Asset) *big.Int {
+	if a.Decimals <= a.MinorUnits {
+		return v
+	}
+	unit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(a.Decimals-a.MinorUnits)), nil)
+	half := new(big.Int).Rsh(unit, 1)
+	out := new(big.Int).Add(v, half)
+	out.Quo(out, unit)
+	return out.Mul(out, unit)
 }
 
 func days(d time.Duration) string {

@@ -35,12 +35,19 @@ func TestRules(t *testing.T) {
 				c.Apply(c.Tx(0, addr(1), cny(100), nil))
 			}
 			c.Apply(c.Tx(0, addr(1), cny(5000), nil))
-		}, []string{RuleLargeAmount + " " + addr(0).Hex()}, "5000.00 CNY is 50.0x the account's mean payment of 100.00 CNY over 5 payments (threshold 10x, at least 1000.00 CNY)"},
+		}, []string{RuleLargeAmount + " " + addr(0).Hex()}, "5000.00 CNY is 50.0x the account's mean payment of 100.00 CNY over 5 payments and above its largest, 100.00 CNY (threshold 10x, at least 1000.00 CNY)"},
 		{"large amount, too little history", func(c *chaintest.Chain) {
 			for range 4 {
 				c.Apply(c.Tx(0, addr(1), cny(100), nil))
 			}
 			c.Apply(c.Tx(0, addr(1), cny(5000), nil))
+		}, nil, ""},
+		{"large amount, paid as much before", func(c *chaintest.Chain) {
+			c.Apply(c.Tx(0, addr(1), cny(5000), nil)) // the rent
+			for range 12 {
+				c.Apply(c.Tx(0, addr(1), cny(100), nil))
+			}
+			c.Apply(c.Tx(0, addr(1), cny(5000), nil)) // 10.5x the mean, the rent again
 		}, nil, ""},
 		{"structuring", func(c *chaintest.Chain) {
 			c.Apply(c.Tx(2, addr(3), cny(100), nil))
