@@ -51,15 +51,23 @@ type Failure struct {
 // follower stops on it rather than judge it.
 var ErrChain = errors.New("not the followed chain")
 
+// nativeTransfer reports whether tx moves the native asset by its value
+// (not a system call, which takes none).
+func nativeTransfer(tx *types.Transaction) bool {
+	to := tx.To()
+	return to != nil && !chain.IsSystemAddress(*to) && tx.Value().Sign() > 0
+}
+
 // transferEvent is the ERC-20 Transfer event every asset facade emits.
 var transferEvent = chain.AssetABI.Events["Transfer"]
 
 // decodeActivity decodes one stored block and its receipts, checks that
 // its parent is prev (when prev is not zero) and that its header commits
 // to the transactions and receipts given, and extracts its activity.
-// signer recovers the senders of native transfers and failed
-// transactions (the other transfers name their sender in their logs).
-func decodeActivity(raw store.RawBlock, prev common.Hash, signer types.Signer) (*Activity, error) {
+// senders recovers the senders of native transfers and failed
+// transactions, on all cores (the other transfers name their sender in
+// their logs).
+func decodeActivity(raw store.RawBlock, prev common.Hash, senders *chain.SenderCache) (*Activity, error) {
 	if raw.Block == nil || raw.Receipts == nil && raw.Number > 0 {
 		return nil, fmt.Errorf("block %d: the node has no block at this height", raw.Number)
 	}
@@ -100,22 +108,30 @@ func decodeActivity(raw store.RawBlock, prev common.Hash, signer types.Signer) (
 	for _, r := range raw.Reasons {
 		reasons[r.Index] = r.Reason
 	}
+	// The transactions whose sender is needed, recovered in parallel.
+	var need []*types.Transaction
+	for i, tx := range b.Txs {
+		if rs[i].Status == types.ReceiptStatusFailed || nativeTransfer(tx) {
+			need = append(need, tx)
+		}
+	}
+	froms, errs := senders.Senders(need)
+	for k, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("block %d tx %s: sender: %w", raw.Number, need[k].Hash(), err)
+		}
+	}
+	k := 0
 	for i, tx := range b.Txs {
 		r := rs[i]
 		if r.Status == types.ReceiptStatusFailed {
-			from, err := types.Sender(signer, tx)
-			if err != nil {
-				return nil, fmt.Errorf("block %d tx %s: sender: %w", raw.Number, tx.Hash(), err)
-			}
-			act.Failures = append(act.Failures, Failure{Tx: tx.Hash(), From: from, Reason: reasons[uint32(i)]})
+			act.Failures = append(act.Failures, Failure{Tx: tx.Hash(), From: froms[k], Reason: reasons[uint32(i)]})
+			k++
 			continue
 		}
-		if to := tx.To(); to != nil && !chain.IsSystemAddress(*to) && tx.Value().Sign() > 0 {
-			from, err := types.Sender(signer, tx)
-			if err != nil {
-				return nil, fmt.Errorf("block %d tx %s: sender: %w", raw.Number, tx.Hash(), err)
-			}
-			act.Transfers = append(act.Transfers, Transfer{Tx: tx.Hash(), Asset: 0, From: from, To: *to, Amount: new(big.Int).Set(tx.Value())})
+		if nativeTransfer(tx) {
+			act.Transfers = append(act.Transfers, Transfer{Tx: tx.Hash(), Asset: 0, From: froms[k], To: *tx.To(), Amount: new(big.Int).Set(tx.Value())})
+			k++
 		}
 		for _, l := range r.Logs {
 			id, ok := chain.AssetID(l.Address)

@@ -33,7 +33,7 @@ func (d dbSource) RawBlocks(_ context.Context, from uint64, count int) ([]store.
 
 // testConfig is a monitor's config for tests: its own data dir, an
 // ephemeral port, no node (the source is given).
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(t.TempDir(), "monitor")
@@ -43,7 +43,7 @@ func testConfig(t *testing.T) Config {
 }
 
 // openOn opens a monitor reading chain c's data dir, ready to Step.
-func openOn(t *testing.T, c *chaintest.Chain, cfg Config) *Monitor {
+func openOn(t testing.TB, c *chaintest.Chain, cfg Config) *Monitor {
 	t.Helper()
 	cfg.Nodes.Endpoints = nil
 	m, err := newForTest(cfg, Options{Source: dbSource{c.DB}, ChainID: c.ChainID, Assets: txdecode.FromGenesis(c.Genesis.Assets),
@@ -97,7 +97,7 @@ func allAlerts(t *testing.T, m *Monitor) []*Alert {
 	return as
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(p, "\n")))

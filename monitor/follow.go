@@ -86,7 +86,7 @@ func (m *Monitor) Step(ctx context.Context) (int, error) {
 		if raw.Number != cur.Next+uint64(i) {
 			return 0, fmt.Errorf("block %d: %w: the node returned block %d in its place", cur.Next+uint64(i), ErrChain, raw.Number)
 		}
-		act, err := decodeActivity(raw, prev, m.signer)
+		act, err := decodeActivity(raw, prev, m.senders)
 		if err != nil {
 			return 0, err
 		}
@@ -129,7 +129,7 @@ func (m *Monitor) anchor(ctx context.Context) (Cursor, error) {
 	if len(raws) == 0 {
 		return c, fmt.Errorf("follow.start-block %d: the node has no block %d yet", c.Next, c.Next-1)
 	}
-	act, err := decodeActivity(raws[0], common.Hash{}, m.signer)
+	act, err := decodeActivity(raws[0], common.Hash{}, m.senders)
 	if err != nil {
 		return c, fmt.Errorf("follow.start-block %d: %w", c.Next, err)
 	}

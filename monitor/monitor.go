@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ethereum/go-ethereum/core/types"
-
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/internal/credentials"
@@ -51,7 +49,7 @@ type Monitor struct {
 	src     Source
 	chainID *big.Int
 	assets  txdecode.Assets
-	signer  types.Signer
+	senders *chain.SenderCache
 	engine  *engine
 	key     *crypto.PrivateKey
 	// operators may use the review API; webhookSecret signs notifications.
@@ -184,7 +182,9 @@ func (m *Monitor) prepare(ctx context.Context) error {
 	if err := m.resolve(ctx); err != nil {
 		return err
 	}
-	m.signer = chain.NewSigner(m.chainID)
+	// A cache as large as one read of blocks is of transactions at most:
+	// each block's senders are recovered once.
+	m.senders = chain.NewSenderCache(chain.NewSigner(m.chainID), 4096)
 	var err error
 	if m.engine, err = newEngine(m.cfg.Rules, m.assets); err != nil {
 		return err

@@ -3,6 +3,7 @@ package monitor
 import (
 	"fmt"
 	"math/big"
+	"slices"
 	"sort"
 	"time"
 
@@ -293,25 +294,30 @@ func (e *engine) rapidInOut(p *Profile, now uint64, t *Transfer, a txdecode.Asse
 	if !r.Enabled || !ok {
 		return nil
 	}
+	ins, outs := within(p.In, now, r.Window.D()), within(p.Out, now, r.Window.D())
 	in, out := new(big.Int), new(big.Int).Set(t.Amount)
-	var evs []Event
-	for _, ev := range within(p.In, now, r.Window.D()) {
+	for _, ev := range ins {
 		if ev.Asset == t.Asset {
 			in.Add(in, ev.Amount)
-			evs = append(evs, ev)
 		}
 	}
 	if in.Sign() == 0 || in.Cmp(min) < 0 {
 		return nil
 	}
-	for _, ev := range within(p.Out, now, r.Window.D()) {
+	for _, ev := range outs {
 		if ev.Asset == t.Asset {
 			out.Add(out, ev.Amount)
-			evs = append(evs, ev)
 		}
 	}
 	if out.Cmp(below(in, 1-r.Ratio)) < 0 {
 		return nil
+	}
+	// It fires: the transactions, in time order.
+	var evs []Event
+	for _, ev := range append(append([]Event{}, ins...), outs...) {
+		if ev.Asset == t.Asset {
+			evs = append(evs, ev)
+		}
 	}
 	evs = append(evs, Event{At: now, Tx: t.Tx})
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].At < evs[j].At })
@@ -352,16 +358,25 @@ func (e *engine) manySenders(p *Profile, now uint64, to common.Address) *firing 
 	if !r.Enabled || now-p.FirstSeen >= uint64(r.NewAccount.D().Milliseconds()) {
 		return nil
 	}
-	senders := map[common.Address]bool{}
-	var evs []Event
-	for _, ev := range within(p.In, now, r.Window.D()) {
-		if ordinary(ev.Party) {
-			senders[ev.Party] = true
-			evs = append(evs, ev)
+	ins := within(p.In, now, r.Window.D())
+	if len(ins) < r.Senders {
+		return nil
+	}
+	// Count distinct senders without allocating: most accounts have a few.
+	var senders []common.Address
+	for _, ev := range ins {
+		if ordinary(ev.Party) && !slices.Contains(senders, ev.Party) {
+			senders = append(senders, ev.Party)
 		}
 	}
 	if len(senders) < r.Senders {
 		return nil
+	}
+	var evs []Event
+	for _, ev := range ins {
+		if ordinary(ev.Party) {
+			evs = append(evs, ev)
+		}
 	}
 	age := time.Duration(now-p.FirstSeen) * time.Millisecond
 	return &firing{rule: RuleManySenders, severity: SeverityMedium, account: to,
