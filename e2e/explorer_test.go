@@ -94,6 +94,12 @@ func TestExplorer(t *testing.T) {
 	// payment of 2,000.00 fails at execution (status 0).
 	newcomer := common.HexToAddress("0x00000000000000000000000000000000000e4b10")
 	failed := pay(newcomer, 200_000, failureRef, types.ReceiptStatusFailed)
+	// The compliance authority puts it on the watch list: its page says why.
+	watch, err := wallet.ComplianceOp("watch", newcomer, "sanctions list hit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(int(genesis.DevComplianceIndex), watch, types.ReceiptStatusSuccessful)
 	member := int(genesis.DevGovernanceIndex)
 	bankA := devWalletKey(t, int(genesis.DevBankAIndex)).Address()
 	propose, err := wallet.GovernanceOp("proposeAddBank", chain.AssetAddress(hkd), bankA)
@@ -277,6 +283,9 @@ func TestExplorer(t *testing.T) {
 		t.Errorf("the first page holds the oldest payment:\n%s", acct)
 	}
 	shot("account")
+	if strings.Contains(acct, "watch list") {
+		t.Errorf("the shop's page shows a watch list entry:\n%s", acct)
+	}
 	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS("#older"))); err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +301,13 @@ func TestExplorer(t *testing.T) {
 			t.Fatalf("no second page:\n%s", page)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The listed newcomer's page shows its watch list entry (the
+	// compliance authority's reason).
+	listed := visit(t, b, base+"address/"+newcomer.Hex())
+	if !strings.Contains(listed, "watch list") || !strings.Contains(listed, "sanctions list hit") {
+		t.Errorf("the listed account's page lacks its watch list entry:\n%s", listed)
 	}
 
 	// A block that does not exist says so.

@@ -224,8 +224,16 @@ async function addressPage(gen, addr) {
     card(kv([
       ["KYC tier", `${acct.tier} (${acct.tierName || "?"})`],
       ["frozen", acct.frozen ? h("span", { class: "bad" }, "yes") : "no"],
+      // The risk rules' view (docs/operations.md "Risk control"): rows only when set.
+      acct.suspension ? ["suspended", h("span", { class: "bad" }, `until ${time(acct.suspension.untilMs)}: ${acct.suspension.reason}`)] : null,
+      acct.watchList ? ["watch list", h("span", { class: "bad" }, acct.watchList.reason)] : null,
       ["nonce", String(num(acct.nonce))],
     ])),
+    acct.velocity && acct.velocity.length ? [h("h2", {}, "Velocity rules"), card(table(["rule", "asset", "window", "transfers", "sent"], acct.velocity.map((v) => [
+      v.rule, assetLink(v.asset), v.window,
+      v.maxTransfers === null ? String(num(v.transfers)) : `${num(v.transfers)} of ${num(v.maxTransfers)}`,
+      v.maxAmount === null ? assetAmount(v.amount, bySym[v.asset]) : h("span", {}, assetAmount(v.amount, bySym[v.asset]), " of ", assetAmount(v.maxAmount, bySym[v.asset])),
+    ])))] : null,
     h("h2", {}, "Balances"),
     card(table(["asset", "balance", "daily allowance left"], Object.keys(acct.balances).map((sym) => [
       assetLink(sym),
