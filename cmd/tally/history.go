@@ -230,11 +230,8 @@ func involves(it schema.HistoryItem, a txdecode.Asset) bool {
 
 func historyItem(it schema.HistoryItem, assets txdecode.Assets) historyItemJSON {
 	out := historyItemJSON{BlockNumber: uint64(it.BlockNumber), Index: uint(it.TxIndex), TxHash: it.TxHash,
-		Time: timeText(it.TimestampMs), TimestampMs: it.TimestampMs, Status: "failed", From: txdecode.Address(it.From), To: txdecode.Address(it.To),
+		Time: timeText(it.TimestampMs), TimestampMs: it.TimestampMs, Status: statusWord(uint64(it.Status)), From: txdecode.Address(it.From), To: txdecode.Address(it.To),
 		Operation: it.Operation, Direction: it.Direction, Transfers: make([]historyTransferJSON, len(it.Transfers))}
-	if it.Status == 1 {
-		out.Status = "success"
-	}
 	for i, t := range it.Transfers {
 		a, ok := assets.BySymbol(t.Asset)
 		if !ok {

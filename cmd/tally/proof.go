@@ -176,14 +176,11 @@ file is not a valid genesis.`)
 		return fmt.Errorf("proof receipt: %w", err)
 	}
 	assets := txdecode.FromGenesis(g.Assets)
-	doc := proofJSON{Valid: true, Tx: res.TxHash, Status: "success", From: txdecode.Address(res.Sender), To: txdecode.Address(res.To),
+	doc := proofJSON{Valid: true, Tx: res.TxHash, Status: statusWord(res.Status), From: txdecode.Address(res.Sender), To: txdecode.Address(res.To),
 		Call: txdecode.DecodeTx(tx, assets), Events: txdecode.DecodeLogs(receipt.Logs, assets),
 		Block:            proofBlockJSON{Number: res.BlockNumber, Hash: res.BlockHash, Time: timeText(res.BlockTimeMs)},
 		Certified:        proofCertJSON{Number: res.Head, Hash: res.HeadHash, Signers: res.Signers, Validators: res.Validators},
 		ValidatorChanges: res.ValidatorChanges, ChainID: g.ChainID, GenesisHash: p.GenesisHash}
-	if res.Status != types.ReceiptStatusSuccessful {
-		doc.Status = "failed"
-	}
 	if *asJSON {
 		return c.printJSON(doc)
 	}

@@ -121,6 +121,7 @@ text when printable) and the events it emitted. A receipt is final.`)
 	}
 	doc := txJSON{Hash: tx.Hash(), Status: "pending", From: txdecode.Address(from), To: (*txdecode.Address)(tx.To()), Nonce: tx.Nonce(), Type: tx.Type(),
 		Call: txdecode.DecodeTx(tx, assets), Events: []txdecode.Event{}}
+	var status uint64 // the receipt's, once there is one
 	if !pending {
 		r, err := client.Receipt(ctx, hash)
 		switch {
@@ -133,9 +134,8 @@ text when printable) and the events it emitted. A receipt is final.`)
 			n, h, i := r.BlockNumber.Uint64(), r.BlockHash, r.TransactionIndex
 			doc.BlockNumber, doc.BlockHash, doc.Index = &n, &h, &i
 			doc.Events = txdecode.DecodeLogs(r.Logs, assets)
-			doc.Status = "success"
+			status, doc.Status = r.Status, statusWord(r.Status)
 			if r.Status != types.ReceiptStatusSuccessful {
-				doc.Status = "failed"
 				if doc.Reason, err = txReason(ctx, client, hash); err != nil {
 					return err
 				}
@@ -147,13 +147,10 @@ text when printable) and the events it emitted. A receipt is final.`)
 	}
 	w := c.stdout
 	field(w, "hash", doc.Hash.Hex())
-	switch doc.Status {
-	case "pending":
+	if doc.Status == "pending" {
 		field(w, "status", "pending")
-	case "success":
-		field(w, "status", "1 (success)")
-	default:
-		field(w, "status", "0 (failed)")
+	} else {
+		field(w, "status", statusText(status))
 		if doc.Reason != "" {
 			field(w, "reason", txdecode.Text(doc.Reason))
 		}

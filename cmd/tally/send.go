@@ -175,13 +175,17 @@ func parseValue(s string) (*big.Int, error) {
 	return wallet.ParseAmount(s, wallet.NativeDecimals)
 }
 
-// statusText explains a receipt status.
-func statusText(status uint64) string {
-	switch status {
-	case types.ReceiptStatusSuccessful:
-		return "1 (success)"
-	case types.ReceiptStatusFailed:
-		return "0 (failed)"
+// statusWord names a receipt status, the one rule every command reads a
+// status by: "success" (1), or "failed" (0: included, changed nothing but
+// the nonce). A node writes no other value; one would read as failed.
+func statusWord(status uint64) string {
+	if status == types.ReceiptStatusSuccessful {
+		return "success"
 	}
-	return fmt.Sprint(status)
+	return "failed"
+}
+
+// statusText explains a receipt status for people: "1 (success)".
+func statusText(status uint64) string {
+	return fmt.Sprintf("%d (%s)", status, statusWord(status))
 }
