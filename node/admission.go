@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -34,6 +37,7 @@ type Admission struct {
 	// Set by StartNetwork; nil on a node without peers.
 	forwarder  *p2p.Forwarder
 	replicator *p2p.Replicator
+	stopOnce   sync.Once
 }
 
 // Counter is a metric the admission path counts (a prometheus.Counter in
@@ -89,29 +93,49 @@ func (a *Admission) StartNetwork(tr p2p.BatchTransport, self peer.ID, leader fun
 // Handler is the receiving end of proto (p2p.ForwardProtocol or
 // p2p.RelayProtocol): each batch's senders recovered at once, each
 // transaction admitted, the journal synced before the verdicts go back.
+//
+// A node that does not lead refuses forwarded batches whole, and the
+// sender's forwarder retries against the leader it learns of next: a
+// follower that admitted them would hold them with no one to propose
+// them until the next leader change, though its sender acknowledged
+// them (found by the cluster simulator: a removed validator, whose view
+// of the leader stays stale, forwarded to a follower). Relayed batches
+// are copies for safekeeping and go to any node.
 func (a *Admission) Handler(proto string) p2p.BatchHandler {
-	submit := a.AdmitForwarded
 	if proto == string(p2p.RelayProtocol) {
-		submit = a.AdmitRelayed
+		return p2p.BatchHandler{Prepare: a.recoverSenders, Submit: a.AdmitRelayed, Finish: a.journal.Sync}
 	}
-	return p2p.BatchHandler{Prepare: a.recoverSenders, Submit: submit, Finish: a.journal.Sync}
+	return p2p.BatchHandler{Accept: a.acceptForwards, Prepare: a.recoverSenders, Submit: a.AdmitForwarded, Finish: a.journal.Sync}
+}
+
+// ErrNotLeader refuses a forwarded batch sent to a node that does not lead.
+var ErrNotLeader = errors.New("not the leader")
+
+func (a *Admission) acceptForwards() error {
+	if !a.cfg.IsLeader() {
+		return ErrNotLeader
+	}
+	return nil
 }
 
 // Close stops forwarding and replicating (what waits fails) and closes
 // the journal.
 func (a *Admission) Close() error {
-	a.stopNetwork()
+	a.StopNetwork()
 	return a.journal.Close()
 }
 
-// stopNetwork stops forwarding and replicating; what waits for them fails.
-func (a *Admission) stopNetwork() {
-	if a.forwarder != nil {
-		a.forwarder.Close()
-	}
-	if a.replicator != nil {
-		a.replicator.Close()
-	}
+// StopNetwork stops forwarding and replicating; what waits for them
+// fails. Close calls it too; it runs once.
+func (a *Admission) StopNetwork() {
+	a.stopOnce.Do(func() {
+		if a.forwarder != nil {
+			a.forwarder.Close()
+		}
+		if a.replicator != nil {
+			a.replicator.Close()
+		}
+	})
 }
 
 // leads reports whether this node admits its clients' transactions
@@ -141,11 +165,25 @@ func (a *Admission) Submit(ctx context.Context, tx *types.Transaction) error {
 // waits until another validator holds it as well.
 func (a *Admission) AdmitLocal(ctx context.Context, tx *types.Transaction) error {
 	if _, err := a.cfg.Pool.Add(tx); err != nil {
-		return err
+		return a.Refused(ctx, tx, err)
 	}
 	inc(a.cfg.Admitted)
 	a.JournalTx(tx)
 	return a.SyncAndReplicate(ctx, tx)
+}
+
+// Refused is the answer to the leader's own client when its pool refused
+// tx with err. "already known" is a re-send, which a wallet takes for
+// admitted (wallet.Client): it is said only once another validator holds
+// the transaction too, as "admitted" is (found by the cluster simulator);
+// other refusals are answered as they are.
+func (a *Admission) Refused(ctx context.Context, tx *types.Transaction, err error) error {
+	if errors.Is(err, mempool.ErrKnown) {
+		if rerr := a.replicate(ctx, tx); rerr != nil {
+			return rerr
+		}
+	}
+	return err
 }
 
 // JournalTx queues tx in the pool journal.
@@ -204,18 +242,53 @@ func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
 	if err != nil {
 		return err
 	}
-	if err := a.forwarder.Forward(ctx, raw); err != nil {
+	verdict := a.forwarder.Forward(ctx, raw)
+	if verdict != nil && !leaderHolds(verdict) {
+		return verdict
+	}
+	if verdict == nil {
+		inc(a.cfg.Forwarded)
+	}
+	// Admitted, or "already known", which a wallet re-sending takes for
+	// admitted (wallet.Client): either way this node keeps a copy, so
+	// that two hold it (found by the cluster simulator: a node that
+	// crashed after forwarding, the re-send answered by the leader's copy
+	// alone).
+	kept, err := a.keep(tx, raw)
+	if err != nil {
 		return err
 	}
-	inc(a.cfg.Forwarded)
-	// The leader's verdict is the answer: its client rules (a stale nonce
-	// gap) are not applied again here, so this copy is kept unless this
-	// node's own state refuses it. It is in this node's journal before
-	// the client hears of it, as in the leader's.
-	if _, err := a.cfg.Pool.AddRelayed(tx); err == nil {
+	if errors.Is(kept, mempool.ErrKnown) {
+		// Already in this pool: the forwarder admitted it here, this
+		// node having become the leader while the batch waited (or a
+		// copy came here before). Nobody else may hold it, so it is
+		// answered as the leader answers its own clients: once another
+		// validator holds it (found by the cluster simulator).
+		if err := a.replicate(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return verdict
+}
+
+// leaderHolds reports whether the leader's verdict on a forwarded
+// transaction is "already known": it holds it, in its pool or its chain.
+func leaderHolds(verdict error) bool {
+	var re *p2p.RemoteError
+	return errors.As(verdict, &re) && strings.HasPrefix(re.Msg, "already known")
+}
+
+// keep adds tx, which the leader holds, to this node's pool and makes it
+// durable in the journal before the client hears of it, as the leader
+// does. The leader's verdict is the answer: its client rules (a stale
+// nonce gap) are not applied again here, so the copy is kept unless this
+// node's own state refuses it (kept says why; an error is the journal's).
+func (a *Admission) keep(tx *types.Transaction, raw []byte) (kept, err error) {
+	_, kept = a.cfg.Pool.AddRelayed(tx)
+	if kept == nil {
 		a.journal.Append(raw)
 	}
-	return a.journal.Sync()
+	return kept, a.journal.Sync()
 }
 
 // recoverSenders recovers the senders of a forwarded or replicated batch

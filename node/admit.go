@@ -2,10 +2,12 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/rpc"
 )
 
@@ -54,6 +56,10 @@ func (a *Admission) admitBatchHere(ctx context.Context, batch []rpc.Admission) [
 	for i, b := range batch {
 		if _, err := a.cfg.Pool.Add(b.Tx); err != nil {
 			errs[i] = err
+			if errors.Is(err, mempool.ErrKnown) {
+				// Replicated with the others before it is said (Refused).
+				raws, at = append(raws, b.Raw), append(at, i)
+			}
 			continue
 		}
 		inc(a.cfg.Admitted)
@@ -75,7 +81,9 @@ func (a *Admission) admitBatchHere(ctx context.Context, batch []rpc.Admission) [
 		case serr != nil:
 			errs[i] = serr
 		case replicated != nil:
-			errs[i] = a.replicated(batch[i].Tx, replicated[k])
+			if rerr := a.replicated(batch[i].Tx, replicated[k]); rerr != nil || errs[i] == nil {
+				errs[i] = rerr
+			}
 		}
 	}
 	return errs
@@ -106,22 +114,40 @@ func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []e
 		raws[i] = b.Raw
 	}
 	errs := a.forwarder.ForwardBatch(ctx, raws)
-	var held []int
+	var held, again []int
 	for i, err := range errs {
-		if err != nil {
+		if err != nil && !leaderHolds(err) {
 			continue
 		}
-		inc(a.cfg.Forwarded)
+		if err == nil {
+			inc(a.cfg.Forwarded)
+		}
 		held = append(held, i)
-		// The leader's verdict is the answer (see Forward).
-		if _, err := a.cfg.Pool.AddRelayed(batch[i].Tx); err == nil {
+		// The leader's verdict is the answer, and this node keeps a copy
+		// (see Forward); one it had already is replicated first.
+		_, kept := a.cfg.Pool.AddRelayed(batch[i].Tx)
+		if kept == nil {
 			a.journal.Append(batch[i].Raw)
+		} else if errors.Is(kept, mempool.ErrKnown) {
+			again = append(again, i)
 		}
 	}
 	if len(held) > 0 {
 		if err := a.journal.Sync(); err != nil {
 			for _, i := range held {
 				errs[i] = err
+			}
+			return errs
+		}
+	}
+	if len(again) > 0 && a.replicator != nil {
+		sub := make([][]byte, len(again))
+		for k, i := range again {
+			sub[k] = batch[i].Raw
+		}
+		for k, rerr := range a.replicator.ReplicateBatch(ctx, sub) {
+			if rerr = a.replicated(batch[again[k]].Tx, rerr); rerr != nil {
+				errs[again[k]] = rerr
 			}
 		}
 	}

@@ -99,8 +99,7 @@ func (n *Node) startCluster() {
 	}
 	n.heights = make(map[peer.ID]heightSample)
 	for _, proto := range []protocol.ID{p2p.ForwardProtocol, p2p.RelayProtocol} {
-		h := n.adm.Handler(string(proto))
-		p2p.ServeForwardPrepared(n.host.Libp2p(), proto, h.Prepare, h.Submit, h.Finish, n.log)
+		p2p.ServeBatches(n.host.Libp2p(), proto, n.adm.Handler(string(proto)), n.log)
 	}
 	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
 	n.adm.StartNetwork(p2p.HostTransport(n.host.Libp2p()), n.host.ID(), n.leaderPeer, n.otherVoters, n.cfg.P2P.MaxForwardBatch)

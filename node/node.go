@@ -307,7 +307,7 @@ func (n *Node) Close() error {
 			n.bg.Wait()
 		}
 		if n.adm != nil {
-			n.adm.stopNetwork()
+			n.adm.StopNetwork()
 		}
 		if n.votes != nil && n.engine != nil {
 			n.votes.Close()

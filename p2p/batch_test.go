@@ -103,16 +103,18 @@ func TestHandleBatch(t *testing.T) {
 		name   string
 		raws   [][]byte
 		finish error
+		accept error
 		want   []string
 		err    bool
 	}{
-		{"verdicts", [][]byte{[]byte("ok"), []byte("bad"), []byte("empty")}, nil, []string{"", "invalid sender", "rejected"}, false},
-		{"finish fails", [][]byte{[]byte("ok"), []byte("bad")}, errors.New("pool journal: EIO"), []string{"pool journal: EIO", "invalid sender"}, false},
-		{"too many", make([][]byte, MaxForwardTxs+1), nil, nil, true},
+		{"refused whole", [][]byte{[]byte("ok")}, nil, errors.New("not the leader"), nil, true},
+		{"verdicts", [][]byte{[]byte("ok"), []byte("bad"), []byte("empty")}, nil, nil, []string{"", "invalid sender", "rejected"}, false},
+		{"finish fails", [][]byte{[]byte("ok"), []byte("bad")}, errors.New("pool journal: EIO"), nil, []string{"pool journal: EIO", "invalid sender"}, false},
+		{"too many", make([][]byte, MaxForwardTxs+1), nil, nil, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			submitted = 0
-			h := BatchHandler{Submit: submit, Finish: func() error { return tc.finish }}
+			h := BatchHandler{Accept: func() error { return tc.accept }, Submit: submit, Finish: func() error { return tc.finish }}
 			got, err := h.Handle(tc.raws)
 			if tc.err {
 				if err == nil || submitted != 0 {

@@ -73,7 +73,13 @@ func ServeForward(h host.Host, submit SubmitFunc, log *slog.Logger) {
 // (ForwardProtocol or RelayProtocol) with a BatchHandler of prepare,
 // submit and finish.
 func ServeForwardPrepared(h host.Host, proto protocol.ID, prepare func(raws [][]byte), submit SubmitFunc, finish func() error, log *slog.Logger) {
-	handler := BatchHandler{Prepare: prepare, Submit: submit, Finish: finish}
+	ServeBatches(h, proto, BatchHandler{Prepare: prepare, Submit: submit, Finish: finish}, log)
+}
+
+// ServeBatches makes h answer batches of protocol proto with handler; a
+// batch the handler refuses whole has its stream reset, which the sender
+// takes as a batch that did not get through.
+func ServeBatches(h host.Host, proto protocol.ID, handler BatchHandler, log *slog.Logger) {
 	h.SetStreamHandler(proto, func(s network.Stream) {
 		defer s.Close()
 		s.SetDeadline(time.Now().Add(forwardTimeout))
@@ -103,8 +109,12 @@ func ServeForwardPrepared(h host.Host, proto protocol.ID, prepare func(raws [][]
 // batch's order, finds them cached); Finish, if not nil, runs after the
 // last Submit and before the verdicts are sent: the node makes what it
 // admitted durable there, once per batch; if it fails, every transaction
-// admitted gets its error as verdict instead.
+// admitted gets its error as verdict instead. Accept, if not nil, runs
+// first: an error refuses the whole batch, as one that did not get
+// through (a node that does not lead refuses forwarded batches, so that
+// the sender retries against the leader).
 type BatchHandler struct {
+	Accept  func() error
 	Prepare func(raws [][]byte)
 	Submit  SubmitFunc
 	Finish  func() error
@@ -119,6 +129,11 @@ var errBatchTooLarge = fmt.Errorf("batch of more than %d transactions", MaxForwa
 func (b BatchHandler) Handle(raws [][]byte) ([]string, error) {
 	if len(raws) > MaxForwardTxs {
 		return nil, errBatchTooLarge
+	}
+	if b.Accept != nil {
+		if err := b.Accept(); err != nil {
+			return nil, err
+		}
 	}
 	if b.Prepare != nil {
 		b.Prepare(raws)

@@ -40,13 +40,17 @@ type account struct {
 	next    uint64
 	pending []*types.Transaction
 	sentAt  time.Time
+	// busy is set while a send is under way (admit.go); acked once a
+	// node acknowledged pending[0]: the wallet never sends it again.
+	busy, acked bool
 }
 
-// clients are the wallets and the bank sending to the cluster. They submit
-// into a node's mempool (the leader's when there is one), as the node's
-// JSON-RPC handler does after decoding (chain.DecodeTx, then the pool).
+// clients are the wallets and the bank sending to the cluster. They send
+// as a wallet with failover does, to any node, through the node's own
+// admission path (admit.go).
 type clients struct {
 	s     *Sim
+	calls *calls
 	accts []*account
 	bank  *account
 	// refOf is the bank reference of each mint sent; refs those used.
@@ -64,7 +68,7 @@ func (c *clients) all() []*account {
 }
 
 func newClients(s *Sim) (*clients, error) {
-	c := &clients{s: s, refOf: map[common.Hash]common.Hash{}}
+	c := &clients{s: s, calls: newCalls(s), refOf: map[common.Hash]common.Hash{}}
 	for i := 0; i < simAccounts; i++ {
 		k, err := genesis.DevKey(uint32(i))
 		if err != nil {
@@ -115,10 +119,14 @@ func (c *clients) op() {
 // transfer sends a's next transfer, or re-sends its pending one when its
 // receipt is overdue.
 func (c *clients) transfer(a *account) {
+	if a.busy {
+		return
+	}
 	if !c.settled(a) {
 		c.resend(a)
 		return
 	}
+	c.syncNonce(a)
 	to := c.accts[c.s.rng.IntN(len(c.accts))].addr
 	tx, err := wallet.SignTransfer(a.key, c.s.g.ChainIDBig(), a.next, to, big.NewInt(1+c.s.rng.Int64N(1000)), c.s.rng.IntN(4) == 0)
 	if err != nil {
@@ -131,10 +139,14 @@ func (c *clients) transfer(a *account) {
 // (FaultMintAgain) under one it used before, which must not mint twice.
 func (c *clients) mint() {
 	a := c.bank
+	if a.busy {
+		return
+	}
 	if !c.settled(a) {
 		c.resend(a)
 		return
 	}
+	c.syncNonce(a)
 	var ref common.Hash
 	if len(c.refs) > 0 && c.s.rng.IntN(3) == 0 {
 		ref = c.refs[c.s.rng.IntN(len(c.refs))]
@@ -160,67 +172,59 @@ func (c *clients) mint() {
 
 // send submits a's new transaction for its next nonce.
 func (c *clients) send(a *account, tx *types.Transaction, what string) {
-	sn, err := c.submit(tx)
-	c.s.record("client %s %s nonce %d to n%d: %v", what, a.addr.Hex()[:8], tx.Nonce(), sn, err)
-	if err != nil {
-		return
-	}
-	a.pending = []*types.Transaction{tx}
-	a.sentAt = time.Now()
-	a.next++
+	c.sendThen(a, tx, what, nil)
 }
 
-// resend sends a's pending transactions again once their receipt is
-// overdue.
+// sendThen is send, calling then (if not nil) once tx is a's pending
+// transaction: acknowledged, or unanswered (the wallet re-sends it).
+func (c *clients) sendThen(a *account, tx *types.Transaction, what string, then func()) {
+	raw, _ := tx.MarshalBinary()
+	a.busy = true
+	c.calls.send(raw, what, -1, func(sn int, err error) {
+		a.busy = false
+		c.s.record("client %s %s nonce %d to n%d: %v", what, a.addr.Hex()[:8], tx.Nonce(), sn, err)
+		if err != nil && !wallet.Unavailable(err) {
+			return // refused: the nonce is still the wallet's next
+		}
+		a.pending = []*types.Transaction{tx}
+		a.acked = err == nil
+		a.sentAt = time.Now()
+		a.next++
+		if a.acked {
+			c.sent = append(c.sent, tx)
+		}
+		if then != nil {
+			then()
+		}
+	})
+}
+
+// resend sends a's pending transaction again once its receipt is overdue,
+// unless a node acknowledged it: a wallet that was told its transaction
+// is admitted has no reason to send it again (and must not need to).
 func (c *clients) resend(a *account) {
-	if time.Since(a.sentAt) < resendAfter {
+	if a.acked || a.busy || time.Since(a.sentAt) < resendAfter {
 		return
 	}
 	a.sentAt = time.Now()
-	for _, tx := range a.pending {
-		sn, err := c.submit(tx)
+	a.busy = true
+	tx := a.pending[0]
+	raw, _ := tx.MarshalBinary()
+	c.calls.send(raw, "resend", -1, func(sn int, err error) {
+		a.busy = false
 		c.s.record("client resend %s nonce %d to n%d: %v", a.addr.Hex()[:8], tx.Nonce(), sn, err)
-	}
+		if err == nil && len(a.pending) > 0 && a.pending[0] == tx {
+			a.acked = true
+			c.sent = append(c.sent, tx)
+		}
+	})
 }
 
-// submit decodes raw bytes as the JSON-RPC handler does and admits the
-// transaction into the leader's pool (a random up node's without a
-// leader). It returns the node it went to.
-func (c *clients) submit(tx *types.Transaction) (int, error) {
-	raw, err := tx.MarshalBinary()
-	if err != nil {
-		return -1, err
-	}
-	return c.submitRaw(raw, c.target())
-}
-
-func (c *clients) target() *simNode {
-	if l := c.s.leader(); l != nil {
-		return l
-	}
-	up := c.s.upNodes()
-	if len(up) == 0 {
-		return nil
-	}
-	return c.s.nodes[up[c.s.rng.IntN(len(up))]]
-}
-
-func (c *clients) submitRaw(raw []byte, sn *simNode) (int, error) {
-	if sn == nil {
-		return -1, fmt.Errorf("no node up")
-	}
-	tx, err := chain.DecodeTx(raw)
-	if err != nil {
-		return sn.id, err
-	}
-	if err := sn.engine.Halted(); err != nil {
-		return sn.id, err
-	}
-	if _, err := sn.pool.Add(tx); err != nil {
-		return sn.id, err
-	}
-	c.sent = append(c.sent, tx)
-	return sn.id, nil
+// submitRaw sends raw bytes, as they came from a client, to node first
+// (-1: one the seed picks) with the wallet's failover; done gets the
+// answer.
+func (c *clients) submitRaw(raw []byte, first int, what string, done func(sn int, err error)) {
+	c.calls.send(raw, what, first, done)
 }
 
 // replay sends a receipted transaction again, to any node: it must be
@@ -236,20 +240,16 @@ func (c *clients) replay() {
 		return
 	}
 	tx := done[c.s.rng.IntN(len(done))]
-	up := c.s.upNodes()
-	if len(up) == 0 {
-		return
-	}
-	sn := c.s.nodes[up[c.s.rng.IntN(len(up))]]
 	c.s.count(FaultReplay)
 	raw, _ := tx.MarshalBinary()
-	_, err := c.submitRaw(raw, sn)
-	c.s.record("client replay %s to n%d: %v", tx.Hash().TerminalString(), sn.id, err)
-	if err == nil {
-		// Admitted again: it can only be applied twice if the chain
-		// lets it, which the invariants catch; note the admission.
-		c.s.record("client replay admitted")
-	}
+	c.submitRaw(raw, -1, "replay", func(sn int, err error) {
+		c.s.record("client replay %s to n%d: %v", tx.Hash().TerminalString(), sn, err)
+		if err == nil {
+			// Admitted again: it can only be applied twice if the chain
+			// lets it, which the invariants catch; note the admission.
+			c.s.record("client replay admitted")
+		}
+	})
 }
 
 // malformed flips bytes of a freshly signed transaction: decode and
@@ -269,8 +269,9 @@ func (c *clients) malformed() {
 		raw = raw[:c.s.rng.IntN(len(raw))]
 	}
 	c.s.count(FaultMalformed)
-	sn, err := c.submitRaw(raw, c.target())
-	c.s.record("client malformed to n%d: %v", sn, err)
+	c.submitRaw(raw, -1, "malformed", func(sn int, err error) {
+		c.s.record("client malformed to n%d: %v", sn, err)
+	})
 }
 
 // oversized sends a signed transaction above chain.MaxTxSize: refused at
@@ -287,11 +288,12 @@ func (c *clients) oversized() {
 	}
 	raw, _ := tx.MarshalBinary()
 	c.s.count(FaultOversized)
-	sn, err := c.submitRaw(raw, c.target())
-	c.s.record("client oversized %d bytes to n%d: %v", len(raw), sn, err)
-	if err == nil {
-		c.s.record("client oversized admitted")
-	}
+	c.submitRaw(raw, -1, "oversized", func(sn int, err error) {
+		c.s.record("client oversized %d bytes to n%d: %v", len(raw), sn, err)
+		if err == nil {
+			c.s.record("client oversized admitted")
+		}
+	})
 }
 
 // conflict signs a second transaction for an account's pending nonce (a
@@ -314,24 +316,21 @@ func (c *clients) conflict() {
 	if err != nil {
 		panic(err)
 	}
-	up := c.s.upNodes()
-	if len(up) == 0 {
-		return
-	}
 	c.s.count(FaultConflict)
 	raw, _ := tx.MarshalBinary()
-	sn, err := c.submitRaw(raw, c.s.nodes[up[c.s.rng.IntN(len(up))]])
-	c.s.record("client conflict %s nonce %d to n%d: %v", a.addr.Hex()[:8], n, sn, err)
-	if err == nil {
-		a.pending = append(a.pending, tx)
-	}
+	c.submitRaw(raw, -1, "conflict", func(sn int, err error) {
+		c.s.record("client conflict %s nonce %d to n%d: %v", a.addr.Hex()[:8], n, sn, err)
+		if err == nil && len(a.pending) > 0 && a.pending[0].Nonce() == n {
+			a.pending = append(a.pending, tx)
+		}
+	})
 }
 
 // step re-sends overdue transactions (the quiet phase); true if it sent.
 func (c *clients) step() bool {
 	sent := false
 	for _, a := range c.all() {
-		if !c.settled(a) && time.Since(a.sentAt) >= resendAfter {
+		if !c.settled(a) && !a.acked && !a.busy && time.Since(a.sentAt) >= resendAfter {
 			c.resend(a)
 			sent = true
 		}
@@ -339,8 +338,12 @@ func (c *clients) step() bool {
 	return sent
 }
 
-// quiet reports whether every account's nonces are settled.
+// quiet reports whether every account's nonces are settled and no send
+// is under way.
 func (c *clients) quiet() bool {
+	if c.calls.busy() {
+		return false
+	}
 	for _, a := range c.all() {
 		if !c.settled(a) {
 			return false

@@ -20,6 +20,12 @@
 // left behind the leader's log is restored by InstallSnapshot
 // (snapshot.go). What keeps a seed's run the same each time is in
 // repro.go.
+// Clients send as a wallet with failover does, to any node, through the
+// node's own admission path (node.Admission: forwarding, the leader's
+// replication, the pool journal) whose batches cross the simulated
+// network like Raft's messages (admit.go, forward.go); every
+// acknowledgement must be held by two nodes when given and end in the
+// chain exactly once.
 // After every step it checks DESIGN.md's invariants (invariants.go). A
 // failing run returns an error with the last events and the command that
 // replays its seed.

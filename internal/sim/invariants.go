@@ -256,6 +256,9 @@ func (iv *invariants) converged() error {
 			}
 		}
 	}
+	if err := iv.s.cl.calls.ackedKept(); err != nil {
+		return err
+	}
 	return iv.s.cl.allReceipted()
 }
 

@@ -181,7 +181,7 @@ func (s *Sim) isValidator(set []common.Address, i int) bool {
 // minValidators.
 func (g *governance) propose(add bool) {
 	s := g.c.s
-	if g.change != nil || !g.c.settled(g.proposer) {
+	if g.change != nil || g.proposer.busy || !g.c.settled(g.proposer) {
 		return
 	}
 	set := s.validators()
@@ -218,10 +218,9 @@ func (g *governance) propose(add bool) {
 		panic(err)
 	}
 	what := map[bool]string{true: "propose-add n" + itoa(target), false: "propose-remove n" + itoa(target)}[add]
-	g.c.send(g.proposer, tx, what)
-	if len(g.proposer.pending) > 0 && g.proposer.pending[0] == tx {
+	g.c.sendThen(g.proposer, tx, what, func() {
 		g.change = &govChange{add: add, node: target, propTx: tx.Hash()}
-	}
+	})
 }
 
 // receipt returns the receipt of canonical transaction h and whether the
@@ -285,7 +284,7 @@ func (g *governance) progress() {
 			return
 		}
 		ch.id = id
-		if !g.c.settled(g.approver) {
+		if g.approver.busy || !g.c.settled(g.approver) {
 			return
 		}
 		op, err := wallet.GovernanceOp("vote", new(big.Int).SetUint64(id), true)
@@ -296,10 +295,11 @@ func (g *governance) progress() {
 		if err != nil {
 			panic(err)
 		}
-		g.c.send(g.approver, tx, "approve proposal "+itoa(int(id)))
-		if len(g.approver.pending) > 0 && g.approver.pending[0] == tx {
-			ch.voteTx, ch.phase = tx.Hash(), govVoted
-		}
+		g.c.sendThen(g.approver, tx, "approve proposal "+itoa(int(id)), func() {
+			if g.change == ch {
+				ch.voteTx, ch.phase = tx.Hash(), govVoted
+			}
+		})
 	case govVoted:
 		r, ok := s.receipt(ch.voteTx)
 		if !ok {

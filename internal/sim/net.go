@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/p2p"
 )
 
 // rpcTimeout bounds how long a Raft RPC waits for its answer, as the
@@ -62,6 +64,10 @@ type network struct {
 	// reconciler (simMembers.Height).
 	heights []atomic.Uint64
 	closed  bool
+	// answered holds every batch of the admission path a node instance
+	// answered, dups how many it answered again (forward.go).
+	answered map[[32]byte]bool
+	dups     int
 }
 
 func newNetwork(n int) *network {
@@ -80,9 +86,12 @@ type endpoint struct {
 	epoch    int
 	consumer chan raft.RPC
 	// votes receives the commit votes other nodes send this instance.
-	votes  func(from string, vs []*chain.Vote)
-	closed chan struct{}
-	once   sync.Once
+	votes func(from string, vs []*chain.Vote)
+	// batches answers the forwarded and relayed batches other nodes send
+	// this instance (forward.go).
+	batches func(protocol.ID) p2p.BatchHandler
+	closed  chan struct{}
+	once    sync.Once
 }
 
 var (
@@ -263,6 +272,10 @@ func (n *network) deliver(m *message) bool {
 		}
 		return true
 	}
+	if b, ok := m.cmd.(*batchReq); ok {
+		go n.answerBatch(ep, m, b)
+		return true
+	}
 	respCh := make(chan raft.RPCResponse, 1)
 	rpc := raft.RPC{Command: m.cmd, RespChan: respCh}
 	if m.data != nil {
@@ -282,17 +295,22 @@ func (n *network) deliver(m *message) bool {
 			n.fail(m, errUnreachable)
 			return
 		}
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		if n.closed || n.eps[m.to] != ep {
-			m.done <- raft.RPCResponse{Error: errUnreachable} // the receiver crashed
-			return
-		}
-		n.seq++
-		n.queue = append(n.queue, &message{seq: n.seq, from: m.to, to: m.from, fromEpoch: m.toEpoch, toEpoch: m.fromEpoch,
-			kind: m.kind + "-resp", done: m.done, resp: &r})
+		n.respond(ep, m, r)
 	}()
 	return true
+}
+
+// respond queues r, the answer of receiver ep to request m.
+func (n *network) respond(ep *endpoint, m *message, r raft.RPCResponse) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || n.eps[m.to] != ep {
+		m.done <- raft.RPCResponse{Error: errUnreachable} // the receiver crashed
+		return
+	}
+	n.seq++
+	n.queue = append(n.queue, &message{seq: n.seq, from: m.to, to: m.from, fromEpoch: m.toEpoch, toEpoch: m.fromEpoch,
+		kind: m.kind + "-resp", done: m.done, resp: &r})
 }
 
 // drop loses m: the caller sees an error, as on a reset connection.

@@ -70,6 +70,12 @@ type simNode struct {
 	members *node.Membership
 	memStop chan struct{}
 	memDone chan struct{}
+	// adm is the node's admission path (forward.go); fwdDone says its
+	// leader follower ended.
+	adm     *node.Admission
+	fwdDone chan struct{}
+	// submits counts the client calls under way in adm (admit.go).
+	submits sync.WaitGroup
 	ep      *endpoint
 	// appliedAt is the Raft index each block was applied from, as the FSM
 	// reported it (for failure reports).
@@ -126,13 +132,21 @@ func (sn *simNode) start(net *network) error {
 	mc := sn.cfg.Mempool
 	sn.pool = mempool.New(mempool.Config{MaxPerAccount: mc.MaxPerAccount, MaxTotal: mc.MaxTotal,
 		GapGrace: time.Duration(mc.GapGrace), GapExpiry: time.Duration(mc.GapExpiry)}, db, sn.senders)
+	adm, err := node.OpenAdmission(node.AdmissionConfig{DB: db, Pool: sn.pool, Senders: sn.senders, FS: sn.fs, Journal: journalPath,
+		IsLeader: func() bool { return sn.engine.IsLeader() }, Log: sn.log})
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("node %d: %w", sn.id, err)
+	}
+	sn.adm = adm
 	sn.ep = net.attach(sn.id, sn.epoch)
 	vc := sn.cfg.Votes
 	sn.votes = consensus.NewVoteRelay(db, sn.key, consensus.VoteConfig{Window: vc.Window, MaxAhead: vc.MaxAhead},
 		raft.ServerID(addr(sn.id)), sn.ep, time.Duration(vc.ResendInterval), sn.log)
 	sn.ep.votes = sn.votes.Receive
 	sn.members = node.NewMembership(node.MembershipConfig{Self: raft.ServerID(addr(sn.id)), DB: db,
-		Net: simMembers{simIDs: sn.ids, net: net, self: sn.id}, CatchUpLag: sn.cfg.Builder.MaxVoterLag, Log: sn.log})
+		Net: simMembers{simIDs: sn.ids, net: net, self: sn.id}, CatchUpLag: sn.cfg.Builder.MaxVoterLag, Log: sn.log,
+		HandedOver: adm.Reforward})
 	if head, ok := db.Head(); ok {
 		net.heights[sn.id].Store(head.Number)
 	}
@@ -186,6 +200,7 @@ func (sn *simNode) start(net *network) error {
 	}, db, sn.pool, sn.senders)
 	if err != nil {
 		net.detach(sn.id)
+		adm.Close()
 		db.Close()
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
@@ -199,6 +214,7 @@ func (sn *simNode) start(net *network) error {
 		defer close(done)
 		sn.members.Run(e, stop)
 	}(sn.engine, sn.memStop, sn.memDone)
+	sn.startAdmission()
 	sn.up = true
 	return nil
 }
@@ -217,6 +233,15 @@ func (sn *simNode) stop(net *network) error {
 	close(sn.memStop)
 	err := sn.engine.Shutdown()
 	<-sn.memDone
+	<-sn.fwdDone
+	// Client calls in the node's admission code end once forwarding and
+	// replication stop; the journal and the database close after them,
+	// as a node's HTTP requests end before its stores close.
+	sn.adm.StopNetwork()
+	sn.submits.Wait()
+	if cerr := sn.adm.Close(); err == nil {
+		err = cerr
+	}
 	if cerr := sn.db.Close(); err == nil {
 		err = cerr
 	}

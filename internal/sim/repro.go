@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	mrand "math/rand"
@@ -12,6 +13,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -149,6 +151,8 @@ func msgKey(m *message) string {
 			return fmt.Sprintf("%d %t", r.Term, r.Granted)
 		case *raft.InstallSnapshotResponse:
 			return fmt.Sprintf("%d %t", r.Term, r.Success)
+		case []string: // a batch's verdicts (forward.go)
+			return strings.Join(r, "|")
 		}
 		return fmt.Sprintf("%v", m.resp.Error)
 	}
@@ -165,6 +169,12 @@ func msgKey(m *message) string {
 		return fmt.Sprintf("%d %d %d %d", c.Term, c.LastLogIndex, c.LastLogTerm, c.Size)
 	case *raft.RequestPreVoteRequest:
 		return fmt.Sprintf("%d %d %d", c.Term, c.LastLogIndex, c.LastLogTerm)
+	case *batchReq: // forward.go
+		h := sha256.New()
+		for _, raw := range c.raws {
+			h.Write(raw)
+		}
+		return fmt.Sprintf("%s %x", c.proto, h.Sum(nil))
 	}
 	var b bytes.Buffer
 	for _, v := range m.votes {

@@ -294,6 +294,9 @@ func (s *Sim) record(format string, args ...any) {
 func (s *Sim) run() error {
 	for s.step = 0; s.step < s.cfg.Steps; s.step++ {
 		synctest.Wait()
+		if err := s.cl.calls.collect(); err != nil {
+			return err
+		}
 		if err := s.inv.check(false); err != nil {
 			return err
 		}
@@ -338,6 +341,9 @@ func (s *Sim) settle() error {
 	target := uint64(0)
 	for time.Now().Before(deadline) {
 		synctest.Wait()
+		if err := s.cl.calls.collect(); err != nil {
+			return err
+		}
 		if err := s.inv.check(false); err != nil {
 			return err
 		}
@@ -358,6 +364,9 @@ func (s *Sim) settle() error {
 	synctest.Wait()
 	if err := s.inv.check(true); err != nil {
 		return err
+	}
+	if s.net.dups > 0 {
+		s.res.Faults[FaultForwardDup] = s.net.dups
 	}
 	s.res.Steps = s.step
 	s.res.SimTime = s.now()
@@ -414,6 +423,7 @@ func (s *Sim) deliverOne(faults bool) bool {
 		case r < dropPermille:
 			s.net.drop(m)
 			s.count(FaultDrop)
+			s.countForwardDrop(m)
 			s.record("drop %s n%d->n%d", m.kind, m.from, m.to)
 			return true
 		case r < dropPermille+delayPermille:
@@ -480,6 +490,7 @@ func (s *Sim) fault() error {
 		head, _ := sn.db.Head()
 		s.record("crash n%d: raft last log %s commit %s, state head %d at raft index %d", sn.id, st["last_log_index"], st["commit_index"], head.Number, head.RaftIndex)
 		s.count(FaultCrash)
+		s.countLeaderCrashForwarding(sn)
 		if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
 			s.record("crash n%d: shutdown: %v", sn.id, err)
 		}

@@ -90,12 +90,18 @@ var regressionSeeds = []struct {
 	faults map[Fault]int
 	found  string
 }{
-	{5, 3000, nil, "builder spun proposing during a leadership transfer, so simulated time never passed (consensus.TestBuilderWaitsWhileRaftRefuses)"},
+	{5, 3000, nil, "builder spun proposing during a leadership transfer, so simulated time never passed (consensus.TestBuilderWaitsWhileRaftRefuses); later, with forwarding simulated, a re-send acknowledged as \"already known\" by the leader's copy alone after the node first reached crashed (node.TestAlreadyKnownMeansHeldByTwo)"},
 	{2, 3000, nil, "Raft directory lost in a crash after the first start: two blocks at one height (consensus.TestRaftStateSurvivesCrashAfterFirstStart)"},
 	{12, 3000, nil, "the same, found as a restarted node whose Raft log ended below its applied index"},
 	{13, 3000, nil, "the same, as two blocks at height 22"},
 	{22, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultSlowDisk: 2},
 		"a leader elected again while its own leadership transfer was timing out failed its Barrier and never built: no block for 30 s (consensus.TestAwaitBarrierRetriesWhileLeading)"},
+	{1, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
+		"a follower's forward, admitted by its own forwarder once it had become the leader, was acknowledged while it alone held the transaction (node.TestForwardAdmittedHereIsReplicated)"},
+	{7, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
+		"a removed validator, its view of the leader stale, forwarded to a follower, which admitted and acknowledged the transaction and never passed it on: never included (node.TestFollowerRefusesForwards)"},
+	{101, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
+		"a re-send forwarded by a node that had become the leader, cut off, met its own pool's copy: \"already known\" acknowledged with no other holder (node.TestAlreadyKnownMeansHeldByTwo, forwarded to itself)"},
 	{102, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultSlowDisk: 2},
 		"with a slow disk the leader re-proposed on a stale head; its proposal replaced at its height kept a mint in flight for ever (consensus.TestBuilderReturnsTxsOfReplacedProposal)"},
 	{9, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2},
@@ -127,7 +133,7 @@ var faultSeeds = []struct {
 	{FaultDiskError, 114, map[Fault]int{FaultDiskError: 1, FaultRestart: 1}},
 	{FaultAddValidator, 115, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
 	{FaultRemoveValidator, 118, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
-	{FaultRemoveLeader, 120, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
+	{FaultRemoveLeader, 122, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
 	{FaultSlowDisk, 119, map[Fault]int{FaultSlowDisk: 1}},
 	{FaultRaftDiskError, 121, map[Fault]int{FaultRaftDiskError: 1, FaultRestart: 1}},
 	{FaultReplay, 109, nil},
@@ -135,6 +141,9 @@ var faultSeeds = []struct {
 	{FaultOversized, 111, nil},
 	{FaultConflict, 112, nil},
 	{FaultMintAgain, 113, nil},
+	{FaultForwardDrop, 101, nil},
+	{FaultForwardDup, 101, nil},
+	{FaultLeaderCrashForwarding, 107, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
 }
 
 // faultSteps are the steps of the pinned seeds of fault kinds that take

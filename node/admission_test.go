@@ -1,0 +1,238 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/p2p"
+	"github.com/tally-ledger/tally/rpc"
+	"github.com/tally-ledger/tally/store"
+)
+
+// unreachable is a p2p.BatchTransport to peers that never answer; it
+// counts the batches tried per protocol.
+type unreachable struct {
+	mu    sync.Mutex
+	tries map[protocol.ID]int
+}
+
+func (u *unreachable) RoundTrip(_ context.Context, to peer.ID, proto protocol.ID, _ [][]byte) ([]string, error) {
+	u.mu.Lock()
+	u.tries[proto]++
+	u.mu.Unlock()
+	return nil, errors.New("open stream to " + string(to) + ": unreachable")
+}
+
+// testAdmission is an Admission on an in-memory dev chain whose network
+// is tr, leader reports the leader, and isLeader whether this node leads.
+func testAdmission(t *testing.T, tr p2p.BatchTransport, leader peer.ID, isLeader bool) *Admission {
+	t.Helper()
+	fs := vfs.NewMem()
+	g := genesis.Dev()
+	db, err := store.Open("/state", store.Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.InitGenesis(g); err != nil {
+		t.Fatal(err)
+	}
+	senders := chain.NewSenderCache(chain.NewSigner(g.ChainIDBig()), 1024)
+	pool := mempool.New(mempool.Config{MaxPerAccount: 16, MaxTotal: 1024}, db, senders)
+	a, err := OpenAdmission(AdmissionConfig{DB: db, Pool: pool, Senders: senders, FS: fs, Journal: "/" + PoolJournalFile,
+		IsLeader: func() bool { return isLeader }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	a.StartNetwork(tr, "self", func() (peer.ID, bool) { return leader, true }, func() []peer.ID { return []peer.ID{"other"} }, 0)
+	return a
+}
+
+func devTransfer(t *testing.T, nonce uint64) *types.Transaction {
+	t.Helper()
+	key, err := genesis.DevKey(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := big.NewInt(genesis.DevChainID)
+	to := common.Address{0x42}
+	tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce, To: &to, Value: big.NewInt(1), Gas: 21000}), id, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// TestForwardAdmittedHereIsReplicated: a follower forwards its client's
+// transaction, and by the time the batch goes out this node is the
+// leader, so the forwarder admits it here. The client must not be told
+// "admitted" while this node is the only one holding it: it is answered
+// as the leader's own client is, once another validator holds it, and
+// here no other validator can be reached. Found by the cluster simulator
+// (seed 1: "acked-held", a forward acknowledged by a new leader alone).
+func TestForwardAdmittedHereIsReplicated(t *testing.T) {
+	tr := &unreachable{tries: map[protocol.ID]int{}}
+	a := testAdmission(t, tr, "self", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.Submit(ctx, devTransfer(t, 0))
+	if !errors.Is(err, p2p.ErrNotReplicated) {
+		t.Fatalf("forward admitted by this node with no other validator reachable: %v, want ErrNotReplicated", err)
+	}
+	if tr.tries[p2p.RelayProtocol] == 0 {
+		t.Fatal("no replication was tried")
+	}
+}
+
+// TestForwardAdmittedByLeaderIsKept: a forward the leader admitted is kept
+// in the follower's pool (two holders) without a replication round.
+func TestForwardAdmittedByLeaderIsKept(t *testing.T) {
+	leaderTr := &admitAll{}
+	a := testAdmission(t, leaderTr, "leader", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tx := devTransfer(t, 0)
+	if err := a.Submit(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := a.cfg.Pool.Get(tx.Hash()); !ok {
+		t.Fatal("the follower does not keep the forwarded transaction")
+	}
+	if leaderTr.relays != 0 {
+		t.Fatalf("%d replication rounds for a transaction the leader holds", leaderTr.relays)
+	}
+}
+
+// admitAll is a leader that admits every forwarded transaction.
+type admitAll struct{ relays int }
+
+func (l *admitAll) RoundTrip(_ context.Context, _ peer.ID, proto protocol.ID, raws [][]byte) ([]string, error) {
+	if proto == p2p.RelayProtocol {
+		l.relays++
+	}
+	return make([]string, len(raws)), nil
+}
+
+// alreadyKnown is a leader that holds every transaction already.
+type alreadyKnown struct{}
+
+func (alreadyKnown) RoundTrip(_ context.Context, _ peer.ID, _ protocol.ID, raws [][]byte) ([]string, error) {
+	v := make([]string, len(raws))
+	for i := range v {
+		v[i] = "already known"
+	}
+	return v, nil
+}
+
+// TestAlreadyKnownMeansHeldByTwo: a wallet that re-sends a transaction to
+// another node takes "already known" for admitted (wallet.Client), so a
+// node says it only when two hold the transaction. A follower passing on
+// the leader's "already known" keeps its own copy first; a leader that
+// holds it asks another validator to hold it too, and says so if none
+// can. Found by the cluster simulator (seed 5: the node a client first
+// reached crashed after forwarding, and the re-send was acknowledged by
+// the leader's copy alone).
+func TestAlreadyKnownMeansHeldByTwo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t.Run("follower", func(t *testing.T) {
+		a := testAdmission(t, alreadyKnown{}, "leader", false)
+		tx := devTransfer(t, 0)
+		var re *p2p.RemoteError
+		if err := a.Submit(ctx, tx); !errors.As(err, &re) || re.Msg != "already known" {
+			t.Fatalf("got %v, want the leader's \"already known\"", err)
+		}
+		if _, _, ok := a.cfg.Pool.Get(tx.Hash()); !ok {
+			t.Fatal("the follower passed \"already known\" on without keeping a copy")
+		}
+	})
+	t.Run("forwarded to itself", func(t *testing.T) {
+		// The forwarder finds this node leading by the time the batch
+		// goes out, and its pool already holds the transaction (an
+		// earlier attempt): seed 101.
+		tr := &unreachable{tries: map[protocol.ID]int{}}
+		a := testAdmission(t, tr, "self", false)
+		tx := devTransfer(t, 0)
+		if _, err := a.cfg.Pool.Add(tx); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Submit(ctx, tx); !errors.Is(err, p2p.ErrNotReplicated) {
+			t.Fatalf("\"already known\" from this node's own pool alone: %v, want ErrNotReplicated", err)
+		}
+	})
+	t.Run("batch at the leader", func(t *testing.T) {
+		tr := &unreachable{tries: map[protocol.ID]int{}}
+		a := testAdmission(t, tr, "self", true)
+		tx := devTransfer(t, 0)
+		if _, err := a.cfg.Pool.Add(tx); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tx.MarshalBinary()
+		if errs := a.AdmitBatch(ctx, []rpc.Admission{{Tx: tx, Raw: raw}}); !errors.Is(errs[0], p2p.ErrNotReplicated) {
+			t.Fatalf("batch re-send of a transaction no other validator holds: %v, want ErrNotReplicated", errs[0])
+		}
+	})
+	t.Run("batch at a follower", func(t *testing.T) {
+		a := testAdmission(t, alreadyKnown{}, "leader", false)
+		tx := devTransfer(t, 0)
+		raw, _ := tx.MarshalBinary()
+		var re *p2p.RemoteError
+		if errs := a.AdmitBatch(ctx, []rpc.Admission{{Tx: tx, Raw: raw}}); !errors.As(errs[0], &re) || re.Msg != "already known" {
+			t.Fatalf("got %v, want the leader's \"already known\"", errs[0])
+		}
+		if _, _, ok := a.cfg.Pool.Get(tx.Hash()); !ok {
+			t.Fatal("the follower passed \"already known\" on for a batch without keeping a copy")
+		}
+	})
+	t.Run("leader", func(t *testing.T) {
+		tr := &unreachable{tries: map[protocol.ID]int{}}
+		a := testAdmission(t, tr, "self", true)
+		tx := devTransfer(t, 0)
+		if _, err := a.cfg.Pool.Add(tx); err != nil { // held here only
+			t.Fatal(err)
+		}
+		if err := a.Submit(ctx, tx); !errors.Is(err, p2p.ErrNotReplicated) {
+			t.Fatalf("re-send of a transaction no other validator holds: %v, want ErrNotReplicated", err)
+		}
+	})
+}
+
+// TestFollowerRefusesForwards: a node that does not lead refuses a
+// forwarded batch whole (its sender retries against the leader) and
+// admits nothing of it, while it keeps relayed copies. Found by the
+// cluster simulator (seed 7: a removed validator, its view of the leader
+// stale, forwarded to a follower, which admitted and acknowledged the
+// transaction and never passed it on; it was never included).
+func TestFollowerRefusesForwards(t *testing.T) {
+	a := testAdmission(t, &admitAll{}, "leader", false)
+	tx := devTransfer(t, 0)
+	raw, _ := tx.MarshalBinary()
+	if v, err := a.Handler(string(p2p.ForwardProtocol)).Handle([][]byte{raw}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("forwarded batch at a follower: %q, %v; want ErrNotLeader", v, err)
+	}
+	if _, _, ok := a.cfg.Pool.Get(tx.Hash()); ok {
+		t.Fatal("the follower admitted a forwarded transaction it refused")
+	}
+	if v, err := a.Handler(string(p2p.RelayProtocol)).Handle([][]byte{raw}); err != nil || v[0] != "" {
+		t.Fatalf("relayed copy at a follower: %q, %v; want admitted", v, err)
+	}
+	if _, _, ok := a.cfg.Pool.Get(tx.Hash()); !ok {
+		t.Fatal("the follower does not hold the relayed copy")
+	}
+}
