@@ -24,6 +24,10 @@ type Block struct {
 
 	hash common.Hash
 	size int // encoded size, once known
+	// raw is the encoding DecodeBlock read the block from (nil for a block
+	// built here): the canonical encoding, since the decoder accepts no
+	// other (TestDecodeBlockCanonical, FuzzDecodeBlock).
+	raw []byte
 }
 
 // NewBlock wraps a header and transactions; it does not copy them.
@@ -68,8 +72,19 @@ func (b *Block) Size() int {
 	return b.size
 }
 
-// DecodeBlock decodes what Encode wrote. The input is bounded by
-// MaxBlockSize, and the block decoded by CheckBlockLimits.
+// Raw returns the bytes DecodeBlock decoded the block from, or nil for a
+// block that was not decoded. They are the canonical encoding, what Encode
+// would give, so the state database stores them as they arrived in the
+// Raft entry instead of encoding the block again. The caller must not
+// modify them.
+func (b *Block) Raw() []byte { return b.raw }
+
+// DecodeBlock decodes what Encode wrote: RLP in its canonical form only
+// (go-ethereum's rlp refuses every other form, and a list with more
+// elements; TestDecodeBlockCanonical), so a block that decodes re-encodes
+// to data, which Raw returns. data is kept, not copied: the caller must
+// not modify it. The input is bounded by MaxBlockSize, and the block
+// decoded by CheckBlockLimits.
 func DecodeBlock(data []byte) (*Block, error) {
 	if len(data) > MaxBlockSize {
 		return nil, fmt.Errorf("%w: %w: %d bytes, limit %d", ErrBlockMalformed, ErrBlockTooLarge, len(data), MaxBlockSize)
@@ -81,7 +96,7 @@ func DecodeBlock(data []byte) (*Block, error) {
 	if dec.Header == nil || dec.Header.Number == nil || dec.Header.Difficulty == nil {
 		return nil, fmt.Errorf("%w: incomplete header", ErrBlockMalformed)
 	}
-	b := &Block{Header: dec.Header, Txs: dec.Txs, Certs: dec.Certs, size: len(data)}
+	b := &Block{Header: dec.Header, Txs: dec.Txs, Certs: dec.Certs, size: len(data), raw: data}
 	if err := CheckBlockLimits(b); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBlockMalformed, err)
 	}

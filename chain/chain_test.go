@@ -3,6 +3,7 @@ package chain
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/big"
 	"testing"
 
@@ -275,16 +276,152 @@ func FuzzDecodeTx(f *testing.F) {
 	})
 }
 
+// canonicalBlock is a sealed block with a transaction of every accepted
+// type and a certificate: the seed of the block decoding tests.
+func canonicalBlock(t testing.TB) []byte {
+	t.Helper()
+	key := testKey(t)
+	to := common.Address{1}
+	txs := []*types.Transaction{
+		sign(t, &types.LegacyTx{Nonce: 1, To: &to, Value: big.NewInt(1), Gas: 21000, GasPrice: new(big.Int)}, testChainID),
+		sign(t, &types.AccessListTx{ChainID: testChainID, Nonce: 2, To: &to, Value: big.NewInt(0), Gas: 21000, GasPrice: new(big.Int),
+			AccessList: types.AccessList{{Address: to, StorageKeys: []common.Hash{{2}}}}}, testChainID),
+		sign(t, &types.DynamicFeeTx{ChainID: testChainID, Nonce: 3, To: &to, Value: big.NewInt(1 << 40), Gas: 60000, Data: []byte{0xa9, 0x05, 0x9c, 0xbb}}, testChainID),
+	}
+	h := NewHeader(common.Hash{7}, 9, 9000, key.Address())
+	h.TxHash = TxRoot(txs)
+	certs := []*Certificate{{Height: 8, Hash: common.Hash{8}, Next: common.Hash{9}, Sigs: [][]byte{bytes.Repeat([]byte{1}, 65)}}}
+	if err := SetCertRoot(h, CertRoot(certs)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Seal(h, 1337, key); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBlock(h, txs)
+	b.Certs = certs
+	enc, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+// TestDecodeBlockCanonical: DecodeBlock accepts only the canonical
+// encoding of a block, the bytes Encode gives for what it decoded. The
+// state database stores a block's Raft entry as it came (store.ApplyBlock
+// takes Block.Raw), so two encodings of one block would give two stored
+// forms; each way RLP lets an encoder stray is refused here.
+func TestDecodeBlockCanonical(t *testing.T) {
+	enc := canonicalBlock(t)
+	b, err := DecodeBlock(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.Raw(), enc) {
+		t.Fatal("Raw is not the decoded input")
+	}
+	// Each case rewrites the canonical encoding into another one RLP
+	// readers could take for the same value.
+	var dec blockRLP
+	if err := rlp.DecodeBytes(enc, &dec); err != nil {
+		t.Fatal(err)
+	}
+	list := func(items ...[]byte) []byte { // an RLP list in long form (≥ 56 bytes of content)
+		var content []byte
+		for _, it := range items {
+			content = append(content, it...)
+		}
+		return wrapList(content)
+	}
+	hdr, _ := rlp.EncodeToBytes(dec.Header)
+	txs, _ := rlp.EncodeToBytes(dec.Txs)
+	certs, _ := rlp.EncodeToBytes(dec.Certs)
+	if !bytes.Equal(list(hdr, txs, certs), enc) {
+		t.Fatal("test's list encoding differs from rlp's")
+	}
+	for name, data := range map[string][]byte{
+		"trailing byte":          append(append([]byte{}, enc...), 0x80),
+		"extra list element":     list(hdr, txs, certs, []byte{0x80}),
+		"long-form short string": list(rewriteField(hdr, 8, []byte{0x81, 9}), txs, certs),
+		"integer with a zero":    list(rewriteField(hdr, 8, []byte{0x82, 0, 9}), txs, certs),
+		"list size with a zero":  zeroPaddedListSize(enc),
+		"short address":          list(rewriteField(hdr, 2, append([]byte{0x80 + 19}, dec.Header.Coinbase[:19]...)), txs, certs),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if bytes.Equal(data, enc) {
+				t.Fatal("the case does not change the encoding")
+			}
+			b, err := DecodeBlock(data)
+			if err == nil {
+				re, _ := b.Encode()
+				if !bytes.Equal(re, data) {
+					t.Fatalf("a non-canonical encoding decodes (re-encodes to %d bytes, input %d)", len(re), len(data))
+				}
+			}
+		})
+	}
+}
+
+// wrapList wraps content in an RLP list header.
+func wrapList(content []byte) []byte {
+	var out []byte
+	if len(content) < 56 {
+		out = []byte{0xc0 + byte(len(content))}
+	} else {
+		size := new(big.Int).SetInt64(int64(len(content))).Bytes()
+		out = append([]byte{0xf7 + byte(len(size))}, size...)
+	}
+	return append(out, content...)
+}
+
+// zeroPaddedListSize rewrites the outer list's length prefix with a
+// leading zero byte (one more length byte, same value).
+func zeroPaddedListSize(enc []byte) []byte {
+	n := int(enc[0] - 0xf7)
+	size := append([]byte{0}, enc[1:1+n]...)
+	out := append([]byte{0xf7 + byte(len(size))}, size...)
+	return append(out, enc[1+n:]...)
+}
+
+// rewriteField replaces item i of the encoded header with field: for the
+// number (item 8, the one-byte integer 9 in canonicalBlock) another
+// encoding of 9 that RLP forbids (0x81 0x09: a string for a byte below
+// 0x80; 0x82 0x00 0x09: an integer with a leading zero); for the coinbase
+// (item 2) an address one byte short, which a lax decoder pads.
+func rewriteField(hdr []byte, i int, field []byte) []byte {
+	var fields []rlp.RawValue
+	if err := rlp.DecodeBytes(hdr, &fields); err != nil {
+		panic(err)
+	}
+	if i == 8 && !bytes.Equal(fields[8], []byte{9}) {
+		panic(fmt.Sprintf("number field %x", fields[8]))
+	}
+	fields[i] = field
+	var content []byte
+	for _, f := range fields {
+		content = append(content, f...)
+	}
+	return wrapList(content)
+}
+
+// FuzzDecodeBlock: a block that decodes re-encodes to its input (the
+// canonical form, what the state database stores), and nothing it decodes
+// makes hashing, seal checking or time reading panic.
 func FuzzDecodeBlock(f *testing.F) {
 	key := testKey(f)
 	h := NewHeader(common.Hash{}, 1, 1, key.Address())
 	Seal(h, 1337, key)
 	enc, _ := NewBlock(h, nil).Encode()
 	f.Add(enc)
+	f.Add(canonicalBlock(f))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := DecodeBlock(data)
 		if err != nil {
 			return
+		}
+		re, err := b.Encode()
+		if err != nil || !bytes.Equal(re, data) {
+			t.Fatalf("decoded block re-encodes to %x (%v), input %x", re, err, data)
 		}
 		b.Hash()
 		VerifySeal(b.Header, 1337)

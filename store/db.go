@@ -407,9 +407,15 @@ func (d *DB) writeState(batch *pebble.Batch, o *state.Overlay) error {
 // and commits it. State writes must already be in batch.
 func (d *DB) commit(batch *pebble.Batch, b *chain.Block, senders []common.Address, receipts []*types.Receipt, raftIndex uint64) error {
 	n := b.Number()
-	enc, err := b.Encode()
-	if err != nil {
-		return err
+	// A block decoded from its Raft entry is stored as those bytes: the
+	// decoder accepts the canonical encoding only (chain.DecodeBlock), so
+	// encoding it again would give them back at a cost.
+	enc := b.Raw()
+	if enc == nil {
+		var err error
+		if enc, err = b.Encode(); err != nil {
+			return err
+		}
 	}
 	rcpts, err := chain.EncodeReceipts(receipts)
 	if err != nil {
