@@ -111,6 +111,9 @@ type Builder struct {
 	// onBroken is called when building met a broken invariant (supply not
 	// conserved): the engine halts the FSM with it.
 	onBroken func(error)
+	// own receives the execution of each block before it is proposed, so
+	// the FSM applies the block without executing it again (nil: none).
+	own *ownBlocks
 
 	mu    sync.Mutex
 	spec  []*specBlock
@@ -390,6 +393,7 @@ func (b *Builder) resetLocked() {
 	}
 	b.spec = nil
 	b.stale = false
+	b.own.drop() // built on a speculative chain given up
 }
 
 // abandon runs when leadership ends.
@@ -484,6 +488,7 @@ func (b *Builder) proposeLocked() (func(), error) {
 	}
 	sb := &specBlock{built: built, txs: kept}
 	b.spec = append(b.spec, sb)
+	b.own.offer(&store.Executed{Hash: built.Block.Hash(), ParentHash: par.Hash, ParentRoot: par.Root, Result: built.Result})
 	return func() {
 		fut := b.proposer.Apply(enc, b.cfg.ApplyTimeout)
 		b.onProposed(built.Block)

@@ -162,6 +162,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		builder.Notify()
 	}
 	e.FSM = NewFSM(db, senders, cfg.Logger, onApplied, func(uint64, error) { builder.Notify() })
+	e.FSM.own = newOwnBlocks(cfg.Builder.MaxInflight) // before raft applies anything
 	e.FSM.onHalt = func() {
 		select {
 		case e.halts <- struct{}{}:
@@ -213,6 +214,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	e.Raft = r
 	builder = NewBuilder(cfg.Builder, db, pool, r, cfg.Key, cfg.Logger, cfg.OnProposed)
 	builder.onBroken = func(err error) { e.FSM.Halt(err) }
+	builder.own = e.FSM.own
 	e.builder = builder
 
 	ctx, cancel := context.WithCancel(context.Background())

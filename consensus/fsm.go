@@ -38,6 +38,9 @@ type FSM struct {
 	// it must not block): the engine stops building and gives up leadership.
 	onHalt func()
 	halted atomic.Pointer[error]
+	// own holds the executions of the blocks this node's builder
+	// proposed (nil: none kept, every block is executed on apply).
+	own *ownBlocks
 }
 
 // NewFSM returns an FSM over db. If db holds a halt record (the node
@@ -156,13 +159,16 @@ func (f *FSM) apply(l *raft.Log) any {
 	}
 	b, err := chain.DecodeBlock(l.Data)
 	if err != nil {
+		f.own.drop()
 		if rerr := f.db.RecordSkipped(l.Index); rerr != nil && !errors.Is(rerr, store.ErrAlreadyApplied) {
 			return f.halt(l.Index, rerr, "")
 		}
 		f.onSkipped(l.Index, err)
 		return fmt.Errorf("%w: raft index %d: %w", store.ErrBlockRejected, l.Index, state.DecodeViolation(err))
 	}
-	applied, err := f.db.ApplyBlock(b, l.Index, f.senders)
+	// A block this node built on the head is checked in full but not
+	// executed again (ownBlocks); any other block is executed here.
+	applied, err := f.db.ApplyBuilt(b, l.Index, f.senders, f.own.take(b.Hash()))
 	switch {
 	case err == nil:
 		f.onApplied(applied)
@@ -198,6 +204,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // no Apply running.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.own.drop() // built on a state the snapshot replaces
 	if err := f.Halted(); err != nil {
 		return err // a halted node takes no state from anyone until an operator acts
 	}

@@ -33,6 +33,12 @@ type Built struct {
 	Dropped []Dropped
 	// History includes the new block.
 	History *chain.History
+	// Result is the block's execution on the base it was built on
+	// (Writes, receipts, reasons, gas, bloom, and the values read before
+	// writing them): what Transition computes when the block is applied
+	// on that state, so the proposer's node applies it without executing
+	// it again (TransitionReusing).
+	Result *Result
 }
 
 // ErrBlockFull is why Build leaves out a candidate that would take the
@@ -85,6 +91,7 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 		}
 		used += size
 		res.Add(o.Receipt)
+		res.addReason(len(included), o)
 		included = append(included, tx)
 		out.Included = append(out.Included, i)
 	}
@@ -94,6 +101,8 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 	if err := checkConserved(res.Writes, blk.Number); err != nil {
 		return nil, fmt.Errorf("build block %d: %w", blk.Number, err)
 	}
+	res.priors = res.Writes.reads
+	out.Result = res
 	h := chain.NewHeader(par.Hash, blk.Number, blk.TimeMs, key.Address())
 	h.MixDigest = par.History.Root()
 	if err := FinishHeader(h, par.Root, included, res); err != nil {

@@ -22,16 +22,42 @@ import (
 // node diverged or behind, supply not conserved, a failed read of base):
 // the node's state can no longer be trusted.
 func Transition(p *Prepared, par Parent, view ChainView, base Reader, chainID uint64) (*Result, []Violation, error) {
+	res, violations, _, err := TransitionReusing(p, par, view, base, chainID, nil)
+	return res, violations, err
+}
+
+// TransitionReusing is Transition for a block whose execution may already
+// be known: executed (nil: none) is what the proposer's Build computed for
+// p.Block on par's state (Built.Result), which the caller holds only for
+// exactly that block on exactly that parent. The block is checked as in
+// Transition (CheckBlock: links, seal, every transaction's signature);
+// then, if executed reproduces every commitment of the header
+// (CheckExecution), it is the result and the block is not executed again
+// (reused true). An executed that does not (a defect in whoever kept it)
+// is never taken on trust: the block is executed as on every other node,
+// so the verdict is the same everywhere.
+func TransitionReusing(p *Prepared, par Parent, view ChainView, base Reader, chainID uint64, executed *Result) (res *Result, violations []Violation, reused bool, err error) {
 	b := p.Block
-	violations := CheckBlock(p, par, view, chainID)
+	violations = CheckBlock(p, par, view, chainID)
 	for _, v := range violations {
 		if v.Halting() {
-			return nil, nil, v.Err
+			return nil, nil, false, v.Err
 		}
 	}
 	if len(violations) > 0 {
-		return nil, violations, nil
+		return nil, violations, false, nil
 	}
+	if executed != nil && len(CheckExecution(b.Header, par.Root, executed)) == 0 {
+		return executed, nil, true, nil
+	}
+	res, violations, err = execute(p, par, base)
+	return res, violations, false, err
+}
+
+// execute runs a checked block on base and checks the header's
+// commitments against the result.
+func execute(p *Prepared, par Parent, base Reader) (*Result, []Violation, error) {
+	b := p.Block
 	timeMs, _ := chain.TimeMs(b.Header) // checked by CheckBlock
 	res, err := Execute(base, BlockContext{Number: b.Number(), TimeMs: timeMs}, b.Txs, p.Senders)
 	var txErr *TxError
