@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -102,8 +103,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		minted:   map[uint32]*big.Int{},
 		burned:   map[uint32]*big.Int{},
 		max:      cfg.MaxFailures,
-
-		certCarrier: map[uint64]uint64{},
 	}
 	if a.max == 0 {
 		a.max = DefaultMaxFailures
@@ -161,8 +160,10 @@ type auditor struct {
 	// history root.
 	hist        *chain.History
 	histPending bool
-	hashBase    uint64
-	hashes      []common.Hash // hashes[h-hashBase] = hash of block h
+	hashBase    uint64 // the first block of index
+	// index holds the hash of every block from hashBase on and the block
+	// carrying each checked certificate, in bounded memory.
+	index *chainIndex
 
 	// certified[(h-hashBase)/64] has bit (h-hashBase)%64 set once block h's
 	// certificate was checked (a bitset: one bit per block).
@@ -182,9 +183,6 @@ type auditor struct {
 	startSupply    []store.AssetSupply
 	minted, burned map[uint32]*big.Int
 	scratch        big.Int
-	// certCarrier maps each height a checked block carries a certificate
-	// for to that block (the certificate index the data dir must hold).
-	certCarrier map[uint64]uint64
 }
 
 func (a *auditor) close() {
@@ -193,6 +191,9 @@ func (a *auditor) close() {
 	}
 	if a.checkpoint != nil {
 		a.checkpoint.Close()
+	}
+	if a.index != nil {
+		a.index.close()
 	}
 }
 
@@ -256,7 +257,10 @@ func (a *auditor) start(ctx context.Context, scratch string) (ok bool, err error
 		a.prevHash, a.prevRoot = b0.Hash(), b0.Header.Root
 		a.prevTimeMs, _ = chain.TimeMs(b0.Header)
 		a.hist, a.histPending = chain.NewHistory(), true
-		a.hashBase, a.hashes = 0, []common.Hash{b0.Hash()}
+		a.hashBase = 0
+		if a.index, err = openChainIndex(filepath.Join(scratch, "index"), 0, b0.Hash()); err != nil {
+			return false, err
+		}
 		a.rep.To = 0
 	} else {
 		if err := a.fromCheckpoint(scratch); err != nil {
@@ -305,22 +309,25 @@ func (a *auditor) fromCheckpoint(scratch string) error {
 	h := tip.Head
 	a.prevHash, a.prevRoot, a.prevTimeMs = h.Hash, h.StateRoot, h.TimeMs
 	a.hist, a.histPending = tip.History.Clone(), false
-	a.hashBase, a.hashes = h.Number, []common.Hash{h.Hash}
+	a.hashBase = h.Number
+	if a.index, err = openChainIndex(filepath.Join(scratch, "index"), h.Number, h.Hash); err != nil {
+		return err
+	}
 	a.rep.To = h.Number
 	return nil
 }
 
 // hashAt returns the hash of block h (checked or in the checkpoint).
-func (a *auditor) hashAt(h uint64) (common.Hash, bool) {
-	if h >= a.hashBase && h-a.hashBase < uint64(len(a.hashes)) {
-		return a.hashes[h-a.hashBase], true
+func (a *auditor) hashAt(h uint64) (common.Hash, bool, error) {
+	if h >= a.hashBase {
+		return a.index.hashAt(h)
 	}
-	if a.checkpoint != nil && h < a.hashBase {
+	if a.checkpoint != nil {
 		if b, err := a.checkpoint.BlockByNumber(h); err == nil {
-			return b.Hash(), true
+			return b.Hash(), true, nil
 		}
 	}
-	return common.Hash{}, false
+	return common.Hash{}, false, nil
 }
 
 // wasCertified reports whether a certificate for h was already checked
@@ -382,7 +389,9 @@ func (a *auditor) blocks(ctx context.Context, to uint64) error {
 			return nil
 		}
 		for _, c := range it.b.Certs {
-			a.certCarrier[c.Height] = n
+			if err := a.index.setCarrier(c.Height, n); err != nil {
+				return err
+			}
 		}
 		for _, bad := range it.txIndexBad {
 			a.fail(n, -1, CheckTxIndex, "the block's transactions", "another index", bad)

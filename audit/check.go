@@ -112,7 +112,9 @@ func (a *auditor) block(it *item) (stop bool, err error) {
 	if timeMs, err := chain.TimeMs(h); err == nil {
 		a.prevTimeMs = timeMs
 	}
-	a.hashes = append(a.hashes, hash)
+	if err := a.index.addHash(hash); err != nil {
+		return false, err
+	}
 	a.rep.Blocks++
 	a.rep.Txs += uint64(len(b.Txs))
 	return false, nil
@@ -129,8 +131,7 @@ func (v auditView) ValidatorsAt(n uint64) ([]common.Address, error) {
 	return v.a.replay.ValidatorsAt(n), nil
 }
 func (v auditView) HashAt(n uint64) (common.Hash, bool, error) {
-	h, ok := v.a.hashAt(n)
-	return h, ok, nil
+	return v.a.hashAt(n)
 }
 func (v auditView) Certified(n uint64) (bool, error) { return v.a.wasCertified(n), nil }
 

@@ -48,6 +48,13 @@
 // every block after it. Only a missing or undecodable block, or a genesis
 // mismatch, ends the audit early (nothing after it can be checked).
 //
+// Memory does not grow with the chain: what the audit needs again of every
+// block (its hash, and which block carried its certificate) goes to a
+// scratch Pebble database beside the replay's, with the latest
+// RecentHashes hashes in memory (index.go); the certified blocks are one
+// bit each. What grows with the chain's business events (a bank
+// reference per mint, a withdrawal's state) stays in maps.
+//
 // Errors returned by Run mean the input could not be read (exit 2 in the
 // CLI); failed checks are in the Report (exit 1).
 package audit

@@ -102,7 +102,8 @@ func FuzzCheckBlock(f *testing.F) {
 	f.Fuzz(func(t *testing.T, block, receipts []byte) {
 		// Every input is block 1 on whatever state earlier inputs left.
 		a.prevHash, a.prevRoot, a.prevTimeMs = prevHash, prevRoot, prevTime
-		a.hist, a.histPending, a.hashes = chain.NewHistory(), true, a.hashes[:1]
+		a.hist, a.histPending = chain.NewHistory(), true
+		a.index.truncate(1)
 		it := &item{raw: store.RawBlock{Number: 1, Block: block, Receipts: receipts}}
 		prepare(it, a.signer, a.chainID)
 		if _, err := a.block(it); err != nil {

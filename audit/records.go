@@ -20,7 +20,7 @@ import (
 // is.
 func (a *auditor) records(db *store.DB) error {
 	to := a.rep.To
-	last := a.hashes[len(a.hashes)-1]
+	last := a.index.last()
 
 	// The head record: what the node resumes from.
 	head := db.Tip().Head
@@ -46,8 +46,7 @@ func (a *auditor) records(db *store.DB) error {
 	var badNodes, missingNodes int
 	var firstBad string
 	var nodeErr error
-	for i, h := range a.hashes[start:] {
-		n := a.hashBase + uint64(start+i)
+	err := a.index.hashes(a.hashBase+uint64(start), func(n uint64, h common.Hash) {
 		hist.AppendVisit(h, func(level uint, index uint64, want common.Hash) {
 			got, ok, err := db.HistoryNode(level, index)
 			switch {
@@ -64,6 +63,9 @@ func (a *auditor) records(db *store.DB) error {
 				firstBad = fmt.Sprintf("node (level %d, index %d), completed by block %d: want %s, stored %s", level, index, n, want.Hex(), got.Hex())
 			}
 		})
+	})
+	if err != nil {
+		return err
 	}
 	if nodeErr != nil || badNodes > 0 || missingNodes > 0 {
 		detail := fmt.Sprintf("%d history tree nodes differ and %d are missing (proofs built from them fail); first: %s", badNodes, missingNodes, firstBad)
@@ -92,8 +94,7 @@ func (a *auditor) records(db *store.DB) error {
 	}
 
 	// The block-hash index (blocks by hash, the builder's view of what applied).
-	for i, h := range a.hashes {
-		n := a.hashBase + uint64(i)
+	err = a.index.hashes(a.hashBase, func(n uint64, h common.Hash) {
 		if got, err := db.BlockNumberByHash(h); err != nil || got != n {
 			found := fmt.Sprint(got)
 			if err != nil {
@@ -101,32 +102,47 @@ func (a *auditor) records(db *store.DB) error {
 			}
 			a.fail(n, -1, CheckHashIndex, fmt.Sprintf("%s → block %d", h.Hex(), n), found, "the block-hash index does not lead to the block")
 		}
+	})
+	if err != nil {
+		return err
 	}
 
 	// The certificate index: which block carries the certificate of each
-	// certified block (proofs and the vote collector read it).
-	seen := make(map[uint64]bool, len(a.certCarrier))
+	// certified block (proofs and the vote collector read it). Both lists
+	// are in increasing certified height: they are walked side by side.
+	kept, err := a.index.carriers()
+	if err != nil {
+		return err
+	}
+	missing := func(below uint64) { // checked carriers the data dir's index lacks, below height below
+		for kept.ok && kept.certified < below {
+			a.fail(kept.certified, -1, CheckCertIndex, fmt.Sprintf("carried by block %d", kept.carrier), "no entry", "a checked certificate is missing from the index")
+			kept.next()
+		}
+	}
 	err = db.CertificateIndex(func(certified, carrier uint64) error {
 		if carrier <= a.hashBase && a.checkpoint != nil {
 			return nil // in the trusted checkpoint
 		}
-		want, ok := a.certCarrier[certified]
+		missing(certified)
 		switch {
-		case !ok:
+		case !kept.ok || kept.certified != certified:
 			a.fail(certified, -1, CheckCertIndex, "no entry", fmt.Sprintf("carried by block %d", carrier), fmt.Sprintf("no checked block carries a certificate for block %d", certified))
-		case want != carrier:
-			a.fail(certified, -1, CheckCertIndex, fmt.Sprintf("carried by block %d", want), fmt.Sprintf("carried by block %d", carrier), "the certificate index points to the wrong block")
+			return nil
+		case kept.carrier != carrier:
+			a.fail(certified, -1, CheckCertIndex, fmt.Sprintf("carried by block %d", kept.carrier), fmt.Sprintf("carried by block %d", carrier), "the certificate index points to the wrong block")
 		}
-		seen[certified] = true
+		kept.next()
 		return nil
 	})
 	if err != nil {
 		a.fail(to, -1, CheckCertIndex, "a readable index", "unreadable", err.Error())
 	}
-	for certified, carrier := range a.certCarrier {
-		if !seen[certified] {
-			a.fail(certified, -1, CheckCertIndex, fmt.Sprintf("carried by block %d", carrier), "no entry", "a checked certificate is missing from the index")
-		}
+	for kept.ok {
+		missing(kept.certified + 1)
+	}
+	if err := kept.close(); err != nil {
+		return err
 	}
 
 	// A halt record: tallyd would start halted.
