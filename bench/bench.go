@@ -53,6 +53,19 @@ type Config struct {
 	// before and after the load, to give R in the same run (0:
 	// DefaultCeilingTxs; negative: not measured).
 	CeilingTxs int
+	// FreshRecipients sends every transfer to an account that never held
+	// anything (FreshRecipient), so the state grows by one account per
+	// transfer (the memory figures of docs/benchmarks.md); otherwise each
+	// sender pays one recipient of its own.
+	FreshRecipients bool
+}
+
+// FreshRecipient is the recipient of transfer nonce of sender s under
+// Config.FreshRecipients: distinct for every (s, nonce), in a range no key
+// of the test mnemonic reaches.
+func FreshRecipient(s int, nonce uint64) common.Address {
+	v := new(big.Int).Lsh(big.NewInt(int64(0x7a11e000+s)), 64)
+	return common.BigToAddress(v.Or(v, new(big.Int).SetUint64(nonce)))
 }
 
 // Report is the outcome of a run. Its JSON is one line per run in
@@ -296,6 +309,9 @@ func sign(ctx context.Context, client *wallet.Client, cfg Config, chainID *big.I
 			defer wg.Done()
 			to := common.BigToAddress(big.NewInt(int64(0x7a11e000 + s)))
 			for i := 0; i < n; i++ {
+				if cfg.FreshRecipients {
+					to = FreshRecipient(s, nonce+uint64(i))
+				}
 				var inner types.TxData
 				if cfg.Legacy {
 					inner = &types.LegacyTx{Nonce: nonce + uint64(i), To: &to, Value: big.NewInt(1), Gas: 21000, GasPrice: new(big.Int)}

@@ -10,9 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/node"
+	"github.com/tally-ledger/tally/wallet"
 )
 
 func devKeys(t testing.TB, n int) []*crypto.PrivateKey {
@@ -97,5 +101,43 @@ func TestCeilingChecksRecovery(t *testing.T) {
 	}
 	if _, err := Ceiling(0, true); err == nil {
 		t.Fatal("a ceiling over no transactions measured something")
+	}
+}
+
+// TestFreshRecipients: with FreshRecipients every transfer pays an
+// account of its own (the state grows by one account per transfer), and
+// no two (sender, nonce) pairs share a recipient.
+func TestFreshRecipients(t *testing.T) {
+	seen := map[common.Address]bool{}
+	for s := 0; s < 3; s++ {
+		for _, nonce := range []uint64{0, 1, 1 << 32, ^uint64(0)} {
+			a := FreshRecipient(s, nonce)
+			if seen[a] {
+				t.Fatalf("sender %d nonce %d: recipient %s again", s, nonce, a)
+			}
+			seen[a] = true
+		}
+	}
+	n := startNode(t)
+	url := "http://" + n.HTTPAddr()
+	rep, err := Run(context.Background(), Config{RPC: []string{url}, Keys: devKeys(t, 2), Txs: 40, Batch: 10, Workers: 2, FreshRecipients: true, Timeout: time.Minute, CeilingTxs: -1})
+	if err != nil || rep.Included != 40 || rep.Failed != 0 {
+		t.Fatalf("run: %v %+v", err, rep)
+	}
+	c, err := wallet.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for s := 0; s < 2; s++ {
+		for nonce := uint64(0); nonce < 20; nonce++ {
+			var bal hexutil.Big
+			if err := c.Call(context.Background(), &bal, "eth_getBalance", FreshRecipient(s, nonce), "latest"); err != nil {
+				t.Fatal(err)
+			}
+			if bal.ToInt().Int64() != 1 {
+				t.Fatalf("recipient of sender %d nonce %d holds %s, want 1", s, nonce, bal.ToInt())
+			}
+		}
 	}
 }

@@ -37,6 +37,7 @@ others when one fails; give one follower's URL to load through it
 	asJSON := cmd.fs.Bool("json", false, "print the report as one JSON line only")
 	pace := cmd.fs.String("rate", "0", "pace the submission at `N` transactions per second, or at a fraction of R measured before the load with an R suffix (0.4R); 0: as fast as the node answers")
 	ceilingTxs := cmd.fs.Int("ceiling-txs", bench.DefaultCeilingTxs, "transactions decoded and recovered to measure R before and after the load (0: do not measure)")
+	fresh := cmd.fs.Bool("fresh-recipients", false, "send every transfer to a new account (the state grows by one account per transfer) instead of one recipient per sender")
 	mnemonicFile := cmd.fs.String("mnemonic-file", "", "`FILE` with the senders' mnemonic (default: the public test mnemonic)")
 	pos, err := c.parse(cmd, args)
 	if err != nil {
@@ -90,7 +91,7 @@ others when one fails; give one follower's URL to load through it
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout+time.Minute)
 	defer cancel()
-	rep, err := bench.Run(ctx, bench.Config{RPC: urls, Keys: keys, Txs: *txs, Batch: *batch, Workers: *workers, Legacy: *legacy, Timeout: *timeout, Rate: rate, RateOfCeiling: ofCeiling, CeilingTxs: *ceilingTxs})
+	rep, err := bench.Run(ctx, bench.Config{RPC: urls, Keys: keys, Txs: *txs, Batch: *batch, Workers: *workers, Legacy: *legacy, Timeout: *timeout, Rate: rate, RateOfCeiling: ofCeiling, CeilingTxs: *ceilingTxs, FreshRecipients: *fresh})
 	if err != nil {
 		return err
 	}
