@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The memory figures of docs/benchmarks.md: the resident set of one
+# `tallyd --dev` (fsync on) after N transfers sent with `tally bench`, in
+# STEPS steps, each followed by a reading of the node's VmRSS and VmHWM
+# (/proc/PID/status) and of its data dir's size. FRESH=1 sends every
+# transfer to a new account (--fresh-recipients: N distinct accounts);
+# otherwise 20 senders pay 20 recipients.
+#
+#   make build && bash bench/rss.sh                  # 1,000,000 transfers
+#   TXS=200000 FRESH=1 bash bench/rss.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TXS=${TXS:-1000000}
+STEPS=${STEPS:-5}
+BATCH=${BATCH:-500}
+PORT=${PORT:-18645}
+FRESH=${FRESH:-0}
+work=$(mktemp -d)
+pid=
+cleanup() {
+	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+url="http://127.0.0.1:$PORT"
+./bin/tallyd --dev --datadir "$work/dev" --http.port "$PORT" >"$work/dev.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+	curl -sf -H 'content-type: application/json' \
+		-d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$url" >/dev/null && break
+	sleep 0.1
+done
+
+# reading SENT: one table row after SENT transfers.
+reading() {
+	local rss hwm du
+	rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+	hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+	du=$(du -sk "$work/dev" | cut -f1)
+	printf '| %s | %s | %d MiB | %d MiB | %d MiB |\n' "$1" "$([ "$FRESH" = 1 ] && echo "$1 + 20" || echo 40)" \
+		$((rss / 1024)) $((hwm / 1024)) $((du / 1024))
+}
+
+flags=(--legacy --batch "$BATCH" --ceiling-txs 0 --json --timeout 30m)
+[ "$FRESH" = 1 ] && flags+=(--fresh-recipients)
+echo "| transfers applied | accounts | VmRSS | VmHWM (peak) | data dir |"
+echo "|---|---|---|---|---|"
+reading 0
+per=$((TXS / STEPS))
+for s in $(seq 1 "$STEPS"); do
+	./bin/tally bench --rpc "$url" --txs "$per" "${flags[@]}" >"$work/step$s.json"
+	if ! grep -q '"rejected":0' "$work/step$s.json"; then
+		echo "rss: step $s: transfers rejected: $(cat "$work/step$s.json")" >&2
+		exit 1
+	fi
+	reading $((per * s))
+done
+echo "last step: $(cat "$work/step$STEPS.json")"
