@@ -257,7 +257,21 @@ type MempoolConfig struct {
 	// GapExpiry is how long transactions wait behind a missing nonce
 	// before they leave the pool (mempool.Config.GapExpiry).
 	GapExpiry Duration `toml:"gap-expiry"`
+	// SenderCache is how many recovered senders the node remembers, by
+	// transaction hash (chain.SenderCache, least recently used first out):
+	// the pending transactions' (so applying a block recovers no
+	// signature admission recovered) and recent ones' (for the RPC's
+	// "from" fields). About 210 bytes each (docs/benchmarks.md).
+	SenderCache int `toml:"sender-cache"`
 }
+
+// DefaultSenderCache is mempool.sender-cache unset: twice the default
+// mempool.max-total, so a full pool's senders stay with room for recent
+// transactions.
+const DefaultSenderCache = 1 << 20
+
+// maxSenderCache bounds mempool.sender-cache (about 3.4 GiB full).
+const maxSenderCache = 1 << 24
 
 // RateLimitConfig is rpc.RateLimits in the config file: token buckets per
 // sender and per client IP on eth_sendRawTransaction, since with no fees
@@ -318,7 +332,8 @@ func DefaultConfig() Config {
 		Builder: BuilderConfig{MaxBlockTxs: b.MaxBlockTxs, MaxInflightBlocks: b.MaxInflight,
 			BlockInterval: Duration(b.BlockInterval), Heartbeat: Duration(b.Heartbeat), MaxVoterLag: 64},
 		Mempool: MempoolConfig{MaxPerAccount: mempool.DefaultConfig.MaxPerAccount, MaxTotal: mempool.DefaultConfig.MaxTotal,
-			GapGrace: Duration(mempool.DefaultConfig.GapGrace), GapExpiry: Duration(mempool.DefaultConfig.GapExpiry)},
+			GapGrace: Duration(mempool.DefaultConfig.GapGrace), GapExpiry: Duration(mempool.DefaultConfig.GapExpiry),
+			SenderCache: DefaultSenderCache},
 		Log: LogConfig{Level: "info", Format: "text"},
 		Votes: VotesConfig{Window: consensus.DefaultVoteConfig.Window, MaxAhead: consensus.DefaultVoteConfig.MaxAhead,
 			ResendInterval: Duration(time.Second)},
@@ -469,6 +484,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Mempool.GapExpiry < c.Mempool.GapGrace {
 		return bad("mempool.gap-expiry", "%v: must be at least mempool.gap-grace", time.Duration(c.Mempool.GapExpiry))
+	}
+	if c.Mempool.SenderCache < 1024 || c.Mempool.SenderCache > maxSenderCache {
+		return bad("mempool.sender-cache", "%d: must be 1024..%d", c.Mempool.SenderCache, maxSenderCache)
 	}
 	if c.Votes.Window < 1 || c.Votes.Window > maxVoteWindow {
 		return bad("votes.window", "%d: must be 1..%d", c.Votes.Window, maxVoteWindow)

@@ -56,6 +56,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"bad duration":        {"[builder]\nblock-interval = \"soon\"\n", "builder.block-interval"},
 		"out of range":        {"[http]\nport = 70000\n", "http.port"},
 		"zero inflight":       {"[builder]\nmax-inflight-blocks = 0\n", "builder.max-inflight-blocks"},
+		"tiny sender cache":   {"[mempool]\nsender-cache = 10\n", "mempool.sender-cache"},
+		"huge sender cache":   {"[mempool]\nsender-cache = 100000000\n", "mempool.sender-cache"},
 		"bad level":           {"[log]\nlevel = \"loud\"\n", "log.level"},
 		"bad addr":            {"[http]\naddr = \"not an ip\"\n", "http.addr"},
 		"lease":               {"[raft]\nleader-lease-timeout = \"5s\"\n", "raft.leader-lease-timeout"},

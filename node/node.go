@@ -38,9 +38,6 @@ import (
 // web3_clientVersion.
 var Version = version.Get().Version
 
-// SenderCacheSize is how many recovered senders the node remembers.
-const SenderCacheSize = 1 << 20
-
 // Node is a running Tally node.
 type Node struct {
 	cfg     Config
@@ -133,7 +130,7 @@ func (n *Node) open() error {
 	head, _ := n.db.Head()
 	n.log.Info("state opened", "height", head.Number, "hash", head.Hash, "state_root", head.StateRoot, "raft_index", head.RaftIndex)
 
-	n.senders = chain.NewSenderCache(chain.NewSigner(n.genesis.ChainIDBig()), SenderCacheSize)
+	n.senders = chain.NewSenderCache(chain.NewSigner(n.genesis.ChainIDBig()), n.cfg.Mempool.SenderCache)
 	n.pending = rpc.NewPendingFeed(n.cfg.HTTP.MaxPendingTxs)
 	n.pool = mempool.New(mempool.Config{MaxPerAccount: n.cfg.Mempool.MaxPerAccount, MaxTotal: n.cfg.Mempool.MaxTotal,
 		GapGrace: time.Duration(n.cfg.Mempool.GapGrace), GapExpiry: time.Duration(n.cfg.Mempool.GapExpiry),
