@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The memory figures of docs/benchmarks.md: the resident set of one
-# `tallyd --dev` (fsync on) after N transfers sent with `tally bench`, in
-# STEPS steps, each followed by a reading of the node's VmRSS and VmHWM
-# (/proc/PID/status) and of its data dir's size. FRESH=1 sends every
-# transfer to a new account (--fresh-recipients: N distinct accounts);
-# otherwise 20 senders pay 20 recipients.
+# `tallyd --dev` (fsync on) after TXS transfers sent with `tally bench`
+# by the 20 funded dev accounts, in steps of STEP transfers, a reading of
+# the node's VmRSS and VmHWM (/proc/PID/status) and of its data dir's size
+# after every READ transfers. A step stays under mempool.max-per-account
+# (4096) pending transactions per sender. FRESH=1 sends every transfer to a
+# new account (--fresh-recipients: TXS distinct accounts); otherwise the
+# 20 senders pay 20 recipients.
 #
 #   make build && bash bench/rss.sh                  # 1,000,000 transfers
 #   TXS=200000 FRESH=1 bash bench/rss.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TXS=${TXS:-1000000}
-STEPS=${STEPS:-5}
+STEP=${STEP:-80000}
+READ=${READ:-200000}
 BATCH=${BATCH:-500}
 PORT=${PORT:-18645}
 FRESH=${FRESH:-0}
@@ -47,13 +50,19 @@ flags=(--legacy --batch "$BATCH" --ceiling-txs 0 --json --timeout 30m)
 echo "| transfers applied | accounts | VmRSS | VmHWM (peak) | data dir |"
 echo "|---|---|---|---|---|"
 reading 0
-per=$((TXS / STEPS))
-for s in $(seq 1 "$STEPS"); do
-	./bin/tally bench --rpc "$url" --txs "$per" "${flags[@]}" >"$work/step$s.json"
-	if ! grep -q '"rejected":0' "$work/step$s.json"; then
-		echo "rss: step $s: transfers rejected: $(cat "$work/step$s.json")" >&2
+sent=0
+next=$READ
+while [ "$sent" -lt "$TXS" ]; do
+	n=$((TXS - sent < STEP ? TXS - sent : STEP))
+	./bin/tally bench --rpc "$url" --txs "$n" "${flags[@]}" >"$work/step.json"
+	if ! grep -q '"rejected":0' "$work/step.json"; then
+		echo "rss: after $sent transfers: transfers rejected: $(cat "$work/step.json")" >&2
 		exit 1
 	fi
-	reading $((per * s))
+	sent=$((sent + n))
+	if [ "$sent" -ge "$next" ] || [ "$sent" -ge "$TXS" ]; then
+		reading "$sent"
+		next=$((next + READ))
+	fi
 done
-echo "last step: $(cat "$work/step$STEPS.json")"
+echo "last step: $(cat "$work/step.json")"

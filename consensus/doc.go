@@ -21,6 +21,14 @@
 // or the next block takes half as many transactions. So no client can
 // make the leader propose the same invalid block again and again.
 //
+// The leader does not execute its own blocks twice (ownblocks.go): the
+// Builder hands each block's execution to the FSM, keyed by the block's
+// hash and the parent (hash and state root) it was built on, and the FSM
+// applies that block with it (store.DB.ApplyBuilt) after checking the
+// block in full; every other block, and any block whose parent is not the
+// head, is executed on apply. Any other apply, a restore, a reset of the
+// speculative chain and the end of leadership drop what was kept.
+//
 // Raft's transport is wrapped (withCommitProof) so that an AppendEntries
 // request never carries a commit index past the last entry it proves the
 // follower holds: hashicorp/raft's follower commits up to its own last

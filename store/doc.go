@@ -11,6 +11,12 @@
 //	  failure reasons of status-0 transactions (reasons.go), indexes, the
 //	  past-state records, head and the Raft index of the entry.
 //
+// The block is stored as the bytes of its Raft entry (chain.Block.Raw: the
+// decoder takes the canonical encoding only), not encoded again. The
+// leader's FSM applies a block it built with DB.ApplyBuilt, which takes the
+// execution computed at build time (state.TransitionReusing) when it is
+// that block's on the head, and executes the block otherwise.
+//
 // A block the transition rejects is skipped: only its Raft index is
 // recorded (ErrBlockRejected wraps the first *state.Violation), so every
 // node skips it identically, and re-applying any index already recorded is
