@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -173,11 +172,8 @@ type RoutingConfig struct {
 	Strict bool     `toml:"strict"`
 }
 
-// LogConfig configures logging.
-type LogConfig struct {
-	Level  string `toml:"level"`
-	Format string `toml:"format"`
-}
+// LogConfig configures logging (package config checks it).
+type LogConfig = config.Log
 
 // Defaults of the bounds; the config file can change them.
 const (
@@ -267,14 +263,14 @@ func (c *Config) Validate() error {
 		return bad("nodes.endpoints", "required: at least one node JSON-RPC URL")
 	}
 	for i, e := range c.Nodes.Endpoints {
-		if err := checkURL(e); err != nil {
+		if err := config.CheckURL(e); err != nil {
 			return bad(fmt.Sprintf("nodes.endpoints[%d]", i), "%v", err)
 		}
 	}
 	if c.BankCore.URL == "" {
 		return bad("bankcore.url", "required: the bank core's base URL for payout orders")
 	}
-	if err := checkURL(c.BankCore.URL); err != nil {
+	if err := config.CheckURL(c.BankCore.URL); err != nil {
 		return bad("bankcore.url", "%v", err)
 	}
 	if !strings.HasPrefix(c.BankCore.PayoutPath, "/") {
@@ -375,13 +371,7 @@ func (c *Config) Validate() error {
 		}
 		seen[r] = true
 	}
-	if _, err := parseLevel(c.Log.Level); err != nil {
-		return bad("log.level", "%v", err)
-	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		return bad("log.format", "%q: use text or json", c.Log.Format)
-	}
-	return nil
+	return c.Log.Check()
 }
 
 var (
@@ -397,36 +387,5 @@ const (
 	FormatJSON    = "json"
 )
 
-// checkURL accepts an absolute http(s) URL with a host.
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("%q: %v", s, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q is not an http:// or https:// URL", s)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q has no host", s)
-	}
-	return nil
-}
-
-// parseLevel parses a log level name.
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("%q: use debug, info, warn or error", s)
-	}
-	return l, nil
-}
-
 // NewLogger returns the logger the [log] section asks for, writing to w.
-func (c *Config) NewLogger(w io.Writer) *slog.Logger {
-	level, _ := parseLevel(c.Log.Level)
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
+func (c *Config) NewLogger(w io.Writer) *slog.Logger { return c.Log.NewLogger(w) }

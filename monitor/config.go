@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/url"
 	"sort"
 	"time"
 
@@ -100,11 +99,8 @@ type WebhookConfig struct {
 	MaxPending int `toml:"max-pending"`
 }
 
-// LogConfig configures logging.
-type LogConfig struct {
-	Level  string `toml:"level"`
-	Format string `toml:"format"`
-}
+// LogConfig configures logging (package config checks it).
+type LogConfig = config.Log
 
 // Amounts are per-asset amounts in the asset's units, by symbol
 // ({ CNY = "50000", HKD = "50000" }); an asset not listed has no such
@@ -266,7 +262,7 @@ func (c *Config) Validate() error {
 		return bad("nodes.endpoints", "required: at least one node JSON-RPC URL")
 	}
 	for i, e := range c.Nodes.Endpoints {
-		if err := checkURL(e, "ws", "wss"); err != nil {
+		if err := config.CheckURL(e, "ws", "wss"); err != nil {
 			return bad(fmt.Sprintf("nodes.endpoints[%d]", i), "%v", err)
 		}
 	}
@@ -293,7 +289,7 @@ func (c *Config) Validate() error {
 		return bad("webhook.retry-max", "must be at least webhook.retry-min")
 	}
 	if c.Webhook.URL != "" {
-		if err := checkURL(c.Webhook.URL); err != nil {
+		if err := config.CheckURL(c.Webhook.URL); err != nil {
 			return bad("webhook.url", "%v", err)
 		}
 		if c.Webhook.SecretFile == "" {
@@ -351,52 +347,11 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if _, err := parseLevel(c.Log.Level); err != nil {
-		return bad("log.level", "%v", err)
-	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		return bad("log.format", "%q: use text or json", c.Log.Format)
-	}
-	return nil
-}
-
-// checkURL accepts an absolute http(s) URL with a host (or one of the
-// extra schemes).
-func checkURL(s string, extra ...string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("%q: %v", s, err)
-	}
-	ok := u.Scheme == "http" || u.Scheme == "https"
-	for _, e := range extra {
-		ok = ok || u.Scheme == e
-	}
-	if !ok {
-		return fmt.Errorf("%q is not an http:// or https:// URL", s)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q has no host", s)
-	}
-	return nil
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("%q: use debug, info, warn or error", s)
-	}
-	return l, nil
+	return c.Log.Check()
 }
 
 // NewLogger returns the logger the [log] section asks for, writing to w.
-func (c *Config) NewLogger(w io.Writer) *slog.Logger {
-	level, _ := parseLevel(c.Log.Level)
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
+func (c *Config) NewLogger(w io.Writer) *slog.Logger { return c.Log.NewLogger(w) }
 
 // thresholds converts a rule's per-symbol amounts into base units per
 // asset id. A symbol the chain does not have is an error naming the key:
