@@ -258,6 +258,7 @@ func TestAutomaticSuspension(t *testing.T) {
 			h.run(fire)
 			expectView(t, "isFrozen(basic) once suspended", h.complianceView("isFrozen", B), true)
 			expectView(t, "suspension(basic)", h.complianceView("suspension", B), true, why, uint64(1767225600000+40*minute))
+			expectView(t, "remainingDailyAllowance(basic, CNY) while suspended", h.complianceView("remainingDailyAllowance", B, chain.AssetAddress(assetCNY)), bn(0))
 			h.run(c.steps)
 			expectView(t, "isFrozen(basic) after", h.complianceView("isFrozen", B), c.frozen)
 			if !c.active {
