@@ -2,7 +2,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { ethers } from "ethers";
@@ -269,10 +269,26 @@ test("ethers: an operation that fails at execution is included with status 0; wa
   });
   // Its nonce is used.
   assert.equal(await provider.getTransactionCount(wallet.address, "latest"), nonce + 1);
-  // The node kept why it failed.
-  const reason = await provider.send("tally_getTransactionReason", [tx.hash]);
+  // The node kept why it failed: docs/wallets.md's one-line call, run as
+  // written with this provider and the receipt, names it; on a receipt of
+  // status 1 it gives null, as its comment says.
+  const reason = await reasonLine(provider, { hash: tx.hash });
   assert.match(reason, /^insufficient balance: 0x[0-9a-fA-F]{40} has [0-9.]+ [A-Z]+, needs [0-9.]+ [A-Z]+$/);
+  const ok = await (await wallet.sendTransaction({ to: freshAddress(), value: 1n })).wait();
+  assert.equal(ok.status, 1);
+  assert.equal(await reasonLine(provider, ok), null);
 });
+
+// reasonLine runs docs/wallets.md's one-line call of
+// tally_getTransactionReason as written: the body of an async function
+// given the reader's provider and receipt, handing back its reason.
+async function reasonLine(provider, receipt) {
+  const lines = jsBlocks("docs/wallets.md").filter((b) => b.includes('provider.send("tally_getTransactionReason"'));
+  assert.equal(lines.length, 1, "docs/wallets.md has one block calling tally_getTransactionReason");
+  assert.equal(lines[0].trim().split("\n").length, 1, "the call is one line");
+  const AsyncFunction = (async () => {}).constructor;
+  return new AsyncFunction("provider", "receipt", lines[0] + "\nreturn reason;")(provider, receipt);
+}
 
 test("ethers: NonceManager sends a burst of transfers without waiting; all are receipted in nonce order", async () => {
   const managed = new ethers.NonceManager(wallet);
@@ -316,21 +332,28 @@ function pointAtNode(code) {
 }
 
 // runModule runs a document's snippet as the ES module a reader saves it
-// as, with Node, in clients/js (so its imports resolve to the suite's
-// packages) and the repository's root as its working directory (so its
-// relative paths, abi/…, do); after its code come the lines of after,
-// which print what the check reads. It resolves with the process' output.
-async function runModule(name, code, after) {
-  const file = new URL(`../.doc-snippet-${process.pid}-${name}.mjs`, import.meta.url);
-  writeFileSync(file, code + "\n" + after + "\n");
+// as, with Node, in a directory of clients/js (so its imports resolve to
+// the suite's packages) and the repository's root as its working directory
+// (so its relative paths, abi/…, do); after its code come the lines of
+// after, which print what the check reads. files are the modules it
+// imports by a relative path, saved beside it (name to code). It resolves
+// with the process' output.
+async function runModule(name, code, after, files = {}) {
+  const dir = new URL(`../.doc-snippet-${process.pid}-${name}/`, import.meta.url);
+  mkdirSync(dir);
   try {
-    const { stdout } = await execFileAsync(process.execPath, [fileURLToPath(file)], {
+    for (const [file, text] of Object.entries(files)) {
+      writeFileSync(new URL(file, dir), text);
+    }
+    const main = new URL("main.mjs", dir);
+    writeFileSync(main, code + "\n" + after + "\n");
+    const { stdout } = await execFileAsync(process.execPath, [fileURLToPath(main)], {
       cwd: fileURLToPath(new URL("../../../", import.meta.url)),
-      timeout: 60_000,
+      timeout: 110_000,
     });
     return stdout;
   } finally {
-    rmSync(file, { force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -365,8 +388,10 @@ test("ethers: docs/dev-chain.md's snippet runs as written", async () => {
 });
 
 // docs/wallets.md's ethers and viem modules (its first two js blocks), run
-// as written. Its other blocks are not programs: a wagmi config importing
-// the viem block as ./chain.js, and a one-line call.
+// as written, then its wagmi config (the dApp section's block) saved
+// beside the viem module as ./chain.js, which it imports, and read through
+// by wagmi's actions. Its last block, a one-line call, runs in the status-0
+// check above.
 test("ethers: docs/wallets.md's ethers and viem modules run as written", async () => {
   const blocks = jsBlocks("docs/wallets.md");
   assert.ok(blocks[0].includes('from "ethers"') && blocks[1].includes('from "viem"'), "blocks 1 and 2 are the ethers and viem examples");
@@ -379,6 +404,29 @@ test("ethers: docs/wallets.md's ethers and viem modules run as written", async (
   assert.deepEqual(got.logs, [iface.getEvent("Transfer").topicHash, iface.getEvent("PaymentReference").topicHash]);
   const viem = await runModule("wallets-viem", pointAtNode(blocks[1]), "console.log(receipt.status, receipt.to);");
   assert.equal(viem.trim(), `success ${DEV[1].toLowerCase()}`);
+});
+
+// Two Node processes load viem and wagmi cold: on a loaded 2-core machine
+// that alone took 18 s, so the check has twice the suite's 60 s.
+test("ethers: docs/wallets.md's wagmi config runs as written, importing the viem module as ./chain.js", { timeout: 120_000 }, async () => {
+  const blocks = jsBlocks("docs/wallets.md");
+  const wagmi = blocks.filter((b) => b.includes("createConfig("));
+  assert.equal(wagmi.length, 1, "docs/wallets.md has one wagmi config");
+  assert.ok(wagmi[0].includes('from "./chain.js"'), "the wagmi config imports the viem block as ./chain.js");
+  const before = await provider.getBalance(DEV[1]);
+  const cfg = await runModule("wallets-wagmi", wagmi[0], [
+    'import { getBalance, getChainId, readContract } from "@wagmi/core";',
+    `const balance = await getBalance(config, { address: ${JSON.stringify(DEV[1])} });`,
+    `const symbol = await readContract(config, { address: ${JSON.stringify(HKD_FACADE)}, abi: ${JSON.stringify(ASSET_ABI)}, functionName: "symbol" });`,
+    "console.log(JSON.stringify({ chainId: getChainId(config), connectors: config.connectors.map((c) => c.type), balance: String(balance.value), symbol }));",
+  ].join("\n"), { "chain.js": pointAtNode(blocks[1]) });
+  const read = JSON.parse(cfg.trim().split("\n").at(-1));
+  assert.equal(read.chainId, CHAIN_ID);
+  assert.deepEqual(read.connectors, ["injected"]);
+  assert.equal(read.symbol, "HKD");
+  // Importing ./chain.js ran the viem module: its 1.5 CNY reached index 1
+  // before wagmi read the balance over the config's transport.
+  assert.ok(BigInt(read.balance) >= before + ethers.parseEther("1.5"), `balance ${read.balance}, was ${before}`);
 });
 
 // docs/operations.md's ethers example, run as written: the payment
