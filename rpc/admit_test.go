@@ -3,6 +3,7 @@ package rpc
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -120,6 +121,7 @@ func TestSendBatchVerdicts(t *testing.T) {
 	}{
 		{"admitted in order", []string{rawHex(t, ok0), rawHex(t, ok1)}, []want{{}, {}}},
 		{"malformed", []string{rawHex(t, ok0), "0x1234", "0x"}, []want{{}, {CodeInvalidParams, "invalid raw transaction: malformed transaction"}, {CodeInvalidParams, "invalid raw transaction: malformed transaction: empty"}}},
+		{"empty string", []string{"", rawHex(t, ok0)}, []want{{CodeInvalidParams, "invalid raw transaction: malformed transaction: empty"}, {}}},
 		{"wrong chain id", []string{rawHex(t, otherChain), rawHex(t, ok0)}, []want{{CodeServerError, "invalid chain id for signer: wrong chain id"}, {}}},
 		{"bad signature", []string{withSignature(t, unsigned, new(big.Int), big.NewInt(1), 0), rawHex(t, ok0)}, []want{{CodeServerError, "invalid sender"}, {}}},
 		{"high S", []string{withSignature(t, unsigned, big.NewInt(7), new(big.Int).Add(halfN, big.NewInt(1)), 0)}, []want{{CodeServerError, "invalid sender: signature S value is not low-S"}}},
@@ -159,7 +161,11 @@ func TestSendBatchVerdicts(t *testing.T) {
 			}
 			// What each path left in the pool is the same.
 			for _, raw := range c.raws {
-				tx, err := chain.DecodeTx(hexutil.MustDecode(raw))
+				b, err := hexutil.Decode(raw)
+				if err != nil {
+					continue
+				}
+				tx, err := chain.DecodeTx(b)
 				if err != nil {
 					continue
 				}
@@ -171,6 +177,21 @@ func TestSendBatchVerdicts(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("halted node", func(t *testing.T) {
+		b := &haltedBackend{testBackend: newTestBackend(t)}
+		ts := serve(t, b, RateLimits{})
+		start := b.senders.Recovered()
+		_, got := postRaw(t, ts.URL, sendBatchBody([]string{rawHex(t, ok0), "0x1234"}))
+		for i, r := range got {
+			if r.Error == nil || r.Error.Code != CodeHalted || r.Error.Message != "node halted: diverged" {
+				t.Errorf("call %d: %+v, want -32000 node halted: diverged", i, r.Error)
+			}
+		}
+		if q, _ := b.pool.Stats(); q != 0 || b.senders.Recovered() != start {
+			t.Fatalf("a halted node admitted %d transactions and recovered %d senders", q, b.senders.Recovered()-start)
+		}
+	})
 
 	t.Run("over the batch length limit", func(t *testing.T) {
 		b := newTestBackend(t)
@@ -261,9 +282,20 @@ func FuzzParseSendBatch(f *testing.F) {
 			if !json.Valid(c.ID) || !plainID(c.ID) {
 				t.Fatalf("call %d: id %q", i, c.ID)
 			}
-			if want, err := hexutil.Decode(msgs[i].Params[0]); err != nil || !bytes.Equal(want, c.Raw) {
-				t.Fatalf("call %d: bytes %x from %q (%v)", i, c.Raw, msgs[i].Params[0], err)
+			// go-ethereum reads "" as no bytes (hexutil.Bytes), which
+			// hexutil.Decode refuses; anything else is 0x-hex.
+			if p := msgs[i].Params[0]; p == "" {
+				if len(c.Raw) != 0 {
+					t.Fatalf("call %d: bytes %x from an empty string", i, c.Raw)
+				}
+			} else if want, err := hexutil.Decode(p); err != nil || !bytes.Equal(want, c.Raw) {
+				t.Fatalf("call %d: bytes %x from %q (%v)", i, c.Raw, p, err)
 			}
 		}
 	})
 }
+
+// haltedBackend is a testBackend whose node has halted.
+type haltedBackend struct{ *testBackend }
+
+func (haltedBackend) Halted() error { return errors.New("diverged") }

@@ -487,6 +487,10 @@ func TestRateLimitBatchOverHTTP(t *testing.T) {
 		}
 	}
 
+	if b.batches != 1 {
+		t.Errorf("the batch reached the node in %d AdmitBatch calls, want 1", b.batches)
+	}
+
 	// The same client, single calls: the buckets the batch emptied stay empty.
 	rc, err := gethrpc.Dial(ts.URL)
 	if err != nil {
