@@ -230,7 +230,10 @@ type batcher struct {
 	queue    chan forwardReq
 	stop     chan struct{}
 	closeErr error // what transactions submitted after close fail with
-	wg       sync.WaitGroup
+	// direct counts the transactions submitAll has in flight: with the
+	// queue's, at most ForwardQueue wait for a verdict.
+	direct atomic.Int64
+	wg     sync.WaitGroup
 }
 
 func newBatcher(maxBatch int) batcher {
@@ -268,8 +271,9 @@ func (b *batcher) submit(ctx context.Context, raw []byte, what string) error {
 // mixed with the queue's transactions, so a client's batch travels as one
 // message), cut at maxBatch transactions and maxBatchPayload bytes of
 // frame, and waits for every verdict or the end of ctx: errs[i] is
-// raws[i]'s. Once the batcher is closed every transaction fails with its
-// close error.
+// raws[i]'s. The transactions waiting this way and in the queue are at
+// most ForwardQueue: past it every one fails with ErrForwardQueue. Once
+// the batcher is closed every transaction fails with its close error.
 func (b *batcher) submitAll(ctx context.Context, raws [][]byte, what string, deliver func([]forwardReq)) []error {
 	errs := make([]error, len(raws))
 	select {
@@ -280,6 +284,15 @@ func (b *batcher) submitAll(ctx context.Context, raws [][]byte, what string, del
 		return errs
 	default:
 	}
+	n := int64(len(raws))
+	if b.direct.Add(n) > ForwardQueue-int64(len(b.queue)) {
+		b.direct.Add(-n)
+		for i := range errs {
+			errs[i] = ErrForwardQueue
+		}
+		return errs
+	}
+	defer b.direct.Add(-n)
 	reqs := make([]forwardReq, len(raws))
 	for i, raw := range raws {
 		reqs[i] = forwardReq{raw: raw, done: make(chan error, 1)}

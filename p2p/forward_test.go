@@ -377,8 +377,9 @@ func TestForwardNoLeaderSaidOnce(t *testing.T) {
 // TestForwardBatchOneMessage: a client's batch given to ForwardBatch
 // reaches the leader as one request (recovered there in one Prepare call),
 // each transaction gets its own verdict in order, and a batch larger than
-// the forwarder's batch size is cut at it. Once the forwarder is closed a
-// batch fails whole with ErrNoLeader.
+// the forwarder's batch size is cut at it. A batch that would take the
+// transactions waiting past ForwardQueue, or one sent after the forwarder
+// is closed, fails whole (ErrForwardQueue, ErrNoLeader).
 func TestForwardBatchOneMessage(t *testing.T) {
 	lk, fk := newKey(t), newKey(t)
 	loop := []string{"/ip4/127.0.0.1/tcp/0"}
@@ -433,6 +434,17 @@ func TestForwardBatchOneMessage(t *testing.T) {
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Fatalf("%d txs reached the leader in requests of %v, want %v", c.txs, got, want)
+		}
+	}
+	// More than ForwardQueue transactions waiting is refused whole, as a
+	// full queue refuses one.
+	over := make([][]byte, ForwardQueue+1)
+	for i := range over {
+		over[i] = []byte{1}
+	}
+	for _, err := range fw.ForwardBatch(ctx, over) {
+		if !errors.Is(err, ErrForwardQueue) {
+			t.Fatalf("over the queue bound: %v, want ErrForwardQueue", err)
 		}
 	}
 	fw.Close()
