@@ -41,7 +41,7 @@ reading() {
 	rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 	hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
 	du=$(du -sk "$work/dev" | cut -f1)
-	printf '| %s | %s | %d MiB | %d MiB | %d MiB |\n' "$1" "$([ "$FRESH" = 1 ] && echo "$1 + 20" || echo 40)" \
+	printf '| %s | %s | %d MiB | %d MiB | %d MiB |\n' "$1" "$([ "$FRESH" = 1 ] && echo $(($1 + 20)) || echo 40)" \
 		$((rss / 1024)) $((hwm / 1024)) $((du / 1024))
 }
 

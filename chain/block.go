@@ -79,6 +79,20 @@ func (b *Block) Size() int {
 // modify them.
 func (b *Block) Raw() []byte { return b.raw }
 
+// WithoutRaw returns b without the bytes it was decoded from: a shallow
+// copy sharing the header, transactions and certificates (and the hash
+// and size already known), for a block kept in memory once those bytes
+// are stored, so that a cache of decoded blocks does not hold every
+// block's encoding as well.
+func (b *Block) WithoutRaw() *Block {
+	if b.raw == nil {
+		return b
+	}
+	c := *b
+	c.raw = nil
+	return &c
+}
+
 // DecodeBlock decodes what Encode wrote: RLP in its canonical form only
 // (go-ethereum's rlp refuses every other form, and a list with more
 // elements; TestDecodeBlockCanonical), so a block that decodes re-encodes

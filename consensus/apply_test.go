@@ -44,6 +44,9 @@ func TestFSMStoresEntryBytes(t *testing.T) {
 		if err != nil || got.Hash() != a.Block.Hash() {
 			t.Fatalf("stored block %d: %v, %v", a.Block.Number(), got, err)
 		}
+		if got.Raw() != nil || got.Size() != len(data) {
+			t.Fatalf("block %d: the decoded-block cache keeps the entry's %d bytes too (size %d)", a.Block.Number(), len(got.Raw()), got.Size())
+		}
 	}
 }
 

@@ -458,7 +458,7 @@ func (d *DB) commit(batch *pebble.Batch, b *chain.Block, senders []common.Addres
 		return fmt.Errorf("commit block %d: %w", n, err)
 	}
 	d.tip.Store(&Tip{Head: *head, History: hist})
-	d.blocks.Add(n, b)
+	d.blocks.Add(n, b.WithoutRaw()) // the encoding is stored: keep only the decoded block
 	return nil
 }
 
