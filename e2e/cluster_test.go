@@ -568,7 +568,16 @@ func TestFollowerCatchesUpBySnapshot(t *testing.T) {
 	h, catchUp := c.waitConverged(ctx, allThree, 90*time.Second)
 	t.Logf("CATCH-UP: follower node %d went from height %d to %d (leader was at %d at the restart) in %v; longest pause in the leader's block production meanwhile: %v",
 		f, opened, h, target, catchUp.Round(time.Millisecond), gaps().Round(time.Millisecond))
-	m := restoredRe.FindStringSubmatch(c.log(f))
+	// The follower's entries before the snapshot are compacted away, so it
+	// reached the head through a snapshot; but Restore logs its line just
+	// after the swapped state became visible, and under load the test can
+	// read the log in between (CI, load 30): wait a little for the line.
+	var m []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m = restoredRe.FindStringSubmatch(c.log(f)); m != nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if m == nil {
 		t.Fatalf("the restarted follower's log has no \"restored state from snapshot\" line: it did not install a snapshot")
 	}
