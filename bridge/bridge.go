@@ -21,6 +21,7 @@ import (
 
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/internal/credentials"
+	"github.com/tally-ledger/tally/internal/logrepeat"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -64,6 +65,8 @@ type Bridge struct {
 	payState payoutState
 
 	lastErr atomic.Pointer[WorkerError]
+	// repeats holds back a worker's repeated "no node answers" (noteError).
+	repeats *logrepeat.Limiter
 
 	ln       net.Listener
 	srv      *http.Server
@@ -139,7 +142,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 	if err := checkCrashEnv(); err != nil {
 		return nil, err
 	}
-	b := &Bridge{cfg: cfg, log: opts.Logger, now: opts.Now,
+	b := &Bridge{cfg: cfg, log: opts.Logger, now: opts.Now, repeats: logrepeat.New(time.Now),
 		kickOutbox: make(chan struct{}, 1), kickPayout: make(chan struct{}, 1), kickCloser: make(chan struct{}, 1), kickReverser: make(chan struct{}, 1),
 		payState: payoutState{orders: map[uint64]*backoff{}}}
 	if b.log == nil {
@@ -309,6 +312,7 @@ func (b *Bridge) loop(ctx context.Context, name string, interval time.Duration, 
 	defer b.wg.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	failing := "" // the kind of the last round's failure
 	for {
 		err := round(ctx)
 		if errors.Is(err, errCrashed) {
@@ -316,7 +320,11 @@ func (b *Bridge) loop(ctx context.Context, name string, interval time.Duration, 
 			return
 		}
 		if err != nil && ctx.Err() == nil {
+			failing = failureKind(name, err)
 			b.noteError(name, err)
+		} else if err == nil && failing != "" {
+			b.repeats.Reset(failing) // the next failure is logged at once
+			failing = ""
 		}
 		select {
 		case <-ctx.Done():
@@ -327,11 +335,21 @@ func (b *Bridge) loop(ctx context.Context, name string, interval time.Duration, 
 	}
 }
 
-// noteError records a worker's error for /v1/status and the metrics.
+// noteError records a worker's error for /v1/status and the metrics, and
+// logs it. A round fails every tick the same way while its cause lasts (no
+// node answers), so each kind of failure is logged through b.repeats: the
+// first, then one per doubling interval with the count held back.
 func (b *Bridge) noteError(worker string, err error) {
 	b.metrics.errors.WithLabelValues(worker).Inc()
 	b.lastErr.Store(&WorkerError{At: b.now().UTC(), Worker: worker, Message: err.Error()})
-	b.log.Warn("worker round failed", "worker", worker, "err", err)
+	if ok, suppressed := b.repeats.Allow(failureKind(worker, err)); ok {
+		b.log.Warn("worker round failed", "worker", worker, "repeats_suppressed", suppressed, "err", err)
+	}
+}
+
+// failureKind is the kind of a worker's failure for b.repeats.
+func failureKind(worker string, err error) string {
+	return worker + ": " + logrepeat.Kind(err.Error())
 }
 
 // kick wakes a worker without waiting for its tick.
@@ -400,6 +418,7 @@ func (b *Bridge) resolveChain(ctx context.Context) error {
 		return err
 	}
 	delay := 500 * time.Millisecond
+	attempt := 0
 	for {
 		ci, err := b.fetchChainInfo(ctx)
 		if err == nil {
@@ -424,7 +443,11 @@ func (b *Bridge) resolveChain(ctx context.Context) error {
 			b.info = *stored
 			return nil
 		}
-		b.log.Warn("no node answers; the first start needs one, retrying", "err", err)
+		attempt++
+		if ok, suppressed := b.repeats.Allow("resolve chain"); ok {
+			b.log.Warn("no node answers; the first start needs one, retrying (repeats logged once per doubling interval)",
+				"attempt", attempt, "retry_in", delay, "repeats_suppressed", suppressed, "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("resolve chain: %w (last: %v)", ctx.Err(), err)

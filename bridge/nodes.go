@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rpc"
 
+	"github.com/tally-ledger/tally/internal/logrepeat"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -32,13 +33,17 @@ type nodes struct {
 	log     *slog.Logger
 	// onFailover counts failovers for the metrics.
 	onFailover func()
+	// repeats holds back the warning about an endpoint that keeps failing
+	// (every call tries it again while the others fail too): the first,
+	// then one per doubling interval with the count held back.
+	repeats *logrepeat.Limiter
 
 	mu  sync.Mutex
 	cur int
 }
 
 func dialNodes(ctx context.Context, urls []string, timeout time.Duration, log *slog.Logger) (*nodes, error) {
-	n := &nodes{urls: urls, timeout: timeout, log: log, onFailover: func() {}}
+	n := &nodes{urls: urls, timeout: timeout, log: log, onFailover: func() {}, repeats: logrepeat.New(time.Now)}
 	for _, u := range urls {
 		c, err := wallet.Dial(ctx, u) // HTTP: no request until the first call
 		if err != nil {
@@ -84,6 +89,7 @@ func (n *nodes) do(ctx context.Context, what string, fn func(ctx context.Context
 		timedOut := cctx.Err() != nil
 		cancel()
 		if err == nil {
+			n.repeats.Reset(n.urls[i])
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -94,8 +100,10 @@ func (n *nodes) do(ctx context.Context, what string, fn func(ctx context.Context
 		}
 		errs = append(errs, fmt.Errorf("node %s: %w", n.urls[i], err))
 		if len(n.clients) > 1 {
-			n.log.Warn("node unavailable, failing over", "call", what, "node", n.urls[i],
-				"next", n.urls[(i+1)%len(n.clients)], "err", err)
+			if ok, suppressed := n.repeats.Allow(n.urls[i]); ok {
+				n.log.Warn("node unavailable, failing over (repeats logged once per doubling interval)", "call", what, "node", n.urls[i],
+					"next", n.urls[(i+1)%len(n.clients)], "repeats_suppressed", suppressed, "err", err)
+			}
 			n.onFailover()
 		}
 		n.failedOver(i)

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"regexp"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/tally-ledger/tally/internal/logrepeat"
 )
 
 // NewRaftLogger returns an hclog.Logger (what hashicorp/raft and its
@@ -27,15 +27,20 @@ func NewRaftLogger(l *slog.Logger, level slog.Level) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:            "raft",
 		Level:           hl,
-		Output:          &slogWriter{l: l.With("component", "raft"), repeats: newRepeats(time.Now)},
+		Output:          &slogWriter{l: l.With("component", "raft"), repeats: logrepeat.New(time.Now)},
 		DisableTime:     true,
 		IncludeLocation: false,
 	})
 }
 
+// slogWriter is where hclog writes raft's lines. A warning or error that
+// repeats (hashicorp/raft retries a heartbeat to an unreachable peer every
+// HeartbeatTimeout/2 at most, its appends after a backoff capped near 10 s,
+// and logs each failure) is held back per kind and peer by logrepeat: the
+// first, then one per doubling interval with the count held back.
 type slogWriter struct {
 	l       *slog.Logger
-	repeats *repeats
+	repeats *logrepeat.Limiter
 }
 
 func (w *slogWriter) Write(p []byte) (int, error) {
@@ -55,7 +60,7 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		w.l.Log(context.Background(), level, string(line))
 		return len(p), nil
 	}
-	if ok, suppressed := w.repeats.allow(repeatKey(line)); ok {
+	if ok, suppressed := w.repeats.Allow(repeatKey(line)); ok {
 		if suppressed > 0 {
 			w.l.Log(context.Background(), level, string(line), "repeats_suppressed", suppressed)
 		} else {
@@ -65,79 +70,12 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Repeated warnings: hashicorp/raft logs every failed heartbeat and
-// append to an unreachable peer, about once a second for as long as the
-// peer is down. The first is logged, then one per backoff interval
-// (doubling from repeatFirst up to repeatMax) carrying how many were
-// suppressed; a warning not seen for repeatForget starts afresh.
-const (
-	repeatFirst  = 5 * time.Second
-	repeatMax    = 5 * time.Minute
-	repeatForget = 2 * repeatMax
-	// repeatKeys bounds the warnings tracked (one per kind and peer).
-	repeatKeys = 1024
-)
-
-type repeats struct {
-	mu   sync.Mutex
-	now  func() time.Time
-	keys map[string]*repeat
-}
-
-type repeat struct {
-	next, last time.Time
-	every      time.Duration
-	suppressed int
-}
-
-func newRepeats(now func() time.Time) *repeats {
-	return &repeats{now: now, keys: map[string]*repeat{}}
-}
-
-// allow reports whether a warning of kind key is logged now, and how many
-// of its kind were suppressed since the last one logged.
-func (r *repeats) allow(key string) (bool, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := r.now()
-	e := r.keys[key]
-	if e == nil || now.Sub(e.last) > repeatForget {
-		if e == nil && len(r.keys) >= repeatKeys {
-			for k, old := range r.keys {
-				if now.Sub(old.last) > repeatForget {
-					delete(r.keys, k)
-				}
-			}
-			if len(r.keys) >= repeatKeys {
-				return true, 0 // too many kinds to track: log them all
-			}
-		}
-		r.keys[key] = &repeat{next: now.Add(repeatFirst), last: now, every: repeatFirst}
-		return true, 0
-	}
-	e.last = now
-	if now.Before(e.next) {
-		e.suppressed++
-		return false, 0
-	}
-	n := e.suppressed
-	e.suppressed = 0
-	e.every = min(2*e.every, repeatMax)
-	e.next = now.Add(e.every)
-	return true, n
-}
-
-// digits (with a unit: 250ms, 1.5s) are left out of a warning's kind:
-// the backoff and elapsed times in hashicorp/raft's messages change from
-// one repeat to the next.
-var digits = regexp.MustCompile(`[0-9][0-9.]*[a-zµ]*`)
-
 // repeatKey is the kind of a warning: its first line up to the error
 // text, without numbers (the peer stays in it).
 func repeatKey(line []byte) string {
 	first, _, _ := bytes.Cut(line, []byte("\n"))
 	first, _, _ = bytes.Cut(first, []byte(" error="))
-	return digits.ReplaceAllString(string(first), "")
+	return logrepeat.Kind(string(first))
 }
 
 // isFirstElection reports whether line is hashicorp/raft's warning that it

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/internal/logrepeat"
 )
 
 // TestRaftLoggerLevels: hashicorp/raft's lines keep their level, except
@@ -53,7 +55,7 @@ func TestRaftLoggerLevels(t *testing.T) {
 func TestRaftLoggerRepeats(t *testing.T) {
 	now := time.Date(2026, 12, 6, 6, 0, 0, 0, time.UTC)
 	var buf bytes.Buffer
-	w := &slogWriter{l: slog.New(slog.NewTextHandler(&buf, nil)), repeats: newRepeats(func() time.Time { return now })}
+	w := &slogWriter{l: slog.New(slog.NewTextHandler(&buf, nil)), repeats: logrepeat.New(func() time.Time { return now })}
 	// hclog's line for raft.go's heartbeat failure, with its changing backoff.
 	fail := func(peer string, ms int) {
 		fmt.Fprintf(w, "[ERROR] raft: failed to heartbeat to: peer=%s backoff time=%dms\n  error=\n  | p2p: dial %s: no addresses\n", peer, ms, peer)
@@ -87,7 +89,7 @@ func TestRaftLoggerRepeats(t *testing.T) {
 		t.Fatalf("another peer's warning or an information line was held back:\n%s", buf.String())
 	}
 	buf.Reset()
-	now = now.Add(repeatForget + time.Second)
+	now = now.Add(logrepeat.Forget + time.Second)
 	fail("16Uiu2HAmA", 10)
 	if got := buf.String(); !strings.Contains(got, "16Uiu2HAmA") || strings.Contains(got, "repeats_suppressed") {
 		t.Fatalf("a warning after a quiet spell: %q", got)

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/internal/credentials"
+	"github.com/tally-ledger/tally/internal/logrepeat"
 	"github.com/tally-ledger/tally/txdecode"
 	"github.com/tally-ledger/tally/wallet"
 )
@@ -38,8 +39,10 @@ type Options struct {
 // Monitor follows the chain, judges every block with the detective rules
 // and keeps the review queue. New opens it, Start runs it, Close stops it.
 type Monitor struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// repeats holds back a failure logged again and again (a node down).
+	repeats *logrepeat.Limiter
 	now     func() time.Time
 	store   *Store
 	metrics *metrics
@@ -81,7 +84,7 @@ func New(cfg Config, opts Options) (*Monitor, error) {
 	if err := checkCrashEnv(); err != nil {
 		return nil, err
 	}
-	m := &Monitor{cfg: cfg, log: opts.Logger, now: opts.Now, key: opts.Key, src: opts.Source, chainID: opts.ChainID, assets: opts.Assets,
+	m := &Monitor{repeats: logrepeat.New(time.Now), cfg: cfg, log: opts.Logger, now: opts.Now, key: opts.Key, src: opts.Source, chainID: opts.ChainID, assets: opts.Assets,
 		kickWebhook: make(chan struct{}, 1), kickFreeze: make(chan struct{}, 1), http: &http.Client{}}
 	if m.log == nil {
 		m.log = cfg.NewLogger(os.Stderr)
@@ -198,6 +201,7 @@ func (m *Monitor) loop(ctx context.Context, name string, interval time.Duration,
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		failing := "" // the kind of the last round's failure
 		for {
 			more, err := round(ctx)
 			if ctx.Err() != nil {
@@ -207,8 +211,16 @@ func (m *Monitor) loop(ctx context.Context, name string, interval time.Duration,
 				m.metrics.errors.WithLabelValues(name).Inc()
 				msg := fmt.Sprintf("%s: %v", name, err)
 				m.lastErr.Store(&msg)
-				m.log.Warn("round failed", "worker", name, "err", err)
+				// A node down fails every round the same way: that
+				// is logged once per doubling interval (logrepeat).
+				failing = name + ": " + logrepeat.Kind(err.Error())
+				if ok, suppressed := m.repeats.Allow(failing); ok {
+					m.log.Warn("round failed", "worker", name, "repeats_suppressed", suppressed, "err", err)
+				}
 				more = false
+			} else if failing != "" {
+				m.repeats.Reset(failing) // the next failure is logged at once
+				failing = ""
 			}
 			if more {
 				continue
@@ -232,6 +244,7 @@ func (m *Monitor) resolve(ctx context.Context) error {
 		return errors.New("key nodes.endpoints: required")
 	}
 	delay := 500 * time.Millisecond
+	attempt := 0
 	for {
 		id, err := m.client.ChainID(ctx)
 		var list []wallet.Asset
@@ -242,7 +255,10 @@ func (m *Monitor) resolve(ctx context.Context) error {
 			m.chainID, m.assets = id, txdecode.FromSchema(list)
 			return nil
 		}
-		m.log.Warn("no node answers; retrying", "err", err)
+		attempt++
+		if ok, suppressed := m.repeats.Allow("resolve"); ok {
+			m.log.Warn("no node answers; retrying (repeats logged once per doubling interval)", "attempt", attempt, "retry_in", delay, "repeats_suppressed", suppressed, "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("learn the chain from nodes.endpoints: %w (last: %v)", ctx.Err(), err)

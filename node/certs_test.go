@@ -63,6 +63,13 @@ func testnetBase(t testing.TB, n int) int {
 // 127.0.0.1 (the `tally testnet` layout) and waits for a leader.
 func startTestnet(t testing.TB, n int) []*Node {
 	t.Helper()
+	return startTestnetLogging(t, n, func(int) io.Writer { return io.Discard })
+}
+
+// startTestnetLogging is startTestnet with node i's log (text, at Info, as
+// tallyd's default) written to logs(i).
+func startTestnetLogging(t *testing.T, n int, logs func(i int) io.Writer) []*Node {
+	t.Helper()
 	specs, err := WriteTestnet(t.TempDir(), n, testnetBase(t, n))
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +87,7 @@ func startTestnet(t testing.TB, n int) []*Node {
 		cfg.Raft.LeaderLeaseTimeout = Duration(250 * time.Millisecond)
 		cfg.Builder.Heartbeat = Duration(200 * time.Millisecond)
 		cfg.Votes.ResendInterval = Duration(200 * time.Millisecond)
-		nd, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)).With("node", i))
+		nd, err := New(cfg, slog.New(slog.NewTextHandler(logs(i), nil)).With("node", i))
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}

@@ -25,6 +25,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tally-ledger/tally/crypto"
+	"github.com/tally-ledger/tally/internal/logrepeat"
 )
 
 // Defaults for the Config bounds left at zero.
@@ -430,18 +431,28 @@ func (h *Host) wake(id peer.ID) {
 // every dial attempt, successful or not, it waits out a backoff that doubles
 // up to redialMax and resets only once a connection has survived that wait,
 // so a peer that accepts and then drops us is not hammered.
+//
+// Failed dials are logged through logrepeat, not one line per attempt: the
+// first (information: peers start in any order), then, while the peer stays
+// unreachable, a warning per doubling interval from 5 s up to 5 min with
+// the attempt count, the next retry's delay and how many failures were
+// held back; once the peer is connected again, one line says after how
+// many failed dials.
 func (h *Host) dialLoop(id peer.ID, kick <-chan struct{}) {
 	defer h.wg.Done()
 	backoff := redialMin
 	idle := time.NewTimer(0)
 	defer idle.Stop()
+	repeats := logrepeat.New(time.Now)
+	failed := 0 // dials failed since the peer was last connected
 	for {
 		if h.pol.permits(id) && h.h.Network().Connectedness(id) != network.Connected {
 			ctx, cancel := context.WithTimeout(h.ctx, h.dialTimeout)
 			err := h.h.Connect(ctx, peer.AddrInfo{ID: id})
 			cancel()
 			if err != nil && h.ctx.Err() == nil {
-				h.log.Debug("p2p: dial failed", "peer", id, "err", err, "retry_in", backoff)
+				failed++
+				h.logDialFailure(repeats, id, failed, backoff, err)
 			}
 			idle.Reset(backoff)
 			select {
@@ -454,6 +465,11 @@ func (h *Host) dialLoop(id peer.ID, kick <-chan struct{}) {
 		}
 		if h.h.Network().Connectedness(id) == network.Connected {
 			backoff = redialMin
+			if failed > 0 {
+				repeats.Reset(dialKey)
+				h.log.Info("p2p: peer reachable again", "peer", id, "failed_dials", failed)
+				failed = 0
+			}
 		}
 		idle.Reset(recheckInterval)
 		select {
@@ -465,6 +481,23 @@ func (h *Host) dialLoop(id peer.ID, kick <-chan struct{}) {
 		case <-idle.C:
 		}
 	}
+}
+
+// dialKey is the kind of line a dialer's failures are (one limiter per
+// peer's dialer, so one kind).
+const dialKey = "dial"
+
+// logDialFailure logs the attempt-th failed dial of id, as dialLoop says.
+func (h *Host) logDialFailure(repeats *logrepeat.Limiter, id peer.ID, attempt int, retryIn time.Duration, err error) {
+	ok, suppressed := repeats.Allow(dialKey)
+	if !ok {
+		return
+	}
+	level, msg := slog.LevelWarn, "p2p: peer unreachable; redialing with backoff (repeats logged once per doubling interval)"
+	if attempt == 1 {
+		level, msg = slog.LevelInfo, "p2p: dial failed; redialing with backoff"
+	}
+	h.log.Log(h.ctx, level, msg, "peer", id, "attempt", attempt, "retry_in", retryIn, "repeats_suppressed", suppressed, "err", err)
 }
 
 // StreamLayer returns a raft.StreamLayer carrying Raft's connections as
