@@ -15,7 +15,9 @@
 //     dialling (InterceptPeerDial) and right after the security handshake on
 //     either side (InterceptSecured), so no protocol ever runs with a stranger;
 //   - the background dialer that keeps a connection to every configured
-//     consortium peer, with capped exponential backoff;
+//     consortium peer, with capped exponential backoff; its failed dials
+//     are logged once per doubling interval (internal/logrepeat) with the
+//     attempt count and the next retry's delay, not once per attempt;
 //   - StreamLayer, a raft.StreamLayer over libp2p streams. Raft's ServerID and
 //     ServerAddress are both the peer ID string, so Raft membership and the
 //     network identity are the same thing and no IP address is ever trusted;

@@ -1,10 +1,3 @@
-// Package logrepeat holds back a log line that repeats: a failure to reach
-// the same peer or node, which the code retries over and over for as long
-// as the peer is down. The first line of a kind is logged, then one per
-// interval, the interval doubling from First up to Max, each carrying how
-// many lines of its kind were held back since the last; a kind not seen
-// for Forget starts afresh. It is the one rule the node's Raft logger, its
-// libp2p dialer and the bridge's node client log repeated failures by.
 package logrepeat
 
 import (
