@@ -68,7 +68,7 @@ func startTestnet(t testing.TB, n int) []*Node {
 
 // startTestnetLogging is startTestnet with node i's log (text, at Info, as
 // tallyd's default) written to logs(i).
-func startTestnetLogging(t *testing.T, n int, logs func(i int) io.Writer) []*Node {
+func startTestnetLogging(t testing.TB, n int, logs func(i int) io.Writer) []*Node {
 	t.Helper()
 	specs, err := WriteTestnet(t.TempDir(), n, testnetBase(t, n))
 	if err != nil {
