@@ -388,10 +388,8 @@ test("ethers: docs/dev-chain.md's snippet runs as written", async () => {
 });
 
 // docs/wallets.md's ethers and viem modules (its first two js blocks), run
-// as written, then its wagmi config (the dApp section's block) saved
-// beside the viem module as ./chain.js, which it imports, and read through
-// by wagmi's actions. Its last block, a one-line call, runs in the status-0
-// check above.
+// as written. Its wagmi config runs in the next check, its one-line call
+// in the status-0 check above.
 test("ethers: docs/wallets.md's ethers and viem modules run as written", async () => {
   const blocks = jsBlocks("docs/wallets.md");
   assert.ok(blocks[0].includes('from "ethers"') && blocks[1].includes('from "viem"'), "blocks 1 and 2 are the ethers and viem examples");
@@ -406,8 +404,11 @@ test("ethers: docs/wallets.md's ethers and viem modules run as written", async (
   assert.equal(viem.trim(), `success ${DEV[1].toLowerCase()}`);
 });
 
-// Two Node processes load viem and wagmi cold: on a loaded 2-core machine
-// that alone took 18 s, so the check has twice the suite's 60 s.
+// docs/wallets.md's wagmi config (the dApp section's block) saved beside
+// the viem module as ./chain.js, which it imports, and read through with
+// wagmi's actions over the config's transport. Two Node processes load
+// viem and wagmi cold: on a loaded 2-core machine that alone took 18 s, so
+// the check has twice the suite's 60 s.
 test("ethers: docs/wallets.md's wagmi config runs as written, importing the viem module as ./chain.js", { timeout: 120_000 }, async () => {
   const blocks = jsBlocks("docs/wallets.md");
   const wagmi = blocks.filter((b) => b.includes("createConfig("));
