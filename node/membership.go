@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/consensus"
+	"github.com/tally-ledger/tally/internal/logrepeat"
 	"github.com/tally-ledger/tally/state"
 	"github.com/tally-ledger/tally/store"
 )
@@ -79,6 +80,9 @@ type Membership struct {
 	// Owned by the Run goroutine.
 	lastTransfer time.Time
 	waitLogged   map[raft.ServerID]time.Time
+	// repeats holds back a change failing again at every reconcile (250
+	// ms apart): logged once per doubling interval with the count held back.
+	repeats *logrepeat.Limiter
 }
 
 // NewMembership sets up the reconciler; Run starts it once consensus runs.
@@ -86,7 +90,7 @@ func NewMembership(cfg MembershipConfig) *Membership {
 	if cfg.CatchUpLag == 0 {
 		cfg.CatchUpLag = defaultCatchUpLag
 	}
-	return &Membership{cfg: cfg, kick: make(chan struct{}, 1), waitLogged: make(map[raft.ServerID]time.Time)}
+	return &Membership{cfg: cfg, kick: make(chan struct{}, 1), waitLogged: make(map[raft.ServerID]time.Time), repeats: logrepeat.New(time.Now)}
 }
 
 // Kick wakes the loop (after an applied block).
@@ -151,8 +155,10 @@ func (m *Membership) reconcile(e *consensus.Engine) {
 			return
 		}
 		if err := m.act(e, acts[0]); err != nil {
-			if !errors.Is(err, errTransferSpaced) {
-				m.cfg.Log.Warn("membership: change failed; retrying", "action", acts[0].kind.String(), "peer_id", acts[0].id, "validator", acts[0].addr, "err", err)
+			kind := acts[0].kind.String() + " " + string(acts[0].id) + ": " + logrepeat.Kind(err.Error())
+			if ok, suppressed := m.repeats.Allow(kind); ok && !errors.Is(err, errTransferSpaced) {
+				m.cfg.Log.Warn("membership: change failed; retrying", "action", acts[0].kind.String(), "peer_id", acts[0].id, "validator", acts[0].addr,
+					"repeats_suppressed", suppressed, "err", err)
 			}
 			return
 		}
