@@ -60,12 +60,11 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		w.l.Log(context.Background(), level, string(line))
 		return len(p), nil
 	}
+	// Every warning and error carries repeats_suppressed (0 on the first of
+	// its kind), as the dialer's and the bridge's lines do: a reader sees
+	// that repeats are held back and how many a line stands for.
 	if ok, suppressed := w.repeats.Allow(repeatKey(line)); ok {
-		if suppressed > 0 {
-			w.l.Log(context.Background(), level, string(line), "repeats_suppressed", suppressed)
-		} else {
-			w.l.Log(context.Background(), level, string(line))
-		}
+		w.l.Log(context.Background(), level, string(line), "repeats_suppressed", suppressed)
 	}
 	return len(p), nil
 }
