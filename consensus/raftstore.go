@@ -14,6 +14,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/store"
 )
 
 // ErrKeyNotFound is returned by RaftStore.Get and RaftStore.GetUint64 for a
@@ -26,7 +28,7 @@ var ErrKeyNotFound = errors.New("not found")
 // ErrDiskFailed is wrapped by every write of a RaftStore whose disk failed
 // a write. Pebble treats a failed write-ahead log write or sync as fatal
 // (its commit pipeline is unusable afterwards, and it calls Fatalf, which
-// the store turns into this error), so the store refuses every later
+// the store turns into this error; store.FatalError), so the store refuses every later
 // write until it is closed and opened again on a working disk.
 var ErrDiskFailed = errors.New("raftstore: disk failed")
 
@@ -108,15 +110,15 @@ var (
 
 // OpenRaftStore opens (creating if needed) the Raft database in dir. dir must
 // be dedicated to this store.
-func OpenRaftStore(dir string, opts RaftStoreOptions) (*RaftStore, error) {
+func OpenRaftStore(dir string, opts RaftStoreOptions) (_ *RaftStore, err error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
 	logger = logger.With("component", "raftstore")
-	db, err := pebble.Open(dir, &pebble.Options{
+	db, err := openPebble(dir, &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{logger},
+		Logger:             store.PebbleLogger(logger, dir, slog.LevelInfo),
 		FS:                 opts.FS,
 	})
 	if err != nil {
@@ -135,6 +137,13 @@ func OpenRaftStore(dir string, opts RaftStoreOptions) (*RaftStore, error) {
 	s.last.Store(last)
 	logger.Info("opened raft store", "dir", dir, "first_index", first, "last_index", last, "no_sync", opts.NoSync)
 	return s, nil
+}
+
+// openPebble opens the Pebble database in dir; a fatal error of Pebble in
+// Open's own goroutine (a failed MANIFEST write) is an error.
+func openPebble(dir string, opts *pebble.Options) (db *pebble.DB, err error) {
+	defer store.RecoverFatal(dir, &err)
+	return pebble.Open(dir, opts)
 }
 
 // Close closes the database. It is idempotent; no other method may be called
@@ -533,8 +542,8 @@ func (d *logDecoder) bytes() []byte {
 }
 
 // write runs one Pebble write. Pebble reports a failed write-ahead log
-// write or sync by calling Fatalf (pebbleLogger panics with a
-// *pebbleFatal); write turns that into an error wrapping ErrDiskFailed,
+// write or sync by calling Fatalf (store.PebbleLogger panics with a
+// *store.FatalError); write turns that into an error wrapping ErrDiskFailed,
 // remembers it, tells onFailure once, and from then on refuses to write.
 func (s *RaftStore) write(f func() error) (err error) {
 	if p := s.failed.Load(); p != nil {
@@ -545,7 +554,7 @@ func (s *RaftStore) write(f func() error) (err error) {
 		if r == nil {
 			return
 		}
-		fatal, ok := r.(*pebbleFatal)
+		fatal, ok := r.(*store.FatalError)
 		if !ok {
 			panic(r)
 		}
@@ -560,42 +569,4 @@ func (s *RaftStore) write(f func() error) (err error) {
 		}
 	}()
 	return f()
-}
-
-// pebbleFatal is the panic value of pebbleLogger.Fatalf; it wraps the
-// first error among Pebble's arguments (the disk's).
-type pebbleFatal struct {
-	msg   string
-	cause error
-}
-
-func (p *pebbleFatal) Error() string { return p.msg }
-func (p *pebbleFatal) Unwrap() error { return p.cause }
-
-// pebbleLogger routes Pebble's messages to slog.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Info(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-// Fatalf must not return (Pebble's default logger exits); panicking keeps
-// deferred cleanup and the stack trace, and lets RaftStore.write turn a
-// failed commit into an error. Fatalf from Pebble's own background
-// goroutines (a failed MANIFEST write in a flush) still ends the process.
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "source", "pebble", "fatal", true)
-	fatal := &pebbleFatal{msg: msg}
-	for _, a := range args {
-		if err, ok := a.(error); ok {
-			fatal.cause = err
-			break
-		}
-	}
-	panic(fatal)
 }

@@ -393,7 +393,7 @@ func TestCheckpointStoreCleansTmpAtOpen(t *testing.T) {
 // TestCheckpointStorePebbleCheckpoint uses the real producer: a Pebble
 // checkpoint written into DataDir, restored on the other side.
 func TestCheckpointStorePebbleCheckpoint(t *testing.T) {
-	db, err := pebble.Open(t.TempDir(), &pebble.Options{Logger: pebbleLogger{testLogger(t)}})
+	db, err := pebble.Open(t.TempDir(), &pebble.Options{Logger: testPebbleLogger(t)})
 	must(t, err)
 	defer db.Close()
 	for i := range 1000 {
@@ -411,7 +411,7 @@ func TestCheckpointStorePebbleCheckpoint(t *testing.T) {
 	_, stream := openAll(t, s, sink.ID())
 	out := filepath.Join(t.TempDir(), "restored")
 	must(t, ExtractTar(bytes.NewReader(stream), out))
-	db2, err := pebble.Open(out, &pebble.Options{Logger: pebbleLogger{testLogger(t)}})
+	db2, err := pebble.Open(out, &pebble.Options{Logger: testPebbleLogger(t)})
 	must(t, err)
 	defer db2.Close()
 	for _, k := range []string{"key-0000", "key-0999", "in-wal"} {

@@ -150,14 +150,23 @@ func Open(dir string, opts Options) (*DB, error) {
 	return d, nil
 }
 
-func openPebble(dir string, opts Options) (*pebble.DB, error) {
+func openPebble(dir string, opts Options) (pdb *pebble.DB, err error) {
+	defer func() {
+		if err != nil && !errors.Is(err, ErrInUse) {
+			err = fmt.Errorf("open state db %s: %w", dir, err)
+		}
+	}()
+	// Open writes a MANIFEST in its own goroutine (a new database's
+	// first): a failure there is fatal to Pebble, and an error of Open
+	// here (FatalError).
+	defer RecoverFatal(dir, &err)
 	size := opts.CacheSize
 	if size == 0 {
 		size = 64 << 20
 	}
 	c := pebble.NewCache(size)
 	defer c.Unref()
-	pdb, err := pebble.Open(dir, &pebble.Options{Cache: c, Logger: quietLogger{opts.Logger}, ReadOnly: opts.ReadOnly, FS: opts.FS})
+	pdb, err = pebble.Open(dir, &pebble.Options{Cache: c, Logger: PebbleLogger(opts.Logger, dir, slog.LevelDebug), ReadOnly: opts.ReadOnly, FS: opts.FS})
 	if err != nil && isLockError(err) {
 		err = HeldError(dir, "a running node", err)
 		if opts.ReadOnly {
@@ -165,10 +174,7 @@ func openPebble(dir string, opts Options) (*pebble.DB, error) {
 		}
 		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open state db %s: %w", dir, err)
-	}
-	return pdb, nil
+	return pdb, err
 }
 
 // HeldError says that dir, a Pebble database whose open failed with err,
@@ -498,17 +504,4 @@ func indexAccounts(batch *pebble.Batch, b *chain.Block, senders []common.Address
 			batch.Set(acctKey(a, b.Number(), uint32(i)), []byte{f}, nil)
 		}
 	}
-}
-
-// quietLogger routes Pebble's logs into slog.
-type quietLogger struct{ l *slog.Logger }
-
-func (q quietLogger) Infof(format string, args ...any) {
-	q.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (q quietLogger) Errorf(format string, args ...any) {
-	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (q quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }

@@ -25,6 +25,14 @@
 // nothing; the caller halts and stores a HaltRecord so that the node comes
 // back halted after a restart.
 //
+// A disk error Pebble cannot go on from (a failed commit, a failed MANIFEST
+// write or sync) reaches Pebble's Logger's Fatalf; PebbleLogger makes it
+// a *FatalError panic, an error where it happened in the caller's
+// goroutine (Open refuses to start, a failed commit halts the node) and
+// the end of the process, naming the database, where it happened in
+// Pebble's background flush (fatal.go says why no halt can keep the
+// process up then).
+//
 // Readers go by the head: Pebble makes a batch visible before its WAL sync
 // returns, so blocks, transaction locations and history are served only up
 // to the head, which moves after the sync (read.go).
