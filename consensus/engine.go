@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -29,6 +30,12 @@ type Config struct {
 	// Bootstrap is the initial configuration, used only when Dir holds no
 	// Raft state. Empty: the node waits for a leader to add it (an observer).
 	Bootstrap []raft.Server
+	// FreshRaft lets the node start with no Raft state although its state
+	// database applied Raft entries (ErrRaftStateLost): it then starts
+	// as a fresh member, without bootstrapping, and waits for the leader
+	// to send it the log. The operator asserts that the votes the node
+	// forgot can no longer count (docs/cluster.md).
+	FreshRaft bool
 	// Key signs the blocks this node proposes.
 	Key *crypto.PrivateKey
 	// Builder tunes block production.
@@ -62,6 +69,14 @@ type Config struct {
 	// OnProposed is called after each block this node proposes.
 	OnProposed func(*chain.Block)
 }
+
+// ErrRaftStateLost is the refusal of Start to run a node whose Raft
+// directory is empty although its state database applied Raft entries:
+// the stable store held the node's current term and the vote it cast in
+// it, and a node that forgot them may vote a second time in a term it
+// already voted in, electing two leaders in one term (Raft's election
+// safety rests on that vote being durable).
+var ErrRaftStateLost = errors.New("raft state lost")
 
 // Engine runs hashicorp/raft with the FSM, the Pebble log store, the
 // checkpoint snapshot store and, while this node leads, the block builder.
@@ -197,7 +212,20 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		e.closeStores()
 		return nil, fmt.Errorf("raft state: %w", err)
 	}
+	fresh := false
+	if head, ok := db.Head(); ok && !existing && head.RaftIndex > 0 {
+		if !cfg.FreshRaft {
+			e.closeStores()
+			return nil, fmt.Errorf("%w: %s holds no Raft log, term or vote, but the state database applied Raft entries up to index %d (height %d): "+
+				"the Raft directory was lost or wiped. Starting would forget the votes this node cast and could let it vote twice in a term; "+
+				"restore the directory, or start the node as a fresh member (tallyd --raft-fresh, docs/cluster.md)",
+				ErrRaftStateLost, cfg.Dir, head.RaftIndex, head.Number)
+		}
+		fresh = true
+		cfg.Logger.Warn("raft: no Raft state although the state applied Raft entries: starting as a fresh member (--raft-fresh); waiting for the leader", "dir", cfg.Dir, "applied_raft_index", head.RaftIndex, "height", head.Number)
+	}
 	switch {
+	case fresh:
 	case !existing && len(cfg.Bootstrap) == 0:
 		cfg.Logger.Info("raft: no state and no bootstrap configuration: waiting for a leader to add this node")
 	case !existing:

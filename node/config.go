@@ -47,6 +47,13 @@ type Config struct {
 
 	// State configures the state database.
 	State StateConfig `toml:"state"`
+
+	// RaftFresh starts the node as a fresh Raft member when its Raft
+	// directory is empty although its state database applied Raft
+	// entries, instead of refusing (consensus.ErrRaftStateLost;
+	// docs/cluster.md). Set by tallyd --raft-fresh, never by the config
+	// file: it is the operator's decision for one start.
+	RaftFresh bool `toml:"-"`
 }
 
 // StateConfig configures the state database.

@@ -157,6 +157,7 @@ func (n *Node) open() error {
 		LocalID:   net.id,
 		Transport: net.transport,
 		Bootstrap: net.bootstrap,
+		FreshRaft: n.cfg.RaftFresh,
 		Key:       n.key,
 		Builder: consensus.BuilderConfig{
 			MaxBlockTxs:   n.cfg.Builder.MaxBlockTxs,

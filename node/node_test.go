@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -20,6 +21,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/genesis"
 )
 
@@ -297,5 +299,36 @@ func TestNewHeadsOverWebSocket(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no head with the transfer")
 		}
+	}
+}
+
+// TestRestartRefusesLostRaftDir: a node restarted with its raft/
+// directory gone (wiped, or a replaced disk) but its state/ kept must not
+// start: it forgot its votes and could vote twice in a term. It refuses,
+// naming the directory and the way out (consensus.ErrRaftStateLost).
+func TestRestartRefusesLostRaftDir(t *testing.T) {
+	dir := t.TempDir()
+	n := startDevNode(t, dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for head, _ := n.db.Head(); head.RaftIndex == 0; head, _ = n.db.Head() {
+		if time.Now().After(deadline) {
+			t.Fatal("no block applied")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.Close()
+	raftDir := filepath.Join(dir, "raft")
+	if err := os.RemoveAll(raftDir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Dev, cfg.DataDir, cfg.HTTP.Port = true, dir, 0
+	n2, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		n2.Close()
+		t.Fatal("a node whose raft/ directory was lost started")
+	}
+	if !errors.Is(err, consensus.ErrRaftStateLost) || !strings.Contains(err.Error(), raftDir) {
+		t.Fatalf("start without raft/: %v, want consensus.ErrRaftStateLost naming %s", err, raftDir)
 	}
 }

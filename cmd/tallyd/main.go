@@ -3,6 +3,7 @@
 //	tallyd --dev                         single-node chain on the embedded dev genesis
 //	tallyd --config node.toml            a node configured by file (docs/config.md)
 //	tallyd --datadir DIR --clear-halt    remove a halted node's halt record, then exit
+//	tallyd --config node.toml --raft-fresh   start although raft/ was lost (docs/cluster.md)
 //
 // Flags override the config file. SIGINT and SIGTERM shut the node down
 // cleanly; a restart on the same data dir resumes where it stopped.
@@ -41,6 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		httpPort = fs.Int("http.port", -1, "JSON-RPC listen port (default 8545)")
 		logLevel = fs.String("log.level", "", "log level: debug, info, warn, error")
 		clear    = fs.Bool("clear-halt", false, "remove the halt record of a stopped, halted node (docs/cluster.md) and exit")
+		fresh    = fs.Bool("raft-fresh", false, "start as a fresh Raft member although the raft/ directory is empty and the state applied Raft entries (docs/cluster.md)")
 		showVer  = fs.Bool("version", false, "print the version and commit of this build and exit")
 	)
 	fs.Usage = func() {
@@ -88,6 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *logLevel != "" {
 		cfg.Log.Level = *logLevel
 	}
+	cfg.RaftFresh = *fresh
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "tallyd: %v\n", err)
 		return 2

@@ -25,6 +25,7 @@ package diskfault
 
 import (
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
@@ -73,4 +74,38 @@ func Metadata(dir string, op errorfs.Op) bool {
 		}
 	}
 	return false
+}
+
+// Fatal reports whether op is a metadata write of the database in dir
+// that Pebble cannot go on from, wherever it fails: a create, write or
+// sync of its MANIFEST or of a marker file. (Of the other metadata
+// writes, a failed OPTIONS write or directory sync at Open is an error of
+// Open, and a failed directory sync in a flush is an error of the flush,
+// which Pebble retries at once, for as long as it fails.)
+func Fatal(dir string, op errorfs.Op) bool {
+	if !Metadata(dir, op) || op.Kind == errorfs.OpRename || op.Kind == errorfs.OpLink {
+		return false
+	}
+	base := path.Base(op.Path)
+	return path.Dir(op.Path) == path.Clean(dir) && (strings.HasPrefix(base, "MANIFEST-") || strings.HasPrefix(base, "marker."))
+}
+
+// OpName names the write operations Metadata and WAL report (errorfs's
+// OpKind has no names of its own).
+func OpName(k errorfs.OpKind) string {
+	switch k {
+	case errorfs.OpCreate:
+		return "create"
+	case errorfs.OpLink:
+		return "link"
+	case errorfs.OpRename:
+		return "rename"
+	case errorfs.OpReuseForWrite:
+		return "reuse"
+	case errorfs.OpFileWrite, errorfs.OpFileWriteAt:
+		return "write"
+	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		return "sync"
+	}
+	return "op " + strconv.Itoa(int(k))
 }

@@ -8,29 +8,33 @@ import (
 
 func TestKinds(t *testing.T) {
 	for _, c := range []struct {
-		kind      errorfs.OpKind
-		path      string
-		wal, meta bool
+		kind             errorfs.OpKind
+		path             string
+		wal, meta, fatal bool
 	}{
-		{errorfs.OpFileWrite, "/state/000002.log", true, false},
-		{errorfs.OpFileSync, "/state/000002.log", true, false},
-		{errorfs.OpFileRead, "/state/000002.log", false, false},
-		{errorfs.OpFileWrite, "/raft/log/000002.log", false, false}, // another database's
-		{errorfs.OpFileWrite, "/state/MANIFEST-000001", false, true},
-		{errorfs.OpFileSync, "/state/MANIFEST-000001", false, true},
-		{errorfs.OpFileReadAt, "/state/MANIFEST-000001", false, false},
-		{errorfs.OpCreate, "/state/marker.manifest.000002.MANIFEST-000005", false, true},
-		{errorfs.OpRename, "/state/temporary.000003.dbtmp", false, true},
-		{errorfs.OpFileWrite, "/state/OPTIONS-000003", false, true},
-		{errorfs.OpFileSync, "/state", false, true}, // the directory
-		{errorfs.OpRemove, "/state/MANIFEST-000001", false, false},
-		{errorfs.OpFileWrite, "/state/000005.sst", false, false},
+		{errorfs.OpFileWrite, "/state/000002.log", true, false, false},
+		{errorfs.OpFileSync, "/state/000002.log", true, false, false},
+		{errorfs.OpFileRead, "/state/000002.log", false, false, false},
+		{errorfs.OpFileWrite, "/raft/log/000002.log", false, false, false}, // another database's
+		{errorfs.OpFileWrite, "/state/MANIFEST-000001", false, true, true},
+		{errorfs.OpFileSync, "/state/MANIFEST-000001", false, true, true},
+		{errorfs.OpFileWrite, "/raft/log/MANIFEST-000001", false, false, false},
+		{errorfs.OpFileReadAt, "/state/MANIFEST-000001", false, false, false},
+		{errorfs.OpCreate, "/state/marker.manifest.000002.MANIFEST-000005", false, true, true},
+		{errorfs.OpRename, "/state/temporary.000003.dbtmp", false, true, false},
+		{errorfs.OpFileWrite, "/state/OPTIONS-000003", false, true, false},
+		{errorfs.OpFileSync, "/state", false, true, false}, // the directory
+		{errorfs.OpRemove, "/state/MANIFEST-000001", false, false, false},
+		{errorfs.OpFileWrite, "/state/000005.sst", false, false, false},
 	} {
 		if got := WAL("/state", errorfs.Op{Kind: c.kind, Path: c.path}); got != c.wal {
 			t.Errorf("WAL(%v %s) = %v", c.kind, c.path, got)
 		}
 		if got := Metadata("/state", errorfs.Op{Kind: c.kind, Path: c.path}); got != c.meta {
 			t.Errorf("Metadata(%v %s) = %v", c.kind, c.path, got)
+		}
+		if got := Fatal("/state", errorfs.Op{Kind: c.kind, Path: c.path}); got != c.fatal {
+			t.Errorf("Fatal(%v %s) = %v", c.kind, c.path, got)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -8,6 +11,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/tally-ledger/tally/consensus"
+	"github.com/tally-ledger/tally/internal/diskfault"
 )
 
 // A simulated node's disk is its in-memory file system (sn.fs, which a
@@ -15,17 +21,30 @@ import (
 // faults before every operation: the state database (stateDir) and the
 // Raft log (raftDir) each get their own view, so that a fault can hit one
 // store and not the other, as a failing device under one of them would.
+// Which files a fault hits is internal/diskfault's definition, the one
+// the stores' own tests inject.
 //
-// Faults touch the write-ahead logs (the *.log files) only, and of them
-// only writes and syncs:
-//
-//   - a disk error fails them with EIO (errorfs.ErrInjected). Pebble
-//     answers a failed WAL write or sync with its "fatal commit error" in
-//     the goroutine that committed; the node must turn it into a halt
+//   - a disk error fails the writes and syncs of the write-ahead log
+//     (diskfault.WAL) with EIO (errorfs.ErrInjected). Pebble answers a
+//     failed WAL write or sync with its "fatal commit error" in the
+//     goroutine that committed; the node must turn it into a halt
 //     (state: the FSM; Raft log: consensus.RaftStore's disk-failure hook).
-//     Pebble's MANIFEST and its flushes fail in Pebble's own background
-//     goroutines, where no caller can recover them, in a node as here;
-//     they are not injected.
+//   - a metadata disk error fails the writes of the database's MANIFEST
+//     and marker files (Pebble v2's CURRENT; diskfault.Fatal). Pebble
+//     cannot go on from them: it calls its Logger's Fatalf, mostly in its background
+//     flush (at Open too, which flushes the replayed write-ahead log in
+//     the background and waits for it), where nothing can recover it and
+//     the node's process ends (store.FatalError says why no halt can keep
+//     it up). The simulator cannot end a process of its own test binary,
+//     so it ends the node's "process" at the failing write instead: the
+//     node is cut off the network at that instant, its disk as it is then
+//     (writes not yet synced included: the machine is up, only the
+//     process ended) is what its next instance finds, and the write
+//     itself succeeds on the orphaned file system, which nothing reads
+//     again, so that Pebble never sees the error and the dead instance
+//     can be shut down. The invariants then stop it (or its start, when
+//     the fault met it there, fails), its disk is replaced and a later
+//     restart brings it back on the files it left.
 //   - a slow disk makes each WAL sync take simulated time: the op sleeps
 //     on the bubble's clock before it runs. This works because the WAL's
 //     sync runs in Pebble's log flusher goroutine with no lock held
@@ -63,33 +82,95 @@ func (d *slowDisk) latency() time.Duration {
 	return time.Duration(d.by.Load())
 }
 
-// disk is the node's file system as the store in dir sees it, with the
-// node's disk faults injected.
-func (sn *simNode) disk(dir string) vfs.FS {
-	failing := &sn.diskErr
+// instance is one run of a node's process, from its start to its stop or
+// crash: the file system it started on and, once a metadata disk error
+// ended it, its death.
+type instance struct {
+	fs    *vfs.MemFS
+	net   *network
+	death atomic.Pointer[death]
+}
+
+// death is how an instance's process ended on a fatal disk error: why,
+// and its file system at that instant (what its next instance finds).
+type death struct {
+	reason string
+	disk   *vfs.MemFS
+}
+
+// dbDir is the Pebble database of a store's directory (the Raft log's
+// lives in raftDir/log).
+func dbDir(dir string) string {
 	if dir == raftDir {
-		failing = &sn.raftDiskErr
+		return raftDir + "/log"
 	}
-	return errorfs.Wrap(sn.fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !strings.HasPrefix(op.Path, dir+"/") || !strings.HasSuffix(op.Path, ".log") {
+	return dir
+}
+
+// disk is the file system of instance inst as the store in dir sees it,
+// with the node's disk faults injected.
+func (sn *simNode) disk(inst *instance, dir string) vfs.FS {
+	failing, metaFailing := &sn.diskErr, &sn.metaDiskErr[0]
+	if dir == raftDir {
+		failing, metaFailing = &sn.raftDiskErr, &sn.metaDiskErr[1]
+	}
+	db := dbDir(dir)
+	return errorfs.Wrap(inst.fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if diskfault.Fatal(db, op) && metaFailing.Load() {
+			sn.die(inst, fmt.Sprintf("its disk failed a metadata write of %s (%s %s: %v): Pebble cannot go on", db, diskfault.OpName(op.Kind), op.Path, errorfs.ErrInjected))
+			return nil
+		}
+		if !diskfault.WAL(db, op) {
 			return nil
 		}
 		switch op.Kind {
-		case errorfs.OpFileWrite, errorfs.OpFileWriteAt:
 		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
 			if d := sn.slow.latency(); d > 0 && inLogFlusher() {
 				time.Sleep(d)
 				sn.slow.syncs.Add(1)
 				sn.slow.stalled.Add(int64(d))
 			}
-		default:
-			return nil
 		}
 		if failing.Load() {
 			return errorfs.ErrInjected
 		}
 		return nil
 	}))
+}
+
+// die ends instance inst's process (a metadata disk error, in whichever
+// goroutine met it): the first death of a running instance takes its disk
+// as it is and cuts it off the network at once, so that nothing it does
+// afterwards (on a file system nothing reads again) reaches anyone.
+func (sn *simNode) die(inst *instance, reason string) {
+	if sn.inst.Load() != inst || inst.death.Load() != nil {
+		return // an instance already stopped, crashed or dead
+	}
+	d := &death{reason: reason, disk: inst.fs.CrashClone(keepAll)}
+	if inst.death.CompareAndSwap(nil, d) {
+		inst.net.detach(sn.id)
+	}
+}
+
+// keepAll clones a file system with every write it holds, synced or not
+// (CrashClone draws from its RNG even then).
+var keepAll = vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rand.New(rand.NewPCG(0, 0))}
+
+// died returns the death of the node's running instance, if it died.
+func (sn *simNode) died() *death {
+	if inst := sn.inst.Load(); inst != nil {
+		return inst.death.Load()
+	}
+	return nil
+}
+
+// bury stops the dead instance, gives the node the disk it left and
+// replaces the failing disk (the operator's part).
+func (sn *simNode) bury(d *death, net *network) error {
+	err := sn.stop(net)
+	sn.fs = d.disk
+	sn.repairDisk()
+	return err
 }
 
 // Bounds of a slow-disk fault.
@@ -131,6 +212,36 @@ func (s *Sim) diskError(f Fault) {
 	s.record("%s n%d", f, sn.id)
 }
 
+// metaDiskError makes the metadata writes of a random up node's state
+// database or Raft log fail until the disk is replaced. Half of the time
+// the node runs on: it dies at its state database's next flush (a
+// simulated node's memtables are small, simMemTable) or at its next
+// start. Otherwise the node loses power at once and is started again on
+// the failing disk, which must not start it (every start writes a
+// MANIFEST and an OPTIONS file).
+func (s *Sim) metaDiskError() error {
+	up := s.upNodes()
+	if len(up) == 0 {
+		return nil
+	}
+	sn := s.nodes[up[s.rng.IntN(len(up))]]
+	which := s.rng.IntN(2)
+	sn.metaDiskErr[which].Store(true)
+	s.count(FaultMetaDiskError)
+	s.record("%s n%d %s", FaultMetaDiskError, sn.id, dbDir([]string{stateDir, raftDir}[which]))
+	if s.rng.IntN(2) == 0 {
+		return nil
+	}
+	st := sn.engine.Raft.Stats()
+	head, _ := sn.db.Head()
+	s.record("crash n%d: raft last log %s commit %s, state head %d at raft index %d", sn.id, st["last_log_index"], st["commit_index"], head.Number, head.RaftIndex)
+	if err := sn.crash(s.net, s.rng, lossPercent); err != nil {
+		s.record("crash n%d: shutdown: %v", sn.id, err)
+	}
+	s.inv.crashed(sn)
+	return s.restart(sn)
+}
+
 // diskFailing reports whether one of the node's stores has a failing disk.
 func (sn *simNode) diskFailing() bool { return sn.diskErr.Load() || sn.raftDiskErr.Load() }
 
@@ -140,6 +251,75 @@ func (sn *simNode) diskFailing() bool { return sn.diskErr.Load() || sn.raftDiskE
 func (sn *simNode) repairDisk() {
 	sn.diskErr.Store(false)
 	sn.raftDiskErr.Store(false)
+	sn.metaDiskErr[0].Store(false)
+	sn.metaDiskErr[1].Store(false)
+}
+
+// freshWait is how long after a node's Raft directory was lost its
+// operator waits before starting it as a fresh member: longer than any
+// election the node may have voted in takes to end (a few election
+// timeouts, messages delayed up to maxDelay), so that no candidate can
+// still collect a second vote from it for a term it voted in.
+const freshWait = 10 * time.Second
+
+// raftDirLost wipes the Raft directory of a random up node that applied
+// Raft entries, while its state survives (an operator wiped it, or the
+// disk under it was replaced): the node loses power, and its start on the
+// empty directory must be refused (consensus.ErrRaftStateLost), since it
+// forgot the term and vote of its stable store. Its operator then starts
+// it as a fresh member (tallyd --raft-fresh: restart, freshSafe); Raft
+// sends it the log and the invariants check that it applies the same
+// chain.
+func (s *Sim) raftDirLost() error {
+	// One node at a time, and only while the others can elect a leader
+	// without it: a cluster that lost most of its Raft state has lost
+	// its votes and log, which no operator can start again safely.
+	up := s.upNodes()
+	for _, sn := range s.nodes {
+		if !sn.lostAt.IsZero() {
+			return nil
+		}
+	}
+	if len(up)-1 <= len(s.nodes)/2 {
+		return nil
+	}
+	var cands []*simNode
+	for _, i := range up {
+		if head, _ := s.nodes[i].db.Head(); head.RaftIndex > 0 {
+			cands = append(cands, s.nodes[i])
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	sn := cands[s.rng.IntN(len(cands))]
+	s.count(FaultRaftDirLost)
+	s.record("%s n%d: term %d", FaultRaftDirLost, sn.id, currentTerm(sn.engine.Raft))
+	if err := sn.crash(s.net, s.rng, lossPercent); err != nil {
+		s.record("crash n%d: shutdown: %v", sn.id, err)
+	}
+	s.inv.crashed(sn)
+	if err := sn.fs.RemoveAll(raftDir); err != nil {
+		return fmt.Errorf("wipe n%d's Raft directory: %w", sn.id, err)
+	}
+	err := sn.start(s.net)
+	if err == nil {
+		return fmt.Errorf("invariant raft-state-lost: n%d started on an empty Raft directory after applying Raft entries: it may vote twice in a term", sn.id)
+	}
+	if !errors.Is(err, consensus.ErrRaftStateLost) {
+		return fmt.Errorf("n%d: start on a lost Raft directory: %w", sn.id, err)
+	}
+	s.res.RaftLostRefused++
+	s.record("n%d refused to start: %v", sn.id, err)
+	sn.lostAt = time.Now()
+	return nil
+}
+
+// freshSafe reports whether the operator of a node whose Raft directory
+// was lost may start it as a fresh member: freshWait has passed and the
+// cluster has a leader to send it the log.
+func (s *Sim) freshSafe(sn *simNode) bool {
+	return time.Since(sn.lostAt) >= freshWait && s.leader() != nil
 }
 
 // inLogFlusher reports whether the calling goroutine is Pebble's WAL

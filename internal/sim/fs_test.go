@@ -29,7 +29,7 @@ func slowDiskTakesSimulatedTime(t *testing.T) {
 	if err := sn.fs.MkdirAll(raftDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	store, err := consensus.OpenRaftStore(raftDir+"/log", consensus.RaftStoreOptions{FS: sn.disk(raftDir), Logger: slog.New(slog.DiscardHandler)})
+	store, err := consensus.OpenRaftStore(raftDir+"/log", consensus.RaftStoreOptions{FS: sn.disk(&instance{fs: sn.fs}, raftDir), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

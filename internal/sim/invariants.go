@@ -73,6 +73,16 @@ func (iv *invariants) check(final bool) error {
 			continue
 		}
 		iv.checks++
+		if d := sn.died(); d != nil {
+			// Its process ended on a fatal disk error (fs.go): the
+			// operator replaces the disk; a restart brings it back.
+			s.record("n%d's process ended: %s", sn.id, d.reason)
+			s.res.DiskDeaths++
+			if err := sn.bury(d, s.net); err != nil {
+				s.record("stop n%d: %v", sn.id, err)
+			}
+			continue
+		}
 		if err := sn.engine.Halted(); err != nil {
 			if !sn.diskFailing() {
 				return fmt.Errorf("invariant no-halt: n%d halted: %w", sn.id, err)

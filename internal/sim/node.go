@@ -44,6 +44,17 @@ type simNode struct {
 	// (EIO) until the node halts on it (a disk-error fault); raftDiskErr
 	// does the same to the Raft log's (a raft-disk-error fault).
 	diskErr, raftDiskErr atomic.Bool
+	// metaDiskErr makes the metadata writes of the state database ([0])
+	// or the Raft log ([1]) fail (a meta-disk-error fault): the process
+	// of the instance that meets it ends (fs.go).
+	metaDiskErr [2]atomic.Bool
+	// inst is the running instance (nil while the node is down).
+	inst atomic.Pointer[instance]
+	// lostAt is when the node's Raft directory was wiped (a raft-dir-lost
+	// fault; zero: it was not): its next start must be refused, and its
+	// operator starts it as a fresh member (freshRaft) once it is safe.
+	lostAt    time.Time
+	freshRaft bool
 	// slow makes the node's WAL syncs take simulated time (a slow-disk
 	// fault; fs.go).
 	slow slowDisk
@@ -95,10 +106,45 @@ func nodeConfig() node.Config {
 	return c
 }
 
+// simMemTable is the size of a simulated node's state database
+// memtables: small, so that the node flushes within a run, and Pebble's
+// background flushes and their MANIFEST writes are part of what a seed
+// exercises (a metadata disk error meets them).
+const simMemTable = 64 << 10
+
+// diedError is a start that did not happen: the new instance's process
+// ended on its failing disk (a metadata disk error at Open).
+type diedError struct{ d *death }
+
+func (e *diedError) Error() string { return "its process ended: " + e.d.reason }
+
 // start opens the node's stores on its file system and starts consensus.
-func (sn *simNode) start(net *network) error {
+func (sn *simNode) start(net *network) (err error) {
 	sn.epoch++
-	db, err := store.Open(stateDir, store.Options{FS: sn.disk(stateDir), Logger: sn.log, CacheSize: 1 << 20})
+	inst := &instance{fs: sn.fs, net: net}
+	sn.inst.Store(inst)
+	defer func() {
+		d := inst.death.Load()
+		if d == nil {
+			if err != nil {
+				sn.inst.Store(nil)
+			}
+			return
+		}
+		// The process ended during its start: the node stays down on
+		// the disk it left, and its operator replaces the disk.
+		if sn.up {
+			if serr := sn.bury(d, net); serr != nil {
+				sn.log.Warn("stop the dead instance", "err", serr)
+			}
+		} else {
+			sn.inst.Store(nil)
+			sn.fs = d.disk
+			sn.repairDisk()
+		}
+		err = &diedError{d}
+	}()
+	db, err := store.Open(stateDir, store.Options{FS: sn.disk(inst, stateDir), Logger: sn.log, CacheSize: 1 << 20, MemTableSize: simMemTable})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
@@ -152,7 +198,7 @@ func (sn *simNode) start(net *network) error {
 	}
 	rc, bc := sn.cfg.Raft, sn.cfg.Builder
 	epoch := sn.epoch
-	snaps, err := sn.openSnapshots()
+	snaps, err := sn.openSnapshots(inst)
 	if err != nil {
 		net.detach(sn.id)
 		db.Close()
@@ -160,11 +206,12 @@ func (sn *simNode) start(net *network) error {
 	}
 	sn.engine, err = consensus.Start(consensus.Config{
 		Dir:       raftDir,
-		FS:        sn.disk(raftDir),
+		FS:        sn.disk(inst, raftDir),
 		Snapshots: snaps,
 		LocalID:   raft.ServerID(addr(sn.id)),
 		Transport: sn.ep,
 		Bootstrap: sn.bootstrap,
+		FreshRaft: sn.freshRaft,
 		Key:       sn.key,
 		Builder: consensus.BuilderConfig{
 			MaxBlockTxs:   bc.MaxBlockTxs,
@@ -204,6 +251,7 @@ func (sn *simNode) start(net *network) error {
 		db.Close()
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
+	sn.freshRaft, sn.lostAt = false, time.Time{}
 	engine, votes, jitter := sn.engine, sn.votes, relayJitter(sn.seed, sn.id, sn.epoch)
 	go func() {
 		time.Sleep(jitter)
@@ -226,6 +274,7 @@ func (sn *simNode) stop(net *network) error {
 		return nil
 	}
 	sn.up = false
+	sn.inst.Store(nil)
 	net.detach(sn.id)
 	sn.votes.Close()
 	// The reconciler may wait on a configuration change that the
@@ -257,6 +306,7 @@ func (sn *simNode) crash(net *network, rng *rand.Rand, lossPercent int) error {
 	if !sn.up {
 		return nil
 	}
+	sn.inst.Store(nil)
 	net.detach(sn.id)
 	clone := sn.fs.CrashClone(vfs.CrashCloneCfg{}) // only what was synced
 	var cerr error

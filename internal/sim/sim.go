@@ -65,6 +65,12 @@ type Result struct {
 	// DiskHalts counts the halts of nodes on their failing disk (each
 	// followed by a restart on the repaired disk).
 	DiskHalts int
+	// DiskDeaths counts the ends of a node's process on a fatal disk
+	// error of Pebble (a metadata disk error), at a flush or at a start.
+	DiskDeaths int
+	// RaftLostRefused counts the starts refused on a lost Raft directory,
+	// and FreshStarts the starts as a fresh member that followed.
+	RaftLostRefused, FreshStarts int
 	// Certs counts the commit certificates the canonical chain carries
 	// (the vote collection at work).
 	Certs int
@@ -97,13 +103,24 @@ const (
 	// FaultRaftDiskError: a node's Raft log fails its writes: the node
 	// halts and leaves Raft, and restarts once the disk is replaced.
 	FaultRaftDiskError Fault = "raft-disk-error"
+	// FaultMetaDiskError: a node's state database or Raft log fails the
+	// writes of its MANIFEST, marker and OPTIONS files: Pebble cannot go
+	// on, the node's process ends at the next one (a flush, or its next
+	// start, which fails), and it restarts once the disk is replaced
+	// (fs.go).
+	FaultMetaDiskError Fault = "meta-disk-error"
+	// FaultRaftDirLost: a node's Raft directory is wiped while its state
+	// survives: its start is refused (it forgot its votes), and it comes
+	// back as a fresh member once that is safe (fs.go).
+	FaultRaftDirLost Fault = "raft-dir-lost"
 )
 
 // DefaultFaults are the fault weights of a run that sets none, relative
 // to each other; faultPermille of steps inject one.
 var DefaultFaults = map[Fault]int{
 	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1,
-	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1,
+	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
+	FaultRaftDirLost: 1,
 }
 
 // Scheduler probabilities, per step.
@@ -347,6 +364,13 @@ func (s *Sim) settle() error {
 		if err := s.inv.check(false); err != nil {
 			return err
 		}
+		for _, sn := range s.nodes {
+			if !sn.up && !sn.lostAt.IsZero() && s.freshSafe(sn) {
+				if err := s.restart(sn); err != nil {
+					return err
+				}
+			}
+		}
 		s.gov.progress()
 		if target == 0 && s.cl.quiet() && s.gov.idle() {
 			// Every client transaction is receipted: wait for one more
@@ -523,6 +547,10 @@ func (s *Sim) fault() error {
 		s.diskError(f)
 	case FaultSlowDisk:
 		s.slowDisk()
+	case FaultMetaDiskError:
+		return s.metaDiskError()
+	case FaultRaftDirLost:
+		return s.raftDirLost()
 	case FaultAddValidator, FaultRemoveValidator:
 		// Counted once in force (governance.progress).
 		s.gov.propose(f == FaultAddValidator)
@@ -545,15 +573,32 @@ func (s *Sim) fault() error {
 }
 
 func (s *Sim) restart(sn *simNode) error {
+	fresh := !sn.lostAt.IsZero()
+	if fresh {
+		if !s.freshSafe(sn) {
+			return nil // its operator waits (raftDirLost)
+		}
+		sn.freshRaft = true
+	}
 	s.record("restart n%d", sn.id)
 	s.count(FaultRestart)
 	if err := sn.start(s.net); err != nil {
+		var died *diedError
+		if errors.As(err, &died) {
+			s.res.DiskDeaths++
+			s.record("n%d did not start: %v; its disk is replaced", sn.id, err)
+			return nil
+		}
 		return fmt.Errorf("restart: %w", err)
 	}
 	s.inv.restarted(sn)
 	last := raftLastIndex(sn.engine.Raft)
 	head, _ := sn.db.Head()
 	s.record("restarted n%d: raft last log %d, state head %d at raft index %d", sn.id, last, head.Number, head.RaftIndex)
+	if fresh {
+		s.res.FreshStarts++
+		return nil // an empty Raft log: the leader sends it
+	}
 	if last < head.RaftIndex {
 		return fmt.Errorf("invariant durable-log: n%d restarted with its Raft log (and snapshot) ending at %d, below the index %d its state applied", sn.id, last, head.RaftIndex)
 	}
@@ -641,8 +686,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d snapshots (%d installed), faults %v, %d slow syncs (%s), %d disk halts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d snapshots (%d installed), faults %v, %d slow syncs (%s), %d disk halts, %d disk deaths, %d starts refused on a lost Raft dir, %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.RaftLostRefused, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -136,6 +136,8 @@ var faultSeeds = []struct {
 	{FaultRemoveLeader, 122, map[Fault]int{FaultAddValidator: 1, FaultRemoveValidator: 1}},
 	{FaultSlowDisk, 119, map[Fault]int{FaultSlowDisk: 1}},
 	{FaultRaftDiskError, 121, map[Fault]int{FaultRaftDiskError: 1, FaultRestart: 1}},
+	{FaultMetaDiskError, 122, map[Fault]int{FaultMetaDiskError: 1, FaultRestart: 1}},
+	{FaultRaftDirLost, 123, map[Fault]int{FaultRaftDirLost: 1, FaultRestart: 1}},
 	{FaultReplay, 109, nil},
 	{FaultMalformed, 110, nil},
 	{FaultOversized, 111, nil},
@@ -168,6 +170,14 @@ func faultKinds(t *testing.T) {
 		case FaultDiskError, FaultRaftDiskError:
 			if res.DiskHalts == 0 {
 				t.Errorf("seed %d: %s injected but no node halted on it: %s", fs.seed, fs.fault, res)
+			}
+		case FaultMetaDiskError:
+			if res.DiskDeaths == 0 {
+				t.Errorf("seed %d: %s injected but no node's process ended on it: %s", fs.seed, fs.fault, res)
+			}
+		case FaultRaftDirLost:
+			if res.RaftLostRefused == 0 || res.FreshStarts == 0 {
+				t.Errorf("seed %d: %s injected but no start was refused on it and followed by a fresh start: %s", fs.seed, fs.fault, res)
 			}
 		case FaultSlowDisk:
 			if res.SlowSyncs == 0 {

@@ -81,8 +81,8 @@ func (c countingStore) Create(version raft.SnapshotVersion, index, term uint64, 
 // openSnapshots opens the node's checkpoint store where consensus.Start
 // would (Dir/snapshots on the Raft log's file system, with its disk
 // faults, snapRetain kept).
-func (sn *simNode) openSnapshots() (raft.SnapshotStore, error) {
-	fs := sn.disk(raftDir)
+func (sn *simNode) openSnapshots(inst *instance) (raft.SnapshotStore, error) {
+	fs := sn.disk(inst, raftDir)
 	st, err := consensus.NewCheckpointStoreFS(fs, fs.PathJoin(raftDir, "snapshots"), snapRetain, sn.log)
 	if err != nil {
 		return nil, fmt.Errorf("node %d: %w", sn.id, err)
