@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,7 +60,7 @@ type pebbleLogger struct {
 }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Log(nil, p.info, fmt.Sprintf(format, args...), "component", "pebble")
+	p.l.Log(context.Background(), p.info, fmt.Sprintf(format, args...), "component", "pebble")
 }
 
 func (p pebbleLogger) Errorf(format string, args ...any) {
