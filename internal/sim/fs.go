@@ -316,10 +316,12 @@ func (s *Sim) raftDirLost() error {
 }
 
 // freshSafe reports whether the operator of a node whose Raft directory
-// was lost may start it as a fresh member: freshWait has passed and the
-// cluster has a leader to send it the log.
+// was lost may start it as a fresh member: freshWait has passed. A leader
+// is not needed: a fresh member votes (for candidates whose log is at
+// least as long as its empty one), so a cluster that needs it for a
+// quorum elects a leader with it, which then sends it the log.
 func (s *Sim) freshSafe(sn *simNode) bool {
-	return time.Since(sn.lostAt) >= freshWait && s.leader() != nil
+	return time.Since(sn.lostAt) >= freshWait
 }
 
 // inLogFlusher reports whether the calling goroutine is Pebble's WAL
