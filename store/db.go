@@ -73,10 +73,6 @@ type Options struct {
 	Logger *slog.Logger
 	// CacheSize is Pebble's block cache size in bytes (0: 64 MiB).
 	CacheSize int64
-	// MemTableSize is the size of Pebble's memtables in bytes (0:
-	// Pebble's default, 4 MiB). The cluster simulator makes it small so
-	// that its nodes flush, and write their MANIFEST, within a run.
-	MemTableSize uint64
 	// ReadOnly opens an existing database for reading only (the audit).
 	// It fails with ErrInUse while a process (a running node) has it open.
 	ReadOnly bool
@@ -170,8 +166,7 @@ func openPebble(dir string, opts Options) (pdb *pebble.DB, err error) {
 	}
 	c := pebble.NewCache(size)
 	defer c.Unref()
-	pdb, err = pebble.Open(dir, &pebble.Options{Cache: c, Logger: PebbleLogger(opts.Logger, dir, slog.LevelDebug), ReadOnly: opts.ReadOnly, FS: opts.FS,
-		MemTableSize: opts.MemTableSize})
+	pdb, err = pebble.Open(dir, &pebble.Options{Cache: c, Logger: PebbleLogger(opts.Logger, dir, slog.LevelDebug), ReadOnly: opts.ReadOnly, FS: opts.FS})
 	if err != nil && isLockError(err) {
 		err = HeldError(dir, "a running node", err)
 		if opts.ReadOnly {

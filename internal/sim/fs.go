@@ -214,8 +214,8 @@ func (s *Sim) diskError(f Fault) {
 
 // metaDiskError makes the metadata writes of a random up node's state
 // database or Raft log fail until the disk is replaced. Half of the time
-// the node runs on: it dies at its state database's next flush (a
-// simulated node's memtables are small, simMemTable) or at its next
+// the node runs on: it dies at its store's next flush (4 MiB memtables,
+// which a run seldom fills: mostly in a snapshot's restore) or at its next
 // start. Otherwise the node loses power at once and is started again on
 // the failing disk, which must not start it (every start writes a
 // MANIFEST and an OPTIONS file).

@@ -106,12 +106,6 @@ func nodeConfig() node.Config {
 	return c
 }
 
-// simMemTable is the size of a simulated node's state database
-// memtables: small, so that the node flushes within a run, and Pebble's
-// background flushes and their MANIFEST writes are part of what a seed
-// exercises (a metadata disk error meets them).
-const simMemTable = 64 << 10
-
 // diedError is a start that did not happen: the new instance's process
 // ended on its failing disk (a metadata disk error at Open).
 type diedError struct{ d *death }
@@ -144,7 +138,7 @@ func (sn *simNode) start(net *network) (err error) {
 		}
 		err = &diedError{d}
 	}()
-	db, err := store.Open(stateDir, store.Options{FS: sn.disk(inst, stateDir), Logger: sn.log, CacheSize: 1 << 20, MemTableSize: simMemTable})
+	db, err := store.Open(stateDir, store.Options{FS: sn.disk(inst, stateDir), Logger: sn.log, CacheSize: 1 << 20})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
