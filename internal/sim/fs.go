@@ -285,6 +285,9 @@ func (s *Sim) raftDirLost() error {
 	}
 	var cands []*simNode
 	for _, i := range up {
+		if s.nodes[i].diskFailing() || s.nodes[i].metaDiskErr[0].Load() || s.nodes[i].metaDiskErr[1].Load() {
+			continue // its start would meet its failing disk first (seed 111)
+		}
 		if head, _ := s.nodes[i].db.Head(); head.RaftIndex > 0 {
 			cands = append(cands, s.nodes[i])
 		}
