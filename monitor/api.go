@@ -97,7 +97,7 @@ func (m *Monitor) handler() http.Handler {
 			return
 		}
 		un, err := m.store.Unresolved()
-		st := &StatusView{Next: cur.Next, Prev: cur.Prev, Unresolved: len(un), Pending: m.pending.Load()}
+		st := &StatusView{Next: cur.Next, Prev: cur.Prev, Unresolved: len(un), Pending: m.pendingCount()}
 		if p := m.lastErr.Load(); p != nil {
 			st.LastError = *p
 		}

@@ -189,7 +189,7 @@ func (m *Monitor) setFreeze(a *Alert, change func(*Freeze), e *oplog.Entry) erro
 		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		m.countPending() //nolint:errcheck // best effort: the batch's deliveries are gone
+		m.recountPending()
 		return fmt.Errorf("alert %d freeze: %w", a.ID, err)
 	}
 	*a = *cur

@@ -47,7 +47,7 @@ func newMetrics(m *Monitor) *metrics {
 	x.reg.MustRegister(x.alerts, x.actions, x.errors, x.webhooks, x.webhookDropped, x.freezes, x.blocks, x.transfers, x.height, x.head,
 		&queueCollector{m: m},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_monitor_webhook_pending",
-			Help: "Notifications in the outbox."}, func() float64 { return float64(m.pending.Load()) }),
+			Help: "Notifications in the outbox."}, func() float64 { return float64(m.pendingCount()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return x
 }

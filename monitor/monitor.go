@@ -17,6 +17,7 @@ import (
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/internal/credentials"
 	"github.com/tally-ledger/tally/internal/logrepeat"
+	"github.com/tally-ledger/tally/internal/outbox"
 	"github.com/tally-ledger/tally/txdecode"
 	"github.com/tally-ledger/tally/wallet"
 )
@@ -55,11 +56,11 @@ type Monitor struct {
 	senders *chain.SenderCache
 	engine  *engine
 	key     *crypto.PrivateKey
-	// operators may use the review API; webhookSecret signs notifications.
-	operators     *credentials.Operators
-	webhookSecret []byte
-	http          *http.Client
-	pending       atomic.Int64
+	// operators may use the review API.
+	operators *credentials.Operators
+	// outbox sends the webhook's notifications (nil without webhook.url).
+	outbox *outbox.Outbox
+	http   *http.Client
 
 	kickWebhook, kickFreeze chan struct{}
 	// freezeMu serialises the escalations' freezes (one nonce at a time).
@@ -106,8 +107,9 @@ func New(cfg Config, opts Options) (*Monitor, error) {
 			return nil, err
 		}
 	}
+	var webhookSecret []byte
 	if cfg.Webhook.URL != "" {
-		if m.webhookSecret, err = credentials.Secret("webhook.secret-file", cfg.Path(cfg.Webhook.SecretFile)); err != nil {
+		if webhookSecret, err = credentials.Secret("webhook.secret-file", cfg.Path(cfg.Webhook.SecretFile)); err != nil {
 			return nil, err
 		}
 	}
@@ -128,6 +130,21 @@ func New(cfg Config, opts Options) (*Monitor, error) {
 		}
 	}
 	m.metrics = newMetrics(m)
+	if cfg.Webhook.URL != "" {
+		w := cfg.Webhook
+		m.outbox, err = outbox.New(m.store.db, prefixOutbox, keyOutboxSeq, outbox.Config{URL: w.URL, Secret: webhookSecret, Timeout: w.Timeout.D(),
+			RetryMin: w.RetryMin.D(), RetryMax: w.RetryMax.D(), MaxAge: w.MaxAge.D(), MaxPending: w.MaxPending}, outbox.Options{
+			Logger: m.log, Now: m.now, HTTP: m.http,
+			Hooks: outbox.Hooks{
+				Delivered: func() { m.metrics.webhooks.WithLabelValues("delivered").Inc() },
+				Failed:    func() { m.metrics.webhooks.WithLabelValues("failed").Inc() },
+				Dropped:   func(why string) { m.metrics.webhookDropped.WithLabelValues(why).Inc() },
+			}})
+		if err != nil {
+			m.store.Close()
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
@@ -169,7 +186,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 	})
 	if m.cfg.Webhook.URL != "" {
 		m.loop(wctx, "webhook", m.cfg.Webhook.RetryMin.D(), m.kickWebhook, func(ctx context.Context) (bool, error) {
-			_, err := m.deliverRound(ctx)
+			_, err := m.outbox.DeliverRound(ctx)
 			return false, err
 		})
 	}
@@ -192,7 +209,7 @@ func (m *Monitor) prepare(ctx context.Context) error {
 	if m.engine, err = newEngine(m.cfg.Rules, m.assets); err != nil {
 		return err
 	}
-	return m.countPending()
+	return nil
 }
 
 // loop runs round every interval (at once again when it reports more

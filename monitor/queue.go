@@ -123,7 +123,7 @@ func (m *Monitor) Review(id uint64, operator, action, reason string) (*Alert, er
 		return nil, err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		m.countPending() //nolint:errcheck // best effort: the batch's deliveries are gone
+		m.recountPending()
 		return nil, fmt.Errorf("review alert %d: %w", id, err)
 	}
 	if why != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tally-ledger/tally/internal/chaintest"
+	"github.com/tally-ledger/tally/internal/outbox"
 )
 
 // TestWebhookOutboxSurvivesRestart: notifications queued with the blocks
@@ -34,10 +35,10 @@ func TestWebhookOutboxSurvivesRestart(t *testing.T) {
 	}
 	m := openOn(t, ch, cfg)
 	catchUp(t, m)
-	if _, err := m.deliverRound(context.Background()); err != nil {
+	if _, err := m.outbox.DeliverRound(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := m.pending.Load(); n != 2 {
+	if n := m.pendingCount(); n != 2 {
 		t.Fatalf("%d deliveries pending with the receiver down, want 2", n)
 	}
 	m.Close()
@@ -46,21 +47,21 @@ func TestWebhookOutboxSurvivesRestart(t *testing.T) {
 	h.failFirst = 0
 	h.mu.Unlock()
 	m = openOn(t, ch, cfg)
-	if n := m.pending.Load(); n != 2 {
+	if n := m.pendingCount(); n != 2 {
 		t.Fatalf("%d deliveries pending after the restart, want 2", n)
 	}
 	time.Sleep(50 * time.Millisecond) // past their retry time
-	if _, err := m.deliverRound(context.Background()); err != nil {
+	if _, err := m.outbox.DeliverRound(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.deliverRound(context.Background()); err != nil {
+	if _, err := m.outbox.DeliverRound(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{DeliveryID(1, EventCreated), DeliveryID(2, EventCreated)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !slices.Equal(h.ids, want) || m.pending.Load() != 0 {
-		t.Fatalf("delivered %q (%d pending), want %q", h.ids, m.pending.Load(), want)
+	if !slices.Equal(h.ids, want) || m.pendingCount() != 0 {
+		t.Fatalf("delivered %q (%d pending), want %q", h.ids, m.pendingCount(), want)
 	}
 	for _, id := range want {
 		if h.retried[id] != 1 {
@@ -68,7 +69,7 @@ func TestWebhookOutboxSurvivesRestart(t *testing.T) {
 		}
 	}
 	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 11: 10 * time.Minute, 100: 10 * time.Minute} {
-		if got := backoff(n, time.Second, 10*time.Minute); got != want {
+		if got := outbox.Backoff(n, time.Second, 10*time.Minute); got != want {
 			t.Errorf("backoff(%d) = %v, want %v", n, got, want)
 		}
 	}
