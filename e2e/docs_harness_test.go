@@ -143,6 +143,14 @@ func TestDocsHarnessSession(t *testing.T) {
 		"```sh",
 		"test -e flag || { touch flag; false; }",
 		"```",
+		"<!-- docs-test: retry 10s -->",
+		"```sh",
+		"test -e flag2 || { touch flag2; false; }",
+		"echo listed",
+		"```",
+		"```sh",
+		"test -e flag2",
+		"```",
 	}, "\n")
 	start := time.Now()
 	if err := runDocText(t, "ok.md", ok, "/bin/true", "/bin/true"); err != nil {
@@ -156,7 +164,13 @@ func TestDocsHarnessSession(t *testing.T) {
 		"output": "```sh\necho hello   # → goodbye\n```\n",
 		"stops":  "```sh\nfalse\n```\n```sh\ntouch /dev/null/never\n```\n",
 		"retry":  "<!-- docs-test: retry 1s -->\n```sh\nfalse\n```\n",
-		"ready":  "<!-- docs-test: background 1 -->\n<!-- docs-test: ready http://127.0.0.1:1/ -->\n```sh\nsleep 0.5; exit 3\necho never\n```\n",
+		// Every command of a retried block counts, not only its last: a
+		// check that fails before a command that always succeeds (a
+		// list that is empty until the awaited record exists) is not
+		// met (docs/monitor.md's walkthrough acked an alert that was
+		// not there yet).
+		"retryfirst": "<!-- docs-test: retry 1s -->\n```sh\nfalse\ntrue\n```\n",
+		"ready":      "<!-- docs-test: background 1 -->\n<!-- docs-test: ready http://127.0.0.1:1/ -->\n```sh\nsleep 0.5; exit 3\necho never\n```\n",
 	} {
 		err := runDocText(t, name+".md", doc, "/bin/true", "/bin/true")
 		if err == nil {

@@ -33,8 +33,9 @@ package e2e
 //     start, before the rest of the block; a background command that exits
 //     meanwhile fails the block at once.
 //   - `retry DURATION`: a check of something asynchronous: the block runs
-//     again (in a subshell: its variables do not carry over) until it
-//     exits 0 with its expected output, up to DURATION.
+//     again (in a subshell: its variables do not carry over) until every
+//     command of it succeeds and its expected output is there, up to
+//     DURATION.
 //
 // The session runs in a fresh temporary directory holding bin/tally and
 // bin/tallyd (built once, also first on PATH) and genesis/ (the
@@ -524,7 +525,12 @@ func (s *docSession) run(b docBlock) error {
 	}
 	line := fmt.Sprintf("source %s </dev/null >%s 2>&1; echo __docs_test_done__ $?\n", path, outPath)
 	if b.retry > 0 {
-		line = fmt.Sprintf("( source %s ) </dev/null >%s 2>&1 && echo __docs_test_done__ 0 || echo __docs_test_done__ $?\n", path, outPath)
+		// A retried block runs in a subshell so a failed attempt does not
+		// end the session. Bash ignores set -e inside a command of an
+		// && or || list, so `( … ) && …` would judge the block by its
+		// last command alone; a background subshell keeps set -e, and
+		// wait gives its status.
+		line = fmt.Sprintf("( source %s ) </dev/null >%s 2>&1 & wait $! && echo __docs_test_done__ 0 || echo __docs_test_done__ $?\n", path, outPath)
 	}
 	deadline := time.Now().Add(b.retry)
 	start := time.Now()
