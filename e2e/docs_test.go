@@ -77,6 +77,7 @@ var docsUnderTest = []string{
 	"docs/benchmarks.md",
 	"docs/architecture.md",
 	"docs/monitor.md",
+	"docs/merchants.md",
 }
 
 func TestDocs(t *testing.T) {

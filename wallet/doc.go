@@ -27,6 +27,12 @@
 // ProposeSetIssuanceCapOp; Client.Withdrawal with its claim, MintRecord,
 // BankIssuance, MinorUnits) for bank bridges.
 //
+// Payment requests (request.go): NewPaymentRequest and
+// Client.PaymentRequest make an order's request, the EIP-681 URI of an
+// asset's transferWithReference with its QR code (PaymentRequest.QRCode)
+// and expiry; ParsePaymentURI reads such a URI; ParseReference is the
+// one rule for a text or hex bytes32 reference (docs/merchants.md).
+//
 // The flow of a transfer: keys are created from a BIP39 mnemonic (package
 // crypto) and stored encrypted with Keystore.Import; to send, Unlock the key,
 // ask the node for the chain id and the account's pending nonce, build the

@@ -20,6 +20,9 @@
 //	tally bridge reconcile --statement F     compare a camt.053 statement with the chain
 //	tally bankcore-sim --config sim.toml     a bank core simulator (tests and demos only)
 //	tally monitor --config monitor.toml      run the risk monitor (docs/monitor.md)
+//	tally request --asset HKD --to P --amount 12.34 --order ID
+//	                                         an order's payment request: EIP-681 URI, QR code
+//	tally merchant --config merchant.toml    run the merchant notifier (docs/merchants.md)
 //
 // Every command takes --help; every query command takes --json. Keys are encrypted in a keystore directory
 // (keystore v3 files, as go-ethereum writes them) and never leave the
@@ -105,6 +108,13 @@ Risk monitor (docs/monitor.md):
   monitor --config monitor.toml       follow the chain, raise alerts by the detective rules
   monitor alerts list|show|ack|dismiss|escalate|log --config monitor.toml
                                       review the queue (--reason, action log; escalate freezes)
+
+Merchant checkout (docs/merchants.md):
+  request --asset SYM --to PAYEE --amount AMOUNT --order ID [--expires 15m] [--qr FILE.png] [--json]
+                                      an order's payment request: EIP-681 URI, QR code, expiry
+  merchant --config merchant.toml     follow the chain, match payments to orders, send signed webhooks
+  merchant orders add|show --config merchant.toml
+                                      register an order (a request's JSON), show its status by reference
 
 Auditors (only the genesis file is trusted; docs/audit.md, docs/proofs.md):
   audit --genesis F (--rpc URL | --datadir DIR) [--json F] [--from N --checkpoint DIR] [--to M]
@@ -202,6 +212,10 @@ func (c *cli) dispatch(args []string) error {
 		return c.bankcoreSim(rest)
 	case "monitor":
 		return c.monitor(rest)
+	case "request":
+		return c.request(rest)
+	case "merchant":
+		return c.merchant(rest)
 	case "audit":
 		return c.audit(rest)
 	}

@@ -251,17 +251,7 @@ func parseValueOf(t abi.Type, name, s string, decimals uint8) (any, error) {
 	return nil, fmt.Errorf("type %s is not supported on the command line", in.Type)
 }
 
-// parseRef reads a bytes32 reference: 0x + 64 hex digits, or up to 32
-// bytes of text, right-padded with zeros.
+// parseRef reads a bytes32 reference (wallet.ParseReference's rule).
 func parseRef(s string) ([32]byte, error) {
-	var ref [32]byte
-	if strings.HasPrefix(s, "0x") && len(s) == 66 && isHex(s[2:]) {
-		copy(ref[:], common.FromHex(s))
-		return ref, nil
-	}
-	if len(s) == 0 || len(s) > 32 {
-		return ref, fmt.Errorf("a reference is 0x + 64 hex digits or 1..32 bytes of text, got %d bytes", len(s))
-	}
-	copy(ref[:], s)
-	return ref, nil
+	return wallet.ParseReference(s)
 }

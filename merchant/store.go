@@ -1,0 +1,161 @@
+package merchant
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/tally-ledger/tally/store"
+)
+
+// Store is the notifier's own Pebble database. The orders a run of
+// blocks changes, their notifications and the cursor past those blocks
+// are one synced batch, so a crash keeps all of it or none: the blocks
+// are read again from the old cursor and give the same notifications with
+// the same delivery ids, never a second one for an event already queued.
+//
+// Key layout:
+//
+//	m/format          StoreFormat
+//	m/cursor          the next block to read (8)
+//	m/orders          how many orders are registered (8)
+//	o/<ref 32>        Order
+//	w/<seq 8>, m/wseq the webhook outbox (package outbox)
+type Store struct {
+	db *pebble.DB
+	// mu serialises writers: the follower's batches and registrations
+	// both read orders and write them back.
+	mu sync.Mutex
+}
+
+// StoreFormat is the layout version of the store.
+const StoreFormat = 1
+
+var (
+	keyFormat    = []byte("m/format")
+	keyCursor    = []byte("m/cursor")
+	keyOrders    = []byte("m/orders")
+	keyOutboxSeq = []byte("m/wseq")
+	prefixOrder  = []byte("o/")
+	prefixOutbox = []byte("w/")
+)
+
+// ErrNotFound is returned (wrapped) for an order that is not registered.
+var ErrNotFound = errors.New("not found")
+
+// OpenStore opens (creating) the store in dir.
+func OpenStore(dir string) (*Store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		if held := store.HeldError(dir, "a running merchant notifier", err); errors.Is(held, store.ErrInUse) {
+			return nil, fmt.Errorf("open merchant store: %w", held)
+		}
+		return nil, fmt.Errorf("open merchant store %s: %w", dir, err)
+	}
+	s := &Store{db: db}
+	v, err := getUint(db, keyFormat)
+	switch {
+	case err != nil:
+	case v == 0:
+		err = db.Set(keyFormat, be8(StoreFormat), pebble.Sync)
+	case v != StoreFormat:
+		err = fmt.Errorf("store format %d, this notifier reads format %d", v, StoreFormat)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open merchant store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Cursor is the next block to read, and whether one was ever recorded.
+func (s *Store) Cursor() (uint64, bool, error) {
+	v, err := get(s.db, keyCursor)
+	if err != nil || v == nil {
+		return 0, false, err
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("cursor: %d bytes, want 8", len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// Order reads the order of ref.
+func (s *Store) Order(ref common.Hash) (*Order, error) {
+	return readOrder(s.db, ref)
+}
+
+// Orders is how many orders are registered.
+func (s *Store) Orders() (uint64, error) { return getUint(s.db, keyOrders) }
+
+func readOrder(r pebble.Reader, ref common.Hash) (*Order, error) {
+	data, err := get(r, orderKey(ref))
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return nil, fmt.Errorf("order %s: %w", ref, ErrNotFound)
+	}
+	var o Order
+	if err := json.Unmarshal(data, &o); err != nil {
+		return nil, fmt.Errorf("order %s: %w", ref, err)
+	}
+	return &o, nil
+}
+
+func putOrder(b *pebble.Batch, o *Order) error {
+	data, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("encode order %s: %w", o.Reference, err)
+	}
+	return b.Set(orderKey(o.Reference), data, nil)
+}
+
+func orderKey(ref common.Hash) []byte { return append(append([]byte{}, prefixOrder...), ref[:]...) }
+
+func get(r pebble.Reader, k []byte) ([]byte, error) {
+	v, closer, err := r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", k, err)
+	}
+	defer closer.Close()
+	return append([]byte{}, v...), nil
+}
+
+func getUint(r pebble.Reader, k []byte) (uint64, error) {
+	v, err := get(r, k)
+	if err != nil || v == nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%q: %d bytes, want 8", k, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func be8(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// quietLogger keeps Pebble's informational messages out of the
+// notifier's log; a fatal error still ends it with the message.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
