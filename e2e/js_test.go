@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tally-ledger/tally/wallet/wallettest"
 )
 
 const (
@@ -50,6 +52,11 @@ func TestJSClients(t *testing.T) {
 	}
 	npmInstall(t, dir)
 	chromium := requireChromium(t)
+	// checkout.test.js makes a payment request with tally request.
+	tally, err := wallettest.BuildCommand("tally")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// The browser checks serve a dApp page on pagePort, the one origin the
 	// node allows (http.cors-origins, http.ws-origins), and on otherPort,
@@ -84,6 +91,7 @@ func TestJSClients(t *testing.T) {
 		"TALLY_PAGE_PORT="+strconv.Itoa(pagePort),
 		"TALLY_OTHER_PAGE_PORT="+strconv.Itoa(otherPort),
 		"TALLY_CHROMIUM="+chromium,
+		"TALLY_CLI="+tally,
 		"TALLY_HISTORY_BLOCKS="+strconv.Itoa(jsHistoryBlocks),
 		"NO_COLOR=1")
 	start := time.Now()

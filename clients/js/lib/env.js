@@ -45,7 +45,7 @@ export const DEV = {
  * Which dev account each check file signs with, so that files never share a
  * sender's nonces. Index 19 is never touched: its genesis balances are known.
  */
-export const SENDER = { ethers: 0, viem: 2, web3: 3, browser: 4, methods: 5, reads: 6, wagmi: 7, ethersSpender: 8, multicall: 9 };
+export const SENDER = { ethers: 0, viem: 2, web3: 3, browser: 4, methods: 5, reads: 6, wagmi: 7, ethersSpender: 8, multicall: 9, checkout: 10 };
 export const UNTOUCHED = 19;
 
 /** Genesis holdings of each dev account: 10^12 CNY and 10^12 HKD. */
