@@ -114,6 +114,12 @@ type Builder struct {
 	// own receives the execution of each block before it is proposed, so
 	// the FSM applies the block without executing it again (nil: none).
 	own *ownBlocks
+	// stop bounds the wait on each proposal's future (the engine's
+	// lifetime; nil: unbounded): raft may never answer it (waitFuture).
+	stop chan struct{}
+	// awaits counts the goroutines settling proposals (await), so the
+	// engine's Shutdown returns only once they have.
+	awaits sync.WaitGroup
 
 	mu    sync.Mutex
 	spec  []*specBlock
@@ -492,7 +498,11 @@ func (b *Builder) proposeLocked() (func(), error) {
 	return func() {
 		fut := b.proposer.Apply(enc, b.cfg.ApplyTimeout)
 		b.onProposed(built.Block)
-		go b.await(fut, sb)
+		b.awaits.Add(1)
+		go func() {
+			defer b.awaits.Done()
+			b.await(fut, sb)
+		}()
 	}, nil
 }
 
@@ -630,9 +640,12 @@ func (b *Builder) certsLocked(number uint64) []*chain.Certificate {
 // and lets the applied chain settle which transactions remain pending.
 // When Raft cannot tell (leadership lost or Raft shut down while the entry
 // replicated), the block is remembered and Applied logs what became of it:
-// a block committed by the next leader is not reported as lost.
+// a block committed by the next leader is not reported as lost. The wait
+// ends with the engine (b.stop): raft never answers the future of an entry
+// it committed but had not applied when it shut down, and await then
+// reports ErrRaftShutdown, an uncertain outcome like any other.
 func (b *Builder) await(fut raft.ApplyFuture, sb *specBlock) {
-	err := fut.Error()
+	err := waitFuture(fut, b.stop)
 	if err == nil {
 		if rerr, ok := fut.Response().(error); ok {
 			err = rerr

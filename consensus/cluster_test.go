@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,8 +90,17 @@ func newTestClusterWith(t *testing.T, n int, configure func(i int, cfg *Config))
 	}
 	t.Cleanup(func() {
 		for i, e := range c.engines {
-			e.Shutdown()
-			c.dbs[i].Close()
+			// Bounded: a Shutdown that hangs fails this test, naming
+			// what waits, instead of the package's timeout (900 s in CI)
+			// with no name.
+			done := make(chan struct{})
+			go func() { e.Shutdown(); close(done) }()
+			select {
+			case <-done:
+				c.dbs[i].Close()
+			case <-time.After(30 * time.Second):
+				t.Errorf("Engine.Shutdown of node %d hangs; goroutines waiting:\n%s", i, strings.Join(waitingGoroutines(), "\n\n"))
+			}
 		}
 	})
 	return c

@@ -176,7 +176,7 @@ func TestRaftLogDiskFailureHaltsNode(t *testing.T) {
 			if err != nil || rec == nil || !strings.Contains(rec.Reason, "raft log") {
 				t.Errorf("halt record %+v, %v", rec, err)
 			}
-			waitFor(t, 10*time.Second, "the failed node to leave Raft", func() bool { return c.engines[k].Raft.State() == raft.Shutdown })
+			waitFor(t, 10*time.Second, "the failed node to leave Raft", func() bool { return c.engines[k].State() == raft.Shutdown })
 			stopped, _ := c.dbs[k].Head()
 			other := (k + 1) % 3
 			waitFor(t, 20*time.Second, "the rest of the cluster to go on", func() bool {

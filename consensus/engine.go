@@ -100,6 +100,15 @@ type Engine struct {
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 
+	// stopping is closed when the engine stops (Shutdown) or leaves Raft
+	// (its log's disk failed): it bounds every wait on a raft future
+	// (waitFuture), since raft leaves some futures unanswered when it
+	// shuts down.
+	stopping  chan struct{}
+	closeOnce sync.Once
+	// leftRaft is set once the engine shut Raft down (State).
+	leftRaft atomic.Bool
+
 	// stopOnce and stopped: Raft is shut down once, by a Raft log disk
 	// failure or by Shutdown, which waits on the first shutdown's future
 	// (hashicorp/raft's second Shutdown returns at once, without waiting
@@ -121,7 +130,8 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	if err := durable.MkdirAll(fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
-	e := &Engine{cfg: cfg, notify: make(chan bool, 16), halts: make(chan struct{}, 1), leave: make(chan struct{}, 1), log: cfg.Logger}
+	e := &Engine{cfg: cfg, notify: make(chan bool, 16), halts: make(chan struct{}, 1), leave: make(chan struct{}, 1), log: cfg.Logger,
+		stopping: make(chan struct{})}
 	logStore, err := OpenRaftStore(fs.PathJoin(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger, FS: cfg.FS, OnDiskFailure: e.raftLogFailed})
 	if err != nil {
 		return nil, err
@@ -167,7 +177,14 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
 
-	var builder *Builder
+	// The builder exists before Raft starts: Raft's FSM goroutine calls
+	// it (Applied, Notify) from the first entry it applies, which can be
+	// before NewRaft returns (a data race on the builder, and a nil
+	// builder in the FSM, found with -race). It proposes through Raft
+	// once the leadership loop runs it.
+	builder := NewBuilder(cfg.Builder, db, pool, nil, cfg.Key, cfg.Logger, cfg.OnProposed)
+	builder.stop = e.stopping
+	e.builder = builder
 	onApplied := func(a *store.Applied) {
 		pool.Applied(a.Block.Txs, a.Senders)
 		if cfg.OnApplied != nil {
@@ -178,6 +195,8 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	}
 	e.FSM = NewFSM(db, senders, cfg.Logger, onApplied, func(uint64, error) { builder.Notify() })
 	e.FSM.own = newOwnBlocks(cfg.Builder.MaxInflight) // before raft applies anything
+	builder.onBroken = func(err error) { e.FSM.Halt(err) }
+	builder.own = e.FSM.own
 	e.FSM.onHalt = func() {
 		select {
 		case e.halts <- struct{}{}:
@@ -240,10 +259,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	e.Raft = r
-	builder = NewBuilder(cfg.Builder, db, pool, r, cfg.Key, cfg.Logger, cfg.OnProposed)
-	builder.onBroken = func(err error) { e.FSM.Halt(err) }
-	builder.own = e.FSM.own
-	e.builder = builder
+	builder.proposer = r
 
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -298,8 +314,11 @@ func (e *Engine) leadership(ctx context.Context) {
 			go func(done chan struct{}) {
 				defer close(done)
 				// The applied head must include every entry of earlier
-				// terms before this node builds on it.
-				if !awaitBarrier(bctx, func() error { return e.Raft.Barrier(0).Error() }, e.IsLeader, barrierRetry, e.log) {
+				// terms before this node builds on it. The wait ends
+				// with leadership (stopBuilder) and with the engine.
+				stop, release := stopWith(bctx)
+				defer release()
+				if !awaitBarrier(bctx, func() error { return waitFuture(e.Raft.Barrier(0), stop) }, e.IsLeader, barrierRetry, e.log) {
 					return
 				}
 				e.ready.Store(true)
@@ -329,6 +348,9 @@ func awaitBarrier(ctx context.Context, barrier func() error, leads func() bool, 
 		if err == nil {
 			return true
 		}
+		if ctx.Err() != nil {
+			return false
+		}
 		if !leads() {
 			log.Info("barrier after election failed: no longer leader", "err", err)
 			return false
@@ -354,7 +376,10 @@ func (e *Engine) stepDown() {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		if err := e.Raft.LeadershipTransfer().Error(); err != nil {
+		// A transfer raft had no time to start when it shut down (the
+		// Raft log's disk failed) is never answered: Shutdown waited
+		// for it forever.
+		if err := waitFuture(e.Raft.LeadershipTransfer(), e.stopping); err != nil {
 			e.log.Warn("halted leader could not hand over leadership", "err", err)
 		}
 	}()
@@ -378,13 +403,42 @@ func (e *Engine) raftLogFailed(err error) {
 }
 
 // stopRaft shuts Raft down (once) and returns the shutdown's future.
+// Every wait on a raft future ends first (ErrRaftShutdown unless raft
+// answered), as raft may never answer it.
 func (e *Engine) stopRaft() raft.Future {
-	e.stopOnce.Do(func() { e.stopped = e.Raft.Shutdown() })
+	e.stopOnce.Do(func() {
+		e.leftRaft.Store(true)
+		e.stopWaits()
+		e.stopped = e.Raft.Shutdown()
+	})
 	return e.stopped
 }
 
+// stopWaits ends every wait on a raft future (closes stopping), once.
+func (e *Engine) stopWaits() { e.closeOnce.Do(func() { close(e.stopping) }) }
+
+// Await returns f's answer, or raft.ErrRaftShutdown once the engine stops
+// or leaves Raft without raft having answered: hashicorp/raft leaves the
+// futures of entries it had committed but not applied, and requests it had
+// queued but not read, unanswered when it shuts down. Callers outside the
+// engine (membership changes, leadership transfers) wait on raft futures
+// through it so that none of them waits forever.
+func (e *Engine) Await(f raft.Future) error { return waitFuture(f, e.stopping) }
+
+// State is Raft's state, raft.Shutdown once the engine stopped Raft.
+// Raft's own State can say otherwise after its Shutdown: a leader whose
+// log write failed sets Follower after Shutdown set Shutdown (raft's
+// dispatchLogs steps down after StoreLogs, and the Raft log's disk-failure
+// hook that makes the engine leave Raft runs inside StoreLogs).
+func (e *Engine) State() raft.RaftState {
+	if e.leftRaft.Load() {
+		return raft.Shutdown
+	}
+	return e.Raft.State()
+}
+
 // IsLeader reports whether this node is the Raft leader.
-func (e *Engine) IsLeader() bool { return e.Raft.State() == raft.Leader }
+func (e *Engine) IsLeader() bool { return e.State() == raft.Leader }
 
 // LeaderReady reports whether this node leads and has applied every entry
 // of earlier terms, so its state is the latest committed one.
@@ -393,10 +447,17 @@ func (e *Engine) LeaderReady() bool { return e.ready.Load() && e.IsLeader() }
 // Halted returns the error that halted the FSM, or nil.
 func (e *Engine) Halted() error { return e.FSM.Halted() }
 
-// Shutdown stops the builder and Raft and closes the Raft stores.
+// Shutdown stops the builder and Raft and closes the Raft stores. It
+// ends the waits on raft futures first: a goroutine of the engine still
+// waiting on one (a barrier, a leadership transfer, a proposal) returns
+// at once instead of depending on raft to answer before or during its
+// shutdown, which raft does not promise. When Shutdown returns, every
+// goroutine the engine started has returned.
 func (e *Engine) Shutdown() error {
 	e.cancel()
+	e.stopWaits()
 	e.wg.Wait()
+	e.builder.awaits.Wait()
 	err := e.stopRaft().Error()
 	if cerr := e.closeStores(); err == nil {
 		err = cerr
