@@ -1,0 +1,267 @@
+package merchant
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/wallet"
+	"github.com/tally-ledger/tally/wallet/wallettest"
+)
+
+// TestSIGKILL: a real `tally merchant`, killed with SIGKILL at random
+// moments while payments and refunds of its orders reach the chain and
+// restarted each time, delivers every event's notification to a
+// receiver whose idempotent handler handles each exactly once: none
+// lost, none invented, each with the delivery id of its event on chain;
+// and the orders end in the state the chain says.
+func TestSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev node and a notifier process")
+	}
+	node := wallettest.StartDevNode(t)
+	bin, err := wallettest.BuildCommand("tally")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := wallet.Dial(ctx, node.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payer, err := genesis.DevKey(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop, err := genesis.DevKey(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	handled := filepath.Join(dir, "handled.jsonl")
+	recv, err := OpenReceiver(handled, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	hook := httptest.NewServer(recv)
+	defer hook.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := ln.Addr().String()
+	ln.Close()
+	conf := fmt.Sprintf(`listen = %q
+datadir = "data"
+[nodes]
+endpoints = [%q]
+[follow]
+poll-interval = "30ms"
+batch = 2
+[api]
+tokens-file = "tokens"
+[orders]
+payees = [%q]
+[webhook]
+url = %q
+secret-file = "hook.secret"
+timeout = "2s"
+retry-min = "20ms"
+retry-max = "200ms"
+[log]
+level = "warn"
+`, api, node.URL, shop.Address().Hex(), hook.URL)
+	for name, body := range map[string]string{"merchant.toml": conf, "tokens": "shop " + token + "\n", "hook.secret": secret + "\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The notifier process, restarted after each kill.
+	var mu sync.Mutex
+	var proc *exec.Cmd
+	start := func() {
+		cmd := exec.Command(bin, "merchant", "--config", filepath.Join(dir, "merchant.toml"))
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		proc = cmd
+	}
+	kill := func() {
+		proc.Process.Signal(syscall.SIGKILL)
+		proc.Wait()
+	}
+	mu.Lock()
+	start()
+	mu.Unlock()
+	defer func() { mu.Lock(); kill(); mu.Unlock() }()
+	apiCall := func(method, path string, body []byte, out any) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, method, "http://"+api+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+	}
+	hkd, err := c.AssetBySymbol(ctx, "HKD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orders = 4
+	for i := range orders {
+		r, err := wallet.NewPaymentRequest(1337, hkd, shop.Address(), big.NewInt(1000), fmt.Sprintf("CRASH-%d", i), time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(r)
+		for {
+			var o Order
+			code, err := apiCall("POST", PathOrders, body, &o)
+			if err == nil && code == http.StatusOK {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("register %s: %d %v", r.Order, code, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// The killer: SIGKILL at random moments, restart at once.
+	stop := make(chan struct{})
+	killed := make(chan int)
+	go func() {
+		n := 0
+		rng := rand.New(rand.NewPCG(1, 2))
+		stopped := false
+		for {
+			// At least 10 kills, going on until the traffic is done.
+			select {
+			case <-stop:
+				stopped = true
+			case <-time.After(time.Duration(20+rng.IntN(150)) * time.Millisecond):
+			}
+			if stopped && n >= 10 {
+				killed <- n
+				return
+			}
+			mu.Lock()
+			kill()
+			start()
+			mu.Unlock()
+			n++
+			if stopped {
+				time.Sleep(time.Duration(20+rng.IntN(150)) * time.Millisecond)
+			}
+		}
+	}()
+
+	// Traffic: each order paid in two parts (the second overpays order
+	// 0), then half of them refunded; the expected delivery ids.
+	var want []string
+	do := func(from uint32, method, kind string, args ...any) {
+		t.Helper()
+		key := payer
+		if from == 1 {
+			key = shop
+		}
+		op, err := wallet.AssetOp(hkd.ID, method, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := c.Send(ctx, key, op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.WaitReceipt(ctx, tx.Hash())
+		if err != nil || r.Status != types.ReceiptStatusSuccessful {
+			t.Fatalf("%s: %+v %v", method, r, err)
+		}
+		for _, l := range r.Logs {
+			if l.Topics[0] == topicPayment || l.Topics[0] == topicRefund {
+				want = append(want, fmt.Sprintf("%s-%s-%d", kind, tx.Hash().Hex(), l.Index))
+			}
+		}
+	}
+	for i := range orders {
+		ref, _ := wallet.ParseReference(fmt.Sprintf("CRASH-%d", i))
+		do(0, "transferWithReference", "payment", shop.Address(), big.NewInt(400), ref)
+		second := int64(600)
+		if i == 0 {
+			second = 700
+		}
+		do(0, "transferWithReference", "payment", shop.Address(), big.NewInt(second), ref)
+		if i%2 == 1 {
+			do(1, "refund", "refund", ref, payer.Address(), big.NewInt(1000))
+		}
+	}
+	close(stop)
+	t.Logf("the notifier was killed %d times", <-killed)
+
+	// Every notification arrives, each handled once.
+	deadline := time.Now().Add(60 * time.Second)
+	var got []string
+	for {
+		data, err := os.ReadFile(handled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, l := range splitLines(data) {
+			var h Handled
+			if err := json.Unmarshal(l, &h); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, h.ID)
+		}
+		if len(got) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("handled %d notifications:\n%q\nwant %d:\n%q", len(got), got, len(want), want)
+	}
+	for i, wantStatus := range []string{StatusOverpaid, StatusRefunded, StatusPaid, StatusRefunded} {
+		var o Order
+		if code, err := apiCall("GET", PathOrder+fmt.Sprintf("CRASH-%d", i), nil, &o); err != nil || code != 200 || o.Status != wantStatus || len(o.Payments) != 2 {
+			t.Errorf("order CRASH-%d: %d %v: %s with %d payments, want %s", i, code, err, o.Status, len(o.Payments), wantStatus)
+		}
+	}
+}
+
+func splitLines(b []byte) [][]byte {
+	var out [][]byte
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if len(l) > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
