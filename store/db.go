@@ -100,8 +100,9 @@ func (opts Options) fs() vfs.FS {
 type DB struct {
 	// mu guards pdb against ReplaceWith: readers hold it shared, the
 	// replacement exclusively. Writers are the FSM goroutine, which is also
-	// the only caller of ReplaceWith, so they need not hold it.
-	mu   sync.RWMutex
+	// the only caller of ReplaceWith, so they need not hold it. Its
+	// waiters block on channels (swaplock.go).
+	mu   swapLock
 	pdb  *pebble.DB
 	dir  string
 	opts Options
@@ -140,7 +141,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{pdb: pdb, dir: dir, opts: opts, log: opts.Logger}
+	d := &DB{mu: newSwapLock(), pdb: pdb, dir: dir, opts: opts, log: opts.Logger}
 	d.blocks, _ = lru.New[uint64, *chain.Block](decodedCacheBlocks)
 	d.receipts, _ = lru.New[uint64, []*types.Receipt](decodedCacheBlocks)
 	if err := d.load(); err != nil {

@@ -55,7 +55,13 @@ import (
 //     is held that another goroutine may wait for (a Pebble flush holding
 //     DB.mu, the MANIFEST writer) would deadlock the bubble: a goroutine
 //     waiting on a sync.Mutex is never durably blocked, so the clock would
-//     never reach the sleeper's wake-up.
+//     never reach the sleeper's wake-up. The same holds for a committer
+//     that waits for the slow sync while it holds a mutex of its own: the
+//     node's locks held across a synced commit (store.DB's, which a
+//     checkpoint holds across its WAL sync; consensus.RaftStore's write
+//     lock) block their waiters on channels for this reason (seed 387;
+//     snapshotOnSlowDisk). A bubble that deadlocks anyway fails the run
+//     through the watchdog (watchdog.go).
 
 // slowDisk is a slow-disk fault: until until, each WAL sync of the node
 // takes by longer.

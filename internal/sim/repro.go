@@ -64,6 +64,7 @@ func (s *Sim) endStep() {
 	time.Sleep(stepTick)
 	s.gc.between()
 	s.steps++
+	watchStep(s)
 	seedRaft(s.cfg.Seed, s.steps)
 }
 

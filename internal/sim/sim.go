@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing/synctest"
 	"time"
 
@@ -157,6 +158,11 @@ type Sim struct {
 	res     Result
 	trace   hash.Hash
 	recent  []string // the last trace lines, shown when a run fails
+	// recentMu guards recent, which the watchdog reads from outside the
+	// bubble.
+	recentMu sync.Mutex
+	// custom: the run has fault weights of its own (not DefaultFaults).
+	custom  bool
 	step    int
 	faults  []Fault
 	crashes int // crashes injected, for crashRNG
@@ -172,7 +178,6 @@ type Sim struct {
 // Run runs cfg inside the current synctest bubble and returns what it
 // did, or the first broken invariant (the error says how to replay it).
 func Run(cfg Config) (res *Result, err error) {
-	custom := cfg.Faults != nil
 	gc := newGCBetweenSteps()
 	defer gc.stop()
 	s, err := newSim(cfg)
@@ -180,6 +185,7 @@ func Run(cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	s.gc = gc
+	defer watch.sim.CompareAndSwap(s, nil)
 	defer func() {
 		if err != nil {
 			s.dumpNodes()
@@ -188,12 +194,8 @@ func Run(cfg Config) (res *Result, err error) {
 			err = cerr
 		}
 		if err != nil {
-			replay := fmt.Sprintf("make sim SEED=%d STEPS=%d (or go test ./internal/sim -run 'TestSim$' -seed=%d -steps=%d)", cfg.Seed, cfg.Steps, cfg.Seed, cfg.Steps)
-			if custom {
-				replay = fmt.Sprintf("this seed ran with the fault weights %v (faultSeeds in sim_test.go): go test ./internal/sim -run 'TestSim$' -seeds=0 replays it with them", cfg.Faults)
-			}
 			err = fmt.Errorf("seed %d, step %d, t=%s: %w\nlast events:\n  %s\nreplay: %s",
-				cfg.Seed, s.step, s.now(), err, strings.Join(s.recent, "\n  "), replay)
+				cfg.Seed, s.step, s.now(), err, strings.Join(s.recent, "\n  "), s.replay())
 		}
 	}()
 	if err := s.run(); err != nil {
@@ -202,7 +204,16 @@ func Run(cfg Config) (res *Result, err error) {
 	return &s.res, nil
 }
 
+// replay is the command that replays this run.
+func (s *Sim) replay() string {
+	if s.custom {
+		return fmt.Sprintf("this seed ran with the fault weights %v (faultSeeds in sim_test.go): go test ./internal/sim -run 'TestSim$' -seeds=0 replays it with them", s.cfg.Faults)
+	}
+	return fmt.Sprintf("make sim SEED=%d STEPS=%d (or go test ./internal/sim -run 'TestSim$' -seed=%d -steps=%d)", s.cfg.Seed, s.cfg.Steps, s.cfg.Seed, s.cfg.Steps)
+}
+
 func newSim(cfg Config) (*Sim, error) {
+	custom := cfg.Faults != nil
 	if cfg.Nodes == 0 {
 		cfg.Nodes = 3
 	}
@@ -213,7 +224,7 @@ func newSim(cfg Config) (*Sim, error) {
 		cfg.Standby = 1
 	}
 	total := cfg.Nodes + cfg.Standby
-	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7a11)), net: newNetwork(total), start: time.Now(), trace: sha256.New()}
+	s := &Sim{cfg: cfg, custom: custom, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7a11)), net: newNetwork(total), start: time.Now(), trace: sha256.New()}
 	s.res = Result{Seed: cfg.Seed, Faults: map[Fault]int{}}
 	seedRaft(cfg.Seed, 0)
 	for f := range cfg.Faults {
@@ -302,10 +313,12 @@ func (s *Sim) record(format string, args ...any) {
 	if s.cfg.Trace != nil {
 		fmt.Fprintln(s.cfg.Trace, line)
 	}
+	s.recentMu.Lock()
 	s.recent = append(s.recent, line)
 	if len(s.recent) > 40 {
 		s.recent = s.recent[1:]
 	}
+	s.recentMu.Unlock()
 }
 
 func (s *Sim) run() error {

@@ -20,6 +20,7 @@ var (
 	stepsFlag = flag.Int("steps", 2000, "scheduler steps per seed")
 	reproFlag = flag.Int("repro", 20, "how many of the seeds TestSim runs a second time to measure reproducibility")
 	traceFlag = flag.Bool("simtrace", false, "print every scheduler event and the nodes' warnings")
+	stallFlag = flag.Duration("stall", 5*time.Minute, "real time without a scheduler step after which TestSim fails as deadlocked (watchdog.go)")
 )
 
 // TestSim runs the simulator over many seeds (or replays the one of
@@ -35,6 +36,9 @@ func TestSim(t *testing.T) {
 	// One P: goroutines woken at the same simulated instant then run one
 	// at a time, which makes most seeds replay exactly (docs/architecture.md).
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	stop := make(chan struct{})
+	defer close(stop)
+	go Watchdog(*stallFlag, stop)
 	synctest.Test(t, func(t *testing.T) {
 		if *seedFlag != 0 {
 			res := runOne(t, Config{Seed: *seedFlag, Steps: *stepsFlag})
@@ -43,6 +47,7 @@ func TestSim(t *testing.T) {
 		}
 		slowDiskTakesSimulatedTime(t)
 		slowFollowerFallsBehind(t)
+		snapshotOnSlowDisk(t)
 		for _, r := range regressionSeeds {
 			res := runOne(t, Config{Seed: r.seed, Steps: r.steps, Faults: r.faults})
 			t.Logf("regression seed %d (%s): %s", r.seed, r.found, res)
@@ -112,6 +117,8 @@ var regressionSeeds = []struct {
 		"a snapshot behind the node's state was installed: the node went back from height 20 to 16 (consensus.TestRestoreKeepsStateAheadOfSnapshot)"},
 	{123, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
 		"a leader of term 2, cut off with two uncommitted blocks, applied them as committed when the next leader's first request checked an earlier entry with commit index 50: hashicorp/raft's follower commits up to its own last index (consensus.TestFollowerAppliesOnlyTheLeadersEntries)"},
+	{387, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
+		"the bubble deadlocked in settle: a node installing the leader's snapshot (store.DB.ReplaceWith) waited on the state database's sync.RWMutex, held by its own snapshot's checkpoint across a WAL sync on a slow disk; a goroutine waiting on a mutex is not durably blocked, so the clock never reached the sync's end (store.TestSwapLockWaitsDurably, snapshotOnSlowDisk)"},
 }
 
 // faultSeeds pins, for each fault kind, a seed and a weighting that
