@@ -292,8 +292,9 @@ type RateLimitConfig struct {
 	IPBurst int     `toml:"ip-burst"`
 	// MaxTracked bounds the senders, and the client addresses, tracked.
 	MaxTracked int `toml:"max-tracked"`
-	// ExemptTopTier exempts senders at the top KYC tier (not frozen) from
-	// both limits, so load tools on the genesis accounts run unthrottled.
+	// ExemptTopTier exempts senders at the top KYC tier (neither frozen nor
+	// suspended) from both limits, so load tools on the genesis accounts
+	// run unthrottled.
 	ExemptTopTier bool `toml:"exempt-top-tier"`
 }
 

@@ -249,23 +249,35 @@ func (n *Node) serveHTTP(limits rpc.Limits) error {
 }
 
 // topTier reports whether a is at the top KYC tier of the rules in force
-// and not frozen: such accounts (the consortium's own, and the dev and
+// and not stopped: such accounts (the consortium's own, and the dev and
 // testnet genesis accounts load tools send from) are exempt from the rate
 // limits. A tier above the top one (left by governance removing tiers) has
 // the top tier's limits in execution, so it counts as top here too. A
-// frozen account is never exempt: its transactions are still admitted and
-// included (with status 0), so exempting it would let it spam unbounded.
-// A state read that fails exempts no one: the limits then apply.
+// stopped account (frozen, or suspended by a velocity rule) is never
+// exempt: its transactions are still admitted and included (with status
+// 0), so exempting it would let it spam unbounded. A state read that
+// fails exempts no one: the limits then apply.
 func (n *Node) topTier(a common.Address) bool {
+	head, _ := n.db.Head()
+	return n.exemptAt(a, max(uint64(time.Now().UnixMilli()), head.TimeMs+1))
+}
+
+// exemptAt is topTier for a transaction executed at block time t: a
+// suspension stops the account while t < until and nothing after
+// (decision 14), so the exemption comes back at until with no
+// transaction. topTier passes the time the next block will have at the
+// earliest: the leader stamps it with its clock, at least 1 ms after the head's.
+func (n *Node) exemptAt(a common.Address, t uint64) bool {
 	rules, err := n.db.Rules()
 	if err != nil {
 		return false
 	}
 	acct, err := n.db.Account(a)
-	if err != nil {
+	if err != nil || acct.Tier < rules.TopTier() {
 		return false
 	}
-	return !acct.Frozen && acct.Tier >= rules.TopTier()
+	stopped, err := state.NewOverlay(n.db).Stopped(a, acct, t)
+	return err == nil && !stopped
 }
 
 // HTTPAddr is the address the JSON-RPC listener is bound to.

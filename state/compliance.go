@@ -23,8 +23,8 @@ func (x *exec) compliance(name string, args []any) ([]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, suspended, err := x.o.activeSuspension(addr(0), acc, x.blk.TimeMs)
-		return []any{acc.Frozen || suspended}, err
+		stopped, err := x.o.Stopped(addr(0), acc, x.blk.TimeMs)
+		return []any{stopped}, err
 	case "watchEntry":
 		e, listed, err := x.o.WatchEntry(addr(0))
 		return []any{listed, e.Reason, e.Height}, err
@@ -133,10 +133,10 @@ func RemainingDaily(o *Overlay, rules *Rules, blk BlockContext, id uint32, a com
 	if err != nil {
 		return nil, err
 	}
-	if acc.Tier < 1 || acc.Frozen {
+	if acc.Tier < 1 {
 		return new(big.Int), nil
 	}
-	if _, suspended, err := o.activeSuspension(a, acc, blk.TimeMs); err != nil || suspended {
+	if stopped, err := o.Stopped(a, acc, blk.TimeMs); err != nil || stopped {
 		return new(big.Int), err
 	}
 	l := rules.limitsOf(acc.Tier, id)

@@ -305,6 +305,22 @@ func (o *Overlay) activeSuspension(a common.Address, acc Account, t uint64) (Sus
 	return s, s.ActiveAt(t), nil
 }
 
+// Stopped reports whether a, whose account record is acc, is stopped at
+// block time t: frozen, or under a suspension that still holds at t
+// (decision 14: a suspension stops what a freeze stops while t < until,
+// and nothing after). It is the one test of it: execution refuses a
+// stopped account's operations (checkNotFrozen, which also names why),
+// isFrozen answers it, and the node never exempts a stopped account from
+// its rate limits, since its transactions are still admitted and included
+// (with status 0).
+func (o *Overlay) Stopped(a common.Address, acc Account, t uint64) (bool, error) {
+	if acc.Frozen {
+		return true, nil
+	}
+	_, suspended, err := o.activeSuspension(a, acc, t)
+	return suspended, err
+}
+
 // checkNotFrozen refuses an account that is frozen, or suspended at the
 // block's time: every operation a freeze stops, a suspension stops.
 func (x *exec) checkNotFrozen(a common.Address, acc Account) error {
