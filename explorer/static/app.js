@@ -223,9 +223,9 @@ async function addressPage(gen, addr) {
     h("h1", {}, "Account ", h("span", { class: "mono" }, acct.address)),
     card(kv([
       ["KYC tier", `${acct.tier} (${acct.tierName || "?"})`],
-      ["frozen", acct.frozen ? h("span", { class: "bad" }, "yes") : "no"],
+      ["frozen", h("span", { id: "frozen", class: acct.frozen ? "bad" : null }, acct.frozen ? "yes" : "no")],
       // The risk rules' view (docs/operations.md "Risk control"): rows only when set.
-      acct.suspension ? ["suspended", h("span", { class: "bad" }, `until ${time(acct.suspension.untilMs)}: ${acct.suspension.reason}`)] : null,
+      acct.suspension ? ["suspended", h("span", { id: "suspension", class: "bad" }, `until ${time(acct.suspension.untilMs)}: ${acct.suspension.reason}`)] : null,
       acct.watchList ? ["watch list", h("span", { class: "bad" }, acct.watchList.reason)] : null,
       ["nonce", String(num(acct.nonce))],
     ])),
