@@ -113,10 +113,12 @@
 //
 // Operators' monitoring (e2e/dashboard_test.go):
 //
-//   - TestDashboard: a one-validator chain and a bank bridge scraped every
-//     second by a real Prometheus server (Debian's prometheus package) with
-//     the project's alert rules and console: after transfers, deposits, a
-//     payout and a refused JSON-RPC call, every query of the Grafana
+//   - TestDashboard: a one-validator chain, a bank bridge and a risk
+//     monitor scraped every second by a real Prometheus server (Debian's
+//     prometheus package) with the project's alert rules and console:
+//     after transfers, deposits, a payout, a refused JSON-RPC call and two
+//     monitor alerts (one acknowledged, one escalated to a freeze on
+//     chain), every query of the Grafana
 //     dashboard returns data (a documented few cannot here) and every
 //     legend label is on its series; every rule evaluates without error
 //     and none fires; the console page (deploy/prometheus/consoles,

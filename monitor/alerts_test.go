@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,9 +14,11 @@ import (
 )
 
 // TestAlertRules: every tally_monitor_ metric that
-// deploy/prometheus/tally-monitor-rules.yml names is one the monitor
-// exports (a renamed metric cannot leave an alert that never fires);
-// promtool checks the file and runs its unit tests (make deploy-check).
+// deploy/prometheus/tally-monitor-rules.yml or the Grafana dashboard
+// names is one the monitor exports (a renamed metric cannot leave an
+// alert that never fires or an empty panel), and the dashboard shows
+// every one; promtool checks the rules and runs their unit tests (make
+// deploy-check).
 func TestAlertRules(t *testing.T) {
 	ch := chaintest.New(t)
 	m := openOn(t, ch, testConfig(t))
@@ -54,6 +57,32 @@ func TestAlertRules(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("the rules name no tally_monitor_ metric")
+	}
+
+	// The Grafana dashboard's monitor panels too (node/deploy_test.go
+	// checks the node's, bridge/alerts_test.go the bridge's).
+	dash, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "tally-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := deploytest.Dashboard(dash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]bool{}
+	for _, name := range names {
+		if strings.HasPrefix(name, "tally_monitor_") {
+			shown[name] = true
+			if !exported[name] {
+				t.Errorf("the dashboard uses %s, which the monitor does not export", name)
+			}
+		}
+	}
+	// Every metric the monitor exports of its own is on the dashboard.
+	for name := range exported {
+		if strings.HasPrefix(name, "tally_monitor_") && !shown[name] {
+			t.Errorf("the monitor exports %s, which no dashboard panel shows", name)
+		}
 	}
 }
 
