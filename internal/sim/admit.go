@@ -14,12 +14,15 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/node"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/wallet"
 )
 
 // Clients reach the cluster as a wallet with several endpoints does
-// (wallet.Client.SendSigned): a send goes to a node chosen by the seed,
+// (wallet.Client.SendSigned, and SendRawBatch for a JSON-RPC batch of
+// eth_sendRawTransaction calls, which the node admits through
+// node.Admission.AdmitBatch): a send goes to a node chosen by the seed,
 // any node (the leader, a follower, a standby node, one that is down or
 // cut off from the others), where the node's own admission path
 // (node.Admission.Submit, what its JSON-RPC handler calls) answers it:
@@ -31,7 +34,10 @@ import (
 // node's "already known" (or "nonce too low" for a transaction it has
 // applied) counts as success, as the wallet counts it. A call answers in
 // simulated time, while the scheduler moves the messages it needs; the
-// scheduler collects the answers after every step.
+// scheduler collects the answers after every step. A batch's elements each
+// get their own verdict, and those answered "unavailable" go on to the
+// next node together, as SendRawBatch sends them. An attacker's send
+// (attack.go) goes to one node only and takes its answer, whatever it is.
 //
 // Every success is an acknowledgement the cluster must honour: the
 // transaction ends in the chain exactly once (acked-kept), whatever
@@ -52,15 +58,24 @@ var (
 	errConnLost    = errors.New("sim: connection lost (the node crashed before answering)")
 )
 
-// call is one wallet send with failover.
+// call is one wallet send with failover: one transaction
+// (wallet.Client.SendSigned: eth_sendRawTransaction) or a batch of them
+// (wallet.Client.SendRawBatch: one JSON-RPC batch of
+// eth_sendRawTransaction calls, which the node's server admits through
+// node.Admission.AdmitBatch). Each item gets its own verdict; the items a
+// node answered "unavailable" go on to the next node, as SendRawBatch
+// sends them.
 type call struct {
-	seq    int
-	tx     *types.Transaction
-	raw    []byte
-	what   string
-	start  time.Time
-	ctx    context.Context
-	cancel context.CancelFunc
+	seq   int
+	items []*item
+	// batch is set for a JSON-RPC batch (admitBatch); once for an
+	// attacker's send, which goes to one node and takes its answer,
+	// whatever it is (no failover).
+	batch, once bool
+	what        string
+	start       time.Time
+	ctx         context.Context
+	cancel      context.CancelFunc
 	// running counts attempts in flight; tried the nodes tried this
 	// round; attempts all attempts made.
 	running   int
@@ -72,16 +87,31 @@ type call struct {
 	nextAt  time.Time
 	backoff time.Duration
 	lastErr error
-	done    func(node int, err error)
+	done    func(c *call) error
 	over    bool
 }
 
-// attemptResult is one node's answer to one attempt of a call.
-type attemptResult struct {
-	seq  int
-	c    *call
+// item is one transaction of a call and its verdict.
+type item struct {
+	tx  *types.Transaction // nil for bytes no node decodes
+	raw []byte
+	// sends counts the attempts that carried it.
+	sends int
+	// over once it has its verdict: err (nil: acknowledged) from node
+	// (-1: none answered within retryFor).
+	over bool
 	node int
 	err  error
+}
+
+// attemptResult is one node's answer to one attempt of a call: errs[k] is
+// the verdict on items[k], the items the attempt carried.
+type attemptResult struct {
+	seq   int
+	c     *call
+	node  int
+	items []*item
+	errs  []error
 }
 
 // ack is an acknowledged transaction.
@@ -106,6 +136,9 @@ type calls struct {
 	signed map[senderNonce]map[common.Hash]bool
 	// heldChecks counts acked-held checks made.
 	heldChecks int
+	// check, when set, runs after the answers of every step (the
+	// attackers' invariants, attack.go).
+	check func() error
 }
 
 func newCalls(s *Sim) *calls {
@@ -116,18 +149,52 @@ func newCalls(s *Sim) *calls {
 // seed among all nodes); done runs in the scheduler's goroutine with the
 // node that answered and the call's error.
 func (cs *calls) send(raw []byte, what string, first int, done func(node int, err error)) {
-	tx, _ := chain.DecodeTx(raw) // nil for bytes no node decodes: the node's answer says so
-	if tx != nil {
-		if from, err := types.Sender(cs.s.inv.signer, tx); err == nil {
-			k := senderNonce{from, tx.Nonce()}
-			if cs.signed[k] == nil {
-				cs.signed[k] = map[common.Hash]bool{}
+	cs.start(&call{what: what, items: cs.items([][]byte{raw})}, first, func(c *call) error {
+		done(c.items[0].node, c.items[0].err)
+		return nil
+	})
+}
+
+// sendBatch starts a wallet call sending raws as one JSON-RPC batch
+// (wallet.Client.SendRawBatch) at node first (-1: one chosen by the
+// seed); done gets the call with each item's verdict once every item has
+// one, and its error is a broken invariant.
+func (cs *calls) sendBatch(raws [][]byte, what string, first int, done func(c *call) error) {
+	cs.start(&call{what: what, items: cs.items(raws), batch: true}, first, done)
+}
+
+// sendOnce sends raw, an attacker's, to node only (no failover); done gets
+// the node's answer, whatever it is, and its error is a broken invariant.
+func (cs *calls) sendOnce(raw []byte, what string, node int, done func(it *item) error) {
+	cs.start(&call{what: what, items: cs.items([][]byte{raw}), once: true}, node, func(c *call) error {
+		return done(c.items[0])
+	})
+}
+
+// items makes the items of raws, noting each transaction's sender and
+// nonce (signed).
+func (cs *calls) items(raws [][]byte) []*item {
+	out := make([]*item, len(raws))
+	for i, raw := range raws {
+		tx, _ := chain.DecodeTx(raw) // nil for bytes no node decodes: the node's answer says so
+		if tx != nil {
+			if from, err := types.Sender(cs.s.inv.signer, tx); err == nil {
+				k := senderNonce{from, tx.Nonce()}
+				if cs.signed[k] == nil {
+					cs.signed[k] = map[common.Hash]bool{}
+				}
+				cs.signed[k][tx.Hash()] = true
 			}
-			cs.signed[k][tx.Hash()] = true
 		}
+		out[i] = &item{tx: tx, raw: raw, node: -1}
 	}
+	return out
+}
+
+// start opens c and sends it to node first (-1: one the seed picks).
+func (cs *calls) start(c *call, first int, done func(c *call) error) {
 	cs.seq++
-	c := &call{seq: cs.seq, tx: tx, raw: raw, what: what, start: time.Now(), done: done, backoff: retryBackoff}
+	c.seq, c.start, c.done, c.backoff = cs.seq, time.Now(), done, retryBackoff
 	c.ctx, c.cancel = context.WithTimeout(context.Background(), retryFor+stallTimeout)
 	cs.open = append(cs.open, c)
 	if first < 0 {
@@ -136,48 +203,141 @@ func (cs *calls) send(raw []byte, what string, first int, done func(node int, er
 	cs.attempt(c, first)
 }
 
-// attempt sends c to node id.
+// attempt sends c's items without a verdict to node id, as its JSON-RPC
+// server takes them: eth_sendRawTransaction (SendRawTransaction: the halt
+// check, decoding, the node's SubmitTx) or a batch of them (admitBatch).
+// A refused transaction's sender is forgotten unless the pool holds it
+// (rpc.ForgetRefused), and each error is worded as the client reads it
+// (rpc.ClientError).
 func (cs *calls) attempt(c *call, id int) {
 	c.attempts++
 	c.tried = append(c.tried, id)
 	c.lastStart = time.Now()
 	c.running++
-	cs.s.record("client %s attempt %d to n%d", c.what, c.attempts, id)
+	var items []*item
+	for _, it := range c.items {
+		if !it.over {
+			it.sends++
+			items = append(items, it)
+		}
+	}
+	cs.s.record("client %s attempt %d to n%d (%d txs)", c.what, c.attempts, id, len(items))
 	sn := cs.s.nodes[id]
 	if !sn.up {
-		cs.post(c, id, errConnRefused)
-		return
-	}
-	// What the JSON-RPC handler does before the node's SubmitTx, and
-	// SubmitTx's own first check.
-	tx, err := chain.DecodeTx(c.raw)
-	if err == nil {
-		err = sn.engine.Halted()
-	}
-	if err != nil {
-		cs.post(c, id, err)
+		cs.post(c, id, items, nil, errConnRefused)
 		return
 	}
 	adm, ep := sn.adm, sn.ep
 	sn.submits.Add(1)
 	go func() {
 		defer sn.submits.Done()
-		err := adm.Submit(c.ctx, tx)
+		var errs []error
+		if c.batch {
+			errs = admitBatch(c.ctx, sn, adm, items)
+		} else {
+			errs = []error{sendRaw(c.ctx, sn, adm, items[0].raw)}
+		}
+		var whole error
 		select {
 		case <-ep.closed:
 			// The instance crashed (or stopped) before it answered: its
 			// client sees the connection drop, whatever it computed.
-			err = errConnLost
+			whole = errConnLost
 		default:
 		}
-		cs.post(c, id, err)
+		cs.post(c, id, items, errs, whole)
 	}()
 }
 
-func (cs *calls) post(c *call, node int, err error) {
+// sendRaw is the node's eth_sendRawTransaction (rpc.EthAPI.SendRawTransaction
+// over node.Node.SubmitTx).
+func sendRaw(ctx context.Context, sn *simNode, adm *node.Admission, raw []byte) error {
+	if err := sn.engine.Halted(); err != nil {
+		return rpc.ClientError(err)
+	}
+	tx, err := chain.DecodeTx(raw)
+	if err != nil {
+		return rpc.ClientError(err)
+	}
+	if err := adm.Submit(ctx, tx); err != nil {
+		forgetRefused(sn, tx)
+		return rpc.ClientError(err)
+	}
+	return nil
+}
+
+// admitBatch is the node's JSON-RPC server on a batch made only of
+// eth_sendRawTransaction calls (rpc.Server.admitCalls over
+// node.Node.AdmitBatch): the halt check, each transaction decoded once
+// (malformed ones answered at once), the senders recovered together,
+// the rest admitted by node.Admission.AdmitBatch; errs[i] is items[i]'s
+// verdict.
+func admitBatch(ctx context.Context, sn *simNode, adm *node.Admission, items []*item) []error {
+	errs := make([]error, len(items))
+	if err := sn.engine.Halted(); err != nil {
+		for i := range errs {
+			errs[i] = rpc.ClientError(err)
+		}
+		return errs
+	}
+	txs := make([]*types.Transaction, 0, len(items))
+	idx := make([]int, 0, len(items)) // txs[k] is items[idx[k]]'s
+	for i, it := range items {
+		tx, err := chain.DecodeTx(it.raw)
+		if err != nil {
+			errs[i] = rpc.ClientError(err)
+			continue
+		}
+		txs, idx = append(txs, tx), append(idx, i)
+	}
+	_, verdicts := sn.senders.Senders(txs)
+	batch := make([]rpc.Admission, 0, len(txs))
+	at := make([]int, 0, len(txs)) // batch[k] is items[at[k]]'s
+	for k, tx := range txs {
+		if verdicts != nil && verdicts[k] != nil {
+			errs[idx[k]] = verdicts[k]
+			continue
+		}
+		batch, at = append(batch, rpc.Admission{Tx: tx, Raw: items[idx[k]].raw}), append(at, idx[k])
+	}
+	if err := sn.engine.Halted(); err != nil { // node.Node.AdmitBatch's own check
+		for _, i := range at {
+			errs[i] = err
+		}
+	} else {
+		for k, err := range adm.AdmitBatch(ctx, batch) {
+			errs[at[k]] = err
+		}
+	}
+	for k, tx := range txs {
+		if err := errs[idx[k]]; err != nil {
+			forgetRefused(sn, tx)
+			errs[idx[k]] = rpc.ClientError(err)
+		}
+	}
+	return errs
+}
+
+// forgetRefused is rpc.ForgetRefused: a refused transaction's sender
+// leaves the cache unless the pool holds the transaction.
+func forgetRefused(sn *simNode, tx *types.Transaction) {
+	if _, _, pending := sn.pool.Get(tx.Hash()); !pending {
+		sn.senders.Forget(tx.Hash())
+	}
+}
+
+// post queues an attempt's answer: errs[k] is items[k]'s verdict, unless
+// whole (the connection's failure) answers them all.
+func (cs *calls) post(c *call, node int, items []*item, errs []error, whole error) {
+	if whole != nil {
+		errs = make([]error, len(items))
+		for i := range errs {
+			errs[i] = whole
+		}
+	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	cs.results = append(cs.results, attemptResult{seq: c.seq, c: c, node: node, err: err})
+	cs.results = append(cs.results, attemptResult{seq: c.seq, c: c, node: node, items: items, errs: errs})
 }
 
 // collect handles the answers posted since the last step, in call order,
@@ -190,12 +350,11 @@ func (cs *calls) collect() error {
 	cs.mu.Unlock()
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].seq < rs[j].seq })
 	for _, r := range rs {
-		c := r.c
-		c.running--
-		if c.over {
+		r.c.running--
+		if r.c.over {
 			continue
 		}
-		if err := cs.answer(c, r.node, r.err); err != nil {
+		if err := cs.answer(r); err != nil {
 			return err
 		}
 	}
@@ -204,35 +363,59 @@ func (cs *calls) collect() error {
 		switch {
 		case c.over:
 		case now.Sub(c.start) >= retryFor && c.running == 0:
-			if err := cs.finish(c, -1, fmt.Errorf("%w: %w", wallet.ErrUnavailable, c.lastErr)); err != nil {
+			for _, it := range c.items {
+				if !it.over {
+					it.over, it.err = true, fmt.Errorf("%w: %w", wallet.ErrUnavailable, c.lastErr)
+				}
+			}
+			if err := cs.finish(c); err != nil {
 				return err
 			}
 		case !c.nextAt.IsZero() && !now.Before(c.nextAt):
 			c.nextAt = time.Time{}
 			cs.next(c)
-		case c.running > 0 && c.nextAt.IsZero() && now.Sub(c.lastStart) >= stallTimeout:
+		case c.running > 0 && c.nextAt.IsZero() && !c.once && now.Sub(c.lastStart) >= stallTimeout:
 			cs.next(c) // stalled: the same bytes to another node too
 		}
+	}
+	if cs.check != nil {
+		return cs.check()
 	}
 	return nil
 }
 
-// answer handles one node's answer to c.
-func (cs *calls) answer(c *call, node int, err error) error {
-	if err == nil {
-		return cs.finish(c, node, nil)
+// answer handles one node's answer to an attempt: each item it carried
+// that has no verdict yet gets this one, unless it is "unavailable"
+// (wallet.Unavailable), when the item goes on to the next node with the
+// others left.
+func (cs *calls) answer(r attemptResult) error {
+	c := r.c
+	var unavailable error
+	for k, it := range r.items {
+		if it.over {
+			continue
+		}
+		err := r.errs[k]
+		if err != nil && !wallet.Unavailable(err) && it.sends > 1 && cs.held(r.node, it.tx, err) {
+			err = nil
+		}
+		if err != nil && wallet.Unavailable(err) && !c.once {
+			unavailable = err
+			continue
+		}
+		it.over, it.node, it.err = true, r.node, err
+		if err == nil && it.tx != nil {
+			if herr := cs.acknowledged(c, it); herr != nil {
+				return herr
+			}
+		}
 	}
-	var cerr error = err
-	if !errors.Is(err, errConnRefused) && !errors.Is(err, errConnLost) {
-		cerr = rpc.ClientError(err) // what the node's JSON-RPC answer says
+	if !slices.ContainsFunc(c.items, func(it *item) bool { return !it.over }) {
+		return cs.finish(c)
 	}
-	if c.attempts > 1 && cs.held(node, c, cerr) {
-		return cs.finish(c, node, nil)
+	if unavailable != nil {
+		c.lastErr = unavailable
 	}
-	if !wallet.Unavailable(cerr) {
-		return cs.finish(c, node, cerr)
-	}
-	c.lastErr = cerr
 	if c.running == 0 && c.nextAt.IsZero() {
 		cs.next(c)
 	}
@@ -242,19 +425,19 @@ func (cs *calls) answer(c *call, node int, err error) error {
 // held is the wallet's reading of a refusal of a re-sent transaction: the
 // node holds it ("already known"), or has applied it ("nonce too low" for
 // a transaction the node finds by hash).
-func (cs *calls) held(node int, c *call, err error) bool {
+func (cs *calls) held(node int, tx *types.Transaction, err error) bool {
 	msg := err.Error()
 	if strings.HasPrefix(msg, "already known") {
 		return true
 	}
-	if !strings.HasPrefix(msg, "nonce too low") || c.tx == nil {
+	if !strings.HasPrefix(msg, "nonce too low") || tx == nil {
 		return false
 	}
 	sn := cs.s.nodes[node]
 	if !sn.up {
 		return false
 	}
-	applied, herr := sn.db.HasTx(c.tx.Hash())
+	applied, herr := sn.db.HasTx(tx.Hash())
 	return herr == nil && applied
 }
 
@@ -281,23 +464,23 @@ func (cs *calls) next(c *call) {
 	cs.attempt(c, untried[cs.s.rng.IntN(len(untried))])
 }
 
-// finish ends c with the answer of node (err nil: acknowledged).
-func (cs *calls) finish(c *call, node int, err error) error {
+// acknowledged records the acknowledgement of it, an item of c, and
+// checks that two nodes hold it (acked-held).
+func (cs *calls) acknowledged(c *call, it *item) error {
+	h := it.tx.Hash()
+	if _, ok := cs.acked[h]; !ok {
+		cs.acked[h] = ack{tx: it.tx, node: it.node, at: cs.s.now(), what: c.what}
+	}
+	cs.s.record("client %s ack %s nonce %d by n%d after %d attempts", c.what, h.TerminalString(), it.tx.Nonce(), it.node, c.attempts)
+	return cs.checkHeld(it.tx, it.node)
+}
+
+// finish ends c, each of whose items has its verdict.
+func (cs *calls) finish(c *call) error {
 	c.over = true
 	c.cancel()
 	cs.open = slices.DeleteFunc(cs.open, func(o *call) bool { return o == c })
-	if err == nil && c.tx != nil {
-		h := c.tx.Hash()
-		if _, ok := cs.acked[h]; !ok {
-			cs.acked[h] = ack{tx: c.tx, node: node, at: cs.s.now(), what: c.what}
-		}
-		cs.s.record("client %s ack %s nonce %d by n%d after %d attempts", c.what, h.TerminalString(), c.tx.Nonce(), node, c.attempts)
-		if herr := cs.checkHeld(c.tx, node); herr != nil {
-			return herr
-		}
-	}
-	c.done(node, err)
-	return nil
+	return c.done(c)
 }
 
 // checkHeld is the acked-held invariant: when a node acknowledges a

@@ -9,20 +9,14 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/wallet"
 )
 
-// Client faults: what adversarial clients send.
-const (
-	FaultReplay    Fault = "replay"     // a receipted transaction sent again
-	FaultMalformed Fault = "malformed"  // a signed transaction with bytes flipped
-	FaultOversized Fault = "oversized"  // a transaction over chain.MaxTxSize
-	FaultConflict  Fault = "conflict"   // a second transaction with a pending one's nonce, to another node
-	FaultMintAgain Fault = "mint-again" // a mint reusing a bank reference already minted
-)
+// FaultMintAgain: a mint reusing a bank reference already minted, which
+// must not mint twice. The attackers' sends are in attack.go.
+const FaultMintAgain Fault = "mint-again"
 
 // simAccounts is how many dev accounts send transfers.
 const simAccounts = 8
@@ -60,6 +54,8 @@ type clients struct {
 	// extra are more accounts whose nonces must all be applied (the
 	// governance members').
 	extra []*account
+	// atk are the attackers (attack.go).
+	atk *attacker
 }
 
 // all is every account that sends, the bank's first.
@@ -81,6 +77,8 @@ func newClients(s *Sim) (*clients, error) {
 		return nil, err
 	}
 	c.bank = &account{key: k, addr: k.Address()}
+	c.atk = newAttacker(c, s.cfg.Seed)
+	c.calls.check = c.atk.bannedApplied
 	return c, nil
 }
 
@@ -96,23 +94,21 @@ func (c *clients) settled(a *account) bool {
 	return false
 }
 
-// op is one client operation, chosen by the seed.
+// op is one client operation, chosen by the seed: an honest client's
+// transfer or mint, a JSON-RPC batch (clients_batch.go) or an attack
+// (attack.go).
 func (c *clients) op() {
 	s := c.s
 	r := s.rng.IntN(100)
 	switch {
-	case r < 70:
+	case r < 66:
 		c.transfer(c.accts[s.rng.IntN(len(c.accts))])
-	case r < 80:
+	case r < 76:
 		c.mint()
-	case r < 85:
-		c.replay()
-	case r < 90:
-		c.malformed()
-	case r < 93:
-		c.oversized()
+	case r < 82:
+		c.batch()
 	default:
-		c.conflict()
+		c.atk.op()
 	}
 }
 
@@ -181,22 +177,29 @@ func (c *clients) sendThen(a *account, tx *types.Transaction, what string, then 
 	raw, _ := tx.MarshalBinary()
 	a.busy = true
 	c.calls.send(raw, what, -1, func(sn int, err error) {
-		a.busy = false
-		c.s.record("client %s %s nonce %d to n%d: %v", what, a.addr.Hex()[:8], tx.Nonce(), sn, err)
-		if err != nil && !wallet.Unavailable(err) {
-			return // refused: the nonce is still the wallet's next
-		}
-		a.pending = []*types.Transaction{tx}
-		a.acked = err == nil
-		a.sentAt = time.Now()
-		a.next++
-		if a.acked {
-			c.sent = append(c.sent, tx)
-		}
-		if then != nil {
+		if c.answered(a, tx, what, sn, err) && then != nil {
 			then()
 		}
 	})
+}
+
+// answered takes the verdict err of node sn on tx, a's new transaction
+// for its next nonce, as the wallet does; true if tx is now a's pending
+// transaction (acknowledged, or unanswered: the wallet re-sends it).
+func (c *clients) answered(a *account, tx *types.Transaction, what string, sn int, err error) bool {
+	a.busy = false
+	c.s.record("client %s %s nonce %d to n%d: %v", what, a.addr.Hex()[:8], tx.Nonce(), sn, err)
+	if err != nil && !wallet.Unavailable(err) {
+		return false // refused: the nonce is still the wallet's next
+	}
+	a.pending = []*types.Transaction{tx}
+	a.acked = err == nil
+	a.sentAt = time.Now()
+	a.next++
+	if a.acked {
+		c.sent = append(c.sent, tx)
+	}
+	return true
 }
 
 // resend sends a's pending transaction again once its receipt is overdue,
@@ -216,112 +219,6 @@ func (c *clients) resend(a *account) {
 		if err == nil && len(a.pending) > 0 && a.pending[0] == tx {
 			a.acked = true
 			c.sent = append(c.sent, tx)
-		}
-	})
-}
-
-// submitRaw sends raw bytes, as they came from a client, to node first
-// (-1: one the seed picks) with the wallet's failover; done gets the
-// answer.
-func (c *clients) submitRaw(raw []byte, first int, what string, done func(sn int, err error)) {
-	c.calls.send(raw, what, first, done)
-}
-
-// replay sends a receipted transaction again, to any node: it must be
-// refused (already applied, or its nonce used).
-func (c *clients) replay() {
-	var done []*types.Transaction
-	for _, tx := range c.sent {
-		if _, ok := c.s.inv.txAt[tx.Hash()]; ok {
-			done = append(done, tx)
-		}
-	}
-	if len(done) == 0 {
-		return
-	}
-	tx := done[c.s.rng.IntN(len(done))]
-	c.s.count(FaultReplay)
-	raw, _ := tx.MarshalBinary()
-	c.submitRaw(raw, -1, "replay", func(sn int, err error) {
-		c.s.record("client replay %s to n%d: %v", tx.Hash().TerminalString(), sn, err)
-		if err == nil {
-			// Admitted again: it can only be applied twice if the chain
-			// lets it, which the invariants catch; note the admission.
-			c.s.record("client replay admitted")
-		}
-	})
-}
-
-// malformed flips bytes of a freshly signed transaction: decode and
-// sender checks must refuse it, or it is a different valid transaction
-// from an unfunded sender, refused by the pool or failing at execution.
-func (c *clients) malformed() {
-	a := c.accts[c.s.rng.IntN(len(c.accts))]
-	tx, err := wallet.SignTransfer(a.key, c.s.g.ChainIDBig(), a.next+1000, a.addr, big.NewInt(1), false)
-	if err != nil {
-		panic(err)
-	}
-	raw, _ := tx.MarshalBinary()
-	for k := 1 + c.s.rng.IntN(4); k > 0; k-- {
-		raw[c.s.rng.IntN(len(raw))] ^= byte(1 + c.s.rng.IntN(255))
-	}
-	if c.s.rng.IntN(4) == 0 {
-		raw = raw[:c.s.rng.IntN(len(raw))]
-	}
-	c.s.count(FaultMalformed)
-	c.submitRaw(raw, -1, "malformed", func(sn int, err error) {
-		c.s.record("client malformed to n%d: %v", sn, err)
-	})
-}
-
-// oversized sends a signed transaction above chain.MaxTxSize: refused at
-// decoding.
-func (c *clients) oversized() {
-	a := c.accts[c.s.rng.IntN(len(c.accts))]
-	to := a.addr
-	data := make([]byte, chain.MaxTxSize+c.s.rng.IntN(1024))
-	tx, err := types.SignNewTx(a.key.ECDSA(), chain.NewSigner(c.s.g.ChainIDBig()), &types.DynamicFeeTx{
-		ChainID: c.s.g.ChainIDBig(), Nonce: a.next, Gas: 1 << 24, To: &to, Data: data, GasFeeCap: new(big.Int), GasTipCap: new(big.Int),
-	})
-	if err != nil {
-		panic(err)
-	}
-	raw, _ := tx.MarshalBinary()
-	c.s.count(FaultOversized)
-	c.submitRaw(raw, -1, "oversized", func(sn int, err error) {
-		c.s.record("client oversized %d bytes to n%d: %v", len(raw), sn, err)
-		if err == nil {
-			c.s.record("client oversized admitted")
-		}
-	})
-}
-
-// conflict signs a second transaction for an account's pending nonce (a
-// different recipient) and sends it to another node than the leader: at
-// most one of the two may be applied.
-func (c *clients) conflict() {
-	var cands []*account
-	for _, a := range c.accts {
-		if !c.settled(a) {
-			cands = append(cands, a)
-		}
-	}
-	if len(cands) == 0 {
-		return
-	}
-	a := cands[c.s.rng.IntN(len(cands))]
-	n := a.pending[0].Nonce()
-	to := c.accts[c.s.rng.IntN(len(c.accts))].addr
-	tx, err := wallet.SignTransfer(a.key, c.s.g.ChainIDBig(), n, to, big.NewInt(1+c.s.rng.Int64N(1000)), false)
-	if err != nil {
-		panic(err)
-	}
-	c.s.count(FaultConflict)
-	raw, _ := tx.MarshalBinary()
-	c.submitRaw(raw, -1, "conflict", func(sn int, err error) {
-		c.s.record("client conflict %s nonce %d to n%d: %v", a.addr.Hex()[:8], n, sn, err)
-		if err == nil && len(a.pending) > 0 && a.pending[0].Nonce() == n {
-			a.pending = append(a.pending, tx)
 		}
 	})
 }

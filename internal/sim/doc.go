@@ -9,9 +9,11 @@
 // synctest.Wait (every goroutine of the bubble blocked), it picks the next
 // event from a seeded RNG: deliver, drop or delay a ready message (any
 // ready message, so messages overtake each other), let time pass, a
-// client operation (transfers, mints, and adversarial sends: replayed,
-// malformed, oversized and conflicting transactions, reused bank
-// references) or a fault (crash with unsynced writes lost, restart,
+// client operation (transfers, mints, reused bank references, JSON-RPC
+// batches of mixed valid and invalid transactions, and attackers' sends:
+// broken encodings, oversized transactions, wrong chain ids, unsupported
+// types, forged signatures, replays and conflicting nonces, each checked
+// refused as a real node refuses it, attack.go) or a fault (crash with unsynced writes lost, restart,
 // partition, heal, leadership transfer, a failing state database or Raft
 // log disk, a slow disk (fs.go),
 // governance adding or removing a validator, which the leader's

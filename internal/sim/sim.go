@@ -69,6 +69,9 @@ type Result struct {
 	// DiskDeaths counts the ends of a node's process on a fatal disk
 	// error of Pebble (a metadata disk error), at a flush or at a start.
 	DiskDeaths int
+	// Refused counts the attackers' transactions refused as a real node
+	// refuses them, each checked (attack.go, clients_batch.go).
+	Refused int
 	// RaftLostRefused counts the starts refused on a lost Raft directory,
 	// and FreshStarts the starts as a fresh member that followed.
 	RaftLostRefused, FreshStarts int
@@ -699,8 +702,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d snapshots (%d installed), faults %v, %d slow syncs (%s), %d disk halts, %d disk deaths, %d starts refused on a lost Raft dir, %d fresh starts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.RaftLostRefused, r.FreshStarts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%s), %d disk halts, %d disk deaths, %d starts refused on a lost Raft dir, %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.RaftLostRefused, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

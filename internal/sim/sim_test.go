@@ -4,6 +4,7 @@ package sim
 
 import (
 	"flag"
+	"fmt"
 	"maps"
 	"os"
 	"runtime"
@@ -66,7 +67,7 @@ func TestSim(t *testing.T) {
 		if *seedsFlag > 0 && sum.certs == 0 {
 			t.Error("no block carried a commit certificate: the vote collection did not run")
 		}
-		faultKinds(t)
+		faultKinds(t, sum.faults)
 		snapshotKinds(t)
 		reproducibility(t, hashes)
 	})
@@ -132,8 +133,8 @@ var faultSeeds = []struct {
 	{FaultDrop, 101, nil},
 	{FaultDelay, 102, nil},
 	{FaultReorder, 103, nil},
-	{FaultCrash, 104, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
-	{FaultRestart, 105, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
+	{FaultCrash, 115, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
+	{FaultRestart, 115, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
 	{FaultPartition, 106, map[Fault]int{FaultPartition: 5, FaultHeal: 3}},
 	{FaultHeal, 107, map[Fault]int{FaultPartition: 5, FaultHeal: 3}},
 	{FaultChurn, 108, map[Fault]int{FaultChurn: 1}},
@@ -145,14 +146,22 @@ var faultSeeds = []struct {
 	{FaultRaftDiskError, 121, map[Fault]int{FaultRaftDiskError: 1, FaultRestart: 1}},
 	{FaultMetaDiskError, 122, map[Fault]int{FaultMetaDiskError: 1, FaultRestart: 1}},
 	{FaultRaftDirLost, 123, map[Fault]int{FaultRaftDirLost: 1, FaultRestart: 1}},
-	{FaultReplay, 109, nil},
-	{FaultMalformed, 110, nil},
-	{FaultOversized, 111, nil},
-	{FaultConflict, 112, nil},
-	{FaultMintAgain, 113, nil},
-	{FaultForwardDrop, 101, nil},
+	{FaultForwardDrop, 109, nil},
 	{FaultForwardDup, 101, nil},
-	{FaultLeaderCrashForwarding, 107, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
+	{FaultLeaderCrashForwarding, 115, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
+	{FaultMintAgain, 113, nil},
+	// The attackers (attack.go) and the batch clients (clients_batch.go).
+	{FaultReplay, 103, nil},
+	{FaultMalformed, 103, nil},
+	{FaultOversized, 111, nil},
+	{FaultConflict, 111, nil},
+	{FaultWrongChain, 101, nil},
+	{FaultBadSignature, 101, nil},
+	{FaultTxType, 102, nil},
+	{FaultBatch, 110, nil},
+	{FaultBatchFollower, 110, nil},
+	{FaultBatchConflict, 110, nil},
+	{FaultBatchDup, 102, nil},
 }
 
 // faultSteps are the steps of the pinned seeds of fault kinds that take
@@ -162,14 +171,36 @@ var faultSeeds = []struct {
 var faultSteps = map[Fault]int{FaultRemoveValidator: 6000, FaultRemoveLeader: 6000}
 
 // faultKinds runs each pinned seed and asserts that its fault was
-// injected.
-func faultKinds(t *testing.T) {
+// injected, and that every kind the default weights or the seeds' runs
+// (seen) inject has a pinned seed. Kinds pinned to one seed with the same
+// weights share its run.
+func faultKinds(t *testing.T, seen map[Fault]int) {
+	pinned := map[Fault]bool{}
+	for _, fs := range faultSeeds {
+		pinned[fs.fault] = true
+	}
+	for _, f := range slices.Sorted(maps.Keys(seen)) {
+		if !pinned[f] {
+			t.Errorf("fault kind %s, injected by the seeds' runs, has no pinned seed in faultSeeds", f)
+		}
+	}
+	for _, f := range slices.Sorted(maps.Keys(DefaultFaults)) {
+		if !pinned[f] {
+			t.Errorf("fault kind %s (DefaultFaults) has no pinned seed in faultSeeds", f)
+		}
+	}
+	runs := map[string]*Result{}
 	for _, fs := range faultSeeds {
 		steps := *stepsFlag
 		if n, ok := faultSteps[fs.fault]; ok {
 			steps = n
 		}
-		res := runOne(t, Config{Seed: fs.seed, Steps: steps, Faults: fs.faults})
+		key := fmt.Sprint(fs.seed, steps, fs.faults)
+		res := runs[key]
+		if res == nil {
+			res = runOne(t, Config{Seed: fs.seed, Steps: steps, Faults: fs.faults})
+			runs[key] = res
+		}
 		if res.Faults[fs.fault] == 0 {
 			t.Errorf("seed %d (faults %v) injected no %s: %v", fs.seed, fs.faults, fs.fault, res.Faults)
 		}

@@ -19,7 +19,7 @@ var snapshotSeeds = []struct {
 	seed   uint64
 	faults map[Fault]int
 }{
-	{116, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
+	{113, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
 }
 
 // snapshotKinds runs each pinned seed and asserts that snapshots were
