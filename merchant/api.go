@@ -1,6 +1,7 @@
 package merchant
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tally-ledger/tally/config"
@@ -79,7 +80,7 @@ func (n *Notifier) handler() http.Handler {
 		// 200 whether the order is new or was registered already with
 		// the same terms: a client retrying a registration whose answer
 		// it lost sees the same answer.
-		o, _, err := n.Register(&req)
+		o, _, err := n.Register(r.Context(), &req)
 		n.reply(w, o, err)
 	}))
 	mux.Handle("GET "+PathOrder+"{ref}", n.auth(func(w http.ResponseWriter, r *http.Request) {
@@ -123,8 +124,11 @@ func (n *Notifier) handler() http.Handler {
 // order id, and the URI, which must be the one these fields make. An
 // order registered already under the reference with the same terms is
 // returned as it is (a retried registration); with other terms it is
-// refused. It returns whether the order is new.
-func (n *Notifier) Register(req *wallet.PaymentRequest) (*Order, bool, error) {
+// refused. Payments and refunds under the reference in the last
+// orders.lookback blocks the follower read already (a QR code paid before
+// its order was registered) are the new order's too, written with it. It
+// returns whether the order is new.
+func (n *Notifier) Register(ctx context.Context, req *wallet.PaymentRequest) (*Order, bool, error) {
 	asset, ok := n.assets[req.Asset]
 	switch {
 	case !ok:
@@ -182,7 +186,23 @@ func (n *Notifier) Register(req *wallet.PaymentRequest) (*Order, bool, error) {
 	}
 	o := &Order{PaymentRequest: *want, Registered: n.now().UTC(), Status: StatusAwaiting, Paid: "0", Refunded: "0",
 		NetText: units(new(big.Int), asset.Decimals, asset.MinorUnits, asset.Symbol), Payments: []Movement{}, Refunds: []Movement{}}
-	b := s.db.NewBatch()
+	// The blocks before the cursor are the follower's past: look back
+	// there for this reference. The lock keeps the follower from moving
+	// the cursor meanwhile, so each event is read once, here or there.
+	next, set, err := s.Cursor()
+	if err != nil {
+		return nil, false, err
+	}
+	if !set {
+		next = n.cfg.Follow.StartBlock
+	}
+	var past []types.Log
+	if back := min(next, uint64(n.cfg.Orders.Lookback)); back > 0 {
+		if past, err = n.logs(ctx, next-back, next-1, want.Reference); err != nil {
+			return nil, false, refuse(http.StatusServiceUnavailable, "look back for payments of order %q: %v", want.Order, err)
+		}
+	}
+	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	if err := putOrder(b, o); err != nil {
 		return nil, false, err
@@ -190,8 +210,15 @@ func (n *Notifier) Register(req *wallet.PaymentRequest) (*Order, bool, error) {
 	if err := b.Set(keyOrders, be8(count+1), nil); err != nil {
 		return nil, false, err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	queued, err := n.apply(b, past)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := n.commit(b, queued); err != nil {
 		return nil, false, fmt.Errorf("register order %q: %w", o.Order, err)
+	}
+	if o, err = readOrder(s.db, want.Reference); err != nil {
+		return nil, false, err
 	}
 	n.log.Info("order registered", "order", o.Order, "amount", o.Amount+" "+o.Asset, "payee", o.Payee, "expires", o.Expires)
 	return o.View(n.now()), true, nil

@@ -69,6 +69,9 @@ type OrdersConfig struct {
 	// MaxMovements bounds the payments and refunds one order lists (its
 	// totals count every one).
 	MaxMovements int `toml:"max-movements"`
+	// Lookback is how many of the blocks the follower read already a
+	// registration searches for payments under its reference (0: none).
+	Lookback int `toml:"lookback"`
 }
 
 // WebhookConfig is the signed notifications' receiver (docs/merchants.md,
@@ -89,6 +92,7 @@ const (
 	DefaultMaxMovements = 100
 	DefaultMaxPending   = 100_000
 	DefaultBatch        = 1000
+	DefaultLookback     = 10_000
 	// maxBatch is the node's default bound on one eth_getLogs range
 	// (http.max-log-block-range).
 	maxBatch = 10_000
@@ -102,7 +106,7 @@ func DefaultConfig() Config {
 		DataDir: "merchant-data",
 		Nodes:   NodesConfig{Timeout: Duration(10 * time.Second)},
 		Follow:  FollowConfig{PollInterval: Duration(500 * time.Millisecond), Batch: DefaultBatch},
-		Orders:  OrdersConfig{Max: DefaultMaxOrders, MaxMovements: DefaultMaxMovements},
+		Orders:  OrdersConfig{Max: DefaultMaxOrders, MaxMovements: DefaultMaxMovements, Lookback: DefaultLookback},
 		Webhook: WebhookConfig{Timeout: Duration(10 * time.Second), RetryMin: Duration(time.Second), RetryMax: Duration(10 * time.Minute),
 			MaxAge: Duration(72 * time.Hour), MaxPending: DefaultMaxPending},
 		Log: config.Log{Level: "info", Format: "text"},
@@ -216,6 +220,7 @@ func (c *Config) Validate() error {
 	}{
 		{"orders.max", c.Orders.Max, 1, 100_000_000},
 		{"orders.max-movements", c.Orders.MaxMovements, 1, 10_000},
+		{"orders.lookback", c.Orders.Lookback, 0, maxBatch},
 		{"webhook.max-pending", c.Webhook.MaxPending, 1, 10_000_000},
 	} {
 		if b.v < b.lo || b.v > b.hi {

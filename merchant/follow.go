@@ -71,16 +71,21 @@ func (n *Notifier) Step(ctx context.Context) (int, error) {
 }
 
 // logs reads the PaymentReference events to the payees and the Refund
-// events from them in blocks from..to, in chain order.
-func (n *Notifier) logs(ctx context.Context, from, to uint64) ([]types.Log, error) {
+// events from them in blocks from..to, in chain order: under every
+// reference, or under refs only.
+func (n *Notifier) logs(ctx context.Context, from, to uint64, refs ...common.Hash) ([]types.Log, error) {
 	payees := make([]common.Hash, len(n.payees))
 	for i, p := range n.payees {
 		payees[i] = common.BytesToHash(p[:])
 	}
+	var refTopic any // null: any reference
+	if len(refs) > 0 {
+		refTopic = refs
+	}
 	var all []types.Log
 	for _, q := range [][]any{
-		{[]common.Hash{topicPayment}, nil, nil, payees}, // to: topic 3
-		{[]common.Hash{topicRefund}, nil, payees},       // merchant: topic 2
+		{[]common.Hash{topicPayment}, refTopic, nil, payees}, // to: topic 3
+		{[]common.Hash{topicRefund}, refTopic, payees},       // merchant: topic 2
 	} {
 		var logs []types.Log
 		crit := map[string]any{"fromBlock": hexutil.Uint64(from), "toBlock": hexutil.Uint64(to), "address": n.facades, "topics": q}
@@ -106,11 +111,43 @@ func (n *Notifier) record(logs []types.Log, next uint64) error {
 	defer s.mu.Unlock()
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
+	queued, err := n.apply(b, logs)
+	if err != nil {
+		return err
+	}
+	if err := b.Set(keyCursor, be8(next), nil); err != nil {
+		return err
+	}
+	if err := n.commit(b, queued); err != nil {
+		return fmt.Errorf("record blocks up to %d: %w", next-1, err)
+	}
+	n.metrics.height.Set(float64(next - 1))
+	return nil
+}
+
+// commit commits b, synced; queued says it holds notifications.
+func (n *Notifier) commit(b *pebble.Batch, queued bool) error {
+	if err := b.Commit(pebble.Sync); err != nil {
+		if queued {
+			n.outbox.Recount() //nolint:errcheck // best effort: the batch's deliveries are gone
+		}
+		return err
+	}
+	if queued {
+		kick(n.kickWebhook)
+	}
+	return nil
+}
+
+// apply matches logs (in chain order) to their orders in b and queues
+// their notifications; it says whether it queued any. The caller holds
+// the store's lock.
+func (n *Notifier) apply(b *pebble.Batch, logs []types.Log) (bool, error) {
 	queued := false
 	for i := range logs {
 		l := &logs[i]
 		if len(l.Topics) != 4 || len(l.Data) != 32 {
-			return fmt.Errorf("block %d log %d: %d topics and %d bytes of data: not an asset's payment event", l.BlockNumber, l.Index, len(l.Topics), len(l.Data))
+			return false, fmt.Errorf("block %d log %d: %d topics and %d bytes of data: not an asset's payment event", l.BlockNumber, l.Index, len(l.Topics), len(l.Data))
 		}
 		refund := l.Topics[0] == topicRefund
 		ref := l.Topics[1]
@@ -120,7 +157,7 @@ func (n *Notifier) record(logs []types.Log, next uint64) error {
 			continue
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		// A payment is the order's when it pays the order's payee in the
 		// order's asset; a refund when the order's payee makes it.
@@ -139,7 +176,7 @@ func (n *Notifier) record(logs []types.Log, next uint64) error {
 			Text: units(amount, o.Decimals, minor, o.Asset)}
 		event := o.apply(m, refund, n.cfg.Orders.MaxMovements, minor)
 		if err := putOrder(b, o); err != nil {
-			return err
+			return false, err
 		}
 		kind := "payment"
 		if refund {
@@ -156,27 +193,14 @@ func (n *Notifier) record(logs []types.Log, next uint64) error {
 		if n.outbox != nil {
 			body, err := json.Marshal(&note)
 			if err != nil {
-				return err
+				return false, err
 			}
 			ok, err := n.outbox.Enqueue(b, note.ID, event, body)
 			if err != nil {
-				return err
+				return false, err
 			}
 			queued = queued || ok
 		}
 	}
-	if err := b.Set(keyCursor, be8(next), nil); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		if queued {
-			n.outbox.Recount() //nolint:errcheck // best effort: the batch's deliveries are gone
-		}
-		return fmt.Errorf("record blocks up to %d: %w", next-1, err)
-	}
-	n.metrics.height.Set(float64(next - 1))
-	if queued {
-		kick(n.kickWebhook)
-	}
-	return nil
+	return queued, nil
 }

@@ -161,9 +161,10 @@ func (e *env) register(order, amount string) {
 	}
 }
 
-func (e *env) pay(order string, cents int64) {
+func (e *env) pay(order string, cents int64) uint64 {
 	ref, _ := wallet.ParseReference(order)
-	e.ch.Apply(e.ch.Asset(payer, hkdAsset, "transferWithReference", chaintest.Addr(shopKey), big.NewInt(cents), ref))
+	a := e.ch.Apply(e.ch.Asset(payer, hkdAsset, "transferWithReference", chaintest.Addr(shopKey), big.NewInt(cents), ref))
+	return a.Block.Number()
 }
 
 func (e *env) refund(order string, cents int64) {
@@ -387,4 +388,44 @@ func TestStatusRule(t *testing.T) {
 		t.Fatal("expiry")
 	}
 	_ = common.Address{}
+}
+
+// TestRegisterLooksBack: a payment made before its order was registered,
+// in a block the follower read already, is the order's once it is
+// registered (orders.lookback), notified once; with orders.lookback 0 it
+// is not.
+func TestRegisterLooksBack(t *testing.T) {
+	for _, lookback := range []int{DefaultLookback, 0} {
+		e := newEnv(t)
+		e.cfg.Orders.Lookback = lookback
+		e.start()
+		h := e.pay("EARLY-1", 1234)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var st StatusView
+			if code := e.call("GET", PathStatus, token, nil, &st); code == http.StatusOK && st.Next > h {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the follower did not pass block %d", h)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var o Order
+		if code := e.call("POST", PathOrders, token, e.request("EARLY-1", "12.34"), &o); code != http.StatusOK {
+			t.Fatalf("register: %d", code)
+		}
+		if lookback == 0 {
+			if o.Status != StatusAwaiting {
+				t.Fatalf("lookback 0: %+v", o)
+			}
+			continue
+		}
+		if o.Status != StatusPaid || len(o.Payments) != 1 || o.Payments[0].Block != h {
+			t.Fatalf("registered after its payment: %+v", o)
+		}
+		if hs := e.waitHandled(1); hs[0].Event != EventPaid || hs[0].Order != "EARLY-1" {
+			t.Fatalf("handled %+v", hs)
+		}
+	}
 }
