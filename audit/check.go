@@ -435,8 +435,19 @@ func (a *auditor) finish(ctx context.Context, digest store.StateDigest) error {
 		}
 		a.rep.Supply = append(a.rep.Supply, line)
 	}
+	if err := a.checkEscrow(to, "replayed", a.replay.DB(), table); err != nil {
+		return err
+	}
 	if a.rep.To != digest.Height {
 		return nil
+	}
+	if l, ok := a.cfg.Source.(stateLister); ok {
+		stored, err := l.stateDB().SupplyTable()
+		if err != nil {
+			a.fail(to, -1, CheckEscrow, "the stored supply records", "error", err.Error())
+		} else if err := a.checkEscrow(to, "stored", l.stateDB(), stored); err != nil {
+			return err
+		}
 	}
 	a.rep.FinalStateChecked = true
 	if digest.StateRoot != a.prevRoot {
@@ -466,6 +477,42 @@ func valueOrNone(v []byte) string {
 		return "none"
 	}
 	return fmt.Sprintf("%x", v)
+}
+
+// checkEscrow checks, on one state (the replay's, or a data dir's stored
+// one), that every asset's escrow is exactly what its open escrow records
+// hold (state.EscrowOf: pending withdrawals, open exchange offers, held
+// payments awaiting a confirmation): escrow that no record accounts for,
+// or a record whose money is not in escrow, is forged. An error is a
+// failed read of the state.
+func (a *auditor) checkEscrow(at uint64, which string, db *store.DB, table []store.AssetSupply) error {
+	held := make([]*big.Int, len(table))
+	for i := range held {
+		held[i] = new(big.Int)
+	}
+	err := db.IterateState(func(k, v []byte) error {
+		asset, amount, open, err := state.EscrowOf(k, v)
+		switch {
+		case err != nil:
+			a.fail(at, -1, CheckEscrow, "a decodable record", fmt.Sprintf("key %x", k), fmt.Sprintf("%s state: %v", which, err))
+		case !open:
+		case int(asset) >= len(held):
+			a.fail(at, -1, CheckEscrow, "a known asset", fmt.Sprintf("asset %d", asset), fmt.Sprintf("%s state: %s record %x holds escrow of an unknown asset", which, keyKind(k), k))
+		default:
+			held[asset].Add(held[asset], amount)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("escrow of the %s state: %w", which, err)
+	}
+	for i, s := range table {
+		if s.Escrow.Cmp(held[i]) != 0 {
+			a.fail(at, -1, CheckEscrow, fmt.Sprintf("%s escrow %s", s.Symbol, held[i]), s.Escrow.String(),
+				fmt.Sprintf("%s state: the open withdrawals, offers and held payments of %s hold %s, its supply record says %s in escrow", which, s.Symbol, held[i], s.Escrow))
+		}
+	}
+	return nil
 }
 
 // keyKind names a state key's kind (docs/architecture.md, state keys).
@@ -518,6 +565,22 @@ func keyKind(k []byte) string {
 		return "exchange offer"
 	case "sF":
 		return "last offer id"
+	case "sc":
+		return "confirmation settings"
+	case "sP":
+		return "held payment"
+	case "sQ":
+		return "last held payment id"
+	case "sE":
+		return "held payments expiring in a minute"
+	case "sT":
+		return "held payment sweep cursor"
+	case "sd":
+		return "dispute"
+	case "sD":
+		return "last dispute id"
+	case "sO":
+		return "active dispute of a payment"
 	}
 	return "unknown"
 }

@@ -40,6 +40,7 @@ const (
 	CheckBankRef           = "bank-ref"                  // no bank reference minted twice, nor reversed twice or without its mint (Minted, MintReversed events)
 	CheckWithdrawal        = "withdrawal"                // a withdrawal claimed once, settled or refunded at most once, returned at most once and only if settled
 	CheckComplianceReason  = "compliance-reason"         // every compliance action carries a non-empty reason
+	CheckEscrow            = "escrow"                    // per asset, the open escrow records (pending withdrawals, open offers, held payments) sum to the supply's escrow, in the replayed state and a data dir's stored one
 
 	// The data dir's own records (a --datadir audit that reaches the head).
 	CheckHeadRecord    = "head-record"    // the stored head is the last block: number, hash, time; Raft index not below it

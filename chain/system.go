@@ -18,10 +18,17 @@ import (
 //	0x…0c01        compliance (KYC tiers, freezes)
 //	0x…0c02        governance (proposals and votes on the rules)
 //	0x…0c03        exchange (cross-currency offers)
+//	0x…0c04        confirmations (second confirmation of large payments)
+//	0x…0c05        disputes (a payer's complaint about a payment)
 var (
 	ComplianceAddress = common.HexToAddress("0x0000000000000000000000000000000000000c01")
 	GovernanceAddress = common.HexToAddress("0x0000000000000000000000000000000000000c02")
 	ExchangeAddress   = common.HexToAddress("0x0000000000000000000000000000000000000c03")
+	// ConfirmationsAddress holds the confirmation keys, thresholds and
+	// pending payments (DESIGN.md decision 13, docs/payments.md).
+	ConfirmationsAddress = common.HexToAddress("0x0000000000000000000000000000000000000c04")
+	// DisputesAddress holds the disputes on payments (docs/payments.md).
+	DisputesAddress = common.HexToAddress("0x0000000000000000000000000000000000000c05")
 )
 
 // MulticallAddress is Multicall3's canonical address (mds1/multicall),
@@ -65,10 +72,12 @@ func AssetID(a common.Address) (uint32, bool) {
 }
 
 // IsSystemAddress reports whether a is a system contract address (an asset
-// facade, compliance, governance or exchange). Whether an asset id exists is the state's business.
+// facade, compliance, governance, exchange, confirmations or disputes).
+// Whether an asset id exists is the state's business.
 func IsSystemAddress(a common.Address) bool {
 	_, ok := AssetID(a)
-	return ok || a == ComplianceAddress || a == GovernanceAddress || a == ExchangeAddress
+	return ok || a == ComplianceAddress || a == GovernanceAddress || a == ExchangeAddress ||
+		a == ConfirmationsAddress || a == DisputesAddress
 }
 
 // SystemCode is what eth_getCode returns at a system address: a single
@@ -105,6 +114,10 @@ var (
 	ComplianceABI = mustABI("Compliance")
 	GovernanceABI = mustABI("Governance")
 	ExchangeABI   = mustABI("Exchange")
+	// ConfirmationsABI and DisputesABI are the payment-trust contracts
+	// (docs/payments.md).
+	ConfirmationsABI = mustABI("Confirmations")
+	DisputesABI      = mustABI("Disputes")
 	// Multicall3ABI is mds1/multicall's Multicall3 (MulticallAddress).
 	Multicall3ABI = mustABI("Multicall3")
 )
@@ -119,6 +132,10 @@ func ContractABI(a common.Address) (*abi.ABI, bool) {
 		return &GovernanceABI, true
 	case ExchangeAddress:
 		return &ExchangeABI, true
+	case ConfirmationsAddress:
+		return &ConfirmationsABI, true
+	case DisputesAddress:
+		return &DisputesABI, true
 	}
 	if _, ok := AssetID(a); ok {
 		return &AssetABI, true
@@ -127,7 +144,8 @@ func ContractABI(a common.Address) (*abi.ABI, bool) {
 }
 
 // ABIJSON returns the published ABI of a system contract ("Asset",
-// "Compliance", "Governance", "Exchange", "Multicall3").
+// "Compliance", "Governance", "Exchange", "Confirmations", "Disputes",
+// "Multicall3").
 func ABIJSON(contract string) ([]byte, error) {
 	return tally.ABIFiles.ReadFile("abi/" + contract + ".json")
 }

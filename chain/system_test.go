@@ -19,7 +19,7 @@ func TestPublishedABIs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"Asset.json": true, "Compliance.json": true, "Governance.json": true, "Exchange.json": true, "Multicall3.json": true}
+	want := map[string]bool{"Asset.json": true, "Compliance.json": true, "Governance.json": true, "Exchange.json": true, "Confirmations.json": true, "Disputes.json": true, "Multicall3.json": true}
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() || !strings.HasSuffix(name, ".json") {

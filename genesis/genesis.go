@@ -55,6 +55,10 @@ type Rules struct {
 	// suspensions, risk.go); absent means none, and encodes as before
 	// risk rules existed.
 	Risk *Risk `json:"risk,omitempty"`
+	// Payments are the times of the payment-trust operations (payments.go:
+	// confirmation of large payments, disputes); absent means the
+	// defaults, and encodes as before they existed.
+	Payments *Payments `json:"payments,omitempty"`
 }
 
 // Asset describes an asset and who may issue it.
@@ -78,6 +82,11 @@ type Asset struct {
 	// returns minus its settlements and reversals, in base units); a bank
 	// without an entry is uncapped. Governance sets them.
 	IssuanceCaps []IssuanceCap `json:"issuanceCaps,omitempty"`
+	// DisputeWindowSeconds is how long after a payment under a reference
+	// (transferWithReference) its payer may open a dispute on it; 0 (absent)
+	// means the asset takes no disputes, and its payments are recorded as
+	// before disputes existed. At most MaxDisputeWindowSeconds.
+	DisputeWindowSeconds uint64 `json:"disputeWindowSeconds,omitempty"`
 }
 
 // IssuanceCap is one bank's cap on its outstanding issuance of an asset.
@@ -377,6 +386,9 @@ func (r *Rules) Validate() error {
 				}
 			}
 		}
+	}
+	if err := r.validatePayments(); err != nil {
+		return err
 	}
 	return r.validateRisk()
 }

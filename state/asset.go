@@ -87,12 +87,18 @@ func (x *exec) asset(id uint32, name string, args []any) ([]any, error) {
 		return []any{is.Minted, is.Burned, is.Outstanding(), limit}, nil
 
 	case "transfer":
+		if held, err := x.hold(heldOp{kind: HeldKindTransfer, asset: id, to: addr(0), amount: num(1)}); held || err != nil {
+			return ok, err
+		}
 		if err := x.move(id, x.from, addr(0), num(1), false); err != nil {
 			return nil, err
 		}
 		x.transferLog(id, x.from, addr(0), num(1))
 		return ok, nil
 	case "transferWithReference":
+		if held, err := x.hold(heldOp{kind: HeldKindPayment, asset: id, to: addr(0), amount: num(1), ref: hash(2)}); held || err != nil {
+			return ok, err
+		}
 		return ok, x.pay(id, addr(0), num(1), hash(2))
 	case "batchTransfer":
 		return ok, x.batchTransfer(id, args[0].([]common.Address), args[1].([]*big.Int), hash(2))
@@ -105,6 +111,10 @@ func (x *exec) asset(id uint32, name string, args []any) ([]any, error) {
 	case "mint":
 		return ok, x.mint(id, addr(0), num(1), hash(2))
 	case "requestWithdrawal":
+		// A held withdrawal has no id until it is confirmed: 0.
+		if held, err := x.hold(heldOp{kind: HeldKindWithdrawal, asset: id, amount: num(0), ref: hash(1)}); held || err != nil {
+			return []any{new(big.Int)}, err
+		}
 		wid, err := x.requestWithdrawal(id, num(0), hash(1))
 		return []any{new(big.Int).SetUint64(wid)}, err
 	case "claimWithdrawal":
@@ -134,6 +144,7 @@ func (x *exec) pay(id uint32, to common.Address, amount *big.Int, ref common.Has
 		return err
 	}
 	p.Paid.Add(p.Paid, amount)
+	x.stampPayment(id, &p)
 	x.o.SetPayment(id, to, ref, x.from, p)
 	x.transferLog(id, x.from, to, amount)
 	x.log(chain.AssetAddress(id), chain.AssetABI.Events["PaymentReference"], []common.Hash{ref, addrTopic(x.from), addrTopic(to)}, amount)
@@ -179,6 +190,9 @@ func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int,
 		}
 		total.Add(total, a)
 	}
+	if err := x.refuseUnconfirmable("batchTransfer", x.from, id, total); err != nil {
+		return err
+	}
 	c := &charge{asset: id, from: x.from}
 	if l.maxDaily != nil {
 		outflow, err := x.o.Outflow(id, x.from, x.blk.Day())
@@ -221,6 +235,7 @@ func (x *exec) batchTransfer(id uint32, to []common.Address, amounts []*big.Int,
 			return err
 		}
 		p.Paid.Add(p.Paid, a)
+		x.stampPayment(id, &p)
 		x.o.SetPayment(id, to[i], ref, x.from, p)
 		x.transferLog(id, x.from, to[i], a)
 		x.log(facade, chain.AssetABI.Events["PaymentReference"], []common.Hash{ref, addrTopic(x.from), addrTopic(to[i])}, a)
@@ -249,7 +264,7 @@ func (x *exec) refund(id uint32, ref common.Hash, to common.Address, amount *big
 	x.o.SetPayment(id, x.from, ref, to, p)
 	x.transferLog(id, x.from, to, amount)
 	x.log(chain.AssetAddress(id), chain.AssetABI.Events["Refund"], []common.Hash{ref, addrTopic(x.from), addrTopic(to)}, amount)
-	return nil
+	return x.refundDispute(id, ref, to, amount)
 }
 
 func (x *exec) approve(id uint32, spender common.Address, amount *big.Int) error {
@@ -284,6 +299,9 @@ func (x *exec) transferFrom(id uint32, owner, to common.Address, amount *big.Int
 	}
 	if allowed.Cmp(amount) < 0 {
 		return revertf("allowance of %s from %s is %s, below %s", x.from, owner, allowed, amount)
+	}
+	if err := x.refuseUnconfirmable("transferFrom", owner, id, amount); err != nil {
+		return err
 	}
 	if err := x.move(id, owner, to, amount, false); err != nil {
 		return err

@@ -95,8 +95,8 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 		included = append(included, tx)
 		out.Included = append(out.Included, i)
 	}
-	if err := ApplyScheduled(res.Writes, rules, blk); err != nil {
-		return nil, fmt.Errorf("build block %d: governance changes: %w", blk.Number, err)
+	if err := EndBlock(res.Writes, rules, blk); err != nil {
+		return nil, fmt.Errorf("build block %d: end of block: %w", blk.Number, err)
 	}
 	if err := checkConserved(res.Writes, blk.Number); err != nil {
 		return nil, fmt.Errorf("build block %d: %w", blk.Number, err)

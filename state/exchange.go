@@ -152,6 +152,9 @@ func (x *exec) createOffer(assetOut common.Address, amountOut *big.Int, assetIn 
 	case expiry < x.nowSec():
 		return 0, revertf("expiry %d is already past: block time is %d", expiry, x.nowSec())
 	}
+	if err := x.refuseUnconfirmable("createOffer", x.from, out, amountOut); err != nil {
+		return 0, err
+	}
 	c, err := x.checkSender(out, x.from, amountOut)
 	if err != nil {
 		return 0, err

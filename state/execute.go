@@ -92,6 +92,18 @@ func (x *exec) run(to common.Address, value *big.Int, data []byte, gasLimit uint
 		if err := x.checkNotPaused(NativeAsset); err != nil {
 			return nil, nil, gas, err
 		}
+		if _, need, err := x.needsConfirmation(from, NativeAsset, value); err != nil || need {
+			if err != nil {
+				return nil, nil, gas, err
+			}
+			// Held for its sender's second confirmation (confirm.go).
+			x.o = NewOverlay(o)
+			if _, err := x.hold(heldOp{kind: HeldKindNative, asset: NativeAsset, to: to, amount: value}); err != nil {
+				return nil, nil, gas, err
+			}
+			x.o.mergeInto(o)
+			return nil, x.logs, gas, nil
+		}
 		// move writes nothing unless every check passes.
 		return nil, nil, gas, x.move(NativeAsset, from, to, value, false)
 	}
@@ -187,8 +199,8 @@ func Execute(base Reader, blk BlockContext, txs []*types.Transaction, senders []
 		res.Add(out.Receipt)
 		res.addReason(i, out)
 	}
-	if err := ApplyScheduled(res.Writes, rules, blk); err != nil {
-		return nil, fmt.Errorf("governance changes after block %d: %w", blk.Number, err)
+	if err := EndBlock(res.Writes, rules, blk); err != nil {
+		return nil, fmt.Errorf("end of block %d: %w", blk.Number, err)
 	}
 	if err := checkConserved(res.Writes, blk.Number); err != nil {
 		return nil, err

@@ -45,6 +45,15 @@ const (
 	VelocityPrefix   = "sV" // + asset + address → RLP Velocity (5-minute and 1-hour buckets)
 	SuspensionPrefix = "sU" // + address → RLP Suspension (the account record flags it)
 	WatchPrefix      = "sW" // + address → RLP WatchEntry (the account record flags it)
+	// Payments people trust (confirm.go, dispute.go, docs/payments.md).
+	ConfirmPrefix     = "sc" // + address → RLP ConfirmSettings (the account record flags it)
+	HeldPrefix        = "sP" // + id uint64 → RLP HeldPayment
+	HeldSeqKey        = "sQ" // → last held payment id uint64
+	HeldExpiryPrefix  = "sE" // + minute of block time uint64 → RLP []uint64: held payment ids expiring in it
+	HeldCursorKey     = "sT" // → last minute swept uint64 ++ payments pending uint64
+	DisputePrefix     = "sd" // + id uint64 → RLP Dispute
+	DisputeSeqKey     = "sD" // → last dispute id uint64
+	OpenDisputePrefix = "sO" // + asset + merchant + ref + payer → id uint64 of the payment's active dispute
 )
 
 var (
@@ -74,6 +83,14 @@ var (
 	prefixVelocity         = []byte(VelocityPrefix)
 	prefixSuspension       = []byte(SuspensionPrefix)
 	prefixWatch            = []byte(WatchPrefix)
+	prefixConfirm          = []byte(ConfirmPrefix)
+	prefixHeld             = []byte(HeldPrefix)
+	keyHeldSeq             = []byte(HeldSeqKey)
+	prefixHeldExpiry       = []byte(HeldExpiryPrefix)
+	keyHeldCursor          = []byte(HeldCursorKey)
+	prefixDispute          = []byte(DisputePrefix)
+	keyDisputeSeq          = []byte(DisputeSeqKey)
+	prefixOpenDispute      = []byte(OpenDisputePrefix)
 )
 
 // NativeAsset is the asset id of the native currency.

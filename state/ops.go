@@ -86,6 +86,10 @@ type exec struct {
 	// since there is no one to check them for; balances, the recipient's
 	// rules and an operation's roles still are.
 	anonymous bool
+	// noHold runs a transfer, payment or withdrawal without holding it for
+	// a confirmation (confirm.go): the check of an operation about to be
+	// held, and the run of a confirmed one.
+	noHold bool
 }
 
 // senderRulesOff reports whether from's rules as a sender are not
@@ -292,6 +296,10 @@ func contractAt(rules *Rules, to common.Address) (contract, bool) {
 		return contract{&chain.GovernanceABI, (*exec).governance}, true
 	case chain.ExchangeAddress:
 		return contract{&chain.ExchangeABI, (*exec).exchange}, true
+	case chain.ConfirmationsAddress:
+		return contract{&chain.ConfirmationsABI, (*exec).confirmations}, true
+	case chain.DisputesAddress:
+		return contract{&chain.DisputesABI, (*exec).disputes}, true
 	}
 	if id, ok := chain.AssetID(to); ok && rules.HasAsset(id) {
 		return contract{&chain.AssetABI, func(x *exec, method string, args []any) ([]any, error) {

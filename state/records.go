@@ -18,6 +18,9 @@ type Account struct {
 	// of those records for every account that has none.
 	Suspended bool
 	Listed    bool
+	// Confirm: the account has confirmation settings (confirm.go), so its
+	// outgoing payments are checked against its thresholds.
+	Confirm bool
 }
 
 // Flags of the account record's second byte.
@@ -25,6 +28,7 @@ const (
 	accountFrozen    = 1
 	accountSuspended = 2
 	accountListed    = 4
+	accountConfirm   = 8
 )
 
 // Account returns a's compliance record (tier 0, not frozen when absent).
@@ -37,7 +41,7 @@ func (o *Overlay) Account(a common.Address) (Account, error) {
 	case 0:
 		return Account{}, nil
 	case 2:
-		return Account{Tier: v[0], Frozen: v[1]&accountFrozen != 0, Suspended: v[1]&accountSuspended != 0, Listed: v[1]&accountListed != 0}, nil
+		return Account{Tier: v[0], Frozen: v[1]&accountFrozen != 0, Suspended: v[1]&accountSuspended != 0, Listed: v[1]&accountListed != 0, Confirm: v[1]&accountConfirm != 0}, nil
 	}
 	return Account{}, fmt.Errorf("state: account record of %s is %d bytes", a, len(v))
 }
@@ -50,7 +54,7 @@ func (o *Overlay) SetAccount(a common.Address, acc Account) {
 		for _, f := range []struct {
 			on  bool
 			bit byte
-		}{{acc.Frozen, accountFrozen}, {acc.Suspended, accountSuspended}, {acc.Listed, accountListed}} {
+		}{{acc.Frozen, accountFrozen}, {acc.Suspended, accountSuspended}, {acc.Listed, accountListed}, {acc.Confirm, accountConfirm}} {
 			if f.on {
 				v[1] |= f.bit
 			}
@@ -291,6 +295,10 @@ func (o *Overlay) successor(asset uint32, bank common.Address) (common.Address, 
 // the merchant has refunded of it.
 type Payment struct {
 	Paid, Refunded *big.Int
+	// PaidMs is the block time of the last payment under the reference,
+	// recorded only for an asset that takes disputes (its dispute window
+	// runs from it); optional in RLP, so other payments encode as before.
+	PaidMs uint64 `rlp:"optional"`
 }
 
 func paymentKey(asset uint32, merchant common.Address, ref common.Hash, payer common.Address) []byte {

@@ -128,8 +128,8 @@ func Reexecute(base Reader, b *chain.Block, senders []common.Address, senderErrs
 			}
 		}
 	}
-	if err := ApplyScheduled(res.Writes, rules, blk); err != nil {
-		return nil, fmt.Errorf("replay block %d: governance changes: %w", blk.Number, err)
+	if err := EndBlock(res.Writes, rules, blk); err != nil {
+		return nil, fmt.Errorf("replay block %d: end of block: %w", blk.Number, err)
 	}
 	return res, nil
 }

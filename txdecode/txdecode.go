@@ -106,7 +106,8 @@ type Value struct {
 type Call struct {
 	// Contract is "account" for a native transfer to an account, else the
 	// system contract called: "asset", "compliance", "governance" or
-	// "exchange" ("none" for a transaction without a recipient).
+	// "exchange", "confirmations", "disputes" ("none" for a transaction
+	// without a recipient).
 	Contract string `json:"contract"`
 	// Asset is the asset the call moves: the facade's asset, or the
 	// native asset for a transfer to an account.
@@ -159,6 +160,10 @@ func contractAt(a common.Address) (string, *abi.ABI) {
 		return "governance", &chain.GovernanceABI
 	case chain.ExchangeAddress:
 		return "exchange", &chain.ExchangeABI
+	case chain.ConfirmationsAddress:
+		return "confirmations", &chain.ConfirmationsABI
+	case chain.DisputesAddress:
+		return "disputes", &chain.DisputesABI
 	}
 	if _, ok := chain.AssetID(a); ok {
 		return "asset", &chain.AssetABI

@@ -51,6 +51,18 @@ func ExchangeOp(method string, args ...any) (Op, error) {
 	return op(chain.ExchangeAddress, &chain.ExchangeABI, method, args...)
 }
 
+// ConfirmationsOp builds an operation of the confirmations contract
+// (abi/Confirmations.json, docs/payments.md).
+func ConfirmationsOp(method string, args ...any) (Op, error) {
+	return op(chain.ConfirmationsAddress, &chain.ConfirmationsABI, method, args...)
+}
+
+// DisputesOp builds an operation of the disputes contract
+// (abi/Disputes.json, docs/payments.md).
+func DisputesOp(method string, args ...any) (Op, error) {
+	return op(chain.DisputesAddress, &chain.DisputesABI, method, args...)
+}
+
 func op(to common.Address, a *abi.ABI, method string, args ...any) (Op, error) {
 	data, err := a.Pack(method, args...)
 	if err != nil {

@@ -19,7 +19,8 @@ import (
 
 const opHelp = `
 Calls a system operation (docs/operations.md): on an asset's ERC-20 facade
-with --asset SYMBOL, or on --compliance, --governance or --exchange. METHOD
+with --asset SYMBOL, or on --compliance, --governance, --exchange,
+--confirmations or --disputes (docs/payments.md). METHOD
 is a function of the contract's ABI under abi/; ARGs follow its inputs:
 
   address   0x… (EIP-55 or lower case)
@@ -45,7 +46,7 @@ Examples:
                                                amounts in the asset's units, --json for scripts)`
 
 func (c *cli) op(args []string) error {
-	cmd := newCommand("op", "[--from ADDR] (--asset SYMBOL | --compliance | --governance | --exchange) METHOD [ARG...]", opHelp+`
+	cmd := newCommand("op", "[--from ADDR] (--asset SYMBOL | --compliance | --governance | --exchange | --confirmations | --disputes) METHOD [ARG...]", opHelp+`
 
 An operation is first run on the node's latest state (eth_call): if it
 would fail, the reason is printed and nothing is signed. Otherwise the
@@ -55,6 +56,8 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 	compliance := cmd.fs.Bool("compliance", false, "call the compliance contract")
 	governance := cmd.fs.Bool("governance", false, "call the governance contract")
 	exchange := cmd.fs.Bool("exchange", false, "call the exchange contract")
+	confirmations := cmd.fs.Bool("confirmations", false, "call the confirmations contract (docs/payments.md)")
+	disputes := cmd.fs.Bool("disputes", false, "call the disputes contract (docs/payments.md)")
 	wait := cmd.fs.Bool("wait", true, "wait for the receipt")
 	asJSON := cmd.fs.Bool("json", false, "print a view's results as one JSON document for scripts (docs/operations.md)")
 	ksDir := c.keystoreFlag(cmd.fs)
@@ -68,13 +71,13 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 		return usageErrorf("op: METHOD is required")
 	}
 	chosen := 0
-	for _, on := range []bool{*symbol != "", *compliance, *governance, *exchange} {
+	for _, on := range []bool{*symbol != "", *compliance, *governance, *exchange, *confirmations, *disputes} {
 		if on {
 			chosen++
 		}
 	}
 	if chosen != 1 {
-		return usageErrorf("op: give exactly one of --asset SYMBOL, --compliance, --governance and --exchange")
+		return usageErrorf("op: give exactly one of --asset SYMBOL, --compliance, --governance, --exchange, --confirmations and --disputes")
 	}
 	contract, to, name := &chain.AssetABI, common.Address{}, "an asset"
 	switch {
@@ -84,6 +87,10 @@ transaction is signed with --from's key and sent, and the receipt awaited.`)
 		contract, to, name = &chain.GovernanceABI, chain.GovernanceAddress, "governance"
 	case *exchange:
 		contract, to, name = &chain.ExchangeABI, chain.ExchangeAddress, "exchange"
+	case *confirmations:
+		contract, to, name = &chain.ConfirmationsABI, chain.ConfirmationsAddress, "confirmations"
+	case *disputes:
+		contract, to, name = &chain.DisputesABI, chain.DisputesAddress, "disputes"
 	}
 	method, ok := contract.Methods[pos[0]]
 	if !ok {
