@@ -823,3 +823,12 @@ func EndBlock(o *Overlay, rules *Rules, blk BlockContext) error {
 	}
 	return ApplyScheduled(o, rules, blk)
 }
+
+// LastHeldID is the highest held payment id (ids are 1..last).
+func (o *Overlay) LastHeldID() (uint64, error) {
+	v, err := o.Get(keyHeldSeq)
+	if err != nil || len(v) != 8 {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(v), nil
+}

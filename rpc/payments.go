@@ -1,0 +1,266 @@
+package rpc
+
+import (
+	"fmt"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+
+	"github.com/tally-ledger/tally/rpc/schema"
+	"github.com/tally-ledger/tally/state"
+	"github.com/tally-ledger/tally/txdecode"
+)
+
+// Page bounds of tally_getDisputes and tally_getHeldPayments: a page holds
+// at most MaxPaymentsLimit items (default DefaultPaymentsLimit), and one
+// call reads at most MaxPaymentsScan records, newest first, whatever its
+// filter matches: a filter that matches few records pages on through
+// nextCursor, so one call's work is bounded however many there are.
+const (
+	DefaultPaymentsLimit = 50
+	MaxPaymentsLimit     = 500
+	MaxPaymentsScan      = 5000
+)
+
+// DisputeFilter selects disputes: all given fields must match. Account
+// matches the payer or the merchant; Status is a status name; Before is
+// the previous page's nextCursor (null: the newest).
+type DisputeFilter struct {
+	Account  *common.Address `json:"account"`
+	Payer    *common.Address `json:"payer"`
+	Merchant *common.Address `json:"merchant"`
+	Status   *string         `json:"status"`
+	Before   *hexutil.Uint64 `json:"before"`
+	Limit    *hexutil.Uint   `json:"limit"`
+}
+
+// HeldFilter selects held payments: Account matches the sender or the
+// recipient; Status is a status name.
+type HeldFilter struct {
+	Account *common.Address `json:"account"`
+	Status  *string         `json:"status"`
+	Before  *hexutil.Uint64 `json:"before"`
+	Limit   *hexutil.Uint   `json:"limit"`
+}
+
+// statusCode returns the code of a status name among names (0: no filter).
+func statusCode(name *string, names func(uint8) string, max uint8) (uint8, error) {
+	if name == nil {
+		return 0, nil
+	}
+	for c := uint8(1); c <= max; c++ {
+		if names(c) == *name {
+			return c, nil
+		}
+	}
+	var all []string
+	for c := uint8(1); c <= max; c++ {
+		all = append(all, names(c))
+	}
+	return 0, invalidParams("status %q is not one of %v", *name, all)
+}
+
+// scanDown calls visit for ids from min(before-1, last) down to 1, at
+// most MaxPaymentsScan of them and until visit says the page is full; it
+// returns the cursor of the next page (nil once id 1 was read).
+func scanDown(last uint64, before *hexutil.Uint64, visit func(id uint64) (full bool, err error)) (*hexutil.Uint64, error) {
+	if before != nil {
+		last = min(last, max(uint64(*before), 1)-1)
+	}
+	scanned := 0
+	for id := last; id >= 1; id-- {
+		full, err := visit(id)
+		if err != nil {
+			return nil, err
+		}
+		if scanned++; full || scanned == MaxPaymentsScan {
+			if id == 1 {
+				return nil, nil
+			}
+			c := hexutil.Uint64(id)
+			return &c, nil
+		}
+	}
+	return nil, nil
+}
+
+// GetDisputes pages through the disputes, newest first, that match f.
+func (api *LedgerAPI) GetDisputes(f *DisputeFilter) (*schema.DisputePage, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
+	if f == nil {
+		f = &DisputeFilter{}
+	}
+	n, err := pageLimit(f.Limit, DefaultPaymentsLimit, MaxPaymentsLimit)
+	if err != nil {
+		return nil, err
+	}
+	status, err := statusCode(f.Status, func(c uint8) string { return state.DisputeStatusNames[c] }, state.DisputeDismissed)
+	if err != nil {
+		return nil, err
+	}
+	db := api.b.State()
+	rules, err := db.Rules()
+	if err != nil {
+		return nil, err
+	}
+	assets := txdecode.FromGenesis(rules.Assets)
+	view := state.NewOverlay(db)
+	last, err := view.LastDisputeID()
+	if err != nil {
+		return nil, err
+	}
+	page := &schema.DisputePage{Items: []schema.Dispute{}}
+	page.NextCursor, err = scanDown(last, f.Before, func(id uint64) (bool, error) {
+		d, ok, err := view.Dispute(id)
+		switch {
+		case err != nil:
+			return false, err
+		case !ok:
+			return false, fmt.Errorf("dispute %d missing below the last id %d", id, last)
+		case f.Account != nil && *f.Account != d.Payer && *f.Account != d.Merchant,
+			f.Payer != nil && *f.Payer != d.Payer,
+			f.Merchant != nil && *f.Merchant != d.Merchant,
+			status != 0 && d.Status != status:
+			return false, nil
+		}
+		page.Items = append(page.Items, disputeOf(id, d, assets, rules.DisputeResponse()))
+		return len(page.Items) == n, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// disputeOf renders dispute id.
+func disputeOf(id uint64, d state.Dispute, assets txdecode.Assets, responseSec uint64) schema.Dispute {
+	a := assets.Of(d.Asset)
+	out := schema.Dispute{ID: hexutil.Uint64(id), Payer: d.Payer, Merchant: d.Merchant, Reference: referenceOf(d.Ref),
+		Amount: amountOf(a, d.Amount), Reason: state.DisputeReasonNames[d.Reason], Status: state.DisputeStatusNames[d.Status],
+		Refunded: amountOf(a, d.Refunded), OpenedMs: hexutil.Uint64(d.OpenedMs), AnswerByMs: hexutil.Uint64(d.OpenedMs + responseSec*1000),
+		Answer: d.Answer, Decision: d.Decision}
+	if d.TxHash != (common.Hash{}) {
+		h := d.TxHash
+		out.TxHash = &h
+	}
+	if d.ClosedMs != 0 {
+		c := hexutil.Uint64(d.ClosedMs)
+		out.ClosedMs = &c
+	}
+	if d.Bank != (common.Address{}) {
+		b := d.Bank
+		out.Bank = &b
+	}
+	return out
+}
+
+// GetHeldPayments pages through the payments held for a second
+// confirmation, newest first, that match f.
+func (api *LedgerAPI) GetHeldPayments(f *HeldFilter) (*schema.HeldPaymentPage, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
+	if f == nil {
+		f = &HeldFilter{}
+	}
+	n, err := pageLimit(f.Limit, DefaultPaymentsLimit, MaxPaymentsLimit)
+	if err != nil {
+		return nil, err
+	}
+	status, err := statusCode(f.Status, state.HeldStatusName, state.HeldExpired)
+	if err != nil {
+		return nil, err
+	}
+	db := api.b.State()
+	rules, err := db.Rules()
+	if err != nil {
+		return nil, err
+	}
+	assets := txdecode.FromGenesis(rules.Assets)
+	view := state.NewOverlay(db)
+	last, err := view.LastHeldID()
+	if err != nil {
+		return nil, err
+	}
+	page := &schema.HeldPaymentPage{Items: []schema.HeldPayment{}}
+	page.NextCursor, err = scanDown(last, f.Before, func(id uint64) (bool, error) {
+		p, ok, err := view.HeldPayment(id)
+		switch {
+		case err != nil:
+			return false, err
+		case !ok:
+			return false, fmt.Errorf("held payment %d missing below the last id %d", id, last)
+		case f.Account != nil && *f.Account != p.From && *f.Account != p.To,
+			status != 0 && p.Status != status:
+			return false, nil
+		}
+		page.Items = append(page.Items, heldOf(id, p, assets))
+		return len(page.Items) == n, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// heldKinds name the held payment kinds in JSON.
+var heldKinds = map[uint8]string{state.HeldKindNative: "native-transfer", state.HeldKindTransfer: "transfer",
+	state.HeldKindPayment: "payment", state.HeldKindWithdrawal: "withdrawal"}
+
+func heldOf(id uint64, p state.HeldPayment, assets txdecode.Assets) schema.HeldPayment {
+	out := schema.HeldPayment{ID: hexutil.Uint64(id), From: p.From, Amount: amountOf(assets.Of(p.Asset), p.Amount), Kind: heldKinds[p.Kind],
+		Status: state.HeldStatusName(p.Status), CreatedMs: hexutil.Uint64(p.CreatedMs), ExpiresMs: hexutil.Uint64(p.ExpiresMs)}
+	if p.Kind != state.HeldKindWithdrawal {
+		to := p.To
+		out.To = &to
+	}
+	if p.Kind == state.HeldKindPayment || p.Kind == state.HeldKindWithdrawal {
+		out.Reference = referenceOf(p.Ref)
+	}
+	if p.ClosedMs != 0 {
+		c := hexutil.Uint64(p.ClosedMs)
+		out.ClosedMs = &c
+	}
+	return out
+}
+
+// GetConfirmation returns an account's confirmation settings in force at
+// the head's block time, and the change waiting, if any.
+func (api *LedgerAPI) GetConfirmation(a common.Address) (*schema.ConfirmationSettings, error) {
+	if err := api.halted(); err != nil {
+		return nil, err
+	}
+	db := api.b.State()
+	rules, err := db.Rules()
+	if err != nil {
+		return nil, err
+	}
+	assets := txdecode.FromGenesis(rules.Assets)
+	stored, err := state.NewOverlay(db).ConfirmSettings(a)
+	if err != nil {
+		return nil, err
+	}
+	now := stored.At(db.HeadContext().TimeMs)
+	thresholds := func(ts []state.Threshold) []*schema.Amount {
+		out := make([]*schema.Amount, len(ts))
+		for i, t := range ts {
+			out[i] = amountOf(assets.Of(t.Asset), t.Amount)
+		}
+		return out
+	}
+	keyOf := func(k common.Address) *common.Address {
+		if k == (common.Address{}) {
+			return nil
+		}
+		return &k
+	}
+	out := &schema.ConfirmationSettings{Account: a, Key: keyOf(now.Key), Thresholds: thresholds(now.Thresholds)}
+	if len(now.Change) == 1 {
+		c := now.Change[0]
+		out.Change = &schema.ConfirmationChange{Key: keyOf(c.Key), Thresholds: thresholds(c.Thresholds), EffectiveMs: hexutil.Uint64(c.EffectiveMs)}
+	}
+	return out, nil
+}
+
