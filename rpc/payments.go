@@ -263,4 +263,3 @@ func (api *LedgerAPI) GetConfirmation(a common.Address) (*schema.ConfirmationSet
 	}
 	return out, nil
 }
-
