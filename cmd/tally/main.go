@@ -87,6 +87,12 @@ default http://127.0.0.1:8545):
   block N|latest                      print a block's header
   bench [--txs N --batch N]           load-test the node with signed transfers
 
+Payments people trust (docs/payments.md):
+  confirmations set|remove|confirm|reject|cancel|approve-change|cancel-change|show|list
+                                      a second confirmation of large payments (key, thresholds)
+  dispute open|contest|uphold|dismiss|list|show
+                                      disputes on payments under an order reference
+
 Cluster:
   testnet --nodes N --dir DIR         write an N-node local cluster (configs, keys, genesis)
   admin checkpoint --out DIR          online backup of a node's state (admin API, --token-file)
@@ -218,6 +224,10 @@ func (c *cli) dispatch(args []string) error {
 		return c.merchant(rest)
 	case "audit":
 		return c.audit(rest)
+	case "dispute":
+		return c.dispute(rest)
+	case "confirmations":
+		return c.confirmations(rest)
 	}
 	return usageErrorf("unknown command %q (run 'tally --help')", cmd)
 }
