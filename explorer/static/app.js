@@ -378,6 +378,50 @@ async function governancePage(gen) {
   render(first);
 }
 
+// ---- payments: disputes and held payments (docs/payments.md) ----
+
+const PAY_PAGE = 20;
+
+// pagedCard renders a paged listing of method into a card: the newest
+// items first, with a button for older ones while nextCursor is set.
+function pagedCard(method, filter, head, row, empty, older) {
+  const body = card(h("p", { class: "muted" }, "Loading…"));
+  const load = (before) => call(method, { ...filter, before, limit: hex(PAY_PAGE) }).then((page) => {
+    const more = page.nextCursor ? h("div", { class: "pager" }, h("button", { type: "button" }, older)) : null;
+    body.replaceChildren(table(head, page.items.map(row), empty), more || "");
+    if (more) more.firstChild.addEventListener("click", () => load(page.nextCursor).catch(fail));
+  });
+  return [body, load];
+}
+
+async function paymentsPage(gen, params) {
+  const filter = {};
+  const account = params.get("account");
+  if (account) filter.account = account;
+  const [disputes, loadDisputes] = pagedCard("tally_getDisputes", filter,
+    ["id", "status", "reason", "amount", "reference", "payer", "merchant", "opened", "outcome"],
+    (d) => [
+      String(num(d.id)), h("span", { class: "badge" }, d.status), d.reason, amount(d.amount), reference(d.reference),
+      addrLink(d.payer, short(d.payer, 4)), addrLink(d.merchant, short(d.merchant, 4)), time(num(d.openedMs)),
+      d.bank ? h("div", {}, addrLink(d.bank, short(d.bank, 4)), h("div", { class: "muted" }, d.decision))
+        : d.answer ? h("div", { class: "muted" }, "merchant: " + d.answer) : "",
+    ], "No disputes.", "Older disputes");
+  const [held, loadHeld] = pagedCard("tally_getHeldPayments", filter,
+    ["id", "status", "kind", "amount", "from", "to", "expires"],
+    (p) => [
+      String(num(p.id)), h("span", { class: "badge" }, p.status), p.kind, amount(p.amount),
+      addrLink(p.from, short(p.from, 4)), p.to ? addrLink(p.to, short(p.to, 4)) : h("span", { class: "muted" }, "withdrawal"),
+      time(num(p.expiresMs)),
+    ], "No payments held for a confirmation.", "Older held payments");
+  await Promise.all([loadDisputes(), loadHeld()]);
+  if (gen !== generation) return;
+  show(
+    h("h1", {}, "Payments", account ? h("span", { class: "muted" }, " of ", addrLink(account)) : null),
+    h("h2", {}, "Disputes"), disputes,
+    h("h2", {}, "Held for a second confirmation"), held,
+  );
+}
+
 // ---- search ----
 
 // search finds what q names: a block number, an address, a transaction or
@@ -431,6 +475,7 @@ function route(path, params) {
     asset: () => assetPage(gen, arg),
     validators: () => validatorsPage(gen),
     governance: () => governancePage(gen),
+    payments: () => paymentsPage(gen, params),
     search: () => searchPage(gen, params.get("q") || ""),
   };
   const page = pages[kind];
