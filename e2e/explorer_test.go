@@ -345,6 +345,15 @@ func TestExplorer(t *testing.T) {
 	}
 	shot("governance")
 
+	// The payments page lists disputes and held payments (none on the dev
+	// chain's fresh node: its rows are driven in cmd/tally's TestPaymentsOnNode).
+	pays := visit(t, b, base+"payments")
+	for _, want := range []string{"Disputes", "No disputes.", "Held for a second confirmation", "No payments held for a confirmation."} {
+		if !strings.Contains(pays, want) {
+			t.Errorf("payments page lacks %q:\n%s", want, pays)
+		}
+	}
+
 	// An unknown page and a search that finds nothing say so.
 	if page := visit(t, b, base+"nowhere"); !strings.Contains(page, "no page") {
 		t.Errorf("unknown page: %s", page)
