@@ -30,7 +30,9 @@
 //     Minted, MintReversed, WithdrawalClaimed/Settled/Refunded/Returned and
 //     compliance events.
 //  4. At the end: the supply table (balances + escrow = minted − burned,
-//     and minted/burned equal to what the events say), and, when the audit
+//     and minted/burned equal to what the events say), the escrow (every
+//     asset's escrow is what its open withdrawals, offers and held
+//     payments hold, in the replayed state and a data dir's), and, when the audit
 //     reached the source's head, the replayed state against the stored one
 //     and, for a data dir, its own records (head, history and its tree
 //     nodes, genesis, block-hash and certificate indexes, halt record:

@@ -15,7 +15,9 @@
 //	Prepare (check the seal, recover senders) → CheckBlock (limits, link,
 //	  header, time, proposer, seal, roots, certificates, transactions)
 //	→ Execute every tx on an Overlay over the parent state, then the
-//	  governance changes due at the block's end (ApplyScheduled)
+//	  block's end (EndBlock): held payments whose time ran out return to
+//	  their senders, and the governance changes due take effect
+//	  (ApplyScheduled)
 //	→ assert supply conservation on the block's writes (O(writes))
 //	→ CheckExecution (state root, receipt root, gas used and bloom).
 //
@@ -43,6 +45,18 @@
 // end, so it lifts itself; compliance confirms or lifts it), and the
 // compliance authority's watch list. The account record flags a
 // suspension and a listing, so accounts with neither pay no extra read.
+//
+// Payments people trust (confirm.go, dispute.go, docs/payments.md,
+// DESIGN.md decision 13): an account's confirmation key and per-asset
+// thresholds hold a transfer, payment or withdrawal over its threshold in
+// escrow until the key confirms it (it then runs under the rules in force
+// at confirmation) or rejects it, the sender cancels it, or it expires at
+// a block's end (an expiry queue of one record per minute of block time);
+// a change of the settings that is not stricter waits a delay unless the
+// key approves it. Disputes on payments under an order reference go from
+// open to contested, refunded (the merchant's refunds), or upheld or
+// dismissed by an issuing bank. Held escrow counts in Supply.Escrow, and
+// EscrowOf lets the audit sum every open escrow record.
 //
 // The state root is keccak256(parent root || sorted write set): cheap, and
 // unchanged by a block that writes no state (DESIGN.md decision 10). The

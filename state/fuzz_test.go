@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/tally-ledger/tally/chain"
@@ -51,7 +52,8 @@ func FuzzSystemCall(f *testing.F) {
 		f.Fatal(err)
 	}
 	senders := []common.Address{c.keys[0].Address(), bank, rules.Compliance, {9}}
-	targets := []common.Address{chain.AssetAddress(0), chain.AssetAddress(1), chain.ComplianceAddress, chain.AssetAddress(2), chain.ExchangeAddress}
+	targets := []common.Address{chain.AssetAddress(0), chain.AssetAddress(1), chain.ComplianceAddress, chain.AssetAddress(2), chain.ExchangeAddress,
+		chain.ConfirmationsAddress, chain.DisputesAddress}
 	for _, args := range [][]any{
 		{"createOffer", chain.AssetAddress(1), big.NewInt(5), chain.AssetAddress(0), big.NewInt(7), to, uint64(1 << 40)},
 		{"acceptOffer", big.NewInt(1)},
@@ -63,6 +65,25 @@ func FuzzSystemCall(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(uint16(slices.Index(targets, chain.ExchangeAddress)), uint8(0), data)
+	}
+	for _, c := range []struct {
+		to   common.Address
+		abi  *abi.ABI
+		args []any
+	}{
+		{chain.ConfirmationsAddress, &chain.ConfirmationsABI, []any{"setConfirmation", to, []common.Address{chain.AssetAddress(1)}, []*big.Int{big.NewInt(5)}}},
+		{chain.ConfirmationsAddress, &chain.ConfirmationsABI, []any{"confirmPayment", big.NewInt(1)}},
+		{chain.ConfirmationsAddress, &chain.ConfirmationsABI, []any{"pendingPayment", big.NewInt(1)}},
+		{chain.ConfirmationsAddress, &chain.ConfirmationsABI, []any{"thresholdOf", to, chain.AssetAddress(1)}},
+		{chain.DisputesAddress, &chain.DisputesABI, []any{"openDispute", chain.AssetAddress(1), to, [32]byte{1}, big.NewInt(5), uint8(2), [32]byte{}}},
+		{chain.DisputesAddress, &chain.DisputesABI, []any{"upholdDispute", big.NewInt(1), big.NewInt(5), "why"}},
+		{chain.DisputesAddress, &chain.DisputesABI, []any{"dispute", big.NewInt(1)}},
+	} {
+		data, err := c.abi.Pack(c.args[0].(string), c.args[1:]...)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint16(slices.Index(targets, c.to)), uint8(0), data)
 	}
 	f.Fuzz(func(t *testing.T, target uint16, sender uint8, data []byte) {
 		to := targets[int(target)%len(targets)]
@@ -88,4 +109,23 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// FuzzEscrowOf feeds arbitrary records to the audit's escrow reader (a data
+// dir's state is untrusted input): it returns an error or an amount, never
+// panics, and reads only the escrow records' prefixes.
+func FuzzEscrowOf(f *testing.F) {
+	f.Add([]byte(HeldPrefix+"\x00\x00\x00\x00\x00\x00\x00\x01"), []byte{0xc0})
+	f.Add([]byte(WithdrawPrefix+"\x00\x00\x00\x00\x00\x00\x00\x01"), []byte{0xc3, 0x01, 0x02, 0x03})
+	f.Add([]byte(OfferPrefix+"12345678"), []byte{})
+	f.Add([]byte(BalancePrefix+"1234"), []byte{1})
+	f.Fuzz(func(t *testing.T, k, v []byte) {
+		_, amount, open, err := EscrowOf(k, v)
+		if err == nil && open && (amount == nil || amount.Sign() < 0) {
+			t.Fatalf("open escrow record %x with amount %v", k, amount)
+		}
+		if (err != nil || open) && !(len(k) == 10 && (string(k[:2]) == HeldPrefix || string(k[:2]) == WithdrawPrefix || string(k[:2]) == OfferPrefix)) {
+			t.Fatalf("key %x is not an escrow record, yet read as one (%v, %v)", k, open, err)
+		}
+	})
 }
