@@ -68,3 +68,42 @@ func TestRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestMerchantUsage: the notifier's commands refuse bad flags and
+// arguments as usage errors naming them, before any network call.
+func TestMerchantUsage(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "merchant.toml")
+	if err := os.WriteFile(cfg, []byte("[nodes]\nendpoints = [\"http://127.0.0.1:1\"]\n[orders]\npayees = [\"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("[orders]\npayees = [\"nope\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notJSON := filepath.Join(dir, "req.txt")
+	if err := os.WriteFile(notJSON, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"merchant"}, "--config is required"},
+		{[]string{"merchant", "--config", bad}, "nodes.endpoints"},
+		{[]string{"merchant", "orders"}, "missing subcommand"},
+		{[]string{"merchant", "orders", "list"}, "unknown subcommand"},
+		{[]string{"merchant", "orders", "show", "--config", cfg}, "--order is required"},
+		{[]string{"merchant", "orders", "show", "--config", cfg, "--order", strings.Repeat("x", 33)}, "--order"},
+		{[]string{"merchant", "orders", "show", "--order", "A"}, "--config or --url"},
+		{[]string{"merchant", "orders", "show", "--config", cfg, "--order", "A"}, "token is required"},
+		{[]string{"merchant", "orders", "add", "--config", cfg, notJSON}, "not a payment request"},
+		{[]string{"merchant", "receiver"}, "--secret-file and --out"},
+		{[]string{"merchant", "receiver", "--secret-file", cfg, "--out", filepath.Join(dir, "h"), "--fail", "404"}, "--fail"},
+	} {
+		r := tally(t, "", tc.args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%q: exit %d %q, want a usage error naming %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}
