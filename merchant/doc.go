@@ -4,7 +4,8 @@
 //
 // It follows the chain from any node over JSON-RPC (eth_getLogs on the
 // asset facades: the PaymentReference events paying the shop's accounts,
-// orders.payees, and the Refund events they make), matches each to the
+// orders.payees, the Refund events they make, and the Disputes
+// contract's events on their payments), matches each to the
 // order registered under its reference (wallet.PaymentRequest, registered
 // over the order API) when it pays the order's payee in the order's
 // asset, and delivers a signed webhook per event through package outbox:

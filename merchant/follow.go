@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/state"
 )
 
 // The events the notifier reads (abi/Asset.json):
@@ -23,6 +24,15 @@ import (
 var (
 	topicPayment = chain.AssetABI.Events["PaymentReference"].ID
 	topicRefund  = chain.AssetABI.Events["Refund"].ID
+)
+
+// The dispute events (abi/Disputes.json, docs/payments.md): a dispute
+// opened on an order's payment, and the three ways one closes.
+var (
+	topicDisputeOpened    = chain.DisputesABI.Events["DisputeOpened"].ID
+	topicDisputeRefunded  = chain.DisputesABI.Events["DisputeRefunded"].ID
+	topicDisputeUpheld    = chain.DisputesABI.Events["DisputeUpheld"].ID
+	topicDisputeDismissed = chain.DisputesABI.Events["DisputeDismissed"].ID
 )
 
 // codeLogLimit is the node's answer to a log query over its result bound
@@ -82,13 +92,25 @@ func (n *Notifier) logs(ctx context.Context, from, to uint64, refs ...common.Has
 	if len(refs) > 0 {
 		refTopic = refs
 	}
+	type query struct {
+		address any
+		topics  []any
+	}
+	queries := []query{
+		{n.facades, []any{[]common.Hash{topicPayment}, refTopic, nil, payees}}, // to: topic 3
+		{n.facades, []any{[]common.Hash{topicRefund}, refTopic, payees}},       // merchant: topic 2
+	}
+	if len(refs) == 0 {
+		// Disputes: those opened against the payees, and every close
+		// (a bank's has no merchant topic; apply keeps the payees' own).
+		queries = append(queries,
+			query{chain.DisputesAddress, []any{[]common.Hash{topicDisputeOpened}, nil, nil, payees}},
+			query{chain.DisputesAddress, []any{[]common.Hash{topicDisputeRefunded, topicDisputeUpheld, topicDisputeDismissed}}})
+	}
 	var all []types.Log
-	for _, q := range [][]any{
-		{[]common.Hash{topicPayment}, refTopic, nil, payees}, // to: topic 3
-		{[]common.Hash{topicRefund}, refTopic, payees},       // merchant: topic 2
-	} {
+	for _, q := range queries {
 		var logs []types.Log
-		crit := map[string]any{"fromBlock": hexutil.Uint64(from), "toBlock": hexutil.Uint64(to), "address": n.facades, "topics": q}
+		crit := map[string]any{"fromBlock": hexutil.Uint64(from), "toBlock": hexutil.Uint64(to), "address": q.address, "topics": q.topics}
 		if err := n.client.Call(ctx, &logs, "eth_getLogs", crit); err != nil {
 			return nil, fmt.Errorf("eth_getLogs %d..%d: %w", from, to, err)
 		}
@@ -146,6 +168,14 @@ func (n *Notifier) apply(b *pebble.Batch, logs []types.Log) (bool, error) {
 	queued := false
 	for i := range logs {
 		l := &logs[i]
+		if l.Address == chain.DisputesAddress {
+			ok, err := n.applyDispute(b, l)
+			if err != nil {
+				return false, err
+			}
+			queued = queued || ok
+			continue
+		}
 		if len(l.Topics) != 4 || len(l.Data) != 32 {
 			return false, fmt.Errorf("block %d log %d: %d topics and %d bytes of data: not an asset's payment event", l.BlockNumber, l.Index, len(l.Topics), len(l.Data))
 		}
@@ -188,19 +218,118 @@ func (n *Notifier) apply(b *pebble.Batch, logs []types.Log) (bool, error) {
 		} else {
 			note.Payment = &m
 		}
-		n.metrics.events.WithLabelValues(event).Inc()
 		n.log.Info("order event", "order", o.Order, "event", event, "status", o.Status, "amount", m.Text, "tx", m.Tx)
-		if n.outbox != nil {
-			body, err := json.Marshal(&note)
-			if err != nil {
-				return false, err
-			}
-			ok, err := n.outbox.Enqueue(b, note.ID, event, body)
-			if err != nil {
-				return false, err
-			}
-			queued = queued || ok
+		ok, err := n.notify(b, &note)
+		if err != nil {
+			return false, err
 		}
+		queued = queued || ok
 	}
 	return queued, nil
 }
+
+// notify queues note in b (counted; nothing without webhook.url).
+func (n *Notifier) notify(b *pebble.Batch, note *Notification) (bool, error) {
+	n.metrics.events.WithLabelValues(note.Event).Inc()
+	if n.outbox == nil {
+		return false, nil
+	}
+	body, err := json.Marshal(note)
+	if err != nil {
+		return false, err
+	}
+	return n.outbox.Enqueue(b, note.ID, note.Event, body)
+}
+
+// applyDispute applies a dispute event: one opened on an order's payment
+// (its merchant the order's payee, in the order's asset, under its
+// reference) is recorded on the order, with its id in d/; a close of a
+// dispute so recorded updates it, and an upheld one counts as refunded
+// (the bank's forced transfer back to the payer, which the asset's
+// payment record counts so). Other disputes are not the notifier's.
+func (n *Notifier) applyDispute(b *pebble.Batch, l *types.Log) (bool, error) {
+	bad := func() error {
+		return fmt.Errorf("block %d log %d: %d topics and %d bytes of data: not a dispute event", l.BlockNumber, l.Index, len(l.Topics), len(l.Data))
+	}
+	if len(l.Topics) < 3 {
+		return false, bad()
+	}
+	id := l.Topics[1]
+	note := Notification{ID: fmt.Sprintf("dispute-%s-%d", l.TxHash.Hex(), l.Index)}
+	var o *Order
+	var d *Dispute
+	switch l.Topics[0] {
+	case topicDisputeOpened:
+		// data: asset, ref, amount, reason, txHash
+		if len(l.Topics) != 4 || len(l.Data) != 5*32 {
+			return false, bad()
+		}
+		ref := common.BytesToHash(l.Data[32:64])
+		var err error
+		o, err = readOrder(b, ref)
+		if errors.Is(err, ErrNotFound) {
+			n.metrics.unmatched.Inc()
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		merchant := common.BytesToAddress(l.Topics[3][:])
+		asset := common.BytesToAddress(l.Data[:32])
+		if merchant != o.Payee || asset != o.AssetAddress {
+			n.metrics.unmatched.Inc()
+			return false, nil
+		}
+		amount := new(big.Int).SetBytes(l.Data[64:96])
+		reason := uint8(new(big.Int).SetBytes(l.Data[96:128]).Uint64())
+		o.Disputes = append(o.Disputes, Dispute{ID: new(big.Int).SetBytes(id[:]).String(), Payer: common.BytesToAddress(l.Topics[2][:]),
+			Amount: amount.String(), Text: units(amount, o.Decimals, n.assets[o.Asset].MinorUnits, o.Asset), Reason: state.DisputeReasonNames[reason],
+			Payment: common.BytesToHash(l.Data[128:160]), Status: state.DisputeStatusNames[state.DisputeOpen], Opened: l.TxHash})
+		d = &o.Disputes[len(o.Disputes)-1]
+		if err := b.Set(disputeKey(id), o.Reference[:], nil); err != nil {
+			return false, err
+		}
+		note.Event = EventDisputed
+	default:
+		ref, err := get(b, disputeKey(id))
+		if err != nil || ref == nil {
+			return false, err // not a dispute on an order
+		}
+		if o, err = readOrder(b, common.BytesToHash(ref)); err != nil {
+			return false, err
+		}
+		for i := range o.Disputes {
+			if o.Disputes[i].ID == new(big.Int).SetBytes(id[:]).String() {
+				d = &o.Disputes[i]
+			}
+		}
+		if d == nil {
+			return false, fmt.Errorf("dispute %s of order %q: not on the order", new(big.Int).SetBytes(id[:]), o.Order)
+		}
+		switch l.Topics[0] {
+		case topicDisputeRefunded:
+			d.Status = state.DisputeStatusNames[state.DisputeRefunded]
+		case topicDisputeDismissed:
+			d.Status = state.DisputeStatusNames[state.DisputeDismissed]
+		case topicDisputeUpheld:
+			if len(l.Data) < 32 {
+				return false, bad()
+			}
+			d.Status = state.DisputeStatusNames[state.DisputeUpheld]
+			upheld := new(big.Int).SetBytes(l.Data[:32])
+			o.Refunded = new(big.Int).Add(amountOf(o.Refunded), upheld).String()
+			o.NetText = units(new(big.Int).Sub(amountOf(o.Paid), amountOf(o.Refunded)), o.Decimals, n.assets[o.Asset].MinorUnits, o.Asset)
+			o.Status = o.status()
+		}
+		d.Closed = l.TxHash
+		note.Event = EventDisputeClosed
+	}
+	if err := putOrder(b, o); err != nil {
+		return false, err
+	}
+	note.Order, note.Dispute = o, d
+	n.log.Info("order event", "order", o.Order, "event", note.Event, "dispute", d.ID, "status", d.Status, "tx", l.TxHash)
+	return n.notify(b, &note)
+}
+
+func disputeKey(id common.Hash) []byte { return append(append([]byte{}, prefixDispute...), id[:]...) }

@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/chaintest"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/rpc/rpctest"
@@ -67,7 +68,12 @@ type env struct {
 // script says, and a notifier's config for them.
 func newEnv(t *testing.T, script ...string) *env {
 	t.Helper()
-	e := &env{t: t, ch: chaintest.New(t), recvLog: &syncBuffer{}}
+	return newEnvOn(t, chaintest.New(t), script...)
+}
+
+func newEnvOn(t *testing.T, ch *chaintest.Chain, script ...string) *env {
+	t.Helper()
+	e := &env{t: t, ch: ch, recvLog: &syncBuffer{}}
 	node := rpctest.Serve(t, rpctest.NewBackend(e.ch.DB, e.ch.Senders), rpc.DefaultLimits)
 	dir := t.TempDir()
 	e.handled = filepath.Join(dir, "handled.jsonl")
@@ -427,5 +433,70 @@ func TestRegisterLooksBack(t *testing.T) {
 		if hs := e.waitHandled(1); hs[0].Event != EventPaid || hs[0].Order != "EARLY-1" {
 			t.Fatalf("handled %+v", hs)
 		}
+	}
+}
+
+// TestDisputes: a dispute opened on an order's payment is notified as
+// order.disputed and recorded on the order; the merchant's refund closes
+// it (order.refunded, then order.dispute_closed, refunded); a bank's
+// upholding of another closes it with the forced transfer counted as
+// refunded; a dismissal closes a third. Disputes on other merchants'
+// payments are not the notifier's.
+func TestDisputes(t *testing.T) {
+	g := chaintest.Genesis(t)
+	for i := range g.Assets {
+		g.Assets[i].DisputeWindowSeconds = 86_400
+	}
+	e := newEnvOn(t, chaintest.NewOn(t, g))
+	e.start()
+	for _, o := range []string{"D-1", "D-2", "D-3"} {
+		e.register(o, "10.00")
+		e.pay(o, 1000)
+	}
+	e.waitHandled(3)
+	open := func(order string) {
+		ref, _ := wallet.ParseReference(order)
+		a := e.ch.Apply(e.ch.Call(payer, chain.DisputesAddress, &chain.DisputesABI, "openDispute", chain.AssetAddress(hkdAsset), chaintest.Addr(shopKey), ref, big.NewInt(1000), uint8(1), [32]byte{}))
+		if chaintest.Status(a)[0] != 1 {
+			t.Fatalf("openDispute %s failed", order)
+		}
+	}
+	for _, o := range []string{"D-1", "D-2", "D-3"} {
+		open(o)
+	}
+	hs := e.waitHandled(6)
+	for _, h := range hs[3:] {
+		if h.Event != EventDisputed || h.Amount != "10.00 HKD" {
+			t.Fatalf("opened: %+v", hs[3:])
+		}
+	}
+	call := func(from uint32, method string, args ...any) {
+		t.Helper()
+		if a := e.ch.Apply(e.ch.Call(from, chain.DisputesAddress, &chain.DisputesABI, method, args...)); chaintest.Status(a)[0] != 1 {
+			t.Fatalf("%s failed", method)
+		}
+	}
+	e.refund("D-1", 1000) // closes dispute 1
+	call(shopKey, "contestDispute", big.NewInt(2), "delivered, signed for")
+	call(shopKey, "contestDispute", big.NewInt(3), "delivered, signed for")
+	call(genesis.DevBankBIndex, "upholdDispute", big.NewInt(2), big.NewInt(1000), "the signature is not the payer's")
+	call(genesis.DevBankBIndex, "dismissDispute", big.NewInt(3), "the payer signed for it")
+	hs = e.waitHandled(10)
+	var got []string
+	for _, h := range hs[6:] {
+		got = append(got, h.Order+" "+h.Event+" "+h.Status)
+	}
+	want := []string{"D-1 order.refunded refunded", "D-1 order.dispute_closed refunded", "D-2 order.dispute_closed refunded", "D-3 order.dispute_closed paid"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("closes:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for id, want := range map[string]string{"D-1": "refunded", "D-2": "upheld", "D-3": "dismissed"} {
+		o := e.order(id)
+		if len(o.Disputes) != 1 || o.Disputes[0].Status != want || o.Disputes[0].Reason == "" {
+			t.Errorf("%s: disputes %+v, want one %s", id, o.Disputes, want)
+		}
+	}
+	if o := e.order("D-2"); o.Refunded != "1000" || o.Status != StatusRefunded {
+		t.Errorf("D-2 after the bank upheld it: %+v", o)
 	}
 }

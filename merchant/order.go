@@ -38,6 +38,12 @@ const (
 	EventPartiallyPaid = "order.partially_paid"
 	EventOverpaid      = "order.overpaid"
 	EventRefunded      = "order.refunded"
+	// EventDisputed is a dispute opened on a payment of the order;
+	// EventDisputeClosed its close: refunded by the merchant, upheld by
+	// the bank (a forced transfer back, counted as refunded) or
+	// dismissed.
+	EventDisputed      = "order.disputed"
+	EventDisputeClosed = "order.dispute_closed"
 )
 
 // Order is a registered payment request and what the chain did under its
@@ -56,6 +62,27 @@ type Order struct {
 	Payments  []Movement `json:"payments"`
 	Refunds   []Movement `json:"refunds"`
 	Movements int        `json:"movements"`
+	// Disputes are the disputes opened on the order's payments
+	// (docs/payments.md), oldest first.
+	Disputes []Dispute `json:"disputes,omitempty"`
+}
+
+// Dispute is a dispute on a payment of the order, as the chain's events
+// left it.
+type Dispute struct {
+	ID     string         `json:"id"`
+	Payer  common.Address `json:"payer"`
+	Amount string         `json:"amount"`
+	Text   string         `json:"text"`
+	// Reason is the payer's reason code's name (not-received,
+	// duplicate, …); Status open, refunded, upheld or dismissed.
+	Reason string `json:"reason"`
+	Status string `json:"status"`
+	// Payment is the disputed payment's transaction, when the payer
+	// named it; Opened and Closed the dispute's own transactions.
+	Payment common.Hash `json:"payment"`
+	Opened  common.Hash `json:"opened"`
+	Closed  common.Hash `json:"closed,omitempty"`
 }
 
 // Movement is one PaymentReference or Refund event of the order.
@@ -81,6 +108,7 @@ type Notification struct {
 	// Payment or Refund is the event's movement.
 	Payment *Movement `json:"payment,omitempty"`
 	Refund  *Movement `json:"refund,omitempty"`
+	Dispute *Dispute  `json:"dispute,omitempty"`
 }
 
 func amountOf(s string) *big.Int {

@@ -142,6 +142,8 @@ func (r *Receiver) handle(n *Notification) (string, error) {
 		h.Amount = n.Payment.Text
 	case n.Refund != nil:
 		h.Amount = n.Refund.Text
+	case n.Dispute != nil:
+		h.Amount = n.Dispute.Text
 	}
 	line, err := json.Marshal(&h)
 	if err != nil {

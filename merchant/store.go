@@ -25,6 +25,7 @@ import (
 //	m/cursor          the next block to read (8)
 //	m/orders          how many orders are registered (8)
 //	o/<ref 32>        Order
+//	d/<id 32>         the reference of the order a dispute is on
 //	w/<seq 8>, m/wseq the webhook outbox (package outbox)
 type Store struct {
 	db *pebble.DB
@@ -37,12 +38,13 @@ type Store struct {
 const StoreFormat = 1
 
 var (
-	keyFormat    = []byte("m/format")
-	keyCursor    = []byte("m/cursor")
-	keyOrders    = []byte("m/orders")
-	keyOutboxSeq = []byte("m/wseq")
-	prefixOrder  = []byte("o/")
-	prefixOutbox = []byte("w/")
+	keyFormat     = []byte("m/format")
+	keyCursor     = []byte("m/cursor")
+	keyOrders     = []byte("m/orders")
+	keyOutboxSeq  = []byte("m/wseq")
+	prefixOrder   = []byte("o/")
+	prefixOutbox  = []byte("w/")
+	prefixDispute = []byte("d/")
 )
 
 // ErrNotFound is returned (wrapped) for an order that is not registered.

@@ -23,7 +23,7 @@ Runs the merchant notifier (docs/merchants.md): it follows the chain from
 any node, matches the payments to orders.payees and the refunds from them
 to the registered orders by reference, payee and asset, and delivers a
 signed webhook for each (order.paid, order.partially_paid,
-order.overpaid, order.refunded): HMAC-SHA256, retried with backoff until
+order.overpaid, order.refunded, order.disputed, order.dispute_closed): HMAC-SHA256, retried with backoff until
 a 2xx, a stable delivery id, at least once through crashes. Its state is
 a Pebble database in the config's datadir; the orders, their
 notifications and the cursor of each run of blocks are written together.
