@@ -73,7 +73,7 @@ func (a *Admission) admitBatchHere(ctx context.Context, batch []rpc.Admission) [
 	go func() { synced <- a.journal.Sync() }()
 	var replicated []error
 	if a.replicator != nil {
-		replicated = a.replicator.ReplicateBatch(ctx, raws)
+		replicated = a.replicateRaws(ctx, raws)
 	}
 	serr := <-synced
 	for k, i := range at {
@@ -87,6 +87,17 @@ func (a *Admission) admitBatchHere(ctx context.Context, batch []rpc.Admission) [
 		}
 	}
 	return errs
+}
+
+// replicateRaws waits until another validator holds each of raws: a
+// batch's as one message of its own (p2p.Replicator.ReplicateBatch), a
+// single call's transaction through the replicator's queue, so that
+// concurrent clients' single calls travel together (Replicate).
+func (a *Admission) replicateRaws(ctx context.Context, raws [][]byte) []error {
+	if len(raws) == 1 {
+		return []error{a.replicator.Replicate(ctx, raws[0])}
+	}
+	return a.replicator.ReplicateBatch(ctx, raws)
 }
 
 // replicated is the answer for tx, admitted from this node's client, once
@@ -113,7 +124,15 @@ func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []e
 	for i, b := range batch {
 		raws[i] = b.Raw
 	}
-	errs := a.forwarder.ForwardBatch(ctx, raws)
+	var errs []error
+	if len(raws) == 1 {
+		// A single call's transaction joins the forwarder's queue, so
+		// that concurrent clients' single calls reach the leader
+		// together; a batch travels as a message of its own.
+		errs = []error{a.forwarder.Forward(ctx, raws[0])}
+	} else {
+		errs = a.forwarder.ForwardBatch(ctx, raws)
+	}
 	var held, again []int
 	for i, err := range errs {
 		if err != nil && !leaderHolds(err) {
@@ -145,7 +164,7 @@ func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []e
 		for k, i := range again {
 			sub[k] = batch[i].Raw
 		}
-		for k, rerr := range a.replicator.ReplicateBatch(ctx, sub) {
+		for k, rerr := range a.replicateRaws(ctx, sub) {
 			if rerr = a.replicated(batch[again[k]].Tx, rerr); rerr != nil {
 				errs[again[k]] = rerr
 			}

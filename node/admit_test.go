@@ -3,7 +3,10 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"math/big"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
@@ -120,4 +124,76 @@ func TestBatchThroughFollower(t *testing.T) {
 			t.Fatalf("transfer %d: status %d", i, r.Status)
 		}
 	}
+}
+
+// A mixed JSON-RPC batch (eth_sendRawTransaction calls between calls of
+// other methods) sent to a follower reaches the leader as one forwarded
+// message for its run of sends, not one per transaction (go-ethereum's
+// server dispatches a batch's calls one after another, and each send
+// waited for its own round trip to the leader before the next began),
+// and every call is answered in the batch's order.
+func TestMixedBatchThroughFollowerForwardsOnce(t *testing.T) {
+	nodes := startTestnet(t, 3)
+	li := leaderOf(t, nodes)
+	leader, follower := nodes[li], nodes[(li+1)%3]
+	id := big.NewInt(genesis.DevChainID)
+	to := common.Address{0x7a, 0xd4}
+	calls := []string{`{"jsonrpc":"2.0","id":"chain","method":"eth_chainId","params":[]}`}
+	var hashes []common.Hash
+	for s := range uint32(3) {
+		k, _ := genesis.DevKey(15 + s)
+		for n := range uint64(10) {
+			tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: n, To: &to, Value: big.NewInt(1), Gas: 21000}), id, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := tx.MarshalBinary()
+			calls = append(calls, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"eth_sendRawTransaction","params":["%s"]}`, len(hashes), hexutil.Encode(raw)))
+			hashes = append(hashes, tx.Hash())
+		}
+	}
+	calls = append(calls, `{"jsonrpc":"2.0","id":"head","method":"eth_blockNumber","params":[]}`)
+	before := counterValue(t, leader.metrics.forwardBatches)
+	resp, err := http.Post("http://"+follower.HTTPAddr(), "application/json", strings.NewReader("["+strings.Join(calls, ",")+"]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replies []struct {
+		ID     json.RawMessage
+		Result json.RawMessage
+		Error  *struct{ Message string }
+	}
+	err = json.NewDecoder(resp.Body).Decode(&replies)
+	resp.Body.Close()
+	if err != nil || len(replies) != len(calls) {
+		t.Fatalf("%d replies to %d calls: %v", len(replies), len(calls), err)
+	}
+	forwards := counterValue(t, leader.metrics.forwardBatches) - before
+	for i, r := range replies {
+		if r.Error != nil {
+			t.Fatalf("call %d: %s", i, r.Error.Message)
+		}
+		if k := i - 1; k >= 0 && k < len(hashes) {
+			if string(r.ID) != fmt.Sprint(k) || string(r.Result) != `"`+hashes[k].Hex()+`"` {
+				t.Errorf("call %d: id %s result %s, want id %d hash %s", i, r.ID, r.Result, k, hashes[k])
+			}
+		}
+	}
+	if forwards != 1 {
+		t.Fatalf("the batch's %d transactions reached the leader in %v forwarded messages, want 1", len(hashes), forwards)
+	}
+	ec, _ := dial(t, follower)
+	if r := waitReceipt(t, ec, hashes[len(hashes)-1]); r.Status != 1 {
+		t.Fatal("last transfer failed")
+	}
+}
+
+// counterValue reads a Prometheus counter.
+func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -23,6 +23,8 @@ type metrics struct {
 	blocks    prometheus.Counter
 	admitted  prometheus.Counter
 	forwarded prometheus.Counter
+	// forwardBatches counts the forwarded batches (messages) received.
+	forwardBatches prometheus.Counter
 	// notReplicated counts admissions no other validator confirmed holding.
 	notReplicated prometheus.Counter
 	commitLat     prometheus.Histogram
@@ -51,6 +53,8 @@ func newMetrics(n *Node) *metrics {
 		blocks:    prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_blocks_applied_total", Help: "Blocks applied."}),
 		admitted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_admitted_total", Help: "Transactions admitted to the mempool."}),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_forwarded_total", Help: "Transactions forwarded to the leader and admitted there."}),
+		forwardBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_forward_batches_received_total",
+			Help: "Batches of transactions followers forwarded to this node (leader only), each one message whatever its size."}),
 		notReplicated: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_txs_not_replicated_total",
 			Help: "Transactions the leader admitted from its own clients that no other validator confirmed holding in time (the client got an error)."}),
 		commitLat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tally_block_commit_seconds",
@@ -71,7 +75,7 @@ func newMetrics(n *Node) *metrics {
 	}
 	head, _ := n.db.Head()
 	m.height.Set(float64(head.Number))
-	m.reg.MustRegister(m.height, m.txs, m.blocks, m.admitted, m.forwarded, m.notReplicated, m.commitLat, m.blockTxs,
+	m.reg.MustRegister(m.height, m.txs, m.blocks, m.admitted, m.forwarded, m.forwardBatches, m.notReplicated, m.commitLat, m.blockTxs,
 		m.votesReceived, m.votesRefused, m.rpcRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_last_certified_height", Help: "Highest block height certified on the chain (0 if none)."},
 			func() float64 { c, _, _ := n.db.LastCertified(); return float64(c) }),

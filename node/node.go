@@ -142,6 +142,7 @@ func (n *Node) open() error {
 	}
 	n.metrics = newMetrics(n)
 	n.adm.cfg.Admitted, n.adm.cfg.Forwarded, n.adm.cfg.NotReplicated = n.metrics.admitted, n.metrics.forwarded, n.metrics.notReplicated
+	n.adm.cfg.ForwardBatches = n.metrics.forwardBatches
 	n.heads = rpc.NewHeadFeed(n.cfg.HTTP.MaxSubscriptions)
 
 	net, err := n.openNetwork()

@@ -129,6 +129,35 @@ func TestHandleBatch(t *testing.T) {
 	}
 }
 
+// TestHandleBatchAdmit: a handler's Admit takes the batch whole in place
+// of Prepare and Submit; its verdicts are worded as Submit's, and a
+// verdict count other than the batch's refuses the batch rather than
+// answering transactions with another's verdict.
+func TestHandleBatchAdmit(t *testing.T) {
+	admit := func(raws [][]byte) []error {
+		errs := make([]error, len(raws))
+		for i, raw := range raws {
+			switch string(raw) {
+			case "bad":
+				errs[i] = errors.New("invalid sender")
+			case "empty":
+				errs[i] = errors.New("")
+			}
+		}
+		return errs
+	}
+	h := BatchHandler{Admit: admit, Submit: func([]byte) error { t.Fatal("Submit called beside Admit"); return nil },
+		Finish: func() error { return errors.New("pool journal: EIO") }}
+	got, err := h.Handle([][]byte{[]byte("ok"), []byte("bad"), []byte("empty")})
+	if want := []string{"pool journal: EIO", "invalid sender", "rejected"}; err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+	short := BatchHandler{Admit: func(raws [][]byte) []error { return make([]error, len(raws)-1) }}
+	if got, err := short.Handle([][]byte{[]byte("a"), []byte("b")}); err == nil {
+		t.Fatalf("verdicts %q for a handler that answered one of two", got)
+	}
+}
+
 // TestReplicateOverTransport: one target unreachable, one whose first
 // answer is lost: the second attempt's "already known" counts as held.
 func TestReplicateOverTransport(t *testing.T) {

@@ -113,10 +113,16 @@ func ServeBatches(h host.Host, proto protocol.ID, handler BatchHandler, log *slo
 // first: an error refuses the whole batch, as one that did not get
 // through (a node that does not lead refuses forwarded batches, so that
 // the sender retries against the leader).
+//
+// Admit, if not nil, takes the place of Prepare and Submit: it admits the
+// whole batch in order and returns one error per transaction (nil:
+// admitted). The node's handler is one, so that each transaction is
+// decoded once for both its sender's recovery and its admission.
 type BatchHandler struct {
 	Accept  func() error
 	Prepare func(raws [][]byte)
 	Submit  SubmitFunc
+	Admit   func(raws [][]byte) []error
 	Finish  func() error
 }
 
@@ -135,12 +141,23 @@ func (b BatchHandler) Handle(raws [][]byte) ([]string, error) {
 			return nil, err
 		}
 	}
-	if b.Prepare != nil {
-		b.Prepare(raws)
+	var errs []error
+	if b.Admit != nil {
+		if errs = b.Admit(raws); len(errs) != len(raws) {
+			return nil, fmt.Errorf("%d verdicts for %d transactions", len(errs), len(raws))
+		}
+	} else {
+		if b.Prepare != nil {
+			b.Prepare(raws)
+		}
+		errs = make([]error, len(raws))
+		for i, raw := range raws {
+			errs[i] = b.Submit(raw)
+		}
 	}
 	verdicts := make([]string, len(raws))
-	for i, raw := range raws {
-		if err := b.Submit(raw); err != nil {
+	for i, err := range errs {
+		if err != nil {
 			verdicts[i] = err.Error()
 			if verdicts[i] == "" {
 				verdicts[i] = "rejected"

@@ -10,10 +10,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+	"github.com/gorilla/websocket"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
@@ -86,14 +89,17 @@ func withSignature(t *testing.T, tx *types.Transaction, r, s *big.Int, v byte) s
 	return rawHex(t, signed)
 }
 
-// The batch pipeline answers each call of a batch of
-// eth_sendRawTransaction as go-ethereum's server answers the same calls
-// one after another: every item's verdict and error text is compared with
-// the answers of the fallback path (the same batch with one more call of
-// another method, which go-ethereum's server handles item by item through
-// SendRawTransaction) on a fresh node, and with the error go-ethereum
-// gives. A batch over http.max-batch-items is refused whole, as
-// go-ethereum refuses it.
+// The admission pipeline answers each eth_sendRawTransaction call as
+// go-ethereum's server answers the same calls one after another: every
+// call's reply (id, result or error code and text) and what is left in
+// the pool are compared with those of go-ethereum's own server
+// dispatching each call to the per-call path (referenceServer), on a
+// fresh node each, for the same transactions sent as a batch of only
+// sends (the pipeline's batch path), as a mixed batch (sends between
+// other calls: their runs admitted as groups), as a batch whose sends
+// alternate with other calls, as single calls in order, and as a batch
+// and as single calls over WebSocket. A batch over http.max-batch-items
+// is refused whole, as go-ethereum refuses it.
 func TestSendBatchVerdicts(t *testing.T) {
 	id := big.NewInt(genesis.DevChainID)
 	to := common.Address{0xbe, 0xef}
@@ -114,6 +120,10 @@ func TestSendBatchVerdicts(t *testing.T) {
 		code int
 		msg  string // the message starts with it ("" : admitted)
 	}
+	const chainIDCall = `{"jsonrpc":"2.0","id":"chain","method":"eth_chainId","params":[]}`
+	// What another call between sends reads: the sender's pending nonce,
+	// which moves with every transaction admitted before it.
+	nonceCall := fmt.Sprintf(`{"jsonrpc":"2.0","id":"nonce","method":"eth_getTransactionCount","params":["%s","pending"]}`, k0.Address())
 	for _, c := range []struct {
 		name string
 		raws []string
@@ -130,49 +140,83 @@ func TestSendBatchVerdicts(t *testing.T) {
 		{"insufficient funds", []string{rawHex(t, tooMuch)}, []want{{CodeServerError, "insufficient funds"}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			fast := newTestBackend(t)
-			ts := serve(t, fast, RateLimits{})
-			status, got := postRaw(t, ts.URL, sendBatchBody(c.raws))
-			if status != http.StatusOK || len(got) != len(c.raws) {
-				t.Fatalf("status %d, %d replies to %d calls", status, len(got), len(c.raws))
+			var sends []string
+			for i, raw := range c.raws {
+				sends = append(sends, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"eth_sendRawTransaction","params":[%q]}`, i+1, raw))
 			}
-			// The reference: the same calls, handled by go-ethereum's
-			// server one by one (an eth_chainId call makes the batch one
-			// the pipeline does not take).
-			slow := newTestBackend(t)
-			ref := serve(t, slow, RateLimits{})
-			_, wantReplies := postRaw(t, ref.URL, sendBatchBody(c.raws, `{"jsonrpc":"2.0","id":"chain","method":"eth_chainId","params":[]}`))
-			for i, r := range got {
-				w := c.want[i]
-				if string(r.ID) != fmt.Sprint(i+1) || r.Version != "2.0" {
-					t.Errorf("call %d: id %s version %q", i, r.ID, r.Version)
+			alternating := []string{nonceCall}
+			for _, send := range sends {
+				alternating = append(alternating, send, nonceCall)
+			}
+			bodies := map[string][]string{
+				"batch":       sends,
+				"mixed":       append(append([]string{chainIDCall, nonceCall}, sends...), nonceCall, chainIDCall),
+				"alternating": alternating,
+			}
+			for _, path := range []string{"batch", "mixed", "alternating", "single calls", "websocket batch", "websocket calls"} {
+				calls := bodies[path]
+				if calls == nil {
+					calls = sends
 				}
-				if w.msg == "" {
-					if r.Error != nil || r.Result == nil {
-						t.Errorf("call %d: %+v, want a hash", i, r.Error)
+				fast, slow := newTestBackend(t), newTestBackend(t)
+				ts, ref := serve(t, fast, RateLimits{}), referenceServer(t, slow)
+				var got, wantReplies []rawReply
+				switch path {
+				case "single calls":
+					for _, call := range calls {
+						got = append(got, postRaw1(t, ts.URL, call))
+						wantReplies = append(wantReplies, postRaw1(t, ref.URL, call))
 					}
-				} else if r.Error == nil || r.Error.Code != w.code || !strings.HasPrefix(r.Error.Message, w.msg) {
-					t.Errorf("call %d: %+v, want %d %q…", i, r.Error, w.code, w.msg)
+				case "websocket batch", "websocket calls":
+					got = wsExchange(t, ts.URL, calls, path == "websocket batch")
+					wantReplies = wsExchange(t, ref.URL, calls, path == "websocket batch")
+				default:
+					body := "[" + strings.Join(calls, ",") + "]"
+					var status int
+					status, got = postRaw(t, ts.URL, body)
+					_, wantReplies = postRaw(t, ref.URL, body)
+					if status != http.StatusOK {
+						t.Fatalf("%s: status %d", path, status)
+					}
 				}
-				ref := wantReplies[i]
-				if (r.Error == nil) != (ref.Error == nil) || (r.Error != nil && *r.Error != *ref.Error) || string(r.Result) != string(ref.Result) {
-					t.Errorf("call %d: pipeline %+v %v, go-ethereum's path %+v %v", i, r.Error, r.Result, ref.Error, ref.Result)
+				if len(got) != len(calls) || len(wantReplies) != len(calls) {
+					t.Fatalf("%s: %d replies, go-ethereum's path %d, to %d calls", path, len(got), len(wantReplies), len(calls))
 				}
-			}
-			// What each path left in the pool is the same.
-			for _, raw := range c.raws {
-				b, err := hexutil.Decode(raw)
-				if err != nil {
-					continue
+				k := 0 // the send calls' index in c.raws
+				for i, r := range got {
+					ref := wantReplies[i]
+					if string(r.ID) != string(ref.ID) || r.Version != "2.0" || (r.Error == nil) != (ref.Error == nil) ||
+						(r.Error != nil && *r.Error != *ref.Error) || string(r.Result) != string(ref.Result) {
+						t.Errorf("%s, call %d: pipeline %s %+v %s, go-ethereum's path %s %+v %s", path, i, r.ID, r.Error, r.Result, ref.ID, ref.Error, ref.Result)
+					}
+					if r.ID[0] == '"' {
+						continue // not a send
+					}
+					w := c.want[k]
+					k++
+					if w.msg == "" {
+						if r.Error != nil || r.Result == nil {
+							t.Errorf("%s, call %d: %+v, want a hash", path, i, r.Error)
+						}
+					} else if r.Error == nil || r.Error.Code != w.code || !strings.HasPrefix(r.Error.Message, w.msg) {
+						t.Errorf("%s, call %d: %+v, want %d %q…", path, i, r.Error, w.code, w.msg)
+					}
 				}
-				tx, err := chain.DecodeTx(b)
-				if err != nil {
-					continue
-				}
-				_, _, inFast := fast.pool.Get(tx.Hash())
-				_, _, inSlow := slow.pool.Get(tx.Hash())
-				if inFast != inSlow {
-					t.Errorf("tx %s pooled %v by the pipeline, %v by go-ethereum's path", tx.Hash(), inFast, inSlow)
+				// What each path left in the pool is the same.
+				for _, raw := range c.raws {
+					b, err := hexutil.Decode(raw)
+					if err != nil {
+						continue
+					}
+					tx, err := chain.DecodeTx(b)
+					if err != nil {
+						continue
+					}
+					_, _, inFast := fast.pool.Get(tx.Hash())
+					_, _, inSlow := slow.pool.Get(tx.Hash())
+					if inFast != inSlow {
+						t.Errorf("%s: tx %s pooled %v by the pipeline, %v by go-ethereum's path", path, tx.Hash(), inFast, inSlow)
+					}
 				}
 			}
 		})
@@ -211,6 +255,106 @@ func TestSendBatchVerdicts(t *testing.T) {
 			t.Fatalf("%d transactions admitted from a batch over the limit", q)
 		}
 	})
+}
+
+// A mixed batch's eth_sendRawTransaction calls reach the node
+// (BatchAdmitter) as one group per run of consecutive sends, not one
+// call each (a follower forwards each group as one message); a single
+// call is a group of one; the replies come back in the batch's order.
+func TestMixedBatchAdmittedInGroups(t *testing.T) {
+	b := &followerBackend{testBackend: newTestBackend(t), batched: map[common.Hash]bool{}}
+	ts := serve(t, b, RateLimits{})
+	send := func(id int, k uint32, nonce uint64) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"eth_sendRawTransaction","params":[%q]}`, id, rawHex(t, signedTransfer(t, devKey(t, k), nonce)))
+	}
+	chainID := func(id string) string { return fmt.Sprintf(`{"jsonrpc":"2.0","id":%q,"method":"eth_chainId"}`, id) }
+	body := "[" + strings.Join([]string{chainID("a"), send(1, 0, 0), send(2, 0, 1), send(3, 1, 0), chainID("b"),
+		send(4, 2, 0), send(5, 0, 2), chainID("c")}, ",") + "]"
+	status, got := postRaw(t, ts.URL, body)
+	if status != http.StatusOK || len(got) != 8 {
+		t.Fatalf("status %d, %d replies", status, len(got))
+	}
+	for i, wantID := range []string{`"a"`, "1", "2", "3", `"b"`, "4", "5", `"c"`} {
+		if string(got[i].ID) != wantID || got[i].Error != nil {
+			t.Errorf("reply %d: id %s, error %+v; want id %s answered", i, got[i].ID, got[i].Error, wantID)
+		}
+	}
+	if fmt.Sprint(b.sizes) != "[3 2]" {
+		t.Fatalf("the node was handed groups of %v, want [3 2]", b.sizes)
+	}
+	b.sizes = nil
+	if r := postRaw1(t, ts.URL, send(6, 3, 0)); r.Error != nil {
+		t.Fatalf("single call: %+v", r.Error)
+	}
+	if fmt.Sprint(b.sizes) != "[1]" {
+		t.Fatalf("a single call reached the node as %v, want [1]", b.sizes)
+	}
+}
+
+// referenceServer is go-ethereum's server with the eth_* API and no
+// admission pipeline: it dispatches each eth_sendRawTransaction call to
+// SendRawTransaction, which submits the transaction to b alone, in the
+// order go-ethereum reaches the calls. It is what the pipeline's answers
+// are compared with.
+func referenceServer(t *testing.T, b Backend) *httptest.Server {
+	t.Helper()
+	srv := gethrpc.NewServer()
+	if err := srv.RegisterName("eth", NewEthAPI(b)); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			srv.WebsocketHandler([]string{"*"}).ServeHTTP(w, r)
+			return
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { ts.Close(); srv.Stop() })
+	return ts
+}
+
+// postRaw1 posts one call and returns its reply.
+func postRaw1(t *testing.T, url, call string) rawReply {
+	t.Helper()
+	_, replies := postRaw(t, url, call)
+	if len(replies) != 1 {
+		t.Fatalf("%d replies to one call", len(replies))
+	}
+	return replies[0]
+}
+
+// wsExchange sends calls over a WebSocket to the server at url: as one
+// batch message, or as one message each, each sent once the previous one
+// is answered. It returns the replies in the calls' order.
+func wsExchange(t *testing.T, url string, calls []string, batch bool) []rawReply {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var out []rawReply
+	if batch {
+		if err := conn.WriteMessage(websocket.TextMessage, []byte("["+strings.Join(calls, ",")+"]")); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.ReadJSON(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, call := range calls {
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(call)); err != nil {
+			t.Fatal(err)
+		}
+		var r rawReply
+		if err := conn.ReadJSON(&r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // secp256k1N is the order of secp256k1.

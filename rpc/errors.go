@@ -101,9 +101,6 @@ const haltedPrefix = "node halted"
 // the backend runs, the halted error after. A backend that cannot halt
 // never does.
 func haltCheck(b Backend) func() error {
-	if lb, ok := b.(*limitedBackend); ok {
-		return haltCheck(lb.Backend)
-	}
 	h, ok := b.(Halter)
 	if !ok {
 		return func() error { return nil }

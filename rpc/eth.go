@@ -52,6 +52,10 @@ type EthAPI struct {
 	// onRefused counts its refusals (Limits.OnRefused).
 	maxMulticall int
 	onRefused    func(bound string)
+	// send admits eth_sendRawTransaction's bytes through the server's
+	// admission pipeline (Server.sendOne); nil for an API used without a
+	// Server, which submits each transaction to the backend itself.
+	send func(ctx context.Context, raw []byte) (common.Hash, error)
 }
 
 // NewEthAPI returns the eth_* service.
@@ -234,10 +238,16 @@ func (api *EthAPI) GetCode(a common.Address, bnh gethrpc.BlockNumberOrHash) (hex
 	return hexutil.Bytes(code), err
 }
 
-// SendRawTransaction admits a signed transaction and returns its hash.
+// SendRawTransaction admits a signed transaction and returns its hash:
+// through the server's admission pipeline, as a batch of one or as part
+// of its batch's group (sendplan.go), the same path as a batch of
+// transactions; without a server, by the backend's SubmitTx.
 func (api *EthAPI) SendRawTransaction(ctx context.Context, raw hexutil.Bytes) (common.Hash, error) {
 	if err := api.halted(); err != nil {
 		return common.Hash{}, err
+	}
+	if api.send != nil {
+		return api.send(ctx, raw)
 	}
 	tx, err := chain.DecodeTx(raw)
 	if err != nil {

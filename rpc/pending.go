@@ -63,9 +63,6 @@ type PendingFeeder interface {
 
 // pendingFeedOf returns b's feed, or an empty one of its own.
 func pendingFeedOf(b Backend) *PendingFeed {
-	if lb, ok := b.(*limitedBackend); ok {
-		return pendingFeedOf(lb.Backend)
-	}
 	if pf, ok := b.(PendingFeeder); ok && pf.PendingFeed() != nil {
 		return pf.PendingFeed()
 	}

@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"net/netip"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
-	gethrpc "github.com/ethereum/go-ethereum/rpc"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/tally-ledger/tally/chain"
@@ -329,33 +327,3 @@ func (l *RateLimiter) recoverBatch(remoteAddr string, senders *chain.SenderCache
 
 // recoverChunk bounds the senders recovered in one parallel step of a batch.
 const recoverChunk = 256
-
-// limitedBackend is the Backend the API serves through while rate limits
-// are on. go-ethereum's server dispatches calls itself, over HTTP and
-// WebSocket, single and batched, and every eth_sendRawTransaction reaches
-// the node through SubmitTx: charging there covers every path. It hides
-// the node's BatchAdmitter on purpose; the Server keeps the node's own
-// and feeds it only transactions the limiter let through (admitCalls).
-type limitedBackend struct {
-	Backend
-	limiter *RateLimiter
-}
-
-// SubmitTx charges tx to its client's IP, recovers its sender, charges
-// the sender, then admits it; a refused transaction never reaches the
-// node, so it is neither admitted nor forwarded, and one refused by the IP
-// limit costs no recovery.
-func (b *limitedBackend) SubmitTx(ctx context.Context, tx *types.Transaction) error {
-	charge, err := b.limiter.chargeIP(gethrpc.PeerInfoFromContext(ctx).RemoteAddr)
-	if err != nil {
-		return err
-	}
-	var from *common.Address
-	if a, err := b.Senders().Sender(tx); err == nil {
-		from = &a
-	} // else the node refuses it below; its client is still charged
-	if err := charge.chargeSender(from); err != nil {
-		return err
-	}
-	return b.Backend.SubmitTx(ctx, tx)
-}

@@ -276,11 +276,13 @@ type followerBackend struct {
 	mu      sync.Mutex
 	batched map[common.Hash]bool
 	batches int
+	sizes   []int // each AdmitBatch call's transactions
 }
 
 func (b *followerBackend) AdmitBatch(ctx context.Context, batch []Admission) []error {
 	b.mu.Lock()
 	b.batches++
+	b.sizes = append(b.sizes, len(batch))
 	for _, a := range batch {
 		b.batched[a.Tx.Hash()] = true
 	}

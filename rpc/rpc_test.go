@@ -160,7 +160,7 @@ func TestHaltedAnswersEveryEthMethod(t *testing.T) {
 	}
 	subType := reflect.TypeFor[*gethrpc.Subscription]()
 	checked := 0
-	for _, svc := range ethServices(c, DefaultLimits, nil) {
+	for _, svc := range ethServices(c, DefaultLimits, nil, nil) {
 		typ := reflect.TypeOf(svc)
 		for i := range typ.NumMethod() {
 			m := typ.Method(i)

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -177,9 +178,9 @@ type Server struct {
 	ws      http.Handler
 	b       Backend
 	senders *chain.SenderCache
-	// node is the backend as given, without the rate limits' wrapper: the
-	// batch pipeline charges the limits itself, once per batch. admit is
-	// its BatchAdmitter (nil when it has none) and halted its halt check.
+	// node is the backend; admit is its BatchAdmitter (nil when it has
+	// none) and halted its halt check. The pipeline (admitCalls) charges
+	// the rate limits before it hands them a transaction.
 	node    Backend
 	admit   BatchAdmitter
 	halted  func() error
@@ -193,13 +194,15 @@ type Server struct {
 	http http.Handler
 }
 
-// NewServer registers the eth, net and web3 namespaces over b. With rate
-// limits on, the API submits through a limitedBackend wrapping b.
+// NewServer registers the eth, net and web3 namespaces over b. Every
+// eth_sendRawTransaction, single or batched, over HTTP or WebSocket, is
+// admitted through the server's pipeline (admitCalls), which charges the
+// rate limits.
 func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) {
 	limits = limits.withDefaults()
-	// The node's own backend: the wrapper below hides its BatchAdmitter,
-	// and the batch pipeline hands it only what the limiter let through.
-	node := b
+	// Every transaction a client sends goes through the admission
+	// pipeline (admitCalls), which charges the rate limits and hands the
+	// node only what they let through.
 	admit, _ := b.(BatchAdmitter)
 	var limiter *RateLimiter
 	if limits.Rate.Enabled() {
@@ -208,7 +211,6 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 			return nil, err
 		}
 		limiter.onRefused = limits.OnRefused
-		b = &limitedBackend{Backend: b, limiter: limiter}
 	}
 	if limits.MaxResponseBytes >= limits.MaxBatchResponseBytes {
 		return nil, fmt.Errorf("max response bytes %d must be below max batch response bytes %d", limits.MaxResponseBytes, limits.MaxBatchResponseBytes)
@@ -236,13 +238,15 @@ func NewServer(b Backend, limits Limits, clientVersion string) (*Server, error) 
 			return nil, fmt.Errorf("register %s: %w", name, err)
 		}
 	}
-	for _, svc := range ethServices(b, limits, heavy) {
+	var s *Server // set below; eth_sendRawTransaction reaches its pipeline
+	send := func(ctx context.Context, raw []byte) (common.Hash, error) { return s.sendOne(ctx, raw) }
+	for _, svc := range ethServices(b, limits, heavy, send) {
 		if err := srv.RegisterName("eth", svc); err != nil {
 			return nil, fmt.Errorf("register eth %T: %w", svc, err)
 		}
 	}
 	srv.SetWebsocketReadLimit(int64(limits.MaxBodyBytes))
-	s := &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), b: b, senders: b.Senders(), node: node, admit: admit, halted: haltCheck(node), limits: limits, limiter: limiter, heavy: heavy}
+	s = &Server{rpc: srv, ws: srv.WebsocketHandler(limits.WSOrigins), b: b, senders: b.Senders(), node: b, admit: admit, halted: haltCheck(b), limits: limits, limiter: limiter, heavy: heavy}
 	s.http = corsHandler(http.HandlerFunc(s.serveHTTP), limits.CORSOrigins)
 	return s, nil
 }
@@ -290,10 +294,13 @@ func batchCut(l Limits) int { return l.MaxBatchResponseBytes - l.MaxResponseByte
 // halted check (haltCheck); TestHaltedAnswersEveryEthMethod calls every
 // one of them, so a receiver or method added here without it fails the
 // test.
-func ethServices(b Backend, limits Limits, heavy *heavyGate) []any {
+//
+// send is eth_sendRawTransaction's admission (Server.sendOne; nil: the
+// backend's SubmitTx).
+func ethServices(b Backend, limits Limits, heavy *heavyGate, send func(context.Context, []byte) (common.Hash, error)) []any {
 	subs := newSubQuota(limits)
 	eth, filters := NewEthAPI(b), NewFilterAPI(b, limits)
-	eth.subs, eth.heavy = subs, heavy
+	eth.subs, eth.heavy, eth.send = subs, heavy, send
 	eth.maxMulticall, eth.onRefused = limits.MaxMulticallCalls, limits.OnRefused
 	filters.subs, filters.heavy = subs, heavy
 	return []any{eth, filters}
@@ -319,7 +326,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // eth_sendRawTransaction calls through the admission pipeline
 // (serveSendBatch), and hands any other request to go-ethereum's server
 // with the request's heavy-read hold (heavyGate), released once the reply
-// is written.
+// is written, and, for a batch, the plan that admits its runs of sends as
+// groups (sendplan.go).
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		s.rpc.ServeHTTP(w, r)
@@ -344,13 +352,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("request body too large: limit %d bytes", s.limits.MaxBodyBytes))
 		return
 	}
+	ctx := r.Context()
 	if firstByte(body) == '[' && acceptedContentType(r) {
 		if calls, ok := parseSendBatch(body, s.limits.MaxBatchItems); ok {
 			s.serveSendBatch(w, r, calls)
 			return
 		}
+		ctx = withSendPlan(ctx, s.planSends(body, r.RemoteAddr))
 	}
-	ctx, release := s.heavy.withRequestHold(r.Context())
+	ctx, release := s.heavy.withRequestHold(ctx)
 	defer release()
 	r = r.WithContext(ctx)
 	r.Body = io.NopCloser(bytes.NewReader(body))
