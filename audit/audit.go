@@ -93,16 +93,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		signer:  chain.NewSigner(g.ChainIDBig()),
 		rep: &Report{Source: cfg.Source.Describe(), GenesisHash: g.Hash(), ChainID: g.ChainID, Head: digest.Height,
 			From: cfg.From, To: cfg.From, Supply: []SupplyLine{}, Failures: []Failure{}},
-		seen:     map[failKey]bool{},
-		bankRefs: map[common.Hash]uint64{},
-		closed:   map[uint64]uint64{},
-		claimed:  map[uint64]uint64{},
-		settled:  map[uint64]bool{},
-		returned: map[uint64]uint64{},
-		reversed: map[common.Hash]uint64{},
-		minted:   map[uint32]*big.Int{},
-		burned:   map[uint32]*big.Int{},
-		max:      cfg.MaxFailures,
+		seen:   map[failKey]bool{},
+		minted: map[uint32]*big.Int{},
+		burned: map[uint32]*big.Int{},
+		max:    cfg.MaxFailures,
 	}
 	if a.max == 0 {
 		a.max = DefaultMaxFailures
@@ -171,12 +165,6 @@ type auditor struct {
 	// certifiedOld holds heights below hashBase (in the checkpoint)
 	// certified by the blocks checked.
 	certifiedOld map[uint64]bool
-	bankRefs     map[common.Hash]uint64 // bank reference → height of its mint
-	closed       map[uint64]uint64      // withdrawal id → height settled or refunded
-	claimed      map[uint64]uint64      // withdrawal id → height claimed
-	settled      map[uint64]bool        // withdrawals settled in the audited blocks
-	returned     map[uint64]uint64      // withdrawal id → height returned
-	reversed     map[common.Hash]uint64 // bank reference → height its mint was reversed
 	// startSupply is the issuance at the starting state; minted and
 	// burned add the Minted, WithdrawalReturned, WithdrawalSettled and
 	// MintReversed events since.

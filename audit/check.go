@@ -236,14 +236,18 @@ func (a *auditor) checkEvents(n uint64, receipts []*types.Receipt) error {
 					continue
 				}
 				ref := l.Topics[1]
-				if at, dup := a.bankRefs[ref]; dup {
+				at, dup, err := a.index.event(eventMinted, ref[:])
+				if err != nil {
+					return err
+				}
+				if dup {
 					a.fail(n, i, CheckBankRef, "a bank reference never minted", ref.Hex(), fmt.Sprintf("bank reference %s minted again (first at height %d)", ref, at))
 				} else if used, err := pre.BankRefUsed(ref); err != nil {
 					return fmt.Errorf("replay: %w", err)
 				} else if used {
 					a.fail(n, i, CheckBankRef, "a bank reference never minted", ref.Hex(), fmt.Sprintf("bank reference %s minted again (it had minted before this block)", ref))
-				} else {
-					a.bankRefs[ref] = n
+				} else if err := a.index.setEvent(eventMinted, ref[:], n); err != nil {
+					return err
 				}
 				a.addEvent(a.minted, l)
 			case evSettled.ID, evRefunded.ID:
@@ -253,20 +257,28 @@ func (a *auditor) checkEvents(n uint64, receipts []*types.Receipt) error {
 				if id == evSettled.ID {
 					a.addEvent(a.burned, l)
 					if wid := l.Topics[1].Big(); wid.IsUint64() {
-						a.settled[wid.Uint64()] = true
+						if err := a.index.setEvent(eventSettled, withdrawalKey(wid.Uint64()), n); err != nil {
+							return err
+						}
 					}
 				}
-				a.checkClose(n, i, l, pre)
+				if err := a.checkClose(n, i, l, pre); err != nil {
+					return err
+				}
 			case evClaimed.ID:
 				if len(l.Topics) == 4 {
-					a.checkClaim(n, i, l, pre)
+					if err := a.checkClaim(n, i, l, pre); err != nil {
+						return err
+					}
 				}
 			case evReturned.ID:
 				if len(l.Topics) != 4 {
 					continue
 				}
 				a.addEvent(a.minted, l)
-				a.checkReturn(n, i, l, pre)
+				if err := a.checkReturn(n, i, l, pre); err != nil {
+					return err
+				}
 			case evReversed.ID:
 				if len(l.Topics) != 4 {
 					continue
@@ -287,14 +299,15 @@ func (a *auditor) checkEvents(n uint64, receipts []*types.Receipt) error {
 }
 
 // checkClose records a withdrawal's settlement or refund and fails a second one.
-func (a *auditor) checkClose(n uint64, i int, l *types.Log, pre *store.DB) {
-	id, ok := a.firstTime(n, i, l, a.closed, "settled or refunded once", "closed")
+func (a *auditor) checkClose(n uint64, i int, l *types.Log, pre *store.DB) error {
+	id, ok, err := a.firstTime(n, i, l, eventClosed, "settled or refunded once", "closed")
 	if !ok {
-		return
+		return err
 	}
 	if w, ok, err := pre.Withdrawal(id); err == nil && ok && w.Status != state.WithdrawalPending {
 		a.fail(n, i, CheckWithdrawal, "settled or refunded once", "twice", fmt.Sprintf("withdrawal %d was already closed before this block", id))
 	}
+	return nil
 }
 
 // withdrawalID reads the withdrawal id of an event's first topic.
@@ -307,67 +320,89 @@ func (a *auditor) withdrawalID(n uint64, i int, l *types.Log) (uint64, bool) {
 	return idBig.Uint64(), true
 }
 
-// firstTime reads the withdrawal id of event l and records it in seen at
-// height n; an id seen before fails the check (what is the expectation,
-// verb the event's past tense) and returns false, as an unreadable id does.
-func (a *auditor) firstTime(n uint64, i int, l *types.Log, seen map[uint64]uint64, what, verb string) (uint64, bool) {
+// firstTime reads the withdrawal id of event l and records it in the
+// index as an event of kind at height n; an id recorded before fails the
+// check (what is the expectation, verb the event's past tense) and
+// returns false, as an unreadable id does. err is the index's.
+func (a *auditor) firstTime(n uint64, i int, l *types.Log, kind eventKind, what, verb string) (uint64, bool, error) {
 	id, ok := a.withdrawalID(n, i, l)
 	if !ok {
-		return 0, false
+		return 0, false, nil
 	}
-	if at, dup := seen[id]; dup {
+	at, dup, err := a.index.event(kind, withdrawalKey(id))
+	if err != nil {
+		return 0, false, err
+	}
+	if dup {
 		a.fail(n, i, CheckWithdrawal, what, "twice", fmt.Sprintf("withdrawal %d %s again (first at height %d)", id, verb, at))
-		return 0, false
+		return 0, false, nil
 	}
-	seen[id] = n
-	return id, true
+	if err := a.index.setEvent(kind, withdrawalKey(id), n); err != nil {
+		return 0, false, err
+	}
+	return id, true, nil
 }
 
 // checkClaim fails a withdrawal claimed twice: a claim is what lets one
 // bank's bridge send a payment order, so a second would let two pay.
-func (a *auditor) checkClaim(n uint64, i int, l *types.Log, pre *store.DB) {
-	id, ok := a.firstTime(n, i, l, a.claimed, "claimed once", "claimed")
+func (a *auditor) checkClaim(n uint64, i int, l *types.Log, pre *store.DB) error {
+	id, ok, err := a.firstTime(n, i, l, eventClaimed, "claimed once", "claimed")
 	if !ok {
-		return
+		return err
 	}
 	if w, ok, err := pre.Withdrawal(id); err == nil && ok && w.Claimed() {
 		a.fail(n, i, CheckWithdrawal, "claimed once", "twice", fmt.Sprintf("withdrawal %d was already claimed by %s before this block", id, w.Bank))
 	}
+	return nil
 }
 
 // checkReturn fails a withdrawal returned twice or returned without being
 // settled.
-func (a *auditor) checkReturn(n uint64, i int, l *types.Log, pre *store.DB) {
-	id, ok := a.firstTime(n, i, l, a.returned, "returned at most once", "returned")
+func (a *auditor) checkReturn(n uint64, i int, l *types.Log, pre *store.DB) error {
+	id, ok, err := a.firstTime(n, i, l, eventReturned, "returned at most once", "returned")
 	if !ok {
-		return
+		return err
 	}
 	w, found, err := pre.Withdrawal(id)
 	if err != nil {
-		return
+		return nil
+	}
+	_, settled, err := a.index.event(eventSettled, withdrawalKey(id))
+	if err != nil {
+		return err
 	}
 	switch {
 	case found && w.Status == state.WithdrawalReturned:
 		a.fail(n, i, CheckWithdrawal, "returned at most once", "twice", fmt.Sprintf("withdrawal %d was already returned before this block", id))
-	case (!found || w.Status != state.WithdrawalSettled) && !a.settled[id]:
+	case (!found || w.Status != state.WithdrawalSettled) && !settled:
 		a.fail(n, i, CheckWithdrawal, "returned after it settled", "not settled", fmt.Sprintf("withdrawal %d returned but never settled", id))
 	}
+	return nil
 }
 
 // checkReversal fails a mint reversed twice or a reversal of a bank
 // reference that never minted.
 func (a *auditor) checkReversal(n uint64, i int, l *types.Log, pre *store.DB) error {
 	ref := l.Topics[1]
-	if at, dup := a.reversed[ref]; dup {
+	at, dup, err := a.index.event(eventReversed, ref[:])
+	if err != nil {
+		return err
+	}
+	if dup {
 		a.fail(n, i, CheckBankRef, "a mint reversed at most once", "twice", fmt.Sprintf("the mint of bank reference %s reversed again (first at height %d)", ref, at))
 		return nil
 	}
-	a.reversed[ref] = n
+	if err := a.index.setEvent(eventReversed, ref[:], n); err != nil {
+		return err
+	}
 	m, found, err := pre.MintRecord(ref)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	_, mintedHere := a.bankRefs[ref]
+	_, mintedHere, err := a.index.event(eventMinted, ref[:])
+	if err != nil {
+		return err
+	}
 	switch {
 	case found && m.Reversed:
 		a.fail(n, i, CheckBankRef, "a mint reversed at most once", "twice", fmt.Sprintf("the mint of bank reference %s was already reversed before this block", ref))

@@ -91,7 +91,7 @@ func FuzzCheckBlock(f *testing.F) {
 	}
 	f.Add([]byte{0xc0}, []byte{0xc0})
 	a := &auditor{g: c.Genesis, chainID: c.Genesis.ChainID, signer: chain.NewSigner(c.ChainID), rep: &Report{},
-		seen: map[failKey]bool{}, bankRefs: map[common.Hash]uint64{}, closed: map[uint64]uint64{},
+		seen:   map[failKey]bool{},
 		minted: map[uint32]*big.Int{}, burned: map[uint32]*big.Int{}, max: DefaultMaxFailures}
 	a.cfg.Source = &memSource{raws: raws[:1]}
 	if ok, err := a.start(context.Background(), f.TempDir()); err != nil || !ok {

@@ -29,7 +29,58 @@ const (
 var (
 	indexHashPrefix    = []byte{'h'} // + height → hash of the block
 	indexCarrierPrefix = []byte{'c'} // + certified height → height of the block carrying its certificate
+	indexEventPrefix   = []byte{'e'} // + event kind + id → height of the event
 )
+
+// eventKind names what a business event recorded in the index says of
+// its id (a bank reference or a withdrawal id): the checks that a bank
+// reference mints once, that a withdrawal is claimed, closed and returned
+// at most once, and that a returned one settled, look back at every
+// earlier event of the chain, so their records go to the scratch
+// database with the hashes, and the audit's memory does not grow with
+// the events either.
+type eventKind byte
+
+const (
+	eventMinted   eventKind = 'm' // bank reference → height of its mint
+	eventReversed eventKind = 'v' // bank reference → height its mint was reversed
+	eventClaimed  eventKind = 'k' // withdrawal id → height claimed
+	eventClosed   eventKind = 'x' // withdrawal id → height settled or refunded
+	eventSettled  eventKind = 's' // withdrawal id → height settled
+	eventReturned eventKind = 't' // withdrawal id → height returned
+)
+
+func eventKey(kind eventKind, id []byte) []byte {
+	return append(append(append(make([]byte, 0, len(indexEventPrefix)+1+len(id)), indexEventPrefix...), byte(kind)), id...)
+}
+
+// withdrawalKey is a withdrawal id as an event's id.
+func withdrawalKey(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) }
+
+// event returns the height recorded for (kind, id), if any.
+func (x *chainIndex) event(kind eventKind, id []byte) (uint64, bool, error) {
+	v, closer, err := x.db.Get(eventKey(kind, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("audit index: event %c %x: %w", kind, id, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("audit index: event %c %x: %d bytes", kind, id, len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// setEvent records that (kind, id) happened at height n. It is written at
+// once (no sync: the database is scratch), so the next event reads it.
+func (x *chainIndex) setEvent(kind eventKind, id []byte, n uint64) error {
+	if err := x.db.Set(eventKey(kind, id), binary.BigEndian.AppendUint64(nil, n), pebble.NoSync); err != nil {
+		return fmt.Errorf("audit index: event %c %x: %w", kind, id, err)
+	}
+	return nil
+}
 
 // chainIndex is what the audit learns per block and needs again later —
 // each checked block's hash (certificates and links name earlier blocks;

@@ -62,6 +62,11 @@ type StateConfig struct {
 	// (eth_getBalance, eth_call, … at a block) serve, the head's included
 	// (store.Options.HistoryBlocks); 1 keeps only the head.
 	HistoryBlocks uint64 `toml:"history-blocks"`
+	// BlockCacheBytes and ReceiptCacheBytes bound the decoded recent
+	// blocks and receipts kept in memory, in estimated heap bytes
+	// (store.Options.BlockCacheBytes, ReceiptCacheBytes).
+	BlockCacheBytes   int64 `toml:"block-cache-bytes"`
+	ReceiptCacheBytes int64 `toml:"receipt-cache-bytes"`
 }
 
 // HTTPConfig configures the JSON-RPC listener.
@@ -349,7 +354,7 @@ func DefaultConfig() Config {
 		RateLimit: RateLimitConfig{PerAccount: rpc.DefaultLimits.Rate.PerAccount, AccountBurst: rpc.DefaultLimits.Rate.AccountBurst,
 			PerIP: rpc.DefaultLimits.Rate.PerIP, IPBurst: rpc.DefaultLimits.Rate.IPBurst, MaxTracked: rpc.DefaultLimits.Rate.MaxTracked,
 			ExemptTopTier: true},
-		State: StateConfig{HistoryBlocks: store.DefaultHistoryBlocks},
+		State: StateConfig{HistoryBlocks: store.DefaultHistoryBlocks, BlockCacheBytes: store.DefaultBlockCacheBytes, ReceiptCacheBytes: store.DefaultReceiptCacheBytes},
 	}
 }
 
@@ -510,6 +515,12 @@ func (c *Config) Validate() error {
 	}
 	if c.State.HistoryBlocks < 1 || c.State.HistoryBlocks > store.MaxHistoryBlocks {
 		return bad("state.history-blocks", "%d: must be 1..%d", c.State.HistoryBlocks, store.MaxHistoryBlocks)
+	}
+	if c.State.BlockCacheBytes < 1 {
+		return bad("state.block-cache-bytes", "%d: must be positive", c.State.BlockCacheBytes)
+	}
+	if c.State.ReceiptCacheBytes < 1 {
+		return bad("state.receipt-cache-bytes", "%d: must be positive", c.State.ReceiptCacheBytes)
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return bad("log.level", "%v", err)

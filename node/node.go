@@ -120,7 +120,8 @@ func loadGenesis(cfg Config) (*genesis.Genesis, error) {
 
 func (n *Node) open() error {
 	var err error
-	n.db, err = store.Open(StateDir(n.cfg.DataDir), store.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log, HistoryBlocks: n.cfg.State.HistoryBlocks})
+	n.db, err = store.Open(StateDir(n.cfg.DataDir), store.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log, HistoryBlocks: n.cfg.State.HistoryBlocks,
+		BlockCacheBytes: n.cfg.State.BlockCacheBytes, ReceiptCacheBytes: n.cfg.State.ReceiptCacheBytes})
 	if err != nil {
 		return err
 	}

@@ -44,3 +44,26 @@ func TestMulticallConfig(t *testing.T) {
 		t.Fatalf("max-multicall-calls = 0: %v", err)
 	}
 }
+
+// TestStateCacheConfig: [state] block-cache-bytes and receipt-cache-bytes
+// default to the store's defaults, are taken from the file, and are
+// refused below 1 naming the key.
+func TestStateCacheConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	if cfg.State.BlockCacheBytes != store.DefaultBlockCacheBytes || cfg.State.ReceiptCacheBytes != store.DefaultReceiptCacheBytes {
+		t.Fatalf("defaults %d, %d", cfg.State.BlockCacheBytes, cfg.State.ReceiptCacheBytes)
+	}
+	if err := decodeConfig([]byte("[state]\nblock-cache-bytes = 1048576\nreceipt-cache-bytes = 2097152\n"), &cfg); err != nil ||
+		cfg.State.BlockCacheBytes != 1<<20 || cfg.State.ReceiptCacheBytes != 2<<20 {
+		t.Fatalf("from the file: %v, %d, %d", err, cfg.State.BlockCacheBytes, cfg.State.ReceiptCacheBytes)
+	}
+	for _, key := range []string{"block-cache-bytes", "receipt-cache-bytes"} {
+		for _, v := range []string{"0", "-1", "\"big\""} {
+			cfg := DefaultConfig()
+			err := decodeConfig([]byte("[state]\n"+key+" = "+v+"\n"), &cfg)
+			if err == nil || !strings.Contains(err.Error(), "state."+key) {
+				t.Errorf("%s = %s: %v, want an error naming state.%s", key, v, err, key)
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,7 +18,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rlp"
-	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
@@ -62,10 +62,6 @@ func (t *Tip) Parent() state.Parent {
 	return state.Parent{Hash: t.Head.Hash, Root: t.Head.StateRoot, Number: t.Head.Number, TimeMs: t.Head.TimeMs, History: t.History}
 }
 
-// decodedCacheBlocks is how many decoded blocks (and their receipts) the
-// DB keeps in memory.
-const decodedCacheBlocks = 64
-
 // Options configure Open.
 type Options struct {
 	// NoSync skips fsync on commit (tests and benchmarks only).
@@ -80,6 +76,10 @@ type Options struct {
 	// head's included (0: DefaultHistoryBlocks; 1: only the head, nothing
 	// recorded); at most MaxHistoryBlocks. See past.go.
 	HistoryBlocks uint64
+	// BlockCacheBytes and ReceiptCacheBytes bound the decoded recent
+	// blocks and receipts kept in memory, in estimated heap bytes (0:
+	// DefaultBlockCacheBytes, DefaultReceiptCacheBytes).
+	BlockCacheBytes, ReceiptCacheBytes int64
 	// FS is the file system the database lives on (nil: the operating
 	// system's). The cluster simulator (internal/sim) passes an in-memory,
 	// crashable, fault-injecting one so that a seed replays a run.
@@ -116,8 +116,11 @@ type DB struct {
 
 	// Decoded recent blocks and receipts: wallets ask for the receipts of
 	// the block just applied, one transaction at a time.
-	blocks   *lru.Cache[uint64, *chain.Block]
-	receipts *lru.Cache[uint64, []*types.Receipt]
+	// Each is bounded in bytes (Options.BlockCacheBytes,
+	// ReceiptCacheBytes): a block of 5,000 transfers weighs as much as
+	// hundreds of small ones.
+	blocks   *byteLRU[*chain.Block]
+	receipts *byteLRU[[]*types.Receipt]
 
 	closeOnce sync.Once
 	// closed: a failed ReplaceWith left pdb closed (guarded by mu).
@@ -142,8 +145,8 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	d := &DB{mu: newSwapLock(), pdb: pdb, dir: dir, opts: opts, log: opts.Logger}
-	d.blocks, _ = lru.New[uint64, *chain.Block](decodedCacheBlocks)
-	d.receipts, _ = lru.New[uint64, []*types.Receipt](decodedCacheBlocks)
+	d.blocks = newByteLRU(cmp.Or(opts.BlockCacheBytes, DefaultBlockCacheBytes), blockHeapBytes)
+	d.receipts = newByteLRU(cmp.Or(opts.ReceiptCacheBytes, DefaultReceiptCacheBytes), receiptsHeapBytes)
 	if err := d.load(); err != nil {
 		pdb.Close()
 		return nil, err
