@@ -141,3 +141,24 @@ func TestFreshRecipients(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiptOrder: the receipts are asked for by block and position, so
+// that a node answers each batch from the few blocks it keeps decoded,
+// whatever order the transactions were signed or hashed in.
+func TestReceiptOrder(t *testing.T) {
+	byHash := map[common.Hash]*item{}
+	for i := range 300 {
+		it := &item{hash: common.Hash{byte(i * 7), byte(i)}, block: uint64(1 + (i*37)%10), index: (i * 11) % 30}
+		byHash[it.hash] = it
+	}
+	got := receiptOrder(byHash)
+	if len(got) != len(byHash) {
+		t.Fatalf("%d hashes for %d transactions", len(got), len(byHash))
+	}
+	for i := 1; i < len(got); i++ {
+		a, b := byHash[got[i-1]], byHash[got[i]]
+		if a.block > b.block || (a.block == b.block && a.index > b.index) {
+			t.Fatalf("receipt %d (block %d, index %d) asked for after block %d, index %d", i, b.block, b.index, a.block, a.index)
+		}
+	}
+}
