@@ -189,7 +189,7 @@ func TestMixedBatchThroughFollowerForwardsOnce(t *testing.T) {
 }
 
 // counterValue reads a Prometheus counter.
-func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
+func counterValue(t testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
