@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tally-ledger/tally/bridge/signature"
+	"github.com/tally-ledger/tally/crypto/signature"
 )
 
 // SignatureHeader is the header every POST between the core and the

@@ -74,7 +74,9 @@ type Config struct {
 	// Random is the seeded random mode (off while random.seed is 0).
 	Random RandomConfig `toml:"random"`
 
-	dir string
+	// Dir is the config file's directory, against which relative paths
+	// resolve (Path).
+	config.Dir
 }
 
 // RejectRule says which payout orders the simulator rejects: those to one
@@ -109,29 +111,12 @@ func DefaultConfig() Config {
 
 // LoadConfig reads a sim.toml over the defaults, strictly, and validates it.
 func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
-	data, dir, err := config.Read(path)
-	if err != nil {
-		return cfg, fmt.Errorf("bankcore-sim config %s: %w", path, err)
-	}
-	if err := ParseConfig(data, dir, &cfg); err != nil {
-		return cfg, fmt.Errorf("bankcore-sim config %s: %w", path, err)
-	}
-	return cfg, nil
+	return config.Load(path, "bankcore-sim", DefaultConfig())
 }
 
 // ParseConfig decodes a config over cfg, refusing unknown keys, and
 // validates it; relative paths resolve against dir.
-func ParseConfig(data []byte, dir string, cfg *Config) error {
-	if err := config.Decode(data, cfg); err != nil {
-		return err
-	}
-	cfg.dir = dir
-	return cfg.Validate()
-}
-
-// Path resolves a path of the config against its file's directory.
-func (c *Config) Path(p string) string { return config.Resolve(c.dir, p) }
+func ParseConfig(data []byte, dir string, cfg *Config) error { return config.Parse(data, dir, cfg) }
 
 // Validate checks every key, naming the first bad one.
 func (c *Config) Validate() error {

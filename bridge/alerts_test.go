@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tally-ledger/tally/internal/deploytest"
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 )
 
 // alertRules is the shape of a Prometheus rules file with alerting rules
@@ -197,7 +198,7 @@ func TestOldestUnresolvedGauges(t *testing.T) {
 		t.Fatalf("gauges %v, %v; want 7200 (the held deposit), 10800 (the ordered payout)", d, p)
 	}
 	// A store from before held deposits were indexed.
-	if err := s.db.DeleteRange(prefixDepQueue, upperBound(prefixDepQueue), pebble.Sync); err != nil {
+	if err := s.db.DeleteRange(prefixDepQueue, kv.UpperBound(prefixDepQueue), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.db.Delete(keyUnresolvedIndexed, pebble.Sync); err != nil {

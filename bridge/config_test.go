@@ -141,7 +141,7 @@ func TestLoadKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.dir = dir
+	cfg.SetDir(dir)
 	cfg.Key = KeyConfig{KeystoreFile: "bank.json", PasswordEnv: "TALLY_BRIDGE_TEST_PW"}
 	if _, err := credentials.LoadKey(cfg.Key, cfg.Path); err == nil || !strings.Contains(err.Error(), "key key.password-env") {
 		t.Fatalf("unset variable: %v, want an error naming key.password-env", err)

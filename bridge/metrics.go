@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 )
 
 // metrics are the bridge's Prometheus metrics, in its own registry. The
@@ -107,7 +109,7 @@ func (s *Store) indexUnresolved() error {
 	if err != nil || done != nil {
 		return err
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixDeposit, UpperBound: upperBound(prefixDeposit)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixDeposit, UpperBound: kv.UpperBound(prefixDeposit)})
 	if err != nil {
 		return err
 	}
@@ -120,7 +122,7 @@ func (s *Store) indexUnresolved() error {
 			return fmt.Errorf("index deposits: decode %x: %w", it.Key(), err)
 		}
 		if queuedDeposit(d.Status) {
-			if err := b.Set(cat(depQueuePrefix(d.Status), be8(d.Seq)), d.BankRef[:], nil); err != nil {
+			if err := b.Set(kv.Cat(depQueuePrefix(d.Status), kv.BE8(d.Seq)), d.BankRef[:], nil); err != nil {
 				it.Close()
 				return err
 			}

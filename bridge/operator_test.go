@@ -14,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/tally-ledger/tally/genesis"
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 )
 
 // opCall makes an operator request to addr with token ("" for none) and
@@ -346,7 +347,7 @@ func TestOpLogTamperDetected(t *testing.T) {
 			s.db.Delete(opKey(4), pebble.Sync)
 			var e OpEntry
 			s.getJSON(opKey(3), &e)
-			s.db.Set(keyOpHead, cat(be8(3), e.Hash[:]), pebble.Sync)
+			s.db.Set(keyOpHead, kv.Cat(kv.BE8(3), e.Hash[:]), pebble.Sync)
 		}, "head records entry 4"},
 	} {
 		s := open(t)

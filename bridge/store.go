@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 	"github.com/tally-ledger/tally/store"
 )
 
@@ -417,7 +418,7 @@ func (s *Store) checkFormat() error {
 	if used != nil {
 		return fmt.Errorf("%w: the store has format 1 (deposits keyed by entry reference), this bridge needs format %d (deposits keyed by account, transaction reference and booking date); let the old bridge finish its backlog and start this one on a new datadir (docs/bridge.md, \"Store format\")", ErrStoreFormat, StoreFormat)
 	}
-	return s.db.Set(keyFormat, be8(StoreFormat), pebble.Sync)
+	return s.db.Set(keyFormat, kv.BE8(StoreFormat), pebble.Sync)
 }
 
 func (s *Store) load() error {
@@ -431,7 +432,7 @@ func (s *Store) load() error {
 	if s.refSeq, err = s.getUint(keyRefusalSeq); err != nil {
 		return err
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixCounter, UpperBound: upperBound(prefixCounter)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixCounter, UpperBound: kv.UpperBound(prefixCounter)})
 	if err != nil {
 		return err
 	}
@@ -466,94 +467,26 @@ func (s *Store) Close() error {
 // ErrNotFound is returned (wrapped) for a record the store does not hold.
 var ErrNotFound = errors.New("not found")
 
-func be8(v uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return b[:]
-}
-
-func cat(parts ...[]byte) []byte {
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	out := make([]byte, 0, n)
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
-
-func depositKey(ref common.Hash) []byte { return cat(prefixDeposit, ref[:]) }
-func payoutKey(id uint64) []byte        { return cat(prefixPayout, be8(id)) }
-func refusalKey(seq uint64) []byte      { return cat(prefixRefusal, be8(seq)) }
-func linkKey(account string) []byte     { return cat(prefixLink, []byte(account)) }
+func depositKey(ref common.Hash) []byte { return kv.Cat(prefixDeposit, ref[:]) }
+func payoutKey(id uint64) []byte        { return kv.Cat(prefixPayout, kv.BE8(id)) }
+func refusalKey(seq uint64) []byte      { return kv.Cat(prefixRefusal, kv.BE8(seq)) }
+func linkKey(account string) []byte     { return kv.Cat(prefixLink, []byte(account)) }
 func walletKey(w common.Address, account string) []byte {
-	return cat(prefixWallet, w[:], []byte(account))
+	return kv.Cat(prefixWallet, w[:], []byte(account))
 }
-func depQueuePrefix(st DepositStatus) []byte { return cat(prefixDepQueue, []byte(st), []byte("/")) }
-func payQueuePrefix(st PayoutStatus) []byte  { return cat(prefixPayQueue, []byte(st), []byte("/")) }
+func depQueuePrefix(st DepositStatus) []byte { return kv.Cat(prefixDepQueue, []byte(st), []byte("/")) }
+func payQueuePrefix(st PayoutStatus) []byte  { return kv.Cat(prefixPayQueue, []byte(st), []byte("/")) }
 
-// upperBound is the smallest key after every key with prefix p.
-func upperBound(p []byte) []byte {
-	u := append([]byte(nil), p...)
-	for i := len(u) - 1; i >= 0; i-- {
-		if u[i] < 0xff {
-			u[i]++
-			return u[:i+1]
-		}
-	}
-	return nil
-}
-
-func (s *Store) get(key []byte) ([]byte, error) {
-	v, closer, err := s.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %q: %w", key, err)
-	}
-	defer closer.Close()
-	return append([]byte(nil), v...), nil
-}
-
-func (s *Store) getUint(key []byte) (uint64, error) {
-	v, err := s.get(key)
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("%q: %d bytes, want 8", key, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
-}
-
-func (s *Store) getJSON(key []byte, v any) (bool, error) {
-	b, err := s.get(key)
-	if err != nil || b == nil {
-		return false, err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("decode %q: %w", key, err)
-	}
-	return true, nil
-}
-
-func setJSON(b *pebble.Batch, key []byte, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %q: %w", key, err)
-	}
-	return b.Set(key, data, nil)
-}
+func (s *Store) get(key []byte) ([]byte, error)          { return kv.Get(s.db, key) }
+func (s *Store) getUint(key []byte) (uint64, error)      { return kv.GetUint(s.db, key) }
+func (s *Store) getJSON(key []byte, v any) (bool, error) { return kv.GetJSON(s.db, key, v) }
 
 // commit adds the counter changes to b and writes it with fsync; the
 // in-memory counters follow only once the batch is durable.
 func (s *Store) commit(b *pebble.Batch, counters map[string]int64) error {
 	for k, d := range counters {
 		v := uint64(int64(s.counters[k]) + d)
-		if err := b.Set(cat(prefixCounter, []byte(k)), be8(v), nil); err != nil {
+		if err := b.Set(kv.Cat(prefixCounter, []byte(k)), kv.BE8(v), nil); err != nil {
 			return err
 		}
 	}
@@ -589,25 +522,25 @@ func putDeposit(b *pebble.Batch, old, d *Deposit, counters map[string]int64) err
 	if old != nil && old.Status != d.Status {
 		counters[depCounter(old.Status)]--
 		if queuedDeposit(old.Status) {
-			if err := b.Delete(cat(depQueuePrefix(old.Status), be8(old.Seq)), nil); err != nil {
+			if err := b.Delete(kv.Cat(depQueuePrefix(old.Status), kv.BE8(old.Seq)), nil); err != nil {
 				return err
 			}
 		}
 	}
 	if old == nil {
-		if err := b.Set(cat(prefixDepRef, []byte(d.Key.String())), d.BankRef[:], nil); err != nil {
+		if err := b.Set(kv.Cat(prefixDepRef, []byte(d.Key.String())), d.BankRef[:], nil); err != nil {
 			return err
 		}
 	}
 	if old == nil || old.Status != d.Status {
 		counters[depCounter(d.Status)]++
 		if queuedDeposit(d.Status) {
-			if err := b.Set(cat(depQueuePrefix(d.Status), be8(d.Seq)), d.BankRef[:], nil); err != nil {
+			if err := b.Set(kv.Cat(depQueuePrefix(d.Status), kv.BE8(d.Seq)), d.BankRef[:], nil); err != nil {
 				return err
 			}
 		}
 	}
-	return setJSON(b, depositKey(d.BankRef), d)
+	return kv.SetJSON(b, depositKey(d.BankRef), d)
 }
 
 // AddResult is what AddDeposits did with one deposit.
@@ -657,7 +590,7 @@ func (s *Store) AddDeposits(ds []*Deposit) ([]AddResult, error) {
 	if seq == s.depSeq {
 		return out, nil
 	}
-	if err := b.Set(keyDepositSeq, be8(seq), nil); err != nil {
+	if err := b.Set(keyDepositSeq, kv.BE8(seq), nil); err != nil {
 		return nil, err
 	}
 	if err := s.commit(b, counters); err != nil {
@@ -779,7 +712,7 @@ func (s *Store) QueuedDeposits(st DepositStatus, limit int) ([]*Deposit, error) 
 // depositsIndexed returns up to limit deposits named by the index entries
 // under p (each entry's value is a bankRef), in index order.
 func (s *Store) depositsIndexed(p []byte, limit int, what string) ([]*Deposit, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.UpperBound(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -804,7 +737,7 @@ func (s *Store) depositsIndexed(p []byte, limit int, what string) ([]*Deposit, e
 // DepositsByRef returns the deposits booked on account under reference
 // ref, on any day (at most limit).
 func (s *Store) DepositsByRef(account, ref string, limit int) ([]*Deposit, error) {
-	p := cat(prefixDepRef, []byte(DepositKey{Account: account, Ref: ref}.prefix()))
+	p := kv.Cat(prefixDepRef, []byte(DepositKey{Account: account, Ref: ref}.prefix()))
 	return s.depositsIndexed(p, limit, fmt.Sprintf("deposits of %s %s", account, ref))
 }
 
@@ -816,7 +749,7 @@ func (s *Store) Deposits(limit int) ([]*Deposit, error) {
 // scanJSON decodes the records under prefix in key order and returns up to
 // limit of those keep accepts; what names the record in a decode error.
 func scanJSON[T any](s *Store, prefix []byte, limit int, what string, keep func(*T) bool) ([]*T, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperBound(prefix)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: kv.UpperBound(prefix)})
 	if err != nil {
 		return nil, err
 	}
@@ -852,7 +785,7 @@ func (s *Store) PutLink(l *Link) error {
 			return err
 		}
 	}
-	if err := setJSON(b, linkKey(l.Account), l); err != nil {
+	if err := kv.SetJSON(b, linkKey(l.Account), l); err != nil {
 		return err
 	}
 	if err := b.Set(walletKey(l.Wallet, l.Account), nil, nil); err != nil {
@@ -878,7 +811,9 @@ const (
 	RouteVirtualAccount    = "virtual-account"
 )
 
-func routeKey(kind, id string) []byte { return cat(prefixRoute, []byte(kind), []byte("/"), []byte(id)) }
+func routeKey(kind, id string) []byte {
+	return kv.Cat(prefixRoute, []byte(kind), []byte("/"), []byte(id))
+}
 
 // PutRoute records (or replaces) a creditor reference or virtual account
 // of a wallet (l.Account holds the reference or the account number).
@@ -887,7 +822,7 @@ func (s *Store) PutRoute(kind string, l *Link) error {
 	defer s.mu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := setJSON(b, routeKey(kind, l.Account), l); err != nil {
+	if err := kv.SetJSON(b, routeKey(kind, l.Account), l); err != nil {
 		return err
 	}
 	if err := s.commit(b, nil); err != nil {
@@ -925,8 +860,8 @@ func (s *Store) Link(account string) (*Link, error) {
 
 // LinksOf returns the accounts linked to wallet, in byte order.
 func (s *Store) LinksOf(wallet common.Address) ([]string, error) {
-	p := cat(prefixWallet, wallet[:])
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	p := kv.Cat(prefixWallet, wallet[:])
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.UpperBound(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -945,7 +880,7 @@ func putPayout(b *pebble.Batch, old, p *Payout, counters map[string]int64) error
 	if old != nil && old.Status != p.Status {
 		counters[payCounter(old.Status)]--
 		if old.Status != PayoutClosed {
-			if err := b.Delete(cat(payQueuePrefix(old.Status), be8(old.ID)), nil); err != nil {
+			if err := b.Delete(kv.Cat(payQueuePrefix(old.Status), kv.BE8(old.ID)), nil); err != nil {
 				return err
 			}
 		}
@@ -953,12 +888,12 @@ func putPayout(b *pebble.Batch, old, p *Payout, counters map[string]int64) error
 	if old == nil || old.Status != p.Status {
 		counters[payCounter(p.Status)]++
 		if p.Status != PayoutClosed {
-			if err := b.Set(cat(payQueuePrefix(p.Status), be8(p.ID)), nil, nil); err != nil {
+			if err := b.Set(kv.Cat(payQueuePrefix(p.Status), kv.BE8(p.ID)), nil, nil); err != nil {
 				return err
 			}
 		}
 	}
-	return setJSON(b, payoutKey(p.ID), p)
+	return kv.SetJSON(b, payoutKey(p.ID), p)
 }
 
 // AddPayouts records new payouts and moves the follower's cursor to next,
@@ -986,7 +921,7 @@ func (s *Store) AddPayouts(ps []*Payout, next uint64) (added int, err error) {
 		}
 		added++
 	}
-	if err := b.Set(keyCursor, be8(next), nil); err != nil {
+	if err := b.Set(keyCursor, kv.BE8(next), nil); err != nil {
 		return 0, err
 	}
 	if err := s.commit(b, counters); err != nil {
@@ -1038,7 +973,7 @@ func (s *Store) ModifyPayout(id uint64, fn func(p *Payout) (bool, error)) (*Payo
 // id order.
 func (s *Store) QueuedPayouts(st PayoutStatus, limit int) ([]*Payout, error) {
 	p := payQueuePrefix(st)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.UpperBound(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -1113,7 +1048,7 @@ func (s *Store) AddRefusals(rs ...*Refusal) error {
 	for _, r := range rs {
 		seq++
 		r.Seq = seq
-		if err := setJSON(b, refusalKey(seq), r); err != nil {
+		if err := kv.SetJSON(b, refusalKey(seq), r); err != nil {
 			return err
 		}
 		if seq > s.maxRefusals {
@@ -1122,7 +1057,7 @@ func (s *Store) AddRefusals(rs ...*Refusal) error {
 			}
 		}
 	}
-	if err := b.Set(keyRefusalSeq, be8(seq), nil); err != nil {
+	if err := b.Set(keyRefusalSeq, kv.BE8(seq), nil); err != nil {
 		return err
 	}
 	if err := s.commit(b, map[string]int64{"refusals": int64(len(rs))}); err != nil {
@@ -1134,7 +1069,7 @@ func (s *Store) AddRefusals(rs ...*Refusal) error {
 
 // Refusals returns up to limit refused inputs, newest first.
 func (s *Store) Refusals(limit int) ([]*Refusal, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixRefusal, UpperBound: upperBound(prefixRefusal)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixRefusal, UpperBound: kv.UpperBound(prefixRefusal)})
 	if err != nil {
 		return nil, err
 	}
@@ -1189,7 +1124,7 @@ func (s *Store) SetChainInfo(ci *ChainInfo) error {
 	defer s.mu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := setJSON(b, keyChainInfo, ci); err != nil {
+	if err := kv.SetJSON(b, keyChainInfo, ci); err != nil {
 		return err
 	}
 	return s.commit(b, nil)

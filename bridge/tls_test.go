@@ -58,7 +58,7 @@ func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	testPKI(t, dir)
 	cfg := DefaultConfig()
-	cfg.dir = dir
+	cfg.SetDir(dir)
 	cfg.TLS = TLSConfig{CertFile: "server.pem", KeyFile: "server-key.pem", ClientCAFile: "ca.pem"}
 	cfg.BankCore.TLS = ClientTLSConfig{CAFile: "ca.pem", CertFile: "client.pem", KeyFile: "client-key.pem"}
 	srvTLS, err := cfg.serverTLS()
@@ -118,7 +118,7 @@ func TestTLSConfigErrors(t *testing.T) {
 		}
 	}
 	cfg := DefaultConfig()
-	cfg.dir = dir
+	cfg.SetDir(dir)
 	cfg.TLS = TLSConfig{CertFile: "server.pem", KeyFile: "server-key.pem", ClientCAFile: "server-key.pem"}
 	if _, err := cfg.serverTLS(); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
 		t.Errorf("a CA file without certificates: %v", err)

@@ -4,7 +4,10 @@
 // an error naming the key, so a typo never silently falls back to a
 // default. DecodeJSON applies the same rule to the JSON bodies the bridge
 // and the bank core simulator exchange. Each process owns its own Config
-// type and its validation.
+// type and its validation; the services (the bridge, the bank core
+// simulator, the risk monitor) read theirs with Load, which decodes over
+// their defaults, resolves relative paths against the file's directory
+// (Dir) and validates, naming the service, the file and the key.
 package config
 
 import (

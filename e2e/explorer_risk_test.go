@@ -53,26 +53,7 @@ func TestExplorerRisk(t *testing.T) {
 	defer c.Close()
 	send := func(key int, op wallet.Op, want uint64) common.Hash {
 		t.Helper()
-		k := devWalletKey(t, key)
-		nonce, err := c.PendingNonce(ctx, k.Address())
-		if err != nil {
-			t.Fatal(err)
-		}
-		tx, err := wallet.SignOp(k, big.NewInt(devChainID), nonce, op)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.SendSigned(ctx, tx); err != nil {
-			t.Fatalf("send %s: %v", op.Method, err)
-		}
-		r, err := c.WaitReceipt(ctx, tx.Hash())
-		if err != nil {
-			t.Fatalf("receipt of %s: %v", op.Method, err)
-		}
-		if r.Status != want {
-			t.Fatalf("%s: status %d, want %d", op.Method, r.Status, want)
-		}
-		return tx.Hash()
+		return sendDevOp(t, ctx, c, key, op, want)
 	}
 	payer, shop := devWalletKey(t, 0).Address(), devWalletKey(t, 1).Address()
 	pay := func(amount int64, want uint64) common.Hash {

@@ -56,26 +56,7 @@ func TestExplorer(t *testing.T) {
 	hkd := uint32(1)
 	send := func(key int, op wallet.Op, want uint64) common.Hash {
 		t.Helper()
-		k := devWalletKey(t, key)
-		nonce, err := c.PendingNonce(ctx, k.Address())
-		if err != nil {
-			t.Fatal(err)
-		}
-		tx, err := wallet.SignOp(k, big.NewInt(devChainID), nonce, op)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.SendSigned(ctx, tx); err != nil {
-			t.Fatalf("send %s: %v", op.Method, err)
-		}
-		r, err := c.WaitReceipt(ctx, tx.Hash())
-		if err != nil {
-			t.Fatalf("receipt of %s: %v", op.Method, err)
-		}
-		if r.Status != want {
-			t.Fatalf("%s: status %d, want %d", op.Method, r.Status, want)
-		}
-		return tx.Hash()
+		return sendDevOp(t, ctx, c, key, op, want)
 	}
 	pay := func(to common.Address, amount int64, ref string, want uint64) common.Hash {
 		t.Helper()
@@ -364,6 +345,33 @@ func TestExplorer(t *testing.T) {
 			t.Errorf("search for %s: %s", q, page)
 		}
 	}
+}
+
+// sendDevOp signs op with dev account key's key at its pending nonce,
+// sends it, waits for its receipt and fails the test unless its status is
+// want.
+func sendDevOp(t *testing.T, ctx context.Context, c *wallet.Client, key int, op wallet.Op, want uint64) common.Hash {
+	t.Helper()
+	k := devWalletKey(t, key)
+	nonce, err := c.PendingNonce(ctx, k.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := wallet.SignOp(k, big.NewInt(devChainID), nonce, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendSigned(ctx, tx); err != nil {
+		t.Fatalf("send %s: %v", op.Method, err)
+	}
+	r, err := c.WaitReceipt(ctx, tx.Hash())
+	if err != nil {
+		t.Fatalf("receipt of %s: %v", op.Method, err)
+	}
+	if r.Status != want {
+		t.Fatalf("%s: status %d, want %d", op.Method, r.Status, want)
+	}
+	return tx.Hash()
 }
 
 // devWalletKey is dev account i's key.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-ledger/tally/bridge/signature"
+	"github.com/tally-ledger/tally/crypto/signature"
 	"github.com/tally-ledger/tally/internal/outbox"
 )
 

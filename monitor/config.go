@@ -38,7 +38,9 @@ type Config struct {
 	Rules   RulesConfig           `toml:"rules"`
 	Log     LogConfig             `toml:"log"`
 
-	dir string
+	// Dir is the config file's directory, against which relative paths
+	// resolve (Path).
+	config.Dir
 }
 
 // NodesConfig lists the nodes' JSON-RPC endpoints (failover as the wallet
@@ -223,29 +225,12 @@ func DefaultConfig() Config {
 // LoadConfig reads a TOML config file over the defaults. Unknown keys and
 // bad values are refused with an error naming the key.
 func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
-	data, dir, err := config.Read(path)
-	if err != nil {
-		return cfg, fmt.Errorf("read monitor config: %w", err)
-	}
-	if err := ParseConfig(data, dir, &cfg); err != nil {
-		return cfg, fmt.Errorf("monitor config %s: %w", path, err)
-	}
-	return cfg, nil
+	return config.Load(path, "monitor", DefaultConfig())
 }
 
 // ParseConfig decodes a config file's content over cfg strictly and
 // validates it; relative paths resolve against dir.
-func ParseConfig(data []byte, dir string, cfg *Config) error {
-	if err := config.Decode(data, cfg); err != nil {
-		return err
-	}
-	cfg.dir = dir
-	return cfg.Validate()
-}
-
-// Path resolves a path from the config file against its directory.
-func (c *Config) Path(p string) string { return config.Resolve(c.dir, p) }
+func ParseConfig(data []byte, dir string, cfg *Config) error { return config.Parse(data, dir, cfg) }
 
 // Validate checks values; errors name the key.
 func (c *Config) Validate() error {

@@ -35,7 +35,7 @@
 //     confirmed, resumed after a crash from what was recorded.
 //   - the webhook outbox (webhook.go): deliveries written in the batch of
 //     their event, POSTed with an HMAC-SHA256 signature over timestamp
-//     and body (package bridge/signature), a stable delivery id, retried
+//     and body (package crypto/signature), a stable delivery id, retried
 //     with capped exponential backoff.
 //   - metrics.go: Prometheus metrics (alerts by rule and severity,
 //     unresolved alerts and the oldest one's age, throughput).

@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/store"
 	"github.com/tally-ledger/tally/wallet"
@@ -184,7 +185,7 @@ func (m *Monitor) record(acts []*Activity) ([]*Alert, error) {
 // with one rule's firings).
 func (m *Monitor) raise(b *pebble.Batch, f firing, act *Activity) (*Alert, bool, error) {
 	ok := openKey(f.account, f.rule)
-	idv, err := getUint(b, ok)
+	idv, err := kv.GetUint(b, ok)
 	if err != nil {
 		return nil, false, err
 	}
@@ -207,7 +208,7 @@ func (m *Monitor) raise(b *pebble.Batch, f firing, act *Activity) (*Alert, bool,
 		}
 		return a, false, putAlert(b, &old, a)
 	}
-	seq, err := getUint(b, keyAlertSeq)
+	seq, err := kv.GetUint(b, keyAlertSeq)
 	if err != nil {
 		return nil, false, err
 	}
@@ -217,7 +218,7 @@ func (m *Monitor) raise(b *pebble.Batch, f firing, act *Activity) (*Alert, bool,
 	}
 	a := &Alert{ID: seq + 1, Rule: f.rule, Severity: f.severity, Account: f.account, Asset: f.asset, Detail: f.detail, Numbers: f.numbers,
 		Txs: txs, Height: act.Number, At: msTime(act.TimeMs), Firings: 1, LastHeight: act.Number, Status: StatusOpen}
-	if err := b.Set(keyAlertSeq, be8(a.ID), nil); err != nil {
+	if err := b.Set(keyAlertSeq, kv.BE8(a.ID), nil); err != nil {
 		return nil, false, err
 	}
 	return a, true, putAlert(b, nil, a)
@@ -238,7 +239,7 @@ func (v *batchView) profile(a common.Address) (*Profile, error) {
 		return p, nil
 	}
 	p := &Profile{}
-	if _, err := getJSON(v.b, profileKey(a), p); err != nil {
+	if _, err := kv.GetJSON(v.b, profileKey(a), p); err != nil {
 		return nil, fmt.Errorf("profile of %s: %w", a, err)
 	}
 	v.profiles[a] = p
@@ -248,11 +249,11 @@ func (v *batchView) profile(a common.Address) (*Profile, error) {
 
 func (v *batchView) paid(from, to common.Address, at uint64) (bool, error) {
 	k := payeeKey(from, to)
-	val, err := get(v.b, k)
+	val, err := kv.Get(v.b, k)
 	if err != nil || val != nil {
 		return val != nil, err
 	}
-	return false, v.b.Set(k, be8(at), nil)
+	return false, v.b.Set(k, kv.BE8(at), nil)
 }
 
 func (v *batchView) flush() error {
@@ -271,7 +272,7 @@ func (v *batchView) flush() error {
 // Profile reads an account's profile (nil when the monitor never saw it).
 func (s *Store) Profile(a common.Address) (*Profile, error) {
 	var p Profile
-	ok, err := getJSON(s.db, profileKey(a), &p)
+	ok, err := kv.GetJSON(s.db, profileKey(a), &p)
 	if err != nil || !ok {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/tally-ledger/tally/bridge/signature"
+	"github.com/tally-ledger/tally/crypto/signature"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/wallet"
 	"github.com/tally-ledger/tally/wallet/wallettest"

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
 
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 	"github.com/tally-ledger/tally/store"
 )
 
@@ -73,7 +74,7 @@ func OpenStore(dir string) (*Store, error) {
 	switch {
 	case err != nil:
 	case v == 0:
-		err = s.db.Set(keyFormat, be8(StoreFormat), pebble.Sync)
+		err = s.db.Set(keyFormat, kv.BE8(StoreFormat), pebble.Sync)
 	case v != StoreFormat:
 		err = fmt.Errorf("store format %d, this monitor reads format %d", v, StoreFormat)
 	}
@@ -109,7 +110,7 @@ func (s *Store) Cursor() (Cursor, error) {
 }
 
 func putCursor(b *pebble.Batch, c Cursor) error {
-	return b.Set(keyCursor, cat(be8(c.Next), c.Prev[:]), nil)
+	return b.Set(keyCursor, kv.Cat(kv.BE8(c.Next), c.Prev[:]), nil)
 }
 
 // Alert reads alert id.
@@ -119,7 +120,7 @@ func (s *Store) Alert(id uint64) (*Alert, error) {
 
 func readAlert(r pebble.Reader, id uint64) (*Alert, error) {
 	var a Alert
-	ok, err := getJSON(r, alertKey(id), &a)
+	ok, err := kv.GetJSON(r, alertKey(id), &a)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +144,7 @@ type AlertFilter struct {
 
 // Alerts lists alerts by id, oldest first.
 func (s *Store) Alerts(f AlertFilter) ([]*Alert, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: alertKey(f.After + 1), UpperBound: upper(prefixAlert)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: alertKey(f.After + 1), UpperBound: kv.UpperBound(prefixAlert)})
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func (s *Store) Alerts(f AlertFilter) ([]*Alert, error) {
 // counts and queue age). Their number is bounded by accounts x rules: an
 // unresolved alert absorbs its rule's later firings for its account.
 func (s *Store) Unresolved() ([]*Alert, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixOpen, UpperBound: upper(prefixOpen)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixOpen, UpperBound: kv.UpperBound(prefixOpen)})
 	if err != nil {
 		return nil, err
 	}
@@ -191,13 +192,13 @@ func (s *Store) Unresolved() ([]*Alert, error) {
 // putAlert writes a, keeping the unresolved index and the closed list in
 // step with its status (old is its previous state, nil for a new alert).
 func putAlert(b *pebble.Batch, old, a *Alert) error {
-	if err := setJSON(b, alertKey(a.ID), a); err != nil {
+	if err := kv.SetJSON(b, alertKey(a.ID), a); err != nil {
 		return err
 	}
 	ok := openKey(a.Account, a.Rule)
 	switch {
 	case a.Unresolved():
-		return b.Set(ok, be8(a.ID), nil)
+		return b.Set(ok, kv.BE8(a.ID), nil)
 	case old == nil || old.Unresolved():
 		if err := b.Delete(ok, nil); err != nil {
 			return err
@@ -213,14 +214,14 @@ func appendClosed(b *pebble.Batch, id uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Set(cat(prefixClose, be8(next)), be8(id), nil); err != nil {
+	if err := b.Set(kv.Cat(prefixClose, kv.BE8(next)), kv.BE8(id), nil); err != nil {
 		return err
 	}
-	return b.Set(keyClosed, cat(be8(first), be8(next+1)), nil)
+	return b.Set(keyClosed, kv.Cat(kv.BE8(first), kv.BE8(next+1)), nil)
 }
 
 func closedRange(r pebble.Reader) (first, next uint64, err error) {
-	v, err := get(r, keyClosed)
+	v, err := kv.Get(r, keyClosed)
 	if err != nil || v == nil {
 		return 0, 0, err
 	}
@@ -237,8 +238,8 @@ func pruneClosed(b *pebble.Batch, keep int) error {
 		return err
 	}
 	for ; next-first > uint64(keep); first++ {
-		ck := cat(prefixClose, be8(first))
-		v, err := get(b, ck)
+		ck := kv.Cat(prefixClose, kv.BE8(first))
+		v, err := kv.Get(b, ck)
 		if err != nil {
 			return err
 		}
@@ -251,90 +252,23 @@ func pruneClosed(b *pebble.Batch, keep int) error {
 			return err
 		}
 	}
-	return b.Set(keyClosed, cat(be8(first), be8(next)), nil)
+	return b.Set(keyClosed, kv.Cat(kv.BE8(first), kv.BE8(next)), nil)
 }
 
-func alertKey(id uint64) []byte { return cat(prefixAlert, be8(id)) }
+func alertKey(id uint64) []byte { return kv.Cat(prefixAlert, kv.BE8(id)) }
 func openKey(a common.Address, rule string) []byte {
-	return cat(prefixOpen, a[:], []byte(rule))
+	return kv.Cat(prefixOpen, a[:], []byte(rule))
 }
-func profileKey(a common.Address) []byte { return cat(prefixProf, a[:]) }
+func profileKey(a common.Address) []byte { return kv.Cat(prefixProf, a[:]) }
 func payeeKey(from, to common.Address) []byte {
-	return cat(prefixPayee, from[:], to[:])
+	return kv.Cat(prefixPayee, from[:], to[:])
 }
 
 // ---- helpers ----
 
-func (s *Store) get(k []byte) ([]byte, error) { return get(s.db, k) }
+func (s *Store) get(k []byte) ([]byte, error) { return kv.Get(s.db, k) }
 
-func get(r pebble.Reader, k []byte) ([]byte, error) {
-	v, closer, err := r.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %q: %w", k, err)
-	}
-	defer closer.Close()
-	return append([]byte{}, v...), nil
-}
-
-func (s *Store) getUint(k []byte) (uint64, error) { return getUint(s.db, k) }
-
-func getUint(r pebble.Reader, k []byte) (uint64, error) {
-	v, err := get(r, k)
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("%q: %d bytes, want 8", k, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
-}
-
-func getJSON(r pebble.Reader, k []byte, v any) (bool, error) {
-	data, err := get(r, k)
-	if err != nil || data == nil {
-		return false, err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("decode %q: %w", k, err)
-	}
-	return true, nil
-}
-
-func setJSON(b *pebble.Batch, k []byte, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %q: %w", k, err)
-	}
-	return b.Set(k, data, nil)
-}
-
-func be8(v uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return b[:]
-}
-
-func cat(parts ...[]byte) []byte {
-	var n int
-	for _, p := range parts {
-		n += len(p)
-	}
-	out := make([]byte, 0, n)
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
-
-// upper is the first key after every key with prefix p.
-func upper(p []byte) []byte {
-	u := append([]byte{}, p...)
-	u[len(u)-1]++
-	return u
-}
+func (s *Store) getUint(k []byte) (uint64, error) { return kv.GetUint(s.db, k) }
 
 // quietLogger keeps Pebble's informational messages out of the monitor's
 // log; errors still reach stderr through Fatalf's panic.

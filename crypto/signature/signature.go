@@ -1,7 +1,11 @@
-// Package signature authenticates the HTTP messages between a bank core
-// and the bridge, in both directions: an HMAC-SHA256 over a timestamp and
-// the body, carried in one header. The bridge and the bank core simulator
-// share it, so both sides always agree on the format.
+// Package signature authenticates the HTTP messages between Tally's
+// services and their counterparts: an HMAC-SHA256 over a timestamp and the
+// body, carried in one header. The bridge and the bank core simulator
+// sign and check each other's POSTs with it, so both sides always agree
+// on the format; the risk monitor's and the merchant notifier's webhooks
+// (internal/outbox) are signed with it and their receivers check it. It
+// lives under crypto, below every service that uses it (the import rule:
+// a service never imports a sibling service).
 package signature
 
 import (
@@ -16,7 +20,7 @@ import (
 )
 
 // Header carries the HMAC of every POST between the bank core and
-// the bridge, in both directions:
+// the bridge, in both directions, and of every webhook delivery:
 //
 //	X-Tally-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t "." body)>
 //

@@ -3,9 +3,7 @@ package outbox
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/tally-ledger/tally/bridge/signature"
+	"github.com/tally-ledger/tally/crypto/signature"
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 )
 
 // The headers of every POST.
@@ -136,7 +135,7 @@ func (o *Outbox) Enqueue(b *pebble.Batch, id, event string, body []byte) (bool, 
 	if err := b.Set(o.key(d.Seq), data, nil); err != nil {
 		return false, err
 	}
-	if err := b.Set(o.seqKey, be8(d.Seq), nil); err != nil {
+	if err := b.Set(o.seqKey, kv.BE8(d.Seq), nil); err != nil {
 		return false, err
 	}
 	o.pending.Add(1)
@@ -144,24 +143,17 @@ func (o *Outbox) Enqueue(b *pebble.Batch, id, event string, body []byte) (bool, 
 }
 
 func (o *Outbox) lastSeq(r pebble.Reader) (uint64, error) {
-	v, closer, err := r.Get(o.seqKey)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
+	n, err := kv.GetUint(r, o.seqKey)
 	if err != nil {
 		return 0, fmt.Errorf("outbox sequence: %w", err)
 	}
-	defer closer.Close()
-	if len(v) != 8 {
-		return 0, fmt.Errorf("outbox sequence %q: %d bytes, want 8", o.seqKey, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
+	return n, nil
 }
 
 // Recount counts the deliveries waiting (New does; after a failed batch
 // that had queued some, so does the caller).
 func (o *Outbox) Recount() error {
-	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: o.prefix, UpperBound: upper(o.prefix)})
+	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: o.prefix, UpperBound: kv.UpperBound(o.prefix)})
 	if err != nil {
 		return err
 	}
@@ -177,7 +169,7 @@ func (o *Outbox) Recount() error {
 // List returns up to limit waiting deliveries, oldest first (for a
 // service's status page and tests).
 func (o *Outbox) List(limit int) ([]Delivery, error) {
-	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: o.prefix, UpperBound: upper(o.prefix)})
+	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: o.prefix, UpperBound: kv.UpperBound(o.prefix)})
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +192,7 @@ func (o *Outbox) List(limit int) ([]Delivery, error) {
 func (o *Outbox) DeliverRound(ctx context.Context) (time.Time, error) {
 	var due []Delivery
 	var next time.Time
-	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: o.prefix, UpperBound: upper(o.prefix)})
+	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: o.prefix, UpperBound: kv.UpperBound(o.prefix)})
 	if err != nil {
 		return next, err
 	}
@@ -307,28 +299,10 @@ func (o *Outbox) dropped(why string) {
 	}
 }
 
-func (o *Outbox) key(seq uint64) []byte { return append(append([]byte{}, o.prefix...), be8(seq)...) }
+func (o *Outbox) key(seq uint64) []byte { return kv.Cat(o.prefix, kv.BE8(seq)) }
 
 func call(f func()) {
 	if f != nil {
 		f()
 	}
-}
-
-func be8(v uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return b[:]
-}
-
-// upper is the first key after every key with prefix p.
-func upper(p []byte) []byte {
-	u := append([]byte{}, p...)
-	for i := len(u) - 1; i >= 0; i-- {
-		if u[i] < 0xff {
-			u[i]++
-			return u[:i+1]
-		}
-	}
-	return nil
 }

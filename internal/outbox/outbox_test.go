@@ -14,7 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/tally-ledger/tally/bridge/signature"
+	"github.com/tally-ledger/tally/crypto/signature"
 )
 
 // receiver is a webhook receiver that verifies signatures and answers
