@@ -139,6 +139,11 @@ func (c *clients) batch() {
 	for _, f := range extra {
 		s.count(f)
 	}
+	for _, r := range roles {
+		if r.kind == "invalid" {
+			s.count(r.f) // an attack too, in a batch
+		}
+	}
 	first := at.rng.IntN(len(s.nodes))
 	var followers []int
 	for _, i := range s.upNodes() {
