@@ -27,6 +27,8 @@ const (
 	jsStamp = ".tally-package-lock.sha256"
 	// jsSuiteTimeout bounds the whole `node --test` run.
 	jsSuiteTimeout = 5 * time.Minute
+	// jsFileTimeout bounds one check file of the npm suite.
+	jsFileTimeout = 3 * time.Minute
 	// jsMinChecks is fewer checks than the suite holds: a run that reports
 	// fewer lost a file without failing it.
 	jsMinChecks = 35
@@ -80,8 +82,12 @@ func TestJSClients(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), jsSuiteTimeout)
 	defer cancel()
 	// Three check files at a time (each signs with its own accounts): they
-	// mostly wait on the node. A check that hangs fails after a minute.
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-concurrency=3", "--test-timeout=60000",
+	// mostly wait on the node. Node 20's --test-timeout bounds each file's
+	// process as a whole, not each check in it: a minute failed
+	// ethers.test.js, all of whose checks passed, on a loaded machine (CI
+	// under 8 concurrent test runs). A file that hangs fails after
+	// jsFileTimeout, well inside jsSuiteTimeout.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-concurrency=3", "--test-timeout="+strconv.FormatInt(jsFileTimeout.Milliseconds(), 10),
 		"--test-reporter=spec", "--test-reporter-destination=stdout",
 		"--test-reporter=tap", "--test-reporter-destination="+tap)
 	cmd.Dir = dir
