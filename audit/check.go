@@ -607,7 +607,7 @@ func keyKind(k []byte) string {
 	case "sQ":
 		return "last held payment id"
 	case "sE":
-		return "held payments expiring in a minute"
+		return "held payments expiring in a second"
 	case "sT":
 		return "held payment sweep cursor"
 	case "sd":

@@ -89,10 +89,14 @@ func HeldKindName(k uint8) string {
 	return "unknown"
 }
 
-// heldSlotMs is the length of an expiry bucket: the ids of the payments
-// expiring in one minute of block time share one record, so the sweep at
-// the end of a block reads one record per minute of block time passed.
-const heldSlotMs = 60_000
+// heldSlotMs is the length of an expiry bucket. A held payment expires at
+// a whole second of block time (its hold rounded up), and the payments
+// expiring in one second share a bucket: a record of the bucket's next
+// index and how many of its entries are live, and one entry per payment
+// (its id), which closing the payment deletes. Every operation on a
+// bucket is O(1), however many payments it holds; the sweep at the end of
+// a block reads each bucket whose second it passed, once.
+const heldSlotMs = 1000
 
 // Threshold is an account's threshold of one asset: a held operation moves
 // more than Amount (exactly Amount goes through).
@@ -201,6 +205,9 @@ type HeldPayment struct {
 	ExpiresMs uint64
 	Status    uint8
 	ClosedMs  uint64 // block time of the confirmation, rejection, cancellation or expiry
+	// ExpiryIndex is the payment's entry in the bucket of its expiry's
+	// second (closing it deletes the entry).
+	ExpiryIndex uint32
 }
 
 // HeldPayment returns held payment id; ok is false if there is none.
@@ -268,7 +275,7 @@ func (o *Overlay) seq(k []byte) (uint64, error) {
 	return last + 1, nil
 }
 
-// heldCursor returns the last minute of block time the expiry sweep
+// heldCursor returns the last second of block time the expiry sweep
 // finished, and how many held payments are pending.
 func (o *Overlay) heldCursor() (slot, pending uint64, err error) {
 	v, err := o.Get(keyHeldCursor)
@@ -285,42 +292,72 @@ func (o *Overlay) setHeldCursor(slot, pending uint64) {
 	o.Set(keyHeldCursor, append(u64(slot), u64(pending)...))
 }
 
-// heldExpiring returns the ids of the held payments expiring in slot.
-func (o *Overlay) heldExpiring(slot uint64) ([]uint64, error) {
-	v, err := o.Get(key(prefixHeldExpiry, u64(slot)))
+// heldBucket returns the bucket of second sec: the index its next entry
+// takes, and how many of its entries are live.
+func (o *Overlay) heldBucket(sec uint64) (next, live uint32, err error) {
+	v, err := o.Get(key(prefixHeldExpiry, u64(sec)))
 	if err != nil || len(v) == 0 {
-		return nil, err
+		return 0, 0, err
 	}
-	var ids []uint64
-	if err := rlp.DecodeBytes(v, &ids); err != nil {
-		return nil, fmt.Errorf("state: held payments expiring in minute %d: %w", slot, err)
+	if len(v) != 8 {
+		return 0, 0, fmt.Errorf("state: held payment bucket of second %d is %d bytes", sec, len(v))
 	}
-	return ids, nil
+	return binary.BigEndian.Uint32(v), binary.BigEndian.Uint32(v[4:]), nil
 }
 
-func (o *Overlay) setHeldExpiring(slot uint64, ids []uint64) {
+// setHeldBucket writes the bucket of sec; no live entry deletes it.
+func (o *Overlay) setHeldBucket(sec uint64, next, live uint32) {
 	var v []byte
-	if len(ids) > 0 {
-		var err error
-		if v, err = rlp.EncodeToBytes(ids); err != nil {
-			panic(fmt.Sprintf("encode held payment ids: %v", err))
-		}
+	if live > 0 {
+		v = append(u32(next), u32(live)...)
 	}
-	o.Set(key(prefixHeldExpiry, u64(slot)), v)
+	o.Set(key(prefixHeldExpiry, u64(sec)), v)
+}
+
+// heldEntryKey is the key of entry i of the bucket of second sec.
+func heldEntryKey(sec uint64, i uint32) []byte { return key(prefixHeldExpiry, u64(sec), u32(i)) }
+
+// enqueueHeld adds payment id, expiring at expiresMs (a whole second), to
+// its bucket and returns its entry's index.
+func (o *Overlay) enqueueHeld(id, expiresMs uint64) (uint32, error) {
+	sec := expiresMs / heldSlotMs
+	next, live, err := o.heldBucket(sec)
+	if err != nil {
+		return 0, err
+	}
+	o.Set(heldEntryKey(sec, next), u64(id))
+	o.setHeldBucket(sec, next+1, live+1)
+	return next, nil
+}
+
+// dequeueHeld deletes p's entry from its bucket (the bucket too when it was
+// its last live entry).
+func (o *Overlay) dequeueHeld(p HeldPayment) error {
+	sec := p.ExpiresMs / heldSlotMs
+	next, live, err := o.heldBucket(sec)
+	if err != nil {
+		return err
+	}
+	if live == 0 {
+		return fmt.Errorf("state: held payment bucket of second %d has no live entry for index %d", sec, p.ExpiryIndex)
+	}
+	o.Set(heldEntryKey(sec, p.ExpiryIndex), nil)
+	o.setHeldBucket(sec, next, live-1)
+	return nil
 }
 
 // addPending counts one more (d = +1) or one fewer (d = -1) pending held
-// payment. When the count leaves 0, the sweep's cursor jumps to the minute
-// before now: no pending payment expires earlier, and the minutes passed
-// while none was pending are never read.
+// payment. When the count leaves 0, the sweep's cursor jumps to now: no
+// pending payment expires earlier, and the seconds passed while none was
+// pending are never read.
 func (o *Overlay) addPending(d int, nowMs uint64) error {
 	slot, n, err := o.heldCursor()
 	if err != nil {
 		return err
 	}
 	if d > 0 {
-		if now := nowMs / heldSlotMs; n == 0 && now > 0 {
-			slot = max(slot, now-1)
+		if n == 0 {
+			slot = max(slot, nowMs/heldSlotMs)
 		}
 		n++
 	} else {
@@ -591,16 +628,13 @@ func (x *exec) hold(h heldOp) (held bool, err error) {
 		return true, err
 	}
 	p := HeldPayment{Kind: h.kind, Asset: h.asset, From: x.from, To: h.to, Amount: new(big.Int).Set(h.amount), Ref: h.ref,
-		CreatedMs: x.blk.TimeMs, ExpiresMs: x.blk.TimeMs + x.rules.Hold()*1000, Status: HeldPending}
-	slot := p.ExpiresMs / heldSlotMs
-	ids, err := x.o.heldExpiring(slot)
-	if err != nil {
+		CreatedMs: x.blk.TimeMs, ExpiresMs: expiryOf(x.blk.TimeMs, x.rules.Hold()), Status: HeldPending}
+	if p.ExpiryIndex, err = x.o.enqueueHeld(id, p.ExpiresMs); err != nil {
 		return true, err
 	}
 	if err := x.o.addPending(+1, x.blk.TimeMs); err != nil {
 		return true, err
 	}
-	x.o.setHeldExpiring(slot, append(ids, id))
 	x.o.SetBalance(h.asset, x.from, bal.Sub(bal, h.amount))
 	s.Escrow.Add(s.Escrow, h.amount)
 	x.o.SetSupply(h.asset, s)
@@ -694,12 +728,9 @@ func (x *exec) confirmPayment(id *big.Int) error {
 func (x *exec) closeHeld(id uint64, p HeldPayment, status uint8, event string, topics []common.Hash) error {
 	p.Status, p.ClosedMs = status, x.blk.TimeMs
 	x.o.setHeldPayment(id, p)
-	slot := p.ExpiresMs / heldSlotMs
-	ids, err := x.o.heldExpiring(slot)
-	if err != nil {
+	if err := x.o.dequeueHeld(p); err != nil {
 		return err
 	}
-	x.o.setHeldExpiring(slot, slices.DeleteFunc(ids, func(v uint64) bool { return v == id }))
 	if err := x.o.addPending(-1, x.blk.TimeMs); err != nil {
 		return err
 	}
@@ -760,50 +791,63 @@ func refundHeld(o *Overlay, p HeldPayment) error {
 	return nil
 }
 
+// expiryOf is when a payment held at nowMs for holdSeconds expires: the
+// hold rounded up to a whole second, so a bucket's payments all expire at
+// once.
+func expiryOf(nowMs, holdSeconds uint64) uint64 {
+	end := nowMs + holdSeconds*1000
+	return (end + heldSlotMs - 1) / heldSlotMs * heldSlotMs
+}
+
 // expireHeld returns, at the end of block blk, every held payment still
 // pending whose expiry is at or before the block time. It reads one
-// record while none is pending, and one expiry bucket per minute of block
-// time passed while some are. A bucket lists only pending payments:
-// closing one takes it off (closeHeld), so the sweep leaves none behind.
+// record while none is pending, and while some are, the bucket of each
+// second of block time passed (once) and its entries. A bucket holds only
+// pending payments: closing one deletes its entry (closeHeld), and the
+// sweep deletes what it expires, so nothing stays behind.
 func expireHeld(o *Overlay, blk BlockContext) error {
 	cursor, pending, err := o.heldCursor()
 	if err != nil || pending == 0 {
 		return err
 	}
 	now := blk.TimeMs / heldSlotMs
-	for slot := cursor + 1; slot <= now && pending > 0; slot++ {
-		ids, err := o.heldExpiring(slot)
+	for sec := cursor + 1; sec <= now && pending > 0; sec++ {
+		next, live, err := o.heldBucket(sec)
 		if err != nil {
 			return err
 		}
-		var keep []uint64
-		for _, id := range ids {
-			p, found, err := o.HeldPayment(id)
+		for i := uint32(0); i < next && live > 0; i++ {
+			v, err := o.Get(heldEntryKey(sec, i))
 			if err != nil {
 				return err
 			}
+			if len(v) == 0 {
+				continue // closed before it expired
+			}
+			if len(v) != 8 {
+				return fmt.Errorf("state: held payment entry %d of second %d is %d bytes", i, sec, len(v))
+			}
+			id := binary.BigEndian.Uint64(v)
+			p, found, err := o.HeldPayment(id)
 			switch {
-			case !found:
-				return fmt.Errorf("state: held payment %d listed to expire in minute %d is missing", id, slot)
-			case p.Status != HeldPending:
-				return fmt.Errorf("state: held payment %d, %s, is still listed to expire in minute %d", id, HeldStatusName(p.Status), slot)
-			case p.ExpiresMs > blk.TimeMs:
-				keep = append(keep, id) // later in the current minute
-				continue
+			case err != nil:
+				return err
+			case !found || p.Status != HeldPending || p.ExpiresMs != sec*heldSlotMs:
+				return fmt.Errorf("state: held payment %d listed to expire at second %d is not pending until then (found %v, %s)", id, sec, found, HeldStatusName(p.Status))
 			}
 			if err := refundHeld(o, p); err != nil {
 				return err
 			}
 			p.Status, p.ClosedMs = HeldExpired, blk.TimeMs
 			o.setHeldPayment(id, p)
+			o.Set(heldEntryKey(sec, i), nil)
+			live--
 			pending--
 		}
-		if len(ids) > 0 && len(keep) != len(ids) {
-			o.setHeldExpiring(slot, keep)
+		if next > 0 {
+			o.setHeldBucket(sec, 0, 0)
 		}
-		if slot < now {
-			cursor = slot
-		}
+		cursor = sec
 	}
 	if pending == 0 {
 		cursor = max(cursor, now)

@@ -199,8 +199,12 @@ func TestConfirmExpiryAfterGap(t *testing.T) {
 		}
 	}
 	for id := uint64(1); id <= 3; id++ {
-		if ids, err := c.overlay().heldExpiring(c.held(id).ExpiresMs / heldSlotMs); err != nil || len(ids) != 0 {
-			t.Fatalf("bucket of %d still lists %v (%v)", id, ids, err)
+		p := c.held(id)
+		sec := p.ExpiresMs / heldSlotMs
+		next, live, err := c.overlay().heldBucket(sec)
+		entry, _ := c.overlay().Get(heldEntryKey(sec, p.ExpiryIndex))
+		if err != nil || next != 0 || live != 0 || entry != nil {
+			t.Fatalf("bucket of %d: next %d, live %d, entry %x (%v)", id, next, live, entry, err)
 		}
 	}
 	if c.escrow(1).Sign() != 0 {
@@ -424,5 +428,53 @@ func TestEscrowOf(t *testing.T) {
 	}
 	if sum.Cmp(c.escrow(1)) != 0 || sum.Int64() != 30_000 {
 		t.Fatalf("open held payments %s, escrow %s", sum, c.escrow(1))
+	}
+}
+
+// TestHeldBuckets: payments expiring in the same second share a bucket
+// whose entries are added and deleted one by one (no record grows with
+// the bucket); closing the last live one deletes the bucket, and the
+// expiry is the hold rounded up to a whole second.
+func TestHeldBuckets(t *testing.T) {
+	if got := expiryOf(1_000_500, 60); got != 1_061_000 {
+		t.Fatalf("expiryOf(1000500 ms, 60 s) = %d, want 1061000", got)
+	}
+	if got := expiryOf(1_000_000, 60); got != 1_060_000 {
+		t.Fatalf("expiryOf(1000000 ms, 60 s) = %d, want 1060000", got)
+	}
+	o := NewOverlay(newPayChain(t).base)
+	const sec = 77
+	var ps []HeldPayment
+	for id := uint64(1); id <= 5; id++ {
+		i, err := o.enqueueHeld(id, sec*heldSlotMs)
+		if err != nil || i != uint32(id-1) {
+			t.Fatalf("enqueue %d: index %d, %v", id, i, err)
+		}
+		ps = append(ps, HeldPayment{ExpiresMs: sec * heldSlotMs, ExpiryIndex: i})
+	}
+	for k := range 2 { // payments 2 and 4 close
+		if err := o.dequeueHeld(ps[1+2*k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if next, live, _ := o.heldBucket(sec); next != 5 || live != 3 {
+		t.Fatalf("bucket after two closes: next %d live %d", next, live)
+	}
+	if v, _ := o.Get(heldEntryKey(sec, 1)); v != nil {
+		t.Fatalf("closed entry still there: %x", v)
+	}
+	if len(o.writes[string(key(prefixHeldExpiry, u64(sec)))]) != 8 {
+		t.Fatal("the bucket record is not 8 bytes")
+	}
+	for _, i := range []int{0, 2, 4} {
+		if err := o.dequeueHeld(ps[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, _ := o.Get(key(prefixHeldExpiry, u64(sec))); v != nil {
+		t.Fatalf("empty bucket kept: %x", v)
+	}
+	if err := o.dequeueHeld(ps[0]); err == nil {
+		t.Fatal("dequeue from an empty bucket succeeded")
 	}
 }

@@ -51,7 +51,7 @@
 // thresholds hold a transfer, payment or withdrawal over its threshold in
 // escrow until the key confirms it (it then runs under the rules in force
 // at confirmation) or rejects it, the sender cancels it, or it expires at
-// a block's end (an expiry queue of one record per minute of block time);
+// a block's end (an expiry queue of buckets per second of block time, O(1) per payment);
 // a change of the settings that is not stricter waits a delay unless the
 // key approves it. Disputes on payments under an order reference go from
 // open to contested, refunded (the merchant's refunds), or upheld or
