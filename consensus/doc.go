@@ -40,4 +40,13 @@
 // later write, and the Engine halts the node (the FSM's alarm and halt
 // record) and leaves Raft, since a node that cannot store entries or
 // votes must take no part in either.
+//
+// No goroutine waits on a hashicorp/raft future beyond the engine's
+// lifetime (future.go): raft v1.8.0 leaves unanswered the futures of
+// entries committed but not yet applied, and of requests queued but not
+// read, when it shuts down. Every wait (the builder's proposals, the new
+// leader's Barrier, a halted leader's LeadershipTransfer, and the node's
+// membership changes through Engine.Await) ends with ErrRaftShutdown once
+// the engine stops or leaves Raft, and Engine.Shutdown returns only after
+// every goroutine it started.
 package consensus

@@ -182,7 +182,7 @@ func (api *AdminAPI) AddObserver(addr string) (string, error) {
 		return "", err
 	}
 	id := raft.ServerID(info.ID.String())
-	if err := n.engine.Raft.AddNonvoter(id, raft.ServerAddress(id), 0, adminTimeout).Error(); err != nil {
+	if err := n.engine.Await(n.engine.Raft.AddNonvoter(id, raft.ServerAddress(id), 0, adminTimeout)); err != nil {
 		return "", fmt.Errorf("add observer: %w", err)
 	}
 	n.log.Info("observer added", "peer_id", info.ID)
@@ -211,7 +211,7 @@ func (api *AdminAPI) RemoveObserver(id string) error {
 		if s.Suffrage == raft.Voter {
 			return fmt.Errorf("%s is a voter: validators follow the chain, not the admin API", id)
 		}
-		if err := n.engine.Raft.RemoveServer(s.ID, 0, adminTimeout).Error(); err != nil {
+		if err := n.engine.Await(n.engine.Raft.RemoveServer(s.ID, 0, adminTimeout)); err != nil {
 			return fmt.Errorf("remove observer: %w", err)
 		}
 		n.log.Info("observer removed", "peer_id", id)

@@ -295,7 +295,7 @@ func (n *Node) handOverIfBehind(handedOver *time.Time) {
 	n.bg.Add(1)
 	go func() {
 		defer n.bg.Done()
-		if err := n.engine.Raft.LeadershipTransfer().Error(); err != nil {
+		if err := n.engine.Await(n.engine.Raft.LeadershipTransfer()); err != nil {
 			n.log.Warn("handing leadership on failed; building once the state has caught up", "err", err)
 		}
 	}()

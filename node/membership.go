@@ -233,14 +233,14 @@ func (m *Membership) act(e *consensus.Engine, a memberAction) error {
 	switch a.kind {
 	case actRemove:
 		m.cfg.Log.Info("membership: removing server from raft", attrs...)
-		err = r.RemoveServer(a.id, 0, membershipTimeout).Error()
+		err = e.Await(r.RemoveServer(a.id, 0, membershipTimeout))
 	case actAddNonvoter:
 		m.cfg.Log.Info("membership: adding validator to raft as non-voter", attrs...)
 		m.refresh()
-		err = r.AddNonvoter(a.id, raft.ServerAddress(a.id), 0, membershipTimeout).Error()
+		err = e.Await(r.AddNonvoter(a.id, raft.ServerAddress(a.id), 0, membershipTimeout))
 	case actPromote:
 		m.cfg.Log.Info("membership: promoting validator to voter", attrs...)
-		err = r.AddVoter(a.id, raft.ServerAddress(a.id), 0, membershipTimeout).Error()
+		err = e.Await(r.AddVoter(a.id, raft.ServerAddress(a.id), 0, membershipTimeout))
 	case actTransfer:
 		if time.Since(m.lastTransfer) < transferRetry {
 			return errTransferSpaced
@@ -252,9 +252,9 @@ func (m *Membership) act(e *consensus.Engine, a memberAction) error {
 		}
 		m.cfg.Log.Warn("membership: transferring leadership", attrs...)
 		if ok {
-			err = r.LeadershipTransferToServer(target, raft.ServerAddress(target)).Error()
+			err = e.Await(r.LeadershipTransferToServer(target, raft.ServerAddress(target)))
 		} else {
-			err = r.LeadershipTransfer().Error()
+			err = e.Await(r.LeadershipTransfer())
 		}
 	}
 	if err != nil {

@@ -473,7 +473,7 @@ func (api *AdminAPI) TransferLeadership(id string) (string, error) {
 		}
 	}
 	if id == "" {
-		if err := r.LeadershipTransfer().Error(); err != nil {
+		if err := n.engine.Await(r.LeadershipTransfer()); err != nil {
 			return "", fmt.Errorf("transfer leadership: %w", err)
 		}
 	} else {
@@ -494,7 +494,7 @@ func (api *AdminAPI) TransferLeadership(id string) (string, error) {
 		if addr, err := peerAddress(raft.ServerID(id)); err != nil || !n.db.IsValidator(addr) {
 			return "", fmt.Errorf("%s is not a validator at the next height", id)
 		}
-		if err := r.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(id)).Error(); err != nil {
+		if err := n.engine.Await(r.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(id))); err != nil {
 			return "", fmt.Errorf("transfer leadership to %s: %w", id, err)
 		}
 	}
