@@ -328,3 +328,57 @@ func TestBuilderReturnsTxsOfReplacedProposal(t *testing.T) {
 		t.Fatalf("the transaction of the replaced proposal: %d queued, %d in flight, ready %v; want it queued again", queued, inflight, pool.HasReady())
 	}
 }
+
+// TestProposalWaitEndsWithTheEngine: a proposal whose future raft never
+// answers (an entry committed but not applied when raft shut down) is
+// settled when the engine stops (b.stop): as an uncertain outcome, with a
+// pause before the next proposal and its transactions back in the pool,
+// as for a leadership lost. Its goroutine used to wait forever.
+func TestProposalWaitEndsWithTheEngine(t *testing.T) {
+	e := newFSMEnv(t)
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
+	pool := mempool.New(mempool.DefaultConfig, e.db, senders)
+	id := big.NewInt(genesis.DevChainID)
+	dev, _ := genesis.DevKey(0)
+	to := common.Address{0x42}
+	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
+	if _, err := pool.Add(tx); err != nil {
+		t.Fatal(err)
+	}
+	p := &pendingProposer{done: make(chan struct{})} // never answers during the test
+	defer close(p.done)
+	b := NewBuilder(DefaultBuilderConfig, e.db, pool, p, val, testLogger(t), nil)
+	b.stop = make(chan struct{})
+	if err := b.propose(); err != nil {
+		t.Fatal(err)
+	}
+	settled := make(chan struct{})
+	go func() { b.awaits.Wait(); close(settled) }()
+	select {
+	case <-settled:
+		t.Fatal("the proposal was settled before raft answered or the engine stopped")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(b.stop)
+	select {
+	case <-settled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait on a proposal raft never answers outlived the engine")
+	}
+	b.uncertainMu.Lock()
+	n := len(b.uncertain)
+	b.uncertainMu.Unlock()
+	if n != 1 {
+		t.Errorf("%d uncertain proposals, want the one raft never answered", n)
+	}
+	if d := b.retryIn(); d <= 0 {
+		t.Errorf("retry in %v after the proposal ended unanswered, want a pause", d)
+	}
+	if inflight := b.prune(); inflight != 0 {
+		t.Errorf("%d proposals in flight after the reset", inflight)
+	}
+	if queued, _ := pool.Stats(); queued != 1 {
+		t.Errorf("%d transactions queued after the reset, want the proposal's one back", queued)
+	}
+}
