@@ -273,7 +273,7 @@ type RaftStatus struct {
 func (api *AdminAPI) RaftStatus() (RaftStatus, error) {
 	r := api.n.engine.Raft
 	_, leader := r.LeaderWithID()
-	st := RaftStatus{State: r.State().String(), Leader: string(leader), Stats: r.Stats()}
+	st := RaftStatus{State: api.n.engine.State().String(), Leader: string(leader), Stats: r.Stats()}
 	f := r.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return st, err

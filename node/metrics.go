@@ -106,7 +106,7 @@ func newMetrics(n *Node) *metrics {
 				if n.engine == nil {
 					return float64(raft.Shutdown)
 				}
-				return float64(n.engine.Raft.State())
+				return float64(n.engine.State())
 			}),
 	)
 	return m

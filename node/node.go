@@ -298,7 +298,7 @@ func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
 		status, code = "no leader", http.StatusServiceUnavailable
 	}
 	w.WriteHeader(code)
-	fmt.Fprintf(w, "{\"status\":%q,\"height\":%d,\"raftState\":%q}\n", status, head.Number, n.engine.Raft.State().String())
+	fmt.Fprintf(w, "{\"status\":%q,\"height\":%d,\"raftState\":%q}\n", status, head.Number, n.engine.State().String())
 }
 
 // Close shuts the node down: HTTP first, then consensus, then the stores.
