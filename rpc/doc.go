@@ -15,8 +15,11 @@
 // as one message) and each call answered as go-ethereum's server would.
 // Any other request is go-ethereum's server's: it decodes the call,
 // checks parameter types and dispatches to EthAPI, which reads the applied state (never a block that
-// is not committed and applied, so a receipt is final) and submits
-// transactions through the Backend.
+// is not committed and applied, so a receipt is final). Its
+// eth_sendRawTransaction calls reach the same pipeline (Server.sendOne):
+// a single call as a batch of one, and in a mixed HTTP batch each run of
+// consecutive sends as one group, admitted when go-ethereum reaches the
+// run's first call (sendplan.go).
 //
 // The ledger's own reads are tally_* (LedgerAPI: accounts, supply, assets,
 // account history, and in ledgerviews.go the views the explorer reads:
@@ -31,8 +34,8 @@
 // the node for eth_call and eth_estimateGas (multicall.go): its inner calls
 // are eth_calls from its address on that same state.
 // eth_getLogs and installed filters (FilterAPI) read the state's log index;
-// submissions pass the per-account and per-IP rate limits (RateLimiter)
-// before the Backend sees them.
+// submissions pass the per-account and per-IP rate limits (RateLimiter,
+// charged by the pipeline) before the Backend sees them.
 //
 // eth_call and eth_estimateGas answer what sending would do: with from,
 // every rule the transaction meets; without, the sender's own rules
