@@ -32,7 +32,9 @@
 //     Both reach other nodes through a BatchTransport (one batch out, a
 //     verdict per transaction back): HostTransport over libp2p streams in a
 //     node, the cluster simulator's network in internal/sim; the receiving
-//     end is a BatchHandler either way (ServeForwardPrepared in a node).
+//     end is a BatchHandler either way (ServeBatches in a node, whose
+//     handler's Admit decodes each transaction once for both its
+//     sender's recovery and its admission).
 //
 // Flow: the node builds a Config from its key, listen addresses, peers and the
 // validator/observer set, calls New, registers its own protocols (transaction
