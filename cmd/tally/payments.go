@@ -784,4 +784,3 @@ func (c *cli) parseNoArgs(cmd *command, args []string) error {
 	}
 	return nil
 }
-
