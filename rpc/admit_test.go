@@ -443,3 +443,67 @@ func FuzzParseSendBatch(f *testing.F) {
 type haltedBackend struct{ *testBackend }
 
 func (haltedBackend) Halted() error { return errors.New("diverged") }
+
+// FuzzPlanSends: whatever a client sends as a batch, the plan of its
+// sends never panics, holds only calls go-ethereum dispatches to
+// eth_sendRawTransaction (version "2.0", the method, an id that is not
+// an object or array, one parameter that decodes as hexutil.Bytes, in
+// the batch's order), and numbers its runs so that two calls share a run
+// only when nothing stood between them in the batch.
+func FuzzPlanSends(f *testing.F) {
+	send := `{"jsonrpc":"2.0","id":%s,"method":"eth_sendRawTransaction","params":[%s]}`
+	f.Add([]byte("[" + fmt.Sprintf(send, "1", `"0x01"`) + "," + fmt.Sprintf(send, "2", `"0x"`) + "]"))
+	f.Add([]byte("[" + fmt.Sprintf(send, "1", `"0x01"`) + `,{"jsonrpc":"2.0","id":3,"method":"eth_chainId"},` + fmt.Sprintf(send, `"a"`, `"0x0203"`) + "," + fmt.Sprintf(send, "null", `"0x04"`) + "]"))
+	f.Add([]byte("[" + fmt.Sprintf(send, "{}", `"0x01"`) + "," + fmt.Sprintf(send, "1", `null`) + "," + fmt.Sprintf(send, "1", `""`) + "]"))
+	f.Add([]byte(`[1,2]`))
+	f.Add([]byte("[" + fmt.Sprintf(send, "1", `"0x01"`) + "," + fmt.Sprintf(send, "2", `"0x02"`) + `,{"params":{}}]`))
+	s := &Server{limits: DefaultLimits}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p := s.planSends(body, "127.0.0.1:1")
+		if p == nil {
+			return
+		}
+		var msgs []struct {
+			Version string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Method  string          `json:"method"`
+			Params  json.RawMessage `json:"params"`
+		}
+		if err := json.Unmarshal(body, &msgs); err != nil {
+			t.Fatalf("planned a body encoding/json refuses: %v", err)
+		}
+		k, run, prev := 0, 0, -2
+		for i, m := range msgs {
+			// go-ethereum reads params as an array only (else "non-array args").
+			var params []json.RawMessage
+			if m.Version != "2.0" || m.Method != "eth_sendRawTransaction" || firstByte(m.Params) != '[' ||
+				json.Unmarshal(m.Params, &params) != nil || len(params) != 1 {
+				continue
+			}
+			if len(m.ID) > 0 && (m.ID[0] == '{' || m.ID[0] == '[') {
+				continue
+			}
+			var raw hexutil.Bytes
+			if string(params[0]) == "null" || json.Unmarshal(params[0], &raw) != nil {
+				continue
+			}
+			if k >= len(p.calls) {
+				t.Fatalf("message %d is a send the plan lacks", i)
+			}
+			c := p.calls[k]
+			if !bytes.Equal(c.raw, raw) {
+				t.Fatalf("planned call %d: bytes %x, the message's %x", k, c.raw, raw)
+			}
+			if i != prev+1 {
+				run++
+			}
+			if c.run != run {
+				t.Fatalf("planned call %d in run %d, want %d", k, c.run, run)
+			}
+			prev, k = i, k+1
+		}
+		if k != len(p.calls) {
+			t.Fatalf("the plan has %d calls, the body %d sends", len(p.calls), k)
+		}
+	})
+}
