@@ -5,6 +5,7 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"sync"
@@ -106,6 +107,8 @@ type entry struct {
 	tx       *types.Transaction
 	from     common.Address
 	inflight bool
+	// seq is the order the pool admitted it in (All).
+	seq uint64
 }
 
 type account struct {
@@ -131,6 +134,7 @@ type Pool struct {
 	byHash   map[common.Hash]*entry
 	ready    *list.List // FIFO of common.Address: accounts with an executable tx
 	queued   int        // not in flight
+	seq      uint64     // admissions so far (entry.seq)
 	notify   chan struct{}
 	now      func() time.Time
 }
@@ -229,7 +233,8 @@ func (p *Pool) add(tx *types.Transaction, client bool) (common.Address, error) {
 		}
 		return from, fmt.Errorf("%w: balance %s, queued cost %s, tx cost %s, overshot %s", ErrInsufficientFunds, bal, acct.outflow, tx.Value(), over)
 	}
-	e := &entry{tx: tx, from: from}
+	p.seq++
+	e := &entry{tx: tx, from: from, seq: p.seq}
 	acct.queued[n] = e
 	acct.outflow = need
 	p.byHash[h] = e
@@ -546,18 +551,35 @@ func (p *Pool) Resync() error {
 
 // All returns every pending transaction (queued and in flight), each
 // sender's in nonce order, so a new leader receiving them in this order
-// sees no gap. The slice is the caller's.
+// sees no gap, and the senders in the order this pool first admitted one
+// of their pending transactions, so that the new leader's blocks keep the
+// order this node's clients were served in (not Go's map order, which
+// differs from run to run: the cluster simulator's seeds did not replay).
+// The slice is the caller's.
 func (p *Pool) All() []*types.Transaction {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	byFrom := make(map[common.Address][]*types.Transaction, len(p.accounts))
-	for _, e := range p.byHash {
-		byFrom[e.from] = append(byFrom[e.from], e.tx)
+	type sender struct {
+		first   uint64 // the lowest entry.seq
+		entries []*entry
 	}
+	byFrom := make(map[common.Address]*sender, len(p.accounts))
+	for _, e := range p.byHash {
+		s := byFrom[e.from]
+		if s == nil {
+			s = &sender{first: e.seq}
+			byFrom[e.from] = s
+		}
+		s.first = min(s.first, e.seq)
+		s.entries = append(s.entries, e)
+	}
+	senders := slices.SortedFunc(maps.Values(byFrom), func(a, b *sender) int { return cmp.Compare(a.first, b.first) })
 	out := make([]*types.Transaction, 0, len(p.byHash))
-	for _, txs := range byFrom {
-		slices.SortFunc(txs, func(a, b *types.Transaction) int { return cmp.Compare(a.Nonce(), b.Nonce()) })
-		out = append(out, txs...)
+	for _, s := range senders {
+		slices.SortFunc(s.entries, func(a, b *entry) int { return cmp.Compare(a.tx.Nonce(), b.tx.Nonce()) })
+		for _, e := range s.entries {
+			out = append(out, e.tx)
+		}
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package mempool
 
 import (
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"strings"
@@ -499,5 +500,58 @@ func TestAllInNonceOrder(t *testing.T) {
 	}
 	if len(last) != 2 {
 		t.Fatalf("%d senders", len(last))
+	}
+}
+
+// TestAllInAdmissionOrder: the senders come in the order the pool first
+// admitted one of their pending transactions, every time (a new leader's
+// blocks then keep the order this node served its clients in; with Go's
+// map order they differed from one call to the next), each sender's
+// transactions together and in nonce order.
+func TestAllInAdmissionOrder(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	for i := uint32(len(f.keys)); i < 12; i++ {
+		k, err := crypto.KeyFromMnemonic(crypto.TestMnemonic, "", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.keys = append(f.keys, k)
+		f.st.bals[k.Address()] = big.NewInt(1_000_000)
+	}
+	// Senders first admitted in this order; later nonces of earlier
+	// senders arrive in between, and one sender's nonce 1 comes before
+	// its nonce 0.
+	order := []int{7, 2, 11, 0, 5, 9, 3, 10, 1, 8, 6, 4}
+	for i, k := range order {
+		if k == 9 {
+			if err := f.add(f.tx(k, 1, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.add(f.tx(k, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			if err := f.add(f.tx(order[i-1], 1, 1)); err != nil && order[i-1] != 9 {
+				t.Fatal(err)
+			}
+		}
+	}
+	var want []string
+	for _, k := range order {
+		want = append(want, fmt.Sprintf("%s/0", f.keys[k].Address()))
+		if k != order[len(order)-1] {
+			want = append(want, fmt.Sprintf("%s/1", f.keys[k].Address()))
+		}
+	}
+	for call := 0; call < 20; call++ {
+		var got []string
+		for _, tx := range f.pool.All() {
+			from, _ := f.pool.senders.Sender(tx)
+			got = append(got, fmt.Sprintf("%s/%d", from, tx.Nonce()))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("call %d: All gives\n%q\nwant\n%q", call, got, want)
+		}
 	}
 }
