@@ -56,7 +56,14 @@ type AdmissionConfig struct {
 	NoSync  bool
 	// IsLeader reports whether this node leads now.
 	IsLeader func() bool
-	Log      *slog.Logger
+	// IsValidator reports whether this node is a validator now (in its
+	// applied state's validator set); nil: always. Only a validator's
+	// copy of a transaction counts as one of the two holders an
+	// acknowledgement needs (docs/design.md, "Invariants"): an observer
+	// takes no part in consensus, and nothing obliges the cluster to
+	// keep it or to hear from it again.
+	IsValidator func() bool
+	Log         *slog.Logger
 	// Admitted, Forwarded and NotReplicated count admissions, forwards the
 	// leader admitted, and the leader's own admissions no other validator
 	// confirmed holding; nil counts nothing.
@@ -91,6 +98,22 @@ func (a *Admission) StartNetwork(tr p2p.BatchTransport, self peer.ID, leader fun
 	a.forwarder = p2p.NewForwarderOver(tr, self, leader, a.AdmitForwarded, maxBatch, a.cfg.Log)
 	a.forwarder.SetLocalRelay(a.AdmitRelayed)
 	a.replicator = p2p.NewReplicatorOver(tr, voters, maxBatch, a.cfg.Log)
+	a.replicator.SetHolders(a.holdersNeeded)
+}
+
+// validator reports whether this node's own copy of a transaction counts
+// as held by a validator (AdmissionConfig.IsValidator).
+func (a *Admission) validator() bool { return a.cfg.IsValidator == nil || a.cfg.IsValidator() }
+
+// holdersNeeded is how many of the voters this node replicates to must
+// hold a transaction before its client hears of it: one besides this
+// node, a validator; two, of which the leader may be one, when this node
+// is an observer, whose own copy does not count.
+func (a *Admission) holdersNeeded() int {
+	if a.validator() {
+		return 1
+	}
+	return 2
 }
 
 // Handler is the receiving end of proto (p2p.ForwardProtocol or
@@ -261,17 +284,28 @@ func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
 	if err != nil {
 		return err
 	}
-	if errors.Is(kept, mempool.ErrKnown) {
-		// Already in this pool: the forwarder admitted it here, this
-		// node having become the leader while the batch waited (or a
-		// copy came here before). Nobody else may hold it, so it is
-		// answered as the leader answers its own clients: once another
-		// validator holds it (found by the cluster simulator).
+	if a.mustReplicateKept(kept) {
 		if err := a.replicate(ctx, tx); err != nil {
 			return err
 		}
 	}
 	return verdict
+}
+
+// mustReplicateKept reports whether a transaction the leader holds, which
+// this node kept a copy of (kept: why not), must also be replicated
+// before the client hears of it:
+//
+//   - it was in this pool already: the forwarder admitted it here, this
+//     node having become the leader while the batch waited (or a copy
+//     came here before). Nobody else may hold it, so it is answered as
+//     the leader answers its own clients: once another validator holds
+//     it (found by the cluster simulator);
+//   - this node is not a validator: its copy does not count, and the
+//     replication waits for two validators, the leader among them
+//     (holdersNeeded).
+func (a *Admission) mustReplicateKept(kept error) bool {
+	return errors.Is(kept, mempool.ErrKnown) || !a.validator()
 }
 
 // leaderHolds reports whether the leader's verdict on a forwarded

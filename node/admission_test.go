@@ -42,6 +42,13 @@ func (u *unreachable) RoundTrip(_ context.Context, to peer.ID, proto protocol.ID
 // is tr, leader reports the leader, and isLeader whether this node leads.
 func testAdmission(t *testing.T, tr p2p.BatchTransport, leader peer.ID, isLeader bool) *Admission {
 	t.Helper()
+	return testAdmissionOf(t, tr, leader, isLeader, nil, []peer.ID{"other"})
+}
+
+// testAdmissionOf is testAdmission with isValidator (nil: a validator)
+// and the voters it replicates to.
+func testAdmissionOf(t *testing.T, tr p2p.BatchTransport, leader peer.ID, isLeader bool, isValidator func() bool, voters []peer.ID) *Admission {
+	t.Helper()
 	fs := vfs.NewMem()
 	g := genesis.Dev()
 	db, err := store.Open("/state", store.Options{FS: fs})
@@ -55,12 +62,12 @@ func testAdmission(t *testing.T, tr p2p.BatchTransport, leader peer.ID, isLeader
 	senders := chain.NewSenderCache(chain.NewSigner(g.ChainIDBig()), 1024)
 	pool := mempool.New(mempool.Config{MaxPerAccount: 16, MaxTotal: 1024}, db, senders)
 	a, err := OpenAdmission(AdmissionConfig{DB: db, Pool: pool, Senders: senders, FS: fs, Journal: "/" + PoolJournalFile,
-		IsLeader: func() bool { return isLeader }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		IsLeader: func() bool { return isLeader }, IsValidator: isValidator, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	a.StartNetwork(tr, "self", func() (peer.ID, bool) { return leader, true }, func() []peer.ID { return []peer.ID{"other"} }, 0)
+	a.StartNetwork(tr, "self", func() (peer.ID, bool) { return leader, true }, func() []peer.ID { return voters }, 0)
 	return a
 }
 
@@ -234,5 +241,117 @@ func TestFollowerRefusesForwards(t *testing.T) {
 	}
 	if _, _, ok := a.cfg.Pool.Get(tx.Hash()); !ok {
 		t.Fatal("the follower does not hold the relayed copy")
+	}
+}
+
+// validators is a cluster of validators as an observer's network sees
+// it: the leader admits what is forwarded to it, every reachable
+// validator keeps what is relayed to it (or says it holds it already);
+// it records who holds what.
+type validators struct {
+	leader peer.ID
+	down   map[peer.ID]bool
+	mu     sync.Mutex
+	holds  map[peer.ID]map[string]bool
+}
+
+func (v *validators) RoundTrip(_ context.Context, to peer.ID, proto protocol.ID, raws [][]byte) ([]string, error) {
+	if v.down[to] {
+		return nil, errors.New("open stream to " + string(to) + ": unreachable")
+	}
+	if proto == p2p.ForwardProtocol && to != v.leader {
+		return nil, ErrNotLeader
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.holds[to] == nil {
+		v.holds[to] = map[string]bool{}
+	}
+	out := make([]string, len(raws))
+	for i, raw := range raws {
+		if v.holds[to][string(raw)] {
+			out[i] = "already known"
+		}
+		v.holds[to][string(raw)] = true
+	}
+	return out, nil
+}
+
+// holders returns how many validators hold raw.
+func (v *validators) holders(raw []byte) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, h := range v.holds {
+		if h[string(raw)] {
+			n++
+		}
+	}
+	return n
+}
+
+// TestObserverCopyDoesNotCount: an acknowledgement means two validators
+// hold the transaction (docs/design.md, "Invariants"). A follower that
+// is a validator forwards to the leader and keeps a copy, which makes two;
+// an observer's copy does not count, so it answers only once two
+// validators hold it (the leader, and another it relays to), and answers
+// ErrNotReplicated when it can reach the leader alone, single call or
+// JSON-RPC batch. Before, an observer acknowledged a transaction the
+// leader alone held.
+func TestObserverCopyDoesNotCount(t *testing.T) {
+	voters := []peer.ID{"leader", "v2", "v3"}
+	for _, tc := range []struct {
+		name      string
+		validator bool
+		down      []peer.ID
+		batch     bool
+		want      error // nil: acknowledged
+		holders   int   // validators holding it when acknowledged
+	}{
+		{name: "observer, validators reachable", holders: 2},
+		{name: "observer batch, validators reachable", batch: true, holders: 2},
+		{name: "observer, only the leader reachable", down: []peer.ID{"v2", "v3"}, want: p2p.ErrNotReplicated},
+		{name: "observer batch, only the leader reachable", batch: true, down: []peer.ID{"v2", "v3"}, want: p2p.ErrNotReplicated},
+		{name: "validator follower, only the leader reachable", validator: true, down: []peer.ID{"v2", "v3"}, holders: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			net := &validators{leader: "leader", down: map[peer.ID]bool{}, holds: map[peer.ID]map[string]bool{}}
+			for _, d := range tc.down {
+				net.down[d] = true
+			}
+			isValidator := func() bool { return tc.validator }
+			// A validator follower is itself one of the voters; the
+			// others are where it replicates.
+			vs := voters
+			if tc.validator {
+				vs = []peer.ID{"leader", "v2"}
+			}
+			a := testAdmissionOf(t, net, "leader", false, isValidator, vs)
+			tx := devTransfer(t, 0)
+			raw, _ := tx.MarshalBinary()
+			var err error
+			if tc.batch {
+				err = a.AdmitBatch(ctx, []rpc.Admission{{Tx: tx, Raw: raw}})[0]
+			} else {
+				err = a.Submit(ctx, tx)
+			}
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("got %v, want %v (held by %d validators)", err, tc.want, net.holders(raw))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := net.holders(raw); got < tc.holders {
+				t.Fatalf("acknowledged while %d validators hold it, want %d", got, tc.holders)
+			}
+			if _, _, ok := a.cfg.Pool.Get(tx.Hash()); !ok {
+				t.Fatal("the forwarding node keeps no copy")
+			}
+		})
 	}
 }

@@ -143,11 +143,13 @@ func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []e
 		}
 		held = append(held, i)
 		// The leader's verdict is the answer, and this node keeps a copy
-		// (see Forward); one it had already is replicated first.
+		// (see Forward); one it had already, or any on an observer, is
+		// replicated first (mustReplicateKept).
 		_, kept := a.cfg.Pool.AddRelayed(batch[i].Tx)
 		if kept == nil {
 			a.journal.Append(batch[i].Raw)
-		} else if errors.Is(kept, mempool.ErrKnown) {
+		}
+		if a.mustReplicateKept(kept) {
 			again = append(again, i)
 		}
 	}

@@ -138,7 +138,8 @@ func (n *Node) open() error {
 		OnAdmit: n.pending.Publish}, n.db, n.senders)
 	if n.adm, err = OpenAdmission(AdmissionConfig{DB: n.db, Pool: n.pool, Senders: n.senders,
 		FS: vfs.Default, Journal: filepath.Join(n.cfg.DataDir, PoolJournalFile), NoSync: n.cfg.Raft.NoSync,
-		IsLeader: func() bool { return n.engine.IsLeader() }, Log: n.log}); err != nil {
+		IsLeader: func() bool { return n.engine.IsLeader() }, IsValidator: func() bool { return n.db.IsValidator(n.Address()) },
+		Log: n.log}); err != nil {
 		return err
 	}
 	n.metrics = newMetrics(n)

@@ -38,6 +38,8 @@ type Replicator struct {
 	batcher
 	tr      BatchTransport
 	targets func() []peer.ID
+	// holders is how many targets must hold a transaction (nil: one).
+	holders func() int
 	log     *slog.Logger
 }
 
@@ -68,6 +70,15 @@ func (r *Replicator) ReplicateBatch(ctx context.Context, raws [][]byte) []error 
 	return r.submitAll(ctx, raws, "replicate to another validator", r.deliver)
 }
 
+// SetHolders sets how many targets must hold a transaction before it
+// counts as replicated, asked at each batch (at most the number of
+// targets; without it, one). A node that is not a validator (an
+// observer) forwards its client's transaction to the leader and needs
+// two validators to hold it besides its own copy, which does not count
+// (docs/design.md's invariant); the leader's copy is one of the two.
+// Call it before the first Replicate.
+func (r *Replicator) SetHolders(fn func() int) { r.holders = fn }
+
 // Close stops the replicator; queued transactions fail with ErrNotReplicated.
 func (r *Replicator) Close() { r.close(fmt.Errorf("%w: node stopping", ErrNotReplicated)) }
 
@@ -89,7 +100,8 @@ type replicaAnswer struct {
 }
 
 // deliver sends one batch to every target at once and answers each
-// transaction as soon as one target holds it. A target is asked again,
+// transaction as soon as one target holds it (or as many as holders
+// asks). A target is asked again,
 // every replicateRetry until replicateTimeout, for what it did not take:
 //
 //   - everything, when it could not be reached (a restarting follower);
@@ -110,12 +122,23 @@ type replicaAnswer struct {
 // ErrNotReplicated and the targets' last refusals.
 func (r *Replicator) deliver(batch []forwardReq) {
 	targets := r.targets()
+	need := 1
+	if r.holders != nil {
+		need = r.holders()
+	}
 	if len(targets) == 0 {
+		// A single-validator chain holds it on its one validator; a node
+		// that needs other holders and knows of none cannot answer yes.
+		var err error
+		if need > 1 {
+			err = fmt.Errorf("%w: no validator known to hold it", ErrNotReplicated)
+		}
 		for _, req := range batch {
-			req.done <- nil
+			req.done <- err
 		}
 		return
 	}
+	need = max(1, min(need, len(targets)))
 	raws := make([][]byte, len(batch))
 	all := make([]int, len(batch))
 	for i, req := range batch {
@@ -147,6 +170,7 @@ func (r *Replicator) deliver(batch []forwardReq) {
 		ask(t, all, 0)
 	}
 	answered := make([]bool, len(batch))
+	heldBy := make([]int, len(batch)) // targets holding each transaction
 	left := len(batch)
 	refusals := make([]string, len(batch))
 	pending := len(targets)
@@ -188,6 +212,9 @@ func (r *Replicator) deliver(batch []forwardReq) {
 				continue
 			}
 			if held(v) {
+				if heldBy[i]++; heldBy[i] < need {
+					continue // this target holds it; another must too
+				}
 				answered[i] = true
 				left--
 				batch[i].done <- nil
