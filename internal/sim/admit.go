@@ -487,13 +487,22 @@ func (cs *calls) finish(c *call) error {
 // transaction, two validators hold it (in their pools, or applied), so
 // that the loss of any one node loses nothing acknowledged
 // (docs/design.md, "Invariants"; docs/architecture.md, "Admitted
-// transactions survive a node"). A node that is not a validator in its
-// own applied state (the standby node before it is added, a removed
-// validator) is no holder: its copy is what node.AdmissionConfig's
-// IsValidator leaves out.
+// transactions survive a node"). A node that is not a validator in the
+// latest state an up node has applied (the standby node before it is
+// added, a removed validator) is no holder: its copy is what
+// node.AdmissionConfig's IsValidator leaves out. (A validator just added
+// counts although its own state, still catching up, does not list it
+// yet: the leader replicates to it as to any voter.)
 func (cs *calls) checkHeld(tx *types.Transaction, by int) error {
 	cs.heldChecks++
 	h := tx.Hash()
+	var latest *simNode
+	var top uint64
+	for _, sn := range cs.s.nodes {
+		if head, ok := sn.db.Head(); sn.up && ok && (latest == nil || head.Number > top) {
+			latest, top = sn, head.Number
+		}
+	}
 	var holders []int
 	for _, sn := range cs.s.nodes {
 		if !sn.up {
@@ -501,7 +510,7 @@ func (cs *calls) checkHeld(tx *types.Transaction, by int) error {
 		}
 		_, _, pooled := sn.pool.Get(h)
 		applied, _ := sn.db.HasTx(h)
-		if pooled && sn.db.IsValidator(cs.s.ids.addrs[sn.id]) || applied {
+		if pooled && latest != nil && latest.db.IsValidator(cs.s.ids.addrs[sn.id]) || applied {
 			holders = append(holders, sn.id)
 		}
 		if applied {
