@@ -54,6 +54,10 @@ func NewFSM(db *store.DB, senders *chain.SenderCache, logger *slog.Logger, onApp
 		onSkipped = func(uint64, error) {}
 	}
 	f := &FSM{db: db, senders: senders, log: logger, onApplied: onApplied, onSkipped: onSkipped, onRestored: func() {}}
+	// A disk failure the database meets outside Apply (its background
+	// flushes and compactions failing for good, store/background.go)
+	// halts the node as one inside does.
+	db.OnDiskFailure(func(err error) { f.Halt(err) })
 	rec, err := db.HaltRecord()
 	switch {
 	case err != nil:
@@ -269,7 +273,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) (err error) {
 	if cs, ok := sink.(*CheckpointSink); ok {
 		if err := s.db.Checkpoint(cs.DataDir()); err != nil {
 			sink.Cancel()
-			return err
+			return s.diskHalt(err)
 		}
 		return sink.Close()
 	}
@@ -284,13 +288,22 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) (err error) {
 	dir := fs.PathJoin(tmp, "data")
 	if err := s.db.Checkpoint(dir); err != nil {
 		sink.Cancel()
-		return err
+		return s.diskHalt(err)
 	}
 	if _, err := WriteTarFS(sink, fs, dir); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("stream checkpoint: %w", err)
 	}
 	return sink.Close()
+}
+
+// diskHalt halts the FSM when err, a checkpoint's, is the state
+// database's disk failing (store.ErrDiskFailed), and returns err.
+func (s *fsmSnapshot) diskHalt(err error) error {
+	if errors.Is(err, store.ErrDiskFailed) {
+		return s.fsm.halt(0, err, "")
+	}
+	return err
 }
 
 func (s *fsmSnapshot) Release() {}

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tally-ledger/tally/chain"
@@ -56,14 +57,22 @@ type AdmissionConfig struct {
 	NoSync  bool
 	// IsLeader reports whether this node leads now.
 	IsLeader func() bool
-	// IsValidator reports whether this node is a validator now (in its
-	// applied state's validator set); nil: always. Only a validator's
-	// copy of a transaction counts as one of the two holders an
-	// acknowledgement needs (docs/design.md, "Invariants"): an observer
-	// takes no part in consensus, and nothing obliges the cluster to
-	// keep it or to hear from it again.
+	// IsValidator reports whether this node is a validator now: in its
+	// applied state's validator set and a voter of its Raft
+	// configuration (IsVoter); nil: always. Only a validator's copy of a
+	// transaction counts as one of the two holders an acknowledgement
+	// needs (docs/design.md, "Invariants"): an observer takes no part in
+	// consensus, and nothing obliges the cluster to keep it or to hear
+	// from it again. Both are asked because either may lag: a removed
+	// validator stops receiving blocks before its state applies its
+	// removal, but learns it from the Raft configuration (found by the
+	// cluster simulator, seed 7); a validator just added is a non-voter
+	// until it has caught up, and counts only then.
 	IsValidator func() bool
-	Log         *slog.Logger
+	// ReforwardRetry bounds how long Reforward's transactions are retried
+	// without a reachable leader (p2p.reforward-retry; 0: the default).
+	ReforwardRetry time.Duration
+	Log            *slog.Logger
 	// Admitted, Forwarded and NotReplicated count admissions, forwards the
 	// leader admitted, and the leader's own admissions no other validator
 	// confirmed holding; nil counts nothing.
@@ -97,8 +106,25 @@ func inc(c Counter) {
 func (a *Admission) StartNetwork(tr p2p.BatchTransport, self peer.ID, leader func() (peer.ID, bool), voters func() []peer.ID, maxBatch int) {
 	a.forwarder = p2p.NewForwarderOver(tr, self, leader, a.AdmitForwarded, maxBatch, a.cfg.Log)
 	a.forwarder.SetLocalRelay(a.AdmitRelayed)
+	a.forwarder.SetRelayRetry(a.cfg.ReforwardRetry)
 	a.replicator = p2p.NewReplicatorOver(tr, voters, maxBatch, a.cfg.Log)
 	a.replicator.SetHolders(a.holdersNeeded)
+}
+
+// IsVoter reports whether self is a voter of r's latest Raft
+// configuration (read at once: hashicorp/raft answers GetConfiguration
+// without its main loop).
+func IsVoter(r *raft.Raft, self raft.ServerID) bool {
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == self {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
 }
 
 // validator reports whether this node's own copy of a transaction counts
@@ -421,7 +447,10 @@ func (a *Admission) admitTx(tx *types.Transaction, raw []byte, add func(*types.T
 }
 
 // Reforward sends every pending transaction to a new leader; transactions
-// the leader already has come back "already known".
+// the leader already has come back "already known". Without a reachable
+// leader each is retried for up to AdmissionConfig.ReforwardRetry while
+// it is still pending here (a client's forward gives up after 10 s: its
+// client can try another node; nobody waits for these).
 func (a *Admission) Reforward() {
 	if a.forwarder == nil {
 		return
@@ -436,7 +465,9 @@ func (a *Admission) Reforward() {
 		if err != nil {
 			continue
 		}
-		if err := a.forwarder.Send(raw); err != nil {
+		h := tx.Hash()
+		pending := func() bool { _, _, ok := a.cfg.Pool.Get(h); return ok }
+		if err := a.forwarder.SendKeeping(raw, pending); err != nil {
 			a.cfg.Log.Warn("re-forward", "err", err)
 			return
 		}

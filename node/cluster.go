@@ -173,6 +173,18 @@ func (n *Node) slowestVoter() (uint64, bool) {
 // admitForwarded is Admission.AdmitForwarded.
 func (n *Node) admitForwarded(raw []byte) error { return n.adm.AdmitForwarded(raw) }
 
+// isValidator is AdmissionConfig.IsValidator: this node is a validator
+// in its state and a Raft voter.
+func (n *Node) isValidator() bool {
+	if !n.db.IsValidator(n.Address()) {
+		return false
+	}
+	if n.host == nil || n.engine == nil {
+		return true // no network: nothing is forwarded
+	}
+	return IsVoter(n.engine.Raft, raft.ServerID(n.host.ID().String()))
+}
+
 // otherVoters returns the Raft voters (validators) other than this node:
 // where the leader replicates the transactions its own clients send.
 func (n *Node) otherVoters() []peer.ID {

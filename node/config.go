@@ -16,6 +16,7 @@ import (
 	"github.com/tally-ledger/tally/config"
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/store"
 )
@@ -175,6 +176,10 @@ type P2PConfig struct {
 	Peers []string `toml:"peers"`
 	// MaxForwardBatch bounds the transactions a follower forwards in one message.
 	MaxForwardBatch int `toml:"max-forward-batch"`
+	// ReforwardRetry bounds how long a pending transaction re-sent to a
+	// new leader is retried while no leader can be reached (it leaves the
+	// retry as soon as it leaves the pool).
+	ReforwardRetry Duration `toml:"reforward-retry"`
 }
 
 // AdminConfig configures the authenticated admin JSON-RPC listener.
@@ -335,7 +340,7 @@ func DefaultConfig() Config {
 			MaxHeavyReadsPerIP: l.MaxHeavyReadsPerIP, MaxHeavyReadQueue: l.MaxHeavyReadQueue, MaxHeavyReadQueuePerIP: l.MaxHeavyReadQueuePerIP,
 			HeavyReadWait:     Duration(l.HeavyReadWait),
 			MaxMulticallCalls: rpc.DefaultMaxMulticallCalls},
-		P2P:   P2PConfig{MaxForwardBatch: 1000},
+		P2P:   P2PConfig{MaxForwardBatch: 1000, ReforwardRetry: Duration(p2p.DefaultRelayRetry)},
 		Admin: AdminConfig{Addr: "127.0.0.1", Port: 0, TokenFile: "admin.token", MaxConnections: 16},
 		Raft: RaftConfig{
 			HeartbeatTimeout: Duration(DefaultHeartbeatTimeout), ElectionTimeout: Duration(DefaultElectionTimeout),
@@ -429,6 +434,9 @@ func (c *Config) Validate() error {
 	}
 	if c.P2P.MaxForwardBatch < 1 || c.P2P.MaxForwardBatch > 10000 {
 		return bad("p2p.max-forward-batch", "must be 1..10000")
+	}
+	if d := time.Duration(c.P2P.ReforwardRetry); d < 10*time.Second || d > 24*time.Hour {
+		return bad("p2p.reforward-retry", "must be 10s..24h")
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		return bad("http.max-body-bytes", "must be at least 1024")

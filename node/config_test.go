@@ -85,6 +85,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"heavy queue ip":      {"[http]\nmax-heavy-read-queue-per-ip = -1\n", "http.max-heavy-read-queue-per-ip"},
 		"heavy wait":          {"[http]\nheavy-read-wait = \"0s\"\n", "http.heavy-read-wait"},
 		"admin conns":         {"[admin]\nmax-connections = 0\n", "admin.max-connections"},
+		"reforward short":     {"[p2p]\nreforward-retry = \"1s\"\n", "p2p.reforward-retry"},
+		"reforward long":      {"[p2p]\nreforward-retry = \"48h\"\n", "p2p.reforward-retry"},
 		"bounds typo":         {"[http]\nmax-connection = 5\n", "http.max-connection"},
 	}
 	for name, c := range cases {

@@ -138,8 +138,9 @@ func (n *Node) open() error {
 		OnAdmit: n.pending.Publish}, n.db, n.senders)
 	if n.adm, err = OpenAdmission(AdmissionConfig{DB: n.db, Pool: n.pool, Senders: n.senders,
 		FS: vfs.Default, Journal: filepath.Join(n.cfg.DataDir, PoolJournalFile), NoSync: n.cfg.Raft.NoSync,
-		IsLeader: func() bool { return n.engine.IsLeader() }, IsValidator: func() bool { return n.db.IsValidator(n.Address()) },
-		Log: n.log}); err != nil {
+		IsLeader: func() bool { return n.engine.IsLeader() }, IsValidator: n.isValidator,
+		ReforwardRetry: time.Duration(n.cfg.P2P.ReforwardRetry),
+		Log:            n.log}); err != nil {
 		return err
 	}
 	n.metrics = newMetrics(n)

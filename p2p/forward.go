@@ -237,6 +237,9 @@ type forwardReq struct {
 	// relay marks a transaction already acknowledged elsewhere (Send),
 	// sent over RelayProtocol.
 	relay bool
+	// keep, for a relayed transaction (nil: always), reports whether it
+	// is still worth sending (still pending where it was sent from).
+	keep func() bool
 }
 
 // batcher queues transactions (at most ForwardQueue) and hands them to
@@ -405,9 +408,12 @@ type Forwarder struct {
 	// local admits a batch when this node has become the leader;
 	// localRelay (local when nil) admits relayed transactions.
 	local, localRelay SubmitFunc
-	// retryFor bounds how long a batch is retried without a reachable leader.
+	// retryFor bounds how long a batch is retried without a reachable
+	// leader; relayFor (a time.Duration), a batch of relayed transactions
+	// (Send).
 	retryFor time.Duration
-	log      *slog.Logger
+	relayFor atomic.Int64
+	log                *slog.Logger
 	// down is set from the first batch that found no leader to the next
 	// one delivered: an episode without a leader is logged once, not once
 	// per batch.
@@ -428,6 +434,7 @@ func NewForwarder(h host.Host, leader func() (peer.ID, bool), local SubmitFunc, 
 // node's peer ID (a leader equal to it is this node).
 func NewForwarderOver(tr BatchTransport, self peer.ID, leader func() (peer.ID, bool), local SubmitFunc, maxBatch int, log *slog.Logger) *Forwarder {
 	f := &Forwarder{batcher: newBatcher(maxBatch), tr: tr, self: self, leader: leader, local: local, log: log, retryFor: forwardTimeout}
+	f.relayFor.Store(int64(DefaultRelayRetry))
 	f.run(forwardSenders, f.deliver)
 	return f
 }
@@ -455,9 +462,28 @@ func (f *Forwarder) Close() { f.close(ErrNoLeader) }
 // this node has become the leader; call it before the first Send.
 func (f *Forwarder) SetLocalRelay(fn SubmitFunc) { f.localRelay = fn }
 
+// DefaultRelayRetry is how long a relayed batch (Send) is retried while
+// no leader can be reached, unless SetRelayRetry says otherwise (the
+// node's p2p.reforward-retry).
+const DefaultRelayRetry = 10 * time.Minute
+
+// SetRelayRetry sets how long a batch of relayed transactions (Send) is
+// retried while no leader can be reached (d > 0), from the next batch
+// on. A client's forward gives up after forwardTimeout, since
+// its client waits and can try another node; a relayed transaction was
+// acknowledged long ago, nobody waits for it, and it must reach the next
+// leader however long the cluster takes to elect one, as long as it is
+// still pending (SendKeeping).
+func (f *Forwarder) SetRelayRetry(d time.Duration) {
+	if d > 0 {
+		f.relayFor.Store(int64(d))
+	}
+}
+
 // deliver sends one batch, retrying while there is no reachable leader,
-// for up to forwardTimeout; callers whose context ended have stopped
-// waiting, and their verdicts are dropped.
+// for up to forwardTimeout (a relayed batch: relayFor, SetRelayRetry);
+// callers whose context ended have stopped waiting, and their verdicts
+// are dropped.
 func (f *Forwarder) deliver(batch []forwardReq) {
 	var client, relay []forwardReq
 	for _, req := range batch {
@@ -477,9 +503,18 @@ func (f *Forwarder) deliver(batch []forwardReq) {
 
 // deliverProto is deliver for a batch of one protocol.
 func (f *Forwarder) deliverProto(batch []forwardReq, proto protocol.ID) {
-	deadline := time.Now().Add(f.retryFor)
+	retryFor := f.retryFor
+	if proto == RelayProtocol {
+		retryFor = time.Duration(f.relayFor.Load())
+	}
+	deadline := time.Now().Add(retryFor)
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 && proto == RelayProtocol {
+			if batch = kept(batch); len(batch) == 0 {
+				return
+			}
+		}
 		verdicts, err := f.send(batch, proto)
 		if err == nil {
 			if f.down.CompareAndSwap(true, false) {
@@ -624,11 +659,31 @@ func (f *Forwarder) why(err error, moved *atomic.Bool) error {
 	return err
 }
 
+// kept returns the requests of batch still worth sending, answering the
+// others (whose keep says no) with ErrNoLeader.
+func kept(batch []forwardReq) []forwardReq {
+	out := batch[:0]
+	for _, req := range batch {
+		if req.keep == nil || req.keep() {
+			out = append(out, req)
+		} else {
+			req.done <- ErrNoLeader
+		}
+	}
+	return out
+}
+
 // Send queues raw for the leader over RelayProtocol without waiting for
 // the verdict (pending transactions re-sent to a new leader).
-func (f *Forwarder) Send(raw []byte) error {
+func (f *Forwarder) Send(raw []byte) error { return f.SendKeeping(raw, nil) }
+
+// SendKeeping is Send for a transaction that is worth sending only while
+// keep reports true (nil: always): between tries without a reachable
+// leader, one that keep no longer wants (included meanwhile, or dropped
+// from the pool) leaves the batch.
+func (f *Forwarder) SendKeeping(raw []byte, keep func() bool) error {
 	select {
-	case f.queue <- forwardReq{raw: raw, done: make(chan error, 1), relay: true}:
+	case f.queue <- forwardReq{raw: raw, done: make(chan error, 1), relay: true, keep: keep}:
 		return nil
 	default:
 		return ErrForwardQueue

@@ -124,7 +124,7 @@ func (d *DB) RecordSkipped(raftIndex uint64) error {
 	if err := d.setHead(batch, &skipped); err != nil {
 		return err
 	}
-	if err := batch.Commit(d.writeOpts()); err != nil {
+	if err := d.guard(func() error { return batch.Commit(d.writeOpts()) }); err != nil {
 		return fmt.Errorf("record skipped raft index %d: %w", raftIndex, err)
 	}
 	d.tip.Store(&Tip{Head: skipped, History: tip.History})

@@ -125,6 +125,17 @@ type DB struct {
 	closeOnce sync.Once
 	// closed: a failed ReplaceWith left pdb closed (guarded by mu).
 	closed bool
+
+	// bg watches pdb's background jobs (nil for a read-only instance;
+	// guarded by mu as pdb is). background.go.
+	bg *background
+	// diskErr is the first disk failure (wrapping ErrDiskFailed), of a
+	// background job or of a commit; writesFailed says a commit failed,
+	// after which the database refuses every write (diskfail.go).
+	diskErr      atomic.Pointer[error]
+	writesFailed atomic.Bool
+	hookMu       sync.Mutex
+	hook         func(error)
 }
 
 // Open opens (creating if needed) the database in dir.
@@ -140,21 +151,42 @@ func Open(dir string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	pdb, err := openPebble(dir, opts)
+	d := &DB{mu: newSwapLock(), dir: dir, opts: opts, log: opts.Logger}
+	pdb, bg, err := d.openPebble(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{mu: newSwapLock(), pdb: pdb, dir: dir, opts: opts, log: opts.Logger}
+	d.pdb, d.bg = pdb, bg
 	d.blocks = newByteLRU(cmp.Or(opts.BlockCacheBytes, DefaultBlockCacheBytes), blockHeapBytes)
 	d.receipts = newByteLRU(cmp.Or(opts.ReceiptCacheBytes, DefaultReceiptCacheBytes), receiptsHeapBytes)
 	if err := d.load(); err != nil {
-		pdb.Close()
+		d.closePebble()
 		return nil, err
 	}
 	return d, nil
 }
 
-func openPebble(dir string, opts Options) (pdb *pebble.DB, err error) {
+// openPebble opens the Pebble instance in dir; one that writes comes with
+// the watch of its background jobs (background.go), which reports a
+// persistent failure to d.
+func (d *DB) openPebble(dir string, opts Options) (pdb *pebble.DB, bg *background, err error) {
+	po := &pebble.Options{Logger: PebbleLogger(opts.Logger, dir, slog.LevelDebug), ReadOnly: opts.ReadOnly, FS: opts.FS}
+	if !opts.ReadOnly {
+		bg = newBackground(dir, opts.Logger, d.diskFailed)
+		po.EventListener = bg.listener()
+		po.FS = tableFS{FS: opts.fs(), dir: dir, bg: bg}
+	}
+	pdb, err = openPebbleWith(dir, opts, po)
+	if err != nil {
+		return nil, nil, err
+	}
+	if bg != nil {
+		bg.open()
+	}
+	return pdb, bg, nil
+}
+
+func openPebbleWith(dir string, opts Options, po *pebble.Options) (pdb *pebble.DB, err error) {
 	defer func() {
 		if err != nil && !errors.Is(err, ErrInUse) {
 			err = fmt.Errorf("open state db %s: %w", dir, err)
@@ -170,7 +202,8 @@ func openPebble(dir string, opts Options) (pdb *pebble.DB, err error) {
 	}
 	c := pebble.NewCache(size)
 	defer c.Unref()
-	pdb, err = pebble.Open(dir, &pebble.Options{Cache: c, Logger: PebbleLogger(opts.Logger, dir, slog.LevelDebug), ReadOnly: opts.ReadOnly, FS: opts.FS})
+	po.Cache = c
+	pdb, err = pebble.Open(dir, po)
 	if err != nil && isLockError(err) {
 		err = HeldError(dir, "a running node", err)
 		if opts.ReadOnly {
@@ -266,9 +299,18 @@ func (d *DB) Close() error {
 		if d.closed {
 			return // a failed ReplaceWith closed it
 		}
-		err = d.pdb.Close()
+		err = d.closePebble()
 	})
 	return err
+}
+
+// closePebble closes pdb, first releasing the background jobs that wait
+// for it (background.go), since Pebble's Close waits for them.
+func (d *DB) closePebble() error {
+	if d.bg != nil {
+		d.bg.close()
+	}
+	return d.pdb.Close()
 }
 
 // Dir is the database directory.
@@ -280,13 +322,51 @@ func (d *DB) FS() vfs.FS { return d.opts.fs() }
 
 // Checkpoint writes a consistent copy of the database into dir, which must
 // not exist. It is safe concurrently with ApplyBlock.
+// On a failed disk (DiskFailed) it refuses: a node whose disk failed
+// halts, and gives no snapshot of what it may no longer hold.
 func (d *DB) Checkpoint(dir string) error {
+	if err := d.DiskFailed(); err != nil {
+		return fmt.Errorf("checkpoint state: %w", err)
+	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if err := d.pdb.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+	if err := d.guard(func() error { return d.pdb.Checkpoint(dir, pebble.WithFlushedWAL()) }); err != nil {
 		return fmt.Errorf("checkpoint state: %w", err)
 	}
 	return nil
+}
+
+// Flush writes the memtables out as sstables, waiting until it is done,
+// the disk is declared failed (background.go: Pebble's own Flush waits
+// for ever on a disk that fails every flush) or the database is closed.
+// Pebble flushes by itself as memtables fill; tools and tests flush at
+// will. A database whose commit failed refuses (diskfail.go: the flush
+// would rotate the write-ahead log, which ends the process).
+func (d *DB) Flush() error {
+	d.mu.RLock()
+	bg := d.bg
+	var flushed <-chan struct{}
+	err := d.guard(func() error {
+		var err error
+		flushed, err = d.pdb.AsyncFlush()
+		return err
+	})
+	d.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	if bg == nil {
+		<-flushed
+		return nil
+	}
+	select {
+	case <-flushed:
+		return nil
+	case <-bg.stop:
+		return bg.cause
+	case <-bg.release:
+		return errors.New("flush: the database was closed")
+	}
 }
 
 func (d *DB) get(key []byte) ([]byte, error) {
@@ -464,7 +544,7 @@ func (d *DB) commit(batch *pebble.Batch, b *chain.Block, senders []common.Addres
 	if err := d.setHead(batch, head); err != nil {
 		return err
 	}
-	if err := batch.Commit(d.writeOpts()); err != nil {
+	if err := d.guard(func() error { return batch.Commit(d.writeOpts()) }); err != nil {
 		return fmt.Errorf("commit block %d: %w", n, err)
 	}
 	d.tip.Store(&Tip{Head: *head, History: hist})

@@ -55,7 +55,7 @@ func (d *DB) RecordHalt(r HaltRecord) error {
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if err := d.pdb.Set(keyHalt, v, d.writeOpts()); err != nil {
+	if err := d.guard(func() error { return d.pdb.Set(keyHalt, v, d.writeOpts()) }); err != nil {
 		return fmt.Errorf("record halt: %w", err)
 	}
 	return nil
@@ -70,7 +70,7 @@ func (d *DB) ClearHalt() (*HaltRecord, error) {
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if err := d.pdb.Delete(keyHalt, d.writeOpts()); err != nil {
+	if err := d.guard(func() error { return d.pdb.Delete(keyHalt, d.writeOpts()) }); err != nil {
 		return nil, fmt.Errorf("clear halt record: %w", err)
 	}
 	return r, nil

@@ -46,7 +46,7 @@ func (d *DB) swap(src string) (err error) {
 			d.reopenReadOnly(old)
 		}
 	}()
-	if err := d.pdb.Close(); err != nil {
+	if err := d.closePebble(); err != nil {
 		return err
 	}
 	if err := fs.RemoveAll(old); err != nil {
@@ -58,11 +58,11 @@ func (d *DB) swap(src string) (err error) {
 	if err := fs.Rename(src, d.dir); err != nil {
 		return err
 	}
-	pdb, err := openPebble(d.dir, d.opts)
+	pdb, bg, err := d.openPebble(d.dir, d.opts)
 	if err != nil {
 		return err
 	}
-	d.pdb = pdb
+	d.pdb, d.bg = pdb, bg
 	d.blocks.Purge()
 	d.receipts.Purge()
 	return nil
@@ -77,8 +77,8 @@ func (d *DB) reopenReadOnly(old string) {
 	ro := d.opts
 	ro.ReadOnly = true
 	for _, dir := range []string{d.dir, old} {
-		if pdb, err := openPebble(dir, ro); err == nil {
-			d.pdb = pdb
+		if pdb, _, err := d.openPebble(dir, ro); err == nil {
+			d.pdb, d.bg = pdb, nil
 			return
 		}
 	}

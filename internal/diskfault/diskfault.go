@@ -29,6 +29,18 @@ func WAL(dir string, op errorfs.Op) bool {
 	return path.Dir(op.Path) == path.Clean(dir) && strings.HasSuffix(op.Path, ".log")
 }
 
+// Table reports whether op creates, writes or syncs an sstable of the
+// database in dir: what a flush or compaction writes, and Pebble retries
+// when it fails (store's background.go).
+func Table(dir string, op errorfs.Op) bool {
+	switch op.Kind {
+	case errorfs.OpCreate, errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+	default:
+		return false
+	}
+	return path.Dir(op.Path) == path.Clean(dir) && strings.HasSuffix(op.Path, ".sst")
+}
+
 // Metadata reports whether op writes the metadata of the database in dir
 // (the package comment says which files): a create, link, rename, write
 // or sync of its MANIFEST, marker, OPTIONS, CURRENT or temporary files,

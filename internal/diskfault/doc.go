@@ -20,5 +20,9 @@
 //     durable. A failed MANIFEST write or sync, or a failed marker move,
 //     is fatal too (versionSet.UpdateVersionLocked and versionSet.create
 //     call Fatalf): at Open in the caller's goroutine, while running in
-//     the background flush or compaction that records its new files.
+//     the background flush or compaction that records its new files;
+//   - the sstables (Table): a failed create, write or sync fails the flush
+//     or compaction, which Pebble retries (at once and for ever, for a
+//     flush); the state store halts the node once the failures last
+//     (store's background.go).
 package diskfault

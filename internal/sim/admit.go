@@ -487,20 +487,35 @@ func (cs *calls) finish(c *call) error {
 // transaction, two validators hold it (in their pools, or applied), so
 // that the loss of any one node loses nothing acknowledged
 // (docs/design.md, "Invariants"; docs/architecture.md, "Admitted
-// transactions survive a node"). A node that is not a validator in the
-// latest state an up node has applied (the standby node before it is
-// added, a removed validator) is no holder: its copy is what
-// node.AdmissionConfig's IsValidator leaves out. (A validator just added
-// counts although its own state, still catching up, does not list it
-// yet: the leader replicates to it as to any voter.)
+// transactions survive a node"). A node holding it in its pool is a
+// validator if it is a validator in the latest state an up node has
+// applied or a voter of a leader's Raft configuration (voters are
+// validators, DESIGN.md decision 8, give or take the blocks a change
+// takes to reach both: a validator just added votes before its own state
+// lists it, one just removed votes until the next leader removes it from
+// Raft), or if it has every reason to think it is one: a validator in its
+// own state and a voter of its own configuration, as
+// node.AdmissionConfig.IsValidator asks (a validator removed while its
+// log is behind the change cannot know it; see docs/architecture.md).
+// Any other node (the standby node before it is added, an observer, a
+// removed validator that knows it) is no holder.
 func (cs *calls) checkHeld(tx *types.Transaction, by int) error {
 	cs.heldChecks++
 	h := tx.Hash()
 	var latest *simNode
 	var top uint64
+	voters := map[int]bool{}
 	for _, sn := range cs.s.nodes {
-		if head, ok := sn.db.Head(); sn.up && ok && (latest == nil || head.Number > top) {
+		if !sn.up {
+			continue
+		}
+		if head, ok := sn.db.Head(); ok && (latest == nil || head.Number > top) {
 			latest, top = sn, head.Number
+		}
+		if sn.engine.IsLeader() {
+			for _, v := range membersOf(sn) {
+				voters[v] = true
+			}
 		}
 	}
 	var holders []int
@@ -510,7 +525,9 @@ func (cs *calls) checkHeld(tx *types.Transaction, by int) error {
 		}
 		_, _, pooled := sn.pool.Get(h)
 		applied, _ := sn.db.HasTx(h)
-		if pooled && latest != nil && latest.db.IsValidator(cs.s.ids.addrs[sn.id]) || applied {
+		validator := voters[sn.id] || latest != nil && latest.db.IsValidator(cs.s.ids.addrs[sn.id]) ||
+			sn.db.IsValidator(cs.s.ids.addrs[sn.id]) && slices.Contains(membersOf(sn), sn.id)
+		if pooled && validator || applied {
 			holders = append(holders, sn.id)
 		}
 		if applied {

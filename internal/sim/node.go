@@ -173,7 +173,9 @@ func (sn *simNode) start(net *network) (err error) {
 	sn.pool = mempool.New(mempool.Config{MaxPerAccount: mc.MaxPerAccount, MaxTotal: mc.MaxTotal,
 		GapGrace: time.Duration(mc.GapGrace), GapExpiry: time.Duration(mc.GapExpiry)}, db, sn.senders)
 	adm, err := node.OpenAdmission(node.AdmissionConfig{DB: db, Pool: sn.pool, Senders: sn.senders, FS: sn.fs, Journal: journalPath,
-		IsLeader: func() bool { return sn.engine.IsLeader() }, IsValidator: func() bool { return db.IsValidator(sn.key.Address()) },
+		IsLeader: func() bool { return sn.engine.IsLeader() }, IsValidator: func() bool {
+			return db.IsValidator(sn.key.Address()) && sn.engine != nil && node.IsVoter(sn.engine.Raft, raft.ServerID(addr(sn.id)))
+		},
 		Log: sn.log})
 	if err != nil {
 		db.Close()

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrDiskFailed wraps every error of a database whose disk failed a
+// write Pebble cannot go on from (DB.DiskFailed).
+var ErrDiskFailed = errors.New("state database disk failed")
+
+// Pebble's background jobs on a failing disk. What Pebble v2.1.7 does
+// with a failed write in a flush (a memtable written out as an sstable)
+// or a compaction (DB.flush, DB.compact, DB.handleCompactFailure):
+//
+//   - a failed flush (an sstable's create, write or sync, a directory
+//     sync) is reported to EventListener.BackgroundError and tried again
+//     at once, for ever, with no backoff ("TODO(peter): count consecutive
+//     flush errors and backoff"): on a disk that stays broken, a busy
+//     loop while the memtables and the write-ahead log grow;
+//   - a failed compaction is reported there too and tried again when it
+//     is picked again; its input tables outside L0 are left alone for
+//     30 s (problem spans), those of L0 are not;
+//   - a failed MANIFEST or marker write in either is not reported there:
+//     Pebble calls Logger.Fatalf (FatalError);
+//   - BackgroundError also hears of errors that are no failed job: a
+//     disk-usage query that failed after a job, a table whose statistics
+//     could not be read.
+//
+// Pebble recovers from a transient failure by itself: the retry writes
+// the same memtable again, and nothing was lost (the write-ahead log
+// still holds it). So one failure is no reason to halt, but a failure
+// that lasts is: the store counts failed jobs in a row (FlushEnd and
+// CompactionEnd with an error; a job that writes a table ends the run),
+// makes each retry wait before it creates its first table (bgBackoff,
+// doubling up to bgMaxBackoff: Pebble holds no lock while a job creates
+// its output, DB.runCompaction, so the wait stops nothing else), and
+// once bgFailLimit jobs in a row have failed (about 3.5 s of retries)
+// declares the disk failed: the database refuses checkpoints (they wait
+// for a flush), its failure hook halts the node (OnDiskFailure), and
+// every later table creation waits until the database is closed and
+// then fails, so that Pebble's retries stop instead of spinning. The
+// other errors are logged only.
+//
+// A failure met before Open returned cannot be stopped that way: Open
+// waits for the flush of the write-ahead log it replayed, and Pebble
+// retries it for ever. Then the goroutine creating the table panics with
+// a *FatalError, which ends the process, as a failed MANIFEST write does
+// there: the node does not start, and says why.
+const (
+	bgFailLimit  = 8
+	bgBackoff    = 50 * time.Millisecond
+	bgMaxBackoff = time.Second
+)
+
+// background watches the background jobs of one Pebble instance (see
+// above) and gates the creation of their tables.
+type background struct {
+	dir string
+	log *slog.Logger
+	// failed is called once, in a goroutine of its own, when the run of
+	// failures is declared persistent.
+	failed func(error)
+
+	mu      sync.Mutex
+	run     int   // failed jobs in a row
+	last    error // the last job's error
+	stopped bool  // the failure was declared: tables wait for release
+	opened  bool  // Open returned
+	release chan struct{}
+	once    sync.Once
+	// stop is closed when the failure is declared, cause set before.
+	stop  chan struct{}
+	cause error
+}
+
+func newBackground(dir string, log *slog.Logger, failed func(error)) *background {
+	return &background{dir: dir, log: log, failed: failed, release: make(chan struct{}), stop: make(chan struct{})}
+}
+
+// listener is the EventListener of the watched instance.
+func (b *background) listener() *pebble.EventListener {
+	return &pebble.EventListener{
+		BackgroundError: func(err error) {
+			b.log.Error("pebble background error", "component", "pebble", "dir", b.dir, "err", err.Error())
+		},
+		FlushEnd: func(info pebble.FlushInfo) {
+			// An empty flush ("pebble: empty table") is no failure.
+			if info.Err != nil && len(info.Output) == 0 && strings.Contains(info.Err.Error(), "empty table") {
+				info.Err = nil
+			}
+			b.ended("flush", info.Err, len(info.Output) > 0)
+		},
+		CompactionEnd: func(info pebble.CompactionInfo) {
+			if errors.Is(info.Err, pebble.ErrCancelledCompaction) {
+				return
+			}
+			b.ended("compaction", info.Err, len(info.Output.Tables) > 0)
+		},
+	}
+}
+
+// ended counts a job that ended with err (nil: done); wrote says it
+// wrote a table. Pebble calls it with its DB.mu held: the failure hook
+// runs in a goroutine of its own.
+func (b *background) ended(job string, err error, wrote bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil {
+		if wrote && b.run > 0 && !b.stopped {
+			b.log.Info("pebble background job succeeded again", "component", "pebble", "dir", b.dir, "failed_before", b.run)
+			b.run = 0
+		}
+		return
+	}
+	b.run++
+	b.last = fmt.Errorf("%s: %w", job, err)
+	if b.run < bgFailLimit || b.stopped {
+		return
+	}
+	b.stopped = true
+	cause := fmt.Errorf("%w: %d background jobs in a row failed to write %s (Pebble retries them for ever): last %w", ErrDiskFailed, b.run, b.dir, b.last)
+	b.cause = cause
+	close(b.stop)
+	b.log.Error("ALARM: database failed: its disk fails every flush and compaction; the node halts (restart it once the disk is repaired)",
+		"component", "pebble", "dir", b.dir, "err", cause, "alarm", "node_halted")
+	if b.failed != nil {
+		go b.failed(cause)
+	}
+}
+
+// beforeTable runs before a job creates a table file (the first write of
+// each try): it waits out the backoff of a run of failures, and once the
+// failure was declared it waits for Close and fails.
+func (b *background) beforeTable(name string) error {
+	b.mu.Lock()
+	run, stopped, opened, last := b.run, b.stopped, b.opened, b.last
+	b.mu.Unlock()
+	if stopped {
+		if !opened {
+			panic(&FatalError{Dir: b.dir, Msg: fmt.Sprintf("creating %s after %d failed background jobs in a row, before Open returned: %v", name, run, last), cause: last})
+		}
+		<-b.release
+		return fmt.Errorf("%w: %s not created: the database is closing", ErrDiskFailed, name)
+	}
+	if run > 0 {
+		d := bgBackoff << min(run-1, 10)
+		select {
+		case <-time.After(min(d, bgMaxBackoff)):
+		case <-b.release:
+		}
+	}
+	return nil
+}
+
+// open records that Open returned.
+func (b *background) open() {
+	b.mu.Lock()
+	b.opened = true
+	b.mu.Unlock()
+}
+
+// close releases the jobs waiting in beforeTable; call it before the
+// instance's Close, which waits for them.
+func (b *background) close() { b.once.Do(func() { close(b.release) }) }
+
+// tableFS is the file system of a watched instance: the creation of a
+// table or blob file in its directory goes through beforeTable first.
+type tableFS struct {
+	vfs.FS
+	dir string
+	bg  *background
+}
+
+func (fs tableFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if path.Dir(name) == path.Clean(fs.dir) && (strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".blob")) {
+		if err := fs.bg.beforeTable(name); err != nil {
+			return nil, err
+		}
+	}
+	return fs.FS.Create(name, category)
+}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/diskfault"
+)
+
+// tableFault is a disk under the database in dir that fails the sstable
+// creations, writes and syncs (diskfault.Table) that fail(n) says to,
+// n counting the creations from 1; creates counts them.
+func tableFault(dir string, creates *atomic.Int64, fail func(n int64) bool) vfs.FS {
+	return errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if !diskfault.Table(dir, op) {
+			return nil
+		}
+		n := creates.Load()
+		if op.Kind == errorfs.OpCreate {
+			n = creates.Add(1)
+		}
+		if fail(n) {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+}
+
+// openOn opens a database with genesis on fs and reports its disk
+// failures on the returned channel.
+func openOn(t *testing.T, dir string, fs vfs.FS) (*DB, chan error) {
+	t.Helper()
+	db, err := Open(dir, Options{FS: fs, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InitGenesis(genesis.Dev()); err != nil {
+		t.Fatal(err)
+	}
+	failures := make(chan error, 4)
+	db.OnDiskFailure(func(err error) { failures <- err })
+	return db, failures
+}
+
+// closeWithin closes db, failing t if Close does not return within d.
+func closeWithin(t *testing.T, db *DB, d time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- db.Close() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("Close did not return within %s", d)
+	}
+}
+
+// TestPersistentFlushFailureHalts: a disk that fails every sstable write
+// makes Pebble retry the flush at once and for ever (DB.flush). The
+// store backs the retries off, declares the disk failed after
+// bgFailLimit failures in a row and tells the node (which halts), stops
+// the retries for good (no more sstable is even created), refuses
+// checkpoints, and changes no state; it still records a halt (the
+// write-ahead log works), and it closes.
+func TestPersistentFlushFailureHalts(t *testing.T) {
+	const dir = "/state"
+	var creates atomic.Int64
+	var failing atomic.Bool
+	db, failures := openOn(t, dir, tableFault(dir, &creates, func(int64) bool { return failing.Load() }))
+	head, _ := db.Head()
+	failing.Store(true)
+	before := creates.Load()
+	start := time.Now()
+	if _, err := db.pdb.AsyncFlush(); err != nil {
+		t.Fatal(err)
+	}
+	var failure error
+	select {
+	case failure = <-failures:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no disk failure reported after %d flush tries", creates.Load()-before)
+	}
+	took := time.Since(start)
+	if !errors.Is(failure, ErrDiskFailed) || !errors.Is(failure, errorfs.ErrInjected) || !strings.Contains(failure.Error(), "background jobs in a row failed") {
+		t.Fatalf("reported %v; want ErrDiskFailed wrapping the disk's error", failure)
+	}
+	// Backed off: 50 ms, doubling, up to 1 s between tries.
+	var least time.Duration
+	for i := 1; i < bgFailLimit; i++ {
+		least += min(bgBackoff<<(i-1), bgMaxBackoff)
+	}
+	if took < least {
+		t.Fatalf("%d tries in %s: not backed off (want at least %s)", bgFailLimit, took, least)
+	}
+	// No spinning: the next try waits for Close without creating a table.
+	time.Sleep(300 * time.Millisecond)
+	if tries := creates.Load() - before; tries != bgFailLimit {
+		t.Fatalf("%d flush tries, want %d and then none", tries, bgFailLimit)
+	}
+	if err := db.DiskFailed(); !errors.Is(err, ErrDiskFailed) {
+		t.Fatalf("DiskFailed: %v", err)
+	}
+	if err := db.Checkpoint("/checkpoint"); !errors.Is(err, ErrDiskFailed) {
+		t.Fatalf("checkpoint on the failed disk: %v, want ErrDiskFailed", err)
+	}
+	if got, _ := db.Head(); got != head {
+		t.Fatalf("head %+v after the failure, want %+v", got, head)
+	}
+	if err := db.RecordHalt(HaltRecord{Reason: failure.Error()}); err != nil {
+		t.Fatalf("halt record with a working write-ahead log: %v", err)
+	}
+	if rec, err := db.HaltRecord(); err != nil || rec == nil {
+		t.Fatalf("halt record: %v, %v", rec, err)
+	}
+	closeWithin(t, db, 10*time.Second)
+	if tries := creates.Load() - before; tries > bgFailLimit+1 {
+		t.Fatalf("%d flush tries after Close, want at most %d", tries, bgFailLimit+1)
+	}
+}
+
+// TestTransientFlushFailureRecovers: a disk that fails a few sstable
+// writes and then works again is no failure: Pebble's retry flushes the
+// same memtable, and the store reports nothing.
+func TestTransientFlushFailureRecovers(t *testing.T) {
+	const dir = "/state"
+	var creates atomic.Int64
+	var from atomic.Int64
+	from.Store(1 << 62)
+	db, failures := openOn(t, dir, tableFault(dir, &creates, func(n int64) bool { return n >= from.Load() && n < from.Load()+bgFailLimit-2 }))
+	defer closeWithin(t, db, 10*time.Second)
+	from.Store(creates.Load() + 1)
+	flushed, err := db.pdb.AsyncFlush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-flushed:
+	case err := <-failures:
+		t.Fatalf("a transient failure was reported: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the flush did not succeed once the disk worked again")
+	}
+	if tries := creates.Load() - from.Load() + 1; tries != bgFailLimit-1 {
+		t.Fatalf("%d tries, want %d (%d failed)", tries, bgFailLimit-1, bgFailLimit-2)
+	}
+	if err := db.DiskFailed(); err != nil {
+		t.Fatalf("DiskFailed after a transient failure: %v", err)
+	}
+	if err := db.Checkpoint("/checkpoint"); err != nil {
+		t.Fatalf("checkpoint after a transient failure: %v", err)
+	}
+}
