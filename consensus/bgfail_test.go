@@ -93,3 +93,52 @@ func TestFailingTableDiskHalts(t *testing.T) {
 		t.Fatal("Close on the failed disk did not return")
 	}
 }
+
+// TestRaftStoreFailingTableDisk: the Raft log's flushes failing every
+// sstable write fail the store as a failed write does, once the failures
+// last (store.WatchBackground): its failure hook is told (the engine
+// halts the node and leaves Raft), every later write is refused, the
+// retries stop, and it closes.
+func TestRaftStoreFailingTableDisk(t *testing.T) {
+	const dir = "/raft"
+	var failing atomic.Bool
+	var tries atomic.Int64
+	disk := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if !failing.Load() || !diskfault.Table(dir, op) {
+			return nil
+		}
+		if op.Kind == errorfs.OpCreate {
+			tries.Add(1)
+		}
+		return errorfs.ErrInjected
+	}))
+	failures := make(chan error, 2)
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk, NoSync: true, Logger: testLogger(t), OnDiskFailure: func(err error) { failures <- err }})
+	must(t, err)
+	must(t, s.StoreLog(&raft.Log{Index: 1, Term: 1, Data: []byte("entry")}))
+	failing.Store(true)
+	if _, err := s.db.AsyncFlush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failures:
+		if !errors.Is(err, ErrDiskFailed) || !errors.Is(err, store.ErrDiskFailed) || !errors.Is(err, errorfs.ErrInjected) {
+			t.Fatalf("reported %v; want the disk failure", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no failure reported after %d flush tries", tries.Load())
+	}
+	if err := s.StoreLog(&raft.Log{Index: 2, Term: 1, Data: []byte("entry")}); !errors.Is(err, ErrDiskFailed) {
+		t.Fatalf("write after the failure: %v; want ErrDiskFailed", err)
+	}
+	if n := tries.Load(); n < 8 || n > 9 {
+		t.Fatalf("%d flush tries; want the store's limit of failures in a row, then none", n)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close on the failed disk did not return")
+	}
+}

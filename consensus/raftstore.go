@@ -98,6 +98,8 @@ type RaftStore struct {
 	closeMu sync.Mutex
 	closed  atomic.Bool
 
+	// watch stops the background jobs' retries once they failed for good.
+	watch *store.Background
 	// failed holds the first disk failure; onFailure is told of it once.
 	failed    atomic.Pointer[error]
 	onFailure func(error)
@@ -116,20 +118,32 @@ func OpenRaftStore(dir string, opts RaftStoreOptions) (_ *RaftStore, err error) 
 		logger = slog.Default()
 	}
 	logger = logger.With("component", "raftstore")
-	db, err := openPebble(dir, &pebble.Options{
+	po := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             store.PebbleLogger(logger, dir, slog.LevelInfo),
 		FS:                 opts.FS,
+	}
+	// Flushes and compactions that fail for good (Pebble would retry
+	// them for ever) fail the store as a failed write does.
+	var opened atomic.Pointer[RaftStore]
+	watch := store.WatchBackground(po, dir, logger, func(err error) {
+		if s := opened.Load(); s != nil {
+			s.backgroundFailed(err)
+		}
 	})
+	db, err := openPebble(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
 	}
-	s := &RaftStore{db: db, dir: dir, wo: pebble.Sync, logger: logger, writeSem: make(chan struct{}, 1), onFailure: opts.OnDiskFailure}
+	s := &RaftStore{db: db, dir: dir, wo: pebble.Sync, logger: logger, writeSem: make(chan struct{}, 1), onFailure: opts.OnDiskFailure, watch: watch}
+	opened.Store(s)
+	watch.Opened()
 	if opts.NoSync {
 		s.wo = pebble.NoSync
 	}
 	first, last, err := s.loadBounds()
 	if err != nil {
+		watch.Release()
 		_ = db.Close()
 		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
 	}
@@ -155,6 +169,7 @@ func (s *RaftStore) Close() error {
 		return nil
 	}
 	s.closed.Store(true)
+	s.watch.Release()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("raftstore: close %s: %w", s.dir, err)
 	}
@@ -539,6 +554,19 @@ func (d *logDecoder) bytes() []byte {
 	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
+}
+
+// backgroundFailed fails the store when its background jobs failed for
+// good (store.WatchBackground): every later write is refused, as after a
+// failed write, and onFailure is told once.
+func (s *RaftStore) backgroundFailed(cause error) {
+	err := fmt.Errorf("%w: %w", ErrDiskFailed, cause)
+	if s.failed.CompareAndSwap(nil, &err) {
+		s.logger.Error("raft log disk failed: refusing every further write", "err", err, "dir", s.dir)
+		if s.onFailure != nil {
+			s.onFailure(err)
+		}
+	}
 }
 
 // write runs one Pebble write. Pebble reports a failed write-ahead log

@@ -14,8 +14,9 @@ import (
 )
 
 // ErrDiskFailed wraps every error of a database whose disk failed a
-// write Pebble cannot go on from (DB.DiskFailed).
-var ErrDiskFailed = errors.New("state database disk failed")
+// write Pebble cannot go on from (DB.DiskFailed; the Raft log's
+// background jobs, WatchBackground).
+var ErrDiskFailed = errors.New("database disk failed")
 
 // Pebble's background jobs on a failing disk. What Pebble v2.1.7 does
 // with a failed write in a flush (a memtable written out as an sstable)
@@ -188,3 +189,30 @@ func (fs tableFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File,
 	}
 	return fs.FS.Create(name, category)
 }
+
+// Background is the watch of the background jobs of a Pebble database
+// other than DB (the Raft log's), as DB keeps of its own (see above).
+type Background struct{ b *background }
+
+// WatchBackground sets po's EventListener and FS (po.FS, or the operating
+// system's) to watch the background jobs of the database in dir: failed
+// is called, in a goroutine of its own, once they have failed for good,
+// and their retries stop until Release. Call Opened once Open returned
+// (a failure before ends the process, as above).
+func WatchBackground(po *pebble.Options, dir string, log *slog.Logger, failed func(error)) *Background {
+	fs := po.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	b := newBackground(dir, log, failed)
+	po.EventListener = b.listener()
+	po.FS = tableFS{FS: fs, dir: dir, bg: b}
+	return &Background{b: b}
+}
+
+// Opened records that Open returned.
+func (w *Background) Opened() { w.b.open() }
+
+// Release lets the jobs waiting for Close go (they fail): call it before
+// the database's Close, which waits for them.
+func (w *Background) Release() { w.b.close() }

@@ -2,6 +2,10 @@ package store
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -154,5 +158,67 @@ func TestTransientFlushFailureRecovers(t *testing.T) {
 	}
 	if err := db.Checkpoint("/checkpoint"); err != nil {
 		t.Fatalf("checkpoint after a transient failure: %v", err)
+	}
+}
+
+const openFlushEnv = "TALLY_TEST_OPEN_FLUSH_DIR"
+
+// TestOpenOnFailingTableDisk: a restart whose flush of the replayed
+// write-ahead log fails every sstable write. Open waits for that flush,
+// which Pebble retries for ever, so nothing in the process can stop it:
+// after bgFailLimit failures in a row the process ends, naming the
+// database and the disk failure (it runs in a process of its own: this
+// test binary again), and the database opened on the repaired disk holds
+// what was written.
+func TestOpenOnFailingTableDisk(t *testing.T) {
+	if dir := os.Getenv(openFlushEnv); dir != "" {
+		var creates atomic.Int64
+		disk := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+			if diskfault.Table(dir, op) {
+				creates.Add(1)
+				return errorfs.ErrInjected
+			}
+			return nil
+		}))
+		db, err := Open(dir, Options{FS: disk})
+		if err == nil {
+			db.Close()
+		}
+		fmt.Println("open returned:", err)
+		return
+	}
+	if testing.Short() {
+		t.Skip("runs this test binary again")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InitGenesis(genesis.Dev()); err != nil { // in the write-ahead log only
+		t.Fatal(err)
+	}
+	want, _ := db.Head()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOpenOnFailingTableDisk$", "-test.count=1")
+	cmd.Env = append(os.Environ(), openFlushEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err == nil || strings.Contains(string(out), "open returned:") {
+		t.Fatalf("Open on a disk failing its flushes returned (%v):\n%s", err, out)
+	}
+	for _, w := range []string{"pebble database " + dir + " failed", "before Open returned", "failed background jobs in a row"} {
+		if !strings.Contains(string(out), w) {
+			t.Fatalf("the process ended (%v) without %q:\n%.4000s", err, w, out)
+		}
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("open on the repaired disk: %v", err)
+	}
+	defer db.Close()
+	if got, _ := db.Head(); got != want {
+		t.Fatalf("head %+v on the repaired disk, want %+v", got, want)
 	}
 }
