@@ -413,7 +413,7 @@ type Forwarder struct {
 	// (Send).
 	retryFor time.Duration
 	relayFor atomic.Int64
-	log                *slog.Logger
+	log      *slog.Logger
 	// down is set from the first batch that found no leader to the next
 	// one delivered: an episode without a leader is logged once, not once
 	// per batch.
