@@ -210,6 +210,9 @@ func (a *Admission) Submit(ctx context.Context, tx *types.Transaction) error {
 	if _, err := a.cfg.Senders.Sender(tx); err != nil {
 		return err // decode, chain id and signature are checked here, not by the leader
 	}
+	if err := a.appliedHere(tx); err != nil {
+		return err // answered here: see forwardBatch
+	}
 	return a.Forward(ctx, tx)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/mempool"
@@ -119,22 +120,79 @@ func (a *Admission) replicated(tx *types.Transaction, err error) error {
 // the client sent (p2p.Forwarder.ForwardBatch) and returns the leader's
 // verdicts; each transaction the leader admitted is kept in this node's
 // pool and journal, synced once for the batch, as Forward does for one.
+//
+// Two kinds of element are answered here without the leader: one this node
+// has applied already ("already known", as the leader's own pool answers
+// it; the leader may be unreachable, and a wallet would try every node
+// for it), and a second copy of an earlier element of the same batch
+// (answered as go-ethereum answers it, after the first: "already known"
+// if the first was admitted, else the first's refusal). The forwarder
+// reads a retried batch's "already known" as admitted, since the first
+// attempt may have reached the leader; a copy sent with it would then
+// be acknowledged as a transaction of its own.
 func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []error {
-	raws := make([][]byte, len(batch))
+	errs := make([]error, len(batch))
+	first := make(map[common.Hash]int, len(batch))
+	dups := map[int]int{} // a later copy's index → its first's
+	var fwd []int         // the elements the leader is asked about
 	for i, b := range batch {
-		raws[i] = b.Raw
+		h := b.Tx.Hash()
+		if j, ok := first[h]; ok {
+			dups[i] = j
+			continue
+		}
+		first[h] = i
+		if err := a.appliedHere(b.Tx); err != nil {
+			errs[i] = err
+			continue
+		}
+		fwd = append(fwd, i)
 	}
-	var errs []error
-	if len(raws) == 1 {
-		// A single call's transaction joins the forwarder's queue, so
-		// that concurrent clients' single calls reach the leader
-		// together; a batch travels as a message of its own.
-		errs = []error{a.forwarder.Forward(ctx, raws[0])}
-	} else {
-		errs = a.forwarder.ForwardBatch(ctx, raws)
+	if len(fwd) > 0 {
+		raws := make([][]byte, len(fwd))
+		for k, i := range fwd {
+			raws[k] = batch[i].Raw
+		}
+		var verdicts []error
+		if len(raws) == 1 {
+			// A single call's transaction joins the forwarder's queue, so
+			// that concurrent clients' single calls reach the leader
+			// together; a batch travels as a message of its own.
+			verdicts = []error{a.forwarder.Forward(ctx, raws[0])}
+		} else {
+			verdicts = a.forwarder.ForwardBatch(ctx, raws)
+		}
+		for k, i := range fwd {
+			errs[i] = verdicts[k]
+		}
 	}
+	a.keepForwarded(ctx, batch, fwd, errs)
+	for i, j := range dups {
+		if errs[j] != nil && !leaderHolds(errs[j]) {
+			errs[i] = errs[j]
+		} else {
+			errs[i] = fmt.Errorf("%w: %s", mempool.ErrKnown, batch[i].Tx.Hash())
+		}
+	}
+	return errs
+}
+
+// appliedHere is the refusal of tx when this node has applied it already
+// (nil otherwise, or when the database cannot say: the leader decides).
+func (a *Admission) appliedHere(tx *types.Transaction) error {
+	if applied, err := a.cfg.DB.HasTx(tx.Hash()); err == nil && applied {
+		return fmt.Errorf("%w: %s", mempool.ErrAlreadyApplied, tx.Hash())
+	}
+	return nil
+}
+
+// keepForwarded keeps in this node's pool and journal each element of fwd
+// the leader holds (errs[i] nil or "already known"), synced once, as
+// Forward does for one; a failed sync becomes their answer.
+func (a *Admission) keepForwarded(ctx context.Context, batch []rpc.Admission, fwd []int, errs []error) {
 	var held, again []int
-	for i, err := range errs {
+	for _, i := range fwd {
+		err := errs[i]
 		if err != nil && !leaderHolds(err) {
 			continue
 		}
@@ -158,7 +216,7 @@ func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []e
 			for _, i := range held {
 				errs[i] = err
 			}
-			return errs
+			return
 		}
 	}
 	if len(again) > 0 && a.replicator != nil {
@@ -172,5 +230,4 @@ func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []e
 			}
 		}
 	}
-	return errs
 }

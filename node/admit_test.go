@@ -197,3 +197,76 @@ func counterValue(t testing.TB, c interface{ Write(*dto.Metric) error }) float64
 	}
 	return m.GetCounter().GetValue()
 }
+
+// A follower answers two kinds of batch element itself, as go-ethereum's
+// node would, rather than asking the leader: a transaction it has applied
+// already ("already known" at once, even with no leader to ask: a wallet
+// would otherwise try every node for it), and a second copy of an earlier
+// element (answered after the first; the forwarder reads a retried
+// batch's "already known" as admitted, so a copy forwarded with it was
+// acknowledged as a transaction of its own, which made
+// TestBatchThroughFollower fail on a loaded machine).
+func TestFollowerAnswersAppliedAndRepeated(t *testing.T) {
+	nodes := startTestnet(t, 3)
+	li := leaderOf(t, nodes)
+	follower := nodes[(li+1)%3]
+	ec, rc := dial(t, follower)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id := big.NewInt(genesis.DevChainID)
+	k, _ := genesis.DevKey(10)
+	to := common.Address{0x7a, 0xd4}
+	sign := func(nonce uint64) (hexutil.Bytes, common.Hash) {
+		tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce, To: &to, Value: big.NewInt(1), Gas: 21000}), id, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tx.MarshalBinary()
+		return raw, tx.Hash()
+	}
+	send := func(raws ...hexutil.Bytes) []gethrpc.BatchElem {
+		calls := make([]gethrpc.BatchElem, len(raws))
+		for i, raw := range raws {
+			calls[i] = gethrpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{raw}, Result: new(common.Hash)}
+		}
+		if err := rc.BatchCallContext(ctx, calls); err != nil {
+			t.Fatal(err)
+		}
+		return calls
+	}
+	verdict := func(c gethrpc.BatchElem) string {
+		if c.Error != nil {
+			return c.Error.Error()
+		}
+		return ""
+	}
+
+	a, ha := sign(0)
+	b, hb := sign(1)
+	calls := send(a, a, b, b)
+	want := []string{"", "already known", "", "already known"}
+	for i, c := range calls {
+		if got := verdict(c); !strings.HasPrefix(got, want[i]) || (want[i] == "" && got != "") {
+			t.Errorf("call %d: %q, want %q", i, got, want[i])
+		}
+	}
+	waitReceipt(t, ec, ha)
+	waitReceipt(t, ec, hb)
+
+	// The other two nodes stop: the follower has no leader to ask.
+	for i, n := range nodes {
+		if n != follower {
+			n.Close()
+			nodes[i] = nil
+		}
+	}
+	start := time.Now()
+	for i, c := range send(a, b) {
+		if got := verdict(c); !strings.HasPrefix(got, "already known") {
+			t.Errorf("replay %d with no leader: %q, want \"already known\"", i, got)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the replays were answered after %v: the follower asked for a leader", d)
+	}
+}
