@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tally-ledger/tally/config"
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -177,7 +178,7 @@ func (n *Notifier) Register(ctx context.Context, req *wallet.PaymentRequest) (*O
 	case !errors.Is(err, ErrNotFound):
 		return nil, false, err
 	}
-	count, err := getUint(s.db, keyOrders)
+	count, err := kv.GetUint(s.db, keyOrders)
 	if err != nil {
 		return nil, false, err
 	}
@@ -207,7 +208,7 @@ func (n *Notifier) Register(ctx context.Context, req *wallet.PaymentRequest) (*O
 	if err := putOrder(b, o); err != nil {
 		return nil, false, err
 	}
-	if err := b.Set(keyOrders, be8(count+1), nil); err != nil {
+	if err := b.Set(keyOrders, kv.BE8(count+1), nil); err != nil {
 		return nil, false, err
 	}
 	queued, err := n.apply(b, past)

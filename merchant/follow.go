@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/chain"
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 	"github.com/tally-ledger/tally/state"
 )
 
@@ -137,7 +138,7 @@ func (n *Notifier) record(logs []types.Log, next uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Set(keyCursor, be8(next), nil); err != nil {
+	if err := b.Set(keyCursor, kv.BE8(next), nil); err != nil {
 		return err
 	}
 	if err := n.commit(b, queued); err != nil {
@@ -291,7 +292,7 @@ func (n *Notifier) applyDispute(b *pebble.Batch, l *types.Log) (bool, error) {
 		}
 		note.Event = EventDisputed
 	default:
-		ref, err := get(b, disputeKey(id))
+		ref, err := kv.Get(b, disputeKey(id))
 		if err != nil || ref == nil {
 			return false, err // not a dispute on an order
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
 
+	kv "github.com/tally-ledger/tally/internal/pebblekv"
 	"github.com/tally-ledger/tally/store"
 )
 
@@ -60,11 +61,11 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open merchant store %s: %w", dir, err)
 	}
 	s := &Store{db: db}
-	v, err := getUint(db, keyFormat)
+	v, err := kv.GetUint(db, keyFormat)
 	switch {
 	case err != nil:
 	case v == 0:
-		err = db.Set(keyFormat, be8(StoreFormat), pebble.Sync)
+		err = db.Set(keyFormat, kv.BE8(StoreFormat), pebble.Sync)
 	case v != StoreFormat:
 		err = fmt.Errorf("store format %d, this notifier reads format %d", v, StoreFormat)
 	}
@@ -80,7 +81,7 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Cursor is the next block to read, and whether one was ever recorded.
 func (s *Store) Cursor() (uint64, bool, error) {
-	v, err := get(s.db, keyCursor)
+	v, err := kv.Get(s.db, keyCursor)
 	if err != nil || v == nil {
 		return 0, false, err
 	}
@@ -96,10 +97,10 @@ func (s *Store) Order(ref common.Hash) (*Order, error) {
 }
 
 // Orders is how many orders are registered.
-func (s *Store) Orders() (uint64, error) { return getUint(s.db, keyOrders) }
+func (s *Store) Orders() (uint64, error) { return kv.GetUint(s.db, keyOrders) }
 
 func readOrder(r pebble.Reader, ref common.Hash) (*Order, error) {
-	data, err := get(r, orderKey(ref))
+	data, err := kv.Get(r, orderKey(ref))
 	if err != nil {
 		return nil, err
 	}
@@ -122,35 +123,6 @@ func putOrder(b *pebble.Batch, o *Order) error {
 }
 
 func orderKey(ref common.Hash) []byte { return append(append([]byte{}, prefixOrder...), ref[:]...) }
-
-func get(r pebble.Reader, k []byte) ([]byte, error) {
-	v, closer, err := r.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %q: %w", k, err)
-	}
-	defer closer.Close()
-	return append([]byte{}, v...), nil
-}
-
-func getUint(r pebble.Reader, k []byte) (uint64, error) {
-	v, err := get(r, k)
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("%q: %d bytes, want 8", k, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
-}
-
-func be8(v uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return b[:]
-}
 
 // quietLogger keeps Pebble's informational messages out of the
 // notifier's log; a fatal error still ends it with the message.
