@@ -314,6 +314,15 @@ func (n *Node) requireLeader() error {
 		return nil
 	}
 	_, leader := n.engine.Raft.LeaderWithID()
+	return notLeaderError(string(leader))
+}
+
+// notLeaderError is the refusal of an admin call that only the leader
+// makes, naming the leader to call, or saying that none is elected.
+func notLeaderError(leader string) error {
+	if leader == "" {
+		return errors.New("not the leader, and no leader is elected now: call again once one is (tally admin raft-status shows it)")
+	}
 	return fmt.Errorf("not the leader: call the leader (%s)", leader)
 }
 
