@@ -11,7 +11,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	kv "github.com/tally-ledger/tally/internal/pebblekv"
-	"github.com/tally-ledger/tally/store"
 )
 
 // Store is the notifier's own Pebble database. The orders a run of
@@ -53,27 +52,11 @@ var ErrNotFound = errors.New("not found")
 
 // OpenStore opens (creating) the store in dir.
 func OpenStore(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := kv.OpenService(dir, kv.Service{Store: "merchant store", Holder: "a running merchant notifier", Reader: "notifier"}, keyFormat, StoreFormat)
 	if err != nil {
-		if held := store.HeldError(dir, "a running merchant notifier", err); errors.Is(held, store.ErrInUse) {
-			return nil, fmt.Errorf("open merchant store: %w", held)
-		}
-		return nil, fmt.Errorf("open merchant store %s: %w", dir, err)
+		return nil, err
 	}
-	s := &Store{db: db}
-	v, err := kv.GetUint(db, keyFormat)
-	switch {
-	case err != nil:
-	case v == 0:
-		err = db.Set(keyFormat, kv.BE8(StoreFormat), pebble.Sync)
-	case v != StoreFormat:
-		err = fmt.Errorf("store format %d, this notifier reads format %d", v, StoreFormat)
-	}
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open merchant store %s: %w", dir, err)
-	}
-	return s, nil
+	return &Store{db: db}, nil
 }
 
 // Close closes the database.
@@ -123,13 +106,3 @@ func putOrder(b *pebble.Batch, o *Order) error {
 }
 
 func orderKey(ref common.Hash) []byte { return append(append([]byte{}, prefixOrder...), ref[:]...) }
-
-// quietLogger keeps Pebble's informational messages out of the
-// notifier's log; a fatal error still ends it with the message.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
-}

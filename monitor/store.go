@@ -11,7 +11,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	kv "github.com/tally-ledger/tally/internal/pebblekv"
-	"github.com/tally-ledger/tally/store"
 )
 
 // Store is the monitor's own Pebble database. Everything derived from a
@@ -62,27 +61,11 @@ var ErrNotFound = errors.New("not found")
 
 // OpenStore opens (creating) the store in dir.
 func OpenStore(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := kv.OpenService(dir, kv.Service{Store: "monitor store", Holder: "a running monitor", Reader: "monitor"}, keyFormat, StoreFormat)
 	if err != nil {
-		if held := store.HeldError(dir, "a running monitor", err); errors.Is(held, store.ErrInUse) {
-			return nil, fmt.Errorf("open monitor store: %w", held)
-		}
-		return nil, fmt.Errorf("open monitor store %s: %w", dir, err)
+		return nil, err
 	}
-	s := &Store{db: db}
-	v, err := s.getUint(keyFormat)
-	switch {
-	case err != nil:
-	case v == 0:
-		err = s.db.Set(keyFormat, kv.BE8(StoreFormat), pebble.Sync)
-	case v != StoreFormat:
-		err = fmt.Errorf("store format %d, this monitor reads format %d", v, StoreFormat)
-	}
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open monitor store %s: %w", dir, err)
-	}
-	return s, nil
+	return &Store{db: db}, nil
 }
 
 // Close closes the database.
@@ -267,15 +250,3 @@ func payeeKey(from, to common.Address) []byte {
 // ---- helpers ----
 
 func (s *Store) get(k []byte) ([]byte, error) { return kv.Get(s.db, k) }
-
-func (s *Store) getUint(k []byte) (uint64, error) { return kv.GetUint(s.db, k) }
-
-// quietLogger keeps Pebble's informational messages out of the monitor's
-// log; errors still reach stderr through Fatalf's panic.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
-}
