@@ -17,9 +17,12 @@
 // checks parameter types and dispatches to EthAPI, which reads the applied state (never a block that
 // is not committed and applied, so a receipt is final). Its
 // eth_sendRawTransaction calls reach the same pipeline (Server.sendOne):
-// a single call as a batch of one, and in a mixed HTTP batch each run of
-// consecutive sends as one group, admitted when go-ethereum reaches the
-// run's first call (sendplan.go).
+// a single call as a batch of one, and in a mixed HTTP batch or any
+// WebSocket batch each run of consecutive sends as one group, admitted
+// when go-ethereum reaches the run's first call (sendplan.go; a
+// WebSocket connection's reader hands the server each batch message
+// before go-ethereum reads it, since go-ethereum reads WebSocket
+// messages itself).
 //
 // The ledger's own reads are tally_* (LedgerAPI: accounts, supply, assets,
 // account history, and in ledgerviews.go the views the explorer reads:

@@ -43,6 +43,11 @@ type sendPlan struct {
 	s          *Server
 	remoteAddr string
 
+	// shared: the plan is one of a WebSocket connection's (wsPlans),
+	// whose other messages' sends meet it too; another send does not end
+	// it.
+	shared bool
+
 	mu     sync.Mutex
 	calls  []plannedSend
 	next   int  // the call go-ethereum should dispatch next
@@ -136,7 +141,7 @@ func (p *sendPlan) answer(ctx context.Context, raw []byte) (h common.Hash, err e
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.broken || p.next >= len(p.calls) || !bytes.Equal(p.calls[p.next].raw, raw) {
-		p.broken = true
+		p.broken = p.broken || !p.shared
 		return common.Hash{}, nil, false
 	}
 	c := &p.calls[p.next]
@@ -159,14 +164,148 @@ func (p *sendPlan) answer(ctx context.Context, raw []byte) (h common.Hash, err e
 	return c.hash, c.err, true
 }
 
+// finished reports whether every call of the plan is answered.
+func (p *sendPlan) finished() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.broken || p.next >= len(p.calls)
+}
+
+// midRun reports whether the plan's next call belongs to a run already
+// admitted: its verdict is held here and nowhere else.
+func (p *sendPlan) midRun() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.broken && p.next < len(p.calls) && p.calls[p.next].done
+}
+
 // sendOne is eth_sendRawTransaction's admission: the answer the request's
-// plan holds for raw, or the pipeline for raw alone.
+// plan (HTTP) or its WebSocket connection's plans hold for raw, or the
+// pipeline for raw alone.
 func (s *Server) sendOne(ctx context.Context, raw []byte) (common.Hash, error) {
 	if p, _ := ctx.Value(sendPlanKey{}).(*sendPlan); p != nil {
 		if h, err, ok := p.answer(ctx, raw); ok {
 			return h, err
 		}
+	} else if wp := s.wsPlansOf(ctx); wp != nil {
+		if h, err, ok := wp.answer(ctx, raw); ok {
+			return h, err
+		}
 	}
 	hashes, errs := s.admitCalls(ctx, gethrpc.PeerInfoFromContext(ctx).RemoteAddr, [][]byte{raw})
 	return hashes[0], errs[0]
+}
+
+// A WebSocket connection's batches reach go-ethereum's server without
+// passing through a request the server could attach a plan to:
+// go-ethereum reads the messages itself, and hands every call of the
+// connection the same context. So the connection's reader
+// (messageTimeoutConn) hands each batch message to the server before
+// gorilla reads it, the server plans it (planSends) among the
+// connection's plans (wsPlans, found by the connection's address, which
+// go-ethereum puts in each call's context), and each send go-ethereum
+// dispatches on the connection is answered by the plan whose next call
+// it is. go-ethereum serves a connection's messages concurrently, so
+// several plans may be open at once; a send that is no plan's next (a
+// single call, or a plan's call dispatched otherwise than planned) takes
+// the per-call path without ending any plan. The plans are as go-ethereum
+// reads them in all else: a run is admitted when go-ethereum reaches its
+// first call, and a call between two sends ends a run.
+
+// maxWSPlans bounds the open plans of one WebSocket connection. A plan
+// closes when its last call is answered; one whose batch go-ethereum cut
+// short (its replies passed the batch response bound) stays until the
+// connection closes. A batch that finds maxWSPlans open, none of them
+// between runs, is not planned (its sends take the per-call path).
+const maxWSPlans = 8
+
+// wsPlans are the open send plans of one WebSocket connection, in the
+// order its messages arrived.
+type wsPlans struct {
+	mu    sync.Mutex
+	plans []*sendPlan
+}
+
+// add opens p, closing the oldest open plan that holds no admitted
+// verdict if the connection has maxWSPlans.
+func (w *wsPlans) add(p *sendPlan) {
+	p.shared = true
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kept := w.plans[:0]
+	for _, q := range w.plans {
+		if !q.finished() {
+			kept = append(kept, q)
+		}
+	}
+	w.plans = kept
+	if len(w.plans) >= maxWSPlans {
+		i := 0
+		for i < len(w.plans) && w.plans[i].midRun() {
+			i++
+		}
+		if i == len(w.plans) {
+			return
+		}
+		w.plans = append(w.plans[:i], w.plans[i+1:]...)
+	}
+	w.plans = append(w.plans, p)
+}
+
+// answer returns the verdict on raw from the first open plan whose next
+// call it is (ok false: none).
+func (w *wsPlans) answer(ctx context.Context, raw []byte) (h common.Hash, err error, ok bool) {
+	w.mu.Lock()
+	plans := append([]*sendPlan(nil), w.plans...)
+	w.mu.Unlock()
+	for _, p := range plans {
+		if h, err, ok = p.answer(ctx, raw); ok {
+			if p.finished() {
+				w.remove(p)
+			}
+			return h, err, true
+		}
+	}
+	return common.Hash{}, nil, false
+}
+
+func (w *wsPlans) remove(p *sendPlan) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, q := range w.plans {
+		if q == p {
+			w.plans = append(w.plans[:i], w.plans[i+1:]...)
+			return
+		}
+	}
+}
+
+// openWSPlans registers the plans of the WebSocket connection from
+// remoteAddr and returns the function its reader hands batches to (nil
+// when another live connection has the same address string, which only
+// a server on two listeners could see: that connection's sends take the
+// per-call path) and the one that drops them when the connection closes.
+func (s *Server) openWSPlans(remoteAddr string) (onBatch func([]byte), done func()) {
+	w := &wsPlans{}
+	if _, loaded := s.wsPlans.LoadOrStore(remoteAddr, w); loaded {
+		return nil, func() {}
+	}
+	onBatch = func(msg []byte) {
+		if p := s.planSends(msg, remoteAddr); p != nil {
+			w.add(p)
+		}
+	}
+	return onBatch, func() { s.wsPlans.CompareAndDelete(remoteAddr, w) }
+}
+
+// wsPlansOf returns the plans of the WebSocket connection ctx's call
+// came on (nil for another transport).
+func (s *Server) wsPlansOf(ctx context.Context) *wsPlans {
+	peer := gethrpc.PeerInfoFromContext(ctx)
+	if peer.Transport != "ws" {
+		return nil
+	}
+	w, _ := s.wsPlans.Load(peer.RemoteAddr)
+	wp, _ := w.(*wsPlans)
+	return wp
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -189,6 +190,9 @@ type Server struct {
 	heavy   *heavyGate
 	// wsConns counts the open WebSocket connections (MaxWSConns).
 	wsConns atomic.Int64
+	// wsPlans holds each open WebSocket connection's send plans
+	// (*wsPlans), by its client's address (sendplan.go).
+	wsPlans sync.Map
 	// http serves the requests that are not WebSocket upgrades: serveHTTP,
 	// behind the CORS handler when CORSOrigins are set.
 	http http.Handler
@@ -381,10 +385,16 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.wsConns.Add(-1)
+	// The connection's batches are planned before go-ethereum dispatches
+	// them, so that their runs of sends are admitted as groups
+	// (sendplan.go).
+	onBatch, done := s.openWSPlans(r.RemoteAddr)
+	defer done()
 	// Each message the client sends must arrive within ReadTimeout once
 	// it has started, as an HTTP request must (messageTimeoutWriter).
 	s.ws.ServeHTTP(&messageTimeoutWriter{ResponseWriter: w, timeout: s.limits.ReadTimeout,
-		onTimeout: func() { s.limits.refused("http.read-timeout") }}, r)
+		onTimeout: func() { s.limits.refused("http.read-timeout") },
+		onBatch:   onBatch, maxMessage: s.limits.MaxBodyBytes}, r)
 }
 
 func firstByte(b []byte) byte {
