@@ -30,14 +30,16 @@ import (
 )
 
 // The operator's view, checked against the real thing: a node (a
-// one-validator testnet), a bank bridge in front of it and a risk monitor
-// following it (e2e/dashmonitor_test.go), scraped every
+// one-validator testnet), a bank bridge in front of it, a risk monitor
+// and a merchant notifier following it (e2e/dashmonitor_test.go,
+// e2e/dashmerchant_test.go), scraped every
 // second by a real Prometheus server (Debian's prometheus package, which
 // `make deploy-check` installs) that loads the project's alert rules and
 // serves its console (deploy/prometheus/consoles/tally.html). After a
 // little traffic (transfers, deposits minted by the bridge, a withdrawal
 // paid out, a JSON-RPC bound refusing a client, two monitor alerts, one
-// acknowledged and one escalated to a freeze):
+// acknowledged and one escalated to a freeze, an order paid and
+// notified):
 //
 //   - every query of every panel of the Grafana dashboard
 //     (deploy/grafana/tally-dashboard.json), with its variables set to the
@@ -72,11 +74,13 @@ const (
 // fails the test, and so does a listed one that has data (the list must
 // stay true).
 var dashNoData = map[string]string{
-	"Raft membership changes/A":               "a one-validator chain never changes its Raft membership, and a counter vector has no series before its first change (e2e TestGovernanceValidatorChanges makes changes; node TestDeployMetrics checks the name)",
-	"Bridge errors and failovers/A":           "no bridge worker fails in this test: tally_bridge_worker_errors_total{worker} has no series before a first error",
-	"Bridge errors and failovers/C":           "no payout comes back and no deposit is reversed in this test: tally_bridge_unhandled_returns_total{kind} has no series before a first one",
-	"Webhook deliveries and monitor errors/B": "the test's webhook receiver takes every notification: tally_monitor_webhook_dropped_total{why} has no series before a first one given up (monitor TestWebhook* drop them)",
-	"Webhook deliveries and monitor errors/C": "no monitor worker fails in this test: tally_monitor_worker_errors_total{worker} has no series before a first error",
+	"Raft membership changes/A":                "a one-validator chain never changes its Raft membership, and a counter vector has no series before its first change (e2e TestGovernanceValidatorChanges makes changes; node TestDeployMetrics checks the name)",
+	"Bridge errors and failovers/A":            "no bridge worker fails in this test: tally_bridge_worker_errors_total{worker} has no series before a first error",
+	"Bridge errors and failovers/C":            "no payout comes back and no deposit is reversed in this test: tally_bridge_unhandled_returns_total{kind} has no series before a first one",
+	"Webhook deliveries and monitor errors/B":  "the test's webhook receiver takes every notification: tally_monitor_webhook_dropped_total{why} has no series before a first one given up (monitor TestWebhook* drop them)",
+	"Webhook deliveries and monitor errors/C":  "no monitor worker fails in this test: tally_monitor_worker_errors_total{worker} has no series before a first error",
+	"Merchant webhook deliveries and errors/B": "the test's webhook receiver takes every notification: tally_merchant_webhook_dropped_total{why} has no series before a first one given up (internal/outbox tests drop them)",
+	"Merchant webhook deliveries and errors/C": "no notifier worker fails in this test: tally_merchant_worker_errors_total{worker} has no series before a first error",
 }
 
 func TestDashboard(t *testing.T) {
@@ -100,18 +104,19 @@ func TestDashboard(t *testing.T) {
 	c.waitLeader(ctx, []int{0}, "", 30*time.Second)
 	e, _, keys, _ := setupBridge(t, ctx, c, "e2e-dashboard-hmac-secret-0123456789", 2, account)
 	mon := startDashMonitor(t, c.specs[0].RPC)
-	t.Logf("node, bridge and monitor up after %v", time.Since(began).Round(time.Millisecond))
+	shop := startDashMerchant(t, c.specs[0].RPC)
+	t.Logf("node, bridge, monitor and merchant notifier up after %v", time.Since(began).Round(time.Millisecond))
 
 	nodeTarget := strings.TrimPrefix(c.specs[0].RPC, "http://")
 	bridgeTarget := strings.TrimPrefix(e.bridgeURL, "http://")
-	prom := startPrometheus(t, promBin, consoleLibs, root, nodeTarget, bridgeTarget, mon.target)
+	prom := startPrometheus(t, promBin, consoleLibs, root, nodeTarget, bridgeTarget, mon.target, shop.target)
 	promStarted := time.Now()
 	// Prometheus applies new targets every few seconds: the counters must
 	// be scraped before the traffic moves them, or their first sample is
 	// already past it and their rates show nothing.
-	pollUntil(t, 30*time.Second, func() string { return "Prometheus scraping the node, the bridge and the monitor" }, func() bool {
+	pollUntil(t, 30*time.Second, func() string { return "Prometheus scraping the node, the bridge, the monitor and the notifier" }, func() bool {
 		res, err := prom.query(`up == 1`)
-		return err == nil && len(res) == 3
+		return err == nil && len(res) == 4
 	})
 
 	// ---- traffic ----
@@ -156,6 +161,7 @@ func TestDashboard(t *testing.T) {
 		return s.Deposits["minted"] == 2 && s.Payouts["closed"] == 1
 	})
 	mon.raiseAlerts(ctx, cl)
+	shop.sell(ctx, cl)
 	t.Logf("traffic done after %v", time.Since(began).Round(time.Millisecond))
 
 	// ---- (a) every dashboard query returns data ----
@@ -187,10 +193,11 @@ func TestDashboard(t *testing.T) {
 	// The dashboard with one value picked for each variable: exact
 	// values, not "All" (.*), so that a wrong label name matches nothing.
 	panels := dashboardQueries(t, prom, filepath.Join(root, "deploy", "grafana", "tally-dashboard.json"), map[string]string{
-		"job":         dashNodeJob,
-		"instance":    nodeTarget,
-		"bridge_job":  dashBridgeJob,
-		"monitor_job": dashMonitorJob,
+		"job":          dashNodeJob,
+		"instance":     nodeTarget,
+		"bridge_job":   dashBridgeJob,
+		"monitor_job":  dashMonitorJob,
+		"merchant_job": dashMerchantJob,
 	})
 
 	// ---- (b) the rules load, evaluate, and none fires ----
@@ -210,7 +217,8 @@ func TestDashboard(t *testing.T) {
 	// query); here Prometheus renders it with the variables set as above
 	// and Chromium draws it.
 	console := prom.url + "/consoles/tally.html?job=" + url.QueryEscape(dashNodeJob) + "&instance=" + url.QueryEscape(nodeTarget) +
-		"&bridge_job=" + url.QueryEscape(dashBridgeJob) + "&monitor_job=" + url.QueryEscape(dashMonitorJob)
+		"&bridge_job=" + url.QueryEscape(dashBridgeJob) + "&monitor_job=" + url.QueryEscape(dashMonitorJob) +
+		"&merchant_job=" + url.QueryEscape(dashMerchantJob)
 	checkConsole(t, console, panels)
 	shotDir := os.Getenv("TALLY_SCREENSHOTS")
 	if shotDir != "" {
@@ -325,7 +333,7 @@ type promServer struct {
 // operator token, every second, evaluating the
 // project's rules every second and serving its consoles, and waits until
 // it is ready. A start that loses the race for its port is retried.
-func startPrometheus(t *testing.T, bin, consoleLibs, root, nodeTarget, bridgeTarget, monitorTarget string) *promServer {
+func startPrometheus(t *testing.T, bin, consoleLibs, root, nodeTarget, bridgeTarget, monitorTarget, merchantTarget string) *promServer {
 	t.Helper()
 	dir := t.TempDir()
 	token := filepath.Join(dir, "bridge.token")
@@ -359,7 +367,12 @@ scrape_configs:
       credentials_file: %q
     static_configs:
       - targets: %s
-`, q(rules...), dashNodeJob, q(nodeTarget), dashBridgeJob, token, q(bridgeTarget), dashMonitorJob, token, q(monitorTarget))
+  - job_name: %s
+    authorization:
+      credentials_file: %q
+    static_configs:
+      - targets: %s
+`, q(rules...), dashNodeJob, q(nodeTarget), dashBridgeJob, token, q(bridgeTarget), dashMonitorJob, token, q(monitorTarget), dashMerchantJob, token, q(merchantTarget))
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package merchant
 
 import (
+	"math"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -20,7 +22,7 @@ func newMetrics(n *Notifier) *metrics {
 	x := &metrics{
 		reg: prometheus.NewRegistry(),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_merchant_order_events_total",
-			Help: "Payments and refunds matched to orders, by event (order.paid, order.partially_paid, order.overpaid, order.refunded)."}, []string{"event"}),
+			Help: "Payments and refunds matched to orders, by event (order.paid, order.partially_paid, order.overpaid, order.refunded, order.disputed, order.dispute_closed, order.expired)."}, []string{"event"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_merchant_worker_errors_total",
 			Help: "Failed worker rounds, by worker (follower, webhook)."}, []string{"worker"}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_merchant_webhook_attempts_total",
@@ -39,6 +41,14 @@ func newMetrics(n *Notifier) *metrics {
 				return 0
 			}
 			return float64(n.outbox.Pending())
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tally_merchant_orders",
+			Help: "Orders registered (orders.max bounds them)."}, func() float64 {
+			count, err := n.store.Orders()
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(count)
 		}),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return x

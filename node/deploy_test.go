@@ -11,8 +11,8 @@ import (
 
 // TestDeployMetrics: every metric the node alert rules
 // (deploy/prometheus/tally-node-rules.yml) and the Grafana dashboard
-// (deploy/grafana/tally-dashboard.json) name, except the bridge's and
-// the risk monitor's (their tests check those), is one a running cluster node exports, so a renamed
+// (deploy/grafana/tally-dashboard.json) name, except the bridge's, the
+// risk monitor's and the merchant notifier's (their tests check those), is one a running cluster node exports, so a renamed
 // metric cannot leave an alert that never fires or an empty panel; the
 // rules cover what operators asked for; the dashboard is a JSON model
 // Grafana can import (deploytest.Dashboard). promtool checks and
@@ -61,7 +61,7 @@ func TestDeployMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range names {
-		if !strings.HasPrefix(name, "tally_bridge_") && !strings.HasPrefix(name, "tally_monitor_") && !exported[name] {
+		if !strings.HasPrefix(name, "tally_bridge_") && !strings.HasPrefix(name, "tally_monitor_") && !strings.HasPrefix(name, "tally_merchant_") && !exported[name] {
 			t.Errorf("the dashboard uses %s, which the node does not export", name)
 		}
 	}

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/merchant"
+	"github.com/tally-ledger/tally/wallet"
+)
+
+// dashMerchantJob is the scrape job of the merchant notifier in
+// TestDashboard.
+const dashMerchantJob = "tally-merchant"
+
+// dashMerchant is a `tally merchant` following the dashboard test's node,
+// as docs/merchants.md runs one: the e2e operator token as its API token,
+// dev account 12 as the shop, and a webhook receiver that takes every
+// notification.
+type dashMerchant struct {
+	t      *testing.T
+	url    string // http://host:port of its order API and /metrics
+	target string // host:port, as Prometheus scrapes it
+	shop   int    // the dev account orders are paid to
+	proc   *proc
+}
+
+// startDashMerchant starts the notifier on nodeURL and waits for /healthz.
+func startDashMerchant(t *testing.T, nodeURL string) *dashMerchant {
+	t.Helper()
+	dir := t.TempDir()
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(hook.Close)
+	for name, data := range map[string][]byte{"tokens": []byte("e2e " + e2eOperatorToken + "\n"),
+		"webhook.secret": []byte("e2e-dashboard-merchant-secret-0123456789")} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &dashMerchant{t: t, shop: 12}
+	shop := clusterDevKeys(t, m.shop, m.shop+1)[0]
+	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cfg := fmt.Sprintf(`listen = %q
+datadir = "merchant-data"
+[nodes]
+endpoints = [%q]
+[follow]
+poll-interval = "200ms"
+[api]
+tokens-file = "tokens"
+[orders]
+payees = [%q]
+[webhook]
+url = %q
+secret-file = "webhook.secret"
+`, listen, nodeURL, shop.Address().Hex(), hook.URL)
+	path := filepath.Join(dir, "merchant.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.url, m.target = "http://"+listen, listen
+	m.proc = startProc(t, "merchant", filepath.Join(dir, "merchant.log"), "merchant", "--config", path)
+	waitHTTP(t, m.proc, m.url+"/healthz")
+	return m
+}
+
+// sell registers an order of 2 CNY and pays it from dev account 9 under
+// its reference; once the notifier has delivered its order.paid, every
+// merchant panel of the dashboard has data but the two dashNoData names.
+func (m *dashMerchant) sell(ctx context.Context, cl *wallet.Client) {
+	t := m.t
+	t.Helper()
+	id, err := cl.ChainID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cny, err := cl.AssetBySymbol(ctx, "CNY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop := clusterDevKeys(t, m.shop, m.shop+1)[0]
+	amount := new(big.Int).Mul(big.NewInt(2), big.NewInt(1e18))
+	req, err := wallet.NewPaymentRequest(id.Uint64(), cny, shop.Address(), amount, "DASH-ORDER-1", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.call(http.MethodPost, merchant.PathOrders, req, nil); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := wallet.ParseReference(req.Order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := wallet.AssetOp(cny.ID, "transferWithReference", shop.Address(), amount, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payer := clusterDevKeys(t, 9, 10)[0]
+	tx, err := cl.Send(ctx, payer, op)
+	if err != nil {
+		t.Fatalf("pay the order: %v", err)
+	}
+	if r, err := cl.WaitReceipt(ctx, tx.Hash()); err != nil || r.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("pay the order: receipt %v: %v", r, err)
+	}
+	var st merchant.StatusView
+	pollUntil(t, 30*time.Second, func() string { return fmt.Sprintf("the order paid and its notification delivered (status %+v)", st) }, func() bool {
+		var o merchant.Order
+		return m.call(http.MethodGet, merchant.PathOrder+req.Order, nil, &o) == nil && o.Status == merchant.StatusPaid &&
+			m.call(http.MethodGet, merchant.PathStatus, nil, &st) == nil && st.Pending == 0
+	})
+}
+
+// call is a request to the notifier's order API with the token; out,
+// when not nil, receives the JSON answer.
+func (m *dashMerchant) call(method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, m.url+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+e2eOperatorToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
