@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -24,7 +26,7 @@ import (
 // needs a bearer token of api.tokens-file.
 const (
 	PathOrders  = "/v1/orders"  // POST: register (the body is a payment request's JSON)
-	PathOrder   = "/v1/orders/" // GET /v1/orders/{reference}: the order and its status
+	PathOrder   = "/v1/orders/" // GET /v1/orders/{reference}: the order and its status; DELETE: forget it
 	PathStatus  = "/v1/status"
 	PathMetrics = "/metrics"
 	PathHealth  = "/healthz"
@@ -94,6 +96,15 @@ func (n *Notifier) handler() http.Handler {
 		if err == nil {
 			o = o.View(n.now())
 		}
+		n.reply(w, o, err)
+	}))
+	mux.Handle("DELETE "+PathOrder+"{ref}", n.auth(func(w http.ResponseWriter, r *http.Request) {
+		ref, err := wallet.ParseReference(r.PathValue("ref"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "reference: "+err.Error())
+			return
+		}
+		o, err := n.Delete(ref)
 		n.reply(w, o, err)
 	}))
 	mux.Handle("GET "+PathStatus, n.auth(func(w http.ResponseWriter, r *http.Request) {
@@ -211,7 +222,10 @@ func (n *Notifier) Register(ctx context.Context, req *wallet.PaymentRequest) (*O
 	if err := b.Set(keyOrders, kv.BE8(count+1), nil); err != nil {
 		return nil, false, err
 	}
-	queued, err := n.apply(b, past)
+	if err := b.Set(expiryKey(o), nil, nil); err != nil {
+		return nil, false, err
+	}
+	queued, err := n.apply(b, past, nil)
 	if err != nil {
 		return nil, false, err
 	}
@@ -223,6 +237,54 @@ func (n *Notifier) Register(ctx context.Context, req *wallet.PaymentRequest) (*O
 	}
 	n.log.Info("order registered", "order", o.Order, "amount", o.Amount+" "+o.Asset, "payee", o.Payee, "expires", o.Expires)
 	return o.View(n.now()), true, nil
+}
+
+// Delete forgets the order of ref and returns it as it was: its
+// reference, expiry and disputes leave the indexes and it no longer
+// counts against orders.max. Payments and refunds under the reference
+// from now on are unmatched (counted, not notified); a registration
+// under it is a new order (whose look-back finds the earlier payments
+// again, notified with their own delivery ids, which a receiver that
+// handled them already recognises). Notifications already queued for the
+// order are still delivered: each is an event that happened while the
+// order was registered, and its body carries the order as it was.
+func (n *Notifier) Delete(ref common.Hash) (*Order, error) {
+	s := n.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := readOrder(s.db, ref)
+	if err != nil {
+		return nil, err
+	}
+	count, err := kv.GetUint(s.db, keyOrders)
+	if err != nil {
+		return nil, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, d := range o.Disputes {
+		id, ok := new(big.Int).SetString(d.ID, 10)
+		if !ok {
+			return nil, fmt.Errorf("order %q: dispute id %q", o.Order, d.ID)
+		}
+		if err := b.Delete(disputeKey(common.BigToHash(id)), nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.Delete(expiryKey(o), nil); err != nil {
+		return nil, err
+	}
+	if err := b.Delete(orderKey(ref), nil); err != nil {
+		return nil, err
+	}
+	if err := b.Set(keyOrders, kv.BE8(count-min(count, 1)), nil); err != nil {
+		return nil, err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return nil, fmt.Errorf("delete order %q: %w", o.Order, err)
+	}
+	n.log.Info("order deleted", "order", o.Order, "status", o.Status)
+	return o.View(n.now()), nil
 }
 
 // auth admits a request with a bearer token of api.tokens-file.

@@ -72,7 +72,11 @@ func (n *Notifier) Step(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := n.record(logs, to+1); err != nil {
+	exp, err := n.expiring(ctx, next, to)
+	if err != nil {
+		return 0, err
+	}
+	if err := n.record(logs, exp, to+1); err != nil {
 		return 0, err
 	}
 	if n.batch < n.cfg.Follow.Batch {
@@ -126,15 +130,15 @@ func (n *Notifier) logs(ctx context.Context, from, to uint64, refs ...common.Has
 	return all, nil
 }
 
-// record applies logs to their orders and writes the orders, their
-// notifications and the cursor next in one synced batch.
-func (n *Notifier) record(logs []types.Log, next uint64) error {
+// record applies logs and expiries to their orders and writes the
+// orders, their notifications and the cursor next in one synced batch.
+func (n *Notifier) record(logs []types.Log, exp []expiring, next uint64) error {
 	s := n.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	queued, err := n.apply(b, logs)
+	queued, err := n.apply(b, logs, exp)
 	if err != nil {
 		return err
 	}
@@ -162,13 +166,27 @@ func (n *Notifier) commit(b *pebble.Batch, queued bool) error {
 	return nil
 }
 
-// apply matches logs (in chain order) to their orders in b and queues
-// their notifications; it says whether it queued any. The caller holds
-// the store's lock.
-func (n *Notifier) apply(b *pebble.Batch, logs []types.Log) (bool, error) {
+// apply matches logs (in chain order) to their orders in b, with the
+// expiries exp (in block order) before the logs of their blocks, and
+// queues their notifications; it says whether it queued any. The caller
+// holds the store's lock.
+func (n *Notifier) apply(b *pebble.Batch, logs []types.Log, exp []expiring) (bool, error) {
 	queued := false
+	expireTo := func(block uint64) error {
+		for len(exp) > 0 && exp[0].block <= block {
+			ok, err := n.expire(b, exp[0])
+			if err != nil {
+				return err
+			}
+			queued, exp = queued || ok, exp[1:]
+		}
+		return nil
+	}
 	for i := range logs {
 		l := &logs[i]
+		if err := expireTo(l.BlockNumber); err != nil {
+			return false, err
+		}
 		if l.Address == chain.DisputesAddress {
 			ok, err := n.applyDispute(b, l)
 			if err != nil {
@@ -225,6 +243,9 @@ func (n *Notifier) apply(b *pebble.Batch, logs []types.Log) (bool, error) {
 			return false, err
 		}
 		queued = queued || ok
+	}
+	if err := expireTo(^uint64(0)); err != nil {
+		return false, err
 	}
 	return queued, nil
 }

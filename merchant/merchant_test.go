@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,6 +63,9 @@ type env struct {
 	recvLog *syncBuffer
 	handled string
 	api     string
+	// down makes the receiver's server answer 503 before the receiver
+	// sees a request.
+	down atomic.Bool
 }
 
 // newEnv is a chain served over JSON-RPC, a receiver that fails as
@@ -84,7 +88,13 @@ func newEnvOn(t *testing.T, ch *chaintest.Chain, script ...string) *env {
 	t.Cleanup(func() { r.Close() })
 	r.Script, r.Hold, r.Log = script, 2*time.Second, e.recvLog
 	e.recv = r
-	hook := httptest.NewServer(r)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if e.down.Load() {
+			http.Error(w, "receiver down", http.StatusServiceUnavailable)
+			return
+		}
+		r.ServeHTTP(w, req)
+	}))
 	t.Cleanup(hook.Close)
 	for name, body := range map[string]string{"tokens": "shop " + token + "\n", "hook.secret": secret + "\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
@@ -146,12 +156,17 @@ func (e *env) call(method, path, tok string, body []byte, out any) int {
 
 func (e *env) request(order, amount string) []byte {
 	e.t.Helper()
+	return e.requestUntil(order, amount, time.Now().Add(time.Hour))
+}
+
+func (e *env) requestUntil(order, amount string, expires time.Time) []byte {
+	e.t.Helper()
 	hkd := wallet.Asset{ID: hkdAsset, Symbol: "HKD", Decimals: 2, MinorUnits: 2, Address: chain.AssetAddress(hkdAsset)}
 	v, err := wallet.ParseAmount(amount, 2)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	r, err := wallet.NewPaymentRequest(e.ch.ChainID.Uint64(), hkd, chaintest.Addr(shopKey), v, order, time.Now().Add(time.Hour))
+	r, err := wallet.NewPaymentRequest(e.ch.ChainID.Uint64(), hkd, chaintest.Addr(shopKey), v, order, expires)
 	if err != nil {
 		e.t.Fatal(err)
 	}

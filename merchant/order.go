@@ -44,6 +44,9 @@ const (
 	// dismissed.
 	EventDisputed      = "order.disputed"
 	EventDisputeClosed = "order.dispute_closed"
+	// EventExpired is an order nothing was paid to by its expiry, by
+	// the chain's clock (expire.go).
+	EventExpired = "order.expired"
 )
 
 // Order is a registered payment request and what the chain did under its
@@ -65,6 +68,9 @@ type Order struct {
 	// Disputes are the disputes opened on the order's payments
 	// (docs/payments.md), oldest first.
 	Disputes []Dispute `json:"disputes,omitempty"`
+	// ExpiredAt is the block at which the order expired unpaid (the
+	// order.expired notification); a later payment is still counted.
+	ExpiredAt *Expiry `json:"expiredAt,omitempty"`
 }
 
 // Dispute is a dispute on a payment of the order, as the chain's events
@@ -99,8 +105,9 @@ type Movement struct {
 // Notification is a webhook POST's body.
 type Notification struct {
 	// ID is the delivery id, the same in every retry of the delivery
-	// (and in the X-Tally-Delivery header): "payment-<tx>-<log index>"
-	// or "refund-<tx>-<log index>", unique per event on chain.
+	// (and in the X-Tally-Delivery header): "payment-<tx>-<log index>",
+	// "refund-<tx>-<log index>", "dispute-<tx>-<log index>" or
+	// "expired-<reference>-<block>", unique per event on chain.
 	ID    string `json:"id"`
 	Event string `json:"event"`
 	// Order is the order as this event left it.
@@ -109,6 +116,7 @@ type Notification struct {
 	Payment *Movement `json:"payment,omitempty"`
 	Refund  *Movement `json:"refund,omitempty"`
 	Dispute *Dispute  `json:"dispute,omitempty"`
+	Expiry  *Expiry   `json:"expiry,omitempty"`
 }
 
 func amountOf(s string) *big.Int {

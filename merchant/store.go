@@ -26,6 +26,7 @@ import (
 //	m/orders          how many orders are registered (8)
 //	o/<ref 32>        Order
 //	d/<id 32>         the reference of the order a dispute is on
+//	x/<second 8><ref> an order not yet past its expiry (expire.go)
 //	w/<seq 8>, m/wseq the webhook outbox (package outbox)
 type Store struct {
 	db *pebble.DB
@@ -34,8 +35,9 @@ type Store struct {
 	mu sync.Mutex
 }
 
-// StoreFormat is the layout version of the store.
-const StoreFormat = 1
+// StoreFormat is the layout version of the store (2: the x/ expiry
+// index).
+const StoreFormat = 2
 
 var (
 	keyFormat     = []byte("m/format")
@@ -45,6 +47,7 @@ var (
 	prefixOrder   = []byte("o/")
 	prefixOutbox  = []byte("w/")
 	prefixDispute = []byte("d/")
+	prefixExpiry  = []byte("x/")
 )
 
 // ErrNotFound is returned (wrapped) for an order that is not registered.

@@ -23,7 +23,8 @@ Runs the merchant notifier (docs/merchants.md): it follows the chain from
 any node, matches the payments to orders.payees and the refunds from them
 to the registered orders by reference, payee and asset, and delivers a
 signed webhook for each (order.paid, order.partially_paid,
-order.overpaid, order.refunded, order.disputed, order.dispute_closed): HMAC-SHA256, retried with backoff until
+order.overpaid, order.refunded, order.disputed, order.dispute_closed,
+order.expired): HMAC-SHA256, retried with backoff until
 a 2xx, a stable delivery id, at least once through crashes. Its state is
 a Pebble database in the config's datadir; the orders, their
 notifications and the cursor of each run of blocks are written together.
@@ -70,20 +71,23 @@ The orders of a running merchant notifier, over its HTTP API (listen, from
                     'tally request --json' prints (FILE, or stdin)
   show --order ID   the order: status, paid, refunded, its payments and
                     refunds (ID: the order id or its 0x reference)
+  delete --order ID forget the order (it prints it as it was): later
+                    payments under its reference are not notified;
+                    notifications already queued still are
 
 Exit status: 0 done, 1 refused (the message says why), 2 a usage error.`
 
 // merchantOrders is 'tally merchant orders add|show'.
 func (c *cli) merchantOrders(args []string) error {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "show") {
-		cmd := newCommand("merchant orders", "add|show [flags]", merchantOrdersHelp)
+	if len(args) == 0 || (args[0] != "add" && args[0] != "show" && args[0] != "delete") {
+		cmd := newCommand("merchant orders", "add|show|delete [flags]", merchantOrdersHelp)
 		if _, err := c.parse(cmd, args); err != nil {
 			return err
 		}
 		if len(args) == 0 {
-			return usageErrorf("merchant orders: missing subcommand (add or show)")
+			return usageErrorf("merchant orders: missing subcommand (add, show or delete)")
 		}
-		return usageErrorf("merchant orders: unknown subcommand %q (add or show)", args[0])
+		return usageErrorf("merchant orders: unknown subcommand %q (add, show or delete)", args[0])
 	}
 	sub, args := args[0], args[1:]
 	cmd := newCommand("merchant orders "+sub, "[flags]", merchantOrdersHelp)
@@ -92,7 +96,7 @@ func (c *cli) merchantOrders(args []string) error {
 	tokenFile := cmd.fs.String("token-file", "", "`FILE` holding an API token (default $TALLY_MERCHANT_TOKEN)")
 	asJSON := cmd.fs.Bool("json", false, "print the notifier's JSON answer")
 	var order *string
-	if sub == "show" {
+	if sub != "add" {
 		order = cmd.fs.String("order", "", "the order `ID` (or its 0x reference)")
 	}
 	pos, err := c.parse(cmd, args)
@@ -121,15 +125,15 @@ func (c *cli) merchantOrders(args []string) error {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return usageErrorf("merchant orders add: the request is not a payment request's JSON (tally request --json): %v", err)
 		}
-	case "show":
+	default:
 		if err := wantArgs(cmd, pos); err != nil {
 			return err
 		}
 		if *order == "" {
-			return usageErrorf("merchant orders show: --order is required")
+			return usageErrorf("merchant orders %s: --order is required", sub)
 		}
 		if _, err := wallet.ParseReference(*order); err != nil {
-			return usageErrorf("merchant orders show: --order: %v", err)
+			return usageErrorf("merchant orders %s: --order: %v", sub, err)
 		}
 	}
 	base := *url
@@ -159,10 +163,13 @@ func (c *cli) merchantOrders(args []string) error {
 	defer cancel()
 	oc := &opClient{base: strings.TrimSuffix(base, "/"), token: token, what: "merchant orders " + sub, service: "merchant notifier"}
 	var out json.RawMessage
-	if sub == "add" {
+	switch sub {
+	case "add":
 		err = oc.do(ctx, http.MethodPost, merchant.PathOrders, json.RawMessage(body), &out)
-	} else {
+	case "show":
 		err = oc.do(ctx, http.MethodGet, merchant.PathOrder+neturl.PathEscape(*order), nil, &out)
+	case "delete":
+		err = oc.do(ctx, http.MethodDelete, merchant.PathOrder+neturl.PathEscape(*order), nil, &out)
 	}
 	if err != nil {
 		return err
@@ -176,6 +183,9 @@ func (c *cli) merchantOrders(args []string) error {
 		return fmt.Errorf("merchant orders %s: answer: %w", sub, err)
 	}
 	w := c.stdout
+	if sub == "delete" {
+		fmt.Fprintf(w, "deleted order %s\n", o.Order)
+	}
 	field(w, "order", o.Order)
 	field(w, "status", o.Status)
 	field(w, "amount", o.Amount+" "+o.Asset)
@@ -187,6 +197,9 @@ func (c *cli) merchantOrders(args []string) error {
 	}
 	for _, p := range o.Refunds {
 		fmt.Fprintf(w, "  refunded %s to %s in block %d tx %s\n", p.Text, p.Payer.Hex(), p.Block, p.Tx.Hex())
+	}
+	if o.ExpiredAt != nil {
+		fmt.Fprintf(w, "  expired unpaid in block %d (%s)\n", o.ExpiredAt.Block, o.ExpiredAt.Time.Format(time.RFC3339))
 	}
 	return nil
 }
