@@ -115,7 +115,7 @@ func TestConsoleShowsEveryPanel(t *testing.T) {
 	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatal(err)
 	}
-	params := map[string]string{"job": "tally", "instance": `127\.0\.0\.1:9545`, "bridge_job": "tally-bridge", "monitor_job": "tally-monitor"}
+	params := map[string]string{"job": "tally", "instance": `127\.0\.0\.1:9545`, "bridge_job": "tally-bridge", "monitor_job": "tally-monitor", "merchant_job": "tally-merchant"}
 	subst := func(expr string) string {
 		return varRef.ReplaceAllStringFunc(expr, func(m string) string {
 			sm := varRef.FindStringSubmatch(m)
