@@ -55,6 +55,70 @@ function txRow(d) {
 }
 const TX_HEAD = ["transaction", "block", "operation", "amount", "from", "to", "reference", "status"];
 
+// ---- payment rows (docs/payments.md) ----
+// A dispute and a payment held for a second confirmation as table rows:
+// the payments page, and the transaction and account pages, show them
+// alike.
+
+const DISPUTE_HEAD = ["id", "status", "reason", "amount", "reference", "payer", "merchant", "opened", "outcome"];
+const disputeRow = (d) => [
+  String(num(d.id)), h("span", { class: "badge" }, d.status), d.reason, amount(d.amount), reference(d.reference),
+  addrLink(d.payer, short(d.payer, 4)), addrLink(d.merchant, short(d.merchant, 4)), time(num(d.openedMs)),
+  d.bank ? h("div", {}, addrLink(d.bank, short(d.bank, 4)), h("div", { class: "muted" }, d.decision))
+    : d.answer ? h("div", { class: "muted" }, "merchant: " + d.answer) : "",
+];
+const HELD_HEAD = ["id", "status", "kind", "amount", "from", "to", "expires"];
+const heldRow = (p) => [
+  String(num(p.id)), h("span", { class: "badge" }, p.status), p.kind, amount(p.amount),
+  addrLink(p.from, short(p.from, 4)), p.to ? addrLink(p.to, short(p.to, 4)) : h("span", { class: "muted" }, "withdrawal"),
+  time(num(p.expiresMs)),
+];
+
+// paymentsLink links the payments page of an account.
+const paymentsLink = (account, text) => h("a", { href: "/explorer/payments?account=" + account, "data-nav": "1", class: "payments-link" }, text);
+
+// byIds reads the disputes or held payments of the given ids, one call
+// each ({before: id + 1, limit: 1} starts the newest-first search at id).
+async function byIds(method, ids) {
+  const pages = await batch(ids.map((id) => [method, { before: hex(id + 1n), limit: hex(1) }]));
+  return pages.flatMap((p, i) => (p instanceof Error ? [] : p.items.filter((x) => big(x.id) === ids[i])));
+}
+
+// eventIds are the ids (uint256 "id") of d's events of the given names.
+const eventIds = (d, names) => [...new Set(d.events.filter((e) => names.includes(e.name))
+  .flatMap((e) => e.args.filter((a) => a.name === "id").map((a) => String(a.value))))].map((v) => BigInt(v));
+
+// txPayments finds what the payment rules did with transaction d: the
+// payment it held for a second confirmation, or confirmed, rejected or
+// cancelled (the Confirmations events); the disputes it opened or moved
+// (the Disputes events); and the disputes of its payer that name it (or,
+// naming no transaction, its reference to its payee), among the payer's
+// newest 500.
+async function txPayments(d) {
+  const heldIds = eventIds(d, ["ConfirmationRequired", "PaymentConfirmed", "PaymentRejected", "PaymentCancelled"]);
+  const disputeIds = eventIds(d, ["DisputeOpened", "DisputeContested", "DisputeRefunded", "DisputeUpheld", "DisputeDismissed"]);
+  const [held, disputes, named] = await Promise.all([
+    heldIds.length ? byIds("tally_getHeldPayments", heldIds) : [],
+    disputeIds.length ? byIds("tally_getDisputes", disputeIds) : [],
+    d.payer && d.reference && d.blockNumber ? call("tally_getDisputes", { payer: d.payer, limit: hex(500) }).then((p) => p.items.filter((x) =>
+      x.txHash ? x.txHash.toLowerCase() === d.hash.toLowerCase()
+        : x.reference && x.reference.hex.toLowerCase() === d.reference.hex.toLowerCase() && d.payee && x.merchant.toLowerCase() === d.payee.toLowerCase()), () => []) : [],
+  ]);
+  const seen = new Set(disputes.map((x) => num(x.id)));
+  return { held, disputes: disputes.concat(named.filter((x) => !seen.has(num(x.id)))) };
+}
+
+// paymentSections are the transaction's or account's payment rows, with
+// a link to the payments page of account; nothing when there are none.
+function paymentSections(held, disputes, account, more) {
+  return [
+    held.length ? [h("h2", {}, "Held for a second confirmation"), card(h("div", { id: "held" }, table(HELD_HEAD, held.map(heldRow))),
+      h("p", {}, paymentsLink(account, more ? "All held payments of this account on the payments page" : "On the payments page")))] : null,
+    disputes.length ? [h("h2", {}, "Disputes"), card(h("div", { id: "disputes" }, table(DISPUTE_HEAD, disputes.map(disputeRow))),
+      h("p", {}, paymentsLink(account, more ? "All disputes of this account on the payments page" : "On the payments page")))] : null,
+  ].flat().filter(Boolean);
+}
+
 // ---- home ----
 
 async function home(gen) {
@@ -180,6 +244,7 @@ async function txPage(gen, hash) {
   if (!d) throw new Error(`no transaction ${hash} on this node`);
   let reason = null;
   if (d.status !== null && num(d.status) === 0) reason = await optional("tally_getTransactionReason", hash);
+  const pay = await txPayments(d);
   if (gen !== generation) return;
   const failed = d.status !== null && num(d.status) === 0;
   show(
@@ -202,6 +267,7 @@ async function txPage(gen, hash) {
         ["nonce", String(num(d.nonce))],
       ]),
     ),
+    paymentSections(pay.held, pay.disputes, d.payer || d.from, false),
     d.args.length ? [h("h2", {}, "Arguments"), card(table(["name", "type", "value"], d.args.map((a) => [a.name, h("span", { class: "mono" }, a.type), a.text])))] : null,
     h("h2", {}, "Transfers"),
     card(table(["from", "to", "amount"], d.transfers.map((t) => [addrLink(t.from), addrLink(t.to), amount(t.amount)]), failed ? "None: the transaction failed." : "None.")),
@@ -213,9 +279,14 @@ async function txPage(gen, hash) {
 
 // ---- account ----
 
+// ACCOUNT_PAYMENTS is how many of an account's newest disputes and held
+// payments its page shows (the payments page lists them all).
+const ACCOUNT_PAYMENTS = 5;
+
 async function addressPage(gen, addr) {
   if (!/^0x[0-9a-fA-F]{40}$/.test(addr)) throw new Error(`not an address: ${addr}`);
-  const [acct, list] = await Promise.all([call("tally_getAccount", addr), assets()]);
+  const [acct, list, disputes, held] = await Promise.all([call("tally_getAccount", addr), assets(),
+    call("tally_getDisputes", { account: addr, limit: hex(ACCOUNT_PAYMENTS) }), call("tally_getHeldPayments", { account: addr, limit: hex(ACCOUNT_PAYMENTS) })]);
   const bySym = Object.fromEntries(list.map((a) => [a.symbol, a]));
   const historyCard = card(h("p", { class: "muted" }, "Loading…"));
   if (gen !== generation) return;
@@ -234,6 +305,7 @@ async function addressPage(gen, addr) {
       v.maxTransfers === null ? String(num(v.transfers)) : `${num(v.transfers)} of ${num(v.maxTransfers)}`,
       v.maxAmount === null ? assetAmount(v.amount, bySym[v.asset]) : h("span", {}, assetAmount(v.amount, bySym[v.asset]), " of ", assetAmount(v.maxAmount, bySym[v.asset])),
     ])))] : null,
+    paymentSections(held.items, disputes.items, addr, true),
     h("h2", {}, "Balances"),
     card(table(["asset", "balance", "daily allowance left"], Object.keys(acct.balances).map((sym) => [
       assetLink(sym),
@@ -398,21 +470,8 @@ async function paymentsPage(gen, params) {
   const filter = {};
   const account = params.get("account");
   if (account) filter.account = account;
-  const [disputes, loadDisputes] = pagedCard("tally_getDisputes", filter,
-    ["id", "status", "reason", "amount", "reference", "payer", "merchant", "opened", "outcome"],
-    (d) => [
-      String(num(d.id)), h("span", { class: "badge" }, d.status), d.reason, amount(d.amount), reference(d.reference),
-      addrLink(d.payer, short(d.payer, 4)), addrLink(d.merchant, short(d.merchant, 4)), time(num(d.openedMs)),
-      d.bank ? h("div", {}, addrLink(d.bank, short(d.bank, 4)), h("div", { class: "muted" }, d.decision))
-        : d.answer ? h("div", { class: "muted" }, "merchant: " + d.answer) : "",
-    ], "No disputes.", "Older disputes");
-  const [held, loadHeld] = pagedCard("tally_getHeldPayments", filter,
-    ["id", "status", "kind", "amount", "from", "to", "expires"],
-    (p) => [
-      String(num(p.id)), h("span", { class: "badge" }, p.status), p.kind, amount(p.amount),
-      addrLink(p.from, short(p.from, 4)), p.to ? addrLink(p.to, short(p.to, 4)) : h("span", { class: "muted" }, "withdrawal"),
-      time(num(p.expiresMs)),
-    ], "No payments held for a confirmation.", "Older held payments");
+  const [disputes, loadDisputes] = pagedCard("tally_getDisputes", filter, DISPUTE_HEAD, disputeRow, "No disputes.", "Older disputes");
+  const [held, loadHeld] = pagedCard("tally_getHeldPayments", filter, HELD_HEAD, heldRow, "No payments held for a confirmation.", "Older held payments");
   await Promise.all([loadDisputes(), loadHeld()]);
   if (gen !== generation) return;
   show(
