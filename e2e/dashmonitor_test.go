@@ -137,6 +137,14 @@ func (m *dashMonitor) raiseAlerts(ctx context.Context, cl *wallet.Client) {
 // call is a request to the monitor's review API with the operator token;
 // out, when not nil, receives the JSON answer.
 func (m *dashMonitor) call(method, path string, body, out any) error {
+	return operatorCall(m.url, method, path, body, out)
+}
+
+// operatorCall is a request to a service's API at base (the monitor's
+// review API, the merchant notifier's order API) with the e2e operator
+// token; body, when not nil, is sent as JSON, and out, when not nil,
+// receives the JSON answer. An answer but 200 is an error with its text.
+func operatorCall(base, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -145,7 +153,7 @@ func (m *dashMonitor) call(method, path string, body, out any) error {
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, m.url+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		return err
 	}

@@ -43,19 +43,9 @@ func TestExplorerPayments(t *testing.T) {
 	for i := range g.Assets {
 		g.Assets[i].DisputeWindowSeconds = 86_400
 	}
-	gpath := filepath.Join(t.TempDir(), "genesis.json")
-	if err := os.WriteFile(gpath, g.Indent(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n := startNode(t, t.TempDir(), "--genesis", gpath)
-	n.waitLeader(readyTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := wallet.Dial(ctx, n.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	n, c := startGenesisNode(t, ctx, g)
 	const hkd = uint32(1)
 	hkdAddr := chain.AssetAddress(hkd)
 	op := func(o wallet.Op, err error) wallet.Op {

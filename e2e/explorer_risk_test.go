@@ -38,19 +38,9 @@ func TestExplorerRisk(t *testing.T) {
 		{Name: "hkd-day", Tier: genesis.DevTierInstitutional, Asset: "HKD", Window: genesis.WindowDay,
 			MaxAmount: &genesis.Amount{Int: big.NewInt(50_000)}},
 	}}
-	gpath := filepath.Join(t.TempDir(), "genesis.json")
-	if err := os.WriteFile(gpath, g.Indent(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n := startNode(t, t.TempDir(), "--genesis", gpath)
-	n.waitLeader(readyTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c, err := wallet.Dial(ctx, n.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	n, c := startGenesisNode(t, ctx, g)
 	send := func(key int, op wallet.Op, want uint64) common.Hash {
 		t.Helper()
 		return sendDevOp(t, ctx, c, key, op, want)
@@ -139,6 +129,24 @@ func TestExplorerRisk(t *testing.T) {
 	if page := visit(t, b, base+"address/"+payer.Hex()); strings.Contains(page, "suspended") || !strings.Contains(page, "2 of 2") {
 		t.Errorf("after the lift, the payer's page:\n%s", page)
 	}
+}
+
+// startGenesisNode starts a tallyd on genesis g, waits until it leads
+// and dials it (the client closes with the test).
+func startGenesisNode(t *testing.T, ctx context.Context, g *genesis.Genesis) (*node, *wallet.Client) {
+	t.Helper()
+	gpath := filepath.Join(t.TempDir(), "genesis.json")
+	if err := os.WriteFile(gpath, g.Indent(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, t.TempDir(), "--genesis", gpath)
+	n.waitLeader(readyTimeout)
+	c, err := wallet.Dial(ctx, n.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return n, c
 }
 
 // blockTimeMs is the block time, in ms, of the block of transaction tx.

@@ -121,9 +121,7 @@ func (n *Notifier) handler() http.Handler {
 		if n.outbox != nil {
 			st.Pending = n.outbox.Pending()
 		}
-		if p := n.lastErr.Load(); p != nil {
-			st.LastError = *p
-		}
+		st.LastError = n.workers.LastError()
 		n.reply(w, st, err)
 	}))
 	return mux

@@ -3,7 +3,6 @@ package merchant
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,25 +37,17 @@ func TestDashboardMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := deploytest.Dashboard(dash)
+	unknown, unshown, shown, err := deploytest.ServiceMetrics(dash, "tally_merchant_", exported)
 	if err != nil {
 		t.Fatal(err)
 	}
-	shown := map[string]bool{}
-	for _, name := range names {
-		if strings.HasPrefix(name, "tally_merchant_") {
-			shown[name] = true
-			if !exported[name] {
-				t.Errorf("the dashboard uses %s, which the notifier does not export", name)
-			}
-		}
+	for _, name := range unknown {
+		t.Errorf("the dashboard uses %s, which the notifier does not export", name)
 	}
-	for name := range exported {
-		if strings.HasPrefix(name, "tally_merchant_") && !shown[name] {
-			t.Errorf("the notifier exports %s, which no dashboard panel shows", name)
-		}
+	for _, name := range unshown {
+		t.Errorf("the notifier exports %s, which no dashboard panel shows", name)
 	}
-	if len(shown) == 0 {
+	if shown == 0 {
 		t.Fatal("the dashboard shows no tally_merchant_ metric")
 	}
 }

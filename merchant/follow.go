@@ -16,6 +16,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	kv "github.com/tally-ledger/tally/internal/pebblekv"
+	"github.com/tally-ledger/tally/internal/service"
 	"github.com/tally-ledger/tally/state"
 )
 
@@ -161,7 +162,7 @@ func (n *Notifier) commit(b *pebble.Batch, queued bool) error {
 		return err
 	}
 	if queued {
-		kick(n.kickWebhook)
+		service.Kick(n.kickWebhook)
 	}
 	return nil
 }

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
+	"math/big"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/tally-ledger/tally/internal/credentials"
 	"github.com/tally-ledger/tally/internal/logrepeat"
 	"github.com/tally-ledger/tally/internal/outbox"
+	"github.com/tally-ledger/tally/internal/service"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -35,7 +34,6 @@ type Options struct {
 type Notifier struct {
 	cfg     Config
 	log     *slog.Logger
-	repeats *logrepeat.Limiter
 	now     func() time.Time
 	store   *Store
 	metrics *metrics
@@ -54,13 +52,10 @@ type Notifier struct {
 	facades []common.Address
 
 	kickWebhook chan struct{}
-	ln          net.Listener
-	srv         *http.Server
-	httpDone    chan struct{}
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
-	closed      atomic.Bool
-	lastErr     atomic.Pointer[string]
+	// workers serves the order API and runs the follower and the
+	// webhook sender.
+	workers service.Workers
+	closed  atomic.Bool
 }
 
 // New opens a notifier: it reads its credentials, opens the store and
@@ -69,11 +64,12 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Notifier{cfg: cfg, log: opts.Logger, now: opts.Now, repeats: logrepeat.New(time.Now), payees: cfg.payees(),
+	n := &Notifier{cfg: cfg, log: opts.Logger, now: opts.Now, payees: cfg.payees(),
 		batch: cfg.Follow.Batch, kickWebhook: make(chan struct{}, 1)}
 	if n.log == nil {
 		n.log = cfg.NewLogger(os.Stderr)
 	}
+	n.workers = service.Workers{Log: n.log, Repeats: logrepeat.New(time.Now), Failed: func(worker string) { n.metrics.errors.WithLabelValues(worker).Inc() }}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -123,12 +119,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 func (n *Notifier) Store() *Store { return n.store }
 
 // Addr is the API's address, once started.
-func (n *Notifier) Addr() string {
-	if n.ln == nil {
-		return ""
-	}
-	return n.ln.Addr().String()
-}
+func (n *Notifier) Addr() string { return n.workers.Addr() }
 
 // Start learns the chain (id, assets) from a node, retrying until one
 // answers or ctx ends, then starts the API, the follower and the webhook
@@ -137,26 +128,15 @@ func (n *Notifier) Start(ctx context.Context) error {
 	if err := n.resolve(ctx); err != nil {
 		return err
 	}
-	var err error
-	if n.ln, err = net.Listen("tcp", n.cfg.Listen); err != nil {
-		return fmt.Errorf("key listen: %w", err)
+	if err := n.workers.Serve(n.cfg.Listen, "order API", n.handler()); err != nil {
+		return err
 	}
-	n.srv = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
-	n.httpDone = make(chan struct{})
-	go func() {
-		defer close(n.httpDone)
-		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("order API stopped", "err", err)
-		}
-	}()
-	wctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.loop(wctx, "follower", n.cfg.Follow.PollInterval.D(), nil, func(ctx context.Context) (bool, error) {
+	n.workers.Loop("follower", n.cfg.Follow.PollInterval.D(), nil, func(ctx context.Context) (bool, error) {
 		k, err := n.Step(ctx)
 		return k > 0, err
 	})
 	if n.outbox != nil {
-		n.loop(wctx, "webhook", n.cfg.Webhook.RetryMin.D(), n.kickWebhook, func(ctx context.Context) (bool, error) {
+		n.workers.Loop("webhook", n.cfg.Webhook.RetryMin.D(), n.kickWebhook, func(ctx context.Context) (bool, error) {
 			_, err := n.outbox.DeliverRound(ctx)
 			return false, err
 		})
@@ -167,74 +147,30 @@ func (n *Notifier) Start(ctx context.Context) error {
 
 // resolve learns the chain id and the assets from a node.
 func (n *Notifier) resolve(ctx context.Context) error {
-	delay := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		id, err := n.client.ChainID(ctx)
-		var list []wallet.Asset
-		if err == nil {
-			list, err = n.client.Assets(ctx)
+	var id *big.Int
+	var list []wallet.Asset
+	err := n.workers.Resolve(ctx, func(ctx context.Context) error {
+		var err error
+		if id, err = n.client.ChainID(ctx); err != nil {
+			return err
 		}
-		if err == nil && !id.IsUint64() {
-			return fmt.Errorf("the node's chain id %s does not fit a payment request", id)
-		}
-		if err == nil {
-			n.chainID = id.Uint64()
-			n.assets = map[string]wallet.Asset{}
-			n.facades = nil
-			for _, a := range list {
-				n.assets[a.Symbol] = a
-				n.facades = append(n.facades, a.Address)
-			}
-			return nil
-		}
-		if ok, suppressed := n.repeats.Allow("resolve"); ok {
-			n.log.Warn("no node answers; retrying (repeats logged once per doubling interval)", "attempt", attempt, "retry_in", delay, "repeats_suppressed", suppressed, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("learn the chain from nodes.endpoints: %w (last: %v)", ctx.Err(), err)
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 10*time.Second)
+		list, err = n.client.Assets(ctx)
+		return err
+	})
+	if err != nil {
+		return err
 	}
-}
-
-// loop runs round every interval (at once again when it reports more
-// work, or when kicked) until ctx ends.
-func (n *Notifier) loop(ctx context.Context, name string, interval time.Duration, kicked chan struct{}, round func(context.Context) (bool, error)) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		failing := ""
-		for {
-			more, err := round(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				n.metrics.errors.WithLabelValues(name).Inc()
-				msg := fmt.Sprintf("%s: %v", name, err)
-				n.lastErr.Store(&msg)
-				failing = name + ": " + logrepeat.Kind(err.Error())
-				if ok, suppressed := n.repeats.Allow(failing); ok {
-					n.log.Warn("round failed", "worker", name, "repeats_suppressed", suppressed, "err", err)
-				}
-				more = false
-			} else if failing != "" {
-				n.repeats.Reset(failing)
-				failing = ""
-			}
-			if more {
-				continue
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-kicked:
-			case <-time.After(interval):
-			}
-		}
-	}()
+	if !id.IsUint64() {
+		return fmt.Errorf("the node's chain id %s does not fit a payment request", id)
+	}
+	n.chainID = id.Uint64()
+	n.assets = map[string]wallet.Asset{}
+	n.facades = nil
+	for _, a := range list {
+		n.assets[a.Symbol] = a
+		n.facades = append(n.facades, a.Address)
+	}
+	return nil
 }
 
 // Close stops the API and the workers (waiting for their rounds) and
@@ -243,20 +179,9 @@ func (n *Notifier) Close() error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	var errs []error
-	if n.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, n.srv.Shutdown(ctx))
-		cancel()
-		<-n.httpDone
-	}
-	if n.cancel != nil {
-		n.cancel()
-	}
-	n.wg.Wait()
+	err := n.workers.Stop()
 	n.client.Close()
-	errs = append(errs, n.store.Close())
-	return errors.Join(errs...)
+	return errors.Join(err, n.store.Close())
 }
 
 // Run opens, starts and runs a notifier until ctx ends, then closes it:
@@ -266,22 +191,5 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := n.Start(ctx); err != nil {
-		n.Close()
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	<-ctx.Done()
-	n.log.Info("merchant notifier stopping")
-	return n.Close()
-}
-
-// kick wakes a worker without waiting for its tick.
-func kick(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
+	return service.Run(ctx, n.log, "merchant notifier", n)
 }

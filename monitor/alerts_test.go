@@ -65,24 +65,16 @@ func TestAlertRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := deploytest.Dashboard(dash)
+	// Every metric the monitor exports of its own is on the dashboard.
+	unknown, unshown, _, err := deploytest.ServiceMetrics(dash, "tally_monitor_", exported)
 	if err != nil {
 		t.Fatal(err)
 	}
-	shown := map[string]bool{}
-	for _, name := range names {
-		if strings.HasPrefix(name, "tally_monitor_") {
-			shown[name] = true
-			if !exported[name] {
-				t.Errorf("the dashboard uses %s, which the monitor does not export", name)
-			}
-		}
+	for _, name := range unknown {
+		t.Errorf("the dashboard uses %s, which the monitor does not export", name)
 	}
-	// Every metric the monitor exports of its own is on the dashboard.
-	for name := range exported {
-		if strings.HasPrefix(name, "tally_monitor_") && !shown[name] {
-			t.Errorf("the monitor exports %s, which no dashboard panel shows", name)
-		}
+	for _, name := range unshown {
+		t.Errorf("the monitor exports %s, which no dashboard panel shows", name)
 	}
 }
 

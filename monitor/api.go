@@ -98,9 +98,7 @@ func (m *Monitor) handler() http.Handler {
 		}
 		un, err := m.store.Unresolved()
 		st := &StatusView{Next: cur.Next, Prev: cur.Prev, Unresolved: len(un), Pending: m.pendingCount()}
-		if p := m.lastErr.Load(); p != nil {
-			st.LastError = *p
-		}
+		st.LastError = m.workers.LastError()
 		m.reply(w, st, err)
 	}))
 	return mux

@@ -12,6 +12,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/internal/oplog"
+	"github.com/tally-ledger/tally/internal/service"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -193,7 +194,7 @@ func (m *Monitor) setFreeze(a *Alert, change func(*Freeze), e *oplog.Entry) erro
 		return fmt.Errorf("alert %d freeze: %w", a.ID, err)
 	}
 	*a = *cur
-	kick(m.kickWebhook)
+	service.Kick(m.kickWebhook)
 	return nil
 }
 

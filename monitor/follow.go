@@ -11,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 
 	kv "github.com/tally-ledger/tally/internal/pebblekv"
+	"github.com/tally-ledger/tally/internal/service"
 	"github.com/tally-ledger/tally/rpc"
 	"github.com/tally-ledger/tally/store"
 	"github.com/tally-ledger/tally/wallet"
@@ -110,7 +111,7 @@ func (m *Monitor) Step(ctx context.Context) (int, error) {
 		m.log.Info("alert", "id", a.ID, "rule", a.Rule, "severity", a.Severity, "account", a.Account, "detail", a.Detail)
 	}
 	if len(created) > 0 {
-		kick(m.kickWebhook)
+		service.Kick(m.kickWebhook)
 	}
 	return len(acts), nil
 }

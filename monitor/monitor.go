@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/tally-ledger/tally/internal/credentials"
 	"github.com/tally-ledger/tally/internal/logrepeat"
 	"github.com/tally-ledger/tally/internal/outbox"
+	"github.com/tally-ledger/tally/internal/service"
 	"github.com/tally-ledger/tally/txdecode"
 	"github.com/tally-ledger/tally/wallet"
 )
@@ -40,10 +40,8 @@ type Options struct {
 // Monitor follows the chain, judges every block with the detective rules
 // and keeps the review queue. New opens it, Start runs it, Close stops it.
 type Monitor struct {
-	cfg Config
-	log *slog.Logger
-	// repeats holds back a failure logged again and again (a node down).
-	repeats *logrepeat.Limiter
+	cfg     Config
+	log     *slog.Logger
 	now     func() time.Time
 	store   *Store
 	metrics *metrics
@@ -66,14 +64,10 @@ type Monitor struct {
 	// freezeMu serialises the escalations' freezes (one nonce at a time).
 	freezeMu sync.Mutex
 
-	ln       net.Listener
-	srv      *http.Server
-	httpDone chan struct{}
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	closed   atomic.Bool
-	// lastErr is the follower's last error, for /v1/status.
-	lastErr atomic.Pointer[string]
+	// workers serves the review API and runs the follower, the webhook
+	// sender and the escalations' freezes.
+	workers service.Workers
+	closed  atomic.Bool
 }
 
 // New opens a monitor: it reads its credentials, opens the store and
@@ -85,7 +79,7 @@ func New(cfg Config, opts Options) (*Monitor, error) {
 	if err := checkCrashEnv(); err != nil {
 		return nil, err
 	}
-	m := &Monitor{repeats: logrepeat.New(time.Now), cfg: cfg, log: opts.Logger, now: opts.Now, key: opts.Key, src: opts.Source, chainID: opts.ChainID, assets: opts.Assets,
+	m := &Monitor{cfg: cfg, log: opts.Logger, now: opts.Now, key: opts.Key, src: opts.Source, chainID: opts.ChainID, assets: opts.Assets,
 		kickWebhook: make(chan struct{}, 1), kickFreeze: make(chan struct{}, 1), http: &http.Client{}}
 	if m.log == nil {
 		m.log = cfg.NewLogger(os.Stderr)
@@ -93,6 +87,7 @@ func New(cfg Config, opts Options) (*Monitor, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.workers = service.Workers{Log: m.log, Repeats: logrepeat.New(time.Now), Failed: func(worker string) { m.metrics.errors.WithLabelValues(worker).Inc() }}
 	if m.src != nil && (m.chainID == nil || m.assets == nil) {
 		return nil, errors.New("monitor: Options.Source needs Options.ChainID and Options.Assets")
 	}
@@ -152,12 +147,7 @@ func New(cfg Config, opts Options) (*Monitor, error) {
 func (m *Monitor) Store() *Store { return m.store }
 
 // Addr is the review API's address, once started.
-func (m *Monitor) Addr() string {
-	if m.ln == nil {
-		return ""
-	}
-	return m.ln.Addr().String()
-}
+func (m *Monitor) Addr() string { return m.workers.Addr() }
 
 // Start learns the chain (id, assets) from a node, retrying until one
 // answers or ctx ends, starts the review API and the workers: the
@@ -166,31 +156,20 @@ func (m *Monitor) Start(ctx context.Context) error {
 	if err := m.prepare(ctx); err != nil {
 		return err
 	}
-	var err error
-	if m.ln, err = net.Listen("tcp", m.cfg.Listen); err != nil {
-		return fmt.Errorf("key listen: %w", err)
+	if err := m.workers.Serve(m.cfg.Listen, "review API", m.handler()); err != nil {
+		return err
 	}
-	m.srv = &http.Server{Handler: m.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
-	m.httpDone = make(chan struct{})
-	go func() {
-		defer close(m.httpDone)
-		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.log.Error("review API stopped", "err", err)
-		}
-	}()
-	wctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	m.loop(wctx, "follower", m.cfg.Follow.PollInterval.D(), nil, func(ctx context.Context) (bool, error) {
+	m.workers.Loop("follower", m.cfg.Follow.PollInterval.D(), nil, func(ctx context.Context) (bool, error) {
 		n, err := m.Step(ctx)
 		return n > 0, err
 	})
 	if m.cfg.Webhook.URL != "" {
-		m.loop(wctx, "webhook", m.cfg.Webhook.RetryMin.D(), m.kickWebhook, func(ctx context.Context) (bool, error) {
+		m.workers.Loop("webhook", m.cfg.Webhook.RetryMin.D(), m.kickWebhook, func(ctx context.Context) (bool, error) {
 			_, err := m.outbox.DeliverRound(ctx)
 			return false, err
 		})
 	}
-	m.loop(wctx, "freeze", time.Second, m.kickFreeze, func(ctx context.Context) (bool, error) {
+	m.workers.Loop("freeze", time.Second, m.kickFreeze, func(ctx context.Context) (bool, error) {
 		return false, m.freezeRound(ctx)
 	})
 	m.log.Info("monitor started", "listen", m.Addr(), "chain", m.chainID, "assets", m.assets.Symbols())
@@ -212,46 +191,6 @@ func (m *Monitor) prepare(ctx context.Context) error {
 	return nil
 }
 
-// loop runs round every interval (at once again when it reports more
-// work, or when kicked) until ctx ends.
-func (m *Monitor) loop(ctx context.Context, name string, interval time.Duration, kicked chan struct{}, round func(context.Context) (bool, error)) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		failing := "" // the kind of the last round's failure
-		for {
-			more, err := round(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				m.metrics.errors.WithLabelValues(name).Inc()
-				msg := fmt.Sprintf("%s: %v", name, err)
-				m.lastErr.Store(&msg)
-				// A node down fails every round the same way: that
-				// is logged once per doubling interval (logrepeat).
-				failing = name + ": " + logrepeat.Kind(err.Error())
-				if ok, suppressed := m.repeats.Allow(failing); ok {
-					m.log.Warn("round failed", "worker", name, "repeats_suppressed", suppressed, "err", err)
-				}
-				more = false
-			} else if failing != "" {
-				m.repeats.Reset(failing) // the next failure is logged at once
-				failing = ""
-			}
-			if more {
-				continue
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-kicked:
-			case <-time.After(interval):
-			}
-		}
-	}()
-}
-
 // resolve learns the chain id and the assets from a node (unless given).
 func (m *Monitor) resolve(ctx context.Context) error {
 	if m.chainID != nil && m.assets != nil {
@@ -260,29 +199,18 @@ func (m *Monitor) resolve(ctx context.Context) error {
 	if m.client == nil {
 		return errors.New("key nodes.endpoints: required")
 	}
-	delay := 500 * time.Millisecond
-	attempt := 0
-	for {
+	return m.workers.Resolve(ctx, func(ctx context.Context) error {
 		id, err := m.client.ChainID(ctx)
-		var list []wallet.Asset
-		if err == nil {
-			list, err = m.client.Assets(ctx)
+		if err != nil {
+			return err
 		}
-		if err == nil {
-			m.chainID, m.assets = id, txdecode.FromSchema(list)
-			return nil
+		list, err := m.client.Assets(ctx)
+		if err != nil {
+			return err
 		}
-		attempt++
-		if ok, suppressed := m.repeats.Allow("resolve"); ok {
-			m.log.Warn("no node answers; retrying (repeats logged once per doubling interval)", "attempt", attempt, "retry_in", delay, "repeats_suppressed", suppressed, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("learn the chain from nodes.endpoints: %w (last: %v)", ctx.Err(), err)
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 10*time.Second)
-	}
+		m.chainID, m.assets = id, txdecode.FromSchema(list)
+		return nil
+	})
 }
 
 // Close stops the API and the workers (waiting for their rounds) and
@@ -291,22 +219,11 @@ func (m *Monitor) Close() error {
 	if !m.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	var errs []error
-	if m.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, m.srv.Shutdown(ctx))
-		cancel()
-		<-m.httpDone
-	}
-	if m.cancel != nil {
-		m.cancel()
-	}
-	m.wg.Wait()
+	err := m.workers.Stop()
 	if m.client != nil {
 		m.client.Close()
 	}
-	errs = append(errs, m.store.Close())
-	return errors.Join(errs...)
+	return errors.Join(err, m.store.Close())
 }
 
 // Run opens, starts and runs a monitor until ctx ends, then closes it:
@@ -316,24 +233,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Start(ctx); err != nil {
-		m.Close()
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	<-ctx.Done()
-	m.log.Info("monitor stopping")
-	return m.Close()
-}
-
-// kick wakes a worker without waiting for its tick.
-func kick(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
+	return service.Run(ctx, m.log, "monitor", m)
 }
 
 func msTime(ms uint64) time.Time { return time.UnixMilli(int64(ms)).UTC() }

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/tally-ledger/tally/internal/oplog"
+	"github.com/tally-ledger/tally/internal/service"
 )
 
 // Review actions (the action log's Action).
@@ -130,9 +131,9 @@ func (m *Monitor) Review(id uint64, operator, action, reason string) (*Alert, er
 		return &old, why
 	}
 	m.metrics.actions.WithLabelValues(action).Inc()
-	kick(m.kickWebhook)
+	service.Kick(m.kickWebhook)
 	if event == EventEscalated {
-		kick(m.kickFreeze)
+		service.Kick(m.kickFreeze)
 	}
 	return a, nil
 }

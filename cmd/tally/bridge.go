@@ -46,25 +46,9 @@ func (c *cli) bridge(args []string) error {
 	if len(args) > 0 && bridgeOpsCommands[args[0]] {
 		return c.bridgeOps(args[0], args[1:])
 	}
-	cmd := newCommand("bridge", "--config FILE", bridgeHelp)
-	cfgPath := cmd.fs.String("config", "", "the bridge's config `FILE` (bridge.toml)")
-	pos, err := c.parse(cmd, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(cmd, pos); err != nil {
-		return err
-	}
-	if *cfgPath == "" {
-		return usageErrorf("bridge: --config is required")
-	}
-	cfg, err := bridge.LoadConfig(*cfgPath)
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return bridge.Run(ctx, cfg, bridge.Options{Logger: cfg.NewLogger(c.stderr)})
+	return runService(c, args, "bridge", "bridge", bridgeHelp, bridge.LoadConfig, func(ctx context.Context, cfg bridge.Config) error {
+		return bridge.Run(ctx, cfg, bridge.Options{Logger: cfg.NewLogger(c.stderr)})
+	})
 }
 
 const reconcileHelp = `

@@ -41,25 +41,9 @@ func (c *cli) merchant(args []string) error {
 			return c.merchantReceiver(args[1:])
 		}
 	}
-	cmd := newCommand("merchant", "--config FILE", merchantHelp)
-	cfgPath := cmd.fs.String("config", "", "the notifier's config `FILE` (merchant.toml)")
-	pos, err := c.parse(cmd, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(cmd, pos); err != nil {
-		return err
-	}
-	if *cfgPath == "" {
-		return usageErrorf("merchant: --config is required")
-	}
-	cfg, err := merchant.LoadConfig(*cfgPath)
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return merchant.Run(ctx, cfg, merchant.Options{Logger: cfg.NewLogger(c.stderr)})
+	return runService(c, args, "merchant", "notifier", merchantHelp, merchant.LoadConfig, func(ctx context.Context, cfg merchant.Config) error {
+		return merchant.Run(ctx, cfg, merchant.Options{Logger: cfg.NewLogger(c.stderr)})
+	})
 }
 
 const merchantOrdersHelp = `

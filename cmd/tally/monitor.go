@@ -37,25 +37,9 @@ func (c *cli) monitor(args []string) error {
 	if len(args) > 0 && args[0] == "alerts" {
 		return c.monitorAlerts(args[1:])
 	}
-	cmd := newCommand("monitor", "--config FILE", monitorHelp)
-	cfgPath := cmd.fs.String("config", "", "the monitor's config `FILE` (monitor.toml)")
-	pos, err := c.parse(cmd, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(cmd, pos); err != nil {
-		return err
-	}
-	if *cfgPath == "" {
-		return usageErrorf("monitor: --config is required")
-	}
-	cfg, err := monitor.LoadConfig(*cfgPath)
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return monitor.Run(ctx, cfg, monitor.Options{Logger: cfg.NewLogger(c.stderr)})
+	return runService(c, args, "monitor", "monitor", monitorHelp, monitor.LoadConfig, func(ctx context.Context, cfg monitor.Config) error {
+		return monitor.Run(ctx, cfg, monitor.Options{Logger: cfg.NewLogger(c.stderr)})
+	})
 }
 
 const monitorAlertsHelp = `

@@ -218,3 +218,32 @@ func Exposed(scrape string) map[string]bool {
 	}
 	return names
 }
+
+// ServiceMetrics compares a service's own metrics on a dashboard (those
+// named with prefix, "tally_monitor_") with those it exports: unknown
+// are the ones the dashboard queries that the service does not export
+// (a renamed metric leaves an empty panel), unshown the ones it exports
+// that no panel shows; shown counts the service's metrics the dashboard
+// queries. Dashboard checks the model first.
+func ServiceMetrics(dashboard []byte, prefix string, exported map[string]bool) (unknown, unshown []string, shown int, err error) {
+	names, err := Dashboard(dashboard)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	queried := map[string]bool{}
+	for _, name := range names {
+		if strings.HasPrefix(name, prefix) {
+			queried[name] = true
+			if !exported[name] {
+				unknown = append(unknown, name)
+			}
+		}
+	}
+	for name := range exported {
+		if strings.HasPrefix(name, prefix) && !queried[name] {
+			unshown = append(unshown, name)
+		}
+	}
+	sort.Strings(unshown)
+	return unknown, unshown, len(queried), nil
+}
