@@ -28,10 +28,12 @@ import (
 
 // TestSIGKILL: a real `tally merchant`, killed with SIGKILL at random
 // moments while payments and refunds of its orders reach the chain and
-// restarted each time, delivers every event's notification to a
-// receiver whose idempotent handler handles each exactly once: none
-// lost, none invented, each with the delivery id of its event on chain;
-// and the orders end in the state the chain says.
+// an unpaid order expires, and restarted each time, delivers every
+// event's notification to a receiver whose idempotent handler handles
+// each exactly once: none lost, none invented, each with the delivery id
+// of its event on chain (the expiry's with the first block at or past
+// it, by the chain's clock); and the orders end in the state the chain
+// says.
 func TestSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a dev node and a notifier process")
@@ -131,9 +133,16 @@ level = "warn"
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Four orders to pay, and one no one pays, expiring (by the chain's
+	// clock) while the notifier is being killed.
 	const orders = 4
-	for i := range orders {
-		r, err := wallet.NewPaymentRequest(1337, hkd, shop.Address(), big.NewInt(1000), fmt.Sprintf("CRASH-%d", i), time.Now().Add(time.Hour))
+	expires := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	for i := range orders + 1 {
+		until, order := time.Now().Add(time.Hour), fmt.Sprintf("CRASH-%d", i)
+		if i == orders {
+			until, order = expires, "CRASH-EXPIRES"
+		}
+		r, err := wallet.NewPaymentRequest(1337, hkd, shop.Address(), big.NewInt(1000), order, until)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,6 +228,23 @@ level = "warn"
 			do(1, "refund", "refund", ref, payer.Address(), big.NewInt(1000))
 		}
 	}
+	// The expiry's delivery id: the first block at or past the expiry.
+	expiryBlock := uint64(1)
+	for {
+		h, err := c.Eth().HeaderByNumber(ctx, new(big.Int).SetUint64(expiryBlock))
+		if err == nil && h.Time >= uint64(expires.Unix()) {
+			break
+		}
+		if err == nil {
+			expiryBlock++
+		} else if ctx.Err() != nil {
+			t.Fatalf("no block at or past the expiry %s: %v", expires, err)
+		} else {
+			time.Sleep(100 * time.Millisecond) // not applied yet
+		}
+	}
+	expRef, _ := wallet.ParseReference("CRASH-EXPIRES")
+	want = append(want, fmt.Sprintf("expired-%s-%d", expRef.Hex(), expiryBlock))
 	close(stop)
 	t.Logf("the notifier was killed %d times", <-killed)
 
@@ -262,6 +288,10 @@ level = "warn"
 		if err != nil || code != 200 || o.Status != wantStatus || len(o.Payments) != 2 {
 			t.Errorf("order CRASH-%d: %d %v: %s with %d payments, want %s", i, code, err, o.Status, len(o.Payments), wantStatus)
 		}
+	}
+	var o Order
+	if code, err := apiCall("GET", PathOrder+"CRASH-EXPIRES", nil, &o); err != nil || code != 200 || o.Status != StatusExpired || o.ExpiredAt == nil || o.ExpiredAt.Block != expiryBlock {
+		t.Errorf("order CRASH-EXPIRES: %d %v: %s, expired at %+v; want expired at block %d", code, err, o.Status, o.ExpiredAt, expiryBlock)
 	}
 }
 
