@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"math/rand/v2"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -100,20 +102,48 @@ level = "warn"
 		}
 	}
 
-	// The notifier process, restarted after each kill.
+	// The notifier process, restarted after each kill. One that ends by
+	// itself fails the test (say, a store it cannot reopen after a
+	// kill), unless its API port, the same in every run, was taken
+	// meanwhile by another process's socket: that is not the notifier's
+	// doing, and it is started again.
 	var mu sync.Mutex
 	var proc *exec.Cmd
+	var stderr *syncBuffer
+	var exited chan struct{}
 	start := func() {
 		cmd := exec.Command(bin, "merchant", "--config", filepath.Join(dir, "merchant.toml"))
-		cmd.Stderr = os.Stderr
+		log, done := &syncBuffer{}, make(chan struct{})
+		cmd.Stderr = io.MultiWriter(os.Stderr, log)
 		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+			t.Error(err) // the last process stays, ended
+			return
 		}
-		proc = cmd
+		proc, stderr, exited = cmd, log, done
+		go func() { cmd.Wait(); close(done) }()
+	}
+	// ended says whether the process ended by itself; ok whether that
+	// was the port taken (else the test has failed).
+	ended := func() (bool, bool) {
+		select {
+		case <-exited:
+		default:
+			return false, true
+		}
+		if ws, isWS := proc.ProcessState.Sys().(syscall.WaitStatus); isWS && ws.Signaled() {
+			return false, true
+		}
+		if log := stderr.String(); strings.Contains(log, "key listen") && strings.Contains(log, "address already in use") {
+			t.Logf("the notifier's port %s was taken by another socket; starting it again", api)
+			return true, true
+		}
+		t.Errorf("the notifier ended by itself (%v):\n%s", proc.ProcessState, stderr.String())
+		return true, false
 	}
 	kill := func() {
 		proc.Process.Signal(syscall.SIGKILL)
-		proc.Wait()
+		<-exited
+		ended()
 	}
 	mu.Lock()
 	start()
@@ -252,6 +282,14 @@ level = "warn"
 	deadline := time.Now().Add(60 * time.Second)
 	var got []string
 	for {
+		mu.Lock()
+		if gone, ok := ended(); gone && ok {
+			start()
+		} else if !ok {
+			mu.Unlock()
+			t.FailNow()
+		}
+		mu.Unlock()
 		data, err := os.ReadFile(handled)
 		if err != nil {
 			t.Fatal(err)
