@@ -3,8 +3,6 @@ package wallettest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,25 +144,19 @@ type build struct {
 // BuildCommand builds cmd/<name> of this module (cgo on) once per test
 // process and returns the binary's path, for tests that run the node or
 // the CLI as real processes. The binary goes to a fixed path in the user's
-// cache directory, one per test package and command: go build skips the
-// link when the file there is already up to date, which saves most of the
-// 10 to 20 s a cgo link takes. Packages get separate paths so that their
-// test binaries, which go test runs in parallel, never write the same
-// file. It needs no testing.TB so that a TestMain can call it.
+// cache directory, one per test package, checkout and command: go build
+// skips the link when the file there is already up to date, which saves
+// most of the 10 to 20 s a cgo link takes. Packages get separate paths so
+// that their test binaries, which go test runs in parallel, never write
+// the same file. The cache prunes itself (CacheMaxAge, CacheMaxBytes). It
+// needs no testing.TB so that a TestMain can call it.
 func BuildCommand(name string) (string, error) {
 	v, _ := builds.LoadOrStore(name, &build{})
 	b := v.(*build)
 	b.once.Do(func() {
-		dir := ""
-		if cache, err := os.UserCacheDir(); err == nil {
-			wd, _ := os.Getwd()
-			sum := sha256.Sum256([]byte(wd))
-			dir = filepath.Join(cache, "tally-test", hex.EncodeToString(sum[:8]))
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				dir = ""
-			}
-		}
-		if dir == "" {
+		dir, err := binDir()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "wallettest: no binary cache (%v); building in a temporary directory\n", err)
 			if dir, b.err = os.MkdirTemp("", "tally-test-bin-"); b.err != nil {
 				return
 			}
