@@ -86,52 +86,87 @@ func scanDown(last uint64, before *hexutil.Uint64, visit func(id uint64) (full b
 
 // GetDisputes pages through the disputes, newest first, that match f.
 func (api *LedgerAPI) GetDisputes(f *DisputeFilter) (*schema.DisputePage, error) {
-	if err := api.halted(); err != nil {
-		return nil, err
-	}
 	if f == nil {
 		f = &DisputeFilter{}
 	}
-	n, err := pageLimit(f.Limit, DefaultPaymentsLimit, MaxPaymentsLimit)
-	if err != nil {
-		return nil, err
-	}
-	status, err := statusCode(f.Status, func(c uint8) string { return state.DisputeStatusNames[c] }, state.DisputeDismissed)
-	if err != nil {
-		return nil, err
-	}
-	db := api.b.State()
-	rules, err := db.Rules()
-	if err != nil {
-		return nil, err
-	}
-	assets := txdecode.FromGenesis(rules.Assets)
-	view := state.NewOverlay(db)
-	last, err := view.LastDisputeID()
-	if err != nil {
-		return nil, err
-	}
-	page := &schema.DisputePage{Items: []schema.Dispute{}}
-	page.NextCursor, err = scanDown(last, f.Before, func(id uint64) (bool, error) {
-		d, ok, err := view.Dispute(id)
-		switch {
-		case err != nil:
-			return false, err
-		case !ok:
-			return false, fmt.Errorf("dispute %d missing below the last id %d", id, last)
-		case f.Account != nil && *f.Account != d.Payer && *f.Account != d.Merchant,
-			f.Payer != nil && *f.Payer != d.Payer,
-			f.Merchant != nil && *f.Merchant != d.Merchant,
-			status != 0 && d.Status != status:
-			return false, nil
-		}
-		page.Items = append(page.Items, disputeOf(id, d, assets, rules.DisputeResponse()))
-		return len(page.Items) == n, nil
+	items, next, err := pageRecords(api, records[state.Dispute]{
+		what: "dispute", limit: f.Limit, before: f.Before, status: f.Status,
+		statusName: func(c uint8) string { return state.DisputeStatusNames[c] }, maxStatus: state.DisputeDismissed,
+		last: (*state.Overlay).LastDisputeID, get: (*state.Overlay).Dispute,
+		match: func(d state.Dispute, status uint8) bool {
+			return (f.Account == nil || *f.Account == d.Payer || *f.Account == d.Merchant) &&
+				(f.Payer == nil || *f.Payer == d.Payer) &&
+				(f.Merchant == nil || *f.Merchant == d.Merchant) &&
+				(status == 0 || d.Status == status)
+		},
+	}, func(id uint64, d state.Dispute, rules *state.Rules, assets txdecode.Assets) schema.Dispute {
+		return disputeOf(id, d, assets, rules.DisputeResponse())
 	})
 	if err != nil {
 		return nil, err
 	}
-	return page, nil
+	return &schema.DisputePage{Items: items, NextCursor: next}, nil
+}
+
+// records are the paged records of one kind (disputes, held payments),
+// ids 1 to the last, and a call's filter on them.
+type records[R any] struct {
+	what       string // "dispute": names a missing record
+	limit      *hexutil.Uint
+	before     *hexutil.Uint64
+	status     *string // a status name; nil: any
+	statusName func(uint8) string
+	maxStatus  uint8
+	last       func(*state.Overlay) (uint64, error)
+	get        func(*state.Overlay, uint64) (R, bool, error)
+	match      func(r R, status uint8) bool // status 0: any
+}
+
+// pageRecords is the paging of tally_getDisputes and
+// tally_getHeldPayments: it checks the page limit and the status name,
+// then reads the records newest first from below the cursor (scanDown),
+// rendering those that match, until the page is full.
+func pageRecords[R, I any](api *LedgerAPI, q records[R], render func(id uint64, r R, rules *state.Rules, assets txdecode.Assets) I) ([]I, *hexutil.Uint64, error) {
+	if err := api.halted(); err != nil {
+		return nil, nil, err
+	}
+	n, err := pageLimit(q.limit, DefaultPaymentsLimit, MaxPaymentsLimit)
+	if err != nil {
+		return nil, nil, err
+	}
+	status, err := statusCode(q.status, q.statusName, q.maxStatus)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := api.b.State()
+	rules, err := db.Rules()
+	if err != nil {
+		return nil, nil, err
+	}
+	assets := txdecode.FromGenesis(rules.Assets)
+	view := state.NewOverlay(db)
+	last, err := q.last(view)
+	if err != nil {
+		return nil, nil, err
+	}
+	items := []I{}
+	next, err := scanDown(last, q.before, func(id uint64) (bool, error) {
+		r, ok, err := q.get(view, id)
+		switch {
+		case err != nil:
+			return false, err
+		case !ok:
+			return false, fmt.Errorf("%s %d missing below the last id %d", q.what, id, last)
+		case !q.match(r, status):
+			return false, nil
+		}
+		items = append(items, render(id, r, rules, assets))
+		return len(items) == n, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return items, next, nil
 }
 
 // disputeOf renders dispute id.
@@ -159,50 +194,24 @@ func disputeOf(id uint64, d state.Dispute, assets txdecode.Assets, responseSec u
 // GetHeldPayments pages through the payments held for a second
 // confirmation, newest first, that match f.
 func (api *LedgerAPI) GetHeldPayments(f *HeldFilter) (*schema.HeldPaymentPage, error) {
-	if err := api.halted(); err != nil {
-		return nil, err
-	}
 	if f == nil {
 		f = &HeldFilter{}
 	}
-	n, err := pageLimit(f.Limit, DefaultPaymentsLimit, MaxPaymentsLimit)
-	if err != nil {
-		return nil, err
-	}
-	status, err := statusCode(f.Status, state.HeldStatusName, state.HeldExpired)
-	if err != nil {
-		return nil, err
-	}
-	db := api.b.State()
-	rules, err := db.Rules()
-	if err != nil {
-		return nil, err
-	}
-	assets := txdecode.FromGenesis(rules.Assets)
-	view := state.NewOverlay(db)
-	last, err := view.LastHeldID()
-	if err != nil {
-		return nil, err
-	}
-	page := &schema.HeldPaymentPage{Items: []schema.HeldPayment{}}
-	page.NextCursor, err = scanDown(last, f.Before, func(id uint64) (bool, error) {
-		p, ok, err := view.HeldPayment(id)
-		switch {
-		case err != nil:
-			return false, err
-		case !ok:
-			return false, fmt.Errorf("held payment %d missing below the last id %d", id, last)
-		case f.Account != nil && *f.Account != p.From && *f.Account != p.To,
-			status != 0 && p.Status != status:
-			return false, nil
-		}
-		page.Items = append(page.Items, heldOf(id, p, assets))
-		return len(page.Items) == n, nil
+	items, next, err := pageRecords(api, records[state.HeldPayment]{
+		what: "held payment", limit: f.Limit, before: f.Before, status: f.Status,
+		statusName: state.HeldStatusName, maxStatus: state.HeldExpired,
+		last: (*state.Overlay).LastHeldID, get: (*state.Overlay).HeldPayment,
+		match: func(p state.HeldPayment, status uint8) bool {
+			return (f.Account == nil || *f.Account == p.From || *f.Account == p.To) &&
+				(status == 0 || p.Status == status)
+		},
+	}, func(id uint64, p state.HeldPayment, _ *state.Rules, assets txdecode.Assets) schema.HeldPayment {
+		return heldOf(id, p, assets)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return page, nil
+	return &schema.HeldPaymentPage{Items: items, NextCursor: next}, nil
 }
 
 // heldKinds name the held payment kinds in JSON.

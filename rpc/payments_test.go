@@ -102,5 +102,19 @@ func TestGetDisputesAndHeldPayments(t *testing.T) {
 		held.Items[0].ExpiresMs != held.Items[0].CreatedMs+86_400_000 || held.Items[0].Reference != nil {
 		t.Fatalf("held payments %+v", held)
 	}
+	// A page that matches nothing is an empty list, not null.
+	held = schema.HeldPaymentPage{}
+	if err := cl.Call(&held, "tally_getHeldPayments", map[string]any{"account": other.Address()}); err != nil {
+		t.Fatal(err)
+	}
+	if held.Items == nil || len(held.Items) != 0 || held.NextCursor != nil {
+		t.Fatalf("held payments of an account with none: %+v", held)
+	}
+	page = schema.DisputePage{}
+	call(map[string]any{"payer": merchant.Address()})
+	if page.Items == nil || len(page.Items) != 0 || page.NextCursor != nil {
+		t.Fatalf("disputes of a payer with none: %+v", page)
+	}
 	wantFilterErr(t, "status", cl.Call(&held, "tally_getHeldPayments", map[string]any{"status": "done"}), CodeInvalidParams, `status "done" is not one of`)
+	wantFilterErr(t, "limit", cl.Call(&held, "tally_getHeldPayments", map[string]any{"limit": hexutil.Uint(0)}), CodeInvalidParams, "limit must be 1..500")
 }
