@@ -383,17 +383,14 @@ func referenceText(r *schema.Reference) string {
 type pageFlags struct {
 	status, before *string
 	limit          *uint
-	asJSON         *bool
-	rpcURL         *string
-	timeout        *time.Duration
+	queryFlags
 }
 
 func addPageFlags(fs *flag.FlagSet, statuses string) *pageFlags {
-	p := &pageFlags{status: fs.String("status", "", "only this `STATUS` ("+statuses+")"),
-		before: fs.String("before", "", "continue below this `ID` (the previous page's next)"),
-		limit:  fs.Uint("limit", 50, "at most `N` items (1..500)"), asJSON: jsonFlag(fs)}
-	p.rpcURL, p.timeout = rpcFlags(fs)
-	return p
+	return &pageFlags{status: fs.String("status", "", "only this `STATUS` ("+statuses+")"),
+		before:     fs.String("before", "", "continue below this `ID` (the previous page's next)"),
+		limit:      fs.Uint("limit", 50, "at most `N` items (1..500)"),
+		queryFlags: addQueryFlags(fs)}
 }
 
 // filter builds the RPC filter of p with the given addresses.
@@ -430,38 +427,55 @@ or the merchant. A page ends with the id to pass as --before for the next.`)
 	payer := cmd.fs.String("payer", "", "disputes opened by `ADDR`")
 	merchant := cmd.fs.String("merchant", "", "disputes of the merchant `ADDR`")
 	p := addPageFlags(cmd.fs, "open, contested, refunded, upheld, dismissed")
+	return listPage(c, cmd, args, p, map[string]*string{"account": account, "payer": payer, "merchant": merchant}, "tally_getDisputes",
+		func(page *schema.DisputePage) ([]schema.Dispute, *hexutil.Uint64) { return page.Items, page.NextCursor }, disputeDoc,
+		fmt.Sprintf("%-5s %-10s %-19s %-14s %-24s %s", "id", "status", "reason", "amount", "reference", "payer → merchant"),
+		func(d disputeJSON) string {
+			return fmt.Sprintf("%-5s %-10s %-19s %-14s %-24s %s → %s", d.ID, d.Status, d.Reason, d.Amount.Text, d.Reference, d.Payer.Hex(), d.Merchant.Hex())
+		})
+}
+
+// listPage is the body of a list command on its page flags p: it parses
+// the command line, builds the filter from p and the address flags addrs,
+// calls method for one page (a P, whose items and cursor page gives), and
+// prints it as JSON ({"items", "next"}, each item as doc renders it) or as
+// a table (header, then row of each item), ending with the --before of the
+// next page.
+func listPage[P, I, J any](c *cli, cmd *command, args []string, p *pageFlags, addrs map[string]*string, method string,
+	page func(*P) ([]I, *hexutil.Uint64), doc func(I) J, header string, row func(J) string) error {
 	if err := c.parseNoArgs(cmd, args); err != nil {
 		return err
 	}
-	f, err := p.filter("dispute list", map[string]*string{"account": account, "payer": payer, "merchant": merchant})
+	f, err := p.filter(cmd.name, addrs)
 	if err != nil {
 		return err
 	}
-	ctx, client, done, err := connect(*p.rpcURL, *p.timeout)
+	q, err := p.connect()
 	if err != nil {
 		return err
 	}
-	defer done()
-	var page schema.DisputePage
-	if err := client.Call(ctx, &page, "tally_getDisputes", f); err != nil {
-		return fmt.Errorf("dispute list: %w", err)
+	defer q.done()
+	var got P
+	if err := q.client.Call(q.ctx, &got, method, f); err != nil {
+		return fmt.Errorf("%s: %w", cmd.name, err)
 	}
-	doc := struct {
-		Items []disputeJSON `json:"items"`
-		Next  *string       `json:"next"`
-	}{Items: []disputeJSON{}, Next: cursorText(page.NextCursor)}
-	for _, d := range page.Items {
-		doc.Items = append(doc.Items, disputeDoc(d))
+	items, next := page(&got)
+	out := struct {
+		Items []J     `json:"items"`
+		Next  *string `json:"next"`
+	}{Items: []J{}, Next: cursorText(next)}
+	for _, it := range items {
+		out.Items = append(out.Items, doc(it))
 	}
-	if *p.asJSON {
-		return c.printJSON(doc)
+	if q.asJSON {
+		return c.printJSON(out)
 	}
-	fmt.Fprintf(c.stdout, "%-5s %-10s %-19s %-14s %-24s %s\n", "id", "status", "reason", "amount", "reference", "payer → merchant")
-	for _, d := range doc.Items {
-		fmt.Fprintf(c.stdout, "%-5s %-10s %-19s %-14s %-24s %s → %s\n", d.ID, d.Status, d.Reason, d.Amount.Text, d.Reference, d.Payer.Hex(), d.Merchant.Hex())
+	fmt.Fprintln(c.stdout, header)
+	for _, j := range out.Items {
+		fmt.Fprintln(c.stdout, row(j))
 	}
-	if doc.Next != nil {
-		fmt.Fprintf(c.stdout, "next: --before %s\n", *doc.Next)
+	if out.Next != nil {
+		fmt.Fprintf(c.stdout, "next: --before %s\n", *out.Next)
 	}
 	return nil
 }
@@ -478,27 +492,18 @@ func (c *cli) disputeShow(args []string) error {
 	cmd := newCommand("dispute show", "ID", `
 Prints one dispute: its payment, reason, status, the merchant's answer and
 the bank's decision.`)
-	rpcURL, timeout := rpcFlags(cmd.fs)
-	asJSON := jsonFlag(cmd.fs)
-	arg, err := c.oneArg(cmd, args, "ID")
+	id, q, err := queryOne(c, cmd, args, "ID", parseID)
 	if err != nil {
 		return err
 	}
-	id, err := parseID("dispute show: ID", arg)
-	if err != nil {
-		return err
-	}
-	ctx, client, done, err := connect(*rpcURL, *timeout)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer q.done()
+	ctx, client := q.ctx, q.client
 	d, err := fetchDispute(ctx, client, id.Uint64())
 	if err != nil {
 		return fmt.Errorf("dispute show: %w", err)
 	}
 	doc := disputeDoc(*d)
-	if *asJSON {
+	if q.asJSON {
 		return c.printJSON(doc)
 	}
 	rows := [][2]string{{"dispute", doc.ID}, {"status", doc.Status}, {"reason", doc.Reason}, {"payer", doc.Payer.Hex()}, {"merchant", doc.Merchant.Hex()},
@@ -587,11 +592,7 @@ func (c *cli) confirmOutcome(verb string, args []string) error {
 %s held payment ID (signed by %s). A confirmed payment runs under the
 rules in force now; a rejected or cancelled one returns to its sender.`, strings.ToUpper(verb[:1])+verb[1:]+"s", who))
 	f := c.addOpFlags(cmd.fs, who)
-	arg, err := c.oneArg(cmd, args, "ID")
-	if err != nil {
-		return err
-	}
-	id, err := parseID("confirmations "+verb+": ID", arg)
+	id, err := parseOneArg(c, cmd, args, "ID", parseID)
 	if err != nil {
 		return err
 	}
@@ -607,11 +608,7 @@ approve-change (signed by ACCOUNT's confirmation key) puts its waiting change
 of confirmation settings in force now; cancel-change (signed by ACCOUNT or
 its key) drops it.`)
 	f := c.addOpFlags(cmd.fs, "the confirmation key, or the account to cancel")
-	arg, err := c.oneArg(cmd, args, "ACCOUNT")
-	if err != nil {
-		return err
-	}
-	account, err := parseAddress("confirmations "+verb+": ACCOUNT", arg)
+	account, err := parseOneArg(c, cmd, args, "ACCOUNT", parseAddress)
 	if err != nil {
 		return err
 	}
@@ -638,21 +635,12 @@ func (c *cli) confirmShow(args []string) error {
 	cmd := newCommand("confirmations show", "ACCOUNT", `
 Prints an account's confirmation key and thresholds in force, and a change
 waiting for its time (tally_getConfirmation).`)
-	rpcURL, timeout := rpcFlags(cmd.fs)
-	asJSON := jsonFlag(cmd.fs)
-	arg, err := c.oneArg(cmd, args, "ACCOUNT")
+	account, q, err := queryOne(c, cmd, args, "ACCOUNT", parseAddress)
 	if err != nil {
 		return err
 	}
-	account, err := parseAddress("confirmations show: ACCOUNT", arg)
-	if err != nil {
-		return err
-	}
-	ctx, client, done, err := connect(*rpcURL, *timeout)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer q.done()
+	ctx, client := q.ctx, q.client
 	var s schema.ConfirmationSettings
 	if err := client.Call(ctx, &s, "tally_getConfirmation", account); err != nil {
 		return fmt.Errorf("confirmations show: %w", err)
@@ -675,7 +663,7 @@ waiting for its time (tally_getConfirmation).`)
 	if s.Change != nil {
 		doc.Change = &confirmChangeJSON{Key: keyOf(s.Change.Key), Thresholds: amounts(s.Change.Thresholds), Effective: timeText(uint64(s.Change.EffectiveMs))}
 	}
-	if *asJSON {
+	if q.asJSON {
 		return c.printJSON(doc)
 	}
 	keyText := func(k *txdecode.Address) string {
@@ -723,54 +711,33 @@ Lists payments held for a second confirmation newest first
 (tally_getHeldPayments): --account matches the sender or the recipient.`)
 	account := cmd.fs.String("account", "", "held payments from or to `ADDR`")
 	p := addPageFlags(cmd.fs, "pending, confirmed, rejected, cancelled, expired")
-	if err := c.parseNoArgs(cmd, args); err != nil {
-		return err
+	return listPage(c, cmd, args, p, map[string]*string{"account": account}, "tally_getHeldPayments",
+		func(page *schema.HeldPaymentPage) ([]schema.HeldPayment, *hexutil.Uint64) {
+			return page.Items, page.NextCursor
+		}, heldDoc,
+		fmt.Sprintf("%-5s %-10s %-16s %-16s %s", "id", "status", "kind", "amount", "from → to"),
+		func(h heldJSON) string {
+			to := "(withdrawal)"
+			if h.To != nil {
+				to = h.To.Hex()
+			}
+			return fmt.Sprintf("%-5s %-10s %-16s %-16s %s → %s", h.ID, h.Status, h.Kind, h.Amount.Text, h.From.Hex(), to)
+		})
+}
+
+// heldDoc renders a held payment for 'tally confirmations list'.
+func heldDoc(h schema.HeldPayment) heldJSON {
+	j := heldJSON{ID: strconv.FormatUint(uint64(h.ID), 10), Status: h.Status, Kind: h.Kind, From: txdecode.Address(h.From), Amount: schemaAmount(h.Amount),
+		Reference: referenceText(h.Reference), Created: timeText(uint64(h.CreatedMs)), Expires: timeText(uint64(h.ExpiresMs))}
+	if h.To != nil {
+		to := txdecode.Address(*h.To)
+		j.To = &to
 	}
-	f, err := p.filter("confirmations list", map[string]*string{"account": account})
-	if err != nil {
-		return err
+	if h.ClosedMs != nil {
+		s := timeText(uint64(*h.ClosedMs))
+		j.Closed = &s
 	}
-	ctx, client, done, err := connect(*p.rpcURL, *p.timeout)
-	if err != nil {
-		return err
-	}
-	defer done()
-	var page schema.HeldPaymentPage
-	if err := client.Call(ctx, &page, "tally_getHeldPayments", f); err != nil {
-		return fmt.Errorf("confirmations list: %w", err)
-	}
-	doc := struct {
-		Items []heldJSON `json:"items"`
-		Next  *string    `json:"next"`
-	}{Items: []heldJSON{}, Next: cursorText(page.NextCursor)}
-	for _, h := range page.Items {
-		j := heldJSON{ID: strconv.FormatUint(uint64(h.ID), 10), Status: h.Status, Kind: h.Kind, From: txdecode.Address(h.From), Amount: schemaAmount(h.Amount),
-			Reference: referenceText(h.Reference), Created: timeText(uint64(h.CreatedMs)), Expires: timeText(uint64(h.ExpiresMs))}
-		if h.To != nil {
-			to := txdecode.Address(*h.To)
-			j.To = &to
-		}
-		if h.ClosedMs != nil {
-			s := timeText(uint64(*h.ClosedMs))
-			j.Closed = &s
-		}
-		doc.Items = append(doc.Items, j)
-	}
-	if *p.asJSON {
-		return c.printJSON(doc)
-	}
-	fmt.Fprintf(c.stdout, "%-5s %-10s %-16s %-16s %s\n", "id", "status", "kind", "amount", "from → to")
-	for _, h := range doc.Items {
-		to := "(withdrawal)"
-		if h.To != nil {
-			to = h.To.Hex()
-		}
-		fmt.Fprintf(c.stdout, "%-5s %-10s %-16s %-16s %s → %s\n", h.ID, h.Status, h.Kind, h.Amount.Text, h.From.Hex(), to)
-	}
-	if doc.Next != nil {
-		fmt.Fprintf(c.stdout, "next: --before %s\n", *doc.Next)
-	}
-	return nil
+	return j
 }
 
 // parseNoArgs parses flags and refuses positional arguments.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"math/big"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -24,21 +26,12 @@ func (c *cli) balance(args []string) error {
 	cmd := newCommand("balance", "ADDR", `
 Prints the account's balance of the native asset, in its units and in
 base units (1 CNY = 10^18 base units). 'tally account' shows every asset.`)
-	rpcURL, timeout := rpcFlags(cmd.fs)
-	asJSON := jsonFlag(cmd.fs)
-	arg, err := c.oneArg(cmd, args, "ADDR")
+	addr, q, err := queryOne(c, cmd, args, "ADDR", parseAddress)
 	if err != nil {
 		return err
 	}
-	addr, err := parseAddress("balance: ADDR", arg)
-	if err != nil {
-		return err
-	}
-	ctx, client, done, err := connect(*rpcURL, *timeout)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer q.done()
+	ctx, client := q.ctx, q.client
 	_, assets, err := nodeAssets(ctx, client)
 	if err != nil {
 		return err
@@ -48,7 +41,7 @@ base units (1 CNY = 10^18 base units). 'tally account' shows every asset.`)
 		return err
 	}
 	native := assets.Of(txdecode.NativeAssetID)
-	if *asJSON {
+	if q.asJSON {
 		return c.printJSON(struct {
 			Address txdecode.Address `json:"address"`
 			Asset   string           `json:"asset"`
@@ -85,21 +78,12 @@ success, 0 failed at execution, with the reason when the node keeps it, or
 pending while admitted but not yet in a block), block, sender, the
 operation with its arguments (amounts in the asset's units, references as
 text when printable) and the events it emitted. A receipt is final.`)
-	rpcURL, timeout := rpcFlags(cmd.fs)
-	asJSON := jsonFlag(cmd.fs)
-	arg, err := c.oneArg(cmd, args, "HASH")
+	hash, q, err := queryOne(c, cmd, args, "HASH", parseHash)
 	if err != nil {
 		return err
 	}
-	hash, err := parseHash("tx: HASH", arg)
-	if err != nil {
-		return err
-	}
-	ctx, client, done, err := connect(*rpcURL, *timeout)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer q.done()
+	ctx, client := q.ctx, q.client
 	tx, pending, err := client.TransactionByHash(ctx, hash)
 	if errors.Is(err, wallet.ErrNotFound) {
 		return fmt.Errorf("tx %s: not found", hash)
@@ -142,7 +126,7 @@ text when printable) and the events it emitted. A receipt is final.`)
 			}
 		}
 	}
-	if *asJSON {
+	if q.asJSON {
 		return c.printJSON(doc)
 	}
 	w := c.stdout
@@ -275,28 +259,15 @@ func (c *cli) block(args []string) error {
 	cmd := newCommand("block", "N|latest", `
 Prints a block's header: number, hash, parent, time, transaction count and
 proposer (the validator that built it, the header's miner field).`)
-	rpcURL, timeout := rpcFlags(cmd.fs)
-	asJSON := jsonFlag(cmd.fs)
-	arg, err := c.oneArg(cmd, args, "N|latest")
+	arg, q, err := queryOne(c, cmd, args, "N|latest", parseBlockNumber)
 	if err != nil {
 		return err
 	}
-	var number *big.Int // nil: latest
-	if arg != "latest" {
-		n, err := strconv.ParseUint(arg, 10, 64)
-		if err != nil {
-			return usageErrorf("block: N: %q is not a block number (a decimal number or \"latest\")", truncate(arg))
-		}
-		number = new(big.Int).SetUint64(n)
-	}
-	ctx, client, done, err := connect(*rpcURL, *timeout)
-	if err != nil {
-		return err
-	}
-	defer done()
-	b, err := client.BlockByNumber(ctx, number)
+	defer q.done()
+	ctx, client := q.ctx, q.client
+	b, err := client.BlockByNumber(ctx, arg.number)
 	if errors.Is(err, wallet.ErrNotFound) {
-		return fmt.Errorf("block %s: not found", arg)
+		return fmt.Errorf("block %s: not found", arg.text)
 	}
 	if err != nil {
 		return err
@@ -311,7 +282,7 @@ proposer (the validator that built it, the header's miner field).`)
 	for i, tx := range b.Transactions() {
 		doc.Transactions[i] = tx.Hash()
 	}
-	if *asJSON {
+	if q.asJSON {
 		return c.printJSON(doc)
 	}
 	fmt.Fprintf(c.stdout, "number:   %d\nhash:     %s\nparent:   %s\ntime:     %s\ntxs:      %d\nproposer: %s\n",
@@ -379,21 +350,12 @@ Prints an account's balance of every asset, its KYC tier, whether it is
 frozen, and what it may still send today (UTC day of the last block's time);
 then what the risk rules hold about it: an active suspension, its watch list
 entry, and the counters of its tier's velocity rules.`)
-	rpcURL, timeout := rpcFlags(cmd.fs)
-	asJSON := jsonFlag(cmd.fs)
-	arg, err := c.oneArg(cmd, args, "ADDR")
+	addr, q, err := queryOne(c, cmd, args, "ADDR", parseAddress)
 	if err != nil {
 		return err
 	}
-	addr, err := parseAddress("account: ADDR", arg)
-	if err != nil {
-		return err
-	}
-	ctx, client, done, err := connect(*rpcURL, *timeout)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer q.done()
+	ctx, client := q.ctx, q.client
 	list, assets, err := nodeAssets(ctx, client)
 	if err != nil {
 		return err
@@ -413,7 +375,7 @@ entry, and the counters of its tier's velocity rules.`)
 		doc.Assets = append(doc.Assets, row)
 	}
 	accountRisk(&doc, acc, assets)
-	if *asJSON {
+	if q.asJSON {
 		return c.printJSON(doc)
 	}
 	fmt.Fprintf(c.stdout, "address: %s\ntier:    %d (%s)\nfrozen:  %t\nnonce:   %d\n", doc.Address.Hex(), doc.Tier, doc.TierName, doc.Frozen, doc.Nonce)
@@ -461,17 +423,12 @@ func (c *cli) supply(args []string) error {
 Prints an asset's issuance: minted (genesis allocations and bank mints),
 burned (settled withdrawals), escrow (pending withdrawals) and circulating
 (held in balances). minted - burned = circulating + escrow always holds.`)
-	rpcURL, timeout := rpcFlags(cmd.fs)
-	asJSON := jsonFlag(cmd.fs)
-	arg, err := c.oneArg(cmd, args, "SYMBOL")
+	arg, q, err := queryOne(c, cmd, args, "SYMBOL", verbatim)
 	if err != nil {
 		return err
 	}
-	ctx, client, done, err := connect(*rpcURL, *timeout)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer q.done()
+	ctx, client := q.ctx, q.client
 	_, assets, err := nodeAssets(ctx, client)
 	if err != nil {
 		return err
@@ -487,7 +444,7 @@ burned (settled withdrawals), escrow (pending withdrawals) and circulating
 	doc := supplyJSON{Symbol: a.Symbol, Address: txdecode.Address(s.Address), Decimals: a.Decimals, MinorUnits: a.MinorUnits,
 		Minted: amountOf(s.Minted.ToInt(), a), Burned: amountOf(s.Burned.ToInt(), a), Escrow: amountOf(s.Escrow.ToInt(), a),
 		Circulating: amountOf(s.Circulating.ToInt(), a), TotalSupply: amountOf(s.TotalSupply.ToInt(), a)}
-	if *asJSON {
+	if q.asJSON {
 		return c.printJSON(doc)
 	}
 	for _, row := range []struct {
@@ -518,8 +475,7 @@ func (c *cli) assets(args []string) error {
 Lists the chain's assets: id, symbol, decimals, minor units (the decimal
 places amounts are shown with, and the smallest amount a bank pays out),
 the ERC-20 facade address, name and issuing banks.`)
-	rpcURL, timeout := rpcFlags(cmd.fs)
-	asJSON := jsonFlag(cmd.fs)
+	flags := addQueryFlags(cmd.fs)
 	pos, err := c.parse(cmd, args)
 	if err != nil {
 		return err
@@ -527,16 +483,17 @@ the ERC-20 facade address, name and issuing banks.`)
 	if err := wantArgs(cmd, pos); err != nil {
 		return err
 	}
-	ctx, client, done, err := connect(*rpcURL, *timeout)
+	q, err := flags.connect()
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer q.done()
+	ctx, client := q.ctx, q.client
 	list, _, err := nodeAssets(ctx, client)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if q.asJSON {
 		doc := struct {
 			Assets []assetJSON `json:"assets"`
 		}{make([]assetJSON, len(list))}
@@ -564,6 +521,84 @@ the ERC-20 facade address, name and issuing banks.`)
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%s\n", a.ID, a.Symbol, a.Decimals, a.MinorUnits, a.Address.Hex(), name, strings.Join(banks, ", "))
 	}
 	return tw.Flush()
+}
+
+// queryFlags are a read command's flags: --rpc, --timeout and --json.
+type queryFlags struct {
+	rpcURL  *string
+	timeout *time.Duration
+	asJSON  *bool
+}
+
+func addQueryFlags(fs *flag.FlagSet) queryFlags {
+	q := queryFlags{asJSON: jsonFlag(fs)}
+	q.rpcURL, q.timeout = rpcFlags(fs)
+	return q
+}
+
+// nodeQuery is a read command's connection to the node, and its --json.
+type nodeQuery struct {
+	ctx    context.Context
+	client *wallet.Client
+	asJSON bool
+	done   func() // closes the client and releases the timeout
+}
+
+// connect dials the node within --timeout (connect).
+func (f queryFlags) connect() (*nodeQuery, error) {
+	ctx, client, done, err := connect(*f.rpcURL, *f.timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &nodeQuery{ctx: ctx, client: client, asJSON: *f.asJSON, done: done}, nil
+}
+
+// queryOne is the prelude of a read command that takes one argument, named
+// name in its usage: it adds the query flags, parses the command line and
+// the argument (parseOneArg), and dials the node. The caller defers
+// q.done().
+func queryOne[T any](c *cli, cmd *command, args []string, name string, parse func(what, s string) (T, error)) (v T, q *nodeQuery, err error) {
+	flags := addQueryFlags(cmd.fs)
+	if v, err = parseOneArg(c, cmd, args, name, parse); err != nil {
+		return v, nil, err
+	}
+	q, err = flags.connect()
+	return v, q, err
+}
+
+// parseOneArg parses a command that takes exactly one argument, named name
+// in its usage, and reads the argument with parse, whose errors name it
+// "<command>: <name>" ("balance: ADDR").
+func parseOneArg[T any](c *cli, cmd *command, args []string, name string, parse func(what, s string) (T, error)) (T, error) {
+	arg, err := c.oneArg(cmd, args, name)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return parse(cmd.name+": "+name, arg)
+}
+
+// verbatim is the parse of an argument taken as it is.
+func verbatim(_, s string) (string, error) { return s, nil }
+
+// blockArg is a block number argument: number (nil: "latest") and the
+// text given.
+type blockArg struct {
+	number *big.Int
+	text   string
+}
+
+// parseBlockNumber reads tally block's argument, a block number or
+// "latest"; its error names the number N.
+func parseBlockNumber(_, s string) (blockArg, error) {
+	if s == "latest" {
+		return blockArg{text: s}, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return blockArg{}, usageErrorf("block: N: %q is not a block number (a decimal number or \"latest\")", truncate(s))
+	}
+	return blockArg{number: new(big.Int).SetUint64(n), text: s}, nil
 }
 
 // oneArg parses a command that takes exactly one argument, named name in
