@@ -135,6 +135,9 @@ func FuzzIntake(f *testing.F) {
 		sig[64] += 27
 		body, _ := json.Marshal(map[string]string{l.field: l.id, "wallet": holder.Address().Hex(), "signature": hexutil.Encode(sig), "name": "Chan Tai Man"})
 		f.Add(uint8(2), body)
+		// A wallet given in lower case is answered EIP-55 checksummed.
+		body, _ = json.Marshal(map[string]string{l.field: l.id, "wallet": strings.ToLower(holder.Address().Hex()), "signature": hexutil.Encode(sig)})
+		f.Add(uint8(2), body)
 	}
 	cfg := DefaultConfig()
 	cfg.Asset = "HKD"
@@ -227,7 +230,8 @@ func signedLinkText(field string, bank common.Address, id string, wallet common.
 // checkLink posts a link request: it is refused (400 with an error), or
 // linked (200), and then the request names exactly one of account,
 // reference and virtualAccount, and its signature, recovered over the
-// documented text, is the wallet's; the answer names that wallet and id.
+// documented text, is the wallet's; the answer names that wallet (EIP-55
+// checksummed, however the request spelt it) and id.
 func checkLink(t *testing.T, h http.Handler, secret []byte, now time.Time, bank common.Address, body []byte) {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, PathLinks, bytes.NewReader(body))
@@ -235,9 +239,9 @@ func checkLink(t *testing.T, h http.Handler, secret []byte, now time.Time, bank 
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	var ans struct {
-		Error   string         `json:"error"`
-		Account string         `json:"account"`
-		Wallet  common.Address `json:"wallet"`
+		Error   string `json:"error"`
+		Account string `json:"account"`
+		Wallet  string `json:"wallet"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil {
 		t.Fatalf("POST %s %q: %d, body not JSON: %v", PathLinks, body, rec.Code, err)
@@ -277,7 +281,7 @@ func checkLink(t *testing.T, h http.Handler, secret []byte, now time.Time, bank 
 	if err != nil || ethcrypto.PubkeyToAddress(*pub) != wallet {
 		t.Fatalf("linked %s %q to %s, whose signature over the documented text it is not (%v): %q", field, id, wallet, err, body)
 	}
-	if ans.Wallet != wallet || ans.Account != id {
-		t.Fatalf("linked %s %q to %s, answered %s %q", field, id, wallet, ans.Wallet, ans.Account)
+	if ans.Wallet != wallet.Hex() || ans.Account != id {
+		t.Fatalf("linked %s %q to %s, answered %s %q (the wallet EIP-55 checksummed, as the signed text has it)", field, id, wallet.Hex(), ans.Wallet, ans.Account)
 	}
 }

@@ -757,7 +757,9 @@ func (b *Bridge) handleLinks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.log.Info(kind+" linked", kind, l.Account, "wallet", l.Wallet)
-	b.reply(w, ep, http.StatusOK, map[string]any{"kind": kind, "account": l.Account, "wallet": l.Wallet, "linkedAt": l.LinkedAt})
+	// The wallet EIP-55 checksummed, as the signed text has it (a
+	// common.Address would answer it in lower case).
+	b.reply(w, ep, http.StatusOK, map[string]any{"kind": kind, "account": l.Account, "wallet": l.Wallet.Hex(), "linkedAt": l.LinkedAt})
 }
 
 // RouteMessage is the text a wallet signs to have deposits carrying a
