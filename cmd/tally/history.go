@@ -86,16 +86,11 @@ counterparty and the reference as text. The last line gives the command
 for the next (older) page, with its --cursor; "end of history" when there
 is none. --asset keeps the transactions that moved that asset or called
 its facade.`)
-	rpcURL, timeout := rpcFlags(cmd.fs)
-	asJSON := jsonFlag(cmd.fs)
+	flags := addQueryFlags(cmd.fs)
 	symbol := cmd.fs.String("asset", "", "only transactions of the asset `SYMBOL`")
 	limit := cmd.fs.Int("limit", defaultHistoryLimit, "show at most `N` transactions (1..500)")
 	cursorArg := cmd.fs.String("cursor", "", "continue after a previous page: its next `CURSOR`")
-	arg, err := c.oneArg(cmd, args, "ADDR")
-	if err != nil {
-		return err
-	}
-	addr, err := parseAddress("history: ADDR", arg)
+	addr, err := parseOneArg(c, cmd, args, "ADDR", parseAddress)
 	if err != nil {
 		return err
 	}
@@ -110,11 +105,12 @@ its facade.`)
 		}
 		cursor = (*hexutil.Bytes)(&b)
 	}
-	ctx, client, done, err := connect(*rpcURL, *timeout)
+	q, err := flags.connect()
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer q.done()
+	ctx, client := q.ctx, q.client
 	_, assets, err := nodeAssets(ctx, client)
 	if err != nil {
 		return err
@@ -153,7 +149,7 @@ its facade.`)
 			k++
 		}
 	}
-	if *asJSON {
+	if q.asJSON {
 		return c.printJSON(doc)
 	}
 	writeHistory(c.stdout, doc, *limit)

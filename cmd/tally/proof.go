@@ -52,11 +52,7 @@ A block is certified by a later one: the command retries until then, within
 	rpcURL, timeout := rpcFlags(cmd.fs)
 	out := cmd.fs.String("out", "", "write the proof to `FILE` (default: stdout)")
 	wait := cmd.fs.Bool("wait", true, "retry while the transaction's block is not certified yet")
-	arg, err := c.oneArg(cmd, args, "HASH")
-	if err != nil {
-		return err
-	}
-	hash, err := parseHash("proof tx: HASH", arg)
+	hash, err := parseOneArg(c, cmd, args, "HASH", parseHash)
 	if err != nil {
 		return err
 	}
