@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,11 +37,7 @@ type dashMerchant struct {
 func startDashMerchant(t *testing.T, nodeURL string) *dashMerchant {
 	t.Helper()
 	dir := t.TempDir()
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(hook.Close)
+	hook := acceptingHook(t)
 	for name, data := range map[string][]byte{"tokens": []byte("e2e " + e2eOperatorToken + "\n"),
 		"webhook.secret": []byte("e2e-dashboard-merchant-secret-0123456789")} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -66,7 +60,7 @@ payees = [%q]
 [webhook]
 url = %q
 secret-file = "webhook.secret"
-`, listen, nodeURL, shop.Address().Hex(), hook.URL)
+`, listen, nodeURL, shop.Address().Hex(), hook)
 	path := filepath.Join(dir, "merchant.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -49,11 +49,7 @@ func startDashMonitor(t *testing.T, nodeURL string) *dashMonitor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(hook.Close)
+	hook := acceptingHook(t)
 	for name, data := range map[string][]byte{"compliance.json": ks, "compliance.pass": []byte("compliance password\n"),
 		"operators": []byte("e2e " + e2eOperatorToken + "\n"), "webhook.secret": []byte("e2e-dashboard-webhook-secret-0123456789")} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -75,7 +71,7 @@ tokens-file = "operators"
 [webhook]
 url = %q
 secret-file = "webhook.secret"
-`, listen, nodeURL, hook.URL)
+`, listen, nodeURL, hook)
 	path := filepath.Join(dir, "monitor.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -84,6 +80,17 @@ secret-file = "webhook.secret"
 	m.proc = startProc(t, "monitor", filepath.Join(dir, "monitor.log"), "monitor", "--config", path)
 	waitHTTP(t, m.proc, m.url+"/healthz")
 	return m
+}
+
+// acceptingHook is a webhook receiver that answers every POST 200, as
+// long as the test runs; it returns its URL.
+func acceptingHook(t *testing.T) string {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(hook.Close)
+	return hook.URL
 }
 
 // raiseAlerts makes two new-payee alerts (docs/monitor.md: 25,000 CNY to

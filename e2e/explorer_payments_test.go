@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -122,16 +120,8 @@ func TestExplorerPayments(t *testing.T) {
 		}
 		has(tc.what, "#held", tc.account, "1", "pending", "transfer", "50.00 HKD", expires)
 	}
-	if shots := os.Getenv(explorerScreenshots); shots != "" {
-		visit(t, b, base+"tx/"+heldTx.Hex())
-		png, err := chromedp.Run(b, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, "explorer-held.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	visit(t, b, base+"tx/"+heldTx.Hex())
+	explorerShot(t, b, "explorer-held.png")
 
 	// The dispute, on every page that concerns it.
 	for _, tc := range []struct {
@@ -151,16 +141,8 @@ func TestExplorerPayments(t *testing.T) {
 		}
 		has(tc.what, "#disputes", tc.account, "contested", reason, "12.00 HKD", "ORDER-7", "merchant: delivered, signed for")
 	}
-	if shots := os.Getenv(explorerScreenshots); shots != "" {
-		visit(t, b, base+"tx/"+paid.Hex())
-		png, err := chromedp.Run(b, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, "explorer-disputed.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	visit(t, b, base+"tx/"+paid.Hex())
+	explorerShot(t, b, "explorer-disputed.png")
 
 	// No rows where nothing happened.
 	for what, url := range map[string]string{

@@ -106,15 +106,7 @@ func TestExplorerRisk(t *testing.T) {
 			t.Errorf("suspended account's page lacks %q:\n%s", want, page)
 		}
 	}
-	if shots := os.Getenv(explorerScreenshots); shots != "" {
-		png, err := chromedp.Run(b, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, "explorer-account-risk.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	explorerShot(t, b, "explorer-account-risk.png")
 	// The shop, under the same rules, was never suspended.
 	if shopPage := visit(t, b, base+"address/"+shop.Hex()); strings.Contains(shopPage, "suspended") || !strings.Contains(shopPage, "0 of 2") {
 		t.Errorf("the shop's page:\n%s", shopPage)
@@ -128,6 +120,23 @@ func TestExplorerRisk(t *testing.T) {
 	send(int(genesis.DevComplianceIndex), lift, types.ReceiptStatusSuccessful)
 	if page := visit(t, b, base+"address/"+payer.Hex()); strings.Contains(page, "suspended") || !strings.Contains(page, "2 of 2") {
 		t.Errorf("after the lift, the payer's page:\n%s", page)
+	}
+}
+
+// explorerShot saves a screenshot of the page b shows as name in the
+// directory $TALLY_SCREENSHOTS names (docs/img), when it names one.
+func explorerShot(t *testing.T, b context.Context, name string) {
+	t.Helper()
+	shots := os.Getenv(explorerScreenshots)
+	if shots == "" {
+		return
+	}
+	png, err := chromedp.Run(b, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(shots, name), png, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
