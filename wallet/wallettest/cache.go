@@ -155,17 +155,11 @@ func tryHoldEntry(dir string) (*os.File, error) {
 // process holds, and returns their paths. It does nothing while another
 // process prunes.
 func pruneCache(root string, now time.Time, lim cacheLimits) ([]string, error) {
-	pl, err := os.OpenFile(filepath.Join(root, pruneLockName), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
+	pl, err := lockExclusive(filepath.Join(root, pruneLockName))
+	if pl == nil || err != nil {
+		return nil, err // nil, nil: another process prunes
 	}
 	defer pl.Close()
-	if err := flock(pl, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, nil // another process prunes
-		}
-		return nil, err
-	}
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return nil, err
@@ -211,17 +205,11 @@ func pruneCache(root string, now time.Time, lim cacheLimits) ([]string, error) {
 // removeIdle removes the entry dir if no process holds it and stillIdle
 // agrees with its last use, read again under the lock.
 func removeIdle(dir string, stillIdle func(used time.Time) bool) (bool, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return false, err
+	f, err := lockExclusive(filepath.Join(dir, lockName))
+	if f == nil || err != nil {
+		return false, err // nil, nil: in use
 	}
 	defer f.Close()
-	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return false, nil // in use
-		}
-		return false, err
-	}
 	if used, _ := entryUse(dir); !stillIdle(used) {
 		return false, nil
 	}
@@ -260,6 +248,24 @@ func touch(path string, t time.Time) error {
 	}
 	f.Close()
 	return os.Chtimes(path, t, t)
+}
+
+// lockExclusive opens (or creates) the lock file path and locks it
+// exclusively without waiting: nil and no error if another open file
+// holds a lock on it. Closing the file unlocks it.
+func lockExclusive(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // flock is flock(2), retried when a signal interrupts it.
