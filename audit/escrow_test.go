@@ -17,7 +17,7 @@ import (
 )
 
 // TestAuditEscrow: a chain with held payments (one confirmed, one
-// cancelled, one expired at a block's end, one still pending) audits
+// cancelled, one expired by expirePayments, one still pending) audits
 // clean, with the pending one counted in the escrow; a data dir whose
 // held payment record was forged (its amount raised, or its status closed
 // while its money stays in escrow) fails the escrow check of the stored
@@ -50,8 +50,8 @@ func TestAuditEscrow(t *testing.T) {
 	pay(700)                                    // 3
 	conf(key, "confirmPayment", big.NewInt(1))  // confirmed
 	conf(payer, "cancelPayment", big.NewInt(2)) // cancelled
-	c.Advance(2 * time.Minute)                  // 3 expires at the next block's end
-	c.Apply()                                   //
+	c.Advance(2 * time.Minute)                  // 3 is due
+	conf(1, "expirePayments")                   // expired, by anyone
 	pay(800)                                    // 4 stays pending
 	head := c.Apply()
 	_ = head

@@ -56,6 +56,12 @@ type BuilderConfig struct {
 	// in increasing height. The builder leaves out those an in-flight block
 	// already carries and keeps at most chain.MaxCertsPerBlock.
 	Certificates func(number uint64) []*chain.Certificate
+	// BlockClock, if set, is the clock the block times come from instead
+	// of time.Now (a block's time is still at least its parent's + 1 ms).
+	// It is a test hook: a node test moves block time past a day-long
+	// expiry without waiting for it. The builder's own timing (intervals,
+	// heartbeats) stays on time.Now.
+	BlockClock func() time.Time
 }
 
 // HoldPoll is how often a held builder (Hold, or this node's key not being
@@ -463,7 +469,11 @@ func (b *Builder) proposeLocked() (func(), error) {
 	for i, p := range pend {
 		txs[i], froms[i] = p.Tx, p.From
 	}
-	built, err := buildRecovering(base, par, txs, froms, b.certsLocked(number), uint64(b.now().UnixMilli()), b.key, b.chainID)
+	blockNow := b.now
+	if b.cfg.BlockClock != nil {
+		blockNow = b.cfg.BlockClock
+	}
+	built, err := buildRecovering(base, par, txs, froms, b.certsLocked(number), uint64(blockNow().UnixMilli()), b.key, b.chainID)
 	if err != nil {
 		b.pool.Return(pend)
 		return nil, err

@@ -101,6 +101,9 @@ type State interface {
 	Account(a common.Address) (state.Account, error)
 	// Rules are the rules in force (assets that exist).
 	Rules() (*state.Rules, error)
+	// HeldDue reports whether a held payment is due to expire at the
+	// head's block time (state.HeldDue).
+	HeldDue() (bool, error)
 }
 
 type entry struct {
@@ -303,6 +306,20 @@ func (p *Pool) checkCall(tx *types.Transaction, from common.Address) error {
 		if err := state.CheckCall(rules, to, tx.Data()); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidCall, err)
 		}
+	}
+	if state.IsExpirePayments(to, tx.Data()) {
+		// Open to any sender, a node's unverified keeper account too
+		// (docs/payments.md), but only while a payment is due: otherwise
+		// it could only revert, and an unverified account would have
+		// written the state.
+		due, err := p.state.HeldDue()
+		if err != nil {
+			return err
+		}
+		if !due {
+			return fmt.Errorf("%w: no held payment is due to expire", ErrInvalidCall)
+		}
+		return nil
 	}
 	acc, err := p.state.Account(from)
 	if err != nil {

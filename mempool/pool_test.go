@@ -29,6 +29,8 @@ type fakeState struct {
 	applied map[common.Hash]bool
 	// unverified accounts are at tier 0.
 	unverified map[common.Address]bool
+	// due: a held payment is due to expire (HeldDue).
+	due bool
 }
 
 func newFakeState() *fakeState {
@@ -61,6 +63,12 @@ func (s *fakeState) Account(a common.Address) (state.Account, error) {
 }
 
 func (s *fakeState) Rules() (*state.Rules, error) { return state.CompileRules(&genesis.Dev().Rules) }
+
+func (s *fakeState) HeldDue() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.due, nil
+}
 
 func (s *fakeState) HasTx(h common.Hash) (bool, error) {
 	s.mu.Lock()
@@ -553,5 +561,50 @@ func TestAllInAdmissionOrder(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("call %d: All gives\n%q\nwant\n%q", call, got, want)
 		}
+	}
+}
+
+// TestExpirePaymentsAdmission: expirePayments is the one call admission
+// takes from an unverified (tier 0) sender, a node's keeper account, and
+// only while a held payment is due; from a verified sender too, it is
+// refused while none is (it could only revert). Other calls of the
+// unverified sender stay refused.
+func TestExpirePaymentsAdmission(t *testing.T) {
+	f := newFixture(t, Config{MaxPerAccount: 4, MaxTotal: 16})
+	keeper, _ := crypto.KeyFromMnemonic(crypto.TestMnemonic, "", 701)
+	f.st.unverified[keeper.Address()] = true
+	expire, err := chain.ConfirmationsABI.Pack("expirePayments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel, _ := chain.ConfirmationsABI.Pack("cancelPayment", big.NewInt(1))
+	to := chain.ConfirmationsAddress
+	sign := func(key *crypto.PrivateKey, nonce uint64, data []byte) *types.Transaction {
+		tx, err := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: chainID, Nonce: nonce, To: &to, Gas: chain.GasPerSystemCall, Data: data}), chainID, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	for _, c := range []struct {
+		name string
+		due  bool
+		tx   *types.Transaction
+		want error
+	}{
+		{"unverified, nothing due", false, sign(keeper, 0, expire), ErrInvalidCall},
+		{"verified, nothing due", false, sign(f.keys[1], 0, expire), ErrInvalidCall},
+		{"unverified, another call", true, sign(keeper, 0, cancel), ErrNotVerified},
+		{"unverified, due", true, sign(keeper, 0, expire), nil},
+		{"verified, due", true, sign(f.keys[1], 0, expire), nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f.st.mu.Lock()
+			f.st.due = c.due
+			f.st.mu.Unlock()
+			if err := f.add(c.tx); !errors.Is(err, c.want) {
+				t.Fatalf("err %v, want %v", err, c.want)
+			}
+		})
 	}
 }

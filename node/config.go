@@ -55,6 +55,12 @@ type Config struct {
 	// docs/cluster.md). Set by tallyd --raft-fresh, never by the config
 	// file: it is the operator's decision for one start.
 	RaftFresh bool `toml:"-"`
+
+	// BlockClock, if set, is the clock this node stamps the blocks it
+	// builds with instead of time.Now (consensus.BuilderConfig.BlockClock).
+	// A test hook, never set by the config file: node tests move block
+	// time past a payment's expiry or a key-change delay without waiting.
+	BlockClock func() time.Time `toml:"-"`
 }
 
 // StateConfig configures the state database.

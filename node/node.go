@@ -49,9 +49,11 @@ type Node struct {
 	senders *chain.SenderCache
 	pool    *mempool.Pool
 	adm     *Admission // admission: the pool journal, forwarding, replication
-	engine  *consensus.Engine
-	rpc     *rpc.Server
-	heads   *rpc.HeadFeed
+	// keeper sends expirePayments while this node leads (payments.go).
+	keeper *keeper
+	engine *consensus.Engine
+	rpc    *rpc.Server
+	heads  *rpc.HeadFeed
 	// pending is the feed of the transactions the pool admits.
 	pending *rpc.PendingFeed
 	admin   *adminServer
@@ -173,6 +175,7 @@ func (n *Node) open() error {
 			SlowestVoter:  n.slowestVoter,
 			Hold:          n.hold,
 			Certificates:  n.votes.Collector.Ready,
+			BlockClock:    n.cfg.BlockClock,
 		},
 		HeartbeatTimeout:   time.Duration(n.cfg.Raft.HeartbeatTimeout),
 		ElectionTimeout:    time.Duration(n.cfg.Raft.ElectionTimeout),
@@ -195,6 +198,9 @@ func (n *Node) open() error {
 	n.bg.Add(2)
 	go n.every(gapCheck, n.expireGaps)
 	go n.every(journalCheck, n.adm.CompactJournal)
+	if err := n.startKeeper(); err != nil {
+		return err
+	}
 	n.startCluster()
 	n.serveVotes()
 	go n.votes.Run(n.engine)

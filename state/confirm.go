@@ -29,8 +29,14 @@ import (
 //	                             confirmation reverts and the payment stays held
 //	rejectPayment (the key)    → the escrow returns to the sender
 //	cancelPayment (the sender) → the escrow returns to the sender
-//	expiry                     → at the end of the first block whose time reaches
-//	                             expiresAtMs, the escrow returns to the sender
+//	expiry                     → from expiresAtMs on it cannot be confirmed, and
+//	                             expirePayments (anyone's; every validator's node
+//	                             sends one while it leads and payments are due)
+//	                             returns the escrow to the sender: PaymentExpired
+//
+// Expiry runs in a transaction, not at the end of a block, because a block
+// end has no receipt: the money's return then has its event in the logs
+// like every other move, and every node and the audit run it identically.
 //
 // A change of the settings takes effect at once when the account has no
 // key yet, or when it only makes them stricter (same key, thresholds no
@@ -94,8 +100,8 @@ func HeldKindName(k uint8) string {
 // expiring in one second share a bucket: a record of the bucket's next
 // index and how many of its entries are live, and one entry per payment
 // (its id), which closing the payment deletes. Every operation on a
-// bucket is O(1), however many payments it holds; the sweep at the end of
-// a block reads each bucket whose second it passed, once.
+// bucket is O(1), however many payments it holds; the cursor passes each
+// second once (advanceHeldCursor) and expirePayments reads the due buckets.
 const heldSlotMs = 1000
 
 // Threshold is an account's threshold of one asset: a held operation moves
@@ -418,6 +424,9 @@ func (x *exec) confirmations(name string, args []any) ([]any, error) {
 		return ok, x.confirmPayment(num(0))
 	case "rejectPayment", "cancelPayment":
 		return ok, x.returnHeld(num(0), name == "rejectPayment")
+	case "expirePayments":
+		n, err := x.expirePayments()
+		return []any{new(big.Int).SetUint64(n)}, err
 	}
 	return nil, revertf("operation %s is not implemented by the confirmations contract", name)
 }
@@ -725,7 +734,7 @@ func (x *exec) confirmPayment(id *big.Int) error {
 
 // closeHeld records p's outcome, takes it off its expiry bucket (which
 // lists only pending payments) and logs it.
-func (x *exec) closeHeld(id uint64, p HeldPayment, status uint8, event string, topics []common.Hash) error {
+func (x *exec) closeHeld(id uint64, p HeldPayment, status uint8, event string, topics []common.Hash, data ...any) error {
 	p.Status, p.ClosedMs = status, x.blk.TimeMs
 	x.o.setHeldPayment(id, p)
 	if err := x.o.dequeueHeld(p); err != nil {
@@ -734,7 +743,7 @@ func (x *exec) closeHeld(id uint64, p HeldPayment, status uint8, event string, t
 	if err := x.o.addPending(-1, x.blk.TimeMs); err != nil {
 		return err
 	}
-	x.log(chain.ConfirmationsAddress, chain.ConfirmationsABI.Events[event], topics)
+	x.log(chain.ConfirmationsAddress, chain.ConfirmationsABI.Events[event], topics, data...)
 	return nil
 }
 
@@ -799,71 +808,128 @@ func expiryOf(nowMs, holdSeconds uint64) uint64 {
 	return (end + heldSlotMs - 1) / heldSlotMs * heldSlotMs
 }
 
-// expireHeld returns, at the end of block blk, every held payment still
-// pending whose expiry is at or before the block time. It reads one
-// record while none is pending, and while some are, the bucket of each
-// second of block time passed (once) and its entries. A bucket holds only
-// pending payments: closing one deletes its entry (closeHeld), and the
-// sweep deletes what it expires, so nothing stays behind.
-func expireHeld(o *Overlay, blk BlockContext) error {
-	cursor, pending, err := o.heldCursor()
-	if err != nil || pending == 0 {
-		return err
+// MaxExpiriesPerCall bounds the held payments one expirePayments returns,
+// so that one transaction's work stays small; more due wait for the next
+// call (the keeper sends one per block while some are due).
+const MaxExpiriesPerCall = 64
+
+// expirePayments returns to their senders held payments still pending
+// whose expiry is at or before the block time, oldest expiry first, at
+// most MaxExpiriesPerCall, each with the event PaymentExpired (and the
+// ERC-20 Transfer from the facade back to the sender, as a rejection). It
+// is open to anyone: it only does what the hold's time already decided. A
+// call with nothing due reverts, so a keeper's eth_call tells it to wait.
+//
+// The sweep starts at the cursor: the end of every block moves it over the
+// seconds whose bucket holds nothing (advanceHeldCursor), so the first
+// bucket after it is the earliest expiry, read in O(1).
+func (x *exec) expirePayments() (uint64, error) {
+	cursor, pending, err := x.o.heldCursor()
+	if err != nil {
+		return 0, err
 	}
-	now := blk.TimeMs / heldSlotMs
-	for sec := cursor + 1; sec <= now && pending > 0; sec++ {
-		next, live, err := o.heldBucket(sec)
+	now := x.blk.TimeMs / heldSlotMs
+	var n uint64
+	for sec := cursor + 1; sec <= now && pending > 0 && n < MaxExpiriesPerCall; sec++ {
+		next, live, err := x.o.heldBucket(sec)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		for i := uint32(0); i < next && live > 0; i++ {
-			v, err := o.Get(heldEntryKey(sec, i))
+		for i := uint32(0); i < next && live > 0 && n < MaxExpiriesPerCall; i++ {
+			v, err := x.o.Get(heldEntryKey(sec, i))
 			if err != nil {
-				return err
+				return 0, err
 			}
 			if len(v) == 0 {
 				continue // closed before it expired
 			}
 			if len(v) != 8 {
-				return fmt.Errorf("state: held payment entry %d of second %d is %d bytes", i, sec, len(v))
+				return 0, fmt.Errorf("state: held payment entry %d of second %d is %d bytes", i, sec, len(v))
 			}
 			id := binary.BigEndian.Uint64(v)
-			p, found, err := o.HeldPayment(id)
+			p, found, err := x.o.HeldPayment(id)
 			switch {
 			case err != nil:
-				return err
+				return 0, err
 			case !found || p.Status != HeldPending || p.ExpiresMs != sec*heldSlotMs:
-				return fmt.Errorf("state: held payment %d listed to expire at second %d is not pending until then (found %v, %s)", id, sec, found, HeldStatusName(p.Status))
+				return 0, fmt.Errorf("state: held payment %d listed to expire at second %d is not pending until then (found %v, %s)", id, sec, found, HeldStatusName(p.Status))
 			}
-			if err := refundHeld(o, p); err != nil {
-				return err
+			if err := refundHeld(x.o, p); err != nil {
+				return 0, err
 			}
-			p.Status, p.ClosedMs = HeldExpired, blk.TimeMs
-			o.setHeldPayment(id, p)
-			o.Set(heldEntryKey(sec, i), nil)
+			if p.Kind != HeldKindNative {
+				x.transferLog(p.Asset, chain.AssetAddress(p.Asset), p.From, p.Amount)
+			}
+			// closeHeld takes the entry off the bucket and counts one
+			// fewer pending; a bucket emptied is deleted.
+			if err := x.closeHeld(id, p, HeldExpired, "PaymentExpired", []common.Hash{numTopic(id), addrTopic(p.From)}, chain.AssetAddress(p.Asset), p.Amount); err != nil {
+				return 0, err
+			}
 			live--
 			pending--
+			n++
 		}
-		if next > 0 {
-			o.setHeldBucket(sec, 0, 0)
+	}
+	if n == 0 {
+		return 0, revertf("no held payment is due to expire at %s", FormatTimeMs(x.blk.TimeMs))
+	}
+	return n, advanceHeldCursor(x.o, x.blk)
+}
+
+// IsExpirePayments reports whether a transaction to to with data calls
+// expirePayments: the one operation admission takes from any sender, an
+// unverified one too, while a payment is due (mempool).
+func IsExpirePayments(to common.Address, data []byte) bool {
+	return to == chain.ConfirmationsAddress && len(data) == 4 && [4]byte(data) == [4]byte(chain.ConfirmationsABI.Methods["expirePayments"].ID)
+}
+
+// HeldDue reports whether a held payment still pending has reached its
+// expiry at block time nowMs: what a keeper asks before it sends
+// expirePayments. Two reads: the cursor and the bucket after it.
+func HeldDue(r Reader, nowMs uint64) (bool, error) {
+	o := NewOverlay(r)
+	cursor, pending, err := o.heldCursor()
+	if err != nil || pending == 0 || (cursor+1)*heldSlotMs > nowMs {
+		return false, err
+	}
+	_, live, err := o.heldBucket(cursor + 1)
+	return live > 0, err
+}
+
+// advanceHeldCursor moves the expiry cursor over the seconds up to block
+// blk's time whose bucket holds no pending payment, and stops before the
+// first that holds one: that bucket waits, due, for expirePayments. While
+// none is pending the cursor stays still (addPending moves it to the time
+// the next payment is held), so the end of a block reads one record, and
+// while some are it reads each second of block time passed once.
+func advanceHeldCursor(o *Overlay, blk BlockContext) error {
+	cursor, pending, err := o.heldCursor()
+	if err != nil || pending == 0 {
+		return err
+	}
+	c := cursor
+	for now := blk.TimeMs / heldSlotMs; c < now; c++ {
+		_, live, err := o.heldBucket(c + 1)
+		if err != nil {
+			return err
 		}
-		cursor = sec
+		if live > 0 {
+			break
+		}
 	}
-	if pending == 0 {
-		cursor = max(cursor, now)
-	}
-	if c0, p0, _ := o.heldCursor(); c0 != cursor || p0 != pending {
-		o.setHeldCursor(cursor, pending)
+	if c != cursor {
+		o.setHeldCursor(c, pending)
 	}
 	return nil
 }
 
 // EndBlock runs what happens at the end of every block, after its
-// transactions: held payments expire (expireHeld), then the governance
-// changes due take effect (ApplyScheduled).
+// transactions: the expiry cursor moves over empty seconds
+// (advanceHeldCursor), then the governance changes due take effect
+// (ApplyScheduled).
 func EndBlock(o *Overlay, rules *Rules, blk BlockContext) error {
-	if err := expireHeld(o, blk); err != nil {
-		return fmt.Errorf("expire held payments: %w", err)
+	if err := advanceHeldCursor(o, blk); err != nil {
+		return fmt.Errorf("held payment cursor: %w", err)
 	}
 	return ApplyScheduled(o, rules, blk)
 }

@@ -2,10 +2,10 @@ package state
 
 import (
 	"math/big"
-	"strings"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
@@ -147,34 +147,87 @@ func TestConfirmOutcomes(t *testing.T) {
 	}
 }
 
+// expired returns the ids and amounts of r's PaymentExpired events, and
+// checks each comes after the Transfer from the facade back to its sender.
+func expired(t *testing.T, r *types.Receipt) map[uint64]int64 {
+	t.Helper()
+	out := map[uint64]int64{}
+	ev := chain.ConfirmationsABI.Events["PaymentExpired"]
+	for i, l := range r.Logs {
+		if l.Address != confirms || l.Topics[0] != ev.ID {
+			continue
+		}
+		vals, err := ev.Inputs.NonIndexed().Unpack(l.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, asset, amount := common.BytesToAddress(l.Topics[2][:]), vals[0].(common.Address), vals[1].(*big.Int)
+		if i == 0 || r.Logs[i-1].Address != asset || r.Logs[i-1].Topics[0] != chain.AssetABI.Events["Transfer"].ID ||
+			common.BytesToAddress(r.Logs[i-1].Topics[1][:]) != asset || common.BytesToAddress(r.Logs[i-1].Topics[2][:]) != from {
+			t.Fatalf("PaymentExpired %d without its Transfer(facade → sender) before it: %v", i, r.Logs)
+		}
+		out[new(big.Int).SetBytes(l.Topics[1][:]).Uint64()] = amount.Int64()
+	}
+	return out
+}
+
+func (c *confirmSetup) due() bool {
+	c.t.Helper()
+	due, err := HeldDue(c.base, c.timeMs)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return due
+}
+
 // TestConfirmExpiry: a held payment may be confirmed until the block time
-// before its expiry; at a block time equal to it, confirming is refused
-// and the block's end returns the money, with no transaction.
+// before its expiry; from it, confirming is refused, HeldDue says so, and
+// expirePayments (sent by anyone) returns the money with PaymentExpired.
+// Before, with nothing due, expirePayments is refused and writes nothing.
 func TestConfirmExpiry(t *testing.T) {
 	c := newConfirmSetup(t)
 	before := c.balance(1, c.alice)
 	c.pay(20_000) // id 1
 	c.pay(30_000) // id 2
 	p1 := c.held(1)
-	// One ms before: id 2 confirms; id 1 stays pending through the block's end.
+	// One ms before: id 2 confirms; id 1 is not due.
 	c.timeMs = p1.ExpiresMs - 1
 	c.ok(c.key, confirms, &chain.ConfirmationsABI, "confirmPayment", big.NewInt(2))
+	c.timeMs = p1.ExpiresMs - 1
+	if c.due() {
+		t.Fatal("due one ms before its expiry")
+	}
+	c.refused("no held payment is due to expire at", c.bob, confirms, &chain.ConfirmationsABI, "expirePayments")
 	if c.held(1).Status != HeldPending {
 		t.Fatalf("expired early: %+v", c.held(1))
 	}
 	c.timeMs = p1.ExpiresMs
-	// Refused; the end of the same block returns id 1 (so this block
-	// writes more than the nonce: not c.refused).
-	if r, reason := c.call(c.key, confirms, &chain.ConfirmationsABI, "confirmPayment", big.NewInt(1)); r.Status != StatusFailed || !strings.Contains(reason, "pending payment 1 expired at") {
-		t.Fatalf("confirm at the expiry: status %d, %q", r.Status, reason)
+	if !c.due() {
+		t.Fatal("not due at its expiry")
 	}
-	if p := c.held(1); p.Status != HeldExpired || p.ClosedMs != p1.ExpiresMs {
-		t.Fatalf("after the expiry block: %+v", p)
+	c.refused("pending payment 1 expired at", c.key, confirms, &chain.ConfirmationsABI, "confirmPayment", big.NewInt(1))
+	c.timeMs = p1.ExpiresMs
+	// Still held until someone sends expirePayments: a stranger may.
+	if c.held(1).Status != HeldPending || c.escrow(1).Int64() != 20_000 {
+		t.Fatalf("before expirePayments: %+v, escrow %s", c.held(1), c.escrow(1))
+	}
+	at := c.timeMs
+	r := c.ok(c.bob, confirms, &chain.ConfirmationsABI, "expirePayments")
+	if got := expired(t, r); len(got) != 1 || got[1] != 20_000 {
+		t.Fatalf("PaymentExpired events %v, want {1: 20000}", got)
+	}
+	if p := c.held(1); p.Status != HeldExpired || p.ClosedMs != at {
+		t.Fatalf("after expirePayments: %+v", p)
 	}
 	want := new(big.Int).Sub(before, big.NewInt(30_000))
 	if c.balance(1, c.alice).Cmp(want) != 0 || c.escrow(1).Sign() != 0 {
 		t.Fatalf("alice %s want %s, escrow %s", c.balance(1, c.alice), want, c.escrow(1))
 	}
+	if c.due() {
+		t.Fatal("due after expirePayments")
+	}
+	c.refused("no held payment is due", c.bob, confirms, &chain.ConfirmationsABI, "expirePayments")
+	c.refused("is already expired", c.alice, confirms, &chain.ConfirmationsABI, "cancelPayment", big.NewInt(1))
 	// Nothing pending: an empty block writes nothing at all.
 	c.empty(c.timeMs + 3_600_000)
 	if n := c.last.Writes.Len(); n != 0 {
@@ -183,22 +236,34 @@ func TestConfirmExpiry(t *testing.T) {
 }
 
 // TestConfirmExpiryAfterGap: payments pending across a long gap in block
-// time (a cluster down for hours) all expire at the first block after it,
-// and the buckets they were listed in are gone.
+// time (a cluster down for hours) all expire in the first expirePayments
+// after it, the cursor having stopped at the first due bucket, and the
+// buckets they were listed in are gone. A cancellation after the expiry
+// time, before the sweep, still returns the money (as a cancellation).
 func TestConfirmExpiryAfterGap(t *testing.T) {
 	c := newConfirmSetup(t)
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		c.pay(20_000 + int64(i))
 		c.timeMs += 120_000 // each in another minute
 	}
 	c.ok(c.alice, confirms, &chain.ConfirmationsABI, "cancelPayment", big.NewInt(2))
-	c.empty(c.held(3).ExpiresMs + 10*3_600_000)
-	for id, want := range map[uint64]uint8{1: HeldExpired, 2: HeldCancelled, 3: HeldExpired} {
+	c.empty(c.held(4).ExpiresMs + 10*3_600_000)
+	if cursor, pending, _ := c.overlay().heldCursor(); pending != 3 || cursor+1 != c.held(1).ExpiresMs/heldSlotMs {
+		t.Fatalf("cursor %d, %d pending: want the second before payment 1's expiry, 3", cursor, pending)
+	}
+	if !c.due() {
+		t.Fatal("nothing due after the gap")
+	}
+	c.ok(c.alice, confirms, &chain.ConfirmationsABI, "cancelPayment", big.NewInt(4))
+	if got := expired(t, c.ok(c.key2, confirms, &chain.ConfirmationsABI, "expirePayments")); len(got) != 2 || got[1] != 20_000 || got[3] != 20_002 {
+		t.Fatalf("PaymentExpired %v, want 1 and 3", got)
+	}
+	for id, want := range map[uint64]uint8{1: HeldExpired, 2: HeldCancelled, 3: HeldExpired, 4: HeldCancelled} {
 		if got := c.held(id).Status; got != want {
 			t.Fatalf("payment %d: %s, want %s", id, HeldStatusName(got), HeldStatusName(want))
 		}
 	}
-	for id := uint64(1); id <= 3; id++ {
+	for id := uint64(1); id <= 4; id++ {
 		p := c.held(id)
 		sec := p.ExpiresMs / heldSlotMs
 		next, live, err := c.overlay().heldBucket(sec)
@@ -207,8 +272,33 @@ func TestConfirmExpiryAfterGap(t *testing.T) {
 			t.Fatalf("bucket of %d: next %d, live %d, entry %x (%v)", id, next, live, entry, err)
 		}
 	}
-	if c.escrow(1).Sign() != 0 {
-		t.Fatalf("escrow %s", c.escrow(1))
+	if _, pending, _ := c.overlay().heldCursor(); pending != 0 || c.escrow(1).Sign() != 0 || c.due() {
+		t.Fatalf("%d pending, escrow %s", pending, c.escrow(1))
+	}
+}
+
+// TestConfirmExpiryBounded: one expirePayments returns at most
+// MaxExpiriesPerCall payments, oldest expiry first; the next call the rest.
+func TestConfirmExpiryBounded(t *testing.T) {
+	c := newConfirmSetup(t)
+	for i := 0; i <= MaxExpiriesPerCall; i++ {
+		c.pay(hkdThreshold + 1)
+	}
+	c.timeMs = c.held(MaxExpiriesPerCall + 1).ExpiresMs
+	first := expired(t, c.ok(c.bob, confirms, &chain.ConfirmationsABI, "expirePayments"))
+	if len(first) != MaxExpiriesPerCall || !c.due() {
+		t.Fatalf("first call expired %d, due after: %v", len(first), c.due())
+	}
+	for id := uint64(1); id <= MaxExpiriesPerCall; id++ {
+		if _, ok := first[id]; !ok {
+			t.Fatalf("payment %d (of the oldest) not expired first: %v", id, first)
+		}
+	}
+	if rest := expired(t, c.ok(c.bob, confirms, &chain.ConfirmationsABI, "expirePayments")); len(rest) != 1 || rest[MaxExpiriesPerCall+1] != hkdThreshold+1 {
+		t.Fatalf("second call expired %v", rest)
+	}
+	if c.escrow(1).Sign() != 0 || c.due() {
+		t.Fatalf("escrow %s after both calls", c.escrow(1))
 	}
 }
 

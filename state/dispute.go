@@ -270,10 +270,11 @@ func (x *exec) closeDispute(id uint64, d Dispute, status uint8) {
 // refundDispute counts a merchant's refund of a payment towards its active
 // dispute: the dispute closes as refunded once the refunds since it opened
 // reach the disputed amount (the existing refund path closes it).
+//
+// It looks whatever the asset's window is now: governance may have closed
+// the window (proposeSetDisputeWindow to 0) of an asset with disputes
+// still active, and a refund must still close them.
 func (x *exec) refundDispute(asset uint32, ref common.Hash, payer common.Address, amount *big.Int) error {
-	if x.rules.Assets[asset].DisputeWindowSeconds == 0 {
-		return nil
-	}
 	id, err := x.o.ActiveDispute(asset, x.from, ref, payer)
 	if err != nil || id == 0 {
 		return err

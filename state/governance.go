@@ -30,6 +30,8 @@ const (
 	KindSetIssuanceCap
 	KindSetVelocityRule
 	KindRemoveVelocityRule
+	KindSetPayments
+	KindSetDisputeWindow
 )
 
 var kindOf = map[string]uint8{
@@ -39,6 +41,7 @@ var kindOf = map[string]uint8{
 	"proposeSetCompliance": KindSetCompliance, "proposeSetGovernance": KindSetGovernance,
 	"proposeSetIssuanceCap":  KindSetIssuanceCap,
 	"proposeSetVelocityRule": KindSetVelocityRule, "proposeRemoveVelocityRule": KindRemoveVelocityRule,
+	"proposeSetPayments": KindSetPayments, "proposeSetDisputeWindow": KindSetDisputeWindow,
 }
 
 // Proposal statuses.
@@ -405,6 +408,22 @@ func (x *exec) applyChange(kind uint8, change []byte, dryRun bool) (*genesis.Rul
 		if err := changeVelocity(r, kind, args); err != nil {
 			return nil, err
 		}
+	case KindSetPayments:
+		// The payment-trust times (docs/payments.md); 0 is the default, as
+		// in a genesis file. r.Validate below names a field out of bounds.
+		r.Payments = &genesis.Payments{HoldSeconds: args[0].(uint64), KeyChangeDelaySeconds: args[1].(uint64), DisputeResponseSeconds: args[2].(uint64)}
+		if *r.Payments == (genesis.Payments{}) {
+			r.Payments = nil // all defaults encode as a genesis without the key
+		}
+	case KindSetDisputeWindow:
+		id, err := asset(0)
+		if err != nil {
+			return nil, err
+		}
+		if r.Assets[id].DisputeWindowSeconds == args[1].(uint64) {
+			return nil, revertf("assets[%d].disputeWindowSeconds of %s is already %d", id, r.Assets[id].Symbol, args[1].(uint64))
+		}
+		r.Assets[id].DisputeWindowSeconds = args[1].(uint64)
 	case KindSetCompliance:
 		r.Compliance = addr(0)
 	case KindSetGovernance:

@@ -157,6 +157,18 @@ func (d *DB) view() *state.Overlay { return state.NewOverlay(d) }
 // Rules returns the rules in force at the head.
 func (d *DB) Rules() (*state.Rules, error) { return state.LoadRules(d) }
 
+// HeldDue reports whether a held payment still pending has reached its
+// expiry at the head's block time (state.HeldDue): what admission checks
+// before it takes an expirePayments, and the node's keeper before it
+// sends one.
+func (d *DB) HeldDue() (bool, error) {
+	h, ok := d.Head()
+	if !ok {
+		return false, nil
+	}
+	return state.HeldDue(d, h.TimeMs)
+}
+
 // Account returns a's compliance record.
 func (d *DB) Account(a common.Address) (state.Account, error) { return d.view().Account(a) }
 
