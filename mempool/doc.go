@@ -22,6 +22,12 @@
 // A transaction to Multicall3 (chain.MulticallAddress), which only eth_call
 // serves, is refused with ErrMulticallReadOnly.
 //
+// A sender below KYC tier 1 may only receive (CheckSender), with one
+// exception: the Confirmations contract's expirePayments, open to anyone
+// (a node's keeper account is unverified), is taken from any sender while
+// a held payment is due (State.HeldDue) and refused from every sender
+// while none is, since it could then only revert.
+//
 // Refusals wrap errors worded as go-ethereum's pool words them for the
 // same cause ("nonce too high", "replacement transaction underpriced",
 // "insufficient funds for gas * price + value", …), since client

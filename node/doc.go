@@ -26,4 +26,11 @@
 // recovered by the rpc server's pipeline, is admitted or forwarded whole
 // (Admission.AdmitBatch, admit.go). The node runs it over its libp2p host (p2p.HostTransport), the
 // simulator over its simulated network and crashable file system.
+//
+// While it leads, a node's payments keeper (payments.go) sends the
+// Confirmations contract's expirePayments from an account derived from its
+// node key whenever a held payment is due at the head's block time, so an
+// expiry returns its money in a transaction with its event
+// (docs/payments.md). Config.BlockClock, a test hook, moves the block
+// times the node stamps without moving its timers.
 package node

@@ -15,9 +15,9 @@
 //	Prepare (check the seal, recover senders) → CheckBlock (limits, link,
 //	  header, time, proposer, seal, roots, certificates, transactions)
 //	→ Execute every tx on an Overlay over the parent state, then the
-//	  block's end (EndBlock): held payments whose time ran out return to
-//	  their senders, and the governance changes due take effect
-//	  (ApplyScheduled)
+//	  block's end (EndBlock): the held payments' expiry cursor moves over
+//	  the seconds with nothing due, and the governance changes due take
+//	  effect (ApplyScheduled)
 //	→ assert supply conservation on the block's writes (O(writes))
 //	→ CheckExecution (state root, receipt root, gas used and bloom).
 //
@@ -50,12 +50,16 @@
 // DESIGN.md decision 13): an account's confirmation key and per-asset
 // thresholds hold a transfer, payment or withdrawal over its threshold in
 // escrow until the key confirms it (it then runs under the rules in force
-// at confirmation) or rejects it, the sender cancels it, or it expires at
-// a block's end (an expiry queue of buckets per second of block time, O(1) per payment);
+// at confirmation) or rejects it, the sender cancels it, or it expires:
+// expirePayments, a transaction anyone may send (the node's keeper does),
+// returns what is due with PaymentExpired (an expiry queue of buckets per
+// second of block time, O(1) per payment; HeldDue tells a keeper);
 // a change of the settings that is not stricter waits a delay unless the
 // key approves it. Disputes on payments under an order reference go from
 // open to contested, refunded (the merchant's refunds), or upheld or
-// dismissed by an issuing bank. Held escrow counts in Supply.Escrow, and
+// dismissed by an issuing bank. Governance changes the times and an
+// asset's dispute window (proposeSetPayments, proposeSetDisputeWindow).
+// Held escrow counts in Supply.Escrow, and
 // EscrowOf lets the audit sum every open escrow record.
 //
 // The state root is keccak256(parent root || sorted write set): cheap, and
