@@ -112,6 +112,13 @@ func (n *Node) keepExpiries() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), keeperSubmitTimeout)
 	defer cancel()
+	go func() { // Close does not wait out a replication that cannot finish
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := n.SubmitTx(ctx, tx); err != nil {
 		n.log.Warn("payments keeper: expirePayments not admitted", "err", err)
 		return
