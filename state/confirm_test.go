@@ -568,3 +568,74 @@ func TestHeldBuckets(t *testing.T) {
 		t.Fatal("dequeue from an empty bucket succeeded")
 	}
 }
+
+// TestConfirmExpiryKinds: every kind of held payment expires back to its
+// sender, a frozen one too: a native transfer with PaymentExpired alone
+// (no ERC-20 Transfer), a payment without a payment record, a withdrawal
+// without a withdrawal requested.
+func TestConfirmExpiryKinds(t *testing.T) {
+	ref := [32]byte{'O', 'R', 'D', 'E', 'R', '-', '3'}
+	for _, tc := range []struct {
+		name  string
+		asset uint32
+		hold  func(c *confirmSetup, amount *big.Int)
+	}{
+		{"native transfer", NativeAsset, func(c *confirmSetup, amount *big.Int) {
+			if r, reason := c.exec(c.alice, c.bob, amount, nil); r.Status != StatusSuccess {
+				t.Fatalf("native transfer: %s", reason)
+			}
+		}},
+		{"payment", 1, func(c *confirmSetup, amount *big.Int) {
+			c.ok(c.alice, c.hkd, &chain.AssetABI, "transferWithReference", c.bob, amount, ref)
+		}},
+		{"withdrawal", 1, func(c *confirmSetup, amount *big.Int) {
+			c.ok(c.alice, c.hkd, &chain.AssetABI, "requestWithdrawal", amount, [32]byte{'P', 'A', 'Y'})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConfirmSetup(t)
+			amount := big.NewInt(hkdThreshold + 1)
+			if tc.asset == NativeAsset {
+				amount = new(big.Int).Add(c.cnyThreshold, big.NewInt(1))
+			}
+			before := c.balance(tc.asset, c.alice)
+			tc.hold(c, amount)
+			if c.held(1).Status != HeldPending || c.escrow(tc.asset).Cmp(amount) != 0 {
+				t.Fatalf("not held: %+v, escrow %s", c.held(1), c.escrow(tc.asset))
+			}
+			c.ok(c.compliance, chain.ComplianceAddress, &chain.ComplianceABI, "freeze", c.alice, "case 7")
+			c.timeMs = c.held(1).ExpiresMs
+			r := c.ok(c.bob, confirms, &chain.ConfirmationsABI, "expirePayments")
+			ev := chain.ConfirmationsABI.Events["PaymentExpired"]
+			transfers := 0
+			var got []any
+			for _, l := range r.Logs {
+				switch {
+				case l.Topics[0] == chain.AssetABI.Events["Transfer"].ID:
+					transfers++
+				case l.Address == confirms && l.Topics[0] == ev.ID:
+					var err error
+					if got, err = ev.Inputs.NonIndexed().Unpack(l.Data); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			wantTransfers := 1
+			if tc.asset == NativeAsset {
+				wantTransfers = 0
+			}
+			if len(got) != 2 || got[0].(common.Address) != chain.AssetAddress(tc.asset) || got[1].(*big.Int).Cmp(amount) != 0 || transfers != wantTransfers {
+				t.Fatalf("PaymentExpired %v, %d Transfer events (want %d)", got, transfers, wantTransfers)
+			}
+			if c.balance(tc.asset, c.alice).Cmp(before) != 0 || c.escrow(tc.asset).Sign() != 0 || c.held(1).Status != HeldExpired {
+				t.Fatalf("alice %s (had %s), escrow %s, %+v", c.balance(tc.asset, c.alice), before, c.escrow(tc.asset), c.held(1))
+			}
+			if p, _ := c.overlay().Payment(1, c.bob, ref, c.alice); p.Paid.Sign() != 0 {
+				t.Fatalf("an expired payment was recorded as paid: %+v", p)
+			}
+			if _, found, _ := c.overlay().Withdrawal(1); found {
+				t.Fatal("an expired withdrawal was requested")
+			}
+		})
+	}
+}
