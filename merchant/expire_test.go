@@ -126,6 +126,15 @@ func TestExpiry(t *testing.T) {
 	if hs := e.waitHandled(4); len(hs) != 4 {
 		t.Fatalf("after the restart: %+v", hs)
 	}
+
+	// An order registered past its expiry expires at the first block the
+	// notifier reads after it.
+	e.registerUntil("EXP-4", "1.00", time.Unix(t0, 0))
+	late := e.ch.Apply().Block.Number()
+	hs = e.waitHandled(5)
+	if want := fmt.Sprintf("expired-%s-%d", refOf(t, "EXP-4"), late); hs[4].ID != want || hs[4].Event != EventExpired {
+		t.Fatalf("registered past its expiry: %+v, want %s", hs[4], want)
+	}
 }
 
 // TestDeleteOrder: DELETE /v1/orders/{reference} forgets an order and
