@@ -743,8 +743,8 @@ func (p dashPanel) noData() bool {
 }
 
 // consoleSize is the Chromium window the console is drawn in: the whole
-// dashboard (its 24-column grid is about 4,300 px high at this width).
-const consoleSize = "1400,4650"
+// dashboard (its 24-column grid is about 4,750 px high at this width).
+const consoleSize = "1400,5100"
 
 // consolePanel is the part of a console page (as served, or as Chromium
 // drew it) from panel id's element to the next panel's.
