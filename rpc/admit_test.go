@@ -247,9 +247,16 @@ func TestSendBatchVerdicts(t *testing.T) {
 		}
 		ts := httptest.NewServer(srv)
 		t.Cleanup(func() { ts.Close(); srv.Stop() })
-		_, got := postRaw(t, ts.URL, sendBatchBody([]string{rawHex(t, ok0), rawHex(t, ok1), rawHex(t, signedTransfer(t, k1, 0))}))
-		if len(got) != 1 || got[0].Error == nil || got[0].Error.Code != CodeInvalidRequest || got[0].Error.Message != "batch too large" {
-			t.Fatalf("replies %+v, want one -32600 batch too large", got)
+		var calls []string
+		for i, raw := range []string{rawHex(t, ok0), rawHex(t, ok1), rawHex(t, signedTransfer(t, k1, 0))} {
+			calls = append(calls, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"eth_sendRawTransaction","params":[%q]}`, i+1, raw))
+		}
+		_, got := postRaw(t, ts.URL, "["+strings.Join(calls, ",")+"]")
+		// Over WebSocket too (the connection's batches are planned).
+		for path, got := range map[string][]rawReply{"http": got, "websocket": wsExchange(t, ts.URL, calls, true)} {
+			if len(got) != 1 || got[0].Error == nil || got[0].Error.Code != CodeInvalidRequest || got[0].Error.Message != "batch too large" {
+				t.Fatalf("%s: replies %+v, want one -32600 batch too large", path, got)
+			}
 		}
 		if q, _ := b.pool.Stats(); q != 0 {
 			t.Fatalf("%d transactions admitted from a batch over the limit", q)

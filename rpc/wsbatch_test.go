@@ -234,3 +234,60 @@ func FuzzWebSocketBatches(f *testing.F) {
 		}
 	})
 }
+
+// The same batch sent twice on one WebSocket without waiting (go-ethereum
+// serves both at once, and each has its plan): every transaction is
+// answered with its hash exactly once over the two replies and "already
+// known" the other time, as go-ethereum's one-by-one dispatch answers it,
+// whichever batch reaches it first.
+func TestWebSocketSameBatchTwice(t *testing.T) {
+	b := &followerBackend{testBackend: newTestBackend(t), batched: map[common.Hash]bool{}}
+	ts := serve(t, b, RateLimits{})
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var raws []string
+	hashes := map[string]int{}
+	for n := range uint64(6) {
+		tx := signedTransfer(t, devKey(t, uint32(n%2)), n/2)
+		raws = append(raws, rawHex(t, tx))
+		hashes[`"`+tx.Hash().Hex()+`"`] = 0
+	}
+	body := []byte(sendBatchBody(raws))
+	for range 2 {
+		if err := conn.WriteMessage(websocket.TextMessage, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	known := 0
+	for range 2 {
+		m := readWS(t, conn)
+		if len(m.batch) != len(raws) {
+			t.Fatalf("%d replies to %d calls", len(m.batch), len(raws))
+		}
+		for i, r := range m.batch {
+			switch {
+			case r.Error != nil && r.Error.Code == CodeServerError && r.Error.Message == "already known":
+				known++
+			case r.Error == nil:
+				if _, ok := hashes[string(r.Result)]; !ok {
+					t.Fatalf("call %d: result %s is no transaction's hash", i, r.Result)
+				}
+				hashes[string(r.Result)]++
+			default:
+				t.Fatalf("call %d: %+v", i, r.Error)
+			}
+		}
+	}
+	for h, n := range hashes {
+		if n != 1 {
+			t.Errorf("transaction %s answered with its hash %d times, want once", h, n)
+		}
+	}
+	if known != len(raws) {
+		t.Errorf("%d answered already known, want %d", known, len(raws))
+	}
+}
