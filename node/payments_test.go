@@ -403,6 +403,23 @@ func TestConfirmationsOnNode(t *testing.T) {
 		!strings.Contains(err.Error(), "no held payment is due to expire") {
 		t.Fatalf("expirePayments with nothing due: %v", err)
 	}
+	// Signed anyway, by an unverified account: refused at admission, with
+	// nothing written (its nonce stays 0).
+	stranger, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := types.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: p.chainID, To: &confirmationsAddr, Gas: 60_000, GasTipCap: new(big.Int), GasFeeCap: new(big.Int),
+		Data: p.pack("Confirmations", "expirePayments")}), types.LatestSignerForChainID(p.chainID), stranger.ECDSA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ec.SendTransaction(p.ctx, signed); err == nil || !strings.Contains(err.Error(), "no held payment is due to expire") {
+		t.Fatalf("expirePayments sent with nothing due: %v", err)
+	}
+	if n, err := p.ec.NonceAt(p.ctx, stranger.Address(), nil); err != nil || n != 0 {
+		t.Fatalf("stranger's nonce %d (%v) after a refused send", n, err)
+	}
 
 	// A stolen primary key removes the confirmation: it waits the delay
 	// (2 days), payments are still held meanwhile, and the key rejects the
