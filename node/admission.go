@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +39,10 @@ type Admission struct {
 	// Set by StartNetwork; nil on a node without peers.
 	forwarder  *p2p.Forwarder
 	replicator *p2p.Replicator
-	stopOnce   sync.Once
+	// voters reports the other voters of this node's Raft configuration
+	// (StartNetwork's): a forwarding peer among them counts as a holder.
+	voters   func() []peer.ID
+	stopOnce sync.Once
 }
 
 // Counter is a metric the admission path counts (a prometheus.Counter in
@@ -104,6 +108,7 @@ func inc(c Counter) {
 // a batch (p2p.forward-batch). Without it the node admits every
 // transaction itself (a chain of one validator).
 func (a *Admission) StartNetwork(tr p2p.BatchTransport, self peer.ID, leader func() (peer.ID, bool), voters func() []peer.ID, maxBatch int) {
+	a.voters = voters
 	a.forwarder = p2p.NewForwarderOver(tr, self, leader, a.AdmitForwarded, maxBatch, a.cfg.Log)
 	a.forwarder.SetLocalRelay(a.AdmitRelayed)
 	a.forwarder.SetRelayRetry(a.cfg.ReforwardRetry)
@@ -323,18 +328,19 @@ func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
 
 // mustReplicateKept reports whether a transaction the leader holds, which
 // this node kept a copy of (kept: why not), must also be replicated
-// before the client hears of it:
-//
-//   - it was in this pool already: the forwarder admitted it here, this
-//     node having become the leader while the batch waited (or a copy
-//     came here before). Nobody else may hold it, so it is answered as
-//     the leader answers its own clients: once another validator holds
-//     it (found by the cluster simulator);
-//   - this node is not a validator: its copy does not count, and the
-//     replication waits for two validators, the leader among them
-//     (holdersNeeded).
+// before the client hears of it: it was in this pool already. The
+// forwarder admitted it here, this node having become the leader while
+// the batch waited (or a copy came here before), so nobody else may hold
+// it, and it is answered as the leader answers its own clients: once
+// another validator holds it (found by the cluster simulator). A node
+// that is no validator (an observer, or a validator removed whose log
+// trails its removal) need not replicate what the leader admitted: the
+// leader judged it by its own configuration and answered only once
+// another voter held the transaction (admitForwardedBatch); replicating
+// again only kept the client waiting while a holder could crash (found
+// by the cluster simulator, seed 13).
 func (a *Admission) mustReplicateKept(kept error) bool {
-	return errors.Is(kept, mempool.ErrKnown) || !a.validator()
+	return errors.Is(kept, mempool.ErrKnown)
 }
 
 // leaderHolds reports whether the leader's verdict on a forwarded
@@ -357,22 +363,68 @@ func (a *Admission) keep(tx *types.Transaction, raw []byte) (kept, err error) {
 	return kept, a.journal.Sync()
 }
 
-// admitForwardedBatch is AdmitForwarded for a whole forwarded batch, and
-// admitRelayedBatch AdmitRelayed for a relayed one (Handler).
-func (a *Admission) admitForwardedBatch(raws [][]byte) []error {
+// admitForwardedBatch is AdmitForwarded for a whole forwarded batch, sent
+// by peer from, and admitRelayedBatch AdmitRelayed for a relayed one
+// (Handler).
+//
+// The forwarding node keeps its own copy of what the leader admits, and
+// the leader's "admitted" (or "already known") makes two holders of that
+// copy and the leader's; but only a validator's copy counts. A sender
+// that is not a voter of this node's configuration (an observer, a
+// validator just added and not yet promoted, or one removed whose log
+// trails its removal and which still takes itself for a validator: found
+// by the cluster simulator, seed 12) has its admitted transactions
+// replicated to another voter first, as this node's own clients' are
+// (countsAsHolder, replicateForSender).
+func (a *Admission) admitForwardedBatch(from peer.ID, raws [][]byte) []error {
 	inc(a.cfg.ForwardBatches)
-	return a.admitRaws(raws, a.cfg.Pool.Add, true)
+	txs, errs := a.admitRaws(raws, a.cfg.Pool.Add, true)
+	if a.replicator != nil && !a.countsAsHolder(from) {
+		a.replicateForSender(txs, raws, errs)
+	}
+	return peerVerdicts(errs)
 }
 
-func (a *Admission) admitRelayedBatch(raws [][]byte) []error {
-	return a.admitRaws(raws, a.cfg.Pool.AddRelayed, false)
+func (a *Admission) admitRelayedBatch(_ peer.ID, raws [][]byte) []error {
+	_, errs := a.admitRaws(raws, a.cfg.Pool.AddRelayed, false)
+	return peerVerdicts(errs)
+}
+
+// countsAsHolder reports whether peer from's copy of a transaction counts
+// as a validator's: it is a voter of this node's latest Raft
+// configuration (an unknown sender does not count).
+func (a *Admission) countsAsHolder(from peer.ID) bool {
+	return from != "" && a.voters != nil && slices.Contains(a.voters(), from)
+}
+
+// replicateForSender waits until another voter holds each transaction of
+// a forwarded batch this node holds (errs[i] nil or "already known"),
+// replicated as one batch, and makes ErrNotReplicated the verdict of those
+// none confirmed (they stay pending here: replicated).
+func (a *Admission) replicateForSender(txs []*types.Transaction, raws [][]byte, errs []error) {
+	var at []int
+	var sub [][]byte
+	for i, err := range errs {
+		if txs[i] != nil && (err == nil || errors.Is(err, mempool.ErrKnown)) {
+			at, sub = append(at, i), append(sub, raws[i])
+		}
+	}
+	if len(sub) == 0 {
+		return
+	}
+	for k, rerr := range a.replicator.ReplicateBatch(context.Background(), sub) {
+		if rerr = a.replicated(txs[at[k]], rerr); rerr != nil {
+			errs[at[k]] = rerr
+		}
+	}
 }
 
 // admitRaws admits a batch another node sent, as admitRaw does each of
 // its transactions, decoding each once: the senders are recovered on all
 // cores in one step (a batch of 1,000 would otherwise wait for 1,000
 // recoveries in a row), then the transactions admitted in the batch's
-// order. errs[i] is raws[i]'s verdict.
+// order. errs[i] is raws[i]'s error, txs[i] the transaction (nil when it
+// did not decode); peerVerdicts words them for the peer.
 //
 // The sending node has recovered these senders already, but they are
 // recovered here again rather than taken from it: a sender taken on a
@@ -383,14 +435,14 @@ func (a *Admission) admitRelayedBatch(raws [][]byte) []error {
 // account that never signed. Every node recovers every sender itself
 // (docs/design.md); this node does it once per transaction, here, and its
 // block checks find the result cached.
-func (a *Admission) admitRaws(raws [][]byte, add func(*types.Transaction) (common.Address, error), count bool) []error {
-	errs := make([]error, len(raws))
-	txs := make([]*types.Transaction, len(raws))
+func (a *Admission) admitRaws(raws [][]byte, add func(*types.Transaction) (common.Address, error), count bool) (txs []*types.Transaction, errs []error) {
+	errs = make([]error, len(raws))
+	txs = make([]*types.Transaction, len(raws))
 	decoded := make([]*types.Transaction, 0, len(raws))
 	for i, raw := range raws {
 		tx, err := chain.DecodeTx(raw)
 		if err != nil {
-			errs[i] = rpc.ClientError(err)
+			errs[i] = err
 			continue
 		}
 		txs[i] = tx
@@ -404,7 +456,7 @@ func (a *Admission) admitRaws(raws [][]byte, add func(*types.Transaction) (commo
 			errs[i] = a.admitTx(tx, raws[i], add, count)
 		}
 	}
-	return errs
+	return txs, errs
 }
 
 // AdmitForwarded admits a transaction a follower forwarded into this
@@ -429,24 +481,42 @@ func (a *Admission) AdmitRelayed(raw []byte) error {
 func (a *Admission) admitRaw(raw []byte, add func(*types.Transaction) (common.Address, error), count bool) error {
 	tx, err := chain.DecodeTx(raw)
 	if err != nil {
-		return rpc.ClientError(err)
+		return peerVerdict(err)
 	}
-	return a.admitTx(tx, raw, add, count)
+	return peerVerdict(a.admitTx(tx, raw, add, count))
 }
 
-// admitTx is admitRaw for tx, decoded from raw.
+// admitTx is admitRaw for tx, decoded from raw, with the pool's own error.
 func (a *Admission) admitTx(tx *types.Transaction, raw []byte, add func(*types.Transaction) (common.Address, error), count bool) error {
 	if _, err := add(tx); err != nil {
 		if _, _, pending := a.cfg.Pool.Get(tx.Hash()); !pending {
 			a.cfg.Senders.Forget(tx.Hash())
 		}
-		return rpc.ClientError(err)
+		return err
 	}
 	if count {
 		inc(a.cfg.Admitted)
 	}
 	a.journal.Append(raw)
 	return nil
+}
+
+// peerVerdict words err, an admission error, as the peer that sent the
+// transaction passes it on: as the JSON-RPC error its client gets
+// (rpc.ClientError; nil stays nil).
+func peerVerdict(err error) error {
+	if err == nil {
+		return nil
+	}
+	return rpc.ClientError(err)
+}
+
+// peerVerdicts is peerVerdict of each of errs.
+func peerVerdicts(errs []error) []error {
+	for i, err := range errs {
+		errs[i] = peerVerdict(err)
+	}
+	return errs
 }
 
 // Reforward sends every pending transaction to a new leader; transactions

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -230,13 +231,13 @@ func TestFollowerRefusesForwards(t *testing.T) {
 	a := testAdmission(t, &admitAll{}, "leader", false)
 	tx := devTransfer(t, 0)
 	raw, _ := tx.MarshalBinary()
-	if v, err := a.Handler(string(p2p.ForwardProtocol)).Handle([][]byte{raw}); !errors.Is(err, ErrNotLeader) {
+	if v, err := a.Handler(string(p2p.ForwardProtocol)).Handle("removed", [][]byte{raw}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("forwarded batch at a follower: %q, %v; want ErrNotLeader", v, err)
 	}
 	if _, _, ok := a.cfg.Pool.Get(tx.Hash()); ok {
 		t.Fatal("the follower admitted a forwarded transaction it refused")
 	}
-	if v, err := a.Handler(string(p2p.RelayProtocol)).Handle([][]byte{raw}); err != nil || v[0] != "" {
+	if v, err := a.Handler(string(p2p.RelayProtocol)).Handle("leader", [][]byte{raw}); err != nil || v[0] != "" {
 		t.Fatalf("relayed copy at a follower: %q, %v; want admitted", v, err)
 	}
 	if _, _, ok := a.cfg.Pool.Get(tx.Hash()); !ok {
@@ -244,12 +245,15 @@ func TestFollowerRefusesForwards(t *testing.T) {
 	}
 }
 
-// validators is a cluster of validators as an observer's network sees
-// it: the leader admits what is forwarded to it, every reachable
-// validator keeps what is relayed to it (or says it holds it already);
-// it records who holds what.
+// validators is a cluster of validators as a node's network sees it:
+// the leader admits what is forwarded to it (fwd, the real leader's
+// handler, when set: it is told the sender), every reachable validator
+// keeps what is relayed to it (or says it holds it already); it records
+// who holds what. from is the node whose network this is.
 type validators struct {
 	leader peer.ID
+	from   peer.ID
+	fwd    *p2p.BatchHandler
 	down   map[peer.ID]bool
 	mu     sync.Mutex
 	holds  map[peer.ID]map[string]bool
@@ -261,6 +265,9 @@ func (v *validators) RoundTrip(_ context.Context, to peer.ID, proto protocol.ID,
 	}
 	if proto == p2p.ForwardProtocol && to != v.leader {
 		return nil, ErrNotLeader
+	}
+	if proto == p2p.ForwardProtocol && v.fwd != nil {
+		return v.fwd.Handle(v.from, raws)
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -293,42 +300,46 @@ func (v *validators) holders(raw []byte) int {
 // TestObserverCopyDoesNotCount: an acknowledgement means two validators
 // hold the transaction (docs/design.md, "Invariants"). A follower that
 // is a validator forwards to the leader and keeps a copy, which makes two;
-// an observer's copy does not count, so it answers only once two
-// validators hold it (the leader, and another it relays to), and answers
-// ErrNotReplicated when it can reach the leader alone, single call or
-// JSON-RPC batch. Before, an observer acknowledged a transaction the
-// leader alone held.
+// an observer's copy does not count, so the leader (a real one here),
+// which finds the observer among no voters of its configuration, answers
+// once another validator holds the transaction too, and answers
+// ErrNotReplicated's words when it reaches none, single call or JSON-RPC
+// batch. Before, an observer acknowledged a transaction the leader alone
+// held.
 func TestObserverCopyDoesNotCount(t *testing.T) {
-	voters := []peer.ID{"leader", "v2", "v3"}
 	for _, tc := range []struct {
 		name      string
 		validator bool
 		down      []peer.ID
 		batch     bool
-		want      error // nil: acknowledged
-		holders   int   // validators holding it when acknowledged
+		refused   bool // answered with ErrNotReplicated's words
+		holders   int  // validators holding it when acknowledged, the leader's copy and the other voters'
 	}{
 		{name: "observer, validators reachable", holders: 2},
 		{name: "observer batch, validators reachable", batch: true, holders: 2},
-		{name: "observer, only the leader reachable", down: []peer.ID{"v2", "v3"}, want: p2p.ErrNotReplicated},
-		{name: "observer batch, only the leader reachable", batch: true, down: []peer.ID{"v2", "v3"}, want: p2p.ErrNotReplicated},
+		{name: "observer, only the leader reachable", down: []peer.ID{"v2", "v3"}, refused: true},
+		{name: "observer batch, only the leader reachable", batch: true, down: []peer.ID{"v2", "v3"}, refused: true},
 		{name: "validator follower, only the leader reachable", validator: true, down: []peer.ID{"v2", "v3"}, holders: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			net := &validators{leader: "leader", down: map[peer.ID]bool{}, holds: map[peer.ID]map[string]bool{}}
+			holds := map[peer.ID]map[string]bool{}
+			down := map[peer.ID]bool{}
 			for _, d := range tc.down {
-				net.down[d] = true
+				down[d] = true
 			}
-			isValidator := func() bool { return tc.validator }
-			// A validator follower is itself one of the voters; the
-			// others are where it replicates.
-			vs := voters
+			// The leader's other voters: a validator follower ("v1") is one.
+			self, leaderVoters := peer.ID("observer"), []peer.ID{"v2", "v3"}
 			if tc.validator {
-				vs = []peer.ID{"leader", "v2"}
+				self, leaderVoters = "v1", []peer.ID{"v1", "v2", "v3"}
 			}
-			a := testAdmissionOf(t, net, "leader", false, isValidator, vs)
+			leaderNet := &validators{leader: "leader", from: "leader", down: down, holds: holds}
+			leader := testAdmissionOf(t, leaderNet, "self", true, nil, leaderVoters)
+			fwd := leader.Handler(string(p2p.ForwardProtocol))
+			vs := []peer.ID{"leader", "v2", "v3"}
+			net := &validators{leader: "leader", from: self, fwd: &fwd, down: down, holds: holds}
+			a := testAdmissionOf(t, net, "leader", false, func() bool { return tc.validator }, vs)
 			tx := devTransfer(t, 0)
 			raw, _ := tx.MarshalBinary()
 			var err error
@@ -337,20 +348,87 @@ func TestObserverCopyDoesNotCount(t *testing.T) {
 			} else {
 				err = a.Submit(ctx, tx)
 			}
-			if tc.want != nil {
-				if !errors.Is(err, tc.want) {
-					t.Fatalf("got %v, want %v (held by %d validators)", err, tc.want, net.holders(raw))
+			got := net.holders(raw)
+			if _, _, ok := leader.cfg.Pool.Get(tx.Hash()); ok {
+				got++
+			}
+			if tc.refused {
+				if err == nil || !strings.HasPrefix(err.Error(), p2p.ErrNotReplicated.Error()) {
+					t.Fatalf("got %v, want %q (held by %d validators)", err, p2p.ErrNotReplicated, got)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := net.holders(raw); got < tc.holders {
+			if got < tc.holders {
 				t.Fatalf("acknowledged while %d validators hold it, want %d", got, tc.holders)
 			}
 			if _, _, ok := a.cfg.Pool.Get(tx.Hash()); !ok {
 				t.Fatal("the forwarding node keeps no copy")
+			}
+		})
+	}
+}
+
+// TestForwardFromNonVoterIsReplicated: the leader's "admitted" (or
+// "already known") to a forwarding node means two validators hold the
+// transaction only when the forwarding node's own copy counts, that is
+// when it is a voter of the leader's configuration. A validator removed
+// whose log trails its removal cannot know it no longer counts (its own
+// configuration still lists it), so the leader judges the sender: a
+// forward from a peer that is no voter is answered once another voter
+// holds the transaction too, or with ErrNotReplicated when none can be
+// reached; a forward from a voter is answered at once. Found by the
+// cluster simulator (seed 12: a removed validator acknowledged a
+// transaction only the leader and its own trailing copy held).
+func TestForwardFromNonVoterIsReplicated(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		from     peer.ID
+		pooled   bool   // the leader holds it already ("already known")
+		down     bool   // no other voter reachable
+		want     string // the verdict's prefix ("" for admitted)
+		held     bool   // another voter holds it when answered
+		notRepli bool
+	}{
+		{name: "removed validator", from: "removed", held: true},
+		{name: "removed validator, re-send", from: "removed", pooled: true, want: "already known", held: true},
+		{name: "removed validator, no other voter reachable", from: "removed", down: true, notRepli: true},
+		{name: "unknown sender", from: "", held: true},
+		{name: "voter", from: "v3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			net := &validators{leader: "self", down: map[peer.ID]bool{"v2": tc.down, "v3": tc.down}, holds: map[peer.ID]map[string]bool{}}
+			a := testAdmissionOf(t, net, "self", true, nil, []peer.ID{"v2", "v3"})
+			tx := devTransfer(t, 0)
+			raw, _ := tx.MarshalBinary()
+			if tc.pooled {
+				if _, err := a.cfg.Pool.Add(tx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.from == "v3" {
+				net.down["v2"], net.down["v3"] = true, true // a voter's own copy is the second
+			}
+			v, err := a.Handler(string(p2p.ForwardProtocol)).Handle(tc.from, [][]byte{raw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.notRepli:
+				if !strings.HasPrefix(v[0], p2p.ErrNotReplicated.Error()) {
+					t.Fatalf("verdict %q with no other voter reachable, want %q", v[0], p2p.ErrNotReplicated)
+				}
+			case !strings.HasPrefix(v[0], tc.want) || (tc.want == "" && v[0] != ""):
+				t.Fatalf("verdict %q, want %q", v[0], tc.want)
+			}
+			held := net.holders(raw) > 0
+			if held != tc.held {
+				t.Fatalf("another voter holds it: %v, want %v", held, tc.held)
+			}
+			if _, _, ok := a.cfg.Pool.Get(tx.Hash()); !ok {
+				t.Fatal("the leader does not keep the forwarded transaction")
 			}
 		})
 	}

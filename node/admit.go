@@ -201,8 +201,8 @@ func (a *Admission) keepForwarded(ctx context.Context, batch []rpc.Admission, fw
 		}
 		held = append(held, i)
 		// The leader's verdict is the answer, and this node keeps a copy
-		// (see Forward); one it had already, or any on an observer, is
-		// replicated first (mustReplicateKept).
+		// (see Forward); one it had already is replicated first
+		// (mustReplicateKept).
 		_, kept := a.cfg.Pool.AddRelayed(batch[i].Tx)
 		if kept == nil {
 			a.journal.Append(batch[i].Raw)

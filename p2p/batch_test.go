@@ -16,8 +16,10 @@ import (
 // memTransport is a BatchTransport between handlers in one process, as
 // the cluster simulator's network is: loseAnswers answers of to are lost
 // after its handler ran (the batch was admitted, the sender sees an
-// error), and an unknown peer is unreachable.
+// error), and an unknown peer is unreachable. Every batch is sent by
+// peer from.
 type memTransport struct {
+	from        peer.ID
 	mu          sync.Mutex
 	handlers    map[peer.ID]BatchHandler
 	loseAnswers map[peer.ID]int
@@ -32,7 +34,7 @@ func (m *memTransport) RoundTrip(_ context.Context, to peer.ID, _ protocol.ID, r
 	if !ok {
 		return nil, fmt.Errorf("open stream to %s: unreachable", to)
 	}
-	verdicts, err := h.Handle(raws)
+	verdicts, err := h.Handle(m.from, raws)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +117,7 @@ func TestHandleBatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			submitted = 0
 			h := BatchHandler{Accept: func() error { return tc.accept }, Submit: submit, Finish: func() error { return tc.finish }}
-			got, err := h.Handle(tc.raws)
+			got, err := h.Handle("follower", tc.raws)
 			if tc.err {
 				if err == nil || submitted != 0 {
 					t.Fatalf("err %v after %d submits, want a refusal before any", err, submitted)
@@ -130,11 +132,14 @@ func TestHandleBatch(t *testing.T) {
 }
 
 // TestHandleBatchAdmit: a handler's Admit takes the batch whole in place
-// of Prepare and Submit; its verdicts are worded as Submit's, and a
-// verdict count other than the batch's refuses the batch rather than
-// answering transactions with another's verdict.
+// of Prepare and Submit, told who sent it; its verdicts are worded as
+// Submit's, and a verdict count other than the batch's refuses the batch
+// rather than answering transactions with another's verdict.
 func TestHandleBatchAdmit(t *testing.T) {
-	admit := func(raws [][]byte) []error {
+	admit := func(from peer.ID, raws [][]byte) []error {
+		if from != "follower" {
+			t.Errorf("Admit told the batch came from %q, want \"follower\"", from)
+		}
 		errs := make([]error, len(raws))
 		for i, raw := range raws {
 			switch string(raw) {
@@ -148,12 +153,12 @@ func TestHandleBatchAdmit(t *testing.T) {
 	}
 	h := BatchHandler{Admit: admit, Submit: func([]byte) error { t.Fatal("Submit called beside Admit"); return nil },
 		Finish: func() error { return errors.New("pool journal: EIO") }}
-	got, err := h.Handle([][]byte{[]byte("ok"), []byte("bad"), []byte("empty")})
+	got, err := h.Handle("follower", [][]byte{[]byte("ok"), []byte("bad"), []byte("empty")})
 	if want := []string{"pool journal: EIO", "invalid sender", "rejected"}; err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %q, %v; want %q", got, err, want)
 	}
-	short := BatchHandler{Admit: func(raws [][]byte) []error { return make([]error, len(raws)-1) }}
-	if got, err := short.Handle([][]byte{[]byte("a"), []byte("b")}); err == nil {
+	short := BatchHandler{Admit: func(_ peer.ID, raws [][]byte) []error { return make([]error, len(raws)-1) }}
+	if got, err := short.Handle("follower", [][]byte{[]byte("a"), []byte("b")}); err == nil {
 		t.Fatalf("verdicts %q for a handler that answered one of two", got)
 	}
 }

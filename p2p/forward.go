@@ -89,7 +89,7 @@ func ServeBatches(h host.Host, proto protocol.ID, handler BatchHandler, log *slo
 			s.Reset()
 			return
 		}
-		verdicts, err := handler.Handle(raws)
+		verdicts, err := handler.Handle(s.Conn().RemotePeer(), raws)
 		if err != nil {
 			log.Debug("refused forward request", "peer", s.Conn().RemotePeer(), "err", err)
 			s.Reset()
@@ -117,22 +117,29 @@ func ServeBatches(h host.Host, proto protocol.ID, handler BatchHandler, log *slo
 // Admit, if not nil, takes the place of Prepare and Submit: it admits the
 // whole batch in order and returns one error per transaction (nil:
 // admitted). The node's handler is one, so that each transaction is
-// decoded once for both its sender's recovery and its admission.
+// decoded once for both its sender's recovery and its admission. It is
+// told which peer sent the batch (the stream's authenticated remote peer
+// in a node), since what its verdicts promise depends on it: the leader
+// answers "admitted" to a forwarding validator, whose own copy is the
+// second holder, but only once another voter holds the transaction too
+// when the sender is no voter of the leader's configuration (an
+// observer, or a validator removed whose log trails its removal, which
+// cannot know it no longer counts).
 type BatchHandler struct {
 	Accept  func() error
 	Prepare func(raws [][]byte)
 	Submit  SubmitFunc
-	Admit   func(raws [][]byte) []error
+	Admit   func(from peer.ID, raws [][]byte) []error
 	Finish  func() error
 }
 
 // errBatchTooLarge refuses a batch of more than MaxForwardTxs transactions.
 var errBatchTooLarge = fmt.Errorf("batch of more than %d transactions", MaxForwardTxs)
 
-// Handle admits raws and returns one verdict per transaction, "" for
-// admitted and the error's message otherwise; a batch over MaxForwardTxs
-// is refused whole.
-func (b BatchHandler) Handle(raws [][]byte) ([]string, error) {
+// Handle admits raws, sent by peer from, and returns one verdict per
+// transaction, "" for admitted and the error's message otherwise; a batch
+// over MaxForwardTxs is refused whole.
+func (b BatchHandler) Handle(from peer.ID, raws [][]byte) ([]string, error) {
 	if len(raws) > MaxForwardTxs {
 		return nil, errBatchTooLarge
 	}
@@ -143,7 +150,7 @@ func (b BatchHandler) Handle(raws [][]byte) ([]string, error) {
 	}
 	var errs []error
 	if b.Admit != nil {
-		if errs = b.Admit(raws); len(errs) != len(raws) {
+		if errs = b.Admit(from, raws); len(errs) != len(raws) {
 			return nil, fmt.Errorf("%d verdicts for %d transactions", len(errs), len(raws))
 		}
 	} else {

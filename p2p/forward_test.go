@@ -454,3 +454,29 @@ func TestForwardBatchOneMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestServeBatchesNamesSender: the handler of a batch that crossed a
+// libp2p stream is told the stream's authenticated remote peer, which is
+// what the node judges a forwarding peer's own copy by (a sender that is
+// no voter of the leader's configuration does not count as a holder).
+func TestServeBatchesNamesSender(t *testing.T) {
+	leader, follower, _ := forwardPair(t)
+	var mu sync.Mutex
+	var got []peer.ID
+	ServeBatches(leader.Libp2p(), RelayProtocol, BatchHandler{Admit: func(from peer.ID, raws [][]byte) []error {
+		mu.Lock()
+		got = append(got, from)
+		mu.Unlock()
+		return make([]error, len(raws))
+	}}, testLogger())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := HostTransport(follower.Libp2p()).RoundTrip(ctx, leader.ID(), RelayProtocol, [][]byte{{1}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != follower.ID() {
+		t.Fatalf("handler told the batch came from %v, want [%s]", got, follower.ID())
+	}
+}

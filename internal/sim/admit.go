@@ -493,12 +493,11 @@ func (cs *calls) finish(c *call) error {
 // validators, DESIGN.md decision 8, give or take the blocks a change
 // takes to reach both: a validator just added votes before its own state
 // lists it, one just removed votes until the next leader removes it from
-// Raft), or if it has every reason to think it is one: a validator in its
-// own state and a voter of its own configuration, as
-// node.AdmissionConfig.IsValidator asks (a validator removed while its
-// log is behind the change cannot know it; see docs/architecture.md).
-// Any other node (the standby node before it is added, an observer, a
-// removed validator that knows it) is no holder.
+// Raft). Any other node (the standby node before it is added, an
+// observer, a removed validator, whether it knows it or its log trails
+// its removal and it still takes itself for a validator) is no holder:
+// the leader replicates what such a node forwards before it answers
+// (node.TestForwardFromNonVoterIsReplicated; seed 12).
 func (cs *calls) checkHeld(tx *types.Transaction, by int) error {
 	cs.heldChecks++
 	h := tx.Hash()
@@ -525,8 +524,7 @@ func (cs *calls) checkHeld(tx *types.Transaction, by int) error {
 		}
 		_, _, pooled := sn.pool.Get(h)
 		applied, _ := sn.db.HasTx(h)
-		validator := voters[sn.id] || latest != nil && latest.db.IsValidator(cs.s.ids.addrs[sn.id]) ||
-			sn.db.IsValidator(cs.s.ids.addrs[sn.id]) && slices.Contains(membersOf(sn), sn.id)
+		validator := voters[sn.id] || latest != nil && latest.db.IsValidator(cs.s.ids.addrs[sn.id])
 		if pooled && validator || applied {
 			holders = append(holders, sn.id)
 		}

@@ -122,7 +122,7 @@ func (n *network) answerBatch(ep *endpoint, m *message, b *batchReq) {
 	}
 	n.answered[key] = true
 	n.mu.Unlock()
-	verdicts, err := ep.batches(b.proto).Handle(b.raws)
+	verdicts, err := ep.batches(b.proto).Handle(simPeer(m.from), b.raws)
 	n.respond(ep, m, raft.RPCResponse{Response: verdicts, Error: err})
 }
 

@@ -135,6 +135,8 @@ var regressionSeeds = []struct {
 		"a snapshot behind the node's state was installed: the node went back from height 20 to 16 (consensus.TestRestoreKeepsStateAheadOfSnapshot)"},
 	{123, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
 		"a leader of term 2, cut off with two uncommitted blocks, applied them as committed when the next leader's first request checked an earlier entry with commit index 50: hashicorp/raft's follower commits up to its own last index (consensus.TestFollowerAppliesOnlyTheLeadersEntries)"},
+	{18, 3000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1, FaultRaftDirLost: 1},
+		"a validator removed whose log trailed its removal forwarded a transfer, kept its copy and acknowledged it as the second holder: only the leader, a validator, held it (node.TestForwardFromNonVoterIsReplicated; seed 12 found it first)"},
 	{387, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
 		"the bubble deadlocked in settle: a node installing the leader's snapshot (store.DB.ReplaceWith) waited on the state database's sync.RWMutex, held by its own snapshot's checkpoint across a WAL sync on a slow disk; a goroutine waiting on a mutex is not durably blocked, so the clock never reached the sync's end (store.TestSwapLockWaitsDurably, snapshotOnSlowDisk)"},
 }
