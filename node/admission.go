@@ -302,7 +302,7 @@ func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
 	if err != nil {
 		return err
 	}
-	verdict := a.forwarder.Forward(ctx, raw)
+	verdict := fromLeader(tx, a.forwarder.Forward(ctx, raw))
 	if verdict != nil && !leaderHolds(verdict) {
 		return verdict
 	}
@@ -344,10 +344,22 @@ func (a *Admission) mustReplicateKept(kept error) bool {
 }
 
 // leaderHolds reports whether the leader's verdict on a forwarded
-// transaction is "already known": it holds it, in its pool or its chain.
+// transaction is "already known": it holds it in its pool.
 func leaderHolds(verdict error) bool {
 	var re *p2p.RemoteError
-	return errors.As(verdict, &re) && strings.HasPrefix(re.Msg, "already known")
+	return errors.As(verdict, &re) && strings.HasPrefix(re.Msg, p2p.VerdictKnown)
+}
+
+// fromLeader is the answer to this node's client for tx given the
+// leader's verdict: the verdict itself, unless the leader has applied tx
+// (p2p.VerdictApplied), when it is answered as this node answers for a
+// transaction it has applied (errApplied), and never read as admitted.
+func fromLeader(tx *types.Transaction, verdict error) error {
+	var re *p2p.RemoteError
+	if errors.As(verdict, &re) && strings.HasPrefix(re.Msg, p2p.VerdictApplied) {
+		return errApplied(tx)
+	}
+	return verdict
 }
 
 // keep adds tx, which the leader holds, to this node's pool and makes it
@@ -504,9 +516,20 @@ func (a *Admission) admitTx(tx *types.Transaction, raw []byte, add func(*types.T
 // peerVerdict words err, an admission error, as the peer that sent the
 // transaction passes it on: as the JSON-RPC error its client gets
 // (rpc.ClientError; nil stays nil).
+//
+// A transaction this node has applied keeps its own words
+// (p2p.VerdictApplied), which rpc.ClientError would make "already known"
+// as for a pooled one: the forwarding node must tell them apart, since it
+// reads a retried forward's "already known" as admitted and keeps a copy
+// of what the leader holds, and neither is true of an applied one (its
+// own state may not have applied it yet). It answers its client as it
+// answers for what it has applied itself (fromLeader).
 func peerVerdict(err error) error {
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, mempool.ErrAlreadyApplied):
+		return err
 	}
 	return rpc.ClientError(err)
 }

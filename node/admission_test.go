@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -22,6 +23,7 @@ import (
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/rpc"
+	"github.com/tally-ledger/tally/state"
 	"github.com/tally-ledger/tally/store"
 )
 
@@ -431,5 +433,110 @@ func TestForwardFromNonVoterIsReplicated(t *testing.T) {
 				t.Fatal("the leader does not keep the forwarded transaction")
 			}
 		})
+	}
+}
+
+// applyTxs builds a block of txs on a's state and applies it, as its
+// FSM does a committed block.
+func applyTxs(t *testing.T, a *Admission, txs ...*types.Transaction) {
+	t.Helper()
+	froms, errs := a.cfg.Senders.Senders(txs)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	val, err := genesis.DevKey(genesis.DevValidatorIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tip := a.cfg.DB.Tip()
+	built, err := state.Build(a.cfg.DB, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1000, val, genesis.DevChainID)
+	if err != nil || len(built.Dropped) != 0 {
+		t.Fatalf("build: %v, dropped %+v", err, built)
+	}
+	if _, err := a.cfg.DB.ApplyBlock(built.Block, tip.Head.Number+1, a.cfg.Senders); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// toLeader is a follower's network to a real leader's forwarded-batch
+// handler, which loses the first lose answers after the leader ran the
+// batch (the stream reset on the way back), and whose other validators
+// hold every relayed copy.
+type toLeader struct {
+	fwd  p2p.BatchHandler
+	mu   sync.Mutex
+	lose int
+}
+
+func (l *toLeader) RoundTrip(_ context.Context, _ peer.ID, proto protocol.ID, raws [][]byte) ([]string, error) {
+	if proto == p2p.RelayProtocol {
+		return make([]string, len(raws)), nil
+	}
+	v, err := l.fwd.Handle("follower", raws)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && l.lose > 0 {
+		l.lose--
+		return nil, errors.New("stream reset")
+	}
+	return v, err
+}
+
+// TestForwardOfAppliedTx: a follower whose state has not yet applied a
+// transaction the leader has applied (a replay, or a client's re-send
+// after its answer was lost) forwards it; the leader's verdict says it
+// is applied (p2p.VerdictApplied), which the follower tells apart from
+// "already known": it does not keep a copy, and it does not read the
+// verdict of a retried forward as admitted. Its client gets the refusal
+// it gets for a transaction the follower applied itself. Before, the
+// leader said "already known" for both: the follower pooled the applied
+// transaction again, and a retried forward answered it admitted (the
+// simulator's replay attacker had to tolerate it).
+func TestForwardOfAppliedTx(t *testing.T) {
+	for _, lose := range []int{0, 1} {
+		t.Run(fmt.Sprintf("answers lost %d", lose), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			leader := testAdmissionOf(t, &admitAll{}, "self", true, nil, []peer.ID{"follower"})
+			tx := devTransfer(t, 0)
+			applyTxs(t, leader, tx)
+			net := &toLeader{fwd: leader.Handler(string(p2p.ForwardProtocol)), lose: lose}
+			follower := testAdmissionOf(t, net, "leader", false, nil, []peer.ID{"leader"})
+			raw, _ := tx.MarshalBinary()
+			for _, batch := range []bool{false, true} {
+				var errs []error
+				if batch { // the second, a copy, is answered as the first
+					errs = follower.AdmitBatch(ctx, []rpc.Admission{{Tx: tx, Raw: raw}, {Tx: tx, Raw: raw}})
+				} else {
+					errs = []error{follower.Submit(ctx, tx)}
+				}
+				net.lose = lose
+				for i, err := range errs {
+					if !errors.Is(err, mempool.ErrAlreadyApplied) {
+						t.Fatalf("batch %v, element %d: follower answered %v for a transaction the leader applied, want %v", batch, i, err, mempool.ErrAlreadyApplied)
+					}
+					if msg := rpc.ClientError(err).Error(); msg != "already known" {
+						t.Fatalf("batch %v, element %d: the client is told %q, want \"already known\" (as for one the follower applied)", batch, i, msg)
+					}
+				}
+				if _, _, ok := follower.cfg.Pool.Get(tx.Hash()); ok {
+					t.Fatalf("batch %v: the follower pooled a transaction the leader applied", batch)
+				}
+			}
+		})
+	}
+}
+
+// TestAppliedVerdictWords: the leader's verdict on an applied
+// transaction starts with p2p.VerdictApplied (the pool's own error
+// passed unchanged), which p2p's forwarder and replicator match.
+func TestAppliedVerdictWords(t *testing.T) {
+	if got := mempool.ErrAlreadyApplied.Error(); got != p2p.VerdictApplied {
+		t.Fatalf("mempool.ErrAlreadyApplied says %q, p2p.VerdictApplied %q", got, p2p.VerdictApplied)
+	}
+	if got := mempool.ErrKnown.Error(); got != p2p.VerdictKnown {
+		t.Fatalf("mempool.ErrKnown says %q, p2p.VerdictKnown %q", got, p2p.VerdictKnown)
 	}
 }

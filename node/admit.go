@@ -163,7 +163,7 @@ func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []e
 			verdicts = a.forwarder.ForwardBatch(ctx, raws)
 		}
 		for k, i := range fwd {
-			errs[i] = verdicts[k]
+			errs[i] = fromLeader(batch[i].Tx, verdicts[k])
 		}
 	}
 	a.keepForwarded(ctx, batch, fwd, errs)
@@ -181,9 +181,16 @@ func (a *Admission) forwardBatch(ctx context.Context, batch []rpc.Admission) []e
 // (nil otherwise, or when the database cannot say: the leader decides).
 func (a *Admission) appliedHere(tx *types.Transaction) error {
 	if applied, err := a.cfg.DB.HasTx(tx.Hash()); err == nil && applied {
-		return fmt.Errorf("%w: %s", mempool.ErrAlreadyApplied, tx.Hash())
+		return errApplied(tx)
 	}
 	return nil
+}
+
+// errApplied is a follower's answer for tx, applied on this node or on the
+// leader: the pool's own refusal of an applied transaction, which
+// rpc.ClientError words for the client ("already known").
+func errApplied(tx *types.Transaction) error {
+	return fmt.Errorf("%w: %s", mempool.ErrAlreadyApplied, tx.Hash())
 }
 
 // keepForwarded keeps in this node's pool and journal each element of fwd

@@ -55,6 +55,23 @@ var (
 	ErrForwardQueue = errors.New("forward queue full")
 )
 
+// The words a receiver's verdict starts with for a transaction it holds
+// already, which its sender must tell apart from a refusal and from each
+// other (a node's mempool.ErrKnown and mempool.ErrAlreadyApplied):
+//
+//   - VerdictKnown: in its pool (go-ethereum's "already known"). To a
+//     forward sent again, the first attempt may have put it there: the
+//     Forwarder reads it as admitted;
+//   - VerdictApplied: in its chain. Never read as admitted: the sender's
+//     client is told the transaction is applied, and the sender keeps no
+//     copy of it (its own state may not have applied it yet).
+//
+// Either counts as held for a replica (Replicator).
+const (
+	VerdictKnown   = "already known"
+	VerdictApplied = "transaction already applied"
+)
+
 // RemoteError is the leader's verdict on a forwarded transaction, passed
 // back to the client unchanged.
 type RemoteError struct{ Msg string }
@@ -529,8 +546,9 @@ func (f *Forwarder) deliverProto(batch []forwardReq, proto protocol.ID) {
 			}
 			for i, req := range batch {
 				// A retried batch may have reached the leader before its
-				// response was lost: "already known" then means admitted.
-				if attempt > 0 && strings.HasPrefix(verdicts[i], "already known") {
+				// response was lost: "already known" (pooled, never
+				// VerdictApplied) then means admitted.
+				if attempt > 0 && strings.HasPrefix(verdicts[i], VerdictKnown) {
 					verdicts[i] = ""
 				}
 				if verdicts[i] != "" {

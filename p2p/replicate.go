@@ -85,7 +85,7 @@ func (r *Replicator) Close() { r.close(fmt.Errorf("%w: node stopping", ErrNotRep
 // held reports whether a target's verdict means it holds the transaction
 // (admitted now, or already had it in its pool or in its chain).
 func held(verdict string) bool {
-	return verdict == "" || strings.HasPrefix(verdict, "already known") || strings.HasPrefix(verdict, "transaction already applied")
+	return verdict == "" || strings.HasPrefix(verdict, VerdictKnown) || strings.HasPrefix(verdict, VerdictApplied)
 }
 
 // replicateRetry is how long a target that could not be reached, or that

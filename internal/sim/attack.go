@@ -32,11 +32,11 @@ import (
 //     (a wallet would send it on to every other node), and leaves every
 //     node's pool and sender cache without it and the chain without it
 //     for ever (banned, checked after every step);
-//   - a replay to a node that applied the transaction is refused "already
-//     known" or "nonce too low" and not pooled again (a follower forwards
-//     it to the leader: it may also answer it admitted, which it is, or
-//     unavailable without a leader), and the chain holds it once
-//     (invariant once);
+//   - a replay to a node that applied the transaction, or whose leader
+//     had, is refused "already known" or "nonce too low" and not pooled
+//     again (never admitted: a follower tells the leader's "applied" from
+//     its "already known", node.TestForwardOfAppliedTx), and the chain
+//     holds it once (invariant once);
 //   - a conflicting nonce sent to a node that does not lead is refused
 //     with a nonce verdict ("replacement transaction underpriced", "nonce
 //     too low", …) and not pooled there, or admitted, when the chain
@@ -379,11 +379,13 @@ func (at *attacker) txType() ([]byte, refusal) {
 }
 
 // replay sends a receipted transaction again to a node, as a client that
-// replays what it saw on the chain does. A node that applied it must
-// refuse it as go-ethereum does ("already known", or "nonce too low")
-// without pooling it again; one that has not applied it yet (behind the
-// chain) may take it, and the chain must not apply it twice (invariant
-// once).
+// replays what it saw on the chain does. A node that applied it, or
+// whose leader had (the one leading at the send, still leading in the
+// same term at the answer: the follower forwards to it), must refuse it
+// as go-ethereum does ("already known", or "nonce too low") without
+// pooling it again; only when neither had applied it (a node and a
+// leader both behind the chain) may it be taken, and the chain must not
+// apply it twice (invariant once).
 func (at *attacker) replay() {
 	s := at.c.s
 	var done []*types.Transaction
@@ -402,6 +404,15 @@ func (at *attacker) replay() {
 	if err != nil {
 		return // a failing disk: the node is about to halt
 	}
+	var leaderApplied bool
+	var leaderID int
+	var leaderTerm uint64
+	if l := s.leader(); l != nil {
+		if leaderApplied, err = l.db.HasTx(tx.Hash()); err != nil {
+			return
+		}
+		leaderID, leaderTerm = l.id, currentTerm(l.engine.Raft)
+	}
 	// A node applies a block before its pool lets go of the block's
 	// transactions (the FSM's callback): pooled at the send, the replay
 	// found it there; only one pooled after being refused was pooled again.
@@ -410,18 +421,20 @@ func (at *attacker) replay() {
 	raw, _ := tx.MarshalBinary()
 	want := refusal{words: []string{"already known", "nonce too low"}}
 	at.c.calls.sendOnce(raw, string(FaultReplay), sn.id, func(it *item) error {
-		s.record("attack replay %s to n%d (applied there: %v): %v", tx.Hash().TerminalString(), sn.id, applied, it.err)
-		if !applied || it.err == nil || noVerdict(it.err) || wallet.Unavailable(it.err) {
-			// Not applied there when the answer was given (applied is
-			// read at the send; a follower answers from its own chain
-			// only what it has applied by then, and forwards the rest
-			// to the leader, whose "already known" to a forward sent
-			// again reads as admitted: p2p.Forwarder), or no leader
-			// answered.
-			return nil
+		s.record("attack replay %s to n%d (applied there: %v, by its leader: %v): %v", tx.Hash().TerminalString(), sn.id, applied, leaderApplied, it.err)
+		l := s.leader()
+		sameLeader := l != nil && l.id == leaderID && currentTerm(l.engine.Raft) == leaderTerm
+		if !applied && !(leaderApplied && sameLeader) {
+			return nil // neither the node nor its leader had applied it: it may be taken
+		}
+		if it.err == nil {
+			return fmt.Errorf("invariant refused: n%d admitted the replay of tx %s, applied by %s", sn.id, tx.Hash(), appliedBy(sn.id, applied, leaderID))
+		}
+		if noVerdict(it.err) || wallet.Unavailable(it.err) {
+			return nil // no leader answered
 		}
 		if err := want.check(it.err); err != nil {
-			return fmt.Errorf("invariant refused: n%d, which applied tx %s, answered its replay: %w", sn.id, tx.Hash(), err)
+			return fmt.Errorf("invariant refused: n%d answered the replay of tx %s, applied by %s: %w", sn.id, tx.Hash(), appliedBy(sn.id, applied, leaderID), err)
 		}
 		if sn.up && !pooledBefore {
 			if _, _, pooled := sn.pool.Get(tx.Hash()); pooled {
@@ -431,6 +444,15 @@ func (at *attacker) replay() {
 		s.res.Refused++
 		return nil
 	})
+}
+
+// appliedBy names who had applied a replayed transaction at its send:
+// node itself (applied) or else the leader it forwards to.
+func appliedBy(node int, applied bool, leader int) string {
+	if applied {
+		return fmt.Sprintf("n%d itself", node)
+	}
+	return fmt.Sprintf("its leader n%d", leader)
 }
 
 // nonceVerdicts are the refusals of a transaction for a nonce another
