@@ -43,6 +43,12 @@ type Admission struct {
 	// (StartNetwork's): a forwarding peer among them counts as a holder.
 	voters   func() []peer.ID
 	stopOnce sync.Once
+	// reforwardMu guards stopRest, which stops the goroutine sending what
+	// an earlier Reforward could not queue (nil: none runs); restWG
+	// tracks it.
+	reforwardMu sync.Mutex
+	stopRest    context.CancelFunc
+	restWG      sync.WaitGroup
 }
 
 // Counter is a metric the admission path counts (a prometheus.Counter in
@@ -188,6 +194,7 @@ func (a *Admission) StopNetwork() {
 	a.stopOnce.Do(func() {
 		if a.forwarder != nil {
 			a.forwarder.Close()
+			a.restWG.Wait() // SendKeepingWait returns once the forwarder is closed
 		}
 		if a.replicator != nil {
 			a.replicator.Close()
@@ -547,27 +554,85 @@ func peerVerdicts(errs []error) []error {
 // leader each is retried for up to AdmissionConfig.ReforwardRetry while
 // it is still pending here (a client's forward gives up after 10 s: its
 // client can try another node; nobody waits for these).
+//
+// What does not fit in the forward queue (p2p.ForwardQueue, full of a
+// bigger pool or of client forwards waiting for a leader) is sent as the
+// queue drains, by one goroutine, for up to ReforwardRetry too, skipping
+// what is no longer pending; a later Reforward (another leader) stops it
+// and sends the whole pool again. Before, the first full queue ended the
+// re-forward, and the rest of the pool reached the new leader only
+// through the next leader change.
 func (a *Admission) Reforward() {
 	if a.forwarder == nil {
 		return
+	}
+	a.reforwardMu.Lock()
+	defer a.reforwardMu.Unlock()
+	if a.stopRest != nil {
+		a.stopRest()
+		a.stopRest = nil
 	}
 	pending := a.cfg.Pool.All()
 	if len(pending) == 0 {
 		return
 	}
 	a.cfg.Log.Info("re-forwarding pending transactions to the new leader", "txs", len(pending))
-	for _, tx := range pending {
+	for i, tx := range pending {
 		raw, err := tx.MarshalBinary()
 		if err != nil {
 			continue
 		}
-		h := tx.Hash()
-		pending := func() bool { _, _, ok := a.cfg.Pool.Get(h); return ok }
-		if err := a.forwarder.SendKeeping(raw, pending); err != nil {
-			a.cfg.Log.Warn("re-forward", "err", err)
+		if err := a.forwarder.SendKeeping(raw, a.stillPending(tx)); err != nil {
+			rest := pending[i:]
+			a.cfg.Log.Warn("re-forward: the forward queue is full; the rest is sent as it drains", "txs", len(rest), "err", err)
+			ctx, cancel := context.WithTimeout(context.Background(), a.reforwardRetry())
+			a.stopRest = cancel
+			a.restWG.Add(1)
+			go func() {
+				defer a.restWG.Done()
+				defer cancel()
+				a.reforwardRest(ctx, rest)
+			}()
 			return
 		}
 	}
+}
+
+// reforwardRest queues rest, what Reforward could not, waiting for room
+// in the forward queue until ctx ends or the forwarder stops.
+func (a *Admission) reforwardRest(ctx context.Context, rest []*types.Transaction) {
+	for k, tx := range rest {
+		keep := a.stillPending(tx)
+		if !keep() {
+			continue
+		}
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			continue
+		}
+		if err := a.forwarder.SendKeepingWait(ctx, raw, keep); err != nil {
+			// Replaced by a later Reforward, or the node stops: nothing
+			// to say; out of time: these wait for the next leader change.
+			if errors.Is(err, context.DeadlineExceeded) {
+				a.cfg.Log.Warn("re-forward: transactions not sent to the leader", "txs", len(rest)-k, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// stillPending reports, when called, whether tx is still in the pool.
+func (a *Admission) stillPending(tx *types.Transaction) func() bool {
+	h := tx.Hash()
+	return func() bool { _, _, ok := a.cfg.Pool.Get(h); return ok }
+}
+
+// reforwardRetry is AdmissionConfig.ReforwardRetry, or its default.
+func (a *Admission) reforwardRetry() time.Duration {
+	if a.cfg.ReforwardRetry > 0 {
+		return a.cfg.ReforwardRetry
+	}
+	return p2p.DefaultRelayRetry
 }
 
 // poolRaws returns the encodings of every transaction in the pool.

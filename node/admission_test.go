@@ -540,3 +540,80 @@ func TestAppliedVerdictWords(t *testing.T) {
 		t.Fatalf("mempool.ErrKnown says %q, p2p.VerdictKnown %q", got, p2p.VerdictKnown)
 	}
 }
+
+// stalledLeader is a leader that answers no batch until release is
+// closed, then admits everything; it records the relayed transactions.
+type stalledLeader struct {
+	release chan struct{}
+	mu      sync.Mutex
+	relayed map[string]bool
+}
+
+func (l *stalledLeader) RoundTrip(ctx context.Context, _ peer.ID, proto protocol.ID, raws [][]byte) ([]string, error) {
+	select {
+	case <-l.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if proto == p2p.RelayProtocol {
+		l.mu.Lock()
+		for _, raw := range raws {
+			l.relayed[string(raw)] = true
+		}
+		l.mu.Unlock()
+	}
+	return make([]string, len(raws)), nil
+}
+
+// TestReforwardContinuesPastFullQueue: a pool re-sent to a new leader
+// while the forward queue is full (the leader stalled, the queue full of
+// other transactions waiting for it) reaches the leader once the queue
+// drains. Before, Reforward stopped at the first full queue and the
+// pool waited for the next leader change.
+func TestReforwardContinuesPastFullQueue(t *testing.T) {
+	l := &stalledLeader{release: make(chan struct{}), relayed: map[string]bool{}}
+	a := testAdmission(t, l, "leader", false)
+	var txs []*types.Transaction
+	for n := range uint64(3) {
+		tx := devTransfer(t, n)
+		if _, err := a.cfg.Pool.AddRelayed(tx); err != nil {
+			t.Fatal(err)
+		}
+		txs = append(txs, tx)
+	}
+	// Fill the queue: the senders hold a batch each, waiting on the
+	// leader, and the queue takes p2p.ForwardQueue more.
+	queued := 0
+	for ; ; queued++ {
+		if err := a.forwarder.Send([]byte{byte(queued), byte(queued >> 8), byte(queued >> 16), 0xfe}); err != nil {
+			if !errors.Is(err, p2p.ErrForwardQueue) {
+				t.Fatal(err)
+			}
+			break
+		}
+		if queued > 2*p2p.ForwardQueue {
+			t.Fatal("the forward queue never filled")
+		}
+	}
+	a.Reforward()
+	close(l.release)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l.mu.Lock()
+		n := 0
+		for _, tx := range txs {
+			raw, _ := tx.MarshalBinary()
+			if l.relayed[string(raw)] {
+				n++
+			}
+		}
+		l.mu.Unlock()
+		if n == len(txs) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d pending transactions reached the leader after the queue (%d others) drained", n, len(txs), queued)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

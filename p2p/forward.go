@@ -705,12 +705,34 @@ func (f *Forwarder) Send(raw []byte) error { return f.SendKeeping(raw, nil) }
 // SendKeeping is Send for a transaction that is worth sending only while
 // keep reports true (nil: always): between tries without a reachable
 // leader, one that keep no longer wants (included meanwhile, or dropped
-// from the pool) leaves the batch.
+// from the pool) leaves the batch. It fails with ErrForwardQueue when
+// the queue is full (SendKeepingWait waits for room instead).
 func (f *Forwarder) SendKeeping(raw []byte, keep func() bool) error {
 	select {
 	case f.queue <- forwardReq{raw: raw, done: make(chan error, 1), relay: true, keep: keep}:
 		return nil
 	default:
 		return ErrForwardQueue
+	}
+}
+
+// SendKeepingWait is SendKeeping that waits for room in a full queue
+// until ctx ends (an error wrapping ErrForwardQueue) or the forwarder is
+// closed (ErrNoLeader): the rest of a pool re-sent to a new leader goes
+// as the queue drains rather than being dropped (node.Admission.Reforward).
+func (f *Forwarder) SendKeepingWait(ctx context.Context, raw []byte, keep func() bool) error {
+	req := forwardReq{raw: raw, done: make(chan error, 1), relay: true, keep: keep}
+	select {
+	case <-f.stop:
+		return ErrNoLeader
+	default:
+	}
+	select {
+	case f.queue <- req:
+		return nil
+	case <-f.stop:
+		return ErrNoLeader
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrForwardQueue, ctx.Err())
 	}
 }

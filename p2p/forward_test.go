@@ -16,6 +16,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // forwardPair is a leader that admits transactions unless their first
@@ -478,5 +479,54 @@ func TestServeBatchesNamesSender(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 1 || got[0] != follower.ID() {
 		t.Fatalf("handler told the batch came from %v, want [%s]", got, follower.ID())
+	}
+}
+
+// blockedTransport answers no batch until release is closed.
+type blockedTransport struct{ release chan struct{} }
+
+func (b blockedTransport) RoundTrip(ctx context.Context, _ peer.ID, _ protocol.ID, raws [][]byte) ([]string, error) {
+	select {
+	case <-b.release:
+		return make([]string, len(raws)), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestSendKeepingWait: with the forward queue full, SendKeeping fails at
+// once while SendKeepingWait waits for room: until its context ends
+// (ErrForwardQueue), until the queue drains (queued), or until the
+// forwarder closes (ErrNoLeader).
+func TestSendKeepingWait(t *testing.T) {
+	tr := blockedTransport{release: make(chan struct{})}
+	fw := NewForwarderOver(tr, "self", func() (peer.ID, bool) { return "leader", true }, nil, 1, testLogger())
+	for i := 0; ; i++ {
+		if err := fw.Send([]byte{byte(i), byte(i >> 8), byte(i >> 16)}); err != nil {
+			if !errors.Is(err, ErrForwardQueue) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := fw.SendKeepingWait(ctx, []byte("late"), nil); !errors.Is(err, ErrForwardQueue) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("full queue, context ended: %v, want ErrForwardQueue and the deadline", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fw.SendKeepingWait(context.Background(), []byte("waits"), nil) }()
+	close(tr.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("queue drained: %v, want queued", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("SendKeepingWait still waiting after the queue drained")
+	}
+	fw.Close()
+	if err := fw.SendKeepingWait(context.Background(), []byte("closed"), nil); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("closed forwarder: %v, want ErrNoLeader", err)
 	}
 }
