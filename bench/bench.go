@@ -100,6 +100,10 @@ type Report struct {
 	Blocks        int           `json:"blocks"`
 	StartHeight   uint64        `json:"startHeight"`
 	Nodes         int           `json:"nodes"`
+	// ObservedBy is how the load tool learnt of applied blocks:
+	// "newHeads" (a WebSocket subscription, stamped when the header
+	// arrives) or "polling" (eth_blockNumber every 2 ms).
+	ObservedBy string `json:"observedBy"`
 }
 
 // String renders the report as a table for people.
@@ -123,7 +127,7 @@ func (r *Report) String() string {
 	row("submit rate", "%.0f/s admitted", r.SubmitRate)
 	round := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
 	row("latency", "submit to applied block: p50 %v, p90 %v, p99 %v, max %v", round(r.LatencyP50), round(r.LatencyP90), round(r.LatencyP99), round(r.LatencyMax))
-	row("blocks", "%d with transfers, from height %d, %d node(s)", r.Blocks, r.StartHeight, r.Nodes)
+	row("blocks", "%d with transfers, from height %d, %d node(s), applied blocks seen by %s", r.Blocks, r.StartHeight, r.Nodes, r.ObservedBy)
 	row("time", "signing %v; submission %v; first submission to last inclusion %v",
 		r.SignTime.Round(time.Millisecond), r.SubmitTime.Round(time.Millisecond), r.TotalTime.Round(time.Millisecond))
 	return strings.TrimSuffix(b.String(), "\n")
@@ -195,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	follow, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
 	followDone := make(chan error, 1)
-	go func() { followDone <- followBlocks(follow, client, uint64(start), byHash, &mu, rep) }()
+	go func() { followDone <- followBlocks(follow, client, cfg.RPC[0], uint64(start), byHash, &mu, rep) }()
 
 	// Submit: worker w owns senders w, w+W, ...; batches interleave them.
 	if cfg.RateOfCeiling > 0 {
@@ -386,19 +390,55 @@ func submit(ctx context.Context, client *wallet.Client, items []*item, batch int
 	return nil
 }
 
-// followBlocks polls for new blocks and stamps the inclusion time of each
-// transaction seen in one.
-func followBlocks(ctx context.Context, client *wallet.Client, from uint64, byHash map[common.Hash]*item, mu *sync.Mutex, rep *Report) error {
-	next := from + 1
+// followBlocks stamps the inclusion time of each transaction seen in an
+// applied block. It learns of each block from an eth_subscribe("newHeads")
+// subscription on the first node (over WebSocket, on the JSON-RPC port),
+// which the node sends once the block is applied: a transaction is
+// stamped when its block's header arrives, not when a poll next asks.
+// Polling for the head every 2 ms cost the node some 500 calls a second
+// and added the poll's interval and two round trips to every latency.
+// Without a subscription (a node or URL that does not serve one, or a
+// subscription the node dropped) it polls eth_blockNumber every 2 ms.
+func followBlocks(ctx context.Context, client *wallet.Client, url string, from uint64, byHash map[common.Hash]*item, mu *sync.Mutex, rep *Report) error {
+	heads := make(chan *headNumber, 1024)
+	var subErr <-chan error
+	if sub, closeSub := subscribeHeads(ctx, url, heads); sub != nil {
+		defer closeSub()
+		subErr = sub.Err()
+		rep.ObservedBy = "newHeads"
+	} else {
+		rep.ObservedBy = "polling"
+	}
+	next, head := from+1, from
+	poll := subErr == nil // poll until the subscription's first header
 	for {
-		var head hexutil.Uint64
-		if err := client.Call(ctx, &head, "eth_blockNumber"); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+		var tick <-chan time.Time
+		if poll || subErr == nil {
+			tick = time.After(2 * time.Millisecond)
 		}
-		for ; next <= uint64(head); next++ {
+		var seen time.Time
+		select {
+		case <-ctx.Done():
+			return nil
+		case h := <-heads:
+			seen = time.Now()
+			head = max(head, uint64(h.Number))
+		case <-subErr:
+			subErr, rep.ObservedBy = nil, "polling" // dropped (too slow) or the node went away
+			continue
+		case <-tick:
+			var n hexutil.Uint64
+			if err := client.Call(ctx, &n, "eth_blockNumber"); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			seen = time.Now()
+			head = max(head, uint64(n))
+		}
+		poll = false
+		for ; next <= head; next++ {
 			var blk *struct {
 				Transactions []common.Hash `json:"transactions"`
 			}
@@ -409,13 +449,13 @@ func followBlocks(ctx context.Context, client *wallet.Client, from uint64, byHas
 				return err
 			}
 			if blk == nil {
-				break // a node behind the one that gave the head (failover): ask again
+				poll = true // a node behind the one that gave the head (failover): ask again
+				break
 			}
-			now := time.Now()
 			mu.Lock()
 			for j, h := range blk.Transactions {
 				if it := byHash[h]; it != nil && it.included.IsZero() {
-					it.included, it.block, it.index = now, next, j
+					it.included, it.block, it.index = seen, next, j
 				}
 			}
 			if len(blk.Transactions) > 0 {
@@ -423,12 +463,45 @@ func followBlocks(ctx context.Context, client *wallet.Client, from uint64, byHas
 			}
 			mu.Unlock()
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Millisecond):
+	}
+}
+
+// headNumber is the part of a newHeads notification followBlocks reads.
+type headNumber struct {
+	Number hexutil.Uint64 `json:"number"`
+}
+
+// subscribeHeads subscribes to newHeads on the node at url (http→ws,
+// https→wss) and returns the subscription and what closes it, or nil
+// when the node does not serve one.
+func subscribeHeads(ctx context.Context, url string, heads chan<- *headNumber) (*gethrpc.ClientSubscription, func()) {
+	ws, ok := wsURL(url)
+	if !ok {
+		return nil, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := gethrpc.DialContext(dctx, ws)
+	if err != nil {
+		return nil, nil
+	}
+	sub, err := c.EthSubscribe(dctx, heads, "newHeads")
+	if err != nil {
+		c.Close()
+		return nil, nil
+	}
+	return sub, func() { sub.Unsubscribe(); c.Close() }
+}
+
+// wsURL is the WebSocket URL of the JSON-RPC endpoint at url (a node
+// serves both on one port).
+func wsURL(url string) (string, bool) {
+	for _, p := range [][2]string{{"http://", "ws://"}, {"https://", "wss://"}, {"ws://", "ws://"}, {"wss://", "wss://"}} {
+		if rest, ok := strings.CutPrefix(url, p[0]); ok {
+			return p[1] + rest, true
 		}
 	}
+	return "", false
 }
 
 func finish(rep *Report, byHash map[common.Hash]*item, firstSubmit time.Time) {

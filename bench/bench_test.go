@@ -66,9 +66,14 @@ func TestLegacyBatchLoad(t *testing.T) {
 	if rep.Rejected != 0 || rep.Failed != 0 || rep.Included != txs {
 		t.Fatalf("rejected %d (%s), status 0: %d, included %d of %d", rep.Rejected, rep.FirstError, rep.Failed, rep.Included, txs)
 	}
-	if rep.CeilingBefore <= 0 || rep.CeilingAfter <= 0 || rep.Ratio != rep.TPS/rep.Ceiling || rep.SubmitRate <= 0 ||
+	if rep.CeilingBefore <= 0 || rep.CeilingAfter <= 0 || rep.Ratio != rep.TPS/rep.Ceiling || rep.SubmitRate <= 0 || rep.LatencyP50 <= 0 ||
 		rep.LatencyP50 > rep.LatencyP90 || rep.LatencyP90 > rep.LatencyP99 || rep.LatencyP99 > rep.LatencyMax {
 		t.Fatalf("report fields inconsistent: %+v", rep)
+	}
+	// The node serves newHeads on its JSON-RPC port: the blocks are
+	// followed by subscription, not by polling.
+	if rep.ObservedBy != "newHeads" {
+		t.Fatalf("applied blocks seen by %q, want newHeads", rep.ObservedBy)
 	}
 	// A second run continues from the pending nonces, with EIP-1559 txs,
 	// over two endpoints of which the first is down: the worker that starts
@@ -87,6 +92,29 @@ func TestLegacyBatchLoad(t *testing.T) {
 	}
 	if rep.SubmitTime < 400*time.Millisecond || rep.OfferedRate != 1000 || rep.Ceiling != 0 {
 		t.Fatalf("paced run: submission took %v at %v/s offered (ceiling %v): the pacing did not hold", rep.SubmitTime, rep.OfferedRate, rep.Ceiling)
+	}
+	// The first node is down, so no subscription: the tool polls (through
+	// the client that fails over) and still stamps every transfer.
+	if rep.ObservedBy != "polling" || rep.LatencyP50 <= 0 {
+		t.Fatalf("second run: applied blocks seen by %q, p50 %v; want polling and a latency", rep.ObservedBy, rep.LatencyP50)
+	}
+}
+
+// TestWSURL: the subscription goes to the WebSocket endpoint on the same
+// host and port as the JSON-RPC URL.
+func TestWSURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8545": "ws://127.0.0.1:8545",
+		"https://node.bank/rpc": "wss://node.bank/rpc",
+		"ws://127.0.0.1:8546":   "ws://127.0.0.1:8546",
+		"wss://node.bank":       "wss://node.bank",
+		"/var/run/tally.ipc":    "",
+		"127.0.0.1:8545":        "",
+	} {
+		got, ok := wsURL(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("wsURL(%q) = %q, %v; want %q", in, got, ok, want)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@
 #
 #   bash bench/cases.sh            # after make build
 #   TXS=50000 bash bench/cases.sh
+#   BIN=/tmp/before bash bench/cases.sh   # another build's tallyd and tally
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TXS=${TXS:-20000}
@@ -14,6 +15,7 @@ BATCH=${BATCH:-500}
 PORT=${PORT:-18545}
 BASE=${BASE:-19545}
 OUT=${OUT:-bench-results.jsonl}
+BIN=${BIN:-./bin}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -49,12 +51,12 @@ run() {
 	local name=$1
 	shift
 	echo "== $name"
-	./bin/tally bench --txs "$TXS" --batch "$BATCH" --legacy "$@" | tee "$work/out"
+	"$BIN/tally" bench --txs "$TXS" --batch "$BATCH" --legacy "$@" | tee "$work/out"
 	tail -n 1 "$work/out" | sed "s/^{/{\"case\":\"$name\",/" >>"$OUT"
 }
 
 echo "== one node: tallyd --dev on 127.0.0.1:$PORT"
-./bin/tallyd --dev --datadir "$work/dev" --http.port "$PORT" >"$work/dev.log" 2>&1 &
+"$BIN/tallyd" --dev --datadir "$work/dev" --http.port "$PORT" >"$work/dev.log" 2>&1 &
 pids+=($!)
 ready "http://127.0.0.1:$PORT"
 run one-node-max --rpc "http://127.0.0.1:$PORT"
@@ -64,9 +66,9 @@ wait "${pids[0]}" 2>/dev/null || true
 pids=()
 
 echo "== three nodes: tally testnet --base-port $BASE"
-./bin/tally testnet --nodes 3 --dir "$work/tn" --base-port "$BASE" >/dev/null
+"$BIN/tally" testnet --nodes 3 --dir "$work/tn" --base-port "$BASE" >/dev/null
 for i in 0 1 2; do
-	./bin/tallyd --config "$work/tn/node$i/config.toml" >"$work/node$i.log" 2>&1 &
+	"$BIN/tallyd" --config "$work/tn/node$i/config.toml" >"$work/node$i.log" 2>&1 &
 	pids+=($!)
 done
 urls=()

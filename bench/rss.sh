@@ -6,10 +6,16 @@
 # after every READ transfers. A step stays under mempool.max-per-account
 # (4096) pending transactions per sender. FRESH=1 sends every transfer to a
 # new account (--fresh-recipients: TXS distinct accounts); otherwise the
-# 20 senders pay 20 recipients.
+# 20 senders pay 20 recipients. Each reading also gives the Go heap in
+# use and the heap goal of the next collection (go_memstats_heap_inuse_bytes
+# and go_memstats_next_gc_bytes from the node's /metrics): the resident set
+# is the live heap plus the collector's headroom plus Pebble's caches (off
+# the Go heap). CONFIG=FILE starts the node with that TOML config (e.g. a
+# smaller mempool.sender-cache); BIN=DIR takes tallyd and tally from DIR.
 #
 #   make build && bash bench/rss.sh                  # 1,000,000 transfers
 #   TXS=200000 FRESH=1 bash bench/rss.sh
+#   TXS=600000 STEP=20000 READ=100000 CONFIG=small-cache.toml bash bench/rss.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TXS=${TXS:-1000000}
@@ -18,6 +24,8 @@ READ=${READ:-200000}
 BATCH=${BATCH:-500}
 PORT=${PORT:-18645}
 FRESH=${FRESH:-0}
+BIN=${BIN:-./bin}
+CONFIG=${CONFIG:-}
 work=$(mktemp -d)
 pid=
 cleanup() {
@@ -27,7 +35,9 @@ cleanup() {
 trap cleanup EXIT
 
 url="http://127.0.0.1:$PORT"
-./bin/tallyd --dev --datadir "$work/dev" --http.port "$PORT" >"$work/dev.log" 2>&1 &
+node_flags=(--dev --datadir "$work/dev" --http.port "$PORT")
+[ -n "$CONFIG" ] && node_flags+=(--config "$CONFIG")
+"$BIN/tallyd" "${node_flags[@]}" >"$work/dev.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do
 	curl -sf -H 'content-type: application/json' \
@@ -37,24 +47,27 @@ done
 
 # reading SENT: one table row after SENT transfers.
 reading() {
-	local rss hwm du
+	local rss hwm du metrics inuse goal
 	rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 	hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
 	du=$(du -sk "$work/dev" | cut -f1)
-	printf '| %s | %s | %d MiB | %d MiB | %d MiB |\n' "$1" "$([ "$FRESH" = 1 ] && echo $(($1 + 20)) || echo 40)" \
-		$((rss / 1024)) $((hwm / 1024)) $((du / 1024))
+	metrics=$(curl -sf "$url/metrics")
+	inuse=$(awk '/^go_memstats_heap_inuse_bytes / {printf "%d", $2 / 1048576}' <<<"$metrics")
+	goal=$(awk '/^go_memstats_next_gc_bytes / {printf "%d", $2 / 1048576}' <<<"$metrics")
+	printf '| %s | %s | %d MiB | %d MiB | %s MiB | %s MiB | %d MiB |\n' "$1" "$([ "$FRESH" = 1 ] && echo $(($1 + 20)) || echo 40)" \
+		$((rss / 1024)) $((hwm / 1024)) "$inuse" "$goal" $((du / 1024))
 }
 
 flags=(--legacy --batch "$BATCH" --ceiling-txs 0 --json --timeout 30m)
 [ "$FRESH" = 1 ] && flags+=(--fresh-recipients)
-echo "| transfers applied | accounts | VmRSS | VmHWM (peak) | data dir |"
-echo "|---|---|---|---|---|"
+echo "| transfers applied | accounts | VmRSS | VmHWM (peak) | Go heap in use | next GC goal | data dir |"
+echo "|---|---|---|---|---|---|---|"
 reading 0
 sent=0
 next=$READ
 while [ "$sent" -lt "$TXS" ]; do
 	n=$((TXS - sent < STEP ? TXS - sent : STEP))
-	./bin/tally bench --rpc "$url" --txs "$n" "${flags[@]}" >"$work/step.json"
+	"$BIN/tally" bench --rpc "$url" --txs "$n" "${flags[@]}" >"$work/step.json"
 	if ! grep -q '"rejected":0' "$work/step.json"; then
 		echo "rss: after $sent transfers: transfers rejected: $(cat "$work/step.json")" >&2
 		exit 1

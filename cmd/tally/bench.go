@@ -18,8 +18,9 @@ func (c *cli) bench(args []string) error {
 Load-tests a node: pre-signs transfers of 1 base unit from funded accounts
 (by default dev accounts 0..N-1 of the test mnemonic, which the dev genesis
 funds), submits them in JSON-RPC batches of eth_sendRawTransaction, times
-each from submission to its applied block, and checks every receipt for
-status 1. Before and after the load it measures R, the machine's raw
+each from submission to its applied block (learnt from an
+eth_subscribe("newHeads") subscription on the first node's port, or by
+polling without one), and checks every receipt for status 1. Before and after the load it measures R, the machine's raw
 ceiling (decode + sender recovery on all cores, no cache), and reports
 throughput as a ratio to it: the machine's speed changes from day to day,
 the ratio does not. Prints a table, then the same report as one JSON line
