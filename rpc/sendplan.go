@@ -212,44 +212,65 @@ func (s *Server) sendOne(ctx context.Context, raw []byte) (common.Hash, error) {
 // reads them in all else: a run is admitted when go-ethereum reaches its
 // first call, and a call between two sends ends a run.
 
-// maxWSPlans bounds the open plans of one WebSocket connection. A plan
-// closes when its last call is answered; one whose batch go-ethereum cut
-// short (its replies passed the batch response bound) stays until the
-// connection closes. A batch that finds maxWSPlans open, none of them
-// between runs, is not planned (its sends take the per-call path).
+// maxWSPlans bounds the open plans of one WebSocket connection, and
+// wsPlans.maxBytes (http.max-body-bytes, one message's worth) the
+// transaction bytes they hold. A plan closes when its last call is
+// answered; one whose batch go-ethereum cut short (its replies passed the
+// batch response bound) stays until the connection closes. To open a
+// plan past either bound, the oldest open plans that hold no admitted
+// verdict are closed; a batch that still does not fit is not planned
+// (its sends take the per-call path).
 const maxWSPlans = 8
 
 // wsPlans are the open send plans of one WebSocket connection, in the
 // order its messages arrived.
 type wsPlans struct {
+	maxBytes int
+
 	mu    sync.Mutex
 	plans []*sendPlan
+	bytes int // the transaction bytes the open plans hold
 }
 
-// add opens p, closing the oldest open plan that holds no admitted
-// verdict if the connection has maxWSPlans.
+// size is the transaction bytes p holds.
+func (p *sendPlan) size() int {
+	n := 0
+	for _, c := range p.calls {
+		n += len(c.raw)
+	}
+	return n
+}
+
+// add opens p, within maxWSPlans and maxBytes (see maxWSPlans).
 func (w *wsPlans) add(p *sendPlan) {
 	p.shared = true
+	size := p.size()
+	if size > w.maxBytes {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	kept := w.plans[:0]
 	for _, q := range w.plans {
-		if !q.finished() {
+		if q.finished() {
+			w.bytes -= q.size()
+		} else {
 			kept = append(kept, q)
 		}
 	}
 	w.plans = kept
-	if len(w.plans) >= maxWSPlans {
-		i := 0
+	for i := 0; len(w.plans) >= maxWSPlans || w.bytes+size > w.maxBytes; {
 		for i < len(w.plans) && w.plans[i].midRun() {
 			i++
 		}
 		if i == len(w.plans) {
 			return
 		}
+		w.bytes -= w.plans[i].size()
 		w.plans = append(w.plans[:i], w.plans[i+1:]...)
 	}
 	w.plans = append(w.plans, p)
+	w.bytes += size
 }
 
 // answer returns the verdict on raw from the first open plan whose next
@@ -275,6 +296,7 @@ func (w *wsPlans) remove(p *sendPlan) {
 	for i, q := range w.plans {
 		if q == p {
 			w.plans = append(w.plans[:i], w.plans[i+1:]...)
+			w.bytes -= p.size()
 			return
 		}
 	}
@@ -286,7 +308,7 @@ func (w *wsPlans) remove(p *sendPlan) {
 // a server on two listeners could see: that connection's sends take the
 // per-call path) and the one that drops them when the connection closes.
 func (s *Server) openWSPlans(remoteAddr string) (onBatch func([]byte), done func()) {
-	w := &wsPlans{}
+	w := &wsPlans{maxBytes: s.limits.MaxBodyBytes}
 	if _, loaded := s.wsPlans.LoadOrStore(remoteAddr, w); loaded {
 		return nil, func() {}
 	}

@@ -291,3 +291,62 @@ func TestWebSocketSameBatchTwice(t *testing.T) {
 		t.Errorf("%d answered already known, want %d", known, len(raws))
 	}
 }
+
+// A WebSocket connection's open plans stay within maxWSPlans and
+// maxBytes: to open one past either bound the oldest plans holding no
+// admitted verdict are closed, a plan holding one (its batch cut short
+// by go-ethereum mid-run) is never closed, and a batch that does not fit
+// is not planned.
+func TestWSPlansBounded(t *testing.T) {
+	plan := func(size int, midRun bool) *sendPlan {
+		p := &sendPlan{calls: []plannedSend{{raw: make([]byte, size), run: 1}, {raw: []byte{1}, run: 1}}}
+		p.calls[0].done = midRun
+		return p
+	}
+	open := func(w *wsPlans) (n int) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.plans)
+	}
+	t.Run("count", func(t *testing.T) {
+		w := &wsPlans{maxBytes: 1 << 20}
+		var plans []*sendPlan
+		for i := range maxWSPlans {
+			plans = append(plans, plan(10, i == 0))
+			w.add(plans[i])
+		}
+		last := plan(10, false)
+		w.add(last)
+		if open(w) != maxWSPlans || w.plans[0] != plans[0] || w.plans[1] != plans[2] || w.plans[maxWSPlans-1] != last {
+			t.Fatalf("%d open; want %d: the mid-run plan kept, the oldest other closed, the new one open", open(w), maxWSPlans)
+		}
+		for i := range w.plans {
+			w.plans[i].calls[0].done = true
+		}
+		w.add(plan(10, false))
+		if open(w) != maxWSPlans || w.plans[maxWSPlans-1] != last {
+			t.Fatalf("a plan opened over %d mid-run plans", maxWSPlans)
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		w := &wsPlans{maxBytes: 100}
+		if w.add(plan(100, false)); open(w) != 0 {
+			t.Fatal("a plan over maxBytes opened")
+		}
+		a, b := plan(50, false), plan(50, true)
+		w.add(a)
+		w.add(b)
+		if open(w) != 1 || w.plans[0] != b || w.bytes != 51 {
+			t.Fatalf("%d open (%d bytes), want the second alone (51 bytes)", open(w), w.bytes)
+		}
+		if w.add(plan(49, false)); open(w) != 1 {
+			t.Fatal("a plan opened past maxBytes beside a mid-run plan")
+		}
+		// Once its calls are answered, a plan's bytes are free again.
+		b.next = len(b.calls)
+		w.add(plan(90, false))
+		if open(w) != 1 || w.bytes != 91 {
+			t.Fatalf("%d open (%d bytes) after the mid-run plan finished, want 1 (91 bytes)", open(w), w.bytes)
+		}
+	})
+}
