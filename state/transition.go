@@ -40,7 +40,7 @@ func TransitionReusing(p *Prepared, par Parent, view ChainView, base Reader, cha
 	b := p.Block
 	violations = CheckBlock(p, par, view, chainID)
 	for _, v := range violations {
-		if v.Halting() {
+		if v.Halting() || errors.Is(v.Err, ErrStorage) {
 			return nil, nil, false, v.Err
 		}
 	}
@@ -64,6 +64,8 @@ func execute(p *Prepared, par Parent, base Reader) (*Result, []Violation, error)
 	switch {
 	case errors.Is(err, ErrConservation):
 		return nil, nil, err // the execution is wrong
+	case errors.Is(err, ErrStorage):
+		return nil, nil, err // this node's disk, not the block
 	case errors.As(err, &txErr):
 		return nil, []Violation{violation(RuleIncludable, txErr.Index, "an includable transaction", "excluded", txErr)}, nil
 	case err != nil: // as the audit's replay (Reexecute), which stops there
@@ -115,6 +117,9 @@ func Reexecute(base Reader, b *chain.Block, senders []common.Address, senderErrs
 			continue
 		}
 		out, err := ExecuteTx(res.Writes, rules, blk, tx, senders[i], res.GasUsed)
+		if errors.Is(err, ErrStorage) {
+			return nil, fmt.Errorf("tx %d: %w", i, err) // a failed read: no verdict on the transaction
+		}
 		if err != nil { // the overlay is unchanged
 			exclude(i, err)
 			continue

@@ -95,6 +95,15 @@ var (
 	ErrBehind = errors.New("node is behind a certified block it cannot reach")
 )
 
+// ErrStorage marks a failure of the node's own storage under a Reader or
+// a ChainView (a read the disk failed): no rule a block breaks. Every
+// other node reads the same state from its own disk, so a block whose
+// check or execution met one is not rejected (which would part this node
+// from the chain for good): the check returns the error, and the node
+// halts (DESIGN.md decision 5). Implementations wrap their storage
+// errors with it (store.DB).
+var ErrStorage = errors.New("state storage failed")
+
 // ErrNoGenesis is returned when a state (a data dir, a replay) has not been
 // initialised from a genesis: it has no rules.
 var ErrNoGenesis = errors.New("data dir has no genesis")

@@ -65,13 +65,16 @@ func (d *DB) lastAtOrBelow(prefix []byte, n uint64) ([]byte, error) {
 	defer d.mu.RUnlock()
 	it, err := d.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: numKey(prefix, n+1)})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: state db read %x at %d: %w", state.ErrStorage, prefix, n, err)
 	}
 	var raw []byte
 	if it.Last() {
 		raw = append([]byte{}, it.Value()...)
 	}
-	return raw, it.Close()
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("%w: state db read %x at %d: %w", state.ErrStorage, prefix, n, err)
+	}
+	return raw, nil
 }
 
 // Certificate returns the certificate for block n, or ErrNotFound while no

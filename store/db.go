@@ -377,7 +377,7 @@ func (d *DB) get(key []byte) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state db get %x: %w", key, err)
+		return nil, fmt.Errorf("%w: state db get %x: %w", state.ErrStorage, key, err)
 	}
 	out := append([]byte(nil), v...)
 	closer.Close()

@@ -41,6 +41,21 @@ func Table(dir string, op errorfs.Op) bool {
 	return path.Dir(op.Path) == path.Clean(dir) && strings.HasSuffix(op.Path, ".sst")
 }
 
+// TableRead reports whether op reads an sstable of the database in dir:
+// what a read of the state that misses the memtables and the block cache
+// does (a table's footer, index and filter blocks when it is opened, then
+// its data blocks), and what a compaction does with its inputs. Pebble
+// returns a failed read to the reader (an iterator's or Get's error); a
+// failed compaction is retried (store's background.go).
+func TableRead(dir string, op errorfs.Op) bool {
+	switch op.Kind {
+	case errorfs.OpFileRead, errorfs.OpFileReadAt:
+	default:
+		return false
+	}
+	return path.Dir(op.Path) == path.Clean(dir) && strings.HasSuffix(op.Path, ".sst")
+}
+
 // Metadata reports whether op writes the metadata of the database in dir
 // (the package comment says which files): a create, link, rename, write
 // or sync of its MANIFEST, marker, OPTIONS, CURRENT or temporary files,
@@ -93,6 +108,8 @@ func OpName(k errorfs.OpKind) string {
 		return "reuse"
 	case errorfs.OpFileWrite, errorfs.OpFileWriteAt:
 		return "write"
+	case errorfs.OpFileRead, errorfs.OpFileReadAt:
+		return "read"
 	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
 		return "sync"
 	}

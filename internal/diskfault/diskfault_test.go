@@ -38,3 +38,29 @@ func TestKinds(t *testing.T) {
 		}
 	}
 }
+
+func TestTableOps(t *testing.T) {
+	for _, c := range []struct {
+		kind        errorfs.OpKind
+		path        string
+		table, read bool
+	}{
+		{errorfs.OpCreate, "/state/000005.sst", true, false},
+		{errorfs.OpFileWrite, "/state/000005.sst", true, false},
+		{errorfs.OpFileSync, "/state/000005.sst", true, false},
+		{errorfs.OpFileReadAt, "/state/000005.sst", false, true},
+		{errorfs.OpFileRead, "/state/000005.sst", false, true},
+		{errorfs.OpFileReadAt, "/raft/log/000005.sst", false, false}, // another database's
+		{errorfs.OpFileReadAt, "/state/000002.log", false, false},
+		{errorfs.OpFileReadAt, "/state/MANIFEST-000001", false, false},
+		{errorfs.OpRemove, "/state/000005.sst", false, false},
+	} {
+		op := errorfs.Op{Kind: c.kind, Path: c.path}
+		if got := Table("/state", op); got != c.table {
+			t.Errorf("Table(%v %s) = %v", c.kind, c.path, got)
+		}
+		if got := TableRead("/state", op); got != c.read {
+			t.Errorf("TableRead(%v %s) = %v", c.kind, c.path, got)
+		}
+	}
+}

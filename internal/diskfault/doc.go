@@ -24,5 +24,10 @@
 //   - the sstables (Table): a failed create, write or sync fails the flush
 //     or compaction, which Pebble retries (at once and for ever, for a
 //     flush); the state store halts the node once the failures last
-//     (store's background.go).
+//     (store's background.go);
+//   - a read of an sstable (TableRead) that fails is returned to the
+//     reader (Get's or an iterator's error; "pebble: backing file
+//     000005 error: ..."), or fails the compaction reading it. The state
+//     store marks it state.ErrStorage, so that a block whose check or
+//     execution met it halts the node instead of being rejected.
 package diskfault
