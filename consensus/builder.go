@@ -115,7 +115,8 @@ type Builder struct {
 	// OnProposed is called after each proposal (metrics).
 	onProposed func(b *chain.Block)
 	// onBroken is called when building met a broken invariant (supply not
-	// conserved): the engine halts the FSM with it.
+	// conserved) or a failed read of the state (state.ErrStorage): the
+	// engine halts the FSM with it.
 	onBroken func(error)
 	// own receives the execution of each block before it is proposed, so
 	// the FSM applies the block without executing it again (nil: none).
@@ -225,8 +226,12 @@ func (b *Builder) Run(ctx context.Context) {
 				continue
 			}
 			var pe *PanicError
-			if (errors.Is(err, state.ErrConservation) || errors.As(err, &pe)) && b.onBroken != nil {
-				b.onBroken(err) // the execution itself is wrong: halt, propose nothing more
+			if (errors.Is(err, state.ErrConservation) || errors.Is(err, state.ErrStorage) || errors.As(err, &pe)) && b.onBroken != nil {
+				// The execution itself is wrong, or the disk under the
+				// state fails its reads (no block can be built on it, and
+				// a leader that only retried would stall the chain while
+				// it keeps the lead): halt, propose nothing more.
+				b.onBroken(err)
 				return
 			}
 			b.log.Error("propose block", "err", err)

@@ -85,6 +85,10 @@ func Build(base Reader, par Parent, txs []*types.Transaction, senders []common.A
 			continue
 		}
 		o, err := ExecuteTx(res.Writes, rules, blk, tx, senders[i], res.GasUsed)
+		if errors.Is(err, ErrStorage) {
+			// No verdict on the transaction: the node's disk failed a read.
+			return nil, fmt.Errorf("build block %d: tx %d: %w", blk.Number, i, err)
+		}
 		if err != nil {
 			out.Dropped = append(out.Dropped, Dropped{Index: i, Err: err})
 			continue
