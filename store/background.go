@@ -115,6 +115,14 @@ func (b *background) listener() *pebble.EventListener {
 func (b *background) ended(job string, err error, wrote bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	select {
+	case <-b.release:
+		// The database is closing: a job cut short by it (beforeTable)
+		// or failing during it says nothing more of the disk, and a
+		// failure declared now would halt a node that is stopping.
+		return
+	default:
+	}
 	if err == nil {
 		if wrote && b.run > 0 && !b.stopped {
 			b.log.Info("pebble background job succeeded again", "component", "pebble", "dir", b.dir, "failed_before", b.run)

@@ -128,6 +128,40 @@ func TestPersistentFlushFailureHalts(t *testing.T) {
 	}
 }
 
+// TestCloseDuringFailingFlushDeclaresNothing: a node stopped while its
+// disk fails a flush (one failure short of the limit) is stopping, not
+// halting: the retries Close cuts short count for nothing, and no disk
+// failure is declared (before, they reached the limit inside Close and
+// the node raised a halt it could not even record: the database was
+// closed; found by the cluster simulator's table-disk-error fault).
+func TestCloseDuringFailingFlushDeclaresNothing(t *testing.T) {
+	const dir = "/state"
+	var creates atomic.Int64
+	var failing atomic.Bool
+	db, failures := openOn(t, dir, tableFault(dir, &creates, func(int64) bool { return failing.Load() }))
+	failing.Store(true)
+	before := creates.Load()
+	if _, err := db.pdb.AsyncFlush(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for creates.Load()-before < bgFailLimit-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flush tries in 60 s", creates.Load()-before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	bg := db.bg
+	closeWithin(t, db, 10*time.Second) // Pebble's Close waits for the flush
+	select {
+	case <-bg.stop:
+		t.Fatalf("a disk failure declared while closing: %v", bg.cause)
+	case err := <-failures:
+		t.Fatalf("a disk failure reported while closing: %v", err)
+	default:
+	}
+}
+
 // TestTransientFlushFailureRecovers: a disk that fails a few sstable
 // writes and then works again is no failure: Pebble's retry flushes the
 // same memtable, and the store reports nothing.
