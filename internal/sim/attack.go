@@ -14,6 +14,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/rpc"
+	"github.com/tally-ledger/tally/state"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -200,9 +201,11 @@ func (at *attacker) checkRefused(f Fault, it *item, want refusal) error {
 }
 
 // noVerdict reports an answer that says nothing of the transaction: the
-// node is halted, or its process went before it answered.
+// node is halted, its process went before it answered, or its disk
+// failed a read it needed (state.ErrStorage; a read-error fault).
 func noVerdict(err error) bool {
-	return errors.Is(err, errConnRefused) || errors.Is(err, errConnLost) || errors.Is(err, wallet.ErrUnavailable) || strings.HasPrefix(err.Error(), "node halted")
+	return errors.Is(err, errConnRefused) || errors.Is(err, errConnLost) || errors.Is(err, wallet.ErrUnavailable) || strings.HasPrefix(err.Error(), "node halted") ||
+		strings.Contains(err.Error(), state.ErrStorage.Error())
 }
 
 // check returns why err is not the refusal r describes.

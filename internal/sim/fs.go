@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -69,8 +70,9 @@ type slowDisk struct {
 	by    atomic.Int64 // time.Duration
 	until atomic.Int64 // UnixNano of the bubble's clock
 	// syncs and stalled count the syncs delayed and the simulated time
-	// they were held back (for Result).
-	syncs, stalled atomic.Int64
+	// they were held back (for Result); tableSyncs counts the sstable
+	// syncs among them.
+	syncs, tableSyncs, stalled atomic.Int64
 }
 
 func (d *slowDisk) set(by time.Duration, until time.Time) {
@@ -95,6 +97,13 @@ type instance struct {
 	fs    *vfs.MemFS
 	net   *network
 	death atomic.Pointer[death]
+	// opening says that Pebble is opening the state database ([0]) or the
+	// Raft log ([1]): from its lock on the directory to the OPTIONS file
+	// it writes last (pebble.Open; a snapshot's install opens the state
+	// database again). Open waits there for the flush of the write-ahead
+	// log it replayed, which a failing sstable write makes Pebble retry
+	// for ever: the store ends the process (store's background.go).
+	opening [2]atomic.Bool
 }
 
 // death is how an instance's process ended on a fatal disk error: why,
@@ -116,15 +125,50 @@ func dbDir(dir string) string {
 // disk is the file system of instance inst as the store in dir sees it,
 // with the node's disk faults injected.
 func (sn *simNode) disk(inst *instance, dir string) vfs.FS {
-	failing, metaFailing := &sn.diskErr, &sn.metaDiskErr[0]
+	which := 0
 	if dir == raftDir {
-		failing, metaFailing = &sn.raftDiskErr, &sn.metaDiskErr[1]
+		which = 1
 	}
+	failing, metaFailing := &sn.diskErr, &sn.metaDiskErr[which]
+	if dir == raftDir {
+		failing = &sn.raftDiskErr
+	}
+	tableFailing, optionsFailing, opening := &sn.tableErr[which], &sn.optionsErr[which], &inst.opening[which]
 	db := dbDir(dir)
 	return errorfs.Wrap(inst.fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch {
+		case op.Kind == errorfs.OpLock && op.Path == db+"/LOCK":
+			opening.Store(true)
+		case op.Kind == errorfs.OpRename && path.Dir(op.Path) == db && strings.HasPrefix(path.Base(op.Path), "temporary."):
+			opening.Store(false) // the OPTIONS file moved into place: Open's last write
+		}
 		if diskfault.Fatal(db, op) && metaFailing.Load() {
 			sn.die(inst, fmt.Sprintf("its disk failed a metadata write of %s (%s %s: %v): Pebble cannot go on", db, diskfault.OpName(op.Kind), op.Path, errorfs.ErrInjected))
 			return nil
+		}
+		if optionsFailing.Load() && diskfault.Metadata(db, op) && options(db, op) {
+			sn.die(inst, fmt.Sprintf("its disk failed the OPTIONS write of %s at Open (%s %s: %v): Open fails, or Pebble panics in the compaction its failed Open left running", db, diskfault.OpName(op.Kind), op.Path, errorfs.ErrInjected))
+			return nil
+		}
+		if diskfault.Table(db, op) {
+			if tableFailing.Load() {
+				if opening.Load() {
+					sn.die(inst, fmt.Sprintf("its disk failed an sstable write of %s while Pebble opened it (%s %s: %v): Open waits for the flush, the store ends the process", db, diskfault.OpName(op.Kind), op.Path, errorfs.ErrInjected))
+					return nil
+				}
+				return errorfs.ErrInjected
+			}
+			if isSync(op) {
+				if d := sn.slow.latency(); d > 0 && inTableWriter() {
+					time.Sleep(d)
+					sn.slow.tableSyncs.Add(1)
+					sn.slow.stalled.Add(int64(d))
+				}
+			}
+			return nil
+		}
+		if diskfault.TableRead(db, op) && which == 0 && sn.readErr.Load() && !sn.observing.Load() {
+			return errorfs.ErrInjected
 		}
 		if !diskfault.WAL(db, op) {
 			return nil
@@ -185,7 +229,9 @@ const (
 	maxSlowFor     = 20 * time.Second
 )
 
-// slowDisk makes a random up node's syncs slow for a while.
+// slowDisk makes a random up node's syncs slow for a while: its
+// write-ahead logs' (in Pebble's log flusher, inLogFlusher) and its
+// sstables' (in a flush or compaction, inTableWriter).
 func (s *Sim) slowDisk() {
 	up := s.upNodes()
 	if len(up) == 0 {
@@ -197,6 +243,26 @@ func (s *Sim) slowDisk() {
 	sn.slow.set(by, time.Now().Add(d))
 	s.count(FaultSlowDisk)
 	s.record("slow-disk n%d: syncs %s slower for %s", sn.id, by, d)
+	// The state database's memtable fills meanwhile (4 MiB of writes,
+	// which a run seldom makes): its flush syncs an sstable on the slow
+	// disk, while the node applies blocks and takes snapshots.
+	sn.fillMemtable()
+}
+
+// fillMemtable makes the node's state database flush, as its memtable
+// filling up does (4 MiB of writes, which a run seldom makes). Not while
+// its write-ahead log fails: the flush rotates the log, and a rotation
+// that is the first write to meet the failing disk ends the process
+// inside Pebble (docs/architecture.md, "Disk failures"), which the
+// simulator cannot end in its test binary. The rotation runs before
+// Flush waits, in the first run of its goroutine, before the scheduler's
+// next fault.
+func (sn *simNode) fillMemtable() {
+	if sn.diskErr.Load() {
+		return
+	}
+	db := sn.db
+	go db.Flush() // ends once flushed, the disk is declared failed, or the database closes
 }
 
 // diskError makes a random up node's state database (FaultDiskError) or
@@ -248,8 +314,13 @@ func (s *Sim) metaDiskError() error {
 	return s.restart(sn)
 }
 
-// diskFailing reports whether one of the node's stores has a failing disk.
-func (sn *simNode) diskFailing() bool { return sn.diskErr.Load() || sn.raftDiskErr.Load() }
+// diskFailing reports whether one of the node's stores has a failing
+// disk that the node must halt on, or refuse to start on (the fatal
+// metadata writes end its process instead: died).
+func (sn *simNode) diskFailing() bool {
+	return sn.diskErr.Load() || sn.raftDiskErr.Load() || sn.readErr.Load() ||
+		sn.tableErr[0].Load() || sn.tableErr[1].Load() || sn.optionsErr[0].Load() || sn.optionsErr[1].Load()
+}
 
 // repairDisk ends the node's disk errors: the operator replaced the disk
 // (the files stay as they were, what was synced and what was written
@@ -257,8 +328,143 @@ func (sn *simNode) diskFailing() bool { return sn.diskErr.Load() || sn.raftDiskE
 func (sn *simNode) repairDisk() {
 	sn.diskErr.Store(false)
 	sn.raftDiskErr.Store(false)
-	sn.metaDiskErr[0].Store(false)
-	sn.metaDiskErr[1].Store(false)
+	sn.readErr.Store(false)
+	for i := range 2 {
+		sn.metaDiskErr[i].Store(false)
+		sn.tableErr[i].Store(false)
+		sn.optionsErr[i].Store(false)
+	}
+}
+
+// isSync reports whether op makes a file's writes durable.
+func isSync(op errorfs.Op) bool {
+	switch op.Kind {
+	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		return true
+	}
+	return false
+}
+
+// options reports whether op writes the OPTIONS file of the database in
+// db, which Pebble writes at Open only, through a temporary file it
+// renames into place.
+func options(db string, op errorfs.Op) bool {
+	base := path.Base(op.Path)
+	return path.Dir(op.Path) == db && (strings.HasPrefix(base, "OPTIONS-") || strings.HasPrefix(base, "temporary."))
+}
+
+// tableDiskError makes the sstable writes (create, write, sync:
+// diskfault.Table) of a random up node's state database or Raft log fail
+// until the disk is replaced, as a device failing its writes does while
+// the write-ahead log, on another device or in the drive's cache, still
+// takes them. A flush or compaction then fails; Pebble retries it, the
+// store backs the retries off and declares the disk failed after 8 in a
+// row, and the node halts (state: the FSM; Raft log: the Raft store's
+// failure hook). A flush happens when a memtable fills: 4 MiB of writes,
+// which a run seldom makes, so for the state database the fault fills it
+// at once (a flush asked for, as Pebble does when its memtable is full;
+// the Raft log meets its failing disk at its next flush, which Pebble
+// runs at every Open). A failing sstable write met while Pebble opens the
+// database (the flush of the replayed write-ahead log, which Open waits
+// for and Pebble retries for ever) ends the process: the store panics
+// with a *store.FatalError once the retries have failed 8 times, so the
+// simulator ends it at the first one (die).
+func (s *Sim) tableDiskError() {
+	up := s.upNodes()
+	if len(up) == 0 {
+		return
+	}
+	sn := s.nodes[up[s.rng.IntN(len(up))]]
+	which := s.rng.IntN(2)
+	sn.tableErr[which].Store(true)
+	s.count(FaultTableDiskError)
+	s.record("%s n%d %s", FaultTableDiskError, sn.id, dbDir([]string{stateDir, raftDir}[which]))
+	if which == 0 {
+		sn.fillMemtable()
+	}
+}
+
+// readError makes the sstable reads (diskfault.TableRead) of a random up
+// node's state database fail with EIO until the disk is replaced: a read
+// of the state that misses the block cache fails, and Pebble returns the
+// error to the reader. Applying or building a block on a failed read
+// halts the node (state.ErrStorage); an admission answers the client
+// with the error; a compaction fails and is retried like a failed flush.
+// The simulator's own checks read the node's database as an observer
+// would, past the fault (Sim.observing). Half of the time the node also
+// loses power and starts again on the failing disk. The Raft log's reads are not
+// failed: hashicorp/raft panics on a log it cannot read (its process
+// ends), which the simulator cannot end in its test binary.
+func (s *Sim) readError() error {
+	up := s.upNodes()
+	if len(up) == 0 {
+		return nil
+	}
+	sn := s.nodes[up[s.rng.IntN(len(up))]]
+	sn.readErr.Store(true)
+	s.count(FaultReadError)
+	s.record("%s n%d", FaultReadError, sn.id)
+	if s.rng.IntN(2) == 0 {
+		return nil
+	}
+	// A warm block cache hides the fault from most reads; half of the
+	// time the node loses power and starts again with a cold one, which
+	// reads its head, rules and validators from the sstables: its start
+	// must fail with the disk's error (or its first failed read halt it).
+	if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
+		s.record("crash n%d: shutdown: %v", sn.id, err)
+	}
+	s.inv.crashed(sn)
+	return s.restart(sn)
+}
+
+// optionsDiskError makes the OPTIONS writes of a random up node's state
+// database or Raft log fail, and the node loses power and starts again
+// on that disk: Pebble writes its OPTIONS file at every Open (a temporary
+// file renamed into place, after the flush of the replayed write-ahead
+// log), and a failed write is an error of Open, so the node must not
+// start. Pebble v2.1.7's failed Open does not always return, though: its
+// cleanup closes the table cache under the compaction that the flush
+// scheduled, which then panics (integer divide by zero in
+// fileCacheKey.Shard: the process ends). The simulator therefore ends
+// the node's process at the failing write, the outcome both share: the
+// node is down on the disk as it was. The disk is then replaced and a
+// later restart brings the node back.
+func (s *Sim) optionsDiskError() error {
+	up := s.upNodes()
+	if len(up) == 0 {
+		return nil
+	}
+	sn := s.nodes[up[s.rng.IntN(len(up))]]
+	which := s.rng.IntN(2)
+	sn.optionsErr[which].Store(true)
+	s.count(FaultOptionsDiskError)
+	s.record("%s n%d %s", FaultOptionsDiskError, sn.id, dbDir([]string{stateDir, raftDir}[which]))
+	if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
+		s.record("crash n%d: shutdown: %v", sn.id, err)
+	}
+	s.inv.crashed(sn)
+	return s.restart(sn)
+}
+
+// inTableWriter reports whether the calling goroutine is one of Pebble's
+// flushes or compactions writing its output (DB.flush1, DB.compact1),
+// where a table's sync runs with no lock held that another goroutine may
+// wait on: Pebble releases DB.mu around runCompaction, and whoever waits
+// for the flush waits on a channel or on DB.mu.compact.cond, both durable
+// for synctest.
+func inTableWriter() bool {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, "pebble/v2.(*DB).flush1") || strings.HasSuffix(f.Function, "pebble/v2.(*DB).compact1") {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 // freshWait is how long after a node's Raft directory was lost its

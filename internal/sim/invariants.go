@@ -68,6 +68,8 @@ const conserveEvery = 64
 
 func (iv *invariants) check(final bool) error {
 	s := iv.s
+	s.observing.Store(true) // its reads are an observer's (fs.go)
+	defer s.observing.Store(false)
 	for _, sn := range s.nodes {
 		if !sn.up {
 			continue

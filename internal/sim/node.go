@@ -48,6 +48,15 @@ type simNode struct {
 	// or the Raft log ([1]) fail (a meta-disk-error fault): the process
 	// of the instance that meets it ends (fs.go).
 	metaDiskErr [2]atomic.Bool
+	// tableErr makes the sstable writes of the state database ([0]) or
+	// the Raft log ([1]) fail (a table-disk-error fault), readErr the
+	// state database's sstable reads (a read-error fault), optionsErr the
+	// OPTIONS writes of either (an options-disk-error fault; fs.go).
+	tableErr, optionsErr [2]atomic.Bool
+	readErr              atomic.Bool
+	// observing is the run's Sim.observing: set while the simulator's own
+	// checks read the node's database, past its read faults.
+	observing *atomic.Bool
 	// inst is the running instance (nil while the node is down).
 	inst atomic.Pointer[instance]
 	// lostAt is when the node's Raft directory was wiped (a raft-dir-lost

@@ -12,10 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing/synctest"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/hashicorp/raft"
 
@@ -75,6 +77,12 @@ type Result struct {
 	// RaftLostRefused counts the starts refused on a lost Raft directory,
 	// and FreshStarts the starts as a fresh member that followed.
 	RaftLostRefused, FreshStarts int
+	// DiskRefusals counts the starts that failed with the error of the
+	// node's failing disk (a failed read).
+	DiskRefusals int
+	// SlowTableSyncs counts the sstable syncs a slow disk delayed (among
+	// SlowSyncs).
+	SlowTableSyncs int
 	// Certs counts the commit certificates the canonical chain carries
 	// (the vote collection at work).
 	Certs int
@@ -117,6 +125,19 @@ const (
 	// survives: its start is refused (it forgot its votes), and it comes
 	// back as a fresh member once that is safe (fs.go).
 	FaultRaftDirLost Fault = "raft-dir-lost"
+	// FaultTableDiskError: a node's state database or Raft log fails its
+	// sstable writes (flushes, compactions): the node halts once 8 in a
+	// row failed, or its process ends if Pebble was opening the database
+	// (fs.go).
+	FaultTableDiskError Fault = "table-disk-error"
+	// FaultReadError: a node's state database fails its sstable reads
+	// (EIO): a block applied or built on a failed read halts the node
+	// (fs.go).
+	FaultReadError Fault = "read-error"
+	// FaultOptionsDiskError: a node's state database or Raft log fails
+	// its OPTIONS writes, and the node is started again on that disk: it
+	// does not start (fs.go).
+	FaultOptionsDiskError Fault = "options-disk-error"
 )
 
 // DefaultFaults are the fault weights of a run that sets none, relative
@@ -124,7 +145,7 @@ const (
 var DefaultFaults = map[Fault]int{
 	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1,
 	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
-	FaultRaftDirLost: 1,
+	FaultRaftDirLost: 1, FaultTableDiskError: 1, FaultReadError: 1, FaultOptionsDiskError: 1,
 }
 
 // Scheduler probabilities, per step.
@@ -176,6 +197,9 @@ type Sim struct {
 	cl  *clients
 	ids *simIDs
 	gov *governance
+	// observing is set while the invariants read the nodes' databases:
+	// their read faults do not fail an observer's reads (fs.go).
+	observing atomic.Bool
 }
 
 // Run runs cfg inside the current synctest bubble and returns what it
@@ -253,7 +277,7 @@ func newSim(cfg Config) (*Sim, error) {
 		if err != nil {
 			return nil, err
 		}
-		sn := &simNode{id: i, key: k, g: s.g, cfg: nodeConfig(), fs: vfs.NewCrashableMem(), ids: s.ids, seed: cfg.Seed,
+		sn := &simNode{id: i, key: k, g: s.g, cfg: nodeConfig(), fs: vfs.NewCrashableMem(), ids: s.ids, seed: cfg.Seed, observing: &s.observing,
 			log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", i)}
 		if i < cfg.Nodes {
 			// A standby node starts with no configuration and waits for a
@@ -327,7 +351,7 @@ func (s *Sim) record(format string, args ...any) {
 func (s *Sim) run() error {
 	for s.step = 0; s.step < s.cfg.Steps; s.step++ {
 		synctest.Wait()
-		if err := s.cl.calls.collect(); err != nil {
+		if err := s.observe(s.cl.calls.collect); err != nil {
 			return err
 		}
 		if err := s.inv.check(false); err != nil {
@@ -374,7 +398,7 @@ func (s *Sim) settle() error {
 	target := uint64(0)
 	for time.Now().Before(deadline) {
 		synctest.Wait()
-		if err := s.cl.calls.collect(); err != nil {
+		if err := s.observe(s.cl.calls.collect); err != nil {
 			return err
 		}
 		if err := s.inv.check(false); err != nil {
@@ -415,7 +439,8 @@ func (s *Sim) settle() error {
 	s.res.Checks = s.inv.checks
 	s.res.Certs = s.inv.certs
 	for _, sn := range s.nodes {
-		s.res.SlowSyncs += int(sn.slow.syncs.Load())
+		s.res.SlowSyncs += int(sn.slow.syncs.Load() + sn.slow.tableSyncs.Load())
+		s.res.SlowTableSyncs += int(sn.slow.tableSyncs.Load())
 		s.res.DiskStall += time.Duration(sn.slow.stalled.Load())
 	}
 	s.countSnapshots()
@@ -501,6 +526,14 @@ func (s *Sim) advance() {
 
 func (s *Sim) count(f Fault) { s.res.Faults[f]++ }
 
+// observe runs check, which reads the nodes' databases as an observer
+// does: past their read faults (fs.go).
+func (s *Sim) observe(check func() error) error {
+	s.observing.Store(true)
+	defer s.observing.Store(false)
+	return check()
+}
+
 // fault injects one fault, chosen by weight.
 func (s *Sim) fault() error {
 	total := 0
@@ -567,6 +600,12 @@ func (s *Sim) fault() error {
 		return s.metaDiskError()
 	case FaultRaftDirLost:
 		return s.raftDirLost()
+	case FaultTableDiskError:
+		s.tableDiskError()
+	case FaultReadError:
+		return s.readError()
+	case FaultOptionsDiskError:
+		return s.optionsDiskError()
 	case FaultAddValidator, FaultRemoveValidator:
 		// Counted once in force (governance.progress).
 		s.gov.propose(f == FaultAddValidator)
@@ -603,6 +642,14 @@ func (s *Sim) restart(sn *simNode) error {
 		if errors.As(err, &died) {
 			s.res.DiskDeaths++
 			s.record("n%d did not start: %v; its disk is replaced", sn.id, err)
+			return nil
+		}
+		if sn.diskFailing() && errors.Is(err, errorfs.ErrInjected) {
+			// Its failing disk failed the start with an error, as it
+			// should: the operator replaces the disk.
+			s.res.DiskRefusals++
+			s.record("n%d did not start on its failing disk: %v; its disk is replaced", sn.id, err)
+			sn.repairDisk()
 			return nil
 		}
 		return fmt.Errorf("restart: %w", err)
@@ -702,8 +749,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%s), %d disk halts, %d disk deaths, %d starts refused on a lost Raft dir, %d fresh starts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.RaftLostRefused, r.FreshStarts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -102,10 +102,19 @@ func runOne(t *testing.T, cfg Config) *Result {
 	return res
 }
 
+// faultsBeforeTables are DefaultFaults before the sstable, read and
+// OPTIONS faults joined them: the seeds pinned with the default weights
+// until then keep the paths they were pinned for.
+var faultsBeforeTables = map[Fault]int{
+	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1,
+	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
+	FaultRaftDirLost: 1,
+}
+
 // regressionSeeds are seeds that found a bug, kept with the steps they
-// ran and, for the later ones, the fault weights of the time (nil: the
-// defaults), so that a new fault kind does not send them down another
-// path; each fix also has its own unit test, since a seed may take
+// ran and the fault weights of the time (faultsBeforeTables for those
+// found with the defaults then), so that a new fault kind does not send
+// them down another path; each fix also has its own unit test, since a seed may take
 // another path once the code changes (or by residual nondeterminism).
 var regressionSeeds = []struct {
 	seed   uint64
@@ -113,10 +122,10 @@ var regressionSeeds = []struct {
 	faults map[Fault]int
 	found  string
 }{
-	{5, 3000, nil, "builder spun proposing during a leadership transfer, so simulated time never passed (consensus.TestBuilderWaitsWhileRaftRefuses); later, with forwarding simulated, a re-send acknowledged as \"already known\" by the leader's copy alone after the node first reached crashed (node.TestAlreadyKnownMeansHeldByTwo)"},
-	{2, 3000, nil, "Raft directory lost in a crash after the first start: two blocks at one height (consensus.TestRaftStateSurvivesCrashAfterFirstStart)"},
-	{12, 3000, nil, "the same, found as a restarted node whose Raft log ended below its applied index"},
-	{13, 3000, nil, "the same, as two blocks at height 22"},
+	{5, 3000, faultsBeforeTables, "builder spun proposing during a leadership transfer, so simulated time never passed (consensus.TestBuilderWaitsWhileRaftRefuses); later, with forwarding simulated, a re-send acknowledged as \"already known\" by the leader's copy alone after the node first reached crashed (node.TestAlreadyKnownMeansHeldByTwo)"},
+	{2, 3000, faultsBeforeTables, "Raft directory lost in a crash after the first start: two blocks at one height (consensus.TestRaftStateSurvivesCrashAfterFirstStart)"},
+	{12, 3000, faultsBeforeTables, "the same, found as a restarted node whose Raft log ended below its applied index"},
+	{13, 3000, faultsBeforeTables, "the same, as two blocks at height 22"},
 	{22, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultSlowDisk: 2},
 		"a leader elected again while its own leadership transfer was timing out failed its Barrier and never built: no block for 30 s (consensus.TestAwaitBarrierRetriesWhileLeading)"},
 	{1, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
@@ -151,9 +160,9 @@ var faultSeeds = []struct {
 	seed   uint64
 	faults map[Fault]int
 }{
-	{FaultDrop, 101, nil},
-	{FaultDelay, 102, nil},
-	{FaultReorder, 103, nil},
+	{FaultDrop, 101, faultsBeforeTables},
+	{FaultDelay, 102, faultsBeforeTables},
+	{FaultReorder, 103, faultsBeforeTables},
 	{FaultCrash, 115, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
 	{FaultRestart, 115, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
 	{FaultPartition, 106, map[Fault]int{FaultPartition: 5, FaultHeal: 3}},
@@ -167,34 +176,37 @@ var faultSeeds = []struct {
 	{FaultRaftDiskError, 121, map[Fault]int{FaultRaftDiskError: 1, FaultRestart: 1}},
 	{FaultMetaDiskError, 122, map[Fault]int{FaultMetaDiskError: 1, FaultRestart: 1}},
 	{FaultRaftDirLost, 123, map[Fault]int{FaultRaftDirLost: 1, FaultRestart: 1}},
-	{FaultForwardDrop, 109, nil},
-	{FaultForwardDup, 101, nil},
+	{FaultTableDiskError, 101, map[Fault]int{FaultTableDiskError: 1, FaultRestart: 1}},
+	{FaultReadError, 101, map[Fault]int{FaultReadError: 1, FaultRestart: 1}},
+	{FaultOptionsDiskError, 101, map[Fault]int{FaultOptionsDiskError: 1, FaultRestart: 1}},
+	{FaultForwardDrop, 109, faultsBeforeTables},
+	{FaultForwardDup, 101, faultsBeforeTables},
 	{FaultLeaderCrashForwarding, 115, map[Fault]int{FaultCrash: 5, FaultRestart: 5}},
-	{FaultMintAgain, 113, nil},
+	{FaultMintAgain, 113, faultsBeforeTables},
 	// The attackers (attack.go) and the batch clients (clients_batch.go).
-	{FaultReplay, 103, nil},
-	{FaultMalformed, 103, nil},
-	{FaultOversized, 111, nil},
-	{FaultConflict, 111, nil},
-	{FaultWrongChain, 101, nil},
-	{FaultBadSignature, 101, nil},
+	{FaultReplay, 103, faultsBeforeTables},
+	{FaultMalformed, 103, faultsBeforeTables},
+	{FaultOversized, 111, faultsBeforeTables},
+	{FaultConflict, 111, faultsBeforeTables},
+	{FaultWrongChain, 101, faultsBeforeTables},
+	{FaultBadSignature, 101, faultsBeforeTables},
 	// Rarer than the others: pinned to several seeds' runs, one of
 	// which must inject it.
-	{FaultTxType, 101, nil},
-	{FaultTxType, 102, nil},
-	{FaultTxType, 110, nil},
-	{FaultTxType, 113, nil},
-	{FaultBatch, 110, nil},
-	{FaultBatchFollower, 110, nil},
-	{FaultBatchConflict, 110, nil},
-	{FaultBatchDup, 102, nil},
+	{FaultTxType, 101, faultsBeforeTables},
+	{FaultTxType, 102, faultsBeforeTables},
+	{FaultTxType, 110, faultsBeforeTables},
+	{FaultTxType, 113, faultsBeforeTables},
+	{FaultBatch, 110, faultsBeforeTables},
+	{FaultBatchFollower, 110, faultsBeforeTables},
+	{FaultBatchConflict, 110, faultsBeforeTables},
+	{FaultBatchDup, 102, faultsBeforeTables},
 }
 
 // faultSteps are the steps of the pinned seeds of fault kinds that take
 // more than one fault event (a removal needs an addition first), so that
 // the residual nondeterminism of a replay (docs/architecture.md) does not
 // leave them out.
-var faultSteps = map[Fault]int{FaultRemoveValidator: 6000, FaultRemoveLeader: 6000}
+var faultSteps = map[Fault]int{FaultRemoveValidator: 6000, FaultRemoveLeader: 6000, FaultTableDiskError: 3000}
 
 // faultKinds runs each pinned seed and asserts that its fault was
 // injected (by one of its seeds, for a kind pinned to several), and that
@@ -249,7 +261,17 @@ func faultKinds(t *testing.T, seen map[Fault]int) {
 			if res.DiskHalts == 0 {
 				t.Errorf("seed %d: %s injected but no node halted on it: %s", fs.seed, fs.fault, res)
 			}
-		case FaultMetaDiskError:
+		case FaultTableDiskError:
+			// The state database's flush failing 8 times in a row takes
+			// 3.5 s of backed-off retries: the node halts.
+			if res.DiskHalts == 0 {
+				t.Errorf("seed %d: %s injected but no node halted on it: %s", fs.seed, fs.fault, res)
+			}
+		case FaultReadError:
+			if res.DiskHalts+res.DiskRefusals == 0 {
+				t.Errorf("seed %d: %s injected but no node halted on it or failed to start: %s", fs.seed, fs.fault, res)
+			}
+		case FaultMetaDiskError, FaultOptionsDiskError:
 			if res.DiskDeaths == 0 {
 				t.Errorf("seed %d: %s injected but no node's process ended on it: %s", fs.seed, fs.fault, res)
 			}
@@ -258,8 +280,8 @@ func faultKinds(t *testing.T, seen map[Fault]int) {
 				t.Errorf("seed %d: %s injected but no start was refused on it and followed by a fresh start: %s", fs.seed, fs.fault, res)
 			}
 		case FaultSlowDisk:
-			if res.SlowSyncs == 0 {
-				t.Errorf("seed %d: %s injected but no sync was slowed: %s", fs.seed, fs.fault, res)
+			if res.SlowSyncs == 0 || res.SlowTableSyncs == 0 {
+				t.Errorf("seed %d: %s injected but no sync of a write-ahead log and of an sstable was slowed: %s", fs.seed, fs.fault, res)
 			}
 		}
 	}
