@@ -369,6 +369,21 @@ func (d *DB) Flush() error {
 	}
 }
 
+// StartFlush asks for a flush of the memtable, as a memtable filling up
+// does, and returns once Pebble has moved the writes to a new memtable
+// and write-ahead log, without waiting for the flush itself (Flush
+// waits). The cluster simulator flushes this way, in its scheduler, so
+// that the log's rotation runs before it slows the disk (a rotation
+// holds Pebble's commit mutex across the old log's sync).
+func (d *DB) StartFlush() error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if err := d.guard(func() error { _, err := d.pdb.AsyncFlush(); return err }); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
 func (d *DB) get(key []byte) ([]byte, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()

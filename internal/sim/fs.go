@@ -240,29 +240,32 @@ func (s *Sim) slowDisk() {
 	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	by := time.Duration(1 + s.rng.Int64N(int64(maxSyncLatency)))
 	d := time.Duration(1 + s.rng.Int64N(int64(maxSlowFor)))
+	// The state database's memtable fills (4 MiB of writes, which a run
+	// seldom makes): its flush syncs an sstable on the slow disk, while
+	// the node applies blocks and takes snapshots.
+	sn.fillMemtable()
 	sn.slow.set(by, time.Now().Add(d))
 	s.count(FaultSlowDisk)
 	s.record("slow-disk n%d: syncs %s slower for %s", sn.id, by, d)
-	// The state database's memtable fills meanwhile (4 MiB of writes,
-	// which a run seldom makes): its flush syncs an sstable on the slow
-	// disk, while the node applies blocks and takes snapshots.
-	sn.fillMemtable()
 }
 
 // fillMemtable makes the node's state database flush, as its memtable
-// filling up does (4 MiB of writes, which a run seldom makes). Not while
-// its write-ahead log fails: the flush rotates the log, and a rotation
-// that is the first write to meet the failing disk ends the process
-// inside Pebble (docs/architecture.md, "Disk failures"), which the
-// simulator cannot end in its test binary. The rotation runs before
-// Flush waits, in the first run of its goroutine, before the scheduler's
-// next fault.
+// filling up does (4 MiB of writes, which a run seldom makes): the
+// write-ahead log rotates here, in the scheduler (store.DB.StartFlush),
+// and the flush runs in Pebble's background. Not while the log fails: a
+// rotation that is the first write to meet the failing disk ends the
+// process inside Pebble (docs/architecture.md, "Disk failures"), which
+// the simulator cannot end in its test binary. Nor while the disk is
+// slow: the rotation syncs the old log holding Pebble's commit mutex, so
+// a committer (the FSM) would wait on a sync.Mutex while the sync sleeps
+// on the bubble's clock, which never moves then (seed 178 deadlocked).
 func (sn *simNode) fillMemtable() {
-	if sn.diskErr.Load() {
+	if sn.diskErr.Load() || sn.slow.latency() > 0 {
 		return
 	}
-	db := sn.db
-	go db.Flush() // ends once flushed, the disk is declared failed, or the database closes
+	if err := sn.db.StartFlush(); err != nil {
+		sn.log.Warn("flush", "err", err)
+	}
 }
 
 // diskError makes a random up node's state database (FaultDiskError) or
