@@ -116,7 +116,7 @@ const (
 	// halts and leaves Raft, and restarts once the disk is replaced.
 	FaultRaftDiskError Fault = "raft-disk-error"
 	// FaultMetaDiskError: a node's state database or Raft log fails the
-	// writes of its MANIFEST, marker and OPTIONS files: Pebble cannot go
+	// writes of its MANIFEST and marker files: Pebble cannot go
 	// on, the node's process ends at the next one (a flush, or its next
 	// start, which fails), and it restarts once the disk is replaced
 	// (fs.go).
