@@ -26,7 +26,8 @@
 // exception: the Confirmations contract's expirePayments, open to anyone
 // (a node's keeper account is unverified), is taken from any sender while
 // a held payment is due (State.HeldDue) and refused from every sender
-// while none is, since it could then only revert.
+// while none is, since it could then only revert (a relayed copy, which
+// the admitting node checked so, is taken whatever this node's head).
 //
 // Refusals wrap errors worded as go-ethereum's pool words them for the
 // same cause ("nonce too high", "replacement transaction underpriced",

@@ -186,7 +186,7 @@ func (p *Pool) add(tx *types.Transaction, client bool) (common.Address, error) {
 	if err != nil {
 		return common.Address{}, err
 	}
-	if err := p.checkCall(tx, from); err != nil {
+	if err := p.checkCall(tx, from, client); err != nil {
 		return from, err
 	}
 	h := tx.Hash()
@@ -277,7 +277,7 @@ func (p *Pool) staleGap(a *account) bool {
 // tier 1 (DESIGN.md decision 8). What
 // depends on the state when the block runs (balances, limits, freezes) is
 // left to execution, which includes the transaction with status 0.
-func (p *Pool) checkCall(tx *types.Transaction, from common.Address) error {
+func (p *Pool) checkCall(tx *types.Transaction, from common.Address, client bool) error {
 	to := *tx.To()
 	if tx.GasFeeCapIntCmp(tx.GasTipCap()) < 0 {
 		return ErrTipAboveFeeCap // go-ethereum's pool says no more
@@ -311,7 +311,12 @@ func (p *Pool) checkCall(tx *types.Transaction, from common.Address) error {
 		// Open to any sender, a node's unverified keeper account too
 		// (docs/payments.md), but only while a payment is due: otherwise
 		// it could only revert, and an unverified account would have
-		// written the state.
+		// written the state. A relayed copy was checked so by the node
+		// that admitted it; this node's head may not have reached the
+		// block that made the payment due.
+		if !client {
+			return nil
+		}
 		due, err := p.state.HeldDue()
 		if err != nil {
 			return err

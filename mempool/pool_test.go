@@ -607,4 +607,12 @@ func TestExpirePaymentsAdmission(t *testing.T) {
 			}
 		})
 	}
+	// A relayed copy (a validator holding the leader's admitted call) is
+	// taken whether this pool's head has reached the due payment or not.
+	f.st.mu.Lock()
+	f.st.due = false
+	f.st.mu.Unlock()
+	if _, err := f.pool.AddRelayed(sign(keeper, 1, expire)); err != nil {
+		t.Fatalf("relayed expirePayments: %v", err)
+	}
 }
