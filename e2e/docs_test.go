@@ -78,6 +78,7 @@ var docsUnderTest = []string{
 	"docs/architecture.md",
 	"docs/monitor.md",
 	"docs/merchants.md",
+	"docs/payments.md",
 }
 
 func TestDocs(t *testing.T) {
