@@ -9,6 +9,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/state"
 )
 
 // JSON-RPC error codes used by Tally (go-ethereum's values).
@@ -17,6 +18,10 @@ const (
 	CodeInvalidParams  = -32602
 	CodeServerError    = -32000
 	CodeUnavailable    = -32002
+	// CodeInternal answers a failure of the node's own storage
+	// (state.ErrStorage): nothing is wrong with the request, so a client
+	// should ask another node (wallet.Unavailable fails over on it).
+	CodeInternal = -32603
 	// CodeHalted answers every eth_* call of a halted node (the message
 	// starts "node halted"); tally_nodeInfo says why.
 	CodeHalted = -32000
@@ -62,6 +67,8 @@ func invalidParams(format string, args ...any) error {
 func ClientError(err error) error {
 	var msg string
 	switch {
+	case errors.Is(err, state.ErrStorage):
+		return &Error{Code: CodeInternal, Msg: err.Error()}
 	case errors.Is(err, chain.ErrTxMalformed):
 		return &Error{Code: CodeInvalidParams, Msg: "invalid raw transaction: " + err.Error()}
 	case errors.Is(err, chain.ErrTxTooLarge), errors.Is(err, chain.ErrAccessListTooLarge):

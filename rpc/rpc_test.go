@@ -20,6 +20,7 @@ import (
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/state"
 )
 
 func TestSubmitErrorCodes(t *testing.T) {
@@ -38,6 +39,8 @@ func TestSubmitErrorCodes(t *testing.T) {
 		{fmt.Errorf("%w: have 1", chain.ErrWrongChain), CodeServerError, "invalid chain id for signer"},
 		{chain.ErrHighS, CodeServerError, "invalid sender"},
 		{chain.ErrUnprotected, CodeServerError, "unprotected"},
+		// The node's disk, not the request: -32603, on which wallets fail over.
+		{fmt.Errorf("%w: state db get 00: input/output error", state.ErrStorage), CodeInternal, "state storage failed"},
 	}
 	for _, c := range cases {
 		var rerr *Error
