@@ -346,8 +346,15 @@ func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
 // another voter held the transaction (admitForwardedBatch); replicating
 // again only kept the client waiting while a holder could crash (found
 // by the cluster simulator, seed 13).
+//
+// A copy this node could not keep at all (its pool refused it: full, or
+// a failed read of its disk) is replicated too: the leader counted this
+// node, a voter, as the second holder, and nothing here holds it (found
+// by the cluster simulator, seed 284: a follower whose disk failed a read
+// acknowledged a transfer only the leader held). One this node has
+// applied is durable here already.
 func (a *Admission) mustReplicateKept(kept error) bool {
-	return errors.Is(kept, mempool.ErrKnown)
+	return kept != nil && !errors.Is(kept, mempool.ErrAlreadyApplied)
 }
 
 // leaderHolds reports whether the leader's verdict on a forwarded
