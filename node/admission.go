@@ -325,6 +325,9 @@ func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
 	if err != nil {
 		return err
 	}
+	if err := a.notKept(kept); err != nil {
+		return err
+	}
 	if a.mustReplicateKept(kept) {
 		if err := a.replicate(ctx, tx); err != nil {
 			return err
@@ -346,15 +349,25 @@ func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
 // another voter held the transaction (admitForwardedBatch); replicating
 // again only kept the client waiting while a holder could crash (found
 // by the cluster simulator, seed 13).
-//
-// A copy this node could not keep at all (its pool refused it: full, or
-// a failed read of its disk) is replicated too: the leader counted this
-// node, a voter, as the second holder, and nothing here holds it (found
-// by the cluster simulator, seed 284: a follower whose disk failed a read
-// acknowledged a transfer only the leader held). One this node has
-// applied is durable here already.
 func (a *Admission) mustReplicateKept(kept error) bool {
-	return kept != nil && !errors.Is(kept, mempool.ErrAlreadyApplied)
+	return errors.Is(kept, mempool.ErrKnown)
+}
+
+// notKept is the answer for a transaction the leader admitted when this
+// node could not keep its own copy (kept: its pool's refusal, say full,
+// or a failed read of its disk), or nil. The leader counted this node, a
+// voter, as the second holder, so nothing but the leader holds it: the
+// client hears so, an unavailability on which a wallet sends it to
+// another node, whose copy makes the second (found by the cluster
+// simulator, seed 284: a follower whose disk failed a read acknowledged a
+// transfer only the leader held). A node that is no validator has none
+// of this to answer: the leader judged it by its own configuration and
+// answered once another voter held the transaction.
+func (a *Admission) notKept(kept error) error {
+	if kept == nil || errors.Is(kept, mempool.ErrKnown) || errors.Is(kept, mempool.ErrAlreadyApplied) || !a.validator() {
+		return nil
+	}
+	return fmt.Errorf("%w: this node could not keep its copy: %v (the leader holds it, and it may still be included: check its receipt before re-sending)", p2p.ErrNotReplicated, kept)
 }
 
 // leaderHolds reports whether the leader's verdict on a forwarded

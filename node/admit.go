@@ -214,6 +214,10 @@ func (a *Admission) keepForwarded(ctx context.Context, batch []rpc.Admission, fw
 		if kept == nil {
 			a.journal.Append(batch[i].Raw)
 		}
+		if err := a.notKept(kept); err != nil {
+			errs[i] = err
+			continue
+		}
 		if a.mustReplicateKept(kept) {
 			again = append(again, i)
 		}
