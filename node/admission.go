@@ -20,6 +20,7 @@ import (
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/rpc"
+	"github.com/tally-ledger/tally/state"
 	"github.com/tally-ledger/tally/store"
 )
 
@@ -381,10 +382,18 @@ func leaderHolds(verdict error) bool {
 // leader's verdict: the verdict itself, unless the leader has applied tx
 // (p2p.VerdictApplied), when it is answered as this node answers for a
 // transaction it has applied (errApplied), and never read as admitted.
+//
+// A verdict that is the leader's own storage failing (state.ErrStorage)
+// is no verdict on tx: it is answered as this node answers its own
+// storage's failures (-32603, on which a wallet asks another node), not
+// as a refusal (found by the cluster simulator, seed 434).
 func fromLeader(tx *types.Transaction, verdict error) error {
 	var re *p2p.RemoteError
 	if errors.As(verdict, &re) && strings.HasPrefix(re.Msg, p2p.VerdictApplied) {
 		return errApplied(tx)
+	}
+	if errors.As(verdict, &re) && strings.HasPrefix(re.Msg, state.ErrStorage.Error()) {
+		return fmt.Errorf("%w on the leader: %s", state.ErrStorage, strings.TrimPrefix(strings.TrimPrefix(re.Msg, state.ErrStorage.Error()), ": "))
 	}
 	return verdict
 }
