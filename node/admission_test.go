@@ -53,18 +53,24 @@ func testAdmission(t *testing.T, tr p2p.BatchTransport, leader peer.ID, isLeader
 func testAdmissionOf(t *testing.T, tr p2p.BatchTransport, leader peer.ID, isLeader bool, isValidator func() bool, voters []peer.ID) *Admission {
 	t.Helper()
 	fs := vfs.NewMem()
-	g := genesis.Dev()
 	db, err := store.Open("/state", store.Options{FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.InitGenesis(g); err != nil {
+	if err := db.InitGenesis(genesis.Dev()); err != nil {
 		t.Fatal(err)
 	}
-	senders := chain.NewSenderCache(chain.NewSigner(g.ChainIDBig()), 1024)
-	pool := mempool.New(mempool.Config{MaxPerAccount: 16, MaxTotal: 1024}, db, senders)
-	a, err := OpenAdmission(AdmissionConfig{DB: db, Pool: pool, Senders: senders, FS: fs, Journal: "/" + PoolJournalFile,
+	return testAdmissionOn(t, tr, leader, isLeader, isValidator, voters, db, fs, "/"+PoolJournalFile, mempool.Config{MaxPerAccount: 16, MaxTotal: 1024})
+}
+
+// testAdmissionOn is testAdmissionOf over db, a dev chain's state, with
+// its pool journal at path journal of fs and its pool bounded by poolCfg.
+func testAdmissionOn(t *testing.T, tr p2p.BatchTransport, leader peer.ID, isLeader bool, isValidator func() bool, voters []peer.ID, db *store.DB, fs vfs.FS, journal string, poolCfg mempool.Config) *Admission {
+	t.Helper()
+	senders := chain.NewSenderCache(chain.NewSigner(genesis.Dev().ChainIDBig()), 1024)
+	pool := mempool.New(poolCfg, db, senders)
+	a, err := OpenAdmission(AdmissionConfig{DB: db, Pool: pool, Senders: senders, FS: fs, Journal: journal,
 		IsLeader: func() bool { return isLeader }, IsValidator: isValidator, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -336,11 +342,14 @@ func TestObserverCopyDoesNotCount(t *testing.T) {
 			if tc.validator {
 				self, leaderVoters = "v1", []peer.ID{"v1", "v2", "v3"}
 			}
-			leaderNet := &validators{leader: "leader", from: "leader", down: down, holds: holds}
-			leader := testAdmissionOf(t, leaderNet, "self", true, nil, leaderVoters)
+			// One network for both nodes, so that holds is read and
+			// written under one lock (the replicators' goroutines may
+			// still deliver after the answer).
+			net := &validators{leader: "leader", from: self, down: down, holds: holds}
+			leader := testAdmissionOf(t, net, "self", true, nil, leaderVoters)
 			fwd := leader.Handler(string(p2p.ForwardProtocol))
+			net.fwd = &fwd
 			vs := []peer.ID{"leader", "v2", "v3"}
-			net := &validators{leader: "leader", from: self, fwd: &fwd, down: down, holds: holds}
 			a := testAdmissionOf(t, net, "leader", false, func() bool { return tc.validator }, vs)
 			tx := devTransfer(t, 0)
 			raw, _ := tx.MarshalBinary()
