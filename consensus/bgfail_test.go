@@ -18,6 +18,45 @@ import (
 	"github.com/tally-ledger/tally/store"
 )
 
+// withFaults is fs failing with EIO (errorfs.ErrInjected) every
+// operation fail picks.
+func withFaults(fs vfs.FS, fail func(op errorfs.Op) bool) vfs.FS {
+	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if fail(op) {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+}
+
+// tableFault is fs failing, while failing is set, every sstable
+// creation, write and sync of the database in dir (diskfault.Table);
+// tries counts the creations it failed: Pebble's flush tries.
+func tableFault(fs vfs.FS, dir string, failing *atomic.Bool, tries *atomic.Int64) vfs.FS {
+	return withFaults(fs, func(op errorfs.Op) bool {
+		if !failing.Load() || !diskfault.Table(dir, op) {
+			return false
+		}
+		if op.Kind == errorfs.OpCreate {
+			tries.Add(1)
+		}
+		return true
+	})
+}
+
+// closeWithin calls close (a store's Close on its failed disk), failing
+// t if it does not return within 10 s.
+func closeWithin(t *testing.T, close func() error) {
+	t.Helper()
+	closed := make(chan error, 1)
+	go func() { closed <- close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close on the failed disk did not return")
+	}
+}
+
 // TestFailingTableDiskHalts: a node whose state database's disk fails
 // every sstable write. Pebble would retry the flush at once and for ever
 // (and its Flush would wait for ever); instead the store declares the
@@ -30,16 +69,7 @@ func TestFailingTableDiskHalts(t *testing.T) {
 	mem := vfs.NewMem()
 	var failing atomic.Bool
 	var tries atomic.Int64
-	disk := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !failing.Load() || !diskfault.Table(dir, op) {
-			return nil
-		}
-		if op.Kind == errorfs.OpCreate {
-			tries.Add(1)
-		}
-		return errorfs.ErrInjected
-	}))
-	db, err := store.Open(dir, store.Options{FS: disk, NoSync: true})
+	db, err := store.Open(dir, store.Options{FS: tableFault(mem, dir, &failing, &tries), NoSync: true})
 	must(t, err)
 	must(t, db.InitGenesis(genesis.Dev()))
 	head, _ := db.Head()
@@ -85,13 +115,7 @@ func TestFailingTableDiskHalts(t *testing.T) {
 	if n < 8 || n > 9 {
 		t.Fatalf("%d flush tries; want the store's limit of failures in a row, then none", n)
 	}
-	closed := make(chan error, 1)
-	go func() { closed <- db.Close() }()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close on the failed disk did not return")
-	}
+	closeWithin(t, db.Close)
 }
 
 // TestRaftStoreFailingTableDisk: the Raft log's flushes failing every
@@ -103,17 +127,8 @@ func TestRaftStoreFailingTableDisk(t *testing.T) {
 	const dir = "/raft"
 	var failing atomic.Bool
 	var tries atomic.Int64
-	disk := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !failing.Load() || !diskfault.Table(dir, op) {
-			return nil
-		}
-		if op.Kind == errorfs.OpCreate {
-			tries.Add(1)
-		}
-		return errorfs.ErrInjected
-	}))
 	failures := make(chan error, 2)
-	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk, NoSync: true, Logger: testLogger(t), OnDiskFailure: func(err error) { failures <- err }})
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: tableFault(vfs.NewMem(), dir, &failing, &tries), NoSync: true, Logger: testLogger(t), OnDiskFailure: func(err error) { failures <- err }})
 	must(t, err)
 	must(t, s.StoreLog(&raft.Log{Index: 1, Term: 1, Data: []byte("entry")}))
 	failing.Store(true)
@@ -134,11 +149,5 @@ func TestRaftStoreFailingTableDisk(t *testing.T) {
 	if n := tries.Load(); n < 8 || n > 9 {
 		t.Fatalf("%d flush tries; want the store's limit of failures in a row, then none", n)
 	}
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close on the failed disk did not return")
-	}
+	closeWithin(t, s.Close)
 }

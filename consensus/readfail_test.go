@@ -27,12 +27,7 @@ import (
 func readFailingDB(t *testing.T, failing *atomic.Bool) *store.DB {
 	t.Helper()
 	const dir = "/state"
-	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if failing.Load() && diskfault.TableRead(dir, op) {
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
+	fs := withFaults(vfs.NewMem(), func(op errorfs.Op) bool { return failing.Load() && diskfault.TableRead(dir, op) })
 	db, err := store.Open(dir, store.Options{FS: fs, NoSync: true, CacheSize: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,30 +19,38 @@ import (
 	"github.com/tally-ledger/tally/internal/diskfault"
 )
 
-// tableFault is a disk under the database in dir that fails the sstable
-// creations, writes and syncs (diskfault.Table) that fail(n) says to,
-// n counting the creations from 1; creates counts them.
-func tableFault(dir string, creates *atomic.Int64, fail func(n int64) bool) vfs.FS {
-	return errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !diskfault.Table(dir, op) {
-			return nil
-		}
-		n := creates.Load()
-		if op.Kind == errorfs.OpCreate {
-			n = creates.Add(1)
-		}
-		if fail(n) {
+// withFaults is fs failing with EIO (errorfs.ErrInjected) every
+// operation fail picks.
+func withFaults(fs vfs.FS, fail func(op errorfs.Op) bool) vfs.FS {
+	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if fail(op) {
 			return errorfs.ErrInjected
 		}
 		return nil
 	}))
 }
 
-// openOn opens a database with genesis on fs and reports its disk
+// tableFault is a disk under the database in dir that fails the sstable
+// creations, writes and syncs (diskfault.Table) that fail(n) says to,
+// n counting the creations from 1; creates counts them.
+func tableFault(dir string, creates *atomic.Int64, fail func(n int64) bool) vfs.FS {
+	return withFaults(vfs.NewMem(), func(op errorfs.Op) bool {
+		if !diskfault.Table(dir, op) {
+			return false
+		}
+		n := creates.Load()
+		if op.Kind == errorfs.OpCreate {
+			n = creates.Add(1)
+		}
+		return fail(n)
+	})
+}
+
+// openOn opens a database with genesis with opts and reports its disk
 // failures on the returned channel.
-func openOn(t *testing.T, dir string, fs vfs.FS) (*DB, chan error) {
+func openOn(t *testing.T, dir string, opts Options) (*DB, chan error) {
 	t.Helper()
-	db, err := Open(dir, Options{FS: fs, NoSync: true})
+	db, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +60,60 @@ func openOn(t *testing.T, dir string, fs vfs.FS) (*DB, chan error) {
 	failures := make(chan error, 4)
 	db.OnDiskFailure(func(err error) { failures <- err })
 	return db, failures
+}
+
+// childReturned is what the child process of endsProcess prints when the
+// call that must end it returned.
+const childReturned = "the call returned:"
+
+// endsProcess is the parent's side of a test of a disk failure that ends
+// the process (which no test can survive in its own): it writes the dev
+// genesis to a database in a new directory, runs the test again in a
+// process of its own (this test binary) with $env naming that directory,
+// for the child to open the database on a failing disk and make the call
+// (what: the fatal message's subject) that must end the process, and to
+// print childReturned should the call return. The process must end
+// without it, its output holding each of want ($DIR in one standing for
+// the directory); the database opened again
+// on the repaired disk must hold what was written, with the same head;
+// it is returned, closed at the test's end.
+func endsProcess(t *testing.T, env, what string, want ...string) *DB {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs this test binary again")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InitGenesis(genesis.Dev()); err != nil { // in the write-ahead log only
+		t.Fatal(err)
+	}
+	head, _ := db.Head()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err == nil || strings.Contains(string(out), childReturned) {
+		t.Fatalf("%s returned (%v):\n%s", what, err, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(string(out), strings.ReplaceAll(w, "$DIR", dir)) {
+			t.Fatalf("the process ended (%v) without %q:\n%.4000s", err, w, out)
+		}
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("open on the repaired disk: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if got, _ := db.Head(); got != head {
+		t.Fatalf("head %+v on the repaired disk, want %+v", got, head)
+	}
+	return db
 }
 
 // closeWithin closes db, failing t if Close does not return within d.
@@ -76,7 +139,7 @@ func TestPersistentFlushFailureHalts(t *testing.T) {
 	const dir = "/state"
 	var creates atomic.Int64
 	var failing atomic.Bool
-	db, failures := openOn(t, dir, tableFault(dir, &creates, func(int64) bool { return failing.Load() }))
+	db, failures := openOn(t, dir, Options{FS: tableFault(dir, &creates, func(int64) bool { return failing.Load() }), NoSync: true})
 	head, _ := db.Head()
 	failing.Store(true)
 	before := creates.Load()
@@ -138,7 +201,7 @@ func TestCloseDuringFailingFlushDeclaresNothing(t *testing.T) {
 	const dir = "/state"
 	var creates atomic.Int64
 	var failing atomic.Bool
-	db, failures := openOn(t, dir, tableFault(dir, &creates, func(int64) bool { return failing.Load() }))
+	db, failures := openOn(t, dir, Options{FS: tableFault(dir, &creates, func(int64) bool { return failing.Load() }), NoSync: true})
 	failing.Store(true)
 	before := creates.Load()
 	if _, err := db.pdb.AsyncFlush(); err != nil {
@@ -170,7 +233,7 @@ func TestTransientFlushFailureRecovers(t *testing.T) {
 	var creates atomic.Int64
 	var from atomic.Int64
 	from.Store(1 << 62)
-	db, failures := openOn(t, dir, tableFault(dir, &creates, func(n int64) bool { return n >= from.Load() && n < from.Load()+bgFailLimit-2 }))
+	db, failures := openOn(t, dir, Options{FS: tableFault(dir, &creates, func(n int64) bool { return n >= from.Load() && n < from.Load()+bgFailLimit-2 }), NoSync: true})
 	defer closeWithin(t, db, 10*time.Second)
 	from.Store(creates.Load() + 1)
 	flushed, err := db.pdb.AsyncFlush()
@@ -206,53 +269,13 @@ const openFlushEnv = "TALLY_TEST_OPEN_FLUSH_DIR"
 // what was written.
 func TestOpenOnFailingTableDisk(t *testing.T) {
 	if dir := os.Getenv(openFlushEnv); dir != "" {
-		var creates atomic.Int64
-		disk := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-			if diskfault.Table(dir, op) {
-				creates.Add(1)
-				return errorfs.ErrInjected
-			}
-			return nil
-		}))
-		db, err := Open(dir, Options{FS: disk})
+		db, err := Open(dir, Options{FS: withFaults(vfs.Default, func(op errorfs.Op) bool { return diskfault.Table(dir, op) })})
 		if err == nil {
 			db.Close()
 		}
-		fmt.Println("open returned:", err)
+		fmt.Println(childReturned, err)
 		return
 	}
-	if testing.Short() {
-		t.Skip("runs this test binary again")
-	}
-	dir := filepath.Join(t.TempDir(), "state")
-	db, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.InitGenesis(genesis.Dev()); err != nil { // in the write-ahead log only
-		t.Fatal(err)
-	}
-	want, _ := db.Head()
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestOpenOnFailingTableDisk$", "-test.count=1")
-	cmd.Env = append(os.Environ(), openFlushEnv+"="+dir)
-	out, err := cmd.CombinedOutput()
-	if err == nil || strings.Contains(string(out), "open returned:") {
-		t.Fatalf("Open on a disk failing its flushes returned (%v):\n%s", err, out)
-	}
-	for _, w := range []string{"pebble database " + dir + " failed", "before Open returned", "failed background jobs in a row"} {
-		if !strings.Contains(string(out), w) {
-			t.Fatalf("the process ended (%v) without %q:\n%.4000s", err, w, out)
-		}
-	}
-	db, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatalf("open on the repaired disk: %v", err)
-	}
-	defer db.Close()
-	if got, _ := db.Head(); got != want {
-		t.Fatalf("head %+v on the repaired disk, want %+v", got, want)
-	}
+	endsProcess(t, openFlushEnv, "Open on a disk failing its flushes",
+		"pebble database $DIR failed", "before Open returned", "failed background jobs in a row")
 }

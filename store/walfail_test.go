@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,19 +12,13 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
-	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/diskfault"
 )
 
 // walFault is fs with the write-ahead log writes and syncs of the
 // database in dir failing (diskfault.WAL) while failing is set.
 func walFault(fs vfs.FS, dir string, failing *atomic.Bool) vfs.FS {
-	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if failing.Load() && diskfault.WAL(dir, op) {
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
+	return withFaults(fs, func(op errorfs.Op) bool { return failing.Load() && diskfault.WAL(dir, op) })
 }
 
 // TestWALFailureRefusesLaterWrites: once a commit met a failed
@@ -39,19 +31,11 @@ func walFault(fs vfs.FS, dir string, failing *atomic.Bool) vfs.FS {
 func TestWALFailureRefusesLaterWrites(t *testing.T) {
 	const dir = "/state"
 	var failing atomic.Bool
-	db, err := Open(dir, Options{FS: walFault(vfs.NewMem(), dir, &failing)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.InitGenesis(genesis.Dev()); err != nil {
-		t.Fatal(err)
-	}
-	failures := make(chan error, 4)
-	db.OnDiskFailure(func(err error) { failures <- err })
+	db, failures := openOn(t, dir, Options{FS: walFault(vfs.NewMem(), dir, &failing)})
 	head, _ := db.Head()
 	failing.Store(true)
 	big := HaltRecord{Reason: "filler", Stack: strings.Repeat("x", MaxHaltStack)}
-	err = db.RecordHalt(big)
+	err := db.RecordHalt(big)
 	if !errors.Is(err, ErrDiskFailed) || !errors.Is(err, errorfs.ErrInjected) {
 		t.Fatalf("write on a failing write-ahead log: %v; want ErrDiskFailed wrapping the disk's error", err)
 	}
@@ -105,45 +89,13 @@ func TestWALRotationOnFailingDisk(t *testing.T) {
 		batch := db.pdb.NewBatch()
 		_ = batch.Set([]byte("rotation-test"), make([]byte, 3<<20), nil) // > MemTableSize/2 (4 MiB memtables)
 		err = db.guard(func() error { return batch.Commit(pebble.Sync) })
-		fmt.Println("commit returned:", err)
+		fmt.Println(childReturned, err)
 		return
-	}
-	if testing.Short() {
-		t.Skip("runs this test binary again")
-	}
-	dir := filepath.Join(t.TempDir(), "state")
-	db, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.InitGenesis(genesis.Dev()); err != nil {
-		t.Fatal(err)
-	}
-	want, _ := db.Head()
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWALRotationOnFailingDisk$", "-test.count=1")
-	cmd.Env = append(os.Environ(), walRotationEnv+"="+dir)
-	out, err := cmd.CombinedOutput()
-	if err == nil || strings.Contains(string(out), "commit returned:") {
-		t.Fatalf("the commit whose log rotation met the failing disk returned (%v):\n%s", err, out)
 	}
 	// The disk's error itself is not printed: the runtime's fatal error
 	// hides the panic value ("panic: (*withstack.withStack) 0x…").
-	for _, w := range []string{"unlock of unlocked mutex", "rotateWAL"} {
-		if !strings.Contains(string(out), w) {
-			t.Fatalf("the process ended (%v) without %q:\n%.4000s", err, w, out)
-		}
-	}
-	db, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatalf("open on the repaired disk: %v", err)
-	}
-	defer db.Close()
-	if got, _ := db.Head(); got != want {
-		t.Fatalf("head %+v on the repaired disk, want %+v", got, want)
-	}
+	db := endsProcess(t, walRotationEnv, "the commit whose log rotation met the failing disk",
+		"unlock of unlocked mutex", "rotateWAL")
 	if v, err := db.get([]byte("rotation-test")); err != nil || v != nil {
 		t.Fatalf("the failed batch: %d bytes, %v; want none", len(v), err)
 	}
