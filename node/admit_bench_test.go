@@ -1,21 +1,15 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/ethereum/go-ethereum/core/types"
-
 	"github.com/tally-ledger/tally/bench"
-	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 )
@@ -46,14 +40,7 @@ func BenchmarkAdmitFollower(b *testing.B) {
 }
 
 func runAdmitBench(b *testing.B, url string) {
-	keys := make([]*crypto.PrivateKey, 20)
-	for i := range keys {
-		k, err := genesis.DevKey(uint32(i))
-		if err != nil {
-			b.Fatal(err)
-		}
-		keys[i] = k
-	}
+	keys := devKeys(b, genesis.DevAccounts)
 	var tps, ceiling float64
 	for b.Loop() {
 		rep, err := bench.Run(context.Background(), bench.Config{RPC: []string{url}, Keys: keys, Txs: admitBenchTxs,
@@ -67,9 +54,29 @@ func runAdmitBench(b *testing.B, url string) {
 		tps += rep.TPS
 		ceiling += rep.Ceiling
 	}
-	b.ReportMetric(tps/float64(b.N), "txs/s")
-	b.ReportMetric(ceiling/float64(b.N), "R/s")
-	b.ReportMetric(tps/ceiling, "ratio_to_R")
+	reportToR(b, tps/float64(b.N), ceiling/float64(b.N))
+}
+
+// devKeys is the first n dev accounts' keys: the senders of the
+// benchmarks' transfers.
+func devKeys(b *testing.B, n int) []*crypto.PrivateKey {
+	keys := make([]*crypto.PrivateKey, n)
+	for i := range keys {
+		k, err := genesis.DevKey(uint32(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		keys[i] = k
+	}
+	return keys
+}
+
+// reportToR reports tps transfers/s, R/s (the decode + recovery ceiling
+// measured in the same run) and their ratio.
+func reportToR(b *testing.B, tps, r float64) {
+	b.ReportMetric(tps, "txs/s")
+	b.ReportMetric(r, "R/s")
+	b.ReportMetric(tps/r, "ratio_to_R")
 }
 
 // BenchmarkMixedBatchFollower sends mixed JSON-RPC batches (an eth_chainId
@@ -81,56 +88,65 @@ func runAdmitBench(b *testing.B, url string) {
 // in the same run. Before the sends of a mixed batch were admitted as a
 // group, each was forwarded on its own.
 func BenchmarkMixedBatchFollower(b *testing.B) {
+	chainID := `{"jsonrpc":"2.0","id":"chain","method":"eth_chainId","params":[]}`
+	benchFollowerBatches(b, []string{chainID}, func(follower *Node) func(body []byte) ([]singleReply, error) {
+		url := "http://" + follower.HTTPAddr()
+		return func(body []byte) ([]singleReply, error) {
+			resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+			if err != nil {
+				return nil, err
+			}
+			defer resp.Body.Close()
+			var replies []singleReply
+			err = json.NewDecoder(resp.Body).Decode(&replies)
+			return replies, err
+		}
+	})
+}
+
+// benchFollowerBatches is the body of the benchmarks that send JSON-RPC
+// batches to a follower of a three-node loopback cluster (fsync off), one
+// batch at a time, each of the calls lead and then 250
+// eth_sendRawTransaction calls of pre-signed legacy transfers from the 20
+// dev accounts in turn. Each iteration signs 8 batches (untimed) and
+// hands each to the send that dial returns for the follower (timed),
+// which returns the batch's replies: one a call, each an answer, not an
+// error. It reports the transfers admitted per second (the replies, not
+// inclusion), the forwarded messages the leader received per batch, and
+// the ratio to R measured in the same run.
+func benchFollowerBatches(b *testing.B, lead []string, dial func(follower *Node) func(body []byte) ([]singleReply, error)) {
 	nodes := startTestnet(b, 3)
 	li := leaderOf(b, nodes)
 	leader, follower := nodes[li], nodes[(li+1)%len(nodes)]
-	url := "http://" + follower.HTTPAddr()
+	send := dial(follower)
 	const perBatch, batches = 250, 8
-	id := big.NewInt(genesis.DevChainID)
-	to := common.Address{0x7a, 0xd5}
-	keys := make([]*crypto.PrivateKey, 20)
-	for i := range keys {
-		keys[i], _ = genesis.DevKey(uint32(i))
-	}
+	keys := devKeys(b, genesis.DevAccounts)
 	nonces := make([]uint64, len(keys))
 	var admitted int
 	var took time.Duration
 	var forwards float64
 	for b.Loop() {
 		b.StopTimer()
-		bodies := make([]string, batches)
+		bodies := make([][]byte, batches)
 		for k := range bodies {
-			calls := []string{`{"jsonrpc":"2.0","id":"chain","method":"eth_chainId","params":[]}`}
+			calls := append([]string(nil), lead...)
 			for i := range perBatch {
 				s := (k*perBatch + i) % len(keys)
-				tx, err := chain.SignTx(types.NewTx(&types.LegacyTx{Nonce: nonces[s], To: &to, Value: big.NewInt(1), Gas: 21000, GasPrice: new(big.Int)}), id, keys[s])
-				if err != nil {
-					b.Fatal(err)
-				}
+				calls = append(calls, singleTransferCall(b, keys[s], nonces[s]))
 				nonces[s]++
-				raw, _ := tx.MarshalBinary()
-				calls = append(calls, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"eth_sendRawTransaction","params":["%s"]}`, i, hexutil.Encode(raw)))
 			}
-			bodies[k] = "[" + strings.Join(calls, ",") + "]"
+			bodies[k] = []byte("[" + strings.Join(calls, ",") + "]")
 		}
 		before := counterValue(b, leader.metrics.forwardBatches)
 		b.StartTimer()
 		start := time.Now()
 		for _, body := range bodies {
-			resp, err := http.Post(url, "application/json", strings.NewReader(body))
-			if err != nil {
-				b.Fatal(err)
-			}
-			var replies []struct{ Error *struct{ Message string } }
-			err = json.NewDecoder(resp.Body).Decode(&replies)
-			resp.Body.Close()
-			if err != nil || len(replies) != perBatch+1 {
+			replies, err := send(body)
+			if err != nil || len(replies) != len(lead)+perBatch {
 				b.Fatalf("%d replies: %v", len(replies), err)
 			}
 			for _, r := range replies {
-				if r.Error != nil {
-					b.Fatalf("refused: %s", r.Error.Message)
-				}
+				r.check(b)
 			}
 			admitted += perBatch
 		}
@@ -142,9 +158,6 @@ func BenchmarkMixedBatchFollower(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tps := float64(admitted) / took.Seconds()
-	b.ReportMetric(tps, "txs/s")
-	b.ReportMetric(r, "R/s")
-	b.ReportMetric(tps/r, "ratio_to_R")
+	reportToR(b, float64(admitted)/took.Seconds(), r)
 	b.ReportMetric(forwards/float64(b.N*batches), "forwards/batch")
 }

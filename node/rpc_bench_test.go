@@ -33,10 +33,7 @@ func BenchmarkConcurrentSingleCalls(b *testing.B) {
 	nodes := startTestnet(b, 3)
 	leader := nodes[leaderOf(b, nodes)]
 	url := "http://" + leader.HTTPAddr()
-	keys := make([]*crypto.PrivateKey, genesis.DevAccounts)
-	for i := range keys {
-		keys[i], _ = genesis.DevKey(uint32(i))
-	}
+	keys := devKeys(b, genesis.DevAccounts)
 	nonces := make([]uint64, len(keys))
 	r, err := bench.Ceiling(10000, true)
 	if err != nil {
@@ -101,10 +98,7 @@ func BenchmarkConcurrentSingleCalls(b *testing.B) {
 				took += time.Since(start)
 				admitted += c.clients * perClient
 			}
-			tps := float64(admitted) / took.Seconds()
-			b.ReportMetric(tps, "txs/s")
-			b.ReportMetric(r, "R/s")
-			b.ReportMetric(tps/r, "ratio_to_R")
+			reportToR(b, float64(admitted)/took.Seconds(), r)
 		})
 	}
 }
@@ -154,68 +148,20 @@ func postSingle(b *testing.B, hc *http.Client, url string, body []byte, out any)
 // the same run. Before a WebSocket batch was planned (rpc/sendplan.go),
 // each of its sends was forwarded on its own.
 func BenchmarkWebSocketBatchFollower(b *testing.B) {
-	nodes := startTestnet(b, 3)
-	li := leaderOf(b, nodes)
-	leader, follower := nodes[li], nodes[(li+1)%len(nodes)]
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+follower.HTTPAddr(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	const perBatch, batches = 250, 8
-	keys := make([]*crypto.PrivateKey, genesis.DevAccounts)
-	for i := range keys {
-		keys[i], _ = genesis.DevKey(uint32(i))
-	}
-	nonces := make([]uint64, len(keys))
-	var admitted int
-	var took time.Duration
-	var forwards float64
-	for b.Loop() {
-		b.StopTimer()
-		bodies := make([][]byte, batches)
-		for k := range bodies {
-			var body bytes.Buffer
-			body.WriteByte('[')
-			for i := range perBatch {
-				s := (k*perBatch + i) % len(keys)
-				if i > 0 {
-					body.WriteByte(',')
-				}
-				body.WriteString(singleTransferCall(b, keys[s], nonces[s]))
-				nonces[s]++
-			}
-			body.WriteByte(']')
-			bodies[k] = body.Bytes()
+	benchFollowerBatches(b, nil, func(follower *Node) func(body []byte) ([]singleReply, error) {
+		conn, _, err := websocket.DefaultDialer.Dial("ws://"+follower.HTTPAddr(), nil)
+		if err != nil {
+			b.Fatal(err)
 		}
-		before := counterValue(b, leader.metrics.forwardBatches)
-		b.StartTimer()
-		start := time.Now()
-		for _, body := range bodies {
+		b.Cleanup(func() { conn.Close() })
+		return func(body []byte) ([]singleReply, error) {
 			conn.SetReadDeadline(time.Now().Add(2 * time.Minute))
 			if err := conn.WriteMessage(websocket.TextMessage, body); err != nil {
-				b.Fatal(err)
+				return nil, err
 			}
 			var replies []singleReply
-			if err := conn.ReadJSON(&replies); err != nil || len(replies) != perBatch {
-				b.Fatalf("%d replies: %v", len(replies), err)
-			}
-			for _, r := range replies {
-				r.check(b)
-			}
-			admitted += perBatch
+			err := conn.ReadJSON(&replies)
+			return replies, err
 		}
-		took += time.Since(start)
-		forwards += counterValue(b, leader.metrics.forwardBatches) - before
-	}
-	b.StopTimer()
-	r, err := bench.Ceiling(10000, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tps := float64(admitted) / took.Seconds()
-	b.ReportMetric(tps, "txs/s")
-	b.ReportMetric(r, "R/s")
-	b.ReportMetric(tps/r, "ratio_to_R")
-	b.ReportMetric(forwards/float64(b.N*batches), "forwards/batch")
+	})
 }
