@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -26,49 +23,22 @@ const dashMerchantJob = "tally-merchant"
 // dev account 12 as the shop, and a webhook receiver that takes every
 // notification.
 type dashMerchant struct {
-	t      *testing.T
-	url    string // http://host:port of its order API and /metrics
-	target string // host:port, as Prometheus scrapes it
-	shop   int    // the dev account orders are paid to
-	proc   *proc
+	*dashService     // its order API
+	shop         int // the dev account orders are paid to
 }
 
 // startDashMerchant starts the notifier on nodeURL and waits for /healthz.
 func startDashMerchant(t *testing.T, nodeURL string) *dashMerchant {
 	t.Helper()
-	dir := t.TempDir()
-	hook := acceptingHook(t)
-	for name, data := range map[string][]byte{"tokens": []byte("e2e " + e2eOperatorToken + "\n"),
-		"webhook.secret": []byte("e2e-dashboard-merchant-secret-0123456789")} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m := &dashMerchant{t: t, shop: 12}
-	shop := clusterDevKeys(t, m.shop, m.shop+1)[0]
-	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cfg := fmt.Sprintf(`listen = %q
-datadir = "merchant-data"
-[nodes]
-endpoints = [%q]
-[follow]
-poll-interval = "200ms"
-[api]
+	const shopIndex = 12
+	shop := clusterDevKeys(t, shopIndex, shopIndex+1)[0]
+	files := map[string][]byte{"tokens": []byte("e2e " + e2eOperatorToken + "\n"),
+		"webhook.secret": []byte("e2e-dashboard-merchant-secret-0123456789")}
+	return &dashMerchant{startDashService(t, "merchant", nodeURL, files, fmt.Sprintf(`[api]
 tokens-file = "tokens"
 [orders]
 payees = [%q]
-[webhook]
-url = %q
-secret-file = "webhook.secret"
-`, listen, nodeURL, shop.Address().Hex(), hook)
-	path := filepath.Join(dir, "merchant.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.url, m.target = "http://"+listen, listen
-	m.proc = startProc(t, "merchant", filepath.Join(dir, "merchant.log"), "merchant", "--config", path)
-	waitHTTP(t, m.proc, m.url+"/healthz")
-	return m
+`, shop.Address().Hex())), shopIndex}
 }
 
 // sell registers an order of 2 CNY and pays it from dev account 9 under
@@ -116,10 +86,4 @@ func (m *dashMerchant) sell(ctx context.Context, cl *wallet.Client) {
 		return m.call(http.MethodGet, merchant.PathOrder+req.Order, nil, &o) == nil && o.Status == merchant.StatusPaid &&
 			m.call(http.MethodGet, merchant.PathStatus, nil, &st) == nil && st.Pending == 0
 	})
-}
-
-// call is a request to the notifier's order API with the token; out,
-// when not nil, receives the JSON answer.
-func (m *dashMerchant) call(method, path string, body, out any) error {
-	return operatorCall(m.url, method, path, body, out)
 }

@@ -31,16 +31,12 @@ const dashMonitorJob = "tally-monitor"
 // escalation freezes), the e2e operator token, and a webhook receiver
 // that takes every notification.
 type dashMonitor struct {
-	t      *testing.T
-	url    string // http://host:port of its review API and /metrics
-	target string // host:port, as Prometheus scrapes it
-	proc   *proc
+	*dashService // its review API
 }
 
 // startDashMonitor starts the monitor on nodeURL and waits for /healthz.
 func startDashMonitor(t *testing.T, nodeURL string) *dashMonitor {
 	t.Helper()
-	dir := t.TempDir()
 	comp, err := genesis.DevKey(genesis.DevComplianceIndex)
 	if err != nil {
 		t.Fatal(err)
@@ -49,37 +45,66 @@ func startDashMonitor(t *testing.T, nodeURL string) *dashMonitor {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files := map[string][]byte{"compliance.json": ks, "compliance.pass": []byte("compliance password\n"),
+		"operators": []byte("e2e " + e2eOperatorToken + "\n"), "webhook.secret": []byte("e2e-dashboard-webhook-secret-0123456789")}
+	return &dashMonitor{startDashService(t, "monitor", nodeURL, files, `[key]
+keystore-file = "compliance.json"
+password-file = "compliance.pass"
+[operator]
+tokens-file = "operators"
+`)}
+}
+
+// dashService is a service of the dashboard test (`tally monitor`,
+// `tally merchant`) following its node, with an API that takes the e2e
+// operator token and /metrics for Prometheus.
+type dashService struct {
+	t      *testing.T
+	url    string // http://host:port of its API and /metrics
+	target string // host:port, as Prometheus scrapes it
+	proc   *proc
+}
+
+// startDashService starts `tally name --config name.toml` in a new
+// directory holding files (its token file, keys, and webhook.secret) and
+// the config: a free listen address, its data in name-data, nodeURL
+// followed every 200 ms, the service's own sections (own), and a webhook
+// receiver that takes every notification, signed with webhook.secret. It
+// waits for /healthz.
+func startDashService(t *testing.T, name, nodeURL string, files map[string][]byte, own string) *dashService {
+	t.Helper()
+	dir := t.TempDir()
 	hook := acceptingHook(t)
-	for name, data := range map[string][]byte{"compliance.json": ks, "compliance.pass": []byte("compliance password\n"),
-		"operators": []byte("e2e " + e2eOperatorToken + "\n"), "webhook.secret": []byte("e2e-dashboard-webhook-secret-0123456789")} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+	for file, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	cfg := fmt.Sprintf(`listen = %q
-datadir = "monitor-data"
+datadir = "%s-data"
 [nodes]
 endpoints = [%q]
 [follow]
 poll-interval = "200ms"
-[key]
-keystore-file = "compliance.json"
-password-file = "compliance.pass"
-[operator]
-tokens-file = "operators"
-[webhook]
+%s[webhook]
 url = %q
 secret-file = "webhook.secret"
-`, listen, nodeURL, hook)
-	path := filepath.Join(dir, "monitor.toml")
+`, listen, name, nodeURL, own, hook)
+	path := filepath.Join(dir, name+".toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m := &dashMonitor{t: t, url: "http://" + listen, target: listen}
-	m.proc = startProc(t, "monitor", filepath.Join(dir, "monitor.log"), "monitor", "--config", path)
-	waitHTTP(t, m.proc, m.url+"/healthz")
-	return m
+	s := &dashService{t: t, url: "http://" + listen, target: listen}
+	s.proc = startProc(t, name, filepath.Join(dir, name+".log"), name, "--config", path)
+	waitHTTP(t, s.proc, s.url+"/healthz")
+	return s
+}
+
+// call is a request to the service's API with the operator token; out,
+// when not nil, receives the JSON answer.
+func (s *dashService) call(method, path string, body, out any) error {
+	return operatorCall(s.url, method, path, body, out)
 }
 
 // acceptingHook is a webhook receiver that answers every POST 200, as
@@ -139,12 +164,6 @@ func (m *dashMonitor) raiseAlerts(ctx context.Context, cl *wallet.Client) {
 		}
 		return cl.Call(ctx, &acct, "tally_getAccount", payers[1].Address()) == nil && acct.Frozen
 	})
-}
-
-// call is a request to the monitor's review API with the operator token;
-// out, when not nil, receives the JSON answer.
-func (m *dashMonitor) call(method, path string, body, out any) error {
-	return operatorCall(m.url, method, path, body, out)
 }
 
 // operatorCall is a request to a service's API at base (the monitor's
