@@ -34,24 +34,14 @@ is refused naming the key. SIGTERM or Ctrl-C stops it.`
 // bankcoreSim is 'tally bankcore-sim'.
 func (c *cli) bankcoreSim(args []string) error {
 	cmd := newCommand("bankcore-sim", "--config FILE [--statement-out FILE] [--random-seed N]", bankcoreHelp)
-	cfgPath := cmd.fs.String("config", "", "the simulator's config `FILE` (sim.toml)")
+	cfgPath := configFlag(cmd, "simulator", "sim.toml")
 	stmtOut := cmd.fs.String("statement-out", "", "write a camt.053 statement of the omnibus account to `FILE` on exit (overrides statement-file)")
 	listen := cmd.fs.String("listen", "", "listen on `HOST:PORT` (overrides listen)")
 	bridgeURL := cmd.fs.String("bridge-url", "", "the bridge's base `URL` (overrides bridge-url)")
 	seed := cmd.fs.Uint64("random-seed", 0, "run the random bank mode with seed `N` (overrides random.seed; 0 keeps the config's)")
-	pos, err := c.parse(cmd, args)
+	cfg, err := parseConfig(c, cmd, args, cfgPath, bankcore.LoadConfig)
 	if err != nil {
 		return err
-	}
-	if err := wantArgs(cmd, pos); err != nil {
-		return err
-	}
-	if *cfgPath == "" {
-		return usageErrorf("bankcore-sim: --config is required")
-	}
-	cfg, err := bankcore.LoadConfig(*cfgPath)
-	if err != nil {
-		return usageErrorf("%v", err)
 	}
 	if *listen != "" {
 		cfg.Listen = *listen

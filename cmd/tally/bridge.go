@@ -76,7 +76,7 @@ another message or version) or a usage error.`
 // bridgeReconcile is 'tally bridge reconcile'.
 func (c *cli) bridgeReconcile(args []string) error {
 	cmd := newCommand("bridge reconcile", "--config FILE --statement FILE [--json]", reconcileHelp)
-	cfgPath := cmd.fs.String("config", "", "the bridge's config `FILE` (bridge.toml)")
+	cfgPath := configFlag(cmd, "bridge", "bridge.toml")
 	stmtPath := cmd.fs.String("statement", "", "the camt.053.001.08 statement `FILE` (\"-\" reads stdin)")
 	asJSON := cmd.fs.Bool("json", false, "print the report as JSON")
 	fromBlock := cmd.fs.Int64("from-block", -1, "the first `BLOCK` read (default follower.start-block)")
@@ -168,7 +168,7 @@ var bridgeOpsCommands = map[string]bool{"deposits": true, "release": true, "retu
 func (c *cli) bridgeOps(sub string, args []string) error {
 	cmd := newCommand("bridge "+sub, "--config FILE [flags]", bridgeOpsHelp)
 	fs := cmd.fs
-	cfgPath := fs.String("config", "", "the bridge's config `FILE` (bridge.toml)")
+	cfgPath := configFlag(cmd, "bridge", "bridge.toml")
 	url := fs.String("url", "", "the bridge's operator `URL` (default from operator.listen, else listen)")
 	tokenFile := fs.String("token-file", "", "`FILE` holding the operator's token (default $TALLY_BRIDGE_TOKEN)")
 	asJSON := fs.Bool("json", false, "print the bridge's JSON answer")
@@ -197,19 +197,9 @@ func (c *cli) bridgeOps(sub string, args []string) error {
 	case "log":
 		verify = fs.Bool("verify", false, "check the hash chain: exit 1 when an entry was edited, deleted or moved")
 	}
-	pos, err := c.parse(cmd, args)
+	cfg, err := parseConfig(c, cmd, args, cfgPath, bridge.LoadConfig)
 	if err != nil {
 		return err
-	}
-	if err := wantArgs(cmd, pos); err != nil {
-		return err
-	}
-	if *cfgPath == "" {
-		return usageErrorf("bridge %s: --config is required", sub)
-	}
-	cfg, err := bridge.LoadConfig(*cfgPath)
-	if err != nil {
-		return usageErrorf("%v", err)
 	}
 	switch {
 	case id != nil && !isSet(fs, "id"):

@@ -26,21 +26,16 @@ func (c *cli) balance(args []string) error {
 	cmd := newCommand("balance", "ADDR", `
 Prints the account's balance of the native asset, in its units and in
 base units (1 CNY = 10^18 base units). 'tally account' shows every asset.`)
-	addr, q, err := queryOne(c, cmd, args, "ADDR", parseAddress)
+	addr, q, err := queryOneAssets(c, cmd, args, "ADDR", parseAddress)
 	if err != nil {
 		return err
 	}
 	defer q.done()
-	ctx, client := q.ctx, q.client
-	_, assets, err := nodeAssets(ctx, client)
+	bal, err := q.client.Balance(q.ctx, addr)
 	if err != nil {
 		return err
 	}
-	bal, err := client.Balance(ctx, addr)
-	if err != nil {
-		return err
-	}
-	native := assets.Of(txdecode.NativeAssetID)
+	native := q.assets.Of(txdecode.NativeAssetID)
 	if q.asJSON {
 		return c.printJSON(struct {
 			Address txdecode.Address `json:"address"`
@@ -350,23 +345,18 @@ Prints an account's balance of every asset, its KYC tier, whether it is
 frozen, and what it may still send today (UTC day of the last block's time);
 then what the risk rules hold about it: an active suspension, its watch list
 entry, and the counters of its tier's velocity rules.`)
-	addr, q, err := queryOne(c, cmd, args, "ADDR", parseAddress)
+	addr, q, err := queryOneAssets(c, cmd, args, "ADDR", parseAddress)
 	if err != nil {
 		return err
 	}
 	defer q.done()
-	ctx, client := q.ctx, q.client
-	list, assets, err := nodeAssets(ctx, client)
-	if err != nil {
-		return err
-	}
-	acc, err := client.Account(ctx, addr)
+	acc, err := q.client.Account(q.ctx, addr)
 	if err != nil {
 		return err
 	}
 	doc := accountJSON{Address: txdecode.Address(acc.Address), Nonce: uint64(acc.Nonce), Tier: acc.Tier, TierName: acc.TierName, Frozen: acc.Frozen, Assets: []accountAssetJSON{}}
-	for _, s := range list {
-		a := assets.Of(s.ID)
+	for _, s := range q.list {
+		a := q.assets.Of(s.ID)
 		row := accountAssetJSON{Asset: a.Symbol, Balance: amountOf((*big.Int)(acc.Balances[a.Symbol]), a)}
 		if v := acc.RemainingDaily[a.Symbol]; v != nil {
 			left := amountOf((*big.Int)(v), a)
@@ -374,7 +364,7 @@ entry, and the counters of its tier's velocity rules.`)
 		}
 		doc.Assets = append(doc.Assets, row)
 	}
-	accountRisk(&doc, acc, assets)
+	accountRisk(&doc, acc, q.assets)
 	if q.asJSON {
 		return c.printJSON(doc)
 	}
@@ -423,21 +413,16 @@ func (c *cli) supply(args []string) error {
 Prints an asset's issuance: minted (genesis allocations and bank mints),
 burned (settled withdrawals), escrow (pending withdrawals) and circulating
 (held in balances). minted - burned = circulating + escrow always holds.`)
-	arg, q, err := queryOne(c, cmd, args, "SYMBOL", verbatim)
+	arg, q, err := queryOneAssets(c, cmd, args, "SYMBOL", verbatim)
 	if err != nil {
 		return err
 	}
 	defer q.done()
-	ctx, client := q.ctx, q.client
-	_, assets, err := nodeAssets(ctx, client)
-	if err != nil {
-		return err
-	}
-	a, ok := assets.BySymbol(arg)
+	a, ok := q.assets.BySymbol(arg)
 	if !ok {
-		return usageErrorf("supply: SYMBOL: unknown asset %q (this chain has %s)", truncate(arg), strings.Join(assets.Symbols(), ", "))
+		return usageErrorf("supply: SYMBOL: unknown asset %q (this chain has %s)", truncate(arg), strings.Join(q.assets.Symbols(), ", "))
 	}
-	s, err := client.Supply(ctx, arg)
+	s, err := q.client.Supply(q.ctx, arg)
 	if err != nil {
 		return err
 	}
@@ -564,6 +549,29 @@ func queryOne[T any](c *cli, cmd *command, args []string, name string, parse fun
 	}
 	q, err = flags.connect()
 	return v, q, err
+}
+
+// assetQuery is a read command's connection to the node and the node's
+// assets, in which it shows amounts.
+type assetQuery struct {
+	*nodeQuery
+	list   []schema.Asset // in the node's order
+	assets txdecode.Assets
+}
+
+// queryOneAssets is queryOne for a command that shows amounts: it also
+// reads the node's assets. The caller defers q.done().
+func queryOneAssets[T any](c *cli, cmd *command, args []string, name string, parse func(what, s string) (T, error)) (T, *assetQuery, error) {
+	v, q, err := queryOne(c, cmd, args, name, parse)
+	if err != nil {
+		return v, nil, err
+	}
+	list, assets, err := nodeAssets(q.ctx, q.client)
+	if err != nil {
+		q.done()
+		return v, nil, err
+	}
+	return v, &assetQuery{nodeQuery: q, list: list, assets: assets}, nil
 }
 
 // parseOneArg parses a command that takes exactly one argument, named name
