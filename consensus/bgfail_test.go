@@ -18,22 +18,11 @@ import (
 	"github.com/tally-ledger/tally/store"
 )
 
-// withFaults is fs failing with EIO (errorfs.ErrInjected) every
-// operation fail picks.
-func withFaults(fs vfs.FS, fail func(op errorfs.Op) bool) vfs.FS {
-	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if fail(op) {
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
-}
-
 // tableFault is fs failing, while failing is set, every sstable
 // creation, write and sync of the database in dir (diskfault.Table);
 // tries counts the creations it failed: Pebble's flush tries.
 func tableFault(fs vfs.FS, dir string, failing *atomic.Bool, tries *atomic.Int64) vfs.FS {
-	return withFaults(fs, func(op errorfs.Op) bool {
+	return diskfault.Inject(fs, func(op errorfs.Op) bool {
 		if !failing.Load() || !diskfault.Table(dir, op) {
 			return false
 		}

@@ -27,7 +27,7 @@ import (
 func readFailingDB(t *testing.T, failing *atomic.Bool) *store.DB {
 	t.Helper()
 	const dir = "/state"
-	fs := withFaults(vfs.NewMem(), func(op errorfs.Op) bool { return failing.Load() && diskfault.TableRead(dir, op) })
+	fs := diskfault.Inject(vfs.NewMem(), func(op errorfs.Op) bool { return failing.Load() && diskfault.TableRead(dir, op) })
 	db, err := store.Open(dir, store.Options{FS: fs, NoSync: true, CacheSize: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -19,22 +19,11 @@ import (
 	"github.com/tally-ledger/tally/internal/diskfault"
 )
 
-// withFaults is fs failing with EIO (errorfs.ErrInjected) every
-// operation fail picks.
-func withFaults(fs vfs.FS, fail func(op errorfs.Op) bool) vfs.FS {
-	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if fail(op) {
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
-}
-
 // tableFault is a disk under the database in dir that fails the sstable
 // creations, writes and syncs (diskfault.Table) that fail(n) says to,
 // n counting the creations from 1; creates counts them.
 func tableFault(dir string, creates *atomic.Int64, fail func(n int64) bool) vfs.FS {
-	return withFaults(vfs.NewMem(), func(op errorfs.Op) bool {
+	return diskfault.Inject(vfs.NewMem(), func(op errorfs.Op) bool {
 		if !diskfault.Table(dir, op) {
 			return false
 		}
@@ -269,7 +258,7 @@ const openFlushEnv = "TALLY_TEST_OPEN_FLUSH_DIR"
 // what was written.
 func TestOpenOnFailingTableDisk(t *testing.T) {
 	if dir := os.Getenv(openFlushEnv); dir != "" {
-		db, err := Open(dir, Options{FS: withFaults(vfs.Default, func(op errorfs.Op) bool { return diskfault.Table(dir, op) })})
+		db, err := Open(dir, Options{FS: diskfault.Inject(vfs.Default, func(op errorfs.Op) bool { return diskfault.Table(dir, op) })})
 		if err == nil {
 			db.Close()
 		}

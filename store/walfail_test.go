@@ -18,7 +18,7 @@ import (
 // walFault is fs with the write-ahead log writes and syncs of the
 // database in dir failing (diskfault.WAL) while failing is set.
 func walFault(fs vfs.FS, dir string, failing *atomic.Bool) vfs.FS {
-	return withFaults(fs, func(op errorfs.Op) bool { return failing.Load() && diskfault.WAL(dir, op) })
+	return diskfault.Inject(fs, func(op errorfs.Op) bool { return failing.Load() && diskfault.WAL(dir, op) })
 }
 
 // TestWALFailureRefusesLaterWrites: once a commit met a failed

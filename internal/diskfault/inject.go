@@ -1,0 +1,20 @@
+package diskfault
+
+import (
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+)
+
+// Inject is fs with every operation that fail picks failing as a failing
+// device fails it, with EIO (errorfs.ErrInjected), and every other
+// passed through: the failing disk of the stores' tests, fail being one
+// of this package's kinds under the test's own condition (a switch, a
+// count).
+func Inject(fs vfs.FS, fail func(op errorfs.Op) bool) vfs.FS {
+	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if fail(op) {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+}
