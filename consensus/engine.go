@@ -253,7 +253,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, fmt.Errorf("raft bootstrap: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, e.FSM, logStore, logStore, snaps, withCommitProof(cfg.Transport))
+	r, err := newRaft(rc, e.FSM, logStore, snaps, withCommitProof(cfg.Transport))
 	if err != nil {
 		e.closeStores()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -295,7 +295,7 @@ func (e *Engine) leadership(ctx context.Context) {
 		case <-e.leave:
 			e.ready.Store(false)
 			stopBuilder()
-			e.log.Error("ALARM: the Raft log's disk failed: this node leaves Raft (it can no longer store entries or votes); replace the disk, then restart with --clear-halt", "alarm", "node_halted")
+			e.log.Error("ALARM: the Raft log's disk failed: this node leaves Raft (it can no longer read or store its entries and votes); replace the disk, then restart with --clear-halt", "alarm", "node_halted")
 			e.stopRaft()
 		case leader := <-e.notify:
 			e.ready.Store(false)
@@ -400,6 +400,31 @@ func (e *Engine) raftLogFailed(err error) {
 	case e.leave <- struct{}{}:
 	default:
 	}
+}
+
+// newRaft runs raft.NewRaft on logs in a goroutine of its own: a failed
+// read of the log where NewRaft would panic on it (its scan for
+// configuration entries) ends that goroutine once the node halted
+// (RaftStore.readFailed), and the store's failure is the error returned
+// here.
+func newRaft(rc *raft.Config, fsm raft.FSM, logs *RaftStore, snaps raft.SnapshotStore, trans raft.Transport) (*raft.Raft, error) {
+	var (
+		r   *raft.Raft
+		err error
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r, err = raft.NewRaft(rc, fsm, logs, logs, snaps, trans)
+	}()
+	<-done
+	if r == nil && err == nil { // the goroutine ended in a failed read
+		if p := logs.failed.Load(); p != nil {
+			return nil, *p
+		}
+		return nil, errors.New("raft.NewRaft ended without an answer")
+	}
+	return r, err
 }
 
 // stopRaft shuts Raft down (once) and returns the shutdown's future.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +28,12 @@ import (
 var ErrKeyNotFound = errors.New("not found")
 
 // ErrDiskFailed is wrapped by every write of a RaftStore whose disk failed
-// a write. Pebble treats a failed write-ahead log write or sync as fatal
-// (its commit pipeline is unusable afterwards, and it calls Fatalf, which
-// the store turns into this error; store.FatalError), so the store refuses every later
-// write until it is closed and opened again on a working disk.
+// a write or a read. Pebble treats a failed write-ahead log write or sync
+// as fatal (its commit pipeline is unusable afterwards, and it calls
+// Fatalf, which the store turns into this error; store.FatalError), so
+// the store refuses every later write until it is closed and opened again
+// on a working disk. A failed read (readFailed) fails the store the same
+// way: the node halts and leaves Raft, and writes nothing more.
 var ErrDiskFailed = errors.New("raftstore: disk failed")
 
 // Key layout of the Raft database. Each key starts with a one-byte prefix so
@@ -57,9 +61,10 @@ type RaftStoreOptions struct {
 	// FS is the file system the store lives on (nil: the operating
 	// system's); the cluster simulator passes an in-memory one.
 	FS vfs.FS
-	// OnDiskFailure, if set, is called once, in the writing goroutine,
-	// when the disk fails a write (the error wraps ErrDiskFailed); the
-	// store refuses every later write. The engine halts the node on it.
+	// OnDiskFailure, if set, is called once, in the writing (or reading)
+	// goroutine, when the disk fails a write or a read (the error wraps
+	// ErrDiskFailed); the store refuses every later write. The engine
+	// halts the node on it.
 	OnDiskFailure func(error)
 }
 
@@ -213,16 +218,16 @@ func (s *RaftStore) GetLog(index uint64, log *raft.Log) error {
 		return raft.ErrLogNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("raftstore: get log %d: %w", index, err)
+		return s.readFailed(fmt.Errorf("get log %d: %w", index, err))
 	}
 	// decodeLog copies v, which is only valid until closer.Close.
 	err = decodeLog(v, log)
 	_ = closer.Close()
 	if err != nil {
-		return fmt.Errorf("raftstore: get log %d: %w", index, err)
+		return s.readFailed(fmt.Errorf("get log %d: %w", index, err))
 	}
 	if log.Index != index {
-		return fmt.Errorf("raftstore: get log %d: stored entry has index %d", index, log.Index)
+		return s.readFailed(fmt.Errorf("get log %d: stored entry has index %d", index, log.Index))
 	}
 	return nil
 }
@@ -299,7 +304,7 @@ func (s *RaftStore) DeleteRange(lo, hi uint64) error {
 	// (compaction, conflicting suffix) and costs two seeks.
 	first, last, err := s.loadBounds()
 	if err != nil {
-		return fmt.Errorf("raftstore: delete logs %d-%d: reload bounds: %w", lo, hi, err)
+		return s.readFailed(fmt.Errorf("delete logs %d-%d: reload bounds: %w", lo, hi, err))
 	}
 	s.first.Store(first)
 	s.last.Store(last)
@@ -374,7 +379,7 @@ func (s *RaftStore) Get(key []byte) ([]byte, error) {
 		return nil, ErrKeyNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("raftstore: get %q: %w", key, err)
+		return nil, s.readFailed(fmt.Errorf("get %q: %w", key, err))
 	}
 	out := bytes.Clone(v)
 	if out == nil {
@@ -560,11 +565,77 @@ func (d *logDecoder) bytes() []byte {
 // good (store.WatchBackground): every later write is refused, as after a
 // failed write, and onFailure is told once.
 func (s *RaftStore) backgroundFailed(cause error) {
-	err := fmt.Errorf("%w: %w", ErrDiskFailed, cause)
-	if s.failed.CompareAndSwap(nil, &err) {
-		s.logger.Error("raft log disk failed: refusing every further write", "err", err, "dir", s.dir)
-		if s.onFailure != nil {
-			s.onFailure(err)
+	s.fail(fmt.Errorf("%w: %w", ErrDiskFailed, cause))
+}
+
+// fail records err (wrapping ErrDiskFailed) as the store's failure and
+// tells onFailure, if it is the first; it returns the first failure.
+func (s *RaftStore) fail(err error) error {
+	if !s.failed.CompareAndSwap(nil, &err) {
+		return *s.failed.Load()
+	}
+	s.logger.Error("raft log disk failed: refusing every further write", "err", err, "dir", s.dir)
+	if s.onFailure != nil {
+		s.onFailure(err)
+	}
+	return err
+}
+
+// readFailed handles a failed read of the log or the stable store (cause
+// names the read): Pebble returned an error other than not-found (the
+// disk's EIO: `pebble: backing file NNNNNN error: …`), or the entry it
+// returned does not decode. The store fails as on a failed write, since a
+// log the node cannot read is one it can neither serve to the cluster nor
+// apply: the failure hook halts the node, whose engine leaves Raft
+// (Engine.raftLogFailed), and every later write is refused.
+//
+// The error then goes back to raft, except where hashicorp/raft v1.8.0
+// panics on it (raftPanicsOn): there the reading goroutine ends
+// (runtime.Goexit) and raft never sees the error, since its panic would
+// end the process with raft's message instead of the node's halt.
+// docs/architecture.md ("Disk failures") has the table of what raft does
+// at each read. Ending the reader there is safe: processLogs runs in
+// raft's main goroutine (every goroutine raft starts is counted by its
+// goFunc with a deferred Done, so Raft.Shutdown still returns), it holds
+// no lock, and the deferred calls run (a leader's loop stops its
+// replication and answers its pending futures with ErrLeadershipLost; a
+// follower's deferred AppendEntries response refuses the entries, whose
+// Success is not yet set); NewRaft runs in a goroutine of the engine's
+// own for this (newRaft). Elsewhere raft's own handling is kept: ending a
+// replication goroutine inside pipelineSend would leave its decoder
+// waiting for ever, and Raft.Shutdown with it.
+func (s *RaftStore) readFailed(cause error) error {
+	err := fmt.Errorf("%w: read: %w", ErrDiskFailed, cause)
+	s.fail(err)
+	if fn := raftCaller(); raftPanicsOn[fn] {
+		s.logger.Error("raft log read failed: ending raft's reader, which would panic", "err", err, "reader", fn, "dir", s.dir)
+		runtime.Goexit()
+	}
+	return err
+}
+
+// raftPanicsOn is where hashicorp/raft v1.8.0 panics on an error of
+// GetLog: the entries a node applies (raft.go:1331), NewRaft's scan for
+// configuration entries (api.go:615), a bootstrap of a live node
+// (raft.go:277, which the engine never asks for).
+var raftPanicsOn = map[string]bool{
+	"github.com/hashicorp/raft.(*Raft).processLogs":   true,
+	"github.com/hashicorp/raft.NewRaft":               true,
+	"github.com/hashicorp/raft.(*Raft).liveBootstrap": true,
+}
+
+// raftCaller is the innermost hashicorp/raft function on the calling
+// goroutine's stack ("" if none): the one that called the store.
+func raftCaller() string {
+	pcs := make([]uintptr, 16)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, "github.com/hashicorp/raft.") {
+			return f.Function
+		}
+		if !more {
+			return ""
 		}
 	}
 }
@@ -586,15 +657,7 @@ func (s *RaftStore) write(f func() error) (err error) {
 		if !ok {
 			panic(r)
 		}
-		err = fmt.Errorf("%w: %w", ErrDiskFailed, fatal)
-		if s.failed.CompareAndSwap(nil, &err) {
-			s.logger.Error("raft log disk failed: refusing every further write", "err", err, "dir", s.dir)
-			if s.onFailure != nil {
-				s.onFailure(err)
-			}
-		} else {
-			err = *s.failed.Load()
-		}
+		err = s.fail(fmt.Errorf("%w: %w", ErrDiskFailed, fatal))
 	}()
 	return f()
 }

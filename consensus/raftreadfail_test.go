@@ -1,0 +1,351 @@
+package consensus
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/internal/diskfault"
+)
+
+// readFailingDisk is an in-memory file system whose sstable reads
+// (diskfault.TableRead) of the database in dir fail with EIO while fail
+// is set: a read of the Raft log that misses the memtable and the block
+// cache fails, as on a failing device, and Pebble returns the error to
+// the reader.
+type readFailingDisk struct {
+	mem  *vfs.MemFS
+	dir  string
+	fail atomic.Bool
+}
+
+func newReadFailingDisk(dir string) *readFailingDisk {
+	return &readFailingDisk{mem: vfs.NewCrashableMem(), dir: dir}
+}
+
+func (d *readFailingDisk) fs() vfs.FS {
+	return errorfs.Wrap(d.mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if d.fail.Load() && diskfault.TableRead(d.dir, op) {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+}
+
+// bigLog is testLog(i) with 8 KiB of data: each entry fills a data block
+// of its own (Pebble's are 4 KiB), so reading one entry does not bring
+// its neighbours into the block cache.
+func bigLog(i uint64) *raft.Log {
+	l := testLog(i)
+	l.Data = bytes.Repeat([]byte{byte(i)}, 8<<10)
+	return l
+}
+
+// TestRaftStoreReadFailure: a read of the Raft log the disk fails is the
+// store's failure, as a failed write is: the error names the disk's
+// (ErrDiskFailed wrapping EIO), the failure hook hears of it once, and
+// every later write is refused (raft's current term dropped, as after a
+// failed write), so the node writes nothing more. On the repaired disk
+// the log is intact.
+func TestRaftStoreReadFailure(t *testing.T) {
+	const dir = "/raft/log"
+	disk := newReadFailingDisk(dir)
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 20; i++ {
+		if err := s.StoreLog(bigLog(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetUint64([]byte("CurrentTerm"), 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opened again: the block cache is cold, the entries are in sstables.
+	var failures atomic.Int32
+	var failedWith atomic.Pointer[error]
+	s, err = OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: func(err error) {
+		failures.Add(1)
+		failedWith.Store(&err)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk.fail.Store(true)
+	var l raft.Log
+	err = noPanic(t, "GetLog(10)", func() error { return s.GetLog(10, &l) })
+	if !errors.Is(err, ErrDiskFailed) || !errors.Is(err, errorfs.ErrInjected) || errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog on a disk failing reads: %v, want ErrDiskFailed wrapping the disk's error", err)
+	}
+	if n := failures.Load(); n != 1 {
+		t.Fatalf("failure hook called %d times, want once", n)
+	}
+	if p := failedWith.Load(); !errors.Is(*p, errorfs.ErrInjected) || !strings.Contains((*p).Error(), "get log 10") {
+		t.Errorf("failure hook got %v, want the failed read named", *p)
+	}
+	if err := s.GetLog(11, &l); !errors.Is(err, ErrDiskFailed) {
+		t.Errorf("GetLog(11): %v, want ErrDiskFailed", err)
+	}
+	if n := failures.Load(); n != 1 {
+		t.Errorf("failure hook called %d times after a second failed read, want once", n)
+	}
+	if err := s.StoreLog(bigLog(21)); !errors.Is(err, ErrDiskFailed) {
+		t.Errorf("StoreLog after a failed read: %v, want ErrDiskFailed", err)
+	}
+	if err := s.SetUint64([]byte("LastVoteTerm"), 5); !errors.Is(err, ErrDiskFailed) {
+		t.Errorf("SetUint64(LastVoteTerm) after a failed read: %v, want ErrDiskFailed", err)
+	}
+	if err := s.SetUint64([]byte("CurrentTerm"), 5); err != nil {
+		t.Errorf("SetUint64(CurrentTerm) after a failed read: %v, want it dropped without an error", err)
+	}
+	if err := s.DeleteRange(1, 5); !errors.Is(err, ErrDiskFailed) {
+		t.Errorf("DeleteRange after a failed read: %v, want ErrDiskFailed", err)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Logf("close after the failure: %v", err)
+	}
+
+	disk.fail.Store(false)
+	s2, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("reopen on the repaired disk: %v", err)
+	}
+	defer s2.Close()
+	first, _ := s2.FirstIndex()
+	last, _ := s2.LastIndex()
+	if first != 1 || last != 20 {
+		t.Fatalf("reopened log holds %d-%d, want 1-20", first, last)
+	}
+	for i := uint64(1); i <= 20; i++ {
+		if err := s2.GetLog(i, &l); err != nil || !logsEqual(&l, bigLog(i)) {
+			t.Fatalf("entry %d after the repair: %v", i, err)
+		}
+	}
+	if term, err := s2.GetUint64([]byte("CurrentTerm")); err != nil || term != 4 {
+		t.Errorf("current term %d, %v after the repair, want 4", term, err)
+	}
+	if _, err := s2.GetUint64([]byte("LastVoteTerm")); err == nil {
+		t.Error("a vote refused on the failed store was stored")
+	}
+}
+
+// TestRaftLogReadFailureHaltsNode: a node whose disk fails a read of its
+// Raft log halts with the node's own alarm and reason (the halt record,
+// "node halted" to clients), before hashicorp/raft sees the error, and
+// leaves Raft; the rest of the cluster goes on; the node writes nothing
+// more; after a restart on the repaired disk (the halt cleared, as an
+// operator does) it comes back with its log intact and catches up.
+//
+// The leader meets the failure replicating entries a follower missed
+// while it was cut off (raft v1.8.0 would log the error and try again
+// for ever, keeping the lead); the follower meets it applying entries it
+// had stored but not yet known committed (raft v1.8.0 panics there, in
+// Raft.processLogs, and the process ends).
+func TestRaftLogReadFailureHaltsNode(t *testing.T) {
+	for _, role := range []string{"leader", "follower"} {
+		t.Run(role, func(t *testing.T) {
+			const n = 3
+			disks := make([]*readFailingDisk, n)
+			cfgs := make([]Config, n)
+			c := newTestClusterWith(t, n, func(i int, cfg *Config) {
+				disks[i] = newReadFailingDisk(cfg.Dir + "/log")
+				cfg.FS, cfg.Snapshots = disks[i].fs(), raft.NewInmemSnapshotStore()
+				cfgs[i] = *cfg
+			})
+			trans := func(i int) *raft.InmemTransport { return cfgs[i].Transport.(*raft.InmemTransport) }
+			cut := func(f int) {
+				trans(f).DisconnectAll()
+				for i := range n {
+					if i != f {
+						trans(i).Disconnect(trans(f).LocalAddr())
+					}
+				}
+			}
+			join := func(f int) {
+				for i := range n {
+					if i != f {
+						trans(i).Connect(trans(f).LocalAddr(), trans(f))
+						trans(f).Connect(trans(i).LocalAddr(), trans(i))
+					}
+				}
+			}
+			l := c.leader()
+			c.waitHeight(2)
+			var k, f int // k: the node whose disk fails; f: the follower cut off
+			switch role {
+			case "leader":
+				k, f = l, (l+1)%n
+				cut(f)
+				// Entries f misses, long enough ago to be flushed below.
+				h, _ := c.dbs[k].Head()
+				waitFor(t, 20*time.Second, "the others to go on without the cut-off follower", func() bool {
+					hk, _ := c.dbs[k].Head()
+					return hk.Number >= h.Number+5
+				})
+			case "follower":
+				// Cut the follower off while it holds entries it does
+				// not yet know committed: it applies them when it hears
+				// from the leader again.
+				k = (l + 1) % n
+				f = k
+				waitFor(t, 20*time.Second, "a follower holding entries it does not know committed", func() bool {
+					cut(f)
+					st := c.engines[f].Raft.Stats()
+					if st["commit_index"] != st["last_log_index"] {
+						return true
+					}
+					join(f)
+					time.Sleep(time.Millisecond)
+					return false
+				})
+			}
+			// The entries are in sstables, which no read has brought into
+			// the block cache; from now on the disk fails their reads.
+			if err := c.engines[k].store.db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			disks[k].fail.Store(true)
+			join(f)
+
+			waitFor(t, 20*time.Second, fmt.Sprintf("node %d to halt", k), func() bool { return c.engines[k].Halted() != nil })
+			err := c.engines[k].Halted()
+			if !errors.Is(err, ErrHalted) || !strings.Contains(err.Error(), "raft log") || !strings.Contains(err.Error(), errorfs.ErrInjected.Error()) {
+				t.Errorf("halt reason %v, want ErrHalted naming the Raft log and the disk's error", err)
+			}
+			rec, rerr := c.dbs[k].HaltRecord()
+			if rerr != nil || rec == nil || !strings.Contains(rec.Reason, "read") {
+				t.Errorf("halt record %+v, %v, want the failed read", rec, rerr)
+			}
+			waitFor(t, 10*time.Second, "the failed node to leave Raft", func() bool { return c.engines[k].State() == raft.Shutdown })
+			stopped, _ := c.dbs[k].Head()
+			lastIndex, _ := c.engines[k].store.LastIndex()
+			other := (k + 1) % n
+			waitFor(t, 20*time.Second, "the rest of the cluster to go on", func() bool {
+				h, _ := c.dbs[other].Head()
+				return h.Number >= stopped.Number+3
+			})
+			if h, _ := c.dbs[k].Head(); h.Number != stopped.Number {
+				t.Errorf("the failed node applied on: %d → %d", stopped.Number, h.Number)
+			}
+			done := make(chan error, 1)
+			go func() { done <- c.engines[k].Shutdown() }()
+			select {
+			case err := <-done:
+				t.Logf("shutdown of the failed node: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("Shutdown hangs on a node whose Raft log failed a read")
+			}
+
+			// The disk is repaired; the operator clears the halt and
+			// starts the node again.
+			disks[k].fail.Store(false)
+			s, err := OpenRaftStore(cfgs[k].Dir+"/log", RaftStoreOptions{FS: disks[k].fs(), Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if last, _ := s.LastIndex(); last != lastIndex {
+				t.Errorf("the failed node's log ends at %d after the restart, at %d when it halted", last, lastIndex)
+			}
+			first, _ := s.FirstIndex()
+			var entry raft.Log
+			for i := first; i <= lastIndex; i++ {
+				if err := s.GetLog(i, &entry); err != nil {
+					t.Fatalf("entry %d after the repair: %v", i, err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.dbs[k].ClearHalt(); err != nil {
+				t.Fatal(err)
+			}
+			e, err := Start(cfgs[k], c.dbs[k], c.pools[k], c.engines[k].FSM.senders)
+			if err != nil {
+				t.Fatalf("restart on the repaired disk: %v", err)
+			}
+			c.engines[k] = e
+			join(k)
+			h, _ := c.dbs[other].Head()
+			waitFor(t, 20*time.Second, "the restarted node to catch up", func() bool {
+				hk, _ := c.dbs[k].Head()
+				return hk.Number >= h.Number
+			})
+			if e.Halted() != nil {
+				t.Errorf("restarted node halted: %v", e.Halted())
+			}
+		})
+	}
+}
+
+// TestNewRaftReadFailure: a failed read of the Raft log in NewRaft's scan
+// of the log for configuration entries (where hashicorp/raft v1.8.0
+// panics, api.go:615) is the store's failure, reported to the failure
+// hook (the node's halt), and an error of the engine's newRaft instead of
+// a panic that would end the process with raft's message.
+func TestNewRaftReadFailure(t *testing.T) {
+	const dir = "/raft/log"
+	disk := newReadFailingDisk(dir)
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 20; i++ {
+		if err := s.StoreLog(bigLog(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetUint64([]byte("CurrentTerm"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var failures atomic.Int32
+	s, err = OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: func(error) { failures.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Opening read the first and the last entry, and this the term
+	// (NewRaft's first reads): the entries between are on the disk only.
+	if term, err := s.GetUint64([]byte("CurrentTerm")); err != nil || term != 3 {
+		t.Fatalf("current term %d, %v", term, err)
+	}
+	disk.fail.Store(true)
+	_, trans := raft.NewInmemTransport("")
+	var r *raft.Raft
+	err = noPanic(t, "NewRaft", func() (err error) {
+		r, err = newRaft(testRaftConfig(t, "n1"), &raft.MockFSM{}, s, raft.NewInmemSnapshotStore(), trans)
+		return err
+	})
+	if r != nil {
+		r.Shutdown().Error()
+		t.Fatal("NewRaft started on a log it could not read")
+	}
+	if !errors.Is(err, ErrDiskFailed) || !errors.Is(err, errorfs.ErrInjected) || !strings.Contains(err.Error(), "get log") {
+		t.Fatalf("NewRaft on a log failing reads: %v, want ErrDiskFailed naming the failed read of an entry", err)
+	}
+	if n := failures.Load(); n != 1 {
+		t.Errorf("failure hook called %d times, want once", n)
+	}
+}
