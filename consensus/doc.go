@@ -35,11 +35,13 @@
 // index, and a deposed leader would otherwise apply blocks of its own that
 // were never committed.
 //
-// A disk that fails under the Raft log (Pebble's fatal commit error) is
-// not a crash: RaftStore turns it into ErrDiskFailed and refuses every
-// later write, and the Engine halts the node (the FSM's alarm and halt
-// record) and leaves Raft, since a node that cannot store entries or
-// votes must take no part in either.
+// A disk that fails under the Raft log (Pebble's fatal commit error, or a
+// read's error) is not a crash: RaftStore turns it into ErrDiskFailed and
+// refuses every later write, and the Engine halts the node (the FSM's
+// alarm and halt record) and leaves Raft, since a node that can neither
+// store nor read its entries and votes must take no part in either. A
+// failed read never reaches hashicorp/raft where raft would panic on it
+// (RaftStore.readFailed ends that reader, after the halt).
 //
 // No goroutine waits on a hashicorp/raft future beyond the engine's
 // lifetime (future.go): raft v1.8.0 leaves unanswered the futures of
