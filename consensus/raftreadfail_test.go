@@ -32,12 +32,7 @@ func newReadFailingDisk(dir string) *readFailingDisk {
 }
 
 func (d *readFailingDisk) fs() vfs.FS {
-	return errorfs.Wrap(d.mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if d.fail.Load() && diskfault.TableRead(d.dir, op) {
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
+	return diskfault.Inject(d.mem, func(op errorfs.Op) bool { return d.fail.Load() && diskfault.TableRead(d.dir, op) })
 }
 
 // bigLog is testLog(i) with 8 KiB of data: each entry fills a data block
