@@ -190,8 +190,14 @@ func (f *FSM) apply(l *raft.Log) any {
 
 // Snapshot implements raft.FSM. The checkpoint itself is taken in Persist,
 // concurrently with later applies; it may therefore hold entries after the
-// snapshot's index, which is harmless because re-applying an index the state
-// has recorded is a no-op.
+// snapshot's index (raft labels it with the index applied when it called
+// Snapshot). That is harmless: those entries were applied, hence committed,
+// every node holds the same committed entry at an index, and re-applying
+// an index the state has recorded is a no-op. A follower that installs
+// such a snapshot has a state past both its Raft log and the snapshot's
+// index until raft hands it those entries again, across a crash too
+// (TestSnapshotCarriesEntriesPastItsIndex; the cluster simulator's
+// durable-log invariant allows exactly that much).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	// A halted node's state stops short of what Raft applied: a snapshot
 	// would let Raft compact away the entries it still lacks.

@@ -282,6 +282,38 @@ func (iv *invariants) restarted(sn *simNode) {
 	// one applied (the state database syncs every block).
 }
 
+// durableLog is the durable-log invariant of node id restarted with a
+// Raft log (or its newest snapshot) ending at raftLast and a state that
+// applied up to Raft index applied; restored is the Raft index of the
+// state the node's last snapshot restore put in place (0: none).
+//
+// Raft hands the FSM only entries it holds in its own log, synced before
+// it commits them (a follower's appendEntries stores them before it
+// advances its commit index; a leader's dispatchLogs stores them before
+// it counts itself in the commitment), so a state past the log's end is a
+// log that lost a synced write. The one exception is a snapshot the node
+// installed: raft labels a snapshot with the index the FSM had applied
+// when raft asked for it (FSM.Snapshot), but the FSM takes the state's
+// checkpoint later, in Persist, while the FSM goes on applying, so the
+// checkpoint may hold entries past that label, and the node that
+// installs it has a state past its log and the snapshot's index. That
+// is safe: they are entries the snapshot's source applied, hence
+// committed, and every node holds the same committed entry at an index
+// (Raft's log matching and leader completeness), so when raft hands them
+// again after the snapshot the FSM skips them as applied
+// (consensus.TestSnapshotCarriesEntriesPastItsIndex). The state may
+// therefore reach past raftLast only up to what a restore gave it, and
+// not by one entry more (found as seed 47 with the OnWake hooks of
+// branch simrepro-hooks: n1 restored a snapshot labelled 17 that held
+// index 18, and crashed before its log reached 18).
+func durableLog(id int, raftLast, applied, restored uint64) error {
+	if applied <= raftLast || applied <= restored {
+		return nil
+	}
+	return fmt.Errorf("invariant durable-log: n%d restarted with its Raft log (and snapshot) ending at %d, below the index %d its state applied (a snapshot restore gave it %d)",
+		id, raftLast, applied, restored)
+}
+
 // quorumConnected reports whether a group of up and pairwise connected
 // nodes can make progress (quorumIn): a majority of the validators in
 // force, and of the Raft voters its members know.

@@ -104,6 +104,9 @@ type simNode struct {
 	// checked is the highest height whose block this instance's state was
 	// compared with the canonical chain.
 	checked uint64
+	// restoredTo is the Raft index of the state the node's last snapshot
+	// restore put in place, across its instances (durableLog).
+	restoredTo atomic.Uint64
 }
 
 // nodeConfig is the node configuration every simulated node runs: the
@@ -238,6 +241,8 @@ func (sn *simNode) start(net *network) (err error) {
 		Logger:             sn.log,
 		LogLevel:           slog.LevelError,
 		OnRestored: func() {
+			head, _ := db.Head()
+			sn.restoredTo.Store(head.RaftIndex)
 			sn.votes.Restored()
 			sn.snaps.restored(epoch)
 		},
