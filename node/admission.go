@@ -326,10 +326,10 @@ func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
 	if err != nil {
 		return err
 	}
-	if err := a.notKept(kept); err != nil {
+	switch next, err := forwardedCopy(kept, a.validator()); next {
+	case copyNotReplicated:
 		return err
-	}
-	if a.mustReplicateKept(kept) {
+	case copyReplicate:
 		if err := a.replicate(ctx, tx); err != nil {
 			return err
 		}
@@ -337,38 +337,57 @@ func (a *Admission) Forward(ctx context.Context, tx *types.Transaction) error {
 	return verdict
 }
 
-// mustReplicateKept reports whether a transaction the leader holds, which
-// this node kept a copy of (kept: why not), must also be replicated
-// before the client hears of it: it was in this pool already. The
-// forwarder admitted it here, this node having become the leader while
-// the batch waited (or a copy came here before), so nobody else may hold
-// it, and it is answered as the leader answers its own clients: once
-// another validator holds it (found by the cluster simulator). A node
-// that is no validator (an observer, or a validator removed whose log
-// trails its removal) need not replicate what the leader admitted: the
-// leader judged it by its own configuration and answered only once
-// another voter held the transaction (admitForwardedBatch); replicating
-// again only kept the client waiting while a holder could crash (found
-// by the cluster simulator, seed 13).
-func (a *Admission) mustReplicateKept(kept error) bool {
-	return errors.Is(kept, mempool.ErrKnown)
-}
+// copyNext is what a forwarding node does before it passes on the
+// leader's verdict ("admitted", or "already known", which a wallet takes
+// for admitted) on a transaction the leader now holds, given what its
+// own pool said of its copy (forwardedCopy).
+type copyNext int
 
-// notKept is the answer for a transaction the leader admitted when this
-// node could not keep its own copy (kept: its pool's refusal, say full,
-// or a failed read of its disk), or nil. The leader counted this node, a
-// voter, as the second holder, so nothing but the leader holds it: the
-// client hears so, an unavailability on which a wallet sends it to
-// another node, whose copy makes the second (found by the cluster
-// simulator, seed 284: a follower whose disk failed a read acknowledged a
-// transfer only the leader held). A node that is no validator has none
-// of this to answer: the leader judged it by its own configuration and
-// answered once another voter held the transaction.
-func (a *Admission) notKept(kept error) error {
-	if kept == nil || errors.Is(kept, mempool.ErrKnown) || errors.Is(kept, mempool.ErrAlreadyApplied) || !a.validator() {
-		return nil
+const (
+	// copyAnswer: the leader's verdict is the answer now. This node kept
+	// its copy, and a voter's copy is the second holder the leader
+	// counted on; or it has applied the transaction (committed on a
+	// majority, more than held); or it is no voter, and the leader,
+	// judging the sender by its own configuration, answered only once
+	// another voter held the transaction (admitForwardedBatch):
+	// replicating again only kept the client waiting while a holder
+	// could crash (found by the cluster simulator, seed 13).
+	copyAnswer copyNext = iota
+	// copyReplicate: answered once another validator holds it too, as
+	// the leader answers its own clients. The copy was in this pool
+	// already: the forwarder admitted it here, this node having become
+	// the leader while the batch waited, or a copy came here before, so
+	// nobody else may hold it (found by the cluster simulator, seeds 1
+	// and 101). An observer replicates it too: it cannot tell which.
+	copyReplicate
+	// copyNotReplicated: answered p2p.ErrNotReplicated's words, an
+	// unavailability on which a wallet sends it to another node, whose
+	// copy makes the second. This node, a voter, could not keep its copy
+	// (its pool refused it: full, or a read of its disk failed), and the
+	// leader counted it as the second holder, so the leader alone holds
+	// it (found by the cluster simulator, seed 284: a voter whose disk
+	// failed a read acknowledged a transfer only the leader held). It is
+	// not replicated instead: the leader answers a replication round
+	// "already known", which counted as the second holder (seed 390).
+	copyNotReplicated
+)
+
+// forwardedCopy is the rule for a forwarded transaction the leader holds
+// once this node's pool answered kept (nil: kept) for its copy and voter
+// says whether this node's copy counts as a validator's
+// (AdmissionConfig.IsValidator): what to do before answering, and for
+// copyNotReplicated the answer. Forward (a single call) and
+// keepForwarded (a batch) both follow it.
+func forwardedCopy(kept error, voter bool) (copyNext, error) {
+	switch {
+	case kept == nil, errors.Is(kept, mempool.ErrAlreadyApplied):
+		return copyAnswer, nil
+	case errors.Is(kept, mempool.ErrKnown):
+		return copyReplicate, nil
+	case !voter:
+		return copyAnswer, nil
 	}
-	return fmt.Errorf("%w: this node could not keep its copy: %v (the leader holds it, and it may still be included: check its receipt before re-sending)", p2p.ErrNotReplicated, kept)
+	return copyNotReplicated, fmt.Errorf("%w: this node could not keep its copy: %v (the leader holds it, and it may still be included: check its receipt before re-sending)", p2p.ErrNotReplicated, kept)
 }
 
 // leaderHolds reports whether the leader's verdict on a forwarded

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"math/big"
 	"path/filepath"
 	"strings"
@@ -374,4 +377,117 @@ func TestLeaderStorageFailureIs32603(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestForwardedCopyRule: forwardedCopy over every answer the pool gives
+// (mempool's Err* variables, read from its source so that an error
+// added there must be decided here, wrapped as the pool wraps them; and
+// a failed read of the state as the store words it), for a voter and
+// for a node whose copy does not count. A copy kept, or applied here, is
+// answered at once; one the pool had already is replicated first; any
+// other refusal leaves the leader the only validator holding it, which
+// a voter's client hears as ErrNotReplicated (the leader counted the
+// voter's copy) and an observer's does not (the leader did not).
+func TestForwardedCopyRule(t *testing.T) {
+	type want struct{ voter, other copyNext }
+	notKept := want{copyNotReplicated, copyAnswer}
+	cases := []struct {
+		name string
+		kept error // the pool's own error; wrapped below as the pool wraps it
+		want want
+	}{
+		{"ErrKnown", mempool.ErrKnown, want{copyReplicate, copyReplicate}},
+		{"ErrAlreadyApplied", mempool.ErrAlreadyApplied, want{copyAnswer, copyAnswer}},
+		{"ErrNonceTooLow", mempool.ErrNonceTooLow, notKept},
+		{"ErrNonceGap", mempool.ErrNonceGap, notKept},
+		{"ErrNonceTaken", mempool.ErrNonceTaken, notKept},
+		{"ErrInsufficientFunds", mempool.ErrInsufficientFunds, notKept},
+		{"ErrAccountFull", mempool.ErrAccountFull, notKept},
+		{"ErrPoolFull", mempool.ErrPoolFull, notKept},
+		{"ErrGasLimit", mempool.ErrGasLimit, notKept},
+		{"ErrDataNotAllowed", mempool.ErrDataNotAllowed, notKept},
+		{"ErrNotVerified", mempool.ErrNotVerified, notKept},
+		{"ErrIntrinsicGas", mempool.ErrIntrinsicGas, notKept},
+		{"ErrTipAboveFeeCap", mempool.ErrTipAboveFeeCap, notKept},
+		{"ErrInvalidCall", mempool.ErrInvalidCall, notKept},
+		{"ErrMissingNonce", mempool.ErrMissingNonce, notKept},
+		{"ErrMulticallReadOnly", mempool.ErrMulticallReadOnly, notKept},
+		{"ErrStorage", fmt.Errorf("%w: state db get 0a01: %w", state.ErrStorage, errorfs.ErrInjected), notKept},
+		{"sender", chain.ErrBadSignature, notKept},
+	}
+	listed := map[string]bool{}
+	for _, c := range cases {
+		listed[c.name] = true
+	}
+	for _, name := range mempoolErrors(t) {
+		if !listed[name] {
+			t.Errorf("mempool.%s is not in this table: decide what a forwarding node answers when its pool refuses its copy with it", name)
+		}
+	}
+	cases = append(cases, struct {
+		name string
+		kept error
+		want want
+	}{"kept", nil, want{copyAnswer, copyAnswer}})
+	words := map[copyNext]string{copyAnswer: "copyAnswer", copyReplicate: "copyReplicate", copyNotReplicated: "copyNotReplicated"}
+	for _, c := range cases {
+		kept := c.kept
+		if kept != nil {
+			kept = fmt.Errorf("%w: 0x2a", kept)
+		}
+		for _, voter := range []bool{true, false} {
+			w := c.want.other
+			if voter {
+				w = c.want.voter
+			}
+			next, err := forwardedCopy(kept, voter)
+			if next != w {
+				t.Errorf("%s, voter %v: %s, want %s", c.name, voter, words[next], words[w])
+			}
+			switch {
+			case next != copyNotReplicated && err != nil:
+				t.Errorf("%s, voter %v: %s with the answer %v", c.name, voter, words[next], err)
+			case next == copyNotReplicated && (!errors.Is(err, p2p.ErrNotReplicated) || !strings.HasPrefix(rpc.ClientError(err).Error(), p2p.ErrNotReplicated.Error()) || !strings.Contains(err.Error(), kept.Error())):
+				t.Errorf("%s, voter %v: answered %v, want %q… naming why the copy was not kept (%v)", c.name, voter, err, p2p.ErrNotReplicated, kept)
+			}
+		}
+	}
+}
+
+// mempoolErrors lists the names of mempool's exported error variables
+// (Err…), read from its source.
+func mempoolErrors(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("../mempool/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	fset := token.NewFileSet()
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range g.Specs {
+				for _, id := range spec.(*ast.ValueSpec).Names {
+					if strings.HasPrefix(id.Name, "Err") {
+						names = append(names, id.Name)
+					}
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no Err… variables found in ../mempool")
+	}
+	return names
 }

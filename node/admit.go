@@ -198,6 +198,7 @@ func errApplied(tx *types.Transaction) error {
 // Forward does for one; a failed sync becomes their answer.
 func (a *Admission) keepForwarded(ctx context.Context, batch []rpc.Admission, fwd []int, errs []error) {
 	var held, again []int
+	voter := a.validator()
 	for _, i := range fwd {
 		err := errs[i]
 		if err != nil && !leaderHolds(err) {
@@ -208,17 +209,16 @@ func (a *Admission) keepForwarded(ctx context.Context, batch []rpc.Admission, fw
 		}
 		held = append(held, i)
 		// The leader's verdict is the answer, and this node keeps a copy
-		// (see Forward); one it had already is replicated first
-		// (mustReplicateKept).
+		// (see Forward); what its pool said of the copy decides the rest
+		// (forwardedCopy).
 		_, kept := a.cfg.Pool.AddRelayed(batch[i].Tx)
 		if kept == nil {
 			a.journal.Append(batch[i].Raw)
 		}
-		if err := a.notKept(kept); err != nil {
+		switch next, err := forwardedCopy(kept, voter); next {
+		case copyNotReplicated:
 			errs[i] = err
-			continue
-		}
-		if a.mustReplicateKept(kept) {
+		case copyReplicate:
 			again = append(again, i)
 		}
 	}
