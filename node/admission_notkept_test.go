@@ -491,3 +491,40 @@ func mempoolErrors(t *testing.T) []string {
 	}
 	return names
 }
+
+// TestUnkeptCopyInBatch: each element of a forwarded JSON-RPC batch gets
+// the answer its own copy earns. A voter whose pool has room for one of
+// the two transactions the leader admitted answers the first admitted
+// (kept, and in its journal before the answer) and the second
+// ErrNotReplicated (its copy was refused: the pool is full).
+func TestUnkeptCopyInBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	net := &validators{leader: "leader", from: "v1", holds: map[peer.ID]map[string]bool{}}
+	leader := testAdmissionOf(t, net, "self", true, nil, []peer.ID{"v1", "v2"})
+	fwd := leader.Handler(string(p2p.ForwardProtocol))
+	net.fwd = &fwd
+	a, _ := diskAdmission(t, net, "leader", false, nil, []peer.ID{"leader", "v2"}, mempool.Config{MaxPerAccount: 16, MaxTotal: 1})
+	var batch []rpc.Admission
+	for n := range uint64(2) {
+		tx := devTransfer(t, n)
+		raw, _ := tx.MarshalBinary()
+		batch = append(batch, rpc.Admission{Tx: tx, Raw: raw})
+	}
+	errs := a.AdmitBatch(ctx, batch)
+	if errs[0] != nil || !errors.Is(errs[1], p2p.ErrNotReplicated) || !strings.Contains(errs[1].Error(), mempool.ErrPoolFull.Error()) {
+		t.Fatalf("answers %v, want [admitted, %q… %q]", errs, p2p.ErrNotReplicated, mempool.ErrPoolFull)
+	}
+	journal, err := readPoolJournal(vfs.Default, a.cfg.Journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(journal) != 1 || string(journal[0]) != string(batch[0].Raw) {
+		t.Fatalf("journal holds %d records, want the first transaction alone", len(journal))
+	}
+	for i, b := range batch {
+		if _, _, ok := leader.cfg.Pool.Get(b.Tx.Hash()); !ok {
+			t.Fatalf("the leader does not hold transaction %d", i)
+		}
+	}
+}
