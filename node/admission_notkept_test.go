@@ -48,12 +48,7 @@ func diskAdmission(t *testing.T, tr p2p.BatchTransport, leader peer.ID, isLeader
 	failing := new(atomic.Bool)
 	root := t.TempDir()
 	dir := filepath.Join(root, "state")
-	fs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if failing.Load() && diskfault.TableRead(dir, op) {
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
+	fs := diskfault.Inject(vfs.Default, func(op errorfs.Op) bool { return failing.Load() && diskfault.TableRead(dir, op) })
 	db, err := store.Open(dir, store.Options{FS: fs, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
