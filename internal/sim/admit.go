@@ -129,6 +129,10 @@ type calls struct {
 	results []attemptResult // posted by the attempts' goroutines
 	open    []*call
 	seq     int
+	// entryAt is the instant the last call was started at, entries how
+	// many were started then (entryDelay).
+	entryAt time.Time
+	entries int
 	acked   map[common.Hash]ack
 	// signed holds the transactions sent for each sender's nonce: more
 	// than one is a conflicting send, whose copies the pools refuse for
@@ -228,9 +232,11 @@ func (cs *calls) attempt(c *call, id int) {
 		return
 	}
 	adm, ep := sn.adm, sn.ep
+	wait := cs.entryDelay()
 	sn.submits.Add(1)
 	go func() {
 		defer sn.submits.Done()
+		time.Sleep(wait)
 		var errs []error
 		if c.batch {
 			errs = admitBatch(c.ctx, sn, adm, items)
@@ -247,6 +253,32 @@ func (cs *calls) attempt(c *call, id int) {
 		}
 		cs.post(c, id, items, errs, whole)
 	}()
+}
+
+// entrySliver is how far apart in simulated time the calls started at one
+// instant enter their nodes (entryDelay).
+const entrySliver = 10 * time.Nanosecond
+
+// maxEntries is how many calls started at one instant get an instant of
+// their own: their delays stay within stepTick/2, the step's own instant
+// and the next step's apart.
+const maxEntries = int(stepTick / 2 / entrySliver)
+
+// entryDelay is how long the next call started now waits before it enters
+// its node: the k-th started at this instant waits k+1 slivers. Started
+// together, the calls' goroutines would enter their nodes in the order
+// the Go runtime runs them (the last started first, then the others, or
+// any order once it preempts one), which decides the order of the
+// senders in a pool, of the transactions in a relayed batch and in the
+// next block; one sliver after another, each runs until it waits on
+// something before the next starts, and after every goroutine the step
+// woke (a delivered message's) has run (callsEnterInOrder).
+func (cs *calls) entryDelay() time.Duration {
+	if now := time.Now(); !now.Equal(cs.entryAt) {
+		cs.entryAt, cs.entries = now, 0
+	}
+	cs.entries++
+	return time.Duration(min(cs.entries, maxEntries)) * entrySliver
 }
 
 // sendRaw is the node's eth_sendRawTransaction (rpc.EthAPI.SendRawTransaction

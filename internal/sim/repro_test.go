@@ -3,15 +3,20 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/wallet"
 )
 
 // dumpFS lists every path of fs with its bytes, in path order.
@@ -281,5 +286,73 @@ func TestMergeVotes(t *testing.T) {
 	// kept: merging only removes exact duplicates.
 	if got := mergeVotes([]*chain.Vote{v(5, 1)}, []*chain.Vote{v(5, 2)}); len(got) != 2 {
 		t.Fatalf("votes for two hashes at one height merged into %d", len(got))
+	}
+}
+
+// callsEnterInOrder checks that wallet calls started at one instant reach
+// their node one after the other, in the order they were started: four
+// transfers from four accounts, sent to the leader in one step, are in its
+// pool in that order (mempool.Pool.All lists senders in the order the pool
+// first took them, and the builder proposes them so). Started as bare
+// goroutines they raced into the node in the order the runtime ran them
+// (the last started first, then the others, or another order when the
+// runtime preempted one), so one seed built blocks with their
+// transactions in another order from run to run (seeds 14 and 37, settle).
+// It runs inside TestSim's bubble (Pebble, see TestSim).
+func callsEnterInOrder(t *testing.T) {
+	t.Helper()
+	s, err := newSim(Config{Seed: 3, Steps: 1, Faults: map[Fault]int{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	// Messages and time only: no client operation and no fault.
+	step := func() {
+		synctest.Wait()
+		if err := s.inv.check(false); err != nil {
+			t.Fatal(err)
+		}
+		if !s.deliverOne(false) {
+			s.advance()
+		}
+		time.Sleep(stepTick)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.leader() == nil || s.inv.height < 2; step() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader and 2 blocks after 10 s (height %d)", s.inv.height)
+		}
+	}
+	l := s.leader()
+	var want []common.Address
+	for _, a := range s.cl.accts[:4] {
+		tx, err := wallet.SignTransfer(a.key, s.g.ChainIDBig(), 0, s.cl.accts[7].addr, big.NewInt(1), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.cl.calls.send(raw, "transfer", l.id, func(int, error) {})
+		want = append(want, a.addr)
+	}
+	// The calls run until they wait for the replicas' answers, which
+	// only the scheduler delivers.
+	time.Sleep(stepTick)
+	synctest.Wait()
+	var got []common.Address
+	for _, tx := range l.pool.All() {
+		from, err := types.Sender(s.inv.signer, tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, from)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the leader's pool took the senders in the order %v, the calls were started in the order %v", got, want)
 	}
 }
