@@ -142,6 +142,21 @@ func (sn *simNode) disk(inst *instance, dir string) vfs.FS {
 		case op.Kind == errorfs.OpRename && path.Dir(op.Path) == db && strings.HasPrefix(path.Base(op.Path), "temporary."):
 			opening.Store(false) // the OPTIONS file moved into place: Open's last write
 		}
+		if isSync(op) {
+			if k, ok := syncedDir(inst.fs, op.Path); ok && sn.dirs.failing[k].Load() {
+				if why := dirSyncFatal(opening.Load()); why != "" {
+					sn.die(inst, fmt.Sprintf("its disk failed a sync of directory %s (%v): %s", op.Path, errorfs.ErrInjected, why))
+					return nil
+				}
+				sn.dirs.failed.Add(1)
+				return errorfs.ErrInjected
+			}
+			if manifest(db, op) {
+				if d := sn.dirs.slowManifest.latency(); d > 0 && inManifestWriter() {
+					sn.slowManifestSync(d)
+				}
+			}
+		}
 		if diskfault.Fatal(db, op) && metaFailing.Load() {
 			sn.die(inst, fmt.Sprintf("its disk failed a metadata write of %s (%s %s: %v): Pebble cannot go on", db, diskfault.OpName(op.Kind), op.Path, errorfs.ErrInjected))
 			return nil
@@ -322,7 +337,8 @@ func (s *Sim) metaDiskError() error {
 // metadata writes end its process instead: died).
 func (sn *simNode) diskFailing() bool {
 	return sn.diskErr.Load() || sn.raftDiskErr.Load() || sn.readErr.Load() ||
-		sn.tableErr[0].Load() || sn.tableErr[1].Load() || sn.optionsErr[0].Load() || sn.optionsErr[1].Load()
+		sn.tableErr[0].Load() || sn.tableErr[1].Load() || sn.optionsErr[0].Load() || sn.optionsErr[1].Load() ||
+		sn.dirs.failing[syncState].Load() || sn.dirs.failing[syncRaftLog].Load() || sn.dirs.failing[syncSnapshots].Load()
 }
 
 // repairDisk ends the node's disk errors: the operator replaced the disk
@@ -336,6 +352,9 @@ func (sn *simNode) repairDisk() {
 		sn.metaDiskErr[i].Store(false)
 		sn.tableErr[i].Store(false)
 		sn.optionsErr[i].Store(false)
+	}
+	for i := range numSyncDirs {
+		sn.dirs.failing[i].Store(false)
 	}
 }
 
@@ -560,4 +579,255 @@ func inLogFlusher() bool {
 			return false
 		}
 	}
+}
+
+// Directory syncs. A file's name is durable once its directory is synced
+// (fsync on the directory); the in-memory file system keeps the entries
+// a successful sync saw (MemFS's synced children), and a crash keeps each
+// entry made since with probability 100-lossPercent. errorfs fails an
+// injected sync before it reaches the file system, so a failed directory
+// sync leaves the new names unsynced: the next power cut may take them
+// away, unless a later sync of the directory succeeded (which, the fault
+// lasting until the disk is replaced, only the next disk's does). On
+// Linux a failed fsync is not retried safely either: a later success
+// says nothing of the writes the failed one lost (PostgreSQL's
+// "fsyncgate"), which is why Pebble gives up on one.
+//
+// What Pebble v2.1.7 does when the sync of its directory fails:
+//
+//   - a flush or compaction syncs the directory once its tables are
+//     written (objstorage provider's Sync, before the MANIFEST records
+//     them): the job fails, Pebble retries it, and the store declares the
+//     disk failed after 8 failures in a row (store's background.go): the
+//     node halts. Met while Pebble opens the database (the flush of the
+//     replayed write-ahead log, which Open waits for), the store ends
+//     the process instead;
+//   - a new write-ahead log (a memtable rotation, DB.rotateWAL) syncs the
+//     directory in wal's standaloneManager.Create: Pebble panics with the
+//     error, with DB.mu unlocked, and the process ends (the same end as a
+//     failed rotation of a failing log: store's diskfail.go);
+//   - moving a marker (a new MANIFEST at every Open and when one grows
+//     too large, the format version at Open) syncs the directory in
+//     atomicfs.Marker.Move, which panics: "fsync errors are
+//     unrecoverable";
+//   - Open syncs the directory after it renames the OPTIONS file into
+//     place: Open fails, the node does not start.
+//
+// The snapshot store (consensus.CheckpointStore) syncs its directory at
+// Open and each snapshot's directories as it finishes one (a Pebble
+// checkpoint syncs the directories it creates, too): a failed sync fails
+// the snapshot, or the store's opening and with it the node's start.
+
+// The directories whose syncs a dir-sync-error fault fails.
+const (
+	syncState     = iota // the state database's (stateDir)
+	syncRaftLog          // the Raft log's (raftDir/log)
+	syncSnapshots        // the snapshot store's, and every directory in it
+	numSyncDirs
+)
+
+// syncDirNames name the directories of a dir-sync-error fault.
+var syncDirNames = [numSyncDirs]string{stateDir, raftDir + "/log", raftDir + "/snapshots"}
+
+// dirFaults are a node's faults of directory and MANIFEST syncs.
+type dirFaults struct {
+	// failing fails the syncs of a directory (syncState, syncRaftLog,
+	// syncSnapshots) until the disk is replaced; failed counts the syncs
+	// failed.
+	failing [numSyncDirs]atomic.Bool
+	failed  atomic.Int64
+	// slowManifest makes each MANIFEST sync of the node's databases take
+	// longer for a while (its syncs and stalled count them).
+	slowManifest slowDisk
+}
+
+// syncedDir reports which directory of a dir-sync-error fault p is
+// (false: a file, or another directory).
+func syncedDir(fs vfs.FS, p string) (int, bool) {
+	p = path.Clean(p)
+	for k, d := range syncDirNames {
+		if p == d {
+			return k, true
+		}
+	}
+	if strings.HasPrefix(p, syncDirNames[syncSnapshots]+"/") {
+		if fi, err := fs.Stat(p); err == nil && fi.IsDir() {
+			return syncSnapshots, true
+		}
+	}
+	return 0, false
+}
+
+// dirSyncFatal says why a failed directory sync, met in the calling
+// goroutine, ends the node's process ("": it is an error Pebble or the
+// snapshot store returns). opening says Pebble is opening the database.
+func dirSyncFatal(opening bool) string {
+	switch {
+	case onStack("atomicfs.(*Marker).Move"):
+		return "Pebble panics moving its marker (atomicfs.Marker.Move: fsync errors are unrecoverable)"
+	case onStack("pebble/v2.(*DB).rotateWAL"):
+		return "Pebble panics creating a new write-ahead log (DB.rotateWAL), with DB.mu unlocked: the process ends"
+	case onStack("pebble/v2.Open"):
+		// A new write-ahead log, or the directory synced after the
+		// OPTIONS file: Open fails and the node does not start. (Pebble
+		// v2.1.7's failed Open leaves its compaction scheduler's
+		// goroutine running, which the process that exits on the error
+		// does not mind; the simulator's test binary would.)
+		return "Pebble's Open fails: the node does not start"
+	case opening && inTableWriter():
+		return "Open waits for the flush of the write-ahead log it replayed, which fails for ever: the store ends the process"
+	}
+	return ""
+}
+
+// onStack reports whether the calling goroutine runs the function named
+// suffix (its package path's tail and name).
+func onStack(suffix string) bool {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, suffix) {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+// manifest reports whether op is on a MANIFEST of the database in db.
+func manifest(db string, op errorfs.Op) bool {
+	return path.Dir(op.Path) == db && strings.HasPrefix(path.Base(op.Path), "MANIFEST-")
+}
+
+// inManifestWriter reports whether the calling goroutine writes a version
+// edit to the MANIFEST (versionSet.UpdateVersionLocked: a flush, a
+// compaction, Open's own edits). It holds the MANIFEST's log lock
+// (versionSet.writing) there, and not DB.mu, which it releases around the
+// write: whoever waits for the log lock (another flush or compaction, a
+// checkpoint, Metrics) waits on a sync.Cond, which synctest counts as
+// durably blocked, so a sleep there lets the bubble's clock move on. The
+// first MANIFEST of a new database is written with DB.mu held (Open's
+// versionSet.create) and is not slowed.
+func inManifestWriter() bool { return onStack("pebble/v2.(*versionSet).UpdateVersionLocked") }
+
+// slowManifestSync holds a MANIFEST sync back by d.
+func (sn *simNode) slowManifestSync(d time.Duration) {
+	m := &sn.dirs.slowManifest
+	manifestSleeping.Add(1)
+	time.Sleep(d)
+	manifestSleeping.Add(-1)
+	manifestSleptUntil.Store(time.Now().UnixNano())
+	m.syncs.Add(1)
+	m.stalled.Add(int64(d))
+}
+
+// manifestSleeping counts the MANIFEST syncs being held back now, in
+// every node of the run; manifestSleptUntil is when the last one ended
+// (UnixNano of the bubble's clock). The runs of a test binary run one at
+// a time.
+var (
+	manifestSleeping   atomic.Int64
+	manifestSleptUntil atomic.Int64
+)
+
+// dirSyncError makes the syncs of one directory of a random up node fail
+// (EIO) until its disk is replaced: the state database's, the Raft log's
+// or the snapshot store's (syncDirNames).
+//
+//   - The state database's: half of the time its memtable is flushed
+//     first (the write-ahead log rotates before the fault), and the
+//     flush's directory sync fails until the node halts on it; otherwise
+//     the node loses power and starts again on the failing disk, which
+//     must not start it (every Open moves its MANIFEST marker and syncs
+//     the directory).
+//   - The Raft log's: the same start, half of the time; otherwise the
+//     node meets the fault at its Raft log's next flush or rotation, or
+//     its next start.
+//   - The snapshot store's: the node's next snapshot, or the install of
+//     its leader's, fails; so does its next start.
+func (s *Sim) dirSyncError() error {
+	k := s.rng.IntN(numSyncDirs)
+	var up []int
+	for _, i := range s.upNodes() {
+		if !s.nodes[i].diskFailing() {
+			// One failing disk at a time: a node already failing meets
+			// that fault first.
+			up = append(up, i)
+		}
+	}
+	if len(up) == 0 {
+		return nil
+	}
+	sn := s.nodes[up[s.rng.IntN(len(up))]]
+	s.count(FaultDirSyncError)
+	s.record("%s n%d %s", FaultDirSyncError, sn.id, syncDirNames[k])
+	restart := k != syncSnapshots && s.rng.IntN(2) == 0
+	if k == syncState && !restart {
+		sn.fillMemtable()
+	}
+	sn.dirs.failing[k].Store(true)
+	if !restart {
+		return nil
+	}
+	st := sn.engine.Raft.Stats()
+	head, _ := sn.db.Head()
+	s.record("crash n%d: raft last log %s commit %s, state head %d at raft index %d", sn.id, st["last_log_index"], st["commit_index"], head.Number, head.RaftIndex)
+	if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
+		s.record("crash n%d: shutdown: %v", sn.id, err)
+	}
+	s.inv.crashed(sn)
+	return s.restart(sn)
+}
+
+// Bounds of a slow-manifest-sync fault: a MANIFEST sync on a disk that
+// stalls (a device retrying a sector, a saturated volume) takes seconds.
+const (
+	maxManifestLatency = 2 * time.Second
+	maxManifestSlowFor = 30 * time.Second
+)
+
+// slowManifest makes a random up node's MANIFEST syncs slow for a while,
+// and flushes its state database so that one is written at once (a flush
+// records its table in the MANIFEST: DB.flush1, UpdateVersionLocked).
+// Pebble holds the MANIFEST's log lock across the write: the node's
+// snapshots (a checkpoint takes the log lock) and its other flushes and
+// compactions wait for it; its commits do not, unless the memtables
+// waiting for a flush reach Pebble's stop-writes threshold (4 MiB
+// memtables, which a run seldom fills).
+func (s *Sim) slowManifest() {
+	up := s.upNodes()
+	if len(up) == 0 {
+		return
+	}
+	sn := s.nodes[up[s.rng.IntN(len(up))]]
+	by := time.Duration(1 + s.rng.Int64N(int64(maxManifestLatency)))
+	d := time.Duration(1 + s.rng.Int64N(int64(maxManifestSlowFor)))
+	sn.fillMemtable()
+	sn.dirs.slowManifest.set(by, time.Now().Add(d))
+	s.count(FaultSlowManifest)
+	s.record("%s n%d: MANIFEST syncs %s slower for %s", FaultSlowManifest, sn.id, by, d)
+}
+
+// manifestWatch measures the canonical chain's progress around slow
+// MANIFEST syncs: the blocks that appeared while one was held back (or
+// since the block before, if one was), and the longest wait for such a
+// block.
+type manifestWatch struct {
+	height uint64
+	at     time.Time
+}
+
+// watchManifest runs after each step's checks.
+func (s *Sim) watchManifest() {
+	h, at := s.inv.height, s.inv.progressAt
+	if h <= s.mw.height {
+		return
+	}
+	if manifestSleeping.Load() > 0 || manifestSleptUntil.Load() > s.mw.at.UnixNano() {
+		s.res.ManifestBlocks += int(h - s.mw.height)
+		s.res.ManifestMaxGap = max(s.res.ManifestMaxGap, at.Sub(s.mw.at))
+	}
+	s.mw = manifestWatch{height: h, at: at}
 }

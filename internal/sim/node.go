@@ -54,6 +54,9 @@ type simNode struct {
 	// OPTIONS writes of either (an options-disk-error fault; fs.go).
 	tableErr, optionsErr [2]atomic.Bool
 	readErr              atomic.Bool
+	// dirs holds the faults of directory and MANIFEST syncs (a
+	// dir-sync-error, a slow-manifest-sync; fs.go).
+	dirs dirFaults
 	// observing is the run's Sim.observing: set while the simulator's own
 	// checks read the node's database, past its read faults.
 	observing *atomic.Bool

@@ -83,6 +83,16 @@ type Result struct {
 	// SlowTableSyncs counts the sstable syncs a slow disk delayed (among
 	// SlowSyncs).
 	SlowTableSyncs int
+	// DirSyncsFailed counts the directory syncs a dir-sync-error fault
+	// failed with an error (not those that ended a process: DiskDeaths).
+	DirSyncsFailed int
+	// ManifestSyncs counts the MANIFEST syncs a slow-manifest-sync fault
+	// held back, ManifestStall the simulated time it held them;
+	// ManifestBlocks the canonical blocks made while one was held back,
+	// and ManifestMaxGap the longest wait for such a block (fs.go).
+	ManifestSyncs                 int
+	ManifestStall, ManifestMaxGap time.Duration
+	ManifestBlocks                int
 	// Certs counts the commit certificates the canonical chain carries
 	// (the vote collection at work).
 	Certs int
@@ -138,6 +148,14 @@ const (
 	// its OPTIONS writes, and the node is started again on that disk: it
 	// does not start (fs.go).
 	FaultOptionsDiskError Fault = "options-disk-error"
+	// FaultDirSyncError: a node's disk fails the syncs of its state
+	// database's directory, its Raft log's or its snapshot store's: the
+	// node halts, its process ends or its snapshot fails, and it does not
+	// start on that disk (fs.go).
+	FaultDirSyncError Fault = "dir-sync-error"
+	// FaultSlowManifest: a node's MANIFEST syncs take seconds for a while
+	// (fs.go).
+	FaultSlowManifest Fault = "slow-manifest-sync"
 )
 
 // DefaultFaults are the fault weights of a run that sets none, relative
@@ -192,6 +210,7 @@ type Sim struct {
 	crashes int // crashes injected, for crashRNG
 	steps   int // steps ended, settling included (seedRaft)
 	gc      *gcBetweenSteps
+	mw      manifestWatch
 
 	inv *invariants
 	cl  *clients
@@ -253,6 +272,7 @@ func newSim(cfg Config) (*Sim, error) {
 	total := cfg.Nodes + cfg.Standby
 	s := &Sim{cfg: cfg, custom: custom, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7a11)), net: newNetwork(total), start: time.Now(), trace: sha256.New()}
 	s.res = Result{Seed: cfg.Seed, Faults: map[Fault]int{}}
+	s.mw = manifestWatch{at: s.start}
 	seedRaft(cfg.Seed, 0)
 	for f := range cfg.Faults {
 		s.faults = append(s.faults, f)
@@ -357,6 +377,7 @@ func (s *Sim) run() error {
 		if err := s.inv.check(false); err != nil {
 			return err
 		}
+		s.watchManifest()
 		if err := s.event(); err != nil {
 			return err
 		}
@@ -386,6 +407,7 @@ func (s *Sim) settle() error {
 		}
 		sn.repairDisk()
 		sn.slow.clear()
+		sn.dirs.slowManifest.clear()
 	}
 	for _, sn := range s.nodes {
 		if !sn.up {
@@ -417,6 +439,7 @@ func (s *Sim) settle() error {
 			// block so that the followers have something to catch up to.
 			target = s.inv.height + 1
 		}
+		s.watchManifest()
 		if target > 0 && s.inv.height >= target && s.inv.allAt(s.inv.height) && s.inv.setSettled() {
 			break
 		}
@@ -442,6 +465,9 @@ func (s *Sim) settle() error {
 		s.res.SlowSyncs += int(sn.slow.syncs.Load() + sn.slow.tableSyncs.Load())
 		s.res.SlowTableSyncs += int(sn.slow.tableSyncs.Load())
 		s.res.DiskStall += time.Duration(sn.slow.stalled.Load())
+		s.res.DirSyncsFailed += int(sn.dirs.failed.Load())
+		s.res.ManifestSyncs += int(sn.dirs.slowManifest.syncs.Load())
+		s.res.ManifestStall += time.Duration(sn.dirs.slowManifest.stalled.Load())
 	}
 	s.countSnapshots()
 	for h := uint64(1); h <= s.inv.height; h++ {
@@ -606,6 +632,10 @@ func (s *Sim) fault() error {
 		return s.readError()
 	case FaultOptionsDiskError:
 		return s.optionsDiskError()
+	case FaultDirSyncError:
+		return s.dirSyncError()
+	case FaultSlowManifest:
+		s.slowManifest()
 	case FaultAddValidator, FaultRemoveValidator:
 		// Counted once in force (governance.progress).
 		s.gov.propose(f == FaultAddValidator)
@@ -746,8 +776,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d fresh starts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.FreshStarts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed, %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

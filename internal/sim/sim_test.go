@@ -186,6 +186,8 @@ var faultSeeds = []struct {
 	{FaultTableDiskError, 101, map[Fault]int{FaultTableDiskError: 1, FaultRestart: 1}},
 	{FaultReadError, 101, map[Fault]int{FaultReadError: 1, FaultRestart: 1}},
 	{FaultOptionsDiskError, 101, map[Fault]int{FaultOptionsDiskError: 1, FaultRestart: 1}},
+	{FaultDirSyncError, 108, map[Fault]int{FaultDirSyncError: 1, FaultRestart: 1}},
+	{FaultSlowManifest, 101, map[Fault]int{FaultSlowManifest: 1}},
 	{FaultForwardDrop, 109, faultsBeforeTables},
 	{FaultForwardDup, 101, faultsBeforeTables},
 	// Whether a client's forward is in flight when the leader crashes
@@ -219,7 +221,7 @@ var faultSeeds = []struct {
 // more than one fault event (a removal needs an addition first), so that
 // the residual nondeterminism of a replay (docs/architecture.md) does not
 // leave them out.
-var faultSteps = map[Fault]int{FaultRemoveValidator: 6000, FaultRemoveLeader: 6000, FaultTableDiskError: 3000}
+var faultSteps = map[Fault]int{FaultRemoveValidator: 6000, FaultRemoveLeader: 6000, FaultTableDiskError: 3000, FaultDirSyncError: 3000}
 
 // faultKinds runs each pinned seed and asserts that its fault was
 // injected (by one of its seeds, for a kind pinned to several), and that
@@ -291,6 +293,19 @@ func faultKinds(t *testing.T, seen map[Fault]int) {
 		case FaultRaftDirLost:
 			if res.RaftLostRefused == 0 || res.FreshStarts == 0 {
 				t.Errorf("seed %d: %s injected but no start was refused on it and followed by a fresh start: %s", fs.seed, fs.fault, res)
+			}
+		case FaultDirSyncError:
+			// A failed flush halts the node; a new write-ahead log, a
+			// marker's move or an Open on the failing directory ends its
+			// process or fails its start.
+			if res.DirSyncsFailed == 0 || res.DiskHalts == 0 || res.DiskDeaths+res.DiskRefusals == 0 {
+				t.Errorf("seed %d: %s injected but no directory sync failed, or no node halted on one, or none ended or failed to start on one: %s", fs.seed, fs.fault, res)
+			}
+		case FaultSlowManifest:
+			// Pebble holds the MANIFEST's log lock, not its commit path:
+			// the chain goes on while a sync is held back, no node halts.
+			if res.ManifestSyncs == 0 || res.ManifestBlocks == 0 || res.DiskHalts != 0 {
+				t.Errorf("seed %d: %s injected but no MANIFEST sync was held back, no block was made meanwhile, or a node halted: %s", fs.seed, fs.fault, res)
 			}
 		case FaultSlowDisk:
 			if res.SlowSyncs == 0 || res.SlowTableSyncs == 0 {
