@@ -148,6 +148,9 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, err
 		}
 	}
+	if h, ok := snaps.(interface{ OnDiskFailure(func(error)) }); ok {
+		h.OnDiskFailure(e.snapshotsFailed)
+	}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = cfg.LocalID
@@ -425,6 +428,15 @@ func newRaft(rc *raft.Config, fsm raft.FSM, logs *RaftStore, snaps raft.Snapshot
 		return nil, errors.New("raft.NewRaft ended without an answer")
 	}
 	return r, err
+}
+
+// snapshotsFailed is the snapshot store's disk-failure hook
+// (CheckpointStore.OnDiskFailure): the node halts, as on a failing state
+// database.
+func (e *Engine) snapshotsFailed(err error) {
+	if e.FSM != nil {
+		e.FSM.Halt(fmt.Errorf("snapshot store: %w", err))
+	}
 }
 
 // stopRaft shuts Raft down (once) and returns the shutdown's future.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -281,7 +282,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) (err error) {
 			sink.Cancel()
 			return s.diskHalt(err)
 		}
-		return sink.Close()
+		return s.diskHalt(sink.Close())
 	}
 	// Beside the database, on its file system: the checkpoint hard-links
 	// its files. Raft takes one snapshot at a time.
@@ -304,9 +305,13 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) (err error) {
 }
 
 // diskHalt halts the FSM when err, a checkpoint's, is the state
-// database's disk failing (store.ErrDiskFailed), and returns err.
+// database's disk failing (store.ErrDiskFailed) or the disk under the
+// snapshot failing an I/O (EIO: a failed fsync of the checkpoint's
+// directories, which Pebble's Checkpoint syncs as it creates them, or of
+// the snapshot's files; CheckpointStore.OnDiskFailure says why that
+// halts), and returns err (nil for nil).
 func (s *fsmSnapshot) diskHalt(err error) error {
-	if errors.Is(err, store.ErrDiskFailed) {
+	if errors.Is(err, store.ErrDiskFailed) || errors.Is(err, syscall.EIO) {
 		return s.fsm.halt(0, err, "")
 	}
 	return err

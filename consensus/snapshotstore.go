@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/errors/oserror"
@@ -70,9 +71,43 @@ type CheckpointStore struct {
 
 	mu      sync.Mutex
 	readers map[string]int // snapshot ID -> open Open streams
+
+	// hookMu guards onFailure (OnDiskFailure).
+	hookMu    sync.Mutex
+	onFailure func(error)
 }
 
 var _ raft.SnapshotStore = (*CheckpointStore)(nil)
+
+// OnDiskFailure sets what is called, in the goroutine that met it, each
+// time the store's disk fails a snapshot with an I/O error (EIO): a
+// failed fsync of a snapshot's files or directories above all. On Linux
+// a failed fsync cannot be retried safely (a later one that succeeds
+// says nothing of the writes the failed one lost; Pebble gives up on one
+// too, atomicfs.Marker.Move): the node must halt, so that its operator
+// replaces the disk, rather than fail every snapshot, and every install
+// of its leader's, for ever while it looks up (consensus.Start halts
+// the FSM). Found by the cluster simulator's dir-sync-error fault.
+func (s *CheckpointStore) OnDiskFailure(fn func(error)) {
+	s.hookMu.Lock()
+	s.onFailure = fn
+	s.hookMu.Unlock()
+}
+
+// failed reports err, a snapshot's failure, to the failure hook if it is
+// the disk's (EIO), and returns it.
+func (s *CheckpointStore) failed(err error) error {
+	if !errors.Is(err, syscall.EIO) {
+		return err
+	}
+	s.hookMu.Lock()
+	fn := s.onFailure
+	s.hookMu.Unlock()
+	if fn != nil {
+		fn(err)
+	}
+	return err
+}
 
 // NewCheckpointStore opens (creating if needed) a store in dir, on the
 // operating system's file system, that keeps the retain newest snapshots.
@@ -437,7 +472,7 @@ func (k *CheckpointSink) Write(p []byte) (int, error) {
 		k.extractC = make(chan error, 1)
 		dataDir := k.store.fs.PathJoin(k.tmp, dataDirName)
 		go func() {
-			err := ExtractTarFS(pr, k.store.fs, dataDir)
+			err := k.store.failed(ExtractTarFS(pr, k.store.fs, dataDir))
 			if err == nil {
 				// Keep Write from blocking on trailing padding.
 				_, err = io.Copy(io.Discard, pr)
@@ -472,7 +507,7 @@ func (k *CheckpointSink) Close() error {
 		return k.closeErr
 	}
 	k.done = true
-	if err := k.finish(); err != nil {
+	if err := k.store.failed(k.finish()); err != nil {
 		_ = k.store.fs.RemoveAll(k.tmp)
 		k.closeErr = fmt.Errorf("snapshotstore: close snapshot %s: %w", k.meta.ID, err)
 		return k.closeErr

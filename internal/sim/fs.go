@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -149,7 +151,7 @@ func (sn *simNode) disk(inst *instance, dir string) vfs.FS {
 					return nil
 				}
 				sn.dirs.failed.Add(1)
-				return errorfs.ErrInjected
+				return &os.PathError{Op: "sync", Path: op.Path, Err: errDirSync}
 			}
 			if manifest(db, op) {
 				if d := sn.dirs.slowManifest.latency(); d > 0 && inManifestWriter() {
@@ -615,8 +617,16 @@ func inLogFlusher() bool {
 //
 // The snapshot store (consensus.CheckpointStore) syncs its directory at
 // Open and each snapshot's directories as it finishes one (a Pebble
-// checkpoint syncs the directories it creates, too): a failed sync fails
-// the snapshot, or the store's opening and with it the node's start.
+// checkpoint syncs the directories it creates, too): a failed sync (EIO,
+// errDirSync) halts the node at a snapshot or an install
+// (CheckpointStore.OnDiskFailure, the FSM's Persist), and fails the
+// store's opening and with it the node's start.
+
+// errDirSync is the error of a failed directory sync, as os.File.Sync
+// wraps it: EIO, what fsync answers on a device error, and the injected
+// error (errorfs.ErrInjected), by which the simulator tells its own
+// faults (a halt it may clear, a start that may fail).
+var errDirSync = fmt.Errorf("%w: %w", errorfs.ErrInjected, syscall.EIO)
 
 // The directories whose syncs a dir-sync-error fault fails.
 const (
@@ -745,8 +755,8 @@ var (
 //   - The Raft log's: the same start, half of the time; otherwise the
 //     node meets the fault at its Raft log's next flush or rotation, or
 //     its next start.
-//   - The snapshot store's: the node's next snapshot, or the install of
-//     its leader's, fails; so does its next start.
+//   - The snapshot store's: the node halts at its next snapshot, or
+//     install of its leader's; its next start fails.
 func (s *Sim) dirSyncError() error {
 	k := s.rng.IntN(numSyncDirs)
 	var up []int
