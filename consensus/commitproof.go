@@ -25,16 +25,24 @@ import "github.com/hashicorp/raft"
 // PrevLogEntry when it has none). The follower learns the rest with the
 // next request that carries or checks those entries; the leader's commit
 // timeout sends one while entries are pending.
+//
+// It also tells answered (when not nil) of every server whose Raft
+// answered a request (knownMembers: a peer that lost its data directory
+// asks whether it ran before).
 type commitProofTransport struct {
 	raft.Transport
+	answered func(raft.ServerID)
 }
 
 // withCommitProof wraps t so that its AppendEntries requests carry only a
 // proven commit index, keeping the optional interfaces raft looks for
 // (pre-vote, close) exactly as t has them.
-func withCommitProof(t raft.Transport) raft.Transport {
-	base := &commitProofTransport{Transport: t}
+func withCommitProof(t raft.Transport, answered func(raft.ServerID)) raft.Transport {
+	base := &commitProofTransport{Transport: t, answered: answered}
 	pv, prevote := t.(raft.WithPreVote)
+	if prevote {
+		pv = answeredPreVote{pv, base.answer}
+	}
 	cl, closer := t.(raft.WithClose)
 	switch {
 	case prevote && closer:
@@ -59,7 +67,31 @@ func withCommitProof(t raft.Transport) raft.Transport {
 
 // AppendEntries implements raft.Transport.
 func (t *commitProofTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	return t.Transport.AppendEntries(id, target, provenCommit(args), resp)
+	return t.answer(id, t.Transport.AppendEntries(id, target, provenCommit(args), resp))
+}
+
+// RequestVote implements raft.Transport.
+func (t *commitProofTransport) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	return t.answer(id, t.Transport.RequestVote(id, target, args, resp))
+}
+
+// answer passes err on, telling t.answered that id answered when err is nil.
+func (t *commitProofTransport) answer(id raft.ServerID, err error) error {
+	if err == nil && t.answered != nil {
+		t.answered(id)
+	}
+	return err
+}
+
+// answeredPreVote is a transport's pre-vote that tells answer of every answer.
+type answeredPreVote struct {
+	raft.WithPreVote
+	answer func(raft.ServerID, error) error
+}
+
+// RequestPreVote implements raft.WithPreVote.
+func (p answeredPreVote) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return p.answer(id, p.WithPreVote.RequestPreVote(id, target, args, resp))
 }
 
 // AppendEntriesPipeline implements raft.Transport.

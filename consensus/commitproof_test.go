@@ -59,7 +59,7 @@ func TestFollowerAppliesOnlyTheLeadersEntries(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			fsm, follower, leaderTrans := startFollowerWithStaleTerm(t, entry)
-			send := withCommitProof(leaderTrans)
+			send := withCommitProof(leaderTrans, nil)
 			header := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte("l")}
 			first := tc.first
 			first.RPCHeader, first.Term, first.LeaderCommitIndex = header, 3, 6
@@ -130,14 +130,14 @@ func startFollowerWithStaleTerm(t *testing.T, entry func(i, term uint64, who str
 // wrapped transport does, and clamps pipelined requests too.
 func TestCommitProofKeepsTransportFeatures(t *testing.T) {
 	_, inmem := raft.NewInmemTransport("a")
-	w := withCommitProof(inmem)
+	w := withCommitProof(inmem, nil)
 	if _, ok := w.(raft.WithPreVote); !ok {
 		t.Error("pre-vote lost")
 	}
 	if _, ok := w.(raft.WithClose); !ok {
 		t.Error("close lost")
 	}
-	bare := withCommitProof(bareTransport{inmem})
+	bare := withCommitProof(bareTransport{inmem}, nil)
 	if _, ok := bare.(raft.WithPreVote); ok {
 		t.Error("pre-vote claimed by a transport without it")
 	}
@@ -145,7 +145,7 @@ func TestCommitProofKeepsTransportFeatures(t *testing.T) {
 		t.Error("close claimed by a transport without it")
 	}
 	rec := &recordingTransport{Transport: inmem}
-	p, err := withCommitProof(rec).AppendEntriesPipeline("b", "b")
+	p, err := withCommitProof(rec, nil).AppendEntriesPipeline("b", "b")
 	if err != nil {
 		t.Fatal(err)
 	}

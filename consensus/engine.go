@@ -36,6 +36,14 @@ type Config struct {
 	// to send it the log. The operator asserts that the votes the node
 	// forgot can no longer count (docs/cluster.md).
 	FreshRaft bool
+	// AskPeers, when set, asks the other genesis validators, within the
+	// context's deadline, whether the chain ran with this node in it:
+	// called only before a bootstrap, when Dir holds no Raft state and
+	// the state is at genesis (a first start, or a data directory lost
+	// with its nodekey restored; DecideBootstrap). nil: nobody to ask.
+	AskPeers func(context.Context) []PeerAnswer
+	// PeerCheckTimeout bounds AskPeers (raft.peer-check-timeout).
+	PeerCheckTimeout time.Duration
 	// Key signs the blocks this node proposes.
 	Key *crypto.PrivateKey
 	// Builder tunes block production.
@@ -115,6 +123,9 @@ type Engine struct {
 	// for its goroutines).
 	stopOnce sync.Once
 	stopped  raft.Future
+
+	// known is which servers' Raft answered this node's (bootstrap.go).
+	known *knownMembers
 }
 
 // Start opens the Raft stores, starts Raft (bootstrapping on first start)
@@ -137,6 +148,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		return nil, err
 	}
 	e.store = logStore
+	e.known = &knownMembers{known: map[raft.ServerID]bool{}, store: logStore, log: cfg.Logger}
 	snaps := cfg.Snapshots
 	if snaps == nil {
 		retain := cfg.SnapshotRetain
@@ -235,7 +247,11 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		return nil, fmt.Errorf("raft state: %w", err)
 	}
 	fresh := false
-	if head, ok := db.Head(); ok && !existing && head.RaftIndex > 0 {
+	head, _ := db.Head()
+	if !existing && cfg.FreshRaft {
+		fresh = true
+	}
+	if !existing && head.RaftIndex > 0 {
 		if !cfg.FreshRaft {
 			e.closeStores()
 			return nil, fmt.Errorf("%w: %s holds no Raft log, term or vote, but the state database applied Raft entries up to index %d (height %d): "+
@@ -243,8 +259,19 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 				"restore the directory, or start the node as a fresh member (tallyd --raft-fresh, docs/cluster.md)",
 				ErrRaftStateLost, cfg.Dir, head.RaftIndex, head.Number)
 		}
-		fresh = true
 		cfg.Logger.Warn("raft: no Raft state although the state applied Raft entries: starting as a fresh member (--raft-fresh); waiting for the leader", "dir", cfg.Dir, "applied_raft_index", head.RaftIndex, "height", head.Number)
+	} else if fresh {
+		cfg.Logger.Warn("raft: no Raft state: starting as a fresh member (--raft-fresh); waiting for the leader", "dir", cfg.Dir)
+	}
+	if !existing && !fresh && len(cfg.Bootstrap) > 0 {
+		// A state at genesis: a first start, or the whole data directory
+		// was lost (the peers can tell).
+		v, err := checkBootstrap(cfg)
+		if err != nil {
+			e.closeStores()
+			return nil, err
+		}
+		fresh = v == JoinFresh
 	}
 	switch {
 	case fresh:
@@ -256,7 +283,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, fmt.Errorf("raft bootstrap: %w", err)
 		}
 	}
-	r, err := newRaft(rc, e.FSM, logStore, snaps, withCommitProof(cfg.Transport))
+	r, err := newRaft(rc, e.FSM, logStore, snaps, withCommitProof(cfg.Transport, e.known.answered))
 	if err != nil {
 		e.closeStores()
 		return nil, fmt.Errorf("start raft: %w", err)

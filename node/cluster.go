@@ -28,6 +28,8 @@ type network struct {
 	id        raft.ServerID
 	transport raft.Transport
 	bootstrap []raft.Server
+	// askPeers is consensus.Config.AskPeers (nil without a p2p host).
+	askPeers func(context.Context) []consensus.PeerAnswer
 }
 
 // openNetwork starts the libp2p host (when p2p.listen is set) and returns
@@ -63,7 +65,7 @@ func (n *Node) openNetwork() (*network, error) {
 		Timeout: 10 * time.Second,
 		Logger:  consensus.NewRaftLogger(n.log, slog.LevelWarn),
 	})
-	net := &network{id: raft.ServerID(n.host.ID().String()), transport: trans}
+	net := &network{id: raft.ServerID(n.host.ID().String()), transport: trans, askPeers: n.askPeers}
 	if isValidator {
 		for _, v := range validators {
 			net.bootstrap = append(net.bootstrap, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v.String()), Address: raft.ServerAddress(v.String())})
@@ -102,6 +104,7 @@ func (n *Node) startCluster() {
 		p2p.ServeBatches(n.host.Libp2p(), proto, n.adm.Handler(string(proto)), n.log)
 	}
 	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
+	p2p.ServeMember(n.host.Libp2p(), n.memberAnswer)
 	n.adm.StartNetwork(p2p.HostTransport(n.host.Libp2p()), n.host.ID(), n.leaderPeer, n.otherVoters, n.cfg.P2P.MaxForwardBatch)
 	n.bg.Add(2)
 	go n.membershipLoop()

@@ -216,6 +216,10 @@ type RaftConfig struct {
 	SnapshotThreshold  uint64   `toml:"snapshot-threshold"`
 	SnapshotInterval   Duration `toml:"snapshot-interval"`
 	TrailingLogs       uint64   `toml:"trailing-logs"`
+	// PeerCheckTimeout bounds how long a genesis validator that finds no
+	// Raft state and a state at genesis waits for its peers' answers
+	// before it bootstraps (a lost data directory; docs/cluster.md).
+	PeerCheckTimeout Duration `toml:"peer-check-timeout"`
 	// NoSync turns off fsync (benchmarks on throwaway data only).
 	NoSync bool `toml:"no-sync"`
 }
@@ -233,6 +237,11 @@ const (
 	DefaultHeartbeatTimeout   = 500 * time.Millisecond
 	DefaultElectionTimeout    = 500 * time.Millisecond
 	DefaultLeaderLeaseTimeout = 500 * time.Millisecond
+	// DefaultPeerCheckTimeout is raft.peer-check-timeout: long enough
+	// for a dial and a handshake to a peer across a WAN, short enough that
+	// the first start of a new chain (whose peers are not up yet) is not
+	// held up noticeably.
+	DefaultPeerCheckTimeout = 2 * time.Second
 	// minRaftTimeout is hashicorp/raft's own floor (5 ms) raised to what
 	// a network between banks can meet.
 	minRaftTimeout = 50 * time.Millisecond
@@ -352,6 +361,7 @@ func DefaultConfig() Config {
 			HeartbeatTimeout: Duration(DefaultHeartbeatTimeout), ElectionTimeout: Duration(DefaultElectionTimeout),
 			LeaderLeaseTimeout: Duration(DefaultLeaderLeaseTimeout), CommitTimeout: Duration(5 * time.Millisecond),
 			SnapshotThreshold: 8192, SnapshotInterval: Duration(2 * time.Minute), TrailingLogs: 10240,
+			PeerCheckTimeout: Duration(DefaultPeerCheckTimeout),
 		},
 		Builder: BuilderConfig{MaxBlockTxs: b.MaxBlockTxs, MaxInflightBlocks: b.MaxInflight,
 			BlockInterval: Duration(b.BlockInterval), Heartbeat: Duration(b.Heartbeat), MaxVoterLag: 64},
@@ -476,11 +486,14 @@ func (c *Config) Validate() error {
 	}
 	for key, d := range map[string]Duration{"raft.heartbeat-timeout": c.Raft.HeartbeatTimeout, "raft.election-timeout": c.Raft.ElectionTimeout,
 		"raft.leader-lease-timeout": c.Raft.LeaderLeaseTimeout, "raft.commit-timeout": c.Raft.CommitTimeout,
-		"raft.snapshot-interval": c.Raft.SnapshotInterval,
+		"raft.snapshot-interval": c.Raft.SnapshotInterval, "raft.peer-check-timeout": c.Raft.PeerCheckTimeout,
 		"builder.block-interval": c.Builder.BlockInterval, "builder.heartbeat": c.Builder.Heartbeat} {
 		if d <= 0 {
 			return bad(key, "must be a positive duration")
 		}
+	}
+	if c.Raft.PeerCheckTimeout > Duration(time.Minute) {
+		return bad("raft.peer-check-timeout", "%v: must be at most 1m", time.Duration(c.Raft.PeerCheckTimeout))
 	}
 	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
 		return bad("raft.leader-lease-timeout", "must not exceed raft.heartbeat-timeout")

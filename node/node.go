@@ -164,6 +164,7 @@ func (n *Node) open() error {
 		Transport: net.transport,
 		Bootstrap: net.bootstrap,
 		FreshRaft: n.cfg.RaftFresh,
+		AskPeers:  net.askPeers,
 		Key:       n.key,
 		Builder: consensus.BuilderConfig{
 			MaxBlockTxs:   n.cfg.Builder.MaxBlockTxs,
@@ -184,6 +185,7 @@ func (n *Node) open() error {
 		SnapshotThreshold:  n.cfg.Raft.SnapshotThreshold,
 		SnapshotInterval:   time.Duration(n.cfg.Raft.SnapshotInterval),
 		TrailingLogs:       n.cfg.Raft.TrailingLogs,
+		PeerCheckTimeout:   time.Duration(n.cfg.Raft.PeerCheckTimeout),
 		NoSync:             n.cfg.Raft.NoSync,
 		Logger:             n.log,
 		LogLevel:           slog.LevelWarn,

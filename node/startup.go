@@ -1,7 +1,15 @@
 package node
 
 import (
+	"context"
 	"strings"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tally-ledger/tally/consensus"
+	"github.com/tally-ledger/tally/p2p"
 )
 
 // StartupAttrs are what the startup log line tells an operator, as slog
@@ -30,4 +38,46 @@ func (n *Node) StartupAttrs() []any {
 	}
 	return []any{"version", Version, "chain_id", n.genesis.ChainID, "role", role, "address", n.Address(),
 		"rpc", "http://" + n.HTTPAddr(), "p2p", p2p, "admin", admin, "datadir", n.cfg.DataDir}
+}
+
+// askPeers is consensus.Config.AskPeers for a networked validator: it asks
+// every other validator of the state (the genesis set: the state is at
+// genesis when it is called) over the p2p member protocol, all at once,
+// within ctx. A validator that does not answer (down, not serving yet, no
+// address configured in p2p.peers) is an answer with its error.
+func (n *Node) askPeers(ctx context.Context) []consensus.PeerAnswer {
+	vals, err := n.validatorPeers()
+	if err != nil {
+		n.log.Error("ask peers before bootstrap: read the validators", "err", err)
+		return nil
+	}
+	var (
+		wg  sync.WaitGroup
+		out []consensus.PeerAnswer
+		mu  sync.Mutex
+	)
+	for _, v := range vals {
+		if v == n.host.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := consensus.PeerAnswer{Peer: v.String()}
+			a.Height, a.KnowsUs, a.Err = p2p.QueryMember(ctx, n.host.Libp2p(), v)
+			mu.Lock()
+			out = append(out, a)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// memberAnswer answers a peer's member query (p2p.ServeMember): this
+// node's applied height and whether its Raft ever had an answer from the
+// asker.
+func (n *Node) memberAnswer(asker peer.ID) (uint64, bool) {
+	h, _ := n.db.Head()
+	return h.Number, n.engine.KnowsMember(raft.ServerID(asker.String()))
 }

@@ -49,3 +49,52 @@ func QueryHeight(ctx context.Context, h host.Host, p peer.ID) (uint64, error) {
 	}
 	return binary.BigEndian.Uint64(buf[:]), nil
 }
+
+// MemberProtocol lets a validator that found its data directory empty ask
+// a peer, before it bootstraps Raft, for the peer's applied height and
+// whether the peer's Raft ever had an answer from it (the asker is the
+// stream's authenticated remote peer): a node whose directory was lost
+// with its nodekey restored must not bootstrap again (docs/cluster.md,
+// consensus.DecideBootstrap).
+const MemberProtocol = protocol.ID("/tally/member/1.0.0")
+
+// ServeMember makes h answer member queries with answer(asker).
+func ServeMember(h host.Host, answer func(asker peer.ID) (height uint64, knows bool)) {
+	h.SetStreamHandler(MemberProtocol, func(s network.Stream) {
+		defer s.Close()
+		s.SetDeadline(time.Now().Add(heightTimeout))
+		height, knows := answer(s.Conn().RemotePeer())
+		var buf [9]byte
+		binary.BigEndian.PutUint64(buf[:8], height)
+		if knows {
+			buf[8] = 1
+		}
+		s.Write(buf[:])
+	})
+}
+
+// QueryMember asks peer p for its applied height and whether its Raft
+// knows this node, within ctx's deadline (heightTimeout if it has none).
+func QueryMember(ctx context.Context, h host.Host, p peer.ID) (height uint64, knows bool, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, heightTimeout)
+		defer cancel()
+	}
+	s, err := h.NewStream(ctx, p, MemberProtocol)
+	if err != nil {
+		return 0, false, fmt.Errorf("p2p: member query to %s: %w", p, err)
+	}
+	defer s.Close()
+	deadline, _ := ctx.Deadline()
+	s.SetDeadline(deadline)
+	var buf [9]byte
+	if _, err := io.ReadFull(s, buf[:]); err != nil {
+		s.Reset()
+		return 0, false, fmt.Errorf("p2p: member query to %s: %w", p, err)
+	}
+	if buf[8] > 1 {
+		return 0, false, fmt.Errorf("p2p: member query to %s: bad answer byte %d", p, buf[8])
+	}
+	return binary.BigEndian.Uint64(buf[:8]), buf[8] == 1, nil
+}

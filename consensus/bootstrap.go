@@ -1,0 +1,193 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// ErrDataDirLost is the refusal of Start to bootstrap a genesis validator
+// whose data directory holds no Raft state and a state at genesis while
+// its peers tell that the chain ran with this node in it: the directory
+// was lost and only nodekey restored. A bootstrap would start it at term
+// 1 with the genesis configuration, having forgotten the votes it cast
+// and the entries it acknowledged (Raft's election safety and its commit
+// rule rest on both being durable): the same hazard as a lost raft/
+// directory (ErrRaftStateLost), which the node's own state cannot show
+// here since it went too. The way out is the same: a fresh member
+// (FreshRaft, tallyd --raft-fresh), started after a few election timeouts.
+var ErrDataDirLost = errors.New("data directory lost")
+
+// PeerAnswer is one configured peer's answer to a node about to bootstrap
+// (the node's p2p member protocol, or the simulator's network).
+type PeerAnswer struct {
+	// Peer names the peer (its Raft server id).
+	Peer string
+	// Err is why the peer gave no answer (unreachable, not serving yet,
+	// timed out); nil when it answered.
+	Err error
+	// Height is the peer's applied height.
+	Height uint64
+	// KnowsUs: the peer's Raft has had an answer from the asking node
+	// (Engine.KnowsMember): the asking node ran Raft before.
+	KnowsUs bool
+}
+
+// BootstrapVerdict is what a genesis validator with no Raft state and a
+// state at genesis does, decided by DecideBootstrap.
+type BootstrapVerdict int
+
+const (
+	// Bootstrap: a first start; bootstrap the genesis configuration.
+	Bootstrap BootstrapVerdict = iota
+	// JoinFresh: a late first start; the chain runs, and every peer
+	// answered that it never heard this node's Raft: start with no
+	// configuration and let the leader send the log.
+	JoinFresh
+	// Refuse: the directory was lost (ErrDataDirLost), or the node
+	// cannot tell and the chain runs.
+	Refuse
+)
+
+func (v BootstrapVerdict) String() string {
+	switch v {
+	case Bootstrap:
+		return "bootstrap"
+	case JoinFresh:
+		return "join fresh"
+	}
+	return "refuse"
+}
+
+// DecideBootstrap is the rule for a genesis validator that finds no Raft
+// state and a state at genesis, given its peers' answers:
+//
+//   - a peer whose Raft has heard this node answer knows that it ran:
+//     refuse (its votes and acknowledged entries are forgotten);
+//   - the chain is past genesis (some peer applied a block) and every
+//     peer answered, none knowing this node: it never took part, a late
+//     first start; join as a fresh member (the leader sends the log);
+//   - the chain is past genesis and some peer did not answer: that peer
+//     may be the one that knew this node, so it cannot tell: refuse;
+//   - otherwise (every peer that answered is at genesis, or none
+//     answered): the cluster's first start, as every validator of a new
+//     chain makes it, at once or one after the other: bootstrap.
+//
+// The reason names the peers the verdict rests on.
+func DecideBootstrap(answers []PeerAnswer) (BootstrapVerdict, string) {
+	var (
+		past, silent []string
+		answered     int
+	)
+	for _, a := range answers {
+		if a.Err != nil {
+			silent = append(silent, fmt.Sprintf("%s (%v)", a.Peer, a.Err))
+			continue
+		}
+		answered++
+		if a.KnowsUs {
+			return Refuse, fmt.Sprintf("peer %s has had Raft answers from this node (it is at height %d): this node ran before", a.Peer, a.Height)
+		}
+		if a.Height > 0 {
+			past = append(past, fmt.Sprintf("%s at height %d", a.Peer, a.Height))
+		}
+	}
+	switch {
+	case len(past) > 0 && len(silent) == 0:
+		return JoinFresh, fmt.Sprintf("the chain runs (%s) and none of the %d peers ever had a Raft answer from this node: a late first start", strings.Join(past, ", "), answered)
+	case len(past) > 0:
+		return Refuse, fmt.Sprintf("the chain runs (%s) and %s did not answer, so whether this node ran before cannot be told", strings.Join(past, ", "), strings.Join(silent, ", "))
+	case answered == 0 && len(answers) > 0:
+		return Bootstrap, "no peer answered: a first start (" + strings.Join(silent, ", ") + ")"
+	}
+	return Bootstrap, fmt.Sprintf("%d of %d peers answered, all at genesis: a first start", answered, len(answers))
+}
+
+// checkBootstrap asks the peers (cfg.AskPeers) whether this genesis
+// validator may bootstrap, and logs the verdict. An error is the refusal.
+func checkBootstrap(cfg Config) (BootstrapVerdict, error) {
+	if cfg.AskPeers == nil {
+		return Bootstrap, nil
+	}
+	ctx := context.Background()
+	if cfg.PeerCheckTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.PeerCheckTimeout)
+		defer cancel()
+	}
+	answers := cfg.AskPeers(ctx)
+	if len(answers) == 0 {
+		return Bootstrap, nil
+	}
+	v, why := DecideBootstrap(answers)
+	switch v {
+	case Refuse:
+		return v, fmt.Errorf("%w: %s holds no Raft state and the state database is at genesis, but %s. "+
+			"Bootstrapping would forget the votes this node cast and the entries it acknowledged, and could let it vote twice in a term; "+
+			"restore the data directory, or start the node once as a fresh member after a few election timeouts (tallyd --raft-fresh, docs/cluster.md)",
+			ErrDataDirLost, cfg.Dir, why)
+	case JoinFresh:
+		cfg.Logger.Warn("raft: no Raft state on a running chain that never heard this node: joining as a fresh member; waiting for the leader", "why", why)
+	default:
+		cfg.Logger.Info("raft: bootstrapping the genesis configuration", "why", why)
+	}
+	return v, nil
+}
+
+// knownMembers remembers, durably in the Raft stable store, every server
+// whose Raft has answered one of this node's Raft RPCs: proof that it ran
+// Raft and may have voted or acknowledged entries. A peer restarted on a
+// lost data directory asks for it (Engine.KnowsMember, DecideBootstrap).
+// The record is written once per server and process; a write lost to a
+// crash is made durable by the next synced write of the Raft log.
+type knownMembers struct {
+	mu    sync.Mutex
+	known map[raft.ServerID]bool
+	store *RaftStore
+	log   *slog.Logger
+}
+
+// knownKey is the stable-store key of id's record.
+func knownKey(id raft.ServerID) []byte { return []byte("tally-member/" + string(id)) }
+
+// answered records that id's Raft answered an RPC.
+func (k *knownMembers) answered(id raft.ServerID) {
+	k.mu.Lock()
+	if k.known[id] {
+		k.mu.Unlock()
+		return
+	}
+	k.known[id] = true
+	k.mu.Unlock()
+	if _, err := k.store.Get(knownKey(id)); err == nil {
+		return
+	}
+	if err := k.store.Set(knownKey(id), []byte{1}); err != nil {
+		k.log.Warn("raft: record a member that answered", "id", id, "err", err)
+	}
+}
+
+// knows reports whether id's Raft ever answered this node's.
+func (k *knownMembers) knows(id raft.ServerID) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.known[id] {
+		return true
+	}
+	if _, err := k.store.Get(knownKey(id)); err == nil {
+		k.known[id] = true
+		return true
+	}
+	return false
+}
+
+// KnowsMember reports whether the Raft of server id has ever answered
+// this node's Raft RPCs (a heartbeat, a replication, a vote request): the
+// answer a peer that lost its data directory asks for before it
+// bootstraps.
+func (e *Engine) KnowsMember(id raft.ServerID) bool { return e.known.knows(id) }

@@ -1,0 +1,164 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/mempool"
+)
+
+// TestDecideBootstrap: a genesis validator with no Raft state and a state
+// at genesis bootstraps only on a first start, joins fresh when a running
+// chain never heard of it, and refuses when a peer heard its Raft (its
+// data directory was lost) or when a peer that might have is silent.
+func TestDecideBootstrap(t *testing.T) {
+	down := errors.New("connection refused")
+	genesisPeer := func(p string) PeerAnswer { return PeerAnswer{Peer: p} }
+	runningPeer := func(p string, h uint64, knows bool) PeerAnswer {
+		return PeerAnswer{Peer: p, Height: h, KnowsUs: knows}
+	}
+	silentPeer := func(p string) PeerAnswer { return PeerAnswer{Peer: p, Err: down} }
+	for _, tc := range []struct {
+		name    string
+		answers []PeerAnswer
+		want    BootstrapVerdict
+		reason  string // in the reason
+	}{
+		{"all at genesis", []PeerAnswer{genesisPeer("b"), genesisPeer("c")}, Bootstrap, "all at genesis"},
+		{"unreachable: the first node of a first start", []PeerAnswer{silentPeer("b"), silentPeer("c")}, Bootstrap, "no peer answered"},
+		{"one at genesis, one not up yet", []PeerAnswer{genesisPeer("b"), silentPeer("c")}, Bootstrap, "1 of 2 peers"},
+		{"past genesis, knows this node: lost directory", []PeerAnswer{runningPeer("b", 7, true), runningPeer("c", 7, false)}, Refuse, "peer b has had Raft answers"},
+		{"a peer at genesis knows this node", []PeerAnswer{runningPeer("b", 0, true), genesisPeer("c")}, Refuse, "peer b"},
+		{"knows this node, the other silent", []PeerAnswer{silentPeer("b"), runningPeer("c", 3, true)}, Refuse, "peer c"},
+		{"past genesis, the other silent: cannot tell", []PeerAnswer{runningPeer("b", 5, false), silentPeer("c")}, Refuse, "c (connection refused) did not answer"},
+		{"past genesis, nobody knows it: late first start", []PeerAnswer{runningPeer("b", 5, false), runningPeer("c", 4, false)}, JoinFresh, "late first start"},
+		{"mixed: one running, one at genesis, none knows it", []PeerAnswer{runningPeer("b", 2, false), genesisPeer("c")}, JoinFresh, "b at height 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, why := DecideBootstrap(tc.answers)
+			if got != tc.want || !strings.Contains(why, tc.reason) {
+				t.Fatalf("DecideBootstrap = %s (%s), want %s (%q)", got, why, tc.want, tc.reason)
+			}
+		})
+	}
+}
+
+// TestStartAsksPeersBeforeBootstrap: Start asks the peers, within
+// PeerCheckTimeout, before it bootstraps a state at genesis; a refusal
+// names the directory and the way out (ErrDataDirLost), a late first
+// start comes up with no configuration (it waits for the leader), a first
+// start bootstraps. A node with Raft state asks nobody.
+func TestStartAsksPeersBeforeBootstrap(t *testing.T) {
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	id := raft.ServerID("n0")
+	peers := []raft.Server{{Suffrage: raft.Voter, ID: id, Address: "n0"}, {Suffrage: raft.Voter, ID: "n1", Address: "n1"}}
+	start := func(e *fsmEnv, fs vfs.FS, fresh bool, answers []PeerAnswer, asked *int) (*Engine, error) {
+		_, trans := raft.NewInmemTransport(raft.ServerAddress(id))
+		senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
+		return Start(Config{Dir: "/data/raft", FS: fs, Snapshots: raft.NewInmemSnapshotStore(), LocalID: id, Transport: trans,
+			Bootstrap: peers, Key: val, Logger: testLogger(t), FreshRaft: fresh, PeerCheckTimeout: time.Second,
+			AskPeers: func(ctx context.Context) []PeerAnswer {
+				*asked++
+				if d, ok := ctx.Deadline(); !ok || time.Until(d) > time.Second {
+					t.Errorf("AskPeers' context is not bounded by PeerCheckTimeout (deadline %v, %v)", d, ok)
+				}
+				return answers
+			}},
+			e.db, mempool.New(mempool.DefaultConfig, e.db, senders), senders)
+	}
+	servers := func(eng *Engine) int {
+		f := eng.Raft.GetConfiguration()
+		if err := f.Error(); err != nil {
+			t.Fatal(err)
+		}
+		return len(f.Configuration().Servers)
+	}
+
+	lost := []PeerAnswer{{Peer: "n1", Height: 9, KnowsUs: true}}
+	var asked int
+	if _, err := start(newFSMEnv(t), vfs.NewMem(), false, lost, &asked); !errors.Is(err, ErrDataDirLost) ||
+		!strings.Contains(err.Error(), "/data/raft") || !strings.Contains(err.Error(), "--raft-fresh") || !strings.Contains(err.Error(), "peer n1") {
+		t.Fatalf("start with a peer that knows this node: %v, want ErrDataDirLost naming the directory, the peer and --raft-fresh", err)
+	}
+	// --raft-fresh: no question, no configuration of its own.
+	asked = 0
+	eng, err := start(newFSMEnv(t), vfs.NewMem(), true, lost, &asked)
+	if err != nil {
+		t.Fatalf("start as a fresh member: %v", err)
+	}
+	if n := servers(eng); n != 0 || asked != 0 {
+		t.Fatalf("a fresh member has %d servers and asked %d times; want none, not asking", n, asked)
+	}
+	eng.Shutdown()
+
+	// A late first start joins fresh.
+	eng, err = start(newFSMEnv(t), vfs.NewMem(), false, []PeerAnswer{{Peer: "n1", Height: 9}}, &asked)
+	if err != nil {
+		t.Fatalf("late first start: %v", err)
+	}
+	if n := servers(eng); n != 0 {
+		t.Fatalf("a late first start bootstrapped %d servers; it must wait for the leader", n)
+	}
+	eng.Shutdown()
+
+	// A first start bootstraps; its restart asks nobody.
+	e, fs := newFSMEnv(t), vfs.NewMem()
+	asked = 0
+	eng, err = start(e, fs, false, []PeerAnswer{{Peer: "n1", Err: errors.New("refused")}}, &asked)
+	if err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	if n := servers(eng); n != 2 || asked != 1 {
+		t.Fatalf("a first start has %d servers after asking %d times, want the bootstrap configuration after one question", n, asked)
+	}
+	eng.Shutdown()
+	eng, err = start(e, fs, false, lost, &asked)
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	defer eng.Shutdown()
+	if asked != 1 {
+		t.Fatal("a node with Raft state asked its peers")
+	}
+}
+
+// TestKnowsMemberRecordsAnswers: a leader records every voter whose Raft
+// answered it, durably in its Raft stable store, and no other server.
+func TestKnowsMemberRecordsAnswers(t *testing.T) {
+	var dirs []string
+	c := newTestClusterWith(t, 3, func(i int, cfg *Config) { dirs = append(dirs, cfg.Dir) })
+	l := c.leader()
+	c.waitHeight(1)
+	for i := range c.engines {
+		if i != l && !c.engines[l].KnowsMember(raft.ServerID(c.keys[i].Address().Hex())) {
+			t.Errorf("the leader does not know voter %d, which answered its heartbeats", i)
+		}
+	}
+	if c.engines[l].KnowsMember("stranger") {
+		t.Fatal("the leader knows a server that never answered")
+	}
+	if err := c.engines[l].Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenRaftStore(filepath.Join(dirs[l], "log"), RaftStoreOptions{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := &knownMembers{known: map[raft.ServerID]bool{}, store: s}
+	for i := range c.engines {
+		if i != l && !k.knows(raft.ServerID(c.keys[i].Address().Hex())) {
+			t.Errorf("voter %d's record did not survive the leader's restart", i)
+		}
+	}
+}
