@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/hashicorp/raft"
 )
 
@@ -33,8 +34,8 @@ type PeerAnswer struct {
 	Err error
 	// Height is the peer's applied height.
 	Height uint64
-	// KnowsUs: the peer's Raft has had an answer from the asking node
-	// (Engine.KnowsMember): the asking node ran Raft before.
+	// KnowsUs: the peer saw the asking node's Raft running
+	// (Engine.KnowsMember): the asking node ran before.
 	KnowsUs bool
 }
 
@@ -91,7 +92,7 @@ func DecideBootstrap(answers []PeerAnswer) (BootstrapVerdict, string) {
 		}
 		answered++
 		if a.KnowsUs {
-			return Refuse, fmt.Sprintf("peer %s has had Raft answers from this node (it is at height %d): this node ran before", a.Peer, a.Height)
+			return Refuse, fmt.Sprintf("peer %s saw this node's Raft running (it is at height %d): this node ran before", a.Peer, a.Height)
 		}
 		if a.Height > 0 {
 			past = append(past, fmt.Sprintf("%s at height %d", a.Peer, a.Height))
@@ -99,7 +100,7 @@ func DecideBootstrap(answers []PeerAnswer) (BootstrapVerdict, string) {
 	}
 	switch {
 	case len(past) > 0 && len(silent) == 0:
-		return JoinFresh, fmt.Sprintf("the chain runs (%s) and none of the %d peers ever had a Raft answer from this node: a late first start", strings.Join(past, ", "), answered)
+		return JoinFresh, fmt.Sprintf("the chain runs (%s) and none of the %d peers ever saw this node's Raft running: a late first start", strings.Join(past, ", "), answered)
 	case len(past) > 0:
 		return Refuse, fmt.Sprintf("the chain runs (%s) and %s did not answer, so whether this node ran before cannot be told", strings.Join(past, ", "), strings.Join(silent, ", "))
 	case answered == 0 && len(answers) > 0:
@@ -139,55 +140,70 @@ func checkBootstrap(cfg Config) (BootstrapVerdict, error) {
 	return v, nil
 }
 
-// knownMembers remembers, durably in the Raft stable store, every server
-// whose Raft has answered one of this node's Raft RPCs: proof that it ran
-// Raft and may have voted or acknowledged entries. A peer restarted on a
-// lost data directory asks for it (Engine.KnowsMember, DecideBootstrap).
-// The record is written once per server and process; a write lost to a
+// knownMembers remembers, durably in the Raft stable store, every
+// validator whose Raft this node saw running: one that answered one of
+// this node's Raft RPCs (a follower's answer to a heartbeat or a
+// replication, a voter's answer to a vote request), and one that proposed
+// a block this node applied (a leader, whose followers send it nothing).
+// Either may have voted or acknowledged entries; a peer restarted on a
+// lost data directory asks (Engine.KnowsMember, DecideBootstrap). The
+// record is written once per validator and process; a write lost to a
 // crash is made durable by the next synced write of the Raft log.
 type knownMembers struct {
 	mu    sync.Mutex
-	known map[raft.ServerID]bool
+	known map[common.Address]bool
 	store *RaftStore
-	log   *slog.Logger
+	// address maps a server id to its validator address (Config.Address).
+	address func(raft.ServerID) (common.Address, error)
+	log     *slog.Logger
 }
 
-// knownKey is the stable-store key of id's record.
-func knownKey(id raft.ServerID) []byte { return []byte("tally-member/" + string(id)) }
+// knownKey is the stable-store key of a's record.
+func knownKey(a common.Address) []byte { return append([]byte("tally-member/"), a.Bytes()...) }
 
-// answered records that id's Raft answered an RPC.
+// answered records that server id's Raft answered an RPC.
 func (k *knownMembers) answered(id raft.ServerID) {
+	if k.address == nil {
+		return
+	}
+	if a, err := k.address(id); err == nil {
+		k.saw(a)
+	}
+}
+
+// saw records that validator a's Raft ran.
+func (k *knownMembers) saw(a common.Address) {
 	k.mu.Lock()
-	if k.known[id] {
+	if k.known[a] {
 		k.mu.Unlock()
 		return
 	}
-	k.known[id] = true
+	k.known[a] = true
 	k.mu.Unlock()
-	if _, err := k.store.Get(knownKey(id)); err == nil {
+	if _, err := k.store.Get(knownKey(a)); err == nil {
 		return
 	}
-	if err := k.store.Set(knownKey(id), []byte{1}); err != nil {
-		k.log.Warn("raft: record a member that answered", "id", id, "err", err)
+	if err := k.store.Set(knownKey(a), []byte{1}); err != nil {
+		k.log.Warn("raft: record a validator seen running", "address", a, "err", err)
 	}
 }
 
-// knows reports whether id's Raft ever answered this node's.
-func (k *knownMembers) knows(id raft.ServerID) bool {
+// knows reports whether validator a's Raft was ever seen running.
+func (k *knownMembers) knows(a common.Address) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.known[id] {
+	if k.known[a] {
 		return true
 	}
-	if _, err := k.store.Get(knownKey(id)); err == nil {
-		k.known[id] = true
+	if _, err := k.store.Get(knownKey(a)); err == nil {
+		k.known[a] = true
 		return true
 	}
 	return false
 }
 
-// KnowsMember reports whether the Raft of server id has ever answered
-// this node's Raft RPCs (a heartbeat, a replication, a vote request): the
-// answer a peer that lost its data directory asks for before it
-// bootstraps.
-func (e *Engine) KnowsMember(id raft.ServerID) bool { return e.known.knows(id) }
+// KnowsMember reports whether this node ever saw the Raft of validator a
+// running (it answered this node's Raft RPCs, or proposed a block this
+// node applied): the answer a peer that lost its data directory asks for
+// before it bootstraps.
+func (e *Engine) KnowsMember(a common.Address) bool { return e.known.knows(a) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
@@ -37,7 +38,7 @@ func TestDecideBootstrap(t *testing.T) {
 		{"all at genesis", []PeerAnswer{genesisPeer("b"), genesisPeer("c")}, Bootstrap, "all at genesis"},
 		{"unreachable: the first node of a first start", []PeerAnswer{silentPeer("b"), silentPeer("c")}, Bootstrap, "no peer answered"},
 		{"one at genesis, one not up yet", []PeerAnswer{genesisPeer("b"), silentPeer("c")}, Bootstrap, "1 of 2 peers"},
-		{"past genesis, knows this node: lost directory", []PeerAnswer{runningPeer("b", 7, true), runningPeer("c", 7, false)}, Refuse, "peer b has had Raft answers"},
+		{"past genesis, knows this node: lost directory", []PeerAnswer{runningPeer("b", 7, true), runningPeer("c", 7, false)}, Refuse, "peer b saw this node's Raft"},
 		{"a peer at genesis knows this node", []PeerAnswer{runningPeer("b", 0, true), genesisPeer("c")}, Refuse, "peer b"},
 		{"knows this node, the other silent", []PeerAnswer{silentPeer("b"), runningPeer("c", 3, true)}, Refuse, "peer c"},
 		{"past genesis, the other silent: cannot tell", []PeerAnswer{runningPeer("b", 5, false), silentPeer("c")}, Refuse, "c (connection refused) did not answer"},
@@ -136,16 +137,34 @@ func TestStartAsksPeersBeforeBootstrap(t *testing.T) {
 // answered it, durably in its Raft stable store, and no other server.
 func TestKnowsMemberRecordsAnswers(t *testing.T) {
 	var dirs []string
-	c := newTestClusterWith(t, 3, func(i int, cfg *Config) { dirs = append(dirs, cfg.Dir) })
+	c := newTestClusterWith(t, 3, func(i int, cfg *Config) {
+		dirs = append(dirs, cfg.Dir)
+		cfg.Address = func(id raft.ServerID) (common.Address, error) { return common.HexToAddress(string(id)), nil }
+	})
 	l := c.leader()
 	c.waitHeight(1)
 	for i := range c.engines {
-		if i != l && !c.engines[l].KnowsMember(raft.ServerID(c.keys[i].Address().Hex())) {
+		if i != l && !c.engines[l].KnowsMember(c.keys[i].Address()) {
 			t.Errorf("the leader does not know voter %d, which answered its heartbeats", i)
 		}
 	}
-	if c.engines[l].KnowsMember("stranger") {
-		t.Fatal("the leader knows a server that never answered")
+	// Every node knows the proposer of every block it applied (a
+	// leader's followers send it no request).
+	c.waitHeight(2)
+	for i, e := range c.engines {
+		head, _ := c.dbs[i].Head()
+		for h := uint64(1); h <= head.Number; h++ {
+			b, err := c.dbs[i].BlockByNumber(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !e.KnowsMember(b.Header.Coinbase) {
+				t.Errorf("node %d does not know %s, whose block %d it applied", i, b.Header.Coinbase, h)
+			}
+		}
+	}
+	if c.engines[l].KnowsMember(common.Address{1}) {
+		t.Fatal("the leader knows a validator it never saw")
 	}
 	if err := c.engines[l].Shutdown(); err != nil {
 		t.Fatal(err)
@@ -155,9 +174,9 @@ func TestKnowsMemberRecordsAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	k := &knownMembers{known: map[raft.ServerID]bool{}, store: s}
+	k := &knownMembers{known: map[common.Address]bool{}, store: s}
 	for i := range c.engines {
-		if i != l && !k.knows(raft.ServerID(c.keys[i].Address().Hex())) {
+		if i != l && !k.knows(c.keys[i].Address()) {
 			t.Errorf("voter %d's record did not survive the leader's restart", i)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
@@ -44,6 +45,10 @@ type Config struct {
 	AskPeers func(context.Context) []PeerAnswer
 	// PeerCheckTimeout bounds AskPeers (raft.peer-check-timeout).
 	PeerCheckTimeout time.Duration
+	// Address maps a Raft server id to its validator address, to record
+	// the validators whose Raft answered this node's (KnowsMember); nil
+	// records only the proposers of applied blocks.
+	Address func(raft.ServerID) (common.Address, error)
 	// Key signs the blocks this node proposes.
 	Key *crypto.PrivateKey
 	// Builder tunes block production.
@@ -148,7 +153,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		return nil, err
 	}
 	e.store = logStore
-	e.known = &knownMembers{known: map[raft.ServerID]bool{}, store: logStore, log: cfg.Logger}
+	e.known = &knownMembers{known: map[common.Address]bool{}, store: logStore, address: cfg.Address, log: cfg.Logger}
 	snaps := cfg.Snapshots
 	if snaps == nil {
 		retain := cfg.SnapshotRetain
@@ -201,6 +206,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	builder.stop = e.stopping
 	e.builder = builder
 	onApplied := func(a *store.Applied) {
+		e.known.saw(a.Block.Header.Coinbase) // its proposer led: its Raft ran
 		pool.Applied(a.Block.Txs, a.Senders)
 		if cfg.OnApplied != nil {
 			cfg.OnApplied(a)

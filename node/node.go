@@ -165,6 +165,7 @@ func (n *Node) open() error {
 		Bootstrap: net.bootstrap,
 		FreshRaft: n.cfg.RaftFresh,
 		AskPeers:  net.askPeers,
+		Address:   libp2pIDs{}.Address,
 		Key:       n.key,
 		Builder: consensus.BuilderConfig{
 			MaxBlockTxs:   n.cfg.Builder.MaxBlockTxs,

@@ -75,9 +75,10 @@ func (n *Node) askPeers(ctx context.Context) []consensus.PeerAnswer {
 }
 
 // memberAnswer answers a peer's member query (p2p.ServeMember): this
-// node's applied height and whether its Raft ever had an answer from the
-// asker.
+// node's applied height and whether it ever saw the asker's Raft running
+// (consensus.Engine.KnowsMember).
 func (n *Node) memberAnswer(asker peer.ID) (uint64, bool) {
 	h, _ := n.db.Head()
-	return h.Number, n.engine.KnowsMember(raft.ServerID(asker.String()))
+	a, err := peerAddress(raft.ServerID(asker.String()))
+	return h.Number, err == nil && n.engine.KnowsMember(a)
 }

@@ -33,7 +33,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		httpPort = fs.Int("http.port", -1, "JSON-RPC listen port (default 8545)")
 		logLevel = fs.String("log.level", "", "log level: debug, info, warn, error")
 		clear    = fs.Bool("clear-halt", false, "remove the halt record of a stopped, halted node (docs/cluster.md) and exit")
-		fresh    = fs.Bool("raft-fresh", false, "start as a fresh Raft member although the raft/ directory is empty and the state applied Raft entries (docs/cluster.md)")
+		fresh    = fs.Bool("raft-fresh", false, "start as a fresh Raft member (no bootstrap; the leader sends the log) although raft/ is empty: after a lost raft/ or a lost data directory with only nodekey restored, which a start otherwise refuses (docs/cluster.md)")
 		showVer  = fs.Bool("version", false, "print the version and commit of this build and exit")
 	)
 	fs.Usage = func() {

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/p2p"
 )
 
@@ -63,6 +64,9 @@ type network struct {
 	// heights is each node's applied height, for the leader's membership
 	// reconciler (simMembers.Height).
 	heights []atomic.Uint64
+	// engines is each node's running consensus engine, for the member
+	// question of a node about to bootstrap (datadir.go).
+	engines []atomic.Pointer[consensus.Engine]
 	closed  bool
 	// answered holds every batch of the admission path a node instance
 	// answered, dups how many it answered again (forward.go).
@@ -71,7 +75,8 @@ type network struct {
 }
 
 func newNetwork(n int) *network {
-	net := &network{eps: make([]*endpoint, n), cut: make([][]bool, n), heights: make([]atomic.Uint64, n)}
+	net := &network{eps: make([]*endpoint, n), cut: make([][]bool, n), heights: make([]atomic.Uint64, n),
+		engines: make([]atomic.Pointer[consensus.Engine], n)}
 	for i := range net.cut {
 		net.cut[i] = make([]bool, n)
 	}

@@ -224,6 +224,8 @@ func (sn *simNode) start(net *network) (err error) {
 		Transport: sn.ep,
 		Bootstrap: sn.bootstrap,
 		FreshRaft: sn.freshRaft,
+		AskPeers:  sn.askPeers(net),
+		Address:   sn.ids.Address,
 		Key:       sn.key,
 		Builder: consensus.BuilderConfig{
 			MaxBlockTxs:   bc.MaxBlockTxs,
@@ -266,6 +268,7 @@ func (sn *simNode) start(net *network) (err error) {
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
 	sn.freshRaft, sn.lostAt = false, time.Time{}
+	net.engines[sn.id].Store(sn.engine)
 	engine, votes, jitter := sn.engine, sn.votes, relayJitter(sn.seed, sn.id, sn.epoch)
 	go func() {
 		time.Sleep(jitter)

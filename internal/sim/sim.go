@@ -77,6 +77,9 @@ type Result struct {
 	// RaftLostRefused counts the starts refused on a lost Raft directory,
 	// and FreshStarts the starts as a fresh member that followed.
 	RaftLostRefused, FreshStarts int
+	// DataDirLostRefused counts the starts refused on a lost data
+	// directory (among them the fresh starts follow too).
+	DataDirLostRefused int
 	// DiskRefusals counts the starts that failed with the error of the
 	// node's failing disk (a failed read).
 	DiskRefusals int
@@ -156,6 +159,11 @@ const (
 	// FaultSlowManifest: a node's MANIFEST syncs take seconds for a while
 	// (fs.go).
 	FaultSlowManifest Fault = "slow-manifest-sync"
+	// FaultDataDirLost: a validator's whole data directory is lost and
+	// only its nodekey restored: its start is refused (its peers know it
+	// ran), and it comes back as a fresh member once that is safe
+	// (datadir.go).
+	FaultDataDirLost Fault = "datadir-lost"
 )
 
 // DefaultFaults are the fault weights of a run that sets none, relative
@@ -164,6 +172,7 @@ var DefaultFaults = map[Fault]int{
 	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1,
 	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
 	FaultRaftDirLost: 1, FaultTableDiskError: 1, FaultReadError: 1, FaultOptionsDiskError: 1,
+	FaultDataDirLost: 1,
 }
 
 // Scheduler probabilities, per step.
@@ -626,6 +635,8 @@ func (s *Sim) fault() error {
 		return s.metaDiskError()
 	case FaultRaftDirLost:
 		return s.raftDirLost()
+	case FaultDataDirLost:
+		return s.dataDirLost()
 	case FaultTableDiskError:
 		s.tableDiskError()
 	case FaultReadError:
@@ -776,8 +787,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed, %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d fresh starts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.FreshStarts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed, %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir, %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -183,6 +183,7 @@ var faultSeeds = []struct {
 	{FaultRaftDiskError, 121, map[Fault]int{FaultRaftDiskError: 1, FaultRestart: 1}},
 	{FaultMetaDiskError, 122, map[Fault]int{FaultMetaDiskError: 1, FaultRestart: 1}},
 	{FaultRaftDirLost, 123, map[Fault]int{FaultRaftDirLost: 1, FaultRestart: 1}},
+	{FaultDataDirLost, 123, map[Fault]int{FaultDataDirLost: 1, FaultRestart: 1}},
 	// Whether the failing flush is retried 8 times in a row before the
 	// node stops or is restarted depends on the path: two seeds (each
 	// halted a node in 4 of 4 runs on an idle machine), one must.
@@ -312,6 +313,10 @@ func faultKinds(t *testing.T, seen map[Fault]int) {
 			// the chain goes on while a sync is held back, no node halts.
 			if res.ManifestSyncs == 0 || res.ManifestBlocks == 0 || res.DiskHalts != 0 {
 				problem = fmt.Sprintf("seed %d: %s injected but no MANIFEST sync was held back, no block was made meanwhile, or a node halted: %s", fs.seed, fs.fault, res)
+			}
+		case FaultDataDirLost:
+			if res.DataDirLostRefused == 0 || res.FreshStarts == 0 {
+				problem = fmt.Sprintf("seed %d: %s injected but no start was refused on it and followed by a fresh start: %s", fs.seed, fs.fault, res)
 			}
 		case FaultSlowDisk:
 			if res.SlowSyncs == 0 || res.SlowTableSyncs == 0 {
