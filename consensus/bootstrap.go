@@ -152,6 +152,9 @@ func checkBootstrap(cfg Config) (BootstrapVerdict, error) {
 type knownMembers struct {
 	mu    sync.Mutex
 	known map[common.Address]bool
+	// ids are the server ids already recorded: answered runs on every
+	// heartbeat and replication, and maps an id only the first time.
+	ids   map[raft.ServerID]bool
 	store *RaftStore
 	// address maps a server id to its validator address (Config.Address).
 	address func(raft.ServerID) (common.Address, error)
@@ -164,6 +167,13 @@ func knownKey(a common.Address) []byte { return append([]byte("tally-member/"), 
 // answered records that server id's Raft answered an RPC.
 func (k *knownMembers) answered(id raft.ServerID) {
 	if k.address == nil {
+		return
+	}
+	k.mu.Lock()
+	done := k.ids[id]
+	k.ids[id] = true
+	k.mu.Unlock()
+	if done {
 		return
 	}
 	if a, err := k.address(id); err == nil {

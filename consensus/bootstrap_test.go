@@ -174,7 +174,7 @@ func TestKnowsMemberRecordsAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	k := &knownMembers{known: map[common.Address]bool{}, store: s}
+	k := &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: s}
 	for i := range c.engines {
 		if i != l && !k.knows(c.keys[i].Address()) {
 			t.Errorf("voter %d's record did not survive the leader's restart", i)

@@ -43,6 +43,17 @@
 // failed read never reaches hashicorp/raft where raft would panic on it
 // (RaftStore.readFailed ends that reader, after the halt).
 //
+// Raft state that a node forgot is never silently started again (a
+// forgotten vote could elect two leaders in a term): Start refuses a
+// state that applied Raft entries over an empty Raft directory
+// (ErrRaftStateLost), and before it bootstraps a genesis validator's state
+// at genesis it asks the peers (Config.AskPeers, DecideBootstrap, the
+// node's p2p member protocol) whether they saw this node's Raft running,
+// which every node records of the validators whose Raft answered it or
+// whose blocks it applied (bootstrap.go); a data directory lost with its
+// nodekey restored is refused (ErrDataDirLost). FreshRaft starts such a
+// node as a fresh member once its operator says so (tallyd --raft-fresh).
+//
 // No goroutine waits on a hashicorp/raft future beyond the engine's
 // lifetime (future.go): raft v1.8.0 leaves unanswered the futures of
 // entries committed but not yet applied, and of requests queued but not

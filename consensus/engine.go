@@ -153,7 +153,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		return nil, err
 	}
 	e.store = logStore
-	e.known = &knownMembers{known: map[common.Address]bool{}, store: logStore, address: cfg.Address, log: cfg.Logger}
+	e.known = &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: logStore, address: cfg.Address, log: cfg.Logger}
 	snaps := cfg.Snapshots
 	if snaps == nil {
 		retain := cfg.SnapshotRetain

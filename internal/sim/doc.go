@@ -16,7 +16,8 @@
 // refused as a real node refuses it, attack.go) or a fault (crash with unsynced writes lost, restart,
 // partition, heal, leadership transfer, a state database or Raft log
 // disk failing its write-ahead log, metadata, OPTIONS or sstable writes,
-// sstable reads failing, a lost Raft directory, a slow disk (fs.go),
+// sstable reads failing, a lost Raft directory, a slow disk (fs.go), a
+// whole data directory lost with the node's key kept (datadir.go),
 // governance adding or removing a validator, which the leader's
 // node.Membership, the node's own reconciler, follows in Raft).
 // Nodes take Raft snapshots with the node's checkpoint store and a node
