@@ -51,13 +51,8 @@ func (sn *simNode) askPeers(net *network) func(context.Context) []consensus.Peer
 // is injected only while the node reaches another genesis validator, and,
 // as for raft-dir-lost, while the others can elect a leader without it.
 func (s *Sim) dataDirLost() error {
-	up := s.upNodes()
-	for _, sn := range s.nodes {
-		if !sn.lostAt.IsZero() {
-			return nil
-		}
-	}
-	if len(up)-1 <= len(s.nodes)/2 {
+	up, ok := s.mayLoseOne()
+	if !ok {
 		return nil
 	}
 	var cands []*simNode

@@ -507,16 +507,8 @@ const freshWait = 10 * time.Second
 // sends it the log and the invariants check that it applies the same
 // chain.
 func (s *Sim) raftDirLost() error {
-	// One node at a time, and only while the others can elect a leader
-	// without it: a cluster that lost most of its Raft state has lost
-	// its votes and log, which no operator can start again safely.
-	up := s.upNodes()
-	for _, sn := range s.nodes {
-		if !sn.lostAt.IsZero() {
-			return nil
-		}
-	}
-	if len(up)-1 <= len(s.nodes)/2 {
+	up, ok := s.mayLoseOne()
+	if !ok {
 		return nil
 	}
 	var cands []*simNode
@@ -552,6 +544,21 @@ func (s *Sim) raftDirLost() error {
 	s.record("n%d refused to start: %v", sn.id, err)
 	sn.lostAt = time.Now()
 	return nil
+}
+
+// mayLoseOne returns the up nodes when one of them may lose its Raft
+// or data directory now: one node at a time, and only while the others
+// can elect a leader without it (a cluster that lost most of its Raft
+// state has lost its votes and log, which no operator can start again
+// safely).
+func (s *Sim) mayLoseOne() ([]int, bool) {
+	for _, sn := range s.nodes {
+		if !sn.lostAt.IsZero() {
+			return nil, false
+		}
+	}
+	up := s.upNodes()
+	return up, len(up)-1 > len(s.nodes)/2
 }
 
 // freshSafe reports whether the operator of a node whose Raft directory
