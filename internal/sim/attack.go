@@ -490,9 +490,20 @@ func (at *attacker) conflict() {
 	}
 	a := cands[at.rng.IntN(len(cands))]
 	n := a.pending[0].Nonce()
-	tx, err := wallet.SignTransfer(a.key, s.g.ChainIDBig(), n, at.account().addr, big.NewInt(1+at.rng.Int64N(1000)), false)
+	to, amount := at.account().addr, big.NewInt(1+at.rng.Int64N(1000))
+	tx, err := wallet.SignTransfer(a.key, s.g.ChainIDBig(), n, to, amount, false)
 	if err != nil {
 		panic(err)
+	}
+	if tx.Hash() == a.pending[0].Hash() {
+		// The same recipient and amount as the pending transfer: signing is
+		// deterministic, so this is the pending transaction itself, a
+		// re-send ("already known") and no conflict (seed 369). Send one
+		// more unit, without a draw, so that other seeds keep their path.
+		tx, err = wallet.SignTransfer(a.key, s.g.ChainIDBig(), n, to, amount.Add(amount, big.NewInt(1)), false)
+		if err != nil {
+			panic(err)
+		}
 	}
 	node := others[at.rng.IntN(len(others))]
 	s.count(FaultConflict)
