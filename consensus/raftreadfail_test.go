@@ -44,15 +44,11 @@ func bigLog(i uint64) *raft.Log {
 	return l
 }
 
-// TestRaftStoreReadFailure: a read of the Raft log the disk fails is the
-// store's failure, as a failed write is: the error names the disk's
-// (ErrDiskFailed wrapping EIO), the failure hook hears of it once, and
-// every later write is refused (raft's current term dropped, as after a
-// failed write), so the node writes nothing more. On the repaired disk
-// the log is intact.
-func TestRaftStoreReadFailure(t *testing.T) {
-	const dir = "/raft/log"
-	disk := newReadFailingDisk(dir)
+// writeFlushedLog writes entries 1..20 and current term term to the
+// Raft store in dir on disk, flushed into sstables and closed, so that a
+// store opened again reads them from the (failing) disk.
+func writeFlushedLog(t *testing.T, disk *readFailingDisk, dir string, term uint64) {
+	t.Helper()
 	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +58,7 @@ func TestRaftStoreReadFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.SetUint64([]byte("CurrentTerm"), 4); err != nil {
+	if err := s.SetUint64([]byte("CurrentTerm"), term); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.db.Flush(); err != nil {
@@ -71,11 +67,23 @@ func TestRaftStoreReadFailure(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRaftStoreReadFailure: a read of the Raft log the disk fails is the
+// store's failure, as a failed write is: the error names the disk's
+// (ErrDiskFailed wrapping EIO), the failure hook hears of it once, and
+// every later write is refused (raft's current term dropped, as after a
+// failed write), so the node writes nothing more. On the repaired disk
+// the log is intact.
+func TestRaftStoreReadFailure(t *testing.T) {
+	const dir = "/raft/log"
+	disk := newReadFailingDisk(dir)
+	writeFlushedLog(t, disk, dir, 4)
 
 	// Opened again: the block cache is cold, the entries are in sstables.
 	var failures atomic.Int32
 	var failedWith atomic.Pointer[error]
-	s, err = OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: func(err error) {
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: func(err error) {
 		failures.Add(1)
 		failedWith.Store(&err)
 	}})
@@ -297,26 +305,9 @@ func TestRaftLogReadFailureHaltsNode(t *testing.T) {
 func TestNewRaftReadFailure(t *testing.T) {
 	const dir = "/raft/log"
 	disk := newReadFailingDisk(dir)
-	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := uint64(1); i <= 20; i++ {
-		if err := s.StoreLog(bigLog(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.SetUint64([]byte("CurrentTerm"), 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeFlushedLog(t, disk, dir, 3)
 	var failures atomic.Int32
-	s, err = OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: func(error) { failures.Add(1) }})
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: func(error) { failures.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}

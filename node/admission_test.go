@@ -23,7 +23,6 @@ import (
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/p2p"
 	"github.com/tally-ledger/tally/rpc"
-	"github.com/tally-ledger/tally/state"
 	"github.com/tally-ledger/tally/store"
 )
 
@@ -449,22 +448,8 @@ func TestForwardFromNonVoterIsReplicated(t *testing.T) {
 // FSM does a committed block.
 func applyTxs(t *testing.T, a *Admission, txs ...*types.Transaction) {
 	t.Helper()
-	froms, errs := a.cfg.Senders.Senders(txs)
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	val, err := genesis.DevKey(genesis.DevValidatorIndex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tip := a.cfg.DB.Tip()
-	built, err := state.Build(a.cfg.DB, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1000, val, genesis.DevChainID)
-	if err != nil || len(built.Dropped) != 0 {
-		t.Fatalf("build: %v, dropped %+v", err, built)
-	}
-	if _, err := a.cfg.DB.ApplyBlock(built.Block, tip.Head.Number+1, a.cfg.Senders); err != nil {
+	blk := blockOf(t, a, txs...)
+	if _, err := a.cfg.DB.ApplyBlock(blk, blk.Number(), a.cfg.Senders); err != nil {
 		t.Fatal(err)
 	}
 }
