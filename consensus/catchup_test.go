@@ -9,33 +9,85 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/store"
 )
 
-// installOnly gives store the snapshot of leader's state at raft index
-// index the way raft installs one from the leader (a tar stream into a
-// sink, closed), without the FSM.Restore that follows: what a crash (or a
-// failing disk) between the two leaves behind. It returns the snapshot ID.
-func installOnly(t *testing.T, leader *fsmEnv, store *CheckpointStore, index uint64) string {
+// leaderChain is a leader's FSM that keeps the blocks it applies, to
+// hand them to a follower.
+type leaderChain struct {
+	*fsmEnv
+	val    *crypto.PrivateKey
+	blocks [][]byte
+}
+
+func newLeaderChain(t *testing.T) *leaderChain {
+	t.Helper()
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	return &leaderChain{fsmEnv: newFSMEnv(t), val: val}
+}
+
+// applyNew builds n blocks of two transfers, one on the other, on the
+// leader's head, applies them and keeps them.
+func (l *leaderChain) applyNew(n int) {
+	for i := 0; i < n; i++ {
+		b := l.block(l.val, 2)
+		l.blocks = append(l.blocks, b)
+		l.apply(b)
+	}
+}
+
+// openFSM opens the state database at dir with opts, puts the dev
+// genesis in it and returns it with an FSM on it: a follower's state,
+// on the file system of opts (the caller closes the database).
+func openFSM(t *testing.T, dir string, opts store.Options) (*store.DB, *FSM) {
+	t.Helper()
+	db, err := store.Open(dir, opts)
+	must(t, err)
+	must(t, db.InitGenesis(genesis.Dev()))
+	return db, NewFSM(db, chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 64), testLogger(t), nil, nil)
+}
+
+// persistAt persists snap as the leader's Raft snapshot at raft index
+// index (term 1), in a checkpoint store of its own, and returns the store
+// and the snapshot's ID: the leader's side of an install.
+func persistAt(t *testing.T, snap raft.FSMSnapshot, index uint64) (*CheckpointStore, string) {
 	t.Helper()
 	src, err := NewCheckpointStore(t.TempDir(), 1, testLogger(t))
-	must(t, err)
-	snap, err := leader.fsm.Snapshot()
 	must(t, err)
 	sink, err := src.Create(1, index, 1, raft.Configuration{}, 1, nil)
 	must(t, err)
 	must(t, snap.Persist(sink))
-	meta, rc, err := src.Open(sink.ID())
+	return src, sink.ID()
+}
+
+// streamInto gives store the snapshot id of src the way raft installs
+// one from the leader (a tar stream into a sink, closed), without the
+// FSM.Restore that follows: what a crash (or a failing disk) between the
+// two leaves behind. It returns the snapshot's ID in store.
+func streamInto(t *testing.T, src *CheckpointStore, id string, store *CheckpointStore) string {
+	t.Helper()
+	meta, rc, err := src.Open(id)
 	must(t, err)
-	defer rc.Close()
-	in, err := store.Create(1, index, meta.Term, raft.Configuration{}, 1, nil)
+	in, err := store.Create(1, meta.Index, meta.Term, raft.Configuration{}, 1, nil)
 	must(t, err)
-	if _, err := io.Copy(in, rc); err != nil {
-		t.Fatal(err)
-	}
+	_, err = io.Copy(in, rc)
+	must(t, err)
+	must(t, rc.Close())
 	must(t, in.Close())
 	return in.ID()
+}
+
+// installOnly gives store the snapshot of leader's state at raft index
+// index as raft installs one from the leader, without the FSM.Restore
+// (streamInto). It returns the snapshot ID.
+func installOnly(t *testing.T, leader *fsmEnv, store *CheckpointStore, index uint64) string {
+	t.Helper()
+	snap, err := leader.fsm.Snapshot()
+	must(t, err)
+	src, id := persistAt(t, snap, index)
+	return streamInto(t, src, id, store)
 }
 
 // TestCatchUpSnapshotInstallCutShort: a snapshot installed into the store
@@ -54,11 +106,8 @@ func TestCatchUpSnapshotInstallCutShort(t *testing.T) {
 
 	// The follower lives on an in-memory file system, as in the simulator.
 	fs := vfs.NewMem()
-	db, err := store.Open("/state", store.Options{FS: fs, NoSync: true})
-	must(t, err)
+	db, fsm := openFSM(t, "/state", store.Options{FS: fs, NoSync: true})
 	defer db.Close()
-	must(t, db.InitGenesis(genesis.Dev()))
-	fsm := NewFSM(db, chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 64), testLogger(t), nil, nil)
 	snaps, err := NewCheckpointStoreFS(fs, "/raft/snapshots", 2, testLogger(t))
 	must(t, err)
 
@@ -102,34 +151,21 @@ func TestCatchUpSnapshotInstallCutShort(t *testing.T) {
 // applied again (the cluster simulator's seed 157: a node went from height
 // 20 to 16).
 func TestRestoreKeepsStateAheadOfSnapshot(t *testing.T) {
-	leader := newFSMEnv(t)
-	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
-	var blocks [][]byte
-	apply := func(n int) {
-		for i := 0; i < n; i++ {
-			b := leader.block(val, 2)
-			blocks = append(blocks, b)
-			leader.apply(b)
-		}
-	}
-	apply(3)
-	snaps, err := NewCheckpointStore(t.TempDir(), 1, testLogger(t))
-	must(t, err)
+	leader := newLeaderChain(t)
+	leader.applyNew(3)
 	snap, err := leader.fsm.Snapshot()
 	must(t, err)
-	sink, err := snaps.Create(1, leader.index, 1, raft.Configuration{}, 1, nil)
-	must(t, err)
-	must(t, snap.Persist(sink)) // at height 3
-	apply(2)
+	snaps, id := persistAt(t, snap, leader.index) // at height 3
+	leader.applyNew(2)
 
 	follower := newFSMEnv(t) // at height 5
-	for _, b := range blocks {
+	for _, b := range leader.blocks {
 		follower.apply(b)
 	}
 	before, _ := follower.db.Head()
 	restored := false
 	follower.fsm.onRestored = func() { restored = true }
-	_, rc, err := snaps.Open(sink.ID())
+	_, rc, err := snaps.Open(id)
 	must(t, err)
 	must(t, follower.fsm.Restore(rc))
 	after, _ := follower.db.Head()
@@ -142,7 +178,7 @@ func TestRestoreKeepsStateAheadOfSnapshot(t *testing.T) {
 	// Raft now takes the FSM to be at the snapshot's index and hands it
 	// the entries after it again: each is a no-op, and the next one
 	// applies on the kept state.
-	for i, b := range blocks[3:] {
+	for i, b := range leader.blocks[3:] {
 		if res := follower.fsm.Apply(&raft.Log{Index: uint64(4 + i), Type: raft.LogCommand, Data: b}); res != nil {
 			t.Fatalf("raft index %d applied again after the restore: %v", 4+i, res)
 		}
@@ -150,8 +186,8 @@ func TestRestoreKeepsStateAheadOfSnapshot(t *testing.T) {
 	if h, _ := follower.db.Head(); h != before {
 		t.Fatalf("head %+v after the entries were handed again, want %+v", h, before)
 	}
-	apply(1)
-	res := follower.apply(blocks[5])
+	leader.applyNew(1)
+	res := follower.apply(leader.blocks[5])
 	if a, ok := res.(*store.Applied); !ok || a.Block.Number() != 6 {
 		t.Fatalf("the block after the kept state: %v, want block 6 applied", res)
 	}

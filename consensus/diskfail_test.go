@@ -11,29 +11,114 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/internal/diskfault"
 )
 
-// failingDisk is an in-memory file system whose write-ahead log writes
-// and syncs fail with EIO while fail is set: what a failing device under
-// the Raft log looks like to Pebble.
-type failingDisk struct {
-	mem  *vfs.MemFS
-	fail atomic.Bool
+// switchedDisk is an in-memory (crashable) file system whose operations
+// that fails picks fail as a failing device fails them, with EIO
+// (errorfs.ErrInjected), while fail is set: the failing disk under a Raft
+// log.
+type switchedDisk struct {
+	mem   *vfs.MemFS
+	fail  atomic.Bool
+	fails func(op errorfs.Op) bool
 }
 
-func newFailingDisk() *failingDisk { return &failingDisk{mem: vfs.NewCrashableMem()} }
+// newFailingDisk is a switchedDisk whose write-ahead log writes and syncs
+// fail: what a failing device under the Raft log looks like to Pebble.
+func newFailingDisk() *switchedDisk {
+	return &switchedDisk{mem: vfs.NewCrashableMem(), fails: walWrite}
+}
 
-func (d *failingDisk) fs() vfs.FS {
-	return errorfs.Wrap(d.mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !d.fail.Load() || !strings.HasSuffix(op.Path, ".log") {
-			return nil
+func (d *switchedDisk) fs() vfs.FS {
+	return diskfault.Inject(d.mem, func(op errorfs.Op) bool { return d.fail.Load() && d.fails(op) })
+}
+
+// walWrite reports whether op writes or syncs a write-ahead log (a file
+// named *.log) anywhere on the disk.
+func walWrite(op errorfs.Op) bool {
+	if !strings.HasSuffix(op.Path, ".log") {
+		return false
+	}
+	switch op.Kind {
+	case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		return true
+	}
+	return false
+}
+
+// diskFailures records what a store's failure hook (OnDiskFailure, hook)
+// hears: how many times it was called, and the last error.
+type diskFailures struct {
+	n    atomic.Int32
+	last atomic.Pointer[error]
+}
+
+func (f *diskFailures) hook(err error) {
+	f.n.Add(1)
+	f.last.Store(&err)
+}
+
+// newSwitchedDiskCluster is a test cluster of n nodes, each keeping its
+// Raft log on a switchedDisk of its own that disk makes from the node's
+// configuration, and its snapshots in memory; configure, if not nil,
+// then sees each node's configuration.
+func newSwitchedDiskCluster(t *testing.T, n int, disk func(cfg *Config) *switchedDisk, configure func(i int, cfg *Config)) (*testCluster, []*switchedDisk) {
+	t.Helper()
+	disks := make([]*switchedDisk, n)
+	c := newTestClusterWith(t, n, func(i int, cfg *Config) {
+		disks[i] = disk(cfg)
+		cfg.FS, cfg.Snapshots = disks[i].fs(), raft.NewInmemSnapshotStore()
+		if configure != nil {
+			configure(i, cfg)
 		}
-		switch op.Kind {
-		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
+	})
+	return c, disks
+}
+
+// reopenRepaired opens the Raft store in dir on disk again, the disk
+// repaired, for the rest of the test, and returns it with the first and
+// the last index of its log.
+func reopenRepaired(t *testing.T, disk *switchedDisk, dir string) (s *RaftStore, first, last uint64) {
+	t.Helper()
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("reopen on the repaired disk: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	first, _ = s.FirstIndex()
+	last, _ = s.LastIndex()
+	return s, first, last
+}
+
+// haltedNodeStaysOut checks node k of c, halted on its Raft log's disk:
+// it leaves Raft, the rest of the cluster goes on while k applies nothing
+// more, and k's Shutdown returns (failing the test with hangs, the way
+// the node's disk failed, if not). It returns the last index of k's Raft
+// log once k had left Raft.
+func (c *testCluster) haltedNodeStaysOut(t *testing.T, k int, hangs string) (lastIndex uint64) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the failed node to leave Raft", func() bool { return c.engines[k].State() == raft.Shutdown })
+	stopped, _ := c.dbs[k].Head()
+	lastIndex, _ = c.engines[k].store.LastIndex()
+	other := (k + 1) % len(c.engines)
+	waitFor(t, 20*time.Second, "the rest of the cluster to go on", func() bool {
+		h, _ := c.dbs[other].Head()
+		return h.Number >= stopped.Number+3
+	})
+	if h, _ := c.dbs[k].Head(); h.Number != stopped.Number {
+		t.Errorf("the failed node applied on: %d → %d", stopped.Number, h.Number)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.engines[k].Shutdown() }()
+	select {
+	case err := <-done:
+		t.Logf("shutdown of the failed node: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Shutdown hangs on a node whose Raft log %s", hangs)
+	}
+	return lastIndex
 }
 
 // noPanic runs f and turns a panic into a test failure naming what.
@@ -60,12 +145,8 @@ func noPanic(t *testing.T, what string, f func() error) (err error) {
 // write to meet the failing disk).
 func TestRaftStoreDiskFailure(t *testing.T) {
 	disk := newFailingDisk()
-	var failures atomic.Int32
-	var failedWith atomic.Pointer[error]
-	s, err := OpenRaftStore("/raft/log", RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: func(err error) {
-		failures.Add(1)
-		failedWith.Store(&err)
-	}})
+	var failures diskFailures
+	s, err := OpenRaftStore("/raft/log", RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: failures.hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,10 +187,10 @@ func TestRaftStoreDiskFailure(t *testing.T) {
 	if err := noPanic(t, "StoreLog after the disk recovered", func() error { return s.StoreLog(testLog(4)) }); !errors.Is(err, ErrDiskFailed) {
 		t.Errorf("StoreLog on a store whose disk failed: %v, want ErrDiskFailed", err)
 	}
-	if n := failures.Load(); n != 1 {
+	if n := failures.n.Load(); n != 1 {
 		t.Errorf("failure hook called %d times, want once", n)
 	}
-	if p := failedWith.Load(); p == nil || !errors.Is(*p, ErrDiskFailed) {
+	if p := failures.last.Load(); p == nil || !errors.Is(*p, ErrDiskFailed) {
 		t.Errorf("failure hook got %v", p)
 	}
 	// Reads still answer from what the store holds.
@@ -129,13 +210,7 @@ func TestRaftStoreDiskFailure(t *testing.T) {
 		t.Fatal("Close hangs after a disk failure")
 	}
 
-	s2, err := OpenRaftStore("/raft/log", RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatalf("reopen on the repaired disk: %v", err)
-	}
-	defer s2.Close()
-	first, _ := s2.FirstIndex()
-	last, _ := s2.LastIndex()
+	s2, first, last := reopenRepaired(t, disk, "/raft/log")
 	if first != 1 || last != 3 {
 		t.Errorf("reopened log holds %d-%d, want the synced 1-3", first, last)
 	}
@@ -156,11 +231,7 @@ func TestRaftStoreDiskFailure(t *testing.T) {
 func TestRaftLogDiskFailureHaltsNode(t *testing.T) {
 	for _, role := range []string{"leader", "follower"} {
 		t.Run(role, func(t *testing.T) {
-			disks := make([]*failingDisk, 3)
-			c := newTestClusterWith(t, 3, func(i int, cfg *Config) {
-				disks[i] = newFailingDisk()
-				cfg.FS, cfg.Snapshots, cfg.NoSync = disks[i].fs(), raft.NewInmemSnapshotStore(), false
-			})
+			c, disks := newSwitchedDiskCluster(t, 3, func(*Config) *switchedDisk { return newFailingDisk() }, func(_ int, cfg *Config) { cfg.NoSync = false })
 			l := c.leader()
 			c.waitHeight(2)
 			k := l
@@ -176,24 +247,7 @@ func TestRaftLogDiskFailureHaltsNode(t *testing.T) {
 			if err != nil || rec == nil || !strings.Contains(rec.Reason, "raft log") {
 				t.Errorf("halt record %+v, %v", rec, err)
 			}
-			waitFor(t, 10*time.Second, "the failed node to leave Raft", func() bool { return c.engines[k].State() == raft.Shutdown })
-			stopped, _ := c.dbs[k].Head()
-			other := (k + 1) % 3
-			waitFor(t, 20*time.Second, "the rest of the cluster to go on", func() bool {
-				h, _ := c.dbs[other].Head()
-				return h.Number >= stopped.Number+3
-			})
-			if h, _ := c.dbs[k].Head(); h.Number != stopped.Number {
-				t.Errorf("the failed node applied on: %d → %d", stopped.Number, h.Number)
-			}
-			done := make(chan error, 1)
-			go func() { done <- c.engines[k].Shutdown() }()
-			select {
-			case err := <-done:
-				t.Logf("shutdown of the failed node: %v", err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("Shutdown hangs on a node whose Raft log failed")
-			}
+			c.haltedNodeStaysOut(t, k, "failed")
 		})
 	}
 }

@@ -2,8 +2,6 @@ package consensus
 
 import (
 	"errors"
-	"math/big"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -11,8 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/hashicorp/raft"
 
-	"github.com/tally-ledger/tally/chain"
-	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/diskfault"
 	"github.com/tally-ledger/tally/store"
 )
 
@@ -25,36 +22,38 @@ import (
 func TestPersistOnFailingDiskHalts(t *testing.T) {
 	mem := vfs.NewMem()
 	var failing atomic.Bool
-	disk := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !failing.Load() || !strings.HasSuffix(op.Path, ".log") {
-			return nil
-		}
-		switch op.Kind {
-		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
-	db, err := store.Open("/state", store.Options{FS: disk, NoSync: true})
-	must(t, err)
+	disk := diskfault.Inject(mem, func(op errorfs.Op) bool { return failing.Load() && walWrite(op) })
+	db, fsm := openFSM(t, "/state", store.Options{FS: disk, NoSync: true})
 	defer func() {
 		defer func() { recover() }() // a poisoned Pebble may panic closing
 		db.Close()
 	}()
-	must(t, db.InitGenesis(genesis.Dev()))
-	fsm := NewFSM(db, chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 64), testLogger(t), nil, nil)
 	snaps, err := NewCheckpointStoreFS(mem, "/raft/snapshots", 2, testLogger(t))
 	must(t, err)
 
+	err = persistFailing(t, fsm, snaps, &failing) // must not panic
+	if !errors.Is(err, ErrHalted) || fsm.Halted() == nil {
+		t.Fatalf("Persist on a failing disk: %v, halted %v; want a halt", err, fsm.Halted())
+	}
+	noSnapshotKept(t, snaps)
+}
+
+// persistFailing takes fsm's snapshot at raft index 1 into snaps as raft
+// does (FSM.Snapshot, then Persist into a new sink), the disk set failing
+// between the two, and returns what Persist returned.
+func persistFailing(t *testing.T, fsm *FSM, snaps *CheckpointStore, failing *atomic.Bool) error {
+	t.Helper()
 	snap, err := fsm.Snapshot()
 	must(t, err)
 	sink, err := snaps.Create(1, 1, 1, raft.Configuration{}, 1, nil)
 	must(t, err)
 	failing.Store(true)
-	err = snap.Persist(sink) // must not panic
-	if !errors.Is(err, ErrHalted) || fsm.Halted() == nil {
-		t.Fatalf("Persist on a failing disk: %v, halted %v; want a halt", err, fsm.Halted())
-	}
+	return snap.Persist(sink)
+}
+
+// noSnapshotKept fails the test unless snaps lists no snapshot.
+func noSnapshotKept(t *testing.T, snaps *CheckpointStore) {
+	t.Helper()
 	if metas, err := snaps.List(); err != nil || len(metas) != 0 {
 		t.Fatalf("snapshots kept: %v, %v", metas, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,23 +15,12 @@ import (
 	"github.com/tally-ledger/tally/internal/diskfault"
 )
 
-// readFailingDisk is an in-memory file system whose sstable reads
-// (diskfault.TableRead) of the database in dir fail with EIO while fail
-// is set: a read of the Raft log that misses the memtable and the block
-// cache fails, as on a failing device, and Pebble returns the error to
-// the reader.
-type readFailingDisk struct {
-	mem  *vfs.MemFS
-	dir  string
-	fail atomic.Bool
-}
-
-func newReadFailingDisk(dir string) *readFailingDisk {
-	return &readFailingDisk{mem: vfs.NewCrashableMem(), dir: dir}
-}
-
-func (d *readFailingDisk) fs() vfs.FS {
-	return diskfault.Inject(d.mem, func(op errorfs.Op) bool { return d.fail.Load() && diskfault.TableRead(d.dir, op) })
+// newReadFailingDisk is a switchedDisk whose sstable reads
+// (diskfault.TableRead) of the database in dir fail: a read of the Raft
+// log that misses the memtable and the block cache fails, as on a
+// failing device, and Pebble returns the error to the reader.
+func newReadFailingDisk(dir string) *switchedDisk {
+	return &switchedDisk{mem: vfs.NewCrashableMem(), fails: func(op errorfs.Op) bool { return diskfault.TableRead(dir, op) }}
 }
 
 // bigLog is testLog(i) with 8 KiB of data: each entry fills a data block
@@ -47,7 +35,7 @@ func bigLog(i uint64) *raft.Log {
 // writeFlushedLog writes entries 1..20 and current term term to the
 // Raft store in dir on disk, flushed into sstables and closed, so that a
 // store opened again reads them from the (failing) disk.
-func writeFlushedLog(t *testing.T, disk *readFailingDisk, dir string, term uint64) {
+func writeFlushedLog(t *testing.T, disk *switchedDisk, dir string, term uint64) {
 	t.Helper()
 	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
 	if err != nil {
@@ -81,12 +69,8 @@ func TestRaftStoreReadFailure(t *testing.T) {
 	writeFlushedLog(t, disk, dir, 4)
 
 	// Opened again: the block cache is cold, the entries are in sstables.
-	var failures atomic.Int32
-	var failedWith atomic.Pointer[error]
-	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: func(err error) {
-		failures.Add(1)
-		failedWith.Store(&err)
-	}})
+	var failures diskFailures
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: failures.hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,16 +80,16 @@ func TestRaftStoreReadFailure(t *testing.T) {
 	if !errors.Is(err, ErrDiskFailed) || !errors.Is(err, errorfs.ErrInjected) || errors.Is(err, raft.ErrLogNotFound) {
 		t.Fatalf("GetLog on a disk failing reads: %v, want ErrDiskFailed wrapping the disk's error", err)
 	}
-	if n := failures.Load(); n != 1 {
+	if n := failures.n.Load(); n != 1 {
 		t.Fatalf("failure hook called %d times, want once", n)
 	}
-	if p := failedWith.Load(); !errors.Is(*p, errorfs.ErrInjected) || !strings.Contains((*p).Error(), "get log 10") {
+	if p := failures.last.Load(); !errors.Is(*p, errorfs.ErrInjected) || !strings.Contains((*p).Error(), "get log 10") {
 		t.Errorf("failure hook got %v, want the failed read named", *p)
 	}
 	if err := s.GetLog(11, &l); !errors.Is(err, ErrDiskFailed) {
 		t.Errorf("GetLog(11): %v, want ErrDiskFailed", err)
 	}
-	if n := failures.Load(); n != 1 {
+	if n := failures.n.Load(); n != 1 {
 		t.Errorf("failure hook called %d times after a second failed read, want once", n)
 	}
 	if err := s.StoreLog(bigLog(21)); !errors.Is(err, ErrDiskFailed) {
@@ -126,13 +110,7 @@ func TestRaftStoreReadFailure(t *testing.T) {
 	}
 
 	disk.fail.Store(false)
-	s2, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatalf("reopen on the repaired disk: %v", err)
-	}
-	defer s2.Close()
-	first, _ := s2.FirstIndex()
-	last, _ := s2.LastIndex()
+	s2, first, last := reopenRepaired(t, disk, dir)
 	if first != 1 || last != 20 {
 		t.Fatalf("reopened log holds %d-%d, want 1-20", first, last)
 	}
@@ -165,13 +143,8 @@ func TestRaftLogReadFailureHaltsNode(t *testing.T) {
 	for _, role := range []string{"leader", "follower"} {
 		t.Run(role, func(t *testing.T) {
 			const n = 3
-			disks := make([]*readFailingDisk, n)
 			cfgs := make([]Config, n)
-			c := newTestClusterWith(t, n, func(i int, cfg *Config) {
-				disks[i] = newReadFailingDisk(cfg.Dir + "/log")
-				cfg.FS, cfg.Snapshots = disks[i].fs(), raft.NewInmemSnapshotStore()
-				cfgs[i] = *cfg
-			})
+			c, disks := newSwitchedDiskCluster(t, n, func(cfg *Config) *switchedDisk { return newReadFailingDisk(cfg.Dir + "/log") }, func(i int, cfg *Config) { cfgs[i] = *cfg })
 			trans := func(i int) *raft.InmemTransport { return cfgs[i].Transport.(*raft.InmemTransport) }
 			cut := func(f int) {
 				trans(f).DisconnectAll()
@@ -236,25 +209,8 @@ func TestRaftLogReadFailureHaltsNode(t *testing.T) {
 			if rerr != nil || rec == nil || !strings.Contains(rec.Reason, "read") {
 				t.Errorf("halt record %+v, %v, want the failed read", rec, rerr)
 			}
-			waitFor(t, 10*time.Second, "the failed node to leave Raft", func() bool { return c.engines[k].State() == raft.Shutdown })
-			stopped, _ := c.dbs[k].Head()
-			lastIndex, _ := c.engines[k].store.LastIndex()
+			lastIndex := c.haltedNodeStaysOut(t, k, "failed a read")
 			other := (k + 1) % n
-			waitFor(t, 20*time.Second, "the rest of the cluster to go on", func() bool {
-				h, _ := c.dbs[other].Head()
-				return h.Number >= stopped.Number+3
-			})
-			if h, _ := c.dbs[k].Head(); h.Number != stopped.Number {
-				t.Errorf("the failed node applied on: %d → %d", stopped.Number, h.Number)
-			}
-			done := make(chan error, 1)
-			go func() { done <- c.engines[k].Shutdown() }()
-			select {
-			case err := <-done:
-				t.Logf("shutdown of the failed node: %v", err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("Shutdown hangs on a node whose Raft log failed a read")
-			}
 
 			// The disk is repaired; the operator clears the halt and
 			// starts the node again.
@@ -306,8 +262,8 @@ func TestNewRaftReadFailure(t *testing.T) {
 	const dir = "/raft/log"
 	disk := newReadFailingDisk(dir)
 	writeFlushedLog(t, disk, dir, 3)
-	var failures atomic.Int32
-	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: func(error) { failures.Add(1) }})
+	var failures diskFailures
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: failures.hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +287,7 @@ func TestNewRaftReadFailure(t *testing.T) {
 	if !errors.Is(err, ErrDiskFailed) || !errors.Is(err, errorfs.ErrInjected) || !strings.Contains(err.Error(), "get log") {
 		t.Fatalf("NewRaft on a log failing reads: %v, want ErrDiskFailed naming the failed read of an entry", err)
 	}
-	if n := failures.Load(); n != 1 {
+	if n := failures.n.Load(); n != 1 {
 		t.Errorf("failure hook called %d times, want once", n)
 	}
 }

@@ -1,15 +1,11 @@
 package consensus
 
 import (
-	"io"
-	"math/big"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
-	"github.com/tally-ledger/tally/chain"
-	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/store"
 )
 
@@ -27,41 +23,24 @@ import (
 // committed entries again after the snapshot, which the FSM skips as
 // applied; the state then goes on exactly as the source's.
 func TestSnapshotCarriesEntriesPastItsIndex(t *testing.T) {
-	leader := newFSMEnv(t)
-	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
-	var blocks [][]byte
-	apply := func(n int) {
-		for i := 0; i < n; i++ {
-			b := leader.block(val, 2)
-			blocks = append(blocks, b)
-			leader.apply(b)
-		}
-	}
-	apply(3)
+	leader := newLeaderChain(t)
+	leader.applyNew(3)
 	snap, err := leader.fsm.Snapshot()
 	must(t, err)
 	label := leader.index // what raft names the snapshot after: 3
-	apply(1)              // raft's FSM goroutine applies index 4 while Persist waits
-	src, err := NewCheckpointStore(t.TempDir(), 1, testLogger(t))
-	must(t, err)
-	sink, err := src.Create(1, label, 1, raft.Configuration{}, 1, nil)
-	must(t, err)
-	must(t, snap.Persist(sink))
+	leader.applyNew(1)    // raft's FSM goroutine applies index 4 while Persist waits
+	src, id := persistAt(t, snap, label)
 	snap.Release()
 
 	// The follower, on a crashable in-memory disk with its writes synced
 	// as a node's are, applied indexes 1 and 2 from its own Raft log.
 	fs := vfs.NewCrashableMem()
-	db, err := store.Open("/data/state", store.Options{FS: fs})
-	must(t, err)
-	must(t, db.InitGenesis(genesis.Dev()))
-	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 64)
-	fsm := NewFSM(db, senders, testLogger(t), nil, nil)
+	db, fsm := openFSM(t, "/data/state", store.Options{FS: fs})
 	logs, err := OpenRaftStore("/data/raft/log", RaftStoreOptions{FS: fs, Logger: testLogger(t)})
 	must(t, err)
 	snaps, err := NewCheckpointStoreFS(fs, "/data/raft/snapshots", 2, testLogger(t))
 	must(t, err)
-	for i, b := range blocks[:2] {
+	for i, b := range leader.blocks[:2] {
 		l := &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: b}
 		must(t, logs.StoreLog(l))
 		if _, ok := fsm.Apply(l).(*store.Applied); !ok {
@@ -70,15 +49,7 @@ func TestSnapshotCarriesEntriesPastItsIndex(t *testing.T) {
 	}
 	// It installs the leader's snapshot as raft does: the stream into its
 	// store, closed, then FSM.Restore.
-	meta, rc, err := src.Open(sink.ID())
-	must(t, err)
-	in, err := snaps.Create(1, meta.Index, meta.Term, raft.Configuration{}, 1, nil)
-	must(t, err)
-	_, err = io.Copy(in, rc)
-	must(t, err)
-	must(t, rc.Close())
-	must(t, in.Close())
-	_, rc, err = snaps.Open(in.ID())
+	_, rc, err := snaps.Open(streamInto(t, src, id, snaps))
 	must(t, err)
 	must(t, fsm.Restore(rc))
 
@@ -112,15 +83,15 @@ func TestSnapshotCarriesEntriesPastItsIndex(t *testing.T) {
 	// Raft hands index 4 again (after the snapshot's index): applied
 	// already, nothing changes; index 5 then applies on it as on the
 	// leader, to the same block hash and state root.
-	fsm = NewFSM(db, senders, testLogger(t), nil, nil)
-	if res := fsm.Apply(&raft.Log{Index: label + 1, Term: 1, Type: raft.LogCommand, Data: blocks[3]}); res != nil {
+	fsm = NewFSM(db, fsm.senders, testLogger(t), nil, nil)
+	if res := fsm.Apply(&raft.Log{Index: label + 1, Term: 1, Type: raft.LogCommand, Data: leader.blocks[3]}); res != nil {
 		t.Fatalf("raft index %d, in the state from the snapshot, applied again: %v", label+1, res)
 	}
 	if h, _ := db.Head(); h != head {
 		t.Fatalf("head moved from %+v to %+v on an applied entry", head, h)
 	}
-	apply(1)
-	if _, ok := fsm.Apply(&raft.Log{Index: label + 2, Term: 1, Type: raft.LogCommand, Data: blocks[4]}).(*store.Applied); !ok {
+	leader.applyNew(1)
+	if _, ok := fsm.Apply(&raft.Log{Index: label + 2, Term: 1, Type: raft.LogCommand, Data: leader.blocks[4]}).(*store.Applied); !ok {
 		t.Fatalf("raft index %d not applied after the snapshot's state", label+2)
 	}
 	lh, _ := leader.db.Head()

@@ -3,7 +3,6 @@ package consensus
 import (
 	"bytes"
 	"errors"
-	"math/big"
 	"os"
 	"path"
 	"strings"
@@ -15,8 +14,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/hashicorp/raft"
 
-	"github.com/tally-ledger/tally/chain"
-	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/store"
 )
 
@@ -45,26 +42,16 @@ func TestSnapshotDirSyncFailureHalts(t *testing.T) {
 	mem := vfs.NewMem()
 	var failing atomic.Bool
 	disk := failingDirSyncs(mem, "/raft/snapshots", &failing)
-	db, err := store.Open("/state", store.Options{FS: disk, NoSync: true})
-	must(t, err)
+	db, fsm := openFSM(t, "/state", store.Options{FS: disk, NoSync: true})
 	defer db.Close()
-	must(t, db.InitGenesis(genesis.Dev()))
-	fsm := NewFSM(db, chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 64), testLogger(t), nil, nil)
 	snaps, err := NewCheckpointStoreFS(disk, "/raft/snapshots", 2, testLogger(t))
 	must(t, err)
 
-	snap, err := fsm.Snapshot()
-	must(t, err)
-	sink, err := snaps.Create(1, 1, 1, raft.Configuration{}, 1, nil)
-	must(t, err)
-	failing.Store(true)
-	err = snap.Persist(sink)
+	err = persistFailing(t, fsm, snaps, &failing)
 	if !errors.Is(err, ErrHalted) || fsm.Halted() == nil || !strings.Contains(fsm.Halted().Error(), syscall.EIO.Error()) {
 		t.Fatalf("Persist on a disk failing directory syncs: %v, halted %v; want a halt on EIO", err, fsm.Halted())
 	}
-	if metas, err := snaps.List(); err != nil || len(metas) != 0 {
-		t.Fatalf("snapshots kept: %v, %v", metas, err)
-	}
+	noSnapshotKept(t, snaps)
 }
 
 // TestSnapshotInstallDirSyncFailureReported: a snapshot installed from the
@@ -111,9 +98,7 @@ func TestSnapshotInstallDirSyncFailureReported(t *testing.T) {
 	if len(reported) != 1 || !errors.Is(reported[0], syscall.EIO) {
 		t.Fatalf("failures reported: %v, want the EIO once", reported)
 	}
-	if metas, err := snaps.List(); err != nil || len(metas) != 0 {
-		t.Fatalf("snapshots kept: %v, %v", metas, err)
-	}
+	noSnapshotKept(t, snaps)
 
 	// A stream that is no tar is the leader's problem, not the disk's.
 	failing.Store(false)
