@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -80,30 +79,15 @@ func slowDiskTakesSimulatedTime(t *testing.T) {
 // behind, and once its disk is well again it catches up.
 func slowFollowerFallsBehind(t *testing.T) {
 	t.Helper()
-	s, err := newSim(Config{Seed: 7, Steps: 1, Faults: map[Fault]int{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	step := func() {
-		synctest.Wait()
-		if err := s.inv.check(false); err != nil {
-			t.Fatal(err)
-		}
+	s := quietSim(t, 7)
+	defer closeSim(t, s)
+	step := checkedStep(t, s, func() {
 		if err := s.event(); err != nil {
 			t.Fatal(err)
 		}
 		s.step++
-	}
-	for deadline := time.Now().Add(10 * time.Second); s.leader() == nil || s.inv.height < 3; step() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no leader and 3 blocks after 10 s (height %d)", s.inv.height)
-		}
-	}
+	})
+	untilLeaderAt(t, s, 3, step)
 	l := s.leader()
 	var f, healthy *simNode // a follower with a slow disk, and one without
 	for _, sn := range s.nodes {

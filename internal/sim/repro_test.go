@@ -301,31 +301,16 @@ func TestMergeVotes(t *testing.T) {
 // It runs inside TestSim's bubble (Pebble, see TestSim).
 func callsEnterInOrder(t *testing.T) {
 	t.Helper()
-	s, err := newSim(Config{Seed: 3, Steps: 1, Faults: map[Fault]int{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	s := quietSim(t, 3)
+	defer closeSim(t, s)
 	// Messages and time only: no client operation and no fault.
-	step := func() {
-		synctest.Wait()
-		if err := s.inv.check(false); err != nil {
-			t.Fatal(err)
-		}
+	step := checkedStep(t, s, func() {
 		if !s.deliverOne(false) {
 			s.advance()
 		}
 		time.Sleep(stepTick)
-	}
-	for deadline := time.Now().Add(10 * time.Second); s.leader() == nil || s.inv.height < 2; step() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no leader and 2 blocks after 10 s (height %d)", s.inv.height)
-		}
-	}
+	})
+	untilLeaderAt(t, s, 2, step)
 	l := s.leader()
 	var want []common.Address
 	for _, a := range s.cl.accts[:4] {
