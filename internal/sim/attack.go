@@ -251,6 +251,25 @@ func (at *attacker) transfer(a *account, chainID *big.Int, legacy bool) *types.T
 	return tx
 }
 
+// conflicting signs a second transfer of a for the nonce of tx, to a
+// drawn recipient and amount. Signing is deterministic: had the draw
+// matched tx's recipient and amount, it would be tx itself, a re-send
+// ("already known") and no conflict (seeds 369 and 83); it then sends one
+// unit more, without a draw, so that other seeds keep their path. Both
+// the conflict attacker and a batch's twin send one.
+func (at *attacker) conflicting(a *account, tx *types.Transaction) *types.Transaction {
+	chainID := at.c.s.g.ChainIDBig()
+	to, amount := at.account().addr, big.NewInt(1+at.rng.Int64N(1000))
+	out, err := wallet.SignTransfer(a.key, chainID, tx.Nonce(), to, amount, false)
+	if err == nil && out.Hash() == tx.Hash() {
+		out, err = wallet.SignTransfer(a.key, chainID, tx.Nonce(), to, amount.Add(amount, big.NewInt(1)), false)
+	}
+	if err != nil {
+		panic(err) // the inputs are ours: a failure is a bug of the simulator
+	}
+	return out
+}
+
 // malformed sends bytes that are no transaction in its canonical
 // encoding, as a broken or hostile client does: a signed transaction cut
 // short (its RLP list announces more than follows), with a byte after it,
@@ -490,21 +509,7 @@ func (at *attacker) conflict() {
 	}
 	a := cands[at.rng.IntN(len(cands))]
 	n := a.pending[0].Nonce()
-	to, amount := at.account().addr, big.NewInt(1+at.rng.Int64N(1000))
-	tx, err := wallet.SignTransfer(a.key, s.g.ChainIDBig(), n, to, amount, false)
-	if err != nil {
-		panic(err)
-	}
-	if tx.Hash() == a.pending[0].Hash() {
-		// The same recipient and amount as the pending transfer: signing is
-		// deterministic, so this is the pending transaction itself, a
-		// re-send ("already known") and no conflict (seed 369). Send one
-		// more unit, without a draw, so that other seeds keep their path.
-		tx, err = wallet.SignTransfer(a.key, s.g.ChainIDBig(), n, to, amount.Add(amount, big.NewInt(1)), false)
-		if err != nil {
-			panic(err)
-		}
-	}
+	tx := at.conflicting(a, a.pending[0])
 	node := others[at.rng.IntN(len(others))]
 	s.count(FaultConflict)
 	raw, _ := tx.MarshalBinary()

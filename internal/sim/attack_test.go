@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/core/types"
@@ -80,6 +81,43 @@ func TestRefusalCheck(t *testing.T) {
 	} {
 		if err := want.check(tc.err); (err == nil) != tc.ok {
 			t.Errorf("%v: check says %v, want ok %v", tc.err, err, tc.ok)
+		}
+	}
+}
+
+// TestConflictingIsAnotherTransaction draws a conflicting transfer with
+// the very recipient and amount of the transfer it conflicts with (the
+// attackers' stream replayed from the same state): signing being
+// deterministic, that would be the transfer itself, which a node rightly
+// answers "already known" (seeds 369 and 83). conflicting must send
+// another transaction for the same nonce.
+func TestConflictingIsAnotherTransaction(t *testing.T) {
+	g, err := simGenesis(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sim{g: g, cfg: Config{Seed: 1}}
+	c, err := newClients(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 16 {
+		src := rand.NewPCG(uint64(i), 7)
+		c.atk.rng = rand.New(src)
+		a := c.accts[i%len(c.accts)]
+		at := *src
+		tx := c.atk.transfer(a, g.ChainIDBig(), false)
+		*src = at // the same draws again: the same recipient and amount
+		got := c.atk.conflicting(a, tx)
+		if got.Hash() == tx.Hash() {
+			t.Fatalf("draw %d: conflicting sent the transfer itself (%s)", i, tx.Hash())
+		}
+		if got.Nonce() != tx.Nonce() || *got.To() != *tx.To() {
+			t.Errorf("draw %d: conflicting sent nonce %d to %s, want nonce %d to %s", i, got.Nonce(), got.To(), tx.Nonce(), tx.To())
+		}
+		// A draw of another amount is sent as drawn.
+		if other := c.atk.conflicting(a, tx); other.Hash() == tx.Hash() || other.Nonce() != tx.Nonce() {
+			t.Errorf("draw %d: a second conflicting transfer %s (nonce %d)", i, other.Hash(), other.Nonce())
 		}
 	}
 }

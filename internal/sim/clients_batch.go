@@ -3,7 +3,6 @@ package sim
 import (
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strings"
 
@@ -114,10 +113,7 @@ func (c *clients) batch() {
 	if k := honest(); k >= 0 && at.rng.IntN(4) == 0 {
 		// A second transaction for one element's nonce, after it.
 		o := roles[k]
-		tx, err := wallet.SignTransfer(o.a.key, s.g.ChainIDBig(), o.tx.Nonce(), at.account().addr, big.NewInt(1+at.rng.Int64N(1000)), false)
-		if err != nil {
-			panic(err)
-		}
+		tx := at.conflicting(o.a, o.tx)
 		raw, _ := tx.MarshalBinary()
 		add(batchRole{kind: "twin", a: o.a, tx: tx, of: k}, raw, k+1+at.rng.IntN(len(roles)-k))
 		extra = append(extra, FaultBatchConflict)

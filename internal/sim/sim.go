@@ -172,7 +172,7 @@ var DefaultFaults = map[Fault]int{
 	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1,
 	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
 	FaultRaftDirLost: 1, FaultTableDiskError: 1, FaultReadError: 1, FaultOptionsDiskError: 1,
-	FaultDataDirLost: 1,
+	FaultDataDirLost: 1, FaultDirSyncError: 1, FaultSlowManifest: 1,
 }
 
 // Scheduler probabilities, per step.
