@@ -66,7 +66,7 @@ func TestRaftFollowerCommitIndex(t *testing.T) {
 			}
 			req := tc.req
 			req.RPCHeader = raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte("l")}
-			req.Term, req.Leader = 3, []byte("l")
+			req.Term = 3
 			var resp raft.AppendEntriesResponse
 			if err := send.AppendEntries("f", "f", &req, &resp); err != nil {
 				t.Fatal(err)
