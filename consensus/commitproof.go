@@ -1,6 +1,10 @@
 package consensus
 
-import "github.com/hashicorp/raft"
+import (
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
 
 // A follower of hashicorp/raft (v1.8.0) takes the commit index an
 // AppendEntries request carries up to its own last log index
@@ -19,12 +23,16 @@ import "github.com/hashicorp/raft"
 // request checked entry 48 and said commit 50, and the old leader applied
 // its own blocks 46 and 47).
 //
-// commitProofTransport closes it on the sending side, for every node runs
-// this code: an AppendEntries request never carries a commit index past
-// the last entry it proves the follower's log holds (its last entry, or
-// PrevLogEntry when it has none). The follower learns the rest with the
-// next request that carries or checks those entries; the leader's commit
-// timeout sends one while entries are pending.
+// commitProofTransport applies the paper's rule on both sides of the
+// wire (provenCommit): an AppendEntries request never carries a commit
+// index past the last entry it proves the follower's log holds (its last
+// entry, or PrevLogEntry when it has none). The sending side is enough
+// while every node runs this code; the receiving side lowers a request's
+// commit index before raft sees it, so that a follower is safe whatever
+// its leader sends (a node of a release without the sending side, during
+// a rolling upgrade). The follower learns the rest with the next request
+// that carries or checks those entries; the leader's commit timeout sends
+// one while its commit index is ahead (replication.go:169-171).
 //
 // It also tells answered (when not nil) of every server whose Raft
 // answered a request (knownMembers: a peer that lost its data directory
@@ -32,37 +40,121 @@ import "github.com/hashicorp/raft"
 type commitProofTransport struct {
 	raft.Transport
 	answered func(raft.ServerID)
+	// consumer is what raft reads its requests from: the wrapped
+	// transport's own when it takes receivedProven itself
+	// (RequestFilterer), otherwise a relay (relayProven) started at the
+	// first call, which stops at Close.
+	consumer     <-chan raft.RPC
+	consumerOnce sync.Once
+	filtered     bool
+	stop         chan struct{}
+	stopOnce     sync.Once
 }
 
-// withCommitProof wraps t so that its AppendEntries requests carry only a
-// proven commit index, keeping the optional interfaces raft looks for
-// (pre-vote, close) exactly as t has them.
+// RequestFilterer is a transport that can pass every request it hands raft
+// (its consumer channel and its heartbeat handler) through filter first:
+// withCommitProof gives it the receiving side's rule instead of relaying
+// its consumer channel through a goroutine of its own. The cluster
+// simulator's network is one, so that its schedules do not gain a
+// goroutine hop per message.
+type RequestFilterer interface {
+	FilterRequests(filter func(raft.RPC) raft.RPC)
+}
+
+// withCommitProof wraps t so that the AppendEntries requests it sends and
+// those it receives carry only a proven commit index, keeping pre-vote
+// exactly as t has it. The result can always be closed (raft closes its
+// transport at shutdown): that ends the relay, then closes t if t can be.
 func withCommitProof(t raft.Transport, answered func(raft.ServerID)) raft.Transport {
-	base := &commitProofTransport{Transport: t, answered: answered}
-	pv, prevote := t.(raft.WithPreVote)
-	if prevote {
-		pv = answeredPreVote{pv, base.answer}
+	base := &commitProofTransport{Transport: t, answered: answered, stop: make(chan struct{})}
+	if f, ok := t.(RequestFilterer); ok {
+		f.FilterRequests(receivedProven)
+		base.filtered = true
 	}
-	cl, closer := t.(raft.WithClose)
-	switch {
-	case prevote && closer:
+	if pv, prevote := t.(raft.WithPreVote); prevote {
 		return &struct {
 			*commitProofTransport
 			raft.WithPreVote
-			raft.WithClose
-		}{base, pv, cl}
-	case prevote:
-		return &struct {
-			*commitProofTransport
-			raft.WithPreVote
-		}{base, pv}
-	case closer:
-		return &struct {
-			*commitProofTransport
-			raft.WithClose
-		}{base, cl}
+		}{base, answeredPreVote{pv, base.answer}}
 	}
 	return base
+}
+
+// Consumer implements raft.Transport: the wrapped transport's requests,
+// each through receivedProven.
+func (t *commitProofTransport) Consumer() <-chan raft.RPC {
+	t.consumerOnce.Do(func() {
+		if t.filtered {
+			t.consumer = t.Transport.Consumer()
+			return
+		}
+		t.consumer = relayProven(t.Transport.Consumer(), t.stop)
+	})
+	return t.consumer
+}
+
+// SetHeartbeatHandler implements raft.Transport: a transport's fast path
+// for heartbeats (raft's carry no commit index, replication.go:390) goes
+// through receivedProven too.
+func (t *commitProofTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
+	if cb == nil || t.filtered {
+		t.Transport.SetHeartbeatHandler(cb)
+		return
+	}
+	t.Transport.SetHeartbeatHandler(func(rpc raft.RPC) { cb(receivedProven(rpc)) })
+}
+
+// Close implements raft.WithClose: it ends the relay, then closes the
+// wrapped transport if it can be closed.
+func (t *commitProofTransport) Close() error {
+	t.stopRelay()
+	if c, ok := t.Transport.(raft.WithClose); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// stopRelay ends t's relay (if t is withCommitProof's and has one)
+// without closing the transport it wraps: for a raft that never started
+// (NewRaft failed), whose caller still owns the transport.
+func stopRelay(t raft.Transport) {
+	if s, ok := t.(interface{ stopRelay() }); ok {
+		s.stopRelay()
+	}
+}
+
+func (t *commitProofTransport) stopRelay() { t.stopOnce.Do(func() { close(t.stop) }) }
+
+// relayProven hands raft every request of in through receivedProven,
+// until stop is closed. A request taken from in when stop closes is
+// dropped: raft is shutting down, and the transport's own shutdown (or
+// its timeout) answers its sender.
+func relayProven(in <-chan raft.RPC, stop <-chan struct{}) <-chan raft.RPC {
+	out := make(chan raft.RPC)
+	go func() {
+		for {
+			select {
+			case rpc := <-in:
+				select {
+				case out <- receivedProven(rpc):
+				case <-stop:
+					return
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// receivedProven is the receiving side of provenCommit: an AppendEntries
+// request raft is handed carries no commit index past what it proves.
+func receivedProven(rpc raft.RPC) raft.RPC {
+	if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
+		rpc.Command = provenCommit(req)
+	}
+	return rpc
 }
 
 // AppendEntries implements raft.Transport.
@@ -116,6 +208,7 @@ func (p commitProofPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp
 // lowered to the last index the request proves: its last entry, or the
 // entry it checks (PrevLogEntry). A heartbeat (no entry checked, no
 // commit index) passes as it is. raft reuses args for the next request,
+// and an in-memory transport hands the receiver the sender's own request,
 // so it is never changed in place.
 func provenCommit(args *raft.AppendEntriesRequest) *raft.AppendEntriesRequest {
 	proven := args.PrevLogEntry

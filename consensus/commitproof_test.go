@@ -43,7 +43,9 @@ func (f *logFSM) upTo(index uint64) ([]raft.Log, bool) {
 // index and applies its own term-2 entries as committed, then the
 // leader's at the same indexes never (they are below its commit index): a
 // fork, found by the cluster simulator at seed 123. Sent through
-// withCommitProof, the follower applies exactly the leader's entries.
+// withCommitProof, or sent bare to a follower whose own transport is
+// wrapped by it (a leader of a release without the sending side), the
+// follower applies exactly the leader's entries.
 func TestFollowerAppliesOnlyTheLeadersEntries(t *testing.T) {
 	entry := func(i, term uint64, who string) *raft.Log {
 		return &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: fmt.Appendf(nil, "%s %d", who, i)}
@@ -56,47 +58,66 @@ func TestFollowerAppliesOnlyTheLeadersEntries(t *testing.T) {
 		{"a request repeating entries the follower holds", raft.AppendEntriesRequest{PrevLogEntry: 2, PrevLogTerm: 1,
 			Entries: []*raft.Log{entry(3, 1, "both"), entry(4, 1, "both")}}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			fsm, follower, leaderTrans := startFollowerWithStaleTerm(t, entry)
-			send := withCommitProof(leaderTrans, nil)
-			header := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte("l")}
-			first := tc.first
-			first.RPCHeader, first.Term, first.LeaderCommitIndex = header, 3, 6
-			var resp raft.AppendEntriesResponse
-			if err := send.AppendEntries("f", "f", &first, &resp); err != nil || !resp.Success {
-				t.Fatalf("first request: success %v, err %v", resp.Success, err)
-			}
-			if first.LeaderCommitIndex != 6 {
-				t.Fatalf("the request raft passed was changed (commit %d): raft reuses it", first.LeaderCommitIndex)
-			}
-			second := raft.AppendEntriesRequest{RPCHeader: header, Term: 3, PrevLogEntry: 4, PrevLogTerm: 1,
-				Entries: []*raft.Log{entry(5, 3, "leader"), entry(6, 3, "leader")}, LeaderCommitIndex: 6}
-			if err := send.AppendEntries("f", "f", &second, &resp); err != nil || !resp.Success {
-				t.Fatalf("second request: success %v, err %v", resp.Success, err)
-			}
-			deadline := time.Now().Add(10 * time.Second)
-			applied, done := fsm.upTo(6)
-			for ; !done && time.Now().Before(deadline); applied, done = fsm.upTo(6) {
-				time.Sleep(time.Millisecond)
-			}
-			if !done {
-				t.Fatalf("the follower applied %d entries, not up to 6 (state %v)", len(applied), follower.State())
-			}
-			for _, l := range applied {
-				if l.Index >= 5 && (l.Term != 3 || string(l.Data) != fmt.Sprintf("leader %d", l.Index)) {
-					t.Fatalf("the follower applied %q (term %d) at index %d, an entry the leader never had", l.Data, l.Term, l.Index)
-				}
-			}
-		})
+	wrap := func(t raft.Transport) raft.Transport { return withCommitProof(t, nil) }
+	for _, side := range []string{"sent", "received"} {
+		for _, tc := range cases {
+			t.Run(side+"/"+tc.name, func(t *testing.T) {
+				leaderAppliedOnly(t, entry, tc.first, side == "received", wrap)
+			})
+		}
+	}
+}
+
+// leaderAppliedOnly sends first, then the leader's entries 5 and 6, to a
+// follower with a stale term (startFollowerWithStaleTerm), through
+// withCommitProof on the leader's side or (received) the follower's, and
+// fails unless the follower applies exactly the leader's entries.
+func leaderAppliedOnly(t *testing.T, entry func(i, term uint64, who string) *raft.Log, first raft.AppendEntriesRequest, received bool, wrap func(raft.Transport) raft.Transport) {
+	t.Helper()
+	var followerWrap func(raft.Transport) raft.Transport
+	if received {
+		followerWrap = wrap
+	}
+	fsm, follower, leaderTrans := startFollowerWithStaleTerm(t, entry, followerWrap)
+	var send raft.Transport = leaderTrans
+	if !received {
+		send = wrap(leaderTrans)
+	}
+	header := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte("l")}
+	first.RPCHeader, first.Term, first.LeaderCommitIndex = header, 3, 6
+	var resp raft.AppendEntriesResponse
+	if err := send.AppendEntries("f", "f", &first, &resp); err != nil || !resp.Success {
+		t.Fatalf("first request: success %v, err %v", resp.Success, err)
+	}
+	if first.LeaderCommitIndex != 6 {
+		t.Fatalf("the request raft passed was changed (commit %d): raft reuses it", first.LeaderCommitIndex)
+	}
+	second := raft.AppendEntriesRequest{RPCHeader: header, Term: 3, PrevLogEntry: 4, PrevLogTerm: 1,
+		Entries: []*raft.Log{entry(5, 3, "leader"), entry(6, 3, "leader")}, LeaderCommitIndex: 6}
+	if err := send.AppendEntries("f", "f", &second, &resp); err != nil || !resp.Success {
+		t.Fatalf("second request: success %v, err %v", resp.Success, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	applied, done := fsm.upTo(6)
+	for ; !done && time.Now().Before(deadline); applied, done = fsm.upTo(6) {
+		time.Sleep(time.Millisecond)
+	}
+	if !done {
+		t.Fatalf("the follower applied %d entries, not up to 6 (state %v)", len(applied), follower.State())
+	}
+	for _, l := range applied {
+		if l.Index >= 5 && (l.Term != 3 || string(l.Data) != fmt.Sprintf("leader %d", l.Index)) {
+			t.Fatalf("the follower applied %q (term %d) at index %d, an entry the leader never had", l.Data, l.Term, l.Index)
+		}
 	}
 }
 
 // startFollowerWithStaleTerm starts raft node "f" whose log holds a
 // configuration of voters l and f, entries 2..4 of term 1 and entries 5
 // and 6 of term 2 of its own; it returns its FSM, the node and a
-// transport of "l" connected to it.
-func startFollowerWithStaleTerm(t *testing.T, entry func(i, term uint64, who string) *raft.Log) (*logFSM, *raft.Raft, *raft.InmemTransport) {
+// transport of "l" connected to it. wrap (nil: none) wraps the follower's
+// own transport.
+func startFollowerWithStaleTerm(t *testing.T, entry func(i, term uint64, who string) *raft.Log, wrap func(raft.Transport) raft.Transport) (*logFSM, *raft.Raft, *raft.InmemTransport) {
 	t.Helper()
 	servers := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: "l", Address: "l"}, {Suffrage: raft.Voter, ID: "f", Address: "f"}}}
 	store := raft.NewInmemStore()
@@ -117,7 +138,11 @@ func startFollowerWithStaleTerm(t *testing.T, entry func(i, term uint64, who str
 	_, ltrans := raft.NewInmemTransportWithTimeout("l", 10*time.Second)
 	ltrans.Connect("f", ftrans)
 	fsm := &logFSM{}
-	r, err := raft.NewRaft(conf, fsm, store, store, raft.NewInmemSnapshotStore(), ftrans)
+	var trans raft.Transport = ftrans
+	if wrap != nil {
+		trans = wrap(ftrans)
+	}
+	r, err := raft.NewRaft(conf, fsm, store, store, raft.NewInmemSnapshotStore(), trans)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,23 +151,34 @@ func startFollowerWithStaleTerm(t *testing.T, entry func(i, term uint64, who str
 }
 
 // TestCommitProofKeepsTransportFeatures: raft asks the transport whether
-// it takes pre-votes and can be closed; the wrapper answers as the
-// wrapped transport does, and clamps pipelined requests too.
+// it takes pre-votes; the wrapper answers as the wrapped transport does.
+// It can always be closed (raft's shutdown closes it, which ends its
+// relay) and closes the wrapped transport when that can be closed. It
+// clamps pipelined requests, and received ones on the transport's
+// heartbeat fast path too.
 func TestCommitProofKeepsTransportFeatures(t *testing.T) {
 	_, inmem := raft.NewInmemTransport("a")
 	w := withCommitProof(inmem, nil)
 	if _, ok := w.(raft.WithPreVote); !ok {
 		t.Error("pre-vote lost")
 	}
-	if _, ok := w.(raft.WithClose); !ok {
-		t.Error("close lost")
-	}
 	bare := withCommitProof(bareTransport{inmem}, nil)
 	if _, ok := bare.(raft.WithPreVote); ok {
 		t.Error("pre-vote claimed by a transport without it")
 	}
-	if _, ok := bare.(raft.WithClose); ok {
-		t.Error("close claimed by a transport without it")
+	if err := bare.(raft.WithClose).Close(); err != nil {
+		t.Errorf("closing the wrapper of a transport without Close: %v", err)
+	}
+	closing := &closeRecorder{Transport: inmem}
+	if err := withCommitProof(closing, nil).(raft.WithClose).Close(); err != nil || !closing.closed {
+		t.Errorf("the wrapped transport closed %v (err %v), want closed", closing.closed, err)
+	}
+	hb := &heartbeatRecorder{Transport: inmem}
+	var got raft.RPC
+	withCommitProof(hb, nil).SetHeartbeatHandler(func(rpc raft.RPC) { got = rpc })
+	hb.handler(raft.RPC{Command: &raft.AppendEntriesRequest{PrevLogEntry: 4, LeaderCommitIndex: 6}})
+	if c := got.Command.(*raft.AppendEntriesRequest).LeaderCommitIndex; c != 4 {
+		t.Errorf("a request on the heartbeat path reached raft with commit %d, want 4", c)
 	}
 	rec := &recordingTransport{Transport: inmem}
 	p, err := withCommitProof(rec, nil).AppendEntriesPipeline("b", "b")
@@ -169,6 +205,23 @@ func TestCommitProofKeepsTransportFeatures(t *testing.T) {
 
 // bareTransport has only raft.Transport's methods.
 type bareTransport struct{ raft.Transport }
+
+// closeRecorder records that it was closed.
+type closeRecorder struct {
+	raft.Transport
+	closed bool
+}
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+// heartbeatRecorder keeps the heartbeat handler raft (here, the wrapper)
+// gives it.
+type heartbeatRecorder struct {
+	raft.Transport
+	handler func(raft.RPC)
+}
+
+func (h *heartbeatRecorder) SetHeartbeatHandler(cb func(raft.RPC)) { h.handler = cb }
 
 // recordingTransport's pipeline records the requests it is given.
 type recordingTransport struct {

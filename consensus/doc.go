@@ -31,9 +31,10 @@
 //
 // Raft's transport is wrapped (withCommitProof) so that an AppendEntries
 // request never carries a commit index past the last entry it proves the
-// follower holds: hashicorp/raft's follower commits up to its own last
-// index, and a deposed leader would otherwise apply blocks of its own that
-// were never committed.
+// follower holds, neither when it is sent nor when it is received:
+// hashicorp/raft's follower commits up to its own last index, and a
+// deposed leader would otherwise apply blocks of its own that were never
+// committed.
 //
 // A disk that fails under the Raft log (Pebble's fatal commit error, or a
 // read's error) is not a crash: RaftStore turns it into ErrDiskFailed and

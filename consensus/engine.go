@@ -289,8 +289,10 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, fmt.Errorf("raft bootstrap: %w", err)
 		}
 	}
-	r, err := newRaft(rc, e.FSM, logStore, snaps, withCommitProof(cfg.Transport, e.known.answered))
+	trans := withCommitProof(cfg.Transport, e.known.answered)
+	r, err := newRaft(rc, e.FSM, logStore, snaps, trans)
 	if err != nil {
+		stopRelay(trans)
 		e.closeStores()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}

@@ -59,7 +59,7 @@ func TestRaftFollowerCommitIndex(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			fsm, follower, leaderTrans := startFollowerWithStaleTerm(t, entry)
+			fsm, follower, leaderTrans := startFollowerWithStaleTerm(t, entry, nil)
 			var send raft.Transport = leaderTrans
 			if tc.commitWrap {
 				send = withCommitProof(leaderTrans, nil)

@@ -97,12 +97,17 @@ type endpoint struct {
 	batches func(protocol.ID) p2p.BatchHandler
 	closed  chan struct{}
 	once    sync.Once
+	// filter is what every request passes through before raft gets it
+	// (consensus.RequestFilterer; guarded by the network's mu).
+	filter func(raft.RPC) raft.RPC
 }
 
 var (
 	_ raft.Transport   = (*endpoint)(nil)
 	_ raft.WithPreVote = (*endpoint)(nil)
 	_ raft.WithClose   = (*endpoint)(nil)
+
+	_ consensus.RequestFilterer = (*endpoint)(nil)
 )
 
 // attach makes a fresh endpoint for node id at epoch.
@@ -266,6 +271,7 @@ func (n *network) deliver(m *message) bool {
 		return false
 	}
 	ep := n.eps[m.to]
+	filter := ep.filter
 	n.mu.Unlock()
 	if m.resp != nil { // an answer: to the waiting caller
 		m.done <- *m.resp
@@ -285,6 +291,9 @@ func (n *network) deliver(m *message) bool {
 	rpc := raft.RPC{Command: m.cmd, RespChan: respCh}
 	if m.data != nil {
 		rpc.Reader = bytes.NewReader(m.data)
+	}
+	if filter != nil {
+		rpc = filter(rpc)
 	}
 	go func() {
 		select {
@@ -476,6 +485,15 @@ func (ep *endpoint) DecodePeer(b []byte) raft.ServerAddress { return raft.Server
 // SetHeartbeatHandler implements raft.Transport: heartbeats go through the
 // consumer like every other RPC.
 func (ep *endpoint) SetHeartbeatHandler(func(raft.RPC)) {}
+
+// FilterRequests implements consensus.RequestFilterer: every request is
+// handed to raft through filter (the receiving side of the node's
+// commit-index rule), in the goroutine that delivers it.
+func (ep *endpoint) FilterRequests(filter func(raft.RPC) raft.RPC) {
+	ep.net.mu.Lock()
+	defer ep.net.mu.Unlock()
+	ep.filter = filter
+}
 
 // Close implements raft.WithClose.
 func (ep *endpoint) Close() error {
