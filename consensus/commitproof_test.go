@@ -119,6 +119,21 @@ func leaderAppliedOnly(t *testing.T, entry func(i, term uint64, who string) *raf
 // own transport.
 func startFollowerWithStaleTerm(t *testing.T, entry func(i, term uint64, who string) *raft.Log, wrap func(raft.Transport) raft.Transport) (*logFSM, *raft.Raft, *raft.InmemTransport) {
 	t.Helper()
+	_, ftrans := raft.NewInmemTransportWithTimeout("f", 10*time.Second)
+	_, ltrans := raft.NewInmemTransportWithTimeout("l", 10*time.Second)
+	ltrans.Connect("f", ftrans)
+	var trans raft.Transport = ftrans
+	if wrap != nil {
+		trans = wrap(ftrans)
+	}
+	fsm, r := startStaleFollowerOn(t, entry, trans)
+	return fsm, r, ltrans
+}
+
+// startStaleFollowerOn starts startFollowerWithStaleTerm's follower on
+// trans.
+func startStaleFollowerOn(t *testing.T, entry func(i, term uint64, who string) *raft.Log, trans raft.Transport) (*logFSM, *raft.Raft) {
+	t.Helper()
 	servers := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: "l", Address: "l"}, {Suffrage: raft.Voter, ID: "f", Address: "f"}}}
 	store := raft.NewInmemStore()
 	logs := []*raft.Log{{Index: 1, Term: 1, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(servers)},
@@ -134,20 +149,13 @@ func startFollowerWithStaleTerm(t *testing.T, entry func(i, term uint64, who str
 	// No election while the test runs: the follower only listens.
 	conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = time.Minute, time.Minute, time.Second
 	conf.Logger = hclog.NewNullLogger()
-	_, ftrans := raft.NewInmemTransportWithTimeout("f", 10*time.Second)
-	_, ltrans := raft.NewInmemTransportWithTimeout("l", 10*time.Second)
-	ltrans.Connect("f", ftrans)
 	fsm := &logFSM{}
-	var trans raft.Transport = ftrans
-	if wrap != nil {
-		trans = wrap(ftrans)
-	}
 	r, err := raft.NewRaft(conf, fsm, store, store, raft.NewInmemSnapshotStore(), trans)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Shutdown().Error() })
-	return fsm, r, ltrans
+	return fsm, r
 }
 
 // TestCommitProofKeepsTransportFeatures: raft asks the transport whether

@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -94,5 +95,69 @@ func TestRaftFollowerCommitIndex(t *testing.T) {
 				t.Fatalf("the follower applied %q, want %q", got, tc.applied)
 			}
 		})
+	}
+}
+
+// TestFollowerOverTCPTakesOnlyProvenCommit: the node's Raft transport is
+// hashicorp/raft's NetworkTransport (p2p/stream.go runs it over libp2p
+// streams). A follower whose own NetworkTransport is wrapped by
+// withCommitProof gets raft's requests through the wrapper's relay of the
+// transport's consumer channel, and its heartbeats through the
+// transport's fast path: a bare leader's request checking entry 4 with
+// commit index 6 leaves its commit index at 4 and its FSM with the shared
+// entries only, a heartbeat as raft builds it still reaches raft, and
+// raft's shutdown closes the transport through the wrapper.
+func TestFollowerOverTCPTakesOnlyProvenCommit(t *testing.T) {
+	entry := func(i, term uint64, who string) *raft.Log {
+		return &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: fmt.Appendf(nil, "%s %d", who, i)}
+	}
+	tcp := func() *raft.NetworkTransport {
+		tr, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 10*time.Second, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	ftcp, ltcp := tcp(), tcp()
+	t.Cleanup(func() { ltcp.Close() })
+	fsm, follower := startStaleFollowerOn(t, entry, withCommitProof(ftcp, nil))
+	header := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte(ltcp.LocalAddr())}
+	send := func(req raft.AppendEntriesRequest) {
+		t.Helper()
+		req.RPCHeader, req.Term = header, 3
+		var resp raft.AppendEntriesResponse
+		if err := ltcp.AppendEntries("f", ftcp.LocalAddr(), &req, &resp); err != nil || !resp.Success {
+			t.Fatalf("request %+v: success %v, err %v", req, resp.Success, err)
+		}
+	}
+	send(raft.AppendEntriesRequest{PrevLogEntry: 4, PrevLogTerm: 1, LeaderCommitIndex: 6})
+	send(raft.AppendEntriesRequest{}) // a heartbeat: the transport's fast path
+	if got := follower.CommitIndex(); got != 4 {
+		t.Fatalf("the follower's commit index is %d, want 4", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	logs, done := fsm.upTo(4)
+	for ; !done && time.Now().Before(deadline); logs, done = fsm.upTo(4) {
+		time.Sleep(time.Millisecond)
+	}
+	var got []string
+	for _, l := range logs {
+		got = append(got, string(l.Data))
+	}
+	if want := []string{"both 2", "both 3", "both 4"}; !slices.Equal(got, want) {
+		t.Fatalf("the follower applied %q, want %q", got, want)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		follower.Shutdown().Error()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("raft's shutdown did not end within 10 s")
+	}
+	if !ftcp.IsShutdown() {
+		t.Fatal("the follower's transport is open after raft shut down: the wrapper did not close it")
 	}
 }
