@@ -54,21 +54,7 @@ func TestFSMStoresEntryBytes(t *testing.T) {
 // leader's builder does, keeping its execution in own.
 func (e *fsmEnv) buildOwn(own *ownBlocks, key *crypto.PrivateKey, n int, to common.Address) []byte {
 	e.t.Helper()
-	id := big.NewInt(genesis.DevChainID)
-	dev, _ := genesis.DevKey(0)
-	nonce, _ := e.db.Nonce(dev.Address())
-	var txs []*types.Transaction
-	var froms []common.Address
-	for i := 0; i < n; i++ {
-		tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce + uint64(i), To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
-		txs = append(txs, tx)
-		froms = append(froms, dev.Address())
-	}
-	tip := e.db.Tip()
-	built, err := state.Build(e.db, tip.Parent(), txs, froms, nil, tip.Head.TimeMs+1, key, genesis.DevChainID)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	built, tip := e.build(key, n, to)
 	own.offer(&store.Executed{Hash: built.Block.Hash(), ParentHash: tip.Head.Hash, ParentRoot: tip.Head.StateRoot, Result: built.Result})
 	enc, _ := built.Block.Encode()
 	return enc

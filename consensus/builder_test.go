@@ -254,17 +254,9 @@ func TestBuilderWaitsWhileRaftRefuses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), run)
 	defer cancel()
 	p := &transferProposer{limit: 10000, cancel: cancel}
-	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
-	pool := mempool.New(mempool.DefaultConfig, e.db, senders)
 	// A transaction is ready, so the builder does not idle until its
 	// heartbeat between proposals.
-	id := big.NewInt(genesis.DevChainID)
-	dev, _ := genesis.DevKey(0)
-	to := common.Address{0x42}
-	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
-	if _, err := pool.Add(tx); err != nil {
-		t.Fatal(err)
-	}
+	pool := poolWithTransfer(t, e)
 	b := NewBuilder(cfg, e.db, pool, p, val, testLogger(t), nil)
 	b.Run(ctx)
 	// One proposal per BlockInterval (10 ms), and a few more for the waits
@@ -272,6 +264,22 @@ func TestBuilderWaitsWhileRaftRefuses(t *testing.T) {
 	if n := p.n.Load(); n > int32(run/cfg.BlockInterval)+10 {
 		t.Fatalf("%d proposals in %s while Raft refused each one: the builder spins", n, run)
 	}
+}
+
+// poolWithTransfer is a transaction pool on e's state holding one
+// transfer of 1 from dev account 0: a transaction ready to propose.
+func poolWithTransfer(t *testing.T, e *fsmEnv) *mempool.Pool {
+	t.Helper()
+	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
+	pool := mempool.New(mempool.DefaultConfig, e.db, senders)
+	id := big.NewInt(genesis.DevChainID)
+	dev, _ := genesis.DevKey(0)
+	to := common.Address{0x42}
+	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
+	if _, err := pool.Add(tx); err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }
 
 // pendingProposer accepts every proposal; its futures resolve (as lost
@@ -299,15 +307,7 @@ func (f pendingFuture) Response() any { return nil }
 func TestBuilderReturnsTxsOfReplacedProposal(t *testing.T) {
 	e := newFSMEnv(t)
 	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
-	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
-	pool := mempool.New(mempool.DefaultConfig, e.db, senders)
-	id := big.NewInt(genesis.DevChainID)
-	dev, _ := genesis.DevKey(0)
-	to := common.Address{0x42}
-	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
-	if _, err := pool.Add(tx); err != nil {
-		t.Fatal(err)
-	}
+	pool := poolWithTransfer(t, e)
 	p := &pendingProposer{done: make(chan struct{})}
 	defer close(p.done)
 	b := NewBuilder(DefaultBuilderConfig, e.db, pool, p, val, testLogger(t), nil)
@@ -337,15 +337,7 @@ func TestBuilderReturnsTxsOfReplacedProposal(t *testing.T) {
 func TestProposalWaitEndsWithTheEngine(t *testing.T) {
 	e := newFSMEnv(t)
 	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
-	senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
-	pool := mempool.New(mempool.DefaultConfig, e.db, senders)
-	id := big.NewInt(genesis.DevChainID)
-	dev, _ := genesis.DevKey(0)
-	to := common.Address{0x42}
-	tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
-	if _, err := pool.Add(tx); err != nil {
-		t.Fatal(err)
-	}
+	pool := poolWithTransfer(t, e)
 	p := &pendingProposer{done: make(chan struct{})} // never answers during the test
 	defer close(p.done)
 	b := NewBuilder(DefaultBuilderConfig, e.db, pool, p, val, testLogger(t), nil)

@@ -27,7 +27,9 @@ type fsmEnv struct {
 	applied []*store.Applied
 }
 
-func newFSMEnv(t *testing.T) *fsmEnv {
+// tempGenesisDB is a state database with the dev genesis in a directory
+// of the test's, without syncs, closed when the test ends.
+func tempGenesisDB(t *testing.T) *store.DB {
 	t.Helper()
 	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
 	if err != nil {
@@ -37,6 +39,12 @@ func newFSMEnv(t *testing.T) *fsmEnv {
 	if err := db.InitGenesis(genesis.Dev()); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+func newFSMEnv(t *testing.T) *fsmEnv {
+	t.Helper()
+	db := tempGenesisDB(t)
 	e := &fsmEnv{t: t, db: db, senders: chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 1024)}
 	e.fsm = NewFSM(db, e.senders, testLogger(t), func(a *store.Applied) { e.applied = append(e.applied, a) }, nil)
 	return e
@@ -45,12 +53,20 @@ func newFSMEnv(t *testing.T) *fsmEnv {
 // block builds a block of n transfers from dev account 0 on the FSM's head.
 func (e *fsmEnv) block(key *crypto.PrivateKey, n int) []byte {
 	e.t.Helper()
+	built, _ := e.build(key, n, common.Address{0x42})
+	enc, _ := built.Block.Encode()
+	return enc
+}
+
+// build builds, signed by key, a block of n transfers of 1 from dev
+// account 0 to to on the FSM's head, and returns it with that head.
+func (e *fsmEnv) build(key *crypto.PrivateKey, n int, to common.Address) (*state.Built, *store.Tip) {
+	e.t.Helper()
 	id := big.NewInt(genesis.DevChainID)
 	dev, _ := genesis.DevKey(0)
 	nonce, _ := e.db.Nonce(dev.Address())
 	var txs []*types.Transaction
 	var froms []common.Address
-	to := common.Address{0x42}
 	for i := 0; i < n; i++ {
 		tx, _ := chain.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: id, Nonce: nonce + uint64(i), To: &to, Value: big.NewInt(1), Gas: 21000}), id, dev)
 		txs = append(txs, tx)
@@ -61,8 +77,7 @@ func (e *fsmEnv) block(key *crypto.PrivateKey, n int) []byte {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	enc, _ := built.Block.Encode()
-	return enc
+	return built, tip
 }
 
 func (e *fsmEnv) apply(data []byte) any {

@@ -94,14 +94,7 @@ type leaderEnv struct {
 
 func newLeaderEnv(t *testing.T, cfg BuilderConfig) *leaderEnv {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.InitGenesis(genesis.Dev()); err != nil {
-		t.Fatal(err)
-	}
+	db := tempGenesisDB(t)
 	l := &leaderEnv{e: &fsmEnv{t: t, db: db, senders: chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 1<<14)}}
 	l.pool = mempool.New(mempool.DefaultConfig, db, l.e.senders)
 	var builder *Builder
