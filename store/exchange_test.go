@@ -420,13 +420,7 @@ func offerCases() []opCase {
 // withdrawals after it.
 func TestExchangeOps(t *testing.T) {
 	cases := append(batchCases(), offerCases()...)
-	seen := map[string]bool{}
-	for _, c := range cases {
-		if seen[c.name] {
-			t.Fatalf("duplicate case name %q", c.name)
-		}
-		seen[c.name] = true
-	}
+	uniqueCaseNames(t, cases)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

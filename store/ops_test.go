@@ -774,6 +774,19 @@ type opCase struct {
 	check func(t *testing.T, h *opHarness)
 }
 
+// uniqueCaseNames fails the test if two of cases share a name (a
+// subtest's name must say which case failed).
+func uniqueCaseNames(t *testing.T, cases []opCase) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, c := range cases {
+		if seen[c.name] {
+			t.Fatalf("duplicate case name %q", c.name)
+		}
+		seen[c.name] = true
+	}
+}
+
 func runOpCase(t *testing.T, c opCase) {
 	if c.reason != "" && (len(c.bals) > 0 || len(c.supply) > 0 || len(c.logs) > 0 || c.ret != nil || c.keys != nil) {
 		t.Fatal("bad case: a failing operation expects effects")
@@ -1455,13 +1468,7 @@ func opCases() []opCase {
 
 func TestOps(t *testing.T) {
 	cases := opCases()
-	seen := map[string]bool{}
-	for _, c := range cases {
-		if seen[c.name] {
-			t.Fatalf("duplicate case name %q", c.name)
-		}
-		seen[c.name] = true
-	}
+	uniqueCaseNames(t, cases)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
