@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -8,27 +9,41 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// MkdirAll creates dir and its missing parents and syncs the parent
-// of each directory it created, so that a power cut cannot take the new
-// directories away with everything synced inside them. Pebble syncs only
-// the nearest existing ancestor of the directory it opens: without this the
-// Raft directory created at a node's first start could vanish in a crash,
-// and the node would come back with no Raft state: no log, no vote, a
-// fresh bootstrap (found by the cluster simulator, seeds 2, 5 and 12); and
-// a data dir created by the node's first start could vanish whole.
+// MkdirAll creates dir and its missing parents and syncs every ancestor of
+// dir, so that a power cut cannot take dir away with everything synced
+// inside it. Pebble syncs only the nearest existing ancestor of the
+// directory it opens: without this the Raft directory created at a node's
+// first start could vanish in a crash, and the node would come back with
+// no Raft state: no log, no vote, a fresh bootstrap (found by the cluster
+// simulator, seeds 2, 5 and 12); and a data dir created by the node's
+// first start could vanish whole.
+//
+// The ancestors are synced at every call, not only those whose entries
+// this call made:
+//
+//   - a directory that exists may still be unsynced: made by an earlier
+//     start whose sync failed (the error ended that start, and a sync
+//     that failed made nothing durable), or by someone else (systemd's
+//     StateDirectory=, an operator's mkdir), who does not sync it;
+//   - syncing a directory whose entries are all durable already costs
+//     next to nothing, and a node creates its directories once per start.
+//
+// An ancestor that existed before the call and that the process may not
+// open (no read permission: a directory it may only traverse) is passed
+// over: the process cannot sync it, and it did not make it.
 func MkdirAll(fs vfs.FS, dir string) error { return MkdirAllPerm(fs, dir, 0o700) }
 
 // MkdirAllPerm is MkdirAll creating the directories with perm (before the
 // umask).
 func MkdirAllPerm(fs vfs.FS, dir string, perm os.FileMode) error {
-	var created []string
+	created := map[string]bool{}
 	for d := dir; ; d = fs.PathDir(d) {
 		if _, err := fs.Stat(d); err == nil {
 			break
 		} else if !oserror.IsNotExist(err) {
 			return err
 		}
-		created = append(created, d)
+		created[d] = true
 		if fs.PathDir(d) == d {
 			break
 		}
@@ -36,18 +51,26 @@ func MkdirAllPerm(fs vfs.FS, dir string, perm os.FileMode) error {
 	if err := fs.MkdirAll(dir, perm); err != nil {
 		return err
 	}
-	for _, d := range created {
-		parent, err := fs.OpenDir(fs.PathDir(d))
-		if err != nil {
-			return err
-		}
-		err = parent.Sync()
-		if cerr := parent.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", fs.PathDir(d), err)
+	for d := dir; fs.PathDir(d) != d; d = fs.PathDir(d) {
+		p := fs.PathDir(d)
+		if err := syncDir(fs, p); err != nil {
+			if !created[p] && errors.Is(err, os.ErrPermission) {
+				continue
+			}
+			return fmt.Errorf("sync %s: %w", p, err)
 		}
 	}
 	return nil
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

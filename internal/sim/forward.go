@@ -24,8 +24,9 @@ import (
 // simulator is its server ID (n0, n1, ...).
 
 // journalPath is where a simulated node keeps its pool journal, on its
-// crashable file system (beside /state and /raft, as in a data dir).
-const journalPath = "/" + node.PoolJournalFile
+// crashable file system (beside its state and Raft directories, in its
+// data dir).
+const journalPath = dataDir + "/" + node.PoolJournalFile
 
 // Message kinds of the admission path.
 const (

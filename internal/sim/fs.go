@@ -145,6 +145,10 @@ func (sn *simNode) disk(inst *instance, dir string) vfs.FS {
 			opening.Store(false) // the OPTIONS file moved into place: Open's last write
 		}
 		if isSync(op) {
+			if path.Clean(op.Path) == path.Dir(dataDir) && sn.dirs.parentFailing.Load() {
+				sn.dirs.parentFailed.Add(1)
+				return &os.PathError{Op: "sync", Path: op.Path, Err: errDirSync}
+			}
 			if k, ok := syncedDir(inst.fs, op.Path); ok && sn.dirs.failing[k].Load() {
 				if why := dirSyncFatal(opening.Load()); why != "" {
 					sn.die(inst, fmt.Sprintf("its disk failed a sync of directory %s (%v): %s", op.Path, errorfs.ErrInjected, why))
@@ -324,10 +328,17 @@ func (s *Sim) metaDiskError() error {
 	if s.rng.IntN(2) == 0 {
 		return nil
 	}
+	return s.powerCycle(sn, s.rng)
+}
+
+// powerCycle cuts a node's power (rng draws the unsynced writes it
+// loses) and starts it again at once, on the disk its fault left failing:
+// the start must fail on that disk (restart).
+func (s *Sim) powerCycle(sn *simNode, rng *rand.Rand) error {
 	st := sn.engine.Raft.Stats()
 	head, _ := sn.db.Head()
 	s.record("crash n%d: raft last log %s commit %s, state head %d at raft index %d", sn.id, st["last_log_index"], st["commit_index"], head.Number, head.RaftIndex)
-	if err := sn.crash(s.net, s.rng, lossPercent); err != nil {
+	if err := sn.crash(s.net, rng, lossPercent); err != nil {
 		s.record("crash n%d: shutdown: %v", sn.id, err)
 	}
 	s.inv.crashed(sn)
@@ -340,7 +351,8 @@ func (s *Sim) metaDiskError() error {
 func (sn *simNode) diskFailing() bool {
 	return sn.diskErr.Load() || sn.raftDiskErr.Load() || sn.readErr.Load() ||
 		sn.tableErr[0].Load() || sn.tableErr[1].Load() || sn.optionsErr[0].Load() || sn.optionsErr[1].Load() ||
-		sn.dirs.failing[syncState].Load() || sn.dirs.failing[syncRaftLog].Load() || sn.dirs.failing[syncSnapshots].Load()
+		sn.dirs.failing[syncState].Load() || sn.dirs.failing[syncRaftLog].Load() || sn.dirs.failing[syncSnapshots].Load() ||
+		sn.dirs.parentFailing.Load()
 }
 
 // repairDisk ends the node's disk errors: the operator replaced the disk
@@ -358,6 +370,7 @@ func (sn *simNode) repairDisk() {
 	for i := range numSyncDirs {
 		sn.dirs.failing[i].Store(false)
 	}
+	sn.dirs.parentFailing.Store(false)
 }
 
 // isSync reports whether op makes a file's writes durable.
@@ -653,6 +666,11 @@ type dirFaults struct {
 	// failed.
 	failing [numSyncDirs]atomic.Bool
 	failed  atomic.Int64
+	// parentFailing fails the syncs of the data directory's parent (a
+	// datadir-sync-error fault) until the disk is replaced; parentFailed
+	// counts them.
+	parentFailing atomic.Bool
+	parentFailed  atomic.Int64
 	// slowManifest makes each MANIFEST sync of the node's databases take
 	// longer for a while (its syncs and stalled count them).
 	slowManifest slowDisk
@@ -788,14 +806,7 @@ func (s *Sim) dirSyncError() error {
 	if !restart {
 		return nil
 	}
-	st := sn.engine.Raft.Stats()
-	head, _ := sn.db.Head()
-	s.record("crash n%d: raft last log %s commit %s, state head %d at raft index %d", sn.id, st["last_log_index"], st["commit_index"], head.Number, head.RaftIndex)
-	if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
-		s.record("crash n%d: shutdown: %v", sn.id, err)
-	}
-	s.inv.crashed(sn)
-	return s.restart(sn)
+	return s.powerCycle(sn, s.crashRNG())
 }
 
 // Bounds of a slow-manifest-sync fault: a MANIFEST sync on a disk that
@@ -847,4 +858,58 @@ func (s *Sim) watchManifest() {
 		s.res.ManifestMaxGap = max(s.res.ManifestMaxGap, at.Sub(s.mw.at))
 	}
 	s.mw = manifestWatch{height: h, at: at}
+}
+
+// The data directory's entry. A node's data directory is made before its
+// first start by its service manager (deploy/systemd/tallyd.service:
+// StateDirectory=, which systemd makes with a plain mkdir and does not
+// sync) or by the node itself; either way its entry in its parent is
+// durable only once that parent is synced, and a power cut before then
+// may take the whole directory away with everything synced inside it (an
+// unsynced directory entry may vanish on Linux; crashClone). Pebble syncs
+// the parent of the directory it opens (the data directory, holding the
+// state database's entry), never the data directory's parent: the node
+// does, at every start (node.New's durable.MkdirAll, which the simulated
+// start calls too), and so do the snapshot store's opening and every
+// install (durable.MkdirAllPerm syncs every ancestor of the directory it
+// makes).
+
+// provisionedDisk is a node's disk as its service manager hands it over
+// before the node's first start: the data directory made and nothing
+// synced.
+func provisionedDisk() *vfs.MemFS {
+	fs := vfs.NewCrashableMem()
+	if err := fs.MkdirAll(dataDir, 0o700); err != nil {
+		panic(err) // an in-memory file system: a failure is a bug of the simulator
+	}
+	return fs
+}
+
+// dataDirSyncError makes the syncs of a random up node's data directory's
+// parent fail (EIO) until its disk is replaced, as a failing device does
+// (the syncs of the directories inside the data directory go on). Half
+// of the time the node loses power and starts again on the failing disk:
+// its start must fail, since it cannot make its data directory's entry
+// durable (a start that ran on would lose the whole directory at the next
+// power cut, were the entry never synced), and it comes back once the
+// disk is replaced. Otherwise it runs on and meets the fault at its next
+// snapshot install (a failed install halts it) or its next start.
+func (s *Sim) dataDirSyncError() error {
+	var up []int
+	for _, i := range s.upNodes() {
+		if !s.nodes[i].diskFailing() {
+			up = append(up, i) // one failing disk at a time, as dir-sync-error
+		}
+	}
+	if len(up) == 0 {
+		return nil
+	}
+	sn := s.nodes[up[s.rng.IntN(len(up))]]
+	s.count(FaultDataDirSyncError)
+	s.record("%s n%d %s", FaultDataDirSyncError, sn.id, path.Dir(dataDir))
+	sn.dirs.parentFailing.Store(true)
+	if s.rng.IntN(2) == 0 {
+		return nil
+	}
+	return s.powerCycle(sn, s.crashRNG())
 }

@@ -18,15 +18,19 @@ import (
 	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/durable"
 	"github.com/tally-ledger/tally/mempool"
 	"github.com/tally-ledger/tally/node"
 	"github.com/tally-ledger/tally/store"
 )
 
-// Directories of a simulated node on its file system.
+// Directories of a simulated node on its file system: its data
+// directory (tallyd's --datadir) under the root, which holds the
+// directory's entry, and the stores inside it as a node lays them out.
 const (
-	stateDir = "/state"
-	raftDir  = "/raft"
+	dataDir  = "/data"
+	stateDir = dataDir + "/state"
+	raftDir  = dataDir + "/raft"
 )
 
 // simNode is one simulated validator: the node's own state database,
@@ -153,6 +157,11 @@ func (sn *simNode) start(net *network) (err error) {
 		}
 		err = &diedError{d}
 	}()
+	// The node's data directory, its entry and its ancestors' synced, as
+	// node.New makes it.
+	if err := durable.MkdirAll(sn.disk(inst, stateDir), dataDir); err != nil {
+		return fmt.Errorf("node %d: datadir: %w", sn.id, err)
+	}
 	db, err := store.Open(stateDir, store.Options{FS: sn.disk(inst, stateDir), Logger: sn.log, CacheSize: 1 << 20})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", sn.id, err)

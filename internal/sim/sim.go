@@ -16,7 +16,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/hashicorp/raft"
@@ -87,8 +86,10 @@ type Result struct {
 	// SlowSyncs).
 	SlowTableSyncs int
 	// DirSyncsFailed counts the directory syncs a dir-sync-error fault
-	// failed with an error (not those that ended a process: DiskDeaths).
-	DirSyncsFailed int
+	// failed with an error (not those that ended a process: DiskDeaths),
+	// ParentSyncsFailed those of a data directory's parent a
+	// datadir-sync-error fault failed.
+	DirSyncsFailed, ParentSyncsFailed int
 	// ManifestSyncs counts the MANIFEST syncs a slow-manifest-sync fault
 	// held back, ManifestStall the simulated time it held them;
 	// ManifestBlocks the canonical blocks made while one was held back,
@@ -159,6 +160,10 @@ const (
 	// FaultSlowManifest: a node's MANIFEST syncs take seconds for a while
 	// (fs.go).
 	FaultSlowManifest Fault = "slow-manifest-sync"
+	// FaultDataDirSyncError: a node's disk fails the syncs of its data
+	// directory's parent, which holds the directory's entry: its start
+	// fails on it, and its snapshot installs (fs.go).
+	FaultDataDirSyncError Fault = "datadir-sync-error"
 	// FaultDataDirLost: a validator's whole data directory is lost and
 	// only its nodekey restored: its start is refused (its peers know it
 	// ran), and it comes back as a fresh member once that is safe
@@ -172,7 +177,7 @@ var DefaultFaults = map[Fault]int{
 	FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1,
 	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
 	FaultRaftDirLost: 1, FaultTableDiskError: 1, FaultReadError: 1, FaultOptionsDiskError: 1,
-	FaultDataDirLost: 1, FaultDirSyncError: 1, FaultSlowManifest: 1,
+	FaultDataDirLost: 1, FaultDirSyncError: 1, FaultSlowManifest: 1, FaultDataDirSyncError: 1,
 }
 
 // Scheduler probabilities, per step.
@@ -306,7 +311,7 @@ func newSim(cfg Config) (*Sim, error) {
 		if err != nil {
 			return nil, err
 		}
-		sn := &simNode{id: i, key: k, g: s.g, cfg: nodeConfig(), fs: vfs.NewCrashableMem(), ids: s.ids, seed: cfg.Seed, observing: &s.observing,
+		sn := &simNode{id: i, key: k, g: s.g, cfg: nodeConfig(), fs: provisionedDisk(), ids: s.ids, seed: cfg.Seed, observing: &s.observing,
 			log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", i)}
 		if i < cfg.Nodes {
 			// A standby node starts with no configuration and waits for a
@@ -475,6 +480,7 @@ func (s *Sim) settle() error {
 		s.res.SlowTableSyncs += int(sn.slow.tableSyncs.Load())
 		s.res.DiskStall += time.Duration(sn.slow.stalled.Load())
 		s.res.DirSyncsFailed += int(sn.dirs.failed.Load())
+		s.res.ParentSyncsFailed += int(sn.dirs.parentFailed.Load())
 		s.res.ManifestSyncs += int(sn.dirs.slowManifest.syncs.Load())
 		s.res.ManifestStall += time.Duration(sn.dirs.slowManifest.stalled.Load())
 	}
@@ -645,6 +651,8 @@ func (s *Sim) fault() error {
 		return s.optionsDiskError()
 	case FaultDirSyncError:
 		return s.dirSyncError()
+	case FaultDataDirSyncError:
+		return s.dataDirSyncError()
 	case FaultSlowManifest:
 		s.slowManifest()
 	case FaultAddValidator, FaultRemoveValidator:
@@ -787,8 +795,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed, %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir, %d fresh starts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused, r.FreshStarts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed (%d of a data directory's parent), %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir, %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ParentSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -159,6 +159,8 @@ var regressionSeeds = []struct {
 		"the conflict attacker drew the pending transfer's own recipient and amount: with deterministic signing that is the pending transaction itself, rightly answered \"already known\" by the one node still holding it, and taken for a conflicting transaction refused but pooled (attacker.conflict now sends another amount; a simulator fault, not the node's)"},
 	{83, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1, FaultRaftDirLost: 1, FaultTableDiskError: 1, FaultReadError: 1, FaultOptionsDiskError: 1, FaultDataDirLost: 1, FaultDirSyncError: 1, FaultSlowManifest: 1},
 		"a batch's twin (a second transfer for one element's nonce) drew that element's recipient and amount: the element itself, acknowledged twice, and taken for two transactions of one nonce acknowledged (attacker.conflicting, shared with the conflict attacker of seed 369, sends one unit more; TestConflictingIsAnotherTransaction; a simulator fault, not the node's)"},
+	{105, 2000, map[Fault]int{FaultDataDirSyncError: 1, FaultRestart: 1},
+		"a data directory made before the node's first start (systemd's StateDirectory=, a plain mkdir) was never synced into its parent: durable.MkdirAll synced only the parents of the directories it made itself, and Pebble only the data directory; a power cut took the whole directory away, and the node, rightly refused as a lost data directory, had lost its votes and log (durable.TestMkdirAllAfterFailedSync: every start syncs every ancestor; seeds 101-109 with the datadir-sync-error fault, 8 of 12 failed)"},
 	{387, 2000, map[Fault]int{FaultCrash: 3, FaultRestart: 6, FaultPartition: 2, FaultHeal: 4, FaultChurn: 2, FaultDiskError: 1, FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1},
 		"the bubble deadlocked in settle: a node installing the leader's snapshot (store.DB.ReplaceWith) waited on the state database's sync.RWMutex, held by its own snapshot's checkpoint across a WAL sync on a slow disk; a goroutine waiting on a mutex is not durably blocked, so the clock never reached the sync's end (store.TestSwapLockWaitsDurably, snapshotOnSlowDisk)"},
 }
@@ -197,6 +199,7 @@ var faultSeeds = []struct {
 	{FaultOptionsDiskError, 101, map[Fault]int{FaultOptionsDiskError: 1, FaultRestart: 1}},
 	{FaultDirSyncError, 108, map[Fault]int{FaultDirSyncError: 1, FaultRestart: 1}},
 	{FaultSlowManifest, 101, map[Fault]int{FaultSlowManifest: 1}},
+	{FaultDataDirSyncError, 101, map[Fault]int{FaultDataDirSyncError: 1, FaultRestart: 1}},
 	{FaultForwardDrop, 109, faultsBeforeTables},
 	{FaultForwardDup, 101, faultsBeforeTables},
 	// Whether a client's forward is in flight when the leader crashes
@@ -317,6 +320,12 @@ func faultKinds(t *testing.T, seen map[Fault]int) {
 			// the chain goes on while a sync is held back, no node halts.
 			if res.ManifestSyncs == 0 || res.ManifestBlocks == 0 || res.DiskHalts != 0 {
 				problem = fmt.Sprintf("seed %d: %s injected but no MANIFEST sync was held back, no block was made meanwhile, or a node halted: %s", fs.seed, fs.fault, res)
+			}
+		case FaultDataDirSyncError:
+			// Every start syncs the data directory's entry: one on the
+			// failing disk fails.
+			if res.ParentSyncsFailed == 0 || res.DiskRefusals == 0 {
+				problem = fmt.Sprintf("seed %d: %s injected but no sync of the data directory's parent failed, or no start failed on one: %s", fs.seed, fs.fault, res)
 			}
 		case FaultDataDirLost:
 			if res.DataDirLostRefused == 0 || res.FreshStarts == 0 {
