@@ -57,6 +57,9 @@ func MkdirAllPerm(fs vfs.FS, dir string, perm os.FileMode) error {
 			if !created[p] && errors.Is(err, os.ErrPermission) {
 				continue
 			}
+			if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+				return err // it names the directory already: "sync /var/lib: input/output error"
+			}
 			return fmt.Errorf("sync %s: %w", p, err)
 		}
 	}

@@ -236,3 +236,19 @@ func TestMkdirAllOnDisk(t *testing.T) {
 		t.Fatalf("stat %s: %v", dir, err)
 	}
 }
+
+// TestMkdirAllSyncErrorNamesDirectory: the error of a failed sync, as
+// os.File.Sync reports it, names the directory once.
+func TestMkdirAllSyncErrorNamesDirectory(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpFileSync && op.Path == "/var/lib" {
+			return &os.PathError{Op: "sync", Path: op.Path, Err: syscall.EIO}
+		}
+		return nil
+	}))
+	err := MkdirAll(fs, "/var/lib/tally")
+	if err == nil || err.Error() != "sync /var/lib: input/output error" {
+		t.Fatalf("MkdirAll: %v, want sync /var/lib: input/output error", err)
+	}
+}

@@ -16,7 +16,9 @@
 // refused as a real node refuses it, attack.go) or a fault (crash with unsynced writes lost, restart,
 // partition, heal, leadership transfer, a state database or Raft log
 // disk failing its write-ahead log, metadata, OPTIONS or sstable writes,
-// sstable reads failing, a lost Raft directory, a slow disk (fs.go), a
+// sstable reads failing, failed syncs of a store's directory or of the
+// data directory's parent, slow MANIFEST syncs, a lost Raft directory, a
+// slow disk (fs.go), a
 // whole data directory lost with the node's key kept (datadir.go),
 // governance adding or removing a validator, which the leader's
 // node.Membership, the node's own reconciler, follows in Raft).
