@@ -3,10 +3,15 @@ package consensus
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -160,4 +165,250 @@ func TestFollowerOverTCPTakesOnlyProvenCommit(t *testing.T) {
 	if !ftcp.IsShutdown() {
 		t.Fatal("the follower's transport is open after raft shut down: the wrapper did not close it")
 	}
+}
+
+// TestLeaderSendsUnprovenCommit shows, with three real hashicorp/raft
+// v1.8.0 nodes and no request made by hand, the request of raft's own
+// leader that makes a follower apply an entry the leader never had
+// (docs/architecture.md, "hashicorp/raft v1.8.0: a follower's commit
+// index"). Follower o holds entries 5 and 6 of term 2 that nobody
+// committed; l and a hold entries up to 4, and l is elected for term 3.
+// l's replication to o captures l's last index (4) before l's no-op (5) is
+// on disk (replication.go:170; l's store holds the no-op back), its first
+// request fails (o unreachable), and the next one is held in the
+// transport's EncodePeer, which raft calls between the capture and the
+// read of its commit index (replication.go:571-575), until the no-op is
+// committed through a: raft's failure backoff (replication.go:209-216) and
+// a loaded machine leave that gap on their own. The request checks entry
+// 4, carries no entries and commit index 5.
+//
+// A bare o commits its own entry 5 and applies it: a fork (this row
+// asserts the upstream defect, and fails once raft follows the paper).
+// With withCommitProof on l's side or on o's, o applies the leader's
+// entries only.
+func TestLeaderSendsUnprovenCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		send, recv   bool   // withCommitProof on l's transport, on o's
+		commit       uint64 // the commit index o's raft gets with the request
+		staleApplied bool
+	}{
+		{name: "bare: o applies its own entry 5", commit: 5, staleApplied: true},
+		{name: "sent through withCommitProof", send: true, commit: 4},
+		{name: "received through withCommitProof", recv: true, commit: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := leaderRace(t, tc.send, tc.recv)
+			if got.req.PrevLogEntry != 4 || len(got.req.Entries) != 0 || got.req.LeaderCommitIndex != tc.commit {
+				t.Fatalf("the request raft's leader sent o: previous entry %d, %d entries, commit %d; want 4, 0, %d",
+					got.req.PrevLogEntry, len(got.req.Entries), got.req.LeaderCommitIndex, tc.commit)
+			}
+			want := []string{"both 2", "both 3", "both 4", "leader cmd"}
+			if tc.staleApplied {
+				want = []string{"both 2", "both 3", "both 4", "follower 5", "leader cmd"}
+			}
+			if !slices.Equal(got.applied, want) {
+				t.Fatalf("o applied %q, want %q", got.applied, want)
+			}
+		})
+	}
+}
+
+// raceResult is what leaderRace saw: the request l's replication sent o
+// after the gap, and what o's FSM applied once it had l's next command.
+type raceResult struct {
+	req     raft.AppendEntriesRequest
+	applied []string
+}
+
+// leaderRace runs TestLeaderSendsUnprovenCommit's three nodes once.
+func leaderRace(t *testing.T, send, recv bool) raceResult {
+	t.Helper()
+	entry := func(i, term uint64, who string) *raft.Log {
+		return &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: fmt.Appendf(nil, "%s %d", who, i)}
+	}
+	servers := raft.Configuration{Servers: []raft.Server{
+		{Suffrage: raft.Voter, ID: "l", Address: "l"}, {Suffrage: raft.Voter, ID: "a", Address: "a"}, {Suffrage: raft.Voter, ID: "o", Address: "o"}}}
+	trans := map[raft.ServerAddress]*raft.InmemTransport{}
+	for _, id := range []raft.ServerAddress{"l", "a", "o"} {
+		_, trans[id] = raft.NewInmemTransportWithTimeout(id, 10*time.Second)
+	}
+	for a, ta := range trans {
+		for b, tb := range trans {
+			if a != b {
+				ta.Connect(b, tb)
+			}
+		}
+	}
+	hook := &raceTransport{InmemTransport: trans["l"], o: "o", blocked: make(chan struct{}), proceed: make(chan struct{})}
+	release := make(chan struct{})
+	var released sync.Once
+	releaseNoop := func() { released.Do(func() { close(release) }) }
+	proceed := sync.OnceFunc(func() { close(hook.proceed) })
+	t.Cleanup(func() { releaseNoop(); proceed() }) // never leave raft blocked
+	start := func(id raft.ServerID, tr raft.Transport, logs raft.LogStore, extra ...*raft.Log) (*logFSM, *raft.Raft) {
+		store := raft.NewInmemStore()
+		all := append([]*raft.Log{{Index: 1, Term: 1, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(servers)},
+			entry(2, 1, "both"), entry(3, 1, "both"), entry(4, 1, "both")}, extra...)
+		if err := store.StoreLogs(all); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SetUint64([]byte("CurrentTerm"), 2); err != nil {
+			t.Fatal(err)
+		}
+		if logs == nil {
+			logs = store
+		} else {
+			logs.(*noopGate).InmemStore = store
+		}
+		conf := raft.DefaultConfig()
+		conf.LocalID = id
+		conf.Logger = hclog.NewNullLogger()
+		conf.CommitTimeout = 5 * time.Millisecond
+		if id == "l" {
+			conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+		} else { // a and o never stand: l is the only candidate
+			conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = time.Minute, time.Minute, time.Second
+		}
+		fsm := &logFSM{}
+		r, err := raft.NewRaft(conf, fsm, logs, store, raft.NewInmemSnapshotStore(), tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			done := make(chan struct{})
+			go func() { r.Shutdown().Error(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("raft %s did not shut down within 10 s", id)
+			}
+		})
+		return fsm, r
+	}
+	var oTrans raft.Transport = trans["o"]
+	if recv {
+		oTrans = withCommitProof(oTrans, nil)
+	}
+	oFSM, _ := start("o", oTrans, nil, entry(5, 2, "follower"), entry(6, 2, "follower"))
+	start("a", trans["a"], nil)
+	var lTrans raft.Transport = hook
+	if send {
+		lTrans = withCommitProof(hook, nil)
+	}
+	_, leader := start("l", lTrans, &noopGate{release: release})
+
+	within := func(what string, done func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !done(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+		}
+	}
+	select { // o's replication captured index 4 and waits before reading the commit index
+	case <-hook.blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("l's replication to o never reached its second request")
+	}
+	releaseNoop()
+	within("l commits its no-op through a", func() bool { return leader.CommitIndex() >= 5 })
+	proceed()
+	within("l's replication sends o its request", func() bool { _, ok := hook.sent(); return ok })
+	f := leader.Apply([]byte("leader cmd"), 10*time.Second)
+	applied := make(chan error, 1)
+	go func() { applied <- f.Error() }()
+	select {
+	case err := <-applied:
+		if err != nil {
+			t.Fatalf("l applies a command: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("l did not apply a command within 10 s")
+	}
+	var res raceResult
+	within("o applies l's command", func() bool {
+		logs, _ := oFSM.upTo(0)
+		res.applied = res.applied[:0]
+		for _, l := range logs {
+			res.applied = append(res.applied, string(l.Data))
+		}
+		return len(logs) > 0 && string(logs[len(logs)-1].Data) == "leader cmd"
+	})
+	res.req, _ = hook.sent()
+	return res
+}
+
+// noopGate is a leader's log store that holds the first no-op entry back
+// until release is closed.
+type noopGate struct {
+	*raft.InmemStore
+	release chan struct{}
+	once    sync.Once
+}
+
+func (g *noopGate) StoreLogs(logs []*raft.Log) error {
+	if len(logs) > 0 && logs[0].Type == raft.LogNoop {
+		g.once.Do(func() { <-g.release })
+	}
+	return g.InmemStore.StoreLogs(logs)
+}
+
+// raceTransport is l's transport: it fails l's first replication request
+// to o, learning the goroutine that sends o's requests (raft runs one per
+// follower), holds that goroutine's next EncodePeer until proceed is
+// closed (signalling blocked), and keeps the next request it sends o.
+type raceTransport struct {
+	*raft.InmemTransport
+	o                raft.ServerAddress
+	blocked, proceed chan struct{}
+	blockOnce        sync.Once
+
+	mu     sync.Mutex
+	oGID   uint64
+	req    raft.AppendEntriesRequest
+	gotReq bool
+}
+
+func (h *raceTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if target == h.o && args.PrevLogEntry > 0 { // replication, not a heartbeat
+		h.mu.Lock()
+		if h.oGID == 0 {
+			h.oGID = goroutineID()
+			h.mu.Unlock()
+			return fmt.Errorf("o unreachable")
+		}
+		if !h.gotReq {
+			h.req, h.gotReq = *args, true
+		}
+		h.mu.Unlock()
+	}
+	return h.InmemTransport.AppendEntries(id, target, args, resp)
+}
+
+func (h *raceTransport) EncodePeer(id raft.ServerID, addr raft.ServerAddress) []byte {
+	h.mu.Lock()
+	mine := h.oGID != 0 && h.oGID == goroutineID()
+	h.mu.Unlock()
+	if mine {
+		h.blockOnce.Do(func() {
+			close(h.blocked)
+			<-h.proceed
+		})
+	}
+	return h.InmemTransport.EncodePeer(id, addr)
+}
+
+func (h *raceTransport) sent() (raft.AppendEntriesRequest, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.req, h.gotReq
+}
+
+// goroutineID is the calling goroutine's number, from its stack's header.
+func goroutineID() uint64 {
+	var b [64]byte
+	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
+	id, _ := strconv.ParseUint(f[1], 10, 64)
+	return id
 }
