@@ -8,8 +8,24 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/rpc"
 )
+
+// clientsAlone is the clients and attackers of a simulated cluster of
+// three nodes and seed 1, with its genesis, without the cluster.
+func clientsAlone(t *testing.T) (*genesis.Genesis, *clients) {
+	t.Helper()
+	g, err := simGenesis(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newClients(&Sim{g: g, cfg: Config{Seed: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, c
+}
 
 // TestAttackersSendWhatGoEthereumRefuses checks the attackers' making
 // against go-ethereum's own code, without a cluster: each invalid
@@ -20,15 +36,7 @@ import (
 // (chain.DecodeTx, chain.Sender, rpc.ClientError) refuse it with the
 // refusal the simulator expects.
 func TestAttackersSendWhatGoEthereumRefuses(t *testing.T) {
-	g, err := simGenesis(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Sim{g: g, cfg: Config{Seed: 1}}
-	c, err := newClients(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, c := clientsAlone(t)
 	signer := chain.NewSigner(g.ChainIDBig())
 	for _, f := range []Fault{FaultMalformed, FaultOversized, FaultWrongChain, FaultBadSignature, FaultTxType} {
 		for range 64 {
@@ -92,15 +100,7 @@ func TestRefusalCheck(t *testing.T) {
 // answers "already known" (seeds 369 and 83). conflicting must send
 // another transaction for the same nonce.
 func TestConflictingIsAnotherTransaction(t *testing.T) {
-	g, err := simGenesis(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Sim{g: g, cfg: Config{Seed: 1}}
-	c, err := newClients(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, c := clientsAlone(t)
 	for i := range 16 {
 		src := rand.NewPCG(uint64(i), 7)
 		c.atk.rng = rand.New(src)
