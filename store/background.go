@@ -39,17 +39,26 @@ var ErrDiskFailed = errors.New("database disk failed")
 // Pebble recovers from a transient failure by itself: the retry writes
 // the same memtable again, and nothing was lost (the write-ahead log
 // still holds it). So one failure is no reason to halt, but a failure
-// that lasts is: the store counts failed jobs in a row (FlushEnd and
-// CompactionEnd with an error; a job that writes a table ends the run),
-// makes each retry wait before it creates its first table (bgBackoff,
-// doubling up to bgMaxBackoff: Pebble holds no lock while a job creates
-// its output, DB.runCompaction, so the wait stops nothing else), and
-// once bgFailLimit jobs in a row have failed (about 3.5 s of retries)
-// declares the disk failed: the database refuses checkpoints (they wait
-// for a flush), its failure hook halts the node (OnDiskFailure), and
-// every later table creation waits until the database is closed and
-// then fails, so that Pebble's retries stop instead of spinning. The
-// other errors are logged only.
+// that lasts is: the store counts failed jobs of each kind in a row
+// (FlushEnd and CompactionEnd with an error; a job of that kind that
+// writes a table ends the run) and backs the retries off (bgBackoff,
+// doubling up to bgMaxBackoff): a flush waits before it creates its
+// first table (beforeTable: Pebble holds no lock while a job creates its
+// output, DB.runCompaction, so the wait stops nothing else), and a
+// compaction is not granted until its backoff has passed
+// (compactionGate, Pebble's CompactionScheduler: a compaction can fail
+// reading its inputs before it creates any table, and Pebble picks an L0
+// compaction again as soon as one failed, so only its scheduling can
+// space the retries). Once bgFailLimit jobs of a kind in a row have
+// failed (about 3.5 s of retries) the store declares the disk failed:
+// the database refuses checkpoints (they wait for a flush), its failure
+// hook halts the node (OnDiskFailure), no compaction is granted any
+// more, and every later table creation waits until the database is
+// closed and then fails, so that Pebble's retries stop instead of
+// spinning. Flushes and compactions are counted apart: compactions that
+// fail reading a table run beside flushes that succeed (they read no
+// table), and must not be reset by them. The other errors are logged
+// only.
 //
 // A failure met before Open returned cannot be stopped that way: Open
 // waits for the flush of the write-ahead log it replayed, and Pebble
@@ -62,8 +71,25 @@ const (
 	bgMaxBackoff = time.Second
 )
 
+// jobKind is a kind of background job the store counts failures of.
+type jobKind int
+
+const (
+	flushJob jobKind = iota
+	compactionJob
+	jobKinds
+)
+
+func (k jobKind) String() string {
+	if k == flushJob {
+		return "flush"
+	}
+	return "compaction"
+}
+
 // background watches the background jobs of one Pebble instance (see
-// above) and gates the creation of their tables.
+// above) and gates the creation of their tables and the start of its
+// compactions.
 type background struct {
 	dir string
 	log *slog.Logger
@@ -72,10 +98,11 @@ type background struct {
 	failed func(error)
 
 	mu      sync.Mutex
-	run     int   // failed jobs in a row
-	last    error // the last job's error
-	stopped bool  // the failure was declared: tables wait for release
-	opened  bool  // Open returned
+	run     [jobKinds]int       // failed jobs of each kind in a row
+	retryAt [jobKinds]time.Time // no job of the kind starts before (backoff)
+	last    error               // the last failed job's error
+	stopped bool                // the failure was declared: tables wait for release
+	opened  bool                // Open returned
 	release chan struct{}
 	once    sync.Once
 	// stop is closed when the failure is declared, cause set before.
@@ -85,6 +112,16 @@ type background struct {
 
 func newBackground(dir string, log *slog.Logger, failed func(error)) *background {
 	return &background{dir: dir, log: log, failed: failed, release: make(chan struct{}), stop: make(chan struct{})}
+}
+
+// watch sets po's EventListener, FS (fs wrapped) and CompactionScheduler
+// to watch the background jobs of the instance in dir.
+func watch(po *pebble.Options, fs vfs.FS, dir string, log *slog.Logger, failed func(error)) *background {
+	b := newBackground(dir, log, failed)
+	po.EventListener = b.listener()
+	po.FS = tableFS{FS: fs, dir: dir, bg: b}
+	po.Experimental.CompactionScheduler = newCompactionGate(b)
+	return b
 }
 
 // listener is the EventListener of the watched instance.
@@ -98,21 +135,21 @@ func (b *background) listener() *pebble.EventListener {
 			if info.Err != nil && len(info.Output) == 0 && strings.Contains(info.Err.Error(), "empty table") {
 				info.Err = nil
 			}
-			b.ended("flush", info.Err, len(info.Output) > 0)
+			b.ended(flushJob, info.Err, len(info.Output) > 0)
 		},
 		CompactionEnd: func(info pebble.CompactionInfo) {
 			if errors.Is(info.Err, pebble.ErrCancelledCompaction) {
 				return
 			}
-			b.ended("compaction", info.Err, len(info.Output.Tables) > 0)
+			b.ended(compactionJob, info.Err, len(info.Output.Tables) > 0)
 		},
 	}
 }
 
-// ended counts a job that ended with err (nil: done); wrote says it
-// wrote a table. Pebble calls it with its DB.mu held: the failure hook
+// ended counts a job of kind that ended with err (nil: done); wrote says
+// it wrote a table. Pebble calls it with its DB.mu held: the failure hook
 // runs in a goroutine of its own.
-func (b *background) ended(job string, err error, wrote bool) {
+func (b *background) ended(kind jobKind, err error, wrote bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	select {
@@ -124,22 +161,24 @@ func (b *background) ended(job string, err error, wrote bool) {
 	default:
 	}
 	if err == nil {
-		if wrote && b.run > 0 && !b.stopped {
-			b.log.Info("pebble background job succeeded again", "component", "pebble", "dir", b.dir, "failed_before", b.run)
-			b.run = 0
+		if wrote && b.run[kind] > 0 && !b.stopped {
+			b.log.Info("pebble background job succeeded again", "component", "pebble", "dir", b.dir, "job", kind.String(), "failed_before", b.run[kind])
+			b.run[kind] = 0
+			b.retryAt[kind] = time.Time{}
 		}
 		return
 	}
-	b.run++
-	b.last = fmt.Errorf("%s: %w", job, err)
-	if b.run < bgFailLimit || b.stopped {
+	b.run[kind]++
+	b.retryAt[kind] = time.Now().Add(min(bgBackoff<<min(b.run[kind]-1, 10), bgMaxBackoff))
+	b.last = fmt.Errorf("%s: %w", kind, err)
+	if b.run[kind] < bgFailLimit || b.stopped {
 		return
 	}
 	b.stopped = true
-	cause := fmt.Errorf("%w: %d background jobs in a row failed to write %s (Pebble retries them for ever): last %w", ErrDiskFailed, b.run, b.dir, b.last)
+	cause := fmt.Errorf("%w: %d background jobs in a row failed in %s (%ss; Pebble retries them for ever): last %w", ErrDiskFailed, b.run[kind], b.dir, kind, b.last)
 	b.cause = cause
 	close(b.stop)
-	b.log.Error("ALARM: database failed: its disk fails every flush and compaction; the node halts (restart it once the disk is repaired)",
+	b.log.Error("ALARM: database failed: its disk fails every flush or every compaction; the node halts (restart it once the disk is repaired)",
 		"component", "pebble", "dir", b.dir, "err", cause, "alarm", "node_halted")
 	if b.failed != nil {
 		go b.failed(cause)
@@ -147,27 +186,40 @@ func (b *background) ended(job string, err error, wrote bool) {
 }
 
 // beforeTable runs before a job creates a table file (the first write of
-// each try): it waits out the backoff of a run of failures, and once the
-// failure was declared it waits for Close and fails.
+// each try): it waits out the backoff of a run of failed flushes, and
+// once the failure was declared it waits for Close and fails.
 func (b *background) beforeTable(name string) error {
 	b.mu.Lock()
 	run, stopped, opened, last := b.run, b.stopped, b.opened, b.last
+	wait := time.Until(b.retryAt[flushJob])
 	b.mu.Unlock()
 	if stopped {
 		if !opened {
-			panic(&FatalError{Dir: b.dir, Msg: fmt.Sprintf("creating %s after %d failed background jobs in a row, before Open returned: %v", name, run, last), cause: last})
+			panic(&FatalError{Dir: b.dir, Msg: fmt.Sprintf("creating %s after %d failed background jobs in a row, before Open returned: %v", name, max(run[flushJob], run[compactionJob]), last), cause: last})
 		}
 		<-b.release
 		return fmt.Errorf("%w: %s not created: the database is closing", ErrDiskFailed, name)
 	}
-	if run > 0 {
-		d := bgBackoff << min(run-1, 10)
+	if wait > 0 {
 		select {
-		case <-time.After(min(d, bgMaxBackoff)):
+		case <-time.After(wait):
 		case <-b.release:
 		}
 	}
 	return nil
+}
+
+// mayCompact reports whether a compaction may start now: no failure was
+// declared and the backoff of failed compactions has passed. If not, and
+// one is to come, after says when to ask again.
+func (b *background) mayCompact() (ok bool, after time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return false, 0
+	}
+	wait := time.Until(b.retryAt[compactionJob])
+	return wait <= 0, wait
 }
 
 // open records that Open returned.
@@ -202,20 +254,18 @@ func (fs tableFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File,
 // other than DB (the Raft log's), as DB keeps of its own (see above).
 type Background struct{ b *background }
 
-// WatchBackground sets po's EventListener and FS (po.FS, or the operating
-// system's) to watch the background jobs of the database in dir: failed
-// is called, in a goroutine of its own, once they have failed for good,
-// and their retries stop until Release. Call Opened once Open returned
-// (a failure before ends the process, as above).
+// WatchBackground sets po's EventListener, FS (po.FS, or the operating
+// system's) and CompactionScheduler to watch the background jobs of the
+// database in dir: failed is called, in a goroutine of its own, once
+// they have failed for good, and their retries stop until Release. Call
+// Opened once Open returned (a failure before ends the process, as
+// above).
 func WatchBackground(po *pebble.Options, dir string, log *slog.Logger, failed func(error)) *Background {
 	fs := po.FS
 	if fs == nil {
 		fs = vfs.Default
 	}
-	b := newBackground(dir, log, failed)
-	po.EventListener = b.listener()
-	po.FS = tableFS{FS: fs, dir: dir, bg: b}
-	return &Background{b: b}
+	return &Background{b: watch(po, fs, dir, log, failed)}
 }
 
 // Opened records that Open returned.

@@ -172,9 +172,7 @@ func Open(dir string, opts Options) (*DB, error) {
 func (d *DB) openPebble(dir string, opts Options) (pdb *pebble.DB, bg *background, err error) {
 	po := &pebble.Options{Logger: PebbleLogger(opts.Logger, dir, slog.LevelDebug), ReadOnly: opts.ReadOnly, FS: opts.FS}
 	if !opts.ReadOnly {
-		bg = newBackground(dir, opts.Logger, d.diskFailed)
-		po.EventListener = bg.listener()
-		po.FS = tableFS{FS: opts.fs(), dir: dir, bg: bg}
+		bg = watch(po, opts.fs(), dir, opts.Logger, d.diskFailed)
 	}
 	pdb, err = openPebbleWith(dir, opts, po)
 	if err != nil {
