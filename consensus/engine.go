@@ -516,6 +516,10 @@ func (e *Engine) IsLeader() bool { return e.State() == raft.Leader }
 // of earlier terms, so its state is the latest committed one.
 func (e *Engine) LeaderReady() bool { return e.ready.Load() && e.IsLeader() }
 
+// StartRaftLogFlush asks the Raft log's store for a flush of its
+// memtable (RaftStore.StartFlush), as a memtable filling up does.
+func (e *Engine) StartRaftLogFlush() error { return e.store.StartFlush() }
+
 // Halted returns the error that halted the FSM, or nil.
 func (e *Engine) Halted() error { return e.FSM.Halted() }
 

@@ -311,6 +311,23 @@ func (s *RaftStore) DeleteRange(lo, hi uint64) error {
 	return nil
 }
 
+// StartFlush asks for a flush of the memtable, as a memtable filling up
+// (4 MiB of entries) does, without waiting for it: the entries written
+// so far are then read from sstables, and from the disk once the block
+// cache does not hold them. The cluster simulator flushes this way
+// (Engine.StartRaftLogFlush) so that a failing disk meets the log's
+// reads in a run's few megabytes. A disk that fails the write-ahead log's
+// rotation fails the store (write).
+func (s *RaftStore) StartFlush() error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if err := s.write(func() error { _, err := s.db.AsyncFlush(); return err }); err != nil {
+		return fmt.Errorf("raftstore: flush: %w", err)
+	}
+	return nil
+}
+
 // loadBounds reads the first and last log index from disk.
 func (s *RaftStore) loadBounds() (first, last uint64, err error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{

@@ -191,6 +191,9 @@ func (sn *simNode) disk(inst *instance, dir string) vfs.FS {
 		if diskfault.TableRead(db, op) && which == 0 && sn.readErr.Load() && !sn.observing.Load() {
 			return errorfs.ErrInjected
 		}
+		if diskfault.TableRead(db, op) && which == 1 && sn.raftReadErr.Load() {
+			return errorfs.ErrInjected
+		}
 		if !diskfault.WAL(db, op) {
 			return nil
 		}
@@ -349,7 +352,7 @@ func (s *Sim) powerCycle(sn *simNode, rng *rand.Rand) error {
 // disk that the node must halt on, or refuse to start on (the fatal
 // metadata writes end its process instead: died).
 func (sn *simNode) diskFailing() bool {
-	return sn.diskErr.Load() || sn.raftDiskErr.Load() || sn.readErr.Load() ||
+	return sn.diskErr.Load() || sn.raftDiskErr.Load() || sn.readErr.Load() || sn.raftReadErr.Load() ||
 		sn.tableErr[0].Load() || sn.tableErr[1].Load() || sn.optionsErr[0].Load() || sn.optionsErr[1].Load() ||
 		sn.dirs.failing[syncState].Load() || sn.dirs.failing[syncRaftLog].Load() || sn.dirs.failing[syncSnapshots].Load() ||
 		sn.dirs.parentFailing.Load()
@@ -362,6 +365,7 @@ func (sn *simNode) repairDisk() {
 	sn.diskErr.Store(false)
 	sn.raftDiskErr.Store(false)
 	sn.readErr.Store(false)
+	sn.raftReadErr.Store(false)
 	for i := range 2 {
 		sn.metaDiskErr[i].Store(false)
 		sn.tableErr[i].Store(false)
@@ -429,9 +433,8 @@ func (s *Sim) tableDiskError() {
 // with the error; a compaction fails and is retried like a failed flush.
 // The simulator's own checks read the node's database as an observer
 // would, past the fault (Sim.observing). Half of the time the node also
-// loses power and starts again on the failing disk. The Raft log's reads are not
-// failed: hashicorp/raft panics on a log it cannot read (its process
-// ends), which the simulator cannot end in its test binary.
+// loses power and starts again on the failing disk. The Raft log's reads
+// fail in a fault of their own (raftReadError).
 func (s *Sim) readError() error {
 	up := s.upNodes()
 	if len(up) == 0 {
@@ -448,6 +451,47 @@ func (s *Sim) readError() error {
 	// time the node loses power and starts again with a cold one, which
 	// reads its head, rules and validators from the sstables: its start
 	// must fail with the disk's error (or its first failed read halt it).
+	if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
+		s.record("crash n%d: shutdown: %v", sn.id, err)
+	}
+	s.inv.crashed(sn)
+	return s.restart(sn)
+}
+
+// raftReadError makes the sstable reads (diskfault.TableRead) of a random
+// up node's Raft log fail with EIO until the disk is replaced. The Raft
+// store fails on the first read that fails, before hashicorp/raft sees
+// it (consensus.RaftStore.readFailed): the node halts and leaves Raft,
+// and raft does not panic where it would (applying an entry it cannot
+// read, Raft.processLogs, which would end the test binary); the
+// invariants then stop the node and a restart brings it back on the
+// repaired disk, its halt cleared. Half of the time the node loses power
+// and starts again on the failing disk, which reads the log's first and
+// last entries from the sstables (Pebble flushes the replayed write-ahead
+// log at Open): its start fails with the disk's error. Otherwise the
+// log's memtable is flushed, as a full one is (4 MiB, which a run seldom
+// writes; not while the log's writes fail or its disk is slow, as in
+// fillMemtable), so that the entries it held are read from the disk: the
+// leader's replication to a follower behind it, a follower's entries it
+// learns committed, the leader's gauge of its oldest entry (every 10 s).
+func (s *Sim) raftReadError() error {
+	up := s.upNodes()
+	if len(up) == 0 {
+		return nil
+	}
+	sn := s.nodes[up[s.rng.IntN(len(up))]]
+	sn.raftReadErr.Store(true)
+	s.count(FaultRaftReadError)
+	s.record("%s n%d", FaultRaftReadError, sn.id)
+	if s.rng.IntN(2) == 0 {
+		if sn.raftDiskErr.Load() || sn.slow.latency() > 0 {
+			return nil
+		}
+		if err := sn.engine.StartRaftLogFlush(); err != nil {
+			sn.log.Warn("flush raft log", "err", err)
+		}
+		return nil
+	}
 	if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
 		s.record("crash n%d: shutdown: %v", sn.id, err)
 	}

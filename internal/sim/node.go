@@ -61,6 +61,9 @@ type simNode struct {
 	// dirs holds the faults of directory and MANIFEST syncs (a
 	// dir-sync-error, a slow-manifest-sync; fs.go).
 	dirs dirFaults
+	// raftReadErr makes the Raft log's sstable reads fail (a
+	// raft-read-error fault).
+	raftReadErr atomic.Bool
 	// observing is the run's Sim.observing: set while the simulator's own
 	// checks read the node's database, past its read faults.
 	observing *atomic.Bool

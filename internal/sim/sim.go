@@ -169,6 +169,10 @@ const (
 	// ran), and it comes back as a fresh member once that is safe
 	// (datadir.go).
 	FaultDataDirLost Fault = "datadir-lost"
+	// FaultRaftReadError: a node's Raft log fails its sstable reads
+	// (EIO): the node halts and leaves Raft on the first read that fails,
+	// before hashicorp/raft sees it, or does not start (fs.go).
+	FaultRaftReadError Fault = "raft-read-error"
 )
 
 // DefaultFaults are the fault weights of a run that sets none, relative
@@ -178,6 +182,7 @@ var DefaultFaults = map[Fault]int{
 	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
 	FaultRaftDirLost: 1, FaultTableDiskError: 1, FaultReadError: 1, FaultOptionsDiskError: 1,
 	FaultDataDirLost: 1, FaultDirSyncError: 1, FaultSlowManifest: 1, FaultDataDirSyncError: 1,
+	FaultRaftReadError: 1,
 }
 
 // Scheduler probabilities, per step.
@@ -655,6 +660,8 @@ func (s *Sim) fault() error {
 		return s.dataDirSyncError()
 	case FaultSlowManifest:
 		s.slowManifest()
+	case FaultRaftReadError:
+		return s.raftReadError()
 	case FaultAddValidator, FaultRemoveValidator:
 		// Counted once in force (governance.progress).
 		s.gov.propose(f == FaultAddValidator)
@@ -698,6 +705,10 @@ func (s *Sim) restart(sn *simNode) error {
 			// should: the operator replaces the disk.
 			s.res.DiskRefusals++
 			s.record("n%d did not start on its failing disk: %v; its disk is replaced", sn.id, err)
+			// A failed read of the Raft log once Raft's stores opened
+			// halts the node as it fails the start: the operator clears
+			// that halt with the disk replaced.
+			sn.clearHalt = sn.clearHalt || sn.raftReadErr.Load()
 			sn.repairDisk()
 			return nil
 		}

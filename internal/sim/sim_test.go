@@ -200,6 +200,10 @@ var faultSeeds = []struct {
 	{FaultDirSyncError, 108, map[Fault]int{FaultDirSyncError: 1, FaultRestart: 1}},
 	{FaultSlowManifest, 101, map[Fault]int{FaultSlowManifest: 1}},
 	{FaultDataDirSyncError, 101, map[Fault]int{FaultDataDirSyncError: 1, FaultRestart: 1}},
+	// A node halts on its Raft log's failed read, or on its compactions
+	// failing them (seeds 103 and 108: 3 halts each in 3000 steps).
+	{FaultRaftReadError, 103, map[Fault]int{FaultRaftReadError: 1, FaultRestart: 1}},
+	{FaultRaftReadError, 108, map[Fault]int{FaultRaftReadError: 1, FaultRestart: 1}},
 	{FaultForwardDrop, 109, faultsBeforeTables},
 	{FaultForwardDup, 101, faultsBeforeTables},
 	// Whether a client's forward is in flight when the leader crashes
@@ -233,7 +237,7 @@ var faultSeeds = []struct {
 // more than one fault event (a removal needs an addition first), so that
 // the residual nondeterminism of a replay (docs/architecture.md) does not
 // leave them out.
-var faultSteps = map[Fault]int{FaultRemoveValidator: 6000, FaultRemoveLeader: 6000, FaultTableDiskError: 3000, FaultDirSyncError: 3000}
+var faultSteps = map[Fault]int{FaultRemoveValidator: 6000, FaultRemoveLeader: 6000, FaultTableDiskError: 3000, FaultDirSyncError: 3000, FaultRaftReadError: 3000}
 
 // faultKinds runs each pinned seed and asserts that its fault was
 // injected and did what it is for (by one of its seeds, for a kind
@@ -299,6 +303,11 @@ func faultKinds(t *testing.T, seen map[Fault]int) {
 		case FaultReadError:
 			if res.DiskHalts+res.DiskRefusals == 0 {
 				problem = fmt.Sprintf("seed %d: %s injected but no node halted on it or failed to start: %s", fs.seed, fs.fault, res)
+			}
+		case FaultRaftReadError:
+			// The halt on a failed read, not only a start refused.
+			if res.DiskHalts == 0 {
+				problem = fmt.Sprintf("seed %d: %s injected but no node halted on it: %s", fs.seed, fs.fault, res)
 			}
 		case FaultMetaDiskError, FaultOptionsDiskError:
 			if res.DiskDeaths == 0 {
