@@ -33,10 +33,12 @@
 // Pebble's background flush (fatal.go says why no halt can keep the
 // process up then). After a failed commit the database refuses every
 // write without calling Pebble, since a later one that rotated the
-// write-ahead log would end the process (diskfail.go). Flushes and
-// compactions that fail their sstable writes, which Pebble retries at
-// once and for ever, are backed off and, once the failure lasts, stopped
-// and reported (OnDiskFailure: the node halts; background.go). Either
+// write-ahead log would end the process (diskfail.go). Flushes that
+// fail their sstable writes and compactions that fail (writing their
+// output or reading their inputs), which Pebble retries at once and for
+// ever, are backed off and, once the failure lasts, stopped and reported
+// (OnDiskFailure: the node halts; background.go; the store schedules
+// Pebble's compactions itself, compactions.go). Either
 // way DiskFailed says so, with an error wrapping ErrDiskFailed.
 //
 // Readers go by the head: Pebble makes a batch visible before its WAL sync
