@@ -295,24 +295,7 @@ func TestPersistentCompactionReadFailureHalts(t *testing.T) {
 	start := time.Now()
 	// Overlapping tables in L0, as many as Pebble's L0CompactionThreshold
 	// and one more: a compaction into the level below, which reads them.
-	for i := range 5 {
-		for _, k := range []string{"a", "m", "z"} {
-			if err := db.pdb.Set([]byte(fmt.Sprintf("%s%d", k, i)), []byte("v"), nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-		flushed, err := db.pdb.AsyncFlush()
-		if err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-flushed: // a flush reads no table
-		case failure := <-failures:
-			t.Fatalf("disk failure declared after %s, before flush %d was done (%d failed table reads): %v", time.Since(start), i, reads.Load(), failure)
-		case <-time.After(60 * time.Second):
-			t.Fatalf("flush %d not done in 60 s", i)
-		}
-	}
+	flushOverlapping(t, db, 5)
 	var failure error
 	select {
 	case failure = <-failures:
@@ -337,4 +320,68 @@ func TestPersistentCompactionReadFailureHalts(t *testing.T) {
 		t.Fatalf("%d table reads failed in the 300 ms after the disk failure: compactions still retried", more)
 	}
 	closeWithin(t, db, 10*time.Second)
+}
+
+// TestTransientCompactionFailureRecovers: compactions that fail reading
+// a table a few times and then succeed are no disk failure: the backoff
+// lets them run again, the compaction is done, and the run of failures
+// ends.
+func TestTransientCompactionFailureRecovers(t *testing.T) {
+	const dir = "/state"
+	var failing atomic.Bool
+	fs := diskfault.Inject(vfs.NewMem(), func(op errorfs.Op) bool {
+		return failing.Load() && diskfault.TableRead(dir, op)
+	})
+	db, failures := openOn(t, dir, Options{FS: fs, NoSync: true})
+	defer closeWithin(t, db, 10*time.Second)
+	failing.Store(true)
+	compactionRun := func() int {
+		db.bg.mu.Lock()
+		defer db.bg.mu.Unlock()
+		return db.bg.run[compactionJob]
+	}
+	flushOverlapping(t, db, 5)
+	deadline := time.Now().Add(60 * time.Second)
+	for compactionRun() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no compaction failed twice in 60 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	failing.Store(false)
+	for compactionRun() > 0 || db.pdb.Metrics().Compact.Count == 0 {
+		select {
+		case err := <-failures:
+			t.Fatalf("a transient failure was reported: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("compactions not done once the disk worked again: %d failed in a row", compactionRun())
+		}
+	}
+	if err := db.DiskFailed(); err != nil {
+		t.Fatalf("DiskFailed after a transient failure: %v", err)
+	}
+}
+
+// flushOverlapping flushes n overlapping tables into L0 of db, failing t
+// if a flush (which reads no table) is not done within 60 s.
+func flushOverlapping(t *testing.T, db *DB, n int) {
+	t.Helper()
+	for i := range n {
+		for _, k := range []string{"a", "m", "z"} {
+			if err := db.pdb.Set([]byte(fmt.Sprintf("%s%d", k, i)), []byte("v"), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		flushed, err := db.pdb.AsyncFlush()
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-flushed:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("flush %d not done in 60 s", i)
+		}
+	}
 }
