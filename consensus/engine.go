@@ -247,7 +247,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		builder.Notify()
 	}
 
-	existing, err := raft.HasExistingState(logStore, logStore, snaps)
+	existing, err := existingState(logStore, snaps)
 	if err != nil {
 		e.closeStores()
 		return nil, fmt.Errorf("raft state: %w", err)
@@ -462,7 +462,21 @@ func newRaft(rc *raft.Config, fsm raft.FSM, logs *RaftStore, snaps raft.Snapshot
 		}
 		return nil, errors.New("raft.NewRaft ended without an answer")
 	}
-	return r, err
+	if err != nil {
+		return nil, logs.failure(err)
+	}
+	return r, nil
+}
+
+// existingState is raft.HasExistingState, with the store's own failure
+// in place of raft's error when a read of the store failed (see
+// RaftStore.failure).
+func existingState(logs *RaftStore, snaps raft.SnapshotStore) (bool, error) {
+	existing, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		return false, logs.failure(err)
+	}
+	return existing, nil
 }
 
 // snapshotsFailed is the snapshot store's disk-failure hook

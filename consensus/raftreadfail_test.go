@@ -291,3 +291,25 @@ func TestNewRaftReadFailure(t *testing.T) {
 		t.Errorf("failure hook called %d times, want once", n)
 	}
 }
+
+// TestRaftStateReadFailureKeepsTheDiskError: a start whose first read of
+// the Raft stable store fails (raft.HasExistingState reads the current
+// term) fails with the store's failure, which keeps the disk's error in
+// its chain: raft formats it with %v (found by the cluster simulator's
+// raft-read-error fault, seed 39, where the start on the failing disk was
+// not recognised as one).
+func TestRaftStateReadFailureKeepsTheDiskError(t *testing.T) {
+	const dir = "/raft/log"
+	disk := newReadFailingDisk(dir)
+	writeFlushedLog(t, disk, dir, 3)
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	disk.fail.Store(true)
+	existing, err := existingState(s, raft.NewInmemSnapshotStore())
+	if existing || !errors.Is(err, ErrDiskFailed) || !errors.Is(err, errorfs.ErrInjected) || !strings.Contains(err.Error(), "CurrentTerm") {
+		t.Fatalf("existing state on a store failing reads: %v, %v; want ErrDiskFailed wrapping the disk's error, naming the read", existing, err)
+	}
+}

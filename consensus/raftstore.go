@@ -598,6 +598,19 @@ func (s *RaftStore) fail(err error) error {
 	return err
 }
 
+// failure is err, an error hashicorp/raft returned from a call that read
+// the store, or the store's failure if it failed: raft formats its
+// stores' errors with %v (api.go:479, "failed to read current term"),
+// which drops the disk error from the chain (errors.Is(err, ErrDiskFailed)
+// and the disk's own error), while the store's failure carries both and
+// names the same read.
+func (s *RaftStore) failure(err error) error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return err
+}
+
 // readFailed handles a failed read of the log or the stable store (cause
 // names the read): Pebble returned an error other than not-found (the
 // disk's EIO: `pebble: backing file NNNNNN error: …`), or the entry it
