@@ -138,6 +138,7 @@ func OpenRaftStore(dir string, opts RaftStoreOptions) (_ *RaftStore, err error) 
 	})
 	db, err := openPebble(dir, po)
 	if err != nil {
+		watch.Release()
 		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
 	}
 	s := &RaftStore{db: db, dir: dir, wo: pebble.Sync, logger: logger, writeSem: make(chan struct{}, 1), onFailure: opts.OnDiskFailure, watch: watch}

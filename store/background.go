@@ -108,6 +108,8 @@ type background struct {
 	// stop is closed when the failure is declared, cause set before.
 	stop  chan struct{}
 	cause error
+	// gate schedules the instance's compactions (compactions.go).
+	gate *compactionGate
 }
 
 func newBackground(dir string, log *slog.Logger, failed func(error)) *background {
@@ -120,7 +122,8 @@ func watch(po *pebble.Options, fs vfs.FS, dir string, log *slog.Logger, failed f
 	b := newBackground(dir, log, failed)
 	po.EventListener = b.listener()
 	po.FS = tableFS{FS: fs, dir: dir, bg: b}
-	po.Experimental.CompactionScheduler = newCompactionGate(b)
+	b.gate = newCompactionGate(b)
+	po.Experimental.CompactionScheduler = b.gate
 	return b
 }
 
@@ -229,9 +232,15 @@ func (b *background) open() {
 	b.mu.Unlock()
 }
 
-// close releases the jobs waiting in beforeTable; call it before the
-// instance's Close, which waits for them.
-func (b *background) close() { b.once.Do(func() { close(b.release) }) }
+// close releases the jobs waiting in beforeTable and stops granting
+// compactions; call it before the instance's Close, which waits for
+// them, and after an Open that failed.
+func (b *background) close() {
+	b.once.Do(func() { close(b.release) })
+	if b.gate != nil {
+		b.gate.Unregister()
+	}
+}
 
 // tableFS is the file system of a watched instance: the creation of a
 // table or blob file in its directory goes through beforeTable first.
@@ -271,6 +280,7 @@ func WatchBackground(po *pebble.Options, dir string, log *slog.Logger, failed fu
 // Opened records that Open returned.
 func (w *Background) Opened() { w.b.open() }
 
-// Release lets the jobs waiting for Close go (they fail): call it before
-// the database's Close, which waits for them.
+// Release lets the jobs waiting for Close go (they fail) and stops
+// granting compactions: call it before the database's Close, which
+// waits for them, and after an Open that failed.
 func (w *Background) Release() { w.b.close() }

@@ -30,9 +30,11 @@ type compactionGate struct {
 
 	mu           sync.Mutex
 	running      int  // compactions granted and not yet Done
+	registered   bool // the granting goroutine was started
 	unregistered bool // once true, nothing is granted
 	poke         chan struct{}
 	stop         chan struct{}
+	stopOnce     sync.Once
 	stopped      chan struct{} // closed when the granting goroutine ended
 }
 
@@ -44,18 +46,25 @@ func newCompactionGate(bg *background) *compactionGate {
 
 // Register starts the goroutine that offers waiting compactions.
 func (g *compactionGate) Register(_ int, db pebble.DBForCompaction) {
-	g.db = db
+	g.mu.Lock()
+	g.db, g.registered = db, true
+	g.mu.Unlock()
 	go g.granter()
 }
 
 // Unregister stops granting and waits until no call into the DB is left
-// (Pebble's Close calls it without DB.mu held).
+// (Pebble's Close calls it without DB.mu held). It may be called more
+// than once: the store calls it too (background.close), before Close and
+// where Pebble would not, after an Open that failed once it registered.
 func (g *compactionGate) Unregister() {
 	g.mu.Lock()
 	g.unregistered = true
+	registered := g.registered
 	g.mu.Unlock()
-	close(g.stop)
-	<-g.stopped
+	g.stopOnce.Do(func() { close(g.stop) })
+	if registered {
+		<-g.stopped
+	}
 }
 
 // TrySchedule answers Pebble's request to start a compaction now. It is

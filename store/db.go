@@ -176,6 +176,9 @@ func (d *DB) openPebble(dir string, opts Options) (pdb *pebble.DB, bg *backgroun
 	}
 	pdb, err = openPebbleWith(dir, opts, po)
 	if err != nil {
+		if bg != nil {
+			bg.close()
+		}
 		return nil, nil, err
 	}
 	if bg != nil {
