@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,6 +65,9 @@ func TestCreateOnFailingMetadataDisk(t *testing.T) {
 			if !errors.Is(err, errorfs.ErrInjected) || !strings.Contains(err.Error(), dir) {
 				t.Errorf("fault %d: error %q does not name %s and wrap the disk's error", n, err, dir)
 			}
+			if g := granters(); g != 0 {
+				t.Errorf("fault %d: %d compaction granters left running after the failed Open", n, g)
+			}
 		}
 		db, err = store.Open(dir, store.Options{FS: mem})
 		if err != nil {
@@ -80,6 +84,14 @@ func TestCreateOnFailingMetadataDisk(t *testing.T) {
 		t.Fatal("no metadata fault made Open fail")
 	}
 	t.Logf("%d metadata faults at creation, each refused with an error", failed)
+}
+
+// granters counts the goroutines granting a store's compactions (one per
+// open database): a failed Open must leave none, though Pebble does not
+// unregister the scheduler it registered before failing.
+func granters() int {
+	buf := make([]byte, 1<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "store.(*compactionGate).granter(")
 }
 
 func openNoPanic(t *testing.T, dir string, fs vfs.FS) (db *store.DB, err error) {
