@@ -117,6 +117,16 @@ func closeWithin(t *testing.T, db *DB, d time.Duration) {
 	}
 }
 
+// leastBackoff is the least time bgFailLimit failed jobs in a row take:
+// the waits between them, 50 ms doubling up to 1 s.
+func leastBackoff() time.Duration {
+	var least time.Duration
+	for i := 1; i < bgFailLimit; i++ {
+		least += min(bgBackoff<<(i-1), bgMaxBackoff)
+	}
+	return least
+}
+
 // TestPersistentFlushFailureHalts: a disk that fails every sstable write
 // makes Pebble retry the flush at once and for ever (DB.flush). The
 // store backs the retries off, declares the disk failed after
@@ -146,12 +156,7 @@ func TestPersistentFlushFailureHalts(t *testing.T) {
 	if !errors.Is(failure, ErrDiskFailed) || !errors.Is(failure, errorfs.ErrInjected) || !strings.Contains(failure.Error(), "background jobs in a row failed") {
 		t.Fatalf("reported %v; want ErrDiskFailed wrapping the disk's error", failure)
 	}
-	// Backed off: 50 ms, doubling, up to 1 s between tries.
-	var least time.Duration
-	for i := 1; i < bgFailLimit; i++ {
-		least += min(bgBackoff<<(i-1), bgMaxBackoff)
-	}
-	if took < least {
+	if least := leastBackoff(); took < least {
 		t.Fatalf("%d tries in %s: not backed off (want at least %s)", bgFailLimit, took, least)
 	}
 	// No spinning: the next try waits for Close without creating a table.
@@ -306,11 +311,7 @@ func TestPersistentCompactionReadFailureHalts(t *testing.T) {
 	if !errors.Is(failure, ErrDiskFailed) || !errors.Is(failure, errorfs.ErrInjected) || !strings.Contains(failure.Error(), "compaction") {
 		t.Fatalf("reported %v; want ErrDiskFailed wrapping the failed compaction's error", failure)
 	}
-	var least time.Duration
-	for i := 1; i < bgFailLimit; i++ {
-		least += min(bgBackoff<<(i-1), bgMaxBackoff)
-	}
-	if took < least {
+	if least := leastBackoff(); took < least {
 		t.Fatalf("failure declared after %s and %d failed reads: compactions not backed off (want at least %s)", took, reads.Load(), least)
 	}
 	// No compaction after the failure: no table is read any more.
