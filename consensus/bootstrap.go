@@ -143,16 +143,18 @@ func checkBootstrap(cfg Config) (BootstrapVerdict, error) {
 // knownMembers remembers, durably in the Raft stable store, every
 // validator whose Raft this node saw running: one that answered one of
 // this node's Raft RPCs (a follower's answer to a heartbeat or a
-// replication, a voter's answer to a vote request), and one that proposed
-// a block this node applied (a leader, whose followers send it nothing).
-// Either may have voted or acknowledged entries; a peer restarted on a
-// lost data directory asks (Engine.KnowsMember, DecideBootstrap). The
-// record is written once per validator and process; a write lost to a
-// crash is made durable by the next synced write of the Raft log.
+// replication, a voter's answer to a vote request), one whose Raft sent
+// this node a request (a leader's heartbeat or replication, a candidate's
+// vote or pre-vote request: observer), and one that proposed a block this
+// node applied. Any of them may have voted or acknowledged entries, or
+// led a term; a peer restarted on a lost data directory asks
+// (Engine.KnowsMember, DecideBootstrap). The record is written once per
+// validator and process; a write lost to a crash is made durable by the
+// next synced write of the Raft log.
 type knownMembers struct {
 	mu    sync.Mutex
 	known map[common.Address]bool
-	// ids are the server ids already recorded: answered runs on every
+	// ids are the server ids already recorded: sawServer runs on every
 	// heartbeat and replication, and maps an id only the first time.
 	ids   map[raft.ServerID]bool
 	store *RaftStore
@@ -164,8 +166,9 @@ type knownMembers struct {
 // knownKey is the stable-store key of a's record.
 func knownKey(a common.Address) []byte { return append([]byte("tally-member/"), a.Bytes()...) }
 
-// answered records that server id's Raft answered an RPC.
-func (k *knownMembers) answered(id raft.ServerID) {
+// sawServer records that server id's Raft ran: it answered an RPC of
+// this node's, or sent it one.
+func (k *knownMembers) sawServer(id raft.ServerID) {
 	if k.address == nil {
 		return
 	}
@@ -178,6 +181,41 @@ func (k *knownMembers) answered(id raft.ServerID) {
 	}
 	if a, err := k.address(id); err == nil {
 		k.saw(a)
+	}
+}
+
+// observer records the servers whose Raft sent this node a request,
+// which their answers to this node's requests do not show: the leader of
+// a term (raft observes a new leader when it accepts the leader's
+// heartbeat or replication: setLeader in appendEntries, after the term
+// check) and a candidate (requestVote and requestPreVote observe the
+// request before judging it). Without it, a leader elected that proposed
+// no block before its data directory was lost is recorded by no peer, and
+// neither is a candidate that lost its election: both cast votes (their
+// own) that a bootstrap would forget. The filter runs in raft's goroutine
+// and passes nothing on (the observer has no channel), so no observation
+// is dropped.
+func (k *knownMembers) observer(self raft.ServerID) *raft.Observer {
+	return raft.NewObserver(nil, false, func(o *raft.Observation) bool {
+		k.observed(self, o.Data)
+		return false
+	})
+}
+
+// observed records the sender of the request that raft observation o
+// shows (the observer's filter).
+func (k *knownMembers) observed(self raft.ServerID, o any) {
+	var id raft.ServerID
+	switch d := o.(type) {
+	case raft.LeaderObservation:
+		id = d.LeaderID
+	case raft.RequestVoteRequest:
+		id = raft.ServerID(d.ID)
+	case raft.RequestPreVoteRequest:
+		id = raft.ServerID(d.ID)
+	}
+	if id != "" && id != self {
+		k.sawServer(id)
 	}
 }
 
@@ -213,7 +251,7 @@ func (k *knownMembers) knows(a common.Address) bool {
 }
 
 // KnowsMember reports whether this node ever saw the Raft of validator a
-// running (it answered this node's Raft RPCs, or proposed a block this
-// node applied): the answer a peer that lost its data directory asks for
+// running (it answered this node's Raft RPCs, sent it one, or proposed a
+// block this node applied): the answer a peer that lost its data directory asks for
 // before it bootstraps.
 func (e *Engine) KnowsMember(a common.Address) bool { return e.known.knows(a) }

@@ -181,3 +181,49 @@ func TestKnowsMemberRecordsAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestKnowsMemberRecordsSilentLeader: a leader that proposes no block is
+// still recorded by its followers (they accepted its heartbeats), and a
+// candidate by the voters it asked: a data directory lost after either
+// must not be taken for a first start.
+func TestKnowsMemberRecordsSilentLeader(t *testing.T) {
+	c := newTestClusterWith(t, 3, func(i int, cfg *Config) {
+		cfg.Address = func(id raft.ServerID) (common.Address, error) { return common.HexToAddress(string(id)), nil }
+		cfg.Builder.Heartbeat = time.Hour // no transactions, no empty blocks: the leader proposes nothing
+	})
+	l := c.leader()
+	leader := c.keys[l].Address()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := range c.engines {
+		if i == l {
+			continue
+		}
+		for !c.engines[i].KnowsMember(leader) {
+			if time.Now().After(deadline) {
+				t.Fatalf("follower %d does not know leader %d, whose heartbeats it accepted", i, l)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for i, db := range c.dbs {
+		if head, _ := db.Head(); head.Number != 0 {
+			t.Fatalf("node %d applied block %d: the leader proposed, so its followers know it from the block", i, head.Number)
+		}
+	}
+
+	// A candidate's vote request (and pre-vote) is recorded by the voter
+	// it reached, whatever the vote: raft observes the request before it
+	// judges it.
+	e := c.engines[(l+1)%3]
+	for _, req := range []any{
+		raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ID: []byte(common.Address{7}.Hex())}},
+		raft.RequestPreVoteRequest{RPCHeader: raft.RPCHeader{ID: []byte(common.Address{8}.Hex())}},
+	} {
+		e.known.observed(e.cfg.LocalID, req)
+	}
+	for _, a := range []common.Address{{7}, {8}} {
+		if !e.KnowsMember(a) {
+			t.Errorf("a voter does not know candidate %s, whose vote request it received", a)
+		}
+	}
+}

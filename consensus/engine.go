@@ -129,7 +129,7 @@ type Engine struct {
 	stopOnce sync.Once
 	stopped  raft.Future
 
-	// known is which servers' Raft answered this node's (bootstrap.go).
+	// known is which servers' Raft this node saw running (bootstrap.go).
 	known *knownMembers
 }
 
@@ -289,7 +289,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, fmt.Errorf("raft bootstrap: %w", err)
 		}
 	}
-	trans := withCommitProof(cfg.Transport, e.known.answered)
+	trans := withCommitProof(cfg.Transport, e.known.sawServer)
 	r, err := newRaft(rc, e.FSM, logStore, snaps, trans)
 	if err != nil {
 		stopRelay(trans)
@@ -298,6 +298,13 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	}
 	e.Raft = r
 	builder.proposer = r
+	// Record the leaders and candidates that send this node requests; a
+	// leader taken before the observer was registered is observed no
+	// more (raft observes a change of leader), so it is recorded here.
+	r.RegisterObserver(e.known.observer(cfg.LocalID))
+	if _, id := r.LeaderWithID(); id != "" && id != cfg.LocalID {
+		e.known.sawServer(id)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
