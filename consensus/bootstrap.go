@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/hashicorp/raft"
@@ -22,10 +23,18 @@ import (
 // directory (ErrRaftStateLost), which the node's own state cannot show
 // here since it went too. The way out is the same: a fresh member
 // (FreshRaft, tallyd --raft-fresh), started after a few election timeouts.
+// A validator added after genesis is refused the same way: it would join
+// with an empty log and forgotten votes.
 var ErrDataDirLost = errors.New("data directory lost")
 
-// PeerAnswer is one configured peer's answer to a node about to bootstrap
-// (the node's p2p member protocol, or the simulator's network).
+// ErrPeersSilent is the refusal of Start when the peers that answered
+// within PeerCheckTimeout are too few to tell a first start from a lost
+// data directory (DecideBootstrap's Wait).
+var ErrPeersSilent = errors.New("too few peers answered")
+
+// PeerAnswer is one peer's answer to a node about to start Raft on an
+// empty Raft directory and a state at genesis (the node's p2p member
+// protocol, or the simulator's network).
 type PeerAnswer struct {
 	// Peer names the peer (its Raft server id).
 	Peer string
@@ -37,22 +46,35 @@ type PeerAnswer struct {
 	// KnowsUs: the peer saw the asking node's Raft running
 	// (Engine.KnowsMember): the asking node ran before.
 	KnowsUs bool
+	// Ran: the peer's Raft has a term or a log (Engine.RaftRan): the
+	// cluster's Raft started, whether or not a block was built.
+	Ran bool
+	// Voter: the asking node is a voter of the peer's Raft configuration
+	// (a validator added by governance learns it is one this way: its own
+	// state is at genesis).
+	Voter bool
 }
 
-// BootstrapVerdict is what a genesis validator with no Raft state and a
-// state at genesis does, decided by DecideBootstrap.
+// runs reports whether a shows that the cluster's Raft started.
+func (a PeerAnswer) runs() bool { return a.Height > 0 || a.Ran }
+
+// BootstrapVerdict is what a node with no Raft state and a state at
+// genesis does, decided by DecideBootstrap.
 type BootstrapVerdict int
 
 const (
 	// Bootstrap: a first start; bootstrap the genesis configuration.
 	Bootstrap BootstrapVerdict = iota
-	// JoinFresh: a late first start; the chain runs, and every peer
-	// answered that it never heard this node's Raft: start with no
-	// configuration and let the leader send the log.
+	// JoinFresh: start with no configuration and let the leader send the
+	// log: a genesis validator's late first start (the chain runs, and
+	// every peer answered that it never heard this node's Raft), or a
+	// node that is not a genesis validator and that no peer knows as a
+	// voter that ran.
 	JoinFresh
-	// Refuse: the directory was lost (ErrDataDirLost), or the node
-	// cannot tell and the chain runs.
+	// Refuse: the directory was lost (ErrDataDirLost).
 	Refuse
+	// Wait: too few peers answered to tell; ask again.
+	Wait
 )
 
 func (v BootstrapVerdict) String() string {
@@ -61,83 +83,159 @@ func (v BootstrapVerdict) String() string {
 		return "bootstrap"
 	case JoinFresh:
 		return "join fresh"
+	case Wait:
+		return "wait"
 	}
 	return "refuse"
 }
 
-// DecideBootstrap is the rule for a genesis validator that finds no Raft
-// state and a state at genesis, given its peers' answers:
+// BootstrapQuorum is how many of the other genesis validators must
+// answer, at genesis and not knowing it, before a genesis validator of
+// voters bootstraps: enough that every quorum of the genesis
+// configuration (voters/2+1) that could have run with this node in it
+// holds one of them. Such a quorum has q-1 members besides this node,
+// all of which ran (their term and log are durable), and they are missed
+// only if every answer came from the other voters-q: so voters-q+1
+// answers. A lone validator (1) needs none: nobody else could tell.
+func BootstrapQuorum(voters int) int {
+	if voters <= 1 {
+		return 0
+	}
+	return voters - (voters/2 + 1) + 1
+}
+
+// DecideBootstrap is the rule for a node that finds no Raft state and a
+// state at genesis, given its peers' answers; voters is the size of its
+// bootstrap configuration (the genesis validators, itself among them),
+// 0 when it is not a genesis validator:
 //
-//   - a peer whose Raft has heard this node answer knows that it ran:
-//     refuse (its votes and acknowledged entries are forgotten);
-//   - the chain is past genesis (some peer applied a block) and every
-//     peer answered, none knowing this node: it never took part, a late
-//     first start; join as a fresh member (the leader sends the log);
-//   - the chain is past genesis and some peer did not answer: that peer
-//     may be the one that knew this node, so it cannot tell: refuse;
-//   - otherwise (every peer that answered is at genesis, or none
-//     answered): the cluster's first start, as every validator of a new
-//     chain makes it, at once or one after the other: bootstrap.
+//   - a peer whose Raft heard this node run knows that it ran: refuse,
+//     for a genesis validator and for a validator added after genesis (a
+//     peer answers that it is a voter); a node known only as a non-voter
+//     (an observer) joins fresh: its forgotten log counted for nothing;
+//   - not a genesis validator: join fresh (wait for the leader), as any
+//     new node;
+//   - the only genesis validator: bootstrap (nobody could tell);
+//   - the cluster's Raft started (a peer applied a block or has a term or
+//     log) and every peer answered, none knowing this node: it never took
+//     part, a late first start; join fresh. Some peer silent: it may be
+//     the one that knew this node (a follower is known only to the
+//     leaders it followed): wait;
+//   - every peer that answered is at genesis, with no Raft state: a
+//     first start once BootstrapQuorum of them answered (then no quorum
+//     can have run with this node unseen): bootstrap; fewer: wait. A
+//     validator alone cannot make progress in a cluster of several, so
+//     the wait costs nothing, and the first start of a chain whose
+//     validators start minutes apart bootstraps as the needed ones come.
 //
 // The reason names the peers the verdict rests on.
-func DecideBootstrap(answers []PeerAnswer) (BootstrapVerdict, string) {
+func DecideBootstrap(voters int, answers []PeerAnswer) (BootstrapVerdict, string) {
 	var (
 		past, silent []string
 		answered     int
+		voter        bool
+		known        *PeerAnswer
 	)
-	for _, a := range answers {
+	for i, a := range answers {
 		if a.Err != nil {
 			silent = append(silent, fmt.Sprintf("%s (%v)", a.Peer, a.Err))
 			continue
 		}
 		answered++
-		if a.KnowsUs {
-			return Refuse, fmt.Sprintf("peer %s saw this node's Raft running (it is at height %d): this node ran before", a.Peer, a.Height)
+		voter = voter || a.Voter
+		if a.KnowsUs && known == nil {
+			known = &answers[i]
 		}
-		if a.Height > 0 {
+		if a.runs() {
 			past = append(past, fmt.Sprintf("%s at height %d", a.Peer, a.Height))
 		}
 	}
+	if voters > 0 {
+		for i := len(answers); i < voters-1; i++ {
+			silent = append(silent, "an unnamed validator (not asked)")
+		}
+	}
 	switch {
+	case known != nil && (voters > 0 || voter):
+		return Refuse, fmt.Sprintf("peer %s saw this node's Raft running (it is at height %d): this node ran before", known.Peer, known.Height)
+	case voters == 0 && known != nil:
+		return JoinFresh, fmt.Sprintf("peer %s saw this node's Raft running, but no peer has it as a voter: an observer, waiting for the leader", known.Peer)
+	case voters == 0:
+		return JoinFresh, fmt.Sprintf("not a genesis validator and none of the %d peers that answered saw this node's Raft running: waiting for the leader to add it", answered)
+	case voters == 1:
+		return Bootstrap, "the chain's only validator"
 	case len(past) > 0 && len(silent) == 0:
 		return JoinFresh, fmt.Sprintf("the chain runs (%s) and none of the %d peers ever saw this node's Raft running: a late first start", strings.Join(past, ", "), answered)
 	case len(past) > 0:
-		return Refuse, fmt.Sprintf("the chain runs (%s) and %s did not answer, so whether this node ran before cannot be told", strings.Join(past, ", "), strings.Join(silent, ", "))
-	case answered == 0 && len(answers) > 0:
-		return Bootstrap, "no peer answered: a first start (" + strings.Join(silent, ", ") + ")"
+		return Wait, fmt.Sprintf("the chain runs (%s) and %s did not answer: it may be one that saw this node run", strings.Join(past, ", "), strings.Join(silent, ", "))
 	}
-	return Bootstrap, fmt.Sprintf("%d of %d peers answered, all at genesis: a first start", answered, len(answers))
+	need := BootstrapQuorum(voters)
+	if answered >= need {
+		return Bootstrap, fmt.Sprintf("%d of %d peers answered (%d needed), all at genesis: a first start", answered, voters-1, need)
+	}
+	return Wait, fmt.Sprintf("%d of the %d other genesis validators answered, %d needed before a first start can be told from a lost data directory; silent: %s",
+		answered, voters-1, need, strings.Join(silent, ", "))
 }
 
-// checkBootstrap asks the peers (cfg.AskPeers) whether this genesis
-// validator may bootstrap, and logs the verdict. An error is the refusal.
+// Bootstrap waits: a round of questions is bounded by peerRound, rounds
+// start peerRetry apart, and the wait is logged when its reason changes
+// and every peerWaitLog.
+const (
+	peerRound   = 2 * time.Second
+	peerRetry   = time.Second
+	peerWaitLog = 30 * time.Second
+)
+
+// checkBootstrap asks the peers (cfg.AskPeers) what a node with no Raft
+// state and a state at genesis does, again every peerRetry while the
+// answer is Wait, for at most cfg.PeerCheckTimeout (0: until it can
+// tell), and logs the verdict. An error is the refusal.
 func checkBootstrap(cfg Config) (BootstrapVerdict, error) {
+	voters := len(cfg.Bootstrap)
 	if cfg.AskPeers == nil {
+		if voters == 0 {
+			return JoinFresh, nil
+		}
 		return Bootstrap, nil
 	}
-	ctx := context.Background()
-	if cfg.PeerCheckTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.PeerCheckTimeout)
-		defer cancel()
+	start := time.Now()
+	var (
+		lastWhy string
+		logged  time.Time
+	)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), peerRound)
+		answers := cfg.AskPeers(ctx)
+		cancel()
+		v, why := DecideBootstrap(voters, answers)
+		switch v {
+		case Refuse:
+			return v, fmt.Errorf("%w: %s holds no Raft state and the state database is at genesis, but %s. "+
+				"Starting would forget the votes this node cast and the entries it acknowledged, and could let it vote twice in a term; "+
+				"restore the data directory, or start the node once as a fresh member after a few election timeouts (tallyd --raft-fresh, docs/cluster.md)",
+				ErrDataDirLost, cfg.Dir, why)
+		case JoinFresh:
+			if voters > 0 {
+				cfg.Logger.Warn("raft: no Raft state on a running chain that never heard this node: joining as a fresh member; waiting for the leader", "why", why)
+			}
+			return v, nil
+		case Bootstrap:
+			cfg.Logger.Info("raft: bootstrapping the genesis configuration", "why", why)
+			return v, nil
+		}
+		waited := time.Since(start)
+		if cfg.PeerCheckTimeout > 0 && waited >= cfg.PeerCheckTimeout {
+			return Refuse, fmt.Errorf("%w: %s holds no Raft state and the state database is at genesis, and after %v %s. "+
+				"Start the other validators, or raise raft.peer-check-timeout (0 waits until they answer; docs/cluster.md)",
+				ErrPeersSilent, cfg.Dir, waited.Round(time.Second), why)
+		}
+		if why != lastWhy || time.Since(logged) >= peerWaitLog {
+			cfg.Logger.Warn("raft: waiting for the other genesis validators before starting Raft on an empty Raft directory", "why", why,
+				"waited", waited.Round(time.Second), "peer_check_timeout", cfg.PeerCheckTimeout)
+			lastWhy, logged = why, time.Now()
+		}
+		time.Sleep(peerRetry)
 	}
-	answers := cfg.AskPeers(ctx)
-	if len(answers) == 0 {
-		return Bootstrap, nil
-	}
-	v, why := DecideBootstrap(answers)
-	switch v {
-	case Refuse:
-		return v, fmt.Errorf("%w: %s holds no Raft state and the state database is at genesis, but %s. "+
-			"Bootstrapping would forget the votes this node cast and the entries it acknowledged, and could let it vote twice in a term; "+
-			"restore the data directory, or start the node once as a fresh member after a few election timeouts (tallyd --raft-fresh, docs/cluster.md)",
-			ErrDataDirLost, cfg.Dir, why)
-	case JoinFresh:
-		cfg.Logger.Warn("raft: no Raft state on a running chain that never heard this node: joining as a fresh member; waiting for the leader", "why", why)
-	default:
-		cfg.Logger.Info("raft: bootstrapping the genesis configuration", "why", why)
-	}
-	return v, nil
 }
 
 // knownMembers remembers, durably in the Raft stable store, every
@@ -255,3 +353,22 @@ func (k *knownMembers) knows(a common.Address) bool {
 // block this node applied): the answer a peer that lost its data directory asks for
 // before it bootstraps.
 func (e *Engine) KnowsMember(a common.Address) bool { return e.known.knows(a) }
+
+// RaftRan reports whether this node's Raft has a term or a log: the
+// cluster's Raft started here (PeerAnswer.Ran). A node that waits for a
+// leader on an empty directory has neither.
+func (e *Engine) RaftRan() bool { return e.Raft.LastIndex() > 0 || e.Raft.CurrentTerm() > 0 }
+
+// IsVoter reports whether id is a voter of this node's Raft configuration.
+func (e *Engine) IsVoter(id raft.ServerID) bool {
+	f := e.Raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == id {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}

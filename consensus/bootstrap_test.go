@@ -18,10 +18,12 @@ import (
 	"github.com/tally-ledger/tally/mempool"
 )
 
-// TestDecideBootstrap: a genesis validator with no Raft state and a state
-// at genesis bootstraps only on a first start, joins fresh when a running
-// chain never heard of it, and refuses when a peer heard its Raft (its
-// data directory was lost) or when a peer that might have is silent.
+// TestDecideBootstrap: a node with no Raft state and a state at genesis
+// bootstraps only on a first start that enough peers confirm, joins fresh
+// when a running chain never heard of it (or when it is no genesis
+// validator), refuses when a peer heard its Raft (its data directory was
+// lost), and waits while a peer that might have is silent or too few
+// answered.
 func TestDecideBootstrap(t *testing.T) {
 	down := errors.New("connection refused")
 	genesisPeer := func(p string) PeerAnswer { return PeerAnswer{Peer: p} }
@@ -31,52 +33,78 @@ func TestDecideBootstrap(t *testing.T) {
 	silentPeer := func(p string) PeerAnswer { return PeerAnswer{Peer: p, Err: down} }
 	for _, tc := range []struct {
 		name    string
+		voters  int
 		answers []PeerAnswer
 		want    BootstrapVerdict
 		reason  string // in the reason
 	}{
-		{"all at genesis", []PeerAnswer{genesisPeer("b"), genesisPeer("c")}, Bootstrap, "all at genesis"},
-		{"unreachable: the first node of a first start", []PeerAnswer{silentPeer("b"), silentPeer("c")}, Bootstrap, "no peer answered"},
-		{"one at genesis, one not up yet", []PeerAnswer{genesisPeer("b"), silentPeer("c")}, Bootstrap, "1 of 2 peers"},
-		{"past genesis, knows this node: lost directory", []PeerAnswer{runningPeer("b", 7, true), runningPeer("c", 7, false)}, Refuse, "peer b saw this node's Raft"},
-		{"a peer at genesis knows this node", []PeerAnswer{runningPeer("b", 0, true), genesisPeer("c")}, Refuse, "peer b"},
-		{"knows this node, the other silent", []PeerAnswer{silentPeer("b"), runningPeer("c", 3, true)}, Refuse, "peer c"},
-		{"past genesis, the other silent: cannot tell", []PeerAnswer{runningPeer("b", 5, false), silentPeer("c")}, Refuse, "c (connection refused) did not answer"},
-		{"past genesis, nobody knows it: late first start", []PeerAnswer{runningPeer("b", 5, false), runningPeer("c", 4, false)}, JoinFresh, "late first start"},
-		{"mixed: one running, one at genesis, none knows it", []PeerAnswer{runningPeer("b", 2, false), genesisPeer("c")}, JoinFresh, "b at height 2"},
+		{"all at genesis", 3, []PeerAnswer{genesisPeer("b"), genesisPeer("c")}, Bootstrap, "2 of 2 peers answered"},
+		{"the only validator", 1, nil, Bootstrap, "only validator"},
+		{"unreachable: the first node of a first start waits", 3, []PeerAnswer{silentPeer("b"), silentPeer("c")}, Wait, "0 of the 2 other genesis validators answered, 2 needed"},
+		{"one at genesis, one not up yet: {this, c} may have run", 3, []PeerAnswer{genesisPeer("b"), silentPeer("c")}, Wait, "silent: c (connection refused)"},
+		{"four validators: two of three answers", 4, []PeerAnswer{genesisPeer("b"), genesisPeer("c"), silentPeer("d")}, Bootstrap, "2 of 3 peers answered (2 needed)"},
+		{"five validators: two of four answers", 5, []PeerAnswer{genesisPeer("b"), genesisPeer("c"), silentPeer("d"), silentPeer("e")}, Wait, "3 needed"},
+		{"five validators: three of four answers", 5, []PeerAnswer{genesisPeer("b"), genesisPeer("c"), genesisPeer("d"), silentPeer("e")}, Bootstrap, "3 of 4"},
+		{"a validator left unasked counts as silent", 3, []PeerAnswer{genesisPeer("b")}, Wait, "not asked"},
+		{"past genesis, knows this node: lost directory", 3, []PeerAnswer{runningPeer("b", 7, true), runningPeer("c", 7, false)}, Refuse, "peer b saw this node's Raft"},
+		{"a peer at genesis knows this node", 3, []PeerAnswer{runningPeer("b", 0, true), genesisPeer("c")}, Refuse, "peer b"},
+		{"knows this node, the other silent", 3, []PeerAnswer{silentPeer("b"), runningPeer("c", 3, true)}, Refuse, "peer c"},
+		{"past genesis, the other silent: cannot tell yet", 3, []PeerAnswer{runningPeer("b", 5, false), silentPeer("c")}, Wait, "c (connection refused) did not answer"},
+		{"Raft ran, no block yet, the other silent", 3, []PeerAnswer{{Peer: "b", Ran: true}, silentPeer("c")}, Wait, "b at height 0"},
+		{"past genesis, nobody knows it: late first start", 3, []PeerAnswer{runningPeer("b", 5, false), runningPeer("c", 4, false)}, JoinFresh, "late first start"},
+		{"mixed: one running, one at genesis, none knows it", 3, []PeerAnswer{runningPeer("b", 2, false), genesisPeer("c")}, JoinFresh, "b at height 2"},
+		{"another bootstrapped first: join it", 3, []PeerAnswer{{Peer: "b", Ran: true}, genesisPeer("c")}, JoinFresh, "late first start"},
+		{"added after genesis, a peer knows it as a voter", 0, []PeerAnswer{{Peer: "b", Height: 9, KnowsUs: true, Voter: true, Ran: true}, silentPeer("c")}, Refuse, "peer b saw"},
+		{"added after genesis, known by one, a voter for another", 0, []PeerAnswer{{Peer: "b", Height: 9, Voter: true, Ran: true}, {Peer: "c", Height: 9, KnowsUs: true, Ran: true}}, Refuse, "peer c saw"},
+		{"added after genesis, its first start", 0, []PeerAnswer{{Peer: "b", Height: 9, Voter: true, Ran: true}, silentPeer("c")}, JoinFresh, "waiting for the leader"},
+		{"an observer that ran: no voter", 0, []PeerAnswer{{Peer: "b", Height: 9, KnowsUs: true, Ran: true}}, JoinFresh, "observer"},
+		{"not a genesis validator, nobody answers", 0, []PeerAnswer{silentPeer("b")}, JoinFresh, "none of the 0 peers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, why := DecideBootstrap(tc.answers)
+			got, why := DecideBootstrap(tc.voters, tc.answers)
 			if got != tc.want || !strings.Contains(why, tc.reason) {
 				t.Fatalf("DecideBootstrap = %s (%s), want %s (%q)", got, why, tc.want, tc.reason)
 			}
 		})
 	}
+	for voters, want := range map[int]int{1: 0, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3, 7: 4} {
+		if got := BootstrapQuorum(voters); got != want {
+			t.Errorf("BootstrapQuorum(%d) = %d, want %d", voters, got, want)
+		}
+		// Every quorum of the configuration that includes this node meets
+		// the answers: (quorum-1) + need > voters-1.
+		if q := voters/2 + 1; voters > 1 && q-1+BootstrapQuorum(voters) <= voters-1 {
+			t.Errorf("BootstrapQuorum(%d) = %d misses a quorum of %d", voters, BootstrapQuorum(voters), q)
+		}
+	}
 }
 
-// TestStartAsksPeersBeforeBootstrap: Start asks the peers, within
-// PeerCheckTimeout, before it bootstraps a state at genesis; a refusal
-// names the directory and the way out (ErrDataDirLost), a late first
-// start comes up with no configuration (it waits for the leader), a first
-// start bootstraps. A node with Raft state asks nobody.
+// TestStartAsksPeersBeforeBootstrap: Start asks the peers, a round bounded
+// by peerRound, before it bootstraps a state at genesis; a refusal names
+// the directory and the way out (ErrDataDirLost), a late first start
+// comes up with no configuration (it waits for the leader), a first start
+// bootstraps once enough peers answered, asking again while they are too
+// few, and gives up after PeerCheckTimeout (ErrPeersSilent). A node with
+// Raft state asks nobody.
 func TestStartAsksPeersBeforeBootstrap(t *testing.T) {
 	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
 	id := raft.ServerID("n0")
 	peers := []raft.Server{{Suffrage: raft.Voter, ID: id, Address: "n0"}, {Suffrage: raft.Voter, ID: "n1", Address: "n1"}}
-	start := func(e *fsmEnv, fs vfs.FS, fresh bool, answers []PeerAnswer, asked *int) (*Engine, error) {
+	start := func(e *fsmEnv, fs vfs.FS, fresh bool, answers func(round int) []PeerAnswer, asked *int) (*Engine, error) {
 		_, trans := raft.NewInmemTransport(raft.ServerAddress(id))
 		senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
 		return Start(Config{Dir: "/data/raft", FS: fs, Snapshots: raft.NewInmemSnapshotStore(), LocalID: id, Transport: trans,
-			Bootstrap: peers, Key: val, Logger: testLogger(t), FreshRaft: fresh, PeerCheckTimeout: time.Second,
+			Bootstrap: peers, Key: val, Logger: testLogger(t), FreshRaft: fresh, PeerCheckTimeout: 1500 * time.Millisecond,
 			AskPeers: func(ctx context.Context) []PeerAnswer {
 				*asked++
-				if d, ok := ctx.Deadline(); !ok || time.Until(d) > time.Second {
-					t.Errorf("AskPeers' context is not bounded by PeerCheckTimeout (deadline %v, %v)", d, ok)
+				if d, ok := ctx.Deadline(); !ok || time.Until(d) > peerRound {
+					t.Errorf("AskPeers' context is not bounded by peerRound (deadline %v, %v)", d, ok)
 				}
-				return answers
+				return answers(*asked)
 			}},
 			e.db, mempool.New(mempool.DefaultConfig, e.db, senders), senders)
 	}
+	always := func(a ...PeerAnswer) func(int) []PeerAnswer { return func(int) []PeerAnswer { return a } }
 	servers := func(eng *Engine) int {
 		f := eng.Raft.GetConfiguration()
 		if err := f.Error(); err != nil {
@@ -85,7 +113,7 @@ func TestStartAsksPeersBeforeBootstrap(t *testing.T) {
 		return len(f.Configuration().Servers)
 	}
 
-	lost := []PeerAnswer{{Peer: "n1", Height: 9, KnowsUs: true}}
+	lost := always(PeerAnswer{Peer: "n1", Height: 9, KnowsUs: true})
 	var asked int
 	if _, err := start(newFSMEnv(t), vfs.NewMem(), false, lost, &asked); !errors.Is(err, ErrDataDirLost) ||
 		!strings.Contains(err.Error(), "/data/raft") || !strings.Contains(err.Error(), "--raft-fresh") || !strings.Contains(err.Error(), "peer n1") {
@@ -103,7 +131,7 @@ func TestStartAsksPeersBeforeBootstrap(t *testing.T) {
 	eng.Shutdown()
 
 	// A late first start joins fresh.
-	eng, err = start(newFSMEnv(t), vfs.NewMem(), false, []PeerAnswer{{Peer: "n1", Height: 9}}, &asked)
+	eng, err = start(newFSMEnv(t), vfs.NewMem(), false, always(PeerAnswer{Peer: "n1", Height: 9}), &asked)
 	if err != nil {
 		t.Fatalf("late first start: %v", err)
 	}
@@ -112,15 +140,34 @@ func TestStartAsksPeersBeforeBootstrap(t *testing.T) {
 	}
 	eng.Shutdown()
 
-	// A first start bootstraps; its restart asks nobody.
+	// Nobody answers: no bootstrap; the node asks again until
+	// PeerCheckTimeout, then gives up naming the silent peer.
+	asked = 0
+	began := time.Now()
+	silent := always(PeerAnswer{Peer: "n1", Err: errors.New("refused")})
+	if _, err := start(newFSMEnv(t), vfs.NewMem(), false, silent, &asked); !errors.Is(err, ErrPeersSilent) ||
+		!strings.Contains(err.Error(), "n1 (refused)") || !strings.Contains(err.Error(), "raft.peer-check-timeout") {
+		t.Fatalf("start with no answer: %v, want ErrPeersSilent naming the silent peer and the key", err)
+	}
+	if asked < 2 || time.Since(began) < 1500*time.Millisecond {
+		t.Fatalf("gave up after %d questions and %v; want questions until raft.peer-check-timeout", asked, time.Since(began))
+	}
+
+	// A first start bootstraps once the peer answers; its restart asks
+	// nobody.
 	e, fs := newFSMEnv(t), vfs.NewMem()
 	asked = 0
-	eng, err = start(e, fs, false, []PeerAnswer{{Peer: "n1", Err: errors.New("refused")}}, &asked)
+	eng, err = start(e, fs, false, func(round int) []PeerAnswer {
+		if round == 1 {
+			return []PeerAnswer{{Peer: "n1", Err: errors.New("refused")}}
+		}
+		return []PeerAnswer{{Peer: "n1"}}
+	}, &asked)
 	if err != nil {
 		t.Fatalf("first start: %v", err)
 	}
-	if n := servers(eng); n != 2 || asked != 1 {
-		t.Fatalf("a first start has %d servers after asking %d times, want the bootstrap configuration after one question", n, asked)
+	if n := servers(eng); n != 2 || asked != 2 {
+		t.Fatalf("a first start has %d servers after asking %d times, want the bootstrap configuration after two questions", n, asked)
 	}
 	eng.Shutdown()
 	eng, err = start(e, fs, false, lost, &asked)
@@ -128,7 +175,7 @@ func TestStartAsksPeersBeforeBootstrap(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	defer eng.Shutdown()
-	if asked != 1 {
+	if asked != 2 {
 		t.Fatal("a node with Raft state asked its peers")
 	}
 }

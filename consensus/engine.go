@@ -37,13 +37,17 @@ type Config struct {
 	// to send it the log. The operator asserts that the votes the node
 	// forgot can no longer count (docs/cluster.md).
 	FreshRaft bool
-	// AskPeers, when set, asks the other genesis validators, within the
-	// context's deadline, whether the chain ran with this node in it:
-	// called only before a bootstrap, when Dir holds no Raft state and
-	// the state is at genesis (a first start, or a data directory lost
-	// with its nodekey restored; DecideBootstrap). nil: nobody to ask.
+	// AskPeers, when set, asks the peers (the other genesis validators,
+	// one answer each, and for a node that is not one its configured
+	// peers), within the context's deadline, whether the chain ran with
+	// this node in it: called only when Dir holds no Raft state and the
+	// state is at genesis (a first start, or a data directory lost with
+	// its nodekey restored; DecideBootstrap), again while the answers
+	// are too few. nil: nobody to ask.
 	AskPeers func(context.Context) []PeerAnswer
-	// PeerCheckTimeout bounds AskPeers (raft.peer-check-timeout).
+	// PeerCheckTimeout bounds how long Start keeps asking while the
+	// answers are too few to decide (raft.peer-check-timeout); 0: until
+	// they are enough.
 	PeerCheckTimeout time.Duration
 	// Address maps a Raft server id to its validator address, to record
 	// the validators whose Raft answered this node's (KnowsMember); nil
@@ -269,7 +273,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	} else if fresh {
 		cfg.Logger.Warn("raft: no Raft state: starting as a fresh member (--raft-fresh); waiting for the leader", "dir", cfg.Dir)
 	}
-	if !existing && !fresh && len(cfg.Bootstrap) > 0 {
+	if !existing && !fresh && head.RaftIndex == 0 {
 		// A state at genesis: a first start, or the whole data directory
 		// was lost (the peers can tell).
 		v, err := checkBootstrap(cfg)
@@ -277,7 +281,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			e.closeStores()
 			return nil, err
 		}
-		fresh = v == JoinFresh
+		fresh = v == JoinFresh && len(cfg.Bootstrap) > 0
 	}
 	switch {
 	case fresh:

@@ -162,17 +162,32 @@ func writeNodeConfig(t *testing.T, path string, cfg tnode.Config) {
 // start runs node i (tallyd --config) and waits until it answers JSON-RPC.
 func (c *testCluster) start(i int) *node {
 	c.t.Helper()
+	return c.ready(i, c.launch(i))
+}
+
+// launch runs node i (tallyd --config) without waiting for it.
+func (c *testCluster) launch(i int) *node {
+	c.t.Helper()
 	if p := c.procs[i]; p != nil && !p.exited() {
 		c.t.Fatalf("node %d is already running (pid %d)", i, p.cmd.Process.Pid)
 	}
 	c.runs[i]++
 	logPath := filepath.Join(c.dir, fmt.Sprintf("node%d.run%d.log", i, c.runs[i]))
-	n, err := startConfigNode(c.t, c.specs[i], logPath, fmt.Sprintf("node%d run %d", i, c.runs[i]))
+	n, err := launchConfigNode(c.t, c.specs[i], logPath, fmt.Sprintf("node%d run %d", i, c.runs[i]))
 	if err != nil {
 		c.t.Fatalf("node %d: %v", i, err)
 	}
 	c.procs[i] = n
 	c.down[i] = false
+	return n
+}
+
+// ready waits until node i, launched as n, answers JSON-RPC.
+func (c *testCluster) ready(i int, n *node) *node {
+	c.t.Helper()
+	if err := n.ready(); err != nil {
+		c.t.Fatalf("node %d: %v", i, err)
+	}
 	return n
 }
 
@@ -220,33 +235,55 @@ func (c *testCluster) fatal(format string, args ...any) {
 	c.t.Fatalf(format, args...)
 }
 
-// startAll starts nodes 0..len-1 (the validators, when called first).
+// startAll starts nodes 0..len-1 (the validators, when called first) at
+// once, as an operator starts a new chain's validators: a genesis
+// validator on an empty data directory starts Raft (and answers JSON-RPC)
+// only once enough of the others answered (docs/cluster.md, "A lost data
+// directory").
 func (c *testCluster) startAll() {
 	c.t.Helper()
+	launched := make([]*node, len(c.specs))
 	for i := range c.specs {
-		c.start(i)
+		launched[i] = c.launch(i)
+	}
+	for i, n := range launched {
+		c.ready(i, n)
 	}
 }
 
-// startConfigNode starts tallyd --config spec.Config, logging to logPath.
-// Its t.Cleanup kills the process if it still runs and prints the log's
-// tail if the test failed.
+// startConfigNode starts tallyd --config spec.Config, logging to logPath,
+// and waits until it answers JSON-RPC.
 func startConfigNode(t *testing.T, spec tnode.TestnetNode, logPath, name string) (*node, error) {
+	t.Helper()
+	n, err := launchConfigNode(t, spec, logPath, name)
+	if err != nil {
+		return nil, err
+	}
+	return n, n.ready()
+}
+
+// launchConfigNode starts tallyd --config spec.Config, logging to
+// logPath, without waiting for it (node.ready).
+func launchConfigNode(t *testing.T, spec tnode.TestnetNode, logPath, name string) (*node, error) {
 	t.Helper()
 	if tallydBin == "" {
 		t.Fatal("tallyd was not built (TestMain)")
 	}
 	port, _ := strconv.Atoi(spec.RPC[strings.LastIndexByte(spec.RPC, ':')+1:])
-	n := &node{t: t, datadir: filepath.Join(spec.Dir, "data"), logPath: logPath, port: port, url: spec.RPC, done: make(chan struct{})}
+	n := &node{t: t, datadir: filepath.Join(spec.Dir, "data"), logPath: logPath, port: port, url: spec.RPC, done: make(chan struct{}), name: name, launched: time.Now()}
 	if err := n.launch(name, 40, "--config", spec.Config); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	if err := n.waitReady(readyTimeout); err != nil {
-		return nil, fmt.Errorf("%s: %w\n%s", name, err, tail(logPath, 30))
-	}
-	t.Logf("%s: pid %d answers on %s after %v", name, n.cmd.Process.Pid, n.url, time.Since(start).Round(time.Millisecond))
 	return n, nil
+}
+
+// ready waits until n, launched by launchConfigNode, answers JSON-RPC.
+func (n *node) ready() error {
+	if err := n.waitReady(readyTimeout); err != nil {
+		return fmt.Errorf("%s: %w\n%s", n.name, err, tail(n.logPath, 30))
+	}
+	n.t.Logf("%s: pid %d answers on %s after %v", n.name, n.cmd.Process.Pid, n.url, time.Since(n.launched).Round(time.Millisecond))
+	return nil
 }
 
 // log returns node i's log of its latest run.

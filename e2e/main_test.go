@@ -68,6 +68,10 @@ type node struct {
 	logPath string
 	port    int
 	url     string
+	// name and launched label a node started from a config
+	// (launchConfigNode) in its readiness log.
+	name     string
+	launched time.Time
 
 	cmd     *exec.Cmd
 	logFile *os.File

@@ -60,6 +60,9 @@ func (n *Node) openNetwork() (*network, error) {
 	for _, v := range validators {
 		n.host.Protect(v)
 	}
+	// Before Raft starts: a validator waiting to start Raft on an empty
+	// directory answers the others waiting (consensus.DecideBootstrap).
+	p2p.ServeMember(n.host.Libp2p(), n.memberAnswer)
 	trans := p2p.NewRaftTransport(n.host.StreamLayer(RaftProtocol), p2p.RaftTransportConfig{
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
@@ -104,7 +107,6 @@ func (n *Node) startCluster() {
 		p2p.ServeBatches(n.host.Libp2p(), proto, n.adm.Handler(string(proto)), n.log)
 	}
 	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
-	p2p.ServeMember(n.host.Libp2p(), n.memberAnswer)
 	n.adm.StartNetwork(p2p.HostTransport(n.host.Libp2p()), n.host.ID(), n.leaderPeer, n.otherVoters, n.cfg.P2P.MaxForwardBatch)
 	n.bg.Add(2)
 	go n.membershipLoop()

@@ -217,8 +217,9 @@ type RaftConfig struct {
 	SnapshotInterval   Duration `toml:"snapshot-interval"`
 	TrailingLogs       uint64   `toml:"trailing-logs"`
 	// PeerCheckTimeout bounds how long a genesis validator that finds no
-	// Raft state and a state at genesis waits for its peers' answers
-	// before it bootstraps (a lost data directory; docs/cluster.md).
+	// Raft state and a state at genesis keeps asking its peers while too
+	// few answered to tell a first start from a lost data directory
+	// (docs/cluster.md) before it gives up and exits; 0: no bound.
 	PeerCheckTimeout Duration `toml:"peer-check-timeout"`
 	// NoSync turns off fsync (benchmarks on throwaway data only).
 	NoSync bool `toml:"no-sync"`
@@ -237,11 +238,11 @@ const (
 	DefaultHeartbeatTimeout   = 500 * time.Millisecond
 	DefaultElectionTimeout    = 500 * time.Millisecond
 	DefaultLeaderLeaseTimeout = 500 * time.Millisecond
-	// DefaultPeerCheckTimeout is raft.peer-check-timeout: long enough
-	// for a dial and a handshake to a peer across a WAN, short enough that
-	// the first start of a new chain (whose peers are not up yet) is not
-	// held up noticeably.
-	DefaultPeerCheckTimeout = 2 * time.Second
+	// DefaultPeerCheckTimeout is raft.peer-check-timeout: no bound. A
+	// validator that waits for its peers cannot make progress without
+	// them anyway, and the first start of a chain whose validators are
+	// started minutes or hours apart must not fail; the wait is logged.
+	DefaultPeerCheckTimeout = 0
 	// minRaftTimeout is hashicorp/raft's own floor (5 ms) raised to what
 	// a network between banks can meet.
 	minRaftTimeout = 50 * time.Millisecond
@@ -486,14 +487,14 @@ func (c *Config) Validate() error {
 	}
 	for key, d := range map[string]Duration{"raft.heartbeat-timeout": c.Raft.HeartbeatTimeout, "raft.election-timeout": c.Raft.ElectionTimeout,
 		"raft.leader-lease-timeout": c.Raft.LeaderLeaseTimeout, "raft.commit-timeout": c.Raft.CommitTimeout,
-		"raft.snapshot-interval": c.Raft.SnapshotInterval, "raft.peer-check-timeout": c.Raft.PeerCheckTimeout,
+		"raft.snapshot-interval": c.Raft.SnapshotInterval,
 		"builder.block-interval": c.Builder.BlockInterval, "builder.heartbeat": c.Builder.Heartbeat} {
 		if d <= 0 {
 			return bad(key, "must be a positive duration")
 		}
 	}
-	if c.Raft.PeerCheckTimeout > Duration(time.Minute) {
-		return bad("raft.peer-check-timeout", "%v: must be at most 1m", time.Duration(c.Raft.PeerCheckTimeout))
+	if c.Raft.PeerCheckTimeout < 0 {
+		return bad("raft.peer-check-timeout", "must be 0 (no bound) or a positive duration")
 	}
 	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
 		return bad("raft.leader-lease-timeout", "must not exceed raft.heartbeat-timeout")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -52,6 +53,11 @@ type Node struct {
 	// keeper sends expirePayments while this node leads (payments.go).
 	keeper *keeper
 	engine *consensus.Engine
+	// member is the engine once Start returned, and asking is set while
+	// Start asks the peers whether it may start Raft on an empty Raft
+	// directory: what the member protocol answers from (startup.go).
+	member atomic.Pointer[consensus.Engine]
+	asking atomic.Bool
 	rpc    *rpc.Server
 	heads  *rpc.HeadFeed
 	// pending is the feed of the transactions the pool admits.
@@ -197,6 +203,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	n.member.Store(n.engine)
 	n.stop = make(chan struct{})
 	n.bg.Add(2)
 	go n.every(gapCheck, n.expireGaps)

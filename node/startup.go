@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 
@@ -40,16 +41,26 @@ func (n *Node) StartupAttrs() []any {
 		"rpc", "http://" + n.HTTPAddr(), "p2p", p2p, "admin", admin, "datadir", n.cfg.DataDir}
 }
 
-// askPeers is consensus.Config.AskPeers for a networked validator: it asks
-// every other validator of the state (the genesis set: the state is at
-// genesis when it is called) over the p2p member protocol, all at once,
-// within ctx. A validator that does not answer (down, not serving yet, no
-// address configured in p2p.peers) is an answer with its error.
+// askPeers is consensus.Config.AskPeers for a networked node: it asks,
+// over the p2p member protocol, all at once and within ctx, every other
+// validator of the state (the genesis set: the state is at genesis when
+// it is called), one answer each, and, for a node that is not one of
+// them (a validator added by governance, an observer), also the peers of
+// p2p.peers. A peer that does not answer (down, not serving yet, no
+// address configured) is an answer with its error.
 func (n *Node) askPeers(ctx context.Context) []consensus.PeerAnswer {
+	n.asking.Store(true)
 	vals, err := n.validatorPeers()
 	if err != nil {
-		n.log.Error("ask peers before bootstrap: read the validators", "err", err)
+		n.log.Error("ask peers before starting Raft: read the validators", "err", err)
 		return nil
+	}
+	if !slices.Contains(vals, n.host.ID()) {
+		for _, s := range n.cfg.P2P.Peers {
+			if ai, err := peer.AddrInfoFromString(s); err == nil && !slices.Contains(vals, ai.ID) {
+				vals = append(vals, ai.ID)
+			}
+		}
 	}
 	var (
 		wg  sync.WaitGroup
@@ -64,7 +75,9 @@ func (n *Node) askPeers(ctx context.Context) []consensus.PeerAnswer {
 		go func() {
 			defer wg.Done()
 			a := consensus.PeerAnswer{Peer: v.String()}
-			a.Height, a.KnowsUs, a.Err = p2p.QueryMember(ctx, n.host.Libp2p(), v)
+			var m p2p.MemberAnswer
+			m, a.Err = p2p.QueryMember(ctx, n.host.Libp2p(), v)
+			a.Height, a.KnowsUs, a.Ran, a.Voter = m.Height, m.Knows, m.Ran, m.Voter
 			mu.Lock()
 			out = append(out, a)
 			mu.Unlock()
@@ -75,10 +88,23 @@ func (n *Node) askPeers(ctx context.Context) []consensus.PeerAnswer {
 }
 
 // memberAnswer answers a peer's member query (p2p.ServeMember): this
-// node's applied height and whether it ever saw the asker's Raft running
-// (consensus.Engine.KnowsMember).
-func (n *Node) memberAnswer(asker peer.ID) (uint64, bool) {
+// node's applied height, whether it ever saw the asker's Raft running
+// (consensus.Engine.KnowsMember), whether its own Raft ran, and whether
+// the asker is a voter of its Raft configuration. While consensus.Start
+// asks the peers it has no Raft state (it asks only then) and knows
+// nobody; before that, and while a Raft with state opens, it does not
+// answer: a restarting node must not pass for one at genesis.
+func (n *Node) memberAnswer(asker peer.ID) (p2p.MemberAnswer, bool) {
 	h, _ := n.db.Head()
-	a, err := peerAddress(raft.ServerID(asker.String()))
-	return h.Number, err == nil && n.engine.KnowsMember(a)
+	ans := p2p.MemberAnswer{Height: h.Number}
+	e := n.member.Load()
+	if e == nil {
+		return ans, n.asking.Load()
+	}
+	id := raft.ServerID(asker.String())
+	a, err := peerAddress(id)
+	ans.Knows = err == nil && e.KnowsMember(a)
+	ans.Ran = e.RaftRan()
+	ans.Voter = e.IsVoter(id)
+	return ans, true
 }

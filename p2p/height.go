@@ -50,32 +50,66 @@ func QueryHeight(ctx context.Context, h host.Host, p peer.ID) (uint64, error) {
 	return binary.BigEndian.Uint64(buf[:]), nil
 }
 
-// MemberProtocol lets a validator that found its data directory empty ask
-// a peer, before it bootstraps Raft, for the peer's applied height and
-// whether the peer's Raft ever had an answer from it (the asker is the
-// stream's authenticated remote peer): a node whose directory was lost
-// with its nodekey restored must not bootstrap again (docs/cluster.md,
-// consensus.DecideBootstrap).
+// MemberProtocol lets a node that found its data directory empty ask a
+// peer, before it starts Raft, for the peer's applied height, whether the
+// peer's Raft ever saw it running (the asker is the stream's
+// authenticated remote peer), whether the peer's Raft itself ran, and
+// whether the asker is a voter of the peer's Raft configuration: a node
+// whose directory was lost with its nodekey restored must not bootstrap
+// or join again (docs/cluster.md, consensus.DecideBootstrap).
+//
+// The answer is 9 bytes: the height (big-endian uint64), then a flags
+// byte (memberKnows, memberRan, memberVoter); other bits are refused.
 const MemberProtocol = protocol.ID("/tally/member/1.0.0")
 
-// ServeMember makes h answer member queries with answer(asker).
-func ServeMember(h host.Host, answer func(asker peer.ID) (height uint64, knows bool)) {
+// The flags of a member answer.
+const (
+	memberKnows = 1 << iota
+	memberRan
+	memberVoter
+	memberFlags = memberKnows | memberRan | memberVoter
+)
+
+// MemberAnswer is a peer's answer to a member query.
+type MemberAnswer struct {
+	// Height is the peer's applied height.
+	Height uint64
+	// Knows: the peer's Raft saw the asker's running.
+	Knows bool
+	// Ran: the peer's Raft has a term or a log.
+	Ran bool
+	// Voter: the asker is a voter of the peer's Raft configuration.
+	Voter bool
+}
+
+// ServeMember makes h answer member queries with answer(asker); when its
+// ok is false (the node cannot tell yet), the stream is reset unanswered.
+func ServeMember(h host.Host, answer func(asker peer.ID) (a MemberAnswer, ok bool)) {
 	h.SetStreamHandler(MemberProtocol, func(s network.Stream) {
 		defer s.Close()
 		s.SetDeadline(time.Now().Add(heightTimeout))
-		height, knows := answer(s.Conn().RemotePeer())
+		a, ok := answer(s.Conn().RemotePeer())
+		if !ok {
+			s.Reset()
+			return
+		}
 		var buf [9]byte
-		binary.BigEndian.PutUint64(buf[:8], height)
-		if knows {
-			buf[8] = 1
+		binary.BigEndian.PutUint64(buf[:8], a.Height)
+		for _, f := range []struct {
+			set  bool
+			flag byte
+		}{{a.Knows, memberKnows}, {a.Ran, memberRan}, {a.Voter, memberVoter}} {
+			if f.set {
+				buf[8] |= f.flag
+			}
 		}
 		s.Write(buf[:])
 	})
 }
 
-// QueryMember asks peer p for its applied height and whether its Raft
-// knows this node, within ctx's deadline (heightTimeout if it has none).
-func QueryMember(ctx context.Context, h host.Host, p peer.ID) (height uint64, knows bool, err error) {
+// QueryMember asks peer p the member question, within ctx's deadline
+// (heightTimeout if it has none).
+func QueryMember(ctx context.Context, h host.Host, p peer.ID) (MemberAnswer, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, heightTimeout)
@@ -83,7 +117,7 @@ func QueryMember(ctx context.Context, h host.Host, p peer.ID) (height uint64, kn
 	}
 	s, err := h.NewStream(ctx, p, MemberProtocol)
 	if err != nil {
-		return 0, false, fmt.Errorf("p2p: member query to %s: %w", p, err)
+		return MemberAnswer{}, fmt.Errorf("p2p: member query to %s: %w", p, err)
 	}
 	defer s.Close()
 	deadline, _ := ctx.Deadline()
@@ -91,10 +125,16 @@ func QueryMember(ctx context.Context, h host.Host, p peer.ID) (height uint64, kn
 	var buf [9]byte
 	if _, err := io.ReadFull(s, buf[:]); err != nil {
 		s.Reset()
-		return 0, false, fmt.Errorf("p2p: member query to %s: %w", p, err)
+		return MemberAnswer{}, fmt.Errorf("p2p: member query to %s: %w", p, err)
 	}
-	if buf[8] > 1 {
-		return 0, false, fmt.Errorf("p2p: member query to %s: bad answer byte %d", p, buf[8])
+	return decodeMember(p, buf)
+}
+
+// decodeMember decodes a member answer from p.
+func decodeMember(p peer.ID, buf [9]byte) (MemberAnswer, error) {
+	if buf[8]&^memberFlags != 0 {
+		return MemberAnswer{}, fmt.Errorf("p2p: member query to %s: bad answer flags %#x", p, buf[8])
 	}
-	return binary.BigEndian.Uint64(buf[:8]), buf[8] == 1, nil
+	return MemberAnswer{Height: binary.BigEndian.Uint64(buf[:8]), Knows: buf[8]&memberKnows != 0,
+		Ran: buf[8]&memberRan != 0, Voter: buf[8]&memberVoter != 0}, nil
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// TestMemberQuery: a peer answers a member query with its height and
-// whether it knows the asker, judged on the stream's authenticated remote
-// peer (the asker cannot ask about another node); a peer that does not
-// serve the protocol gives no answer, within the caller's deadline.
+// TestMemberQuery: a peer answers a member query with its height, whether
+// it knows the asker and whether the asker is a voter, judged on the
+// stream's authenticated remote peer (the asker cannot ask about another
+// node), and whether its own Raft ran; a peer that does not serve the
+// protocol gives no answer, within the caller's deadline.
 func TestMemberQuery(t *testing.T) {
 	ka, kb, kc := newKey(t), newKey(t), newKey(t)
 	ida, idb, idc := peerID(t, ka), peerID(t, kb), peerID(t, kc)
@@ -23,24 +24,22 @@ func TestMemberQuery(t *testing.T) {
 		mu    sync.Mutex
 		asked []peer.ID
 	)
-	ServeMember(a.Libp2p(), func(asker peer.ID) (uint64, bool) {
+	ServeMember(a.Libp2p(), func(asker peer.ID) (MemberAnswer, bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		asked = append(asked, asker)
-		return 42, asker == idb
+		return MemberAnswer{Height: 42, Knows: asker == idb, Ran: true, Voter: asker == idc}, true
 	})
 	addPeers(t, b, a)
 	addPeers(t, c, a)
 	addPeers(t, a, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	h, knows, err := QueryMember(ctx, b.Libp2p(), ida)
-	if err != nil || h != 42 || !knows {
-		t.Fatalf("b's query: %d, %v, %v; want 42, known", h, knows, err)
+	if got, err := QueryMember(ctx, b.Libp2p(), ida); err != nil || got != (MemberAnswer{Height: 42, Knows: true, Ran: true}) {
+		t.Fatalf("b's query: %+v, %v; want 42, known, ran, not a voter", got, err)
 	}
-	h, knows, err = QueryMember(ctx, c.Libp2p(), ida)
-	if err != nil || h != 42 || knows {
-		t.Fatalf("c's query: %d, %v, %v; want 42, not known", h, knows, err)
+	if got, err := QueryMember(ctx, c.Libp2p(), ida); err != nil || got != (MemberAnswer{Height: 42, Ran: true, Voter: true}) {
+		t.Fatalf("c's query: %+v, %v; want 42, not known, ran, a voter", got, err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -50,7 +49,31 @@ func TestMemberQuery(t *testing.T) {
 	// c does not serve the protocol: no answer.
 	short, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel2()
-	if _, _, err := QueryMember(short, a.Libp2p(), idc); err == nil {
+	if _, err := QueryMember(short, a.Libp2p(), idc); err == nil {
 		t.Fatal("a peer that does not serve the member protocol answered")
+	}
+}
+
+// TestDecodeMember: every flag decodes on its own; an answer with a bit
+// the protocol does not define is refused, not read as a known asker.
+func TestDecodeMember(t *testing.T) {
+	for _, tc := range []struct {
+		flags byte
+		want  MemberAnswer
+		ok    bool
+	}{
+		{0, MemberAnswer{Height: 7}, true},
+		{1, MemberAnswer{Height: 7, Knows: true}, true},
+		{2, MemberAnswer{Height: 7, Ran: true}, true},
+		{4, MemberAnswer{Height: 7, Voter: true}, true},
+		{7, MemberAnswer{Height: 7, Knows: true, Ran: true, Voter: true}, true},
+		{8, MemberAnswer{}, false},
+		{0xff, MemberAnswer{}, false},
+	} {
+		buf := [9]byte{7: 7, 8: tc.flags}
+		got, err := decodeMember("p", buf)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("flags %#x: %+v, %v; want %+v (ok %v)", tc.flags, got, err, tc.want, tc.ok)
+		}
 	}
 }

@@ -4,52 +4,74 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/consensus"
 )
 
+// peerCheckTimeout is the simulated nodes' raft.peer-check-timeout: a
+// genesis validator whose lost directory too few peers can judge gives up
+// after it (consensus.ErrPeersSilent) and is refused.
+const peerCheckTimeout = 3 * time.Second
+
 // askPeers is the node's consensus.Config.AskPeers: the member question
-// (p2p.MemberProtocol) put to every other server of its bootstrap
-// configuration over the simulated network, answered at once by those it
-// can reach (an unreachable one gives no answer, as a peer that is down
-// or cut off does).
+// (p2p.MemberProtocol) put over the simulated network to every other
+// server of its bootstrap configuration, or, for a node that is not a
+// genesis validator, to every other node (its p2p.peers), answered at
+// once by those it can reach (memberAnswer).
 func (sn *simNode) askPeers(net *network) func(context.Context) []consensus.PeerAnswer {
 	return func(context.Context) []consensus.PeerAnswer {
 		var out []consensus.PeerAnswer
-		for _, srv := range sn.bootstrap {
-			j, err := parseAddr(srv.Address)
-			if err != nil || j == sn.id {
+		for j := range net.engines {
+			if j == sn.id || (len(sn.bootstrap) > 0 && !slices.ContainsFunc(sn.bootstrap, func(s raft.Server) bool { return s.ID == raft.ServerID(addr(j)) })) {
 				continue
 			}
-			a := consensus.PeerAnswer{Peer: string(srv.ID)}
-			e := net.engines[j].Load()
-			if !net.reachable(sn.id, j) || e == nil {
-				a.Err = errUnreachable
-			} else {
-				a.Height, a.KnowsUs = net.heights[j].Load(), e.KnowsMember(sn.key.Address())
-			}
-			out = append(out, a)
+			out = append(out, net.memberAnswer(sn, j))
 		}
 		return out
 	}
 }
 
-// dataDirLost takes a random up genesis validator that applied Raft
-// entries, cuts its power and gives it an empty disk holding only its
-// nodekey (the simulated node keeps its key apart from its disk): an
-// operator restored nothing else. Its start must be refused
-// (consensus.ErrDataDirLost): it forgot its votes and acknowledged
-// entries, and its peers know it ran. Its operator then starts it as a
-// fresh member (restart, freshSafe), and the invariants check that it
-// applies the same chain from scratch.
+// memberAnswer is node j's answer to the member question of asker, as
+// the node's (node.memberAnswer): a node launched with the asker for the
+// cluster's first start is waiting too, at genesis, knowing nobody; one
+// the asker cannot reach (down, cut off) gives no answer; a running one
+// answers from its engine.
+func (net *network) memberAnswer(asker *simNode, j int) consensus.PeerAnswer {
+	a := consensus.PeerAnswer{Peer: string(addr(j))}
+	if net.launching[j].Load() {
+		return a
+	}
+	e := net.engines[j].Load()
+	if !net.reachable(asker.id, j) || e == nil {
+		a.Err = errUnreachable
+		return a
+	}
+	a.Height, a.KnowsUs, a.Ran, a.Voter = net.heights[j].Load(), e.KnowsMember(asker.key.Address()), e.RaftRan(), e.IsVoter(raft.ServerID(addr(asker.id)))
+	return a
+}
+
+// dataDirLost takes a random up validator that applied Raft entries,
+// cuts its power and gives it an empty disk holding only its nodekey (the
+// simulated node keeps its key apart from its disk): an operator restored
+// nothing else. Its start must be refused: it forgot its votes and
+// acknowledged entries. A genesis validator is refused with
+// consensus.ErrDataDirLost when a peer it reaches knows it ran, and
+// otherwise (too few peers answer, or one that may know it is silent)
+// waits and gives up with consensus.ErrPeersSilent after
+// raft.peer-check-timeout; it must never bootstrap nor join. A validator
+// added by governance is injected only while a peer it reaches has it as
+// a voter and knows it ran (a follower is known only to the leaders it
+// followed: docs/cluster.md, what the peers cannot tell). Its operator
+// then starts it as a fresh member (restart, freshSafe), and the
+// invariants check that it applies the same chain from scratch.
 //
-// The fault needs a peer to answer: a node that reaches none cannot tell
-// its first start from a lost directory (docs/cluster.md), so the fault
-// is injected only while the node reaches another genesis validator, and,
-// as for raft-dir-lost, while the others can elect a leader without it.
+// As for raft-dir-lost, it is injected only while the others can elect a
+// leader without it.
 func (s *Sim) dataDirLost() error {
 	up, ok := s.mayLoseOne()
 	if !ok {
@@ -58,17 +80,11 @@ func (s *Sim) dataDirLost() error {
 	var cands []*simNode
 	for _, i := range up {
 		sn := s.nodes[i]
-		if len(sn.bootstrap) == 0 {
-			continue // not a genesis validator: it does not bootstrap
-		}
 		if head, _ := sn.db.Head(); head.RaftIndex == 0 {
 			continue
 		}
-		for _, j := range up {
-			if j != i && s.net.reachable(i, j) && s.nodes[j].bootstrap != nil {
-				cands = append(cands, sn)
-				break
-			}
+		if len(sn.bootstrap) > 0 || s.knownVoter(sn, up) {
+			cands = append(cands, sn)
 		}
 	}
 	if len(cands) == 0 {
@@ -89,15 +105,45 @@ func (s *Sim) dataDirLost() error {
 	sn.appliedMu.Lock()
 	sn.appliedAt = map[uint64]uint64{}
 	sn.appliedMu.Unlock()
+	alone := true // it reaches no other node: none can answer
+	for j := range s.nodes {
+		if j != sn.id && s.net.reachable(sn.id, j) {
+			alone = false
+		}
+	}
 	err := sn.start(s.net)
 	if err == nil {
-		return fmt.Errorf("invariant datadir-lost: n%d bootstrapped on an empty data directory after applying Raft entries: it may vote twice in a term", sn.id)
+		return fmt.Errorf("invariant datadir-lost: n%d started Raft on an empty data directory after applying Raft entries: it may vote twice in a term", sn.id)
 	}
-	if !errors.Is(err, consensus.ErrDataDirLost) {
+	switch {
+	case errors.Is(err, consensus.ErrDataDirLost):
+		s.res.DataDirLostRefused++
+		if len(sn.bootstrap) == 0 {
+			s.res.DataDirLostAdded++
+		}
+	case errors.Is(err, consensus.ErrPeersSilent) && len(sn.bootstrap) > 0:
+		s.res.DataDirLostWaited++
+		if alone {
+			s.res.DataDirLostAlone++
+		}
+	default:
 		return fmt.Errorf("n%d: start on a lost data directory: %w", sn.id, err)
 	}
-	s.res.DataDirLostRefused++
 	s.record("n%d refused to start: %v", sn.id, err)
 	sn.lostAt = time.Now()
 	return nil
+}
+
+// knownVoter reports whether a node up other than sn, which sn reaches,
+// has sn as a voter of its Raft configuration and knows that it ran.
+func (s *Sim) knownVoter(sn *simNode, up []int) bool {
+	for _, j := range up {
+		if j == sn.id {
+			continue
+		}
+		if a := s.net.memberAnswer(sn, j); a.Err == nil && a.Voter && a.KnowsUs {
+			return true
+		}
+	}
+	return false
 }

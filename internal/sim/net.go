@@ -67,7 +67,11 @@ type network struct {
 	// engines is each node's running consensus engine, for the member
 	// question of a node about to bootstrap (datadir.go).
 	engines []atomic.Pointer[consensus.Engine]
-	closed  bool
+	// launching marks the genesis validators of the cluster's first
+	// start, launched together: each answers the others' member question
+	// at genesis, as a node waiting to start Raft does (datadir.go).
+	launching []atomic.Bool
+	closed    bool
 	// answered holds every batch of the admission path a node instance
 	// answered, dups how many it answered again (forward.go).
 	answered map[[32]byte]bool
@@ -76,7 +80,7 @@ type network struct {
 
 func newNetwork(n int) *network {
 	net := &network{eps: make([]*endpoint, n), cut: make([][]bool, n), heights: make([]atomic.Uint64, n),
-		engines: make([]atomic.Pointer[consensus.Engine], n)}
+		engines: make([]atomic.Pointer[consensus.Engine], n), launching: make([]atomic.Bool, n)}
 	for i := range net.cut {
 		net.cut[i] = make([]bool, n)
 	}

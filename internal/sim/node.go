@@ -125,6 +125,10 @@ type simNode struct {
 func nodeConfig() node.Config {
 	c := node.DefaultConfig()
 	snapshotConfig(&c)
+	// A start runs in the scheduler's goroutine, so the peers' answers
+	// cannot change while a node waits for them: bound the wait
+	// (datadir.go).
+	c.Raft.PeerCheckTimeout = node.Duration(peerCheckTimeout)
 	return c
 }
 
@@ -255,6 +259,7 @@ func (sn *simNode) start(net *network) (err error) {
 		SnapshotThreshold:  rc.SnapshotThreshold,
 		SnapshotInterval:   time.Duration(rc.SnapshotInterval),
 		TrailingLogs:       rc.TrailingLogs,
+		PeerCheckTimeout:   time.Duration(rc.PeerCheckTimeout),
 		Logger:             sn.log,
 		LogLevel:           slog.LevelError,
 		OnRestored: func() {

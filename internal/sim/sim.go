@@ -77,8 +77,13 @@ type Result struct {
 	// and FreshStarts the starts as a fresh member that followed.
 	RaftLostRefused, FreshStarts int
 	// DataDirLostRefused counts the starts refused on a lost data
-	// directory (among them the fresh starts follow too).
-	DataDirLostRefused int
+	// directory (among them the fresh starts follow too): a peer knew the
+	// node; DataDirLostWaited those of genesis validators that too few
+	// peers answered, refused after raft.peer-check-timeout; and
+	// DataDirLostAdded those of validators added by governance (in
+	// DataDirLostRefused), DataDirLostAlone those of nodes that reached
+	// no other node (in DataDirLostWaited).
+	DataDirLostRefused, DataDirLostWaited, DataDirLostAdded, DataDirLostAlone int
 	// DiskRefusals counts the starts that failed with the error of the
 	// node's failing disk (a failed read).
 	DiskRefusals int
@@ -325,6 +330,11 @@ func newSim(cfg Config) (*Sim, error) {
 		}
 		s.nodes = append(s.nodes, sn)
 	}
+	// The genesis validators are launched together: while each asks the
+	// others whether it may bootstrap, they all wait (datadir.go).
+	for _, sn := range s.nodes {
+		s.net.launching[sn.id].Store(len(sn.bootstrap) > 0)
+	}
 	for _, sn := range s.nodes {
 		if err := sn.start(s.net); err != nil {
 			s.close()
@@ -335,6 +345,9 @@ func newSim(cfg Config) (*Sim, error) {
 		// never fire at one simulated instant, whose order the Go
 		// scheduler would pick.
 		time.Sleep(time.Millisecond)
+	}
+	for _, sn := range s.nodes {
+		s.net.launching[sn.id].Store(false)
 	}
 	s.inv = newInvariants(s)
 	if s.cl, err = newClients(s); err != nil {
@@ -806,8 +819,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed (%d of a data directory's parent), %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir, %d fresh starts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ParentSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused, r.FreshStarts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed (%d of a data directory's parent), %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir (%d of added validators, %d after waiting for peers), %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ParentSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused+r.DataDirLostWaited, r.DataDirLostAdded, r.DataDirLostWaited, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
