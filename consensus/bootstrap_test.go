@@ -274,3 +274,35 @@ func TestKnowsMemberRecordsSilentLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestStartAddedValidatorAsks: a node that is not a genesis validator,
+// on an empty Raft directory and a state at genesis, asks its peers too:
+// refused when one has it as a voter and saw it run (a validator added
+// by governance whose directory was lost), started waiting for the leader
+// otherwise (its first start), without waiting for silent peers.
+func TestStartAddedValidatorAsks(t *testing.T) {
+	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
+	id := raft.ServerID("n5")
+	start := func(answers ...PeerAnswer) (*Engine, int, error) {
+		_, trans := raft.NewInmemTransport(raft.ServerAddress(id))
+		e := newFSMEnv(t)
+		senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
+		asked := 0
+		eng, err := Start(Config{Dir: "/data/raft", FS: vfs.NewMem(), Snapshots: raft.NewInmemSnapshotStore(), LocalID: id, Transport: trans,
+			Key: val, Logger: testLogger(t), AskPeers: func(context.Context) []PeerAnswer { asked++; return answers }},
+			e.db, mempool.New(mempool.DefaultConfig, e.db, senders), senders)
+		return eng, asked, err
+	}
+	silent := PeerAnswer{Peer: "n2", Err: errors.New("refused")}
+	if _, _, err := start(PeerAnswer{Peer: "n1", Height: 9, Ran: true, Voter: true, KnowsUs: true}, silent); !errors.Is(err, ErrDataDirLost) || !strings.Contains(err.Error(), "peer n1") {
+		t.Fatalf("an added validator a peer knows: %v, want ErrDataDirLost naming the peer", err)
+	}
+	eng, asked, err := start(PeerAnswer{Peer: "n1", Height: 9, Ran: true, Voter: true}, silent)
+	if err != nil || asked != 1 {
+		t.Fatalf("an added validator's first start: %v after %d questions; want a start after one", err, asked)
+	}
+	defer eng.Shutdown()
+	if f := eng.Raft.GetConfiguration(); f.Error() != nil || len(f.Configuration().Servers) != 0 {
+		t.Fatalf("an added validator's first start has configuration %+v (%v); want none: it waits for the leader", f.Configuration(), f.Error())
+	}
+}

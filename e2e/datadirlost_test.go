@@ -16,13 +16,16 @@ import (
 // TestDataDirLostRefused: a validator of a running 3-node cluster loses
 // its whole data directory, and its operator restores only nodekey. The
 // node must not bootstrap the genesis configuration again (it forgot the
-// votes it cast and the entries it acknowledged): its peers' Raft knows
-// it, so it exits naming the fix. Started with --raft-fresh it joins as a
-// fresh member, catches up, and the chain goes on with identical blocks on
-// every node (docs/cluster.md, "A lost data directory").
+// votes it cast and the entries it acknowledged). With the other two
+// down it cannot tell a lost directory from a first start: it waits,
+// saying for whom, and starts nothing. Once they are back their Raft
+// knows it, so it exits naming the fix. Started with --raft-fresh it
+// joins as a fresh member, catches up, and the chain goes on with
+// identical blocks on every node (docs/cluster.md, "A lost data
+// directory").
 func TestDataDirLostRefused(t *testing.T) {
 	skipShort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := newTestCluster(t, 3, nil)
 	c.startAll()
@@ -48,7 +51,10 @@ func TestDataDirLostRefused(t *testing.T) {
 	before, _ := c.waitConverged(ctx, allThree, 30*time.Second)
 
 	lost := (leader + 1) % 3
-	c.stop(lost)
+	peers := others(allThree, lost)
+	for _, i := range allThree {
+		c.stop(i)
+	}
 	data := c.procs[lost].datadir
 	key, err := os.ReadFile(filepath.Join(data, "nodekey"))
 	if err != nil {
@@ -64,9 +70,26 @@ func TestDataDirLostRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Refused: it exits, naming the cause and the fix.
+	// Its peers down: it waits for them, and bootstraps nothing.
 	c.runs[lost]++
 	refused := c.launchNode(lost, "refused")
+	const waiting = "waiting for the other genesis validators"
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(c.log(lost), waiting); time.Sleep(50 * time.Millisecond) {
+		if refused.exited() || time.Now().After(deadline) {
+			t.Fatalf("node %d on a lost data directory, its peers down: no %q (exited %v):\n%s", lost, waiting, refused.exited(), tail(refused.logPath, 20))
+		}
+	}
+	if log := c.log(lost); strings.Contains(log, "bootstrapping") || !strings.Contains(log, "0 of the 2 other genesis validators answered, 2 needed") {
+		t.Fatalf("node %d, its peers down, did not wait for 2 answers before bootstrapping:\n%s", lost, tail(refused.logPath, 20))
+	}
+	if _, err := c.height(ctx, lost); err == nil {
+		t.Fatalf("node %d answers JSON-RPC while it waits for its peers", lost)
+	}
+
+	// They come back: it is refused, naming the cause and the fix.
+	for _, i := range peers {
+		c.start(i)
+	}
 	select {
 	case <-refused.done:
 	case <-time.After(30 * time.Second):
@@ -82,6 +105,7 @@ func TestDataDirLostRefused(t *testing.T) {
 			t.Logf("node %d refused: %s", lost, line)
 		}
 	}
+	leader, _ = c.waitLeader(ctx, peers, "", 30*time.Second)
 	if h := c.mustHeight(ctx, leader); h < before {
 		t.Fatalf("the leader went back to height %d from %d", h, before)
 	}
