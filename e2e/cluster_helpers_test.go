@@ -251,17 +251,6 @@ func (c *testCluster) startAll() {
 	}
 }
 
-// startConfigNode starts tallyd --config spec.Config, logging to logPath,
-// and waits until it answers JSON-RPC.
-func startConfigNode(t *testing.T, spec tnode.TestnetNode, logPath, name string) (*node, error) {
-	t.Helper()
-	n, err := launchConfigNode(t, spec, logPath, name)
-	if err != nil {
-		return nil, err
-	}
-	return n, n.ready()
-}
-
 // launchConfigNode starts tallyd --config spec.Config, logging to
 // logPath, without waiting for it (node.ready).
 func launchConfigNode(t *testing.T, spec tnode.TestnetNode, logPath, name string) (*node, error) {
