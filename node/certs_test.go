@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,7 +75,12 @@ func startTestnetLogging(t testing.TB, n int, logs func(i int) io.Writer) []*Nod
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The validators start together, as an operator starts a new chain's:
+	// each starts Raft only once enough of the others answer
+	// (docs/cluster.md, "A lost data directory"), bounded here.
 	nodes := make([]*Node, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
 	for i, spec := range specs {
 		cfg, err := LoadConfig(spec.Config)
 		if err != nil {
@@ -85,14 +91,23 @@ func startTestnetLogging(t testing.TB, n int, logs func(i int) io.Writer) []*Nod
 		cfg.Raft.HeartbeatTimeout = Duration(500 * time.Millisecond)
 		cfg.Raft.ElectionTimeout = Duration(500 * time.Millisecond)
 		cfg.Raft.LeaderLeaseTimeout = Duration(250 * time.Millisecond)
+		cfg.Raft.PeerCheckTimeout = Duration(30 * time.Second)
 		cfg.Builder.Heartbeat = Duration(200 * time.Millisecond)
 		cfg.Votes.ResendInterval = Duration(200 * time.Millisecond)
-		nd, err := New(cfg, slog.New(slog.NewTextHandler(logs(i), nil)).With("node", i))
-		if err != nil {
-			t.Fatalf("node %d: %v", i, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nodes[i], errs[i] = New(cfg, slog.New(slog.NewTextHandler(logs(i), nil)).With("node", i))
+		}()
+	}
+	wg.Wait()
+	for i, nd := range nodes {
+		if nd != nil {
+			t.Cleanup(func() { nd.Close() })
 		}
-		nodes[i] = nd
-		t.Cleanup(func() { nd.Close() })
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i, errs[i])
+		}
 	}
 	leaderOf(t, nodes)
 	return nodes
