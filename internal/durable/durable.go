@@ -10,7 +10,8 @@ import (
 )
 
 // MkdirAll creates dir and its missing parents and syncs every ancestor of
-// dir, so that a power cut cannot take dir away with everything synced
+// dir (up to the root, or to the working directory for a relative dir),
+// so that a power cut cannot take dir away with everything synced
 // inside it. Pebble syncs only the nearest existing ancestor of the
 // directory it opens: without this the Raft directory created at a node's
 // first start could vanish in a crash, and the node would come back with
@@ -30,7 +31,7 @@ import (
 //
 // An ancestor that existed before the call and that the process may not
 // open (no read permission: a directory it may only traverse) is passed
-// over: the process cannot sync it, and it did not make it.
+// over: the process cannot sync it, and this call did not make it.
 func MkdirAll(fs vfs.FS, dir string) error { return MkdirAllPerm(fs, dir, 0o700) }
 
 // MkdirAllPerm is MkdirAll creating the directories with perm (before the

@@ -235,6 +235,14 @@ func TestMkdirAllOnDisk(t *testing.T) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		t.Fatalf("stat %s: %v", dir, err)
 	}
+	// A relative data directory (tallyd --datadir data): its ancestors
+	// up to the working directory.
+	t.Chdir(t.TempDir())
+	for _, rel := range []string{"data", "./data/raft", "data/snapshots/"} {
+		if err := MkdirAll(vfs.Default, rel); err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+	}
 }
 
 // TestMkdirAllSyncErrorNamesDirectory: the error of a failed sync, as
