@@ -57,6 +57,23 @@ func writeFlushedLog(t *testing.T, disk *switchedDisk, dir string, term uint64) 
 	}
 }
 
+// openFlushedLog writes the flushed log of writeFlushedLog to a Raft
+// store in dir on a disk failing reads once told (newReadFailingDisk),
+// and opens the store again: its block cache is cold, the entries are in
+// sstables. It returns the disk, the store (the caller closes it) and
+// what the store's failure hook hears.
+func openFlushedLog(t *testing.T, dir string, term uint64) (*switchedDisk, *RaftStore, *diskFailures) {
+	t.Helper()
+	disk := newReadFailingDisk(dir)
+	writeFlushedLog(t, disk, dir, term)
+	failures := new(diskFailures)
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: failures.hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return disk, s, failures
+}
+
 // TestRaftStoreReadFailure: a read of the Raft log the disk fails is the
 // store's failure, as a failed write is: the error names the disk's
 // (ErrDiskFailed wrapping EIO), the failure hook hears of it once, and
@@ -65,18 +82,10 @@ func writeFlushedLog(t *testing.T, disk *switchedDisk, dir string, term uint64) 
 // the log is intact.
 func TestRaftStoreReadFailure(t *testing.T) {
 	const dir = "/raft/log"
-	disk := newReadFailingDisk(dir)
-	writeFlushedLog(t, disk, dir, 4)
-
-	// Opened again: the block cache is cold, the entries are in sstables.
-	var failures diskFailures
-	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: failures.hook})
-	if err != nil {
-		t.Fatal(err)
-	}
+	disk, s, failures := openFlushedLog(t, dir, 4)
 	disk.fail.Store(true)
 	var l raft.Log
-	err = noPanic(t, "GetLog(10)", func() error { return s.GetLog(10, &l) })
+	err := noPanic(t, "GetLog(10)", func() error { return s.GetLog(10, &l) })
 	if !errors.Is(err, ErrDiskFailed) || !errors.Is(err, errorfs.ErrInjected) || errors.Is(err, raft.ErrLogNotFound) {
 		t.Fatalf("GetLog on a disk failing reads: %v, want ErrDiskFailed wrapping the disk's error", err)
 	}
@@ -259,14 +268,7 @@ func TestRaftLogReadFailureHaltsNode(t *testing.T) {
 // hook (the node's halt), and an error of the engine's newRaft instead of
 // a panic that would end the process with raft's message.
 func TestNewRaftReadFailure(t *testing.T) {
-	const dir = "/raft/log"
-	disk := newReadFailingDisk(dir)
-	writeFlushedLog(t, disk, dir, 3)
-	var failures diskFailures
-	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: disk.fs(), Logger: testLogger(t), OnDiskFailure: failures.hook})
-	if err != nil {
-		t.Fatal(err)
-	}
+	disk, s, failures := openFlushedLog(t, "/raft/log", 3)
 	defer s.Close()
 	// Opening read the first and the last entry, and this the term
 	// (NewRaft's first reads): the entries between are on the disk only.
@@ -276,7 +278,7 @@ func TestNewRaftReadFailure(t *testing.T) {
 	disk.fail.Store(true)
 	_, trans := raft.NewInmemTransport("")
 	var r *raft.Raft
-	err = noPanic(t, "NewRaft", func() (err error) {
+	err := noPanic(t, "NewRaft", func() (err error) {
 		r, err = newRaft(testRaftConfig(t, "n1"), &raft.MockFSM{}, s, raft.NewInmemSnapshotStore(), trans)
 		return err
 	})
