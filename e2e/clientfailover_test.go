@@ -221,11 +221,7 @@ func (s *clientSenders) firstWriteAfter(t time.Time, timeout time.Duration) (tim
 // once.
 func TestClientFailsOver(t *testing.T) {
 	skipShort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	c := newTestCluster(t, 3, nil)
-	c.startAll()
-	leader, _ := c.waitLeader(ctx, allThree, "", 30*time.Second)
+	ctx, c, leader := startThree(t, 4*time.Minute)
 	client, err := wallet.DialEndpoints(ctx, c.clientURLs(leader), wallet.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,20 @@ type testCluster struct {
 	admins  []*gethrpc.Client // dialled at first use (the token file exists after the first start)
 }
 
+// startThree starts a cluster of three validators and waits for them to
+// agree on a leader (30 s at most). It returns a context that bounds the
+// test's calls to timeout (cancelled when the test ends), the cluster
+// and the leader.
+func startThree(t *testing.T, timeout time.Duration) (context.Context, *testCluster, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	c := newTestCluster(t, 3, nil)
+	c.startAll()
+	leader, _ := c.waitLeader(ctx, allThree, "", 30*time.Second)
+	return ctx, c, leader
+}
+
 // newTestCluster writes an n-validator testnet into a temp dir on free
 // ports; edit, if not nil, may change each node's config before any start.
 // Nothing is started.

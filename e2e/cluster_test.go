@@ -635,11 +635,7 @@ func cmpOr(errs ...error) error {
 // write is on every node, and each transaction is in at most one block.
 func TestPartitionFollowerAndLeader(t *testing.T) {
 	skipShort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := newTestCluster(t, 3, nil)
-	c.startAll()
-	leader, _ := c.waitLeader(ctx, allThree, "", 30*time.Second)
+	ctx, c, leader := startThree(t, 3*time.Minute)
 	keys := clusterDevKeys(t, 0, 4) // 0, 1: writes; 2: to the isolated old leader right away; 3: after the election
 	nonces := make([]uint64, len(keys))
 	recipients := randomAddrs(10)

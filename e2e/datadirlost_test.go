@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -25,11 +24,7 @@ import (
 // directory").
 func TestDataDirLostRefused(t *testing.T) {
 	skipShort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := newTestCluster(t, 3, nil)
-	c.startAll()
-	leader, _ := c.waitLeader(ctx, allThree, "", 30*time.Second)
+	ctx, c, leader := startThree(t, 3*time.Minute)
 	sender := clusterDevKeys(t, 0, 1)[0]
 	to := randomAddrs(1)[0]
 	nonce := c.nonceOf(ctx, leader, sender.Address())

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"math/big"
 	"os"
 	"strings"
@@ -26,11 +25,7 @@ import (
 // instead, and writes resume at once.
 func TestLaggingNodeElected(t *testing.T) {
 	skipShort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	c := newTestCluster(t, 3, nil)
-	c.startAll()
-	leader, _ := c.waitLeader(ctx, allThree, "", 30*time.Second)
+	ctx, c, leader := startThree(t, 4*time.Minute)
 	fs := others(allThree, leader)
 	lagger, other := fs[0], fs[1]
 

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"math/big"
 	"strings"
 	"testing"
@@ -28,11 +27,7 @@ import (
 // client's back).
 func TestReplicationAnswerAgreesWithPool(t *testing.T) {
 	skipShort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := newTestCluster(t, 3, nil)
-	c.startAll()
-	leader, _ := c.waitLeader(ctx, allThree, "", 30*time.Second)
+	ctx, c, leader := startThree(t, 3*time.Minute)
 
 	funder := clusterDevKeys(t, 0, 1)[0]
 	officer, err := genesis.DevKey(genesis.DevComplianceIndex)
