@@ -11,6 +11,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/hashicorp/raft"
+
+	"github.com/tally-ledger/tally/chain"
 )
 
 // ErrDataDirLost is the refusal of Start to bootstrap a genesis validator
@@ -244,11 +246,12 @@ func checkBootstrap(cfg Config) (BootstrapVerdict, error) {
 // replication, a voter's answer to a vote request), one whose Raft sent
 // this node a request (a leader's heartbeat or replication, a candidate's
 // vote or pre-vote request: observer), and one that proposed a block this
-// node applied. Any of them may have voted or acknowledged entries, or
-// led a term; a peer restarted on a lost data directory asks
-// (Engine.KnowsMember, DecideBootstrap). The record is written once per
-// validator and process; a write lost to a crash is made durable by the
-// next synced write of the Raft log.
+// node applied or signed a commit certificate it carries (signed). Any
+// of them may have voted or acknowledged entries, or led a term; a peer
+// restarted on a lost data directory asks (Engine.KnowsMember,
+// DecideBootstrap). The record is written once per validator and
+// process; a write lost to a crash is made durable by the next synced
+// write of the Raft log.
 type knownMembers struct {
 	mu    sync.Mutex
 	known map[common.Address]bool
@@ -314,6 +317,25 @@ func (k *knownMembers) observed(self raft.ServerID, o any) {
 	}
 	if id != "" && id != self {
 		k.sawServer(id)
+	}
+}
+
+// signed records the signers of the commit certificates a block carries:
+// a validator signs its vote on a block after applying it, so its Raft
+// ran. Unlike the other records, this one is the chain's: every node that
+// applies the block learns it, so a validator that ever voted is known to
+// any peer past that block, not only to the leaders it followed. The
+// state transition verified the certificates; one that does not recover
+// is skipped.
+func (k *knownMembers) signed(certs []*chain.Certificate, chainID uint64) {
+	for _, c := range certs {
+		signers, err := c.Signers(chainID)
+		if err != nil {
+			continue
+		}
+		for _, a := range signers {
+			k.saw(a)
+		}
 	}
 }
 

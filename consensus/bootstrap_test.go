@@ -306,3 +306,45 @@ func TestStartAddedValidatorAsks(t *testing.T) {
 		t.Fatalf("an added validator's first start has configuration %+v (%v); want none: it waits for the leader", f.Configuration(), f.Error())
 	}
 }
+
+// TestKnowsMemberRecordsSigners: every node that applies a block learns
+// the signers of the commit certificates it carries (a validator votes
+// on a block it applied: its Raft ran), and nobody else; a certificate
+// whose signature does not recover records nothing.
+func TestKnowsMemberRecordsSigners(t *testing.T) {
+	s, err := OpenRaftStore(filepath.Join(t.TempDir(), "log"), RaftStoreOptions{Logger: testLogger(t), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: s, log: testLogger(t)}
+	const chainID = genesis.DevChainID
+	hash, next := common.Hash{1}, common.Hash{2}
+	votes := map[common.Address][]byte{}
+	var signers []common.Address
+	for i := range uint32(2) {
+		key, _ := genesis.DevKey(i)
+		sig, err := key.Sign(chain.VoteHash(chainID, 5, hash, next))
+		if err != nil {
+			t.Fatal(err)
+		}
+		votes[key.Address()] = sig
+		signers = append(signers, key.Address())
+	}
+	bad := &chain.Certificate{Height: 6, Hash: hash, Next: next, Sigs: [][]byte{make([]byte, 65)}}
+	k.signed([]*chain.Certificate{bad, chain.NewCertificate(5, hash, next, votes)}, chainID)
+	for _, a := range signers {
+		if !k.knows(a) {
+			t.Errorf("%s signed a certificate of an applied block, and is not known", a)
+		}
+	}
+	other, _ := genesis.DevKey(3)
+	if k.knows(other.Address()) {
+		t.Fatal("a validator that signed nothing is known")
+	}
+	// Durable: a new record over the same store knows them.
+	k2 := &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: s}
+	if !k2.knows(signers[0]) {
+		t.Fatal("the signer's record is not in the stable store")
+	}
+}

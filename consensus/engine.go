@@ -211,6 +211,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	e.builder = builder
 	onApplied := func(a *store.Applied) {
 		e.known.saw(a.Block.Header.Coinbase) // its proposer led: its Raft ran
+		e.known.signed(a.Block.Certs, db.ChainID())
 		pool.Applied(a.Block.Txs, a.Senders)
 		if cfg.OnApplied != nil {
 			cfg.OnApplied(a)
