@@ -15,10 +15,10 @@ import (
 	"github.com/tally-ledger/tally/internal/diskfault"
 )
 
-// switchedDisk is an in-memory (crashable) file system whose operations
-// that fails picks fail as a failing device fails them, with EIO
-// (errorfs.ErrInjected), while fail is set: the failing disk under a Raft
-// log.
+// switchedDisk is an in-memory (crashable) file system on which, while
+// fail is set, every operation the predicate fails picks fails as on a
+// failing device, with EIO (errorfs.ErrInjected): the failing disk under
+// a Raft log.
 type switchedDisk struct {
 	mem   *vfs.MemFS
 	fail  atomic.Bool
