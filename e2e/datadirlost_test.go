@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/tally-ledger/tally/genesis"
 )
 
 // TestDataDirLostRefused: a validator of a running 3-node cluster loses
@@ -50,20 +53,7 @@ func TestDataDirLostRefused(t *testing.T) {
 	for _, i := range allThree {
 		c.stop(i)
 	}
-	data := c.procs[lost].datadir
-	key, err := os.ReadFile(filepath.Join(data, "nodekey"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(data, "nodekey"), key, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	loseDataDir(t, c.procs[lost].datadir)
 
 	// Its peers down: it waits for them, and bootstraps nothing.
 	c.runs[lost]++
@@ -85,21 +75,7 @@ func TestDataDirLostRefused(t *testing.T) {
 	for _, i := range peers {
 		c.start(i)
 	}
-	select {
-	case <-refused.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("node %d started on a lost data directory; it must refuse", lost)
-	}
-	c.down[lost] = true
-	log := c.log(lost)
-	if refused.waitErr == nil || !strings.Contains(log, "data directory lost") || !strings.Contains(log, "--raft-fresh") {
-		t.Fatalf("node %d on a lost data directory: exit %v, log:\n%s", lost, refused.waitErr, tail(refused.logPath, 20))
-	}
-	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, "data directory lost") {
-			t.Logf("node %d refused: %s", lost, line)
-		}
-	}
+	c.mustRefuse(lost, refused)
 	leader, _ = c.waitLeader(ctx, peers, "", 30*time.Second)
 	if h := c.mustHeight(ctx, leader); h < before {
 		t.Fatalf("the leader went back to height %d from %d", h, before)
@@ -132,4 +108,75 @@ func (c *testCluster) launchNode(i int, what string, args ...string) *node {
 	}
 	c.procs[i], c.down[i] = n, false
 	return n
+}
+
+// TestDataDirLostAddedValidator: a validator added by governance after
+// genesis, once a voter whose votes the chain carries, loses its whole
+// data directory and its operator restores only nodekey. Its state at
+// genesis does not list it, yet it must not join with an empty log: a
+// peer has it as a voter and saw it run, so it exits naming the fix.
+func TestDataDirLostAddedValidator(t *testing.T) {
+	skipShort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newTestCluster(t, 3, nil)
+	d := c.addJoiningNode(3)
+	c.startAll()
+	leader, _ := c.waitLeader(ctx, allThree, "", 30*time.Second)
+	ni := c.mustInfo(ctx, d)
+	members := clusterDevKeys(t, genesis.DevGovernanceIndex, genesis.DevGovernanceIndex+genesis.DevGovernanceMembers)
+	_, _, effective := c.proposeAndApprove(ctx, leader, members, "proposeAddValidator", "node3", []byte(ni.PublicKey))
+	for deadline := time.Now().Add(45 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		sf, err := c.suffrages(ctx, leader)
+		if err == nil && sf[ni.ID] == "Voter" && c.mustHeight(ctx, d) > effective+2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.fatal("node %d is no voter past height %d 45 s after its addition took effect at %d (suffrages %v, %v)", d, effective+2, effective, sf, err)
+		}
+	}
+	c.stop(d)
+	loseDataDir(t, c.procs[d].datadir)
+	c.runs[d]++
+	c.mustRefuse(d, c.launchNode(d, "refused"))
+}
+
+// loseDataDir empties data but for its nodekey: an operator who lost a
+// node's data directory and restored only its key.
+func loseDataDir(t *testing.T, data string) {
+	t.Helper()
+	key, err := os.ReadFile(filepath.Join(data, "nodekey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "nodekey"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustRefuse waits for node i, launched as n on a lost data directory,
+// to exit with the refusal naming the cause and the fix.
+func (c *testCluster) mustRefuse(i int, n *node) {
+	c.t.Helper()
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		c.t.Fatalf("node %d started on a lost data directory; it must refuse", i)
+	}
+	c.down[i] = true
+	log := c.log(i)
+	if n.waitErr == nil || !strings.Contains(log, "data directory lost") || !strings.Contains(log, "--raft-fresh") {
+		c.t.Fatalf("node %d on a lost data directory: exit %v, log:\n%s", i, n.waitErr, tail(n.logPath, 20))
+	}
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "data directory lost") {
+			c.t.Logf("node %d refused: %s", i, line)
+		}
+	}
 }
