@@ -61,6 +61,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"bad level":           {"[log]\nlevel = \"loud\"\n", "log.level"},
 		"bad addr":            {"[http]\naddr = \"not an ip\"\n", "http.addr"},
 		"lease":               {"[raft]\nleader-lease-timeout = \"5s\"\n", "raft.leader-lease-timeout"},
+		"peer check":          {"[raft]\npeer-check-timeout = \"-1s\"\n", "raft.peer-check-timeout"},
 		"not toml":            {"this is = = not toml", "line"},
 		"votes typo":          {"[votes]\nwindows = 5\n", "votes.windows"},
 		"votes window":        {"[votes]\nwindow = 0\n", "votes.window"},
