@@ -47,13 +47,17 @@
 // Raft state that a node forgot is never silently started again (a
 // forgotten vote could elect two leaders in a term): Start refuses a
 // state that applied Raft entries over an empty Raft directory
-// (ErrRaftStateLost), and before it bootstraps a genesis validator's state
-// at genesis it asks the peers (Config.AskPeers, DecideBootstrap, the
-// node's p2p member protocol) whether they saw this node's Raft running,
-// which every node records of the validators whose Raft answered it or
-// whose blocks it applied (bootstrap.go); a data directory lost with its
-// nodekey restored is refused (ErrDataDirLost). FreshRaft starts such a
-// node as a fresh member once its operator says so (tallyd --raft-fresh).
+// (ErrRaftStateLost), and before it starts Raft on an empty directory and
+// a state at genesis it asks the peers (Config.AskPeers, DecideBootstrap,
+// the node's p2p member protocol) whether they saw this node's Raft
+// running, which every node records of the validators whose Raft
+// answered it or sent it a request, whose blocks it applied and whose
+// votes those blocks' certificates carry (bootstrap.go); a data
+// directory lost with its nodekey restored is refused (ErrDataDirLost),
+// and a genesis validator bootstraps only once BootstrapQuorum of the
+// others answered, waiting until then (ErrPeersSilent after
+// Config.PeerCheckTimeout). FreshRaft starts a refused node as a fresh
+// member once its operator says so (tallyd --raft-fresh).
 //
 // No goroutine waits on a hashicorp/raft future beyond the engine's
 // lifetime (future.go): raft v1.8.0 leaves unanswered the futures of

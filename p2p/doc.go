@@ -37,11 +37,12 @@
 //     sender's recovery and its admission).
 //   - the height protocol (ServeHeight, QueryHeight: a member's applied
 //     height, for the leader's pacing) and the member protocol
-//     (ServeMember, QueryMember): a validator about to bootstrap Raft on
-//     an empty data directory asks each peer its height and whether it
-//     saw the asker's Raft running, the asker being the stream's
-//     authenticated peer, so that a node whose directory was lost with its
-//     nodekey restored does not bootstrap again.
+//     (ServeMember, QueryMember): a node about to start Raft on an empty
+//     data directory asks each peer its height, whether it saw the
+//     asker's Raft running and has it as a voter (the asker being the
+//     stream's authenticated peer), and whether its own Raft ran, so that
+//     a node whose directory was lost with its nodekey restored does not
+//     bootstrap or join again.
 //
 // Flow: the node builds a Config from its key, listen addresses, peers and the
 // validator/observer set, calls New, registers its own protocols (transaction
