@@ -76,4 +76,10 @@ func TestDecodeMember(t *testing.T) {
 			t.Errorf("flags %#x: %+v, %v; want %+v (ok %v)", tc.flags, got, err, tc.want, tc.ok)
 		}
 	}
+	// Every flags byte: only the three defined bits pass.
+	for f := range 256 {
+		if _, err := decodeMember("p", [9]byte{8: byte(f)}); (err == nil) != (f < 8) {
+			t.Errorf("flags %#x: err %v", f, err)
+		}
+	}
 }
