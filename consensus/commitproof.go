@@ -36,10 +36,12 @@ import (
 //
 // It also tells answered (when not nil) of every server whose Raft
 // answered a request (knownMembers: a peer that lost its data directory
-// asks whether it ran before).
+// asks whether it ran before), and answers itself the vote requests a
+// fresh member may not grant yet (votes, voteGate; nil: none).
 type commitProofTransport struct {
 	raft.Transport
 	answered func(raft.ServerID)
+	votes    *voteGate
 	// consumer is what raft reads its requests from: the wrapped
 	// transport's own when it takes receivedProven itself
 	// (RequestFilterer), otherwise a relay (relayProven) started at the
@@ -53,22 +55,26 @@ type commitProofTransport struct {
 
 // RequestFilterer is a transport that can pass every request it hands raft
 // (its consumer channel and its heartbeat handler) through filter first:
-// withCommitProof gives it the receiving side's rule instead of relaying
+// withCommitProof gives it the receiving side's rules instead of relaying
 // its consumer channel through a goroutine of its own. The cluster
 // simulator's network is one, so that its schedules do not gain a
-// goroutine hop per message.
+// goroutine hop per message. filter returns the request raft is to get,
+// or false if it answered the request itself (rpc.Respond): then raft
+// never sees it.
 type RequestFilterer interface {
-	FilterRequests(filter func(raft.RPC) raft.RPC)
+	FilterRequests(filter func(rpc raft.RPC) (raft.RPC, bool))
 }
 
 // withCommitProof wraps t so that the AppendEntries requests it sends and
-// those it receives carry only a proven commit index, keeping pre-vote
-// exactly as t has it. The result can always be closed (raft closes its
-// transport at shutdown): that ends the relay, then closes t if t can be.
-func withCommitProof(t raft.Transport, answered func(raft.ServerID)) raft.Transport {
-	base := &commitProofTransport{Transport: t, answered: answered, stop: make(chan struct{})}
+// those it receives carry only a proven commit index, and the vote
+// requests votes may not grant are refused before raft sees them,
+// keeping pre-vote exactly as t has it. The result can always be closed
+// (raft closes its transport at shutdown): that ends the relay, then
+// closes t if t can be.
+func withCommitProof(t raft.Transport, answered func(raft.ServerID), votes *voteGate) raft.Transport {
+	base := &commitProofTransport{Transport: t, answered: answered, votes: votes, stop: make(chan struct{})}
 	if f, ok := t.(RequestFilterer); ok {
-		f.FilterRequests(receivedProven)
+		f.FilterRequests(base.receive)
 		base.filtered = true
 	}
 	if pv, prevote := t.(raft.WithPreVote); prevote {
@@ -88,7 +94,7 @@ func (t *commitProofTransport) Consumer() <-chan raft.RPC {
 			t.consumer = t.Transport.Consumer()
 			return
 		}
-		t.consumer = relayProven(t.Transport.Consumer(), t.stop)
+		t.consumer = relay(t.Transport.Consumer(), t.receive, t.stop)
 	})
 	return t.consumer
 }
@@ -102,6 +108,16 @@ func (t *commitProofTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
 		return
 	}
 	t.Transport.SetHeartbeatHandler(func(rpc raft.RPC) { cb(receivedProven(rpc)) })
+}
+
+// receive is the receiving side's rules, for every request raft is to
+// be handed: a vote the node may not grant is answered here (false), an
+// AppendEntries request carries only a proven commit index.
+func (t *commitProofTransport) receive(rpc raft.RPC) (raft.RPC, bool) {
+	if t.votes.refuse(rpc) {
+		return rpc, false
+	}
+	return receivedProven(rpc), true
 }
 
 // Close implements raft.WithClose: it ends the relay, then closes the
@@ -125,18 +141,22 @@ func stopRelay(t raft.Transport) {
 
 func (t *commitProofTransport) stopRelay() { t.stopOnce.Do(func() { close(t.stop) }) }
 
-// relayProven hands raft every request of in through receivedProven,
-// until stop is closed. A request taken from in when stop closes is
-// dropped: raft is shutting down, and the transport's own shutdown (or
-// its timeout) answers its sender.
-func relayProven(in <-chan raft.RPC, stop <-chan struct{}) <-chan raft.RPC {
+// relay hands raft every request of in that filter passes, as filter
+// returns it, until stop is closed. A request taken from in when stop
+// closes is dropped: raft is shutting down, and the transport's own
+// shutdown (or its timeout) answers its sender.
+func relay(in <-chan raft.RPC, filter func(raft.RPC) (raft.RPC, bool), stop <-chan struct{}) <-chan raft.RPC {
 	out := make(chan raft.RPC)
 	go func() {
 		for {
 			select {
 			case rpc := <-in:
+				rpc, pass := filter(rpc)
+				if !pass {
+					continue
+				}
 				select {
-				case out <- receivedProven(rpc):
+				case out <- rpc:
 				case <-stop:
 					return
 				}

@@ -294,13 +294,19 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, fmt.Errorf("raft bootstrap: %w", err)
 		}
 	}
-	trans := withCommitProof(cfg.Transport, e.known.sawServer)
+	votes, err := newVoteGate(logStore, fresh, cfg.LocalID, cfg.Transport.LocalAddr(), cfg.Logger)
+	if err != nil {
+		e.closeStores()
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	trans := withCommitProof(cfg.Transport, e.known.sawServer, votes)
 	r, err := newRaft(rc, e.FSM, logStore, snaps, trans)
 	if err != nil {
 		stopRelay(trans)
 		e.closeStores()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	votes.started(r)
 	e.Raft = r
 	builder.proposer = r
 	// Record the leaders and candidates that send this node requests; a

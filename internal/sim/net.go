@@ -103,7 +103,7 @@ type endpoint struct {
 	once    sync.Once
 	// filter is what every request passes through before raft gets it
 	// (consensus.RequestFilterer; guarded by the network's mu).
-	filter func(raft.RPC) raft.RPC
+	filter func(raft.RPC) (raft.RPC, bool)
 }
 
 var (
@@ -297,7 +297,11 @@ func (n *network) deliver(m *message) bool {
 		rpc.Reader = bytes.NewReader(m.data)
 	}
 	if filter != nil {
-		rpc = filter(rpc)
+		var pass bool
+		if rpc, pass = filter(rpc); !pass { // answered by the node's transport
+			n.respond(ep, m, <-respCh)
+			return true
+		}
 	}
 	go func() {
 		select {
@@ -493,7 +497,7 @@ func (ep *endpoint) SetHeartbeatHandler(func(raft.RPC)) {}
 // FilterRequests implements consensus.RequestFilterer: every request is
 // handed to raft through filter (the receiving side of the node's
 // commit-index rule), in the goroutine that delivers it.
-func (ep *endpoint) FilterRequests(filter func(raft.RPC) raft.RPC) {
+func (ep *endpoint) FilterRequests(filter func(raft.RPC) (raft.RPC, bool)) {
 	ep.net.mu.Lock()
 	defer ep.net.mu.Unlock()
 	ep.filter = filter
