@@ -294,7 +294,10 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, fmt.Errorf("raft bootstrap: %w", err)
 		}
 	}
-	votes, err := newVoteGate(logStore, fresh, cfg.LocalID, cfg.Transport.LocalAddr(), cfg.Logger)
+	// Only a node started fresh by its operator (--raft-fresh: its Raft
+	// state was lost) may have acknowledged entries it no longer holds;
+	// one joining fresh because its peers never saw it run never did.
+	votes, err := newVoteGate(logStore, !existing && cfg.FreshRaft, cfg.LocalID, cfg.Transport.LocalAddr(), cfg.Logger)
 	if err != nil {
 		e.closeStores()
 		return nil, fmt.Errorf("raft: %w", err)

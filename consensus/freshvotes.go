@@ -10,9 +10,12 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// A fresh member (a node started with --raft-fresh, or joining fresh after
-// a lost data directory: its Raft log, term and vote are gone) must not
-// vote before it holds the log again. hashicorp/raft v1.8.0 grants a vote
+// A fresh member started by its operator (--raft-fresh, after a lost
+// Raft or data directory: its Raft log, term and vote are gone) must not
+// vote before it holds the log again. (A node joining fresh because its
+// peers never saw it run, a late first start, never acknowledged
+// anything, and votes at once: a new chain's first election may need
+// it.) hashicorp/raft v1.8.0 grants a vote
 // to any candidate whose log is at least as long as its own when it has
 // no configuration yet ("the cluster is very likely trying to bootstrap",
 // raft.go:1665), and its own log is empty: a candidate missing an entry
