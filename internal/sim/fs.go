@@ -257,11 +257,10 @@ const (
 // write-ahead logs' (in Pebble's log flusher, inLogFlusher) and its
 // sstables' (in a flush or compaction, inTableWriter).
 func (s *Sim) slowDisk() {
-	up := s.upNodes()
-	if len(up) == 0 {
+	sn := s.randomUp()
+	if sn == nil {
 		return
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	by := time.Duration(1 + s.rng.Int64N(int64(maxSyncLatency)))
 	d := time.Duration(1 + s.rng.Int64N(int64(maxSlowFor)))
 	// The state database's memtable fills (4 MiB of writes, which a run
@@ -297,11 +296,10 @@ func (sn *simNode) fillMemtable() {
 // it; the invariants then stop the node, and a restart brings it back on
 // the repaired disk with its halt cleared.
 func (s *Sim) diskError(f Fault) {
-	up := s.upNodes()
-	if len(up) == 0 {
+	sn := s.randomUp()
+	if sn == nil {
 		return
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	if f == FaultRaftDiskError {
 		sn.raftDiskErr.Store(true)
 	} else {
@@ -319,11 +317,10 @@ func (s *Sim) diskError(f Fault) {
 // the failing disk, which must not start it (every start writes a
 // MANIFEST and an OPTIONS file).
 func (s *Sim) metaDiskError() error {
-	up := s.upNodes()
-	if len(up) == 0 {
+	sn := s.randomUp()
+	if sn == nil {
 		return nil
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	which := s.rng.IntN(2)
 	sn.metaDiskErr[which].Store(true)
 	s.count(FaultMetaDiskError)
@@ -341,10 +338,7 @@ func (s *Sim) powerCycle(sn *simNode, rng *rand.Rand) error {
 	st := sn.engine.Raft.Stats()
 	head, _ := sn.db.Head()
 	s.record("crash n%d: raft last log %s commit %s, state head %d at raft index %d", sn.id, st["last_log_index"], st["commit_index"], head.Number, head.RaftIndex)
-	if err := sn.crash(s.net, rng, lossPercent); err != nil {
-		s.record("crash n%d: shutdown: %v", sn.id, err)
-	}
-	s.inv.crashed(sn)
+	s.powerCut(sn, rng)
 	return s.restart(sn)
 }
 
@@ -411,11 +405,10 @@ func options(db string, op errorfs.Op) bool {
 // with a *store.FatalError once the retries have failed 8 times, so the
 // simulator ends it at the first one (die).
 func (s *Sim) tableDiskError() {
-	up := s.upNodes()
-	if len(up) == 0 {
+	sn := s.randomUp()
+	if sn == nil {
 		return
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	which := s.rng.IntN(2)
 	sn.tableErr[which].Store(true)
 	s.count(FaultTableDiskError)
@@ -436,11 +429,10 @@ func (s *Sim) tableDiskError() {
 // loses power and starts again on the failing disk. The Raft log's reads
 // fail in a fault of their own (raftReadError).
 func (s *Sim) readError() error {
-	up := s.upNodes()
-	if len(up) == 0 {
+	sn := s.randomUp()
+	if sn == nil {
 		return nil
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	sn.readErr.Store(true)
 	s.count(FaultReadError)
 	s.record("%s n%d", FaultReadError, sn.id)
@@ -451,11 +443,27 @@ func (s *Sim) readError() error {
 	// time the node loses power and starts again with a cold one, which
 	// reads its head, rules and validators from the sstables: its start
 	// must fail with the disk's error (or its first failed read halt it).
-	if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
+	s.powerCut(sn, s.crashRNG())
+	return s.restart(sn)
+}
+
+// randomUp draws one of the nodes that are up, nil if none is (no draw
+// then).
+func (s *Sim) randomUp() *simNode {
+	up := s.upNodes()
+	if len(up) == 0 {
+		return nil
+	}
+	return s.nodes[up[s.rng.IntN(len(up))]]
+}
+
+// powerCut cuts sn's power, its unsynced writes lost as rng draws them
+// (crash), and tells the invariants.
+func (s *Sim) powerCut(sn *simNode, rng *rand.Rand) {
+	if err := sn.crash(s.net, rng, lossPercent); err != nil {
 		s.record("crash n%d: shutdown: %v", sn.id, err)
 	}
 	s.inv.crashed(sn)
-	return s.restart(sn)
 }
 
 // raftReadError makes the sstable reads (diskfault.TableRead) of a random
@@ -475,11 +483,10 @@ func (s *Sim) readError() error {
 // leader's replication to a follower behind it, a follower's entries it
 // learns committed, the leader's gauge of its oldest entry (every 10 s).
 func (s *Sim) raftReadError() error {
-	up := s.upNodes()
-	if len(up) == 0 {
+	sn := s.randomUp()
+	if sn == nil {
 		return nil
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	sn.raftReadErr.Store(true)
 	s.count(FaultRaftReadError)
 	s.record("%s n%d", FaultRaftReadError, sn.id)
@@ -492,10 +499,7 @@ func (s *Sim) raftReadError() error {
 		}
 		return nil
 	}
-	if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
-		s.record("crash n%d: shutdown: %v", sn.id, err)
-	}
-	s.inv.crashed(sn)
+	s.powerCut(sn, s.crashRNG())
 	return s.restart(sn)
 }
 
@@ -512,19 +516,15 @@ func (s *Sim) raftReadError() error {
 // node is down on the disk as it was. The disk is then replaced and a
 // later restart brings the node back.
 func (s *Sim) optionsDiskError() error {
-	up := s.upNodes()
-	if len(up) == 0 {
+	sn := s.randomUp()
+	if sn == nil {
 		return nil
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	which := s.rng.IntN(2)
 	sn.optionsErr[which].Store(true)
 	s.count(FaultOptionsDiskError)
 	s.record("%s n%d %s", FaultOptionsDiskError, sn.id, dbDir([]string{stateDir, raftDir}[which]))
-	if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
-		s.record("crash n%d: shutdown: %v", sn.id, err)
-	}
-	s.inv.crashed(sn)
+	s.powerCut(sn, s.crashRNG())
 	return s.restart(sn)
 }
 
@@ -583,10 +583,7 @@ func (s *Sim) raftDirLost() error {
 	sn := cands[s.rng.IntN(len(cands))]
 	s.count(FaultRaftDirLost)
 	s.record("%s n%d: term %d", FaultRaftDirLost, sn.id, currentTerm(sn.engine.Raft))
-	if err := sn.crash(s.net, s.rng, lossPercent); err != nil {
-		s.record("crash n%d: shutdown: %v", sn.id, err)
-	}
-	s.inv.crashed(sn)
+	s.powerCut(sn, s.rng)
 	if err := sn.fs.RemoveAll(raftDir); err != nil {
 		return fmt.Errorf("wipe n%d's Raft directory: %w", sn.id, err)
 	}
@@ -869,11 +866,10 @@ const (
 // waiting for a flush reach Pebble's stop-writes threshold (4 MiB
 // memtables, which a run seldom fills).
 func (s *Sim) slowManifest() {
-	up := s.upNodes()
-	if len(up) == 0 {
+	sn := s.randomUp()
+	if sn == nil {
 		return
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	by := time.Duration(1 + s.rng.Int64N(int64(maxManifestLatency)))
 	d := time.Duration(1 + s.rng.Int64N(int64(maxManifestSlowFor)))
 	sn.fillMemtable()

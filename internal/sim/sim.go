@@ -642,10 +642,7 @@ func (s *Sim) fault() error {
 		s.record("crash n%d: raft last log %s commit %s, state head %d at raft index %d", sn.id, st["last_log_index"], st["commit_index"], head.Number, head.RaftIndex)
 		s.count(FaultCrash)
 		s.countLeaderCrashForwarding(sn)
-		if err := sn.crash(s.net, s.crashRNG(), lossPercent); err != nil {
-			s.record("crash n%d: shutdown: %v", sn.id, err)
-		}
-		s.inv.crashed(sn)
+		s.powerCut(sn, s.crashRNG())
 	case FaultRestart:
 		var down []int
 		for _, sn := range s.nodes {
