@@ -113,6 +113,9 @@ type Engine struct {
 	// ready is set while this node leads and its applied state includes
 	// every entry of earlier terms (after the Barrier).
 	ready atomic.Bool
+	// votes holds back the votes of a fresh member (freshvotes.go; nil:
+	// none held back).
+	votes *voteGate
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -310,6 +313,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	votes.started(r)
+	e.votes = votes
 	e.Raft = r
 	builder.proposer = r
 	// Record the leaders and candidates that send this node requests; a
@@ -554,6 +558,11 @@ func (e *Engine) LeaderReady() bool { return e.ready.Load() && e.IsLeader() }
 // StartRaftLogFlush asks the Raft log's store for a flush of its
 // memtable (RaftStore.StartFlush), as a memtable filling up does.
 func (e *Engine) StartRaftLogFlush() error { return e.store.StartFlush() }
+
+// Voting reports whether this node grants votes: false for a fresh
+// member (--raft-fresh) that does not hold the log yet (voteGate), which
+// a quorum cannot count on until it caught up.
+func (e *Engine) Voting() bool { return e.votes.voting() }
 
 // Halted returns the error that halted the FSM, or nil.
 func (e *Engine) Halted() error { return e.FSM.Halted() }

@@ -84,18 +84,35 @@ func (g *voteGate) started(r *raft.Raft) {
 	}
 }
 
+// voting reports whether the node grants votes: it is no fresh member,
+// or it caught up. It changes nothing (mayVote records it).
+func (g *voteGate) voting() bool {
+	if g == nil || g.open.Load() {
+		return true
+	}
+	_, _, ok := g.caughtUp()
+	return ok
+}
+
+// caughtUp reports whether the node's commit index reached an entry of
+// its current term (see above).
+func (g *voteGate) caughtUp() (commit, term uint64, ok bool) {
+	r := g.raft.Load()
+	if r == nil {
+		return 0, 0, false
+	}
+	commit, term = r.CommitIndex(), r.CurrentTerm()
+	return commit, term, commit > 0 && g.termAt(r, commit) == term
+}
+
 // mayVote reports whether the node may grant votes now. Once it may, it
 // always may: the record is cleared.
 func (g *voteGate) mayVote() bool {
 	if g == nil || g.open.Load() {
 		return true
 	}
-	r := g.raft.Load()
-	if r == nil {
-		return false
-	}
-	commit, term := r.CommitIndex(), r.CurrentTerm()
-	if commit == 0 || g.termAt(r, commit) != term {
+	commit, term, ok := g.caughtUp()
+	if !ok {
 		return false
 	}
 	if err := g.store.SetUint64(keyFreshVotes, 0); err != nil {

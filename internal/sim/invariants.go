@@ -338,7 +338,9 @@ func (s *Sim) quorumConnected() bool {
 		}
 		ok := true
 		for _, i := range members {
-			if !s.nodes[i].up {
+			// A fresh member that does not hold the log yet grants no
+			// vote (consensus.voteGate): no quorum counts on it.
+			if !s.nodes[i].up || !s.nodes[i].engine.Voting() {
 				ok = false
 				break
 			}
