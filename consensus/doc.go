@@ -57,7 +57,10 @@
 // and a genesis validator bootstraps only once BootstrapQuorum of the
 // others answered, waiting until then (ErrPeersSilent after
 // Config.PeerCheckTimeout). FreshRaft starts a refused node as a fresh
-// member once its operator says so (tallyd --raft-fresh).
+// member once its operator says so (tallyd --raft-fresh); such a member
+// grants no vote until it holds the log up to its leader's commit of the
+// current term (voteGate, freshvotes.go: hashicorp/raft would grant any
+// vote with its empty log), which Engine.Voting reports.
 //
 // No goroutine waits on a hashicorp/raft future beyond the engine's
 // lifetime (future.go): raft v1.8.0 leaves unanswered the futures of
