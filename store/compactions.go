@@ -30,6 +30,7 @@ type compactionGate struct {
 
 	mu           sync.Mutex
 	running      int  // compactions granted and not yet Done
+	lastAllowed  int  // DB.GetAllowedWithoutPermission when last read
 	registered   bool // the granting goroutine was started
 	unregistered bool // once true, nothing is granted
 	poke         chan struct{}
@@ -76,16 +77,27 @@ func (g *compactionGate) TrySchedule() (bool, pebble.CompactionGrantHandle) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.unregistered || g.db.GetAllowedWithoutPermission() <= g.running {
+	g.lastAllowed = g.db.GetAllowedWithoutPermission()
+	if g.unregistered || g.lastAllowed <= g.running {
 		return false, nil
 	}
 	g.running++
 	return true, grant{g}
 }
 
-// UpdateGetAllowedWithoutPermission is Pebble's hint that more
-// compactions may be allowed: the granter looks at once.
-func (g *compactionGate) UpdateGetAllowedWithoutPermission() { g.wake() }
+// UpdateGetAllowedWithoutPermission is Pebble's hint (after a flush) that
+// more compactions may be allowed: if the number went up, the granter
+// looks at once, as Pebble's own scheduler does.
+func (g *compactionGate) UpdateGetAllowedWithoutPermission() {
+	allowed := g.db.GetAllowedWithoutPermission()
+	g.mu.Lock()
+	more := allowed > g.lastAllowed
+	g.lastAllowed = allowed
+	g.mu.Unlock()
+	if more {
+		g.wake()
+	}
+}
 
 func (g *compactionGate) wake() {
 	select {
@@ -125,7 +137,8 @@ func (g *compactionGate) grant() (after time.Duration) {
 			return after
 		}
 		g.mu.Lock()
-		if g.unregistered || g.db.GetAllowedWithoutPermission() <= g.running {
+		g.lastAllowed = g.db.GetAllowedWithoutPermission()
+		if g.unregistered || g.lastAllowed <= g.running {
 			g.mu.Unlock()
 			return 0
 		}
