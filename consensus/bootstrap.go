@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -262,6 +263,10 @@ type knownMembers struct {
 	// address maps a server id to its validator address (Config.Address).
 	address func(raft.ServerID) (common.Address, error)
 	log     *slog.Logger
+	// observedIDs are the senders raft's observer saw and record has not
+	// yet recorded (guarded by mu); wake tells record of them.
+	observedIDs []raft.ServerID
+	wake        chan struct{}
 }
 
 // knownKey is the stable-store key of a's record.
@@ -295,17 +300,51 @@ func (k *knownMembers) sawServer(id raft.ServerID) {
 // neither is a candidate that lost its election: both cast votes (their
 // own) that a bootstrap would forget. The filter runs in raft's goroutine
 // and passes nothing on (the observer has no channel), so no observation
-// is dropped.
+// is dropped; it only notes the sender, and record writes it down: raft
+// holds its observers' lock while the filter runs, and a write to the
+// stable store can take a disk's sync, or fail and halt the node (the
+// cluster simulator's bubble deadlocked on that: a goroutine waiting to
+// deregister another observer is not durably blocked, so the clock never
+// reached the end of the halt's slow sync).
 func (k *knownMembers) observer(self raft.ServerID) *raft.Observer {
 	return raft.NewObserver(nil, false, func(o *raft.Observation) bool {
-		k.observed(self, o.Data)
+		if id := observedSender(self, o.Data); id != "" {
+			k.mu.Lock()
+			if !k.ids[id] && !slices.Contains(k.observedIDs, id) {
+				k.observedIDs = append(k.observedIDs, id)
+			}
+			k.mu.Unlock()
+			select {
+			case k.wake <- struct{}{}:
+			default:
+			}
+		}
 		return false
 	})
 }
 
-// observed records the sender of the request that raft observation o
-// shows (the observer's filter).
-func (k *knownMembers) observed(self raft.ServerID, o any) {
+// record writes down the senders the observer noted, until stop is
+// closed.
+func (k *knownMembers) record(stop <-chan struct{}) {
+	for {
+		select {
+		case <-k.wake:
+		case <-stop:
+			return
+		}
+		k.mu.Lock()
+		ids := k.observedIDs
+		k.observedIDs = nil
+		k.mu.Unlock()
+		for _, id := range ids {
+			k.sawServer(id)
+		}
+	}
+}
+
+// observedSender is the sender of the request that raft observation o
+// shows, "" if none or self.
+func observedSender(self raft.ServerID, o any) raft.ServerID {
 	var id raft.ServerID
 	switch d := o.(type) {
 	case raft.LeaderObservation:
@@ -315,7 +354,16 @@ func (k *knownMembers) observed(self raft.ServerID, o any) {
 	case raft.RequestPreVoteRequest:
 		id = raft.ServerID(d.ID)
 	}
-	if id != "" && id != self {
+	if id == self {
+		return ""
+	}
+	return id
+}
+
+// observed records the sender of the request that raft observation o
+// shows, at once.
+func (k *knownMembers) observed(self raft.ServerID, o any) {
+	if id := observedSender(self, o); id != "" {
 		k.sawServer(id)
 	}
 }

@@ -160,7 +160,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		return nil, err
 	}
 	e.store = logStore
-	e.known = &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: logStore, address: cfg.Address, log: cfg.Logger}
+	e.known = &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: logStore, address: cfg.Address, log: cfg.Logger, wake: make(chan struct{}, 1)}
 	snaps := cfg.Snapshots
 	if snaps == nil {
 		retain := cfg.SnapshotRetain
@@ -326,8 +326,12 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go e.leadership(ctx)
+	go func() {
+		defer e.wg.Done()
+		e.known.record(ctx.Done())
+	}()
 	return e, nil
 }
 

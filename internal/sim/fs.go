@@ -607,7 +607,10 @@ func (s *Sim) raftDirLost() error {
 // safely).
 func (s *Sim) mayLoseOne() ([]int, bool) {
 	for _, sn := range s.nodes {
-		if !sn.lostAt.IsZero() {
+		// A node that lost its directory is lost until it is back and
+		// votes again: a fresh member does once it caught up
+		// (consensus.voteGate).
+		if !sn.lostAt.IsZero() || (sn.up && !sn.engine.Voting()) {
 			return nil, false
 		}
 	}
@@ -616,10 +619,10 @@ func (s *Sim) mayLoseOne() ([]int, bool) {
 }
 
 // freshSafe reports whether the operator of a node whose Raft directory
-// was lost may start it as a fresh member: freshWait has passed. A leader
-// is not needed: a fresh member votes (for candidates whose log is at
-// least as long as its empty one), so a cluster that needs it for a
-// quorum elects a leader with it, which then sends it the log.
+// was lost may start it as a fresh member: freshWait has passed. The
+// others elect the leader that sends it the log: a fresh member grants
+// no vote before it caught up (consensus.voteGate), and mayLoseOne takes
+// a directory only while the others are a majority.
 func (s *Sim) freshSafe(sn *simNode) bool {
 	return time.Since(sn.lostAt) >= freshWait
 }
