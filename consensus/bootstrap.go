@@ -430,8 +430,13 @@ func (e *Engine) KnowsMember(a common.Address) bool { return e.known.knows(a) }
 func (e *Engine) RaftRan() bool { return e.Raft.LastIndex() > 0 || e.Raft.CurrentTerm() > 0 }
 
 // IsVoter reports whether id is a voter of this node's Raft configuration.
-func (e *Engine) IsVoter(id raft.ServerID) bool {
-	f := e.Raft.GetConfiguration()
+func (e *Engine) IsVoter(id raft.ServerID) bool { return IsVoter(e.Raft, id) }
+
+// IsVoter reports whether id is a voter of r's latest Raft configuration
+// (read at once: hashicorp/raft answers GetConfiguration without its
+// main loop).
+func IsVoter(r *raft.Raft, id raft.ServerID) bool {
+	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return false
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tally-ledger/tally/chain"
@@ -121,22 +120,6 @@ func (a *Admission) StartNetwork(tr p2p.BatchTransport, self peer.ID, leader fun
 	a.forwarder.SetRelayRetry(a.cfg.ReforwardRetry)
 	a.replicator = p2p.NewReplicatorOver(tr, voters, maxBatch, a.cfg.Log)
 	a.replicator.SetHolders(a.holdersNeeded)
-}
-
-// IsVoter reports whether self is a voter of r's latest Raft
-// configuration (read at once: hashicorp/raft answers GetConfiguration
-// without its main loop).
-func IsVoter(r *raft.Raft, self raft.ServerID) bool {
-	f := r.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, s := range f.Configuration().Servers {
-		if s.ID == self {
-			return s.Suffrage == raft.Voter
-		}
-	}
-	return false
 }
 
 // validator reports whether this node's own copy of a transaction counts

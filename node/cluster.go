@@ -187,7 +187,7 @@ func (n *Node) isValidator() bool {
 	if n.host == nil || n.engine == nil {
 		return true // no network: nothing is forwarded
 	}
-	return IsVoter(n.engine.Raft, raft.ServerID(n.host.ID().String()))
+	return n.engine.IsVoter(raft.ServerID(n.host.ID().String()))
 }
 
 // otherVoters returns the Raft voters (validators) other than this node:

@@ -205,7 +205,7 @@ func (sn *simNode) start(net *network) (err error) {
 		GapGrace: time.Duration(mc.GapGrace), GapExpiry: time.Duration(mc.GapExpiry)}, db, sn.senders)
 	adm, err := node.OpenAdmission(node.AdmissionConfig{DB: db, Pool: sn.pool, Senders: sn.senders, FS: sn.fs, Journal: journalPath,
 		IsLeader: func() bool { return sn.engine.IsLeader() }, IsValidator: func() bool {
-			return db.IsValidator(sn.key.Address()) && sn.engine != nil && node.IsVoter(sn.engine.Raft, raft.ServerID(addr(sn.id)))
+			return db.IsValidator(sn.key.Address()) && sn.engine != nil && sn.engine.IsVoter(raft.ServerID(addr(sn.id)))
 		},
 		Log: sn.log})
 	if err != nil {
