@@ -360,13 +360,6 @@ func observedSender(self raft.ServerID, o any) raft.ServerID {
 	return id
 }
 
-// observed records the sender of the request that raft observation o
-// shows, at once.
-func (k *knownMembers) observed(self raft.ServerID, o any) {
-	if id := observedSender(self, o); id != "" {
-		k.sawServer(id)
-	}
-}
 
 // signed records the signers of the commit certificates a block carries:
 // a validator signs its vote on a block after applying it, so its Raft

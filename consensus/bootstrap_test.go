@@ -266,7 +266,7 @@ func TestKnowsMemberRecordsSilentLeader(t *testing.T) {
 		raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ID: []byte(common.Address{7}.Hex())}},
 		raft.RequestPreVoteRequest{RPCHeader: raft.RPCHeader{ID: []byte(common.Address{8}.Hex())}},
 	} {
-		e.known.observed(e.cfg.LocalID, req)
+		e.known.sawServer(observedSender(e.cfg.LocalID, req))
 	}
 	for _, a := range []common.Address{{7}, {8}} {
 		if !e.KnowsMember(a) {
