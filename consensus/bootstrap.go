@@ -360,7 +360,6 @@ func observedSender(self raft.ServerID, o any) raft.ServerID {
 	return id
 }
 
-
 // signed records the signers of the commit certificates a block carries:
 // a validator signs its vote on a block after applying it, so its Raft
 // ran. Unlike the other records, this one is the chain's: every node that
