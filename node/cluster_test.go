@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/tally-ledger/tally/genesis"
@@ -40,7 +41,7 @@ func TestWriteTestnet(t *testing.T) {
 		if cfg.HTTP.Port != 21000+i || cfg.Admin.Port != 21200+i || len(cfg.P2P.Peers) != 2 {
 			t.Fatalf("node %d ports/peers: %+v", i, cfg)
 		}
-		key, err := LoadOrCreateKey(filepath.Join(cfg.DataDir, "nodekey"), false)
+		key, err := LoadOrCreateKey(vfs.Default, filepath.Join(cfg.DataDir, "nodekey"), false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/internal/durable"
 )
 
 // PoolJournalFile is the name, in the data dir, of the pool journal: the
@@ -195,12 +196,18 @@ func (j *poolJournal) rewrite(pending func() [][]byte) error {
 	if err := writeSynced(j.fs, tmp, b, j.noSync); err != nil {
 		return fmt.Errorf("pool journal rewrite: %w", err)
 	}
+	// From the rename on, j.f may name a file the path no longer does, and
+	// a failed directory sync leaves unknown which of the two the next
+	// start reads (a retried fsync may report success for what it lost):
+	// the journal fails, and vouches for nothing after it.
 	if err := j.fs.Rename(tmp, j.path); err != nil {
-		return fmt.Errorf("pool journal rewrite: %w", err)
+		j.err = fmt.Errorf("pool journal %s: rewrite: %w", j.path, err)
+		return j.err
 	}
 	if !j.noSync {
-		if err := syncDir(j.fs, j.fs.PathDir(j.path)); err != nil {
-			return fmt.Errorf("pool journal rewrite: %w", err)
+		if err := durable.SyncDir(j.fs, j.fs.PathDir(j.path)); err != nil {
+			j.err = fmt.Errorf("pool journal %s: rewrite: %w", j.path, err)
+			return j.err
 		}
 	}
 	f, err := j.fs.OpenReadWrite(j.path, vfs.WriteCategoryUnspecified)
@@ -243,16 +250,6 @@ func writeSynced(fs vfs.FS, path string, b []byte, noSync bool) error {
 		}
 	}
 	return f.Close()
-}
-
-// syncDir syncs a directory, so a rename in it is durable.
-func syncDir(fs vfs.FS, dir string) error {
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // journalCheck is how often the node checks whether the pool journal

@@ -7,17 +7,22 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/diskfault"
 )
 
 func journalRaws(n, size int) [][]byte {
@@ -362,4 +367,46 @@ func TestPoolJournalCrash(t *testing.T) {
 		t.Fatalf("after the crash %d records, want the 3 synced ones", len(got))
 	}
 	j.Close()
+}
+
+// A rewrite whose temporary file was renamed over the journal but whose
+// directory sync failed has left the node's handle on the replaced file:
+// what Sync vouches for afterwards must be in the journal the next start
+// reads, or Sync must fail (the node then answers no admission).
+func TestPoolJournalRewriteDirSyncFails(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	var failing atomic.Bool
+	fs := diskfault.Inject(mem, func(op errorfs.Op) bool {
+		return failing.Load() && op.Kind == errorfs.OpFileSync && path.Clean(op.Path) == "/"
+	})
+	const file = "/" + PoolJournalFile
+	j, _, err := openPoolJournal(fs, file, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	raws := journalRaws(3, 60)
+	j.Append(raws[0])
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	if err := j.rewrite(func() [][]byte { return raws[:2] }); err == nil {
+		t.Fatal("rewrite: no error from a failed directory sync")
+	}
+	j.Append(raws[2])
+	serr := j.Sync()
+	got, err := readPoolJournal(mem, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if serr == nil && !slices.ContainsFunc(got, func(r []byte) bool { return bytes.Equal(r, raws[2]) }) {
+		t.Fatalf("Sync vouched for a record the journal does not hold (%d records read back)", len(got))
+	}
+	if serr == nil {
+		t.Fatal("Sync succeeded after a rewrite whose directory sync failed")
+	}
+	if !strings.Contains(serr.Error(), "pool journal") {
+		t.Fatalf("Sync: %v, want the journal's failure", serr)
+	}
 }

@@ -106,7 +106,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: logger, genesis: g}
-	if n.key, err = LoadOrCreateKey(filepath.Join(cfg.DataDir, "nodekey"), cfg.Dev); err != nil {
+	if n.key, err = LoadOrCreateKey(vfs.Default, filepath.Join(cfg.DataDir, "nodekey"), cfg.Dev); err != nil {
 		return nil, err
 	}
 	if err := n.open(); err != nil {

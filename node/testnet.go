@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/pelletier/go-toml/v2"
 
@@ -107,7 +107,7 @@ func WriteTestnet(dir string, n, basePort int) ([]TestnetNode, error) {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(dataDir, "nodekey"), []byte(hexutil.Encode(keys[i].Bytes())+"\n"), 0o600); err != nil {
+		if err := writeKey(vfs.Default, filepath.Join(dataDir, "nodekey"), keys[i]); err != nil {
 			return nil, err
 		}
 		cfg := DefaultConfig()

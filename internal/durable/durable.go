@@ -54,7 +54,7 @@ func MkdirAllPerm(fs vfs.FS, dir string, perm os.FileMode) error {
 	}
 	for d := dir; fs.PathDir(d) != d; d = fs.PathDir(d) {
 		p := fs.PathDir(d)
-		if err := syncDir(fs, p); err != nil {
+		if err := SyncDir(fs, p); err != nil {
 			if !created[p] && errors.Is(err, os.ErrPermission) {
 				continue
 			}
@@ -67,7 +67,9 @@ func MkdirAllPerm(fs vfs.FS, dir string, perm os.FileMode) error {
 	return nil
 }
 
-func syncDir(fs vfs.FS, dir string) error {
+// SyncDir fsyncs directory dir, so that the entries created, renamed or
+// removed in it are durable.
+func SyncDir(fs vfs.FS, dir string) error {
 	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return err

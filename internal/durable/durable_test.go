@@ -115,7 +115,7 @@ func TestMkdirAllAfterFailedSync(t *testing.T) {
 			if err := mem.MkdirAll("/srv", 0o700); err != nil {
 				t.Fatal(err)
 			}
-			if err := syncPath(mem, "/"); err != nil { // /srv is durable, as on a real machine
+			if err := SyncDir(mem, "/"); err != nil { // /srv is durable, as on a real machine
 				t.Fatal(err)
 			}
 			failing := true
@@ -133,7 +133,7 @@ func TestMkdirAllAfterFailedSync(t *testing.T) {
 			if err := MkdirAll(fs, dir); err != nil {
 				t.Fatal(err)
 			}
-			if err := writeSynced(mem, dir+"/log"); err != nil {
+			if err := WriteFile(mem, dir+"/log", []byte("entry"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := mem.CrashClone(vfs.CrashCloneCfg{}).Stat(dir + "/log"); err != nil {
@@ -191,35 +191,6 @@ func TestMkdirAllUnreadableAncestor(t *testing.T) {
 			t.Errorf("existing %s, %s unreadable: %v, want ok %v", tc.existing, tc.denied, err, tc.ok)
 		}
 	}
-}
-
-func syncPath(fs vfs.FS, dir string) error {
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// writeSynced writes a file and syncs it and its directory.
-func writeSynced(fs vfs.FS, name string) error {
-	f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write([]byte("entry")); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return syncPath(fs, fs.PathDir(name))
 }
 
 // TestMkdirAllOnDisk: on the machine's own file system every ancestor, up
