@@ -348,8 +348,17 @@ func (s *Sim) powerCycle(sn *simNode, rng *rand.Rand) error {
 func (sn *simNode) diskFailing() bool {
 	return sn.diskErr.Load() || sn.raftDiskErr.Load() || sn.readErr.Load() || sn.raftReadErr.Load() ||
 		sn.tableErr[0].Load() || sn.tableErr[1].Load() || sn.optionsErr[0].Load() || sn.optionsErr[1].Load() ||
-		sn.dirs.failing[syncState].Load() || sn.dirs.failing[syncRaftLog].Load() || sn.dirs.failing[syncSnapshots].Load() ||
-		sn.dirs.parentFailing.Load()
+		sn.dirs.parentFailing.Load() || sn.dirs.anyFailing()
+}
+
+// anyFailing reports whether the syncs of one of the directories fail.
+func (d *dirFaults) anyFailing() bool {
+	for i := range d.failing {
+		if d.failing[i].Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // repairDisk ends the node's disk errors: the operator replaced the disk
@@ -692,16 +701,22 @@ func inLogFlusher() bool {
 // faults (a halt it may clear, a start that may fail).
 var errDirSync = fmt.Errorf("%w: %w", errorfs.ErrInjected, syscall.EIO)
 
-// The directories whose syncs a dir-sync-error fault fails.
+// The directories whose syncs a dir-sync-error fault (the first
+// numStoreDirs) or a store-parent-sync-error fault (the others) fails.
 const (
 	syncState     = iota // the state database's (stateDir)
 	syncRaftLog          // the Raft log's (raftDir/log)
 	syncSnapshots        // the snapshot store's, and every directory in it
+	syncData             // the data directory (dataDir): state/, raft/, the pool journal
+	syncRaft             // the Raft directory (raftDir): log/, snapshots/
 	numSyncDirs
+
+	numStoreDirs = syncData
 )
 
-// syncDirNames name the directories of a dir-sync-error fault.
-var syncDirNames = [numSyncDirs]string{stateDir, raftDir + "/log", raftDir + "/snapshots"}
+// syncDirNames name the directories of a dir-sync-error or a
+// store-parent-sync-error fault.
+var syncDirNames = [numSyncDirs]string{stateDir, raftDir + "/log", raftDir + "/snapshots", dataDir, raftDir}
 
 // dirFaults are a node's faults of directory and MANIFEST syncs.
 type dirFaults struct {
@@ -827,7 +842,7 @@ var (
 //   - The snapshot store's: the node halts at its next snapshot, or
 //     install of its leader's; its next start fails.
 func (s *Sim) dirSyncError() error {
-	k := s.rng.IntN(numSyncDirs)
+	k := s.rng.IntN(numStoreDirs)
 	var up []int
 	for _, i := range s.upNodes() {
 		if !s.nodes[i].diskFailing() {
@@ -926,6 +941,37 @@ func provisionedDisk() *vfs.MemFS {
 		panic(err) // an in-memory file system: a failure is a bug of the simulator
 	}
 	return fs
+}
+
+// storeParentSyncError makes the syncs of a random up node's data
+// directory or its Raft directory fail (EIO) until its disk is replaced:
+// the directories that hold the stores' own directories, and the data
+// directory the pool journal too. A node syncs them at its start (every
+// ancestor of the Raft and snapshot directories, and Pebble the directory
+// that holds the database it opens), at every snapshot it takes or
+// installs (the ancestors of the snapshot's directory) and at a rewrite
+// of its pool journal. Half of the time the node loses power and starts
+// again on the failing disk, which must not start it; otherwise it runs
+// on and meets the fault at its next snapshot (which halts it) or start.
+func (s *Sim) storeParentSyncError() error {
+	var up []int
+	for _, i := range s.upNodes() {
+		if !s.nodes[i].diskFailing() {
+			up = append(up, i) // one failing disk at a time, as dir-sync-error
+		}
+	}
+	if len(up) == 0 {
+		return nil
+	}
+	sn := s.nodes[up[s.rng.IntN(len(up))]]
+	k := syncData + s.rng.IntN(numSyncDirs-syncData)
+	s.count(FaultStoreParentSyncError)
+	s.record("%s n%d %s", FaultStoreParentSyncError, sn.id, syncDirNames[k])
+	sn.dirs.failing[k].Store(true)
+	if s.rng.IntN(2) == 0 {
+		return nil
+	}
+	return s.powerCycle(sn, s.crashRNG())
 }
 
 // dataDirSyncError makes the syncs of a random up node's data directory's

@@ -203,7 +203,10 @@ func (sn *simNode) start(net *network) (err error) {
 	mc := sn.cfg.Mempool
 	sn.pool = mempool.New(mempool.Config{MaxPerAccount: mc.MaxPerAccount, MaxTotal: mc.MaxTotal,
 		GapGrace: time.Duration(mc.GapGrace), GapExpiry: time.Duration(mc.GapExpiry)}, db, sn.senders)
-	adm, err := node.OpenAdmission(node.AdmissionConfig{DB: db, Pool: sn.pool, Senders: sn.senders, FS: sn.fs, Journal: journalPath,
+	// The pool journal's disk: dataDir holds no database of its own, so of
+	// the node's faults only the failed syncs of its directories apply (a
+	// rewrite's rename syncs dataDir).
+	adm, err := node.OpenAdmission(node.AdmissionConfig{DB: db, Pool: sn.pool, Senders: sn.senders, FS: sn.disk(inst, dataDir), Journal: journalPath,
 		IsLeader: func() bool { return sn.engine.IsLeader() }, IsValidator: func() bool {
 			return db.IsValidator(sn.key.Address()) && sn.engine != nil && sn.engine.IsVoter(raft.ServerID(addr(sn.id)))
 		},

@@ -91,8 +91,8 @@ type Result struct {
 	// SlowTableSyncs counts the sstable syncs a slow disk delayed (among
 	// SlowSyncs).
 	SlowTableSyncs int
-	// DirSyncsFailed counts the directory syncs a dir-sync-error fault
-	// failed with an error (not those that ended a process: DiskDeaths),
+	// DirSyncsFailed counts the directory syncs a dir-sync-error or a
+	// store-parent-sync-error fault failed with an error (not those that ended a process: DiskDeaths),
 	// ParentSyncsFailed those of a data directory's parent a
 	// datadir-sync-error fault failed.
 	DirSyncsFailed, ParentSyncsFailed int
@@ -170,6 +170,11 @@ const (
 	// directory's parent, which holds the directory's entry: its start
 	// fails on it, and its snapshot installs (fs.go).
 	FaultDataDirSyncError Fault = "datadir-sync-error"
+	// FaultStoreParentSyncError: a node's disk fails the syncs of its data
+	// directory or of its Raft directory, which hold the stores'
+	// directories (and the pool journal): its start fails, and its
+	// snapshots (fs.go).
+	FaultStoreParentSyncError Fault = "store-parent-sync-error"
 	// FaultDataDirLost: a validator's whole data directory is lost and
 	// only its nodekey restored: its start is refused (its peers know it
 	// ran), and it comes back as a fresh member once that is safe
@@ -188,7 +193,7 @@ var DefaultFaults = map[Fault]int{
 	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
 	FaultRaftDirLost: 1, FaultTableDiskError: 1, FaultReadError: 1, FaultOptionsDiskError: 1,
 	FaultDataDirLost: 1, FaultDirSyncError: 1, FaultSlowManifest: 1, FaultDataDirSyncError: 1,
-	FaultRaftReadError: 1,
+	FaultRaftReadError: 1, FaultStoreParentSyncError: 1,
 }
 
 // Scheduler probabilities, per step.
@@ -687,6 +692,8 @@ func (s *Sim) fault() error {
 		return s.dirSyncError()
 	case FaultDataDirSyncError:
 		return s.dataDirSyncError()
+	case FaultStoreParentSyncError:
+		return s.storeParentSyncError()
 	case FaultSlowManifest:
 		s.slowManifest()
 	case FaultRaftReadError:

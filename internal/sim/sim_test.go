@@ -205,6 +205,9 @@ var faultSeeds = []struct {
 	{FaultDirSyncError, 108, map[Fault]int{FaultDirSyncError: 1, FaultRestart: 1}},
 	{FaultSlowManifest, 101, map[Fault]int{FaultSlowManifest: 1}},
 	{FaultDataDirSyncError, 101, map[Fault]int{FaultDataDirSyncError: 1, FaultRestart: 1}},
+	// n2's snapshot install halts on its Raft directory's sync, n0's
+	// start fails on it (3 of 3 runs).
+	{FaultStoreParentSyncError, 107, map[Fault]int{FaultStoreParentSyncError: 1, FaultRestart: 1}},
 	// A node halts on its Raft log's failed read, or on its compactions
 	// failing them (seeds 103 and 108: 3 halts each in 3000 steps).
 	{FaultRaftReadError, 103, map[Fault]int{FaultRaftReadError: 1, FaultRestart: 1}},
@@ -340,6 +343,13 @@ func faultKinds(t *testing.T, seen map[Fault]int) {
 			// failing disk fails.
 			if res.ParentSyncsFailed == 0 || res.DiskRefusals == 0 {
 				problem = fmt.Sprintf("seed %d: %s injected but no sync of the data directory's parent failed, or no start failed on one: %s", fs.seed, fs.fault, res)
+			}
+		case FaultStoreParentSyncError:
+			// Every start syncs both directories, every snapshot taken
+			// or installed too: a start on the failing disk fails, a
+			// snapshot halts the node.
+			if res.DirSyncsFailed == 0 || res.DiskHalts == 0 || res.DiskDeaths+res.DiskRefusals == 0 {
+				problem = fmt.Sprintf("seed %d: %s injected but no directory sync failed, or no node halted on one, or none ended or failed to start on one: %s", fs.seed, fs.fault, res)
 			}
 		case FaultDataDirLost:
 			if res.DataDirLostRefused == 0 || res.FreshStarts == 0 {
