@@ -79,6 +79,14 @@ type AdmissionConfig struct {
 	// cluster simulator, seed 7); a validator just added is a non-voter
 	// until it has caught up, and counts only then.
 	IsValidator func() bool
+	// OnJournalFailure is called once, on a goroutine of its own, when
+	// the pool journal fails (a write, sync or rewrite that failed): the
+	// node can vouch for no admission after it, and refuses them all, so
+	// the node halts on it, as on its other disks' failures (a halted
+	// leader hands the lead to another voter; a leader that stayed would
+	// refuse every transaction its followers forward). nil: nothing. Read
+	// when the journal fails.
+	OnJournalFailure func(error)
 	// ReforwardRetry bounds how long Reforward's transactions are retried
 	// without a reachable leader (p2p.reforward-retry; 0: the default).
 	ReforwardRetry time.Duration
@@ -689,6 +697,11 @@ func (a *Admission) restore() error {
 		return err
 	}
 	a.journal = j
+	j.onFail = func(err error) {
+		if f := a.cfg.OnJournalFailure; f != nil {
+			f(err)
+		}
+	}
 	// Most records are of transactions applied since: they are skipped by
 	// hash before any sender is recovered, and the senders of the rest are
 	// recovered on all cores at once.

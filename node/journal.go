@@ -58,6 +58,10 @@ type poolJournal struct {
 	err      error // a failed write or sync: the journal refuses to vouch for anything after it
 	size     int64 // bytes in the file
 	base     int64 // size after the last rewrite
+
+	// onFail, if set, is called once, on a goroutine of its own, with
+	// the error that failed the journal.
+	onFail func(error)
 }
 
 // openPoolJournal opens (creating it if needed) the journal at path on fs
@@ -155,7 +159,7 @@ func (j *poolJournal) Sync() error {
 		j.mu.Lock()
 		j.flushing = false
 		if err != nil {
-			j.err = fmt.Errorf("pool journal %s: %w", j.path, err)
+			j.fail(err)
 		} else {
 			j.synced, j.size = upto, j.size+int64(len(buf))
 		}
@@ -201,25 +205,34 @@ func (j *poolJournal) rewrite(pending func() [][]byte) error {
 	// start reads (a retried fsync may report success for what it lost):
 	// the journal fails, and vouches for nothing after it.
 	if err := j.fs.Rename(tmp, j.path); err != nil {
-		j.err = fmt.Errorf("pool journal %s: rewrite: %w", j.path, err)
-		return j.err
+		return j.fail(fmt.Errorf("rewrite: %w", err))
 	}
 	if !j.noSync {
 		if err := durable.SyncDir(j.fs, j.fs.PathDir(j.path)); err != nil {
-			j.err = fmt.Errorf("pool journal %s: rewrite: %w", j.path, err)
-			return j.err
+			return j.fail(fmt.Errorf("rewrite: %w", err))
 		}
 	}
 	f, err := j.fs.OpenReadWrite(j.path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		// The old handle points at the replaced file: nothing written
 		// through it would be read back.
-		j.err = fmt.Errorf("pool journal %s: reopen after rewrite: %w", j.path, err)
-		return j.err
+		return j.fail(fmt.Errorf("reopen after rewrite: %w", err))
 	}
 	j.f.Close()
 	j.f, j.size, j.base = f, int64(len(b)), int64(len(b))
 	return nil
+}
+
+// fail fails the journal with err, the first time (j.mu held), and
+// returns the journal's error.
+func (j *poolJournal) fail(err error) error {
+	if j.err == nil {
+		j.err = fmt.Errorf("pool journal %s: %w", j.path, err)
+		if j.onFail != nil {
+			go j.onFail(j.err)
+		}
+	}
+	return j.err
 }
 
 // Close closes the file; records queued and not synced are dropped (no

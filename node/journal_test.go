@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -14,15 +15,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
 	"github.com/tally-ledger/tally/internal/diskfault"
+	"github.com/tally-ledger/tally/mempool"
+	"github.com/tally-ledger/tally/store"
 )
 
 func journalRaws(n, size int) [][]byte {
@@ -408,5 +413,56 @@ func TestPoolJournalRewriteDirSyncFails(t *testing.T) {
 	}
 	if !strings.Contains(serr.Error(), "pool journal") {
 		t.Fatalf("Sync: %v, want the journal's failure", serr)
+	}
+}
+
+// TestJournalFailureReported: the first failed journal write fails the
+// admission that waited for it and every later one, and is reported
+// once through OnJournalFailure (the node halts on it: a leader that
+// kept the lead would refuse every transaction forwarded to it).
+func TestJournalFailureReported(t *testing.T) {
+	mem := vfs.NewMem()
+	db, err := store.Open("/state", store.Options{FS: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.InitGenesis(genesis.Dev()); err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	fs := diskfault.Inject(mem, func(op errorfs.Op) bool {
+		return failing.Load() && path.Base(op.Path) == PoolJournalFile && op.Kind == errorfs.OpFileSync
+	})
+	a := testAdmissionOn(t, &admitAll{}, "self", true, nil, []peer.ID{"other"}, db, fs, "/"+PoolJournalFile, mempool.Config{MaxPerAccount: 16, MaxTotal: 1024})
+	reports := make(chan error, 4)
+	a.cfg.OnJournalFailure = func(err error) { reports <- err }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Submit(ctx, devTransfer(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	for nonce := uint64(1); nonce <= 2; nonce++ {
+		if err := a.Submit(ctx, devTransfer(t, nonce)); err == nil || !strings.Contains(err.Error(), "pool journal") {
+			t.Fatalf("admission %d on a failed journal: %v, want the journal's error", nonce, err)
+		}
+	}
+	select {
+	case err := <-reports:
+		if !errors.Is(err, errorfs.ErrInjected) || !strings.Contains(err.Error(), PoolJournalFile) {
+			t.Fatalf("reported %v, want the journal's failure", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the journal's failure was not reported")
+	}
+	failing.Store(false) // a disk that answers again: the journal stays failed
+	if err := a.Submit(ctx, devTransfer(t, 3)); err == nil {
+		t.Fatal("admitted after the journal failed")
+	}
+	select {
+	case err := <-reports:
+		t.Fatalf("reported twice: %v", err)
+	case <-time.After(50 * time.Millisecond):
 	}
 }

@@ -148,7 +148,12 @@ func (n *Node) open() error {
 		FS: vfs.Default, Journal: filepath.Join(n.cfg.DataDir, PoolJournalFile), NoSync: n.cfg.Raft.NoSync,
 		IsLeader: func() bool { return n.engine.IsLeader() }, IsValidator: n.isValidator,
 		ReforwardRetry: time.Duration(n.cfg.P2P.ReforwardRetry),
-		Log:            n.log}); err != nil {
+		OnJournalFailure: func(err error) {
+			if e := n.engine; e != nil {
+				e.FSM.Halt(err)
+			}
+		},
+		Log: n.log}); err != nil {
 		return err
 	}
 	n.metrics = newMetrics(n)

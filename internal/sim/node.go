@@ -210,6 +210,11 @@ func (sn *simNode) start(net *network) (err error) {
 		IsLeader: func() bool { return sn.engine.IsLeader() }, IsValidator: func() bool {
 			return db.IsValidator(sn.key.Address()) && sn.engine != nil && sn.engine.IsVoter(raft.ServerID(addr(sn.id)))
 		},
+		OnJournalFailure: func(err error) {
+			if e := sn.engine; e != nil {
+				e.FSM.Halt(err)
+			}
+		},
 		Log: sn.log})
 	if err != nil {
 		db.Close()
