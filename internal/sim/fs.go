@@ -843,18 +843,10 @@ var (
 //     install of its leader's; its next start fails.
 func (s *Sim) dirSyncError() error {
 	k := s.rng.IntN(numStoreDirs)
-	var up []int
-	for _, i := range s.upNodes() {
-		if !s.nodes[i].diskFailing() {
-			// One failing disk at a time: a node already failing meets
-			// that fault first.
-			up = append(up, i)
-		}
-	}
-	if len(up) == 0 {
+	sn := s.soundUpNode()
+	if sn == nil {
 		return nil
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	s.count(FaultDirSyncError)
 	s.record("%s n%d %s", FaultDirSyncError, sn.id, syncDirNames[k])
 	restart := k != syncSnapshots && s.rng.IntN(2) == 0
@@ -943,6 +935,22 @@ func provisionedDisk() *vfs.MemFS {
 	return fs
 }
 
+// soundUpNode draws an up node whose disk fails nothing yet (nil: none).
+// One failing disk at a time: a node already failing meets that fault
+// first.
+func (s *Sim) soundUpNode() *simNode {
+	var up []int
+	for _, i := range s.upNodes() {
+		if !s.nodes[i].diskFailing() {
+			up = append(up, i)
+		}
+	}
+	if len(up) == 0 {
+		return nil
+	}
+	return s.nodes[up[s.rng.IntN(len(up))]]
+}
+
 // storeParentSyncError makes the syncs of a random up node's data
 // directory or its Raft directory fail (EIO) until its disk is replaced:
 // the directories that hold the stores' own directories, and the data
@@ -954,16 +962,10 @@ func provisionedDisk() *vfs.MemFS {
 // again on the failing disk, which must not start it; otherwise it runs
 // on and meets the fault at its next snapshot (which halts it) or start.
 func (s *Sim) storeParentSyncError() error {
-	var up []int
-	for _, i := range s.upNodes() {
-		if !s.nodes[i].diskFailing() {
-			up = append(up, i) // one failing disk at a time, as dir-sync-error
-		}
-	}
-	if len(up) == 0 {
+	sn := s.soundUpNode()
+	if sn == nil {
 		return nil
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	k := syncData + s.rng.IntN(numSyncDirs-syncData)
 	s.count(FaultStoreParentSyncError)
 	s.record("%s n%d %s", FaultStoreParentSyncError, sn.id, syncDirNames[k])
@@ -984,16 +986,10 @@ func (s *Sim) storeParentSyncError() error {
 // disk is replaced. Otherwise it runs on and meets the fault at its next
 // snapshot install (a failed install halts it) or its next start.
 func (s *Sim) dataDirSyncError() error {
-	var up []int
-	for _, i := range s.upNodes() {
-		if !s.nodes[i].diskFailing() {
-			up = append(up, i) // one failing disk at a time, as dir-sync-error
-		}
-	}
-	if len(up) == 0 {
+	sn := s.soundUpNode()
+	if sn == nil {
 		return nil
 	}
-	sn := s.nodes[up[s.rng.IntN(len(up))]]
 	s.count(FaultDataDirSyncError)
 	s.record("%s n%d %s", FaultDataDirSyncError, sn.id, path.Dir(dataDir))
 	sn.dirs.parentFailing.Store(true)
