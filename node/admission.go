@@ -65,6 +65,10 @@ type AdmissionConfig struct {
 	FS      vfs.FS
 	Journal string
 	NoSync  bool
+	// JournalCompactMin is the size below which the pool journal is
+	// never rewritten (0: 1 MiB). The cluster simulator sets a few KiB,
+	// so that its runs, whose pools stay small, rewrite it too.
+	JournalCompactMin int64
 	// IsLeader reports whether this node leads now.
 	IsLeader func() bool
 	// IsValidator reports whether this node is a validator now: in its
@@ -697,6 +701,9 @@ func (a *Admission) restore() error {
 		return err
 	}
 	a.journal = j
+	if a.cfg.JournalCompactMin > 0 {
+		j.compactMin = a.cfg.JournalCompactMin
+	}
 	j.onFail = func(err error) {
 		if f := a.cfg.OnJournalFailure; f != nil {
 			f(err)
@@ -741,12 +748,15 @@ func (a *Admission) restore() error {
 	return nil
 }
 
-// CompactJournal rewrites the pool journal once it has grown enough.
-func (a *Admission) CompactJournal() {
+// CompactJournal rewrites the pool journal once it has grown enough, and
+// reports whether it did.
+func (a *Admission) CompactJournal() bool {
 	if !a.journal.needsRewrite() {
-		return
+		return false
 	}
 	if err := a.journal.rewrite(a.poolRaws); err != nil {
 		a.cfg.Log.Error("pool journal rewrite failed", "err", err)
+		return false
 	}
+	return true
 }

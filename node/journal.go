@@ -59,6 +59,10 @@ type poolJournal struct {
 	size     int64 // bytes in the file
 	base     int64 // size after the last rewrite
 
+	// compactMin is the size below which the journal is never rewritten
+	// (journalCompactMin unless set).
+	compactMin int64
+
 	// onFail, if set, is called once, on a goroutine of its own, with
 	// the error that failed the journal.
 	onFail func(error)
@@ -83,7 +87,7 @@ func openPoolJournal(fs vfs.FS, path string, noSync bool) (*poolJournal, [][]byt
 		f.Close()
 		return nil, nil, fmt.Errorf("pool journal: %w", err)
 	}
-	j := &poolJournal{fs: fs, path: path, noSync: noSync, f: f, size: fi.Size()}
+	j := &poolJournal{fs: fs, path: path, noSync: noSync, f: f, size: fi.Size(), compactMin: journalCompactMin}
 	j.cond = sync.NewCond(&j.mu)
 	return j, raws, nil
 }
@@ -173,7 +177,7 @@ func (j *poolJournal) Sync() error {
 func (j *poolJournal) needsRewrite() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.err == nil && j.size >= journalCompactMin && j.size >= 2*j.base
+	return j.err == nil && j.size >= j.compactMin && j.size >= 2*j.base
 }
 
 // rewrite replaces the file with the records of pending() (the pool's

@@ -212,7 +212,7 @@ func (n *Node) open() error {
 	n.stop = make(chan struct{})
 	n.bg.Add(2)
 	go n.every(gapCheck, n.expireGaps)
-	go n.every(journalCheck, n.adm.CompactJournal)
+	go n.every(journalCheck, func() { n.adm.CompactJournal() })
 	if err := n.startKeeper(); err != nil {
 		return err
 	}

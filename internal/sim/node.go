@@ -100,6 +100,12 @@ type simNode struct {
 	members *node.Membership
 	memStop chan struct{}
 	memDone chan struct{}
+	// journalDone says the pool journal's compaction (compactJournal),
+	// which memStop ends too, returned.
+	journalDone chan struct{}
+	// journalRewrites counts the pool journal's rewrites, in every
+	// instance.
+	journalRewrites atomic.Int64
 	// adm is the node's admission path (forward.go); fwdDone says its
 	// leader follower ended.
 	adm     *node.Admission
@@ -207,7 +213,8 @@ func (sn *simNode) start(net *network) (err error) {
 	// the node's faults only the failed syncs of its directories apply (a
 	// rewrite's rename syncs dataDir).
 	adm, err := node.OpenAdmission(node.AdmissionConfig{DB: db, Pool: sn.pool, Senders: sn.senders, FS: sn.disk(inst, dataDir), Journal: journalPath,
-		IsLeader: func() bool { return sn.engine.IsLeader() }, IsValidator: func() bool {
+		JournalCompactMin: journalCompactMin,
+		IsLeader:          func() bool { return sn.engine.IsLeader() }, IsValidator: func() bool {
 			return db.IsValidator(sn.key.Address()) && sn.engine != nil && sn.engine.IsVoter(raft.ServerID(addr(sn.id)))
 		},
 		OnJournalFailure: func(err error) {
@@ -305,8 +312,43 @@ func (sn *simNode) start(net *network) (err error) {
 		sn.members.Run(e, stop)
 	}(sn.engine, sn.memStop, sn.memDone)
 	sn.startAdmission()
+	sn.journalDone = make(chan struct{})
+	go sn.compactJournal(sn.adm, sn.memStop, sn.journalDone, journalOffset+jitter)
 	sn.up = true
 	return nil
+}
+
+// The simulated pool journal is rewritten past journalCompactMin (a few
+// dozen transactions; a node's 1 MiB is never reached by a run), checked
+// every journalCheck as the node does, journalOffset (plus the node's
+// relay jitter) off the builder's one-second heartbeat.
+const (
+	journalCompactMin = 4 << 10
+	journalCheck      = time.Second
+	journalOffset     = time.Second / 2
+)
+
+// compactJournal rewrites adm's pool journal once it has grown enough, as
+// node.Node does, until stop; it closes done when it returns.
+func (sn *simNode) compactJournal(adm *node.Admission, stop, done chan struct{}, offset time.Duration) {
+	defer close(done)
+	select {
+	case <-stop:
+		return
+	case <-time.After(offset):
+	}
+	t := time.NewTicker(journalCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if adm.CompactJournal() {
+			sn.journalRewrites.Add(1)
+		}
+	}
 }
 
 // stop shuts the instance down in order (a clean stop, or the rest of a
@@ -325,6 +367,7 @@ func (sn *simNode) stop(net *network) error {
 	err := sn.engine.Shutdown()
 	<-sn.memDone
 	<-sn.fwdDone
+	<-sn.journalDone
 	// Client calls in the node's admission code end once forwarding and
 	// replication stop; the journal and the database close after them,
 	// as a node's HTTP requests end before its stores close.

@@ -111,6 +111,8 @@ type Result struct {
 	// Installs that brought back a node restarted behind the leader's
 	// trailing logs.
 	Snapshots, Installs, Rejoins int
+	// JournalRewrites counts the pool journals' rewrites (compactJournal).
+	JournalRewrites int
 	// TraceHash summarises the run: every scheduler event and the
 	// canonical chain. Two runs of one seed that agree on it took the same
 	// path.
@@ -525,6 +527,7 @@ func (s *Sim) settle() error {
 		s.res.ParentSyncsFailed += int(sn.dirs.parentFailed.Load())
 		s.res.ManifestSyncs += int(sn.dirs.slowManifest.syncs.Load())
 		s.res.ManifestStall += time.Duration(sn.dirs.slowManifest.stalled.Load())
+		s.res.JournalRewrites += int(sn.journalRewrites.Load())
 	}
 	s.countSnapshots()
 	for h := uint64(1); h <= s.inv.height; h++ {
@@ -842,8 +845,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed (%d of a data directory's parent), %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir (%d of added validators, %d after waiting for peers), %d fresh starts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ParentSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused+r.DataDirLostWaited, r.DataDirLostAdded, r.DataDirLostWaited, r.FreshStarts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), %d journal rewrites, faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed (%d of a data directory's parent), %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir (%d of added validators, %d after waiting for peers), %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.JournalRewrites, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ParentSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused+r.DataDirLostWaited, r.DataDirLostAdded, r.DataDirLostWaited, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
