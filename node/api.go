@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/errors/oserror"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
@@ -23,6 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/tally-ledger/tally/internal/durable"
 	"github.com/tally-ledger/tally/rpc"
 )
 
@@ -347,7 +350,7 @@ func (n *Node) serveAdmin() error {
 	if !filepath.IsAbs(tokenPath) {
 		tokenPath = filepath.Join(n.cfg.DataDir, tokenPath)
 	}
-	token, err := loadOrCreateToken(tokenPath)
+	token, err := loadOrCreateToken(vfs.Default, tokenPath)
 	if err != nil {
 		return fmt.Errorf("key admin.token-file: %w", err)
 	}
@@ -395,9 +398,10 @@ func (a *adminServer) close() error {
 }
 
 // loadOrCreateToken reads the admin token, writing a random one (mode
-// 0600) on first start.
-func loadOrCreateToken(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+// 0600) on first start, durably: an empty token file left by a power cut
+// would keep the node from starting.
+func loadOrCreateToken(fsys vfs.FS, path string) ([]byte, error) {
+	b, err := readFile(fsys, path)
 	if err == nil {
 		t := strings.TrimSpace(string(b))
 		if len(t) < 16 {
@@ -405,7 +409,7 @@ func loadOrCreateToken(path string) ([]byte, error) {
 		}
 		return []byte(t), nil
 	}
-	if !errors.Is(err, os.ErrNotExist) {
+	if !oserror.IsNotExist(err) {
 		return nil, err
 	}
 	raw := make([]byte, 32)
@@ -413,8 +417,8 @@ func loadOrCreateToken(path string) ([]byte, error) {
 		return nil, err
 	}
 	t := hex.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
-		return nil, err
+	if err := durable.WriteFile(fsys, path, []byte(t+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
 	}
 	return []byte(t), nil
 }

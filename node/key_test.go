@@ -12,26 +12,46 @@ import (
 	"github.com/tally-ledger/tally/internal/durable"
 )
 
-// TestNodeKeySurvivesPowerCut: the key a first start made is the key the
-// next start reads after a power cut (a lost or empty nodekey would give
-// the node another identity beside the Raft state it wrote under the
-// first, or keep it from starting).
-func TestNodeKeySurvivesPowerCut(t *testing.T) {
-	fs := vfs.NewCrashableMem()
-	if err := durable.MkdirAll(fs, "/data"); err != nil {
-		t.Fatal(err)
-	}
-	k1, err := LoadOrCreateKey(fs, "/data/nodekey", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0, RNG: rand.New(rand.NewPCG(1, 1))})
-	k2, err := LoadOrCreateKey(crashed, "/data/nodekey", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k1.Address() != k2.Address() {
-		t.Fatalf("after a power cut the node key is %s, was %s", k2.Address(), k1.Address())
+// TestFirstStartFilesSurvivePowerCut: the node key and the admin token a
+// first start made are what the next start reads after a power cut (a
+// lost or empty nodekey would give the node another identity beside the
+// Raft state it wrote under the first; an empty token file keeps the
+// node from starting).
+func TestFirstStartFilesSurvivePowerCut(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		load func(fs vfs.FS) (string, error)
+	}{
+		{"nodekey", func(fs vfs.FS) (string, error) {
+			k, err := LoadOrCreateKey(fs, "/data/nodekey", false)
+			if err != nil {
+				return "", err
+			}
+			return k.Address().Hex(), nil
+		}},
+		{"admin.token", func(fs vfs.FS) (string, error) {
+			tok, err := loadOrCreateToken(fs, "/data/admin.token")
+			return string(tok), err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewCrashableMem()
+			if err := durable.MkdirAll(fs, "/data"); err != nil {
+				t.Fatal(err)
+			}
+			first, err := tc.load(fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0, RNG: rand.New(rand.NewPCG(1, 1))})
+			again, err := tc.load(crashed)
+			if err != nil {
+				t.Fatalf("start after a power cut: %v", err)
+			}
+			if again != first {
+				t.Fatalf("after a power cut %s is %s, was %s", tc.name, again, first)
+			}
+		})
 	}
 }
 
