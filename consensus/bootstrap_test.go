@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"math/big"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/durable"
 	"github.com/tally-ledger/tally/mempool"
 )
 
@@ -56,12 +58,44 @@ func TestDecideBootstrap(t *testing.T) {
 		{"another bootstrapped first: join it", 3, []PeerAnswer{{Peer: "b", Ran: true}, genesisPeer("c")}, JoinFresh, "late first start"},
 		{"added after genesis, a peer knows it as a voter", 0, []PeerAnswer{{Peer: "b", Height: 9, KnowsUs: true, Voter: true, Ran: true}, silentPeer("c")}, Refuse, "peer b saw"},
 		{"added after genesis, known by one, a voter for another", 0, []PeerAnswer{{Peer: "b", Height: 9, Voter: true, Ran: true}, {Peer: "c", Height: 9, KnowsUs: true, Ran: true}}, Refuse, "peer c saw"},
-		{"added after genesis, its first start", 0, []PeerAnswer{{Peer: "b", Height: 9, Voter: true, Ran: true}, silentPeer("c")}, JoinFresh, "waiting for the leader"},
+		// The gap the voter set closes: the leaders it followed are
+		// silent, and the peers that answer never heard it, but one holds
+		// the configuration entry that made it a voter.
+		{"added after genesis, a voter for a peer that never heard it", 0, []PeerAnswer{
+			{Peer: "b", Height: 9, Ran: true, Voter: true, HasVoters: true, Voters: []string{"a", "b", "c", "me"}}, silentPeer("a")}, Refuse, "peer b has this node as a voter"},
+		{"the voter set names it, the flag does not", 0, []PeerAnswer{
+			{Peer: "b", Height: 9, Ran: true, HasVoters: true, Voters: []string{"b", "me"}}}, Refuse, "peer b has this node as a voter"},
 		{"an observer that ran: no voter", 0, []PeerAnswer{{Peer: "b", Height: 9, KnowsUs: true, Ran: true}}, JoinFresh, "observer"},
-		{"not a genesis validator, nobody answers", 0, []PeerAnswer{silentPeer("b")}, JoinFresh, "none of the 0 peers"},
+		{"not a genesis validator, nobody answers: the voters are unknown", 0, []PeerAnswer{silentPeer("b")}, Wait, "current voters are unknown"},
+		{"not a genesis validator, the answers at genesis: unknown", 0, []PeerAnswer{genesisPeer("a"), {Peer: "b", HasVoters: true}}, Wait, "current voters are unknown"},
+		{"an older build that runs tells no voters: as before", 0, []PeerAnswer{{Peer: "b", Height: 9, Ran: true}, silentPeer("c")}, JoinFresh, "an older build"},
+		// Three current voters: had this node been a fourth, each quorum
+		// of three with it holds two of them, so two answers of three
+		// meet every one.
+		{"first start: two of three current voters answer", 0, []PeerAnswer{
+			{Peer: "a", Height: 9, Ran: true, HasVoters: true, Voters: []string{"a", "b", "c"}},
+			{Peer: "b", Height: 9, Ran: true, HasVoters: true, Voters: []string{"a", "b", "c"}}, silentPeer("c")}, JoinFresh, "2 of 3"},
+		{"one of three current voters answers: wait", 0, []PeerAnswer{
+			{Peer: "a", Height: 9, Ran: true, HasVoters: true, Voters: []string{"a", "b", "c"}}, silentPeer("b")}, Wait, "1 of the 3 current voters (peer a's configuration) answered, 2 needed before this node can tell it never was one; silent: b (connection refused), c (not asked)"},
+		{"two current voters: both must answer", 0, []PeerAnswer{
+			{Peer: "a", Height: 9, Ran: true, HasVoters: true, Voters: []string{"a", "d"}}, silentPeer("d")}, Wait, "1 of the 2 current voters"},
+		// A lagging peer tells an older configuration: each told must be met.
+		{"two configurations told, the newer one not met", 0, []PeerAnswer{
+			{Peer: "a", Height: 9, Ran: true, HasVoters: true, Voters: []string{"a", "b", "c"}},
+			{Peer: "b", Height: 8, Ran: true, HasVoters: true, Voters: []string{"a", "b", "c"}},
+			{Peer: "c", Height: 3, Ran: true, HasVoters: true, Voters: []string{"c", "d", "e"}}, silentPeer("d"), silentPeer("e")}, Wait, "peer c's configuration"},
+		// Two directories lost: a voter that holds no Raft state any more
+		// answers, but holds no entry: its answer does not count.
+		{"a current voter with no Raft state does not count", 0, []PeerAnswer{
+			{Peer: "a", Height: 9, Ran: true, HasVoters: true, Voters: []string{"a", "b", "c"}}, {Peer: "b", HasVoters: true}, silentPeer("c")}, Wait, "b (no Raft configuration"},
+		// Back as a fresh member, it has a term and no log yet.
+		{"a current voter with a term and no configuration does not count", 0, []PeerAnswer{
+			{Peer: "a", Height: 9, Ran: true, HasVoters: true, Voters: []string{"a", "b", "c"}}, {Peer: "b", Ran: true, HasVoters: true}, silentPeer("c")}, Wait, "b (no Raft configuration"},
+		{"the chain's only voter runs and answers", 0, []PeerAnswer{
+			{Peer: "a", Height: 1, Ran: true, HasVoters: true, Voters: []string{"a"}}}, JoinFresh, "1 of 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, why := DecideBootstrap(tc.voters, tc.answers)
+			got, why := DecideBootstrap("me", tc.voters, tc.answers)
 			if got != tc.want || !strings.Contains(why, tc.reason) {
 				t.Fatalf("DecideBootstrap = %s (%s), want %s (%q)", got, why, tc.want, tc.reason)
 			}
@@ -277,29 +311,53 @@ func TestKnowsMemberRecordsSilentLeader(t *testing.T) {
 
 // TestStartAddedValidatorAsks: a node that is not a genesis validator,
 // on an empty Raft directory and a state at genesis, asks its peers too:
-// refused when one has it as a voter and saw it run (a validator added
-// by governance whose directory was lost), started waiting for the leader
-// otherwise (its first start), without waiting for silent peers.
+// refused when one has it as a voter (a validator added by governance
+// whose directory was lost: the leader promotes only a validator that
+// ran), started waiting for the leader once enough of the current voters
+// the answers told answered without having it as a voter (its first
+// start), and waiting while too few did.
 func TestStartAddedValidatorAsks(t *testing.T) {
 	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
 	id := raft.ServerID("n5")
-	start := func(answers ...PeerAnswer) (*Engine, int, error) {
+	start := func(answers func(round int) []PeerAnswer) (*Engine, int, error) {
 		_, trans := raft.NewInmemTransport(raft.ServerAddress(id))
 		e := newFSMEnv(t)
 		senders := chain.NewSenderCache(chain.NewSigner(big.NewInt(genesis.DevChainID)), 16)
 		asked := 0
 		eng, err := Start(Config{Dir: "/data/raft", FS: vfs.NewMem(), Snapshots: raft.NewInmemSnapshotStore(), LocalID: id, Transport: trans,
-			Key: val, Logger: testLogger(t), AskPeers: func(context.Context) []PeerAnswer { asked++; return answers }},
+			Key: val, Logger: testLogger(t), PeerCheckTimeout: 1500 * time.Millisecond,
+			AskPeers: func(context.Context) []PeerAnswer { asked++; return answers(asked) }},
 			e.db, mempool.New(mempool.DefaultConfig, e.db, senders), senders)
 		return eng, asked, err
 	}
-	silent := PeerAnswer{Peer: "n2", Err: errors.New("refused")}
-	if _, _, err := start(PeerAnswer{Peer: "n1", Height: 9, Ran: true, Voter: true, KnowsUs: true}, silent); !errors.Is(err, ErrDataDirLost) || !strings.Contains(err.Error(), "peer n1") {
+	always := func(a ...PeerAnswer) func(int) []PeerAnswer { return func(int) []PeerAnswer { return a } }
+	silent := func(p string) PeerAnswer { return PeerAnswer{Peer: p, Err: errors.New("refused")} }
+	current := []string{"n1", "n2", "n3"}
+	runs := func(p string, voters ...string) PeerAnswer {
+		return PeerAnswer{Peer: p, Height: 9, Ran: true, HasVoters: true, Voters: voters}
+	}
+	if _, _, err := start(always(PeerAnswer{Peer: "n1", Height: 9, Ran: true, Voter: true, KnowsUs: true}, silent("n2"))); !errors.Is(err, ErrDataDirLost) || !strings.Contains(err.Error(), "peer n1") {
 		t.Fatalf("an added validator a peer knows: %v, want ErrDataDirLost naming the peer", err)
 	}
-	eng, asked, err := start(PeerAnswer{Peer: "n1", Height: 9, Ran: true, Voter: true}, silent)
-	if err != nil || asked != 1 {
-		t.Fatalf("an added validator's first start: %v after %d questions; want a start after one", err, asked)
+	// The leaders it followed are down; a follower that never heard it
+	// has it as a voter.
+	if _, _, err := start(always(runs("n2", append(current, "n5")...), silent("n1"))); !errors.Is(err, ErrDataDirLost) || !strings.Contains(err.Error(), "peer n2 has this node as a voter") {
+		t.Fatalf("an added validator a peer has as a voter: %v, want ErrDataDirLost naming the peer", err)
+	}
+	// Too few of the current voters answer: it waits, then gives up.
+	if _, asked, err := start(always(runs("n1", current...), silent("n2"))); !errors.Is(err, ErrPeersSilent) || asked < 2 || !strings.Contains(err.Error(), "n3 (not asked)") {
+		t.Fatalf("one of three current voters answered: %v after %d questions; want ErrPeersSilent after asking again", err, asked)
+	}
+	// Its first start: once two of the three answered (the second round
+	// asked n2, which the first named), it waits for the leader.
+	eng, asked, err := start(func(round int) []PeerAnswer {
+		if round == 1 {
+			return []PeerAnswer{runs("n1", current...)}
+		}
+		return []PeerAnswer{runs("n1", current...), runs("n2", current...), silent("n3")}
+	})
+	if err != nil || asked != 2 {
+		t.Fatalf("an added validator's first start: %v after %d questions; want a start after two", err, asked)
 	}
 	defer eng.Shutdown()
 	if f := eng.Raft.GetConfiguration(); f.Error() != nil || len(f.Configuration().Servers) != 0 {
@@ -346,5 +404,74 @@ func TestKnowsMemberRecordsSigners(t *testing.T) {
 	k2 := &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: s}
 	if !k2.knows(signers[0]) {
 		t.Fatal("the signer's record is not in the stable store")
+	}
+}
+
+// TestKnownMemberRecordSurvivesCrash: a peer's record of a validator is
+// on disk once written, whichever path wrote it (an answer to this
+// node's request, a block's proposer or signer: at once; a leader's or
+// candidate's request: the engine's record goroutine): a crash right
+// after it, keeping exactly what was synced, leaves the record, since
+// the Raft store writes it with a sync of its own (RaftStoreOptions,
+// not NoSync) and not with the next write of the log.
+func TestKnownMemberRecordSurvivesCrash(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	if err := durable.MkdirAll(fs, "/data/raft"); err != nil { // as Start makes it
+		t.Fatal(err)
+	}
+	s, err := OpenRaftStore("/data/raft/log", RaftStoreOptions{FS: fs, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	addrOf := func(id raft.ServerID) (common.Address, error) { return common.HexToAddress(string(id)), nil }
+	k := &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: s, address: addrOf,
+		log: testLogger(t), wake: make(chan struct{}, 1)}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); k.record(stop) }()
+	defer func() { close(stop); <-done }()
+
+	answered, leader := common.Address{1}, common.Address{2}
+	k.sawServer(raft.ServerID(answered.Hex())) // a follower's answer: written at once
+	// A leader's heartbeat, as raft's observer sees it: the record
+	// goroutine writes it.
+	k.observe("self", &raft.Observation{Data: raft.LeaderObservation{LeaderID: raft.ServerID(leader.Hex())}})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := s.Get(knownKey(leader)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the record goroutine did not write the leader's record")
+		}
+	}
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{}) // exactly what was synced
+	after, err := OpenRaftStore("/data/raft/log", RaftStoreOptions{FS: crashed, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	k2 := &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: after}
+	for _, a := range []common.Address{answered, leader} {
+		if !k2.knows(a) {
+			t.Errorf("the record of %s did not survive a crash right after it was written", a)
+		}
+	}
+}
+
+// BenchmarkKnownMemberRecord is the cost of one record (a synced write
+// of the Raft stable store on the machine's disk), paid once per
+// validator and process.
+func BenchmarkKnownMemberRecord(b *testing.B) {
+	s, err := OpenRaftStore(filepath.Join(b.TempDir(), "log"), RaftStoreOptions{Logger: testLogger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	k := &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: s, log: testLogger(b)}
+	for i := 0; b.Loop(); i++ {
+		var a common.Address
+		binary.BigEndian.PutUint64(a[:8], uint64(i))
+		k.saw(a)
 	}
 }

@@ -55,7 +55,9 @@
 // votes those blocks' certificates carry (bootstrap.go); a data
 // directory lost with its nodekey restored is refused (ErrDataDirLost),
 // and a genesis validator bootstraps only once BootstrapQuorum of the
-// others answered, waiting until then (ErrPeersSilent after
+// others answered, any other node joins only once enough of the current
+// voters the answers name answered (BootstrapQuorum of them and itself),
+// each waiting until then (ErrPeersSilent after
 // Config.PeerCheckTimeout). FreshRaft starts a refused node as a fresh
 // member once its operator says so (tallyd --raft-fresh); such a member
 // grants no vote until it holds the log up to its leader's commit of the

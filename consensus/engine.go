@@ -39,11 +39,12 @@ type Config struct {
 	FreshRaft bool
 	// AskPeers, when set, asks the peers (the other genesis validators,
 	// one answer each, and for a node that is not one its configured
-	// peers), within the context's deadline, whether the chain ran with
-	// this node in it: called only when Dir holds no Raft state and the
-	// state is at genesis (a first start, or a data directory lost with
-	// its nodekey restored; DecideBootstrap), again while the answers
-	// are too few. nil: nobody to ask.
+	// peers and the current voters earlier answers named), within the
+	// context's deadline, whether the chain ran with this node in it:
+	// called only when Dir holds no Raft state and the state is at
+	// genesis (a first start, or a data directory lost with its nodekey
+	// restored; DecideBootstrap), again while the answers are too few.
+	// nil: nobody to ask.
 	AskPeers func(context.Context) []PeerAnswer
 	// PeerCheckTimeout bounds how long Start keeps asking while the
 	// answers are too few to decide (raft.peer-check-timeout); 0: until

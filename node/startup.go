@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -46,8 +45,12 @@ func (n *Node) StartupAttrs() []any {
 // validator of the state (the genesis set: the state is at genesis when
 // it is called), one answer each, and, for a node that is not one of
 // them (a validator added by governance, an observer), also the peers of
-// p2p.peers. A peer that does not answer (down, not serving yet, no
-// address configured) is an answer with its error.
+// p2p.peers and, as soon as an answer names them, the current voters
+// (p2p.MemberAnswer.Voters: the asker's own allow list and p2p.peers may
+// not hold a validator added since; the answer gives their addresses),
+// at most p2p.MaxMemberVoters of them. A peer that does not answer
+// (down, not serving yet, no address known) is an answer with its
+// error.
 func (n *Node) askPeers(ctx context.Context) []consensus.PeerAnswer {
 	n.asking.Store(true)
 	vals, err := n.validatorPeers()
@@ -55,45 +58,74 @@ func (n *Node) askPeers(ctx context.Context) []consensus.PeerAnswer {
 		n.log.Error("ask peers before starting Raft: read the validators", "err", err)
 		return nil
 	}
-	if !slices.Contains(vals, n.host.ID()) {
+	genesisValidator := slices.Contains(vals, n.host.ID())
+	if !genesisValidator {
 		for _, s := range n.cfg.P2P.Peers {
 			if ai, err := peer.AddrInfoFromString(s); err == nil && !slices.Contains(vals, ai.ID) {
 				vals = append(vals, ai.ID)
 			}
 		}
 	}
+	type result struct {
+		id  peer.ID
+		m   p2p.MemberAnswer
+		err error
+	}
 	var (
-		wg  sync.WaitGroup
-		out []consensus.PeerAnswer
-		mu  sync.Mutex
+		results = make(chan result)
+		asked   = map[peer.ID]bool{}
+		pending int
+		learned int
+		out     []consensus.PeerAnswer
 	)
-	for _, v := range vals {
-		if v == n.host.ID() {
-			continue
+	ask := func(id peer.ID) {
+		if id == n.host.ID() || asked[id] {
+			return
 		}
-		wg.Add(1)
+		asked[id] = true
+		pending++
 		go func() {
-			defer wg.Done()
-			a := consensus.PeerAnswer{Peer: v.String()}
-			var m p2p.MemberAnswer
-			m, a.Err = p2p.QueryMember(ctx, n.host.Libp2p(), v)
-			a.Height, a.KnowsUs, a.Ran, a.Voter = m.Height, m.Knows, m.Ran, m.Voter
-			mu.Lock()
-			out = append(out, a)
-			mu.Unlock()
+			m, err := p2p.QueryMember(ctx, n.host.Libp2p(), id)
+			results <- result{id, m, err}
 		}()
 	}
-	wg.Wait()
+	for _, v := range vals {
+		ask(v)
+	}
+	for pending > 0 {
+		r := <-results
+		pending--
+		a := consensus.PeerAnswer{Peer: r.id.String(), Err: r.err, Height: r.m.Height, KnowsUs: r.m.Knows, Ran: r.m.Ran,
+			Voter: r.m.Voter, HasVoters: r.m.HasVoters}
+		var named []peer.AddrInfo
+		for _, v := range r.m.Voters {
+			a.Voters = append(a.Voters, v.ID.String())
+			if !genesisValidator && !asked[v.ID] && v.ID != n.host.ID() && learned < p2p.MaxMemberVoters {
+				named = append(named, v)
+				learned++
+			}
+		}
+		if len(named) > 0 {
+			n.host.AllowAsked(named)
+			for _, v := range named {
+				ask(v.ID)
+			}
+		}
+		out = append(out, a)
+	}
 	return out
 }
 
 // memberAnswer answers a peer's member query (p2p.ServeMember): this
 // node's applied height, whether it ever saw the asker's Raft running
-// (consensus.Engine.KnowsMember), whether its own Raft ran, and whether
-// the asker is a voter of its Raft configuration. While consensus.Start
-// asks the peers it has no Raft state (it asks only then) and knows
-// nobody; before that, and while a Raft with state opens, it does not
-// answer: a restarting node must not pass for one at genesis.
+// (consensus.Engine.KnowsMember), whether its own Raft ran, whether the
+// asker is a voter of its Raft configuration, and that configuration's
+// voters with the addresses this node has for them (its own listen
+// addresses, and its peerstore's for the others: p2p.peers, and the
+// addresses connected peers announced). While consensus.Start asks the
+// peers it has no Raft state (it asks only then) and knows nobody;
+// before that, and while a Raft with state opens, it does not answer: a
+// restarting node must not pass for one at genesis.
 func (n *Node) memberAnswer(asker peer.ID) (p2p.MemberAnswer, bool) {
 	h, _ := n.db.Head()
 	ans := p2p.MemberAnswer{Height: h.Number}
@@ -106,5 +138,18 @@ func (n *Node) memberAnswer(asker peer.ID) (p2p.MemberAnswer, bool) {
 	ans.Knows = err == nil && e.KnowsMember(a)
 	ans.Ran = e.RaftRan()
 	ans.Voter = e.IsVoter(id)
+	for _, v := range e.Voters() {
+		pid, err := peer.Decode(string(v))
+		if err != nil {
+			continue
+		}
+		ai := peer.AddrInfo{ID: pid}
+		if pid == n.host.ID() {
+			ai.Addrs = n.host.Addrs()
+		} else {
+			ai.Addrs = n.host.Libp2p().Peerstore().Addrs(pid)
+		}
+		ans.Voters = append(ans.Voters, ai)
+	}
 	return ans, true
 }

@@ -40,9 +40,11 @@
 //     (ServeMember, QueryMember): a node about to start Raft on an empty
 //     data directory asks each peer its height, whether it saw the
 //     asker's Raft running and has it as a voter (the asker being the
-//     stream's authenticated peer), and whether its own Raft ran, so that
-//     a node whose directory was lost with its nodekey restored does not
-//     bootstrap or join again.
+//     stream's authenticated peer), whether its own Raft ran, and its
+//     voters with their addresses (AllowAsked lets the asker reach
+//     them), so that a node whose directory was lost with its nodekey
+//     restored does not bootstrap or join again; /tally/member/2.0.0,
+//     and 1.0.0 (no voters) with nodes of the previous release.
 //
 // Flow: the node builds a Config from its key, listen addresses, peers and the
 // validator/observer set, calls New, registers its own protocols (transaction

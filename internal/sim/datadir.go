@@ -37,12 +37,13 @@ func (sn *simNode) askPeers(net *network) func(context.Context) []consensus.Peer
 }
 
 // memberAnswer is node j's answer to the member question of asker, as
-// the node's (node.memberAnswer): a node launched with the asker for the
-// cluster's first start is waiting too, at genesis, knowing nobody; one
-// the asker cannot reach (down, cut off) gives no answer; a running one
-// answers from its engine.
+// the node's (node.memberAnswer, p2p.MemberProtocol): a node launched
+// with the asker for the cluster's first start is waiting too, at
+// genesis, knowing nobody; one the asker cannot reach (down, cut off)
+// gives no answer; a running one answers from its engine, with the
+// voters of its Raft configuration.
 func (net *network) memberAnswer(asker *simNode, j int) consensus.PeerAnswer {
-	a := consensus.PeerAnswer{Peer: string(addr(j))}
+	a := consensus.PeerAnswer{Peer: string(addr(j)), HasVoters: true}
 	if net.launching[j].Load() {
 		return a
 	}
@@ -52,6 +53,9 @@ func (net *network) memberAnswer(asker *simNode, j int) consensus.PeerAnswer {
 		return a
 	}
 	a.Height, a.KnowsUs, a.Ran, a.Voter = net.heights[j].Load(), e.KnowsMember(asker.key.Address()), e.RaftRan(), e.IsVoter(raft.ServerID(addr(asker.id)))
+	for _, v := range e.Voters() {
+		a.Voters = append(a.Voters, string(v))
+	}
 	return a
 }
 
@@ -64,11 +68,16 @@ func (net *network) memberAnswer(asker *simNode, j int) consensus.PeerAnswer {
 // otherwise (too few peers answer, or one that may know it is silent)
 // waits and gives up with consensus.ErrPeersSilent after
 // raft.peer-check-timeout; it must never bootstrap nor join. A validator
-// added by governance is injected only while a peer it reaches has it as
-// a voter and knows it ran (a follower is known only to the leaders it
-// followed: docs/cluster.md, what the peers cannot tell). Its operator
-// then starts it as a fresh member (restart, freshSafe), and the
-// invariants check that it applies the same chain from scratch.
+// added by governance is taken once the configuration entry that made it
+// a voter is on a quorum of that configuration without it (promoted), so
+// that any quorum it acknowledged in holds the entry; whether or not a
+// peer knows it (a follower is known only to the leaders it followed and
+// to the nodes past a certificate carrying its vote), it is refused when
+// a peer it reaches has it as a voter, and waits and gives up while too
+// few of the current voters answer (consensus.DecideBootstrap); joining
+// fails the run. Its operator then starts it as a fresh member (restart,
+// freshSafe), and the invariants check that it applies the same chain
+// from scratch.
 //
 // As for raft-dir-lost, it is injected only while the others can elect a
 // leader without it.
@@ -83,7 +92,7 @@ func (s *Sim) dataDirLost() error {
 		if head, _ := sn.db.Head(); head.RaftIndex == 0 {
 			continue
 		}
-		if len(sn.bootstrap) > 0 || s.knownVoter(sn, up) {
+		if len(sn.bootstrap) > 0 || s.promoted(sn, up) {
 			cands = append(cands, sn)
 		}
 	}
@@ -92,7 +101,15 @@ func (s *Sim) dataDirLost() error {
 	}
 	sn := cands[s.rng.IntN(len(cands))]
 	s.count(FaultDataDirLost)
-	s.record("%s n%d: term %d", FaultDataDirLost, sn.id, currentTerm(sn.engine.Raft))
+	// Whether a peer it reaches knows it: the refusal of an added
+	// validator that none knows rests on the voter set alone.
+	knownBy := false
+	for _, j := range up {
+		if j != sn.id && s.net.memberAnswer(sn, j).KnowsUs {
+			knownBy = true
+		}
+	}
+	s.record("%s n%d: term %d, known by a peer it reaches: %v", FaultDataDirLost, sn.id, currentTerm(sn.engine.Raft), knownBy)
 	if err := sn.crash(s.net, s.rng, lossPercent); err != nil {
 		s.record("crash n%d: shutdown: %v", sn.id, err)
 	}
@@ -120,8 +137,11 @@ func (s *Sim) dataDirLost() error {
 		s.res.DataDirLostRefused++
 		if len(sn.bootstrap) == 0 {
 			s.res.DataDirLostAdded++
+			if !knownBy {
+				s.res.DataDirLostVoterSet++
+			}
 		}
-	case errors.Is(err, consensus.ErrPeersSilent) && len(sn.bootstrap) > 0:
+	case errors.Is(err, consensus.ErrPeersSilent):
 		s.res.DataDirLostWaited++
 		if alone {
 			s.res.DataDirLostAlone++
@@ -134,16 +154,20 @@ func (s *Sim) dataDirLost() error {
 	return nil
 }
 
-// knownVoter reports whether a node up other than sn, which sn reaches,
-// has sn as a voter of its Raft configuration and knows that it ran.
-func (s *Sim) knownVoter(sn *simNode, up []int) bool {
+// promoted reports whether sn, a validator added by governance, is a
+// voter in the configuration of a voter up other than sn, and the voters
+// up that have it as one are at least a quorum of that configuration
+// without sn: the entry that promoted it holds on a quorum.
+func (s *Sim) promoted(sn *simNode, up []int) bool {
+	id := raft.ServerID(addr(sn.id))
+	var holders, size int
 	for _, j := range up {
-		if j == sn.id {
+		e := s.nodes[j].engine
+		if j == sn.id || e == nil || !e.IsVoter(raft.ServerID(addr(j))) || !e.IsVoter(id) {
 			continue
 		}
-		if a := s.net.memberAnswer(sn, j); a.Err == nil && a.Voter && a.KnowsUs {
-			return true
-		}
+		holders++
+		size = max(size, len(s.nodes[j].engine.Voters()))
 	}
-	return false
+	return holders > 0 && holders >= size/2
 }

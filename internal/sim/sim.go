@@ -21,6 +21,7 @@ import (
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/hashicorp/raft"
 
+	"github.com/tally-ledger/tally/consensus"
 	"github.com/tally-ledger/tally/crypto"
 	"github.com/tally-ledger/tally/genesis"
 )
@@ -82,9 +83,11 @@ type Result struct {
 	// node; DataDirLostWaited those of genesis validators that too few
 	// peers answered, refused after raft.peer-check-timeout; and
 	// DataDirLostAdded those of validators added by governance (in
-	// DataDirLostRefused), DataDirLostAlone those of nodes that reached
-	// no other node (in DataDirLostWaited).
-	DataDirLostRefused, DataDirLostWaited, DataDirLostAdded, DataDirLostAlone int
+	// DataDirLostRefused), DataDirLostVoterSet those among them that no
+	// peer it reached knew (refused on the voter set alone),
+	// DataDirLostAlone those of nodes that reached no other node (in
+	// DataDirLostWaited).
+	DataDirLostRefused, DataDirLostWaited, DataDirLostAdded, DataDirLostVoterSet, DataDirLostAlone int
 	// DiskRefusals counts the starts that failed with the error of the
 	// node's failing disk (a failed read).
 	DiskRefusals int
@@ -344,6 +347,13 @@ func newSim(cfg Config) (*Sim, error) {
 		s.net.launching[sn.id].Store(len(sn.bootstrap) > 0)
 	}
 	for _, sn := range s.nodes {
+		if len(sn.bootstrap) == 0 {
+			// The genesis validators run: a standby node asking them
+			// learns the voters from their engines (datadir.go).
+			for _, o := range s.nodes {
+				s.net.launching[o.id].Store(false)
+			}
+		}
 		if err := sn.start(s.net); err != nil {
 			s.close()
 			return nil, err
@@ -749,6 +759,14 @@ func (s *Sim) restart(sn *simNode) error {
 			// that halt with the disk replaced.
 			sn.clearHalt = sn.clearHalt || sn.raftReadErr.Load()
 			sn.repairDisk()
+			return nil
+		}
+		if errors.Is(err, consensus.ErrPeersSilent) {
+			// On an empty Raft directory and a state at genesis (a node
+			// never added), too few of the current voters answered
+			// within raft.peer-check-timeout (datadir.go): it stays down,
+			// as its operator's start gave up, and is restarted later.
+			s.record("n%d did not start: %v", sn.id, err)
 			return nil
 		}
 		return fmt.Errorf("restart: %w", err)
