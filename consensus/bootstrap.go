@@ -84,6 +84,12 @@ const (
 	Refuse
 	// Wait: too few peers answered to tell; ask again.
 	Wait
+	// JoinUnknown: as JoinFresh, for a node that is not a genesis
+	// validator and learned no voter set (no peer whose Raft runs
+	// answered: a node not yet admitted gets no answer at all). It cannot
+	// tell whether it ran, so it grants no vote until it caught up, as a
+	// fresh member its operator started (voteGate).
+	JoinUnknown
 )
 
 func (v BootstrapVerdict) String() string {
@@ -94,6 +100,8 @@ func (v BootstrapVerdict) String() string {
 		return "join fresh"
 	case Wait:
 		return "wait"
+	case JoinUnknown:
+		return "join fresh, not voting until caught up"
 	}
 	return "refuse"
 }
@@ -197,9 +205,14 @@ func knownWhy(a *PeerAnswer) string {
 //     that has it as one holds the configuration entry that made it one;
 //   - a peer saw this node's Raft run, and none has it as a voter: an
 //     observer (or a validator not yet promoted): join fresh;
-//   - no peer whose Raft runs told its voters: wait, unless one of an
-//     older build (no voter set: p2p.MemberProtocolV1) answered that
-//     its Raft runs: join fresh, as before the voter set;
+//   - no peer whose Raft runs told its voters: a node not yet admitted
+//     gets no answer at all (every peer's connection gate refuses it),
+//     and one whose peers are down gets none either, so it cannot tell:
+//     JoinUnknown, granting no vote until it caught up (voteGate), as a
+//     fresh member: a forgotten vote or acknowledgement then elects no
+//     leader that lacks an entry. One of an older build (no voter set:
+//     p2p.MemberProtocolV1) that answered its Raft runs: join fresh, as
+//     that build did;
 //   - for each configuration a peer told (C, without this node): had
 //     this node been a voter of C and this node, every quorum of that
 //     configuration holding it must hold a member that answered, since
@@ -268,7 +281,7 @@ func decideNotGenesis(self string, answers []PeerAnswer) (BootstrapVerdict, stri
 		if len(silent) == 0 {
 			silent = []string{"none"}
 		}
-		return Wait, fmt.Sprintf("not a genesis validator, and no peer whose Raft runs told its voters (%d answered, all at genesis; silent: %s): the current voters are unknown, so a lost data directory cannot be told from a first start",
+		return JoinUnknown, fmt.Sprintf("not a genesis validator, and no peer whose Raft runs told its voters (%d answered, at genesis; silent: %s): a first start cannot be told from a lost data directory, so this node grants no vote until it caught up; waiting for the leader to add it",
 			len(answered), strings.Join(silent, ", "))
 	}
 	var sizes []string
@@ -338,6 +351,9 @@ func checkBootstrap(cfg Config) (BootstrapVerdict, error) {
 			if voters > 0 {
 				cfg.Logger.Warn("raft: no Raft state on a running chain that never heard this node: joining as a fresh member; waiting for the leader", "why", why)
 			}
+			return v, nil
+		case JoinUnknown:
+			cfg.Logger.Warn("raft: no Raft state and no current validator answered: joining as a fresh member that grants no vote until it caught up", "why", why)
 			return v, nil
 		case Bootstrap:
 			cfg.Logger.Info("raft: bootstrapping the genesis configuration", "why", why)

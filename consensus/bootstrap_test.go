@@ -66,8 +66,8 @@ func TestDecideBootstrap(t *testing.T) {
 		{"the voter set names it, the flag does not", 0, []PeerAnswer{
 			{Peer: "b", Height: 9, Ran: true, HasVoters: true, Voters: []string{"b", "me"}}}, Refuse, "peer b has this node as a voter"},
 		{"an observer that ran: no voter", 0, []PeerAnswer{{Peer: "b", Height: 9, KnowsUs: true, Ran: true}}, JoinFresh, "observer"},
-		{"not a genesis validator, nobody answers: the voters are unknown", 0, []PeerAnswer{silentPeer("b")}, Wait, "current voters are unknown"},
-		{"not a genesis validator, the answers at genesis: unknown", 0, []PeerAnswer{genesisPeer("a"), {Peer: "b", HasVoters: true}}, Wait, "current voters are unknown"},
+		{"not a genesis validator, nobody answers: cannot tell", 0, []PeerAnswer{silentPeer("b")}, JoinUnknown, "grants no vote until it caught up"},
+		{"not a genesis validator, the answers at genesis: cannot tell", 0, []PeerAnswer{genesisPeer("a"), {Peer: "b", HasVoters: true}}, JoinUnknown, "2 answered, at genesis"},
 		{"an older build that runs tells no voters: as before", 0, []PeerAnswer{{Peer: "b", Height: 9, Ran: true}, silentPeer("c")}, JoinFresh, "an older build"},
 		// Three current voters: had this node been a fourth, each quorum
 		// of three with it holds two of them, so two answers of three
@@ -315,7 +315,8 @@ func TestKnowsMemberRecordsSilentLeader(t *testing.T) {
 // whose directory was lost: the leader promotes only a validator that
 // ran), started waiting for the leader once enough of the current voters
 // the answers told answered without having it as a voter (its first
-// start), and waiting while too few did.
+// start), and waiting while too few did; with no answer at all it
+// starts but grants no vote until it caught up.
 func TestStartAddedValidatorAsks(t *testing.T) {
 	val, _ := genesis.DevKey(genesis.DevValidatorIndex)
 	id := raft.ServerID("n5")
@@ -348,6 +349,17 @@ func TestStartAddedValidatorAsks(t *testing.T) {
 	if _, asked, err := start(always(runs("n1", current...), silent("n2"))); !errors.Is(err, ErrPeersSilent) || asked < 2 || !strings.Contains(err.Error(), "n3 (not asked)") {
 		t.Fatalf("one of three current voters answered: %v after %d questions; want ErrPeersSilent after asking again", err, asked)
 	}
+	// Nobody answers (a node not yet admitted: every peer's gate refuses
+	// it; or every peer down): it starts, waiting for the leader, and
+	// grants no vote until it caught up.
+	eng, _, err := start(always(silent("n1"), silent("n2")))
+	if err != nil {
+		t.Fatalf("an added validator nobody answers: %v; want a start", err)
+	}
+	if eng.Voting() {
+		t.Fatal("a node that could not tell whether it ran grants votes")
+	}
+	eng.Shutdown()
 	// Its first start: once two of the three answered (the second round
 	// asked n2, which the first named), it waits for the leader.
 	eng, asked, err := start(func(round int) []PeerAnswer {
@@ -362,6 +374,9 @@ func TestStartAddedValidatorAsks(t *testing.T) {
 	defer eng.Shutdown()
 	if f := eng.Raft.GetConfiguration(); f.Error() != nil || len(f.Configuration().Servers) != 0 {
 		t.Fatalf("an added validator's first start has configuration %+v (%v); want none: it waits for the leader", f.Configuration(), f.Error())
+	}
+	if !eng.Voting() {
+		t.Fatal("a first start the current voters told holds back its votes")
 	}
 }
 

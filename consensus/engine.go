@@ -278,6 +278,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	} else if fresh {
 		cfg.Logger.Warn("raft: no Raft state: starting as a fresh member (--raft-fresh); waiting for the leader", "dir", cfg.Dir)
 	}
+	unknown := false // it could not tell whether it ran: no vote until caught up
 	if !existing && !fresh && head.RaftIndex == 0 {
 		// A state at genesis: a first start, or the whole data directory
 		// was lost (the peers can tell).
@@ -287,6 +288,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 			return nil, err
 		}
 		fresh = v == JoinFresh && len(cfg.Bootstrap) > 0
+		unknown = v == JoinUnknown
 	}
 	switch {
 	case fresh:
@@ -299,9 +301,10 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		}
 	}
 	// Only a node started fresh by its operator (--raft-fresh: its Raft
-	// state was lost) may have acknowledged entries it no longer holds;
-	// one joining fresh because its peers never saw it run never did.
-	votes, err := newVoteGate(logStore, !existing && cfg.FreshRaft, cfg.LocalID, cfg.Transport.LocalAddr(), cfg.Logger)
+	// state was lost), or one whose peers could not tell (JoinUnknown),
+	// may have acknowledged entries it no longer holds; one joining fresh
+	// because its peers never saw it run never did.
+	votes, err := newVoteGate(logStore, !existing && (cfg.FreshRaft || unknown), cfg.LocalID, cfg.Transport.LocalAddr(), cfg.Logger)
 	if err != nil {
 		e.closeStores()
 		return nil, fmt.Errorf("raft: %w", err)

@@ -74,8 +74,10 @@ func (net *network) memberAnswer(asker *simNode, j int) consensus.PeerAnswer {
 // peer knows it (a follower is known only to the leaders it followed and
 // to the nodes past a certificate carrying its vote), it is refused when
 // a peer it reaches has it as a voter, and waits and gives up while too
-// few of the current voters answer (consensus.DecideBootstrap); joining
-// fails the run. Its operator then starts it as a fresh member (restart,
+// few of the current voters answer (consensus.DecideBootstrap); cut off
+// from every node, it joins granting no vote until it caught up
+// (consensus.JoinUnknown, as --raft-fresh); joining otherwise fails the
+// run. Its operator then starts it as a fresh member (restart,
 // freshSafe), and the invariants check that it applies the same chain
 // from scratch.
 //
@@ -129,6 +131,16 @@ func (s *Sim) dataDirLost() error {
 		}
 	}
 	err := sn.start(s.net)
+	if err == nil && len(sn.bootstrap) == 0 && !sn.engine.Voting() {
+		// No peer whose Raft runs answered (it reaches none): it joined
+		// as a fresh member that grants no vote until it caught up
+		// (consensus.JoinUnknown), which is what its operator's
+		// --raft-fresh would have done.
+		s.res.DataDirLostGated++
+		s.inv.restarted(sn)
+		s.record("n%d started on a lost data directory, granting no vote until it caught up", sn.id)
+		return nil
+	}
 	if err == nil {
 		return fmt.Errorf("invariant datadir-lost: n%d started Raft on an empty data directory after applying Raft entries: it may vote twice in a term", sn.id)
 	}

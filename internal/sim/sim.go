@@ -86,8 +86,10 @@ type Result struct {
 	// DataDirLostRefused), DataDirLostVoterSet those among them that no
 	// peer it reached knew (refused on the voter set alone),
 	// DataDirLostAlone those of nodes that reached no other node (in
-	// DataDirLostWaited).
-	DataDirLostRefused, DataDirLostWaited, DataDirLostAdded, DataDirLostVoterSet, DataDirLostAlone int
+	// DataDirLostWaited), DataDirLostGated the starts of added validators
+	// that reached no running node and joined granting no vote until
+	// caught up.
+	DataDirLostRefused, DataDirLostWaited, DataDirLostAdded, DataDirLostVoterSet, DataDirLostAlone, DataDirLostGated int
 	// DiskRefusals counts the starts that failed with the error of the
 	// node's failing disk (a failed read).
 	DiskRefusals int
