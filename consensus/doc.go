@@ -56,7 +56,8 @@
 // directory lost with its nodekey restored is refused (ErrDataDirLost),
 // and a genesis validator bootstraps only once BootstrapQuorum of the
 // others answered, any other node joins only once enough of the current
-// voters the answers name answered (BootstrapQuorum of them and itself),
+// voters the answers name answered (BootstrapQuorum of them and itself;
+// told none, it joins granting no vote until it caught up: JoinUnknown),
 // each waiting until then (ErrPeersSilent after
 // Config.PeerCheckTimeout). FreshRaft starts a refused node as a fresh
 // member once its operator says so (tallyd --raft-fresh); such a member
