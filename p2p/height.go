@@ -303,23 +303,31 @@ func decodeMemberV1(buf [9]byte) (MemberAnswer, error) {
 // AllowAsked lets this host reach the voters a member answer named
 // (ais), while the node waits to start Raft: each is added to the allow
 // list (the node's state is at genesis, so its list does not hold a
-// validator added since) and its addresses to the peerstore for
-// libp2p's TempAddrTTL (the asker dials them within its round). The allow list the node sets once Raft runs
-// (SetAllowed) replaces them. At most MaxMemberVoters are taken.
+// validator added since) and its first MaxMemberAddrs addresses to the
+// peerstore for libp2p's TempAddrTTL (the asker dials them within its
+// round). The allow list grows this way to MaxDialTargets peers at most,
+// whatever the answers say; the list the node sets once Raft runs
+// (SetAllowed) replaces it.
 func (h *Host) AllowAsked(ais []peer.AddrInfo) {
-	if len(ais) > MaxMemberVoters {
-		ais = ais[:MaxMemberVoters]
-	}
+	var took []peer.AddrInfo
 	h.pol.mu.Lock()
 	for _, ai := range ais {
-		if ai.ID != h.ID() {
+		if ai.ID == h.ID() {
+			continue
+		}
+		if _, ok := h.pol.allowed[ai.ID]; !ok {
+			if len(h.pol.allowed) >= MaxDialTargets {
+				continue
+			}
 			h.pol.allowed[ai.ID] = struct{}{}
 		}
+		took = append(took, ai)
 	}
 	h.pol.mu.Unlock()
-	for _, ai := range ais {
-		if ai.ID != h.ID() && len(ai.Addrs) > 0 {
-			h.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	for _, ai := range took {
+		if len(ai.Addrs) > MaxMemberAddrs {
+			ai.Addrs = ai.Addrs[:MaxMemberAddrs]
 		}
+		h.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	}
 }

@@ -140,6 +140,21 @@ func TestAllowAsked(t *testing.T) {
 	if got, err := QueryMember(ctx, a.Libp2p(), idd); err != nil || got.Height != 5 {
 		t.Fatalf("after AllowAsked: %+v, %v; want d's answer", got, err)
 	}
+	// However many peers answers name, round after round, the allow list
+	// stops at MaxDialTargets.
+	for range 3 {
+		var many []peer.AddrInfo
+		for range MaxMemberVoters {
+			many = append(many, peer.AddrInfo{ID: peerID(t, newKey(t))})
+		}
+		a.AllowAsked(many)
+	}
+	a.pol.mu.RLock()
+	n := len(a.pol.allowed)
+	a.pol.mu.RUnlock()
+	if n != MaxDialTargets || !a.Allowed(idd) {
+		t.Fatalf("allow list of %d peers after 300 named (d allowed: %v); want %d, d kept", n, a.Allowed(idd), MaxDialTargets)
+	}
 }
 
 // memberVoterAt is a voter of a valid peer id with n addresses of size
