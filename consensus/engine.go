@@ -74,6 +74,9 @@ type Config struct {
 	// operating system's). It must be the state database's: a snapshot is
 	// a checkpoint of it, hard-linked into Dir/snapshots.
 	FS vfs.FS
+	// Stalls watches the Raft log's disk for an operation that hangs
+	// (store.Stalls: the process ends; the zero value watches nothing).
+	Stalls store.Stalls
 	// Snapshots replaces the checkpoint store in Dir/snapshots (tests).
 	Snapshots raft.SnapshotStore
 	Logger    *slog.Logger
@@ -156,7 +159,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	}
 	e := &Engine{cfg: cfg, notify: make(chan bool, 16), halts: make(chan struct{}, 1), leave: make(chan struct{}, 1), log: cfg.Logger,
 		stopping: make(chan struct{})}
-	logStore, err := OpenRaftStore(fs.PathJoin(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger, FS: cfg.FS, OnDiskFailure: e.raftLogFailed})
+	logStore, err := OpenRaftStore(fs.PathJoin(cfg.Dir, "log"), RaftStoreOptions{NoSync: cfg.NoSync, Logger: cfg.Logger, FS: cfg.FS, OnDiskFailure: e.raftLogFailed, Stalls: cfg.Stalls})
 	if err != nil {
 		return nil, err
 	}

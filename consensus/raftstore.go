@@ -66,6 +66,9 @@ type RaftStoreOptions struct {
 	// ErrDiskFailed); the store refuses every later write. The engine
 	// halts the node on it.
 	OnDiskFailure func(error)
+	// Stalls watches the disk for an operation that hangs (store.Stalls:
+	// the process ends; the zero value watches nothing).
+	Stalls store.Stalls
 }
 
 // RaftStore is the durable raft.LogStore and raft.StableStore of one node:
@@ -135,10 +138,11 @@ func OpenRaftStore(dir string, opts RaftStoreOptions) (_ *RaftStore, err error) 
 		if s := opened.Load(); s != nil {
 			s.backgroundFailed(err)
 		}
-	})
+	}, opts.Stalls)
 	db, err := openPebble(dir, po)
 	if err != nil {
 		watch.Release()
+		watch.Closed()
 		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
 	}
 	s := &RaftStore{db: db, dir: dir, wo: pebble.Sync, logger: logger, writeSem: make(chan struct{}, 1), onFailure: opts.OnDiskFailure, watch: watch}
@@ -151,6 +155,7 @@ func OpenRaftStore(dir string, opts RaftStoreOptions) (_ *RaftStore, err error) 
 	if err != nil {
 		watch.Release()
 		_ = db.Close()
+		watch.Closed()
 		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
 	}
 	s.first.Store(first)
@@ -176,7 +181,9 @@ func (s *RaftStore) Close() error {
 	}
 	s.closed.Store(true)
 	s.watch.Release()
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	s.watch.Closed() // after Close, whose own operations it watches
+	if err != nil {
 		return fmt.Errorf("raftstore: close %s: %w", s.dir, err)
 	}
 	return nil

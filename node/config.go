@@ -48,6 +48,9 @@ type Config struct {
 
 	// State configures the state database.
 	State StateConfig `toml:"state"`
+	// Store configures the watch of the node's disks (the state database
+	// and the Raft log).
+	Store StoreConfig `toml:"store"`
 
 	// RaftFresh starts the node as a fresh Raft member when its Raft
 	// directory is empty although its state database applied Raft
@@ -74,6 +77,20 @@ type StateConfig struct {
 	// (store.Options.BlockCacheBytes, ReceiptCacheBytes).
 	BlockCacheBytes   int64 `toml:"block-cache-bytes"`
 	ReceiptCacheBytes int64 `toml:"receipt-cache-bytes"`
+}
+
+// Stalls is the watch of the node's disks for stalls that cfg asks for.
+func (c *Config) Stalls() store.Stalls {
+	return store.Stalls{MaxSyncDuration: time.Duration(c.Store.MaxSyncDuration)}
+}
+
+// StoreConfig configures the watch of the node's databases' disks.
+type StoreConfig struct {
+	// MaxSyncDuration is how long a write or sync of the state database
+	// or the Raft log may hang before the node takes its disk as stalled
+	// and ends its process, so that another node leads
+	// (store.Stalls; 0: not watched).
+	MaxSyncDuration Duration `toml:"max-sync-duration"`
 }
 
 // HTTPConfig configures the JSON-RPC listener.
@@ -377,6 +394,7 @@ func DefaultConfig() Config {
 			PerIP: rpc.DefaultLimits.Rate.PerIP, IPBurst: rpc.DefaultLimits.Rate.IPBurst, MaxTracked: rpc.DefaultLimits.Rate.MaxTracked,
 			ExemptTopTier: true},
 		State: StateConfig{HistoryBlocks: store.DefaultHistoryBlocks, BlockCacheBytes: store.DefaultBlockCacheBytes, ReceiptCacheBytes: store.DefaultReceiptCacheBytes},
+		Store: StoreConfig{MaxSyncDuration: Duration(store.DefaultMaxSyncDuration)},
 	}
 }
 
@@ -549,6 +567,9 @@ func (c *Config) Validate() error {
 	}
 	if c.State.ReceiptCacheBytes < 1 {
 		return bad("state.receipt-cache-bytes", "%d: must be positive", c.State.ReceiptCacheBytes)
+	}
+	if d := time.Duration(c.Store.MaxSyncDuration); d != 0 && d < store.MinMaxSyncDuration {
+		return bad("store.max-sync-duration", "%v: must be 0 (not watched) or at least %v", d, store.MinMaxSyncDuration)
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return bad("log.level", "%v", err)

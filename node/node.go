@@ -129,7 +129,7 @@ func loadGenesis(cfg Config) (*genesis.Genesis, error) {
 func (n *Node) open() error {
 	var err error
 	n.db, err = store.Open(StateDir(n.cfg.DataDir), store.Options{NoSync: n.cfg.Raft.NoSync, Logger: n.log, HistoryBlocks: n.cfg.State.HistoryBlocks,
-		BlockCacheBytes: n.cfg.State.BlockCacheBytes, ReceiptCacheBytes: n.cfg.State.ReceiptCacheBytes})
+		BlockCacheBytes: n.cfg.State.BlockCacheBytes, ReceiptCacheBytes: n.cfg.State.ReceiptCacheBytes, Stalls: n.cfg.Stalls()})
 	if err != nil {
 		return err
 	}
@@ -199,6 +199,7 @@ func (n *Node) open() error {
 		TrailingLogs:       n.cfg.Raft.TrailingLogs,
 		PeerCheckTimeout:   time.Duration(n.cfg.Raft.PeerCheckTimeout),
 		NoSync:             n.cfg.Raft.NoSync,
+		Stalls:             n.cfg.Stalls(),
 		Logger:             n.log,
 		LogLevel:           slog.LevelWarn,
 		OnApplied:          n.applied,

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
 	"strings"
@@ -110,6 +111,8 @@ type background struct {
 	cause error
 	// gate schedules the instance's compactions (compactions.go).
 	gate *compactionGate
+	// health stops the watch for a stalled disk (stall.go).
+	health io.Closer
 }
 
 func newBackground(dir string, log *slog.Logger, failed func(error)) *background {
@@ -117,10 +120,13 @@ func newBackground(dir string, log *slog.Logger, failed func(error)) *background
 }
 
 // watch sets po's EventListener, FS (fs wrapped) and CompactionScheduler
-// to watch the background jobs of the instance in dir.
-func watch(po *pebble.Options, fs vfs.FS, dir string, log *slog.Logger, failed func(error)) *background {
+// to watch the background jobs of the instance in dir, and its disk for
+// stalls (stall.go). The stall watch times the operations on fs itself:
+// a table's creation waiting out its backoff in tableFS is no stall.
+func watch(po *pebble.Options, fs vfs.FS, dir string, log *slog.Logger, failed func(error), stalls Stalls) *background {
 	b := newBackground(dir, log, failed)
 	po.EventListener = b.listener()
+	fs, b.health = stalls.watch(fs, dir, log)
 	po.FS = tableFS{FS: fs, dir: dir, bg: b}
 	b.gate = newCompactionGate(b)
 	po.Experimental.CompactionScheduler = b.gate
@@ -242,6 +248,14 @@ func (b *background) close() {
 	}
 }
 
+// closed stops the stall watch: call it after the instance's Close (whose
+// own operations it watches), and after an Open that failed.
+func (b *background) closed() {
+	if b.health != nil {
+		b.health.Close()
+	}
+}
+
 // tableFS is the file system of a watched instance: the creation of a
 // table or blob file in its directory goes through beforeTable first.
 type tableFS struct {
@@ -260,21 +274,22 @@ func (fs tableFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File,
 }
 
 // Background is the watch of the background jobs of a Pebble database
-// other than DB (the Raft log's), as DB keeps of its own (see above).
+// other than DB (the Raft log's), and of its disk for stalls (stall.go),
+// as DB keeps of its own (see above).
 type Background struct{ b *background }
 
 // WatchBackground sets po's EventListener, FS (po.FS, or the operating
 // system's) and CompactionScheduler to watch the background jobs of the
-// database in dir: failed is called, in a goroutine of its own, once
+// database in dir, and its disk for stalls (stalls): failed is called, in a goroutine of its own, once
 // they have failed for good, and their retries stop until Release. Call
 // Opened once Open returned (a failure before ends the process, as
 // above).
-func WatchBackground(po *pebble.Options, dir string, log *slog.Logger, failed func(error)) *Background {
+func WatchBackground(po *pebble.Options, dir string, log *slog.Logger, failed func(error), stalls Stalls) *Background {
 	fs := po.FS
 	if fs == nil {
 		fs = vfs.Default
 	}
-	return &Background{b: watch(po, fs, dir, log, failed)}
+	return &Background{b: watch(po, fs, dir, log, failed, stalls)}
 }
 
 // Opened records that Open returned.
@@ -284,3 +299,7 @@ func (w *Background) Opened() { w.b.open() }
 // granting compactions: call it before the database's Close, which
 // waits for them, and after an Open that failed.
 func (w *Background) Release() { w.b.close() }
+
+// Closed stops the stall watch: call it after the database's Close, and
+// after an Open that failed (after Release).
+func (w *Background) Closed() { w.b.closed() }

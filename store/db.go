@@ -84,6 +84,9 @@ type Options struct {
 	// system's). The cluster simulator (internal/sim) passes an in-memory,
 	// crashable, fault-injecting one so that a seed replays a run.
 	FS vfs.FS
+	// Stalls watches the disk for an operation that hangs (stall.go;
+	// the zero value watches nothing). Not for a read-only instance.
+	Stalls Stalls
 }
 
 // fs is the file system of opts: FS, or the operating system's.
@@ -172,12 +175,13 @@ func Open(dir string, opts Options) (*DB, error) {
 func (d *DB) openPebble(dir string, opts Options) (pdb *pebble.DB, bg *background, err error) {
 	po := &pebble.Options{Logger: PebbleLogger(opts.Logger, dir, slog.LevelDebug), ReadOnly: opts.ReadOnly, FS: opts.FS}
 	if !opts.ReadOnly {
-		bg = watch(po, opts.fs(), dir, opts.Logger, d.diskFailed)
+		bg = watch(po, opts.fs(), dir, opts.Logger, d.diskFailed, opts.Stalls)
 	}
 	pdb, err = openPebbleWith(dir, opts, po)
 	if err != nil {
 		if bg != nil {
 			bg.close()
+			bg.closed()
 		}
 		return nil, nil, err
 	}
@@ -306,12 +310,18 @@ func (d *DB) Close() error {
 }
 
 // closePebble closes pdb, first releasing the background jobs that wait
-// for it (background.go), since Pebble's Close waits for them.
+// for it (background.go), since Pebble's Close waits for them; the stall
+// watch goes on until Close returned (a Close that hangs on the disk
+// ends the process as any stalled operation does).
 func (d *DB) closePebble() error {
 	if d.bg != nil {
 		d.bg.close()
 	}
-	return d.pdb.Close()
+	err := d.pdb.Close()
+	if d.bg != nil {
+		d.bg.closed()
+	}
+	return err
 }
 
 // Dir is the database directory.

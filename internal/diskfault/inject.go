@@ -18,3 +18,16 @@ func Inject(fs vfs.FS, fail func(op errorfs.Op) bool) vfs.FS {
 		return nil
 	}))
 }
+
+// Hold is fs with every operation that hold picks held back until
+// release is closed, as a stalled device holds an fsync for minutes
+// without an error; every other operation passes through. The stalled
+// disk of the stores' tests (store.Stalls).
+func Hold(fs vfs.FS, hold func(op errorfs.Op) bool, release <-chan struct{}) vfs.FS {
+	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if hold(op) {
+			<-release
+		}
+		return nil
+	}))
+}

@@ -138,6 +138,7 @@ func (sn *simNode) disk(inst *instance, dir string) vfs.FS {
 	tableFailing, optionsFailing, opening := &sn.tableErr[which], &sn.optionsErr[which], &inst.opening[which]
 	db := dbDir(dir)
 	return errorfs.Wrap(inst.fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		sn.hold(inst, which, db, op) // a disk-stall fault (stall.go)
 		switch {
 		case op.Kind == errorfs.OpLock && op.Path == db+"/LOCK":
 			opening.Store(true)
@@ -279,11 +280,11 @@ func (s *Sim) slowDisk() {
 // rotation that is the first write to meet the failing disk ends the
 // process inside Pebble (docs/architecture.md, "Disk failures"), which
 // the simulator cannot end in its test binary. Nor while the disk is
-// slow: the rotation syncs the old log holding Pebble's commit mutex, so
+// slow or stalled: the rotation syncs the old log holding Pebble's commit mutex, so
 // a committer (the FSM) would wait on a sync.Mutex while the sync sleeps
 // on the bubble's clock, which never moves then (seed 178 deadlocked).
 func (sn *simNode) fillMemtable() {
-	if sn.diskErr.Load() || sn.slow.latency() > 0 {
+	if sn.diskErr.Load() || sn.slow.latency() > 0 || sn.stall.active(sn.inst.Load()) {
 		return
 	}
 	if err := sn.db.StartFlush(); err != nil {

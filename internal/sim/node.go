@@ -77,6 +77,9 @@ type simNode struct {
 	// slow makes the node's WAL syncs take simulated time (a slow-disk
 	// fault; fs.go).
 	slow slowDisk
+	// stall holds its syncs back for minutes (a disk-stall fault;
+	// stall.go).
+	stall diskStall
 	// clearHalt is set when the node halted on an injected disk error: its
 	// next start clears the halt record first, as an operator does with
 	// tallyd --clear-halt once the disk is replaced.
@@ -175,7 +178,7 @@ func (sn *simNode) start(net *network) (err error) {
 	if err := durable.MkdirAll(sn.disk(inst, stateDir), dataDir); err != nil {
 		return fmt.Errorf("node %d: datadir: %w", sn.id, err)
 	}
-	db, err := store.Open(stateDir, store.Options{FS: sn.disk(inst, stateDir), Logger: sn.log, CacheSize: 1 << 20})
+	db, err := store.Open(stateDir, store.Options{FS: sn.disk(inst, stateDir), Logger: sn.log, CacheSize: 1 << 20, Stalls: sn.stalls(inst)})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", sn.id, err)
 	}
@@ -251,6 +254,7 @@ func (sn *simNode) start(net *network) (err error) {
 		Dir:       raftDir,
 		FS:        sn.disk(inst, raftDir),
 		Snapshots: snaps,
+		Stalls:    sn.stalls(inst),
 		LocalID:   raft.ServerID(addr(sn.id)),
 		Transport: sn.ep,
 		Bootstrap: sn.bootstrap,

@@ -108,6 +108,10 @@ type Result struct {
 	ManifestSyncs                 int
 	ManifestStall, ManifestMaxGap time.Duration
 	ManifestBlocks                int
+	// DiskStalls counts the disk-stall faults a node's own watch ended
+	// (store.max-sync-duration: its process ended), StalledLeadsMoved
+	// those of a leader whose lead another node took (stall.go).
+	DiskStalls, StalledLeadsMoved int
 	// Certs counts the commit certificates the canonical chain carries
 	// (the vote collection at work).
 	Certs int
@@ -200,7 +204,7 @@ var DefaultFaults = map[Fault]int{
 	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
 	FaultRaftDirLost: 1, FaultTableDiskError: 1, FaultReadError: 1, FaultOptionsDiskError: 1,
 	FaultDataDirLost: 1, FaultDirSyncError: 1, FaultSlowManifest: 1, FaultDataDirSyncError: 1,
-	FaultRaftReadError: 1, FaultStoreParentSyncError: 1,
+	FaultRaftReadError: 1, FaultStoreParentSyncError: 1, FaultDiskStall: 1,
 }
 
 // Scheduler probabilities, per step.
@@ -497,7 +501,10 @@ func (s *Sim) settle() error {
 			return err
 		}
 		for _, sn := range s.nodes {
-			if !sn.up && !sn.lostAt.IsZero() && s.freshSafe(sn) {
+			// A node whose process ended meanwhile (a stalled disk's
+			// watch ended it: stall.go) is started again by its service
+			// manager (Restart=on-failure, RestartSec).
+			if !sn.up && ((sn.lostAt.IsZero() && sn.restartDue()) || (!sn.lostAt.IsZero() && s.freshSafe(sn))) {
 				if err := s.restart(sn); err != nil {
 					return err
 				}
@@ -542,6 +549,7 @@ func (s *Sim) settle() error {
 		s.res.JournalRewrites += int(sn.journalRewrites.Load())
 	}
 	s.countSnapshots()
+	s.res.DiskStalls, s.res.StalledLeadsMoved = s.stallResult()
 	for h := uint64(1); h <= s.inv.height; h++ {
 		c := s.inv.canon[h]
 		s.trace.Write(c.hash[:])
@@ -711,6 +719,8 @@ func (s *Sim) fault() error {
 		return s.storeParentSyncError()
 	case FaultSlowManifest:
 		s.slowManifest()
+	case FaultDiskStall:
+		s.diskStall()
 	case FaultRaftReadError:
 		return s.raftReadError()
 	case FaultAddValidator, FaultRemoveValidator:
@@ -865,8 +875,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), %d journal rewrites, faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed (%d of a data directory's parent), %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths, %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir (%d of added validators, %d after waiting for peers), %d fresh starts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.JournalRewrites, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ParentSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused+r.DataDirLostWaited, r.DataDirLostAdded, r.DataDirLostWaited, r.FreshStarts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), %d journal rewrites, faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed (%d of a data directory's parent), %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths (%d stalls, %d leads moved), %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir (%d of added validators, %d after waiting for peers), %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.JournalRewrites, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ParentSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskStalls, r.StalledLeadsMoved, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused+r.DataDirLostWaited, r.DataDirLostAdded, r.DataDirLostWaited, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -212,6 +212,12 @@ var faultSeeds = []struct {
 	// failing them (seeds 103 and 108: 3 halts each in 3000 steps).
 	{FaultRaftReadError, 103, map[Fault]int{FaultRaftReadError: 1, FaultRestart: 1}},
 	{FaultRaftReadError, 108, map[Fault]int{FaultRaftReadError: 1, FaultRestart: 1}},
+	// The leader's disk stalls (its Raft log's syncs in seed 101, its
+	// state database's in 102): before store.max-sync-duration, both
+	// broke liveness, the stalled leader holding its lead for minutes
+	// ("a quorum has been connected for 30s without a new block").
+	{FaultDiskStall, 101, map[Fault]int{FaultDiskStall: 1, FaultRestart: 1}},
+	{FaultDiskStall, 102, map[Fault]int{FaultDiskStall: 1, FaultRestart: 1}},
 	{FaultForwardDrop, 109, faultsBeforeTables},
 	{FaultForwardDup, 101, faultsBeforeTables},
 	// Whether a client's forward is in flight when the leader crashes
@@ -354,6 +360,12 @@ func faultKinds(t *testing.T, seen map[Fault]int) {
 		case FaultDataDirLost:
 			if res.DataDirLostRefused == 0 || res.FreshStarts == 0 {
 				problem = fmt.Sprintf("seed %d: %s injected but no start was refused on it and followed by a fresh start: %s", fs.seed, fs.fault, res)
+			}
+		case FaultDiskStall:
+			// The node's watch ends its process; the others elect a
+			// leader, which goes on building.
+			if res.DiskStalls == 0 || res.StalledLeadsMoved == 0 {
+				problem = fmt.Sprintf("seed %d: %s injected but no stall was detected on a leader whose lead then moved: %s", fs.seed, fs.fault, res)
 			}
 		case FaultSlowDisk:
 			if res.SlowSyncs == 0 || res.SlowTableSyncs == 0 {
