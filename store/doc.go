@@ -41,6 +41,13 @@
 // Pebble's compactions itself, compactions.go). Either
 // way DiskFailed says so, with an error wrapping ErrDiskFailed.
 //
+// A disk that stalls (a write or sync that does not return) fails
+// nothing and would hold the node for as long as the device does: with
+// Options.Stalls the database's files are watched (Pebble's
+// vfs.WithDiskHealthChecks), and an operation hung past the bound
+// (store.max-sync-duration) ends the process, as no halt can get out of
+// it (stall.go).
+//
 // Readers go by the head: Pebble makes a batch visible before its WAL sync
 // returns, so blocks, transaction locations and history are served only up
 // to the head, which moves after the sync (read.go).

@@ -18,7 +18,8 @@
 // disk failing its write-ahead log, metadata, OPTIONS or sstable writes,
 // sstable reads failing, failed syncs of a store's directory or of the
 // data directory's parent, slow MANIFEST syncs, a lost Raft directory, a
-// slow disk (fs.go), a
+// slow disk (fs.go), a disk that stalls for minutes until the node's
+// watch ends its process (stall.go), a
 // whole data directory lost with the node's key kept (datadir.go),
 // governance adding or removing a validator, which the leader's
 // node.Membership, the node's own reconciler, follows in Raft).
