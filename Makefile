@@ -92,7 +92,8 @@ faults:
 
 # The cluster simulator (internal/sim, docs/architecture.md): make test runs
 # 200 seeds; make sim SEEDS=N runs N seeds (1000 by default) from FIRST, and
-# make sim SEED=N replays one seed (STEPS=N scheduler steps per seed).
+# make sim SEED=N replays one seed (STEPS=N scheduler steps per seed), in a
+# process of its own with the Go runtime's random seed fixed (internal/simexec).
 STEPS ?= 2000
 sim:
 	$(GO) test -count=1 -timeout 0 -run '^TestSim$$' -v ./internal/sim -steps=$(STEPS) \

@@ -26,7 +26,8 @@
 // Nodes take Raft snapshots with the node's checkpoint store and a node
 // left behind the leader's log is restored by InstallSnapshot
 // (snapshot.go). What keeps a seed's run the same each time is in
-// repro.go.
+// repro.go; a seed replays in a process of its own with the Go runtime's
+// random seed derived from it (rtseed_test.go, internal/simexec).
 // Clients send as a wallet with failover does, to any node, through the
 // node's own admission path (node.Admission: forwarding, the leader's
 // replication, the pool journal) whose batches cross the simulated

@@ -51,6 +51,11 @@ import (
 //     surviving unsynced writes come from the seed in path order
 //     (pebble's CrashClone walks Go maps, whose order the runtime
 //     randomises, drawing from the RNG it is given in that order).
+//
+// The runtime's own draws (map order, select, synctest's timers due at
+// one instant) repeat from run to run only in a replay process, started
+// with the runtime's random seed fixed and with no collection at all
+// (rtseed_test.go): gcBetweenSteps then never collects.
 
 // stepTick is the simulated time every scheduler step takes.
 const stepTick = time.Microsecond
@@ -97,7 +102,8 @@ func mergeVotes(into, votes []*chain.Vote) []*chain.Vote {
 const gcEvery = 64 << 20
 
 // gcBetweenSteps holds the garbage collector off during a run and
-// collects between steps once gcEvery bytes were allocated.
+// collects between steps once gcEvery bytes were allocated, unless the
+// process runs with no collection at all.
 type gcBetweenSteps struct {
 	restore int // the GC percent before the run
 	sample  []metrics.Sample
@@ -120,6 +126,11 @@ func (g *gcBetweenSteps) allocs() uint64 {
 // collection. Every goroutine of the bubble is blocked (the step ended in
 // time.Sleep, which returns only then), so the collection reorders none.
 func (g *gcBetweenSteps) between() {
+	if g.restore < 0 {
+		// The process runs with its collector off (GOGC=off: a replay
+		// process, which holds a run's garbage): it stays off.
+		return
+	}
 	if a := g.allocs(); a-g.last >= gcEvery {
 		runtime.GC()
 		g.last = g.allocs()

@@ -22,7 +22,7 @@ var (
 	firstFlag = flag.Uint64("first", 1, "the first seed TestSim runs")
 	seedsFlag = flag.Int("seeds", 200, "how many seeds TestSim runs")
 	stepsFlag = flag.Int("steps", 2000, "scheduler steps per seed")
-	reproFlag = flag.Int("repro", 20, "how many of the seeds TestSim runs a second time to check that they replay")
+	reproFlag = flag.Int("repro", 20, "how many of the seeds TestSim runs twice more, each time in a replay process of its own, to check that they replay")
 	reproMin  = flag.Float64("repromin", 0.3, "the share of the -repro seeds that must replay exactly, or TestSim fails")
 	traceFlag = flag.Bool("simtrace", false, "print every scheduler event and the nodes' warnings")
 	stallFlag = flag.Duration("stall", 5*time.Minute, "real time without a scheduler step after which TestSim fails as deadlocked (watchdog.go)")
@@ -38,16 +38,30 @@ var (
 // must never be used in another (the runtime aborts), so every simulated
 // run of this test binary shares the bubble.
 func TestSim(t *testing.T) {
+	if *seedFlag != 0 && !inReplayProcess() {
+		// A seed replays in a process of its own (rtseed_test.go).
+		replayInOwnProcess(t)
+		return
+	}
 	// One P: goroutines woken at the same simulated instant then run one
 	// at a time, which makes most seeds replay exactly (docs/architecture.md).
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	stop := make(chan struct{})
-	defer close(stop)
 	go Watchdog(*stallFlag, stop)
 	synctest.Test(t, func(t *testing.T) {
 		if *seedFlag != 0 {
-			res := runOne(t, Config{Seed: *seedFlag, Steps: *stepsFlag})
+			cfg := Config{Seed: *seedFlag, Steps: *stepsFlag}
+			var trace bytes.Buffer
+			if *replayOut != "" {
+				cfg.Trace = &trace
+			}
+			res := runOne(t, cfg)
 			t.Logf("seed %d: %s", res.Seed, res)
+			if *replayOut != "" {
+				if err := writeReplay(*replayOut, res, &trace); err != nil {
+					t.Fatal(err)
+				}
+			}
 			return
 		}
 		slowDiskTakesSimulatedTime(t)
@@ -60,19 +74,9 @@ func TestSim(t *testing.T) {
 			t.Logf("regression seed %d (%s): %s", r.seed, r.found, res)
 		}
 		var sum summary
-		first := map[uint64]*replayed{}
 		for seed := *firstFlag; seed < *firstFlag+uint64(*seedsFlag); seed++ {
-			cfg := Config{Seed: seed, Steps: *stepsFlag}
-			var trace *bytes.Buffer
-			if seed < *firstFlag+uint64(*reproFlag) {
-				trace = new(bytes.Buffer)
-				cfg.Trace = trace
-			}
-			res := runOne(t, cfg)
+			res := runOne(t, Config{Seed: seed, Steps: *stepsFlag})
 			sum.add(res)
-			if trace != nil {
-				first[seed] = &replayed{res.TraceHash, trace}
-			}
 			if testing.Verbose() {
 				t.Logf("seed %d: %s", seed, res)
 			}
@@ -83,8 +87,13 @@ func TestSim(t *testing.T) {
 		}
 		faultKinds(t, sum.faults)
 		snapshotKinds(t)
-		reproducibility(t, first)
 	})
+	// The replay processes run outside the bubble, with their own
+	// watchdogs: this process makes no step meanwhile.
+	close(stop)
+	if *seedFlag == 0 && !t.Failed() {
+		reproducibility(t)
+	}
 }
 
 func runOne(t *testing.T, cfg Config) *Result {
@@ -380,38 +389,45 @@ func faultKinds(t *testing.T, seen map[Fault]int) {
 	}
 }
 
-// replayed is a run kept for the replay check: its trace hash and its
-// events.
-type replayed struct {
-	hash  [32]byte
-	trace *bytes.Buffer
-}
-
-// reproducibility runs the first -repro seeds again and counts those that
-// took exactly the same path (the same trace hash: every event and the
-// canonical chain's hashes and roots); for each that did not it shows
-// where the two runs parted. Goroutines woken at one simulated instant
-// inside hashicorp/raft still race (docs/architecture.md, "How far a seed
-// reproduces a run"), so some seeds take another path now and then (3
-// to 9 of 20 on the loaded 2-core machine); fewer than -repromin of them
-// replaying means the runs depend on something the seed does not decide
-// (the machine's clock, randomness not drawn from the seed), and fails.
-func reproducibility(t *testing.T, first map[uint64]*replayed) {
-	same, n := 0, 0
-	for seed := *firstFlag; seed < *firstFlag+uint64(min(*reproFlag, *seedsFlag)); seed++ {
-		var trace bytes.Buffer
-		res := runOne(t, Config{Seed: seed, Steps: *stepsFlag, Trace: &trace})
-		n++
-		if res.TraceHash == first[seed].hash {
+// reproducibility runs each of the first -repro seeds in two replay
+// processes side by side (rtseed_test.go: what `make sim SEED=N` runs)
+// and counts those whose two runs took exactly the same path (the same
+// trace hash: every event and the canonical chain's hashes and roots);
+// for each that did not it shows where the two runs parted. Some seeds
+// still take another path now and then (docs/architecture.md, "How far a
+// seed reproduces a run"); fewer than -repromin of them replaying means
+// the runs depend on something the seed does not decide (the machine's
+// clock, randomness not drawn from the seed), and fails. A seed failing
+// in a replay process fails the test: it took a path the first run did
+// not.
+func reproducibility(t *testing.T) {
+	n := min(*reproFlag, *seedsFlag)
+	if n <= 0 {
+		return
+	}
+	dir := t.TempDir()
+	same := 0
+	var unseeded error
+	for seed := *firstFlag; seed < *firstFlag+uint64(n); seed++ {
+		runs, why, err := replayTwice(dir, seed)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if why != nil {
+			unseeded = why
+		}
+		if runs[0].hash == runs[1].hash {
 			same++
 			continue
 		}
-		t.Logf("seed %d did not replay: %s", seed, firstDifference(first[seed].trace.String(), trace.String()))
+		t.Logf("seed %d did not replay: %s", seed, firstDifference(runs[0].trace, runs[1].trace))
 	}
-	if n == 0 {
-		return
+	how := "with its runtime seed fixed"
+	if unseeded != nil {
+		how = fmt.Sprintf("without a fixed runtime seed (%v)", unseeded)
 	}
-	t.Logf("reproducibility: %d of %d seeds replayed with the same trace hash", same, n)
+	t.Logf("reproducibility: %d of %d seeds replayed with the same trace hash in two processes of their own, %s", same, n, how)
 	if float64(same) < *reproMin*float64(n) {
 		t.Errorf("only %d of %d seeds replayed exactly (at least %.0f%% must): a run depends on something its seed does not decide", same, n, 100**reproMin)
 	}
