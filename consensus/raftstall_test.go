@@ -64,3 +64,42 @@ func TestRaftStoreStallDetected(t *testing.T) {
 		t.Fatalf("StoreLogs once the disk answered: %v", err)
 	}
 }
+
+// TestIdleRaftStoreStallDetected: a Raft log nothing writes to (a
+// follower of a leader whose builder hangs) is still watched: its probe's
+// synced no-op write (store.Prober) meets the stalled disk.
+func TestIdleRaftStoreStallDetected(t *testing.T) {
+	t.Parallel()
+	const dir = "/raft/log"
+	const bound = 2 * store.MinMaxSyncDuration
+	var holding atomic.Bool
+	release := make(chan struct{})
+	fs := diskfault.Hold(vfs.NewMem(), func(op errorfs.Op) bool {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			return holding.Load() && diskfault.WAL(dir, op)
+		}
+		return false
+	}, release)
+	stalls := make(chan *store.StallError, 4)
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: fs, Logger: testLogger(t),
+		Stalls: store.Stalls{MaxSyncDuration: bound, OnStall: func(e *store.StallError) { stalls <- e }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holding.Store(true)
+	start := time.Now()
+	select {
+	case e := <-stalls:
+		if elapsed := time.Since(start); elapsed < bound || e.Duration < bound || e.Dir != dir {
+			t.Fatalf("stall %+v reported after %s: want the Raft log's sync hung for the bound %s", e, elapsed, bound)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("an idle Raft log's stalled disk was not reported within a minute")
+	}
+	holding.Store(false)
+	close(release)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -111,6 +111,9 @@ type RaftStore struct {
 	// failed holds the first disk failure; onFailure is told of it once.
 	failed    atomic.Pointer[error]
 	onFailure func(error)
+	// probe writes a synced no-op while the disk is watched
+	// (store.Prober).
+	probe *store.Prober
 }
 
 var (
@@ -160,6 +163,9 @@ func OpenRaftStore(dir string, opts RaftStoreOptions) (_ *RaftStore, err error) 
 	}
 	s.first.Store(first)
 	s.last.Store(last)
+	if !opts.NoSync {
+		s.probe = opts.Stalls.StartProbe(func() { _ = s.write(func() error { return s.db.LogData(nil, s.wo) }) })
+	}
 	logger.Info("opened raft store", "dir", dir, "first_index", first, "last_index", last, "no_sync", opts.NoSync)
 	return s, nil
 }
@@ -180,6 +186,7 @@ func (s *RaftStore) Close() error {
 		return nil
 	}
 	s.closed.Store(true)
+	s.probe.Stop() // before Close: no method after it
 	s.watch.Release()
 	err := s.db.Close()
 	s.watch.Closed() // after Close, whose own operations it watches

@@ -139,6 +139,8 @@ type DB struct {
 	writesFailed atomic.Bool
 	hookMu       sync.Mutex
 	hook         func(error)
+	// probe writes a synced no-op while the disk is watched (stall.go).
+	probe *Prober
 }
 
 // Open opens (creating if needed) the database in dir.
@@ -165,6 +167,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := d.load(); err != nil {
 		d.closePebble()
 		return nil, err
+	}
+	if !opts.ReadOnly && !opts.NoSync {
+		d.probe = opts.Stalls.StartProbe(d.probeWrite)
 	}
 	return d, nil
 }
@@ -295,10 +300,22 @@ func (d *DB) loadValidators() error {
 	return nil
 }
 
+// probeWrite is the probe's synced no-op write (stall.go): refused, as
+// any write, once the disk failed, and a failure of its own is one.
+func (d *DB) probeWrite() {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return
+	}
+	_ = d.guard(func() error { return d.pdb.LogData(nil, pebble.Sync) })
+}
+
 // Close closes the database.
 func (d *DB) Close() error {
 	var err error
 	d.closeOnce.Do(func() {
+		d.probe.Stop()
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if d.closed {

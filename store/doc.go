@@ -46,7 +46,8 @@
 // Options.Stalls the database's files are watched (Pebble's
 // vfs.WithDiskHealthChecks), and an operation hung past the bound
 // (store.max-sync-duration) ends the process, as no halt can get out of
-// it (stall.go).
+// it; a synced no-op write every quarter of the bound (Prober) keeps an
+// idle database watched too (stall.go).
 //
 // Readers go by the head: Pebble makes a batch visible before its WAL sync
 // returns, so blocks, transaction locations and history are served only up

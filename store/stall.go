@@ -194,6 +194,53 @@ func (f *watchedFile) Close() error {
 	return f.err
 }
 
+// Prober makes a synced no-op write to a watched database at intervals
+// (StartProbe). Pebble's check sees a stall through an operation under
+// way: with nothing of the node writing (a leader whose builder hangs on
+// a read of the stalled disk before it proposes), none would be. So each
+// database writes a record to its write-ahead log only (Pebble's
+// LogData, what its own Checkpoint syncs the log with) and syncs it,
+// every quarter of the bound, as CockroachDB's liveness heartbeat writes
+// one to each store.
+type Prober struct{ stop, done chan struct{} }
+
+// StartProbe calls write every quarter of MaxSyncDuration until Stop;
+// with no bound it starts nothing (nil).
+func (s Stalls) StartProbe(write func()) *Prober {
+	if s.MaxSyncDuration <= 0 {
+		return nil
+	}
+	p := &Prober{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(s.MaxSyncDuration / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+			}
+			select {
+			case <-p.stop:
+				return
+			default:
+				write()
+			}
+		}
+	}()
+	return p
+}
+
+// Stop ends the probe and waits for a write under way (nil: none).
+func (p *Prober) Stop() {
+	if p == nil {
+		return
+	}
+	close(p.stop)
+	<-p.done
+}
+
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }

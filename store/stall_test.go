@@ -196,3 +196,38 @@ func TestStallEndsTheProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleStallDetected: a database nothing writes to is still watched:
+// its probe's synced no-op write (every quarter of the bound) meets the
+// stalled disk, and the stall is reported once it has hung for the
+// bound. Without the probe Pebble's check would see no operation under
+// way, and the node would hang on its next write with nobody told.
+func TestIdleStallDetected(t *testing.T) {
+	t.Parallel()
+	const dir = "/state"
+	const bound = 2 * MinMaxSyncDuration
+	var held atomic.Bool
+	release := make(chan struct{})
+	fs := diskfault.Hold(vfs.NewMem(), func(op errorfs.Op) bool { return held.Load() && syncLog(dir, op) }, release)
+	stalls := make(chan *StallError, 4)
+	db, err := Open(dir, Options{FS: fs, Logger: slog.New(slog.DiscardHandler),
+		Stalls: Stalls{MaxSyncDuration: bound, OnStall: func(e *StallError) { stalls <- e }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Store(true)
+	start := time.Now()
+	select {
+	case e := <-stalls:
+		if elapsed := time.Since(start); elapsed < bound || e.Duration < bound || !strings.HasSuffix(e.Path, ".log") {
+			t.Fatalf("stall %+v reported after %s: want a log sync hung for the bound %s", e, elapsed, bound)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("an idle database's stalled disk was not reported within a minute")
+	}
+	held.Store(false)
+	close(release)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
