@@ -93,11 +93,12 @@ faults:
 # The cluster simulator (internal/sim, docs/architecture.md): make test runs
 # 200 seeds; make sim SEEDS=N runs N seeds (1000 by default) from FIRST, and
 # make sim SEED=N replays one seed (STEPS=N scheduler steps per seed), in a
-# process of its own with the Go runtime's random seed fixed (internal/simexec).
+# process of its own with the Go runtime's random seed fixed (internal/simexec);
+# RTSEED=K derives that from K too, for another path of the seed.
 STEPS ?= 2000
 sim:
 	$(GO) test -count=1 -timeout 0 -run '^TestSim$$' -v ./internal/sim -steps=$(STEPS) \
-		$(if $(SEED),-seed=$(SEED),-first=$(FIRST) -seeds=$(if $(filter command line,$(origin SEEDS)),$(SEEDS),1000))
+		$(if $(SEED),-seed=$(SEED) $(if $(RTSEED),-rtseed=$(RTSEED)),-first=$(FIRST) -seeds=$(if $(filter command line,$(origin SEEDS)),$(SEEDS),1000))
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -32,15 +32,23 @@ import (
 // instead of starting another process.
 const replayEnv = "TALLY_SIM_REPLAY"
 
-var replayOut = flag.String("replayout", "", "write the run's trace hash and events to this file (set by the replay check for its replay processes)")
+var (
+	replayOut  = flag.String("replayout", "", "write the run's trace hash and events to this file (set by the replay check for its replay processes)")
+	rtseedFlag = flag.Uint64("rtseed", 0, "with -seed: derive the replay process's runtime seed from this number too (0: from the seed alone); each number is another path of the seed, most often the same on every replay")
+)
 
 // inReplayProcess reports whether this test binary is a replay process.
 func inReplayProcess() bool { return os.Getenv(replayEnv) != "" }
 
-// runtimeSeed is the runtime's AT_RANDOM for the replay of seed. The
-// runtime ignores the bytes if either half is zero, so neither is.
-func runtimeSeed(seed uint64) [16]byte {
-	h := sha256.Sum256(binary.BigEndian.AppendUint64([]byte("tally sim runtime seed "), seed))
+// runtimeSeed is the runtime's AT_RANDOM for the replay of seed with
+// -rtseed variant (0: the seed's own). The runtime ignores the bytes if
+// either half is zero, so neither is.
+func runtimeSeed(seed, variant uint64) [16]byte {
+	b := binary.BigEndian.AppendUint64([]byte("tally sim runtime seed "), seed)
+	if variant != 0 {
+		b = binary.BigEndian.AppendUint64(b, variant)
+	}
+	h := sha256.Sum256(b)
 	var rt [16]byte
 	copy(rt[:], h[:])
 	rt[0] |= 1
@@ -67,7 +75,7 @@ func replayEnviron() []string {
 // startReplay starts this test binary with args as a replay process of
 // seed. If the runtime's seed cannot be set here (ptrace refused, not
 // Linux), it starts the process without it and returns why in unseeded.
-func startReplay(seed uint64, args []string, stdout, stderr io.Writer) (cmd *exec.Cmd, unseeded, err error) {
+func startReplay(seed, variant uint64, args []string, stdout, stderr io.Writer) (cmd *exec.Cmd, unseeded, err error) {
 	command := func() *exec.Cmd {
 		c := exec.Command(os.Args[0], args...)
 		c.Env = replayEnviron()
@@ -77,7 +85,7 @@ func startReplay(seed uint64, args []string, stdout, stderr io.Writer) (cmd *exe
 		return c
 	}
 	cmd = command()
-	if unseeded = simexec.Start(cmd, runtimeSeed(seed)); unseeded == nil {
+	if unseeded = simexec.Start(cmd, runtimeSeed(seed, variant)); unseeded == nil {
 		return cmd, nil, nil
 	}
 	cmd = command()
@@ -99,14 +107,14 @@ func replayInOwnProcess(t *testing.T) {
 			args = append(args, "-"+f.Name+"="+f.Value.String())
 		}
 	})
-	cmd, unseeded, err := startReplay(*seedFlag, args, os.Stdout, os.Stderr)
+	cmd, unseeded, err := startReplay(*seedFlag, *rtseedFlag, args, os.Stdout, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if unseeded != nil {
 		t.Logf("seed %d runs in a process of its own without a fixed runtime seed: %v", *seedFlag, unseeded)
 	} else {
-		t.Logf("seed %d runs in a process of its own, runtime seed %x", *seedFlag, runtimeSeed(*seedFlag))
+		t.Logf("seed %d runs in a process of its own, runtime seed %x (-rtseed=%d; another number takes another path)", *seedFlag, runtimeSeed(*seedFlag, *rtseedFlag), *rtseedFlag)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("seed %d failed in its replay process (%v); its output is above", *seedFlag, err)
@@ -138,7 +146,7 @@ func replayTwice(dir string, seed uint64) (runs [2]replayRun, unseeded, err erro
 			defer wg.Done()
 			out := filepath.Join(dir, fmt.Sprintf("seed%d.%d", seed, i))
 			var log bytes.Buffer
-			cmd, unseeded, err := startReplay(seed, []string{"-test.run=^TestSim$", fmt.Sprintf("-seed=%d", seed),
+			cmd, unseeded, err := startReplay(seed, 0, []string{"-test.run=^TestSim$", fmt.Sprintf("-seed=%d", seed),
 				fmt.Sprintf("-steps=%d", *stepsFlag), fmt.Sprintf("-stall=%s", *stallFlag), "-replayout=" + out}, &log, &log)
 			why[i] = unseeded
 			if err == nil {
