@@ -120,3 +120,38 @@ func TestAskPeersAsksTheVotersNamed(t *testing.T) {
 		t.Fatalf("answers from %v; want the genesis validator and the voter it named", got)
 	}
 }
+
+// TestMemberAnswerTellsVoters: a running node's member answer lists the
+// voters of its Raft configuration, itself among them, each with the
+// addresses the asker dials (its own listen addresses, its peerstore's
+// for the others), and has the asker as a voter only when it is one.
+func TestMemberAnswerTellsVoters(t *testing.T) {
+	nodes := startTestnet(t, 3)
+	n := nodes[0]
+	want := map[peer.ID]bool{}
+	for _, o := range nodes {
+		want[o.host.ID()] = true
+	}
+	check := func(asker peer.ID, voter bool) {
+		t.Helper()
+		a, ok := n.memberAnswer(asker)
+		if !ok || !a.Ran || a.Voter != voter || len(a.Voters) != len(nodes) {
+			t.Fatalf("answer to %s: %+v, %v; want ran, voter %v, %d voters", asker, a, ok, voter, len(nodes))
+		}
+		for _, v := range a.Voters {
+			if !want[v.ID] || len(v.Addrs) == 0 {
+				t.Errorf("voter %s with addresses %v: want one of the testnet's, with an address", v.ID, v.Addrs)
+			}
+		}
+	}
+	check(nodes[1].host.ID(), true)
+	k, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := p2p.PeerIDFromKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(stranger, false)
+}
