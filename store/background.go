@@ -56,7 +56,8 @@ var ErrDiskFailed = errors.New("database disk failed")
 // hook halts the node (OnDiskFailure), no compaction is granted any
 // more, and every later table creation waits until the database is
 // closed and then fails, so that Pebble's retries stop instead of
-// spinning. Flushes and compactions are counted apart: compactions that
+// spinning. A flush can fail without creating a table, on the sync of
+// the database's directory, so that sync is gated too (dirSync). Flushes and compactions are counted apart: compactions that
 // fail reading a table run beside flushes that succeed (they read no
 // table), and must not be reset by them. The other errors are logged
 // only.
@@ -109,6 +110,10 @@ type background struct {
 	// stop is closed when the failure is declared, cause set before.
 	stop  chan struct{}
 	cause error
+	// dirFails counts the syncs of the database's directory that failed
+	// in a row; dirRetryAt is when the next may start (dirSync).
+	dirFails   int
+	dirRetryAt time.Time
 	// gate schedules the instance's compactions (compactions.go).
 	gate *compactionGate
 	// health stops the watch for a stalled disk (stall.go).
@@ -218,6 +223,49 @@ func (b *background) beforeTable(name string) error {
 	return nil
 }
 
+// dirSync syncs the database's directory through sync. After a sync of
+// it that failed, the next waits out a backoff first (bgBackoff, doubling
+// up to bgMaxBackoff); once the failure was declared, a sync that fails
+// returns only when the database is closing.
+//
+// A flush that writes no table still syncs the directory when an object
+// was made or removed since its last good sync (objstorageprovider's
+// vfsSync): on a directory whose syncs fail, such a flush fails without
+// passing beforeTable, and Pebble tries it again at once, for ever, also
+// after the node halted on it (the cluster simulator's seed 747 at
+// e92e4d7: its flush goroutines spun until the watchdog stopped the
+// run). Every sync still reaches the disk, and one that succeeds returns
+// at once: a write-ahead log's rotation, which syncs the directory too,
+// goes on on a disk that works again, and on one that still fails, on
+// which Pebble panics, waits for Close.
+func (b *background) dirSync(sync func() error) error {
+	b.mu.Lock()
+	fails, opened := b.dirFails, b.opened
+	wait := time.Until(b.dirRetryAt)
+	b.mu.Unlock()
+	if opened && fails > 0 && wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-b.release:
+		}
+	}
+	err := sync()
+	b.mu.Lock()
+	if err == nil {
+		b.dirFails, b.dirRetryAt = 0, time.Time{}
+		b.mu.Unlock()
+		return nil
+	}
+	b.dirFails++
+	b.dirRetryAt = time.Now().Add(min(bgBackoff<<min(b.dirFails-1, 10), bgMaxBackoff))
+	stopped := b.stopped && b.opened
+	b.mu.Unlock()
+	if stopped {
+		<-b.release
+	}
+	return err
+}
+
 // mayCompact reports whether a compaction may start now: no failure was
 // declared and the backoff of failed compactions has passed. If not, and
 // one is to come, after says when to ask again.
@@ -272,6 +320,24 @@ func (fs tableFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File,
 	}
 	return fs.FS.Create(name, category)
 }
+
+// OpenDir opens a directory; the database's own syncs through
+// background.dirSync.
+func (fs tableFS) OpenDir(name string) (vfs.File, error) {
+	f, err := fs.FS.OpenDir(name)
+	if err != nil || path.Clean(name) != path.Clean(fs.dir) {
+		return f, err
+	}
+	return gatedDir{File: f, bg: fs.bg}, nil
+}
+
+// gatedDir is the database's directory opened through tableFS.
+type gatedDir struct {
+	vfs.File
+	bg *background
+}
+
+func (d gatedDir) Sync() error { return d.bg.dirSync(d.File.Sync) }
 
 // Background is the watch of the background jobs of a Pebble database
 // other than DB (the Raft log's), and of its disk for stalls (stall.go),

@@ -1,12 +1,15 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -384,5 +387,159 @@ func flushOverlapping(t *testing.T, db *DB, n int) {
 		case <-time.After(60 * time.Second):
 			t.Fatalf("flush %d not done in 60 s", i)
 		}
+	}
+}
+
+// TestPersistentDirSyncFailureStopsFlushes: a flush that writes no table
+// still syncs the database's directory when an object was made or
+// removed since its last good sync (here a compaction's removed inputs),
+// so on a directory whose syncs fail it fails before any table creation
+// could make it wait (beforeTable), and Pebble tried it again at once,
+// for ever, also after the disk's failure was declared (the cluster
+// simulator's seed 747 at e92e4d7: an empty flush asked for just before
+// the fault; the flush goroutines spun until the watchdog stopped the
+// run). The directory's syncs are backed off after a failed one, and a
+// failing one waits for Close once the failure is declared.
+func TestPersistentDirSyncFailureStopsFlushes(t *testing.T) {
+	const dir = "/state"
+	var syncs atomic.Int64
+	var failing atomic.Bool
+	fs := diskfault.Inject(vfs.NewMem(), func(op errorfs.Op) bool {
+		// The flush's sync (compactAndWrite), not the write-ahead log's
+		// rotation, on which Pebble panics.
+		if op.Kind != errorfs.OpFileSync || filepath.Clean(op.Path) != dir || !failing.Load() || !onStack("pebble/v2.(*DB).compactAndWrite") {
+			return false
+		}
+		syncs.Add(1)
+		return true
+	})
+	db, failures := openOn(t, dir, Options{FS: fs, NoSync: true})
+	defer closeWithin(t, db, 10*time.Second)
+	// Two tables, compacted into one: the compaction removes its inputs
+	// after its own directory sync, which leaves a change to sync.
+	for _, k := range []string{"a", "b"} {
+		if err := db.pdb.Set([]byte(k), []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.pdb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.pdb.Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(tables(t, fs, dir)) > 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the compaction's inputs are still there: %v", tables(t, fs, dir))
+		}
+	}
+	failing.Store(true)
+	start := time.Now()
+	if _, err := db.pdb.AsyncFlush(); err != nil { // an empty memtable: no table
+		t.Fatal(err)
+	}
+	var failure error
+	select {
+	case failure = <-failures:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no disk failure reported after %d directory syncs", syncs.Load())
+	}
+	if !errors.Is(failure, ErrDiskFailed) || !errors.Is(failure, errorfs.ErrInjected) {
+		t.Fatalf("reported %v; want ErrDiskFailed wrapping the disk's error", failure)
+	}
+	if took, least := time.Since(start), leastBackoff(); took < least {
+		t.Fatalf("%d failed flushes in %s: not backed off (want at least %s)", syncs.Load(), took, least)
+	}
+	before := syncs.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n := syncs.Load() - before; n > 1 {
+		t.Fatalf("%d directory syncs in 300 ms after the disk's failure was declared: Pebble's retries spin", n)
+	}
+}
+
+// tables lists the sstables in dir.
+func tables(t *testing.T, fs vfs.FS, dir string) []string {
+	t.Helper()
+	names, err := fs.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".sst") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// onStack reports whether the calling goroutine runs the function named
+// suffix.
+func onStack(suffix string) bool {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, suffix) {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+// TestDirSyncGate: after a failed sync of the database's directory the
+// next waits out the backoff; a good one ends it; once the failure is
+// declared, a sync that fails returns only at Close, one that succeeds at
+// once.
+func TestDirSyncGate(t *testing.T) {
+	b := newBackground("/state", slog.New(slog.DiscardHandler), nil)
+	b.open()
+	fail := func() error { return errorfs.ErrInjected }
+	ok := func() error { return nil }
+	if err := b.dirSync(fail); err == nil {
+		t.Fatal("a failed sync returned nil")
+	}
+	start := time.Now()
+	if err := b.dirSync(fail); err == nil || time.Since(start) < bgBackoff {
+		t.Fatalf("second failed sync after %s (%v), want an error after at least %s", time.Since(start), err, bgBackoff)
+	}
+	if err := b.dirSync(ok); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	b.dirSync(fail)
+	if took := time.Since(start); took >= bgBackoff {
+		t.Fatalf("a failure after a good sync waited %s", took)
+	}
+	b.mu.Lock()
+	b.stopped = true
+	b.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- b.dirSync(fail) }()
+	select {
+	case err := <-done:
+		t.Fatalf("a failing sync after the declared failure returned before Close: %v", err)
+	case <-time.After(bgMaxBackoff + 200*time.Millisecond):
+	}
+	okDone := make(chan error, 1)
+	go func() { okDone <- b.dirSync(ok) }()
+	select {
+	case err := <-okDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a good sync after the declared failure waited")
+	}
+	b.close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errorfs.ErrInjected) {
+			t.Fatalf("released sync: %v, want the disk's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failing sync did not return at Close")
 	}
 }
