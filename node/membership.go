@@ -191,17 +191,32 @@ func (m *Membership) plan(e *consensus.Engine) ([]memberAction, []memberWait, er
 }
 
 // caughtUp reports whether a non-voter's applied height, as last sampled,
-// is within the catch-up lag of this node's.
+// is caught up with this node's (caughtUpAt).
 func (m *Membership) caughtUp(id raft.ServerID) (bool, string) {
 	head, _ := m.cfg.DB.Head()
 	h, ok := m.cfg.Net.Height(id)
-	switch {
-	case !ok:
+	if !ok {
 		return false, "it has not answered a height query recently"
-	case h+m.cfg.CatchUpLag < head.Number:
-		return false, fmt.Sprintf("at height %d, the leader at %d (more than %d behind)", h, head.Number, m.cfg.CatchUpLag)
 	}
-	return true, fmt.Sprintf("caught up: at height %d, the leader at %d", h, head.Number)
+	return caughtUpAt(h, head.Number, m.cfg.CatchUpLag)
+}
+
+// caughtUpAt reports whether a non-voter at applied height h is caught up
+// with a leader at head: within lag blocks of it, and past genesis. A node
+// that applied no block has stored none of the log: on a chain younger
+// than lag blocks it would be promoted with nothing replicated, a voter
+// whose disk may never have stored an entry (the cluster simulator's
+// seed 68 with disk-stall: a node whose Raft log stalled before its
+// first entry became a voter, and its start after the stall was then
+// refused as a lost data directory).
+func caughtUpAt(h, head, lag uint64) (bool, string) {
+	switch {
+	case h == 0 && head > 0:
+		return false, fmt.Sprintf("at height 0, the leader at %d (it has applied no block of the log yet)", head)
+	case h+lag < head:
+		return false, fmt.Sprintf("at height %d, the leader at %d (more than %d behind)", h, head, lag)
+	}
+	return true, fmt.Sprintf("caught up: at height %d, the leader at %d", h, head)
 }
 
 func (m *Membership) logWaits(waits []memberWait) {

@@ -357,3 +357,25 @@ func TestTransferLeadershipAlone(t *testing.T) {
 		t.Fatal("the node stopped leading")
 	}
 }
+
+// TestCaughtUpAt: a non-voter is caught up within the lag of the leader's
+// head and once it applied a block; at height 0 it is not, however young
+// the chain.
+func TestCaughtUpAt(t *testing.T) {
+	for _, tc := range []struct {
+		h, head, lag uint64
+		want         bool
+	}{
+		{0, 0, 64, true},
+		{0, 11, 64, false},
+		{1, 11, 64, true},
+		{11, 11, 64, true},
+		{100, 164, 64, true},
+		{99, 164, 64, false},
+		{0, 200, 64, false},
+	} {
+		if got, why := caughtUpAt(tc.h, tc.head, tc.lag); got != tc.want || why == "" {
+			t.Errorf("caughtUpAt(%d, %d, %d) = %v (%q), want %v", tc.h, tc.head, tc.lag, got, why, tc.want)
+		}
+	}
+}
