@@ -204,7 +204,7 @@ var DefaultFaults = map[Fault]int{
 	FaultAddValidator: 2, FaultRemoveValidator: 2, FaultSlowDisk: 2, FaultRaftDiskError: 1, FaultMetaDiskError: 1,
 	FaultRaftDirLost: 1, FaultTableDiskError: 1, FaultReadError: 1, FaultOptionsDiskError: 1,
 	FaultDataDirLost: 1, FaultDirSyncError: 1, FaultSlowManifest: 1, FaultDataDirSyncError: 1,
-	FaultRaftReadError: 1, FaultStoreParentSyncError: 1,
+	FaultRaftReadError: 1, FaultStoreParentSyncError: 1, FaultDiskStall: 1,
 }
 
 // Scheduler probabilities, per step.
