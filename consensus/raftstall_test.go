@@ -23,21 +23,7 @@ func TestRaftStoreStallDetected(t *testing.T) {
 	t.Parallel()
 	const dir = "/raft/log"
 	const bound = store.MinMaxSyncDuration
-	var holding atomic.Bool
-	release := make(chan struct{})
-	fs := diskfault.Hold(vfs.NewMem(), func(op errorfs.Op) bool {
-		switch op.Kind {
-		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			return holding.Load() && diskfault.WAL(dir, op)
-		}
-		return false
-	}, release)
-	stalls := make(chan *store.StallError, 4)
-	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: fs, Logger: testLogger(t),
-		Stalls: store.Stalls{MaxSyncDuration: bound, OnStall: func(e *store.StallError) { stalls <- e }}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, holding, release, stalls := stallingRaftStore(t, dir, bound)
 	defer s.Close()
 	holding.Store(true)
 	start := time.Now()
@@ -72,21 +58,7 @@ func TestIdleRaftStoreStallDetected(t *testing.T) {
 	t.Parallel()
 	const dir = "/raft/log"
 	const bound = 2 * store.MinMaxSyncDuration
-	var holding atomic.Bool
-	release := make(chan struct{})
-	fs := diskfault.Hold(vfs.NewMem(), func(op errorfs.Op) bool {
-		switch op.Kind {
-		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			return holding.Load() && diskfault.WAL(dir, op)
-		}
-		return false
-	}, release)
-	stalls := make(chan *store.StallError, 4)
-	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: fs, Logger: testLogger(t),
-		Stalls: store.Stalls{MaxSyncDuration: bound, OnStall: func(e *store.StallError) { stalls <- e }}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, holding, release, stalls := stallingRaftStore(t, dir, bound)
 	holding.Store(true)
 	start := time.Now()
 	select {
@@ -102,4 +74,27 @@ func TestIdleRaftStoreStallDetected(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// stallingRaftStore opens a Raft store in dir watched for stalls of
+// bound: while holding is set its write-ahead log syncs hang until
+// release is closed, and the stalls reported arrive on stalls.
+func stallingRaftStore(t *testing.T, dir string, bound time.Duration) (*RaftStore, *atomic.Bool, chan struct{}, chan *store.StallError) {
+	t.Helper()
+	holding := new(atomic.Bool)
+	release := make(chan struct{})
+	fs := diskfault.Hold(vfs.NewMem(), func(op errorfs.Op) bool {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			return holding.Load() && diskfault.WAL(dir, op)
+		}
+		return false
+	}, release)
+	stalls := make(chan *store.StallError, 4)
+	s, err := OpenRaftStore(dir, RaftStoreOptions{FS: fs, Logger: testLogger(t),
+		Stalls: store.Stalls{MaxSyncDuration: bound, OnStall: func(e *store.StallError) { stalls <- e }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, holding, release, stalls
 }

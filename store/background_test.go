@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -407,7 +406,7 @@ func TestPersistentDirSyncFailureStopsFlushes(t *testing.T) {
 	fs := diskfault.Inject(vfs.NewMem(), func(op errorfs.Op) bool {
 		// The flush's sync (compactAndWrite), not the write-ahead log's
 		// rotation, on which Pebble panics.
-		if op.Kind != errorfs.OpFileSync || filepath.Clean(op.Path) != dir || !failing.Load() || !onStack("pebble/v2.(*DB).compactAndWrite") {
+		if op.Kind != errorfs.OpFileSync || filepath.Clean(op.Path) != dir || !failing.Load() || !diskfault.OnStack("pebble/v2.(*DB).compactAndWrite") {
 			return false
 		}
 		syncs.Add(1)
@@ -471,22 +470,6 @@ func tables(t *testing.T, fs vfs.FS, dir string) []string {
 		}
 	}
 	return out
-}
-
-// onStack reports whether the calling goroutine runs the function named
-// suffix.
-func onStack(suffix string) bool {
-	pcs := make([]uintptr, 64)
-	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
-	for {
-		f, more := frames.Next()
-		if strings.HasSuffix(f.Function, suffix) {
-			return true
-		}
-		if !more {
-			return false
-		}
-	}
 }
 
 // TestDirSyncGate: after a failed sync of the database's directory the

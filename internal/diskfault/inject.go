@@ -1,6 +1,9 @@
 package diskfault
 
 import (
+	"runtime"
+	"strings"
+
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
@@ -30,4 +33,22 @@ func Hold(fs vfs.FS, hold func(op errorfs.Op) bool, release <-chan struct{}) vfs
 		}
 		return nil
 	}))
+}
+
+// OnStack reports whether the calling goroutine runs the function named
+// suffix (its package path's tail and name, "pebble/v2.(*DB).rotateWAL"),
+// above the caller's own frame: an injector tells by it which of Pebble's
+// paths an operation comes from (a write-ahead log's rotation, a flush).
+func OnStack(suffix string) bool {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, suffix) {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }

@@ -758,11 +758,11 @@ func syncedDir(fs vfs.FS, p string) (int, bool) {
 // snapshot store returns). opening says Pebble is opening the database.
 func dirSyncFatal(opening bool) string {
 	switch {
-	case onStack("atomicfs.(*Marker).Move"):
+	case diskfault.OnStack("atomicfs.(*Marker).Move"):
 		return "Pebble panics moving its marker (atomicfs.Marker.Move: fsync errors are unrecoverable)"
-	case onStack("pebble/v2.(*DB).rotateWAL"):
+	case diskfault.OnStack("pebble/v2.(*DB).rotateWAL"):
 		return "Pebble panics creating a new write-ahead log (DB.rotateWAL), with DB.mu unlocked: the process ends"
-	case onStack("pebble/v2.Open"):
+	case diskfault.OnStack("pebble/v2.Open"):
 		// A new write-ahead log, or the directory synced after the
 		// OPTIONS file: Open fails and the node does not start. (Pebble
 		// v2.1.7's failed Open leaves its compaction scheduler's
@@ -773,22 +773,6 @@ func dirSyncFatal(opening bool) string {
 		return "Open waits for the flush of the write-ahead log it replayed, which fails for ever: the store ends the process"
 	}
 	return ""
-}
-
-// onStack reports whether the calling goroutine runs the function named
-// suffix (its package path's tail and name).
-func onStack(suffix string) bool {
-	pcs := make([]uintptr, 64)
-	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
-	for {
-		f, more := frames.Next()
-		if strings.HasSuffix(f.Function, suffix) {
-			return true
-		}
-		if !more {
-			return false
-		}
-	}
 }
 
 // manifest reports whether op is on a MANIFEST of the database in db.
@@ -805,7 +789,7 @@ func manifest(db string, op errorfs.Op) bool {
 // durably blocked, so a sleep there lets the bubble's clock move on. The
 // first MANIFEST of a new database is written with DB.mu held (Open's
 // versionSet.create) and is not slowed.
-func inManifestWriter() bool { return onStack("pebble/v2.(*versionSet).UpdateVersionLocked") }
+func inManifestWriter() bool { return diskfault.OnStack("pebble/v2.(*versionSet).UpdateVersionLocked") }
 
 // slowManifestSync holds a MANIFEST sync back by d.
 func (sn *simNode) slowManifestSync(d time.Duration) {
