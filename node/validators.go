@@ -296,6 +296,10 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 	// is leaving, hands the lead over and the next leader removes it.
 	for _, s := range in.servers {
 		if c, ok := leaving[s.ID]; ok && s.ID != in.self {
+			if ok, why := quorumWithout(in, s.ID); !ok {
+				waits = append(waits, memberWait{id: s.ID, addr: c.Validator.Address, why: why})
+				continue
+			}
 			acts = append(acts, memberAction{kind: actRemove, id: s.ID, addr: c.Validator.Address, name: c.Validator.Name, effective: c.EffectiveHeight,
 				why: fmt.Sprintf("governance proposal %d removes the validator at height %d", c.ProposalID, c.EffectiveHeight)})
 		}
@@ -369,9 +373,41 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 			continue
 		}
 		addr, _ := keys.Address(s.ID)
+		if ok, why := quorumWithout(in, s.ID); !ok {
+			waits = append(waits, memberWait{id: s.ID, addr: addr, why: why})
+			continue
+		}
 		acts = append(acts, memberAction{kind: actRemove, id: s.ID, addr: addr, why: "a voter that is not a validator"})
 	}
 	return acts, waits, nil
+}
+
+// quorumWithout reports whether the voters other than id hold a quorum
+// of members this leader is connected to (itself among them), and if
+// not, why. hashicorp/raft's single-server change takes effect when it
+// is appended, not when it commits: a removal appended while too few of
+// the remaining voters are up can never commit, and once the leader
+// that appended it loses the lead, no node can win an election (its
+// latest configuration asks only those voters; a node restarted fresh
+// after a lost data directory grants no vote until a leader catches it
+// up; the cluster simulator's seed 84 with governance and lost
+// directories, and seed 53 with disk-stall). So the removal waits, and
+// the builder holds the block that applies it, until they are up.
+func quorumWithout(in memberInputs, id raft.ServerID) (bool, string) {
+	var voters, live int
+	for _, s := range in.servers {
+		if s.Suffrage != raft.Voter || s.ID == id {
+			continue
+		}
+		voters++
+		if s.ID == in.self || inputsConnected(in, s.ID) {
+			live++
+		}
+	}
+	if live > voters/2 {
+		return true, ""
+	}
+	return false, fmt.Sprintf("stays a voter while %d of the %d other voters are connected: the configuration without it could not commit its own removal (%d needed)", live, voters, voters/2+1)
 }
 
 func inputsConnected(in memberInputs, id raft.ServerID) bool {

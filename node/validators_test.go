@@ -157,6 +157,14 @@ func TestPlanMembership(t *testing.T) {
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: yes},
 		{name: "removed then added back: leaves first", vals: infos(0, 1, 2), pending: []store.ValidatorChange{remove(2, 50), add(2, 60)},
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: yes, want: []step{{actRemove, 2}}},
+		// Seed 84: a removal appended while the rest had no live quorum
+		// could never commit, and no election could be won after it.
+		{name: "removal waits while the others have no quorum up", vals: infos(0, 1, 2), pending: []store.ValidatorChange{remove(1, 51)},
+			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: func(id raft.ServerID) bool { return id == vs[1].id }, waits: []int{1}},
+		{name: "removal with one of the two others up", vals: infos(0, 1, 2), pending: []store.ValidatorChange{remove(1, 51)},
+			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: func(id raft.ServerID) bool { return id == vs[2].id }, want: []step{{actRemove, 1}}},
+		{name: "stray voter stays while the validators have no quorum up", vals: infos(0, 1, 2),
+			servers: []raft.Server{voter(0), voter(1), voter(2), voter(4)}, connected: no, waits: []int{4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			acts, waits, err := planMembership(memberInputs{self: vs[tc.self].id, validators: tc.vals, pending: tc.pending,
