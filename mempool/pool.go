@@ -209,6 +209,15 @@ func (p *Pool) add(tx *types.Transaction, client bool) (common.Address, error) {
 	n := tx.Nonce()
 	switch {
 	case n < acct.next:
+		// The block applying tx may have landed between HasTx above and
+		// the account's read: that is no refusal but "already applied"
+		// (a follower keeping its copy of a transaction it forwarded
+		// answered its client "could not keep its copy: nonce too low"
+		// for one the leader had already included; e2e
+		// TestClusterTransfersThroughFollower under load).
+		if applied, err := p.state.HasTx(h); err == nil && applied {
+			return from, fmt.Errorf("%w: %s", ErrAlreadyApplied, h)
+		}
 		return from, fmt.Errorf("%w: next nonce %d, tx nonce %d", ErrNonceTooLow, acct.next, n)
 	case n-acct.next >= uint64(p.cfg.MaxPerAccount):
 		return from, fmt.Errorf("%w: tx nonce %d, next nonce %d: at most %d ahead (mempool.max-per-account)", ErrNonceGap, n, acct.next, p.cfg.MaxPerAccount-1)

@@ -616,3 +616,39 @@ func TestExpirePaymentsAdmission(t *testing.T) {
 		t.Fatalf("relayed expirePayments: %v", err)
 	}
 }
+
+// appliedMeanwhile is a state in which the block applying tx lands right
+// after the pool's first HasTx for it: the account's nonce then says too
+// low, and the transaction is in fact applied.
+type appliedMeanwhile struct {
+	*fakeState
+	tx   common.Hash
+	from common.Address
+	once sync.Once
+}
+
+func (s *appliedMeanwhile) HasTx(h common.Hash) (bool, error) {
+	applied, err := s.fakeState.HasTx(h)
+	if h == s.tx {
+		s.once.Do(func() {
+			s.mu.Lock()
+			s.applied[h] = true
+			s.nonces[s.from]++
+			s.mu.Unlock()
+		})
+	}
+	return applied, err
+}
+
+// TestAddAppliedMeanwhile: a transaction applied between the pool's
+// check of applied hashes and its read of the sender's nonce is refused
+// as already applied, not as a nonce too low.
+func TestAddAppliedMeanwhile(t *testing.T) {
+	f := newFixture(t, Config{MaxPerAccount: 16, MaxTotal: 1024})
+	tx := f.tx(0, 0, 1)
+	st := &appliedMeanwhile{fakeState: f.st, tx: tx.Hash(), from: f.keys[0].Address()}
+	pool := New(Config{MaxPerAccount: 16, MaxTotal: 1024}, st, chain.NewSenderCache(chain.NewSigner(chainID), 1024))
+	if _, err := pool.Add(tx); !errors.Is(err, ErrAlreadyApplied) {
+		t.Fatalf("Add of a transaction applied meanwhile: %v, want ErrAlreadyApplied", err)
+	}
+}
