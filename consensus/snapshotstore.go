@@ -348,7 +348,7 @@ func (s *CheckpointStore) reap() error {
 }
 
 func (s *CheckpointStore) readMeta(id string) (*raft.SnapshotMeta, error) {
-	b, err := readFile(s.fs, s.fs.PathJoin(s.dir, id, metaName))
+	b, err := durable.ReadFile(s.fs, s.fs.PathJoin(s.dir, id, metaName))
 	if err != nil {
 		return nil, err
 	}
@@ -938,15 +938,6 @@ func writeFileSync(fs vfs.FS, name string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func readFile(fs vfs.FS, name string) ([]byte, error) {
-	f, err := fs.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
 }
 
 // listSorted lists dir's names in lexical order.

@@ -401,7 +401,7 @@ func (a *adminServer) close() error {
 // 0600) on first start, durably: an empty token file left by a power cut
 // would keep the node from starting.
 func loadOrCreateToken(fsys vfs.FS, path string) ([]byte, error) {
-	b, err := readFile(fsys, path)
+	b, err := durable.ReadFile(fsys, path)
 	if err == nil {
 		t := strings.TrimSpace(string(b))
 		if len(t) < 16 {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/cockroachdb/errors/oserror"
@@ -17,7 +16,7 @@ import (
 // LoadOrCreateKey reads the node key (hex, mode 0600) from path, creating it
 // on first start: the dev validator key for a dev node, a random key otherwise.
 func LoadOrCreateKey(fsys vfs.FS, path string, dev bool) (*crypto.PrivateKey, error) {
-	data, err := readFile(fsys, path)
+	data, err := durable.ReadFile(fsys, path)
 	if err == nil {
 		k, err := crypto.HexToPrivateKey(strings.TrimSpace(string(data)))
 		if err != nil {
@@ -52,14 +51,4 @@ func writeKey(fsys vfs.FS, path string, k *crypto.PrivateKey) error {
 		return fmt.Errorf("node key: %w", err)
 	}
 	return nil
-}
-
-// readFile reads the whole file name on fsys.
-func readFile(fsys vfs.FS, name string) ([]byte, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
 }

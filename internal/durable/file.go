@@ -2,6 +2,7 @@ package durable
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 
@@ -20,7 +21,7 @@ import (
 // never readable with the looser mode Create gives.
 func WriteFile(fs vfs.FS, name string, data []byte, perm os.FileMode) error {
 	tmp := name + ".tmp"
-	if err := writeSynced(fs, tmp, data, perm); err != nil {
+	if err := WriteSynced(fs, tmp, data, perm); err != nil {
 		_ = fs.Remove(tmp)
 		return fmt.Errorf("write %s: %w", name, err)
 	}
@@ -34,7 +35,9 @@ func WriteFile(fs vfs.FS, name string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
-func writeSynced(fs vfs.FS, name string, data []byte, perm os.FileMode) error {
+// WriteSynced writes data to a new file name and syncs the file (not its
+// directory: WriteFile does both), with mode perm as WriteFile sets it.
+func WriteSynced(fs vfs.FS, name string, data []byte, perm os.FileMode) error {
 	f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
@@ -54,4 +57,14 @@ func writeSynced(fs vfs.FS, name string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+// ReadFile reads the whole file name on fs.
+func ReadFile(fs vfs.FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

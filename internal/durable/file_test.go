@@ -30,21 +30,6 @@ func crash(fs *vfs.MemFS) *vfs.MemFS {
 	return fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0, RNG: rand.New(rand.NewPCG(1, 1))})
 }
 
-func readAll(fs vfs.FS, name string) (string, error) {
-	f, err := fs.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	b := make([]byte, st.Size())
-	_, err = f.ReadAt(b, 0)
-	return string(b), err
-}
-
 // TestWriteFileSurvivesCrash: what WriteFile wrote is there, whole, after
 // a power cut; what a plain create-and-write wrote is not (the test would
 // pass without the syncs otherwise).
@@ -72,8 +57,8 @@ func TestWriteFileSurvivesCrash(t *testing.T) {
 			if err := tc.write(fs, "/srv/nodekey", []byte("0xkey\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			got, err := readAll(crash(fs), "/srv/nodekey")
-			if survived := err == nil && got == "0xkey\n"; survived != tc.survive {
+			got, err := ReadFile(crash(fs), "/srv/nodekey")
+			if survived := err == nil && string(got) == "0xkey\n"; survived != tc.survive {
 				t.Fatalf("after a power cut: %q, %v; want it kept: %v", got, err, tc.survive)
 			}
 		})
@@ -99,7 +84,7 @@ func TestWriteFileFailureKeepsOld(t *testing.T) {
 		t.Fatalf("WriteFile on a failing disk: %v, want an error naming the file", err)
 	}
 	for _, m := range []*vfs.MemFS{mem, crash(mem)} {
-		if got, err := readAll(m, "/srv/nodekey"); err != nil || got != "old" {
+		if got, err := ReadFile(m, "/srv/nodekey"); err != nil || string(got) != "old" {
 			t.Fatalf("after the failed write: %q, %v; want the old contents", got, err)
 		}
 	}

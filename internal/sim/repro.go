@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	mrand "math/rand"
 	"math/rand/v2"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/internal/durable"
 )
 
 // What makes a seed replay exactly (docs/architecture.md, "How far a seed
@@ -263,7 +263,7 @@ func crashClone(fs *vfs.MemFS, rng *rand.Rand, keepPercent int) (*vfs.MemFS, err
 	views := []*vfs.MemFS{fs.CrashClone(vfs.CrashCloneCfg{})}
 	for k := 1; k <= len(dirs); k++ {
 		for _, dir := range dirs[k-1] {
-			if err := syncPath(fs, dir); err != nil {
+			if err := durable.SyncDir(fs, dir); err != nil {
 				return nil, fmt.Errorf("crash clone: %w", err)
 			}
 		}
@@ -316,7 +316,7 @@ func (c *cloner) dir(p string, k int) error {
 			}
 		}
 	}
-	return syncPath(c.out, p)
+	return durable.SyncDir(c.out, p)
 }
 
 // node copies the node that q (k deep) names now: a directory through
@@ -333,11 +333,11 @@ func (c *cloner) node(q string, k int) error {
 		}
 		return c.dir(q, k)
 	}
-	data, err := readAll(c.views[k], q)
+	data, err := durable.ReadFile(c.views[k], q)
 	if err != nil {
 		return err
 	}
-	now, err := readAll(c.cur, q)
+	now, err := durable.ReadFile(c.cur, q)
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (c *cloner) node(q string, k int) error {
 		}
 		copy(data[i:], block)
 	}
-	return writeFile(c.out, q, data)
+	return durable.WriteSynced(c.out, q, data, 0o600)
 }
 
 // sameTree reports whether q holds the same names and bytes in a and b.
@@ -365,8 +365,8 @@ func sameTree(a, b *vfs.MemFS, q string) bool {
 		return false
 	}
 	if !fa.IsDir() {
-		da, err1 := readAll(a, q)
-		db, err2 := readAll(b, q)
+		da, err1 := durable.ReadFile(a, q)
+		db, err2 := durable.ReadFile(b, q)
 		return err1 == nil && err2 == nil && bytes.Equal(da, db)
 	}
 	na, err1 := listSorted(a, q)
@@ -389,11 +389,11 @@ func copyTree(src, dst *vfs.MemFS, q string) error {
 		return err
 	}
 	if !fi.IsDir() {
-		data, err := readAll(src, q)
+		data, err := durable.ReadFile(src, q)
 		if err != nil {
 			return err
 		}
-		return writeFile(dst, q, data)
+		return durable.WriteSynced(dst, q, data, 0o600)
 	}
 	if err := dst.MkdirAll(q, 0o755); err != nil {
 		return err
@@ -407,7 +407,7 @@ func copyTree(src, dst *vfs.MemFS, q string) error {
 			return err
 		}
 	}
-	return syncPath(dst, q)
+	return durable.SyncDir(dst, q)
 }
 
 func listSorted(fs *vfs.MemFS, dir string) ([]string, error) {
@@ -420,41 +420,4 @@ func listSorted(fs *vfs.MemFS, dir string) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
-}
-
-func readAll(fs *vfs.MemFS, name string) ([]byte, error) {
-	f, err := fs.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
-}
-
-func writeFile(fs *vfs.MemFS, name string, data []byte) error {
-	f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncPath(fs *vfs.MemFS, dir string) error {
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/tally-ledger/tally/chain"
+	"github.com/tally-ledger/tally/internal/durable"
 	"github.com/tally-ledger/tally/wallet"
 )
 
@@ -40,7 +41,7 @@ func dumpFS(t *testing.T, fs *vfs.MemFS) string {
 				walk(p)
 				continue
 			}
-			data, err := readAll(fs, p)
+			data, err := durable.ReadFile(fs, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +73,7 @@ func mustWrite(t *testing.T, fs *vfs.MemFS, name string, data []byte, sync bool)
 
 func mustSyncDir(t *testing.T, fs *vfs.MemFS, dir string) {
 	t.Helper()
-	if err := syncPath(fs, dir); err != nil {
+	if err := durable.SyncDir(fs, dir); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -150,7 +151,7 @@ func TestCrashCloneMatchesPebble(t *testing.T) {
 		}
 		for p, ok := range allowed {
 			v := "<absent>"
-			if data, err := readAll(got, p); err == nil {
+			if data, err := durable.ReadFile(got, p); err == nil {
 				v = string(data)
 			}
 			if seen[p] == nil {
