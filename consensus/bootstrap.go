@@ -495,6 +495,12 @@ func observedSender(self raft.ServerID, o any) raft.ServerID {
 		id = d.LeaderID
 	case raft.RequestVoteRequest:
 		id = raft.ServerID(d.ID)
+		if id == "" {
+			// promotionVotes hands raft the request of a candidate the
+			// configuration has as a non-voter without its ID; a
+			// validator's server ID is its address.
+			id = raft.ServerID(d.Addr)
+		}
 	case raft.RequestPreVoteRequest:
 		id = raft.ServerID(d.ID)
 	}

@@ -36,12 +36,16 @@ import (
 //
 // It also tells answered (when not nil) of every server whose Raft
 // answered a request (knownMembers: a peer that lost its data directory
-// asks whether it ran before), and answers itself the vote requests a
-// fresh member may not grant yet (votes, voteGate; nil: none).
+// asks whether it ran before), answers itself the vote requests a fresh
+// member may not grant yet (votes, voteGate; nil: none), and has the
+// vote requests of candidates its configuration has as non-voters judged
+// as standard Raft judges them (promoted, promotionVotes; nil: raft's
+// own rules).
 type commitProofTransport struct {
 	raft.Transport
 	answered func(raft.ServerID)
 	votes    *voteGate
+	promoted *promotionVotes
 	// consumer is what raft reads its requests from: the wrapped
 	// transport's own when it takes receivedProven itself
 	// (RequestFilterer), otherwise a relay (relayProven) started at the
@@ -66,13 +70,14 @@ type RequestFilterer interface {
 }
 
 // withCommitProof wraps t so that the AppendEntries requests it sends and
-// those it receives carry only a proven commit index, and the vote
-// requests votes may not grant are refused before raft sees them,
+// those it receives carry only a proven commit index, the vote requests
+// votes may not grant are refused before raft sees them, and those of
+// candidates the configuration has as non-voters go through promoted,
 // keeping pre-vote exactly as t has it. The result can always be closed
 // (raft closes its transport at shutdown): that ends the relay, then
 // closes t if t can be.
-func withCommitProof(t raft.Transport, answered func(raft.ServerID), votes *voteGate) raft.Transport {
-	base := &commitProofTransport{Transport: t, answered: answered, votes: votes, stop: make(chan struct{})}
+func withCommitProof(t raft.Transport, answered func(raft.ServerID), votes *voteGate, promoted *promotionVotes) raft.Transport {
+	base := &commitProofTransport{Transport: t, answered: answered, votes: votes, promoted: promoted, stop: make(chan struct{})}
 	if f, ok := t.(RequestFilterer); ok {
 		f.FilterRequests(base.receive)
 		base.filtered = true
@@ -111,10 +116,15 @@ func (t *commitProofTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
 }
 
 // receive is the receiving side's rules, for every request raft is to
-// be handed: a vote the node may not grant is answered here (false), an
+// be handed: a vote the node may not grant is answered here (false), as
+// is a pre-vote of a candidate the configuration has as a non-voter; an
 // AppendEntries request carries only a proven commit index.
 func (t *commitProofTransport) receive(rpc raft.RPC) (raft.RPC, bool) {
 	if t.votes.refuse(rpc) {
+		return rpc, false
+	}
+	rpc, pass := t.promoted.admit(rpc)
+	if !pass {
 		return rpc, false
 	}
 	return receivedProven(rpc), true

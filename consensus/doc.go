@@ -34,7 +34,11 @@
 // follower holds, neither when it is sent nor when it is received:
 // hashicorp/raft's follower commits up to its own last index, and a
 // deposed leader would otherwise apply blocks of its own that were never
-// committed.
+// committed. The same wrapper has the vote requests of a candidate the
+// node's configuration has as a non-voter (a promotion it has not
+// received yet) judged by terms and logs, as the Raft paper does
+// (promotionVotes, promotedvotes.go): hashicorp/raft refuses them, which
+// left a cluster with one voter lost and one stale without a leader.
 //
 // A disk that fails under the Raft log (Pebble's fatal commit error, or a
 // read's error) is not a crash: RaftStore turns it into ErrDiskFailed and

@@ -312,7 +312,8 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		e.closeStores()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
-	trans := withCommitProof(cfg.Transport, e.known.sawServer, votes)
+	promoted := newPromotionVotes(cfg.LocalID, cfg.Transport.LocalAddr())
+	trans := withCommitProof(cfg.Transport, e.known.sawServer, votes, promoted)
 	r, err := newRaft(rc, e.FSM, logStore, snaps, trans)
 	if err != nil {
 		stopRelay(trans)
@@ -320,6 +321,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	votes.started(r)
+	promoted.started(r)
 	e.votes = votes
 	e.Raft = r
 	builder.proposer = r

@@ -114,19 +114,28 @@ func TestFreshMemberVotesOnceCaughtUp(t *testing.T) {
 // with the transport of a peer "c" connected to it.
 func startFreshMember(t *testing.T, store *RaftStore, gate *voteGate) (*raft.Raft, *raft.InmemTransport) {
 	t.Helper()
+	r, ctrans := startMember(t, store, time.Minute, func(trans raft.Transport) raft.Transport { return withCommitProof(trans, nil, gate, nil) })
+	gate.started(r)
+	return r, ctrans
+}
+
+// startMember starts a Raft node "f" on store over a transport wrap
+// wraps, and returns it with the transport of a peer "c" connected to
+// it. heartbeat is the node's heartbeat and election timeout: a minute
+// keeps it from campaigning while a test runs.
+func startMember(t *testing.T, store *RaftStore, heartbeat time.Duration, wrap func(raft.Transport) raft.Transport) (*raft.Raft, *raft.InmemTransport) {
+	t.Helper()
 	_, ftrans := raft.NewInmemTransportWithTimeout("f", 10*time.Second)
 	_, ctrans := raft.NewInmemTransportWithTimeout("c", 10*time.Second)
 	ctrans.Connect("f", ftrans)
 	conf := raft.DefaultConfig()
 	conf.LocalID = "f"
-	// No election while the test runs: the node only answers.
-	conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = time.Minute, time.Minute, time.Second
+	conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = heartbeat, heartbeat, heartbeat/2
 	conf.Logger = hclog.NewNullLogger()
-	r, err := raft.NewRaft(conf, &logFSM{}, store, store, raft.NewInmemSnapshotStore(), withCommitProof(ftrans, nil, gate))
+	r, err := raft.NewRaft(conf, &logFSM{}, store, store, raft.NewInmemSnapshotStore(), wrap(ftrans))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate.started(r)
 	t.Cleanup(func() {
 		r.Shutdown().Error()
 		store.Close()
