@@ -80,17 +80,7 @@ func TestFreshMemberVotesOnceCaughtUp(t *testing.T) {
 			}
 			// The leader of term 4 sends the log (its configuration, then
 			// blocks of term 4), committed up to its last entry.
-			servers := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: "l", Address: "l"}, {Suffrage: raft.Voter, ID: "f", Address: "f"}, {Suffrage: raft.Voter, ID: "c", Address: "c"}}}
-			entries := []*raft.Log{{Index: 1, Term: 4, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(servers)}}
-			for i := uint64(2); i <= 12; i++ {
-				entries = append(entries, &raft.Log{Index: i, Term: 4, Type: raft.LogCommand, Data: fmt.Appendf(nil, "block %d", i)})
-			}
-			req := raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte("l")},
-				Term: 4, Entries: entries, LeaderCommitIndex: 12}
-			var resp raft.AppendEntriesResponse
-			if err := cand.AppendEntries("f", "f", &req, &resp); err != nil || !resp.Success {
-				t.Fatalf("append: %v, %+v", err, resp)
-			}
+			sendLeaderLog(t, cand, raft.Voter)
 			// Raft refuses any other candidate while it has a leader: the
 			// leader's own campaign for a new term is asked.
 			if got := vote("l", 5, 11, 4); got {
@@ -106,6 +96,24 @@ func TestFreshMemberVotesOnceCaughtUp(t *testing.T) {
 				t.Fatalf("gate after a restart once caught up: %v, %v", g, err)
 			}
 		})
+	}
+}
+
+// sendLeaderLog has the leader "l" of term 4 send node "f" over c its
+// log: a configuration where l and f vote and c has suffrage c, then
+// blocks up to index 12, all committed.
+func sendLeaderLog(t *testing.T, c *raft.InmemTransport, suffrage raft.ServerSuffrage) {
+	t.Helper()
+	servers := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: "l", Address: "l"}, {Suffrage: raft.Voter, ID: "f", Address: "f"}, {Suffrage: suffrage, ID: "c", Address: "c"}}}
+	entries := []*raft.Log{{Index: 1, Term: 4, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(servers)}}
+	for i := uint64(2); i <= 12; i++ {
+		entries = append(entries, &raft.Log{Index: i, Term: 4, Type: raft.LogCommand, Data: fmt.Appendf(nil, "block %d", i)})
+	}
+	req := raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte("l")},
+		Term: 4, Entries: entries, LeaderCommitIndex: 12}
+	var resp raft.AppendEntriesResponse
+	if err := c.AppendEntries("f", "f", &req, &resp); err != nil || !resp.Success {
+		t.Fatalf("append: %v, %+v", err, resp)
 	}
 }
 

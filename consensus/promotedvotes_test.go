@@ -207,17 +207,7 @@ func TestPromotionVotesRules(t *testing.T) {
 			promoted.started(r)
 			// The leader l of term 4 sends its log: l and f vote, c does
 			// not; entries up to 12, all committed.
-			servers := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: "l", Address: "l"}, {Suffrage: raft.Voter, ID: "f", Address: "f"}, {Suffrage: raft.Nonvoter, ID: "c", Address: "c"}}}
-			entries := []*raft.Log{{Index: 1, Term: 4, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(servers)}}
-			for i := uint64(2); i <= 12; i++ {
-				entries = append(entries, &raft.Log{Index: i, Term: 4, Type: raft.LogCommand, Data: fmt.Appendf(nil, "block %d", i)})
-			}
-			app := raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte("l")},
-				Term: 4, Entries: entries, LeaderCommitIndex: 12}
-			var appResp raft.AppendEntriesResponse
-			if err := cand.AppendEntries("f", "f", &app, &appResp); err != nil || !appResp.Success {
-				t.Fatalf("append: %v, %+v", err, appResp)
-			}
+			sendLeaderLog(t, cand, raft.Nonvoter)
 			type row struct {
 				name                      string
 				vote                      bool // a vote, not a pre-vote
