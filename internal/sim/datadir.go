@@ -118,6 +118,7 @@ func (s *Sim) dataDirLost() error {
 	s.inv.crashed(sn)
 	sn.fs = vfs.NewCrashableMem()
 	sn.repairDisk() // a new disk: none of the old one's faults
+	sn.stall.until.Store(0)
 	// Its state went with the directory: the new instance starts at
 	// genesis and must apply the whole chain again.
 	sn.checked = 0

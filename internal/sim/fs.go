@@ -106,6 +106,11 @@ type instance struct {
 	// log it replayed, which a failing sstable write makes Pebble retry
 	// for ever: the store ends the process (store's background.go).
 	opening [2]atomic.Bool
+	// starting says the instance is starting (simNode.start), when a
+	// disk stall holds nothing back; onStalledDisk that it started while
+	// its node's disk stalled (stall.go).
+	starting      atomic.Bool
+	onStalledDisk bool
 }
 
 // death is how an instance's process ended on a fatal disk error: why,
@@ -284,7 +289,7 @@ func (s *Sim) slowDisk() {
 // a committer (the FSM) would wait on a sync.Mutex while the sync sleeps
 // on the bubble's clock, which never moves then (seed 178 deadlocked).
 func (sn *simNode) fillMemtable() {
-	if sn.diskErr.Load() || sn.slow.latency() > 0 || sn.stall.active(sn.inst.Load()) {
+	if sn.diskErr.Load() || sn.slow.latency() > 0 || sn.stall.active() {
 		return
 	}
 	if err := sn.db.StartFlush(); err != nil {

@@ -150,8 +150,13 @@ func (e *diedError) Error() string { return "its process ended: " + e.d.reason }
 // start opens the node's stores on its file system and starts consensus.
 func (sn *simNode) start(net *network) (err error) {
 	sn.epoch++
-	inst := &instance{fs: sn.fs, net: net}
+	inst := &instance{fs: sn.fs, net: net, onStalledDisk: sn.stall.active()}
+	inst.starting.Store(true)
 	sn.inst.Store(inst)
+	defer func() {
+		inst.starting.Store(false)
+		sn.started(inst, err)
+	}()
 	defer func() {
 		d := inst.death.Load()
 		if d == nil {

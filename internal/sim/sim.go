@@ -112,6 +112,12 @@ type Result struct {
 	// (store.max-sync-duration: its process ended), StalledLeadsMoved
 	// those of a leader whose lead another node took (stall.go).
 	DiskStalls, StalledLeadsMoved int
+	// StalledStarts counts the starts on a disk that still stalled that
+	// the node's watch ended again; StallRecoveries the starts after the
+	// watch ended a process whose instance ran on past the stall's end,
+	// StallRecoveriesStalled those of them started while the disk still
+	// stalled (stall.go).
+	StalledStarts, StallRecoveries, StallRecoveriesStalled int
 	// Certs counts the commit certificates the canonical chain carries
 	// (the vote collection at work).
 	Certs int
@@ -451,6 +457,9 @@ func (s *Sim) run() error {
 		if err := s.inv.check(false); err != nil {
 			return err
 		}
+		if err := s.serviceRestarts(); err != nil {
+			return err
+		}
 		s.watchManifest()
 		if err := s.event(); err != nil {
 			return err
@@ -491,6 +500,11 @@ func (s *Sim) settle() error {
 		}
 	}
 	deadline := time.Now().Add(settleTime)
+	if end := s.stallEnd(); !end.IsZero() {
+		// A disk that still stalls ends the node's every start until it
+		// answers (stall.go): the node catches up after that.
+		deadline = end.Add(settleTime)
+	}
 	target := uint64(0)
 	for time.Now().Before(deadline) {
 		synctest.Wait()
@@ -517,7 +531,10 @@ func (s *Sim) settle() error {
 			target = s.inv.height + 1
 		}
 		s.watchManifest()
-		if target > 0 && s.inv.height >= target && s.inv.allAt(s.inv.height) && s.inv.setSettled() {
+		// A node on a disk that still stalls may have applied the whole
+		// chain from its own log (its state database answers): the run
+		// ends once it ran on past the stall.
+		if target > 0 && s.inv.height >= target && s.inv.allAt(s.inv.height) && s.inv.setSettled() && s.stallEnd().IsZero() {
 			break
 		}
 		if !s.cl.step() && !s.deliverOne(false) {
@@ -549,7 +566,7 @@ func (s *Sim) settle() error {
 		s.res.JournalRewrites += int(sn.journalRewrites.Load())
 	}
 	s.countSnapshots()
-	s.res.DiskStalls, s.res.StalledLeadsMoved = s.stallResult()
+	s.res.DiskStalls, s.res.StalledLeadsMoved, s.res.StalledStarts, s.res.StallRecoveries, s.res.StallRecoveriesStalled = s.stallResult()
 	for h := uint64(1); h <= s.inv.height; h++ {
 		c := s.inv.canon[h]
 		s.trace.Write(c.hash[:])
@@ -875,8 +892,8 @@ func (s *Sim) dumpNodes() {
 
 // String summarises a result on one line.
 func (r *Result) String() string {
-	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), %d journal rewrites, faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed (%d of a data directory's parent), %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths (%d stalls, %d leads moved), %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir (%d of added validators, %d after waiting for peers), %d fresh starts, trace %x",
-		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.JournalRewrites, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ParentSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskStalls, r.StalledLeadsMoved, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused+r.DataDirLostWaited, r.DataDirLostAdded, r.DataDirLostWaited, r.FreshStarts, r.TraceHash[:8])
+	return fmt.Sprintf("%d steps, %s simulated, height %d, %d txs, %d certificates, %d messages, %d checks, %d attacks refused, %d snapshots (%d installed), %d journal rewrites, faults %v, %d slow syncs (%d of sstables, %s), %d directory syncs failed (%d of a data directory's parent), %d MANIFEST syncs slowed (%s; %d blocks meanwhile, longest wait %s), %d disk halts, %d disk deaths (%d stalls, %d leads moved, %d starts on a stalled disk, %d recoveries (%d started on it)), %d starts failed on a failing disk, %d starts refused on a lost Raft dir, %d on a lost data dir (%d of added validators, %d after waiting for peers), %d fresh starts, trace %x",
+		r.Steps, r.SimTime.Round(time.Millisecond), r.Height, r.Txs, r.Certs, r.Delivered, r.Checks, r.Refused, r.Snapshots, r.Installs, r.JournalRewrites, r.Faults, r.SlowSyncs, r.SlowTableSyncs, r.DiskStall.Round(time.Millisecond), r.DirSyncsFailed, r.ParentSyncsFailed, r.ManifestSyncs, r.ManifestStall.Round(time.Millisecond), r.ManifestBlocks, r.ManifestMaxGap.Round(time.Millisecond), r.DiskHalts, r.DiskDeaths, r.DiskStalls, r.StalledLeadsMoved, r.StalledStarts, r.StallRecoveries, r.StallRecoveriesStalled, r.DiskRefusals, r.RaftLostRefused, r.DataDirLostRefused+r.DataDirLostWaited, r.DataDirLostAdded, r.DataDirLostWaited, r.FreshStarts, r.TraceHash[:8])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
