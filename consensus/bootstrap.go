@@ -390,15 +390,31 @@ func checkBootstrap(cfg Config) (BootstrapVerdict, error) {
 // DecideBootstrap). The record is written once per validator and
 // process, with a synced write of the stable store of its own (about
 // 0.6 ms on a loaded 2-core machine's disk: BenchmarkKnownMemberRecord),
-// so it survives a crash once written. A leader's or candidate's record
-// is written by record after raft handled (and answered) its request: a
-// crash in between forgets it (docs/cluster.md).
+// so it survives a crash once written. A leader's or a candidate's
+// record is durable before this node's answer to its request leaves
+// (heard, the transport's receiving side): a crash after raft persisted
+// a vote or an acknowledged entry, before the record, loses the answer
+// too, so every vote and acknowledgement a leader counted comes from a
+// peer that remembers it ran.
 type knownMembers struct {
 	mu    sync.Mutex
 	known map[common.Address]bool
-	// ids are the server ids already recorded: sawServer runs on every
-	// heartbeat and replication, and maps an id only the first time.
-	ids   map[raft.ServerID]bool
+	// writing holds, for each address whose record is being written, a
+	// channel closed once the write ended (guarded by mu): a second
+	// writer waits on it instead of returning before the record is
+	// durable. A channel, not a mutex: in the cluster simulator's bubble
+	// a goroutine waiting on a mutex is not durably blocked, and the
+	// write can wait on a disk's slow sync.
+	writing map[common.Address]chan struct{}
+	// ids are the server ids already recorded durably: sawServer runs on
+	// every heartbeat and replication, and maps an id only the first
+	// time.
+	ids map[raft.ServerID]bool
+	// waits holds, for each server id whose record heard asked for and
+	// record has not yet made durable, a channel closed once it is
+	// (guarded by mu). A failed write leaves it open: the node halts,
+	// and the answers held for it are never sent.
+	waits map[raft.ServerID]chan struct{}
 	store *RaftStore
 	// address maps a server id to its validator address (Config.Address).
 	address func(raft.ServerID) (common.Address, error)
@@ -413,21 +429,62 @@ type knownMembers struct {
 func knownKey(a common.Address) []byte { return append([]byte("tally-member/"), a.Bytes()...) }
 
 // sawServer records that server id's Raft ran: it answered an RPC of
-// this node's, or sent it one.
+// this node's, or sent it one. It returns once the record is durable,
+// or its write failed.
 func (k *knownMembers) sawServer(id raft.ServerID) {
 	if k.address == nil {
 		return
 	}
 	k.mu.Lock()
 	done := k.ids[id]
-	k.ids[id] = true
 	k.mu.Unlock()
 	if done {
 		return
 	}
 	if a, err := k.address(id); err == nil {
-		k.saw(a)
+		if k.saw(a) != nil {
+			return
+		}
 	}
+	// Recorded, or not a validator (nothing to record).
+	k.mu.Lock()
+	k.ids[id] = true
+	if ch := k.waits[id]; ch != nil {
+		close(ch)
+		delete(k.waits, id)
+	}
+	k.mu.Unlock()
+}
+
+// heard notes that server id's Raft sent this node a request raft is to
+// answer, and returns a channel closed once id's record is durable, or
+// nil if it already is: the transport holds raft's answer until then
+// (commitProofTransport.holdAnswer). The record goroutine writes it.
+func (k *knownMembers) heard(id raft.ServerID) <-chan struct{} {
+	if k.address == nil || id == "" {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.ids[id] {
+		return nil
+	}
+	ch := k.waits[id]
+	if ch == nil {
+		if k.waits == nil {
+			k.waits = map[raft.ServerID]chan struct{}{}
+		}
+		ch = make(chan struct{})
+		k.waits[id] = ch
+		if !slices.Contains(k.observedIDs, id) {
+			k.observedIDs = append(k.observedIDs, id)
+		}
+		select {
+		case k.wake <- struct{}{}:
+		default:
+		}
+	}
+	return ch
 }
 
 // observer records the servers whose Raft sent this node a request,
@@ -529,20 +586,40 @@ func (k *knownMembers) signed(certs []*chain.Certificate, chainID uint64) {
 	}
 }
 
-// saw records that validator a's Raft ran.
-func (k *knownMembers) saw(a common.Address) {
-	k.mu.Lock()
-	if k.known[a] {
+// saw records that validator a's Raft ran, and returns once the record
+// is durable (nil) or its write failed.
+func (k *knownMembers) saw(a common.Address) error {
+	for {
+		k.mu.Lock()
+		if k.known[a] {
+			k.mu.Unlock()
+			return nil
+		}
+		if ch := k.writing[a]; ch != nil {
+			k.mu.Unlock()
+			<-ch // then known, or the write failed: try again
+			continue
+		}
+		if k.writing == nil {
+			k.writing = map[common.Address]chan struct{}{}
+		}
+		ch := make(chan struct{})
+		k.writing[a] = ch
 		k.mu.Unlock()
-		return
-	}
-	k.known[a] = true
-	k.mu.Unlock()
-	if _, err := k.store.Get(knownKey(a)); err == nil {
-		return
-	}
-	if err := k.store.Set(knownKey(a), []byte{1}); err != nil {
-		k.log.Warn("raft: record a validator seen running", "address", a, "err", err)
+		var err error
+		if _, err = k.store.Get(knownKey(a)); err != nil {
+			if err = k.store.Set(knownKey(a), []byte{1}); err != nil {
+				k.log.Warn("raft: record a validator seen running", "address", a, "err", err)
+			}
+		}
+		k.mu.Lock()
+		delete(k.writing, a)
+		if err == nil {
+			k.known[a] = true
+		}
+		close(ch)
+		k.mu.Unlock()
+		return err
 	}
 }
 

@@ -4,18 +4,23 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/big"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/hashicorp/raft"
 
 	"github.com/tally-ledger/tally/chain"
 	"github.com/tally-ledger/tally/genesis"
+	"github.com/tally-ledger/tally/internal/diskfault"
 	"github.com/tally-ledger/tally/internal/durable"
 	"github.com/tally-ledger/tally/mempool"
 )
@@ -488,5 +493,101 @@ func BenchmarkKnownMemberRecord(b *testing.B) {
 		var a common.Address
 		binary.BigEndian.PutUint64(a[:8], uint64(i))
 		k.saw(a)
+	}
+}
+
+// TestAnswerWaitsForSendersRecord: a candidate's vote request reaches a
+// node whose disk holds the sync of the candidate's record back. Raft
+// grants the vote and persists it, but the answer leaves only once the
+// record is durable: a crash before that loses the answer with the
+// record, so the candidate never counts a vote from a peer that would
+// not remember it ran (it could come back on a lost data directory and
+// be let in by that peer). Without heard (the transport's rule) the
+// answer leaves while the record is not written.
+func TestAnswerWaitsForSendersRecord(t *testing.T) {
+	for _, rule := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rule=%v", rule), func(t *testing.T) {
+			mem := vfs.NewCrashableMem()
+			var holding atomic.Bool
+			release := make(chan struct{})
+			fs := diskfault.Hold(mem, func(op errorfs.Op) bool {
+				return holding.Load() && (op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData || op.Kind == errorfs.OpFileSyncTo)
+			}, release)
+			records, err := OpenRaftStore("/records/log", RaftStoreOptions{FS: fs, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer records.Close()
+			releaseAll := sync.OnceFunc(func() { close(release) })
+			defer releaseAll() // before Close, which syncs
+			addrOf := func(id raft.ServerID) (common.Address, error) { return common.HexToAddress(string(id)), nil }
+			k := &knownMembers{known: map[common.Address]bool{}, ids: map[raft.ServerID]bool{}, store: records, address: addrOf,
+				log: testLogger(t), wake: make(chan struct{}, 1)}
+			stop, done := make(chan struct{}), make(chan struct{})
+			go func() { defer close(done); k.record(stop) }()
+			defer func() { close(stop); <-done }()
+
+			raftStore, err := OpenRaftStore("/raft/log", RaftStoreOptions{FS: vfs.NewMem(), Logger: testLogger(t), NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rules := memberRules{}
+			if rule {
+				rules.heard = k.heard
+			}
+			_, peer := startMember(t, raftStore, time.Minute, func(trans raft.Transport) raft.Transport { return withCommitProof(trans, rules) })
+
+			holding.Store(true)
+			cand := common.Address{7}
+			req := raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(cand.Hex()), Addr: []byte(cand.Hex())},
+				Term: 3, LastLogIndex: 5, LastLogTerm: 2}
+			answered := make(chan raft.RequestVoteResponse, 1)
+			go func() {
+				var resp raft.RequestVoteResponse
+				if err := peer.RequestVote("f", "f", &req, &resp); err != nil {
+					t.Error(err)
+				}
+				answered <- resp
+			}()
+			// Raft persists its vote (no configuration yet: it grants).
+			waitFor(t, 10*time.Second, "raft's persisted vote", func() bool { v, err := raftStore.GetUint64([]byte("LastVoteTerm")); return err == nil && v == 3 })
+			select {
+			case resp := <-answered:
+				if rule {
+					t.Fatalf("the vote (granted %v) left before the candidate's record was durable", resp.Granted)
+				}
+				if _, err := records.Get(knownKey(cand)); err == nil {
+					t.Fatal("the record was written with its sync held")
+				}
+				return // without the rule: the hazard
+			case <-time.After(300 * time.Millisecond):
+				if !rule {
+					t.Fatal("without the rule the answer did not leave")
+				}
+			}
+			// A crash now: the record is lost, and so is the answer.
+			crashed := mem.CrashClone(vfs.CrashCloneCfg{})
+			after, err := OpenRaftStore("/records/log", RaftStoreOptions{FS: crashed, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := after.Get(knownKey(cand)); err == nil {
+				t.Fatal("the record was durable while its sync was held")
+			}
+			after.Close()
+			holding.Store(false)
+			releaseAll()
+			select {
+			case resp := <-answered:
+				if !resp.Granted {
+					t.Fatal("the vote was refused")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the answer never left once the record was durable")
+			}
+			if !k.knows(cand) {
+				t.Fatal("the candidate is not recorded")
+			}
+		})
 	}
 }

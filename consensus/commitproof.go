@@ -34,18 +34,10 @@ import (
 // that carries or checks those entries; the leader's commit timeout sends
 // one while its commit index is ahead (replication.go:169-171).
 //
-// It also tells answered (when not nil) of every server whose Raft
-// answered a request (knownMembers: a peer that lost its data directory
-// asks whether it ran before), answers itself the vote requests a fresh
-// member may not grant yet (votes, voteGate; nil: none), and has the
-// vote requests of candidates its configuration has as non-voters judged
-// as standard Raft judges them (promoted, promotionVotes; nil: raft's
-// own rules).
+// It also applies the node's other rules at the transport (memberRules).
 type commitProofTransport struct {
 	raft.Transport
-	answered func(raft.ServerID)
-	votes    *voteGate
-	promoted *promotionVotes
+	memberRules
 	// consumer is what raft reads its requests from: the wrapped
 	// transport's own when it takes receivedProven itself
 	// (RequestFilterer), otherwise a relay (relayProven) started at the
@@ -69,15 +61,33 @@ type RequestFilterer interface {
 	FilterRequests(filter func(rpc raft.RPC) (raft.RPC, bool))
 }
 
+// memberRules are the rules of the node's Raft membership that the
+// transport applies; a zero field applies none.
+type memberRules struct {
+	// answered is told of every server whose Raft answered a request
+	// (knownMembers.sawServer: a peer that lost its data directory asks
+	// whether it ran before), before raft sees the answer.
+	answered func(raft.ServerID)
+	// heard is told of every server whose Raft sent a request that raft
+	// answers with a vote or an acknowledgement, and returns a channel
+	// closed once that server's record is durable (nil: it is):
+	// raft's answer leaves only then (knownMembers.heard).
+	heard func(raft.ServerID) <-chan struct{}
+	// votes answers the vote requests a fresh member may not grant yet
+	// (voteGate).
+	votes *voteGate
+	// promoted has the vote requests of candidates the configuration has
+	// as non-voters judged as standard Raft judges them (promotionVotes).
+	promoted *promotionVotes
+}
+
 // withCommitProof wraps t so that the AppendEntries requests it sends and
-// those it receives carry only a proven commit index, the vote requests
-// votes may not grant are refused before raft sees them, and those of
-// candidates the configuration has as non-voters go through promoted,
+// those it receives carry only a proven commit index, and rules apply,
 // keeping pre-vote exactly as t has it. The result can always be closed
-// (raft closes its transport at shutdown): that ends the relay, then
-// closes t if t can be.
-func withCommitProof(t raft.Transport, answered func(raft.ServerID), votes *voteGate, promoted *promotionVotes) raft.Transport {
-	base := &commitProofTransport{Transport: t, answered: answered, votes: votes, promoted: promoted, stop: make(chan struct{})}
+// (raft closes its transport at shutdown): that ends the relay and the
+// answers held, then closes t if t can be.
+func withCommitProof(t raft.Transport, rules memberRules) raft.Transport {
+	base := &commitProofTransport{Transport: t, memberRules: rules, stop: make(chan struct{})}
 	if f, ok := t.(RequestFilterer); ok {
 		f.FilterRequests(base.receive)
 		base.filtered = true
@@ -127,7 +137,58 @@ func (t *commitProofTransport) receive(rpc raft.RPC) (raft.RPC, bool) {
 	if !pass {
 		return rpc, false
 	}
+	if t.heard != nil {
+		if recorded := t.heard(answeredSender(rpc)); recorded != nil {
+			rpc = t.holdAnswer(rpc, recorded)
+		}
+	}
 	return receivedProven(rpc), true
+}
+
+// answeredSender is the server whose request rpc is, when raft's answer
+// to it can be a vote or an acknowledgement of entries (a vote, an
+// AppendEntries or a snapshot install); "" otherwise (a pre-vote grants
+// nothing raft keeps). A vote request that promotionVotes stripped of its
+// ID names the candidate by its address, which is its ID in Tally.
+func answeredSender(rpc raft.RPC) raft.ServerID {
+	var h raft.RPCHeader
+	switch req := rpc.Command.(type) {
+	case *raft.AppendEntriesRequest:
+		h = req.RPCHeader
+	case *raft.RequestVoteRequest:
+		h = req.RPCHeader
+	case *raft.InstallSnapshotRequest:
+		h = req.RPCHeader
+	default:
+		return ""
+	}
+	if len(h.ID) == 0 {
+		return raft.ServerID(h.Addr)
+	}
+	return raft.ServerID(h.ID)
+}
+
+// holdAnswer returns rpc with raft's answer held back until recorded is
+// closed, or dropped when the transport closes first (the sender's call
+// then fails, as when the node goes down before it answers).
+func (t *commitProofTransport) holdAnswer(rpc raft.RPC, recorded <-chan struct{}) raft.RPC {
+	out := rpc.RespChan
+	in := make(chan raft.RPCResponse, 1)
+	rpc.RespChan = in
+	go func() {
+		var r raft.RPCResponse
+		select {
+		case r = <-in:
+		case <-t.stop:
+			return
+		}
+		select {
+		case <-recorded:
+			out <- r
+		case <-t.stop:
+		}
+	}()
+	return rpc
 }
 
 // Close implements raft.WithClose: it ends the relay, then closes the
