@@ -87,6 +87,20 @@ type Stalls struct {
 	OnStall func(*StallError)
 }
 
+// Watch wraps fs with the same watch as a database's, for the node's
+// disk operations outside its databases; the closer stops it (with no
+// bound it returns fs as it is). A start syncs the ancestors of its data
+// directory, Raft directory and snapshot store (durable.MkdirAll) before
+// either database opens its watched file system: on a disk that still
+// stalls, a start that does them on fs as it is hangs there, without an
+// ALARM and without ending, for as long as the disk stalls, where through
+// Watch it ends within the bound like any other stalled operation
+// (TestWatchedMkdirAllOnStalledDisk). dir names what is watched in the
+// ALARM (StallError.Dir).
+func (s Stalls) Watch(fs vfs.FS, dir string, log *slog.Logger) (vfs.FS, io.Closer) {
+	return s.watch(fs, dir, log)
+}
+
 // watch wraps fs, the file system of the database in dir, with Pebble's
 // disk-health checks; the closer stops them once the database is closed.
 // With no bound it returns fs as it is.
