@@ -491,6 +491,11 @@ func (s *Sim) settle() error {
 		sn.repairDisk()
 		sn.slow.clear()
 		sn.dirs.slowManifest.clear()
+		if sn.stall.active() {
+			d := minSettleStall + time.Duration(s.rng.Int64N(int64(maxSettleStall-minSettleStall)))
+			sn.stall.settle(d)
+			s.record("n%d's disk stalls for %s more", sn.id, time.Until(time.Unix(0, sn.stall.until.Load())))
+		}
 	}
 	for _, sn := range s.nodes {
 		if !sn.up {
