@@ -493,8 +493,10 @@ func (s *Sim) powerCut(sn *simNode, rng *rand.Rand) {
 // last entries from the sstables (Pebble flushes the replayed write-ahead
 // log at Open): its start fails with the disk's error. Otherwise the
 // log's memtable is flushed, as a full one is (4 MiB, which a run seldom
-// writes; not while the log's writes fail or its disk is slow, as in
-// fillMemtable), so that the entries it held are read from the disk: the
+// writes; not while the log's writes fail or its disk is slow or
+// stalled, as in fillMemtable: seed 684 deadlocked on a rotation waiting
+// for a stalled sync under Pebble's commit mutex, which the stall probe's
+// write waited on), so that the entries it held are read from the disk: the
 // leader's replication to a follower behind it, a follower's entries it
 // learns committed, the leader's gauge of its oldest entry (every 10 s).
 func (s *Sim) raftReadError() error {
@@ -506,7 +508,7 @@ func (s *Sim) raftReadError() error {
 	s.count(FaultRaftReadError)
 	s.record("%s n%d", FaultRaftReadError, sn.id)
 	if s.rng.IntN(2) == 0 {
-		if sn.raftDiskErr.Load() || sn.slow.latency() > 0 {
+		if sn.raftDiskErr.Load() || sn.slow.latency() > 0 || sn.stall.active() {
 			return nil
 		}
 		if err := sn.engine.StartRaftLogFlush(); err != nil {
