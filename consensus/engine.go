@@ -154,7 +154,15 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 	if fs == nil {
 		fs = vfs.Default
 	}
-	if err := durable.MkdirAll(fs, cfg.Dir); err != nil {
+	// The Raft directory's ancestors are synced before the Raft store
+	// watches the disk: watched here too, so that a start on a disk that
+	// still stalls ends within the bound (store.Stalls) instead of
+	// hanging unreported (TestStartOnStalledDiskEnds). The snapshot store
+	// is made once the Raft store's probe watches the same disk.
+	watched, unwatch := cfg.Stalls.Watch(fs, cfg.Dir, cfg.Logger)
+	err := durable.MkdirAll(watched, cfg.Dir)
+	unwatch.Close()
+	if err != nil {
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
 	e := &Engine{cfg: cfg, notify: make(chan bool, 16), halts: make(chan struct{}, 1), leave: make(chan struct{}, 1), log: cfg.Logger,

@@ -87,6 +87,15 @@ func openPoolJournal(fs vfs.FS, path string, noSync bool) (*poolJournal, [][]byt
 		f.Close()
 		return nil, nil, fmt.Errorf("pool journal: %w", err)
 	}
+	// The file may be new (a first start, a journal removed), or made by
+	// an earlier start whose entry was never synced: the records synced
+	// into it survive a power cut only with its directory's entry.
+	if !noSync {
+		if err := durable.SyncDir(fs, fs.PathDir(path)); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("pool journal: %w", err)
+		}
+	}
 	j := &poolJournal{fs: fs, path: path, noSync: noSync, f: f, size: fi.Size(), compactMin: journalCompactMin}
 	j.cond = sync.NewCond(&j.mu)
 	return j, raws, nil

@@ -96,17 +96,25 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("key datadir: required")
 	}
-	// Synced into its parent: a power cut after the first start must not
-	// take the data dir away with the synced state and Raft log inside.
-	if err := durable.MkdirAll(vfs.Default, cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("datadir: %w", err)
-	}
 	g, err := loadGenesis(cfg)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: logger, genesis: g}
-	if n.key, err = LoadOrCreateKey(vfs.Default, filepath.Join(cfg.DataDir, "nodekey"), cfg.Dev); err != nil {
+	// The data directory (synced into its parent: a power cut after the
+	// first start must not take it away with the synced state and Raft
+	// log inside) and the node key are written before the state database
+	// watches the disk: watched here too, so that a start on a disk that
+	// still stalls ends within store.max-sync-duration with its ALARM
+	// instead of hanging unreported.
+	dataFS, unwatch := cfg.Stalls().Watch(vfs.Default, cfg.DataDir, logger)
+	if err := durable.MkdirAll(dataFS, cfg.DataDir); err != nil {
+		unwatch.Close()
+		return nil, fmt.Errorf("datadir: %w", err)
+	}
+	n.key, err = LoadOrCreateKey(dataFS, filepath.Join(cfg.DataDir, "nodekey"), cfg.Dev)
+	unwatch.Close()
+	if err != nil {
 		return nil, err
 	}
 	if err := n.open(); err != nil {
