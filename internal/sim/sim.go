@@ -813,6 +813,14 @@ func (s *Sim) restart(sn *simNode) error {
 		s.res.FreshStarts++
 		return nil // an empty Raft log: the leader sends it
 	}
+	if !sn.engine.Voting() {
+		// A fresh member that ended before it caught up (its record
+		// keeps the vote gate closed across starts: consensus.voteGate)
+		// still holds only what the leader sent it since its fresh start,
+		// not the log its state applied before the loss (seed 305: its
+		// disk stalled, the watch ended it, and it started again).
+		return nil
+	}
 	return durableLog(sn.id, last, head.RaftIndex, sn.restoredTo.Load())
 }
 
