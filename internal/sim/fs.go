@@ -508,16 +508,28 @@ func (s *Sim) raftReadError() error {
 	s.count(FaultRaftReadError)
 	s.record("%s n%d", FaultRaftReadError, sn.id)
 	if s.rng.IntN(2) == 0 {
-		if sn.raftDiskErr.Load() || sn.slow.latency() > 0 || sn.stall.active() {
-			return nil
-		}
-		if err := sn.engine.StartRaftLogFlush(); err != nil {
-			sn.log.Warn("flush raft log", "err", err)
-		}
+		sn.flushRaftLog(sn.engine.StartRaftLogFlush)
 		return nil
 	}
 	s.powerCut(sn, s.crashRNG())
 	return s.restart(sn)
+}
+
+// flushRaftLog starts a flush of the node's Raft log memtable with flush
+// (consensus.Engine.StartRaftLogFlush), unless its writes fail or its
+// disk is slow or stalled: the flush rotates the write-ahead log in the
+// scheduler, syncing the old one while it holds Pebble's commit mutex,
+// and a goroutine that then writes (the store's stall probe, raft
+// storing its term) waits on that sync.Mutex, not durably blocked, so the
+// bubble's clock never reaches the end of a held sync (as in
+// fillMemtable; seed 684: raftLogFlushOnStalledDisk).
+func (sn *simNode) flushRaftLog(flush func() error) {
+	if sn.raftDiskErr.Load() || sn.slow.latency() > 0 || sn.stall.active() {
+		return
+	}
+	if err := flush(); err != nil {
+		sn.log.Warn("flush raft log", "err", err)
+	}
 }
 
 // optionsDiskError makes the OPTIONS writes of a random up node's state

@@ -67,6 +67,7 @@ func TestSim(t *testing.T) {
 		slowDiskTakesSimulatedTime(t)
 		slowFollowerFallsBehind(t)
 		snapshotOnSlowDisk(t)
+		raftLogFlushOnStalledDisk(t)
 		callsEnterInOrder(t)
 		dataDirLostPaths(t)
 		for _, r := range regressionSeeds {
