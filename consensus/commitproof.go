@@ -76,8 +76,9 @@ type memberRules struct {
 	// votes answers the vote requests a fresh member may not grant yet
 	// (voteGate).
 	votes *voteGate
-	// promoted has the vote requests of candidates the configuration has
-	// as non-voters judged as standard Raft judges them (promotionVotes).
+	// promoted has the vote requests of candidates that are no voters of
+	// the configuration judged as standard Raft judges them
+	// (promotionVotes).
 	promoted *promotionVotes
 }
 
@@ -127,7 +128,7 @@ func (t *commitProofTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
 
 // receive is the receiving side's rules, for every request raft is to
 // be handed: a vote the node may not grant is answered here (false), as
-// is a pre-vote of a candidate the configuration has as a non-voter; an
+// is a pre-vote of a candidate that is no voter of the configuration; an
 // AppendEntries request carries only a proven commit index.
 func (t *commitProofTransport) receive(rpc raft.RPC) (raft.RPC, bool) {
 	if t.votes.refuse(rpc) {

@@ -34,9 +34,9 @@
 // follower holds, neither when it is sent nor when it is received:
 // hashicorp/raft's follower commits up to its own last index, and a
 // deposed leader would otherwise apply blocks of its own that were never
-// committed. The same wrapper has the vote requests of a candidate the
-// node's configuration has as a non-voter (a promotion it has not
-// received yet) judged by terms and logs, as the Raft paper does
+// committed. The same wrapper has the vote requests of a candidate that
+// is no voter of the node's configuration (a promotion, or an addition,
+// it has not received yet) judged by terms and logs, as the Raft paper does
 // (promotionVotes, promotedvotes.go): hashicorp/raft refuses them, which
 // left a cluster with one voter lost and one stale without a leader.
 //

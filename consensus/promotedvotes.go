@@ -23,9 +23,14 @@ import (
 // non-voter. n1, n2 and n3, three of the four voters, stayed candidates
 // for good (TestPromotedVoterElected).
 //
-// The rule here: the request of a candidate that the node's latest
-// configuration has as a non-voter is judged as standard Raft judges
-// any candidate's. A vote request reaches raft without the candidate's
+// A node cut off before the promoted validator was even added as a
+// non-voter has no such server in its configuration at all, and raft
+// refuses it the same way ("not in configuration", raft.go:1667, 1781):
+// the same deadlock (seeds 278, 351 and 1364 with the same weights).
+//
+// The rule here: the request of a candidate that is no voter of the
+// node's latest configuration (a non-voter, or not in it) is judged as
+// standard Raft judges any candidate's. A vote request reaches raft without the candidate's
 // server ID, so that raft skips its membership checks (raft.go:1662,
 // "for older raft version ID is not part of the packed message"), and
 // decides by term, leader, log and the vote it already cast, which it
@@ -36,8 +41,11 @@ import (
 // both raft's own; neither depends on whom the receiver counts as a
 // voter (the candidate counts votes by its own configuration, which
 // overlaps every quorum of the one before it, as hashicorp/raft changes
-// one server at a time). A candidate outside the configuration
-// altogether (a removed validator) is still refused, as raft does.
+// one server at a time). A removed validator that campaigns still has
+// no removal entry, which a majority of its own configuration holds
+// once the removal committed, so those voters refuse it by the log; and
+// while the cluster has a leader, no node grants it even a pre-vote.
+// Only consortium peers reach the transport (p2p's connection gate).
 //
 // In Tally the server ID and address of a validator are the same string
 // (its libp2p peer ID), so that observedSender still knows the candidate.
@@ -60,8 +68,8 @@ func (p *promotionVotes) started(r *raft.Raft) {
 }
 
 // admit returns the request raft is to get, or false if it answered the
-// request itself (a pre-vote of a candidate the configuration has as a
-// non-voter). A nil *promotionVotes passes every request as it is.
+// request itself (a pre-vote of a candidate that is no voter of the
+// configuration). A nil *promotionVotes passes every request as it is.
 func (p *promotionVotes) admit(rpc raft.RPC) (raft.RPC, bool) {
 	if p == nil {
 		return rpc, true
@@ -72,7 +80,7 @@ func (p *promotionVotes) admit(rpc raft.RPC) (raft.RPC, bool) {
 	}
 	switch req := rpc.Command.(type) {
 	case *raft.RequestVoteRequest:
-		if !nonvoter(r, req.ID) {
+		if !notVoter(r, req.ID) {
 			return rpc, true
 		}
 		// An in-memory transport hands the receiver the sender's own
@@ -85,7 +93,7 @@ func (p *promotionVotes) admit(rpc raft.RPC) (raft.RPC, bool) {
 		rpc.Command = &anon
 		return rpc, true
 	case *raft.RequestPreVoteRequest:
-		if !nonvoter(r, req.ID) {
+		if !notVoter(r, req.ID) {
 			return rpc, true
 		}
 		rpc.Respond(p.preVote(r, req), nil)
@@ -94,17 +102,20 @@ func (p *promotionVotes) admit(rpc raft.RPC) (raft.RPC, bool) {
 	return rpc, true
 }
 
-// nonvoter reports whether id is a non-voter in r's latest configuration.
-func nonvoter(r *raft.Raft, id []byte) bool {
-	if len(id) == 0 {
+// notVoter reports whether id is no voter of r's latest configuration,
+// which has servers (raft applies its own rules to an empty one: a
+// cluster bootstrapping).
+func notVoter(r *raft.Raft, id []byte) bool {
+	servers := r.GetConfiguration().Configuration().Servers
+	if len(id) == 0 || len(servers) == 0 {
 		return false
 	}
-	for _, s := range r.GetConfiguration().Configuration().Servers {
+	for _, s := range servers {
 		if s.ID == raft.ServerID(id) {
-			return s.Suffrage == raft.Nonvoter
+			return s.Suffrage != raft.Voter
 		}
 	}
-	return false
+	return true
 }
 
 // preVote is raft's answer to a pre-vote (requestPreVote, raft.go:1759)
