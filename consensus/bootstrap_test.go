@@ -531,7 +531,7 @@ func TestAnswerWaitsForSendersRecord(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rules := memberRules{}
+			rules := transportRules{}
 			if rule {
 				rules.heard = k.heard
 			}

@@ -34,10 +34,10 @@ import (
 // that carries or checks those entries; the leader's commit timeout sends
 // one while its commit index is ahead (replication.go:169-171).
 //
-// It also applies the node's other rules at the transport (memberRules).
+// It also applies the node's other rules at the transport (transportRules).
 type commitProofTransport struct {
 	raft.Transport
-	memberRules
+	transportRules
 	// consumer is what raft reads its requests from: the wrapped
 	// transport's own when it takes receivedProven itself
 	// (RequestFilterer), otherwise a relay (relayProven) started at the
@@ -61,9 +61,13 @@ type RequestFilterer interface {
 	FilterRequests(filter func(rpc raft.RPC) (raft.RPC, bool))
 }
 
-// memberRules are the rules of the node's Raft membership that the
-// transport applies; a zero field applies none.
-type memberRules struct {
+// transportRules are the node's rules that the transport applies to
+// what raft sends and receives; a zero field applies none.
+type transportRules struct {
+	// logs is the node's Raft log: an AppendEntries request whose
+	// previous entry the log does not hold has the entries the log
+	// already holds dropped (skipHeldEntries).
+	logs raft.LogStore
 	// answered is told of every server whose Raft answered a request
 	// (knownMembers.sawServer: a peer that lost its data directory asks
 	// whether it ran before), before raft sees the answer.
@@ -87,8 +91,8 @@ type memberRules struct {
 // keeping pre-vote exactly as t has it. The result can always be closed
 // (raft closes its transport at shutdown): that ends the relay and the
 // answers held, then closes t if t can be.
-func withCommitProof(t raft.Transport, rules memberRules) raft.Transport {
-	base := &commitProofTransport{Transport: t, memberRules: rules, stop: make(chan struct{})}
+func withCommitProof(t raft.Transport, rules transportRules) raft.Transport {
+	base := &commitProofTransport{Transport: t, transportRules: rules, stop: make(chan struct{})}
 	if f, ok := t.(RequestFilterer); ok {
 		f.FilterRequests(base.receive)
 		base.filtered = true
@@ -143,7 +147,57 @@ func (t *commitProofTransport) receive(rpc raft.RPC) (raft.RPC, bool) {
 			rpc = t.holdAnswer(rpc, recorded)
 		}
 	}
+	if t.logs != nil {
+		if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
+			rpc.Command = skipHeldEntries(req, t.logs)
+		}
+	}
 	return receivedProven(rpc), true
+}
+
+// skipHeldEntries returns req, or a copy of it whose previous entry is
+// the log's last entry and whose entries are those after it, when the
+// log does not hold req's previous entry but holds its own last entry
+// with the index and term of one of req's entries (by Raft's log
+// matching, the two logs are then the same up to it).
+//
+// hashicorp/raft v1.8.0's follower (appendEntries, raft.go:1498-1507)
+// takes the previous entry's term from its last entry or from its log,
+// never from its last snapshot: after installing a snapshot ending at s
+// and storing s+1, whose answer was lost, it rejects the leader's
+// retransmit (previous entry s, inside the snapshot), with no backoff;
+// the leader falls back to sending the snapshot again, whose install
+// keeps s+1, and the cycle repeats until the leader snapshots past it
+// (hashicorp/raft#205). The cluster simulator found it (seed 839: the
+// node being promoted never acknowledged an entry again, and with its
+// promotion appended no quorum could commit). raft still checks the
+// previous entry it is given against its own log.
+func skipHeldEntries(req *raft.AppendEntriesRequest, logs raft.LogStore) *raft.AppendEntriesRequest {
+	if len(req.Entries) == 0 || req.PrevLogEntry == 0 {
+		return req
+	}
+	last, err := logs.LastIndex()
+	if err != nil || last <= req.PrevLogEntry || last < req.Entries[0].Index {
+		return req
+	}
+	var prev raft.Log
+	if err := logs.GetLog(req.PrevLogEntry, &prev); err == nil {
+		return req // raft finds it
+	}
+	var held raft.Log
+	if err := logs.GetLog(last, &held); err != nil {
+		return req
+	}
+	i := int(last - req.Entries[0].Index)
+	if i >= len(req.Entries) || req.Entries[i].Index != last || req.Entries[i].Term != held.Term {
+		return req
+	}
+	// Never changed in place: raft reuses it, and an in-memory transport
+	// hands the receiver the sender's own request.
+	out := *req
+	out.PrevLogEntry, out.PrevLogTerm = last, held.Term
+	out.Entries = req.Entries[i+1:]
+	return &out
 }
 
 // answeredSender is the server whose request rpc is, when raft's answer

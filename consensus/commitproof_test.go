@@ -58,7 +58,7 @@ func TestFollowerAppliesOnlyTheLeadersEntries(t *testing.T) {
 		{"a request repeating entries the follower holds", raft.AppendEntriesRequest{PrevLogEntry: 2, PrevLogTerm: 1,
 			Entries: []*raft.Log{entry(3, 1, "both"), entry(4, 1, "both")}}},
 	}
-	wrap := func(t raft.Transport) raft.Transport { return withCommitProof(t, memberRules{}) }
+	wrap := func(t raft.Transport) raft.Transport { return withCommitProof(t, transportRules{}) }
 	for _, side := range []string{"sent", "received"} {
 		for _, tc := range cases {
 			t.Run(side+"/"+tc.name, func(t *testing.T) {
@@ -166,11 +166,11 @@ func startStaleFollowerOn(t *testing.T, entry func(i, term uint64, who string) *
 // heartbeat fast path too.
 func TestCommitProofKeepsTransportFeatures(t *testing.T) {
 	_, inmem := raft.NewInmemTransport("a")
-	w := withCommitProof(inmem, memberRules{})
+	w := withCommitProof(inmem, transportRules{})
 	if _, ok := w.(raft.WithPreVote); !ok {
 		t.Error("pre-vote lost")
 	}
-	bare := withCommitProof(bareTransport{inmem}, memberRules{})
+	bare := withCommitProof(bareTransport{inmem}, transportRules{})
 	if _, ok := bare.(raft.WithPreVote); ok {
 		t.Error("pre-vote claimed by a transport without it")
 	}
@@ -178,18 +178,18 @@ func TestCommitProofKeepsTransportFeatures(t *testing.T) {
 		t.Errorf("closing the wrapper of a transport without Close: %v", err)
 	}
 	closing := &closeRecorder{Transport: inmem}
-	if err := withCommitProof(closing, memberRules{}).(raft.WithClose).Close(); err != nil || !closing.closed {
+	if err := withCommitProof(closing, transportRules{}).(raft.WithClose).Close(); err != nil || !closing.closed {
 		t.Errorf("the wrapped transport closed %v (err %v), want closed", closing.closed, err)
 	}
 	hb := &heartbeatRecorder{Transport: inmem}
 	var got raft.RPC
-	withCommitProof(hb, memberRules{}).SetHeartbeatHandler(func(rpc raft.RPC) { got = rpc })
+	withCommitProof(hb, transportRules{}).SetHeartbeatHandler(func(rpc raft.RPC) { got = rpc })
 	hb.handler(raft.RPC{Command: &raft.AppendEntriesRequest{PrevLogEntry: 4, LeaderCommitIndex: 6}})
 	if c := got.Command.(*raft.AppendEntriesRequest).LeaderCommitIndex; c != 4 {
 		t.Errorf("a request on the heartbeat path reached raft with commit %d, want 4", c)
 	}
 	rec := &recordingTransport{Transport: inmem}
-	p, err := withCommitProof(rec, memberRules{}).AppendEntriesPipeline("b", "b")
+	p, err := withCommitProof(rec, transportRules{}).AppendEntriesPipeline("b", "b")
 	if err != nil {
 		t.Fatal(err)
 	}

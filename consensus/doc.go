@@ -38,7 +38,10 @@
 // is no voter of the node's configuration (a promotion, or an addition,
 // it has not received yet) judged by terms and logs, as the Raft paper does
 // (promotionVotes, promotedvotes.go): hashicorp/raft refuses them, which
-// left a cluster with one voter lost and one stale without a leader.
+// left a cluster with one voter lost and one stale without a leader. It
+// also drops, from an AppendEntries request, the entries a follower
+// already holds when raft could not check its previous entry (one inside
+// an installed snapshot: skipHeldEntries), which raft v1.8.0 rejects.
 //
 // A disk that fails under the Raft log (Pebble's fatal commit error, or a
 // read's error) is not a crash: RaftStore turns it into ErrDiskFailed and

@@ -321,7 +321,7 @@ func Start(cfg Config, db *store.DB, pool *mempool.Pool, senders *chain.SenderCa
 		return nil, fmt.Errorf("raft: %w", err)
 	}
 	promoted := newPromotionVotes(cfg.LocalID, cfg.Transport.LocalAddr())
-	trans := withCommitProof(cfg.Transport, memberRules{answered: e.known.sawServer, heard: e.known.heard, votes: votes, promoted: promoted})
+	trans := withCommitProof(cfg.Transport, transportRules{logs: logStore, answered: e.known.sawServer, heard: e.known.heard, votes: votes, promoted: promoted})
 	r, err := newRaft(rc, e.FSM, logStore, snaps, trans)
 	if err != nil {
 		stopRelay(trans)

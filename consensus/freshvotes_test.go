@@ -122,7 +122,7 @@ func sendLeaderLog(t *testing.T, c *raft.InmemTransport, suffrage raft.ServerSuf
 // with the transport of a peer "c" connected to it.
 func startFreshMember(t *testing.T, store *RaftStore, gate *voteGate) (*raft.Raft, *raft.InmemTransport) {
 	t.Helper()
-	r, ctrans := startMember(t, store, time.Minute, func(trans raft.Transport) raft.Transport { return withCommitProof(trans, memberRules{votes: gate}) })
+	r, ctrans := startMember(t, store, time.Minute, func(trans raft.Transport) raft.Transport { return withCommitProof(trans, transportRules{votes: gate}) })
 	gate.started(r)
 	return r, ctrans
 }

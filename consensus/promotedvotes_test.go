@@ -91,7 +91,7 @@ func TestPromotedVoterElected(t *testing.T) {
 				if tc.rules {
 					promoted = newPromotionVotes(id, raft.ServerAddress(id))
 				}
-				r, err := raft.NewRaft(conf, &logFSM{}, logs, logs, snaps, withCommitProof(n.trans, memberRules{promoted: promoted}))
+				r, err := raft.NewRaft(conf, &logFSM{}, logs, logs, snaps, withCommitProof(n.trans, transportRules{promoted: promoted}))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -215,7 +215,7 @@ func TestPromotionVotesRules(t *testing.T) {
 				promoted = newPromotionVotes("f", "f")
 			}
 			r, cand := startMember(t, store, 300*time.Millisecond, func(trans raft.Transport) raft.Transport {
-				return withCommitProof(trans, memberRules{promoted: promoted})
+				return withCommitProof(trans, transportRules{promoted: promoted})
 			})
 			promoted.started(r)
 			// The leader l of term 4 sends its log: l and f vote, c does

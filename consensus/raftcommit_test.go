@@ -68,7 +68,7 @@ func TestRaftFollowerCommitIndex(t *testing.T) {
 			fsm, follower, leaderTrans := startFollowerWithStaleTerm(t, entry, nil)
 			var send raft.Transport = leaderTrans
 			if tc.commitWrap {
-				send = withCommitProof(leaderTrans, memberRules{})
+				send = withCommitProof(leaderTrans, transportRules{})
 			}
 			req := tc.req
 			req.RPCHeader = raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte("l")}
@@ -125,7 +125,7 @@ func TestFollowerOverTCPTakesOnlyProvenCommit(t *testing.T) {
 	}
 	ftcp, ltcp := tcp(), tcp()
 	t.Cleanup(func() { ltcp.Close() })
-	fsm, follower := startStaleFollowerOn(t, entry, withCommitProof(ftcp, memberRules{}))
+	fsm, follower := startStaleFollowerOn(t, entry, withCommitProof(ftcp, transportRules{}))
 	header := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte(ltcp.LocalAddr())}
 	send := func(req raft.AppendEntriesRequest) {
 		t.Helper()
@@ -288,13 +288,13 @@ func leaderRace(t *testing.T, send, recv bool) raceResult {
 	}
 	var oTrans raft.Transport = trans["o"]
 	if recv {
-		oTrans = withCommitProof(oTrans, memberRules{})
+		oTrans = withCommitProof(oTrans, transportRules{})
 	}
 	oFSM, _ := start("o", oTrans, nil, entry(5, 2, "follower"), entry(6, 2, "follower"))
 	start("a", trans["a"], nil)
 	var lTrans raft.Transport = hook
 	if send {
-		lTrans = withCommitProof(hook, memberRules{})
+		lTrans = withCommitProof(hook, transportRules{})
 	}
 	_, leader := start("l", lTrans, &noopGate{release: release})
 
