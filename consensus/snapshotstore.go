@@ -71,6 +71,10 @@ type CheckpointStore struct {
 
 	mu      sync.Mutex
 	readers map[string]int // snapshot ID -> open Open streams
+	// lastMillis is the millisecond of the newest name Create gave or the
+	// store found at its opening: a new snapshot's name never goes back
+	// below it (Create).
+	lastMillis int64
 
 	// hookMu guards onFailure (OnDiskFailure).
 	hookMu    sync.Mutex
@@ -153,6 +157,11 @@ func NewCheckpointStoreFS(fs vfs.FS, dir string, retain int, logger *slog.Logger
 	if err := syncDir(fs, dir); err != nil {
 		return nil, fmt.Errorf("snapshotstore: open %s: %w", dir, err)
 	}
+	for _, name := range names {
+		if validID(name) {
+			s.lastMillis = max(s.lastMillis, int64(idMillis(name)))
+		}
+	}
 	if err := s.reap(); err != nil {
 		return nil, err
 	}
@@ -169,13 +178,20 @@ func (s *CheckpointStore) Create(version raft.SnapshotVersion, index, term uint6
 	if version != 1 {
 		return nil, fmt.Errorf("snapshotstore: create snapshot %d-%d: unsupported snapshot version %d", term, index, version)
 	}
-	// The name must be unique among final and temporary directories; two
-	// snapshots of the same index within one millisecond get the next one.
-	ms := time.Now().UnixMilli()
+	// The name must be unique among final and temporary directories, and
+	// its millisecond later than every name before it: List orders the
+	// snapshots of one term and index by it, and retention keeps the
+	// newest. Two snapshots of one index within one millisecond (a
+	// follower the leader sends one snapshot again and again) take the
+	// next one; had a later Create gone back to a millisecond retention
+	// had freed, its snapshot would sort oldest and its own Close would
+	// reap it before raft could restore it (cluster simulator seed 839).
+	// A clock set back is outrun the same way.
 	var id, tmp string
 	// mu keeps two Creates of this store from picking one name (vfs.FS
-	// has no exclusive mkdir).
+	// has no exclusive mkdir) and guards lastMillis.
 	s.mu.Lock()
+	ms := max(time.Now().UnixMilli(), s.lastMillis+1)
 	for {
 		id = fmt.Sprintf("%d-%d-%d", term, index, ms)
 		tmp = s.fs.PathJoin(s.dir, id+tmpSuffix)
@@ -196,6 +212,7 @@ func (s *CheckpointStore) Create(version raft.SnapshotVersion, index, term uint6
 		}
 		ms++
 	}
+	s.lastMillis = ms
 	s.mu.Unlock()
 	s.logger.Info("creating snapshot", "id", id, "term", term, "index", index)
 	return &CheckpointSink{
