@@ -476,15 +476,20 @@ func (k *knownMembers) heard(id raft.ServerID) <-chan struct{} {
 		}
 		ch = make(chan struct{})
 		k.waits[id] = ch
-		if !slices.Contains(k.observedIDs, id) {
-			k.observedIDs = append(k.observedIDs, id)
-		}
-		select {
-		case k.wake <- struct{}{}:
-		default:
-		}
+		k.noteLocked(id)
 	}
 	return ch
+}
+
+// noteLocked queues id for record and wakes it (k.mu held).
+func (k *knownMembers) noteLocked(id raft.ServerID) {
+	if !slices.Contains(k.observedIDs, id) {
+		k.observedIDs = append(k.observedIDs, id)
+	}
+	select {
+	case k.wake <- struct{}{}:
+	default:
+	}
 }
 
 // observer records the servers whose Raft sent this node a request,
@@ -512,14 +517,10 @@ func (k *knownMembers) observer(self raft.ServerID) *raft.Observer {
 func (k *knownMembers) observe(self raft.ServerID, o *raft.Observation) bool {
 	if id := observedSender(self, o.Data); id != "" {
 		k.mu.Lock()
-		if !k.ids[id] && !slices.Contains(k.observedIDs, id) {
-			k.observedIDs = append(k.observedIDs, id)
+		if !k.ids[id] {
+			k.noteLocked(id)
 		}
 		k.mu.Unlock()
-		select {
-		case k.wake <- struct{}{}:
-		default:
-		}
 	}
 	return false
 }
@@ -551,15 +552,9 @@ func observedSender(self raft.ServerID, o any) raft.ServerID {
 	case raft.LeaderObservation:
 		id = d.LeaderID
 	case raft.RequestVoteRequest:
-		id = raft.ServerID(d.ID)
-		if id == "" {
-			// promotionVotes hands raft the request of a candidate the
-			// configuration has as a non-voter without its ID; a
-			// validator's server ID is its address.
-			id = raft.ServerID(d.Addr)
-		}
+		id = requestSender(d.RPCHeader)
 	case raft.RequestPreVoteRequest:
-		id = raft.ServerID(d.ID)
+		id = requestSender(d.RPCHeader)
 	}
 	if id == self {
 		return ""

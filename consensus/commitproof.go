@@ -203,20 +203,23 @@ func skipHeldEntries(req *raft.AppendEntriesRequest, logs raft.LogStore) *raft.A
 // answeredSender is the server whose request rpc is, when raft's answer
 // to it can be a vote or an acknowledgement of entries (a vote, an
 // AppendEntries or a snapshot install); "" otherwise (a pre-vote grants
-// nothing raft keeps). A vote request that promotionVotes stripped of its
-// ID names the candidate by its address, which is its ID in Tally.
+// nothing raft keeps).
 func answeredSender(rpc raft.RPC) raft.ServerID {
-	var h raft.RPCHeader
 	switch req := rpc.Command.(type) {
 	case *raft.AppendEntriesRequest:
-		h = req.RPCHeader
+		return requestSender(req.RPCHeader)
 	case *raft.RequestVoteRequest:
-		h = req.RPCHeader
+		return requestSender(req.RPCHeader)
 	case *raft.InstallSnapshotRequest:
-		h = req.RPCHeader
-	default:
-		return ""
+		return requestSender(req.RPCHeader)
 	}
+	return ""
+}
+
+// requestSender is the server that sent a request with header h: its ID,
+// or its address when the request has none (a vote request that
+// promotionVotes stripped of its ID), which is its ID in Tally.
+func requestSender(h raft.RPCHeader) raft.ServerID {
 	if len(h.ID) == 0 {
 		return raft.ServerID(h.Addr)
 	}
