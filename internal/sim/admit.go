@@ -41,8 +41,9 @@ import (
 //
 // Every success is an acknowledgement the cluster must honour: the
 // transaction ends in the chain exactly once (acked-kept), whatever
-// becomes of the node that answered, and at the moment of the answer it
-// is held by two nodes, in their pools or applied (acked-held).
+// becomes of the node that answered, and two validators held it, in
+// their pools or applied, when the answer that confirmed it was produced
+// (acked-held: see checkHeld).
 
 // Wallet failover, as wallet.Client does it.
 const (
@@ -112,6 +113,10 @@ type attemptResult struct {
 	node  int
 	items []*item
 	errs  []error
+	// started is when the attempt was sent: the answers its node
+	// received after it are those that may have confirmed its items
+	// (checkHeld).
+	started time.Time
 }
 
 // ack is an acknowledged transaction.
@@ -140,13 +145,17 @@ type calls struct {
 	signed map[senderNonce]map[common.Hash]bool
 	// heldChecks counts acked-held checks made.
 	heldChecks int
+	// confirms holds, for each node and transaction, what the leader's
+	// answers to that node's forwarded batches confirmed of it, as they
+	// reached it (noteDelivered; checkHeld).
+	confirms map[nodeTx][]confirmation
 	// check, when set, runs after the answers of every step (the
 	// attackers' invariants, attack.go).
 	check func() error
 }
 
 func newCalls(s *Sim) *calls {
-	return &calls{s: s, acked: map[common.Hash]ack{}, signed: map[senderNonce]map[common.Hash]bool{}}
+	return &calls{s: s, acked: map[common.Hash]ack{}, signed: map[senderNonce]map[common.Hash]bool{}, confirms: map[nodeTx][]confirmation{}}
 }
 
 // send starts a wallet call for raw at node first (-1: one chosen by the
@@ -217,6 +226,7 @@ func (cs *calls) attempt(c *call, id int) {
 	c.attempts++
 	c.tried = append(c.tried, id)
 	c.lastStart = time.Now()
+	started := c.lastStart
 	c.running++
 	var items []*item
 	for _, it := range c.items {
@@ -228,7 +238,7 @@ func (cs *calls) attempt(c *call, id int) {
 	cs.s.record("client %s attempt %d to n%d (%d txs)", c.what, c.attempts, id, len(items))
 	sn := cs.s.nodes[id]
 	if !sn.up {
-		cs.post(c, id, items, nil, errConnRefused)
+		cs.post(c, id, started, items, nil, errConnRefused)
 		return
 	}
 	adm, ep := sn.adm, sn.ep
@@ -251,7 +261,7 @@ func (cs *calls) attempt(c *call, id int) {
 			whole = errConnLost
 		default:
 		}
-		cs.post(c, id, items, errs, whole)
+		cs.post(c, id, started, items, errs, whole)
 	}()
 }
 
@@ -358,9 +368,10 @@ func forgetRefused(sn *simNode, tx *types.Transaction) {
 	}
 }
 
-// post queues an attempt's answer: errs[k] is items[k]'s verdict, unless
-// whole (the connection's failure) answers them all.
-func (cs *calls) post(c *call, node int, items []*item, errs []error, whole error) {
+// post queues the answer of an attempt sent at started: errs[k] is
+// items[k]'s verdict, unless whole (the connection's failure) answers
+// them all.
+func (cs *calls) post(c *call, node int, started time.Time, items []*item, errs []error, whole error) {
 	if whole != nil {
 		errs = make([]error, len(items))
 		for i := range errs {
@@ -369,7 +380,7 @@ func (cs *calls) post(c *call, node int, items []*item, errs []error, whole erro
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	cs.results = append(cs.results, attemptResult{seq: c.seq, c: c, node: node, items: items, errs: errs})
+	cs.results = append(cs.results, attemptResult{seq: c.seq, c: c, node: node, items: items, errs: errs, started: started})
 }
 
 // collect handles the answers posted since the last step, in call order,
@@ -437,7 +448,7 @@ func (cs *calls) answer(r attemptResult) error {
 		}
 		it.over, it.node, it.err = true, r.node, err
 		if err == nil && it.tx != nil {
-			if herr := cs.acknowledged(c, it); herr != nil {
+			if herr := cs.acknowledged(c, it, r.started); herr != nil {
 				return herr
 			}
 		}
@@ -496,15 +507,16 @@ func (cs *calls) next(c *call) {
 	cs.attempt(c, untried[cs.s.rng.IntN(len(untried))])
 }
 
-// acknowledged records the acknowledgement of it, an item of c, and
-// checks that two nodes hold it (acked-held).
-func (cs *calls) acknowledged(c *call, it *item) error {
+// acknowledged records the acknowledgement of it, an item of c answered
+// by the attempt sent at started, and checks that two nodes held it
+// (acked-held).
+func (cs *calls) acknowledged(c *call, it *item, started time.Time) error {
 	h := it.tx.Hash()
 	if _, ok := cs.acked[h]; !ok {
 		cs.acked[h] = ack{tx: it.tx, node: it.node, at: cs.s.now(), what: c.what}
 	}
 	cs.s.record("client %s ack %s nonce %d by n%d after %d attempts", c.what, h.TerminalString(), it.tx.Nonce(), it.node, c.attempts)
-	return cs.checkHeld(it.tx, it.node)
+	return cs.checkHeld(it.tx, it.node, started)
 }
 
 // finish ends c, each of whose items has its verdict.
@@ -515,24 +527,66 @@ func (cs *calls) finish(c *call) error {
 	return c.done(c)
 }
 
-// checkHeld is the acked-held invariant: when a node acknowledges a
-// transaction, two validators hold it (in their pools, or applied), so
-// that the loss of any one node loses nothing acknowledged
+// checkHeld is the acked-held invariant on tx, acknowledged by node by
+// in an attempt sent at started: two validators held it (in their
+// pools, or applied) when the answer that confirmed it was produced, so
+// that the loss of any one node as of then loses nothing acknowledged
 // (docs/design.md, "Invariants"; docs/architecture.md, "Admitted
-// transactions survive a node"). A node holding it in its pool is a
-// validator if it is a validator in the latest state an up node has
-// applied or a voter of a leader's Raft configuration (voters are
-// validators, DESIGN.md decision 8, give or take the blocks a change
-// takes to reach both: a validator just added votes before its own state
-// lists it, one just removed votes until the next leader removes it from
-// Raft). Any other node (the standby node before it is added, an
-// observer, a removed validator, whether it knows it or its log trails
-// its removal and it still takes itself for a validator) is no holder:
-// the leader replicates what such a node forwards before it answers
-// (node.TestForwardFromNonVoterIsReplicated; seed 12).
-func (cs *calls) checkHeld(tx *types.Transaction, by int) error {
+// transactions survive a node").
+//
+// The confirming answer is the acknowledging node's own, or, for a
+// transaction it forwarded, the leader's answer to its forward, which
+// the network may hold back before the node answers its client: a
+// holder lost meanwhile (a crash, a lost directory) is the one failure
+// the promise covers, and no protocol could wait for it (seed 651 of the
+// membership weights: n1 confirmed to the leader n0, n0's answer to n3
+// was delayed 21 ms, n1 lost its data directory, n3 acknowledged). So
+// the check passes when two validators hold tx now, or when an answer
+// the node received during the attempt was produced while two held it
+// and each of those still holds it or its instance has ended since
+// (ackedHeld). The holders at an answer are read at the end of the step
+// that produced it (Sim.noteAnswers), in the scheduler's goroutine.
+//
+// A node holding tx in its pool is a validator if it is a validator in
+// the latest state an up node has applied or a voter of a leader's Raft
+// configuration (voters are validators, DESIGN.md decision 8, give or
+// take the blocks a change takes to reach both: a validator just added
+// votes before its own state lists it, one just removed votes until the
+// next leader removes it from Raft). Any other node (the standby node
+// before it is added, an observer, a removed validator, whether it knows
+// it or its log trails its removal and it still takes itself for a
+// validator) is no holder: the leader replicates what such a node
+// forwards before it answers (node.TestForwardFromNonVoterIsReplicated;
+// seed 12).
+func (cs *calls) checkHeld(tx *types.Transaction, by int, started time.Time) error {
 	cs.heldChecks++
 	h := tx.Hash()
+	now, applied := cs.holders(h)
+	if applied {
+		return nil // in a block: committed on a majority
+	}
+	var confs []confirmation
+	for _, c := range cs.confirms[nodeTx{by, h}] {
+		if c.at.After(started) {
+			confs = append(confs, c)
+		}
+	}
+	lost, err := ackedHeld(by, now, confs, cs.instance)
+	if err != nil {
+		if cs.conflicting(tx) {
+			return nil
+		}
+		return fmt.Errorf("invariant acked-held: n%d acknowledged tx %s (nonce %d) %w", by, h, tx.Nonce(), err)
+	}
+	if len(lost) > 0 {
+		cs.s.record("acked-held: tx %s acknowledged by n%d held by %v, and by %v at the answer that confirmed it, lost since", h.TerminalString(), by, nodesOf(now), lost)
+	}
+	return nil
+}
+
+// holders returns the validators up that hold the transaction h (see
+// checkHeld), or applied if an up node has applied it.
+func (cs *calls) holders(h common.Hash) (holders []holderAt, applied bool) {
 	var latest *simNode
 	var top uint64
 	voters := map[int]bool{}
@@ -549,25 +603,111 @@ func (cs *calls) checkHeld(tx *types.Transaction, by int) error {
 			}
 		}
 	}
-	var holders []int
 	for _, sn := range cs.s.nodes {
 		if !sn.up {
 			continue
 		}
 		_, _, pooled := sn.pool.Get(h)
-		applied, _ := sn.db.HasTx(h)
-		validator := voters[sn.id] || latest != nil && latest.db.IsValidator(cs.s.ids.addrs[sn.id])
-		if pooled && validator || applied {
-			holders = append(holders, sn.id)
+		if ok, _ := sn.db.HasTx(h); ok {
+			return nil, true
 		}
-		if applied {
-			return nil // in a block: committed on a majority
+		if pooled && (voters[sn.id] || latest != nil && latest.db.IsValidator(cs.s.ids.addrs[sn.id])) {
+			holders = append(holders, holderAt{sn.id, sn.epoch})
 		}
 	}
-	if len(holders) < 2 && !cs.conflicting(tx) {
-		return fmt.Errorf("invariant acked-held: n%d acknowledged tx %s (nonce %d) held only by validators %v", by, h, tx.Nonce(), holders)
+	return holders, false
+}
+
+// instance returns the epoch of node i's last instance and whether it
+// runs.
+func (cs *calls) instance(i int) (epoch int, up bool) {
+	sn := cs.s.nodes[i]
+	return sn.epoch, sn.up
+}
+
+// nodeTx is a transaction at a node.
+type nodeTx struct {
+	node int
+	tx   common.Hash
+}
+
+// holderAt is a validator holding a transaction: its node and the
+// instance (epoch) of it that held it.
+type holderAt struct{ node, epoch int }
+
+// confirmation is what an answer to a forwarded batch confirmed of one of
+// its transactions: the validators that held it when the answer was
+// produced, or that an up node had applied it; at is when the answer
+// reached the forwarding node.
+type confirmation struct {
+	at      time.Time
+	holders []holderAt
+	applied bool
+}
+
+// confirmsKept is how long a confirmation is kept: longer than any call
+// runs (its context's timeout).
+const confirmsKept = 2 * (retryFor + stallTimeout)
+
+// noteDelivered records, as m, an answer to a forwarded batch, reaches
+// its node, what it confirmed of each transaction (its held, read when
+// it was produced: Sim.noteAnswers).
+func (cs *calls) noteDelivered(m *message) {
+	now := time.Now()
+	for h, c := range m.held {
+		k := nodeTx{m.to, h}
+		kept := slices.DeleteFunc(cs.confirms[k], func(o confirmation) bool { return now.Sub(o.at) > confirmsKept })
+		c.at = now
+		cs.confirms[k] = append(kept, c)
 	}
-	return nil
+}
+
+// ackedHeld decides acked-held for a transaction acknowledged by node by
+// (checkHeld), given the validators up holding it now (now) and what the
+// answers that reached by during the acknowledging attempt confirmed of
+// it (confs); instance returns a node's current epoch and whether it
+// runs. It passes when two validators hold it now, or when one answer
+// was produced while it was applied, or while two validators held it of
+// which each still holds it (in now, the same instance) or is lost since
+// (its instance ended: down, or restarted); lost are the holders counted
+// so. Its error says who held it.
+func ackedHeld(by int, now []holderAt, confs []confirmation, instance func(node int) (epoch int, up bool)) (lost []int, err error) {
+	if len(now) >= 2 {
+		return nil, nil
+	}
+	var at [][]int
+	for _, c := range confs {
+		if c.applied {
+			return nil, nil
+		}
+		var counted, gone []int
+		for _, hd := range c.holders {
+			if slices.Contains(now, hd) {
+				counted = append(counted, hd.node)
+				continue
+			}
+			if epoch, up := instance(hd.node); !up || epoch != hd.epoch {
+				counted, gone = append(counted, hd.node), append(gone, hd.node)
+			}
+		}
+		if len(counted) >= 2 {
+			return gone, nil
+		}
+		at = append(at, nodesOf(c.holders))
+	}
+	if len(confs) == 0 {
+		return nil, fmt.Errorf("held only by validators %v", nodesOf(now))
+	}
+	return nil, fmt.Errorf("held only by validators %v, and by %v when the answers that confirmed it reached n%d", nodesOf(now), at, by)
+}
+
+// nodesOf returns the nodes of hs.
+func nodesOf(hs []holderAt) []int {
+	out := make([]int, len(hs))
+	for i, hd := range hs {
+		out[i] = hd.node
+	}
+	return out
 }
 
 // conflicting reports whether the client sent another transaction for

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
@@ -47,6 +48,12 @@ type message struct {
 	done      chan raft.RPCResponse
 	resp      *raft.RPCResponse
 	notBefore time.Time
+	// answers is the forwarded batch an answer (forward-resp) answers,
+	// and held what the sender's answer confirmed of each of its
+	// transactions: which validators held it when the answer was
+	// produced (set by Sim.noteAnswers; admit.go, acked-held).
+	answers *batchReq
+	held    map[common.Hash]confirmation
 }
 
 // network is the simulated network: every Raft RPC between nodes is a
@@ -76,6 +83,9 @@ type network struct {
 	// answered, dups how many it answered again (forward.go).
 	answered map[[32]byte]bool
 	dups     int
+	// answers are the answers to forwarded batches queued since
+	// takeAnswers last took them (Sim.noteAnswers).
+	answers []*message
 }
 
 func newNetwork(n int) *network {
@@ -331,8 +341,23 @@ func (n *network) respond(ep *endpoint, m *message, r raft.RPCResponse) {
 		return
 	}
 	n.seq++
-	n.queue = append(n.queue, &message{seq: n.seq, from: m.to, to: m.from, fromEpoch: m.toEpoch, toEpoch: m.fromEpoch,
-		kind: m.kind + "-resp", done: m.done, resp: &r})
+	a := &message{seq: n.seq, from: m.to, to: m.from, fromEpoch: m.toEpoch, toEpoch: m.fromEpoch,
+		kind: m.kind + "-resp", done: m.done, resp: &r}
+	if b, ok := m.cmd.(*batchReq); ok && m.kind == kindForward {
+		a.answers = b
+		n.answers = append(n.answers, a)
+	}
+	n.queue = append(n.queue, a)
+}
+
+// takeAnswers returns the answers to forwarded batches queued since its
+// last call.
+func (n *network) takeAnswers() []*message {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := n.answers
+	n.answers = nil
+	return out
 }
 
 // drop loses m: the caller sees an error, as on a reset connection.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/ethereum/go-ethereum/common"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/hashicorp/raft"
 
@@ -451,6 +452,7 @@ func (s *Sim) runTimes(event string) string {
 func (s *Sim) run() error {
 	for s.step = 0; s.step < s.cfg.Steps; s.step++ {
 		synctest.Wait()
+		s.noteAnswers()
 		if err := s.observe(s.cl.calls.collect); err != nil {
 			return err
 		}
@@ -513,6 +515,7 @@ func (s *Sim) settle() error {
 	target := uint64(0)
 	for time.Now().Before(deadline) {
 		synctest.Wait()
+		s.noteAnswers()
 		if err := s.observe(s.cl.calls.collect); err != nil {
 			return err
 		}
@@ -634,6 +637,9 @@ func (s *Sim) deliverOne(faults bool) bool {
 		}
 	}
 	ok := s.net.deliver(m)
+	if ok && m.answers != nil {
+		s.cl.calls.noteDelivered(m)
+	}
 	s.res.Delivered++
 	s.record("deliver %s n%d->n%d %v", m.kind, m.from, m.to, ok)
 	return true
@@ -653,6 +659,28 @@ func (s *Sim) advance() {
 }
 
 func (s *Sim) count(f Fault) { s.res.Faults[f]++ }
+
+// noteAnswers reads, for each answer to a forwarded batch produced since
+// the last step, which validators hold each of its transactions: what
+// the answer confirmed when it was produced (acked-held, checkHeld). It
+// runs after synctest.Wait, when every node is idle, and reads the
+// nodes' databases as an observer (observe).
+func (s *Sim) noteAnswers() {
+	ms := s.net.takeAnswers()
+	if len(ms) == 0 {
+		return
+	}
+	s.observing.Store(true)
+	defer s.observing.Store(false)
+	for _, m := range ms {
+		m.held = map[common.Hash]confirmation{}
+		for _, raw := range m.answers.raws {
+			h := ethcrypto.Keccak256Hash(raw) // a transaction's hash is that of its encoding
+			holders, applied := s.cl.calls.holders(h)
+			m.held[h] = confirmation{holders: holders, applied: applied}
+		}
+	}
+}
 
 // observe runs check, which reads the nodes' databases as an observer
 // does: past their read faults (fs.go).
