@@ -635,16 +635,38 @@ func (s *Sim) raftDirLost() error {
 // state has lost its votes and log, which no operator can start again
 // safely).
 func (s *Sim) mayLoseOne() ([]int, bool) {
+	voters := s.configuredVoters()
 	for _, sn := range s.nodes {
 		// A node that lost its directory is lost until it is back and
 		// votes again: a fresh member does once it caught up
-		// (consensus.voteGate).
-		if !sn.lostAt.IsZero() || (sn.up && !sn.engine.Voting()) {
+		// (consensus.voteGate). A node granting no vote is lost only if
+		// a configuration has it as a voter: a standby node outside
+		// every configuration (never added, or removed) that joined
+		// granting none (consensus.JoinUnknown: it started cut off) is
+		// sent no log and never catches up, and no quorum counts on its
+		// vote (standbyOutsideConfigurationsLoses).
+		if !sn.lostAt.IsZero() || (sn.up && !sn.engine.Voting() && voters[sn.id]) {
 			return nil, false
 		}
 	}
 	up := s.upNodes()
 	return up, len(up)-1 > len(s.nodes)/2
+}
+
+// configuredVoters returns the nodes that are voters of the latest Raft
+// configuration of an up node, committed or not: the leader's voters and
+// any that another node's configuration, ahead or behind it, still has.
+func (s *Sim) configuredVoters() map[int]bool {
+	out := map[int]bool{}
+	for _, sn := range s.nodes {
+		if !sn.up {
+			continue
+		}
+		for _, v := range membersOf(sn) {
+			out[v] = true
+		}
+	}
+	return out
 }
 
 // freshSafe reports whether the operator of a node whose Raft directory

@@ -184,3 +184,90 @@ func raftLogFlushOnStalledDisk(t *testing.T) {
 		t.Error("no sync was held back: the check checked nothing")
 	}
 }
+
+// gatedStandbyDoesNotBlockLoss (run in TestSim's bubble): a node that
+// grants no vote (consensus.voteGate) keeps the lost-directory faults
+// away (mayLoseOne) only while a configuration has it as a voter. A
+// standby node never added, restarted while cut off from every node,
+// joins granting no vote until it caught up (consensus.JoinUnknown),
+// which outside every configuration it never does: it used to keep them
+// away for the rest of the run. A genesis validator started fresh after
+// its Raft directory was lost, not caught up yet, still does.
+func gatedStandbyDoesNotBlockLoss(t *testing.T) {
+	t.Helper()
+	gc := newGCBetweenSteps()
+	defer gc.stop()
+	s, err := newSim(Config{Seed: 1, Standby: 1, Faults: map[Fault]int{FaultRaftDirLost: 1, FaultRestart: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.gc = gc
+	defer watch.sim.CompareAndSwap(s, nil)
+	defer func() {
+		if err := s.close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	// run moves messages and time until done, for at most a minute.
+	run := func(what string, done func() bool) {
+		t.Helper()
+		for end := time.Now().Add(time.Minute); !done(); s.endStep() {
+			if time.Now().After(end) {
+				t.Fatalf("no %s within a minute", what)
+			}
+			synctest.Wait()
+			if !s.deliverOne(false) {
+				s.advance()
+			}
+		}
+	}
+	standby, follower := s.nodes[3], (*simNode)(nil)
+	run("leader with a block applied on every validator", func() bool {
+		l := s.leader()
+		if l == nil {
+			return false
+		}
+		for _, sn := range s.nodes[:3] {
+			if head, _ := sn.db.Head(); head.RaftIndex == 0 {
+				return false
+			}
+			if sn != l {
+				follower = sn
+			}
+		}
+		return true
+	})
+	if _, ok := s.mayLoseOne(); !ok {
+		t.Fatal("every node up and voting, and no directory may be lost")
+	}
+	// The standby restarted while cut off from every node.
+	s.net.setCut([]int{standby.id}, []int{0, 1, 2}, true)
+	s.powerCut(standby, s.rng)
+	if err := standby.start(s.net); err != nil {
+		t.Fatalf("restart the standby node: %v", err)
+	}
+	s.net.healAll()
+	run("step", func() bool { return true })
+	if standby.engine.Voting() || s.configuredVoters()[standby.id] {
+		t.Fatalf("the standby node restarted cut off: votes %v, a voter of a configuration %v; want a gated vote outside every configuration", standby.engine.Voting(), s.configuredVoters()[standby.id])
+	}
+	if _, ok := s.mayLoseOne(); !ok {
+		t.Error("a standby node outside every configuration, granting no vote, keeps the lost-directory faults away")
+	}
+	// A follower started fresh on a lost Raft directory, granting no vote
+	// until it caught up: it blocks them.
+	s.powerCut(follower, s.rng)
+	if err := follower.fs.RemoveAll(raftDir); err != nil {
+		t.Fatal(err)
+	}
+	follower.freshRaft = true
+	if err := follower.start(s.net); err != nil {
+		t.Fatalf("start n%d fresh: %v", follower.id, err)
+	}
+	if follower.engine.Voting() || !s.configuredVoters()[follower.id] {
+		t.Fatalf("n%d started fresh: votes %v, a voter of a configuration %v; want a gated vote in a configuration", follower.id, follower.engine.Voting(), s.configuredVoters()[follower.id])
+	}
+	if _, ok := s.mayLoseOne(); ok {
+		t.Errorf("n%d, a voter granting no vote until it caught up, does not keep the lost-directory faults away", follower.id)
+	}
+}

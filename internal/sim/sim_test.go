@@ -70,6 +70,7 @@ func TestSim(t *testing.T) {
 		raftLogFlushOnStalledDisk(t)
 		callsEnterInOrder(t)
 		dataDirLostPaths(t)
+		gatedStandbyDoesNotBlockLoss(t)
 		for _, r := range regressionSeeds {
 			res := runOne(t, Config{Seed: r.seed, Steps: r.steps, Faults: r.faults})
 			t.Logf("regression seed %d (%s): %s", r.seed, r.found, res)
