@@ -94,10 +94,12 @@ faults:
 # 200 seeds; make sim SEEDS=N runs N seeds (1000 by default) from FIRST, and
 # make sim SEED=N replays one seed (STEPS=N scheduler steps per seed), in a
 # process of its own with the Go runtime's random seed fixed (internal/simexec);
-# RTSEED=K derives that from K too, for another path of the seed.
+# RTSEED=K derives that from K too, for another path of the seed. FAULTS=
+# kind:weight,... runs the seeds with those fault weights instead of the
+# defaults (as a failed run's replay command prints them; none: no fault).
 STEPS ?= 2000
 sim:
-	$(GO) test -count=1 -timeout 0 -run '^TestSim$$' -v ./internal/sim -steps=$(STEPS) \
+	$(GO) test -count=1 -timeout 0 -run '^TestSim$$' -v ./internal/sim -steps=$(STEPS) $(if $(FAULTS),-faults=$(FAULTS)) \
 		$(if $(SEED),-seed=$(SEED) $(if $(RTSEED),-rtseed=$(RTSEED)),-first=$(FIRST) -seeds=$(if $(filter command line,$(origin SEEDS)),$(SEEDS),1000))
 
 lint:

@@ -146,8 +146,9 @@ func replayTwice(dir string, seed uint64) (runs [2]replayRun, unseeded, err erro
 			defer wg.Done()
 			out := filepath.Join(dir, fmt.Sprintf("seed%d.%d", seed, i))
 			var log bytes.Buffer
-			cmd, unseeded, err := startReplay(seed, 0, []string{"-test.run=^TestSim$", fmt.Sprintf("-seed=%d", seed),
-				fmt.Sprintf("-steps=%d", *stepsFlag), fmt.Sprintf("-stall=%s", *stallFlag), "-replayout=" + out}, &log, &log)
+			args := append([]string{"-test.run=^TestSim$", fmt.Sprintf("-seed=%d", seed),
+				fmt.Sprintf("-steps=%d", *stepsFlag), fmt.Sprintf("-stall=%s", *stallFlag), "-replayout=" + out}, cfgFlags.args()...)
+			cmd, unseeded, err := startReplay(seed, 0, args, &log, &log)
 			why[i] = unseeded
 			if err == nil {
 				err = cmd.Wait()

@@ -7,6 +7,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -251,8 +252,9 @@ type Sim struct {
 	// recentMu guards recent, which the watchdog reads from outside the
 	// bubble.
 	recentMu sync.Mutex
-	// custom: the run has fault weights of its own (not DefaultFaults).
-	custom  bool
+	// given is the run's Config as given to Run, before its defaults
+	// (replay).
+	given   Config
 	step    int
 	faults  []Fault
 	crashes int // crashes injected, for crashRNG
@@ -299,15 +301,71 @@ func Run(cfg Config) (res *Result, err error) {
 }
 
 // replay is the command that replays this run.
-func (s *Sim) replay() string {
-	if s.custom {
-		return fmt.Sprintf("this seed ran with the fault weights %v (faultSeeds in sim_test.go): go test ./internal/sim -run 'TestSim$' -seeds=0 replays it with them", s.cfg.Faults)
+func (s *Sim) replay() string { return replayCommand(s.given) }
+
+// replayCommand is the command that replays a run of cfg, as given to
+// Run (before its defaults): TestSim's flags -seed, -steps and, when cfg
+// sets them, -faults (FormatFaults), -nodes and -standby; and the make
+// target's variables when they express it.
+func replayCommand(cfg Config) string {
+	flags := fmt.Sprintf("-seed=%d -steps=%d", cfg.Seed, cfg.Steps)
+	vars := fmt.Sprintf("SEED=%d STEPS=%d", cfg.Seed, cfg.Steps)
+	if cfg.Faults != nil {
+		flags += " -faults=" + FormatFaults(cfg.Faults)
+		vars += " FAULTS=" + FormatFaults(cfg.Faults)
 	}
-	return fmt.Sprintf("make sim SEED=%d STEPS=%d (or go test ./internal/sim -run 'TestSim$' -seed=%d -steps=%d)", s.cfg.Seed, s.cfg.Steps, s.cfg.Seed, s.cfg.Steps)
+	gotest := "go test ./internal/sim -run '^TestSim$' " + flags
+	if cfg.Nodes != 0 || cfg.Standby != 0 {
+		return fmt.Sprintf("%s -nodes=%d -standby=%d", gotest, cfg.Nodes, cfg.Standby)
+	}
+	return fmt.Sprintf("make sim %s (or %s)", vars, gotest)
+}
+
+// FormatFaults writes fault weights as TestSim's -faults flag and make
+// sim's FAULTS take them (ParseFaults): kind:weight pairs sorted by kind,
+// joined by commas; "none" for no fault at all.
+func FormatFaults(faults map[Fault]int) string {
+	if len(faults) == 0 {
+		return "none"
+	}
+	pairs := make([]string, 0, len(faults))
+	for _, f := range slices.Sorted(maps.Keys(faults)) {
+		pairs = append(pairs, fmt.Sprintf("%s:%d", f, faults[f]))
+	}
+	return strings.Join(pairs, ",")
+}
+
+// ParseFaults reads fault weights written by FormatFaults: each kind one
+// the scheduler injects (DefaultFaults has them all), each weight a
+// number from 0; "none" is no fault at all (an empty, non-nil map).
+func ParseFaults(text string) (map[Fault]int, error) {
+	out := map[Fault]int{}
+	if text == "none" {
+		return out, nil
+	}
+	for pair := range strings.SplitSeq(text, ",") {
+		name, weight, ok := strings.Cut(pair, ":")
+		f := Fault(strings.TrimSpace(name))
+		if !ok {
+			return nil, fmt.Errorf("fault weights %q: %q is not kind:weight", text, pair)
+		}
+		if _, known := DefaultFaults[f]; !known {
+			return nil, fmt.Errorf("fault weights %q: %q is no fault kind the scheduler injects (%s)", text, f, FormatFaults(DefaultFaults))
+		}
+		if _, twice := out[f]; twice {
+			return nil, fmt.Errorf("fault weights %q: %s given twice", text, f)
+		}
+		w, err := strconv.Atoi(strings.TrimSpace(weight))
+		if err != nil || w < 0 {
+			return nil, fmt.Errorf("fault weights %q: weight of %s: %q is not a number from 0", text, f, weight)
+		}
+		out[f] = w
+	}
+	return out, nil
 }
 
 func newSim(cfg Config) (*Sim, error) {
-	custom := cfg.Faults != nil
+	given := cfg
 	if cfg.Nodes == 0 {
 		cfg.Nodes = 3
 	}
@@ -318,7 +376,7 @@ func newSim(cfg Config) (*Sim, error) {
 		cfg.Standby = 1
 	}
 	total := cfg.Nodes + cfg.Standby
-	s := &Sim{cfg: cfg, custom: custom, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7a11)), net: newNetwork(total), start: time.Now(), trace: sha256.New()}
+	s := &Sim{cfg: cfg, given: given, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7a11)), net: newNetwork(total), start: time.Now(), trace: sha256.New()}
 	s.res = Result{Seed: cfg.Seed, Faults: map[Fault]int{}}
 	s.mw = manifestWatch{at: s.start}
 	seedRaft(cfg.Seed, 0)

@@ -17,11 +17,60 @@ import (
 	"time"
 )
 
+// configFlags are TestSim's flags that make a run's Config besides
+// -seed and -steps, as the replay command of a failed run
+// (replayCommand) writes them.
+type configFlags struct {
+	faults         *string
+	nodes, standby *int
+}
+
+// defineConfigFlags defines the flags of a run's Config on fs.
+func defineConfigFlags(fs *flag.FlagSet) (seed *uint64, steps *int, cf configFlags) {
+	seed = fs.Uint64("seed", 0, "replay only this seed (0: run -seeds seeds from -first)")
+	steps = fs.Int("steps", 2000, "scheduler steps per seed")
+	cf.faults = fs.String("faults", "", "the runs' fault weights: kind:weight pairs joined by commas, or none (sim.FormatFaults; empty: DefaultFaults)")
+	cf.nodes = fs.Int("nodes", 0, "genesis validators (0: 3)")
+	cf.standby = fs.Int("standby", 0, "standby nodes (0: 1 if the faults add validators)")
+	return seed, steps, cf
+}
+
+// config is the Config of a run of seed with steps scheduler steps and
+// cf's flags.
+func (cf configFlags) config(seed uint64, steps int) (Config, error) {
+	cfg := Config{Seed: seed, Steps: steps, Nodes: *cf.nodes, Standby: *cf.standby}
+	if *cf.faults != "" {
+		var err error
+		if cfg.Faults, err = ParseFaults(*cf.faults); err != nil {
+			return Config{}, fmt.Errorf("-faults: %w", err)
+		}
+	}
+	if cfg.Nodes < 0 || cfg.Standby < 0 {
+		return Config{}, fmt.Errorf("-nodes=%d -standby=%d: a count of nodes is not negative", cfg.Nodes, cfg.Standby)
+	}
+	return cfg, nil
+}
+
+// args are cf's flags as set, for a replay process of the test binary.
+func (cf configFlags) args() []string {
+	var out []string
+	if *cf.faults != "" {
+		out = append(out, "-faults="+*cf.faults)
+	}
+	if *cf.nodes != 0 {
+		out = append(out, fmt.Sprintf("-nodes=%d", *cf.nodes))
+	}
+	if *cf.standby != 0 {
+		out = append(out, fmt.Sprintf("-standby=%d", *cf.standby))
+	}
+	return out
+}
+
+var seedFlag, stepsFlag, cfgFlags = defineConfigFlags(flag.CommandLine)
+
 var (
-	seedFlag  = flag.Uint64("seed", 0, "replay only this seed (0: run -seeds seeds from -first)")
 	firstFlag = flag.Uint64("first", 1, "the first seed TestSim runs")
 	seedsFlag = flag.Int("seeds", 200, "how many seeds TestSim runs")
-	stepsFlag = flag.Int("steps", 2000, "scheduler steps per seed")
 	reproFlag = flag.Int("repro", 20, "how many of the seeds TestSim runs twice more, each time in a replay process of its own, to check that they replay")
 	reproMin  = flag.Float64("repromin", 0.3, "the share of the -repro seeds that must replay exactly, or TestSim fails")
 	traceFlag = flag.Bool("simtrace", false, "print every scheduler event and the nodes' warnings")
@@ -38,6 +87,9 @@ var (
 // must never be used in another (the runtime aborts), so every simulated
 // run of this test binary shares the bubble.
 func TestSim(t *testing.T) {
+	if _, err := cfgFlags.config(*seedFlag, *stepsFlag); err != nil {
+		t.Fatal(err)
+	}
 	if *seedFlag != 0 && !inReplayProcess() {
 		// A seed replays in a process of its own (rtseed_test.go).
 		replayInOwnProcess(t)
@@ -50,7 +102,10 @@ func TestSim(t *testing.T) {
 	go Watchdog(*stallFlag, stop)
 	synctest.Test(t, func(t *testing.T) {
 		if *seedFlag != 0 {
-			cfg := Config{Seed: *seedFlag, Steps: *stepsFlag}
+			cfg, err := cfgFlags.config(*seedFlag, *stepsFlag)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var trace bytes.Buffer
 			if *replayOut != "" {
 				cfg.Trace = &trace
@@ -77,7 +132,11 @@ func TestSim(t *testing.T) {
 		}
 		var sum summary
 		for seed := *firstFlag; seed < *firstFlag+uint64(*seedsFlag); seed++ {
-			res := runOne(t, Config{Seed: seed, Steps: *stepsFlag})
+			cfg, err := cfgFlags.config(seed, *stepsFlag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := runOne(t, cfg)
 			sum.add(res)
 			if testing.Verbose() {
 				t.Logf("seed %d: %s", seed, res)
