@@ -106,7 +106,7 @@ func (n *Node) startCluster() {
 	for _, proto := range []protocol.ID{p2p.ForwardProtocol, p2p.RelayProtocol} {
 		p2p.ServeBatches(n.host.Libp2p(), proto, n.adm.Handler(string(proto)), n.log)
 	}
-	p2p.ServeHeight(n.host.Libp2p(), func() uint64 { h, _ := n.db.Head(); return h.Number })
+	p2p.ServeHeight(n.host.Libp2p(), func() (uint64, bool) { h, _ := n.db.Head(); return h.Number, n.engine.Voting() })
 	n.adm.StartNetwork(p2p.HostTransport(n.host.Libp2p()), n.host.ID(), n.leaderPeer, n.otherVoters, n.cfg.P2P.MaxForwardBatch)
 	n.bg.Add(2)
 	go n.membershipLoop()
@@ -128,6 +128,9 @@ type heightSample struct {
 	height uint64
 	at     time.Time
 	voter  bool
+	// voting: the member grants votes (a fresh member does not until it
+	// caught up: consensus voteGate).
+	voting bool
 }
 
 // pollHeights, while this node leads, asks every other member of the Raft
@@ -141,12 +144,12 @@ func (n *Node) pollHeights() {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), heightPoll)
 			defer cancel()
-			h, err := p2p.QueryHeight(ctx, n.host.Libp2p(), m.id)
+			h, voting, err := p2p.QueryHeight(ctx, n.host.Libp2p(), m.id)
 			if err != nil {
 				return
 			}
 			n.heightsMu.Lock()
-			n.heights[m.id] = heightSample{height: h, at: time.Now(), voter: m.voter}
+			n.heights[m.id] = heightSample{height: h, at: time.Now(), voter: m.voter, voting: voting}
 			n.heightsMu.Unlock()
 		}()
 	}

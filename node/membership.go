@@ -41,6 +41,10 @@ type MemberNet interface {
 	// Height is id's applied height as last sampled, and false when there
 	// is no recent sample (the member is unreachable).
 	Height(id raft.ServerID) (uint64, bool)
+	// Voting reports whether id, as last sampled, grants votes: false
+	// for a fresh member not caught up (consensus voteGate) and when
+	// there is no recent sample.
+	Voting(id raft.ServerID) bool
 }
 
 // MembershipConfig configures a Membership.
@@ -187,6 +191,7 @@ func (m *Membership) plan(e *consensus.Engine) ([]memberAction, []memberWait, er
 		ids:        m.cfg.Net,
 		connected:  m.cfg.Net.Connected,
 		caughtUp:   m.caughtUp,
+		live:       m.live,
 	})
 }
 
@@ -199,6 +204,23 @@ func (m *Membership) caughtUp(id raft.ServerID) (bool, string) {
 		return false, "it has not answered a height query recently"
 	}
 	return caughtUpAt(h, head.Number, m.cfg.CatchUpLag)
+}
+
+// live reports whether a voter keeps up with this node and grants votes
+// (memberInputs.live).
+func (m *Membership) live(id raft.ServerID) (bool, string) {
+	head, _ := m.cfg.DB.Head()
+	h, ok := m.cfg.Net.Height(id)
+	if !ok {
+		return false, "it has not answered a height query recently"
+	}
+	if ok, why := caughtUpAt(h, head.Number, m.cfg.CatchUpLag); !ok {
+		return false, why
+	}
+	if !m.cfg.Net.Voting(id) {
+		return false, "it grants no vote yet (a fresh member not caught up)"
+	}
+	return true, ""
 }
 
 // caughtUpAt reports whether a non-voter at applied height h is caught up

@@ -11,8 +11,10 @@ package node
 //     configuration is added as a non-voter once it is connected, so it
 //     replicates before its addition takes effect; once it is a validator
 //     (never before: voters are always validators) it is promoted to voter
-//     as soon as its applied height (height protocol) is within
-//     builder.max-voter-lag of the leader's.
+//     once its applied height (height protocol) is within
+//     builder.max-voter-lag of the leader's and above 0 (caughtUpAt), and
+//     only while the voters up and voting, with it, are a majority of the
+//     configuration with it (quorumWith).
 //   - A validator whose approved removal will apply is removed from the
 //     configuration before the block that applies the removal is proposed:
 //     the builder holds that block (Membership.Hold) until it is gone. A leader
@@ -28,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,17 +128,29 @@ func (m libp2pMembers) Connected(id raft.ServerID) bool {
 
 // Height implements MemberNet.
 func (m libp2pMembers) Height(id raft.ServerID) (uint64, bool) {
+	s, ok := m.sample(id)
+	return s.height, ok
+}
+
+// Voting implements MemberNet.
+func (m libp2pMembers) Voting(id raft.ServerID) bool {
+	s, ok := m.sample(id)
+	return ok && s.voting
+}
+
+// sample is id's last height sample, if recent.
+func (m libp2pMembers) sample(id raft.ServerID) (heightSample, bool) {
 	pid, err := peer.Decode(string(id))
 	if err != nil {
-		return 0, false
+		return heightSample{}, false
 	}
 	m.n.heightsMu.Lock()
 	s, ok := m.n.heights[pid]
 	m.n.heightsMu.Unlock()
 	if !ok || time.Since(s.at) > heightFresh {
-		return 0, false
+		return heightSample{}, false
 	}
-	return s.height, true
+	return s, true
 }
 
 // newMembership sets up the reconciler of a networked node (before
@@ -198,6 +213,11 @@ type memberInputs struct {
 	// caughtUp reports whether id's applied height is close enough to the
 	// leader's to vote, and if not, why.
 	caughtUp func(raft.ServerID) (bool, string)
+	// live reports whether the voter id, connected, keeps up with the
+	// leader and grants votes, and if not, why: only such voters count
+	// for the quorum a configuration change needs (quorumWithout,
+	// quorumWith).
+	live func(raft.ServerID) (bool, string)
 }
 
 type actionKind int
@@ -354,10 +374,12 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 			// approved addition replicates as a non-voter until it is in effect.
 			waits = append(waits, memberWait{id: id, addr: v.Address, why: fmt.Sprintf("stays a non-voter until its addition takes effect at height %d", eff)})
 		default:
-			if ok, why := inputsCaughtUp(in, id); ok {
-				acts = append(acts, memberAction{kind: actPromote, id: id, addr: v.Address, name: v.Name, effective: eff, why: why})
-			} else {
+			if ok, why := inputsCaughtUp(in, id); !ok {
 				waits = append(waits, memberWait{id: id, addr: v.Address, why: "stays a non-voter until caught up: " + why})
+			} else if ok, qwhy := quorumWith(in, id); !ok {
+				waits = append(waits, memberWait{id: id, addr: v.Address, why: qwhy})
+			} else {
+				acts = append(acts, memberAction{kind: actPromote, id: id, addr: v.Address, name: v.Name, effective: eff, why: why})
 			}
 		}
 	}
@@ -394,20 +416,83 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 // directories, and seed 53 with disk-stall). So the removal waits, and
 // the builder holds the block that applies it, until they are up.
 func quorumWithout(in memberInputs, id raft.ServerID) (bool, string) {
-	var voters, live int
+	var (
+		voters, live int
+		down         []string
+	)
 	for _, s := range in.servers {
 		if s.Suffrage != raft.Voter || s.ID == id {
 			continue
 		}
 		voters++
-		if s.ID == in.self || inputsConnected(in, s.ID) {
+		if ok, why := inputsLive(in, s.ID); ok {
 			live++
+		} else {
+			down = append(down, fmt.Sprintf("%s %s", s.ID, why))
 		}
 	}
 	if live > voters/2 {
 		return true, ""
 	}
-	return false, fmt.Sprintf("stays a voter while %d of the %d other voters are connected: the configuration without it could not commit its own removal (%d needed)", live, voters, voters/2+1)
+	return false, fmt.Sprintf("stays a voter while %d of the %d other voters are up and voting: the configuration without it could not commit its own removal (%d needed; %s)", live, voters, voters/2+1, strings.Join(down, "; "))
+}
+
+// quorumWith reports whether the voters this leader is connected to and
+// that vote (itself among them), with the caught-up non-voter id, are a
+// majority of the configuration that promotes id, and if not, why.
+// hashicorp/raft's promotion, like any configuration change, takes effect
+// when it is appended: from then on every commit, the promotion's own
+// among them, needs a majority of the larger configuration. A voter that
+// is connected but grants no vote (a fresh member not caught up) acks
+// entries but elects no one: should the leader lose the lead, only
+// voters that vote can go on. The newcomer counts: it is caught up
+// (caughtUpAt). etcd's strict reconfiguration check
+// (server.isReadyToAddVotingMember) does not count it; here that would
+// hold a validator's promotion, and with it a removal governance
+// scheduled, until a voter down came back, and the builder holds the
+// block that applies the removal meanwhile (the cluster simulator's
+// seed 53).
+func quorumWith(in memberInputs, id raft.ServerID) (bool, string) {
+	var (
+		voters, live int
+		down         []string
+	)
+	for _, s := range in.servers {
+		if s.Suffrage != raft.Voter || s.ID == id {
+			continue
+		}
+		voters++
+		if ok, why := inputsLive(in, s.ID); ok {
+			live++
+		} else {
+			down = append(down, fmt.Sprintf("%s %s", s.ID, why))
+		}
+	}
+	need := (voters+1)/2 + 1
+	if live+1 >= need {
+		return true, ""
+	}
+	return false, fmt.Sprintf("stays a non-voter while %d of the %d voters are up and voting: the configuration with it needs %d of its %d voters (%s)", live, voters, need, voters+1, strings.Join(down, "; "))
+}
+
+// inputsLive reports whether voter id counts for a configuration
+// change's quorum: this leader itself, or connected and live. A voter
+// connected but not voting (a fresh member back after a lost Raft
+// directory grants no vote until it caught up) does not: were the leader
+// to lose the lead after the change, it could elect no one (the cluster
+// simulator's seed 53: the removal of the old leader appended with a
+// fresh member as the only other voter).
+func inputsLive(in memberInputs, id raft.ServerID) (bool, string) {
+	if id == in.self {
+		return true, ""
+	}
+	if !inputsConnected(in, id) {
+		return false, "not connected"
+	}
+	if in.live == nil {
+		return true, ""
+	}
+	return in.live(id)
 }
 
 func inputsConnected(in memberInputs, id raft.ServerID) bool {

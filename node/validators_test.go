@@ -113,6 +113,9 @@ func TestPlanMembership(t *testing.T) {
 	no := func(raft.ServerID) bool { return false }
 	caught := func(raft.ServerID) (bool, string) { return true, "caught up" }
 	behind := func(raft.ServerID) (bool, string) { return false, "far behind" }
+	notLive := func(i int) func(raft.ServerID) (bool, string) {
+		return func(id raft.ServerID) (bool, string) { return id != vs[i].id, "grants no vote" }
+	}
 	type step struct {
 		kind actionKind
 		v    int
@@ -125,6 +128,7 @@ func TestPlanMembership(t *testing.T) {
 		servers   []raft.Server
 		connected func(raft.ServerID) bool
 		caughtUp  func(raft.ServerID) (bool, string)
+		live      func(raft.ServerID) (bool, string)
 		want      []step
 		waits     []int
 	}{
@@ -163,12 +167,27 @@ func TestPlanMembership(t *testing.T) {
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: func(id raft.ServerID) bool { return id == vs[1].id }, waits: []int{1}},
 		{name: "removal with one of the two others up", vals: infos(0, 1, 2), pending: []store.ValidatorChange{remove(1, 51)},
 			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: func(id raft.ServerID) bool { return id == vs[2].id }, want: []step{{actRemove, 1}}},
+		{name: "promotion with one of three voters down", vals: infos(0, 1, 2, 3),
+			servers: []raft.Server{voter(0), voter(1), voter(2), nonvoter(3)}, caughtUp: caught,
+			connected: func(id raft.ServerID) bool { return id != vs[2].id }, want: []step{{actPromote, 3}}},
+		{name: "promotion waits while the voters up and voting, with it, are no majority", vals: infos(0, 1, 2, 3),
+			servers: []raft.Server{voter(0), voter(1), voter(2), nonvoter(3)}, caughtUp: caught,
+			connected: func(id raft.ServerID) bool { return id != vs[2].id }, live: notLive(1), waits: []int{3}},
+		{name: "promotion with every voter up", vals: infos(0, 1, 2, 3),
+			servers: []raft.Server{voter(0), voter(1), voter(2), nonvoter(3)}, caughtUp: caught,
+			connected: yes, want: []step{{actPromote, 3}}},
+		// Seed 53: the removal of the old leader appended while the only
+		// other voter up was a fresh member (no vote until caught up).
+		{name: "removal waits while the other voter up grants no vote", vals: infos(0, 1, 2), pending: []store.ValidatorChange{remove(1, 51)},
+			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: yes, live: notLive(2), waits: []int{1}},
+		{name: "the leader counts itself live", vals: infos(0, 1, 2), pending: []store.ValidatorChange{remove(1, 51)},
+			servers: []raft.Server{voter(0), voter(1), voter(2)}, connected: yes, live: notLive(0), want: []step{{actRemove, 1}}},
 		{name: "stray voter stays while the validators have no quorum up", vals: infos(0, 1, 2),
 			servers: []raft.Server{voter(0), voter(1), voter(2), voter(4)}, connected: no, waits: []int{4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			acts, waits, err := planMembership(memberInputs{self: vs[tc.self].id, validators: tc.vals, pending: tc.pending,
-				servers: tc.servers, connected: tc.connected, caughtUp: tc.caughtUp})
+				servers: tc.servers, connected: tc.connected, caughtUp: tc.caughtUp, live: tc.live})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,33 +24,56 @@ const HeightProtocol = protocol.ID("/tally/height/1.0.0")
 // heightTimeout bounds one height query.
 const heightTimeout = 2 * time.Second
 
-// ServeHeight makes h answer height queries with height().
-func ServeHeight(h host.Host, height func() uint64) {
+// ServeHeight makes h answer height queries with height(): the applied
+// height, then one flags byte (heightVoting: this node grants votes; a
+// fresh member does not until it caught up). A reader of the previous
+// release reads the height alone and ignores the rest.
+func ServeHeight(h host.Host, height func() (uint64, bool)) {
 	h.SetStreamHandler(HeightProtocol, func(s network.Stream) {
 		defer s.Close()
 		s.SetDeadline(time.Now().Add(heightTimeout))
-		var buf [8]byte
-		binary.BigEndian.PutUint64(buf[:], height())
+		applied, voting := height()
+		var buf [9]byte
+		binary.BigEndian.PutUint64(buf[:8], applied)
+		if voting {
+			buf[8] = heightVoting
+		}
 		s.Write(buf[:])
 	})
 }
 
-// QueryHeight asks peer p for its applied height.
-func QueryHeight(ctx context.Context, h host.Host, p peer.ID) (uint64, error) {
+// heightVoting is the height answer's flag for a node that grants votes.
+const heightVoting = 1
+
+// QueryHeight asks peer p for its applied height and whether it grants
+// votes. A peer of the previous release answers the height alone; it is
+// taken to grant votes, as every node of that release did.
+func QueryHeight(ctx context.Context, h host.Host, p peer.ID) (height uint64, voting bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, heightTimeout)
 	defer cancel()
 	s, err := h.NewStream(ctx, p, HeightProtocol)
 	if err != nil {
-		return 0, fmt.Errorf("p2p: height of %s: %w", p, err)
+		return 0, false, fmt.Errorf("p2p: height of %s: %w", p, err)
 	}
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(heightTimeout))
-	var buf [8]byte
-	if _, err := io.ReadFull(s, buf[:]); err != nil {
+	var buf [9]byte
+	if _, err := io.ReadFull(s, buf[:8]); err != nil {
 		s.Reset()
-		return 0, fmt.Errorf("p2p: height of %s: %w", p, err)
+		return 0, false, fmt.Errorf("p2p: height of %s: %w", p, err)
 	}
-	return binary.BigEndian.Uint64(buf[:]), nil
+	height = binary.BigEndian.Uint64(buf[:8])
+	switch _, err := io.ReadFull(s, buf[8:]); {
+	case err == io.EOF:
+		return height, true, nil
+	case err != nil:
+		s.Reset()
+		return 0, false, fmt.Errorf("p2p: height of %s: flags: %w", p, err)
+	case buf[8]&^heightVoting != 0:
+		s.Reset()
+		return 0, false, fmt.Errorf("p2p: height of %s: unknown flags %#x", p, buf[8])
+	}
+	return height, buf[8]&heightVoting != 0, nil
 }
 
 // MemberProtocol lets a node that found its data directory empty ask a

@@ -101,6 +101,16 @@ func (m simMembers) Height(id raft.ServerID) (uint64, bool) {
 	return m.net.heights[j].Load(), true
 }
 
+// Voting implements node.MemberNet.
+func (m simMembers) Voting(id raft.ServerID) bool {
+	j, err := parseAddr(raft.ServerAddress(id))
+	if err != nil || !m.net.reachable(m.self, j) {
+		return false
+	}
+	e := m.net.engines[j].Load()
+	return e != nil && e.Voting()
+}
+
 // reachable reports whether j is up and i can exchange messages with it.
 func (n *network) reachable(i, j int) bool {
 	n.mu.Lock()
