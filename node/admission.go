@@ -49,7 +49,18 @@ type Admission struct {
 	reforwardMu sync.Mutex
 	stopRest    context.CancelFunc
 	restWG      sync.WaitGroup
+	// inboundMu guards inboundStopped; inboundWG tracks the forwarded and
+	// relayed batches being handled. libp2p runs each stream's handler in
+	// a goroutine of its own and closing the host does not wait for them,
+	// so StopNetwork refuses new ones and waits for those running before
+	// the stores they use close.
+	inboundMu      sync.Mutex
+	inboundStopped bool
+	inboundWG      sync.WaitGroup
 }
+
+// ErrStopping refuses a batch that arrives while the node shuts down.
+var ErrStopping = errors.New("node shutting down")
 
 // Counter is a metric the admission path counts (a prometheus.Counter in
 // a node).
@@ -161,10 +172,38 @@ func (a *Admission) holdersNeeded() int {
 // of the leader stays stale, forwarded to a follower). Relayed batches
 // are copies for safekeeping and go to any node.
 func (a *Admission) Handler(proto string) p2p.BatchHandler {
+	admit, accept := a.admitForwardedBatch, a.acceptForwards
 	if proto == string(p2p.RelayProtocol) {
-		return p2p.BatchHandler{Admit: a.admitRelayedBatch, Finish: a.journal.Sync}
+		admit, accept = a.admitRelayedBatch, nil
 	}
-	return p2p.BatchHandler{Accept: a.acceptForwards, Admit: a.admitForwardedBatch, Finish: a.journal.Sync}
+	return p2p.BatchHandler{Accept: accept, Admit: func(from peer.ID, raws [][]byte) []error {
+		if !a.enterInbound() {
+			errs := make([]error, len(raws))
+			for i := range errs {
+				errs[i] = ErrStopping
+			}
+			return errs
+		}
+		defer a.inboundWG.Done()
+		return admit(from, raws)
+	}, Finish: func() error {
+		if !a.enterInbound() {
+			return ErrStopping
+		}
+		defer a.inboundWG.Done()
+		return a.journal.Sync()
+	}}
+}
+
+// enterInbound counts a batch handler in, unless the network stopped.
+func (a *Admission) enterInbound() bool {
+	a.inboundMu.Lock()
+	defer a.inboundMu.Unlock()
+	if a.inboundStopped {
+		return false
+	}
+	a.inboundWG.Add(1)
+	return true
 }
 
 // ErrNotLeader refuses a forwarded batch sent to a node that does not lead.
@@ -184,8 +223,9 @@ func (a *Admission) Close() error {
 	return a.journal.Close()
 }
 
-// StopNetwork stops forwarding and replicating; what waits for them
-// fails. Close calls it too; it runs once.
+// StopNetwork stops forwarding and replicating, what waits for them
+// fails, then refuses forwarded and relayed batches and waits for those
+// being handled. Close calls it too; it runs once.
 func (a *Admission) StopNetwork() {
 	a.stopOnce.Do(func() {
 		if a.forwarder != nil {
@@ -195,6 +235,12 @@ func (a *Admission) StopNetwork() {
 		if a.replicator != nil {
 			a.replicator.Close()
 		}
+		// After the replicator: a handler waiting for a copy on another
+		// voter returns once it is closed.
+		a.inboundMu.Lock()
+		a.inboundStopped = true
+		a.inboundMu.Unlock()
+		a.inboundWG.Wait()
 	})
 }
 

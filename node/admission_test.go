@@ -611,3 +611,27 @@ func TestReforwardContinuesPastFullQueue(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestBatchAfterStopNetwork: a forwarded or relayed batch that arrives
+// while the node shuts down (libp2p runs each stream's handler in its own
+// goroutine, and closing the host does not wait for them) is refused
+// once the network is stopped, never run against the stores that close
+// next: it panicked with "pebble: closed" (cluster simulator, a batch
+// answered by a node crashed meanwhile).
+func TestBatchAfterStopNetwork(t *testing.T) {
+	a := testAdmission(t, &unreachable{tries: map[protocol.ID]int{}}, "self", true)
+	a.StopNetwork()
+	if err := a.cfg.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := devTransfer(t, 0).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, proto := range []protocol.ID{p2p.ForwardProtocol, p2p.RelayProtocol} {
+		verdicts, err := a.Handler(string(proto)).Handle("other", [][]byte{raw})
+		if err == nil && (len(verdicts) != 1 || !strings.Contains(verdicts[0], ErrStopping.Error())) {
+			t.Errorf("%s after StopNetwork: %q, %v; want it refused as stopping", proto, verdicts, err)
+		}
+	}
+}
