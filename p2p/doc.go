@@ -36,7 +36,8 @@
 //     handler's Admit decodes each transaction once for both its
 //     sender's recovery and its admission).
 //   - the height protocol (ServeHeight, QueryHeight: a member's applied
-//     height, for the leader's pacing) and the member protocol
+//     height, for the leader's pacing and promotions, and whether it
+//     grants votes, for the quorum a configuration change counts) and the member protocol
 //     (ServeMember, QueryMember): a node about to start Raft on an empty
 //     data directory asks each peer its height, whether it saw the
 //     asker's Raft running and has it as a voter (the asker being the
