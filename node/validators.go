@@ -404,9 +404,9 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 	return acts, waits, nil
 }
 
-// quorumWithout reports whether the voters other than id hold a quorum
-// of members this leader is connected to (itself among them), and if
-// not, why. hashicorp/raft's single-server change takes effect when it
+// quorumWithout reports whether the voters other than id that are up and
+// voting (liveVoters; this leader among them) are a majority of them,
+// and if not, why. hashicorp/raft's single-server change takes effect when it
 // is appended, not when it commits: a removal appended while too few of
 // the remaining voters are up can never commit, and once the leader
 // that appended it loses the lead, no node can win an election (its
@@ -416,30 +416,16 @@ func planMembership(in memberInputs) ([]memberAction, []memberWait, error) {
 // directories, and seed 53 with disk-stall). So the removal waits, and
 // the builder holds the block that applies it, until they are up.
 func quorumWithout(in memberInputs, id raft.ServerID) (bool, string) {
-	var (
-		voters, live int
-		down         []string
-	)
-	for _, s := range in.servers {
-		if s.Suffrage != raft.Voter || s.ID == id {
-			continue
-		}
-		voters++
-		if ok, why := inputsLive(in, s.ID); ok {
-			live++
-		} else {
-			down = append(down, fmt.Sprintf("%s %s", s.ID, why))
-		}
-	}
+	voters, live, down := liveVoters(in, id)
 	if live > voters/2 {
 		return true, ""
 	}
 	return false, fmt.Sprintf("stays a voter while %d of the %d other voters are up and voting: the configuration without it could not commit its own removal (%d needed; %s)", live, voters, voters/2+1, strings.Join(down, "; "))
 }
 
-// quorumWith reports whether the voters this leader is connected to and
-// that vote (itself among them), with the caught-up non-voter id, are a
-// majority of the configuration that promotes id, and if not, why.
+// quorumWith reports whether the voters up and voting (liveVoters; this
+// leader among them), with the caught-up non-voter id, are a majority of
+// the configuration that promotes id, and if not, why.
 // hashicorp/raft's promotion, like any configuration change, takes effect
 // when it is appended: from then on every commit, the promotion's own
 // among them, needs a majority of the larger configuration. A voter that
@@ -453,10 +439,18 @@ func quorumWithout(in memberInputs, id raft.ServerID) (bool, string) {
 // block that applies the removal meanwhile (the cluster simulator's
 // seed 53).
 func quorumWith(in memberInputs, id raft.ServerID) (bool, string) {
-	var (
-		voters, live int
-		down         []string
-	)
+	voters, live, down := liveVoters(in, id)
+	need := (voters+1)/2 + 1
+	if live+1 >= need {
+		return true, ""
+	}
+	return false, fmt.Sprintf("stays a non-voter while %d of the %d voters are up and voting: the configuration with it needs %d of its %d voters (%s)", live, voters, need, voters+1, strings.Join(down, "; "))
+}
+
+// liveVoters counts the voters of the configuration other than id, those
+// of them that count for a change's quorum (inputsLive), and why each
+// other does not.
+func liveVoters(in memberInputs, id raft.ServerID) (voters, live int, down []string) {
 	for _, s := range in.servers {
 		if s.Suffrage != raft.Voter || s.ID == id {
 			continue
@@ -468,11 +462,7 @@ func quorumWith(in memberInputs, id raft.ServerID) (bool, string) {
 			down = append(down, fmt.Sprintf("%s %s", s.ID, why))
 		}
 	}
-	need := (voters+1)/2 + 1
-	if live+1 >= need {
-		return true, ""
-	}
-	return false, fmt.Sprintf("stays a non-voter while %d of the %d voters are up and voting: the configuration with it needs %d of its %d voters (%s)", live, voters, need, voters+1, strings.Join(down, "; "))
+	return voters, live, down
 }
 
 // inputsLive reports whether voter id counts for a configuration
