@@ -630,8 +630,8 @@ func (s *Sim) raftDirLost() error {
 }
 
 // mayLoseOne returns the up nodes when one of them may lose its Raft
-// or data directory now: one node at a time, and only while the others
-// can elect a leader without it (a cluster that lost most of its Raft
+// or data directory now: one node at a time, and only while the other
+// voters up can elect a leader without it (a cluster that lost most of its Raft
 // state has lost its votes and log, which no operator can start again
 // safely).
 func (s *Sim) mayLoseOne() ([]int, bool) {
@@ -649,8 +649,19 @@ func (s *Sim) mayLoseOne() ([]int, bool) {
 			return nil, false
 		}
 	}
+	// The voters up but one are a majority of the voters: counted over
+	// every up node's configuration (the union, so a voter any of them
+	// still has counts), not over all nodes, so that a standby outside
+	// every configuration, down or up, neither holds the fault back nor
+	// stands in for a voter.
 	up := s.upNodes()
-	return up, len(up)-1 > len(s.nodes)/2
+	votersUp := 0
+	for _, i := range up {
+		if voters[i] {
+			votersUp++
+		}
+	}
+	return up, len(voters) > 0 && votersUp-1 > len(voters)/2
 }
 
 // configuredVoters returns the nodes that are voters of the latest Raft

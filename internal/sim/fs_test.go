@@ -192,7 +192,8 @@ func raftLogFlushOnStalledDisk(t *testing.T) {
 // joins granting no vote until it caught up (consensus.JoinUnknown),
 // which outside every configuration it never does: it used to keep them
 // away for the rest of the run. A genesis validator started fresh after
-// its Raft directory was lost, not caught up yet, still does.
+// its Raft directory was lost, not caught up yet, still does. A standby
+// down does not either: the majority mayLoseOne asks for is of voters.
 func gatedStandbyDoesNotBlockLoss(t *testing.T) {
 	t.Helper()
 	gc := newGCBetweenSteps()
@@ -253,6 +254,13 @@ func gatedStandbyDoesNotBlockLoss(t *testing.T) {
 	}
 	if _, ok := s.mayLoseOne(); !ok {
 		t.Error("a standby node outside every configuration, granting no vote, keeps the lost-directory faults away")
+	}
+	// The standby down: the three voters are up, and one of them may lose
+	// its directory (the majority is counted over the voters, not over
+	// every node).
+	s.powerCut(standby, s.rng)
+	if _, ok := s.mayLoseOne(); !ok {
+		t.Error("a standby node outside every configuration, down, keeps the lost-directory faults away")
 	}
 	// A follower started fresh on a lost Raft directory, granting no vote
 	// until it caught up: it blocks them.
