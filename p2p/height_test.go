@@ -16,12 +16,7 @@ import (
 // reader takes the first 8 bytes of a new answer; an unknown flag is an
 // error, not a guess.
 func TestHeightQuery(t *testing.T) {
-	ka, kb := newKey(t), newKey(t)
-	ida, idb := peerID(t, ka), peerID(t, kb)
-	a := newHost(t, ka, []string{"/ip4/127.0.0.1/tcp/0"}, idb)
-	b := newHost(t, kb, []string{"/ip4/127.0.0.1/tcp/0"}, ida)
-	addPeers(t, a, b)
-	addPeers(t, b, a)
+	a, b, _, idb := connectedPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

@@ -60,6 +60,19 @@ func newHost(t *testing.T, k *crypto.PrivateKey, listen []string, allowed ...pee
 }
 
 // addPeers tells a about every address of each of others.
+// connectedPair is two hosts on TCP loopback, each allowing and knowing
+// the other, with their peer IDs.
+func connectedPair(t *testing.T) (a, b *Host, ida, idb peer.ID) {
+	t.Helper()
+	ka, kb := newKey(t), newKey(t)
+	ida, idb = peerID(t, ka), peerID(t, kb)
+	a = newHost(t, ka, []string{tcpLoopback}, idb)
+	b = newHost(t, kb, []string{tcpLoopback}, ida)
+	addPeers(t, a, b)
+	addPeers(t, b, a)
+	return a, b, ida, idb
+}
+
 func addPeers(t *testing.T, a *Host, others ...*Host) {
 	t.Helper()
 	for _, o := range others {

@@ -72,12 +72,7 @@ func TestMemberQuery(t *testing.T) {
 // a new node's answer in the old form: neither counts the other silent
 // during a rolling upgrade.
 func TestMemberProtocolVersions(t *testing.T) {
-	kOld, kNew := newKey(t), newKey(t)
-	idOld, idNew := peerID(t, kOld), peerID(t, kNew)
-	old := newHost(t, kOld, []string{"/ip4/127.0.0.1/tcp/0"}, idNew)
-	nw := newHost(t, kNew, []string{"/ip4/127.0.0.1/tcp/0"}, idOld)
-	addPeers(t, old, nw)
-	addPeers(t, nw, old)
+	old, nw, idOld, idNew := connectedPair(t)
 	// The old build's server, as it was: 9 bytes on /tally/member/1.0.0.
 	old.Libp2p().SetStreamHandler(MemberProtocolV1, func(s network.Stream) {
 		defer s.Close()
