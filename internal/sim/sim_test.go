@@ -250,6 +250,8 @@ var regressionSeeds = []struct {
 		"the bubble deadlocked in settle: a node installing the leader's snapshot (store.DB.ReplaceWith) waited on the state database's sync.RWMutex, held by its own snapshot's checkpoint across a WAL sync on a slow disk; a goroutine waiting on a mutex is not durably blocked, so the clock never reached the sync's end (store.TestSwapLockWaitsDurably, snapshotOnSlowDisk)"},
 	{651, 2000, map[Fault]int{FaultAddValidator: 3, FaultDataDirLost: 1, FaultRestart: 1, FaultPartition: 3, FaultHeal: 1},
 		"acked-held failed with no fault of the node's (campaign helper, membership weights): the leader n0 replicated n3's forwarded mint to n1 and answered; the network held the answer 21 ms, n1 lost its data directory meanwhile, and n3 acknowledged with n0 alone holding it. A holder lost after the confirming answer was produced is the one failure the promise covers: the check counts the validators that held it then and were lost since (checkHeld, TestAckedHeldCountsHoldersAtConfirmation)"},
+	{69, 2000, map[Fault]int{FaultSlowDisk: 3, FaultDataDirLost: 2, FaultRaftDirLost: 1, FaultCrash: 2, FaultRestart: 3},
+		"acked-held failed with no fault of the node's (make sim SEEDS=400 FAULTS=slow-disk:3,datadir-lost:2,raft-dir-lost:1,crash:2,restart:3, eleventh session): the leader n1 answered n0's forward holding the transaction alone, as the leader does for a forwarding validator, whose own copy, kept once the answer arrives, is the second holder; n1 lost its data directory and n0 acknowledged holding it alone. The check counts the holders at the acknowledgement with those of the answer lost since (ackedHeld)"},
 }
 
 // faultSeeds pins, for each fault kind, a seed and a weighting that
