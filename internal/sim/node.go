@@ -74,6 +74,12 @@ type simNode struct {
 	// operator starts it as a fresh member (freshRaft) once it is safe.
 	lostAt    time.Time
 	freshRaft bool
+	// endedGated: its last instance ended granting no vote (a fresh
+	// member not caught up, consensus.voteGate). What it wrote to its
+	// Raft directory may not have reached the disk (a stall ended it), and
+	// its next start may be refused as a lost Raft directory again: its
+	// operator starts it fresh again (Sim.restart).
+	endedGated bool
 	// slow makes the node's WAL syncs take simulated time (a slow-disk
 	// fault; fs.go).
 	slow slowDisk
@@ -367,6 +373,7 @@ func (sn *simNode) stop(net *network) error {
 		return nil
 	}
 	sn.up = false
+	sn.endedGated = !sn.engine.Voting()
 	sn.inst.Store(nil)
 	net.detach(sn.id)
 	sn.votes.Close()

@@ -881,6 +881,20 @@ func (s *Sim) restart(sn *simNode) error {
 			sn.repairDisk()
 			return nil
 		}
+		if errors.Is(err, consensus.ErrRaftStateLost) && sn.endedGated && !fresh {
+			// A fresh member ended before it caught up, on a disk that
+			// never made its Raft directory durable (a stall: seed 362 of
+			// {add-validator 2, remove-validator 2, datadir-lost 2,
+			// raft-dir-lost 1, slow-disk 2, partition 2, heal 2, crash 2,
+			// restart 3, disk-stall 1}): the service manager's restart,
+			// without --raft-fresh, is refused as its first one was, and
+			// its operator starts it fresh again once that is safe. It
+			// granted no vote, so nothing it forgot was a vote.
+			s.res.RaftLostRefused++
+			s.record("n%d refused to start again after a fresh start that had not caught up: %v", sn.id, err)
+			sn.lostAt = time.Now()
+			return nil
+		}
 		if errors.Is(err, consensus.ErrPeersSilent) {
 			// On an empty Raft directory and a state at genesis (a node
 			// never added), too few of the current voters answered
