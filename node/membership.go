@@ -209,12 +209,7 @@ func (m *Membership) caughtUp(id raft.ServerID) (bool, string) {
 // live reports whether a voter keeps up with this node and grants votes
 // (memberInputs.live).
 func (m *Membership) live(id raft.ServerID) (bool, string) {
-	head, _ := m.cfg.DB.Head()
-	h, ok := m.cfg.Net.Height(id)
-	if !ok {
-		return false, "it has not answered a height query recently"
-	}
-	if ok, why := caughtUpAt(h, head.Number, m.cfg.CatchUpLag); !ok {
+	if ok, why := m.caughtUp(id); !ok {
 		return false, why
 	}
 	if !m.cfg.Net.Voting(id) {

@@ -623,10 +623,17 @@ func (s *Sim) raftDirLost() error {
 	if !errors.Is(err, consensus.ErrRaftStateLost) {
 		return fmt.Errorf("n%d: start on a lost Raft directory: %w", sn.id, err)
 	}
-	s.res.RaftLostRefused++
-	s.record("n%d refused to start: %v", sn.id, err)
-	sn.lostAt = time.Now()
+	s.refusedLostRaft(sn, "n%d refused to start: %v", err)
 	return nil
+}
+
+// refusedLostRaft records the refusal err of sn's start on a lost Raft
+// directory (consensus.ErrRaftStateLost, logged with format): its
+// operator starts it as a fresh member once that is safe (freshSafe).
+func (s *Sim) refusedLostRaft(sn *simNode, format string, err error) {
+	s.res.RaftLostRefused++
+	s.record(format, sn.id, err)
+	sn.lostAt = time.Now()
 }
 
 // mayLoseOne returns the up nodes when one of them may lose its Raft

@@ -890,9 +890,7 @@ func (s *Sim) restart(sn *simNode) error {
 			// without --raft-fresh, is refused as its first one was, and
 			// its operator starts it fresh again once that is safe. It
 			// granted no vote, so nothing it forgot was a vote.
-			s.res.RaftLostRefused++
-			s.record("n%d refused to start again after a fresh start that had not caught up: %v", sn.id, err)
-			sn.lostAt = time.Now()
+			s.refusedLostRaft(sn, "n%d refused to start again after a fresh start that had not caught up: %v", err)
 			return nil
 		}
 		if errors.Is(err, consensus.ErrPeersSilent) {
